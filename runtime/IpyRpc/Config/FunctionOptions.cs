@@ -1,0 +1,103 @@
+namespace IpyRpc;
+
+/// <summary>
+/// Per-function options, set by glob pattern through <see cref="IpyRpcServer.Config"/>. Every
+/// property is optional: a property left unset takes its value from the next matching pattern,
+/// then the default.
+/// </summary>
+public sealed record FunctionOptions
+{
+    /// <summary>The serialization calls must use. <see cref="Serialization.Auto"/> (the default) accepts both.</summary>
+    public Serialization? InputSerialization { get; init; }
+
+    /// <summary>The serialization results are sent in. <see cref="Serialization.Auto"/> (the default) answers in the call's own.</summary>
+    public Serialization? OutputSerialization { get; init; }
+
+    /// <summary>Whether the result stays on the server and a pointer to it is returned instead.</summary>
+    public bool? ReturnPointer { get; init; }
+
+    /// <summary>How long a call may run before it fails with a timeout error. Unset: no limit.</summary>
+    public TimeSpan? Timeout { get; init; }
+
+    /// <summary>The job queue to run on, by name. Unset: the server's default queue.</summary>
+    public string? Queue { get; init; }
+
+    /// <summary>The largest argument payload accepted, in bytes. Unset: the server's message limit.</summary>
+    public long? MaxArgumentBytes { get; init; }
+}
+
+/// <summary>
+/// Glob patterns mapped to options, in the spirit of the seed's <c>server.config({...})</c>:
+/// <code>
+/// server.Config(new()
+/// {
+///     ["*_json"] = new() { InputSerialization = Serialization.Json, OutputSerialization = Serialization.Json },
+///     ["*"]      = new() { Timeout = TimeSpan.FromMinutes(5) },
+/// });
+/// </code>
+/// Options merge property by property. When several patterns set the same property for a
+/// function, the most specific pattern wins: an exact name beats any glob, and among globs the
+/// one with more literal characters wins (<c>compute_*</c> beats <c>*_json</c> beats <c>*</c>);
+/// on a tie the pattern added last wins.
+/// </summary>
+public sealed class GlobConfig
+{
+    private readonly List<KeyValuePair<string, FunctionOptions>> _rules = [];
+
+    /// <summary>The options for <paramref name="pattern"/>; setting them again replaces them in place.</summary>
+    public FunctionOptions this[string pattern]
+    {
+        get => _rules.First(r => r.Key == pattern).Value;
+        set
+        {
+            Glob.Validate(pattern);
+            int i = _rules.FindIndex(r => r.Key == pattern);
+            if (i >= 0) _rules[i] = new(pattern, value);
+            else _rules.Add(new(pattern, value));
+        }
+    }
+
+    /// <summary>The patterns and their options, in the order they were added.</summary>
+    public IReadOnlyList<KeyValuePair<string, FunctionOptions>> Rules => _rules;
+
+    /// <summary>Adds every rule of <paramref name="other"/> after this one's.</summary>
+    public void Add(GlobConfig other)
+    {
+        foreach (KeyValuePair<string, FunctionOptions> rule in other.Rules) this[rule.Key] = rule.Value;
+    }
+
+    /// <summary>The options that apply to <paramref name="function"/>, merged by the precedence rule above.</summary>
+    public FunctionOptions Resolve(string function)
+    {
+        // Least specific first, so more specific patterns overwrite as they are applied.
+        IEnumerable<FunctionOptions> ordered = _rules
+            .Select((rule, index) => (rule, index))
+            .Where(x => Glob.IsMatch(x.rule.Key, function))
+            .OrderBy(x => Glob.Specificity(x.rule.Key))
+            .ThenBy(x => x.index)
+            .Select(x => x.rule.Value);
+
+        var merged = new FunctionOptions();
+        foreach (FunctionOptions o in ordered)
+        {
+            merged = new FunctionOptions
+            {
+                InputSerialization = o.InputSerialization ?? merged.InputSerialization,
+                OutputSerialization = o.OutputSerialization ?? merged.OutputSerialization,
+                ReturnPointer = o.ReturnPointer ?? merged.ReturnPointer,
+                Timeout = o.Timeout ?? merged.Timeout,
+                Queue = o.Queue ?? merged.Queue,
+                MaxArgumentBytes = o.MaxArgumentBytes ?? merged.MaxArgumentBytes,
+            };
+        }
+
+        return merged;
+    }
+
+    /// <summary>The patterns that match none of <paramref name="functions"/>.</summary>
+    public IReadOnlyList<string> Unmatched(IEnumerable<string> functions)
+    {
+        string[] names = [.. functions];
+        return [.. _rules.Select(r => r.Key).Where(p => !names.Any(n => Glob.IsMatch(p, n)))];
+    }
+}

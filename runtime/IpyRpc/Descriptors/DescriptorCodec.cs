@@ -1,0 +1,175 @@
+using System.Buffers;
+using System.Text.Json;
+using IpyRpc.Formatting;
+using IpyRpc.Formatting.Json;
+using IpyRpc.MessagePack;
+
+namespace IpyRpc;
+
+/// <summary>Encodes the function list a <c>describe</c> returns, in either serialization. The field names are in docs/PROTOCOL.md.</summary>
+public static class DescriptorCodec
+{
+    /// <summary>Encodes <paramref name="functions"/> as an array of descriptor maps.</summary>
+    public static byte[] Encode(IReadOnlyList<FunctionDescriptor> functions, Serialization serialization)
+    {
+        var buffer = new ArrayBufferWriter<byte>(4096);
+        if (serialization == Serialization.Json)
+        {
+            using var w = new Utf8JsonWriter(buffer);
+            w.WriteStartArray();
+            foreach (FunctionDescriptor f in functions) WriteJson(w, f);
+            w.WriteEndArray();
+        }
+        else
+        {
+            var w = new MessagePackWriter(buffer);
+            w.WriteArrayHeader(functions.Count);
+            foreach (FunctionDescriptor f in functions) WriteMessagePack(ref w, f);
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Decodes a descriptor array.</summary>
+    public static IReadOnlyList<FunctionDescriptor> Decode(ReadOnlySpan<byte> bytes, Serialization serialization)
+    {
+        // Both encodings are plain maps and arrays: read them as dynamic data, then pick fields.
+        object? data;
+        if (serialization == Serialization.Json)
+        {
+            var reader = new Utf8JsonReader(bytes);
+            JsonRead.Next(ref reader);
+            data = Formatters.Object.Read(ref reader);
+        }
+        else
+        {
+            var reader = new MessagePackReader(bytes);
+            data = Formatters.Object.Read(ref reader);
+        }
+
+        if (data is not object?[] items)
+        {
+            throw new IpyRpcSerializationException("A function list must be an array");
+        }
+
+        return [.. items.Select(ToDescriptor)];
+    }
+
+    private static FunctionDescriptor ToDescriptor(object? item)
+    {
+        if (item is not Dictionary<string, object?> map)
+        {
+            throw new IpyRpcSerializationException("A function descriptor must be a map");
+        }
+
+        return new FunctionDescriptor
+        {
+            Name = Str(map, "name") ?? throw new IpyRpcSerializationException("A function descriptor needs a name"),
+            Summary = Str(map, "summary"),
+            Remarks = Str(map, "remarks"),
+            Returns = Str(map, "returns"),
+            ReturnType = Str(map, "return_type") ?? "void",
+            ReturnSchema = SchemaText(map, "return_schema"),
+            Parameters = map.TryGetValue("parameters", out object? ps) && ps is object?[] list
+                ? [.. list.OfType<Dictionary<string, object?>>().Select(p => new ParameterDescriptor
+                {
+                    Name = Str(p, "name") ?? "",
+                    Type = Str(p, "type") ?? "object",
+                    Doc = Str(p, "doc"),
+                    Schema = SchemaText(p, "schema"),
+                    IsOptional = p.TryGetValue("optional", out object? o) && o is true,
+                    DefaultValue = Str(p, "default"),
+                })]
+                : [],
+            Exceptions = map.TryGetValue("exceptions", out object? es) && es is object?[] elist
+                ? [.. elist.OfType<Dictionary<string, object?>>().Select(e => new ExceptionDoc(Str(e, "type") ?? "", Str(e, "description") ?? ""))]
+                : [],
+        };
+    }
+
+    private static string? Str(Dictionary<string, object?> map, string key) => map.TryGetValue(key, out object? v) ? v as string : null;
+
+    private static string? SchemaText(Dictionary<string, object?> map, string key)
+    {
+        if (!map.TryGetValue(key, out object? v) || v is null) return null;
+        if (v is string s) return s;
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var w = new Utf8JsonWriter(buffer)) Formatters.Object.Write(w, v);
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    private static void WriteMessagePack(ref MessagePackWriter w, FunctionDescriptor f)
+    {
+        w.WriteMapHeader(8);
+        w.Write("name"); w.Write(f.Name);
+        w.Write("summary"); w.Write(f.Summary);
+        w.Write("remarks"); w.Write(f.Remarks);
+        w.Write("returns"); w.Write(f.Returns);
+        w.Write("return_type"); w.Write(f.ReturnType);
+        w.Write("return_schema"); w.Write(f.ReturnSchema);
+        w.Write("parameters");
+        w.WriteArrayHeader(f.Parameters.Count);
+        foreach (ParameterDescriptor p in f.Parameters)
+        {
+            w.WriteMapHeader(6);
+            w.Write("name"); w.Write(p.Name);
+            w.Write("type"); w.Write(p.Type);
+            w.Write("schema"); w.Write(p.Schema);
+            w.Write("doc"); w.Write(p.Doc);
+            w.Write("optional"); w.Write(p.IsOptional);
+            w.Write("default"); w.Write(p.DefaultValue);
+        }
+
+        w.Write("exceptions");
+        w.WriteArrayHeader(f.Exceptions.Count);
+        foreach (ExceptionDoc e in f.Exceptions)
+        {
+            w.WriteMapHeader(2);
+            w.Write("type"); w.Write(e.Type);
+            w.Write("description"); w.Write(e.Description);
+        }
+    }
+
+    private static void WriteJson(Utf8JsonWriter w, FunctionDescriptor f)
+    {
+        w.WriteStartObject();
+        w.WriteString("name", f.Name);
+        w.WriteString("summary", f.Summary);
+        w.WriteString("remarks", f.Remarks);
+        w.WriteString("returns", f.Returns);
+        w.WriteString("return_type", f.ReturnType);
+        WriteSchema(w, "return_schema", f.ReturnSchema);
+        w.WriteStartArray("parameters");
+        foreach (ParameterDescriptor p in f.Parameters)
+        {
+            w.WriteStartObject();
+            w.WriteString("name", p.Name);
+            w.WriteString("type", p.Type);
+            WriteSchema(w, "schema", p.Schema);
+            w.WriteString("doc", p.Doc);
+            w.WriteBoolean("optional", p.IsOptional);
+            w.WriteString("default", p.DefaultValue);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        w.WriteStartArray("exceptions");
+        foreach (ExceptionDoc e in f.Exceptions)
+        {
+            w.WriteStartObject();
+            w.WriteString("type", e.Type);
+            w.WriteString("description", e.Description);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    private static void WriteSchema(Utf8JsonWriter w, string name, string? schema)
+    {
+        w.WritePropertyName(name);
+        if (schema is null) w.WriteNullValue();
+        else w.WriteRawValue(schema);
+    }
+}

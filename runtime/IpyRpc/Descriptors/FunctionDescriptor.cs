@@ -1,0 +1,101 @@
+namespace IpyRpc;
+
+/// <summary>
+/// What a client sees of a remote function: its name, signature and the XML documentation of the
+/// method it came from. The generator writes these at compile time; clients receive them on connect.
+/// </summary>
+public sealed record FunctionDescriptor
+{
+    /// <summary>The exported name.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>The parameters, in order (a <see cref="CancellationToken"/> parameter is not one: the call fills it).</summary>
+    public IReadOnlyList<ParameterDescriptor> Parameters { get; init; } = [];
+
+    /// <summary>The C# return type as shown to people (<c>int</c>, <c>Report</c>; <c>void</c> when nothing is returned). Task wrappers are removed.</summary>
+    public string ReturnType { get; init; } = "void";
+
+    /// <summary>A JSON Schema of the return value, as JSON text.</summary>
+    public string? ReturnSchema { get; init; }
+
+    /// <summary>The <c>&lt;summary&gt;</c> of the doc comment.</summary>
+    public string? Summary { get; init; }
+
+    /// <summary>The <c>&lt;remarks&gt;</c>.</summary>
+    public string? Remarks { get; init; }
+
+    /// <summary>The <c>&lt;returns&gt;</c>.</summary>
+    public string? Returns { get; init; }
+
+    /// <summary>The documented exceptions (<c>&lt;exception cref="…"&gt;</c>).</summary>
+    public IReadOnlyList<ExceptionDoc> Exceptions { get; init; } = [];
+
+    /// <summary>The signature in a Python-like form: <c>add(a: int, b: int = 5) -&gt; int</c>.</summary>
+    public string Signature =>
+        $"{Name}({string.Join(", ", Parameters.Select(p => p.DefaultValue is null ? $"{p.Name}: {p.Type}" : $"{p.Name}: {p.Type} = {p.DefaultValue}"))}) -> {ReturnType}";
+
+    /// <summary>Readable help text, as Python's <c>help()</c> gives.</summary>
+    public string Help()
+    {
+        var text = new System.Text.StringBuilder();
+        text.AppendLine(Signature);
+        if (Summary is not null) Indent(text, Summary, "    ").AppendLine();
+        if (Remarks is not null) Indent(text, Remarks, "    ").AppendLine();
+        if (Parameters.Count > 0)
+        {
+            text.AppendLine("    Parameters");
+            foreach (ParameterDescriptor p in Parameters)
+            {
+                string head = $"      {p.Name} ({p.Type}{(p.DefaultValue is null ? "" : ", default " + p.DefaultValue)})";
+                text.AppendLine(p.Doc is null ? head : $"{head}: {p.Doc}");
+            }
+        }
+
+        if (ReturnType != "void" || Returns is not null)
+        {
+            text.AppendLine("    Returns");
+            text.AppendLine(Returns is null ? $"      {ReturnType}" : $"      {ReturnType}: {Returns}");
+        }
+
+        if (Exceptions.Count > 0)
+        {
+            text.AppendLine("    Raises");
+            foreach (ExceptionDoc e in Exceptions) text.AppendLine($"      {e.Type}: {e.Description}");
+        }
+
+        return text.ToString().TrimEnd() + Environment.NewLine;
+    }
+
+    private static System.Text.StringBuilder Indent(System.Text.StringBuilder text, string body, string indent)
+    {
+        foreach (string line in body.Split('\n')) text.Append(indent).AppendLine(line.TrimEnd());
+        return text;
+    }
+}
+
+/// <summary>One parameter of a remote function.</summary>
+public sealed record ParameterDescriptor
+{
+    /// <summary>The parameter's name (arguments may be passed by it).</summary>
+    public required string Name { get; init; }
+
+    /// <summary>The C# type as shown to people.</summary>
+    public required string Type { get; init; }
+
+    /// <summary>A JSON Schema of the parameter, as JSON text.</summary>
+    public string? Schema { get; init; }
+
+    /// <summary>The <c>&lt;param&gt;</c> documentation.</summary>
+    public string? Doc { get; init; }
+
+    /// <summary>Whether the parameter may be left out (it has a default value).</summary>
+    public bool IsOptional { get; init; }
+
+    /// <summary>The default value as C# source text (<c>5</c>, <c>"x"</c>, <c>null</c>), when optional.</summary>
+    public string? DefaultValue { get; init; }
+}
+
+/// <summary>An exception a function documents that it throws.</summary>
+/// <param name="Type">The exception type's name.</param>
+/// <param name="Description">When it is thrown.</param>
+public sealed record ExceptionDoc(string Type, string Description);

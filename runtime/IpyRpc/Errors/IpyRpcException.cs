@@ -1,0 +1,108 @@
+using IpyRpc.Protocol;
+
+namespace IpyRpc;
+
+/// <summary>
+/// A call failed. <see cref="Code"/> is one of <see cref="ErrorCodes"/>; the subclasses let a
+/// caller catch the families they care about. The remote error as it arrived is in <see cref="Error"/>.
+/// </summary>
+public class IpyRpcException : Exception
+{
+    /// <summary>Creates the exception from a remote error.</summary>
+    public IpyRpcException(RemoteError error, string? function = null, Exception? inner = null)
+        : base(function is null ? error.Message : $"{function}: {error.Message}", inner)
+    {
+        Error = error;
+        Function = function;
+    }
+
+    /// <summary>The error code.</summary>
+    public string Code => Error.Code;
+
+    /// <summary>The error as it came over the wire.</summary>
+    public RemoteError Error { get; }
+
+    /// <summary>The function called, when the error is about a call.</summary>
+    public string? Function { get; }
+
+    /// <summary>Turns a remote error into the most specific exception type for its code.</summary>
+    public static IpyRpcException FromRemote(RemoteError error, string? function) => error.Code switch
+    {
+        ErrorCodes.RemoteException => new RemoteException(error, function),
+        ErrorCodes.UnknownFunction => new UnknownFunctionException(error, function),
+        ErrorCodes.InvalidArguments => new InvalidArgumentsException(error, function),
+        ErrorCodes.Timeout => new IpyRpcTimeoutException(error, function),
+        ErrorCodes.Cancelled => new IpyRpcCancelledException(error, function),
+        ErrorCodes.Unauthorized => new IpyRpcUnauthorizedException(error, function),
+        ErrorCodes.BadMessage or ErrorCodes.ParseError or ErrorCodes.TooLarge or ErrorCodes.UnsupportedVersion or ErrorCodes.UnsupportedSerialization
+            => new IpyRpcProtocolException(error, function),
+        _ => new IpyRpcException(error, function),
+    };
+}
+
+/// <summary>
+/// The remote function threw. <see cref="RemoteType"/> names the remote exception's type,
+/// <see cref="RemoteStackTrace"/> holds its stack, and <see cref="Exception.InnerException"/> is
+/// the remote inner exception, again as a <see cref="RemoteException"/>.
+/// </summary>
+public sealed class RemoteException : IpyRpcException
+{
+    /// <summary>Creates the exception (and its inner chain) from a remote error.</summary>
+    public RemoteException(RemoteError error, string? function = null)
+        : base(error, function, error.Inner is null ? null : new RemoteException(error.Inner))
+    {
+    }
+
+    /// <summary>The full name of the remote exception's type, for example <c>System.InvalidOperationException</c>.</summary>
+    public string RemoteType => Error.Type ?? "System.Exception";
+
+    /// <summary>The remote stack trace.</summary>
+    public string? RemoteStackTrace => Error.StackTrace;
+
+    /// <summary>The remote exception's own message, without the function name.</summary>
+    public string RemoteMessage => Error.Message;
+
+    /// <inheritdoc/>
+    public override string ToString()
+    {
+        var text = new System.Text.StringBuilder();
+        text.Append(RemoteType).Append(": ").Append(Message);
+        if (InnerException is not null)
+        {
+            text.Append(" ---> ").Append(InnerException.ToString()).AppendLine().Append("   --- End of remote inner exception ---");
+        }
+
+        if (RemoteStackTrace is not null)
+        {
+            text.AppendLine().Append("   --- Remote stack trace ---").AppendLine().Append(RemoteStackTrace);
+        }
+
+        return text.ToString();
+    }
+}
+
+/// <summary>No function has the name called.</summary>
+public sealed class UnknownFunctionException(RemoteError error, string? function = null) : IpyRpcException(error, function);
+
+/// <summary>Arguments were missing, extra, or of the wrong type. <see cref="Parameter"/> names the culprit when there is one.</summary>
+public sealed class InvalidArgumentsException(RemoteError error, string? function = null) : IpyRpcException(error, function)
+{
+    /// <summary>The parameter the error is about.</summary>
+    public string? Parameter => Error.Parameter;
+}
+
+/// <summary>The call ran past its timeout (the server's configured one or the caller's).</summary>
+public sealed class IpyRpcTimeoutException(RemoteError error, string? function = null) : IpyRpcException(error, function);
+
+/// <summary>The server cancelled the call (for example it was shutting down, or another client cancelled the job).</summary>
+public sealed class IpyRpcCancelledException(RemoteError error, string? function = null) : IpyRpcException(error, function);
+
+/// <summary>Credentials were missing or wrong.</summary>
+public sealed class IpyRpcUnauthorizedException(RemoteError error, string? function = null) : IpyRpcException(error, function);
+
+/// <summary>A peer broke the protocol, or a message was too large, or no version or serialization was in common.</summary>
+public sealed class IpyRpcProtocolException(RemoteError error, string? function = null) : IpyRpcException(error, function);
+
+/// <summary>The connection to the server was lost or closed while calls were in flight.</summary>
+public sealed class IpyRpcConnectionException(string message, Exception? inner = null)
+    : IpyRpcException(new RemoteError { Code = ErrorCodes.Internal, Message = message }, null, inner);

@@ -1,0 +1,81 @@
+using System.Text;
+
+namespace IpyRpc;
+
+/// <summary>
+/// Buffers a call's output and hands it on a line at a time (or when 8 KiB pile up, or on
+/// <see cref="Flush"/>), so a caller sees each line as soon as it is complete without a message
+/// per character. After <see cref="Close"/> further writes are dropped: a call that timed out
+/// and runs on in the background cannot add output to a finished job.
+/// </summary>
+public sealed class LineBufferedSink(Action<OutputStream, string> emit) : IOutputSink
+{
+    private const int MaxBuffered = 8 * 1024;
+    private readonly StringBuilder _stdout = new();
+    private readonly StringBuilder _stderr = new();
+    private readonly object _gate = new();
+    private bool _closed;
+
+    /// <inheritdoc/>
+    public void Write(OutputStream stream, string text)
+    {
+        string? ready = null;
+        lock (_gate)
+        {
+            if (_closed) return;
+            StringBuilder buffer = stream == OutputStream.Stderr ? _stderr : _stdout;
+            buffer.Append(text);
+            int newline = text.LastIndexOf('\n');
+            if (buffer.Length >= MaxBuffered)
+            {
+                ready = buffer.ToString();
+                buffer.Clear();
+            }
+            else if (newline >= 0)
+            {
+                int end = buffer.Length - (text.Length - newline - 1);
+                ready = buffer.ToString(0, end);
+                buffer.Remove(0, end);
+            }
+
+            // Emitting inside the lock keeps chunks of one stream in order.
+            if (ready is not null) emit(stream, ready);
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Flush()
+    {
+        lock (_gate)
+        {
+            if (_closed) return;
+            FlushLocked();
+        }
+    }
+
+    /// <summary>Flushes and stops accepting output.</summary>
+    public void Close()
+    {
+        lock (_gate)
+        {
+            if (_closed) return;
+            FlushLocked();
+            _closed = true;
+        }
+    }
+
+    private void FlushLocked()
+    {
+        if (_stdout.Length > 0)
+        {
+            emit(OutputStream.Stdout, _stdout.ToString());
+            _stdout.Clear();
+        }
+
+        if (_stderr.Length > 0)
+        {
+            emit(OutputStream.Stderr, _stderr.ToString());
+            _stderr.Clear();
+        }
+    }
+}

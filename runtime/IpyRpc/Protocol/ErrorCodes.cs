@@ -1,0 +1,51 @@
+namespace IpyRpc.Protocol;
+
+/// <summary>
+/// The error codes an error message carries, each with the JSON-RPC 2.0 code it maps to.
+/// They are strings on the wire so third-party clients can switch on them readably.
+/// </summary>
+public static class ErrorCodes
+{
+    /// <summary>The bytes were not a parsable message or document (JSON-RPC -32700).</summary>
+    public const string ParseError = "parse_error";
+    /// <summary>The message was parsable but breaks the protocol (JSON-RPC -32600).</summary>
+    public const string BadMessage = "bad_message";
+    /// <summary>No function has that name (JSON-RPC -32601).</summary>
+    public const string UnknownFunction = "unknown_function";
+    /// <summary>Arguments missing, extra, or of the wrong type (JSON-RPC -32602).</summary>
+    public const string InvalidArguments = "invalid_arguments";
+    /// <summary>The server failed for a reason that is not the function's (JSON-RPC -32603).</summary>
+    public const string Internal = "internal";
+    /// <summary>The function threw (JSON-RPC -32000).</summary>
+    public const string RemoteException = "remote_exception";
+    /// <summary>The call ran past its timeout (JSON-RPC -32001).</summary>
+    public const string Timeout = "timeout";
+    /// <summary>The call was cancelled (JSON-RPC -32002).</summary>
+    public const string Cancelled = "cancelled";
+    /// <summary>The message is larger than the peer accepts (JSON-RPC -32003).</summary>
+    public const string TooLarge = "too_large";
+    /// <summary>Credentials were missing or wrong (JSON-RPC -32004).</summary>
+    public const string Unauthorized = "unauthorized";
+    /// <summary>No protocol version in common (JSON-RPC -32005).</summary>
+    public const string UnsupportedVersion = "unsupported_version";
+    /// <summary>The function does not accept the serialization the call used (JSON-RPC -32006).</summary>
+    public const string UnsupportedSerialization = "unsupported_serialization";
+
+    /// <summary>The JSON-RPC 2.0 error code for an IpyRpc error code.</summary>
+    public static int ToJsonRpc(string code) => code switch
+    {
+        ParseError => -32700,
+        BadMessage => -32600,
+        UnknownFunction => -32601,
+        InvalidArguments => -32602,
+        Internal => -32603,
+        RemoteException => -32000,
+        Timeout => -32001,
+        Cancelled => -32002,
+        TooLarge => -32003,
+        Unauthorized => -32004,
+        UnsupportedVersion => -32005,
+        UnsupportedSerialization => -32006,
+        _ => -32603,
+    };
+}

@@ -1,0 +1,44 @@
+namespace IpyRpc.Protocol;
+
+/// <summary>
+/// One protocol message: a header (kind, id, function, serialization and a few optional fields)
+/// plus zero or more binary parts. Every transport carries exactly this; see docs/PROTOCOL.md.
+/// </summary>
+public sealed class IpyRpcMessage
+{
+    /// <summary>What the message is.</summary>
+    public required MessageKind Kind { get; init; }
+
+    /// <summary>The call id: chosen by the caller, echoed by every message about that call. Zero for messages about no call.</summary>
+    public ulong Id { get; init; }
+
+    /// <summary>The function called (calls and events).</summary>
+    public string? Function { get; init; }
+
+    /// <summary>How the parts are encoded.</summary>
+    public Serialization Serialization { get; init; } = Serialization.MessagePack;
+
+    /// <summary>The caller's deadline for a call, in milliseconds.</summary>
+    public long? TimeoutMs { get; init; }
+
+    /// <summary>The console stream of an output message.</summary>
+    public OutputStream Stream { get; init; }
+
+    /// <summary>The id of the job a call became (results, errors, output).</summary>
+    public string? JobId { get; init; }
+
+    /// <summary>Protocol versions offered (client hello) or the one chosen (server hello: one element).</summary>
+    public IReadOnlyList<int>? Versions { get; init; }
+
+    /// <summary>Who sent a hello (for example <c>ipyrpc-dotnet/1.0</c>).</summary>
+    public string? Agent { get; init; }
+
+    /// <summary>The binary parts.</summary>
+    public IReadOnlyList<ReadOnlyMemory<byte>> Parts { get; init; } = [];
+
+    /// <summary>The first part, or empty.</summary>
+    public ReadOnlyMemory<byte> Body => Parts.Count > 0 ? Parts[0] : ReadOnlyMemory<byte>.Empty;
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Kind} #{Id}{(Function is null ? "" : " " + Function)} ({Parts.Count} parts)";
+}

@@ -1,0 +1,316 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using IpyRpc.MessagePack;
+
+namespace IpyRpc.Protocol;
+
+/// <summary>
+/// Encodes and decodes messages. A message is a MessagePack-map header followed by its parts.
+/// Frame transports (ZeroMQ) carry the header and each part as frames of their own; stream
+/// transports (HTTP bodies, in-process pipes) use the seed's block format:
+/// <c>u32 header_size, u64 data_size, header, data</c>, where data is each part as
+/// <c>u64 part_size, part</c>; every integer little-endian.
+/// </summary>
+public static class MessageCodec
+{
+    /// <summary>The bytes before a framed message's header: <c>u32 header_size</c> and <c>u64 data_size</c>.</summary>
+    public const int FramePrefixBytes = 12;
+
+    private static readonly string[] KindNames = ["hello", "describe", "call", "result", "error", "output", "cancel", "event", "ping", "pong"];
+
+    /// <summary>The wire name of a kind.</summary>
+    public static string KindName(MessageKind kind) => KindNames[(int)kind];
+
+    /// <summary>The wire name of a serialization.</summary>
+    public static string SerializationName(Serialization s) => s == Serialization.Json ? "json" : "msgpack";
+
+    /// <summary>Writes the header of <paramref name="message"/> as a MessagePack map.</summary>
+    public static void WriteHeader(IBufferWriter<byte> output, IpyRpcMessage message)
+    {
+        var w = new MessagePackWriter(output);
+        int count = 4 + (message.Function is null ? 0 : 1) + (message.TimeoutMs is null ? 0 : 1)
+            + (message.Kind == MessageKind.Output ? 1 : 0) + (message.JobId is null ? 0 : 1)
+            + (message.Versions is null ? 0 : 1) + (message.Agent is null ? 0 : 1);
+        w.WriteMapHeader(count);
+        w.WriteString("v"u8);
+        w.Write(ProtocolVersion.Current);
+        w.WriteString("kind"u8);
+        w.Write(KindName(message.Kind));
+        w.WriteString("id"u8);
+        w.Write(message.Id);
+        w.WriteString("ser"u8);
+        w.WriteString(message.Serialization == Serialization.Json ? "json"u8 : "msgpack"u8);
+        if (message.Function is not null)
+        {
+            w.WriteString("fn"u8);
+            w.Write(message.Function);
+        }
+
+        if (message.TimeoutMs is long timeout)
+        {
+            w.WriteString("timeout_ms"u8);
+            w.Write(timeout);
+        }
+
+        if (message.Kind == MessageKind.Output)
+        {
+            w.WriteString("stream"u8);
+            w.WriteString(message.Stream == OutputStream.Stderr ? "stderr"u8 : "stdout"u8);
+        }
+
+        if (message.JobId is not null)
+        {
+            w.WriteString("job"u8);
+            w.Write(message.JobId);
+        }
+
+        if (message.Versions is not null)
+        {
+            w.WriteString("versions"u8);
+            w.WriteArrayHeader(message.Versions.Count);
+            foreach (int v in message.Versions) w.Write(v);
+        }
+
+        if (message.Agent is not null)
+        {
+            w.WriteString("agent"u8);
+            w.Write(message.Agent);
+        }
+    }
+
+    /// <summary>Encodes the header on its own (for frame transports).</summary>
+    public static byte[] EncodeHeader(IpyRpcMessage message)
+    {
+        var buffer = new ArrayBufferWriter<byte>(64);
+        WriteHeader(buffer, message);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Decodes a header and attaches <paramref name="parts"/>.</summary>
+    /// <exception cref="ProtocolException">The header is malformed.</exception>
+    public static IpyRpcMessage DecodeHeader(ReadOnlySpan<byte> header, IReadOnlyList<ReadOnlyMemory<byte>> parts)
+    {
+        if (header.Length > ProtocolVersion.MaxHeaderBytes)
+        {
+            throw new ProtocolException(ErrorCodes.TooLarge, $"Header of {header.Length} bytes exceeds the limit of {ProtocolVersion.MaxHeaderBytes}");
+        }
+
+        if (parts.Count > ProtocolVersion.MaxParts)
+        {
+            throw new ProtocolException(ErrorCodes.BadMessage, $"A message may have at most {ProtocolVersion.MaxParts} parts; this one has {parts.Count}");
+        }
+
+        ulong id = 0;
+        try
+        {
+            var r = new MessagePackReader(header);
+            if (r.End || r.NextType != MessagePackType.Map)
+            {
+                throw new ProtocolException(ErrorCodes.BadMessage, "A message header must be a MessagePack map");
+            }
+
+            int n = r.ReadMapHeader();
+            int? version = null;
+            MessageKind? kind = null;
+            string? fn = null, job = null, agent = null;
+            long? timeout = null;
+            var stream = OutputStream.Stdout;
+            var ser = Serialization.MessagePack;
+            List<int>? versions = null;
+            for (int i = 0; i < n; i++)
+            {
+                if (r.NextType != MessagePackType.String)
+                {
+                    r.Skip();
+                    r.Skip();
+                    continue;
+                }
+
+                ReadOnlySpan<byte> key = r.ReadStringSpan();
+                if (key.SequenceEqual("v"u8)) version = r.ReadInt32();
+                else if (key.SequenceEqual("kind"u8)) kind = ParseKind(r.ReadStringSpan());
+                else if (key.SequenceEqual("id"u8)) id = r.ReadUInt64();
+                else if (key.SequenceEqual("ser"u8)) ser = ParseSerialization(r.ReadStringSpan());
+                else if (key.SequenceEqual("fn"u8)) fn = r.ReadString();
+                else if (key.SequenceEqual("timeout_ms"u8)) timeout = r.TryReadNil() ? null : r.ReadInt64();
+                else if (key.SequenceEqual("stream"u8)) stream = r.ReadStringSpan().SequenceEqual("stderr"u8) ? OutputStream.Stderr : OutputStream.Stdout;
+                else if (key.SequenceEqual("job"u8)) job = r.ReadString();
+                else if (key.SequenceEqual("agent"u8)) agent = r.ReadString();
+                else if (key.SequenceEqual("versions"u8))
+                {
+                    int count = r.ReadArrayHeader();
+                    versions = new List<int>(Math.Min(count, 16));
+                    for (int j = 0; j < count; j++) versions.Add(r.ReadInt32());
+                }
+                else r.Skip(); // unknown keys are ignored, so newer peers can add fields
+            }
+
+            if (kind is null)
+            {
+                throw new ProtocolException(ErrorCodes.BadMessage, "The header has no \"kind\"", id);
+            }
+
+            if (version is null)
+            {
+                throw new ProtocolException(ErrorCodes.BadMessage, "The header has no protocol version \"v\"", id);
+            }
+
+            if (kind == MessageKind.Call && string.IsNullOrEmpty(fn))
+            {
+                throw new ProtocolException(ErrorCodes.BadMessage, "A call needs the function name in \"fn\"", id);
+            }
+
+            return new IpyRpcMessage
+            {
+                Kind = kind.Value,
+                Id = id,
+                Function = fn,
+                Serialization = ser,
+                TimeoutMs = timeout,
+                Stream = stream,
+                JobId = job,
+                Versions = versions,
+                Agent = agent,
+                Parts = parts,
+            };
+        }
+        catch (MessagePackSerializationException e)
+        {
+            throw new ProtocolException(ErrorCodes.BadMessage, "Malformed message header: " + e.Message, id, e);
+        }
+    }
+
+    private static MessageKind ParseKind(ReadOnlySpan<byte> name)
+    {
+        for (int i = 0; i < KindNames.Length; i++)
+        {
+            if (name.SequenceEqual(System.Text.Encoding.ASCII.GetBytes(KindNames[i])))
+            {
+                return (MessageKind)i;
+            }
+        }
+
+        throw new ProtocolException(ErrorCodes.BadMessage, $"Unknown message kind \"{System.Text.Encoding.UTF8.GetString(name)}\"");
+    }
+
+    private static Serialization ParseSerialization(ReadOnlySpan<byte> name)
+    {
+        if (name.SequenceEqual("msgpack"u8)) return Serialization.MessagePack;
+        if (name.SequenceEqual("json"u8)) return Serialization.Json;
+        throw new ProtocolException(ErrorCodes.UnsupportedSerialization, $"Unknown serialization \"{System.Text.Encoding.UTF8.GetString(name)}\"; use \"msgpack\" or \"json\"");
+    }
+
+    /// <summary>Writes a whole message in the stream block format.</summary>
+    public static void WriteFramed(IBufferWriter<byte> output, IpyRpcMessage message)
+    {
+        byte[] header = EncodeHeader(message);
+        long data = 0;
+        foreach (ReadOnlyMemory<byte> p in message.Parts) data += 8 + p.Length;
+        Span<byte> prefix = output.GetSpan(FramePrefixBytes);
+        BinaryPrimitives.WriteUInt32LittleEndian(prefix, (uint)header.Length);
+        BinaryPrimitives.WriteUInt64LittleEndian(prefix[4..], (ulong)data);
+        output.Advance(FramePrefixBytes);
+        var w = new MessagePackWriter(output);
+        w.WriteRaw(header);
+        foreach (ReadOnlyMemory<byte> p in message.Parts)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(output.GetSpan(8), (ulong)p.Length);
+            output.Advance(8);
+            w.WriteRaw(p.Span);
+        }
+    }
+
+    /// <summary>Encodes a whole message in the stream block format.</summary>
+    public static byte[] EncodeFramed(IpyRpcMessage message)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        WriteFramed(buffer, message);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>
+    /// Reads one framed message from the start of <paramref name="buffer"/> if it is all there.
+    /// Sizes are checked against <paramref name="maxMessageBytes"/> before anything waits for or
+    /// allocates the bytes they declare. Parts are slices of <paramref name="buffer"/>'s memory.
+    /// </summary>
+    /// <returns>False when more bytes are needed; <paramref name="consumed"/> is then 0.</returns>
+    /// <exception cref="ProtocolException">The frame is malformed or too large.</exception>
+    public static bool TryReadFramed(ReadOnlyMemory<byte> buffer, long maxMessageBytes, out IpyRpcMessage? message, out int consumed)
+    {
+        message = null;
+        consumed = 0;
+        ReadOnlySpan<byte> span = buffer.Span;
+        if (span.Length < FramePrefixBytes)
+        {
+            return false;
+        }
+
+        uint headerSize = BinaryPrimitives.ReadUInt32LittleEndian(span);
+        ulong dataSize = BinaryPrimitives.ReadUInt64LittleEndian(span[4..]);
+        if (headerSize == 0)
+        {
+            throw new ProtocolException(ErrorCodes.BadMessage, "A framed message declares an empty header");
+        }
+
+        if (headerSize > ProtocolVersion.MaxHeaderBytes)
+        {
+            throw new ProtocolException(ErrorCodes.TooLarge, $"A framed message declares a {headerSize}-byte header; the limit is {ProtocolVersion.MaxHeaderBytes}");
+        }
+
+        if (dataSize > (ulong)maxMessageBytes || headerSize + dataSize > (ulong)maxMessageBytes)
+        {
+            throw new ProtocolException(ErrorCodes.TooLarge, $"A framed message declares {headerSize + dataSize} bytes; the limit is {maxMessageBytes}");
+        }
+
+        long total = FramePrefixBytes + headerSize + (long)dataSize;
+        if (span.Length < total)
+        {
+            return false;
+        }
+
+        ReadOnlyMemory<byte> header = buffer.Slice(FramePrefixBytes, (int)headerSize);
+        ReadOnlyMemory<byte> data = buffer.Slice(FramePrefixBytes + (int)headerSize, (int)dataSize);
+        var parts = new List<ReadOnlyMemory<byte>>();
+        while (!data.IsEmpty)
+        {
+            if (data.Length < 8)
+            {
+                throw new ProtocolException(ErrorCodes.BadMessage, "A framed message's data ends inside a part's size");
+            }
+
+            ulong partSize = BinaryPrimitives.ReadUInt64LittleEndian(data.Span);
+            if (partSize > (ulong)(data.Length - 8))
+            {
+                throw new ProtocolException(ErrorCodes.BadMessage, $"A part declares {partSize} bytes but only {data.Length - 8} remain in the message");
+            }
+
+            if (parts.Count == ProtocolVersion.MaxParts)
+            {
+                throw new ProtocolException(ErrorCodes.BadMessage, $"A message may have at most {ProtocolVersion.MaxParts} parts");
+            }
+
+            parts.Add(data.Slice(8, (int)partSize));
+            data = data[(8 + (int)partSize)..];
+        }
+
+        message = DecodeHeader(header.Span, parts);
+        consumed = (int)total;
+        return true;
+    }
+
+    /// <summary>Decodes exactly one framed message; trailing bytes are an error.</summary>
+    public static IpyRpcMessage DecodeFramed(ReadOnlyMemory<byte> bytes, long maxMessageBytes = ProtocolVersion.DefaultMaxMessageBytes)
+    {
+        if (!TryReadFramed(bytes, maxMessageBytes, out IpyRpcMessage? message, out int consumed))
+        {
+            throw new ProtocolException(ErrorCodes.BadMessage, $"Truncated message: {bytes.Length} bytes do not hold the frame they declare");
+        }
+
+        if (consumed != bytes.Length)
+        {
+            throw new ProtocolException(ErrorCodes.BadMessage, $"{bytes.Length - consumed} unexpected bytes after the message");
+        }
+
+        return message!;
+    }
+}

@@ -1,0 +1,275 @@
+using System.Text.Json;
+using IpyRpc.Formatting.Json;
+using IpyRpc.MessagePack;
+
+namespace IpyRpc.Formatting;
+
+/// <summary>
+/// A sequence type (<c>T[]</c>, <c>List&lt;T&gt;</c>, <c>IReadOnlyList&lt;T&gt;</c>, …): an array
+/// on the wire. It reads into a list and hands it to <c>create</c>, which turns it into the
+/// declared type, so one formatter serves every sequence shape without reflection.
+/// </summary>
+public sealed class SequenceFormatter<TSequence, TElement>(IpyRpcFormatter<TElement> element, Func<List<TElement>, TSequence> create) : IpyRpcFormatter<TSequence?>
+    where TSequence : IEnumerable<TElement>
+{
+    /// <inheritdoc/>
+    public override void Write(ref MessagePackWriter writer, TSequence? value)
+    {
+        if (value is null)
+        {
+            writer.WriteNil();
+            return;
+        }
+
+        if (value is IReadOnlyCollection<TElement> collection)
+        {
+            writer.WriteArrayHeader(collection.Count);
+            foreach (TElement item in collection)
+            {
+                element.Write(ref writer, item);
+            }
+
+            return;
+        }
+
+        List<TElement> list = [.. value];
+        writer.WriteArrayHeader(list.Count);
+        foreach (TElement item in list)
+        {
+            element.Write(ref writer, item);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override TSequence? Read(ref MessagePackReader reader)
+    {
+        if (reader.TryReadNil())
+        {
+            return default;
+        }
+
+        reader.Enter();
+        int n = reader.ReadArrayHeader();
+        var list = new List<TElement>(n);
+        for (int i = 0; i < n; i++)
+        {
+            list.Add(element.Read(ref reader));
+        }
+
+        reader.Exit();
+        return create(list);
+    }
+
+    /// <inheritdoc/>
+    public override void Write(Utf8JsonWriter writer, TSequence? value)
+    {
+        if (value is null)
+        {
+            writer.WriteNullValue();
+            return;
+        }
+
+        writer.WriteStartArray();
+        foreach (TElement item in value)
+        {
+            element.Write(writer, item);
+        }
+
+        writer.WriteEndArray();
+    }
+
+    /// <inheritdoc/>
+    public override TSequence? Read(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType == JsonTokenType.Null)
+        {
+            return default;
+        }
+
+        JsonRead.Expect(ref reader, JsonTokenType.StartArray, "an array");
+        var list = new List<TElement>();
+        while (true)
+        {
+            JsonRead.Next(ref reader);
+            if (reader.TokenType == JsonTokenType.EndArray)
+            {
+                return create(list);
+            }
+
+            list.Add(element.Read(ref reader));
+        }
+    }
+}
+
+/// <summary>
+/// A dictionary with string keys (<c>Dictionary&lt;string, T&gt;</c>, <c>IReadOnlyDictionary&lt;string, T&gt;</c>, …):
+/// a map (MessagePack) or an object (JSON).
+/// </summary>
+public sealed class DictionaryFormatter<TDictionary, TValue>(IpyRpcFormatter<TValue> value, Func<Dictionary<string, TValue>, TDictionary> create) : IpyRpcFormatter<TDictionary?>
+    where TDictionary : IEnumerable<KeyValuePair<string, TValue>>
+{
+    /// <inheritdoc/>
+    public override void Write(ref MessagePackWriter writer, TDictionary? dictionary)
+    {
+        if (dictionary is null)
+        {
+            writer.WriteNil();
+            return;
+        }
+
+        IReadOnlyCollection<KeyValuePair<string, TValue>> pairs = dictionary as IReadOnlyCollection<KeyValuePair<string, TValue>> ?? [.. dictionary];
+        writer.WriteMapHeader(pairs.Count);
+        foreach (KeyValuePair<string, TValue> pair in pairs)
+        {
+            writer.Write(pair.Key);
+            value.Write(ref writer, pair.Value);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override TDictionary? Read(ref MessagePackReader reader)
+    {
+        if (reader.TryReadNil())
+        {
+            return default;
+        }
+
+        reader.Enter();
+        int n = reader.ReadMapHeader();
+        var result = new Dictionary<string, TValue>(n);
+        for (int i = 0; i < n; i++)
+        {
+            int start = reader.Position;
+            string key = reader.ReadString() ?? throw new MessagePackSerializationException("A map key must be a string, not nil", start);
+            if (!result.TryAdd(key, value.Read(ref reader)))
+            {
+                throw new MessagePackSerializationException($"Duplicate map key \"{key}\"", start);
+            }
+        }
+
+        reader.Exit();
+        return create(result);
+    }
+
+    /// <inheritdoc/>
+    public override void Write(Utf8JsonWriter writer, TDictionary? dictionary)
+    {
+        if (dictionary is null)
+        {
+            writer.WriteNullValue();
+            return;
+        }
+
+        writer.WriteStartObject();
+        foreach (KeyValuePair<string, TValue> pair in dictionary)
+        {
+            writer.WritePropertyName(pair.Key);
+            value.Write(writer, pair.Value);
+        }
+
+        writer.WriteEndObject();
+    }
+
+    /// <inheritdoc/>
+    public override TDictionary? Read(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType == JsonTokenType.Null)
+        {
+            return default;
+        }
+
+        JsonRead.Expect(ref reader, JsonTokenType.StartObject, "an object");
+        var result = new Dictionary<string, TValue>();
+        while (true)
+        {
+            JsonRead.Next(ref reader);
+            if (reader.TokenType == JsonTokenType.EndObject)
+            {
+                return create(result);
+            }
+
+            string key = reader.GetString()!;
+            JsonRead.Next(ref reader);
+            if (!result.TryAdd(key, value.Read(ref reader)))
+            {
+                throw new IpyRpcSerializationException($"Duplicate object key \"{key}\"");
+            }
+        }
+    }
+}
+
+/// <summary><c>T?</c> for a value type: nil/null or the value.</summary>
+public sealed class NullableFormatter<T>(IpyRpcFormatter<T> inner) : IpyRpcFormatter<T?>
+    where T : struct
+{
+    /// <inheritdoc/>
+    public override void Write(ref MessagePackWriter writer, T? value)
+    {
+        if (value is { } v) inner.Write(ref writer, v);
+        else writer.WriteNil();
+    }
+
+    /// <inheritdoc/>
+    public override T? Read(ref MessagePackReader reader) => reader.TryReadNil() ? null : inner.Read(ref reader);
+
+    /// <inheritdoc/>
+    public override void Write(Utf8JsonWriter writer, T? value)
+    {
+        if (value is { } v) inner.Write(writer, v);
+        else writer.WriteNullValue();
+    }
+
+    /// <inheritdoc/>
+    public override T? Read(ref Utf8JsonReader reader) => reader.TokenType == JsonTokenType.Null ? null : inner.Read(ref reader);
+}
+
+/// <summary>An enum: its member name on the wire (a number for values that are not one member); a number, or a name in any case, is accepted on input.</summary>
+public sealed class EnumFormatter<TEnum>(Func<TEnum, long> toNumber, Func<long, TEnum> fromNumber) : IpyRpcFormatter<TEnum>
+    where TEnum : struct, Enum
+{
+    /// <inheritdoc/>
+    public override void Write(ref MessagePackWriter writer, TEnum value)
+    {
+        if (Enum.IsDefined(value)) writer.Write(value.ToString());
+        else writer.Write(toNumber(value));
+    }
+
+    /// <inheritdoc/>
+    public override TEnum Read(ref MessagePackReader reader)
+    {
+        int start = reader.Position;
+        if (reader.NextType == MessagePackType.Integer)
+        {
+            return fromNumber(reader.ReadInt64());
+        }
+
+        string? name = reader.ReadString();
+        return Parse(name) ?? throw new MessagePackSerializationException(NotAMember(name), start);
+    }
+
+    /// <inheritdoc/>
+    public override void Write(Utf8JsonWriter writer, TEnum value)
+    {
+        if (Enum.IsDefined(value)) writer.WriteStringValue(value.ToString());
+        else writer.WriteNumberValue(toNumber(value));
+    }
+
+    /// <inheritdoc/>
+    public override TEnum Read(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType == JsonTokenType.Number)
+        {
+            return fromNumber(JsonRead.Int64(ref reader, long.MinValue, long.MaxValue, "an enum value"));
+        }
+
+        JsonRead.Expect(ref reader, JsonTokenType.String, $"a {typeof(TEnum).Name} name");
+        string? name = reader.GetString();
+        return Parse(name) ?? throw new IpyRpcSerializationException(NotAMember(name));
+    }
+
+    private static TEnum? Parse(string? name)
+        => name is not null && !char.IsDigit(name.Length > 0 ? name[0] : '0') && Enum.TryParse(name, ignoreCase: true, out TEnum v) ? v : null;
+
+    private static string NotAMember(string? name)
+        => $"\"{name}\" is not a member of {typeof(TEnum).Name} (members: {string.Join(", ", Enum.GetNames<TEnum>())})";
+}

@@ -1,0 +1,231 @@
+using System.Text.Json;
+using IpyRpc.Formatting;
+using IpyRpc.MessagePack;
+using IpyRpc.Protocol;
+
+namespace IpyRpc;
+
+/// <summary>
+/// The arguments of one call, sliced but not yet decoded: positional (an array) or named (a
+/// map/object), in MessagePack or JSON. Binding matches them to the function's parameters and
+/// reports missing, extra and duplicate arguments by name before the method runs.
+/// </summary>
+public sealed class CallArguments
+{
+    private readonly ReadOnlyMemory<byte> _bytes;
+    private readonly List<(int Offset, int Length)> _positional = [];
+    private readonly List<(string Name, int Offset, int Length)> _named = [];
+
+    private CallArguments(ReadOnlyMemory<byte> bytes, Serialization serialization)
+    {
+        _bytes = bytes;
+        Serialization = serialization;
+    }
+
+    /// <summary>The serialization the arguments are in.</summary>
+    public Serialization Serialization { get; }
+
+    /// <summary>How many positional arguments there are.</summary>
+    public int PositionalCount => _positional.Count;
+
+    /// <summary>The names of the named arguments.</summary>
+    public IEnumerable<string> Names => _named.Select(n => n.Name);
+
+    /// <summary>Slices an arguments part. Empty bytes or nil/null mean no arguments.</summary>
+    /// <exception cref="ArgumentBindingException">The part is neither an array nor a map, or is malformed.</exception>
+    public static CallArguments Parse(ReadOnlyMemory<byte> bytes, Serialization serialization, string function)
+    {
+        var args = new CallArguments(bytes, serialization);
+        if (bytes.IsEmpty)
+        {
+            return args;
+        }
+
+        try
+        {
+            if (serialization == Serialization.Json) args.SliceJson(function);
+            else args.SliceMessagePack(function);
+        }
+        catch (Exception e) when (e is IpyRpcSerializationException or JsonException)
+        {
+            throw new ArgumentBindingException(new RemoteError
+            {
+                Code = ErrorCodes.InvalidArguments,
+                Message = $"The arguments of {function} are malformed: {e.Message}",
+            });
+        }
+
+        return args;
+    }
+
+    private void SliceMessagePack(string function)
+    {
+        var r = new MessagePackReader(_bytes.Span);
+        switch (r.NextType)
+        {
+            case MessagePackType.Nil:
+                r.ReadNil();
+                break;
+            case MessagePackType.Array:
+                int n = r.ReadArrayHeader();
+                for (int i = 0; i < n; i++) _positional.Add(r.ReadRawRange());
+                break;
+            case MessagePackType.Map:
+                int m = r.ReadMapHeader();
+                for (int i = 0; i < m; i++)
+                {
+                    int at = r.Position;
+                    string name = r.ReadString() ?? throw new MessagePackSerializationException("An argument name must be a string", at);
+                    (int offset, int length) = r.ReadRawRange();
+                    _named.Add((name, offset, length));
+                }
+
+                break;
+            default:
+                throw Shape(function, MessagePackReader.Describe(r.NextType));
+        }
+
+        if (!r.End)
+        {
+            throw new MessagePackSerializationException($"{r.Remaining} unexpected bytes after the arguments", r.Position);
+        }
+    }
+
+    private void SliceJson(string function)
+    {
+        var r = new Utf8JsonReader(_bytes.Span, new JsonReaderOptions { MaxDepth = 64 });
+        Formatting.Json.JsonRead.Next(ref r);
+        switch (r.TokenType)
+        {
+            case JsonTokenType.Null:
+                break;
+            case JsonTokenType.StartArray:
+                while (true)
+                {
+                    Formatting.Json.JsonRead.Next(ref r);
+                    if (r.TokenType == JsonTokenType.EndArray) break;
+                    int start = (int)r.TokenStartIndex;
+                    r.Skip();
+                    _positional.Add((start, (int)r.BytesConsumed - start));
+                }
+
+                break;
+            case JsonTokenType.StartObject:
+                while (true)
+                {
+                    Formatting.Json.JsonRead.Next(ref r);
+                    if (r.TokenType == JsonTokenType.EndObject) break;
+                    string name = r.GetString()!;
+                    Formatting.Json.JsonRead.Next(ref r);
+                    int start = (int)r.TokenStartIndex;
+                    r.Skip();
+                    _named.Add((name, start, (int)r.BytesConsumed - start));
+                }
+
+                break;
+            default:
+                throw Shape(function, Formatting.Json.JsonRead.Describe(r.TokenType));
+        }
+
+        if (r.Read())
+        {
+            throw new IpyRpcSerializationException("Unexpected data after the arguments");
+        }
+    }
+
+    private static ArgumentBindingException Shape(string function, string found) => new(new RemoteError
+    {
+        Code = ErrorCodes.InvalidArguments,
+        Message = $"The arguments of {function} must be an array (positional) or a map (named), not {found}",
+    });
+
+    /// <summary>
+    /// Matches the arguments to <paramref name="descriptor"/>'s parameters. Returns one slot per
+    /// parameter: the argument's extent, or (-1, 0) when it was not given.
+    /// </summary>
+    public (int Offset, int Length)[] Bind(FunctionDescriptor descriptor)
+    {
+        IReadOnlyList<ParameterDescriptor> parameters = descriptor.Parameters;
+        if (_positional.Count > parameters.Count)
+        {
+            throw new ArgumentBindingException(new RemoteError
+            {
+                Code = ErrorCodes.InvalidArguments,
+                Message = $"{descriptor.Name} takes {Count(parameters.Count)} but {_positional.Count} were given. Signature: {descriptor.Signature}",
+            });
+        }
+
+        var slots = new (int Offset, int Length)[parameters.Count];
+        for (int i = 0; i < slots.Length; i++)
+        {
+            slots[i] = i < _positional.Count ? _positional[i] : (-1, 0);
+        }
+
+        foreach ((string name, int offset, int length) in _named)
+        {
+            int index = -1;
+            for (int i = 0; i < parameters.Count; i++)
+            {
+                if (parameters[i].Name == name)
+                {
+                    index = i;
+                    break;
+                }
+            }
+
+            if (index < 0)
+            {
+                throw new ArgumentBindingException(new RemoteError
+                {
+                    Code = ErrorCodes.InvalidArguments,
+                    Parameter = name,
+                    Message = $"{descriptor.Name} has no parameter named '{name}'. Signature: {descriptor.Signature}",
+                });
+            }
+
+            if (slots[index].Offset >= 0)
+            {
+                throw new ArgumentBindingException(new RemoteError
+                {
+                    Code = ErrorCodes.InvalidArguments,
+                    Parameter = name,
+                    Message = $"{descriptor.Name} got more than one value for '{name}'",
+                });
+            }
+
+            slots[index] = (offset, length);
+        }
+
+        return slots;
+    }
+
+    private static string Count(int n) => n == 1 ? "1 argument" : $"{n} arguments";
+
+    /// <summary>Decodes the argument in <paramref name="slot"/> with <paramref name="formatter"/>.</summary>
+    internal T Decode<T>((int Offset, int Length) slot, IpyRpcFormatter<T> formatter)
+    {
+        ReadOnlySpan<byte> bytes = _bytes.Span.Slice(slot.Offset, slot.Length);
+        if (Serialization == Serialization.Json)
+        {
+            var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { MaxDepth = 64 });
+            reader.Read();
+            return formatter.Read(ref reader);
+        }
+
+        var r = new MessagePackReader(bytes);
+        T value = formatter.Read(ref r);
+        if (!r.End)
+        {
+            throw new MessagePackSerializationException("Unexpected bytes after the value", r.Position);
+        }
+
+        return value;
+    }
+}
+
+/// <summary>Arguments could not be matched to a function's parameters or decoded. Carries the error the caller gets.</summary>
+public sealed class ArgumentBindingException(RemoteError error) : Exception(error.Message)
+{
+    /// <summary>The error sent to the caller.</summary>
+    public RemoteError Error { get; } = error;
+}
