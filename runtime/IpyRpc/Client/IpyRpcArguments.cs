@@ -1,0 +1,89 @@
+using System.Buffers;
+using System.Text.Json;
+using IpyRpc.Formatting;
+using IpyRpc.MessagePack;
+
+namespace IpyRpc;
+
+/// <summary>
+/// The arguments of an outgoing call, each with its formatter: all positional (sent as an array)
+/// or all named (sent as a map). Generated proxies build these; dynamic calls too.
+/// </summary>
+public sealed class IpyRpcArguments
+{
+    private readonly List<Entry> _entries = [];
+
+    /// <summary>How many arguments there are.</summary>
+    public int Count => _entries.Count;
+
+    /// <summary>Adds a positional argument.</summary>
+    public IpyRpcArguments Add<T>(T value, IpyRpcFormatter<T> formatter)
+    {
+        if (_entries.Count > 0 && _entries[^1].Name is not null)
+        {
+            throw new InvalidOperationException("Positional arguments cannot follow named ones.");
+        }
+
+        _entries.Add(new Entry<T>(null, value, formatter));
+        return this;
+    }
+
+    /// <summary>Adds a named argument.</summary>
+    public IpyRpcArguments Add<T>(string name, T value, IpyRpcFormatter<T> formatter)
+    {
+        if (_entries.Count > 0 && _entries[0].Name is null)
+        {
+            throw new InvalidOperationException("A call's arguments are either all positional or all named.");
+        }
+
+        _entries.Add(new Entry<T>(name, value, formatter));
+        return this;
+    }
+
+    /// <summary>Encodes the arguments in <paramref name="serialization"/>.</summary>
+    public byte[] Encode(Serialization serialization)
+    {
+        bool named = _entries.Count > 0 && _entries[0].Name is not null;
+        var buffer = new ArrayBufferWriter<byte>(64);
+        if (serialization == Serialization.Json)
+        {
+            using var w = new Utf8JsonWriter(buffer);
+            if (named) w.WriteStartObject(); else w.WriteStartArray();
+            foreach (Entry e in _entries)
+            {
+                if (named) w.WritePropertyName(e.Name!);
+                e.Write(w);
+            }
+
+            if (named) w.WriteEndObject(); else w.WriteEndArray();
+        }
+        else
+        {
+            var w = new MessagePackWriter(buffer);
+            if (named) w.WriteMapHeader(_entries.Count); else w.WriteArrayHeader(_entries.Count);
+            foreach (Entry e in _entries)
+            {
+                if (named) w.Write(e.Name);
+                e.Write(ref w);
+            }
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private abstract class Entry(string? name)
+    {
+        public string? Name { get; } = name;
+
+        public abstract void Write(ref MessagePackWriter writer);
+
+        public abstract void Write(Utf8JsonWriter writer);
+    }
+
+    private sealed class Entry<T>(string? name, T value, IpyRpcFormatter<T> formatter) : Entry(name)
+    {
+        public override void Write(ref MessagePackWriter writer) => formatter.Write(ref writer, value);
+
+        public override void Write(Utf8JsonWriter writer) => formatter.Write(writer, value);
+    }
+}

@@ -1,0 +1,254 @@
+using System.Collections.Concurrent;
+using IpyRpc.Jobs;
+using IpyRpc.Protocol;
+
+namespace IpyRpc;
+
+/// <summary>
+/// The server's side of one connection: answers hellos and describes, turns calls into jobs and
+/// relays their output and outcome, cancels on request. Transports create one per peer and feed
+/// it messages; it sends through the callback it was given, which may be called concurrently.
+/// </summary>
+public sealed class ServerSession : IAsyncDisposable
+{
+    private readonly IpyRpcServer _server;
+    private readonly Func<IpyRpcMessage, CancellationToken, ValueTask> _send;
+    private readonly ConcurrentDictionary<ulong, (IJobQueue Queue, string JobId)> _inFlight = new();
+    private readonly CancellationTokenSource _closing = new();
+
+    internal ServerSession(IpyRpcServer server, Func<IpyRpcMessage, CancellationToken, ValueTask> send)
+    {
+        _server = server;
+        _send = send;
+    }
+
+    /// <summary>How many calls of this session are running or queued.</summary>
+    public int InFlight => _inFlight.Count;
+
+    /// <summary>Handles one message from the peer. Never throws for bad input: the peer gets an error reply.</summary>
+    public async ValueTask HandleAsync(IpyRpcMessage message)
+    {
+        try
+        {
+            switch (message.Kind)
+            {
+                case MessageKind.Hello:
+                    await HelloAsync(message).ConfigureAwait(false);
+                    break;
+                case MessageKind.Describe:
+                    await SendAsync(new IpyRpcMessage
+                    {
+                        Kind = MessageKind.Result,
+                        Id = message.Id,
+                        Serialization = message.Serialization,
+                        Parts = [DescriptorCodec.Encode(_server.Functions, message.Serialization)],
+                    }).ConfigureAwait(false);
+                    break;
+                case MessageKind.Call:
+                    await CallAsync(message).ConfigureAwait(false);
+                    break;
+                case MessageKind.Cancel:
+                    if (_inFlight.TryGetValue(message.Id, out (IJobQueue Queue, string JobId) job))
+                    {
+                        await job.Queue.CancelAsync(job.JobId).ConfigureAwait(false);
+                    }
+
+                    break;
+                case MessageKind.Ping:
+                    await SendAsync(new IpyRpcMessage { Kind = MessageKind.Pong, Id = message.Id }).ConfigureAwait(false);
+                    break;
+                case MessageKind.Event:
+                case MessageKind.Pong:
+                    break; // no reply is ever due
+                default:
+                    // Results, errors and output answer calls the server made; it has made none.
+                    break;
+            }
+        }
+        catch (ProtocolException e)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = e.Code, Message = e.Message }).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Answers a message that could not be decoded, so the peer learns why.</summary>
+    public ValueTask ReplyProtocolErrorAsync(ProtocolException error)
+        => ReplyErrorAsync(error.Id, Serialization.MessagePack, new RemoteError { Code = error.Code, Message = error.Message });
+
+    private ValueTask HelloAsync(IpyRpcMessage message)
+    {
+        IReadOnlyList<int> offered = message.Versions ?? [ProtocolVersion.Current];
+        int chosen = ProtocolVersion.Supported.FirstOrDefault(offered.Contains);
+        if (chosen == 0)
+        {
+            return ReplyErrorAsync(message.Id, message.Serialization, new RemoteError
+            {
+                Code = ErrorCodes.UnsupportedVersion,
+                Message = $"No protocol version in common: the client offers {string.Join(", ", offered)}, the server speaks {string.Join(", ", ProtocolVersion.Supported)}.",
+            });
+        }
+
+        return SendAsync(new IpyRpcMessage { Kind = MessageKind.Hello, Id = message.Id, Versions = [chosen], Agent = _server.Options.Agent });
+    }
+
+    private async ValueTask CallAsync(IpyRpcMessage message)
+    {
+        string name = message.Function!;
+        if (_server.Find(name) is null)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, _server.UnknownFunction(name)).ConfigureAwait(false);
+            return;
+        }
+
+        FunctionOptions options = _server.OptionsFor(name);
+        if (options.InputSerialization is { } input and not Serialization.Auto && input != message.Serialization)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError
+            {
+                Code = ErrorCodes.UnsupportedSerialization,
+                Message = $"{name} accepts {MessageCodec.SerializationName(input)} arguments only; this call used {MessageCodec.SerializationName(message.Serialization)}.",
+            }).ConfigureAwait(false);
+            return;
+        }
+
+        if (options.MaxArgumentBytes is { } max && message.Body.Length > max)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError
+            {
+                Code = ErrorCodes.TooLarge,
+                Message = $"The arguments of {name} are {message.Body.Length} bytes; it accepts at most {max}.",
+            }).ConfigureAwait(false);
+            return;
+        }
+
+        if (_inFlight.ContainsKey(message.Id))
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError
+            {
+                Code = ErrorCodes.BadMessage,
+                Message = $"Call id {message.Id} is already in use by a call that has not finished.",
+            }).ConfigureAwait(false);
+            return;
+        }
+
+        TimeSpan? timeout = options.Timeout;
+        if (message.TimeoutMs is long ms and > 0)
+        {
+            TimeSpan asked = TimeSpan.FromMilliseconds(ms);
+            timeout = timeout is { } t && t < asked ? t : asked;
+        }
+
+        Serialization output = options.OutputSerialization is { } o and not Serialization.Auto ? o : message.Serialization;
+        IJobQueue queue = _server.QueueFor(options);
+        string jobId = queue is InMemoryJobQueue memory ? memory.NewId() : Guid.NewGuid().ToString("N");
+        var request = new JobRequest
+        {
+            Id = jobId,
+            Function = name,
+            Arguments = message.Body,
+            InputSerialization = message.Serialization,
+            OutputSerialization = output,
+            Timeout = timeout,
+        };
+
+        _inFlight[message.Id] = (queue, jobId);
+        JobTicket ticket;
+        try
+        {
+            ticket = await queue.EnqueueAsync(request, _closing.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ObjectDisposedException or OperationCanceledException or InvalidOperationException)
+        {
+            _inFlight.TryRemove(message.Id, out _);
+            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.Cancelled, Message = "The server is shutting down: " + e.Message }).ConfigureAwait(false);
+            return;
+        }
+
+        _ = RelayAsync(message.Id, ticket);
+    }
+
+    private async Task RelayAsync(ulong id, JobTicket ticket)
+    {
+        try
+        {
+            await foreach (JobEvent e in ticket.Events.ReadAllAsync().ConfigureAwait(false))
+            {
+                switch (e.Kind)
+                {
+                    case JobEventKind.Output:
+                        await SendAsync(new IpyRpcMessage
+                        {
+                            Kind = MessageKind.Output,
+                            Id = id,
+                            Stream = e.Stream,
+                            JobId = ticket.JobId,
+                            Serialization = Serialization.MessagePack,
+                            Parts = [System.Text.Encoding.UTF8.GetBytes(e.Text ?? "")],
+                        }).ConfigureAwait(false);
+                        break;
+                    case JobEventKind.Completed:
+                        JobOutcome outcome = e.Outcome!;
+                        _inFlight.TryRemove(id, out _);
+                        if (outcome.State == JobState.Succeeded)
+                        {
+                            await SendAsync(new IpyRpcMessage
+                            {
+                                Kind = MessageKind.Result,
+                                Id = id,
+                                JobId = ticket.JobId,
+                                Serialization = outcome.ResultSerialization,
+                                Parts = [outcome.Result],
+                            }).ConfigureAwait(false);
+                        }
+                        else
+                        {
+                            await ReplyErrorAsync(id, outcome.ResultSerialization, outcome.Error!, ticket.JobId).ConfigureAwait(false);
+                        }
+
+                        return;
+                }
+            }
+        }
+        catch (Exception e) when (e is IpyRpcConnectionException or ObjectDisposedException or OperationCanceledException or IOException)
+        {
+            // The peer is gone; the job's outcome stays in the queue for anyone who asks.
+        }
+        finally
+        {
+            _inFlight.TryRemove(id, out _);
+        }
+    }
+
+    private ValueTask ReplyErrorAsync(ulong id, Serialization serialization, RemoteError error, string? jobId = null)
+        => SendAsync(new IpyRpcMessage
+        {
+            Kind = MessageKind.Error,
+            Id = id,
+            JobId = jobId,
+            Serialization = serialization == Serialization.Auto ? Serialization.MessagePack : serialization,
+            Parts = [error.Encode(serialization == Serialization.Json ? Serialization.Json : Serialization.MessagePack)],
+        });
+
+    private async ValueTask SendAsync(IpyRpcMessage message)
+    {
+        try
+        {
+            await _send(message, _closing.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or IpyRpcConnectionException or IOException)
+        {
+            // The connection closed under us; nothing is left to tell.
+        }
+    }
+
+    /// <summary>Closes the session: its queued and running calls are cancelled, since no one is left to receive their results.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_closing.IsCancellationRequested) return;
+        _closing.Cancel();
+        foreach ((IJobQueue queue, string jobId) in _inFlight.Values)
+        {
+            await queue.CancelAsync(jobId).ConfigureAwait(false);
+        }
+    }
+}
