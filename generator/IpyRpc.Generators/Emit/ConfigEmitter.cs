@@ -1,0 +1,53 @@
+using System.Collections.Generic;
+using System.Linq;
+using IpyRpc.Generators.Model;
+
+namespace IpyRpc.Generators.Emit;
+
+/// <summary>
+/// Checks config patterns written in source against the exported functions (a pattern that
+/// matches nothing is a warning) and emits the bindings: which functions each pattern selects.
+/// </summary>
+internal static class ConfigEmitter
+{
+    public static IEnumerable<DiagnosticInfo> Check(IReadOnlyList<ConfigPattern> patterns, IReadOnlyList<string> functions)
+    {
+        foreach (ConfigPattern p in patterns)
+        {
+            if (Glob.Problem(p.Pattern) is { } problem)
+            {
+                yield return new DiagnosticInfo(Diagnostics.InvalidPattern, p.Location, new[] { p.Pattern, problem }.ToEquatableArray());
+            }
+            else if (!functions.Any(f => Glob.IsMatch(p.Pattern, f)))
+            {
+                string known = functions.Count == 0 ? "there are none" : string.Join(", ", functions.Take(12)) + (functions.Count > 12 ? ", ..." : "");
+                yield return new DiagnosticInfo(Diagnostics.PatternMatchesNothing, p.Location, new[] { p.Pattern, known }.ToEquatableArray());
+            }
+        }
+    }
+
+    public static string? Emit(IReadOnlyList<ConfigPattern> patterns, IReadOnlyList<string> functions, string assemblyKey)
+    {
+        string[] distinct = patterns.Select(p => p.Pattern).Where(p => Glob.Problem(p) is null).Distinct().OrderBy(p => p, System.StringComparer.Ordinal).ToArray();
+        if (distinct.Length == 0) return null;
+        var w = new CodeWriter();
+        w.Line(CodeWriter.Header);
+        w.Open("namespace IpyRpc.Generated");
+        w.Line("/// <summary>The config patterns written in this assembly and the exported functions each one selects, bound at compile time.</summary>");
+        w.Line(CodeWriter.GeneratedCode);
+        w.Open($"internal static class ConfigBindings_{assemblyKey}");
+        w.Line("/// <summary>Pattern to matching function names.</summary>");
+        w.Line("public static readonly global::System.Collections.Generic.IReadOnlyDictionary<string, string[]> Patterns = new global::System.Collections.Generic.Dictionary<string, string[]>");
+        w.Line("{");
+        foreach (string p in distinct)
+        {
+            string[] matches = functions.Where(f => Glob.IsMatch(p, f)).OrderBy(f => f, System.StringComparer.Ordinal).ToArray();
+            w.Line($"    [{Names.Literal(p)}] = new string[] {{ {string.Join(", ", matches.Select(m => Names.Literal(m)))} }},");
+        }
+
+        w.Line("};");
+        w.Close();
+        w.Close();
+        return w.ToString();
+    }
+}

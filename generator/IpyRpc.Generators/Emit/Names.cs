@@ -1,0 +1,77 @@
+using System.Linq;
+using System.Text;
+using IpyRpc.Generators.Model;
+using Microsoft.CodeAnalysis.CSharp;
+
+namespace IpyRpc.Generators.Emit;
+
+/// <summary>Names of generated members and C# literals, derived deterministically from the models.</summary>
+internal static class Names
+{
+    public const string Runtime = "global::IpyRpc";
+    public const string Formatting = "global::IpyRpc.Formatting";
+    public const string MessagePack = "global::IpyRpc.MessagePack";
+    public const string Json = "global::System.Text.Json";
+
+    /// <summary>The class holding this assembly's generated formatters.</summary>
+    public static string Holder(string assemblyKey) => "global::IpyRpc.Generated.Formatters_" + assemblyKey;
+
+    public static string HolderName(string assemblyKey) => "Formatters_" + assemblyKey;
+
+    /// <summary>An identifier-safe form of an assembly name.</summary>
+    public static string AssemblyKey(string? assemblyName) => Identifier(assemblyName ?? "Assembly");
+
+    /// <summary>The field that holds a type's formatter.</summary>
+    public static string Field(TypeModel type)
+    {
+        string name = type.FullName.Replace("global::", "").Replace("System.Collections.Generic.", "");
+        var text = new StringBuilder();
+        foreach (char c in name)
+        {
+            switch (c)
+            {
+                case '?': text.Append("_Nullable"); break;
+                case '[': text.Append("_Array"); break;
+                case ']': break;
+                case '<': text.Append("_Of_"); break;
+                case '(': text.Append("Tuple_"); break;
+                default: text.Append(char.IsLetterOrDigit(c) ? c : '_'); break;
+            }
+        }
+
+        return Identifier(text.ToString());
+    }
+
+    /// <summary>The expression for a type's formatter, from generated code outside the holder.</summary>
+    public static string Formatter(TypeModel type, string assemblyKey)
+        => type.Kind == TypeKind.Builtin ? Formatting + ".Formatters." + type.Builtin : Holder(assemblyKey) + "." + Field(type);
+
+    /// <summary>The expression for a type's formatter from inside the holder.</summary>
+    public static string LocalFormatter(TypeModel type)
+        => type.Kind == TypeKind.Builtin ? Formatting + ".Formatters." + type.Builtin : Field(type);
+
+    /// <summary>The formatted type as IpyRpcFormatter's type argument: reference types are nullable.</summary>
+    public static string FormatterArgument(TypeModel type) => type.IsValueType ? type.FullName : type.FullName + "?";
+
+    public static string Literal(string? value) => value is null ? "null" : SymbolDisplay.FormatLiteral(value, quote: true);
+
+    public static string Utf8(string value) => SymbolDisplay.FormatLiteral(value, quote: true) + "u8";
+
+    private static string Identifier(string name)
+    {
+        var text = new StringBuilder();
+        bool underscore = false;
+        foreach (char c in name)
+        {
+            char ch = char.IsLetterOrDigit(c) ? c : '_';
+            if (ch == '_' && underscore) continue;
+            underscore = ch == '_';
+            text.Append(ch);
+        }
+
+        string result = text.ToString().Trim('_');
+        return result.Length == 0 || char.IsDigit(result[0]) ? "_" + result : result;
+    }
+
+    public static string Join(params string[] parts) => string.Join(", ", parts.Where(p => p.Length > 0));
+}

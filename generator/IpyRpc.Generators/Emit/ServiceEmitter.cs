@@ -1,0 +1,249 @@
+using System.Collections.Generic;
+using System.Linq;
+using System.Text;
+using IpyRpc.Generators.Model;
+
+namespace IpyRpc.Generators.Emit;
+
+/// <summary>
+/// Emits, for one type with exported methods: the dispatch class (descriptors, invokers and a
+/// module initializer that registers them) and the typed client proxy with the methods' docs.
+/// </summary>
+internal static class ServiceEmitter
+{
+    public static string Emit(ServiceModel service)
+    {
+        ServiceKey key = service.Key;
+        var w = new CodeWriter();
+        w.Line(CodeWriter.Header);
+        bool hasNamespace = key.Namespace.Length > 0;
+        if (hasNamespace) w.Open("namespace " + key.Namespace);
+
+        EmitDispatch(w, service);
+        w.Line();
+        EmitProxy(w, service);
+
+        if (hasNamespace) w.Close();
+        return w.ToString();
+    }
+
+    public static string DispatchName(ServiceKey key) => key.ContainingPath + "_IpyRpcDispatch";
+
+    public static string ProxyName(ServiceKey key) => key.Name + "Client";
+
+    private static void EmitDispatch(CodeWriter w, ServiceModel service)
+    {
+        ServiceKey key = service.Key;
+        bool instance = service.Functions.Any(f => !f.IsStatic);
+        w.Line($"/// <summary>IpyRpc dispatch for the exported methods of <see cref=\"{key.FullName}\"/>: descriptors and reflection-free invokers.</summary>");
+        w.Line(CodeWriter.GeneratedCode);
+        w.Line("[global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]");
+        w.Open($"internal static class {DispatchName(key)}");
+
+        // Registration
+        w.Line("/// <summary>Makes these functions known to <c>server.Register(typeof(...))</c>.</summary>");
+        w.Line("[global::System.Runtime.CompilerServices.ModuleInitializer]");
+        w.Open("internal static void Register()");
+        string factory = instance && key.HasParameterlessConstructor ? $"static () => new {key.FullName}()" : "null";
+        w.Line($"{Names.Runtime}.GeneratedServices.Add(new {Names.Runtime}.GeneratedService(typeof({key.FullName}), {(instance ? "true" : "false")}, {factory}, CreateFunctions));");
+        w.Close();
+        w.Line();
+
+        w.Line("/// <summary>The functions, bound to <paramref name=\"target\"/> for instance methods.</summary>");
+        w.Open($"public static global::System.Collections.Generic.IReadOnlyList<{Names.Runtime}.IpyRpcFunction> CreateFunctions(object? target)");
+        w.Line($"return new {Names.Runtime}.IpyRpcFunction[]");
+        w.Line("{");
+        foreach (FunctionModel f in service.Functions)
+        {
+            bool sync = f.ReturnKind is ReturnKind.Void or ReturnKind.Value;
+            w.Line($"    new {Names.Runtime}.IpyRpcFunction({Member(f)}_Descriptor, Invoke_{Member(f)}, isSynchronous: {(sync ? "true" : "false")}, target: {(f.IsStatic ? "null" : "target")}),");
+        }
+
+        w.Line("};");
+        w.Close();
+
+        foreach (FunctionModel f in service.Functions)
+        {
+            w.Line();
+            EmitDescriptor(w, f, service.AssemblyKey);
+            w.Line();
+            EmitInvoker(w, f, service);
+        }
+
+        w.Close();
+    }
+
+    /// <summary>A member-name-safe form of the export name (two methods may share a C# name as overloads).</summary>
+    private static string Member(FunctionModel f)
+    {
+        var text = new StringBuilder();
+        foreach (char c in f.ExportName) text.Append(char.IsLetterOrDigit(c) ? c : '_');
+        return text.ToString();
+    }
+
+    private static void EmitDescriptor(CodeWriter w, FunctionModel f, string assemblyKey)
+    {
+        w.Line($"/// <summary>The descriptor of <c>{f.ExportName}</c>.</summary>");
+        w.Line($"public static readonly {Names.Runtime}.FunctionDescriptor {Member(f)}_Descriptor = new()");
+        w.Line("{");
+        w.Line($"    Name = {Names.Literal(f.ExportName)},");
+        w.Line($"    Summary = {Names.Literal(f.Docs.Summary)},");
+        w.Line($"    Remarks = {Names.Literal(f.Docs.Remarks)},");
+        w.Line($"    Returns = {Names.Literal(f.Docs.Returns)},");
+        w.Line($"    ReturnType = {Names.Literal(f.ReturnDisplay)},");
+        w.Line($"    ReturnSchema = {Names.Literal(f.ReturnType is null ? null : JsonSchema.Of(f.ReturnType, f.Objects))},");
+        w.Line($"    Parameters = new {Names.Runtime}.ParameterDescriptor[]");
+        w.Line("    {");
+        foreach (ParameterModel p in f.Parameters.Where(p => !p.IsCancellationToken))
+        {
+            w.Line($"        new() {{ Name = {Names.Literal(p.Name)}, Type = {Names.Literal(p.Display)}, Schema = {Names.Literal(JsonSchema.Of(p.Type!, f.Objects))}, Doc = {Names.Literal(p.Doc)}, IsOptional = {(p.DefaultExpression is null ? "false" : "true")}, DefaultValue = {Names.Literal(p.DefaultExpression)} }},");
+        }
+
+        w.Line("    },");
+        w.Line($"    Exceptions = new {Names.Runtime}.ExceptionDoc[]");
+        w.Line("    {");
+        foreach (DocEntry e in f.Docs.Exceptions)
+        {
+            w.Line($"        new({Names.Literal(e.Name)}, {Names.Literal(e.Text)}),");
+        }
+
+        w.Line("    },");
+        w.Line("};");
+    }
+
+    private static void EmitInvoker(CodeWriter w, FunctionModel f, ServiceModel service)
+    {
+        bool isAsync = f.ReturnKind is ReturnKind.Task or ReturnKind.TaskOfT or ReturnKind.ValueTask or ReturnKind.ValueTaskOfT;
+        w.Open($"private static {(isAsync ? "async " : "")}global::System.Threading.Tasks.ValueTask Invoke_{Member(f)}({Names.Runtime}.IpyRpcInvocation call)");
+        var arguments = new List<string>();
+        int index = 0;
+        foreach (ParameterModel p in f.Parameters)
+        {
+            if (p.IsCancellationToken)
+            {
+                arguments.Add("call.CancellationToken");
+                continue;
+            }
+
+            string formatter = Names.Formatter(p.Type!, service.AssemblyKey);
+            string local = "arg_" + p.Name;
+            w.Line(p.DefaultExpression is null
+                ? $"{p.Source} {local} = call.Arg({index}, {formatter});"
+                : $"{p.Source} {local} = call.ArgOrDefault({index}, {formatter}, {p.DefaultExpression});");
+            arguments.Add(local);
+            index++;
+        }
+
+        string receiver = f.IsStatic ? service.Key.FullName : $"call.Target<{service.Key.FullName}>()";
+        string invocation = $"{receiver}.{f.MethodName}({string.Join(", ", arguments)})";
+        string? result = f.ReturnType is null ? null : Names.Formatter(f.ReturnType, service.AssemblyKey);
+        switch (f.ReturnKind)
+        {
+            case ReturnKind.Void:
+                w.Line(invocation + ";");
+                w.Line("call.ReturnVoid();");
+                w.Line("return default;");
+                break;
+            case ReturnKind.Value:
+                w.Line($"call.Return({invocation}, {result});");
+                w.Line("return default;");
+                break;
+            case ReturnKind.Task:
+            case ReturnKind.ValueTask:
+                w.Line($"await {invocation}.ConfigureAwait(false);");
+                w.Line("call.ReturnVoid();");
+                break;
+            default:
+                w.Line($"call.Return(await {invocation}.ConfigureAwait(false), {result});");
+                break;
+        }
+
+        w.Close();
+    }
+
+    private static void EmitProxy(CodeWriter w, ServiceModel service)
+    {
+        ServiceKey key = service.Key;
+        string name = ProxyName(key);
+        w.Line($"/// <summary>Typed client for the IpyRpc functions of <see cref=\"{key.FullName}\"/>. Create it with <c>client.Proxy&lt;{name}&gt;()</c>.</summary>");
+        w.Line(CodeWriter.GeneratedCode);
+        w.Open($"{(key.IsPublic ? "public" : "internal")} sealed partial class {name} : {Names.Runtime}.IIpyRpcProxy<{name}>");
+        w.Line($"private readonly {Names.Runtime}.IpyRpcClient _client;");
+        w.Line();
+        w.Line("/// <summary>Creates the proxy over a connected client.</summary>");
+        w.Line($"/// <param name=\"client\">The connection calls go through.</param>");
+        w.Line($"public {name}({Names.Runtime}.IpyRpcClient client) => _client = client;");
+        w.Line();
+        w.Line("/// <summary>Creates the proxy over a connected client.</summary>");
+        w.Line($"/// <param name=\"client\">The connection calls go through.</param>");
+        w.Line($"/// <returns>The proxy.</returns>");
+        w.Line($"public static {name} Create({Names.Runtime}.IpyRpcClient client) => new(client);");
+        w.Line();
+        w.Line("/// <summary>The client this proxy calls through.</summary>");
+        w.Line($"public {Names.Runtime}.IpyRpcClient Client => _client;");
+
+        foreach (FunctionModel f in service.Functions)
+        {
+            w.Line();
+            EmitProxyMethod(w, f, service.AssemblyKey);
+        }
+
+        w.Close();
+    }
+
+    private static void EmitProxyMethod(CodeWriter w, FunctionModel f, string assemblyKey)
+    {
+        ParameterModel[] parameters = f.Parameters.Where(p => !p.IsCancellationToken).ToArray();
+        HashSet<string> names = new(parameters.Select(p => p.Name));
+        string options = names.Contains("options") ? "callOptions" : "options";
+        string token = names.Contains("cancellationToken") ? "callCancellationToken" : "cancellationToken";
+        HashSet<string> tokenParams = new(f.Parameters.Where(p => p.IsCancellationToken).Select(p => "param:" + p.Name));
+
+        bool documented = false;
+        foreach (DocEntry element in f.Docs.RawElements)
+        {
+            if (tokenParams.Contains(element.Name)) continue;
+            foreach (string line in element.Text.Split('\n')) w.Line("/// " + line);
+            documented = true;
+        }
+
+        if (!documented)
+        {
+            w.Line($"/// <summary>Calls the remote function <c>{f.ExportName}</c>.</summary>");
+        }
+
+        foreach (ParameterModel p in parameters.Where(p => !f.Docs.RawElements.Any(e => e.Name == "param:" + p.Name)))
+        {
+            w.Line($"/// <param name=\"{p.Name}\">The <c>{p.Name}</c> argument.</param>");
+        }
+
+        w.Line($"/// <param name=\"{options}\">Per-call options: timeout, where remote output goes, serialization.</param>");
+        w.Line($"/// <param name=\"{token}\">Cancels the call; the remote function's token is cancelled too.</param>");
+        if (!f.Docs.RawElements.Any(e => e.Name == "returns") && f.ReturnType is not null)
+        {
+            w.Line($"/// <returns>The result of <c>{f.ExportName}</c>.</returns>");
+        }
+
+        var signature = new List<string>();
+        foreach (ParameterModel p in parameters)
+        {
+            signature.Add(p.DefaultExpression is null ? $"{p.Source} @{p.Name}" : $"{p.Source} @{p.Name} = {p.DefaultExpression}");
+        }
+
+        signature.Add($"{Names.Runtime}.CallOptions? {options} = null");
+        signature.Add($"global::System.Threading.CancellationToken {token} = default");
+
+        var args = new StringBuilder($"new {Names.Runtime}.IpyRpcArguments()");
+        foreach (ParameterModel p in parameters)
+        {
+            args.Append($".Add(@{p.Name}, {Names.Formatter(p.Type!, assemblyKey)})");
+        }
+
+        string returnType = f.ReturnType is null ? "global::System.Threading.Tasks.Task" : $"global::System.Threading.Tasks.Task<{f.ReturnSource}>";
+        string call = f.ReturnType is null
+            ? $"_client.InvokeAsync({Names.Literal(f.ExportName)}, {args}, {options}, {token})"
+            : $"_client.InvokeAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {args}, {Names.Formatter(f.ReturnType, assemblyKey)}, {options}, {token})";
+        w.Line($"public {returnType} {f.MethodName}({string.Join(", ", signature)})");
+        w.Line($"    => {call};");
+    }
+}

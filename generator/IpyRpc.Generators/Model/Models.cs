@@ -1,0 +1,120 @@
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Text;
+
+namespace IpyRpc.Generators.Model;
+
+/// <summary>How a type is serialized; decides which formatter the emitters compose.</summary>
+internal enum TypeKind
+{
+    /// <summary>A formatter in IpyRpc.Formatting.Formatters (primitives, string, byte[], numeric arrays, Guid, dates, object).</summary>
+    Builtin,
+    /// <summary>An enum: EnumFormatter with casts.</summary>
+    Enum,
+    /// <summary>Nullable&lt;T&gt; of a value type.</summary>
+    Nullable,
+    /// <summary>Arrays, lists and read-only lists: SequenceFormatter.</summary>
+    Sequence,
+    /// <summary>Dictionaries with string keys: DictionaryFormatter.</summary>
+    Dictionary,
+    /// <summary>A user class, record or struct: a generated formatter over its members.</summary>
+    Object,
+    /// <summary>A value tuple or System.Tuple: a generated formatter writing an array.</summary>
+    Tuple,
+}
+
+/// <summary>
+/// A serializable type as the emitters need it. Composite kinds hold their element types;
+/// objects and tuples are referred to by name and described once in <see cref="ObjectModel"/>.
+/// </summary>
+internal sealed record TypeModel(
+    TypeKind Kind,
+    string FullName,
+    string Display,
+    bool IsValueType,
+    string? Builtin,
+    EquatableArray<TypeModel> Arguments,
+    string? Create,
+    string? EnumUnderlying);
+
+/// <summary>One member of a user type.</summary>
+internal sealed record MemberModel(string Name, string WireName, TypeModel Type, bool Settable, bool InitOnly, int ConstructorIndex);
+
+/// <summary>A user type (or tuple) with its members and how to construct it.</summary>
+internal sealed record ObjectModel(string FullName, string Display, bool IsValueType, bool IsTuple, EquatableArray<MemberModel> Members, int ConstructorArity, string? Summary);
+
+/// <summary>A method parameter.</summary>
+internal sealed record ParameterModel(string Name, TypeModel? Type, bool IsCancellationToken, string? DefaultExpression, string? Doc, string Display, string Source);
+
+/// <summary>How a method returns.</summary>
+internal enum ReturnKind
+{
+    Void,
+    Value,
+    Task,
+    TaskOfT,
+    ValueTask,
+    ValueTaskOfT,
+}
+
+/// <summary>The parsed XML documentation of a method.</summary>
+internal sealed record DocModel(
+    string? Summary,
+    string? Remarks,
+    string? Returns,
+    EquatableArray<DocEntry> Params,
+    EquatableArray<DocEntry> Exceptions,
+    EquatableArray<DocEntry> RawElements);
+
+/// <summary>A named doc entry: a parameter's or an exception's text (or, in RawElements, an element's name and its XML).</summary>
+internal sealed record DocEntry(string Name, string Text);
+
+/// <summary>An exported method: everything every emitter needs, as values.</summary>
+internal sealed record FunctionModel(
+    string ExportName,
+    string MethodName,
+    ServiceKey Service,
+    bool IsStatic,
+    ReturnKind ReturnKind,
+    TypeModel? ReturnType,
+    string ReturnDisplay,
+    string ReturnSource,
+    EquatableArray<ParameterModel> Parameters,
+    DocModel Docs,
+    EquatableArray<ObjectModel> Objects,
+    LocationInfo? Location);
+
+/// <summary>The type that declares exported methods.</summary>
+internal sealed record ServiceKey(
+    string Namespace,
+    string FullName,
+    string Name,
+    string HintName,
+    string ContainingPath,
+    bool IsPublic,
+    bool IsStatic,
+    bool HasParameterlessConstructor);
+
+/// <summary>All exported methods of one type.</summary>
+internal sealed record ServiceModel(ServiceKey Key, string AssemblyKey, EquatableArray<FunctionModel> Functions);
+
+/// <summary>A config pattern written in source (an indexer key of a GlobConfig initializer).</summary>
+internal sealed record ConfigPattern(string Pattern, LocationInfo? Location);
+
+/// <summary>A location without the syntax tree, so models stay equatable.</summary>
+internal sealed record LocationInfo(string FilePath, TextSpan Span, LinePositionSpan LineSpan)
+{
+    public Location ToLocation() => Location.Create(FilePath, Span, LineSpan);
+
+    public static LocationInfo? From(Location? location)
+        => location?.SourceTree is null ? null : new LocationInfo(location.SourceTree.FilePath, location.SourceSpan, location.GetLineSpan().Span);
+}
+
+/// <summary>A diagnostic to report, as values.</summary>
+internal sealed record DiagnosticInfo(string Id, LocationInfo? Location, EquatableArray<string> Arguments)
+{
+    public static DiagnosticInfo Create(string id, Location? location, params string[] arguments)
+        => new(id, LocationInfo.From(location), arguments.ToEquatableArray());
+}
+
+/// <summary>What parsing one method produced: a model, diagnostics, or both.</summary>
+internal sealed record FunctionResult(FunctionModel? Model, EquatableArray<DiagnosticInfo> Diagnostics);

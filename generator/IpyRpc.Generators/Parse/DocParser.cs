@@ -1,0 +1,167 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Text;
+using System.Text.RegularExpressions;
+using System.Xml.Linq;
+using IpyRpc.Generators.Model;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+
+namespace IpyRpc.Generators.Parse;
+
+/// <summary>Reads a method's XML doc comment into plain text (for descriptors) and raw lines (for proxies).</summary>
+internal static class DocParser
+{
+    private static readonly string[] CopiedElements = ["summary", "remarks", "param", "returns", "exception", "example"];
+
+    public static DocModel Parse(IMethodSymbol method, MethodDeclarationSyntax? syntax)
+    {
+        string? xml = method.GetDocumentationCommentXml();
+        if (string.IsNullOrWhiteSpace(xml) && syntax is not null)
+        {
+            // Without GenerateDocumentationFile the compiler does not parse doc comments; read them ourselves.
+            xml = FromTrivia(syntax);
+        }
+
+        if (string.IsNullOrWhiteSpace(xml))
+        {
+            return new DocModel(null, null, null, EquatableArray<DocEntry>.Empty, EquatableArray<DocEntry>.Empty, EquatableArray<DocEntry>.Empty);
+        }
+
+        XElement root;
+        try
+        {
+            root = XElement.Parse(xml, LoadOptions.PreserveWhitespace);
+        }
+        catch (System.Xml.XmlException)
+        {
+            return new DocModel(null, null, null, EquatableArray<DocEntry>.Empty, EquatableArray<DocEntry>.Empty, EquatableArray<DocEntry>.Empty);
+        }
+
+        string? Text(string name) => root.Element(name) is { } e ? Plain(e) : null;
+
+        var parameters = root.Elements("param").Select(p => new DocEntry((string?)p.Attribute("name") ?? "", Plain(p))).ToEquatableArray();
+        var exceptions = root.Elements("exception").Select(p => new DocEntry(ShortCref((string?)p.Attribute("cref") ?? ""), Plain(p))).ToEquatableArray();
+
+        var raw = new List<DocEntry>();
+        foreach (XElement e in root.Elements().Where(e => CopiedElements.Contains(e.Name.LocalName)))
+        {
+            string key = e.Name.LocalName == "param" ? "param:" + (string?)e.Attribute("name") : e.Name.LocalName;
+            string body = string.Join("\n", e.ToString(SaveOptions.DisableFormatting).Replace("\r", "").Split('\n').Select(l => l.Trim()));
+            raw.Add(new DocEntry(key, body));
+        }
+
+        return new DocModel(Text("summary"), Text("remarks"), Text("returns"), parameters, exceptions, raw.ToEquatableArray());
+    }
+
+    private static string FromTrivia(MethodDeclarationSyntax syntax)
+    {
+        var text = new StringBuilder("<member>");
+        foreach (var trivia in syntax.GetLeadingTrivia())
+        {
+            if (trivia.GetStructure() is DocumentationCommentTriviaSyntax doc)
+            {
+                foreach (string line in doc.ToFullString().Replace("\r", "").Split('\n'))
+                {
+                    string t = line.TrimStart();
+                    text.AppendLine(t.StartsWith("///", StringComparison.Ordinal) ? t.Substring(3) : t);
+                }
+            }
+        }
+
+        return text.Append("</member>").ToString();
+    }
+
+    /// <summary>The text of a doc element: references become names, paragraphs become line breaks, whitespace is tidied.</summary>
+    public static string Plain(XElement element)
+    {
+        var text = new StringBuilder();
+        Append(element, text);
+        string[] lines = text.ToString().Replace("\r", "").Split('\n').Select(l => Regex.Replace(l.Trim(), "\\s+", " ")).ToArray();
+        // Collapse runs of blank lines and trim blank edges.
+        var kept = new List<string>();
+        foreach (string line in lines)
+        {
+            if (line.Length == 0 && (kept.Count == 0 || kept[kept.Count - 1].Length == 0)) continue;
+            kept.Add(line);
+        }
+
+        while (kept.Count > 0 && kept[kept.Count - 1].Length == 0) kept.RemoveAt(kept.Count - 1);
+        return string.Join("\n", JoinWrapped(kept));
+    }
+
+    // Doc comments wrap sentences over several lines; rejoin lines that are not separated by a blank.
+    private static IEnumerable<string> JoinWrapped(List<string> lines)
+    {
+        var current = new StringBuilder();
+        foreach (string line in lines)
+        {
+            if (line.Length == 0)
+            {
+                if (current.Length > 0) yield return current.ToString();
+                yield return "";
+                current.Clear();
+                continue;
+            }
+
+            if (current.Length > 0) current.Append(' ');
+            current.Append(line);
+        }
+
+        if (current.Length > 0) yield return current.ToString();
+    }
+
+    private static void Append(XElement element, StringBuilder text)
+    {
+        foreach (XNode node in element.Nodes())
+        {
+            switch (node)
+            {
+                case XText t:
+                    text.Append(t.Value);
+                    break;
+                case XElement e:
+                    switch (e.Name.LocalName)
+                    {
+                        case "see":
+                        case "seealso":
+                            text.Append(e.Value.Length > 0 ? e.Value : ShortCref((string?)e.Attribute("cref") ?? (string?)e.Attribute("langword") ?? (string?)e.Attribute("href") ?? ""));
+                            break;
+                        case "paramref":
+                        case "typeparamref":
+                            text.Append((string?)e.Attribute("name"));
+                            break;
+                        case "para":
+                            text.Append("\n\n");
+                            Append(e, text);
+                            text.Append("\n\n");
+                            break;
+                        case "br":
+                            text.Append('\n');
+                            break;
+                        case "item":
+                            text.Append("\n- ");
+                            Append(e, text);
+                            break;
+                        default:
+                            Append(e, text);
+                            break;
+                    }
+
+                    break;
+            }
+        }
+    }
+
+    /// <summary><c>T:System.InvalidOperationException</c> becomes <c>InvalidOperationException</c>.</summary>
+    public static string ShortCref(string cref)
+    {
+        int colon = cref.IndexOf(':');
+        string name = colon >= 0 ? cref.Substring(colon + 1) : cref;
+        int paren = name.IndexOf('(');
+        if (paren >= 0) name = name.Substring(0, paren);
+        int dot = name.LastIndexOf('.');
+        return dot >= 0 ? name.Substring(dot + 1) : name;
+    }
+}

@@ -1,0 +1,264 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using IpyRpc.Generators.Model;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+
+namespace IpyRpc.Generators.Parse;
+
+/// <summary>Turns one [IpyRpcExport] method into a <see cref="FunctionModel"/> and its diagnostics.</summary>
+internal static class FunctionParser
+{
+    public static FunctionResult Parse(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
+    {
+        var diagnostics = new List<DiagnosticInfo>();
+        try
+        {
+            if (context.TargetSymbol is not IMethodSymbol method)
+            {
+                return new FunctionResult(null, EquatableArray<DiagnosticInfo>.Empty);
+            }
+
+            FunctionModel? model = ParseMethod(method, context.TargetNode as MethodDeclarationSyntax, context.Attributes, context.SemanticModel.Compilation, diagnostics, cancellationToken);
+            return new FunctionResult(model, diagnostics.ToEquatableArray());
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            diagnostics.Add(DiagnosticInfo.Create(Diagnostics.GeneratorFailure, context.TargetNode.GetLocation(), $"reading '{context.TargetSymbol.Name}'", e.GetType().Name + ": " + e.Message));
+            return new FunctionResult(null, diagnostics.ToEquatableArray());
+        }
+    }
+
+    private static FunctionModel? ParseMethod(IMethodSymbol method, MethodDeclarationSyntax? syntax, System.Collections.Immutable.ImmutableArray<AttributeData> attributes, Compilation compilation, List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
+    {
+        Location location = syntax?.Identifier.GetLocation() ?? method.Locations.FirstOrDefault() ?? Location.None;
+        string display = method.ContainingType.Name + "." + method.Name;
+        int errors = diagnostics.Count;
+
+        string exportName = method.Name;
+        AttributeData attribute = attributes[0];
+        if (attribute.ConstructorArguments.Length == 1 && attribute.ConstructorArguments[0].Value is string given)
+        {
+            exportName = given;
+        }
+
+        if (ExportNameProblem(exportName) is { } nameProblem)
+        {
+            diagnostics.Add(DiagnosticInfo.Create(Diagnostics.InvalidExportName, attribute.ApplicationSyntaxReference?.GetSyntax(cancellationToken).GetLocation() ?? location, exportName, nameProblem));
+        }
+
+        // Accessibility: generated code lives in the same assembly, so internal is enough.
+        if (method.DeclaredAccessibility is not (Microsoft.CodeAnalysis.Accessibility.Public or Microsoft.CodeAnalysis.Accessibility.Internal or Microsoft.CodeAnalysis.Accessibility.ProtectedOrInternal))
+        {
+            diagnostics.Add(DiagnosticInfo.Create(Diagnostics.InaccessibleMethod, location, display, "the method", AccessText(method.DeclaredAccessibility)));
+        }
+
+        for (INamedTypeSymbol? t = method.ContainingType; t is not null; t = t.ContainingType)
+        {
+            if (t.DeclaredAccessibility is not (Microsoft.CodeAnalysis.Accessibility.Public or Microsoft.CodeAnalysis.Accessibility.Internal or Microsoft.CodeAnalysis.Accessibility.ProtectedOrInternal))
+            {
+                diagnostics.Add(DiagnosticInfo.Create(Diagnostics.InaccessibleMethod, location, display, "its containing type " + t.Name, AccessText(t.DeclaredAccessibility)));
+            }
+
+            if (t.IsGenericType)
+            {
+                diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedMethodShape, location, display, $"its containing type {t.Name} is generic; export methods of non-generic types"));
+            }
+        }
+
+        if (method.IsGenericMethod)
+        {
+            diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedMethodShape, location, display, "generic methods cannot be called remotely (the caller cannot name a type argument); make a non-generic overload"));
+        }
+
+        if (method.IsAbstract || method.ContainingType.TypeKind == Microsoft.CodeAnalysis.TypeKind.Interface)
+        {
+            diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedMethodShape, location, display, "abstract and interface methods have no body to call; export the implementation"));
+        }
+
+        var analyzer = new TypeAnalyzer(compilation.Assembly);
+        var parameters = new List<ParameterModel>();
+        for (int i = 0; i < method.Parameters.Length; i++)
+        {
+            IParameterSymbol p = method.Parameters[i];
+            Location pLocation = p.Locations.FirstOrDefault() ?? location;
+            if (p.RefKind != RefKind.None)
+            {
+                string refKind = p.RefKind switch { RefKind.Out => "out", RefKind.Ref => "ref", _ => "in" };
+                diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedMethodShape, pLocation, display, $"parameter '{p.Name}' is {refKind}; remote calls pass values one way, so return the value instead"));
+                continue;
+            }
+
+            string pDisplay = p.Type.ToDisplayString(TypeAnalyzer.ShortFormat);
+            if (TypeAnalyzer.FullName(p.Type) == "global::System.Threading.CancellationToken")
+            {
+                parameters.Add(new ParameterModel(p.Name, null, true, null, null, pDisplay, Source(p.Type)));
+                continue;
+            }
+
+            if (p.Type is IPointerTypeSymbol or IFunctionPointerTypeSymbol)
+            {
+                diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedMethodShape, pLocation, display, $"parameter '{p.Name}' is a pointer; pointers mean nothing in another process"));
+                continue;
+            }
+
+            if (p.Type is ITypeParameterSymbol)
+            {
+                diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedMethodShape, pLocation, display, $"parameter '{p.Name}' has the open generic type {p.Type.Name}"));
+                continue;
+            }
+
+            TypeModel? type = analyzer.Analyze(p.Type, out string? error);
+            if (type is null)
+            {
+                diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedParameterType, pLocation, p.Name, display, pDisplay, error ?? "unknown reason"));
+                continue;
+            }
+
+            string? defaultExpression = p.HasExplicitDefaultValue ? DefaultExpression(p) : null;
+            parameters.Add(new ParameterModel(p.Name, type, false, defaultExpression, null, pDisplay, Source(p.Type)));
+        }
+
+        (ReturnKind kind, ITypeSymbol? resultType) = ReturnShape(method.ReturnType);
+        TypeModel? returnType = null;
+        string returnDisplay = resultType is null ? "void" : resultType.ToDisplayString(TypeAnalyzer.ShortFormat);
+        if (resultType is not null)
+        {
+            if (resultType is ITypeParameterSymbol)
+            {
+                diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedReturnType, location, display, returnDisplay, "it is an open generic type parameter"));
+            }
+            else
+            {
+                returnType = analyzer.Analyze(resultType, out string? error);
+                if (returnType is null)
+                {
+                    diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedReturnType, syntax?.ReturnType.GetLocation() ?? location, display, returnDisplay, error ?? "unknown reason"));
+                }
+            }
+        }
+
+        DocModel docs = DocParser.Parse(method, syntax);
+        if (docs.Summary is null)
+        {
+            diagnostics.Add(DiagnosticInfo.Create(Diagnostics.MissingDocumentation, location, display));
+        }
+
+        if (diagnostics.Skip(errors).Any(d => Diagnostics.Get(d.Id).DefaultSeverity == DiagnosticSeverity.Error))
+        {
+            return null;
+        }
+
+        // Attach each parameter's doc text.
+        parameters = parameters.Select(p => p with { Doc = docs.Params.FirstOrDefault(d => d.Name == p.Name)?.Text }).ToList();
+
+        return new FunctionModel(
+            exportName,
+            method.Name,
+            ServiceOf(method.ContainingType),
+            method.IsStatic,
+            kind,
+            returnType,
+            returnDisplay,
+            resultType is null ? "void" : Source(resultType),
+            parameters.ToEquatableArray(),
+            docs,
+            analyzer.Objects.ToEquatableArray(),
+            LocationInfo.From(location));
+    }
+
+    private static readonly SymbolDisplayFormat SourceFormat = TypeAnalyzer.FullFormat.AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
+
+    /// <summary>The type as generated code writes it: fully qualified, with its nullable annotation.</summary>
+    private static string Source(ITypeSymbol type) => type.ToDisplayString(SourceFormat);
+
+    public static ServiceKey ServiceOf(INamedTypeSymbol type)
+    {
+        string ns = type.ContainingNamespace is { IsGlobalNamespace: false } n ? n.ToDisplayString() : "";
+        var path = new List<string>();
+        for (INamedTypeSymbol? t = type; t is not null; t = t.ContainingType) path.Insert(0, t.Name);
+        bool isPublic = true;
+        for (INamedTypeSymbol? t = type; t is not null; t = t.ContainingType) isPublic &= t.DeclaredAccessibility == Microsoft.CodeAnalysis.Accessibility.Public;
+        bool hasCtor = !type.IsStatic && !type.IsAbstract && type.InstanceConstructors.Any(c => c.Parameters.Length == 0 && c.DeclaredAccessibility is Microsoft.CodeAnalysis.Accessibility.Public or Microsoft.CodeAnalysis.Accessibility.Internal);
+        return new ServiceKey(
+            ns,
+            TypeAnalyzer.FullName(type),
+            type.Name,
+            (ns.Length == 0 ? "" : ns + ".") + string.Join(".", path),
+            string.Join("_", path),
+            isPublic,
+            type.IsStatic,
+            hasCtor);
+    }
+
+    private static (ReturnKind, ITypeSymbol?) ReturnShape(ITypeSymbol type)
+    {
+        if (type.SpecialType == SpecialType.System_Void) return (ReturnKind.Void, null);
+        string full = type is INamedTypeSymbol { IsGenericType: true } g ? g.ConstructedFrom.ToDisplayString(TypeAnalyzer.FullFormat) : TypeAnalyzer.FullName(type);
+        return full switch
+        {
+            "global::System.Threading.Tasks.Task" => (ReturnKind.Task, null),
+            "global::System.Threading.Tasks.ValueTask" => (ReturnKind.ValueTask, null),
+            "global::System.Threading.Tasks.Task<TResult>" => (ReturnKind.TaskOfT, ((INamedTypeSymbol)type).TypeArguments[0]),
+            "global::System.Threading.Tasks.ValueTask<TResult>" => (ReturnKind.ValueTaskOfT, ((INamedTypeSymbol)type).TypeArguments[0]),
+            _ => (ReturnKind.Value, type),
+        };
+    }
+
+    /// <summary>The default value as C# source, cast to the parameter's type where a literal alone would not do.</summary>
+    private static string DefaultExpression(IParameterSymbol p)
+    {
+        object? value = p.ExplicitDefaultValue;
+        ITypeSymbol type = p.Type is INamedTypeSymbol { ConstructedFrom.SpecialType: SpecialType.System_Nullable_T } n ? n.TypeArguments[0] : p.Type;
+        if (value is null)
+        {
+            return p.Type.IsValueType && p.Type.OriginalDefinition.SpecialType != SpecialType.System_Nullable_T ? "default" : "null";
+        }
+
+        if (type.TypeKind == Microsoft.CodeAnalysis.TypeKind.Enum)
+        {
+            return "(" + TypeAnalyzer.FullName(type) + ")" + Literal(value);
+        }
+
+        return Literal(value);
+    }
+
+    private static string Literal(object value) => value switch
+    {
+        string s => SymbolDisplay.FormatLiteral(s, quote: true),
+        char c => SymbolDisplay.FormatLiteral(c, quote: true),
+        bool b => b ? "true" : "false",
+        float f => f.ToString("R", System.Globalization.CultureInfo.InvariantCulture) + "F",
+        double d => d.ToString("R", System.Globalization.CultureInfo.InvariantCulture) + "D",
+        decimal m => m.ToString(System.Globalization.CultureInfo.InvariantCulture) + "M",
+        long l => l.ToString(System.Globalization.CultureInfo.InvariantCulture) + "L",
+        ulong u => u.ToString(System.Globalization.CultureInfo.InvariantCulture) + "UL",
+        uint u => u.ToString(System.Globalization.CultureInfo.InvariantCulture) + "U",
+        IFormattable f => f.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
+        _ => value.ToString() ?? "default",
+    };
+
+    private static string? ExportNameProblem(string name)
+    {
+        if (string.IsNullOrWhiteSpace(name)) return "it is empty";
+        if (name.StartsWith(".", StringComparison.Ordinal) || name.EndsWith(".", StringComparison.Ordinal) || name.Contains("..")) return "dots separate non-empty segments (as in math.linear.solve)";
+        if (name.StartsWith("rpc.", StringComparison.Ordinal)) return "names starting with 'rpc.' are reserved by JSON-RPC";
+        foreach (char c in name)
+        {
+            if (!(char.IsLetterOrDigit(c) || c is '_' or '.' or '-')) return $"'{c}' is not allowed (use letters, digits, '_', '-' and '.')";
+        }
+
+        return null;
+    }
+
+    private static string AccessText(Accessibility a) => a switch
+    {
+        Microsoft.CodeAnalysis.Accessibility.Private => "private",
+        Microsoft.CodeAnalysis.Accessibility.Protected => "protected",
+        Microsoft.CodeAnalysis.Accessibility.ProtectedAndInternal => "private protected",
+        _ => a.ToString().ToLowerInvariant(),
+    };
+}

@@ -1,0 +1,378 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using IpyRpc.Generators.Model;
+using Microsoft.CodeAnalysis;
+using TypeKind = IpyRpc.Generators.Model.TypeKind;
+
+namespace IpyRpc.Generators.Parse;
+
+/// <summary>
+/// Turns a type symbol into a <see cref="TypeModel"/>, collecting the user types it reaches, or
+/// says in words why the type cannot be serialized.
+/// </summary>
+internal sealed class TypeAnalyzer
+{
+    private const int MaxDepth = 32;
+    private readonly Dictionary<string, ObjectModel?> _objects = new();
+    private readonly IAssemblySymbol _assembly;
+
+    public TypeAnalyzer(IAssemblySymbol assembly) => _assembly = assembly;
+
+    /// <summary>Every user type and tuple reached so far, in a stable order.</summary>
+    public IEnumerable<ObjectModel> Objects => _objects.Values.Where(o => o is not null).Select(o => o!).OrderBy(o => o.FullName, StringComparer.Ordinal);
+
+    public static readonly SymbolDisplayFormat FullFormat = SymbolDisplayFormat.FullyQualifiedFormat
+        .WithMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.UseSpecialTypes | SymbolDisplayMiscellaneousOptions.EscapeKeywordIdentifiers);
+
+    public static readonly SymbolDisplayFormat ShortFormat = SymbolDisplayFormat.MinimallyQualifiedFormat
+        .WithMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.UseSpecialTypes | SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
+
+    /// <summary>The fully qualified name without nullable annotations (what typeof and generic arguments need).</summary>
+    public static string FullName(ITypeSymbol type) => type.WithNullableAnnotation(NullableAnnotation.NotAnnotated).ToDisplayString(FullFormat);
+
+    public TypeModel? Analyze(ITypeSymbol type, out string? error) => Analyze(type, 0, out error);
+
+    private TypeModel? Analyze(ITypeSymbol type, int depth, out string? error)
+    {
+        error = null;
+        if (depth > MaxDepth)
+        {
+            error = "it nests more than " + MaxDepth + " levels deep";
+            return null;
+        }
+
+        string full = FullName(type);
+        string display = type.WithNullableAnnotation(NullableAnnotation.NotAnnotated).ToDisplayString(ShortFormat);
+
+        string? builtin = BuiltinName(type);
+        if (builtin is not null)
+        {
+            return new TypeModel(TypeKind.Builtin, full, display, type.IsValueType, builtin, EquatableArray<TypeModel>.Empty, null, null);
+        }
+
+        switch (type)
+        {
+            case ITypeParameterSymbol:
+                error = "it is an open generic type parameter; only closed types can travel";
+                return null;
+            case IPointerTypeSymbol or IFunctionPointerTypeSymbol:
+                error = "pointers cannot travel between processes";
+                return null;
+            case IDynamicTypeSymbol:
+                error = "dynamic has no shape to serialize; use object for plain data";
+                return null;
+            case IArrayTypeSymbol array:
+                if (array.Rank != 1)
+                {
+                    error = "only one-dimensional arrays are supported (use an array of arrays)";
+                    return null;
+                }
+
+                return Sequence(full, display, array.ElementType, "static l => l.ToArray()", depth, out error);
+        }
+
+        if (type is not INamedTypeSymbol named)
+        {
+            error = "it is not a named type";
+            return null;
+        }
+
+        if (named.TypeKind == Microsoft.CodeAnalysis.TypeKind.Enum)
+        {
+            string underlying = named.EnumUnderlyingType?.ToDisplayString(FullFormat) ?? "int";
+            return new TypeModel(TypeKind.Enum, full, display, true, null, EquatableArray<TypeModel>.Empty, null, underlying);
+        }
+
+        if (named.IsRefLikeType)
+        {
+            error = "ref struct types (such as Span<T>) cannot be stored or sent; use an array";
+            return null;
+        }
+
+        if (named.TypeKind is Microsoft.CodeAnalysis.TypeKind.Delegate)
+        {
+            error = "delegates cannot travel between processes";
+            return null;
+        }
+
+        if (named.IsGenericType)
+        {
+            string definition = named.ConstructedFrom.ToDisplayString(FullFormat);
+            ImmutableArrayView args = new(named.TypeArguments);
+            switch (definition)
+            {
+                case "global::System.Nullable<T>":
+                    {
+                        TypeModel? inner = Analyze(args[0], depth + 1, out error);
+                        return inner is null ? null : new TypeModel(TypeKind.Nullable, full, display, true, null, new[] { inner }.ToEquatableArray(), null, null);
+                    }
+
+                case "global::System.Collections.Generic.List<T>":
+                case "global::System.Collections.Generic.IList<T>":
+                case "global::System.Collections.Generic.ICollection<T>":
+                case "global::System.Collections.Generic.IEnumerable<T>":
+                case "global::System.Collections.Generic.IReadOnlyList<T>":
+                case "global::System.Collections.Generic.IReadOnlyCollection<T>":
+                    return Sequence(full, display, args[0], "static l => l", depth, out error);
+                case "global::System.Collections.Generic.HashSet<T>":
+                case "global::System.Collections.Generic.ISet<T>":
+                case "global::System.Collections.Generic.IReadOnlySet<T>":
+                    return Sequence(full, display, args[0], "static l => new global::System.Collections.Generic.HashSet<" + FullName(args[0]) + ">(l)", depth, out error);
+                case "global::System.Collections.Generic.Dictionary<TKey, TValue>":
+                case "global::System.Collections.Generic.IDictionary<TKey, TValue>":
+                case "global::System.Collections.Generic.IReadOnlyDictionary<TKey, TValue>":
+                    {
+                        if (args[0].SpecialType != SpecialType.System_String)
+                        {
+                            error = "dictionary keys must be strings (maps and JSON objects have string keys)";
+                            return null;
+                        }
+
+                        TypeModel? value = Analyze(args[1], depth + 1, out error);
+                        return value is null ? null : new TypeModel(TypeKind.Dictionary, full, display, false, null, new[] { value }.ToEquatableArray(), "static d => d", null);
+                    }
+            }
+
+            if (named.IsTupleType || definition.StartsWith("global::System.Tuple<", StringComparison.Ordinal))
+            {
+                return Tuple(named, full, display, depth, out error);
+            }
+
+            if (definition.StartsWith("global::System.", StringComparison.Ordinal))
+            {
+                error = $"{named.ConstructedFrom.Name}<...> is not one of the supported collections (arrays, List<T>, IReadOnlyList<T>, IEnumerable<T>, HashSet<T>, Dictionary<string, T>, tuples)";
+                return null;
+            }
+        }
+
+        if (full.StartsWith("global::System.", StringComparison.Ordinal) && named.ContainingAssembly?.Name is "System.Private.CoreLib" or "System.Runtime" or "mscorlib" or "netstandard")
+        {
+            error = $"{display} is a framework type without a wire format; use one of the supported types or a record of them";
+            return null;
+        }
+
+        return Object(named, full, display, depth, out error);
+    }
+
+    private TypeModel? Sequence(string full, string display, ITypeSymbol element, string create, int depth, out string? error)
+    {
+        TypeModel? inner = Analyze(element, depth + 1, out error);
+        return inner is null ? null : new TypeModel(TypeKind.Sequence, full, display, false, null, new[] { inner }.ToEquatableArray(), create, null);
+    }
+
+    private TypeModel? Tuple(INamedTypeSymbol named, string full, string display, int depth, out string? error)
+    {
+        error = null;
+        ImmutableArrayView elements = new(named.IsTupleType ? named.TupleElements.Select(e => e.Type).ToArray() : named.TypeArguments.ToArray());
+        if (elements.Count > 7)
+        {
+            error = "tuples of more than 7 elements are not supported; use a record";
+            return null;
+        }
+
+        var members = new List<MemberModel>();
+        for (int i = 0; i < elements.Count; i++)
+        {
+            TypeModel? m = Analyze(elements[i], depth + 1, out error);
+            if (m is null)
+            {
+                error = $"tuple element {i + 1}: {error}";
+                return null;
+            }
+
+            members.Add(new MemberModel("Item" + (i + 1), "item" + (i + 1), m, false, false, i));
+        }
+
+        if (!_objects.ContainsKey(full))
+        {
+            _objects[full] = new ObjectModel(full, display, named.IsValueType, true, members.ToEquatableArray(), members.Count, null);
+        }
+
+        return new TypeModel(TypeKind.Tuple, full, display, named.IsValueType, null, EquatableArray<TypeModel>.Empty, null, null);
+    }
+
+    private TypeModel? Object(INamedTypeSymbol named, string full, string display, int depth, out string? error)
+    {
+        error = null;
+        var reference = new TypeModel(TypeKind.Object, full, display, named.IsValueType, null, EquatableArray<TypeModel>.Empty, null, null);
+        if (_objects.ContainsKey(full))
+        {
+            return reference; // known, or being analyzed higher up (a recursive type)
+        }
+
+        if (named.IsAbstract || named.TypeKind == Microsoft.CodeAnalysis.TypeKind.Interface)
+        {
+            error = $"{display} is {(named.TypeKind == Microsoft.CodeAnalysis.TypeKind.Interface ? "an interface" : "abstract")}; the receiver could not know which type to create. Use a concrete type";
+            return null;
+        }
+
+        if (!IsAccessible(named))
+        {
+            error = $"{display} is not accessible from generated code (it must be public or internal, in this assembly or a public one)";
+            return null;
+        }
+
+        _objects[full] = null; // mark as in progress for recursive types
+        var members = new List<(string Name, ITypeSymbol Type, bool Settable, bool InitOnly)>();
+        foreach (ISymbol symbol in AllMembers(named))
+        {
+            switch (symbol)
+            {
+                case IPropertySymbol { IsStatic: false, IsIndexer: false, DeclaredAccessibility: Accessibility.Public, GetMethod: not null } p
+                    when p.GetMethod.DeclaredAccessibility == Accessibility.Public && !p.GetAttributes().Any(IsIgnore):
+                    bool settable = p.SetMethod is { DeclaredAccessibility: Accessibility.Public or Accessibility.Internal } && !p.IsReadOnly;
+                    members.Add((p.Name, p.Type, settable, settable && p.SetMethod!.IsInitOnly));
+                    break;
+                case IFieldSymbol { IsStatic: false, IsConst: false, DeclaredAccessibility: Accessibility.Public, IsImplicitlyDeclared: false } f
+                    when !f.GetAttributes().Any(IsIgnore):
+                    members.Add((f.Name, f.Type, !f.IsReadOnly, false));
+                    break;
+            }
+        }
+
+        // Prefer the constructor that sets the most members by name (a record's primary constructor).
+        IMethodSymbol? constructor = named.InstanceConstructors
+            .Where(c => c.DeclaredAccessibility is Accessibility.Public or Accessibility.Internal && !c.Parameters.Any(p => p.RefKind != RefKind.None))
+            .Where(c => c.Parameters.All(p => members.Any(m => string.Equals(m.Name, p.Name, StringComparison.OrdinalIgnoreCase))))
+            .Where(c => !(c.Parameters.Length == 1 && SymbolEqualityComparer.Default.Equals(c.Parameters[0].Type, named))) // a record's copy constructor
+            .OrderByDescending(c => c.Parameters.Length)
+            .FirstOrDefault();
+        if (constructor is null)
+        {
+            _objects.Remove(full);
+            error = $"{display} has no public constructor that IpyRpc can call (a parameterless one, or one whose parameters are named like its properties)";
+            return null;
+        }
+
+        var models = new List<MemberModel>();
+        foreach ((string name, ITypeSymbol memberType, bool settable, bool initOnly) in members)
+        {
+            int ctorIndex = -1;
+            for (int i = 0; i < constructor.Parameters.Length; i++)
+            {
+                if (string.Equals(constructor.Parameters[i].Name, name, StringComparison.OrdinalIgnoreCase)) ctorIndex = i;
+            }
+
+            if (ctorIndex < 0 && !settable)
+            {
+                continue; // computed or get-only: written, never read back
+            }
+
+            TypeModel? m = Analyze(memberType, depth + 1, out error);
+            if (m is null)
+            {
+                _objects.Remove(full);
+                error = $"member {display}.{name}: {error}";
+                return null;
+            }
+
+            models.Add(new MemberModel(name, WireName(name), m, settable, initOnly, ctorIndex));
+        }
+
+        // Get-only members not set by the constructor are still written (readers ignore them).
+        foreach ((string name, ITypeSymbol memberType, bool settable, _) in members)
+        {
+            if (models.Any(m => m.Name == name)) continue;
+            TypeModel? m = Analyze(memberType, depth + 1, out _);
+            if (m is not null) models.Add(new MemberModel(name, WireName(name), m, false, false, -2));
+        }
+
+        string? summary = null;
+        _objects[full] = new ObjectModel(full, display, named.IsValueType, false, models.ToEquatableArray(), constructor.Parameters.Length, summary);
+        return reference;
+    }
+
+    private static bool IsIgnore(AttributeData a) => a.AttributeClass?.Name is "IgnoreDataMemberAttribute" or "JsonIgnoreAttribute";
+
+    private static IEnumerable<ISymbol> AllMembers(INamedTypeSymbol type)
+    {
+        var seen = new HashSet<string>();
+        for (INamedTypeSymbol? t = type; t is not null && t.SpecialType != SpecialType.System_Object && t.SpecialType != SpecialType.System_ValueType; t = t.BaseType)
+        {
+            foreach (ISymbol m in t.GetMembers())
+            {
+                if (m.Kind is SymbolKind.Property or SymbolKind.Field && seen.Add(m.Name) && m.Name != "EqualityContract")
+                {
+                    yield return m;
+                }
+            }
+        }
+    }
+
+    private bool IsAccessible(INamedTypeSymbol type)
+    {
+        for (INamedTypeSymbol? t = type; t is not null; t = t.ContainingType)
+        {
+            bool sameAssembly = SymbolEqualityComparer.Default.Equals(t.ContainingAssembly, _assembly);
+            if (t.DeclaredAccessibility == Accessibility.Public) continue;
+            if (t.DeclaredAccessibility is Accessibility.Internal or Accessibility.ProtectedOrInternal && sameAssembly) continue;
+            return false;
+        }
+
+        return true;
+    }
+
+    private static string WireName(string name) => name.Length == 0 ? name : char.ToLowerInvariant(name[0]) + name.Substring(1);
+
+    private static string? BuiltinName(ITypeSymbol type)
+    {
+        switch (type.SpecialType)
+        {
+            case SpecialType.System_Boolean: return "Boolean";
+            case SpecialType.System_Byte: return "Byte";
+            case SpecialType.System_SByte: return "SByte";
+            case SpecialType.System_Int16: return "Int16";
+            case SpecialType.System_UInt16: return "UInt16";
+            case SpecialType.System_Int32: return "Int32";
+            case SpecialType.System_UInt32: return "UInt32";
+            case SpecialType.System_Int64: return "Int64";
+            case SpecialType.System_UInt64: return "UInt64";
+            case SpecialType.System_Single: return "Single";
+            case SpecialType.System_Double: return "Double";
+            case SpecialType.System_Decimal: return "Decimal";
+            case SpecialType.System_Char: return "Char";
+            case SpecialType.System_String: return "String";
+            case SpecialType.System_Object: return "Object";
+            case SpecialType.System_DateTime: return "DateTime";
+        }
+
+        if (type is IArrayTypeSymbol { Rank: 1 } array)
+        {
+            switch (array.ElementType.SpecialType)
+            {
+                case SpecialType.System_Byte: return "ByteArray";
+                case SpecialType.System_Double: return "DoubleArray";
+                case SpecialType.System_Single: return "SingleArray";
+                case SpecialType.System_Int32: return "Int32Array";
+                case SpecialType.System_Int64: return "Int64Array";
+                case SpecialType.System_Int16: return "Int16Array";
+                case SpecialType.System_UInt16: return "UInt16Array";
+                case SpecialType.System_UInt32: return "UInt32Array";
+                case SpecialType.System_UInt64: return "UInt64Array";
+                case SpecialType.System_SByte: return "SByteArray";
+            }
+        }
+
+        switch (FullName(type))
+        {
+            case "global::System.Guid": return "Guid";
+            case "global::System.DateTimeOffset": return "DateTimeOffset";
+            case "global::System.TimeSpan": return "TimeSpan";
+        }
+
+        return null;
+    }
+
+    /// <summary>Index access over a symbol list, without dragging ImmutableArray's default-value traps around.</summary>
+    private readonly struct ImmutableArrayView
+    {
+        private readonly ITypeSymbol[] _items;
+
+        public ImmutableArrayView(IEnumerable<ITypeSymbol> items) => _items = items.ToArray();
+
+        public int Count => _items.Length;
+
+        public ITypeSymbol this[int i] => _items[i];
+    }
+}
