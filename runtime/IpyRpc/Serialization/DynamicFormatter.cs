@@ -212,7 +212,7 @@ public sealed class DynamicFormatter : IpyRpcFormatter<object?>
             case JsonTokenType.True: return true;
             case JsonTokenType.False: return false;
             case JsonTokenType.String: return reader.GetString();
-            case JsonTokenType.Number: return reader.TryGetInt64(out long l) ? l : reader.GetDouble();
+            case JsonTokenType.Number: return reader.TryGetInt64(out long l) ? (object)l : reader.GetDouble();
             case JsonTokenType.StartArray:
                 {
                     var items = new List<object?>();

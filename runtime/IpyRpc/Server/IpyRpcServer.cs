@@ -98,27 +98,30 @@ public sealed partial class IpyRpcServer : IAsyncDisposable, IJobExecutor
                 $"{type.Name} has exported instance methods but no public parameterless constructor; register an instance: server.Register(new {type.Name}(...)).", nameof(type));
         }
 
-        return Register(service.CreateFunctions(instance));
+        return RegisterFunctions(service.CreateFunctions(instance));
     }
 
     /// <summary>Registers the exported functions of a service instance (instance and static methods alike).</summary>
     public IpyRpcServer Register<TService>(TService instance) where TService : class
     {
         ArgumentNullException.ThrowIfNull(instance);
-        if (instance is Type type)
+        return instance switch
         {
-            return Register(type);
-        }
-
-        return Register(FindService(instance.GetType()).CreateFunctions(instance));
+            Type type => Register(type),
+            IpyRpcFunction function => RegisterFunctions([function]),
+            IEnumerable<IpyRpcFunction> functions => RegisterFunctions(functions),
+            _ => RegisterFunctions(FindService(instance.GetType()).CreateFunctions(instance)),
+        };
     }
 
     /// <summary>Registers one function under another name, as the seed's <c>server.register(name, fn)</c>.</summary>
-    public IpyRpcServer Register(string name, IpyRpcFunction function) => Register([function.WithName(name)]);
+    public IpyRpcServer Register(string name, IpyRpcFunction function) => RegisterFunctions([function.WithName(name)]);
 
     /// <summary>Registers functions.</summary>
     /// <exception cref="ArgumentException">A name is already registered.</exception>
-    public IpyRpcServer Register(IEnumerable<IpyRpcFunction> functions)
+    public IpyRpcServer Register(IEnumerable<IpyRpcFunction> functions) => RegisterFunctions(functions);
+
+    private IpyRpcServer RegisterFunctions(IEnumerable<IpyRpcFunction> functions)
     {
         lock (_gate)
         {
