@@ -56,7 +56,7 @@ public sealed class IpyRpcClient : IAsyncDisposable
     public static Task<IpyRpcClient> ConnectInProcessAsync(IpyRpcServer server, IpyRpcClientOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new IpyRpcClientOptions();
-        (IMessageChannel client, IMessageChannel serverEnd) = InProcessTransport.CreatePair(Math.Min(options.MaxMessageBytes, server.Options.MaxMessageBytes));
+        (IMessageChannel client, IMessageChannel serverEnd) = InProcessTransport.CreatePair(options.MaxMessageBytes, server.Options.MaxMessageBytes);
         var stop = new CancellationTokenSource();
         Task serving = server.ServeAsync(serverEnd, stop.Token);
         return ConnectAsync(client, options, async () =>

@@ -57,7 +57,7 @@ public static class Glob
             {
                 // A ']' right after '[' or '[!' is a member of the set, as in shells.
                 int first = i + 1 < pattern.Length && pattern[i + 1] == '!' ? i + 2 : i + 1;
-                int close = pattern.IndexOf(']', first + 1);
+                int close = first + 1 <= pattern.Length ? pattern.IndexOf(']', first + 1) : -1;
                 if (close < 0)
                 {
                     throw new ArgumentException($"Glob pattern \"{pattern}\" has a '[' at {i} with no closing ']'.", nameof(pattern));

@@ -259,7 +259,21 @@ public static class MessageCodec
 
         if (dataSize > (ulong)maxMessageBytes || headerSize + dataSize > (ulong)maxMessageBytes)
         {
-            throw new ProtocolException(ErrorCodes.TooLarge, $"A framed message declares {headerSize + dataSize} bytes; the limit is {maxMessageBytes}");
+            // Read the header if it is here, so the refusal can name the call it refuses.
+            ulong id = 0;
+            if (span.Length >= FramePrefixBytes + headerSize)
+            {
+                try
+                {
+                    id = DecodeHeader(span.Slice(FramePrefixBytes, (int)headerSize), []).Id;
+                }
+                catch (ProtocolException e)
+                {
+                    id = e.Id;
+                }
+            }
+
+            throw new ProtocolException(ErrorCodes.TooLarge, $"A framed message declares {headerSize + dataSize} bytes; the limit is {maxMessageBytes}", id);
         }
 
         long total = FramePrefixBytes + headerSize + (long)dataSize;

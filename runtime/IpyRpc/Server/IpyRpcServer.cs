@@ -19,7 +19,7 @@ namespace IpyRpc;
 public sealed partial class IpyRpcServer : IAsyncDisposable, IJobExecutor
 {
     private readonly object _gate = new();
-    private readonly GlobConfig _config = new();
+    private GlobConfig _config = new();
     private readonly Dictionary<string, IJobQueue> _queues = new(StringComparer.Ordinal);
     private Dictionary<string, IpyRpcFunction> _functions = new(StringComparer.Ordinal);
     private Dictionary<string, FunctionOptions> _options = new(StringComparer.Ordinal);
@@ -76,8 +76,12 @@ public sealed partial class IpyRpcServer : IAsyncDisposable, IJobExecutor
     {
         lock (_gate)
         {
-            _config.Add(config);
-            Rebuild(_functions);
+            // Validate the merged config against the functions before it takes effect.
+            var merged = new GlobConfig();
+            merged.Add(_config);
+            merged.Add(config);
+            Rebuild(_functions, merged);
+            _config = merged;
         }
 
         return this;
@@ -139,7 +143,7 @@ public sealed partial class IpyRpcServer : IAsyncDisposable, IJobExecutor
                 }
             }
 
-            Rebuild(next);
+            Rebuild(next, _config);
         }
 
         return this;
@@ -155,12 +159,12 @@ public sealed partial class IpyRpcServer : IAsyncDisposable, IJobExecutor
         $"{type.Name} has no generated IpyRpc functions. Mark its methods with [IpyRpcExport] and make sure the IpyRpc source generator runs for its project.",
         nameof(type));
 
-    private void Rebuild(Dictionary<string, IpyRpcFunction> functions)
+    private void Rebuild(Dictionary<string, IpyRpcFunction> functions, GlobConfig config)
     {
         var options = new Dictionary<string, FunctionOptions>(StringComparer.Ordinal);
         foreach (string name in functions.Keys)
         {
-            options[name] = _config.Resolve(name);
+            options[name] = config.Resolve(name);
             if (options[name].Queue is { } q && !_queues.ContainsKey(q))
             {
                 throw new ArgumentException($"The config sends {name} to queue \"{q}\", but the server has no queue by that name (it has: {string.Join(", ", _queues.Keys)}).");

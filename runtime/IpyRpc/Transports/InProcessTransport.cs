@@ -10,12 +10,14 @@ namespace IpyRpc.Transports;
 /// </summary>
 public static class InProcessTransport
 {
-    /// <summary>Creates a connected pair of channels.</summary>
-    public static (IMessageChannel Client, IMessageChannel Server) CreatePair(long maxMessageBytes = ProtocolVersion.DefaultMaxMessageBytes)
+    /// <summary>Creates a connected pair of channels; each end refuses incoming messages over its own limit.</summary>
+    public static (IMessageChannel Client, IMessageChannel Server) CreatePair(
+        long clientMaxMessageBytes = ProtocolVersion.DefaultMaxMessageBytes,
+        long serverMaxMessageBytes = ProtocolVersion.DefaultMaxMessageBytes)
     {
         var toServer = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
         var toClient = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
-        return (new End(toServer.Writer, toClient.Reader, maxMessageBytes), new End(toClient.Writer, toServer.Reader, maxMessageBytes));
+        return (new End(toServer.Writer, toClient.Reader, clientMaxMessageBytes), new End(toClient.Writer, toServer.Reader, serverMaxMessageBytes));
     }
 
     /// <summary>One end of an in-process connection; <see cref="SendRawAsync"/> lets tests send arbitrary bytes.</summary>

@@ -1,0 +1,104 @@
+using IpyRpc;
+using IpyRpc.Protocol;
+
+namespace IpyRpc.Tests.Calls;
+
+public sealed class ErrorTests
+{
+    public static TheoryData<Serialization> Serializations => new() { Serialization.MessagePack, Serialization.Json };
+
+    [Theory]
+    [MemberData(nameof(Serializations))]
+    public async Task ARemoteExceptionArrivesWithTypeMessageStackAndInnerChain(Serialization serialization)
+    {
+        await using InProcess p = await InProcess.StartAsync(serialization);
+        var e = await Assert.ThrowsAsync<RemoteException>(() => p.Client.CallAsync<object>("fail", "boom"));
+        Assert.Equal("System.InvalidOperationException", e.RemoteType);
+        Assert.Equal("boom", e.RemoteMessage);
+        Assert.Equal("fail", e.Function);
+        Assert.Contains("BehaviourFunctions.Fail", e.RemoteStackTrace);
+        var inner = Assert.IsType<RemoteException>(e.InnerException);
+        Assert.Equal("System.FormatException", inner.RemoteType);
+        Assert.Equal("inner: boom", inner.RemoteMessage);
+        Assert.Contains("System.InvalidOperationException: fail: boom", e.ToString());
+
+        // The server keeps serving.
+        Assert.Equal(3, await p.Client.CallAsync<int>("add", 1, 2));
+    }
+
+    [Fact]
+    public async Task AnUnknownFunctionGetsASpecificErrorWithAHint()
+    {
+        await using InProcess p = await InProcess.StartAsync();
+        var e = await Assert.ThrowsAsync<UnknownFunctionException>(() => p.Client.CallAsync<int>("addd", 1, 2));
+        Assert.Equal(ErrorCodes.UnknownFunction, e.Code);
+        Assert.Contains("Did you mean 'add'?", e.Message);
+        var none = await Assert.ThrowsAsync<UnknownFunctionException>(() => p.Client.CallAsync<int>("completely_unrelated_name"));
+        Assert.DoesNotContain("Did you mean", none.Message);
+    }
+
+    [Theory]
+    [MemberData(nameof(Serializations))]
+    public async Task AWrongArgumentTypeNamesTheParameterAndTheExpectedType(Serialization serialization)
+    {
+        await using InProcess p = await InProcess.StartAsync(serialization);
+        var e = await Assert.ThrowsAsync<InvalidArgumentsException>(() => p.Client.CallAsync<int>("add", "two", 3));
+        Assert.Equal("a", e.Parameter);
+        Assert.Contains("Argument 'a' of add must be int", e.Message);
+        Assert.Contains("found a string", e.Message);
+    }
+
+    [Fact]
+    public async Task MissingExtraAndUnknownArgumentsAreReportedByName()
+    {
+        await using InProcess p = await InProcess.StartAsync();
+        var missing = await Assert.ThrowsAsync<InvalidArgumentsException>(() => p.Client.CallAsync<int>("add", 1));
+        Assert.Equal("b", missing.Parameter);
+        Assert.Contains("missing the required argument 'b' (int)", missing.Message);
+
+        var extra = await Assert.ThrowsAsync<InvalidArgumentsException>(() => p.Client.CallAsync<int>("add", 1, 2, 3));
+        Assert.Contains("takes 2 arguments but 3 were given", extra.Message);
+
+        var unknown = await Assert.ThrowsAsync<InvalidArgumentsException>(() => p.Client.CallNamedAsync<int>("add", new Dictionary<string, object?> { ["a"] = 1, ["c"] = 2 }));
+        Assert.Equal("c", unknown.Parameter);
+        Assert.Contains("no parameter named 'c'", unknown.Message);
+
+        var outOfRange = await Assert.ThrowsAsync<InvalidArgumentsException>(() => p.Client.CallAsync<int>("add", 1L << 40, 1));
+        Assert.Contains("out of range", outOfRange.Message);
+    }
+
+    [Fact]
+    public async Task AServerSideTimeoutStopsACallThatIgnoresItsToken()
+    {
+        await using InProcess p = await InProcess.StartAsync(configure: s => s.Config(new() { ["sleep"] = new() { Timeout = TimeSpan.FromMilliseconds(200) } }));
+        var e = await Assert.ThrowsAsync<IpyRpcTimeoutException>(() => p.Client.CallAsync<int>("sleep", 5000));
+        Assert.Equal(ErrorCodes.Timeout, e.Code);
+        Assert.Contains("timeout", e.Message);
+        Assert.Equal(10, await p.Client.CallAsync<int>("sleep", 10));
+    }
+
+    [Fact]
+    public async Task ACallerSideTimeoutFailsTheCallAndCancelsTheRemoteWork()
+    {
+        await using InProcess p = await InProcess.StartAsync();
+        string gate = Gates.NewName("timeout");
+        var e = await Assert.ThrowsAsync<IpyRpcTimeoutException>(() =>
+            p.Client.CallAsync<string>("wait_for_cancel", [gate], new CallOptions { Timeout = TimeSpan.FromMilliseconds(300) }));
+        Assert.Equal("wait_for_cancel", e.Function);
+        await Gates.WaitAsync(gate + ".cancelled");
+    }
+
+    [Fact]
+    public async Task CancellingOnTheClientReachesTheServersCancellationToken()
+    {
+        await using InProcess p = await InProcess.StartAsync();
+        string gate = Gates.NewName("cancel");
+        using var cts = new CancellationTokenSource();
+        Task<string> call = p.Client.CallAsync<string>("wait_for_cancel", [gate], null, cts.Token);
+        await Gates.WaitAsync(gate + ".started");
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
+        await Gates.WaitAsync(gate + ".cancelled");
+        Assert.Equal(2, await p.Client.CallAsync<int>("add", 1, 1));
+    }
+}
