@@ -142,7 +142,7 @@ internal static class FormatterEmitter
         for (int i = 0; i < read.Length; i++)
         {
             MemberModel m = read[i];
-            string test = m.WireName == m.Name ? $"key.SequenceEqual({Names.Utf8(m.WireName)})" : $"key.SequenceEqual({Names.Utf8(m.WireName)}) || key.SequenceEqual({Names.Utf8(m.Name)})";
+            string test = m.WireName == m.Name ? Equal("key", m.WireName) : Equal("key", m.WireName) + " || " + Equal("key", m.Name);
             w.Line($"{keyword} ({test}) {{ m{i} = {Names.LocalFormatter(m.Type)}.Read(ref reader); has{i} = true; }}");
             keyword = "else if";
         }
@@ -229,6 +229,8 @@ internal static class FormatterEmitter
         w.Close();
         w.Close();
     }
+
+    private static string Equal(string span, string text) => $"global::System.MemoryExtensions.SequenceEqual({span}, {Names.Utf8(text)})";
 
     private static void DeclareLocals(CodeWriter w, MemberModel[] members)
     {

@@ -146,7 +146,7 @@ internal sealed class TypeAnalyzer
             }
         }
 
-        if (full.StartsWith("global::System.", StringComparison.Ordinal) && named.ContainingAssembly?.Name is "System.Private.CoreLib" or "System.Runtime" or "mscorlib" or "netstandard")
+        if (named.SpecialType != SpecialType.None || IsFrameworkNamespace(named.ContainingNamespace))
         {
             error = $"{display} is a framework type without a wire format; use one of the supported types or a record of them";
             return null;
@@ -281,6 +281,12 @@ internal sealed class TypeAnalyzer
         string? summary = null;
         _objects[full] = new ObjectModel(full, display, named.IsValueType, false, models.ToEquatableArray(), constructor.Parameters.Length, summary);
         return reference;
+    }
+
+    private static bool IsFrameworkNamespace(INamespaceSymbol? ns)
+    {
+        while (ns is { ContainingNamespace.IsGlobalNamespace: false }) ns = ns.ContainingNamespace;
+        return ns?.Name is "System" or "Microsoft";
     }
 
     private static bool IsIgnore(AttributeData a) => a.AttributeClass?.Name is "IgnoreDataMemberAttribute" or "JsonIgnoreAttribute";

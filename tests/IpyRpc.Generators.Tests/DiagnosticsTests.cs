@@ -1,0 +1,181 @@
+using Microsoft.CodeAnalysis;
+
+namespace IpyRpc.Generators.Tests;
+
+public sealed class DiagnosticsTests
+{
+    private static Diagnostic[] Diagnose(string body, string usings = "") => GeneratorHarness.Run($$"""
+        using System;
+        using System.Collections.Generic;
+        using System.Threading.Tasks;
+        using IpyRpc;
+        {{usings}}
+        namespace Demo;
+        {{body}}
+        """).GeneratorDiagnostics.ToArray();
+
+    private static Diagnostic Single(string id, Diagnostic[] diagnostics)
+    {
+        Diagnostic[] matching = [.. diagnostics.Where(d => d.Id == id)];
+        Assert.True(matching.Length == 1, $"expected one {id}, got: {string.Join("; ", diagnostics.Select(d => d.ToString()))}");
+        return matching[0];
+    }
+
+    [Fact]
+    public void AnUnsupportedParameterTypeSaysWhichAndWhy()
+    {
+        Diagnostic d = Single("IPYRPC0001", Diagnose("""
+            public static class F
+            {
+                /// <summary>x</summary>
+                [IpyRpcExport] public static int Run(Func<int> callback) => callback();
+            }
+            """));
+        Assert.Equal(DiagnosticSeverity.Error, d.Severity);
+        Assert.Contains("Parameter 'callback' of 'F.Run' has type 'Func<int>'", d.GetMessage());
+        Assert.Contains("delegates cannot travel", d.GetMessage());
+        Assert.Equal("https://github.com/ipyrpc/ipyrpc/blob/main/docs/diagnostics/IPYRPC0001.md", d.Descriptor.HelpLinkUri);
+    }
+
+    [Fact]
+    public void AnUnsupportedMemberDeepInAParameterIsNamed()
+    {
+        Diagnostic d = Single("IPYRPC0001", Diagnose("""
+            public sealed record Outer(Inner Inner);
+            public sealed record Inner(IntPtr Handle);
+            public static class F
+            {
+                /// <summary>x</summary>
+                [IpyRpcExport] public static int Run(Outer outer) => 0;
+            }
+            """));
+        Assert.Contains("member Outer.Inner: member Inner.Handle: nint is a framework type without a wire format", d.GetMessage());
+    }
+
+    [Fact]
+    public void AnUnsupportedReturnTypeIsAnError()
+    {
+        Diagnostic d = Single("IPYRPC0002", Diagnose("""
+            public static class F
+            {
+                /// <summary>x</summary>
+                [IpyRpcExport] public static Task<Dictionary<int, string>> Run() => null!;
+            }
+            """));
+        Assert.Contains("dictionary keys must be strings", d.GetMessage());
+    }
+
+    [Fact]
+    public void ADuplicateExportedNameIsAnError()
+    {
+        Diagnostic d = Single("IPYRPC0003", Diagnose("""
+            public static class F
+            {
+                /// <summary>x</summary>
+                [IpyRpcExport("same")] public static int A() => 1;
+                /// <summary>x</summary>
+                [IpyRpcExport("same")] public static int B() => 2;
+            }
+            """));
+        Assert.Contains("'same' is used by both 'F.A' and 'F.B'", d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData("public static void Run(ref int x) { }", "parameter 'x' is ref")]
+    [InlineData("public static void Run(out int x) { x = 1; }", "parameter 'x' is out")]
+    [InlineData("public static unsafe void Run(int* x) { }", "pointer")]
+    [InlineData("public static T Run<T>(T x) => x;", "generic methods cannot be called remotely")]
+    public void RefOutPointerAndGenericShapesAreRefused(string method, string expected)
+    {
+        Diagnostic[] diagnostics = Diagnose($$"""
+            public static class F
+            {
+                /// <summary>x</summary>
+                [IpyRpcExport] {{method}}
+            }
+            """);
+        Assert.Contains(diagnostics, d => d.Id == "IPYRPC0004" && d.Severity == DiagnosticSeverity.Error && d.GetMessage().Contains(expected));
+    }
+
+    [Fact]
+    public void APrivateMethodOrTypeIsRefused()
+    {
+        Diagnostic[] diagnostics = Diagnose("""
+            public static class F
+            {
+                /// <summary>x</summary>
+                [IpyRpcExport] private static int Hidden() => 1;
+
+                private static class Inner
+                {
+                    /// <summary>x</summary>
+                    [IpyRpcExport] public static int AlsoHidden() => 1;
+                }
+            }
+            """);
+        Diagnostic[] inaccessible = [.. diagnostics.Where(d => d.Id == "IPYRPC0005")];
+        Assert.Equal(2, inaccessible.Length);
+        Assert.Contains(inaccessible, d => d.GetMessage().Contains("the method is private"));
+        Assert.Contains(inaccessible, d => d.GetMessage().Contains("its containing type Inner is private"));
+    }
+
+    [Fact]
+    public void MissingDocsAreInformation()
+    {
+        Diagnostic d = Single("IPYRPC0007", Diagnose("""
+            public static class F
+            {
+                [IpyRpcExport] public static int Undocumented() => 1;
+            }
+            """));
+        Assert.Equal(DiagnosticSeverity.Info, d.Severity);
+    }
+
+    [Theory]
+    [InlineData("", "it is empty")]
+    [InlineData("a..b", "dots separate")]
+    [InlineData("rpc.discover", "reserved")]
+    [InlineData("has space", "' ' is not allowed")]
+    public void InvalidExportNamesAreRefused(string name, string expected)
+    {
+        Diagnostic d = Single("IPYRPC0009", Diagnose($$"""
+            public static class F
+            {
+                /// <summary>x</summary>
+                [IpyRpcExport("{{name}}")] public static int Run() => 1;
+            }
+            """));
+        Assert.Contains(expected, d.GetMessage());
+    }
+
+    [Fact]
+    public void AConfigPatternThatMatchesNothingIsAWarningAndABadOneAnError()
+    {
+        GeneratorHarness.Result result = GeneratorHarness.Run(Sources.Compute, Sources.Config, """
+            using IpyRpc;
+            namespace Demo;
+            public static class More
+            {
+                public static GlobConfig Make() => new() { ["[unclosed"] = new() };
+            }
+            """);
+        Diagnostic nothing = Single("IPYRPC0008", [.. result.GeneratorDiagnostics]);
+        Assert.Equal(DiagnosticSeverity.Warning, nothing.Severity);
+        Assert.Contains("'*_jsno' matches none of the exported functions (Crunch, add, compute_json, math.scale)", nothing.GetMessage());
+        Assert.Equal("Source1.cs", nothing.Location.GetLineSpan().Path);
+        Assert.Equal(11, nothing.Location.GetLineSpan().StartLinePosition.Line);
+        Diagnostic bad = Single("IPYRPC0010", [.. result.GeneratorDiagnostics]);
+        Assert.Contains("no closing ']'", bad.GetMessage());
+    }
+
+    [Fact]
+    public void EveryDiagnosticHasAHelpPage()
+    {
+        string docs = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../docs/diagnostics"));
+        for (int i = 1; i <= 10; i++)
+        {
+            string id = $"IPYRPC{i:0000}";
+            Assert.True(File.Exists(Path.Combine(docs, id + ".md")), $"docs/diagnostics/{id}.md is missing");
+        }
+    }
+}

@@ -1,0 +1,60 @@
+using System.Collections.Immutable;
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using IpyRpc.Generators;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+
+namespace IpyRpc.Generators.Tests;
+
+/// <summary>Compiles inline sources against the runtime, runs the generator, and reports what came out.</summary>
+internal static class GeneratorHarness
+{
+    private static readonly ImmutableArray<MetadataReference> References = LoadReferences();
+
+    public static readonly CSharpParseOptions ParseOptions = new(LanguageVersion.Latest, DocumentationMode.Diagnose);
+
+    private static ImmutableArray<MetadataReference> LoadReferences()
+    {
+        string[] platform = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator);
+        return [.. platform.Select(p => (MetadataReference)MetadataReference.CreateFromFile(p)),
+            MetadataReference.CreateFromFile(typeof(IpyRpc.IpyRpcServer).Assembly.Location)];
+    }
+
+    public static CSharpCompilation Compile(params string[] sources) => CSharpCompilation.Create(
+        "Demo.Assembly",
+        sources.Select((s, i) => CSharpSyntaxTree.ParseText(s, ParseOptions, path: $"Source{i}.cs")),
+        References,
+        new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable, allowUnsafe: true));
+
+    public static GeneratorDriver Driver() => CSharpGeneratorDriver.Create(
+        [new IpyRpcGenerator().AsSourceGenerator()],
+        parseOptions: ParseOptions,
+        driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
+
+    public sealed record Result(Compilation Output, ImmutableArray<Diagnostic> GeneratorDiagnostics, ImmutableArray<Diagnostic> CompileDiagnostics, IReadOnlyDictionary<string, string> Sources, GeneratorDriver Driver);
+
+    public static Result Run(params string[] sources)
+    {
+        CSharpCompilation compilation = Compile(sources);
+        GeneratorDriver driver = Driver().RunGeneratorsAndUpdateCompilation(compilation, out Compilation output, out ImmutableArray<Diagnostic> diagnostics);
+        GeneratorDriverRunResult run = driver.GetRunResult();
+        var generated = run.Results.SelectMany(r => r.GeneratedSources).ToDictionary(s => s.HintName, s => s.SourceText.ToString());
+        // Only what the generated trees cause: the inline test sources need not be warning-free.
+        ImmutableArray<Diagnostic> compile = output.GetDiagnostics()
+            .Where(d => d.Severity >= DiagnosticSeverity.Warning && d.Location.SourceTree?.FilePath.Contains("IpyRpc.Generators") == true)
+            .ToImmutableArray();
+        return new Result(output, diagnostics, compile, generated, driver);
+    }
+
+    /// <summary>Emits the compilation and loads it, running its module initializers (which register the generated functions).</summary>
+    public static Assembly Load(Compilation compilation)
+    {
+        using var stream = new MemoryStream();
+        Microsoft.CodeAnalysis.Emit.EmitResult emit = compilation.Emit(stream);
+        Assert.True(emit.Success, string.Join(Environment.NewLine, emit.Diagnostics));
+        Assembly assembly = System.Runtime.Loader.AssemblyLoadContext.Default.LoadFromStream(new MemoryStream(stream.ToArray()));
+        RuntimeHelpers.RunModuleConstructor(assembly.ManifestModule.ModuleHandle);
+        return assembly;
+    }
+}

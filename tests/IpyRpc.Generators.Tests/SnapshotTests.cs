@@ -1,0 +1,38 @@
+namespace IpyRpc.Generators.Tests;
+
+public sealed class SnapshotTests
+{
+    [Fact]
+    public void TheComputeExampleGeneratesTheCommittedSources()
+    {
+        GeneratorHarness.Result result = GeneratorHarness.Run(Sources.Compute);
+        Assert.Equal(["Demo.Compute.IpyRpc.g.cs", "IpyRpc.Formatters.g.cs"], result.Sources.Keys.Order());
+        foreach ((string hint, string source) in result.Sources)
+        {
+            Snapshot.Verify("Compute." + hint.Replace(".g.cs", ""), source);
+        }
+    }
+
+    [Fact]
+    public void ConfigBindingsListTheFunctionsEachPatternSelects()
+    {
+        GeneratorHarness.Result result = GeneratorHarness.Run(Sources.Compute, Sources.Config);
+        Snapshot.Verify("Config.IpyRpc.ConfigBindings", result.Sources["IpyRpc.ConfigBindings.g.cs"]);
+    }
+
+    [Fact]
+    public void TheProxyCarriesTheMethodsXmlDocs()
+    {
+        string dispatch = GeneratorHarness.Run(Sources.Compute).Sources["Demo.Compute.IpyRpc.g.cs"];
+        string proxy = dispatch[dispatch.IndexOf("public sealed partial class ComputeClient", StringComparison.Ordinal)..];
+        Assert.Contains("/// <summary>Adds two integers.</summary>", proxy);
+        Assert.Contains("/// <param name=\"a\">The first addend.</param>", proxy);
+        Assert.Contains("/// <returns>The sum.</returns>", proxy);
+        Assert.Contains("/// <remarks>Takes a while for large inputs.</remarks>", proxy);
+        Assert.Contains("/// <exception cref=\"T:System.ArgumentException\">When the request is empty.</exception>", proxy);
+        // The CancellationToken parameter is replaced by the proxy's own, with its own doc.
+        Assert.DoesNotContain("<param name=\"ct\">", proxy);
+        Assert.Contains("/// <param name=\"cancellationToken\">", proxy);
+        Assert.Contains("public global::System.Threading.Tasks.Task<int> Add(int @a, int @b,", proxy);
+    }
+}

@@ -1,0 +1,71 @@
+namespace IpyRpc.Generators.Tests;
+
+/// <summary>Inline sources the tests compile.</summary>
+internal static class Sources
+{
+    public const string Compute = """
+        using System.Collections.Generic;
+        using System.Threading;
+        using System.Threading.Tasks;
+        using IpyRpc;
+
+        namespace Demo;
+
+        /// <summary>What to crunch.</summary>
+        public sealed record Request(string Name, int[] Values, Dictionary<string, double> Weights);
+
+        /// <summary>What crunching found.</summary>
+        public sealed record Report(string Name, double Total, List<string> Notes);
+
+        public static class Compute
+        {
+            /// <summary>Adds two integers.</summary>
+            /// <param name="a">The first addend.</param>
+            /// <param name="b">The second addend.</param>
+            /// <returns>The sum.</returns>
+            [IpyRpcExport("add")]
+            public static int Add(int a, int b) => a + b;
+
+            /// <summary>Prints progress while it works.</summary>
+            /// <remarks>Takes a while for large inputs.</remarks>
+            /// <param name="req">The request.</param>
+            /// <param name="ct">Stops the work.</param>
+            /// <returns>A report on <paramref name="req"/>.</returns>
+            /// <exception cref="System.ArgumentException">When the request is empty.</exception>
+            [IpyRpcExport]
+            public static async Task<Report> Crunch(Request req, CancellationToken ct)
+            {
+                System.Console.WriteLine("step 1");
+                await Task.Yield();
+                double total = 0;
+                foreach (int v in req.Values) total += v * (req.Weights.TryGetValue(req.Name, out double w) ? w : 1);
+                return new Report(req.Name, total, new List<string> { "done" });
+            }
+
+            /// <summary>Echoes JSON text.</summary>
+            [IpyRpcExport("compute_json")]
+            public static string ComputeJson(string text) => text;
+
+            /// <summary>Scales with an optional factor.</summary>
+            [IpyRpcExport("math.scale")]
+            public static double Scale(double value, double factor = 2.5, string? label = null) => value * factor;
+        }
+        """;
+
+    public const string Config = """
+        using IpyRpc;
+
+        namespace Demo;
+
+        public static class Setup
+        {
+            public static void Configure(IpyRpcServer server) => server.Config(new()
+            {
+                ["*_json"] = new() { InputSerialization = Serialization.Json },
+                ["add"] = new() { Timeout = System.TimeSpan.FromSeconds(1) },
+                ["math.*"] = new(),
+                ["*_jsno"] = new(),
+            });
+        }
+        """;
+}
