@@ -1,0 +1,173 @@
+using System.Collections.Concurrent;
+using System.Net.Http.Headers;
+using System.Threading.Channels;
+using IpyRpc.Protocol;
+using IpyRpc.Transports;
+
+namespace IpyRpc.Http;
+
+/// <summary>
+/// The client side of the binary protocol over HTTP. Each request message is one POST whose
+/// response streams back that call's messages; many calls run at once over one
+/// <see cref="HttpClient"/>. Cancelling a call aborts its request, which cancels it on the server.
+/// </summary>
+public sealed class HttpMessageChannel : IMessageChannel
+{
+    private readonly HttpClient _http;
+    private readonly bool _ownsHttp;
+    private readonly Uri _endpoint;
+    private readonly long _maxMessageBytes;
+    private readonly Channel<IpyRpcMessage> _incoming = Channel.CreateUnbounded<IpyRpcMessage>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly ConcurrentDictionary<ulong, CancellationTokenSource> _requests = new();
+    private readonly CancellationTokenSource _closing = new();
+
+    /// <summary>Creates the channel for the server at <paramref name="baseAddress"/> (its binary endpoint is <c>ipyrpc</c> under it).</summary>
+    public HttpMessageChannel(Uri baseAddress, HttpClient? http = null, long maxMessageBytes = ProtocolVersion.DefaultMaxMessageBytes, string binaryPath = "ipyrpc")
+    {
+        _ownsHttp = http is null;
+        _http = http ?? new HttpClient(new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1) }) { Timeout = Timeout.InfiniteTimeSpan };
+        _endpoint = new Uri(baseAddress, binaryPath.TrimStart('/'));
+        _maxMessageBytes = maxMessageBytes;
+    }
+
+    /// <inheritdoc/>
+    public ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_closing.IsCancellationRequested, this);
+        if (message.Kind == MessageKind.Cancel)
+        {
+            if (_requests.TryRemove(message.Id, out CancellationTokenSource? request))
+            {
+                request.Cancel();
+            }
+
+            return default;
+        }
+
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(_closing.Token);
+        _requests[message.Id] = cts;
+        _ = ExchangeAsync(message, cts);
+        return default;
+    }
+
+    private async Task ExchangeAsync(IpyRpcMessage message, CancellationTokenSource cts)
+    {
+        try
+        {
+            using var content = new ByteArrayContent(MessageCodec.EncodeFramed(message));
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/x-ipyrpc");
+            using var request = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = content };
+            using HttpResponseMessage response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token).ConfigureAwait(false);
+            await using Stream body = await response.Content.ReadAsStreamAsync(cts.Token).ConfigureAwait(false);
+            bool any = await ReadMessagesAsync(body, cts.Token).ConfigureAwait(false);
+            if (!any && !response.IsSuccessStatusCode)
+            {
+                Fail(message.Id, ErrorCodes.Internal, $"The server answered HTTP {(int)response.StatusCode} {response.ReasonPhrase} without an IpyRpc reply.");
+            }
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            // Cancelled by the caller (the client has already given up on the call) or by dispose.
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or ProtocolException)
+        {
+            Fail(message.Id, e is ProtocolException p ? p.Code : ErrorCodes.Internal, "The HTTP exchange failed: " + e.Message);
+        }
+        finally
+        {
+            _requests.TryRemove(message.Id, out _);
+            cts.Dispose();
+        }
+    }
+
+    private async Task<bool> ReadMessagesAsync(Stream body, CancellationToken cancellationToken)
+    {
+        byte[] buffer = new byte[64 * 1024];
+        int filled = 0;
+        bool any = false;
+        while (true)
+        {
+            if (filled == buffer.Length)
+            {
+                Array.Resize(ref buffer, buffer.Length * 2);
+            }
+
+            int read = await body.ReadAsync(buffer.AsMemory(filled), cancellationToken).ConfigureAwait(false);
+            if (read == 0)
+            {
+                if (filled > 0) throw new ProtocolException(ErrorCodes.BadMessage, $"The response ended inside a message ({filled} bytes left over).");
+                return any;
+            }
+
+            filled += read;
+            int start = 0;
+            while (MessageCodec.TryReadFramed(buffer.AsMemory(start, filled - start), _maxMessageBytes, out IpyRpcMessage? message, out int consumed))
+            {
+                // Parts are slices of the buffer, which is reused: copy them out.
+                _incoming.Writer.TryWrite(Detach(message!));
+                any = true;
+                start += consumed;
+            }
+
+            if (start > 0)
+            {
+                Buffer.BlockCopy(buffer, start, buffer, 0, filled - start);
+                filled -= start;
+            }
+
+            // Grow to fit a large message whose size the prefix declares.
+            if (filled >= MessageCodec.FramePrefixBytes)
+            {
+                long needed = MessageCodec.FramePrefixBytes + BitConverter.ToUInt32(buffer, 0) + (long)BitConverter.ToUInt64(buffer, 4);
+                if (needed > buffer.Length && needed <= _maxMessageBytes + MessageCodec.FramePrefixBytes + ProtocolVersion.MaxHeaderBytes)
+                {
+                    Array.Resize(ref buffer, (int)needed);
+                }
+            }
+        }
+    }
+
+    private static IpyRpcMessage Detach(IpyRpcMessage m) => new()
+    {
+        Kind = m.Kind,
+        Id = m.Id,
+        Function = m.Function,
+        Serialization = m.Serialization,
+        TimeoutMs = m.TimeoutMs,
+        Stream = m.Stream,
+        JobId = m.JobId,
+        Versions = m.Versions,
+        Agent = m.Agent,
+        Parts = [.. m.Parts.Select(p => (ReadOnlyMemory<byte>)p.ToArray())],
+    };
+
+    private void Fail(ulong id, string code, string message) => _incoming.Writer.TryWrite(new IpyRpcMessage
+    {
+        Kind = MessageKind.Error,
+        Id = id,
+        Parts = [new RemoteError { Code = code, Message = message }.Encode(Serialization.MessagePack)],
+    });
+
+    /// <inheritdoc/>
+    public async ValueTask<IpyRpcMessage?> ReceiveAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await _incoming.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Aborts every request in flight and closes the channel.</summary>
+    public ValueTask DisposeAsync()
+    {
+        if (_closing.IsCancellationRequested) return default;
+        _closing.Cancel();
+        _incoming.Writer.TryComplete();
+        if (_ownsHttp) _http.Dispose();
+        return default;
+    }
+}

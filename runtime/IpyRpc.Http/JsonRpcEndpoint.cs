@@ -1,0 +1,419 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Text;
+using System.Text.Json;
+using IpyRpc.Formatting;
+using IpyRpc.MessagePack;
+using IpyRpc.Protocol;
+using Microsoft.AspNetCore.Http;
+
+namespace IpyRpc.Http;
+
+/// <summary>
+/// JSON-RPC 2.0 (https://www.jsonrpc.org/specification) over HTTP POST, so curl and any JSON-RPC
+/// client can call an IpyRpc server. Positional and named params, notifications, batches, every
+/// id type, the standard error codes, and <c>rpc.discover</c> (OpenRPC).
+/// </summary>
+/// <remarks>
+/// The callee's output is available two ways without breaking plain clients: send the header
+/// <c>IpyRpc-Output: include</c> to get an <c>output</c> member beside <c>result</c>, or
+/// <c>Accept: application/x-ndjson</c> to get each piece as an <c>ipyrpc.output</c> notification
+/// line while the call runs, then the response line. An error's <c>data</c> always carries the output.
+/// </remarks>
+internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions options)
+{
+    private const string NdJson = "application/x-ndjson";
+
+    public async Task HandleAsync(HttpContext context)
+    {
+        HttpResponse response = context.Response;
+        if (!HttpMethods.IsPost(context.Request.Method))
+        {
+            response.Headers.Allow = "POST";
+            await WriteAsync(response, StatusCodes.Status405MethodNotAllowed, Error(null, -32600, $"JSON-RPC requests are sent with POST, not {context.Request.Method}."));
+            return;
+        }
+
+        string? contentType = context.Request.ContentType;
+        if (!IsJson(contentType))
+        {
+            await WriteAsync(response, StatusCodes.Status415UnsupportedMediaType, Error(null, -32600, $"Content-Type must be application/json, not {contentType ?? "missing"}."));
+            return;
+        }
+
+        ReadOnlyMemory<byte>? body = await BodyReader.ReadAsync(context, options.MaxJsonRequestBytes);
+        if (body is null)
+        {
+            await WriteAsync(response, StatusCodes.Status413PayloadTooLarge, Error(null, ErrorCodes.ToJsonRpc(ErrorCodes.TooLarge), $"The request is larger than the limit of {options.MaxJsonRequestBytes} bytes."));
+            return;
+        }
+
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(body.Value, new JsonDocumentOptions { MaxDepth = options.MaxJsonDepth });
+        }
+        catch (JsonException e)
+        {
+            string why = e.Message.Contains("depth", StringComparison.OrdinalIgnoreCase)
+                ? $"the JSON is nested deeper than {options.MaxJsonDepth} levels"
+                : e.Message;
+            await WriteAsync(response, StatusCodes.Status200OK, Error(null, -32700, "Parse error: " + why));
+            return;
+        }
+
+        using (document)
+        {
+            bool includeOutput = context.Request.Headers["IpyRpc-Output"].ToString().Equals("include", StringComparison.OrdinalIgnoreCase);
+            await using var calls = new Calls(server);
+            context.RequestAborted.Register(() => _ = calls.DisposeAsync().AsTask());
+            JsonElement root = document.RootElement;
+            if (root.ValueKind == JsonValueKind.Array)
+            {
+                if (root.GetArrayLength() == 0)
+                {
+                    await WriteAsync(response, StatusCodes.Status200OK, Error(null, -32600, "Invalid Request: an empty batch."));
+                    return;
+                }
+
+                byte[]?[] replies = await Task.WhenAll(root.EnumerateArray().Select(r => HandleOneAsync(r, calls, includeOutput, null)));
+                byte[][] sent = [.. replies.Where(r => r is not null)!];
+                if (sent.Length == 0)
+                {
+                    response.StatusCode = StatusCodes.Status204NoContent;
+                    return;
+                }
+
+                var batch = new ArrayBufferWriter<byte>();
+                batch.Write("["u8);
+                for (int i = 0; i < sent.Length; i++)
+                {
+                    if (i > 0) batch.Write(","u8);
+                    batch.Write(sent[i]);
+                }
+
+                batch.Write("]"u8);
+                await WriteAsync(response, StatusCodes.Status200OK, batch.WrittenMemory);
+                return;
+            }
+
+            bool stream = context.Request.Headers.Accept.ToString().Contains(NdJson, StringComparison.OrdinalIgnoreCase);
+            Func<OutputStream, string, Task>? live = null;
+            if (stream)
+            {
+                response.ContentType = NdJson;
+                response.Headers.CacheControl = "no-cache";
+                var gate = new SemaphoreSlim(1, 1);
+                live = async (s, text) =>
+                {
+                    await gate.WaitAsync();
+                    try
+                    {
+                        await response.Body.WriteAsync(OutputNotification(s, text), context.RequestAborted);
+                        await response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
+                        await response.Body.FlushAsync(context.RequestAborted);
+                    }
+                    finally
+                    {
+                        gate.Release();
+                    }
+                };
+            }
+
+            byte[]? reply = await HandleOneAsync(root, calls, includeOutput, live);
+            if (reply is null)
+            {
+                if (!response.HasStarted) response.StatusCode = StatusCodes.Status204NoContent;
+                return;
+            }
+
+            if (stream)
+            {
+                await response.Body.WriteAsync(reply, context.RequestAborted);
+                await response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
+                return;
+            }
+
+            await WriteAsync(response, StatusCodes.Status200OK, reply);
+        }
+    }
+
+    private static bool IsJson(string? contentType)
+    {
+        if (contentType is null) return false;
+        string media = contentType.Split(';')[0].Trim();
+        return media.Equals("application/json", StringComparison.OrdinalIgnoreCase)
+            || media.Equals("application/json-rpc", StringComparison.OrdinalIgnoreCase)
+            || media.Equals("application/jsonrequest", StringComparison.OrdinalIgnoreCase)
+            || media.EndsWith("+json", StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>Handles one request object; returns the response JSON, or null for a notification.</summary>
+    private async Task<byte[]?> HandleOneAsync(JsonElement request, Calls calls, bool includeOutput, Func<OutputStream, string, Task>? live)
+    {
+        if (request.ValueKind != JsonValueKind.Object)
+        {
+            return Error(null, -32600, $"Invalid Request: a request must be an object, not {Describe(request.ValueKind)}.");
+        }
+
+        string? id = null; // raw JSON of the id, echoed exactly
+        bool notification = !request.TryGetProperty("id", out JsonElement idElement);
+        if (!notification)
+        {
+            if (idElement.ValueKind is not (JsonValueKind.String or JsonValueKind.Number or JsonValueKind.Null))
+            {
+                return Error(null, -32600, $"Invalid Request: \"id\" must be a string, a number or null, not {Describe(idElement.ValueKind)}.");
+            }
+
+            id = idElement.GetRawText();
+        }
+
+        if (!request.TryGetProperty("jsonrpc", out JsonElement version) || version.ValueKind != JsonValueKind.String || version.GetString() != "2.0")
+        {
+            return Error(id, -32600, "Invalid Request: \"jsonrpc\" must be exactly \"2.0\".");
+        }
+
+        if (!request.TryGetProperty("method", out JsonElement methodElement) || methodElement.ValueKind != JsonValueKind.String)
+        {
+            return Error(id, -32600, "Invalid Request: \"method\" must be a string.");
+        }
+
+        string method = methodElement.GetString()!;
+        byte[] parameters = [];
+        if (request.TryGetProperty("params", out JsonElement paramsElement))
+        {
+            if (paramsElement.ValueKind is not (JsonValueKind.Array or JsonValueKind.Object))
+            {
+                return Error(id, -32600, $"Invalid Request: \"params\" must be an array or an object, not {Describe(paramsElement.ValueKind)}.");
+            }
+
+            parameters = Encoding.UTF8.GetBytes(paramsElement.GetRawText());
+        }
+
+        if (method == "rpc.discover")
+        {
+            return notification ? null : Result(id, OpenRpc.Document(server.Functions, options), null);
+        }
+
+        CallOutcome outcome = await calls.CallAsync(method, parameters, live);
+        if (notification)
+        {
+            return null;
+        }
+
+        if (outcome.Message.Kind == MessageKind.Result)
+        {
+            return Result(id, ToJson(outcome.Message), includeOutput ? outcome.Output : null);
+        }
+
+        RemoteError error = RemoteError.Decode(outcome.Message.Body.Span, outcome.Message.Serialization);
+        return Error(id, ErrorCodes.ToJsonRpc(error.Code), error.Message, error, outcome.Output);
+    }
+
+    private static byte[] ToJson(IpyRpcMessage result)
+    {
+        if (result.Serialization == Serialization.Json)
+        {
+            return result.Body.ToArray();
+        }
+
+        // A function configured for MessagePack output still answers JSON callers in JSON.
+        var reader = new MessagePackReader(result.Body.Span);
+        object? value = Formatters.Object.Read(ref reader);
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer)) Formatters.Object.Write(writer, value);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static byte[] Result(string? id, ReadOnlySpan<byte> result, List<(OutputStream Stream, string Text)>? output)
+    {
+        var buffer = new ArrayBufferWriter<byte>(result.Length + 64);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("jsonrpc", "2.0");
+            w.WritePropertyName("result");
+            w.WriteRawValue(result, skipInputValidation: true);
+            if (output is not null)
+            {
+                w.WritePropertyName("output");
+                WriteOutput(w, output);
+            }
+
+            WriteId(w, id);
+            w.WriteEndObject();
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static byte[] Error(string? id, int code, string message, RemoteError? error = null, List<(OutputStream Stream, string Text)>? output = null)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("jsonrpc", "2.0");
+            w.WritePropertyName("error");
+            w.WriteStartObject();
+            w.WriteNumber("code", code);
+            w.WriteString("message", message);
+            if (error is not null)
+            {
+                w.WritePropertyName("data");
+                w.WriteStartObject();
+                w.WriteString("code", error.Code);
+                if (error.Type is not null) w.WriteString("type", error.Type);
+                if (error.Parameter is not null) w.WriteString("parameter", error.Parameter);
+                if (error.StackTrace is not null) w.WriteString("stack", error.StackTrace);
+                if (error.Inner is not null)
+                {
+                    w.WritePropertyName("inner");
+                    error.Inner.WriteJson(w);
+                }
+
+                if (output is { Count: > 0 })
+                {
+                    w.WritePropertyName("output");
+                    WriteOutput(w, output);
+                }
+
+                w.WriteEndObject();
+            }
+
+            w.WriteEndObject();
+            WriteId(w, id);
+            w.WriteEndObject();
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static void WriteOutput(Utf8JsonWriter w, List<(OutputStream Stream, string Text)> output)
+    {
+        w.WriteStartArray();
+        foreach ((OutputStream stream, string text) in output)
+        {
+            w.WriteStartObject();
+            w.WriteString("stream", stream == OutputStream.Stderr ? "stderr" : "stdout");
+            w.WriteString("text", text);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+    }
+
+    private static void WriteId(Utf8JsonWriter w, string? id)
+    {
+        w.WritePropertyName("id");
+        if (id is null) w.WriteNullValue();
+        else w.WriteRawValue(id, skipInputValidation: true);
+    }
+
+    private static byte[] OutputNotification(OutputStream stream, string text)
+    {
+        var buffer = new ArrayBufferWriter<byte>(text.Length + 96);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("jsonrpc", "2.0");
+            w.WriteString("method", "ipyrpc.output");
+            w.WriteStartObject("params");
+            w.WriteString("stream", stream == OutputStream.Stderr ? "stderr" : "stdout");
+            w.WriteString("text", text);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static string Describe(JsonValueKind kind) => kind switch
+    {
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => "a number",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        JsonValueKind.Null => "null",
+        _ => kind.ToString(),
+    };
+
+    private static async Task WriteAsync(HttpResponse response, int status, ReadOnlyMemory<byte> json)
+    {
+        response.StatusCode = status;
+        response.ContentType = "application/json";
+        response.ContentLength = json.Length;
+        await response.Body.WriteAsync(json);
+    }
+
+    private sealed record CallOutcome(IpyRpcMessage Message, List<(OutputStream Stream, string Text)> Output);
+
+    /// <summary>The calls of one HTTP request, run through one server session.</summary>
+    private sealed class Calls : IAsyncDisposable
+    {
+        private readonly ConcurrentDictionary<ulong, Pending> _pending = new();
+        private readonly ServerSession _session;
+        private long _nextId;
+        private int _disposed;
+
+        public Calls(IpyRpcServer server) => _session = server.CreateSession(ReceiveAsync);
+
+        public async Task<CallOutcome> CallAsync(string method, byte[] parameters, Func<OutputStream, string, Task>? live)
+        {
+            ulong id = (ulong)Interlocked.Increment(ref _nextId);
+            var pending = new Pending(live);
+            _pending[id] = pending;
+            await _session.HandleAsync(new IpyRpcMessage
+            {
+                Kind = MessageKind.Call,
+                Id = id,
+                Function = method,
+                Serialization = Serialization.Json,
+                Parts = [parameters],
+            });
+            IpyRpcMessage final = await pending.Done.Task;
+            _pending.TryRemove(id, out _);
+            return new CallOutcome(final, pending.Output);
+        }
+
+        private async ValueTask ReceiveAsync(IpyRpcMessage message, CancellationToken cancellationToken)
+        {
+            if (!_pending.TryGetValue(message.Id, out Pending? pending)) return;
+            if (message.Kind == MessageKind.Output)
+            {
+                string text = Encoding.UTF8.GetString(message.Body.Span);
+                lock (pending.Output) pending.Output.Add((message.Stream, text));
+                if (pending.Live is { } live)
+                {
+                    try
+                    {
+                        await live(message.Stream, text);
+                    }
+                    catch (Exception e) when (e is OperationCanceledException or IOException)
+                    {
+                    }
+                }
+
+                return;
+            }
+
+            pending.Done.TrySetResult(message);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+            await _session.DisposeAsync();
+        }
+
+        private sealed class Pending(Func<OutputStream, string, Task>? live)
+        {
+            public TaskCompletionSource<IpyRpcMessage> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+            public List<(OutputStream Stream, string Text)> Output { get; } = [];
+
+            public Func<OutputStream, string, Task>? Live { get; } = live;
+        }
+    }
+}
