@@ -90,18 +90,26 @@ public sealed class IpyRpcInvocation
     }
 
     /// <summary>Sets the result.</summary>
+    /// <exception cref="ResultSerializationException">The value could not be written (not the function's fault, so not its exception).</exception>
     public void Return<T>(T value, IpyRpcFormatter<T> formatter)
     {
         var buffer = new ArrayBufferWriter<byte>(value is Array a ? 64 + (int)Math.Min(a.LongLength * 8, int.MaxValue / 2) : 64);
-        if (OutputSerialization == Serialization.Json)
+        try
         {
-            using var writer = new Utf8JsonWriter(buffer);
-            formatter.Write(writer, value);
+            if (OutputSerialization == Serialization.Json)
+            {
+                using var writer = new Utf8JsonWriter(buffer);
+                formatter.Write(writer, value);
+            }
+            else
+            {
+                var writer = new MessagePackWriter(buffer);
+                formatter.Write(ref writer, value);
+            }
         }
-        else
+        catch (Exception e) when (e is IpyRpcSerializationException or InvalidOperationException or ArgumentException)
         {
-            var writer = new MessagePackWriter(buffer);
-            formatter.Write(ref writer, value);
+            throw new ResultSerializationException($"The result of {Function.Name} could not be serialized as {MessageCodec.SerializationName(OutputSerialization)}: {e.Message}", e);
         }
 
         Result = buffer.WrittenMemory;
@@ -115,3 +123,6 @@ public sealed class IpyRpcInvocation
         HasResult = true;
     }
 }
+
+/// <summary>A function's result could not be serialized: an internal error, reported as such rather than as the function's exception.</summary>
+public sealed class ResultSerializationException(string message, Exception inner) : Exception(message, inner);

@@ -60,6 +60,10 @@ public sealed partial class IpyRpcServer
         {
             return JobOutcome.Failure(JobState.Failed, e.Error);
         }
+        catch (ResultSerializationException e)
+        {
+            return JobOutcome.Failure(JobState.Failed, new RemoteError { Code = ErrorCodes.Internal, Message = e.Message });
+        }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested || deadline?.IsCancellationRequested == true)
         {
             return Stopped(function.Name, request.Timeout, cancellationToken);

@@ -1,0 +1,99 @@
+using IpyRpc;
+using IpyRpc.Http;
+
+namespace IpyRpc.Http.Tests;
+
+/// <summary>The binary protocol through the IpyRpc client over real Kestrel on loopback.</summary>
+public sealed class BinaryTests(HttpFixture fixture) : IClassFixture<HttpFixture>
+{
+    [Fact]
+    public async Task CallsDescribeAndTypedProxiesWork()
+    {
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address);
+        Assert.Contains(client.Functions, f => f.Name == "add" && f.Summary == "Adds two integers.");
+        Assert.Equal(5, await client.CallAsync<int>("add", 2, 3));
+        Assert.Equal(9, await client.Proxy<HttpFunctionsClient>().Add(4, 5));
+        Assert.Equal(6.0, await client.CallAsync<double>("scale", [3.0], new CallOptions { Serialization = Serialization.Json }));
+    }
+
+    [Fact]
+    public async Task OutputArrivesLiveBeforeTheCallEnds()
+    {
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address);
+        string gate = Gates.NewName("live");
+        var lines = new List<string>();
+        var first = new TaskCompletionSource();
+        Task<string> call = client.CallAsync<string>("print_wait_print", [gate, "L"], new CallOptions
+        {
+            Output = (_, text) =>
+            {
+                lock (lines) lines.Add(text);
+                first.TrySetResult();
+            },
+        });
+
+        await first.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.False(call.IsCompleted);
+        Gates.Open(gate);
+        Assert.Equal("L", await call);
+        Assert.Equal(["L first" + Environment.NewLine, "L second" + Environment.NewLine], lines);
+    }
+
+    [Fact]
+    public async Task ARemoteExceptionIsRethrownWithItsInnerChain()
+    {
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, new IpyRpcClientOptions { Output = (_, _) => { } });
+        var e = await Assert.ThrowsAsync<RemoteException>(() => client.CallAsync<object>("fail", "over http"));
+        Assert.Equal("System.InvalidOperationException", e.RemoteType);
+        Assert.Equal("over http", e.RemoteMessage);
+        Assert.Equal("System.FormatException", Assert.IsType<RemoteException>(e.InnerException).RemoteType);
+        await Assert.ThrowsAsync<UnknownFunctionException>(() => client.CallAsync<int>("missing"));
+    }
+
+    [Fact]
+    public async Task ManyConcurrentCallsShareOneHttpClient()
+    {
+        using var http = new HttpClient();
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, null, http);
+        int[] results = await Task.WhenAll(Enumerable.Range(0, 200).Select(i => client.CallAsync<int>("add", i, i)));
+        Assert.Equal(Enumerable.Range(0, 200).Select(i => 2 * i), results);
+    }
+
+    [Fact]
+    public async Task CancellingACallAbortsItsRequestAndReachesTheServer()
+    {
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address);
+        string gate = Gates.NewName("http-cancel");
+        using var cts = new CancellationTokenSource();
+        Task<int> call = client.CallAsync<int>("wait_for_cancel", [gate], null, cts.Token);
+        await Gates.WaitAsync(gate + ".started");
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
+        await Gates.WaitAsync(gate + ".cancelled");
+    }
+
+    [Fact]
+    public async Task LargePayloadsRoundTrip()
+    {
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address);
+        byte[] data = new byte[8 * 1024 * 1024];
+        Random.Shared.NextBytes(data);
+        Assert.Equal(data, await client.CallAsync<byte[]>("echo_bytes", data));
+    }
+
+    [Fact]
+    public async Task GarbageOnTheBinaryEndpointGetsAFramedErrorAndTheServerKeepsServing()
+    {
+        using var content = new ByteArrayContent("not a frame at all"u8.ToArray());
+        content.Headers.ContentType = new("application/x-ipyrpc");
+        using HttpResponseMessage response = await fixture.Http.PostAsync("ipyrpc", content);
+        Assert.False(response.IsSuccessStatusCode);
+        byte[] body = await response.Content.ReadAsByteArrayAsync();
+        IpyRpc.Protocol.IpyRpcMessage error = IpyRpc.Protocol.MessageCodec.DecodeFramed(body);
+        Assert.Equal(IpyRpc.Protocol.MessageKind.Error, error.Kind);
+        Assert.NotEmpty(RemoteError.Decode(error.Body.Span, error.Serialization).Message);
+
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address);
+        Assert.Equal(2, await client.CallAsync<int>("add", 1, 1));
+    }
+}

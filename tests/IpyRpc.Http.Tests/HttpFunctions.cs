@@ -1,0 +1,69 @@
+using IpyRpc;
+
+namespace IpyRpc.Http.Tests;
+
+/// <summary>Functions the HTTP tests call.</summary>
+public static class HttpFunctions
+{
+    /// <summary>Adds two integers.</summary>
+    /// <param name="a">The first addend.</param>
+    /// <param name="b">The second addend.</param>
+    /// <returns>The sum.</returns>
+    [IpyRpcExport("add")]
+    public static int Add(int a, int b) => a + b;
+
+    /// <summary>Scales a value.</summary>
+    /// <param name="value">What to scale.</param>
+    /// <param name="factor">By how much.</param>
+    [IpyRpcExport("scale")]
+    public static double Scale(double value, double factor = 2) => value * factor;
+
+    /// <summary>Opens a gate; used as a notification target.</summary>
+    [IpyRpcExport("open_gate")]
+    public static void OpenGate(string gate) => Gates.Open(gate);
+
+    /// <summary>Prints a line, waits for a gate, prints another.</summary>
+    [IpyRpcExport("print_wait_print")]
+    public static async Task<string> PrintWaitPrint(string gate, string tag, CancellationToken ct)
+    {
+        Console.WriteLine($"{tag} first");
+        await Gates.WaitAsync(gate, ct);
+        Console.WriteLine($"{tag} second");
+        return tag;
+    }
+
+    /// <summary>Prints, then throws with an inner exception.</summary>
+    /// <exception cref="InvalidOperationException">Always.</exception>
+    [IpyRpcExport("fail")]
+    public static void Fail(string message)
+    {
+        Console.WriteLine("about to fail");
+        throw new InvalidOperationException(message, new FormatException("the inner one"));
+    }
+
+    /// <summary>Waits until cancelled.</summary>
+    [IpyRpcExport("wait_for_cancel")]
+    public static async Task<int> WaitForCancel(string gate, CancellationToken ct)
+    {
+        Gates.Open(gate + ".started");
+        try
+        {
+            await Task.Delay(Timeout.Infinite, ct);
+        }
+        catch (OperationCanceledException)
+        {
+            Gates.Open(gate + ".cancelled");
+            throw;
+        }
+
+        return 0;
+    }
+
+    /// <summary>Returns a value no formatter can write.</summary>
+    [IpyRpcExport("bad_result")]
+    public static object BadResult() => new MemoryStream();
+
+    /// <summary>Echoes bytes.</summary>
+    [IpyRpcExport("echo_bytes")]
+    public static byte[] EchoBytes(byte[] data) => data;
+}

@@ -1,0 +1,277 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+
+namespace IpyRpc.Http.Tests;
+
+/// <summary>The JSON-RPC endpoint, driven with raw JSON over a plain HttpClient: no IpyRpc client code.</summary>
+public sealed class JsonRpcTests(HttpFixture fixture) : IClassFixture<HttpFixture>
+{
+    private async Task<(HttpStatusCode Status, string Body)> PostAsync(string body, string contentType = "application/json", params (string, string)[] headers)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "rpc") { Content = new StringContent(body, Encoding.UTF8) };
+        request.Content.Headers.ContentType = new(contentType);
+        foreach ((string name, string value) in headers) request.Headers.TryAddWithoutValidation(name, value);
+        using HttpResponseMessage response = await fixture.Http.SendAsync(request);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    private async Task<JsonElement> CallAsync(string body, params (string, string)[] headers)
+    {
+        (HttpStatusCode status, string text) = await PostAsync(body, headers: headers);
+        Assert.Equal(HttpStatusCode.OK, status);
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    private static void AssertError(JsonElement response, int code, string? messagePart = null)
+    {
+        Assert.Equal("2.0", response.GetProperty("jsonrpc").GetString());
+        Assert.False(response.TryGetProperty("result", out _));
+        JsonElement error = response.GetProperty("error");
+        Assert.Equal(code, error.GetProperty("code").GetInt32());
+        if (messagePart is not null) Assert.Contains(messagePart, error.GetProperty("message").GetString());
+    }
+
+    private async Task AssertStillServingAsync()
+    {
+        JsonElement ok = await CallAsync("""{"jsonrpc":"2.0","method":"add","params":[40,2],"id":"alive"}""");
+        Assert.Equal(42, ok.GetProperty("result").GetInt32());
+    }
+
+    [Fact]
+    public async Task PositionalAndNamedParamsWorkAndDefaultsAreHonoured()
+    {
+        JsonElement positional = await CallAsync("""{"jsonrpc":"2.0","method":"add","params":[2,3],"id":1}""");
+        Assert.Equal(5, positional.GetProperty("result").GetInt32());
+        Assert.Equal(1, positional.GetProperty("id").GetInt32());
+
+        JsonElement named = await CallAsync("""{"jsonrpc":"2.0","method":"add","params":{"b":3,"a":10},"id":2}""");
+        Assert.Equal(13, named.GetProperty("result").GetInt32());
+
+        JsonElement defaulted = await CallAsync("""{"jsonrpc":"2.0","method":"scale","params":{"value":4},"id":3}""");
+        Assert.Equal(8.0, defaulted.GetProperty("result").GetDouble());
+    }
+
+    [Theory]
+    [InlineData("\"abc\"")]
+    [InlineData("7")]
+    [InlineData("-12")]
+    [InlineData("1.5")]
+    [InlineData("12345678901234567890")]
+    [InlineData("null")]
+    public async Task IdsOfEveryAllowedTypeAreEchoedExactly(string id)
+    {
+        (_, string body) = await PostAsync($$"""{"jsonrpc":"2.0","method":"add","params":[1,1],"id":{{id}}}""");
+        Assert.EndsWith($"\"id\":{id}}}", body);
+        Assert.Contains("\"result\":2", body);
+    }
+
+    [Fact]
+    public async Task ANotificationGetsNoBodyButRuns()
+    {
+        string gate = Gates.NewName("notify");
+        (HttpStatusCode status, string body) = await PostAsync($$"""{"jsonrpc":"2.0","method":"open_gate","params":["{{gate}}"]}""");
+        Assert.Equal(HttpStatusCode.NoContent, status);
+        Assert.Equal("", body);
+        await Gates.WaitAsync(gate);
+    }
+
+    [Fact]
+    public async Task ABatchAnswersEachRequestInOrderAndSkipsNotifications()
+    {
+        string gate = Gates.NewName("batch");
+        (HttpStatusCode status, string body) = await PostAsync($$"""
+            [
+              {"jsonrpc":"2.0","method":"add","params":[1,2],"id":"a"},
+              {"jsonrpc":"2.0","method":"open_gate","params":["{{gate}}"]},
+              {"jsonrpc":"2.0","method":"nope","id":"b"},
+              1,
+              {"jsonrpc":"2.0","method":"add","params":{"a":5,"b":5},"id":"c"}
+            ]
+            """);
+        Assert.Equal(HttpStatusCode.OK, status);
+        JsonElement[] replies = [.. JsonDocument.Parse(body).RootElement.EnumerateArray()];
+        Assert.Equal(4, replies.Length);
+        Assert.Equal(3, replies[0].GetProperty("result").GetInt32());
+        AssertError(replies[1], -32601);
+        Assert.Equal("b", replies[1].GetProperty("id").GetString());
+        AssertError(replies[2], -32600);
+        Assert.Equal(JsonValueKind.Null, replies[2].GetProperty("id").ValueKind);
+        Assert.Equal(10, replies[3].GetProperty("result").GetInt32());
+        await Gates.WaitAsync(gate);
+
+        (HttpStatusCode onlyNotifications, string empty) = await PostAsync("""[{"jsonrpc":"2.0","method":"add","params":[1,2]}]""");
+        Assert.Equal(HttpStatusCode.NoContent, onlyNotifications);
+        Assert.Equal("", empty);
+    }
+
+    [Theory]
+    [InlineData("{\"jsonrpc\":\"2.0\",\"method\":\"add\",\"params\":[1,2],\"id\":1", "Parse error")]   // truncated
+    [InlineData("this is not json", "Parse error")]
+    [InlineData("{\"jsonrpc\":\"2.0\",}", "Parse error")]
+    public async Task UnparsableBodiesGetMinus32700(string body, string message)
+    {
+        AssertError(await CallAsync(body), -32700, message);
+        await AssertStillServingAsync();
+    }
+
+    [Fact]
+    public async Task DeeplyNestedJsonIsAParseErrorThatSaysSo()
+    {
+        string deep = $$"""{"jsonrpc":"2.0","method":"add","params":{{new string('[', 500)}}{{new string(']', 500)}},"id":1}""";
+        AssertError(await CallAsync(deep), -32700, "nested deeper than 64 levels");
+        await AssertStillServingAsync();
+    }
+
+    [Theory]
+    [InlineData("[]", "empty batch")]
+    [InlineData("{\"method\":\"add\",\"params\":[1,2],\"id\":1}", "\"jsonrpc\" must be exactly \"2.0\"")]
+    [InlineData("{\"jsonrpc\":\"1.0\",\"method\":\"add\",\"id\":1}", "\"jsonrpc\" must be exactly \"2.0\"")]
+    [InlineData("{\"jsonrpc\":\"2.0\",\"method\":5,\"id\":1}", "\"method\" must be a string")]
+    [InlineData("{\"jsonrpc\":\"2.0\",\"method\":\"add\",\"params\":5,\"id\":1}", "\"params\" must be an array or an object")]
+    [InlineData("{\"jsonrpc\":\"2.0\",\"method\":\"add\",\"id\":{}}", "\"id\" must be a string, a number or null")]
+    [InlineData("42", "must be an object")]
+    public async Task InvalidRequestsGetMinus32600(string body, string message)
+    {
+        AssertError(await CallAsync(body), -32600, message);
+        await AssertStillServingAsync();
+    }
+
+    [Fact]
+    public async Task AnUnknownMethodGetsMinus32601()
+    {
+        JsonElement reply = await CallAsync("""{"jsonrpc":"2.0","method":"ad","params":[1,2],"id":1}""");
+        AssertError(reply, -32601, "Did you mean 'add'?");
+    }
+
+    [Theory]
+    [InlineData("[\"x\",2]", "Argument 'a' of add must be int", "a")]
+    [InlineData("[1]", "missing the required argument 'b'", "b")]
+    [InlineData("[1,2,3]", "takes 2 arguments but 3 were given", null)]
+    [InlineData("{\"a\":1,\"b\":2,\"c\":3}", "no parameter named 'c'", "c")]
+    public async Task BadParamsGetMinus32602(string parameters, string message, string? parameter)
+    {
+        JsonElement reply = await CallAsync($$"""{"jsonrpc":"2.0","method":"add","params":{{parameters}},"id":1}""");
+        AssertError(reply, -32602, message);
+        if (parameter is not null)
+        {
+            Assert.Equal(parameter, reply.GetProperty("error").GetProperty("data").GetProperty("parameter").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task AResultThatCannotBeSerializedGetsMinus32603()
+    {
+        JsonElement reply = await CallAsync("""{"jsonrpc":"2.0","method":"bad_result","id":1}""");
+        AssertError(reply, -32603, "could not be serialized");
+        await AssertStillServingAsync();
+    }
+
+    [Fact]
+    public async Task AFunctionsExceptionCarriesTypeMessageStackInnerAndOutput()
+    {
+        JsonElement reply = await CallAsync("""{"jsonrpc":"2.0","method":"fail","params":["boom"],"id":7}""");
+        AssertError(reply, -32000, "boom");
+        JsonElement data = reply.GetProperty("error").GetProperty("data");
+        Assert.Equal("System.InvalidOperationException", data.GetProperty("type").GetString());
+        Assert.Contains("HttpFunctions.Fail", data.GetProperty("stack").GetString());
+        Assert.Equal("System.FormatException", data.GetProperty("inner").GetProperty("type").GetString());
+        Assert.Equal("the inner one", data.GetProperty("inner").GetProperty("message").GetString());
+        JsonElement output = Assert.Single(data.GetProperty("output").EnumerateArray());
+        Assert.Equal("about to fail" + Environment.NewLine, output.GetProperty("text").GetString());
+        Assert.Equal(7, reply.GetProperty("id").GetInt32());
+    }
+
+    [Fact]
+    public async Task OutputIsIncludedOnRequestAndAbsentOtherwise()
+    {
+        string gate = Gates.NewName("include");
+        Gates.Open(gate);
+        string request = $$"""{"jsonrpc":"2.0","method":"print_wait_print","params":["{{gate}}","T"],"id":1}""";
+        JsonElement plain = await CallAsync(request);
+        Assert.Equal(["jsonrpc", "result", "id"], plain.EnumerateObject().Select(p => p.Name));
+
+        JsonElement with = await CallAsync(request, ("IpyRpc-Output", "include"));
+        string nl = Environment.NewLine;
+        Assert.Equal([$"T first{nl}", $"T second{nl}"], with.GetProperty("output").EnumerateArray().Select(o => o.GetProperty("text").GetString()));
+    }
+
+    [Fact]
+    public async Task TheNdjsonVariantStreamsOutputWhileTheCallRuns()
+    {
+        string gate = Gates.NewName("ndjson");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "rpc")
+        {
+            Content = new StringContent($$"""{"jsonrpc":"2.0","method":"print_wait_print","params":["{{gate}}","S"],"id":"s"}""", Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Accept.ParseAdd("application/x-ndjson");
+        using HttpResponseMessage response = await fixture.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+
+        // The first line arrives while the function is still waiting on its gate.
+        string first = (await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(10)))!;
+        JsonElement notification = JsonDocument.Parse(first).RootElement;
+        Assert.Equal("ipyrpc.output", notification.GetProperty("method").GetString());
+        Assert.Equal("S first" + Environment.NewLine, notification.GetProperty("params").GetProperty("text").GetString());
+
+        Gates.Open(gate);
+        string second = (await reader.ReadLineAsync())!;
+        Assert.Contains("S second", second);
+        JsonElement final = JsonDocument.Parse((await reader.ReadLineAsync())!).RootElement;
+        Assert.Equal("S", final.GetProperty("result").GetString());
+        Assert.Equal("s", final.GetProperty("id").GetString());
+    }
+
+    [Fact]
+    public async Task RpcDiscoverReturnsAnOpenRpcDocument()
+    {
+        JsonElement reply = await CallAsync("""{"jsonrpc":"2.0","method":"rpc.discover","id":1}""");
+        JsonElement doc = reply.GetProperty("result");
+        Assert.StartsWith("1.", doc.GetProperty("openrpc").GetString());
+        Assert.Equal("IpyRpc server", doc.GetProperty("info").GetProperty("title").GetString());
+        JsonElement add = doc.GetProperty("methods").EnumerateArray().Single(m => m.GetProperty("name").GetString() == "add");
+        Assert.Equal("Adds two integers.", add.GetProperty("summary").GetString());
+        JsonElement a = add.GetProperty("params")[0];
+        Assert.Equal("a", a.GetProperty("name").GetString());
+        Assert.Equal("The first addend.", a.GetProperty("description").GetString());
+        Assert.True(a.GetProperty("required").GetBoolean());
+        Assert.Equal("integer", a.GetProperty("schema").GetProperty("type").GetString());
+        Assert.Equal("The sum.", add.GetProperty("result").GetProperty("description").GetString());
+        JsonElement scale = doc.GetProperty("methods").EnumerateArray().Single(m => m.GetProperty("name").GetString() == "scale");
+        Assert.False(scale.GetProperty("params")[1].GetProperty("required").GetBoolean());
+    }
+
+    [Fact]
+    public async Task AWrongContentTypeIsRefusedWith415()
+    {
+        (HttpStatusCode status, string body) = await PostAsync("""{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}""", "text/plain");
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, status);
+        AssertError(JsonDocument.Parse(body).RootElement, -32600, "Content-Type must be application/json, not text/plain");
+        await AssertStillServingAsync();
+    }
+
+    [Fact]
+    public async Task GetIsRefusedWith405()
+    {
+        using HttpResponseMessage response = await fixture.Http.GetAsync("rpc");
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
+        Assert.Contains("POST", response.Content.Headers.Allow);
+    }
+
+    [Fact]
+    public async Task AnOversizedRequestIsRefusedWith413AndTheServerKeepsServing()
+    {
+        string big = $$"""{"jsonrpc":"2.0","method":"echo_bytes","params":["{{Convert.ToBase64String(new byte[100_000])}}"],"id":1}""";
+        (HttpStatusCode status, string body) = await PostAsync(big);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
+        AssertError(JsonDocument.Parse(body).RootElement, -32003, "larger than the limit of 65536 bytes");
+
+        // Chunked (no Content-Length): refused by counting.
+        using var request = new HttpRequestMessage(HttpMethod.Post, "rpc") { Content = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(big))) };
+        request.Content.Headers.ContentType = new("application/json");
+        request.Headers.TransferEncodingChunked = true;
+        using HttpResponseMessage chunked = await fixture.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, chunked.StatusCode);
+        await AssertStillServingAsync();
+    }
+}
