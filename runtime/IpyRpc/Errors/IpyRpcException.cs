@@ -34,6 +34,7 @@ public class IpyRpcException : Exception
         ErrorCodes.Timeout => new IpyRpcTimeoutException(error, function),
         ErrorCodes.Cancelled => new IpyRpcCancelledException(error, function),
         ErrorCodes.Unauthorized => new IpyRpcUnauthorizedException(error, function),
+        ErrorCodes.ConnectionLost => new IpyRpcConnectionException(error, function),
         ErrorCodes.BadMessage or ErrorCodes.ParseError or ErrorCodes.TooLarge or ErrorCodes.UnsupportedVersion or ErrorCodes.UnsupportedSerialization
             => new IpyRpcProtocolException(error, function),
         _ => new IpyRpcException(error, function),
@@ -103,6 +104,18 @@ public sealed class IpyRpcUnauthorizedException(RemoteError error, string? funct
 /// <summary>A peer broke the protocol, or a message was too large, or no version or serialization was in common.</summary>
 public sealed class IpyRpcProtocolException(RemoteError error, string? function = null) : IpyRpcException(error, function);
 
-/// <summary>The connection to the server was lost or closed while calls were in flight.</summary>
-public sealed class IpyRpcConnectionException(string message, Exception? inner = null)
-    : IpyRpcException(new RemoteError { Code = ErrorCodes.Internal, Message = message }, null, inner);
+/// <summary>The connection to the server was lost or closed while calls were in flight; such a call may or may not have run.</summary>
+public sealed class IpyRpcConnectionException : IpyRpcException
+{
+    /// <summary>Creates the exception.</summary>
+    public IpyRpcConnectionException(string message, Exception? inner = null)
+        : base(new RemoteError { Code = ErrorCodes.ConnectionLost, Message = message }, null, inner)
+    {
+    }
+
+    /// <summary>Creates the exception from an error a transport reported for a call.</summary>
+    public IpyRpcConnectionException(RemoteError error, string? function)
+        : base(error, function)
+    {
+    }
+}

@@ -31,6 +31,9 @@ public static class ErrorCodes
     /// <summary>The function does not accept the serialization the call used (JSON-RPC -32006).</summary>
     public const string UnsupportedSerialization = "unsupported_serialization";
 
+    /// <summary>The connection dropped while the call was in flight; it may or may not have run (JSON-RPC -32007).</summary>
+    public const string ConnectionLost = "connection_lost";
+
     /// <summary>The JSON-RPC 2.0 error code for an IpyRpc error code.</summary>
     public static int ToJsonRpc(string code) => code switch
     {
@@ -46,6 +49,7 @@ public static class ErrorCodes
         Unauthorized => -32004,
         UnsupportedVersion => -32005,
         UnsupportedSerialization => -32006,
+        ConnectionLost => -32007,
         _ => -32603,
     };
 }

@@ -1,0 +1,117 @@
+using IpyRpc.ZeroMq;
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace IpyRpc.ZeroMq.Native;
+
+/// <summary>
+/// The part of libzmq 4.3's C API this transport uses, bound with source-generated marshalling
+/// (no runtime stubs, AOT-safe). Only blittable signatures: strings go through UTF-8 marshalling.
+/// </summary>
+internal static unsafe partial class LibZmq
+{
+    private const string Library = "libzmq";
+
+    public const int PAIR = 0, DEALER = 5, ROUTER = 6;
+    public const int DONTWAIT = 1, SNDMORE = 2;
+    public const short POLLIN = 1, POLLOUT = 2;
+    public const int IDENTITY = 5, RCVMORE = 13, LINGER = 17, RECONNECT_IVL = 18, RECONNECT_IVL_MAX = 21, MAXMSGSIZE = 22,
+        SNDHWM = 23, RCVHWM = 24, LAST_ENDPOINT = 32, ROUTER_MANDATORY = 33, IMMEDIATE = 39,
+        HEARTBEAT_IVL = 75, HEARTBEAT_TTL = 76, HEARTBEAT_TIMEOUT = 77;
+    public const int IO_THREADS = 1, BLOCKY = 70;
+    public const int EAGAIN = 11, EINTR = 4, EHOSTUNREACH = 113, ETERM = 156384765;
+    public const int EVENT_CONNECTED = 0x0001, EVENT_DISCONNECTED = 0x0200, EVENT_HANDSHAKE_SUCCEEDED = 0x1000;
+
+    static LibZmq() => NativeLibrary.SetDllImportResolver(typeof(LibZmq).Assembly, Resolve);
+
+    /// <summary>Forces the resolver to run, turning a missing library into one clear error.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void EnsureLoaded()
+    {
+        int major, minor, patch;
+        try
+        {
+            zmq_version(&major, &minor, &patch);
+        }
+        catch (DllNotFoundException e)
+        {
+            throw new ZeroMqNotFoundException(e);
+        }
+
+        if (major < 4 || (major == 4 && minor < 3))
+        {
+            throw new ZeroMqNotFoundException($"libzmq {major}.{minor}.{patch} is too old; IpyRpc needs 4.3 or later (heartbeats). Install a newer libzmq (Debian/Ubuntu: apt-get install libzmq5).");
+        }
+    }
+
+    private static nint Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath)
+    {
+        if (name != Library) return 0;
+        string[] candidates = OperatingSystem.IsWindows() ? ["libzmq.dll", "libzmq-mt-4_3_5.dll", "libzmq-mt-4_3_4.dll"]
+            : OperatingSystem.IsMacOS() ? ["libzmq.5.dylib", "libzmq.dylib", "/opt/homebrew/lib/libzmq.5.dylib", "/usr/local/lib/libzmq.5.dylib"]
+            : ["libzmq.so.5", "libzmq.so", "/usr/lib/x86_64-linux-gnu/libzmq.so.5", "/usr/lib/aarch64-linux-gnu/libzmq.so.5", "/usr/local/lib/libzmq.so.5"];
+        foreach (string candidate in candidates)
+        {
+            if (NativeLibrary.TryLoad(candidate, assembly, searchPath, out nint handle)) return handle;
+        }
+
+        throw new ZeroMqNotFoundException((Exception?)null);
+    }
+
+    public static string Error(int errno) => Marshal.PtrToStringUTF8(zmq_strerror(errno)) ?? "error " + errno;
+
+    [LibraryImport(Library)] public static partial void zmq_version(int* major, int* minor, int* patch);
+    [LibraryImport(Library)] public static partial nint zmq_ctx_new();
+    [LibraryImport(Library)] public static partial int zmq_ctx_set(nint context, int option, int value);
+    [LibraryImport(Library)] public static partial int zmq_ctx_shutdown(nint context);
+    [LibraryImport(Library)] public static partial int zmq_ctx_term(nint context);
+    [LibraryImport(Library)] public static partial nint zmq_socket(nint context, int type);
+    [LibraryImport(Library)] public static partial int zmq_close(nint socket);
+    [LibraryImport(Library)] public static partial int zmq_setsockopt(nint socket, int option, void* value, nuint length);
+    [LibraryImport(Library)] public static partial int zmq_getsockopt(nint socket, int option, void* value, nuint* length);
+    [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)] public static partial int zmq_bind(nint socket, string endpoint);
+    [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)] public static partial int zmq_connect(nint socket, string endpoint);
+    [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)] public static partial int zmq_socket_monitor(nint socket, string? endpoint, int events);
+    [LibraryImport(Library)] public static partial int zmq_send(nint socket, void* buffer, nuint length, int flags);
+    [LibraryImport(Library)] public static partial int zmq_recv(nint socket, void* buffer, nuint length, int flags);
+    [LibraryImport(Library)] public static partial int zmq_msg_init(ZmqMessage* message);
+    [LibraryImport(Library)] public static partial int zmq_msg_init_size(ZmqMessage* message, nuint size);
+    [LibraryImport(Library)] public static partial int zmq_msg_init_data(ZmqMessage* message, void* data, nuint size, delegate* unmanaged<void*, void*, void> free, void* hint);
+    [LibraryImport(Library)] public static partial int zmq_msg_send(ZmqMessage* message, nint socket, int flags);
+    [LibraryImport(Library)] public static partial int zmq_msg_recv(ZmqMessage* message, nint socket, int flags);
+    [LibraryImport(Library)] public static partial int zmq_msg_close(ZmqMessage* message);
+    [LibraryImport(Library)] public static partial void* zmq_msg_data(ZmqMessage* message);
+    [LibraryImport(Library)] public static partial nuint zmq_msg_size(ZmqMessage* message);
+    [LibraryImport(Library)] public static partial int zmq_msg_more(ZmqMessage* message);
+    [LibraryImport(Library)] public static partial int zmq_poll(void* items, int count, long timeout);
+    [LibraryImport(Library)] public static partial int zmq_errno();
+    [LibraryImport(Library)] public static partial nint zmq_strerror(int errno);
+}
+
+/// <summary><c>zmq_msg_t</c>: 64 opaque bytes, aligned as libzmq requires.</summary>
+[StructLayout(LayoutKind.Sequential, Size = 64)]
+internal struct ZmqMessage
+{
+    private readonly long _first;
+}
+
+/// <summary><c>zmq_pollitem_t</c> on POSIX, where <c>fd</c> is an <c>int</c>.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct ZmqPollItem
+{
+    public nint Socket;
+    public int Fd;
+    public short Events;
+    public short ReturnedEvents;
+}
+
+/// <summary><c>zmq_pollitem_t</c> on Windows, where <c>fd</c> is a pointer-sized SOCKET.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct ZmqPollItemWindows
+{
+    public nint Socket;
+    public nint Fd;
+    public short Events;
+    public short ReturnedEvents;
+}

@@ -1,0 +1,400 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using IpyRpc.Protocol;
+
+namespace IpyRpc.ZeroMq.Native;
+
+/// <summary>
+/// One ZeroMQ socket driven by a dedicated thread, because libzmq sockets are not thread-safe.
+/// Any thread may <see cref="Send"/>: messages go on a queue and a one-byte signal over an
+/// inproc PAIR wakes the I/O thread, which polls the socket, the wake-up pair and (optionally) a
+/// monitor. No thread blocks per call. Received multipart messages are handed to a callback on
+/// the I/O thread, which must return quickly.
+/// </summary>
+internal sealed unsafe class SocketLoop : IDisposable
+{
+    private const int ZeroCopyThreshold = 32 * 1024;
+    private readonly nint _context;
+    private readonly nint _socket;
+    private readonly nint _wakeReceiver;
+    private nint _wakeSender;
+    private readonly nint _monitor;
+    private readonly object _wakeLock = new();
+    private readonly ConcurrentQueue<ReadOnlyMemory<byte>[]> _outbound = new();
+    private readonly Action<List<byte[]>, ProtocolException?> _receive;
+    private readonly Action<int>? _onEvent;
+    private readonly long _maxMessageBytes;
+    private readonly int _maxFrames;
+    private readonly int _lingerMs;
+    private readonly Thread _thread;
+    private int _signalled;
+    private volatile bool _stopping;
+    private bool _disposed;
+
+    /// <param name="name">Names the I/O thread.</param>
+    /// <param name="socketType">ROUTER or DEALER.</param>
+    /// <param name="setup">Sets options and binds or connects the socket; runs on the calling thread so errors reach the caller.</param>
+    /// <param name="receive">Gets each received message's frames (or the reason they were refused).</param>
+    /// <param name="onEvent">Gets socket monitor events (connected, disconnected), when given.</param>
+    /// <param name="maxMessageBytes">The largest message (all frames together) accepted.</param>
+    /// <param name="maxFrames">The most frames a message may have.</param>
+    /// <param name="lingerMs">How long unsent messages may delay shutdown.</param>
+    public SocketLoop(string name, int socketType, Action<nint> setup, Action<List<byte[]>, ProtocolException?> receive, Action<int>? onEvent, long maxMessageBytes, int maxFrames, int lingerMs)
+    {
+        LibZmq.EnsureLoaded();
+        _receive = receive;
+        _onEvent = onEvent;
+        _maxMessageBytes = maxMessageBytes;
+        _maxFrames = maxFrames;
+        _lingerMs = lingerMs;
+        _context = LibZmq.zmq_ctx_new();
+        if (_context == 0) throw Failure("zmq_ctx_new");
+        ZeroMqDiagnostics.Context(1);
+        try
+        {
+            LibZmq.zmq_ctx_set(_context, LibZmq.BLOCKY, 0); // terminate after linger, never hang
+            _socket = Open(socketType);
+            SetInt(_socket, LibZmq.LINGER, lingerMs);
+            setup(_socket);
+
+            string wake = $"inproc://ipyrpc-wake-{Guid.NewGuid():N}";
+            _wakeReceiver = Open(LibZmq.PAIR);
+            Check(LibZmq.zmq_bind(_wakeReceiver, wake), "bind wake-up pair");
+            _wakeSender = Open(LibZmq.PAIR);
+            Check(LibZmq.zmq_connect(_wakeSender, wake), "connect wake-up pair");
+
+            if (onEvent is not null)
+            {
+                string monitor = $"inproc://ipyrpc-monitor-{Guid.NewGuid():N}";
+                Check(LibZmq.zmq_socket_monitor(_socket, monitor, LibZmq.EVENT_CONNECTED | LibZmq.EVENT_DISCONNECTED | LibZmq.EVENT_HANDSHAKE_SUCCEEDED), "monitor socket");
+                _monitor = Open(LibZmq.PAIR);
+                Check(LibZmq.zmq_connect(_monitor, monitor), "connect monitor");
+            }
+        }
+        catch
+        {
+            CloseAll();
+            throw;
+        }
+
+        _thread = new Thread(Run) { IsBackground = true, Name = name };
+        ZeroMqDiagnostics.Thread(1);
+        _thread.Start();
+    }
+
+    /// <summary>The socket's last bound or connected endpoint (with the real port after binding port <c>*</c>).</summary>
+    public string LastEndpoint { get; private set; } = "";
+
+    /// <summary>Reads ZMQ_LAST_ENDPOINT; call from the setup callback after binding.</summary>
+    public static string ReadLastEndpoint(nint socket)
+    {
+        byte* buffer = stackalloc byte[512];
+        nuint length = 512;
+        Check(LibZmq.zmq_getsockopt(socket, LibZmq.LAST_ENDPOINT, buffer, &length), "read the bound endpoint");
+        return Marshal.PtrToStringUTF8((nint)buffer) ?? "";
+    }
+
+    /// <summary>Sets an int socket option.</summary>
+    public static void SetInt(nint socket, int option, int value) => Check(LibZmq.zmq_setsockopt(socket, option, &value, sizeof(int)), $"set option {option}");
+
+    /// <summary>Sets an int64 socket option.</summary>
+    public static void SetLong(nint socket, int option, long value) => Check(LibZmq.zmq_setsockopt(socket, option, &value, sizeof(long)), $"set option {option}");
+
+    /// <summary>Sets a binary socket option.</summary>
+    public static void SetBytes(nint socket, int option, ReadOnlySpan<byte> value)
+    {
+        fixed (byte* p = value) Check(LibZmq.zmq_setsockopt(socket, option, p, (nuint)value.Length), $"set option {option}");
+    }
+
+    /// <summary>Queues a multipart message for sending. Safe from any thread.</summary>
+    public void Send(ReadOnlyMemory<byte>[] frames)
+    {
+        if (_stopping) throw new ObjectDisposedException(nameof(SocketLoop), "The ZeroMQ socket is closed.");
+        _outbound.Enqueue(frames);
+        Wake();
+    }
+
+    private void Wake()
+    {
+        // One signal at a time: the I/O thread clears the flag before draining the queue, so a
+        // message queued after that point signals again and none is left waiting.
+        if (Interlocked.Exchange(ref _signalled, 1) == 0)
+        {
+            byte b = 1;
+            lock (_wakeLock)
+            {
+                if (_wakeSender != 0) LibZmq.zmq_send(_wakeSender, &b, 1, LibZmq.DONTWAIT);
+            }
+        }
+    }
+
+    private void Run()
+    {
+        bool windows = OperatingSystem.IsWindows();
+        int count = _monitor != 0 ? 3 : 2;
+        ZmqPollItem* items = stackalloc ZmqPollItem[3];
+        ZmqPollItemWindows* itemsWindows = stackalloc ZmqPollItemWindows[3];
+        ReadOnlyMemory<byte>[]? pending = null; // a message the socket would not take yet (high-water mark)
+        nint[] sockets = [_socket, _wakeReceiver, _monitor];
+        try
+        {
+            while (!_stopping)
+            {
+                short mainEvents = (short)(LibZmq.POLLIN | (pending is not null ? LibZmq.POLLOUT : 0));
+                int rc;
+                if (windows)
+                {
+                    for (int i = 0; i < count; i++) itemsWindows[i] = new ZmqPollItemWindows { Socket = sockets[i], Events = i == 0 ? mainEvents : LibZmq.POLLIN };
+                    rc = LibZmq.zmq_poll(itemsWindows, count, -1);
+                }
+                else
+                {
+                    for (int i = 0; i < count; i++) items[i] = new ZmqPollItem { Socket = sockets[i], Events = i == 0 ? mainEvents : LibZmq.POLLIN };
+                    rc = LibZmq.zmq_poll(items, count, -1);
+                }
+
+                if (rc < 0)
+                {
+                    int errno = LibZmq.zmq_errno();
+                    if (errno == LibZmq.EINTR) continue;
+                    break; // ETERM or a closed socket: shutting down
+                }
+
+                short Returned(int i) => windows ? itemsWindows[i].ReturnedEvents : items[i].ReturnedEvents;
+
+                if ((Returned(1) & LibZmq.POLLIN) != 0)
+                {
+                    byte b;
+                    while (LibZmq.zmq_recv(_wakeReceiver, &b, 1, LibZmq.DONTWAIT) >= 0) { }
+                    Volatile.Write(ref _signalled, 0);
+                }
+
+                // Send what is queued until the socket pushes back.
+                while (pending is not null || _outbound.TryDequeue(out pending))
+                {
+                    if (!SendFrames(pending))
+                    {
+                        break; // would block: keep it, poll for POLLOUT
+                    }
+
+                    pending = null;
+                }
+
+                if ((Returned(0) & LibZmq.POLLIN) != 0)
+                {
+                    ReceiveAvailable();
+                }
+
+                if (count == 3 && (Returned(2) & LibZmq.POLLIN) != 0)
+                {
+                    ReceiveMonitorEvents();
+                }
+            }
+        }
+        finally
+        {
+            CloseAll();
+            ZeroMqDiagnostics.Thread(-1);
+        }
+    }
+
+    private bool SendFrames(ReadOnlyMemory<byte>[] frames)
+    {
+        for (int i = 0; i < frames.Length; i++)
+        {
+            int flags = (i < frames.Length - 1 ? LibZmq.SNDMORE : 0) | (i == 0 ? LibZmq.DONTWAIT : 0);
+            ZmqMessage message;
+            InitMessage(&message, frames[i]);
+            if (LibZmq.zmq_msg_send(&message, _socket, flags) < 0)
+            {
+                int errno = LibZmq.zmq_errno();
+                LibZmq.zmq_msg_close(&message);
+                if (i == 0 && errno == LibZmq.EAGAIN) return false;
+                // EHOSTUNREACH: a ROUTER peer that is gone. Anything else: the message is lost, as
+                // it would be on a dead connection; callers' timeouts and heartbeats report it.
+                return true;
+            }
+        }
+
+        return true;
+    }
+
+    private static void InitMessage(ZmqMessage* message, ReadOnlyMemory<byte> frame)
+    {
+        if (frame.Length >= ZeroCopyThreshold && MemoryMarshal.TryGetArray(frame, out ArraySegment<byte> segment))
+        {
+            // Large frames go without a copy: pin the array until libzmq says it is done with it.
+            GCHandle handle = GCHandle.Alloc(segment.Array!, GCHandleType.Pinned);
+            byte* data = (byte*)handle.AddrOfPinnedObject() + segment.Offset;
+            if (LibZmq.zmq_msg_init_data(message, data, (nuint)segment.Count, &FreePinned, (void*)GCHandle.ToIntPtr(handle)) == 0)
+            {
+                return;
+            }
+
+            handle.Free();
+        }
+
+        Check(LibZmq.zmq_msg_init_size(message, (nuint)frame.Length), "allocate a message");
+        frame.Span.CopyTo(new Span<byte>(LibZmq.zmq_msg_data(message), frame.Length));
+    }
+
+    [UnmanagedCallersOnly]
+    private static void FreePinned(void* data, void* hint) => GCHandle.FromIntPtr((nint)hint).Free();
+
+    private void ReceiveAvailable()
+    {
+        // Drain what is ready now, but yield to sends after a batch so replies are not starved.
+        for (int n = 0; n < 256; n++)
+        {
+            ZmqMessage message;
+            LibZmq.zmq_msg_init(&message);
+            if (LibZmq.zmq_msg_recv(&message, _socket, LibZmq.DONTWAIT) < 0)
+            {
+                LibZmq.zmq_msg_close(&message);
+                return;
+            }
+
+            var frames = new List<byte[]>(4);
+            long total = 0;
+            ProtocolException? problem = null;
+            while (true)
+            {
+                int size = (int)LibZmq.zmq_msg_size(&message);
+                total += size;
+                if (problem is null && total > _maxMessageBytes)
+                {
+                    problem = new ProtocolException(ErrorCodes.TooLarge, $"The message is larger than the limit of {_maxMessageBytes} bytes.");
+                }
+                else if (problem is null && frames.Count >= _maxFrames)
+                {
+                    problem = new ProtocolException(ErrorCodes.BadMessage, $"A message may have at most {_maxFrames} frames.");
+                }
+
+                // Keep the first frames (the ROUTER identity and the header) so a refusal can be answered.
+                if (problem is null || frames.Count < 2)
+                {
+                    byte[] bytes = GC.AllocateUninitializedArray<byte>(size);
+                    new ReadOnlySpan<byte>(LibZmq.zmq_msg_data(&message), size).CopyTo(bytes);
+                    frames.Add(bytes);
+                }
+
+                bool more = LibZmq.zmq_msg_more(&message) != 0;
+                LibZmq.zmq_msg_close(&message);
+                if (!more) break;
+                LibZmq.zmq_msg_init(&message);
+                if (LibZmq.zmq_msg_recv(&message, _socket, 0) < 0)
+                {
+                    LibZmq.zmq_msg_close(&message);
+                    break;
+                }
+            }
+
+            try
+            {
+                _receive(frames, problem);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // A handler failure must not stop the socket.
+            }
+        }
+    }
+
+    private void ReceiveMonitorEvents()
+    {
+        while (true)
+        {
+            ZmqMessage message;
+            LibZmq.zmq_msg_init(&message);
+            if (LibZmq.zmq_msg_recv(&message, _monitor, LibZmq.DONTWAIT) < 0)
+            {
+                LibZmq.zmq_msg_close(&message);
+                return;
+            }
+
+            // Frame 1: u16 event, u32 value. Frame 2: the endpoint.
+            int evt = LibZmq.zmq_msg_size(&message) >= 2 ? *(ushort*)LibZmq.zmq_msg_data(&message) : 0;
+            bool more = LibZmq.zmq_msg_more(&message) != 0;
+            LibZmq.zmq_msg_close(&message);
+            while (more)
+            {
+                LibZmq.zmq_msg_init(&message);
+                LibZmq.zmq_msg_recv(&message, _monitor, 0);
+                more = LibZmq.zmq_msg_more(&message) != 0;
+                LibZmq.zmq_msg_close(&message);
+            }
+
+            try
+            {
+                _onEvent?.Invoke(evt);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+            }
+        }
+    }
+
+    private nint Open(int type)
+    {
+        nint socket = LibZmq.zmq_socket(_context, type);
+        if (socket == 0) throw Failure("zmq_socket");
+        ZeroMqDiagnostics.Socket(1);
+        return socket;
+    }
+
+    private void CloseAll()
+    {
+        lock (_wakeLock)
+        {
+            Close(_wakeSender, 0);
+            _wakeSender = 0;
+        }
+
+        Close(_wakeReceiver, 0);
+        Close(_monitor, 0);
+        Close(_socket, _lingerMs);
+        if (_context != 0)
+        {
+            LibZmq.zmq_ctx_term(_context);
+            ZeroMqDiagnostics.Context(-1);
+        }
+    }
+
+    private static void Close(nint socket, int lingerMs)
+    {
+        if (socket == 0) return;
+        LibZmq.zmq_setsockopt(socket, LibZmq.LINGER, &lingerMs, sizeof(int));
+        LibZmq.zmq_close(socket);
+        ZeroMqDiagnostics.Socket(-1);
+    }
+
+    /// <summary>Stops the I/O thread, gives unsent messages up to the linger time, closes the sockets and terminates the context.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        // Let queued replies go out first, within the linger budget.
+        var deadline = DateTime.UtcNow.AddMilliseconds(_lingerMs);
+        while (!_outbound.IsEmpty && DateTime.UtcNow < deadline) Thread.Sleep(5);
+        _stopping = true;
+        Volatile.Write(ref _signalled, 0);
+        Wake();
+        if (!_thread.Join(TimeSpan.FromSeconds(10)))
+        {
+            // The thread is stuck in libzmq; shutting the context down unblocks it.
+            LibZmq.zmq_ctx_shutdown(_context);
+            _thread.Join(TimeSpan.FromSeconds(5));
+        }
+    }
+
+    private static void Check(int rc, string what)
+    {
+        if (rc < 0) throw Failure(what);
+    }
+
+    private static IOException Failure(string what)
+    {
+        int errno = LibZmq.zmq_errno();
+        return new IOException($"ZeroMQ could not {what}: {LibZmq.Error(errno)} (errno {errno}).");
+    }
+}

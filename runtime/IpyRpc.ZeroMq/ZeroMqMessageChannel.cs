@@ -1,0 +1,143 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using IpyRpc.Protocol;
+using IpyRpc.Transports;
+using IpyRpc.ZeroMq.Native;
+
+namespace IpyRpc.ZeroMq;
+
+/// <summary>
+/// The client side of the ZeroMQ transport: a DEALER socket on an I/O thread of its own. Any
+/// number of calls multiplex over it, matched by id. ZeroMQ reconnects by itself when the server
+/// comes back; a call in flight when the connection drops (the server closed, or heartbeats timed
+/// out) fails at once with <see cref="ErrorCodes.ConnectionLost"/> rather than waiting forever.
+/// </summary>
+public sealed class ZeroMqMessageChannel : IMessageChannel
+{
+    private readonly Channel<IpyRpcMessage> _incoming = Channel.CreateUnbounded<IpyRpcMessage>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    private readonly ConcurrentDictionary<ulong, byte> _inFlight = new();
+    private readonly SocketLoop _loop;
+    private int _disposed;
+
+    /// <summary>Connects a DEALER socket to <paramref name="endpoint"/>. The connection itself is made in the background.</summary>
+    public ZeroMqMessageChannel(string endpoint, ZeroMqOptions? options = null)
+    {
+        options ??= new ZeroMqOptions();
+        Endpoint = endpoint;
+        _loop = new SocketLoop("IpyRpc.ZeroMq client " + endpoint, LibZmq.DEALER, socket =>
+        {
+            options.Apply(socket);
+            if (LibZmq.zmq_connect(socket, endpoint) < 0)
+            {
+                int errno = LibZmq.zmq_errno();
+                throw new IOException($"ZeroMQ could not connect to {endpoint}: {LibZmq.Error(errno)} (errno {errno}).");
+            }
+        }, Receive, OnEvent, options.MaxMessageBytes, ProtocolVersion.MaxParts + 1, ZeroMqOptions.Ms(options.Linger));
+    }
+
+    /// <summary>The endpoint connected to.</summary>
+    public string Endpoint { get; }
+
+    /// <summary>Whether the socket currently has a live connection.</summary>
+    public bool IsConnected { get; private set; }
+
+    /// <inheritdoc/>
+    public ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
+    {
+        if (message.Kind is MessageKind.Call or MessageKind.Hello or MessageKind.Describe or MessageKind.Ping)
+        {
+            _inFlight[message.Id] = 0;
+        }
+
+        var frames = new ReadOnlyMemory<byte>[1 + message.Parts.Count];
+        frames[0] = MessageCodec.EncodeHeader(message);
+        for (int i = 0; i < message.Parts.Count; i++) frames[1 + i] = message.Parts[i];
+        try
+        {
+            _loop.Send(frames);
+        }
+        catch (ObjectDisposedException e)
+        {
+            throw new IpyRpcConnectionException("The ZeroMQ connection is closed.", e);
+        }
+
+        return default;
+    }
+
+    private void Receive(List<byte[]> frames, ProtocolException? problem)
+    {
+        IpyRpcMessage message;
+        try
+        {
+            if (problem is not null) throw problem;
+            message = MessageCodec.DecodeHeader(frames[0], frames.Count == 1 ? [] : [.. frames.Skip(1).Select(f => (ReadOnlyMemory<byte>)f)]);
+        }
+        catch (ProtocolException e)
+        {
+            ulong id = e.Id;
+            if (id == 0 && frames.Count > 0)
+            {
+                try { id = MessageCodec.DecodeHeader(frames[0], []).Id; } catch (ProtocolException) { }
+            }
+
+            if (id != 0) Fail(id, e.Code, "The server's reply could not be read: " + e.Message);
+            return;
+        }
+
+        if (message.Kind is MessageKind.Result or MessageKind.Error or MessageKind.Hello or MessageKind.Pong)
+        {
+            _inFlight.TryRemove(message.Id, out _);
+        }
+
+        _incoming.Writer.TryWrite(message);
+    }
+
+    private void OnEvent(int evt)
+    {
+        if (evt == LibZmq.EVENT_HANDSHAKE_SUCCEEDED)
+        {
+            IsConnected = true;
+        }
+        else if (evt == LibZmq.EVENT_DISCONNECTED)
+        {
+            IsConnected = false;
+            foreach (ulong id in _inFlight.Keys)
+            {
+                Fail(id, ErrorCodes.ConnectionLost, $"The connection to {Endpoint} was lost while the call was in flight (the server went away or stopped answering heartbeats); it may or may not have run.");
+            }
+        }
+    }
+
+    private void Fail(ulong id, string code, string message)
+    {
+        if (!_inFlight.TryRemove(id, out _)) return;
+        _incoming.Writer.TryWrite(new IpyRpcMessage
+        {
+            Kind = MessageKind.Error,
+            Id = id,
+            Parts = [new RemoteError { Code = code, Message = message }.Encode(Serialization.MessagePack)],
+        });
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<IpyRpcMessage?> ReceiveAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await _incoming.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Closes the socket and releases its thread and context.</summary>
+    public ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return default;
+        _loop.Dispose();
+        _incoming.Writer.TryComplete();
+        return default;
+    }
+}
