@@ -1,29 +1,59 @@
 using IpyRpc;
 using IpyRpc.Http;
+using IpyRpc.ZeroMq;
 using Quickstart;
 
-// dotnet run --project samples/Quickstart                      a server and a client session, over HTTP on loopback
-// dotnet run --project samples/Quickstart -- serve --http URL  serve until Ctrl+C (JSON-RPC at URL/rpc)
+// dotnet run --project samples/Quickstart                          server + client session over HTTP on loopback
+// dotnet run --project samples/Quickstart -- --transport zmq       the same session over ZeroMQ
+// dotnet run --project samples/Quickstart -- --http URL            the session against a server already running
+// dotnet run --project samples/Quickstart -- --zmq ENDPOINT        ... reached over ZeroMQ
+// dotnet run --project samples/Quickstart -- serve --http URL [--zmq ENDPOINT]
+//                                                                   serve until Ctrl+C (JSON-RPC at URL/rpc)
 string? http = Option(args, "--http");
+string? zmq = Option(args, "--zmq");
 if (args.FirstOrDefault() == "serve")
 {
+    if (http is null && zmq is null) http = "http://127.0.0.1:7777";
     await using IpyRpcServer server = Demo.CreateServer();
-    await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, http ?? "http://127.0.0.1:7777");
-    Console.WriteLine($"IpyRpc listening on {host.Address} (binary protocol at {host.Address}ipyrpc, JSON-RPC at {host.JsonRpcAddress})");
-    Console.WriteLine("Functions: " + string.Join(", ", server.Functions.Select(f => f.Name)));
-    Console.WriteLine("Press Ctrl+C to stop.");
-    var stop = new TaskCompletionSource();
-    Console.CancelKeyPress += (_, e) =>
+    IpyRpcHttpServer? httpHost = null;
+    IpyRpcZeroMqServer? zmqHost = null;
+    try
     {
-        e.Cancel = true;
-        stop.TrySetResult();
-    };
-    AppDomain.CurrentDomain.ProcessExit += (_, _) => stop.TrySetResult();
-    await stop.Task;
+        if (http is not null)
+        {
+            httpHost = await IpyRpcHttpServer.StartAsync(server, http);
+            Console.WriteLine($"IpyRpc listening on {httpHost.Address} (binary protocol at {httpHost.Address}ipyrpc, JSON-RPC at {httpHost.JsonRpcAddress})");
+        }
+
+        if (zmq is not null)
+        {
+            zmqHost = IpyRpcZeroMqServer.Start(server, zmq);
+            Console.WriteLine($"IpyRpc listening on {zmqHost.Endpoint} (ZeroMQ ROUTER)");
+        }
+
+        Console.WriteLine("Functions: " + string.Join(", ", server.Functions.Select(f => f.Name)));
+        Console.WriteLine("Press Ctrl+C to stop.");
+        Console.Out.Flush();
+        var stop = new TaskCompletionSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            stop.TrySetResult();
+        };
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => stop.TrySetResult();
+        await stop.Task;
+    }
+    finally
+    {
+        if (zmqHost is not null) await zmqHost.DisposeAsync();
+        if (httpHost is not null) await httpHost.DisposeAsync();
+    }
+
     return 0;
 }
 
-return await Session.RunAsync(http);
+string transport = Option(args, "--transport") ?? (zmq is not null ? "zmq" : "http");
+return await Session.RunAsync(transport, transport == "zmq" ? zmq : http);
 
 static string? Option(string[] args, string name)
 {

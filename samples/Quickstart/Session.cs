@@ -1,27 +1,38 @@
 using IpyRpc;
 using IpyRpc.Http;
+using IpyRpc.ZeroMq;
 
 namespace Quickstart;
 
 /// <summary>The interactive tour: what a user sees when calling an IpyRpc server.</summary>
 internal static class Session
 {
-    public static async Task<int> RunAsync(string? serverAddress)
+    public static async Task<int> RunAsync(string transport, string? serverAddress)
     {
         // Start a server of our own on a free loopback port, unless pointed at one.
         IpyRpcServer? server = null;
-        IpyRpcHttpServer? host = null;
+        IAsyncDisposable? host = null;
         if (serverAddress is null)
         {
             server = Demo.CreateServer();
-            host = await IpyRpcHttpServer.StartAsync(server, "http://127.0.0.1:0");
-            serverAddress = host.Address.ToString();
+            if (transport == "zmq")
+            {
+                var zmqHost = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
+                (host, serverAddress) = (zmqHost, zmqHost.Endpoint);
+            }
+            else
+            {
+                IpyRpcHttpServer httpHost = await IpyRpcHttpServer.StartAsync(server, "http://127.0.0.1:0");
+                (host, serverAddress) = (httpHost, httpHost.Address.ToString());
+            }
         }
 
         try
         {
-            Heading($"Connecting to {serverAddress}");
-            await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(serverAddress);
+            Heading($"Connecting to {serverAddress} over {(transport == "zmq" ? "ZeroMQ" : "HTTP")}");
+            await using IpyRpcClient client = transport == "zmq"
+                ? await IpyRpcZeroMqClient.ConnectAsync(serverAddress)
+                : await IpyRpcHttpClient.ConnectAsync(serverAddress);
             Console.WriteLine($"Connected to {client.ServerAgent}, protocol version {client.ProtocolVersionInUse}.");
 
             Heading("Every function, with its docstring (client.Functions)");

@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""A Python client for IpyRpc over ZeroMQ, written from docs/PROTOCOL.md alone.
+
+Needs only Debian's python3-zmq and python3-msgpack (run it with /usr/bin/python3):
+
+    /usr/bin/python3 samples/python/ipyrpc_client.py tcp://127.0.0.1:5555           # the demo
+    /usr/bin/python3 -i samples/python/ipyrpc_client.py tcp://127.0.0.1:5555 --no-demo
+
+    >>> client.help("add")
+    >>> client.call("add", 2, 3)
+    >>> client.add(2, 3)            # functions are attributes too
+"""
+import itertools
+import struct
+import sys
+import time
+
+import msgpack
+import zmq
+
+NUMERIC_ARRAY_EXT = 1  # ext type 1: u8 N, N bytes of numpy dtype, raw little-endian elements
+_STRUCT_CODES = {"<f8": "d", "<f4": "f", "<i8": "q", "<i4": "i", "<i2": "h", "|i1": "b", "<u8": "Q", "<u4": "I", "<u2": "H"}
+
+
+class RemoteError(Exception):
+    """A failure reported by the server: `code`, `message`, and for exceptions `remote_type`, `stack`, `inner`."""
+
+    def __init__(self, error, function=None):
+        self.code = error.get("code", "internal")
+        self.message = error.get("message", "")
+        self.remote_type = error.get("type")
+        self.stack = error.get("stack")
+        self.parameter = error.get("parameter")
+        self.inner = RemoteError(error["inner"]) if error.get("inner") else None
+        self.function = function
+        where = f"{function}: " if function else ""
+        kind = self.remote_type or self.code
+        super().__init__(f"{where}[{kind}] {self.message}")
+
+
+def _ext_hook(code, data):
+    if code == NUMERIC_ARRAY_EXT:
+        n = data[0]
+        dtype = data[1:1 + n].decode("ascii")
+        raw = data[1 + n:]
+        fmt = _STRUCT_CODES[dtype]
+        return list(struct.unpack("<%d%s" % (len(raw) // struct.calcsize(fmt), fmt), raw))
+    if code == -1:
+        return msgpack.Timestamp.from_bytes(data)
+    return msgpack.ExtType(code, data)
+
+
+def _unpack(data):
+    return msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False)
+
+
+class IpyRpcClient:
+    """Connects a DEALER socket, says hello, and fetches every function with its docs."""
+
+    def __init__(self, endpoint, timeout=30.0, output=None):
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.output = output or self._print_output
+        self._ids = itertools.count(1)
+        self._socket = zmq.Context.instance().socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.connect(endpoint)
+        hello = self._request({"kind": "hello", "versions": [1]})
+        self.server = hello.get("agent")
+        self.version = hello["versions"][0]
+        self.functions = {f["name"]: f for f in self._request({"kind": "describe"}, result=True)}
+
+    @staticmethod
+    def _print_output(stream, text):
+        target = sys.stderr if stream == "stderr" else sys.stdout
+        target.write(text)
+        target.flush()
+
+    def _request(self, header, parts=(), result=False, function=None):
+        message_id = next(self._ids)
+        header = dict(header, v=1, id=message_id, ser=header.get("ser", "msgpack"))
+        self._socket.send_multipart([msgpack.packb(header)] + [bytes(p) for p in parts])
+        deadline = time.monotonic() + self.timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._socket.poll(int(remaining * 1000)):
+                raise TimeoutError(f"no reply to {function or header['kind']} within {self.timeout} s")
+            frames = self._socket.recv_multipart()
+            reply = msgpack.unpackb(frames[0], raw=False)
+            if reply.get("id") != message_id:
+                continue  # a late reply to an earlier, abandoned request
+            body = frames[1] if len(frames) > 1 else b""
+            kind = reply["kind"]
+            if kind == "output":
+                self.output(reply.get("stream", "stdout"), body.decode("utf-8"))
+            elif kind == "error":
+                raise RemoteError(self._decode(body, reply), function)
+            elif result:
+                return self._decode(body, reply)
+            else:
+                return reply
+
+    @staticmethod
+    def _decode(body, header):
+        if header.get("ser") == "json":
+            import json
+            return json.loads(body) if body else None
+        return _unpack(body) if body else None
+
+    def call(self, function, *args, **kwargs):
+        """Calls a function with positional or named arguments (not both); its output prints as it arrives."""
+        if args and kwargs:
+            raise TypeError("pass arguments either by position or by name")
+        arguments = kwargs if kwargs else list(args)
+        return self._request({"kind": "call", "fn": function}, [msgpack.packb(arguments, use_bin_type=True)], result=True, function=function)
+
+    def help(self, function):
+        """The signature and docstring of one function, as text."""
+        f = self.functions[function]
+        params = ", ".join(p["name"] + ": " + p["type"] + (" = " + p["default"] if p.get("default") else "") for p in f["parameters"])
+        lines = [f"{f['name']}({params}) -> {f['return_type']}"]
+        if f.get("summary"):
+            lines.append("    " + f["summary"])
+        for p in f["parameters"]:
+            lines.append(f"      {p['name']} ({p['type']}): {p.get('doc') or ''}")
+        if f.get("returns"):
+            lines.append(f"    returns: {f['returns']}")
+        return "\n".join(lines)
+
+    def __getattr__(self, name):
+        if name.startswith("_") or name not in self.__dict__.get("functions", {}):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self.call(name, *args, **kwargs)
+
+    def close(self):
+        self._socket.close(0)
+
+
+def demo(client):
+    print(f"connected to {client.server} at {client.endpoint}, protocol {client.version}")
+    print("functions:")
+    for name in sorted(client.functions):
+        print("  " + client.help(name).replace("\n", "\n  "))
+    print("add(2, 3) =", client.call("add", 2, 3))
+    print("add(a=40, b=2) =", client.call("add", a=40, b=2))
+    print("print_lines(3), live:")
+    started = time.monotonic()
+
+    def stamped(stream, text):
+        sys.stdout.write(f"  [{stream} +{(time.monotonic() - started) * 1000:.0f} ms] {text}")
+        sys.stdout.flush()
+
+    client.output = stamped
+    print("print_lines returned", client.call("print_lines", 3))
+    try:
+        client.call("fail", "raised on the server")
+    except RemoteError as e:
+        print(f"caught RemoteError: type={e.remote_type} message={e.message}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    client = IpyRpcClient(sys.argv[1])
+    if "--no-demo" not in sys.argv:
+        demo(client)
+        client.close()

@@ -1,0 +1,32 @@
+using System.Text.RegularExpressions;
+using IpyRpc;
+
+namespace IpyRpc.ZeroMq.Tests;
+
+/// <summary>samples/python/ipyrpc_client.py, written from docs/PROTOCOL.md with pyzmq and msgpack, against the C# server.</summary>
+public sealed class PythonClientTests
+{
+    [Fact]
+    public async Task ThePythonClientListsCallsPrintsLiveOutputAndRaisesRemoteErrors()
+    {
+        await using IpyRpcServer server = Quickstart.Demo.CreateServer();
+        await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
+
+        (int code, string stdout, string stderr) = await PythonPeer.RunAsync("ipyrpc_client.py", host.Endpoint);
+        Assert.True(code == 0, stdout + stderr);
+
+        Assert.Contains("connected to ipyrpc-dotnet/1", stdout);
+        Assert.Contains("add(a: int, b: int) -> int", stdout);
+        Assert.Contains("Adds two integers.", stdout);
+        Assert.Contains("a (int): The first addend.", stdout);
+        Assert.Contains("add(2, 3) = 5", stdout);
+        Assert.Contains("add(a=40, b=2) = 42", stdout);
+        Assert.Contains("print_lines returned 3", stdout);
+        Assert.Contains("caught RemoteError: type=System.InvalidOperationException message=raised on the server", stdout);
+
+        // Live: the lines were stamped as they arrived, about 300 ms apart, not all at the end.
+        int[] stamps = [.. Regex.Matches(stdout, @"\[stdout \+(\d+) ms\] line (\d)").Select(m => int.Parse(m.Groups[1].Value))];
+        Assert.Equal(3, stamps.Length);
+        Assert.True(stamps[2] - stamps[0] >= 400, $"lines arrived at {string.Join(", ", stamps)} ms");
+    }
+}
