@@ -26,7 +26,7 @@ public sealed record ZeroMqOptions
     /// <summary>The largest message accepted (ZMQ_MAXMSGSIZE per frame, and all frames together).</summary>
     public long MaxMessageBytes { get; init; } = ProtocolVersion.DefaultMaxMessageBytes;
 
-    internal void Apply(nint socket)
+    internal void Apply(Native.ZmqSocketHandle socket)
     {
         Native.SocketLoop.SetInt(socket, Native.LibZmq.HEARTBEAT_IVL, Ms(HeartbeatInterval));
         Native.SocketLoop.SetInt(socket, Native.LibZmq.HEARTBEAT_TIMEOUT, Ms(HeartbeatTimeout));

@@ -14,11 +14,11 @@ namespace IpyRpc.ZeroMq.Native;
 internal sealed unsafe class SocketLoop : IDisposable
 {
     private const int ZeroCopyThreshold = 32 * 1024;
-    private readonly nint _context;
-    private readonly nint _socket;
-    private readonly nint _wakeReceiver;
-    private nint _wakeSender;
-    private readonly nint _monitor;
+    private readonly ZmqContextHandle _context;
+    private readonly ZmqSocketHandle _socket;
+    private readonly ZmqSocketHandle? _wakeReceiver;
+    private ZmqSocketHandle? _wakeSender;
+    private readonly ZmqSocketHandle? _monitor;
     private readonly object _wakeLock = new();
     private readonly ConcurrentQueue<ReadOnlyMemory<byte>[]> _outbound = new();
     private readonly Action<List<byte[]>, ProtocolException?> _receive;
@@ -39,7 +39,7 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// <param name="maxMessageBytes">The largest message (all frames together) accepted.</param>
     /// <param name="maxFrames">The most frames a message may have.</param>
     /// <param name="lingerMs">How long unsent messages may delay shutdown.</param>
-    public SocketLoop(string name, int socketType, Action<nint> setup, Action<List<byte[]>, ProtocolException?> receive, Action<int>? onEvent, long maxMessageBytes, int maxFrames, int lingerMs)
+    public SocketLoop(string name, int socketType, Action<ZmqSocketHandle> setup, Action<List<byte[]>, ProtocolException?> receive, Action<int>? onEvent, long maxMessageBytes, int maxFrames, int lingerMs)
     {
         LibZmq.EnsureLoaded();
         _receive = receive;
@@ -48,13 +48,13 @@ internal sealed unsafe class SocketLoop : IDisposable
         _maxFrames = maxFrames;
         _lingerMs = lingerMs;
         _context = LibZmq.zmq_ctx_new();
-        if (_context == 0) throw Failure("zmq_ctx_new");
+        if (_context.IsInvalid) throw Failure("zmq_ctx_new");
         ZeroMqDiagnostics.Context(1);
         try
         {
             LibZmq.zmq_ctx_set(_context, LibZmq.BLOCKY, 0); // terminate after linger, never hang
             _socket = Open(socketType);
-            SetInt(_socket, LibZmq.LINGER, lingerMs);
+            _socket.LingerMs = lingerMs;
             setup(_socket);
 
             string wake = $"inproc://ipyrpc-wake-{Guid.NewGuid():N}";
@@ -86,7 +86,7 @@ internal sealed unsafe class SocketLoop : IDisposable
     public string LastEndpoint { get; private set; } = "";
 
     /// <summary>Reads ZMQ_LAST_ENDPOINT; call from the setup callback after binding.</summary>
-    public static string ReadLastEndpoint(nint socket)
+    public static string ReadLastEndpoint(ZmqSocketHandle socket)
     {
         byte* buffer = stackalloc byte[512];
         nuint length = 512;
@@ -95,13 +95,13 @@ internal sealed unsafe class SocketLoop : IDisposable
     }
 
     /// <summary>Sets an int socket option.</summary>
-    public static void SetInt(nint socket, int option, int value) => Check(LibZmq.zmq_setsockopt(socket, option, &value, sizeof(int)), $"set option {option}");
+    public static void SetInt(ZmqSocketHandle socket, int option, int value) => Check(LibZmq.zmq_setsockopt(socket, option, &value, sizeof(int)), $"set option {option}");
 
     /// <summary>Sets an int64 socket option.</summary>
-    public static void SetLong(nint socket, int option, long value) => Check(LibZmq.zmq_setsockopt(socket, option, &value, sizeof(long)), $"set option {option}");
+    public static void SetLong(ZmqSocketHandle socket, int option, long value) => Check(LibZmq.zmq_setsockopt(socket, option, &value, sizeof(long)), $"set option {option}");
 
     /// <summary>Sets a binary socket option.</summary>
-    public static void SetBytes(nint socket, int option, ReadOnlySpan<byte> value)
+    public static void SetBytes(ZmqSocketHandle socket, int option, ReadOnlySpan<byte> value)
     {
         fixed (byte* p = value) Check(LibZmq.zmq_setsockopt(socket, option, p, (nuint)value.Length), $"set option {option}");
     }
@@ -123,7 +123,7 @@ internal sealed unsafe class SocketLoop : IDisposable
             byte b = 1;
             lock (_wakeLock)
             {
-                if (_wakeSender != 0) LibZmq.zmq_send(_wakeSender, &b, 1, LibZmq.DONTWAIT);
+                if (_wakeSender is { IsClosed: false }) LibZmq.zmq_send(_wakeSender, &b, 1, LibZmq.DONTWAIT);
             }
         }
     }
@@ -131,11 +131,12 @@ internal sealed unsafe class SocketLoop : IDisposable
     private void Run()
     {
         bool windows = OperatingSystem.IsWindows();
-        int count = _monitor != 0 ? 3 : 2;
+        int count = _monitor is not null ? 3 : 2;
         ZmqPollItem* items = stackalloc ZmqPollItem[3];
         ZmqPollItemWindows* itemsWindows = stackalloc ZmqPollItemWindows[3];
         ReadOnlyMemory<byte>[]? pending = null; // a message the socket would not take yet (high-water mark)
-        nint[] sockets = [_socket, _wakeReceiver, _monitor];
+        // The loop owns these handles and closes them only after it stops polling.
+        nint[] sockets = [_socket.DangerousGetHandle(), _wakeReceiver!.DangerousGetHandle(), _monitor?.DangerousGetHandle() ?? 0];
         try
         {
             while (!_stopping)
@@ -165,7 +166,7 @@ internal sealed unsafe class SocketLoop : IDisposable
                 if ((Returned(1) & LibZmq.POLLIN) != 0)
                 {
                     byte b;
-                    while (LibZmq.zmq_recv(_wakeReceiver, &b, 1, LibZmq.DONTWAIT) >= 0) { }
+                    while (LibZmq.zmq_recv(_wakeReceiver!, &b, 1, LibZmq.DONTWAIT) >= 0) { }
                     Volatile.Write(ref _signalled, 0);
                 }
 
@@ -306,7 +307,7 @@ internal sealed unsafe class SocketLoop : IDisposable
         {
             ZmqMessage message;
             LibZmq.zmq_msg_init(&message);
-            if (LibZmq.zmq_msg_recv(&message, _monitor, LibZmq.DONTWAIT) < 0)
+            if (LibZmq.zmq_msg_recv(&message, _monitor!, LibZmq.DONTWAIT) < 0)
             {
                 LibZmq.zmq_msg_close(&message);
                 return;
@@ -319,7 +320,7 @@ internal sealed unsafe class SocketLoop : IDisposable
             while (more)
             {
                 LibZmq.zmq_msg_init(&message);
-                LibZmq.zmq_msg_recv(&message, _monitor, 0);
+                LibZmq.zmq_msg_recv(&message, _monitor!, 0);
                 more = LibZmq.zmq_msg_more(&message) != 0;
                 LibZmq.zmq_msg_close(&message);
             }
@@ -334,38 +335,26 @@ internal sealed unsafe class SocketLoop : IDisposable
         }
     }
 
-    private nint Open(int type)
+    private ZmqSocketHandle Open(int type)
     {
-        nint socket = LibZmq.zmq_socket(_context, type);
-        if (socket == 0) throw Failure("zmq_socket");
+        ZmqSocketHandle socket = LibZmq.zmq_socket(_context, type);
+        if (socket.IsInvalid) throw Failure("zmq_socket");
         ZeroMqDiagnostics.Socket(1);
         return socket;
     }
 
     private void CloseAll()
     {
+        // Sockets first: terminating a context waits for all of its sockets to close.
         lock (_wakeLock)
         {
-            Close(_wakeSender, 0);
-            _wakeSender = 0;
+            _wakeSender?.Dispose();
         }
 
-        Close(_wakeReceiver, 0);
-        Close(_monitor, 0);
-        Close(_socket, _lingerMs);
-        if (_context != 0)
-        {
-            LibZmq.zmq_ctx_term(_context);
-            ZeroMqDiagnostics.Context(-1);
-        }
-    }
-
-    private static void Close(nint socket, int lingerMs)
-    {
-        if (socket == 0) return;
-        LibZmq.zmq_setsockopt(socket, LibZmq.LINGER, &lingerMs, sizeof(int));
-        LibZmq.zmq_close(socket);
-        ZeroMqDiagnostics.Socket(-1);
+        _wakeReceiver?.Dispose();
+        _monitor?.Dispose();
+        _socket?.Dispose();
+        _context.Dispose();
     }
 
     /// <summary>Stops the I/O thread, gives unsent messages up to the linger time, closes the sockets and terminates the context.</summary>
@@ -382,7 +371,7 @@ internal sealed unsafe class SocketLoop : IDisposable
         if (!_thread.Join(TimeSpan.FromSeconds(10)))
         {
             // The thread is stuck in libzmq; shutting the context down unblocks it.
-            LibZmq.zmq_ctx_shutdown(_context);
+            if (!_context.IsClosed) LibZmq.zmq_ctx_shutdown(_context);
             _thread.Join(TimeSpan.FromSeconds(5));
         }
     }
