@@ -8,7 +8,7 @@ public sealed class ZeroMqRobustnessTests
 {
     private static byte[] Header(MessageKind kind, ulong id, string? fn = null) => MessageCodec.EncodeHeader(new IpyRpcMessage { Kind = kind, Id = id, Function = fn });
 
-    private static byte[] Args(int a, int b) => new IpyRpcArguments().Add(a, Formatters.Int32).Add(b, Formatters.Int32).Encode(Serialization.MessagePack);
+    private static byte[] Args(int a, int b) => new IpyRpcArguments().Add(a, Formatters.Int32).Add(b, Formatters.Int32).Encode(Serialization.MessagePack).ToArray();
 
     private static void AssertGoodCallWorks(RawDealer peer, ulong id)
     {

@@ -41,10 +41,12 @@ public sealed class IpyRpcArguments
     }
 
     /// <summary>Encodes the arguments in <paramref name="serialization"/>.</summary>
-    public byte[] Encode(Serialization serialization)
+    public ReadOnlyMemory<byte> Encode(Serialization serialization)
     {
         bool named = _entries.Count > 0 && _entries[0].Name is not null;
-        var buffer = new ArrayBufferWriter<byte>(64);
+        int hint = 16;
+        foreach (Entry e in _entries) hint += e.SizeHint;
+        var buffer = new ArrayBufferWriter<byte>(hint);
         if (serialization == Serialization.Json)
         {
             using var w = new Utf8JsonWriter(buffer);
@@ -68,12 +70,14 @@ public sealed class IpyRpcArguments
             }
         }
 
-        return buffer.WrittenSpan.ToArray();
+        return buffer.WrittenMemory;
     }
 
     private abstract class Entry(string? name)
     {
         public string? Name { get; } = name;
+
+        public abstract int SizeHint { get; }
 
         public abstract void Write(ref MessagePackWriter writer);
 
@@ -82,6 +86,8 @@ public sealed class IpyRpcArguments
 
     private sealed class Entry<T>(string? name, T value, IpyRpcFormatter<T> formatter) : Entry(name)
     {
+        public override int SizeHint => Formatting.SizeHint.Of(value);
+
         public override void Write(ref MessagePackWriter writer) => formatter.Write(ref writer, value);
 
         public override void Write(Utf8JsonWriter writer) => formatter.Write(writer, value);

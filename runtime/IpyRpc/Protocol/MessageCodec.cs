@@ -223,7 +223,9 @@ public static class MessageCodec
     /// <summary>Encodes a whole message in the stream block format.</summary>
     public static byte[] EncodeFramed(IpyRpcMessage message)
     {
-        var buffer = new ArrayBufferWriter<byte>(256);
+        long size = FramePrefixBytes + 256;
+        foreach (ReadOnlyMemory<byte> p in message.Parts) size += 8 + p.Length;
+        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(size, int.MaxValue - 64));
         WriteFramed(buffer, message);
         return buffer.WrittenSpan.ToArray();
     }

@@ -93,7 +93,7 @@ public sealed class IpyRpcInvocation
     /// <exception cref="ResultSerializationException">The value could not be written (not the function's fault, so not its exception).</exception>
     public void Return<T>(T value, IpyRpcFormatter<T> formatter)
     {
-        var buffer = new ArrayBufferWriter<byte>(value is Array a ? 64 + (int)Math.Min(a.LongLength * 8, int.MaxValue / 2) : 64);
+        var buffer = new ArrayBufferWriter<byte>(SizeHint.Of(value));
         try
         {
             if (OutputSerialization == Serialization.Json)

@@ -1,0 +1,338 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+using BenchmarkDotNet.Columns;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Diagnosers;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Loggers;
+using BenchmarkDotNet.Reports;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.NoEmit;
+
+namespace IpyRpc.Bench;
+
+/// <summary>How much to measure: <c>--quick</c> (about three minutes), the full run, or <c>--smoke</c> (seconds; only proves it runs).</summary>
+internal sealed record Settings(string Mode, int Warmup, int LatencyCalls, int ThroughputCalls, Func<long, int> PayloadCalls, int PythonCalls)
+{
+    public static Settings From(string[] args) =>
+        args.Contains("--smoke") ? new("smoke", 5, 20, 40, size => size >= 1 << 20 ? 1 : 3, 20)
+        : args.Contains("--quick") ? new("quick", 300, 2_000, 4_000, size => size switch { >= 64 << 20 => 3, >= 1 << 20 => 20, >= 64 << 10 => 200, _ => 1_000 }, 1_000)
+        : new("full", 2_000, 20_000, 40_000, size => size switch { >= 64 << 20 => 10, >= 1 << 20 => 100, >= 64 << 10 => 1_000, _ => 10_000 }, 5_000);
+}
+
+/// <summary>Runs the scenarios, prints the markdown table and ratios, writes the JSON report.</summary>
+internal static class Harness
+{
+    private static readonly long[] PayloadSizes = [8, 1024, 64 * 1024, 1024 * 1024, 64 * 1024 * 1024];
+    private static readonly string[] AllScenarios = ["small", "payload", "serialization", "python"];
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        Settings settings = Settings.From(args);
+        string? jsonPath = Option(args, "--json");
+        string[] chosen = [.. args.Where(a => AllScenarios.Contains(a))];
+        if (chosen.Length == 0) chosen = AllScenarios;
+        foreach (string unknown in args.Where(a => !a.StartsWith("--", StringComparison.Ordinal) && a != jsonPath && !AllScenarios.Contains(a)))
+        {
+            Console.Error.WriteLine($"Unknown scenario '{unknown}'; choose from {string.Join(", ", AllScenarios)}.");
+            return 2;
+        }
+
+        var results = new List<BenchResult>();
+        MachineInfo machine = Machine(settings.Mode);
+        Console.WriteLine($"IpyRpc benchmarks ({settings.Mode}) on {machine.Cpu}, {machine.Cores} cores, {machine.Os}, .NET {machine.Dotnet}, libzmq {machine.Libzmq}");
+
+        if (chosen.Contains("small") || chosen.Contains("payload"))
+        {
+            await using ServerProcess server = await ServerProcess.StartAsync();
+            if (chosen.Contains("small")) await SmallCallsAsync(server.Endpoints, settings, results);
+            if (chosen.Contains("payload")) await PayloadsAsync(server.Endpoints, settings, results);
+        }
+
+        if (chosen.Contains("python")) await PythonPeersAsync(settings, results);
+        if (chosen.Contains("serialization")) Serialization(settings, results);
+
+        List<Ratio> ratios = Ratios(results);
+        Console.WriteLine();
+        Console.WriteLine(Markdown(results, ratios));
+        if (jsonPath is not null)
+        {
+            await File.WriteAllTextAsync(jsonPath, JsonSerializer.Serialize(new BenchReport(machine, results, ratios), BenchReportJson.Default.BenchReport));
+            Console.WriteLine($"Wrote {jsonPath}");
+        }
+
+        return 0;
+    }
+
+    private static async Task SmallCallsAsync(Endpoints endpoints, Settings settings, List<BenchResult> results)
+    {
+        Func<Task<SystemUnderTest>>[] systems =
+        [
+            Systems.InProcessAsync,
+            () => Systems.HttpBinaryAsync(endpoints.Http),
+            () => Task.FromResult(Systems.HttpJsonRpc(endpoints.Http)),
+            () => Systems.ZeroMqAsync("ipyrpc-zmq-tcp", endpoints.ZmqTcp),
+            () => Systems.ZeroMqAsync("ipyrpc-zmq-ipc", endpoints.ZmqIpc),
+            () => Task.FromResult(Systems.RawZeroMq(endpoints.RawZmq)),
+            () => Task.FromResult(Systems.RawKestrel(endpoints.Baseline)),
+            () => Systems.SignalRAsync(endpoints.Baseline),
+            () => Task.FromResult(Systems.MinimalApi(endpoints.Baseline)),
+        ];
+
+        foreach (Func<Task<SystemUnderTest>> make in systems)
+        {
+            await using SystemUnderTest system = await make();
+            Progress($"small call: {system.Name}");
+            (double p50, double p99) = await Measure.LatencyAsync(system.SmallCall, settings.Warmup, settings.LatencyCalls);
+            results.Add(new BenchResult("small-call", system.Name, 0, 1, p50, p99, 1_000_000 / p50, null));
+            foreach (int inFlight in new[] { 16, 64 })
+            {
+                double callsPerSecond = system.PipelinedThroughput is { } pipelined
+                    ? await Task.Run(() => pipelined(inFlight, settings.ThroughputCalls))
+                    : await Measure.ThroughputAsync(system.SmallCall, inFlight, settings.ThroughputCalls);
+                results.Add(new BenchResult("small-call", system.Name, 0, inFlight, null, null, callsPerSecond, null));
+            }
+        }
+    }
+
+    private static async Task PayloadsAsync(Endpoints endpoints, Settings settings, List<BenchResult> results)
+    {
+        Func<Task<SystemUnderTest>>[] systems =
+        [
+            Systems.InProcessAsync,
+            () => Systems.ZeroMqAsync("ipyrpc-zmq-tcp", endpoints.ZmqTcp),
+            () => Systems.HttpBinaryAsync(endpoints.Http),
+            () => Task.FromResult(Systems.RawZeroMq(endpoints.RawZmq)),
+            () => Task.FromResult(Systems.RawKestrel(endpoints.Baseline)),
+        ];
+
+        foreach (Func<Task<SystemUnderTest>> make in systems)
+        {
+            await using SystemUnderTest system = await make();
+            foreach (long size in PayloadSizes)
+            {
+                int calls = settings.PayloadCalls(size);
+                byte[] bytes = new byte[size];
+                Random.Shared.NextBytes(bytes);
+                double[] doubles = [.. Enumerable.Range(0, (int)Math.Max(1, size / 8)).Select(i => i * 0.5)];
+                if (system.EchoBytes is { } echoBytes)
+                {
+                    Progress($"payload {Size(size)} byte[]: {system.Name}");
+                    results.Add(await PayloadAsync("payload-bytes", system.Name, size, () => echoBytes(bytes), calls));
+                }
+
+                if (system.EchoDoubles is { } echoDoubles)
+                {
+                    Progress($"payload {Size(size)} double[]: {system.Name}");
+                    results.Add(await PayloadAsync("payload-doubles", system.Name, size, () => echoDoubles(doubles), calls));
+                }
+            }
+        }
+    }
+
+    private static async Task<BenchResult> PayloadAsync(string scenario, string system, long size, Func<Task> call, int calls)
+    {
+        (double p50, double p99) = await Measure.LatencyAsync(call, Math.Max(1, calls / 10), calls);
+        // MB/s: the payload's size over the median call time (each call carries it both ways).
+        return new BenchResult(scenario, system, size, 1, p50, p99, 1_000_000 / p50, size / p50);
+    }
+
+    private static async Task PythonPeersAsync(Settings settings, List<BenchResult> results)
+    {
+        foreach (string peer in new[] { "pyro4", "rpyc" })
+        {
+            Progress($"python peer: {peer}");
+            PeerResult? r = null;
+            string? error = null;
+            try
+            {
+                var start = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
+                start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "python", "peers.py"));
+                foreach (string a in new[] { peer, "--warmup", (settings.Warmup / 2).ToString(CultureInfo.InvariantCulture), "--calls", settings.PythonCalls.ToString(CultureInfo.InvariantCulture) }) start.ArgumentList.Add(a);
+                using Process process = Process.Start(start)!;
+                Task<string> stderr = process.StandardError.ReadToEndAsync();
+                string stdout = await process.StandardOutput.ReadToEndAsync();
+                await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromMinutes(5)).Token);
+                string line = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault() ?? "";
+                r = line.StartsWith('{') ? JsonSerializer.Deserialize(line, BenchReportJson.Default.PeerResult) : null;
+                error = r?.Error ?? (r is null ? "no result: " + (await stderr).Trim() : null);
+            }
+            catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException or JsonException or OperationCanceledException)
+            {
+                error = e.Message;
+            }
+
+            results.Add(error is null && r is not null
+                ? new BenchResult("small-call", "python-" + peer, 0, 1, r.P50Us, r.P99Us, r.CallsPerS, null)
+                : new BenchResult("small-call", "python-" + peer, 0, 1, null, null, null, null) { Note = "not measured: " + error + " (apt-get install python3-pyro4 python3-rpyc)" });
+        }
+    }
+
+    private static void Serialization(Settings settings, List<BenchResult> results)
+    {
+        Progress("serialization (BenchmarkDotNet, in process)");
+        Job job = settings.Mode switch
+        {
+            "smoke" => Job.Dry,
+            "quick" => Job.ShortRun.WithWarmupCount(2).WithIterationCount(5),
+            _ => Job.Default,
+        };
+        IConfig config = ManualConfig.CreateEmpty()
+            .AddJob(job.WithToolchain(InProcessNoEmitToolchain.Instance))
+            .AddDiagnoser(MemoryDiagnoser.Default)
+            .AddLogger(NullLogger.Instance)
+            .AddColumnProvider(DefaultColumnProviders.Instance)
+            .WithOptions(ConfigOptions.DisableOptimizationsValidator | ConfigOptions.DisableLogFile);
+        Summary summary = BenchmarkRunner.Run<SerializationBenchmarks>(config);
+        foreach (BenchmarkReport report in summary.Reports)
+        {
+            string[] name = (report.BenchmarkCase.Descriptor.WorkloadMethodDisplayInfo.Trim('\'')).Split('/');
+            double? ns = report.ResultStatistics?.Median;
+            long? allocated = report.GcStats.GetBytesAllocatedPerOperation(report.BenchmarkCase);
+            results.Add(new BenchResult($"serialization-{name[0]}-{name[1]}", name[2], name[0] == "nine" ? 0 : 8_000_000, 1, ns / 1000, null, ns is > 0 ? 1e9 / ns : null, null) { AllocatedBytes = allocated });
+        }
+    }
+
+    private static List<Ratio> Ratios(List<BenchResult> results)
+    {
+        double? Get(string scenario, string system, int inFlight, Func<BenchResult, double?> pick, long payload = 0)
+            => results.FirstOrDefault(r => r.Scenario == scenario && r.System == system && r.InFlight == inFlight && r.PayloadBytes == payload) is { } r ? pick(r) : null;
+
+        Ratio Make(string name, string ours, string baseline, double? o, double? b, string target, bool lowerIsBetter)
+        {
+            double? value = o is > 0 && b is > 0 ? o / b : null;
+            double bound = double.Parse(target.TrimStart('<', '>', '=', ' '), CultureInfo.InvariantCulture);
+            bool? met = value is null ? null : lowerIsBetter ? value <= bound : value >= bound;
+            return new Ratio(name, ours, baseline, value is null ? null : Math.Round(value.Value, 3), target, met);
+        }
+
+        double? P50(string system) => Get("small-call", system, 1, r => r.P50Us);
+        double? At64(string system) => Get("small-call", system, 64, r => r.CallsPerS);
+        double? Mbps(string system) => Get("payload-doubles", system, 1, r => r.MbPerS, 64L * 1024 * 1024);
+        return
+        [
+            Make("zmq small-call p50 vs raw libzmq", "ipyrpc-zmq-tcp", "raw-libzmq", P50("ipyrpc-zmq-tcp"), P50("raw-libzmq"), "<= 1.25", true),
+            Make("zmq small-call p50 vs SignalR", "ipyrpc-zmq-tcp", "signalr", P50("ipyrpc-zmq-tcp"), P50("signalr"), "<= 0.33", true),
+            Make("HTTP JSON-RPC calls/s at 64 in flight vs raw Kestrel", "ipyrpc-http-jsonrpc", "raw-kestrel", At64("ipyrpc-http-jsonrpc"), At64("raw-kestrel"), ">= 0.7", false),
+            Make("64 MB double[] MB/s over zmq vs raw libzmq", "ipyrpc-zmq-tcp", "raw-libzmq", Mbps("ipyrpc-zmq-tcp"), Mbps("raw-libzmq"), ">= 0.5", false),
+            Make("small-call p50 vs Pyro4", "ipyrpc-zmq-tcp", "python-pyro4", P50("ipyrpc-zmq-tcp"), P50("python-pyro4"), "<= 1", true),
+            Make("small-call p50 vs RPyC", "ipyrpc-zmq-tcp", "python-rpyc", P50("ipyrpc-zmq-tcp"), P50("python-rpyc"), "<= 1", true),
+            Make("HTTP binary small-call p50 vs raw Kestrel", "ipyrpc-http-binary", "raw-kestrel", P50("ipyrpc-http-binary"), P50("raw-kestrel"), "<= 1.5", true),
+        ];
+    }
+
+    private static string Markdown(List<BenchResult> results, List<Ratio> ratios)
+    {
+        static string F(double? v, string format = "0.0") => v is null ? "" : v.Value.ToString(format, CultureInfo.InvariantCulture);
+        var md = new StringBuilder();
+        md.AppendLine("| scenario | system | payload | in flight | p50 µs | p99 µs | calls/s | MB/s | alloc B/op |");
+        md.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (BenchResult r in results)
+        {
+            md.AppendLine($"| {r.Scenario} | {r.System} | {(r.PayloadBytes == 0 ? "" : Size(r.PayloadBytes))} | {r.InFlight} | {F(r.P50Us, "0.###")} | {F(r.P99Us)} | {F(r.CallsPerS, "0")} | {F(r.MbPerS, "0.0")} | {(r.AllocatedBytes?.ToString(CultureInfo.InvariantCulture) ?? "")} |{(r.Note is null ? "" : " " + r.Note)}");
+        }
+
+        md.AppendLine();
+        md.AppendLine("| ratio | ours | baseline | value | target | met |");
+        md.AppendLine("| --- | --- | --- | ---: | --- | --- |");
+        foreach (Ratio r in ratios)
+        {
+            md.AppendLine($"| {r.Name} | {r.Ours} | {r.Baseline} | {F(r.Value, "0.###")} | {r.Target} | {(r.Met is null ? "n/a" : r.Met.Value ? "yes" : "**no**")} |");
+        }
+
+        return md.ToString();
+    }
+
+    private static MachineInfo Machine(string mode)
+    {
+        string cpu = File.Exists("/proc/cpuinfo")
+            ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown"
+            : RuntimeInformation.ProcessArchitecture.ToString();
+        string libzmq = "missing";
+        try
+        {
+            libzmq = ZeroMqVersion();
+        }
+        catch (Exception e) when (e is DllNotFoundException or IpyRpc.ZeroMq.ZeroMqNotFoundException)
+        {
+        }
+
+        return new MachineInfo(DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture), RuntimeInformation.OSDescription, cpu,
+            Environment.ProcessorCount, Environment.Version.ToString(), libzmq, mode);
+    }
+
+    private static unsafe string ZeroMqVersion()
+    {
+        IpyRpc.ZeroMq.Native.LibZmq.EnsureLoaded();
+        int a, b, c;
+        IpyRpc.ZeroMq.Native.LibZmq.zmq_version(&a, &b, &c);
+        return $"{a}.{b}.{c}";
+    }
+
+    private static string Size(long bytes) => bytes switch
+    {
+        >= 1024 * 1024 => $"{bytes / (1024 * 1024)} MB",
+        >= 1024 => $"{bytes / 1024} KB",
+        _ => $"{bytes} B",
+    };
+
+    private static void Progress(string what) => Console.Error.WriteLine($"[{DateTime.Now:HH:mm:ss}] {what}");
+
+    private static string? Option(string[] args, string name)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+}
+
+/// <summary>The server half, in a process of its own, as real use has client and server apart.</summary>
+internal sealed class ServerProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private ServerProcess(Process process, Endpoints endpoints)
+    {
+        _process = process;
+        Endpoints = endpoints;
+    }
+
+    public Endpoints Endpoints { get; }
+
+    public static async Task<ServerProcess> StartAsync()
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+        start.ArgumentList.Add(typeof(ServerProcess).Assembly.Location);
+        start.ArgumentList.Add("serve");
+        Process process = Process.Start(start)!;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (true)
+        {
+            // Ready by signal: the server prints one READY line when every listener is up.
+            string? line = await process.StandardOutput.ReadLineAsync(timeout.Token);
+            if (line is null) throw new InvalidOperationException("The benchmark server exited before it was ready.");
+            if (line.StartsWith("READY ", StringComparison.Ordinal))
+            {
+                return new ServerProcess(process, JsonSerializer.Deserialize(line[6..], BenchReportJson.SingleLine.Endpoints)!);
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _process.StandardInput.Close();
+        using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        try
+        {
+            await _process.WaitForExitAsync(grace.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+
+        _process.Dispose();
+    }
+}

@@ -1,0 +1,35 @@
+using System.Text.Json.Serialization;
+
+namespace IpyRpc.Bench;
+
+/// <summary>One measured row.</summary>
+internal sealed record BenchResult(string Scenario, string System, long PayloadBytes, int InFlight, double? P50Us, double? P99Us, double? CallsPerS, double? MbPerS)
+{
+    /// <summary>Serialization rows: bytes allocated per operation.</summary>
+    public long? AllocatedBytes { get; init; }
+
+    /// <summary>Why a row has no numbers (a peer that could not run).</summary>
+    public string? Note { get; init; }
+}
+
+/// <summary>A comparison against a baseline measured in the same run.</summary>
+internal sealed record Ratio(string Name, string Ours, string Baseline, double? Value, string Target, bool? Met);
+
+/// <summary>Where the numbers were taken.</summary>
+internal sealed record MachineInfo(string Date, string Os, string Cpu, int Cores, string Dotnet, string Libzmq, string Mode);
+
+/// <summary>The whole run, as written by <c>--json</c>.</summary>
+internal sealed record BenchReport(MachineInfo Machine, List<BenchResult> Results, List<Ratio> Ratios);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
+[JsonSerializable(typeof(BenchReport))]
+[JsonSerializable(typeof(Endpoints))]
+[JsonSerializable(typeof(PeerResult))]
+internal sealed partial class BenchReportJson : JsonSerializerContext
+{
+    /// <summary>The same contract on one line, for the server's READY signal.</summary>
+    public static BenchReportJson SingleLine { get; } = new(new System.Text.Json.JsonSerializerOptions { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower });
+}
+
+/// <summary>What a Python peer prints.</summary>
+internal sealed record PeerResult(double P50Us, double P99Us, double CallsPerS, string? Error);

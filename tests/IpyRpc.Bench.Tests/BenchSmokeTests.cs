@@ -1,0 +1,57 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Xunit;
+
+namespace IpyRpc.Bench.Tests;
+
+/// <summary>The benchmark harness runs end to end with tiny counts and reports every scenario and ratio. No time is asserted.</summary>
+public sealed class BenchSmokeTests
+{
+    [Fact]
+    public async Task TheHarnessRunsEveryScenarioAndWritesEveryRatio()
+    {
+        string json = Path.Combine(Path.GetTempPath(), $"ipyrpc-bench-{Guid.NewGuid():N}.json");
+        try
+        {
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "IpyRpc.Bench.dll"));
+            foreach (string a in new[] { "--smoke", "--json", json }) start.ArgumentList.Add(a);
+            using Process process = Process.Start(start)!;
+            Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+            Task<string> stderr = process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromMinutes(10)).Token);
+            Assert.True(process.ExitCode == 0, await stdout + await stderr);
+            Assert.Contains("| ratio | ours | baseline |", await stdout);
+
+            using JsonDocument report = JsonDocument.Parse(await File.ReadAllTextAsync(json));
+            JsonElement root = report.RootElement;
+            Assert.True(root.GetProperty("machine").GetProperty("cores").GetInt32() > 0);
+            JsonElement[] results = [.. root.GetProperty("results").EnumerateArray()];
+            string[] systems = [.. results.Where(r => r.GetProperty("scenario").GetString() == "small-call").Select(r => r.GetProperty("system").GetString()!).Distinct()];
+            Assert.Equal(
+                ["aspnet-minimal-api", "ipyrpc-http-binary", "ipyrpc-http-jsonrpc", "ipyrpc-inproc", "ipyrpc-zmq-ipc", "ipyrpc-zmq-tcp", "python-pyro4", "python-rpyc", "raw-kestrel", "raw-libzmq", "signalr"],
+                systems.Order());
+            foreach (JsonElement r in results.Where(r => r.GetProperty("scenario").GetString() == "small-call" && r.GetProperty("in_flight").GetInt32() == 1))
+            {
+                Assert.True(r.GetProperty("p50_us").GetDouble() > 0, $"{r.GetProperty("system")} has no p50 ({r.GetProperty("note")})");
+            }
+
+            long[] sizes = [.. results.Where(r => r.GetProperty("scenario").GetString() == "payload-doubles" && r.GetProperty("system").GetString() == "ipyrpc-zmq-tcp").Select(r => r.GetProperty("payload_bytes").GetInt64())];
+            Assert.Equal([8L, 1024, 65536, 1048576, 67108864], sizes);
+            Assert.Equal(12, results.Count(r => r.GetProperty("scenario").GetString()!.StartsWith("serialization-", StringComparison.Ordinal)));
+
+            string[] ratios = [.. root.GetProperty("ratios").EnumerateArray().Select(r => r.GetProperty("name").GetString()!)];
+            Assert.Contains("zmq small-call p50 vs raw libzmq", ratios);
+            Assert.Contains("zmq small-call p50 vs SignalR", ratios);
+            Assert.Contains("HTTP JSON-RPC calls/s at 64 in flight vs raw Kestrel", ratios);
+            Assert.Contains("64 MB double[] MB/s over zmq vs raw libzmq", ratios);
+            Assert.Contains("small-call p50 vs Pyro4", ratios);
+            Assert.Contains("small-call p50 vs RPyC", ratios);
+            Assert.All(root.GetProperty("ratios").EnumerateArray(), r => Assert.Equal(JsonValueKind.Number, r.GetProperty("value").ValueKind));
+        }
+        finally
+        {
+            File.Delete(json);
+        }
+    }
+}
