@@ -11,7 +11,7 @@ namespace IpyRpc.Http;
 /// response streams back that call's messages; many calls run at once over one
 /// <see cref="HttpClient"/>. Cancelling a call aborts its request, which cancels it on the server.
 /// </summary>
-public sealed class HttpMessageChannel : IMessageChannel
+public sealed class HttpMessageChannel : IPushMessageChannel
 {
     private readonly HttpClient _http;
     private readonly bool _ownsHttp;
@@ -20,6 +20,8 @@ public sealed class HttpMessageChannel : IMessageChannel
     private readonly Channel<IpyRpcMessage> _incoming = Channel.CreateUnbounded<IpyRpcMessage>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<ulong, CancellationTokenSource> _requests = new();
     private readonly CancellationTokenSource _closing = new();
+    private volatile Action<IpyRpcMessage>? _push;
+    private Action<Exception?>? _closed;
 
     /// <summary>Creates the channel for the server at <paramref name="baseAddress"/> (its binary endpoint is <c>ipyrpc</c> under it).</summary>
     public HttpMessageChannel(Uri baseAddress, HttpClient? http = null, long maxMessageBytes = ProtocolVersion.DefaultMaxMessageBytes, string binaryPath = "ipyrpc")
@@ -104,7 +106,7 @@ public sealed class HttpMessageChannel : IMessageChannel
             while (MessageCodec.TryReadFramed(buffer.AsMemory(start, filled - start), _maxMessageBytes, out IpyRpcMessage? message, out int consumed))
             {
                 // Parts are slices of the buffer, which is reused: copy them out.
-                _incoming.Writer.TryWrite(Detach(message!));
+                Deliver(Detach(message!));
                 any = true;
                 start += consumed;
             }
@@ -141,7 +143,28 @@ public sealed class HttpMessageChannel : IMessageChannel
         Parts = [.. m.Parts.Select(p => (ReadOnlyMemory<byte>)p.ToArray())],
     };
 
-    private void Fail(ulong id, string code, string message) => _incoming.Writer.TryWrite(new IpyRpcMessage
+    private void Deliver(IpyRpcMessage message)
+    {
+        if (_push is { } push)
+        {
+            // Replies of concurrent requests arrive on different threads; the client wants them one at a time.
+            lock (_incoming) push(message);
+        }
+        else
+        {
+            _incoming.Writer.TryWrite(message);
+        }
+    }
+
+    /// <inheritdoc/>
+    public void StartReceiving(Action<IpyRpcMessage> onMessage, Action<Exception?> onClosed)
+    {
+        _closed = onClosed;
+        _push = onMessage;
+        while (_incoming.Reader.TryRead(out IpyRpcMessage? early)) onMessage(early);
+    }
+
+    private void Fail(ulong id, string code, string message) => Deliver(new IpyRpcMessage
     {
         Kind = MessageKind.Error,
         Id = id,
@@ -168,6 +191,7 @@ public sealed class HttpMessageChannel : IMessageChannel
         _closing.Cancel();
         _incoming.Writer.TryComplete();
         if (_ownsHttp) _http.Dispose();
+        _closed?.Invoke(null);
         return default;
     }
 }

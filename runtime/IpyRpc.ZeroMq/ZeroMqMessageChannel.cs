@@ -12,12 +12,14 @@ namespace IpyRpc.ZeroMq;
 /// comes back; a call in flight when the connection drops (the server closed, or heartbeats timed
 /// out) fails at once with <see cref="ErrorCodes.ConnectionLost"/> rather than waiting forever.
 /// </summary>
-public sealed class ZeroMqMessageChannel : IMessageChannel
+public sealed class ZeroMqMessageChannel : IPushMessageChannel
 {
     private readonly Channel<IpyRpcMessage> _incoming = Channel.CreateUnbounded<IpyRpcMessage>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
     private readonly ConcurrentDictionary<ulong, byte> _inFlight = new();
     private readonly SocketLoop _loop;
     private int _disposed;
+    private volatile Action<IpyRpcMessage>? _push;
+    private Action<Exception?>? _closed;
 
     /// <summary>Connects a DEALER socket to <paramref name="endpoint"/>. The connection itself is made in the background.</summary>
     public ZeroMqMessageChannel(string endpoint, ZeroMqOptions? options = null)
@@ -89,7 +91,21 @@ public sealed class ZeroMqMessageChannel : IMessageChannel
             _inFlight.TryRemove(message.Id, out _);
         }
 
-        _incoming.Writer.TryWrite(message);
+        Deliver(message);
+    }
+
+    private void Deliver(IpyRpcMessage message)
+    {
+        if (_push is { } push) push(message);
+        else _incoming.Writer.TryWrite(message);
+    }
+
+    /// <inheritdoc/>
+    public void StartReceiving(Action<IpyRpcMessage> onMessage, Action<Exception?> onClosed)
+    {
+        _closed = onClosed;
+        _push = onMessage;
+        while (_incoming.Reader.TryRead(out IpyRpcMessage? early)) onMessage(early);
     }
 
     private void OnEvent(int evt)
@@ -111,7 +127,7 @@ public sealed class ZeroMqMessageChannel : IMessageChannel
     private void Fail(ulong id, string code, string message)
     {
         if (!_inFlight.TryRemove(id, out _)) return;
-        _incoming.Writer.TryWrite(new IpyRpcMessage
+        Deliver(new IpyRpcMessage
         {
             Kind = MessageKind.Error,
             Id = id,
@@ -138,6 +154,7 @@ public sealed class ZeroMqMessageChannel : IMessageChannel
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return default;
         _loop.Dispose();
         _incoming.Writer.TryComplete();
+        _closed?.Invoke(null);
         return default;
     }
 }

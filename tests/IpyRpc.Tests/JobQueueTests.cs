@@ -96,7 +96,7 @@ public sealed class JobQueueTests
     private static async Task<JobEvent> LastEventAsync(JobTicket ticket)
     {
         JobEvent last = default;
-        await foreach (JobEvent e in ticket.Events.ReadAllAsync().WithCancellation(new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token))
+        await foreach (JobEvent e in ticket.Events!.ReadAllAsync().WithCancellation(new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token))
         {
             last = e;
         }

@@ -73,7 +73,14 @@ public sealed class IpyRpcClient : IAsyncDisposable
     public static async Task<IpyRpcClient> ConnectAsync(IMessageChannel channel, IpyRpcClientOptions? options, Func<ValueTask>? onDispose, CancellationToken cancellationToken = default)
     {
         var client = new IpyRpcClient(channel, options ?? new IpyRpcClientOptions(), onDispose);
-        client._reader = Task.Run(client.ReadLoopAsync, CancellationToken.None);
+        if (channel is IPushMessageChannel push)
+        {
+            push.StartReceiving(client.Dispatch, e => client.Close(e is null ? new IpyRpcConnectionException("The connection was closed.") : new IpyRpcConnectionException("The connection failed: " + e.Message, e)));
+        }
+        else
+        {
+            client._reader = Task.Run(client.ReadLoopAsync, CancellationToken.None);
+        }
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -287,13 +294,19 @@ public sealed class IpyRpcClient : IAsyncDisposable
             reason = new IpyRpcConnectionException("The connection failed: " + e.Message, e);
         }
 
-        _broken = reason;
+        Close(reason);
+    }
+
+    private void Close(Exception reason)
+    {
+        _broken ??= reason;
         foreach (PendingCall p in _pending.Values)
         {
             p.Result.TrySetException(reason);
         }
     }
 
+    // With a push channel this runs on the transport's receiving thread: output handlers should be quick.
     private void Dispatch(IpyRpcMessage message)
     {
         switch (message.Kind)

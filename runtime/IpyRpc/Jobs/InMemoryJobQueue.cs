@@ -58,10 +58,10 @@ public sealed class InMemoryJobQueue : IJobQueue
     }
 
     /// <inheritdoc/>
-    public ValueTask<JobTicket> EnqueueAsync(JobRequest request, CancellationToken cancellationToken = default)
+    public ValueTask<JobTicket> EnqueueAsync(JobRequest request, IJobObserver? observer = null, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_stopping.IsCancellationRequested, this);
-        var job = new Job(request, _options.RetainOutputChars);
+        var job = new Job(request, _options.RetainOutputChars, observer);
         if (!_jobs.TryAdd(request.Id, job))
         {
             throw new InvalidOperationException($"A job with id {request.Id} is already queued.");
@@ -73,7 +73,7 @@ public sealed class InMemoryJobQueue : IJobQueue
             throw new ObjectDisposedException(nameof(InMemoryJobQueue), "The queue is shutting down.");
         }
 
-        return new ValueTask<JobTicket>(new JobTicket(request.Id, job.Events.Reader));
+        return new ValueTask<JobTicket>(new JobTicket(request.Id, job.Events?.Reader));
     }
 
     /// <inheritdoc/>
@@ -162,7 +162,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         _stopping.Dispose();
     }
 
-    private sealed class Job(JobRequest request, int retainOutputChars) : IJobOutput
+    private sealed class Job(JobRequest request, int retainOutputChars, IJobObserver? observer) : IJobOutput
     {
         private readonly CancellationTokenSource _cts = new();
         private readonly object _gate = new();
@@ -175,7 +175,8 @@ public sealed class InMemoryJobQueue : IJobQueue
 
         public JobRequest Request { get; } = request;
 
-        public Channel<JobEvent> Events { get; } = Channel.CreateUnbounded<JobEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
+        // Only when nobody observes: a channel costs several allocations per call.
+        public Channel<JobEvent>? Events { get; } = observer is null ? Channel.CreateUnbounded<JobEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false }) : null;
 
         public CancellationToken Token => _cts.Token;
 
@@ -188,7 +189,7 @@ public sealed class InMemoryJobQueue : IJobQueue
                 _started = DateTimeOffset.UtcNow;
             }
 
-            Events.Writer.TryWrite(new JobEvent(JobEventKind.Started));
+            Events?.Writer.TryWrite(new JobEvent(JobEventKind.Started));
             return true;
         }
 
@@ -233,8 +234,9 @@ public sealed class InMemoryJobQueue : IJobQueue
                     _retained += text.Length;
                 }
 
-                // Written under the lock so output never lands after the completion event.
-                Events.Writer.TryWrite(new JobEvent(JobEventKind.Output, stream, text));
+                // Under the lock, so output never lands after the completion event.
+                if (observer is not null) observer.OnOutput(stream, text);
+                else Events!.Writer.TryWrite(new JobEvent(JobEventKind.Output, stream, text));
             }
         }
 
@@ -246,8 +248,15 @@ public sealed class InMemoryJobQueue : IJobQueue
                 _outcome = outcome;
                 _state = outcome.State;
                 _completed = DateTimeOffset.UtcNow;
-                Events.Writer.TryWrite(new JobEvent(JobEventKind.Completed, Outcome: outcome));
-                Events.Writer.TryComplete();
+                if (observer is not null)
+                {
+                    observer.OnCompleted(outcome);
+                }
+                else
+                {
+                    Events!.Writer.TryWrite(new JobEvent(JobEventKind.Completed, Outcome: outcome));
+                    Events.Writer.TryComplete();
+                }
             }
 
             _cts.Dispose();

@@ -121,7 +121,7 @@ public sealed record JobSnapshot
     public JobOutcome? Outcome { get; init; }
 }
 
-/// <summary>A queued job as its submitter holds it: the id and its live events.</summary>
+/// <summary>A queued job as its submitter holds it: the id and, when no observer was given, its live events.</summary>
 /// <param name="JobId">The job's id.</param>
-/// <param name="Events">Started, output and completed events as they happen; completes after <see cref="JobEventKind.Completed"/>.</param>
-public sealed record JobTicket(string JobId, ChannelReader<JobEvent> Events);
+/// <param name="Events">Started, output and completed events as they happen, completing after <see cref="JobEventKind.Completed"/>; <see langword="null"/> when an observer receives them instead.</param>
+public sealed record JobTicket(string JobId, ChannelReader<JobEvent>? Events);

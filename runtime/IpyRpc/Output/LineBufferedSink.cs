@@ -11,8 +11,9 @@ namespace IpyRpc;
 public sealed class LineBufferedSink(Action<OutputStream, string> emit) : IOutputSink
 {
     private const int MaxBuffered = 8 * 1024;
-    private readonly StringBuilder _stdout = new();
-    private readonly StringBuilder _stderr = new();
+    // Most calls print nothing: the buffers come into being on first use.
+    private StringBuilder? _stdout;
+    private StringBuilder? _stderr;
     private readonly object _gate = new();
     private bool _closed;
 
@@ -23,7 +24,7 @@ public sealed class LineBufferedSink(Action<OutputStream, string> emit) : IOutpu
         lock (_gate)
         {
             if (_closed) return;
-            StringBuilder buffer = stream == OutputStream.Stderr ? _stderr : _stdout;
+            StringBuilder buffer = stream == OutputStream.Stderr ? _stderr ??= new StringBuilder() : _stdout ??= new StringBuilder();
             buffer.Append(text);
             int newline = text.LastIndexOf('\n');
             if (buffer.Length >= MaxBuffered)
@@ -66,13 +67,13 @@ public sealed class LineBufferedSink(Action<OutputStream, string> emit) : IOutpu
 
     private void FlushLocked()
     {
-        if (_stdout.Length > 0)
+        if (_stdout is { Length: > 0 })
         {
             emit(OutputStream.Stdout, _stdout.ToString());
             _stdout.Clear();
         }
 
-        if (_stderr.Length > 0)
+        if (_stderr is { Length: > 0 })
         {
             emit(OutputStream.Stderr, _stderr.ToString());
             _stderr.Clear();

@@ -31,24 +31,33 @@ public sealed partial class IpyRpcServer
 
             // A synchronous method with a deadline runs on a worker of its own so the deadline can
             // answer the caller even if the method never looks at its token.
-            Task run = function.IsSynchronous && deadline is not null
-                ? Task.Run(() => function.Invoker(invocation).AsTask(), CancellationToken.None)
-                : function.Invoker(invocation).AsTask();
+            ValueTask invoked = function.IsSynchronous && deadline is not null
+                ? new ValueTask(Task.Run(() => function.Invoker(invocation).AsTask(), CancellationToken.None))
+                : function.Invoker(invocation);
 
-            if (!run.IsCompleted && token.CanBeCanceled)
+            if (invoked.IsCompleted)
             {
-                try
+                invoked.GetAwaiter().GetResult(); // the common case: no Task, no await
+            }
+            else
+            {
+                Task run = invoked.AsTask();
+                if (token.CanBeCanceled)
                 {
-                    await run.WaitAsync(token).ConfigureAwait(false);
+                    try
+                    {
+                        await run.WaitAsync(token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (token.IsCancellationRequested && !run.IsCompleted)
+                    {
+                        _ = run.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default); // observe a late failure
+                        return Stopped(function.Name, request.Timeout, cancellationToken);
+                    }
                 }
-                catch (OperationCanceledException) when (token.IsCancellationRequested && !run.IsCompleted)
-                {
-                    _ = run.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default); // observe a late failure
-                    return Stopped(function.Name, request.Timeout, cancellationToken);
-                }
+
+                await run.ConfigureAwait(false);
             }
 
-            await run.ConfigureAwait(false);
             if (!invocation.HasResult)
             {
                 return JobOutcome.Failure(JobState.Failed, new RemoteError { Code = ErrorCodes.Internal, Message = $"The invoker of {function.Name} returned without a result." });

@@ -152,88 +152,97 @@ public sealed class ServerSession : IAsyncDisposable
         };
 
         _inFlight[message.Id] = (queue, jobId);
-        JobTicket ticket;
         try
         {
-            ticket = await queue.EnqueueAsync(request, _closing.Token).ConfigureAwait(false);
+            await queue.EnqueueAsync(request, new CallRelay(this, message.Id, jobId), _closing.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is ObjectDisposedException or OperationCanceledException or InvalidOperationException)
         {
             _inFlight.TryRemove(message.Id, out _);
             await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.Cancelled, Message = "The server is shutting down: " + e.Message }).ConfigureAwait(false);
-            return;
         }
-
-        _ = RelayAsync(message.Id, ticket);
     }
 
-    private async Task RelayAsync(ulong id, JobTicket ticket)
+    private IpyRpcMessage Final(ulong id, string jobId, JobOutcome outcome)
     {
-        try
-        {
-            await foreach (JobEvent e in ticket.Events.ReadAllAsync().ConfigureAwait(false))
-            {
-                switch (e.Kind)
-                {
-                    case JobEventKind.Output:
-                        await SendAsync(new IpyRpcMessage
-                        {
-                            Kind = MessageKind.Output,
-                            Id = id,
-                            Stream = e.Stream,
-                            JobId = ticket.JobId,
-                            Serialization = Serialization.MessagePack,
-                            Parts = [System.Text.Encoding.UTF8.GetBytes(e.Text ?? "")],
-                        }).ConfigureAwait(false);
-                        break;
-                    case JobEventKind.Completed:
-                        JobOutcome outcome = e.Outcome!;
-                        _inFlight.TryRemove(id, out _);
-                        if (outcome.State == JobState.Succeeded)
-                        {
-                            await SendAsync(new IpyRpcMessage
-                            {
-                                Kind = MessageKind.Result,
-                                Id = id,
-                                JobId = ticket.JobId,
-                                Serialization = outcome.ResultSerialization,
-                                Parts = [outcome.Result],
-                            }).ConfigureAwait(false);
-                        }
-                        else
-                        {
-                            await ReplyErrorAsync(id, outcome.ResultSerialization, outcome.Error!, ticket.JobId).ConfigureAwait(false);
-                        }
+        _inFlight.TryRemove(id, out _);
+        return outcome.State == JobState.Succeeded
+            ? new IpyRpcMessage { Kind = MessageKind.Result, Id = id, JobId = jobId, Serialization = outcome.ResultSerialization, Parts = [outcome.Result] }
+            : ErrorMessage(id, outcome.ResultSerialization, outcome.Error!, jobId);
+    }
 
-                        return;
-                }
+    /// <summary>
+    /// Turns one job's events into messages to the caller, in order. A send that completes at once
+    /// (ZeroMQ, in-process) happens right on the worker's thread: no hop. One that does not (an
+    /// HTTP response write) queues the rest behind it.
+    /// </summary>
+    private sealed class CallRelay(ServerSession session, ulong id, string jobId) : IJobObserver
+    {
+        private readonly Queue<IpyRpcMessage> _pending = new();
+        private bool _sending;
+
+        public void OnOutput(OutputStream stream, string text) => Post(new IpyRpcMessage
+        {
+            Kind = MessageKind.Output,
+            Id = id,
+            Stream = stream,
+            JobId = jobId,
+            Serialization = Serialization.MessagePack,
+            Parts = [System.Text.Encoding.UTF8.GetBytes(text)],
+        });
+
+        public void OnCompleted(JobOutcome outcome) => Post(session.Final(id, jobId, outcome));
+
+        private void Post(IpyRpcMessage message)
+        {
+            lock (_pending)
+            {
+                _pending.Enqueue(message);
+                if (_sending) return;
+                _sending = true;
             }
+
+            _ = DrainAsync();
         }
-        catch (Exception e) when (e is IpyRpcConnectionException or ObjectDisposedException or OperationCanceledException or IOException)
+
+        private async Task DrainAsync()
         {
-            // The peer is gone; the job's outcome stays in the queue for anyone who asks.
-        }
-        finally
-        {
-            _inFlight.TryRemove(id, out _);
+            while (true)
+            {
+                IpyRpcMessage next;
+                lock (_pending)
+                {
+                    if (!_pending.TryDequeue(out next!))
+                    {
+                        _sending = false;
+                        return;
+                    }
+                }
+
+                await session.SendAsync(next).ConfigureAwait(false);
+            }
         }
     }
 
     private ValueTask ReplyErrorAsync(ulong id, Serialization serialization, RemoteError error, string? jobId = null)
-        => SendAsync(new IpyRpcMessage
-        {
-            Kind = MessageKind.Error,
-            Id = id,
-            JobId = jobId,
-            Serialization = serialization == Serialization.Auto ? Serialization.MessagePack : serialization,
-            Parts = [error.Encode(serialization == Serialization.Json ? Serialization.Json : Serialization.MessagePack)],
-        });
+        => SendAsync(ErrorMessage(id, serialization, error, jobId));
+
+    private static IpyRpcMessage ErrorMessage(ulong id, Serialization serialization, RemoteError error, string? jobId) => new()
+    {
+        Kind = MessageKind.Error,
+        Id = id,
+        JobId = jobId,
+        Serialization = serialization == Serialization.Json ? Serialization.Json : Serialization.MessagePack,
+        Parts = [error.Encode(serialization == Serialization.Json ? Serialization.Json : Serialization.MessagePack)],
+    };
 
     private async ValueTask SendAsync(IpyRpcMessage message)
     {
         try
         {
-            await _send(message, _closing.Token).ConfigureAwait(false);
+            ValueTask sending = _send(message, _closing.Token);
+            if (sending.IsCompletedSuccessfully) return;
+            await sending.ConfigureAwait(false);
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or IpyRpcConnectionException or IOException)
         {
