@@ -65,18 +65,23 @@ internal sealed class BinaryEndpoint(IpyRpcServer server)
             await gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
             try
             {
+                bool final = reply.Id == message.Id && reply.Kind is MessageKind.Result or MessageKind.Error or MessageKind.Hello or MessageKind.Pong;
                 byte[] bytes = MessageCodec.EncodeFramed(reply);
                 await response.Body.WriteAsync(bytes, context.RequestAborted).ConfigureAwait(false);
-                await response.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+                if (final)
+                {
+                    // End the response with the last message, so the client's connection is free for its next call at once.
+                    await response.CompleteAsync().ConfigureAwait(false);
+                    done.TrySetResult();
+                }
+                else
+                {
+                    await response.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+                }
             }
             finally
             {
                 gate.Release();
-            }
-
-            if (reply.Id == message.Id && reply.Kind is MessageKind.Result or MessageKind.Error or MessageKind.Hello or MessageKind.Pong)
-            {
-                done.TrySetResult();
             }
         });
 

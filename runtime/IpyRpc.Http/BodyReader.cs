@@ -21,11 +21,25 @@ internal static class BodyReader
             feature.MaxRequestBodySize = null;
         }
 
-        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(context.Request.ContentLength ?? 4096, Math.Min(limit, 64 * 1024 * 1024)) + 1);
+        if (context.Request.ContentLength is long length)
+        {
+            // The usual case: read exactly the declared bytes into one array of that size.
+            byte[] exact = GC.AllocateUninitializedArray<byte>((int)length);
+            int read = await context.Request.Body.ReadAtLeastAsync(exact, exact.Length, throwOnEndOfStream: false, context.RequestAborted).ConfigureAwait(false);
+            if (read < exact.Length)
+            {
+                return exact.AsMemory(0, read);
+            }
+
+            return exact;
+        }
+
+        // Chunked: grow as bytes come, and stop counting past the limit.
+        var buffer = new ArrayBufferWriter<byte>(4096);
         Stream body = context.Request.Body;
         while (true)
         {
-            Memory<byte> target = buffer.GetMemory(64 * 1024);
+            Memory<byte> target = buffer.GetMemory(4096);
             int read = await body.ReadAsync(target, context.RequestAborted).ConfigureAwait(false);
             if (read == 0)
             {

@@ -84,20 +84,27 @@ public sealed class HttpMessageChannel : IPushMessageChannel
 
     private async Task<bool> ReadMessagesAsync(Stream body, CancellationToken cancellationToken)
     {
-        byte[] buffer = new byte[64 * 1024];
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(4096);
         int filled = 0;
         bool any = false;
+        IpyRpcMessage? final = null;
+        try
+        {
         while (true)
         {
             if (filled == buffer.Length)
             {
-                Array.Resize(ref buffer, buffer.Length * 2);
+                Grow(ref buffer, buffer.Length * 2);
             }
 
             int read = await body.ReadAsync(buffer.AsMemory(filled), cancellationToken).ConfigureAwait(false);
             if (read == 0)
             {
                 if (filled > 0) throw new ProtocolException(ErrorCodes.BadMessage, $"The response ended inside a message ({filled} bytes left over).");
+
+                // The last reply is handed over once the response has ended, so the connection is
+                // back in the pool before the caller can start its next call.
+                if (final is not null) Deliver(final);
                 return any;
             }
 
@@ -106,7 +113,10 @@ public sealed class HttpMessageChannel : IPushMessageChannel
             while (MessageCodec.TryReadFramed(buffer.AsMemory(start, filled - start), _maxMessageBytes, out IpyRpcMessage? message, out int consumed))
             {
                 // Parts are slices of the buffer, which is reused: copy them out.
-                Deliver(Detach(message!));
+                // Parts are slices of the buffer, which is reused: copy them out.
+                IpyRpcMessage detached = Detach(message!);
+                if (detached.Kind is MessageKind.Result or MessageKind.Error or MessageKind.Hello or MessageKind.Pong) final = detached;
+                else Deliver(detached);
                 any = true;
                 start += consumed;
             }
@@ -123,10 +133,23 @@ public sealed class HttpMessageChannel : IPushMessageChannel
                 long needed = MessageCodec.FramePrefixBytes + BitConverter.ToUInt32(buffer, 0) + (long)BitConverter.ToUInt64(buffer, 4);
                 if (needed > buffer.Length && needed <= _maxMessageBytes + MessageCodec.FramePrefixBytes + ProtocolVersion.MaxHeaderBytes)
                 {
-                    Array.Resize(ref buffer, (int)needed);
+                    Grow(ref buffer, (int)needed);
                 }
             }
         }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static void Grow(ref byte[] buffer, int size)
+    {
+        byte[] bigger = System.Buffers.ArrayPool<byte>.Shared.Rent(size);
+        buffer.AsSpan().CopyTo(bigger);
+        System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        buffer = bigger;
     }
 
     private static IpyRpcMessage Detach(IpyRpcMessage m) => new()

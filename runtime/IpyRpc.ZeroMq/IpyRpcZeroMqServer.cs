@@ -14,11 +14,13 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
     private readonly IpyRpcServer _server;
     private readonly ConcurrentDictionary<string, ServerSession> _sessions = new();
     private readonly SocketLoop _loop;
+    private readonly TimeSpan _linger;
     private int _disposed;
 
     private IpyRpcZeroMqServer(IpyRpcServer server, string endpoint, ZeroMqOptions options)
     {
         _server = server;
+        _linger = options.Linger;
         string bound = "";
         long max = Math.Min(options.MaxMessageBytes, server.Options.MaxMessageBytes);
         _loop = new SocketLoop("IpyRpc.ZeroMq server " + endpoint, LibZmq.ROUTER, socket =>
@@ -130,6 +132,13 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
         foreach (ServerSession session in _sessions.Values)
         {
             await session.DisposeAsync().ConfigureAwait(false);
+        }
+
+        // Cancelled calls get the linger time to tell their callers so before the socket closes.
+        DateTime deadline = DateTime.UtcNow + _linger;
+        while (_sessions.Values.Any(s => s.InFlight > 0) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(5).ConfigureAwait(false);
         }
 
         _sessions.Clear();

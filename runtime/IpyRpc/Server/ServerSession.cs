@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using IpyRpc.Jobs;
 using IpyRpc.Protocol;
 
@@ -13,8 +12,9 @@ public sealed class ServerSession : IAsyncDisposable
 {
     private readonly IpyRpcServer _server;
     private readonly Func<IpyRpcMessage, CancellationToken, ValueTask> _send;
-    private readonly ConcurrentDictionary<ulong, (IJobQueue Queue, string JobId)> _inFlight = new();
-    private readonly CancellationTokenSource _closing = new();
+    // Sessions are made per HTTP request, so they stay small: a plain dictionary under a lock, no token source.
+    private readonly Dictionary<ulong, (IJobQueue Queue, string JobId)> _inFlight = [];
+    private volatile bool _closed;
 
     internal ServerSession(IpyRpcServer server, Func<IpyRpcMessage, CancellationToken, ValueTask> send)
     {
@@ -23,7 +23,13 @@ public sealed class ServerSession : IAsyncDisposable
     }
 
     /// <summary>How many calls of this session are running or queued.</summary>
-    public int InFlight => _inFlight.Count;
+    public int InFlight
+    {
+        get
+        {
+            lock (_inFlight) return _inFlight.Count;
+        }
+    }
 
     /// <summary>Handles one message from the peer. Never throws for bad input: the peer gets an error reply.</summary>
     public async ValueTask HandleAsync(IpyRpcMessage message)
@@ -48,7 +54,10 @@ public sealed class ServerSession : IAsyncDisposable
                     await CallAsync(message).ConfigureAwait(false);
                     break;
                 case MessageKind.Cancel:
-                    if (_inFlight.TryGetValue(message.Id, out (IJobQueue Queue, string JobId) job))
+                    (IJobQueue Queue, string JobId) job;
+                    bool found;
+                    lock (_inFlight) found = _inFlight.TryGetValue(message.Id, out job);
+                    if (found)
                     {
                         await job.Queue.CancelAsync(job.JobId).ConfigureAwait(false);
                     }
@@ -121,7 +130,9 @@ public sealed class ServerSession : IAsyncDisposable
             return;
         }
 
-        if (_inFlight.ContainsKey(message.Id))
+        bool reused;
+        lock (_inFlight) reused = _inFlight.ContainsKey(message.Id);
+        if (reused)
         {
             await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError
             {
@@ -151,21 +162,20 @@ public sealed class ServerSession : IAsyncDisposable
             Timeout = timeout,
         };
 
-        _inFlight[message.Id] = (queue, jobId);
+        lock (_inFlight) _inFlight[message.Id] = (queue, jobId);
         try
         {
-            await queue.EnqueueAsync(request, new CallRelay(this, message.Id, jobId), _closing.Token).ConfigureAwait(false);
+            await queue.EnqueueAsync(request, new CallRelay(this, message.Id, jobId)).ConfigureAwait(false);
         }
         catch (Exception e) when (e is ObjectDisposedException or OperationCanceledException or InvalidOperationException)
         {
-            _inFlight.TryRemove(message.Id, out _);
+            lock (_inFlight) _inFlight.Remove(message.Id);
             await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.Cancelled, Message = "The server is shutting down: " + e.Message }).ConfigureAwait(false);
         }
     }
 
-    private IpyRpcMessage Final(ulong id, string jobId, JobOutcome outcome)
+    private static IpyRpcMessage Final(ulong id, string jobId, JobOutcome outcome)
     {
-        _inFlight.TryRemove(id, out _);
         return outcome.State == JobState.Succeeded
             ? new IpyRpcMessage { Kind = MessageKind.Result, Id = id, JobId = jobId, Serialization = outcome.ResultSerialization, Parts = [outcome.Result] }
             : ErrorMessage(id, outcome.ResultSerialization, outcome.Error!, jobId);
@@ -191,7 +201,7 @@ public sealed class ServerSession : IAsyncDisposable
             Parts = [System.Text.Encoding.UTF8.GetBytes(text)],
         });
 
-        public void OnCompleted(JobOutcome outcome) => Post(session.Final(id, jobId, outcome));
+        public void OnCompleted(JobOutcome outcome) => Post(Final(id, jobId, outcome));
 
         private void Post(IpyRpcMessage message)
         {
@@ -220,6 +230,11 @@ public sealed class ServerSession : IAsyncDisposable
                 }
 
                 await session.SendAsync(next).ConfigureAwait(false);
+                if (next.Kind is MessageKind.Result or MessageKind.Error)
+                {
+                    // In flight until its last message is handed to the transport, so a shutdown can wait for it.
+                    lock (session._inFlight) session._inFlight.Remove(id);
+                }
             }
         }
     }
@@ -240,7 +255,8 @@ public sealed class ServerSession : IAsyncDisposable
     {
         try
         {
-            ValueTask sending = _send(message, _closing.Token);
+            // Sent even after close: a call cancelled by a shutdown still tells its caller so, where the transport is still up.
+            ValueTask sending = _send(message, CancellationToken.None);
             if (sending.IsCompletedSuccessfully) return;
             await sending.ConfigureAwait(false);
         }
@@ -253,9 +269,15 @@ public sealed class ServerSession : IAsyncDisposable
     /// <summary>Closes the session: its queued and running calls are cancelled, since no one is left to receive their results.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (_closing.IsCancellationRequested) return;
-        _closing.Cancel();
-        foreach ((IJobQueue queue, string jobId) in _inFlight.Values)
+        (IJobQueue Queue, string JobId)[] running;
+        lock (_inFlight)
+        {
+            if (_closed && _inFlight.Count == 0) return;
+            _closed = true;
+            running = [.. _inFlight.Values];
+        }
+
+        foreach ((IJobQueue queue, string jobId) in running)
         {
             await queue.CancelAsync(jobId).ConfigureAwait(false);
         }
