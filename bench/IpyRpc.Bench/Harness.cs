@@ -82,19 +82,47 @@ internal static class Harness
             () => Task.FromResult(Systems.MinimalApi(endpoints.Baseline)),
         ];
 
-        foreach (Func<Task<SystemUnderTest>> make in systems)
+        var connected = new List<SystemUnderTest>();
+        try
         {
-            await using SystemUnderTest system = await make();
-            Progress($"small call: {system.Name}");
-            (double p50, double p99) = await Measure.LatencyAsync(system.SmallCall, settings.Warmup, settings.LatencyCalls);
-            results.Add(new BenchResult("small-call", system.Name, 0, 1, p50, p99, 1_000_000 / p50, null));
-            foreach (int inFlight in new[] { 16, 64 })
+            foreach (Func<Task<SystemUnderTest>> make in systems) connected.Add(await make());
+
+            // Latency: every system in turn, for several rounds, so the machine's drift (these are
+            // shared, noisy machines) falls on all of them alike; the percentiles pool all rounds.
+            var samples = connected.ToDictionary(s => s.Name, _ => new List<long>());
+            foreach (SystemUnderTest system in connected)
             {
-                double callsPerSecond = system.PipelinedThroughput is { } pipelined
-                    ? await Task.Run(() => pipelined(inFlight, settings.ThroughputCalls))
-                    : await Measure.ThroughputAsync(system.SmallCall, inFlight, settings.ThroughputCalls);
-                results.Add(new BenchResult("small-call", system.Name, 0, inFlight, null, null, callsPerSecond, null));
+                Progress($"small call warm-up: {system.Name}");
+                for (int i = 0; i < settings.Warmup; i++) await system.SmallCall();
             }
+
+            int rounds = settings.Mode == "smoke" ? 1 : 5;
+            for (int round = 0; round < rounds; round++)
+            {
+                Progress($"small call latency, round {round + 1} of {rounds}");
+                foreach (SystemUnderTest system in connected)
+                {
+                    samples[system.Name].AddRange(await Measure.SamplesAsync(system.SmallCall, settings.LatencyCalls / rounds));
+                }
+            }
+
+            foreach (SystemUnderTest system in connected)
+            {
+                (double p50, double p99) = Measure.Percentiles([.. samples[system.Name]]);
+                results.Add(new BenchResult("small-call", system.Name, 0, 1, p50, p99, 1_000_000 / p50, null));
+                Progress($"small call throughput: {system.Name}");
+                foreach (int inFlight in new[] { 16, 64 })
+                {
+                    double callsPerSecond = system.PipelinedThroughput is { } pipelined
+                        ? await Task.Run(() => pipelined(inFlight, settings.ThroughputCalls))
+                        : await Measure.ThroughputAsync(system.SmallCall, inFlight, settings.ThroughputCalls);
+                    results.Add(new BenchResult("small-call", system.Name, 0, inFlight, null, null, callsPerSecond, null));
+                }
+            }
+        }
+        finally
+        {
+            foreach (SystemUnderTest system in connected) await system.DisposeAsync();
         }
     }
 

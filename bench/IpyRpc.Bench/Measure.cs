@@ -9,6 +9,12 @@ internal static class Measure
     public static async Task<(double P50, double P99)> LatencyAsync(Func<Task> call, int warmup, int count)
     {
         for (int i = 0; i < warmup; i++) await call();
+        return Percentiles(await SamplesAsync(call, count));
+    }
+
+    /// <summary>Times <paramref name="count"/> calls made one at a time.</summary>
+    public static async Task<long[]> SamplesAsync(Func<Task> call, int count)
+    {
         long[] ticks = new long[count];
         for (int i = 0; i < count; i++)
         {
@@ -17,8 +23,14 @@ internal static class Measure
             ticks[i] = Stopwatch.GetTimestamp() - start;
         }
 
+        return ticks;
+    }
+
+    /// <summary>The median and 99th percentile of samples, in microseconds.</summary>
+    public static (double P50, double P99) Percentiles(long[] ticks)
+    {
         Array.Sort(ticks);
-        return (Us(ticks[count / 2]), Us(ticks[Math.Min(count - 1, (int)Math.Ceiling(count * 0.99) - 1)]));
+        return (Us(ticks[ticks.Length / 2]), Us(ticks[Math.Min(ticks.Length - 1, (int)Math.Ceiling(ticks.Length * 0.99) - 1)]));
     }
 
     /// <summary>Keeps <paramref name="inFlight"/> calls running until <paramref name="total"/> have completed; returns calls per second.</summary>

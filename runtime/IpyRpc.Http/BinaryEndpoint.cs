@@ -67,6 +67,11 @@ internal sealed class BinaryEndpoint(IpyRpcServer server)
             {
                 bool final = reply.Id == message.Id && reply.Kind is MessageKind.Result or MessageKind.Error or MessageKind.Hello or MessageKind.Pong;
                 byte[] bytes = MessageCodec.EncodeFramed(reply);
+                if (final && !response.HasStarted)
+                {
+                    response.ContentLength = bytes.Length; // a call that printed nothing: one plain response, no chunking
+                }
+
                 await response.Body.WriteAsync(bytes, context.RequestAborted).ConfigureAwait(false);
                 if (final)
                 {

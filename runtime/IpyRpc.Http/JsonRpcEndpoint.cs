@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using IpyRpc.Formatting;
@@ -352,7 +351,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     /// <summary>The calls of one HTTP request, run through one server session.</summary>
     private sealed class Calls : IAsyncDisposable
     {
-        private readonly ConcurrentDictionary<ulong, Pending> _pending = new();
+        private readonly Dictionary<ulong, Pending> _pending = [];
         private readonly ServerSession _session;
         private long _nextId;
         private int _disposed;
@@ -363,7 +362,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         {
             ulong id = (ulong)Interlocked.Increment(ref _nextId);
             var pending = new Pending(live);
-            _pending[id] = pending;
+            lock (_pending) _pending[id] = pending;
             await _session.HandleAsync(new IpyRpcMessage
             {
                 Kind = MessageKind.Call,
@@ -373,13 +372,18 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 Parts = [parameters],
             });
             IpyRpcMessage final = await pending.Done.Task;
-            _pending.TryRemove(id, out _);
+            lock (_pending) _pending.Remove(id);
             return new CallOutcome(final, pending.Output);
         }
 
         private async ValueTask ReceiveAsync(IpyRpcMessage message, CancellationToken cancellationToken)
         {
-            if (!_pending.TryGetValue(message.Id, out Pending? pending)) return;
+            Pending? pending;
+            lock (_pending)
+            {
+                if (!_pending.TryGetValue(message.Id, out pending)) return;
+            }
+
             if (message.Kind == MessageKind.Output)
             {
                 string text = Encoding.UTF8.GetString(message.Body.Span);
@@ -409,7 +413,8 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 
         private sealed class Pending(Func<OutputStream, string, Task>? live)
         {
-            public TaskCompletionSource<IpyRpcMessage> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            // The request handler continues right where the result arrives: it only writes the response.
+            public TaskCompletionSource<IpyRpcMessage> Done { get; } = new();
 
             public List<(OutputStream Stream, string Text)> Output { get; } = [];
 
