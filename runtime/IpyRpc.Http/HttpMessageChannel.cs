@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net.Http.Headers;
-using System.Threading.Channels;
 using IpyRpc.Protocol;
 using IpyRpc.Transports;
 
@@ -11,17 +10,14 @@ namespace IpyRpc.Http;
 /// response streams back that call's messages; many calls run at once over one
 /// <see cref="HttpClient"/>. Cancelling a call aborts its request, which cancels it on the server.
 /// </summary>
-public sealed class HttpMessageChannel : IPushMessageChannel
+public sealed class HttpMessageChannel : PushMessageChannel
 {
     private readonly HttpClient _http;
     private readonly bool _ownsHttp;
     private readonly Uri _endpoint;
     private readonly long _maxMessageBytes;
-    private readonly Channel<IpyRpcMessage> _incoming = Channel.CreateUnbounded<IpyRpcMessage>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<ulong, CancellationTokenSource> _requests = new();
     private readonly CancellationTokenSource _closing = new();
-    private volatile Action<IpyRpcMessage>? _push;
-    private Action<Exception?>? _closed;
 
     /// <summary>Creates the channel for the server at <paramref name="baseAddress"/> (its binary endpoint is <c>ipyrpc</c> under it).</summary>
     public HttpMessageChannel(Uri baseAddress, HttpClient? http = null, long maxMessageBytes = ProtocolVersion.DefaultMaxMessageBytes, string binaryPath = "ipyrpc")
@@ -33,7 +29,7 @@ public sealed class HttpMessageChannel : IPushMessageChannel
     }
 
     /// <inheritdoc/>
-    public ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
+    public override ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_closing.IsCancellationRequested, this);
         if (message.Kind == MessageKind.Cancel)
@@ -152,69 +148,17 @@ public sealed class HttpMessageChannel : IPushMessageChannel
         buffer = bigger;
     }
 
-    private static IpyRpcMessage Detach(IpyRpcMessage m) => new()
-    {
-        Kind = m.Kind,
-        Id = m.Id,
-        Function = m.Function,
-        Serialization = m.Serialization,
-        TimeoutMs = m.TimeoutMs,
-        Stream = m.Stream,
-        JobId = m.JobId,
-        Versions = m.Versions,
-        Agent = m.Agent,
-        Parts = [.. m.Parts.Select(p => (ReadOnlyMemory<byte>)p.ToArray())],
-    };
+    private static IpyRpcMessage Detach(IpyRpcMessage m) => m with { Parts = [.. m.Parts.Select(p => (ReadOnlyMemory<byte>)p.ToArray())] };
 
-    private void Deliver(IpyRpcMessage message)
-    {
-        if (_push is { } push)
-        {
-            // Replies of concurrent requests arrive on different threads; the client wants them one at a time.
-            lock (_incoming) push(message);
-        }
-        else
-        {
-            _incoming.Writer.TryWrite(message);
-        }
-    }
-
-    /// <inheritdoc/>
-    public void StartReceiving(Action<IpyRpcMessage> onMessage, Action<Exception?> onClosed)
-    {
-        _closed = onClosed;
-        _push = onMessage;
-        while (_incoming.Reader.TryRead(out IpyRpcMessage? early)) onMessage(early);
-    }
-
-    private void Fail(ulong id, string code, string message) => Deliver(new IpyRpcMessage
-    {
-        Kind = MessageKind.Error,
-        Id = id,
-        Parts = [new RemoteError { Code = code, Message = message }.Encode(Serialization.MessagePack)],
-    });
-
-    /// <inheritdoc/>
-    public async ValueTask<IpyRpcMessage?> ReceiveAsync(CancellationToken cancellationToken = default)
-    {
-        try
-        {
-            return await _incoming.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (ChannelClosedException)
-        {
-            return null;
-        }
-    }
+    private void Fail(ulong id, string code, string message) => DeliverError(id, code, message);
 
     /// <summary>Aborts every request in flight and closes the channel.</summary>
-    public ValueTask DisposeAsync()
+    public override ValueTask DisposeAsync()
     {
         if (_closing.IsCancellationRequested) return default;
         _closing.Cancel();
-        _incoming.Writer.TryComplete();
         if (_ownsHttp) _http.Dispose();
-        _closed?.Invoke(null);
+        CompleteReceiving();
         return default;
     }
 }

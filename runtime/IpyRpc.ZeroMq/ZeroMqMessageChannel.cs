@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Threading.Channels;
 using IpyRpc.Protocol;
 using IpyRpc.Transports;
 using IpyRpc.ZeroMq.Native;
@@ -12,14 +11,11 @@ namespace IpyRpc.ZeroMq;
 /// comes back; a call in flight when the connection drops (the server closed, or heartbeats timed
 /// out) fails at once with <see cref="ErrorCodes.ConnectionLost"/> rather than waiting forever.
 /// </summary>
-public sealed class ZeroMqMessageChannel : IPushMessageChannel
+public sealed class ZeroMqMessageChannel : PushMessageChannel
 {
-    private readonly Channel<IpyRpcMessage> _incoming = Channel.CreateUnbounded<IpyRpcMessage>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
     private readonly ConcurrentDictionary<ulong, byte> _inFlight = new();
     private readonly SocketLoop _loop;
     private int _disposed;
-    private volatile Action<IpyRpcMessage>? _push;
-    private Action<Exception?>? _closed;
 
     /// <summary>Connects a DEALER socket to <paramref name="endpoint"/>. The connection itself is made in the background.</summary>
     public ZeroMqMessageChannel(string endpoint, ZeroMqOptions? options = null)
@@ -44,7 +40,7 @@ public sealed class ZeroMqMessageChannel : IPushMessageChannel
     public bool IsConnected { get; private set; }
 
     /// <inheritdoc/>
-    public ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
+    public override ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
     {
         if (message.Kind is MessageKind.Call or MessageKind.Hello or MessageKind.Describe or MessageKind.Ping)
         {
@@ -94,20 +90,6 @@ public sealed class ZeroMqMessageChannel : IPushMessageChannel
         Deliver(message);
     }
 
-    private void Deliver(IpyRpcMessage message)
-    {
-        if (_push is { } push) push(message);
-        else _incoming.Writer.TryWrite(message);
-    }
-
-    /// <inheritdoc/>
-    public void StartReceiving(Action<IpyRpcMessage> onMessage, Action<Exception?> onClosed)
-    {
-        _closed = onClosed;
-        _push = onMessage;
-        while (_incoming.Reader.TryRead(out IpyRpcMessage? early)) onMessage(early);
-    }
-
     private void OnEvent(int evt)
     {
         if (evt == LibZmq.EVENT_HANDSHAKE_SUCCEEDED)
@@ -127,34 +109,15 @@ public sealed class ZeroMqMessageChannel : IPushMessageChannel
     private void Fail(ulong id, string code, string message)
     {
         if (!_inFlight.TryRemove(id, out _)) return;
-        Deliver(new IpyRpcMessage
-        {
-            Kind = MessageKind.Error,
-            Id = id,
-            Parts = [new RemoteError { Code = code, Message = message }.Encode(Serialization.MessagePack)],
-        });
-    }
-
-    /// <inheritdoc/>
-    public async ValueTask<IpyRpcMessage?> ReceiveAsync(CancellationToken cancellationToken = default)
-    {
-        try
-        {
-            return await _incoming.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (ChannelClosedException)
-        {
-            return null;
-        }
+        DeliverError(id, code, message);
     }
 
     /// <summary>Closes the socket and releases its thread and context.</summary>
-    public ValueTask DisposeAsync()
+    public override ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return default;
         _loop.Dispose();
-        _incoming.Writer.TryComplete();
-        _closed?.Invoke(null);
+        CompleteReceiving();
         return default;
     }
 }

@@ -1,6 +1,7 @@
 using System.Collections.Generic;
 using System.Linq;
 using IpyRpc.Generators.Model;
+using Glob = IpyRpc.Internal.GlobMatcher;
 
 namespace IpyRpc.Generators.Emit;
 

@@ -197,17 +197,7 @@ public sealed class IpyRpcClient : IAsyncDisposable
         ulong id = (ulong)Interlocked.Increment(ref _nextId);
         var pending = new PendingCall(output);
         _pending[id] = pending;
-        var withId = new IpyRpcMessage
-        {
-            Kind = message.Kind,
-            Id = id,
-            Function = message.Function,
-            Serialization = message.Serialization,
-            TimeoutMs = message.TimeoutMs,
-            Versions = message.Versions,
-            Agent = message.Agent,
-            Parts = message.Parts,
-        };
+        IpyRpcMessage withId = message with { Id = id };
 
         using var deadline = timeout is { } t ? new CancellationTokenSource(t) : null;
         using CancellationTokenRegistration onCancel = cancellationToken.Register(static s => ((PendingCall)s!).Result.TrySetCanceled(), pending);

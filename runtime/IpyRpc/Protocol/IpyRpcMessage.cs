@@ -4,7 +4,7 @@ namespace IpyRpc.Protocol;
 /// One protocol message: a header (kind, id, function, serialization and a few optional fields)
 /// plus zero or more binary parts. Every transport carries exactly this; see docs/PROTOCOL.md.
 /// </summary>
-public sealed class IpyRpcMessage
+public sealed record IpyRpcMessage
 {
     /// <summary>What the message is.</summary>
     public required MessageKind Kind { get; init; }

@@ -1,0 +1,72 @@
+using System.Threading.Channels;
+using IpyRpc.Protocol;
+
+namespace IpyRpc.Transports;
+
+/// <summary>
+/// The receiving half that push-capable transports share: until <see cref="StartReceiving"/>,
+/// received messages queue for <see cref="ReceiveAsync"/>; after it, each goes straight to the
+/// callback, one at a time and in order, on the thread that received it.
+/// </summary>
+public abstract class PushMessageChannel : IPushMessageChannel
+{
+    private readonly Channel<IpyRpcMessage> _incoming = Channel.CreateUnbounded<IpyRpcMessage>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly object _deliverGate = new();
+    private Action<IpyRpcMessage>? _push;
+    private Action<Exception?>? _closed;
+
+    /// <inheritdoc/>
+    public abstract ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default);
+
+    /// <inheritdoc/>
+    public abstract ValueTask DisposeAsync();
+
+    /// <inheritdoc/>
+    public void StartReceiving(Action<IpyRpcMessage> onMessage, Action<Exception?> onClosed)
+    {
+        lock (_deliverGate)
+        {
+            _closed = onClosed;
+            _push = onMessage;
+            while (_incoming.Reader.TryRead(out IpyRpcMessage? early)) onMessage(early);
+        }
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<IpyRpcMessage?> ReceiveAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await _incoming.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Hands a received message on. Serialized: transports may call it from several threads.</summary>
+    protected void Deliver(IpyRpcMessage message)
+    {
+        lock (_deliverGate)
+        {
+            if (_push is { } push) push(message);
+            else _incoming.Writer.TryWrite(message);
+        }
+    }
+
+    /// <summary>Reports a call's failure as an error message about it.</summary>
+    protected void DeliverError(ulong id, string code, string message) => Deliver(new IpyRpcMessage
+    {
+        Kind = MessageKind.Error,
+        Id = id,
+        Parts = [new RemoteError { Code = code, Message = message }.Encode(Serialization.MessagePack)],
+    });
+
+    /// <summary>Ends receiving: readers see the end, the push callback hears of the close.</summary>
+    protected void CompleteReceiving(Exception? error = null)
+    {
+        _incoming.Writer.TryComplete();
+        _closed?.Invoke(error);
+    }
+}
