@@ -72,6 +72,4 @@ internal static class Names
         string result = text.ToString().Trim('_');
         return result.Length == 0 || char.IsDigit(result[0]) ? "_" + result : result;
     }
-
-    public static string Join(params string[] parts) => string.Join(", ", parts.Where(p => p.Length > 0));
 }

@@ -40,7 +40,7 @@ internal sealed record TypeModel(
 internal sealed record MemberModel(string Name, string WireName, TypeModel Type, bool Settable, bool InitOnly, int ConstructorIndex);
 
 /// <summary>A user type (or tuple) with its members and how to construct it.</summary>
-internal sealed record ObjectModel(string FullName, string Display, bool IsValueType, bool IsTuple, EquatableArray<MemberModel> Members, int ConstructorArity, string? Summary);
+internal sealed record ObjectModel(string FullName, string Display, bool IsValueType, bool IsTuple, EquatableArray<MemberModel> Members, int ConstructorArity);
 
 /// <summary>A method parameter.</summary>
 internal sealed record ParameterModel(string Name, TypeModel? Type, bool IsCancellationToken, string? DefaultExpression, string? Doc, string Display, string Source);

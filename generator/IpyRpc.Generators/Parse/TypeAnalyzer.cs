@@ -186,7 +186,7 @@ internal sealed class TypeAnalyzer
 
         if (!_objects.ContainsKey(full))
         {
-            _objects[full] = new ObjectModel(full, display, named.IsValueType, true, members.ToEquatableArray(), members.Count, null);
+            _objects[full] = new ObjectModel(full, display, named.IsValueType, true, members.ToEquatableArray(), members.Count);
         }
 
         return new TypeModel(TypeKind.Tuple, full, display, named.IsValueType, null, EquatableArray<TypeModel>.Empty, null, null);
@@ -278,8 +278,7 @@ internal sealed class TypeAnalyzer
             if (m is not null) models.Add(new MemberModel(name, WireName(name), m, false, false, -2));
         }
 
-        string? summary = null;
-        _objects[full] = new ObjectModel(full, display, named.IsValueType, false, models.ToEquatableArray(), constructor.Parameters.Length, summary);
+        _objects[full] = new ObjectModel(full, display, named.IsValueType, false, models.ToEquatableArray(), constructor.Parameters.Length);
         return reference;
     }
 

@@ -100,12 +100,6 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// <summary>Sets an int64 socket option.</summary>
     public static void SetLong(ZmqSocketHandle socket, int option, long value) => Check(LibZmq.zmq_setsockopt(socket, option, &value, sizeof(long)), $"set option {option}");
 
-    /// <summary>Sets a binary socket option.</summary>
-    public static void SetBytes(ZmqSocketHandle socket, int option, ReadOnlySpan<byte> value)
-    {
-        fixed (byte* p = value) Check(LibZmq.zmq_setsockopt(socket, option, p, (nuint)value.Length), $"set option {option}");
-    }
-
     /// <summary>Queues a multipart message for sending. Safe from any thread.</summary>
     public void Send(ReadOnlyMemory<byte>[] frames)
     {
