@@ -17,6 +17,7 @@ public static class MessageCodec
     public const int FramePrefixBytes = 12;
 
     private static readonly string[] KindNames = ["hello", "describe", "call", "result", "error", "output", "cancel", "event", "ping", "pong"];
+    private static readonly byte[][] KindBytes = [.. KindNames.Select(System.Text.Encoding.ASCII.GetBytes)];
 
     /// <summary>The wire name of a kind.</summary>
     public static string KindName(MessageKind kind) => KindNames[(int)kind];
@@ -182,9 +183,9 @@ public static class MessageCodec
 
     private static MessageKind ParseKind(ReadOnlySpan<byte> name)
     {
-        for (int i = 0; i < KindNames.Length; i++)
+        for (int i = 0; i < KindBytes.Length; i++)
         {
-            if (name.SequenceEqual(System.Text.Encoding.ASCII.GetBytes(KindNames[i])))
+            if (name.SequenceEqual(KindBytes[i]))
             {
                 return (MessageKind)i;
             }
