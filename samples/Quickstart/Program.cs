@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using IpyRpc;
 using IpyRpc.Http;
 using IpyRpc.ZeroMq;
@@ -34,14 +35,18 @@ if (args.FirstOrDefault() == "serve")
         Console.WriteLine("Functions: " + string.Join(", ", server.Functions.Select(f => f.Name)));
         Console.WriteLine("Press Ctrl+C to stop.");
         Console.Out.Flush();
-        var stop = new TaskCompletionSource();
-        Console.CancelKeyPress += (_, e) =>
-        {
-            e.Cancel = true;
-            stop.TrySetResult();
-        };
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => stop.TrySetResult();
+        // Ctrl+C and SIGTERM both stop serving cleanly (the hosts are disposed, calls in flight cancelled).
+        var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         await stop.Task;
+        Console.WriteLine("Stopping.");
+
+        void OnSignal(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            stop.TrySetResult();
+        }
     }
     finally
     {

@@ -1,3 +1,4 @@
+using Microsoft.CodeAnalysis;
 namespace IpyRpc.Generators.Tests;
 
 public sealed class SnapshotTests
@@ -34,5 +35,22 @@ public sealed class SnapshotTests
         Assert.DoesNotContain("<param name=\"ct\">", proxy);
         Assert.Contains("/// <param name=\"cancellationToken\">", proxy);
         Assert.Contains("public global::System.Threading.Tasks.Task<int> Add(int @a, int @b,", proxy);
+    }
+
+    [Fact]
+    public void DocsAreReadEvenWithoutGenerateDocumentationFile()
+    {
+        var options = GeneratorHarness.ParseOptions.WithDocumentationMode(Microsoft.CodeAnalysis.DocumentationMode.None);
+        var compilation = Microsoft.CodeAnalysis.CSharp.CSharpCompilation.Create("NoDocs",
+            [Microsoft.CodeAnalysis.CSharp.CSharpSyntaxTree.ParseText(Sources.Compute, options)],
+            GeneratorHarness.Compile().References,
+            new Microsoft.CodeAnalysis.CSharp.CSharpCompilationOptions(Microsoft.CodeAnalysis.OutputKind.DynamicallyLinkedLibrary));
+        Microsoft.CodeAnalysis.GeneratorDriver driver = Microsoft.CodeAnalysis.CSharp.CSharpGeneratorDriver.Create([new IpyRpcGenerator().AsSourceGenerator()], parseOptions: options)
+            .RunGenerators(compilation);
+        Microsoft.CodeAnalysis.GeneratorRunResult run = driver.GetRunResult().Results.Single();
+        string dispatch = run.GeneratedSources.Single(s => s.HintName == "Demo.Compute.IpyRpc.g.cs").SourceText.ToString();
+        Assert.Contains("Summary = \"Adds two integers.\"", dispatch);
+        Assert.Contains("Doc = \"The first addend.\"", dispatch);
+        Assert.DoesNotContain(run.Diagnostics, d => d.Id == "IPYRPC0007" && d.GetMessage().Contains("Compute.Add"));
     }
 }

@@ -6,6 +6,7 @@ using System.Text.RegularExpressions;
 using System.Xml.Linq;
 using IpyRpc.Generators.Model;
 using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 
 namespace IpyRpc.Generators.Parse;
@@ -57,16 +58,18 @@ internal static class DocParser
 
     private static string FromTrivia(MethodDeclarationSyntax syntax)
     {
+        // With documentation mode off (no GenerateDocumentationFile) the parser keeps `///` lines as
+        // plain comments; with it on they are structured trivia. Read either.
         var text = new StringBuilder("<member>");
-        foreach (var trivia in syntax.GetLeadingTrivia())
+        foreach (SyntaxTrivia trivia in syntax.GetLeadingTrivia())
         {
-            if (trivia.GetStructure() is DocumentationCommentTriviaSyntax doc)
+            string raw = trivia.GetStructure() is DocumentationCommentTriviaSyntax doc ? doc.ToFullString()
+                : trivia.IsKind(SyntaxKind.SingleLineCommentTrivia) ? trivia.ToFullString()
+                : "";
+            foreach (string line in raw.Replace("\r", "").Split('\n'))
             {
-                foreach (string line in doc.ToFullString().Replace("\r", "").Split('\n'))
-                {
-                    string t = line.TrimStart();
-                    text.AppendLine(t.StartsWith("///", StringComparison.Ordinal) ? t.Substring(3) : t);
-                }
+                string t = line.TrimStart();
+                if (t.StartsWith("///", StringComparison.Ordinal)) text.AppendLine(t.Substring(3));
             }
         }
 
