@@ -113,11 +113,7 @@ internal static class FormatterEmitter
 
         // MessagePack write
         w.Open($"public override void Write(ref {Names.MessagePack}.MessagePackWriter writer, {arg} value)");
-        if (!o.IsValueType)
-        {
-            w.Line("if (value is null) { writer.WriteNil(); return; }");
-        }
-
+        MessagePackWriteGuard(w, o);
         w.Line($"writer.WriteMapHeader({written.Length});");
         foreach (MemberModel m in written)
         {
@@ -130,9 +126,7 @@ internal static class FormatterEmitter
 
         // MessagePack read
         w.Open($"public override {arg} Read(ref {Names.MessagePack}.MessagePackReader reader)");
-        w.Line(o.IsValueType
-            ? $"if (reader.TryReadNil()) throw reader.Error(\"Expected {o.Display} but found nil\");"
-            : "if (reader.TryReadNil()) return null;");
+        MessagePackReadGuard(w, o);
         w.Line("reader.Enter();");
         w.Line("int count = reader.ReadMapHeader();");
         DeclareLocals(w, read);
@@ -156,11 +150,7 @@ internal static class FormatterEmitter
 
         // JSON write
         w.Open($"public override void Write({Names.Json}.Utf8JsonWriter writer, {arg} value)");
-        if (!o.IsValueType)
-        {
-            w.Line("if (value is null) { writer.WriteNullValue(); return; }");
-        }
-
+        JsonWriteGuard(w, o);
         w.Line("writer.WriteStartObject();");
         foreach (MemberModel m in written)
         {
@@ -174,9 +164,7 @@ internal static class FormatterEmitter
 
         // JSON read
         w.Open($"public override {arg} Read(ref {Names.Json}.Utf8JsonReader reader)");
-        w.Line(o.IsValueType
-            ? $"if (reader.TokenType == {Names.Json}.JsonTokenType.Null) throw new {Names.Formatting}.IpyRpcSerializationException(\"Expected {o.Display} but found null\");"
-            : $"if (reader.TokenType == {Names.Json}.JsonTokenType.Null) return null;");
+        JsonReadGuard(w, o);
         w.Line($"{Names.Formatting}.Json.JsonRead.Expect(ref reader, {Names.Json}.JsonTokenType.StartObject, {Names.Literal("an object (" + o.Display + ")")});");
         DeclareLocals(w, read);
         w.Open("while (true)");
@@ -230,6 +218,26 @@ internal static class FormatterEmitter
         w.Close();
     }
 
+    // Every generated formatter opens its four methods the same way: reference types map null to
+    // nil/null; value types refuse nil/null with a message naming the type.
+    private static void MessagePackWriteGuard(CodeWriter w, ObjectModel o)
+    {
+        if (!o.IsValueType) w.Line("if (value is null) { writer.WriteNil(); return; }");
+    }
+
+    private static void MessagePackReadGuard(CodeWriter w, ObjectModel o) => w.Line(o.IsValueType
+        ? $"if (reader.TryReadNil()) throw reader.Error(\"Expected {o.Display} but found nil\");"
+        : "if (reader.TryReadNil()) return null;");
+
+    private static void JsonWriteGuard(CodeWriter w, ObjectModel o)
+    {
+        if (!o.IsValueType) w.Line("if (value is null) { writer.WriteNullValue(); return; }");
+    }
+
+    private static void JsonReadGuard(CodeWriter w, ObjectModel o) => w.Line(o.IsValueType
+        ? $"if (reader.TokenType == {Names.Json}.JsonTokenType.Null) throw new {Names.Formatting}.IpyRpcSerializationException(\"Expected {o.Display} but found null\");"
+        : $"if (reader.TokenType == {Names.Json}.JsonTokenType.Null) return null;");
+
     private static string Equal(string span, string text) => $"global::System.MemoryExtensions.SequenceEqual({span}, {Names.Utf8(text)})";
 
     private static void DeclareLocals(CodeWriter w, MemberModel[] members)
@@ -248,14 +256,14 @@ internal static class FormatterEmitter
         w.Open($"private sealed class {ClassName(o.FullName)} : {Names.Formatting}.IpyRpcFormatter<{arg}>");
 
         w.Open($"public override void Write(ref {Names.MessagePack}.MessagePackWriter writer, {arg} value)");
-        if (!o.IsValueType) w.Line("if (value is null) { writer.WriteNil(); return; }");
+        MessagePackWriteGuard(w, o);
         w.Line($"writer.WriteArrayHeader({items.Length});");
         foreach (MemberModel m in items) w.Line($"{Names.LocalFormatter(m.Type)}.Write(ref writer, value.{m.Name});");
         w.Close();
         w.Line();
 
         w.Open($"public override {arg} Read(ref {Names.MessagePack}.MessagePackReader reader)");
-        w.Line(o.IsValueType ? $"if (reader.TryReadNil()) throw reader.Error(\"Expected {o.Display} but found nil\");" : "if (reader.TryReadNil()) return null;");
+        MessagePackReadGuard(w, o);
         w.Line("int start = reader.Position;");
         w.Line($"if (reader.ReadArrayHeader() != {items.Length}) throw new {Names.MessagePack}.MessagePackSerializationException(\"Expected an array of {items.Length} elements for {o.Display}\", start);");
         for (int i = 0; i < items.Length; i++) w.Line($"var m{i} = {Names.LocalFormatter(items[i].Type)}.Read(ref reader);");
@@ -264,7 +272,7 @@ internal static class FormatterEmitter
         w.Line();
 
         w.Open($"public override void Write({Names.Json}.Utf8JsonWriter writer, {arg} value)");
-        if (!o.IsValueType) w.Line("if (value is null) { writer.WriteNullValue(); return; }");
+        JsonWriteGuard(w, o);
         w.Line("writer.WriteStartArray();");
         foreach (MemberModel m in items) w.Line($"{Names.LocalFormatter(m.Type)}.Write(writer, value.{m.Name});");
         w.Line("writer.WriteEndArray();");
@@ -272,9 +280,7 @@ internal static class FormatterEmitter
         w.Line();
 
         w.Open($"public override {arg} Read(ref {Names.Json}.Utf8JsonReader reader)");
-        w.Line(o.IsValueType
-            ? $"if (reader.TokenType == {Names.Json}.JsonTokenType.Null) throw new {Names.Formatting}.IpyRpcSerializationException(\"Expected {o.Display} but found null\");"
-            : $"if (reader.TokenType == {Names.Json}.JsonTokenType.Null) return null;");
+        JsonReadGuard(w, o);
         w.Line($"{Names.Formatting}.Json.JsonRead.Expect(ref reader, {Names.Json}.JsonTokenType.StartArray, {Names.Literal("an array (" + o.Display + ")")});");
         for (int i = 0; i < items.Length; i++)
         {
