@@ -49,7 +49,7 @@ internal sealed class BinaryEndpoint(IpyRpcServer server)
             return;
         }
 
-        if (message.Kind is MessageKind.Cancel or MessageKind.Event or MessageKind.Pong or MessageKind.Result or MessageKind.Error or MessageKind.Output)
+        if ((message.Kind == MessageKind.Cancel && message.JobId is null) || message.Kind is MessageKind.Event or MessageKind.Pong or MessageKind.Result or MessageKind.Error or MessageKind.Output)
         {
             // Over HTTP a call is cancelled by aborting its request; nothing else expects a reply.
             response.StatusCode = StatusCodes.Status204NoContent;

@@ -32,7 +32,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
     public override ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_closing.IsCancellationRequested, this);
-        if (message.Kind == MessageKind.Cancel)
+        if (message.Kind == MessageKind.Cancel && message.JobId is null)
         {
             if (_requests.TryRemove(message.Id, out CancellationTokenSource? request))
             {

@@ -42,7 +42,9 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
     /// <inheritdoc/>
     public override ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
     {
-        if (message.Kind is MessageKind.Call or MessageKind.Hello or MessageKind.Describe or MessageKind.Ping)
+        if (message.Kind is MessageKind.Call or MessageKind.Hello or MessageKind.Describe or MessageKind.Ping
+            or MessageKind.Submit or MessageKind.Attach or MessageKind.Status or MessageKind.List
+            || (message.Kind == MessageKind.Cancel && message.JobId is not null))
         {
             _inFlight[message.Id] = 0;
         }

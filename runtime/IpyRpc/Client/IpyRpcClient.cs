@@ -15,7 +15,7 @@ namespace IpyRpc;
 /// local console as it arrives; remote exceptions are rethrown as <see cref="RemoteException"/>.
 /// Many calls may be in flight at once over one client.
 /// </summary>
-public sealed class IpyRpcClient : IAsyncDisposable
+public sealed partial class IpyRpcClient : IAsyncDisposable
 {
     private readonly IMessageChannel _channel;
     private readonly ConcurrentDictionary<ulong, PendingCall> _pending = new();
@@ -163,7 +163,7 @@ public sealed class IpyRpcClient : IAsyncDisposable
         return Decode(reply, result, function);
     }
 
-    private static T Decode<T>(IpyRpcMessage reply, IpyRpcFormatter<T> formatter, string function)
+    internal static T Decode<T>(IpyRpcMessage reply, IpyRpcFormatter<T> formatter, string function)
     {
         try
         {
@@ -187,7 +187,14 @@ public sealed class IpyRpcClient : IAsyncDisposable
         }
     }
 
-    private async Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, Action<OutputStream, string>? output, CancellationToken cancellationToken, TimeSpan? timeout = null)
+    private Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, Action<OutputStream, string>? output, CancellationToken cancellationToken, TimeSpan? timeout = null)
+        => RequestAsync(message, what, new PendingCall(output), cancellationToken, timeout);
+
+    /// <summary>Sends a request and waits for its result (its error is thrown as the matching <see cref="IpyRpcException"/>).</summary>
+    internal Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, Action<IpyRpcMessage>? output, CancellationToken cancellationToken)
+        => RequestAsync(message, what, new PendingCall(null, output), cancellationToken, null);
+
+    private async Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, PendingCall pending, CancellationToken cancellationToken, TimeSpan? timeout)
     {
         if (_broken is not null)
         {
@@ -195,7 +202,6 @@ public sealed class IpyRpcClient : IAsyncDisposable
         }
 
         ulong id = (ulong)Interlocked.Increment(ref _nextId);
-        var pending = new PendingCall(output);
         _pending[id] = pending;
         IpyRpcMessage withId = message with { Id = id };
 
@@ -215,9 +221,9 @@ public sealed class IpyRpcClient : IAsyncDisposable
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested || pending.IsTimedOut)
         {
-            if (message.Kind == MessageKind.Call)
+            if (message.Kind is MessageKind.Call or MessageKind.Attach)
             {
-                // Tell the server, so the function's CancellationToken fires and the job stops.
+                // Tell the server, so the function's CancellationToken fires and the job stops (or, for an attach, it stops following).
                 _ = SendQuietlyAsync(new IpyRpcMessage { Kind = MessageKind.Cancel, Id = id });
             }
 
@@ -302,11 +308,12 @@ public sealed class IpyRpcClient : IAsyncDisposable
         switch (message.Kind)
         {
             case MessageKind.Output:
-                if (_pending.TryGetValue(message.Id, out PendingCall? call) && call.Output is { } output)
+                if (_pending.TryGetValue(message.Id, out PendingCall? call))
                 {
                     try
                     {
-                        output(message.Stream, Encoding.UTF8.GetString(message.Body.Span));
+                        if (call.RawOutput is { } raw) raw(message);
+                        else call.Output?.Invoke(message.Stream, Encoding.UTF8.GetString(message.Body.Span));
                     }
                     catch (Exception e) when (e is not OutOfMemoryException)
                     {
@@ -367,13 +374,15 @@ public sealed class IpyRpcClient : IAsyncDisposable
         _closing.Dispose();
     }
 
-    private sealed class PendingCall(Action<OutputStream, string>? output)
+    private sealed class PendingCall(Action<OutputStream, string>? output, Action<IpyRpcMessage>? rawOutput = null)
     {
         private int _timedOut;
 
         public TaskCompletionSource<IpyRpcMessage> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public Action<OutputStream, string>? Output { get; } = output;
+
+        public Action<IpyRpcMessage>? RawOutput { get; } = rawOutput;
 
         public bool IsTimedOut => Volatile.Read(ref _timedOut) == 1;
 

@@ -24,6 +24,14 @@ public sealed record FunctionOptions
 
     /// <summary>The largest argument payload accepted, in bytes. Unset: the server's message limit.</summary>
     public long? MaxArgumentBytes { get; init; }
+
+    /// <summary>
+    /// Whether a dropped connection cancels its calls. Unset (the default): plain calls are
+    /// cancelled, jobs submitted with <c>SubmitAsync</c> run on. <see langword="true"/>: both are
+    /// cancelled. <see langword="false"/>: both run on, and a plain call's result waits for the
+    /// caller to attach by job id (the id is in every output and result message).
+    /// </summary>
+    public bool? CancelOnDisconnect { get; init; }
 }
 
 /// <summary>
@@ -88,6 +96,7 @@ public sealed class GlobConfig
                 Timeout = o.Timeout ?? merged.Timeout,
                 Queue = o.Queue ?? merged.Queue,
                 MaxArgumentBytes = o.MaxArgumentBytes ?? merged.MaxArgumentBytes,
+                CancelOnDisconnect = o.CancelOnDisconnect ?? merged.CancelOnDisconnect,
             };
         }
 

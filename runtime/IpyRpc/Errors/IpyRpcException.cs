@@ -35,6 +35,7 @@ public class IpyRpcException : Exception
         ErrorCodes.Cancelled => new IpyRpcCancelledException(error, function),
         ErrorCodes.Unauthorized => new IpyRpcUnauthorizedException(error, function),
         ErrorCodes.ConnectionLost => new IpyRpcConnectionException(error, function),
+        ErrorCodes.NotFound => new IpyRpcNotFoundException(error, function),
         ErrorCodes.BadMessage or ErrorCodes.ParseError or ErrorCodes.TooLarge or ErrorCodes.UnsupportedVersion or ErrorCodes.UnsupportedSerialization
             => new IpyRpcProtocolException(error, function),
         _ => new IpyRpcException(error, function),
@@ -97,6 +98,9 @@ public sealed class IpyRpcTimeoutException(RemoteError error, string? function =
 
 /// <summary>The server cancelled the call (for example it was shutting down, or another client cancelled the job).</summary>
 public sealed class IpyRpcCancelledException(RemoteError error, string? function = null) : IpyRpcException(error, function);
+
+/// <summary>Something asked for by id (a job) is not known, or no longer kept; the message says which and why.</summary>
+public sealed class IpyRpcNotFoundException(RemoteError error, string? function = null) : IpyRpcException(error, function);
 
 /// <summary>Credentials were missing or wrong.</summary>
 public sealed class IpyRpcUnauthorizedException(RemoteError error, string? function = null) : IpyRpcException(error, function);

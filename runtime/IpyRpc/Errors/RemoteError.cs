@@ -61,41 +61,39 @@ public sealed record RemoteError
         else
         {
             var writer = new MessagePackWriter(buffer);
-            WriteMessagePack(ref writer);
+            Formatters.Object.Write(ref writer, ToMap());
         }
 
         return buffer.WrittenSpan.ToArray();
     }
 
-    /// <summary>Writes the error as a MessagePack map.</summary>
-    public void WriteMessagePack(ref MessagePackWriter w)
+    /// <summary>Writes the error as a JSON object.</summary>
+    public void WriteJson(Utf8JsonWriter w) => Formatters.Object.Write(w, ToMap());
+
+    /// <summary>The error as the map the wire carries (<c>code</c>, <c>message</c>, <c>type</c>, <c>stack</c>, <c>parameter</c>, <c>inner</c>).</summary>
+    public Dictionary<string, object?> ToMap()
     {
-        int n = 2 + (Type is null ? 0 : 1) + (StackTrace is null ? 0 : 1) + (Inner is null ? 0 : 1) + (Parameter is null ? 0 : 1);
-        w.WriteMapHeader(n);
-        w.WriteString("code"u8); w.Write(Code);
-        w.WriteString("message"u8); w.Write(Message);
-        if (Type is not null) { w.WriteString("type"u8); w.Write(Type); }
-        if (StackTrace is not null) { w.WriteString("stack"u8); w.Write(StackTrace); }
-        if (Parameter is not null) { w.WriteString("parameter"u8); w.Write(Parameter); }
-        if (Inner is not null) { w.WriteString("inner"u8); Inner.WriteMessagePack(ref w); }
+        var map = new Dictionary<string, object?>(6) { ["code"] = Code, ["message"] = Message };
+        if (Type is not null) map["type"] = Type;
+        if (StackTrace is not null) map["stack"] = StackTrace;
+        if (Parameter is not null) map["parameter"] = Parameter;
+        if (Inner is not null) map["inner"] = Inner.ToMap();
+        return map;
     }
 
-    /// <summary>Writes the error as a JSON object.</summary>
-    public void WriteJson(Utf8JsonWriter w)
+    /// <summary>Reads an error from a decoded map; <see langword="null"/> when <paramref name="value"/> is not one.</summary>
+    public static RemoteError? FromMap(object? value, int depth = 0)
     {
-        w.WriteStartObject();
-        w.WriteString("code", Code);
-        w.WriteString("message", Message);
-        if (Type is not null) w.WriteString("type", Type);
-        if (StackTrace is not null) w.WriteString("stack", StackTrace);
-        if (Parameter is not null) w.WriteString("parameter", Parameter);
-        if (Inner is not null)
+        if (value is not Dictionary<string, object?> map || depth > 32) return null;
+        return new RemoteError
         {
-            w.WritePropertyName("inner");
-            Inner.WriteJson(w);
-        }
-
-        w.WriteEndObject();
+            Code = map.GetValueOrDefault("code") as string ?? ErrorCodes.Internal,
+            Message = map.GetValueOrDefault("message") as string ?? "",
+            Type = map.GetValueOrDefault("type") as string,
+            StackTrace = map.GetValueOrDefault("stack") as string,
+            Parameter = map.GetValueOrDefault("parameter") as string,
+            Inner = FromMap(map.GetValueOrDefault("inner"), depth + 1),
+        };
     }
 
     /// <summary>Decodes an error part. A part that is not a valid error becomes a <see cref="ErrorCodes.BadMessage"/> error describing that.</summary>
@@ -103,71 +101,24 @@ public sealed record RemoteError
     {
         try
         {
+            object? value;
             if (serialization == Serialization.Json)
             {
                 var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { MaxDepth = 40 });
                 JsonRead.Next(ref reader);
-                return ReadJson(ref reader);
+                value = Formatters.Object.Read(ref reader);
+            }
+            else
+            {
+                var r = new MessagePackReader(bytes) { MaxDepth = 40 };
+                value = Formatters.Object.Read(ref r);
             }
 
-            var r = new MessagePackReader(bytes);
-            return ReadMessagePack(ref r, 0);
+            return FromMap(value) ?? throw new IpyRpcSerializationException("An error must be a map with a code and a message");
         }
         catch (Exception e) when (e is IpyRpcSerializationException or JsonException)
         {
             return new RemoteError { Code = ErrorCodes.BadMessage, Message = "The peer sent an error that could not be decoded: " + e.Message };
         }
-    }
-
-    private static RemoteError ReadMessagePack(ref MessagePackReader r, int depth)
-    {
-        if (depth > 32) throw r.Error("Error chain nested too deeply");
-        int n = r.ReadMapHeader();
-        string code = ErrorCodes.Internal, message = "";
-        string? type = null, stack = null, parameter = null;
-        RemoteError? inner = null;
-        for (int i = 0; i < n; i++)
-        {
-            string? key = r.ReadString();
-            switch (key)
-            {
-                case "code": code = r.ReadString() ?? code; break;
-                case "message": message = r.ReadString() ?? ""; break;
-                case "type": type = r.ReadString(); break;
-                case "stack": stack = r.ReadString(); break;
-                case "parameter": parameter = r.ReadString(); break;
-                case "inner": inner = r.TryReadNil() ? null : ReadMessagePack(ref r, depth + 1); break;
-                default: r.Skip(); break;
-            }
-        }
-
-        return new RemoteError { Code = code, Message = message, Type = type, StackTrace = stack, Parameter = parameter, Inner = inner };
-    }
-
-    private static RemoteError ReadJson(ref Utf8JsonReader r)
-    {
-        JsonRead.Expect(ref r, JsonTokenType.StartObject, "an error object");
-        string code = ErrorCodes.Internal, message = "";
-        string? type = null, stack = null, parameter = null;
-        RemoteError? inner = null;
-        while (true)
-        {
-            JsonRead.Next(ref r);
-            if (r.TokenType == JsonTokenType.EndObject) break;
-            string key = r.GetString()!;
-            JsonRead.Next(ref r);
-            switch (key)
-            {
-                case "code": code = r.GetString() ?? code; break;
-                case "message": message = r.GetString() ?? ""; break;
-                case "type": type = r.GetString(); break;
-                case "stack": stack = r.GetString(); break;
-                case "parameter": parameter = r.GetString(); break;
-                case "inner": inner = r.TokenType == JsonTokenType.Null ? null : ReadJson(ref r); break;
-                default: r.Skip(); break;
-            }
-        }
-
-        return new RemoteError { Code = code, Message = message, Type = type, StackTrace = stack, Parameter = parameter, Inner = inner };
     }
 }

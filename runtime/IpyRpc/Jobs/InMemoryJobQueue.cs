@@ -1,283 +1,538 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
-using IpyRpc.Protocol;
 
 namespace IpyRpc.Jobs;
 
 /// <summary>Options of the <see cref="InMemoryJobQueue"/>.</summary>
 public sealed record InMemoryJobQueueOptions
 {
-    /// <summary>How many jobs run at once (the receivers' thread count). One runs calls strictly one at a time.</summary>
-    public int Concurrency { get; init; } = 64;
+    /// <summary>The queue's name (for <see cref="FunctionOptions.Queue"/> and listings).</summary>
+    public string Name { get; init; } = "memory";
 
-    /// <summary>How many finished jobs are kept for <see cref="IJobQueue.GetAsync"/>; older ones are forgotten.</summary>
-    public int RetainCompleted { get; init; } = 1000;
-
-    /// <summary>How much output (in characters) a job keeps for its snapshot; the live stream is not limited.</summary>
-    public int RetainOutputChars { get; init; } = 1 << 20;
+    /// <summary>How long finished jobs are remembered and how many bytes of theirs are kept.</summary>
+    public JobRetention Retention { get; init; } = new() { MaxAge = TimeSpan.FromHours(1), MaxBytes = 256L * 1024 * 1024 };
 }
 
 /// <summary>
-/// The default queue: a channel and a fixed set of worker tasks in this process. Nothing is
-/// durable; in exchange a job costs a channel write and a few small objects.
+/// The default queue: jobs live in this process only. Nothing is durable; in exchange a job costs
+/// a channel write and a few small objects, and the server's own workers take it.
 /// </summary>
 public sealed class InMemoryJobQueue : IJobQueue
 {
+    // What a finished record costs beyond its result and output, counted against the byte budget.
+    private const int RecordOverheadBytes = 256;
     private readonly InMemoryJobQueueOptions _options;
     private readonly Channel<Job> _pending = Channel.CreateUnbounded<Job>(new UnboundedChannelOptions { SingleWriter = false, SingleReader = false });
     private readonly ConcurrentDictionary<string, Job> _jobs = new();
-    private readonly ConcurrentQueue<string> _completed = new();
-    private readonly CancellationTokenSource _stopping = new();
-    private readonly string _idPrefix = Convert.ToHexString(BitConverter.GetBytes(Random.Shared.Next())).ToLowerInvariant() + "-";
-    private Task[] _workers = [];
+    private readonly object _retentionGate = new();
+    private readonly Queue<Job> _finished = new();
+    private readonly string _idPrefix = Convert.ToHexString(BitConverter.GetBytes(Random.Shared.NextInt64())).ToLowerInvariant()[..10] + "-";
+    private long _retainedBytes;
     private long _nextId;
-    private IJobExecutor? _executor;
+    private Timer? _leaseSweeper;
+    private volatile bool _disposed;
 
     /// <summary>Creates the queue.</summary>
     public InMemoryJobQueue(InMemoryJobQueueOptions? options = null)
     {
         _options = options ?? new InMemoryJobQueueOptions();
-        ArgumentOutOfRangeException.ThrowIfLessThan(_options.Concurrency, 1, nameof(options));
     }
 
     /// <inheritdoc/>
-    public string Name => "memory";
-
-    /// <summary>Makes a new job id.</summary>
-    public string NewId() => _idPrefix + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
+    public string Name => _options.Name;
 
     /// <inheritdoc/>
-    public void Start(IJobExecutor executor)
-    {
-        if (Interlocked.CompareExchange(ref _executor, executor, null) is not null)
-        {
-            throw new InvalidOperationException("The queue has already been started.");
-        }
-
-        _workers = [.. Enumerable.Range(0, _options.Concurrency).Select(_ => Task.Run(WorkAsync))];
-    }
+    public bool IsDurable => false;
 
     /// <inheritdoc/>
-    public ValueTask<JobTicket> EnqueueAsync(JobRequest request, IJobObserver? observer = null, CancellationToken cancellationToken = default)
+    public ValueTask<JobTicket> SubmitAsync(JobRequest request, IJobObserver? observer = null, CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_stopping.IsCancellationRequested, this);
-        var job = new Job(request, _options.RetainOutputChars, observer);
-        if (!_jobs.TryAdd(request.Id, job))
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        string id = _idPrefix + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var job = new Job(this, request with { Id = id }, observer);
+        _jobs[id] = job;
+        observer?.OnAccepted(id);
+        if (request.Deadline is { } deadline)
         {
-            throw new InvalidOperationException($"A job with id {request.Id} is already queued.");
+            job.ArmDeadline(deadline);
         }
 
         if (!_pending.Writer.TryWrite(job))
         {
-            _jobs.TryRemove(request.Id, out _);
+            _jobs.TryRemove(id, out _);
             throw new ObjectDisposedException(nameof(InMemoryJobQueue), "The queue is shutting down.");
         }
 
-        return new ValueTask<JobTicket>(new JobTicket(request.Id, job.Events?.Reader));
+        return new(new JobTicket(id, observer is null ? null : job));
     }
 
     /// <inheritdoc/>
-    public ValueTask<JobSnapshot?> GetAsync(string jobId, CancellationToken cancellationToken = default)
-        => new(_jobs.TryGetValue(jobId, out Job? job) ? job.Snapshot() : null);
+    public ValueTask<IDisposable?> WatchAsync(string jobId, long afterSequence, IJobObserver observer, CancellationToken cancellationToken = default)
+        => new(_jobs.TryGetValue(jobId, out Job? job) ? job.Watch(afterSequence, observer) : null);
+
+    /// <inheritdoc/>
+    public ValueTask<JobInfo?> GetAsync(string jobId, bool withOutput = false, CancellationToken cancellationToken = default)
+    {
+        Trim();
+        return new(_jobs.TryGetValue(jobId, out Job? job) ? job.Info(withOutput) : null);
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<IReadOnlyList<JobInfo>> ListAsync(JobQuery? query = null, CancellationToken cancellationToken = default)
+    {
+        Trim();
+        query ??= new JobQuery();
+        IReadOnlyList<JobInfo> jobs = [.. _jobs.Values
+            .Select(j => j.Info(false))
+            .Where(i => query.Matches(i.State, i.Function))
+            .OrderByDescending(i => i.CreatedAt)
+            .ThenByDescending(i => i.Id, StringComparer.Ordinal)
+            .Take(query.Limit)];
+        return new(jobs);
+    }
 
     /// <inheritdoc/>
     public ValueTask<bool> CancelAsync(string jobId, CancellationToken cancellationToken = default)
+        => new(_jobs.TryGetValue(jobId, out Job? job) && job.Cancel(deadline: false, message: null));
+
+    /// <inheritdoc/>
+    public ValueTask ReleaseAsync(string jobId, CancellationToken cancellationToken = default)
     {
-        if (!_jobs.TryGetValue(jobId, out Job? job))
+        if (_jobs.TryGetValue(jobId, out Job? job))
         {
-            return new(false);
+            long freed = job.Release();
+            if (freed > 0) Interlocked.Add(ref _retainedBytes, -freed);
         }
 
-        bool cancelled = job.Cancel();
-        if (cancelled && job.TryCompleteIfQueued(new RemoteError { Code = ErrorCodes.Cancelled, Message = "The job was cancelled before it started." }))
-        {
-            Retire(job);
-        }
-
-        return new(cancelled);
+        return default;
     }
 
-    private async Task WorkAsync()
+    /// <inheritdoc/>
+    public async ValueTask<JobLease?> TakeAsync(string workerId, TimeSpan leaseDuration, CancellationToken cancellationToken)
     {
         ChannelReader<Job> reader = _pending.Reader;
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        while (true)
         {
             while (reader.TryRead(out Job? job))
             {
-                await RunAsync(job).ConfigureAwait(false);
-            }
-        }
-    }
-
-    private async Task RunAsync(Job job)
-    {
-        if (!job.TryStart())
-        {
-            return; // cancelled while queued
-        }
-
-        JobOutcome outcome;
-        try
-        {
-            outcome = await _executor!.ExecuteAsync(job.Request, job, job.Token).ConfigureAwait(false);
-        }
-        catch (Exception e)
-        {
-            // The executor turns function failures into outcomes; anything here is a server bug.
-            outcome = JobOutcome.Failure(JobState.Failed, RemoteError.FromException(e, ErrorCodes.Internal));
-        }
-
-        job.Complete(outcome);
-        Retire(job);
-    }
-
-    private void Retire(Job job)
-    {
-        _completed.Enqueue(job.Request.Id);
-        while (_completed.Count > _options.RetainCompleted && _completed.TryDequeue(out string? old))
-        {
-            _jobs.TryRemove(old, out _);
-        }
-    }
-
-    /// <summary>Stops taking jobs, cancels the running ones and waits for the workers.</summary>
-    public async ValueTask DisposeAsync()
-    {
-        if (_stopping.IsCancellationRequested)
-        {
-            return;
-        }
-
-        _stopping.Cancel();
-        _pending.Writer.TryComplete();
-        foreach (Job job in _jobs.Values)
-        {
-            if (job.Cancel())
-            {
-                job.TryCompleteIfQueued(new RemoteError { Code = ErrorCodes.Cancelled, Message = "The server is shutting down." });
-            }
-        }
-
-        await Task.WhenAll(_workers).ConfigureAwait(false);
-        _stopping.Dispose();
-    }
-
-    private sealed class Job(JobRequest request, int retainOutputChars, IJobObserver? observer) : IJobOutput
-    {
-        private readonly CancellationTokenSource _cts = new();
-        private readonly object _gate = new();
-        private readonly List<OutputChunk> _output = [];
-        private int _retained;
-        private JobState _state = JobState.Queued;
-        private DateTimeOffset? _started;
-        private DateTimeOffset? _completed;
-        private JobOutcome? _outcome;
-
-        public JobRequest Request { get; } = request;
-
-        // Only when nobody observes: a channel costs several allocations per call.
-        public Channel<JobEvent>? Events { get; } = observer is null ? Channel.CreateUnbounded<JobEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false }) : null;
-
-        public CancellationToken Token => _cts.Token;
-
-        public bool TryStart()
-        {
-            lock (_gate)
-            {
-                if (_state != JobState.Queued) return false;
-                _state = JobState.Running;
-                _started = DateTimeOffset.UtcNow;
-            }
-
-            Events?.Writer.TryWrite(new JobEvent(JobEventKind.Started));
-            return true;
-        }
-
-        public bool Cancel()
-        {
-            lock (_gate)
-            {
-                if (_state is not (JobState.Queued or JobState.Running)) return false;
+                if (job.TryLease(workerId, leaseDuration) is { } lease)
+                {
+                    if (leaseDuration != Timeout.InfiniteTimeSpan) EnsureLeaseSweeper(leaseDuration);
+                    return lease;
+                }
             }
 
             try
             {
-                _cts.Cancel();
+                if (!await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false)) return null;
             }
-            catch (ObjectDisposedException)
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
-                return false;
+                return null;
+            }
+        }
+    }
+
+    private void EnsureLeaseSweeper(TimeSpan leaseDuration)
+    {
+        if (_leaseSweeper is not null || _disposed) return;
+        TimeSpan period = TimeSpan.FromMilliseconds(Math.Clamp(leaseDuration.TotalMilliseconds / 4, 10, 1000));
+        var timer = new Timer(static s => ((InMemoryJobQueue)s!).SweepLeases(), this, period, period);
+        if (Interlocked.CompareExchange(ref _leaseSweeper, timer, null) is not null) timer.Dispose();
+    }
+
+    private void SweepLeases()
+    {
+        DateTimeOffset now = DateTimeOffset.UtcNow;
+        foreach (Job job in _jobs.Values)
+        {
+            if (job.LeaseLapsed(now))
+            {
+                _pending.Writer.TryWrite(job); // delivered again, to the next worker that asks
+            }
+        }
+    }
+
+    private void Finished(Job job)
+    {
+        Interlocked.Add(ref _retainedBytes, job.RetainedBytes + RecordOverheadBytes);
+        lock (_retentionGate) _finished.Enqueue(job);
+        Trim();
+    }
+
+    /// <summary>Forgets finished jobs past the retention age, and the oldest while over the byte budget.</summary>
+    private void Trim()
+    {
+        JobRetention retention = _options.Retention;
+        DateTimeOffset oldest = DateTimeOffset.UtcNow - retention.MaxAge;
+        lock (_retentionGate)
+        {
+            while (_finished.TryPeek(out Job? head) && (head.CompletedAt < oldest || Volatile.Read(ref _retainedBytes) > retention.MaxBytes))
+            {
+                _finished.Dequeue();
+                _jobs.TryRemove(head.Request.Id, out _);
+                Interlocked.Add(ref _retainedBytes, -(head.RetainedBytes + RecordOverheadBytes));
+            }
+        }
+    }
+
+    /// <summary>Stops handing out jobs; queued jobs end cancelled and running ones have their tokens cancelled.</summary>
+    public ValueTask DisposeAsync()
+    {
+        if (_disposed) return default;
+        _disposed = true;
+        _pending.Writer.TryComplete();
+        _leaseSweeper?.Dispose();
+        foreach (Job job in _jobs.Values)
+        {
+            job.Cancel(deadline: false, message: "The server is shutting down.");
+        }
+
+        return default;
+    }
+
+    /// <summary>One job: its request, state, recorded events and observers. Everything under its own lock.</summary>
+    private sealed class Job(InMemoryJobQueue queue, JobRequest request, IJobObserver? observer) : IDisposable
+    {
+        private readonly CancellationTokenSource _cancel = new();
+        private IJobObserver? _observer = observer;
+        private List<IJobObserver>? _watchers;
+        private Queue<JobEvent>? _events;
+        private long _recordedOutput;
+        private long _sequence;
+        private JobState _state = JobState.Queued;
+        private int _attempts;
+        private string? _worker;
+        private DateTimeOffset? _started;
+        private Lease? _lease;
+        private JobOutcome? _outcome;
+        private bool _released;
+        private Timer? _deadlineTimer;
+
+        public JobRequest Request { get; private set; } = request;
+
+        public DateTimeOffset CompletedAt { get; private set; }
+
+        public long RetainedBytes { get; private set; }
+
+        public void ArmDeadline(DateTimeOffset deadline)
+        {
+            TimeSpan due = deadline - DateTimeOffset.UtcNow;
+            if (due <= TimeSpan.Zero)
+            {
+                Cancel(deadline: true, message: null);
+                return;
+            }
+
+            // Past the deadline a queued job ends at once; a running one's token fires (the executor reports the timeout).
+            _deadlineTimer = new Timer(static s => ((Job)s!).Cancel(deadline: true, message: null), this, due, Timeout.InfiniteTimeSpan);
+        }
+
+        public Lease? TryLease(string workerId, TimeSpan duration)
+        {
+            lock (this)
+            {
+                if (_state != JobState.Queued) return null;
+                if (Request.Deadline is { } deadline && deadline <= DateTimeOffset.UtcNow)
+                {
+                    CompleteLocked(JobOutcome.DeadlinePassed(Request, whileQueued: true));
+                    return null;
+                }
+
+                _state = JobState.Running;
+                _attempts++;
+                _worker = workerId;
+                _started ??= DateTimeOffset.UtcNow;
+                _lease = new Lease(this, Request, _attempts, duration);
+                if (_attempts > 1) Publish(new JobEvent(++_sequence, JobEventKind.Started, Attempt: _attempts));
+                return _lease;
+            }
+        }
+
+        public bool LeaseLapsed(DateTimeOffset now)
+        {
+            lock (this)
+            {
+                if (_state != JobState.Running || _lease is not { } lease || lease.ExpiresAt > now) return false;
+                lease.Lose();
+                _lease = null;
+                _state = JobState.Queued;
+                return true;
+            }
+        }
+
+        public void Abandon(Lease lease)
+        {
+            lock (this)
+            {
+                if (_lease != lease) return;
+                _lease = null;
+                _state = JobState.Queued;
+                if (!queue._pending.Writer.TryWrite(this))
+                {
+                    CompleteLocked(JobOutcome.CancelledBy(Request, whileQueued: false) with { Error = new RemoteError { Code = Protocol.ErrorCodes.Cancelled, Message = "The server is shutting down." } });
+                }
+            }
+        }
+
+        public bool Renew(Lease lease)
+        {
+            lock (this)
+            {
+                if (_lease != lease) return false;
+                lease.Extend();
+                return true;
+            }
+        }
+
+        public void Write(Lease lease, OutputStream stream, string text)
+        {
+            lock (this)
+            {
+                if (_lease != lease) return;
+                var e = new JobEvent(++_sequence, JobEventKind.Output, stream, text);
+                _events ??= new Queue<JobEvent>();
+                _events.Enqueue(e);
+                _recordedOutput += text.Length;
+                while (_recordedOutput > queue._options.Retention.MaxOutputBytesPerJob && _events.TryDequeue(out JobEvent dropped))
+                {
+                    _recordedOutput -= dropped.Text?.Length ?? 0;
+                }
+
+                Publish(e);
+            }
+        }
+
+        public bool Complete(Lease lease, JobOutcome outcome)
+        {
+            lock (this)
+            {
+                if (_lease != lease) return false;
+                CompleteLocked(outcome);
             }
 
             return true;
         }
 
-        public bool TryCompleteIfQueued(RemoteError error)
+        private void CompleteLocked(JobOutcome outcome)
         {
-            lock (_gate)
+            if (_state.IsFinished()) return;
+            _outcome = outcome;
+            _state = outcome.State;
+            _lease = null;
+            CompletedAt = DateTimeOffset.UtcNow;
+            Request = Request with { Arguments = default }; // the arguments are not needed any more
+            RetainedBytes = _recordedOutput + outcome.Result.Length;
+            Publish(new JobEvent(++_sequence, JobEventKind.Completed, Outcome: outcome));
+            _observer = null;
+            _watchers = null;
+            _deadlineTimer?.Dispose();
+            _cancel.Dispose();
+            queue.Finished(this);
+        }
+
+        private void Publish(in JobEvent e)
+        {
+            _observer?.OnEvent(e);
+            if (_watchers is { } watchers)
             {
-                if (_state != JobState.Queued) return false;
+                foreach (IJobObserver w in watchers) w.OnEvent(e);
+            }
+        }
+
+        public bool Cancel(bool deadline, string? message)
+        {
+            Lease? running;
+            lock (this)
+            {
+                if (_state.IsFinished()) return false;
+                if (_state == JobState.Queued)
+                {
+                    JobOutcome outcome = deadline ? JobOutcome.DeadlinePassed(Request, whileQueued: true) : JobOutcome.CancelledBy(Request, whileQueued: true);
+                    CompleteLocked(message is null ? outcome : outcome with { Error = outcome.Error! with { Message = message } });
+                    return true;
+                }
+
+                running = _lease;
             }
 
-            Complete(JobOutcome.Failure(JobState.Cancelled, error));
+            // Outside the lock: the token's callbacks run the function's own cancellation code.
+            running?.Cancel();
             return true;
         }
 
-        public void Write(OutputStream stream, string text)
+        public long Release()
         {
-            lock (_gate)
+            lock (this)
             {
-                if (_outcome is not null) return;
-                if (_retained < retainOutputChars)
-                {
-                    _output.Add(new OutputChunk(stream, text));
-                    _retained += text.Length;
-                }
-
-                // Under the lock, so output never lands after the completion event.
-                if (observer is not null) observer.OnOutput(stream, text);
-                else Events!.Writer.TryWrite(new JobEvent(JobEventKind.Output, stream, text));
+                if (!_state.IsFinished() || _released) return 0;
+                _released = true;
+                long freed = _outcome!.Result.Length;
+                if (freed > 0) _outcome = _outcome.WithoutResult();
+                RetainedBytes -= freed;
+                return freed;
             }
         }
 
-        public void Complete(JobOutcome outcome)
+        public IDisposable Watch(long afterSequence, IJobObserver watcher)
         {
-            lock (_gate)
+            lock (this)
             {
-                if (_outcome is not null) return;
-                _outcome = outcome;
-                _state = outcome.State;
-                _completed = DateTimeOffset.UtcNow;
-                if (observer is not null)
+                watcher.OnAccepted(Request.Id);
+                if (_events is not null)
                 {
-                    observer.OnCompleted(outcome);
+                    foreach (JobEvent e in _events)
+                    {
+                        if (e.Sequence > afterSequence) watcher.OnEvent(e);
+                    }
                 }
-                else
-                {
-                    Events!.Writer.TryWrite(new JobEvent(JobEventKind.Completed, Outcome: outcome));
-                    Events.Writer.TryComplete();
-                }
-            }
 
-            _cts.Dispose();
+                if (_state.IsFinished())
+                {
+                    watcher.OnEvent(new JobEvent(_sequence, JobEventKind.Completed, Outcome: _released && _outcome!.Error is null ? Released(Request) : _outcome));
+                    return NoSubscription.Instance;
+                }
+
+                (_watchers ??= []).Add(watcher);
+                return new Unwatch(this, watcher);
+            }
         }
 
-        public JobSnapshot Snapshot()
+        public void Unsubscribe(IJobObserver watcher)
         {
-            lock (_gate)
+            lock (this) _watchers?.Remove(watcher);
+        }
+
+        // The submitter's subscription is the job itself: no allocation on the call path.
+        public void Dispose()
+        {
+            lock (this) _observer = null;
+        }
+
+        public JobInfo Info(bool withOutput)
+        {
+            lock (this)
             {
-                return new JobSnapshot
+                return new JobInfo
                 {
                     Id = Request.Id,
                     Function = Request.Function,
+                    Queue = queue.Name,
                     State = _state,
                     CreatedAt = Request.CreatedAt,
                     StartedAt = _started,
-                    CompletedAt = _completed,
-                    Output = [.. _output],
+                    CompletedAt = _state.IsFinished() ? CompletedAt : null,
+                    Deadline = Request.Deadline,
+                    Attempts = _attempts,
+                    Worker = _worker,
+                    Detached = Request.Detached,
+                    LastSequence = _sequence,
+                    Output = withOutput && _events is not null ? [.. _events.Where(e => e.Kind == JobEventKind.Output).Select(e => new OutputChunk(e.Stream, e.Text!))] : [],
                     Outcome = _outcome,
+                    ResultReleased = _released,
+                    RetainedBytes = _state.IsFinished() ? RetainedBytes : Request.Arguments.Length + _recordedOutput,
                 };
             }
+        }
+
+        public CancellationToken Token => _cancel.Token;
+
+        public void CancelToken()
+        {
+            try
+            {
+                _cancel.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // Finished meanwhile.
+            }
+        }
+    }
+
+    /// <summary>The outcome a watcher gets for a job whose result was delivered and released.</summary>
+    internal static JobOutcome Released(JobRequest request) => new()
+    {
+        State = JobState.Succeeded,
+        Error = new RemoteError
+        {
+            Code = Protocol.ErrorCodes.NotFound,
+            Message = $"Job {request.Id} ({request.Function}) succeeded, but its result was delivered to its caller and released. Submit the call as a job to keep its result for later.",
+        },
+    };
+
+    private sealed class Lease : JobLease
+    {
+        private readonly Job _job;
+        private readonly TimeSpan _duration;
+        private readonly CancellationTokenSource? _own;
+
+        public Lease(Job job, JobRequest request, int attempt, TimeSpan duration)
+            : this(job, request, attempt, duration, duration == Timeout.InfiniteTimeSpan ? null : CancellationTokenSource.CreateLinkedTokenSource(job.Token))
+        {
+        }
+
+        private Lease(Job job, JobRequest request, int attempt, TimeSpan duration, CancellationTokenSource? own)
+            : base(request, attempt, own?.Token ?? job.Token)
+        {
+            _job = job;
+            _duration = duration;
+            _own = own;
+            Extend();
+        }
+
+        public DateTimeOffset ExpiresAt { get; private set; }
+
+        public override TimeSpan? RenewEvery => _own is null ? null : _duration / 3;
+
+        public void Extend() => ExpiresAt = _own is null ? DateTimeOffset.MaxValue : DateTimeOffset.UtcNow + _duration;
+
+        public void Lose()
+        {
+            try
+            {
+                _own?.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+
+        public void Cancel()
+        {
+            if (_own is not null) Lose();
+            else _job.CancelToken();
+        }
+
+        public override void Write(OutputStream stream, string text) => _job.Write(this, stream, text);
+
+        public override ValueTask<bool> RenewAsync(CancellationToken cancellationToken = default) => new(_job.Renew(this));
+
+        public override ValueTask AbandonAsync(CancellationToken cancellationToken = default)
+        {
+            _job.Abandon(this);
+            return default;
+        }
+
+        public override ValueTask<bool> CompleteAsync(JobOutcome outcome, CancellationToken cancellationToken = default)
+        {
+            bool done = _job.Complete(this, outcome);
+            _own?.Dispose();
+            return new(done);
+        }
+    }
+
+    private sealed class Unwatch(Job job, IJobObserver watcher) : IDisposable
+    {
+        public void Dispose() => job.Unsubscribe(watcher);
+    }
+
+    private sealed class NoSubscription : IDisposable
+    {
+        public static readonly NoSubscription Instance = new();
+
+        public void Dispose()
+        {
         }
     }
 }

@@ -1,5 +1,3 @@
-using System.Threading.Channels;
-
 namespace IpyRpc.Jobs;
 
 /// <summary>Where a job is in its life.</summary>
@@ -7,7 +5,7 @@ public enum JobState
 {
     /// <summary>Waiting for a worker.</summary>
     Queued,
-    /// <summary>A worker is running it.</summary>
+    /// <summary>A worker holds it and runs it.</summary>
     Running,
     /// <summary>Finished with a result.</summary>
     Succeeded,
@@ -15,8 +13,38 @@ public enum JobState
     Failed,
     /// <summary>Cancelled before or while it ran.</summary>
     Cancelled,
-    /// <summary>Ran past its timeout.</summary>
+    /// <summary>Reached its deadline, queued or running.</summary>
     TimedOut,
+}
+
+/// <summary>Helpers on <see cref="JobState"/>.</summary>
+public static class JobStates
+{
+    /// <summary>Whether the job has ended (it has an outcome).</summary>
+    public static bool IsFinished(this JobState state) => state >= JobState.Succeeded;
+
+    /// <summary>The wire name: <c>queued</c>, <c>running</c>, <c>succeeded</c>, <c>failed</c>, <c>cancelled</c>, <c>timed_out</c>.</summary>
+    public static string WireName(this JobState state) => state switch
+    {
+        JobState.Queued => "queued",
+        JobState.Running => "running",
+        JobState.Succeeded => "succeeded",
+        JobState.Failed => "failed",
+        JobState.Cancelled => "cancelled",
+        _ => "timed_out",
+    };
+
+    /// <summary>The state named <paramref name="name"/> on the wire, or <see langword="null"/>.</summary>
+    public static JobState? Parse(string? name) => name switch
+    {
+        "queued" => JobState.Queued,
+        "running" => JobState.Running,
+        "succeeded" => JobState.Succeeded,
+        "failed" => JobState.Failed,
+        "cancelled" => JobState.Cancelled,
+        "timed_out" => JobState.TimedOut,
+        _ => null,
+    };
 }
 
 /// <summary>
@@ -25,13 +53,13 @@ public enum JobState
 /// </summary>
 public sealed record JobRequest
 {
-    /// <summary>The job's id, unique in its queue.</summary>
-    public required string Id { get; init; }
+    /// <summary>The job's id. Queues mint it on submit: whatever is set here is replaced.</summary>
+    public string Id { get; init; } = "";
 
     /// <summary>The exported function name.</summary>
     public required string Function { get; init; }
 
-    /// <summary>The encoded arguments (an array or a map).</summary>
+    /// <summary>The encoded arguments (an array or a map). Released as soon as the job finishes.</summary>
     public ReadOnlyMemory<byte> Arguments { get; init; }
 
     /// <summary>The serialization of <see cref="Arguments"/>.</summary>
@@ -40,11 +68,20 @@ public sealed record JobRequest
     /// <summary>The serialization the result is to be written in.</summary>
     public Serialization OutputSerialization { get; init; } = Serialization.MessagePack;
 
-    /// <summary>How long the job may run.</summary>
-    public TimeSpan? Timeout { get; init; }
+    /// <summary>
+    /// When the job must have finished, absolute: a timeout counts from the moment the server
+    /// received the call, time spent queued included. A job past it ends <see cref="JobState.TimedOut"/>.
+    /// </summary>
+    public DateTimeOffset? Deadline { get; init; }
 
-    /// <summary>When the job was created.</summary>
+    /// <summary>When the call was received.</summary>
     public DateTimeOffset CreatedAt { get; init; } = DateTimeOffset.UtcNow;
+
+    /// <summary>
+    /// Submitted as a job (rather than called): it outlives its submitter's connection and its
+    /// result is kept for whoever attaches, until the retention rules release it.
+    /// </summary>
+    public bool Detached { get; init; }
 }
 
 /// <summary>How a job ended: its state and either the encoded result or the error.</summary>
@@ -68,12 +105,31 @@ public sealed record JobOutcome
 
     /// <summary>An unsuccessful outcome.</summary>
     public static JobOutcome Failure(JobState state, RemoteError error) => new() { State = state, Error = error };
+
+    /// <summary>The outcome of a job whose deadline passed.</summary>
+    public static JobOutcome DeadlinePassed(JobRequest request, bool whileQueued) => Failure(JobState.TimedOut, new RemoteError
+    {
+        Code = Protocol.ErrorCodes.Timeout,
+        Message = whileQueued
+            ? $"{request.Function} reached its timeout (deadline {request.Deadline:O}) while it waited in the queue; it never ran."
+            : $"{request.Function} did not finish within its timeout (deadline {request.Deadline:O}).",
+    });
+
+    /// <summary>The outcome of a job cancelled by request.</summary>
+    public static JobOutcome CancelledBy(JobRequest request, bool whileQueued) => Failure(JobState.Cancelled, new RemoteError
+    {
+        Code = Protocol.ErrorCodes.Cancelled,
+        Message = whileQueued ? $"{request.Function} was cancelled before it started." : $"{request.Function} was cancelled.",
+    });
+
+    /// <summary>The same outcome without the result bytes, for a job whose result was released.</summary>
+    internal JobOutcome WithoutResult() => this with { Result = ReadOnlyMemory<byte>.Empty };
 }
 
 /// <summary>What kind of <see cref="JobEvent"/> it is.</summary>
 public enum JobEventKind
 {
-    /// <summary>A worker started the job.</summary>
+    /// <summary>A worker started the job (<see cref="JobEvent.Attempt"/> says which attempt: more than 1 after a redelivery).</summary>
     Started,
     /// <summary>The job wrote console output.</summary>
     Output,
@@ -81,20 +137,25 @@ public enum JobEventKind
     Completed,
 }
 
-/// <summary>Something that happened to a job, in the order it happened.</summary>
+/// <summary>
+/// Something that happened to a job, as its queue records it. Every event has a sequence number,
+/// 1, 2, 3… per job, so a watcher that saw events up to N can ask for the rest.
+/// </summary>
+/// <param name="Sequence">The event's place in the job's record.</param>
 /// <param name="Kind">What happened.</param>
 /// <param name="Stream">For output: which stream.</param>
 /// <param name="Text">For output: the text.</param>
 /// <param name="Outcome">For completion: how it ended.</param>
-public readonly record struct JobEvent(JobEventKind Kind, OutputStream Stream = OutputStream.Stdout, string? Text = null, JobOutcome? Outcome = null);
+/// <param name="Attempt">For a start: which attempt it is (1 for the first).</param>
+public readonly record struct JobEvent(long Sequence, JobEventKind Kind, OutputStream Stream = OutputStream.Stdout, string? Text = null, JobOutcome? Outcome = null, int Attempt = 0);
 
 /// <summary>A piece of a job's recorded output.</summary>
 /// <param name="Stream">Which stream.</param>
 /// <param name="Text">The text.</param>
 public readonly record struct OutputChunk(OutputStream Stream, string Text);
 
-/// <summary>A job as it stands: for <c>jobs</c> listings and for callers that reconnect.</summary>
-public sealed record JobSnapshot
+/// <summary>A job as it stands: for listings, status queries and callers that come back.</summary>
+public sealed record JobInfo
 {
     /// <summary>The id.</summary>
     public required string Id { get; init; }
@@ -102,26 +163,83 @@ public sealed record JobSnapshot
     /// <summary>The function.</summary>
     public required string Function { get; init; }
 
+    /// <summary>The queue holding it.</summary>
+    public string Queue { get; init; } = "";
+
     /// <summary>The state.</summary>
     public required JobState State { get; init; }
 
-    /// <summary>When it was queued.</summary>
+    /// <summary>When it was received.</summary>
     public DateTimeOffset CreatedAt { get; init; }
 
-    /// <summary>When a worker started it.</summary>
+    /// <summary>When a worker first started it.</summary>
     public DateTimeOffset? StartedAt { get; init; }
 
     /// <summary>When it ended.</summary>
     public DateTimeOffset? CompletedAt { get; init; }
 
-    /// <summary>The output recorded so far.</summary>
+    /// <summary>Its deadline, if it has one.</summary>
+    public DateTimeOffset? Deadline { get; init; }
+
+    /// <summary>How many times a worker has started it (more than 1 after a lease lapsed and it was redelivered).</summary>
+    public int Attempts { get; init; }
+
+    /// <summary>The worker running it (or that ran it last).</summary>
+    public string? Worker { get; init; }
+
+    /// <summary>Whether it was submitted as a job (it survives its submitter's connection).</summary>
+    public bool Detached { get; init; }
+
+    /// <summary>The sequence number of its last recorded event.</summary>
+    public long LastSequence { get; init; }
+
+    /// <summary>The output recorded so far, when asked for (<c>withOutput</c>).</summary>
     public IReadOnlyList<OutputChunk> Output { get; init; } = [];
 
-    /// <summary>How it ended, once it has.</summary>
+    /// <summary>How it ended, once it has. The result bytes are empty once the result was released.</summary>
     public JobOutcome? Outcome { get; init; }
+
+    /// <summary>Whether its result has been released (delivered to its only caller, or dropped by retention).</summary>
+    public bool ResultReleased { get; init; }
+
+    /// <summary>Bytes the queue keeps for it: arguments (until it finishes), result (until released) and recorded output.</summary>
+    public long RetainedBytes { get; init; }
 }
 
-/// <summary>A queued job as its submitter holds it: the id and, when no observer was given, its live events.</summary>
-/// <param name="JobId">The job's id.</param>
-/// <param name="Events">Started, output and completed events as they happen, completing after <see cref="JobEventKind.Completed"/>; <see langword="null"/> when an observer receives them instead.</param>
-public sealed record JobTicket(string JobId, ChannelReader<JobEvent>? Events);
+/// <summary>What <see cref="IJobQueue.ListAsync"/> returns.</summary>
+public sealed record JobQuery
+{
+    /// <summary>Only jobs in this state.</summary>
+    public JobState? State { get; init; }
+
+    /// <summary>Only jobs whose function matches this glob.</summary>
+    public string? Function { get; init; }
+
+    /// <summary>At most this many, newest first.</summary>
+    public int Limit { get; init; } = 100;
+
+    /// <summary>Whether a job in <paramref name="state"/> of <paramref name="function"/> passes the filter.</summary>
+    public bool Matches(JobState state, string function)
+        => (State is null || State == state) && (Function is null || Glob.IsMatch(Function, function));
+}
+
+/// <summary>A submitted job as its submitter holds it: the id and, when it gave an observer, the subscription to stop observing.</summary>
+/// <param name="JobId">The id the queue minted.</param>
+/// <param name="Subscription">Stops the observer given to <see cref="IJobQueue.SubmitAsync"/> (the job goes on); <see langword="null"/> when none was given.</param>
+public readonly record struct JobTicket(string JobId, IDisposable? Subscription);
+
+/// <summary>How long finished jobs are remembered, and how many bytes of theirs are kept.</summary>
+public sealed record JobRetention
+{
+    /// <summary>A finished job is forgotten this long after it ended.</summary>
+    public TimeSpan MaxAge { get; init; } = TimeSpan.FromHours(24);
+
+    /// <summary>
+    /// The most bytes of results and recorded output kept over all finished jobs. Past it, the
+    /// oldest finished jobs lose their results and output first (their records stay until <see cref="MaxAge"/>).
+    /// </summary>
+    public long MaxBytes { get; init; } = 512L * 1024 * 1024;
+
+    /// <summary>The most output kept in one job's record; past it the oldest output is dropped (the live stream is not limited).</summary>
+    public long MaxOutputBytesPerJob { get; init; } = 8L * 1024 * 1024;
+}

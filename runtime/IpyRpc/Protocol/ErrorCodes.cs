@@ -34,6 +34,9 @@ public static class ErrorCodes
     /// <summary>The connection dropped while the call was in flight; it may or may not have run (JSON-RPC -32007).</summary>
     public const string ConnectionLost = "connection_lost";
 
+    /// <summary>A job (or other stored thing) asked for by id is not known, or no longer kept; the message says which and why (JSON-RPC -32008).</summary>
+    public const string NotFound = "not_found";
+
     /// <summary>The JSON-RPC 2.0 error code for an IpyRpc error code.</summary>
     public static int ToJsonRpc(string code) => code switch
     {
@@ -50,6 +53,7 @@ public static class ErrorCodes
         UnsupportedVersion => -32005,
         UnsupportedSerialization => -32006,
         ConnectionLost => -32007,
+        NotFound => -32008,
         _ => -32603,
     };
 }

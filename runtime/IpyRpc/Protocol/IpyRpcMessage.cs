@@ -24,8 +24,14 @@ public sealed record IpyRpcMessage
     /// <summary>The console stream of an output message.</summary>
     public OutputStream Stream { get; init; }
 
-    /// <summary>The id of the job a call became (results, errors, output).</summary>
+    /// <summary>The id of the job a call became (results, errors, output), or the job a submit, attach, status or cancel is about.</summary>
     public string? JobId { get; init; }
+
+    /// <summary>For output: its sequence number in the job's record (a later attach can continue after it).</summary>
+    public long? Sequence { get; init; }
+
+    /// <summary>For attach: replay the job's recorded events after this sequence number (0 or absent: all of them).</summary>
+    public long? After { get; init; }
 
     /// <summary>Protocol versions offered (client hello) or the one chosen (server hello: one element).</summary>
     public IReadOnlyList<int>? Versions { get; init; }

@@ -16,7 +16,7 @@ public static class MessageCodec
     /// <summary>The bytes before a framed message's header: <c>u32 header_size</c> and <c>u64 data_size</c>.</summary>
     public const int FramePrefixBytes = 12;
 
-    private static readonly string[] KindNames = ["hello", "describe", "call", "result", "error", "output", "cancel", "event", "ping", "pong"];
+    private static readonly string[] KindNames = ["hello", "describe", "call", "result", "error", "output", "cancel", "event", "ping", "pong", "submit", "attach", "status", "list"];
     private static readonly byte[][] KindBytes = [.. KindNames.Select(System.Text.Encoding.ASCII.GetBytes)];
 
     /// <summary>The wire name of a kind.</summary>
@@ -31,7 +31,8 @@ public static class MessageCodec
         var w = new MessagePackWriter(output);
         int count = 4 + (message.Function is null ? 0 : 1) + (message.TimeoutMs is null ? 0 : 1)
             + (message.Kind == MessageKind.Output ? 1 : 0) + (message.JobId is null ? 0 : 1)
-            + (message.Versions is null ? 0 : 1) + (message.Agent is null ? 0 : 1);
+            + (message.Versions is null ? 0 : 1) + (message.Agent is null ? 0 : 1)
+            + (message.Sequence is null ? 0 : 1) + (message.After is null ? 0 : 1);
         w.WriteMapHeader(count);
         w.WriteString("v"u8);
         w.Write(ProtocolVersion.Current);
@@ -63,6 +64,18 @@ public static class MessageCodec
         {
             w.WriteString("job"u8);
             w.Write(message.JobId);
+        }
+
+        if (message.Sequence is long seq)
+        {
+            w.WriteString("seq"u8);
+            w.Write(seq);
+        }
+
+        if (message.After is long after)
+        {
+            w.WriteString("from"u8);
+            w.Write(after);
         }
 
         if (message.Versions is not null)
@@ -114,7 +127,7 @@ public static class MessageCodec
             int? version = null;
             MessageKind? kind = null;
             string? fn = null, job = null, agent = null;
-            long? timeout = null;
+            long? timeout = null, seq = null, after = null;
             var stream = OutputStream.Stdout;
             var ser = Serialization.MessagePack;
             List<int>? versions = null;
@@ -137,6 +150,8 @@ public static class MessageCodec
                 else if (key.SequenceEqual("stream"u8)) stream = r.ReadStringSpan().SequenceEqual("stderr"u8) ? OutputStream.Stderr : OutputStream.Stdout;
                 else if (key.SequenceEqual("job"u8)) job = r.ReadString();
                 else if (key.SequenceEqual("agent"u8)) agent = r.ReadString();
+                else if (key.SequenceEqual("seq"u8)) seq = r.TryReadNil() ? null : r.ReadInt64();
+                else if (key.SequenceEqual("from"u8)) after = r.TryReadNil() ? null : r.ReadInt64();
                 else if (key.SequenceEqual("versions"u8))
                 {
                     int count = r.ReadArrayHeader();
@@ -156,9 +171,14 @@ public static class MessageCodec
                 throw new ProtocolException(ErrorCodes.BadMessage, "The header has no protocol version \"v\"", id);
             }
 
-            if (kind == MessageKind.Call && string.IsNullOrEmpty(fn))
+            if (kind is MessageKind.Call or MessageKind.Submit && string.IsNullOrEmpty(fn))
             {
-                throw new ProtocolException(ErrorCodes.BadMessage, "A call needs the function name in \"fn\"", id);
+                throw new ProtocolException(ErrorCodes.BadMessage, $"A {KindName(kind.Value)} needs the function name in \"fn\"", id);
+            }
+
+            if (kind is MessageKind.Attach or MessageKind.Status && string.IsNullOrEmpty(job))
+            {
+                throw new ProtocolException(ErrorCodes.BadMessage, $"A \"{KindName(kind.Value)}\" message needs the job's id in \"job\"", id);
             }
 
             return new IpyRpcMessage
@@ -172,6 +192,8 @@ public static class MessageCodec
                 JobId = job,
                 Versions = versions,
                 Agent = agent,
+                Sequence = seq,
+                After = after,
                 Parts = parts,
             };
         }

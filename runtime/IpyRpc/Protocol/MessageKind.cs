@@ -23,4 +23,12 @@ public enum MessageKind
     Ping,
     /// <summary>The answer to <see cref="Ping"/>.</summary>
     Pong,
+    /// <summary>Queues a call as a job without waiting for it; answered at once by a <see cref="Result"/> holding the job's info.</summary>
+    Submit,
+    /// <summary>Follows a job by id: its recorded output is replayed, then the rest arrives live, then its outcome, as for a call.</summary>
+    Attach,
+    /// <summary>Asks for a job's info by id; answered by a <see cref="Result"/>.</summary>
+    Status,
+    /// <summary>Asks for the jobs the server's queues remember; answered by a <see cref="Result"/> holding an array of job infos.</summary>
+    List,
 }

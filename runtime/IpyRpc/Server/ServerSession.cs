@@ -5,16 +5,18 @@ namespace IpyRpc;
 
 /// <summary>
 /// The server's side of one connection: answers hellos and describes, turns calls into jobs and
-/// relays their output and outcome, cancels on request. Transports create one per peer and feed
-/// it messages; it sends through the callback it was given, which may be called concurrently.
+/// relays their output and outcome, serves the job messages (submit, attach, status, list, cancel).
+/// Transports create one per peer and feed it messages; it sends through the callback it was given,
+/// which may be called concurrently.
 /// </summary>
 public sealed class ServerSession : IAsyncDisposable
 {
     private readonly IpyRpcServer _server;
     private readonly Func<IpyRpcMessage, CancellationToken, ValueTask> _send;
-    // Sessions are made per HTTP request, so they stay small: a plain dictionary under a lock, no token source.
-    private readonly Dictionary<ulong, (IJobQueue Queue, string JobId)> _inFlight = [];
-    private volatile bool _closed;
+    // Calls and attaches of this connection by request id: what a cancel or a disconnect acts on.
+    private readonly Dictionary<ulong, Relay> _inFlight = [];
+    private List<(IJobQueue Queue, string JobId)>? _tiedJobs;
+    private bool _closed;
 
     internal ServerSession(IpyRpcServer server, Func<IpyRpcMessage, CancellationToken, ValueTask> send)
     {
@@ -22,7 +24,7 @@ public sealed class ServerSession : IAsyncDisposable
         _send = send;
     }
 
-    /// <summary>How many calls of this session are running or queued.</summary>
+    /// <summary>How many calls and attaches of this session are still in flight.</summary>
     public int InFlight
     {
         get
@@ -42,35 +44,29 @@ public sealed class ServerSession : IAsyncDisposable
                     await HelloAsync(message).ConfigureAwait(false);
                     break;
                 case MessageKind.Describe:
-                    await SendAsync(new IpyRpcMessage
-                    {
-                        Kind = MessageKind.Result,
-                        Id = message.Id,
-                        Serialization = message.Serialization,
-                        Parts = [DescriptorCodec.Encode(_server.Functions, message.Serialization)],
-                    }).ConfigureAwait(false);
+                    await ReplyAsync(message, DescriptorCodec.Encode(_server.Functions, message.Serialization)).ConfigureAwait(false);
                     break;
                 case MessageKind.Call:
+                case MessageKind.Submit:
                     await CallAsync(message).ConfigureAwait(false);
                     break;
+                case MessageKind.Attach:
+                    await AttachAsync(message).ConfigureAwait(false);
+                    break;
+                case MessageKind.Status:
+                    await StatusAsync(message).ConfigureAwait(false);
+                    break;
+                case MessageKind.List:
+                    await ListAsync(message).ConfigureAwait(false);
+                    break;
                 case MessageKind.Cancel:
-                    (IJobQueue Queue, string JobId) job;
-                    bool found;
-                    lock (_inFlight) found = _inFlight.TryGetValue(message.Id, out job);
-                    if (found)
-                    {
-                        await job.Queue.CancelAsync(job.JobId).ConfigureAwait(false);
-                    }
-
+                    await CancelAsync(message).ConfigureAwait(false);
                     break;
                 case MessageKind.Ping:
-                    await SendAsync(new IpyRpcMessage { Kind = MessageKind.Pong, Id = message.Id }).ConfigureAwait(false);
+                    await IgnoreResult(SendAsync(new IpyRpcMessage { Kind = MessageKind.Pong, Id = message.Id })).ConfigureAwait(false);
                     break;
-                case MessageKind.Event:
-                case MessageKind.Pong:
-                    break; // no reply is ever due
                 default:
-                    // Results, errors and output answer calls the server made; it has made none.
+                    // Events and pongs need no reply; results, errors and output would answer calls the server made, and it has made none.
                     break;
             }
         }
@@ -97,15 +93,16 @@ public sealed class ServerSession : IAsyncDisposable
             });
         }
 
-        return SendAsync(new IpyRpcMessage { Kind = MessageKind.Hello, Id = message.Id, Versions = [chosen], Agent = _server.Options.Agent });
+        return IgnoreResult(SendAsync(new IpyRpcMessage { Kind = MessageKind.Hello, Id = message.Id, Versions = [chosen], Agent = _server.Options.Agent }));
     }
 
     private async ValueTask CallAsync(IpyRpcMessage message)
     {
+        DateTimeOffset received = DateTimeOffset.UtcNow;
         string name = message.Function!;
         if (_server.Find(name) is null)
         {
-            await ReplyErrorAsync(message.Id, message.Serialization, _server.UnknownFunction(name)).ConfigureAwait(false);
+            await ReplyErrorAsync(message.Id, message.Serialization, _server.Registry.UnknownFunction(name)).ConfigureAwait(false);
             return;
         }
 
@@ -130,83 +127,305 @@ public sealed class ServerSession : IAsyncDisposable
             return;
         }
 
-        bool reused;
-        lock (_inFlight) reused = _inFlight.ContainsKey(message.Id);
-        if (reused)
+        if (message.TimeoutMs is < 0)
         {
-            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError
-            {
-                Code = ErrorCodes.BadMessage,
-                Message = $"Call id {message.Id} is already in use by a call that has not finished.",
-            }).ConfigureAwait(false);
-            return;
+            throw new ProtocolException(ErrorCodes.BadMessage, $"timeout_ms must be a positive number of milliseconds (or absent for none), not {message.TimeoutMs}.", message.Id);
         }
 
+        // Deadlines are absolute and count from now: time spent queued is part of the timeout.
         TimeSpan? timeout = options.Timeout;
-        if (message.TimeoutMs is long ms and > 0)
+        if (message.TimeoutMs is long ms and > 0 && ms < (long)(DateTimeOffset.MaxValue - received).TotalMilliseconds)
         {
             TimeSpan asked = TimeSpan.FromMilliseconds(ms);
             timeout = timeout is { } t && t < asked ? t : asked;
         }
 
-        Serialization output = options.OutputSerialization is { } o and not Serialization.Auto ? o : message.Serialization;
-        IJobQueue queue = _server.QueueFor(options);
-        string jobId = queue is InMemoryJobQueue memory ? memory.NewId() : Guid.NewGuid().ToString("N");
+        bool detached = message.Kind == MessageKind.Submit;
         var request = new JobRequest
         {
-            Id = jobId,
             Function = name,
             Arguments = message.Body,
             InputSerialization = message.Serialization,
-            OutputSerialization = output,
-            Timeout = timeout,
+            OutputSerialization = options.OutputSerialization is { } o and not Serialization.Auto ? o : message.Serialization,
+            Deadline = timeout is { } limit && limit < DateTimeOffset.MaxValue - received ? received + limit : null,
+            CreatedAt = received,
+            Detached = detached,
         };
+        IJobQueue queue = _server.QueueFor(options);
+        if (detached)
+        {
+            await SubmitAsync(message, queue, request, options).ConfigureAwait(false);
+            return;
+        }
 
-        lock (_inFlight) _inFlight[message.Id] = (queue, jobId);
+        var relay = new Relay(this, message.Id, queue, cancelOnDisconnect: options.CancelOnDisconnect ?? true, release: true);
+        if (!TryAdd(relay))
+        {
+            return;
+        }
+
         try
         {
-            await queue.EnqueueAsync(request, new CallRelay(this, message.Id, jobId)).ConfigureAwait(false);
+            JobTicket ticket = await queue.SubmitAsync(request, relay).ConfigureAwait(false);
+            relay.Subscription = ticket.Subscription;
         }
         catch (Exception e) when (e is ObjectDisposedException or OperationCanceledException or InvalidOperationException)
         {
-            lock (_inFlight) _inFlight.Remove(message.Id);
+            Remove(relay);
             await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.Cancelled, Message = "The server is shutting down: " + e.Message }).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // A durable queue's store is unreachable: the call was not queued.
+            Remove(relay);
+            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.Internal, Message = $"The call could not be queued on \"{queue.Name}\": {e.Message}" }).ConfigureAwait(false);
         }
     }
 
-    private static IpyRpcMessage Final(ulong id, string jobId, JobOutcome outcome)
+    private async ValueTask SubmitAsync(IpyRpcMessage message, IJobQueue queue, JobRequest request, FunctionOptions options)
     {
-        return outcome.State == JobState.Succeeded
-            ? new IpyRpcMessage { Kind = MessageKind.Result, Id = id, JobId = jobId, Serialization = outcome.ResultSerialization, Parts = [outcome.Result] }
-            : ErrorMessage(id, outcome.ResultSerialization, outcome.Error!, jobId);
+        JobInfo info;
+        try
+        {
+            JobTicket ticket = await queue.SubmitAsync(request).ConfigureAwait(false);
+            info = await queue.GetAsync(ticket.JobId).ConfigureAwait(false) ?? new JobInfo { Id = ticket.JobId, Function = request.Function, Queue = queue.Name, State = JobState.Queued, CreatedAt = request.CreatedAt, Detached = true };
+            if (options.CancelOnDisconnect == true)
+            {
+                lock (_inFlight) (_tiedJobs ??= []).Add((queue, ticket.JobId));
+            }
+        }
+        catch (Exception e) when (e is not ProtocolException)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.Internal, Message = $"The job could not be queued on \"{queue.Name}\": {e.Message}" }).ConfigureAwait(false);
+            return;
+        }
+
+        await ReplyAsync(message, JobCodec.Encode(JobCodec.ToMap(info), message.Serialization), info.Id).ConfigureAwait(false);
+    }
+
+    private async ValueTask AttachAsync(IpyRpcMessage message)
+    {
+        string jobId = message.JobId!;
+        if (await _server.FindJobAsync(jobId, withOutput: false, CancellationToken.None).ConfigureAwait(false) is not { } found)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, UnknownJob(jobId), jobId).ConfigureAwait(false);
+            return;
+        }
+
+        var relay = new Relay(this, message.Id, found.Queue, cancelOnDisconnect: false, release: false);
+        if (!TryAdd(relay))
+        {
+            return;
+        }
+
+        IDisposable? subscription = await found.Queue.WatchAsync(jobId, message.After ?? 0, relay).ConfigureAwait(false);
+        if (subscription is null)
+        {
+            Remove(relay);
+            await ReplyErrorAsync(message.Id, message.Serialization, UnknownJob(jobId), jobId).ConfigureAwait(false);
+            return;
+        }
+
+        relay.Subscription = subscription;
+    }
+
+    private async ValueTask StatusAsync(IpyRpcMessage message)
+    {
+        string jobId = message.JobId!;
+        if (await _server.FindJobAsync(jobId, withOutput: message.After is not null, CancellationToken.None).ConfigureAwait(false) is not { } found)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, UnknownJob(jobId), jobId).ConfigureAwait(false);
+            return;
+        }
+
+        await ReplyAsync(message, JobCodec.Encode(JobCodec.ToMap(found.Info), message.Serialization), jobId).ConfigureAwait(false);
+    }
+
+    private async ValueTask ListAsync(IpyRpcMessage message)
+    {
+        JobQuery query;
+        try
+        {
+            query = ParseQuery(JobCodec.Decode(message.Body.Span, message.Serialization));
+        }
+        catch (Exception e) when (e is Formatting.IpyRpcSerializationException or System.Text.Json.JsonException or ArgumentException)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.InvalidArguments, Message = "A list filter is a map with optional \"state\", \"function\" (a glob) and \"limit\": " + e.Message }).ConfigureAwait(false);
+            return;
+        }
+
+        var all = new List<JobInfo>();
+        foreach (IJobQueue q in _server.Queues)
+        {
+            all.AddRange(await q.ListAsync(query).ConfigureAwait(false));
+        }
+
+        object?[] listed = [.. all.OrderByDescending(j => j.CreatedAt).Take(query.Limit).Select(j => (object?)JobCodec.ToMap(j))];
+        await ReplyAsync(message, JobCodec.Encode(listed, message.Serialization)).ConfigureAwait(false);
+    }
+
+    private static JobQuery ParseQuery(object? filter)
+    {
+        if (filter is null) return new JobQuery();
+        if (filter is not Dictionary<string, object?> map) throw new ArgumentException("the filter is not a map");
+        JobState? state = null;
+        if (map.GetValueOrDefault("state") is string s)
+        {
+            state = JobStates.Parse(s) ?? throw new ArgumentException($"\"{s}\" is not a job state (queued, running, succeeded, failed, cancelled, timed_out)");
+        }
+
+        string? function = map.GetValueOrDefault("function") as string;
+        if (function is not null) Glob.Validate(function);
+        int limit = map.GetValueOrDefault("limit") is long l ? (int)Math.Clamp(l, 1, 10_000) : 100;
+        return new JobQuery { State = state, Function = function, Limit = limit };
+    }
+
+    private async ValueTask CancelAsync(IpyRpcMessage message)
+    {
+        if (message.JobId is { } jobId)
+        {
+            // Cancel a job by id: answered, so the caller learns whether it was still running.
+            bool cancelled = false;
+            if (await _server.FindJobAsync(jobId, withOutput: false, CancellationToken.None).ConfigureAwait(false) is { } found)
+            {
+                cancelled = await found.Queue.CancelAsync(jobId).ConfigureAwait(false);
+            }
+            else
+            {
+                await ReplyErrorAsync(message.Id, message.Serialization, UnknownJob(jobId), jobId).ConfigureAwait(false);
+                return;
+            }
+
+            await ReplyAsync(message, JobCodec.Encode(cancelled, message.Serialization), jobId).ConfigureAwait(false);
+            return;
+        }
+
+        // Cancel one of this connection's requests by its id: a call stops its job; an attach stops following (the job goes on).
+        Relay? relay;
+        lock (_inFlight) _inFlight.TryGetValue(message.Id, out relay);
+        if (relay is null) return;
+        if (relay.Releases)
+        {
+            if (relay.JobId is { } id) await relay.Queue.CancelAsync(id).ConfigureAwait(false);
+        }
+        else if (relay.StopFollowing())
+        {
+            Remove(relay);
+            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.Cancelled, Message = $"Stopped following job {relay.JobId}; the job goes on." }, relay.JobId).ConfigureAwait(false);
+        }
+    }
+
+    private static RemoteError UnknownJob(string jobId) => new()
+    {
+        Code = ErrorCodes.NotFound,
+        Message = $"No queue of this server knows job '{jobId}': it never existed here, or it finished longer ago than the queue's retention keeps jobs.",
+    };
+
+    private bool TryAdd(Relay relay)
+    {
+        bool added;
+        lock (_inFlight) added = _inFlight.TryAdd(relay.RequestId, relay);
+        if (!added)
+        {
+            _ = ReplyErrorAsync(relay.RequestId, Serialization.MessagePack, new RemoteError
+            {
+                Code = ErrorCodes.BadMessage,
+                Message = $"Request id {relay.RequestId} is already in use by a call that has not finished.",
+            });
+        }
+
+        return added;
+    }
+
+    private void Remove(Relay relay)
+    {
+        lock (_inFlight)
+        {
+            if (_inFlight.TryGetValue(relay.RequestId, out Relay? current) && current == relay) _inFlight.Remove(relay.RequestId);
+        }
     }
 
     /// <summary>
     /// Turns one job's events into messages to the caller, in order. A send that completes at once
-    /// (ZeroMQ, in-process) happens right on the worker's thread: no hop. One that does not (an
-    /// HTTP response write) queues the rest behind it.
+    /// (ZeroMQ, in-process) happens right on the thread that reported the event: no hop. One that
+    /// does not (an HTTP response write) queues the rest behind it.
     /// </summary>
-    private sealed class CallRelay(ServerSession session, ulong id, string jobId) : IJobObserver
+    private sealed class Relay(ServerSession session, ulong requestId, IJobQueue queue, bool cancelOnDisconnect, bool release) : IJobObserver
     {
         private readonly Queue<IpyRpcMessage> _pending = new();
         private bool _sending;
+        private bool _done;
 
-        public void OnOutput(OutputStream stream, string text) => Post(new IpyRpcMessage
+        public ulong RequestId => requestId;
+
+        public IJobQueue Queue => queue;
+
+        public string? JobId { get; private set; }
+
+        public IDisposable? Subscription { get; set; }
+
+        public bool CancelOnDisconnect => cancelOnDisconnect;
+
+        /// <summary>Whether this is a call whose result is released once delivered (an attach leaves it for others).</summary>
+        public bool Releases => release;
+
+        public void OnAccepted(string jobId) => JobId = jobId;
+
+        public void OnEvent(in JobEvent e)
         {
-            Kind = MessageKind.Output,
-            Id = id,
-            Stream = stream,
-            JobId = jobId,
-            Serialization = Serialization.MessagePack,
-            Parts = [System.Text.Encoding.UTF8.GetBytes(text)],
-        });
+            switch (e.Kind)
+            {
+                case JobEventKind.Output:
+                    Post(new IpyRpcMessage
+                    {
+                        Kind = MessageKind.Output,
+                        Id = requestId,
+                        Stream = e.Stream,
+                        JobId = JobId,
+                        Sequence = e.Sequence,
+                        Parts = [System.Text.Encoding.UTF8.GetBytes(e.Text!)],
+                    });
+                    break;
+                case JobEventKind.Started when e.Attempt > 1:
+                    Post(new IpyRpcMessage
+                    {
+                        Kind = MessageKind.Output,
+                        Id = requestId,
+                        Stream = OutputStream.Stderr,
+                        JobId = JobId,
+                        Sequence = e.Sequence,
+                        Parts = [System.Text.Encoding.UTF8.GetBytes($"[ipyrpc] job {JobId} was delivered again after its worker stopped answering (attempt {e.Attempt}); its output starts over.\n")],
+                    });
+                    break;
+                case JobEventKind.Completed:
+                    Post(Final(e.Outcome!));
+                    break;
+            }
+        }
 
-        public void OnCompleted(JobOutcome outcome) => Post(Final(id, jobId, outcome));
+        private IpyRpcMessage Final(JobOutcome outcome) => outcome.Error is null
+            ? new IpyRpcMessage { Kind = MessageKind.Result, Id = requestId, JobId = JobId, Serialization = outcome.ResultSerialization, Parts = [outcome.Result] }
+            : ErrorMessage(requestId, outcome.ResultSerialization, outcome.Error, JobId);
+
+        /// <summary>Stops following the job without an outcome; false when the outcome is already on its way.</summary>
+        public bool StopFollowing()
+        {
+            lock (_pending)
+            {
+                if (_done) return false;
+                _done = true;
+            }
+
+            Subscription?.Dispose();
+            return true;
+        }
 
         private void Post(IpyRpcMessage message)
         {
             lock (_pending)
             {
+                if (_done) return;
+                if (message.Kind is MessageKind.Result or MessageKind.Error) _done = true;
                 _pending.Enqueue(message);
                 if (_sending) return;
                 _sending = true;
@@ -229,57 +448,105 @@ public sealed class ServerSession : IAsyncDisposable
                     }
                 }
 
-                await session.SendAsync(next).ConfigureAwait(false);
+                bool sent = await session.SendAsync(next).ConfigureAwait(false);
                 if (next.Kind is MessageKind.Result or MessageKind.Error)
                 {
                     // In flight until its last message is handed to the transport, so a shutdown can wait for it.
-                    lock (session._inFlight) session._inFlight.Remove(id);
+                    session.Remove(this);
+                    if (release && sent && JobId is { } id)
+                    {
+                        // Delivered to the only caller that wanted it: the queue need not keep the result.
+                        await IgnoreFailures(queue.ReleaseAsync(id)).ConfigureAwait(false);
+                    }
                 }
             }
         }
     }
 
+    private ValueTask ReplyAsync(IpyRpcMessage request, byte[] body, string? jobId = null) => IgnoreResult(SendAsync(new IpyRpcMessage
+    {
+        Kind = MessageKind.Result,
+        Id = request.Id,
+        JobId = jobId,
+        Serialization = request.Serialization,
+        Parts = [body],
+    }));
+
     private ValueTask ReplyErrorAsync(ulong id, Serialization serialization, RemoteError error, string? jobId = null)
-        => SendAsync(ErrorMessage(id, serialization, error, jobId));
+        => IgnoreResult(SendAsync(ErrorMessage(id, serialization, error, jobId)));
 
     private static IpyRpcMessage ErrorMessage(ulong id, Serialization serialization, RemoteError error, string? jobId) => new()
     {
         Kind = MessageKind.Error,
         Id = id,
         JobId = jobId,
-        Serialization = serialization == Serialization.Json ? Serialization.Json : Serialization.MessagePack,
-        Parts = [error.Encode(serialization == Serialization.Json ? Serialization.Json : Serialization.MessagePack)],
+        Serialization = serialization,
+        Parts = [error.Encode(serialization)],
     };
 
-    private async ValueTask SendAsync(IpyRpcMessage message)
+    /// <summary>Sends a message; false when the connection closed under us (nothing is left to tell).</summary>
+    private async ValueTask<bool> SendAsync(IpyRpcMessage message)
     {
         try
         {
             // Sent even after close: a call cancelled by a shutdown still tells its caller so, where the transport is still up.
             ValueTask sending = _send(message, CancellationToken.None);
-            if (sending.IsCompletedSuccessfully) return;
-            await sending.ConfigureAwait(false);
+            if (!sending.IsCompletedSuccessfully) await sending.ConfigureAwait(false);
+            return true;
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or IpyRpcConnectionException or IOException)
         {
-            // The connection closed under us; nothing is left to tell.
+            return false;
         }
     }
 
-    /// <summary>Closes the session: its queued and running calls are cancelled, since no one is left to receive their results.</summary>
+    private static async ValueTask IgnoreResult(ValueTask<bool> sending) => await sending.ConfigureAwait(false);
+
+    private static async ValueTask IgnoreFailures(ValueTask task)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // A result left unreleased is dropped by the retention rules instead.
+        }
+    }
+
+    /// <summary>
+    /// Closes the session. Its plain calls are cancelled, since no one is left to receive their results
+    /// (unless <see cref="FunctionOptions.CancelOnDisconnect"/> is false: they run on and wait to be attached);
+    /// jobs it submitted run on (unless that option is true); attaches stop following.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        (IJobQueue Queue, string JobId)[] running;
+        Relay[] open;
+        (IJobQueue Queue, string JobId)[] tied;
         lock (_inFlight)
         {
             if (_closed && _inFlight.Count == 0) return;
             _closed = true;
-            running = [.. _inFlight.Values];
+            open = [.. _inFlight.Values];
+            tied = _tiedJobs is null ? [] : [.. _tiedJobs];
+            _tiedJobs = null;
         }
 
-        foreach ((IJobQueue queue, string jobId) in running)
+        foreach (Relay relay in open)
         {
-            await queue.CancelAsync(jobId).ConfigureAwait(false);
+            if (relay.Releases && relay.CancelOnDisconnect && relay.JobId is { } id)
+            {
+                await IgnoreFailures(new ValueTask(relay.Queue.CancelAsync(id).AsTask())).ConfigureAwait(false);
+            }
+            else if (relay.StopFollowing())
+            {
+                Remove(relay);
+            }
+        }
+
+        foreach ((IJobQueue queue, string jobId) in tied)
+        {
+            await IgnoreFailures(new ValueTask(queue.CancelAsync(jobId).AsTask())).ConfigureAwait(false);
         }
     }
 }

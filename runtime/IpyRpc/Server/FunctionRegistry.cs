@@ -1,0 +1,270 @@
+using IpyRpc.Jobs;
+using IpyRpc.Protocol;
+
+namespace IpyRpc;
+
+/// <summary>
+/// The functions a process can run, their glob config, and the executor that runs one as a job:
+/// find the function, bind the arguments, capture the output, honour the deadline. Servers and
+/// workers each hold one.
+/// </summary>
+internal sealed class FunctionRegistry(bool captureOutput, Action<string, FunctionOptions>? validate = null) : IJobExecutor
+{
+    private readonly object _gate = new();
+    private GlobConfig _config = new();
+    private Dictionary<string, IpyRpcFunction> _functions = new(StringComparer.Ordinal);
+    private Dictionary<string, FunctionOptions> _options = new(StringComparer.Ordinal);
+    private IReadOnlyList<FunctionDescriptor> _descriptors = [];
+
+    public IReadOnlyList<FunctionDescriptor> Descriptors => _descriptors;
+
+    public GlobConfig Configuration => _config;
+
+    public int Count => _functions.Count;
+
+    public IReadOnlyList<string> UnmatchedPatterns
+    {
+        get
+        {
+            lock (_gate) return _config.Unmatched(_functions.Keys);
+        }
+    }
+
+    public void Configure(GlobConfig config)
+    {
+        lock (_gate)
+        {
+            // Validate the merged config against the functions before it takes effect.
+            var merged = new GlobConfig();
+            merged.Add(_config);
+            merged.Add(config);
+            Rebuild(_functions, merged);
+            _config = merged;
+        }
+    }
+
+    public void Register(Type type)
+    {
+        GeneratedService service = FindService(type);
+        object? instance = null;
+        if (service.HasInstanceMethods)
+        {
+            instance = service.CreateInstance?.Invoke() ?? throw new ArgumentException(
+                $"{type.Name} has exported instance methods but no public parameterless constructor; register an instance: Register(new {type.Name}(...)).", nameof(type));
+        }
+
+        Register(service.CreateFunctions(instance));
+    }
+
+    public void Register(object instance)
+    {
+        ArgumentNullException.ThrowIfNull(instance);
+        switch (instance)
+        {
+            case Type type:
+                Register(type);
+                break;
+            case IpyRpcFunction function:
+                Register([function]);
+                break;
+            case IEnumerable<IpyRpcFunction> functions:
+                Register(functions);
+                break;
+            default:
+                Register(FindService(instance.GetType()).CreateFunctions(instance));
+                break;
+        }
+    }
+
+    public void Register(IEnumerable<IpyRpcFunction> functions)
+    {
+        lock (_gate)
+        {
+            var next = new Dictionary<string, IpyRpcFunction>(_functions, StringComparer.Ordinal);
+            foreach (IpyRpcFunction f in functions)
+            {
+                if (string.IsNullOrWhiteSpace(f.Name))
+                {
+                    throw new ArgumentException("A function needs a name.", nameof(functions));
+                }
+
+                if (!next.TryAdd(f.Name, f))
+                {
+                    throw new ArgumentException($"A function named \"{f.Name}\" is already registered.", nameof(functions));
+                }
+            }
+
+            Rebuild(next, _config);
+        }
+    }
+
+    public IpyRpcFunction? Find(string name) => _functions.TryGetValue(name, out IpyRpcFunction? f) ? f : null;
+
+    public FunctionOptions OptionsFor(string name) => _options.TryGetValue(name, out FunctionOptions? o) ? o : _config.Resolve(name);
+
+    private static GeneratedService FindService(Type type) => GeneratedServices.Find(type) ?? throw new ArgumentException(
+        $"{type.Name} has no generated IpyRpc functions. Mark its methods with [IpyRpcExport] and make sure the IpyRpc source generator runs for its project.",
+        nameof(type));
+
+    private void Rebuild(Dictionary<string, IpyRpcFunction> functions, GlobConfig config)
+    {
+        var options = new Dictionary<string, FunctionOptions>(StringComparer.Ordinal);
+        foreach (string name in functions.Keys)
+        {
+            options[name] = config.Resolve(name);
+            validate?.Invoke(name, options[name]);
+        }
+
+        _options = options;
+        _descriptors = [.. functions.Values.Select(f => f.Descriptor).OrderBy(d => d.Name, StringComparer.Ordinal)];
+        _functions = functions; // published last: readers take the dictionaries without the lock
+    }
+
+    /// <summary>A name close to <paramref name="name"/>, for "did you mean" hints.</summary>
+    public string? Suggest(string name)
+    {
+        string? best = null;
+        int bestDistance = int.MaxValue;
+        foreach (string candidate in _functions.Keys)
+        {
+            int d = Distance(name, candidate);
+            if (d < bestDistance)
+            {
+                bestDistance = d;
+                best = candidate;
+            }
+        }
+
+        return bestDistance <= Math.Max(2, name.Length / 3) ? best : null;
+    }
+
+    private static int Distance(string a, string b)
+    {
+        var row = new int[b.Length + 1];
+        for (int j = 0; j <= b.Length; j++) row[j] = j;
+        for (int i = 1; i <= a.Length; i++)
+        {
+            int diagonal = row[0];
+            row[0] = i;
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int above = row[j];
+                row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), diagonal + (char.ToLowerInvariant(a[i - 1]) == char.ToLowerInvariant(b[j - 1]) ? 0 : 1));
+                diagonal = above;
+            }
+        }
+
+        return row[b.Length];
+    }
+
+    public RemoteError UnknownFunction(string name)
+    {
+        string? hint = Suggest(name);
+        return new RemoteError
+        {
+            Code = ErrorCodes.UnknownFunction,
+            Message = hint is null
+                ? $"No function is named '{name}'. The server has {_functions.Count} functions; list them with client.Functions."
+                : $"No function is named '{name}'. Did you mean '{hint}'?",
+        };
+    }
+
+    /// <summary>Runs one job: finds the function, binds its arguments, captures its output, enforces its deadline.</summary>
+    public async ValueTask<JobOutcome> ExecuteAsync(JobRequest request, IJobOutput output, CancellationToken cancellationToken)
+    {
+        if (Find(request.Function) is not { } function)
+        {
+            return JobOutcome.Failure(JobState.Failed, UnknownFunction(request.Function));
+        }
+
+        TimeSpan? left = request.Deadline is { } d ? d - DateTimeOffset.UtcNow : null;
+        if (left <= TimeSpan.Zero)
+        {
+            return JobOutcome.DeadlinePassed(request, whileQueued: true);
+        }
+
+        LineBufferedSink? sink = captureOutput ? new LineBufferedSink(output.Write) : null;
+        OutputCapture.Scope scope = sink is null ? default : OutputCapture.Begin(sink);
+        CancellationTokenSource? deadline = null;
+        try
+        {
+            var arguments = CallArguments.Parse(request.Arguments, request.InputSerialization, function.Name);
+            var invocation = new IpyRpcInvocation(function, arguments, request.OutputSerialization, cancellationToken);
+            CancellationToken token = cancellationToken;
+            if (left is { } time)
+            {
+                deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                deadline.CancelAfter(time);
+                token = deadline.Token;
+                invocation.CancellationToken = token;
+            }
+
+            // A synchronous method with a deadline runs on a worker of its own so the deadline can
+            // answer the caller even if the method never looks at its token.
+            ValueTask invoked = function.IsSynchronous && deadline is not null
+                ? new ValueTask(Task.Run(() => function.Invoker(invocation).AsTask(), CancellationToken.None))
+                : function.Invoker(invocation);
+
+            if (invoked.IsCompleted)
+            {
+                invoked.GetAwaiter().GetResult(); // the common case: no Task, no await
+            }
+            else
+            {
+                Task run = invoked.AsTask();
+                if (token.CanBeCanceled)
+                {
+                    try
+                    {
+                        await run.WaitAsync(token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (token.IsCancellationRequested && !run.IsCompleted)
+                    {
+                        _ = run.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default); // observe a late failure
+                        return Stopped(request, deadline, cancellationToken);
+                    }
+                }
+
+                await run.ConfigureAwait(false);
+            }
+
+            if (!invocation.HasResult)
+            {
+                return JobOutcome.Failure(JobState.Failed, new RemoteError { Code = ErrorCodes.Internal, Message = $"The invoker of {function.Name} returned without a result." });
+            }
+
+            return JobOutcome.Success(invocation.Result, request.OutputSerialization);
+        }
+        catch (ArgumentBindingException e)
+        {
+            return JobOutcome.Failure(JobState.Failed, e.Error);
+        }
+        catch (ResultSerializationException e)
+        {
+            return JobOutcome.Failure(JobState.Failed, new RemoteError { Code = ErrorCodes.Internal, Message = e.Message });
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested || deadline?.IsCancellationRequested == true)
+        {
+            return Stopped(request, deadline, cancellationToken);
+        }
+        catch (Exception e)
+        {
+            return JobOutcome.Failure(JobState.Failed, RemoteError.FromException(e));
+        }
+        finally
+        {
+            sink?.Close();
+            scope.Dispose();
+            deadline?.Dispose();
+        }
+    }
+
+    // Stopped by its deadline (ours, or the queue's, which cancels the lease at the same moment) or by a cancel.
+    private static JobOutcome Stopped(JobRequest request, CancellationTokenSource? deadline, CancellationToken cancelled)
+    {
+        bool late = request.Deadline is { } d && DateTimeOffset.UtcNow >= d - TimeSpan.FromMilliseconds(20);
+        return late || (deadline?.IsCancellationRequested == true && !cancelled.IsCancellationRequested)
+            ? JobOutcome.DeadlinePassed(request, whileQueued: false)
+            : JobOutcome.CancelledBy(request, whileQueued: false);
+    }
+}

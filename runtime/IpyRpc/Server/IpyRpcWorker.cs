@@ -1,0 +1,123 @@
+using IpyRpc.Jobs;
+
+namespace IpyRpc;
+
+/// <summary>Options of an <see cref="IpyRpcWorker"/>.</summary>
+public sealed record IpyRpcWorkerOptions
+{
+    /// <summary>How many jobs run at once.</summary>
+    public int Concurrency { get; init; } = 16;
+
+    /// <summary>
+    /// How long a lease holds without renewal: a worker killed mid-job has its jobs delivered
+    /// again after this long. Every worker of a queue should use the same value.
+    /// </summary>
+    public TimeSpan LeaseDuration { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>On stop, how long running jobs may go on before they are cancelled and handed back to the queue.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Whether console output of jobs is captured and recorded with them (so callers see it live).</summary>
+    public bool CaptureOutput { get; init; } = true;
+
+    /// <summary>Names the worker in job listings. Default: host, process id and a random suffix.</summary>
+    public string? WorkerId { get; init; }
+}
+
+/// <summary>
+/// Runs jobs from a durable queue (SQLite or Redis) in this process, with the functions registered
+/// here: a worker in another process or on another machine than the server that took the calls.
+/// Output is recorded through the queue, so the caller sees it live; a worker killed mid-job loses
+/// nothing: its lease lapses and the job is delivered to another worker (at-least-once).
+/// </summary>
+/// <example>
+/// <code>
+/// await using var queue = await RedisJobQueue.ConnectAsync("127.0.0.1:6379");
+/// await using var worker = new IpyRpcWorker(queue).Register(typeof(Compute));
+/// await worker.RunAsync(stoppingToken);   // until Ctrl+C / SIGTERM, then drains
+/// </code>
+/// </example>
+public sealed class IpyRpcWorker : IAsyncDisposable
+{
+    private readonly FunctionRegistry _registry;
+    private readonly JobWorker _worker;
+    private int _started;
+
+    /// <summary>Creates a worker for <paramref name="queue"/>; register functions, then <see cref="Start"/> or <see cref="RunAsync"/>.</summary>
+    public IpyRpcWorker(IJobQueue queue, IpyRpcWorkerOptions? options = null)
+    {
+        Options = options ?? new IpyRpcWorkerOptions();
+        _registry = new FunctionRegistry(Options.CaptureOutput);
+        _worker = new JobWorker(queue, _registry, new JobWorkerOptions { Concurrency = Options.Concurrency, LeaseDuration = Options.LeaseDuration, WorkerId = Options.WorkerId });
+        if (Options.CaptureOutput)
+        {
+            OutputCapture.Install();
+        }
+    }
+
+    /// <summary>The options.</summary>
+    public IpyRpcWorkerOptions Options { get; }
+
+    /// <summary>The worker's id, as job listings show it.</summary>
+    public string Id => _worker.Id;
+
+    /// <summary>How many jobs it runs now.</summary>
+    public int Running => _worker.Running;
+
+    /// <summary>Every registered function's descriptor.</summary>
+    public IReadOnlyList<FunctionDescriptor> Functions => _registry.Descriptors;
+
+    /// <summary>Registers the exported functions of <paramref name="type"/> (see <see cref="IpyRpcServer.Register(Type)"/>).</summary>
+    public IpyRpcWorker Register(Type type)
+    {
+        _registry.Register(type);
+        return this;
+    }
+
+    /// <summary>Registers the exported functions of a service instance.</summary>
+    public IpyRpcWorker Register<TService>(TService instance) where TService : class
+    {
+        _registry.Register(instance);
+        return this;
+    }
+
+    /// <summary>Registers functions.</summary>
+    public IpyRpcWorker Register(IEnumerable<IpyRpcFunction> functions)
+    {
+        _registry.Register(functions);
+        return this;
+    }
+
+    /// <summary>Starts taking jobs.</summary>
+    public IpyRpcWorker Start()
+    {
+        if (_registry.Count == 0)
+        {
+            throw new InvalidOperationException("The worker has no functions: register some before starting it.");
+        }
+
+        if (Interlocked.Exchange(ref _started, 1) == 0) _worker.Start();
+        return this;
+    }
+
+    /// <summary>Runs until <paramref name="stoppingToken"/> fires, then stops gracefully (<see cref="StopAsync"/>).</summary>
+    public async Task RunAsync(CancellationToken stoppingToken)
+    {
+        Start();
+        try
+        {
+            await Task.Delay(Timeout.Infinite, stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        await StopAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Stops taking jobs; running ones get <see cref="IpyRpcWorkerOptions.ShutdownTimeout"/>, then go back to the queue.</summary>
+    public Task StopAsync() => _worker.StopAsync(Options.ShutdownTimeout);
+
+    /// <summary>Stops at once: running jobs are cancelled and handed back to the queue.</summary>
+    public ValueTask DisposeAsync() => _worker.DisposeAsync();
+}

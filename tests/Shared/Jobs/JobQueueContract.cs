@@ -1,0 +1,443 @@
+using IpyRpc.Jobs;
+using IpyRpc.Protocol;
+
+namespace IpyRpc.Tests.Jobs;
+
+/// <summary>
+/// The promises every job queue keeps, whatever stores its jobs. Each queue's test class derives
+/// from this (durable ones from <see cref="DurableJobQueueContract"/>) and says how to open a queue
+/// on a store of its own.
+/// </summary>
+public abstract class JobQueueContract : IAsyncLifetime
+{
+    private readonly List<IJobQueue> _opened = [];
+
+    protected static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+
+    /// <summary>Opens a queue on this test's store: every call opens the same store again.</summary>
+    protected abstract Task<IJobQueue> CreateAsync(JobRetention retention);
+
+    protected async Task<IJobQueue> OpenAsync(JobRetention? retention = null)
+    {
+        IJobQueue queue = await CreateAsync(retention ?? new JobRetention());
+        lock (_opened) _opened.Add(queue);
+        return queue;
+    }
+
+    public virtual Task InitializeAsync() => Task.CompletedTask;
+
+    public virtual async Task DisposeAsync()
+    {
+        foreach (IJobQueue q in _opened) await q.DisposeAsync();
+    }
+
+    protected static JobRequest Request(string function = "f", byte[]? args = null, DateTimeOffset? deadline = null, bool detached = false)
+        => new() { Function = function, Arguments = args ?? [0x90], Deadline = deadline, Detached = detached };
+
+    protected static async Task<JobLease> TakeAsync(IJobQueue queue, TimeSpan? lease = null, string worker = "w1")
+    {
+        using var timeout = new CancellationTokenSource(Patience);
+        return await queue.TakeAsync(worker, lease ?? TimeSpan.FromSeconds(30), timeout.Token) ?? throw new InvalidOperationException("The queue is shutting down");
+    }
+
+    protected static async Task<JobLease?> TakeNothingAsync(IJobQueue queue, TimeSpan wait, TimeSpan? lease = null)
+    {
+        using var timeout = new CancellationTokenSource(wait);
+        return await queue.TakeAsync("idle", lease ?? TimeSpan.FromSeconds(30), timeout.Token);
+    }
+
+    protected static JobOutcome Ok(byte[] result) => JobOutcome.Success(result, Serialization.MessagePack);
+
+    [Fact]
+    public async Task OutputIsDeliveredInOrderAndBeforeTheOutcome()
+    {
+        IJobQueue queue = await OpenAsync();
+        var seen = new Recorder();
+        JobTicket ticket = await queue.SubmitAsync(Request(), seen);
+        Assert.Equal(ticket.JobId, seen.AcceptedId);
+
+        JobLease lease = await TakeAsync(queue);
+        Assert.Equal(ticket.JobId, lease.Request.Id);
+        Assert.Equal(1, lease.Attempt);
+        for (int i = 0; i < 100; i++) lease.Write(i % 2 == 0 ? OutputStream.Stdout : OutputStream.Stderr, $"line {i}\n");
+        Assert.True(await lease.CompleteAsync(Ok([0x2a])));
+
+        JobEvent done = await seen.Completed.Task.WaitAsync(Patience);
+        Assert.Equal(JobState.Succeeded, done.Outcome!.State);
+        Assert.Equal(new byte[] { 0x2a }, done.Outcome.Result.ToArray());
+        JobEvent[] events = seen.Snapshot();
+        Assert.Equal(Enumerable.Range(0, 100).Select(i => $"line {i}\n"), events.Where(e => e.Kind == JobEventKind.Output).Select(e => e.Text));
+        Assert.Equal(OutputStream.Stderr, events[1].Stream);
+        Assert.Equal(JobEventKind.Completed, events[^1].Kind);
+        Assert.Equal(events.Select(e => e.Sequence).Order(), events.Select(e => e.Sequence)); // in order
+        Assert.Equal(events.Length, events.Select(e => e.Sequence).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task AWatcherGetsTheRecordedEventsAfterItsPositionThenTheRestLive()
+    {
+        IJobQueue queue = await OpenAsync();
+        JobTicket ticket = await queue.SubmitAsync(Request(detached: true));
+        JobLease lease = await TakeAsync(queue);
+        lease.Write(OutputStream.Stdout, "one\n");
+        lease.Write(OutputStream.Stdout, "two\n");
+        lease.Write(OutputStream.Stdout, "three\n");
+        long first = await WaitForSequenceAsync(queue, ticket.JobId, 3);
+
+        var late = new Recorder();
+        using IDisposable? watching = await queue.WatchAsync(ticket.JobId, first - 2, late);
+        Assert.NotNull(watching);
+        await late.WaitForOutputAsync(2);
+        Assert.Equal(["two\n", "three\n"], late.OutputTexts());
+
+        lease.Write(OutputStream.Stdout, "four\n");
+        Assert.True(await lease.CompleteAsync(Ok([0x01])));
+        JobEvent done = await late.Completed.Task.WaitAsync(Patience);
+        Assert.Equal(["two\n", "three\n", "four\n"], late.OutputTexts());
+        Assert.Equal(new byte[] { 0x01 }, done.Outcome!.Result.ToArray());
+
+        // Watching a finished job replays everything and the outcome at once.
+        var after = new Recorder();
+        await queue.WatchAsync(ticket.JobId, 0, after);
+        await after.Completed.Task.WaitAsync(Patience);
+        Assert.Equal(["one\n", "two\n", "three\n", "four\n"], after.OutputTexts());
+        Assert.Null(await queue.WatchAsync("no-such-job", 0, new Recorder()));
+    }
+
+    [Fact]
+    public async Task AJobCancelledWhileQueuedNeverRunsAndEndsCancelled()
+    {
+        IJobQueue queue = await OpenAsync();
+        var seen = new Recorder();
+        JobTicket ticket = await queue.SubmitAsync(Request(), seen);
+        Assert.True(await queue.CancelAsync(ticket.JobId));
+
+        JobEvent done = await seen.Completed.Task.WaitAsync(Patience);
+        Assert.Equal(JobState.Cancelled, done.Outcome!.State);
+        Assert.Equal(ErrorCodes.Cancelled, done.Outcome.Error!.Code);
+        Assert.Null(await TakeNothingAsync(queue, TimeSpan.FromMilliseconds(500)));
+        Assert.Equal(JobState.Cancelled, (await queue.GetAsync(ticket.JobId))!.State);
+        Assert.False(await queue.CancelAsync(ticket.JobId)); // already finished
+        Assert.False(await queue.CancelAsync("no-such-job"));
+    }
+
+    [Fact]
+    public async Task CancellingARunningJobFiresItsWorkersToken()
+    {
+        IJobQueue queue = await OpenAsync();
+        var seen = new Recorder();
+        JobTicket ticket = await queue.SubmitAsync(Request(), seen);
+        JobLease lease = await TakeAsync(queue);
+        Assert.Equal(JobState.Running, (await queue.GetAsync(ticket.JobId))!.State);
+
+        var fired = new TaskCompletionSource();
+        lease.CancellationToken.Register(() => fired.TrySetResult());
+        Assert.True(await queue.CancelAsync(ticket.JobId));
+        await fired.Task.WaitAsync(Patience);
+        Assert.True(await lease.CompleteAsync(JobOutcome.CancelledBy(lease.Request, whileQueued: false)));
+        Assert.Equal(JobState.Cancelled, (await seen.Completed.Task.WaitAsync(Patience)).Outcome!.State);
+    }
+
+    [Fact]
+    public async Task ALapsedLeaseIsDeliveredAgainAndOnlyTheCurrentLeaseCompletes()
+    {
+        IJobQueue queue = await OpenAsync();
+        var seen = new Recorder();
+        JobTicket ticket = await queue.SubmitAsync(Request(), seen);
+        JobLease first = await TakeAsync(queue, TimeSpan.FromMilliseconds(400), "dies");
+        first.Write(OutputStream.Stdout, "from the first attempt\n");
+
+        // The first worker never renews: its lease lapses and the job is delivered again.
+        JobLease second = await TakeAsync(queue, TimeSpan.FromSeconds(30), "lives");
+        Assert.Equal(ticket.JobId, second.Request.Id);
+        Assert.Equal(2, second.Attempt);
+        Assert.False(await first.RenewAsync());
+        Assert.False(await first.CompleteAsync(Ok([0x01])));
+        second.Write(OutputStream.Stdout, "from the second attempt\n");
+        Assert.True(await second.CompleteAsync(Ok([0x02])));
+        Assert.False(await second.CompleteAsync(Ok([0x03])));
+
+        JobEvent done = await seen.Completed.Task.WaitAsync(Patience);
+        await Task.Delay(300); // nothing more may follow the outcome
+        JobEvent[] events = seen.Snapshot();
+        Assert.Single(events, e => e.Kind == JobEventKind.Completed);
+        Assert.Equal(new byte[] { 0x02 }, done.Outcome!.Result.ToArray());
+        Assert.Contains(events, e => e.Kind == JobEventKind.Started && e.Attempt == 2);
+        JobInfo info = (await queue.GetAsync(ticket.JobId))!;
+        Assert.Equal(2, info.Attempts);
+        Assert.Equal("lives", info.Worker);
+    }
+
+    [Fact]
+    public async Task RenewingALeaseKeepsTheJobFromBeingDeliveredAgain()
+    {
+        IJobQueue queue = await OpenAsync();
+        JobTicket ticket = await queue.SubmitAsync(Request());
+        JobLease lease = await TakeAsync(queue, TimeSpan.FromMilliseconds(600));
+        Task<JobLease?> rival = TakeNothingAsync(queue, TimeSpan.FromSeconds(2), TimeSpan.FromMilliseconds(600));
+        for (int i = 0; i < 10; i++)
+        {
+            await Task.Delay(150);
+            Assert.True(await lease.RenewAsync());
+        }
+
+        Assert.Null(await rival);
+        Assert.True(await lease.CompleteAsync(Ok([0xc0])));
+        Assert.Equal(1, (await queue.GetAsync(ticket.JobId))!.Attempts);
+    }
+
+    [Fact]
+    public async Task AQueuedJobPastItsDeadlineTimesOutWithoutRunning()
+    {
+        IJobQueue queue = await OpenAsync();
+        var seen = new Recorder();
+        await queue.SubmitAsync(Request(deadline: DateTimeOffset.UtcNow.AddMilliseconds(300)), seen);
+        JobEvent done = await seen.Completed.Task.WaitAsync(Patience);
+        Assert.Equal(JobState.TimedOut, done.Outcome!.State);
+        Assert.Equal(ErrorCodes.Timeout, done.Outcome.Error!.Code);
+        Assert.Contains("never ran", done.Outcome.Error.Message);
+        Assert.Null(await TakeNothingAsync(queue, TimeSpan.FromMilliseconds(300)));
+    }
+
+    [Fact]
+    public async Task TakeWaitsForAJobSubmittedLater()
+    {
+        IJobQueue queue = await OpenAsync();
+        Task<JobLease> waiting = TakeAsync(queue);
+        await Task.Delay(200);
+        Assert.False(waiting.IsCompleted);
+        JobTicket ticket = await queue.SubmitAsync(Request("later"));
+        JobLease lease = await waiting.WaitAsync(Patience);
+        Assert.Equal(ticket.JobId, lease.Request.Id);
+        Assert.Equal("later", lease.Request.Function);
+        Assert.True(await lease.CompleteAsync(Ok([0xc0])));
+    }
+
+    [Fact]
+    public async Task AFinishedJobReleasesItsArgumentsAtOnceAndItsResultWhenReleased()
+    {
+        IJobQueue queue = await OpenAsync();
+        byte[] args = new byte[100_000];
+        JobTicket ticket = await queue.SubmitAsync(Request(args: args));
+        Assert.True((await queue.GetAsync(ticket.JobId))!.RetainedBytes >= args.Length);
+
+        JobLease lease = await TakeAsync(queue);
+        Assert.Equal(args.Length, lease.Request.Arguments.Length);
+        lease.Write(OutputStream.Stdout, "0123456789");
+        Assert.True(await lease.CompleteAsync(Ok(new byte[5000])));
+        JobInfo done = (await queue.GetAsync(ticket.JobId))!;
+        Assert.InRange(done.RetainedBytes, 5000, 5000 + 100); // the result and the output; the arguments are gone
+
+        await queue.ReleaseAsync(ticket.JobId);
+        JobInfo released = (await queue.GetAsync(ticket.JobId))!;
+        Assert.True(released.ResultReleased);
+        Assert.InRange(released.RetainedBytes, 0, 100);
+
+        // A watcher that comes after the release learns why there is no result.
+        var late = new Recorder();
+        await queue.WatchAsync(ticket.JobId, 0, late);
+        JobEvent outcome = await late.Completed.Task.WaitAsync(Patience);
+        Assert.Equal(ErrorCodes.NotFound, outcome.Outcome!.Error!.Code);
+        Assert.Contains("released", outcome.Outcome.Error.Message);
+    }
+
+    [Fact]
+    public async Task RetentionForgetsTheOldestFinishedJobsPastTheByteBudget()
+    {
+        IJobQueue queue = await OpenAsync(new JobRetention { MaxBytes = 40_000 });
+        var ids = new List<string>();
+        for (int i = 0; i < 12; i++)
+        {
+            JobTicket ticket = await queue.SubmitAsync(Request(detached: true));
+            ids.Add(ticket.JobId);
+            JobLease lease = await TakeAsync(queue);
+            Assert.True(await lease.CompleteAsync(Ok(new byte[10_000])));
+        }
+
+        await EventuallyAsync(async () => await queue.GetAsync(ids[0]) is null);
+        Assert.NotNull(await queue.GetAsync(ids[^1]));
+        IReadOnlyList<JobInfo> listed = await queue.ListAsync();
+        Assert.InRange(listed.Count, 1, 5);
+    }
+
+    [Fact]
+    public async Task RetentionForgetsFinishedJobsPastTheirAge()
+    {
+        IJobQueue queue = await OpenAsync(new JobRetention { MaxAge = TimeSpan.FromMilliseconds(300) });
+        JobTicket old = await queue.SubmitAsync(Request(detached: true));
+        JobLease lease = await TakeAsync(queue);
+        Assert.True(await lease.CompleteAsync(Ok([0xc0])));
+        JobTicket queued = await queue.SubmitAsync(Request(detached: true)); // not finished: kept however old
+        await EventuallyAsync(async () => await queue.GetAsync(old.JobId) is null);
+        Assert.NotNull(await queue.GetAsync(queued.JobId));
+    }
+
+    [Fact]
+    public async Task ListingShowsJobsNewestFirstAndFilters()
+    {
+        IJobQueue queue = await OpenAsync();
+        JobTicket a = await queue.SubmitAsync(Request("alpha.one", detached: true));
+        await Task.Delay(5);
+        JobTicket b = await queue.SubmitAsync(Request("alpha.two", detached: true));
+        await Task.Delay(5);
+        JobTicket c = await queue.SubmitAsync(Request("beta", detached: true));
+        JobLease lease = await TakeAsync(queue);
+        Assert.Equal(a.JobId, lease.Request.Id); // first in, first out
+        Assert.True(await lease.CompleteAsync(Ok([0xc0])));
+
+        IReadOnlyList<JobInfo> all = await queue.ListAsync();
+        Assert.Equal([c.JobId, b.JobId, a.JobId], all.Select(j => j.Id));
+        Assert.Equal([JobState.Queued, JobState.Queued, JobState.Succeeded], all.Select(j => j.State));
+        Assert.Equal([b.JobId, a.JobId], (await queue.ListAsync(new JobQuery { Function = "alpha.*" })).Select(j => j.Id));
+        Assert.Equal([a.JobId], (await queue.ListAsync(new JobQuery { State = JobState.Succeeded })).Select(j => j.Id));
+        Assert.Single(await queue.ListAsync(new JobQuery { Limit = 1 }));
+        Assert.All(all, j => Assert.Equal(queue.Name, j.Queue));
+    }
+
+    [Fact]
+    public async Task AWorkerRunsJobsThroughTheQueueEndToEnd()
+    {
+        IJobQueue queue = await OpenAsync();
+        var executor = new EchoExecutor();
+        await using var worker = new JobWorker(queue, executor, new JobWorkerOptions { Concurrency = 4, LeaseDuration = TimeSpan.FromSeconds(5) });
+        worker.Start();
+        var recorders = new List<Recorder>();
+        for (int i = 0; i < 20; i++)
+        {
+            var r = new Recorder();
+            recorders.Add(r);
+            await queue.SubmitAsync(Request("echo", args: [(byte)i]), r);
+        }
+
+        for (int i = 0; i < 20; i++)
+        {
+            JobEvent done = await recorders[i].Completed.Task.WaitAsync(Patience);
+            Assert.Equal(new byte[] { (byte)i }, done.Outcome!.Result.ToArray());
+            Assert.Equal([$"echo {i}\n"], recorders[i].OutputTexts());
+        }
+    }
+
+    protected static async Task<long> WaitForSequenceAsync(IJobQueue queue, string jobId, long sequence)
+    {
+        long last = 0;
+        await EventuallyAsync(async () => (last = (await queue.GetAsync(jobId))!.LastSequence) >= sequence);
+        return last;
+    }
+
+    protected static async Task EventuallyAsync(Func<Task<bool>> condition)
+    {
+        DateTime giveUp = DateTime.UtcNow + Patience;
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < giveUp, "The condition did not become true in time");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>Echoes the arguments back as the result, printing one line.</summary>
+    protected sealed class EchoExecutor : IJobExecutor
+    {
+        public ValueTask<JobOutcome> ExecuteAsync(JobRequest request, IJobOutput output, CancellationToken cancellationToken)
+        {
+            output.Write(OutputStream.Stdout, $"echo {request.Arguments.Span[0]}\n");
+            return new(Ok(request.Arguments.ToArray()));
+        }
+    }
+
+    /// <summary>Records what an observer hears.</summary>
+    protected sealed class Recorder : IJobObserver
+    {
+        private readonly List<JobEvent> _events = [];
+
+        public string? AcceptedId { get; private set; }
+
+        public TaskCompletionSource<JobEvent> Completed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void OnAccepted(string jobId) => AcceptedId = jobId;
+
+        public void OnEvent(in JobEvent e)
+        {
+            lock (_events) _events.Add(e);
+            if (e.Kind == JobEventKind.Completed) Completed.TrySetResult(e);
+        }
+
+        public JobEvent[] Snapshot()
+        {
+            lock (_events) return [.. _events];
+        }
+
+        public string[] OutputTexts() => [.. Snapshot().Where(e => e.Kind == JobEventKind.Output).Select(e => e.Text!)];
+
+        public async Task WaitForOutputAsync(int count)
+        {
+            DateTime giveUp = DateTime.UtcNow + Patience;
+            while (OutputTexts().Length < count)
+            {
+                Assert.True(DateTime.UtcNow < giveUp, $"Expected {count} pieces of output, got {OutputTexts().Length}");
+                await Task.Delay(20);
+            }
+        }
+    }
+}
+
+/// <summary>The promises of queues whose jobs survive the process: the same store opened again has them all.</summary>
+public abstract class DurableJobQueueContract : JobQueueContract
+{
+    [Fact]
+    public async Task JobsSurviveTheQueueBeingClosedAndOpenedAgain()
+    {
+        IJobQueue before = await OpenAsync();
+        Assert.True(before.IsDurable);
+        JobTicket running = await before.SubmitAsync(Request("first", args: [1], detached: true));
+        JobTicket queued = await before.SubmitAsync(Request("second", args: [2], detached: true));
+        JobTicket finished = await before.SubmitAsync(Request("third", args: [3], detached: true));
+        JobLease dies = await TakeAsync(before, TimeSpan.FromMilliseconds(500));
+        Assert.Equal(running.JobId, dies.Request.Id);
+        dies.Write(OutputStream.Stdout, "before the restart\n");
+        await WaitForSequenceAsync(before, running.JobId, 1);
+        await before.DisposeAsync(); // the process goes away without finishing its job
+
+        IJobQueue after = await OpenAsync();
+        Assert.Equal(JobState.Queued, (await after.GetAsync(queued.JobId))!.State);
+
+        // The queued jobs run after the restart, in order; the abandoned one comes back once its lease lapses.
+        var leases = new List<JobLease>();
+        for (int i = 0; i < 3; i++) leases.Add(await TakeAsync(after));
+        Assert.Equal([queued.JobId, finished.JobId], leases.Take(2).Select(l => l.Request.Id).Order());
+        JobLease again = leases.Single(l => l.Request.Id == running.JobId);
+        Assert.Equal(2, again.Attempt);
+        Assert.Equal(new byte[] { 1 }, again.Request.Arguments.ToArray());
+        foreach (JobLease l in leases) Assert.True(await l.CompleteAsync(Ok(l.Request.Arguments.ToArray())));
+
+        // A caller attaching now gets the recorded output (from both attempts) and the outcome.
+        var attach = new Recorder();
+        await after.WatchAsync(running.JobId, 0, attach);
+        JobEvent done = await attach.Completed.Task.WaitAsync(Patience);
+        Assert.Equal(new byte[] { 1 }, done.Outcome!.Result.ToArray());
+        Assert.Equal(["before the restart\n"], attach.OutputTexts());
+        Assert.Equal("first", again.Request.Function);
+    }
+
+    [Fact]
+    public async Task TwoQueueObjectsOnOneStoreShareItsJobsAndEvents()
+    {
+        // A server and a worker in different processes each open the store; here, two objects in one.
+        IJobQueue server = await OpenAsync();
+        IJobQueue worker = await OpenAsync();
+        var seen = new Recorder();
+        JobTicket ticket = await server.SubmitAsync(Request("shared"), seen);
+        JobLease lease = await TakeAsync(worker);
+        Assert.Equal(ticket.JobId, lease.Request.Id);
+        lease.Write(OutputStream.Stdout, "hello from the worker\n");
+        await seen.WaitForOutputAsync(1);
+
+        var fired = new TaskCompletionSource();
+        lease.CancellationToken.Register(() => fired.TrySetResult());
+        Assert.True(await server.CancelAsync(ticket.JobId));
+        await fired.Task.WaitAsync(Patience); // the cancel reached the other queue object's worker
+        Assert.True(await lease.CompleteAsync(JobOutcome.CancelledBy(lease.Request, whileQueued: false)));
+        JobEvent done = await seen.Completed.Task.WaitAsync(Patience);
+        Assert.Equal(JobState.Cancelled, done.Outcome!.State);
+        Assert.Equal(["hello from the worker\n"], seen.OutputTexts());
+    }
+}
