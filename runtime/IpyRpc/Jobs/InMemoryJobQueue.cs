@@ -389,7 +389,7 @@ public sealed class InMemoryJobQueue : IJobQueue
 
                 if (_state.IsFinished())
                 {
-                    watcher.OnEvent(new JobEvent(_sequence, JobEventKind.Completed, Outcome: _released && _outcome!.Error is null ? Released(Request) : _outcome));
+                    watcher.OnEvent(new JobEvent(_sequence, JobEventKind.Completed, Outcome: _released && _outcome!.Error is null ? JobOutcome.Released(Request) : _outcome));
                     return NoSubscription.Instance;
                 }
 
@@ -449,17 +449,6 @@ public sealed class InMemoryJobQueue : IJobQueue
             }
         }
     }
-
-    /// <summary>The outcome a watcher gets for a job whose result was delivered and released.</summary>
-    internal static JobOutcome Released(JobRequest request) => new()
-    {
-        State = JobState.Succeeded,
-        Error = new RemoteError
-        {
-            Code = Protocol.ErrorCodes.NotFound,
-            Message = $"Job {request.Id} ({request.Function}) succeeded, but its result was delivered to its caller and released. Submit the call as a job to keep its result for later.",
-        },
-    };
 
     private sealed class Lease : JobLease
     {

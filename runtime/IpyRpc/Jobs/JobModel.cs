@@ -122,6 +122,17 @@ public sealed record JobOutcome
         Message = whileQueued ? $"{request.Function} was cancelled before it started." : $"{request.Function} was cancelled.",
     });
 
+    /// <summary>What a watcher gets for a job that succeeded but whose result was delivered and released.</summary>
+    public static JobOutcome Released(JobRequest request) => new()
+    {
+        State = JobState.Succeeded,
+        Error = new RemoteError
+        {
+            Code = Protocol.ErrorCodes.NotFound,
+            Message = $"Job {request.Id} ({request.Function}) succeeded, but its result was delivered to its caller and released. Submit the call as a job to keep its result for later.",
+        },
+    };
+
     /// <summary>The same outcome without the result bytes, for a job whose result was released.</summary>
     internal JobOutcome WithoutResult() => this with { Result = ReadOnlyMemory<byte>.Empty };
 }

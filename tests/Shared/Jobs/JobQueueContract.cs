@@ -403,7 +403,9 @@ public abstract class DurableJobQueueContract : JobQueueContract
         // The queued jobs run after the restart, in order; the abandoned one comes back once its lease lapses.
         var leases = new List<JobLease>();
         for (int i = 0; i < 3; i++) leases.Add(await TakeAsync(after));
-        Assert.Equal([queued.JobId, finished.JobId], leases.Take(2).Select(l => l.Request.Id).Order());
+        string[] order = [.. leases.Select(l => l.Request.Id)];
+        Assert.Equal(new[] { running.JobId, queued.JobId, finished.JobId }.Order(), order.Order());
+        Assert.True(Array.IndexOf(order, queued.JobId) < Array.IndexOf(order, finished.JobId)); // first in, first out
         JobLease again = leases.Single(l => l.Request.Id == running.JobId);
         Assert.Equal(2, again.Attempt);
         Assert.Equal(new byte[] { 1 }, again.Request.Arguments.ToArray());
