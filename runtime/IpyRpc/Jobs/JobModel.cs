@@ -134,7 +134,7 @@ public sealed record JobOutcome
     };
 
     /// <summary>The same outcome without the result bytes, for a job whose result was released.</summary>
-    internal JobOutcome WithoutResult() => this with { Result = ReadOnlyMemory<byte>.Empty };
+    public JobOutcome WithoutResult() => this with { Result = ReadOnlyMemory<byte>.Empty };
 }
 
 /// <summary>What kind of <see cref="JobEvent"/> it is.</summary>

@@ -173,11 +173,11 @@ public abstract class JobQueueContract : IAsyncLifetime
     {
         IJobQueue queue = await OpenAsync();
         JobTicket ticket = await queue.SubmitAsync(Request());
-        JobLease lease = await TakeAsync(queue, TimeSpan.FromMilliseconds(600));
-        Task<JobLease?> rival = TakeNothingAsync(queue, TimeSpan.FromSeconds(2), TimeSpan.FromMilliseconds(600));
+        JobLease lease = await TakeAsync(queue, TimeSpan.FromSeconds(2));
+        Task<JobLease?> rival = TakeNothingAsync(queue, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(2));
         for (int i = 0; i < 10; i++)
         {
-            await Task.Delay(150);
+            await Task.Delay(400); // ten renewals span twice the lease
             Assert.True(await lease.RenewAsync());
         }
 

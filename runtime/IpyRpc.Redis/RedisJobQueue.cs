@@ -1,0 +1,892 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using IpyRpc.Jobs;
+using IpyRpc.MessagePack;
+using StackExchange.Redis;
+
+namespace IpyRpc.Redis;
+
+/// <summary>Options of the <see cref="RedisJobQueue"/>.</summary>
+public sealed record RedisJobQueueOptions
+{
+    /// <summary>The queue's name; its keys are <c>ipyrpc:{name}:…</c>. Servers and workers that use the same name share the queue.</summary>
+    public string Name { get; init; } = "redis";
+
+    /// <summary>How long finished jobs are remembered and how many bytes of theirs are kept.</summary>
+    public JobRetention Retention { get; init; } = new();
+
+    /// <summary>
+    /// How often waiting workers look for jobs without being woken (a missed wake-up, a lease that
+    /// lapsed) and watchers re-read their jobs' events. New jobs and events normally arrive at once, by pub/sub.
+    /// </summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Results up to this size ride along with the completion notice; larger ones are read by whoever waits for them.</summary>
+    public int InlineResultBytes { get; init; } = 64 * 1024;
+}
+
+/// <summary>
+/// A durable queue in Redis (5 or later with streams; 7 recommended): jobs on a Redis Stream read by
+/// a consumer group, each worker's leases kept alive by resetting its entries' idle time and taken
+/// over with XAUTOCLAIM when they lapse; output and outcomes recorded in a stream per job and
+/// announced by pub/sub, so a worker on any machine reports live to a caller on any server.
+/// With append-only persistence on, a Redis restart loses no job.
+/// </summary>
+public sealed class RedisJobQueue : IJobQueue
+{
+    private static readonly RedisValue[] InfoFields = ["function", "state", "created", "started", "completed", "deadline", "attempts", "worker", "detached", "last", "outcome", "released", "retained"];
+
+    private readonly ConnectionMultiplexer _redis;
+    private readonly bool _ownsConnection;
+    private readonly IDatabase _db;
+    private readonly RedisJobQueueOptions _options;
+    private readonly string _prefix;
+    private readonly string _consumer;
+    private readonly string _idPrefix = Convert.ToHexString(BitConverter.GetBytes(Random.Shared.NextInt64())).ToLowerInvariant()[..10] + "-";
+    private readonly object _gate = new();
+    private readonly Dictionary<string, List<Watcher>> _watchers = new(StringComparer.Ordinal);
+    private readonly LinkedList<Taker> _takers = new();
+    private readonly ConcurrentDictionary<string, Lease> _leases = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly SemaphoreSlim _flush = new(0);
+    private readonly CancellationTokenSource _stopping = new();
+    private Task[] _loops = [];
+    private long _nextId;
+    private int _disposed;
+
+    private RedisJobQueue(ConnectionMultiplexer redis, bool ownsConnection, RedisJobQueueOptions options)
+    {
+        _redis = redis;
+        _ownsConnection = ownsConnection;
+        _db = redis.GetDatabase();
+        _options = options;
+        _prefix = "ipyrpc:{" + options.Name + "}";
+        _consumer = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}";
+    }
+
+    /// <summary>Connects to Redis (a StackExchange.Redis configuration string, for example <c>127.0.0.1:6379</c>) and opens the queue.</summary>
+    public static async Task<RedisJobQueue> ConnectAsync(string configuration, RedisJobQueueOptions? options = null)
+    {
+        var config = ConfigurationOptions.Parse(configuration);
+        config.AbortOnConnectFail = false; // reconnect by itself when Redis restarts
+        ConnectionMultiplexer redis = await ConnectionMultiplexer.ConnectAsync(config).ConfigureAwait(false);
+        try
+        {
+            return await OpenAsync(redis, true, options).ConfigureAwait(false);
+        }
+        catch
+        {
+            redis.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Opens the queue over an existing connection, which the caller keeps owning.</summary>
+    public static Task<RedisJobQueue> OpenAsync(ConnectionMultiplexer redis, RedisJobQueueOptions? options = null) => OpenAsync(redis, false, options);
+
+    private static async Task<RedisJobQueue> OpenAsync(ConnectionMultiplexer redis, bool owns, RedisJobQueueOptions? options)
+    {
+        var queue = new RedisJobQueue(redis, owns, options ?? new RedisJobQueueOptions());
+        await queue.StartAsync().ConfigureAwait(false);
+        return queue;
+    }
+
+    private async Task StartAsync()
+    {
+        try
+        {
+            await _db.ExecuteAsync("XGROUP", "CREATE", _prefix + ":stream", "workers", "0", "MKSTREAM").ConfigureAwait(false);
+        }
+        catch (RedisServerException e) when (e.Message.Contains("BUSYGROUP", StringComparison.Ordinal))
+        {
+            // The group exists: another server or worker created it.
+        }
+
+        ISubscriber subscriber = _redis.GetSubscriber();
+        await subscriber.SubscribeAsync(_prefix + ":events", (_, message) => OnEventNotice(message)).ConfigureAwait(false);
+        await subscriber.SubscribeAsync(_prefix + ":cancel", (_, message) =>
+        {
+            if (_leases.TryGetValue((string)message!, out Lease? lease)) lease.Cancel();
+        }).ConfigureAwait(false);
+        await subscriber.SubscribeAsync(_prefix + ":wake", (_, _) => Wake()).ConfigureAwait(false);
+        _loops = [Task.Run(FetchLoopAsync), Task.Run(FlushLoopAsync), Task.Run(MaintenanceLoopAsync)];
+    }
+
+    /// <inheritdoc/>
+    public string Name => _options.Name;
+
+    /// <inheritdoc/>
+    public bool IsDurable => true;
+
+    /// <summary>The consumer name this queue object reads the stream as.</summary>
+    public string Consumer => _consumer;
+
+    /// <inheritdoc/>
+    public async ValueTask<JobTicket> SubmitAsync(JobRequest request, IJobObserver? observer = null, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed == 1, this);
+        string id = _idPrefix + Interlocked.Increment(ref _nextId).ToString(CultureInfo.InvariantCulture);
+        Watcher? watcher = null;
+        if (observer is not null)
+        {
+            // Watching before the job exists: no event can slip past between the two.
+            observer.OnAccepted(id);
+            watcher = AddWatcher(id, observer, 0);
+        }
+
+        try
+        {
+            await EvalAsync(RedisScripts.Submit, id, request.Function, JobCodec.EncodeRequest(request), request.Arguments.ToArray(),
+                request.CreatedAt.ToUnixTimeMilliseconds(), request.Deadline?.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture) ?? "", request.Detached ? 1 : 0).ConfigureAwait(false);
+        }
+        catch
+        {
+            watcher?.Dispose();
+            throw;
+        }
+
+        Wake(); // this process's own workers need no pub/sub round trip
+        return new JobTicket(id, watcher);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<IDisposable?> WatchAsync(string jobId, long afterSequence, IJobObserver observer, CancellationToken cancellationToken = default)
+    {
+        if (!await _db.KeyExistsAsync(JobKey(jobId)).ConfigureAwait(false)) return null;
+        observer.OnAccepted(jobId);
+        Watcher watcher = AddWatcher(jobId, observer, afterSequence);
+        watcher.Poke();
+        return watcher;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<JobInfo?> GetAsync(string jobId, bool withOutput = false, CancellationToken cancellationToken = default)
+    {
+        RedisValue[] fields = await _db.HashGetAsync(JobKey(jobId), InfoFields).ConfigureAwait(false);
+        if (fields[0].IsNull) return null;
+        JobInfo info = ReadInfo(jobId, fields);
+        if (withOutput)
+        {
+            IReadOnlyList<JobEvent> events = await ReadEventsAsync(jobId, 0).ConfigureAwait(false);
+            info = info with { Output = [.. events.Where(e => e.Kind == JobEventKind.Output).Select(e => new OutputChunk(e.Stream, e.Text ?? ""))] };
+        }
+
+        return info;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<IReadOnlyList<JobInfo>> ListAsync(JobQuery? query = null, CancellationToken cancellationToken = default)
+    {
+        query ??= new JobQuery();
+        var jobs = new List<JobInfo>();
+        const int Page = 256;
+        for (long start = 0; jobs.Count < query.Limit; start += Page)
+        {
+            RedisValue[] ids = await _db.SortedSetRangeByRankAsync(_prefix + ":jobs", start, start + Page - 1, Order.Descending).ConfigureAwait(false);
+            if (ids.Length == 0) break;
+            Task<RedisValue[]>[] reads = [.. ids.Select(id => _db.HashGetAsync(JobKey((string)id!), InfoFields))];
+            for (int i = 0; i < ids.Length && jobs.Count < query.Limit; i++)
+            {
+                RedisValue[] fields = await reads[i].ConfigureAwait(false);
+                if (fields[0].IsNull) continue; // forgotten meanwhile
+                JobInfo info = ReadInfo((string)ids[i]!, fields);
+                if (query.Matches(info.State, info.Function)) jobs.Add(info);
+            }
+        }
+
+        return jobs;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<bool> CancelAsync(string jobId, CancellationToken cancellationToken = default)
+    {
+        RedisValue function = await _db.HashGetAsync(JobKey(jobId), "function").ConfigureAwait(false);
+        if (function.IsNull) return false;
+        JobOutcome cancelled = JobOutcome.CancelledBy(new JobRequest { Id = jobId, Function = (string)function! }, whileQueued: true);
+        long result = (long)await EvalAsync(RedisScripts.Cancel, jobId, Now(), JobCodec.EncodeOutcome(cancelled)).ConfigureAwait(false);
+        if (result == 1 && _leases.TryGetValue(jobId, out Lease? local)) local.Cancel();
+        return result == 1;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask ReleaseAsync(string jobId, CancellationToken cancellationToken = default)
+        => await EvalAsync(RedisScripts.Release, jobId).ConfigureAwait(false);
+
+    /// <inheritdoc/>
+    public async ValueTask<JobLease?> TakeAsync(string workerId, TimeSpan leaseDuration, CancellationToken cancellationToken)
+    {
+        var taker = new Taker(this, workerId, leaseDuration == Timeout.InfiniteTimeSpan ? TimeSpan.FromDays(3650) : leaseDuration);
+        lock (_gate)
+        {
+            if (_disposed == 1) return null;
+            taker.Node = _takers.AddLast(taker);
+        }
+
+        Wake();
+        using CancellationTokenRegistration registration = cancellationToken.Register(static s =>
+        {
+            var t = (Taker)s!;
+            lock (t.Queue._gate)
+            {
+                if (t.Node?.List is not null) t.Queue._takers.Remove(t.Node);
+            }
+
+            t.Result.TrySetResult(null);
+        }, taker);
+        return await taker.Result.Task.ConfigureAwait(false);
+    }
+
+    // ---------------------------------------------------------------- workers' side
+
+    private void Wake()
+    {
+        if (_wake.CurrentCount == 0) _wake.Release();
+    }
+
+    private async Task FetchLoopAsync()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await _wake.WaitAsync(_options.PollInterval, _stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            try
+            {
+                while (true)
+                {
+                    Taker? first;
+                    lock (_gate) first = _takers.First?.Value;
+                    if (first is null) break;
+                    Lease? lease = await TryTakeAsync(first).ConfigureAwait(false);
+                    if (lease is null) break;
+                    bool handed;
+                    lock (_gate)
+                    {
+                        handed = first.Node?.List is not null;
+                        if (handed)
+                        {
+                            _takers.Remove(first.Node!);
+                            first.Node = null;
+                        }
+                    }
+
+                    if (!handed || !first.Result.TrySetResult(lease))
+                    {
+                        await lease.AbandonAsync().ConfigureAwait(false); // the taker gave up meanwhile
+                    }
+                }
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                // Redis is unreachable for now (a restart): the next round tries again.
+            }
+        }
+    }
+
+    private async Task<Lease?> TryTakeAsync(Taker taker)
+    {
+        while (true)
+        {
+            long leaseMs = (long)Math.Min(taker.Duration.TotalMilliseconds, TimeSpan.FromDays(3650).TotalMilliseconds);
+            long orphanMs = Math.Max((long)TimeSpan.FromMinutes(10).TotalMilliseconds, 4 * leaseMs);
+            RedisResult result = await EvalAsync(RedisScripts.Take, _consumer, leaseMs, Now(), taker.WorkerId, orphanMs).ConfigureAwait(false);
+            if (result.IsNull) return null;
+            var fields = (RedisResult[])result!;
+            string id = (string)fields[0]!;
+            int attempt = (int)fields[1];
+            JobRequest request = JobCodec.DecodeRequest(id, (byte[])fields[2]!, (byte[])fields[3]!);
+            var lease = new Lease(this, request, attempt, taker.Duration, (string)fields[4]!);
+            if (request.Deadline is { } deadline && deadline <= DateTimeOffset.UtcNow)
+            {
+                await FinishAsync(id, JobState.Running, attempt, JobOutcome.DeadlinePassed(request, whileQueued: true)).ConfigureAwait(false);
+                continue;
+            }
+
+            _leases[id] = lease;
+            return lease;
+        }
+    }
+
+    private async Task<bool> RenewAsync(Lease lease)
+    {
+        long flag = (long)await EvalAsync(RedisScripts.Renew, lease.Request.Id, lease.Attempt, _consumer, lease.Entry, Now() + (long)lease.Duration.TotalMilliseconds).ConfigureAwait(false);
+        if (flag < 0)
+        {
+            Lost(lease);
+            return false;
+        }
+
+        if (flag == 1) lease.Cancel();
+        return true;
+    }
+
+    private async Task<bool> CompleteAsync(Lease lease, JobOutcome outcome)
+    {
+        await FlushAsync(lease).ConfigureAwait(false);
+        bool done = await FinishAsync(lease.Request.Id, JobState.Running, lease.Attempt, outcome).ConfigureAwait(false);
+        _leases.TryRemove(new KeyValuePair<string, Lease>(lease.Request.Id, lease));
+        return done;
+    }
+
+    private async Task AbandonAsync(Lease lease)
+    {
+        await FlushAsync(lease).ConfigureAwait(false);
+        await EvalAsync(RedisScripts.Abandon, lease.Request.Id, lease.Attempt).ConfigureAwait(false);
+        _leases.TryRemove(new KeyValuePair<string, Lease>(lease.Request.Id, lease));
+        Wake();
+    }
+
+    private void Lost(Lease lease)
+    {
+        _leases.TryRemove(new KeyValuePair<string, Lease>(lease.Request.Id, lease));
+        lease.Cancel();
+    }
+
+    private async Task<bool> FinishAsync(string id, JobState from, int? attempt, JobOutcome outcome)
+    {
+        byte[] result = outcome.Error is null ? outcome.Result.ToArray() : [];
+        long n = (long)await EvalAsync(RedisScripts.Finish, id, ((int)from).ToString(CultureInfo.InvariantCulture), attempt?.ToString(CultureInfo.InvariantCulture) ?? "",
+            (int)outcome.State, Now(), JobCodec.EncodeOutcome(outcome.WithoutResult()), result, _options.InlineResultBytes).ConfigureAwait(false);
+        if (n < 0) return false;
+        Notify(id, new JobEvent(n, JobEventKind.Completed, Outcome: outcome)); // this process's watchers need no round trip
+        return true;
+    }
+
+    private async Task FlushLoopAsync()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await _flush.WaitAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            foreach (Lease lease in _leases.Values)
+            {
+                try
+                {
+                    await FlushAsync(lease).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is RedisException or TimeoutException)
+                {
+                    _flush.Release(); // try again once Redis is back
+                    await Task.Delay(100).ConfigureAwait(false);
+                }
+            }
+        }
+    }
+
+    /// <summary>Writes a lease's buffered output, in order: one script per batch.</summary>
+    private async Task FlushAsync(Lease lease)
+    {
+        await lease.Writing.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            List<OutputChunk>? chunks = lease.TakePending();
+            if (chunks is null) return;
+            var args = new List<RedisValue>(4 + chunks.Count * 2) { _prefix, lease.Request.Id, lease.Attempt, _options.Retention.MaxOutputBytesPerJob };
+            foreach (OutputChunk c in chunks)
+            {
+                args.Add((int)c.Stream);
+                args.Add(c.Text);
+            }
+
+            long last;
+            try
+            {
+                last = (long)await _db.ScriptEvaluateAsync(RedisScripts.Output, null, [.. args]).ConfigureAwait(false);
+            }
+            catch
+            {
+                lease.Restore(chunks); // written again on the next flush
+                throw;
+            }
+
+            if (last < 0)
+            {
+                Lost(lease);
+                return;
+            }
+
+            long n = last - chunks.Count;
+            foreach (OutputChunk c in chunks) Notify(lease.Request.Id, new JobEvent(++n, JobEventKind.Output, c.Stream, c.Text));
+        }
+        finally
+        {
+            lease.Writing.Release();
+        }
+    }
+
+    // ---------------------------------------------------------------- watchers
+
+    private Watcher AddWatcher(string jobId, IJobObserver observer, long after)
+    {
+        var watcher = new Watcher(this, jobId, observer, after);
+        lock (_gate) (_watchers.TryGetValue(jobId, out List<Watcher>? list) ? list : _watchers[jobId] = []).Add(watcher);
+        return watcher;
+    }
+
+    private void RemoveWatcher(Watcher watcher)
+    {
+        lock (_gate)
+        {
+            if (_watchers.TryGetValue(watcher.JobId, out List<Watcher>? list))
+            {
+                list.Remove(watcher);
+                if (list.Count == 0) _watchers.Remove(watcher.JobId);
+            }
+        }
+    }
+
+    private void Notify(string jobId, JobEvent e)
+    {
+        Watcher[] watchers;
+        lock (_gate)
+        {
+            if (!_watchers.TryGetValue(jobId, out List<Watcher>? list)) return;
+            watchers = [.. list];
+        }
+
+        foreach (Watcher w in watchers) w.Notify(e);
+    }
+
+    /// <summary>A pub/sub notice of an event: {id, n, kind, stream, text, attempt, inline, outcome, result}.</summary>
+    private void OnEventNotice(RedisValue message)
+    {
+        try
+        {
+            var r = new MessagePackReader((byte[])message!);
+            if (r.ReadArrayHeader() != 9) return;
+            string id = r.ReadString() ?? "";
+            long n = r.ReadInt64();
+            var kind = (JobEventKind)r.ReadInt32();
+            var stream = (OutputStream)r.ReadInt32();
+            string text = r.ReadString() ?? "";
+            int attempt = r.ReadInt32();
+            bool inline = r.ReadInt32() == 1;
+            byte[] outcome = r.ReadStringSpan().ToArray();
+            byte[] result = r.ReadStringSpan().ToArray();
+            lock (_gate)
+            {
+                if (!_watchers.ContainsKey(id)) return;
+            }
+
+            JobEvent e = kind == JobEventKind.Completed
+                ? new JobEvent(n, kind, Outcome: inline ? JobCodec.DecodeOutcome(outcome) with { Result = result } : null)
+                : new JobEvent(n, kind, stream, kind == JobEventKind.Output ? text : null, Attempt: attempt);
+            Notify(id, e);
+        }
+        catch (Exception ex) when (ex is Formatting.IpyRpcSerializationException or InvalidCastException)
+        {
+            // Not one of ours; watchers catch up by reading the job's events.
+        }
+    }
+
+    private async Task<IReadOnlyList<JobEvent>> ReadEventsAsync(string jobId, long after)
+    {
+        RedisResult raw = await _db.ExecuteAsync("XRANGE", EventsKey(jobId), "(" + after.ToString(CultureInfo.InvariantCulture) + "-0", "+").ConfigureAwait(false);
+        var events = new List<JobEvent>();
+        foreach (RedisResult entry in (RedisResult[])raw!)
+        {
+            var parts = (RedisResult[])entry!;
+            string entryId = (string)parts[0]!;
+            long n = long.Parse(entryId.AsSpan(0, entryId.IndexOf('-')), CultureInfo.InvariantCulture);
+            var fields = (RedisResult[])parts[1]!;
+            int kind = 0, stream = 0, attempt = 0;
+            string? text = null;
+            for (int i = 0; i + 1 < fields.Length; i += 2)
+            {
+                switch ((string)fields[i]!)
+                {
+                    case "k": kind = (int)fields[i + 1]; break;
+                    case "s": stream = (int)fields[i + 1]; break;
+                    case "t": text = (string)fields[i + 1]; break;
+                    case "a": attempt = (int)fields[i + 1]; break;
+                }
+            }
+
+            events.Add(new JobEvent(n, (JobEventKind)kind, (OutputStream)stream, (JobEventKind)kind == JobEventKind.Output ? text : null, Attempt: attempt));
+        }
+
+        return events;
+    }
+
+    private async Task<JobOutcome> LoadOutcomeAsync(string jobId)
+    {
+        RedisValue[] f = await _db.HashGetAsync(JobKey(jobId), ["outcome", "result", "released", "function"]).ConfigureAwait(false);
+        if (f[0].IsNull)
+        {
+            return JobOutcome.Failure(JobState.Failed, new RemoteError { Code = Protocol.ErrorCodes.NotFound, Message = $"Job {jobId} was forgotten (retention) before its outcome could be read." });
+        }
+
+        JobOutcome outcome = JobCodec.DecodeOutcome((byte[])f[0]!);
+        if (outcome.Error is null && (string?)f[2] == "1")
+        {
+            return JobOutcome.Released(new JobRequest { Id = jobId, Function = (string)f[3]! });
+        }
+
+        return outcome with { Result = (byte[]?)f[1] ?? [] };
+    }
+
+    private JobInfo ReadInfo(string id, RedisValue[] f)
+    {
+        var state = (JobState)(int)f[1];
+        return new JobInfo
+        {
+            Id = id,
+            Function = (string)f[0]!,
+            Queue = Name,
+            State = state,
+            CreatedAt = Time(f[2]) ?? default,
+            StartedAt = Time(f[3]),
+            CompletedAt = Time(f[4]),
+            Deadline = Time(f[5]),
+            Attempts = f[6].IsNull ? 0 : (int)f[6],
+            Worker = (string?)f[7],
+            Detached = (string?)f[8] == "1",
+            LastSequence = f[9].IsNull ? 0 : (long)f[9],
+            Outcome = f[10].IsNull ? null : JobCodec.DecodeOutcome((byte[])f[10]!),
+            ResultReleased = (string?)f[11] == "1",
+            RetainedBytes = f[12].IsNull ? 0 : (long)f[12],
+        };
+    }
+
+    // ---------------------------------------------------------------- upkeep
+
+    private async Task MaintenanceLoopAsync()
+    {
+        DateTime nextTrim = DateTime.UtcNow, nextPoke = DateTime.UtcNow;
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(50), _stopping.Token).ConfigureAwait(false);
+                DateTime now = DateTime.UtcNow;
+
+                // Queued jobs past their deadline end timed out without running.
+                RedisValue[] expired = await _db.SortedSetRangeByScoreAsync(_prefix + ":deadlines", double.NegativeInfinity, Now(), take: 100).ConfigureAwait(false);
+                foreach (RedisValue id in expired)
+                {
+                    RedisValue function = await _db.HashGetAsync(JobKey((string)id!), "function").ConfigureAwait(false);
+                    await FinishAsync((string)id!, JobState.Queued, null, JobOutcome.DeadlinePassed(new JobRequest { Id = (string)id!, Function = (string?)function ?? "?" }, whileQueued: true)).ConfigureAwait(false);
+                    await _db.SortedSetRemoveAsync(_prefix + ":deadlines", id).ConfigureAwait(false);
+                }
+
+                if (now >= nextTrim)
+                {
+                    long cutoff = Now() - (long)Math.Min(_options.Retention.MaxAge.TotalMilliseconds, long.MaxValue / 4);
+                    await EvalAsync(RedisScripts.Trim, cutoff, _options.Retention.MaxBytes).ConfigureAwait(false);
+                    nextTrim = now + TimeSpan.FromMilliseconds(Math.Clamp(_options.Retention.MaxAge.TotalMilliseconds / 4, 50, 1000));
+                }
+
+                if (now >= nextPoke)
+                {
+                    // A notice lost while Redis restarted must not leave a watcher waiting forever.
+                    Watcher[] all;
+                    lock (_gate) all = [.. _watchers.Values.SelectMany(l => l)];
+                    foreach (Watcher w in all) w.Poke();
+                    nextPoke = now + _options.PollInterval * 4;
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                // Redis is unreachable for now: try again next round.
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    private string JobKey(string id) => _prefix + ":job:" + id;
+
+    private string EventsKey(string id) => _prefix + ":ev:" + id;
+
+    private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    private static DateTimeOffset? Time(RedisValue v) => v.IsNull ? null : DateTimeOffset.FromUnixTimeMilliseconds((long)v);
+
+    private Task<RedisResult> EvalAsync(string script, params RedisValue[] args)
+    {
+        var values = new RedisValue[args.Length + 1];
+        values[0] = _prefix;
+        args.CopyTo(values, 1);
+        return _db.ScriptEvaluateAsync(script, null, values);
+    }
+
+    /// <summary>Stops taking jobs and closes the connection (when this queue opened it). Leases still held lapse and go to other workers.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+        Taker[] takers;
+        Watcher[] watchers;
+        lock (_gate)
+        {
+            takers = [.. _takers];
+            _takers.Clear();
+            watchers = [.. _watchers.Values.SelectMany(l => l)];
+            _watchers.Clear();
+        }
+
+        foreach (Taker t in takers) t.Result.TrySetResult(null);
+        foreach (Watcher w in watchers) w.Stop();
+        foreach (Lease lease in _leases.Values)
+        {
+            try
+            {
+                await FlushAsync(lease).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+            }
+        }
+
+        _stopping.Cancel();
+        await Task.WhenAll(_loops).ConfigureAwait(false);
+        ISubscriber subscriber = _redis.GetSubscriber();
+        try
+        {
+            await subscriber.UnsubscribeAsync(_prefix + ":events").ConfigureAwait(false);
+            await subscriber.UnsubscribeAsync(_prefix + ":cancel").ConfigureAwait(false);
+            await subscriber.UnsubscribeAsync(_prefix + ":wake").ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+        }
+
+        foreach (Lease lease in _leases.Values) lease.Cancel();
+        if (_ownsConnection)
+        {
+            await _redis.CloseAsync().ConfigureAwait(false);
+            _redis.Dispose();
+        }
+
+        _stopping.Dispose();
+    }
+
+    private sealed class Taker(RedisJobQueue queue, string workerId, TimeSpan duration)
+    {
+        public RedisJobQueue Queue => queue;
+
+        public string WorkerId => workerId;
+
+        public TimeSpan Duration => duration;
+
+        public LinkedListNode<Taker>? Node { get; set; }
+
+        public TaskCompletionSource<JobLease?> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    /// <summary>
+    /// One observer of one job. Events arrive by notice; one that follows the last delivered goes
+    /// straight on, anything else (a gap, a completion without its outcome) makes the watcher read
+    /// the job's event stream from where it is. One delivery at a time, in order.
+    /// </summary>
+    private sealed class Watcher(RedisJobQueue queue, string jobId, IJobObserver observer, long after) : IDisposable
+    {
+        private readonly object _gate = new();
+        private long _last = after;
+        private bool _pumping;
+        private bool _again;
+        private bool _done;
+
+        public string JobId => jobId;
+
+        public void Notify(JobEvent e)
+        {
+            lock (_gate)
+            {
+                if (_done || e.Sequence <= _last) return;
+                if (!_pumping && e.Sequence == _last + 1 && (e.Kind != JobEventKind.Completed || e.Outcome is not null))
+                {
+                    Deliver(e);
+                    return;
+                }
+
+                if (_pumping)
+                {
+                    _again = true;
+                    return;
+                }
+
+                _pumping = true;
+            }
+
+            _ = PumpAsync();
+        }
+
+        /// <summary>Reads the job's events past the last delivered one.</summary>
+        public void Poke()
+        {
+            lock (_gate)
+            {
+                if (_done) return;
+                if (_pumping)
+                {
+                    _again = true;
+                    return;
+                }
+
+                _pumping = true;
+            }
+
+            _ = PumpAsync();
+        }
+
+        private async Task PumpAsync()
+        {
+            while (true)
+            {
+                try
+                {
+                    long from;
+                    lock (_gate) from = _last;
+                    IReadOnlyList<JobEvent> events = await queue.ReadEventsAsync(jobId, from).ConfigureAwait(false);
+                    foreach (JobEvent e in events)
+                    {
+                        JobEvent ready = e.Kind == JobEventKind.Completed ? e with { Outcome = await queue.LoadOutcomeAsync(jobId).ConfigureAwait(false) } : e;
+                        lock (_gate)
+                        {
+                            if (_done) return;
+                            if (ready.Sequence > _last) Deliver(ready);
+                        }
+                    }
+
+                    if (events.Count == 0 && !await queue._db.KeyExistsAsync(queue.JobKey(jobId)).ConfigureAwait(false))
+                    {
+                        lock (_gate)
+                        {
+                            if (!_done) Deliver(new JobEvent(_last + 1, JobEventKind.Completed, Outcome: JobOutcome.Failure(JobState.Failed, new RemoteError
+                            {
+                                Code = Protocol.ErrorCodes.NotFound,
+                                Message = $"Job {jobId} was forgotten (retention) before its outcome could be read.",
+                            })));
+                        }
+                    }
+                }
+                catch (Exception e) when (e is RedisException or TimeoutException)
+                {
+                    // Redis is unreachable for now: the maintenance loop pokes again.
+                }
+
+                lock (_gate)
+                {
+                    if (!_again || _done)
+                    {
+                        _pumping = false;
+                        return;
+                    }
+
+                    _again = false;
+                }
+            }
+        }
+
+        private void Deliver(in JobEvent e)
+        {
+            _last = e.Sequence;
+            if (e.Kind == JobEventKind.Completed)
+            {
+                _done = true;
+                queue.RemoveWatcher(this);
+            }
+
+            observer.OnEvent(e);
+        }
+
+        public void Stop()
+        {
+            lock (_gate) _done = true;
+        }
+
+        public void Dispose()
+        {
+            Stop();
+            queue.RemoveWatcher(this);
+        }
+    }
+
+    private sealed class Lease : JobLease
+    {
+        private readonly RedisJobQueue _queue;
+        private readonly CancellationTokenSource _cancel;
+        private List<OutputChunk>? _pending;
+
+        public Lease(RedisJobQueue queue, JobRequest request, int attempt, TimeSpan duration, string entry)
+            : this(queue, request, attempt, duration, entry, new CancellationTokenSource())
+        {
+        }
+
+        private Lease(RedisJobQueue queue, JobRequest request, int attempt, TimeSpan duration, string entry, CancellationTokenSource cancel)
+            : base(request, attempt, cancel.Token)
+        {
+            _queue = queue;
+            _cancel = cancel;
+            Duration = duration;
+            Entry = entry;
+        }
+
+        public TimeSpan Duration { get; }
+
+        public string Entry { get; }
+
+        public SemaphoreSlim Writing { get; } = new(1, 1);
+
+        public override TimeSpan? RenewEvery => Duration / 3;
+
+        public override void Write(OutputStream stream, string text)
+        {
+            lock (this) (_pending ??= []).Add(new OutputChunk(stream, text));
+            if (_queue._flush.CurrentCount == 0) _queue._flush.Release();
+        }
+
+        public List<OutputChunk>? TakePending()
+        {
+            lock (this)
+            {
+                List<OutputChunk>? taken = _pending;
+                _pending = null;
+                return taken;
+            }
+        }
+
+        public void Restore(List<OutputChunk> chunks)
+        {
+            lock (this)
+            {
+                if (_pending is not null) chunks.AddRange(_pending);
+                _pending = chunks;
+            }
+        }
+
+        public void Cancel()
+        {
+            try
+            {
+                _cancel.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+
+        public override async ValueTask<bool> RenewAsync(CancellationToken cancellationToken = default) => await _queue.RenewAsync(this).ConfigureAwait(false);
+
+        public override async ValueTask<bool> CompleteAsync(JobOutcome outcome, CancellationToken cancellationToken = default) => await _queue.CompleteAsync(this, outcome).ConfigureAwait(false);
+
+        public override async ValueTask AbandonAsync(CancellationToken cancellationToken = default) => await _queue.AbandonAsync(this).ConfigureAwait(false);
+    }
+}
