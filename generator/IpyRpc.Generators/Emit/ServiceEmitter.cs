@@ -245,5 +245,27 @@ internal static class ServiceEmitter
             : $"_client.InvokeAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {args}, {Names.Formatter(f.ReturnType, assemblyKey)}, {options}, {token})";
         w.Line($"public {returnType} {f.MethodName}({string.Join(", ", signature)})");
         w.Line($"    => {call};");
+
+        // The same call submitted as a job: a typed handle at once, the result when it is ready.
+        string resultSource = f.ReturnType is null ? "object?" : f.ReturnSource!;
+        string resultFormatter = f.ReturnType is null ? "global::IpyRpc.Formatting.Formatters.Object" : Names.Formatter(f.ReturnType, assemblyKey);
+        w.Line();
+        w.Line($"/// <summary>Submits <c>{f.ExportName}</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>");
+        foreach (DocEntry element in f.Docs.RawElements)
+        {
+            if (!element.Name.StartsWith("param:", System.StringComparison.Ordinal) || tokenParams.Contains(element.Name)) continue;
+            foreach (string line in element.Text.Split('\n')) w.Line("/// " + line);
+        }
+
+        foreach (ParameterModel p in parameters.Where(p => !f.Docs.RawElements.Any(e => e.Name == "param:" + p.Name)))
+        {
+            w.Line($"/// <param name=\"{p.Name}\">The <c>{p.Name}</c> argument.</param>");
+        }
+
+        w.Line($"/// <param name=\"{options}\">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>");
+        w.Line($"/// <param name=\"{token}\">Cancels the submission (not the job: cancel that with the handle).</param>");
+        w.Line($"/// <returns>The job's handle.</returns>");
+        w.Line($"public global::System.Threading.Tasks.Task<{Names.Runtime}.IpyRpcJob<{resultSource}>> Submit{f.MethodName}Async({string.Join(", ", signature)})");
+        w.Line($"    => _client.SubmitAsync<{resultSource}>({Names.Literal(f.ExportName)}, {args}, {resultFormatter}, {options}, {token});");
     }
 }

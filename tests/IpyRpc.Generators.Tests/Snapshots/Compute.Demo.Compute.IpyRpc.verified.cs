@@ -164,6 +164,14 @@ namespace Demo
         public global::System.Threading.Tasks.Task<global::Demo.Report> Crunch(global::Demo.Request @req, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
             => _client.InvokeAsync<global::Demo.Report>("Crunch", new global::IpyRpc.IpyRpcArguments().Add(@req, global::IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Request), global::IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Report, options, cancellationToken);
 
+        /// <summary>Submits <c>Crunch</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
+        /// <param name="req">The request.</param>
+        /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
+        /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
+        /// <returns>The job's handle.</returns>
+        public global::System.Threading.Tasks.Task<global::IpyRpc.IpyRpcJob<global::Demo.Report>> SubmitCrunchAsync(global::Demo.Request @req, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
+            => _client.SubmitAsync<global::Demo.Report>("Crunch", new global::IpyRpc.IpyRpcArguments().Add(@req, global::IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Request), global::IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Report, options, cancellationToken);
+
         /// <summary>Adds two integers.</summary>
         /// <param name="a">The first addend.</param>
         /// <param name="b">The second addend.</param>
@@ -173,6 +181,15 @@ namespace Demo
         public global::System.Threading.Tasks.Task<int> Add(int @a, int @b, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
             => _client.InvokeAsync<int>("add", new global::IpyRpc.IpyRpcArguments().Add(@a, global::IpyRpc.Formatting.Formatters.Int32).Add(@b, global::IpyRpc.Formatting.Formatters.Int32), global::IpyRpc.Formatting.Formatters.Int32, options, cancellationToken);
 
+        /// <summary>Submits <c>add</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
+        /// <param name="a">The first addend.</param>
+        /// <param name="b">The second addend.</param>
+        /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
+        /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
+        /// <returns>The job's handle.</returns>
+        public global::System.Threading.Tasks.Task<global::IpyRpc.IpyRpcJob<int>> SubmitAddAsync(int @a, int @b, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
+            => _client.SubmitAsync<int>("add", new global::IpyRpc.IpyRpcArguments().Add(@a, global::IpyRpc.Formatting.Formatters.Int32).Add(@b, global::IpyRpc.Formatting.Formatters.Int32), global::IpyRpc.Formatting.Formatters.Int32, options, cancellationToken);
+
         /// <summary>Echoes JSON text.</summary>
         /// <param name="text">The <c>text</c> argument.</param>
         /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
@@ -180,6 +197,14 @@ namespace Demo
         /// <returns>The result of <c>compute_json</c>.</returns>
         public global::System.Threading.Tasks.Task<string> ComputeJson(string @text, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
             => _client.InvokeAsync<string>("compute_json", new global::IpyRpc.IpyRpcArguments().Add(@text, global::IpyRpc.Formatting.Formatters.String), global::IpyRpc.Formatting.Formatters.String, options, cancellationToken);
+
+        /// <summary>Submits <c>compute_json</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
+        /// <param name="text">The <c>text</c> argument.</param>
+        /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
+        /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
+        /// <returns>The job's handle.</returns>
+        public global::System.Threading.Tasks.Task<global::IpyRpc.IpyRpcJob<string>> SubmitComputeJsonAsync(string @text, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
+            => _client.SubmitAsync<string>("compute_json", new global::IpyRpc.IpyRpcArguments().Add(@text, global::IpyRpc.Formatting.Formatters.String), global::IpyRpc.Formatting.Formatters.String, options, cancellationToken);
 
         /// <summary>Scales with an optional factor.</summary>
         /// <param name="value">The <c>value</c> argument.</param>
@@ -190,5 +215,15 @@ namespace Demo
         /// <returns>The result of <c>math.scale</c>.</returns>
         public global::System.Threading.Tasks.Task<double> Scale(double @value, double @factor = 2.5D, string? @label = null, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
             => _client.InvokeAsync<double>("math.scale", new global::IpyRpc.IpyRpcArguments().Add(@value, global::IpyRpc.Formatting.Formatters.Double).Add(@factor, global::IpyRpc.Formatting.Formatters.Double).Add(@label, global::IpyRpc.Formatting.Formatters.String), global::IpyRpc.Formatting.Formatters.Double, options, cancellationToken);
+
+        /// <summary>Submits <c>math.scale</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
+        /// <param name="value">The <c>value</c> argument.</param>
+        /// <param name="factor">The <c>factor</c> argument.</param>
+        /// <param name="label">The <c>label</c> argument.</param>
+        /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
+        /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
+        /// <returns>The job's handle.</returns>
+        public global::System.Threading.Tasks.Task<global::IpyRpc.IpyRpcJob<double>> SubmitScaleAsync(double @value, double @factor = 2.5D, string? @label = null, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
+            => _client.SubmitAsync<double>("math.scale", new global::IpyRpc.IpyRpcArguments().Add(@value, global::IpyRpc.Formatting.Formatters.Double).Add(@factor, global::IpyRpc.Formatting.Formatters.Double).Add(@label, global::IpyRpc.Formatting.Formatters.String), global::IpyRpc.Formatting.Formatters.Double, options, cancellationToken);
     }
 }

@@ -1,0 +1,274 @@
+using IpyRpc.Jobs;
+using Xunit.Abstractions;
+
+namespace IpyRpc.Tests.Jobs;
+
+/// <summary>Functions for job tests.</summary>
+public static class JobFunctions
+{
+    /// <summary>Prints "step i" for each step, waiting for the gate "name.i" before each one after the first.</summary>
+    [IpyRpcExport("job.steps")]
+    public static async Task<int> Steps(string name, int steps, CancellationToken ct)
+    {
+        for (int i = 1; i <= steps; i++)
+        {
+            if (i > 1) await Gates.WaitAsync($"{name}.{i}", ct);
+            Console.WriteLine($"step {i}");
+            Gates.Open($"{name}.printed.{i}");
+        }
+
+        return steps;
+    }
+
+    /// <summary>Returns its argument.</summary>
+    [IpyRpcExport("job.echo_bytes")]
+    public static byte[] EchoBytes(byte[] data) => data;
+
+    /// <summary>Returns how many bytes it got.</summary>
+    [IpyRpcExport("job.count_bytes")]
+    public static int CountBytes(byte[] data) => data.Length;
+}
+
+public sealed class ServerJobTests(ITestOutputHelper output)
+{
+    private static IpyRpcServer Server(IpyRpcServerOptions? options = null, GlobConfig? config = null)
+    {
+        var server = new IpyRpcServer(options);
+        server.Register(typeof(BehaviourFunctions)).Register(typeof(JobFunctions)).Register(typeof(ShapeFunctions));
+        if (config is not null) server.Config(config);
+        return server;
+    }
+
+    private static Task<IpyRpcClient> ConnectAsync(IpyRpcServer server, List<string>? output = null)
+        => IpyRpcClient.ConnectInProcessAsync(server, new IpyRpcClientOptions
+        {
+            Output = (_, text) =>
+            {
+                if (output is null) return;
+                lock (output) output.Add(text);
+            },
+        });
+
+    [Fact]
+    public async Task ASubmittedJobReturnsAHandleAtOnceAndItsResultWhenItIsReady()
+    {
+        await using IpyRpcServer server = Server();
+        var seen = new List<string>();
+        await using IpyRpcClient client = await ConnectAsync(server, seen);
+        string name = Gates.NewName("submit");
+
+        IpyRpcJob<int> job = await client.SubmitAsync<int>("job.steps", name, 2);
+        Assert.False(string.IsNullOrEmpty(job.Id));
+        Assert.Equal("job.steps", job.Function);
+        Assert.True(job.Info.Detached);
+        await Gates.WaitAsync(name + ".printed.1");
+        Assert.Equal(JobState.Running, (await job.RefreshAsync()).State);
+        Assert.False(job.WaitAsync().IsCompleted);
+
+        Gates.Open(name + ".2");
+        Assert.Equal(2, await job);
+        Assert.Equal(["step 1\n", "step 2\n"], job.Output.Select(o => o.Text));
+        Assert.Equal(["step 1\n", "step 2\n"], seen); // live output went to the client's handler too
+        Assert.Equal(JobState.Succeeded, job.State);
+        Assert.Equal(JobState.Succeeded, (await client.GetJobAsync(job.Id)).State);
+    }
+
+    [Fact]
+    public async Task AJobOutlivesItsSubmittersConnectionAndAnotherClientAttachesToIt()
+    {
+        await using IpyRpcServer server = Server();
+        string name = Gates.NewName("leave");
+        string id;
+        await using (IpyRpcClient first = await ConnectAsync(server))
+        {
+            IpyRpcJob<int> job = await first.SubmitAsync<int>("job.steps", name, 3);
+            id = job.Id;
+            await Gates.WaitAsync(name + ".printed.1");
+        }
+
+        // The submitter is gone; the job goes on.
+        Gates.Open(name + ".2");
+        await Gates.WaitAsync(name + ".printed.2");
+        var seen = new List<string>();
+        await using IpyRpcClient second = await ConnectAsync(server, seen);
+        IpyRpcJob<int> attached = await second.AttachAsync<int>(id);
+        Assert.Equal(JobState.Running, attached.State);
+        Task<int> result = attached.WaitAsync();
+        await EventuallyAsync(() => seen.Count >= 2); // the recorded output is replayed first
+        Assert.Equal(["step 1\n", "step 2\n"], seen);
+        Gates.Open(name + ".3");
+        Assert.Equal(3, await result);
+        Assert.Equal(["step 1\n", "step 2\n", "step 3\n"], seen); // then the rest, live
+    }
+
+    [Fact]
+    public async Task APlainCallIsCancelledWhenItsCallerDisconnects()
+    {
+        await using IpyRpcServer server = Server();
+        string gate = Gates.NewName("plain");
+        IpyRpcClient client = await ConnectAsync(server);
+        Task<string> call = client.CallAsync<string>("wait_for_cancel", gate);
+        await Gates.WaitAsync(gate + ".started");
+        await client.DisposeAsync();
+        await Gates.WaitAsync(gate + ".cancelled"); // the function's token fired
+        await Assert.ThrowsAnyAsync<IpyRpcException>(() => call);
+    }
+
+    [Fact]
+    public async Task WithCancelOnDisconnectOffAPlainCallRunsOnAndItsResultWaitsToBeAttached()
+    {
+        await using IpyRpcServer server = Server(config: new GlobConfig { ["job.*"] = new FunctionOptions { CancelOnDisconnect = false } });
+        string name = Gates.NewName("keep");
+        IpyRpcClient client = await ConnectAsync(server);
+        Task<int> call = client.CallAsync<int>("job.steps", name, 2);
+        await Gates.WaitAsync(name + ".printed.1");
+        await client.DisposeAsync();
+        await Assert.ThrowsAsync<IpyRpcConnectionException>(() => call);
+
+        Gates.Open(name + ".2");
+        await using IpyRpcClient again = await ConnectAsync(server);
+        JobInfo running = Assert.Single(await again.ListJobsAsync(new JobQuery { Function = "job.steps" }));
+        Assert.False(running.Detached);
+        IpyRpcJob<int> job = await again.AttachAsync<int>(running.Id);
+        Assert.Equal(2, await job.WaitAsync(TimeSpan.FromSeconds(20)));
+    }
+
+    [Fact]
+    public async Task WithCancelOnDisconnectOnASubmittedJobIsCancelledWithItsConnection()
+    {
+        await using IpyRpcServer server = Server(config: new GlobConfig { ["wait_for_cancel"] = new FunctionOptions { CancelOnDisconnect = true } });
+        string gate = Gates.NewName("tied");
+        IpyRpcClient client = await ConnectAsync(server);
+        IpyRpcJob<string> job = await client.SubmitAsync<string>("wait_for_cancel", gate);
+        await Gates.WaitAsync(gate + ".started");
+        await client.DisposeAsync();
+        await Gates.WaitAsync(gate + ".cancelled");
+        await EventuallyAsync(async () => (await server.Queue.GetAsync(job.Id))!.State == JobState.Cancelled);
+    }
+
+    [Fact]
+    public async Task CancellingAJobByIdFiresItsTokenAndItsWaitersHearOfIt()
+    {
+        await using IpyRpcServer server = Server();
+        await using IpyRpcClient client = await ConnectAsync(server);
+        string gate = Gates.NewName("cancel");
+        IpyRpcJob<string> job = await client.SubmitAsync<string>("wait_for_cancel", gate);
+        await Gates.WaitAsync(gate + ".started");
+        Task<string> waiting = job.WaitAsync();
+
+        await using IpyRpcClient other = await ConnectAsync(server);
+        Assert.True(await other.CancelJobAsync(job.Id));
+        await Gates.WaitAsync(gate + ".cancelled");
+        await Assert.ThrowsAsync<IpyRpcCancelledException>(() => waiting);
+        Assert.Equal(JobState.Cancelled, job.State);
+        Assert.False(await other.CancelJobAsync(job.Id)); // already over
+    }
+
+    [Fact]
+    public async Task UnknownJobsAreNotFoundWithAClearMessage()
+    {
+        await using IpyRpcServer server = Server();
+        await using IpyRpcClient client = await ConnectAsync(server);
+        var e = await Assert.ThrowsAsync<IpyRpcNotFoundException>(() => client.AttachAsync<int>("no-such-job"));
+        Assert.Contains("no-such-job", e.Message);
+        await Assert.ThrowsAsync<IpyRpcNotFoundException>(() => client.CancelJobAsync("no-such-job"));
+        await Assert.ThrowsAsync<IpyRpcNotFoundException>(() => client.GetJobAsync("no-such-job"));
+        Assert.Equal(5, await client.CallAsync<int>("add", 2, 3)); // the connection goes on
+    }
+
+    [Fact]
+    public async Task ListingAndStatusShowJobsWithTheirOutput()
+    {
+        await using IpyRpcServer server = Server();
+        await using IpyRpcClient client = await ConnectAsync(server);
+        string name = Gates.NewName("list");
+        IpyRpcJob<int> job = await client.SubmitAsync<int>("job.steps", name, 2);
+        await Gates.WaitAsync(name + ".printed.1");
+
+        JobInfo withOutput = await client.GetJobAsync(job.Id, withOutput: true);
+        Assert.Equal(["step 1\n"], withOutput.Output.Select(o => o.Text));
+        Assert.Equal(JobState.Running, withOutput.State);
+        Assert.Equal(1, withOutput.Attempts);
+        Assert.NotNull(withOutput.Worker);
+        Assert.Contains(await client.ListJobsAsync(new JobQuery { State = JobState.Running }), j => j.Id == job.Id);
+        Assert.DoesNotContain(await client.ListJobsAsync(new JobQuery { State = JobState.Succeeded }), j => j.Id == job.Id);
+        Gates.Open(name + ".2");
+        await job;
+        Assert.Contains(await client.ListJobsAsync(new JobQuery { State = JobState.Succeeded, Function = "job.*" }), j => j.Id == job.Id);
+    }
+
+    [Fact]
+    public async Task ATimeoutCountsTheTimeACallSpendsQueued()
+    {
+        // One worker, held by the first call: the second would wait forever if its timeout only started when it ran.
+        await using IpyRpcServer server = Server(new IpyRpcServerOptions { Concurrency = 1 }, new GlobConfig { ["add"] = new FunctionOptions { Timeout = TimeSpan.FromMilliseconds(300) } });
+        await using IpyRpcClient client = await ConnectAsync(server);
+        string name = Gates.NewName("hold");
+        Task<int> holder = client.CallAsync<int>("job.steps", name, 2);
+        await Gates.WaitAsync(name + ".printed.1");
+
+        var e = await Assert.ThrowsAsync<IpyRpcTimeoutException>(() => client.CallAsync<int>("add", 1, 2));
+        Assert.Contains("never ran", e.Message);
+        Assert.False(holder.IsCompleted);
+        Gates.Open(name + ".2");
+        Assert.Equal(2, await holder);
+    }
+
+    [Fact]
+    public async Task APlainCallsResultIsReleasedOnceDeliveredAndASubmittedJobsIsKept()
+    {
+        await using IpyRpcServer server = Server();
+        await using IpyRpcClient client = await ConnectAsync(server);
+        byte[] data = new byte[50_000];
+        Assert.Equal(data.Length, (await client.CallAsync<byte[]>("job.echo_bytes", data)).Length);
+        JobInfo call = Assert.Single(await server.Queue.ListAsync(new JobQuery { Function = "job.echo_bytes" }));
+        await EventuallyAsync(async () => (await server.Queue.GetAsync(call.Id))!.ResultReleased);
+        Assert.True((await server.Queue.GetAsync(call.Id))!.RetainedBytes < 1000);
+
+        IpyRpcJob<byte[]> job = await client.SubmitAsync<byte[]>("job.echo_bytes", data);
+        Assert.Equal(data.Length, (await job).Length);
+        Assert.Equal(data.Length, (await (await client.AttachAsync<byte[]>(job.Id)).WaitAsync()).Length); // still there for a second look
+        Assert.False((await server.Queue.GetAsync(job.Id))!.ResultReleased);
+    }
+
+    [Fact]
+    public async Task MemoryReturnsToNearItsStartAfterCallsWithLargeArguments()
+    {
+        const int Payload = 15 * 1024 * 1024;
+        await using IpyRpcServer server = Server();
+        await using IpyRpcClient client = await ConnectAsync(server);
+        Assert.Equal(3, await client.CallAsync<int>("add", 1, 2)); // warm up
+        long before = GC.GetTotalMemory(forceFullCollection: true);
+        for (int i = 0; i < 30; i++)
+        {
+            Assert.Equal(Payload, await EchoAsync(client, i));
+        }
+
+        await Task.Delay(100); // let the last reply's relay finish releasing the job's result
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        long after = GC.GetTotalMemory(forceFullCollection: true);
+        double growth = (after - before) / (double)Payload;
+        output.WriteLine($"30 echo calls of {Payload / (1024 * 1024)} MiB: managed heap {before / (1024 * 1024.0):F1} MiB before, {after / (1024 * 1024.0):F1} MiB after ({growth:F2} payloads kept)");
+        Assert.True(growth < 2, $"The server keeps {growth:F2} payloads' worth of memory after the calls finished");
+    }
+
+    // Apart from the test's own state machine, so nothing of the call outlives it there.
+    private static async Task<int> EchoAsync(IpyRpcClient client, int i)
+    {
+        byte[] data = new byte[15 * 1024 * 1024];
+        data[i] = 1;
+        return (await client.CallAsync<byte[]>("job.echo_bytes", data)).Length;
+    }
+
+    private static Task EventuallyAsync(Func<bool> condition) => EventuallyAsync(() => Task.FromResult(condition()));
+
+    private static async Task EventuallyAsync(Func<Task<bool>> condition)
+    {
+        DateTime giveUp = DateTime.UtcNow.AddSeconds(20);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < giveUp, "The condition did not become true in time");
+            await Task.Delay(20);
+        }
+    }
+}
