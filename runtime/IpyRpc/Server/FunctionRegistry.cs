@@ -10,6 +10,7 @@ namespace IpyRpc;
 /// </summary>
 internal sealed class FunctionRegistry(bool captureOutput, Action<string, FunctionOptions>? validate = null) : IJobExecutor
 {
+    private static readonly TimeSpan CancelGrace = TimeSpan.FromMilliseconds(200);
     private readonly object _gate = new();
     private GlobConfig _config = new();
     private Dictionary<string, IpyRpcFunction> _functions = new(StringComparer.Ordinal);
@@ -220,8 +221,13 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
                     }
                     catch (OperationCanceledException) when (token.IsCancellationRequested && !run.IsCompleted)
                     {
-                        _ = run.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default); // observe a late failure
-                        return Stopped(request, deadline, cancellationToken);
+                        // A cooperative function unwinds at once: a moment's grace keeps its last output and its own ending.
+                        // One that ignores its token is left behind, so the caller hears of the cancel or timeout on time.
+                        if (function.IsSynchronous || await Task.WhenAny(run, Task.Delay(CancelGrace, CancellationToken.None)).ConfigureAwait(false) != run)
+                        {
+                            _ = run.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default); // observe a late failure
+                            return Stopped(request, deadline, cancellationToken);
+                        }
                     }
                 }
 

@@ -115,6 +115,24 @@ public sealed class IpyRpcWorker : IAsyncDisposable
         await StopAsync().ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// The runnable form: runs until the process is asked to stop (Ctrl+C, SIGINT or SIGTERM), then
+    /// stops gracefully (<see cref="StopAsync"/>) and returns, so <c>Main</c> can end.
+    /// </summary>
+    public async Task RunUntilStoppedAsync(CancellationToken cancellationToken = default)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        void OnSignal(System.Runtime.InteropServices.PosixSignalContext context)
+        {
+            context.Cancel = true; // we end the process ourselves, after draining
+            stop.Cancel();
+        }
+
+        using var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, OnSignal);
+        using var terminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, OnSignal);
+        await RunAsync(stop.Token).ConfigureAwait(false);
+    }
+
     /// <summary>Stops taking jobs; running ones get <see cref="IpyRpcWorkerOptions.ShutdownTimeout"/>, then go back to the queue.</summary>
     public Task StopAsync() => _worker.StopAsync(Options.ShutdownTimeout);
 

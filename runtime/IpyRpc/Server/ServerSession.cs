@@ -74,6 +74,15 @@ public sealed class ServerSession : IAsyncDisposable
         {
             await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = e.Code, Message = e.Message }).ConfigureAwait(false);
         }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Not the caller's fault (a job store that is unreachable for now, say): it gets an answer and the connection goes on.
+            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError
+            {
+                Code = ErrorCodes.Internal,
+                Message = $"The server could not handle this {MessageCodec.KindName(message.Kind)}: {e.GetType().Name}: {e.Message}",
+            }).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Answers a message that could not be decoded, so the peer learns why.</summary>

@@ -272,3 +272,43 @@ public sealed class ServerJobTests(ITestOutputHelper output)
         }
     }
 }
+
+/// <summary>A queue whose store fails on lookups, as Redis does while it restarts.</summary>
+internal sealed class UnreachableLookups(IJobQueue inner) : IJobQueue
+{
+    public string Name => inner.Name;
+
+    public bool IsDurable => inner.IsDurable;
+
+    public ValueTask<JobTicket> SubmitAsync(JobRequest request, IJobObserver? observer = null, CancellationToken cancellationToken = default) => inner.SubmitAsync(request, observer, cancellationToken);
+
+    public ValueTask<IDisposable?> WatchAsync(string jobId, long afterSequence, IJobObserver observer, CancellationToken cancellationToken = default) => throw new IOException("the store is unreachable");
+
+    public ValueTask<JobInfo?> GetAsync(string jobId, bool withOutput = false, CancellationToken cancellationToken = default) => throw new IOException("the store is unreachable");
+
+    public ValueTask<IReadOnlyList<JobInfo>> ListAsync(JobQuery? query = null, CancellationToken cancellationToken = default) => throw new IOException("the store is unreachable");
+
+    public ValueTask<bool> CancelAsync(string jobId, CancellationToken cancellationToken = default) => inner.CancelAsync(jobId, cancellationToken);
+
+    public ValueTask ReleaseAsync(string jobId, CancellationToken cancellationToken = default) => inner.ReleaseAsync(jobId, cancellationToken);
+
+    public ValueTask<JobLease?> TakeAsync(string workerId, TimeSpan leaseDuration, CancellationToken cancellationToken) => inner.TakeAsync(workerId, leaseDuration, cancellationToken);
+
+    public ValueTask DisposeAsync() => inner.DisposeAsync();
+}
+
+public sealed class StoreFailureTests
+{
+    [Fact]
+    public async Task AFailingJobStoreGetsTheCallerAnInternalErrorAndTheConnectionGoesOn()
+    {
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { Queue = new UnreachableLookups(new InMemoryJobQueue()) });
+        server.Register(typeof(ShapeFunctions));
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server);
+        var e = await Assert.ThrowsAsync<IpyRpcException>(() => client.GetJobAsync("any").WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(Protocol.ErrorCodes.Internal, e.Code);
+        Assert.Contains("unreachable", e.Message);
+        await Assert.ThrowsAsync<IpyRpcException>(() => client.ListJobsAsync().WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(5, await client.CallAsync<int>("add", 2, 3));
+    }
+}

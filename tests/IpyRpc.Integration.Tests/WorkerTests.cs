@@ -1,0 +1,265 @@
+using IpyRpc.Jobs;
+using IpyRpc.Redis;
+using IpyRpc.Tests;
+using IpyRpc.TestWorker;
+using Xunit.Abstractions;
+
+namespace IpyRpc.Integration.Tests;
+
+/// <summary>
+/// Workers in other processes, through a durable queue: a server in this process takes the calls
+/// and runs none itself; worker processes take the jobs; callers see output live and one outcome each.
+/// </summary>
+public abstract class WorkerTests(ITestOutputHelper log) : IAsyncLifetime
+{
+    private readonly List<IAsyncDisposable> _cleanup = [];
+
+    /// <summary>Opens the queue on this test's store (every call opens the same store again).</summary>
+    protected abstract Task<IJobQueue> OpenQueueAsync();
+
+    /// <summary>The worker program's options that point it at the same store.</summary>
+    protected abstract string[] StoreArguments { get; }
+
+    public virtual Task InitializeAsync() => Task.CompletedTask;
+
+    public virtual async Task DisposeAsync()
+    {
+        for (int i = _cleanup.Count - 1; i >= 0; i--) await _cleanup[i].DisposeAsync();
+    }
+
+    protected T Track<T>(T disposable) where T : IAsyncDisposable
+    {
+        _cleanup.Add(disposable);
+        return disposable;
+    }
+
+    protected async Task<IpyRpcServer> StartServerAsync()
+    {
+        IJobQueue queue = Track(await OpenQueueAsync());
+        var server = new IpyRpcServer(new IpyRpcServerOptions { Queue = queue, Concurrency = 0 });
+        server.Register(typeof(WorkFunctions));
+        return Track(server);
+    }
+
+    protected async Task<WorkerProcess> StartWorkerAsync(int concurrency = 4, int leaseMs = 1000)
+        => Track(await WorkerProcess.StartAsync([.. StoreArguments, "--concurrency", concurrency.ToString(), "--lease-ms", leaseMs.ToString()]));
+
+    protected async Task<IpyRpcClient> ConnectAsync(IpyRpcServer server, List<string>? output = null)
+        => Track(await IpyRpcClient.ConnectInProcessAsync(server, new IpyRpcClientOptions
+        {
+            Output = (_, text) =>
+            {
+                if (output is null) return;
+                lock (output) output.Add(text);
+            },
+        }));
+
+    [Fact]
+    public async Task AWorkerInAnotherProcessRunsCallsAndItsOutputReachesTheCallerLive()
+    {
+        IpyRpcServer server = await StartServerAsync();
+        WorkerProcess worker = await StartWorkerAsync();
+        var seen = new List<(DateTime At, string Text)>();
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server, new IpyRpcClientOptions
+        {
+            Output = (_, text) =>
+            {
+                lock (seen) seen.Add((DateTime.UtcNow, text));
+            },
+        });
+
+        Assert.Equal(worker.Pid, await client.CallAsync<int>("work.pid"));
+        string result = await client.CallAsync<string>("work.slow", "live", 4, 250);
+        DateTime done = DateTime.UtcNow;
+        Assert.Equal($"live done by {worker.Pid}", result);
+        Assert.Equal(Enumerable.Range(1, 4).Select(i => $"live step {i} on {worker.Pid}\n"), seen.Select(s => s.Text));
+        // Live: the first line arrived well before the result, not all at the end.
+        Assert.True(done - seen[0].At > TimeSpan.FromMilliseconds(500), $"The first line came {(done - seen[0].At).TotalMilliseconds} ms before the result");
+    }
+
+    [Fact]
+    public async Task AWorkerKilledMidJobLosesNothingAndTheCallerSeesOneOutcome()
+    {
+        IpyRpcServer server = await StartServerAsync();
+        WorkerProcess doomed = await StartWorkerAsync(leaseMs: 1000);
+        var seen = new List<string>();
+        IpyRpcClient client = await ConnectAsync(server, seen);
+        Task<string> call = client.CallAsync<string>("work.slow", "killed", 20, 100);
+        await EventuallyAsync(() => Count(seen, $"on {doomed.Pid}") >= 2);
+
+        doomed.Kill(); // kill -9, mid-job
+        WorkerProcess rescuer = await StartWorkerAsync(leaseMs: 1000);
+        string result = await call.WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal($"killed done by {rescuer.Pid}", result);
+        Assert.Contains(seen, s => s.Contains("delivered again", StringComparison.Ordinal));
+        Assert.Equal(20, Count(seen, $"on {rescuer.Pid}"));
+        JobInfo job = Assert.Single(await server.Queue.ListAsync(new JobQuery { Function = "work.slow" }));
+        Assert.Equal(JobState.Succeeded, job.State);
+        Assert.Equal(2, job.Attempts);
+        log.WriteLine($"killed worker {doomed.Pid} after {Count(seen, $"on {doomed.Pid}")} steps; worker {rescuer.Pid} ran attempt 2");
+    }
+
+    [Fact]
+    public async Task AThousandJobsOverThreeWorkerProcessesAreNeitherLostNorDuplicated()
+    {
+        IpyRpcServer server = await StartServerAsync();
+        WorkerProcess[] workers = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => StartWorkerAsync(concurrency: 8, leaseMs: 5000)));
+        IpyRpcClient client = await ConnectAsync(server);
+
+        // Every outcome each caller sees is counted: exactly one per call.
+        var outcomes = new int[1000];
+        Task[] calls = [.. Enumerable.Range(0, 1000).Select(async i =>
+        {
+            long square = await client.CallAsync<long>("work.square", (long)i);
+            Assert.Equal((long)i * i, square);
+            Interlocked.Increment(ref outcomes[i]);
+        })];
+        await Task.WhenAll(calls).WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.All(outcomes, n => Assert.Equal(1, n));
+
+        IReadOnlyList<JobInfo> jobs = await server.Queue.ListAsync(new JobQuery { Function = "work.square", Limit = 2000 });
+        Assert.Equal(1000, jobs.Count);
+        Assert.Equal(1000, jobs.Select(j => j.Id).Distinct().Count());
+        Assert.All(jobs, j => Assert.Equal(JobState.Succeeded, j.State));
+        Assert.All(jobs, j => Assert.Equal(1, j.Attempts));
+        var byWorker = jobs.GroupBy(j => j.Worker).ToDictionary(g => g.Key!, g => g.Count());
+        log.WriteLine("jobs per worker: " + string.Join(", ", byWorker.Select(kv => $"{kv.Key}={kv.Value}")));
+        Assert.All(workers, w => Assert.True(byWorker.GetValueOrDefault("test-worker-" + w.Pid) > 0, $"worker {w.Pid} ran no job"));
+    }
+
+    [Fact]
+    public async Task QueuedJobsRunAfterAServerRestartAndTheirCallersAttach()
+    {
+        string[] ids;
+        // The first server takes the jobs; no worker is running, so they wait in the store.
+        await using (IJobQueue first = await OpenQueueAsync())
+        await using (var server = new IpyRpcServer(new IpyRpcServerOptions { Queue = first, Concurrency = 0 }))
+        {
+            server.Register(typeof(WorkFunctions));
+            await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server);
+            ids = await Task.WhenAll(Enumerable.Range(0, 5).Select(async i => (await client.SubmitAsync<string>("work.slow", $"restart{i}", 2, 10)).Id));
+        }
+
+        IpyRpcServer restarted = await StartServerAsync();
+        IpyRpcClient again = await ConnectAsync(restarted);
+        foreach (string id in ids) Assert.Equal(JobState.Queued, (await again.GetJobAsync(id)).State);
+        WorkerProcess worker = await StartWorkerAsync();
+        for (int i = 0; i < ids.Length; i++)
+        {
+            IpyRpcJob<string> job = await again.AttachAsync<string>(ids[i]);
+            Assert.Equal($"restart{i} done by {worker.Pid}", await job.WaitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Equal([$"restart{i} step 1 on {worker.Pid}\n", $"restart{i} step 2 on {worker.Pid}\n"], job.Output.Select(o => o.Text));
+        }
+    }
+
+    [Fact]
+    public async Task CancellingAJobFiresItsTokenInTheWorkerProcess()
+    {
+        IpyRpcServer server = await StartServerAsync();
+        WorkerProcess worker = await StartWorkerAsync();
+        var seen = new List<string>();
+        IpyRpcClient client = await ConnectAsync(server, seen);
+        IpyRpcJob<string> job = await client.SubmitAsync<string>("work.wait_for_cancel");
+        Task<string> waiting = job.WaitAsync();
+        await EventuallyAsync(() => Count(seen, "waiting on") == 1);
+
+        Assert.True(await client.CancelJobAsync(job.Id));
+        await Assert.ThrowsAsync<IpyRpcCancelledException>(() => waiting.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains($"cancelled on {worker.Pid}\n", seen); // the function saw its token fire, in the other process
+    }
+
+    [Fact]
+    public async Task AWorkerStoppedWithSigtermFinishesItsJobFirst()
+    {
+        IpyRpcServer server = await StartServerAsync();
+        WorkerProcess worker = await StartWorkerAsync();
+        var seen = new List<string>();
+        IpyRpcClient client = await ConnectAsync(server, seen);
+        Task<string> call = client.CallAsync<string>("work.slow", "drain", 5, 200);
+        await EventuallyAsync(() => Count(seen, "drain step") >= 1);
+        Assert.Equal(0, await worker.TerminateAsync()); // exits cleanly, after the job
+        Assert.Equal($"drain done by {worker.Pid}", await call.WaitAsync(TimeSpan.FromSeconds(30)));
+    }
+
+    protected static int Count(List<string> lines, string part)
+    {
+        lock (lines) return lines.Count(l => l.Contains(part, StringComparison.Ordinal));
+    }
+
+    protected static async Task EventuallyAsync(Func<bool> condition)
+    {
+        DateTime giveUp = DateTime.UtcNow.AddSeconds(60);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < giveUp, "The condition did not become true in time");
+            await Task.Delay(20);
+        }
+    }
+}
+
+public sealed class SqliteWorkerTests(ITestOutputHelper log) : WorkerTests(log)
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("ipyrpc-workers-").FullName;
+
+    private string File => Path.Combine(_folder, "jobs.db");
+
+    protected override Task<IJobQueue> OpenQueueAsync() => Task.FromResult<IJobQueue>(new SqliteJobQueue(File));
+
+    protected override string[] StoreArguments => ["--sqlite", File];
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Directory.Delete(_folder, recursive: true);
+    }
+}
+
+public sealed class RedisWorkerTests(ITestOutputHelper log) : WorkerTests(log)
+{
+    private readonly string _queue = "workers-" + Guid.NewGuid().ToString("N")[..8];
+    private RedisServer _redis = null!;
+
+    public override async Task InitializeAsync() => _redis = await RedisServer.StartAsync();
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        await _redis.DisposeAsync();
+    }
+
+    protected override async Task<IJobQueue> OpenQueueAsync() => await RedisJobQueue.ConnectAsync(_redis.Configuration, new RedisJobQueueOptions { Name = _queue });
+
+    protected override string[] StoreArguments => ["--redis", _redis.Configuration, "--queue", _queue];
+
+    [Fact]
+    public async Task ARedisRestartWithItsAppendOnlyFileLosesNoJob()
+    {
+        IpyRpcServer server = await StartServerAsync();
+        IpyRpcClient client = await ConnectAsync(server);
+        string[] ids = await Task.WhenAll(Enumerable.Range(0, 20).Select(async i => (await client.SubmitAsync<long>("work.square", (long)i)).Id));
+
+        await _redis.RestartAsync(); // SIGKILL, then start again from the append-only file
+        WorkerProcess worker = await StartWorkerAsync();
+        for (int i = 0; i < ids.Length; i++)
+        {
+            long square = await (await RetryAsync(() => client.AttachAsync<long>(ids[i]))).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal((long)i * i, square);
+        }
+    }
+
+    private static async Task<T> RetryAsync<T>(Func<Task<T>> action)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await action();
+            }
+            catch (IpyRpcException e) when (e.Code == Protocol.ErrorCodes.Internal && attempt < 50)
+            {
+                await Task.Delay(100); // the server's connection to Redis is coming back
+            }
+        }
+    }
+}

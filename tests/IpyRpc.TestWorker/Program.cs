@@ -1,0 +1,37 @@
+using IpyRpc;
+using IpyRpc.Jobs;
+using IpyRpc.Redis;
+using IpyRpc.TestWorker;
+
+// A worker process for the integration tests:
+//   IpyRpc.TestWorker (--redis CONFIG | --sqlite PATH) [--queue NAME] [--concurrency N] [--lease-ms N]
+// Prints "READY <pid>" once it takes jobs; stops gracefully on SIGTERM, dies at once on SIGKILL.
+string? redis = null, sqlite = null, queueName = null;
+int concurrency = 4, leaseMs = 1000;
+for (int i = 0; i + 1 < args.Length; i += 2)
+{
+    switch (args[i])
+    {
+        case "--redis": redis = args[i + 1]; break;
+        case "--sqlite": sqlite = args[i + 1]; break;
+        case "--queue": queueName = args[i + 1]; break;
+        case "--concurrency": concurrency = int.Parse(args[i + 1]); break;
+        case "--lease-ms": leaseMs = int.Parse(args[i + 1]); break;
+        default: Console.Error.WriteLine("unknown option " + args[i]); return 2;
+    }
+}
+
+await using IJobQueue queue = redis is not null
+    ? await RedisJobQueue.ConnectAsync(redis, new RedisJobQueueOptions { Name = queueName ?? "redis" })
+    : new SqliteJobQueue(sqlite ?? throw new ArgumentException("--redis or --sqlite is required"), new SqliteJobQueueOptions { Name = queueName ?? "sqlite" });
+await using var worker = new IpyRpcWorker(queue, new IpyRpcWorkerOptions
+{
+    Concurrency = concurrency,
+    LeaseDuration = TimeSpan.FromMilliseconds(leaseMs),
+    ShutdownTimeout = TimeSpan.FromSeconds(5),
+    WorkerId = "test-worker-" + Environment.ProcessId,
+});
+worker.Register(typeof(WorkFunctions)).Start();
+Console.WriteLine("READY " + Environment.ProcessId);
+await worker.RunUntilStoppedAsync();
+return 0;

@@ -1,0 +1,44 @@
+namespace IpyRpc.TestWorker;
+
+/// <summary>What worker processes run in the integration tests.</summary>
+public static class WorkFunctions
+{
+    /// <summary>Prints a line per step, pausing between them; says which process did it.</summary>
+    [IpyRpcExport("work.slow")]
+    public static async Task<string> Slow(string tag, int steps, int pauseMs, CancellationToken ct)
+    {
+        for (int i = 1; i <= steps; i++)
+        {
+            Console.WriteLine($"{tag} step {i} on {Environment.ProcessId}");
+            await Task.Delay(pauseMs, ct);
+        }
+
+        return $"{tag} done by {Environment.ProcessId}";
+    }
+
+    /// <summary>Squares a number.</summary>
+    [IpyRpcExport("work.square")]
+    public static long Square(long x) => x * x;
+
+    /// <summary>The worker's process id.</summary>
+    [IpyRpcExport("work.pid")]
+    public static int Pid() => Environment.ProcessId;
+
+    /// <summary>Waits until cancelled, printing that it started, then that its token fired.</summary>
+    [IpyRpcExport("work.wait_for_cancel")]
+    public static async Task<string> WaitForCancel(CancellationToken ct)
+    {
+        Console.WriteLine($"waiting on {Environment.ProcessId}");
+        try
+        {
+            await Task.Delay(Timeout.Infinite, ct);
+        }
+        catch (OperationCanceledException)
+        {
+            Console.WriteLine($"cancelled on {Environment.ProcessId}");
+            throw;
+        }
+
+        return "never";
+    }
+}
