@@ -9,6 +9,9 @@ Needs only Debian's python3-zmq and python3-msgpack (run it with /usr/bin/python
     >>> client.help("add")
     >>> client.call("add", 2, 3)
     >>> client.add(2, 3)            # functions are attributes too
+    >>> job = client.submit("print_lines", 20)     # a job: returns at once, runs on if you leave
+    >>> job.id, job.refresh()["state"]
+    >>> client.attach(job.id).wait()              # from any client, later: output replayed, then live
 """
 import itertools
 import struct
@@ -76,7 +79,8 @@ class IpyRpcClient:
         target.write(text)
         target.flush()
 
-    def _request(self, header, parts=(), result=False, function=None):
+    def _request(self, header, parts=(), result=False, function=None, output=None):
+        output = output or (lambda reply, text: self.output(reply.get("stream", "stdout"), text))
         message_id = next(self._ids)
         header = dict(header, v=1, id=message_id, ser=header.get("ser", "msgpack"))
         self._socket.send_multipart([msgpack.packb(header)] + [bytes(p) for p in parts])
@@ -92,7 +96,7 @@ class IpyRpcClient:
             body = frames[1] if len(frames) > 1 else b""
             kind = reply["kind"]
             if kind == "output":
-                self.output(reply.get("stream", "stdout"), body.decode("utf-8"))
+                output(reply, body.decode("utf-8"))
             elif kind == "error":
                 raise RemoteError(self._decode(body, reply), function)
             elif result:
@@ -114,6 +118,40 @@ class IpyRpcClient:
         arguments = kwargs if kwargs else list(args)
         return self._request({"kind": "call", "fn": function}, [msgpack.packb(arguments, use_bin_type=True)], result=True, function=function)
 
+    def submit(self, function, *args, timeout_ms=None, **kwargs):
+        """Queues a call as a job and returns a Job at once; the job runs on if this client goes away."""
+        if args and kwargs:
+            raise TypeError("pass arguments either by position or by name")
+        header = {"kind": "submit", "fn": function}
+        if timeout_ms is not None:
+            header["timeout_ms"] = timeout_ms
+        info = self._request(header, [msgpack.packb(kwargs if kwargs else list(args), use_bin_type=True)], result=True, function=function)
+        return Job(self, info)
+
+    def attach(self, job_id):
+        """A Job by id: submitted earlier, by this client or another, before a disconnect or a server restart."""
+        return Job(self, self.status(job_id))
+
+    def status(self, job_id, output=False):
+        """A job's info: state, times, attempts, worker; with output=True the output recorded so far."""
+        header = {"kind": "status", "job": job_id}
+        if output:
+            header["from"] = 0
+        return self._request(header, result=True, function="status")
+
+    def jobs(self, state=None, function=None, limit=100):
+        """The jobs the server remembers, newest first; filter by state and by a glob on the function name."""
+        query = {"limit": limit}
+        if state:
+            query["state"] = state
+        if function:
+            query["function"] = function
+        return self._request({"kind": "list"}, [msgpack.packb(query)], result=True, function="list")
+
+    def cancel_job(self, job_id):
+        """Cancels a job by id; False if it had already finished."""
+        return self._request({"kind": "cancel", "job": job_id}, result=True, function="cancel")
+
     def help(self, function):
         """The signature and docstring of one function, as text."""
         f = self.functions[function]
@@ -134,6 +172,67 @@ class IpyRpcClient:
 
     def close(self):
         self._socket.close(0)
+
+
+class Job:
+    """A job on the server: `id`, `info` (as last fetched), `output` received so far; wait for it, cancel it."""
+
+    def __init__(self, client, info):
+        self.client = client
+        self.info = info
+        self.id = info["id"]
+        self.output = []
+        self._last = 0
+
+    def refresh(self):
+        self.info = self.client.status(self.id)
+        return self.info
+
+    def wait(self):
+        """Replays the job's output so far, then the rest as it comes, then returns its result (or raises RemoteError)."""
+        def record(reply, text):
+            seq = reply.get("seq")
+            if seq is not None:
+                if seq <= self._last:
+                    return  # seen already, before a reconnect
+                self._last = seq
+            self.output.append((reply.get("stream", "stdout"), text))
+            self.client.output(reply.get("stream", "stdout"), text)
+
+        return self.client._request({"kind": "attach", "job": self.id, "from": self._last}, result=True, function=self.info["function"], output=record)
+
+    def cancel(self):
+        return self.client.cancel_job(self.id)
+
+
+def jobs_demo(endpoint):
+    """Submit, leave, come back from another connection, attach; then cancel a long job."""
+    first = IpyRpcClient(endpoint, output=lambda stream, text: None)
+    job = first.submit("print_lines", 3)
+    print(f"submitted {job.info['function']} as job {job.id}: {job.info['state']}")
+    print("listed:", any(j["id"] == job.id for j in first.jobs(function="print_*")))
+    first.close()
+
+    second = IpyRpcClient(endpoint)
+    again = second.attach(job.id)
+    print(f"attached to {again.id} from a new connection: {again.info['state']}")
+    print("result:", again.wait())
+    print("output received:", "".join(text for _, text in again.output).replace("\n", " | "))
+    print("state now:", again.refresh()["state"])
+
+    long_job = second.submit("print_lines", 100)
+    time.sleep(0.2)
+    print("cancelled:", long_job.cancel())
+    try:
+        long_job.wait()
+    except RemoteError as e:
+        print(f"waiting raised RemoteError: code={e.code}")
+    print("final state:", long_job.refresh()["state"])
+    try:
+        second.attach("no-such-job")
+    except RemoteError as e:
+        print(f"unknown job: code={e.code}")
+    second.close()
 
 
 def demo(client):
@@ -161,6 +260,9 @@ def demo(client):
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
+    if "--jobs" in sys.argv:
+        jobs_demo(sys.argv[1])
+        sys.exit(0)
     client = IpyRpcClient(sys.argv[1])
     if "--no-demo" not in sys.argv:
         demo(client)

@@ -29,4 +29,26 @@ public sealed class PythonClientTests
         Assert.Equal(3, stamps.Length);
         Assert.True(stamps[2] - stamps[0] >= 400, $"lines arrived at {string.Join(", ", stamps)} ms");
     }
+
+    [Fact]
+    public async Task ThePythonClientSubmitsLeavesAttachesFromAnotherConnectionAndCancels()
+    {
+        await using IpyRpcServer server = Quickstart.Demo.CreateServer();
+        await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
+
+        (int code, string stdout, string stderr) = await PythonPeer.RunAsync("ipyrpc_client.py", host.Endpoint, "--jobs");
+        Assert.True(code == 0, stdout + stderr);
+
+        string id = Regex.Match(stdout, @"submitted print_lines as job (\S+): (queued|running)").Groups[1].Value;
+        Assert.NotEmpty(id);
+        Assert.Contains("listed: True", stdout);
+        Assert.Matches($@"attached to {Regex.Escape(id)} from a new connection: (queued|running|succeeded)", stdout);
+        Assert.Contains("result: 3", stdout);
+        Assert.Contains("output received: line 1 | line 2 | line 3 |", stdout); // replayed and live, once each
+        Assert.Contains("state now: succeeded", stdout);
+        Assert.Contains("cancelled: True", stdout);
+        Assert.Contains("waiting raised RemoteError: code=cancelled", stdout);
+        Assert.Contains("final state: cancelled", stdout);
+        Assert.Contains("unknown job: code=not_found", stdout);
+    }
 }
