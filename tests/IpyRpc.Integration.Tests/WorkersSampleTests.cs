@@ -1,0 +1,32 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace IpyRpc.Integration.Tests;
+
+/// <summary>samples/Workers, run as a newcomer runs it: one command, its own Redis and worker processes.</summary>
+public sealed class WorkersSampleTests
+{
+    [Fact]
+    public async Task TheWorkersSampleRunsALongJobOnAWorkerAndTheClientReattaches()
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Workers.dll"));
+        using Process process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
+        string output = await stdout;
+        Assert.True(process.ExitCode == 0, output + await stderr);
+
+        int[] workers = [.. Regex.Matches(output, @"worker (\d+) ready").Select(m => int.Parse(m.Groups[1].Value))];
+        Assert.Equal(2, workers.Length);
+        Assert.Matches(@"submitted job \S+ \((Queued|Running)\)", output);
+        Assert.Contains("this client disconnects. The job runs on.", output);
+        Assert.Matches(@"job \S+: Running, started .* attempt 1", output);
+        Match result = Regex.Match(output, @"result: final energy 0\.2824, computed by worker process (\d+)");
+        Assert.True(result.Success, output);
+        Assert.Contains(int.Parse(result.Groups[1].Value), workers);
+        Assert.Equal(12, Regex.Matches(output, @"^  step \d+/12", RegexOptions.Multiline).Count); // replayed and live, each step once
+        Assert.All(workers, w => Assert.Contains($"worker {w} exited with 0", output));
+    }
+}
