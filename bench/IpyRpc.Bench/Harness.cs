@@ -27,7 +27,7 @@ internal sealed record Settings(string Mode, int Warmup, int LatencyCalls, int T
 internal static class Harness
 {
     private static readonly long[] PayloadSizes = [8, 1024, 64 * 1024, 1024 * 1024, 64 * 1024 * 1024];
-    private static readonly string[] AllScenarios = ["small", "payload", "serialization", "python"];
+    private static readonly string[] AllScenarios = ["small", "payload", "queues", "serialization", "python"];
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -52,6 +52,7 @@ internal static class Harness
             if (chosen.Contains("payload")) await PayloadsAsync(server.Endpoints, settings, results);
         }
 
+        if (chosen.Contains("queues")) await Queues.RunAsync(settings, results);
         if (chosen.Contains("python")) await PythonPeersAsync(settings, results);
         if (chosen.Contains("serialization")) Serialization(settings, results);
 
@@ -255,6 +256,8 @@ internal static class Harness
         double? P50(string system) => Get("small-call", system, 1, r => r.P50Us);
         double? At64(string system) => Get("small-call", system, 64, r => r.CallsPerS);
         double? Mbps(string system) => Get("payload-doubles", system, 1, r => r.MbPerS, 64L * 1024 * 1024);
+        double? QueueP50(string system) => Get("queue-call", system, 1, r => r.P50Us);
+        double? MicrosPerJob(string system) => Get("queue-call", system, 16, r => r.CallsPerS is > 0 ? 1_000_000 / r.CallsPerS : null);
         return
         [
             Make("zmq small-call p50 vs raw libzmq", "ipyrpc-zmq-tcp", "raw-libzmq", P50("ipyrpc-zmq-tcp"), P50("raw-libzmq"), "<= 1.25", true),
@@ -264,6 +267,9 @@ internal static class Harness
             Make("small-call p50 vs Pyro4", "ipyrpc-zmq-tcp", "python-pyro4", P50("ipyrpc-zmq-tcp"), P50("python-pyro4"), "<= 1", true),
             Make("small-call p50 vs RPyC", "ipyrpc-zmq-tcp", "python-rpyc", P50("ipyrpc-zmq-tcp"), P50("python-rpyc"), "<= 1", true),
             Make("HTTP binary small-call p50 vs raw Kestrel", "ipyrpc-http-binary", "raw-kestrel", P50("ipyrpc-http-binary"), P50("raw-kestrel"), "<= 1.5", true),
+            Make("in-memory queue µs per job at 16 in flight (a function that does nothing)", "queue-memory-alone", "1 µs", MicrosPerJob("queue-memory-alone"), 1, "<= 5", true),
+            Make("SQLite queue call p50 vs raw SQLite transaction", "ipyrpc-inproc-sqlite", "raw-sqlite-transaction", QueueP50("ipyrpc-inproc-sqlite"), QueueP50("raw-sqlite-transaction"), "<= 3", true),
+            Make("Redis queue call p50 vs raw XADD+XREADGROUP+XACK", "ipyrpc-inproc-redis", "raw-redis-xadd-xreadgroup-xack", QueueP50("ipyrpc-inproc-redis"), QueueP50("raw-redis-xadd-xreadgroup-xack"), "<= 3", true),
         ];
     }
 

@@ -39,6 +39,10 @@ public sealed class BenchSmokeTests
             long[] sizes = [.. results.Where(r => r.GetProperty("scenario").GetString() == "payload-doubles" && r.GetProperty("system").GetString() == "ipyrpc-zmq-tcp").Select(r => r.GetProperty("payload_bytes").GetInt64())];
             Assert.Equal([8L, 1024, 65536, 1048576, 67108864], sizes);
             Assert.Equal(12, results.Count(r => r.GetProperty("scenario").GetString()!.StartsWith("serialization-", StringComparison.Ordinal)));
+            string[] queues = [.. results.Where(r => r.GetProperty("scenario").GetString() == "queue-call").Select(r => r.GetProperty("system").GetString()!).Distinct()];
+            Assert.Equal(
+                ["ipyrpc-inproc-memory", "ipyrpc-inproc-redis", "ipyrpc-inproc-sqlite", "queue-memory-alone", "raw-redis-xadd-xreadgroup-xack", "raw-sqlite-transaction"],
+                queues.Order());
 
             string[] ratios = [.. root.GetProperty("ratios").EnumerateArray().Select(r => r.GetProperty("name").GetString()!)];
             Assert.Contains("zmq small-call p50 vs raw libzmq", ratios);
@@ -47,6 +51,9 @@ public sealed class BenchSmokeTests
             Assert.Contains("64 MB double[] MB/s over zmq vs raw libzmq", ratios);
             Assert.Contains("small-call p50 vs Pyro4", ratios);
             Assert.Contains("small-call p50 vs RPyC", ratios);
+            Assert.Contains("SQLite queue call p50 vs raw SQLite transaction", ratios);
+            Assert.Contains("Redis queue call p50 vs raw XADD+XREADGROUP+XACK", ratios);
+            Assert.Contains("in-memory queue µs per job at 16 in flight (a function that does nothing)", ratios);
             Assert.All(root.GetProperty("ratios").EnumerateArray(), r => Assert.Equal(JsonValueKind.Number, r.GetProperty("value").ValueKind));
         }
         finally

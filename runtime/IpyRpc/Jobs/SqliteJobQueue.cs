@@ -47,7 +47,7 @@ public sealed class SqliteJobQueue : IJobQueue
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS ipyrpc_jobs (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER PRIMARY KEY,
             id TEXT NOT NULL UNIQUE,
             queue TEXT NOT NULL,
             function TEXT NOT NULL,
@@ -71,9 +71,8 @@ public sealed class SqliteJobQueue : IJobQueue
             retained INTEGER NOT NULL DEFAULT 0);
         CREATE INDEX IF NOT EXISTS ipyrpc_jobs_take ON ipyrpc_jobs (queue, state, seq);
         CREATE INDEX IF NOT EXISTS ipyrpc_jobs_deadline ON ipyrpc_jobs (queue, deadline) WHERE state = 0 AND deadline IS NOT NULL;
-        CREATE INDEX IF NOT EXISTS ipyrpc_jobs_finished ON ipyrpc_jobs (queue, completed) WHERE completed IS NOT NULL;
         CREATE TABLE IF NOT EXISTS ipyrpc_events (
-            gseq INTEGER PRIMARY KEY AUTOINCREMENT,
+            gseq INTEGER PRIMARY KEY,
             job TEXT NOT NULL,
             n INTEGER NOT NULL,
             kind INTEGER NOT NULL,
@@ -88,7 +87,8 @@ public sealed class SqliteJobQueue : IJobQueue
     private readonly SqliteJobQueueOptions _options;
     private readonly object _gate = new(); // the connection and all state below
     private readonly SqliteConnection _db;
-    private readonly Dictionary<string, SqliteCommand> _commands = new(StringComparer.Ordinal);
+    private readonly SqliteConnection _checkpoints;
+    private readonly Dictionary<string, SqliteStatement> _statements = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<Watcher>> _watchers = new(StringComparer.Ordinal);
     private readonly LinkedList<Taker> _takers = new();
     private readonly ConcurrentDictionary<string, Lease> _leases = new(StringComparer.Ordinal);
@@ -96,7 +96,7 @@ public sealed class SqliteJobQueue : IJobQueue
     private readonly CancellationTokenSource _stopping = new();
     private readonly string _idPrefix = Convert.ToHexString(BitConverter.GetBytes(Random.Shared.NextInt64())).ToLowerInvariant()[..10] + "-";
     private readonly Task _loop;
-    private SqliteTransaction? _tx;
+    private bool _inTransaction;
     private List<(string Job, JobEvent Event)>? _deferred;
     private long _nextId;
     private long _lastEvent;
@@ -118,10 +118,15 @@ public sealed class SqliteJobQueue : IJobQueue
         };
         _db = new SqliteConnection(builder.ToString());
         _db.Open();
-        Execute("PRAGMA journal_mode = WAL;");
-        Execute(_options.FullSync ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = NORMAL;");
-        Execute($"PRAGMA busy_timeout = {(int)_options.BusyTimeout.TotalMilliseconds};");
-        InTransaction(() => Execute(Schema));
+        SqliteStatement.Exec(_db.Handle!, $"PRAGMA busy_timeout = {(int)_options.BusyTimeout.TotalMilliseconds};");
+        SqliteStatement.Exec(_db.Handle!, "PRAGMA journal_mode = WAL;");
+        SqliteStatement.Exec(_db.Handle!, _options.FullSync ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = NORMAL;");
+        // Checkpoints (copying the WAL back into the file) happen on a connection of their own in the
+        // background loop, not inside whichever commit crosses the threshold.
+        SqliteStatement.Exec(_db.Handle!, "PRAGMA wal_autocheckpoint = 0;");
+        InTransaction(() => SqliteStatement.Exec(_db.Handle!, Schema));
+        _checkpoints = new SqliteConnection(builder.ToString());
+        _checkpoints.Open();
         _lastEvent = Scalar<long?>("SELECT max(gseq) FROM ipyrpc_events") ?? 0;
         _dataVersion = Scalar<long>("PRAGMA data_version");
         _loop = Task.Run(LoopAsync);
@@ -144,17 +149,36 @@ public sealed class SqliteJobQueue : IJobQueue
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            // A worker of this object waits and nothing is queued ahead: queue and lease in one transaction.
+            Taker? taker = _takers.First?.Value;
+            if (taker is not null && Scalar<long?>("SELECT 1 FROM ipyrpc_jobs WHERE queue = $queue AND state = 0 LIMIT 1", ("$queue", Name)) is not null)
+            {
+                taker = null;
+            }
+
+            long now = Now();
             Execute("""
-                INSERT INTO ipyrpc_jobs (id, queue, function, state, request, args, created, deadline, detached, retained)
-                VALUES ($id, $queue, $function, 0, $request, $args, $created, $deadline, $detached, $retained)
+                INSERT INTO ipyrpc_jobs (id, queue, function, state, request, args, created, deadline, detached, retained, attempts, worker, lease_until, started)
+                VALUES ($id, $queue, $function, $state, $request, $args, $created, $deadline, $detached, $retained, $attempts, $worker, $until, $started)
                 """,
                 ("$id", id), ("$queue", Name), ("$function", request.Function), ("$request", JobCodec.EncodeRequest(request)),
                 ("$args", request.Arguments.ToArray()), ("$created", request.CreatedAt.ToUnixTimeMilliseconds()),
-                ("$deadline", request.Deadline?.ToUnixTimeMilliseconds()), ("$detached", request.Detached), ("$retained", (long)request.Arguments.Length));
+                ("$deadline", request.Deadline?.ToUnixTimeMilliseconds()), ("$detached", request.Detached), ("$retained", (long)request.Arguments.Length),
+                ("$state", (long)(taker is null ? Queued : Running)), ("$attempts", taker is null ? 0L : 1L), ("$worker", taker?.WorkerId),
+                ("$until", taker is null ? null : now + (long)taker.Duration.TotalMilliseconds), ("$started", taker is null ? null : now));
             if (observer is not null)
             {
                 observer.OnAccepted(id);
                 watcher = AddWatcher(id, observer, 0);
+            }
+
+            if (taker is not null)
+            {
+                _takers.Remove(taker.Node!);
+                taker.Node = null;
+                var lease = new Lease(this, request with { Id = id }, 1, taker.Duration);
+                _leases[id] = lease;
+                if (!taker.Result.TrySetResult(lease)) Abandon(lease);
             }
 
             DispatchTakers();
@@ -188,7 +212,7 @@ public sealed class SqliteJobQueue : IJobQueue
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            using SqliteDataReader r = Query($"SELECT {JobColumns} FROM ipyrpc_jobs WHERE id = $id AND queue = $queue", ("$id", jobId), ("$queue", Name));
+            using SqliteRows r = Query($"SELECT {JobColumns} FROM ipyrpc_jobs WHERE id = $id AND queue = $queue", ("$id", jobId), ("$queue", Name));
             if (!r.Read()) return new((JobInfo?)null);
             JobInfo info = ReadInfo(r);
             r.Close();
@@ -209,7 +233,7 @@ public sealed class SqliteJobQueue : IJobQueue
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            using SqliteDataReader r = query.State is { } state
+            using SqliteRows r = query.State is { } state
                 ? Query($"SELECT {JobColumns} FROM ipyrpc_jobs WHERE queue = $queue AND state = $state ORDER BY created DESC, seq DESC", ("$queue", Name), ("$state", (long)state))
                 : Query($"SELECT {JobColumns} FROM ipyrpc_jobs WHERE queue = $queue ORDER BY created DESC, seq DESC", ("$queue", Name));
             while (jobs.Count < query.Limit && r.Read())
@@ -230,7 +254,7 @@ public sealed class SqliteJobQueue : IJobQueue
             ObjectDisposedException.ThrowIf(_disposed, this);
             bool cancelled = InTransaction(() =>
             {
-                using SqliteDataReader r = Query("SELECT state, function FROM ipyrpc_jobs WHERE id = $id AND queue = $queue", ("$id", jobId), ("$queue", Name));
+                using SqliteRows r = Query("SELECT state, function FROM ipyrpc_jobs WHERE id = $id AND queue = $queue", ("$id", jobId), ("$queue", Name));
                 if (!r.Read()) return false;
                 int state = r.GetInt32(0);
                 string function = r.GetString(1);
@@ -315,7 +339,7 @@ public sealed class SqliteJobQueue : IJobQueue
 
             Lease? lease = InTransaction(() =>
             {
-                using SqliteDataReader r = Query("""
+                using SqliteRows r = Query("""
                     UPDATE ipyrpc_jobs
                     SET state = 1, attempts = attempts + 1, worker = $worker, lease_until = $until, cancel = 0, started = coalesce(started, $now)
                     WHERE seq = $seq AND (state = 0 OR (state = 1 AND lease_until < $now))
@@ -324,7 +348,7 @@ public sealed class SqliteJobQueue : IJobQueue
                     ("$worker", taker.WorkerId), ("$until", now + (long)taker.Duration.TotalMilliseconds), ("$now", now), ("$seq", candidate.Value));
                 if (!r.Read()) return null;
                 string id = r.GetString(0);
-                JobRequest request = JobCodec.DecodeRequest(id, (byte[])r.GetValue(1), r.IsDBNull(2) ? ReadOnlyMemory<byte>.Empty : (byte[])r.GetValue(2));
+                JobRequest request = JobCodec.DecodeRequest(id, r.GetBytes(1), r.IsDBNull(2) ? ReadOnlyMemory<byte>.Empty : r.GetBytes(2));
                 int attempt = r.GetInt32(3);
                 r.Close();
                 var taken = new Lease(this, request, attempt, taker.Duration);
@@ -353,7 +377,7 @@ public sealed class SqliteJobQueue : IJobQueue
         lock (_gate)
         {
             if (_disposed) return false;
-            using SqliteDataReader r = Query("UPDATE ipyrpc_jobs SET lease_until = $until WHERE id = $id AND state = 1 AND attempts = $attempt RETURNING cancel",
+            using SqliteRows r = Query("UPDATE ipyrpc_jobs SET lease_until = $until WHERE id = $id AND state = 1 AND attempts = $attempt RETURNING cancel",
                 ("$until", Now() + (long)lease.Duration.TotalMilliseconds), ("$id", lease.Request.Id), ("$attempt", lease.Attempt));
             if (!r.Read())
             {
@@ -433,7 +457,7 @@ public sealed class SqliteJobQueue : IJobQueue
         long kept = Scalar<long>("SELECT output_bytes FROM ipyrpc_jobs WHERE id = $id", ("$id", jobId));
         if (kept <= cap) return;
         var drop = new List<(long N, long Bytes)>();
-        using (SqliteDataReader r = Query("SELECT n, length(text) FROM ipyrpc_events WHERE job = $id AND kind = 1 ORDER BY n", ("$id", jobId)))
+        using (SqliteRows r = Query("SELECT n, length(text) FROM ipyrpc_events WHERE job = $id AND kind = 1 ORDER BY n", ("$id", jobId)))
         {
             while (kept > cap && r.Read())
             {
@@ -488,7 +512,7 @@ public sealed class SqliteJobQueue : IJobQueue
 
     private void Deliver(string jobId, in JobEvent e)
     {
-        if (_tx is not null)
+        if (_inTransaction)
         {
             // Watchers hear of an event once it is committed.
             (_deferred ??= []).Add((jobId, e));
@@ -508,7 +532,7 @@ public sealed class SqliteJobQueue : IJobQueue
     private void Replay(Watcher watcher)
     {
         var events = new List<JobEvent>();
-        using (SqliteDataReader r = Query("SELECT n, kind, stream, text, attempt FROM ipyrpc_events WHERE job = $id AND n > $after ORDER BY n", ("$id", watcher.JobId), ("$after", watcher.Last)))
+        using (SqliteRows r = Query("SELECT n, kind, stream, text, attempt FROM ipyrpc_events WHERE job = $id AND n > $after ORDER BY n", ("$id", watcher.JobId), ("$after", watcher.Last)))
         {
             while (r.Read()) events.Add(ReadEvent(watcher.JobId, r, 0));
         }
@@ -529,7 +553,7 @@ public sealed class SqliteJobQueue : IJobQueue
     private void Pump()
     {
         var events = new List<(string Job, JobEvent Event)>();
-        using (SqliteDataReader r = Query("SELECT n, kind, stream, text, attempt, job, gseq FROM ipyrpc_events WHERE gseq > $g ORDER BY gseq LIMIT 10000", ("$g", _lastEvent)))
+        using (SqliteRows r = Query("SELECT n, kind, stream, text, attempt, job, gseq FROM ipyrpc_events WHERE gseq > $g ORDER BY gseq LIMIT 10000", ("$g", _lastEvent)))
         {
             while (r.Read())
             {
@@ -547,22 +571,22 @@ public sealed class SqliteJobQueue : IJobQueue
 
     private JobOutcome LoadOutcome(string jobId)
     {
-        using SqliteDataReader r = Query("SELECT outcome, result, released, function FROM ipyrpc_jobs WHERE id = $id", ("$id", jobId));
+        using SqliteRows r = Query("SELECT outcome, result, released, function FROM ipyrpc_jobs WHERE id = $id", ("$id", jobId));
         if (!r.Read() || r.IsDBNull(0))
         {
             return JobOutcome.Failure(JobState.Failed, new RemoteError { Code = Protocol.ErrorCodes.NotFound, Message = $"Job {jobId} was forgotten (retention) before its outcome could be read." });
         }
 
-        JobOutcome outcome = JobCodec.DecodeOutcome((byte[])r.GetValue(0));
+        JobOutcome outcome = JobCodec.DecodeOutcome(r.GetBytes(0));
         if (outcome.Error is null && r.GetInt32(2) == 1)
         {
             return JobOutcome.Released(new JobRequest { Id = jobId, Function = r.GetString(3) });
         }
 
-        return r.IsDBNull(1) ? outcome : outcome with { Result = (byte[])r.GetValue(1) };
+        return r.IsDBNull(1) ? outcome : outcome with { Result = r.GetBytes(1) };
     }
 
-    private static JobEvent ReadEvent(string job, SqliteDataReader r, int offset) => new(
+    private static JobEvent ReadEvent(string job, SqliteRows r, int offset) => new(
         r.GetInt64(offset),
         (JobEventKind)r.GetInt32(offset + 1),
         (OutputStream)r.GetInt32(offset + 2),
@@ -573,15 +597,15 @@ public sealed class SqliteJobQueue : IJobQueue
     private IReadOnlyList<OutputChunk> ReadOutput(string jobId)
     {
         var output = new List<OutputChunk>();
-        using SqliteDataReader r = Query("SELECT stream, text FROM ipyrpc_events WHERE job = $id AND kind = 1 ORDER BY n", ("$id", jobId));
+        using SqliteRows r = Query("SELECT stream, text FROM ipyrpc_events WHERE job = $id AND kind = 1 ORDER BY n", ("$id", jobId));
         while (r.Read()) output.Add(new OutputChunk((OutputStream)r.GetInt32(0), r.GetString(1)));
         return output;
     }
 
-    private JobInfo ReadInfo(SqliteDataReader r)
+    private JobInfo ReadInfo(SqliteRows r)
     {
         var state = (JobState)r.GetInt32(3);
-        JobOutcome? outcome = r.IsDBNull(12) ? null : JobCodec.DecodeOutcome((byte[])r.GetValue(12));
+        JobOutcome? outcome = r.IsDBNull(12) ? null : JobCodec.DecodeOutcome(r.GetBytes(12));
         return new JobInfo
         {
             Id = r.GetString(0),
@@ -611,7 +635,7 @@ public sealed class SqliteJobQueue : IJobQueue
 
     private async Task LoopAsync()
     {
-        DateTime nextLapseCheck = DateTime.UtcNow, nextDeadlines = DateTime.UtcNow, nextRetention = DateTime.UtcNow;
+        DateTime nextLapseCheck = DateTime.UtcNow, nextDeadlines = DateTime.UtcNow, nextRetention = DateTime.UtcNow, nextCheckpoint = DateTime.UtcNow;
         while (!_stopping.IsCancellationRequested)
         {
             try
@@ -625,6 +649,12 @@ public sealed class SqliteJobQueue : IJobQueue
 
             Volatile.Write(ref _kicked, 0);
             DateTime now = DateTime.UtcNow;
+            if (now >= nextCheckpoint)
+            {
+                Checkpoint();
+                nextCheckpoint = now + TimeSpan.FromMilliseconds(500);
+            }
+
             try
             {
                 lock (_gate)
@@ -667,11 +697,26 @@ public sealed class SqliteJobQueue : IJobQueue
         }
     }
 
+    /// <summary>Copies the WAL into the database without blocking anyone (PASSIVE), outside the queue's lock.</summary>
+    private void Checkpoint()
+    {
+        try
+        {
+            using SqliteCommand command = _checkpoints.CreateCommand();
+            command.CommandText = "PRAGMA wal_checkpoint(PASSIVE);";
+            command.ExecuteNonQuery();
+        }
+        catch (SqliteException)
+        {
+            // Busy: the next round checkpoints.
+        }
+    }
+
     private void SignalCancels()
     {
         if (_leases.IsEmpty) return;
         var cancelled = new List<string>();
-        using (SqliteDataReader r = Query("SELECT id FROM ipyrpc_jobs WHERE queue = $queue AND state = 1 AND cancel = 1", ("$queue", Name)))
+        using (SqliteRows r = Query("SELECT id FROM ipyrpc_jobs WHERE queue = $queue AND state = 1 AND cancel = 1", ("$queue", Name)))
         {
             while (r.Read()) cancelled.Add(r.GetString(0));
         }
@@ -685,7 +730,7 @@ public sealed class SqliteJobQueue : IJobQueue
     private void ExpireQueued()
     {
         var expired = new List<(string Id, string Function)>();
-        using (SqliteDataReader r = Query("SELECT id, function FROM ipyrpc_jobs WHERE queue = $queue AND state = 0 AND deadline IS NOT NULL AND deadline <= $now LIMIT 256", ("$queue", Name), ("$now", Now())))
+        using (SqliteRows r = Query("SELECT id, function FROM ipyrpc_jobs WHERE queue = $queue AND state = 0 AND deadline IS NOT NULL AND deadline <= $now LIMIT 256", ("$queue", Name), ("$now", Now())))
         {
             while (r.Read()) expired.Add((r.GetString(0), r.GetString(1)));
         }
@@ -702,15 +747,15 @@ public sealed class SqliteJobQueue : IJobQueue
         JobRetention retention = _options.Retention;
         long cutoff = Now() - (long)Math.Min(retention.MaxAge.TotalMilliseconds, long.MaxValue / 4);
         var forget = new List<string>();
-        using (SqliteDataReader r = Query("SELECT id FROM ipyrpc_jobs WHERE queue = $queue AND completed IS NOT NULL AND completed < $cutoff", ("$queue", Name), ("$cutoff", cutoff)))
+        using (SqliteRows r = Query("SELECT id FROM ipyrpc_jobs WHERE queue = $queue AND state >= 2 AND completed < $cutoff", ("$queue", Name), ("$cutoff", cutoff)))
         {
             while (r.Read()) forget.Add(r.GetString(0));
         }
 
-        long total = Scalar<long?>($"SELECT sum(retained) + count(*) * {RecordOverheadBytes} FROM ipyrpc_jobs WHERE queue = $queue AND completed IS NOT NULL AND completed >= $cutoff", ("$queue", Name), ("$cutoff", cutoff)) ?? 0;
+        long total = Scalar<long?>($"SELECT sum(retained) + count(*) * {RecordOverheadBytes} FROM ipyrpc_jobs WHERE queue = $queue AND state >= 2 AND completed >= $cutoff", ("$queue", Name), ("$cutoff", cutoff)) ?? 0;
         if (total > retention.MaxBytes)
         {
-            using SqliteDataReader r = Query("SELECT id, retained FROM ipyrpc_jobs WHERE queue = $queue AND completed IS NOT NULL AND completed >= $cutoff ORDER BY completed, seq", ("$queue", Name), ("$cutoff", cutoff));
+            using SqliteRows r = Query("SELECT id, retained FROM ipyrpc_jobs WHERE queue = $queue AND state >= 2 AND completed >= $cutoff ORDER BY completed, seq", ("$queue", Name), ("$cutoff", cutoff));
             while (total > retention.MaxBytes && r.Read())
             {
                 forget.Add(r.GetString(0));
@@ -723,7 +768,9 @@ public sealed class SqliteJobQueue : IJobQueue
         {
             foreach (string id in forget)
             {
-                Execute("DELETE FROM ipyrpc_events WHERE job = $id", ("$id", id));
+                // The newest event row stays, whoever's it is: new rows then always number above every
+                // row ever read (SQLite numbers a new row one above the largest), which watchers rely on.
+                Execute("DELETE FROM ipyrpc_events WHERE job = $id AND gseq < (SELECT max(gseq) FROM ipyrpc_events)", ("$id", id));
                 Execute("DELETE FROM ipyrpc_jobs WHERE id = $id", ("$id", id));
             }
         });
@@ -735,63 +782,49 @@ public sealed class SqliteJobQueue : IJobQueue
 
     private static DateTimeOffset Time(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
 
-    private SqliteCommand Command(string sql, (string Name, object? Value)[] parameters)
+    private SqliteStatement Statement(string sql)
     {
-        if (!_commands.TryGetValue(sql, out SqliteCommand? command))
+        if (!_statements.TryGetValue(sql, out SqliteStatement? statement))
         {
-            command = _db.CreateCommand();
-            command.CommandText = sql;
-            _commands[sql] = command;
+            statement = new SqliteStatement(_db.Handle!, sql);
+            _statements[sql] = statement;
         }
 
-        command.Transaction = _tx;
-        command.Parameters.Clear();
-        foreach ((string name, object? value) in parameters)
-        {
-            command.Parameters.AddWithValue(name, value switch
-            {
-                null => DBNull.Value,
-                bool b => b ? 1L : 0L,
-                _ => value,
-            });
-        }
-
-        return command;
+        return statement;
     }
 
-    private int Execute(string sql, params (string Name, object? Value)[] parameters) => Command(sql, parameters).ExecuteNonQuery();
+    private int Execute(string sql, params (string Name, object? Value)[] parameters) => Statement(sql).Execute(parameters);
 
     private T Scalar<T>(string sql, params (string Name, object? Value)[] parameters)
     {
-        object? value = Command(sql, parameters).ExecuteScalar();
-        if (value is null or DBNull) return default!;
-        Type target = Nullable.GetUnderlyingType(typeof(T)) ?? typeof(T);
-        return (T)Convert.ChangeType(value, target, System.Globalization.CultureInfo.InvariantCulture);
+        using SqliteRows r = Statement(sql).Query(parameters);
+        if (!r.Read() || r.IsDBNull(0)) return default!;
+        return (T)(object)r.GetInt64(0);
     }
 
-    private SqliteDataReader Query(string sql, params (string Name, object? Value)[] parameters) => Command(sql, parameters).ExecuteReader();
+    private SqliteRows Query(string sql, params (string Name, object? Value)[] parameters) => Statement(sql).Query(parameters);
 
     private T InTransaction<T>(Func<T> work)
     {
-        if (_tx is not null) return work();
-        _tx = _db.BeginTransaction(deferred: false);
+        if (_inTransaction) return work();
+        Execute("BEGIN IMMEDIATE");
+        _inTransaction = true;
         List<(string Job, JobEvent Event)>? committed = null;
         try
         {
             T result = work();
-            _tx.Commit();
+            Execute("COMMIT");
             committed = _deferred;
             return result;
         }
         catch
         {
-            _tx.Rollback();
+            Execute("ROLLBACK");
             throw;
         }
         finally
         {
-            _tx.Dispose();
-            _tx = null;
+            _inTransaction = false;
             _deferred = null;
             if (committed is not null)
             {
@@ -831,8 +864,9 @@ public sealed class SqliteJobQueue : IJobQueue
         await _loop.ConfigureAwait(false);
         lock (_gate)
         {
-            foreach (SqliteCommand c in _commands.Values) c.Dispose();
+            foreach (SqliteStatement statement in _statements.Values) statement.Dispose();
             _db.Dispose();
+            _checkpoints.Dispose();
         }
 
         foreach (Lease lease in _leases.Values) lease.Lose();
