@@ -34,6 +34,8 @@ public sealed record RedisJobQueueOptions
 /// </summary>
 public sealed class RedisJobQueue : IJobQueue
 {
+    // A stream entry pending this long with no lease record belongs to a consumer that vanished between reading and taking it.
+    private static readonly TimeSpan OrphanIdle = TimeSpan.FromMinutes(10);
     private static readonly RedisValue[] InfoFields = ["function", "state", "created", "started", "completed", "deadline", "attempts", "worker", "detached", "last", "outcome", "released", "retained"];
 
     private readonly ConnectionMultiplexer _redis;
@@ -70,6 +72,9 @@ public sealed class RedisJobQueue : IJobQueue
         var config = ConfigurationOptions.Parse(configuration);
         config.AbortOnConnectFail = false; // reconnect by itself when Redis restarts
         ConnectionMultiplexer redis = await ConnectionMultiplexer.ConnectAsync(config).ConfigureAwait(false);
+        // 1.2.6 completes every async call (and pub/sub message) in order on one worker by default, so
+        // one slow continuation holds up all the others. Watchers order events by sequence number themselves.
+        redis.PreserveAsyncOrder = false;
         try
         {
             return await OpenAsync(redis, true, options).ConfigureAwait(false);
@@ -81,7 +86,10 @@ public sealed class RedisJobQueue : IJobQueue
         }
     }
 
-    /// <summary>Opens the queue over an existing connection, which the caller keeps owning.</summary>
+    /// <summary>
+    /// Opens the queue over an existing connection, which the caller keeps owning. Set its
+    /// <c>PreserveAsyncOrder</c> to false for throughput; the queue does not depend on that order.
+    /// </summary>
     public static Task<RedisJobQueue> OpenAsync(ConnectionMultiplexer redis, RedisJobQueueOptions? options = null) => OpenAsync(redis, false, options);
 
     private static async Task<RedisJobQueue> OpenAsync(ConnectionMultiplexer redis, bool owns, RedisJobQueueOptions? options)
@@ -260,25 +268,28 @@ public sealed class RedisJobQueue : IJobQueue
             {
                 while (true)
                 {
-                    Taker? first;
-                    lock (_gate) first = _takers.First?.Value;
-                    if (first is null) break;
-                    Lease? lease = await TryTakeAsync(first).ConfigureAwait(false);
-                    if (lease is null) break;
-                    bool handed;
-                    lock (_gate)
+                    Taker[] waiting;
+                    lock (_gate) waiting = [.. _takers.Take(64)];
+                    if (waiting.Length == 0) break;
+                    (List<Lease> leases, int fetched) = await TryTakeAsync(waiting[0], waiting.Length).ConfigureAwait(false);
+                    if (fetched == 0) break;
+                    foreach (Lease lease in leases)
                     {
-                        handed = first.Node?.List is not null;
-                        if (handed)
+                        Taker? taker;
+                        lock (_gate)
                         {
-                            _takers.Remove(first.Node!);
-                            first.Node = null;
+                            taker = _takers.First?.Value;
+                            if (taker is not null)
+                            {
+                                _takers.RemoveFirst();
+                                taker.Node = null;
+                            }
                         }
-                    }
 
-                    if (!handed || !first.Result.TrySetResult(lease))
-                    {
-                        await lease.AbandonAsync().ConfigureAwait(false); // the taker gave up meanwhile
+                        if (taker is null || !taker.Result.TrySetResult(lease))
+                        {
+                            await lease.AbandonAsync().ConfigureAwait(false); // the taker gave up meanwhile
+                        }
                     }
                 }
             }
@@ -289,15 +300,16 @@ public sealed class RedisJobQueue : IJobQueue
         }
     }
 
-    private async Task<Lease?> TryTakeAsync(Taker taker)
+    /// <summary>Leases up to <paramref name="count"/> jobs in one round trip (they go to the waiting takers in order).</summary>
+    private async Task<(List<Lease> Leases, int Fetched)> TryTakeAsync(Taker taker, int count)
     {
-        while (true)
+        long leaseMs = (long)Math.Min(taker.Duration.TotalMilliseconds, TimeSpan.FromDays(3650).TotalMilliseconds);
+        RedisResult result = await EvalAsync(RedisScripts.Take, _consumer, leaseMs, Now(), taker.WorkerId, 0, count).ConfigureAwait(false);
+        var leases = new List<Lease>();
+        var items = (RedisResult[])result!;
+        foreach (RedisResult item in items)
         {
-            long leaseMs = (long)Math.Min(taker.Duration.TotalMilliseconds, TimeSpan.FromDays(3650).TotalMilliseconds);
-            long orphanMs = Math.Max((long)TimeSpan.FromMinutes(10).TotalMilliseconds, 4 * leaseMs);
-            RedisResult result = await EvalAsync(RedisScripts.Take, _consumer, leaseMs, Now(), taker.WorkerId, orphanMs).ConfigureAwait(false);
-            if (result.IsNull) return null;
-            var fields = (RedisResult[])result!;
+            var fields = (RedisResult[])item!;
             string id = (string)fields[0]!;
             int attempt = (int)fields[1];
             JobRequest request = JobCodec.DecodeRequest(id, (byte[])fields[2]!, (byte[])fields[3]!);
@@ -309,8 +321,10 @@ public sealed class RedisJobQueue : IJobQueue
             }
 
             _leases[id] = lease;
-            return lease;
+            leases.Add(lease);
         }
+
+        return (leases, items.Length);
     }
 
     private async Task<bool> RenewAsync(Lease lease)
@@ -565,7 +579,7 @@ public sealed class RedisJobQueue : IJobQueue
 
     private async Task MaintenanceLoopAsync()
     {
-        DateTime nextTrim = DateTime.UtcNow, nextPoke = DateTime.UtcNow;
+        DateTime nextTrim = DateTime.UtcNow, nextPoke = DateTime.UtcNow, nextSweep = DateTime.UtcNow;
         while (!_stopping.IsCancellationRequested)
         {
             try
@@ -587,6 +601,12 @@ public sealed class RedisJobQueue : IJobQueue
                     long cutoff = Now() - (long)Math.Min(_options.Retention.MaxAge.TotalMilliseconds, long.MaxValue / 4);
                     await EvalAsync(RedisScripts.Trim, cutoff, _options.Retention.MaxBytes).ConfigureAwait(false);
                     nextTrim = now + TimeSpan.FromMilliseconds(Math.Clamp(_options.Retention.MaxAge.TotalMilliseconds / 4, 50, 1000));
+                }
+
+                if (now >= nextSweep)
+                {
+                    await EvalAsync(RedisScripts.SweepOrphans, _consumer, (long)OrphanIdle.TotalMilliseconds).ConfigureAwait(false);
+                    nextSweep = now + TimeSpan.FromSeconds(10);
                 }
 
                 if (now >= nextPoke)

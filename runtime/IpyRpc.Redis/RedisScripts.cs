@@ -72,10 +72,9 @@ internal static class RedisScripts
         """;
 
     /// <summary>
-    /// Leases the next job: first one whose lease lapsed (each lease's expiry is in <c>P:leases</c>;
-    /// its stream entry is claimed over with XCLAIM), else a new one (XREADGROUP). Entries of consumers
-    /// that vanished without any lease record are swept up with XAUTOCLAIM after a long idle time.
-    /// ARGV: prefix, consumer, lease ms, now, worker, orphan idle ms. Returns {id, attempt, request, args, entry} or nil.
+    /// Leases up to N jobs: first those whose lease lapsed (each lease's expiry is in <c>P:leases</c>;
+    /// its stream entry is claimed over with XCLAIM), then new ones (XREADGROUP).
+    /// ARGV: prefix, consumer, lease ms, now, worker, (unused), how many. Returns an array of {id, attempt, request, args, entry}.
     /// </summary>
     public const string Take = Library + """
         local stream = P .. ':stream'
@@ -91,7 +90,7 @@ internal static class RedisScripts
           end
           local attempts = redis.call('HINCRBY', job, 'attempts', 1)
           redis.call('HSET', job, 'state', '1', 'worker', ARGV[5], 'cancel', '0', 'entry', entry)
-          if not redis.call('HGET', job, 'started') then redis.call('HSET', job, 'started', ARGV[4]) end
+          redis.call('HSETNX', job, 'started', ARGV[4])
           redis.call('ZREM', P .. ':deadlines', id)
           redis.call('ZADD', P .. ':leases', now + tonumber(ARGV[3]), id)
           if attempts > 1 then
@@ -101,7 +100,10 @@ internal static class RedisScripts
           local f = redis.call('HMGET', job, 'request', 'args')
           return {id, attempts, f[1], f[2] or '', entry}
         end
-        for i = 1, 16 do
+        local want = tonumber(ARGV[7])
+        local taken = {}
+        for i = 1, want + 16 do
+          if #taken >= want then break end
           local lapsed = redis.call('ZRANGEBYSCORE', P .. ':leases', '-inf', now, 'LIMIT', 0, 1)
           if #lapsed == 0 then break end
           local id = lapsed[1]
@@ -110,22 +112,43 @@ internal static class RedisScripts
           if entry then
             redis.call('XCLAIM', stream, 'workers', ARGV[2], 0, entry, 'JUSTID')
             local r = take(entry, id)
-            if r then return r end
+            if r then table.insert(taken, r) end
           end
         end
-        local claimed = redis.call('XAUTOCLAIM', stream, 'workers', ARGV[2], ARGV[6], '0-0', 'COUNT', 1)
-        for _, e in ipairs(claimed[2]) do
-          local r = take(e[1], e[2][2])
-          if r then return r end
-        end
         for i = 1, 16 do
-          local read = redis.call('XREADGROUP', 'GROUP', 'workers', ARGV[2], 'COUNT', 1, 'STREAMS', stream, '>')
-          if not read then return nil end
-          local e = read[1][2][1]
-          local r = take(e[1], e[2][2])
-          if r then return r end
+          if #taken >= want then break end
+          local read = redis.call('XREADGROUP', 'GROUP', 'workers', ARGV[2], 'COUNT', want - #taken, 'STREAMS', stream, '>')
+          if not read then break end
+          for _, e in ipairs(read[1][2]) do
+            local r = take(e[1], e[2][2])
+            if r then table.insert(taken, r) end
+          end
         end
-        return nil
+        return taken
+        """;
+
+    /// <summary>
+    /// Sweeps up stream entries left pending by consumers that vanished without a lease record (an
+    /// entry read but never taken): XAUTOCLAIM of entries idle longer than a long time, each then
+    /// released if its job has ended or queued again if not. ARGV: prefix, consumer, idle ms.
+    /// </summary>
+    public const string SweepOrphans = Library + """
+        local stream = P .. ':stream'
+        local claimed = redis.call('XAUTOCLAIM', stream, 'workers', ARGV[2], ARGV[3], '0-0', 'COUNT', 100)
+        local n = 0
+        for _, e in ipairs(claimed[2]) do
+          local id = e[2][2]
+          local st = redis.call('HGET', jobkey(id), 'state')
+          if (not st) or tonumber(st) >= 2 then
+            redis.call('XACK', stream, 'workers', e[1])
+            redis.call('XDEL', stream, e[1])
+          elseif not redis.call('ZSCORE', P .. ':leases', id) then
+            redis.call('HSET', jobkey(id), 'state', '0', 'entry', e[1])
+            redis.call('ZADD', P .. ':leases', 0, id)
+          end
+          n = n + 1
+        end
+        return n
         """;
 
     /// <summary>Extends a lease (and resets its entry's idle time). ARGV: prefix, id, attempt, consumer, entry, new expiry ms. Returns -1 when lost, else the cancel flag.</summary>
