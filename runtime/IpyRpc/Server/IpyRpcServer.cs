@@ -158,12 +158,17 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
         _disposed = true;
         Task stopping = Task.WhenAll(_workers.Select(w => w.StopAsync(Options.ShutdownTimeout)));
         await Task.WhenAny(stopping, Task.Delay(Options.ShutdownTimeout)).ConfigureAwait(false);
-        foreach (IJobQueue q in _queues.Values)
+        foreach (IJobQueue q in _queues.Values.Where(q => !q.IsDurable))
         {
-            await q.DisposeAsync().ConfigureAwait(false); // cancels what still runs on queues whose leases cannot be taken back
+            await q.DisposeAsync().ConfigureAwait(false); // cancels what still runs: nobody else could take it over
         }
 
-        await stopping.ConfigureAwait(false);
+        await stopping.ConfigureAwait(false); // workers of durable queues have handed their unfinished jobs back
+        foreach (IJobQueue q in _queues.Values.Where(q => q.IsDurable))
+        {
+            await q.DisposeAsync().ConfigureAwait(false);
+        }
+
         foreach (JobWorker w in _workers)
         {
             await w.DisposeAsync().ConfigureAwait(false);
