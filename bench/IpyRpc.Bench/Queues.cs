@@ -106,7 +106,7 @@ internal static class Queues
 
     private static async Task<SystemUnderTest> ServerOverAsync(string name, IJobQueue queue, IJobQueue? worker)
     {
-        var server = new IpyRpcServer(new IpyRpcServerOptions { Queue = queue, Concurrency = worker is null ? 16 : 0 });
+        var server = new IpyRpcServer(new IpyRpcServerOptions { Queue = queue, Concurrency = worker is null ? 16 : 0, MaxCallsInFlightPerConnection = 1024 });
         server.Register(typeof(BenchFunctions));
         IpyRpcWorker? remote = worker is null ? null : new IpyRpcWorker(worker, new IpyRpcWorkerOptions { Concurrency = 16 }).Register(typeof(BenchFunctions)).Start();
         IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server);

@@ -42,7 +42,7 @@ internal static class Systems
 {
     public static async Task<SystemUnderTest> InProcessAsync()
     {
-        var server = new IpyRpcServer();
+        var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 1024 });
         server.Register(typeof(BenchFunctions));
         IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server);
         return IpyRpcSystem("ipyrpc-inproc", client, async () =>

@@ -1,18 +1,56 @@
+using System.Collections.Concurrent;
 using IpyRpc.Protocol;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 
 namespace IpyRpc.Http;
 
 /// <summary>
-/// The binary protocol over HTTP: the request body is one framed message (a call, hello, describe
-/// or ping); the response streams framed messages back (the call's output as it is written, then
-/// its result or error). Aborting the request cancels the call.
+/// The binary protocol over HTTP: the request body is one framed message; the response streams
+/// framed messages back (a call's output as it is written, then its result or error). A client's
+/// requests belong to one logical connection, named by the <c>IpyRpc-Connection</c> header the
+/// server hands out with its hello: its authentication, limits and state hold across requests.
+/// Aborting a request cancels the call it carries.
 /// </summary>
-internal sealed class BinaryEndpoint(IpyRpcServer server)
+internal sealed class BinaryEndpoint : IAsyncDisposable
 {
     public const string ContentType = "application/x-ipyrpc";
+    public const string ConnectionHeader = "IpyRpc-Connection";
+
+    private readonly IpyRpcServer _server;
+    private readonly IpyRpcHttpOptions _options;
+    private readonly ConcurrentDictionary<string, HttpConnection> _connections = new(StringComparer.Ordinal);
+    private readonly Timer _sweeper;
+
+    public BinaryEndpoint(IpyRpcServer server, IpyRpcHttpOptions options)
+    {
+        _server = server;
+        _options = options;
+        TimeSpan every = TimeSpan.FromMilliseconds(Math.Clamp(options.ConnectionIdleTimeout.TotalMilliseconds / 4, 100, 30_000));
+        _sweeper = new Timer(static s => ((BinaryEndpoint)s!).Sweep(), this, every, every);
+    }
+
+    public int Connections => _connections.Count;
 
     public async Task HandleAsync(HttpContext context)
+    {
+        HttpResponse response = context.Response;
+        try
+        {
+            await HandleCoreAsync(context).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !context.RequestAborted.IsCancellationRequested)
+        {
+            // Never an empty 500: log it, and answer with an IpyRpc error while the response can still carry one.
+            _server.Log.LogError(e, "The binary endpoint failed on a request from {Remote}", context.Connection.RemoteIpAddress);
+            if (!response.HasStarted)
+            {
+                await WriteErrorAsync(response, StatusCodes.Status500InternalServerError, 0, ErrorCodes.Internal, $"The server failed handling this request: {e.GetType().Name}: {e.Message}").ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task HandleCoreAsync(HttpContext context)
     {
         HttpResponse response = context.Response;
         if (!HttpMethods.IsPost(context.Request.Method))
@@ -29,7 +67,7 @@ internal sealed class BinaryEndpoint(IpyRpcServer server)
             return;
         }
 
-        long limit = server.Options.MaxMessageBytes;
+        long limit = _server.Options.MaxMessageBytes;
         ReadOnlyMemory<byte>? body = await BodyReader.ReadAsync(context, limit + MessageCodec.FramePrefixBytes);
         if (body is null)
         {
@@ -56,53 +94,96 @@ internal sealed class BinaryEndpoint(IpyRpcServer server)
             return;
         }
 
+        (HttpConnection? connection, bool ephemeral) = Find(context, message);
+        if (connection is null)
+        {
+            await WriteErrorAsync(response, StatusCodes.Status403Forbidden, message.Id, ErrorCodes.Unauthorized,
+                $"This connection belongs to another principal than the one this request authenticated as ({context.User.Identity?.Name}); open a connection of your own.");
+            return;
+        }
+
+        if (!ephemeral) response.Headers[ConnectionHeader] = connection.Id;
         response.ContentType = ContentType;
         response.Headers.CacheControl = "no-cache";
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var gate = new SemaphoreSlim(1, 1);
-        ServerSession session = server.CreateSession(async (reply, ct) =>
+        var route = new Route(response, context.RequestAborted);
+        if (!connection.Routes.TryAdd(message.Id, route))
         {
-            await gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
-            try
-            {
-                bool final = reply.Id == message.Id && reply.Kind is MessageKind.Result or MessageKind.Error or MessageKind.Hello or MessageKind.Pong;
-                byte[] bytes = MessageCodec.EncodeFramed(reply);
-                if (final && !response.HasStarted)
-                {
-                    response.ContentLength = bytes.Length; // a call that printed nothing: one plain response, no chunking
-                }
-
-                await response.Body.WriteAsync(bytes, context.RequestAborted).ConfigureAwait(false);
-                if (final)
-                {
-                    // End the response with the last message, so the client's connection is free for its next call at once.
-                    await response.CompleteAsync().ConfigureAwait(false);
-                    done.TrySetResult();
-                }
-                else
-                {
-                    await response.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
-                }
-            }
-            finally
-            {
-                gate.Release();
-            }
-        });
+            await WriteErrorAsync(response, StatusCodes.Status409Conflict, message.Id, ErrorCodes.BadMessage, $"Request id {message.Id} is already in use on this connection by a request that has not finished.");
+            return;
+        }
 
         try
         {
-            await session.HandleAsync(message).ConfigureAwait(false);
-            await done.Task.WaitAsync(context.RequestAborted).ConfigureAwait(false);
+            await connection.Session.HandleAsync(message).ConfigureAwait(false);
+            await route.Done.Task.WaitAsync(context.RequestAborted).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
-            // The caller went away or cancelled; disposing the session cancels the job.
+            // The caller went away or cancelled: a call it carried is cancelled (an attach stops following).
+            if (message.Kind is MessageKind.Call or MessageKind.Attach)
+            {
+                await connection.Session.HandleAsync(new IpyRpcMessage { Kind = MessageKind.Cancel, Id = message.Id }).ConfigureAwait(false);
+            }
         }
         finally
         {
-            await session.DisposeAsync().ConfigureAwait(false);
+            connection.Routes.TryRemove(message.Id, out _);
+            connection.Touch();
+            if (ephemeral && _connections.TryRemove(connection.Id, out _))
+            {
+                await connection.Session.DisposeAsync().ConfigureAwait(false);
+            }
         }
+    }
+
+    /// <summary>
+    /// The request's connection: the one its header names; else a new one, kept for later requests
+    /// when the request is a hello, and for this request only (ephemeral) when the client sent none.
+    /// </summary>
+    private (HttpConnection? Connection, bool Ephemeral) Find(HttpContext context, IpyRpcMessage message)
+    {
+        bool authenticated = context.User.Identity?.IsAuthenticated == true;
+        if (message.Kind != MessageKind.Hello
+            && context.Request.Headers[ConnectionHeader].ToString() is { Length: > 0 } id
+            && _connections.TryGetValue(id, out HttpConnection? known))
+        {
+            if (authenticated)
+            {
+                if (!known.Connection.IsAuthenticated) known.Connection.Authenticate(context.User);
+                else if (known.Connection.Principal.Identity?.Name != context.User.Identity!.Name) return (null, false);
+            }
+
+            known.Touch();
+            return (known, false);
+        }
+
+        var opened = new HttpConnection(this, new IpyRpcConnection("http", Address(context), authenticated ? context.User : null));
+        _connections[opened.Id] = opened;
+        return (opened, message.Kind != MessageKind.Hello);
+    }
+
+    private static string? Address(HttpContext context) => context.Connection.RemoteIpAddress is { } ip
+        ? (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{ip}]" : ip.ToString()) + ":" + context.Connection.RemotePort
+        : null;
+
+    /// <summary>Closes connections that have been idle (no request in flight) for longer than the timeout: their sessions end as a disconnect would end them.</summary>
+    private void Sweep()
+    {
+        DateTime cutoff = DateTime.UtcNow - _options.ConnectionIdleTimeout;
+        foreach (HttpConnection c in _connections.Values)
+        {
+            if (c.Routes.IsEmpty && c.LastActivity < cutoff && _connections.TryRemove(c.Id, out _))
+            {
+                _ = c.Session.DisposeAsync().AsTask();
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _sweeper.DisposeAsync().ConfigureAwait(false);
+        foreach (HttpConnection c in _connections.Values) await c.Session.DisposeAsync().ConfigureAwait(false);
+        _connections.Clear();
     }
 
     private static async Task WriteErrorAsync(HttpResponse response, int status, ulong id, string code, string message)
@@ -115,6 +196,74 @@ internal sealed class BinaryEndpoint(IpyRpcServer server)
             Id = id,
             Parts = [new RemoteError { Code = code, Message = message }.Encode(Serialization.MessagePack)],
         });
+        response.ContentLength = bytes.Length;
         await response.Body.WriteAsync(bytes).ConfigureAwait(false);
+    }
+
+    /// <summary>One client's logical connection: its session, and where each of its requests waits for replies.</summary>
+    private sealed class HttpConnection
+    {
+        private long _lastActivity = DateTime.UtcNow.Ticks;
+
+        public HttpConnection(BinaryEndpoint endpoint, IpyRpcConnection connection)
+        {
+            Connection = connection;
+            Session = endpoint._server.CreateSession(SendAsync, connection);
+        }
+
+        public string Id => Connection.Id;
+
+        public IpyRpcConnection Connection { get; }
+
+        public ServerSession Session { get; }
+
+        public ConcurrentDictionary<ulong, Route> Routes { get; } = new();
+
+        public DateTime LastActivity => new(Interlocked.Read(ref _lastActivity), DateTimeKind.Utc);
+
+        public void Touch() => Interlocked.Exchange(ref _lastActivity, DateTime.UtcNow.Ticks);
+
+        // Each reply goes to the response of the request it answers; one whose request is gone is dropped.
+        private ValueTask SendAsync(IpyRpcMessage reply, CancellationToken cancellationToken)
+            => Routes.TryGetValue(reply.Id, out Route? route) ? route.WriteAsync(reply) : default;
+    }
+
+    /// <summary>The response of one request: replies are written to it in order; the final one ends it.</summary>
+    private sealed class Route(HttpResponse response, CancellationToken aborted)
+    {
+        private readonly SemaphoreSlim _gate = new(1, 1);
+
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async ValueTask WriteAsync(IpyRpcMessage reply)
+        {
+            await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                if (Done.Task.IsCompleted) return;
+                bool final = reply.Kind is MessageKind.Result or MessageKind.Error or MessageKind.Hello or MessageKind.Pong;
+                byte[] bytes = MessageCodec.EncodeFramed(reply);
+                if (final && !response.HasStarted)
+                {
+                    response.ContentLength = bytes.Length; // a call that printed nothing: one plain response, no chunking
+                }
+
+                await response.Body.WriteAsync(bytes, aborted).ConfigureAwait(false);
+                if (final)
+                {
+                    // End the response with the last message, so the client's connection is free for its next call at once.
+                    await response.CompleteAsync().ConfigureAwait(false);
+                    Done.TrySetResult();
+                }
+                else
+                {
+                    await response.Body.FlushAsync(aborted).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        }
     }
 }

@@ -18,6 +18,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
     private readonly long _maxMessageBytes;
     private readonly ConcurrentDictionary<ulong, CancellationTokenSource> _requests = new();
     private readonly CancellationTokenSource _closing = new();
+    private volatile string? _connection;
 
     /// <summary>Creates the channel for the server at <paramref name="baseAddress"/> (its binary endpoint is <c>ipyrpc</c> under it).</summary>
     public HttpMessageChannel(Uri baseAddress, HttpClient? http = null, long maxMessageBytes = ProtocolVersion.DefaultMaxMessageBytes, string binaryPath = "ipyrpc")
@@ -55,12 +56,26 @@ public sealed class HttpMessageChannel : PushMessageChannel
             using var content = new ByteArrayContent(MessageCodec.EncodeFramed(message));
             content.Headers.ContentType = new MediaTypeHeaderValue("application/x-ipyrpc");
             using var request = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = content };
+            if (_connection is { } connection && message.Kind != MessageKind.Hello)
+            {
+                // Ties this request to the logical connection the server opened at hello (its authentication, limits, state).
+                request.Headers.TryAddWithoutValidation(BinaryEndpoint.ConnectionHeader, connection);
+            }
+
             using HttpResponseMessage response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token).ConfigureAwait(false);
+            if (response.Headers.TryGetValues(BinaryEndpoint.ConnectionHeader, out IEnumerable<string>? ids) && ids.FirstOrDefault() is { Length: > 0 } id)
+            {
+                _connection = id;
+            }
+
             await using Stream body = await response.Content.ReadAsStreamAsync(cts.Token).ConfigureAwait(false);
-            bool any = await ReadMessagesAsync(body, cts.Token).ConfigureAwait(false);
+            bool any = await ReadMessagesAsync(body, message.Id, cts.Token).ConfigureAwait(false);
             if (!any && !response.IsSuccessStatusCode)
             {
-                Fail(message.Id, ErrorCodes.Internal, $"The server answered HTTP {(int)response.StatusCode} {response.ReasonPhrase} without an IpyRpc reply.");
+                (string code, string why) = (int)response.StatusCode is 401 or 403
+                    ? (ErrorCodes.Unauthorized, "missing or wrong credentials")
+                    : (ErrorCodes.Internal, "no IpyRpc reply");
+                Fail(message.Id, code, $"The server answered HTTP {(int)response.StatusCode} {response.ReasonPhrase} ({why}).");
             }
         }
         catch (OperationCanceledException) when (cts.IsCancellationRequested)
@@ -78,7 +93,10 @@ public sealed class HttpMessageChannel : PushMessageChannel
         }
     }
 
-    private async Task<bool> ReadMessagesAsync(Stream body, CancellationToken cancellationToken)
+    /// <summary>The connection id the server handed out at hello (<see langword="null"/> before it).</summary>
+    public string? ConnectionId => _connection;
+
+    private async Task<bool> ReadMessagesAsync(Stream body, ulong requestId, CancellationToken cancellationToken)
     {
         byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(4096);
         int filled = 0;
@@ -108,9 +126,10 @@ public sealed class HttpMessageChannel : PushMessageChannel
             int start = 0;
             while (MessageCodec.TryReadFramed(buffer.AsMemory(start, filled - start), _maxMessageBytes, out IpyRpcMessage? message, out int consumed))
             {
-                // Parts are slices of the buffer, which is reused: copy them out.
-                // Parts are slices of the buffer, which is reused: copy them out.
+                // Parts are slices of the buffer, which is reused: copy them out. A refusal written before the
+                // server read the request (id 0) answers this request all the same.
                 IpyRpcMessage detached = Detach(message!);
+                if (detached.Id == 0) detached = detached with { Id = requestId };
                 if (detached.Kind is MessageKind.Result or MessageKind.Error or MessageKind.Hello or MessageKind.Pong) final = detached;
                 else Deliver(detached);
                 any = true;

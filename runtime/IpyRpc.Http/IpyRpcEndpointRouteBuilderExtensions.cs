@@ -1,6 +1,12 @@
 using IpyRpc.Http;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Authorization.Policy;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 
 namespace Microsoft.AspNetCore.Builder;
 
@@ -10,14 +16,45 @@ public static class IpyRpcEndpointRouteBuilderExtensions
     /// <summary>
     /// Maps the JSON-RPC 2.0 endpoint (<see cref="IpyRpcHttpOptions.JsonRpcPath"/>, <c>/rpc</c>) and the
     /// binary protocol endpoint (<see cref="IpyRpcHttpOptions.BinaryPath"/>, <c>/ipyrpc</c>) of <paramref name="server"/>.
+    /// The returned builder configures both, so ASP.NET Core conventions chain:
+    /// <c>app.MapIpyRpc(server).RequireAuthorization("callers");</c> (the caller's <c>HttpContext.User</c>
+    /// becomes its connection's principal).
     /// </summary>
-    public static IEndpointRouteBuilder MapIpyRpc(this IEndpointRouteBuilder endpoints, IpyRpc.IpyRpcServer server, IpyRpcHttpOptions? options = null)
+    public static IEndpointConventionBuilder MapIpyRpc(this IEndpointRouteBuilder endpoints, IpyRpc.IpyRpcServer server, IpyRpcHttpOptions? options = null)
     {
         options ??= new IpyRpcHttpOptions();
         var json = new JsonRpcEndpoint(server, options);
-        var binary = new BinaryEndpoint(server);
-        endpoints.Map(options.JsonRpcPath, json.HandleAsync);
-        endpoints.Map(options.BinaryPath, binary.HandleAsync);
-        return endpoints;
+        var binary = new BinaryEndpoint(server, options);
+        endpoints.ServiceProvider.GetService<IHostApplicationLifetime>()?.ApplicationStopping.Register(() => binary.DisposeAsync().AsTask().GetAwaiter().GetResult());
+        IEndpointConventionBuilder jsonEndpoint = endpoints.Map(options.JsonRpcPath, json.HandleAsync).WithMetadata(new IpyRpcEndpointMetadata(IpyRpcEndpointKind.JsonRpc));
+        IEndpointConventionBuilder binaryEndpoint = endpoints.Map(options.BinaryPath, binary.HandleAsync).WithMetadata(new IpyRpcEndpointMetadata(IpyRpcEndpointKind.Binary));
+        return new Both(jsonEndpoint, binaryEndpoint);
+    }
+
+    /// <summary>
+    /// Makes ASP.NET Core's authorization refusals (401, 403) on IpyRpc endpoints speak IpyRpc: a
+    /// framed <c>unauthorized</c> error on the binary endpoint, a JSON-RPC error object (code -32004) on
+    /// the JSON-RPC one, with the status code kept. Call it when the app uses <c>RequireAuthorization</c>.
+    /// </summary>
+    public static IServiceCollection AddIpyRpcHttp(this IServiceCollection services)
+    {
+        services.TryAddSingleton<AuthorizationMiddlewareResultHandler>();
+        services.AddSingleton<IAuthorizationMiddlewareResultHandler, IpyRpcAuthorizationResultHandler>();
+        return services;
+    }
+
+    private sealed class Both(IEndpointConventionBuilder first, IEndpointConventionBuilder second) : IEndpointConventionBuilder
+    {
+        public void Add(Action<EndpointBuilder> convention)
+        {
+            first.Add(convention);
+            second.Add(convention);
+        }
+
+        public void Finally(Action<EndpointBuilder> finallyConvention)
+        {
+            first.Finally(finallyConvention);
+            second.Finally(finallyConvention);
+        }
     }
 }

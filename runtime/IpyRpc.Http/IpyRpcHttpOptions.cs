@@ -20,4 +20,11 @@ public sealed record IpyRpcHttpOptions
 
     /// <summary>The version in the OpenRPC document.</summary>
     public string Version { get; init; } = "1.0.0";
+
+    /// <summary>
+    /// How long a binary-protocol connection (the requests of one client, tied by the
+    /// <c>IpyRpc-Connection</c> header) lives without any request in flight. After it the connection
+    /// ends as a disconnect would, and the client's next request opens a new one.
+    /// </summary>
+    public TimeSpan ConnectionIdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
 }

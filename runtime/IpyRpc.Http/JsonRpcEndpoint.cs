@@ -5,6 +5,7 @@ using IpyRpc.Formatting;
 using IpyRpc.MessagePack;
 using IpyRpc.Protocol;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 
 namespace IpyRpc.Http;
 
@@ -24,6 +25,23 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     private const string NdJson = "application/x-ndjson";
 
     public async Task HandleAsync(HttpContext context)
+    {
+        try
+        {
+            await HandleCoreAsync(context);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !context.RequestAborted.IsCancellationRequested)
+        {
+            // Never an empty 500: log it, and answer in JSON-RPC while the response can still carry it.
+            server.Log.LogError(e, "The JSON-RPC endpoint failed on a request from {Remote}", context.Connection.RemoteIpAddress);
+            if (!context.Response.HasStarted)
+            {
+                await WriteAsync(context.Response, StatusCodes.Status200OK, Error(null, ErrorCodes.ToJsonRpc(ErrorCodes.Internal), $"Internal error: the server failed handling this request ({e.GetType().Name}: {e.Message})."));
+            }
+        }
+    }
+
+    private async Task HandleCoreAsync(HttpContext context)
     {
         HttpResponse response = context.Response;
         if (!HttpMethods.IsPost(context.Request.Method))
@@ -61,10 +79,19 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             return;
         }
 
+        // RFC 8259 JSON is UTF-8. A lone request with invalid UTF-8 is a parse error; in a batch, only
+        // the requests that hold it are invalid, and the others are answered.
+        if (!System.Text.Unicode.Utf8.IsValid(body.Value.Span) && document.RootElement.ValueKind != JsonValueKind.Array)
+        {
+            document.Dispose();
+            await WriteAsync(response, StatusCodes.Status200OK, Error(null, -32700, "Parse error: the request is not valid UTF-8."));
+            return;
+        }
+
         using (document)
         {
             bool includeOutput = context.Request.Headers["IpyRpc-Output"].ToString().Equals("include", StringComparison.OrdinalIgnoreCase);
-            await using var calls = new Calls(server);
+            await using var calls = new Calls(server, new IpyRpcConnection("http", Address(context), context.User.Identity?.IsAuthenticated == true ? context.User : null));
             context.RequestAborted.Register(() => _ = calls.DisposeAsync().AsTask());
             JsonElement root = document.RootElement;
             if (root.ValueKind == JsonValueKind.Array)
@@ -137,6 +164,10 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         }
     }
 
+    private static string? Address(HttpContext context) => context.Connection.RemoteIpAddress is { } ip
+        ? (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{ip}]" : ip.ToString()) + ":" + context.Connection.RemotePort
+        : null;
+
     private static bool IsJson(string? contentType)
     {
         if (contentType is null) return false;
@@ -149,6 +180,19 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 
     /// <summary>Handles one request object; returns the response JSON, or null for a notification.</summary>
     private async Task<byte[]?> HandleOneAsync(JsonElement request, Calls calls, bool includeOutput, Func<OutputStream, string, Task>? live)
+    {
+        try
+        {
+            return await HandleRequestAsync(request, calls, includeOutput, live);
+        }
+        catch (InvalidOperationException e) when (e.InnerException is System.Text.DecoderFallbackException || e.Message.Contains("UTF-8", StringComparison.OrdinalIgnoreCase) || e.Message.Contains("transcod", StringComparison.OrdinalIgnoreCase))
+        {
+            // Reading a string of this request met bytes that are not UTF-8.
+            return Error(null, -32600, "Invalid Request: it contains text that is not valid UTF-8.");
+        }
+    }
+
+    private async Task<byte[]?> HandleRequestAsync(JsonElement request, Calls calls, bool includeOutput, Func<OutputStream, string, Task>? live)
     {
         if (request.ValueKind != JsonValueKind.Object)
         {
@@ -191,7 +235,9 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 
         if (method == "rpc.discover")
         {
-            return notification ? null : Result(id, OpenRpc.Document(server.Functions, options), null);
+            (IReadOnlyList<FunctionDescriptor>? functions, RemoteError? refusal) = await calls.DescribeAsync();
+            if (notification) return null;
+            return refusal is null ? Result(id, OpenRpc.Document(functions!, options), null) : Error(id, ErrorCodes.ToJsonRpc(refusal.Code), refusal.Message, refusal, null);
         }
 
         CallOutcome outcome = await calls.CallAsync(method, parameters, live);
@@ -356,7 +402,9 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         private long _nextId;
         private int _disposed;
 
-        public Calls(IpyRpcServer server) => _session = server.CreateSession(ReceiveAsync);
+        public Calls(IpyRpcServer server, IpyRpcConnection connection) => _session = server.CreateSession(ReceiveAsync, connection);
+
+        public ValueTask<(IReadOnlyList<FunctionDescriptor>? Functions, RemoteError? Refusal)> DescribeAsync() => _session.DescribeAsync();
 
         public async Task<CallOutcome> CallAsync(string method, byte[] parameters, Func<OutputStream, string, Task>? live)
         {

@@ -36,7 +36,7 @@ public sealed class RedisJobQueue : IJobQueue
 {
     // A stream entry pending this long with no lease record belongs to a consumer that vanished between reading and taking it.
     private static readonly TimeSpan OrphanIdle = TimeSpan.FromMinutes(10);
-    private static readonly RedisValue[] InfoFields = ["function", "state", "created", "started", "completed", "deadline", "attempts", "worker", "detached", "last", "outcome", "released", "retained"];
+    private static readonly RedisValue[] InfoFields = ["function", "state", "created", "started", "completed", "deadline", "attempts", "worker", "detached", "last", "outcome", "released", "retained", "owner"];
 
     private readonly ConnectionMultiplexer _redis;
     private readonly bool _ownsConnection;
@@ -145,7 +145,8 @@ public sealed class RedisJobQueue : IJobQueue
         try
         {
             await EvalAsync(RedisScripts.Submit, id, request.Function, JobCodec.EncodeRequest(request), request.Arguments.ToArray(),
-                request.CreatedAt.ToUnixTimeMilliseconds(), request.Deadline?.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture) ?? "", request.Detached ? 1 : 0).ConfigureAwait(false);
+                request.CreatedAt.ToUnixTimeMilliseconds(), request.Deadline?.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture) ?? "", request.Detached ? 1 : 0,
+                request.Caller?.Name ?? "").ConfigureAwait(false);
         }
         catch
         {
@@ -572,6 +573,7 @@ public sealed class RedisJobQueue : IJobQueue
             Outcome = f[10].IsNull ? null : JobCodec.DecodeOutcome((byte[])f[10]!),
             ResultReleased = (string?)f[11] == "1",
             RetainedBytes = f[12].IsNull ? 0 : (long)f[12],
+            Owner = (string?)f[13] is { Length: > 0 } owner ? owner : null,
         };
     }
 

@@ -54,12 +54,12 @@ internal static class RedisScripts
 
         """;
 
-    /// <summary>ARGV: prefix, id, function, request, args, created, deadline ('' for none), detached.</summary>
+    /// <summary>ARGV: prefix, id, function, request, args, created, deadline ('' for none), detached, owner ('' for none).</summary>
     public const string Submit = Library + """
         local id = ARGV[2]
         local job = jobkey(id)
         redis.call('HSET', job, 'function', ARGV[3], 'request', ARGV[4], 'args', ARGV[5], 'state', '0', 'created', ARGV[6],
-          'detached', ARGV[8], 'last', '0', 'attempts', '0', 'output_bytes', '0', 'retained', string.len(ARGV[5]), 'released', '0', 'cancel', '0')
+          'detached', ARGV[8], 'last', '0', 'attempts', '0', 'output_bytes', '0', 'retained', string.len(ARGV[5]), 'released', '0', 'cancel', '0', 'owner', ARGV[9])
         if ARGV[7] ~= '' then
           redis.call('HSET', job, 'deadline', ARGV[7])
           redis.call('ZADD', P .. ':deadlines', ARGV[7], id)

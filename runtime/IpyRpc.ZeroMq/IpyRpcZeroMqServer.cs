@@ -15,17 +15,26 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
     private readonly ConcurrentDictionary<string, ServerSession> _sessions = new();
     private readonly SocketLoop _loop;
     private readonly TimeSpan _linger;
+    private readonly ZeroMqCurve? _curve;
     private int _disposed;
 
     private IpyRpcZeroMqServer(IpyRpcServer server, string endpoint, ZeroMqOptions options)
     {
+        if (options.Curve is { IsServer: false })
+        {
+            throw new ArgumentException("A server's CURVE configuration needs its secret key: use ZeroMqCurve.ForServer.", nameof(options));
+        }
+
+        server.EnsureMayListen(endpoint, transportAuthenticates: options.Curve?.AuthorizedClients is not null, "ZeroMQ CURVE keys with an allow-list (ZeroMqOptions.Curve = ZeroMqCurve.ForServer(...))");
         _server = server;
+        _curve = options.Curve;
         _linger = options.Linger;
         string bound = "";
         long max = Math.Min(options.MaxMessageBytes, server.Options.MaxMessageBytes);
         _loop = new SocketLoop("IpyRpc.ZeroMq server " + endpoint, LibZmq.ROUTER, socket =>
         {
             (options with { MaxMessageBytes = max }).Apply(socket);
+            options.Curve?.ApplyToServer(socket);
             SocketLoop.SetInt(socket, LibZmq.ROUTER_MANDATORY, 1); // replies to a vanished peer fail fast instead of queueing
             if (LibZmq.zmq_bind(socket, endpoint) < 0)
             {
@@ -34,7 +43,9 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
             }
 
             bound = SocketLoop.ReadLastEndpoint(socket);
-        }, Receive, null, max, ProtocolVersion.MaxParts + 2, ZeroMqOptions.Ms(options.Linger));
+        }, Receive, null, max, ProtocolVersion.MaxParts + 2, ZeroMqOptions.Ms(options.Linger),
+            authenticate: options.Curve is { } curve ? curve.Admit : null,
+            wantsPeer: identity => !_sessions.ContainsKey(Convert.ToBase64String(identity)));
         Endpoint = bound;
     }
 
@@ -51,7 +62,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
         => new(server, endpoint, options ?? new ZeroMqOptions());
 
     // Runs on the I/O thread: decode, find the peer's session, hand the message over.
-    private void Receive(List<byte[]> frames, ProtocolException? problem)
+    private void Receive(List<byte[]> frames, ProtocolException? problem, PeerInfo? peer)
     {
         byte[] identity = frames[0];
         if (problem is not null)
@@ -82,12 +93,25 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
         {
             Send(identity, reply);
             return default;
-        }));
+        }, NewConnection(peer)));
         ValueTask handled = session.HandleAsync(message);
         if (!handled.IsCompletedSuccessfully)
         {
             _ = handled.AsTask();
         }
+    }
+
+    /// <summary>A new peer's connection: its address, and with CURVE the principal its key was admitted as.</summary>
+    private IpyRpcConnection NewConnection(PeerInfo? peer)
+    {
+        System.Security.Claims.ClaimsPrincipal? principal = null;
+        if (_curve is not null && peer?.UserId is { } user)
+        {
+            principal = new System.Security.Claims.ClaimsPrincipal(new System.Security.Claims.ClaimsIdentity(
+                [new System.Security.Claims.Claim(System.Security.Claims.ClaimTypes.Name, user)], "zeromq-curve"));
+        }
+
+        return new IpyRpcConnection("zeromq", peer?.Address, principal);
     }
 
     private static ulong TryId(byte[] header)

@@ -15,6 +15,8 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
 {
     private readonly ConcurrentDictionary<ulong, byte> _inFlight = new();
     private readonly SocketLoop _loop;
+    private readonly ZeroMqCurve? _curve;
+    private bool _handshook;
     private int _disposed;
 
     /// <summary>Connects a DEALER socket to <paramref name="endpoint"/>. The connection itself is made in the background.</summary>
@@ -22,9 +24,11 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
     {
         options ??= new ZeroMqOptions();
         Endpoint = endpoint;
+        _curve = options.Curve;
         _loop = new SocketLoop("IpyRpc.ZeroMq client " + endpoint, LibZmq.DEALER, socket =>
         {
             options.Apply(socket);
+            options.Curve?.ApplyToClient(socket);
             if (LibZmq.zmq_connect(socket, endpoint) < 0)
             {
                 int errno = LibZmq.zmq_errno();
@@ -43,7 +47,7 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
     public override ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
     {
         if (message.Kind is MessageKind.Call or MessageKind.Hello or MessageKind.Describe or MessageKind.Ping
-            or MessageKind.Submit or MessageKind.Attach or MessageKind.Status or MessageKind.List
+            or MessageKind.Submit or MessageKind.Attach or MessageKind.Status or MessageKind.List or MessageKind.Auth
             || (message.Kind == MessageKind.Cancel && message.JobId is not null))
         {
             _inFlight[message.Id] = 0;
@@ -64,7 +68,7 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
         return default;
     }
 
-    private void Receive(List<byte[]> frames, ProtocolException? problem)
+    private void Receive(List<byte[]> frames, ProtocolException? problem, PeerInfo? peer)
     {
         IpyRpcMessage message;
         try
@@ -97,6 +101,19 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
         if (evt == LibZmq.EVENT_HANDSHAKE_SUCCEEDED)
         {
             IsConnected = true;
+            _handshook = true;
+        }
+        else if (evt is LibZmq.EVENT_HANDSHAKE_FAILED_AUTH or LibZmq.EVENT_HANDSHAKE_FAILED_PROTOCOL or LibZmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            || (evt == LibZmq.EVENT_DISCONNECTED && _curve is not null && !_handshook))
+        {
+            // The CURVE handshake failed: say so at once, rather than letting the calls wait while libzmq retries.
+            string why = evt == LibZmq.EVENT_HANDSHAKE_FAILED_AUTH
+                ? $"The server at {Endpoint} refused this client's CURVE key: it is not on the server's list."
+                : $"The CURVE handshake with {Endpoint} failed: check the server's public key (ZeroMqCurve.ServerPublicKey) and this client's key pair.";
+            foreach (ulong id in _inFlight.Keys)
+            {
+                Fail(id, _curve is null ? ErrorCodes.ConnectionLost : ErrorCodes.Unauthorized, why);
+            }
         }
         else if (evt == LibZmq.EVENT_DISCONNECTED)
         {

@@ -26,6 +26,9 @@ public sealed record ZeroMqOptions
     /// <summary>The largest message accepted (ZMQ_MAXMSGSIZE per frame, and all frames together).</summary>
     public long MaxMessageBytes { get; init; } = ProtocolVersion.DefaultMaxMessageBytes;
 
+    /// <summary>CURVE security: encryption, and authentication by key (<see cref="ZeroMqCurve.ForServer"/>, <see cref="ZeroMqCurve.ForClient"/>).</summary>
+    public ZeroMqCurve? Curve { get; init; }
+
     internal void Apply(Native.ZmqSocketHandle socket)
     {
         Native.SocketLoop.SetInt(socket, Native.LibZmq.HEARTBEAT_IVL, Ms(HeartbeatInterval));

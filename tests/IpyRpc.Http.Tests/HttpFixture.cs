@@ -14,7 +14,7 @@ public sealed class HttpFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Server = new IpyRpcServer();
+        Server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 500 });
         Server.Register(typeof(HttpFunctions));
         Host = await IpyRpcHttpServer.StartAsync(Server, "http://127.0.0.1:0", new IpyRpcHttpOptions { MaxJsonRequestBytes = 64 * 1024 });
         Http.BaseAddress = Host.Address;

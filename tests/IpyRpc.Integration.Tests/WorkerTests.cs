@@ -36,7 +36,8 @@ public abstract class WorkerTests(ITestOutputHelper log) : IAsyncLifetime
     protected async Task<IpyRpcServer> StartServerAsync()
     {
         IJobQueue queue = Track(await OpenQueueAsync());
-        var server = new IpyRpcServer(new IpyRpcServerOptions { Queue = queue, Concurrency = 0 });
+        // A thousand calls in flight on one connection is what one of these tests does on purpose.
+        var server = new IpyRpcServer(new IpyRpcServerOptions { Queue = queue, Concurrency = 0, MaxCallsInFlightPerConnection = 2000 });
         server.Register(typeof(WorkFunctions));
         return Track(server);
     }

@@ -94,7 +94,7 @@ internal static class ServiceEmitter
         w.Line($"    ReturnSchema = {Names.Literal(f.ReturnType is null ? null : JsonSchema.Of(f.ReturnType, f.Objects))},");
         w.Line($"    Parameters = new {Names.Runtime}.ParameterDescriptor[]");
         w.Line("    {");
-        foreach (ParameterModel p in f.Parameters.Where(p => !p.IsCancellationToken))
+        foreach (ParameterModel p in f.Parameters.Where(p => p.IsArgument))
         {
             w.Line($"        new() {{ Name = {Names.Literal(p.Name)}, Type = {Names.Literal(p.Display)}, Schema = {Names.Literal(JsonSchema.Of(p.Type!, f.Objects))}, Doc = {Names.Literal(p.Doc)}, IsOptional = {(p.DefaultExpression is null ? "false" : "true")}, DefaultValue = {Names.Literal(p.DefaultExpression)} }},");
         }
@@ -119,9 +119,9 @@ internal static class ServiceEmitter
         int index = 0;
         foreach (ParameterModel p in f.Parameters)
         {
-            if (p.IsCancellationToken)
+            if (p.FilledBy is { } filledBy)
             {
-                arguments.Add("call.CancellationToken");
+                arguments.Add(filledBy);
                 continue;
             }
 
@@ -193,11 +193,11 @@ internal static class ServiceEmitter
 
     private static void EmitProxyMethod(CodeWriter w, FunctionModel f, string assemblyKey)
     {
-        ParameterModel[] parameters = f.Parameters.Where(p => !p.IsCancellationToken).ToArray();
+        ParameterModel[] parameters = f.Parameters.Where(p => p.IsArgument).ToArray();
         HashSet<string> names = new(parameters.Select(p => p.Name));
         string options = names.Contains("options") ? "callOptions" : "options";
         string token = names.Contains("cancellationToken") ? "callCancellationToken" : "cancellationToken";
-        HashSet<string> tokenParams = new(f.Parameters.Where(p => p.IsCancellationToken).Select(p => "param:" + p.Name));
+        HashSet<string> tokenParams = new(f.Parameters.Where(p => !p.IsArgument).Select(p => "param:" + p.Name));
 
         bool documented = false;
         foreach (DocEntry element in f.Docs.RawElements)

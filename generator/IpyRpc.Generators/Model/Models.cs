@@ -42,8 +42,16 @@ internal sealed record MemberModel(string Name, string WireName, TypeModel Type,
 /// <summary>A user type (or tuple) with its members and how to construct it.</summary>
 internal sealed record ObjectModel(string FullName, string Display, bool IsValueType, bool IsTuple, EquatableArray<MemberModel> Members, int ConstructorArity);
 
-/// <summary>A method parameter.</summary>
-internal sealed record ParameterModel(string Name, TypeModel? Type, bool IsCancellationToken, string? DefaultExpression, string? Doc, string Display, string Source);
+/// <summary>
+/// A method parameter. <see cref="FilledBy"/> names what the call fills it with when it is not an
+/// argument at all (a <c>CancellationToken</c>, the <c>IpyRpcConnection</c>): such parameters are
+/// neither described nor part of the proxy.
+/// </summary>
+internal sealed record ParameterModel(string Name, TypeModel? Type, string? FilledBy, string? DefaultExpression, string? Doc, string Display, string Source)
+{
+    /// <summary>Whether the caller passes it (it is not filled by the call).</summary>
+    public bool IsArgument => FilledBy is null;
+}
 
 /// <summary>How a method returns.</summary>
 internal enum ReturnKind

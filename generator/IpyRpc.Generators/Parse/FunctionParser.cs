@@ -93,9 +93,9 @@ internal static class FunctionParser
             }
 
             string pDisplay = p.Type.ToDisplayString(TypeAnalyzer.ShortFormat);
-            if (TypeAnalyzer.FullName(p.Type) == "global::System.Threading.CancellationToken")
+            if (FilledByCall(TypeAnalyzer.FullName(p.Type)) is { } filledBy)
             {
-                parameters.Add(new ParameterModel(p.Name, null, true, null, null, pDisplay, Source(p.Type)));
+                parameters.Add(new ParameterModel(p.Name, null, filledBy, null, null, pDisplay, Source(p.Type)));
                 continue;
             }
 
@@ -119,7 +119,7 @@ internal static class FunctionParser
             }
 
             string? defaultExpression = p.HasExplicitDefaultValue ? DefaultExpression(p) : null;
-            parameters.Add(new ParameterModel(p.Name, type, false, defaultExpression, null, pDisplay, Source(p.Type)));
+            parameters.Add(new ParameterModel(p.Name, type, null, defaultExpression, null, pDisplay, Source(p.Type)));
         }
 
         (ReturnKind kind, ITypeSymbol? resultType) = ReturnShape(method.ReturnType);
@@ -260,5 +260,13 @@ internal static class FunctionParser
         Microsoft.CodeAnalysis.Accessibility.Protected => "protected",
         Microsoft.CodeAnalysis.Accessibility.ProtectedAndInternal => "private protected",
         _ => a.ToString().ToLowerInvariant(),
+    };
+
+    /// <summary>What the call fills a parameter of this type with, when it is not an argument: the invocation's member to pass.</summary>
+    private static string? FilledByCall(string fullTypeName) => fullTypeName switch
+    {
+        "global::System.Threading.CancellationToken" => "call.CancellationToken",
+        "global::IpyRpc.IpyRpcConnection" => "call.Connection",
+        _ => null,
     };
 }

@@ -13,15 +13,18 @@ internal static unsafe partial class LibZmq
 {
     private const string Library = "libzmq";
 
-    public const int PAIR = 0, DEALER = 5, ROUTER = 6;
+    public const int PAIR = 0, REP = 4, DEALER = 5, ROUTER = 6;
     public const int DONTWAIT = 1, SNDMORE = 2;
     public const short POLLIN = 1, POLLOUT = 2;
     public const int IDENTITY = 5, RCVMORE = 13, LINGER = 17, RECONNECT_IVL = 18, RECONNECT_IVL_MAX = 21, MAXMSGSIZE = 22,
         SNDHWM = 23, RCVHWM = 24, LAST_ENDPOINT = 32, ROUTER_MANDATORY = 33, IMMEDIATE = 39,
-        HEARTBEAT_IVL = 75, HEARTBEAT_TTL = 76, HEARTBEAT_TIMEOUT = 77;
+        HEARTBEAT_IVL = 75, HEARTBEAT_TTL = 76, HEARTBEAT_TIMEOUT = 77,
+        CURVE_SERVER = 47, CURVE_PUBLICKEY = 48, CURVE_SECRETKEY = 49, CURVE_SERVERKEY = 50, ZAP_DOMAIN = 55;
     public const int IO_THREADS = 1, BLOCKY = 70;
     public const int EAGAIN = 11, EINTR = 4, EHOSTUNREACH = 113, ETERM = 156384765;
-    public const int EVENT_CONNECTED = 0x0001, EVENT_DISCONNECTED = 0x0200, EVENT_HANDSHAKE_SUCCEEDED = 0x1000;
+    public const int EVENT_CONNECTED = 0x0001, EVENT_DISCONNECTED = 0x0200, EVENT_HANDSHAKE_FAILED_NO_DETAIL = 0x0800,
+        EVENT_HANDSHAKE_SUCCEEDED = 0x1000, EVENT_HANDSHAKE_FAILED_PROTOCOL = 0x2000, EVENT_HANDSHAKE_FAILED_AUTH = 0x4000;
+    public const string ZapEndpoint = "inproc://zeromq.zap.01";
 
     static LibZmq() => NativeLibrary.SetDllImportResolver(typeof(LibZmq).Assembly, Resolve);
 
@@ -87,6 +90,9 @@ internal static unsafe partial class LibZmq
     [LibraryImport(Library)] public static partial int zmq_msg_more(ZmqMessage* message);
     [LibraryImport(Library)] public static partial int zmq_poll(void* items, int count, long timeout);
     [LibraryImport(Library)] public static partial int zmq_errno();
+    [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)] public static partial nint zmq_msg_gets(ZmqMessage* message, string property);
+    [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)] public static partial int zmq_has(string capability);
+    [LibraryImport(Library)] public static partial int zmq_curve_keypair(byte* publicKey, byte* secretKey);
     [LibraryImport(Library)] public static partial nint zmq_strerror(int errno);
 }
 

@@ -19,9 +19,12 @@ internal sealed unsafe class SocketLoop : IDisposable
     private readonly ZmqSocketHandle? _wakeReceiver;
     private ZmqSocketHandle? _wakeSender;
     private readonly ZmqSocketHandle? _monitor;
+    private readonly ZmqSocketHandle? _zap;
+    private readonly Func<ZapRequest, ZapReply>? _authenticate;
+    private readonly Func<byte[], bool>? _wantsPeer;
     private readonly object _wakeLock = new();
     private readonly ConcurrentQueue<ReadOnlyMemory<byte>[]> _outbound = new();
-    private readonly Action<List<byte[]>, ProtocolException?> _receive;
+    private readonly Action<List<byte[]>, ProtocolException?, PeerInfo?> _receive;
     private readonly Action<int>? _onEvent;
     private readonly long _maxMessageBytes;
     private readonly int _maxFrames;
@@ -39,10 +42,15 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// <param name="maxMessageBytes">The largest message (all frames together) accepted.</param>
     /// <param name="maxFrames">The most frames a message may have.</param>
     /// <param name="lingerMs">How long unsent messages may delay shutdown.</param>
-    public SocketLoop(string name, int socketType, Action<ZmqSocketHandle> setup, Action<List<byte[]>, ProtocolException?> receive, Action<int>? onEvent, long maxMessageBytes, int maxFrames, int lingerMs)
+    /// <param name="authenticate">A ZAP handler (CURVE clients' keys), bound in this socket's context before <paramref name="setup"/> runs.</param>
+    /// <param name="wantsPeer">Given a message's first frame, whether to read its peer's address and user id (for a new peer).</param>
+    public SocketLoop(string name, int socketType, Action<ZmqSocketHandle> setup, Action<List<byte[]>, ProtocolException?, PeerInfo?> receive, Action<int>? onEvent, long maxMessageBytes, int maxFrames, int lingerMs,
+        Func<ZapRequest, ZapReply>? authenticate = null, Func<byte[], bool>? wantsPeer = null)
     {
         LibZmq.EnsureLoaded();
         _receive = receive;
+        _authenticate = authenticate;
+        _wantsPeer = wantsPeer;
         _onEvent = onEvent;
         _maxMessageBytes = maxMessageBytes;
         _maxFrames = maxFrames;
@@ -53,6 +61,13 @@ internal sealed unsafe class SocketLoop : IDisposable
         try
         {
             LibZmq.zmq_ctx_set(_context, LibZmq.BLOCKY, 0); // terminate after linger, never hang
+            if (authenticate is not null)
+            {
+                // libzmq asks the handler bound here, in the same context, about every CURVE client.
+                _zap = Open(LibZmq.REP);
+                Check(LibZmq.zmq_bind(_zap, LibZmq.ZapEndpoint), "bind the ZAP handler");
+            }
+
             _socket = Open(socketType);
             _socket.LingerMs = lingerMs;
             setup(_socket);
@@ -66,7 +81,8 @@ internal sealed unsafe class SocketLoop : IDisposable
             if (onEvent is not null)
             {
                 string monitor = $"inproc://ipyrpc-monitor-{Guid.NewGuid():N}";
-                Check(LibZmq.zmq_socket_monitor(_socket, monitor, LibZmq.EVENT_CONNECTED | LibZmq.EVENT_DISCONNECTED | LibZmq.EVENT_HANDSHAKE_SUCCEEDED), "monitor socket");
+                Check(LibZmq.zmq_socket_monitor(_socket, monitor, LibZmq.EVENT_CONNECTED | LibZmq.EVENT_DISCONNECTED | LibZmq.EVENT_HANDSHAKE_SUCCEEDED
+                    | LibZmq.EVENT_HANDSHAKE_FAILED_AUTH | LibZmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | LibZmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL), "monitor socket");
                 _monitor = Open(LibZmq.PAIR);
                 Check(LibZmq.zmq_connect(_monitor, monitor), "connect monitor");
             }
@@ -125,12 +141,18 @@ internal sealed unsafe class SocketLoop : IDisposable
     private void Run()
     {
         bool windows = OperatingSystem.IsWindows();
-        int count = _monitor is not null ? 3 : 2;
-        ZmqPollItem* items = stackalloc ZmqPollItem[3];
-        ZmqPollItemWindows* itemsWindows = stackalloc ZmqPollItemWindows[3];
+        ZmqPollItem* items = stackalloc ZmqPollItem[4];
+        ZmqPollItemWindows* itemsWindows = stackalloc ZmqPollItemWindows[4];
         ReadOnlyMemory<byte>[]? pending = null; // a message the socket would not take yet (high-water mark)
-        // The loop owns these handles and closes them only after it stops polling.
-        nint[] sockets = [_socket.DangerousGetHandle(), _wakeReceiver!.DangerousGetHandle(), _monitor?.DangerousGetHandle() ?? 0];
+        // The loop owns these handles and closes them only after it stops polling: the socket, the
+        // wake-up pair, then the monitor and the ZAP handler where there are such.
+        var polled = new List<nint> { _socket.DangerousGetHandle(), _wakeReceiver!.DangerousGetHandle() };
+        int monitorAt = _monitor is null ? -1 : polled.Count;
+        if (_monitor is not null) polled.Add(_monitor.DangerousGetHandle());
+        int zapAt = _zap is null ? -1 : polled.Count;
+        if (_zap is not null) polled.Add(_zap.DangerousGetHandle());
+        nint[] sockets = [.. polled];
+        int count = sockets.Length;
         try
         {
             while (!_stopping)
@@ -180,9 +202,14 @@ internal sealed unsafe class SocketLoop : IDisposable
                     ReceiveAvailable();
                 }
 
-                if (count == 3 && (Returned(2) & LibZmq.POLLIN) != 0)
+                if (monitorAt >= 0 && (Returned(monitorAt) & LibZmq.POLLIN) != 0)
                 {
                     ReceiveMonitorEvents();
+                }
+
+                if (zapAt >= 0 && (Returned(zapAt) & LibZmq.POLLIN) != 0)
+                {
+                    AnswerZap();
                 }
             }
         }
@@ -252,6 +279,8 @@ internal sealed unsafe class SocketLoop : IDisposable
             var frames = new List<byte[]>(4);
             long total = 0;
             ProtocolException? problem = null;
+            PeerInfo? peer = null;
+            bool first = true;
             while (true)
             {
                 int size = (int)LibZmq.zmq_msg_size(&message);
@@ -271,7 +300,13 @@ internal sealed unsafe class SocketLoop : IDisposable
                     byte[] bytes = GC.AllocateUninitializedArray<byte>(size);
                     new ReadOnlySpan<byte>(LibZmq.zmq_msg_data(&message), size).CopyTo(bytes);
                     frames.Add(bytes);
+                    if (first && _wantsPeer?.Invoke(bytes) == true)
+                    {
+                        peer = new PeerInfo(Property(&message, "Peer-Address"), Property(&message, "User-Id"));
+                    }
                 }
+
+                first = false;
 
                 bool more = LibZmq.zmq_msg_more(&message) != 0;
                 LibZmq.zmq_msg_close(&message);
@@ -286,11 +321,69 @@ internal sealed unsafe class SocketLoop : IDisposable
 
             try
             {
-                _receive(frames, problem);
+                _receive(frames, problem, peer);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // A handler failure must not stop the socket.
+            }
+        }
+    }
+
+    private static string? Property(ZmqMessage* message, string name)
+    {
+        nint value = LibZmq.zmq_msg_gets(message, name);
+        return value == 0 ? null : Marshal.PtrToStringUTF8(value) is { Length: > 0 } text ? text : null;
+    }
+
+    /// <summary>Answers libzmq's ZAP request about one CURVE client (RFC 27): allowed, with the user id it becomes, or refused.</summary>
+    private void AnswerZap()
+    {
+        while (true)
+        {
+            var frames = new List<byte[]>(7);
+            ZmqMessage message;
+            LibZmq.zmq_msg_init(&message);
+            if (LibZmq.zmq_msg_recv(&message, _zap!, LibZmq.DONTWAIT) < 0)
+            {
+                LibZmq.zmq_msg_close(&message);
+                return;
+            }
+
+            while (true)
+            {
+                frames.Add(new ReadOnlySpan<byte>(LibZmq.zmq_msg_data(&message), (int)LibZmq.zmq_msg_size(&message)).ToArray());
+                bool more = LibZmq.zmq_msg_more(&message) != 0;
+                LibZmq.zmq_msg_close(&message);
+                if (!more) break;
+                LibZmq.zmq_msg_init(&message);
+                LibZmq.zmq_msg_recv(&message, _zap!, 0);
+            }
+
+            // version, request id, domain, address, routing id, mechanism, credentials...
+            ZapReply reply;
+            try
+            {
+                reply = frames.Count >= 6
+                    ? _authenticate!(new ZapRequest(System.Text.Encoding.ASCII.GetString(frames[3]), System.Text.Encoding.ASCII.GetString(frames[5]), frames.Count > 6 ? frames[6] : []))
+                    : new ZapReply(false, "malformed ZAP request", "");
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                reply = new ZapReply(false, "the authenticator failed: " + e.Message, "");
+            }
+
+            byte[][] answer =
+            [
+                "1.0"u8.ToArray(), frames.Count > 1 ? frames[1] : [], System.Text.Encoding.ASCII.GetBytes(reply.Allowed ? "200" : "400"),
+                System.Text.Encoding.UTF8.GetBytes(reply.Text), System.Text.Encoding.UTF8.GetBytes(reply.UserId), [],
+            ];
+            for (int i = 0; i < answer.Length; i++)
+            {
+                fixed (byte* data = answer[i])
+                {
+                    LibZmq.zmq_send(_zap!, data, (nuint)answer[i].Length, i < answer.Length - 1 ? LibZmq.SNDMORE : 0);
+                }
             }
         }
     }
@@ -347,6 +440,7 @@ internal sealed unsafe class SocketLoop : IDisposable
 
         _wakeReceiver?.Dispose();
         _monitor?.Dispose();
+        _zap?.Dispose();
         _socket?.Dispose();
         _context.Dispose();
     }
@@ -381,3 +475,12 @@ internal sealed unsafe class SocketLoop : IDisposable
         return new IOException($"ZeroMQ could not {what}: {LibZmq.Error(errno)} (errno {errno}).");
     }
 }
+
+/// <summary>What libzmq tells of a message's peer: its address and, after CURVE with ZAP, the user id the handler gave it.</summary>
+internal sealed record PeerInfo(string? Address, string? UserId);
+
+/// <summary>A ZAP request about one client: where from, which mechanism, its credentials (for CURVE, its 32-byte public key).</summary>
+internal sealed record ZapRequest(string Address, string Mechanism, byte[] Credentials);
+
+/// <summary>A ZAP answer: allowed or not, why, and the user id the client's messages will carry.</summary>
+internal sealed record ZapReply(bool Allowed, string Text, string UserId);

@@ -85,9 +85,14 @@ public sealed partial class IpyRpcClient : IAsyncDisposable
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(client.Options.ConnectTimeout);
-            IpyRpcMessage hello = await client.RequestAsync(new IpyRpcMessage { Kind = MessageKind.Hello, Versions = ProtocolVersion.Supported, Agent = "ipyrpc-dotnet-client/" + ProtocolVersion.Current }, "hello", null, timeout.Token).ConfigureAwait(false);
+            byte[]? clientNonce = client.Options.SharedSecret is null ? null : SharedSecretProof.NewNonce();
+            IpyRpcMessage hello = await client.RequestAsync(new IpyRpcMessage { Kind = MessageKind.Hello, Versions = ProtocolVersion.Supported, Agent = "ipyrpc-dotnet-client/" + ProtocolVersion.Current, Nonce = clientNonce }, "hello", null, timeout.Token).ConfigureAwait(false);
             client.ProtocolVersionInUse = hello.Versions is [int v, ..] ? v : ProtocolVersion.Current;
             client.ServerAgent = hello.Agent;
+            if (hello.Auth?.Contains(SharedSecretProof.Scheme) == true)
+            {
+                await client.ProveSecretAsync(hello, clientNonce, timeout.Token).ConfigureAwait(false);
+            }
             await client.RefreshAsync(timeout.Token).ConfigureAwait(false);
             return client;
         }
@@ -96,6 +101,31 @@ public sealed partial class IpyRpcClient : IAsyncDisposable
             await client.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>Answers the server's shared-secret challenge, after checking the server's own proof.</summary>
+    private async Task ProveSecretAsync(IpyRpcMessage hello, byte[]? clientNonce, CancellationToken cancellationToken)
+    {
+        static IpyRpcUnauthorizedException Refused(string message) => new(new RemoteError { Code = ErrorCodes.Unauthorized, Message = message }, "connect");
+        if (Options.SharedSecret is not { } secret || clientNonce is null)
+        {
+            throw Refused("The server requires a shared secret: set IpyRpcClientOptions.SharedSecret to the server's.");
+        }
+
+        byte[] key = SharedSecretProof.Key(secret);
+        if (hello.Nonce is not { } serverNonce || hello.Proof is not { } serverProof
+            || !SharedSecretProof.Matches(SharedSecretProof.Server(key, clientNonce, serverNonce.Span), serverProof.Span))
+        {
+            throw Refused("The server's proof does not match this shared secret: the secrets differ, or this is not the server you meant to reach.");
+        }
+
+        var proof = new Dictionary<string, object?>
+        {
+            ["scheme"] = SharedSecretProof.Scheme,
+            ["proof"] = SharedSecretProof.Client(key, serverNonce.Span, clientNonce),
+            ["name"] = Options.ClientName,
+        };
+        await RequestAsync(new IpyRpcMessage { Kind = MessageKind.Auth, Parts = [Jobs.JobCodec.Encode(proof, Serialization.MessagePack)] }, "auth", null, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Fetches the function list again (after the server registered more).</summary>

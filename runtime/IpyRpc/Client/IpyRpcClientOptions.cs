@@ -22,6 +22,16 @@ public sealed record IpyRpcClientOptions
 
     /// <summary>The largest message accepted from the server.</summary>
     public long MaxMessageBytes { get; init; } = ProtocolVersion.DefaultMaxMessageBytes;
+
+    /// <summary>
+    /// The shared secret the server was configured with (<see cref="IpyRpcServerOptions.SharedSecret"/>).
+    /// At connect the client proves it knows it, and checks the server's proof that it does too; a
+    /// mismatch either way fails the connect with <see cref="IpyRpcUnauthorizedException"/>.
+    /// </summary>
+    public string? SharedSecret { get; init; }
+
+    /// <summary>The name this client goes by on a server with a shared secret (its principal's name there). Default: <c>ipyrpc-secret</c>.</summary>
+    public string? ClientName { get; init; }
 }
 
 /// <summary>Options of one call.</summary>

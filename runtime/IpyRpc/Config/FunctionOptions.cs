@@ -32,6 +32,34 @@ public sealed record FunctionOptions
     /// caller to attach by job id (the id is in every output and result message).
     /// </summary>
     public bool? CancelOnDisconnect { get; init; }
+
+    /// <summary>
+    /// Who may call the function: asked with the caller's principal, the function's name and the
+    /// call's decoded arguments before the job is queued (and, without arguments, for listings and
+    /// job access). See <see cref="Authorize"/> for ready-made rules. Unset: anyone the server lets in.
+    /// </summary>
+    public IpyRpcAuthorizer? Auth { get; init; }
+
+    /// <summary>
+    /// Whether the function's jobs can be looked at, attached to and cancelled by every caller its
+    /// <see cref="Auth"/> allows. Unset: only by the principal that submitted them (anonymous callers,
+    /// on a server without authentication, all count as one).
+    /// </summary>
+    public bool? SharedJobs { get; init; }
+
+    /// <summary>How much of an exception a caller learns. Unset: <see cref="ErrorDetail.StackWithoutPaths"/>.</summary>
+    public ErrorDetail? ErrorDetail { get; init; }
+}
+
+/// <summary>How much of a function's exception travels to the caller.</summary>
+public enum ErrorDetail
+{
+    /// <summary>Type, message, inner exceptions and the stack trace, with the source file paths and line numbers the build recorded.</summary>
+    Full,
+    /// <summary>Type, message, inner exceptions and the stack trace, without file paths (which reveal the build machine's layout).</summary>
+    StackWithoutPaths,
+    /// <summary>Type and message (and those of inner exceptions) only.</summary>
+    TypeAndMessage,
 }
 
 /// <summary>
@@ -97,6 +125,9 @@ public sealed class GlobConfig
                 Queue = o.Queue ?? merged.Queue,
                 MaxArgumentBytes = o.MaxArgumentBytes ?? merged.MaxArgumentBytes,
                 CancelOnDisconnect = o.CancelOnDisconnect ?? merged.CancelOnDisconnect,
+                Auth = o.Auth ?? merged.Auth,
+                SharedJobs = o.SharedJobs ?? merged.SharedJobs,
+                ErrorDetail = o.ErrorDetail ?? merged.ErrorDetail,
             };
         }
 

@@ -36,6 +36,7 @@ public class IpyRpcException : Exception
         ErrorCodes.Unauthorized => new IpyRpcUnauthorizedException(error, function),
         ErrorCodes.ConnectionLost => new IpyRpcConnectionException(error, function),
         ErrorCodes.NotFound => new IpyRpcNotFoundException(error, function),
+        ErrorCodes.TooManyRequests => new IpyRpcTooManyRequestsException(error, function),
         ErrorCodes.BadMessage or ErrorCodes.ParseError or ErrorCodes.TooLarge or ErrorCodes.UnsupportedVersion or ErrorCodes.UnsupportedSerialization
             => new IpyRpcProtocolException(error, function),
         _ => new IpyRpcException(error, function),
@@ -101,6 +102,9 @@ public sealed class IpyRpcCancelledException(RemoteError error, string? function
 
 /// <summary>Something asked for by id (a job) is not known, or no longer kept; the message says which and why.</summary>
 public sealed class IpyRpcNotFoundException(RemoteError error, string? function = null) : IpyRpcException(error, function);
+
+/// <summary>The connection already has as many calls in flight as the server allows one connection; retry once some have finished.</summary>
+public sealed class IpyRpcTooManyRequestsException(RemoteError error, string? function = null) : IpyRpcException(error, function);
 
 /// <summary>Credentials were missing or wrong.</summary>
 public sealed class IpyRpcUnauthorizedException(RemoteError error, string? function = null) : IpyRpcException(error, function);

@@ -426,6 +426,7 @@ public sealed class InMemoryJobQueue : IJobQueue
                     Attempts = _attempts,
                     Worker = _worker,
                     Detached = Request.Detached,
+                    Owner = Request.Caller?.Name,
                     LastSequence = _sequence,
                     Output = withOutput && _events is not null ? [.. _events.Where(e => e.Kind == JobEventKind.Output).Select(e => new OutputChunk(e.Stream, e.Text!))] : [],
                     Outcome = _outcome,

@@ -30,6 +30,7 @@ public static class JobCodec
             ["attempts"] = (long)info.Attempts,
             ["worker"] = info.Worker,
             ["detached"] = info.Detached,
+            ["owner"] = info.Owner,
             ["last_seq"] = info.LastSequence,
             ["result_released"] = info.ResultReleased,
             ["retained_bytes"] = info.RetainedBytes,
@@ -66,6 +67,7 @@ public static class JobCodec
             Attempts = (int)(map.GetValueOrDefault("attempts") as long? ?? 0),
             Worker = map.GetValueOrDefault("worker") as string,
             Detached = map.GetValueOrDefault("detached") as bool? ?? false,
+            Owner = map.GetValueOrDefault("owner") as string,
             LastSequence = map.GetValueOrDefault("last_seq") as long? ?? 0,
             ResultReleased = map.GetValueOrDefault("result_released") as bool? ?? false,
             RetainedBytes = map.GetValueOrDefault("retained_bytes") as long? ?? 0,
@@ -118,6 +120,15 @@ public static class JobCodec
         ["deadline"] = request.Deadline?.ToUnixTimeMilliseconds(),
         ["created"] = request.CreatedAt.ToUnixTimeMilliseconds(),
         ["detached"] = request.Detached,
+        ["caller"] = request.Caller is { } caller ? new Dictionary<string, object?>
+        {
+            ["conn"] = caller.ConnectionId,
+            ["transport"] = caller.Transport,
+            ["address"] = caller.RemoteAddress,
+            ["auth"] = caller.Principal.Identity?.AuthenticationType,
+            ["name"] = caller.Name,
+            ["claims"] = caller.Principal.Claims.Select(c => (object?)new object?[] { c.Type, c.Value }).ToArray(),
+        } : null,
     }, Serialization.MessagePack);
 
     /// <summary>Reads a request stored by <see cref="EncodeRequest"/>.</summary>
@@ -133,8 +144,25 @@ public static class JobCodec
             Deadline = map.GetValueOrDefault("deadline") is long d ? DateTimeOffset.FromUnixTimeMilliseconds(d) : null,
             CreatedAt = map.GetValueOrDefault("created") is long c ? DateTimeOffset.FromUnixTimeMilliseconds(c) : default,
             Detached = map.GetValueOrDefault("detached") as bool? ?? false,
+            Caller = map.GetValueOrDefault("caller") is Dictionary<string, object?> caller ? DecodeCaller(caller) : null,
             Arguments = arguments,
         };
+    }
+
+    private static JobCaller DecodeCaller(Dictionary<string, object?> c)
+    {
+        var claims = new List<System.Security.Claims.Claim>();
+        if (c.GetValueOrDefault("claims") is object?[] pairs)
+        {
+            foreach (object? pair in pairs)
+            {
+                if (pair is object?[] { Length: 2 } tv && tv[0] is string type && tv[1] is string value) claims.Add(new System.Security.Claims.Claim(type, value));
+            }
+        }
+
+        // The claims are those the server recorded; a worker trusts them as it trusts the queue.
+        var identity = new System.Security.Claims.ClaimsIdentity(claims, c.GetValueOrDefault("auth") as string);
+        return new JobCaller(c.GetValueOrDefault("conn") as string ?? "", c.GetValueOrDefault("transport") as string ?? "", c.GetValueOrDefault("address") as string, new System.Security.Claims.ClaimsPrincipal(identity));
     }
 
     /// <summary>The stored form of an outcome, as MessagePack: state, result serialization, result bytes, error.</summary>

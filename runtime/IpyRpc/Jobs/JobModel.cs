@@ -82,6 +82,23 @@ public sealed record JobRequest
     /// result is kept for whoever attaches, until the retention rules release it.
     /// </summary>
     public bool Detached { get; init; }
+
+    /// <summary>Who called: the job's owner, and what a function taking an <see cref="IpyRpcConnection"/> sees on whichever worker runs it.</summary>
+    public JobCaller? Caller { get; init; }
+}
+
+/// <summary>Who submitted a job, as plain data that a durable queue stores and a worker elsewhere reads.</summary>
+/// <param name="ConnectionId">The caller's connection (<see cref="IpyRpcConnection.Id"/>).</param>
+/// <param name="Transport">Its transport.</param>
+/// <param name="RemoteAddress">Where it was.</param>
+/// <param name="Principal">Who it was: name, authentication type and claims.</param>
+public sealed record JobCaller(string ConnectionId, string Transport, string? RemoteAddress, System.Security.Claims.ClaimsPrincipal Principal)
+{
+    /// <summary>The principal's name, which owns the job.</summary>
+    public string? Name => Principal.Identity?.Name;
+
+    /// <summary>The caller of <paramref name="connection"/>.</summary>
+    public static JobCaller Of(IpyRpcConnection connection) => new(connection.Id, connection.Transport, connection.RemoteAddress, connection.Principal);
 }
 
 /// <summary>How a job ended: its state and either the encoded result or the error.</summary>
@@ -200,6 +217,9 @@ public sealed record JobInfo
 
     /// <summary>Whether it was submitted as a job (it survives its submitter's connection).</summary>
     public bool Detached { get; init; }
+
+    /// <summary>The name of the principal that submitted it (<see langword="null"/> for an anonymous caller).</summary>
+    public string? Owner { get; init; }
 
     /// <summary>The sequence number of its last recorded event.</summary>
     public long LastSequence { get; init; }

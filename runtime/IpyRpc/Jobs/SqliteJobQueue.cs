@@ -63,6 +63,7 @@ public sealed class SqliteJobQueue : IJobQueue
             lease_until INTEGER,
             cancel INTEGER NOT NULL DEFAULT 0,
             detached INTEGER NOT NULL,
+            owner TEXT,
             last_event INTEGER NOT NULL DEFAULT 0,
             outcome BLOB,
             result BLOB,
@@ -82,7 +83,7 @@ public sealed class SqliteJobQueue : IJobQueue
         CREATE UNIQUE INDEX IF NOT EXISTS ipyrpc_events_job ON ipyrpc_events (job, n);
         """;
 
-    private const string JobColumns = "id, function, queue, state, created, started, completed, deadline, attempts, worker, detached, last_event, outcome, released, retained";
+    private const string JobColumns = "id, function, queue, state, created, started, completed, deadline, attempts, worker, detached, last_event, outcome, released, retained, owner";
 
     private readonly SqliteJobQueueOptions _options;
     private readonly object _gate = new(); // the connection and all state below
@@ -158,14 +159,14 @@ public sealed class SqliteJobQueue : IJobQueue
 
             long now = Now();
             Execute("""
-                INSERT INTO ipyrpc_jobs (id, queue, function, state, request, args, created, deadline, detached, retained, attempts, worker, lease_until, started)
-                VALUES ($id, $queue, $function, $state, $request, $args, $created, $deadline, $detached, $retained, $attempts, $worker, $until, $started)
+                INSERT INTO ipyrpc_jobs (id, queue, function, state, request, args, created, deadline, detached, retained, attempts, worker, lease_until, started, owner)
+                VALUES ($id, $queue, $function, $state, $request, $args, $created, $deadline, $detached, $retained, $attempts, $worker, $until, $started, $owner)
                 """,
                 ("$id", id), ("$queue", Name), ("$function", request.Function), ("$request", JobCodec.EncodeRequest(request)),
                 ("$args", request.Arguments.ToArray()), ("$created", request.CreatedAt.ToUnixTimeMilliseconds()),
                 ("$deadline", request.Deadline?.ToUnixTimeMilliseconds()), ("$detached", request.Detached), ("$retained", (long)request.Arguments.Length),
                 ("$state", (long)(taker is null ? Queued : Running)), ("$attempts", taker is null ? 0L : 1L), ("$worker", taker?.WorkerId),
-                ("$until", taker is null ? null : now + (long)taker.Duration.TotalMilliseconds), ("$started", taker is null ? null : now));
+                ("$until", taker is null ? null : now + (long)taker.Duration.TotalMilliseconds), ("$started", taker is null ? null : now), ("$owner", request.Caller?.Name));
             if (observer is not null)
             {
                 observer.OnAccepted(id);
@@ -623,6 +624,7 @@ public sealed class SqliteJobQueue : IJobQueue
             Outcome = outcome,
             ResultReleased = r.GetInt32(13) == 1,
             RetainedBytes = r.GetInt64(14),
+            Owner = r.IsDBNull(15) ? null : r.GetString(15),
         };
     }
 

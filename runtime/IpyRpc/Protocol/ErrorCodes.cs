@@ -37,6 +37,9 @@ public static class ErrorCodes
     /// <summary>A job (or other stored thing) asked for by id is not known, or no longer kept; the message says which and why (JSON-RPC -32008).</summary>
     public const string NotFound = "not_found";
 
+    /// <summary>The connection has as many calls (or argument bytes) in flight as the server allows one connection; wait for some to finish (JSON-RPC -32009).</summary>
+    public const string TooManyRequests = "too_many_requests";
+
     /// <summary>The JSON-RPC 2.0 error code for an IpyRpc error code.</summary>
     public static int ToJsonRpc(string code) => code switch
     {
@@ -54,6 +57,7 @@ public static class ErrorCodes
         UnsupportedSerialization => -32006,
         ConnectionLost => -32007,
         NotFound => -32008,
+        TooManyRequests => -32009,
         _ => -32603,
     };
 }

@@ -39,6 +39,15 @@ public sealed record IpyRpcMessage
     /// <summary>Who sent a hello (for example <c>ipyrpc-dotnet/1.0</c>).</summary>
     public string? Agent { get; init; }
 
+    /// <summary>In a hello: a random challenge (16 bytes or more) for the other side to answer with a proof.</summary>
+    public ReadOnlyMemory<byte>? Nonce { get; init; }
+
+    /// <summary>In the server's hello: its proof that it knows the shared secret (an HMAC over both nonces).</summary>
+    public ReadOnlyMemory<byte>? Proof { get; init; }
+
+    /// <summary>In the server's hello: the authentication schemes the client must complete before anything else (<c>secret</c>).</summary>
+    public IReadOnlyList<string>? Auth { get; init; }
+
     /// <summary>The binary parts.</summary>
     public IReadOnlyList<ReadOnlyMemory<byte>> Parts { get; init; } = [];
 

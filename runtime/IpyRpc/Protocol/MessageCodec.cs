@@ -16,7 +16,7 @@ public static class MessageCodec
     /// <summary>The bytes before a framed message's header: <c>u32 header_size</c> and <c>u64 data_size</c>.</summary>
     public const int FramePrefixBytes = 12;
 
-    private static readonly string[] KindNames = ["hello", "describe", "call", "result", "error", "output", "cancel", "event", "ping", "pong", "submit", "attach", "status", "list"];
+    private static readonly string[] KindNames = ["hello", "describe", "call", "result", "error", "output", "cancel", "event", "ping", "pong", "submit", "attach", "status", "list", "auth"];
     private static readonly byte[][] KindBytes = [.. KindNames.Select(System.Text.Encoding.ASCII.GetBytes)];
 
     /// <summary>The wire name of a kind.</summary>
@@ -32,7 +32,8 @@ public static class MessageCodec
         int count = 4 + (message.Function is null ? 0 : 1) + (message.TimeoutMs is null ? 0 : 1)
             + (message.Kind == MessageKind.Output ? 1 : 0) + (message.JobId is null ? 0 : 1)
             + (message.Versions is null ? 0 : 1) + (message.Agent is null ? 0 : 1)
-            + (message.Sequence is null ? 0 : 1) + (message.After is null ? 0 : 1);
+            + (message.Sequence is null ? 0 : 1) + (message.After is null ? 0 : 1)
+            + (message.Nonce is null ? 0 : 1) + (message.Proof is null ? 0 : 1) + (message.Auth is null ? 0 : 1);
         w.WriteMapHeader(count);
         w.WriteString("v"u8);
         w.Write(ProtocolVersion.Current);
@@ -90,6 +91,25 @@ public static class MessageCodec
             w.WriteString("agent"u8);
             w.Write(message.Agent);
         }
+
+        if (message.Nonce is { } nonce)
+        {
+            w.WriteString("nonce"u8);
+            w.WriteBinary(nonce.Span);
+        }
+
+        if (message.Proof is { } proof)
+        {
+            w.WriteString("proof"u8);
+            w.WriteBinary(proof.Span);
+        }
+
+        if (message.Auth is { } auth)
+        {
+            w.WriteString("auth"u8);
+            w.WriteArrayHeader(auth.Count);
+            foreach (string scheme in auth) w.Write(scheme);
+        }
     }
 
     /// <summary>Encodes the header on its own (for frame transports).</summary>
@@ -126,11 +146,15 @@ public static class MessageCodec
             int n = r.ReadMapHeader();
             int? version = null;
             MessageKind? kind = null;
+            ReadOnlySpan<byte> kindName = default;
+            bool hasKind = false;
             string? fn = null, job = null, agent = null;
             long? timeout = null, seq = null, after = null;
             var stream = OutputStream.Stdout;
             var ser = Serialization.MessagePack;
             List<int>? versions = null;
+            List<string>? auth = null;
+            byte[]? nonce = null, proof = null;
             for (int i = 0; i < n; i++)
             {
                 if (r.NextType != MessagePackType.String)
@@ -142,7 +166,11 @@ public static class MessageCodec
 
                 ReadOnlySpan<byte> key = r.ReadStringSpan();
                 if (key.SequenceEqual("v"u8)) version = r.ReadInt32();
-                else if (key.SequenceEqual("kind"u8)) kind = ParseKind(r.ReadStringSpan());
+                else if (key.SequenceEqual("kind"u8))
+                {
+                    kindName = r.ReadStringSpan(); // named after the loop, once the id is known for the reply
+                    hasKind = true;
+                }
                 else if (key.SequenceEqual("id"u8)) id = r.ReadUInt64();
                 else if (key.SequenceEqual("ser"u8)) ser = ParseSerialization(r.ReadStringSpan());
                 else if (key.SequenceEqual("fn"u8)) fn = r.ReadString();
@@ -152,6 +180,14 @@ public static class MessageCodec
                 else if (key.SequenceEqual("agent"u8)) agent = r.ReadString();
                 else if (key.SequenceEqual("seq"u8)) seq = r.TryReadNil() ? null : r.ReadInt64();
                 else if (key.SequenceEqual("from"u8)) after = r.TryReadNil() ? null : r.ReadInt64();
+                else if (key.SequenceEqual("nonce"u8)) nonce = r.ReadBinary().ToArray();
+                else if (key.SequenceEqual("proof"u8)) proof = r.ReadBinary().ToArray();
+                else if (key.SequenceEqual("auth"u8))
+                {
+                    int count = r.ReadArrayHeader();
+                    auth = new List<string>(Math.Min(count, 8));
+                    for (int j = 0; j < count; j++) auth.Add(r.ReadString() ?? "");
+                }
                 else if (key.SequenceEqual("versions"u8))
                 {
                     int count = r.ReadArrayHeader();
@@ -161,10 +197,17 @@ public static class MessageCodec
                 else r.Skip(); // unknown keys are ignored, so newer peers can add fields
             }
 
-            if (kind is null)
+            if (!r.End)
+            {
+                throw new ProtocolException(ErrorCodes.BadMessage, $"{r.Remaining} unexpected bytes after the header map", id);
+            }
+
+            if (!hasKind)
             {
                 throw new ProtocolException(ErrorCodes.BadMessage, "The header has no \"kind\"", id);
             }
+
+            kind = ParseKind(kindName, id);
 
             if (version is null)
             {
@@ -194,6 +237,9 @@ public static class MessageCodec
                 Agent = agent,
                 Sequence = seq,
                 After = after,
+                Nonce = nonce,
+                Proof = proof,
+                Auth = auth,
                 Parts = parts,
             };
         }
@@ -203,7 +249,7 @@ public static class MessageCodec
         }
     }
 
-    private static MessageKind ParseKind(ReadOnlySpan<byte> name)
+    private static MessageKind ParseKind(ReadOnlySpan<byte> name, ulong id)
     {
         for (int i = 0; i < KindBytes.Length; i++)
         {
@@ -213,7 +259,7 @@ public static class MessageCodec
             }
         }
 
-        throw new ProtocolException(ErrorCodes.BadMessage, $"Unknown message kind \"{System.Text.Encoding.UTF8.GetString(name)}\"");
+        throw new ProtocolException(ErrorCodes.BadMessage, $"Unknown message kind \"{System.Text.Encoding.UTF8.GetString(name)}\"", id);
     }
 
     private static Serialization ParseSerialization(ReadOnlySpan<byte> name)

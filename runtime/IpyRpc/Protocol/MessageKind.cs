@@ -31,4 +31,6 @@ public enum MessageKind
     Status,
     /// <summary>Asks for the jobs the server's queues remember; answered by a <see cref="Result"/> holding an array of job infos.</summary>
     List,
+    /// <summary>Proves the client knows the shared secret (after the hello's challenge); answered by a <see cref="Result"/> or an <c>unauthorized</c> error.</summary>
+    Auth,
 }

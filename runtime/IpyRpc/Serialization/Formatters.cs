@@ -125,13 +125,7 @@ public static class Formatters
 
         public override ulong Read(ref Utf8JsonReader reader)
         {
-            if (reader.TokenType != JsonTokenType.Number)
-            {
-                throw JsonRead.Unexpected(ref reader, "an unsigned 64-bit integer");
-            }
-
-            return reader.TryGetUInt64(out ulong v) ? v
-                : throw new IpyRpcSerializationException($"Number {System.Text.Encoding.UTF8.GetString(reader.ValueSpan)} is not an unsigned 64-bit integer");
+            return JsonRead.UInt64(ref reader, "an unsigned 64-bit integer");
         }
     }
 

@@ -201,6 +201,29 @@ public sealed class CallArguments
 
     private static string Count(int n) => n == 1 ? "1 argument" : $"{n} arguments";
 
+    /// <summary>The arguments by parameter name, decoded as plain data (for authorizers); parameters left to their defaults are absent.</summary>
+    /// <exception cref="ArgumentBindingException">They do not fit the parameters.</exception>
+    public IReadOnlyDictionary<string, object?> Plain(FunctionDescriptor descriptor)
+    {
+        (int Offset, int Length)[] slots = Bind(descriptor);
+        var values = new Dictionary<string, object?>(slots.Length, StringComparer.Ordinal);
+        for (int i = 0; i < slots.Length; i++)
+        {
+            if (slots[i].Offset < 0) continue;
+            string name = descriptor.Parameters[i].Name;
+            try
+            {
+                values[name] = Decode(slots[i], Formatters.Object);
+            }
+            catch (Exception e) when (e is IpyRpcSerializationException or JsonException or InvalidOperationException)
+            {
+                throw new ArgumentBindingException(new RemoteError { Code = ErrorCodes.InvalidArguments, Parameter = name, Message = $"Argument '{name}' of {descriptor.Name} could not be read: {e.Message}" });
+            }
+        }
+
+        return values;
+    }
+
     /// <summary>Decodes the argument in <paramref name="slot"/> with <paramref name="formatter"/>.</summary>
     internal T Decode<T>((int Offset, int Length) slot, IpyRpcFormatter<T> formatter)
     {

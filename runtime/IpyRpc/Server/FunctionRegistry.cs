@@ -8,7 +8,7 @@ namespace IpyRpc;
 /// find the function, bind the arguments, capture the output, honour the deadline. Servers and
 /// workers each hold one.
 /// </summary>
-internal sealed class FunctionRegistry(bool captureOutput, Action<string, FunctionOptions>? validate = null) : IJobExecutor
+internal sealed class FunctionRegistry(bool captureOutput, Action<string, FunctionOptions>? validate = null, Func<string, IpyRpcConnection?>? liveConnections = null) : IJobExecutor
 {
     private static readonly TimeSpan CancelGrace = TimeSpan.FromMilliseconds(200);
     private readonly object _gate = new();
@@ -191,6 +191,12 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
         {
             var arguments = CallArguments.Parse(request.Arguments, request.InputSerialization, function.Name);
             var invocation = new IpyRpcInvocation(function, arguments, request.OutputSerialization, cancellationToken);
+            if (request.Caller is { } caller)
+            {
+                // The live connection when the caller is connected to this process; otherwise (a worker elsewhere) its recorded identity.
+                invocation.ResolveConnection = () => liveConnections?.Invoke(caller.ConnectionId)
+                    ?? new IpyRpcConnection(caller.ConnectionId, caller.Transport, caller.RemoteAddress, caller.Principal);
+            }
             CancellationToken token = cancellationToken;
             if (left is { } time)
             {

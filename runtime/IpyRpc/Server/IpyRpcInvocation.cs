@@ -33,6 +33,13 @@ public sealed class IpyRpcInvocation
     /// <summary>How the result is encoded.</summary>
     public Serialization OutputSerialization { get; }
 
+    /// <summary>The caller's connection: who called, from where. A function asks for it with an <see cref="IpyRpcConnection"/> parameter.</summary>
+    public IpyRpcConnection Connection => _connection ??= ResolveConnection?.Invoke() ?? new IpyRpcConnection("none", null);
+
+    internal Func<IpyRpcConnection>? ResolveConnection { get; set; }
+
+    private IpyRpcConnection? _connection;
+
     /// <summary>Cancelled when the caller cancels, the call times out, or the server stops.</summary>
     public CancellationToken CancellationToken { get; internal set; }
 

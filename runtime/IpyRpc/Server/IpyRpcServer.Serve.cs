@@ -5,11 +5,15 @@ namespace IpyRpc;
 
 public sealed partial class IpyRpcServer
 {
-    /// <summary>Opens a session whose replies go through <paramref name="send"/>. Transports call this once per peer.</summary>
-    public ServerSession CreateSession(Func<IpyRpcMessage, CancellationToken, ValueTask> send)
+    /// <summary>
+    /// Opens a session for <paramref name="connection"/> whose replies go through <paramref name="send"/>.
+    /// Transports call this once per logical connection (one per peer; over HTTP, one per client across its requests).
+    /// </summary>
+    public ServerSession CreateSession(Func<IpyRpcMessage, CancellationToken, ValueTask> send, IpyRpcConnection connection)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return new ServerSession(this, send);
+        Opened(connection);
+        return new ServerSession(this, send, connection);
     }
 
     /// <summary>
@@ -17,8 +21,12 @@ public sealed partial class IpyRpcServer
     /// Undecodable messages get an error reply and the connection goes on.
     /// </summary>
     public async Task ServeAsync(IMessageChannel channel, CancellationToken cancellationToken = default)
+        => await ServeAsync(channel, new IpyRpcConnection("in-process", null), cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Serves one connection, described by <paramref name="connection"/>, until the peer closes it or <paramref name="cancellationToken"/> fires.</summary>
+    public async Task ServeAsync(IMessageChannel channel, IpyRpcConnection connection, CancellationToken cancellationToken = default)
     {
-        await using ServerSession session = CreateSession(channel.SendAsync);
+        await using ServerSession session = CreateSession(channel.SendAsync, connection);
         while (!cancellationToken.IsCancellationRequested)
         {
             IpyRpcMessage? message;

@@ -20,6 +20,7 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     private readonly Dictionary<string, IJobQueue> _queues = new(StringComparer.Ordinal);
     private readonly List<JobWorker> _workers = [];
     private readonly FunctionRegistry _registry;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, IpyRpcConnection> _connections = new(StringComparer.Ordinal);
     private bool _disposed;
 
     /// <summary>Creates a server. Its workers start at once.</summary>
@@ -28,7 +29,17 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     {
         Options = options ?? new IpyRpcServerOptions();
         ArgumentOutOfRangeException.ThrowIfNegative(Options.Concurrency, nameof(options));
-        _registry = new FunctionRegistry(Options.CaptureOutput, ValidateQueue);
+        Log = (Options.LoggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance).CreateLogger("IpyRpc.Server");
+        _registry = new FunctionRegistry(Options.CaptureOutput, ValidateQueue, id => _connections.GetValueOrDefault(id));
+        SecretKey = Options.SharedSecret is { } secret ? SharedSecretProof.Key(secret) : null;
+        RequiresAuthentication = Options.RequireAuthentication ?? SecretKey is not null;
+        // Half the execution slots, so one client cannot take them all; a server that runs no jobs itself
+        // only protects its queue from one client flooding it.
+        MaxCallsInFlightPerConnection = Options.MaxCallsInFlightPerConnection ?? (Options.Concurrency > 0 ? Math.Max(8, Options.Concurrency / 2) : 256);
+        if (Options.AllowUnauthenticatedRemote && !RequiresAuthentication)
+        {
+            Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(Log, "AllowUnauthenticatedRemote is on: this server answers anyone who can reach it, from any machine, without authentication.");
+        }
         Queue = Options.Queue ?? new InMemoryJobQueue();
         foreach (IJobQueue q in Options.AdditionalQueues.Prepend(Queue))
         {
@@ -61,6 +72,9 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     /// <summary>The options the server was created with.</summary>
     public IpyRpcServerOptions Options { get; }
 
+    /// <summary>The server's logger (from <see cref="IpyRpcServerOptions.LoggerFactory"/>); transports log through it too.</summary>
+    public Microsoft.Extensions.Logging.ILogger Log { get; }
+
     /// <summary>The default job queue.</summary>
     public IJobQueue Queue { get; }
 
@@ -77,6 +91,52 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     public IReadOnlyList<string> UnmatchedPatterns => _registry.UnmatchedPatterns;
 
     internal FunctionRegistry Registry => _registry;
+
+    /// <summary>The shared secret's key, when one is configured.</summary>
+    internal byte[]? SecretKey { get; }
+
+    /// <summary>Whether every caller must authenticate.</summary>
+    public bool RequiresAuthentication { get; }
+
+    /// <summary>How many calls one connection may have in flight.</summary>
+    internal int MaxCallsInFlightPerConnection { get; }
+
+    /// <summary>The connections open now, on every transport.</summary>
+    public IReadOnlyCollection<IpyRpcConnection> Connections => (IReadOnlyCollection<IpyRpcConnection>)_connections.Values;
+
+    internal void Opened(IpyRpcConnection connection) => _connections[connection.Id] = connection;
+
+    internal void Closed(IpyRpcConnection connection)
+    {
+        _connections.TryRemove(connection.Id, out _);
+        connection.Close();
+    }
+
+    /// <summary>
+    /// Checks that a transport may listen on <paramref name="address"/>: a non-loopback address needs an
+    /// authenticator (a shared secret, or the transport's own: HTTP authentication, ZeroMQ CURVE), or the
+    /// explicit <see cref="IpyRpcServerOptions.AllowUnauthenticatedRemote"/>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">It may not, with what to do about it.</exception>
+    public void EnsureMayListen(string address, bool transportAuthenticates, string transportHint)
+    {
+        if (RequiresAuthentication || transportAuthenticates || Options.AllowUnauthenticatedRemote || IpyRpcConnection.IsLoopbackAddress(address) || IsLoopbackBind(address))
+        {
+            return;
+        }
+
+        throw new InvalidOperationException(
+            $"Refusing to listen on {address}: it is reachable from other machines and nothing authenticates callers, so anyone who can reach it could run these functions. " +
+            $"Set IpyRpcServerOptions.SharedSecret (clients set IpyRpcClientOptions.SharedSecret), {transportHint}, " +
+            "or, if the network itself is trusted, set IpyRpcServerOptions.AllowUnauthenticatedRemote = true (logged at startup).");
+    }
+
+    private static bool IsLoopbackBind(string address)
+    {
+        // "http://localhost:5000", "tcp://127.0.0.1:*": the host part decides.
+        if (!Uri.TryCreate(address.Replace("*", "0", StringComparison.Ordinal), UriKind.Absolute, out Uri? uri)) return false;
+        return uri.IsLoopback;
+    }
 
     /// <summary>
     /// Adds glob-pattern options (see <see cref="GlobConfig"/> for which pattern wins). May be

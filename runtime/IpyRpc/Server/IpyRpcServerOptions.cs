@@ -30,8 +30,49 @@ public sealed record IpyRpcServerOptions
     /// <summary>The largest message accepted, in bytes (header plus parts).</summary>
     public long MaxMessageBytes { get; init; } = ProtocolVersion.DefaultMaxMessageBytes;
 
+    /// <summary>
+    /// A secret every client must prove it knows before anything else, on every transport: each side
+    /// sends a random nonce in its hello and answers the other's with an HMAC-SHA256 (the secret never
+    /// travels, and the server proves itself too). A wrong secret fails at connect, loudly. Clients set
+    /// <see cref="IpyRpcClientOptions.SharedSecret"/>.
+    /// </summary>
+    public string? SharedSecret { get; init; }
+
+    /// <summary>
+    /// Whether every caller must be authenticated (by the shared secret, HTTP authentication or a
+    /// ZeroMQ CURVE key). Default: yes when <see cref="SharedSecret"/> is set; otherwise only callers
+    /// from other machines must be (see <see cref="AllowUnauthenticatedRemote"/>).
+    /// </summary>
+    public bool? RequireAuthentication { get; init; }
+
+    /// <summary>
+    /// Serves unauthenticated callers from other machines. Off by default: a server with no
+    /// authentication answers only this machine (loopback, ipc, in process), and refuses to bind a
+    /// non-loopback address at all. Turning it on is logged at startup as a warning.
+    /// </summary>
+    public bool AllowUnauthenticatedRemote { get; init; }
+
+    /// <summary>Whether <c>describe</c> and <c>rpc.discover</c> list only the functions the caller may call (see <see cref="FunctionOptions.Auth"/>).</summary>
+    public bool ListOnlyAllowedFunctions { get; init; } = true;
+
+    /// <summary>
+    /// The most calls one connection may have queued or running at once; past it a call gets
+    /// <c>too_many_requests</c>. Default: half of <see cref="Concurrency"/> (at least 8), so one client
+    /// cannot take every execution slot from the others; 256 on a server that runs no jobs itself.
+    /// </summary>
+    public int? MaxCallsInFlightPerConnection { get; init; }
+
+    /// <summary>The most argument bytes one connection may have in calls queued or running at once; past it, <c>too_many_requests</c>.</summary>
+    public long MaxBytesInFlightPerConnection { get; init; } = 1024L * 1024 * 1024;
+
     /// <summary>Whether console output of calls is captured and sent to callers.</summary>
     public bool CaptureOutput { get; init; } = true;
+
+    /// <summary>
+    /// Where the server logs: every unexpected failure (with the connection, the function and the
+    /// job it concerns) at Error, refusals at Warning, each call at Debug. Default: nowhere.
+    /// </summary>
+    public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; init; }
 
     /// <summary>The name sent in the hello.</summary>
     public string Agent { get; init; } = "ipyrpc-dotnet/" + ProtocolVersion.Current;

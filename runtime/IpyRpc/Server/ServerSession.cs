@@ -1,5 +1,7 @@
+using System.Security.Claims;
 using IpyRpc.Jobs;
 using IpyRpc.Protocol;
+using Microsoft.Extensions.Logging;
 
 namespace IpyRpc;
 
@@ -17,12 +19,21 @@ public sealed class ServerSession : IAsyncDisposable
     private readonly Dictionary<ulong, Relay> _inFlight = [];
     private List<(IJobQueue Queue, string JobId)>? _tiedJobs;
     private bool _closed;
+    private byte[]? _serverNonce;
+    private byte[]? _clientNonce;
+    private int _failedProofs;
+    private int _callsInFlight;
+    private long _bytesInFlight;
 
-    internal ServerSession(IpyRpcServer server, Func<IpyRpcMessage, CancellationToken, ValueTask> send)
+    internal ServerSession(IpyRpcServer server, Func<IpyRpcMessage, CancellationToken, ValueTask> send, IpyRpcConnection connection)
     {
         _server = server;
         _send = send;
+        Connection = connection;
     }
+
+    /// <summary>The connection this session serves: who is on the other side.</summary>
+    public IpyRpcConnection Connection { get; }
 
     /// <summary>How many calls and attaches of this session are still in flight.</summary>
     public int InFlight
@@ -38,13 +49,24 @@ public sealed class ServerSession : IAsyncDisposable
     {
         try
         {
+            if (message.Kind is MessageKind.Describe or MessageKind.Call or MessageKind.Submit or MessageKind.Attach or MessageKind.Status or MessageKind.List or MessageKind.Cancel
+                && AccessDenied() is { } denied)
+            {
+                _server.Log.LogWarning("Refused a {Kind} from {Connection}: {Reason}", MessageCodec.KindName(message.Kind), Connection, denied.Message);
+                await ReplyErrorAsync(message.Id, message.Serialization, denied).ConfigureAwait(false);
+                return;
+            }
+
             switch (message.Kind)
             {
                 case MessageKind.Hello:
                     await HelloAsync(message).ConfigureAwait(false);
                     break;
+                case MessageKind.Auth:
+                    await AuthAsync(message).ConfigureAwait(false);
+                    break;
                 case MessageKind.Describe:
-                    await ReplyAsync(message, DescriptorCodec.Encode(_server.Functions, message.Serialization)).ConfigureAwait(false);
+                    await ReplyAsync(message, DescriptorCodec.Encode(await AllowedFunctionsAsync().ConfigureAwait(false), message.Serialization)).ConfigureAwait(false);
                     break;
                 case MessageKind.Call:
                 case MessageKind.Submit:
@@ -77,6 +99,7 @@ public sealed class ServerSession : IAsyncDisposable
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             // Not the caller's fault (a job store that is unreachable for now, say): it gets an answer and the connection goes on.
+            _server.Log.LogError(e, "Handling a {Kind} (id {Id}, function {Function}) from {Connection} failed", MessageCodec.KindName(message.Kind), message.Id, message.Function, Connection);
             await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError
             {
                 Code = ErrorCodes.Internal,
@@ -88,6 +111,35 @@ public sealed class ServerSession : IAsyncDisposable
     /// <summary>Answers a message that could not be decoded, so the peer learns why.</summary>
     public ValueTask ReplyProtocolErrorAsync(ProtocolException error)
         => ReplyErrorAsync(error.Id, Serialization.MessagePack, new RemoteError { Code = error.Code, Message = error.Message });
+
+    /// <summary>Why this connection may not do anything but hello, auth and ping; <see langword="null"/> when it may.</summary>
+    private RemoteError? AccessDenied()
+    {
+        if (Connection.IsAuthenticated) return null;
+        if (_server.RequiresAuthentication)
+        {
+            return new RemoteError
+            {
+                Code = ErrorCodes.Unauthorized,
+                Message = _server.SecretKey is not null
+                    ? "This server requires authentication: connect with its shared secret (IpyRpcClientOptions.SharedSecret; Python: IpyRpcClient(endpoint, secret=...))."
+                    : "This server requires an authenticated caller (HTTP authentication, or a ZeroMQ CURVE key the server knows).",
+            };
+        }
+
+        if (!Connection.IsLoopback && !_server.Options.AllowUnauthenticatedRemote)
+        {
+            return new RemoteError
+            {
+                Code = ErrorCodes.Unauthorized,
+                Message = $"This server has no authentication configured, so it answers only callers on its own machine, and {Connection.RemoteAddress} is not. " +
+                    "Its operator can set a shared secret (IpyRpcServerOptions.SharedSecret), HTTP authentication (MapIpyRpc(...).RequireAuthorization()) or ZeroMQ CURVE keys, " +
+                    "or allow unauthenticated callers from anywhere (AllowUnauthenticatedRemote).",
+            };
+        }
+
+        return null;
+    }
 
     private ValueTask HelloAsync(IpyRpcMessage message)
     {
@@ -102,7 +154,100 @@ public sealed class ServerSession : IAsyncDisposable
             });
         }
 
-        return IgnoreResult(SendAsync(new IpyRpcMessage { Kind = MessageKind.Hello, Id = message.Id, Versions = [chosen], Agent = _server.Options.Agent }));
+        var reply = new IpyRpcMessage { Kind = MessageKind.Hello, Id = message.Id, Versions = [chosen], Agent = _server.Options.Agent };
+        if (_server.SecretKey is { } key && !Connection.IsAuthenticated)
+        {
+            // The challenge: the client must answer our nonce; we answer its nonce, proving we know the secret too.
+            _serverNonce = SharedSecretProof.NewNonce();
+            _clientNonce = message.Nonce?.ToArray();
+            reply = reply with
+            {
+                Auth = [SharedSecretProof.Scheme],
+                Nonce = _serverNonce,
+                Proof = _clientNonce is { Length: > 0 } clientNonce ? SharedSecretProof.Server(key, clientNonce, _serverNonce) : null,
+            };
+        }
+
+        return IgnoreResult(SendAsync(reply));
+    }
+
+    private async ValueTask AuthAsync(IpyRpcMessage message)
+    {
+        RemoteError Refuse(string why) => new() { Code = ErrorCodes.Unauthorized, Message = why };
+        if (_server.SecretKey is not { } key)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.BadMessage, Message = "This server has no shared secret: there is nothing to authenticate with auth." }).ConfigureAwait(false);
+            return;
+        }
+
+        if (_failedProofs >= 3)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, Refuse("Too many wrong proofs on this connection; connect again with the right shared secret.")).ConfigureAwait(false);
+            return;
+        }
+
+        if (_serverNonce is not { } serverNonce)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, Refuse("Send hello first: auth answers the challenge in the server's hello.")).ConfigureAwait(false);
+            return;
+        }
+
+        var fields = JobCodec.Decode(message.Body.Span, message.Serialization) as Dictionary<string, object?>;
+        byte[]? proof = fields?.GetValueOrDefault("proof") as byte[];
+        string? name = fields?.GetValueOrDefault("name") as string;
+        byte[] expected = SharedSecretProof.Client(key, serverNonce, _clientNonce ?? []);
+        if (fields?.GetValueOrDefault("scheme") as string != SharedSecretProof.Scheme || proof is null || !SharedSecretProof.Matches(expected, proof))
+        {
+            _failedProofs++;
+            _server.Log.LogWarning("A wrong shared-secret proof from {Connection}", Connection);
+            await ReplyErrorAsync(message.Id, message.Serialization, Refuse("The shared secret does not match the server's: check IpyRpcClientOptions.SharedSecret (Python: secret=).")).ConfigureAwait(false);
+            return;
+        }
+
+        _serverNonce = null; // a challenge answers once
+        var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, string.IsNullOrWhiteSpace(name) ? "ipyrpc-secret" : name)], "ipyrpc-secret");
+        Connection.Authenticate(new ClaimsPrincipal(identity));
+        _server.Log.LogDebug("{Connection} authenticated with the shared secret", Connection);
+        await ReplyAsync(message, JobCodec.Encode(new Dictionary<string, object?> { ["principal"] = identity.Name, ["scheme"] = SharedSecretProof.Scheme }, message.Serialization)).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// What a listing shows this caller (for transports with a listing of their own, such as OpenRPC's
+    /// <c>rpc.discover</c>): the functions it may call, or the refusal when it may do nothing yet.
+    /// </summary>
+    public async ValueTask<(IReadOnlyList<FunctionDescriptor>? Functions, RemoteError? Refusal)> DescribeAsync()
+        => AccessDenied() is { } denied ? (null, denied) : (await AllowedFunctionsAsync().ConfigureAwait(false), null);
+
+    /// <summary>The functions this caller may call, or all of them when the server lists everything.</summary>
+    internal async ValueTask<IReadOnlyList<FunctionDescriptor>> AllowedFunctionsAsync()
+    {
+        IReadOnlyList<FunctionDescriptor> all = _server.Functions;
+        if (!_server.Options.ListOnlyAllowedFunctions) return all;
+        var allowed = new List<FunctionDescriptor>(all.Count);
+        foreach (FunctionDescriptor f in all)
+        {
+            if (await AuthorizeAsync(f.Name, null, AuthorizationPurpose.Listing).ConfigureAwait(false) is null) allowed.Add(f);
+        }
+
+        return allowed;
+    }
+
+    /// <summary>Asks the function's authorizer; the refusal the caller gets, or <see langword="null"/> when allowed.</summary>
+    private async ValueTask<RemoteError?> AuthorizeAsync(string function, IReadOnlyDictionary<string, object?>? arguments, AuthorizationPurpose purpose)
+    {
+        if (_server.OptionsFor(function).Auth is not { } authorizer) return null;
+        AuthorizationResult result = await authorizer(new AuthorizationContext(Connection, function, arguments, purpose)).ConfigureAwait(false);
+        if (result.Allowed) return null;
+        string who = Connection.Principal.Identity?.Name ?? "an anonymous caller";
+        return new RemoteError { Code = ErrorCodes.Unauthorized, Message = $"{who} may not {(purpose == AuthorizationPurpose.JobAccess ? "see jobs of" : "call")} {function}: {result.Reason ?? "refused by its authorizer"}." };
+    }
+
+    /// <summary>Whether this caller may look at, attach to or cancel <paramref name="job"/>.</summary>
+    private async ValueTask<RemoteError?> MayAccessAsync(JobInfo job)
+    {
+        if (await AuthorizeAsync(job.Function, null, AuthorizationPurpose.JobAccess).ConfigureAwait(false) is { } denied) return denied;
+        if (_server.OptionsFor(job.Function).SharedJobs == true || job.Owner == Connection.Principal.Identity?.Name) return null;
+        return UnknownJob(job.Id); // another principal's job: as if it did not exist
     }
 
     private async ValueTask CallAsync(IpyRpcMessage message)
@@ -149,6 +294,39 @@ public sealed class ServerSession : IAsyncDisposable
             timeout = timeout is { } t && t < asked ? t : asked;
         }
 
+        int callLimit = _server.MaxCallsInFlightPerConnection;
+        long byteLimit = _server.Options.MaxBytesInFlightPerConnection;
+        if (Volatile.Read(ref _callsInFlight) >= callLimit || Interlocked.Read(ref _bytesInFlight) + message.Body.Length > byteLimit)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError
+            {
+                Code = ErrorCodes.TooManyRequests,
+                Message = $"This connection has {Volatile.Read(ref _callsInFlight)} calls ({Interlocked.Read(ref _bytesInFlight)} argument bytes) queued or running; the server allows {callLimit} calls and {byteLimit} bytes per connection. Wait for some to finish.",
+            }).ConfigureAwait(false);
+            return;
+        }
+
+        if (options.Auth is not null)
+        {
+            IReadOnlyDictionary<string, object?> arguments;
+            try
+            {
+                arguments = CallArguments.Parse(message.Body, message.Serialization, name).Plain(_server.Find(name)!.Descriptor);
+            }
+            catch (ArgumentBindingException e)
+            {
+                await ReplyErrorAsync(message.Id, message.Serialization, e.Error).ConfigureAwait(false);
+                return;
+            }
+
+            if (await AuthorizeAsync(name, arguments, AuthorizationPurpose.Call).ConfigureAwait(false) is { } denied)
+            {
+                _server.Log.LogWarning("Refused {Function} to {Connection}: {Reason}", name, Connection, denied.Message);
+                await ReplyErrorAsync(message.Id, message.Serialization, denied).ConfigureAwait(false);
+                return;
+            }
+        }
+
         bool detached = message.Kind == MessageKind.Submit;
         var request = new JobRequest
         {
@@ -159,7 +337,12 @@ public sealed class ServerSession : IAsyncDisposable
             Deadline = timeout is { } limit && limit < DateTimeOffset.MaxValue - received ? received + limit : null,
             CreatedAt = received,
             Detached = detached,
+            Caller = JobCaller.Of(Connection),
         };
+        if (_server.Log.IsEnabled(LogLevel.Debug))
+        {
+            _server.Log.LogDebug("{Kind} {Function} ({Bytes} argument bytes) from {Connection}", MessageCodec.KindName(message.Kind), name, message.Body.Length, Connection);
+        }
         IJobQueue queue = _server.QueueFor(options);
         if (detached)
         {
@@ -167,11 +350,14 @@ public sealed class ServerSession : IAsyncDisposable
             return;
         }
 
-        var relay = new Relay(this, message.Id, queue, cancelOnDisconnect: options.CancelOnDisconnect ?? true, release: true);
+        var relay = new Relay(this, message.Id, queue, cancelOnDisconnect: options.CancelOnDisconnect ?? true, release: true, message.Body.Length);
         if (!TryAdd(relay))
         {
             return;
         }
+
+        Interlocked.Increment(ref _callsInFlight);
+        Interlocked.Add(ref _bytesInFlight, message.Body.Length);
 
         try
         {
@@ -181,12 +367,15 @@ public sealed class ServerSession : IAsyncDisposable
         catch (Exception e) when (e is ObjectDisposedException or OperationCanceledException or InvalidOperationException)
         {
             Remove(relay);
+            Finished(relay);
             await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.Cancelled, Message = "The server is shutting down: " + e.Message }).ConfigureAwait(false);
         }
         catch (Exception e)
         {
             // A durable queue's store is unreachable: the call was not queued.
+            _server.Log.LogError(e, "Queueing {Function} on {Queue} failed", name, queue.Name);
             Remove(relay);
+            Finished(relay);
             await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.Internal, Message = $"The call could not be queued on \"{queue.Name}\": {e.Message}" }).ConfigureAwait(false);
         }
     }
@@ -196,7 +385,10 @@ public sealed class ServerSession : IAsyncDisposable
         JobInfo info;
         try
         {
-            JobTicket ticket = await queue.SubmitAsync(request).ConfigureAwait(false);
+            // A submitted job counts against its connection until it ends, like a call.
+            var tracker = new SubmittedJob(this, request.Arguments.Length);
+            JobTicket ticket = await queue.SubmitAsync(request, tracker).ConfigureAwait(false);
+            tracker.Subscription = ticket.Subscription;
             info = await queue.GetAsync(ticket.JobId).ConfigureAwait(false) ?? new JobInfo { Id = ticket.JobId, Function = request.Function, Queue = queue.Name, State = JobState.Queued, CreatedAt = request.CreatedAt, Detached = true };
             if (options.CancelOnDisconnect == true)
             {
@@ -212,12 +404,48 @@ public sealed class ServerSession : IAsyncDisposable
         await ReplyAsync(message, JobCodec.Encode(JobCodec.ToMap(info), message.Serialization), info.Id).ConfigureAwait(false);
     }
 
+    /// <summary>Counts a submitted job against its connection until the job ends (or the connection does).</summary>
+    private sealed class SubmittedJob : IJobObserver
+    {
+        private readonly ServerSession _session;
+        private readonly long _bytes;
+        private int _done;
+
+        public SubmittedJob(ServerSession session, long bytes)
+        {
+            _session = session;
+            _bytes = bytes;
+            Interlocked.Increment(ref session._callsInFlight);
+            Interlocked.Add(ref session._bytesInFlight, bytes);
+        }
+
+        public IDisposable? Subscription { get; set; }
+
+        public void OnAccepted(string jobId)
+        {
+        }
+
+        public void OnEvent(in JobEvent jobEvent)
+        {
+            if (jobEvent.Kind != JobEventKind.Completed || Interlocked.Exchange(ref _done, 1) == 1) return;
+            Interlocked.Decrement(ref _session._callsInFlight);
+            Interlocked.Add(ref _session._bytesInFlight, -_bytes);
+            Subscription?.Dispose();
+        }
+    }
+
     private async ValueTask AttachAsync(IpyRpcMessage message)
     {
         string jobId = message.JobId!;
         if (await _server.FindJobAsync(jobId, withOutput: false, CancellationToken.None).ConfigureAwait(false) is not { } found)
         {
             await ReplyErrorAsync(message.Id, message.Serialization, UnknownJob(jobId), jobId).ConfigureAwait(false);
+            return;
+        }
+
+        if (await MayAccessAsync(found.Info).ConfigureAwait(false) is { } refused)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, refused, jobId).ConfigureAwait(false);
             return;
         }
 
@@ -247,6 +475,12 @@ public sealed class ServerSession : IAsyncDisposable
             return;
         }
 
+        if (await MayAccessAsync(found.Info).ConfigureAwait(false) is { } refused)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, refused, jobId).ConfigureAwait(false);
+            return;
+        }
+
         await ReplyAsync(message, JobCodec.Encode(JobCodec.ToMap(found.Info), message.Serialization), jobId).ConfigureAwait(false);
     }
 
@@ -266,7 +500,10 @@ public sealed class ServerSession : IAsyncDisposable
         var all = new List<JobInfo>();
         foreach (IJobQueue q in _server.Queues)
         {
-            all.AddRange(await q.ListAsync(query).ConfigureAwait(false));
+            foreach (JobInfo job in await q.ListAsync(query).ConfigureAwait(false))
+            {
+                if (await MayAccessAsync(job).ConfigureAwait(false) is null) all.Add(job);
+            }
         }
 
         object?[] listed = [.. all.OrderByDescending(j => j.CreatedAt).Take(query.Limit).Select(j => (object?)JobCodec.ToMap(j))];
@@ -294,16 +531,19 @@ public sealed class ServerSession : IAsyncDisposable
         if (message.JobId is { } jobId)
         {
             // Cancel a job by id: answered, so the caller learns whether it was still running.
-            bool cancelled = false;
-            if (await _server.FindJobAsync(jobId, withOutput: false, CancellationToken.None).ConfigureAwait(false) is { } found)
-            {
-                cancelled = await found.Queue.CancelAsync(jobId).ConfigureAwait(false);
-            }
-            else
+            if (await _server.FindJobAsync(jobId, withOutput: false, CancellationToken.None).ConfigureAwait(false) is not { } found)
             {
                 await ReplyErrorAsync(message.Id, message.Serialization, UnknownJob(jobId), jobId).ConfigureAwait(false);
                 return;
             }
+
+            if (await MayAccessAsync(found.Info).ConfigureAwait(false) is { } refused)
+            {
+                await ReplyErrorAsync(message.Id, message.Serialization, refused, jobId).ConfigureAwait(false);
+                return;
+            }
+
+            bool cancelled = await found.Queue.CancelAsync(jobId).ConfigureAwait(false);
 
             await ReplyAsync(message, JobCodec.Encode(cancelled, message.Serialization), jobId).ConfigureAwait(false);
             return;
@@ -346,6 +586,16 @@ public sealed class ServerSession : IAsyncDisposable
         return added;
     }
 
+    /// <summary>Gives a finished call's share of the connection's in-flight limits back.</summary>
+    private void Finished(Relay relay)
+    {
+        if (relay.Releases && relay.MarkFinished())
+        {
+            Interlocked.Decrement(ref _callsInFlight);
+            Interlocked.Add(ref _bytesInFlight, -relay.Bytes);
+        }
+    }
+
     private void Remove(Relay relay)
     {
         lock (_inFlight)
@@ -359,8 +609,16 @@ public sealed class ServerSession : IAsyncDisposable
     /// (ZeroMQ, in-process) happens right on the thread that reported the event: no hop. One that
     /// does not (an HTTP response write) queues the rest behind it.
     /// </summary>
-    private sealed class Relay(ServerSession session, ulong requestId, IJobQueue queue, bool cancelOnDisconnect, bool release) : IJobObserver
+    private sealed class Relay(ServerSession session, ulong requestId, IJobQueue queue, bool cancelOnDisconnect, bool release, long bytes = 0) : IJobObserver
     {
+        private int _finished;
+
+        /// <summary>The argument bytes this call counts against its connection.</summary>
+        public long Bytes => bytes;
+
+        /// <summary>True the first time only: the call's in-flight count is given back once.</summary>
+        public bool MarkFinished() => Interlocked.Exchange(ref _finished, 1) == 0;
+
         private readonly Queue<IpyRpcMessage> _pending = new();
         private bool _sending;
         private bool _done;
@@ -462,6 +720,7 @@ public sealed class ServerSession : IAsyncDisposable
                 {
                     // In flight until its last message is handed to the transport, so a shutdown can wait for it.
                     session.Remove(this);
+                    session.Finished(this);
                     if (release && sent && JobId is { } id)
                     {
                         // Delivered to the only caller that wanted it: the queue need not keep the result.
@@ -557,5 +816,7 @@ public sealed class ServerSession : IAsyncDisposable
         {
             await IgnoreFailures(new ValueTask(queue.CancelAsync(jobId).AsTask())).ConfigureAwait(false);
         }
+
+        _server.Closed(Connection);
     }
 }

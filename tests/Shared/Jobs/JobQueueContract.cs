@@ -254,10 +254,10 @@ public abstract class JobQueueContract : IAsyncLifetime
             Assert.True(await lease.CompleteAsync(Ok(new byte[10_000])));
         }
 
-        await EventuallyAsync(async () => await queue.GetAsync(ids[0]) is null);
+        // Trimming may run while the jobs finish (durable queues trim periodically): wait for it to settle.
+        await EventuallyAsync(async () => (await queue.ListAsync()).Count <= 5);
+        Assert.Null(await queue.GetAsync(ids[0]));
         Assert.NotNull(await queue.GetAsync(ids[^1]));
-        IReadOnlyList<JobInfo> listed = await queue.ListAsync();
-        Assert.InRange(listed.Count, 1, 5);
     }
 
     [Fact]

@@ -40,7 +40,11 @@ public static class JsonRead
         }
     }
 
-    /// <summary>Reads an integer, with a range check.</summary>
+    /// <summary>
+    /// Reads an integer, with a range check. A number written with a fraction or an exponent is
+    /// accepted when its value is integral (Python's json writes <c>2.0</c>; JavaScript may write
+    /// <c>1e2</c>); a fractional value is refused.
+    /// </summary>
     public static long Int64(ref Utf8JsonReader reader, long min, long max, string what)
     {
         if (reader.TokenType != JsonTokenType.Number)
@@ -48,11 +52,37 @@ public static class JsonRead
             throw Unexpected(ref reader, what);
         }
 
-        if (!reader.TryGetInt64(out long v) || v < min || v > max)
+        if (reader.TryGetInt64(out long v) || TryIntegral(ref reader, out v))
         {
-            throw new IpyRpcSerializationException($"Number {System.Text.Encoding.UTF8.GetString(reader.ValueSpan)} is not {what}");
+            if (v >= min && v <= max) return v;
         }
 
-        return v;
+        throw new IpyRpcSerializationException($"Number {System.Text.Encoding.UTF8.GetString(reader.ValueSpan)} is not {what}");
+    }
+
+    /// <summary>An unsigned integer, accepting integral values written with a fraction or an exponent.</summary>
+    public static ulong UInt64(ref Utf8JsonReader reader, string what)
+    {
+        if (reader.TokenType != JsonTokenType.Number)
+        {
+            throw Unexpected(ref reader, what);
+        }
+
+        if (reader.TryGetUInt64(out ulong v)) return v;
+        if (reader.TryGetDecimal(out decimal d) && d == decimal.Truncate(d) && d >= 0 && d <= ulong.MaxValue) return (ulong)d;
+        throw new IpyRpcSerializationException($"Number {System.Text.Encoding.UTF8.GetString(reader.ValueSpan)} is not {what}");
+    }
+
+    private static bool TryIntegral(ref Utf8JsonReader reader, out long value)
+    {
+        // decimal holds every long exactly (and 28 digits), so 9007199254740993.0 stays exact; a double would round.
+        if (reader.TryGetDecimal(out decimal d) && d == decimal.Truncate(d) && d >= long.MinValue && d <= long.MaxValue)
+        {
+            value = (long)d;
+            return true;
+        }
+
+        value = 0;
+        return false;
     }
 }
