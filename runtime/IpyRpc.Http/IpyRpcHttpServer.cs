@@ -28,8 +28,10 @@ public sealed class IpyRpcHttpServer : IAsyncDisposable
     public Uri JsonRpcAddress => new(Address, "rpc");
 
     /// <summary>Starts listening on <paramref name="url"/> (for example <c>http://127.0.0.1:0</c> for any free port).</summary>
+    /// <exception cref="InvalidOperationException"><paramref name="url"/> is reachable from other machines and nothing authenticates callers (see <see cref="IpyRpcServerOptions.SharedSecret"/>).</exception>
     public static async Task<IpyRpcHttpServer> StartAsync(IpyRpcServer server, string url = "http://127.0.0.1:0", IpyRpcHttpOptions? options = null, CancellationToken cancellationToken = default)
     {
+        server.EnsureMayListen(url, transportAuthenticates: false, "HTTP authentication (host IpyRpc in your ASP.NET Core app with app.MapIpyRpc(server).RequireAuthorization())");
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders(); // the host's logs must not mix with calls' captured output
         builder.WebHost.UseUrls(url);

@@ -317,6 +317,12 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                     error.Inner.WriteJson(w);
                 }
 
+                if (error.Data is { Count: > 0 } properties)
+                {
+                    w.WritePropertyName("properties");
+                    Formatters.Object.Write(w, properties);
+                }
+
                 if (output is { Count: > 0 })
                 {
                     w.WritePropertyName("output");

@@ -65,6 +65,9 @@ public sealed class RemoteException : IpyRpcException
     /// <summary>The remote exception's own message, without the function name.</summary>
     public string RemoteMessage => Error.Message;
 
+    /// <summary>The public properties the remote exception's type adds (a status code, the offending value), as plain data; empty when it adds none.</summary>
+    public IReadOnlyDictionary<string, object?> RemoteProperties => Error.Data ?? new Dictionary<string, object?>();
+
     /// <inheritdoc/>
     public override string ToString()
     {

@@ -31,8 +31,11 @@ public sealed record RemoteError
     /// <summary>The parameter an argument error is about.</summary>
     public string? Parameter { get; init; }
 
-    /// <summary>Builds the error for an exception a function threw, with its inner chain.</summary>
-    public static RemoteError FromException(Exception e, string code = ErrorCodes.RemoteException, int depth = 0)
+    /// <summary>Public properties of the remote exception's own type (not <see cref="Exception"/>'s), as plain data: what a caller can act on.</summary>
+    public IReadOnlyDictionary<string, object?>? Data { get; init; }
+
+    /// <summary>Builds the error for an exception a function threw, with its inner chain, keeping as much as <paramref name="detail"/> allows.</summary>
+    public static RemoteError FromException(Exception e, string code = ErrorCodes.RemoteException, ErrorDetail detail = ErrorDetail.StackWithoutPaths, int depth = 0)
     {
         if (e is AggregateException { InnerExceptions.Count: 1 } agg)
         {
@@ -44,9 +47,29 @@ public sealed record RemoteError
             Code = code,
             Message = e.Message,
             Type = e.GetType().FullName,
-            StackTrace = e.StackTrace,
-            Inner = e.InnerException is { } inner && depth < 16 ? FromException(inner, code, depth + 1) : null,
+            StackTrace = detail switch
+            {
+                ErrorDetail.Full => e.StackTrace,
+                ErrorDetail.StackWithoutPaths => WithoutPaths(e.StackTrace),
+                _ => null,
+            },
+            Data = ExceptionData.Of(e),
+            Inner = e.InnerException is { } inner && depth < 16 ? FromException(inner, code, detail, depth + 1) : null,
         };
+    }
+
+    /// <summary>A stack trace without the " in /path/File.cs:line 12" each frame carries when the build recorded sources.</summary>
+    public static string? WithoutPaths(string? stack)
+    {
+        if (stack is null) return null;
+        var lines = stack.Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+        {
+            int at = lines[i].LastIndexOf(" in ", StringComparison.Ordinal);
+            if (at > 0 && lines[i].IndexOf(":line ", at, StringComparison.Ordinal) > at) lines[i] = lines[i][..at].TrimEnd('\r') + (lines[i].EndsWith('\r') ? "\r" : "");
+        }
+
+        return string.Join('\n', lines);
     }
 
     /// <summary>Encodes the error in <paramref name="serialization"/>.</summary>
@@ -78,6 +101,7 @@ public sealed record RemoteError
         if (StackTrace is not null) map["stack"] = StackTrace;
         if (Parameter is not null) map["parameter"] = Parameter;
         if (Inner is not null) map["inner"] = Inner.ToMap();
+        if (Data is { Count: > 0 }) map["properties"] = Data;
         return map;
     }
 
@@ -92,6 +116,7 @@ public sealed record RemoteError
             Type = map.GetValueOrDefault("type") as string,
             StackTrace = map.GetValueOrDefault("stack") as string,
             Parameter = map.GetValueOrDefault("parameter") as string,
+            Data = map.GetValueOrDefault("properties") as Dictionary<string, object?>,
             Inner = FromMap(map.GetValueOrDefault("inner"), depth + 1),
         };
     }

@@ -104,7 +104,7 @@ public sealed class JobWorker : IAsyncDisposable
             catch (Exception e)
             {
                 // Executors turn function failures into outcomes; anything here is a bug in the executor.
-                outcome = JobOutcome.Failure(JobState.Failed, RemoteError.FromException(e, Protocol.ErrorCodes.Internal));
+                outcome = JobOutcome.Failure(JobState.Failed, RemoteError.FromException(e, Protocol.ErrorCodes.Internal, ErrorDetail.TypeAndMessage));
             }
 
             if (_abort.IsCancellationRequested && own is not null)

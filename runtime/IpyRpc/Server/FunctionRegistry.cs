@@ -261,7 +261,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
         }
         catch (Exception e)
         {
-            return JobOutcome.Failure(JobState.Failed, RemoteError.FromException(e));
+            return JobOutcome.Failure(JobState.Failed, RemoteError.FromException(e, ErrorCodes.RemoteException, OptionsFor(request.Function).ErrorDetail ?? ErrorDetail.StackWithoutPaths));
         }
         finally
         {
