@@ -5,7 +5,9 @@ namespace IpyRpc;
 /// <summary>
 /// Decides whether a caller may call a function (<see cref="FunctionOptions.Auth"/>, set by glob).
 /// It runs before the job is queued and may be asynchronous; a denial's reason reaches the caller
-/// in an <c>unauthorized</c> error.
+/// in an <c>unauthorized</c> error. It is also asked, without arguments, whether to list the
+/// function and whether to show the caller its jobs (<see cref="AuthorizationContext.Purpose"/>): a
+/// rule that reads the arguments decides those cases explicitly. A rule that throws denies.
 /// </summary>
 public delegate ValueTask<AuthorizationResult> IpyRpcAuthorizer(AuthorizationContext context);
 

@@ -236,7 +236,18 @@ public sealed class ServerSession : IAsyncDisposable
     private async ValueTask<RemoteError?> AuthorizeAsync(string function, IReadOnlyDictionary<string, object?>? arguments, AuthorizationPurpose purpose)
     {
         if (_server.OptionsFor(function).Auth is not { } authorizer) return null;
-        AuthorizationResult result = await authorizer(new AuthorizationContext(Connection, function, arguments, purpose)).ConfigureAwait(false);
+        AuthorizationResult result;
+        try
+        {
+            result = await authorizer(new AuthorizationContext(Connection, function, arguments, purpose)).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A failing rule denies: access is never granted by accident.
+            _server.Log.LogError(e, "The authorizer of {Function} failed for {Connection} ({Purpose})", function, Connection, purpose);
+            result = AuthorizationResult.Deny($"its authorizer failed ({e.GetType().Name})");
+        }
+
         if (result.Allowed) return null;
         string who = Connection.Principal.Identity?.Name ?? "an anonymous caller";
         return new RemoteError { Code = ErrorCodes.Unauthorized, Message = $"{who} may not {(purpose == AuthorizationPurpose.JobAccess ? "see jobs of" : "call")} {function}: {result.Reason ?? "refused by its authorizer"}." };
