@@ -280,7 +280,7 @@ internal sealed unsafe class SocketLoop : IDisposable
             long total = 0;
             ProtocolException? problem = null;
             PeerInfo? peer = null;
-            bool first = true;
+            bool first = true, readPeer = false;
             while (true)
             {
                 int size = (int)LibZmq.zmq_msg_size(&message);
@@ -300,9 +300,15 @@ internal sealed unsafe class SocketLoop : IDisposable
                     byte[] bytes = GC.AllocateUninitializedArray<byte>(size);
                     new ReadOnlySpan<byte>(LibZmq.zmq_msg_data(&message), size).CopyTo(bytes);
                     frames.Add(bytes);
-                    if (first && _wantsPeer?.Invoke(bytes) == true)
+                    if (readPeer)
                     {
+                        // Metadata rides on the frames that came over the wire, not on the routing id the ROUTER made up.
                         peer = new PeerInfo(Property(&message, "Peer-Address"), Property(&message, "User-Id"));
+                        readPeer = false;
+                    }
+                    else if (first && _wantsPeer?.Invoke(bytes) == true)
+                    {
+                        readPeer = true;
                     }
                 }
 

@@ -1,0 +1,214 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Claims;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using IpyRpc.Http;
+using IpyRpc.Protocol;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.HttpOverrides;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace IpyRpc.Http.Tests;
+
+/// <summary>Functions for the HTTP authentication tests.</summary>
+public static class WhoFunctions
+{
+    /// <summary>Who the caller is.</summary>
+    [IpyRpcExport("who")]
+    public static string Who(IpyRpcConnection connection) => $"{connection.Principal.Identity?.Name ?? "anonymous"} over {connection.Transport}";
+
+    /// <summary>For administrators only (by config).</summary>
+    [IpyRpcExport("admin_only")]
+    public static string AdminOnly() => "secret stuff";
+}
+
+/// <summary>A bearer-token scheme for the tests: a fixed table of tokens, through ASP.NET Core's real authentication pipeline.</summary>
+public sealed class TokenHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    private static readonly Dictionary<string, (string Name, string Role)> Tokens = new()
+    {
+        ["alice-token"] = ("alice", "user"),
+        ["root-token"] = ("root", "admin"),
+    };
+
+    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        string header = Request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.Ordinal)) return Task.FromResult(AuthenticateResult.NoResult());
+        if (!Tokens.TryGetValue(header[7..], out (string Name, string Role) who)) return Task.FromResult(AuthenticateResult.Fail("unknown token"));
+        var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, who.Name), new Claim(ClaimTypes.Role, who.Role)], "Bearer");
+        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), "Bearer")));
+    }
+}
+
+public sealed class AuthTests : IAsyncLifetime
+{
+    private WebApplication _app = null!;
+    private IpyRpcServer _server = null!;
+    private Uri _address = null!;
+
+    public async Task InitializeAsync()
+    {
+        _server = new IpyRpcServer();
+        _server.Register(typeof(WhoFunctions));
+        _server.Config(new GlobConfig { ["admin_only"] = new FunctionOptions { Auth = Authorize.Role("admin") } });
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Services.AddAuthentication("Bearer").AddScheme<AuthenticationSchemeOptions, TokenHandler>("Bearer", null);
+        builder.Services.AddAuthorization();
+        builder.Services.AddIpyRpcHttp();
+        _app = builder.Build();
+        _app.UseAuthentication();
+        _app.UseAuthorization();
+        _app.MapIpyRpc(_server).RequireAuthorization();
+        await _app.StartAsync();
+        string bound = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        _address = new Uri(bound + "/");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        await _server.DisposeAsync();
+    }
+
+    private Task<IpyRpcClient> ConnectAsync(string? token, out HttpClient http)
+    {
+        http = new HttpClient();
+        if (token is not null) http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return IpyRpcHttpClient.ConnectAsync(_address, null, http);
+    }
+
+    [Fact]
+    public async Task ABearerTokenBecomesTheConnectionsPrincipalAndItsRolesCount()
+    {
+        await using IpyRpcClient alice = await ConnectAsync("alice-token", out HttpClient http);
+        using HttpClient _ = http;
+        Assert.Equal("alice over http", await alice.CallAsync<string>("who"));
+        Assert.Equal("alice over http", await alice.CallAsync<string>("who")); // a second request, same connection
+        Assert.DoesNotContain(alice.Functions, f => f.Name == "admin_only");
+        var denied = await Assert.ThrowsAsync<IpyRpcUnauthorizedException>(() => alice.CallAsync<string>("admin_only"));
+        Assert.Contains("needs the role admin", denied.Message);
+
+        await using IpyRpcClient root = await ConnectAsync("root-token", out HttpClient rootHttp);
+        using HttpClient __ = rootHttp;
+        Assert.Equal("secret stuff", await root.CallAsync<string>("admin_only"));
+    }
+
+    [Fact]
+    public async Task AWrongOrMissingTokenFailsAtConnectWithTheSpecificError()
+    {
+        var wrong = await Assert.ThrowsAsync<IpyRpcUnauthorizedException>(async () =>
+        {
+            await using IpyRpcClient c = await ConnectAsync("stolen-token", out HttpClient http).WaitAsync(TimeSpan.FromSeconds(5));
+        });
+        Assert.Contains("credentials", wrong.Message);
+        await Assert.ThrowsAsync<IpyRpcUnauthorizedException>(async () =>
+        {
+            await using IpyRpcClient c = await ConnectAsync(null, out HttpClient http).WaitAsync(TimeSpan.FromSeconds(5));
+        });
+    }
+
+    [Fact]
+    public async Task JsonRpcCallersGetAJsonRpcErrorObjectWhenRefused()
+    {
+        using var http = new HttpClient { BaseAddress = _address };
+        (HttpStatusCode status, JsonElement body) = await PostAsync(http, """{"jsonrpc":"2.0","method":"who","id":1}""", null);
+        Assert.Equal(HttpStatusCode.Unauthorized, status);
+        Assert.Equal(-32004, body.GetProperty("error").GetProperty("code").GetInt32());
+        Assert.Equal("unauthorized", body.GetProperty("error").GetProperty("data").GetProperty("code").GetString());
+
+        (status, body) = await PostAsync(http, """{"jsonrpc":"2.0","method":"who","id":2}""", "alice-token");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("alice over http", body.GetProperty("result").GetString());
+
+        (_, body) = await PostAsync(http, """{"jsonrpc":"2.0","method":"admin_only","id":3}""", "alice-token");
+        Assert.Equal(-32004, body.GetProperty("error").GetProperty("code").GetInt32());
+        (_, body) = await PostAsync(http, """{"jsonrpc":"2.0","method":"rpc.discover","id":4}""", "alice-token");
+        Assert.DoesNotContain("admin_only", body.GetRawText());
+        (_, body) = await PostAsync(http, """{"jsonrpc":"2.0","method":"rpc.discover","id":5}""", "root-token");
+        Assert.Contains("admin_only", body.GetRawText());
+    }
+
+    internal static async Task<(HttpStatusCode Status, JsonElement Body)> PostAsync(HttpClient http, string json, string? token)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "rpc") { Content = new StringContent(json, Encoding.UTF8, "application/json") };
+        if (token is not null) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        using HttpResponseMessage response = await http.SendAsync(request);
+        string text = await response.Content.ReadAsStringAsync();
+        Assert.False(string.IsNullOrEmpty(text), $"HTTP {(int)response.StatusCode} with an empty body");
+        return (response.StatusCode, JsonDocument.Parse(text).RootElement.Clone());
+    }
+}
+
+public sealed class SharedSecretOverHttpTests
+{
+    [Fact]
+    public async Task TheSharedSecretAuthenticatesABinaryConnectionAcrossItsRequests()
+    {
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "hunter2" });
+        server.Register(typeof(WhoFunctions));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(host.Address, new IpyRpcClientOptions { SharedSecret = "hunter2", ClientName = "carol" });
+        for (int i = 0; i < 3; i++) Assert.Equal("carol over http", await client.CallAsync<string>("who"));
+
+        await Assert.ThrowsAsync<IpyRpcUnauthorizedException>(() => IpyRpcHttpClient.ConnectAsync(host.Address, new IpyRpcClientOptions { SharedSecret = "hunter3" }).WaitAsync(TimeSpan.FromSeconds(5)));
+        using var http = new HttpClient { BaseAddress = host.Address };
+        (_, JsonElement body) = await AuthTests.PostAsync(http, """{"jsonrpc":"2.0","method":"who","id":1}""", null);
+        Assert.Equal(-32004, body.GetProperty("error").GetProperty("code").GetInt32());
+        Assert.Contains("shared secret", body.GetProperty("error").GetProperty("message").GetString());
+    }
+
+    [Fact]
+    public async Task AServerWithoutAuthenticationRefusesToListenBeyondLoopback()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(WhoFunctions));
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => IpyRpcHttpServer.StartAsync(server, "http://0.0.0.0:0"));
+        Assert.Contains("SharedSecret", e.Message);
+        Assert.Contains("AllowUnauthenticatedRemote", e.Message);
+
+        await using var guarded = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "s" });
+        guarded.Register(typeof(WhoFunctions));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(guarded, "http://0.0.0.0:0");
+        Assert.NotNull(host.Address);
+    }
+
+    [Fact]
+    public async Task ACallerFromAnotherMachineBehindAProxyIsRefusedWithoutAuthentication()
+    {
+        // Behind a reverse proxy, ASP.NET Core's forwarded-headers middleware makes the caller's own
+        // address the connection's: here 203.0.113.9, from another machine.
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(WhoFunctions));
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        await using WebApplication app = builder.Build();
+        app.UseForwardedHeaders(new ForwardedHeadersOptions { ForwardedHeaders = ForwardedHeaders.XForwardedFor });
+        app.MapIpyRpc(server);
+        await app.StartAsync();
+        var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/");
+
+        using var proxied = new HttpClient();
+        proxied.DefaultRequestHeaders.Add("X-Forwarded-For", "203.0.113.9");
+        var e = await Assert.ThrowsAsync<IpyRpcUnauthorizedException>(() => IpyRpcHttpClient.ConnectAsync(address, null, proxied).WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Contains("203.0.113.9", e.Message);
+
+        using var local = new HttpClient();
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(address, null, local);
+        Assert.Equal("anonymous over http", await client.CallAsync<string>("who")); // this machine is served
+        await app.StopAsync();
+    }
+}

@@ -1,0 +1,75 @@
+using IpyRpc.Protocol;
+
+namespace IpyRpc.ZeroMq.Tests;
+
+/// <summary>Who the caller is, over ZeroMQ.</summary>
+public static class ZmqWho
+{
+    /// <summary>The caller's principal and transport.</summary>
+    [IpyRpcExport("who")]
+    public static string Who(IpyRpcConnection connection) => $"{connection.Principal.Identity?.Name ?? "anonymous"} over {connection.Transport} from {(connection.IsLoopback ? "loopback" : connection.RemoteAddress)}";
+}
+
+public sealed class AuthTests
+{
+    private static IpyRpcServer Server(IpyRpcServerOptions? options = null)
+    {
+        var server = new IpyRpcServer(options);
+        server.Register(typeof(ZmqWho));
+        return server;
+    }
+
+    [Fact]
+    public async Task TheSharedSecretWorksOverZeroMqAndAWrongOneFailsAtConnect()
+    {
+        await using IpyRpcServer server = Server(new IpyRpcServerOptions { SharedSecret = "over zeromq" });
+        await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
+        await using (IpyRpcClient client = await IpyRpcZeroMqClient.ConnectAsync(host.Endpoint, new IpyRpcClientOptions { SharedSecret = "over zeromq", ClientName = "dave" }))
+        {
+            Assert.Equal("dave over zeromq from loopback", await client.CallAsync<string>("who"));
+        }
+
+        var e = await Assert.ThrowsAsync<IpyRpcUnauthorizedException>(() => IpyRpcZeroMqClient.ConnectAsync(host.Endpoint, new IpyRpcClientOptions { SharedSecret = "over http" }).WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Contains("shared secret", e.Message);
+    }
+
+    [Fact]
+    public async Task CurveAdmitsTheClientsOnTheListByNameAndRefusesOthersAtConnect()
+    {
+        (string serverPublic, string serverSecret) = ZeroMqCurve.GenerateKeyPair();
+        (string alicePublic, string aliceSecret) = ZeroMqCurve.GenerateKeyPair();
+        (string evePublic, string eveSecret) = ZeroMqCurve.GenerateKeyPair();
+        Assert.Equal(40, serverPublic.Length);
+
+        await using IpyRpcServer server = Server();
+        var curve = ZeroMqCurve.ForServer(serverPublic, serverSecret, new Dictionary<string, string> { [alicePublic] = "alice" });
+        // An allow-list authenticates callers, so the server may listen on every interface.
+        await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://0.0.0.0:*", new ZeroMqOptions { Curve = curve });
+        string endpoint = "tcp://127.0.0.1:" + host.Endpoint[(host.Endpoint.LastIndexOf(':') + 1)..];
+
+        await using (IpyRpcClient alice = await IpyRpcZeroMqClient.ConnectAsync(endpoint, zeroMq: new ZeroMqOptions { Curve = ZeroMqCurve.ForClient(serverPublic, alicePublic, aliceSecret) }))
+        {
+            Assert.StartsWith("alice over zeromq", await alice.CallAsync<string>("who"));
+        }
+
+        var eve = await Assert.ThrowsAsync<IpyRpcUnauthorizedException>(() =>
+            IpyRpcZeroMqClient.ConnectAsync(endpoint, zeroMq: new ZeroMqOptions { Curve = ZeroMqCurve.ForClient(serverPublic, evePublic, eveSecret) }).WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Contains("refused this client's CURVE key", eve.Message);
+
+        (string otherPublic, _) = ZeroMqCurve.GenerateKeyPair();
+        var impostor = await Assert.ThrowsAsync<IpyRpcUnauthorizedException>(() =>
+            IpyRpcZeroMqClient.ConnectAsync(endpoint, zeroMq: new ZeroMqOptions { Curve = ZeroMqCurve.ForClient(otherPublic, alicePublic, aliceSecret) }).WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Contains("CURVE handshake", impostor.Message);
+    }
+
+    [Fact]
+    public async Task AServerWithoutAuthenticationRefusesToBindBeyondLoopback()
+    {
+        await using IpyRpcServer server = Server();
+        var e = Assert.Throws<InvalidOperationException>(() => IpyRpcZeroMqServer.Start(server, "tcp://*:*"));
+        Assert.Contains("CURVE", e.Message);
+        Assert.Throws<InvalidOperationException>(() => IpyRpcZeroMqServer.Start(server, "tcp://0.0.0.0:*"));
+        await using IpyRpcZeroMqServer local = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*"); // loopback is fine
+        Assert.StartsWith("tcp://127.0.0.1:", local.Endpoint);
+    }
+}
