@@ -1,0 +1,50 @@
+using IpyRpc.Protocol;
+using IpyRpc.Tests.Fuzz;
+using Xunit.Abstractions;
+
+namespace IpyRpc.ZeroMq.Tests;
+
+/// <summary>
+/// Mutated and random multipart messages against a ZeroMQ server: after every batch it must answer a
+/// real call correctly, and its memory and thread count must stay bounded. <c>IPYRPC_FUZZ_COUNT</c>
+/// sets the count (docs/SECURITY.md has the long run); <c>IPYRPC_FUZZ_SEED</c> replays one.
+/// </summary>
+public sealed class FuzzTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task ZeroMqFramesFuzzedAndRandomLeaveTheServerServing()
+    {
+        var mutator = new Mutator(Mutator.NewSeed);
+        int total = Mutator.CountPerSurface;
+        output.WriteLine($"seed {mutator.Seed}, {total} messages");
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 100_000 });
+        server.Register(typeof(FuzzFunctions));
+        await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*", new ZeroMqOptions { MaxMessageBytes = 1 << 20 });
+        await using IpyRpcClient probe = await IpyRpcZeroMqClient.ConnectAsync(host.Endpoint, new IpyRpcClientOptions { Output = (_, _) => { } });
+        var watch = new ResourceWatch();
+        int replies = 0;
+        using var dealer = new RawDealer(host.Endpoint);
+        for (int sent = 0; sent < total; sent++)
+        {
+            byte[][] frames = mutator.Next(10) == 0
+                ? [.. Enumerable.Range(0, 1 + mutator.Next(4)).Select(_ => mutator.Random(mutator.Next(300)))]
+                : [.. mutator.Frames(Corpus.Frames[mutator.Next(Corpus.Frames.Count)])];
+            if (frames.Length == 0) frames = [[]];
+            dealer.Send(frames);
+            if ((sent + 1) % 500 == 0 || sent == total - 1)
+            {
+                while (dealer.Receive(TimeSpan.FromMilliseconds(200)) is { } reply)
+                {
+                    MessageCodec.DecodeHeader(reply[0], []); // every reply is a well-formed message
+                    replies++;
+                }
+
+                Assert.Equal(sent + 42, await probe.CallAsync<int>("fuzz.add", sent, 42));
+                watch.Check("zeromq", sent + 1);
+            }
+        }
+
+        output.WriteLine($"{replies} replies; peak heap {watch.PeakMemory / 1048576} MiB, peak threads {watch.PeakThreads}");
+        Assert.True(replies > total / 10, $"only {replies} replies to {total} messages");
+    }
+}

@@ -1,0 +1,25 @@
+namespace IpyRpc.Tests.Fuzz;
+
+/// <summary>Quick functions for fuzzing: nothing a fuzzed call can make wait.</summary>
+public static class FuzzFunctions
+{
+    /// <summary>Adds.</summary>
+    [IpyRpcExport("fuzz.add")]
+    public static int Add(int a, int b) => a + b;
+
+    /// <summary>Echoes text.</summary>
+    [IpyRpcExport("fuzz.echo")]
+    public static string Echo(string text) => text;
+
+    /// <summary>Sums numbers, printing the count.</summary>
+    [IpyRpcExport("fuzz.sum")]
+    public static double Sum(double[] values, double scale = 1)
+    {
+        Console.WriteLine($"{values.Length} values");
+        return values.Sum() * scale;
+    }
+
+    /// <summary>Throws.</summary>
+    [IpyRpcExport("fuzz.fail")]
+    public static void Fail(string message) => throw new InvalidOperationException(message);
+}
