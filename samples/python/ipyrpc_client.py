@@ -13,7 +13,10 @@ Needs only Debian's python3-zmq and python3-msgpack (run it with /usr/bin/python
     >>> job.id, job.refresh()["state"]
     >>> client.attach(job.id).wait()              # from any client, later: output replayed, then live
 """
+import hashlib
+import hmac
 import itertools
+import os
 import struct
 import sys
 import time
@@ -60,7 +63,7 @@ def _unpack(data):
 class IpyRpcClient:
     """Connects a DEALER socket, says hello, and fetches every function with its docs."""
 
-    def __init__(self, endpoint, timeout=30.0, output=None):
+    def __init__(self, endpoint, timeout=30.0, output=None, secret=None, name=None):
         self.endpoint = endpoint
         self.timeout = timeout
         self.output = output or self._print_output
@@ -68,10 +71,27 @@ class IpyRpcClient:
         self._socket = zmq.Context.instance().socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.connect(endpoint)
-        hello = self._request({"kind": "hello", "versions": [1]})
+        nonce = os.urandom(32) if secret is not None else None
+        hello = self._request({"kind": "hello", "versions": [1], **({"nonce": nonce} if nonce else {})})
         self.server = hello.get("agent")
         self.version = hello["versions"][0]
+        if "secret" in hello.get("auth", []):
+            self._prove_secret(hello, secret, nonce, name)
         self.functions = {f["name"]: f for f in self._request({"kind": "describe"}, result=True)}
+
+    def _prove_secret(self, hello, secret, nonce, name):
+        """The shared-secret challenge-response (PROTOCOL.md, Authentication): check the server's proof, send ours."""
+        def refused(message):
+            return RemoteError({"code": "unauthorized", "message": message}, "connect")
+        if secret is None:
+            raise refused("The server requires a shared secret: IpyRpcClient(endpoint, secret=...).")
+        key = secret.encode("utf-8")
+        server_nonce = hello.get("nonce", b"")
+        expected = hmac.new(key, b"ipyrpc-server" + nonce + server_nonce, hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, hello.get("proof", b"")):
+            raise refused("The server's proof does not match this shared secret: the secrets differ, or this is not the server you meant.")
+        proof = hmac.new(key, b"ipyrpc-client" + server_nonce + nonce, hashlib.sha256).digest()
+        self._request({"kind": "auth"}, [msgpack.packb({"scheme": "secret", "proof": proof, "name": name}, use_bin_type=True)], result=True, function="auth")
 
     @staticmethod
     def _print_output(stream, text):
@@ -83,7 +103,7 @@ class IpyRpcClient:
         output = output or (lambda reply, text: self.output(reply.get("stream", "stdout"), text))
         message_id = next(self._ids)
         header = dict(header, v=1, id=message_id, ser=header.get("ser", "msgpack"))
-        self._socket.send_multipart([msgpack.packb(header)] + [bytes(p) for p in parts])
+        self._socket.send_multipart([msgpack.packb(header, use_bin_type=True)] + [bytes(p) for p in parts])
         deadline = time.monotonic() + self.timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -262,6 +282,21 @@ if __name__ == "__main__":
         sys.exit(__doc__)
     if "--jobs" in sys.argv:
         jobs_demo(sys.argv[1])
+        sys.exit(0)
+    if "--secret-check" in sys.argv:
+        # For the tests: the right secret connects and calls; a wrong one fails at connect, loudly.
+        secret = sys.argv[sys.argv.index("--secret-check") + 1]
+        good = IpyRpcClient(sys.argv[1], secret=secret, name="python")
+        print("who:", good.call("who"))
+        good.close()
+        try:
+            IpyRpcClient(sys.argv[1], secret=secret + "-wrong")
+        except RemoteError as e:
+            print("wrong secret:", e.code, e.message)
+        try:
+            IpyRpcClient(sys.argv[1])
+        except RemoteError as e:
+            print("no secret:", e.code, e.message)
         sys.exit(0)
     client = IpyRpcClient(sys.argv[1])
     if "--no-demo" not in sys.argv:

@@ -73,7 +73,7 @@ public sealed class FuzzTests(ITestOutputHelper output) : IAsyncLifetime
             }
         }
 
-        output.WriteLine(string.Join(", ", statuses.OrderBy(s => s.Key).Select(s => $"{(int)s.Key}: {s.Value}")) + $"; peak heap {watch.PeakMemory / 1048576} MiB, peak threads {watch.PeakThreads}");
+        output.WriteLine(string.Join(", ", statuses.OrderBy(s => s.Key).Select(s => $"{(int)s.Key}: {s.Value}")) + $"; peak heap {watch.PeakMemory / 1048576} MiB, peak threads {watch.PeakThreads}, peak RSS {ResourceWatch.PeakRssMiB} MiB");
     }
 
     [Fact]
@@ -109,6 +109,6 @@ public sealed class FuzzTests(ITestOutputHelper output) : IAsyncLifetime
             }
         }
 
-        output.WriteLine(string.Join(", ", statuses.OrderBy(s => s.Key).Select(s => $"{(int)s.Key}: {s.Value}")) + $"; peak heap {watch.PeakMemory / 1048576} MiB, peak threads {watch.PeakThreads}");
+        output.WriteLine(string.Join(", ", statuses.OrderBy(s => s.Key).Select(s => $"{(int)s.Key}: {s.Value}")) + $"; peak heap {watch.PeakMemory / 1048576} MiB, peak threads {watch.PeakThreads}, peak RSS {ResourceWatch.PeakRssMiB} MiB");
     }
 }

@@ -44,7 +44,7 @@ public sealed class FuzzTests(ITestOutputHelper output)
             }
         }
 
-        output.WriteLine($"{replies} replies; peak heap {watch.PeakMemory / 1048576} MiB, peak threads {watch.PeakThreads}");
+        output.WriteLine($"{replies} replies; peak heap {watch.PeakMemory / 1048576} MiB, peak threads {watch.PeakThreads}, peak RSS {ResourceWatch.PeakRssMiB} MiB");
         Assert.True(replies > total / 10, $"only {replies} replies to {total} messages");
     }
 }

@@ -51,4 +51,18 @@ public sealed class PythonClientTests
         Assert.Contains("final state: cancelled", stdout);
         Assert.Contains("unknown job: code=not_found", stdout);
     }
+
+    [Fact]
+    public async Task ThePythonClientProvesTheSharedSecretAndAWrongOneFailsLoudly()
+    {
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "python and dotnet" });
+        server.Register(typeof(ZmqWho));
+        await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
+
+        (int code, string stdout, string stderr) = await PythonPeer.RunAsync("ipyrpc_client.py", host.Endpoint, "--secret-check", "python and dotnet");
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Contains("who: python over zeromq from loopback", stdout);
+        Assert.Contains("wrong secret: unauthorized The server's proof does not match this shared secret", stdout); // caught before it proves anything
+        Assert.Contains("no secret: unauthorized The server requires a shared secret", stdout);
+    }
 }

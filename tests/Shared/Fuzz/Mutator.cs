@@ -140,6 +140,16 @@ public sealed class ResourceWatch
 
     public int PeakThreads { get; private set; }
 
+    /// <summary>The process's peak resident set so far (all of it: runtime, native libraries, sockets), in MiB.</summary>
+    public static long PeakRssMiB
+    {
+        get
+        {
+            using var self = Process.GetCurrentProcess();
+            return self.PeakWorkingSet64 / 1048576;
+        }
+    }
+
     public void Check(string surface, int sent)
     {
         long memory = Measure();
