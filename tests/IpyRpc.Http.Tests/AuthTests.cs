@@ -212,3 +212,35 @@ public sealed class SharedSecretOverHttpTests
         await app.StopAsync();
     }
 }
+
+public sealed class NothingWithoutCredentialsOverHttpTests
+{
+    [Fact]
+    public async Task NoKindOfMessageGetsThroughTheBinaryEndpointOrJsonRpcWithoutTheSecret()
+    {
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "s" });
+        server.Register(typeof(IpyRpc.Tests.Fuzz.FuzzFunctions));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
+        using var http = new HttpClient { BaseAddress = host.Address };
+        var sent = IpyRpc.Tests.Fuzz.Corpus.Messages.Where(m => m.Kind is MessageKind.Describe or MessageKind.Call or MessageKind.Submit or MessageKind.Attach
+            or MessageKind.Status or MessageKind.List || (m.Kind == MessageKind.Cancel && m.JobId is not null)).ToArray();
+        foreach (IpyRpcMessage m in sent)
+        {
+            using var content = new ByteArrayContent(MessageCodec.EncodeFramed(m));
+            content.Headers.ContentType = new("application/x-ipyrpc");
+            using HttpResponseMessage response = await http.PostAsync("ipyrpc", content);
+            IpyRpcMessage reply = MessageCodec.DecodeFramed(await response.Content.ReadAsByteArrayAsync());
+            Assert.Equal((MessageKind.Error, m.Id), (reply.Kind, reply.Id));
+            Assert.Equal(ErrorCodes.Unauthorized, RemoteError.Decode(reply.Body.Span, reply.Serialization).Code);
+        }
+
+        foreach (string body in IpyRpc.Tests.Fuzz.Corpus.JsonRpc.Where(b => b.Contains("\"id\"")))
+        {
+            (_, JsonElement reply) = await AuthTests.PostAsync(http, body, null);
+            JsonElement[] answers = reply.ValueKind == JsonValueKind.Array ? [.. reply.EnumerateArray()] : [reply];
+            Assert.All(answers, a => Assert.Equal(-32004, a.GetProperty("error").GetProperty("code").GetInt32()));
+        }
+
+        Assert.Empty(await server.Queue.ListAsync());
+    }
+}

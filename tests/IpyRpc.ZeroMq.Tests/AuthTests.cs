@@ -73,3 +73,26 @@ public sealed class AuthTests
         Assert.StartsWith("tcp://127.0.0.1:", local.Endpoint);
     }
 }
+
+public sealed class NothingWithoutCredentialsTests
+{
+    [Fact]
+    public async Task NoKindOfMessageGetsThroughZeroMqWithoutTheSecret()
+    {
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "s" });
+        server.Register(typeof(ZmqWho)).Register(typeof(IpyRpc.Tests.Fuzz.FuzzFunctions));
+        await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
+        using var dealer = new RawDealer(host.Endpoint);
+        var sent = IpyRpc.Tests.Fuzz.Corpus.Messages.Where(m => m.Kind is MessageKind.Describe or MessageKind.Call or MessageKind.Submit or MessageKind.Attach
+            or MessageKind.Status or MessageKind.List || (m.Kind == MessageKind.Cancel && m.JobId is not null)).ToArray();
+        foreach (IpyRpcMessage m in sent)
+        {
+            dealer.Send([MessageCodec.EncodeHeader(m), .. m.Parts.Select(p => p.ToArray())]);
+            IpyRpcMessage reply = dealer.ReceiveMessage();
+            Assert.Equal((MessageKind.Error, m.Id), (reply.Kind, reply.Id));
+            Assert.Equal(ErrorCodes.Unauthorized, RemoteError.Decode(reply.Body.Span, reply.Serialization).Code);
+        }
+
+        Assert.Empty(await server.Queue.ListAsync()); // nothing ran, nothing was queued
+    }
+}
