@@ -29,6 +29,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
         _server = server;
         _curve = options.Curve;
         _linger = options.Linger;
+        _ipc = endpoint.StartsWith("ipc://", StringComparison.Ordinal) ? endpoint : null;
         string bound = "";
         long max = Math.Min(options.MaxMessageBytes, server.Options.MaxMessageBytes);
         _loop = new SocketLoop("IpyRpc.ZeroMq server " + endpoint, LibZmq.ROUTER, socket =>
@@ -48,6 +49,8 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
             wantsPeer: identity => !_sessions.ContainsKey(Convert.ToBase64String(identity)));
         Endpoint = bound;
     }
+
+    private readonly string? _ipc;
 
     /// <summary>The bound endpoint, with the real port when <c>tcp://host:*</c> was asked for.</summary>
     public string Endpoint { get; }
@@ -111,7 +114,9 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
                 [new System.Security.Claims.Claim(System.Security.Claims.ClaimTypes.Name, user)], "zeromq-curve"));
         }
 
-        return new IpyRpcConnection("zeromq", peer?.Address, principal);
+        // Over ipc the peer is on this machine by construction (libzmq reports it as localhost:uid:gid:pid).
+        string? address = _ipc ?? peer?.Address;
+        return new IpyRpcConnection("zeromq", address, principal);
     }
 
     private static ulong TryId(byte[] header)

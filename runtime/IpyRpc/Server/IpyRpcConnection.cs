@@ -90,6 +90,7 @@ public sealed class IpyRpcConnection
 
         string host = address;
         if (host.StartsWith("tcp://", StringComparison.Ordinal)) host = host[6..];
+        if (host == "localhost" || host.StartsWith("localhost:", StringComparison.Ordinal)) return true; // also libzmq's "localhost:uid:gid:pid" for ipc peers
         if (host.StartsWith('['))
         {
             int end = host.IndexOf(']');
