@@ -29,6 +29,12 @@ public sealed class HttpMessageChannel : PushMessageChannel
         _maxMessageBytes = maxMessageBytes;
     }
 
+    /// <summary>Separate requests: the server cannot call back or push events over them.</summary>
+    public override bool IsDuplex => false;
+
+    /// <summary>Each request succeeds or fails on its own: nothing to keep alive.</summary>
+    public override bool NeedsHeartbeat => false;
+
     /// <inheritdoc/>
     public override ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
     {

@@ -3,12 +3,16 @@ namespace IpyRpc.ZeroMq;
 /// <summary>Connects IpyRpc clients over ZeroMQ.</summary>
 public static class IpyRpcZeroMqClient
 {
-    /// <summary>Connects to the server at <paramref name="endpoint"/> (<c>tcp://host:port</c> or <c>ipc:///path</c>), says hello and fetches the function list.</summary>
+    /// <summary>
+    /// Connects to the server at <paramref name="endpoint"/> (<c>tcp://host:port</c> or <c>ipc:///path</c>), says hello and
+    /// fetches the function list. After the connection is lost the client connects again by itself
+    /// (<see cref="IpyRpcClientOptions.Reconnect"/>) on a fresh socket.
+    /// </summary>
     /// <exception cref="ZeroMqNotFoundException">libzmq is not installed.</exception>
     public static Task<IpyRpcClient> ConnectAsync(string endpoint, IpyRpcClientOptions? options = null, ZeroMqOptions? zeroMq = null, CancellationToken cancellationToken = default)
     {
         options ??= new IpyRpcClientOptions();
-        var channel = new ZeroMqMessageChannel(endpoint, (zeroMq ?? new ZeroMqOptions()) with { MaxMessageBytes = options.MaxMessageBytes });
-        return IpyRpcClient.ConnectAsync(channel, options, cancellationToken);
+        ZeroMqOptions socket = (zeroMq ?? new ZeroMqOptions()) with { MaxMessageBytes = options.MaxMessageBytes };
+        return IpyRpcClient.ConnectAsync(_ => new ValueTask<Transports.IMessageChannel>(new ZeroMqMessageChannel(endpoint, socket)), options, null, cancellationToken);
     }
 }

@@ -8,11 +8,19 @@ namespace IpyRpc.ZeroMq;
 /// Serves an <see cref="IpyRpcServer"/> on a ZeroMQ ROUTER socket (<c>tcp://</c> or <c>ipc://</c>).
 /// Each DEALER peer gets a session of its own; protocol messages travel as frames (the header, then
 /// each part). Malformed input gets an error reply where one is possible, and serving goes on.
+/// A peer's session ends when it says goodbye, when its connection closes (its process died, its
+/// network went: libzmq's monitor reports it, and ZMTP heartbeats notice a silent one), or when the
+/// server stops (it tells every peer first). A slow peer's messages wait in a queue of their own, so
+/// it never holds up the others.
 /// </summary>
 public sealed class IpyRpcZeroMqServer : IAsyncDisposable
 {
     private readonly IpyRpcServer _server;
     private readonly ConcurrentDictionary<string, ServerSession> _sessions = new();
+    // Which peer each connection (file descriptor) carries, and which connections are open: the I/O thread
+    // learns of both from libzmq's monitor, so a closed connection ends its peer's session.
+    private readonly ConcurrentDictionary<int, string> _fdOwner = new();
+    private readonly HashSet<int> _closedFds = [];
     private readonly SocketLoop _loop;
     private readonly TimeSpan _linger;
     private readonly ZeroMqCurve? _curve;
@@ -44,7 +52,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
             }
 
             bound = SocketLoop.ReadLastEndpoint(socket);
-        }, Receive, null, max, ProtocolVersion.MaxParts + 2, ZeroMqOptions.Ms(options.Linger),
+        }, Receive, OnSocketEvent, max, ProtocolVersion.MaxParts + 2, ZeroMqOptions.Ms(options.Linger),
             authenticate: options.Curve is { } curve ? curve.Admit : null,
             wantsPeer: identity => !_sessions.ContainsKey(Convert.ToBase64String(identity)));
         Endpoint = bound;
@@ -92,15 +100,65 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
         }
 
         string key = Convert.ToBase64String(identity);
-        ServerSession session = _sessions.GetOrAdd(key, _ => _server.CreateSession((reply, _) =>
+        if (!_sessions.TryGetValue(key, out ServerSession? session))
         {
-            Send(identity, reply);
-            return default;
-        }, NewConnection(peer)));
+            if (peer?.Fd is int fd && _closedFds.Contains(fd))
+            {
+                return; // a straggler from a connection that has closed: no one is there to answer
+            }
+
+            session = _server.CreateSession((reply, _) =>
+            {
+                Send(identity, reply);
+                // Wait while libzmq's queue for this peer is full: the session's event buffer then fills instead.
+                return _loop.WhenPeerAccepts(key) is { } full ? new ValueTask(full) : default;
+            }, NewConnection(peer));
+            _sessions[key] = session;
+            if (peer?.Fd is int descriptor)
+            {
+                // Two live connections never share a descriptor: a peer that had this one is gone.
+                if (_fdOwner.TryGetValue(descriptor, out string? previous) && previous != key) End(previous, ConnectionClosed);
+                _fdOwner[descriptor] = key;
+            }
+
+            ServerSession made = session;
+            _ = session.Ended.ContinueWith(_ =>
+            {
+                _sessions.TryRemove(new KeyValuePair<string, ServerSession>(key, made));
+                foreach (KeyValuePair<int, string> owned in _fdOwner.Where(o => o.Value == key)) _fdOwner.TryRemove(owned);
+                if (Volatile.Read(ref _disposed) == 0) _loop.ForgetPeer(key);
+            }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+
         ValueTask handled = session.HandleAsync(message);
         if (!handled.IsCompletedSuccessfully)
         {
             _ = handled.AsTask();
+        }
+    }
+
+    private static readonly DisconnectInfo ConnectionClosed = new(DisconnectReason.ConnectionLost,
+        "The client's ZeroMQ connection closed without a goodbye (its process ended, its network went, or it stopped answering ZMTP heartbeats).");
+
+    // Runs on the I/O thread: libzmq's monitor says a connection opened or closed.
+    private void OnSocketEvent(int evt, int value)
+    {
+        if (evt == LibZmq.EVENT_ACCEPTED)
+        {
+            _closedFds.Remove(value);
+        }
+        else if (evt == LibZmq.EVENT_DISCONNECTED)
+        {
+            _closedFds.Add(value);
+            if (_fdOwner.TryRemove(value, out string? key)) End(key, ConnectionClosed);
+        }
+    }
+
+    private void End(string key, DisconnectInfo info)
+    {
+        if (_sessions.TryGetValue(key, out ServerSession? session))
+        {
+            _ = Task.Run(() => session.CloseAsync(info, notifyPeer: false).AsTask());
         }
     }
 
@@ -154,14 +212,12 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
         }
     }
 
-    /// <summary>Stops serving: sessions are closed (their calls cancelled), queued replies get the linger time, and the socket, context and thread are released.</summary>
+    /// <summary>Stops serving: every peer is told the server is stopping, sessions are closed (their calls cancelled), queued replies get the linger time, and the socket, context and thread are released.</summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
-        foreach (ServerSession session in _sessions.Values)
-        {
-            await session.DisposeAsync().ConfigureAwait(false);
-        }
+        var stopping = new DisconnectInfo(DisconnectReason.ServerStopping, "The server is stopping.");
+        await Task.WhenAll(_sessions.Values.Select(s => s.CloseAsync(stopping, notifyPeer: true).AsTask())).ConfigureAwait(false);
 
         // Cancelled calls get the linger time to tell their callers so before the socket closes.
         DateTime deadline = DateTime.UtcNow + _linger;

@@ -17,6 +17,7 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
     private readonly SocketLoop _loop;
     private readonly ZeroMqCurve? _curve;
     private bool _handshook;
+    private volatile string? _refused; // the last CURVE handshake failure, until a handshake succeeds
     private int _disposed;
 
     /// <summary>Connects a DEALER socket to <paramref name="endpoint"/>. The connection itself is made in the background.</summary>
@@ -51,6 +52,12 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
             || (message.Kind == MessageKind.Cancel && message.JobId is not null))
         {
             _inFlight[message.Id] = 0;
+            if (_refused is { } why)
+            {
+                // The handshake already failed (perhaps before this request was made): say so now rather than after libzmq's next retry.
+                Fail(message.Id, ErrorCodes.Unauthorized, why);
+                return default;
+            }
         }
 
         var frames = new ReadOnlyMemory<byte>[1 + message.Parts.Count];
@@ -96,12 +103,13 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
         Deliver(message);
     }
 
-    private void OnEvent(int evt)
+    private void OnEvent(int evt, int value)
     {
         if (evt == LibZmq.EVENT_HANDSHAKE_SUCCEEDED)
         {
             IsConnected = true;
             _handshook = true;
+            _refused = null;
         }
         else if (evt is LibZmq.EVENT_HANDSHAKE_FAILED_AUTH or LibZmq.EVENT_HANDSHAKE_FAILED_PROTOCOL or LibZmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
             || (evt == LibZmq.EVENT_DISCONNECTED && _curve is not null && !_handshook))
@@ -110,6 +118,7 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
             string why = evt == LibZmq.EVENT_HANDSHAKE_FAILED_AUTH
                 ? $"The server at {Endpoint} refused this client's CURVE key: it is not on the server's list."
                 : $"The CURVE handshake with {Endpoint} failed: check the server's public key (ZeroMqCurve.ServerPublicKey) and this client's key pair.";
+            if (_curve is not null) _refused = why;
             foreach (ulong id in _inFlight.Keys)
             {
                 Fail(id, _curve is null ? ErrorCodes.ConnectionLost : ErrorCodes.Unauthorized, why);
@@ -118,6 +127,14 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
         else if (evt == LibZmq.EVENT_DISCONNECTED)
         {
             IsConnected = false;
+            if (_handshook)
+            {
+                // The logical connection is over: the server forgot this peer's session with it. The client
+                // ends its link (its calls fail, Disconnected says why) and, if told to, dials a new one.
+                CompleteReceiving(new IOException($"the connection to {Endpoint} was lost (the server went away or stopped answering heartbeats); calls in flight may or may not have run"));
+                return;
+            }
+
             foreach (ulong id in _inFlight.Keys)
             {
                 Fail(id, ErrorCodes.ConnectionLost, $"The connection to {Endpoint} was lost while the call was in flight (the server went away or stopped answering heartbeats); it may or may not have run.");

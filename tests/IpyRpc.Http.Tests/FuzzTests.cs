@@ -6,11 +6,16 @@ using Xunit.Abstractions;
 
 namespace IpyRpc.Http.Tests;
 
+[CollectionDefinition(nameof(Serial), DisableParallelization = true)]
+public sealed class Serial;
+
 /// <summary>
 /// Mutated and random bodies against the binary endpoint and JSON-RPC: no answer may be an HTTP 500
 /// or an empty body (a 204 for notifications aside), every answer must be well formed, and after every
 /// batch the server answers a real call and stays bounded. <c>IPYRPC_FUZZ_COUNT</c>, <c>IPYRPC_FUZZ_SEED</c>.
+/// Runs alone: the heap it watches is the whole process's.
 /// </summary>
+[Collection(nameof(Serial))]
 public sealed class FuzzTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private IpyRpcServer _server = null!;

@@ -7,8 +7,10 @@ namespace IpyRpc.ZeroMq.Tests;
 /// <summary>
 /// Mutated and random multipart messages against a ZeroMQ server: after every batch it must answer a
 /// real call correctly, and its memory and thread count must stay bounded. <c>IPYRPC_FUZZ_COUNT</c>
-/// sets the count (docs/SECURITY.md has the long run); <c>IPYRPC_FUZZ_SEED</c> replays one.
+/// sets the count (docs/SECURITY.md has the long run); <c>IPYRPC_FUZZ_SEED</c> replays one. Runs
+/// alone: the heap it watches is the whole process's.
 /// </summary>
+[Collection(nameof(Serial))]
 public sealed class FuzzTests(ITestOutputHelper output)
 {
     [Fact]

@@ -115,6 +115,10 @@ public sealed class ZeroMqRobustnessTests
         using Process first = await QuickstartServer.StartAsync(endpoint);
         var firstLine = new TaskCompletionSource();
         await using IpyRpcClient client = await IpyRpcZeroMqClient.ConnectAsync(endpoint, new IpyRpcClientOptions { Output = (_, _) => firstLine.TrySetResult() });
+        var disconnected = new TaskCompletionSource<DisconnectInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var reconnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.Disconnected += info => disconnected.TrySetResult(info);
+        client.Reconnected += () => reconnected.TrySetResult();
         Task<int> inFlight = client.CallAsync<int>("print_lines", 1000);
         await firstLine.Task.WaitAsync(TimeSpan.FromSeconds(15));
         first.Kill(entireProcessTree: true);
@@ -122,10 +126,17 @@ public sealed class ZeroMqRobustnessTests
         var lost = await Assert.ThrowsAsync<IpyRpcConnectionException>(() => inFlight.WaitAsync(TimeSpan.FromSeconds(15)));
         Assert.Equal(ErrorCodes.ConnectionLost, lost.Code);
         Assert.Contains("may or may not have run", lost.Message);
+        Assert.Equal(DisconnectReason.ConnectionLost, (await disconnected.Task.WaitAsync(TimeSpan.FromSeconds(15))).Reason);
+
+        // While the server is away, calls fail at once instead of hanging.
+        var down = await Assert.ThrowsAsync<IpyRpcConnectionException>(() => client.CallAsync<int>("add", 1, 2).WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Contains("reconnecting", down.Message);
 
         using Process second = await QuickstartServer.StartAsync(endpoint);
         try
         {
+            await reconnected.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.True(client.IsConnected);
             Assert.Equal(9, await client.CallAsync<int>("add", 4, 5).WaitAsync(TimeSpan.FromSeconds(15)));
         }
         finally
@@ -135,14 +146,19 @@ public sealed class ZeroMqRobustnessTests
     }
 
     [Fact]
-    public async Task ACallToAServerThatIsNotThereTimesOut()
+    public async Task AServerThatStopsSaysSoAndLaterCallsFailAtOnce()
     {
         string endpoint;
         await using (ZmqServer probe = ZmqServer.Start()) endpoint = probe.Endpoint;
         await using ZmqServer s = ZmqServer.Start(endpoint);
-        await using IpyRpcClient client = await s.ConnectAsync();
+        await using IpyRpcClient client = await s.ConnectAsync(new IpyRpcClientOptions { Reconnect = null });
+        var disconnected = new TaskCompletionSource<DisconnectInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.Disconnected += info => disconnected.TrySetResult(info);
         await s.Host.DisposeAsync();
-        await Task.Delay(200); // the disconnect is noticed; nothing is in flight to fail
-        await Assert.ThrowsAsync<IpyRpcTimeoutException>(() => client.CallAsync<int>("add", [1, 2], new CallOptions { Timeout = TimeSpan.FromMilliseconds(300) }));
+        DisconnectInfo why = await disconnected.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(DisconnectReason.ServerStopping, why.Reason);
+        Assert.False(client.IsConnected);
+        var e = await Assert.ThrowsAsync<IpyRpcConnectionException>(() => client.CallAsync<int>("add", [1, 2], new CallOptions { Timeout = TimeSpan.FromSeconds(30) }).WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal(DisconnectReason.ServerStopping, e.Reason);
     }
 }

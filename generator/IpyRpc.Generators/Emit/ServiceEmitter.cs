@@ -168,19 +168,19 @@ internal static class ServiceEmitter
         w.Line($"/// <summary>Typed client for the IpyRpc functions of <see cref=\"{key.FullName}\"/>. Create it with <c>client.Proxy&lt;{name}&gt;()</c>.</summary>");
         w.Line(CodeWriter.GeneratedCode);
         w.Open($"{(key.IsPublic ? "public" : "internal")} sealed partial class {name} : {Names.Runtime}.IIpyRpcProxy<{name}>");
-        w.Line($"private readonly {Names.Runtime}.IpyRpcClient _client;");
+        w.Line($"private readonly {Names.Runtime}.IpyRpcPeer _client;");
         w.Line();
-        w.Line("/// <summary>Creates the proxy over a connected client.</summary>");
-        w.Line($"/// <param name=\"client\">The connection calls go through.</param>");
-        w.Line($"public {name}({Names.Runtime}.IpyRpcClient client) => _client = client;");
+        w.Line("/// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>");
+        w.Line($"/// <param name=\"peer\">The connection calls go through.</param>");
+        w.Line($"public {name}({Names.Runtime}.IpyRpcPeer peer) => _client = peer;");
         w.Line();
-        w.Line("/// <summary>Creates the proxy over a connected client.</summary>");
-        w.Line($"/// <param name=\"client\">The connection calls go through.</param>");
+        w.Line("/// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>");
+        w.Line($"/// <param name=\"peer\">The connection calls go through.</param>");
         w.Line($"/// <returns>The proxy.</returns>");
-        w.Line($"public static {name} Create({Names.Runtime}.IpyRpcClient client) => new(client);");
+        w.Line($"public static {name} Create({Names.Runtime}.IpyRpcPeer peer) => new(peer);");
         w.Line();
-        w.Line("/// <summary>The client this proxy calls through.</summary>");
-        w.Line($"public {Names.Runtime}.IpyRpcClient Client => _client;");
+        w.Line("/// <summary>The peer this proxy calls through.</summary>");
+        w.Line($"public {Names.Runtime}.IpyRpcPeer Peer => _client;");
 
         foreach (FunctionModel f in service.Functions)
         {

@@ -22,7 +22,8 @@ internal static unsafe partial class LibZmq
         CURVE_SERVER = 47, CURVE_PUBLICKEY = 48, CURVE_SECRETKEY = 49, CURVE_SERVERKEY = 50, ZAP_DOMAIN = 55;
     public const int IO_THREADS = 1, BLOCKY = 70;
     public const int EAGAIN = 11, EINTR = 4, EHOSTUNREACH = 113, ETERM = 156384765;
-    public const int EVENT_CONNECTED = 0x0001, EVENT_DISCONNECTED = 0x0200, EVENT_HANDSHAKE_FAILED_NO_DETAIL = 0x0800,
+    public const int SRCFD = 2;
+    public const int EVENT_CONNECTED = 0x0001, EVENT_ACCEPTED = 0x0020, EVENT_DISCONNECTED = 0x0200, EVENT_HANDSHAKE_FAILED_NO_DETAIL = 0x0800,
         EVENT_HANDSHAKE_SUCCEEDED = 0x1000, EVENT_HANDSHAKE_FAILED_PROTOCOL = 0x2000, EVENT_HANDSHAKE_FAILED_AUTH = 0x4000;
     public const string ZapEndpoint = "inproc://zeromq.zap.01";
 
@@ -91,6 +92,7 @@ internal static unsafe partial class LibZmq
     [LibraryImport(Library)] public static partial int zmq_poll(void* items, int count, long timeout);
     [LibraryImport(Library)] public static partial int zmq_errno();
     [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)] public static partial nint zmq_msg_gets(ZmqMessage* message, string property);
+    [LibraryImport(Library)] public static partial int zmq_msg_get(ZmqMessage* message, int property);
     [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)] public static partial int zmq_has(string capability);
     [LibraryImport(Library)] public static partial int zmq_curve_keypair(byte* publicKey, byte* secretKey);
     [LibraryImport(Library)] public static partial nint zmq_strerror(int errno);

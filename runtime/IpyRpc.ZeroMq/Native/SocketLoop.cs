@@ -25,7 +25,12 @@ internal sealed unsafe class SocketLoop : IDisposable
     private readonly object _wakeLock = new();
     private readonly ConcurrentQueue<ReadOnlyMemory<byte>[]> _outbound = new();
     private readonly Action<List<byte[]>, ProtocolException?, PeerInfo?> _receive;
-    private readonly Action<int>? _onEvent;
+    private readonly Action<int, int>? _onEvent;
+    private readonly bool _router;
+    // ROUTER only: messages for peers whose queue in libzmq is full (high-water mark), in order, so one
+    // slow peer never holds up the others. Touched by the I/O thread only; ParkedPeers is readable by all.
+    private readonly Dictionary<string, Queue<ReadOnlyMemory<byte>[]>> _parked = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, TaskCompletionSource> _unparked = new(StringComparer.Ordinal);
     private readonly long _maxMessageBytes;
     private readonly int _maxFrames;
     private readonly int _lingerMs;
@@ -38,16 +43,17 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// <param name="socketType">ROUTER or DEALER.</param>
     /// <param name="setup">Sets options and binds or connects the socket; runs on the calling thread so errors reach the caller.</param>
     /// <param name="receive">Gets each received message's frames (or the reason they were refused).</param>
-    /// <param name="onEvent">Gets socket monitor events (connected, disconnected), when given.</param>
+    /// <param name="onEvent">Gets socket monitor events (the event, and its value: a file descriptor for accepted and disconnected), when given.</param>
     /// <param name="maxMessageBytes">The largest message (all frames together) accepted.</param>
     /// <param name="maxFrames">The most frames a message may have.</param>
     /// <param name="lingerMs">How long unsent messages may delay shutdown.</param>
     /// <param name="authenticate">A ZAP handler (CURVE clients' keys), bound in this socket's context before <paramref name="setup"/> runs.</param>
     /// <param name="wantsPeer">Given a message's first frame, whether to read its peer's address and user id (for a new peer).</param>
-    public SocketLoop(string name, int socketType, Action<ZmqSocketHandle> setup, Action<List<byte[]>, ProtocolException?, PeerInfo?> receive, Action<int>? onEvent, long maxMessageBytes, int maxFrames, int lingerMs,
+    public SocketLoop(string name, int socketType, Action<ZmqSocketHandle> setup, Action<List<byte[]>, ProtocolException?, PeerInfo?> receive, Action<int, int>? onEvent, long maxMessageBytes, int maxFrames, int lingerMs,
         Func<ZapRequest, ZapReply>? authenticate = null, Func<byte[], bool>? wantsPeer = null)
     {
         LibZmq.EnsureLoaded();
+        _router = socketType == LibZmq.ROUTER;
         _receive = receive;
         _authenticate = authenticate;
         _wantsPeer = wantsPeer;
@@ -81,7 +87,7 @@ internal sealed unsafe class SocketLoop : IDisposable
             if (onEvent is not null)
             {
                 string monitor = $"inproc://ipyrpc-monitor-{Guid.NewGuid():N}";
-                Check(LibZmq.zmq_socket_monitor(_socket, monitor, LibZmq.EVENT_CONNECTED | LibZmq.EVENT_DISCONNECTED | LibZmq.EVENT_HANDSHAKE_SUCCEEDED
+                Check(LibZmq.zmq_socket_monitor(_socket, monitor, LibZmq.EVENT_CONNECTED | LibZmq.EVENT_ACCEPTED | LibZmq.EVENT_DISCONNECTED | LibZmq.EVENT_HANDSHAKE_SUCCEEDED
                     | LibZmq.EVENT_HANDSHAKE_FAILED_AUTH | LibZmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | LibZmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL), "monitor socket");
                 _monitor = Open(LibZmq.PAIR);
                 Check(LibZmq.zmq_connect(_monitor, monitor), "connect monitor");
@@ -124,6 +130,21 @@ internal sealed unsafe class SocketLoop : IDisposable
         Wake();
     }
 
+    /// <summary>
+    /// ROUTER: completes when messages to the peer <paramref name="peerKey"/> (its routing id, base64)
+    /// flow again, if libzmq's queue for it is full now; <see langword="null"/> when it is not.
+    /// </summary>
+    public Task? WhenPeerAccepts(string peerKey) => _unparked.TryGetValue(peerKey, out TaskCompletionSource? signal) ? signal.Task : null;
+
+    /// <summary>ROUTER: forgets the messages parked for a peer that is gone.</summary>
+    public void ForgetPeer(string peerKey)
+    {
+        _forget.Enqueue(peerKey);
+        Wake();
+    }
+
+    private readonly ConcurrentQueue<string> _forget = new();
+
     private void Wake()
     {
         // One signal at a time: the I/O thread clears the flag before draining the queue, so a
@@ -162,12 +183,12 @@ internal sealed unsafe class SocketLoop : IDisposable
                 if (windows)
                 {
                     for (int i = 0; i < count; i++) itemsWindows[i] = new ZmqPollItemWindows { Socket = sockets[i], Events = i == 0 ? mainEvents : LibZmq.POLLIN };
-                    rc = LibZmq.zmq_poll(itemsWindows, count, -1);
+                    rc = LibZmq.zmq_poll(itemsWindows, count, _parked.Count > 0 ? 2 : -1);
                 }
                 else
                 {
                     for (int i = 0; i < count; i++) items[i] = new ZmqPollItem { Socket = sockets[i], Events = i == 0 ? mainEvents : LibZmq.POLLIN };
-                    rc = LibZmq.zmq_poll(items, count, -1);
+                    rc = LibZmq.zmq_poll(items, count, _parked.Count > 0 ? 2 : -1); // parked peers are retried every 2 ms
                 }
 
                 if (rc < 0)
@@ -186,9 +207,23 @@ internal sealed unsafe class SocketLoop : IDisposable
                     Volatile.Write(ref _signalled, 0);
                 }
 
+                while (_forget.TryDequeue(out string? gone))
+                {
+                    if (_parked.Remove(gone)) Unpark(gone);
+                }
+
+                if (_parked.Count > 0) RetryParked();
+
                 // Send what is queued until the socket pushes back.
                 while (pending is not null || _outbound.TryDequeue(out pending))
                 {
+                    if (_router)
+                    {
+                        SendOrPark(pending); // a slow peer's message waits in that peer's own queue; the others go on
+                        pending = null;
+                        continue;
+                    }
+
                     if (!SendFrames(pending))
                     {
                         break; // would block: keep it, poll for POLLOUT
@@ -197,14 +232,15 @@ internal sealed unsafe class SocketLoop : IDisposable
                     pending = null;
                 }
 
-                if ((Returned(0) & LibZmq.POLLIN) != 0)
-                {
-                    ReceiveAvailable();
-                }
-
+                // Monitor events first: a peer's disconnect is seen before messages of whoever comes next.
                 if (monitorAt >= 0 && (Returned(monitorAt) & LibZmq.POLLIN) != 0)
                 {
                     ReceiveMonitorEvents();
+                }
+
+                if ((Returned(0) & LibZmq.POLLIN) != 0)
+                {
+                    ReceiveAvailable();
                 }
 
                 if (zapAt >= 0 && (Returned(zapAt) & LibZmq.POLLIN) != 0)
@@ -218,6 +254,49 @@ internal sealed unsafe class SocketLoop : IDisposable
             CloseAll();
             ZeroMqDiagnostics.Thread(-1);
         }
+    }
+
+    /// <summary>ROUTER: sends the message, or queues it behind earlier ones for the same peer that are parked, or parks it when libzmq's queue for the peer is full.</summary>
+    private void SendOrPark(ReadOnlyMemory<byte>[] frames)
+    {
+        if (_parked.Count > 0)
+        {
+            string key = Convert.ToBase64String(frames[0].Span);
+            if (_parked.TryGetValue(key, out Queue<ReadOnlyMemory<byte>[]>? waiting))
+            {
+                waiting.Enqueue(frames);
+                return;
+            }
+        }
+
+        if (SendFrames(frames)) return;
+        string peer = Convert.ToBase64String(frames[0].Span);
+        var queue = new Queue<ReadOnlyMemory<byte>[]>();
+        queue.Enqueue(frames);
+        _parked[peer] = queue;
+        _unparked.TryAdd(peer, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+    }
+
+    private void RetryParked()
+    {
+        List<string>? drained = null;
+        foreach ((string peer, Queue<ReadOnlyMemory<byte>[]> waiting) in _parked)
+        {
+            while (waiting.TryPeek(out ReadOnlyMemory<byte>[]? next) && SendFrames(next)) waiting.Dequeue();
+            if (waiting.Count == 0) (drained ??= []).Add(peer);
+        }
+
+        if (drained is null) return;
+        foreach (string peer in drained)
+        {
+            _parked.Remove(peer);
+            Unpark(peer);
+        }
+    }
+
+    private void Unpark(string peer)
+    {
+        if (_unparked.TryRemove(peer, out TaskCompletionSource? signal)) signal.TrySetResult();
     }
 
     private bool SendFrames(ReadOnlyMemory<byte>[] frames)
@@ -303,7 +382,8 @@ internal sealed unsafe class SocketLoop : IDisposable
                     if (readPeer)
                     {
                         // Metadata rides on the frames that came over the wire, not on the routing id the ROUTER made up.
-                        peer = new PeerInfo(Property(&message, "Peer-Address"), Property(&message, "User-Id"));
+                        int fd = LibZmq.zmq_msg_get(&message, LibZmq.SRCFD);
+                        peer = new PeerInfo(Property(&message, "Peer-Address"), Property(&message, "User-Id"), fd >= 0 ? fd : null);
                         readPeer = false;
                     }
                     else if (first && _wantsPeer?.Invoke(bytes) == true)
@@ -325,6 +405,8 @@ internal sealed unsafe class SocketLoop : IDisposable
                 }
             }
 
+            // A new peer: first hear of disconnects already reported, so a reused descriptor is not mistaken for the old peer.
+            if (peer is not null && _monitor is not null) ReceiveMonitorEvents();
             try
             {
                 _receive(frames, problem, peer);
@@ -408,6 +490,7 @@ internal sealed unsafe class SocketLoop : IDisposable
 
             // Frame 1: u16 event, u32 value. Frame 2: the endpoint.
             int evt = LibZmq.zmq_msg_size(&message) >= 2 ? *(ushort*)LibZmq.zmq_msg_data(&message) : 0;
+            int value = LibZmq.zmq_msg_size(&message) >= 6 ? System.Runtime.CompilerServices.Unsafe.ReadUnaligned<int>((byte*)LibZmq.zmq_msg_data(&message) + 2) : -1;
             bool more = LibZmq.zmq_msg_more(&message) != 0;
             LibZmq.zmq_msg_close(&message);
             while (more)
@@ -420,7 +503,7 @@ internal sealed unsafe class SocketLoop : IDisposable
 
             try
             {
-                _onEvent?.Invoke(evt);
+                _onEvent?.Invoke(evt, value);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
@@ -482,8 +565,8 @@ internal sealed unsafe class SocketLoop : IDisposable
     }
 }
 
-/// <summary>What libzmq tells of a message's peer: its address and, after CURVE with ZAP, the user id the handler gave it.</summary>
-internal sealed record PeerInfo(string? Address, string? UserId);
+/// <summary>What libzmq tells of a message's peer: its address, after CURVE with ZAP the user id the handler gave it, and the connection's file descriptor.</summary>
+internal sealed record PeerInfo(string? Address, string? UserId, int? Fd = null);
 
 /// <summary>A ZAP request about one client: where from, which mechanism, its credentials (for CURVE, its 32-byte public key).</summary>
 internal sealed record ZapRequest(string Address, string Mechanism, byte[] Credentials);

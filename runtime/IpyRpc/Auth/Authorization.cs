@@ -20,6 +20,8 @@ public enum AuthorizationPurpose
     Listing,
     /// <summary>A job of the function is being looked at, attached to or cancelled; there are no arguments.</summary>
     JobAccess,
+    /// <summary>A client subscribes to the event named <see cref="AuthorizationContext.Function"/>; there are no arguments.</summary>
+    Subscription,
 }
 
 /// <summary>What an authorizer is given: who calls, which function, with which arguments, and why it is asked.</summary>

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text.Json;
 using IpyRpc.Formatting;
 using IpyRpc.MessagePack;
+using IpyRpc.Protocol;
 
 namespace IpyRpc;
 
@@ -39,6 +40,20 @@ public sealed class IpyRpcArguments
         _entries.Add(new Entry<T>(name, value, formatter));
         return this;
     }
+
+    /// <summary>
+    /// Sends the call's progress reports to <paramref name="progress"/>: the function's
+    /// <see cref="IProgress{T}"/> parameter reports there, live, before the call returns. Generated
+    /// proxies call this for a function that takes an <see cref="IProgress{T}"/>.
+    /// </summary>
+    public IpyRpcArguments Progress<T>(IProgress<T>? progress, IpyRpcFormatter<T> formatter)
+    {
+        ProgressHandler = progress is null ? null : message => progress.Report(IpyRpcPeer.Decode(message, formatter, "progress"));
+        return this;
+    }
+
+    /// <summary>What a progress message of this call turns into, when the caller wants its progress.</summary>
+    internal Action<IpyRpcMessage>? ProgressHandler { get; private set; }
 
     /// <summary>Encodes the arguments in <paramref name="serialization"/>.</summary>
     public ReadOnlyMemory<byte> Encode(Serialization serialization)

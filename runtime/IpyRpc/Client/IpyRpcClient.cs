@@ -1,8 +1,3 @@
-using System.Collections.Concurrent;
-using System.Text;
-using System.Text.Json;
-using IpyRpc.Formatting;
-using IpyRpc.MessagePack;
 using IpyRpc.Protocol;
 using IpyRpc.Transports;
 
@@ -10,40 +5,74 @@ namespace IpyRpc;
 
 /// <summary>
 /// A connection to an IpyRpc server. On connect it learns every function with its docstrings
-/// (<see cref="Functions"/>, <see cref="Help(string)"/>); calls can be dynamic (<see cref="CallAsync{T}(string, object?[])"/>)
-/// or typed through a generated proxy (<see cref="Proxy{T}"/>). Remote output is written to the
+/// (<see cref="Functions"/>, <see cref="Help(string)"/>); calls can be dynamic (<see cref="IpyRpcPeer.CallAsync{T}(string, object?[])"/>)
+/// or typed through a generated proxy (<see cref="IpyRpcPeer.Proxy{T}"/>). Remote output is written to the
 /// local console as it arrives; remote exceptions are rethrown as <see cref="RemoteException"/>.
 /// Many calls may be in flight at once over one client.
 /// </summary>
-public sealed partial class IpyRpcClient : IAsyncDisposable
+/// <remarks>
+/// The connection works both ways: functions the client exports (<see cref="IpyRpcClientOptions.Exports"/>)
+/// can be called by the server, and the client receives the events it subscribes to
+/// (<see cref="SubscribeAsync{T}(IpyRpcEvent{T}, Action{T}, CancellationToken)"/>). When the connection
+/// ends, <see cref="Disconnected"/> says why; with <see cref="IpyRpcClientOptions.Reconnect"/> the client
+/// dials again by itself where the transport can.
+/// </remarks>
+public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
 {
-    private readonly IMessageChannel _channel;
-    private readonly ConcurrentDictionary<ulong, PendingCall> _pending = new();
-    private readonly CancellationTokenSource _closing = new();
+    private readonly Func<CancellationToken, ValueTask<IMessageChannel>>? _dial;
     private readonly Func<ValueTask>? _onDispose;
-    private Task _reader = Task.CompletedTask;
-    private long _nextId;
-    private Exception? _broken;
+    private readonly CancellationTokenSource _closing = new();
+    private readonly object _gate = new();
+    private readonly Lazy<IpyRpcServer> _exports;
+    private readonly EventHub _events;
+    private Link? _link;
+    private Task _reconnecting = Task.CompletedTask;
+    private Task _announcements = Task.CompletedTask;
     private IReadOnlyList<FunctionDescriptor> _functions = [];
+    private int _reconnectAttempt;
+    private int _disposed;
 
-    private IpyRpcClient(IMessageChannel channel, IpyRpcClientOptions options, Func<ValueTask>? onDispose)
+    private IpyRpcClient(IpyRpcClientOptions options, Func<CancellationToken, ValueTask<IMessageChannel>>? dial, Func<ValueTask>? onDispose)
     {
-        _channel = channel;
         Options = options;
+        _dial = dial;
         _onDispose = onDispose;
+        _exports = new Lazy<IpyRpcServer>(CreateExportsHost, LazyThreadSafetyMode.ExecutionAndPublication);
+        _events = new EventHub(this);
+        if (options.Exports.Count > 0) _ = _exports.Value; // registration errors surface at connect
     }
 
     /// <summary>The options the client was created with.</summary>
     public IpyRpcClientOptions Options { get; }
 
-    /// <summary>Every function the server has, with its signature and docs, as of connecting (or <see cref="RefreshAsync"/>).</summary>
+    /// <summary>Every function the server has, with its signature and docs, as of connecting (or <see cref="RefreshAsync(CancellationToken)"/>).</summary>
     public IReadOnlyList<FunctionDescriptor> Functions => _functions;
+
+    /// <summary>Every event the server publishes, with its payload type and docs, as of connecting.</summary>
+    public IReadOnlyList<EventDescriptor> Events { get; private set; } = [];
 
     /// <summary>The protocol version agreed with the server.</summary>
     public int ProtocolVersionInUse { get; private set; }
 
     /// <summary>What the server called itself in its hello.</summary>
     public string? ServerAgent { get; private set; }
+
+    /// <summary>Whether the connection is up now (false after it was lost, while reconnecting, and after dispose).</summary>
+    public bool IsConnected => _link is { Calls.Broken: null };
+
+    /// <summary>
+    /// Raised once each time the connection ends, with why: the server closed it or is stopping, it was
+    /// lost (the server's process died, the network went), heartbeats went unanswered, the server revoked
+    /// its credentials, or this client was disposed. Handlers run off the transport's threads, in order with
+    /// <see cref="Reconnecting"/> and <see cref="Reconnected"/>.
+    /// </summary>
+    public event Action<DisconnectInfo>? Disconnected;
+
+    /// <summary>Raised before each attempt to reconnect (with <see cref="IpyRpcClientOptions.Reconnect"/>).</summary>
+    public event Action<ReconnectAttempt>? Reconnecting;
+
+    /// <summary>Raised when the client has reconnected: hello, authentication, functions and subscriptions are done again.</summary>
+    public event Action? Reconnected;
 
     /// <summary>Connects over <paramref name="channel"/>: says hello, agrees a version and fetches the function list.</summary>
     public static Task<IpyRpcClient> ConnectAsync(IMessageChannel channel, IpyRpcClientOptions? options = null, CancellationToken cancellationToken = default)
@@ -62,6 +91,7 @@ public sealed partial class IpyRpcClient : IAsyncDisposable
         return ConnectAsync(client, options, async () =>
         {
             await client.DisposeAsync().ConfigureAwait(false);
+            await Task.WhenAny(serving, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false); // the server sees the goodbye, then the end
             stop.Cancel();
             await serving.ConfigureAwait(false);
             await serverEnd.DisposeAsync().ConfigureAwait(false);
@@ -72,28 +102,10 @@ public sealed partial class IpyRpcClient : IAsyncDisposable
     /// <summary>For transports: connects over a channel and runs <paramref name="onDispose"/> when the client is disposed.</summary>
     public static async Task<IpyRpcClient> ConnectAsync(IMessageChannel channel, IpyRpcClientOptions? options, Func<ValueTask>? onDispose, CancellationToken cancellationToken = default)
     {
-        var client = new IpyRpcClient(channel, options ?? new IpyRpcClientOptions(), onDispose);
-        if (channel is IPushMessageChannel push)
-        {
-            push.StartReceiving(client.Dispatch, e => client.Close(e is null ? new IpyRpcConnectionException("The connection was closed.") : new IpyRpcConnectionException("The connection failed: " + e.Message, e)));
-        }
-        else
-        {
-            client._reader = Task.Run(client.ReadLoopAsync, CancellationToken.None);
-        }
+        var client = new IpyRpcClient(options ?? new IpyRpcClientOptions(), null, onDispose);
         try
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(client.Options.ConnectTimeout);
-            byte[]? clientNonce = client.Options.SharedSecret is null ? null : SharedSecretProof.NewNonce();
-            IpyRpcMessage hello = await client.RequestAsync(new IpyRpcMessage { Kind = MessageKind.Hello, Versions = ProtocolVersion.Supported, Agent = "ipyrpc-dotnet-client/" + ProtocolVersion.Current, Nonce = clientNonce }, "hello", null, timeout.Token).ConfigureAwait(false);
-            client.ProtocolVersionInUse = hello.Versions is [int v, ..] ? v : ProtocolVersion.Current;
-            client.ServerAgent = hello.Agent;
-            if (hello.Auth?.Contains(SharedSecretProof.Scheme) == true)
-            {
-                await client.ProveSecretAsync(hello, clientNonce, timeout.Token).ConfigureAwait(false);
-            }
-            await client.RefreshAsync(timeout.Token).ConfigureAwait(false);
+            await client.OpenAsync(channel, cancellationToken).ConfigureAwait(false);
             return client;
         }
         catch
@@ -103,8 +115,73 @@ public sealed partial class IpyRpcClient : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// For transports that can dial again: connects over the channel <paramref name="dial"/> makes, and
+    /// with <see cref="IpyRpcClientOptions.Reconnect"/> dials again after the connection is lost.
+    /// </summary>
+    public static async Task<IpyRpcClient> ConnectAsync(Func<CancellationToken, ValueTask<IMessageChannel>> dial, IpyRpcClientOptions? options, Func<ValueTask>? onDispose = null, CancellationToken cancellationToken = default)
+    {
+        var client = new IpyRpcClient(options ?? new IpyRpcClientOptions(), dial, onDispose);
+        try
+        {
+            IMessageChannel channel = await dial(cancellationToken).ConfigureAwait(false);
+            await client.OpenAsync(channel, cancellationToken).ConfigureAwait(false);
+            return client;
+        }
+        catch
+        {
+            await client.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Opens a link over <paramref name="channel"/>: hello, authentication, the function list, the subscriptions; then it becomes the client's link.</summary>
+    private async Task OpenAsync(IMessageChannel channel, CancellationToken cancellationToken)
+    {
+        var link = new Link(this, channel);
+        lock (_gate)
+        {
+            if (_disposed == 1)
+            {
+                _ = channel.DisposeAsync().AsTask();
+                throw new IpyRpcConnectionException("The client was disposed.");
+            }
+
+            _link = link; // messages from the server find their link from the first one on
+        }
+
+        link.Start();
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closing.Token);
+            timeout.CancelAfter(Options.ConnectTimeout);
+            byte[]? clientNonce = Options.SharedSecret is null ? null : SharedSecretProof.NewNonce();
+            IpyRpcMessage hello = await link.RequestAsync(new IpyRpcMessage { Kind = MessageKind.Hello, Versions = ProtocolVersion.Supported, Agent = "ipyrpc-dotnet-client/" + ProtocolVersion.Current, Nonce = clientNonce }, "hello", timeout.Token).ConfigureAwait(false);
+            ProtocolVersionInUse = hello.Versions is [int v, ..] ? v : ProtocolVersion.Current;
+            ServerAgent = hello.Agent;
+            if (hello.Auth?.Contains(SharedSecretProof.Scheme) == true)
+            {
+                await ProveSecretAsync(link, hello, clientNonce, timeout.Token).ConfigureAwait(false);
+            }
+
+            await RefreshAsync(link, timeout.Token).ConfigureAwait(false);
+            await _events.ResubscribeAsync((pattern, token) => SubscribeOnServerAsync(link, pattern, token), timeout.Token).ConfigureAwait(false);
+            link.StartHeartbeat();
+        }
+        catch (Exception e)
+        {
+            End(link, new DisconnectInfo(DisconnectReason.ConnectionLost, "Connecting failed: " + e.Message, e), announce: false);
+            if (e is OperationCanceledException && !cancellationToken.IsCancellationRequested && !_closing.IsCancellationRequested)
+            {
+                throw new IpyRpcTimeoutException(new RemoteError { Code = ErrorCodes.Timeout, Message = $"The server did not complete the connection within {Options.ConnectTimeout}." }, "connect");
+            }
+
+            throw;
+        }
+    }
+
     /// <summary>Answers the server's shared-secret challenge, after checking the server's own proof.</summary>
-    private async Task ProveSecretAsync(IpyRpcMessage hello, byte[]? clientNonce, CancellationToken cancellationToken)
+    private async Task ProveSecretAsync(Link link, IpyRpcMessage hello, byte[]? clientNonce, CancellationToken cancellationToken)
     {
         static IpyRpcUnauthorizedException Refused(string message) => new(new RemoteError { Code = ErrorCodes.Unauthorized, Message = message }, "connect");
         if (Options.SharedSecret is not { } secret || clientNonce is null)
@@ -125,14 +202,19 @@ public sealed partial class IpyRpcClient : IAsyncDisposable
             ["proof"] = SharedSecretProof.Client(key, serverNonce.Span, clientNonce),
             ["name"] = Options.ClientName,
         };
-        await RequestAsync(new IpyRpcMessage { Kind = MessageKind.Auth, Parts = [Jobs.JobCodec.Encode(proof, Serialization.MessagePack)] }, "auth", null, cancellationToken).ConfigureAwait(false);
+        await link.RequestAsync(new IpyRpcMessage { Kind = MessageKind.Auth, Parts = [Jobs.JobCodec.Encode(proof, Serialization.MessagePack)] }, "auth", cancellationToken).ConfigureAwait(false);
+        link.Server.Authenticate(new System.Security.Claims.ClaimsPrincipal(new System.Security.Claims.ClaimsIdentity(
+            [new System.Security.Claims.Claim(System.Security.Claims.ClaimTypes.Name, ServerAgent ?? "server")], "ipyrpc-secret")));
     }
 
-    /// <summary>Fetches the function list again (after the server registered more).</summary>
-    public async Task RefreshAsync(CancellationToken cancellationToken = default)
+    /// <summary>Fetches the function and event lists again (after the server registered more).</summary>
+    public Task RefreshAsync(CancellationToken cancellationToken = default) => RefreshAsync(CurrentClientLink(), cancellationToken);
+
+    private async Task RefreshAsync(Link link, CancellationToken cancellationToken)
     {
-        IpyRpcMessage reply = await RequestAsync(new IpyRpcMessage { Kind = MessageKind.Describe, Serialization = Options.Serialization }, "describe", null, cancellationToken).ConfigureAwait(false);
+        IpyRpcMessage reply = await link.RequestAsync(new IpyRpcMessage { Kind = MessageKind.Describe, Serialization = Options.Serialization }, "describe", cancellationToken).ConfigureAwait(false);
         _functions = DescriptorCodec.Decode(reply.Body.Span, reply.Serialization);
+        Events = reply.Parts.Count > 1 ? DescriptorCodec.DecodeEvents(reply.Parts[1].Span, reply.Serialization) : [];
     }
 
     /// <summary>The descriptor of <paramref name="function"/>.</summary>
@@ -146,280 +228,374 @@ public sealed partial class IpyRpcClient : IAsyncDisposable
     /// <summary>Readable help for every function.</summary>
     public string Help() => string.Join(Environment.NewLine, _functions.Select(f => f.Help()));
 
-    /// <summary>Creates a generated typed proxy over this client.</summary>
-    public T Proxy<T>() where T : IIpyRpcProxy<T> => T.Create(this);
-
-    /// <summary>Calls <paramref name="function"/> with positional arguments; the result is converted to <typeparamref name="T"/>.</summary>
-    public Task<T> CallAsync<T>(string function, params object?[] args) => CallAsync<T>(function, args, null, CancellationToken.None);
-
-    /// <summary>Calls <paramref name="function"/> with positional arguments, options and cancellation.</summary>
-    public Task<T> CallAsync<T>(string function, object?[] args, CallOptions? options, CancellationToken cancellationToken = default)
+    /// <summary>Exports more functions for the server to call (as <see cref="IpyRpcClientOptions.Exports"/>).</summary>
+    public IpyRpcClient Register(object exports)
     {
-        var arguments = new IpyRpcArguments();
-        foreach (object? a in args) arguments.Add(a, Formatters.Object);
-        return InvokeAsync(function, arguments, FormatterRegistry.Get<T>(), options, cancellationToken);
+        _exports.Value.Registry.Register(exports);
+        return this;
     }
 
-    /// <summary>Calls <paramref name="function"/> and returns its result as plain data (numbers, strings, arrays, dictionaries).</summary>
-    public Task<object?> CallAsync(string function, params object?[] args) => CallAsync<object?>(function, args, null, CancellationToken.None);
+    /// <summary>The functions this client exports, with their docs.</summary>
+    public IReadOnlyList<FunctionDescriptor> Exports => _exports.IsValueCreated ? _exports.Value.Functions : [];
 
-    /// <summary>Calls <paramref name="function"/> with named arguments.</summary>
-    public Task<T> CallNamedAsync<T>(string function, IReadOnlyDictionary<string, object?> args, CallOptions? options = null, CancellationToken cancellationToken = default)
+    private IpyRpcServer CreateExportsHost()
     {
-        var arguments = new IpyRpcArguments();
-        foreach (KeyValuePair<string, object?> a in args) arguments.Add(a.Key, a.Value, Formatters.Object);
-        return InvokeAsync(function, arguments, FormatterRegistry.Get<T>(), options, cancellationToken);
+        var host = new IpyRpcServer(new IpyRpcServerOptions
+        {
+            Concurrency = Math.Max(1, Options.ExportConcurrency),
+            MaxCallsInFlightPerConnection = Math.Max(8, Options.ExportConcurrency * 4),
+            Agent = "ipyrpc-dotnet-client/" + ProtocolVersion.Current,
+        });
+        if (Options.ExportsConfig is { } config) host.Config(config);
+        foreach (object export in Options.Exports) host.Registry.Register(export);
+        return host;
     }
 
-    /// <summary>Calls a function whose result is nil (a <see langword="void"/> method).</summary>
-    public async Task InvokeAsync(string function, IpyRpcArguments arguments, CallOptions? options = null, CancellationToken cancellationToken = default)
-        => await InvokeAsync(function, arguments, Formatters.Object, options, cancellationToken).ConfigureAwait(false);
+    private protected override PeerLink CurrentLink() => CurrentClientLink().Calls;
 
-    /// <summary>Calls a function with typed arguments and a typed result. Generated proxies use this.</summary>
-    public async Task<TResult> InvokeAsync<TResult>(string function, IpyRpcArguments arguments, IpyRpcFormatter<TResult> result, CallOptions? options = null, CancellationToken cancellationToken = default)
+    private Link CurrentClientLink()
     {
-        Serialization serialization = options?.Serialization ?? Options.Serialization;
-        TimeSpan? timeout = options?.Timeout ?? Options.DefaultTimeout;
-        var call = new IpyRpcMessage
+        Link? link = _link;
+        if (link is null || Volatile.Read(ref _disposed) == 1)
         {
-            Kind = MessageKind.Call,
-            Function = function,
-            Serialization = serialization,
-            TimeoutMs = timeout is { } t ? (long)Math.Ceiling(t.TotalMilliseconds) : null,
-            Parts = [arguments.Encode(serialization)],
-        };
+            throw new IpyRpcConnectionException("The client was disposed.") { Reason = DisconnectReason.Disposed };
+        }
 
-        IpyRpcMessage reply = await RequestAsync(call, function, options?.Output ?? Options.Output ?? WriteToConsole, cancellationToken, timeout).ConfigureAwait(false);
-        return Decode(reply, result, function);
+        if (link.Calls.Broken is { } broken && !_reconnecting.IsCompleted)
+        {
+            throw new IpyRpcConnectionException($"The connection to the server was lost ({broken.Message}); reconnecting (attempt {Volatile.Read(ref _reconnectAttempt)}).", broken);
+        }
+
+        return link; // a broken link throws its reason on use
     }
 
-    internal static T Decode<T>(IpyRpcMessage reply, IpyRpcFormatter<T> formatter, string function)
+    private protected override Serialization DefaultSerialization => Options.Serialization;
+
+    private protected override TimeSpan? DefaultTimeout => Options.DefaultTimeout;
+
+    private protected override Action<OutputStream, string>? DefaultOutput => Options.Output;
+
+    /// <summary>Routes one message from the server. With a push channel this runs on the transport's receiving thread: it must not block.</summary>
+    private void OnMessage(Link link, IpyRpcMessage message)
     {
-        try
-        {
-            if (reply.Serialization == Serialization.Json)
-            {
-                var reader = new Utf8JsonReader(reply.Body.Span, new JsonReaderOptions { MaxDepth = 128 });
-                Formatting.Json.JsonRead.Next(ref reader);
-                return formatter.Read(ref reader);
-            }
-
-            var r = new MessagePackReader(reply.Body.Span) { MaxDepth = 128 };
-            return formatter.Read(ref r);
-        }
-        catch (Exception e) when (e is IpyRpcSerializationException or JsonException)
-        {
-            throw new IpyRpcException(new RemoteError
-            {
-                Code = ErrorCodes.BadMessage,
-                Message = $"The result could not be read as {TypeNames.Display(typeof(T))}: {e.Message}",
-            }, function, e);
-        }
-    }
-
-    private Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, Action<OutputStream, string>? output, CancellationToken cancellationToken, TimeSpan? timeout = null)
-        => RequestAsync(message, what, new PendingCall(output), cancellationToken, timeout);
-
-    /// <summary>Sends a request and waits for its result (its error is thrown as the matching <see cref="IpyRpcException"/>).</summary>
-    internal Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, Action<IpyRpcMessage>? output, CancellationToken cancellationToken)
-        => RequestAsync(message, what, new PendingCall(null, output), cancellationToken, null);
-
-    private async Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, PendingCall pending, CancellationToken cancellationToken, TimeSpan? timeout)
-    {
-        if (_broken is not null)
-        {
-            throw new IpyRpcConnectionException("The connection to the server is closed: " + _broken.Message, _broken);
-        }
-
-        ulong id = (ulong)Interlocked.Increment(ref _nextId);
-        _pending[id] = pending;
-        IpyRpcMessage withId = message with { Id = id };
-
-        using var deadline = timeout is { } t ? new CancellationTokenSource(t) : null;
-        using CancellationTokenRegistration onCancel = cancellationToken.Register(static s => ((PendingCall)s!).Result.TrySetCanceled(), pending);
-        using CancellationTokenRegistration onDeadline = deadline?.Token.Register(static s => ((PendingCall)s!).TimedOut(), pending) ?? default;
-        try
-        {
-            await _channel.SendAsync(withId, cancellationToken).ConfigureAwait(false);
-            IpyRpcMessage reply = await pending.Result.Task.ConfigureAwait(false);
-            if (reply.Kind == MessageKind.Error)
-            {
-                throw IpyRpcException.FromRemote(RemoteError.Decode(reply.Body.Span, reply.Serialization), message.Function ?? what);
-            }
-
-            return reply;
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested || pending.IsTimedOut)
-        {
-            if (message.Kind is MessageKind.Call or MessageKind.Attach)
-            {
-                // Tell the server, so the function's CancellationToken fires and the job stops (or, for an attach, it stops following).
-                _ = SendQuietlyAsync(new IpyRpcMessage { Kind = MessageKind.Cancel, Id = id });
-            }
-
-            if (pending.IsTimedOut && !cancellationToken.IsCancellationRequested)
-            {
-                throw new IpyRpcTimeoutException(new RemoteError { Code = ErrorCodes.Timeout, Message = $"No reply within {timeout}." }, message.Function ?? what);
-            }
-
-            throw;
-        }
-        finally
-        {
-            _pending.TryRemove(id, out _);
-        }
-    }
-
-    private async Task SendQuietlyAsync(IpyRpcMessage message)
-    {
-        try
-        {
-            await _channel.SendAsync(message).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IpyRpcConnectionException or ObjectDisposedException or IOException or OperationCanceledException)
-        {
-        }
-    }
-
-    private async Task ReadLoopAsync()
-    {
-        Exception reason = new IpyRpcConnectionException("The server closed the connection.");
-        try
-        {
-            while (true)
-            {
-                IpyRpcMessage? message;
-                try
-                {
-                    message = await _channel.ReceiveAsync(_closing.Token).ConfigureAwait(false);
-                }
-                catch (ProtocolException e)
-                {
-                    if (e.Id != 0 && _pending.TryGetValue(e.Id, out PendingCall? failed))
-                    {
-                        failed.Result.TrySetException(IpyRpcException.FromRemote(new RemoteError { Code = e.Code, Message = e.Message }, null));
-                    }
-
-                    continue;
-                }
-
-                if (message is null)
-                {
-                    break;
-                }
-
-                Dispatch(message);
-            }
-        }
-        catch (OperationCanceledException) when (_closing.IsCancellationRequested)
-        {
-            reason = new IpyRpcConnectionException("The client was disposed.");
-        }
-        catch (Exception e)
-        {
-            reason = new IpyRpcConnectionException("The connection failed: " + e.Message, e);
-        }
-
-        Close(reason);
-    }
-
-    private void Close(Exception reason)
-    {
-        _broken ??= reason;
-        foreach (PendingCall p in _pending.Values)
-        {
-            p.Result.TrySetException(reason);
-        }
-    }
-
-    // With a push channel this runs on the transport's receiving thread: output handlers should be quick.
-    private void Dispatch(IpyRpcMessage message)
-    {
+        link.Heard();
         switch (message.Kind)
         {
-            case MessageKind.Output:
-                if (_pending.TryGetValue(message.Id, out PendingCall? call))
-                {
-                    try
-                    {
-                        if (call.RawOutput is { } raw) raw(message);
-                        else call.Output?.Invoke(message.Stream, Encoding.UTF8.GetString(message.Body.Span));
-                    }
-                    catch (Exception e) when (e is not OutOfMemoryException)
-                    {
-                        // A failing output handler must not take the connection down.
-                    }
-                }
-
-                break;
             case MessageKind.Result:
             case MessageKind.Error:
             case MessageKind.Hello:
             case MessageKind.Pong:
-                if (_pending.TryGetValue(message.Id, out PendingCall? done))
-                {
-                    done.Result.TrySetResult(message);
-                }
-
+            case MessageKind.Output:
+            case MessageKind.Items:
+            case MessageKind.Progress:
+                link.Calls.Dispatch(message);
                 break;
             case MessageKind.Call:
-                // The protocol lets servers call clients; this client exports nothing yet.
-                _ = SendQuietlyAsync(new IpyRpcMessage
-                {
-                    Kind = MessageKind.Error,
-                    Id = message.Id,
-                    Parts = [new RemoteError { Code = ErrorCodes.UnknownFunction, Message = $"This client exports no functions (asked for '{message.Function}')." }.Encode(Serialization.MessagePack)],
-                });
+            case MessageKind.Submit:
+            case MessageKind.Attach:
+            case MessageKind.Status:
+            case MessageKind.List:
+            case MessageKind.Cancel:
+            case MessageKind.Describe:
+            case MessageKind.Credit:
+            case MessageKind.Ping:
+                // The server calls this client: the exported functions run as jobs here, as a server's do.
+                ValueTask handled = link.Exports().HandleAsync(message);
+                if (!handled.IsCompletedSuccessfully) _ = handled.AsTask();
+                break;
+            case MessageKind.Event:
+                _events.Deliver(message);
+                break;
+            case MessageKind.Close:
+                End(link, DisconnectInfo.FromMessage(message, "The server"));
                 break;
         }
     }
 
-    /// <summary>Writes remote output to this process's console.</summary>
-    public static void WriteToConsole(OutputStream stream, string text)
+    /// <summary>
+    /// Ends a link, once: its calls fail, calls from the server running here are cancelled, the channel
+    /// closes. When it was the client's link, <see cref="Disconnected"/> is raised and, where allowed, reconnecting starts.
+    /// </summary>
+    private void End(Link link, DisconnectInfo info, bool announce = true)
     {
-        TextWriter writer = stream == OutputStream.Stderr ? Console.Error : Console.Out;
-        writer.Write(text);
-        writer.Flush();
+        if (!link.TryEnd(info)) return;
+        bool reconnect;
+        lock (_gate)
+        {
+            bool current = _link == link;
+            announce &= current;
+            reconnect = current && announce && _dial is not null && Options.Reconnect is not null && _disposed == 0
+                && info.Reason is DisconnectReason.ConnectionLost or DisconnectReason.HeartbeatLost or DisconnectReason.ServerStopping or DisconnectReason.Closed;
+            if (reconnect) _reconnecting = ReconnectAsync();
+        }
+
+        if (announce) Announce(() => Disconnected?.Invoke(info));
     }
 
-    /// <summary>Closes the connection. Calls still in flight fail with <see cref="IpyRpcConnectionException"/>.</summary>
+    private async Task ReconnectAsync()
+    {
+        await Task.Yield();
+        ReconnectOptions policy = Options.Reconnect!;
+        TimeSpan delay = policy.FirstDelay;
+        Exception? last = null;
+        for (int attempt = 1; policy.MaxAttempts is not { } max || attempt <= max; attempt++)
+        {
+            try
+            {
+                await Task.Delay(delay, _closing.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            Volatile.Write(ref _reconnectAttempt, attempt);
+            var report = new ReconnectAttempt(attempt, last);
+            Announce(() => Reconnecting?.Invoke(report));
+            try
+            {
+                IMessageChannel channel = await _dial!(_closing.Token).ConfigureAwait(false);
+                await OpenAsync(channel, _closing.Token).ConfigureAwait(false);
+                Announce(() => Reconnected?.Invoke());
+                return;
+            }
+            catch (OperationCanceledException) when (_closing.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (IpyRpcUnauthorizedException e)
+            {
+                // Credentials that the server refuses now will not do better on the next attempt.
+                Announce(() => Disconnected?.Invoke(new DisconnectInfo(DisconnectReason.Unauthorized, "Reconnecting was refused: " + e.Message, e)));
+                return;
+            }
+            catch (Exception e)
+            {
+                last = e;
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, policy.MaxDelay.Ticks));
+            }
+        }
+    }
+
+    /// <summary>Runs the client's events one after another, off the transport's threads.</summary>
+    private void Announce(Action action)
+    {
+        lock (_gate)
+        {
+            _announcements = _announcements.ContinueWith(_ =>
+            {
+                try
+                {
+                    action();
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    // A handler's failure is the handler's business.
+                }
+            }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>Closes the connection (telling the server so). Calls still in flight fail with <see cref="IpyRpcConnectionException"/>.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (_closing.IsCancellationRequested) return;
+        Link? link;
+        lock (_gate)
+        {
+            if (_disposed == 1) return;
+            _disposed = 1;
+            link = _link;
+        }
+
         _closing.Cancel();
-        await _channel.DisposeAsync().ConfigureAwait(false);
+        if (link is not null)
+        {
+            if (link.Calls.Broken is null)
+            {
+                await link.Calls.SendQuietlyAsync(new DisconnectInfo(DisconnectReason.Closed, "The client closed the connection.").ToMessage()).ConfigureAwait(false);
+            }
+
+            End(link, new DisconnectInfo(DisconnectReason.Disposed, "The client was disposed."));
+            await link.Finished.ConfigureAwait(false);
+        }
+
         try
         {
-            await _reader.ConfigureAwait(false);
+            await _reconnecting.ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (Exception e) when (e is OperationCanceledException or IpyRpcException)
         {
         }
 
-        if (_onDispose is not null)
-        {
-            await _onDispose().ConfigureAwait(false);
-        }
-
+        await _events.DisposeAsync().ConfigureAwait(false);
+        if (_exports.IsValueCreated) await _exports.Value.DisposeAsync().ConfigureAwait(false);
+        if (_onDispose is not null) await _onDispose().ConfigureAwait(false);
+        Task announcements;
+        lock (_gate) announcements = _announcements;
+        await announcements.ConfigureAwait(false);
         _closing.Dispose();
     }
 
-    private sealed class PendingCall(Action<OutputStream, string>? output, Action<IpyRpcMessage>? rawOutput = null)
+    /// <summary>
+    /// One live connection to the server: its channel, the calls this client makes over it, the
+    /// session that runs the server's calls to this client, and its heartbeat.
+    /// </summary>
+    private sealed class Link
     {
-        private int _timedOut;
+        private readonly IpyRpcClient _client;
+        private readonly CancellationTokenSource _stop = new();
+        private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private ServerSession? _exports;
+        private Timer? _heartbeat;
+        private Task _reader = Task.CompletedTask;
+        private long _lastHeard = Environment.TickCount64;
+        private int _ended;
 
-        public TaskCompletionSource<IpyRpcMessage> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public Action<OutputStream, string>? Output { get; } = output;
-
-        public Action<IpyRpcMessage>? RawOutput { get; } = rawOutput;
-
-        public bool IsTimedOut => Volatile.Read(ref _timedOut) == 1;
-
-        public void TimedOut()
+        public Link(IpyRpcClient client, IMessageChannel channel)
         {
-            Volatile.Write(ref _timedOut, 1);
-            Result.TrySetCanceled();
+            _client = client;
+            Channel = channel;
+            Calls = new PeerLink(channel.SendAsync, "the server");
+            Server = new IpyRpcConnection(channel.GetType().Name, null);
+            Server.Attach(Calls, null);
+        }
+
+        public IMessageChannel Channel { get; }
+
+        /// <summary>The calls this client makes to the server.</summary>
+        public PeerLink Calls { get; }
+
+        /// <summary>The server, as the client's exported functions see it (they can call it back through it).</summary>
+        public IpyRpcConnection Server { get; }
+
+        /// <summary>Completes once the link has ended and its channel and session are closed.</summary>
+        public Task Finished => _finished.Task;
+
+        public void Start()
+        {
+            if (Channel is IPushMessageChannel push)
+            {
+                push.StartReceiving(m => _client.OnMessage(this, m), e => _client.End(this, e is null
+                    ? new DisconnectInfo(DisconnectReason.ConnectionLost, "The server closed the connection.")
+                    : new DisconnectInfo(DisconnectReason.ConnectionLost, "The connection failed: " + e.Message, e)));
+            }
+            else
+            {
+                _reader = Task.Run(ReadLoopAsync, CancellationToken.None);
+            }
+        }
+
+        public Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, CancellationToken cancellationToken)
+            => Calls.RequestAsync(message, what, new PendingRequest(), cancellationToken, null);
+
+        private async Task ReadLoopAsync()
+        {
+            DisconnectInfo info = new(DisconnectReason.ConnectionLost, "The server closed the connection.");
+            try
+            {
+                while (true)
+                {
+                    IpyRpcMessage? message;
+                    try
+                    {
+                        message = await Channel.ReceiveAsync(_stop.Token).ConfigureAwait(false);
+                    }
+                    catch (ProtocolException e)
+                    {
+                        // An unreadable reply fails the call it names, if any; the connection goes on.
+                        if (e.Id != 0)
+                        {
+                            Calls.Dispatch(new IpyRpcMessage { Kind = MessageKind.Error, Id = e.Id, Parts = [new RemoteError { Code = e.Code, Message = e.Message }.Encode(Serialization.MessagePack)] });
+                        }
+
+                        continue;
+                    }
+
+                    if (message is null) break;
+                    _client.OnMessage(this, message);
+                }
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                return; // ended by someone else, who said why
+            }
+            catch (Exception e)
+            {
+                info = new DisconnectInfo(DisconnectReason.ConnectionLost, "The connection failed: " + e.Message, e);
+            }
+
+            _client.End(this, info);
+        }
+
+        /// <summary>Notes that the server was heard from (any message counts).</summary>
+        public void Heard() => Volatile.Write(ref _lastHeard, Environment.TickCount64);
+
+        public void StartHeartbeat()
+        {
+            if (_client.Options.HeartbeatInterval is not { } every || !Channel.NeedsHeartbeat || Volatile.Read(ref _ended) == 1) return;
+            TimeSpan period = TimeSpan.FromMilliseconds(Math.Max(10, Math.Min(every.TotalMilliseconds, _client.Options.HeartbeatTimeout.TotalMilliseconds / 3)));
+            _heartbeat = new Timer(static s => ((Link)s!).Beat(), this, period, period);
+        }
+
+        private void Beat()
+        {
+            long quiet = Environment.TickCount64 - Volatile.Read(ref _lastHeard);
+            if (quiet >= _client.Options.HeartbeatTimeout.TotalMilliseconds)
+            {
+                _client.End(this, new DisconnectInfo(DisconnectReason.HeartbeatLost, $"The server did not answer for {quiet / 1000.0:0.#} s (heartbeat timeout {_client.Options.HeartbeatTimeout.TotalSeconds:0.#} s)."));
+            }
+            else if (quiet >= _client.Options.HeartbeatInterval!.Value.TotalMilliseconds)
+            {
+                _ = Calls.SendQuietlyAsync(new IpyRpcMessage { Kind = MessageKind.Ping, Id = Calls.NextId() });
+            }
+        }
+
+        /// <summary>The session that runs the server's calls to this client (made at the first such call).</summary>
+        public ServerSession Exports()
+        {
+            if (_exports is { } made) return made;
+            lock (this)
+            {
+                return _exports ??= _client._exports.Value.CreateSession(Channel.SendAsync, Server, duplex: false, callsBack: Calls);
+            }
+        }
+
+        /// <summary>Marks the link ended (true the first time) and closes what it holds in the background.</summary>
+        public bool TryEnd(DisconnectInfo info)
+        {
+            if (Interlocked.Exchange(ref _ended, 1) == 1) return false;
+            Calls.Close(info.ToException("the server"));
+            _heartbeat?.Dispose();
+            _ = ShutDownAsync(info);
+            return true;
+        }
+
+        private async Task ShutDownAsync(DisconnectInfo info)
+        {
+            await Task.Yield(); // off the transport's thread: closing a channel may wait for that thread
+            try
+            {
+                ServerSession? exports;
+                lock (this) exports = _exports;
+                if (exports is not null) await exports.CloseAsync(info, notifyPeer: false).ConfigureAwait(false);
+                _stop.Cancel();
+                await Channel.DisposeAsync().ConfigureAwait(false);
+                try
+                {
+                    await _reader.ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // Closing what is already broken may fail; the link is over either way.
+            }
+            finally
+            {
+                _finished.TrySetResult();
+            }
         }
     }
 }

@@ -32,7 +32,65 @@ public sealed record IpyRpcClientOptions
 
     /// <summary>The name this client goes by on a server with a shared secret (its principal's name there). Default: <c>ipyrpc-secret</c>.</summary>
     public string? ClientName { get; init; }
+
+    /// <summary>
+    /// Functions this client exports for the server to call back, as <see cref="IpyRpcServer.Register(Type)"/>
+    /// takes them: types with <c>[IpyRpcExport]</c> methods (static, or instance methods on a new instance),
+    /// service instances, or <see cref="IpyRpcFunction"/>s. More can be added later with <see cref="IpyRpcClient.Register(object)"/>.
+    /// </summary>
+    public IReadOnlyList<object> Exports { get; init; } = [];
+
+    /// <summary>Glob config for the exported functions (timeouts, output, authorizers), as <see cref="IpyRpcServer.Config"/> takes it.</summary>
+    public GlobConfig? ExportsConfig { get; init; }
+
+    /// <summary>How many calls from the server may run in this client at once.</summary>
+    public int ExportConcurrency { get; init; } = 16;
+
+    /// <summary>
+    /// How long the connection may stay quiet before the client pings the server to make sure it is
+    /// still there. <see langword="null"/>: never (then a server that vanishes without closing the
+    /// connection is noticed only by the transport). Not used in process.
+    /// </summary>
+    public TimeSpan? HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long without hearing anything from the server before the connection counts as lost (<see cref="DisconnectReason.HeartbeatLost"/>).</summary>
+    public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// Reconnects after the connection is lost, where the transport can dial again (ZeroMQ, HTTP with
+    /// WebSockets): hello, authentication, the function list and event subscriptions are all done again,
+    /// and <see cref="IpyRpcClient.Reconnected"/> is raised. Calls in flight when the connection was lost
+    /// fail, and calls made while it is down fail at once (a job submitted with <c>SubmitAsync</c> can be
+    /// attached again). On by default (retrying until disposed); <see langword="null"/> turns it off.
+    /// The client does not reconnect after the server closed the connection on purpose or refused its credentials.
+    /// </summary>
+    public ReconnectOptions? Reconnect { get; init; } = new();
+
+    /// <summary>
+    /// How many events each subscription holds for a handler that has not taken them yet. When it is
+    /// full the oldest is dropped (and counted in <see cref="IpyRpcSubscription.Dropped"/>), so a slow
+    /// handler never holds up the connection.
+    /// </summary>
+    public int EventBufferSize { get; init; } = 1024;
 }
+
+/// <summary>How a client reconnects after losing its connection.</summary>
+public sealed record ReconnectOptions
+{
+    /// <summary>The wait before the first attempt; it doubles after each failure, up to <see cref="MaxDelay"/>.</summary>
+    public TimeSpan FirstDelay { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>The longest wait between attempts.</summary>
+    public TimeSpan MaxDelay { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How many attempts before giving up (the client then stays closed); <see langword="null"/>: keep trying until disposed.</summary>
+    public int? MaxAttempts { get; init; }
+}
+
+/// <summary>One attempt to reconnect, as <see cref="IpyRpcClient.Reconnecting"/> reports it.</summary>
+/// <param name="Attempt">1 for the first attempt.</param>
+/// <param name="LastError">Why the previous attempt failed (<see langword="null"/> before the first).</param>
+public sealed record ReconnectAttempt(int Attempt, Exception? LastError);
 
 /// <summary>Options of one call.</summary>
 public sealed record CallOptions
@@ -45,12 +103,18 @@ public sealed record CallOptions
 
     /// <summary>The serialization of this call's arguments, instead of the client's.</summary>
     public Serialization? Serialization { get; init; }
+
+    /// <summary>
+    /// For a streaming call: how many items the callee may send before this caller has taken them
+    /// (flow control). Default <see cref="IpyRpcPeer.DefaultStreamWindow"/>.
+    /// </summary>
+    public int? StreamWindow { get; init; }
 }
 
 /// <summary>A generated typed proxy: a class with one method per remote function.</summary>
 /// <typeparam name="TSelf">The proxy type itself.</typeparam>
 public interface IIpyRpcProxy<TSelf> where TSelf : IIpyRpcProxy<TSelf>
 {
-    /// <summary>Creates the proxy over <paramref name="client"/>.</summary>
-    static abstract TSelf Create(IpyRpcClient client);
+    /// <summary>Creates the proxy over <paramref name="peer"/>: a client (calls its server) or a server's connection (calls that client back).</summary>
+    static abstract TSelf Create(IpyRpcPeer peer);
 }

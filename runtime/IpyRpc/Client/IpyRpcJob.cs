@@ -10,12 +10,13 @@ namespace IpyRpc;
 /// A job on the server, as a client holds it: its id and last known state, the output received so
 /// far, and ways to wait for its result, cancel it, or ask for its state. The job does not belong
 /// to the connection: disconnect, reconnect (even to a restarted server, with a durable queue) and
-/// <see cref="IpyRpcClient.AttachAsync{T}"/> by <see cref="Id"/> to pick it up again.
+/// <see cref="IpyRpcPeer.AttachAsync{T}"/> by <see cref="Id"/> to pick it up again. It is also the
+/// handle of an asynchronous call: hold it, ask its <see cref="State"/>, wait with a timeout, or give it a callback.
 /// </summary>
 /// <typeparam name="T">The function's result type.</typeparam>
 public sealed class IpyRpcJob<T>
 {
-    private readonly IpyRpcClient _client;
+    private readonly IpyRpcPeer _client;
     private readonly IpyRpcFormatter<T> _formatter;
     private readonly Action<OutputStream, string> _output;
     private readonly List<OutputChunk> _received = [];
@@ -23,11 +24,11 @@ public sealed class IpyRpcJob<T>
     private long _lastSequence;
     private Task<T>? _following;
 
-    internal IpyRpcJob(IpyRpcClient client, JobInfo info, IpyRpcFormatter<T> formatter, CallOptions? options)
+    internal IpyRpcJob(IpyRpcPeer client, JobInfo info, IpyRpcFormatter<T> formatter, CallOptions? options)
     {
         _client = client;
         _formatter = formatter;
-        _output = options?.Output ?? client.Options.Output ?? IpyRpcClient.WriteToConsole;
+        _output = client.OutputFor(options);
         Info = info;
     }
 
@@ -118,7 +119,7 @@ public sealed class IpyRpcJob<T>
         }
 
         Info = Info with { State = JobState.Succeeded };
-        return IpyRpcClient.Decode(reply, _formatter, Function);
+        return IpyRpcPeer.Decode(reply, _formatter, Function);
     }
 
     private void OnOutput(IpyRpcMessage message)

@@ -55,6 +55,38 @@ public static class DescriptorCodec
         return [.. items.Select(ToDescriptor)];
     }
 
+    /// <summary>Encodes <paramref name="events"/> as an array of event descriptor maps (part 1 of a <c>describe</c> result).</summary>
+    public static byte[] EncodeEvents(IReadOnlyList<EventDescriptor> events, Serialization serialization)
+    {
+        object?[] maps = [.. events.Select(e => (object?)new Dictionary<string, object?>
+        {
+            ["name"] = e.Name,
+            ["payload_type"] = e.PayloadType,
+            ["payload_schema"] = e.PayloadSchema,
+            ["summary"] = e.Summary,
+            ["remarks"] = e.Remarks,
+        })];
+        return Jobs.JobCodec.Encode(maps, serialization);
+    }
+
+    /// <summary>Decodes an event descriptor array.</summary>
+    public static IReadOnlyList<EventDescriptor> DecodeEvents(ReadOnlySpan<byte> bytes, Serialization serialization)
+    {
+        if (Jobs.JobCodec.Decode(bytes, serialization) is not object?[] items)
+        {
+            throw new IpyRpcSerializationException("An event list must be an array");
+        }
+
+        return [.. items.OfType<Dictionary<string, object?>>().Select(m => new EventDescriptor
+        {
+            Name = Str(m, "name") ?? "",
+            PayloadType = Str(m, "payload_type") ?? "object",
+            PayloadSchema = Str(m, "payload_schema"),
+            Summary = Str(m, "summary"),
+            Remarks = Str(m, "remarks"),
+        })];
+    }
+
     private static FunctionDescriptor ToDescriptor(object? item)
     {
         if (item is not Dictionary<string, object?> map)

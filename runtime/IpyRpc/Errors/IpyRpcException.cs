@@ -129,4 +129,7 @@ public sealed class IpyRpcConnectionException : IpyRpcException
         : base(error, function)
     {
     }
+
+    /// <summary>Why the connection ended, when it is known.</summary>
+    public DisconnectReason? Reason { get; init; }
 }

@@ -33,6 +33,9 @@ public static class OutputCapture
         }
     }
 
+    /// <summary>The sink this flow's console output goes to now (inside a call), or <see langword="null"/>.</summary>
+    internal static IOutputSink? CurrentSink => Current.Value;
+
     /// <summary>Routes this flow's console output to <paramref name="sink"/> until the scope is disposed.</summary>
     public static Scope Begin(IOutputSink sink)
     {

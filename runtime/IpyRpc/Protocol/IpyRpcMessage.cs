@@ -48,6 +48,15 @@ public sealed record IpyRpcMessage
     /// <summary>In the server's hello: the authentication schemes the client must complete before anything else (<c>secret</c>).</summary>
     public IReadOnlyList<string>? Auth { get; init; }
 
+    /// <summary>For a streaming call or submit: how many items the caller can take before it sends <see cref="MessageKind.Credit"/> (absent: no limit).</summary>
+    public long? Window { get; init; }
+
+    /// <summary>For credit: how many more items the callee may send.</summary>
+    public long? Credit { get; init; }
+
+    /// <summary>For an event: how many events for this connection were dropped since the last one delivered (its buffer was full).</summary>
+    public long? Dropped { get; init; }
+
     /// <summary>The binary parts.</summary>
     public IReadOnlyList<ReadOnlyMemory<byte>> Parts { get; init; } = [];
 

@@ -16,7 +16,7 @@ public static class MessageCodec
     /// <summary>The bytes before a framed message's header: <c>u32 header_size</c> and <c>u64 data_size</c>.</summary>
     public const int FramePrefixBytes = 12;
 
-    private static readonly string[] KindNames = ["hello", "describe", "call", "result", "error", "output", "cancel", "event", "ping", "pong", "submit", "attach", "status", "list", "auth"];
+    private static readonly string[] KindNames = ["hello", "describe", "call", "result", "error", "output", "cancel", "event", "ping", "pong", "submit", "attach", "status", "list", "auth", "close", "subscribe", "unsubscribe", "items", "progress", "credit"];
     private static readonly byte[][] KindBytes = [.. KindNames.Select(System.Text.Encoding.ASCII.GetBytes)];
 
     /// <summary>The wire name of a kind.</summary>
@@ -33,7 +33,8 @@ public static class MessageCodec
             + (message.Kind == MessageKind.Output ? 1 : 0) + (message.JobId is null ? 0 : 1)
             + (message.Versions is null ? 0 : 1) + (message.Agent is null ? 0 : 1)
             + (message.Sequence is null ? 0 : 1) + (message.After is null ? 0 : 1)
-            + (message.Nonce is null ? 0 : 1) + (message.Proof is null ? 0 : 1) + (message.Auth is null ? 0 : 1);
+            + (message.Nonce is null ? 0 : 1) + (message.Proof is null ? 0 : 1) + (message.Auth is null ? 0 : 1)
+            + (message.Window is null ? 0 : 1) + (message.Credit is null ? 0 : 1) + (message.Dropped is null ? 0 : 1);
         w.WriteMapHeader(count);
         w.WriteString("v"u8);
         w.Write(ProtocolVersion.Current);
@@ -110,6 +111,24 @@ public static class MessageCodec
             w.WriteArrayHeader(auth.Count);
             foreach (string scheme in auth) w.Write(scheme);
         }
+
+        if (message.Window is long window)
+        {
+            w.WriteString("window"u8);
+            w.Write(window);
+        }
+
+        if (message.Credit is long credit)
+        {
+            w.WriteString("credit"u8);
+            w.Write(credit);
+        }
+
+        if (message.Dropped is long dropped)
+        {
+            w.WriteString("dropped"u8);
+            w.Write(dropped);
+        }
     }
 
     /// <summary>Encodes the header on its own (for frame transports).</summary>
@@ -149,7 +168,7 @@ public static class MessageCodec
             ReadOnlySpan<byte> kindName = default;
             bool hasKind = false;
             string? fn = null, job = null, agent = null;
-            long? timeout = null, seq = null, after = null;
+            long? timeout = null, seq = null, after = null, window = null, credit = null, dropped = null;
             var stream = OutputStream.Stdout;
             var ser = Serialization.MessagePack;
             List<int>? versions = null;
@@ -180,6 +199,9 @@ public static class MessageCodec
                 else if (key.SequenceEqual("agent"u8)) agent = r.ReadString();
                 else if (key.SequenceEqual("seq"u8)) seq = r.TryReadNil() ? null : r.ReadInt64();
                 else if (key.SequenceEqual("from"u8)) after = r.TryReadNil() ? null : r.ReadInt64();
+                else if (key.SequenceEqual("window"u8)) window = r.TryReadNil() ? null : r.ReadInt64();
+                else if (key.SequenceEqual("credit"u8)) credit = r.TryReadNil() ? null : r.ReadInt64();
+                else if (key.SequenceEqual("dropped"u8)) dropped = r.TryReadNil() ? null : r.ReadInt64();
                 else if (key.SequenceEqual("nonce"u8)) nonce = r.ReadBinary().ToArray();
                 else if (key.SequenceEqual("proof"u8)) proof = r.ReadBinary().ToArray();
                 else if (key.SequenceEqual("auth"u8))
@@ -219,6 +241,16 @@ public static class MessageCodec
                 throw new ProtocolException(ErrorCodes.BadMessage, $"A {KindName(kind.Value)} needs the function name in \"fn\"", id);
             }
 
+            if (kind is MessageKind.Event or MessageKind.Subscribe or MessageKind.Unsubscribe && string.IsNullOrEmpty(fn))
+            {
+                throw new ProtocolException(ErrorCodes.BadMessage, $"A \"{KindName(kind.Value)}\" message needs the event's name (or, to subscribe, a glob) in \"fn\"", id);
+            }
+
+            if (window is < 0 || credit is < 0)
+            {
+                throw new ProtocolException(ErrorCodes.BadMessage, "\"window\" and \"credit\" count items: they cannot be negative", id);
+            }
+
             if (kind is MessageKind.Attach or MessageKind.Status && string.IsNullOrEmpty(job))
             {
                 throw new ProtocolException(ErrorCodes.BadMessage, $"A \"{KindName(kind.Value)}\" message needs the job's id in \"job\"", id);
@@ -240,6 +272,9 @@ public static class MessageCodec
                 Nonce = nonce,
                 Proof = proof,
                 Auth = auth,
+                Window = window,
+                Credit = credit,
+                Dropped = dropped,
                 Parts = parts,
             };
         }

@@ -17,7 +17,7 @@ public enum MessageKind
     Output,
     /// <summary>Asks the callee to cancel a call.</summary>
     Cancel,
-    /// <summary>An unsolicited notification; no reply. Reserved for events.</summary>
+    /// <summary>A published event (server to its subscribers): <c>fn</c> names it, part 0 is its payload; no reply.</summary>
     Event,
     /// <summary>Liveness probe; answered by <see cref="Pong"/>.</summary>
     Ping,
@@ -33,4 +33,16 @@ public enum MessageKind
     List,
     /// <summary>Proves the client knows the shared secret (after the hello's challenge); answered by a <see cref="Result"/> or an <c>unauthorized</c> error.</summary>
     Auth,
+    /// <summary>Ends the connection on purpose, with the reason in part 0 (either peer); no reply.</summary>
+    Close,
+    /// <summary>Asks for the events whose names match <c>fn</c> (a name or a glob); answered by a <see cref="Result"/> listing the matching events.</summary>
+    Subscribe,
+    /// <summary>Stops the events of an earlier <see cref="Subscribe"/> with the same <c>fn</c>; answered by a <see cref="Result"/>.</summary>
+    Unsubscribe,
+    /// <summary>Items of a streaming call's result, in order (part 0: an array of them); sent by the callee before the call's <see cref="Result"/>.</summary>
+    Items,
+    /// <summary>A progress report of a running call (part 0: the value); sent by the callee before the call's <see cref="Result"/>.</summary>
+    Progress,
+    /// <summary>Lets the callee of a streaming call send <c>credit</c> more items (sent by the caller as it consumes them).</summary>
+    Credit,
 }

@@ -16,8 +16,15 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
     private Dictionary<string, IpyRpcFunction> _functions = new(StringComparer.Ordinal);
     private Dictionary<string, FunctionOptions> _options = new(StringComparer.Ordinal);
     private IReadOnlyList<FunctionDescriptor> _descriptors = [];
+    private Dictionary<string, EventDescriptor> _events = new(StringComparer.Ordinal);
+    private IReadOnlyList<EventDescriptor> _eventList = [];
 
     public IReadOnlyList<FunctionDescriptor> Descriptors => _descriptors;
+
+    /// <summary>The events registered (declared with <see cref="IpyRpcEventAttribute"/> on registered types), sorted by name.</summary>
+    public IReadOnlyList<EventDescriptor> Events => _eventList;
+
+    public EventDescriptor? FindEvent(string name) => _events.GetValueOrDefault(name);
 
     public GlobConfig Configuration => _config;
 
@@ -54,7 +61,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
                 $"{type.Name} has exported instance methods but no public parameterless constructor; register an instance: Register(new {type.Name}(...)).", nameof(type));
         }
 
-        Register(service.CreateFunctions(instance));
+        Register(service.CreateFunctions(instance), service.Events);
     }
 
     public void Register(object instance)
@@ -72,15 +79,29 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
                 Register(functions);
                 break;
             default:
-                Register(FindService(instance.GetType()).CreateFunctions(instance));
+                GeneratedService service = FindService(instance.GetType());
+                Register(service.CreateFunctions(instance), service.Events);
                 break;
         }
     }
 
-    public void Register(IEnumerable<IpyRpcFunction> functions)
+    public void Register(IEnumerable<IpyRpcFunction> functions, IReadOnlyList<EventDescriptor>? events = null)
     {
         lock (_gate)
         {
+            Dictionary<string, EventDescriptor>? nextEvents = null;
+            if (events is { Count: > 0 })
+            {
+                nextEvents = new Dictionary<string, EventDescriptor>(_events, StringComparer.Ordinal);
+                foreach (EventDescriptor e in events)
+                {
+                    if (!nextEvents.TryAdd(e.Name, e))
+                    {
+                        throw new ArgumentException($"An event named \"{e.Name}\" is already registered.", nameof(events));
+                    }
+                }
+            }
+
             var next = new Dictionary<string, IpyRpcFunction>(_functions, StringComparer.Ordinal);
             foreach (IpyRpcFunction f in functions)
             {
@@ -96,6 +117,11 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
             }
 
             Rebuild(next, _config);
+            if (nextEvents is not null)
+            {
+                _eventList = [.. nextEvents.Values.OrderBy(e => e.Name, StringComparer.Ordinal)];
+                _events = nextEvents;
+            }
         }
     }
 
@@ -104,7 +130,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
     public FunctionOptions OptionsFor(string name) => _options.TryGetValue(name, out FunctionOptions? o) ? o : _config.Resolve(name);
 
     private static GeneratedService FindService(Type type) => GeneratedServices.Find(type) ?? throw new ArgumentException(
-        $"{type.Name} has no generated IpyRpc functions. Mark its methods with [IpyRpcExport] and make sure the IpyRpc source generator runs for its project.",
+        $"{type.Name} has no generated IpyRpc functions or events. Mark its methods with [IpyRpcExport] (or its event fields with [IpyRpcEvent]) and make sure the IpyRpc source generator runs for its project.",
         nameof(type));
 
     private void Rebuild(Dictionary<string, IpyRpcFunction> functions, GlobConfig config)

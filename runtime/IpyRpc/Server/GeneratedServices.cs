@@ -36,5 +36,6 @@ public static class GeneratedServices
 /// <param name="HasInstanceMethods">Whether any of them is an instance method (the type needs an instance).</param>
 /// <param name="CreateInstance">Creates an instance with the public parameterless constructor, when there is one.</param>
 /// <param name="CreateFunctions">Makes the functions, bound to an instance (or <see langword="null"/> for static-only types).</param>
+/// <param name="Events">The events the type declares (<see cref="IpyRpcEventAttribute"/>), with their docs.</param>
 [EditorBrowsable(EditorBrowsableState.Never)]
-public sealed record GeneratedService(Type Type, bool HasInstanceMethods, Func<object>? CreateInstance, Func<object?, IReadOnlyList<IpyRpcFunction>> CreateFunctions);
+public sealed record GeneratedService(Type Type, bool HasInstanceMethods, Func<object>? CreateInstance, Func<object?, IReadOnlyList<IpyRpcFunction>> CreateFunctions, IReadOnlyList<EventDescriptor>? Events = null);

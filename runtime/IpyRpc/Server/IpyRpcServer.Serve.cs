@@ -6,14 +6,20 @@ namespace IpyRpc;
 public sealed partial class IpyRpcServer
 {
     /// <summary>
-    /// Opens a session for <paramref name="connection"/> whose replies go through <paramref name="send"/>.
+    /// Opens a session for <paramref name="connection"/> whose messages to the peer go through <paramref name="send"/>.
     /// Transports call this once per logical connection (one per peer; over HTTP, one per client across its requests).
+    /// With <paramref name="duplex"/> (a transport that keeps one connection open both ways) the server can
+    /// also call the peer through <paramref name="connection"/>; without it, such calls fail with an explanation.
     /// </summary>
-    public ServerSession CreateSession(Func<IpyRpcMessage, CancellationToken, ValueTask> send, IpyRpcConnection connection)
+    public ServerSession CreateSession(Func<IpyRpcMessage, CancellationToken, ValueTask> send, IpyRpcConnection connection, bool duplex = true)
+        => CreateSession(send, connection, duplex, null);
+
+    /// <summary>A session whose connection calls the peer back through <paramref name="callsBack"/> (a client's exports: calls go over the client's own link).</summary>
+    internal ServerSession CreateSession(Func<IpyRpcMessage, CancellationToken, ValueTask> send, IpyRpcConnection connection, bool duplex, PeerLink? callsBack)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         Opened(connection);
-        return new ServerSession(this, send, connection);
+        return new ServerSession(this, send, connection, duplex, callsBack);
     }
 
     /// <summary>
@@ -26,30 +32,47 @@ public sealed partial class IpyRpcServer
     /// <summary>Serves one connection, described by <paramref name="connection"/>, until the peer closes it or <paramref name="cancellationToken"/> fires.</summary>
     public async Task ServeAsync(IMessageChannel channel, IpyRpcConnection connection, CancellationToken cancellationToken = default)
     {
-        await using ServerSession session = CreateSession(channel.SendAsync, connection);
-        while (!cancellationToken.IsCancellationRequested)
+        ServerSession session = CreateSession(channel.SendAsync, connection, channel.IsDuplex);
+        // Ends the loop when the session ends from inside (the peer said goodbye, the server closed the connection).
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        _ = session.Ended.ContinueWith(static (_, s) => ((CancellationTokenSource)s!).Cancel(), ended, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        DisconnectInfo info = new(DisconnectReason.ConnectionLost, "The connection ended without a goodbye.");
+        try
         {
-            IpyRpcMessage? message;
-            try
+            while (true)
             {
-                message = await channel.ReceiveAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (ProtocolException e)
-            {
-                await session.ReplyProtocolErrorAsync(e).ConfigureAwait(false);
-                continue;
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
+                IpyRpcMessage? message;
+                try
+                {
+                    message = await channel.ReceiveAsync(ended.Token).ConfigureAwait(false);
+                }
+                catch (ProtocolException e)
+                {
+                    await session.ReplyProtocolErrorAsync(e).ConfigureAwait(false);
+                    continue;
+                }
+                catch (OperationCanceledException) when (ended.IsCancellationRequested)
+                {
+                    if (cancellationToken.IsCancellationRequested) info = new DisconnectInfo(DisconnectReason.ServerStopping, "The server stopped serving this connection.");
+                    break;
+                }
+                catch (Exception e) when (e is IOException or IpyRpcConnectionException or System.Net.WebSockets.WebSocketException)
+                {
+                    info = new DisconnectInfo(DisconnectReason.ConnectionLost, "The connection failed: " + e.Message, e);
+                    break;
+                }
 
-            if (message is null)
-            {
-                break;
-            }
+                if (message is null)
+                {
+                    break;
+                }
 
-            await session.HandleAsync(message).ConfigureAwait(false);
+                await session.HandleAsync(message).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            await session.CloseAsync(info, notifyPeer: info.Reason == DisconnectReason.ServerStopping).ConfigureAwait(false);
         }
     }
 }

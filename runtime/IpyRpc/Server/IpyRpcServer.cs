@@ -104,12 +104,34 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     /// <summary>The connections open now, on every transport.</summary>
     public IReadOnlyCollection<IpyRpcConnection> Connections => (IReadOnlyCollection<IpyRpcConnection>)_connections.Values;
 
+    /// <summary>
+    /// Raised once per connection when a client is ready: it said hello and, where the server
+    /// requires it, authenticated. The connection can call the client back (on transports that keep a
+    /// connection open both ways: in-process, ZeroMQ, WebSockets). Handlers run off the transport's
+    /// threads, one connection's events in order; an exception is logged.
+    /// </summary>
+    public event Action<IpyRpcConnection>? ClientConnected;
+
+    /// <summary>
+    /// Raised once per connection that was announced by <see cref="ClientConnected"/>, when it ends,
+    /// with why: the client closed it, its process died or its network went (connection lost), it
+    /// stopped answering heartbeats, the server closed it or is stopping.
+    /// </summary>
+    public event Action<IpyRpcConnection, DisconnectInfo>? ClientDisconnected;
+
     internal void Opened(IpyRpcConnection connection) => _connections[connection.Id] = connection;
 
-    internal void Closed(IpyRpcConnection connection)
+    internal void Connected(IpyRpcConnection connection)
+    {
+        Microsoft.Extensions.Logging.LoggerExtensions.LogDebug(Log, "{Connection} connected", connection);
+        connection.Announce(() => ClientConnected?.Invoke(connection), Log);
+    }
+
+    internal void Closed(IpyRpcConnection connection, DisconnectInfo info, bool announced)
     {
         _connections.TryRemove(connection.Id, out _);
-        connection.Close();
+        if (announced) Microsoft.Extensions.Logging.LoggerExtensions.LogDebug(Log, "{Connection} disconnected: {Reason} ({Message})", connection, info.Reason, info.Message);
+        connection.Ended(info, announced, Log, announced ? ClientDisconnected : null);
     }
 
     /// <summary>

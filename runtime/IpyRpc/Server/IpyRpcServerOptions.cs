@@ -74,6 +74,27 @@ public sealed record IpyRpcServerOptions
     /// </summary>
     public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; init; }
 
+    /// <summary>
+    /// How many published events may wait for one connection that has not taken them yet (its
+    /// network or its process is slow). Past it, <see cref="EventOverflow"/> decides; the publisher and
+    /// the other subscribers are never held up.
+    /// </summary>
+    public int EventBufferSize { get; init; } = 1024;
+
+    /// <summary>What happens to a connection whose event buffer is full.</summary>
+    public EventOverflow EventOverflow { get; init; } = EventOverflow.DropOldest;
+
     /// <summary>The name sent in the hello.</summary>
     public string Agent { get; init; } = "ipyrpc-dotnet/" + ProtocolVersion.Current;
+}
+
+/// <summary>What a server does when a subscriber's event buffer (<see cref="IpyRpcServerOptions.EventBufferSize"/>) is full.</summary>
+public enum EventOverflow
+{
+    /// <summary>Drop the oldest waiting event to make room; the next event delivered says how many were dropped (<c>dropped</c>).</summary>
+    DropOldest,
+    /// <summary>Drop the new event; the next event delivered says how many were dropped.</summary>
+    DropNewest,
+    /// <summary>Close the connection (<see cref="DisconnectReason.ClosedByServer"/>): a subscriber that must not miss events learns it fell behind.</summary>
+    Disconnect,
 }

@@ -15,25 +15,42 @@ public sealed class ServerSession : IAsyncDisposable
 {
     private readonly IpyRpcServer _server;
     private readonly Func<IpyRpcMessage, CancellationToken, ValueTask> _send;
+    // Calls this side makes to the peer (a server calling its client back), when the transport carries them.
+    private readonly PeerLink? _link;
+    private readonly TaskCompletionSource<DisconnectInfo> _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     // Calls and attaches of this connection by request id: what a cancel or a disconnect acts on.
     private readonly Dictionary<ulong, Relay> _inFlight = [];
     private List<(IJobQueue Queue, string JobId)>? _tiedJobs;
+    private readonly bool _duplex;
+    // Event subscriptions by pattern: the serialization asked for, and the events the caller may receive under it.
+    private readonly object _subscriptionGate = new();
+    private Dictionary<string, (Serialization Serialization, HashSet<string> Events)>? _subscriptions;
+    private EventOutbox? _outbox;
     private bool _closed;
+    private int _closing;
+    private int _announced;
     private byte[]? _serverNonce;
     private byte[]? _clientNonce;
     private int _failedProofs;
     private int _callsInFlight;
     private long _bytesInFlight;
 
-    internal ServerSession(IpyRpcServer server, Func<IpyRpcMessage, CancellationToken, ValueTask> send, IpyRpcConnection connection)
+    internal ServerSession(IpyRpcServer server, Func<IpyRpcMessage, CancellationToken, ValueTask> send, IpyRpcConnection connection, bool duplex, PeerLink? callsBack = null)
     {
         _server = server;
         _send = send;
         Connection = connection;
+        _duplex = duplex;
+        _link = duplex ? new PeerLink(send, "the client") : null;
+        connection.Attach(_link ?? callsBack, info => CloseAsync(info, notifyPeer: true),
+            duplex ? null : $"its transport ({connection.Transport}) carries separate requests from the client, not one connection both ways (over HTTP, clients connect with WebSockets for that)");
     }
 
     /// <summary>The connection this session serves: who is on the other side.</summary>
     public IpyRpcConnection Connection { get; }
+
+    /// <summary>Completes when the session has ended, for whatever reason: the peer said goodbye, the server closed the connection, the transport reported it gone.</summary>
+    public Task<DisconnectInfo> Ended => _ended.Task;
 
     /// <summary>How many calls and attaches of this session are still in flight.</summary>
     public int InFlight
@@ -50,6 +67,7 @@ public sealed class ServerSession : IAsyncDisposable
         try
         {
             if (message.Kind is MessageKind.Describe or MessageKind.Call or MessageKind.Submit or MessageKind.Attach or MessageKind.Status or MessageKind.List or MessageKind.Cancel
+                    or MessageKind.Subscribe or MessageKind.Unsubscribe
                 && AccessDenied() is { } denied)
             {
                 _server.Log.LogWarning("Refused a {Kind} from {Connection}: {Reason}", MessageCodec.KindName(message.Kind), Connection, denied.Message);
@@ -66,7 +84,19 @@ public sealed class ServerSession : IAsyncDisposable
                     await AuthAsync(message).ConfigureAwait(false);
                     break;
                 case MessageKind.Describe:
-                    await ReplyAsync(message, DescriptorCodec.Encode(await AllowedFunctionsAsync().ConfigureAwait(false), message.Serialization)).ConfigureAwait(false);
+                    await IgnoreResult(SendAsync(new IpyRpcMessage
+                    {
+                        Kind = MessageKind.Result,
+                        Id = message.Id,
+                        Serialization = message.Serialization,
+                        Parts = [DescriptorCodec.Encode(await AllowedFunctionsAsync().ConfigureAwait(false), message.Serialization), DescriptorCodec.EncodeEvents(_server.Events, message.Serialization)],
+                    })).ConfigureAwait(false);
+                    break;
+                case MessageKind.Subscribe:
+                    await SubscribeAsync(message).ConfigureAwait(false);
+                    break;
+                case MessageKind.Unsubscribe:
+                    await UnsubscribeAsync(message).ConfigureAwait(false);
                     break;
                 case MessageKind.Call:
                 case MessageKind.Submit:
@@ -87,8 +117,20 @@ public sealed class ServerSession : IAsyncDisposable
                 case MessageKind.Ping:
                     await IgnoreResult(SendAsync(new IpyRpcMessage { Kind = MessageKind.Pong, Id = message.Id })).ConfigureAwait(false);
                     break;
+                case MessageKind.Result:
+                case MessageKind.Error:
+                case MessageKind.Output:
+                case MessageKind.Progress:
+                case MessageKind.Items:
+                case MessageKind.Pong:
+                    // About a call this side made to the peer; one nobody waits for any more is dropped.
+                    _link?.Dispatch(message);
+                    break;
+                case MessageKind.Close:
+                    await CloseAsync(DisconnectInfo.FromMessage(message, "The client"), notifyPeer: false).ConfigureAwait(false);
+                    break;
                 default:
-                    // Events and pongs need no reply; results, errors and output would answer calls the server made, and it has made none.
+                    // Events from a client and unsolicited hellos need no reply.
                     break;
             }
         }
@@ -168,7 +210,15 @@ public sealed class ServerSession : IAsyncDisposable
             };
         }
 
-        return IgnoreResult(SendAsync(reply));
+        ValueTask sent = IgnoreResult(SendAsync(reply));
+        if (reply.Auth is null && AccessDenied() is null) Announce();
+        return sent;
+    }
+
+    /// <summary>The connection is ready (hello done, authenticated where the server requires it): raise the server's connected event, once.</summary>
+    private void Announce()
+    {
+        if (Interlocked.Exchange(ref _announced, 1) == 0) _server.Connected(Connection);
     }
 
     private async ValueTask AuthAsync(IpyRpcMessage message)
@@ -209,6 +259,7 @@ public sealed class ServerSession : IAsyncDisposable
         Connection.Authenticate(new ClaimsPrincipal(identity));
         _server.Log.LogDebug("{Connection} authenticated with the shared secret", Connection);
         await ReplyAsync(message, JobCodec.Encode(new Dictionary<string, object?> { ["principal"] = identity.Name, ["scheme"] = SharedSecretProof.Scheme }, message.Serialization)).ConfigureAwait(false);
+        Announce();
     }
 
     /// <summary>
@@ -250,7 +301,8 @@ public sealed class ServerSession : IAsyncDisposable
 
         if (result.Allowed) return null;
         string who = Connection.Principal.Identity?.Name ?? "an anonymous caller";
-        return new RemoteError { Code = ErrorCodes.Unauthorized, Message = $"{who} may not {(purpose == AuthorizationPurpose.JobAccess ? "see jobs of" : "call")} {function}: {result.Reason ?? "refused by its authorizer"}." };
+        string verb = purpose switch { AuthorizationPurpose.JobAccess => "see jobs of", AuthorizationPurpose.Subscription => "receive the event", _ => "call" };
+        return new RemoteError { Code = ErrorCodes.Unauthorized, Message = $"{who} may not {verb} {function}: {result.Reason ?? "refused by its authorizer"}." };
     }
 
     /// <summary>Whether this caller may look at, attach to or cancel <paramref name="job"/>.</summary>
@@ -575,6 +627,108 @@ public sealed class ServerSession : IAsyncDisposable
         }
     }
 
+    private async ValueTask SubscribeAsync(IpyRpcMessage message)
+    {
+        string pattern = message.Function!;
+        if (!_duplex)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError
+            {
+                Code = ErrorCodes.BadMessage,
+                Message = $"Events need a connection that carries messages both ways (in process, ZeroMQ, WebSockets); this {Connection.Transport} connection carries separate requests.",
+            }).ConfigureAwait(false);
+            return;
+        }
+
+        if (Internal.GlobMatcher.Problem(pattern) is { } problem)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.InvalidArguments, Message = $"\"{pattern}\" is not a valid event name or glob: {problem}." }).ConfigureAwait(false);
+            return;
+        }
+
+        IReadOnlyList<EventDescriptor> all = _server.Events;
+        List<string> matching = [.. all.Select(e => e.Name).Where(n => Glob.IsLiteral(pattern) ? n == pattern : Internal.GlobMatcher.IsMatch(pattern, n))];
+        if (matching.Count == 0)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError
+            {
+                Code = ErrorCodes.NotFound,
+                Message = all.Count == 0
+                    ? $"No event matches '{pattern}': this server publishes no events."
+                    : $"No event matches '{pattern}'. This server publishes: {string.Join(", ", all.Select(e => e.Name))}.",
+            }).ConfigureAwait(false);
+            return;
+        }
+
+        var allowed = new HashSet<string>(StringComparer.Ordinal);
+        RemoteError? refusal = null;
+        foreach (string name in matching)
+        {
+            if (await AuthorizeAsync(name, null, AuthorizationPurpose.Subscription).ConfigureAwait(false) is { } denied) refusal = denied;
+            else allowed.Add(name);
+        }
+
+        if (allowed.Count == 0)
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, refusal!).ConfigureAwait(false);
+            return;
+        }
+
+        lock (_subscriptionGate)
+        {
+            if (_closed) return;
+            (_subscriptions ??= new(StringComparer.Ordinal))[pattern] = (message.Serialization, allowed);
+            _outbox ??= new EventOutbox(SendAsync, why => _ = CloseAsync(new DisconnectInfo(DisconnectReason.ClosedByServer, why), notifyPeer: true).AsTask(),
+                _server.Options.EventBufferSize, _server.Options.EventOverflow);
+        }
+
+        _server.Subscribed(this);
+        object?[] names = [.. allowed.Order(StringComparer.Ordinal)];
+        await ReplyAsync(message, JobCodec.Encode(names, message.Serialization)).ConfigureAwait(false);
+    }
+
+    private async ValueTask UnsubscribeAsync(IpyRpcMessage message)
+    {
+        bool removed, none;
+        lock (_subscriptionGate)
+        {
+            removed = _subscriptions?.Remove(message.Function!) == true;
+            none = _subscriptions is not { Count: > 0 };
+        }
+
+        if (none) _server.Unsubscribed(this);
+        await ReplyAsync(message, JobCodec.Encode(removed, message.Serialization)).ConfigureAwait(false);
+    }
+
+    /// <summary>Queues a published event for this connection if it subscribed to it; never waits.</summary>
+    internal bool OfferEvent(OutgoingEvent e)
+    {
+        EventOutbox? outbox;
+        Serialization serialization = Serialization.MessagePack;
+        lock (_subscriptionGate)
+        {
+            if (_closed || _subscriptions is null || (outbox = _outbox) is null) return false;
+            bool wanted = false;
+            foreach ((Serialization ser, HashSet<string> events) in _subscriptions.Values)
+            {
+                if (events.Contains(e.Name))
+                {
+                    wanted = true;
+                    serialization = ser;
+                    break;
+                }
+            }
+
+            if (!wanted) return false;
+        }
+
+        outbox.Post(e.For(serialization));
+        return true;
+    }
+
+    /// <summary>How many published events wait for this connection's transport to take them.</summary>
+    public int EventsWaiting => _outbox?.Waiting ?? 0;
+
     private static RemoteError UnknownJob(string jobId) => new()
     {
         Code = ErrorCodes.NotFound,
@@ -583,8 +737,19 @@ public sealed class ServerSession : IAsyncDisposable
 
     private bool TryAdd(Relay relay)
     {
-        bool added;
-        lock (_inFlight) added = _inFlight.TryAdd(relay.RequestId, relay);
+        bool added, closed;
+        lock (_inFlight)
+        {
+            closed = _closed;
+            added = !closed && _inFlight.TryAdd(relay.RequestId, relay);
+        }
+
+        if (closed)
+        {
+            _ = ReplyErrorAsync(relay.RequestId, Serialization.MessagePack, new RemoteError { Code = ErrorCodes.Cancelled, Message = "The connection is closing." });
+            return false;
+        }
+
         if (!added)
         {
             _ = ReplyErrorAsync(relay.RequestId, Serialization.MessagePack, new RemoteError
@@ -794,27 +959,36 @@ public sealed class ServerSession : IAsyncDisposable
     }
 
     /// <summary>
-    /// Closes the session. Its plain calls are cancelled, since no one is left to receive their results
-    /// (unless <see cref="FunctionOptions.CancelOnDisconnect"/> is false: they run on and wait to be attached);
-    /// jobs it submitted run on (unless that option is true); attaches stop following.
+    /// Ends the session because its transport ended without a goodbye (the peer vanished); see <see cref="CloseAsync"/>.
     /// </summary>
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync() => CloseAsync(new DisconnectInfo(DisconnectReason.ConnectionLost, "The connection ended without a goodbye."), notifyPeer: false);
+
+    /// <summary>
+    /// Ends the session, once (later calls do nothing). With <paramref name="notifyPeer"/> the peer is
+    /// told why first. Its plain calls are cancelled, since no one is left to receive their results
+    /// (unless <see cref="FunctionOptions.CancelOnDisconnect"/> is false: they run on and wait to be attached);
+    /// jobs it submitted run on (unless that option is true); attaches stop following; calls this side
+    /// made to the peer fail; and, if the connection had been announced, the server's disconnected event is raised.
+    /// </summary>
+    public async ValueTask CloseAsync(DisconnectInfo info, bool notifyPeer)
     {
+        if (Interlocked.Exchange(ref _closing, 1) == 1) return;
         Relay[] open;
         (IJobQueue Queue, string JobId)[] tied;
         lock (_inFlight)
         {
-            if (_closed && _inFlight.Count == 0) return;
             _closed = true;
             open = [.. _inFlight.Values];
             tied = _tiedJobs is null ? [] : [.. _tiedJobs];
             _tiedJobs = null;
         }
 
+        var cancelled = new List<Relay>();
         foreach (Relay relay in open)
         {
             if (relay.Releases && relay.CancelOnDisconnect && relay.JobId is { } id)
             {
+                cancelled.Add(relay);
                 await IgnoreFailures(new ValueTask(relay.Queue.CancelAsync(id).AsTask())).ConfigureAwait(false);
             }
             else if (relay.StopFollowing())
@@ -828,6 +1002,27 @@ public sealed class ServerSession : IAsyncDisposable
             await IgnoreFailures(new ValueTask(queue.CancelAsync(jobId).AsTask())).ConfigureAwait(false);
         }
 
-        _server.Closed(Connection);
+        if (notifyPeer)
+        {
+            // The peer hears its cancelled calls end first ("cancelled"), then why the connection closes.
+            long giveUp = Environment.TickCount64 + 1000;
+            bool Waiting()
+            {
+                lock (_inFlight) return cancelled.Any(r => _inFlight.ContainsKey(r.RequestId));
+            }
+
+            while (cancelled.Count > 0 && Waiting() && Environment.TickCount64 < giveUp) await Task.Delay(5).ConfigureAwait(false);
+            await SendAsync(info.ToMessage()).ConfigureAwait(false);
+        }
+
+        lock (_subscriptionGate)
+        {
+            _subscriptions = null;
+            _outbox?.Close();
+        }
+
+        _server.Unsubscribed(this);
+        _server.Closed(Connection, info, announced: Volatile.Read(ref _announced) == 1);
+        _ended.TrySetResult(info);
     }
 }

@@ -17,4 +17,14 @@ public interface IMessageChannel : IAsyncDisposable
     /// A message that cannot be decoded throws <see cref="ProtocolException"/>; the channel stays usable.
     /// </summary>
     ValueTask<IpyRpcMessage?> ReceiveAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Whether the channel is one connection that carries messages both ways at any time (in-process,
+    /// ZeroMQ, WebSockets), so either side can call the other and the server can push events. False
+    /// for carriers of separate requests (HTTP POST), where only the client speaks first.
+    /// </summary>
+    bool IsDuplex => true;
+
+    /// <summary>Whether the client should send heartbeats on it (a network connection that can die silently).</summary>
+    bool NeedsHeartbeat => true;
 }

@@ -38,6 +38,9 @@ public static class InProcessTransport
         public ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
             => SendRawAsync(MessageCodec.EncodeFramed(message), cancellationToken);
 
+        /// <summary>In process, a closed end is known at once: no heartbeats needed.</summary>
+        public bool NeedsHeartbeat => false;
+
         /// <summary>Sends bytes as they are, whether or not they are a valid message.</summary>
         public ValueTask SendRawAsync(byte[] bytes, CancellationToken cancellationToken = default)
             => _out.TryWrite(bytes) ? default : throw new IpyRpcConnectionException("The in-process connection is closed.");

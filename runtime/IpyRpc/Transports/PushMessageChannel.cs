@@ -14,12 +14,20 @@ public abstract class PushMessageChannel : IPushMessageChannel
     private readonly object _deliverGate = new();
     private Action<IpyRpcMessage>? _push;
     private Action<Exception?>? _closed;
+    private int _completed;
+    private Exception? _completion;
 
     /// <inheritdoc/>
     public abstract ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default);
 
     /// <inheritdoc/>
     public abstract ValueTask DisposeAsync();
+
+    /// <inheritdoc/>
+    public virtual bool IsDuplex => true;
+
+    /// <inheritdoc/>
+    public virtual bool NeedsHeartbeat => true;
 
     /// <inheritdoc/>
     public void StartReceiving(Action<IpyRpcMessage> onMessage, Action<Exception?> onClosed)
@@ -30,6 +38,8 @@ public abstract class PushMessageChannel : IPushMessageChannel
             _push = onMessage;
             while (_incoming.Reader.TryRead(out IpyRpcMessage? early)) onMessage(early);
         }
+
+        if (Volatile.Read(ref _completed) == 1) onClosed(_completion); // it ended before anyone listened
     }
 
     /// <inheritdoc/>
@@ -66,7 +76,12 @@ public abstract class PushMessageChannel : IPushMessageChannel
     /// <summary>Ends receiving: readers see the end, the push callback hears of the close.</summary>
     protected void CompleteReceiving(Exception? error = null)
     {
+        if (Volatile.Read(ref _completed) == 1) return;
+        _completion = error;
+        if (Interlocked.Exchange(ref _completed, 1) == 1) return;
         _incoming.Writer.TryComplete();
-        _closed?.Invoke(error);
+        Action<Exception?>? closed;
+        lock (_deliverGate) closed = _closed;
+        closed?.Invoke(error);
     }
 }

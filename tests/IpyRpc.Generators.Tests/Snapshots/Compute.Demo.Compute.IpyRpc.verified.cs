@@ -140,19 +140,19 @@ namespace Demo
     [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
     public sealed partial class ComputeClient : global::IpyRpc.IIpyRpcProxy<ComputeClient>
     {
-        private readonly global::IpyRpc.IpyRpcClient _client;
+        private readonly global::IpyRpc.IpyRpcPeer _client;
 
-        /// <summary>Creates the proxy over a connected client.</summary>
-        /// <param name="client">The connection calls go through.</param>
-        public ComputeClient(global::IpyRpc.IpyRpcClient client) => _client = client;
+        /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
+        /// <param name="peer">The connection calls go through.</param>
+        public ComputeClient(global::IpyRpc.IpyRpcPeer peer) => _client = peer;
 
-        /// <summary>Creates the proxy over a connected client.</summary>
-        /// <param name="client">The connection calls go through.</param>
+        /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
+        /// <param name="peer">The connection calls go through.</param>
         /// <returns>The proxy.</returns>
-        public static ComputeClient Create(global::IpyRpc.IpyRpcClient client) => new(client);
+        public static ComputeClient Create(global::IpyRpc.IpyRpcPeer peer) => new(peer);
 
-        /// <summary>The client this proxy calls through.</summary>
-        public global::IpyRpc.IpyRpcClient Client => _client;
+        /// <summary>The peer this proxy calls through.</summary>
+        public global::IpyRpc.IpyRpcPeer Peer => _client;
 
         /// <summary>Prints progress while it works.</summary>
         /// <remarks>Takes a while for large inputs.</remarks>

@@ -4,11 +4,11 @@ using IpyRpc.Protocol;
 
 namespace IpyRpc;
 
-public sealed partial class IpyRpcClient
+public abstract partial class IpyRpcPeer
 {
     /// <summary>
     /// Submits a call as a job and returns at once with a handle to it: the job runs on even if this
-    /// client disconnects, and any client can attach to it later by <see cref="IpyRpcJob{T}.Id"/>.
+    /// caller disconnects, and any caller can attach to it later by <see cref="IpyRpcJob{T}.Id"/>.
     /// </summary>
     public Task<IpyRpcJob<T>> SubmitAsync<T>(string function, params object?[] args) => SubmitAsync<T>(function, args, null, CancellationToken.None);
 
@@ -34,8 +34,8 @@ public sealed partial class IpyRpcClient
     /// </summary>
     public async Task<IpyRpcJob<TResult>> SubmitAsync<TResult>(string function, IpyRpcArguments arguments, IpyRpcFormatter<TResult> result, CallOptions? options = null, CancellationToken cancellationToken = default)
     {
-        Serialization serialization = options?.Serialization ?? Options.Serialization;
-        TimeSpan? timeout = options?.Timeout ?? Options.DefaultTimeout;
+        Serialization serialization = options?.Serialization ?? DefaultSerialization;
+        TimeSpan? timeout = options?.Timeout ?? DefaultTimeout;
         var submit = new IpyRpcMessage
         {
             Kind = MessageKind.Submit,
@@ -62,7 +62,7 @@ public sealed partial class IpyRpcClient
     /// <exception cref="IpyRpcNotFoundException">No queue of the server knows the job (any more).</exception>
     public async Task<JobInfo> GetJobAsync(string jobId, bool withOutput = false, CancellationToken cancellationToken = default)
     {
-        var status = new IpyRpcMessage { Kind = MessageKind.Status, JobId = jobId, After = withOutput ? 0 : null, Serialization = Options.Serialization };
+        var status = new IpyRpcMessage { Kind = MessageKind.Status, JobId = jobId, After = withOutput ? 0 : null, Serialization = DefaultSerialization };
         return ReadInfo(await RequestAsync(status, "status", (Action<IpyRpcMessage>?)null, cancellationToken).ConfigureAwait(false), "status");
     }
 
@@ -72,7 +72,7 @@ public sealed partial class IpyRpcClient
         var filter = new Dictionary<string, object?> { ["limit"] = (long)(query?.Limit ?? 100) };
         if (query?.State is { } state) filter["state"] = state.WireName();
         if (query?.Function is { } function) filter["function"] = function;
-        var list = new IpyRpcMessage { Kind = MessageKind.List, Serialization = Options.Serialization, Parts = [JobCodec.Encode(filter, Options.Serialization)] };
+        var list = new IpyRpcMessage { Kind = MessageKind.List, Serialization = DefaultSerialization, Parts = [JobCodec.Encode(filter, DefaultSerialization)] };
         IpyRpcMessage reply = await RequestAsync(list, "list", (Action<IpyRpcMessage>?)null, cancellationToken).ConfigureAwait(false);
         try
         {
@@ -91,7 +91,7 @@ public sealed partial class IpyRpcClient
     /// <exception cref="IpyRpcNotFoundException">No queue of the server knows the job (any more).</exception>
     public async Task<bool> CancelJobAsync(string jobId, CancellationToken cancellationToken = default)
     {
-        var cancel = new IpyRpcMessage { Kind = MessageKind.Cancel, JobId = jobId, Serialization = Options.Serialization };
+        var cancel = new IpyRpcMessage { Kind = MessageKind.Cancel, JobId = jobId, Serialization = DefaultSerialization };
         IpyRpcMessage reply = await RequestAsync(cancel, "cancel", (Action<IpyRpcMessage>?)null, cancellationToken).ConfigureAwait(false);
         return JobCodec.Decode(reply.Body.Span, reply.Serialization) is true;
     }
@@ -99,7 +99,7 @@ public sealed partial class IpyRpcClient
     /// <summary>Follows a job: replays its events after <paramref name="after"/>, then the rest live; returns the result message.</summary>
     internal Task<IpyRpcMessage> FollowAsync(string jobId, string function, long after, Action<IpyRpcMessage> output, CancellationToken cancellationToken)
     {
-        var attach = new IpyRpcMessage { Kind = MessageKind.Attach, JobId = jobId, After = after, Serialization = Options.Serialization };
+        var attach = new IpyRpcMessage { Kind = MessageKind.Attach, JobId = jobId, After = after, Serialization = DefaultSerialization };
         return RequestAsync(attach, function, output, cancellationToken);
     }
 

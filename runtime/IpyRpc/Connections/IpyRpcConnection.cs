@@ -6,16 +6,25 @@ using System.Security.Cryptography;
 namespace IpyRpc;
 
 /// <summary>
-/// One logical connection to a server, on any transport: who is on the other side (its
-/// <see cref="Principal"/>), from where, since when, and state that lives as long as it does.
+/// One logical connection, on any transport: who is on the other side (its <see cref="Principal"/>),
+/// from where, since when, state that lives as long as it does, and (where the transport keeps a
+/// connection open both ways) a way to call the other side: it is an <see cref="IpyRpcPeer"/>, so
+/// <c>connection.Proxy&lt;NotebookClient&gt;().ShowAsync(...)</c> calls a function the client exports.
 /// A function can take it as a parameter, the way it takes a <see cref="CancellationToken"/>:
 /// <c>[IpyRpcExport] public static string WhoAmI(IpyRpcConnection connection) => connection.Principal.Identity?.Name ?? "nobody";</c>
+/// Servers hand it over in <see cref="IpyRpcServer.ClientConnected"/> too.
 /// </summary>
-public sealed class IpyRpcConnection
+public sealed class IpyRpcConnection : IpyRpcPeer
 {
     private static readonly ClaimsPrincipal Anonymous = new(new ClaimsIdentity());
     private readonly CancellationTokenSource _closed = new();
+    private readonly object _gate = new();
     private ClaimsPrincipal _principal;
+    private PeerLink? _link;
+    private string? _cannotCall;
+    private Func<DisconnectInfo, ValueTask>? _close;
+    private DisconnectInfo? _disconnect;
+    private Task _announcements = Task.CompletedTask;
 
     /// <summary>Creates a connection (transports do this, once per peer).</summary>
     /// <param name="transport">The transport's name: <c>in-process</c>, <c>http</c>, <c>zeromq</c>.</param>
@@ -66,14 +75,89 @@ public sealed class IpyRpcConnection
     /// <summary>For transports and authenticators: sets who the peer is, once it has proven it.</summary>
     public void Authenticate(ClaimsPrincipal principal) => _principal = principal;
 
-    internal void Close()
+    /// <summary>Whether this connection can carry calls to the other side now (its transport keeps it open both ways, and it is open).</summary>
+    public bool CanCall => _link is { Broken: null };
+
+    /// <summary>How the connection ended, once it has.</summary>
+    public DisconnectInfo? Disconnect => _disconnect;
+
+    /// <summary>Raised once, when the connection ends, with why (after <see cref="Closed"/> fires). Handlers run off the transport's threads.</summary>
+    public event Action<IpyRpcConnection, DisconnectInfo>? Disconnected;
+
+    /// <summary>
+    /// Closes the connection from this side: the other side is told why (a <c>close</c> message
+    /// with <paramref name="reason"/>), its calls here are cancelled, and calls to it fail.
+    /// <see cref="DisconnectReason.Unauthorized"/> tells a client its credentials were revoked (it does not reconnect).
+    /// </summary>
+    public ValueTask CloseAsync(string message, DisconnectReason reason = DisconnectReason.ClosedByServer)
+        => _close is { } close ? close(new DisconnectInfo(reason, message)) : default;
+
+    /// <summary>For sessions: calls to the other side go through <paramref name="link"/>; <paramref name="close"/> ends the connection.</summary>
+    internal void Attach(PeerLink? link, Func<DisconnectInfo, ValueTask>? close, string? cannotCall = null)
     {
+        _link = link;
+        _close = close;
+        _cannotCall = cannotCall;
+    }
+
+    private protected override PeerLink CurrentLink()
+    {
+        if (_link is { } link) return link;
+        throw new IpyRpcConnectionException(_disconnect is { } gone
+            ? $"{this} has ended ({gone.Message}): it cannot carry calls any more."
+            : $"{this} cannot carry calls to its other side: {_cannotCall ?? "it is a record of the caller, not a live connection (the function runs on a worker in another process)"}.");
+    }
+
+    private protected override Serialization DefaultSerialization => Serialization.MessagePack;
+
+    private protected override TimeSpan? DefaultTimeout => null;
+
+    private protected override Action<OutputStream, string>? DefaultOutput => null;
+
+    /// <summary>Runs connection events one after another, off the transport's threads, in the order they happened.</summary>
+    internal void Announce(Action action, Microsoft.Extensions.Logging.ILogger log)
+    {
+        lock (_gate)
+        {
+            _announcements = _announcements.ContinueWith(_ =>
+            {
+                try
+                {
+                    action();
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    Microsoft.Extensions.Logging.LoggerExtensions.LogError(log, e, "A connection event handler failed for {Connection}", this);
+                }
+            }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>Marks the connection ended: its token fires, calls to the other side fail, <see cref="Disconnected"/> is raised when <paramref name="raise"/>.</summary>
+    internal void Ended(DisconnectInfo info, bool raise, Microsoft.Extensions.Logging.ILogger log, Action<IpyRpcConnection, DisconnectInfo>? serverHandlers)
+    {
+        lock (_gate)
+        {
+            if (_disconnect is not null) return;
+            _disconnect = info;
+        }
+
+        _link?.Close(info.ToException("the client"));
         try
         {
             _closed.Cancel();
         }
         catch (ObjectDisposedException)
         {
+        }
+
+        if (raise)
+        {
+            Announce(() =>
+            {
+                Disconnected?.Invoke(this, info);
+                serverHandlers?.Invoke(this, info);
+            }, log);
         }
     }
 

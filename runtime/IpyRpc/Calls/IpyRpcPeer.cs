@@ -1,0 +1,256 @@
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using System.Threading.Channels;
+using IpyRpc.Formatting;
+using IpyRpc.MessagePack;
+using IpyRpc.Protocol;
+
+namespace IpyRpc;
+
+/// <summary>
+/// The other end of a connection, as something to call. A client calls its server through one
+/// (<see cref="IpyRpcClient"/>); a server calls a client back through another (<see cref="IpyRpcConnection"/>):
+/// the same dynamic calls, typed proxies, jobs, streams, live output, remote exceptions, cancellation
+/// and timeouts in both directions.
+/// </summary>
+public abstract partial class IpyRpcPeer
+{
+    /// <summary>How many stream items a caller buffers before the callee must wait for it, unless <see cref="CallOptions.StreamWindow"/> says otherwise.</summary>
+    public const int DefaultStreamWindow = 1024;
+
+    private protected IpyRpcPeer()
+    {
+    }
+
+    /// <summary>The live link calls go through now.</summary>
+    /// <exception cref="IpyRpcConnectionException">There is none: the connection is closed, or cannot carry calls this way.</exception>
+    private protected abstract PeerLink CurrentLink();
+
+    /// <summary>How calls encode their arguments unless told otherwise.</summary>
+    private protected abstract Serialization DefaultSerialization { get; }
+
+    /// <summary>The deadline of calls that set none.</summary>
+    private protected abstract TimeSpan? DefaultTimeout { get; }
+
+    /// <summary>Where remote output goes unless a call says otherwise (<see langword="null"/>: see <see cref="OutputFor"/>).</summary>
+    private protected abstract Action<OutputStream, string>? DefaultOutput { get; }
+
+    /// <summary>
+    /// Where a call's remote output goes: the call's handler, else the peer's, else, inside a running
+    /// IpyRpc function, that function's own output (so it reaches whoever called it), else the console.
+    /// </summary>
+    internal Action<OutputStream, string> OutputFor(CallOptions? options)
+        => options?.Output ?? DefaultOutput ?? (OutputCapture.CurrentSink is { } sink ? sink.Write : WriteToConsole);
+
+    /// <summary>Creates a generated typed proxy over this peer.</summary>
+    public T Proxy<T>() where T : IIpyRpcProxy<T> => T.Create(this);
+
+    /// <summary>Asks the peer for every function it exports, with signatures and docs.</summary>
+    public async Task<IReadOnlyList<FunctionDescriptor>> DescribeAsync(CancellationToken cancellationToken = default)
+    {
+        IpyRpcMessage reply = await RequestAsync(new IpyRpcMessage { Kind = MessageKind.Describe, Serialization = DefaultSerialization }, "describe", null, cancellationToken).ConfigureAwait(false);
+        return DescriptorCodec.Decode(reply.Body.Span, reply.Serialization);
+    }
+
+    /// <summary>Calls <paramref name="function"/> with positional arguments; the result is converted to <typeparamref name="T"/>.</summary>
+    public Task<T> CallAsync<T>(string function, params object?[] args) => CallAsync<T>(function, args, null, CancellationToken.None);
+
+    /// <summary>Calls <paramref name="function"/> with positional arguments, options and cancellation.</summary>
+    public Task<T> CallAsync<T>(string function, object?[] args, CallOptions? options, CancellationToken cancellationToken = default)
+        => InvokeAsync(function, Positional(args), FormatterRegistry.Get<T>(), options, cancellationToken);
+
+    /// <summary>Calls <paramref name="function"/> and returns its result as plain data (numbers, strings, arrays, dictionaries).</summary>
+    public Task<object?> CallAsync(string function, params object?[] args) => CallAsync<object?>(function, args, null, CancellationToken.None);
+
+    /// <summary>Calls <paramref name="function"/> with named arguments.</summary>
+    public Task<T> CallNamedAsync<T>(string function, IReadOnlyDictionary<string, object?> args, CallOptions? options = null, CancellationToken cancellationToken = default)
+        => InvokeAsync(function, Named(args), FormatterRegistry.Get<T>(), options, cancellationToken);
+
+    /// <summary>Calls a function whose result is nil (a <see langword="void"/> method).</summary>
+    public async Task InvokeAsync(string function, IpyRpcArguments arguments, CallOptions? options = null, CancellationToken cancellationToken = default)
+        => await InvokeAsync(function, arguments, Formatters.Object, options, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Calls a function with typed arguments and a typed result. Generated proxies use this.</summary>
+    public async Task<TResult> InvokeAsync<TResult>(string function, IpyRpcArguments arguments, IpyRpcFormatter<TResult> result, CallOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        Serialization serialization = options?.Serialization ?? DefaultSerialization;
+        TimeSpan? timeout = options?.Timeout ?? DefaultTimeout;
+        var call = new IpyRpcMessage
+        {
+            Kind = MessageKind.Call,
+            Function = function,
+            Serialization = serialization,
+            TimeoutMs = TimeoutMs(timeout),
+            Parts = [arguments.Encode(serialization)],
+        };
+
+        var pending = new PendingRequest(OutputFor(options)) { Progress = arguments.ProgressHandler };
+        IpyRpcMessage reply = await CurrentLink().RequestAsync(call, function, pending, cancellationToken, timeout).ConfigureAwait(false);
+        return Decode(reply, result, function);
+    }
+
+    /// <summary>Calls a streaming function (one that returns <c>IAsyncEnumerable&lt;T&gt;</c>) with positional arguments; items arrive as the function produces them.</summary>
+    public IAsyncEnumerable<T> StreamAsync<T>(string function, params object?[] args) => StreamAsync(function, Positional(args), FormatterRegistry.Get<T>(), null, CancellationToken.None);
+
+    /// <summary>
+    /// Calls a streaming function: its items arrive as it produces them, in order. The callee
+    /// may run at most <see cref="CallOptions.StreamWindow"/> items ahead of this enumerator (flow
+    /// control); stopping the enumeration early (break, dispose, or <paramref name="cancellationToken"/>)
+    /// cancels the function. The function's failure is thrown from the enumeration. Generated proxies use this.
+    /// </summary>
+    public async IAsyncEnumerable<TItem> StreamAsync<TItem>(string function, IpyRpcArguments arguments, IpyRpcFormatter<TItem> item, CallOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        Serialization serialization = options?.Serialization ?? DefaultSerialization;
+        TimeSpan? timeout = options?.Timeout ?? DefaultTimeout;
+        int window = options?.StreamWindow ?? DefaultStreamWindow;
+        if (window < 1) throw new ArgumentOutOfRangeException(nameof(options), "CallOptions.StreamWindow must be at least 1.");
+        var batches = Channel.CreateUnbounded<IpyRpcMessage>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var pending = new PendingRequest(OutputFor(options))
+        {
+            Progress = arguments.ProgressHandler,
+            Items = m => batches.Writer.TryWrite(m),
+        };
+        var call = new IpyRpcMessage
+        {
+            Kind = MessageKind.Call,
+            Function = function,
+            Serialization = serialization,
+            TimeoutMs = TimeoutMs(timeout),
+            Window = window,
+            Parts = [arguments.Encode(serialization)],
+        };
+
+        PeerLink link = CurrentLink();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Task<IpyRpcMessage> done = link.RequestAsync(call, function, pending, stop.Token, timeout);
+        // Items come before the final reply on the same link, so every one is queued before this completes the queue.
+        _ = done.ContinueWith(static (_, w) => ((ChannelWriter<IpyRpcMessage>)w!).TryComplete(), batches.Writer, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        long unacknowledged = 0;
+        try
+        {
+            while (await batches.Reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                while (batches.Reader.TryRead(out IpyRpcMessage? batch))
+                {
+                    foreach (TItem value in DecodeItems(batch, item, function))
+                    {
+                        yield return value;
+                        if (++unacknowledged >= Math.Max(1, window / 2))
+                        {
+                            // Consumed half the window: let the callee run ahead again.
+                            _ = link.SendQuietlyAsync(new IpyRpcMessage { Kind = MessageKind.Credit, Id = pending.Id, Credit = unacknowledged });
+                            unacknowledged = 0;
+                        }
+                    }
+                }
+            }
+
+            await done.ConfigureAwait(false); // the function's failure, timeout or cancellation surfaces here
+        }
+        finally
+        {
+            if (!done.IsCompleted)
+            {
+                // Stopped early: cancel the function and wait for it to be told.
+                stop.Cancel();
+                try
+                {
+                    await done.ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is OperationCanceledException or IpyRpcException)
+                {
+                }
+            }
+        }
+    }
+
+    /// <summary>Reads one <c>items</c> message: an array of items.</summary>
+    private static List<T> DecodeItems<T>(IpyRpcMessage batch, IpyRpcFormatter<T> formatter, string function)
+    {
+        try
+        {
+            if (batch.Serialization == Serialization.Json)
+            {
+                var reader = new Utf8JsonReader(batch.Body.Span, new JsonReaderOptions { MaxDepth = 128 });
+                Formatting.Json.JsonRead.Next(ref reader);
+                if (reader.TokenType != JsonTokenType.StartArray) throw new IpyRpcSerializationException("stream items must come as an array");
+                var items = new List<T>();
+                Formatting.Json.JsonRead.Next(ref reader);
+                while (reader.TokenType != JsonTokenType.EndArray)
+                {
+                    items.Add(formatter.Read(ref reader));
+                    Formatting.Json.JsonRead.Next(ref reader);
+                }
+
+                return items;
+            }
+
+            var r = new MessagePackReader(batch.Body.Span) { MaxDepth = 128 };
+            int count = r.ReadArrayHeader();
+            var list = new List<T>(count);
+            for (int i = 0; i < count; i++) list.Add(formatter.Read(ref r));
+            return list;
+        }
+        catch (Exception e) when (e is IpyRpcSerializationException or JsonException or MessagePackSerializationException)
+        {
+            throw new IpyRpcException(new RemoteError
+            {
+                Code = ErrorCodes.BadMessage,
+                Message = $"Items of {function}'s stream could not be read as {TypeNames.Display(typeof(T))}: {e.Message}",
+            }, function, e);
+        }
+    }
+
+    /// <summary>Decodes a reply's value.</summary>
+    internal static T Decode<T>(IpyRpcMessage reply, IpyRpcFormatter<T> formatter, string function)
+    {
+        try
+        {
+            if (reply.Serialization == Serialization.Json)
+            {
+                var reader = new Utf8JsonReader(reply.Body.Span, new JsonReaderOptions { MaxDepth = 128 });
+                Formatting.Json.JsonRead.Next(ref reader);
+                return formatter.Read(ref reader);
+            }
+
+            var r = new MessagePackReader(reply.Body.Span) { MaxDepth = 128 };
+            return formatter.Read(ref r);
+        }
+        catch (Exception e) when (e is IpyRpcSerializationException or JsonException or MessagePackSerializationException)
+        {
+            throw new IpyRpcException(new RemoteError
+            {
+                Code = ErrorCodes.BadMessage,
+                Message = $"The result could not be read as {TypeNames.Display(typeof(T))}: {e.Message}",
+            }, function, e);
+        }
+    }
+
+    /// <summary>Sends a request over the current link and waits for its result (its error is thrown as the matching <see cref="IpyRpcException"/>).</summary>
+    internal Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, Action<IpyRpcMessage>? output, CancellationToken cancellationToken)
+        => CurrentLink().RequestAsync(message, what, new PendingRequest(null, output), cancellationToken, null);
+
+    private static long? TimeoutMs(TimeSpan? timeout) => timeout is { } t ? (long)Math.Ceiling(t.TotalMilliseconds) : null;
+
+    private static IpyRpcArguments Positional(object?[] args)
+    {
+        var arguments = new IpyRpcArguments();
+        foreach (object? a in args) arguments.Add(a, Formatters.Object);
+        return arguments;
+    }
+
+    private static IpyRpcArguments Named(IReadOnlyDictionary<string, object?> args)
+    {
+        var arguments = new IpyRpcArguments();
+        foreach (KeyValuePair<string, object?> a in args) arguments.Add(a.Key, a.Value, Formatters.Object);
+        return arguments;
+    }
+
+    /// <summary>Writes remote output to this process's console.</summary>
+    public static void WriteToConsole(OutputStream stream, string text)
+    {
+        TextWriter writer = stream == OutputStream.Stderr ? Console.Error : Console.Out;
+        writer.Write(text);
+        writer.Flush();
+    }
+}

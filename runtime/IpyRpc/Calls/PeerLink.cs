@@ -1,0 +1,192 @@
+using System.Collections.Concurrent;
+using IpyRpc.Protocol;
+
+namespace IpyRpc;
+
+/// <summary>
+/// The calling half of one live link to a peer: numbers the requests this side sends, matches
+/// the peer's replies to them by id, and hands a call's output, progress and stream items to
+/// whoever waits on it. Clients hold one per connection to their server; a server session holds
+/// one per connection to call its client back. Ids are per direction, so both halves of a
+/// connection number their requests from 1 without colliding.
+/// </summary>
+internal sealed class PeerLink
+{
+    private readonly Func<IpyRpcMessage, CancellationToken, ValueTask> _send;
+    private readonly ConcurrentDictionary<ulong, PendingRequest> _pending = new();
+    private long _nextId;
+    private Exception? _broken;
+
+    public PeerLink(Func<IpyRpcMessage, CancellationToken, ValueTask> send, string peerName)
+    {
+        _send = send;
+        PeerName = peerName;
+    }
+
+    /// <summary>How errors name the other side: "the server", "the client".</summary>
+    public string PeerName { get; }
+
+    /// <summary>Why the link is closed, or <see langword="null"/> while it is up.</summary>
+    public Exception? Broken => Volatile.Read(ref _broken);
+
+    /// <summary>How many requests wait for replies.</summary>
+    public int Pending => _pending.Count;
+
+    /// <summary>A fresh request id (for messages that expect no tracked reply, such as heartbeat pings).</summary>
+    public ulong NextId() => (ulong)Interlocked.Increment(ref _nextId);
+
+    /// <summary>Sends a request and waits for its final reply; an error reply is thrown as the matching <see cref="IpyRpcException"/>.</summary>
+    public async Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, PendingRequest pending, CancellationToken cancellationToken, TimeSpan? timeout)
+    {
+        if (Broken is { } broken)
+        {
+            throw broken as IpyRpcConnectionException ?? new IpyRpcConnectionException($"The connection to {PeerName} is closed: {broken.Message}", broken);
+        }
+
+        ulong id = NextId();
+        pending.Id = id;
+        _pending[id] = pending;
+        IpyRpcMessage withId = message with { Id = id };
+
+        using var deadline = timeout is { } t ? new CancellationTokenSource(t) : null;
+        using CancellationTokenRegistration onCancel = cancellationToken.Register(static s => ((PendingRequest)s!).Result.TrySetCanceled(), pending);
+        using CancellationTokenRegistration onDeadline = deadline?.Token.Register(static s => ((PendingRequest)s!).TimedOut(), pending) ?? default;
+        try
+        {
+            if (Broken is { } closed) pending.Result.TrySetException(closed);
+            else await _send(withId, cancellationToken).ConfigureAwait(false);
+            IpyRpcMessage reply = await pending.Result.Task.ConfigureAwait(false);
+            if (reply.Kind == MessageKind.Error)
+            {
+                throw IpyRpcException.FromRemote(RemoteError.Decode(reply.Body.Span, reply.Serialization), message.Function ?? what);
+            }
+
+            return reply;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested || pending.IsTimedOut)
+        {
+            if (message.Kind is MessageKind.Call or MessageKind.Attach)
+            {
+                // Tell the peer, so the function's CancellationToken fires and the job stops (or, for an attach, it stops following).
+                _ = SendQuietlyAsync(new IpyRpcMessage { Kind = MessageKind.Cancel, Id = id });
+            }
+
+            if (pending.IsTimedOut && !cancellationToken.IsCancellationRequested)
+            {
+                throw new IpyRpcTimeoutException(new RemoteError { Code = ErrorCodes.Timeout, Message = $"No reply within {timeout}." }, message.Function ?? what);
+            }
+
+            throw;
+        }
+        catch (Exception e) when (e is ObjectDisposedException or IOException)
+        {
+            throw new IpyRpcConnectionException($"The connection to {PeerName} is closed: {e.Message}", e);
+        }
+        finally
+        {
+            _pending.TryRemove(id, out _);
+        }
+    }
+
+    /// <summary>Sends a message that expects no reply; a closed link swallows it.</summary>
+    public async Task SendQuietlyAsync(IpyRpcMessage message)
+    {
+        try
+        {
+            await _send(message, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IpyRpcConnectionException or ObjectDisposedException or IOException or OperationCanceledException or InvalidOperationException)
+        {
+        }
+    }
+
+    /// <summary>Sends a message that expects no reply.</summary>
+    public ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default) => _send(message, cancellationToken);
+
+    /// <summary>
+    /// Hands a reply (result, error, hello, pong) or a running call's message (output, progress,
+    /// items) to the request it is about. False when no request of this link has that id.
+    /// </summary>
+    public bool Dispatch(IpyRpcMessage message)
+    {
+        if (!_pending.TryGetValue(message.Id, out PendingRequest? pending)) return false;
+        switch (message.Kind)
+        {
+            case MessageKind.Output:
+                Guard(pending, static (p, m) =>
+                {
+                    if (p.RawOutput is { } raw) raw(m);
+                    else p.Output?.Invoke(m.Stream, System.Text.Encoding.UTF8.GetString(m.Body.Span));
+                }, message);
+                break;
+            case MessageKind.Progress:
+                Guard(pending, static (p, m) => p.Progress?.Invoke(m), message);
+                break;
+            case MessageKind.Items:
+                Guard(pending, static (p, m) => p.Items?.Invoke(m), message);
+                break;
+            default:
+                pending.Result.TrySetResult(message);
+                break;
+        }
+
+        return true;
+    }
+
+    private static void Guard(PendingRequest pending, Action<PendingRequest, IpyRpcMessage> handle, IpyRpcMessage message)
+    {
+        try
+        {
+            handle(pending, message);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A failing output or progress handler must not take the connection down.
+        }
+    }
+
+    /// <summary>Closes the link: every request still waiting fails with <paramref name="reason"/>, and so does every later one.</summary>
+    public void Close(Exception reason)
+    {
+        Interlocked.CompareExchange(ref _broken, reason, null);
+        foreach (PendingRequest p in _pending.Values)
+        {
+            p.Result.TrySetException(Volatile.Read(ref _broken)!);
+        }
+    }
+}
+
+/// <summary>One request waiting for its reply, with where its output, progress and items go meanwhile.</summary>
+internal sealed class PendingRequest
+{
+    private int _timedOut;
+
+    public PendingRequest(Action<OutputStream, string>? output = null, Action<IpyRpcMessage>? rawOutput = null)
+    {
+        Output = output;
+        RawOutput = rawOutput;
+    }
+
+    /// <summary>The id the link gave the request.</summary>
+    public ulong Id { get; set; }
+
+    public TaskCompletionSource<IpyRpcMessage> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Action<OutputStream, string>? Output { get; }
+
+    public Action<IpyRpcMessage>? RawOutput { get; }
+
+    /// <summary>Progress reports of the call, as they arrive (on the receiving thread: be quick).</summary>
+    public Action<IpyRpcMessage>? Progress { get; init; }
+
+    /// <summary>Stream items of the call, as they arrive (on the receiving thread: be quick).</summary>
+    public Action<IpyRpcMessage>? Items { get; init; }
+
+    public bool IsTimedOut => Volatile.Read(ref _timedOut) == 1;
+
+    public void TimedOut()
+    {
+        Volatile.Write(ref _timedOut, 1);
+        Result.TrySetCanceled();
+    }
+}

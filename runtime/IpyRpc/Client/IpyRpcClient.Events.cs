@@ -1,0 +1,93 @@
+using System.Runtime.CompilerServices;
+using IpyRpc.Formatting;
+using IpyRpc.Protocol;
+
+namespace IpyRpc;
+
+public sealed partial class IpyRpcClient
+{
+    /// <summary>
+    /// Subscribes to a typed event: <paramref name="handler"/> runs for each one, in order, on a task
+    /// of the subscription's own (never on the connection's thread, so a slow handler holds up nothing
+    /// but its own buffer). Dispose the subscription to stop. Survives reconnects.
+    /// </summary>
+    /// <exception cref="IpyRpcNotFoundException">The server publishes no such event.</exception>
+    /// <exception cref="IpyRpcUnauthorizedException">The server's rules do not let this client receive it.</exception>
+    public Task<IpyRpcSubscription> SubscribeAsync<T>(IpyRpcEvent<T> ipyRpcEvent, Action<T> handler, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        IpyRpcFormatter<T> formatter = ipyRpcEvent.Formatter;
+        return _events.SubscribeAsync(ipyRpcEvent.Name, (m, _) =>
+        {
+            handler(Decode(m, formatter, m.Function!));
+            return default;
+        }, cancellationToken);
+    }
+
+    /// <summary>Subscribes to a typed event with an asynchronous handler (awaited before the next event is handed over).</summary>
+    public Task<IpyRpcSubscription> SubscribeAsync<T>(IpyRpcEvent<T> ipyRpcEvent, Func<T, CancellationToken, ValueTask> handler, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        IpyRpcFormatter<T> formatter = ipyRpcEvent.Formatter;
+        return _events.SubscribeAsync(ipyRpcEvent.Name, (m, token) => handler(Decode(m, formatter, m.Function!), token), cancellationToken);
+    }
+
+    /// <summary>Subscribes to every event whose name matches <paramref name="pattern"/> (a name or a glob such as <c>chat.*</c>); payloads arrive as plain data.</summary>
+    public Task<IpyRpcSubscription> SubscribeAsync(string pattern, Action<ReceivedEvent> handler, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        return _events.SubscribeAsync(pattern, (m, _) =>
+        {
+            handler(new ReceivedEvent(m.Function!, Decode(m, Formatters.Object, m.Function!)));
+            return default;
+        }, cancellationToken);
+    }
+
+    /// <summary>A typed event's occurrences as an async stream; the subscription ends when the enumeration does.</summary>
+    public async IAsyncEnumerable<T> EventsAsync<T>(IpyRpcEvent<T> ipyRpcEvent, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        IpyRpcFormatter<T> formatter = ipyRpcEvent.Formatter;
+        await foreach (IpyRpcMessage m in _events.ReadAsync(ipyRpcEvent.Name, cancellationToken).ConfigureAwait(false))
+        {
+            yield return Decode(m, formatter, m.Function!);
+        }
+    }
+
+    /// <summary>The events matching <paramref name="pattern"/> as an async stream of names and plain-data payloads.</summary>
+    public async IAsyncEnumerable<ReceivedEvent> EventsAsync(string pattern, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        await foreach (IpyRpcMessage m in _events.ReadAsync(pattern, cancellationToken).ConfigureAwait(false))
+        {
+            yield return new ReceivedEvent(m.Function!, Decode(m, Formatters.Object, m.Function!));
+        }
+    }
+
+    /// <summary>How many events the server dropped for this client because it fell behind (see <see cref="IpyRpcServerOptions.EventBufferSize"/>).</summary>
+    public long EventsDroppedByServer => _events.DroppedByServer;
+
+    internal Task<IReadOnlyList<string>> SubscribeOnServerAsync(string pattern, CancellationToken cancellationToken)
+        => SubscribeOnServerAsync(CurrentClientLink(), pattern, cancellationToken);
+
+    private async Task<IReadOnlyList<string>> SubscribeOnServerAsync(Link link, string pattern, CancellationToken cancellationToken)
+    {
+        IpyRpcMessage reply = await link.RequestAsync(new IpyRpcMessage { Kind = MessageKind.Subscribe, Function = pattern, Serialization = Options.Serialization }, "subscribe", cancellationToken).ConfigureAwait(false);
+        return [.. Decode(reply, FormatterRegistry.Get<string?[]>(), "subscribe").Select(n => n ?? "")];
+    }
+
+    internal async Task UnsubscribeOnServerAsync(string pattern)
+    {
+        try
+        {
+            await CurrentClientLink().RequestAsync(new IpyRpcMessage { Kind = MessageKind.Unsubscribe, Function = pattern, Serialization = Options.Serialization }, "unsubscribe", CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (IpyRpcConnectionException)
+        {
+            // Gone: the server forgot the subscription with the connection.
+        }
+    }
+}
+
+/// <summary>An event as an untyped subscription receives it.</summary>
+/// <param name="Name">The event's name.</param>
+/// <param name="Payload">Its payload as plain data (numbers, strings, arrays, dictionaries).</param>
+public readonly record struct ReceivedEvent(string Name, object? Payload);

@@ -1,0 +1,106 @@
+using IpyRpc.Protocol;
+
+namespace IpyRpc;
+
+/// <summary>
+/// The events waiting for one connection, in order. The publisher only queues (never waits); the
+/// outbox sends one at a time as the transport takes them. When a connection falls
+/// <see cref="IpyRpcServerOptions.EventBufferSize"/> events behind, the overflow policy drops or
+/// disconnects, and the next event delivered carries the count of those dropped.
+/// </summary>
+internal sealed class EventOutbox(Func<IpyRpcMessage, ValueTask<bool>> send, Action<string> overflowed, int capacity, EventOverflow policy)
+{
+    private readonly Queue<IpyRpcMessage> _queue = new();
+    private bool _sending;
+    private bool _closed;
+    private long _dropped;
+
+    /// <summary>How many events wait now.</summary>
+    public int Waiting
+    {
+        get
+        {
+            lock (_queue) return _queue.Count;
+        }
+    }
+
+    public void Post(IpyRpcMessage message)
+    {
+        lock (_queue)
+        {
+            if (_closed) return;
+            if (_queue.Count >= capacity)
+            {
+                switch (policy)
+                {
+                    case EventOverflow.DropOldest:
+                        _queue.Dequeue();
+                        _dropped++;
+                        break;
+                    case EventOverflow.DropNewest:
+                        _dropped++;
+                        return;
+                    default:
+                        _closed = true;
+                        _queue.Clear();
+                        break;
+                }
+            }
+
+            if (!_closed)
+            {
+                _queue.Enqueue(message);
+                if (_sending) return;
+                _sending = true;
+            }
+        }
+
+        if (_closed)
+        {
+            overflowed($"This connection fell {capacity} events behind, and the server disconnects subscribers that do (EventOverflow.Disconnect).");
+            return;
+        }
+
+        _ = DrainAsync();
+    }
+
+    private async Task DrainAsync()
+    {
+        while (true)
+        {
+            IpyRpcMessage next;
+            lock (_queue)
+            {
+                if (_closed || !_queue.TryDequeue(out next!))
+                {
+                    _sending = false;
+                    return;
+                }
+
+                if (_dropped > 0)
+                {
+                    next = next with { Dropped = _dropped };
+                    _dropped = 0;
+                }
+            }
+
+            // Synchronous transports (in process, ZeroMQ) complete at once: the loop runs on the publisher's thread without a hop.
+            ValueTask<bool> sending = send(next);
+            bool sent = sending.IsCompletedSuccessfully ? sending.Result : await sending.ConfigureAwait(false);
+            if (!sent)
+            {
+                Close();
+                return;
+            }
+        }
+    }
+
+    public void Close()
+    {
+        lock (_queue)
+        {
+            _closed = true;
+            _queue.Clear();
+        }
+    }
+}

@@ -1,0 +1,71 @@
+using IpyRpc.Formatting;
+
+namespace IpyRpc;
+
+/// <summary>
+/// Marks a static field or property of type <see cref="IpyRpcEvent{T}"/> as an event the server
+/// publishes. The generator gives the payload type its formatters and the event a descriptor with the
+/// member's XML docs, which <c>server.Register(typeof(DeclaringType))</c> makes known to clients.
+/// </summary>
+/// <example>
+/// <code>
+/// public static class ChatEvents
+/// {
+///     /// &lt;summary&gt;Someone said something in the room.&lt;/summary&gt;
+///     [IpyRpcEvent] public static readonly IpyRpcEvent&lt;ChatLine&gt; Said = new("chat.said");
+/// }
+/// </code>
+/// </example>
+[AttributeUsage(AttributeTargets.Field | AttributeTargets.Property, Inherited = false)]
+public sealed class IpyRpcEventAttribute : Attribute
+{
+}
+
+/// <summary>A typed event: its name on the wire and its payload type. Servers publish it; clients subscribe to it.</summary>
+/// <typeparam name="T">The payload type.</typeparam>
+public sealed class IpyRpcEvent<T>
+{
+    /// <summary>Declares the event <paramref name="name"/> (letters, digits, <c>_</c>, <c>-</c>; dots make namespaces: <c>chat.said</c>).</summary>
+    /// <exception cref="ArgumentException">The name is empty or has characters that are not allowed.</exception>
+    public IpyRpcEvent(string name)
+    {
+        if (string.IsNullOrWhiteSpace(name) || name.StartsWith('.') || name.EndsWith('.') || name.Contains("..", StringComparison.Ordinal)
+            || name.Any(c => !(char.IsLetterOrDigit(c) || c is '_' or '-' or '.')))
+        {
+            throw new ArgumentException($"'{name}' is not an event name: use letters, digits, '_', '-', and dots between non-empty segments.", nameof(name));
+        }
+
+        Name = name;
+    }
+
+    /// <summary>The name on the wire.</summary>
+    public string Name { get; }
+
+    /// <summary>The payload's formatter (generated for the payload type).</summary>
+    public IpyRpcFormatter<T> Formatter => FormatterRegistry.Get<T>();
+
+    /// <inheritdoc/>
+    public override string ToString() => Name;
+}
+
+/// <summary>What a client sees of an event a server publishes: its name, payload type and docs.</summary>
+public sealed record EventDescriptor
+{
+    /// <summary>The event's name.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>The payload's C# type as shown to people.</summary>
+    public string PayloadType { get; init; } = "object";
+
+    /// <summary>A JSON Schema of the payload, as JSON text.</summary>
+    public string? PayloadSchema { get; init; }
+
+    /// <summary>The <c>&lt;summary&gt;</c> of the declaration's doc comment.</summary>
+    public string? Summary { get; init; }
+
+    /// <summary>The <c>&lt;remarks&gt;</c>.</summary>
+    public string? Remarks { get; init; }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Name}: {PayloadType}";
+}

@@ -1,0 +1,79 @@
+using System.Collections.Concurrent;
+using IpyRpc.Formatting;
+using IpyRpc.Protocol;
+
+namespace IpyRpc;
+
+public sealed partial class IpyRpcServer
+{
+    private readonly ConcurrentDictionary<ServerSession, byte> _subscribers = new();
+
+    /// <summary>Every event the server publishes (declared with <see cref="IpyRpcEventAttribute"/> on a registered type), sorted by name.</summary>
+    public IReadOnlyList<EventDescriptor> Events => _registry.Events;
+
+    /// <summary>
+    /// Publishes an event to every connection subscribed to it. Never waits: each subscriber's
+    /// connection has a buffer of <see cref="IpyRpcServerOptions.EventBufferSize"/> events, sent in
+    /// order as its transport takes them; a subscriber that falls further behind loses events (or its
+    /// connection) by <see cref="IpyRpcServerOptions.EventOverflow"/>, without holding up the others.
+    /// </summary>
+    /// <returns>How many connections the event was queued for.</returns>
+    /// <exception cref="ArgumentException">The event is not registered: register the type that declares it.</exception>
+    public int Publish<T>(IpyRpcEvent<T> ipyRpcEvent, T payload)
+        => Publish(new OutgoingEvent(Registered(ipyRpcEvent.Name), s => Encode(payload, ipyRpcEvent.Formatter, s)));
+
+    /// <summary>Publishes an event by name with a plain-data payload (numbers, strings, arrays, dictionaries).</summary>
+    /// <returns>How many connections the event was queued for.</returns>
+    public int Publish(string name, object? payload)
+        => Publish(new OutgoingEvent(Registered(name), s => Encode(payload, Formatters.Object, s)));
+
+    private int Publish(OutgoingEvent e)
+    {
+        int queued = 0;
+        foreach (ServerSession session in _subscribers.Keys)
+        {
+            if (session.OfferEvent(e)) queued++;
+        }
+
+        return queued;
+    }
+
+    private string Registered(string name) => _registry.FindEvent(name)?.Name ?? throw new ArgumentException(
+        $"The server has no event named '{name}'. Declare it with [IpyRpcEvent] on a static IpyRpcEvent<T> field and register the declaring type: server.Register(typeof(...)).", nameof(name));
+
+    internal void Subscribed(ServerSession session) => _subscribers[session] = 0;
+
+    internal void Unsubscribed(ServerSession session) => _subscribers.TryRemove(session, out _);
+
+    private static ReadOnlyMemory<byte> Encode<T>(T value, IpyRpcFormatter<T> formatter, Serialization serialization)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(SizeHint.Of(value));
+        if (serialization == Serialization.Json)
+        {
+            using var w = new System.Text.Json.Utf8JsonWriter(buffer);
+            formatter.Write(w, value);
+        }
+        else
+        {
+            var w = new MessagePack.MessagePackWriter(buffer);
+            formatter.Write(ref w, value);
+        }
+
+        return buffer.WrittenMemory;
+    }
+}
+
+/// <summary>An event being published: encoded once per serialization its subscribers asked for.</summary>
+internal sealed class OutgoingEvent(string name, Func<Serialization, ReadOnlyMemory<byte>> encode)
+{
+    private IpyRpcMessage? _messagePack;
+    private IpyRpcMessage? _json;
+
+    public string Name => name;
+
+    public IpyRpcMessage For(Serialization serialization)
+    {
+        ref IpyRpcMessage? slot = ref serialization == Serialization.Json ? ref _json : ref _messagePack;
+        return slot ??= new IpyRpcMessage { Kind = MessageKind.Event, Function = name, Serialization = serialization, Parts = [encode(serialization)] };
+    }
+}
