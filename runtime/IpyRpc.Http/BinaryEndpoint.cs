@@ -21,6 +21,7 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
     private readonly IpyRpcHttpOptions _options;
     private readonly ConcurrentDictionary<string, HttpConnection> _connections = new(StringComparer.Ordinal);
     private readonly Timer _sweeper;
+    private readonly CancellationTokenSource _stopping = new();
 
     public BinaryEndpoint(IpyRpcServer server, IpyRpcHttpOptions options)
     {
@@ -53,10 +54,16 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
     private async Task HandleCoreAsync(HttpContext context)
     {
         HttpResponse response = context.Response;
+        if (HttpMethods.IsGet(context.Request.Method) && IsWebSocketUpgrade(context.Request))
+        {
+            await ServeWebSocketAsync(context).ConfigureAwait(false);
+            return;
+        }
+
         if (!HttpMethods.IsPost(context.Request.Method))
         {
             response.Headers.Allow = "POST";
-            await WriteErrorAsync(response, StatusCodes.Status405MethodNotAllowed, 0, ErrorCodes.BadMessage, $"Send IpyRpc messages with POST, not {context.Request.Method}.");
+            await WriteErrorAsync(response, StatusCodes.Status405MethodNotAllowed, 0, ErrorCodes.BadMessage, $"Send IpyRpc messages with POST, or open a WebSocket (GET with Upgrade: websocket), not a plain {context.Request.Method}.");
             return;
         }
 
@@ -136,6 +143,35 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         }
     }
 
+    private static bool IsWebSocketUpgrade(HttpRequest request)
+        => request.Headers.Upgrade.ToString().Contains("websocket", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// A WebSocket carries one whole connection: served like a ZeroMQ or in-process peer until either
+    /// side closes it or the application stops (then the client hears <c>server_stopping</c>).
+    /// </summary>
+    private async Task ServeWebSocketAsync(HttpContext context)
+    {
+        System.Net.WebSockets.WebSocket? socket = await WebSocketAcceptor.AcceptAsync(context, WebSocketMessageChannel.SubProtocol, _options.WebSocketKeepAlive).ConfigureAwait(false);
+        if (socket is null)
+        {
+            await WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest, 0, ErrorCodes.BadMessage,
+                $"This WebSocket request cannot be accepted: it must be an HTTP/1.1 upgrade (GET with Upgrade: websocket, Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key) and offer the subprotocol {WebSocketMessageChannel.SubProtocol}.").ConfigureAwait(false);
+            return;
+        }
+
+        bool authenticated = context.User.Identity?.IsAuthenticated == true;
+        var connection = new IpyRpcConnection("websocket", Address(context), authenticated ? context.User : null);
+        await using var channel = new WebSocketMessageChannel(socket, _server.Options.MaxMessageBytes, isServer: true);
+        try
+        {
+            await _server.ServeAsync(channel, connection, _stopping.Token).ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException) when (_stopping.IsCancellationRequested)
+        {
+        }
+    }
+
     /// <summary>
     /// The request's connection: the one its header names; else a new one, kept for later requests
     /// when the request is a hello, and for this request only (ephemeral) when the client sent none.
@@ -181,6 +217,7 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _stopping.Cancel();
         await _sweeper.DisposeAsync().ConfigureAwait(false);
         foreach (HttpConnection c in _connections.Values) await c.Session.DisposeAsync().ConfigureAwait(false);
         _connections.Clear();
@@ -208,7 +245,7 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         public HttpConnection(BinaryEndpoint endpoint, IpyRpcConnection connection)
         {
             Connection = connection;
-            Session = endpoint._server.CreateSession(SendAsync, connection);
+            Session = endpoint._server.CreateSession(SendAsync, connection, duplex: false);
         }
 
         public string Id => Connection.Id;

@@ -6,7 +6,10 @@ public sealed record IpyRpcHttpOptions
     /// <summary>The path of the JSON-RPC 2.0 endpoint.</summary>
     public string JsonRpcPath { get; init; } = "/rpc";
 
-    /// <summary>The path of the binary protocol endpoint (one framed message in, framed messages streamed out).</summary>
+    /// <summary>
+    /// The path of the binary protocol endpoint: a WebSocket (GET with <c>Upgrade: websocket</c>, subprotocol
+    /// <c>ipyrpc.v1</c>) carrying one connection both ways, or POSTs of one framed message each, framed messages streamed back.
+    /// </summary>
     public string BinaryPath { get; init; } = "/ipyrpc";
 
     /// <summary>The largest JSON-RPC request body, in bytes.</summary>
@@ -27,4 +30,10 @@ public sealed record IpyRpcHttpOptions
     /// ends as a disconnect would, and the client's next request opens a new one.
     /// </summary>
     public TimeSpan ConnectionIdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// How often the server's end of a WebSocket connection sends a WebSocket ping, which keeps
+    /// proxies from closing a quiet connection. Liveness itself is IpyRpc's heartbeat (docs/PROTOCOL.md).
+    /// </summary>
+    public TimeSpan WebSocketKeepAlive { get; init; } = TimeSpan.FromSeconds(30);
 }

@@ -83,25 +83,27 @@ public sealed class AuthTests : IAsyncLifetime
         await _server.DisposeAsync();
     }
 
-    private Task<IpyRpcClient> ConnectAsync(string? token, out HttpClient http)
+    private Task<IpyRpcClient> ConnectAsync(string? token, out HttpClient http, HttpCarrier carrier = HttpCarrier.WebSocket)
     {
         http = new HttpClient();
         if (token is not null) http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        return IpyRpcHttpClient.ConnectAsync(_address, null, http);
+        return IpyRpcHttpClient.ConnectAsync(_address, carrier, null, http);
     }
 
-    [Fact]
-    public async Task ABearerTokenBecomesTheConnectionsPrincipalAndItsRolesCount()
+    [Theory]
+    [InlineData(HttpCarrier.WebSocket, "websocket")]
+    [InlineData(HttpCarrier.Requests, "http")]
+    public async Task ABearerTokenBecomesTheConnectionsPrincipalAndItsRolesCount(HttpCarrier carrier, string transport)
     {
-        await using IpyRpcClient alice = await ConnectAsync("alice-token", out HttpClient http);
+        await using IpyRpcClient alice = await ConnectAsync("alice-token", out HttpClient http, carrier);
         using HttpClient _ = http;
-        Assert.Equal("alice over http", await alice.CallAsync<string>("who"));
-        Assert.Equal("alice over http", await alice.CallAsync<string>("who")); // a second request, same connection
+        Assert.Equal($"alice over {transport}", await alice.CallAsync<string>("who"));
+        Assert.Equal($"alice over {transport}", await alice.CallAsync<string>("who")); // a second request, same connection
         Assert.DoesNotContain(alice.Functions, f => f.Name == "admin_only");
         var denied = await Assert.ThrowsAsync<IpyRpcUnauthorizedException>(() => alice.CallAsync<string>("admin_only"));
         Assert.Contains("needs the role admin", denied.Message);
 
-        await using IpyRpcClient root = await ConnectAsync("root-token", out HttpClient rootHttp);
+        await using IpyRpcClient root = await ConnectAsync("root-token", out HttpClient rootHttp, carrier);
         using HttpClient __ = rootHttp;
         Assert.Equal("secret stuff", await root.CallAsync<string>("admin_only"));
     }
@@ -154,16 +156,18 @@ public sealed class AuthTests : IAsyncLifetime
 
 public sealed class SharedSecretOverHttpTests
 {
-    [Fact]
-    public async Task TheSharedSecretAuthenticatesABinaryConnectionAcrossItsRequests()
+    [Theory]
+    [InlineData(HttpCarrier.WebSocket, "websocket")]
+    [InlineData(HttpCarrier.Requests, "http")]
+    public async Task TheSharedSecretAuthenticatesABinaryConnectionAcrossItsRequests(HttpCarrier carrier, string transport)
     {
         await using var server = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "hunter2" });
         server.Register(typeof(WhoFunctions));
         await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
-        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(host.Address, new IpyRpcClientOptions { SharedSecret = "hunter2", ClientName = "carol" });
-        for (int i = 0; i < 3; i++) Assert.Equal("carol over http", await client.CallAsync<string>("who"));
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(host.Address, carrier, new IpyRpcClientOptions { SharedSecret = "hunter2", ClientName = "carol" });
+        for (int i = 0; i < 3; i++) Assert.Equal($"carol over {transport}", await client.CallAsync<string>("who"));
 
-        await Assert.ThrowsAsync<IpyRpcUnauthorizedException>(() => IpyRpcHttpClient.ConnectAsync(host.Address, new IpyRpcClientOptions { SharedSecret = "hunter3" }).WaitAsync(TimeSpan.FromSeconds(5)));
+        await Assert.ThrowsAsync<IpyRpcUnauthorizedException>(() => IpyRpcHttpClient.ConnectAsync(host.Address, carrier, new IpyRpcClientOptions { SharedSecret = "hunter3" }).WaitAsync(TimeSpan.FromSeconds(5)));
         using var http = new HttpClient { BaseAddress = host.Address };
         (_, JsonElement body) = await AuthTests.PostAsync(http, """{"jsonrpc":"2.0","method":"who","id":1}""", null);
         Assert.Equal(-32004, body.GetProperty("error").GetProperty("code").GetInt32());
@@ -185,8 +189,10 @@ public sealed class SharedSecretOverHttpTests
         Assert.NotNull(host.Address);
     }
 
-    [Fact]
-    public async Task ACallerFromAnotherMachineBehindAProxyIsRefusedWithoutAuthentication()
+    [Theory]
+    [InlineData(HttpCarrier.WebSocket, "websocket")]
+    [InlineData(HttpCarrier.Requests, "http")]
+    public async Task ACallerFromAnotherMachineBehindAProxyIsRefusedWithoutAuthentication(HttpCarrier carrier, string transport)
     {
         // Behind a reverse proxy, ASP.NET Core's forwarded-headers middleware makes the caller's own
         // address the connection's: here 203.0.113.9, from another machine.
@@ -203,12 +209,12 @@ public sealed class SharedSecretOverHttpTests
 
         using var proxied = new HttpClient();
         proxied.DefaultRequestHeaders.Add("X-Forwarded-For", "203.0.113.9");
-        var e = await Assert.ThrowsAsync<IpyRpcUnauthorizedException>(() => IpyRpcHttpClient.ConnectAsync(address, null, proxied).WaitAsync(TimeSpan.FromSeconds(5)));
+        var e = await Assert.ThrowsAsync<IpyRpcUnauthorizedException>(() => IpyRpcHttpClient.ConnectAsync(address, carrier, null, proxied).WaitAsync(TimeSpan.FromSeconds(5)));
         Assert.Contains("203.0.113.9", e.Message);
 
         using var local = new HttpClient();
-        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(address, null, local);
-        Assert.Equal("anonymous over http", await client.CallAsync<string>("who")); // this machine is served
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(address, carrier, null, local);
+        Assert.Equal($"anonymous over {transport}", await client.CallAsync<string>("who")); // this machine is served
         await app.StopAsync();
     }
 }

@@ -6,20 +6,24 @@ namespace IpyRpc.Http.Tests;
 /// <summary>The binary protocol through the IpyRpc client over real Kestrel on loopback.</summary>
 public sealed class BinaryTests(HttpFixture fixture) : IClassFixture<HttpFixture>
 {
-    [Fact]
-    public async Task CallsDescribeAndTypedProxiesWork()
+    [Theory]
+    [InlineData(HttpCarrier.WebSocket)]
+    [InlineData(HttpCarrier.Requests)]
+    public async Task CallsDescribeAndTypedProxiesWork(HttpCarrier carrier)
     {
-        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address);
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, carrier);
         Assert.Contains(client.Functions, f => f.Name == "add" && f.Summary == "Adds two integers.");
         Assert.Equal(5, await client.CallAsync<int>("add", 2, 3));
         Assert.Equal(9, await client.Proxy<HttpFunctionsClient>().Add(4, 5));
         Assert.Equal(6.0, await client.CallAsync<double>("scale", [3.0], new CallOptions { Serialization = Serialization.Json }));
     }
 
-    [Fact]
-    public async Task OutputArrivesLiveBeforeTheCallEnds()
+    [Theory]
+    [InlineData(HttpCarrier.WebSocket)]
+    [InlineData(HttpCarrier.Requests)]
+    public async Task OutputArrivesLiveBeforeTheCallEnds(HttpCarrier carrier)
     {
-        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address);
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, carrier);
         string gate = Gates.NewName("live");
         var lines = new List<string>();
         var first = new TaskCompletionSource();
@@ -39,10 +43,12 @@ public sealed class BinaryTests(HttpFixture fixture) : IClassFixture<HttpFixture
         Assert.Equal(["L first" + Environment.NewLine, "L second" + Environment.NewLine], lines);
     }
 
-    [Fact]
-    public async Task ARemoteExceptionIsRethrownWithItsInnerChain()
+    [Theory]
+    [InlineData(HttpCarrier.WebSocket)]
+    [InlineData(HttpCarrier.Requests)]
+    public async Task ARemoteExceptionIsRethrownWithItsInnerChain(HttpCarrier carrier)
     {
-        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, new IpyRpcClientOptions { Output = (_, _) => { } });
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, carrier, new IpyRpcClientOptions { Output = (_, _) => { } });
         var e = await Assert.ThrowsAsync<RemoteException>(() => client.CallAsync<object>("fail", "over http"));
         Assert.Equal("System.InvalidOperationException", e.RemoteType);
         Assert.Equal("over http", e.RemoteMessage);
@@ -50,19 +56,23 @@ public sealed class BinaryTests(HttpFixture fixture) : IClassFixture<HttpFixture
         await Assert.ThrowsAsync<UnknownFunctionException>(() => client.CallAsync<int>("missing"));
     }
 
-    [Fact]
-    public async Task ManyConcurrentCallsShareOneHttpClient()
+    [Theory]
+    [InlineData(HttpCarrier.WebSocket)]
+    [InlineData(HttpCarrier.Requests)]
+    public async Task ManyConcurrentCallsShareOneHttpClient(HttpCarrier carrier)
     {
         using var http = new HttpClient();
-        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, null, http);
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, carrier, null, http);
         int[] results = await Task.WhenAll(Enumerable.Range(0, 200).Select(i => client.CallAsync<int>("add", i, i)));
         Assert.Equal(Enumerable.Range(0, 200).Select(i => 2 * i), results);
     }
 
-    [Fact]
-    public async Task CancellingACallAbortsItsRequestAndReachesTheServer()
+    [Theory]
+    [InlineData(HttpCarrier.WebSocket)]
+    [InlineData(HttpCarrier.Requests)]
+    public async Task CancellingACallAbortsItsRequestAndReachesTheServer(HttpCarrier carrier)
     {
-        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address);
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, carrier);
         string gate = Gates.NewName("http-cancel");
         using var cts = new CancellationTokenSource();
         Task<int> call = client.CallAsync<int>("wait_for_cancel", [gate], null, cts.Token);
@@ -72,10 +82,12 @@ public sealed class BinaryTests(HttpFixture fixture) : IClassFixture<HttpFixture
         await Gates.WaitAsync(gate + ".cancelled");
     }
 
-    [Fact]
-    public async Task LargePayloadsRoundTrip()
+    [Theory]
+    [InlineData(HttpCarrier.WebSocket)]
+    [InlineData(HttpCarrier.Requests)]
+    public async Task LargePayloadsRoundTrip(HttpCarrier carrier)
     {
-        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address);
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, carrier);
         byte[] data = new byte[8 * 1024 * 1024];
         Random.Shared.NextBytes(data);
         Assert.Equal(data, await client.CallAsync<byte[]>("echo_bytes", data));

@@ -1,0 +1,249 @@
+using System.Buffers;
+using System.Net.WebSockets;
+using IpyRpc.Protocol;
+using IpyRpc.Transports;
+
+namespace IpyRpc.Http;
+
+/// <summary>
+/// One IpyRpc connection over a WebSocket: each WebSocket binary message carries one message in the
+/// stream block format (docs/PROTOCOL.md), in both directions at any time, so the server can call
+/// the client back and push events. Used by both ends; sends from many threads are serialized.
+/// </summary>
+public sealed class WebSocketMessageChannel : PushMessageChannel
+{
+    /// <summary>The WebSocket subprotocol IpyRpc speaks.</summary>
+    public const string SubProtocol = "ipyrpc.v1";
+
+    private readonly WebSocket _socket;
+    private readonly long _maxMessageBytes;
+    private readonly bool _isServer;
+    private readonly SemaphoreSlim _sendGate = new(1, 1);
+    private readonly CancellationTokenSource _closing = new();
+    private readonly Task _reader;
+    private int _disposed;
+
+    /// <summary>Wraps an open WebSocket and starts reading from it.</summary>
+    /// <param name="socket">The open socket.</param>
+    /// <param name="maxMessageBytes">The largest message accepted from the other side; a bigger one closes the socket (1009, message too big).</param>
+    /// <param name="isServer">Whether this is the server's end (an unreadable message is then answered with an error, as on other transports).</param>
+    public WebSocketMessageChannel(WebSocket socket, long maxMessageBytes, bool isServer)
+    {
+        _socket = socket;
+        _maxMessageBytes = maxMessageBytes;
+        _isServer = isServer;
+        _reader = Task.Run(ReadLoopAsync);
+    }
+
+    /// <summary>
+    /// Opens a client connection to the server's WebSocket endpoint (<c>ws://host:port/ipyrpc</c>).
+    /// Headers of <paramref name="http"/> (such as <c>Authorization</c>) go with the upgrade request,
+    /// so ASP.NET Core authentication applies as to any request.
+    /// </summary>
+    /// <exception cref="IpyRpcUnauthorizedException">The server answered 401 or 403.</exception>
+    /// <exception cref="IpyRpcConnectionException">The server could not be reached or did not accept a WebSocket.</exception>
+    public static async Task<WebSocketMessageChannel> ConnectAsync(Uri endpoint, HttpClient? http, long maxMessageBytes, CancellationToken cancellationToken = default)
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.AddSubProtocol(SubProtocol);
+        socket.Options.CollectHttpResponseDetails = true;
+        socket.Options.KeepAliveInterval = TimeSpan.FromSeconds(15);
+        if (http is not null)
+        {
+            foreach (KeyValuePair<string, IEnumerable<string>> header in http.DefaultRequestHeaders)
+            {
+                socket.Options.SetRequestHeader(header.Key, string.Join(", ", header.Value));
+            }
+        }
+
+        try
+        {
+            if (http is not null) await socket.ConnectAsync(endpoint, http, cancellationToken).ConfigureAwait(false);
+            else await socket.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
+        }
+        catch (WebSocketException e)
+        {
+            var status = (int)socket.HttpStatusCode;
+            socket.Dispose();
+            if (status is 401 or 403)
+            {
+                throw new IpyRpcUnauthorizedException(new RemoteError
+                {
+                    Code = ErrorCodes.Unauthorized,
+                    Message = $"The server refused the connection with HTTP {status} (missing or wrong credentials).",
+                }, "connect");
+            }
+
+            throw new IpyRpcConnectionException(status is 0
+                ? $"Could not open a WebSocket to {endpoint}: {e.Message}"
+                : $"The server at {endpoint} answered HTTP {status} instead of accepting a WebSocket. If a proxy in between does not pass WebSockets, connect with HttpCarrier.Requests.", e);
+        }
+        catch (HttpRequestException e)
+        {
+            socket.Dispose();
+            throw new IpyRpcConnectionException($"Could not reach {endpoint}: {e.Message}", e);
+        }
+
+        return new WebSocketMessageChannel(socket, maxMessageBytes, isServer: false);
+    }
+
+    /// <inheritdoc/>
+    public override async ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
+    {
+        if (Volatile.Read(ref _disposed) == 1) throw new IpyRpcConnectionException("The WebSocket connection is closed.");
+        byte[] bytes = MessageCodec.EncodeFramed(message);
+        await _sendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _socket.SendAsync(bytes, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is WebSocketException or ObjectDisposedException or IOException)
+        {
+            throw new IpyRpcConnectionException("The WebSocket connection is closed: " + e.Message, e);
+        }
+        finally
+        {
+            _sendGate.Release();
+        }
+    }
+
+    private async Task ReadLoopAsync()
+    {
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        Exception? failure = null;
+        try
+        {
+            while (true)
+            {
+                int filled = 0;
+                ValueWebSocketReceiveResult result;
+                bool tooBig = false;
+                do
+                {
+                    if (filled == buffer.Length)
+                    {
+                        if (buffer.Length >= _maxMessageBytes + MessageCodec.FramePrefixBytes + ProtocolVersion.MaxHeaderBytes)
+                        {
+                            tooBig = true;
+                            break;
+                        }
+
+                        byte[] bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min((long)buffer.Length * 2, int.MaxValue - 64));
+                        buffer.AsSpan(0, filled).CopyTo(bigger);
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        buffer = bigger;
+                    }
+
+                    result = await _socket.ReceiveAsync(buffer.AsMemory(filled), _closing.Token).ConfigureAwait(false);
+                    if (result.MessageType == WebSocketMessageType.Close)
+                    {
+                        await CloseQuietlyAsync(WebSocketCloseStatus.NormalClosure, "bye").ConfigureAwait(false);
+                        return;
+                    }
+
+                    filled += result.Count;
+                }
+                while (!result.EndOfMessage);
+
+                if (tooBig)
+                {
+                    await CloseQuietlyAsync(WebSocketCloseStatus.MessageTooBig, $"A message is larger than the limit of {_maxMessageBytes} bytes.").ConfigureAwait(false);
+                    failure = new ProtocolException(ErrorCodes.TooLarge, $"A message larger than the limit of {_maxMessageBytes} bytes arrived; the WebSocket was closed.");
+                    return;
+                }
+
+                // Parts are slices of the bytes they were read from: give each message its own array.
+                byte[] own = buffer.AsSpan(0, filled).ToArray();
+                IpyRpcMessage message;
+                try
+                {
+                    message = MessageCodec.DecodeFramed(own, _maxMessageBytes);
+                }
+                catch (ProtocolException e)
+                {
+                    await RefuseAsync(e).ConfigureAwait(false);
+                    continue;
+                }
+
+                Deliver(message);
+            }
+        }
+        catch (OperationCanceledException) when (_closing.IsCancellationRequested)
+        {
+        }
+        catch (Exception e) when (e is WebSocketException or IOException or ObjectDisposedException)
+        {
+            failure = e;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            CompleteReceiving(failure);
+        }
+    }
+
+    // A message that cannot be read: the server answers it, as every transport does; the client fails the call it names.
+    private async Task RefuseAsync(ProtocolException e)
+    {
+        if (!_isServer)
+        {
+            if (e.Id != 0) DeliverError(e.Id, e.Code, "The server's message could not be read: " + e.Message);
+            return;
+        }
+
+        try
+        {
+            await SendAsync(new IpyRpcMessage
+            {
+                Kind = MessageKind.Error,
+                Id = e.Id,
+                Parts = [new RemoteError { Code = e.Code, Message = e.Message }.Encode(Serialization.MessagePack)],
+            }).ConfigureAwait(false);
+        }
+        catch (IpyRpcConnectionException)
+        {
+        }
+    }
+
+    private async Task CloseQuietlyAsync(WebSocketCloseStatus status, string description)
+    {
+        try
+        {
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await _sendGate.WaitAsync(grace.Token).ConfigureAwait(false);
+            try
+            {
+                if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+                {
+                    await _socket.CloseOutputAsync(status, description, grace.Token).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                _sendGate.Release();
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
+        {
+        }
+    }
+
+    /// <summary>Closes the WebSocket (a normal close, then the socket is released).</summary>
+    public override async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+        await CloseQuietlyAsync(WebSocketCloseStatus.NormalClosure, "closed").ConfigureAwait(false);
+        _closing.Cancel();
+        try
+        {
+            await _reader.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException)
+        {
+        }
+
+        _socket.Abort();
+        _socket.Dispose();
+        CompleteReceiving();
+    }
+}
