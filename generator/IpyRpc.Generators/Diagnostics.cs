@@ -26,6 +26,9 @@ internal static class Diagnostics
     public const string InvalidExportName = "IPYRPC0009";
     public const string InvalidPattern = "IPYRPC0010";
 
+    // Events (0011)
+    public const string InvalidEvent = "IPYRPC0011";
+
     public static readonly DiagnosticDescriptor UnsupportedParameterTypeRule = new(
         id: "IPYRPC0001",
         title: "Parameter type cannot be serialized",
@@ -116,6 +119,15 @@ internal static class Diagnostics
         isEnabledByDefault: true,
         helpLinkUri: HelpRoot + "IPYRPC0010.md");
 
+    public static readonly DiagnosticDescriptor InvalidEventRule = new(
+        id: "IPYRPC0011",
+        title: "Event declaration cannot be used",
+        messageFormat: "The event '{0}' cannot be published: {1}",
+        category: "IpyRpc.Signatures",
+        defaultSeverity: DiagnosticSeverity.Error,
+        isEnabledByDefault: true,
+        helpLinkUri: HelpRoot + "IPYRPC0011.md");
+
     private static readonly Dictionary<string, DiagnosticDescriptor> ById = new()
     {
         [UnsupportedParameterType] = UnsupportedParameterTypeRule,
@@ -128,6 +140,7 @@ internal static class Diagnostics
         [PatternMatchesNothing] = PatternMatchesNothingRule,
         [InvalidExportName] = InvalidExportNameRule,
         [InvalidPattern] = InvalidPatternRule,
+        [InvalidEvent] = InvalidEventRule,
     };
 
     public static DiagnosticDescriptor Get(string id) => ById[id];

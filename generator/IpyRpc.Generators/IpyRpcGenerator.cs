@@ -28,11 +28,14 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
         public const string AllFunctions = nameof(AllFunctions);
         /// <summary>Config patterns found in source.</summary>
         public const string ConfigPatterns = nameof(ConfigPatterns);
+        /// <summary>One result per [IpyRpcEvent] member.</summary>
+        public const string Events = nameof(Events);
         /// <summary>The assembly's identifier-safe name.</summary>
         public const string AssemblyKey = nameof(AssemblyKey);
     }
 
     private const string ExportAttribute = "IpyRpc.IpyRpcExportAttribute";
+    private const string EventAttribute = "IpyRpc.IpyRpcEventAttribute";
 
     /// <inheritdoc/>
     public void Initialize(IncrementalGeneratorInitializationContext context)
@@ -52,9 +55,20 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
             .Select(static (all, _) => all.OrderBy(f => f.Service.FullName, StringComparer.Ordinal).ThenBy(f => f.ExportName, StringComparer.Ordinal).ToEquatableArray())
             .WithTrackingName(Steps.AllFunctions);
 
+        IncrementalValuesProvider<EventResult> eventResults = context.SyntaxProvider
+            .ForAttributeWithMetadataName(EventAttribute, EventParser.IsCandidate, EventParser.Parse)
+            .WithTrackingName(Steps.Events);
+
+        IncrementalValueProvider<EquatableArray<EventModel>> events = eventResults
+            .Where(static r => r.Model is not null)
+            .Select(static (r, _) => r.Model!)
+            .Collect()
+            .Select(static (all, _) => all.OrderBy(e => e.Service.FullName, StringComparer.Ordinal).ThenBy(e => e.EventName, StringComparer.Ordinal).ToEquatableArray());
+
         IncrementalValuesProvider<ServiceModel> services = functions
+            .Combine(events)
             .Combine(assemblyKey)
-            .SelectMany(static (pair, _) => GroupByService(pair.Left, pair.Right))
+            .SelectMany(static (input, _) => GroupByService(input.Left.Left, input.Left.Right, input.Right))
             .WithTrackingName(Steps.Services);
 
         IncrementalValueProvider<EquatableArray<ConfigPattern>> patterns = context.SyntaxProvider
@@ -70,15 +84,21 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
             foreach (DiagnosticInfo d in r.Diagnostics) spc.ReportDiagnostic(Diagnostics.ToDiagnostic(d));
         });
 
+        context.RegisterSourceOutput(eventResults, static (spc, r) =>
+        {
+            foreach (DiagnosticInfo d in r.Diagnostics) spc.ReportDiagnostic(Diagnostics.ToDiagnostic(d));
+        });
+
         context.RegisterSourceOutput(services, static (spc, service) =>
             Guard(spc, "emitting the dispatch and proxy of " + service.Key.FullName, () =>
                 spc.AddSource(service.Key.HintName + ".IpyRpc.g.cs", ServiceEmitter.Emit(service))));
 
-        context.RegisterSourceOutput(functions.Combine(assemblyKey), static (spc, pair) =>
+        context.RegisterSourceOutput(functions.Combine(events).Combine(assemblyKey), static (spc, input) =>
             Guard(spc, "emitting formatters", () =>
             {
+                var pair = (Left: input.Left.Left, Right: input.Right);
                 foreach (DiagnosticInfo d in Duplicates(pair.Left)) spc.ReportDiagnostic(Diagnostics.ToDiagnostic(d));
-                if (FormatterEmitter.Emit(pair.Left, pair.Right) is { } source)
+                if (FormatterEmitter.Emit(pair.Left, pair.Right, input.Left.Right) is { } source)
                 {
                     spc.AddSource("IpyRpc.Formatters.g.cs", source);
                 }
@@ -97,10 +117,15 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
             }));
     }
 
-    private static ImmutableArray<ServiceModel> GroupByService(EquatableArray<FunctionModel> functions, string assemblyKey)
-        => functions
-            .GroupBy(f => f.Service)
-            .Select(g => new ServiceModel(g.Key, assemblyKey, g.OrderBy(f => f.ExportName, StringComparer.Ordinal).ToEquatableArray()))
+    private static ImmutableArray<ServiceModel> GroupByService(EquatableArray<FunctionModel> functions, EquatableArray<EventModel> events, string assemblyKey)
+        => functions.Select(f => f.Service).Concat(events.Select(e => e.Service))
+            .Distinct()
+            .OrderBy(k => k.FullName, StringComparer.Ordinal)
+            .Select(k => new ServiceModel(
+                k,
+                assemblyKey,
+                functions.Where(f => f.Service == k).OrderBy(f => f.ExportName, StringComparer.Ordinal).ToEquatableArray(),
+                events.Where(e => e.Service == k).OrderBy(e => e.EventName, StringComparer.Ordinal).ToEquatableArray()))
             .ToImmutableArray();
 
     private static IEnumerable<DiagnosticInfo> Duplicates(EquatableArray<FunctionModel> functions)

@@ -248,11 +248,32 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 
         if (outcome.Message.Kind == MessageKind.Result)
         {
-            return Result(id, ToJson(outcome.Message), includeOutput ? outcome.Output : null);
+            // A streaming function's items, collected in order, are the JSON-RPC result.
+            byte[] value = server.Find(method)?.Descriptor.IsStream == true ? Collect(outcome.Items) : ToJson(outcome.Message);
+            return Result(id, value, includeOutput ? outcome.Output : null);
         }
 
         RemoteError error = RemoteError.Decode(outcome.Message.Body.Span, outcome.Message.Serialization);
         return Error(id, ErrorCodes.ToJsonRpc(error.Code), error.Message, error, outcome.Output);
+    }
+
+    /// <summary>The items of a stream's batches as one JSON array.</summary>
+    private static byte[] Collect(List<IpyRpcMessage> batches)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartArray();
+            foreach (IpyRpcMessage batch in batches)
+            {
+                using JsonDocument items = JsonDocument.Parse(ToJson(batch));
+                foreach (JsonElement item in items.RootElement.EnumerateArray()) item.WriteTo(writer);
+            }
+
+            writer.WriteEndArray();
+        }
+
+        return buffer.WrittenSpan.ToArray();
     }
 
     private static byte[] ToJson(IpyRpcMessage result)
@@ -398,7 +419,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         await response.Body.WriteAsync(json);
     }
 
-    private sealed record CallOutcome(IpyRpcMessage Message, List<(OutputStream Stream, string Text)> Output);
+    private sealed record CallOutcome(IpyRpcMessage Message, List<(OutputStream Stream, string Text)> Output, List<IpyRpcMessage> Items);
 
     /// <summary>The calls of one HTTP request, run through one server session.</summary>
     private sealed class Calls : IAsyncDisposable
@@ -408,7 +429,13 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         private long _nextId;
         private int _disposed;
 
-        public Calls(IpyRpcServer server, IpyRpcConnection connection) => _session = server.CreateSession(ReceiveAsync, connection);
+        private readonly long _maxCollectedBytes;
+
+        public Calls(IpyRpcServer server, IpyRpcConnection connection)
+        {
+            _session = server.CreateSession(ReceiveAsync, connection, duplex: false);
+            _maxCollectedBytes = server.Options.MaxMessageBytes;
+        }
 
         public ValueTask<(IReadOnlyList<FunctionDescriptor>? Functions, RemoteError? Refusal)> DescribeAsync() => _session.DescribeAsync();
 
@@ -427,7 +454,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             });
             IpyRpcMessage final = await pending.Done.Task;
             lock (_pending) _pending.Remove(id);
-            return new CallOutcome(final, pending.Output);
+            return new CallOutcome(final, pending.Output, pending.Items);
         }
 
         private async ValueTask ReceiveAsync(IpyRpcMessage message, CancellationToken cancellationToken)
@@ -456,6 +483,31 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 return;
             }
 
+            if (message.Kind == MessageKind.Items)
+            {
+                long size = Interlocked.Add(ref pending.ItemBytes, message.Body.Length);
+                if (size > _maxCollectedBytes)
+                {
+                    // Collected for one response: past the limit the call is cancelled rather than the server's memory spent.
+                    pending.Done.TrySetResult(new IpyRpcMessage
+                    {
+                        Kind = MessageKind.Error,
+                        Id = message.Id,
+                        Parts = [new RemoteError { Code = ErrorCodes.TooLarge, Message = $"The stream's items pass {_maxCollectedBytes} bytes, the most a JSON-RPC response collects; call it over the binary protocol to receive them as they come." }.Encode(Serialization.MessagePack)],
+                    });
+                    await _session.HandleAsync(new IpyRpcMessage { Kind = MessageKind.Cancel, Id = message.Id });
+                    return;
+                }
+
+                lock (pending.Items) pending.Items.Add(message);
+                return;
+            }
+
+            if (message.Kind == MessageKind.Progress)
+            {
+                return; // JSON-RPC has no place for progress reports before the response
+            }
+
             pending.Done.TrySetResult(message);
         }
 
@@ -471,6 +523,10 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             public TaskCompletionSource<IpyRpcMessage> Done { get; } = new();
 
             public List<(OutputStream Stream, string Text)> Output { get; } = [];
+
+            public List<IpyRpcMessage> Items { get; } = [];
+
+            public long ItemBytes;
 
             public Func<OutputStream, string, Task>? Live { get; } = live;
         }

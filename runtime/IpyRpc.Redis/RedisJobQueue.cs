@@ -177,7 +177,7 @@ public sealed class RedisJobQueue : IJobQueue
         if (withOutput)
         {
             IReadOnlyList<JobEvent> events = await ReadEventsAsync(jobId, 0).ConfigureAwait(false);
-            info = info with { Output = [.. events.Where(e => e.Kind == JobEventKind.Output).Select(e => new OutputChunk(e.Stream, e.Text ?? ""))] };
+            info = info with { Output = [.. events.Where(e => e.Kind == JobEventKind.Output && JobData.IsConsole(e.Stream)).Select(e => new OutputChunk(e.Stream, e.Text ?? ""))] };
         }
 
         return info;

@@ -15,6 +15,19 @@ public sealed class SnapshotTests
     }
 
     [Fact]
+    public void NamespacesStreamsProgressAndEventsGenerateTheCommittedSources()
+    {
+        GeneratorHarness.Result result = GeneratorHarness.Run(Sources.Streams);
+        Assert.Equal(["Demo.Lab.IpyRpc.g.cs", "Demo.LabEvents.IpyRpc.g.cs", "IpyRpc.Formatters.g.cs"], result.Sources.Keys.Order());
+        Assert.Empty(result.GeneratorDiagnostics.Where(d => d.Severity >= Microsoft.CodeAnalysis.DiagnosticSeverity.Warning));
+        Assert.Empty(result.CompileDiagnostics);
+        foreach ((string hint, string source) in result.Sources)
+        {
+            Snapshot.Verify("Streams." + hint.Replace(".g.cs", ""), source);
+        }
+    }
+
+    [Fact]
     public void ConfigBindingsListTheFunctionsEachPatternSelects()
     {
         GeneratorHarness.Result result = GeneratorHarness.Run(Sources.Compute, Sources.Config);

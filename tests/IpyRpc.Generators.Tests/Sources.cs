@@ -68,4 +68,55 @@ internal static class Sources
             });
         }
         """;
+
+    public const string Streams = """
+        using System;
+        using System.Collections.Generic;
+        using System.Runtime.CompilerServices;
+        using System.Threading;
+        using System.Threading.Tasks;
+        using IpyRpc;
+
+        namespace Demo;
+
+        /// <summary>A reading.</summary>
+        public sealed record Reading(string Sensor, double Value);
+
+        public static class Lab
+        {
+            /// <summary>Readings as the sensor produces them.</summary>
+            /// <param name="count">How many.</param>
+            /// <param name="cancellationToken">Stops the sensor.</param>
+            [IpyRpcExport("lab.sensors.read")]
+            public static async IAsyncEnumerable<Reading> Read(int count, [EnumeratorCancellation] CancellationToken cancellationToken)
+            {
+                for (int i = 0; i < count; i++)
+                {
+                    await Task.Yield();
+                    yield return new Reading("s1", i);
+                }
+            }
+
+            /// <summary>Solves a linear system, reporting how far it got.</summary>
+            /// <param name="size">The system's size.</param>
+            /// <param name="progress">The fraction done.</param>
+            [IpyRpcExport("lab.math.linear.solve")]
+            public static double Solve(int size, IProgress<double> progress)
+            {
+                progress.Report(0.5);
+                return size;
+            }
+
+            /// <summary>Pings.</summary>
+            [IpyRpcExport("ping")]
+            public static string Ping() => "pong";
+        }
+
+        public static class LabEvents
+        {
+            /// <summary>A new reading was taken.</summary>
+            /// <remarks>Published for every sensor.</remarks>
+            [IpyRpcEvent] public static readonly IpyRpcEvent<Reading> Taken = new("lab.reading_taken");
+        }
+        """;
 }

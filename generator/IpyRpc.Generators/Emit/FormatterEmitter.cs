@@ -12,10 +12,20 @@ namespace IpyRpc.Generators.Emit;
 /// </summary>
 internal static class FormatterEmitter
 {
-    public static string? Emit(IReadOnlyList<FunctionModel> functions, string assemblyKey)
+    public static string? Emit(IReadOnlyList<FunctionModel> functions, string assemblyKey, IReadOnlyList<EventModel>? events = null)
     {
         var types = new Dictionary<string, TypeModel>(StringComparer.Ordinal);
         var objects = new Dictionary<string, ObjectModel>(StringComparer.Ordinal);
+        foreach (EventModel e in events ?? [])
+        {
+            Collect(e.Payload, types);
+            foreach (ObjectModel o in e.Objects)
+            {
+                objects[o.FullName] = o;
+                foreach (MemberModel m in o.Members) Collect(m.Type, types);
+            }
+        }
+
         foreach (FunctionModel f in functions)
         {
             foreach (ParameterModel p in f.Parameters) Collect(p.Type, types);

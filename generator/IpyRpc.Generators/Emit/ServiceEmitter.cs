@@ -20,8 +20,11 @@ internal static class ServiceEmitter
         if (hasNamespace) w.Open("namespace " + key.Namespace);
 
         EmitDispatch(w, service);
-        w.Line();
-        EmitProxy(w, service);
+        if (service.Functions.Count > 0)
+        {
+            w.Line();
+            EmitProxy(w, service);
+        }
 
         if (hasNamespace) w.Close();
         return w.ToString();
@@ -45,9 +48,23 @@ internal static class ServiceEmitter
         w.Line("[global::System.Runtime.CompilerServices.ModuleInitializer]");
         w.Open("internal static void Register()");
         string factory = instance && key.HasParameterlessConstructor ? $"static () => new {key.FullName}()" : "null";
-        w.Line($"{Names.Runtime}.GeneratedServices.Add(new {Names.Runtime}.GeneratedService(typeof({key.FullName}), {(instance ? "true" : "false")}, {factory}, CreateFunctions));");
+        w.Line($"{Names.Runtime}.GeneratedServices.Add(new {Names.Runtime}.GeneratedService(typeof({key.FullName}), {(instance ? "true" : "false")}, {factory}, CreateFunctions{(service.Events.Count > 0 ? ", Events" : "")}));");
         w.Close();
         w.Line();
+
+        if (service.Events.Count > 0)
+        {
+            w.Line("/// <summary>The events this type declares, with their docs.</summary>");
+            w.Line($"public static readonly global::System.Collections.Generic.IReadOnlyList<{Names.Runtime}.EventDescriptor> Events = new {Names.Runtime}.EventDescriptor[]");
+            w.Line("{");
+            foreach (EventModel e in service.Events)
+            {
+                w.Line($"    new() {{ Name = {Names.Literal(e.EventName)}, PayloadType = {Names.Literal(e.PayloadDisplay)}, PayloadSchema = {Names.Literal(JsonSchema.Of(e.Payload, e.Objects))}, Summary = {Names.Literal(e.Summary)}, Remarks = {Names.Literal(e.Remarks)} }},");
+            }
+
+            w.Line("};");
+            w.Line();
+        }
 
         w.Line("/// <summary>The functions, bound to <paramref name=\"target\"/> for instance methods.</summary>");
         w.Open($"public static global::System.Collections.Generic.IReadOnlyList<{Names.Runtime}.IpyRpcFunction> CreateFunctions(object? target)");
@@ -91,7 +108,11 @@ internal static class ServiceEmitter
         w.Line($"    Remarks = {Names.Literal(f.Docs.Remarks)},");
         w.Line($"    Returns = {Names.Literal(f.Docs.Returns)},");
         w.Line($"    ReturnType = {Names.Literal(f.ReturnDisplay)},");
-        w.Line($"    ReturnSchema = {Names.Literal(f.ReturnType is null ? null : JsonSchema.Of(f.ReturnType, f.Objects))},");
+        string? returnSchema = f.ReturnType is null ? null : JsonSchema.Of(f.ReturnType, f.Objects);
+        if (f.ReturnKind == ReturnKind.Stream) returnSchema = "{\"type\":\"array\",\"items\":" + returnSchema + "}";
+        w.Line($"    ReturnSchema = {Names.Literal(returnSchema)},");
+        if (f.ReturnKind == ReturnKind.Stream) w.Line("    IsStream = true,");
+        if (f.Parameters.FirstOrDefault(p => p.IsProgress) is { } progress) w.Line($"    ProgressType = {Names.Literal(progress.Type!.Display)},");
         w.Line($"    Parameters = new {Names.Runtime}.ParameterDescriptor[]");
         w.Line("    {");
         foreach (ParameterModel p in f.Parameters.Where(p => p.IsArgument))
@@ -113,12 +134,18 @@ internal static class ServiceEmitter
 
     private static void EmitInvoker(CodeWriter w, FunctionModel f, ServiceModel service)
     {
-        bool isAsync = f.ReturnKind is ReturnKind.Task or ReturnKind.TaskOfT or ReturnKind.ValueTask or ReturnKind.ValueTaskOfT;
+        bool isAsync = f.ReturnKind is ReturnKind.Task or ReturnKind.TaskOfT or ReturnKind.ValueTask or ReturnKind.ValueTaskOfT or ReturnKind.Stream;
         w.Open($"private static {(isAsync ? "async " : "")}global::System.Threading.Tasks.ValueTask Invoke_{Member(f)}({Names.Runtime}.IpyRpcInvocation call)");
         var arguments = new List<string>();
         int index = 0;
         foreach (ParameterModel p in f.Parameters)
         {
+            if (p.IsProgress)
+            {
+                arguments.Add($"call.Progress({Names.Formatter(p.Type!, service.AssemblyKey)})");
+                continue;
+            }
+
             if (p.FilledBy is { } filledBy)
             {
                 arguments.Add(filledBy);
@@ -153,6 +180,9 @@ internal static class ServiceEmitter
                 w.Line($"await {invocation}.ConfigureAwait(false);");
                 w.Line("call.ReturnVoid();");
                 break;
+            case ReturnKind.Stream:
+                w.Line($"await call.ReturnStreamAsync({invocation}, {result}).ConfigureAwait(false);");
+                break;
             default:
                 w.Line($"call.Return(await {invocation}.ConfigureAwait(false), {result});");
                 break;
@@ -182,22 +212,117 @@ internal static class ServiceEmitter
         w.Line("/// <summary>The peer this proxy calls through.</summary>");
         w.Line($"public {Names.Runtime}.IpyRpcPeer Peer => _client;");
 
-        foreach (FunctionModel f in service.Functions)
-        {
-            w.Line();
-            EmitProxyMethod(w, f, service.AssemblyKey);
-        }
-
+        EmitLevel(w, Tree(service.Functions), service.AssemblyKey, key.IsPublic);
         w.Close();
     }
+
+    /// <summary>The functions by dotted namespace: <c>math.linear.solve</c> is <c>Solve</c> under <c>Math.Linear</c>.</summary>
+    private sealed class Level
+    {
+        public string Path = "";
+        public readonly List<FunctionModel> Functions = [];
+        public readonly SortedDictionary<string, Level> Children = new(System.StringComparer.Ordinal);
+    }
+
+    private static Level Tree(IEnumerable<FunctionModel> functions)
+    {
+        var root = new Level();
+        foreach (FunctionModel f in functions)
+        {
+            string[] segments = f.ExportName.Split('.');
+            Level at = root;
+            for (int i = 0; i < segments.Length - 1; i++)
+            {
+                if (!at.Children.TryGetValue(segments[i], out Level? next))
+                {
+                    next = new Level { Path = at.Path.Length == 0 ? segments[i] : at.Path + "." + segments[i] };
+                    at.Children[segments[i]] = next;
+                }
+
+                at = next;
+            }
+
+            at.Functions.Add(f);
+        }
+
+        return root;
+    }
+
+    /// <summary>A namespace segment as a C# member name: <c>linear_algebra</c> → <c>LinearAlgebra</c>.</summary>
+    private static string Pascal(string segment)
+    {
+        var text = new StringBuilder();
+        bool upper = true;
+        foreach (char c in segment)
+        {
+            if (!char.IsLetterOrDigit(c))
+            {
+                upper = true;
+                continue;
+            }
+
+            text.Append(upper ? char.ToUpperInvariant(c) : c);
+            upper = false;
+        }
+
+        if (text.Length == 0 || char.IsDigit(text[0])) text.Insert(0, '_');
+        return text.ToString();
+    }
+
+    // One level's members: its namespaces as properties (nested proxies, created once), its functions as methods.
+    private static void EmitLevel(CodeWriter w, Level level, string assemblyKey, bool isPublic)
+    {
+        var taken = new HashSet<string>(level.Functions.Select(f => f.MethodName), System.StringComparer.Ordinal);
+        var nested = new List<(Level Child, string Property, string Class)>();
+        foreach (KeyValuePair<string, Level> child in level.Children)
+        {
+            string property = Pascal(child.Key);
+            if (taken.Contains(property) || property is "Peer" or "Create") property += "Functions";
+            taken.Add(property);
+            nested.Add((child.Value, property, property + "Namespace"));
+        }
+
+        foreach ((Level child, string property, string cls) in nested)
+        {
+            w.Line();
+            w.Line($"private {cls}? _{property};");
+            w.Line();
+            w.Line($"/// <summary>The remote functions under <c>{child.Path}</c>: {Listing(child)}.</summary>");
+            w.Line($"public {cls} {property} => _{property} ??= new {cls}(_client);");
+        }
+
+        foreach (FunctionModel f in level.Functions)
+        {
+            w.Line();
+            EmitProxyMethod(w, f, assemblyKey);
+        }
+
+        foreach ((Level child, string property, string cls) in nested)
+        {
+            w.Line();
+            w.Line($"/// <summary>The remote functions under <c>{child.Path}</c>: {Listing(child)}.</summary>");
+            w.Line(CodeWriter.GeneratedCode);
+            w.Open($"{(isPublic ? "public" : "internal")} sealed partial class {cls}");
+            w.Line($"private readonly {Names.Runtime}.IpyRpcPeer _client;");
+            w.Line();
+            w.Line($"internal {cls}({Names.Runtime}.IpyRpcPeer peer) => _client = peer;");
+            EmitLevel(w, child, assemblyKey, isPublic);
+            w.Close();
+        }
+    }
+
+    private static string Listing(Level level)
+        => string.Join(", ", level.Functions.Select(f => $"<c>{f.ExportName.Substring(f.ExportName.LastIndexOf('.') + 1)}</c>")
+            .Concat(level.Children.Keys.Select(k => $"<c>{k}.*</c>")));
 
     private static void EmitProxyMethod(CodeWriter w, FunctionModel f, string assemblyKey)
     {
         ParameterModel[] parameters = f.Parameters.Where(p => p.IsArgument).ToArray();
+        ParameterModel? progress = f.Parameters.FirstOrDefault(p => p.IsProgress);
         HashSet<string> names = new(parameters.Select(p => p.Name));
         string options = names.Contains("options") ? "callOptions" : "options";
         string token = names.Contains("cancellationToken") ? "callCancellationToken" : "cancellationToken";
-        HashSet<string> tokenParams = new(f.Parameters.Where(p => !p.IsArgument).Select(p => "param:" + p.Name));
+        HashSet<string> tokenParams = new(f.Parameters.Where(p => !p.IsArgument && !p.IsProgress).Select(p => "param:" + p.Name));
 
         bool documented = false;
         foreach (DocEntry element in f.Docs.RawElements)
@@ -217,11 +342,20 @@ internal static class ServiceEmitter
             w.Line($"/// <param name=\"{p.Name}\">The <c>{p.Name}</c> argument.</param>");
         }
 
-        w.Line($"/// <param name=\"{options}\">Per-call options: timeout, where remote output goes, serialization.</param>");
-        w.Line($"/// <param name=\"{token}\">Cancels the call; the remote function's token is cancelled too.</param>");
+        if (progress is not null && !f.Docs.RawElements.Any(e => e.Name == "param:" + progress.Name))
+        {
+            w.Line($"/// <param name=\"{progress.Name}\">Receives the function's progress reports as they happen, before the call returns.</param>");
+        }
+
+        w.Line($"/// <param name=\"{options}\">Per-call options: timeout, where remote output goes, serialization{(f.ReturnKind == ReturnKind.Stream ? ", how many items may arrive ahead of the enumeration (StreamWindow)" : "")}.</param>");
+        w.Line(f.ReturnKind == ReturnKind.Stream
+            ? $"/// <param name=\"{token}\">Cancels the call; stopping the enumeration early cancels it too.</param>"
+            : $"/// <param name=\"{token}\">Cancels the call; the remote function's token is cancelled too.</param>");
         if (!f.Docs.RawElements.Any(e => e.Name == "returns") && f.ReturnType is not null)
         {
-            w.Line($"/// <returns>The result of <c>{f.ExportName}</c>.</returns>");
+            w.Line(f.ReturnKind == ReturnKind.Stream
+                ? $"/// <returns>The items of <c>{f.ExportName}</c>, as the remote function produces them.</returns>"
+                : $"/// <returns>The result of <c>{f.ExportName}</c>.</returns>");
         }
 
         var signature = new List<string>();
@@ -230,6 +364,7 @@ internal static class ServiceEmitter
             signature.Add(p.DefaultExpression is null ? $"{p.Source} @{p.Name}" : $"{p.Source} @{p.Name} = {p.DefaultExpression}");
         }
 
+        if (progress is not null) signature.Add($"{progress.Source.TrimEnd('?')}? @{progress.Name} = null");
         signature.Add($"{Names.Runtime}.CallOptions? {options} = null");
         signature.Add($"global::System.Threading.CancellationToken {token} = default");
 
@@ -237,6 +372,19 @@ internal static class ServiceEmitter
         foreach (ParameterModel p in parameters)
         {
             args.Append($".Add(@{p.Name}, {Names.Formatter(p.Type!, assemblyKey)})");
+        }
+
+        // A submitted job reports to no one in particular: its variant takes no IProgress (attach to follow it).
+        string submitArgs = args.ToString();
+        List<string> submitSignature = signature.Where(p => progress is null || !p.EndsWith("@" + progress.Name + " = null", System.StringComparison.Ordinal)).ToList();
+        if (progress is not null) args.Append($".Progress(@{progress.Name}, {Names.Formatter(progress.Type!, assemblyKey)})");
+
+        if (f.ReturnKind == ReturnKind.Stream)
+        {
+            // Streams are enumerated as they come; a submitted stream would have no one to flow to.
+            w.Line($"public global::System.Collections.Generic.IAsyncEnumerable<{f.ReturnSource}> {f.MethodName}({string.Join(", ", signature)})");
+            w.Line($"    => _client.StreamAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {args}, {Names.Formatter(f.ReturnType!, assemblyKey)}, {options}, {token});");
+            return;
         }
 
         string returnType = f.ReturnType is null ? "global::System.Threading.Tasks.Task" : $"global::System.Threading.Tasks.Task<{f.ReturnSource}>";
@@ -253,7 +401,7 @@ internal static class ServiceEmitter
         w.Line($"/// <summary>Submits <c>{f.ExportName}</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>");
         foreach (DocEntry element in f.Docs.RawElements)
         {
-            if (!element.Name.StartsWith("param:", System.StringComparison.Ordinal) || tokenParams.Contains(element.Name)) continue;
+            if (!element.Name.StartsWith("param:", System.StringComparison.Ordinal) || tokenParams.Contains(element.Name) || element.Name == "param:" + progress?.Name) continue;
             foreach (string line in element.Text.Split('\n')) w.Line("/// " + line);
         }
 
@@ -265,7 +413,7 @@ internal static class ServiceEmitter
         w.Line($"/// <param name=\"{options}\">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>");
         w.Line($"/// <param name=\"{token}\">Cancels the submission (not the job: cancel that with the handle).</param>");
         w.Line($"/// <returns>The job's handle.</returns>");
-        w.Line($"public global::System.Threading.Tasks.Task<{Names.Runtime}.IpyRpcJob<{resultSource}>> Submit{f.MethodName}Async({string.Join(", ", signature)})");
-        w.Line($"    => _client.SubmitAsync<{resultSource}>({Names.Literal(f.ExportName)}, {args}, {resultFormatter}, {options}, {token});");
+        w.Line($"public global::System.Threading.Tasks.Task<{Names.Runtime}.IpyRpcJob<{resultSource}>> Submit{f.MethodName}Async({string.Join(", ", submitSignature)})");
+        w.Line($"    => _client.SubmitAsync<{resultSource}>({Names.Literal(f.ExportName)}, {submitArgs}, {resultFormatter}, {options}, {token});");
     }
 }

@@ -47,7 +47,9 @@ internal sealed record ObjectModel(string FullName, string Display, bool IsValue
 /// argument at all (a <c>CancellationToken</c>, the <c>IpyRpcConnection</c>): such parameters are
 /// neither described nor part of the proxy.
 /// </summary>
-internal sealed record ParameterModel(string Name, TypeModel? Type, string? FilledBy, string? DefaultExpression, string? Doc, string Display, string Source)
+/// A parameter of type <c>IProgress&lt;T&gt;</c> has <see cref="IsProgress"/>, <see cref="Type"/> T and is filled
+/// by the call on the server; the proxy takes it as an optional <c>IProgress&lt;T&gt;?</c>.
+internal sealed record ParameterModel(string Name, TypeModel? Type, string? FilledBy, string? DefaultExpression, string? Doc, string Display, string Source, bool IsProgress = false)
 {
     /// <summary>Whether the caller passes it (it is not filled by the call).</summary>
     public bool IsArgument => FilledBy is null;
@@ -62,6 +64,8 @@ internal enum ReturnKind
     TaskOfT,
     ValueTask,
     ValueTaskOfT,
+    /// <summary><c>IAsyncEnumerable&lt;T&gt;</c>: items stream to the caller; <see cref="FunctionModel.ReturnType"/> is T.</summary>
+    Stream,
 }
 
 /// <summary>The parsed XML documentation of a method.</summary>
@@ -102,8 +106,23 @@ internal sealed record ServiceKey(
     bool IsStatic,
     bool HasParameterlessConstructor);
 
-/// <summary>All exported methods of one type.</summary>
-internal sealed record ServiceModel(ServiceKey Key, string AssemblyKey, EquatableArray<FunctionModel> Functions);
+/// <summary>An [IpyRpcEvent] member: a static <c>IpyRpcEvent&lt;T&gt;</c> field or property.</summary>
+internal sealed record EventModel(
+    string EventName,
+    string MemberName,
+    ServiceKey Service,
+    TypeModel Payload,
+    string PayloadDisplay,
+    string? Summary,
+    string? Remarks,
+    EquatableArray<ObjectModel> Objects,
+    LocationInfo? Location);
+
+/// <summary>What parsing one [IpyRpcEvent] member produced.</summary>
+internal sealed record EventResult(EventModel? Model, EquatableArray<DiagnosticInfo> Diagnostics);
+
+/// <summary>All exported methods and declared events of one type.</summary>
+internal sealed record ServiceModel(ServiceKey Key, string AssemblyKey, EquatableArray<FunctionModel> Functions, EquatableArray<EventModel> Events);
 
 /// <summary>A config pattern written in source (an indexer key of a GlobConfig initializer).</summary>
 internal sealed record ConfigPattern(string Pattern, LocationInfo? Location);

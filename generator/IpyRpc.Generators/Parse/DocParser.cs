@@ -16,7 +16,7 @@ internal static class DocParser
 {
     private static readonly string[] CopiedElements = ["summary", "remarks", "param", "returns", "exception", "example"];
 
-    public static DocModel Parse(IMethodSymbol method, MethodDeclarationSyntax? syntax)
+    public static DocModel Parse(ISymbol method, SyntaxNode? syntax)
     {
         string? xml = method.GetDocumentationCommentXml();
         if (string.IsNullOrWhiteSpace(xml) && syntax is not null)
@@ -56,7 +56,7 @@ internal static class DocParser
         return new DocModel(Text("summary"), Text("remarks"), Text("returns"), parameters, exceptions, raw.ToEquatableArray());
     }
 
-    private static string FromTrivia(MethodDeclarationSyntax syntax)
+    private static string FromTrivia(SyntaxNode syntax)
     {
         // With documentation mode off (no GenerateDocumentationFile) the parser keeps `///` lines as
         // plain comments; with it on they are structured trivia. Read either.

@@ -93,6 +93,26 @@ internal static class FunctionParser
             }
 
             string pDisplay = p.Type.ToDisplayString(TypeAnalyzer.ShortFormat);
+            if (p.Type is INamedTypeSymbol { IsGenericType: true } progress && progress.ConstructedFrom.ToDisplayString(TypeAnalyzer.FullFormat) == "global::System.IProgress<T>")
+            {
+                ITypeSymbol reported = progress.TypeArguments[0];
+                TypeModel? reportedType = reported is ITypeParameterSymbol ? null : analyzer.Analyze(reported, out string? progressError);
+                if (reportedType is null)
+                {
+                    diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedParameterType, pLocation, p.Name, display, pDisplay, "its reports cannot be serialized"));
+                    continue;
+                }
+
+                if (parameters.Any(x => x.IsProgress))
+                {
+                    diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedMethodShape, pLocation, display, $"parameter '{p.Name}' is a second IProgress<T>; a function reports progress through one"));
+                    continue;
+                }
+
+                parameters.Add(new ParameterModel(p.Name, reportedType, "progress", null, null, pDisplay, Source(p.Type), IsProgress: true));
+                continue;
+            }
+
             if (FilledByCall(TypeAnalyzer.FullName(p.Type)) is { } filledBy)
             {
                 parameters.Add(new ParameterModel(p.Name, null, filledBy, null, null, pDisplay, Source(p.Type)));
@@ -125,6 +145,7 @@ internal static class FunctionParser
         (ReturnKind kind, ITypeSymbol? resultType) = ReturnShape(method.ReturnType);
         TypeModel? returnType = null;
         string returnDisplay = resultType is null ? "void" : resultType.ToDisplayString(TypeAnalyzer.ShortFormat);
+        if (kind == ReturnKind.Stream) returnDisplay = "IAsyncEnumerable<" + returnDisplay + ">";
         if (resultType is not null)
         {
             if (resultType is ITypeParameterSymbol)
@@ -204,6 +225,7 @@ internal static class FunctionParser
             "global::System.Threading.Tasks.ValueTask" => (ReturnKind.ValueTask, null),
             "global::System.Threading.Tasks.Task<TResult>" => (ReturnKind.TaskOfT, ((INamedTypeSymbol)type).TypeArguments[0]),
             "global::System.Threading.Tasks.ValueTask<TResult>" => (ReturnKind.ValueTaskOfT, ((INamedTypeSymbol)type).TypeArguments[0]),
+            "global::System.Collections.Generic.IAsyncEnumerable<T>" => (ReturnKind.Stream, ((INamedTypeSymbol)type).TypeArguments[0]),
             _ => (ReturnKind.Value, type),
         };
     }

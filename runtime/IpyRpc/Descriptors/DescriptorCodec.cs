@@ -102,6 +102,8 @@ public static class DescriptorCodec
             Returns = Str(map, "returns"),
             ReturnType = Str(map, "return_type") ?? "void",
             ReturnSchema = SchemaText(map, "return_schema"),
+            IsStream = map.TryGetValue("stream", out object? stream) && stream is true,
+            ProgressType = Str(map, "progress_type"),
             Parameters = map.TryGetValue("parameters", out object? ps) && ps is object?[] list
                 ? [.. list.OfType<Dictionary<string, object?>>().Select(p => new ParameterDescriptor
                 {
@@ -132,13 +134,15 @@ public static class DescriptorCodec
 
     private static void WriteMessagePack(ref MessagePackWriter w, FunctionDescriptor f)
     {
-        w.WriteMapHeader(8);
+        w.WriteMapHeader(10);
         w.Write("name"); w.Write(f.Name);
         w.Write("summary"); w.Write(f.Summary);
         w.Write("remarks"); w.Write(f.Remarks);
         w.Write("returns"); w.Write(f.Returns);
         w.Write("return_type"); w.Write(f.ReturnType);
         w.Write("return_schema"); w.Write(f.ReturnSchema);
+        w.Write("stream"); w.Write(f.IsStream);
+        w.Write("progress_type"); w.Write(f.ProgressType);
         w.Write("parameters");
         w.WriteArrayHeader(f.Parameters.Count);
         foreach (ParameterDescriptor p in f.Parameters)
@@ -171,6 +175,8 @@ public static class DescriptorCodec
         w.WriteString("returns", f.Returns);
         w.WriteString("return_type", f.ReturnType);
         WriteSchema(w, "return_schema", f.ReturnSchema);
+        w.WriteBoolean("stream", f.IsStream);
+        w.WriteString("progress_type", f.ProgressType);
         w.WriteStartArray("parameters");
         foreach (ParameterDescriptor p in f.Parameters)
         {

@@ -18,6 +18,16 @@ public sealed record FunctionDescriptor
     /// <summary>A JSON Schema of the return value, as JSON text.</summary>
     public string? ReturnSchema { get; init; }
 
+    /// <summary>
+    /// Whether the function streams its result (it returns <c>IAsyncEnumerable&lt;T&gt;</c>): items
+    /// arrive in <c>items</c> messages before the result, which is then their count. <see cref="ReturnType"/>
+    /// names the enumerable and <see cref="ReturnSchema"/> describes the items as an array.
+    /// </summary>
+    public bool IsStream { get; init; }
+
+    /// <summary>The type a function's <see cref="IProgress{T}"/> parameter reports, when it has one (its reports arrive as <c>progress</c> messages).</summary>
+    public string? ProgressType { get; init; }
+
     /// <summary>The <c>&lt;summary&gt;</c> of the doc comment.</summary>
     public string? Summary { get; init; }
 

@@ -428,7 +428,7 @@ public sealed class InMemoryJobQueue : IJobQueue
                     Detached = Request.Detached,
                     Owner = Request.Caller?.Name,
                     LastSequence = _sequence,
-                    Output = withOutput && _events is not null ? [.. _events.Where(e => e.Kind == JobEventKind.Output).Select(e => new OutputChunk(e.Stream, e.Text!))] : [],
+                    Output = withOutput && _events is not null ? [.. _events.Where(e => e.Kind == JobEventKind.Output && JobData.IsConsole(e.Stream)).Select(e => new OutputChunk(e.Stream, e.Text!))] : [],
                     Outcome = _outcome,
                     ResultReleased = _released,
                     RetainedBytes = _state.IsFinished() ? RetainedBytes : Request.Arguments.Length + _recordedOutput,

@@ -598,7 +598,7 @@ public sealed class SqliteJobQueue : IJobQueue
     private IReadOnlyList<OutputChunk> ReadOutput(string jobId)
     {
         var output = new List<OutputChunk>();
-        using SqliteRows r = Query("SELECT stream, text FROM ipyrpc_events WHERE job = $id AND kind = 1 ORDER BY n", ("$id", jobId));
+        using SqliteRows r = Query("SELECT stream, text FROM ipyrpc_events WHERE job = $id AND kind = 1 AND stream < 2 ORDER BY n", ("$id", jobId)); // console text, not stream items or progress (JobData)
         while (r.Read()) output.Add(new OutputChunk((OutputStream)r.GetInt32(0), r.GetString(1)));
         return output;
     }

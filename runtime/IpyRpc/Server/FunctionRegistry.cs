@@ -8,7 +8,7 @@ namespace IpyRpc;
 /// find the function, bind the arguments, capture the output, honour the deadline. Servers and
 /// workers each hold one.
 /// </summary>
-internal sealed class FunctionRegistry(bool captureOutput, Action<string, FunctionOptions>? validate = null, Func<string, IpyRpcConnection?>? liveConnections = null) : IJobExecutor
+internal sealed class FunctionRegistry(bool captureOutput, Action<string, FunctionOptions>? validate = null, Func<string, IpyRpcConnection?>? liveConnections = null, Func<string, StreamFlow?>? flows = null) : IJobExecutor
 {
     private static readonly TimeSpan CancelGrace = TimeSpan.FromMilliseconds(200);
     private readonly object _gate = new();
@@ -216,7 +216,15 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
         try
         {
             var arguments = CallArguments.Parse(request.Arguments, request.InputSerialization, function.Name);
-            var invocation = new IpyRpcInvocation(function, arguments, request.OutputSerialization, cancellationToken);
+            var invocation = new IpyRpcInvocation(function, arguments, request.OutputSerialization, cancellationToken)
+            {
+                Flow = flows?.Invoke(request.Id),
+                Data = (stream, text) =>
+                {
+                    sink?.Flush(); // console output written before an item or report stays before it
+                    output.Write(stream, text);
+                },
+            };
             if (request.Caller is { } caller)
             {
                 // The live connection when the caller is connected to this process; otherwise (a worker elsewhere) its recorded identity.

@@ -96,6 +96,121 @@ public sealed class IpyRpcInvocation
         }
     }
 
+    /// <summary>Where items and progress reports go: the job's record, after any console output written before them.</summary>
+    internal Action<OutputStream, string>? Data { get; set; }
+
+    /// <summary>The caller's flow control for a streaming call; <see langword="null"/> when the caller gave no window (the items are then only bounded by the transport).</summary>
+    internal StreamFlow? Flow { get; set; }
+
+    /// <summary>The most items sent in one <c>items</c> message.</summary>
+    public const int MaxBatchItems = 256;
+
+    /// <summary>A batch is sent once its items take this many bytes.</summary>
+    public const int MaxBatchBytes = 64 * 1024;
+
+    /// <summary>
+    /// An <see cref="IProgress{T}"/> whose reports reach the caller live, before the result (a
+    /// <c>progress</c> message each). Generated invokers pass it for a function's <see cref="IProgress{T}"/> parameter.
+    /// </summary>
+    public IProgress<T> Progress<T>(IpyRpcFormatter<T> formatter) => new ProgressReporter<T>(this, formatter);
+
+    /// <summary>
+    /// Sends the items of a streaming function to the caller as they are produced, in batches (a
+    /// batch goes as soon as the producer stops to wait, or holds <see cref="MaxBatchItems"/> items or
+    /// <see cref="MaxBatchBytes"/> bytes), waiting for the caller's credit when it is that far behind.
+    /// The enumeration gets the call's cancellation token. The call's result is the number of items.
+    /// </summary>
+    public async ValueTask ReturnStreamAsync<T>(IAsyncEnumerable<T> items, IpyRpcFormatter<T> formatter)
+    {
+        int batchLimit = Flow is { } flow ? (int)Math.Clamp(flow.Window / 2, 1, MaxBatchItems) : MaxBatchItems;
+        var batch = new ArrayBufferWriter<byte>(4096);
+        int count = 0;
+        long total = 0;
+        await using (IAsyncEnumerator<T> e = items.GetAsyncEnumerator(CancellationToken))
+        {
+            while (true)
+            {
+                ValueTask<bool> next = e.MoveNextAsync();
+                if (!next.IsCompleted && count > 0)
+                {
+                    // The producer is waiting for something: what it made so far goes now.
+                    await SendBatchAsync(batch, count).ConfigureAwait(false);
+                    count = 0;
+                }
+
+                if (!await next.ConfigureAwait(false)) break;
+                if (OutputSerialization == Serialization.Json && count > 0) batch.Write(","u8);
+                Encode(batch, e.Current, formatter, "An item of the stream");
+                count++;
+                total++;
+                if (count >= batchLimit || batch.WrittenCount >= MaxBatchBytes)
+                {
+                    await SendBatchAsync(batch, count).ConfigureAwait(false);
+                    count = 0;
+                }
+            }
+        }
+
+        if (count > 0) await SendBatchAsync(batch, count).ConfigureAwait(false);
+        Return(total, Formatters.Int64);
+    }
+
+    private async ValueTask SendBatchAsync(ArrayBufferWriter<byte> batch, int count)
+    {
+        if (Flow is { } flow) await flow.TakeAsync(count, CancellationToken).ConfigureAwait(false);
+        byte[] framed;
+        if (OutputSerialization == Serialization.Json)
+        {
+            framed = new byte[batch.WrittenCount + 2];
+            framed[0] = (byte)'[';
+            batch.WrittenSpan.CopyTo(framed.AsSpan(1));
+            framed[^1] = (byte)']';
+        }
+        else
+        {
+            var header = new ArrayBufferWriter<byte>(5);
+            var w = new MessagePackWriter(header);
+            w.WriteArrayHeader(count);
+            framed = new byte[header.WrittenCount + batch.WrittenCount];
+            header.WrittenSpan.CopyTo(framed);
+            batch.WrittenSpan.CopyTo(framed.AsSpan(header.WrittenCount));
+        }
+
+        batch.Clear();
+        Data?.Invoke(Jobs.JobData.Items, Jobs.JobData.Encode(OutputSerialization, framed));
+    }
+
+    private void Encode<T>(ArrayBufferWriter<byte> buffer, T value, IpyRpcFormatter<T> formatter, string what)
+    {
+        try
+        {
+            if (OutputSerialization == Serialization.Json)
+            {
+                using var writer = new Utf8JsonWriter(buffer);
+                formatter.Write(writer, value);
+            }
+            else
+            {
+                var writer = new MessagePackWriter(buffer);
+                formatter.Write(ref writer, value);
+            }
+        }
+        catch (Exception e) when (e is IpyRpcSerializationException or InvalidOperationException or ArgumentException)
+        {
+            throw new ResultSerializationException($"{what} of {Function.Name} could not be serialized as {MessageCodec.SerializationName(OutputSerialization)}: {e.Message}", e);
+        }
+    }
+
+    private sealed class ProgressReporter<T>(IpyRpcInvocation call, IpyRpcFormatter<T> formatter) : IProgress<T>
+    {
+        public void Report(T value)
+        {
+            var buffer = new ArrayBufferWriter<byte>(64);
+            call.Encode(buffer, value, formatter, "A progress report");
+            call.Data?.Invoke(Jobs.JobData.Progress, Jobs.JobData.Encode(call.OutputSerialization, buffer.WrittenSpan));
+        }
+    }
+
     /// <summary>Sets the result.</summary>
     /// <exception cref="ResultSerializationException">The value could not be written (not the function's fault, so not its exception).</exception>
     public void Return<T>(T value, IpyRpcFormatter<T> formatter)

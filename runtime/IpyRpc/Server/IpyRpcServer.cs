@@ -30,7 +30,7 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
         Options = options ?? new IpyRpcServerOptions();
         ArgumentOutOfRangeException.ThrowIfNegative(Options.Concurrency, nameof(options));
         Log = (Options.LoggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance).CreateLogger("IpyRpc.Server");
-        _registry = new FunctionRegistry(Options.CaptureOutput, ValidateQueue, id => _connections.GetValueOrDefault(id));
+        _registry = new FunctionRegistry(Options.CaptureOutput, ValidateQueue, id => _connections.GetValueOrDefault(id), id => Flows.GetValueOrDefault(id));
         SecretKey = Options.SharedSecret is { } secret ? SharedSecretProof.Key(secret) : null;
         RequiresAuthentication = Options.RequireAuthentication ?? SecretKey is not null;
         // Half the execution slots, so one client cannot take them all; a server that runs no jobs itself
@@ -91,6 +91,9 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     public IReadOnlyList<string> UnmatchedPatterns => _registry.UnmatchedPatterns;
 
     internal FunctionRegistry Registry => _registry;
+
+    /// <summary>Flow control of the streaming calls whose callers are connected here, by job id (their functions, run in this process, wait on it).</summary>
+    internal System.Collections.Concurrent.ConcurrentDictionary<string, StreamFlow> Flows { get; } = new(StringComparer.Ordinal);
 
     /// <summary>The shared secret's key, when one is configured.</summary>
     internal byte[]? SecretKey { get; }

@@ -129,6 +129,10 @@ public sealed class ServerSession : IAsyncDisposable
                 case MessageKind.Close:
                     await CloseAsync(DisconnectInfo.FromMessage(message, "The client"), notifyPeer: false).ConfigureAwait(false);
                     break;
+                case MessageKind.Credit:
+                    // The caller of a stream consumed items: its function may run further ahead.
+                    if (message.Credit is > 0 and var credit && FindRelay(message.Id) is { Flow: { } flow }) flow.Grant(credit);
+                    break;
                 default:
                     // Events from a client and unsolicited hellos need no reply.
                     break;
@@ -413,7 +417,10 @@ public sealed class ServerSession : IAsyncDisposable
             return;
         }
 
-        var relay = new Relay(this, message.Id, queue, cancelOnDisconnect: options.CancelOnDisconnect ?? true, release: true, message.Body.Length);
+        var relay = new Relay(this, message.Id, queue, cancelOnDisconnect: options.CancelOnDisconnect ?? true, release: true, message.Body.Length)
+        {
+            Flow = message.Window is > 0 and var window ? new StreamFlow(window) : null,
+        };
         if (!TryAdd(relay))
         {
             return;
@@ -778,6 +785,13 @@ public sealed class ServerSession : IAsyncDisposable
         {
             if (_inFlight.TryGetValue(relay.RequestId, out Relay? current) && current == relay) _inFlight.Remove(relay.RequestId);
         }
+
+        if (relay.Flow is not null && relay.JobId is { } job) _server.Flows.TryRemove(job, out _);
+    }
+
+    private Relay? FindRelay(ulong requestId)
+    {
+        lock (_inFlight) return _inFlight.GetValueOrDefault(requestId);
     }
 
     /// <summary>
@@ -812,12 +826,22 @@ public sealed class ServerSession : IAsyncDisposable
         /// <summary>Whether this is a call whose result is released once delivered (an attach leaves it for others).</summary>
         public bool Releases => release;
 
-        public void OnAccepted(string jobId) => JobId = jobId;
+        /// <summary>The caller's flow control, for a streaming call that gave a window.</summary>
+        public StreamFlow? Flow { get; init; }
+
+        public void OnAccepted(string jobId)
+        {
+            JobId = jobId;
+            if (Flow is { } flow) session._server.Flows[jobId] = flow; // before any worker can take the job
+        }
 
         public void OnEvent(in JobEvent e)
         {
             switch (e.Kind)
             {
+                case JobEventKind.Output when !JobData.IsConsole(e.Stream):
+                    PostData(e);
+                    break;
                 case JobEventKind.Output:
                     Post(new IpyRpcMessage
                     {
@@ -841,9 +865,33 @@ public sealed class ServerSession : IAsyncDisposable
                     });
                     break;
                 case JobEventKind.Completed:
+                    if (JobId is { } id && Flow is not null) session._server.Flows.TryRemove(id, out _);
                     Post(Final(e.Outcome!));
                     break;
             }
+        }
+
+        private void PostData(in JobEvent e)
+        {
+            (Serialization serialization, byte[] bytes) data;
+            try
+            {
+                data = JobData.Decode(e.Text!);
+            }
+            catch (FormatException)
+            {
+                return; // not data a worker of ours recorded
+            }
+
+            Post(new IpyRpcMessage
+            {
+                Kind = e.Stream == JobData.Items ? MessageKind.Items : MessageKind.Progress,
+                Id = requestId,
+                JobId = JobId,
+                Sequence = e.Sequence,
+                Serialization = data.serialization,
+                Parts = [data.bytes],
+            });
         }
 
         private IpyRpcMessage Final(JobOutcome outcome) => outcome.Error is null
@@ -857,6 +905,12 @@ public sealed class ServerSession : IAsyncDisposable
             {
                 if (_done) return false;
                 _done = true;
+            }
+
+            if (Flow is { } flow)
+            {
+                if (JobId is { } id) session._server.Flows.TryRemove(id, out _);
+                flow.Grant(long.MaxValue / 2); // a producer waiting for this caller's credit must not wait forever
             }
 
             Subscription?.Dispose();

@@ -154,6 +154,11 @@ namespace Demo
         /// <summary>The peer this proxy calls through.</summary>
         public global::IpyRpc.IpyRpcPeer Peer => _client;
 
+        private MathNamespace? _Math;
+
+        /// <summary>The remote functions under <c>math</c>: <c>scale</c>.</summary>
+        public MathNamespace Math => _Math ??= new MathNamespace(_client);
+
         /// <summary>Prints progress while it works.</summary>
         /// <remarks>Takes a while for large inputs.</remarks>
         /// <param name="req">The request.</param>
@@ -206,24 +211,33 @@ namespace Demo
         public global::System.Threading.Tasks.Task<global::IpyRpc.IpyRpcJob<string>> SubmitComputeJsonAsync(string @text, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
             => _client.SubmitAsync<string>("compute_json", new global::IpyRpc.IpyRpcArguments().Add(@text, global::IpyRpc.Formatting.Formatters.String), global::IpyRpc.Formatting.Formatters.String, options, cancellationToken);
 
-        /// <summary>Scales with an optional factor.</summary>
-        /// <param name="value">The <c>value</c> argument.</param>
-        /// <param name="factor">The <c>factor</c> argument.</param>
-        /// <param name="label">The <c>label</c> argument.</param>
-        /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-        /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-        /// <returns>The result of <c>math.scale</c>.</returns>
-        public global::System.Threading.Tasks.Task<double> Scale(double @value, double @factor = 2.5D, string? @label = null, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
-            => _client.InvokeAsync<double>("math.scale", new global::IpyRpc.IpyRpcArguments().Add(@value, global::IpyRpc.Formatting.Formatters.Double).Add(@factor, global::IpyRpc.Formatting.Formatters.Double).Add(@label, global::IpyRpc.Formatting.Formatters.String), global::IpyRpc.Formatting.Formatters.Double, options, cancellationToken);
+        /// <summary>The remote functions under <c>math</c>: <c>scale</c>.</summary>
+        [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+        public sealed partial class MathNamespace
+        {
+            private readonly global::IpyRpc.IpyRpcPeer _client;
 
-        /// <summary>Submits <c>math.scale</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-        /// <param name="value">The <c>value</c> argument.</param>
-        /// <param name="factor">The <c>factor</c> argument.</param>
-        /// <param name="label">The <c>label</c> argument.</param>
-        /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-        /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-        /// <returns>The job's handle.</returns>
-        public global::System.Threading.Tasks.Task<global::IpyRpc.IpyRpcJob<double>> SubmitScaleAsync(double @value, double @factor = 2.5D, string? @label = null, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
-            => _client.SubmitAsync<double>("math.scale", new global::IpyRpc.IpyRpcArguments().Add(@value, global::IpyRpc.Formatting.Formatters.Double).Add(@factor, global::IpyRpc.Formatting.Formatters.Double).Add(@label, global::IpyRpc.Formatting.Formatters.String), global::IpyRpc.Formatting.Formatters.Double, options, cancellationToken);
+            internal MathNamespace(global::IpyRpc.IpyRpcPeer peer) => _client = peer;
+
+            /// <summary>Scales with an optional factor.</summary>
+            /// <param name="value">The <c>value</c> argument.</param>
+            /// <param name="factor">The <c>factor</c> argument.</param>
+            /// <param name="label">The <c>label</c> argument.</param>
+            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
+            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
+            /// <returns>The result of <c>math.scale</c>.</returns>
+            public global::System.Threading.Tasks.Task<double> Scale(double @value, double @factor = 2.5D, string? @label = null, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
+                => _client.InvokeAsync<double>("math.scale", new global::IpyRpc.IpyRpcArguments().Add(@value, global::IpyRpc.Formatting.Formatters.Double).Add(@factor, global::IpyRpc.Formatting.Formatters.Double).Add(@label, global::IpyRpc.Formatting.Formatters.String), global::IpyRpc.Formatting.Formatters.Double, options, cancellationToken);
+
+            /// <summary>Submits <c>math.scale</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
+            /// <param name="value">The <c>value</c> argument.</param>
+            /// <param name="factor">The <c>factor</c> argument.</param>
+            /// <param name="label">The <c>label</c> argument.</param>
+            /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
+            /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
+            /// <returns>The job's handle.</returns>
+            public global::System.Threading.Tasks.Task<global::IpyRpc.IpyRpcJob<double>> SubmitScaleAsync(double @value, double @factor = 2.5D, string? @label = null, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
+                => _client.SubmitAsync<double>("math.scale", new global::IpyRpc.IpyRpcArguments().Add(@value, global::IpyRpc.Formatting.Formatters.Double).Add(@factor, global::IpyRpc.Formatting.Formatters.Double).Add(@label, global::IpyRpc.Formatting.Formatters.String), global::IpyRpc.Formatting.Formatters.Double, options, cancellationToken);
+        }
     }
 }

@@ -66,7 +66,7 @@ public sealed class CallShapeTests
         Assert.Equal("hello bob in Red!", await f.Greet("bob", Color.Red, "!"));
         Assert.Equal(6.0, await f.Sum([1, 2, 3]));
         Assert.Equal(new byte[] { 3, 2, 1 }, await f.ReverseBytes([1, 2, 3]));
-        Assert.Equal(4, await f.CountNodes(new Node("r", [new Node("a", []), new Node("b", [new Node("c", [])])])));
+        Assert.Equal(4, await f.Tree.CountNodes(new Node("r", [new Node("a", []), new Node("b", [new Node("c", [])])])));
         await f.Nothing();
         await f.NothingAsync();
         await f.Tick();
@@ -99,9 +99,9 @@ public sealed class CallShapeTests
     {
         await using InProcess p = await InProcess.StartAsync(serialization);
         var counter = p.Client.Proxy<CounterClient>();
-        Assert.Equal(1, await counter.Next());
-        Assert.Equal(6, await counter.Next(5));
-        Assert.Equal("1", await counter.Version());
+        Assert.Equal(1, await counter.Counter.Next());
+        Assert.Equal(6, await counter.Counter.Next(5));
+        Assert.Equal("1", await counter.Counter.Version());
     }
 
     [Fact]
