@@ -28,6 +28,9 @@ public sealed record FunctionDescriptor
     /// <summary>The type a function's <see cref="IProgress{T}"/> parameter reports, when it has one (its reports arrive as <c>progress</c> messages).</summary>
     public string? ProgressType { get; init; }
 
+    /// <summary>A fallback's stand-in: any arguments bind, and the handler reads them as plain data.</summary>
+    internal bool TakesAnyArguments { get; init; }
+
     /// <summary>The <c>&lt;summary&gt;</c> of the doc comment.</summary>
     public string? Summary { get; init; }
 

@@ -145,6 +145,7 @@ public sealed class CallArguments
     /// </summary>
     public (int Offset, int Length)[] Bind(FunctionDescriptor descriptor)
     {
+        if (descriptor.TakesAnyArguments) return [];
         IReadOnlyList<ParameterDescriptor> parameters = descriptor.Parameters;
         if (_positional.Count > parameters.Count)
         {
@@ -222,6 +223,23 @@ public sealed class CallArguments
         }
 
         return values;
+    }
+
+    /// <summary>Every argument as plain data, positional and named, for a fallback handler.</summary>
+    /// <exception cref="ArgumentBindingException">An argument could not be read.</exception>
+    public (IReadOnlyList<object?> Positional, IReadOnlyDictionary<string, object?> Named) PlainAll(string function)
+    {
+        try
+        {
+            var positional = _positional.Select(slot => Decode(slot, Formatters.Object)).ToList();
+            var named = new Dictionary<string, object?>(StringComparer.Ordinal);
+            foreach ((string name, int offset, int length) in _named) named[name] = Decode((offset, length), Formatters.Object);
+            return (positional, named);
+        }
+        catch (Exception e) when (e is IpyRpcSerializationException or JsonException or InvalidOperationException)
+        {
+            throw new ArgumentBindingException(new RemoteError { Code = ErrorCodes.InvalidArguments, Message = $"The arguments of {function} could not be read: {e.Message}" });
+        }
     }
 
     /// <summary>Decodes the argument in <paramref name="slot"/> with <paramref name="formatter"/>.</summary>

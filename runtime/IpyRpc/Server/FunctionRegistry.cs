@@ -125,7 +125,36 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
         }
     }
 
-    public IpyRpcFunction? Find(string name) => _functions.TryGetValue(name, out IpyRpcFunction? f) ? f : null;
+    private volatile (string Pattern, IpyRpcFallback Handler)[] _fallbacks = [];
+
+    /// <summary>Adds a handler for names no function has that match <paramref name="pattern"/>; the first added that matches handles a name.</summary>
+    public void AddFallback(string pattern, IpyRpcFallback handler)
+    {
+        Glob.Validate(pattern);
+        lock (_gate) _fallbacks = [.. _fallbacks, (pattern, handler)];
+    }
+
+    /// <summary>The function of that name, or a fallback's stand-in for it; <see langword="null"/> when nobody handles it.</summary>
+    public IpyRpcFunction? Find(string name)
+    {
+        if (_functions.TryGetValue(name, out IpyRpcFunction? f)) return f;
+        foreach ((string pattern, IpyRpcFallback handler) in _fallbacks)
+        {
+            if (Glob.IsMatch(pattern, name)) return Fallback(name, pattern, handler);
+        }
+
+        return null;
+    }
+
+    private static IpyRpcFunction Fallback(string name, string pattern, IpyRpcFallback handler) => new(
+        new FunctionDescriptor { Name = name, ReturnType = "object", Summary = $"Handled by the fallback for '{pattern}'.", TakesAnyArguments = true },
+        async call =>
+        {
+            (IReadOnlyList<object?> positional, IReadOnlyDictionary<string, object?> named) = call.Arguments.PlainAll(name);
+            object? result = await handler(new FallbackCall(name, positional, named, call.Connection), call.CancellationToken).ConfigureAwait(false);
+            call.Return(result, Formatting.Formatters.Object);
+        },
+        isSynchronous: false);
 
     public FunctionOptions OptionsFor(string name) => _options.TryGetValue(name, out FunctionOptions? o) ? o : _config.Resolve(name);
 

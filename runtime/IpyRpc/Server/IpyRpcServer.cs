@@ -205,6 +205,22 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     /// <summary>The function named <paramref name="name"/>, if registered.</summary>
     public IpyRpcFunction? Find(string name) => _registry.Find(name);
 
+    /// <summary>
+    /// Handles calls to names under <paramref name="pattern"/> (a glob: <c>legacy.*</c>, <c>plugins.**</c>)
+    /// that no registered function has. Registered functions always win; among fallbacks, the first
+    /// registered that matches handles the name; a name nobody handles still fails with
+    /// <c>unknown_function</c>. Fallbacks are not listed by describe (they have no signature to show)
+    /// and run where they are registered: calls queued for workers in other processes need the
+    /// fallback registered there too. Glob config (timeouts, auth, queues) applies to the names as to any function.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="pattern"/> is not a valid glob.</exception>
+    public IpyRpcServer RegisterFallback(string pattern, IpyRpcFallback handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        _registry.AddFallback(pattern, handler);
+        return this;
+    }
+
     /// <summary>The options in force for <paramref name="name"/>.</summary>
     public FunctionOptions OptionsFor(string name) => _registry.OptionsFor(name);
 
@@ -258,5 +274,8 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
         {
             await w.DisposeAsync().ConfigureAwait(false);
         }
+
+        // Connections no transport closed for us (in-process ones, those of a host still running) hear why they end.
+        await Task.WhenAll(_connections.Values.Select(c => c.CloseAsync("The server stopped.", DisconnectReason.ServerStopping).AsTask())).ConfigureAwait(false);
     }
 }

@@ -81,6 +81,14 @@ public sealed class IpyRpcWorker : IAsyncDisposable
         return this;
     }
 
+    /// <summary>Handles jobs for names under <paramref name="pattern"/> that no registered function has (as <see cref="IpyRpcServer.RegisterFallback"/>).</summary>
+    public IpyRpcWorker RegisterFallback(string pattern, IpyRpcFallback handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        _registry.AddFallback(pattern, handler);
+        return this;
+    }
+
     /// <summary>Registers functions.</summary>
     public IpyRpcWorker Register(IEnumerable<IpyRpcFunction> functions)
     {
