@@ -109,6 +109,14 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
             return;
         }
 
+        if (message.Kind == MessageKind.Credit)
+        {
+            // Credit for a stream another request of this connection carries: no reply of its own.
+            await connection.Session.HandleAsync(message).ConfigureAwait(false);
+            response.StatusCode = StatusCodes.Status204NoContent;
+            return;
+        }
+
         if (!ephemeral) response.Headers[ConnectionHeader] = connection.Id;
         response.ContentType = ContentType;
         response.Headers.CacheControl = "no-cache";

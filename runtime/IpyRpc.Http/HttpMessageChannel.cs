@@ -49,10 +49,33 @@ public sealed class HttpMessageChannel : PushMessageChannel
             return default;
         }
 
+        if (message.Kind == MessageKind.Credit)
+        {
+            // About a stream another request carries (same id): a request of its own, answered with 204, tracked by none.
+            _ = CreditAsync(message);
+            return default;
+        }
+
         var cts = CancellationTokenSource.CreateLinkedTokenSource(_closing.Token);
         _requests[message.Id] = cts;
         _ = ExchangeAsync(message, cts);
         return default;
+    }
+
+    private async Task CreditAsync(IpyRpcMessage message)
+    {
+        try
+        {
+            using var content = new ByteArrayContent(MessageCodec.EncodeFramed(message));
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/x-ipyrpc");
+            using var request = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = content };
+            if (_connection is { } connection) request.Headers.TryAddWithoutValidation(BinaryEndpoint.ConnectionHeader, connection);
+            using HttpResponseMessage response = await _http.SendAsync(request, _closing.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException)
+        {
+            // The stream's own request fails or ends on its own; a lost credit only slows it.
+        }
     }
 
     private async Task ExchangeAsync(IpyRpcMessage message, CancellationTokenSource cts)

@@ -5,7 +5,22 @@ using IpyRpc.TestWorker;
 
 // A worker process for the integration tests:
 //   IpyRpc.TestWorker (--redis CONFIG | --sqlite PATH) [--queue NAME] [--concurrency N] [--lease-ms N]
-// Prints "READY <pid>" once it takes jobs; stops gracefully on SIGTERM, dies at once on SIGKILL.
+//   IpyRpc.TestWorker --client-zmq ENDPOINT | --client-ws URL
+// Prints "READY <pid>" once it takes jobs (or, as a client exporting WorkFunctions, once connected);
+// stops gracefully on SIGTERM, dies at once on SIGKILL.
+if (args is ["--client-zmq" or "--client-ws", string address])
+{
+    var options = new IpyRpcClientOptions { Exports = [typeof(WorkFunctions)], Reconnect = null };
+    await using IpyRpcClient client = args[0] == "--client-zmq"
+        ? await IpyRpc.ZeroMq.IpyRpcZeroMqClient.ConnectAsync(address, options)
+        : await IpyRpc.Http.IpyRpcHttpClient.ConnectAsync(new Uri(address), IpyRpc.Http.HttpCarrier.WebSocket, options);
+    var gone = new TaskCompletionSource();
+    client.Disconnected += _ => gone.TrySetResult();
+    Console.WriteLine("READY " + Environment.ProcessId);
+    await gone.Task;
+    return 0;
+}
+
 string? redis = null, sqlite = null, queueName = null;
 int concurrency = 4, leaseMs = 1000;
 for (int i = 0; i + 1 < args.Length; i += 2)
