@@ -12,7 +12,14 @@ Needs only Debian's python3-zmq and python3-msgpack (run it with /usr/bin/python
     >>> job = client.submit("print_lines", 20)     # a job: returns at once, runs on if you leave
     >>> job.id, job.refresh()["state"]
     >>> client.attach(job.id).wait()              # from any client, later: output replayed, then live
+    >>> for item in client.stream("count", 10): ...   # a streaming function's items, with flow control
+    >>> client.invoke("solve", [8], progress=print)   # progress reports as they happen
+    >>> client.export("shout", str.upper)             # the server may call this client back
+    >>> client.subscribe("chat.*"); client.poll(1.0); client.events   # pushed events
 """
+import collections
+import contextlib
+import io
 import hashlib
 import hmac
 import itertools
@@ -71,6 +78,10 @@ class IpyRpcClient:
         self._socket = zmq.Context.instance().socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.connect(endpoint)
+        self.exports = {}                             # name -> callable the server may call
+        self.events = collections.deque(maxlen=10000)  # (name, payload) pushed by the server, oldest dropped
+        self.on_event = None                          # or a callable(name, payload), instead of the deque
+        self.events_dropped_by_server = 0
         nonce = os.urandom(32) if secret is not None else None
         hello = self._request({"kind": "hello", "versions": [1], **({"nonce": nonce} if nonce else {})})
         self.server = hello.get("agent")
@@ -99,30 +110,146 @@ class IpyRpcClient:
         target.write(text)
         target.flush()
 
-    def _request(self, header, parts=(), result=False, function=None, output=None):
+    def _send(self, header, parts=()):
+        header = dict(header, v=1, ser=header.get("ser", "msgpack"))
+        self._socket.send_multipart([msgpack.packb(header, use_bin_type=True)] + [bytes(p) for p in parts])
+
+    def _receive(self, deadline, what):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not self._socket.poll(int(remaining * 1000)):
+            raise TimeoutError(f"no reply to {what} within {self.timeout} s")
+        frames = self._socket.recv_multipart()
+        return msgpack.unpackb(frames[0], raw=False), (frames[1] if len(frames) > 1 else b"")
+
+    def _request(self, header, parts=(), result=False, function=None, output=None, progress=None, items=None):
         output = output or (lambda reply, text: self.output(reply.get("stream", "stdout"), text))
         message_id = next(self._ids)
-        header = dict(header, v=1, id=message_id, ser=header.get("ser", "msgpack"))
-        self._socket.send_multipart([msgpack.packb(header, use_bin_type=True)] + [bytes(p) for p in parts])
+        self._send(dict(header, id=message_id), parts)
         deadline = time.monotonic() + self.timeout
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._socket.poll(int(remaining * 1000)):
-                raise TimeoutError(f"no reply to {function or header['kind']} within {self.timeout} s")
-            frames = self._socket.recv_multipart()
-            reply = msgpack.unpackb(frames[0], raw=False)
-            if reply.get("id") != message_id:
-                continue  # a late reply to an earlier, abandoned request
-            body = frames[1] if len(frames) > 1 else b""
+            reply, body = self._receive(deadline, function or header["kind"])
+            if reply.get("id") != message_id or reply["kind"] in ("call", "event", "ping", "close"):
+                self._unsolicited(reply, body)
+                continue
             kind = reply["kind"]
             if kind == "output":
                 output(reply, body.decode("utf-8"))
+            elif kind == "progress":
+                if progress:
+                    progress(self._decode(body, reply))
+            elif kind == "items":
+                if items:
+                    items(self._decode(body, reply))
+                deadline = time.monotonic() + self.timeout  # a stream is alive while items come
             elif kind == "error":
                 raise RemoteError(self._decode(body, reply), function)
             elif result:
                 return self._decode(body, reply)
             else:
                 return reply
+
+    def _unsolicited(self, message, body):
+        """What the server sends on its own: calls to this client's exports, events, pings, a goodbye."""
+        kind = message["kind"]
+        if kind == "call":
+            self._serve(message, body)
+        elif kind == "event":
+            self.events_dropped_by_server += message.get("dropped", 0)
+            payload = self._decode(body, message)
+            if self.on_event:
+                self.on_event(message["fn"], payload)
+            else:
+                self.events.append((message["fn"], payload))
+        elif kind == "ping":
+            self._send({"kind": "pong", "id": message["id"]})
+        elif kind == "close":
+            reason = self._decode(body, message) or {}
+            raise ConnectionError(f"the server closed the connection ({reason.get('reason')}): {reason.get('message')}")
+        # anything else is a late reply to an abandoned request
+
+    def _serve(self, call, body):
+        """Runs one of this client's exports for the server; what it prints goes back as output, then the result or the error."""
+        name = call.get("fn")
+        reply = {"id": call["id"], "ser": "msgpack"}
+        function = self.exports.get(name)
+        if function is None:
+            error = {"code": "unknown_function", "message": f"This Python client exports no function named '{name}' (it has: {', '.join(sorted(self.exports)) or 'none'})."}
+            self._send(dict(reply, kind="error"), [msgpack.packb(error, use_bin_type=True)])
+            return
+        arguments = self._decode(body, call)
+        printed = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(printed):
+                value = function(**arguments) if isinstance(arguments, dict) else function(*(arguments or []))
+        except Exception as e:  # the server gets it as a RemoteException
+            if printed.getvalue():
+                self._send({"kind": "output", "id": call["id"], "stream": "stdout"}, [printed.getvalue().encode("utf-8")])
+            error = {"code": "remote_exception", "message": str(e), "type": type(e).__name__}
+            self._send(dict(reply, kind="error"), [msgpack.packb(error, use_bin_type=True)])
+            return
+        if printed.getvalue():
+            self._send({"kind": "output", "id": call["id"], "stream": "stdout"}, [printed.getvalue().encode("utf-8")])
+        self._send(dict(reply, kind="result"), [msgpack.packb(value, use_bin_type=True)])
+
+    def export(self, name, function):
+        """Lets the server call `function` under `name` while this client waits for anything (a call, poll)."""
+        self.exports[name] = function
+
+    def subscribe(self, pattern):
+        """Subscribes to the server's events named by `pattern` (a name or glob); returns the names it matches now."""
+        return self._request({"kind": "subscribe", "fn": pattern}, result=True, function="subscribe")
+
+    def unsubscribe(self, pattern):
+        return self._request({"kind": "unsubscribe", "fn": pattern}, result=True, function="unsubscribe")
+
+    def poll(self, seconds):
+        """Serves what the server sends (events, calls to exports) for up to `seconds`, while making no call."""
+        deadline = time.monotonic() + seconds
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._socket.poll(int(remaining * 1000)):
+                return
+            frames = self._socket.recv_multipart()
+            self._unsolicited(msgpack.unpackb(frames[0], raw=False), frames[1] if len(frames) > 1 else b"")
+
+    def invoke(self, function, args=(), kwargs=None, progress=None, output=None):
+        """A call with everything: positional `args` or named `kwargs`, `progress` called with each report, `output(stream, text)`."""
+        arguments = kwargs if kwargs else list(args)
+        out = (lambda reply, text: output(reply.get("stream", "stdout"), text)) if output else None
+        return self._request({"kind": "call", "fn": function}, [msgpack.packb(arguments, use_bin_type=True)], result=True, function=function, output=out, progress=progress)
+
+    def stream(self, function, *args, window=256, **kwargs):
+        """Yields a streaming function's items as they arrive. The server runs at most `window` items ahead; closing the generator early cancels the function."""
+        message_id = next(self._ids)
+        self._send({"kind": "call", "fn": function, "id": message_id, "window": window}, [msgpack.packb(kwargs if kwargs else list(args), use_bin_type=True)])
+        consumed, finished = 0, False
+        try:
+            deadline = time.monotonic() + self.timeout
+            while True:
+                reply, body = self._receive(deadline, function)
+                if reply.get("id") != message_id or reply["kind"] in ("call", "event", "ping", "close"):
+                    self._unsolicited(reply, body)
+                    continue
+                kind = reply["kind"]
+                if kind == "items":
+                    for item in self._decode(body, reply):
+                        yield item
+                        consumed += 1
+                        if consumed >= max(1, window // 2):
+                            self._send({"kind": "credit", "id": message_id, "credit": consumed})
+                            consumed = 0
+                    deadline = time.monotonic() + self.timeout
+                elif kind == "output":
+                    self.output(reply.get("stream", "stdout"), body.decode("utf-8"))
+                elif kind == "error":
+                    finished = True
+                    raise RemoteError(self._decode(body, reply), function)
+                elif kind == "result":
+                    finished = True
+                    return
+        finally:
+            if not finished:
+                self._send({"kind": "cancel", "id": message_id})
 
     @staticmethod
     def _decode(body, header):
@@ -277,9 +404,39 @@ def demo(client):
         print(f"caught RemoteError: type={e.remote_type} message={e.message}")
 
 
+def both_ways_demo(endpoint):
+    """The server calls this client back, pushes events to it, streams to it and reports progress (for the tests)."""
+    client = IpyRpcClient(endpoint, output=lambda stream, text: None)
+    client.export("caller.answer", lambda question: print("pondering " + question) or "python says hi to " + question)
+    print("asked back:", client.call("bw.ask_caller", "the server"))
+    print("matched:", client.subscribe("bw.ticked"))
+    seen = []
+    deadline = time.monotonic() + 20
+    while (not seen or seen[-1] != 9) and time.monotonic() < deadline:
+        client.poll(0.1)
+        while client.events:
+            name, tick = client.events.popleft()
+            if not seen or seen[-1] != tick["number"]:
+                seen.append(tick["number"])
+    print("events:", " ".join(map(str, seen)))
+    items = list(client.stream("bw.count", 5000, window=64))
+    print(f"stream: {len(items)} items, in order: {items == list(range(5000))}")
+    reports = []
+    result = client.invoke("bw.work", [3], progress=lambda tick: reports.append(tick["number"]))
+    print("progress:", " ".join(map(str, reports)), "then", result)
+    for i, item in enumerate(client.stream("bw.count_forever", window=8)):
+        if i == 4:
+            break
+    print("stopped early; still serving:", client.call("bw.work", 1))
+    client.close()
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
+    if "--both-ways" in sys.argv:
+        both_ways_demo(sys.argv[1])
+        sys.exit(0)
     if "--jobs" in sys.argv:
         jobs_demo(sys.argv[1])
         sys.exit(0)

@@ -65,4 +65,30 @@ public sealed class PythonClientTests
         Assert.Contains("wrong secret: unauthorized The server's proof does not match this shared secret", stdout); // caught before it proves anything
         Assert.Contains("no secret: unauthorized The server requires a shared secret", stdout);
     }
+
+    [Fact]
+    public async Task ThePythonClientAnswersCallsBackReceivesEventsConsumesStreamsAndHearsProgress()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(IpyRpc.Tests.BothWays.ServerSide)).Register(typeof(IpyRpc.Tests.BothWays.BothWaysEvents));
+        await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
+
+        Task<(int Code, string Stdout, string Stderr)> run = PythonPeer.RunAsync("ipyrpc_client.py", host.Endpoint, "--both-ways");
+        // Tick 0 until the Python client has subscribed (Publish counts the subscribers it reached), then 1..9.
+        DateTime until = DateTime.UtcNow.AddSeconds(30);
+        while (server.Publish(IpyRpc.Tests.BothWays.BothWaysEvents.Ticked, new IpyRpc.Tests.BothWays.Tick(0, "first")) == 0 && !run.IsCompleted && DateTime.UtcNow < until)
+        {
+            await Task.Delay(20);
+        }
+
+        for (int n = 1; n <= 9; n++) server.Publish(IpyRpc.Tests.BothWays.BothWaysEvents.Ticked, new IpyRpc.Tests.BothWays.Tick(n, "next"));
+        (int code, string stdout, string stderr) = await run;
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Contains("asked back: python says hi to the server | printed: pondering the server", stdout);
+        Assert.Contains("matched: ['bw.ticked']", stdout);
+        Assert.Contains("events: 0 1 2 3 4 5 6 7 8 9", stdout);
+        Assert.Contains("stream: 5000 items, in order: True", stdout);
+        Assert.Contains("progress: 1 2 3 then done", stdout);
+        Assert.Contains("stopped early; still serving: done", stdout);
+    }
 }
