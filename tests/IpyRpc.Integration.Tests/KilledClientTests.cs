@@ -49,6 +49,7 @@ public sealed class KilledClientTests
             Assert.Contains(info.Reason, new[] { DisconnectReason.ConnectionLost, DisconnectReason.HeartbeatLost });
             Assert.Empty(server.Connections);
             await Assert.ThrowsAnyAsync<IpyRpcException>(() => connection.CallAsync<int>("work.pid"));
+            Assert.Throws<ArgumentException>(() => System.Diagnostics.Process.GetProcessById(client.Pid)); // nothing left behind
         }
     }
 }

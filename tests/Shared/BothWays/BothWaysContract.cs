@@ -57,6 +57,13 @@ public abstract class BothWaysContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheServerHoldsAJobHandleForWorkItSubmittedToTheCaller()
+    {
+        await using IpyRpcClient client = await ConnectAsync();
+        Assert.Equal("answer to a job; callback saw Succeeded; info says Succeeded; timed out: yes; cancelled: True", await client.CallAsync<string>("bw.submit_to_caller"));
+    }
+
+    [Fact]
     public async Task ACallToTheCallerTimesOutAndTheCallerIsCancelled()
     {
         await using IpyRpcClient client = await ConnectAsync();

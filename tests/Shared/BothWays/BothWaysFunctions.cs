@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using IpyRpc;
+using IpyRpc.Jobs;
 
 namespace IpyRpc.Tests.BothWays;
 
@@ -92,6 +93,33 @@ public static class ServerSide
         {
             return e.Code;
         }
+    }
+
+    /// <summary>Submits work to the caller and follows it through the job handle: state, callback, wait with a timeout.</summary>
+    /// <param name="caller">The caller's connection.</param>
+    [IpyRpcExport("bw.submit_to_caller")]
+    public static async Task<string> SubmitToCaller(IpyRpcConnection caller)
+    {
+        IpyRpcJob<string> job = await caller.Proxy<CallerSideClient>().Caller.SubmitAnswerAsync("a job");
+        var called = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        job.OnCompleted(j => called.TrySetResult(j.State.ToString()));
+        string result = await job.WaitAsync(TimeSpan.FromSeconds(10));
+        string state = await called.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        JobInfo info = await job.RefreshAsync();
+        IpyRpcJob<int> waiting = await caller.Proxy<CallerSideClient>().Caller.SubmitWaitAsync();
+        string timedOut;
+        try
+        {
+            await waiting.WaitAsync(TimeSpan.FromMilliseconds(100));
+            timedOut = "no";
+        }
+        catch (TimeoutException)
+        {
+            timedOut = "yes";
+        }
+
+        bool cancelled = await waiting.CancelAsync();
+        return $"{result}; callback saw {state}; info says {info.State}; timed out: {timedOut}; cancelled: {cancelled}";
     }
 
     /// <summary>Counts up, as a stream.</summary>
