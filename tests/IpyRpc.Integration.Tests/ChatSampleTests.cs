@@ -1,0 +1,40 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace IpyRpc.Integration.Tests;
+
+/// <summary>samples/Chat, run as a newcomer runs it, over each duplex transport.</summary>
+public sealed class ChatSampleTests
+{
+    [Theory]
+    [InlineData("WebSocket")]
+    [InlineData("ZeroMQ")]
+    public async Task TheChatServerCallsItsMembersBackAndBroadcastsEvents(string transport)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Chat.dll"));
+        if (transport == "ZeroMQ") start.ArgumentList.Add("--zmq");
+        using Process process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
+        string output = await stdout;
+        Assert.True(process.ExitCode == 0, output + await stderr);
+
+        Assert.Contains($"room open over {transport}", output);
+        Assert.Contains("members: ann, bob, cy", output); // names learned by calling each member back
+        foreach (string who in new[] { "ann", "bob", "cy" })
+        {
+            Assert.Contains($"  {who} hears ann: hello, room", output); // an event to every subscriber
+            Assert.Contains($"  {who} hears bob: hi ann", output);
+            Assert.Contains($"  [output] {who} thinks about 'pizza tonight?'", output); // a member's output, relayed through the server
+        }
+
+        Assert.Equal(3, Regex.Matches(output, @"vote so far: \d yes, \d no").Count); // progress, one report per answer
+        Assert.Contains("vote on 'pizza tonight?': yes ann, bob; no cy", output);
+        Assert.Matches(@"history, as a stream:\n  ann: hello, room\n  bob: hi ann\n", output.Replace("\r", ""));
+        Assert.Contains("  ann sees cy (closed) leave", output);
+        Assert.Contains("  bob sees cy (closed) leave", output);
+        Assert.EndsWith("room closed", output.TrimEnd());
+    }
+}
