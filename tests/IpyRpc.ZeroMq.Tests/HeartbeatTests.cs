@@ -1,0 +1,49 @@
+using IpyRpc.Protocol;
+using IpyRpc.ZeroMq.Native;
+
+namespace IpyRpc.ZeroMq.Tests;
+
+/// <summary>A server that is reachable (ZeroMQ keeps the TCP connection alive) but no longer answers is noticed by the client's heartbeat.</summary>
+public sealed class HeartbeatTests
+{
+    [Fact]
+    public async Task AServerThatStopsAnsweringPingsIsReportedAsHeartbeatLost()
+    {
+        // A bare ROUTER that answers hello and describe, then nothing: not even pong.
+        string bound = "";
+        SocketLoop? router = null;
+        router = new SocketLoop("test silent router", LibZmq.ROUTER, s =>
+        {
+            if (LibZmq.zmq_bind(s, "tcp://127.0.0.1:*") < 0) throw new IOException("bind failed");
+            bound = SocketLoop.ReadLastEndpoint(s);
+        }, (frames, _, _) =>
+        {
+            IpyRpcMessage m = MessageCodec.DecodeHeader(frames[1], [.. frames.Skip(2).Select(f => (ReadOnlyMemory<byte>)f)]);
+            IpyRpcMessage? reply = m.Kind switch
+            {
+                MessageKind.Hello => new IpyRpcMessage { Kind = MessageKind.Hello, Id = m.Id, Versions = [1], Agent = "silent" },
+                MessageKind.Describe => new IpyRpcMessage { Kind = MessageKind.Result, Id = m.Id, Parts = [new byte[] { 0x90 }, new byte[] { 0x90 }] },
+                _ => null,
+            };
+            if (reply is not null)
+            {
+                router!.Send([frames[0], MessageCodec.EncodeHeader(reply), .. reply.Parts]);
+            }
+        }, null, 1 << 20, 64, 0);
+        using SocketLoop _ = router;
+
+        await using IpyRpcClient client = await IpyRpcZeroMqClient.ConnectAsync(bound, new IpyRpcClientOptions
+        {
+            HeartbeatInterval = TimeSpan.FromMilliseconds(200),
+            HeartbeatTimeout = TimeSpan.FromSeconds(1),
+            Reconnect = null,
+        });
+        var why = new TaskCompletionSource<DisconnectInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.Disconnected += info => why.TrySetResult(info);
+        DisconnectInfo info = await why.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(DisconnectReason.HeartbeatLost, info.Reason);
+        Assert.False(client.IsConnected);
+        var e = await Assert.ThrowsAnyAsync<IpyRpcException>(() => client.CallAsync<int>("anything"));
+        Assert.Contains("heartbeat", e.Message, StringComparison.OrdinalIgnoreCase);
+    }
+}
