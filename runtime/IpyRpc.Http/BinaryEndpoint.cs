@@ -160,7 +160,7 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
     /// </summary>
     private async Task ServeWebSocketAsync(HttpContext context)
     {
-        System.Net.WebSockets.WebSocket? socket = await WebSocketAcceptor.AcceptAsync(context, WebSocketMessageChannel.SubProtocol, _options.WebSocketKeepAlive).ConfigureAwait(false);
+        System.Net.WebSockets.WebSocket? socket = await WebSocketAcceptor.AcceptAsync(context, WebSocketMessageChannel.SubProtocol, _options.WebSocketKeepAlive, _options.WebSocketKeepAliveTimeout).ConfigureAwait(false);
         if (socket is null)
         {
             await WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest, 0, ErrorCodes.BadMessage,

@@ -32,8 +32,15 @@ public sealed record IpyRpcHttpOptions
     public TimeSpan ConnectionIdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
-    /// How often the server's end of a WebSocket connection sends a WebSocket ping, which keeps
-    /// proxies from closing a quiet connection. Liveness itself is IpyRpc's heartbeat (docs/PROTOCOL.md).
+    /// How often the server's end of a WebSocket connection pings the client (a WebSocket ping frame),
+    /// which also keeps proxies from closing a quiet connection.
     /// </summary>
-    public TimeSpan WebSocketKeepAlive { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan WebSocketKeepAlive { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// How long the server waits for the pong to a WebSocket ping before it gives the client up (the
+    /// connection ends with <c>connection_lost</c>): how a client that vanished without closing its
+    /// socket (a cut network, a suspended machine) is noticed. <see cref="Timeout.InfiniteTimeSpan"/> never gives up.
+    /// </summary>
+    public TimeSpan WebSocketKeepAliveTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }

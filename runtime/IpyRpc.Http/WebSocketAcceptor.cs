@@ -15,12 +15,12 @@ internal static class WebSocketAcceptor
 {
     private const string Rfc6455Guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-    public static async Task<WebSocket?> AcceptAsync(HttpContext context, string subProtocol, TimeSpan keepAlive)
+    public static async Task<WebSocket?> AcceptAsync(HttpContext context, string subProtocol, TimeSpan keepAlive, TimeSpan keepAliveTimeout)
     {
         if (!OffersSubProtocol(context.Request, subProtocol)) return null;
         if (context.WebSockets.IsWebSocketRequest)
         {
-            return await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { SubProtocol = subProtocol, KeepAliveInterval = keepAlive }).ConfigureAwait(false);
+            return await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { SubProtocol = subProtocol, KeepAliveInterval = keepAlive, KeepAliveTimeout = keepAliveTimeout }).ConfigureAwait(false);
         }
 
         IHttpUpgradeFeature? upgrade = context.Features.Get<IHttpUpgradeFeature>();
@@ -35,7 +35,7 @@ internal static class WebSocketAcceptor
         context.Response.Headers.SecWebSocketAccept = AcceptKey(key);
         context.Response.Headers.SecWebSocketProtocol = subProtocol;
         Stream stream = await upgrade.UpgradeAsync().ConfigureAwait(false); // sends 101 Switching Protocols
-        return WebSocket.CreateFromStream(stream, new WebSocketCreationOptions { IsServer = true, SubProtocol = subProtocol, KeepAliveInterval = keepAlive });
+        return WebSocket.CreateFromStream(stream, new WebSocketCreationOptions { IsServer = true, SubProtocol = subProtocol, KeepAliveInterval = keepAlive, KeepAliveTimeout = keepAliveTimeout });
     }
 
     private static bool OffersSubProtocol(HttpRequest request, string subProtocol)

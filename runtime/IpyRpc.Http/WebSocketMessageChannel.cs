@@ -20,6 +20,9 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     private readonly bool _isServer;
     private readonly SemaphoreSlim _sendGate = new(1, 1);
     private readonly CancellationTokenSource _closing = new();
+    private readonly CancellationTokenSource _aborted = new();
+    private readonly CancellationTokenSource _receiving;
+    private readonly Timer _watch;
     private readonly Task _reader;
     private int _disposed;
 
@@ -32,6 +35,10 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
         _socket = socket;
         _maxMessageBytes = maxMessageBytes;
         _isServer = isServer;
+        _receiving = CancellationTokenSource.CreateLinkedTokenSource(_closing.Token, _aborted.Token);
+        // A socket aborted by its keep-alive (no pong in time) does not always end a pending read on an
+        // upgraded HTTP stream: watch its state, so a vanished peer ends the connection all the same.
+        _watch = new Timer(static s => ((WebSocketMessageChannel)s!).Watch(), this, 250, 250);
         _reader = Task.Run(ReadLoopAsync);
     }
 
@@ -107,6 +114,11 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
         }
     }
 
+    private void Watch()
+    {
+        if (_socket.State == WebSocketState.Aborted && !_aborted.IsCancellationRequested) _aborted.Cancel();
+    }
+
     private async Task ReadLoopAsync()
     {
         byte[] buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
@@ -134,7 +146,7 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
                         buffer = bigger;
                     }
 
-                    result = await _socket.ReceiveAsync(buffer.AsMemory(filled), _closing.Token).ConfigureAwait(false);
+                    result = await _socket.ReceiveAsync(buffer.AsMemory(filled), _receiving.Token).ConfigureAwait(false);
                     if (result.MessageType == WebSocketMessageType.Close)
                     {
                         await CloseQuietlyAsync(WebSocketCloseStatus.NormalClosure, "bye").ConfigureAwait(false);
@@ -170,6 +182,10 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
         }
         catch (OperationCanceledException) when (_closing.IsCancellationRequested)
         {
+        }
+        catch (OperationCanceledException) when (_aborted.IsCancellationRequested)
+        {
+            failure = new IOException("The WebSocket was aborted: the other side stopped answering its keep-alive pings.");
         }
         catch (Exception e) when (e is WebSocketException or IOException or ObjectDisposedException)
         {
@@ -232,6 +248,7 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     public override async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+        await _watch.DisposeAsync().ConfigureAwait(false);
         await CloseQuietlyAsync(WebSocketCloseStatus.NormalClosure, "closed").ConfigureAwait(false);
         _closing.Cancel();
         try
