@@ -74,6 +74,7 @@ internal static class Harness
         [
             Systems.InProcessAsync,
             () => Systems.HttpBinaryAsync(endpoints.Http),
+            () => Systems.HttpWebSocketAsync(endpoints.Http),
             () => Task.FromResult(Systems.HttpJsonRpc(endpoints.Http)),
             () => Systems.ZeroMqAsync("ipyrpc-zmq-tcp", endpoints.ZmqTcp),
             () => Systems.ZeroMqAsync("ipyrpc-zmq-ipc", endpoints.ZmqIpc),
@@ -267,6 +268,7 @@ internal static class Harness
             Make("small-call p50 vs Pyro4", "ipyrpc-zmq-tcp", "python-pyro4", P50("ipyrpc-zmq-tcp"), P50("python-pyro4"), "<= 1", true),
             Make("small-call p50 vs RPyC", "ipyrpc-zmq-tcp", "python-rpyc", P50("ipyrpc-zmq-tcp"), P50("python-rpyc"), "<= 1", true),
             Make("HTTP binary small-call p50 vs raw Kestrel", "ipyrpc-http-binary", "raw-kestrel", P50("ipyrpc-http-binary"), P50("raw-kestrel"), "<= 1.5", true),
+            Make("WebSocket small-call p50 vs SignalR", "ipyrpc-http-ws", "signalr", P50("ipyrpc-http-ws"), P50("signalr"), "<= 1", true),
             Make("in-memory queue µs per job at 16 in flight (a function that does nothing)", "queue-memory-alone", "1 µs", MicrosPerJob("queue-memory-alone"), 1, "<= 5", true),
             Make("SQLite queue call p50 vs raw SQLite transaction", "ipyrpc-inproc-sqlite", "raw-sqlite-transaction", QueueP50("ipyrpc-inproc-sqlite"), QueueP50("raw-sqlite-transaction"), "<= 3", true),
             Make("Redis queue call p50 vs raw XADD+XREADGROUP+XACK", "ipyrpc-inproc-redis", "raw-redis-xadd-xreadgroup-xack", QueueP50("ipyrpc-inproc-redis"), QueueP50("raw-redis-xadd-xreadgroup-xack"), "<= 3", true),

@@ -61,12 +61,19 @@ internal static class Systems
     public static async Task<SystemUnderTest> HttpBinaryAsync(string address)
     {
         var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256 }) { Timeout = TimeSpan.FromMinutes(5) };
-        IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(new Uri(address), null, http);
+        IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(new Uri(address), HttpCarrier.Requests, null, http);
         return IpyRpcSystem("ipyrpc-http-binary", client, async () =>
         {
             await client.DisposeAsync();
             http.Dispose();
         });
+    }
+
+    /// <summary>The binary protocol over one WebSocket (the HTTP client's default carrier): the like of SignalR's connection.</summary>
+    public static async Task<SystemUnderTest> HttpWebSocketAsync(string address)
+    {
+        IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(new Uri(address), HttpCarrier.WebSocket);
+        return IpyRpcSystem("ipyrpc-http-ws", client, client.DisposeAsync);
     }
 
     private static SystemUnderTest IpyRpcSystem(string name, IpyRpcClient client, Func<ValueTask> dispose)

@@ -108,6 +108,16 @@ public abstract class WorkerTests(ITestOutputHelper log) : IAsyncLifetime
         WorkerProcess[] workers = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => StartWorkerAsync(concurrency: 8, leaseMs: 5000)));
         IpyRpcClient client = await ConnectAsync(server);
 
+        // Each worker is up and taking jobs before the burst (a worker still starting would otherwise
+        // see the queue drained by the others on a busy machine).
+        var seenPids = new HashSet<int>();
+        DateTime until = DateTime.UtcNow.AddSeconds(30);
+        while (seenPids.Count < workers.Length && DateTime.UtcNow < until)
+        {
+            int[] pids = await Task.WhenAll(Enumerable.Range(0, 24).Select(_ => client.CallAsync<int>("work.pid")));
+            seenPids.UnionWith(pids);
+        }
+
         // Every outcome each caller sees is counted: exactly one per call.
         var outcomes = new int[1000];
         Task[] calls = [.. Enumerable.Range(0, 1000).Select(async i =>
