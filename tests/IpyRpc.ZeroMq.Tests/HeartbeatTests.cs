@@ -46,4 +46,31 @@ public sealed class HeartbeatTests
         var e = await Assert.ThrowsAnyAsync<IpyRpcException>(() => client.CallAsync<int>("anything"));
         Assert.Contains("heartbeat", e.Message, StringComparison.OrdinalIgnoreCase);
     }
+
+    [Fact]
+    public async Task AClientGivesUpReconnectingAfterMaxAttemptsAndSaysSo()
+    {
+        ZmqServer s = ZmqServer.Start();
+        await using IpyRpcClient client = await s.ConnectAsync(new IpyRpcClientOptions
+        {
+            ConnectTimeout = TimeSpan.FromMilliseconds(300),
+            Reconnect = new ReconnectOptions { FirstDelay = TimeSpan.FromMilliseconds(20), MaxDelay = TimeSpan.FromMilliseconds(50), MaxAttempts = 2 },
+        });
+        var attempts = new System.Collections.Concurrent.ConcurrentQueue<int>();
+        client.Reconnecting += a => attempts.Enqueue(a.Attempt);
+        await s.DisposeAsync(); // gone for good
+
+        DateTime until = DateTime.UtcNow.AddSeconds(15);
+        IpyRpcConnectionException? final = null;
+        while (DateTime.UtcNow < until)
+        {
+            final = await Assert.ThrowsAnyAsync<IpyRpcConnectionException>(() => client.CallAsync<int>("add", 1, 2));
+            if (final.Message.Contains("gave up", StringComparison.Ordinal)) break;
+            await Task.Delay(50);
+        }
+
+        Assert.Contains("gave up reconnecting after 2 attempts", final!.Message);
+        Assert.Equal([1, 2], attempts);
+        Assert.False(client.IsConnected);
+    }
 }

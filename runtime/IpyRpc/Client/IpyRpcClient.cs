@@ -30,6 +30,7 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
     private Task _announcements = Task.CompletedTask;
     private IReadOnlyList<FunctionDescriptor> _functions = [];
     private int _reconnectAttempt;
+    private volatile string? _gaveUp;
     private int _disposed;
 
     private IpyRpcClient(IpyRpcClientOptions options, Func<CancellationToken, ValueTask<IMessageChannel>>? dial, Func<ValueTask>? onDispose)
@@ -266,6 +267,11 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
             throw new IpyRpcConnectionException($"The connection to the server was lost ({broken.Message}); reconnecting (attempt {Volatile.Read(ref _reconnectAttempt)}).", broken);
         }
 
+        if (link.Calls.Broken is { } lost && _gaveUp is { } why)
+        {
+            throw new IpyRpcConnectionException($"The connection to the server was lost ({lost.Message}) and {why}", lost);
+        }
+
         return link; // a broken link throws its reason on use
     }
 
@@ -375,6 +381,8 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, policy.MaxDelay.Ticks));
             }
         }
+
+        _gaveUp = $"the client gave up reconnecting after {policy.MaxAttempts} attempts (the last failed with: {last?.Message}). Connect a new client.";
     }
 
     /// <summary>Runs the client's events one after another, off the transport's threads.</summary>

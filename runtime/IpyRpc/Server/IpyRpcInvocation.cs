@@ -216,24 +216,7 @@ public sealed class IpyRpcInvocation
     public void Return<T>(T value, IpyRpcFormatter<T> formatter)
     {
         var buffer = new ArrayBufferWriter<byte>(SizeHint.Of(value));
-        try
-        {
-            if (OutputSerialization == Serialization.Json)
-            {
-                using var writer = new Utf8JsonWriter(buffer);
-                formatter.Write(writer, value);
-            }
-            else
-            {
-                var writer = new MessagePackWriter(buffer);
-                formatter.Write(ref writer, value);
-            }
-        }
-        catch (Exception e) when (e is IpyRpcSerializationException or InvalidOperationException or ArgumentException)
-        {
-            throw new ResultSerializationException($"The result of {Function.Name} could not be serialized as {MessageCodec.SerializationName(OutputSerialization)}: {e.Message}", e);
-        }
-
+        Encode(buffer, value, formatter, "The result");
         Result = buffer.WrittenMemory;
         HasResult = true;
     }
