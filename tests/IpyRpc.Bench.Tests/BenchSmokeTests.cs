@@ -29,7 +29,7 @@ public sealed class BenchSmokeTests
             JsonElement[] results = [.. root.GetProperty("results").EnumerateArray()];
             string[] systems = [.. results.Where(r => r.GetProperty("scenario").GetString() == "small-call").Select(r => r.GetProperty("system").GetString()!).Distinct()];
             Assert.Equal(
-                ["aspnet-minimal-api", "ipyrpc-http-binary", "ipyrpc-http-jsonrpc", "ipyrpc-inproc", "ipyrpc-zmq-ipc", "ipyrpc-zmq-tcp", "python-pyro4", "python-rpyc", "raw-kestrel", "raw-libzmq", "signalr"],
+                ["aspnet-minimal-api", "ipyrpc-http-binary", "ipyrpc-http-jsonrpc", "ipyrpc-http-ws", "ipyrpc-inproc", "ipyrpc-zmq-ipc", "ipyrpc-zmq-tcp", "python-pyro4", "python-rpyc", "raw-kestrel", "raw-libzmq", "signalr"],
                 systems.Order());
             foreach (JsonElement r in results.Where(r => r.GetProperty("scenario").GetString() == "small-call" && r.GetProperty("in_flight").GetInt32() == 1))
             {
@@ -54,6 +54,7 @@ public sealed class BenchSmokeTests
             Assert.Contains("SQLite queue call p50 vs raw SQLite transaction", ratios);
             Assert.Contains("Redis queue call p50 vs raw XADD+XREADGROUP+XACK", ratios);
             Assert.Contains("in-memory queue µs per job at 16 in flight (a function that does nothing)", ratios);
+            Assert.Contains("WebSocket small-call p50 vs SignalR", ratios);
             Assert.All(root.GetProperty("ratios").EnumerateArray(), r => Assert.Equal(JsonValueKind.Number, r.GetProperty("value").ValueKind));
         }
         finally

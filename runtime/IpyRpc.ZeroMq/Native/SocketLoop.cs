@@ -232,9 +232,12 @@ internal sealed unsafe class SocketLoop : IDisposable
                     pending = null;
                 }
 
-                // Monitor events first: a peer's disconnect is seen before messages of whoever comes next.
+                // ROUTER: monitor events first, so a peer's disconnect is seen before messages of whoever
+                // comes next on its file descriptor. DEALER (one peer): what that peer sent before it went
+                // away (a goodbye, a last reply) is already queued; deliver it before the disconnect.
                 if (monitorAt >= 0 && (Returned(monitorAt) & LibZmq.POLLIN) != 0)
                 {
+                    if (!_router) ReceiveAvailable();
                     ReceiveMonitorEvents();
                 }
 
