@@ -134,6 +134,54 @@ public abstract class BothWaysContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AClientWhoseAccessIsRevokedIsToldSoAndDoesNotComeBack()
+    {
+        var connected = new TaskCompletionSource<IpyRpcConnection>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Server.ClientConnected += c => connected.TrySetResult(c);
+        await using IpyRpcClient client = await ConnectAsync(exports: false);
+        var why = new TaskCompletionSource<DisconnectInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
+        int reconnecting = 0;
+        client.Disconnected += info => why.TrySetResult(info);
+        client.Reconnecting += _ => Interlocked.Increment(ref reconnecting);
+
+        IpyRpcConnection connection = await connected.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await connection.CloseAsync("Your access was revoked.", DisconnectReason.Unauthorized);
+        DisconnectInfo info = await why.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(DisconnectReason.Unauthorized, info.Reason);
+        Assert.Contains("revoked", info.Message);
+        await Task.Delay(300);
+        Assert.Equal(0, Volatile.Read(ref reconnecting));
+        Assert.False(client.IsConnected);
+    }
+
+    [Fact]
+    public async Task EventsCanBeReadAsAnAsyncStream()
+    {
+        await using IpyRpcClient client = await ConnectAsync(exports: false);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var received = new List<Tick>();
+        Task reading = Task.Run(async () =>
+        {
+            await foreach (Tick t in client.EventsAsync(BothWaysEvents.Ticked, stop.Token))
+            {
+                received.Add(t);
+                if (received.Count == 3) break;
+            }
+        });
+        int n = 0;
+        while (!reading.IsCompleted && !stop.IsCancellationRequested)
+        {
+            Server.Publish(BothWaysEvents.Ticked, new Tick(n++, "stream"));
+            await Task.Delay(20);
+        }
+
+        await reading;
+        Assert.Equal(3, received.Count);
+        Assert.True(received[0].Number < received[1].Number && received[1].Number < received[2].Number);
+        Assert.Contains(client.Events, e => e.Name == "bw.ticked" && e.PayloadType == "Tick");
+    }
+
+    [Fact]
     public async Task AHundredSubscribersEachGetEveryEventInOrder()
     {
         const int subscribers = 100, events = 200;
