@@ -88,7 +88,7 @@ internal static class Diagnostics
         title: "Exported method has no XML documentation",
         messageFormat: "'{0}' has no <summary>; clients see the doc comment as the function's help text",
         category: "IpyRpc.Documentation",
-        defaultSeverity: DiagnosticSeverity.Info,
+        defaultSeverity: DiagnosticSeverity.Warning,
         isEnabledByDefault: true,
         helpLinkUri: HelpRoot + "IPYRPC0007.md");
 

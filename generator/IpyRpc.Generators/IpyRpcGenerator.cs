@@ -124,7 +124,8 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
             .Select(k => new ServiceModel(
                 k,
                 assemblyKey,
-                functions.Where(f => f.Service == k).OrderBy(f => f.ExportName, StringComparer.Ordinal).ToEquatableArray(),
+                // A name exported twice is IPYRPC0003; only its first use is generated, so no compiler error joins it.
+                functions.Where(f => f.Service == k && ReferenceEquals(f, functions.First(g => g.ExportName == f.ExportName))).OrderBy(f => f.ExportName, StringComparer.Ordinal).ToEquatableArray(),
                 events.Where(e => e.Service == k).OrderBy(e => e.EventName, StringComparer.Ordinal).ToEquatableArray()))
             .ToImmutableArray();
 

@@ -120,7 +120,7 @@ public sealed class DiagnosticsTests
     }
 
     [Fact]
-    public void MissingDocsAreInformation()
+    public void MissingDocsAreAWarningSoCommandLineBuildsShowThem()
     {
         Diagnostic d = Single("IPYRPC0007", Diagnose("""
             public static class F
@@ -128,7 +128,7 @@ public sealed class DiagnosticsTests
                 [IpyRpcExport] public static int Undocumented() => 1;
             }
             """));
-        Assert.Equal(DiagnosticSeverity.Info, d.Severity);
+        Assert.Equal(DiagnosticSeverity.Warning, d.Severity);
     }
 
     [Theory]

@@ -19,9 +19,10 @@ internal static class ConfigEmitter
             {
                 yield return new DiagnosticInfo(Diagnostics.InvalidPattern, p.Location, new[] { p.Pattern, problem }.ToEquatableArray());
             }
-            else if (!functions.Any(f => Glob.IsMatch(p.Pattern, f)))
+            else if (functions.Count > 0 && !functions.Any(f => Glob.IsMatch(p.Pattern, f)))
             {
-                string known = functions.Count == 0 ? "there are none" : string.Join(", ", functions.Take(12)) + (functions.Count > 12 ? ", ..." : "");
+                // With no exports here the functions live elsewhere (a referenced library): nothing to check against.
+                string known = string.Join(", ", functions.Take(12)) + (functions.Count > 12 ? ", ..." : "");
                 yield return new DiagnosticInfo(Diagnostics.PatternMatchesNothing, p.Location, new[] { p.Pattern, known }.ToEquatableArray());
             }
         }

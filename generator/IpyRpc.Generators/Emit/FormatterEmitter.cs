@@ -198,6 +198,14 @@ internal static class FormatterEmitter
         // Construction: constructor parameters, then init-only members, then settable ones that were present.
         string parameters = string.Join(", ", read.Select((m, i) => $"{Names.FormatterArgument(m.Type)} m{i}, bool has{i}"));
         w.Open($"private static {o.FullName} Create({parameters})");
+        for (int i = 0; i < read.Length; i++)
+        {
+            if (read[i].Required)
+            {
+                w.Line($"if (!has{i}) throw new {Names.Formatting}.IpyRpcSerializationException({Names.Literal($"{o.Display} is missing its member '{read[i].WireName}' ({read[i].Type.Display}), which has no default")});");
+            }
+        }
+
         var ctorArgs = new string[o.ConstructorArity];
         for (int i = 0; i < ctorArgs.Length; i++) ctorArgs[i] = "default!";
         for (int i = 0; i < read.Length; i++)

@@ -117,7 +117,7 @@ internal static class ServiceEmitter
         w.Line("    {");
         foreach (ParameterModel p in f.Parameters.Where(p => p.IsArgument))
         {
-            w.Line($"        new() {{ Name = {Names.Literal(p.Name)}, Type = {Names.Literal(p.Display)}, Schema = {Names.Literal(JsonSchema.Of(p.Type!, f.Objects))}, Doc = {Names.Literal(p.Doc)}, IsOptional = {(p.DefaultExpression is null ? "false" : "true")}, DefaultValue = {Names.Literal(p.DefaultExpression)} }},");
+            w.Line($"        new() {{ Name = {Names.Literal(p.Name)}, Type = {Names.Literal(p.Display)}, Schema = {Names.Literal(JsonSchema.Of(p.Type!, f.Objects))}, Doc = {Names.Literal(p.Doc)}, IsOptional = {(p.DefaultExpression is null ? "false" : "true")}, DefaultValue = {Names.Literal(p.DefaultDisplay ?? p.DefaultExpression)} }},");
         }
 
         w.Line("    },");
@@ -272,7 +272,22 @@ internal static class ServiceEmitter
     // One level's members: its namespaces as properties (nested proxies, created once), its functions as methods.
     private static void EmitLevel(CodeWriter w, Level level, string assemblyKey, bool isPublic)
     {
-        var taken = new HashSet<string>(level.Functions.Select(f => f.MethodName), System.StringComparer.Ordinal);
+        // Two functions with one C# name (overloads, or methods of the same name exported twice) get
+        // the last segment of their exported names instead, so the proxy never declares a member twice.
+        var methodNames = new Dictionary<FunctionModel, string>();
+        var reserved = new HashSet<string>(System.StringComparer.Ordinal) { "Peer", "Create", "_client" };
+        foreach (IGrouping<string, FunctionModel> group in level.Functions.GroupBy(f => f.MethodName))
+        {
+            foreach (FunctionModel f in group)
+            {
+                string name = group.Count() == 1 && !reserved.Contains(f.MethodName) ? f.MethodName : Pascal(f.ExportName.Substring(f.ExportName.LastIndexOf('.') + 1)) + "Remote";
+                string unique = name;
+                for (int n = 2; methodNames.ContainsValue(unique) || reserved.Contains(unique); n++) unique = name + n;
+                methodNames[f] = unique;
+            }
+        }
+
+        var taken = new HashSet<string>(methodNames.Values, System.StringComparer.Ordinal);
         var nested = new List<(Level Child, string Property, string Class)>();
         foreach (KeyValuePair<string, Level> child in level.Children)
         {
@@ -294,7 +309,7 @@ internal static class ServiceEmitter
         foreach (FunctionModel f in level.Functions)
         {
             w.Line();
-            EmitProxyMethod(w, f, assemblyKey);
+            EmitProxyMethod(w, f, assemblyKey, methodNames[f]);
         }
 
         foreach ((Level child, string property, string cls) in nested)
@@ -315,13 +330,28 @@ internal static class ServiceEmitter
         => string.Join(", ", level.Functions.Select(f => $"<c>{f.ExportName.Substring(f.ExportName.LastIndexOf('.') + 1)}</c>")
             .Concat(level.Children.Keys.Select(k => $"<c>{k}.*</c>")));
 
-    private static void EmitProxyMethod(CodeWriter w, FunctionModel f, string assemblyKey)
+    /// <summary>The first candidate no parameter uses, else the last with a number.</summary>
+    private static string FreeName(HashSet<string> taken, params string[] candidates)
+    {
+        foreach (string c in candidates)
+        {
+            if (!taken.Contains(c)) return c;
+        }
+
+        int n = 2;
+        string last = candidates[candidates.Length - 1];
+        while (taken.Contains(last + n)) n++;
+        return last + n;
+    }
+
+    private static void EmitProxyMethod(CodeWriter w, FunctionModel f, string assemblyKey, string methodName)
     {
         ParameterModel[] parameters = f.Parameters.Where(p => p.IsArgument).ToArray();
         ParameterModel? progress = f.Parameters.FirstOrDefault(p => p.IsProgress);
-        HashSet<string> names = new(parameters.Select(p => p.Name));
-        string options = names.Contains("options") ? "callOptions" : "options";
-        string token = names.Contains("cancellationToken") ? "callCancellationToken" : "cancellationToken";
+        HashSet<string> names = new(f.Parameters.Where(p => p.IsArgument || p.IsProgress).Select(p => p.Name));
+        string options = FreeName(names, "options", "callOptions");
+        names.Add(options);
+        string token = FreeName(names, "cancellationToken", "callCancellationToken");
         HashSet<string> tokenParams = new(f.Parameters.Where(p => !p.IsArgument && !p.IsProgress).Select(p => "param:" + p.Name));
 
         bool documented = false;
@@ -382,7 +412,7 @@ internal static class ServiceEmitter
         if (f.ReturnKind == ReturnKind.Stream)
         {
             // Streams are enumerated as they come; a submitted stream would have no one to flow to.
-            w.Line($"public global::System.Collections.Generic.IAsyncEnumerable<{f.ReturnSource}> {f.MethodName}({string.Join(", ", signature)})");
+            w.Line($"public global::System.Collections.Generic.IAsyncEnumerable<{f.ReturnSource}> {methodName}({string.Join(", ", signature)})");
             w.Line($"    => _client.StreamAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {args}, {Names.Formatter(f.ReturnType!, assemblyKey)}, {options}, {token});");
             return;
         }
@@ -391,7 +421,7 @@ internal static class ServiceEmitter
         string call = f.ReturnType is null
             ? $"_client.InvokeAsync({Names.Literal(f.ExportName)}, {args}, {options}, {token})"
             : $"_client.InvokeAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {args}, {Names.Formatter(f.ReturnType, assemblyKey)}, {options}, {token})";
-        w.Line($"public {returnType} {f.MethodName}({string.Join(", ", signature)})");
+        w.Line($"public {returnType} {methodName}({string.Join(", ", signature)})");
         w.Line($"    => {call};");
 
         // The same call submitted as a job: a typed handle at once, the result when it is ready.
@@ -413,7 +443,7 @@ internal static class ServiceEmitter
         w.Line($"/// <param name=\"{options}\">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>");
         w.Line($"/// <param name=\"{token}\">Cancels the submission (not the job: cancel that with the handle).</param>");
         w.Line($"/// <returns>The job's handle.</returns>");
-        w.Line($"public global::System.Threading.Tasks.Task<{Names.Runtime}.IpyRpcJob<{resultSource}>> Submit{f.MethodName}Async({string.Join(", ", submitSignature)})");
+        w.Line($"public global::System.Threading.Tasks.Task<{Names.Runtime}.IpyRpcJob<{resultSource}>> Submit{methodName}Async({string.Join(", ", submitSignature)})");
         w.Line($"    => _client.SubmitAsync<{resultSource}>({Names.Literal(f.ExportName)}, {submitArgs}, {resultFormatter}, {options}, {token});");
     }
 }

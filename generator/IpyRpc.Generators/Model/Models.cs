@@ -37,7 +37,9 @@ internal sealed record TypeModel(
     string? EnumUnderlying);
 
 /// <summary>One member of a user type.</summary>
-internal sealed record MemberModel(string Name, string WireName, TypeModel Type, bool Settable, bool InitOnly, int ConstructorIndex);
+/// <see cref="Required"/>: a constructor parameter without a default whose type does not allow null; a
+/// value that lacks it is refused when read (the caller gets invalid_arguments, not a null inside the function).
+internal sealed record MemberModel(string Name, string WireName, TypeModel Type, bool Settable, bool InitOnly, int ConstructorIndex, bool Required = false);
 
 /// <summary>A user type (or tuple) with its members and how to construct it.</summary>
 internal sealed record ObjectModel(string FullName, string Display, bool IsValueType, bool IsTuple, EquatableArray<MemberModel> Members, int ConstructorArity);
@@ -49,7 +51,7 @@ internal sealed record ObjectModel(string FullName, string Display, bool IsValue
 /// </summary>
 /// A parameter of type <c>IProgress&lt;T&gt;</c> has <see cref="IsProgress"/>, <see cref="Type"/> T and is filled
 /// by the call on the server; the proxy takes it as an optional <c>IProgress&lt;T&gt;?</c>.
-internal sealed record ParameterModel(string Name, TypeModel? Type, string? FilledBy, string? DefaultExpression, string? Doc, string Display, string Source, bool IsProgress = false)
+internal sealed record ParameterModel(string Name, TypeModel? Type, string? FilledBy, string? DefaultExpression, string? Doc, string Display, string Source, bool IsProgress = false, string? DefaultDisplay = null)
 {
     /// <summary>Whether the caller passes it (it is not filled by the call).</summary>
     public bool IsArgument => FilledBy is null;

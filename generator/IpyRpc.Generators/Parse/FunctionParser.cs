@@ -71,7 +71,9 @@ internal static class FunctionParser
 
         if (method.IsGenericMethod)
         {
+            // One diagnostic for one problem: its T-typed parameters and result would each say the same again.
             diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedMethodShape, location, display, "generic methods cannot be called remotely (the caller cannot name a type argument); make a non-generic overload"));
+            return null;
         }
 
         if (method.IsAbstract || method.ContainingType.TypeKind == Microsoft.CodeAnalysis.TypeKind.Interface)
@@ -139,7 +141,7 @@ internal static class FunctionParser
             }
 
             string? defaultExpression = p.HasExplicitDefaultValue ? DefaultExpression(p) : null;
-            parameters.Add(new ParameterModel(p.Name, type, null, defaultExpression, null, pDisplay, Source(p.Type)));
+            parameters.Add(new ParameterModel(p.Name, type, null, defaultExpression, null, pDisplay, Source(p.Type), DefaultDisplay: p.HasExplicitDefaultValue ? DefaultDisplay(p, defaultExpression!) : null));
         }
 
         (ReturnKind kind, ITypeSymbol? resultType) = ReturnShape(method.ReturnType);
@@ -228,6 +230,15 @@ internal static class FunctionParser
             "global::System.Collections.Generic.IAsyncEnumerable<T>" => (ReturnKind.Stream, ((INamedTypeSymbol)type).TypeArguments[0]),
             _ => (ReturnKind.Value, type),
         };
+    }
+
+    /// <summary>The default as people read it in help: an enum's member name (<c>Color.Green</c>) rather than the cast generated code needs.</summary>
+    private static string DefaultDisplay(IParameterSymbol p, string expression)
+    {
+        ITypeSymbol type = p.Type is INamedTypeSymbol { ConstructedFrom.SpecialType: SpecialType.System_Nullable_T } n ? n.TypeArguments[0] : p.Type;
+        if (type.TypeKind != Microsoft.CodeAnalysis.TypeKind.Enum || p.ExplicitDefaultValue is not { } value) return expression;
+        IFieldSymbol? member = type.GetMembers().OfType<IFieldSymbol>().FirstOrDefault(f => f.HasConstantValue && Equals(f.ConstantValue, value));
+        return member is null ? $"({type.Name}){Literal(value)}" : $"{type.Name}.{member.Name}";
     }
 
     /// <summary>The default value as C# source, cast to the parameter's type where a literal alone would not do.</summary>

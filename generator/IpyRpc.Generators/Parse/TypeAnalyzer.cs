@@ -267,7 +267,12 @@ internal sealed class TypeAnalyzer
                 return null;
             }
 
-            models.Add(new MemberModel(name, WireName(name), m, settable, initOnly, ctorIndex));
+            bool required = ctorIndex >= 0
+                && !constructor.Parameters[ctorIndex].HasExplicitDefaultValue
+                && (memberType.IsValueType
+                    ? memberType.OriginalDefinition.SpecialType != SpecialType.System_Nullable_T
+                    : memberType.NullableAnnotation == NullableAnnotation.NotAnnotated); // not in nullable-oblivious code
+            models.Add(new MemberModel(name, WireName(name), m, settable, initOnly, ctorIndex, required));
         }
 
         // Get-only members not set by the constructor are still written (readers ignore them).

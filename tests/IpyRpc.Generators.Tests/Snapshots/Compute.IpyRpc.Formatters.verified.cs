@@ -97,6 +97,9 @@ namespace IpyRpc.Generated
 
             private static global::Demo.Report Create(string? m0, bool has0, double m1, bool has1, global::System.Collections.Generic.List<string>? m2, bool has2)
             {
+                if (!has0) throw new global::IpyRpc.Formatting.IpyRpcSerializationException("Report is missing its member 'name' (string), which has no default");
+                if (!has1) throw new global::IpyRpc.Formatting.IpyRpcSerializationException("Report is missing its member 'total' (double), which has no default");
+                if (!has2) throw new global::IpyRpc.Formatting.IpyRpcSerializationException("Report is missing its member 'notes' (List<string>), which has no default");
                 var result = new global::Demo.Report(m0, m1, m2);
                 return result;
             }
@@ -171,6 +174,9 @@ namespace IpyRpc.Generated
 
             private static global::Demo.Request Create(string? m0, bool has0, int[]? m1, bool has1, global::System.Collections.Generic.Dictionary<string, double>? m2, bool has2)
             {
+                if (!has0) throw new global::IpyRpc.Formatting.IpyRpcSerializationException("Request is missing its member 'name' (string), which has no default");
+                if (!has1) throw new global::IpyRpc.Formatting.IpyRpcSerializationException("Request is missing its member 'values' (int[]), which has no default");
+                if (!has2) throw new global::IpyRpc.Formatting.IpyRpcSerializationException("Request is missing its member 'weights' (Dictionary<string, double>), which has no default");
                 var result = new global::Demo.Request(m0, m1, m2);
                 return result;
             }

@@ -80,6 +80,8 @@ namespace IpyRpc.Generated
 
             private static global::Demo.Reading Create(string? m0, bool has0, double m1, bool has1)
             {
+                if (!has0) throw new global::IpyRpc.Formatting.IpyRpcSerializationException("Reading is missing its member 'sensor' (string), which has no default");
+                if (!has1) throw new global::IpyRpc.Formatting.IpyRpcSerializationException("Reading is missing its member 'value' (double), which has no default");
                 var result = new global::Demo.Reading(m0, m1);
                 return result;
             }

@@ -1,0 +1,149 @@
+using System.Reflection;
+using IpyRpc;
+using IpyRpc.Protocol;
+using Microsoft.CodeAnalysis;
+
+namespace IpyRpc.Generators.Tests;
+
+/// <summary>
+/// Everything the generator accepts compiles; everything it refuses is one diagnostic, never a
+/// compiler error inside generated code. Each case was found by using the generator in a new app.
+/// </summary>
+public sealed class CorrectnessTests
+{
+    private static GeneratorHarness.Result Run(string body) => GeneratorHarness.Run($$"""
+        using System;
+        using System.Collections.Generic;
+        using System.Threading;
+        using System.Threading.Tasks;
+        using IpyRpc;
+        namespace Demo;
+        {{body}}
+        """);
+
+    // Errors anywhere in the compilation, the generated files included (the harness's CompileDiagnostics keep warnings of generated files only).
+    private static Diagnostic[] Errors(GeneratorHarness.Result r)
+        => [.. r.GeneratorDiagnostics.Concat(r.Output.GetDiagnostics()).Where(d => d.Severity == DiagnosticSeverity.Error)];
+
+    [Fact]
+    public void ParametersNamedLikeTheProxysOwnStillCompile()
+    {
+        GeneratorHarness.Result r = Run("""
+            public static class F
+            {
+                /// <summary>x</summary>
+                [IpyRpcExport] public static int Odd(int options, int callOptions, int cancellationToken, int callCancellationToken) => options;
+            }
+            """);
+        Assert.Empty(Errors(r));
+        Assert.Contains("global::IpyRpc.CallOptions? callOptions2 = null", r.Sources["Demo.F.IpyRpc.g.cs"]);
+    }
+
+    [Fact]
+    public void ANameExportedTwiceIsOneDiagnosticAndNoCompilerError()
+    {
+        GeneratorHarness.Result r = Run("""
+            public static class F
+            {
+                /// <summary>x</summary>
+                [IpyRpcExport("same")] public static int A() => 1;
+                /// <summary>x</summary>
+                [IpyRpcExport("same")] public static int B() => 2;
+            }
+            """);
+        Diagnostic[] errors = Errors(r);
+        Assert.Equal(["IPYRPC0003"], errors.Select(e => e.Id));
+    }
+
+    [Fact]
+    public void OverloadsExportedUnderTwoNamesGetTwoProxyMethods()
+    {
+        GeneratorHarness.Result r = Run("""
+            public static class F
+            {
+                /// <summary>x</summary>
+                [IpyRpcExport("scale_int")] public static int Scale(int x) => x * 2;
+                /// <summary>x</summary>
+                [IpyRpcExport("scale_long")] public static long Scale(long x) => x * 2;
+                /// <summary>x</summary>
+                [IpyRpcExport("peer")] public static int Peer() => 0;
+            }
+            """);
+        Assert.Empty(Errors(r));
+        string proxy = r.Sources["Demo.F.IpyRpc.g.cs"];
+        Assert.Contains(" ScaleIntRemote(int @x,", proxy);
+        Assert.Contains(" ScaleLongRemote(long @x,", proxy);
+        Assert.Contains(" PeerRemote(", proxy); // not a second member named Peer
+    }
+
+    [Fact]
+    public void AGenericMethodIsOneDiagnostic()
+    {
+        GeneratorHarness.Result r = Run("""
+            public static class F
+            {
+                /// <summary>x</summary>
+                [IpyRpcExport] public static T Echo<T>(T value, List<T> more) => value;
+            }
+            """);
+        Diagnostic only = Assert.Single(r.GeneratorDiagnostics);
+        Assert.Equal("IPYRPC0004", only.Id);
+        Assert.Contains("generic methods cannot be called remotely", only.GetMessage());
+    }
+
+    [Fact]
+    public void ConfigPatternsInAnAssemblyWithoutExportsAreNotReportedAsMatchingNothing()
+    {
+        GeneratorHarness.Result r = GeneratorHarness.Run("""
+            using IpyRpc;
+            namespace Host;
+            public static class Setup
+            {
+                public static GlobConfig Config => new() { ["math.*"] = new() { Timeout = System.TimeSpan.FromSeconds(1) } };
+            }
+            """);
+        Assert.DoesNotContain(r.GeneratorDiagnostics, d => d.Id == "IPYRPC0008");
+
+        // With exports of its own, the same pattern is checked against them.
+        GeneratorHarness.Result own = GeneratorHarness.Run("""
+            using IpyRpc;
+            namespace Host;
+            public static class Setup
+            {
+                public static GlobConfig Config => new() { ["math.*"] = new() { Timeout = System.TimeSpan.FromSeconds(1) } };
+
+                /// <summary>x</summary>
+                [IpyRpcExport("other")] public static int Other() => 1;
+            }
+            """);
+        Assert.Contains(own.GeneratorDiagnostics, d => d.Id == "IPYRPC0008" && d.GetMessage().Contains("other"));
+    }
+
+    [Fact]
+    public async Task EnumDefaultsReadAsMembersAndAMissingRecordMemberIsInvalidArguments()
+    {
+        GeneratorHarness.Result r = Run("""
+            public enum Color { Red, Green, Blue }
+            public sealed record Point(int X, int Y, string? Label = null);
+            public static class F
+            {
+                /// <summary>x</summary>
+                [IpyRpcExport("paint")] public static string Paint(Color color = Color.Green) => color.ToString();
+                /// <summary>x</summary>
+                [IpyRpcExport("norm")] public static int Norm(Point p) => Math.Abs(p.X) + Math.Abs(p.Y);
+            }
+            """);
+        Assert.Empty(Errors(r));
+        Assembly assembly = GeneratorHarness.Load(r.Output.WithAssemblyName("Demo.Correctness")); // another name than the other tests' loaded assemblies
+        await using var server = new IpyRpcServer();
+        server.Register(assembly.GetType("Demo.F")!);
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server, new IpyRpcClientOptions { Output = (_, _) => { } });
+
+        Assert.Equal("Color.Green", client.Describe("paint").Parameters[0].DefaultValue);
+        Assert.Equal("Green", await client.CallAsync<string>("paint"));
+        Assert.Equal(7, await client.CallNamedAsync<int>("norm", new Dictionary<string, object?> { ["p"] = new Dictionary<string, object?> { ["x"] = 3, ["y"] = -4 } }));
+        var e = await Assert.ThrowsAnyAsync<IpyRpcException>(() => client.CallNamedAsync<int>("norm", new Dictionary<string, object?> { ["p"] = new Dictionary<string, object?> { ["x"] = 3 } }));
+        Assert.Equal(ErrorCodes.InvalidArguments, e.Code);
+        Assert.Contains("missing its member 'y'", e.Message);
+    }
+}
