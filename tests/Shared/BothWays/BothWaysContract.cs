@@ -286,7 +286,8 @@ public abstract class BothWaysContract : IAsyncLifetime
         Assert.True(await items.MoveNextAsync());
         await Task.Delay(500); // the consumer reads nothing for a while
         long ahead = Interlocked.Read(ref ServerSide.Produced);
-        Assert.True(ahead <= 16 + 1, $"the producer ran {ahead} items ahead of a window of 16");
+        // At most the window plus one batch (a batch goes whenever any credit is left); unthrottled it would be hundreds.
+        Assert.True(ahead <= 16 + 8, $"the producer ran {ahead} items ahead of a window of 16");
     }
 
     [Fact]
@@ -333,7 +334,7 @@ public abstract class BothWaysContract : IAsyncLifetime
 
         await Eventually(() => Server.Connections.Count == 0);
         int threadsAfter = System.Diagnostics.Process.GetCurrentProcess().Threads.Count;
-        Assert.True(threadsAfter <= threadsBefore + 8, $"threads grew from {threadsBefore} to {threadsAfter} over 30 connections");
+        Assert.True(threadsAfter <= threadsBefore + 16, $"threads grew from {threadsBefore} to {threadsAfter} over 30 connections"); // a thread per connection left behind would be 30
     }
 
     protected static async Task Eventually(Func<bool> condition, TimeSpan? within = null)
