@@ -2,7 +2,9 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace IpyRpc.Http;
@@ -34,6 +36,9 @@ public sealed class IpyRpcHttpServer : IAsyncDisposable
         server.EnsureMayListen(url, transportAuthenticates: false, "HTTP authentication (host IpyRpc in your ASP.NET Core app with app.MapIpyRpc(server).RequireAuthorization())");
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders(); // the host's logs must not mix with calls' captured output
+        // The embedded host must not swallow Ctrl+C/SIGTERM (the console lifetime would, and then only
+        // stop a host nobody waits on): signals keep their default, or WaitForShutdownAsync takes them.
+        builder.Services.AddSingleton<IHostLifetime, SignalsLeftAlone>();
         builder.WebHost.UseUrls(url);
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -45,6 +50,35 @@ public sealed class IpyRpcHttpServer : IAsyncDisposable
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         string bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new IpyRpcHttpServer(app, new Uri(bound.EndsWith('/') ? bound : bound + "/"));
+    }
+
+    /// <summary>
+    /// Completes when the process is asked to stop (Ctrl+C, SIGINT, SIGTERM; the signal is then taken
+    /// rather than ending the process) or <paramref name="cancellationToken"/> fires. Serve until then,
+    /// then dispose the server so calls in flight finish within the grace period:
+    /// <c>await host.WaitForShutdownAsync(); await host.DisposeAsync();</c>. A program that does not
+    /// call it ends on those signals as any .NET program does.
+    /// </summary>
+    public async Task WaitForShutdownAsync(CancellationToken cancellationToken = default)
+    {
+        var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnSignal(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            stop.TrySetResult();
+        }
+
+        using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        using CancellationTokenRegistration cancelled = cancellationToken.Register(() => stop.TrySetResult());
+        await stop.Task.ConfigureAwait(false);
+    }
+
+    private sealed class SignalsLeftAlone : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     /// <summary>Stops listening; requests in flight get a short grace period.</summary>

@@ -45,6 +45,14 @@ public sealed class WorkerProcess : IAsyncDisposable
         return worker;
     }
 
+    /// <summary>Waits for the process to end by itself and returns its exit code.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        await _process.WaitForExitAsync().WaitAsync(timeout);
+        _process.WaitForExit(); // the output is read to its end
+        return _process.ExitCode;
+    }
+
     /// <summary>kill -9: no chance to hand anything back.</summary>
     public void Kill()
     {

@@ -8,6 +8,23 @@ using IpyRpc.TestWorker;
 //   IpyRpc.TestWorker --client-zmq ENDPOINT | --client-ws URL
 // Prints "READY <pid>" once it takes jobs (or, as a client exporting WorkFunctions, once connected);
 // stops gracefully on SIGTERM, dies at once on SIGKILL.
+//   IpyRpc.TestWorker --http-serve (wait | forever)
+// An HTTP server: "wait" serves until WaitForShutdownAsync sees a signal, then disposes and prints
+// "stopped"; "forever" never looks at signals (the process must still end on them).
+if (args is ["--http-serve", string mode])
+{
+    await using var server = new IpyRpcServer();
+    server.Register(typeof(WorkFunctions));
+    await using IpyRpc.Http.IpyRpcHttpServer host = await IpyRpc.Http.IpyRpcHttpServer.StartAsync(server);
+    Console.WriteLine("READY " + Environment.ProcessId + " " + host.Address);
+    if (mode == "forever") await Task.Delay(Timeout.Infinite);
+    await host.WaitForShutdownAsync();
+    Console.WriteLine("stopping");
+    await host.DisposeAsync();
+    Console.WriteLine("stopped");
+    return 0;
+}
+
 if (args is ["--client-zmq" or "--client-ws", string address])
 {
     var options = new IpyRpcClientOptions { Exports = [typeof(WorkFunctions)], Reconnect = null };
