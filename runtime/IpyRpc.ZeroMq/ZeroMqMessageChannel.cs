@@ -103,6 +103,22 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
         Deliver(message);
     }
 
+    private void HandshakeFailed(int evt)
+    {
+        // A deferred disconnect stands down when the handshake succeeded meanwhile or libzmq said why.
+        if (evt == LibZmq.EVENT_DISCONNECTED && (_handshook || _refused is not null)) return;
+
+        // The CURVE handshake failed: say so at once, rather than letting the calls wait while libzmq retries.
+        string why = evt == LibZmq.EVENT_HANDSHAKE_FAILED_AUTH
+            ? $"The server at {Endpoint} refused this client's CURVE key: it is not on the server's list."
+            : $"The CURVE handshake with {Endpoint} failed: check the server's public key (ZeroMqCurve.ServerPublicKey) and this client's key pair.";
+        if (_curve is not null) _refused = why;
+        foreach (ulong id in _inFlight.Keys)
+        {
+            Fail(id, _curve is null ? ErrorCodes.ConnectionLost : ErrorCodes.Unauthorized, why);
+        }
+    }
+
     private void OnEvent(int evt, int value)
     {
         if (evt == LibZmq.EVENT_HANDSHAKE_SUCCEEDED)
@@ -111,18 +127,15 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
             _handshook = true;
             _refused = null;
         }
-        else if (evt is LibZmq.EVENT_HANDSHAKE_FAILED_AUTH or LibZmq.EVENT_HANDSHAKE_FAILED_PROTOCOL or LibZmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-            || (evt == LibZmq.EVENT_DISCONNECTED && _curve is not null && !_handshook))
+        else if (evt == LibZmq.EVENT_DISCONNECTED && _curve is not null && !_handshook)
         {
-            // The CURVE handshake failed: say so at once, rather than letting the calls wait while libzmq retries.
-            string why = evt == LibZmq.EVENT_HANDSHAKE_FAILED_AUTH
-                ? $"The server at {Endpoint} refused this client's CURVE key: it is not on the server's list."
-                : $"The CURVE handshake with {Endpoint} failed: check the server's public key (ZeroMqCurve.ServerPublicKey) and this client's key pair.";
-            if (_curve is not null) _refused = why;
-            foreach (ulong id in _inFlight.Keys)
-            {
-                Fail(id, _curve is null ? ErrorCodes.ConnectionLost : ErrorCodes.Unauthorized, why);
-            }
+            // Dropped during the CURVE handshake. libzmq may report why (a refused key) just after the
+            // disconnect: give that a moment to arrive so the calls fail with the specific reason.
+            _ = Task.Delay(150).ContinueWith(static (_, s) => ((ZeroMqMessageChannel)s!).HandshakeFailed(LibZmq.EVENT_DISCONNECTED), this, TaskScheduler.Default);
+        }
+        else if (evt is LibZmq.EVENT_HANDSHAKE_FAILED_AUTH or LibZmq.EVENT_HANDSHAKE_FAILED_PROTOCOL or LibZmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+        {
+            HandshakeFailed(evt);
         }
         else if (evt == LibZmq.EVENT_DISCONNECTED)
         {
