@@ -1,0 +1,110 @@
+using System.Diagnostics;
+
+namespace IpyRpc.Integration.Tests;
+
+/// <summary>
+/// The packages as a newcomer gets them: packed into a folder feed, referenced by version from a
+/// brand-new project outside this repository, built with the generator from the package, and run.
+/// </summary>
+public sealed class PackageTests
+{
+    [Fact]
+    public async Task ABrandNewProjectReferencesThePackagesByVersionAndCallsAFunction()
+    {
+        string root = RepositoryRoot();
+        string version = "0.0.0-test." + Guid.NewGuid().ToString("N")[..12]; // unique: never shadowed by NuGet's cache
+        string work = Directory.CreateTempSubdirectory("ipyrpc-pack-").FullName;
+        string feed = Path.Combine(work, "feed");
+        string app = Path.Combine(work, "app");
+        Directory.CreateDirectory(app);
+        try
+        {
+            foreach (string project in new[] { "runtime/IpyRpc/IpyRpc.csproj", "runtime/IpyRpc.Http/IpyRpc.Http.csproj", "runtime/IpyRpc.ZeroMq/IpyRpc.ZeroMq.csproj", "runtime/IpyRpc.Redis/IpyRpc.Redis.csproj" })
+            {
+                (int code, string output) = await RunAsync(root, "pack", Path.Combine(root, project), "--no-build", "-c", "Debug", "-o", feed, $"-p:Version={version}");
+                Assert.True(code == 0, output);
+            }
+
+            Assert.Equal(4, Directory.GetFiles(feed, $"*.{version}.nupkg").Length);
+            File.WriteAllText(Path.Combine(app, "nuget.config"), $"""
+                <?xml version="1.0" encoding="utf-8"?>
+                <configuration>
+                  <packageSources>
+                    <add key="ipyrpc-test-feed" value="{feed}" />
+                  </packageSources>
+                </configuration>
+                """);
+            File.WriteAllText(Path.Combine(app, "App.csproj"), $"""
+                <Project Sdk="Microsoft.NET.Sdk">
+                  <PropertyGroup>
+                    <OutputType>Exe</OutputType>
+                    <TargetFramework>net10.0</TargetFramework>
+                    <Nullable>enable</Nullable>
+                    <ImplicitUsings>enable</ImplicitUsings>
+                    <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
+                  </PropertyGroup>
+                  <ItemGroup>
+                    <PackageReference Include="IpyRpc.Http" Version="{version}" />
+                  </ItemGroup>
+                </Project>
+                """);
+            File.WriteAllText(Path.Combine(app, "Program.cs"), """
+                using IpyRpc;
+                using IpyRpc.Http;
+
+                await using var server = new IpyRpcServer();
+                server.Register(typeof(Calc));
+                await using var host = await IpyRpcHttpServer.StartAsync(server);
+                await using var client = await IpyRpcHttpClient.ConnectAsync(host.Address);
+                Console.WriteLine("sum " + await client.Proxy<CalcClient>().Math.Add(2, 3));
+                Console.WriteLine(client.Describe("math.add").Summary);
+
+                public static class Calc
+                {
+                    /// <summary>Adds two integers, from a package.</summary>
+                    /// <param name="a">The first.</param>
+                    /// <param name="b">The second.</param>
+                    [IpyRpcExport("math.add")] public static int Add(int a, int b) => a + b;
+                }
+                """);
+
+            (int runCode, string runOutput) = await RunAsync(app, "run");
+            Assert.True(runCode == 0, runOutput);
+            Assert.Contains("sum 5", runOutput); // the generator came with the package: the typed proxy exists
+            Assert.Contains("Adds two integers, from a package.", runOutput);
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+            string cache = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+            foreach (string id in new[] { "ipyrpc", "ipyrpc.http", "ipyrpc.zeromq", "ipyrpc.redis" })
+            {
+                string cached = Path.Combine(cache, id, version);
+                if (Directory.Exists(cached)) Directory.Delete(cached, recursive: true);
+            }
+        }
+    }
+
+    private static async Task<(int Code, string Output)> RunAsync(string directory, params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in args) start.ArgumentList.Add(a);
+        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
+        using Process process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5));
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (DirectoryInfo? d = new(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            if (File.Exists(Path.Combine(d.FullName, "IpyRpc.Generators.sln"))) return d.FullName;
+        }
+
+        throw new InvalidOperationException("The repository root is not above " + AppContext.BaseDirectory);
+    }
+}
