@@ -134,12 +134,6 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
                 {
                     if (filled == buffer.Length)
                     {
-                        if (buffer.Length >= _maxMessageBytes + MessageCodec.FramePrefixBytes + ProtocolVersion.MaxHeaderBytes)
-                        {
-                            tooBig = true;
-                            break;
-                        }
-
                         byte[] bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min((long)buffer.Length * 2, int.MaxValue - 64));
                         buffer.AsSpan(0, filled).CopyTo(bigger);
                         ArrayPool<byte>.Shared.Return(buffer);
@@ -154,6 +148,11 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
                     }
 
                     filled += result.Count;
+                    if (filled > _maxMessageBytes + MessageCodec.FramePrefixBytes + ProtocolVersion.MaxHeaderBytes)
+                    {
+                        tooBig = true; // refused before the rest is read
+                        break;
+                    }
                 }
                 while (!result.EndOfMessage);
 

@@ -1,0 +1,88 @@
+using System.Net.WebSockets;
+using IpyRpc.Http;
+using IpyRpc.Protocol;
+using IpyRpc.Tests.BothWays;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace IpyRpc.Http.Tests;
+
+/// <summary>The WebSocket carrier as PROTOCOL.md describes it, spoken by a raw WebSocket, and inside an app that uses ASP.NET's own WebSocket middleware.</summary>
+public sealed class WebSocketCarrierTests
+{
+    [Fact]
+    public async Task AnUnreadableMessageGetsAnErrorAndTheConnectionGoesOnAndAnOversizedOneClosesIt()
+    {
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { MaxMessageBytes = 4096 });
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
+        using var socket = new ClientWebSocket();
+        socket.Options.AddSubProtocol("ipyrpc.v1");
+        await socket.ConnectAsync(IpyRpcHttpClient.WebSocketAddress(host.Address), CancellationToken.None);
+        Assert.Equal("ipyrpc.v1", socket.SubProtocol);
+
+        await socket.SendAsync(new byte[] { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13 }, WebSocketMessageType.Binary, true, CancellationToken.None);
+        IpyRpcMessage refusal = await ReceiveAsync(socket);
+        Assert.Equal(MessageKind.Error, refusal.Kind);
+
+        await socket.SendAsync(MessageCodec.EncodeFramed(new IpyRpcMessage { Kind = MessageKind.Hello, Id = 7, Versions = [1] }), WebSocketMessageType.Binary, true, CancellationToken.None);
+        IpyRpcMessage hello = await ReceiveAsync(socket);
+        Assert.Equal(MessageKind.Hello, hello.Kind);
+        Assert.Equal(7UL, hello.Id);
+
+        // Over the limit but read whole: a too_large error, and the connection goes on.
+        byte[] big = MessageCodec.EncodeFramed(new IpyRpcMessage { Kind = MessageKind.Call, Id = 8, Function = "x", Parts = [new byte[16 * 1024]] });
+        await socket.SendAsync(big, WebSocketMessageType.Binary, true, CancellationToken.None);
+        IpyRpcMessage tooLarge = await ReceiveAsync(socket);
+        Assert.Equal(MessageKind.Error, tooLarge.Kind);
+        Assert.Equal(ErrorCodes.TooLarge, RemoteError.Decode(tooLarge.Body.Span, tooLarge.Serialization).Code);
+        await socket.SendAsync(MessageCodec.EncodeFramed(new IpyRpcMessage { Kind = MessageKind.Ping, Id = 9 }), WebSocketMessageType.Binary, true, CancellationToken.None);
+        Assert.Equal(MessageKind.Pong, (await ReceiveAsync(socket)).Kind);
+
+        // Far over it: the WebSocket is closed with 1009 before the rest is read.
+        byte[] huge = MessageCodec.EncodeFramed(new IpyRpcMessage { Kind = MessageKind.Call, Id = 10, Function = "x", Parts = [new byte[1024 * 1024]] });
+        await socket.SendAsync(huge, WebSocketMessageType.Binary, true, CancellationToken.None);
+        var buffer = new byte[1024];
+        WebSocketReceiveResult closing;
+        do closing = await socket.ReceiveAsync(buffer, new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
+        while (closing.MessageType != WebSocketMessageType.Close);
+        Assert.Equal(WebSocketCloseStatus.MessageTooBig, closing.CloseStatus);
+    }
+
+    [Fact]
+    public async Task AnAppWithAspNetCoresWebSocketMiddlewareServesTheCarrierToo()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(ServerSide));
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        await using WebApplication app = builder.Build();
+        app.UseWebSockets();
+        app.MapIpyRpc(server);
+        await app.StartAsync();
+        var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/");
+
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(address, HttpCarrier.WebSocket, new IpyRpcClientOptions { Exports = [typeof(CallerSide)], Output = (_, _) => { } });
+        Assert.StartsWith("answer to middleware", await client.CallAsync<string>("bw.ask_caller", "middleware")); // a call back to the client
+        Assert.Equal("websocket", Assert.Single(server.Connections).Transport);
+        await app.StopAsync();
+    }
+
+    private static async Task<IpyRpcMessage> ReceiveAsync(ClientWebSocket socket)
+    {
+        var buffer = new byte[64 * 1024];
+        int filled = 0;
+        WebSocketReceiveResult result;
+        do
+        {
+            result = await socket.ReceiveAsync(new ArraySegment<byte>(buffer, filled, buffer.Length - filled), new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
+            filled += result.Count;
+        }
+        while (!result.EndOfMessage);
+        return MessageCodec.DecodeFramed(buffer.AsMemory(0, filled).ToArray());
+    }
+}
