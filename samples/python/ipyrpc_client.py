@@ -32,7 +32,16 @@ import msgpack
 import zmq
 
 NUMERIC_ARRAY_EXT = 1  # ext type 1: u8 N, N bytes of numpy dtype, raw little-endian elements
-_STRUCT_CODES = {"<f8": "d", "<f4": "f", "<i8": "q", "<i4": "i", "<i2": "h", "|i1": "b", "<u8": "Q", "<u4": "I", "<u2": "H"}
+ND_ARRAY_EXT = 2       # ext type 2: u8 N, dtype, u8 rank, rank x u32 shape, raw little-endian elements in C order
+_STRUCT_CODES = {"<f8": "d", "<f4": "f", "<i8": "q", "<i4": "i", "<i2": "h", "|i1": "b", "<u8": "Q", "<u4": "I", "<u2": "H", "|u1": "B"}
+
+
+def _nest(flat, shape):
+    """Row-major flat values as nested lists of the given shape."""
+    if len(shape) <= 1:
+        return list(flat)
+    step = len(flat) // shape[0] if shape[0] else 0
+    return [_nest(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
 class RemoteError(Exception):
@@ -58,6 +67,14 @@ def _ext_hook(code, data):
         raw = data[1 + n:]
         fmt = _STRUCT_CODES[dtype]
         return list(struct.unpack("<%d%s" % (len(raw) // struct.calcsize(fmt), fmt), raw))
+    if code == ND_ARRAY_EXT:
+        n = data[0]
+        dtype = data[1:1 + n].decode("ascii")
+        rank = data[1 + n]
+        shape = list(struct.unpack("<%dI" % rank, data[2 + n:2 + n + 4 * rank]))
+        raw = data[2 + n + 4 * rank:]
+        fmt = _STRUCT_CODES[dtype]
+        return _nest(struct.unpack("<%d%s" % (len(raw) // struct.calcsize(fmt), fmt), raw), shape)
     if code == -1:
         return msgpack.Timestamp.from_bytes(data)
     return msgpack.ExtType(code, data)
@@ -434,6 +451,17 @@ def both_ways_demo(endpoint):
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
+    if "--ndarray" in sys.argv:
+        # For the tests: nested lists go out, an ndarray (ext type 2) comes back as nested lists.
+        c = IpyRpcClient(sys.argv[1], output=lambda stream, text: None)
+        print("transpose:", c.call("nd.transpose", [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))
+        print("describe:", c.call("nd.describe", [[[1, 2], [3, 4]], [[5, 6], [7, 8]]]))
+        try:
+            c.call("nd.transpose", [[1.0, 2.0], [3.0]])
+        except RemoteError as e:
+            print("ragged:", e.code)
+        c.close()
+        sys.exit(0)
     if "--both-ways" in sys.argv:
         both_ways_demo(sys.argv[1])
         sys.exit(0)

@@ -91,4 +91,17 @@ public sealed class PythonClientTests
         Assert.Contains("progress: 1 2 3 then done", stdout);
         Assert.Contains("stopped early; still serving: done", stdout);
     }
+
+    [Fact]
+    public async Task ThePythonClientSendsNestedListsAndReadsNdArrays()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(IpyRpc.Tests.MatrixFunctions));
+        await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
+        (int code, string stdout, string stderr) = await PythonPeer.RunAsync("ipyrpc_client.py", host.Endpoint, "--ndarray");
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Contains("transpose: [[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]]", stdout);
+        Assert.Contains("describe: 2x2x2 sum 36", stdout);
+        Assert.Contains("ragged: invalid_arguments", stdout);
+    }
 }

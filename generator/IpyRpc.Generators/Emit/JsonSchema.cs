@@ -101,6 +101,7 @@ internal static class JsonSchema
         "TimeSpan" => "{\"type\":\"string\",\"description\":\"[-][d.]hh:mm:ss[.fffffff]\"}",
         "Object" => "{}",
         "DoubleArray" or "SingleArray" => "{\"type\":\"array\",\"items\":{\"type\":\"number\"}}",
+        _ when name.EndsWith("Array2D") || name.EndsWith("Array3D") => "{\"type\":\"object\",\"title\":\"ndarray\",\"properties\":{\"dtype\":{\"type\":\"string\"},\"shape\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"}},\"data\":{\"type\":\"array\"}}}",
         _ when name.EndsWith("Array") => "{\"type\":\"array\",\"items\":{\"type\":\"integer\"}}",
         _ => "{}",
     };

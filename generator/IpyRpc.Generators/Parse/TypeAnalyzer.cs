@@ -65,7 +65,9 @@ internal sealed class TypeAnalyzer
             case IArrayTypeSymbol array:
                 if (array.Rank != 1)
                 {
-                    error = "only one-dimensional arrays are supported (use an array of arrays)";
+                    error = array.Rank <= 3
+                        ? "rectangular arrays travel as ndarrays only with a primitive number type (double[,], int[,,], ...); use an array of arrays for other elements"
+                        : "rectangular arrays of more than 3 dimensions are not supported (use an array of arrays)";
                     return null;
                 }
 
@@ -345,6 +347,25 @@ internal sealed class TypeAnalyzer
             case SpecialType.System_String: return "String";
             case SpecialType.System_Object: return "Object";
             case SpecialType.System_DateTime: return "DateTime";
+        }
+
+        if (type is IArrayTypeSymbol { Rank: 2 or 3 } nd)
+        {
+            string? element = nd.ElementType.SpecialType switch
+            {
+                SpecialType.System_Double => "Double",
+                SpecialType.System_Single => "Single",
+                SpecialType.System_Int32 => "Int32",
+                SpecialType.System_Int64 => "Int64",
+                SpecialType.System_Int16 => "Int16",
+                SpecialType.System_UInt16 => "UInt16",
+                SpecialType.System_UInt32 => "UInt32",
+                SpecialType.System_UInt64 => "UInt64",
+                SpecialType.System_SByte => "SByte",
+                SpecialType.System_Byte => "Byte",
+                _ => null,
+            };
+            if (element is not null) return element + "Array" + nd.Rank + "D";
         }
 
         if (type is IArrayTypeSymbol { Rank: 1 } array)

@@ -68,6 +68,66 @@ public static class Formatters
     /// <summary><see cref="sbyte"/> arrays: raw int8 in MessagePack.</summary>
     public static readonly IpyRpcFormatter<sbyte[]?> SByteArray = new NumericArrayFormatter<sbyte>("|i1", SByte);
 
+    /// <summary>double[,]: an ndarray of dtype &lt;f8 (2 dimensions).</summary>
+    public static readonly IpyRpcFormatter<double[,]?> DoubleArray2D = new NdArrayFormatter<double[,], double>("<f8", 2, Double, static s => new double[s[0], s[1]]);
+
+    /// <summary>double[,,]: an ndarray of dtype &lt;f8 (3 dimensions).</summary>
+    public static readonly IpyRpcFormatter<double[,,]?> DoubleArray3D = new NdArrayFormatter<double[,,], double>("<f8", 3, Double, static s => new double[s[0], s[1], s[2]]);
+
+    /// <summary>float[,]: an ndarray of dtype &lt;f4 (2 dimensions).</summary>
+    public static readonly IpyRpcFormatter<float[,]?> SingleArray2D = new NdArrayFormatter<float[,], float>("<f4", 2, Single, static s => new float[s[0], s[1]]);
+
+    /// <summary>float[,,]: an ndarray of dtype &lt;f4 (3 dimensions).</summary>
+    public static readonly IpyRpcFormatter<float[,,]?> SingleArray3D = new NdArrayFormatter<float[,,], float>("<f4", 3, Single, static s => new float[s[0], s[1], s[2]]);
+
+    /// <summary>int[,]: an ndarray of dtype &lt;i4 (2 dimensions).</summary>
+    public static readonly IpyRpcFormatter<int[,]?> Int32Array2D = new NdArrayFormatter<int[,], int>("<i4", 2, Int32, static s => new int[s[0], s[1]]);
+
+    /// <summary>int[,,]: an ndarray of dtype &lt;i4 (3 dimensions).</summary>
+    public static readonly IpyRpcFormatter<int[,,]?> Int32Array3D = new NdArrayFormatter<int[,,], int>("<i4", 3, Int32, static s => new int[s[0], s[1], s[2]]);
+
+    /// <summary>long[,]: an ndarray of dtype &lt;i8 (2 dimensions).</summary>
+    public static readonly IpyRpcFormatter<long[,]?> Int64Array2D = new NdArrayFormatter<long[,], long>("<i8", 2, Int64, static s => new long[s[0], s[1]]);
+
+    /// <summary>long[,,]: an ndarray of dtype &lt;i8 (3 dimensions).</summary>
+    public static readonly IpyRpcFormatter<long[,,]?> Int64Array3D = new NdArrayFormatter<long[,,], long>("<i8", 3, Int64, static s => new long[s[0], s[1], s[2]]);
+
+    /// <summary>short[,]: an ndarray of dtype &lt;i2 (2 dimensions).</summary>
+    public static readonly IpyRpcFormatter<short[,]?> Int16Array2D = new NdArrayFormatter<short[,], short>("<i2", 2, Int16, static s => new short[s[0], s[1]]);
+
+    /// <summary>short[,,]: an ndarray of dtype &lt;i2 (3 dimensions).</summary>
+    public static readonly IpyRpcFormatter<short[,,]?> Int16Array3D = new NdArrayFormatter<short[,,], short>("<i2", 3, Int16, static s => new short[s[0], s[1], s[2]]);
+
+    /// <summary>ushort[,]: an ndarray of dtype &lt;u2 (2 dimensions).</summary>
+    public static readonly IpyRpcFormatter<ushort[,]?> UInt16Array2D = new NdArrayFormatter<ushort[,], ushort>("<u2", 2, UInt16, static s => new ushort[s[0], s[1]]);
+
+    /// <summary>ushort[,,]: an ndarray of dtype &lt;u2 (3 dimensions).</summary>
+    public static readonly IpyRpcFormatter<ushort[,,]?> UInt16Array3D = new NdArrayFormatter<ushort[,,], ushort>("<u2", 3, UInt16, static s => new ushort[s[0], s[1], s[2]]);
+
+    /// <summary>uint[,]: an ndarray of dtype &lt;u4 (2 dimensions).</summary>
+    public static readonly IpyRpcFormatter<uint[,]?> UInt32Array2D = new NdArrayFormatter<uint[,], uint>("<u4", 2, UInt32, static s => new uint[s[0], s[1]]);
+
+    /// <summary>uint[,,]: an ndarray of dtype &lt;u4 (3 dimensions).</summary>
+    public static readonly IpyRpcFormatter<uint[,,]?> UInt32Array3D = new NdArrayFormatter<uint[,,], uint>("<u4", 3, UInt32, static s => new uint[s[0], s[1], s[2]]);
+
+    /// <summary>ulong[,]: an ndarray of dtype &lt;u8 (2 dimensions).</summary>
+    public static readonly IpyRpcFormatter<ulong[,]?> UInt64Array2D = new NdArrayFormatter<ulong[,], ulong>("<u8", 2, UInt64, static s => new ulong[s[0], s[1]]);
+
+    /// <summary>ulong[,,]: an ndarray of dtype &lt;u8 (3 dimensions).</summary>
+    public static readonly IpyRpcFormatter<ulong[,,]?> UInt64Array3D = new NdArrayFormatter<ulong[,,], ulong>("<u8", 3, UInt64, static s => new ulong[s[0], s[1], s[2]]);
+
+    /// <summary>sbyte[,]: an ndarray of dtype |i1 (2 dimensions).</summary>
+    public static readonly IpyRpcFormatter<sbyte[,]?> SByteArray2D = new NdArrayFormatter<sbyte[,], sbyte>("|i1", 2, SByte, static s => new sbyte[s[0], s[1]]);
+
+    /// <summary>sbyte[,,]: an ndarray of dtype |i1 (3 dimensions).</summary>
+    public static readonly IpyRpcFormatter<sbyte[,,]?> SByteArray3D = new NdArrayFormatter<sbyte[,,], sbyte>("|i1", 3, SByte, static s => new sbyte[s[0], s[1], s[2]]);
+
+    /// <summary>byte[,]: an ndarray of dtype |u1 (2 dimensions).</summary>
+    public static readonly IpyRpcFormatter<byte[,]?> ByteArray2D = new NdArrayFormatter<byte[,], byte>("|u1", 2, Byte, static s => new byte[s[0], s[1]]);
+
+    /// <summary>byte[,,]: an ndarray of dtype |u1 (3 dimensions).</summary>
+    public static readonly IpyRpcFormatter<byte[,,]?> ByteArray3D = new NdArrayFormatter<byte[,,], byte>("|u1", 3, Byte, static s => new byte[s[0], s[1], s[2]]);
+
     private sealed class BooleanFormatter : IpyRpcFormatter<bool>
     {
         public override void Write(ref MessagePackWriter writer, bool value) => writer.Write(value);

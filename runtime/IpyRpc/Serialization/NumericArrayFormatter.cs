@@ -185,4 +185,10 @@ public static class WireExtensions
     /// (<c>&lt;f8</c>, <c>&lt;i4</c>, …), then the elements as raw little-endian bytes.
     /// </summary>
     public const sbyte NumericArray = 1;
+
+    /// <summary>
+    /// An n-dimensional array of numbers in row-major (C) order: one byte N, N ASCII bytes of numpy dtype,
+    /// one byte of rank R, R little-endian u32 dimensions, then the elements as raw little-endian bytes.
+    /// </summary>
+    public const sbyte NdArray = 2;
 }

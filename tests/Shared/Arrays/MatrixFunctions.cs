@@ -1,0 +1,31 @@
+using IpyRpc;
+
+namespace IpyRpc.Tests;
+
+/// <summary>Functions over rectangular numeric arrays, for the ndarray tests.</summary>
+public static class MatrixFunctions
+{
+    /// <summary>The transpose of a matrix.</summary>
+    /// <param name="m">The matrix.</param>
+    [IpyRpcExport("nd.transpose")]
+    public static double[,] Transpose(double[,] m)
+    {
+        var t = new double[m.GetLength(1), m.GetLength(0)];
+        for (int i = 0; i < m.GetLength(0); i++)
+        {
+            for (int j = 0; j < m.GetLength(1); j++) t[j, i] = m[i, j];
+        }
+
+        return t;
+    }
+
+    /// <summary>A cube's shape and the sum of its elements.</summary>
+    /// <param name="cube">The cube.</param>
+    [IpyRpcExport("nd.describe")]
+    public static string Describe(int[,,] cube)
+    {
+        long sum = 0;
+        foreach (int v in cube) sum += v;
+        return $"{cube.GetLength(0)}x{cube.GetLength(1)}x{cube.GetLength(2)} sum {sum}";
+    }
+}
