@@ -6,9 +6,15 @@ Needs only Debian's python3-zmq and python3-msgpack (run it with /usr/bin/python
     /usr/bin/python3 samples/python/ipyrpc_client.py tcp://127.0.0.1:5555           # the demo
     /usr/bin/python3 -i samples/python/ipyrpc_client.py tcp://127.0.0.1:5555 --no-demo
 
+Or install it (offline, from this folder) and import it anywhere:
+
+    /usr/bin/python3 -m pip install --no-index --no-build-isolation --no-deps samples/python
+
     >>> client.help("add")
     >>> client.call("add", 2, 3)
-    >>> client.add(2, 3)            # functions are attributes too
+    >>> client.add(2, 3)            # functions are attributes too; client.math.add(...) for dotted names
+    >>> help(client.add)            # the remote docstring and signature (client.add? in IPython); dir(client) lists them
+    >>> client.fail("x")            # RemoteError; its traceback shows the remote one under the local one
     >>> job = client.submit("print_lines", 20)     # a job: returns at once, runs on if you leave
     >>> job.id, job.refresh()["state"]
     >>> client.attach(job.id).wait()              # from any client, later: output replayed, then live
@@ -58,6 +64,89 @@ class RemoteError(Exception):
         where = f"{function}: " if function else ""
         kind = self.remote_type or self.code
         super().__init__(f"{where}[{kind}] {self.message}")
+        # A traceback printed here (the REPL, IPython, an uncaught error) shows the remote one under it.
+        if self.stack and hasattr(self, "add_note"):
+            self.add_note("Remote traceback (" + (self.remote_type or self.code) + "):\n" + self.stack.rstrip())
+        cause = self.inner
+        while cause is not None and hasattr(self, "add_note"):
+            self.add_note(f"Caused by [{cause.remote_type or cause.code}] {cause.message}" + ("\n" + cause.stack.rstrip() if cause.stack else ""))
+            cause = cause.inner
+
+
+class _Default:
+    """A parameter's default as the server wrote it (C# source text); shown in signatures, never sent."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __repr__(self):
+        return self.text
+
+
+class RemoteFunction:
+    """A remote function as a Python callable: `help(f)`, `f?` in IPython and `inspect.signature(f)` show its remote docs."""
+
+    def __init__(self, client, descriptor):
+        import inspect
+        self._client = client
+        self.descriptor = descriptor
+        self.__name__ = descriptor["name"].rsplit(".", 1)[-1]
+        self.__qualname__ = descriptor["name"]
+        parameters = []
+        for p in descriptor["parameters"]:
+            default = _Default(p["default"]) if p.get("optional") and p.get("default") is not None else (_Default("...") if p.get("optional") else inspect.Parameter.empty)
+            parameters.append(inspect.Parameter(p["name"], inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=p["type"]))
+        self.__signature__ = inspect.Signature(parameters, return_annotation=descriptor.get("return_type", "void"))
+        self.__doc__ = self._docstring(descriptor)
+
+    @staticmethod
+    def _docstring(f):
+        lines = []
+        if f.get("summary"):
+            lines.append(f["summary"])
+        if f.get("remarks"):
+            lines += ["", f["remarks"]]
+        if f["parameters"]:
+            lines += ["", "Parameters", "----------"]
+            for p in f["parameters"]:
+                lines.append(f"{p['name']} : {p['type']}" + (", default " + p["default"] if p.get("default") else ""))
+                if p.get("doc"):
+                    lines.append("    " + p["doc"])
+        if f.get("returns") or f.get("return_type", "void") != "void":
+            lines += ["", "Returns", "-------", f.get("return_type", "")]
+            if f.get("returns"):
+                lines.append("    " + f["returns"])
+        if f.get("exceptions"):
+            lines += ["", "Raises", "------"]
+            for e in f["exceptions"]:
+                lines += [e["type"], "    " + e["description"]]
+        lines += ["", f"Runs remotely as {f['name']}; a remote failure raises RemoteError with the remote traceback."]
+        return "\n".join(lines)
+
+    def __call__(self, *args, **kwargs):
+        return self._client.call(self.descriptor["name"], *args, **kwargs)
+
+    def __repr__(self):
+        return f"<remote function {self.descriptor['name']}{self.__signature__}>"
+
+
+class _Namespace:
+    """Functions under a dotted prefix: `client.math.linear.solve(...)`."""
+
+    def __init__(self, client, prefix):
+        self._client = client
+        self._prefix = prefix
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._client._resolve(self._prefix + "." + name)
+
+    def __dir__(self):
+        return self._client._children(self._prefix)
+
+    def __repr__(self):
+        return f"<remote namespace {self._prefix}: {', '.join(self.__dir__())}>"
 
 
 def _ext_hook(code, data):
@@ -329,10 +418,26 @@ class IpyRpcClient:
             lines.append(f"    returns: {f['returns']}")
         return "\n".join(lines)
 
+    def _resolve(self, name):
+        functions = self.__dict__.get("functions", {})
+        if name in functions:
+            return RemoteFunction(self, functions[name])
+        if any(f.startswith(name + ".") for f in functions):
+            return _Namespace(self, name)
+        raise AttributeError(f"the server has no function or namespace named {name!r}")
+
+    def _children(self, prefix):
+        start = prefix + "." if prefix else ""
+        return sorted({f[len(start):].split(".", 1)[0] for f in self.__dict__.get("functions", {}) if f.startswith(start)})
+
     def __getattr__(self, name):
-        if name.startswith("_") or name not in self.__dict__.get("functions", {}):
+        if name.startswith("_"):
             raise AttributeError(name)
-        return lambda *args, **kwargs: self.call(name, *args, **kwargs)
+        return self._resolve(name)
+
+    def __dir__(self):
+        """Tab completion lists the remote functions (and namespaces) beside the client's own members."""
+        return sorted(set(super().__dir__()) | set(self._children("")))
 
     def close(self):
         self._socket.close(0)
@@ -451,6 +556,23 @@ def both_ways_demo(endpoint):
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
+    if "--interactive-check" in sys.argv:
+        # For the tests: what help(), IPython's `?`, tab completion and a failing call show.
+        import inspect
+        import pydoc
+        import traceback
+        c = IpyRpcClient(sys.argv[1], output=lambda stream, text: print(f"[live {stream}] {text}", end=""))
+        print("signature:", inspect.signature(c.add))
+        print("dir has add:", "add" in dir(c), "| has call:", "call" in dir(c))
+        print("doc:", c.add.__doc__.splitlines()[0])
+        print(pydoc.render_doc(c.add, renderer=pydoc.plaintext))
+        print("print_lines returned", c.print_lines(2))
+        try:
+            c.fail("from python")
+        except RemoteError as e:
+            print("".join(traceback.format_exception(e)))
+        c.close()
+        sys.exit(0)
     if "--ndarray" in sys.argv:
         # For the tests: nested lists go out, an ndarray (ext type 2) comes back as nested lists.
         c = IpyRpcClient(sys.argv[1], output=lambda stream, text: None)

@@ -104,4 +104,52 @@ public sealed class PythonClientTests
         Assert.Contains("describe: 2x2x2 sum 36", stdout);
         Assert.Contains("ragged: invalid_arguments", stdout);
     }
+
+    [Fact]
+    public async Task ThePythonClientInstallsWithPipOfflineAndShowsRemoteDocsCompletionLiveOutputAndTracebacks()
+    {
+        await using IpyRpcServer server = Quickstart.Demo.CreateServer();
+        await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
+        string work = Directory.CreateTempSubdirectory("ipyrpc-pip-").FullName;
+        try
+        {
+            // pip builds from a copy (it writes build files beside the sources), offline, into a folder of its own.
+            string source = Path.Combine(work, "src");
+            Directory.CreateDirectory(source);
+            foreach (string f in new[] { "ipyrpc_client.py", "pyproject.toml" }) File.Copy(Path.Combine(AppContext.BaseDirectory, "python", f), Path.Combine(source, f));
+            string target = Path.Combine(work, "site");
+            (int pipCode, string pipOut) = await RunPythonAsync(null, "-m", "pip", "install", "--no-index", "--no-build-isolation", "--no-deps", "--target", target, source);
+            Assert.True(pipCode == 0, pipOut);
+
+            (int code, string output) = await RunPythonAsync(target, "-m", "ipyrpc_client", host.Endpoint, "--interactive-check");
+            Assert.True(code == 0, output);
+            Assert.Contains("signature: (a: 'int', b: 'int') -> 'int'", output);
+            Assert.Contains("dir has add: True | has call: True", output);
+            Assert.Contains("doc: Adds two integers.", output);
+            Assert.Contains("a : int", output);                     // help() shows the parameters' docs
+            Assert.Contains("The first addend.", output);
+            Assert.Contains("[live stdout] line 1", output);        // remote output printed as it came
+            Assert.Contains("print_lines returned 2", output);
+            Assert.Contains("RemoteError: fail: [System.InvalidOperationException] from python", output);
+            Assert.Contains("Remote traceback (System.InvalidOperationException):", output);
+            Assert.Contains("at Quickstart.Demo.Fail", output);      // the remote stack, under the local one
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    private static async Task<(int Code, string Output)> RunPythonAsync(string? pythonPath, params string[] args)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo(PythonPeer.Interpreter) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in args) start.ArgumentList.Add(a);
+        if (pythonPath is not null) start.Environment["PYTHONPATH"] = pythonPath;
+        start.Environment["PIP_DISABLE_PIP_VERSION_CHECK"] = "1";
+        using System.Diagnostics.Process process = System.Diagnostics.Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
+        return (process.ExitCode, await stdout + await stderr);
+    }
 }
