@@ -1,17 +1,16 @@
-using System.Diagnostics;
-
 namespace IpyRpc.Integration.Tests;
 
 /// <summary>
 /// The packages as a newcomer gets them: packed into a folder feed, referenced by version from a
 /// brand-new project outside this repository, built with the generator from the package, and run.
 /// </summary>
+[Collection(SdkBuildsCollection.Name)]
 public sealed class PackageTests
 {
     [Fact]
     public async Task ABrandNewProjectReferencesThePackagesByVersionAndCallsAFunction()
     {
-        string root = RepositoryRoot();
+        string root = Repository.Root;
         string version = "0.0.0-test." + Guid.NewGuid().ToString("N")[..12]; // unique: never shadowed by NuGet's cache
         string work = Directory.CreateTempSubdirectory("ipyrpc-pack-").FullName;
         string feed = Path.Combine(work, "feed");
@@ -21,7 +20,7 @@ public sealed class PackageTests
         {
             foreach (string project in new[] { "runtime/IpyRpc/IpyRpc.csproj", "runtime/IpyRpc.Http/IpyRpc.Http.csproj", "runtime/IpyRpc.ZeroMq/IpyRpc.ZeroMq.csproj", "runtime/IpyRpc.Redis/IpyRpc.Redis.csproj" })
             {
-                (int code, string output) = await RunAsync(root, "pack", Path.Combine(root, project), "--no-build", "-c", "Debug", "-o", feed, $"-p:Version={version}");
+                (int code, string output) = await Repository.RunAsync("dotnet", root, "pack", Path.Combine(root, project), "--no-build", "-c", "Debug", "-o", feed, $"-p:Version={version}");
                 Assert.True(code == 0, output);
             }
 
@@ -68,7 +67,7 @@ public sealed class PackageTests
                 }
                 """);
 
-            (int runCode, string runOutput) = await RunAsync(app, "run");
+            (int runCode, string runOutput) = await Repository.RunAsync("dotnet", app, "run");
             Assert.True(runCode == 0, runOutput);
             Assert.Contains("sum 5", runOutput); // the generator came with the package: the typed proxy exists
             Assert.Contains("Adds two integers, from a package.", runOutput);
@@ -83,28 +82,5 @@ public sealed class PackageTests
                 if (Directory.Exists(cached)) Directory.Delete(cached, recursive: true);
             }
         }
-    }
-
-    private static async Task<(int Code, string Output)> RunAsync(string directory, params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string a in args) start.ArgumentList.Add(a);
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
-        using Process process = Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5));
-        return (process.ExitCode, await stdout + await stderr);
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (DirectoryInfo? d = new(AppContext.BaseDirectory); d is not null; d = d.Parent)
-        {
-            if (File.Exists(Path.Combine(d.FullName, "IpyRpc.Generators.sln"))) return d.FullName;
-        }
-
-        throw new InvalidOperationException("The repository root is not above " + AppContext.BaseDirectory);
     }
 }

@@ -5,6 +5,7 @@ using IpyRpc.ZeroMq;
 namespace IpyRpc.Integration.Tests;
 
 /// <summary>samples/scripts/call.cs, the one-file C# script, run with `dotnet run call.cs` against a live server.</summary>
+[Collection(SdkBuildsCollection.Name)]
 public sealed class ScriptSampleTests
 {
     [Fact]
@@ -14,7 +15,7 @@ public sealed class ScriptSampleTests
         server.Register(typeof(WorkFunctions));
         await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
 
-        string script = Path.Combine(RepositoryRoot(), "samples", "scripts", "call.cs");
+        string script = Path.Combine(Repository.Root, "samples", "scripts", "call.cs");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (string a in new[] { "run", script, "--", host.Endpoint, "work.square", "7" }) start.ArgumentList.Add(a);
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
@@ -26,15 +27,5 @@ public sealed class ScriptSampleTests
         Assert.True(process.ExitCode == 0, output);
         Assert.Contains("Squares a number.", output); // the remote help
         Assert.Contains("=> 49", output);
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (DirectoryInfo? d = new(AppContext.BaseDirectory); d is not null; d = d.Parent)
-        {
-            if (File.Exists(Path.Combine(d.FullName, "IpyRpc.Generators.sln"))) return d.FullName;
-        }
-
-        throw new InvalidOperationException("The repository root is not above " + AppContext.BaseDirectory);
     }
 }
