@@ -42,6 +42,7 @@ public abstract partial class IpyRpcPeer
             Function = function,
             Serialization = serialization,
             TimeoutMs = timeout is { } t ? (long)Math.Ceiling(t.TotalMilliseconds) : null,
+            Trace = System.Diagnostics.Activity.Current?.Id, // the job joins the submitter's trace, if there is one
             Parts = [arguments.Encode(serialization)],
         };
 

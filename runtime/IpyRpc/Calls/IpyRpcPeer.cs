@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Threading.Channels;
@@ -75,18 +76,28 @@ public abstract partial class IpyRpcPeer
     {
         Serialization serialization = options?.Serialization ?? DefaultSerialization;
         TimeSpan? timeout = options?.Timeout ?? DefaultTimeout;
+        using Activity? span = IpyRpcTelemetry.StartDetached(function, ActivityKind.Client, null, function);
         var call = new IpyRpcMessage
         {
             Kind = MessageKind.Call,
             Function = function,
             Serialization = serialization,
             TimeoutMs = TimeoutMs(timeout),
+            Trace = span?.Id,
             Parts = [arguments.Encode(serialization)],
         };
 
         var pending = new PendingRequest(OutputFor(options)) { Progress = arguments.ProgressHandler };
-        IpyRpcMessage reply = await CurrentLink().RequestAsync(call, function, pending, cancellationToken, timeout).ConfigureAwait(false);
-        return Decode(reply, result, function);
+        try
+        {
+            IpyRpcMessage reply = await CurrentLink().RequestAsync(call, function, pending, cancellationToken, timeout).ConfigureAwait(false);
+            return Decode(reply, result, function);
+        }
+        catch (Exception e) when (span is not null)
+        {
+            span.SetStatus(ActivityStatusCode.Error, e.Message);
+            throw;
+        }
     }
 
     /// <summary>Calls a streaming function (one that returns <c>IAsyncEnumerable&lt;T&gt;</c>) with positional arguments; items arrive as the function produces them.</summary>
@@ -105,6 +116,7 @@ public abstract partial class IpyRpcPeer
         int window = options?.StreamWindow ?? DefaultStreamWindow;
         if (window < 1) throw new ArgumentOutOfRangeException(nameof(options), "CallOptions.StreamWindow must be at least 1.");
         var batches = Channel.CreateUnbounded<IpyRpcMessage>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        using Activity? span = IpyRpcTelemetry.StartDetached(function, ActivityKind.Client, null, function); // lives as long as the enumeration
         var pending = new PendingRequest(OutputFor(options))
         {
             Progress = arguments.ProgressHandler,
@@ -117,6 +129,7 @@ public abstract partial class IpyRpcPeer
             Serialization = serialization,
             TimeoutMs = TimeoutMs(timeout),
             Window = window,
+            Trace = span?.Id,
             Parts = [arguments.Encode(serialization)],
         };
 

@@ -36,7 +36,11 @@ public sealed class InMemoryJobQueue : IJobQueue
     public InMemoryJobQueue(InMemoryJobQueueOptions? options = null)
     {
         _options = options ?? new InMemoryJobQueueOptions();
+        IpyRpcTelemetry.Track(this);
     }
+
+    /// <summary>Jobs queued and not yet taken by a worker (the <c>ipyrpc.queue.depth</c> metric).</summary>
+    public int Waiting => _pending.Reader.Count;
 
     /// <inheritdoc/>
     public string Name => _options.Name;

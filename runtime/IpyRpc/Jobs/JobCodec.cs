@@ -117,6 +117,7 @@ public static class JobCodec
         ["function"] = request.Function,
         ["in"] = SerializationName(request.InputSerialization),
         ["out"] = SerializationName(request.OutputSerialization),
+        ["trace"] = request.TraceParent,
         ["deadline"] = request.Deadline?.ToUnixTimeMilliseconds(),
         ["created"] = request.CreatedAt.ToUnixTimeMilliseconds(),
         ["detached"] = request.Detached,
@@ -145,6 +146,7 @@ public static class JobCodec
             CreatedAt = map.GetValueOrDefault("created") is long c ? DateTimeOffset.FromUnixTimeMilliseconds(c) : default,
             Detached = map.GetValueOrDefault("detached") as bool? ?? false,
             Caller = map.GetValueOrDefault("caller") is Dictionary<string, object?> caller ? DecodeCaller(caller) : null,
+            TraceParent = map.GetValueOrDefault("trace") as string,
             Arguments = arguments,
         };
     }

@@ -85,6 +85,9 @@ public sealed record JobRequest
 
     /// <summary>Who called: the job's owner, and what a function taking an <see cref="IpyRpcConnection"/> sees on whichever worker runs it.</summary>
     public JobCaller? Caller { get; init; }
+
+    /// <summary>The W3C trace context (<c>traceparent</c>) of the span that queued the job: the worker's span joins that trace, in whichever process it runs.</summary>
+    public string? TraceParent { get; init; }
 }
 
 /// <summary>Who submitted a job, as plain data that a durable queue stores and a worker elsewhere reads.</summary>

@@ -57,6 +57,9 @@ public sealed record IpyRpcMessage
     /// <summary>For an event: how many events for this connection were dropped since the last one delivered (its buffer was full).</summary>
     public long? Dropped { get; init; }
 
+    /// <summary>For a call or submit: the caller's W3C trace context (<c>traceparent</c>), so the callee's spans join the caller's trace.</summary>
+    public string? Trace { get; init; }
+
     /// <summary>The binary parts.</summary>
     public IReadOnlyList<ReadOnlyMemory<byte>> Parts { get; init; } = [];
 

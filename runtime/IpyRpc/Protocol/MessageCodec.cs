@@ -34,7 +34,8 @@ public static class MessageCodec
             + (message.Versions is null ? 0 : 1) + (message.Agent is null ? 0 : 1)
             + (message.Sequence is null ? 0 : 1) + (message.After is null ? 0 : 1)
             + (message.Nonce is null ? 0 : 1) + (message.Proof is null ? 0 : 1) + (message.Auth is null ? 0 : 1)
-            + (message.Window is null ? 0 : 1) + (message.Credit is null ? 0 : 1) + (message.Dropped is null ? 0 : 1);
+            + (message.Window is null ? 0 : 1) + (message.Credit is null ? 0 : 1) + (message.Dropped is null ? 0 : 1)
+            + (message.Trace is null ? 0 : 1);
         w.WriteMapHeader(count);
         w.WriteString("v"u8);
         w.Write(ProtocolVersion.Current);
@@ -129,6 +130,12 @@ public static class MessageCodec
             w.WriteString("dropped"u8);
             w.Write(dropped);
         }
+
+        if (message.Trace is { } trace)
+        {
+            w.WriteString("trace"u8);
+            w.Write(trace);
+        }
     }
 
     /// <summary>Encodes the header on its own (for frame transports).</summary>
@@ -167,7 +174,7 @@ public static class MessageCodec
             MessageKind? kind = null;
             ReadOnlySpan<byte> kindName = default;
             bool hasKind = false;
-            string? fn = null, job = null, agent = null;
+            string? fn = null, job = null, agent = null, trace = null;
             long? timeout = null, seq = null, after = null, window = null, credit = null, dropped = null;
             var stream = OutputStream.Stdout;
             var ser = Serialization.MessagePack;
@@ -197,6 +204,7 @@ public static class MessageCodec
                 else if (key.SequenceEqual("stream"u8)) stream = r.ReadStringSpan().SequenceEqual("stderr"u8) ? OutputStream.Stderr : OutputStream.Stdout;
                 else if (key.SequenceEqual("job"u8)) job = r.ReadString();
                 else if (key.SequenceEqual("agent"u8)) agent = r.ReadString();
+                else if (key.SequenceEqual("trace"u8)) trace = r.TryReadNil() ? null : r.ReadString();
                 else if (key.SequenceEqual("seq"u8)) seq = r.TryReadNil() ? null : r.ReadInt64();
                 else if (key.SequenceEqual("from"u8)) after = r.TryReadNil() ? null : r.ReadInt64();
                 else if (key.SequenceEqual("window"u8)) window = r.TryReadNil() ? null : r.ReadInt64();
@@ -267,6 +275,7 @@ public static class MessageCodec
                 JobId = job,
                 Versions = versions,
                 Agent = agent,
+                Trace = trace is { Length: > 0 and <= 256 } ? trace : null, // a malformed one is ignored, never trusted
                 Sequence = seq,
                 After = after,
                 Nonce = nonce,

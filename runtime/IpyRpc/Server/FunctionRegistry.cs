@@ -228,6 +228,25 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
     /// <summary>Runs one job: finds the function, binds its arguments, captures its output, enforces its deadline.</summary>
     public async ValueTask<JobOutcome> ExecuteAsync(JobRequest request, IJobOutput output, CancellationToken cancellationToken)
     {
+        if (!IpyRpcTelemetry.Source.HasListeners()) return await ExecuteCoreAsync(request, output, cancellationToken).ConfigureAwait(false);
+
+        // The job's span joins the trace of the call that queued it, in whichever process it runs; the function's own spans nest under it.
+        System.Diagnostics.ActivityContext.TryParse(request.TraceParent, null, out System.Diagnostics.ActivityContext parent);
+        using System.Diagnostics.Activity? span = request.TraceParent is null
+            ? IpyRpcTelemetry.Source.StartActivity(request.Function, System.Diagnostics.ActivityKind.Internal)
+            : IpyRpcTelemetry.Source.StartActivity(request.Function, System.Diagnostics.ActivityKind.Internal, parent);
+        span?.SetTag("rpc.system", "ipyrpc");
+        span?.SetTag("rpc.method", request.Function);
+        span?.SetTag("ipyrpc.job", request.Id);
+        JobOutcome outcome = await ExecuteCoreAsync(request, output, cancellationToken).ConfigureAwait(false);
+        string result = IpyRpcTelemetry.Outcome(outcome.State);
+        span?.SetTag("ipyrpc.outcome", result);
+        if (result != "succeeded") span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, outcome.Error?.Message ?? result);
+        return outcome;
+    }
+
+    private async ValueTask<JobOutcome> ExecuteCoreAsync(JobRequest request, IJobOutput output, CancellationToken cancellationToken)
+    {
         if (Find(request.Function) is not { } function)
         {
             return JobOutcome.Failure(JobState.Failed, UnknownFunction(request.Function));

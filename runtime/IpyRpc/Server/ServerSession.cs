@@ -395,8 +395,12 @@ public sealed class ServerSession : IAsyncDisposable
         }
 
         bool detached = message.Kind == MessageKind.Submit;
+        System.Diagnostics.Activity? span = IpyRpcTelemetry.StartDetached(name, System.Diagnostics.ActivityKind.Server, message.Trace, name);
+        var methodTag = new KeyValuePair<string, object?>("rpc.method", name);
+        IpyRpcTelemetry.Calls.Add(1, methodTag);
         var request = new JobRequest
         {
+            TraceParent = span?.Id ?? message.Trace,
             Function = name,
             Arguments = message.Body,
             InputSerialization = message.Serialization,
@@ -413,6 +417,7 @@ public sealed class ServerSession : IAsyncDisposable
         IJobQueue queue = _server.QueueFor(options);
         if (detached)
         {
+            span?.Stop(); // the job's own span carries on in the worker
             await SubmitAsync(message, queue, request, options).ConfigureAwait(false);
             return;
         }
@@ -420,9 +425,13 @@ public sealed class ServerSession : IAsyncDisposable
         var relay = new Relay(this, message.Id, queue, cancelOnDisconnect: options.CancelOnDisconnect ?? true, release: true, message.Body.Length)
         {
             Flow = message.Window is > 0 and var window ? new StreamFlow(window) : null,
+            Span = span,
+            Function = name,
         };
+        IpyRpcTelemetry.Active.Add(1, methodTag);
         if (!TryAdd(relay))
         {
+            relay.Measure("failed");
             return;
         }
 
@@ -438,6 +447,7 @@ public sealed class ServerSession : IAsyncDisposable
         {
             Remove(relay);
             Finished(relay);
+            relay.Measure("cancelled");
             await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.Cancelled, Message = "The server is shutting down: " + e.Message }).ConfigureAwait(false);
         }
         catch (Exception e)
@@ -446,6 +456,7 @@ public sealed class ServerSession : IAsyncDisposable
             _server.Log.LogError(e, "Queueing {Function} on {Queue} failed", name, queue.Name);
             Remove(relay);
             Finished(relay);
+            relay.Measure("failed");
             await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.Internal, Message = $"The call could not be queued on \"{queue.Name}\": {e.Message}" }).ConfigureAwait(false);
         }
     }
@@ -829,6 +840,33 @@ public sealed class ServerSession : IAsyncDisposable
         /// <summary>The caller's flow control, for a streaming call that gave a window.</summary>
         public StreamFlow? Flow { get; init; }
 
+        /// <summary>The server span of the call (when someone listens).</summary>
+        public System.Diagnostics.Activity? Span { get; init; }
+
+        /// <summary>The function called (for metrics); null for an attach.</summary>
+        public string? Function { get; init; }
+
+        private readonly long _started = System.Diagnostics.Stopwatch.GetTimestamp();
+        private int _measured;
+
+        /// <summary>Records the call's duration and outcome once, and ends its span.</summary>
+        public void Measure(string outcome)
+        {
+            if (Function is null || Interlocked.Exchange(ref _measured, 1) == 1) return;
+            var method = new KeyValuePair<string, object?>("rpc.method", Function);
+            var result = new KeyValuePair<string, object?>("ipyrpc.outcome", outcome);
+            IpyRpcTelemetry.Active.Add(-1, method);
+            IpyRpcTelemetry.Duration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(_started).TotalSeconds, method, result);
+            if (outcome != "succeeded") IpyRpcTelemetry.Failures.Add(1, method, result);
+            if (Span is { } span)
+            {
+                if (JobId is { } job) span.SetTag("ipyrpc.job", job);
+                span.SetTag("ipyrpc.outcome", outcome);
+                if (outcome != "succeeded") span.SetStatus(System.Diagnostics.ActivityStatusCode.Error, outcome);
+                span.Stop();
+            }
+        }
+
         public void OnAccepted(string jobId)
         {
             JobId = jobId;
@@ -865,6 +903,7 @@ public sealed class ServerSession : IAsyncDisposable
                     });
                     break;
                 case JobEventKind.Completed:
+                    Measure(IpyRpcTelemetry.Outcome(e.Outcome!.State));
                     if (JobId is { } id && Flow is not null) session._server.Flows.TryRemove(id, out _);
                     Post(Final(e.Outcome!));
                     break;
@@ -907,6 +946,7 @@ public sealed class ServerSession : IAsyncDisposable
                 _done = true;
             }
 
+            Measure("cancelled"); // the caller went away before the outcome
             if (Flow is { } flow)
             {
                 if (JobId is { } id) session._server.Flows.TryRemove(id, out _);
