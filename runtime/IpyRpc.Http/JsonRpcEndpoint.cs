@@ -91,7 +91,11 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         using (document)
         {
             bool includeOutput = context.Request.Headers["IpyRpc-Output"].ToString().Equals("include", StringComparison.OrdinalIgnoreCase);
-            await using var calls = new Calls(server, new IpyRpcConnection("http", Address(context), context.User.Identity?.IsAuthenticated == true ? context.User : null));
+            await using var calls = new Calls(server, new IpyRpcConnection("http", Address(context), context.User.Identity?.IsAuthenticated == true ? context.User : null))
+            {
+                // A JSON-RPC caller's W3C trace context comes as the standard header (or as the current request's span).
+                Trace = context.Request.Headers["traceparent"].ToString() is { Length: > 0 and <= 256 } traceparent ? traceparent : System.Diagnostics.Activity.Current?.Id,
+            };
             context.RequestAborted.Register(() => _ = calls.DisposeAsync().AsTask());
             JsonElement root = document.RootElement;
             if (root.ValueKind == JsonValueKind.Array)
@@ -439,6 +443,9 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 
         public ValueTask<(IReadOnlyList<FunctionDescriptor>? Functions, RemoteError? Refusal)> DescribeAsync() => _session.DescribeAsync();
 
+        /// <summary>The caller's trace context, for every call of this request.</summary>
+        public string? Trace { get; init; }
+
         public async Task<CallOutcome> CallAsync(string method, byte[] parameters, Func<OutputStream, string, Task>? live)
         {
             ulong id = (ulong)Interlocked.Increment(ref _nextId);
@@ -449,6 +456,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 Kind = MessageKind.Call,
                 Id = id,
                 Function = method,
+                Trace = Trace,
                 Serialization = Serialization.Json,
                 Parts = [parameters],
             });
