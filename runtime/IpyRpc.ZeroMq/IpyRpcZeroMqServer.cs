@@ -158,9 +158,17 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
     {
         if (_sessions.TryGetValue(key, out ServerSession? session))
         {
-            _ = Task.Run(() => session.CloseAsync(info, notifyPeer: false).AsTask());
+            // libzmq reports the disconnect before this loop hands over what the peer sent just before it (its
+            // goodbye, with the reason): a moment's grace lets that arrive first, so the reason is the peer's own.
+            _ = Task.Run(async () =>
+            {
+                await Task.Delay(DisconnectGrace).ConfigureAwait(false);
+                await session.CloseAsync(info, notifyPeer: false).ConfigureAwait(false);
+            });
         }
     }
+
+    private static readonly TimeSpan DisconnectGrace = TimeSpan.FromMilliseconds(100);
 
     /// <summary>A new peer's connection: its address, and with CURVE the principal its key was admitted as.</summary>
     private IpyRpcConnection NewConnection(PeerInfo? peer)

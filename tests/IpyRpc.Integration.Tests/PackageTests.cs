@@ -18,13 +18,13 @@ public sealed class PackageTests
         Directory.CreateDirectory(app);
         try
         {
-            foreach (string project in new[] { "runtime/IpyRpc/IpyRpc.csproj", "runtime/IpyRpc.Http/IpyRpc.Http.csproj", "runtime/IpyRpc.ZeroMq/IpyRpc.ZeroMq.csproj", "runtime/IpyRpc.Redis/IpyRpc.Redis.csproj" })
+            foreach (string project in new[] { "runtime/IpyRpc/IpyRpc.csproj", "runtime/IpyRpc.Http/IpyRpc.Http.csproj", "runtime/IpyRpc.ZeroMq/IpyRpc.ZeroMq.csproj", "runtime/IpyRpc.Redis/IpyRpc.Redis.csproj", "runtime/IpyRpc.Hosting/IpyRpc.Hosting.csproj" })
             {
                 (int code, string output) = await Repository.RunAsync("dotnet", root, "pack", Path.Combine(root, project), "--no-build", "-c", "Debug", "-o", feed, $"-p:Version={version}");
                 Assert.True(code == 0, output);
             }
 
-            Assert.Equal(4, Directory.GetFiles(feed, $"*.{version}.nupkg").Length);
+            Assert.Equal(5, Directory.GetFiles(feed, $"*.{version}.nupkg").Length);
             File.WriteAllText(Path.Combine(app, "nuget.config"), $"""
                 <?xml version="1.0" encoding="utf-8"?>
                 <configuration>
@@ -76,7 +76,7 @@ public sealed class PackageTests
         {
             Directory.Delete(work, recursive: true);
             string cache = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-            foreach (string id in new[] { "ipyrpc", "ipyrpc.http", "ipyrpc.zeromq", "ipyrpc.redis" })
+            foreach (string id in new[] { "ipyrpc", "ipyrpc.http", "ipyrpc.zeromq", "ipyrpc.redis", "ipyrpc.hosting" })
             {
                 string cached = Path.Combine(cache, id, version);
                 if (Directory.Exists(cached)) Directory.Delete(cached, recursive: true);

@@ -2,12 +2,36 @@ using IpyRpc;
 using IpyRpc.Jobs;
 using IpyRpc.Redis;
 using IpyRpc.TestWorker;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 // A worker process for the integration tests:
 //   IpyRpc.TestWorker (--redis CONFIG | --sqlite PATH) [--queue NAME] [--concurrency N] [--lease-ms N]
 //   IpyRpc.TestWorker --client-zmq ENDPOINT | --client-ws URL
 // Prints "READY <pid>" once it takes jobs (or, as a client exporting WorkFunctions, once connected);
 // stops gracefully on SIGTERM, dies at once on SIGKILL.
+//   IpyRpc.TestWorker --host ENDPOINT
+// A Generic Host app: services.AddIpyRpc() serving ZeroMQ at ENDPOINT, settings from configuration,
+// DiFunctions resolved per call; stops gracefully on SIGTERM, printing "stopped".
+if (args is ["--host", string hostEndpoint])
+{
+    Microsoft.Extensions.Hosting.HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+    builder.Logging.ClearProviders();
+    builder.Configuration["IpyRpc:ZeroMq:0"] = hostEndpoint;
+    builder.Configuration["IpyRpc:ShutdownTimeout"] = "00:00:10";
+    builder.Configuration["IpyRpc:Functions:work.wait_for_cancel:Timeout"] = "00:00:00.300";
+    builder.Services.AddSingleton<ScopeCounter>();
+    builder.Services.AddIpyRpc().Export(typeof(WorkFunctions)).Export<DiFunctions>();
+    builder.Services.AddScoped<PerCall>();
+    using Microsoft.Extensions.Hosting.IHost app = builder.Build();
+    await app.StartAsync();
+    Console.WriteLine("READY " + Environment.ProcessId);
+    await app.WaitForShutdownAsync();
+    Console.WriteLine("stopped");
+    return 0;
+}
+
 //   IpyRpc.TestWorker --http-serve (wait | forever)
 // An HTTP server: "wait" serves until WaitForShutdownAsync sees a signal, then disposes and prints
 // "stopped"; "forever" never looks at signals (the process must still end on them).

@@ -8,7 +8,7 @@ namespace IpyRpc;
 /// find the function, bind the arguments, capture the output, honour the deadline. Servers and
 /// workers each hold one.
 /// </summary>
-internal sealed class FunctionRegistry(bool captureOutput, Action<string, FunctionOptions>? validate = null, Func<string, IpyRpcConnection?>? liveConnections = null, Func<string, StreamFlow?>? flows = null) : IJobExecutor
+internal sealed class FunctionRegistry(bool captureOutput, Action<string, FunctionOptions>? validate = null, Func<string, IpyRpcConnection?>? liveConnections = null, Func<string, StreamFlow?>? flows = null, Func<(IServiceProvider Services, IAsyncDisposable Scope)>? callScopes = null) : IJobExecutor
 {
     private static readonly TimeSpan CancelGrace = TimeSpan.FromMilliseconds(200);
     private readonly object _gate = new();
@@ -63,6 +63,17 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
 
         Register(service.CreateFunctions(instance), service.Events);
     }
+
+    /// <summary>Registers a type whose instances come from each call's services (a scope per call).</summary>
+    public void RegisterFromServices(Type type)
+    {
+        if (callScopes is null) throw new InvalidOperationException($"{type.Name} is to be resolved from services, but this server has none: set IpyRpcServerOptions.CallScopes (services.AddIpyRpc() does).");
+        GeneratedService service = FindService(type);
+        Register(service.CreateFunctions(FromServices), service.Events);
+    }
+
+    /// <summary>The target of instance methods whose instance each call resolves from its services.</summary>
+    internal static readonly object FromServices = new();
 
     public void Register(object instance)
     {
@@ -259,13 +270,20 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
         }
 
         LineBufferedSink? sink = captureOutput ? new LineBufferedSink(output.Write) : null;
-        OutputCapture.Scope scope = sink is null ? default : OutputCapture.Begin(sink);
+        (IServiceProvider Services, IAsyncDisposable Scope)? scope = null;
+        OutputCapture.Scope capture = sink is null ? default : OutputCapture.Begin(sink);
         CancellationTokenSource? deadline = null;
         try
         {
             var arguments = CallArguments.Parse(request.Arguments, request.InputSerialization, function.Name);
+            if (callScopes is not null && ReferenceEquals(function.Target, FromServices))
+            {
+                scope = callScopes();
+            }
+
             var invocation = new IpyRpcInvocation(function, arguments, request.OutputSerialization, cancellationToken)
             {
+                Services = scope?.Services,
                 Flow = flows?.Invoke(request.Id),
                 Data = (stream, text) =>
                 {
@@ -348,8 +366,9 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
         finally
         {
             sink?.Close();
-            scope.Dispose();
+            capture.Dispose();
             deadline?.Dispose();
+            if (scope is { } s) await s.Scope.DisposeAsync().ConfigureAwait(false);
         }
     }
 

@@ -49,9 +49,19 @@ public sealed class IpyRpcInvocation
     /// <summary>Whether the invocation has a result.</summary>
     public bool HasResult { get; private set; }
 
-    /// <summary>The service instance, for instance methods.</summary>
+    /// <summary>
+    /// The services of this call: a scope of its own, when the server resolves exported types from
+    /// dependency injection (<see cref="IpyRpcServerOptions.CallScopes"/>); otherwise <see langword="null"/>.
+    /// </summary>
+    public IServiceProvider? Services { get; internal set; }
+
+    /// <summary>The service instance, for instance methods: the registered instance, or one resolved from this call's <see cref="Services"/>.</summary>
     public TService Target<TService>() where TService : class
-        => Function.Target as TService ?? throw new InvalidOperationException($"{Function.Name} is an instance method of {typeof(TService).Name}; register an instance with server.Register(instance).");
+        => Function.Target as TService
+            ?? Services?.GetService(typeof(TService)) as TService
+            ?? throw new InvalidOperationException(Services is null
+                ? $"{Function.Name} is an instance method of {typeof(TService).Name}; register an instance with server.Register(instance)."
+                : $"{Function.Name} is an instance method of {typeof(TService).Name}, which the service provider cannot create; register it with the host's services.");
 
     /// <summary>The required argument at <paramref name="index"/>.</summary>
     public T Arg<T>(int index, IpyRpcFormatter<T> formatter)

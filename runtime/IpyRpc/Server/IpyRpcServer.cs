@@ -30,7 +30,7 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
         Options = options ?? new IpyRpcServerOptions();
         ArgumentOutOfRangeException.ThrowIfNegative(Options.Concurrency, nameof(options));
         Log = (Options.LoggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance).CreateLogger("IpyRpc.Server");
-        _registry = new FunctionRegistry(Options.CaptureOutput, ValidateQueue, id => _connections.GetValueOrDefault(id), id => Flows.GetValueOrDefault(id));
+        _registry = new FunctionRegistry(Options.CaptureOutput, ValidateQueue, id => _connections.GetValueOrDefault(id), id => Flows.GetValueOrDefault(id), Options.CallScopes);
         SecretKey = Options.SharedSecret is { } secret ? SharedSecretProof.Key(secret) : null;
         RequiresAuthentication = Options.RequireAuthentication ?? SecretKey is not null;
         // Half the execution slots, so one client cannot take them all; a server that runs no jobs itself
@@ -204,6 +204,21 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
 
     /// <summary>The function named <paramref name="name"/>, if registered.</summary>
     public IpyRpcFunction? Find(string name) => _registry.Find(name);
+
+    /// <summary>
+    /// Registers the exported methods of <typeparamref name="TService"/> with instances resolved from
+    /// each call's services (<see cref="IpyRpcServerOptions.CallScopes"/>): constructor injection, and
+    /// a scope per call, so scoped dependencies live as long as the call.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The server has no <see cref="IpyRpcServerOptions.CallScopes"/>.</exception>
+    public IpyRpcServer RegisterFromServices<TService>() where TService : class => RegisterFromServices(typeof(TService));
+
+    /// <inheritdoc cref="RegisterFromServices{TService}"/>
+    public IpyRpcServer RegisterFromServices(Type type)
+    {
+        _registry.RegisterFromServices(type);
+        return this;
+    }
 
     /// <summary>
     /// Handles calls to names under <paramref name="pattern"/> (a glob: <c>legacy.*</c>, <c>plugins.**</c>)

@@ -27,6 +27,13 @@ public sealed record IpyRpcServerOptions
     /// <summary>On dispose, how long running calls may go on before they are cancelled. Default: none, they are cancelled at once.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.Zero;
 
+    /// <summary>
+    /// Opens the services of one call: a provider and what disposes it (a dependency-injection scope).
+    /// Exported types registered with <see cref="IpyRpcServer.RegisterFromServices"/> are resolved from it,
+    /// once per call. The Generic Host integration (<c>services.AddIpyRpc()</c>) sets it; unset, there are none.
+    /// </summary>
+    public Func<(IServiceProvider Services, IAsyncDisposable Scope)>? CallScopes { get; init; }
+
     /// <summary>The largest message accepted, in bytes (header plus parts).</summary>
     public long MaxMessageBytes { get; init; } = ProtocolVersion.DefaultMaxMessageBytes;
 

@@ -1,0 +1,159 @@
+using IpyRpc.ZeroMq;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace IpyRpc.Hosting;
+
+/// <summary>Options of a hosted IpyRpc server, bound from the <c>IpyRpc</c> configuration section.</summary>
+public sealed class IpyRpcHostingOptions
+{
+    /// <summary>The configuration section these options come from.</summary>
+    public const string Section = "IpyRpc";
+
+    /// <summary>ZeroMQ endpoints to serve (<c>tcp://127.0.0.1:5555</c>).</summary>
+    public List<string> ZeroMq { get; set; } = [];
+
+    /// <summary>How many calls run at once (<see cref="IpyRpcServerOptions.Concurrency"/>).</summary>
+    public int? Concurrency { get; set; }
+
+    /// <summary>The largest message accepted (<see cref="IpyRpcServerOptions.MaxMessageBytes"/>).</summary>
+    public long? MaxMessageBytes { get; set; }
+
+    /// <summary>A shared secret callers must prove (<see cref="IpyRpcServerOptions.SharedSecret"/>).</summary>
+    public string? SharedSecret { get; set; }
+
+    /// <summary>On shutdown, how long running calls may finish before they are cancelled. Default 10 s (keep it under the host's own shutdown timeout).</summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Glob config: options by function-name pattern, as <see cref="GlobConfig"/> takes them.</summary>
+    public Dictionary<string, FunctionConfig> Functions { get; set; } = [];
+}
+
+/// <summary>The configurable part of <see cref="FunctionOptions"/>, as plain settings.</summary>
+public sealed class FunctionConfig
+{
+    /// <summary><see cref="FunctionOptions.Timeout"/>.</summary>
+    public TimeSpan? Timeout { get; set; }
+
+    /// <summary><see cref="FunctionOptions.CancelOnDisconnect"/>.</summary>
+    public bool? CancelOnDisconnect { get; set; }
+
+    /// <summary><see cref="FunctionOptions.Queue"/>.</summary>
+    public string? Queue { get; set; }
+
+    /// <summary><see cref="FunctionOptions.InputSerialization"/>.</summary>
+    public Serialization? InputSerialization { get; set; }
+
+    /// <summary><see cref="FunctionOptions.OutputSerialization"/>.</summary>
+    public Serialization? OutputSerialization { get; set; }
+
+    internal FunctionOptions ToOptions() => new()
+    {
+        Timeout = Timeout,
+        CancelOnDisconnect = CancelOnDisconnect,
+        Queue = Queue,
+        InputSerialization = InputSerialization,
+        OutputSerialization = OutputSerialization,
+    };
+}
+
+/// <summary>Says what the hosted server exports.</summary>
+public sealed class IpyRpcHostBuilder
+{
+    private readonly List<Action<IpyRpcServer>> _registrations = [];
+    private readonly List<Action<IpyRpcServerOptions, IServiceProvider>> _serverOptions = [];
+
+    internal IpyRpcHostBuilder(IServiceCollection services) => Services = services;
+
+    /// <summary>The app's services.</summary>
+    public IServiceCollection Services { get; }
+
+    /// <summary>Exports the <c>[IpyRpcExport]</c> methods of <typeparamref name="TService"/>, resolved per call from a scope of its own (registered as scoped unless it is registered already).</summary>
+    public IpyRpcHostBuilder Export<TService>() where TService : class
+    {
+        Services.TryAddScoped<TService>();
+        _registrations.Add(server => server.RegisterFromServices<TService>());
+        return this;
+    }
+
+    /// <summary>Exports a type's static methods, or a given instance, as <see cref="IpyRpcServer.Register(Type)"/> would.</summary>
+    public IpyRpcHostBuilder Export(object typeOrInstance)
+    {
+        _registrations.Add(server =>
+        {
+            if (typeOrInstance is Type type) server.Register(type);
+            else server.Register(typeOrInstance);
+        });
+        return this;
+    }
+
+    /// <summary>Sets server options that configuration cannot carry (queues, authorizers, ...).</summary>
+    public IpyRpcHostBuilder ConfigureServer(Action<IpyRpcServerOptions, IServiceProvider> configure)
+    {
+        _serverOptions.Add(configure);
+        return this;
+    }
+
+    internal IReadOnlyList<Action<IpyRpcServerOptions, IServiceProvider>> ServerOptions => _serverOptions;
+
+    internal IpyRpcServer CreateServer(IServiceProvider services)
+    {
+        IpyRpcHostingOptions o = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<IpyRpcHostingOptions>>().Value;
+        var defaults = new IpyRpcServerOptions();
+        var options = new IpyRpcServerOptions
+        {
+            Concurrency = o.Concurrency ?? defaults.Concurrency,
+            MaxMessageBytes = o.MaxMessageBytes ?? defaults.MaxMessageBytes,
+            SharedSecret = o.SharedSecret,
+            ShutdownTimeout = o.ShutdownTimeout,
+            LoggerFactory = services.GetService<ILoggerFactory>(),
+            CallScopes = () =>
+            {
+                AsyncServiceScope scope = services.CreateAsyncScope();
+                return (scope.ServiceProvider, scope);
+            },
+        };
+        foreach (Action<IpyRpcServerOptions, IServiceProvider> configure in _serverOptions) configure(options, services);
+        var server = new IpyRpcServer(options);
+        foreach (Action<IpyRpcServer> register in _registrations) register(server);
+        if (o.Functions.Count > 0)
+        {
+            var config = new GlobConfig();
+            foreach ((string pattern, FunctionConfig f) in o.Functions) config[pattern] = f.ToOptions();
+            server.Config(config);
+        }
+
+        return server;
+    }
+}
+
+/// <summary>Starts the ZeroMQ endpoints with the host; on shutdown lets running calls finish, then closes them.</summary>
+internal sealed class IpyRpcHostedService(IpyRpcServer server, IpyRpcHostBuilder builder, IpyRpcHostingOptions options) : IHostedService
+{
+    private readonly List<IpyRpcZeroMqServer> _zeroMq = [];
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _ = builder;
+        foreach (string endpoint in options.ZeroMq)
+        {
+            IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, endpoint);
+            _zeroMq.Add(host);
+            server.Log.LogInformation("IpyRpc serving ZeroMQ at {Endpoint}", host.Endpoint);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The bound ZeroMQ endpoints (with real ports), in the order configured.</summary>
+    public IReadOnlyList<string> Endpoints => [.. _zeroMq.Select(z => z.Endpoint)];
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        // Running calls finish (within the shutdown timeout) while their callers are still connected to hear the results.
+        await server.DisposeAsync().ConfigureAwait(false);
+        foreach (IpyRpcZeroMqServer z in _zeroMq) await z.DisposeAsync().ConfigureAwait(false);
+    }
+}

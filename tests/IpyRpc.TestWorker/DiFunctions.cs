@@ -1,0 +1,23 @@
+namespace IpyRpc.TestWorker;
+
+/// <summary>A singleton dependency: numbers the scopes.</summary>
+public sealed class ScopeCounter
+{
+    private int _next;
+
+    public int Next() => Interlocked.Increment(ref _next);
+}
+
+/// <summary>A scoped dependency: one per call.</summary>
+public sealed class PerCall(ScopeCounter counter)
+{
+    public int Id { get; } = counter.Next();
+}
+
+/// <summary>Exported functions whose instance comes from dependency injection, a scope per call.</summary>
+public sealed class DiFunctions(PerCall first, PerCall second)
+{
+    /// <summary>This call's scope number, and whether both injected PerCall are the same (one scope).</summary>
+    [IpyRpcExport("di.scope")]
+    public string Scope() => $"scope {first.Id}, shared {ReferenceEquals(first, second)}";
+}
