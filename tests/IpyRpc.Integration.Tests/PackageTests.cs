@@ -18,13 +18,13 @@ public sealed class PackageTests
         Directory.CreateDirectory(app);
         try
         {
-            foreach (string project in new[] { "runtime/IpyRpc/IpyRpc.csproj", "runtime/IpyRpc.Http/IpyRpc.Http.csproj", "runtime/IpyRpc.ZeroMq/IpyRpc.ZeroMq.csproj", "runtime/IpyRpc.Redis/IpyRpc.Redis.csproj", "runtime/IpyRpc.Hosting/IpyRpc.Hosting.csproj" })
+            foreach (string project in new[] { "runtime/IpyRpc/IpyRpc.csproj", "runtime/IpyRpc.Http/IpyRpc.Http.csproj", "runtime/IpyRpc.ZeroMq/IpyRpc.ZeroMq.csproj", "runtime/IpyRpc.Redis/IpyRpc.Redis.csproj", "runtime/IpyRpc.Hosting/IpyRpc.Hosting.csproj", "runtime/IpyRpc.Cli/IpyRpc.Cli.csproj" })
             {
                 (int code, string output) = await Repository.RunAsync("dotnet", root, "pack", Path.Combine(root, project), "--no-build", "-c", "Debug", "-o", feed, $"-p:Version={version}");
                 Assert.True(code == 0, output);
             }
 
-            Assert.Equal(5, Directory.GetFiles(feed, $"*.{version}.nupkg").Length);
+            Assert.Equal(6, Directory.GetFiles(feed, $"*.{version}.nupkg").Length);
             File.WriteAllText(Path.Combine(app, "nuget.config"), $"""
                 <?xml version="1.0" encoding="utf-8"?>
                 <configuration>
@@ -71,12 +71,20 @@ public sealed class PackageTests
             Assert.True(runCode == 0, runOutput);
             Assert.Contains("sum 5", runOutput); // the generator came with the package: the typed proxy exists
             Assert.Contains("Adds two integers, from a package.", runOutput);
+
+            // The command-line tool installs from the same feed and runs.
+            string tools = Path.Combine(work, "tools");
+            (int installCode, string installOutput) = await Repository.RunAsync("dotnet", work, "tool", "install", "IpyRpc.Cli", "--version", version, "--add-source", feed, "--tool-path", tools);
+            Assert.True(installCode == 0, installOutput);
+            (int toolCode, string toolOutput) = await Repository.RunAsync(Path.Combine(tools, "ipyrpc"), work, "--help");
+            Assert.True(toolCode == 0, toolOutput);
+            Assert.Contains("call <url> <name>", toolOutput);
         }
         finally
         {
             Directory.Delete(work, recursive: true);
             string cache = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-            foreach (string id in new[] { "ipyrpc", "ipyrpc.http", "ipyrpc.zeromq", "ipyrpc.redis", "ipyrpc.hosting" })
+            foreach (string id in new[] { "ipyrpc", "ipyrpc.http", "ipyrpc.zeromq", "ipyrpc.redis", "ipyrpc.hosting", "ipyrpc.cli" })
             {
                 string cached = Path.Combine(cache, id, version);
                 if (Directory.Exists(cached)) Directory.Delete(cached, recursive: true);

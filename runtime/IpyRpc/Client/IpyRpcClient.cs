@@ -236,6 +236,15 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
         return this;
     }
 
+    /// <summary>Sends a <c>ping</c> and waits for the <c>pong</c>: the round trip to the server.</summary>
+    /// <exception cref="IpyRpcConnectionException">The connection is down.</exception>
+    public async Task<TimeSpan> PingAsync(CancellationToken cancellationToken = default)
+    {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        await CurrentClientLink().RequestAsync(new IpyRpcMessage { Kind = MessageKind.Ping }, "ping", cancellationToken).ConfigureAwait(false);
+        return System.Diagnostics.Stopwatch.GetElapsedTime(start);
+    }
+
     /// <summary>The functions this client exports, with their docs.</summary>
     public IReadOnlyList<FunctionDescriptor> Exports => _exports.IsValueCreated ? _exports.Value.Functions : [];
 

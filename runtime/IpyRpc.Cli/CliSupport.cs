@@ -1,0 +1,143 @@
+using System.Diagnostics;
+using System.Text.Json;
+using IpyRpc.Protocol;
+using Spectre.Console;
+
+namespace IpyRpc.Cli;
+
+/// <summary>What the process's exit code says.</summary>
+internal static class ExitCodes
+{
+    public const int Ok = 0;
+    /// <summary>The remote function failed (or a job could not be cancelled).</summary>
+    public const int RemoteError = 1;
+    /// <summary>The command was wrong: an unknown function, arguments that do not fit.</summary>
+    public const int Usage = 2;
+    /// <summary>The server could not be reached or the connection was lost.</summary>
+    public const int Connection = 3;
+    /// <summary>The call timed out.</summary>
+    public const int Timeout = 4;
+    /// <summary>Credentials were missing or refused.</summary>
+    public const int Unauthorized = 5;
+    /// <summary>Interrupted (Ctrl+C): the remote call was cancelled.</summary>
+    public const int Cancelled = 130;
+
+    public static (int Code, string What)? For(Exception e) => e switch
+    {
+        IpyRpcUnauthorizedException => (Unauthorized, "unauthorized"),
+        IpyRpcConnectionException => (Connection, "connection"),
+        RemoteException => (RemoteError, "remote error"),
+        IpyRpcException { Code: ErrorCodes.Timeout } => (Timeout, "timeout"),
+        IpyRpcException { Code: ErrorCodes.Cancelled } or OperationCanceledException => (Cancelled, "cancelled"),
+        IpyRpcException { Code: ErrorCodes.UnknownFunction or ErrorCodes.InvalidArguments or ErrorCodes.NotFound } => (Usage, "usage"),
+        IpyRpcException => (RemoteError, "error"),
+        UriFormatException or ArgumentException or FormatException => (Usage, "usage"),
+        IOException => (Connection, "connection"),
+        _ => null,
+    };
+}
+
+/// <summary>Arguments from the command line: JSON values, or name=value pairs.</summary>
+internal static class Arguments
+{
+    public static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    public static bool IsNamed(string text) => text.IndexOf('=') is > 0 and var i && text[..i].All(c => char.IsLetterOrDigit(c) || c == '_');
+
+    public static object?[] Positional(string[] given) => [.. given.Select(Parse)];
+
+    public static Dictionary<string, object?> Named(string[] given)
+    {
+        var named = new Dictionary<string, object?>(StringComparer.Ordinal);
+        foreach (string g in given)
+        {
+            if (!IsNamed(g)) throw new ArgumentException($"'{g}' is not name=value: pass every argument by name, or every one by position.");
+            int i = g.IndexOf('=');
+            named[g[..i]] = Parse(g[(i + 1)..]);
+        }
+
+        return named;
+    }
+
+    /// <summary>A JSON value as plain data; text that is not JSON is a string.</summary>
+    public static object? Parse(string text)
+    {
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(text);
+            return Plain(document.RootElement);
+        }
+        catch (JsonException)
+        {
+            return text;
+        }
+    }
+
+    private static object? Plain(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.Number => e.TryGetInt64(out long l) ? (object)l : e.GetDouble(),
+        JsonValueKind.String => e.GetString(),
+        JsonValueKind.True => true,
+        JsonValueKind.False => false,
+        JsonValueKind.Array => e.EnumerateArray().Select(Plain).ToList(),
+        JsonValueKind.Object => e.EnumerateObject().ToDictionary(p => p.Name, p => Plain(p.Value)),
+        _ => null,
+    };
+}
+
+/// <summary>Where the command writes: remote output live, a spinner on a terminal, errors readable, JSON for scripts.</summary>
+internal sealed class CliConsole(bool json)
+{
+    private readonly object _gate = new();
+    private bool _printed;
+
+    private static bool Interactive => !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
+
+    public void Output(OutputStream stream, string text)
+    {
+        lock (_gate)
+        {
+            _printed = true;
+            // With --json the remote output goes to stderr, so stdout stays one JSON document.
+            TextWriter target = json || stream == OutputStream.Stderr ? Console.Error : Console.Out;
+            target.Write(text);
+            target.Flush();
+        }
+    }
+
+    public void Json(object value) => Console.WriteLine(JsonSerializer.Serialize(value, Arguments.Indented));
+
+    public void Error(string message) => Console.Error.WriteLine(message);
+
+    public void Failure(int code, string what, Exception e)
+    {
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(new { error = new { exit = code, kind = what, code = (e as IpyRpcException)?.Code, message = e.Message, remoteType = (e as RemoteException)?.RemoteType } }, Arguments.Indented));
+            return;
+        }
+
+        Console.Error.WriteLine($"ipyrpc: {what}: {e.Message}");
+        if (e is RemoteException remote && remote.Error.StackTrace is { } stack) Console.Error.WriteLine("remote stack:\n" + stack.TrimEnd());
+    }
+
+    /// <summary>Waits for the call; on a terminal, after a second with no output, shows a spinner with the elapsed time.</summary>
+    public async Task<T> WhileWaiting<T>(Task<T> call, Stopwatch watch, string function)
+    {
+        if (!Interactive || json) return await call;
+        if (await Task.WhenAny(call, Task.Delay(1000)) == call) return await call;
+        bool printing;
+        lock (_gate) printing = _printed;
+        if (printing) return await call; // its own output shows it is alive: no spinner over it
+
+        await AnsiConsole.Status().StartAsync($"{function} running", async ctx =>
+        {
+            while (!call.IsCompleted)
+            {
+                ctx.Status($"{function} running: {watch.Elapsed.TotalSeconds:0.0} s");
+                await Task.WhenAny(call, Task.Delay(200));
+            }
+        });
+        return await call;
+    }
+}

@@ -1,0 +1,150 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using IpyRpc;
+using IpyRpc.Cli;
+using IpyRpc.Http;
+using IpyRpc.Jobs;
+using IpyRpc.Protocol;
+using IpyRpc.ZeroMq;
+using Spectre.Console;
+
+// ipyrpc ls URL | help URL NAME | call URL NAME [ARGS...] | ping URL | jobs (list|show|attach|cancel) URL ...
+// URL: http(s)://host:port (WebSocket) or tcp://host:port, ipc://path (ZeroMQ). Exit codes: see ExitCodes.
+var url = new Argument<string>("url") { Description = "The server: http://host:port, tcp://host:port or ipc:///path." };
+var name = new Argument<string>("name") { Description = "The function's exported name." };
+var callArgs = new Argument<string[]>("args") { Description = "Arguments: JSON values (2, \"text\", [1,2]) by position, or name=value by name.", Arity = ArgumentArity.ZeroOrMore };
+var json = new Option<bool>("--json") { Description = "Print JSON for scripts instead of text." };
+var secret = new Option<string?>("--secret") { Description = "The server's shared secret (default: the IPYRPC_SECRET environment variable)." };
+var timeout = new Option<double?>("--timeout") { Description = "Seconds the call may take." };
+var state = new Option<string?>("--state") { Description = "Only jobs in this state (queued, running, succeeded, failed, cancelled, timed_out)." };
+var jobId = new Argument<string>("job") { Description = "The job's id." };
+
+var ls = new Command("ls", "List the server's functions with their signatures and summaries.") { url, json, secret };
+ls.SetAction((r, ct) => Run(r, ct, async (client, console) =>
+{
+    if (r.GetValue(json))
+    {
+        console.Json(client.Functions.Select(f => new { name = f.Name, signature = f.Signature, summary = f.Summary }));
+        return ExitCodes.Ok;
+    }
+
+    var table = new Table().AddColumn("function").AddColumn("signature").AddColumn("summary");
+    foreach (FunctionDescriptor f in client.Functions) table.AddRow(Markup.Escape(f.Name), Markup.Escape(f.Signature), Markup.Escape(f.Summary ?? ""));
+    AnsiConsole.Write(table);
+    await Task.CompletedTask;
+    return ExitCodes.Ok;
+}));
+
+var help = new Command("help", "Show a function's signature and docs.") { url, name, secret };
+help.SetAction((r, ct) => Run(r, ct, async (client, console) =>
+{
+    string fn = r.GetValue(name)!;
+    if (client.Functions.All(f => f.Name != fn))
+    {
+        console.Error($"The server has no function named '{fn}'. List them with: ipyrpc ls {r.GetValue(url)}");
+        return ExitCodes.Usage;
+    }
+
+    Console.Write(client.Help(fn));
+    await Task.CompletedTask;
+    return ExitCodes.Ok;
+}));
+
+var call = new Command("call", "Call a function; its output prints as it is written.") { url, name, callArgs, json, timeout, secret };
+call.SetAction((r, ct) => Run(r, ct, async (client, console) =>
+{
+    string fn = r.GetValue(name)!;
+    string[] given = r.GetValue(callArgs) ?? [];
+    var options = new CallOptions
+    {
+        Timeout = r.GetValue(timeout) is double s ? TimeSpan.FromSeconds(s) : null,
+        Output = (stream, text) => console.Output(stream, text),
+    };
+    var watch = Stopwatch.StartNew();
+    Task<object?> running = given.Any(a => Arguments.IsNamed(a))
+        ? client.CallNamedAsync<object?>(fn, Arguments.Named(given), options, ct)
+        : client.CallAsync<object?>(fn, Arguments.Positional(given), options, ct);
+    object? result = await console.WhileWaiting(running, watch, fn);
+    if (r.GetValue(json)) console.Json(new { result, seconds = Math.Round(watch.Elapsed.TotalSeconds, 3) });
+    else Console.WriteLine(JsonSerializer.Serialize(result, Arguments.Indented));
+    return ExitCodes.Ok;
+}));
+
+var ping = new Command("ping", "Check that the server answers, and how fast.") { url, json, secret };
+ping.SetAction((r, ct) => Run(r, ct, async (client, console) =>
+{
+    TimeSpan rtt = await client.PingAsync(ct);
+    if (r.GetValue(json)) console.Json(new { server = client.ServerAgent, milliseconds = Math.Round(rtt.TotalMilliseconds, 3) });
+    else Console.WriteLine($"{client.ServerAgent} answered in {rtt.TotalMilliseconds:0.###} ms");
+    return ExitCodes.Ok;
+}));
+
+var jobsList = new Command("list", "The jobs the server remembers, newest first.") { url, state, json, secret };
+jobsList.SetAction((r, ct) => Run(r, ct, async (client, console) =>
+{
+    JobState? wanted = r.GetValue(state) is { } text ? JobStates.Parse(text) : null;
+    IReadOnlyList<JobInfo> jobs = await client.ListJobsAsync(new JobQuery { State = wanted }, ct);
+    if (r.GetValue(json))
+    {
+        console.Json(jobs.Select(j => new { id = j.Id, function = j.Function, state = j.State.WireName(), created = j.CreatedAt }));
+        return ExitCodes.Ok;
+    }
+
+    var table = new Table().AddColumn("job").AddColumn("function").AddColumn("state").AddColumn("created");
+    foreach (JobInfo j in jobs) table.AddRow(Markup.Escape(j.Id), Markup.Escape(j.Function), j.State.WireName(), j.CreatedAt.ToString("u"));
+    AnsiConsole.Write(table);
+    return ExitCodes.Ok;
+}));
+var jobsShow = new Command("show", "One job's state, times and output so far.") { url, jobId, json, secret };
+jobsShow.SetAction((r, ct) => Run(r, ct, async (client, console) =>
+{
+    JobInfo j = await client.GetJobAsync(r.GetValue(jobId)!, withOutput: true, ct);
+    if (r.GetValue(json)) console.Json(new { id = j.Id, function = j.Function, state = j.State.WireName(), created = j.CreatedAt, output = string.Concat(j.Output.Select(o => o.Text)) });
+    else Console.WriteLine($"{j.Id} {j.Function} {j.State.WireName()} (created {j.CreatedAt:u})\n{string.Concat(j.Output.Select(o => o.Text))}");
+    return ExitCodes.Ok;
+}));
+var jobsAttach = new Command("attach", "Follow a job: its output so far, then live, then its result.") { url, jobId, json, secret };
+jobsAttach.SetAction((r, ct) => Run(r, ct, async (client, console) =>
+{
+    IpyRpcJob<object?> job = await client.AttachAsync<object?>(r.GetValue(jobId)!, new CallOptions { Output = (stream, text) => console.Output(stream, text) }, ct);
+    object? result = await job.WaitAsync(ct);
+    if (r.GetValue(json)) console.Json(new { id = job.Id, result });
+    else Console.WriteLine(JsonSerializer.Serialize(result, Arguments.Indented));
+    return ExitCodes.Ok;
+}));
+var jobsCancel = new Command("cancel", "Cancel a job.") { url, jobId, secret };
+jobsCancel.SetAction((r, ct) => Run(r, ct, async (client, console) =>
+{
+    bool cancelled = await client.CancelJobAsync(r.GetValue(jobId)!, ct);
+    Console.WriteLine(cancelled ? "cancelled" : "it had already finished");
+    return cancelled ? ExitCodes.Ok : ExitCodes.RemoteError;
+}));
+var jobs = new Command("jobs", "List, show, follow and cancel jobs.") { jobsList, jobsShow, jobsAttach, jobsCancel };
+
+var root = new RootCommand("ipyrpc: call IpyRpc servers from the command line.") { ls, help, call, ping, jobs };
+return await root.Parse(args).InvokeAsync();
+
+async Task<int> Run(ParseResult r, CancellationToken ct, Func<IpyRpcClient, CliConsole, Task<int>> action)
+{
+    var console = new CliConsole(r.GetValue(json));
+    string address = r.GetValue(url)!;
+    try
+    {
+        var options = new IpyRpcClientOptions
+        {
+            SharedSecret = r.GetValue(secret) ?? Environment.GetEnvironmentVariable("IPYRPC_SECRET"),
+            Reconnect = null,
+            ConnectTimeout = TimeSpan.FromSeconds(10),
+        };
+        await using IpyRpcClient client = address.StartsWith("tcp://", StringComparison.Ordinal) || address.StartsWith("ipc://", StringComparison.Ordinal)
+            ? await IpyRpcZeroMqClient.ConnectAsync(address, options, cancellationToken: ct)
+            : await IpyRpcHttpClient.ConnectAsync(new Uri(address.EndsWith('/') ? address : address + "/"), options, cancellationToken: ct);
+        return await action(client, console);
+    }
+    catch (Exception e) when (ExitCodes.For(e) is var (code, what))
+    {
+        console.Failure(code, what, e);
+        return code;
+    }
+}

@@ -1,0 +1,131 @@
+using System.Text.Json;
+using IpyRpc.Http;
+using IpyRpc.TestWorker;
+using IpyRpc.ZeroMq;
+
+namespace IpyRpc.Integration.Tests;
+
+/// <summary>The ipyrpc command (runtime/IpyRpc.Cli) against a live server, as a process, over ZeroMQ and HTTP.</summary>
+public sealed class CliTests : IAsyncLifetime
+{
+    private readonly IpyRpcServer _server = new();
+    private IpyRpcZeroMqServer _zmq = null!;
+    private IpyRpcHttpServer _http = null!;
+
+    public async Task InitializeAsync()
+    {
+        _server.Register(typeof(WorkFunctions));
+        _server.RegisterFallback("boom.*", (_, _) => throw new InvalidOperationException("kaboom"));
+        _zmq = IpyRpcZeroMqServer.Start(_server, "tcp://127.0.0.1:*");
+        _http = await IpyRpcHttpServer.StartAsync(_server);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _zmq.DisposeAsync();
+        await _http.DisposeAsync();
+        await _server.DisposeAsync();
+    }
+
+    private static Task<(int Code, string Output)> Cli(params string[] args)
+        => Repository.RunAsync("dotnet", AppContext.BaseDirectory, [Path.Combine(AppContext.BaseDirectory, "IpyRpc.Cli.dll"), .. args]);
+
+    [Fact]
+    public async Task LsAndHelpShowTheFunctionsAndTheirDocs()
+    {
+        (int code, string text) = await Cli("ls", _zmq.Endpoint);
+        Assert.True(code == 0, text);
+        Assert.Contains("work.square", text);
+        Assert.Contains("Squares a number.", text);
+
+        (code, string json) = await Cli("ls", _http.Address.ToString(), "--json");
+        Assert.True(code == 0, json);
+        JsonElement square = JsonDocument.Parse(json).RootElement.EnumerateArray().Single(f => f.GetProperty("name").GetString() == "work.square");
+        Assert.Equal("work.square(x: long) -> long", square.GetProperty("signature").GetString());
+
+        (code, text) = await Cli("help", _zmq.Endpoint, "work.slow");
+        Assert.True(code == 0, text);
+        Assert.Contains("work.slow(tag: string, steps: int, pauseMs: int) -> string", text);
+        Assert.Contains("Prints a line per step", text);
+
+        (code, text) = await Cli("help", _zmq.Endpoint, "work.nope");
+        Assert.Equal(2, code);
+        Assert.Contains("no function named 'work.nope'", text);
+    }
+
+    [Fact]
+    public async Task CallPrintsLiveOutputThenTheResultAndTakesArgumentsByPositionOrName()
+    {
+        (int code, string text) = await Cli("call", _zmq.Endpoint, "work.square", "7");
+        Assert.True(code == 0, text);
+        Assert.Equal("49", text.Trim());
+
+        (code, text) = await Cli("call", _http.Address.ToString(), "work.square", "x=8", "--json");
+        Assert.True(code == 0, text);
+        Assert.Equal(64, JsonDocument.Parse(text).RootElement.GetProperty("result").GetInt64());
+
+        (code, text) = await Cli("call", _zmq.Endpoint, "work.slow", "cli", "3", "10");
+        Assert.True(code == 0, text);
+        int step = text.IndexOf("cli step 3 on", StringComparison.Ordinal);
+        Assert.True(step >= 0 && step < text.IndexOf("\"cli done by", StringComparison.Ordinal), text); // output before the result
+    }
+
+    [Fact]
+    public async Task FailuresAreReadableAndTheExitCodeSaysWhichKind()
+    {
+        (int code, string text) = await Cli("call", _zmq.Endpoint, "boom.now");
+        Assert.Equal(1, code);
+        Assert.Contains("remote error", text);
+        Assert.Contains("kaboom", text);
+
+        (code, text) = await Cli("call", _zmq.Endpoint, "work.nope");
+        Assert.Equal(2, code);
+
+        (code, text) = await Cli("call", _zmq.Endpoint, "work.square", "\"seven\"");
+        Assert.Equal(2, code);
+        Assert.Contains("must be long", text);
+
+        (code, text) = await Cli("call", _zmq.Endpoint, "work.wait_for_cancel", "--timeout", "0.3");
+        Assert.Equal(4, code);
+
+        (code, text) = await Cli("ping", "http://127.0.0.1:1/");
+        Assert.Equal(3, code);
+
+        (code, text) = await Cli("call", _zmq.Endpoint, "boom.now", "--json");
+        Assert.Equal(1, code);
+        Assert.Equal("remote_exception", JsonDocument.Parse(text).RootElement.GetProperty("error").GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public async Task PingAndJobsListShowAttachAndCancel()
+    {
+        (int code, string text) = await Cli("ping", _zmq.Endpoint);
+        Assert.True(code == 0, text);
+        Assert.Contains("answered in", text);
+
+        await using IpyRpcClient client = await IpyRpcZeroMqClient.ConnectAsync(_zmq.Endpoint, new IpyRpcClientOptions { Output = (_, _) => { } });
+        IpyRpcJob<string> done = await client.SubmitAsync<string>("work.slow", "job", 2, 10);
+        await done.WaitAsync(TimeSpan.FromSeconds(10));
+        IpyRpcJob<string> waiting = await client.SubmitAsync<string>("work.wait_for_cancel");
+
+        (code, text) = await Cli("jobs", "list", _zmq.Endpoint, "--json");
+        Assert.True(code == 0, text);
+        string[] ids = [.. JsonDocument.Parse(text).RootElement.EnumerateArray().Select(j => j.GetProperty("id").GetString()!)];
+        Assert.Contains(done.Id, ids);
+        Assert.Contains(waiting.Id, ids);
+
+        (code, text) = await Cli("jobs", "show", _zmq.Endpoint, done.Id);
+        Assert.True(code == 0, text);
+        Assert.Contains("succeeded", text);
+        Assert.Contains("job step 2 on", text);
+
+        (code, text) = await Cli("jobs", "attach", _zmq.Endpoint, done.Id);
+        Assert.True(code == 0, text);
+        Assert.Contains("job step 1 on", text); // replayed
+        Assert.Contains("\"job done by", text);
+
+        (code, text) = await Cli("jobs", "cancel", _zmq.Endpoint, waiting.Id);
+        Assert.True(code == 0, text);
+        Assert.Contains("cancelled", text);
+    }
+}
