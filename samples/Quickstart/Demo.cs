@@ -53,9 +53,9 @@ public static class Demo
     public static double MeanBinary(double[] values) => values.Length == 0 ? double.NaN : values.Average();
 
     /// <summary>Builds the server with the demo's functions and its glob config.</summary>
-    public static IpyRpcServer CreateServer()
+    public static IpyRpcServer CreateServer(IpyRpcServerOptions? options = null)
     {
-        var server = new IpyRpcServer();
+        var server = new IpyRpcServer(options);
         server.Config(new()
         {
             ["*_json"] = new() { InputSerialization = Serialization.Json, OutputSerialization = Serialization.Json },

@@ -15,7 +15,8 @@ string? zmq = Option(args, "--zmq");
 if (args.FirstOrDefault() == "serve")
 {
     if (http is null && zmq is null) http = "http://127.0.0.1:7777";
-    await using IpyRpcServer server = Demo.CreateServer();
+    // On Ctrl+C/SIGTERM running calls get up to 10 s to finish before they are cancelled.
+    IpyRpcServer server = Demo.CreateServer(new IpyRpcServerOptions { ShutdownTimeout = TimeSpan.FromSeconds(10) });
     IpyRpcHttpServer? httpHost = null;
     IpyRpcZeroMqServer? zmqHost = null;
     try
@@ -35,7 +36,7 @@ if (args.FirstOrDefault() == "serve")
         Console.WriteLine("Functions: " + string.Join(", ", server.Functions.Select(f => f.Name)));
         Console.WriteLine("Press Ctrl+C to stop.");
         Console.Out.Flush();
-        // Ctrl+C and SIGTERM both stop serving cleanly (the hosts are disposed, calls in flight cancelled).
+        // Ctrl+C and SIGTERM both stop serving cleanly: calls in flight finish (within 10 s), then the hosts close.
         var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
         using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
@@ -50,8 +51,11 @@ if (args.FirstOrDefault() == "serve")
     }
     finally
     {
+        // The server first: running calls finish while their callers are still connected to hear the results.
+        await server.DisposeAsync();
         if (zmqHost is not null) await zmqHost.DisposeAsync();
         if (httpHost is not null) await httpHost.DisposeAsync();
+        Console.WriteLine("Stopped.");
     }
 
     return 0;
