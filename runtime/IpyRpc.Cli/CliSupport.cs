@@ -40,7 +40,21 @@ internal static class ExitCodes
 /// <summary>Arguments from the command line: JSON values, or name=value pairs.</summary>
 internal static class Arguments
 {
-    public static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+    /// <summary>Plain data (what IpyRpc's dynamic formatter reads and writes) as indented JSON, with no reflection.</summary>
+    public static string ToJson(object? value)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true })) IpyRpc.Formatting.Formatters.Object.Write(writer, value);
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    /// <summary>A JSON object's members, in order.</summary>
+    public static Dictionary<string, object?> Map(params (string Name, object? Value)[] members)
+    {
+        var map = new Dictionary<string, object?>(StringComparer.Ordinal);
+        foreach ((string name, object? value) in members) map[name] = value;
+        return map;
+    }
 
     public static bool IsNamed(string text) => text.IndexOf('=') is > 0 and var i && text[..i].All(c => char.IsLetterOrDigit(c) || c == '_');
 
@@ -105,7 +119,7 @@ internal sealed class CliConsole(bool json)
         }
     }
 
-    public void Json(object value) => Console.WriteLine(JsonSerializer.Serialize(value, Arguments.Indented));
+    public void Json(object? value) => Console.WriteLine(Arguments.ToJson(value));
 
     public void Error(string message) => Console.Error.WriteLine(message);
 
@@ -113,7 +127,7 @@ internal sealed class CliConsole(bool json)
     {
         if (json)
         {
-            Console.WriteLine(JsonSerializer.Serialize(new { error = new { exit = code, kind = what, code = (e as IpyRpcException)?.Code, message = e.Message, remoteType = (e as RemoteException)?.RemoteType } }, Arguments.Indented));
+            Console.WriteLine(Arguments.ToJson(Arguments.Map(("error", Arguments.Map(("exit", code), ("kind", what), ("code", (e as IpyRpcException)?.Code), ("message", e.Message), ("remoteType", (e as RemoteException)?.RemoteType))))));
             return;
         }
 

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Text.Json;
 using IpyRpc;
 using IpyRpc.Cli;
 using IpyRpc.Http;
@@ -25,7 +24,7 @@ ls.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 {
     if (r.GetValue(json))
     {
-        console.Json(client.Functions.Select(f => new { name = f.Name, signature = f.Signature, summary = f.Summary }));
+        console.Json(client.Functions.Select(f => (object?)Arguments.Map(("name", f.Name), ("signature", f.Signature), ("summary", f.Summary))).ToList());
         return ExitCodes.Ok;
     }
 
@@ -66,8 +65,8 @@ call.SetAction((r, ct) => Run(r, ct, async (client, console) =>
         ? client.CallNamedAsync<object?>(fn, Arguments.Named(given), options, ct)
         : client.CallAsync<object?>(fn, Arguments.Positional(given), options, ct);
     object? result = await console.WhileWaiting(running, watch, fn);
-    if (r.GetValue(json)) console.Json(new { result, seconds = Math.Round(watch.Elapsed.TotalSeconds, 3) });
-    else Console.WriteLine(JsonSerializer.Serialize(result, Arguments.Indented));
+    if (r.GetValue(json)) console.Json(Arguments.Map(("result", result), ("seconds", Math.Round(watch.Elapsed.TotalSeconds, 3))));
+    else Console.WriteLine(Arguments.ToJson(result));
     return ExitCodes.Ok;
 }));
 
@@ -75,7 +74,7 @@ var ping = new Command("ping", "Check that the server answers, and how fast.") {
 ping.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 {
     TimeSpan rtt = await client.PingAsync(ct);
-    if (r.GetValue(json)) console.Json(new { server = client.ServerAgent, milliseconds = Math.Round(rtt.TotalMilliseconds, 3) });
+    if (r.GetValue(json)) console.Json(Arguments.Map(("server", client.ServerAgent), ("milliseconds", Math.Round(rtt.TotalMilliseconds, 3))));
     else Console.WriteLine($"{client.ServerAgent} answered in {rtt.TotalMilliseconds:0.###} ms");
     return ExitCodes.Ok;
 }));
@@ -87,7 +86,7 @@ jobsList.SetAction((r, ct) => Run(r, ct, async (client, console) =>
     IReadOnlyList<JobInfo> jobs = await client.ListJobsAsync(new JobQuery { State = wanted }, ct);
     if (r.GetValue(json))
     {
-        console.Json(jobs.Select(j => new { id = j.Id, function = j.Function, state = j.State.WireName(), created = j.CreatedAt }));
+        console.Json(jobs.Select(j => (object?)Arguments.Map(("id", j.Id), ("function", j.Function), ("state", j.State.WireName()), ("created", j.CreatedAt.ToString("O")))).ToList());
         return ExitCodes.Ok;
     }
 
@@ -100,7 +99,7 @@ var jobsShow = new Command("show", "One job's state, times and output so far.") 
 jobsShow.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 {
     JobInfo j = await client.GetJobAsync(r.GetValue(jobId)!, withOutput: true, ct);
-    if (r.GetValue(json)) console.Json(new { id = j.Id, function = j.Function, state = j.State.WireName(), created = j.CreatedAt, output = string.Concat(j.Output.Select(o => o.Text)) });
+    if (r.GetValue(json)) console.Json(Arguments.Map(("id", j.Id), ("function", j.Function), ("state", j.State.WireName()), ("created", j.CreatedAt.ToString("O")), ("output", string.Concat(j.Output.Select(o => o.Text)))));
     else Console.WriteLine($"{j.Id} {j.Function} {j.State.WireName()} (created {j.CreatedAt:u})\n{string.Concat(j.Output.Select(o => o.Text))}");
     return ExitCodes.Ok;
 }));
@@ -109,8 +108,8 @@ jobsAttach.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 {
     IpyRpcJob<object?> job = await client.AttachAsync<object?>(r.GetValue(jobId)!, new CallOptions { Output = (stream, text) => console.Output(stream, text) }, ct);
     object? result = await job.WaitAsync(ct);
-    if (r.GetValue(json)) console.Json(new { id = job.Id, result });
-    else Console.WriteLine(JsonSerializer.Serialize(result, Arguments.Indented));
+    if (r.GetValue(json)) console.Json(Arguments.Map(("id", job.Id), ("result", result)));
+    else Console.WriteLine(Arguments.ToJson(result));
     return ExitCodes.Ok;
 }));
 var jobsCancel = new Command("cancel", "Cancel a job.") { url, jobId, secret };

@@ -71,7 +71,7 @@ public sealed class IpyRpcHostBuilder
     public IServiceCollection Services { get; }
 
     /// <summary>Exports the <c>[IpyRpcExport]</c> methods of <typeparamref name="TService"/>, resolved per call from a scope of its own (registered as scoped unless it is registered already).</summary>
-    public IpyRpcHostBuilder Export<TService>() where TService : class
+    public IpyRpcHostBuilder Export<[System.Diagnostics.CodeAnalysis.DynamicallyAccessedMembers(System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.PublicConstructors)] TService>() where TService : class
     {
         Services.TryAddScoped<TService>();
         _registrations.Add(server => server.RegisterFromServices<TService>());
