@@ -16,6 +16,9 @@ public sealed record JobWorkerOptions
 
     /// <summary>Names the worker in job listings. Default: host name, process id and a random suffix.</summary>
     public string? WorkerId { get; init; }
+
+    /// <summary>Where the worker reports what goes wrong around jobs (an unreachable store, an outcome it could not record).</summary>
+    public Microsoft.Extensions.Logging.ILogger? Logger { get; init; }
 }
 
 /// <summary>
@@ -63,6 +66,11 @@ public sealed class JobWorker : IAsyncDisposable
         _heartbeat = Task.Run(HeartbeatAsync);
     }
 
+    private void Log(Microsoft.Extensions.Logging.LogLevel level, Exception e, string message, params object?[] args)
+    {
+        if (_options.Logger is { } log) Microsoft.Extensions.Logging.LoggerExtensions.Log(log, level, e, message, args);
+    }
+
     private async Task SlotAsync()
     {
         TimeSpan lease = _queue.IsDurable ? _options.LeaseDuration : Timeout.InfiniteTimeSpan;
@@ -76,6 +84,7 @@ public sealed class JobWorker : IAsyncDisposable
             catch (Exception e) when (e is not OperationCanceledException && !_taking.IsCancellationRequested)
             {
                 // The store is unreachable for now (a Redis restart, a locked database): try again shortly.
+                Log(Microsoft.Extensions.Logging.LogLevel.Warning, e, "Worker {Worker} could not take a job from {Queue}; retrying", Id, _queue.Name);
                 await DelayQuietly(TimeSpan.FromMilliseconds(250), _taking.Token).ConfigureAwait(false);
                 continue;
             }
@@ -104,6 +113,7 @@ public sealed class JobWorker : IAsyncDisposable
             catch (Exception e)
             {
                 // Executors turn function failures into outcomes; anything here is a bug in the executor.
+                Log(Microsoft.Extensions.Logging.LogLevel.Error, e, "The executor failed on job {Job} ({Function})", lease.Request.Id, lease.Request.Function);
                 outcome = JobOutcome.Failure(JobState.Failed, RemoteError.FromException(e, Protocol.ErrorCodes.Internal, ErrorDetail.TypeAndMessage));
             }
 
@@ -139,12 +149,14 @@ public sealed class JobWorker : IAsyncDisposable
                 await lease.CompleteAsync(outcome).ConfigureAwait(false);
                 return;
             }
-            catch (Exception) when (DateTime.UtcNow < giveUp && !_abort.IsCancellationRequested)
+            catch (Exception e) when (DateTime.UtcNow < giveUp && !_abort.IsCancellationRequested)
             {
+                Log(Microsoft.Extensions.Logging.LogLevel.Warning, e, "Recording the outcome of job {Job} ({Function}) failed; retrying", lease.Request.Id, lease.Request.Function);
                 await DelayQuietly(TimeSpan.FromMilliseconds(Math.Min(2000, 50 << Math.Min(attempt, 6))), _abort.Token).ConfigureAwait(false);
             }
-            catch (Exception)
+            catch (Exception e)
             {
+                Log(Microsoft.Extensions.Logging.LogLevel.Error, e, "The outcome of job {Job} ({Function}) could not be recorded; its lease will lapse and it runs again", lease.Request.Id, lease.Request.Function);
                 return; // the lease lapses and the job is delivered again
             }
         }
@@ -164,8 +176,9 @@ public sealed class JobWorker : IAsyncDisposable
                 {
                     held = await lease.RenewAsync(_abort.Token).ConfigureAwait(false);
                 }
-                catch (Exception) when (!_abort.IsCancellationRequested)
+                catch (Exception e) when (!_abort.IsCancellationRequested)
                 {
+                    Log(Microsoft.Extensions.Logging.LogLevel.Warning, e, "Renewing the lease of job {Job} failed; the next beat tries again", lease.Request.Id);
                     continue; // the store is unreachable: keep running, the next beat tries again
                 }
                 catch (OperationCanceledException)

@@ -58,7 +58,7 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
                 continue;
             }
 
-            var worker = new JobWorker(q, _registry, new JobWorkerOptions { Concurrency = Options.Concurrency, LeaseDuration = Options.LeaseDuration, WorkerId = Options.WorkerId });
+            var worker = new JobWorker(q, _registry, new JobWorkerOptions { Concurrency = Options.Concurrency, LeaseDuration = Options.LeaseDuration, WorkerId = Options.WorkerId, Logger = Log });
             worker.Start();
             _workers.Add(worker);
         }

@@ -22,6 +22,9 @@ public sealed record IpyRpcWorkerOptions
 
     /// <summary>Names the worker in job listings. Default: host, process id and a random suffix.</summary>
     public string? WorkerId { get; init; }
+
+    /// <summary>Where the worker logs what goes wrong around jobs (an unreachable store, an outcome it could not record).</summary>
+    public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; init; }
 }
 
 /// <summary>
@@ -48,7 +51,7 @@ public sealed class IpyRpcWorker : IAsyncDisposable
     {
         Options = options ?? new IpyRpcWorkerOptions();
         _registry = new FunctionRegistry(Options.CaptureOutput);
-        _worker = new JobWorker(queue, _registry, new JobWorkerOptions { Concurrency = Options.Concurrency, LeaseDuration = Options.LeaseDuration, WorkerId = Options.WorkerId });
+        _worker = new JobWorker(queue, _registry, new JobWorkerOptions { Concurrency = Options.Concurrency, LeaseDuration = Options.LeaseDuration, WorkerId = Options.WorkerId, Logger = Options.LoggerFactory?.CreateLogger("IpyRpc.Worker") });
         if (Options.CaptureOutput)
         {
             OutputCapture.Install();
