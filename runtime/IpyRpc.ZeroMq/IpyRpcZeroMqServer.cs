@@ -54,7 +54,8 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
             bound = SocketLoop.ReadLastEndpoint(socket);
         }, Receive, OnSocketEvent, max, ProtocolVersion.MaxParts + 2, ZeroMqOptions.Ms(options.Linger),
             authenticate: options.Curve is { } curve ? curve.Admit : null,
-            wantsPeer: identity => !_sessions.ContainsKey(Convert.ToBase64String(identity)));
+            wantsPeer: identity => !_sessions.ContainsKey(Convert.ToBase64String(identity)),
+            failed: (e, what) => Microsoft.Extensions.Logging.LoggerExtensions.LogError(server.Log, e, "ZeroMQ server at {Endpoint} failed {What}", endpoint, what));
         Endpoint = bound;
     }
 

@@ -26,6 +26,7 @@ internal sealed unsafe class SocketLoop : IDisposable
     private readonly ConcurrentQueue<ReadOnlyMemory<byte>[]> _outbound = new();
     private readonly Action<List<byte[]>, ProtocolException?, PeerInfo?> _receive;
     private readonly Action<int, int>? _onEvent;
+    private readonly Action<Exception, string>? _failed; // where a handler's unexpected failure is reported (the server's log)
     private readonly bool _router;
     // ROUTER only: messages for peers whose queue in libzmq is full (high-water mark), in order, so one
     // slow peer never holds up the others. Touched by the I/O thread only; ParkedPeers is readable by all.
@@ -49,9 +50,11 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// <param name="lingerMs">How long unsent messages may delay shutdown.</param>
     /// <param name="authenticate">A ZAP handler (CURVE clients' keys), bound in this socket's context before <paramref name="setup"/> runs.</param>
     /// <param name="wantsPeer">Given a message's first frame, whether to read its peer's address and user id (for a new peer).</param>
+    /// <param name="failed">Hears of a handler's unexpected failure (the socket goes on), with what was being done.</param>
     public SocketLoop(string name, int socketType, Action<ZmqSocketHandle> setup, Action<List<byte[]>, ProtocolException?, PeerInfo?> receive, Action<int, int>? onEvent, long maxMessageBytes, int maxFrames, int lingerMs,
-        Func<ZapRequest, ZapReply>? authenticate = null, Func<byte[], bool>? wantsPeer = null)
+        Func<ZapRequest, ZapReply>? authenticate = null, Func<byte[], bool>? wantsPeer = null, Action<Exception, string>? failed = null)
     {
+        _failed = failed;
         LibZmq.EnsureLoaded();
         _router = socketType == LibZmq.ROUTER;
         _receive = receive;
@@ -416,7 +419,8 @@ internal sealed unsafe class SocketLoop : IDisposable
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                // A handler failure must not stop the socket.
+                // A handler failure must not stop the socket; it is reported.
+                _failed?.Invoke(e, "handling a received message");
             }
         }
     }
@@ -461,6 +465,7 @@ internal sealed unsafe class SocketLoop : IDisposable
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
+                _failed?.Invoke(e, "authenticating a client (ZAP)");
                 reply = new ZapReply(false, "the authenticator failed: " + e.Message, "");
             }
 
@@ -510,6 +515,7 @@ internal sealed unsafe class SocketLoop : IDisposable
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
+                _failed?.Invoke(e, $"handling socket event {evt}");
             }
         }
     }
