@@ -63,7 +63,7 @@ public sealed class FunctionConfig
 public sealed class IpyRpcHostBuilder
 {
     private readonly List<Action<IpyRpcServer>> _registrations = [];
-    private readonly List<Action<IpyRpcServerOptions, IServiceProvider>> _serverOptions = [];
+    private readonly List<Func<IpyRpcServerOptions, IServiceProvider, IpyRpcServerOptions>> _serverOptions = [];
 
     internal IpyRpcHostBuilder(IServiceCollection services) => Services = services;
 
@@ -89,14 +89,15 @@ public sealed class IpyRpcHostBuilder
         return this;
     }
 
-    /// <summary>Sets server options that configuration cannot carry (queues, authorizers, ...).</summary>
-    public IpyRpcHostBuilder ConfigureServer(Action<IpyRpcServerOptions, IServiceProvider> configure)
+    /// <summary>
+    /// Sets server options that configuration cannot carry (queues, authorizers, ...): return the
+    /// options changed, <c>(options, services) =&gt; options with { Queue = services.GetRequiredService&lt;IJobQueue&gt;() }</c>.
+    /// </summary>
+    public IpyRpcHostBuilder ConfigureServer(Func<IpyRpcServerOptions, IServiceProvider, IpyRpcServerOptions> configure)
     {
         _serverOptions.Add(configure);
         return this;
     }
-
-    internal IReadOnlyList<Action<IpyRpcServerOptions, IServiceProvider>> ServerOptions => _serverOptions;
 
     internal IpyRpcServer CreateServer(IServiceProvider services)
     {
@@ -115,7 +116,7 @@ public sealed class IpyRpcHostBuilder
                 return (scope.ServiceProvider, scope);
             },
         };
-        foreach (Action<IpyRpcServerOptions, IServiceProvider> configure in _serverOptions) configure(options, services);
+        foreach (Func<IpyRpcServerOptions, IServiceProvider, IpyRpcServerOptions> configure in _serverOptions) options = configure(options, services);
         var server = new IpyRpcServer(options);
         foreach (Action<IpyRpcServer> register in _registrations) register(server);
         if (o.Functions.Count > 0)

@@ -48,4 +48,23 @@ public sealed class GenericHostTests
         Assert.Equal(0, await app.WaitForExitAsync(TimeSpan.FromSeconds(20)));
         Assert.Contains("stopped", app.Output);
     }
+
+    [Fact]
+    public async Task ConfigureServerSetsWhatConfigurationCannotCarry()
+    {
+        Microsoft.Extensions.Hosting.HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Configuration["IpyRpc:Concurrency"] = "5";
+        var queue = new IpyRpc.Jobs.InMemoryJobQueue(new IpyRpc.Jobs.InMemoryJobQueueOptions { Name = "from-services" });
+        Microsoft.Extensions.DependencyInjection.ServiceCollectionServiceExtensions.AddSingleton<IpyRpc.Jobs.IJobQueue>(builder.Services, queue);
+        Microsoft.Extensions.DependencyInjection.IpyRpcServiceCollectionExtensions.AddIpyRpc(builder.Services)
+            .Export(typeof(IpyRpc.TestWorker.WorkFunctions))
+            .ConfigureServer((options, services) => options with { Queue = (IpyRpc.Jobs.IJobQueue)services.GetService(typeof(IpyRpc.Jobs.IJobQueue))! });
+        using Microsoft.Extensions.Hosting.IHost host = builder.Build();
+        var server = (IpyRpcServer)host.Services.GetService(typeof(IpyRpcServer))!;
+        Assert.Equal(5, server.Options.Concurrency);        // from configuration
+        Assert.Same(queue, server.Queue);                    // from ConfigureServer
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server);
+        Assert.Equal(9L, await client.CallAsync<long>("work.square", 3L));
+        await server.DisposeAsync();
+    }
 }
