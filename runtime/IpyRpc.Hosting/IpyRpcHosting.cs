@@ -131,13 +131,12 @@ public sealed class IpyRpcHostBuilder
 }
 
 /// <summary>Starts the ZeroMQ endpoints with the host; on shutdown lets running calls finish, then closes them.</summary>
-internal sealed class IpyRpcHostedService(IpyRpcServer server, IpyRpcHostBuilder builder, IpyRpcHostingOptions options) : IHostedService
+internal sealed class IpyRpcHostedService(IpyRpcServer server, IpyRpcHostingOptions options) : IHostedService
 {
     private readonly List<IpyRpcZeroMqServer> _zeroMq = [];
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _ = builder;
         foreach (string endpoint in options.ZeroMq)
         {
             IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, endpoint);
@@ -147,9 +146,6 @@ internal sealed class IpyRpcHostedService(IpyRpcServer server, IpyRpcHostBuilder
 
         return Task.CompletedTask;
     }
-
-    /// <summary>The bound ZeroMQ endpoints (with real ports), in the order configured.</summary>
-    public IReadOnlyList<string> Endpoints => [.. _zeroMq.Select(z => z.Endpoint)];
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {

@@ -22,7 +22,7 @@ public static class IpyRpcServiceCollectionExtensions
         services.AddOptions<IpyRpcHostingOptions>().BindConfiguration(IpyRpcHostingOptions.Section);
         if (configure is not null) services.Configure(configure);
         services.TryAddSingleton(sp => builder.CreateServer(sp));
-        services.AddHostedService(sp => new IpyRpcHostedService(sp.GetRequiredService<IpyRpcServer>(), builder, sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<IpyRpcHostingOptions>>().Value));
+        services.AddHostedService(sp => new IpyRpcHostedService(sp.GetRequiredService<IpyRpcServer>(), sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<IpyRpcHostingOptions>>().Value));
         return builder;
     }
 }

@@ -14,15 +14,6 @@ internal sealed class StreamFlow(long window)
     public long Window { get; } = window;
     private TaskCompletionSource? _waiter;
 
-    /// <summary>Items the callee may still send without waiting.</summary>
-    public long Available
-    {
-        get
-        {
-            lock (_gate) return _available;
-        }
-    }
-
     /// <summary>The caller consumed <paramref name="items"/> more.</summary>
     public void Grant(long items)
     {
