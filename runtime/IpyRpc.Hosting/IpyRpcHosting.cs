@@ -49,9 +49,17 @@ public sealed class FunctionConfig
     /// <summary><see cref="FunctionOptions.OutputSerialization"/>.</summary>
     public Serialization? OutputSerialization { get; set; }
 
+    /// <summary><see cref="FunctionOptions.ReturnPointer"/>.</summary>
+    public bool? ReturnPointer { get; set; }
+
+    /// <summary><see cref="FunctionOptions.PointerTimeToLive"/>.</summary>
+    public TimeSpan? PointerTimeToLive { get; set; }
+
     internal FunctionOptions ToOptions() => new()
     {
         Timeout = Timeout,
+        ReturnPointer = ReturnPointer,
+        PointerTimeToLive = PointerTimeToLive,
         CancelOnDisconnect = CancelOnDisconnect,
         Queue = Queue,
         InputSerialization = InputSerialization,

@@ -35,6 +35,7 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
 
     public async Task HandleAsync(HttpContext context)
     {
+        if (!_advertised) Advertise(context);
         HttpResponse response = context.Response;
         try
         {
@@ -149,6 +150,22 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
                 await connection.Session.DisposeAsync().ConfigureAwait(false);
             }
         }
+    }
+
+    private bool _advertised;
+
+    /// <summary>
+    /// Pointers to values this server holds name an HTTP address once one is known: in an app that
+    /// maps the endpoints itself, the local address of the first request (a host that knows a better
+    /// public name advertises it with <c>server.Data.Advertise</c> before serving).
+    /// </summary>
+    private void Advertise(HttpContext context)
+    {
+        _advertised = true;
+        string protocol = context.Request.IsHttps ? "https" : "http";
+        if (_server.Data.Endpoints.Any(e => e.Protocol == protocol) || context.Connection.LocalIpAddress is not { } ip) return;
+        string host = ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{ip}]" : ip.ToString();
+        _server.Data.Advertise(new PointerEndpoint(protocol, host, context.Connection.LocalPort, _options.BinaryPath.TrimEnd('/')));
     }
 
     private static bool IsWebSocketUpgrade(HttpRequest request)

@@ -20,6 +20,24 @@ public enum HttpCarrier
 public static class IpyRpcHttpClient
 {
     /// <summary>
+    /// Lets this process fetch pointers from holders that serve over HTTP (<c>http</c>, <c>https</c>).
+    /// It runs by itself when this assembly loads; call it when a process uses IpyRpc.Http for nothing else.
+    /// </summary>
+    public static void RegisterPointerConnector()
+    {
+        foreach (string scheme in (string[])["http", "https"])
+        {
+            PointerConnectors.Register(scheme, (endpoint, options, cancellationToken) => ConnectWebSocketAsync(
+                new Uri($"{scheme}://{endpoint.Host}:{endpoint.Port}/"), endpoint.BasePath.TrimStart('/') is { Length: > 0 } path ? path : "ipyrpc", options, null, cancellationToken));
+        }
+    }
+
+#pragma warning disable CA2255 // registering the transport with the core when the assembly loads is the point
+    [System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void OnLoad() => RegisterPointerConnector();
+#pragma warning restore CA2255
+
+    /// <summary>
     /// Connects to the server at <paramref name="address"/> (for example <c>http://127.0.0.1:7777/</c>)
     /// over a WebSocket (<see cref="HttpCarrier.WebSocket"/>). Headers of <paramref name="http"/>, such as
     /// <c>Authorization</c>, go with the upgrade request; without one the client uses its own.
@@ -36,7 +54,12 @@ public static class IpyRpcHttpClient
             return IpyRpcClient.ConnectAsync(new HttpMessageChannel(address, http, options.MaxMessageBytes), options, cancellationToken);
         }
 
-        Uri endpoint = WebSocketAddress(address);
+        return ConnectWebSocketAsync(address, "ipyrpc", options, http, cancellationToken);
+    }
+
+    private static Task<IpyRpcClient> ConnectWebSocketAsync(Uri address, string binaryPath, IpyRpcClientOptions options, HttpClient? http, CancellationToken cancellationToken)
+    {
+        Uri endpoint = WebSocketAddress(address, binaryPath);
         long max = options.MaxMessageBytes;
         return IpyRpcClient.ConnectAsync(
             async ct => await WebSocketMessageChannel.ConnectAsync(endpoint, http, max, ct).ConfigureAwait(false),

@@ -46,10 +46,14 @@ public sealed class IpyRpcHttpServer : IAsyncDisposable
             k.AddServerHeader = false;
         });
         WebApplication app = builder.Build();
+        options ??= new IpyRpcHttpOptions();
         app.MapIpyRpc(server, options);
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         string bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new IpyRpcHttpServer(app, new Uri(bound.EndsWith('/') ? bound : bound + "/"));
+        var address = new Uri(bound.EndsWith('/') ? bound : bound + "/");
+        // Pointers to this server's values name this address (the host as bound; all interfaces: the advertised host name).
+        server.Data.Advertise(new PointerEndpoint(address.Scheme, server.Data.HostToAdvertise(address.Host), address.Port, options.BinaryPath.TrimEnd('/')));
+        return new IpyRpcHttpServer(app, address);
     }
 
     /// <summary>

@@ -4,6 +4,18 @@ namespace IpyRpc.ZeroMq;
 public static class IpyRpcZeroMqClient
 {
     /// <summary>
+    /// Lets this process fetch pointers from holders that serve over ZeroMQ (<c>zmq</c>). It runs by
+    /// itself when this assembly loads; call it when a process uses IpyRpc.ZeroMq for nothing else.
+    /// </summary>
+    public static void RegisterPointerConnector()
+        => PointerConnectors.Register("zmq", (endpoint, options, cancellationToken) => ConnectAsync($"tcp://{endpoint.Host}:{endpoint.Port}", options, null, cancellationToken));
+
+#pragma warning disable CA2255 // registering the transport with the core when the assembly loads is the point
+    [System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void OnLoad() => RegisterPointerConnector();
+#pragma warning restore CA2255
+
+    /// <summary>
     /// Connects to the server at <paramref name="endpoint"/> (<c>tcp://host:port</c> or <c>ipc:///path</c>), says hello and
     /// fetches the function list. After the connection is lost the client connects again by itself
     /// (<see cref="IpyRpcClientOptions.Reconnect"/>) on a fresh socket.

@@ -57,7 +57,15 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
             wantsPeer: identity => !_sessions.ContainsKey(Convert.ToBase64String(identity)),
             failed: (e, what) => Microsoft.Extensions.Logging.LoggerExtensions.LogError(server.Log, e, "ZeroMQ server at {Endpoint} failed {What}", endpoint, what));
         Endpoint = bound;
+        if (Uri.TryCreate(bound, UriKind.Absolute, out Uri? uri) && uri.Scheme == "tcp")
+        {
+            // Pointers to this server's values name this address.
+            _advertised = new PointerEndpoint("zmq", server.Data.HostToAdvertise(uri.Host), uri.Port);
+            server.Data.Advertise(_advertised);
+        }
     }
+
+    private readonly PointerEndpoint? _advertised;
 
     private readonly string? _ipc;
 
@@ -225,6 +233,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+        if (_advertised is not null) _server.Data.Withdraw(_advertised);
         var stopping = new DisconnectInfo(DisconnectReason.ServerStopping, "The server is stopping.");
         await Task.WhenAll(_sessions.Values.Select(s => s.CloseAsync(stopping, notifyPeer: true).AsTask())).ConfigureAwait(false);
 

@@ -43,6 +43,8 @@ public abstract partial class IpyRpcPeer
             Serialization = serialization,
             TimeoutMs = timeout is { } t ? (long)Math.Ceiling(t.TotalMilliseconds) : null,
             Trace = System.Diagnostics.Activity.Current?.Id, // the job joins the submitter's trace, if there is one
+            ReturnPointer = options?.ReturnPointer,
+            PointerTtlMs = PointerTtlMs(options),
             Parts = [arguments.Encode(serialization)],
         };
 

@@ -84,6 +84,8 @@ public abstract partial class IpyRpcPeer
             Serialization = serialization,
             TimeoutMs = TimeoutMs(timeout),
             Trace = span?.Id,
+            ReturnPointer = options?.ReturnPointer,
+            PointerTtlMs = PointerTtlMs(options),
             Parts = [arguments.Encode(serialization)],
         };
 
@@ -91,7 +93,7 @@ public abstract partial class IpyRpcPeer
         try
         {
             IpyRpcMessage reply = await CurrentLink().RequestAsync(call, function, pending, cancellationToken, timeout).ConfigureAwait(false);
-            return Decode(reply, result, function);
+            return await ResultAsync(reply, result, function, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (span is not null)
         {
@@ -242,6 +244,10 @@ public abstract partial class IpyRpcPeer
     /// <summary>Sends a request over the current link and waits for its result (its error is thrown as the matching <see cref="IpyRpcException"/>).</summary>
     internal Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, Action<IpyRpcMessage>? output, CancellationToken cancellationToken)
         => CurrentLink().RequestAsync(message, what, new PendingRequest(null, output), cancellationToken, null);
+
+    private static long? PointerTtlMs(CallOptions? options) => options?.PointerTimeToLive is { } ttl
+        ? (ttl == Timeout.InfiniteTimeSpan ? long.MaxValue : Math.Max(1, (long)Math.Ceiling(ttl.TotalMilliseconds)))
+        : null;
 
     private static long? TimeoutMs(TimeSpan? timeout) => timeout is { } t ? (long)Math.Ceiling(t.TotalMilliseconds) : null;
 

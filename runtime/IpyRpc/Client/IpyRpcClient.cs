@@ -43,6 +43,11 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
         if (options.Exports.Count > 0) _ = _exports.Value; // registration errors surface at connect
     }
 
+    private long _bytesReceived;
+
+    /// <summary>Payload bytes (message parts: values, output, errors) received from the server on this client's connection, reconnects included. Fetches from pointers' holders count in <see cref="IpyRpcPeer.PointerBytesFetched"/>.</summary>
+    public long BytesReceived => Interlocked.Read(ref _bytesReceived);
+
     /// <summary>The options the client was created with.</summary>
     public IpyRpcClientOptions Options { get; }
 
@@ -290,10 +295,23 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
 
     private protected override Action<OutputStream, string>? DefaultOutput => Options.Output;
 
+    private protected override IpyRpcClientOptions HolderOptions => new()
+    {
+        SharedSecret = Options.SharedSecret,
+        ClientName = Options.ClientName,
+        MaxMessageBytes = Options.MaxMessageBytes,
+        Serialization = Options.Serialization,
+        Reconnect = null,
+        ConnectTimeout = HolderConnections.ConnectTimeout,
+    };
+
     /// <summary>Routes one message from the server. With a push channel this runs on the transport's receiving thread: it must not block.</summary>
     private void OnMessage(Link link, IpyRpcMessage message)
     {
         link.Heard();
+        long bytes = 0;
+        foreach (ReadOnlyMemory<byte> part in message.Parts) bytes += part.Length;
+        if (bytes > 0) Interlocked.Add(ref _bytesReceived, bytes);
         switch (message.Kind)
         {
             case MessageKind.Result:
@@ -425,6 +443,7 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
         }
 
         _closing.Cancel();
+        await DisposeHoldersAsync().ConfigureAwait(false);
         if (link is not null)
         {
             if (link.Calls.Broken is null)

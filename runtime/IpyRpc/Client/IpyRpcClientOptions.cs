@@ -109,6 +109,17 @@ public sealed record CallOptions
     /// (flow control). Default <see cref="IpyRpcPeer.DefaultStreamWindow"/>.
     /// </summary>
     public int? StreamWindow { get; init; }
+
+    /// <summary>
+    /// Whether the result stays with the process that computes it and a pointer comes back
+    /// (<see langword="true"/>), or the value comes back even where the function's config says
+    /// pointer (<see langword="false"/>). Unset: as the server configures the function. A typed call
+    /// that gets a pointer where it wants a value fetches the value from the holder.
+    /// </summary>
+    public bool? ReturnPointer { get; init; }
+
+    /// <summary>How long the holder keeps a pointer's value (<see cref="Timeout.InfiniteTimeSpan"/>: until released or evicted). Unset: as configured.</summary>
+    public TimeSpan? PointerTimeToLive { get; init; }
 }
 
 /// <summary>A generated typed proxy: a class with one method per remote function.</summary>

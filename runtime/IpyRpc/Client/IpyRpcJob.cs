@@ -119,7 +119,7 @@ public sealed class IpyRpcJob<T>
         }
 
         Info = Info with { State = JobState.Succeeded };
-        return IpyRpcPeer.Decode(reply, _formatter, Function);
+        return await _client.ResultAsync(reply, _formatter, Function, CancellationToken.None).ConfigureAwait(false);
     }
 
     private void OnOutput(IpyRpcMessage message)

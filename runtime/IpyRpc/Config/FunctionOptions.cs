@@ -13,8 +13,16 @@ public sealed record FunctionOptions
     /// <summary>The serialization results are sent in. <see cref="Serialization.Auto"/> (the default) answers in the call's own.</summary>
     public Serialization? OutputSerialization { get; init; }
 
-    /// <summary>Whether the result stays on the server and a pointer to it is returned instead.</summary>
+    /// <summary>
+    /// Whether the result stays with the process that computed it (the server, or the worker that ran
+    /// the job), in its data store, and the caller gets a pointer to it instead (docs/POINTERS.md).
+    /// A caller can ask otherwise per call. Functions without a value (<see langword="void"/>) and
+    /// streams return what they always do. Unset: the value.
+    /// </summary>
     public bool? ReturnPointer { get; init; }
+
+    /// <summary>How long the holder keeps a pointer's value (unless the caller asks for another time). Unset: the data store's default (<see cref="DataStoreOptions.DefaultTimeToLive"/>).</summary>
+    public TimeSpan? PointerTimeToLive { get; init; }
 
     /// <summary>How long a call may run before it fails with a timeout error. Unset: no limit.</summary>
     public TimeSpan? Timeout { get; init; }
@@ -121,6 +129,7 @@ public sealed class GlobConfig
                 InputSerialization = o.InputSerialization ?? merged.InputSerialization,
                 OutputSerialization = o.OutputSerialization ?? merged.OutputSerialization,
                 ReturnPointer = o.ReturnPointer ?? merged.ReturnPointer,
+                PointerTimeToLive = o.PointerTimeToLive ?? merged.PointerTimeToLive,
                 Timeout = o.Timeout ?? merged.Timeout,
                 Queue = o.Queue ?? merged.Queue,
                 MaxArgumentBytes = o.MaxArgumentBytes ?? merged.MaxArgumentBytes,

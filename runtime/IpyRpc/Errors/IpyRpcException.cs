@@ -37,11 +37,19 @@ public class IpyRpcException : Exception
         ErrorCodes.ConnectionLost => new IpyRpcConnectionException(error, function),
         ErrorCodes.NotFound => new IpyRpcNotFoundException(error, function),
         ErrorCodes.TooManyRequests => new IpyRpcTooManyRequestsException(error, function),
+        ErrorCodes.PointerExpired or ErrorCodes.PointerReleased or ErrorCodes.PointerEvicted or ErrorCodes.PointerDenied or ErrorCodes.HolderUnreachable
+            => new IpyRpcPointerException(error, function),
         ErrorCodes.BadMessage or ErrorCodes.ParseError or ErrorCodes.TooLarge or ErrorCodes.UnsupportedVersion or ErrorCodes.UnsupportedSerialization
             => new IpyRpcProtocolException(error, function),
         _ => new IpyRpcException(error, function),
     };
 }
+
+/// <summary>
+/// A data pointer could not be used: its value expired, was released or evicted, the key was wrong,
+/// or its holder could not be reached. <see cref="IpyRpcException.Code"/> says which.
+/// </summary>
+public sealed class IpyRpcPointerException(RemoteError error, string? function = null, Exception? inner = null) : IpyRpcException(error, function, inner);
 
 /// <summary>
 /// The remote function threw. <see cref="RemoteType"/> names the remote exception's type,

@@ -121,6 +121,8 @@ public static class JobCodec
         ["deadline"] = request.Deadline?.ToUnixTimeMilliseconds(),
         ["created"] = request.CreatedAt.ToUnixTimeMilliseconds(),
         ["detached"] = request.Detached,
+        ["pointer"] = request.ReturnPointer,
+        ["ttl_ms"] = request.PointerTimeToLive is { } ttl ? (long)ttl.TotalMilliseconds : null,
         ["caller"] = request.Caller is { } caller ? new Dictionary<string, object?>
         {
             ["conn"] = caller.ConnectionId,
@@ -147,6 +149,8 @@ public static class JobCodec
             Detached = map.GetValueOrDefault("detached") as bool? ?? false,
             Caller = map.GetValueOrDefault("caller") is Dictionary<string, object?> caller ? DecodeCaller(caller) : null,
             TraceParent = map.GetValueOrDefault("trace") as string,
+            ReturnPointer = map.GetValueOrDefault("pointer") as bool? ?? false,
+            PointerTimeToLive = map.GetValueOrDefault("ttl_ms") is long ttl ? (ttl < 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromMilliseconds(ttl)) : null,
             Arguments = arguments,
         };
     }

@@ -88,6 +88,12 @@ public sealed record JobRequest
 
     /// <summary>The W3C trace context (<c>traceparent</c>) of the span that queued the job: the worker's span joins that trace, in whichever process it runs.</summary>
     public string? TraceParent { get; init; }
+
+    /// <summary>Whether the result stays with the process that runs the job (in its data store) and the outcome is a pointer to it.</summary>
+    public bool ReturnPointer { get; init; }
+
+    /// <summary>For a pointer result: how long its holder keeps the value (unset: the holder's default).</summary>
+    public TimeSpan? PointerTimeToLive { get; init; }
 }
 
 /// <summary>Who submitted a job, as plain data that a durable queue stores and a worker elsewhere reads.</summary>

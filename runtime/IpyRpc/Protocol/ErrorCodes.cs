@@ -40,6 +40,21 @@ public static class ErrorCodes
     /// <summary>The connection has as many calls (or argument bytes) in flight as the server allows one connection; wait for some to finish (JSON-RPC -32009).</summary>
     public const string TooManyRequests = "too_many_requests";
 
+    /// <summary>A data pointer's value is gone: its time to live ran out (JSON-RPC -32010).</summary>
+    public const string PointerExpired = "pointer_expired";
+
+    /// <summary>A data pointer's value is gone: it was released (JSON-RPC -32011).</summary>
+    public const string PointerReleased = "pointer_released";
+
+    /// <summary>A data pointer's value is gone: its holder needed the room for newer values and evicted it (JSON-RPC -32012).</summary>
+    public const string PointerEvicted = "pointer_evicted";
+
+    /// <summary>A data pointer came with the wrong secret key: nothing is served or resolved (JSON-RPC -32013).</summary>
+    public const string PointerDenied = "pointer_denied";
+
+    /// <summary>A data pointer's holder could not be reached (its process is gone, or no transport of it is reachable from here) (JSON-RPC -32014).</summary>
+    public const string HolderUnreachable = "holder_unreachable";
+
     /// <summary>The JSON-RPC 2.0 error code for an IpyRpc error code.</summary>
     public static int ToJsonRpc(string code) => code switch
     {
@@ -58,6 +73,11 @@ public static class ErrorCodes
         ConnectionLost => -32007,
         NotFound => -32008,
         TooManyRequests => -32009,
+        PointerExpired => -32010,
+        PointerReleased => -32011,
+        PointerEvicted => -32012,
+        PointerDenied => -32013,
+        HolderUnreachable => -32014,
         _ => -32603,
     };
 }

@@ -60,6 +60,12 @@ public sealed record IpyRpcMessage
     /// <summary>For a call or submit: the caller's W3C trace context (<c>traceparent</c>), so the callee's spans join the caller's trace.</summary>
     public string? Trace { get; init; }
 
+    /// <summary>For a call or submit: return a pointer to the result rather than the result (<see langword="true"/>), or the result even where the function's config says pointer (<see langword="false"/>); absent: as configured.</summary>
+    public bool? ReturnPointer { get; init; }
+
+    /// <summary>For a call or submit that returns a pointer: how long the holder keeps the value, in milliseconds (absent: as configured).</summary>
+    public long? PointerTtlMs { get; init; }
+
     /// <summary>The binary parts.</summary>
     public IReadOnlyList<ReadOnlyMemory<byte>> Parts { get; init; } = [];
 

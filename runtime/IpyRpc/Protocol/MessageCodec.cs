@@ -16,7 +16,7 @@ public static class MessageCodec
     /// <summary>The bytes before a framed message's header: <c>u32 header_size</c> and <c>u64 data_size</c>.</summary>
     public const int FramePrefixBytes = 12;
 
-    private static readonly string[] KindNames = ["hello", "describe", "call", "result", "error", "output", "cancel", "event", "ping", "pong", "submit", "attach", "status", "list", "auth", "close", "subscribe", "unsubscribe", "items", "progress", "credit"];
+    private static readonly string[] KindNames = ["hello", "describe", "call", "result", "error", "output", "cancel", "event", "ping", "pong", "submit", "attach", "status", "list", "auth", "close", "subscribe", "unsubscribe", "items", "progress", "credit", "fetch", "release"];
     private static readonly byte[][] KindBytes = [.. KindNames.Select(System.Text.Encoding.ASCII.GetBytes)];
 
     /// <summary>The wire name of a kind.</summary>
@@ -35,7 +35,7 @@ public static class MessageCodec
             + (message.Sequence is null ? 0 : 1) + (message.After is null ? 0 : 1)
             + (message.Nonce is null ? 0 : 1) + (message.Proof is null ? 0 : 1) + (message.Auth is null ? 0 : 1)
             + (message.Window is null ? 0 : 1) + (message.Credit is null ? 0 : 1) + (message.Dropped is null ? 0 : 1)
-            + (message.Trace is null ? 0 : 1);
+            + (message.Trace is null ? 0 : 1) + (message.ReturnPointer is null ? 0 : 1) + (message.PointerTtlMs is null ? 0 : 1);
         w.WriteMapHeader(count);
         w.WriteString("v"u8);
         w.Write(ProtocolVersion.Current);
@@ -136,6 +136,18 @@ public static class MessageCodec
             w.WriteString("trace"u8);
             w.Write(trace);
         }
+
+        if (message.ReturnPointer is bool pointer)
+        {
+            w.WriteString("pointer"u8);
+            w.Write(pointer);
+        }
+
+        if (message.PointerTtlMs is long ttl)
+        {
+            w.WriteString("ttl_ms"u8);
+            w.Write(ttl);
+        }
     }
 
     /// <summary>Encodes the header on its own (for frame transports).</summary>
@@ -175,7 +187,8 @@ public static class MessageCodec
             ReadOnlySpan<byte> kindName = default;
             bool hasKind = false;
             string? fn = null, job = null, agent = null, trace = null;
-            long? timeout = null, seq = null, after = null, window = null, credit = null, dropped = null;
+            long? timeout = null, seq = null, after = null, window = null, credit = null, dropped = null, ttl = null;
+            bool? pointer = null;
             var stream = OutputStream.Stdout;
             var ser = Serialization.MessagePack;
             List<int>? versions = null;
@@ -210,6 +223,8 @@ public static class MessageCodec
                 else if (key.SequenceEqual("window"u8)) window = r.TryReadNil() ? null : r.ReadInt64();
                 else if (key.SequenceEqual("credit"u8)) credit = r.TryReadNil() ? null : r.ReadInt64();
                 else if (key.SequenceEqual("dropped"u8)) dropped = r.TryReadNil() ? null : r.ReadInt64();
+                else if (key.SequenceEqual("pointer"u8)) pointer = r.TryReadNil() ? null : r.ReadBoolean();
+                else if (key.SequenceEqual("ttl_ms"u8)) ttl = r.TryReadNil() ? null : r.ReadInt64();
                 else if (key.SequenceEqual("nonce"u8)) nonce = r.ReadBinary().ToArray();
                 else if (key.SequenceEqual("proof"u8)) proof = r.ReadBinary().ToArray();
                 else if (key.SequenceEqual("auth"u8))
@@ -259,6 +274,11 @@ public static class MessageCodec
                 throw new ProtocolException(ErrorCodes.BadMessage, "\"window\" and \"credit\" count items: they cannot be negative", id);
             }
 
+            if (ttl is <= 0)
+            {
+                throw new ProtocolException(ErrorCodes.BadMessage, $"\"ttl_ms\" is a pointer's time to live in milliseconds: it must be positive, not {ttl}", id);
+            }
+
             if (kind is MessageKind.Attach or MessageKind.Status && string.IsNullOrEmpty(job))
             {
                 throw new ProtocolException(ErrorCodes.BadMessage, $"A \"{KindName(kind.Value)}\" message needs the job's id in \"job\"", id);
@@ -284,6 +304,8 @@ public static class MessageCodec
                 Window = window,
                 Credit = credit,
                 Dropped = dropped,
+                ReturnPointer = pointer,
+                PointerTtlMs = ttl,
                 Parts = parts,
             };
         }

@@ -45,4 +45,8 @@ public enum MessageKind
     Progress,
     /// <summary>Lets the callee of a streaming call send <c>credit</c> more items (sent by the caller as it consumes them).</summary>
     Credit,
+    /// <summary>Reads a value a pointer points to from its holder (part 0: <c>path</c>, <c>secret_key</c> and optional rows <c>start</c>, <c>stop</c>); answered by a <see cref="Result"/> holding the value or its rows.</summary>
+    Fetch,
+    /// <summary>Drops a value a pointer points to from its holder (part 0: <c>path</c>, <c>secret_key</c>); answered by a <see cref="Result"/>.</summary>
+    Release,
 }

@@ -26,6 +26,9 @@ public sealed class DynamicFormatter : IpyRpcFormatter<object?>
             case string s:
                 writer.Write(s);
                 return;
+            case RemotePointer pointer:
+                Write(ref writer, pointer.ToMap()); // a pointer passed where a value goes: resolved where the function runs
+                return;
         }
 
         IpyRpcFormatter? known = FormatterRegistry.Find(value.GetType());
@@ -165,6 +168,9 @@ public sealed class DynamicFormatter : IpyRpcFormatter<object?>
                 return;
             case JsonElement element:
                 element.WriteTo(writer);
+                return;
+            case RemotePointer pointer:
+                Write(writer, pointer.ToMap());
                 return;
         }
 

@@ -8,7 +8,7 @@ public static class TypeNames
     {
         if (type.IsArray)
         {
-            return Display(type.GetElementType()!) + "[]";
+            return Display(type.GetElementType()!) + "[" + new string(',', type.GetArrayRank() - 1) + "]";
         }
 
         Type? underlying = Nullable.GetUnderlyingType(type);

@@ -8,7 +8,7 @@ namespace IpyRpc;
 /// find the function, bind the arguments, capture the output, honour the deadline. Servers and
 /// workers each hold one.
 /// </summary>
-internal sealed class FunctionRegistry(bool captureOutput, Action<string, FunctionOptions>? validate = null, Func<string, IpyRpcConnection?>? liveConnections = null, Func<string, StreamFlow?>? flows = null, Func<(IServiceProvider Services, IAsyncDisposable Scope)>? callScopes = null) : IJobExecutor
+internal sealed class FunctionRegistry(bool captureOutput, Action<string, FunctionOptions>? validate = null, Func<string, IpyRpcConnection?>? liveConnections = null, Func<string, StreamFlow?>? flows = null, Func<(IServiceProvider Services, IAsyncDisposable Scope)>? callScopes = null) : IJobExecutor, IAsyncDisposable
 {
     private static readonly TimeSpan CancelGrace = TimeSpan.FromMilliseconds(200);
     private readonly object _gate = new();
@@ -20,6 +20,26 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
     private IReadOnlyList<EventDescriptor> _eventList = [];
 
     public IReadOnlyList<FunctionDescriptor> Descriptors => _descriptors;
+
+    /// <summary>Where results returned as pointers are kept; <see langword="null"/>: this process keeps none (pointer results then fail clearly).</summary>
+    public IpyRpcDataStore? Data { get; set; }
+
+    /// <summary>The credentials for connecting to other holders, to fetch the values of pointer arguments they hold.</summary>
+    public Func<IpyRpcClientOptions> HolderClientOptions { get; set; } = static () => new IpyRpcClientOptions();
+
+    private HolderConnections? _holders;
+
+    private HolderConnections Holders
+    {
+        get
+        {
+            if (_holders is { } h) return h;
+            var fresh = new HolderConnections(() => HolderClientOptions() with { Reconnect = null, ConnectTimeout = HolderConnections.ConnectTimeout, Output = static (_, _) => { } });
+            return Interlocked.CompareExchange(ref _holders, fresh, null) ?? fresh;
+        }
+    }
+
+    public ValueTask DisposeAsync() => _holders?.DisposeAsync() ?? default;
 
     /// <summary>The events registered (declared with <see cref="IpyRpcEventAttribute"/> on registered types), sorted by name.</summary>
     public IReadOnlyList<EventDescriptor> Events => _eventList;
@@ -297,6 +317,12 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
                 invocation.ResolveConnection = () => liveConnections?.Invoke(caller.ConnectionId)
                     ?? new IpyRpcConnection(caller.ConnectionId, caller.Transport, caller.RemoteAddress, caller.Principal);
             }
+            if (request.ReturnPointer)
+            {
+                invocation.ReturnAsPointer = (Data ?? throw new PointerFault(new RemoteError { Code = ErrorCodes.Internal, Message = $"{function.Name} is to return a pointer, but this process keeps no data store." }),
+                    request.PointerTimeToLive, ProtocolOf(request.Caller?.Transport));
+            }
+
             CancellationToken token = cancellationToken;
             if (left is { } time)
             {
@@ -305,6 +331,8 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
                 token = deadline.Token;
                 invocation.CancellationToken = token;
             }
+
+            await invocation.FetchPointerArgumentsAsync(Holders, token).ConfigureAwait(false);
 
             // A synchronous method with a deadline runs on a worker of its own so the deadline can
             // answer the caller even if the method never looks at its token.
@@ -351,6 +379,10 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
         {
             return JobOutcome.Failure(JobState.Failed, e.Error);
         }
+        catch (PointerFault e)
+        {
+            return JobOutcome.Failure(JobState.Failed, e.Error);
+        }
         catch (ResultSerializationException e)
         {
             return JobOutcome.Failure(JobState.Failed, new RemoteError { Code = ErrorCodes.Internal, Message = e.Message });
@@ -371,6 +403,15 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
             if (scope is { } s) await s.Scope.DisposeAsync().ConfigureAwait(false);
         }
     }
+
+    // The pointer protocol of the transport a caller came in on: a pointer's main address uses it when the holder serves it.
+    private static string? ProtocolOf(string? transport) => transport switch
+    {
+        "zeromq" => "zmq",
+        "websocket" or "http" => "http",
+        "in-process" => PointerEndpoint.InProcess,
+        _ => null,
+    };
 
     // Stopped by its deadline (ours, or the queue's, which cancels the lease at the same moment) or by a cancel.
     private static JobOutcome Stopped(JobRequest request, CancellationTokenSource? deadline, CancellationToken cancelled)

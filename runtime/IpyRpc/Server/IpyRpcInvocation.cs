@@ -92,6 +92,18 @@ public sealed class IpyRpcInvocation
     {
         try
         {
+            if (_fetched?[index] is { } fetched)
+            {
+                // A pointer whose holder is another process: its value was fetched before the call started.
+                var reader = new MessagePackReader(fetched.Span) { MaxDepth = 128 };
+                return formatter.Read(ref reader);
+            }
+
+            if (!typeof(RemotePointer).IsAssignableFrom(typeof(T)) && RemotePointer.TryRead(Arguments.Raw(slot), Arguments.Serialization, out RemotePointer? pointer))
+            {
+                return ResolveHere(index, pointer!, formatter);
+            }
+
             return Arguments.Decode(slot, formatter);
         }
         catch (Exception e) when (e is IpyRpcSerializationException or JsonException or FormatException or OverflowException or InvalidOperationException)
@@ -105,6 +117,60 @@ public sealed class IpyRpcInvocation
             });
         }
     }
+
+    // A pointer held by this process's store: the value itself (or, for another type, converted), with no bytes moving.
+    private T ResolveHere<T>(int index, RemotePointer pointer, IpyRpcFormatter<T> formatter)
+    {
+        ParameterDescriptor p = Function.Descriptor.Parameters[index];
+        if (IpyRpcDataStore.Find(pointer.Holder) is not { } store)
+        {
+            throw new ArgumentBindingException(new RemoteError
+            {
+                Code = ErrorCodes.HolderUnreachable,
+                Parameter = p.Name,
+                Message = $"Argument '{p.Name}' of {Function.Name} is a pointer to {pointer}, whose holder is not in this process and was not fetched.",
+            });
+        }
+
+        try
+        {
+            return store.Resolve(pointer, formatter);
+        }
+        catch (PointerFault fault)
+        {
+            throw new ArgumentBindingException(fault.Error with { Parameter = p.Name, Message = $"Argument '{p.Name}' of {Function.Name} is a pointer that cannot be resolved: {fault.Error.Message}" });
+        }
+    }
+
+    private ReadOnlyMemory<byte>?[]? _fetched;
+
+    /// <summary>
+    /// Fetches, from their holders, the values of pointer arguments held by other processes (in
+    /// MessagePack), so the function's arguments decode as if the values had been sent. Pointers held
+    /// here are left for <see cref="Arg{T}"/> to resolve in place.
+    /// </summary>
+    internal async ValueTask FetchPointerArgumentsAsync(HolderConnections holders, CancellationToken cancellationToken)
+    {
+        for (int i = 0; i < _slots.Length; i++)
+        {
+            (int Offset, int Length) slot = _slots[i];
+            if (slot.Offset < 0) continue;
+            ParameterDescriptor p = Function.Descriptor.Parameters[i];
+            if (p.Type.StartsWith("RemotePointer", StringComparison.Ordinal)) continue; // the function wants the pointer itself
+            if (!RemotePointer.TryRead(Arguments.Raw(slot), Arguments.Serialization, out RemotePointer? pointer) || IpyRpcDataStore.Find(pointer!.Holder) is not null) continue;
+            try
+            {
+                (_fetched ??= new ReadOnlyMemory<byte>?[_slots.Length])[i] = await holders.FetchAsync(pointer, null, null, Serialization.MessagePack, cancellationToken).ConfigureAwait(false);
+            }
+            catch (IpyRpcException e) when (e is not RemoteException)
+            {
+                throw new ArgumentBindingException(e.Error with { Parameter = p.Name, Message = $"Argument '{p.Name}' of {Function.Name} is a pointer whose value could not be fetched: {e.Error.Message}" });
+            }
+        }
+    }
+
+    /// <summary>When set, <see cref="Return{T}"/> keeps the value in this store and the result is a pointer to it.</summary>
+    internal (IpyRpcDataStore Store, TimeSpan? TimeToLive, string? Protocol)? ReturnAsPointer { get; set; }
 
     /// <summary>Where items and progress reports go: the job's record, after any console output written before them.</summary>
     internal Action<OutputStream, string>? Data { get; set; }
@@ -162,6 +228,7 @@ public sealed class IpyRpcInvocation
         }
 
         if (count > 0) await SendBatchAsync(batch, count).ConfigureAwait(false);
+        ReturnAsPointer = null; // a stream's result is its item count: the items went to the caller
         Return(total, Formatters.Int64);
     }
 
@@ -225,6 +292,14 @@ public sealed class IpyRpcInvocation
     /// <exception cref="ResultSerializationException">The value could not be written (not the function's fault, so not its exception).</exception>
     public void Return<T>(T value, IpyRpcFormatter<T> formatter)
     {
+        if (ReturnAsPointer is { } keep)
+        {
+            RemotePointer<T> pointer = keep.Store.Hold(value, formatter, keep.TimeToLive, keep.Protocol);
+            Result = Jobs.JobCodec.Encode(pointer.ToMap(), OutputSerialization);
+            HasResult = true;
+            return;
+        }
+
         var buffer = new ArrayBufferWriter<byte>(SizeHint.Of(value));
         Encode(buffer, value, formatter, "The result");
         Result = buffer.WrittenMemory;

@@ -31,6 +31,8 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(Options.Concurrency, nameof(options));
         Log = (Options.LoggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance).CreateLogger("IpyRpc.Server");
         _registry = new FunctionRegistry(Options.CaptureOutput, ValidateQueue, id => _connections.GetValueOrDefault(id), id => Flows.GetValueOrDefault(id), Options.CallScopes);
+        Data = Options.DataStore ?? new IpyRpcDataStore();
+        _registry.Data = Data;
         SecretKey = Options.SharedSecret is { } secret ? SharedSecretProof.Key(secret) : null;
         RequiresAuthentication = Options.RequireAuthentication ?? SecretKey is not null;
         // Half the execution slots, so one client cannot take them all; a server that runs no jobs itself
@@ -74,6 +76,9 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
 
     /// <summary>The server's logger (from <see cref="IpyRpcServerOptions.LoggerFactory"/>); transports log through it too.</summary>
     public Microsoft.Extensions.Logging.ILogger Log { get; }
+
+    /// <summary>The values this server holds for pointers: its transports serve them and advertise themselves here.</summary>
+    public IpyRpcDataStore Data { get; }
 
     /// <summary>The default job queue.</summary>
     public IJobQueue Queue { get; }
@@ -292,5 +297,7 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
 
         // Connections no transport closed for us (in-process ones, those of a host still running) hear why they end.
         await Task.WhenAll(_connections.Values.Select(c => c.CloseAsync("The server stopped.", DisconnectReason.ServerStopping).AsTask())).ConfigureAwait(false);
+        await _registry.DisposeAsync().ConfigureAwait(false);
+        if (Options.DataStore is null) Data.Dispose();
     }
 }

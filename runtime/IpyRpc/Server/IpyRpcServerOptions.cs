@@ -93,6 +93,13 @@ public sealed record IpyRpcServerOptions
 
     /// <summary>The name sent in the hello.</summary>
     public string Agent { get; init; } = "ipyrpc-dotnet/" + ProtocolVersion.Current;
+
+    /// <summary>
+    /// Where results returned as pointers are kept (see <see cref="FunctionOptions.ReturnPointer"/>),
+    /// with its byte budget and time to live. Unset: a store of the server's own with the defaults of
+    /// <see cref="DataStoreOptions"/>, dropped when the server is disposed. A store given here is not disposed by the server.
+    /// </summary>
+    public IpyRpcDataStore? DataStore { get; init; }
 }
 
 /// <summary>What a server does when a subscriber's event buffer (<see cref="IpyRpcServerOptions.EventBufferSize"/>) is full.</summary>

@@ -25,6 +25,13 @@ public sealed record IpyRpcWorkerOptions
 
     /// <summary>Where the worker logs what goes wrong around jobs (an unreachable store, an outcome it could not record).</summary>
     public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; init; }
+
+    /// <summary>
+    /// Where results its jobs return as pointers are kept. Unset: a store of the worker's own with
+    /// the defaults of <see cref="DataStoreOptions"/>. Serve it with a transport on <see cref="IpyRpcWorker.DataServer"/>
+    /// so callers fetch from the worker directly.
+    /// </summary>
+    public IpyRpcDataStore? DataStore { get; init; }
 }
 
 /// <summary>
@@ -51,6 +58,17 @@ public sealed class IpyRpcWorker : IAsyncDisposable
     {
         Options = options ?? new IpyRpcWorkerOptions();
         _registry = new FunctionRegistry(Options.CaptureOutput);
+        Data = Options.DataStore ?? new IpyRpcDataStore();
+        _registry.Data = Data;
+        _dataServer = new Lazy<IpyRpcServer>(() => new IpyRpcServer(new IpyRpcServerOptions
+        {
+            DataStore = Data,
+            Concurrency = 1,
+            CaptureOutput = false,
+            AllowUnauthenticatedRemote = true, // it runs nothing: it serves fetches and releases, each authorized by its pointer's key
+            LoggerFactory = Options.LoggerFactory,
+            Agent = "ipyrpc-dotnet-worker/" + Protocol.ProtocolVersion.Current,
+        }));
         _worker = new JobWorker(queue, _registry, new JobWorkerOptions { Concurrency = Options.Concurrency, LeaseDuration = Options.LeaseDuration, WorkerId = Options.WorkerId, Logger = Options.LoggerFactory?.CreateLogger("IpyRpc.Worker") });
         if (Options.CaptureOutput)
         {
@@ -60,6 +78,18 @@ public sealed class IpyRpcWorker : IAsyncDisposable
 
     /// <summary>The options.</summary>
     public IpyRpcWorkerOptions Options { get; }
+
+    private readonly Lazy<IpyRpcServer> _dataServer;
+
+    /// <summary>The values this worker's jobs returned as pointers.</summary>
+    public IpyRpcDataStore Data { get; }
+
+    /// <summary>
+    /// A server with no functions that serves <see cref="Data"/>: start a transport on it
+    /// (<c>IpyRpcZeroMqServer.Start(worker.DataServer, "tcp://0.0.0.0:5601")</c>) and the pointers this
+    /// worker returns carry that address, so callers and other workers fetch from it directly.
+    /// </summary>
+    public IpyRpcServer DataServer => _dataServer.Value;
 
     /// <summary>The worker's id, as job listings show it.</summary>
     public string Id => _worker.Id;
@@ -147,6 +177,12 @@ public sealed class IpyRpcWorker : IAsyncDisposable
     /// <summary>Stops taking jobs; running ones get <see cref="IpyRpcWorkerOptions.ShutdownTimeout"/>, then go back to the queue.</summary>
     public Task StopAsync() => _worker.StopAsync(Options.ShutdownTimeout);
 
-    /// <summary>Stops at once: running jobs are cancelled and handed back to the queue.</summary>
-    public ValueTask DisposeAsync() => _worker.DisposeAsync();
+    /// <summary>Stops at once: running jobs are cancelled and handed back to the queue; the values it held are dropped.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _worker.DisposeAsync().ConfigureAwait(false);
+        await _registry.DisposeAsync().ConfigureAwait(false);
+        if (_dataServer.IsValueCreated) await _dataServer.Value.DisposeAsync().ConfigureAwait(false);
+        if (Options.DataStore is null) Data.Dispose();
+    }
 }

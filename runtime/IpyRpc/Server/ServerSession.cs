@@ -129,6 +129,10 @@ public sealed class ServerSession : IAsyncDisposable
                 case MessageKind.Close:
                     await CloseAsync(DisconnectInfo.FromMessage(message, "The client"), notifyPeer: false).ConfigureAwait(false);
                     break;
+                case MessageKind.Fetch:
+                case MessageKind.Release:
+                    await PointerAsync(message).ConfigureAwait(false);
+                    break;
                 case MessageKind.Credit:
                     // The caller of a stream consumed items: its function may run further ahead.
                     if (message.Credit is > 0 and var credit && FindRelay(message.Id) is { Flow: { } flow }) flow.Grant(credit);
@@ -185,6 +189,56 @@ public sealed class ServerSession : IAsyncDisposable
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// A fetch or release of a value this process holds. The pointer's secret key is the only
+    /// credential asked for (it is a capability, like a pre-signed URL), so holders such as workers
+    /// serve any caller that has the pointer.
+    /// </summary>
+    private async ValueTask PointerAsync(IpyRpcMessage message)
+    {
+        string what = MessageCodec.KindName(message.Kind);
+        Dictionary<string, object?> fields;
+        try
+        {
+            fields = JobCodec.Decode(message.Body.Span, message.Serialization) as Dictionary<string, object?>
+                ?? throw new ProtocolException(ErrorCodes.BadMessage, $"A {what} needs a map in part 0 with \"path\" and \"secret_key\".", message.Id);
+        }
+        catch (Exception e) when (e is Formatting.IpyRpcSerializationException or System.Text.Json.JsonException or MessagePack.MessagePackSerializationException)
+        {
+            throw new ProtocolException(ErrorCodes.BadMessage, $"The body of a {what} could not be read: {e.Message}", message.Id);
+        }
+
+        string path = fields.GetValueOrDefault("path") as string is { Length: > 0 } p ? p
+            : throw new ProtocolException(ErrorCodes.BadMessage, $"A {what} needs the value's \"path\" (from the pointer).", message.Id);
+        string? key = fields.GetValueOrDefault("secret_key") as string;
+        long? Row(string name) => fields.GetValueOrDefault(name) switch
+        {
+            null => null,
+            long l => l,
+            ulong u when u <= long.MaxValue => (long)u,
+            var other => throw new ProtocolException(ErrorCodes.BadMessage, $"\"{name}\" of a fetch is a row index (a whole number), not {other.GetType().Name}.", message.Id),
+        };
+
+        try
+        {
+            if (message.Kind == MessageKind.Fetch)
+            {
+                byte[] value = _server.Data.Fetch(path, key, Row("start"), Row("stop"), message.Serialization);
+                await ReplyAsync(message, value).ConfigureAwait(false);
+            }
+            else
+            {
+                _server.Data.Release(path, key);
+                await ReplyAsync(message, message.Serialization == Serialization.Json ? "true"u8.ToArray() : [0xc3]).ConfigureAwait(false);
+            }
+        }
+        catch (PointerFault fault)
+        {
+            if (fault.Error.Code == ErrorCodes.PointerDenied) _server.Log.LogWarning("A {Kind} of {Path} with the wrong secret key from {Connection}", what, path, Connection);
+            await ReplyErrorAsync(message.Id, message.Serialization, fault.Error).ConfigureAwait(false);
+        }
     }
 
     private ValueTask HelloAsync(IpyRpcMessage message)
@@ -409,6 +463,9 @@ public sealed class ServerSession : IAsyncDisposable
             CreatedAt = received,
             Detached = detached,
             Caller = JobCaller.Of(Connection),
+            ReturnPointer = message.ReturnPointer ?? options.ReturnPointer ?? false,
+            // A century or more stands for "until released or evicted" (a .NET caller's Timeout.InfiniteTimeSpan arrives as long.MaxValue).
+            PointerTimeToLive = message.PointerTtlMs is long ttl ? (ttl >= 100L * 365 * 24 * 3600 * 1000 ? Timeout.InfiniteTimeSpan : TimeSpan.FromMilliseconds(ttl)) : options.PointerTimeToLive,
         };
         if (_server.Log.IsEnabled(LogLevel.Debug))
         {

@@ -1,0 +1,76 @@
+using IpyRpc;
+
+namespace IpyRpc.Tests.Pointers;
+
+/// <summary>Functions whose results are worth keeping where they were computed.</summary>
+public static class PointerFunctions
+{
+    /// <summary>The last matrix made in this process, to tell whether an argument is that very object (no bytes moved) or a copy.</summary>
+    public static double[,]? LastMade { get; private set; }
+
+    /// <summary>A rows × cols matrix whose element [i, j] is i * cols + j.</summary>
+    /// <param name="rows">Rows.</param>
+    /// <param name="cols">Columns.</param>
+    [IpyRpcExport("ptr.matrix")]
+    public static double[,] Matrix(int rows, int cols)
+    {
+        var m = new double[rows, cols];
+        for (int i = 0; i < rows; i++)
+        {
+            for (int j = 0; j < cols; j++) m[i, j] = (i * cols) + j;
+        }
+
+        LastMade = m;
+        return m;
+    }
+
+    /// <summary>The first rows of a matrix.</summary>
+    /// <param name="m">The matrix.</param>
+    /// <param name="rows">How many rows.</param>
+    [IpyRpcExport("ptr.head")]
+    public static double[,] Head(double[,] m, int rows)
+    {
+        int n = Math.Min(rows, m.GetLength(0)), cols = m.GetLength(1);
+        var head = new double[n, cols];
+        Array.Copy(m, head, n * cols);
+        return head;
+    }
+
+    /// <summary>The sum of a matrix's elements.</summary>
+    /// <param name="m">The matrix.</param>
+    [IpyRpcExport("ptr.sum")]
+    public static double Sum(double[,] m)
+    {
+        double sum = 0;
+        foreach (double v in m) sum += v;
+        return sum;
+    }
+
+    /// <summary>Whether the argument is the very matrix this process made last (a pointer resolved on its holder), with the process id.</summary>
+    /// <param name="m">The matrix.</param>
+    [IpyRpcExport("ptr.is_last_made")]
+    public static string IsLastMade(double[,] m) => $"{ReferenceEquals(m, LastMade)} {Environment.ProcessId}";
+
+    /// <summary>The integers 0 … n-1.</summary>
+    /// <param name="n">How many.</param>
+    [IpyRpcExport("ptr.range")]
+    public static List<int> Range(int n) => [.. Enumerable.Range(0, n)];
+
+    /// <summary>n bytes, byte i being i mod 251.</summary>
+    /// <param name="n">How many.</param>
+    [IpyRpcExport("ptr.bytes")]
+    public static byte[] Bytes(int n) => [.. Enumerable.Range(0, n).Select(i => (byte)(i % 251))];
+
+    /// <summary>A text, which has no rows.</summary>
+    [IpyRpcExport("ptr.text")]
+    public static string Text() => "no rows here";
+
+    /// <summary>The number of items in a list.</summary>
+    /// <param name="items">The list.</param>
+    [IpyRpcExport("ptr.count")]
+    public static int Count(List<int> items) => items.Count;
+
+    /// <summary>Where the process that runs it is: its id.</summary>
+    [IpyRpcExport("ptr.pid")]
+    public static int Pid() => Environment.ProcessId;
+}

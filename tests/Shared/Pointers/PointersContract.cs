@@ -1,0 +1,230 @@
+using IpyRpc;
+using IpyRpc.Protocol;
+
+namespace IpyRpc.Tests.Pointers;
+
+/// <summary>
+/// What pointers must do over every transport (in-process, ZeroMQ, HTTP): results kept where they
+/// were computed, fetched whole or by rows from their holder, passed back as arguments, and gone
+/// for a stated reason (expired, released, evicted, wrong key, holder unreachable).
+/// </summary>
+public abstract class PointersContract : IAsyncLifetime
+{
+    private const int Rows = 1000, Cols = 8; // 64,000 bytes of doubles
+
+    protected IpyRpcServer Server { get; private set; } = null!;
+
+    private IAsyncDisposable? _host;
+
+    /// <summary>Starts serving a server on the transport.</summary>
+    protected abstract Task<IAsyncDisposable?> ServeAsync(IpyRpcServer server);
+
+    /// <summary>Connects a client to a server served by <see cref="ServeAsync"/>.</summary>
+    protected abstract Task<IpyRpcClient> ConnectAsync(IpyRpcServer server, IAsyncDisposable? host, IpyRpcClientOptions options);
+
+    /// <summary>The protocol pointers made by a server on this transport carry.</summary>
+    protected abstract string Protocol { get; }
+
+    public async Task InitializeAsync()
+    {
+        Server = NewServer();
+        _host = await ServeAsync(Server);
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_host is not null) await _host.DisposeAsync();
+        await Server.DisposeAsync();
+    }
+
+    private static IpyRpcServer NewServer()
+    {
+        var server = new IpyRpcServer(new IpyRpcServerOptions { DataStore = new IpyRpcDataStore(new DataStoreOptions { MaxBytes = 4_000_000 }) });
+        server.Config(new() { ["ptr.head"] = new() { ReturnPointer = true } });
+        server.Register(typeof(PointerFunctions));
+        return server;
+    }
+
+    private Task<IpyRpcClient> ConnectAsync(Serialization serialization = Serialization.MessagePack)
+        => ConnectAsync(Server, _host, new IpyRpcClientOptions { Serialization = serialization, Output = (_, _) => { } });
+
+    private static double[,] Expected(int rows, int cols, int from = 0)
+    {
+        var m = new double[rows, cols];
+        for (int i = 0; i < rows; i++)
+        {
+            for (int j = 0; j < cols; j++) m[i, j] = ((i + from) * cols) + j;
+        }
+
+        return m;
+    }
+
+    [Theory]
+    [InlineData(Serialization.MessagePack)]
+    [InlineData(Serialization.Json)]
+    public async Task APointerDescribesItsValueAndFetchesWholeOrByRows(Serialization serialization)
+    {
+        await using IpyRpcClient client = await ConnectAsync(serialization);
+        RemotePointer<double[,]> pointer = await client.CallPointerAsync<double[,]>("ptr.matrix", Rows, Cols);
+
+        Assert.Equal(Protocol, pointer.Protocol);
+        Assert.Equal(Server.Data.Id, pointer.Holder);
+        Assert.Equal("double[,]", pointer.ValueType);
+        Assert.Equal([Rows, Cols], pointer.Shape);
+        Assert.Equal(Rows * Cols * 8, pointer.Bytes);
+        Assert.Equal(32, pointer.SecretKey.Length);
+        Assert.InRange(pointer.ExpiresAt!.Value, DateTimeOffset.UtcNow.AddMinutes(59), DateTimeOffset.UtcNow.AddMinutes(61));
+        Assert.DoesNotContain(pointer.SecretKey, pointer.ToString());
+
+        Assert.Equal(Expected(3, Cols, from: 2), await client.FetchAsync(pointer, 2, 5));
+        Assert.InRange(client.PointerBytesFetched, 0, 1000); // three rows, not the matrix
+        Assert.Equal(Expected(2, Cols, from: Rows - 2), await client.FetchAsync(pointer, -2, Rows + 50));
+        Assert.Equal(Expected(Rows, Cols), await client.FetchAsync(pointer));
+    }
+
+    [Fact]
+    public async Task ListsAndByteArraysSliceByItemAndValuesWithoutRowsSaySo()
+    {
+        await using IpyRpcClient client = await ConnectAsync();
+        RemotePointer<List<int>> list = await client.CallPointerAsync<List<int>>("ptr.range", 100);
+        Assert.Equal([100], list.Shape);
+        Assert.Equal([10, 11, 12, 13, 14], await client.FetchAsync(list, 10, 15));
+        Assert.Equal([97, 98, 99], await client.FetchAsync(list, -3, 100));
+
+        RemotePointer<byte[]> bytes = await client.CallPointerAsync<byte[]>("ptr.bytes", 1000);
+        Assert.Equal(1000, bytes.Bytes);
+        Assert.Equal(Enumerable.Range(300, 5).Select(i => (byte)(i % 251)), await client.FetchAsync(bytes, 300, 305));
+
+        RemotePointer<string> text = await client.CallPointerAsync<string>("ptr.text");
+        Assert.Equal("no rows here", await client.FetchAsync(text));
+        var e = await Assert.ThrowsAsync<IpyRpcProtocolException>(() => client.FetchAsync(text, 0, 1));
+        Assert.Contains("has no rows", e.Message);
+    }
+
+    [Fact]
+    public async Task AFunctionConfiguredToReturnAPointerGivesTypedCallersTheValueAndDynamicCallersThePointer()
+    {
+        await using IpyRpcClient client = await ConnectAsync();
+        RemotePointer<double[,]> made = await client.CallPointerAsync<double[,]>("ptr.matrix", Rows, Cols);
+
+        // ptr.head is configured ReturnPointer: a typed call gets the value, fetched from the holder.
+        Assert.Equal(Expected(10, Cols), await client.CallAsync<double[,]>("ptr.head", made, 10));
+        object? plain = await client.CallAsync("ptr.head", made, 10);
+        var pointer = Assert.IsAssignableFrom<RemotePointer>(plain);
+        Assert.Equal([10, Cols], pointer.Shape);
+        // ... and a caller may ask for the value instead.
+        long fetched = client.PointerBytesFetched;
+        Assert.IsNotAssignableFrom<RemotePointer>(await client.CallAsync<object?>("ptr.head", [made, 2], new CallOptions { ReturnPointer = false }));
+        Assert.Equal(Expected(2, Cols), await client.CallAsync<double[,]>("ptr.head", [made, 2], new CallOptions { ReturnPointer = false }));
+        Assert.Equal(fetched, client.PointerBytesFetched);
+    }
+
+    [Fact]
+    public async Task AChainRunsByPointerAndTheArrayNeverReachesTheCaller()
+    {
+        await using IpyRpcClient client = await ConnectAsync();
+        long before = client.BytesReceived;
+        RemotePointer<double[,]> made = await client.CallPointerAsync<double[,]>("ptr.matrix", Rows, Cols);
+        RemotePointer<double[,]> head = await client.CallPointerAsync<double[,]>("ptr.head", made, 10);
+        double sum = await client.CallAsync<double>("ptr.sum", head);
+
+        Assert.Equal(Enumerable.Range(0, 10 * Cols).Sum(), sum);
+        Assert.Equal(0, client.PointerBytesFetched);
+        Assert.InRange(client.BytesReceived - before, 1, 4000); // three small replies; the matrix is 64,000 bytes
+
+        // On its holder a pointer resolves to the very object kept: nothing was copied.
+        Assert.Equal($"True {Environment.ProcessId}", await client.CallAsync<string>("ptr.is_last_made", made));
+        Assert.Equal(Rows, await client.CallAsync<int>("ptr.count", await client.CallPointerAsync<List<int>>("ptr.range", Rows)));
+    }
+
+    [Fact]
+    public async Task APointerExpiresAfterItsTimeToLiveAndTheErrorSaysSo()
+    {
+        await using IpyRpcClient client = await ConnectAsync();
+        RemotePointer<List<int>> pointer = await client.CallPointerAsync<List<int>>("ptr.range", [10], new CallOptions { PointerTimeToLive = TimeSpan.FromMilliseconds(300) });
+        Assert.InRange(pointer.ExpiresAt!.Value, DateTimeOffset.UtcNow.AddSeconds(-1), DateTimeOffset.UtcNow.AddSeconds(1));
+        await Task.Delay(400);
+        var e = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.FetchAsync(pointer));
+        Assert.Equal(ErrorCodes.PointerExpired, e.Code);
+        Assert.Contains("expired", e.Message);
+
+        var asArgument = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.CallAsync<int>("ptr.count", pointer));
+        Assert.Equal(ErrorCodes.PointerExpired, asArgument.Code);
+        Assert.Contains("Argument 'items' of ptr.count", asArgument.Message);
+    }
+
+    [Fact]
+    public async Task AReleasedPointerIsGoneAndReleasingTwiceIsNoError()
+    {
+        await using IpyRpcClient client = await ConnectAsync();
+        RemotePointer<List<int>> pointer = await client.CallPointerAsync<List<int>>("ptr.range", 10);
+        int held = Server.Data.Count;
+        await client.ReleaseAsync(pointer);
+        await client.ReleaseAsync(pointer);
+        Assert.Equal(held - 1, Server.Data.Count);
+        var e = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.FetchAsync(pointer));
+        Assert.Equal(ErrorCodes.PointerReleased, e.Code);
+    }
+
+    [Fact]
+    public async Task TheLeastRecentlyUsedValueIsEvictedWhenTheBudgetIsReached()
+    {
+        await using IpyRpcClient client = await ConnectAsync();
+        RemotePointer<byte[]> first = await client.CallPointerAsync<byte[]>("ptr.bytes", 1_500_000);
+        RemotePointer<byte[]> second = await client.CallPointerAsync<byte[]>("ptr.bytes", 1_500_000);
+        await client.FetchAsync(first, 0, 1); // first is now used more recently than second
+        RemotePointer<byte[]> third = await client.CallPointerAsync<byte[]>("ptr.bytes", 1_500_000);
+
+        var e = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.FetchAsync(second, 0, 1));
+        Assert.Equal(ErrorCodes.PointerEvicted, e.Code);
+        Assert.Contains("4000000 bytes", e.Message);
+        Assert.Single(await client.FetchAsync(first, 0, 1));
+        Assert.Single(await client.FetchAsync(third, 0, 1));
+        Assert.InRange(Server.Data.Bytes, 0, 4_000_000);
+
+        var tooLarge = await Assert.ThrowsAsync<IpyRpcProtocolException>(() => client.CallPointerAsync<byte[]>("ptr.bytes", 4_100_000));
+        Assert.Equal(ErrorCodes.TooLarge, tooLarge.Code);
+    }
+
+    [Fact]
+    public async Task AWrongSecretKeyGetsNothingAndIsToldSo()
+    {
+        await using IpyRpcClient client = await ConnectAsync();
+        RemotePointer<double[,]> pointer = await client.CallPointerAsync<double[,]>("ptr.matrix", 4, 4);
+        char flipped = pointer.SecretKey[0] == 'a' ? 'b' : 'a';
+        RemotePointer<double[,]> forged = RemotePointer.FromMap(new Dictionary<string, object?>(pointer.ToMap()) { ["secret_key"] = flipped + pointer.SecretKey[1..] })!.As<double[,]>();
+
+        var fetch = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.FetchAsync(forged));
+        Assert.Equal(ErrorCodes.PointerDenied, fetch.Code);
+        Assert.Contains("secret key does not match", fetch.Message);
+        var argument = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.CallAsync<double>("ptr.sum", forged));
+        Assert.Equal(ErrorCodes.PointerDenied, argument.Code);
+        var release = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.ReleaseAsync(forged));
+        Assert.Equal(ErrorCodes.PointerDenied, release.Code);
+
+        Assert.Equal(Enumerable.Range(0, 16).Sum(), await client.CallAsync<double>("ptr.sum", pointer)); // the value is still there
+    }
+
+    [Fact]
+    public async Task AGoneHolderIsReportedUnreachable()
+    {
+        IpyRpcServer holder = NewServer();
+        IAsyncDisposable? host = await ServeAsync(holder);
+        RemotePointer<double[,]> pointer;
+        await using (IpyRpcClient direct = await ConnectAsync(holder, host, new IpyRpcClientOptions { Output = (_, _) => { } }))
+        {
+            pointer = await direct.CallPointerAsync<double[,]>("ptr.matrix", 4, 4);
+        }
+
+        if (host is not null) await host.DisposeAsync();
+        await holder.DisposeAsync();
+        holder.Data.Dispose(); // the holder's process is gone: its store with it
+
+        await using IpyRpcClient client = await ConnectAsync();
+        var e = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.FetchAsync(pointer));
+        Assert.Equal(ErrorCodes.HolderUnreachable, e.Code);
+        Assert.Contains("could not be reached", e.Message);
+        var argument = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.CallAsync<double>("ptr.sum", pointer));
+        Assert.Equal(ErrorCodes.HolderUnreachable, argument.Code);
+    }
+}
