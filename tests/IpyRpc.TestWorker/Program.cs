@@ -7,7 +7,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 // A worker process for the integration tests:
-//   IpyRpc.TestWorker (--redis CONFIG | --sqlite PATH) [--queue NAME] [--concurrency N] [--lease-ms N]
+//   IpyRpc.TestWorker (--redis CONFIG | --sqlite PATH) [--queue NAME] [--concurrency N] [--lease-ms N] [--data ENDPOINT]
+// (--data: serve the values its jobs return as pointers over ZeroMQ at ENDPOINT; prints "DATA <bound endpoint>" before READY)
 //   IpyRpc.TestWorker --client-zmq ENDPOINT | --client-ws URL
 // Prints "READY <pid>" once it takes jobs (or, as a client exporting WorkFunctions, once connected);
 // stops gracefully on SIGTERM, dies at once on SIGKILL.
@@ -62,7 +63,7 @@ if (args is ["--client-zmq" or "--client-ws", string address])
     return 0;
 }
 
-string? redis = null, sqlite = null, queueName = null;
+string? redis = null, sqlite = null, queueName = null, data = null;
 int concurrency = 4, leaseMs = 1000;
 for (int i = 0; i + 1 < args.Length; i += 2)
 {
@@ -73,6 +74,7 @@ for (int i = 0; i + 1 < args.Length; i += 2)
         case "--queue": queueName = args[i + 1]; break;
         case "--concurrency": concurrency = int.Parse(args[i + 1]); break;
         case "--lease-ms": leaseMs = int.Parse(args[i + 1]); break;
+        case "--data": data = args[i + 1]; break;
         default: Console.Error.WriteLine("unknown option " + args[i]); return 2;
     }
 }
@@ -87,7 +89,9 @@ await using var worker = new IpyRpcWorker(queue, new IpyRpcWorkerOptions
     ShutdownTimeout = TimeSpan.FromSeconds(5),
     WorkerId = "test-worker-" + Environment.ProcessId,
 });
-worker.Register(typeof(WorkFunctions)).Start();
+worker.Register(typeof(WorkFunctions)).Register(typeof(IpyRpc.Tests.Pointers.PointerFunctions)).Start();
+await using IpyRpc.ZeroMq.IpyRpcZeroMqServer? dataHost = data is null ? null : IpyRpc.ZeroMq.IpyRpcZeroMqServer.Start(worker.DataServer, data);
+if (dataHost is not null) Console.WriteLine("DATA " + dataHost.Endpoint);
 Console.WriteLine("READY " + Environment.ProcessId);
 await worker.RunUntilStoppedAsync();
 return 0;

@@ -33,6 +33,7 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
         _registry = new FunctionRegistry(Options.CaptureOutput, ValidateQueue, id => _connections.GetValueOrDefault(id), id => Flows.GetValueOrDefault(id), Options.CallScopes);
         Data = Options.DataStore ?? new IpyRpcDataStore();
         _registry.Data = Data;
+        _registry.HolderClientOptions = () => new IpyRpcClientOptions { SharedSecret = Options.SharedSecret, MaxMessageBytes = Options.MaxMessageBytes };
         SecretKey = Options.SharedSecret is { } secret ? SharedSecretProof.Key(secret) : null;
         RequiresAuthentication = Options.RequireAuthentication ?? SecretKey is not null;
         // Half the execution slots, so one client cannot take them all; a server that runs no jobs itself

@@ -1,0 +1,112 @@
+using IpyRpc.Jobs;
+using IpyRpc.Protocol;
+using IpyRpc.ZeroMq;
+
+namespace IpyRpc.Integration.Tests;
+
+/// <summary>
+/// Pointers held by worker processes: the server that took the calls never holds the values; the
+/// caller fetches (and slices) straight from the worker that computed them, a pointer passed back
+/// resolves on that worker in place, and another worker fetches it from the holder directly.
+/// </summary>
+public sealed class WorkerPointerTests : IAsyncLifetime
+{
+    private const int Rows = 10_000, Cols = 8; // 640,000 bytes of doubles
+    private readonly string _folder = Directory.CreateTempSubdirectory("ipyrpc-pointers-").FullName;
+    private readonly List<IAsyncDisposable> _cleanup = [];
+    private IpyRpcServer _server = null!;
+    private IpyRpcZeroMqServer _host = null!;
+    private WorkerProcess _holder = null!, _other = null!;
+
+    private string File => Path.Combine(_folder, "jobs.db");
+
+    public async Task InitializeAsync()
+    {
+        // Two queues in one store: "a" is the holder's, "b" another worker's; ptr.sum and ptr.pid run on "b".
+        var a = new SqliteJobQueue(File, new SqliteJobQueueOptions { Name = "a" });
+        var b = new SqliteJobQueue(File, new SqliteJobQueueOptions { Name = "b" });
+        _server = new IpyRpcServer(new IpyRpcServerOptions { Queue = a, AdditionalQueues = [b], Concurrency = 0 });
+        _server.Config(new() { ["ptr.sum"] = new() { Queue = "b" }, ["ptr.pid"] = new() { Queue = "b" } });
+        _server.Register(typeof(IpyRpc.Tests.Pointers.PointerFunctions));
+        _host = IpyRpcZeroMqServer.Start(_server, "tcp://127.0.0.1:*");
+        _holder = await WorkerProcess.StartAsync("--sqlite", File, "--queue", "a", "--data", "tcp://127.0.0.1:*");
+        _other = await WorkerProcess.StartAsync("--sqlite", File, "--queue", "b", "--data", "tcp://127.0.0.1:*");
+        _cleanup.AddRange([_other, _holder, _host, _server]);
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (IAsyncDisposable d in _cleanup) await d.DisposeAsync();
+        Directory.Delete(_folder, recursive: true);
+    }
+
+    private static int DataPort(WorkerProcess worker)
+        => new Uri(worker.Output.First(l => l.StartsWith("DATA ", StringComparison.Ordinal))[5..]).Port;
+
+    private Task<IpyRpcClient> ConnectAsync() => IpyRpcZeroMqClient.ConnectAsync(_host.Endpoint, new IpyRpcClientOptions { Output = (_, _) => { } });
+
+    private static double RowSum(int from, int to) => Enumerable.Range(from * Cols, (to - from) * Cols).Sum(i => (double)i);
+
+    [Fact]
+    public async Task TheCallerFetchesAndSlicesStraightFromTheWorkerThatComputedTheValue()
+    {
+        await using IpyRpcClient client = await ConnectAsync();
+        long before = client.BytesReceived;
+        RemotePointer<double[,]> pointer = await client.CallPointerAsync<double[,]>("ptr.matrix", Rows, Cols);
+
+        Assert.Equal(("zmq", "127.0.0.1", DataPort(_holder)), (pointer.Protocol, pointer.Host, pointer.Port));
+        Assert.NotEqual(_server.Data.Id, pointer.Holder);
+        Assert.Equal(0, _server.Data.Count);
+        Assert.Equal(Rows * Cols * 8, pointer.Bytes);
+
+        double[,] first = await client.FetchAsync(pointer, 0, 10);
+        Assert.Equal(new[] { 10, Cols }, new[] { first.GetLength(0), first.GetLength(1) });
+        Assert.Equal(79.0, first[9, 7]);
+        Assert.InRange(client.PointerBytesFetched, 10 * Cols * 8, 2000);
+        Assert.InRange(client.BytesReceived - before, 1, 4000); // the pointer came through the server, the rows did not
+
+        double[,] whole = await client.FetchAsync(pointer);
+        Assert.Equal((Rows * Cols) - 1.0, whole[Rows - 1, Cols - 1]);
+        Assert.InRange(client.BytesReceived - before, 1, 4000);
+    }
+
+    [Fact]
+    public async Task APointerResolvesInPlaceOnItsHolderAndAnotherWorkerFetchesItFromTheHolderDirectly()
+    {
+        await using IpyRpcClient client = await ConnectAsync();
+        RemotePointer<double[,]> made = await client.CallPointerAsync<double[,]>("ptr.matrix", Rows, Cols);
+        long before = client.BytesReceived;
+
+        // Queue a runs on the holder: the argument is the very array it keeps.
+        Assert.Equal($"True {_holder.Pid}", await client.CallAsync<string>("ptr.is_last_made", made));
+
+        // Queue b runs on the other worker, which fetches the value from the holder, not through the server or the caller.
+        Assert.Equal(_other.Pid, await client.CallAsync<int>("ptr.pid"));
+        Assert.Equal(RowSum(0, Rows), await client.CallAsync<double>("ptr.sum", made));
+
+        // compute → slice → reduce, by pointer end to end: 10 rows kept on the holder, summed on the other worker.
+        RemotePointer<double[,]> head = await client.CallPointerAsync<double[,]>("ptr.head", made, 10);
+        Assert.Equal(_holder.Pid.ToString(), (await client.CallAsync<string>("ptr.is_last_made", head)).Split(' ')[1]);
+        Assert.Equal(RowSum(0, 10), await client.CallAsync<double>("ptr.sum", head));
+
+        Assert.Equal(0, client.PointerBytesFetched);
+        Assert.InRange(client.BytesReceived - before, 1, 4000);
+        Assert.Equal(0, _server.Data.Count);
+    }
+
+    [Fact]
+    public async Task WhenTheHolderIsGoneFetchesAndArgumentsSaySo()
+    {
+        await using IpyRpcClient client = await ConnectAsync();
+        RemotePointer<double[,]> made = await client.CallPointerAsync<double[,]>("ptr.matrix", 10, Cols);
+        _holder.Kill();
+
+        var fetch = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.FetchAsync(made));
+        Assert.Equal(ErrorCodes.HolderUnreachable, fetch.Code);
+        Assert.Contains($"127.0.0.1:{DataPort(_holder)}", fetch.Message);
+
+        var argument = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.CallAsync<double>("ptr.sum", made));
+        Assert.Equal(ErrorCodes.HolderUnreachable, argument.Code);
+        Assert.Contains("Argument 'm' of ptr.sum", argument.Message);
+    }
+}
