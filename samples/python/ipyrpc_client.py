@@ -22,6 +22,13 @@ Or install it (offline, from this folder) and import it anywhere:
     >>> client.invoke("solve", [8], progress=print)   # progress reports as they happen
     >>> client.export("shout", str.upper)             # the server may call this client back
     >>> client.subscribe("chat.*"); client.poll(1.0); client.events   # pushed events
+    >>> p = client.call_pointer("matrix", 10_000_000, 8)   # the result stays where it was computed
+    >>> client.fetch(p, 0, 10)          # the first 10 rows, straight from the holder (a numpy array)
+    >>> client.call("sum", p)           # a pointer as an argument: resolved where the function runs
+    >>> client.release(p)
+
+Arrays arrive as numpy arrays when numpy is installed (Debian's python3-numpy), nested lists
+otherwise; numpy arrays can be passed as arguments.
 """
 import collections
 import contextlib
@@ -36,6 +43,11 @@ import time
 
 import msgpack
 import zmq
+
+try:
+    import numpy
+except ImportError:  # arrays then arrive as lists
+    numpy = None
 
 NUMERIC_ARRAY_EXT = 1  # ext type 1: u8 N, N bytes of numpy dtype, raw little-endian elements
 ND_ARRAY_EXT = 2       # ext type 2: u8 N, dtype, u8 rank, rank x u32 shape, raw little-endian elements in C order
@@ -154,6 +166,8 @@ def _ext_hook(code, data):
         n = data[0]
         dtype = data[1:1 + n].decode("ascii")
         raw = data[1 + n:]
+        if numpy is not None:
+            return numpy.frombuffer(raw, dtype=dtype).copy()
         fmt = _STRUCT_CODES[dtype]
         return list(struct.unpack("<%d%s" % (len(raw) // struct.calcsize(fmt), fmt), raw))
     if code == ND_ARRAY_EXT:
@@ -162,6 +176,8 @@ def _ext_hook(code, data):
         rank = data[1 + n]
         shape = list(struct.unpack("<%dI" % rank, data[2 + n:2 + n + 4 * rank]))
         raw = data[2 + n + 4 * rank:]
+        if numpy is not None:
+            return numpy.frombuffer(raw, dtype=dtype).reshape(shape).copy()
         fmt = _STRUCT_CODES[dtype]
         return _nest(struct.unpack("<%d%s" % (len(raw) // struct.calcsize(fmt), fmt), raw), shape)
     if code == -1:
@@ -173,12 +189,53 @@ def _unpack(data):
     return msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False)
 
 
+def _pack_default(value):
+    """numpy arrays go as the protocol's raw blocks: ext 1 (one dimension) or ext 2 (any rank), C order, little-endian."""
+    if numpy is not None and isinstance(value, numpy.ndarray):
+        array = numpy.ascontiguousarray(value)
+        if array.dtype.byteorder == ">":
+            array = array.astype(array.dtype.newbyteorder("<"))
+        dtype = array.dtype.str.encode("ascii")
+        if array.dtype.str not in _STRUCT_CODES:
+            raise TypeError(f"arrays of {array.dtype} have no IpyRpc encoding (use one of {', '.join(_STRUCT_CODES)})")
+        if array.ndim == 1:
+            return msgpack.ExtType(NUMERIC_ARRAY_EXT, bytes([len(dtype)]) + dtype + array.tobytes())
+        return msgpack.ExtType(ND_ARRAY_EXT, bytes([len(dtype)]) + dtype + bytes([array.ndim]) + struct.pack("<%dI" % array.ndim, *array.shape) + array.tobytes())
+    if numpy is not None and isinstance(value, numpy.generic):
+        return value.item()
+    raise TypeError(f"cannot send {type(value).__name__}")
+
+
+def _pack(value):
+    return msgpack.packb(value, use_bin_type=True, default=_pack_default)
+
+
+class RemotePointer(dict):
+    """A result that stayed where it was computed (docs/POINTERS.md): the seeds' map, as a dict.
+
+    Fetch it (or rows of it) with client.fetch, pass it as an argument, release it with client.release.
+    """
+
+    @property
+    def shape(self):
+        return self.get("shape")
+
+    @property
+    def endpoint(self):
+        return f"tcp://{self['host']}:{self['port']}" if self["protocol"] == "zmq" else None
+
+    def __repr__(self):
+        shape = "x".join(str(s) for s in self.get("shape") or [])
+        return f"<pointer to {self.get('value_type')} [{shape}] ({self.get('bytes')} bytes) at {self['protocol']}://{self['host']}:{self['port']}{self['path']}>"
+
+
 class IpyRpcClient:
     """Connects a DEALER socket, says hello, and fetches every function with its docs."""
 
     def __init__(self, endpoint, timeout=30.0, output=None, secret=None, name=None):
         self.endpoint = endpoint
         self.timeout = timeout
+        self._secret = secret
         self.output = output or self._print_output
         self._ids = itertools.count(1)
         self._socket = zmq.Context.instance().socket(zmq.DEALER)
@@ -295,7 +352,7 @@ class IpyRpcClient:
             return
         if printed.getvalue():
             self._send({"kind": "output", "id": call["id"], "stream": "stdout"}, [printed.getvalue().encode("utf-8")])
-        self._send(dict(reply, kind="result"), [msgpack.packb(value, use_bin_type=True)])
+        self._send(dict(reply, kind="result"), [_pack(value)])
 
     def export(self, name, function):
         """Lets the server call `function` under `name` while this client waits for anything (a call, poll)."""
@@ -322,12 +379,12 @@ class IpyRpcClient:
         """A call with everything: positional `args` or named `kwargs`, `progress` called with each report, `output(stream, text)`."""
         arguments = kwargs if kwargs else list(args)
         out = (lambda reply, text: output(reply.get("stream", "stdout"), text)) if output else None
-        return self._request({"kind": "call", "fn": function}, [msgpack.packb(arguments, use_bin_type=True)], result=True, function=function, output=out, progress=progress)
+        return self._request({"kind": "call", "fn": function}, [_pack(arguments)], result=True, function=function, output=out, progress=progress)
 
     def stream(self, function, *args, window=256, **kwargs):
         """Yields a streaming function's items as they arrive. The server runs at most `window` items ahead; closing the generator early cancels the function."""
         message_id = next(self._ids)
-        self._send({"kind": "call", "fn": function, "id": message_id, "window": window}, [msgpack.packb(kwargs if kwargs else list(args), use_bin_type=True)])
+        self._send({"kind": "call", "fn": function, "id": message_id, "window": window}, [_pack(kwargs if kwargs else list(args))])
         consumed, finished = 0, False
         try:
             deadline = time.monotonic() + self.timeout
@@ -361,15 +418,57 @@ class IpyRpcClient:
     def _decode(body, header):
         if header.get("ser") == "json":
             import json
-            return json.loads(body) if body else None
-        return _unpack(body) if body else None
+            value = json.loads(body) if body else None
+        else:
+            value = _unpack(body) if body else None
+        if isinstance(value, dict) and value.get("type") == "ipyrpc_data_pointer":
+            return RemotePointer(value)
+        return value
 
     def call(self, function, *args, **kwargs):
         """Calls a function with positional or named arguments (not both); its output prints as it arrives."""
         if args and kwargs:
             raise TypeError("pass arguments either by position or by name")
         arguments = kwargs if kwargs else list(args)
-        return self._request({"kind": "call", "fn": function}, [msgpack.packb(arguments, use_bin_type=True)], result=True, function=function)
+        return self._request({"kind": "call", "fn": function}, [_pack(arguments)], result=True, function=function)
+
+    def call_pointer(self, function, *args, ttl=None, **kwargs):
+        """Calls a function for a pointer to its result: the value stays with the process that computed it.
+        `ttl` (seconds) is how long the holder keeps it."""
+        if args and kwargs:
+            raise TypeError("pass arguments either by position or by name")
+        header = {"kind": "call", "fn": function, "pointer": True}
+        if ttl is not None:
+            header["ttl_ms"] = max(1, int(ttl * 1000))
+        return self._request(header, [_pack(kwargs if kwargs else list(args))], result=True, function=function)
+
+    def _holder(self, pointer):
+        """A connection to the pointer's holder: this client when the holder is its server, else one kept per address."""
+        endpoint = pointer.endpoint
+        if endpoint is None:
+            raise RemoteError({"code": "holder_unreachable", "message": f"this client speaks ZeroMQ only; the holder serves {pointer['protocol']}"}, "fetch")
+        if endpoint == self.endpoint:
+            return self
+        holders = self.__dict__.setdefault("_holders", {})
+        if endpoint not in holders:
+            try:
+                holders[endpoint] = IpyRpcClient(endpoint, timeout=min(self.timeout, 5.0), output=self.output, secret=self._secret)
+            except TimeoutError as e:
+                raise RemoteError({"code": "holder_unreachable", "message": f"the holder at {endpoint} did not answer: {e}"}, "fetch") from None
+        return holders[endpoint]
+
+    def fetch(self, pointer, start=None, stop=None):
+        """The value a pointer points to, or rows [start, stop) of it, straight from its holder (negative indices count from the end)."""
+        body = {"path": pointer["path"], "secret_key": pointer["secret_key"]}
+        if start is not None:
+            body["start"] = start
+        if stop is not None:
+            body["stop"] = stop
+        return self._holder(pointer)._request({"kind": "fetch"}, [_pack(body)], result=True, function="fetch")
+
+    def release(self, pointer):
+        """Drops the value at its holder; later fetches raise RemoteError with code pointer_released."""
+        return self._holder(pointer)._request({"kind": "release"}, [_pack({"path": pointer["path"], "secret_key": pointer["secret_key"]})], result=True, function="release")
 
     def submit(self, function, *args, timeout_ms=None, **kwargs):
         """Queues a call as a job and returns a Job at once; the job runs on if this client goes away."""
@@ -378,7 +477,7 @@ class IpyRpcClient:
         header = {"kind": "submit", "fn": function}
         if timeout_ms is not None:
             header["timeout_ms"] = timeout_ms
-        info = self._request(header, [msgpack.packb(kwargs if kwargs else list(args), use_bin_type=True)], result=True, function=function)
+        info = self._request(header, [_pack(kwargs if kwargs else list(args))], result=True, function=function)
         return Job(self, info)
 
     def attach(self, job_id):
@@ -440,6 +539,8 @@ class IpyRpcClient:
         return sorted(set(super().__dir__()) | set(self._children("")))
 
     def close(self):
+        for holder in self.__dict__.get("_holders", {}).values():
+            holder.close()
         self._socket.close(0)
 
 
@@ -526,6 +627,39 @@ def demo(client):
         print(f"caught RemoteError: type={e.remote_type} message={e.message}")
 
 
+def pointers_demo(endpoint):
+    """For the tests (with tests' PointerFunctions): pointers fetched, sliced and passed back, as numpy arrays."""
+    c = IpyRpcClient(endpoint, output=lambda stream, text: None)
+    p = c.call_pointer("ptr.matrix", 1000, 8)
+    print("pointer:", p["type"], p["protocol"], p.shape, p["bytes"], p["value_type"], "direct" if p.endpoint != endpoint else "server")
+    expected = numpy.arange(8000, dtype="<f8").reshape(1000, 8)
+    head = c.fetch(p, 0, 10)
+    print("head:", type(head).__name__, head.shape, bool((head == expected[:10]).all()))
+    print("tail equal:", bool((c.fetch(p, -3) == expected[-3:]).all()))
+    print("whole equal:", bool((c.fetch(p) == expected).all()))
+    print("sum by pointer:", c.call("ptr.sum", p) == expected.sum())
+    h = c.call_pointer("ptr.head", p, 10)
+    print("chain:", c.call("ptr.sum", h) == expected[:10].sum())
+    print("numpy argument:", c.call("ptr.sum", expected[:2]) == expected[:2].sum())
+    c.release(p)
+    try:
+        c.fetch(p, 0, 1)
+    except RemoteError as e:
+        print("after release:", e.code)
+    short = c.call_pointer("ptr.range", 5, ttl=0.2)
+    time.sleep(0.5)
+    try:
+        c.fetch(short)
+    except RemoteError as e:
+        print("after ttl:", e.code)
+    forged = RemotePointer(h, secret_key="0" * 32)
+    try:
+        c.fetch(forged)
+    except RemoteError as e:
+        print("wrong key:", e.code)
+    c.close()
+
+
 def both_ways_demo(endpoint):
     """The server calls this client back, pushes events to it, streams to it and reports progress (for the tests)."""
     client = IpyRpcClient(endpoint, output=lambda stream, text: None)
@@ -576,13 +710,18 @@ if __name__ == "__main__":
     if "--ndarray" in sys.argv:
         # For the tests: nested lists go out, an ndarray (ext type 2) comes back as nested lists.
         c = IpyRpcClient(sys.argv[1], output=lambda stream, text: None)
-        print("transpose:", c.call("nd.transpose", [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))
+        transposed = c.call("nd.transpose", [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+        print("transpose:", transposed.tolist() if numpy is not None else transposed)
+        print("transpose type:", type(transposed).__name__)
         print("describe:", c.call("nd.describe", [[[1, 2], [3, 4]], [[5, 6], [7, 8]]]))
         try:
             c.call("nd.transpose", [[1.0, 2.0], [3.0]])
         except RemoteError as e:
             print("ragged:", e.code)
         c.close()
+        sys.exit(0)
+    if "--pointers" in sys.argv:
+        pointers_demo(sys.argv[1])
         sys.exit(0)
     if "--both-ways" in sys.argv:
         both_ways_demo(sys.argv[1])

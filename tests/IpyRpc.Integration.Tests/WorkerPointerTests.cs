@@ -95,6 +95,23 @@ public sealed class WorkerPointerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ThePythonClientFetchesSlicesAndPassesPointersFromTheWorkerAsNumpyArrays()
+    {
+        (int code, string stdout, string stderr) = await IpyRpc.Tests.PythonPeer.RunAsync("ipyrpc_client.py", _host.Endpoint, "--pointers");
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Contains("pointer: ipyrpc_data_pointer zmq [1000, 8] 64000 double[,] direct", stdout);
+        Assert.Contains("head: ndarray (10, 8) True", stdout);
+        Assert.Contains("tail equal: True", stdout);
+        Assert.Contains("whole equal: True", stdout);
+        Assert.Contains("sum by pointer: True", stdout);
+        Assert.Contains("chain: True", stdout);
+        Assert.Contains("numpy argument: True", stdout);
+        Assert.Contains("after release: pointer_released", stdout);
+        Assert.Contains("after ttl: pointer_expired", stdout);
+        Assert.Contains("wrong key: pointer_denied", stdout);
+    }
+
+    [Fact]
     public async Task WhenTheHolderIsGoneFetchesAndArgumentsSaySo()
     {
         await using IpyRpcClient client = await ConnectAsync();
