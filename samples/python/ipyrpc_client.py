@@ -48,6 +48,10 @@ try:
     import numpy
 except ImportError:  # arrays then arrive as lists
     numpy = None
+try:
+    import pandas
+except ImportError:  # data frames then arrive as their pandas-shaped dicts
+    pandas = None
 
 NUMERIC_ARRAY_EXT = 1  # ext type 1: u8 N, N bytes of numpy dtype, raw little-endian elements
 ND_ARRAY_EXT = 2       # ext type 2: u8 N, dtype, u8 rank, rank x u32 shape, raw little-endian elements in C order
@@ -185,8 +189,62 @@ def _ext_hook(code, data):
     return msgpack.ExtType(code, data)
 
 
+def _frame_column(column, dtype=None, cells=None):
+    """One column of the pandas shape as a numpy array: a raw block (MessagePack) or a list of cells (JSON)."""
+    dtype = dtype or column["dtype"]
+    data = column["data"] if cells is None else cells
+    if dtype == "|O":
+        return numpy.array(data, dtype=object)
+    if isinstance(data, (bytes, bytearray)):
+        return numpy.frombuffer(data, dtype=dtype).copy()
+    if dtype.startswith("<M8"):
+        return pandas.to_datetime(data, utc=True).tz_localize(None).values
+    return numpy.array(data, dtype=dtype)
+
+
+def _to_pandas(shape):
+    """The seeds' pandas shape ({"type": "pandas", "data": {row_index, columns, data}}) as a pandas.DataFrame."""
+    d = shape["data"]
+    index = d.get("row_index")
+    names = d.get("columns", [])
+    if "dtypes" in d:  # JSON: data is a record array, one list per row
+        rows = d.get("data", [])
+        columns = [_frame_column(None, dtype, [r[i] for r in rows]) for i, dtype in enumerate(d["dtypes"])]
+    else:
+        columns = [_frame_column(c) for c in d.get("data", [])]
+    frame = pandas.DataFrame(dict(zip(names, columns)), columns=names)
+    if index is not None:
+        frame.index = pandas.Index(_frame_column(index), name=index.get("name"))
+    return frame
+
+
+def _frame_object_hook(value):
+    if pandas is not None and value.get("type") == "pandas" and isinstance(value.get("data"), dict):
+        return _to_pandas(value)
+    return value
+
+
 def _unpack(data):
-    return msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False)
+    return msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False, object_hook=_frame_object_hook)
+
+
+def _from_pandas(frame):
+    """A pandas.DataFrame as the pandas shape, each column a raw block (text: a list of strings)."""
+    def column(values, name=None, with_name=False):
+        values = numpy.asarray(values)
+        if values.dtype.kind in "OUS":
+            out = {"dtype": "|O", "data": [None if (v is None or (isinstance(v, float) and v != v)) else str(v) for v in values]}
+        else:
+            if values.dtype.kind == "M":
+                values = values.astype("<M8[ns]")
+            out = {"dtype": values.dtype.str, "data": numpy.ascontiguousarray(values).tobytes()}
+        if with_name:
+            out = {"name": name, **out}
+        return out
+    return {"type": "pandas", "data": {
+        "row_index": column(frame.index.values, frame.index.name, with_name=True),
+        "columns": [str(c) for c in frame.columns],
+        "data": [column(frame[c].values) for c in frame.columns]}}
 
 
 def _pack_default(value):
@@ -203,6 +261,8 @@ def _pack_default(value):
         return msgpack.ExtType(ND_ARRAY_EXT, bytes([len(dtype)]) + dtype + bytes([array.ndim]) + struct.pack("<%dI" % array.ndim, *array.shape) + array.tobytes())
     if numpy is not None and isinstance(value, numpy.generic):
         return value.item()
+    if pandas is not None and isinstance(value, pandas.DataFrame):
+        return _from_pandas(value)
     raise TypeError(f"cannot send {type(value).__name__}")
 
 
@@ -418,7 +478,7 @@ class IpyRpcClient:
     def _decode(body, header):
         if header.get("ser") == "json":
             import json
-            value = json.loads(body) if body else None
+            value = json.loads(body, object_hook=_frame_object_hook) if body else None
         else:
             value = _unpack(body) if body else None
         if isinstance(value, dict) and value.get("type") == "ipyrpc_data_pointer":
@@ -652,6 +712,13 @@ def pointers_demo(endpoint):
         c.fetch(short)
     except RemoteError as e:
         print("after ttl:", e.code)
+    frame = c.call("ptr.frame", 20)
+    print("frame:", type(frame).__name__, frame.shape, frame.index.name, str(frame.index.dtype), list(frame.columns), [str(t) for t in frame.dtypes])
+    fp = c.call_pointer("ptr.frame", 20)
+    part = c.fetch(fp, 3, 6)
+    print("frame slice equal:", part.equals(frame.iloc[3:6]), part.iloc[0]["ticker"])
+    print("frame total:", c.call("ptr.frame_total", frame))
+    print("frame total by pointer:", c.call("ptr.frame_total", fp))
     forged = RemotePointer(h, secret_key="0" * 32)
     try:
         c.fetch(forged)

@@ -109,6 +109,10 @@ public sealed class WorkerPointerTests : IAsyncLifetime
         Assert.Contains("after release: pointer_released", stdout);
         Assert.Contains("after ttl: pointer_expired", stdout);
         Assert.Contains("wrong key: pointer_denied", stdout);
+        Assert.Contains("frame: DataFrame (20, 4) day datetime64[ns] ['price', 'volume', 'ticker', 'up'] ['float64', 'int64', 'object', 'bool']", stdout);
+        Assert.Contains("frame slice equal: True None", stdout);
+        Assert.Contains("frame total: 20 rows, price total 2095", stdout);
+        Assert.Contains("frame total by pointer: 20 rows, price total 2095", stdout);
     }
 
     [Fact]

@@ -390,6 +390,7 @@ internal sealed class TypeAnalyzer
             case "global::System.Guid": return "Guid";
             case "global::System.DateTimeOffset": return "DateTimeOffset";
             case "global::System.TimeSpan": return "TimeSpan";
+            case "global::IpyRpc.DataFrame": return "DataFrame";
         }
 
         return null;

@@ -49,6 +49,7 @@ internal sealed class StoredValue<T>(T value, IpyRpcFormatter<T> formatter) : St
 
     public override IReadOnlyList<long>? Shape => value switch
     {
+        DataFrame t => [t.RowCount, t.Columns.Count],
         Array a => [.. Enumerable.Range(0, a.Rank).Select(d => (long)a.GetLength(d))],
         ICollection c => [c.Count],
         _ => null,
@@ -81,6 +82,8 @@ internal sealed class StoredValue<T>(T value, IpyRpcFormatter<T> formatter) : St
         {
             case Array { Rank: >= 1 } array:
                 return EncodeValue((T)(object)SliceRows(array, start, stop), serialization);
+            case DataFrame table:
+                return EncodeValue((T)(object)table.Slice(start ?? 0, stop ?? table.RowCount), serialization);
             case ICollection:
                 return SliceEncoded(EncodeValue(value, serialization), serialization, start, stop);
             default:

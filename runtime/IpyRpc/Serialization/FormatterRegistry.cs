@@ -21,7 +21,7 @@ public static class FormatterRegistry
             Formatters.Guid, Formatters.DateTime, Formatters.DateTimeOffset, Formatters.TimeSpan, Formatters.Object,
             Formatters.DoubleArray, Formatters.SingleArray, Formatters.Int32Array, Formatters.Int64Array,
             Formatters.Int16Array, Formatters.UInt16Array, Formatters.UInt32Array, Formatters.UInt64Array,
-            Formatters.SByteArray,
+            Formatters.SByteArray, Formatters.DataFrame,
             Formatters.DoubleArray2D, Formatters.DoubleArray3D, Formatters.SingleArray2D, Formatters.SingleArray3D, Formatters.Int32Array2D, Formatters.Int32Array3D, Formatters.Int64Array2D, Formatters.Int64Array3D, Formatters.Int16Array2D, Formatters.Int16Array3D,
             Formatters.UInt16Array2D, Formatters.UInt16Array3D, Formatters.UInt32Array2D, Formatters.UInt32Array3D, Formatters.UInt64Array2D, Formatters.UInt64Array3D, Formatters.SByteArray2D, Formatters.SByteArray3D, Formatters.ByteArray2D, Formatters.ByteArray3D,
             new SequenceFormatter<string?[], string?>(Formatters.String, static l => [.. l]),

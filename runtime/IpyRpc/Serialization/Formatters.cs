@@ -68,6 +68,9 @@ public static class Formatters
     /// <summary><see cref="sbyte"/> arrays: raw int8 in MessagePack.</summary>
     public static readonly IpyRpcFormatter<sbyte[]?> SByteArray = new NumericArrayFormatter<sbyte>("|i1", SByte);
 
+    /// <summary>A <see cref="IpyRpc.DataFrame"/> as the seeds' pandas shape.</summary>
+    public static readonly IpyRpcFormatter<DataFrame?> DataFrame = new DataFrameFormatter();
+
     /// <summary>double[,]: an ndarray of dtype &lt;f8 (2 dimensions).</summary>
     public static readonly IpyRpcFormatter<double[,]?> DoubleArray2D = new NdArrayFormatter<double[,], double>("<f8", 2, Double, static s => new double[s[0], s[1]]);
 

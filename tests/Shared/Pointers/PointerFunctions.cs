@@ -70,6 +70,25 @@ public static class PointerFunctions
     [IpyRpcExport("ptr.count")]
     public static int Count(List<int> items) => items.Count;
 
+    /// <summary>A data frame of daily prices: index "day" (dates), columns price, volume, ticker, up.</summary>
+    /// <param name="rows">How many days.</param>
+    [IpyRpcExport("ptr.frame")]
+    public static DataFrame Frame(int rows)
+    {
+        DateTime[] days = [.. Enumerable.Range(0, rows).Select(i => new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc).AddDays(i))];
+        double[] price = [.. Enumerable.Range(0, rows).Select(i => 100 + (i * 0.5))];
+        long[] volume = [.. Enumerable.Range(0, rows).Select(i => (long)i * 1000)];
+        string?[] ticker = [.. Enumerable.Range(0, rows).Select(i => i % 7 == 3 ? null : "T" + (i % 3))];
+        bool[] up = [.. Enumerable.Range(0, rows).Select(i => i % 2 == 0)];
+        return new DataFrame(DataFrameColumn.Of("day", days),
+            DataFrameColumn.Of("price", price), DataFrameColumn.Of("volume", volume), DataFrameColumn.Of("ticker", ticker), DataFrameColumn.Of("up", up));
+    }
+
+    /// <summary>The sum of a data frame's price column and its row count.</summary>
+    /// <param name="frame">The data frame.</param>
+    [IpyRpcExport("ptr.frame_total")]
+    public static string FrameTotal(DataFrame frame) => $"{frame.RowCount} rows, price total {frame.Column<double>("price").Sum()}";
+
     /// <summary>Where the process that runs it is: its id.</summary>
     [IpyRpcExport("ptr.pid")]
     public static int Pid() => Environment.ProcessId;

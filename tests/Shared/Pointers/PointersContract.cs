@@ -101,6 +101,37 @@ public abstract class PointersContract : IAsyncLifetime
         Assert.Contains("has no rows", e.Message);
     }
 
+    [Theory]
+    [InlineData(Serialization.MessagePack)]
+    [InlineData(Serialization.Json)]
+    public async Task ADataFrameTravelsInThePandasShapeAndSlicesByRow(Serialization serialization)
+    {
+        await using IpyRpcClient client = await ConnectAsync(serialization);
+        DataFrame expected = PointerFunctions.Frame(20);
+        DataFrame whole = await client.CallAsync<DataFrame>("ptr.frame", 20);
+        AssertSame(expected, whole);
+
+        RemotePointer<DataFrame> pointer = await client.CallPointerAsync<DataFrame>("ptr.frame", 20);
+        Assert.Equal([20, 4], pointer.Shape);
+        DataFrame rows = await client.FetchAsync(pointer, 3, 6);
+        AssertSame(expected.Slice(3, 6), rows);
+        Assert.Equal(3, rows.RowCount);
+        Assert.Null(rows.Column<string?>("ticker")[0]); // row 3: a missing value stays missing
+        Assert.Equal(new DateTime(2026, 1, 4, 0, 0, 0, DateTimeKind.Utc), ((DataFrameColumn<DateTime>)rows.Index).Values[0]);
+        Assert.Equal("20 rows, price total 2095", await client.CallAsync<string>("ptr.frame_total", pointer));
+    }
+
+    private static void AssertSame(DataFrame expected, DataFrame actual)
+    {
+        Assert.Equal((expected.Index.Name, expected.Index.DType), (actual.Index.Name, actual.Index.DType));
+        Assert.Equal(expected.Columns.Select(c => (c.Name, c.DType)), actual.Columns.Select(c => (c.Name, c.DType)));
+        for (int row = 0; row < expected.RowCount; row++)
+        {
+            Assert.Equal(expected.Index[row], actual.Index[row]);
+            foreach (DataFrameColumn c in expected.Columns) Assert.Equal(c[row], actual[c.Name!][row]);
+        }
+    }
+
     [Fact]
     public async Task AFunctionConfiguredToReturnAPointerGivesTypedCallersTheValueAndDynamicCallersThePointer()
     {
