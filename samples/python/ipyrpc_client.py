@@ -719,6 +719,10 @@ def pointers_demo(endpoint):
     print("frame slice equal:", part.equals(frame.iloc[3:6]), part.iloc[0]["ticker"])
     print("frame total:", c.call("ptr.frame_total", frame))
     print("frame total by pointer:", c.call("ptr.frame_total", fp))
+    tp = c.call_pointer("ptr.tensor", 5)
+    rows = c.fetch(tp, 1, 3)
+    print("tensor rows:", type(rows).__name__, rows.shape, bool((rows == numpy.arange(30.0).reshape(5, 2, 3)[1:3]).all()))
+    print("tensor argument:", c.call("ptr.tensor_sum", numpy.arange(12.0).reshape(2, 2, 3)))
     forged = RemotePointer(h, secret_key="0" * 32)
     try:
         c.fetch(forged)

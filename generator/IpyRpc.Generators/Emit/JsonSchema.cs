@@ -102,7 +102,7 @@ internal static class JsonSchema
         "Object" => "{}",
         "DataFrame" => "{\"type\":\"object\",\"title\":\"pandas\",\"properties\":{\"type\":{\"const\":\"pandas\"},\"data\":{\"type\":\"object\",\"properties\":{\"row_index\":{\"type\":\"object\"},\"columns\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"dtypes\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"data\":{\"type\":\"array\"}}}}}",
         "DoubleArray" or "SingleArray" => "{\"type\":\"array\",\"items\":{\"type\":\"number\"}}",
-        _ when name.EndsWith("Array2D") || name.EndsWith("Array3D") => "{\"type\":\"object\",\"title\":\"ndarray\",\"properties\":{\"dtype\":{\"type\":\"string\"},\"shape\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"}},\"data\":{\"type\":\"array\"}}}",
+        _ when name.EndsWith("Array2D") || name.EndsWith("Array3D") || name.EndsWith("Tensor") => "{\"type\":\"object\",\"title\":\"ndarray\",\"properties\":{\"dtype\":{\"type\":\"string\"},\"shape\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"}},\"data\":{\"type\":\"array\"}}}",
         _ when name.EndsWith("Array") => "{\"type\":\"array\",\"items\":{\"type\":\"integer\"}}",
         _ => "{}",
     };

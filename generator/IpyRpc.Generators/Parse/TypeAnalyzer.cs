@@ -385,6 +385,26 @@ internal sealed class TypeAnalyzer
             }
         }
 
+        if (type is INamedTypeSymbol { IsGenericType: true, TypeArguments.Length: 1 } tensor
+            && tensor.ConstructedFrom.ToDisplayString() == "System.Numerics.Tensors.Tensor<T>")
+        {
+            string? element = tensor.TypeArguments[0].SpecialType switch
+            {
+                SpecialType.System_Double => "Double",
+                SpecialType.System_Single => "Single",
+                SpecialType.System_Int32 => "Int32",
+                SpecialType.System_Int64 => "Int64",
+                SpecialType.System_Int16 => "Int16",
+                SpecialType.System_UInt16 => "UInt16",
+                SpecialType.System_UInt32 => "UInt32",
+                SpecialType.System_UInt64 => "UInt64",
+                SpecialType.System_SByte => "SByte",
+                SpecialType.System_Byte => "Byte",
+                _ => null,
+            };
+            if (element is not null) return element + "Tensor";
+        }
+
         switch (FullName(type))
         {
             case "global::System.Guid": return "Guid";

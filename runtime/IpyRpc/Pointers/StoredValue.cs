@@ -47,7 +47,7 @@ internal sealed class StoredValue<T>(T value, IpyRpcFormatter<T> formatter) : St
 
     public override string ValueType => value is null ? TypeNames.Display(typeof(T)) : TypeNames.Display(value.GetType());
 
-    public override IReadOnlyList<long>? Shape => value switch
+    public override IReadOnlyList<long>? Shape => formatter is IRowSlicer<T> slicer ? slicer.Shape(value) : value switch
     {
         DataFrame t => [t.RowCount, t.Columns.Count],
         Array a => [.. Enumerable.Range(0, a.Rank).Select(d => (long)a.GetLength(d))],
@@ -60,8 +60,8 @@ internal sealed class StoredValue<T>(T value, IpyRpcFormatter<T> formatter) : St
         get
         {
             if (_bytes >= 0) return _bytes;
-            _bytes = value is Array a && a.GetType().GetElementType() is { IsPrimitive: true }
-                ? Buffer.ByteLength(a)
+            _bytes = value is Array a && a.GetType().GetElementType() is { IsPrimitive: true } ? Buffer.ByteLength(a)
+                : formatter is IRowSlicer<T> slicer ? slicer.Bytes(value)
                 : Encode(Serialization.MessagePack, null, null).LongLength;
             return _bytes;
         }
@@ -78,6 +78,12 @@ internal sealed class StoredValue<T>(T value, IpyRpcFormatter<T> formatter) : St
     public override byte[] Encode(Serialization serialization, long? start, long? stop)
     {
         if (start is null && stop is null) return EncodeValue(value, serialization);
+        if (formatter is IRowSlicer<T> slicer)
+        {
+            (long s, long e) = Clamp(slicer.Shape(value) is { Count: > 0 } shape ? shape[0] : 0, start, stop);
+            return EncodeValue(slicer.Slice(value, s, e), serialization);
+        }
+
         switch (value)
         {
             case Array { Rank: >= 1 } array:

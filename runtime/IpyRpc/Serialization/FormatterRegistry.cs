@@ -22,6 +22,8 @@ public static class FormatterRegistry
             Formatters.DoubleArray, Formatters.SingleArray, Formatters.Int32Array, Formatters.Int64Array,
             Formatters.Int16Array, Formatters.UInt16Array, Formatters.UInt32Array, Formatters.UInt64Array,
             Formatters.SByteArray, Formatters.DataFrame,
+            Formatters.DoubleTensor, Formatters.SingleTensor, Formatters.Int64Tensor, Formatters.Int32Tensor, Formatters.Int16Tensor, Formatters.SByteTensor,
+            Formatters.UInt64Tensor, Formatters.UInt32Tensor, Formatters.UInt16Tensor, Formatters.ByteTensor,
             Formatters.DoubleArray2D, Formatters.DoubleArray3D, Formatters.SingleArray2D, Formatters.SingleArray3D, Formatters.Int32Array2D, Formatters.Int32Array3D, Formatters.Int64Array2D, Formatters.Int64Array3D, Formatters.Int16Array2D, Formatters.Int16Array3D,
             Formatters.UInt16Array2D, Formatters.UInt16Array3D, Formatters.UInt32Array2D, Formatters.UInt32Array3D, Formatters.UInt64Array2D, Formatters.UInt64Array3D, Formatters.SByteArray2D, Formatters.SByteArray3D, Formatters.ByteArray2D, Formatters.ByteArray3D,
             new SequenceFormatter<string?[], string?>(Formatters.String, static l => [.. l]),

@@ -68,6 +68,27 @@ public static class Formatters
     /// <summary><see cref="sbyte"/> arrays: raw int8 in MessagePack.</summary>
     public static readonly IpyRpcFormatter<sbyte[]?> SByteArray = new NumericArrayFormatter<sbyte>("|i1", SByte);
 
+    /// <summary><see cref="System.Numerics.Tensors.Tensor{T}"/> of <see cref="double"/>: an ndarray of dtype &lt;f8.</summary>
+    public static readonly IpyRpcFormatter<System.Numerics.Tensors.Tensor<double>?> DoubleTensor = new TensorFormatter<double>("<f8", Double);
+    /// <summary>Tensors of <see cref="float"/> (&lt;f4).</summary>
+    public static readonly IpyRpcFormatter<System.Numerics.Tensors.Tensor<float>?> SingleTensor = new TensorFormatter<float>("<f4", Single);
+    /// <summary>Tensors of <see cref="long"/> (&lt;i8).</summary>
+    public static readonly IpyRpcFormatter<System.Numerics.Tensors.Tensor<long>?> Int64Tensor = new TensorFormatter<long>("<i8", Int64);
+    /// <summary>Tensors of <see cref="int"/> (&lt;i4).</summary>
+    public static readonly IpyRpcFormatter<System.Numerics.Tensors.Tensor<int>?> Int32Tensor = new TensorFormatter<int>("<i4", Int32);
+    /// <summary>Tensors of <see cref="short"/> (&lt;i2).</summary>
+    public static readonly IpyRpcFormatter<System.Numerics.Tensors.Tensor<short>?> Int16Tensor = new TensorFormatter<short>("<i2", Int16);
+    /// <summary>Tensors of <see cref="sbyte"/> (|i1).</summary>
+    public static readonly IpyRpcFormatter<System.Numerics.Tensors.Tensor<sbyte>?> SByteTensor = new TensorFormatter<sbyte>("|i1", SByte);
+    /// <summary>Tensors of <see cref="ulong"/> (&lt;u8).</summary>
+    public static readonly IpyRpcFormatter<System.Numerics.Tensors.Tensor<ulong>?> UInt64Tensor = new TensorFormatter<ulong>("<u8", UInt64);
+    /// <summary>Tensors of <see cref="uint"/> (&lt;u4).</summary>
+    public static readonly IpyRpcFormatter<System.Numerics.Tensors.Tensor<uint>?> UInt32Tensor = new TensorFormatter<uint>("<u4", UInt32);
+    /// <summary>Tensors of <see cref="ushort"/> (&lt;u2).</summary>
+    public static readonly IpyRpcFormatter<System.Numerics.Tensors.Tensor<ushort>?> UInt16Tensor = new TensorFormatter<ushort>("<u2", UInt16);
+    /// <summary>Tensors of <see cref="byte"/> (|u1).</summary>
+    public static readonly IpyRpcFormatter<System.Numerics.Tensors.Tensor<byte>?> ByteTensor = new TensorFormatter<byte>("|u1", Byte);
+
     /// <summary>A <see cref="IpyRpc.DataFrame"/> as the seeds' pandas shape.</summary>
     public static readonly IpyRpcFormatter<DataFrame?> DataFrame = new DataFrameFormatter();
 

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using IpyRpc;
 
 namespace IpyRpc.Tests.Pointers;
@@ -88,6 +89,16 @@ public static class PointerFunctions
     /// <param name="frame">The data frame.</param>
     [IpyRpcExport("ptr.frame_total")]
     public static string FrameTotal(DataFrame frame) => $"{frame.RowCount} rows, price total {frame.Column<double>("price").Sum()}";
+
+    /// <summary>A rows × 2 × 3 tensor whose elements count up from 0.</summary>
+    /// <param name="rows">The first dimension.</param>
+    [IpyRpcExport("ptr.tensor")]
+    public static Tensor<double> MakeTensor(int rows) => Tensor.Create([.. Enumerable.Range(0, rows * 6).Select(i => (double)i)], [rows, 2, 3]);
+
+    /// <summary>The sum of a tensor's elements and its shape.</summary>
+    /// <param name="t">The tensor.</param>
+    [IpyRpcExport("ptr.tensor_sum")]
+    public static string TensorSum(Tensor<double> t) => $"{string.Join("x", t.Lengths.ToArray())} sum {Tensor.Sum<double>(t)}";
 
     /// <summary>Where the process that runs it is: its id.</summary>
     [IpyRpcExport("ptr.pid")]

@@ -121,6 +121,27 @@ public abstract class PointersContract : IAsyncLifetime
         Assert.Equal("20 rows, price total 2095", await client.CallAsync<string>("ptr.frame_total", pointer));
     }
 
+    [Theory]
+    [InlineData(Serialization.MessagePack)]
+    [InlineData(Serialization.Json)]
+    public async Task ATensorTravelsAsAnNdarrayAndSlicesByRow(Serialization serialization)
+    {
+        await using IpyRpcClient client = await ConnectAsync(serialization);
+        System.Numerics.Tensors.Tensor<double> whole = await client.CallAsync<System.Numerics.Tensors.Tensor<double>>("ptr.tensor", 5);
+        Assert.Equal([5, 2, 3], whole.Lengths.ToArray().Select(n => (long)n));
+        Assert.Equal(29.0, whole[4, 1, 2]);
+
+        RemotePointer<System.Numerics.Tensors.Tensor<double>> pointer = await client.CallPointerAsync<System.Numerics.Tensors.Tensor<double>>("ptr.tensor", 5);
+        Assert.Equal([5, 2, 3], pointer.Shape);
+        Assert.Equal(5 * 6 * 8, pointer.Bytes);
+        System.Numerics.Tensors.Tensor<double> rows = await client.FetchAsync(pointer, 1, 3);
+        Assert.Equal([2, 2, 3], rows.Lengths.ToArray().Select(n => (long)n));
+        Assert.Equal(6.0, rows[0, 0, 0]);
+        Assert.Equal(17.0, rows[1, 1, 2]);
+        Assert.Equal("5x2x3 sum 435", await client.CallAsync<string>("ptr.tensor_sum", pointer));
+        Assert.Equal("2x2x3 sum 138", await client.CallAsync<string>("ptr.tensor_sum", rows));
+    }
+
     private static void AssertSame(DataFrame expected, DataFrame actual)
     {
         Assert.Equal((expected.Index.Name, expected.Index.DType), (actual.Index.Name, actual.Index.DType));
