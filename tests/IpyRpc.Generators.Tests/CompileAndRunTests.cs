@@ -38,9 +38,16 @@ public sealed class CompileAndRunTests
 
         Type requestType = assembly.GetType("Demo.Request")!;
         object request = Activator.CreateInstance(requestType, "w", new[] { 1, 2, 3 }, new Dictionary<string, double> { ["w"] = 2 })!;
-        var crunch = (Task)proxyType.GetMethod("Crunch")!.Invoke(proxy, [request, null, CancellationToken.None])!;
+        var crunch = (Task)proxyType.GetMethod("Crunch", [requestType, typeof(CallOptions), typeof(CancellationToken)])!.Invoke(proxy, [request, null, CancellationToken.None])!;
         await crunch;
         object report = crunch.GetType().GetProperty("Result")!.GetValue(crunch)!;
         Assert.Equal(12.0, report.GetType().GetProperty("Total")!.GetValue(report));
+
+        // The same function for a pointer to its result: the report stays on the server.
+        var kept = (Task)proxyType.GetMethod("CrunchAsPointerAsync", [requestType, typeof(CallOptions), typeof(CancellationToken)])!.Invoke(proxy, [request, null, CancellationToken.None])!;
+        await kept;
+        var pointer = (RemotePointer)kept.GetType().GetProperty("Result")!.GetValue(kept)!;
+        Assert.Equal("Report", pointer.ValueType);
+        Assert.Equal(1, server.Data.Count);
     }
 }

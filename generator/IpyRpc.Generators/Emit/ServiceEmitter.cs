@@ -344,6 +344,80 @@ internal static class ServiceEmitter
         return last + n;
     }
 
+    // Values worth leaving where they are: arrays, collections, data frames, tensors, user types (not numbers, text, dates, enums).
+    private static bool IsData(TypeModel? type) => type is not null && type.Kind switch
+    {
+        TypeKind.Builtin => type.Builtin is { } b && (b.EndsWith("Array", System.StringComparison.Ordinal) || b.EndsWith("Array2D", System.StringComparison.Ordinal)
+            || b.EndsWith("Array3D", System.StringComparison.Ordinal) || b.EndsWith("Tensor", System.StringComparison.Ordinal) || b == "DataFrame"),
+        TypeKind.Sequence or TypeKind.Dictionary or TypeKind.Object => true,
+        _ => false,
+    };
+
+    // {Name}AsPointerAsync: the result stays with the process that computed it (for data results: a number or a text is cheaper to send than to point to).
+    private static void EmitAsPointerMethod(CodeWriter w, FunctionModel f, string methodName, ParameterModel[] parameters,
+        List<string> signature, string args, string options, string token, HashSet<string> tokenParams, ParameterModel? progress)
+    {
+        string pointerType = $"{Names.Runtime}.RemotePointer<{f.ReturnSource}>";
+        w.Line();
+        w.Line($"/// <summary>Calls <c>{f.ExportName}</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.</summary>");
+        EmitParamDocs(w, f, parameters, tokenParams, progress);
+        w.Line($"/// <param name=\"{options}\">Per-call options: timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization.</param>");
+        w.Line($"/// <param name=\"{token}\">Cancels the call; the remote function's token is cancelled too.</param>");
+        w.Line($"/// <returns>A pointer to the result of <c>{f.ExportName}</c>.</returns>");
+        w.Line($"public global::System.Threading.Tasks.Task<{pointerType}> {methodName}AsPointerAsync({string.Join(", ", signature)})");
+        w.Line($"    => _client.InvokeAsync<{pointerType}>({Names.Literal(f.ExportName)}, {args}, {Names.Runtime}.RemotePointerFormatter<{f.ReturnSource}>.Instance, {Names.Runtime}.CallOptions.ForPointer({options}), {token});");
+    }
+
+    // An overload of {Name} taking pointers for its data arguments, resolved where the function runs.
+    private static void EmitPointerArgumentsOverload(CodeWriter w, FunctionModel f, string assemblyKey, string methodName, ParameterModel[] parameters,
+        string options, string token, HashSet<string> tokenParams, ParameterModel? progress)
+    {
+        var pointerSignature = new List<string>();
+        var pointerArgs = new StringBuilder($"new {Names.Runtime}.IpyRpcArguments()");
+        foreach (ParameterModel p in parameters)
+        {
+            if (IsData(p.Type))
+            {
+                string element = p.Source.EndsWith("?", System.StringComparison.Ordinal) && !p.Type!.IsValueType ? p.Source.Substring(0, p.Source.Length - 1) : p.Source;
+                pointerSignature.Add($"{Names.Runtime}.RemotePointer<{element}> @{p.Name}");
+                pointerArgs.Append($".Add(@{p.Name}, {Names.Runtime}.RemotePointerFormatter<{element}>.Instance)");
+            }
+            else
+            {
+                pointerSignature.Add(p.DefaultExpression is null ? $"{p.Source} @{p.Name}" : $"{p.Source} @{p.Name} = {p.DefaultExpression}");
+                pointerArgs.Append($".Add(@{p.Name}, {Names.Formatter(p.Type!, assemblyKey)})");
+            }
+        }
+
+        pointerSignature.Add($"{Names.Runtime}.CallOptions? {options} = null");
+        pointerSignature.Add($"global::System.Threading.CancellationToken {token} = default");
+        w.Line();
+        w.Line($"/// <summary>Calls <c>{f.ExportName}</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>");
+        EmitParamDocs(w, f, parameters, tokenParams, progress);
+        w.Line($"/// <param name=\"{options}\">Per-call options: timeout, where remote output goes, serialization.</param>");
+        w.Line($"/// <param name=\"{token}\">Cancels the call; the remote function's token is cancelled too.</param>");
+        w.Line($"/// <returns>The result of <c>{f.ExportName}</c>.</returns>");
+        w.Line($"public global::System.Threading.Tasks.Task<{f.ReturnSource}> {methodName}({string.Join(", ", pointerSignature)})");
+        w.Line($"    => _client.InvokeAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {pointerArgs}, {Names.Formatter(f.ReturnType!, assemblyKey)}, {options}, {token});");
+
+        // Pointers in, a pointer out: a chain (compute, slice, reduce) that never brings the data to the caller.
+        if (IsData(f.ReturnType)) EmitAsPointerMethod(w, f, methodName, parameters, pointerSignature, pointerArgs.ToString(), options, token, tokenParams, progress);
+    }
+
+    private static void EmitParamDocs(CodeWriter w, FunctionModel f, ParameterModel[] parameters, HashSet<string> tokenParams, ParameterModel? progress)
+    {
+        foreach (DocEntry element in f.Docs.RawElements)
+        {
+            if (!element.Name.StartsWith("param:", System.StringComparison.Ordinal) || tokenParams.Contains(element.Name) || element.Name == "param:" + progress?.Name) continue;
+            foreach (string line in element.Text.Split('\n')) w.Line("/// " + line);
+        }
+
+        foreach (ParameterModel p in parameters.Where(p => !f.Docs.RawElements.Any(e => e.Name == "param:" + p.Name)))
+        {
+            w.Line($"/// <param name=\"{p.Name}\">The <c>{p.Name}</c> argument.</param>");
+        }
+    }
+
     private static void EmitProxyMethod(CodeWriter w, FunctionModel f, string assemblyKey, string methodName)
     {
         ParameterModel[] parameters = f.Parameters.Where(p => p.IsArgument).ToArray();
@@ -423,6 +497,9 @@ internal static class ServiceEmitter
             : $"_client.InvokeAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {args}, {Names.Formatter(f.ReturnType, assemblyKey)}, {options}, {token})";
         w.Line($"public {returnType} {methodName}({string.Join(", ", signature)})");
         w.Line($"    => {call};");
+
+        if (IsData(f.ReturnType)) EmitAsPointerMethod(w, f, methodName, parameters, submitSignature, submitArgs, options, token, tokenParams, progress);
+        if (f.ReturnType is not null && parameters.Any(p => IsData(p.Type))) EmitPointerArgumentsOverload(w, f, assemblyKey, methodName, parameters, options, token, tokenParams, progress);
 
         // The same call submitted as a job: a typed handle at once, the result when it is ready.
         string resultSource = f.ReturnType is null ? "object?" : f.ReturnSource!;

@@ -118,6 +118,9 @@ public sealed record CallOptions
     /// </summary>
     public bool? ReturnPointer { get; init; }
 
+    /// <summary>The options with <see cref="ReturnPointer"/> on (generated <c>…AsPointerAsync</c> methods use it).</summary>
+    public static CallOptions ForPointer(CallOptions? options) => (options ?? new CallOptions()) with { ReturnPointer = true };
+
     /// <summary>How long the holder keeps a pointer's value (<see cref="Timeout.InfiniteTimeSpan"/>: until released or evicted). Unset: as configured.</summary>
     public TimeSpan? PointerTimeToLive { get; init; }
 }

@@ -169,6 +169,30 @@ namespace Demo
         public global::System.Threading.Tasks.Task<global::Demo.Report> Crunch(global::Demo.Request @req, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
             => _client.InvokeAsync<global::Demo.Report>("Crunch", new global::IpyRpc.IpyRpcArguments().Add(@req, global::IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Request), global::IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Report, options, cancellationToken);
 
+        /// <summary>Calls <c>Crunch</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.</summary>
+        /// <param name="req">The request.</param>
+        /// <param name="options">Per-call options: timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
+        /// <returns>A pointer to the result of <c>Crunch</c>.</returns>
+        public global::System.Threading.Tasks.Task<global::IpyRpc.RemotePointer<global::Demo.Report>> CrunchAsPointerAsync(global::Demo.Request @req, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
+            => _client.InvokeAsync<global::IpyRpc.RemotePointer<global::Demo.Report>>("Crunch", new global::IpyRpc.IpyRpcArguments().Add(@req, global::IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Request), global::IpyRpc.RemotePointerFormatter<global::Demo.Report>.Instance, global::IpyRpc.CallOptions.ForPointer(options), cancellationToken);
+
+        /// <summary>Calls <c>Crunch</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>
+        /// <param name="req">The request.</param>
+        /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
+        /// <returns>The result of <c>Crunch</c>.</returns>
+        public global::System.Threading.Tasks.Task<global::Demo.Report> Crunch(global::IpyRpc.RemotePointer<global::Demo.Request> @req, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
+            => _client.InvokeAsync<global::Demo.Report>("Crunch", new global::IpyRpc.IpyRpcArguments().Add(@req, global::IpyRpc.RemotePointerFormatter<global::Demo.Request>.Instance), global::IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Report, options, cancellationToken);
+
+        /// <summary>Calls <c>Crunch</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.</summary>
+        /// <param name="req">The request.</param>
+        /// <param name="options">Per-call options: timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
+        /// <returns>A pointer to the result of <c>Crunch</c>.</returns>
+        public global::System.Threading.Tasks.Task<global::IpyRpc.RemotePointer<global::Demo.Report>> CrunchAsPointerAsync(global::IpyRpc.RemotePointer<global::Demo.Request> @req, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
+            => _client.InvokeAsync<global::IpyRpc.RemotePointer<global::Demo.Report>>("Crunch", new global::IpyRpc.IpyRpcArguments().Add(@req, global::IpyRpc.RemotePointerFormatter<global::Demo.Request>.Instance), global::IpyRpc.RemotePointerFormatter<global::Demo.Report>.Instance, global::IpyRpc.CallOptions.ForPointer(options), cancellationToken);
+
         /// <summary>Submits <c>Crunch</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
         /// <param name="req">The request.</param>
         /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
