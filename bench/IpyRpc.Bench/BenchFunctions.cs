@@ -20,6 +20,38 @@ public static class BenchFunctions
     [IpyRpcExport("echo_doubles")]
     public static double[] EchoDoubles(double[] data) => data;
 
+    /// <summary>A rows × cols matrix whose element [i, j] is i + j: a large result, for the pointer scenarios.</summary>
+    [IpyRpcExport("matrix")]
+    public static double[,] Matrix(int rows, int cols)
+    {
+        var m = new double[rows, cols];
+        for (int i = 0; i < rows; i++)
+        {
+            for (int j = 0; j < cols; j++) m[i, j] = i + j;
+        }
+
+        return m;
+    }
+
+    /// <summary>The first rows of a matrix.</summary>
+    [IpyRpcExport("matrix_head")]
+    public static double[,] MatrixHead(double[,] m, int rows)
+    {
+        int n = Math.Min(rows, m.GetLength(0)), cols = m.GetLength(1);
+        var head = new double[n, cols];
+        Array.Copy(m, head, (long)n * cols);
+        return head;
+    }
+
+    /// <summary>The sum of a matrix's elements.</summary>
+    [IpyRpcExport("matrix_sum")]
+    public static double MatrixSum(double[,] m)
+    {
+        double sum = 0;
+        foreach (double v in m) sum += v;
+        return sum;
+    }
+
     /// <summary>Returns the record it was given.</summary>
     [IpyRpcExport("echo_nine")]
     public static Nine EchoNine(Nine value) => value;

@@ -27,7 +27,7 @@ internal sealed record Settings(string Mode, int Warmup, int LatencyCalls, int T
 internal static class Harness
 {
     private static readonly long[] PayloadSizes = [8, 1024, 64 * 1024, 1024 * 1024, 64 * 1024 * 1024];
-    private static readonly string[] AllScenarios = ["small", "payload", "queues", "serialization", "python"];
+    private static readonly string[] AllScenarios = ["small", "payload", "pointers", "queues", "serialization", "python"];
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -45,11 +45,12 @@ internal static class Harness
         MachineInfo machine = Machine(settings.Mode);
         Console.WriteLine($"IpyRpc benchmarks ({settings.Mode}) on {machine.Cpu}, {machine.Cores} cores, {machine.Os}, .NET {machine.Dotnet}, libzmq {machine.Libzmq}");
 
-        if (chosen.Contains("small") || chosen.Contains("payload"))
+        if (chosen.Contains("small") || chosen.Contains("payload") || chosen.Contains("pointers"))
         {
             await using ServerProcess server = await ServerProcess.StartAsync();
             if (chosen.Contains("small")) await SmallCallsAsync(server.Endpoints, settings, results);
             if (chosen.Contains("payload")) await PayloadsAsync(server.Endpoints, settings, results);
+            if (chosen.Contains("pointers")) await PointerBench.RunAsync(server.Endpoints, settings, results);
         }
 
         if (chosen.Contains("queues")) await Queues.RunAsync(settings, results);
@@ -258,6 +259,7 @@ internal static class Harness
         double? At64(string system) => Get("small-call", system, 64, r => r.CallsPerS);
         double? Mbps(string system) => Get("payload-doubles", system, 1, r => r.MbPerS, 64L * 1024 * 1024);
         double? QueueP50(string system) => Get("queue-call", system, 1, r => r.P50Us);
+        double? Pointer(string scenario, string system, Func<BenchResult, double?> pick) => results.FirstOrDefault(r => r.Scenario == scenario && r.System == system) is { } r ? pick(r) : null;
         double? MicrosPerJob(string system) => Get("queue-call", system, 16, r => r.CallsPerS is > 0 ? 1_000_000 / r.CallsPerS : null);
         return
         [
@@ -271,6 +273,14 @@ internal static class Harness
             Make("WebSocket small-call p50 vs SignalR", "ipyrpc-http-ws", "signalr", P50("ipyrpc-http-ws"), P50("signalr"), "<= 1", true),
             Make("in-memory queue µs per job at 16 in flight (a function that does nothing)", "queue-memory-alone", "1 µs", MicrosPerJob("queue-memory-alone"), 1, "<= 5", true),
             Make("SQLite queue call p50 vs raw SQLite transaction", "ipyrpc-inproc-sqlite", "raw-sqlite-transaction", QueueP50("ipyrpc-inproc-sqlite"), QueueP50("raw-sqlite-transaction"), "<= 3", true),
+            Make("10 rows of a 10,000,000 × 8 double array by pointer slice: p50 vs a small call", "ipyrpc-zmq-fetch-10-rows", "ipyrpc-zmq-small-call",
+                Pointer("pointer-slice", "ipyrpc-zmq-fetch-10-rows", r => r.P50Us), Pointer("pointer-slice", "ipyrpc-zmq-small-call", r => r.P50Us), "<= 1.5", true),
+            Make("the whole array vs its first 10 rows by pointer slice (time)", "ipyrpc-zmq-fetch-whole", "ipyrpc-zmq-fetch-10-rows",
+                Pointer("pointer-slice", "ipyrpc-zmq-fetch-whole", r => r.P50Us), Pointer("pointer-slice", "ipyrpc-zmq-fetch-10-rows", r => r.P50Us), ">= 100", false),
+            Make("compute → slice → reduce: time by value vs by pointer", "by-value", "by-pointer",
+                Pointer("pointer-chain", "by-value", r => r.P50Us), Pointer("pointer-chain", "by-pointer", r => r.P50Us), ">= 1", false),
+            Make("compute → slice → reduce: bytes to the client by pointer vs by value", "by-pointer", "by-value",
+                Pointer("pointer-chain", "by-pointer", r => r.ClientBytes), Pointer("pointer-chain", "by-value", r => r.ClientBytes), "<= 0.001", true),
             Make("Redis queue call p50 vs raw XADD+XREADGROUP+XACK", "ipyrpc-inproc-redis", "raw-redis-xadd-xreadgroup-xack", QueueP50("ipyrpc-inproc-redis"), QueueP50("raw-redis-xadd-xreadgroup-xack"), "<= 3", true),
         ];
     }

@@ -8,6 +8,9 @@ internal sealed record BenchResult(string Scenario, string System, long PayloadB
     /// <summary>Serialization rows: bytes allocated per operation.</summary>
     public long? AllocatedBytes { get; init; }
 
+    /// <summary>Pointer rows: bytes the client received (its connection and fetches from holders) per operation.</summary>
+    public long? ClientBytes { get; init; }
+
     /// <summary>Why a row has no numbers (a peer that could not run).</summary>
     public string? Note { get; init; }
 }

@@ -24,11 +24,17 @@ internal static class Serve
     public static async Task<int> RunAsync()
     {
         // The harness keeps up to 64 calls in flight on one connection: that is the measurement, not abuse.
-        await using var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 1024 });
+        // Messages up to 1 GiB and a 2 GiB data store: the pointer scenario fetches a 640 MB array whole.
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions
+        {
+            MaxCallsInFlightPerConnection = 1024,
+            MaxMessageBytes = 1L << 30,
+            DataStore = new IpyRpcDataStore(new DataStoreOptions { MaxBytes = 2L << 30 }),
+        });
         server.Register(typeof(BenchFunctions));
         await using IpyRpcHttpServer http = await IpyRpcHttpServer.StartAsync(server, "http://127.0.0.1:0", new IpyRpcHttpOptions { MaxJsonRequestBytes = 512L * 1024 * 1024 });
         string ipcPath = Path.Combine(Path.GetTempPath(), $"ipyrpc-bench-{Environment.ProcessId}.sock");
-        await using IpyRpcZeroMqServer zmqTcp = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
+        await using IpyRpcZeroMqServer zmqTcp = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*", new ZeroMqOptions { MaxMessageBytes = 1L << 30 });
         await using IpyRpcZeroMqServer zmqIpc = IpyRpcZeroMqServer.Start(server, "ipc://" + ipcPath);
         using var raw = new RawZmq.EchoServer("tcp://127.0.0.1:*");
         WebApplication baseline = await StartBaselineAsync();

@@ -55,6 +55,10 @@ public sealed class BenchSmokeTests
             Assert.Contains("Redis queue call p50 vs raw XADD+XREADGROUP+XACK", ratios);
             Assert.Contains("in-memory queue µs per job at 16 in flight (a function that does nothing)", ratios);
             Assert.Contains("WebSocket small-call p50 vs SignalR", ratios);
+            Assert.Contains("10 rows of a 10,000,000 × 8 double array by pointer slice: p50 vs a small call", ratios);
+            Assert.Contains("compute → slice → reduce: bytes to the client by pointer vs by value", ratios);
+            string[] pointerRows = [.. results.Where(r => r.GetProperty("scenario").GetString()!.StartsWith("pointer-", StringComparison.Ordinal)).Select(r => r.GetProperty("system").GetString()!)];
+            Assert.Equal(["by-pointer", "by-value", "ipyrpc-zmq-fetch-10-rows", "ipyrpc-zmq-fetch-whole", "ipyrpc-zmq-small-call"], pointerRows.Order());
             Assert.All(root.GetProperty("ratios").EnumerateArray(), r => Assert.Equal(JsonValueKind.Number, r.GetProperty("value").ValueKind));
         }
         finally
