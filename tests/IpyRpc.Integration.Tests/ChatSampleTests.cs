@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 
 namespace IpyRpc.Integration.Tests;
@@ -11,15 +10,7 @@ public sealed class ChatSampleTests
     [InlineData("ZeroMQ")]
     public async Task TheChatServerCallsItsMembersBackAndBroadcastsEvents(string transport)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Chat.dll"));
-        if (transport == "ZeroMQ") start.ArgumentList.Add("--zmq");
-        using Process process = Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
-        string output = await stdout;
-        Assert.True(process.ExitCode == 0, output + await stderr);
+        string output = await SampleProcess.RunAsync("Chat.dll", transport == "ZeroMQ" ? ["--zmq"] : []);
 
         Assert.Contains($"room open over {transport}", output);
         Assert.Contains("members: ann, bob, cy", output); // names learned by calling each member back

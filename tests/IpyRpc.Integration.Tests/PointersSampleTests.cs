@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 
 namespace IpyRpc.Integration.Tests;
@@ -9,14 +8,7 @@ public sealed class PointersSampleTests
     [Fact]
     public async Task ThePointersSampleSlicesTenRowsFromTheWorkerAndFeedsThePointerToASecondCall()
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Pointers.dll"));
-        using Process process = Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
-        string output = await stdout;
-        Assert.True(process.ExitCode == 0, output + await stderr);
+        string output = await SampleProcess.RunAsync("Pointers.dll");
 
         int worker = int.Parse(Regex.Match(output, @"worker (\d+) ready; its values are served at tcp://127\.0\.0\.1:\d+").Groups[1].Value);
         Assert.Matches(@"pointer: double\[,\]\[1000000, 8\] \(64000000 bytes\) at zmq://127\.0\.0\.1:\d+/data/[0-9a-f]{32}", output);

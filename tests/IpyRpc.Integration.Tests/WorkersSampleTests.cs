@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 
 namespace IpyRpc.Integration.Tests;
@@ -9,14 +8,7 @@ public sealed class WorkersSampleTests
     [Fact]
     public async Task TheWorkersSampleRunsALongJobOnAWorkerAndTheClientReattaches()
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Workers.dll"));
-        using Process process = Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
-        string output = await stdout;
-        Assert.True(process.ExitCode == 0, output + await stderr);
+        string output = await SampleProcess.RunAsync("Workers.dll");
 
         int[] workers = [.. Regex.Matches(output, @"worker (\d+) ready").Select(m => int.Parse(m.Groups[1].Value))];
         Assert.Equal(2, workers.Length);

@@ -349,23 +349,9 @@ internal sealed class TypeAnalyzer
             case SpecialType.System_DateTime: return "DateTime";
         }
 
-        if (type is IArrayTypeSymbol { Rank: 2 or 3 } nd)
+        if (type is IArrayTypeSymbol { Rank: 2 or 3 } nd && NumericElement(nd.ElementType) is { } element)
         {
-            string? element = nd.ElementType.SpecialType switch
-            {
-                SpecialType.System_Double => "Double",
-                SpecialType.System_Single => "Single",
-                SpecialType.System_Int32 => "Int32",
-                SpecialType.System_Int64 => "Int64",
-                SpecialType.System_Int16 => "Int16",
-                SpecialType.System_UInt16 => "UInt16",
-                SpecialType.System_UInt32 => "UInt32",
-                SpecialType.System_UInt64 => "UInt64",
-                SpecialType.System_SByte => "SByte",
-                SpecialType.System_Byte => "Byte",
-                _ => null,
-            };
-            if (element is not null) return element + "Array" + nd.Rank + "D";
+            return element + "Array" + nd.Rank + "D";
         }
 
         if (type is IArrayTypeSymbol { Rank: 1 } array)
@@ -386,23 +372,10 @@ internal sealed class TypeAnalyzer
         }
 
         if (type is INamedTypeSymbol { IsGenericType: true, TypeArguments.Length: 1 } tensor
-            && tensor.ConstructedFrom.ToDisplayString() == "System.Numerics.Tensors.Tensor<T>")
+            && tensor.ConstructedFrom.ToDisplayString() == "System.Numerics.Tensors.Tensor<T>"
+            && NumericElement(tensor.TypeArguments[0]) is { } tensorElement)
         {
-            string? element = tensor.TypeArguments[0].SpecialType switch
-            {
-                SpecialType.System_Double => "Double",
-                SpecialType.System_Single => "Single",
-                SpecialType.System_Int32 => "Int32",
-                SpecialType.System_Int64 => "Int64",
-                SpecialType.System_Int16 => "Int16",
-                SpecialType.System_UInt16 => "UInt16",
-                SpecialType.System_UInt32 => "UInt32",
-                SpecialType.System_UInt64 => "UInt64",
-                SpecialType.System_SByte => "SByte",
-                SpecialType.System_Byte => "Byte",
-                _ => null,
-            };
-            if (element is not null) return element + "Tensor";
+            return tensorElement + "Tensor";
         }
 
         switch (FullName(type))
@@ -415,6 +388,22 @@ internal sealed class TypeAnalyzer
 
         return null;
     }
+
+    // The element types n-dimensional arrays and tensors travel as raw blocks of.
+    private static string? NumericElement(ITypeSymbol element) => element.SpecialType switch
+    {
+        SpecialType.System_Double => "Double",
+        SpecialType.System_Single => "Single",
+        SpecialType.System_Int32 => "Int32",
+        SpecialType.System_Int64 => "Int64",
+        SpecialType.System_Int16 => "Int16",
+        SpecialType.System_UInt16 => "UInt16",
+        SpecialType.System_UInt32 => "UInt32",
+        SpecialType.System_UInt64 => "UInt64",
+        SpecialType.System_SByte => "SByte",
+        SpecialType.System_Byte => "Byte",
+        _ => null,
+    };
 
     /// <summary>Index access over a symbol list, without dragging ImmutableArray's default-value traps around.</summary>
     private readonly struct ImmutableArrayView

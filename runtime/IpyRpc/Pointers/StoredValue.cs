@@ -104,17 +104,7 @@ internal sealed class StoredValue<T>(T value, IpyRpcFormatter<T> formatter) : St
     private byte[] EncodeValue(T v, Serialization serialization)
     {
         var buffer = new ArrayBufferWriter<byte>(SizeHint.Of(v));
-        if (serialization == Serialization.Json)
-        {
-            using var writer = new Utf8JsonWriter(buffer);
-            formatter.Write(writer, v);
-        }
-        else
-        {
-            var writer = new MessagePackWriter(buffer);
-            formatter.Write(ref writer, v);
-        }
-
+        formatter.Write(buffer, v, serialization);
         return buffer.WrittenSpan.ToArray();
     }
 

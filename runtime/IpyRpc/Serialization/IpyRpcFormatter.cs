@@ -64,3 +64,22 @@ public abstract class IpyRpcFormatter<T> : IpyRpcFormatter
         : value is null && default(T) is null ? default!
         : throw new IpyRpcSerializationException($"A value of type {value?.GetType().Name ?? "null"} cannot be written as {TypeNames.Display(typeof(T))}.");
 }
+
+/// <summary>Encoding a value in the serialization chosen for a call, in one place.</summary>
+public static class IpyRpcFormatterExtensions
+{
+    /// <summary>Writes <paramref name="value"/> to <paramref name="output"/> as <paramref name="serialization"/> (JSON or MessagePack).</summary>
+    public static void Write<T>(this IpyRpcFormatter<T> formatter, System.Buffers.IBufferWriter<byte> output, T value, Serialization serialization)
+    {
+        if (serialization == Serialization.Json)
+        {
+            using var writer = new Utf8JsonWriter(output);
+            formatter.Write(writer, value);
+        }
+        else
+        {
+            var writer = new MessagePackWriter(output);
+            formatter.Write(ref writer, value);
+        }
+    }
+}

@@ -261,16 +261,7 @@ public sealed class IpyRpcInvocation
     {
         try
         {
-            if (OutputSerialization == Serialization.Json)
-            {
-                using var writer = new Utf8JsonWriter(buffer);
-                formatter.Write(writer, value);
-            }
-            else
-            {
-                var writer = new MessagePackWriter(buffer);
-                formatter.Write(ref writer, value);
-            }
+            formatter.Write(buffer, value, OutputSerialization);
         }
         catch (Exception e) when (e is IpyRpcSerializationException or InvalidOperationException or ArgumentException)
         {

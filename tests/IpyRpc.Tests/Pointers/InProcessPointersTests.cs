@@ -14,6 +14,37 @@ public sealed class InProcessPointersTests : PointersContract
     private Task<IpyRpcClient> ConnectAsync() => IpyRpcClient.ConnectInProcessAsync(Server, new IpyRpcClientOptions { Output = (_, _) => { } });
 
     [Fact]
+    public async Task TheTimeToLiveComesFromTheCallThenTheConfigThenTheStore()
+    {
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { DataStore = new IpyRpcDataStore(new DataStoreOptions { DefaultTimeToLive = TimeSpan.FromMinutes(7) }) });
+        server.Config(new() { ["ptr.*"] = new() { ReturnPointer = true, PointerTimeToLive = TimeSpan.FromMinutes(3) }, ["ptr.text"] = new() { ReturnPointer = true, PointerTimeToLive = null } });
+        server.Register(typeof(PointerFunctions));
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server, new IpyRpcClientOptions { Output = (_, _) => { } });
+
+        var configured = (RemotePointer)(await client.CallAsync("ptr.range", 3))!;
+        Assert.InRange(configured.ExpiresAt!.Value - DateTimeOffset.UtcNow, TimeSpan.FromMinutes(2.9), TimeSpan.FromMinutes(3));
+        var asked = (RemotePointer)(await client.CallAsync<object?>("ptr.range", [3], new CallOptions { PointerTimeToLive = TimeSpan.FromSeconds(30) }))!;
+        Assert.InRange(asked.ExpiresAt!.Value - DateTimeOffset.UtcNow, TimeSpan.FromSeconds(29), TimeSpan.FromSeconds(30));
+        var forever = (RemotePointer)(await client.CallAsync<object?>("ptr.range", [3], new CallOptions { PointerTimeToLive = Timeout.InfiniteTimeSpan }))!;
+        Assert.Null(forever.ExpiresAt);
+        var storeDefault = (RemotePointer)(await client.CallAsync("ptr.text"))!;
+        Assert.InRange(storeDefault.ExpiresAt!.Value - DateTimeOffset.UtcNow, TimeSpan.FromMinutes(2.9), TimeSpan.FromMinutes(3)); // the ptr.* rule still applies: unset does not override
+        Assert.Equal(3, await client.CallAsync<int>("ptr.count", configured));
+        server.Data.Dispose();
+    }
+
+    [Fact]
+    public async Task WithoutAnyTimeToLiveTheStoresDefaultApplies()
+    {
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { DataStore = new IpyRpcDataStore(new DataStoreOptions { DefaultTimeToLive = TimeSpan.FromMinutes(7) }) });
+        server.Register(typeof(PointerFunctions));
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server, new IpyRpcClientOptions { Output = (_, _) => { } });
+        RemotePointer<List<int>> pointer = await client.CallPointerAsync<List<int>>("ptr.range", 3);
+        Assert.InRange(pointer.ExpiresAt!.Value - DateTimeOffset.UtcNow, TimeSpan.FromMinutes(6.9), TimeSpan.FromMinutes(7));
+        server.Data.Dispose();
+    }
+
+    [Fact]
     public async Task AMalformedFetchGetsASpecificErrorAndTheConnectionGoesOn()
     {
         await using IpyRpcClient client = await ConnectAsync();

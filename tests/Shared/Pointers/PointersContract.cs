@@ -35,6 +35,7 @@ public abstract class PointersContract : IAsyncLifetime
     {
         if (_host is not null) await _host.DisposeAsync();
         await Server.DisposeAsync();
+        Server.Data.Dispose(); // given to the server, so not the server's to dispose
     }
 
     private static IpyRpcServer NewServer()
