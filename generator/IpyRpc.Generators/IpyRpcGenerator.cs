@@ -26,8 +26,12 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
         public const string Services = nameof(Services);
         /// <summary>Every function, for assembly-wide emitters.</summary>
         public const string AllFunctions = nameof(AllFunctions);
-        /// <summary>Config patterns found in source.</summary>
+        /// <summary>The config patterns found in source, as text (what the bindings are emitted from).</summary>
         public const string ConfigPatterns = nameof(ConfigPatterns);
+        /// <summary>The config patterns with where they are written (for diagnostics only).</summary>
+        public const string ConfigSites = nameof(ConfigSites);
+        /// <summary>Where each exported name is declared (for diagnostics only).</summary>
+        public const string FunctionSites = nameof(FunctionSites);
         /// <summary>One result per [IpyRpcEvent] member.</summary>
         public const string Events = nameof(Events);
         /// <summary>The assembly's identifier-safe name.</summary>
@@ -71,12 +75,26 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
             .SelectMany(static (input, _) => GroupByService(input.Left.Left, input.Left.Right, input.Right))
             .WithTrackingName(Steps.Services);
 
-        IncrementalValueProvider<EquatableArray<ConfigPattern>> patterns = context.SyntaxProvider
+        // Locations change with every edit above them; the emitters never see them, only the diagnostics do.
+        IncrementalValueProvider<EquatableArray<FunctionSite>> sites = results
+            .Where(static r => r.Model is not null)
+            .Select(static (r, _) => new FunctionSite(r.Model!.ExportName, r.Model.Service.FullName, r.Model.Service.Name + "." + r.Model.MethodName, r.Location))
+            .Collect()
+            // The order the models are generated in (so the first of a duplicated name is the one generated), then source order.
+            .Select(static (all, _) => all.OrderBy(s => s.Service, StringComparer.Ordinal).ThenBy(s => s.ExportName, StringComparer.Ordinal)
+                .ThenBy(s => s.Location?.FilePath, StringComparer.Ordinal).ThenBy(s => s.Location?.Span.Start ?? 0).ToEquatableArray())
+            .WithTrackingName(Steps.FunctionSites);
+
+        IncrementalValueProvider<EquatableArray<ConfigPattern>> located = context.SyntaxProvider
             .CreateSyntaxProvider(ConfigParser.IsCandidate, ConfigParser.Parse)
             .Where(static p => p is not null)
             .Select(static (p, _) => p!)
             .Collect()
             .Select(static (all, _) => all.ToEquatableArray())
+            .WithTrackingName(Steps.ConfigSites);
+
+        IncrementalValueProvider<EquatableArray<string>> patterns = located
+            .Select(static (all, _) => all.Select(p => p.Pattern).Distinct().OrderBy(p => p, StringComparer.Ordinal).ToEquatableArray())
             .WithTrackingName(Steps.ConfigPatterns);
 
         context.RegisterSourceOutput(results, static (spc, r) =>
@@ -93,24 +111,32 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
             Guard(spc, "emitting the dispatch and proxy of " + service.Key.FullName, () =>
                 spc.AddSource(service.Key.HintName + ".IpyRpc.g.cs", ServiceEmitter.Emit(service))));
 
+        context.RegisterSourceOutput(sites, static (spc, all) =>
+        {
+            foreach (DiagnosticInfo d in Duplicates(all)) spc.ReportDiagnostic(Diagnostics.ToDiagnostic(d));
+        });
+
         context.RegisterSourceOutput(functions.Combine(events).Combine(assemblyKey), static (spc, input) =>
             Guard(spc, "emitting formatters", () =>
             {
-                var pair = (Left: input.Left.Left, Right: input.Right);
-                foreach (DiagnosticInfo d in Duplicates(pair.Left)) spc.ReportDiagnostic(Diagnostics.ToDiagnostic(d));
-                if (FormatterEmitter.Emit(pair.Left, pair.Right, input.Left.Right) is { } source)
+                if (FormatterEmitter.Emit(input.Left.Left, input.Right, input.Left.Right) is { } source)
                 {
                     spc.AddSource("IpyRpc.Formatters.g.cs", source);
                 }
             }));
 
-        context.RegisterSourceOutput(patterns.Combine(functions).Combine(assemblyKey), static (spc, input) =>
+        IncrementalValueProvider<EquatableArray<string>> exportNames = functions
+            .Select(static (all, _) => all.Select(f => f.ExportName).ToEquatableArray());
+
+        context.RegisterSourceOutput(located.Combine(exportNames), static (spc, input) =>
+        {
+            foreach (DiagnosticInfo d in ConfigEmitter.Check(input.Left.ToArray(), input.Right.ToArray())) spc.ReportDiagnostic(Diagnostics.ToDiagnostic(d));
+        });
+
+        context.RegisterSourceOutput(patterns.Combine(exportNames).Combine(assemblyKey), static (spc, input) =>
             Guard(spc, "binding config patterns", () =>
             {
-                EquatableArray<ConfigPattern> found = input.Left.Left;
-                string[] names = input.Left.Right.Select(f => f.ExportName).ToArray();
-                foreach (DiagnosticInfo d in ConfigEmitter.Check(found.ToArray(), names)) spc.ReportDiagnostic(Diagnostics.ToDiagnostic(d));
-                if (ConfigEmitter.Emit(found.ToArray(), names, input.Right) is { } source)
+                if (ConfigEmitter.Emit(input.Left.Left.ToArray(), input.Left.Right.ToArray(), input.Right) is { } source)
                 {
                     spc.AddSource("IpyRpc.ConfigBindings.g.cs", source);
                 }
@@ -129,15 +155,15 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
                 events.Where(e => e.Service == k).OrderBy(e => e.EventName, StringComparer.Ordinal).ToEquatableArray()))
             .ToImmutableArray();
 
-    private static IEnumerable<DiagnosticInfo> Duplicates(EquatableArray<FunctionModel> functions)
+    private static IEnumerable<DiagnosticInfo> Duplicates(EquatableArray<FunctionSite> sites)
     {
-        foreach (IGrouping<string, FunctionModel> group in functions.GroupBy(f => f.ExportName).Where(g => g.Count() > 1))
+        foreach (IGrouping<string, FunctionSite> group in sites.GroupBy(f => f.ExportName).Where(g => g.Count() > 1))
         {
-            FunctionModel first = group.First();
-            foreach (FunctionModel other in group.Skip(1))
+            FunctionSite first = group.First();
+            foreach (FunctionSite other in group.Skip(1))
             {
                 yield return new DiagnosticInfo(Diagnostics.DuplicateName, other.Location,
-                    new[] { group.Key, first.Service.Name + "." + first.MethodName, other.Service.Name + "." + other.MethodName }.ToEquatableArray());
+                    new[] { group.Key, first.Declaration, other.Declaration }.ToEquatableArray());
             }
         }
     }

@@ -16,6 +16,8 @@ public sealed class CachingTests
         IpyRpcGenerator.Steps.Services,
         IpyRpcGenerator.Steps.ConfigPatterns,
         IpyRpcGenerator.Steps.AssemblyKey,
+        IpyRpcGenerator.Steps.FunctionSites,
+        IpyRpcGenerator.Steps.ConfigSites,
     ];
 
     private static (GeneratorDriver Driver, CSharpCompilation Compilation) First()
@@ -61,6 +63,39 @@ public sealed class CachingTests
         {
             Assert.All(reasons, r => Assert.True(r is IncrementalStepRunReason.Cached or IncrementalStepRunReason.Unchanged, $"{step}: {r}"));
         }
+    }
+
+    [Fact]
+    public void MovingExportsAndPatternsWithoutChangingThemRegeneratesNothing()
+    {
+        // A comment above an exported class (and above a config pattern) moves every location after it:
+        // only the diagnostics track sees that; the models the emitters read stay equal.
+        (GeneratorDriver driver, CSharpCompilation compilation) = First();
+        compilation = Replace(compilation, 0, "// A comment that moves everything below it.\n// And another line.\n" + Sources.Compute);
+        compilation = Replace(compilation, 1, "// Moved down a line.\n" + Sources.Config);
+        driver = driver.RunGenerators(compilation);
+        Dictionary<string, IncrementalStepRunReason[]> reasons = Reasons(driver);
+        foreach (string step in new[] { IpyRpcGenerator.Steps.AllFunctions, IpyRpcGenerator.Steps.Services, IpyRpcGenerator.Steps.ConfigPatterns, IpyRpcGenerator.Steps.AssemblyKey })
+        {
+            Assert.All(reasons[step], r => Assert.True(r is IncrementalStepRunReason.Cached or IncrementalStepRunReason.Unchanged, $"{step}: {r}"));
+        }
+
+        Assert.Contains(IncrementalStepRunReason.Modified, reasons[IpyRpcGenerator.Steps.FunctionSites]);
+        Assert.Contains(IncrementalStepRunReason.Modified, reasons[IpyRpcGenerator.Steps.ConfigSites]);
+    }
+
+    [Fact]
+    public void ADuplicateNameIsReportedAtItsNewPlaceAfterAnEditAboveIt()
+    {
+        string twice = "namespace Demo; public static class Twice { [IpyRpc.IpyRpcExport(\"same\")] public static int A() => 1; [IpyRpc.IpyRpcExport(\"same\")] public static int B() => 2; }";
+        CSharpCompilation compilation = GeneratorHarness.Compile(twice);
+        GeneratorDriver driver = GeneratorHarness.Driver().RunGenerators(compilation);
+        Diagnostic before = Assert.Single(driver.GetRunResult().Diagnostics, d => d.Id == "IPYRPC0003");
+        compilation = Replace(compilation, 0, "// one line down\n" + twice);
+        driver = driver.RunGenerators(compilation);
+        Diagnostic after = Assert.Single(driver.GetRunResult().Diagnostics, d => d.Id == "IPYRPC0003");
+        Assert.Equal(before.Location.GetLineSpan().StartLinePosition.Line + 1, after.Location.GetLineSpan().StartLinePosition.Line);
+        Assert.Contains("Twice.B", after.GetMessage());
     }
 
     [Fact]

@@ -28,9 +28,9 @@ internal static class ConfigEmitter
         }
     }
 
-    public static string? Emit(IReadOnlyList<ConfigPattern> patterns, IReadOnlyList<string> functions, string assemblyKey)
+    public static string? Emit(IReadOnlyList<string> patterns, IReadOnlyList<string> functions, string assemblyKey)
     {
-        string[] distinct = patterns.Select(p => p.Pattern).Where(p => Glob.Problem(p) is null).Distinct().OrderBy(p => p, System.StringComparer.Ordinal).ToArray();
+        string[] distinct = patterns.Where(p => Glob.Problem(p) is null).Distinct().OrderBy(p => p, System.StringComparer.Ordinal).ToArray();
         if (distinct.Length == 0) return null;
         var w = new CodeWriter();
         w.Line(CodeWriter.Header);

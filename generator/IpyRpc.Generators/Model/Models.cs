@@ -94,8 +94,7 @@ internal sealed record FunctionModel(
     string ReturnSource,
     EquatableArray<ParameterModel> Parameters,
     DocModel Docs,
-    EquatableArray<ObjectModel> Objects,
-    LocationInfo? Location);
+    EquatableArray<ObjectModel> Objects);
 
 /// <summary>The type that declares exported methods.</summary>
 internal sealed record ServiceKey(
@@ -117,8 +116,7 @@ internal sealed record EventModel(
     string PayloadDisplay,
     string? Summary,
     string? Remarks,
-    EquatableArray<ObjectModel> Objects,
-    LocationInfo? Location);
+    EquatableArray<ObjectModel> Objects);
 
 /// <summary>What parsing one [IpyRpcEvent] member produced.</summary>
 internal sealed record EventResult(EventModel? Model, EquatableArray<DiagnosticInfo> Diagnostics);
@@ -146,4 +144,12 @@ internal sealed record DiagnosticInfo(string Id, LocationInfo? Location, Equatab
 }
 
 /// <summary>What parsing one method produced: a model, diagnostics, or both.</summary>
-internal sealed record FunctionResult(FunctionModel? Model, EquatableArray<DiagnosticInfo> Diagnostics);
+/// <remarks>
+/// The model carries no source location, so edits that only move a method (a comment above it, a
+/// using added) leave the emitters' inputs equal and nothing is generated again; the location travels
+/// beside it, for diagnostics only.
+/// </remarks>
+internal sealed record FunctionResult(FunctionModel? Model, EquatableArray<DiagnosticInfo> Diagnostics, LocationInfo? Location = null);
+
+/// <summary>Where an exported name is declared: what the duplicate-name diagnostic needs, apart from the models.</summary>
+internal sealed record FunctionSite(string ExportName, string Service, string Declaration, LocationInfo? Location);

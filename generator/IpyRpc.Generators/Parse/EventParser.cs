@@ -75,7 +75,6 @@ internal static class EventParser
             payloadSymbol.ToDisplayString(TypeAnalyzer.ShortFormat),
             docs.Summary,
             docs.Remarks,
-            analyzer.Objects.ToEquatableArray(),
-            LocationInfo.From(location));
+            analyzer.Objects.ToEquatableArray());
     }
 }

@@ -22,8 +22,9 @@ internal static class FunctionParser
                 return new FunctionResult(null, EquatableArray<DiagnosticInfo>.Empty);
             }
 
-            FunctionModel? model = ParseMethod(method, context.TargetNode as MethodDeclarationSyntax, context.Attributes, context.SemanticModel.Compilation, diagnostics, cancellationToken);
-            return new FunctionResult(model, diagnostics.ToEquatableArray());
+            var syntax = context.TargetNode as MethodDeclarationSyntax;
+            FunctionModel? model = ParseMethod(method, syntax, context.Attributes, context.SemanticModel.Compilation, diagnostics, cancellationToken);
+            return new FunctionResult(model, diagnostics.ToEquatableArray(), LocationInfo.From(syntax?.Identifier.GetLocation() ?? method.Locations.FirstOrDefault()));
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -189,8 +190,7 @@ internal static class FunctionParser
             resultType is null ? "void" : Source(resultType),
             parameters.ToEquatableArray(),
             docs,
-            analyzer.Objects.ToEquatableArray(),
-            LocationInfo.From(location));
+            analyzer.Objects.ToEquatableArray());
     }
 
     private static readonly SymbolDisplayFormat SourceFormat = TypeAnalyzer.FullFormat.AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
