@@ -35,15 +35,68 @@ internal static class Harness
         string? jsonPath = Option(args, "--json");
         string[] chosen = [.. args.Where(a => AllScenarios.Contains(a))];
         if (chosen.Length == 0) chosen = AllScenarios;
-        foreach (string unknown in args.Where(a => !a.StartsWith("--", StringComparison.Ordinal) && a != jsonPath && !AllScenarios.Contains(a)))
+        string? repeatText = Option(args, "--repeat");
+        foreach (string unknown in args.Where(a => !a.StartsWith("--", StringComparison.Ordinal) && a != jsonPath && a != repeatText && !AllScenarios.Contains(a)))
         {
             Console.Error.WriteLine($"Unknown scenario '{unknown}'; choose from {string.Join(", ", AllScenarios)}.");
             return 2;
         }
 
+        int repeat = 1;
+        if (repeatText is not null && (!int.TryParse(repeatText, out repeat) || repeat < 1))
+        {
+            Console.Error.WriteLine($"--repeat takes a number of runs (1 or more), not '{repeatText}'.");
+            return 2;
+        }
+
         var results = new List<BenchResult>();
+        var perRun = new List<List<Ratio>>();
         MachineInfo machine = Machine(settings.Mode);
-        Console.WriteLine($"IpyRpc benchmarks ({settings.Mode}) on {machine.Cpu}, {machine.Cores} cores, {machine.Os}, .NET {machine.Dotnet}, libzmq {machine.Libzmq}");
+        Console.WriteLine($"IpyRpc benchmarks ({settings.Mode}{(repeat > 1 ? $", {repeat} runs" : "")}) on {machine.Cpu}, {machine.Cores} cores, {machine.Os}, .NET {machine.Dotnet}, libzmq {machine.Libzmq}");
+        for (int run = 1; run <= repeat; run++)
+        {
+            if (repeat > 1) Progress($"run {run} of {repeat}");
+            var runResults = new List<BenchResult>();
+            await RunOnceAsync(chosen, settings, runResults);
+            perRun.Add(Ratios(runResults));
+            results.AddRange(runResults.Select(r => r with { Run = run }));
+        }
+
+        // One noisy run cannot decide a target: each ratio is the median of the runs' ratios.
+        List<Ratio> ratios = [.. perRun[0].Select((first, i) => Median(first, [.. perRun.Select(r => r[i])]))];
+        Console.WriteLine();
+        Console.WriteLine(Markdown([.. results.Where(r => r.Run == repeat)], ratios, repeat));
+        if (jsonPath is not null)
+        {
+            await File.WriteAllTextAsync(jsonPath, JsonSerializer.Serialize(new BenchReport(machine, results, ratios), BenchReportJson.Default.BenchReport));
+            Console.WriteLine($"Wrote {jsonPath}");
+        }
+
+        return 0;
+    }
+
+    private static Ratio Median(Ratio first, List<Ratio> runs)
+    {
+        static double? Mid(IEnumerable<double?> values)
+        {
+            double[] known = [.. values.Where(v => v is not null).Select(v => v!.Value).Order()];
+            return known.Length == 0 ? null : known.Length % 2 == 1 ? known[known.Length / 2] : (known[(known.Length / 2) - 1] + known[known.Length / 2]) / 2;
+        }
+
+        double? value = Mid(runs.Select(r => r.Value));
+        double bound = double.Parse(first.Target.TrimStart('<', '>', '=', ' '), CultureInfo.InvariantCulture);
+        bool lowerIsBetter = first.Target.StartsWith('<');
+        return first with
+        {
+            Value = value is null ? null : Math.Round(value.Value, 3),
+            P99 = Mid(runs.Select(r => r.P99)) is { } p99 ? Math.Round(p99, 3) : null,
+            Met = value is null ? null : lowerIsBetter ? value <= bound : value >= bound,
+            Runs = [.. runs.Select(r => r.Value)],
+        };
+    }
+
+    private static async Task RunOnceAsync(string[] chosen, Settings settings, List<BenchResult> results)
+    {
 
         if (chosen.Contains("small") || chosen.Contains("payload") || chosen.Contains("pointers"))
         {
@@ -56,23 +109,13 @@ internal static class Harness
         if (chosen.Contains("queues")) await Queues.RunAsync(settings, results);
         if (chosen.Contains("python")) await PythonPeersAsync(settings, results);
         if (chosen.Contains("serialization")) Serialization(settings, results);
-
-        List<Ratio> ratios = Ratios(results);
-        Console.WriteLine();
-        Console.WriteLine(Markdown(results, ratios));
-        if (jsonPath is not null)
-        {
-            await File.WriteAllTextAsync(jsonPath, JsonSerializer.Serialize(new BenchReport(machine, results, ratios), BenchReportJson.Default.BenchReport));
-            Console.WriteLine($"Wrote {jsonPath}");
-        }
-
-        return 0;
     }
 
     private static async Task SmallCallsAsync(Endpoints endpoints, Settings settings, List<BenchResult> results)
     {
         Func<Task<SystemUnderTest>>[] systems =
         [
+            () => Task.FromResult(Systems.InProcessFloor()),
             Systems.InProcessAsync,
             () => Systems.HttpBinaryAsync(endpoints.Http),
             () => Systems.HttpWebSocketAsync(endpoints.Http),
@@ -247,45 +290,59 @@ internal static class Harness
         double? Get(string scenario, string system, int inFlight, Func<BenchResult, double?> pick, long payload = 0)
             => results.FirstOrDefault(r => r.Scenario == scenario && r.System == system && r.InFlight == inFlight && r.PayloadBytes == payload) is { } r ? pick(r) : null;
 
-        Ratio Make(string name, string ours, string baseline, double? o, double? b, string target, bool lowerIsBetter)
+        Ratio Make(string name, string ours, string baseline, double? o, double? b, string target, bool lowerIsBetter, double? oP99 = null, double? bP99 = null)
         {
             double? value = o is > 0 && b is > 0 ? o / b : null;
             double bound = double.Parse(target.TrimStart('<', '>', '=', ' '), CultureInfo.InvariantCulture);
             bool? met = value is null ? null : lowerIsBetter ? value <= bound : value >= bound;
-            return new Ratio(name, ours, baseline, value is null ? null : Math.Round(value.Value, 3), target, met);
+            return new Ratio(name, ours, baseline, value is null ? null : Math.Round(value.Value, 3), target, met)
+            {
+                P99 = oP99 is > 0 && bP99 is > 0 ? Math.Round(oP99.Value / bP99.Value, 3) : null,
+            };
         }
 
         double? P50(string system) => Get("small-call", system, 1, r => r.P50Us);
+        double? P99(string system) => Get("small-call", system, 1, r => r.P99Us);
+        Ratio Latency(string name, string ours, string baseline, string target) => Make(name, ours, baseline, P50(ours), P50(baseline), target, true, P99(ours), P99(baseline));
         double? At64(string system) => Get("small-call", system, 64, r => r.CallsPerS);
-        double? Mbps(string system) => Get("payload-doubles", system, 1, r => r.MbPerS, 64L * 1024 * 1024);
+        double? Mbps(string scenario, string system, long size) => Get(scenario, system, 1, r => r.MbPerS, size);
         double? QueueP50(string system) => Get("queue-call", system, 1, r => r.P50Us);
+        double? QueueP99(string system) => Get("queue-call", system, 1, r => r.P99Us);
         double? Pointer(string scenario, string system, Func<BenchResult, double?> pick) => results.FirstOrDefault(r => r.Scenario == scenario && r.System == system) is { } r ? pick(r) : null;
         double? MicrosPerJob(string system) => Get("queue-call", system, 16, r => r.CallsPerS is > 0 ? 1_000_000 / r.CallsPerS : null);
+        const long MB = 1024 * 1024;
         return
         [
-            Make("zmq small-call p50 vs raw libzmq", "ipyrpc-zmq-tcp", "raw-libzmq", P50("ipyrpc-zmq-tcp"), P50("raw-libzmq"), "<= 1.25", true),
-            Make("zmq small-call p50 vs SignalR", "ipyrpc-zmq-tcp", "signalr", P50("ipyrpc-zmq-tcp"), P50("signalr"), "<= 0.33", true),
-            Make("HTTP JSON-RPC calls/s at 64 in flight vs raw Kestrel", "ipyrpc-http-jsonrpc", "raw-kestrel", At64("ipyrpc-http-jsonrpc"), At64("raw-kestrel"), ">= 0.7", false),
-            Make("64 MB double[] MB/s over zmq vs raw libzmq", "ipyrpc-zmq-tcp", "raw-libzmq", Mbps("ipyrpc-zmq-tcp"), Mbps("raw-libzmq"), ">= 0.5", false),
-            Make("small-call p50 vs Pyro4", "ipyrpc-zmq-tcp", "python-pyro4", P50("ipyrpc-zmq-tcp"), P50("python-pyro4"), "<= 1", true),
-            Make("small-call p50 vs RPyC", "ipyrpc-zmq-tcp", "python-rpyc", P50("ipyrpc-zmq-tcp"), P50("python-rpyc"), "<= 1", true),
-            Make("HTTP binary small-call p50 vs raw Kestrel", "ipyrpc-http-binary", "raw-kestrel", P50("ipyrpc-http-binary"), P50("raw-kestrel"), "<= 1.5", true),
-            Make("WebSocket small-call p50 vs SignalR", "ipyrpc-http-ws", "signalr", P50("ipyrpc-http-ws"), P50("signalr"), "<= 1", true),
+            Make("in-process small-call p50 in µs", "ipyrpc-inproc", "1 µs", P50("ipyrpc-inproc"), 1, "<= 10", true, P99("ipyrpc-inproc"), 1),
+            Latency("in-process small-call p50 vs its floor (the generated invoker alone)", "ipyrpc-inproc", "ipyrpc-inproc-floor", "<= 10"),
+            Latency("zmq small-call p50 vs raw libzmq", "ipyrpc-zmq-tcp", "raw-libzmq", "<= 1.25"),
+            Latency("zmq small-call p50 vs Pyro4", "ipyrpc-zmq-tcp", "python-pyro4", "<= 0.5"),
+            Latency("zmq small-call p50 vs RPyC", "ipyrpc-zmq-tcp", "python-rpyc", "<= 0.5"),
+            Latency("zmq small-call p50 vs SignalR", "ipyrpc-zmq-tcp", "signalr", "<= 0.33"),
+            Make("zmq calls/s at 64 in flight vs raw libzmq", "ipyrpc-zmq-tcp", "raw-libzmq", At64("ipyrpc-zmq-tcp"), At64("raw-libzmq"), ">= 0.6", false),
+            Latency("HTTP binary small-call p50 vs raw Kestrel", "ipyrpc-http-binary", "raw-kestrel", "<= 1.25"),
+            Make("HTTP JSON-RPC calls/s at 64 in flight vs raw Kestrel", "ipyrpc-http-jsonrpc", "raw-kestrel", At64("ipyrpc-http-jsonrpc"), At64("raw-kestrel"), ">= 0.9", false),
+            Latency("WebSocket small-call p50 vs SignalR", "ipyrpc-http-ws", "signalr", "<= 1"),
+            Make("1 MB byte[] MB/s over zmq vs raw libzmq", "ipyrpc-zmq-tcp", "raw-libzmq", Mbps("payload-bytes", "ipyrpc-zmq-tcp", MB), Mbps("payload-bytes", "raw-libzmq", MB), ">= 0.7", false),
+            Make("64 MB byte[] MB/s over zmq vs raw libzmq", "ipyrpc-zmq-tcp", "raw-libzmq", Mbps("payload-bytes", "ipyrpc-zmq-tcp", 64 * MB), Mbps("payload-bytes", "raw-libzmq", 64 * MB), ">= 0.7", false),
+            Make("1 MB double[] MB/s over zmq vs raw libzmq", "ipyrpc-zmq-tcp", "raw-libzmq", Mbps("payload-doubles", "ipyrpc-zmq-tcp", MB), Mbps("payload-doubles", "raw-libzmq", MB), ">= 0.7", false),
+            Make("64 MB double[] MB/s over zmq vs raw libzmq", "ipyrpc-zmq-tcp", "raw-libzmq", Mbps("payload-doubles", "ipyrpc-zmq-tcp", 64 * MB), Mbps("payload-doubles", "raw-libzmq", 64 * MB), ">= 0.7", false),
             Make("in-memory queue µs per job at 16 in flight (a function that does nothing)", "queue-memory-alone", "1 µs", MicrosPerJob("queue-memory-alone"), 1, "<= 5", true),
-            Make("SQLite queue call p50 vs raw SQLite transaction", "ipyrpc-inproc-sqlite", "raw-sqlite-transaction", QueueP50("ipyrpc-inproc-sqlite"), QueueP50("raw-sqlite-transaction"), "<= 3", true),
+            Make("SQLite queue call p50 vs raw SQLite transaction", "ipyrpc-inproc-sqlite", "raw-sqlite-transaction", QueueP50("ipyrpc-inproc-sqlite"), QueueP50("raw-sqlite-transaction"), "<= 3", true, QueueP99("ipyrpc-inproc-sqlite"), QueueP99("raw-sqlite-transaction")),
+            Make("Redis queue call p50 vs raw XADD+XREADGROUP+XACK", "ipyrpc-inproc-redis", "raw-redis-xadd-xreadgroup-xack", QueueP50("ipyrpc-inproc-redis"), QueueP50("raw-redis-xadd-xreadgroup-xack"), "<= 3", true, QueueP99("ipyrpc-inproc-redis"), QueueP99("raw-redis-xadd-xreadgroup-xack")),
             Make("10 rows of a 10,000,000 × 8 double array by pointer slice: p50 vs a small call", "ipyrpc-zmq-fetch-10-rows", "ipyrpc-zmq-small-call",
-                Pointer("pointer-slice", "ipyrpc-zmq-fetch-10-rows", r => r.P50Us), Pointer("pointer-slice", "ipyrpc-zmq-small-call", r => r.P50Us), "<= 1.5", true),
+                Pointer("pointer-slice", "ipyrpc-zmq-fetch-10-rows", r => r.P50Us), Pointer("pointer-slice", "ipyrpc-zmq-small-call", r => r.P50Us), "<= 1.5", true,
+                Pointer("pointer-slice", "ipyrpc-zmq-fetch-10-rows", r => r.P99Us), Pointer("pointer-slice", "ipyrpc-zmq-small-call", r => r.P99Us)),
             Make("the whole array vs its first 10 rows by pointer slice (time)", "ipyrpc-zmq-fetch-whole", "ipyrpc-zmq-fetch-10-rows",
                 Pointer("pointer-slice", "ipyrpc-zmq-fetch-whole", r => r.P50Us), Pointer("pointer-slice", "ipyrpc-zmq-fetch-10-rows", r => r.P50Us), ">= 100", false),
             Make("compute → slice → reduce: time by value vs by pointer", "by-value", "by-pointer",
                 Pointer("pointer-chain", "by-value", r => r.P50Us), Pointer("pointer-chain", "by-pointer", r => r.P50Us), ">= 1", false),
             Make("compute → slice → reduce: bytes to the client by pointer vs by value", "by-pointer", "by-value",
                 Pointer("pointer-chain", "by-pointer", r => r.ClientBytes), Pointer("pointer-chain", "by-value", r => r.ClientBytes), "<= 0.001", true),
-            Make("Redis queue call p50 vs raw XADD+XREADGROUP+XACK", "ipyrpc-inproc-redis", "raw-redis-xadd-xreadgroup-xack", QueueP50("ipyrpc-inproc-redis"), QueueP50("raw-redis-xadd-xreadgroup-xack"), "<= 3", true),
         ];
     }
 
-    private static string Markdown(List<BenchResult> results, List<Ratio> ratios)
+    private static string Markdown(List<BenchResult> results, List<Ratio> ratios, int repeat)
     {
         static string F(double? v, string format = "0.0") => v is null ? "" : v.Value.ToString(format, CultureInfo.InvariantCulture);
         var md = new StringBuilder();
@@ -297,11 +354,12 @@ internal static class Harness
         }
 
         md.AppendLine();
-        md.AppendLine("| ratio | ours | baseline | value | target | met |");
-        md.AppendLine("| --- | --- | --- | ---: | --- | --- |");
+        md.AppendLine(repeat > 1 ? $"| ratio | ours | baseline | value (median of {repeat}) | p99 ratio | runs | target | met |" : "| ratio | ours | baseline | value | p99 ratio | target | met |");
+        md.AppendLine(repeat > 1 ? "| --- | --- | --- | ---: | ---: | --- | --- | --- |" : "| --- | --- | --- | ---: | ---: | --- | --- |");
         foreach (Ratio r in ratios)
         {
-            md.AppendLine($"| {r.Name} | {r.Ours} | {r.Baseline} | {F(r.Value, "0.###")} | {r.Target} | {(r.Met is null ? "n/a" : r.Met.Value ? "yes" : "**no**")} |");
+            string runs = repeat > 1 ? $" {string.Join(", ", r.Runs.Select(v => F(v, "0.###")))} |" : "";
+            md.AppendLine($"| {r.Name} | {r.Ours} | {r.Baseline} | {F(r.Value, "0.###")} | {F(r.P99, "0.###")} |{runs} {r.Target} | {(r.Met is null ? "n/a" : r.Met.Value ? "yes" : "**no**")} |");
         }
 
         return md.ToString();

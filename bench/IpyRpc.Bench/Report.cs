@@ -5,6 +5,9 @@ namespace IpyRpc.Bench;
 /// <summary>One measured row.</summary>
 internal sealed record BenchResult(string Scenario, string System, long PayloadBytes, int InFlight, double? P50Us, double? P99Us, double? CallsPerS, double? MbPerS)
 {
+    /// <summary>Which repeat of the run it comes from (1 unless <c>--repeat</c>).</summary>
+    public int Run { get; init; } = 1;
+
     /// <summary>Serialization rows: bytes allocated per operation.</summary>
     public long? AllocatedBytes { get; init; }
 
@@ -15,8 +18,19 @@ internal sealed record BenchResult(string Scenario, string System, long PayloadB
     public string? Note { get; init; }
 }
 
-/// <summary>A comparison against a baseline measured in the same run.</summary>
-internal sealed record Ratio(string Name, string Ours, string Baseline, double? Value, string Target, bool? Met);
+/// <summary>
+/// A comparison against a baseline measured in the same run: <see cref="Value"/> (p50s, rates) and,
+/// for latencies, <see cref="P99"/> too. With <c>--repeat N</c> they are the medians of the N runs'
+/// ratios, each run's in <see cref="Runs"/>; <see cref="Met"/> judges the median.
+/// </summary>
+internal sealed record Ratio(string Name, string Ours, string Baseline, double? Value, string Target, bool? Met)
+{
+    /// <summary>The same ratio of p99s, for latency ratios.</summary>
+    public double? P99 { get; init; }
+
+    /// <summary>Each run's value, with <c>--repeat</c>.</summary>
+    public List<double?> Runs { get; init; } = [];
+}
 
 /// <summary>Where the numbers were taken.</summary>
 internal sealed record MachineInfo(string Date, string Os, string Cpu, int Cores, string Dotnet, string Libzmq, string Mode);

@@ -52,6 +52,26 @@ internal static class Systems
         });
     }
 
+    /// <summary>
+    /// The in-process floor: the generated invoker of <c>add</c> called directly, with the arguments
+    /// encoded and parsed and the result encoded and decoded as a call's are, but no client, no
+    /// server session, no queue and no thread hand-off: what a call costs before any plumbing.
+    /// </summary>
+    public static SystemUnderTest InProcessFloor()
+    {
+        IpyRpcFunction add = GeneratedServices.Find(typeof(BenchFunctions))!.CreateFunctions(null).Single(f => f.Name == "add");
+        async Task Call()
+        {
+            ReadOnlyMemory<byte> arguments = new IpyRpcArguments().Add(1, Formatting.Formatters.Int32).Add(2, Formatting.Formatters.Int32).Encode(Serialization.MessagePack);
+            var invocation = new IpyRpcInvocation(add, CallArguments.Parse(arguments, Serialization.MessagePack, "add"), Serialization.MessagePack, CancellationToken.None);
+            await add.Invoker(invocation);
+            var reader = new MessagePack.MessagePackReader(invocation.Result.Span);
+            if (Formatting.Formatters.Int32.Read(ref reader) != 3) throw new InvalidOperationException("add(1, 2) is not 3");
+        }
+
+        return new SystemUnderTest { Name = "ipyrpc-inproc-floor", SmallCall = Call };
+    }
+
     public static async Task<SystemUnderTest> ZeroMqAsync(string name, string endpoint)
     {
         IpyRpcClient client = await IpyRpcZeroMqClient.ConnectAsync(endpoint);

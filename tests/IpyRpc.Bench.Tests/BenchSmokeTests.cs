@@ -15,7 +15,7 @@ public sealed class BenchSmokeTests
         {
             var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
             start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "IpyRpc.Bench.dll"));
-            foreach (string a in new[] { "--smoke", "--json", json }) start.ArgumentList.Add(a);
+            foreach (string a in new[] { "--smoke", "--repeat", "2", "--json", json }) start.ArgumentList.Add(a);
             using Process process = Process.Start(start)!;
             Task<string> stdout = process.StandardOutput.ReadToEndAsync();
             Task<string> stderr = process.StandardError.ReadToEndAsync();
@@ -26,10 +26,11 @@ public sealed class BenchSmokeTests
             using JsonDocument report = JsonDocument.Parse(await File.ReadAllTextAsync(json));
             JsonElement root = report.RootElement;
             Assert.True(root.GetProperty("machine").GetProperty("cores").GetInt32() > 0);
-            JsonElement[] results = [.. root.GetProperty("results").EnumerateArray()];
+            JsonElement[] all = [.. root.GetProperty("results").EnumerateArray()];
+            JsonElement[] results = [.. all.Where(r => r.GetProperty("run").GetInt32() == 1)];
             string[] systems = [.. results.Where(r => r.GetProperty("scenario").GetString() == "small-call").Select(r => r.GetProperty("system").GetString()!).Distinct()];
             Assert.Equal(
-                ["aspnet-minimal-api", "ipyrpc-http-binary", "ipyrpc-http-jsonrpc", "ipyrpc-http-ws", "ipyrpc-inproc", "ipyrpc-zmq-ipc", "ipyrpc-zmq-tcp", "python-pyro4", "python-rpyc", "raw-kestrel", "raw-libzmq", "signalr"],
+                ["aspnet-minimal-api", "ipyrpc-http-binary", "ipyrpc-http-jsonrpc", "ipyrpc-http-ws", "ipyrpc-inproc", "ipyrpc-inproc-floor", "ipyrpc-zmq-ipc", "ipyrpc-zmq-tcp", "python-pyro4", "python-rpyc", "raw-kestrel", "raw-libzmq", "signalr"],
                 systems.Order());
             foreach (JsonElement r in results.Where(r => r.GetProperty("scenario").GetString() == "small-call" && r.GetProperty("in_flight").GetInt32() == 1))
             {
@@ -49,8 +50,12 @@ public sealed class BenchSmokeTests
             Assert.Contains("zmq small-call p50 vs SignalR", ratios);
             Assert.Contains("HTTP JSON-RPC calls/s at 64 in flight vs raw Kestrel", ratios);
             Assert.Contains("64 MB double[] MB/s over zmq vs raw libzmq", ratios);
-            Assert.Contains("small-call p50 vs Pyro4", ratios);
-            Assert.Contains("small-call p50 vs RPyC", ratios);
+            Assert.Contains("zmq small-call p50 vs Pyro4", ratios);
+            Assert.Contains("zmq small-call p50 vs RPyC", ratios);
+            Assert.Contains("in-process small-call p50 in µs", ratios);
+            Assert.Contains("in-process small-call p50 vs its floor (the generated invoker alone)", ratios);
+            Assert.Contains("zmq calls/s at 64 in flight vs raw libzmq", ratios);
+            Assert.Contains("1 MB byte[] MB/s over zmq vs raw libzmq", ratios);
             Assert.Contains("SQLite queue call p50 vs raw SQLite transaction", ratios);
             Assert.Contains("Redis queue call p50 vs raw XADD+XREADGROUP+XACK", ratios);
             Assert.Contains("in-memory queue µs per job at 16 in flight (a function that does nothing)", ratios);
@@ -60,6 +65,11 @@ public sealed class BenchSmokeTests
             string[] pointerRows = [.. results.Where(r => r.GetProperty("scenario").GetString()!.StartsWith("pointer-", StringComparison.Ordinal)).Select(r => r.GetProperty("system").GetString()!)];
             Assert.Equal(["by-pointer", "by-value", "ipyrpc-zmq-fetch-10-rows", "ipyrpc-zmq-fetch-whole", "ipyrpc-zmq-small-call"], pointerRows.Order());
             Assert.All(root.GetProperty("ratios").EnumerateArray(), r => Assert.Equal(JsonValueKind.Number, r.GetProperty("value").ValueKind));
+            // Latency ratios carry their p99 ratio too; with --repeat 2 every ratio is the median of two runs, each run's value listed.
+            Assert.Equal(JsonValueKind.Number, root.GetProperty("ratios").EnumerateArray().Single(r => r.GetProperty("name").GetString() == "zmq small-call p50 vs raw libzmq").GetProperty("p99").ValueKind);
+            Assert.All(root.GetProperty("ratios").EnumerateArray(), r => Assert.Equal(2, r.GetProperty("runs").GetArrayLength()));
+            Assert.Equal([1, 2], all.Select(r => r.GetProperty("run").GetInt32()).Distinct().Order());
+            Assert.Equal(results.Length, all.Count(r => r.GetProperty("run").GetInt32() == 2));
         }
         finally
         {
