@@ -358,7 +358,7 @@ internal static class Harness
         md.AppendLine(repeat > 1 ? "| --- | --- | --- | ---: | ---: | --- | --- | --- |" : "| --- | --- | --- | ---: | ---: | --- | --- |");
         foreach (Ratio r in ratios)
         {
-            string runs = repeat > 1 ? $" {string.Join(", ", r.Runs.Select(v => F(v, "0.###")))} |" : "";
+            string runs = repeat > 1 ? (r.Runs.All(v => v is null) ? " |" : $" {string.Join(", ", r.Runs.Select(v => F(v, "0.###")))} |") : "";
             md.AppendLine($"| {r.Name} | {r.Ours} | {r.Baseline} | {F(r.Value, "0.###")} | {F(r.P99, "0.###")} |{runs} {r.Target} | {(r.Met is null ? "n/a" : r.Met.Value ? "yes" : "**no**")} |");
         }
 

@@ -9,8 +9,8 @@ namespace IpyRpc.ZeroMq;
 /// Each DEALER peer gets a session of its own; protocol messages travel as frames (the header, then
 /// each part). Malformed input gets an error reply where one is possible, and serving goes on.
 /// A peer's session ends when it says goodbye, when its connection closes (its process died, its
-/// network went: libzmq's monitor reports it, and ZMTP heartbeats notice a silent one), or when the
-/// server stops (it tells every peer first). A slow peer's messages wait in a queue of their own, so
+/// network went: libzmq's monitor reports it, and TCP keepalive notices a host that is gone), or when the
+/// server stops (it tells every peer first). A slow peer is never dropped for being slow: its messages wait in a queue of its own, so
 /// it never holds up the others.
 /// </summary>
 public sealed class IpyRpcZeroMqServer : IAsyncDisposable
@@ -42,7 +42,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
         long max = Math.Min(options.MaxMessageBytes, server.Options.MaxMessageBytes);
         _loop = new SocketLoop("IpyRpc.ZeroMq server " + endpoint, LibZmq.ROUTER, socket =>
         {
-            (options with { MaxMessageBytes = max }).Apply(socket);
+            (options with { MaxMessageBytes = max }).Apply(socket, server: true);
             options.Curve?.ApplyToServer(socket);
             SocketLoop.SetInt(socket, LibZmq.ROUTER_MANDATORY, 1); // replies to a vanished peer fail fast instead of queueing
             if (LibZmq.zmq_bind(socket, endpoint) < 0)
@@ -147,7 +147,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
     }
 
     private static readonly DisconnectInfo ConnectionClosed = new(DisconnectReason.ConnectionLost,
-        "The client's ZeroMQ connection closed without a goodbye (its process ended, its network went, or it stopped answering ZMTP heartbeats).");
+        "The client's ZeroMQ connection closed without a goodbye (its process ended, or its host or network went: TCP keepalive probes went unanswered).");
 
     // Runs on the I/O thread: libzmq's monitor says a connection opened or closed.
     private void OnSocketEvent(int evt, int value)
