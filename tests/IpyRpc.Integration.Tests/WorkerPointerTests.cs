@@ -29,7 +29,7 @@ public sealed class WorkerPointerTests : IAsyncLifetime
         _server.Config(new() { ["ptr.sum"] = new() { Queue = "b" }, ["ptr.pid"] = new() { Queue = "b" } });
         _server.Register(typeof(IpyRpc.Tests.Pointers.PointerFunctions));
         _host = IpyRpcZeroMqServer.Start(_server, "tcp://127.0.0.1:*");
-        _holder = await WorkerProcess.StartAsync("--sqlite", File, "--queue", "a", "--data", "tcp://127.0.0.1:*");
+        _holder = await WorkerProcess.StartAsync("--sqlite", File, "--queue", "a", "--data", "tcp://127.0.0.1:*", "--data-http", "http://127.0.0.1:0");
         _other = await WorkerProcess.StartAsync("--sqlite", File, "--queue", "b", "--data", "tcp://127.0.0.1:*");
         _cleanup.AddRange([_other, _holder, _host, _server]);
     }
@@ -92,6 +92,27 @@ public sealed class WorkerPointerTests : IAsyncLifetime
         Assert.Equal(0, client.PointerBytesFetched);
         Assert.InRange(client.BytesReceived - before, 1, 4000);
         Assert.Equal(0, _server.Data.Count);
+    }
+
+    [Fact]
+    public async Task APointerNamesEveryTransportOfItsHolderAndAFetchFallsBackToAnotherWhenOneIsDown()
+    {
+        await using IpyRpcClient client = await ConnectAsync();
+        RemotePointer<double[,]> made = await client.CallPointerAsync<double[,]>("ptr.matrix", 100, Cols);
+        Uri http = new(_holder.Output.First(l => l.StartsWith("DATA-HTTP ", StringComparison.Ordinal))[10..]);
+        Assert.Equal("zmq", made.Protocol); // the caller came over ZeroMQ: that transport first
+        PointerEndpoint alternate = Assert.Single(made.Alternates);
+        Assert.Equal(("http", "127.0.0.1", http.Port, "/ipyrpc"), (alternate.Protocol, alternate.Host, alternate.Port, alternate.BasePath));
+
+        // The ZeroMQ address no longer answers (a port nothing listens on): the fetch goes over HTTP instead.
+        using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        probe.Start();
+        int dead = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        RemotePointer<double[,]> moved = RemotePointer.FromMap(new Dictionary<string, object?>(made.ToMap()) { ["port"] = (long)dead })!.As<double[,]>();
+        double[,] rows = await client.FetchAsync(moved, 0, 2);
+        Assert.Equal(8.0, rows[1, 0]);
+        Assert.InRange(client.PointerBytesFetched, 2 * Cols * 8, 1000);
     }
 
     [Fact]

@@ -8,7 +8,8 @@ using Microsoft.Extensions.Logging;
 
 // A worker process for the integration tests:
 //   IpyRpc.TestWorker (--redis CONFIG | --sqlite PATH) [--queue NAME] [--concurrency N] [--lease-ms N] [--data ENDPOINT]
-// (--data: serve the values its jobs return as pointers over ZeroMQ at ENDPOINT; prints "DATA <bound endpoint>" before READY)
+// (--data: serve the values its jobs return as pointers over ZeroMQ at ENDPOINT; prints "DATA <bound endpoint>" before READY;
+//  --data-http URL: over HTTP too, printing "DATA-HTTP <address>")
 //   IpyRpc.TestWorker --client-zmq ENDPOINT | --client-ws URL
 // Prints "READY <pid>" once it takes jobs (or, as a client exporting WorkFunctions, once connected);
 // stops gracefully on SIGTERM, dies at once on SIGKILL.
@@ -63,7 +64,7 @@ if (args is ["--client-zmq" or "--client-ws", string address])
     return 0;
 }
 
-string? redis = null, sqlite = null, queueName = null, data = null;
+string? redis = null, sqlite = null, queueName = null, data = null, dataHttp = null;
 int concurrency = 4, leaseMs = 1000;
 for (int i = 0; i + 1 < args.Length; i += 2)
 {
@@ -75,6 +76,7 @@ for (int i = 0; i + 1 < args.Length; i += 2)
         case "--concurrency": concurrency = int.Parse(args[i + 1]); break;
         case "--lease-ms": leaseMs = int.Parse(args[i + 1]); break;
         case "--data": data = args[i + 1]; break;
+        case "--data-http": dataHttp = args[i + 1]; break;
         default: Console.Error.WriteLine("unknown option " + args[i]); return 2;
     }
 }
@@ -92,6 +94,8 @@ await using var worker = new IpyRpcWorker(queue, new IpyRpcWorkerOptions
 worker.Register(typeof(WorkFunctions)).Register(typeof(IpyRpc.Tests.Pointers.PointerFunctions)).Start();
 await using IpyRpc.ZeroMq.IpyRpcZeroMqServer? dataHost = data is null ? null : IpyRpc.ZeroMq.IpyRpcZeroMqServer.Start(worker.DataServer, data);
 if (dataHost is not null) Console.WriteLine("DATA " + dataHost.Endpoint);
+await using IpyRpc.Http.IpyRpcHttpServer? dataHttpHost = dataHttp is null ? null : await IpyRpc.Http.IpyRpcHttpServer.StartAsync(worker.DataServer, dataHttp);
+if (dataHttpHost is not null) Console.WriteLine("DATA-HTTP " + dataHttpHost.Address);
 Console.WriteLine("READY " + Environment.ProcessId);
 await worker.RunUntilStoppedAsync();
 return 0;

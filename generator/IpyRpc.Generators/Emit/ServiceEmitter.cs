@@ -358,12 +358,10 @@ internal static class ServiceEmitter
         List<string> signature, string args, string options, string token, HashSet<string> tokenParams, ParameterModel? progress)
     {
         string pointerType = $"{Names.Runtime}.RemotePointer<{f.ReturnSource}>";
-        w.Line();
-        w.Line($"/// <summary>Calls <c>{f.ExportName}</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.</summary>");
-        EmitParamDocs(w, f, parameters, tokenParams, progress);
-        w.Line($"/// <param name=\"{options}\">Per-call options: timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization.</param>");
-        w.Line($"/// <param name=\"{token}\">Cancels the call; the remote function's token is cancelled too.</param>");
-        w.Line($"/// <returns>A pointer to the result of <c>{f.ExportName}</c>.</returns>");
+        EmitCallDocs(w, f, parameters, tokenParams, progress, options, token,
+            $"Calls <c>{f.ExportName}</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.",
+            "timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization",
+            $"A pointer to the result of <c>{f.ExportName}</c>.");
         w.Line($"public global::System.Threading.Tasks.Task<{pointerType}> {methodName}AsPointerAsync({string.Join(", ", signature)})");
         w.Line($"    => _client.InvokeAsync<{pointerType}>({Names.Literal(f.ExportName)}, {args}, {Names.Runtime}.RemotePointerFormatter<{f.ReturnSource}>.Instance, {Names.Runtime}.CallOptions.ForPointer({options}), {token});");
     }
@@ -391,17 +389,26 @@ internal static class ServiceEmitter
 
         pointerSignature.Add($"{Names.Runtime}.CallOptions? {options} = null");
         pointerSignature.Add($"global::System.Threading.CancellationToken {token} = default");
-        w.Line();
-        w.Line($"/// <summary>Calls <c>{f.ExportName}</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>");
-        EmitParamDocs(w, f, parameters, tokenParams, progress);
-        w.Line($"/// <param name=\"{options}\">Per-call options: timeout, where remote output goes, serialization.</param>");
-        w.Line($"/// <param name=\"{token}\">Cancels the call; the remote function's token is cancelled too.</param>");
-        w.Line($"/// <returns>The result of <c>{f.ExportName}</c>.</returns>");
+        EmitCallDocs(w, f, parameters, tokenParams, progress, options, token,
+            $"Calls <c>{f.ExportName}</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.",
+            "timeout, where remote output goes, serialization",
+            $"The result of <c>{f.ExportName}</c>.");
         w.Line($"public global::System.Threading.Tasks.Task<{f.ReturnSource}> {methodName}({string.Join(", ", pointerSignature)})");
         w.Line($"    => _client.InvokeAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {pointerArgs}, {Names.Formatter(f.ReturnType!, assemblyKey)}, {options}, {token});");
 
         // Pointers in, a pointer out: a chain (compute, slice, reduce) that never brings the data to the caller.
         if (IsData(f.ReturnType)) EmitAsPointerMethod(w, f, methodName, parameters, pointerSignature, pointerArgs.ToString(), options, token, tokenParams, progress);
+    }
+
+    private static void EmitCallDocs(CodeWriter w, FunctionModel f, ParameterModel[] parameters, HashSet<string> tokenParams, ParameterModel? progress,
+        string options, string token, string summary, string optionsDoc, string returns)
+    {
+        w.Line();
+        w.Line($"/// <summary>{summary}</summary>");
+        EmitParamDocs(w, f, parameters, tokenParams, progress);
+        w.Line($"/// <param name=\"{options}\">Per-call options: {optionsDoc}.</param>");
+        w.Line($"/// <param name=\"{token}\">Cancels the call; the remote function's token is cancelled too.</param>");
+        w.Line($"/// <returns>{returns}</returns>");
     }
 
     private static void EmitParamDocs(CodeWriter w, FunctionModel f, ParameterModel[] parameters, HashSet<string> tokenParams, ParameterModel? progress)

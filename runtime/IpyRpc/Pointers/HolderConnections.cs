@@ -6,9 +6,10 @@ namespace IpyRpc;
 
 /// <summary>
 /// How a process reaches the holder of a pointer, by protocol. The transports register themselves
-/// when their assembly loads (<c>zmq</c> by IpyRpc.ZeroMq, <c>http</c> by IpyRpc.Http); a process that
-/// fetches over a transport it never otherwise uses calls that transport's <c>RegisterPointerConnector()</c>
-/// (or registers a connector of its own here).
+/// when their assembly loads (<c>zmq</c> by IpyRpc.ZeroMq, <c>http</c>/<c>https</c> by IpyRpc.Http), and a
+/// fetch over a transport this process has not used yet loads that transport's assembly when the app
+/// references it. Where assemblies cannot be loaded at run time (NativeAOT), call the transport's
+/// <c>RegisterPointerConnector()</c> once (or register a connector of your own here).
 /// </summary>
 public static class PointerConnectors
 {
@@ -25,7 +26,34 @@ public static class PointerConnectors
     /// <summary>The protocols this process can fetch over.</summary>
     public static IReadOnlyCollection<string> Protocols => [.. Map.Keys];
 
-    internal static Func<PointerEndpoint, IpyRpcClientOptions, CancellationToken, Task<IpyRpcClient>>? Find(string protocol) => Map.GetValueOrDefault(protocol);
+    internal static Func<PointerEndpoint, IpyRpcClientOptions, CancellationToken, Task<IpyRpcClient>>? Find(string protocol)
+    {
+        if (Map.TryGetValue(protocol, out var connect)) return connect;
+
+        // The transport's package may be referenced but not loaded yet (nothing in this process used it):
+        // load it, which registers its connectors. Where assemblies cannot be loaded (NativeAOT), its
+        // RegisterPointerConnector() is the way.
+        string? assembly = protocol switch
+        {
+            "zmq" => "IpyRpc.ZeroMq",
+            "http" or "https" => "IpyRpc.Http",
+            _ => null,
+        };
+        if (assembly is not null)
+        {
+            try
+            {
+                System.Reflection.Assembly loaded = System.Reflection.Assembly.Load(assembly);
+                System.Runtime.CompilerServices.RuntimeHelpers.RunModuleConstructor(loaded.ManifestModule.ModuleHandle);
+            }
+            catch (Exception e) when (e is IOException or BadImageFormatException or PlatformNotSupportedException or NotSupportedException)
+            {
+                // Not there: the caller says which package to reference.
+            }
+        }
+
+        return Map.GetValueOrDefault(protocol);
+    }
 }
 
 /// <summary>
