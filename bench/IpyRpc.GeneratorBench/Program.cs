@@ -6,7 +6,8 @@ using IpyRpc.Generators;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 
-// dotnet run -c Release --project bench/IpyRpc.GeneratorBench [-- --smoke] [--classes N] [--methods N]
+// dotnet run -c Release --project bench/IpyRpc.GeneratorBench [-- --smoke] [--classes N] [--methods N] [--dump DIR]
+// (--dump: write the generated files to DIR, to see where the size goes)
 // A generated project of 500 exported methods in 20 classes (records, enums, defaults, docs), compiled
 // in memory without the generator and with it: the generated code's size against the hand-written
 // source, and the generator's own time (cold, then the median of warm runs), beside their targets.
@@ -44,6 +45,13 @@ double withMs = Median(Enumerable.Range(0, 3).Select(_ => Time(() => Emit(output
 string[] generated = [.. run!.Results.SelectMany(r => r.GeneratedSources).Select(s => s.SourceText.ToString())];
 long generatedBytes = generated.Sum(s => (long)Encoding.UTF8.GetByteCount(s)), generatedLines = generated.Sum(Lines);
 int errors = output!.GetDiagnostics().Count(d => d.Severity == DiagnosticSeverity.Error);
+int dumpAt = Array.IndexOf(args, "--dump");
+if (dumpAt >= 0 && dumpAt + 1 < args.Length)
+{
+    Directory.CreateDirectory(args[dumpAt + 1]);
+    foreach (GeneratedSourceResult g in run.Results.SelectMany(r => r.GeneratedSources)) File.WriteAllText(Path.Combine(args[dumpAt + 1], g.HintName), g.SourceText.ToString());
+}
+
 double ratio = (double)generatedBytes / sourceBytes;
 
 Console.WriteLine();
