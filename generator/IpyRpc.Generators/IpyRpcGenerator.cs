@@ -126,7 +126,7 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
             }));
 
         IncrementalValueProvider<EquatableArray<string>> exportNames = functions
-            .Select(static (all, _) => all.Select(f => f.ExportName).ToEquatableArray());
+            .Select(static (all, _) => all.Select(f => f.ExportName).Distinct().ToEquatableArray()); // a duplicated name (IPYRPC0003) is listed once
 
         context.RegisterSourceOutput(located.Combine(exportNames), static (spc, input) =>
         {

@@ -28,6 +28,133 @@ public sealed class SnapshotTests
     }
 
     [Fact]
+    public void InstanceServicesGenerateTheCommittedSources()
+    {
+        GeneratorHarness.Result result = GeneratorHarness.Run("""
+            using System.Threading;
+            using System.Threading.Tasks;
+            using IpyRpc;
+            namespace Demo;
+
+            /// <summary>A counter kept per service instance (registered, or resolved from each call's services).</summary>
+            public sealed class Counter
+            {
+                private int _count;
+
+                /// <summary>Creates a counter starting at <paramref name="start"/>.</summary>
+                /// <param name="start">The first value.</param>
+                public Counter(int start) => _count = start;
+
+                /// <summary>Adds to the count.</summary>
+                /// <param name="by">How much.</param>
+                /// <param name="caller">Who called (filled by the call, not sent).</param>
+                /// <param name="cancellationToken">The call's token (filled by the call, not sent).</param>
+                /// <returns>The new count.</returns>
+                [IpyRpcExport("counter.add")]
+                public async Task<int> Add(int by, IpyRpcConnection caller, CancellationToken cancellationToken)
+                {
+                    await Task.Yield();
+                    return Interlocked.Add(ref _count, by);
+                }
+
+                /// <summary>Resets the count.</summary>
+                [IpyRpcExport("counter.reset")]
+                public void Reset() => _count = 0;
+            }
+            """);
+        Assert.Empty(result.GeneratorDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+        Assert.Empty(result.CompileDiagnostics);
+        Snapshot.Verify("Instance.Demo.Counter.IpyRpc", result.Sources["Demo.Counter.IpyRpc.g.cs"]);
+    }
+
+    [Fact]
+    public void DataShapesGeneratePointerMembersInTheCommittedSources()
+    {
+        GeneratorHarness.Result result = GeneratorHarness.Run("""
+            using System.Collections.Generic;
+            using System.Numerics.Tensors;
+            using IpyRpc;
+            namespace Demo;
+
+            /// <summary>Functions over large values: arrays, tensors, data frames, lists.</summary>
+            public static class Data
+            {
+                /// <summary>A matrix.</summary>
+                /// <param name="rows">Rows.</param>
+                [IpyRpcExport("data.matrix")] public static double[,] Matrix(int rows) => new double[rows, 2];
+
+                /// <summary>The first rows of a matrix.</summary>
+                /// <param name="m">The matrix.</param>
+                /// <param name="rows">How many rows.</param>
+                [IpyRpcExport("data.head")] public static double[,] Head(double[,] m, int rows) => m;
+
+                /// <summary>A tensor's sum.</summary>
+                /// <param name="t">The tensor.</param>
+                [IpyRpcExport("data.total")] public static double Total(Tensor<float> t) => 0;
+
+                /// <summary>A data frame's row count.</summary>
+                /// <param name="frame">The frame.</param>
+                /// <param name="labels">Labels.</param>
+                [IpyRpcExport("data.rows")] public static int Rows(DataFrame frame, List<string> labels) => frame.RowCount;
+            }
+            """);
+        Assert.Empty(result.GeneratorDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+        Assert.Empty(result.CompileDiagnostics);
+        Snapshot.Verify("Data.Demo.Data.IpyRpc", result.Sources["Demo.Data.IpyRpc.g.cs"]);
+    }
+
+    [Fact]
+    public void EveryDiagnosticReadsAsCommitted()
+    {
+        // One source that draws every diagnostic the generator reports from user code (IPYRPC0006 is a
+        // generator failure, reported only when the generator itself breaks).
+        GeneratorHarness.Result result = GeneratorHarness.Run("""
+            using System.IO;
+            using IpyRpc;
+            namespace Demo;
+
+            /// <summary>Everything wrong at once.</summary>
+            public static class Wrong
+            {
+                /// <summary>x</summary>
+                [IpyRpcExport] public static int TakesStream(Stream s) => 1;                  // IPYRPC0001
+
+                /// <summary>x</summary>
+                [IpyRpcExport] public static Stream ReturnsStream() => Stream.Null;           // IPYRPC0002
+
+                /// <summary>x</summary>
+                [IpyRpcExport("twice")] public static int First() => 1;
+
+                /// <summary>x</summary>
+                [IpyRpcExport("twice")] public static int Second() => 2;                      // IPYRPC0003
+
+                /// <summary>x</summary>
+                [IpyRpcExport] public static void ByRef(ref int x) { }                        // IPYRPC0004
+
+                /// <summary>x</summary>
+                [IpyRpcExport] private static int Hidden() => 1;                              // IPYRPC0005
+
+                [IpyRpcExport] public static int Undocumented() => 1;                         // IPYRPC0007
+
+                /// <summary>x</summary>
+                [IpyRpcExport("rpc.discover")] public static int Reserved() => 1;            // IPYRPC0009
+
+                [IpyRpcEvent] public static int NotAnEvent;                                    // IPYRPC0011
+
+                /// <summary>The config.</summary>
+                public static GlobConfig Config() => new() { ["nothing_*"] = new(), ["[unclosed"] = new() };   // IPYRPC0008, IPYRPC0010
+            }
+            """);
+        string report = string.Join("\n", result.GeneratorDiagnostics
+            .OrderBy(d => d.Id, StringComparer.Ordinal).ThenBy(d => d.Location.SourceSpan.Start)
+            .Select(d => $"// {d.Id} {d.Severity} at {d.Location.GetLineSpan().StartLinePosition.Line + 1}:{d.Location.GetLineSpan().StartLinePosition.Character + 1}: {d.GetMessage()}")) + "\n";
+        string[] ids = [.. result.GeneratorDiagnostics.Select(d => d.Id).Distinct().Order()];
+        Assert.Equal(["IPYRPC0001", "IPYRPC0002", "IPYRPC0003", "IPYRPC0004", "IPYRPC0005", "IPYRPC0007", "IPYRPC0008", "IPYRPC0009", "IPYRPC0010", "IPYRPC0011"], ids);
+        Assert.Empty(result.CompileDiagnostics); // what the generator refuses never becomes a compiler error in generated code
+        Snapshot.Verify("Diagnostics.report", report);
+    }
+
+    [Fact]
     public void ConfigBindingsListTheFunctionsEachPatternSelects()
     {
         GeneratorHarness.Result result = GeneratorHarness.Run(Sources.Compute, Sources.Config);
