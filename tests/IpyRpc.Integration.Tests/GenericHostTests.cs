@@ -67,4 +67,20 @@ public sealed class GenericHostTests
         Assert.Equal(9L, await client.CallAsync<long>("work.square", 3L));
         await server.DisposeAsync();
     }
+
+    [Fact]
+    public async Task PointerSettingsComeFromConfigurationToo()
+    {
+        Microsoft.Extensions.Hosting.HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Configuration["IpyRpc:Functions:ptr.*:ReturnPointer"] = "true";
+        builder.Configuration["IpyRpc:Functions:ptr.*:PointerTimeToLive"] = "00:02:00";
+        Microsoft.Extensions.DependencyInjection.IpyRpcServiceCollectionExtensions.AddIpyRpc(builder.Services).Export(typeof(IpyRpc.Tests.Pointers.PointerFunctions));
+        using Microsoft.Extensions.Hosting.IHost host = builder.Build();
+        var server = (IpyRpcServer)host.Services.GetService(typeof(IpyRpcServer))!;
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server, new IpyRpcClientOptions { Output = (_, _) => { } });
+        var pointer = Assert.IsAssignableFrom<RemotePointer>(await client.CallAsync("ptr.range", 4));
+        Assert.InRange(pointer.ExpiresAt!.Value - DateTimeOffset.UtcNow, TimeSpan.FromMinutes(1.9), TimeSpan.FromMinutes(2));
+        Assert.Equal([0, 1, 2, 3], await client.FetchAsync(pointer.As<List<int>>()));
+        await server.DisposeAsync();
+    }
 }
