@@ -285,7 +285,17 @@ public sealed class IpyRpcInvocation
     {
         if (ReturnAsPointer is { } keep)
         {
-            RemotePointer<T> pointer = keep.Store.Hold(value, formatter, keep.TimeToLive, keep.Protocol);
+            RemotePointer<T> pointer;
+            try
+            {
+                pointer = keep.Store.Hold(value, formatter, keep.TimeToLive, keep.Protocol);
+            }
+            catch (Exception e) when (e is IpyRpcSerializationException or InvalidOperationException or ArgumentException)
+            {
+                // Sizing the value encodes it: a value that cannot be written is the server's problem, as for a plain result.
+                throw new ResultSerializationException($"The result of {Function.Name} could not be kept for a pointer: {e.Message}", e);
+            }
+
             Result = Jobs.JobCodec.Encode(pointer.ToMap(), OutputSerialization);
             HasResult = true;
             return;
