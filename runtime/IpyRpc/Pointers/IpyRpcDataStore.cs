@@ -180,6 +180,24 @@ public sealed class IpyRpcDataStore : IDisposable
         };
     }
 
+    /// <summary>
+    /// The value at <paramref name="path"/> (or its id), or rows <c>[start, stop)</c> of it, encoded in
+    /// <paramref name="serialization"/>, after checking the key: what a <c>fetch</c> answers, for
+    /// transports that serve values in a form of their own (HTTP <c>GET</c>).
+    /// </summary>
+    /// <exception cref="IpyRpcException">The key is wrong, the value is gone (the code says why), or it has no rows.</exception>
+    public byte[] Read(string path, string? secretKey, long? start, long? stop, Serialization serialization)
+    {
+        try
+        {
+            return Fetch(path, secretKey, start, stop, serialization);
+        }
+        catch (PointerFault fault)
+        {
+            throw IpyRpcException.FromRemote(fault.Error, null);
+        }
+    }
+
     /// <summary>Encodes the value at <paramref name="path"/>, or rows <c>[start, stop)</c> of it, after checking the key.</summary>
     internal byte[] Fetch(string path, string? key, long? start, long? stop, Serialization serialization)
         => Find(path, key).Value.Encode(serialization, start, stop);
