@@ -518,13 +518,47 @@ class IpyRpcClient:
         return holders[endpoint]
 
     def fetch(self, pointer, start=None, stop=None):
-        """The value a pointer points to, or rows [start, stop) of it, straight from its holder (negative indices count from the end)."""
+        """The value a pointer points to, or rows [start, stop) of it, straight from its holder (negative indices count from the end).
+        Over ZeroMQ when the holder serves it, else with a plain HTTP GET of the value's path."""
+        if pointer["protocol"] != "zmq":
+            http = next((e for e in [{"protocol": pointer["protocol"], "host": pointer["host"], "port": pointer["port"], "path": pointer["path"].rsplit("/data/", 1)[0]}]
+                         + list(pointer.get("alternates") or []) if e["protocol"] in ("http", "https")), None)
+        elif pointer.get("alternates") and not self._zmq_reachable(pointer):
+            http = next((e for e in pointer["alternates"] if e["protocol"] in ("http", "https")), None)
+        else:
+            http = None
+        if http is not None:
+            return self._fetch_http(pointer, http, start, stop)
         body = {"path": pointer["path"], "secret_key": pointer["secret_key"]}
         if start is not None:
             body["start"] = start
         if stop is not None:
             body["stop"] = stop
         return self._holder(pointer)._request({"kind": "fetch"}, [_pack(body)], result=True, function="fetch")
+
+    def _zmq_reachable(self, pointer):
+        try:
+            self._holder(pointer)
+            return True
+        except RemoteError:
+            return False
+
+    def _fetch_http(self, pointer, endpoint, start, stop):
+        """GET {base}/data/{id}?start=&stop= with the key in the IpyRpc-Key header (PROTOCOL.md, Pointers)."""
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+        query = urllib.parse.urlencode({k: v for k, v in (("start", start), ("stop", stop)) if v is not None})
+        url = f"{endpoint['protocol']}://{endpoint['host']}:{endpoint['port']}{endpoint['path']}/data/{pointer['path'].rsplit('/', 1)[-1]}" + (f"?{query}" if query else "")
+        request = urllib.request.Request(url, headers={"IpyRpc-Key": pointer["secret_key"], "Accept": "application/msgpack"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return _unpack(response.read())
+        except urllib.error.HTTPError as e:
+            import json
+            raise RemoteError(json.loads(e.read() or b"{}") or {"code": "internal", "message": str(e)}, "fetch") from None
+        except OSError as e:
+            raise RemoteError({"code": "holder_unreachable", "message": f"the holder at {url} did not answer: {e}"}, "fetch") from None
 
     def release(self, pointer):
         """Drops the value at its holder; later fetches raise RemoteError with code pointer_released."""
@@ -719,6 +753,10 @@ def pointers_demo(endpoint):
     print("frame slice equal:", part.equals(frame.iloc[3:6]), part.iloc[0]["ticker"])
     print("frame total:", c.call("ptr.frame_total", frame))
     print("frame total by pointer:", c.call("ptr.frame_total", fp))
+    alternate = next((a for a in h.get("alternates") or [] if a["protocol"] == "http"), None)
+    if alternate is not None:
+        over_http = RemotePointer(h, protocol="http", host=alternate["host"], port=alternate["port"], path=alternate["path"] + "/data/" + h["path"].rsplit("/", 1)[-1], alternates=[])
+        print("http rows equal:", bool((c.fetch(over_http, 5, 8) == expected[5:8]).all()))
     tp = c.call_pointer("ptr.tensor", 5)
     rows = c.fetch(tp, 1, 3)
     print("tensor rows:", type(rows).__name__, rows.shape, bool((rows == numpy.arange(30.0).reshape(5, 2, 3)[1:3]).all()))

@@ -135,6 +135,7 @@ public sealed class WorkerPointerTests : IAsyncLifetime
         Assert.Contains("frame total: 20 rows, price total 2095", stdout);
         Assert.Contains("frame total by pointer: 20 rows, price total 2095", stdout);
         Assert.Contains("tensor rows: ndarray (2, 2, 3) True", stdout);
+        Assert.Contains("http rows equal: True", stdout); // a plain GET of the worker's HTTP address
         Assert.Contains("tensor argument: 2x2x3 sum 66", stdout);
     }
 
