@@ -7,18 +7,10 @@ public abstract partial class IpyRpcPeer
 {
     private HolderConnections? _holders;
 
-    /// <summary>The options of connections this peer opens to pointers' holders (its credentials, no reconnects).</summary>
-    private protected virtual IpyRpcClientOptions HolderOptions => new() { Reconnect = null, ConnectTimeout = HolderConnections.ConnectTimeout };
+    /// <summary>The credentials and limits of connections this peer opens to pointers' holders.</summary>
+    private protected virtual IpyRpcClientOptions HolderOptions => new();
 
-    internal HolderConnections Holders
-    {
-        get
-        {
-            if (_holders is { } h) return h;
-            var fresh = new HolderConnections(() => HolderOptions);
-            return Interlocked.CompareExchange(ref _holders, fresh, null) ?? fresh;
-        }
-    }
+    internal HolderConnections Holders => HolderConnections.Ensure(ref _holders, () => HolderOptions);
 
     /// <summary>Closes the connections opened to holders.</summary>
     private protected ValueTask DisposeHoldersAsync() => _holders?.DisposeAsync() ?? default;

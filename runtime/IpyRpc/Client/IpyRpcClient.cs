@@ -301,8 +301,6 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
         ClientName = Options.ClientName,
         MaxMessageBytes = Options.MaxMessageBytes,
         Serialization = Options.Serialization,
-        Reconnect = null,
-        ConnectTimeout = HolderConnections.ConnectTimeout,
     };
 
     /// <summary>Routes one message from the server. With a push channel this runs on the transport's receiving thread: it must not block.</summary>

@@ -61,7 +61,7 @@ public static class PointerConnectors
 /// disposed: what a client fetches through, and what a worker resolves another holder's pointers through.
 /// A pointer held in this very process is read from its store, with no connection at all.
 /// </summary>
-internal sealed class HolderConnections(Func<IpyRpcClientOptions> options) : IAsyncDisposable
+internal sealed class HolderConnections(Func<IpyRpcClientOptions> credentials) : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<PointerEndpoint, Lazy<Task<IpyRpcClient>>> _clients = new();
     private long _bytesFetched;
@@ -69,6 +69,17 @@ internal sealed class HolderConnections(Func<IpyRpcClientOptions> options) : IAs
 
     /// <summary>How long connecting to a holder may take before it counts as unreachable.</summary>
     internal static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>The holders' connections of an owner, created on first use (<paramref name="credentials"/>: its secret and limits).</summary>
+    public static HolderConnections Ensure(ref HolderConnections? field, Func<IpyRpcClientOptions> credentials)
+    {
+        if (Volatile.Read(ref field) is { } existing) return existing;
+        var fresh = new HolderConnections(credentials);
+        return Interlocked.CompareExchange(ref field, fresh, null) ?? fresh;
+    }
+
+    // A connection to a holder is for fetches only: no reconnects (a gone holder is reported, not retried), no console output.
+    private IpyRpcClientOptions Options() => credentials() with { Reconnect = null, ConnectTimeout = ConnectTimeout, Output = static (_, _) => { } };
 
     /// <summary>
     /// Whether a pointer held by a store in this process is read from that store directly. Tests of
@@ -142,7 +153,7 @@ internal sealed class HolderConnections(Func<IpyRpcClientOptions> options) : IAs
                 continue;
             }
 
-            Lazy<Task<IpyRpcClient>> lazy = _clients.GetOrAdd(endpoint, e => new Lazy<Task<IpyRpcClient>>(() => connect(e, options(), CancellationToken.None)));
+            Lazy<Task<IpyRpcClient>> lazy = _clients.GetOrAdd(endpoint, e => new Lazy<Task<IpyRpcClient>>(() => connect(e, Options(), CancellationToken.None)));
             IpyRpcClient client;
             try
             {

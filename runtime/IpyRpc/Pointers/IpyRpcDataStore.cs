@@ -200,10 +200,10 @@ public sealed class IpyRpcDataStore : IDisposable
 
     /// <summary>Encodes the value at <paramref name="path"/>, or rows <c>[start, stop)</c> of it, after checking the key.</summary>
     internal byte[] Fetch(string path, string? key, long? start, long? stop, Serialization serialization)
-        => Find(path, key).Value.Encode(serialization, start, stop);
+        => Held(path, key).Value.Encode(serialization, start, stop);
 
     /// <summary>The value a pointer held here points to, as the type a function takes.</summary>
-    internal T Resolve<T>(RemotePointer pointer, IpyRpcFormatter<T> formatter) => Find(pointer.Path, pointer.SecretKey).Value.As(formatter);
+    internal T Resolve<T>(RemotePointer pointer, IpyRpcFormatter<T> formatter) => Held(pointer.Path, pointer.SecretKey).Value.As(formatter);
 
     /// <summary>Drops the value at <paramref name="path"/>; a later fetch hears it was released. Releasing twice is not an error.</summary>
     internal void Release(string path, string? key)
@@ -214,7 +214,7 @@ public sealed class IpyRpcDataStore : IDisposable
             if (_gone.TryGetValue(id, out Gone gone) && gone.Code == ErrorCodes.PointerReleased && KeyMatches(gone.Key, key)) return;
         }
 
-        Entry entry = Find(path, key);
+        Entry entry = Held(path, key);
         lock (_gate)
         {
             if (_entries.TryGetValue(id, out Entry? current) && ReferenceEquals(current, entry)) RemoveLocked(id, entry, ErrorCodes.PointerReleased, DateTimeOffset.UtcNow);
@@ -236,7 +236,8 @@ public sealed class IpyRpcDataStore : IDisposable
 
     private static string IdOf(string path) => path[(path.LastIndexOf('/') + 1)..];
 
-    private Entry Find(string path, string? key)
+    // The entry at path, after the key is checked; a fault saying why when there is none to give.
+    private Entry Held(string path, string? key)
     {
         string id = IdOf(path);
         DateTimeOffset now = DateTimeOffset.UtcNow;

@@ -29,15 +29,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
 
     private HolderConnections? _holders;
 
-    private HolderConnections Holders
-    {
-        get
-        {
-            if (_holders is { } h) return h;
-            var fresh = new HolderConnections(() => HolderClientOptions() with { Reconnect = null, ConnectTimeout = HolderConnections.ConnectTimeout, Output = static (_, _) => { } });
-            return Interlocked.CompareExchange(ref _holders, fresh, null) ?? fresh;
-        }
-    }
+    private HolderConnections Holders => HolderConnections.Ensure(ref _holders, HolderClientOptions);
 
     public ValueTask DisposeAsync() => _holders?.DisposeAsync() ?? default;
 
