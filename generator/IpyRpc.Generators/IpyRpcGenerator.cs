@@ -22,6 +22,8 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
     {
         /// <summary>One result per exported method.</summary>
         public const string Functions = nameof(Functions);
+        /// <summary>One result per method of an [IpyRpcContract] interface.</summary>
+        public const string Contracts = nameof(Contracts);
         /// <summary>Exported methods grouped by declaring type.</summary>
         public const string Services = nameof(Services);
         /// <summary>Every function, for assembly-wide emitters.</summary>
@@ -39,6 +41,7 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
     }
 
     private const string ExportAttribute = "IpyRpc.IpyRpcExportAttribute";
+
     private const string EventAttribute = "IpyRpc.IpyRpcEventAttribute";
 
     /// <inheritdoc/>
@@ -48,15 +51,23 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
             .Select(static (c, _) => Names.AssemblyKey(c.AssemblyName))
             .WithTrackingName(Steps.AssemblyKey);
 
-        IncrementalValuesProvider<FunctionResult> results = context.SyntaxProvider
+        IncrementalValuesProvider<FunctionResult> exported = context.SyntaxProvider
             .ForAttributeWithMetadataName(ExportAttribute, static (node, _) => node is Microsoft.CodeAnalysis.CSharp.Syntax.MethodDeclarationSyntax, FunctionParser.Parse)
             .WithTrackingName(Steps.Functions);
 
+        IncrementalValuesProvider<FunctionResult> contracts = context.SyntaxProvider
+            .ForAttributeWithMetadataName(FunctionParser.ContractAttribute, static (node, _) => node is Microsoft.CodeAnalysis.CSharp.Syntax.InterfaceDeclarationSyntax, FunctionParser.ParseContract)
+            .SelectMany(static (all, _) => all)
+            .WithTrackingName(Steps.Contracts);
+
+        // Methods exported one by one and the methods of contracts: one set of functions from here on.
+        IncrementalValueProvider<ImmutableArray<FunctionResult>> results = exported.Collect()
+            .Combine(contracts.Collect())
+            .Select(static (both, _) => both.Left.AddRange(both.Right));
+
         IncrementalValueProvider<EquatableArray<FunctionModel>> functions = results
-            .Where(static r => r.Model is not null)
-            .Select(static (r, _) => r.Model!)
-            .Collect()
-            .Select(static (all, _) => all.OrderBy(f => f.Service.FullName, StringComparer.Ordinal).ThenBy(f => f.ExportName, StringComparer.Ordinal).ToEquatableArray())
+            .Select(static (all, _) => all.Where(r => r.Model is not null).Select(r => r.Model!)
+                .OrderBy(f => f.Service.FullName, StringComparer.Ordinal).ThenBy(f => f.ExportName, StringComparer.Ordinal).ToEquatableArray())
             .WithTrackingName(Steps.AllFunctions);
 
         IncrementalValuesProvider<EventResult> eventResults = context.SyntaxProvider
@@ -77,11 +88,10 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
 
         // Locations change with every edit above them; the emitters never see them, only the diagnostics do.
         IncrementalValueProvider<EquatableArray<FunctionSite>> sites = results
-            .Where(static r => r.Model is not null)
-            .Select(static (r, _) => new FunctionSite(r.Model!.ExportName, r.Model.Service.FullName, r.Model.Service.Name + "." + r.Model.MethodName, r.Location))
-            .Collect()
+            .Select(static (all, _) => all.Where(r => r.Model is not null)
+                .Select(r => new FunctionSite(r.Model!.ExportName, r.Model.Service.FullName, r.Model.Service.Name + "." + r.Model.MethodName, r.Location))
             // The order the models are generated in (so the first of a duplicated name is the one generated), then source order.
-            .Select(static (all, _) => all.OrderBy(s => s.Service, StringComparer.Ordinal).ThenBy(s => s.ExportName, StringComparer.Ordinal)
+                .OrderBy(s => s.Service, StringComparer.Ordinal).ThenBy(s => s.ExportName, StringComparer.Ordinal)
                 .ThenBy(s => s.Location?.FilePath, StringComparer.Ordinal).ThenBy(s => s.Location?.Span.Start ?? 0).ToEquatableArray())
             .WithTrackingName(Steps.FunctionSites);
 
@@ -97,7 +107,12 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
             .Select(static (all, _) => all.Select(p => p.Pattern).Distinct().OrderBy(p => p, StringComparer.Ordinal).ToEquatableArray())
             .WithTrackingName(Steps.ConfigPatterns);
 
-        context.RegisterSourceOutput(results, static (spc, r) =>
+        context.RegisterSourceOutput(exported, static (spc, r) =>
+        {
+            foreach (DiagnosticInfo d in r.Diagnostics) spc.ReportDiagnostic(Diagnostics.ToDiagnostic(d));
+        });
+
+        context.RegisterSourceOutput(contracts, static (spc, r) =>
         {
             foreach (DiagnosticInfo d in r.Diagnostics) spc.ReportDiagnostic(Diagnostics.ToDiagnostic(d));
         });

@@ -12,6 +12,7 @@ public sealed class CachingTests
     private static readonly string[] TrackedSteps =
     [
         IpyRpcGenerator.Steps.Functions,
+        IpyRpcGenerator.Steps.Contracts,
         IpyRpcGenerator.Steps.AllFunctions,
         IpyRpcGenerator.Steps.Services,
         IpyRpcGenerator.Steps.ConfigPatterns,
@@ -22,7 +23,7 @@ public sealed class CachingTests
 
     private static (GeneratorDriver Driver, CSharpCompilation Compilation) First()
     {
-        CSharpCompilation compilation = GeneratorHarness.Compile(Sources.Compute, Sources.Config, "namespace Demo; public static class Unrelated { public static int X => 1; }");
+        CSharpCompilation compilation = GeneratorHarness.Compile(Sources.Compute, Sources.Config, "namespace Demo; public static class Unrelated { public static int X => 1; }", Sources.Contract);
         GeneratorDriver driver = GeneratorHarness.Driver().RunGenerators(compilation);
         return (driver, compilation);
     }
@@ -82,6 +83,29 @@ public sealed class CachingTests
 
         Assert.Contains(IncrementalStepRunReason.Modified, reasons[IpyRpcGenerator.Steps.FunctionSites]);
         Assert.Contains(IncrementalStepRunReason.Modified, reasons[IpyRpcGenerator.Steps.ConfigSites]);
+    }
+
+    [Fact]
+    public void MovingAContractRegeneratesNothingAndEditingItsDocsRegeneratesOnlyIt()
+    {
+        (GeneratorDriver driver, CSharpCompilation compilation) = First();
+        compilation = Replace(compilation, 3, "// A comment above the contract.\n" + Sources.Contract);
+        driver = driver.RunGenerators(compilation);
+        Dictionary<string, IncrementalStepRunReason[]> reasons = Reasons(driver);
+        Assert.Contains(IncrementalStepRunReason.Modified, reasons[IpyRpcGenerator.Steps.FunctionSites]);
+        foreach (string step in new[] { IpyRpcGenerator.Steps.AllFunctions, IpyRpcGenerator.Steps.Services })
+        {
+            Assert.All(reasons[step], r => Assert.True(r is IncrementalStepRunReason.Cached or IncrementalStepRunReason.Unchanged, $"{step}: {r}"));
+        }
+
+        compilation = Replace(compilation, 3, Sources.Contract.Replace("Adds two integers.", "Adds two whole numbers."));
+        driver = driver.RunGenerators(compilation);
+        reasons = Reasons(driver);
+        Assert.Contains(IncrementalStepRunReason.Modified, reasons[IpyRpcGenerator.Steps.Services]);
+        // Only the contract's service changed; the Compute service stays as it was.
+        Assert.Contains(IncrementalStepRunReason.Unchanged, reasons[IpyRpcGenerator.Steps.Services]);
+        string generated = driver.GetRunResult().Results.Single().GeneratedSources.Single(s => s.HintName == "Calc.Contracts.ICalculator.IpyRpc.g.cs").SourceText.ToString();
+        Assert.Contains("Adds two whole numbers.", generated);
     }
 
     [Fact]

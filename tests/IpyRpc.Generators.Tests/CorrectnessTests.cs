@@ -146,4 +146,26 @@ public sealed class CorrectnessTests
         Assert.Equal(ErrorCodes.InvalidArguments, e.Code);
         Assert.Contains("missing its member 'y'", e.Message);
     }
+
+    [Fact]
+    public void VariantsAreNamedWithoutAsyncUnlessThatWouldNameTwoMethodsTheSame()
+    {
+        GeneratorHarness.Result r = Run("""
+            public static class F
+            {
+                /// <summary>x</summary>
+                [IpyRpcExport] public static Task<double[]> LoadAsync(int n) => Task.FromResult(new double[n]);
+                /// <summary>x</summary>
+                [IpyRpcExport] public static int Nothing() => 0;
+                /// <summary>x</summary>
+                [IpyRpcExport] public static Task<int> NothingAsync() => Task.FromResult(0);
+            }
+            """);
+        Assert.Empty(Errors(r));
+        string proxy = r.Sources["Demo.F.IpyRpc.g.cs"];
+        Assert.Contains(" SubmitLoadAsync(", proxy);
+        Assert.Contains(" LoadAsPointerAsync(", proxy);
+        Assert.Contains(" SubmitNothingAsync(", proxy);
+        Assert.Contains(" SubmitNothingAsyncAsync(", proxy);
+    }
 }

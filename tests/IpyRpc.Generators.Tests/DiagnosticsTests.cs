@@ -178,4 +178,81 @@ public sealed class DiagnosticsTests
             Assert.True(File.Exists(Path.Combine(docs, id + ".md")), $"docs/diagnostics/{id}.md is missing");
         }
     }
+
+    [Fact]
+    public void AnExportedInterfaceMethodWithoutAContractSaysToMarkTheInterface()
+    {
+        GeneratorHarness.Result result = GeneratorHarness.Run("""
+            using IpyRpc;
+            namespace Demo;
+            public interface IThing
+            {
+                /// <summary>x</summary>
+                [IpyRpcExport] int Run();
+            }
+            """);
+        Diagnostic d = Single("IPYRPC0004", [.. result.GeneratorDiagnostics]);
+        Assert.Contains("mark IThing with [IpyRpcContract]", d.GetMessage());
+        Assert.Empty(result.Sources);
+    }
+
+    [Fact]
+    public void AContractsPropertiesAndStaticMethodsAreDiagnosticsAndItsOtherMethodsStillGenerate()
+    {
+        GeneratorHarness.Result result = GeneratorHarness.Run("""
+            using IpyRpc;
+            namespace Demo;
+            /// <summary>A contract with members that cannot be remote.</summary>
+            [IpyRpcContract]
+            public interface IThing
+            {
+                /// <summary>A property.</summary>
+                int Size { get; }
+
+                /// <summary>A static member.</summary>
+                static abstract int Make();
+
+                /// <summary>Runs.</summary>
+                /// <param name="x">A value.</param>
+                int Run(int x);
+
+                /// <summary>Generic.</summary>
+                T Echo<T>(T value);
+            }
+            """);
+        Diagnostic[] shape = [.. result.GeneratorDiagnostics.Where(d => d.Id == "IPYRPC0004")];
+        Assert.Equal(3, shape.Length);
+        Assert.Contains(shape, d => d.GetMessage().Contains("IThing.Size") && d.GetMessage().Contains("a property becomes a Get method"));
+        Assert.Contains(shape, d => d.GetMessage().Contains("IThing.Make") && d.GetMessage().Contains("static interface members"));
+        Assert.Contains(shape, d => d.GetMessage().Contains("IThing.Echo") && d.GetMessage().Contains("generic methods"));
+        // Every diagnostic points at the member it is about.
+        Assert.Equal([8, 11, 18], shape.Select(d => d.Location.GetLineSpan().StartLinePosition.Line + 1).Order());
+        // Errors stop the build, but never with a compiler error inside generated code.
+        Assert.Empty(result.CompileDiagnostics);
+    }
+
+    [Fact]
+    public void ANameExportedByAContractAndByAClassIsOneDuplicateAndNoCompilerError()
+    {
+        GeneratorHarness.Result result = GeneratorHarness.Run("""
+            using IpyRpc;
+            namespace Demo;
+            /// <summary>A contract.</summary>
+            [IpyRpcContract]
+            public interface IThing
+            {
+                /// <summary>Runs.</summary>
+                [IpyRpcExport("run")] int Run();
+            }
+
+            public static class Other
+            {
+                /// <summary>Runs too.</summary>
+                [IpyRpcExport("run")] public static int Run() => 1;
+            }
+            """);
+        Diagnostic d = Single("IPYRPC0003", [.. result.GeneratorDiagnostics]);
+        Assert.Contains("'run'", d.GetMessage());
+        Assert.Empty(result.CompileDiagnostics);
+    }
 }

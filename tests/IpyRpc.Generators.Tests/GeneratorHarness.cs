@@ -53,7 +53,8 @@ internal static class GeneratorHarness
         using var stream = new MemoryStream();
         Microsoft.CodeAnalysis.Emit.EmitResult emit = compilation.Emit(stream);
         Assert.True(emit.Success, string.Join(Environment.NewLine, emit.Diagnostics));
-        Assembly assembly = System.Runtime.Loader.AssemblyLoadContext.Default.LoadFromStream(new MemoryStream(stream.ToArray()));
+        // A context of its own each time: every compilation is named Demo.Assembly; IpyRpc itself still comes from the default context.
+        Assembly assembly = new System.Runtime.Loader.AssemblyLoadContext(null).LoadFromStream(new MemoryStream(stream.ToArray()));
         RuntimeHelpers.RunModuleConstructor(assembly.ManifestModule.ModuleHandle);
         return assembly;
     }

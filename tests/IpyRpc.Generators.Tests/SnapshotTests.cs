@@ -68,6 +68,17 @@ public sealed class SnapshotTests
     }
 
     [Fact]
+    public void AContractInterfaceGeneratesTheCommittedSources()
+    {
+        GeneratorHarness.Result result = GeneratorHarness.Run(Sources.Contract);
+        Assert.Empty(result.GeneratorDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+        Assert.Empty(result.CompileDiagnostics);
+        Assert.Equal(["Calc.Contracts.ICalculator.IpyRpc.g.cs", "IpyRpc.Formatters.g.cs"], result.Sources.Keys.Order());
+        Snapshot.Verify("Contract.Calc.Contracts.ICalculator.IpyRpc", result.Sources["Calc.Contracts.ICalculator.IpyRpc.g.cs"]);
+        Snapshot.Verify("Contract.IpyRpc.Formatters", result.Sources["IpyRpc.Formatters.g.cs"]);
+    }
+
+    [Fact]
     public void DataShapesGeneratePointerMembersInTheCommittedSources()
     {
         GeneratorHarness.Result result = GeneratorHarness.Run("""
@@ -170,7 +181,8 @@ public sealed class SnapshotTests
         Assert.Contains("/// <param name=\"a\">The first addend.</param>", proxy);
         Assert.Contains("/// <returns>The sum.</returns>", proxy);
         Assert.Contains("/// <remarks>Takes a while for large inputs.</remarks>", proxy);
-        Assert.Contains("/// <exception cref=\"T:System.ArgumentException\">When the request is empty.</exception>", proxy);
+        // What the function throws reaches the caller as a RemoteException, and the proxy's docs say so.
+        Assert.Contains("/// <exception cref=\"global::IpyRpc.RemoteException\">The remote function threw <c>ArgumentException</c> (the exception's <c>RemoteType</c>): When the request is empty.</exception>", proxy);
         // The CancellationToken parameter is replaced by the proxy's own, with its own doc.
         Assert.DoesNotContain("<param name=\"ct\">", proxy);
         Assert.Contains("/// <param name=\"cancellationToken\">", proxy);

@@ -119,4 +119,47 @@ internal static class Sources
             [IpyRpcEvent] public static readonly IpyRpcEvent<Reading> Taken = new("lab.reading_taken");
         }
         """;
+
+    /// <summary>A contracts library: an [IpyRpcContract] interface, a record and an enum, and no implementation.</summary>
+    public const string Contract = """
+        using System.Collections.Generic;
+        using System.Threading;
+        using System.Threading.Tasks;
+        using IpyRpc;
+        namespace Calc.Contracts;
+
+        /// <summary>Arithmetic and statistics.</summary>
+        [IpyRpcContract]
+        public interface ICalculator
+        {
+            /// <summary>Adds two integers.</summary>
+            /// <param name="a">The first addend.</param>
+            /// <param name="b">The second addend.</param>
+            /// <returns>The sum.</returns>
+            [IpyRpcExport("calc.add")]
+            int Add(int a, int b);
+
+            /// <summary>Summarizes a series.</summary>
+            /// <param name="values">The values.</param>
+            /// <param name="rounding">How the mean is rounded.</param>
+            /// <param name="cancellationToken">The call's token (filled by the call).</param>
+            /// <returns>The summary.</returns>
+            /// <exception cref="System.ArgumentException">The series is empty.</exception>
+            [IpyRpcExport("calc.summarize")]
+            Task<Summary> SummarizeAsync(double[] values, Rounding rounding = Rounding.Nearest, CancellationToken cancellationToken = default);
+
+            /// <summary>Counts up to <paramref name="to"/>.</summary>
+            /// <param name="to">The last number.</param>
+            /// <returns>The numbers.</returns>
+            IAsyncEnumerable<int> Count(int to);
+        }
+
+        /// <summary>A summary.</summary>
+        /// <param name="Count">How many.</param>
+        /// <param name="Mean">Their mean.</param>
+        public sealed record Summary(int Count, double Mean);
+
+        /// <summary>How a mean is rounded.</summary>
+        public enum Rounding { None, Nearest, Down }
+        """;
 }

@@ -32,7 +32,9 @@ internal static class ServiceEmitter
 
     public static string DispatchName(ServiceKey key) => key.ContainingPath + "_IpyRpcDispatch";
 
-    public static string ProxyName(ServiceKey key) => key.Name + "Client";
+    /// <summary>The proxy's class name: <c>Compute</c> gets <c>ComputeClient</c>, a contract <c>ICalculator</c> gets <c>CalculatorClient</c>.</summary>
+    public static string ProxyName(ServiceKey key)
+        => (key.IsContract && key.Name.Length > 1 && key.Name[0] == 'I' && char.IsUpper(key.Name[1]) ? key.Name.Substring(1) : key.Name) + "Client";
 
     private static void EmitDispatch(CodeWriter w, ServiceModel service)
     {
@@ -44,7 +46,9 @@ internal static class ServiceEmitter
         w.Open($"internal static class {DispatchName(key)}");
 
         // Registration
-        w.Line("/// <summary>Makes these functions known to <c>server.Register(typeof(...))</c>.</summary>");
+        w.Line(key.IsContract
+            ? "/// <summary>Makes these functions known to servers that register an implementation of the contract (<c>server.Register(new Implementation())</c>).</summary>"
+            : "/// <summary>Makes these functions known to <c>server.Register(typeof(...))</c>.</summary>");
         w.Line("[global::System.Runtime.CompilerServices.ModuleInitializer]");
         w.Open("internal static void Register()");
         string factory = instance && key.HasParameterlessConstructor ? $"static () => new {key.FullName}()" : "null";
@@ -161,7 +165,10 @@ internal static class ServiceEmitter
             index++;
         }
 
-        string receiver = f.IsStatic ? service.Key.FullName : $"call.Target<{service.Key.FullName}>()";
+        // A contract may declare static abstract members, and such an interface cannot be a type argument: cast instead.
+        string receiver = f.IsStatic ? service.Key.FullName
+            : service.Key.IsContract ? $"(({service.Key.FullName})call.Target<object>())"
+            : $"call.Target<{service.Key.FullName}>()";
         string invocation = $"{receiver}.{f.MethodName}({string.Join(", ", arguments)})";
         string? result = f.ReturnType is null ? null : Names.Formatter(f.ReturnType, service.AssemblyKey);
         switch (f.ReturnKind)
@@ -195,7 +202,9 @@ internal static class ServiceEmitter
     {
         ServiceKey key = service.Key;
         string name = ProxyName(key);
-        w.Line($"/// <summary>Typed client for the IpyRpc functions of <see cref=\"{key.FullName}\"/>. Create it with <c>client.Proxy&lt;{name}&gt;()</c>.</summary>");
+        w.Line(key.IsContract
+            ? $"/// <summary>Typed client for the contract <see cref=\"{key.FullName}\"/>: calls whichever server implements it. Create it with <c>client.Proxy&lt;{name}&gt;()</c>.</summary>"
+            : $"/// <summary>Typed client for the IpyRpc functions of <see cref=\"{key.FullName}\"/>. Create it with <c>client.Proxy&lt;{name}&gt;()</c>.</summary>");
         w.Line(CodeWriter.GeneratedCode);
         w.Open($"{(key.IsPublic ? "public" : "internal")} sealed partial class {name} : {Names.Runtime}.IIpyRpcProxy<{name}>");
         w.Line($"private readonly {Names.Runtime}.IpyRpcPeer _client;");
@@ -287,6 +296,13 @@ internal static class ServiceEmitter
             }
         }
 
+        // Variants are named on the method's name without "Async" (SubmitSummarizeAsync), unless two methods would then share one.
+        var stems = new Dictionary<FunctionModel, string>();
+        foreach (IGrouping<string, KeyValuePair<FunctionModel, string>> group in methodNames.GroupBy(p => Stem(p.Value)))
+        {
+            foreach (KeyValuePair<FunctionModel, string> p in group) stems[p.Key] = group.Count() == 1 ? group.Key : p.Value;
+        }
+
         var taken = new HashSet<string>(methodNames.Values, System.StringComparer.Ordinal);
         var nested = new List<(Level Child, string Property, string Class)>();
         foreach (KeyValuePair<string, Level> child in level.Children)
@@ -309,7 +325,7 @@ internal static class ServiceEmitter
         foreach (FunctionModel f in level.Functions)
         {
             w.Line();
-            EmitProxyMethod(w, f, assemblyKey, methodNames[f]);
+            EmitProxyMethod(w, f, assemblyKey, methodNames[f], stems[f]);
         }
 
         foreach ((Level child, string property, string cls) in nested)
@@ -325,6 +341,12 @@ internal static class ServiceEmitter
             w.Close();
         }
     }
+
+    /// <summary>A method name without its <c>Async</c> suffix, to build the names of its variants on (<c>SubmitSummarizeAsync</c>, not <c>SubmitSummarizeAsyncAsync</c>).</summary>
+    private static string Stem(string methodName)
+        => methodName.Length > 5 && methodName.EndsWith("Async", System.StringComparison.Ordinal) ? methodName.Substring(0, methodName.Length - 5) : methodName;
+
+    private static string Xml(string text) => System.Security.SecurityElement.Escape(text).Replace("\n", " ");
 
     private static string Listing(Level level)
         => string.Join(", ", level.Functions.Select(f => $"<c>{f.ExportName.Substring(f.ExportName.LastIndexOf('.') + 1)}</c>")
@@ -354,7 +376,7 @@ internal static class ServiceEmitter
     };
 
     // {Name}AsPointerAsync: the result stays with the process that computed it (for data results: a number or a text is cheaper to send than to point to).
-    private static void EmitAsPointerMethod(CodeWriter w, FunctionModel f, string methodName, ParameterModel[] parameters,
+    private static void EmitAsPointerMethod(CodeWriter w, FunctionModel f, string stem, ParameterModel[] parameters,
         List<string> signature, string args, string options, string token, HashSet<string> tokenParams, ParameterModel? progress)
     {
         string pointerType = $"{Names.Runtime}.RemotePointer<{f.ReturnSource}>";
@@ -362,12 +384,12 @@ internal static class ServiceEmitter
             $"Calls <c>{f.ExportName}</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.",
             "timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization",
             $"A pointer to the result of <c>{f.ExportName}</c>.");
-        w.Line($"public global::System.Threading.Tasks.Task<{pointerType}> {methodName}AsPointerAsync({string.Join(", ", signature)})");
+        w.Line($"public global::System.Threading.Tasks.Task<{pointerType}> {stem}AsPointerAsync({string.Join(", ", signature)})");
         w.Line($"    => _client.InvokeAsync<{pointerType}>({Names.Literal(f.ExportName)}, {args}, {Names.Runtime}.RemotePointerFormatter<{f.ReturnSource}>.Instance, {Names.Runtime}.CallOptions.ForPointer({options}), {token});");
     }
 
     // An overload of {Name} taking pointers for its data arguments, resolved where the function runs.
-    private static void EmitPointerArgumentsOverload(CodeWriter w, FunctionModel f, string assemblyKey, string methodName, ParameterModel[] parameters,
+    private static void EmitPointerArgumentsOverload(CodeWriter w, FunctionModel f, string assemblyKey, string methodName, string stem, ParameterModel[] parameters,
         string options, string token, HashSet<string> tokenParams, ParameterModel? progress)
     {
         var pointerSignature = new List<string>();
@@ -397,7 +419,7 @@ internal static class ServiceEmitter
         w.Line($"    => _client.InvokeAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {pointerArgs}, {Names.Formatter(f.ReturnType!, assemblyKey)}, {options}, {token});");
 
         // Pointers in, a pointer out: a chain (compute, slice, reduce) that never brings the data to the caller.
-        if (IsData(f.ReturnType)) EmitAsPointerMethod(w, f, methodName, parameters, pointerSignature, pointerArgs.ToString(), options, token, tokenParams, progress);
+        if (IsData(f.ReturnType)) EmitAsPointerMethod(w, f, stem, parameters, pointerSignature, pointerArgs.ToString(), options, token, tokenParams, progress);
     }
 
     private static void EmitCallDocs(CodeWriter w, FunctionModel f, ParameterModel[] parameters, HashSet<string> tokenParams, ParameterModel? progress,
@@ -425,7 +447,7 @@ internal static class ServiceEmitter
         }
     }
 
-    private static void EmitProxyMethod(CodeWriter w, FunctionModel f, string assemblyKey, string methodName)
+    private static void EmitProxyMethod(CodeWriter w, FunctionModel f, string assemblyKey, string methodName, string stem)
     {
         ParameterModel[] parameters = f.Parameters.Where(p => p.IsArgument).ToArray();
         ParameterModel? progress = f.Parameters.FirstOrDefault(p => p.IsProgress);
@@ -438,9 +460,15 @@ internal static class ServiceEmitter
         bool documented = false;
         foreach (DocEntry element in f.Docs.RawElements)
         {
-            if (tokenParams.Contains(element.Name)) continue;
+            if (tokenParams.Contains(element.Name) || element.Name == "exception") continue;
             foreach (string line in element.Text.Split('\n')) w.Line("/// " + line);
             documented = true;
+        }
+
+        // What the function throws reaches the caller as a RemoteException naming the type.
+        foreach (DocEntry e in f.Docs.Exceptions)
+        {
+            w.Line($"/// <exception cref=\"{Names.Runtime}.RemoteException\">The remote function threw <c>{Xml(e.Name)}</c> (the exception's <c>RemoteType</c>): {Xml(e.Text)}</exception>");
         }
 
         if (!documented)
@@ -505,8 +533,8 @@ internal static class ServiceEmitter
         w.Line($"public {returnType} {methodName}({string.Join(", ", signature)})");
         w.Line($"    => {call};");
 
-        if (IsData(f.ReturnType)) EmitAsPointerMethod(w, f, methodName, parameters, submitSignature, submitArgs, options, token, tokenParams, progress);
-        if (f.ReturnType is not null && parameters.Any(p => IsData(p.Type))) EmitPointerArgumentsOverload(w, f, assemblyKey, methodName, parameters, options, token, tokenParams, progress);
+        if (IsData(f.ReturnType)) EmitAsPointerMethod(w, f, stem, parameters, submitSignature, submitArgs, options, token, tokenParams, progress);
+        if (f.ReturnType is not null && parameters.Any(p => IsData(p.Type))) EmitPointerArgumentsOverload(w, f, assemblyKey, methodName, stem, parameters, options, token, tokenParams, progress);
 
         // The same call submitted as a job: a typed handle at once, the result when it is ready.
         string resultSource = f.ReturnType is null ? "object?" : f.ReturnSource!;
@@ -527,7 +555,7 @@ internal static class ServiceEmitter
         w.Line($"/// <param name=\"{options}\">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>");
         w.Line($"/// <param name=\"{token}\">Cancels the submission (not the job: cancel that with the handle).</param>");
         w.Line($"/// <returns>The job's handle.</returns>");
-        w.Line($"public global::System.Threading.Tasks.Task<{Names.Runtime}.IpyRpcJob<{resultSource}>> Submit{methodName}Async({string.Join(", ", submitSignature)})");
+        w.Line($"public global::System.Threading.Tasks.Task<{Names.Runtime}.IpyRpcJob<{resultSource}>> Submit{stem}Async({string.Join(", ", submitSignature)})");
         w.Line($"    => _client.SubmitAsync<{resultSource}>({Names.Literal(f.ExportName)}, {submitArgs}, {resultFormatter}, {options}, {token});");
     }
 }

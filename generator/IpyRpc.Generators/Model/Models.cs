@@ -96,7 +96,7 @@ internal sealed record FunctionModel(
     DocModel Docs,
     EquatableArray<ObjectModel> Objects);
 
-/// <summary>The type that declares exported methods.</summary>
+/// <summary>The type that declares exported methods (<see cref="IsContract"/>: an [IpyRpcContract] interface, called through an implementation).</summary>
 internal sealed record ServiceKey(
     string Namespace,
     string FullName,
@@ -105,7 +105,8 @@ internal sealed record ServiceKey(
     string ContainingPath,
     bool IsPublic,
     bool IsStatic,
-    bool HasParameterlessConstructor);
+    bool HasParameterlessConstructor,
+    bool IsContract = false);
 
 /// <summary>An [IpyRpcEvent] member: a static <c>IpyRpcEvent&lt;T&gt;</c> field or property.</summary>
 internal sealed record EventModel(

@@ -22,8 +22,14 @@ internal static class FunctionParser
                 return new FunctionResult(null, EquatableArray<DiagnosticInfo>.Empty);
             }
 
+            // A method of a contract interface is read with its contract (ParseContract), where [IpyRpcExport] only renames it.
+            if (IsContract(method.ContainingType))
+            {
+                return new FunctionResult(null, EquatableArray<DiagnosticInfo>.Empty);
+            }
+
             var syntax = context.TargetNode as MethodDeclarationSyntax;
-            FunctionModel? model = ParseMethod(method, syntax, context.Attributes, context.SemanticModel.Compilation, diagnostics, cancellationToken);
+            FunctionModel? model = ParseMethod(method, syntax, context.Attributes[0], contract: false, context.SemanticModel.Compilation, diagnostics, cancellationToken);
             return new FunctionResult(model, diagnostics.ToEquatableArray(), LocationInfo.From(syntax?.Identifier.GetLocation() ?? method.Locations.FirstOrDefault()));
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -33,22 +39,74 @@ internal static class FunctionParser
         }
     }
 
-    private static FunctionModel? ParseMethod(IMethodSymbol method, MethodDeclarationSyntax? syntax, System.Collections.Immutable.ImmutableArray<AttributeData> attributes, Compilation compilation, List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
+    public const string ContractAttribute = "IpyRpc.IpyRpcContractAttribute";
+    private const string ExportAttribute = "IpyRpc.IpyRpcExportAttribute";
+
+    private static bool IsContract(INamedTypeSymbol? type)
+        => type is { TypeKind: Microsoft.CodeAnalysis.TypeKind.Interface } && type.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == ContractAttribute);
+
+    /// <summary>Every method an [IpyRpcContract] interface declares, one result each; members that cannot be remote functions are diagnostics.</summary>
+    public static EquatableArray<FunctionResult> ParseContract(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
+    {
+        if (context.TargetSymbol is not INamedTypeSymbol contract) return EquatableArray<FunctionResult>.Empty;
+        var results = new List<FunctionResult>();
+        foreach (ISymbol member in contract.GetMembers())
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var diagnostics = new List<DiagnosticInfo>();
+            Location location = member.Locations.FirstOrDefault() ?? Location.None;
+            try
+            {
+                switch (member)
+                {
+                    case IMethodSymbol { MethodKind: MethodKind.Ordinary } method:
+                        var syntax = method.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken) as MethodDeclarationSyntax;
+                        AttributeData? export = method.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == ExportAttribute);
+                        FunctionModel? model = ParseMethod(method, syntax, export, contract: true, context.SemanticModel.Compilation, diagnostics, cancellationToken);
+                        results.Add(new FunctionResult(model, diagnostics.ToEquatableArray(), LocationInfo.From(syntax?.Identifier.GetLocation() ?? location)));
+                        continue;
+                    case IMethodSymbol:
+                        continue; // accessors and operators: the properties and events themselves are reported
+                    case IPropertySymbol or IEventSymbol or IFieldSymbol:
+                        diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedMethodShape, location, contract.Name + "." + member.Name,
+                            "a contract's members are its remote functions, so each must be a method; make it one (a property becomes a Get method) or move it to another interface"));
+                        break;
+                    default:
+                        continue; // nested types belong to nobody's calls
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                diagnostics.Add(DiagnosticInfo.Create(Diagnostics.GeneratorFailure, location, $"reading '{contract.Name}.{member.Name}'", e.GetType().Name + ": " + e.Message));
+            }
+
+            results.Add(new FunctionResult(null, diagnostics.ToEquatableArray()));
+        }
+
+        return results.ToEquatableArray();
+    }
+
+    private static FunctionModel? ParseMethod(IMethodSymbol method, MethodDeclarationSyntax? syntax, AttributeData? attribute, bool contract, Compilation compilation, List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
     {
         Location location = syntax?.Identifier.GetLocation() ?? method.Locations.FirstOrDefault() ?? Location.None;
         string display = method.ContainingType.Name + "." + method.Name;
         int errors = diagnostics.Count;
 
         string exportName = method.Name;
-        AttributeData attribute = attributes[0];
-        if (attribute.ConstructorArguments.Length == 1 && attribute.ConstructorArguments[0].Value is string given)
+        if (attribute is { ConstructorArguments.Length: 1 } && attribute.ConstructorArguments[0].Value is string given)
         {
             exportName = given;
         }
 
         if (ExportNameProblem(exportName) is { } nameProblem)
         {
-            diagnostics.Add(DiagnosticInfo.Create(Diagnostics.InvalidExportName, attribute.ApplicationSyntaxReference?.GetSyntax(cancellationToken).GetLocation() ?? location, exportName, nameProblem));
+            diagnostics.Add(DiagnosticInfo.Create(Diagnostics.InvalidExportName, attribute?.ApplicationSyntaxReference?.GetSyntax(cancellationToken).GetLocation() ?? location, exportName, nameProblem));
+        }
+
+        if (contract && method.IsStatic)
+        {
+            diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedMethodShape, location, display, "static interface members are not called on an implementation; make it an instance method"));
+            return null;
         }
 
         // Accessibility: generated code lives in the same assembly, so internal is enough.
@@ -77,9 +135,13 @@ internal static class FunctionParser
             return null;
         }
 
-        if (method.IsAbstract || method.ContainingType.TypeKind == Microsoft.CodeAnalysis.TypeKind.Interface)
+        if (!contract && method.ContainingType.TypeKind == Microsoft.CodeAnalysis.TypeKind.Interface)
         {
-            diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedMethodShape, location, display, "abstract and interface methods have no body to call; export the implementation"));
+            diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedMethodShape, location, display, $"interface methods are exported by their contract: mark {method.ContainingType.Name} with [IpyRpcContract] (each of its methods is then exported, and [IpyRpcExport] only renames one)"));
+        }
+        else if (!contract && method.IsAbstract)
+        {
+            diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedMethodShape, location, display, "abstract methods have no body to call; export the implementation"));
         }
 
         var analyzer = new TypeAnalyzer(compilation.Assembly);
@@ -182,7 +244,7 @@ internal static class FunctionParser
         return new FunctionModel(
             exportName,
             method.Name,
-            ServiceOf(method.ContainingType),
+            ServiceOf(method.ContainingType, contract),
             method.IsStatic,
             kind,
             returnType,
@@ -198,7 +260,7 @@ internal static class FunctionParser
     /// <summary>The type as generated code writes it: fully qualified, with its nullable annotation.</summary>
     private static string Source(ITypeSymbol type) => type.ToDisplayString(SourceFormat);
 
-    public static ServiceKey ServiceOf(INamedTypeSymbol type)
+    public static ServiceKey ServiceOf(INamedTypeSymbol type, bool contract = false)
     {
         string ns = type.ContainingNamespace is { IsGlobalNamespace: false } n ? n.ToDisplayString() : "";
         var path = new List<string>();
@@ -214,7 +276,8 @@ internal static class FunctionParser
             string.Join("_", path),
             isPublic,
             type.IsStatic,
-            hasCtor);
+            hasCtor,
+            contract);
     }
 
     private static (ReturnKind, ITypeSymbol?) ReturnShape(ITypeSymbol type)

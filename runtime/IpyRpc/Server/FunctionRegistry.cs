@@ -65,27 +65,32 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
 
     public void Register(Type type)
     {
-        GeneratedService service = FindService(type);
+        IReadOnlyList<GeneratedService> services = ServicesOf(type);
         object? instance = null;
-        if (service.HasInstanceMethods)
+        if (services.Any(s => s.HasInstanceMethods))
         {
-            instance = service.CreateInstance?.Invoke() ?? throw new ArgumentException(
-                $"{type.Name} has exported instance methods but no public parameterless constructor; register an instance: Register(new {type.Name}(...)).", nameof(type));
+            instance = services.FirstOrDefault(s => s.CreateInstance is not null)?.CreateInstance!.Invoke() ?? throw new ArgumentException(
+                services.All(s => s.Type.IsInterface)
+                    ? $"{type.Name} implements the contract {string.Join(", ", services.Select(s => s.Type.Name))}; register an instance: Register(new {type.Name}(...)), or resolve it from services: RegisterFromServices<{type.Name}>()."
+                    : $"{type.Name} has exported instance methods but no public parameterless constructor; register an instance: Register(new {type.Name}(...)).",
+                nameof(type));
         }
 
-        Register(service.CreateFunctions(instance), service.Events);
+        RegisterAll(services, instance);
     }
 
     /// <summary>Registers a type whose instances come from each call's services (a scope per call).</summary>
     public void RegisterFromServices(Type type)
     {
         if (callScopes is null) throw new InvalidOperationException($"{type.Name} is to be resolved from services, but this server has none: set IpyRpcServerOptions.CallScopes (services.AddIpyRpc() does).");
-        GeneratedService service = FindService(type);
-        Register(service.CreateFunctions(FromServices), service.Events);
+        RegisterAll(ServicesOf(type), new ServicesTarget(type));
     }
 
-    /// <summary>The target of instance methods whose instance each call resolves from its services.</summary>
-    internal static readonly object FromServices = new();
+    /// <summary>The target of instance methods whose instance each call resolves from its services, as <see cref="Type"/>.</summary>
+    internal sealed class ServicesTarget(Type type)
+    {
+        public Type Type { get; } = type;
+    }
 
     public void Register(object instance)
     {
@@ -102,10 +107,21 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
                 Register(functions);
                 break;
             default:
-                GeneratedService service = FindService(instance.GetType());
-                Register(service.CreateFunctions(instance), service.Events);
+                RegisterAll(ServicesOf(instance.GetType()), instance);
                 break;
         }
+    }
+
+    // A type's own exported methods and those of the contracts it implements, registered together (all or none).
+    private void RegisterAll(IReadOnlyList<GeneratedService> services, object? target)
+    {
+        if (services.Count == 1)
+        {
+            Register(services[0].CreateFunctions(target), services[0].Events);
+            return;
+        }
+
+        Register(services.SelectMany(s => s.CreateFunctions(target)).ToList(), services.SelectMany(s => s.Events ?? []).ToList());
     }
 
     public void Register(IEnumerable<IpyRpcFunction> functions, IReadOnlyList<EventDescriptor>? events = null)
@@ -181,9 +197,15 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
 
     public FunctionOptions OptionsFor(string name) => _options.TryGetValue(name, out FunctionOptions? o) ? o : _config.Resolve(name);
 
-    private static GeneratedService FindService(Type type) => GeneratedServices.Find(type) ?? throw new ArgumentException(
-        $"{type.Name} has no generated IpyRpc functions or events. Mark its methods with [IpyRpcExport] (or its event fields with [IpyRpcEvent]) and make sure the IpyRpc source generator runs for its project.",
-        nameof(type));
+    private static IReadOnlyList<GeneratedService> ServicesOf(Type type)
+    {
+        GeneratedService? own = GeneratedServices.Find(type);
+        IReadOnlyList<GeneratedService> contracts = type.IsInterface ? [] : GeneratedServices.FindContracts(type);
+        IReadOnlyList<GeneratedService> services = own is null ? contracts : [own, .. contracts];
+        return services.Count > 0 ? services : throw new ArgumentException(
+            $"{type.Name} has no generated IpyRpc functions or events. Mark its methods with [IpyRpcExport] (or its event fields with [IpyRpcEvent]), or implement an interface marked [IpyRpcContract], and make sure the IpyRpc source generator runs for the project that declares them.",
+            nameof(type));
+    }
 
     private void Rebuild(Dictionary<string, IpyRpcFunction> functions, GlobConfig config)
     {
@@ -288,7 +310,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
         try
         {
             var arguments = CallArguments.Parse(request.Arguments, request.InputSerialization, function.Name);
-            if (callScopes is not null && ReferenceEquals(function.Target, FromServices))
+            if (callScopes is not null && function.Target is ServicesTarget)
             {
                 scope = callScopes();
             }

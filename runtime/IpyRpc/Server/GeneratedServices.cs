@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using System.ComponentModel;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 
 namespace IpyRpc;
 
@@ -21,10 +23,31 @@ public static class GeneratedServices
     {
         for (Type? t = type; t is not null; t = t.BaseType)
         {
+            // A type in another assembly may not have run that assembly's module initializer yet.
+            RuntimeHelpers.RunModuleConstructor(t.Module.ModuleHandle);
             if (Services.TryGetValue(t, out GeneratedService? s)) return s;
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// The generated functions of the contracts (<see cref="IpyRpcContractAttribute"/> interfaces)
+    /// that <paramref name="type"/> implements, in the order of their names.
+    /// </summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = "Only interfaces with generated dispatch matter; that dispatch references the interface, so the trimmer keeps it and its implementations on registered types.")]
+    public static IReadOnlyList<GeneratedService> FindContracts(Type type)
+    {
+        if (type.IsInterface) return Find(type) is { } own ? [own] : [];
+        var found = new List<GeneratedService>();
+        foreach (Type contract in type.GetInterfaces())
+        {
+            RuntimeHelpers.RunModuleConstructor(contract.Module.ModuleHandle);
+            if (Services.TryGetValue(contract, out GeneratedService? s)) found.Add(s);
+        }
+
+        found.Sort(static (a, b) => string.CompareOrdinal(a.Type.FullName, b.Type.FullName));
+        return found;
     }
 
     /// <summary>Every type with generated functions.</summary>

@@ -57,7 +57,7 @@ public sealed class IpyRpcInvocation
 
     /// <summary>The service instance, for instance methods: the registered instance, or one resolved from this call's <see cref="Services"/>.</summary>
     public TService Target<TService>() where TService : class
-        => Function.Target as TService
+        => (Function.Target is FunctionRegistry.ServicesTarget resolved ? Services?.GetService(resolved.Type) as TService : Function.Target as TService)
             ?? Services?.GetService(typeof(TService)) as TService
             ?? throw new InvalidOperationException(Services is null
                 ? $"{Function.Name} is an instance method of {typeof(TService).Name}; register an instance with server.Register(instance)."

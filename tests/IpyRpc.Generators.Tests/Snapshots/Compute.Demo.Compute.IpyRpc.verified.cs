@@ -163,7 +163,7 @@ namespace Demo
         /// <remarks>Takes a while for large inputs.</remarks>
         /// <param name="req">The request.</param>
         /// <returns>A report on <paramref name="req" />.</returns>
-        /// <exception cref="T:System.ArgumentException">When the request is empty.</exception>
+        /// <exception cref="global::IpyRpc.RemoteException">The remote function threw <c>ArgumentException</c> (the exception's <c>RemoteType</c>): When the request is empty.</exception>
         /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
         /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
         public global::System.Threading.Tasks.Task<global::Demo.Report> Crunch(global::Demo.Request @req, global::IpyRpc.CallOptions? options = null, global::System.Threading.CancellationToken cancellationToken = default)
