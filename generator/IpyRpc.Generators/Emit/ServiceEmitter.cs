@@ -165,9 +165,9 @@ internal static class ServiceEmitter
             index++;
         }
 
-        // A contract may declare static abstract members, and such an interface cannot be a type argument: cast instead.
+        // An interface with static abstract members cannot be a type argument: cast instead.
         string receiver = f.IsStatic ? service.Key.FullName
-            : service.Key.IsContract ? $"(({service.Key.FullName})call.Target<object>())"
+            : service.Key.HasStaticAbstractMembers ? $"(({service.Key.FullName})call.Target<object>())"
             : $"call.Target<{service.Key.FullName}>()";
         string invocation = $"{receiver}.{f.MethodName}({string.Join(", ", arguments)})";
         string? result = f.ReturnType is null ? null : Names.Formatter(f.ReturnType, service.AssemblyKey);

@@ -106,7 +106,8 @@ internal sealed record ServiceKey(
     bool IsPublic,
     bool IsStatic,
     bool HasParameterlessConstructor,
-    bool IsContract = false);
+    bool IsContract = false,
+    bool HasStaticAbstractMembers = false);
 
 /// <summary>An [IpyRpcEvent] member: a static <c>IpyRpcEvent&lt;T&gt;</c> field or property.</summary>
 internal sealed record EventModel(

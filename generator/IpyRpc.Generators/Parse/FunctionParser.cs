@@ -277,7 +277,8 @@ internal static class FunctionParser
             isPublic,
             type.IsStatic,
             hasCtor,
-            contract);
+            contract,
+            type.TypeKind == Microsoft.CodeAnalysis.TypeKind.Interface && type.GetMembers().Any(m => m.IsStatic && m.IsAbstract));
     }
 
     private static (ReturnKind, ITypeSymbol?) ReturnShape(ITypeSymbol type)

@@ -50,7 +50,7 @@ namespace Calc.Contracts
         private static async global::System.Threading.Tasks.ValueTask Invoke_Count(global::IpyRpc.IpyRpcInvocation call)
         {
             int arg_to = call.Arg(0, global::IpyRpc.Formatting.Formatters.Int32);
-            await call.ReturnStreamAsync(((global::Calc.Contracts.ICalculator)call.Target<object>()).Count(arg_to), global::IpyRpc.Formatting.Formatters.Int32).ConfigureAwait(false);
+            await call.ReturnStreamAsync(call.Target<global::Calc.Contracts.ICalculator>().Count(arg_to), global::IpyRpc.Formatting.Formatters.Int32).ConfigureAwait(false);
         }
 
         /// <summary>The descriptor of <c>calc.add</c>.</summary>
@@ -76,7 +76,7 @@ namespace Calc.Contracts
         {
             int arg_a = call.Arg(0, global::IpyRpc.Formatting.Formatters.Int32);
             int arg_b = call.Arg(1, global::IpyRpc.Formatting.Formatters.Int32);
-            call.Return(((global::Calc.Contracts.ICalculator)call.Target<object>()).Add(arg_a, arg_b), global::IpyRpc.Formatting.Formatters.Int32);
+            call.Return(call.Target<global::Calc.Contracts.ICalculator>().Add(arg_a, arg_b), global::IpyRpc.Formatting.Formatters.Int32);
             return default;
         }
 
@@ -104,7 +104,7 @@ namespace Calc.Contracts
         {
             double[] arg_values = call.Arg(0, global::IpyRpc.Formatting.Formatters.DoubleArray);
             global::Calc.Contracts.Rounding arg_rounding = call.ArgOrDefault(1, global::IpyRpc.Generated.Formatters_Demo_Assembly.Calc_Contracts_Rounding, (global::Calc.Contracts.Rounding)1);
-            call.Return(await ((global::Calc.Contracts.ICalculator)call.Target<object>()).SummarizeAsync(arg_values, arg_rounding, call.CancellationToken).ConfigureAwait(false), global::IpyRpc.Generated.Formatters_Demo_Assembly.Calc_Contracts_Summary);
+            call.Return(await call.Target<global::Calc.Contracts.ICalculator>().SummarizeAsync(arg_values, arg_rounding, call.CancellationToken).ConfigureAwait(false), global::IpyRpc.Generated.Formatters_Demo_Assembly.Calc_Contracts_Summary);
         }
     }
 
