@@ -40,8 +40,6 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
         public const string AssemblyKey = nameof(AssemblyKey);
     }
 
-    private const string ExportAttribute = "IpyRpc.IpyRpcExportAttribute";
-
     private const string EventAttribute = "IpyRpc.IpyRpcEventAttribute";
 
     /// <inheritdoc/>
@@ -52,7 +50,7 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
             .WithTrackingName(Steps.AssemblyKey);
 
         IncrementalValuesProvider<FunctionResult> exported = context.SyntaxProvider
-            .ForAttributeWithMetadataName(ExportAttribute, static (node, _) => node is Microsoft.CodeAnalysis.CSharp.Syntax.MethodDeclarationSyntax, FunctionParser.Parse)
+            .ForAttributeWithMetadataName(FunctionParser.ExportAttribute, static (node, _) => node is Microsoft.CodeAnalysis.CSharp.Syntax.MethodDeclarationSyntax, FunctionParser.Parse)
             .WithTrackingName(Steps.Functions);
 
         IncrementalValuesProvider<FunctionResult> contracts = context.SyntaxProvider
@@ -107,20 +105,11 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
             .Select(static (all, _) => all.Select(p => p.Pattern).Distinct().OrderBy(p => p, StringComparer.Ordinal).ToEquatableArray())
             .WithTrackingName(Steps.ConfigPatterns);
 
-        context.RegisterSourceOutput(exported, static (spc, r) =>
-        {
-            foreach (DiagnosticInfo d in r.Diagnostics) spc.ReportDiagnostic(Diagnostics.ToDiagnostic(d));
-        });
+        // Per method, so an edit reports again only what it touched.
+        context.RegisterSourceOutput(exported, static (spc, r) => Report(spc, r.Diagnostics));
+        context.RegisterSourceOutput(contracts, static (spc, r) => Report(spc, r.Diagnostics));
 
-        context.RegisterSourceOutput(contracts, static (spc, r) =>
-        {
-            foreach (DiagnosticInfo d in r.Diagnostics) spc.ReportDiagnostic(Diagnostics.ToDiagnostic(d));
-        });
-
-        context.RegisterSourceOutput(eventResults, static (spc, r) =>
-        {
-            foreach (DiagnosticInfo d in r.Diagnostics) spc.ReportDiagnostic(Diagnostics.ToDiagnostic(d));
-        });
+        context.RegisterSourceOutput(eventResults, static (spc, r) => Report(spc, r.Diagnostics));
 
         context.RegisterSourceOutput(services, static (spc, service) =>
             Guard(spc, "emitting the dispatch and proxy of " + service.Key.FullName, () =>
@@ -169,6 +158,11 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
                 functions.Where(f => f.Service == k && ReferenceEquals(f, functions.First(g => g.ExportName == f.ExportName))).OrderBy(f => f.ExportName, StringComparer.Ordinal).ToEquatableArray(),
                 events.Where(e => e.Service == k).OrderBy(e => e.EventName, StringComparer.Ordinal).ToEquatableArray()))
             .ToImmutableArray();
+
+    private static void Report(SourceProductionContext context, EquatableArray<DiagnosticInfo> diagnostics)
+    {
+        foreach (DiagnosticInfo d in diagnostics) context.ReportDiagnostic(Diagnostics.ToDiagnostic(d));
+    }
 
     private static IEnumerable<DiagnosticInfo> Duplicates(EquatableArray<FunctionSite> sites)
     {

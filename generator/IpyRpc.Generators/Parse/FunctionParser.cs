@@ -40,7 +40,7 @@ internal static class FunctionParser
     }
 
     public const string ContractAttribute = "IpyRpc.IpyRpcContractAttribute";
-    private const string ExportAttribute = "IpyRpc.IpyRpcExportAttribute";
+    public const string ExportAttribute = "IpyRpc.IpyRpcExportAttribute";
 
     private static bool IsContract(INamedTypeSymbol? type)
         => type is { TypeKind: Microsoft.CodeAnalysis.TypeKind.Interface } && type.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == ContractAttribute);

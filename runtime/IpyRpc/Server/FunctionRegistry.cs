@@ -87,10 +87,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
     }
 
     /// <summary>The target of instance methods whose instance each call resolves from its services, as <see cref="Type"/>.</summary>
-    internal sealed class ServicesTarget(Type type)
-    {
-        public Type Type { get; } = type;
-    }
+    internal sealed record ServicesTarget(Type Type);
 
     public void Register(object instance)
     {
@@ -114,15 +111,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
 
     // A type's own exported methods and those of the contracts it implements, registered together (all or none).
     private void RegisterAll(IReadOnlyList<GeneratedService> services, object? target)
-    {
-        if (services.Count == 1)
-        {
-            Register(services[0].CreateFunctions(target), services[0].Events);
-            return;
-        }
-
-        Register(services.SelectMany(s => s.CreateFunctions(target)).ToList(), services.SelectMany(s => s.Events ?? []).ToList());
-    }
+        => Register(services.SelectMany(s => s.CreateFunctions(target)).ToList(), services.SelectMany(s => s.Events ?? []).ToList());
 
     public void Register(IEnumerable<IpyRpcFunction> functions, IReadOnlyList<EventDescriptor>? events = null)
     {
@@ -200,7 +189,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
     private static IReadOnlyList<GeneratedService> ServicesOf(Type type)
     {
         GeneratedService? own = GeneratedServices.Find(type);
-        IReadOnlyList<GeneratedService> contracts = type.IsInterface ? [] : GeneratedServices.FindContracts(type);
+        IReadOnlyList<GeneratedService> contracts = GeneratedServices.FindContracts(type);
         IReadOnlyList<GeneratedService> services = own is null ? contracts : [own, .. contracts];
         return services.Count > 0 ? services : throw new ArgumentException(
             $"{type.Name} has no generated IpyRpc functions or events. Mark its methods with [IpyRpcExport] (or its event fields with [IpyRpcEvent]), or implement an interface marked [IpyRpcContract], and make sure the IpyRpc source generator runs for the project that declares them.",

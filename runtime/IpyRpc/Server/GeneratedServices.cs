@@ -33,12 +33,11 @@ public static class GeneratedServices
 
     /// <summary>
     /// The generated functions of the contracts (<see cref="IpyRpcContractAttribute"/> interfaces)
-    /// that <paramref name="type"/> implements, in the order of their names.
+    /// that <paramref name="type"/> implements (for an interface: those it extends), in the order of their names.
     /// </summary>
     [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = "Only interfaces with generated dispatch matter; that dispatch references the interface, so the trimmer keeps it and its implementations on registered types.")]
     public static IReadOnlyList<GeneratedService> FindContracts(Type type)
     {
-        if (type.IsInterface) return Find(type) is { } own ? [own] : [];
         var found = new List<GeneratedService>();
         foreach (Type contract in type.GetInterfaces())
         {
