@@ -241,7 +241,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         {
             (IReadOnlyList<FunctionDescriptor>? functions, RemoteError? refusal) = await calls.DescribeAsync();
             if (notification) return null;
-            return refusal is null ? Result(id, OpenRpc.Document(functions!, options), null) : Error(id, ErrorCodes.ToJsonRpc(refusal.Code), refusal.Message, refusal, null);
+            return refusal is null ? Result(id, OpenRpcDocument.Write(functions!, options.Title, options.Version), null) : Error(id, ErrorCodes.ToJsonRpc(refusal.Code), refusal.Message, refusal, null);
         }
 
         CallOutcome outcome = await calls.CallAsync(method, parameters, live);

@@ -5,48 +5,72 @@ using IpyRpc.Generators.Model;
 
 namespace IpyRpc.Generators.Emit;
 
-/// <summary>JSON Schemas of parameter and return types, written at compile time into descriptors (OpenRPC uses them).</summary>
+/// <summary>
+/// JSON Schemas of parameter and return types, written at compile time into descriptors (OpenRPC uses them).
+/// Each node also says how IpyRpc carries the value (<c>x-ipyrpc</c>: a built-in formatter's name, or
+/// <c>enum</c>, <c>nullable</c>, <c>list</c>, <c>map</c>, <c>tuple</c>, <c>object</c>), and user types carry their C#
+/// names, members and docs, so a client generated from the schema alone (docs/SCHEMA.md) reads and writes the
+/// same bytes. A type that contains itself is written in full once and by name where it recurs.
+/// </summary>
 internal static class JsonSchema
 {
-    private const int MaxDepth = 4;
-
     public static string Of(TypeModel type, EquatableArray<ObjectModel> objects)
     {
         var map = new Dictionary<string, ObjectModel>();
         foreach (ObjectModel o in objects) map[o.FullName] = o;
         var text = new StringBuilder();
-        Write(type, map, text, 0);
+        Write(type, map, text, new HashSet<string>(), null);
         return text.ToString();
     }
 
-    private static void Write(TypeModel type, Dictionary<string, ObjectModel> objects, StringBuilder text, int depth)
+    // member: the object member this node describes, whose doc and C# name it carries.
+    private static void Write(TypeModel type, Dictionary<string, ObjectModel> objects, StringBuilder text, HashSet<string> path, MemberModel? member)
     {
+        // An object or enum node carries its type's description; a documented member of such a type wraps it, so neither doc is lost.
+        if (member is not null && member.Doc is not null && type.Kind is TypeKind.Object or TypeKind.Enum)
+        {
+            text.Append("{\"allOf\":[");
+            Write(type, objects, text, path, null);
+            text.Append("],\"description\":").Append(Quote(member.Doc)).Append(",\"x-csharp-name\":").Append(Quote(member.Name)).Append('}');
+            return;
+        }
+
         switch (type.Kind)
         {
             case TypeKind.Builtin:
-                text.Append(Builtin(type.Builtin!));
-                return;
+                string builtin = Builtin(type.Builtin!);
+                text.Append(builtin, 0, builtin.Length - 1).Append(builtin.Length > 2 ? "," : "").Append("\"x-ipyrpc\":").Append(Quote(type.Builtin!));
+                break;
             case TypeKind.Enum:
-                text.Append("{\"type\":\"string\",\"title\":").Append(Quote(type.Display)).Append('}');
-                return;
+                text.Append("{\"type\":\"string\",\"title\":").Append(Quote(type.Display)).Append(",\"x-ipyrpc\":\"enum\",\"x-csharp-full-name\":").Append(Quote(CSharpName(type.FullName)));
+                if (type.Doc is not null) text.Append(",\"description\":").Append(Quote(type.Doc));
+                if (type.EnumUnderlying is { } underlying && underlying != "int") text.Append(",\"x-enum-underlying\":").Append(Quote(underlying));
+                text.Append(",\"enum\":[").Append(string.Join(",", type.EnumMembers.Select(m => Quote(m.Name)))).Append(']');
+                text.Append(",\"x-enum-values\":[").Append(string.Join(",", type.EnumMembers.Select(m => m.Value))).Append(']');
+                if (type.EnumMembers.Any(m => m.Doc is not null))
+                {
+                    text.Append(",\"x-enum-descriptions\":[").Append(string.Join(",", type.EnumMembers.Select(m => Quote(m.Doc ?? "")))).Append(']');
+                }
+
+                break;
             case TypeKind.Nullable:
                 text.Append("{\"anyOf\":[");
-                Write(type.Arguments[0], objects, text, depth + 1);
-                text.Append(",{\"type\":\"null\"}]}");
-                return;
+                Write(type.Arguments[0], objects, text, path, null);
+                text.Append(",{\"type\":\"null\"}],\"x-ipyrpc\":\"nullable\"");
+                break;
             case TypeKind.Sequence:
                 text.Append("{\"type\":\"array\",\"items\":");
-                Write(type.Arguments[0], objects, text, depth + 1);
-                text.Append('}');
-                return;
+                Write(type.Arguments[0], objects, text, path, null);
+                text.Append(",\"x-ipyrpc\":\"list\"");
+                break;
             case TypeKind.Dictionary:
                 text.Append("{\"type\":\"object\",\"additionalProperties\":");
-                Write(type.Arguments[0], objects, text, depth + 1);
-                text.Append('}');
-                return;
+                Write(type.Arguments[0], objects, text, path, null);
+                text.Append(",\"x-ipyrpc\":\"map\"");
+                break;
             case TypeKind.Tuple:
-                text.Append("{\"type\":\"array\"");
-                if (objects.TryGetValue(type.FullName, out ObjectModel? tuple) && depth < MaxDepth)
+                text.Append("{\"type\":\"array\",\"x-ipyrpc\":\"tuple\"");
+                if (objects.TryGetValue(type.FullName, out ObjectModel? tuple))
                 {
                     text.Append(",\"prefixItems\":[");
                     bool first = true;
@@ -54,18 +78,20 @@ internal static class JsonSchema
                     {
                         if (!first) text.Append(',');
                         first = false;
-                        Write(m.Type, objects, text, depth + 1);
+                        Write(m.Type, objects, text, path, null);
                     }
 
                     text.Append("],\"minItems\":").Append(tuple.Members.Count).Append(",\"maxItems\":").Append(tuple.Members.Count);
                 }
 
-                text.Append('}');
-                return;
+                break;
             case TypeKind.Object:
-                text.Append("{\"type\":\"object\",\"title\":").Append(Quote(type.Display));
-                if (objects.TryGetValue(type.FullName, out ObjectModel? o) && depth < MaxDepth)
+                text.Append("{\"type\":\"object\",\"title\":").Append(Quote(type.Display)).Append(",\"x-ipyrpc\":\"object\",\"x-csharp-full-name\":").Append(Quote(CSharpName(type.FullName)));
+                if (type.IsValueType) text.Append(",\"x-csharp-struct\":true");
+                // Where the type recurs inside itself, its name alone refers to the definition above.
+                if (objects.TryGetValue(type.FullName, out ObjectModel? o) && path.Add(type.FullName))
                 {
+                    if (o.Doc is not null) text.Append(",\"description\":").Append(Quote(o.Doc));
                     text.Append(",\"properties\":{");
                     bool first = true;
                     foreach (MemberModel m in o.Members)
@@ -73,16 +99,41 @@ internal static class JsonSchema
                         if (!first) text.Append(',');
                         first = false;
                         text.Append(Quote(m.WireName)).Append(':');
-                        Write(m.Type, objects, text, depth + 1);
+                        WriteMember(m, objects, text, path);
                     }
 
                     text.Append('}');
+                    if (o.Members.Any(m => m.Required)) text.Append(",\"required\":[").Append(string.Join(",", o.Members.Where(m => m.Required).Select(m => Quote(m.WireName)))).Append(']');
+                    path.Remove(type.FullName);
                 }
 
-                text.Append('}');
-                return;
+                break;
         }
+
+        text.Append('}');
     }
+
+    // A member's node: its type's schema with the member's C# name and doc (wrapped when the type has a doc of its own).
+    private static void WriteMember(MemberModel m, Dictionary<string, ObjectModel> objects, StringBuilder text, HashSet<string> path)
+    {
+        if (m.Doc is not null && m.Type.Kind is TypeKind.Object or TypeKind.Enum)
+        {
+            Write(m.Type, objects, text, path, m);
+            return;
+        }
+
+        int at = text.Length;
+        Write(m.Type, objects, text, path, null);
+        // Reopen the node just written to add the member's name (and doc) before its closing brace.
+        text.Length--;
+        if (text.Length > at + 1) text.Append(',');
+        text.Append("\"x-csharp-name\":").Append(Quote(m.Name));
+        if (m.Doc is not null) text.Append(",\"description\":").Append(Quote(m.Doc));
+        if (m.ConstructorIndex == -2) text.Append(",\"readOnly\":true");
+        text.Append('}');
+    }
+
+    private static string CSharpName(string fullName) => fullName.Replace("global::", "");
 
     private static string Builtin(string name) => name switch
     {
@@ -107,5 +158,25 @@ internal static class JsonSchema
         _ => "{}",
     };
 
-    private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+    private static string Quote(string s)
+    {
+        var text = new StringBuilder(s.Length + 2).Append('"');
+        foreach (char c in s)
+        {
+            switch (c)
+            {
+                case '"': text.Append("\\\""); break;
+                case '\\': text.Append("\\\\"); break;
+                case '\n': text.Append("\\n"); break;
+                case '\r': text.Append("\\r"); break;
+                case '\t': text.Append("\\t"); break;
+                default:
+                    if (c < ' ') text.Append("\\u").Append(((int)c).ToString("x4"));
+                    else text.Append(c);
+                    break;
+            }
+        }
+
+        return text.Append('"').ToString();
+    }
 }

@@ -116,6 +116,7 @@ internal static class ServiceEmitter
         if (f.ReturnKind == ReturnKind.Stream) returnSchema = "{\"type\":\"array\",\"items\":" + returnSchema + "}";
         w.Line($"    ReturnSchema = {Names.Literal(returnSchema)},");
         if (f.ReturnKind == ReturnKind.Stream) w.Line("    IsStream = true,");
+        w.Line($"    Fingerprint = {Names.Literal(Fingerprint.Of(f))},");
         if (f.Parameters.FirstOrDefault(p => p.IsProgress) is { } progress) w.Line($"    ProgressType = {Names.Literal(progress.Type!.Display)},");
         w.Line($"    Parameters = new {Names.Runtime}.ParameterDescriptor[]");
         w.Line("    {");

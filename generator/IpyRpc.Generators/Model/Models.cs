@@ -34,15 +34,21 @@ internal sealed record TypeModel(
     string? Builtin,
     EquatableArray<TypeModel> Arguments,
     string? Create,
-    string? EnumUnderlying);
+    string? EnumUnderlying,
+    EquatableArray<EnumMemberModel> EnumMembers = default,
+    string? Doc = null);
+
+/// <summary>A named value of an enum, with its doc summary (schemas and schema-generated clients show them).</summary>
+internal sealed record EnumMemberModel(string Name, string Value, string? Doc);
 
 /// <summary>One member of a user type.</summary>
 /// <see cref="Required"/>: a constructor parameter without a default whose type does not allow null; a
 /// value that lacks it is refused when read (the caller gets invalid_arguments, not a null inside the function).
-internal sealed record MemberModel(string Name, string WireName, TypeModel Type, bool Settable, bool InitOnly, int ConstructorIndex, bool Required = false);
+internal sealed record MemberModel(string Name, string WireName, TypeModel Type, bool Settable, bool InitOnly, int ConstructorIndex, bool Required = false, string? Doc = null);
 
 /// <summary>A user type (or tuple) with its members and how to construct it.</summary>
-internal sealed record ObjectModel(string FullName, string Display, bool IsValueType, bool IsTuple, EquatableArray<MemberModel> Members, int ConstructorArity);
+/// <see cref="Doc"/> is the type's doc summary (schemas carry it to clients generated from them).
+internal sealed record ObjectModel(string FullName, string Display, bool IsValueType, bool IsTuple, EquatableArray<MemberModel> Members, int ConstructorArity, string? Doc = null);
 
 /// <summary>
 /// A method parameter. <see cref="FilledBy"/> names what the call fills it with when it is not an

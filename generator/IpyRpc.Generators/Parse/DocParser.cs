@@ -56,6 +56,46 @@ internal static class DocParser
         return new DocModel(Text("summary"), Text("remarks"), Text("returns"), parameters, exceptions, raw.ToEquatableArray());
     }
 
+    /// <summary>
+    /// The plain <c>&lt;summary&gt;</c> of a type or member, read from the compiler's doc XML or, without
+    /// GenerateDocumentationFile, from the declaration's comment; a positional record property's doc is its
+    /// record's <c>&lt;param&gt;</c>.
+    /// </summary>
+    public static string? Summary(ISymbol symbol)
+    {
+        XElement? root = Root(symbol);
+        if (root?.Element("summary") is { } summary && Plain(summary) is { Length: > 0 } text) return text;
+        if (symbol is IPropertySymbol && symbol.ContainingType is { IsRecord: true } record
+            && Root(record)?.Elements("param").FirstOrDefault(p => (string?)p.Attribute("name") == symbol.Name) is { } param
+            && Plain(param) is { Length: > 0 } paramText)
+        {
+            return paramText;
+        }
+
+        return null;
+    }
+
+    private static XElement? Root(ISymbol symbol)
+    {
+        string? xml = symbol.GetDocumentationCommentXml();
+        if (string.IsNullOrWhiteSpace(xml) && symbol.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax() is { } syntax)
+        {
+            // A field's comment sits on its declaration, two levels up from the declarator.
+            SyntaxNode node = syntax is VariableDeclaratorSyntax { Parent.Parent: { } declaration } ? declaration : syntax;
+            xml = FromTrivia(node);
+        }
+
+        if (string.IsNullOrWhiteSpace(xml)) return null;
+        try
+        {
+            return XElement.Parse(xml, LoadOptions.PreserveWhitespace);
+        }
+        catch (System.Xml.XmlException)
+        {
+            return null;
+        }
+    }
+
     private static string FromTrivia(SyntaxNode syntax)
     {
         // With documentation mode off (no GenerateDocumentationFile) the parser keeps `///` lines as

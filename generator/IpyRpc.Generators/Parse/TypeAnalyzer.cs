@@ -83,7 +83,11 @@ internal sealed class TypeAnalyzer
         if (named.TypeKind == Microsoft.CodeAnalysis.TypeKind.Enum)
         {
             string underlying = named.EnumUnderlyingType?.ToDisplayString(FullFormat) ?? "int";
-            return new TypeModel(TypeKind.Enum, full, display, true, null, EquatableArray<TypeModel>.Empty, null, underlying);
+            EquatableArray<EnumMemberModel> values = named.GetMembers().OfType<IFieldSymbol>()
+                .Where(f => f.IsConst && f.HasConstantValue)
+                .Select(f => new EnumMemberModel(f.Name, System.Convert.ToString(f.ConstantValue, System.Globalization.CultureInfo.InvariantCulture) ?? "0", DocParser.Summary(f)))
+                .ToEquatableArray();
+            return new TypeModel(TypeKind.Enum, full, display, true, null, EquatableArray<TypeModel>.Empty, null, underlying, values, DocParser.Summary(named));
         }
 
         if (named.IsRefLikeType)
@@ -217,6 +221,7 @@ internal sealed class TypeAnalyzer
 
         _objects[full] = null; // mark as in progress for recursive types
         var members = new List<(string Name, ITypeSymbol Type, bool Settable, bool InitOnly)>();
+        var docs = new Dictionary<string, string?>();
         foreach (ISymbol symbol in AllMembers(named))
         {
             switch (symbol)
@@ -225,10 +230,12 @@ internal sealed class TypeAnalyzer
                     when p.GetMethod.DeclaredAccessibility == Accessibility.Public && !p.GetAttributes().Any(IsIgnore):
                     bool settable = p.SetMethod is { DeclaredAccessibility: Accessibility.Public or Accessibility.Internal } && !p.IsReadOnly;
                     members.Add((p.Name, p.Type, settable, settable && p.SetMethod!.IsInitOnly));
+                    docs[p.Name] = DocParser.Summary(p);
                     break;
                 case IFieldSymbol { IsStatic: false, IsConst: false, DeclaredAccessibility: Accessibility.Public, IsImplicitlyDeclared: false } f
                     when !f.GetAttributes().Any(IsIgnore):
                     members.Add((f.Name, f.Type, !f.IsReadOnly, false));
+                    docs[f.Name] = DocParser.Summary(f);
                     break;
             }
         }
@@ -274,7 +281,7 @@ internal sealed class TypeAnalyzer
                 && (memberType.IsValueType
                     ? memberType.OriginalDefinition.SpecialType != SpecialType.System_Nullable_T
                     : memberType.NullableAnnotation == NullableAnnotation.NotAnnotated); // not in nullable-oblivious code
-            models.Add(new MemberModel(name, WireName(name), m, settable, initOnly, ctorIndex, required));
+            models.Add(new MemberModel(name, WireName(name), m, settable, initOnly, ctorIndex, required, docs[name]));
         }
 
         // Get-only members not set by the constructor are still written (readers ignore them).
@@ -282,10 +289,10 @@ internal sealed class TypeAnalyzer
         {
             if (models.Any(m => m.Name == name)) continue;
             TypeModel? m = Analyze(memberType, depth + 1, out _);
-            if (m is not null) models.Add(new MemberModel(name, WireName(name), m, false, false, -2));
+            if (m is not null) models.Add(new MemberModel(name, WireName(name), m, false, false, -2, Doc: docs[name]));
         }
 
-        _objects[full] = new ObjectModel(full, display, named.IsValueType, false, models.ToEquatableArray(), constructor.Parameters.Length);
+        _objects[full] = new ObjectModel(full, display, named.IsValueType, false, models.ToEquatableArray(), constructor.Parameters.Length, DocParser.Summary(named));
         return reference;
     }
 

@@ -219,8 +219,19 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
     private async Task RefreshAsync(Link link, CancellationToken cancellationToken)
     {
         IpyRpcMessage reply = await link.RequestAsync(new IpyRpcMessage { Kind = MessageKind.Describe, Serialization = Options.Serialization }, "describe", cancellationToken).ConfigureAwait(false);
-        _functions = DescriptorCodec.Decode(reply.Body.Span, reply.Serialization);
+        IReadOnlyList<FunctionDescriptor> functions = DescriptorCodec.Decode(reply.Body.Span, reply.Serialization);
+        _byName = null;
+        _functions = functions;
         Events = reply.Parts.Count > 1 ? DescriptorCodec.DecodeEvents(reply.Parts[1].Span, reply.Serialization) : [];
+    }
+
+    private Dictionary<string, FunctionDescriptor>? _byName;
+
+    /// <summary>The descriptor of <paramref name="function"/> from the last function list, or null (a lookup cheap enough for every call).</summary>
+    internal FunctionDescriptor? Find(string function)
+    {
+        Dictionary<string, FunctionDescriptor> byName = _byName ??= _functions.GroupBy(f => f.Name).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        return byName.GetValueOrDefault(function);
     }
 
     /// <summary>The descriptor of <paramref name="function"/>.</summary>

@@ -104,6 +104,7 @@ public static class DescriptorCodec
             ReturnSchema = SchemaText(map, "return_schema"),
             IsStream = map.TryGetValue("stream", out object? stream) && stream is true,
             ProgressType = Str(map, "progress_type"),
+            Fingerprint = Str(map, "fingerprint"),
             Parameters = map.TryGetValue("parameters", out object? ps) && ps is object?[] list
                 ? [.. list.OfType<Dictionary<string, object?>>().Select(p => new ParameterDescriptor
                 {
@@ -134,7 +135,7 @@ public static class DescriptorCodec
 
     private static void WriteMessagePack(ref MessagePackWriter w, FunctionDescriptor f)
     {
-        w.WriteMapHeader(10);
+        w.WriteMapHeader(11);
         w.Write("name"); w.Write(f.Name);
         w.Write("summary"); w.Write(f.Summary);
         w.Write("remarks"); w.Write(f.Remarks);
@@ -143,6 +144,7 @@ public static class DescriptorCodec
         w.Write("return_schema"); w.Write(f.ReturnSchema);
         w.Write("stream"); w.Write(f.IsStream);
         w.Write("progress_type"); w.Write(f.ProgressType);
+        w.Write("fingerprint"); w.Write(f.Fingerprint);
         w.Write("parameters");
         w.WriteArrayHeader(f.Parameters.Count);
         foreach (ParameterDescriptor p in f.Parameters)
@@ -177,6 +179,7 @@ public static class DescriptorCodec
         WriteSchema(w, "return_schema", f.ReturnSchema);
         w.WriteBoolean("stream", f.IsStream);
         w.WriteString("progress_type", f.ProgressType);
+        w.WriteString("fingerprint", f.Fingerprint);
         w.WriteStartArray("parameters");
         foreach (ParameterDescriptor p in f.Parameters)
         {

@@ -28,6 +28,14 @@ public sealed record FunctionDescriptor
     /// <summary>The type a function's <see cref="IProgress{T}"/> parameter reports, when it has one (its reports arrive as <c>progress</c> messages).</summary>
     public string? ProgressType { get; init; }
 
+    /// <summary>
+    /// A hash of the function's wire signature (parameter names, which are optional, and the shapes of the
+    /// types as they travel; not docs or C# type names), written by the generator. A client generated from a
+    /// schema file compares it with the one it was generated from and refuses a call whose signature changed
+    /// (<see cref="SchemaMismatchException"/>). Null for functions registered without the generator.
+    /// </summary>
+    public string? Fingerprint { get; init; }
+
     /// <summary>A fallback's stand-in: any arguments bind, and the handler reads them as plain data.</summary>
     internal bool TakesAnyArguments { get; init; }
 

@@ -39,11 +39,19 @@ public class IpyRpcException : Exception
         ErrorCodes.TooManyRequests => new IpyRpcTooManyRequestsException(error, function),
         ErrorCodes.PointerExpired or ErrorCodes.PointerReleased or ErrorCodes.PointerEvicted or ErrorCodes.PointerDenied or ErrorCodes.HolderUnreachable
             => new IpyRpcPointerException(error, function),
+        ErrorCodes.SchemaMismatch => new SchemaMismatchException(error, function),
         ErrorCodes.BadMessage or ErrorCodes.ParseError or ErrorCodes.TooLarge or ErrorCodes.UnsupportedVersion or ErrorCodes.UnsupportedSerialization
             => new IpyRpcProtocolException(error, function),
         _ => new IpyRpcException(error, function),
     };
 }
+
+/// <summary>
+/// A client generated from a schema file (docs/SCHEMA.md) refused a call before sending it: the server no
+/// longer has the function, or its signature changed since the schema was written. Write the schema again
+/// (<c>ipyrpc schema URL</c>) and rebuild. Code <see cref="ErrorCodes.SchemaMismatch"/>.
+/// </summary>
+public sealed class SchemaMismatchException(RemoteError error, string? function = null) : IpyRpcException(error, function);
 
 /// <summary>
 /// A data pointer could not be used: its value expired, was released or evicted, the key was wrong,

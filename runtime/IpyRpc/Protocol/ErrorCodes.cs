@@ -55,6 +55,9 @@ public static class ErrorCodes
     /// <summary>A data pointer's holder could not be reached (its process is gone, or no transport of it is reachable from here) (JSON-RPC -32014).</summary>
     public const string HolderUnreachable = "holder_unreachable";
 
+    /// <summary>Raised by a client generated from a schema file, never sent: the server's function no longer has the signature the schema recorded (JSON-RPC -32015).</summary>
+    public const string SchemaMismatch = "schema_mismatch";
+
     /// <summary>The JSON-RPC 2.0 error code for an IpyRpc error code.</summary>
     public static int ToJsonRpc(string code) => code switch
     {
@@ -78,6 +81,7 @@ public static class ErrorCodes
         PointerEvicted => -32012,
         PointerDenied => -32013,
         HolderUnreachable => -32014,
+        SchemaMismatch => -32015,
         _ => -32603,
     };
 }

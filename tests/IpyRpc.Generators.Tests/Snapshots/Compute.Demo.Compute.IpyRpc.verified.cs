@@ -37,10 +37,11 @@ namespace Demo
             Remarks = "Takes a while for large inputs.",
             Returns = "A report on req.",
             ReturnType = "Report",
-            ReturnSchema = "{\"type\":\"object\",\"title\":\"Report\",\"properties\":{\"name\":{\"type\":\"string\"},\"total\":{\"type\":\"number\",\"format\":\"double\"},\"notes\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}}}",
+            ReturnSchema = "{\"type\":\"object\",\"title\":\"Report\",\"x-ipyrpc\":\"object\",\"x-csharp-full-name\":\"Demo.Report\",\"description\":\"What crunching found.\",\"properties\":{\"name\":{\"type\":\"string\",\"x-ipyrpc\":\"String\",\"x-csharp-name\":\"Name\"},\"total\":{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\",\"x-csharp-name\":\"Total\"},\"notes\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"x-ipyrpc\":\"String\"},\"x-ipyrpc\":\"list\",\"x-csharp-name\":\"Notes\"}},\"required\":[\"name\",\"total\",\"notes\"]}",
+            Fingerprint = "cf3ddcb90a9500b5",
             Parameters = new global::IpyRpc.ParameterDescriptor[]
             {
-                new() { Name = "req", Type = "Request", Schema = "{\"type\":\"object\",\"title\":\"Request\",\"properties\":{\"name\":{\"type\":\"string\"},\"values\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"}},\"weights\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"number\",\"format\":\"double\"}}}}", Doc = "The request.", IsOptional = false, DefaultValue = null },
+                new() { Name = "req", Type = "Request", Schema = "{\"type\":\"object\",\"title\":\"Request\",\"x-ipyrpc\":\"object\",\"x-csharp-full-name\":\"Demo.Request\",\"description\":\"What to crunch.\",\"properties\":{\"name\":{\"type\":\"string\",\"x-ipyrpc\":\"String\",\"x-csharp-name\":\"Name\"},\"values\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"},\"x-ipyrpc\":\"Int32Array\",\"x-csharp-name\":\"Values\"},\"weights\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\"},\"x-ipyrpc\":\"map\",\"x-csharp-name\":\"Weights\"}},\"required\":[\"name\",\"values\",\"weights\"]}", Doc = "The request.", IsOptional = false, DefaultValue = null },
             },
             Exceptions = new global::IpyRpc.ExceptionDoc[]
             {
@@ -62,11 +63,12 @@ namespace Demo
             Remarks = null,
             Returns = "The sum.",
             ReturnType = "int",
-            ReturnSchema = "{\"type\":\"integer\",\"format\":\"int32\"}",
+            ReturnSchema = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}",
+            Fingerprint = "c19639815106f4a8",
             Parameters = new global::IpyRpc.ParameterDescriptor[]
             {
-                new() { Name = "a", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\"}", Doc = "The first addend.", IsOptional = false, DefaultValue = null },
-                new() { Name = "b", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\"}", Doc = "The second addend.", IsOptional = false, DefaultValue = null },
+                new() { Name = "a", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}", Doc = "The first addend.", IsOptional = false, DefaultValue = null },
+                new() { Name = "b", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}", Doc = "The second addend.", IsOptional = false, DefaultValue = null },
             },
             Exceptions = new global::IpyRpc.ExceptionDoc[]
             {
@@ -89,10 +91,11 @@ namespace Demo
             Remarks = null,
             Returns = null,
             ReturnType = "string",
-            ReturnSchema = "{\"type\":\"string\"}",
+            ReturnSchema = "{\"type\":\"string\",\"x-ipyrpc\":\"String\"}",
+            Fingerprint = "48601f084d3a6ba4",
             Parameters = new global::IpyRpc.ParameterDescriptor[]
             {
-                new() { Name = "text", Type = "string", Schema = "{\"type\":\"string\"}", Doc = null, IsOptional = false, DefaultValue = null },
+                new() { Name = "text", Type = "string", Schema = "{\"type\":\"string\",\"x-ipyrpc\":\"String\"}", Doc = null, IsOptional = false, DefaultValue = null },
             },
             Exceptions = new global::IpyRpc.ExceptionDoc[]
             {
@@ -114,12 +117,13 @@ namespace Demo
             Remarks = null,
             Returns = null,
             ReturnType = "double",
-            ReturnSchema = "{\"type\":\"number\",\"format\":\"double\"}",
+            ReturnSchema = "{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\"}",
+            Fingerprint = "0f03350c2ec9f3c5",
             Parameters = new global::IpyRpc.ParameterDescriptor[]
             {
-                new() { Name = "value", Type = "double", Schema = "{\"type\":\"number\",\"format\":\"double\"}", Doc = null, IsOptional = false, DefaultValue = null },
-                new() { Name = "factor", Type = "double", Schema = "{\"type\":\"number\",\"format\":\"double\"}", Doc = null, IsOptional = true, DefaultValue = "2.5D" },
-                new() { Name = "label", Type = "string?", Schema = "{\"type\":\"string\"}", Doc = null, IsOptional = true, DefaultValue = "null" },
+                new() { Name = "value", Type = "double", Schema = "{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\"}", Doc = null, IsOptional = false, DefaultValue = null },
+                new() { Name = "factor", Type = "double", Schema = "{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\"}", Doc = null, IsOptional = true, DefaultValue = "2.5D" },
+                new() { Name = "label", Type = "string?", Schema = "{\"type\":\"string\",\"x-ipyrpc\":\"String\"}", Doc = null, IsOptional = true, DefaultValue = "null" },
             },
             Exceptions = new global::IpyRpc.ExceptionDoc[]
             {

@@ -36,11 +36,12 @@ namespace Calc.Contracts
             Remarks = null,
             Returns = "The numbers.",
             ReturnType = "IAsyncEnumerable<int>",
-            ReturnSchema = "{\"type\":\"array\",\"items\":{\"type\":\"integer\",\"format\":\"int32\"}}",
+            ReturnSchema = "{\"type\":\"array\",\"items\":{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}}",
             IsStream = true,
+            Fingerprint = "3c728bef17c3f0e6",
             Parameters = new global::IpyRpc.ParameterDescriptor[]
             {
-                new() { Name = "to", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\"}", Doc = "The last number.", IsOptional = false, DefaultValue = null },
+                new() { Name = "to", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}", Doc = "The last number.", IsOptional = false, DefaultValue = null },
             },
             Exceptions = new global::IpyRpc.ExceptionDoc[]
             {
@@ -61,11 +62,12 @@ namespace Calc.Contracts
             Remarks = null,
             Returns = "The sum.",
             ReturnType = "int",
-            ReturnSchema = "{\"type\":\"integer\",\"format\":\"int32\"}",
+            ReturnSchema = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}",
+            Fingerprint = "c19639815106f4a8",
             Parameters = new global::IpyRpc.ParameterDescriptor[]
             {
-                new() { Name = "a", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\"}", Doc = "The first addend.", IsOptional = false, DefaultValue = null },
-                new() { Name = "b", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\"}", Doc = "The second addend.", IsOptional = false, DefaultValue = null },
+                new() { Name = "a", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}", Doc = "The first addend.", IsOptional = false, DefaultValue = null },
+                new() { Name = "b", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}", Doc = "The second addend.", IsOptional = false, DefaultValue = null },
             },
             Exceptions = new global::IpyRpc.ExceptionDoc[]
             {
@@ -88,11 +90,12 @@ namespace Calc.Contracts
             Remarks = null,
             Returns = "The summary.",
             ReturnType = "Summary",
-            ReturnSchema = "{\"type\":\"object\",\"title\":\"Summary\",\"properties\":{\"count\":{\"type\":\"integer\",\"format\":\"int32\"},\"mean\":{\"type\":\"number\",\"format\":\"double\"}}}",
+            ReturnSchema = "{\"type\":\"object\",\"title\":\"Summary\",\"x-ipyrpc\":\"object\",\"x-csharp-full-name\":\"Calc.Contracts.Summary\",\"description\":\"A summary.\",\"properties\":{\"count\":{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\",\"x-csharp-name\":\"Count\",\"description\":\"How many.\"},\"mean\":{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\",\"x-csharp-name\":\"Mean\",\"description\":\"Their mean.\"}},\"required\":[\"count\",\"mean\"]}",
+            Fingerprint = "704fcbb2b8aa0ce3",
             Parameters = new global::IpyRpc.ParameterDescriptor[]
             {
-                new() { Name = "values", Type = "double[]", Schema = "{\"type\":\"array\",\"items\":{\"type\":\"number\"}}", Doc = "The values.", IsOptional = false, DefaultValue = null },
-                new() { Name = "rounding", Type = "Rounding", Schema = "{\"type\":\"string\",\"title\":\"Rounding\"}", Doc = "How the mean is rounded.", IsOptional = true, DefaultValue = "Rounding.Nearest" },
+                new() { Name = "values", Type = "double[]", Schema = "{\"type\":\"array\",\"items\":{\"type\":\"number\"},\"x-ipyrpc\":\"DoubleArray\"}", Doc = "The values.", IsOptional = false, DefaultValue = null },
+                new() { Name = "rounding", Type = "Rounding", Schema = "{\"type\":\"string\",\"title\":\"Rounding\",\"x-ipyrpc\":\"enum\",\"x-csharp-full-name\":\"Calc.Contracts.Rounding\",\"description\":\"How a mean is rounded.\",\"enum\":[\"None\",\"Nearest\",\"Down\"],\"x-enum-values\":[0,1,2]}", Doc = "How the mean is rounded.", IsOptional = true, DefaultValue = "Rounding.Nearest" },
             },
             Exceptions = new global::IpyRpc.ExceptionDoc[]
             {

@@ -37,11 +37,12 @@ namespace Demo
             Remarks = null,
             Returns = null,
             ReturnType = "double[,]",
-            ReturnSchema = "{\"type\":\"object\",\"title\":\"ndarray\",\"properties\":{\"dtype\":{\"type\":\"string\"},\"shape\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"}},\"data\":{\"type\":\"array\"}}}",
+            ReturnSchema = "{\"type\":\"object\",\"title\":\"ndarray\",\"properties\":{\"dtype\":{\"type\":\"string\"},\"shape\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"}},\"data\":{\"type\":\"array\"}},\"x-ipyrpc\":\"DoubleArray2D\"}",
+            Fingerprint = "82416c647f277e8f",
             Parameters = new global::IpyRpc.ParameterDescriptor[]
             {
-                new() { Name = "m", Type = "double[,]", Schema = "{\"type\":\"object\",\"title\":\"ndarray\",\"properties\":{\"dtype\":{\"type\":\"string\"},\"shape\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"}},\"data\":{\"type\":\"array\"}}}", Doc = "The matrix.", IsOptional = false, DefaultValue = null },
-                new() { Name = "rows", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\"}", Doc = "How many rows.", IsOptional = false, DefaultValue = null },
+                new() { Name = "m", Type = "double[,]", Schema = "{\"type\":\"object\",\"title\":\"ndarray\",\"properties\":{\"dtype\":{\"type\":\"string\"},\"shape\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"}},\"data\":{\"type\":\"array\"}},\"x-ipyrpc\":\"DoubleArray2D\"}", Doc = "The matrix.", IsOptional = false, DefaultValue = null },
+                new() { Name = "rows", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}", Doc = "How many rows.", IsOptional = false, DefaultValue = null },
             },
             Exceptions = new global::IpyRpc.ExceptionDoc[]
             {
@@ -64,10 +65,11 @@ namespace Demo
             Remarks = null,
             Returns = null,
             ReturnType = "double[,]",
-            ReturnSchema = "{\"type\":\"object\",\"title\":\"ndarray\",\"properties\":{\"dtype\":{\"type\":\"string\"},\"shape\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"}},\"data\":{\"type\":\"array\"}}}",
+            ReturnSchema = "{\"type\":\"object\",\"title\":\"ndarray\",\"properties\":{\"dtype\":{\"type\":\"string\"},\"shape\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"}},\"data\":{\"type\":\"array\"}},\"x-ipyrpc\":\"DoubleArray2D\"}",
+            Fingerprint = "95dbf9b7091d5430",
             Parameters = new global::IpyRpc.ParameterDescriptor[]
             {
-                new() { Name = "rows", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\"}", Doc = "Rows.", IsOptional = false, DefaultValue = null },
+                new() { Name = "rows", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}", Doc = "Rows.", IsOptional = false, DefaultValue = null },
             },
             Exceptions = new global::IpyRpc.ExceptionDoc[]
             {
@@ -89,11 +91,12 @@ namespace Demo
             Remarks = null,
             Returns = null,
             ReturnType = "int",
-            ReturnSchema = "{\"type\":\"integer\",\"format\":\"int32\"}",
+            ReturnSchema = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}",
+            Fingerprint = "a4ff9702fc0f2547",
             Parameters = new global::IpyRpc.ParameterDescriptor[]
             {
-                new() { Name = "frame", Type = "DataFrame", Schema = "{\"type\":\"object\",\"title\":\"pandas\",\"properties\":{\"type\":{\"const\":\"pandas\"},\"data\":{\"type\":\"object\",\"properties\":{\"row_index\":{\"type\":\"object\"},\"columns\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"dtypes\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"data\":{\"type\":\"array\"}}}}}", Doc = "The frame.", IsOptional = false, DefaultValue = null },
-                new() { Name = "labels", Type = "List<string>", Schema = "{\"type\":\"array\",\"items\":{\"type\":\"string\"}}", Doc = "Labels.", IsOptional = false, DefaultValue = null },
+                new() { Name = "frame", Type = "DataFrame", Schema = "{\"type\":\"object\",\"title\":\"pandas\",\"properties\":{\"type\":{\"const\":\"pandas\"},\"data\":{\"type\":\"object\",\"properties\":{\"row_index\":{\"type\":\"object\"},\"columns\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"dtypes\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"data\":{\"type\":\"array\"}}}},\"x-ipyrpc\":\"DataFrame\"}", Doc = "The frame.", IsOptional = false, DefaultValue = null },
+                new() { Name = "labels", Type = "List<string>", Schema = "{\"type\":\"array\",\"items\":{\"type\":\"string\",\"x-ipyrpc\":\"String\"},\"x-ipyrpc\":\"list\"}", Doc = "Labels.", IsOptional = false, DefaultValue = null },
             },
             Exceptions = new global::IpyRpc.ExceptionDoc[]
             {
@@ -116,10 +119,11 @@ namespace Demo
             Remarks = null,
             Returns = null,
             ReturnType = "double",
-            ReturnSchema = "{\"type\":\"number\",\"format\":\"double\"}",
+            ReturnSchema = "{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\"}",
+            Fingerprint = "89004b9f5f60f6e5",
             Parameters = new global::IpyRpc.ParameterDescriptor[]
             {
-                new() { Name = "t", Type = "Tensor<float>", Schema = "{\"type\":\"object\",\"title\":\"ndarray\",\"properties\":{\"dtype\":{\"type\":\"string\"},\"shape\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"}},\"data\":{\"type\":\"array\"}}}", Doc = "The tensor.", IsOptional = false, DefaultValue = null },
+                new() { Name = "t", Type = "Tensor<float>", Schema = "{\"type\":\"object\",\"title\":\"ndarray\",\"properties\":{\"dtype\":{\"type\":\"string\"},\"shape\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"}},\"data\":{\"type\":\"array\"}},\"x-ipyrpc\":\"SingleTensor\"}", Doc = "The tensor.", IsOptional = false, DefaultValue = null },
             },
             Exceptions = new global::IpyRpc.ExceptionDoc[]
             {

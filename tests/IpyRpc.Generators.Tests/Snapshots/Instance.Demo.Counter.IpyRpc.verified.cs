@@ -35,10 +35,11 @@ namespace Demo
             Remarks = null,
             Returns = "The new count.",
             ReturnType = "int",
-            ReturnSchema = "{\"type\":\"integer\",\"format\":\"int32\"}",
+            ReturnSchema = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}",
+            Fingerprint = "9badc35e27a3027c",
             Parameters = new global::IpyRpc.ParameterDescriptor[]
             {
-                new() { Name = "by", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\"}", Doc = "How much.", IsOptional = false, DefaultValue = null },
+                new() { Name = "by", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}", Doc = "How much.", IsOptional = false, DefaultValue = null },
             },
             Exceptions = new global::IpyRpc.ExceptionDoc[]
             {
@@ -60,6 +61,7 @@ namespace Demo
             Returns = null,
             ReturnType = "void",
             ReturnSchema = null,
+            Fingerprint = "b98c97f01cba5b43",
             Parameters = new global::IpyRpc.ParameterDescriptor[]
             {
             },

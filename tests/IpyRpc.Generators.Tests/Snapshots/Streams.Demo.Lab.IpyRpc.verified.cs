@@ -36,11 +36,12 @@ namespace Demo
             Remarks = null,
             Returns = null,
             ReturnType = "double",
-            ReturnSchema = "{\"type\":\"number\",\"format\":\"double\"}",
+            ReturnSchema = "{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\"}",
+            Fingerprint = "c6e89cce78fac88e",
             ProgressType = "double",
             Parameters = new global::IpyRpc.ParameterDescriptor[]
             {
-                new() { Name = "size", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\"}", Doc = "The system's size.", IsOptional = false, DefaultValue = null },
+                new() { Name = "size", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}", Doc = "The system's size.", IsOptional = false, DefaultValue = null },
             },
             Exceptions = new global::IpyRpc.ExceptionDoc[]
             {
@@ -62,11 +63,12 @@ namespace Demo
             Remarks = null,
             Returns = null,
             ReturnType = "IAsyncEnumerable<Reading>",
-            ReturnSchema = "{\"type\":\"array\",\"items\":{\"type\":\"object\",\"title\":\"Reading\",\"properties\":{\"sensor\":{\"type\":\"string\"},\"value\":{\"type\":\"number\",\"format\":\"double\"}}}}",
+            ReturnSchema = "{\"type\":\"array\",\"items\":{\"type\":\"object\",\"title\":\"Reading\",\"x-ipyrpc\":\"object\",\"x-csharp-full-name\":\"Demo.Reading\",\"description\":\"A reading.\",\"properties\":{\"sensor\":{\"type\":\"string\",\"x-ipyrpc\":\"String\",\"x-csharp-name\":\"Sensor\"},\"value\":{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\",\"x-csharp-name\":\"Value\"}},\"required\":[\"sensor\",\"value\"]}}",
             IsStream = true,
+            Fingerprint = "92507eb5ee52aaeb",
             Parameters = new global::IpyRpc.ParameterDescriptor[]
             {
-                new() { Name = "count", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\"}", Doc = "How many.", IsOptional = false, DefaultValue = null },
+                new() { Name = "count", Type = "int", Schema = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}", Doc = "How many.", IsOptional = false, DefaultValue = null },
             },
             Exceptions = new global::IpyRpc.ExceptionDoc[]
             {
@@ -87,7 +89,8 @@ namespace Demo
             Remarks = null,
             Returns = null,
             ReturnType = "string",
-            ReturnSchema = "{\"type\":\"string\"}",
+            ReturnSchema = "{\"type\":\"string\",\"x-ipyrpc\":\"String\"}",
+            Fingerprint = "08b474311ab7176c",
             Parameters = new global::IpyRpc.ParameterDescriptor[]
             {
             },

@@ -20,7 +20,7 @@ namespace Demo
         /// <summary>The events this type declares, with their docs.</summary>
         public static readonly global::System.Collections.Generic.IReadOnlyList<global::IpyRpc.EventDescriptor> Events = new global::IpyRpc.EventDescriptor[]
         {
-            new() { Name = "lab.reading_taken", PayloadType = "Reading", PayloadSchema = "{\"type\":\"object\",\"title\":\"Reading\",\"properties\":{\"sensor\":{\"type\":\"string\"},\"value\":{\"type\":\"number\",\"format\":\"double\"}}}", Summary = "A new reading was taken.", Remarks = "Published for every sensor." },
+            new() { Name = "lab.reading_taken", PayloadType = "Reading", PayloadSchema = "{\"type\":\"object\",\"title\":\"Reading\",\"x-ipyrpc\":\"object\",\"x-csharp-full-name\":\"Demo.Reading\",\"description\":\"A reading.\",\"properties\":{\"sensor\":{\"type\":\"string\",\"x-ipyrpc\":\"String\",\"x-csharp-name\":\"Sensor\"},\"value\":{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\",\"x-csharp-name\":\"Value\"}},\"required\":[\"sensor\",\"value\"]}", Summary = "A new reading was taken.", Remarks = "Published for every sensor." },
         };
 
         /// <summary>The functions, bound to <paramref name="target"/> for instance methods.</summary>

@@ -1,0 +1,44 @@
+using System.ComponentModel;
+using IpyRpc.Protocol;
+
+namespace IpyRpc;
+
+/// <summary>
+/// What a client generated from a schema file checks before each call: that the server still has the
+/// function with the signature the schema recorded (its <see cref="FunctionDescriptor.Fingerprint"/>).
+/// Generated code calls it; the check is a dictionary lookup and a string comparison.
+/// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public static class SchemaGuard
+{
+    /// <summary>
+    /// Throws <see cref="SchemaMismatchException"/> when <paramref name="peer"/> is a client whose server lists no
+    /// <paramref name="function"/>, or lists it with another fingerprint. Nothing is checked where the peer has no
+    /// function list (a server calling its client back) or the server's function has no fingerprint (registered
+    /// without the generator): the call goes ahead and the server checks its arguments as for any call.
+    /// </summary>
+    /// <param name="peer">The connection the call goes through.</param>
+    /// <param name="function">The exported name.</param>
+    /// <param name="fingerprint">The fingerprint the schema recorded.</param>
+    /// <param name="signature">The signature the schema recorded, for the message.</param>
+    /// <param name="schemaFile">The schema file's name, for the message.</param>
+    public static void Check(IpyRpcPeer peer, string function, string? fingerprint, string signature, string schemaFile)
+    {
+        if (peer is not IpyRpcClient client || fingerprint is null || client.Functions.Count == 0) return;
+        FunctionDescriptor? now = client.Find(function);
+        if (now is null)
+        {
+            throw Mismatch(function, $"The server no longer has '{function}' ({schemaFile} lists it as `{signature}`). "
+                + "Write the schema again from the server (ipyrpc schema URL) and rebuild.");
+        }
+
+        if (now.Fingerprint is not null && now.Fingerprint != fingerprint)
+        {
+            throw Mismatch(function, $"'{function}' changed on the server since {schemaFile} was written: the schema has `{signature}`, "
+                + $"the server now has `{now.Signature}`. Write the schema again from the server (ipyrpc schema URL) and rebuild.");
+        }
+    }
+
+    private static SchemaMismatchException Mismatch(string function, string message)
+        => new(new RemoteError { Code = ErrorCodes.SchemaMismatch, Message = message }, function);
+}
