@@ -29,6 +29,10 @@ internal static class Diagnostics
     // Events (0011)
     public const string InvalidEvent = "IPYRPC0011";
 
+    // Clients generated from schema files (0012-0013)
+    public const string SchemaUnreadable = "IPYRPC0012";
+    public const string SchemaMethodSkipped = "IPYRPC0013";
+
     public static readonly DiagnosticDescriptor UnsupportedParameterTypeRule = new(
         id: "IPYRPC0001",
         title: "Parameter type cannot be serialized",
@@ -128,6 +132,24 @@ internal static class Diagnostics
         isEnabledByDefault: true,
         helpLinkUri: HelpRoot + "IPYRPC0011.md");
 
+    public static readonly DiagnosticDescriptor SchemaUnreadableRule = new(
+        id: "IPYRPC0012",
+        title: "Schema file cannot be read",
+        messageFormat: "No client is generated from {0}: {1}",
+        category: "IpyRpc.Schema",
+        defaultSeverity: DiagnosticSeverity.Error,
+        isEnabledByDefault: true,
+        helpLinkUri: HelpRoot + "IPYRPC0012.md");
+
+    public static readonly DiagnosticDescriptor SchemaMethodSkippedRule = new(
+        id: "IPYRPC0013",
+        title: "Schema method has no typed client method",
+        messageFormat: "'{0}' in {1} gets no typed method: {2}; call it with CallAsync, or write the schema again from a current server",
+        category: "IpyRpc.Schema",
+        defaultSeverity: DiagnosticSeverity.Warning,
+        isEnabledByDefault: true,
+        helpLinkUri: HelpRoot + "IPYRPC0013.md");
+
     private static readonly Dictionary<string, DiagnosticDescriptor> ById = new()
     {
         [UnsupportedParameterType] = UnsupportedParameterTypeRule,
@@ -141,6 +163,8 @@ internal static class Diagnostics
         [InvalidExportName] = InvalidExportNameRule,
         [InvalidPattern] = InvalidPatternRule,
         [InvalidEvent] = InvalidEventRule,
+        [SchemaUnreadable] = SchemaUnreadableRule,
+        [SchemaMethodSkipped] = SchemaMethodSkippedRule,
     };
 
     public static DiagnosticDescriptor Get(string id) => ById[id];

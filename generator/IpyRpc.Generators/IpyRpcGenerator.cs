@@ -38,6 +38,8 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
         public const string Events = nameof(Events);
         /// <summary>The assembly's identifier-safe name.</summary>
         public const string AssemblyKey = nameof(AssemblyKey);
+        /// <summary>One result per schema file (<c>*.ipyrpc.json</c> AdditionalFiles).</summary>
+        public const string Schemas = nameof(Schemas);
     }
 
     private const string EventAttribute = "IpyRpc.IpyRpcEventAttribute";
@@ -105,6 +107,36 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
             .Select(static (all, _) => all.Select(p => p.Pattern).Distinct().OrderBy(p => p, StringComparer.Ordinal).ToEquatableArray())
             .WithTrackingName(Steps.ConfigPatterns);
 
+        // Schema files: a typed client for a server whose code this project never sees.
+        IncrementalValuesProvider<SchemaResult> schemas = context.AdditionalTextsProvider
+            .Where(static f => f.Path.EndsWith(SchemaParser.Extension, StringComparison.OrdinalIgnoreCase))
+            .Combine(context.AnalyzerConfigOptionsProvider)
+            .Select(static (input, ct) =>
+            {
+                Microsoft.CodeAnalysis.Diagnostics.AnalyzerConfigOptions item = input.Right.GetOptions(input.Left);
+                item.TryGetValue("build_metadata.AdditionalFiles.IpyRpcNamespace", out string? ns);
+                item.TryGetValue("build_metadata.AdditionalFiles.IpyRpcClient", out string? client);
+                input.Right.GlobalOptions.TryGetValue("build_property.RootNamespace", out string? root);
+                return SchemaParser.Parse(input.Left.Path, input.Left.GetText(ct)?.ToString(), ns, client, root);
+            })
+            .WithTrackingName(Steps.Schemas);
+
+        IncrementalValueProvider<EquatableArray<FunctionModel>> schemaFunctions = schemas
+            .Select(static (r, _) => r.Model?.Functions ?? EquatableArray<FunctionModel>.Empty)
+            .Collect()
+            .Select(static (all, _) => all.SelectMany(f => f).ToEquatableArray());
+
+        context.RegisterSourceOutput(schemas.Combine(assemblyKey), static (spc, input) =>
+        {
+            Report(spc, input.Left.Diagnostics);
+            if (input.Left.Model is not { } schema) return;
+            Guard(spc, "emitting the client for " + schema.Key.SchemaFile, () =>
+            {
+                spc.AddSource(schema.Key.HintName + ".IpyRpc.g.cs", ServiceEmitter.Emit(new ServiceModel(schema.Key, input.Right, schema.Functions, EquatableArray<EventModel>.Empty)));
+                if (SchemaTypesEmitter.Emit(schema) is { } types) spc.AddSource(schema.Key.HintName + ".Types.IpyRpc.g.cs", types);
+            });
+        });
+
         // Per method, so an edit reports again only what it touched.
         context.RegisterSourceOutput(exported, static (spc, r) => Report(spc, r.Diagnostics));
         context.RegisterSourceOutput(contracts, static (spc, r) => Report(spc, r.Diagnostics));
@@ -120,10 +152,12 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
             foreach (DiagnosticInfo d in Duplicates(all)) spc.ReportDiagnostic(Diagnostics.ToDiagnostic(d));
         });
 
-        context.RegisterSourceOutput(functions.Combine(events).Combine(assemblyKey), static (spc, input) =>
+        // One formatter class for the assembly: its own exports' types and those of its schema clients.
+        context.RegisterSourceOutput(functions.Combine(schemaFunctions).Combine(events).Combine(assemblyKey), static (spc, input) =>
             Guard(spc, "emitting formatters", () =>
             {
-                if (FormatterEmitter.Emit(input.Left.Left, input.Right, input.Left.Right) is { } source)
+                IReadOnlyList<FunctionModel> all = input.Left.Left.Right.Count == 0 ? input.Left.Left.Left : input.Left.Left.Left.Concat(input.Left.Left.Right).ToArray();
+                if (FormatterEmitter.Emit(all, input.Right, input.Left.Right) is { } source)
                 {
                     spc.AddSource("IpyRpc.Formatters.g.cs", source);
                 }

@@ -8,7 +8,7 @@ using IpyRpc.Protocol;
 using IpyRpc.ZeroMq;
 using Spectre.Console;
 
-// ipyrpc ls URL | help URL NAME | call URL NAME [ARGS...] | ping URL | jobs (list|show|attach|cancel) URL ...
+// ipyrpc ls URL | help URL NAME | schema URL [-o FILE] | call URL NAME [ARGS...] | ping URL | jobs (list|show|attach|cancel) URL ...
 // URL: http(s)://host:port (WebSocket) or tcp://host:port, ipc://path (ZeroMQ). Exit codes: see ExitCodes.
 var url = new Argument<string>("url") { Description = "The server: http://host:port, tcp://host:port or ipc:///path." };
 var name = new Argument<string>("name") { Description = "The function's exported name." };
@@ -47,6 +47,27 @@ help.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 
     Console.Write(client.Help(fn));
     await Task.CompletedTask;
+    return ExitCodes.Ok;
+}));
+
+var output = new Option<string?>("--output", "-o") { Description = "The file to write (default: stdout). Name it NAME.ipyrpc.json: the generator makes NAMEClient from it." };
+var title = new Option<string?>("--title") { Description = "The document's info.title (default: the server's agent)." };
+var schema = new Command("schema", "Write the server's schema (an OpenRPC document with IpyRpc's annotations): add it to a project as an AdditionalFile to generate a typed client.") { url, output, title, secret };
+schema.SetAction((r, ct) => Run(r, ct, async (client, console) =>
+{
+    byte[] document = OpenRpcDocument.Write(client.Functions, r.GetValue(title) ?? client.ServerAgent ?? "IpyRpc server", "1.0.0", indented: true);
+    if (r.GetValue(output) is { } path)
+    {
+        await File.WriteAllBytesAsync(path, [.. document, (byte)'\n'], ct);
+        Console.Error.WriteLine($"Wrote {client.Functions.Count} functions to {path}");
+    }
+    else
+    {
+        using Stream stdout = Console.OpenStandardOutput();
+        await stdout.WriteAsync(document, ct);
+        await stdout.WriteAsync("\n"u8.ToArray(), ct);
+    }
+
     return ExitCodes.Ok;
 }));
 
@@ -121,7 +142,7 @@ jobsCancel.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 }));
 var jobs = new Command("jobs", "List, show, follow and cancel jobs.") { jobsList, jobsShow, jobsAttach, jobsCancel };
 
-var root = new RootCommand("ipyrpc: call IpyRpc servers from the command line.") { ls, help, call, ping, jobs };
+var root = new RootCommand("ipyrpc: call IpyRpc servers from the command line.") { ls, help, schema, call, ping, jobs };
 return await root.Parse(args).InvokeAsync();
 
 async Task<int> Run(ParseResult r, CancellationToken ct, Func<IpyRpcClient, CliConsole, Task<int>> action)

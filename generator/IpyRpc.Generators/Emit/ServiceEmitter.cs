@@ -19,10 +19,11 @@ internal static class ServiceEmitter
         bool hasNamespace = key.Namespace.Length > 0;
         if (hasNamespace) w.Open("namespace " + key.Namespace);
 
-        EmitDispatch(w, service);
-        if (service.Functions.Count > 0)
+        // A client generated from a schema file has no implementation here to dispatch to: the proxy only.
+        if (key.SchemaFile is null) EmitDispatch(w, service);
+        if (service.Functions.Count > 0 || key.SchemaFile is not null)
         {
-            w.Line();
+            if (key.SchemaFile is null) w.Line();
             EmitProxy(w, service);
         }
 
@@ -34,7 +35,7 @@ internal static class ServiceEmitter
 
     /// <summary>The proxy's class name: <c>Compute</c> gets <c>ComputeClient</c>, a contract <c>ICalculator</c> gets <c>CalculatorClient</c>.</summary>
     public static string ProxyName(ServiceKey key)
-        => (key.IsContract && key.Name.Length > 1 && key.Name[0] == 'I' && char.IsUpper(key.Name[1]) ? key.Name.Substring(1) : key.Name) + "Client";
+        => key.SchemaFile is not null ? key.Name : (key.IsContract && key.Name.Length > 1 && key.Name[0] == 'I' && char.IsUpper(key.Name[1]) ? key.Name.Substring(1) : key.Name) + "Client";
 
     private static void EmitDispatch(CodeWriter w, ServiceModel service)
     {
@@ -203,7 +204,9 @@ internal static class ServiceEmitter
     {
         ServiceKey key = service.Key;
         string name = ProxyName(key);
-        w.Line(key.IsContract
+        w.Line(key.SchemaFile is not null
+            ? $"/// <summary>Typed client for the server described by <c>{Xml(key.SchemaFile)}</c> (generated from that file, with no reference to the server's code). Create it with <c>client.Proxy&lt;{name}&gt;()</c>. A call to a function whose signature changed since the file was written throws <see cref=\"{Names.Runtime}.SchemaMismatchException\"/> before anything is sent.</summary>"
+            : key.IsContract
             ? $"/// <summary>Typed client for the contract <see cref=\"{key.FullName}\"/>: calls whichever server implements it. Create it with <c>client.Proxy&lt;{name}&gt;()</c>.</summary>"
             : $"/// <summary>Typed client for the IpyRpc functions of <see cref=\"{key.FullName}\"/>. Create it with <c>client.Proxy&lt;{name}&gt;()</c>.</summary>");
         w.Line(CodeWriter.GeneratedCode);
@@ -259,7 +262,7 @@ internal static class ServiceEmitter
     }
 
     /// <summary>A namespace segment as a C# member name: <c>linear_algebra</c> → <c>LinearAlgebra</c>.</summary>
-    private static string Pascal(string segment)
+    internal static string Pascal(string segment)
     {
         var text = new StringBuilder();
         bool upper = true;
@@ -377,6 +380,11 @@ internal static class ServiceEmitter
     };
 
     // {Name}AsPointerAsync: the result stays with the process that computed it (for data results: a number or a text is cheaper to send than to point to).
+    /// <summary>The peer a proxy method calls through: for a client generated from a schema file, after checking that the function still has the schema's signature.</summary>
+    private static string Receiver(FunctionModel f)
+        => f.Check is null ? "_client"
+            : $"{Names.Runtime}.SchemaGuard.Checked(_client, {Names.Literal(f.ExportName)}, {Names.Literal(f.Check.Fingerprint)}, {Names.Literal(f.Check.Signature)}, {Names.Literal(f.Check.File)})";
+
     private static void EmitAsPointerMethod(CodeWriter w, FunctionModel f, string stem, ParameterModel[] parameters,
         List<string> signature, string args, string options, string token, HashSet<string> tokenParams, ParameterModel? progress)
     {
@@ -386,7 +394,7 @@ internal static class ServiceEmitter
             "timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization",
             $"A pointer to the result of <c>{f.ExportName}</c>.");
         w.Line($"public global::System.Threading.Tasks.Task<{pointerType}> {stem}AsPointerAsync({string.Join(", ", signature)})");
-        w.Line($"    => _client.InvokeAsync<{pointerType}>({Names.Literal(f.ExportName)}, {args}, {Names.Runtime}.RemotePointerFormatter<{f.ReturnSource}>.Instance, {Names.Runtime}.CallOptions.ForPointer({options}), {token});");
+        w.Line($"    => {Receiver(f)}.InvokeAsync<{pointerType}>({Names.Literal(f.ExportName)}, {args}, {Names.Runtime}.RemotePointerFormatter<{f.ReturnSource}>.Instance, {Names.Runtime}.CallOptions.ForPointer({options}), {token});");
     }
 
     // An overload of {Name} taking pointers for its data arguments, resolved where the function runs.
@@ -417,7 +425,7 @@ internal static class ServiceEmitter
             "timeout, where remote output goes, serialization",
             $"The result of <c>{f.ExportName}</c>.");
         w.Line($"public global::System.Threading.Tasks.Task<{f.ReturnSource}> {methodName}({string.Join(", ", pointerSignature)})");
-        w.Line($"    => _client.InvokeAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {pointerArgs}, {Names.Formatter(f.ReturnType!, assemblyKey)}, {options}, {token});");
+        w.Line($"    => {Receiver(f)}.InvokeAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {pointerArgs}, {Names.Formatter(f.ReturnType!, assemblyKey)}, {options}, {token});");
 
         // Pointers in, a pointer out: a chain (compute, slice, reduce) that never brings the data to the caller.
         if (IsData(f.ReturnType)) EmitAsPointerMethod(w, f, stem, parameters, pointerSignature, pointerArgs.ToString(), options, token, tokenParams, progress);
@@ -523,14 +531,14 @@ internal static class ServiceEmitter
         {
             // Streams are enumerated as they come; a submitted stream would have no one to flow to.
             w.Line($"public global::System.Collections.Generic.IAsyncEnumerable<{f.ReturnSource}> {methodName}({string.Join(", ", signature)})");
-            w.Line($"    => _client.StreamAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {args}, {Names.Formatter(f.ReturnType!, assemblyKey)}, {options}, {token});");
+            w.Line($"    => {Receiver(f)}.StreamAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {args}, {Names.Formatter(f.ReturnType!, assemblyKey)}, {options}, {token});");
             return;
         }
 
         string returnType = f.ReturnType is null ? "global::System.Threading.Tasks.Task" : $"global::System.Threading.Tasks.Task<{f.ReturnSource}>";
         string call = f.ReturnType is null
-            ? $"_client.InvokeAsync({Names.Literal(f.ExportName)}, {args}, {options}, {token})"
-            : $"_client.InvokeAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {args}, {Names.Formatter(f.ReturnType, assemblyKey)}, {options}, {token})";
+            ? $"{Receiver(f)}.InvokeAsync({Names.Literal(f.ExportName)}, {args}, {options}, {token})"
+            : $"{Receiver(f)}.InvokeAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {args}, {Names.Formatter(f.ReturnType, assemblyKey)}, {options}, {token})";
         w.Line($"public {returnType} {methodName}({string.Join(", ", signature)})");
         w.Line($"    => {call};");
 
@@ -557,6 +565,6 @@ internal static class ServiceEmitter
         w.Line($"/// <param name=\"{token}\">Cancels the submission (not the job: cancel that with the handle).</param>");
         w.Line($"/// <returns>The job's handle.</returns>");
         w.Line($"public global::System.Threading.Tasks.Task<{Names.Runtime}.IpyRpcJob<{resultSource}>> Submit{stem}Async({string.Join(", ", submitSignature)})");
-        w.Line($"    => _client.SubmitAsync<{resultSource}>({Names.Literal(f.ExportName)}, {submitArgs}, {resultFormatter}, {options}, {token});");
+        w.Line($"    => {Receiver(f)}.SubmitAsync<{resultSource}>({Names.Literal(f.ExportName)}, {submitArgs}, {resultFormatter}, {options}, {token});");
     }
 }

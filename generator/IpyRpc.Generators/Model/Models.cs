@@ -100,7 +100,11 @@ internal sealed record FunctionModel(
     string ReturnSource,
     EquatableArray<ParameterModel> Parameters,
     DocModel Docs,
-    EquatableArray<ObjectModel> Objects);
+    EquatableArray<ObjectModel> Objects,
+    SchemaCheck? Check = null);
+
+/// <summary>What a proxy generated from a schema file checks before calling (<c>SchemaGuard</c>): the server's function still has this fingerprint.</summary>
+internal sealed record SchemaCheck(string Fingerprint, string Signature, string File);
 
 /// <summary>The type that declares exported methods (<see cref="IsContract"/>: an [IpyRpcContract] interface, called through an implementation).</summary>
 internal sealed record ServiceKey(
@@ -113,7 +117,17 @@ internal sealed record ServiceKey(
     bool IsStatic,
     bool HasParameterlessConstructor,
     bool IsContract = false,
-    bool HasStaticAbstractMembers = false);
+    bool HasStaticAbstractMembers = false,
+    string? SchemaFile = null);
+
+/// <summary>
+/// A client generated from a schema file (<see cref="ServiceKey.SchemaFile"/> names it): the proxy's functions,
+/// and the records and enums they use, declared in the client's namespace.
+/// </summary>
+internal sealed record SchemaModel(ServiceKey Key, EquatableArray<FunctionModel> Functions, EquatableArray<ObjectModel> Records, EquatableArray<TypeModel> Enums);
+
+/// <summary>What reading one schema file produced.</summary>
+internal sealed record SchemaResult(SchemaModel? Model, EquatableArray<DiagnosticInfo> Diagnostics);
 
 /// <summary>An [IpyRpcEvent] member: a static <c>IpyRpcEvent&lt;T&gt;</c> field or property.</summary>
 internal sealed record EventModel(

@@ -22,7 +22,7 @@ public static class OpenRpcDocument
     public static byte[] Write(IReadOnlyList<FunctionDescriptor> functions, string title, string version, bool indented = false)
     {
         var buffer = new ArrayBufferWriter<byte>(4096);
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = indented }))
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = indented, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
             w.WriteString("openrpc", "1.3.2");

@@ -22,9 +22,10 @@ public static class SchemaGuard
     /// <param name="fingerprint">The fingerprint the schema recorded.</param>
     /// <param name="signature">The signature the schema recorded, for the message.</param>
     /// <param name="schemaFile">The schema file's name, for the message.</param>
-    public static void Check(IpyRpcPeer peer, string function, string? fingerprint, string signature, string schemaFile)
+    /// <returns><paramref name="peer"/>, to call through.</returns>
+    public static IpyRpcPeer Checked(IpyRpcPeer peer, string function, string? fingerprint, string signature, string schemaFile)
     {
-        if (peer is not IpyRpcClient client || fingerprint is null || client.Functions.Count == 0) return;
+        if (peer is not IpyRpcClient client || fingerprint is null || client.Functions.Count == 0) return peer;
         FunctionDescriptor? now = client.Find(function);
         if (now is null)
         {
@@ -37,6 +38,8 @@ public static class SchemaGuard
             throw Mismatch(function, $"'{function}' changed on the server since {schemaFile} was written: the schema has `{signature}`, "
                 + $"the server now has `{now.Signature}`. Write the schema again from the server (ipyrpc schema URL) and rebuild.");
         }
+
+        return peer;
     }
 
     private static SchemaMismatchException Mismatch(string function, string message)

@@ -1,0 +1,71 @@
+using IpyRpc;
+using IpyRpc.Http;
+using IpyRpc.ZeroMq;
+using SchemaClient.Calculator;
+using SchemaClient.Quickstart;
+
+// dotnet run --project samples/SchemaClient -- quickstart URL    every Quickstart function through QuickstartClient
+// dotnet run --project samples/SchemaClient -- calc URL          the calculator's functions through CalcClient
+// URL: http://host:port or tcp://host:port. Both clients were generated from schema files alone
+// (Quickstart.ipyrpc.json, Calc.ipyrpc.json); this project has no reference to either server.
+if (args.Length != 2 || args[0] is not ("quickstart" or "calc"))
+{
+    Console.Error.WriteLine("usage: SchemaClient (quickstart|calc) URL");
+    return 2;
+}
+
+string url = args[1];
+await using IpyRpcClient client = url.StartsWith("tcp://", StringComparison.Ordinal)
+    ? await IpyRpcZeroMqClient.ConnectAsync(url)
+    : await IpyRpcHttpClient.ConnectAsync(url);
+Console.WriteLine($"connected to {client.ServerAgent}");
+
+if (args[0] == "quickstart")
+{
+    QuickstartClient demo = client.Proxy<QuickstartClient>();
+    Console.WriteLine($"add(40, 2) = {await demo.Add(40, 2)}");
+    Console.WriteLine($"echo = {await demo.Echo("from a schema")}");
+    Console.WriteLine($"mean_binary = {await demo.MeanBinary([1.5, 2.5, 3.5, 4.5])}");
+    Console.WriteLine($"mean_json = {await demo.MeanJson([1.0, 2.0, 6.0], new CallOptions { Serialization = Serialization.Json })}");
+    int printed = await demo.PrintLines(2, new CallOptions { Output = (stream, text) => Console.Write($"[remote {stream}] {text}") });
+    Console.WriteLine($"print_lines = {printed}");
+    try
+    {
+        await demo.Fail("schema clients see remote exceptions too");
+    }
+    catch (RemoteException e)
+    {
+        Console.WriteLine($"fail raised {e.RemoteType}: {e.RemoteMessage}");
+    }
+
+    IpyRpcJob<int> job = await demo.SubmitAddAsync(1, 2);
+    Console.WriteLine($"submitted add = {await job}");
+}
+else
+{
+    CalcClient calc = client.Proxy<CalcClient>();
+    Console.WriteLine($"calc.add(2, 3) = {await calc.Calc.Add(2, 3)}");
+    Summary summary = await calc.Calc.Summarize([1, 2, 4], Rounding.Down, new CallOptions { Output = (_, text) => Console.Write($"[remote] {text}") });
+    Console.WriteLine($"calc.summarize = {summary}");
+    Summary nearest = await calc.Calc.Summarize([1, 2, 4]);
+    Console.WriteLine($"calc.summarize default rounding: mean {nearest.Mean}");
+    var counted = new List<int>();
+    await foreach (int n in calc.Calc.Count(4)) counted.Add(n);
+    Console.WriteLine($"calc.count = {string.Join(",", counted)}");
+    Dictionary<string, Operation[]> operations = await calc.Calc.Operations();
+    foreach ((string kind, Operation[] ops) in operations.OrderBy(p => p.Key))
+    {
+        Console.WriteLine($"operations[{kind}] = {string.Join(",", ops.Select(o => $"{o.Function}:{o.Kind}"))}");
+    }
+
+    try
+    {
+        await calc.Calc.Summarize([]);
+    }
+    catch (RemoteException e)
+    {
+        Console.WriteLine($"calc.summarize([]) raised {e.RemoteType}");
+    }
+}
+
+return 0;
