@@ -1,0 +1,360 @@
+using System.Reflection;
+using System.Text;
+using IpyRpc;
+using IpyRpc.Protocol;
+using Microsoft.CodeAnalysis;
+
+namespace IpyRpc.Generators.Tests;
+
+/// <summary>
+/// Clients generated from schema files (*.ipyrpc.json): the document a server writes is read back by the
+/// generator into a typed proxy, records, enums and formatters, in a compilation that has none of the server's code.
+/// </summary>
+public sealed class SchemaClientTests
+{
+    /// <summary>A server whose functions use every shape a schema carries.</summary>
+    private const string Shapes = """
+        using System;
+        using System.Collections.Generic;
+        using System.Linq;
+        using System.Runtime.CompilerServices;
+        using System.Threading;
+        using System.Threading.Tasks;
+        using IpyRpc;
+
+        namespace Server.Shapes;
+
+        /// <summary>A point on a grid.</summary>
+        /// <param name="X">Across.</param>
+        /// <param name="Y">Down.</param>
+        public readonly record struct Point(int X, int Y);
+
+        /// <summary>A node of a tree: a type that contains itself.</summary>
+        public sealed class Tree
+        {
+            /// <summary>The node's label.</summary>
+            public string Label { get; set; } = "";
+
+            /// <summary>The children, if any.</summary>
+            public List<Tree>? Children { get; set; }
+
+            /// <summary>How many nodes, computed (written, never read back).</summary>
+            public int Size => 1 + (Children?.Count ?? 0);
+        }
+
+        /// <summary>A shade, stored in a byte.</summary>
+        public enum Shade : byte
+        {
+            /// <summary>No light.</summary>
+            Dark = 1,
+            /// <summary>Some light.</summary>
+            Light = 4,
+        }
+
+        /// <summary>Everything at once.</summary>
+        /// <param name="Name">Its name.</param>
+        /// <param name="Where">Where it is.</param>
+        /// <param name="Shade">Its shade.</param>
+        /// <param name="Tags">Tags by key.</param>
+        /// <param name="Pair">A pair.</param>
+        /// <param name="Maybe">An optional count.</param>
+        /// <param name="Note">An optional note.</param>
+        public sealed record Item(string Name, Point Where, Shade Shade, Dictionary<string, int[]> Tags, (int, string) Pair, int? Maybe, string? Note = null);
+
+        public static class Functions
+        {
+            /// <summary>Echoes an item.</summary>
+            /// <param name="item">The item.</param>
+            /// <returns>The same item.</returns>
+            [IpyRpcExport("shapes.item")]
+            public static Item EchoItem(Item item) => item;
+
+            /// <summary>Counts a tree's nodes.</summary>
+            /// <param name="tree">The tree.</param>
+            [IpyRpcExport("shapes.tree")]
+            public static int CountTree(Tree tree) => 1 + (tree.Children?.Sum(CountTree) ?? 0);
+
+            /// <summary>Makes a tree two levels deep.</summary>
+            [IpyRpcExport("shapes.grow")]
+            public static Tree Grow(string label) => new() { Label = label, Children = [new Tree { Label = label + ".1" }] };
+
+            /// <summary>Defaults of every kind.</summary>
+            [IpyRpcExport("shapes.defaults")]
+            public static string Defaults(int n = 3, double f = 1.5, string s = "a \"quoted\" text", Shade shade = Shade.Light, Shade? maybe = null, bool flag = true)
+                => $"{n}|{f}|{s}|{shade}|{maybe?.ToString() ?? "none"}|{flag}";
+
+            /// <summary>Numbers, streamed.</summary>
+            [IpyRpcExport("shapes.count")]
+            public static async IAsyncEnumerable<Point> Count(int to, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+            {
+                for (int i = 1; i <= to; i++)
+                {
+                    await Task.Yield();
+                    yield return new Point(i, -i);
+                }
+            }
+
+            /// <summary>Data of the built-in kinds.</summary>
+            [IpyRpcExport("shapes.builtins")]
+            public static (Guid, DateTime, byte[], double[,], TimeSpan) Builtins(Guid id, DateTime at, byte[] bytes, double[,] grid, TimeSpan span) => (id, at, bytes, grid, span);
+
+            /// <summary>Nothing back.</summary>
+            [IpyRpcExport("shapes.nothing")]
+            public static Task Nothing(string @class) => Task.CompletedTask;
+
+            /// <summary>A list of nullable shades.</summary>
+            [IpyRpcExport("shapes.shades")]
+            public static List<Shade?> Shades(IReadOnlyList<Shade> given) => [.. given.Select(s => (Shade?)s), null];
+        }
+        """;
+
+    /// <summary>Calls every function of the Shapes server through the client generated from its schema, and says what came back.</summary>
+    private const string Driver = """
+        using System;
+        using System.Collections.Generic;
+        using System.Linq;
+        using System.Text;
+        using System.Threading.Tasks;
+        using IpyRpc;
+        using Client.Shapes;
+
+        public static class Driver
+        {
+            public static async Task<string> Run(IpyRpcPeer peer)
+            {
+                var text = new StringBuilder();
+                ShapesClient c = peer.Proxy<ShapesClient>();
+                var item = new Item("box", new Point(2, 3), Shade.Dark, new Dictionary<string, int[]> { ["a"] = new[] { 1, 2 } }, (7, "seven"), null, "n");
+                Item back = await c.Shapes.Item(item);
+                text.AppendLine($"item {back.Name} {back.Where} {back.Shade} {string.Join(",", back.Tags["a"])} {back.Pair} {back.Maybe?.ToString() ?? "null"} {back.Note}");
+                var tree = new Tree("root", new[] { new Tree("a", null, 0), new Tree("b", new[] { new Tree("b1", null, 0) }, 0) }, 0);
+                text.AppendLine($"tree {await c.Shapes.Tree(tree)}");
+                Tree grown = await c.Shapes.Grow("g");
+                text.AppendLine($"grow {grown.Label} {grown.Children![0].Label} size {grown.Size}");
+                text.AppendLine($"defaults {await c.Shapes.Defaults()}");
+                text.AppendLine($"defaults {await c.Shapes.Defaults(1, 2.5, "x", Shade.Dark, Shade.Light, false)}");
+                var points = new List<string>();
+                await foreach (Point p in c.Shapes.Count(3)) points.Add($"{p.X}/{p.Y}");
+                text.AppendLine($"count {string.Join(" ", points)}");
+                var id = Guid.Parse("6f9619ff-8b86-d011-b42d-00cf4fc964ff");
+                var at = new DateTime(2026, 12, 3, 4, 5, 6, DateTimeKind.Utc);
+                var b = await c.Shapes.Builtins(id, at, new byte[] { 1, 2, 3 }, new double[,] { { 1, 2 }, { 3, 4 } }, TimeSpan.FromSeconds(90));
+                text.AppendLine($"builtins {b.Item1} {b.Item2:O} {string.Join(",", b.Item3)} {b.Item4[1, 0]} {b.Item5}");
+                await c.Shapes.Nothing("k");
+                text.AppendLine("nothing done");
+                List<string> shades = (await c.Shapes.Shades(new[] { Shade.Light, Shade.Dark })).Select(s => s?.ToString() ?? "null").ToList();
+                text.AppendLine($"shades {string.Join(",", shades)}");
+                return text.ToString();
+            }
+        }
+        """;
+
+    private static void Call(Func<object?> invoke)
+    {
+        try
+        {
+            invoke();
+        }
+        catch (TargetInvocationException e) when (e.InnerException is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException);
+        }
+    }
+
+    private static string RepositoryFile(params string[] parts)
+    {
+        for (DirectoryInfo? d = new(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            if (File.Exists(Path.Combine(d.FullName, "IpyRpc.Generators.sln"))) return File.ReadAllText(Path.Combine([d.FullName, .. parts]));
+        }
+
+        throw new InvalidOperationException("The repository root is not above " + AppContext.BaseDirectory);
+    }
+
+    /// <summary>Compiles and loads the Shapes server, and writes its schema as `ipyrpc schema` would.</summary>
+    private static async Task<(IpyRpcServer Server, string Schema)> ShapesServerAsync()
+    {
+        GeneratorHarness.Result server = GeneratorHarness.Run(Shapes);
+        Assert.Empty(server.GeneratorDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+        Assert.Empty(server.CompileDiagnostics);
+        Assembly assembly = GeneratorHarness.Load(server.Output);
+        var host = new IpyRpcServer();
+        host.Register(assembly.GetType("Server.Shapes.Functions")!);
+        await using IpyRpcClient describing = await IpyRpcClient.ConnectInProcessAsync(host);
+        return (host, Encoding.UTF8.GetString(OpenRpcDocument.Write(describing.Functions, "Shapes", "1.0.0", indented: true)));
+    }
+
+    [Fact]
+    public async Task AClientGeneratedFromAServersSchemaCallsEveryShapeItCarries()
+    {
+        (IpyRpcServer server, string schema) = await ShapesServerAsync();
+        await using IpyRpcServer _ = server;
+
+        // The client's compilation has none of the server's code: only the schema and a driver that uses the proxy.
+        GeneratorHarness.Result client = GeneratorHarness.RunWithSchemas([new("/project/Shapes.ipyrpc.json", schema, ns: "Client.Shapes")], Driver);
+        Assert.Empty(client.GeneratorDiagnostics);
+        Assert.Empty(client.CompileDiagnostics);
+        Assert.Empty(client.Output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error));
+        Assert.Equal(["Client_Shapes_ShapesClient.IpyRpc.g.cs", "Client_Shapes_ShapesClient.Types.IpyRpc.g.cs", "IpyRpc.Formatters.g.cs"], client.Sources.Keys.Order());
+
+        Assembly assembly = GeneratorHarness.Load(client.Output);
+        await using IpyRpcClient connection = await IpyRpcClient.ConnectInProcessAsync(server, new IpyRpcClientOptions { Output = (_, _) => { } });
+        var run = (Task<string>)assembly.GetType("Driver")!.GetMethod("Run")!.Invoke(null, [connection])!;
+        string[] lines = (await run).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(
+            [
+                "item box Point { X = 2, Y = 3 } Dark 1,2 (7, seven) null n",
+                "tree 4",
+                "grow g g.1 size 2",
+                "defaults 3|1.5|a \"quoted\" text|Light|none|True",
+                "defaults 1|2.5|x|Dark|Light|False",
+                "count 1/-1 2/-2 3/-3",
+                "builtins 6f9619ff-8b86-d011-b42d-00cf4fc964ff 2026-12-03T04:05:06.0000000Z 1,2,3 3 00:01:30",
+                "nothing done",
+                "shades Light,Dark,null",
+            ],
+            lines);
+    }
+
+    [Fact]
+    public async Task TheGeneratedTypesAndProxyCarryTheServersDocs()
+    {
+        (IpyRpcServer server, string schema) = await ShapesServerAsync();
+        await server.DisposeAsync();
+        GeneratorHarness.Result client = GeneratorHarness.RunWithSchemas([new("/project/Shapes.ipyrpc.json", schema, ns: "Client.Shapes")], Driver);
+        string types = client.Sources["Client_Shapes_ShapesClient.Types.IpyRpc.g.cs"];
+        Assert.Contains("/// <summary>A point on a grid.</summary>", types);
+        Assert.Contains("/// <param name=\"X\">Across.</param>", types);
+        Assert.Contains("public record struct Point(int X, int Y);", types);
+        // A documented member of a documented type keeps both docs; a nullable reference member is nullable.
+        Assert.Contains("/// <param name=\"Where\">Where it is.</param>", types);
+        Assert.Contains("string? Note", types);
+        Assert.Contains("public enum Shade : byte", types);
+        Assert.Contains("/// <summary>Some light.</summary>", types);
+        Assert.Contains("Light = 4,", types);
+        // Members the server may leave out are nullable; the computed member is read back by the client.
+        Assert.Contains("public sealed record Tree(string? Label, global::Client.Shapes.Tree[]? Children, int Size);", types);
+        Assert.Contains("public sealed record Item(string Name, global::Client.Shapes.Point Where, global::Client.Shapes.Shade Shade, global::System.Collections.Generic.Dictionary<string, int[]> Tags, (int, string) Pair, int? Maybe, string? Note);", types);
+
+        string proxy = client.Sources["Client_Shapes_ShapesClient.IpyRpc.g.cs"];
+        Assert.Contains("/// <summary>Echoes an item.</summary>", proxy);
+        Assert.Contains("/// <param name=\"item\">The item.</param>", proxy);
+        Assert.Contains("/// <returns>The same item.</returns>", proxy);
+        Assert.Contains("string @s = \"a \\\"quoted\\\" text\"", proxy);
+        Assert.Contains("global::Client.Shapes.Shade @shade = global::Client.Shapes.Shade.Light", proxy);
+    }
+
+    [Fact]
+    public void TheSampleSchemaGeneratesTheCommittedSources()
+    {
+        GeneratorHarness.Result result = GeneratorHarness.RunWithSchemas(
+            [new("/project/Calc.ipyrpc.json", RepositoryFile("samples", "SchemaClient", "Calc.ipyrpc.json"))]);
+        Assert.Empty(result.GeneratorDiagnostics);
+        Assert.Empty(result.CompileDiagnostics);
+        foreach ((string hint, string source) in result.Sources)
+        {
+            Snapshot.Verify("Schema." + hint.Replace(".g.cs", ""), source);
+        }
+    }
+
+    [Fact]
+    public async Task ACallWhoseSignatureChangedOnTheServerFailsBeforeItIsSent()
+    {
+        // The server now has add(a, b, c) and no fail; echo is as the schema recorded it.
+        GeneratorHarness.Result result = GeneratorHarness.RunWithSchemas(
+            [new("/project/Quickstart.ipyrpc.json", RepositoryFile("samples", "SchemaClient", "Quickstart.ipyrpc.json"), ns: "Client")],
+            """
+            using IpyRpc;
+            namespace Changed;
+            public static class Functions
+            {
+                /// <summary>Adds three integers now.</summary>
+                [IpyRpcExport("add")] public static int Add(int a, int b, int c) => a + b + c;
+                /// <summary>Returns its argument unchanged.</summary>
+                [IpyRpcExport("echo")] public static string Echo(string value) => value;
+            }
+            """);
+        Assert.Empty(result.CompileDiagnostics);
+        Assembly assembly = GeneratorHarness.Load(result.Output);
+        await using var server = new IpyRpcServer();
+        server.Register(assembly.GetType("Changed.Functions")!);
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server);
+        Type proxyType = assembly.GetType("Client.QuickstartClient")!;
+        object proxy = proxyType.GetMethod("Create")!.Invoke(null, [client])!;
+
+        Assert.Equal("same", await (Task<string>)proxyType.GetMethod("Echo")!.Invoke(proxy, ["same", null, CancellationToken.None])!);
+
+        // Thrown as the method is called, before anything is sent (reflection wraps it; a direct call does not).
+        SchemaMismatchException changed = Assert.Throws<SchemaMismatchException>(
+            () => Call(() => proxyType.GetMethod("Add")!.Invoke(proxy, [1, 2, null, CancellationToken.None])));
+        Assert.Equal(ErrorCodes.SchemaMismatch, changed.Code);
+        Assert.Contains("'add' changed on the server since Quickstart.ipyrpc.json was written", changed.Message);
+        Assert.Contains("the schema has `add(a: int, b: int) -> int`, the server now has `add(a: int, b: int, c: int) -> int`", changed.Message);
+
+        SchemaMismatchException gone = Assert.Throws<SchemaMismatchException>(
+            () => Call(() => proxyType.GetMethod("Fail")!.Invoke(proxy, ["x", null, CancellationToken.None])));
+        Assert.Contains("The server no longer has 'fail'", gone.Message);
+
+        // Nothing reached the server: its job history has the echo alone.
+        Assert.Equal(["echo"], (await server.Queue.ListAsync()).Select(j => j.Function));
+    }
+
+    private static GeneratorHarness.Result Generate(string schema)
+        => GeneratorHarness.RunWithSchemas([new("/project/Broken.ipyrpc.json", schema)]);
+
+    [Theory]
+    [InlineData("{\n  \"openrpc\": \"1.3.2\",\n  \"methods\": [ }", 2, 15, "it is not valid JSON: unexpected '}'")]
+    [InlineData("[1, 2]", 0, 0, "it is not an OpenRPC document")]
+    [InlineData("{\"openrpc\": \"1.3.2\", \"methods\": []}", 0, 0, "it has no \"x-ipyrpc-schema\" version, so it was not written by an IpyRpc server")]
+    [InlineData("{\"openrpc\": \"1.3.2\", \"x-ipyrpc-schema\": 2, \"methods\": []}", 0, 40, "it is schema version 2, newer than this generator reads (1)")]
+    public void AMalformedSchemaFileIsOneErrorAtItsPlaceAndNoCompilerErrors(string text, int line, int column, string message)
+    {
+        GeneratorHarness.Result result = Generate(text);
+        Diagnostic error = Assert.Single(result.GeneratorDiagnostics);
+        Assert.Equal("IPYRPC0012", error.Id);
+        Assert.Equal(DiagnosticSeverity.Error, error.Severity);
+        Assert.StartsWith("No client is generated from Broken.ipyrpc.json: " + message, error.GetMessage());
+        Assert.Equal("/project/Broken.ipyrpc.json", error.Location.GetLineSpan().Path);
+        Assert.Equal(new Microsoft.CodeAnalysis.Text.LinePosition(line, column), error.Location.GetLineSpan().StartLinePosition);
+        Assert.Empty(result.Sources);
+        Assert.Empty(result.Output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error));
+    }
+
+    [Fact]
+    public void AMethodWhoseShapeIsUnknownIsAWarningAndTheRestIsGenerated()
+    {
+        // A plain OpenRPC schema (no x-ipyrpc annotation) on one parameter: how its value travels is unknown.
+        string schema = RepositoryFile("samples", "SchemaClient", "Quickstart.ipyrpc.json")
+            .Replace("\"x-ipyrpc\": \"String\",\n            \"x-csharp-type\": \"string\"\n          }\n        }\n      ],\n      \"result\": {\n        \"name\": \"result\",\n        \"description\": \"The same text.\"",
+                "\"x-csharp-type\": \"string\"\n          }\n        }\n      ],\n      \"result\": {\n        \"name\": \"result\",\n        \"description\": \"The same text.\"");
+        GeneratorHarness.Result result = GeneratorHarness.RunWithSchemas([new("/project/Quickstart.ipyrpc.json", schema)]);
+        Diagnostic warning = Assert.Single(result.GeneratorDiagnostics);
+        Assert.Equal("IPYRPC0013", warning.Id);
+        Assert.Equal(DiagnosticSeverity.Warning, warning.Severity);
+        Assert.StartsWith("'echo' in Quickstart.ipyrpc.json gets no typed method: a schema has no \"x-ipyrpc\" annotation", warning.GetMessage());
+        Assert.Equal(schema.Substring(0, schema.IndexOf("\"x-csharp-type\": \"string\"", StringComparison.Ordinal)).Count(c => c == '\n') - 2, warning.Location.GetLineSpan().StartLinePosition.Line);
+        Assert.Empty(result.CompileDiagnostics);
+        string proxy = result.Sources["Demo_Quickstart_QuickstartClient.IpyRpc.g.cs"];
+        Assert.Contains("public global::System.Threading.Tasks.Task<int> Add(", proxy);
+        Assert.DoesNotContain(" Echo(", proxy);
+    }
+
+    [Fact]
+    public void EditingCodeLeavesTheSchemaClientCachedAndEditingTheSchemaRegeneratesIt()
+    {
+        var schema = new GeneratorHarness.SchemaFile("/project/Quickstart.ipyrpc.json", RepositoryFile("samples", "SchemaClient", "Quickstart.ipyrpc.json"));
+        Microsoft.CodeAnalysis.CSharp.CSharpCompilation compilation = GeneratorHarness.Compile("namespace Demo; public static class Code { public static int X => 1; }");
+        GeneratorDriver driver = GeneratorHarness.Driver([schema], "Demo").RunGenerators(compilation);
+
+        IncrementalStepRunReason[] Reasons() => [.. driver.GetRunResult().Results.Single().TrackedSteps[IpyRpcGenerator.Steps.Schemas].SelectMany(s => s.Outputs).Select(o => o.Reason)];
+
+        SyntaxTree old = compilation.SyntaxTrees.Single();
+        driver = driver.RunGenerators(compilation.ReplaceSyntaxTree(old, Microsoft.CodeAnalysis.CSharp.CSharpSyntaxTree.ParseText("namespace Demo; public static class Code { public static int X => 2; }", GeneratorHarness.ParseOptions, old.FilePath)));
+        Assert.All(Reasons(), r => Assert.Equal(IncrementalStepRunReason.Cached, r));
+
+        var edited = new GeneratorHarness.SchemaFile(schema.Path, schema.GetText()!.ToString().Replace("Adds two integers.", "Adds two whole numbers."));
+        driver = driver.ReplaceAdditionalText(schema, edited).RunGenerators(compilation);
+        Assert.Equal([IncrementalStepRunReason.Modified], Reasons());
+        Assert.Contains("Adds two whole numbers.", driver.GetRunResult().Results.Single().GeneratedSources.Single(s => s.HintName.StartsWith("Demo_Quickstart_QuickstartClient.IpyRpc", StringComparison.Ordinal)).SourceText.ToString());
+    }
+}
