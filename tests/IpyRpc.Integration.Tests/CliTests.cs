@@ -54,6 +54,22 @@ public sealed class CliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SchemaWritesTheOpenRpcDocumentAClientIsGeneratedFrom()
+    {
+        (int code, string text) = await Cli("schema", _zmq.Endpoint);
+        Assert.True(code == 0, text);
+        using JsonDocument document = JsonDocument.Parse(text);
+        JsonElement root = document.RootElement;
+        Assert.Equal("1.3.2", root.GetProperty("openrpc").GetString());
+        Assert.Equal(1, root.GetProperty("x-ipyrpc-schema").GetInt32());
+        JsonElement square = root.GetProperty("methods").EnumerateArray().Single(m => m.GetProperty("name").GetString() == "work.square");
+        Assert.Equal("Squares a number.", square.GetProperty("summary").GetString());
+        Assert.Equal("work.square(x: long) -> long", square.GetProperty("x-ipyrpc-signature").GetString());
+        Assert.Matches("^[0-9a-f]{16}$", square.GetProperty("x-ipyrpc-fingerprint").GetString());
+        Assert.Equal("Int64", square.GetProperty("params")[0].GetProperty("schema").GetProperty("x-ipyrpc").GetString());
+    }
+
+    [Fact]
     public async Task CallPrintsLiveOutputThenTheResultAndTakesArgumentsByPositionOrName()
     {
         (int code, string text) = await Cli("call", _zmq.Endpoint, "work.square", "7");
