@@ -119,7 +119,17 @@ public sealed class SnapshotTests
     {
         // One source that draws every diagnostic the generator reports from user code (IPYRPC0006 is a
         // generator failure, reported only when the generator itself breaks).
-        GeneratorHarness.Result result = GeneratorHarness.Run("""
+        // Two schema files beside it: one is not JSON (IPYRPC0012), one has a method whose shape is unknown (IPYRPC0013).
+        GeneratorHarness.Result result = GeneratorHarness.RunWithSchemas(
+            [
+                new("/project/Broken.ipyrpc.json", "{\n  \"openrpc\": \"1.3.2\",\n  \"methods\": [,]\n}"),
+                new("/project/Odd.ipyrpc.json", """
+                    {"openrpc": "1.3.2", "x-ipyrpc-schema": 1, "methods": [
+                      {"name": "odd", "params": [{"name": "x", "schema": {"type": "integer"}}], "result": {"name": "result", "schema": {"type": "null"}}}
+                    ]}
+                    """),
+            ],
+            """
             using System.IO;
             using IpyRpc;
             namespace Demo;
@@ -158,9 +168,9 @@ public sealed class SnapshotTests
             """);
         string report = string.Join("\n", result.GeneratorDiagnostics
             .OrderBy(d => d.Id, StringComparer.Ordinal).ThenBy(d => d.Location.SourceSpan.Start)
-            .Select(d => $"// {d.Id} {d.Severity} at {d.Location.GetLineSpan().StartLinePosition.Line + 1}:{d.Location.GetLineSpan().StartLinePosition.Character + 1}: {d.GetMessage()}")) + "\n";
+            .Select(d => $"// {d.Id} {d.Severity} at {System.IO.Path.GetFileName(d.Location.GetLineSpan().Path)}:{d.Location.GetLineSpan().StartLinePosition.Line + 1}:{d.Location.GetLineSpan().StartLinePosition.Character + 1}: {d.GetMessage()}")) + "\n";
         string[] ids = [.. result.GeneratorDiagnostics.Select(d => d.Id).Distinct().Order()];
-        Assert.Equal(["IPYRPC0001", "IPYRPC0002", "IPYRPC0003", "IPYRPC0004", "IPYRPC0005", "IPYRPC0007", "IPYRPC0008", "IPYRPC0009", "IPYRPC0010", "IPYRPC0011"], ids);
+        Assert.Equal(["IPYRPC0001", "IPYRPC0002", "IPYRPC0003", "IPYRPC0004", "IPYRPC0005", "IPYRPC0007", "IPYRPC0008", "IPYRPC0009", "IPYRPC0010", "IPYRPC0011", "IPYRPC0012", "IPYRPC0013"], ids);
         Assert.Empty(result.CompileDiagnostics); // what the generator refuses never becomes a compiler error in generated code
         Snapshot.Verify("Diagnostics.report", report);
     }
