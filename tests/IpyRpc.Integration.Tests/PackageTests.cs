@@ -44,9 +44,12 @@ public sealed class PackageTests
                   </PropertyGroup>
                   <ItemGroup>
                     <PackageReference Include="IpyRpc.Http" Version="{version}" />
+                    <AdditionalFiles Include="Quickstart.ipyrpc.json" IpyRpcNamespace="App.Remote" />
                   </ItemGroup>
                 </Project>
                 """);
+            // A schema file with item metadata: the package's build props make both visible to the generator.
+            File.Copy(Path.Combine(root, "samples", "SchemaClient", "Quickstart.ipyrpc.json"), Path.Combine(app, "Quickstart.ipyrpc.json"));
             File.WriteAllText(Path.Combine(app, "Program.cs"), """
                 using IpyRpc;
                 using IpyRpc.Http;
@@ -57,6 +60,14 @@ public sealed class PackageTests
                 await using var client = await IpyRpcHttpClient.ConnectAsync(host.Address);
                 Console.WriteLine("sum " + await client.Proxy<CalcClient>().Math.Add(2, 3));
                 Console.WriteLine(client.Describe("math.add").Summary);
+                try
+                {
+                    await client.Proxy<App.Remote.QuickstartClient>().Echo("x");
+                }
+                catch (SchemaMismatchException e)
+                {
+                    Console.WriteLine("schema client: " + e.Code);
+                }
 
                 public static class Calc
                 {
@@ -71,6 +82,7 @@ public sealed class PackageTests
             Assert.True(runCode == 0, runOutput);
             Assert.Contains("sum 5", runOutput); // the generator came with the package: the typed proxy exists
             Assert.Contains("Adds two integers, from a package.", runOutput);
+            Assert.Contains("schema client: schema_mismatch", runOutput); // generated from the schema file, in the namespace its metadata gave
 
             // The command-line tool installs from the same feed and runs.
             string tools = Path.Combine(work, "tools");
