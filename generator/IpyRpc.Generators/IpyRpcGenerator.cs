@@ -163,6 +163,15 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
                 }
             }));
 
+        context.RegisterSourceOutput(functions.Combine(events).Combine(assemblyKey), static (spc, input) =>
+            Guard(spc, "emitting schemas", () =>
+            {
+                if (JsonSchema.Emit(input.Left.Left, input.Left.Right, input.Right) is { } source)
+                {
+                    spc.AddSource("IpyRpc.Schemas.g.cs", source);
+                }
+            }));
+
         IncrementalValueProvider<EquatableArray<string>> exportNames = functions
             .Select(static (all, _) => all.Select(f => f.ExportName).Distinct().ToEquatableArray()); // a duplicated name (IPYRPC0003) is listed once
 
@@ -182,16 +191,26 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
     }
 
     private static ImmutableArray<ServiceModel> GroupByService(EquatableArray<FunctionModel> functions, EquatableArray<EventModel> events, string assemblyKey)
-        => functions.Select(f => f.Service).Concat(events.Select(e => e.Service))
+    {
+        // A name exported twice is IPYRPC0003; only its first use is generated, so no compiler error joins it.
+        var firsts = new Dictionary<string, FunctionModel>(StringComparer.Ordinal);
+        foreach (FunctionModel f in functions)
+        {
+            if (!firsts.ContainsKey(f.ExportName)) firsts[f.ExportName] = f;
+        }
+
+        ILookup<ServiceKey, FunctionModel> byService = functions.Where(f => ReferenceEquals(f, firsts[f.ExportName])).ToLookup(f => f.Service);
+        ILookup<ServiceKey, EventModel> eventsByService = events.ToLookup(e => e.Service);
+        return functions.Select(f => f.Service).Concat(events.Select(e => e.Service))
             .Distinct()
             .OrderBy(k => k.FullName, StringComparer.Ordinal)
             .Select(k => new ServiceModel(
                 k,
                 assemblyKey,
-                // A name exported twice is IPYRPC0003; only its first use is generated, so no compiler error joins it.
-                functions.Where(f => f.Service == k && ReferenceEquals(f, functions.First(g => g.ExportName == f.ExportName))).OrderBy(f => f.ExportName, StringComparer.Ordinal).ToEquatableArray(),
-                events.Where(e => e.Service == k).OrderBy(e => e.EventName, StringComparer.Ordinal).ToEquatableArray()))
+                byService[k].OrderBy(f => f.ExportName, StringComparer.Ordinal).ToEquatableArray(),
+                eventsByService[k].OrderBy(e => e.EventName, StringComparer.Ordinal).ToEquatableArray()))
             .ToImmutableArray();
+    }
 
     private static void Report(SourceProductionContext context, EquatableArray<DiagnosticInfo> diagnostics)
     {

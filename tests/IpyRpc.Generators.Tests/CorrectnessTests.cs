@@ -36,7 +36,7 @@ public sealed class CorrectnessTests
             }
             """);
         Assert.Empty(Errors(r));
-        Assert.Contains("global::IpyRpc.CallOptions? callOptions2 = null", r.Sources["Demo.F.IpyRpc.g.cs"]);
+        Assert.Contains("__IpyRpc.CallOptions? callOptions2 = null", r.Sources["Demo.F.IpyRpc.g.cs"]);
     }
 
     [Fact]

@@ -335,7 +335,7 @@ public sealed class SchemaClientTests
         Assert.Equal(schema.Substring(0, schema.IndexOf("\"x-csharp-type\": \"string\"", StringComparison.Ordinal)).Count(c => c == '\n') - 2, warning.Location.GetLineSpan().StartLinePosition.Line);
         Assert.Empty(result.CompileDiagnostics);
         string proxy = result.Sources["Demo_Quickstart_QuickstartClient.IpyRpc.g.cs"];
-        Assert.Contains("public global::System.Threading.Tasks.Task<int> Add(", proxy);
+        Assert.Contains("public __Tasks.Task<int> Add(", proxy);
         Assert.DoesNotContain(" Echo(", proxy);
     }
 

@@ -7,7 +7,7 @@ public sealed class SnapshotTests
     public void TheComputeExampleGeneratesTheCommittedSources()
     {
         GeneratorHarness.Result result = GeneratorHarness.Run(Sources.Compute);
-        Assert.Equal(["Demo.Compute.IpyRpc.g.cs", "IpyRpc.Formatters.g.cs"], result.Sources.Keys.Order());
+        Assert.Equal(["Demo.Compute.IpyRpc.g.cs", "IpyRpc.Formatters.g.cs", "IpyRpc.Schemas.g.cs"], result.Sources.Keys.Order());
         foreach ((string hint, string source) in result.Sources)
         {
             Snapshot.Verify("Compute." + hint.Replace(".g.cs", ""), source);
@@ -18,7 +18,7 @@ public sealed class SnapshotTests
     public void NamespacesStreamsProgressAndEventsGenerateTheCommittedSources()
     {
         GeneratorHarness.Result result = GeneratorHarness.Run(Sources.Streams);
-        Assert.Equal(["Demo.Lab.IpyRpc.g.cs", "Demo.LabEvents.IpyRpc.g.cs", "IpyRpc.Formatters.g.cs"], result.Sources.Keys.Order());
+        Assert.Equal(["Demo.Lab.IpyRpc.g.cs", "Demo.LabEvents.IpyRpc.g.cs", "IpyRpc.Formatters.g.cs", "IpyRpc.Schemas.g.cs"], result.Sources.Keys.Order());
         Assert.Empty(result.GeneratorDiagnostics.Where(d => d.Severity >= Microsoft.CodeAnalysis.DiagnosticSeverity.Warning));
         Assert.Empty(result.CompileDiagnostics);
         foreach ((string hint, string source) in result.Sources)
@@ -73,7 +73,7 @@ public sealed class SnapshotTests
         GeneratorHarness.Result result = GeneratorHarness.Run(Sources.Contract);
         Assert.Empty(result.GeneratorDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
         Assert.Empty(result.CompileDiagnostics);
-        Assert.Equal(["Calc.Contracts.ICalculator.IpyRpc.g.cs", "IpyRpc.Formatters.g.cs"], result.Sources.Keys.Order());
+        Assert.Equal(["Calc.Contracts.ICalculator.IpyRpc.g.cs", "IpyRpc.Formatters.g.cs", "IpyRpc.Schemas.g.cs"], result.Sources.Keys.Order());
         Snapshot.Verify("Contract.Calc.Contracts.ICalculator.IpyRpc", result.Sources["Calc.Contracts.ICalculator.IpyRpc.g.cs"]);
         Snapshot.Verify("Contract.IpyRpc.Formatters", result.Sources["IpyRpc.Formatters.g.cs"]);
     }
@@ -192,11 +192,11 @@ public sealed class SnapshotTests
         Assert.Contains("/// <returns>The sum.</returns>", proxy);
         Assert.Contains("/// <remarks>Takes a while for large inputs.</remarks>", proxy);
         // What the function throws reaches the caller as a RemoteException, and the proxy's docs say so.
-        Assert.Contains("/// <exception cref=\"global::IpyRpc.RemoteException\">The remote function threw <c>ArgumentException</c> (the exception's <c>RemoteType</c>): When the request is empty.</exception>", proxy);
+        Assert.Contains("/// <exception cref=\"__IpyRpc.RemoteException\">The remote function threw <c>ArgumentException</c> (the exception's <c>RemoteType</c>): When the request is empty.</exception>", proxy);
         // The CancellationToken parameter is replaced by the proxy's own, with its own doc.
         Assert.DoesNotContain("<param name=\"ct\">", proxy);
         Assert.Contains("/// <param name=\"cancellationToken\">", proxy);
-        Assert.Contains("public global::System.Threading.Tasks.Task<int> Add(int @a, int @b,", proxy);
+        Assert.Contains("public __Tasks.Task<int> Add(int @a, int @b,", proxy);
     }
 
     [Fact]

@@ -86,7 +86,7 @@ internal static class Fingerprint
     }
 
     // FNV-1a, 64 bits: stable across processes and runtimes (string.GetHashCode is not).
-    private static string Hash(string text)
+    public static string Hash(string text)
     {
         ulong hash = 14695981039346656037UL;
         foreach (byte b in Encoding.UTF8.GetBytes(text))

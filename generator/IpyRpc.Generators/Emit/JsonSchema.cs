@@ -14,6 +14,57 @@ namespace IpyRpc.Generators.Emit;
 /// </summary>
 internal static class JsonSchema
 {
+    /// <summary>The schema of each parameter and of the result (as descriptors carry it: a stream's is an array of its items).</summary>
+    public static IEnumerable<string> Of(FunctionModel f)
+    {
+        foreach (ParameterModel p in f.Parameters)
+        {
+            if (p.IsArgument) yield return Of(p.Type!, f.Objects);
+        }
+
+        if (ReturnOf(f) is { } result) yield return result;
+    }
+
+    public static string? ReturnOf(FunctionModel f)
+    {
+        string? schema = f.ReturnType is null ? null : Of(f.ReturnType, f.Objects);
+        return f.ReturnKind == ReturnKind.Stream ? "{\"type\":\"array\",\"items\":" + schema + "}" : schema;
+    }
+
+    /// <summary>
+    /// The expression for a schema in generated code: a constant of the assembly's schema class, named by the
+    /// schema's hash, so a schema used by many functions (every <c>int</c>, a record taken by ten methods) is written once.
+    /// </summary>
+    public static string Reference(string schema, string assemblyKey) => Names.Schemas(assemblyKey) + ".S_" + Fingerprint.Hash(schema);
+
+    /// <summary>The class holding every distinct schema of the assembly's functions and events.</summary>
+    public static string? Emit(IReadOnlyList<FunctionModel> functions, IReadOnlyList<EventModel> events, string assemblyKey)
+    {
+        var all = new SortedDictionary<string, string>(System.StringComparer.Ordinal);
+        foreach (FunctionModel f in functions)
+        {
+            foreach (string schema in Of(f)) all["S_" + Fingerprint.Hash(schema)] = schema;
+        }
+
+        foreach (EventModel e in events)
+        {
+            string schema = Of(e.Payload, e.Objects);
+            all["S_" + Fingerprint.Hash(schema)] = schema;
+        }
+
+        if (all.Count == 0) return null;
+        var w = new CodeWriter();
+        w.Line(CodeWriter.Header);
+        w.Open("namespace IpyRpc.Generated");
+        w.Line("/// <summary>The JSON Schemas of this assembly's functions and events, each written once; descriptors refer to them.</summary>");
+        w.Line(CodeWriter.GeneratedCode);
+        w.Open($"internal static class {Names.SchemasName(assemblyKey)}");
+        foreach (KeyValuePair<string, string> s in all) w.Line($"internal const string {s.Key} = {Names.Literal(s.Value)};");
+        w.Close();
+        w.Close();
+        return w.ToString();
+    }
+
     public static string Of(TypeModel type, EquatableArray<ObjectModel> objects)
     {
         var map = new Dictionary<string, ObjectModel>();

@@ -8,15 +8,27 @@ namespace IpyRpc.Generators.Emit;
 /// <summary>Names of generated members and C# literals, derived deterministically from the models.</summary>
 internal static class Names
 {
-    public const string Runtime = "global::IpyRpc";
-    public const string Formatting = "global::IpyRpc.Formatting";
-    public const string MessagePack = "global::IpyRpc.MessagePack";
+    public const string Runtime = "__IpyRpc";
+    public const string Formatting = "__IpyRpc.Formatting";
+
+    /// <summary>The built-in formatters (IpyRpc.Formatting.Formatters), by the alias every generated file declares.</summary>
+    public const string Builtin = "__Builtin";
+
+    public const string Tasks = "__Tasks";
+
+    public const string CancellationToken = "__CancellationToken";
+    public const string MessagePack = "__IpyRpc.MessagePack";
     public const string Json = "global::System.Text.Json";
 
     /// <summary>The class holding this assembly's generated formatters.</summary>
-    public static string Holder(string assemblyKey) => "global::IpyRpc.Generated.Formatters_" + assemblyKey;
+    public static string Holder(string assemblyKey) => "__IpyRpc.Generated.Formatters_" + assemblyKey;
 
     public static string HolderName(string assemblyKey) => "Formatters_" + assemblyKey;
+
+    /// <summary>The class holding this assembly's JSON Schemas.</summary>
+    public static string Schemas(string assemblyKey) => "__IpyRpc.Generated." + SchemasName(assemblyKey);
+
+    public static string SchemasName(string assemblyKey) => "Schemas_" + assemblyKey;
 
     /// <summary>An identifier-safe form of an assembly name.</summary>
     public static string AssemblyKey(string? assemblyName) => Identifier(assemblyName ?? "Assembly");
@@ -44,11 +56,11 @@ internal static class Names
 
     /// <summary>The expression for a type's formatter, from generated code outside the holder.</summary>
     public static string Formatter(TypeModel type, string assemblyKey)
-        => type.Kind == TypeKind.Builtin ? Formatting + ".Formatters." + type.Builtin : Holder(assemblyKey) + "." + Field(type);
+        => type.Kind == TypeKind.Builtin ? Builtin + "." + type.Builtin : Holder(assemblyKey) + "." + Field(type);
 
     /// <summary>The expression for a type's formatter from inside the holder.</summary>
     public static string LocalFormatter(TypeModel type)
-        => type.Kind == TypeKind.Builtin ? Formatting + ".Formatters." + type.Builtin : Field(type);
+        => type.Kind == TypeKind.Builtin ? Builtin + "." + type.Builtin : Field(type);
 
     /// <summary>The formatted type as IpyRpcFormatter's type argument: reference types are nullable.</summary>
     public static string FormatterArgument(TypeModel type) => type.IsValueType ? type.FullName : type.FullName + "?";

@@ -64,7 +64,7 @@ internal static class ServiceEmitter
             w.Line("{");
             foreach (EventModel e in service.Events)
             {
-                w.Line($"    new() {{ Name = {Names.Literal(e.EventName)}, PayloadType = {Names.Literal(e.PayloadDisplay)}, PayloadSchema = {Names.Literal(JsonSchema.Of(e.Payload, e.Objects))}, Summary = {Names.Literal(e.Summary)}, Remarks = {Names.Literal(e.Remarks)} }},");
+                w.Line($"    new() {{ Name = {Names.Literal(e.EventName)}, PayloadType = {Names.Literal(e.PayloadDisplay)}, PayloadSchema = {JsonSchema.Reference(JsonSchema.Of(e.Payload, e.Objects), service.AssemblyKey)}, Summary = {Names.Literal(e.Summary)}, Remarks = {Names.Literal(e.Remarks)} }},");
             }
 
             w.Line("};");
@@ -113,9 +113,8 @@ internal static class ServiceEmitter
         w.Line($"    Remarks = {Names.Literal(f.Docs.Remarks)},");
         w.Line($"    Returns = {Names.Literal(f.Docs.Returns)},");
         w.Line($"    ReturnType = {Names.Literal(f.ReturnDisplay)},");
-        string? returnSchema = f.ReturnType is null ? null : JsonSchema.Of(f.ReturnType, f.Objects);
-        if (f.ReturnKind == ReturnKind.Stream) returnSchema = "{\"type\":\"array\",\"items\":" + returnSchema + "}";
-        w.Line($"    ReturnSchema = {Names.Literal(returnSchema)},");
+        string? returnSchema = JsonSchema.ReturnOf(f);
+        w.Line($"    ReturnSchema = {(returnSchema is null ? "null" : JsonSchema.Reference(returnSchema, assemblyKey))},");
         if (f.ReturnKind == ReturnKind.Stream) w.Line("    IsStream = true,");
         w.Line($"    Fingerprint = {Names.Literal(Fingerprint.Of(f))},");
         if (f.Parameters.FirstOrDefault(p => p.IsProgress) is { } progress) w.Line($"    ProgressType = {Names.Literal(progress.Type!.Display)},");
@@ -123,7 +122,7 @@ internal static class ServiceEmitter
         w.Line("    {");
         foreach (ParameterModel p in f.Parameters.Where(p => p.IsArgument))
         {
-            w.Line($"        new() {{ Name = {Names.Literal(p.Name)}, Type = {Names.Literal(p.Display)}, Schema = {Names.Literal(JsonSchema.Of(p.Type!, f.Objects))}, Doc = {Names.Literal(p.Doc)}, IsOptional = {(p.DefaultExpression is null ? "false" : "true")}, DefaultValue = {Names.Literal(p.DefaultDisplay ?? p.DefaultExpression)} }},");
+            w.Line($"        new() {{ Name = {Names.Literal(p.Name)}, Type = {Names.Literal(p.Display)}, Schema = {JsonSchema.Reference(JsonSchema.Of(p.Type!, f.Objects), assemblyKey)}, Doc = {Names.Literal(p.Doc)}, IsOptional = {(p.DefaultExpression is null ? "false" : "true")}, DefaultValue = {Names.Literal(p.DefaultDisplay ?? p.DefaultExpression)} }},");
         }
 
         w.Line("    },");
@@ -141,7 +140,7 @@ internal static class ServiceEmitter
     private static void EmitInvoker(CodeWriter w, FunctionModel f, ServiceModel service)
     {
         bool isAsync = f.ReturnKind is ReturnKind.Task or ReturnKind.TaskOfT or ReturnKind.ValueTask or ReturnKind.ValueTaskOfT or ReturnKind.Stream;
-        w.Open($"private static {(isAsync ? "async " : "")}global::System.Threading.Tasks.ValueTask Invoke_{Member(f)}({Names.Runtime}.IpyRpcInvocation call)");
+        w.Open($"private static {(isAsync ? "async " : "")}{Names.Tasks}.ValueTask Invoke_{Member(f)}({Names.Runtime}.IpyRpcInvocation call)");
         var arguments = new List<string>();
         int index = 0;
         foreach (ParameterModel p in f.Parameters)
@@ -393,7 +392,7 @@ internal static class ServiceEmitter
             $"Calls <c>{f.ExportName}</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.",
             "timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization",
             $"A pointer to the result of <c>{f.ExportName}</c>.");
-        w.Line($"public global::System.Threading.Tasks.Task<{pointerType}> {stem}AsPointerAsync({string.Join(", ", signature)})");
+        w.Line($"public {Names.Tasks}.Task<{pointerType}> {stem}AsPointerAsync({string.Join(", ", signature)})");
         w.Line($"    => {Receiver(f)}.InvokeAsync<{pointerType}>({Names.Literal(f.ExportName)}, {args}, {Names.Runtime}.RemotePointerFormatter<{f.ReturnSource}>.Instance, {Names.Runtime}.CallOptions.ForPointer({options}), {token});");
     }
 
@@ -419,12 +418,12 @@ internal static class ServiceEmitter
         }
 
         pointerSignature.Add($"{Names.Runtime}.CallOptions? {options} = null");
-        pointerSignature.Add($"global::System.Threading.CancellationToken {token} = default");
+        pointerSignature.Add($"{Names.CancellationToken} {token} = default");
         EmitCallDocs(w, f, parameters, tokenParams, progress, options, token,
             $"Calls <c>{f.ExportName}</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.",
             "timeout, where remote output goes, serialization",
             $"The result of <c>{f.ExportName}</c>.");
-        w.Line($"public global::System.Threading.Tasks.Task<{f.ReturnSource}> {methodName}({string.Join(", ", pointerSignature)})");
+        w.Line($"public {Names.Tasks}.Task<{f.ReturnSource}> {methodName}({string.Join(", ", pointerSignature)})");
         w.Line($"    => {Receiver(f)}.InvokeAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {pointerArgs}, {Names.Formatter(f.ReturnType!, assemblyKey)}, {options}, {token});");
 
         // Pointers in, a pointer out: a chain (compute, slice, reduce) that never brings the data to the caller.
@@ -514,7 +513,7 @@ internal static class ServiceEmitter
 
         if (progress is not null) signature.Add($"{progress.Source.TrimEnd('?')}? @{progress.Name} = null");
         signature.Add($"{Names.Runtime}.CallOptions? {options} = null");
-        signature.Add($"global::System.Threading.CancellationToken {token} = default");
+        signature.Add($"{Names.CancellationToken} {token} = default");
 
         var args = new StringBuilder($"new {Names.Runtime}.IpyRpcArguments()");
         foreach (ParameterModel p in parameters)
@@ -535,7 +534,7 @@ internal static class ServiceEmitter
             return;
         }
 
-        string returnType = f.ReturnType is null ? "global::System.Threading.Tasks.Task" : $"global::System.Threading.Tasks.Task<{f.ReturnSource}>";
+        string returnType = f.ReturnType is null ? $"{Names.Tasks}.Task" : $"{Names.Tasks}.Task<{f.ReturnSource}>";
         string call = f.ReturnType is null
             ? $"{Receiver(f)}.InvokeAsync({Names.Literal(f.ExportName)}, {args}, {options}, {token})"
             : $"{Receiver(f)}.InvokeAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {args}, {Names.Formatter(f.ReturnType, assemblyKey)}, {options}, {token})";
@@ -547,7 +546,7 @@ internal static class ServiceEmitter
 
         // The same call submitted as a job: a typed handle at once, the result when it is ready.
         string resultSource = f.ReturnType is null ? "object?" : f.ReturnSource!;
-        string resultFormatter = f.ReturnType is null ? "global::IpyRpc.Formatting.Formatters.Object" : Names.Formatter(f.ReturnType, assemblyKey);
+        string resultFormatter = f.ReturnType is null ? Names.Builtin + ".Object" : Names.Formatter(f.ReturnType, assemblyKey);
         w.Line();
         w.Line($"/// <summary>Submits <c>{f.ExportName}</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>");
         foreach (DocEntry element in f.Docs.RawElements)
@@ -564,7 +563,7 @@ internal static class ServiceEmitter
         w.Line($"/// <param name=\"{options}\">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>");
         w.Line($"/// <param name=\"{token}\">Cancels the submission (not the job: cancel that with the handle).</param>");
         w.Line($"/// <returns>The job's handle.</returns>");
-        w.Line($"public global::System.Threading.Tasks.Task<{Names.Runtime}.IpyRpcJob<{resultSource}>> Submit{stem}Async({string.Join(", ", submitSignature)})");
+        w.Line($"public {Names.Tasks}.Task<{Names.Runtime}.IpyRpcJob<{resultSource}>> Submit{stem}Async({string.Join(", ", submitSignature)})");
         w.Line($"    => {Receiver(f)}.SubmitAsync<{resultSource}>({Names.Literal(f.ExportName)}, {submitArgs}, {resultFormatter}, {options}, {token});");
     }
 }

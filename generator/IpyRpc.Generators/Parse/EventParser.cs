@@ -57,7 +57,7 @@ internal static class EventParser
             return null;
         }
 
-        var analyzer = new TypeAnalyzer(context.SemanticModel.Compilation.Assembly);
+        var analyzer = new TypeAnalyzer(context.SemanticModel.Compilation);
         ITypeSymbol payloadSymbol = named.TypeArguments[0];
         TypeModel? payload = analyzer.Analyze(payloadSymbol, out string? error);
         if (payload is null)

@@ -144,7 +144,7 @@ internal static class FunctionParser
             diagnostics.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedMethodShape, location, display, "abstract methods have no body to call; export the implementation"));
         }
 
-        var analyzer = new TypeAnalyzer(compilation.Assembly);
+        var analyzer = new TypeAnalyzer(compilation);
         var parameters = new List<ParameterModel>();
         for (int i = 0; i < method.Parameters.Length; i++)
         {

@@ -17,7 +17,15 @@ internal sealed class TypeAnalyzer
     private readonly Dictionary<string, ObjectModel?> _objects = new();
     private readonly IAssemblySymbol _assembly;
 
-    public TypeAnalyzer(IAssemblySymbol assembly) => _assembly = assembly;
+    private readonly Compilation? _compilation;
+
+    public TypeAnalyzer(Compilation compilation)
+    {
+        _compilation = compilation;
+        _assembly = compilation.Assembly;
+    }
+
+    private TypeAnalyzer(IAssemblySymbol assembly) => _assembly = assembly;
 
     /// <summary>Every user type and tuple reached so far, in a stable order.</summary>
     public IEnumerable<ObjectModel> Objects => _objects.Values.Where(o => o is not null).Select(o => o!).OrderBy(o => o.FullName, StringComparer.Ordinal);
@@ -31,7 +39,41 @@ internal sealed class TypeAnalyzer
     /// <summary>The fully qualified name without nullable annotations (what typeof and generic arguments need).</summary>
     public static string FullName(ITypeSymbol type) => type.WithNullableAnnotation(NullableAnnotation.NotAnnotated).ToDisplayString(FullFormat);
 
-    public TypeModel? Analyze(ITypeSymbol type, out string? error) => Analyze(type, 0, out error);
+    /// <summary>
+    /// The model of a parameter or return type, with the user types it reaches added to <see cref="Objects"/>. A
+    /// type is analyzed once per compilation (its symbol is the key), not once per method that uses it.
+    /// </summary>
+    public TypeModel? Analyze(ITypeSymbol type, out string? error)
+    {
+        System.Collections.Concurrent.ConcurrentDictionary<ITypeSymbol, Analysis> analyses = _compilation is null
+            ? new(SymbolEqualityComparer.IncludeNullability)
+            : Analyses.GetValue(_compilation, static _ => new(SymbolEqualityComparer.IncludeNullability));
+        Analysis analysis = analyses.GetOrAdd(type, t =>
+        {
+            var fresh = new TypeAnalyzer(_assembly);
+            TypeModel? model = fresh.Analyze(t, 0, out string? e);
+            return new Analysis(model, e, fresh.Objects.ToArray());
+        });
+        foreach (ObjectModel o in analysis.Objects)
+        {
+            if (!_objects.ContainsKey(o.FullName)) _objects[o.FullName] = o;
+        }
+
+        error = analysis.Error;
+        return analysis.Model;
+    }
+
+    // Per compilation (symbols compare by identity within one), dropped with it.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Compilation, System.Collections.Concurrent.ConcurrentDictionary<ITypeSymbol, Analysis>> Analyses = new();
+
+    private sealed class Analysis(TypeModel? model, string? error, ObjectModel[] objects)
+    {
+        public TypeModel? Model { get; } = model;
+
+        public string? Error { get; } = error;
+
+        public ObjectModel[] Objects { get; } = objects;
+    }
 
     private TypeModel? Analyze(ITypeSymbol type, int depth, out string? error)
     {
