@@ -102,6 +102,16 @@ public sealed class SchemaClientTests
             [IpyRpcExport("shapes.nothing")]
             public static Task Nothing(string @class) => Task.CompletedTask;
 
+            /// <summary>Walks to a point, reporting each step.</summary>
+            /// <param name="steps">How many steps.</param>
+            /// <param name="progress">Where it is after each step.</param>
+            [IpyRpcExport("shapes.walk")]
+            public static int Walk(int steps, IProgress<Point> progress)
+            {
+                for (int i = 1; i <= steps; i++) progress.Report(new Point(i, i * 10));
+                return steps;
+            }
+
             /// <summary>A list of nullable shades.</summary>
             [IpyRpcExport("shapes.shades")]
             public static List<Shade?> Shades(IReadOnlyList<Shade> given) => [.. given.Select(s => (Shade?)s), null];
@@ -144,7 +154,20 @@ public sealed class SchemaClientTests
                 text.AppendLine("nothing done");
                 List<string> shades = (await c.Shapes.Shades(new[] { Shade.Light, Shade.Dark })).Select(s => s?.ToString() ?? "null").ToList();
                 text.AppendLine($"shades {string.Join(",", shades)}");
+                var steps = new Steps();
+                int walked = await c.Shapes.Walk(3, steps);
+                text.AppendLine($"walk {walked} {string.Join(" ", steps.Seen)}");
                 return text.ToString();
+            }
+
+            private sealed class Steps : IProgress<Point>
+            {
+                public readonly List<string> Seen = new();
+
+                public void Report(Point value)
+                {
+                    lock (Seen) Seen.Add($"{value.X}/{value.Y}");
+                }
             }
         }
         """;
@@ -212,6 +235,7 @@ public sealed class SchemaClientTests
                 "builtins 6f9619ff-8b86-d011-b42d-00cf4fc964ff 2026-12-03T04:05:06.0000000Z 1,2,3 3 00:01:30",
                 "nothing done",
                 "shades Light,Dark,null",
+                "walk 3 1/10 2/20 3/30",
             ],
             lines);
     }
@@ -242,6 +266,7 @@ public sealed class SchemaClientTests
         Assert.Contains("/// <returns>The same item.</returns>", proxy);
         Assert.Contains("string @s = \"a \\\"quoted\\\" text\"", proxy);
         Assert.Contains("global::Client.Shapes.Shade @shade = global::Client.Shapes.Shade.Light", proxy);
+        Assert.Contains("Walk(int @steps, global::System.IProgress<global::Client.Shapes.Point>? @progress = null,", proxy);
     }
 
     [Fact]

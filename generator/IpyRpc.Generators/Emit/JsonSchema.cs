@@ -14,12 +14,12 @@ namespace IpyRpc.Generators.Emit;
 /// </summary>
 internal static class JsonSchema
 {
-    /// <summary>The schema of each parameter and of the result (as descriptors carry it: a stream's is an array of its items).</summary>
+    /// <summary>The schema of each parameter, of the progress reports and of the result (as descriptors carry it: a stream's is an array of its items).</summary>
     public static IEnumerable<string> Of(FunctionModel f)
     {
         foreach (ParameterModel p in f.Parameters)
         {
-            if (p.IsArgument) yield return Of(p.Type!, f.Objects);
+            if (p.IsArgument || p.IsProgress) yield return Of(p.Type!, f.Objects);
         }
 
         if (ReturnOf(f) is { } result) yield return result;

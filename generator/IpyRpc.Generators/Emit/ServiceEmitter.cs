@@ -117,7 +117,11 @@ internal static class ServiceEmitter
         w.Line($"    ReturnSchema = {(returnSchema is null ? "null" : JsonSchema.Reference(returnSchema, assemblyKey))},");
         if (f.ReturnKind == ReturnKind.Stream) w.Line("    IsStream = true,");
         w.Line($"    Fingerprint = {Names.Literal(Fingerprint.Of(f))},");
-        if (f.Parameters.FirstOrDefault(p => p.IsProgress) is { } progress) w.Line($"    ProgressType = {Names.Literal(progress.Type!.Display)},");
+        if (f.Parameters.FirstOrDefault(p => p.IsProgress) is { } progress)
+        {
+            w.Line($"    ProgressType = {Names.Literal(progress.Type!.Display)},");
+            w.Line($"    ProgressSchema = {JsonSchema.Reference(JsonSchema.Of(progress.Type, f.Objects), assemblyKey)},");
+        }
         w.Line($"    Parameters = new {Names.Runtime}.ParameterDescriptor[]");
         w.Line("    {");
         foreach (ParameterModel p in f.Parameters.Where(p => p.IsArgument))

@@ -170,6 +170,15 @@ internal sealed class SchemaParser
             }
         }
 
+        // The function reports progress: the proxy takes an IProgress<T> for the reports, as a generated one does.
+        if (method["x-ipyrpc-progress"] is JsonObject progressSchema)
+        {
+            TypeModel reported = Map(progressSchema);
+            string name = "progress";
+            while (parameters.Any(p => p.Name == name)) name = "on" + ServiceEmitter.Pascal(name);
+            parameters.Add(new ParameterModel(name, reported, "progress", null, null, $"IProgress<{reported.Display}>", $"global::System.IProgress<{reported.FullName}>", IsProgress: true));
+        }
+
         ReturnKind kind = ReturnKind.Value;
         TypeModel? returnType = null;
         string? returns = null;

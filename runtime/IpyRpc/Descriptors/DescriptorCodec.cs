@@ -104,6 +104,7 @@ public static class DescriptorCodec
             ReturnSchema = SchemaText(map, "return_schema"),
             IsStream = map.TryGetValue("stream", out object? stream) && stream is true,
             ProgressType = Str(map, "progress_type"),
+            ProgressSchema = SchemaText(map, "progress_schema"),
             Fingerprint = Str(map, "fingerprint"),
             Parameters = map.TryGetValue("parameters", out object? ps) && ps is object?[] list
                 ? [.. list.OfType<Dictionary<string, object?>>().Select(p => new ParameterDescriptor
@@ -135,7 +136,7 @@ public static class DescriptorCodec
 
     private static void WriteMessagePack(ref MessagePackWriter w, FunctionDescriptor f)
     {
-        w.WriteMapHeader(11);
+        w.WriteMapHeader(12);
         w.Write("name"); w.Write(f.Name);
         w.Write("summary"); w.Write(f.Summary);
         w.Write("remarks"); w.Write(f.Remarks);
@@ -145,6 +146,7 @@ public static class DescriptorCodec
         w.Write("stream"); w.Write(f.IsStream);
         w.Write("progress_type"); w.Write(f.ProgressType);
         w.Write("fingerprint"); w.Write(f.Fingerprint);
+        w.Write("progress_schema"); w.Write(f.ProgressSchema);
         w.Write("parameters");
         w.WriteArrayHeader(f.Parameters.Count);
         foreach (ParameterDescriptor p in f.Parameters)
@@ -180,6 +182,7 @@ public static class DescriptorCodec
         w.WriteBoolean("stream", f.IsStream);
         w.WriteString("progress_type", f.ProgressType);
         w.WriteString("fingerprint", f.Fingerprint);
+        WriteSchema(w, "progress_schema", f.ProgressSchema);
         w.WriteStartArray("parameters");
         foreach (ParameterDescriptor p in f.Parameters)
         {

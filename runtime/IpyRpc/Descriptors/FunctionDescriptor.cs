@@ -28,6 +28,9 @@ public sealed record FunctionDescriptor
     /// <summary>The type a function's <see cref="IProgress{T}"/> parameter reports, when it has one (its reports arrive as <c>progress</c> messages).</summary>
     public string? ProgressType { get; init; }
 
+    /// <summary>A JSON Schema of the values the function reports as progress, as JSON text (with <see cref="ProgressType"/>).</summary>
+    public string? ProgressSchema { get; init; }
+
     /// <summary>
     /// A hash of the function's wire signature (parameter names, which are optional, and the shapes of the
     /// types as they travel; not docs or C# type names), written by the generator. A client generated from a

@@ -55,7 +55,11 @@ public static class OpenRpcDocument
         w.WriteString("x-ipyrpc-signature", f.Signature);
         if (f.Fingerprint is not null) w.WriteString("x-ipyrpc-fingerprint", f.Fingerprint);
         if (f.IsStream) w.WriteBoolean("x-ipyrpc-stream", true);
-        if (f.ProgressType is not null) w.WriteString("x-ipyrpc-progress-type", f.ProgressType);
+        if (f.ProgressType is not null)
+        {
+            w.WritePropertyName("x-ipyrpc-progress");
+            WriteSchema(w, f.ProgressSchema, f.ProgressType, null);
+        }
         w.WriteString("paramStructure", "either");
         w.WriteStartArray("params");
         foreach (ParameterDescriptor p in f.Parameters)

@@ -43,6 +43,7 @@ namespace Demo
             ReturnSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_4e859fb409333b17,
             Fingerprint = "c6e89cce78fac88e",
             ProgressType = "double",
+            ProgressSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_4e859fb409333b17,
             Parameters = new __IpyRpc.ParameterDescriptor[]
             {
                 new() { Name = "size", Type = "int", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_3483fdad3db760a4, Doc = "The system's size.", IsOptional = false, DefaultValue = null },
