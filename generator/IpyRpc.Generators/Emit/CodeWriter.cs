@@ -3,7 +3,11 @@ using System.Text;
 
 namespace IpyRpc.Generators.Emit;
 
-/// <summary>An indenting writer for generated source.</summary>
+/// <summary>
+/// An indenting writer for generated source. Emitters write each generated member as one raw-string
+/// template with holes (<see cref="Block"/>), so an emitter reads like the code it makes; <see cref="Open"/>
+/// and <see cref="Close"/> nest them.
+/// </summary>
 internal sealed class CodeWriter
 {
     private readonly StringBuilder _text = new();
@@ -13,6 +17,44 @@ internal sealed class CodeWriter
     {
         if (line.Length > 0) _text.Append(' ', _indent * 4).Append(line);
         _text.Append('\n');
+        return this;
+    }
+
+    /// <summary>A hole's value that removes its whole line from a template: an optional line that is absent.</summary>
+    public const string Omit = "\u0000";
+
+    /// <summary>Writes a template of one or more lines at the current indentation (a template's own indentation is kept under it); lines holding only <see cref="Omit"/> are left out.</summary>
+    public CodeWriter Block(string template)
+    {
+        foreach (string line in template.Replace("\r", "").Split('\n'))
+        {
+            if (line.Trim() != Omit) Line(line);
+        }
+
+        return this;
+    }
+
+    /// <summary>An optional line of a template: <paramref name="line"/>, or nothing (<see cref="Omit"/>).</summary>
+    public static string If(bool condition, string line) => condition ? line : Omit;
+
+    /// <summary>Lines indented by <paramref name="spaces"/>, for a hole in a template that holds several lines (none: <see cref="Omit"/>).</summary>
+    public static string Indent(string lines, int spaces)
+    {
+        if (lines.Length == 0) return Omit;
+        var text = new StringBuilder();
+        foreach (string line in lines.Split('\n'))
+        {
+            if (text.Length > 0) text.Append('\n');
+            if (line.Length > 0) text.Append(' ', spaces).Append(line);
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>Indents what follows one level: a template that ended with an opening brace has its body next.</summary>
+    public CodeWriter Push()
+    {
+        _indent++;
         return this;
     }
 

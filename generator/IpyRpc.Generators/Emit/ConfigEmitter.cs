@@ -32,23 +32,23 @@ internal static class ConfigEmitter
     {
         string[] distinct = patterns.Where(p => Glob.Problem(p) is null).Distinct().OrderBy(p => p, System.StringComparer.Ordinal).ToArray();
         if (distinct.Length == 0) return null;
+        string entries = string.Join("\n", distinct.Select(p =>
+            $"[{Names.Literal(p)}] = new string[] {{ {string.Join(", ", functions.Where(f => Glob.IsMatch(p, f)).OrderBy(f => f, System.StringComparer.Ordinal).Select(m => Names.Literal(m)))} }},"));
         var w = new CodeWriter();
         w.Line(CodeWriter.Header);
         w.Open("namespace IpyRpc.Generated");
-        w.Line("/// <summary>The config patterns written in this assembly and the exported functions each one selects, bound at compile time.</summary>");
-        w.Line(CodeWriter.GeneratedCode);
-        w.Open($"internal static class ConfigBindings_{assemblyKey}");
-        w.Line("/// <summary>Pattern to matching function names.</summary>");
-        w.Line("public static readonly global::System.Collections.Generic.IReadOnlyDictionary<string, string[]> Patterns = new global::System.Collections.Generic.Dictionary<string, string[]>");
-        w.Line("{");
-        foreach (string p in distinct)
-        {
-            string[] matches = functions.Where(f => Glob.IsMatch(p, f)).OrderBy(f => f, System.StringComparer.Ordinal).ToArray();
-            w.Line($"    [{Names.Literal(p)}] = new string[] {{ {string.Join(", ", matches.Select(m => Names.Literal(m)))} }},");
-        }
-
-        w.Line("};");
-        w.Close();
+        w.Block($$"""
+            /// <summary>The config patterns written in this assembly and the exported functions each one selects, bound at compile time.</summary>
+            {{CodeWriter.GeneratedCode}}
+            internal static class ConfigBindings_{{assemblyKey}}
+            {
+                /// <summary>Pattern to matching function names.</summary>
+                public static readonly global::System.Collections.Generic.IReadOnlyDictionary<string, string[]> Patterns = new global::System.Collections.Generic.Dictionary<string, string[]>
+                {
+            {{CodeWriter.Indent(entries, 8)}}
+                };
+            }
+            """);
         w.Close();
         return w.ToString();
     }

@@ -53,14 +53,18 @@ internal static class JsonSchema
         }
 
         if (all.Count == 0) return null;
+        string constants = string.Join("\n", all.Select(s => $"internal const string {s.Key} = {Names.Literal(s.Value)};"));
         var w = new CodeWriter();
         w.Line(CodeWriter.Header);
         w.Open("namespace IpyRpc.Generated");
-        w.Line("/// <summary>The JSON Schemas of this assembly's functions and events, each written once; descriptors refer to them.</summary>");
-        w.Line(CodeWriter.GeneratedCode);
-        w.Open($"internal static class {Names.SchemasName(assemblyKey)}");
-        foreach (KeyValuePair<string, string> s in all) w.Line($"internal const string {s.Key} = {Names.Literal(s.Value)};");
-        w.Close();
+        w.Block($$"""
+            /// <summary>The JSON Schemas of this assembly's functions and events, each written once; descriptors refer to them.</summary>
+            {{CodeWriter.GeneratedCode}}
+            internal static class {{Names.SchemasName(assemblyKey)}}
+            {
+            {{CodeWriter.Indent(constants, 4)}}
+            }
+            """);
         w.Close();
         return w.ToString();
     }

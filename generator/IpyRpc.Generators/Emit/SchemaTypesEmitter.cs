@@ -21,31 +21,29 @@ internal static class SchemaTypesEmitter
         {
             if (!first) w.Line();
             first = false;
-            Summary(w, e.Doc ?? $"The server's enum {e.Display} (from {schema.Key.SchemaFile}).");
-            w.Line(CodeWriter.GeneratedCode);
-            w.Open($"public enum {e.Display}{(e.EnumUnderlying is null or "int" ? "" : " : " + e.EnumUnderlying)}");
-            foreach (EnumMemberModel m in e.EnumMembers)
-            {
-                if (m.Doc is not null) Summary(w, m.Doc);
-                w.Line($"{m.Name} = {m.Value},");
-            }
-
-            w.Close();
+            string members = string.Join("\n", e.EnumMembers.Select(m => (m.Doc is null ? "" : $"/// <summary>{Xml(m.Doc)}</summary>\n") + $"{m.Name} = {m.Value},"));
+            w.Block($$"""
+                /// <summary>{{Xml(e.Doc ?? $"The server's enum {e.Display} (from {schema.Key.SchemaFile}).")}}</summary>
+                {{CodeWriter.GeneratedCode}}
+                public enum {{e.Display}}{{(e.EnumUnderlying is null or "int" ? "" : " : " + e.EnumUnderlying)}}
+                {
+                {{CodeWriter.Indent(members, 4)}}
+                }
+                """);
         }
 
         foreach (ObjectModel o in schema.Records)
         {
             if (!first) w.Line();
             first = false;
-            Summary(w, o.Doc ?? $"The server's type {o.Display} (from {schema.Key.SchemaFile}).");
-            foreach (MemberModel m in o.Members)
-            {
-                w.Line($"/// <param name=\"{m.Name}\">{Xml(m.Doc ?? $"The <c>{m.WireName}</c> member.")}</param>");
-            }
-
-            w.Line(CodeWriter.GeneratedCode);
+            string parameterDocs = string.Join("\n", o.Members.Select(m => $"/// <param name=\"{m.Name}\">{Xml(m.Doc ?? $"The <c>{m.WireName}</c> member.")}</param>"));
             string parameters = string.Join(", ", o.Members.Select(m => $"{Source(m)} {m.Name}"));
-            w.Line($"public {(o.IsValueType ? "record struct" : "sealed record")} {o.Display}({parameters});");
+            w.Block($$"""
+                /// <summary>{{Xml(o.Doc ?? $"The server's type {o.Display} (from {schema.Key.SchemaFile}).")}}</summary>
+                {{parameterDocs}}
+                {{CodeWriter.GeneratedCode}}
+                public {{(o.IsValueType ? "record struct" : "sealed record")}} {{o.Display}}({{parameters}});
+                """);
         }
 
         w.Close();
@@ -55,8 +53,6 @@ internal static class SchemaTypesEmitter
     // A reference-typed member the server may leave out (or send as nil) is nullable.
     private static string Source(MemberModel m)
         => m.Type.IsValueType || m.Required ? m.Type.FullName : m.Type.FullName + "?";
-
-    private static void Summary(CodeWriter w, string text) => w.Line($"/// <summary>{Xml(text)}</summary>");
 
     private static string Xml(string text) => System.Security.SecurityElement.Escape(text).Replace("\r", "").Replace("\n\n", " <para/> ").Replace("\n", " ");
 }

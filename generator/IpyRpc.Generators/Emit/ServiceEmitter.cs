@@ -41,49 +41,52 @@ internal static class ServiceEmitter
     {
         ServiceKey key = service.Key;
         bool instance = service.Functions.Any(f => !f.IsStatic);
-        w.Line($"/// <summary>IpyRpc dispatch for the exported methods of <see cref=\"{key.FullName}\"/>: descriptors and reflection-free invokers.</summary>");
-        w.Line(CodeWriter.GeneratedCode);
-        w.Line("[global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]");
-        w.Open($"internal static class {DispatchName(key)}");
-
-        // Registration
-        w.Line(key.IsContract
-            ? "/// <summary>Makes these functions known to servers that register an implementation of the contract (<c>server.Register(new Implementation())</c>).</summary>"
-            : "/// <summary>Makes these functions known to <c>server.Register(typeof(...))</c>.</summary>");
-        w.Line("[global::System.Runtime.CompilerServices.ModuleInitializer]");
-        w.Open("internal static void Register()");
         string factory = instance && key.HasParameterlessConstructor ? $"static () => new {key.FullName}()" : "null";
-        w.Line($"{Names.Runtime}.GeneratedServices.Add(new {Names.Runtime}.GeneratedService(typeof({key.FullName}), {(instance ? "true" : "false")}, {factory}, CreateFunctions{(service.Events.Count > 0 ? ", Events" : "")}));");
-        w.Close();
-        w.Line();
-
-        if (service.Events.Count > 0)
-        {
-            w.Line("/// <summary>The events this type declares, with their docs.</summary>");
-            w.Line($"public static readonly global::System.Collections.Generic.IReadOnlyList<{Names.Runtime}.EventDescriptor> Events = new {Names.Runtime}.EventDescriptor[]");
-            w.Line("{");
-            foreach (EventModel e in service.Events)
+        string events = string.Join("\n", service.Events.Select(e =>
+            $"new() {{ Name = {Names.Literal(e.EventName)}, PayloadType = {Names.Literal(e.PayloadDisplay)}, PayloadSchema = {JsonSchema.Reference(JsonSchema.Of(e.Payload, e.Objects), service.AssemblyKey)}, Summary = {Names.Literal(e.Summary)}, Remarks = {Names.Literal(e.Remarks)} }},"));
+        string functions = string.Join("\n", service.Functions.Select(f =>
+            $"new {Names.Runtime}.IpyRpcFunction({Member(f)}_Descriptor, Invoke_{Member(f)}, isSynchronous: {(f.ReturnKind is ReturnKind.Void or ReturnKind.Value ? "true" : "false")}, target: {(f.IsStatic ? "null" : "target")}),"));
+        string registers = key.IsContract
+            ? "Makes these functions known to servers that register an implementation of the contract (<c>server.Register(new Implementation())</c>)."
+            : "Makes these functions known to <c>server.Register(typeof(...))</c>.";
+        w.Block($$"""
+            /// <summary>IpyRpc dispatch for the exported methods of <see cref="{{key.FullName}}"/>: descriptors and reflection-free invokers.</summary>
+            {{CodeWriter.GeneratedCode}}
+            [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
+            internal static class {{DispatchName(key)}}
             {
-                w.Line($"    new() {{ Name = {Names.Literal(e.EventName)}, PayloadType = {Names.Literal(e.PayloadDisplay)}, PayloadSchema = {JsonSchema.Reference(JsonSchema.Of(e.Payload, e.Objects), service.AssemblyKey)}, Summary = {Names.Literal(e.Summary)}, Remarks = {Names.Literal(e.Remarks)} }},");
+            """).Push();
+        w.Block($$"""
+            /// <summary>{{registers}}</summary>
+            [global::System.Runtime.CompilerServices.ModuleInitializer]
+            internal static void Register()
+            {
+                {{Names.Runtime}}.GeneratedServices.Add(new {{Names.Runtime}}.GeneratedService(typeof({{key.FullName}}), {{(instance ? "true" : "false")}}, {{factory}}, CreateFunctions{{(service.Events.Count > 0 ? ", Events" : "")}}));
             }
 
-            w.Line("};");
-            w.Line();
-        }
-
-        w.Line("/// <summary>The functions, bound to <paramref name=\"target\"/> for instance methods.</summary>");
-        w.Open($"public static global::System.Collections.Generic.IReadOnlyList<{Names.Runtime}.IpyRpcFunction> CreateFunctions(object? target)");
-        w.Line($"return new {Names.Runtime}.IpyRpcFunction[]");
-        w.Line("{");
-        foreach (FunctionModel f in service.Functions)
+            """);
+        if (service.Events.Count > 0)
         {
-            bool sync = f.ReturnKind is ReturnKind.Void or ReturnKind.Value;
-            w.Line($"    new {Names.Runtime}.IpyRpcFunction({Member(f)}_Descriptor, Invoke_{Member(f)}, isSynchronous: {(sync ? "true" : "false")}, target: {(f.IsStatic ? "null" : "target")}),");
+            w.Block($$"""
+                /// <summary>The events this type declares, with their docs.</summary>
+                public static readonly global::System.Collections.Generic.IReadOnlyList<{{Names.Runtime}}.EventDescriptor> Events = new {{Names.Runtime}}.EventDescriptor[]
+                {
+                {{CodeWriter.Indent(events, 4)}}
+                };
+
+                """);
         }
 
-        w.Line("};");
-        w.Close();
-
+        w.Block($$"""
+            /// <summary>The functions, bound to <paramref name="target"/> for instance methods.</summary>
+            public static global::System.Collections.Generic.IReadOnlyList<{{Names.Runtime}}.IpyRpcFunction> CreateFunctions(object? target)
+            {
+                return new {{Names.Runtime}}.IpyRpcFunction[]
+                {
+            {{CodeWriter.Indent(functions, 8)}}
+                };
+            }
+            """);
         foreach (FunctionModel f in service.Functions)
         {
             w.Line();
