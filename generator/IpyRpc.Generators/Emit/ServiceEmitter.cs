@@ -108,46 +108,41 @@ internal static class ServiceEmitter
 
     private static void EmitDescriptor(CodeWriter w, FunctionModel f, string assemblyKey)
     {
-        w.Line($"/// <summary>The descriptor of <c>{f.ExportName}</c>.</summary>");
-        w.Line($"public static readonly {Names.Runtime}.FunctionDescriptor {Member(f)}_Descriptor = new()");
-        w.Line("{");
-        w.Line($"    Name = {Names.Literal(f.ExportName)},");
-        w.Line($"    Summary = {Names.Literal(f.Docs.Summary)},");
-        w.Line($"    Remarks = {Names.Literal(f.Docs.Remarks)},");
-        w.Line($"    Returns = {Names.Literal(f.Docs.Returns)},");
-        w.Line($"    ReturnType = {Names.Literal(f.ReturnDisplay)},");
         string? returnSchema = JsonSchema.ReturnOf(f);
-        w.Line($"    ReturnSchema = {(returnSchema is null ? "null" : JsonSchema.Reference(returnSchema, assemblyKey))},");
-        if (f.ReturnKind == ReturnKind.Stream) w.Line("    IsStream = true,");
-        w.Line($"    Fingerprint = {Names.Literal(Fingerprint.Of(f))},");
-        if (f.Parameters.FirstOrDefault(p => p.IsProgress) is { } progress)
-        {
-            w.Line($"    ProgressType = {Names.Literal(progress.Type!.Display)},");
-            w.Line($"    ProgressSchema = {JsonSchema.Reference(JsonSchema.Of(progress.Type, f.Objects), assemblyKey)},");
-        }
-        w.Line($"    Parameters = new {Names.Runtime}.ParameterDescriptor[]");
-        w.Line("    {");
-        foreach (ParameterModel p in f.Parameters.Where(p => p.IsArgument))
-        {
-            w.Line($"        new() {{ Name = {Names.Literal(p.Name)}, Type = {Names.Literal(p.Display)}, Schema = {JsonSchema.Reference(JsonSchema.Of(p.Type!, f.Objects), assemblyKey)}, Doc = {Names.Literal(p.Doc)}, IsOptional = {(p.DefaultExpression is null ? "false" : "true")}, DefaultValue = {Names.Literal(p.DefaultDisplay ?? p.DefaultExpression)} }},");
-        }
-
-        w.Line("    },");
-        w.Line($"    Exceptions = new {Names.Runtime}.ExceptionDoc[]");
-        w.Line("    {");
-        foreach (DocEntry e in f.Docs.Exceptions)
-        {
-            w.Line($"        new({Names.Literal(e.Name)}, {Names.Literal(e.Text)}),");
-        }
-
-        w.Line("    },");
-        w.Line("};");
+        ParameterModel? progress = f.Parameters.FirstOrDefault(p => p.IsProgress);
+        string parameters = string.Join("\n", f.Parameters.Where(p => p.IsArgument).Select(p =>
+            $"new() {{ Name = {Names.Literal(p.Name)}, Type = {Names.Literal(p.Display)}, Schema = {JsonSchema.Reference(JsonSchema.Of(p.Type!, f.Objects), assemblyKey)}, Doc = {Names.Literal(p.Doc)}, IsOptional = {(p.DefaultExpression is null ? "false" : "true")}, DefaultValue = {Names.Literal(p.DefaultDisplay ?? p.DefaultExpression)} }},"));
+        string exceptions = string.Join("\n", f.Docs.Exceptions.Select(e => $"new({Names.Literal(e.Name)}, {Names.Literal(e.Text)}),"));
+        w.Block($$"""
+            /// <summary>The descriptor of <c>{{f.ExportName}}</c>.</summary>
+            public static readonly {{Names.Runtime}}.FunctionDescriptor {{Member(f)}}_Descriptor = new()
+            {
+                Name = {{Names.Literal(f.ExportName)}},
+                Summary = {{Names.Literal(f.Docs.Summary)}},
+                Remarks = {{Names.Literal(f.Docs.Remarks)}},
+                Returns = {{Names.Literal(f.Docs.Returns)}},
+                ReturnType = {{Names.Literal(f.ReturnDisplay)}},
+                ReturnSchema = {{(returnSchema is null ? "null" : JsonSchema.Reference(returnSchema, assemblyKey))}},
+                {{CodeWriter.If(f.ReturnKind == ReturnKind.Stream, "IsStream = true,")}}
+                Fingerprint = {{Names.Literal(Fingerprint.Of(f))}},
+                {{CodeWriter.If(progress is not null, $"ProgressType = {Names.Literal(progress?.Type!.Display)},")}}
+                {{CodeWriter.If(progress is not null, $"ProgressSchema = {(progress is null ? "" : JsonSchema.Reference(JsonSchema.Of(progress.Type!, f.Objects), assemblyKey))},")}}
+                Parameters = new {{Names.Runtime}}.ParameterDescriptor[]
+                {
+            {{CodeWriter.Indent(parameters, 8)}}
+                },
+                Exceptions = new {{Names.Runtime}}.ExceptionDoc[]
+                {
+            {{CodeWriter.Indent(exceptions, 8)}}
+                },
+            };
+            """);
     }
 
     private static void EmitInvoker(CodeWriter w, FunctionModel f, ServiceModel service)
     {
         bool isAsync = f.ReturnKind is ReturnKind.Task or ReturnKind.TaskOfT or ReturnKind.ValueTask or ReturnKind.ValueTaskOfT or ReturnKind.Stream;
-        w.Open($"private static {(isAsync ? "async " : "")}{Names.Tasks}.ValueTask Invoke_{Member(f)}({Names.Runtime}.IpyRpcInvocation call)");
+        var reads = new List<string>();
         var arguments = new List<string>();
         int index = 0;
         foreach (ParameterModel p in f.Parameters)
@@ -155,22 +150,20 @@ internal static class ServiceEmitter
             if (p.IsProgress)
             {
                 arguments.Add($"call.Progress({Names.Formatter(p.Type!, service.AssemblyKey)})");
-                continue;
             }
-
-            if (p.FilledBy is { } filledBy)
+            else if (p.FilledBy is { } filledBy)
             {
                 arguments.Add(filledBy);
-                continue;
             }
-
-            string formatter = Names.Formatter(p.Type!, service.AssemblyKey);
-            string local = "arg_" + p.Name;
-            w.Line(p.DefaultExpression is null
-                ? $"{p.Source} {local} = call.Arg({index}, {formatter});"
-                : $"{p.Source} {local} = call.ArgOrDefault({index}, {formatter}, {p.DefaultExpression});");
-            arguments.Add(local);
-            index++;
+            else
+            {
+                string formatter = Names.Formatter(p.Type!, service.AssemblyKey);
+                reads.Add(p.DefaultExpression is null
+                    ? $"{p.Source} arg_{p.Name} = call.Arg({index}, {formatter});"
+                    : $"{p.Source} arg_{p.Name} = call.ArgOrDefault({index}, {formatter}, {p.DefaultExpression});");
+                arguments.Add("arg_" + p.Name);
+                index++;
+            }
         }
 
         // An interface with static abstract members cannot be a type argument: cast instead.
@@ -179,31 +172,31 @@ internal static class ServiceEmitter
             : $"call.Target<{service.Key.FullName}>()";
         string invocation = $"{receiver}.{f.MethodName}({string.Join(", ", arguments)})";
         string? result = f.ReturnType is null ? null : Names.Formatter(f.ReturnType, service.AssemblyKey);
-        switch (f.ReturnKind)
+        string body = f.ReturnKind switch
         {
-            case ReturnKind.Void:
-                w.Line(invocation + ";");
-                w.Line("call.ReturnVoid();");
-                w.Line("return default;");
-                break;
-            case ReturnKind.Value:
-                w.Line($"call.Return({invocation}, {result});");
-                w.Line("return default;");
-                break;
-            case ReturnKind.Task:
-            case ReturnKind.ValueTask:
-                w.Line($"await {invocation}.ConfigureAwait(false);");
-                w.Line("call.ReturnVoid();");
-                break;
-            case ReturnKind.Stream:
-                w.Line($"await call.ReturnStreamAsync({invocation}, {result}).ConfigureAwait(false);");
-                break;
-            default:
-                w.Line($"call.Return(await {invocation}.ConfigureAwait(false), {result});");
-                break;
-        }
-
-        w.Close();
+            ReturnKind.Void => $"""
+                {invocation};
+                call.ReturnVoid();
+                return default;
+                """,
+            ReturnKind.Value => $"""
+                call.Return({invocation}, {result});
+                return default;
+                """,
+            ReturnKind.Task or ReturnKind.ValueTask => $"""
+                await {invocation}.ConfigureAwait(false);
+                call.ReturnVoid();
+                """,
+            ReturnKind.Stream => $"await call.ReturnStreamAsync({invocation}, {result}).ConfigureAwait(false);",
+            _ => $"call.Return(await {invocation}.ConfigureAwait(false), {result});",
+        };
+        w.Block($$"""
+            private static {{(isAsync ? "async " : "")}}{{Names.Tasks}}.ValueTask Invoke_{{Member(f)}}({{Names.Runtime}}.IpyRpcInvocation call)
+            {
+            {{CodeWriter.Indent(string.Join("\n", reads), 4)}}
+            {{CodeWriter.Indent(body, 4)}}
+            }
+            """);
     }
 
     private static void EmitProxy(CodeWriter w, ServiceModel service)
