@@ -203,27 +203,30 @@ internal static class ServiceEmitter
     {
         ServiceKey key = service.Key;
         string name = ProxyName(key);
-        w.Line(key.SchemaFile is not null
-            ? $"/// <summary>Typed client for the server described by <c>{Xml(key.SchemaFile)}</c> (generated from that file, with no reference to the server's code). Create it with <c>client.Proxy&lt;{name}&gt;()</c>. A call to a function whose signature changed since the file was written throws <see cref=\"{Names.Runtime}.SchemaMismatchException\"/> before anything is sent.</summary>"
+        string summary = key.SchemaFile is not null
+            ? $"Typed client for the server described by <c>{Xml(key.SchemaFile)}</c> (generated from that file, with no reference to the server's code). Create it with <c>client.Proxy&lt;{name}&gt;()</c>. A call to a function whose signature changed since the file was written throws <see cref=\"{Names.Runtime}.SchemaMismatchException\"/> before anything is sent."
             : key.IsContract
-            ? $"/// <summary>Typed client for the contract <see cref=\"{key.FullName}\"/>: calls whichever server implements it. Create it with <c>client.Proxy&lt;{name}&gt;()</c>.</summary>"
-            : $"/// <summary>Typed client for the IpyRpc functions of <see cref=\"{key.FullName}\"/>. Create it with <c>client.Proxy&lt;{name}&gt;()</c>.</summary>");
-        w.Line(CodeWriter.GeneratedCode);
-        w.Open($"{(key.IsPublic ? "public" : "internal")} sealed partial class {name} : {Names.Runtime}.IIpyRpcProxy<{name}>");
-        w.Line($"private readonly {Names.Runtime}.IpyRpcPeer _client;");
-        w.Line();
-        w.Line("/// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>");
-        w.Line($"/// <param name=\"peer\">The connection calls go through.</param>");
-        w.Line($"public {name}({Names.Runtime}.IpyRpcPeer peer) => _client = peer;");
-        w.Line();
-        w.Line("/// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>");
-        w.Line($"/// <param name=\"peer\">The connection calls go through.</param>");
-        w.Line($"/// <returns>The proxy.</returns>");
-        w.Line($"public static {name} Create({Names.Runtime}.IpyRpcPeer peer) => new(peer);");
-        w.Line();
-        w.Line("/// <summary>The peer this proxy calls through.</summary>");
-        w.Line($"public {Names.Runtime}.IpyRpcPeer Peer => _client;");
+            ? $"Typed client for the contract <see cref=\"{key.FullName}\"/>: calls whichever server implements it. Create it with <c>client.Proxy&lt;{name}&gt;()</c>."
+            : $"Typed client for the IpyRpc functions of <see cref=\"{key.FullName}\"/>. Create it with <c>client.Proxy&lt;{name}&gt;()</c>.";
+        w.Block($$"""
+            /// <summary>{{summary}}</summary>
+            {{CodeWriter.GeneratedCode}}
+            {{(key.IsPublic ? "public" : "internal")}} sealed partial class {{name}} : {{Names.Runtime}}.IIpyRpcProxy<{{name}}>
+            {
+                private readonly {{Names.Runtime}}.IpyRpcPeer _client;
 
+                /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
+                /// <param name="peer">The connection calls go through.</param>
+                public {{name}}({{Names.Runtime}}.IpyRpcPeer peer) => _client = peer;
+
+                /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
+                /// <param name="peer">The connection calls go through.</param>
+                /// <returns>The proxy.</returns>
+                public static {{name}} Create({{Names.Runtime}}.IpyRpcPeer peer) => new(peer);
+
+                /// <summary>The peer this proxy calls through.</summary>
+                public {{Names.Runtime}}.IpyRpcPeer Peer => _client;
+            """).Push();
         EmitLevel(w, Tree(service.Functions), service.AssemblyKey, key.IsPublic);
         w.Close();
     }
@@ -318,11 +321,13 @@ internal static class ServiceEmitter
 
         foreach ((Level child, string property, string cls) in nested)
         {
-            w.Line();
-            w.Line($"private {cls}? _{property};");
-            w.Line();
-            w.Line($"/// <summary>The remote functions under <c>{child.Path}</c>: {Listing(child)}.</summary>");
-            w.Line($"public {cls} {property} => _{property} ??= new {cls}(_client);");
+            w.Block($$"""
+
+                private {{cls}}? _{{property}};
+
+                /// <summary>The remote functions under <c>{{child.Path}}</c>: {{Listing(child)}}.</summary>
+                public {{cls}} {{property}} => _{{property}} ??= new {{cls}}(_client);
+                """);
         }
 
         foreach (FunctionModel f in level.Functions)
@@ -333,13 +338,16 @@ internal static class ServiceEmitter
 
         foreach ((Level child, string property, string cls) in nested)
         {
-            w.Line();
-            w.Line($"/// <summary>The remote functions under <c>{child.Path}</c>: {Listing(child)}.</summary>");
-            w.Line(CodeWriter.GeneratedCode);
-            w.Open($"{(isPublic ? "public" : "internal")} sealed partial class {cls}");
-            w.Line($"private readonly {Names.Runtime}.IpyRpcPeer _client;");
-            w.Line();
-            w.Line($"internal {cls}({Names.Runtime}.IpyRpcPeer peer) => _client = peer;");
+            w.Block($$"""
+
+                /// <summary>The remote functions under <c>{{child.Path}}</c>: {{Listing(child)}}.</summary>
+                {{CodeWriter.GeneratedCode}}
+                {{(isPublic ? "public" : "internal")}} sealed partial class {{cls}}
+                {
+                    private readonly {{Names.Runtime}}.IpyRpcPeer _client;
+
+                    internal {{cls}}({{Names.Runtime}}.IpyRpcPeer peer) => _client = peer;
+                """).Push();
             EmitLevel(w, child, assemblyKey, isPublic);
             w.Close();
         }
