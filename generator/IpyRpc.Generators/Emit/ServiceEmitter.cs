@@ -396,12 +396,16 @@ internal static class ServiceEmitter
         List<string> signature, string args, string options, string token, HashSet<string> tokenParams, ParameterModel? progress)
     {
         string pointerType = $"{Names.Runtime}.RemotePointer<{f.ReturnSource}>";
-        EmitCallDocs(w, f, parameters, tokenParams, progress, options, token,
+        string docs = CallDocs(f, parameters, tokenParams, progress, options, token,
             $"Calls <c>{f.ExportName}</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.",
             "timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization",
             $"A pointer to the result of <c>{f.ExportName}</c>.");
-        w.Line($"public {Names.Tasks}.Task<{pointerType}> {stem}AsPointerAsync({string.Join(", ", signature)})");
-        w.Line($"    => {Receiver(f)}.InvokeAsync<{pointerType}>({Names.Literal(f.ExportName)}, {args}, {Names.Runtime}.RemotePointerFormatter<{f.ReturnSource}>.Instance, {Names.Runtime}.CallOptions.ForPointer({options}), {token});");
+        w.Block($$"""
+
+            {{docs}}
+            public {{Names.Tasks}}.Task<{{pointerType}}> {{stem}}AsPointerAsync({{string.Join(", ", signature)}})
+                => {{Receiver(f)}}.InvokeAsync<{{pointerType}}>({{Names.Literal(f.ExportName)}}, {{args}}, {{Names.Runtime}}.RemotePointerFormatter<{{f.ReturnSource}}>.Instance, {{Names.Runtime}}.CallOptions.ForPointer({{options}}), {{token}});
+            """);
     }
 
     // An overload of {Name} taking pointers for its data arguments, resolved where the function runs.
@@ -427,40 +431,42 @@ internal static class ServiceEmitter
 
         pointerSignature.Add($"{Names.Runtime}.CallOptions? {options} = null");
         pointerSignature.Add($"{Names.CancellationToken} {token} = default");
-        EmitCallDocs(w, f, parameters, tokenParams, progress, options, token,
+        string docs = CallDocs(f, parameters, tokenParams, progress, options, token,
             $"Calls <c>{f.ExportName}</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.",
             "timeout, where remote output goes, serialization",
             $"The result of <c>{f.ExportName}</c>.");
-        w.Line($"public {Names.Tasks}.Task<{f.ReturnSource}> {methodName}({string.Join(", ", pointerSignature)})");
-        w.Line($"    => {Receiver(f)}.InvokeAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {pointerArgs}, {Names.Formatter(f.ReturnType!, assemblyKey)}, {options}, {token});");
+        w.Block($$"""
+
+            {{docs}}
+            public {{Names.Tasks}}.Task<{{f.ReturnSource}}> {{methodName}}({{string.Join(", ", pointerSignature)}})
+                => {{Receiver(f)}}.InvokeAsync<{{f.ReturnSource}}>({{Names.Literal(f.ExportName)}}, {{pointerArgs}}, {{Names.Formatter(f.ReturnType!, assemblyKey)}}, {{options}}, {{token}});
+            """);
 
         // Pointers in, a pointer out: a chain (compute, slice, reduce) that never brings the data to the caller.
         if (IsData(f.ReturnType)) EmitAsPointerMethod(w, f, stem, parameters, pointerSignature, pointerArgs.ToString(), options, token, tokenParams, progress);
     }
 
-    private static void EmitCallDocs(CodeWriter w, FunctionModel f, ParameterModel[] parameters, HashSet<string> tokenParams, ParameterModel? progress,
+    // The docs of a variant (a pointer, a pointer-argument overload): its own summary, the function's parameters, options, token, returns.
+    private static string CallDocs(FunctionModel f, ParameterModel[] parameters, HashSet<string> tokenParams, ParameterModel? progress,
         string options, string token, string summary, string optionsDoc, string returns)
-    {
-        w.Line();
-        w.Line($"/// <summary>{summary}</summary>");
-        EmitParamDocs(w, f, parameters, tokenParams, progress);
-        w.Line($"/// <param name=\"{options}\">Per-call options: {optionsDoc}.</param>");
-        w.Line($"/// <param name=\"{token}\">Cancels the call; the remote function's token is cancelled too.</param>");
-        w.Line($"/// <returns>{returns}</returns>");
-    }
+        => $$"""
+            /// <summary>{{summary}}</summary>
+            {{ParamDocs(f, parameters, tokenParams, progress)}}
+            /// <param name="{{options}}">Per-call options: {{optionsDoc}}.</param>
+            /// <param name="{{token}}">Cancels the call; the remote function's token is cancelled too.</param>
+            /// <returns>{{returns}}</returns>
+            """;
 
-    private static void EmitParamDocs(CodeWriter w, FunctionModel f, ParameterModel[] parameters, HashSet<string> tokenParams, ParameterModel? progress)
+    // The function's documented parameters as written, then a line for each undocumented one (never the call-filled token or progress).
+    private static string ParamDocs(FunctionModel f, ParameterModel[] parameters, HashSet<string> tokenParams, ParameterModel? progress)
     {
-        foreach (DocEntry element in f.Docs.RawElements)
-        {
-            if (!element.Name.StartsWith("param:", System.StringComparison.Ordinal) || tokenParams.Contains(element.Name) || element.Name == "param:" + progress?.Name) continue;
-            foreach (string line in element.Text.Split('\n')) w.Line("/// " + line);
-        }
-
-        foreach (ParameterModel p in parameters.Where(p => !f.Docs.RawElements.Any(e => e.Name == "param:" + p.Name)))
-        {
-            w.Line($"/// <param name=\"{p.Name}\">The <c>{p.Name}</c> argument.</param>");
-        }
+        IEnumerable<string> documented = f.Docs.RawElements
+            .Where(e => e.Name.StartsWith("param:", System.StringComparison.Ordinal) && !tokenParams.Contains(e.Name) && e.Name != "param:" + progress?.Name)
+            .SelectMany(e => e.Text.Split('\n').Select(line => "/// " + line));
+        IEnumerable<string> undocumented = parameters.Where(p => !f.Docs.RawElements.Any(e => e.Name == "param:" + p.Name))
+            .Select(p => $"/// <param name=\"{p.Name}\">The <c>{p.Name}</c> argument.</param>");
+        string lines = string.Join("\n", documented.Concat(undocumented));
+        return lines.Length == 0 ? CodeWriter.Omit : lines;
     }
 
     private static void EmitProxyMethod(CodeWriter w, FunctionModel f, string assemblyKey, string methodName, string stem)
@@ -472,46 +478,28 @@ internal static class ServiceEmitter
         names.Add(options);
         string token = FreeName(names, "cancellationToken", "callCancellationToken");
         HashSet<string> tokenParams = new(f.Parameters.Where(p => !p.IsArgument && !p.IsProgress).Select(p => "param:" + p.Name));
+        bool stream = f.ReturnKind == ReturnKind.Stream;
 
-        bool documented = false;
-        foreach (DocEntry element in f.Docs.RawElements)
-        {
-            if (tokenParams.Contains(element.Name) || element.Name == "exception") continue;
-            foreach (string line in element.Text.Split('\n')) w.Line("/// " + line);
-            documented = true;
-        }
-
-        // What the function throws reaches the caller as a RemoteException naming the type.
-        foreach (DocEntry e in f.Docs.Exceptions)
-        {
-            w.Line($"/// <exception cref=\"{Names.Runtime}.RemoteException\">The remote function threw <c>{Xml(e.Name)}</c> (the exception's <c>RemoteType</c>): {Xml(e.Text)}</exception>");
-        }
-
-        if (!documented)
-        {
-            w.Line($"/// <summary>Calls the remote function <c>{f.ExportName}</c>.</summary>");
-        }
-
-        foreach (ParameterModel p in parameters.Where(p => !f.Docs.RawElements.Any(e => e.Name == "param:" + p.Name)))
-        {
-            w.Line($"/// <param name=\"{p.Name}\">The <c>{p.Name}</c> argument.</param>");
-        }
-
-        if (progress is not null && !f.Docs.RawElements.Any(e => e.Name == "param:" + progress.Name))
-        {
-            w.Line($"/// <param name=\"{progress.Name}\">Receives the function's progress reports as they happen, before the call returns.</param>");
-        }
-
-        w.Line($"/// <param name=\"{options}\">Per-call options: timeout, where remote output goes, serialization{(f.ReturnKind == ReturnKind.Stream ? ", how many items may arrive ahead of the enumeration (StreamWindow)" : "")}.</param>");
-        w.Line(f.ReturnKind == ReturnKind.Stream
-            ? $"/// <param name=\"{token}\">Cancels the call; stopping the enumeration early cancels it too.</param>"
-            : $"/// <param name=\"{token}\">Cancels the call; the remote function's token is cancelled too.</param>");
-        if (!f.Docs.RawElements.Any(e => e.Name == "returns") && f.ReturnType is not null)
-        {
-            w.Line(f.ReturnKind == ReturnKind.Stream
+        // The function's own docs as written; what it throws reaches the caller as a RemoteException naming the type.
+        string[] written = [.. f.Docs.RawElements.Where(e => !tokenParams.Contains(e.Name) && e.Name != "exception").SelectMany(e => e.Text.Split('\n').Select(line => "/// " + line))];
+        string thrown = string.Join("\n", f.Docs.Exceptions.Select(e =>
+            $"/// <exception cref=\"{Names.Runtime}.RemoteException\">The remote function threw <c>{Xml(e.Name)}</c> (the exception's <c>RemoteType</c>): {Xml(e.Text)}</exception>"));
+        string undocumented = string.Join("\n", parameters.Where(p => !f.Docs.RawElements.Any(e => e.Name == "param:" + p.Name))
+            .Select(p => $"/// <param name=\"{p.Name}\">The <c>{p.Name}</c> argument.</param>"));
+        bool progressUndocumented = progress is not null && !f.Docs.RawElements.Any(e => e.Name == "param:" + progress.Name);
+        bool returnsUndocumented = !f.Docs.RawElements.Any(e => e.Name == "returns") && f.ReturnType is not null;
+        string docs = $$"""
+            {{(written.Length == 0 ? CodeWriter.Omit : string.Join("\n", written))}}
+            {{(thrown.Length == 0 ? CodeWriter.Omit : thrown)}}
+            {{CodeWriter.If(written.Length == 0, $"/// <summary>Calls the remote function <c>{f.ExportName}</c>.</summary>")}}
+            {{(undocumented.Length == 0 ? CodeWriter.Omit : undocumented)}}
+            {{CodeWriter.If(progressUndocumented, $"/// <param name=\"{progress?.Name}\">Receives the function's progress reports as they happen, before the call returns.</param>")}}
+            /// <param name="{{options}}">Per-call options: timeout, where remote output goes, serialization{{(stream ? ", how many items may arrive ahead of the enumeration (StreamWindow)" : "")}}.</param>
+            /// <param name="{{token}}">{{(stream ? "Cancels the call; stopping the enumeration early cancels it too." : "Cancels the call; the remote function's token is cancelled too.")}}</param>
+            {{CodeWriter.If(returnsUndocumented, stream
                 ? $"/// <returns>The items of <c>{f.ExportName}</c>, as the remote function produces them.</returns>"
-                : $"/// <returns>The result of <c>{f.ExportName}</c>.</returns>");
-        }
+                : $"/// <returns>The result of <c>{f.ExportName}</c>.</returns>")}}
+            """;
 
         var signature = new List<string>();
         foreach (ParameterModel p in parameters)
@@ -534,11 +522,14 @@ internal static class ServiceEmitter
         List<string> submitSignature = signature.Where(p => progress is null || !p.EndsWith("@" + progress.Name + " = null", System.StringComparison.Ordinal)).ToList();
         if (progress is not null) args.Append($".Progress(@{progress.Name}, {Names.Formatter(progress.Type!, assemblyKey)})");
 
-        if (f.ReturnKind == ReturnKind.Stream)
+        if (stream)
         {
             // Streams are enumerated as they come; a submitted stream would have no one to flow to.
-            w.Line($"public global::System.Collections.Generic.IAsyncEnumerable<{f.ReturnSource}> {methodName}({string.Join(", ", signature)})");
-            w.Line($"    => {Receiver(f)}.StreamAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {args}, {Names.Formatter(f.ReturnType!, assemblyKey)}, {options}, {token});");
+            w.Block($$"""
+                {{docs}}
+                public global::System.Collections.Generic.IAsyncEnumerable<{{f.ReturnSource}}> {{methodName}}({{string.Join(", ", signature)}})
+                    => {{Receiver(f)}}.StreamAsync<{{f.ReturnSource}}>({{Names.Literal(f.ExportName)}}, {{args}}, {{Names.Formatter(f.ReturnType!, assemblyKey)}}, {{options}}, {{token}});
+                """);
             return;
         }
 
@@ -546,8 +537,11 @@ internal static class ServiceEmitter
         string call = f.ReturnType is null
             ? $"{Receiver(f)}.InvokeAsync({Names.Literal(f.ExportName)}, {args}, {options}, {token})"
             : $"{Receiver(f)}.InvokeAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {args}, {Names.Formatter(f.ReturnType, assemblyKey)}, {options}, {token})";
-        w.Line($"public {returnType} {methodName}({string.Join(", ", signature)})");
-        w.Line($"    => {call};");
+        w.Block($$"""
+            {{docs}}
+            public {{returnType}} {{methodName}}({{string.Join(", ", signature)}})
+                => {{call}};
+            """);
 
         if (IsData(f.ReturnType)) EmitAsPointerMethod(w, f, stem, parameters, submitSignature, submitArgs, options, token, tokenParams, progress);
         if (f.ReturnType is not null && parameters.Any(p => IsData(p.Type))) EmitPointerArgumentsOverload(w, f, assemblyKey, methodName, stem, parameters, options, token, tokenParams, progress);
@@ -555,23 +549,15 @@ internal static class ServiceEmitter
         // The same call submitted as a job: a typed handle at once, the result when it is ready.
         string resultSource = f.ReturnType is null ? "object?" : f.ReturnSource!;
         string resultFormatter = f.ReturnType is null ? Names.Builtin + ".Object" : Names.Formatter(f.ReturnType, assemblyKey);
-        w.Line();
-        w.Line($"/// <summary>Submits <c>{f.ExportName}</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>");
-        foreach (DocEntry element in f.Docs.RawElements)
-        {
-            if (!element.Name.StartsWith("param:", System.StringComparison.Ordinal) || tokenParams.Contains(element.Name) || element.Name == "param:" + progress?.Name) continue;
-            foreach (string line in element.Text.Split('\n')) w.Line("/// " + line);
-        }
+        w.Block($$"""
 
-        foreach (ParameterModel p in parameters.Where(p => !f.Docs.RawElements.Any(e => e.Name == "param:" + p.Name)))
-        {
-            w.Line($"/// <param name=\"{p.Name}\">The <c>{p.Name}</c> argument.</param>");
-        }
-
-        w.Line($"/// <param name=\"{options}\">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>");
-        w.Line($"/// <param name=\"{token}\">Cancels the submission (not the job: cancel that with the handle).</param>");
-        w.Line($"/// <returns>The job's handle.</returns>");
-        w.Line($"public {Names.Tasks}.Task<{Names.Runtime}.IpyRpcJob<{resultSource}>> Submit{stem}Async({string.Join(", ", submitSignature)})");
-        w.Line($"    => {Receiver(f)}.SubmitAsync<{resultSource}>({Names.Literal(f.ExportName)}, {submitArgs}, {resultFormatter}, {options}, {token});");
+            /// <summary>Submits <c>{{f.ExportName}}</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
+            {{ParamDocs(f, parameters, tokenParams, progress)}}
+            /// <param name="{{options}}">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
+            /// <param name="{{token}}">Cancels the submission (not the job: cancel that with the handle).</param>
+            /// <returns>The job's handle.</returns>
+            public {{Names.Tasks}}.Task<{{Names.Runtime}}.IpyRpcJob<{{resultSource}}>> Submit{{stem}}Async({{string.Join(", ", submitSignature)}})
+                => {{Receiver(f)}}.SubmitAsync<{{resultSource}}>({{Names.Literal(f.ExportName)}}, {{submitArgs}}, {{resultFormatter}}, {{options}}, {{token}});
+            """);
     }
 }
