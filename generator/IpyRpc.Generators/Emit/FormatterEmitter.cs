@@ -42,35 +42,32 @@ internal static class FormatterEmitter
             return null;
         }
 
+        string fields = string.Join("\n", types.Values.OrderBy(Depth).ThenBy(t => Names.Field(t), StringComparer.Ordinal).Select(t => $"""
+            /// <summary>{Escape(t.Display)}</summary>
+            public static readonly {Names.Formatting}.IpyRpcFormatter<{Names.FormatterArgument(t)}> {Names.Field(t)} = {Create(t)};
+            """));
+        string registrations = string.Join("\n", types.Values.OrderBy(t => Names.Field(t), StringComparer.Ordinal).Select(t => $"{Names.Formatting}.FormatterRegistry.TryRegister({Names.Field(t)});"));
         var w = new CodeWriter();
         w.Line(CodeWriter.Header);
         w.Open("namespace IpyRpc.Generated");
-        w.Line("/// <summary>Formatters for the types the exported functions of this assembly take and return.</summary>");
-        w.Line(CodeWriter.GeneratedCode);
-        w.Open($"internal static class {Names.HolderName(assemblyKey)}");
+        w.Block($$"""
+            /// <summary>Formatters for the types the exported functions of this assembly take and return.</summary>
+            {{CodeWriter.GeneratedCode}}
+            internal static class {{Names.HolderName(assemblyKey)}}
+            {
+            {{CodeWriter.Indent(fields, 4)}}
 
-        IEnumerable<TypeModel> ordered = types.Values.OrderBy(Depth).ThenBy(t => Names.Field(t), StringComparer.Ordinal);
-        foreach (TypeModel t in ordered)
-        {
-            w.Line($"/// <summary>{Escape(t.Display)}</summary>");
-            w.Line($"public static readonly {Names.Formatting}.IpyRpcFormatter<{Names.FormatterArgument(t)}> {Names.Field(t)} = {Create(t)};");
-        }
-
-        w.Line();
-        w.Line("/// <summary>Makes these formatters known to dynamic calls (client.CallAsync&lt;T&gt;).</summary>");
-        w.Line("[global::System.Runtime.CompilerServices.ModuleInitializer]");
-        w.Open("internal static void Register()");
-        foreach (TypeModel t in types.Values.OrderBy(t => Names.Field(t), StringComparer.Ordinal))
-        {
-            w.Line($"{Names.Formatting}.FormatterRegistry.TryRegister({Names.Field(t)});");
-        }
-
-        w.Close();
+                /// <summary>Makes these formatters known to dynamic calls (client.CallAsync&lt;T&gt;).</summary>
+                [global::System.Runtime.CompilerServices.ModuleInitializer]
+                internal static void Register()
+                {
+            {{CodeWriter.Indent(registrations, 8)}}
+                }
+            """).Push();
         foreach (ObjectModel o in objects.Values.OrderBy(o => o.FullName, StringComparer.Ordinal))
         {
             w.Line();
-            if (o.IsTuple) EmitTuple(w, o, types);
-            else EmitObject(w, o, types);
+            w.Block(o.IsTuple ? Tuple(o) : Object(o));
         }
 
         w.Close();
@@ -112,100 +109,34 @@ internal static class FormatterEmitter
 
     private static string Escape(string text) => text.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
 
-    private static void EmitObject(CodeWriter w, ObjectModel o, Dictionary<string, TypeModel> types)
+    // A user type travels as a map of its members; reading accepts the member's C# name as well as its wire name.
+    private static string Object(ObjectModel o)
     {
         string arg = o.IsValueType ? o.FullName : o.FullName + "?";
         MemberModel[] written = o.Members.ToArray();
         MemberModel[] read = written.Where(m => m.ConstructorIndex >= 0 || m.Settable).ToArray();
+        string locals = string.Join("\n", read.Select((m, i) => $"{Names.FormatterArgument(m.Type)} m{i} = default!; bool has{i} = false;"));
+        string create = $"return Create({string.Join(", ", Enumerable.Range(0, read.Length).Select(i => $"m{i}, has{i}"))});";
 
-        w.Line($"/// <summary>Reads and writes {Escape(o.Display)} as a map of its members.</summary>");
-        w.Open($"private sealed class {ClassName(o.FullName)} : {Names.Formatting}.IpyRpcFormatter<{arg}>");
-
-        // MessagePack write
-        w.Open($"public override void Write(ref {Names.MessagePack}.MessagePackWriter writer, {arg} value)");
-        MessagePackWriteGuard(w, o);
-        w.Line($"writer.WriteMapHeader({written.Length});");
-        foreach (MemberModel m in written)
-        {
-            w.Line($"writer.WriteString({Names.Utf8(m.WireName)});");
-            w.Line($"{Names.LocalFormatter(m.Type)}.Write(ref writer, value.{m.Name});");
-        }
-
-        w.Close();
-        w.Line();
-
-        // MessagePack read
-        w.Open($"public override {arg} Read(ref {Names.MessagePack}.MessagePackReader reader)");
-        MessagePackReadGuard(w, o);
-        w.Line("reader.Enter();");
-        w.Line("int count = reader.ReadMapHeader();");
-        DeclareLocals(w, read);
-        w.Open("for (int i = 0; i < count; i++)");
-        w.Line("global::System.ReadOnlySpan<byte> key = reader.ReadStringSpan();");
-        string keyword = "if";
-        for (int i = 0; i < read.Length; i++)
-        {
-            MemberModel m = read[i];
-            string test = m.WireName == m.Name ? Equal("key", m.WireName) : Equal("key", m.WireName) + " || " + Equal("key", m.Name);
-            w.Line($"{keyword} ({test}) {{ m{i} = {Names.LocalFormatter(m.Type)}.Read(ref reader); has{i} = true; }}");
-            keyword = "else if";
-        }
-
-        w.Line(read.Length == 0 ? "reader.Skip();" : "else reader.Skip();");
-        w.Close();
-        w.Line("reader.Exit();");
-        w.Line($"return Create({string.Join(", ", Enumerable.Range(0, read.Length).Select(i => $"m{i}, has{i}"))});");
-        w.Close();
-        w.Line();
-
-        // JSON write
-        w.Open($"public override void Write({Names.Json}.Utf8JsonWriter writer, {arg} value)");
-        JsonWriteGuard(w, o);
-        w.Line("writer.WriteStartObject();");
-        foreach (MemberModel m in written)
-        {
-            w.Line($"writer.WritePropertyName({Names.Utf8(m.WireName)});");
-            w.Line($"{Names.LocalFormatter(m.Type)}.Write(writer, value.{m.Name});");
-        }
-
-        w.Line("writer.WriteEndObject();");
-        w.Close();
-        w.Line();
-
-        // JSON read
-        w.Open($"public override {arg} Read(ref {Names.Json}.Utf8JsonReader reader)");
-        JsonReadGuard(w, o);
-        w.Line($"{Names.Formatting}.Json.JsonRead.Expect(ref reader, {Names.Json}.JsonTokenType.StartObject, {Names.Literal("an object (" + o.Display + ")")});");
-        DeclareLocals(w, read);
-        w.Open("while (true)");
-        w.Line($"{Names.Formatting}.Json.JsonRead.Next(ref reader);");
-        w.Line($"if (reader.TokenType == {Names.Json}.JsonTokenType.EndObject) break;");
-        keyword = "if";
-        for (int i = 0; i < read.Length; i++)
-        {
-            MemberModel m = read[i];
-            string test = m.WireName == m.Name ? $"reader.ValueTextEquals({Names.Utf8(m.WireName)})" : $"reader.ValueTextEquals({Names.Utf8(m.WireName)}) || reader.ValueTextEquals({Names.Utf8(m.Name)})";
-            w.Line($"{keyword} ({test}) {{ {Names.Formatting}.Json.JsonRead.Next(ref reader); m{i} = {Names.LocalFormatter(m.Type)}.Read(ref reader); has{i} = true; }}");
-            keyword = "else if";
-        }
-
-        w.Line((read.Length == 0 ? "" : "else ") + $"{{ {Names.Formatting}.Json.JsonRead.Next(ref reader); reader.Skip(); }}");
-        w.Close();
-        w.Line($"return Create({string.Join(", ", Enumerable.Range(0, read.Length).Select(i => $"m{i}, has{i}"))});");
-        w.Close();
-        w.Line();
+        string packWrites = string.Join("\n", written.Select(m => $"""
+            writer.WriteString({Names.Utf8(m.WireName)});
+            {Names.LocalFormatter(m.Type)}.Write(ref writer, value.{m.Name});
+            """));
+        string packReads = string.Join("\n", read.Select((m, i) =>
+            $"{(i == 0 ? "if" : "else if")} ({(m.WireName == m.Name ? Equal("key", m.WireName) : Equal("key", m.WireName) + " || " + Equal("key", m.Name))}) {{ m{i} = {Names.LocalFormatter(m.Type)}.Read(ref reader); has{i} = true; }}")
+            .Append(read.Length == 0 ? "reader.Skip();" : "else reader.Skip();"));
+        string jsonWrites = string.Join("\n", written.Select(m => $"""
+            writer.WritePropertyName({Names.Utf8(m.WireName)});
+            {Names.LocalFormatter(m.Type)}.Write(writer, value.{m.Name});
+            """));
+        string jsonReads = string.Join("\n", read.Select((m, i) =>
+            $"{(i == 0 ? "if" : "else if")} ({(m.WireName == m.Name ? $"reader.ValueTextEquals({Names.Utf8(m.WireName)})" : $"reader.ValueTextEquals({Names.Utf8(m.WireName)}) || reader.ValueTextEquals({Names.Utf8(m.Name)})")}) {{ {Names.Formatting}.Json.JsonRead.Next(ref reader); m{i} = {Names.LocalFormatter(m.Type)}.Read(ref reader); has{i} = true; }}")
+            .Append((read.Length == 0 ? "" : "else ") + $"{{ {Names.Formatting}.Json.JsonRead.Next(ref reader); reader.Skip(); }}"));
 
         // Construction: constructor parameters, then init-only members, then settable ones that were present.
         string parameters = string.Join(", ", read.Select((m, i) => $"{Names.FormatterArgument(m.Type)} m{i}, bool has{i}"));
-        w.Open($"private static {o.FullName} Create({parameters})");
-        for (int i = 0; i < read.Length; i++)
-        {
-            if (read[i].Required)
-            {
-                w.Line($"if (!has{i}) throw new {Names.Formatting}.IpyRpcSerializationException({Names.Literal($"{o.Display} is missing its member '{read[i].WireName}' ({read[i].Type.Display}), which has no default")});");
-            }
-        }
-
+        string requires = string.Join("\n", read.Select((m, i) => (m, i)).Where(x => x.m.Required).Select(x =>
+            $"if (!has{x.i}) throw new {Names.Formatting}.IpyRpcSerializationException({Names.Literal($"{o.Display} is missing its member '{x.m.WireName}' ({x.m.Type.Display}), which has no default")});"));
         var ctorArgs = new string[o.ConstructorArity];
         for (int i = 0; i < ctorArgs.Length; i++) ctorArgs[i] = "default!";
         for (int i = 0; i < read.Length; i++)
@@ -213,104 +144,140 @@ internal static class FormatterEmitter
             if (read[i].ConstructorIndex >= 0) ctorArgs[read[i].ConstructorIndex] = $"m{i}";
         }
 
-        string[] inits = read.Select((m, i) => (m, i)).Where(x => x.m.ConstructorIndex < 0 && x.m.InitOnly).Select(x => $"{x.m.Name} = x{x.i}").ToArray();
-        for (int i = 0; i < read.Length; i++)
-        {
-            if (read[i].ConstructorIndex < 0 && read[i].InitOnly)
-            {
-                w.Line($"var x{i} = has{i} ? m{i} : default!;");
-            }
-        }
+        var initOnly = read.Select((m, i) => (m, i)).Where(x => x.m.ConstructorIndex < 0 && x.m.InitOnly).ToArray();
+        string initLocals = string.Join("\n", initOnly.Select(x => $"var x{x.i} = has{x.i} ? m{x.i} : default!;"));
+        string inits = initOnly.Length == 0 ? "" : " { " + string.Join(", ", initOnly.Select(x => $"{x.m.Name} = x{x.i}")) + " }";
+        string sets = string.Join("\n", read.Select((m, i) => (m, i)).Where(x => x.m.ConstructorIndex < 0 && !x.m.InitOnly).Select(x => $"if (has{x.i}) result.{x.m.Name} = m{x.i};"));
 
-        w.Line($"var result = new {o.FullName}({string.Join(", ", ctorArgs)}){(inits.Length == 0 ? "" : " { " + string.Join(", ", inits) + " }")};");
-        for (int i = 0; i < read.Length; i++)
-        {
-            if (read[i].ConstructorIndex < 0 && !read[i].InitOnly)
+        return $$"""
+            /// <summary>Reads and writes {{Escape(o.Display)}} as a map of its members.</summary>
+            private sealed class {{ClassName(o.FullName)}} : {{Names.Formatting}}.IpyRpcFormatter<{{arg}}>
             {
-                w.Line($"if (has{i}) result.{read[i].Name} = m{i};");
-            }
-        }
+                public override void Write(ref {{Names.MessagePack}}.MessagePackWriter writer, {{arg}} value)
+                {
+                    {{MessagePackWriteGuard(o)}}
+                    writer.WriteMapHeader({{written.Length}});
+            {{CodeWriter.Indent(packWrites, 8)}}
+                }
 
-        w.Line("return result;");
-        w.Close();
-        w.Close();
+                public override {{arg}} Read(ref {{Names.MessagePack}}.MessagePackReader reader)
+                {
+                    {{MessagePackReadGuard(o)}}
+                    reader.Enter();
+                    int count = reader.ReadMapHeader();
+            {{CodeWriter.Indent(locals, 8)}}
+                    for (int i = 0; i < count; i++)
+                    {
+                        global::System.ReadOnlySpan<byte> key = reader.ReadStringSpan();
+            {{CodeWriter.Indent(packReads, 12)}}
+                    }
+                    reader.Exit();
+                    {{create}}
+                }
+
+                public override void Write({{Names.Json}}.Utf8JsonWriter writer, {{arg}} value)
+                {
+                    {{JsonWriteGuard(o)}}
+                    writer.WriteStartObject();
+            {{CodeWriter.Indent(jsonWrites, 8)}}
+                    writer.WriteEndObject();
+                }
+
+                public override {{arg}} Read(ref {{Names.Json}}.Utf8JsonReader reader)
+                {
+                    {{JsonReadGuard(o)}}
+                    {{Names.Formatting}}.Json.JsonRead.Expect(ref reader, {{Names.Json}}.JsonTokenType.StartObject, {{Names.Literal("an object (" + o.Display + ")")}});
+            {{CodeWriter.Indent(locals, 8)}}
+                    while (true)
+                    {
+                        {{Names.Formatting}}.Json.JsonRead.Next(ref reader);
+                        if (reader.TokenType == {{Names.Json}}.JsonTokenType.EndObject) break;
+            {{CodeWriter.Indent(jsonReads, 12)}}
+                    }
+                    {{create}}
+                }
+
+                private static {{o.FullName}} Create({{parameters}})
+                {
+            {{CodeWriter.Indent(requires, 8)}}
+            {{CodeWriter.Indent(initLocals, 8)}}
+                    var result = new {{o.FullName}}({{string.Join(", ", ctorArgs)}}){{inits}};
+            {{CodeWriter.Indent(sets, 8)}}
+                    return result;
+                }
+            }
+            """;
     }
 
     // Every generated formatter opens its four methods the same way: reference types map null to
     // nil/null; value types refuse nil/null with a message naming the type.
-    private static void MessagePackWriteGuard(CodeWriter w, ObjectModel o)
-    {
-        if (!o.IsValueType) w.Line("if (value is null) { writer.WriteNil(); return; }");
-    }
+    private static string MessagePackWriteGuard(ObjectModel o)
+        => CodeWriter.If(!o.IsValueType, "if (value is null) { writer.WriteNil(); return; }");
 
-    private static void MessagePackReadGuard(CodeWriter w, ObjectModel o) => w.Line(o.IsValueType
+    private static string MessagePackReadGuard(ObjectModel o) => o.IsValueType
         ? $"if (reader.TryReadNil()) throw reader.Error(\"Expected {o.Display} but found nil\");"
-        : "if (reader.TryReadNil()) return null;");
+        : "if (reader.TryReadNil()) return null;";
 
-    private static void JsonWriteGuard(CodeWriter w, ObjectModel o)
-    {
-        if (!o.IsValueType) w.Line("if (value is null) { writer.WriteNullValue(); return; }");
-    }
+    private static string JsonWriteGuard(ObjectModel o)
+        => CodeWriter.If(!o.IsValueType, "if (value is null) { writer.WriteNullValue(); return; }");
 
-    private static void JsonReadGuard(CodeWriter w, ObjectModel o) => w.Line(o.IsValueType
+    private static string JsonReadGuard(ObjectModel o) => o.IsValueType
         ? $"if (reader.TokenType == {Names.Json}.JsonTokenType.Null) throw new {Names.Formatting}.IpyRpcSerializationException(\"Expected {o.Display} but found null\");"
-        : $"if (reader.TokenType == {Names.Json}.JsonTokenType.Null) return null;");
+        : $"if (reader.TokenType == {Names.Json}.JsonTokenType.Null) return null;";
 
     private static string Equal(string span, string text) => $"global::System.MemoryExtensions.SequenceEqual({span}, {Names.Utf8(text)})";
 
-    private static void DeclareLocals(CodeWriter w, MemberModel[] members)
-    {
-        for (int i = 0; i < members.Length; i++)
-        {
-            w.Line($"{Names.FormatterArgument(members[i].Type)} m{i} = default!; bool has{i} = false;");
-        }
-    }
-
-    private static void EmitTuple(CodeWriter w, ObjectModel o, Dictionary<string, TypeModel> types)
+    // A tuple travels as an array of its items.
+    private static string Tuple(ObjectModel o)
     {
         string arg = o.IsValueType ? o.FullName : o.FullName + "?";
         MemberModel[] items = o.Members.ToArray();
-        w.Line($"/// <summary>Reads and writes {Escape(o.Display)} as an array of {items.Length}.</summary>");
-        w.Open($"private sealed class {ClassName(o.FullName)} : {Names.Formatting}.IpyRpcFormatter<{arg}>");
+        string packWrites = string.Join("\n", items.Select(m => $"{Names.LocalFormatter(m.Type)}.Write(ref writer, value.{m.Name});"));
+        string packReads = string.Join("\n", items.Select((m, i) => $"var m{i} = {Names.LocalFormatter(m.Type)}.Read(ref reader);"));
+        string jsonWrites = string.Join("\n", items.Select(m => $"{Names.LocalFormatter(m.Type)}.Write(writer, value.{m.Name});"));
+        string jsonReads = string.Join("\n", items.Select((m, i) => $"""
+            {Names.Formatting}.Json.JsonRead.Next(ref reader);
+            var m{i} = {Names.LocalFormatter(m.Type)}.Read(ref reader);
+            """));
+        return $$"""
+            /// <summary>Reads and writes {{Escape(o.Display)}} as an array of {{items.Length}}.</summary>
+            private sealed class {{ClassName(o.FullName)}} : {{Names.Formatting}}.IpyRpcFormatter<{{arg}}>
+            {
+                public override void Write(ref {{Names.MessagePack}}.MessagePackWriter writer, {{arg}} value)
+                {
+                    {{MessagePackWriteGuard(o)}}
+                    writer.WriteArrayHeader({{items.Length}});
+            {{CodeWriter.Indent(packWrites, 8)}}
+                }
 
-        w.Open($"public override void Write(ref {Names.MessagePack}.MessagePackWriter writer, {arg} value)");
-        MessagePackWriteGuard(w, o);
-        w.Line($"writer.WriteArrayHeader({items.Length});");
-        foreach (MemberModel m in items) w.Line($"{Names.LocalFormatter(m.Type)}.Write(ref writer, value.{m.Name});");
-        w.Close();
-        w.Line();
+                public override {{arg}} Read(ref {{Names.MessagePack}}.MessagePackReader reader)
+                {
+                    {{MessagePackReadGuard(o)}}
+                    int start = reader.Position;
+                    if (reader.ReadArrayHeader() != {{items.Length}}) throw new {{Names.MessagePack}}.MessagePackSerializationException("Expected an array of {{items.Length}} elements for {{o.Display}}", start);
+            {{CodeWriter.Indent(packReads, 8)}}
+                    return {{Construct(o, items.Length)}};
+                }
 
-        w.Open($"public override {arg} Read(ref {Names.MessagePack}.MessagePackReader reader)");
-        MessagePackReadGuard(w, o);
-        w.Line("int start = reader.Position;");
-        w.Line($"if (reader.ReadArrayHeader() != {items.Length}) throw new {Names.MessagePack}.MessagePackSerializationException(\"Expected an array of {items.Length} elements for {o.Display}\", start);");
-        for (int i = 0; i < items.Length; i++) w.Line($"var m{i} = {Names.LocalFormatter(items[i].Type)}.Read(ref reader);");
-        w.Line($"return {Construct(o, items.Length)};");
-        w.Close();
-        w.Line();
+                public override void Write({{Names.Json}}.Utf8JsonWriter writer, {{arg}} value)
+                {
+                    {{JsonWriteGuard(o)}}
+                    writer.WriteStartArray();
+            {{CodeWriter.Indent(jsonWrites, 8)}}
+                    writer.WriteEndArray();
+                }
 
-        w.Open($"public override void Write({Names.Json}.Utf8JsonWriter writer, {arg} value)");
-        JsonWriteGuard(w, o);
-        w.Line("writer.WriteStartArray();");
-        foreach (MemberModel m in items) w.Line($"{Names.LocalFormatter(m.Type)}.Write(writer, value.{m.Name});");
-        w.Line("writer.WriteEndArray();");
-        w.Close();
-        w.Line();
-
-        w.Open($"public override {arg} Read(ref {Names.Json}.Utf8JsonReader reader)");
-        JsonReadGuard(w, o);
-        w.Line($"{Names.Formatting}.Json.JsonRead.Expect(ref reader, {Names.Json}.JsonTokenType.StartArray, {Names.Literal("an array (" + o.Display + ")")});");
-        for (int i = 0; i < items.Length; i++)
-        {
-            w.Line($"{Names.Formatting}.Json.JsonRead.Next(ref reader);");
-            w.Line($"var m{i} = {Names.LocalFormatter(items[i].Type)}.Read(ref reader);");
-        }
-
-        w.Line($"{Names.Formatting}.Json.JsonRead.Next(ref reader);");
-        w.Line($"{Names.Formatting}.Json.JsonRead.Expect(ref reader, {Names.Json}.JsonTokenType.EndArray, {Names.Literal("the end of the " + items.Length + "-element array")});");
-        w.Line($"return {Construct(o, items.Length)};");
-        w.Close();
-        w.Close();
+                public override {{arg}} Read(ref {{Names.Json}}.Utf8JsonReader reader)
+                {
+                    {{JsonReadGuard(o)}}
+                    {{Names.Formatting}}.Json.JsonRead.Expect(ref reader, {{Names.Json}}.JsonTokenType.StartArray, {{Names.Literal("an array (" + o.Display + ")")}});
+            {{CodeWriter.Indent(jsonReads, 8)}}
+                    {{Names.Formatting}}.Json.JsonRead.Next(ref reader);
+                    {{Names.Formatting}}.Json.JsonRead.Expect(ref reader, {{Names.Json}}.JsonTokenType.EndArray, {{Names.Literal("the end of the " + items.Length + "-element array")}});
+                    return {{Construct(o, items.Length)}};
+                }
+            }
+            """;
     }
 
     private static string Construct(ObjectModel o, int count)
