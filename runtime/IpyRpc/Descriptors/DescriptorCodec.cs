@@ -197,8 +197,15 @@ public static class DescriptorCodec
         }
 
         w.WriteEndArray();
-        w.WriteStartArray("exceptions");
-        foreach (ExceptionDoc e in f.Exceptions)
+        WriteExceptions(w, "exceptions", f.Exceptions);
+        w.WriteEndObject();
+    }
+
+    /// <summary>Documented exceptions as a JSON array of <c>{type, description}</c> (descriptors and the OpenRPC document write them alike).</summary>
+    internal static void WriteExceptions(Utf8JsonWriter w, string name, IReadOnlyList<ExceptionDoc> exceptions)
+    {
+        w.WriteStartArray(name);
+        foreach (ExceptionDoc e in exceptions)
         {
             w.WriteStartObject();
             w.WriteString("type", e.Type);
@@ -207,7 +214,6 @@ public static class DescriptorCodec
         }
 
         w.WriteEndArray();
-        w.WriteEndObject();
     }
 
     private static void WriteSchema(Utf8JsonWriter w, string name, string? schema)

@@ -88,16 +88,7 @@ public static class OpenRpcDocument
             w.WriteString("message", string.Join("; ", f.Exceptions.Select(e => $"{e.Type}: {e.Description}")));
             w.WriteEndObject();
             w.WriteEndArray();
-            w.WriteStartArray("x-ipyrpc-exceptions");
-            foreach (ExceptionDoc e in f.Exceptions)
-            {
-                w.WriteStartObject();
-                w.WriteString("type", e.Type);
-                w.WriteString("description", e.Description);
-                w.WriteEndObject();
-            }
-
-            w.WriteEndArray();
+            DescriptorCodec.WriteExceptions(w, "x-ipyrpc-exceptions", f.Exceptions);
         }
 
         w.WriteEndObject();
