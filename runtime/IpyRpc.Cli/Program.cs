@@ -58,7 +58,16 @@ schema.SetAction((r, ct) => Run(r, ct, async (client, console) =>
     byte[] document = OpenRpcDocument.Write(client.Functions, r.GetValue(title) ?? client.ServerAgent ?? "IpyRpc server", "1.0.0", indented: true);
     if (r.GetValue(output) is { } path)
     {
-        await File.WriteAllBytesAsync(path, [.. document, (byte)'\n'], ct);
+        try
+        {
+            await File.WriteAllBytesAsync(path, [.. document, (byte)'\n'], ct);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            console.Error($"Could not write {path}: {e.Message}");
+            return ExitCodes.Usage;
+        }
+
         Console.Error.WriteLine($"Wrote {client.Functions.Count} functions to {path}");
     }
     else

@@ -67,6 +67,11 @@ public sealed class CliTests : IAsyncLifetime
         Assert.Equal("work.square(x: long) -> long", square.GetProperty("x-ipyrpc-signature").GetString());
         Assert.Matches("^[0-9a-f]{16}$", square.GetProperty("x-ipyrpc-fingerprint").GetString());
         Assert.Equal("Int64", square.GetProperty("params")[0].GetProperty("schema").GetProperty("x-ipyrpc").GetString());
+
+        // A file that cannot be written is a usage error that says why.
+        (code, text) = await Cli("schema", _zmq.Endpoint, "-o", Path.Combine(Path.GetTempPath(), "no-such-folder-" + Guid.NewGuid().ToString("N"), "x.ipyrpc.json"));
+        Assert.Equal(2, code);
+        Assert.Contains("Could not write", text);
     }
 
     [Fact]
