@@ -220,24 +220,21 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
     {
         IpyRpcMessage reply = await link.RequestAsync(new IpyRpcMessage { Kind = MessageKind.Describe, Serialization = Options.Serialization }, "describe", cancellationToken).ConfigureAwait(false);
         IReadOnlyList<FunctionDescriptor> functions = DescriptorCodec.Decode(reply.Body.Span, reply.Serialization);
-        _byName = null;
+        _byName = functions.GroupBy(f => f.Name).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
         _functions = functions;
         Events = reply.Parts.Count > 1 ? DescriptorCodec.DecodeEvents(reply.Parts[1].Span, reply.Serialization) : [];
     }
 
+    // The last function list by name, replaced whole with it.
     private Dictionary<string, FunctionDescriptor>? _byName;
 
     /// <summary>The descriptor of <paramref name="function"/> from the last function list, or null (a lookup cheap enough for every call).</summary>
-    internal FunctionDescriptor? Find(string function)
-    {
-        Dictionary<string, FunctionDescriptor> byName = _byName ??= _functions.GroupBy(f => f.Name).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
-        return byName.GetValueOrDefault(function);
-    }
+    internal FunctionDescriptor? Find(string function) => _byName?.GetValueOrDefault(function);
 
     /// <summary>The descriptor of <paramref name="function"/>.</summary>
     /// <exception cref="KeyNotFoundException">The server has no such function.</exception>
     public FunctionDescriptor Describe(string function)
-        => _functions.FirstOrDefault(f => f.Name == function) ?? throw new KeyNotFoundException($"The server has no function named '{function}'.");
+        => Find(function) ?? throw new KeyNotFoundException($"The server has no function named '{function}'.");
 
     /// <summary>Readable help for one function, like Python's <c>help()</c>: signature, summary, parameters, returns.</summary>
     public string Help(string function) => Describe(function).Help();
