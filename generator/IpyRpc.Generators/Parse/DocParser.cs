@@ -121,59 +121,44 @@ internal static class DocParser
     {
         var text = new StringBuilder();
         Append(element, text);
-        string[] lines = text.ToString().Replace("\r", "").Split('\n').Select(CollapseSpaces).ToArray();
-        // Collapse runs of blank lines and trim blank edges.
-        var kept = new List<string>();
-        foreach (string line in lines)
-        {
-            if (line.Length == 0 && (kept.Count == 0 || kept[kept.Count - 1].Length == 0)) continue;
-            kept.Add(line);
-        }
-
-        while (kept.Count > 0 && kept[kept.Count - 1].Length == 0) kept.RemoveAt(kept.Count - 1);
-        return string.Join("\n", JoinWrapped(kept));
+        return Tidy(text.ToString());
     }
 
-    // Trimmed, with each run of whitespace as one space (a regular expression here was most of the generator's time).
-    private static string CollapseSpaces(string line)
+    // One pass over the text: paragraphs (runs of lines between blank ones) become one line each, every run of
+    // whitespace one space, and paragraphs are separated by one blank line; nothing leads or trails.
+    private static string Tidy(string raw)
     {
-        var text = new StringBuilder(line.Length);
-        bool space = false;
-        foreach (char c in line)
+        var result = new StringBuilder(raw.Length);
+        bool lineHasText = false, space = false, paragraph = false;
+        foreach (char c in raw)
         {
+            if (c == '\r') continue;
+            if (c == '\n')
+            {
+                if (!lineHasText && result.Length > 0) paragraph = true; // a blank line ends the paragraph
+                space = result.Length > 0;
+                lineHasText = false;
+                continue;
+            }
+
             if (char.IsWhiteSpace(c))
             {
-                space = text.Length > 0;
+                space |= lineHasText;
                 continue;
             }
 
-            if (space) text.Append(' ');
-            space = false;
-            text.Append(c);
-        }
-
-        return text.ToString();
-    }
-
-    // Doc comments wrap sentences over several lines; rejoin lines that are not separated by a blank.
-    private static IEnumerable<string> JoinWrapped(List<string> lines)
-    {
-        var current = new StringBuilder();
-        foreach (string line in lines)
-        {
-            if (line.Length == 0)
+            if (result.Length > 0)
             {
-                if (current.Length > 0) yield return current.ToString();
-                yield return "";
-                current.Clear();
-                continue;
+                if (paragraph) result.Append("\n\n");
+                else if (space) result.Append(' ');
             }
 
-            if (current.Length > 0) current.Append(' ');
-            current.Append(line);
+            paragraph = space = false;
+            lineHasText = true;
+            result.Append(c);
         }
 
-        if (current.Length > 0) yield return current.ToString();
+        return result.ToString();
     }
 
     private static void Append(XElement element, StringBuilder text)
