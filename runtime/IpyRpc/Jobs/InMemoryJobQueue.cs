@@ -117,22 +117,26 @@ public sealed class InMemoryJobQueue : IJobQueue
         ChannelReader<Job> reader = _pending.Reader;
         while (true)
         {
-            while (reader.TryRead(out Job? job))
-            {
-                if (job.TryLease(workerId, leaseDuration) is { } lease)
-                {
-                    if (leaseDuration != Timeout.InfiniteTimeSpan) EnsureLeaseSweeper(leaseDuration);
-                    return lease;
-                }
-            }
-
+            // ReadAsync, not WaitToReadAsync: a job wakes the one worker it is handed to. Waiting to read would
+            // wake every idle worker for each job (a server has 64), and all but one would go back to sleep.
+            Job job;
             try
             {
-                if (!await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false)) return null;
+                job = reader.TryRead(out Job? ready) ? ready : await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
                 return null;
+            }
+            catch (ChannelClosedException)
+            {
+                return null;
+            }
+
+            if (job.TryLease(workerId, leaseDuration) is { } lease)
+            {
+                if (leaseDuration != Timeout.InfiniteTimeSpan) EnsureLeaseSweeper(leaseDuration);
+                return lease;
             }
         }
     }
