@@ -1,25 +1,38 @@
+using IpyRpc;
 using IpyRpc.Bench;
+using IpyRpc.ZeroMq;
 
 // dotnet run -c Release --project bench/IpyRpc.Bench -- [--quick | --smoke] [--repeat N] [--json FILE] [scenario…]
 //   --repeat N: run everything N times; each ratio is the median of the N runs' ratios (each run's value is listed)
 //   scenarios: small, payload, pointers, queues, serialization, python (default: all)
 // dotnet run -c Release --project bench/IpyRpc.Bench -- serve      the server process the harness starts
-// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N]   N in-process small calls, for a profiler
+// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq] [IN_FLIGHT]   small calls only, for a profiler
 if (args.FirstOrDefault() == "serve")
 {
     return await Serve.RunAsync();
 }
 
-// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N]
-//   N sequential in-process small calls and nothing else, to run under a profiler
+// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq] [IN_FLIGHT]
+//   N small calls and nothing else (in process, or over ZeroMQ tcp to a server in this process), IN_FLIGHT
+//   at a time (1 by default), to run under a profiler
 //   (dotnet-trace collect --profile dotnet-sampled-thread-time -- dotnet IpyRpc.Bench.dll loop 200000)
 if (args.FirstOrDefault() == "loop")
 {
     int count = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 200_000;
-    await using SystemUnderTest system = await Systems.InProcessAsync();
+    bool zmq = args.Contains("zmq");
+    int inFlight = args.Skip(2).Where(a => a != "zmq").Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture)).FirstOrDefault(1);
+    await using var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 1024 });
+    server.Register(typeof(BenchFunctions));
+    await using IpyRpcZeroMqServer? host = zmq ? IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*") : null;
+    await using IpyRpcClient client = host is null ? await IpyRpcClient.ConnectInProcessAsync(server) : await IpyRpcZeroMqClient.ConnectAsync(host.Endpoint);
+    BenchFunctionsClient functions = client.Proxy<BenchFunctionsClient>();
     var clock = System.Diagnostics.Stopwatch.StartNew();
-    for (int i = 0; i < count; i++) await system.SmallCall();
-    Console.WriteLine($"{count} in-process small calls, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average");
+    await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
+    {
+        for (int i = lane; i < count; i += inFlight) await functions.Add(2, 3);
+    }));
+    Console.WriteLine($"{count} small calls ({(zmq ? "ZeroMQ tcp" : "in process")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "
+        + $"GC heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1e6:0} MB, gen2 collections {GC.CollectionCount(2)}");
     return 0;
 }
 
