@@ -227,7 +227,7 @@ public sealed class RedisJobQueue : IJobQueue
         var taker = new Taker(this, workerId, leaseDuration == Timeout.InfiniteTimeSpan ? TimeSpan.FromDays(3650) : leaseDuration);
         lock (_gate)
         {
-            if (_disposed == 1) return null;
+            if (_disposed == 1 || cancellationToken.IsCancellationRequested) return null; // a worker that stopped taking takes nothing
             taker.Node = _takers.AddLast(taker);
         }
 

@@ -120,6 +120,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         {
             // ReadAsync, not WaitToReadAsync: a job wakes the one worker it is handed to. Waiting to read would
             // wake every idle worker for each job (a server has 64), and all but one would go back to sleep.
+            if (cancellationToken.IsCancellationRequested) return null; // a worker that stopped taking takes nothing
             Job job;
             try
             {

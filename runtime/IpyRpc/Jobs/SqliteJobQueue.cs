@@ -291,7 +291,9 @@ public sealed class SqliteJobQueue : IJobQueue
         var taker = new Taker(this, workerId, leaseDuration == Timeout.InfiniteTimeSpan ? TimeSpan.FromDays(3650) : leaseDuration);
         lock (_gate)
         {
-            if (_disposed) return null;
+            // A worker that stopped taking must not take what another of its slots just handed back: under the
+            // lock, any hand-back seen here came after the stop, so the token says so.
+            if (_disposed || cancellationToken.IsCancellationRequested) return null;
             taker.Node = _takers.AddLast(taker);
             DispatchTakers();
         }

@@ -242,6 +242,22 @@ public abstract class JobQueueContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AWorkerThatStoppedTakingTakesNothingEvenWithAJobWaiting()
+    {
+        // A worker stopping cancels its slots' token; a slot that asks only after that (late to start, or just
+        // back from handing a job over) must not take the job another worker will run.
+        IJobQueue queue = await OpenAsync();
+        JobTicket ticket = await queue.SubmitAsync(Request(detached: true));
+        using var stopped = new CancellationTokenSource();
+        stopped.Cancel();
+        Assert.Null(await queue.TakeAsync("w1", TimeSpan.FromSeconds(30), stopped.Token).AsTask().WaitAsync(Patience));
+        JobInfo info = (await queue.GetAsync(ticket.JobId))!;
+        Assert.Equal(JobState.Queued, info.State);
+        Assert.Equal(0, info.Attempts);
+        Assert.Equal(ticket.JobId, (await TakeAsync(queue)).Request.Id);
+    }
+
+    [Fact]
     public async Task RetentionForgetsTheOldestFinishedJobsPastTheByteBudget()
     {
         IJobQueue queue = await OpenAsync(new JobRetention { MaxBytes = 40_000 });
