@@ -18,9 +18,10 @@ if (args.FirstOrDefault() == "serve")
 //   (dotnet-trace collect --profile dotnet-sampled-thread-time -- dotnet IpyRpc.Bench.dll loop 200000)
 if (args.FirstOrDefault() == "loop")
 {
-    int count = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 200_000;
+    int[] numbers = [.. args.Skip(1).Where(a => a != "zmq").Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
+    int count = numbers.Length > 0 ? numbers[0] : 200_000;
+    int inFlight = numbers.Length > 1 ? numbers[1] : 1;
     bool zmq = args.Contains("zmq");
-    int inFlight = args.Skip(2).Where(a => a != "zmq").Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture)).FirstOrDefault(1);
     await using var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 1024 });
     server.Register(typeof(BenchFunctions));
     await using IpyRpcZeroMqServer? host = zmq ? IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*") : null;

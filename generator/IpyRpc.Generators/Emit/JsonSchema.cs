@@ -74,22 +74,12 @@ internal static class JsonSchema
         var map = new Dictionary<string, ObjectModel>();
         foreach (ObjectModel o in objects) map[o.FullName] = o;
         var text = new StringBuilder();
-        Write(type, map, text, new HashSet<string>(), null);
+        Write(type, map, text, new HashSet<string>());
         return text.ToString();
     }
 
-    // member: the object member this node describes, whose doc and C# name it carries.
-    private static void Write(TypeModel type, Dictionary<string, ObjectModel> objects, StringBuilder text, HashSet<string> path, MemberModel? member)
+    private static void Write(TypeModel type, Dictionary<string, ObjectModel> objects, StringBuilder text, HashSet<string> path)
     {
-        // An object or enum node carries its type's description; a documented member of such a type wraps it, so neither doc is lost.
-        if (member is not null && member.Doc is not null && type.Kind is TypeKind.Object or TypeKind.Enum)
-        {
-            text.Append("{\"allOf\":[");
-            Write(type, objects, text, path, null);
-            text.Append("],\"description\":").Append(Quote(member.Doc)).Append(",\"x-csharp-name\":").Append(Quote(member.Name)).Append('}');
-            return;
-        }
-
         switch (type.Kind)
         {
             case TypeKind.Builtin:
@@ -110,17 +100,17 @@ internal static class JsonSchema
                 break;
             case TypeKind.Nullable:
                 text.Append("{\"anyOf\":[");
-                Write(type.Arguments[0], objects, text, path, null);
+                Write(type.Arguments[0], objects, text, path);
                 text.Append(",{\"type\":\"null\"}],\"x-ipyrpc\":\"nullable\"");
                 break;
             case TypeKind.Sequence:
                 text.Append("{\"type\":\"array\",\"items\":");
-                Write(type.Arguments[0], objects, text, path, null);
+                Write(type.Arguments[0], objects, text, path);
                 text.Append(",\"x-ipyrpc\":\"list\"");
                 break;
             case TypeKind.Dictionary:
                 text.Append("{\"type\":\"object\",\"additionalProperties\":");
-                Write(type.Arguments[0], objects, text, path, null);
+                Write(type.Arguments[0], objects, text, path);
                 text.Append(",\"x-ipyrpc\":\"map\"");
                 break;
             case TypeKind.Tuple:
@@ -133,7 +123,7 @@ internal static class JsonSchema
                     {
                         if (!first) text.Append(',');
                         first = false;
-                        Write(m.Type, objects, text, path, null);
+                        Write(m.Type, objects, text, path);
                     }
 
                     text.Append("],\"minItems\":").Append(tuple.Members.Count).Append(",\"maxItems\":").Append(tuple.Members.Count);
@@ -171,14 +161,17 @@ internal static class JsonSchema
     // A member's node: its type's schema with the member's C# name and doc (wrapped when the type has a doc of its own).
     private static void WriteMember(MemberModel m, Dictionary<string, ObjectModel> objects, StringBuilder text, HashSet<string> path)
     {
+        // An object or enum node carries its type's description; a documented member of such a type wraps it, so neither doc is lost.
         if (m.Doc is not null && m.Type.Kind is TypeKind.Object or TypeKind.Enum)
         {
-            Write(m.Type, objects, text, path, m);
+            text.Append("{\"allOf\":[");
+            Write(m.Type, objects, text, path);
+            text.Append("],\"description\":").Append(Quote(m.Doc)).Append(",\"x-csharp-name\":").Append(Quote(m.Name)).Append('}');
             return;
         }
 
         int at = text.Length;
-        Write(m.Type, objects, text, path, null);
+        Write(m.Type, objects, text, path);
         // Reopen the node just written to add the member's name (and doc) before its closing brace.
         text.Length--;
         if (text.Length > at + 1) text.Append(',');

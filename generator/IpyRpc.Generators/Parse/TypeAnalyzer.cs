@@ -16,16 +16,13 @@ internal sealed class TypeAnalyzer
     private const int MaxDepth = 32;
     private readonly Dictionary<string, ObjectModel?> _objects = new();
     private readonly IAssemblySymbol _assembly;
-
-    private readonly Compilation? _compilation;
+    private readonly Compilation _compilation;
 
     public TypeAnalyzer(Compilation compilation)
     {
         _compilation = compilation;
         _assembly = compilation.Assembly;
     }
-
-    private TypeAnalyzer(IAssemblySymbol assembly) => _assembly = assembly;
 
     /// <summary>Every user type and tuple reached so far, in a stable order.</summary>
     public IEnumerable<ObjectModel> Objects => _objects.Values.Where(o => o is not null).Select(o => o!).OrderBy(o => o.FullName, StringComparer.Ordinal);
@@ -45,12 +42,9 @@ internal sealed class TypeAnalyzer
     /// </summary>
     public TypeModel? Analyze(ITypeSymbol type, out string? error)
     {
-        System.Collections.Concurrent.ConcurrentDictionary<ITypeSymbol, Analysis> analyses = _compilation is null
-            ? new(SymbolEqualityComparer.IncludeNullability)
-            : Analyses.GetValue(_compilation, static _ => new(SymbolEqualityComparer.IncludeNullability));
-        Analysis analysis = analyses.GetOrAdd(type, t =>
+        Analysis analysis = Analyses.GetValue(_compilation, static _ => new(SymbolEqualityComparer.IncludeNullability)).GetOrAdd(type, t =>
         {
-            var fresh = new TypeAnalyzer(_assembly);
+            var fresh = new TypeAnalyzer(_compilation);
             TypeModel? model = fresh.Analyze(t, 0, out string? e);
             return new Analysis(model, e, fresh.Objects.ToArray());
         });
