@@ -5,12 +5,19 @@ using IpyRpc.Protocol;
 namespace IpyRpc.ZeroMq.Native;
 
 /// <summary>
-/// One ZeroMQ socket driven by a dedicated thread, because libzmq sockets are not thread-safe.
-/// Any thread may <see cref="Send"/>: messages go on a queue and a one-byte signal over an
-/// inproc PAIR wakes the I/O thread, which polls the socket, the wake-up pair and (optionally) a
-/// monitor. No thread blocks per call. Received multipart messages are handed to a callback on
-/// the I/O thread, which must return quickly.
+/// One ZeroMQ socket, used by one thread at a time (libzmq sockets are not thread-safe): whichever
+/// thread holds the socket's lock drives it. A thread that <see cref="Send"/>s and finds the socket free
+/// sends on its own thread, with no hand-off; one that finds it busy queues the message and wakes the I/O
+/// thread with a one-byte signal over an inproc PAIR. The I/O thread receives: it waits on the socket's
+/// file descriptor (<c>ZMQ_FD</c>), not inside the socket, so it holds nothing while it waits, together
+/// with the wake-up pair and (optionally) a monitor. No thread blocks per call. Received multipart
+/// messages are handed to a callback on the I/O thread, which must return quickly.
 /// </summary>
+/// <remarks>
+/// <c>ZMQ_FD</c> signals changes, not states: after any operation on the socket, by any thread, a message
+/// may already be waiting that the descriptor will not announce. So whoever used the socket reads
+/// <c>ZMQ_EVENTS</c> before letting go of it and wakes the I/O thread when there is something to do.
+/// </remarks>
 internal sealed unsafe class SocketLoop : IDisposable
 {
     private const int ZeroCopyThreshold = 32 * 1024;
@@ -23,13 +30,17 @@ internal sealed unsafe class SocketLoop : IDisposable
     private readonly Func<ZapRequest, ZapReply>? _authenticate;
     private readonly Func<byte[], bool>? _wantsPeer;
     private readonly object _wakeLock = new();
+    private readonly object _socketLock = new(); // held by whichever thread is using _socket
+    private readonly nint _socketFd; // the descriptor libzmq signals when the socket's state changes
+    private ReadOnlyMemory<byte>[]? _pending; // DEALER: a message the socket would not take yet (high-water mark); under _socketLock
+    private bool _socketClosed; // under _socketLock
     private readonly ConcurrentQueue<ReadOnlyMemory<byte>[]> _outbound = new();
     private readonly Action<List<byte[]>, ProtocolException?, PeerInfo?> _receive;
     private readonly Action<int, int>? _onEvent;
     private readonly Action<Exception, string>? _failed; // where a handler's unexpected failure is reported (the server's log)
     private readonly bool _router;
     // ROUTER only: messages for peers whose queue in libzmq is full (high-water mark), in order, so one
-    // slow peer never holds up the others. Touched by the I/O thread only; ParkedPeers is readable by all.
+    // slow peer never holds up the others. Touched under _socketLock only.
     private readonly Dictionary<string, Queue<ReadOnlyMemory<byte>[]>> _parked = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _unparked = new(StringComparer.Ordinal);
     private readonly long _maxMessageBytes;
@@ -80,6 +91,10 @@ internal sealed unsafe class SocketLoop : IDisposable
             _socket = Open(socketType);
             _socket.LingerMs = lingerMs;
             setup(_socket);
+            nint fd = 0;
+            nuint fdSize = OperatingSystem.IsWindows() ? (nuint)sizeof(nint) : sizeof(int);
+            Check(LibZmq.zmq_getsockopt(_socket, LibZmq.FD, &fd, &fdSize), "read the socket's file descriptor");
+            _socketFd = OperatingSystem.IsWindows() ? fd : (int)fd;
 
             string wake = $"inproc://ipyrpc-wake-{Guid.NewGuid():N}";
             _wakeReceiver = Open(LibZmq.PAIR);
@@ -125,12 +140,103 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// <summary>Sets an int64 socket option.</summary>
     public static void SetLong(ZmqSocketHandle socket, int option, long value) => Check(LibZmq.zmq_setsockopt(socket, option, &value, sizeof(long)), $"set option {option}");
 
-    /// <summary>Queues a multipart message for sending. Safe from any thread.</summary>
+    /// <summary>
+    /// Sends a multipart message: on the calling thread when the socket is free, otherwise by the I/O
+    /// thread, woken for it. Safe from any thread; messages sent by one thread keep their order.
+    /// </summary>
     public void Send(ReadOnlyMemory<byte>[] frames)
     {
-        if (_stopping) throw new ObjectDisposedException(nameof(SocketLoop), "The ZeroMQ socket is closed.");
+        if (_stopping) throw Closed();
         _outbound.Enqueue(frames);
-        Wake();
+        if (!Monitor.TryEnter(_socketLock))
+        {
+            Wake(); // the socket is busy (usually the I/O thread receiving): it sends this before it waits again
+            return;
+        }
+
+        try
+        {
+            if (_socketClosed) throw Closed();
+            FlushLocked(); // what was queued before this message goes first
+            WakeIfNeededLocked();
+        }
+        finally
+        {
+            Monitor.Exit(_socketLock);
+        }
+    }
+
+    private static ObjectDisposedException Closed() => new(nameof(SocketLoop), "The ZeroMQ socket is closed.");
+
+    /// <summary>Sends what is queued, in order, until the socket pushes back. Under <see cref="_socketLock"/>.</summary>
+    private void FlushLocked()
+    {
+        while (_pending is not null || _outbound.TryDequeue(out _pending))
+        {
+            if (_router)
+            {
+                SendOrPark(_pending); // a slow peer's message waits in that peer's own queue; the others go on
+                _pending = null;
+                continue;
+            }
+
+            if (!SendFrames(_pending))
+            {
+                return; // would block: kept until the socket takes sends again
+            }
+
+            _pending = null;
+        }
+    }
+
+    private int Events()
+    {
+        int events = 0;
+        nuint size = sizeof(int);
+        return LibZmq.zmq_getsockopt(_socket, LibZmq.EVENTS, &events, &size) < 0 ? 0 : events;
+    }
+
+    /// <summary>
+    /// After using the socket from a thread other than the I/O thread: the descriptor will not announce a
+    /// message already waiting (nor room to send, when a message waits for it), so the I/O thread is woken.
+    /// </summary>
+    private void WakeIfNeededLocked()
+    {
+        int events = Events();
+        if ((events & LibZmq.POLLIN) != 0 || (_pending is not null && (events & LibZmq.POLLOUT) != 0)) Wake();
+    }
+
+    /// <summary>
+    /// The I/O thread's turn with the socket: forget gone peers, retry parked ones, send what is queued and
+    /// receive what is waiting, until <c>ZMQ_EVENTS</c> shows nothing left to do, so the descriptor signals
+    /// the next change. Returns whether something waits to be retried on a timer (a full queue).
+    /// </summary>
+    private bool ServiceLocked()
+    {
+        while (_forget.TryDequeue(out string? gone))
+        {
+            if (_parked.Remove(gone)) Unpark(gone);
+        }
+
+        while (true)
+        {
+            if (_parked.Count > 0) RetryParked();
+            FlushLocked();
+            int events = Events();
+            if ((events & LibZmq.POLLIN) != 0)
+            {
+                ReceiveAvailable(); // a batch at most, then sends queued meanwhile go out, so replies are not starved
+                continue;
+            }
+
+            if (_pending is not null && (events & LibZmq.POLLOUT) != 0 && SendFrames(_pending))
+            {
+                _pending = null;
+                continue;
+            }
+
+            return _parked.Count > 0 || _pending is not null;
+        }
     }
 
     /// <summary>
@@ -167,10 +273,10 @@ internal sealed unsafe class SocketLoop : IDisposable
         bool windows = OperatingSystem.IsWindows();
         ZmqPollItem* items = stackalloc ZmqPollItem[4];
         ZmqPollItemWindows* itemsWindows = stackalloc ZmqPollItemWindows[4];
-        ReadOnlyMemory<byte>[]? pending = null; // a message the socket would not take yet (high-water mark)
-        // The loop owns these handles and closes them only after it stops polling: the socket, the
-        // wake-up pair, then the monitor and the ZAP handler where there are such.
-        var polled = new List<nint> { _socket.DangerousGetHandle(), _wakeReceiver!.DangerousGetHandle() };
+        // Waited on: the socket's descriptor (not the socket: other threads may use it meanwhile), the wake-up
+        // pair, then the monitor and the ZAP handler where there are such. The loop owns these handles and
+        // closes them only after it stops waiting.
+        var polled = new List<nint> { 0, _wakeReceiver!.DangerousGetHandle() };
         int monitorAt = _monitor is null ? -1 : polled.Count;
         if (_monitor is not null) polled.Add(_monitor.DangerousGetHandle());
         int zapAt = _zap is null ? -1 : polled.Count;
@@ -181,17 +287,23 @@ internal sealed unsafe class SocketLoop : IDisposable
         {
             while (!_stopping)
             {
-                short mainEvents = (short)(LibZmq.POLLIN | (pending is not null ? LibZmq.POLLOUT : 0));
+                bool retrySoon;
+                lock (_socketLock)
+                {
+                    retrySoon = ServiceLocked();
+                }
+
+                int timeout = retrySoon ? 2 : -1; // parked peers and a message the socket would not take are retried every 2 ms
                 int rc;
                 if (windows)
                 {
-                    for (int i = 0; i < count; i++) itemsWindows[i] = new ZmqPollItemWindows { Socket = sockets[i], Events = i == 0 ? mainEvents : LibZmq.POLLIN };
-                    rc = LibZmq.zmq_poll(itemsWindows, count, _parked.Count > 0 ? 2 : -1);
+                    for (int i = 0; i < count; i++) itemsWindows[i] = new ZmqPollItemWindows { Socket = sockets[i], Fd = i == 0 ? _socketFd : 0, Events = LibZmq.POLLIN };
+                    rc = LibZmq.zmq_poll(itemsWindows, count, timeout);
                 }
                 else
                 {
-                    for (int i = 0; i < count; i++) items[i] = new ZmqPollItem { Socket = sockets[i], Events = i == 0 ? mainEvents : LibZmq.POLLIN };
-                    rc = LibZmq.zmq_poll(items, count, _parked.Count > 0 ? 2 : -1); // parked peers are retried every 2 ms
+                    for (int i = 0; i < count; i++) items[i] = new ZmqPollItem { Socket = sockets[i], Fd = i == 0 ? (int)_socketFd : 0, Events = LibZmq.POLLIN };
+                    rc = LibZmq.zmq_poll(items, count, timeout);
                 }
 
                 if (rc < 0)
@@ -210,43 +322,18 @@ internal sealed unsafe class SocketLoop : IDisposable
                     Volatile.Write(ref _signalled, 0);
                 }
 
-                while (_forget.TryDequeue(out string? gone))
-                {
-                    if (_parked.Remove(gone)) Unpark(gone);
-                }
-
-                if (_parked.Count > 0) RetryParked();
-
-                // Send what is queued until the socket pushes back.
-                while (pending is not null || _outbound.TryDequeue(out pending))
-                {
-                    if (_router)
-                    {
-                        SendOrPark(pending); // a slow peer's message waits in that peer's own queue; the others go on
-                        pending = null;
-                        continue;
-                    }
-
-                    if (!SendFrames(pending))
-                    {
-                        break; // would block: keep it, poll for POLLOUT
-                    }
-
-                    pending = null;
-                }
-
                 // ROUTER: monitor events first, so a peer's disconnect is seen before messages of whoever
-                // comes next on its file descriptor. DEALER (one peer): what that peer sent before it went
-                // away (a goodbye, a last reply) is already queued; deliver it before the disconnect.
+                // comes next on its file descriptor (the socket is serviced at the top of the loop). DEALER (one
+                // peer): what that peer sent before it went away (a goodbye, a last reply) is already queued;
+                // deliver it before the disconnect.
                 if (monitorAt >= 0 && (Returned(monitorAt) & LibZmq.POLLIN) != 0)
                 {
-                    if (!_router) ReceiveAvailable();
-                    ReceiveMonitorEvents();
-                }
+                    if (!_router)
+                    {
+                        lock (_socketLock) ReceiveAvailable();
+                    }
 
-                if ((Returned(0) & LibZmq.POLLIN) != 0)
-                {
-                    ReceiveAvailable();
+                    ReceiveMonitorEvents();
                 }
 
                 if (zapAt >= 0 && (Returned(zapAt) & LibZmq.POLLIN) != 0)
@@ -539,7 +626,12 @@ internal sealed unsafe class SocketLoop : IDisposable
         _wakeReceiver?.Dispose();
         _monitor?.Dispose();
         _zap?.Dispose();
-        _socket?.Dispose();
+        lock (_socketLock)
+        {
+            _socketClosed = true;
+            _socket?.Dispose();
+        }
+
         _context.Dispose();
     }
 
@@ -550,7 +642,7 @@ internal sealed unsafe class SocketLoop : IDisposable
         _disposed = true;
         // Let queued replies go out first, within the linger budget.
         var deadline = DateTime.UtcNow.AddMilliseconds(_lingerMs);
-        while (!_outbound.IsEmpty && DateTime.UtcNow < deadline) Thread.Sleep(5);
+        while ((!_outbound.IsEmpty || Volatile.Read(ref _pending) is not null) && DateTime.UtcNow < deadline) Thread.Sleep(5);
         _stopping = true;
         Volatile.Write(ref _signalled, 0);
         Wake();
