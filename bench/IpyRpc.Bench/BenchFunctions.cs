@@ -12,6 +12,16 @@ public static class BenchFunctions
     [IpyRpcExport("add")]
     public static int Add(int a, int b) => a + b;
 
+    /// <summary>Adds two integers on the thread that received the call (<see cref="FunctionOptions.Inline"/>, set by <see cref="Configure"/>).</summary>
+    [IpyRpcExport("add_inline")]
+    public static int AddInline(int a, int b) => a + b;
+
+    /// <summary>The benchmark servers' config: <c>add_inline</c> runs inline, everything else on the queue's workers.</summary>
+    public static IpyRpcServer Configure(IpyRpcServer server) => server.Register(typeof(BenchFunctions)).Config(new GlobConfig
+    {
+        ["add_inline"] = new FunctionOptions { Inline = true },
+    });
+
     /// <summary>Returns the bytes it was given.</summary>
     [IpyRpcExport("echo_bytes")]
     public static byte[] EchoBytes(byte[] data) => data;

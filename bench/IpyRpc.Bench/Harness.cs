@@ -117,10 +117,12 @@ internal static class Harness
         [
             () => Task.FromResult(Systems.InProcessFloor()),
             Systems.InProcessAsync,
+            () => Systems.InProcessAsync(inline: true),
             () => Systems.HttpBinaryAsync(endpoints.Http),
             () => Systems.HttpWebSocketAsync(endpoints.Http),
             () => Task.FromResult(Systems.HttpJsonRpc(endpoints.Http)),
             () => Systems.ZeroMqAsync("ipyrpc-zmq-tcp", endpoints.ZmqTcp),
+            () => Systems.ZeroMqAsync("ipyrpc-zmq-tcp-inline", endpoints.ZmqTcp, inline: true),
             () => Systems.ZeroMqAsync("ipyrpc-zmq-ipc", endpoints.ZmqIpc),
             () => Task.FromResult(Systems.RawZeroMq(endpoints.RawZmq)),
             () => Task.FromResult(Systems.RawKestrel(endpoints.Baseline)),
@@ -315,7 +317,9 @@ internal static class Harness
         [
             Make("in-process small-call p50 in µs", "ipyrpc-inproc", "1 µs", P50("ipyrpc-inproc"), 1, "<= 10", true, P99("ipyrpc-inproc"), 1),
             Latency("in-process small-call p50 vs its floor (the generated invoker alone)", "ipyrpc-inproc", "ipyrpc-inproc-floor", "<= 10"),
+            Make("in-process small-call p50 in µs, Inline function", "ipyrpc-inproc-inline", "1 µs", P50("ipyrpc-inproc-inline"), 1, "<= 10", true, P99("ipyrpc-inproc-inline"), 1),
             Latency("zmq small-call p50 vs raw libzmq", "ipyrpc-zmq-tcp", "raw-libzmq", "<= 1.25"),
+            Latency("zmq small-call p50 vs raw libzmq, Inline function", "ipyrpc-zmq-tcp-inline", "raw-libzmq", "<= 1.25"),
             Latency("zmq small-call p50 vs Pyro4", "ipyrpc-zmq-tcp", "python-pyro4", "<= 0.5"),
             Latency("zmq small-call p50 vs RPyC", "ipyrpc-zmq-tcp", "python-rpyc", "<= 0.5"),
             Latency("zmq small-call p50 vs SignalR", "ipyrpc-zmq-tcp", "signalr", "<= 0.33"),

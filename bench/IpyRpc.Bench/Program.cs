@@ -6,33 +6,34 @@ using IpyRpc.ZeroMq;
 //   --repeat N: run everything N times; each ratio is the median of the N runs' ratios (each run's value is listed)
 //   scenarios: small, payload, pointers, queues, serialization, python (default: all)
 // dotnet run -c Release --project bench/IpyRpc.Bench -- serve      the server process the harness starts
-// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq] [IN_FLIGHT]   small calls only, for a profiler
+// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq] [inline] [IN_FLIGHT]   small calls only, for a profiler
 if (args.FirstOrDefault() == "serve")
 {
     return await Serve.RunAsync();
 }
 
-// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq] [IN_FLIGHT]
+// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq] [inline] [IN_FLIGHT]
 //   N small calls and nothing else (in process, or over ZeroMQ tcp to a server in this process), IN_FLIGHT
-//   at a time (1 by default), to run under a profiler
+//   at a time (1 by default), to a function run by the queue's workers or (inline) on the receiving thread,
+//   to run under a profiler
 //   (dotnet-trace collect --profile dotnet-sampled-thread-time -- dotnet IpyRpc.Bench.dll loop 200000)
 if (args.FirstOrDefault() == "loop")
 {
-    int[] numbers = [.. args.Skip(1).Where(a => a != "zmq").Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
+    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "inline")).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
     int count = numbers.Length > 0 ? numbers[0] : 200_000;
     int inFlight = numbers.Length > 1 ? numbers[1] : 1;
-    bool zmq = args.Contains("zmq");
+    bool zmq = args.Contains("zmq"), inline = args.Contains("inline");
     await using var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 1024 });
-    server.Register(typeof(BenchFunctions));
+    BenchFunctions.Configure(server);
     await using IpyRpcZeroMqServer? host = zmq ? IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*") : null;
     await using IpyRpcClient client = host is null ? await IpyRpcClient.ConnectInProcessAsync(server) : await IpyRpcZeroMqClient.ConnectAsync(host.Endpoint);
     BenchFunctionsClient functions = client.Proxy<BenchFunctionsClient>();
     var clock = System.Diagnostics.Stopwatch.StartNew();
     await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
     {
-        for (int i = lane; i < count; i += inFlight) await functions.Add(2, 3);
+        for (int i = lane; i < count; i += inFlight) await (inline ? functions.AddInline(2, 3) : functions.Add(2, 3));
     }));
-    Console.WriteLine($"{count} small calls ({(zmq ? "ZeroMQ tcp" : "in process")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "
+    Console.WriteLine($"{count} small calls ({(zmq ? "ZeroMQ tcp" : "in process")}{(inline ? ", inline" : "")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "
         + $"GC heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1e6:0} MB, gen2 collections {GC.CollectionCount(2)}");
     return 0;
 }

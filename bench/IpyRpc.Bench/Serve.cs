@@ -31,7 +31,7 @@ internal static class Serve
             MaxMessageBytes = 1L << 30,
             DataStore = new IpyRpcDataStore(new DataStoreOptions { MaxBytes = 2L << 30 }),
         });
-        server.Register(typeof(BenchFunctions));
+        BenchFunctions.Configure(server);
         await using IpyRpcHttpServer http = await IpyRpcHttpServer.StartAsync(server, "http://127.0.0.1:0", new IpyRpcHttpOptions { MaxJsonRequestBytes = 512L * 1024 * 1024 });
         string ipcPath = Path.Combine(Path.GetTempPath(), $"ipyrpc-bench-{Environment.ProcessId}.sock");
         await using IpyRpcZeroMqServer zmqTcp = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*", new ZeroMqOptions { MaxMessageBytes = 1L << 30 });

@@ -40,16 +40,19 @@ internal sealed class SystemUnderTest : IAsyncDisposable
 /// <summary>Builds the systems, connected to the server process (or in this process, for in-process).</summary>
 internal static class Systems
 {
-    public static async Task<SystemUnderTest> InProcessAsync()
+    public static async Task<SystemUnderTest> InProcessAsync() => await InProcessAsync(inline: false);
+
+    /// <summary>In process; with <paramref name="inline"/> the function called is <c>add_inline</c>, run on the receiving thread.</summary>
+    public static async Task<SystemUnderTest> InProcessAsync(bool inline)
     {
         var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 1024 });
-        server.Register(typeof(BenchFunctions));
+        BenchFunctions.Configure(server);
         IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server);
-        return IpyRpcSystem("ipyrpc-inproc", client, async () =>
+        return IpyRpcSystem(inline ? "ipyrpc-inproc-inline" : "ipyrpc-inproc", client, async () =>
         {
             await client.DisposeAsync();
             await server.DisposeAsync();
-        });
+        }, inline);
     }
 
     /// <summary>
@@ -72,10 +75,10 @@ internal static class Systems
         return new SystemUnderTest { Name = "ipyrpc-inproc-floor", SmallCall = Call };
     }
 
-    public static async Task<SystemUnderTest> ZeroMqAsync(string name, string endpoint)
+    public static async Task<SystemUnderTest> ZeroMqAsync(string name, string endpoint, bool inline = false)
     {
         IpyRpcClient client = await IpyRpcZeroMqClient.ConnectAsync(endpoint);
-        return IpyRpcSystem(name, client, client.DisposeAsync);
+        return IpyRpcSystem(name, client, client.DisposeAsync, inline);
     }
 
     public static async Task<SystemUnderTest> HttpBinaryAsync(string address)
@@ -96,13 +99,14 @@ internal static class Systems
         return IpyRpcSystem("ipyrpc-http-ws", client, client.DisposeAsync);
     }
 
-    private static SystemUnderTest IpyRpcSystem(string name, IpyRpcClient client, Func<ValueTask> dispose)
+    /// <summary>A system calling through a typed proxy; with <paramref name="inline"/> its small call is <c>add_inline</c> (<see cref="FunctionOptions.Inline"/>).</summary>
+    private static SystemUnderTest IpyRpcSystem(string name, IpyRpcClient client, Func<ValueTask> dispose, bool inline = false)
     {
         BenchFunctionsClient f = client.Proxy<BenchFunctionsClient>();
         return new SystemUnderTest
         {
             Name = name,
-            SmallCall = () => f.Add(2, 3),
+            SmallCall = inline ? () => f.AddInline(2, 3) : () => f.Add(2, 3),
             EchoBytes = data => f.EchoBytes(data),
             EchoDoubles = data => f.EchoDoubles(data),
             Dispose = dispose,

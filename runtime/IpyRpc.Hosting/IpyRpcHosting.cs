@@ -55,6 +55,9 @@ public sealed class FunctionConfig
     /// <summary><see cref="FunctionOptions.PointerTimeToLive"/>.</summary>
     public TimeSpan? PointerTimeToLive { get; set; }
 
+    /// <summary><see cref="FunctionOptions.Inline"/>.</summary>
+    public bool? Inline { get; set; }
+
     internal FunctionOptions ToOptions() => new()
     {
         Timeout = Timeout,
@@ -64,6 +67,7 @@ public sealed class FunctionConfig
         Queue = Queue,
         InputSerialization = InputSerialization,
         OutputSerialization = OutputSerialization,
+        Inline = Inline,
     };
 }
 

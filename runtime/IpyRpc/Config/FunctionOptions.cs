@@ -57,6 +57,18 @@ public sealed record FunctionOptions
 
     /// <summary>How much of an exception a caller learns. Unset: <see cref="ErrorDetail.StackWithoutPaths"/>.</summary>
     public ErrorDetail? ErrorDetail { get; init; }
+
+    /// <summary>
+    /// Whether a call runs on the thread that received it instead of being handed to one of the queue's
+    /// workers, for short synchronous functions: a call then wakes no worker thread. It applies to plain calls
+    /// (not <c>SubmitAsync</c>) without a timeout, of a function that is synchronous (its method returns
+    /// neither a task nor a stream: the generator tells) and runs on an in-memory queue; every other call runs
+    /// on a worker as always, and the server logs a warning for a function this names that cannot run inline.
+    /// The call is still a job, recorded, listed, cancellable and retained like any other. While it runs, its
+    /// connection receives nothing else, and over ZeroMQ no connection of that server does: use it for
+    /// functions that return in microseconds, never for ones that wait or compute for long. Unset: <see langword="false"/>.
+    /// </summary>
+    public bool? Inline { get; init; }
 }
 
 /// <summary>How much of a function's exception travels to the caller.</summary>
@@ -137,6 +149,7 @@ public sealed class GlobConfig
                 Auth = o.Auth ?? merged.Auth,
                 SharedJobs = o.SharedJobs ?? merged.SharedJobs,
                 ErrorDetail = o.ErrorDetail ?? merged.ErrorDetail,
+                Inline = o.Inline ?? merged.Inline,
             };
         }
 

@@ -52,6 +52,73 @@ public sealed class InMemoryJobQueue : IJobQueue
     /// <inheritdoc/>
     public ValueTask<JobTicket> SubmitAsync(JobRequest request, IJobObserver? observer = null, CancellationToken cancellationToken = default)
     {
+        Job job = Add(request, observer);
+        if (!_pending.Writer.TryWrite(job))
+        {
+            _jobs.TryRemove(job.Request.Id, out _);
+            throw new ObjectDisposedException(nameof(InMemoryJobQueue), "The queue is shutting down.");
+        }
+
+        return new(new JobTicket(job.Request.Id, observer is null ? null : job));
+    }
+
+    /// <summary>
+    /// Queues a job and runs it at once on the calling thread with <paramref name="executor"/>, leased to
+    /// <paramref name="workerId"/>: it is recorded, listed, watched, cancellable and retained like any other
+    /// job, but no worker is woken for it. The server does this for calls of functions configured
+    /// <see cref="FunctionOptions.Inline"/>. Returns when the executor has finished, or when it first waits
+    /// (it then carries on wherever it resumes, and completes the job from there).
+    /// </summary>
+    public ValueTask<JobTicket> SubmitAndRunAsync(JobRequest request, IJobObserver? observer, IJobExecutor executor, string workerId)
+    {
+        Job job = Add(request, observer);
+        var ticket = new JobTicket(job.Request.Id, observer is null ? null : job);
+        if (job.TryLease(workerId, Timeout.InfiniteTimeSpan) is not { } lease)
+        {
+            return new(ticket); // cancelled (or past its deadline) before it could start: it already has its outcome
+        }
+
+        ValueTask<JobOutcome> running;
+        try
+        {
+            running = executor.ExecuteAsync(lease.Request, lease, lease.CancellationToken);
+        }
+        catch (Exception e)
+        {
+            running = new(ExecutorFailed(e)); // executors turn function failures into outcomes: this is a bug in the executor
+        }
+
+        if (running.IsCompletedSuccessfully)
+        {
+            _ = lease.CompleteAsync(running.Result); // completes synchronously
+        }
+        else
+        {
+            _ = FinishAsync(lease, running);
+        }
+
+        return new(ticket);
+
+        static async Task FinishAsync(JobLease lease, ValueTask<JobOutcome> running)
+        {
+            JobOutcome outcome;
+            try
+            {
+                outcome = await running.ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                outcome = ExecutorFailed(e);
+            }
+
+            await lease.CompleteAsync(outcome).ConfigureAwait(false);
+        }
+    }
+
+    private static JobOutcome ExecutorFailed(Exception e) => JobOutcome.Failure(JobState.Failed, RemoteError.FromException(e, Protocol.ErrorCodes.Internal, ErrorDetail.TypeAndMessage));
+
+    private Job Add(JobRequest request, IJobObserver? observer)
+    {
         ObjectDisposedException.ThrowIf(_disposed, this);
         string id = _idPrefix + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
         var job = new Job(this, request with { Id = id }, observer);
@@ -62,13 +129,7 @@ public sealed class InMemoryJobQueue : IJobQueue
             job.ArmDeadline(deadline);
         }
 
-        if (!_pending.Writer.TryWrite(job))
-        {
-            _jobs.TryRemove(id, out _);
-            throw new ObjectDisposedException(nameof(InMemoryJobQueue), "The queue is shutting down.");
-        }
-
-        return new(new JobTicket(id, observer is null ? null : job));
+        return job;
     }
 
     /// <inheritdoc/>

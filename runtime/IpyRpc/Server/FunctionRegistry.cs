@@ -8,7 +8,7 @@ namespace IpyRpc;
 /// find the function, bind the arguments, capture the output, honour the deadline. Servers and
 /// workers each hold one.
 /// </summary>
-internal sealed class FunctionRegistry(bool captureOutput, Action<string, FunctionOptions>? validate = null, Func<string, IpyRpcConnection?>? liveConnections = null, Func<string, StreamFlow?>? flows = null, Func<(IServiceProvider Services, IAsyncDisposable Scope)>? callScopes = null) : IJobExecutor, IAsyncDisposable
+internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction, FunctionOptions>? validate = null, Func<string, IpyRpcConnection?>? liveConnections = null, Func<string, StreamFlow?>? flows = null, Func<(IServiceProvider Services, IAsyncDisposable Scope)>? callScopes = null) : IJobExecutor, IAsyncDisposable
 {
     private static readonly TimeSpan CancelGrace = TimeSpan.FromMilliseconds(200);
     private readonly object _gate = new();
@@ -202,7 +202,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<string, Functi
         foreach (string name in functions.Keys)
         {
             options[name] = config.Resolve(name);
-            validate?.Invoke(name, options[name]);
+            validate?.Invoke(functions[name], options[name]);
         }
 
         _options = options;

@@ -245,13 +245,41 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     /// <summary>The options in force for <paramref name="name"/>.</summary>
     public FunctionOptions OptionsFor(string name) => _registry.OptionsFor(name);
 
-    private void ValidateQueue(string name, FunctionOptions options)
+    private void ValidateQueue(IpyRpcFunction function, FunctionOptions options)
     {
+        string name = function.Descriptor.Name;
         if (options.Queue is { } q && !_queues.ContainsKey(q))
         {
             throw new ArgumentException($"The config sends {name} to queue \"{q}\", but the server has no queue by that name (it has: {string.Join(", ", _queues.Keys)}).");
         }
+
+        if (options.Inline == true && InlineRefusal(function, options) is { } why && _inlineWarned.TryAdd(name, 0))
+        {
+            Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(Log, "{Function} is configured Inline, but {Reason}: its calls run on the queue's workers.", name, why);
+        }
     }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _inlineWarned = new(StringComparer.Ordinal);
+
+    /// <summary>Why calls of <paramref name="function"/> cannot run on the receiving thread; <see langword="null"/> when they can.</summary>
+    private string? InlineRefusal(IpyRpcFunction function, FunctionOptions options) =>
+        !function.IsSynchronous ? "it is asynchronous (it returns a task or a stream)"
+        : QueueFor(options) is not InMemoryJobQueue ? $"its queue \"{QueueFor(options).Name}\" is not an in-memory queue"
+        : null;
+
+    /// <summary>
+    /// The in-memory queue a plain call without a deadline runs on, on the thread that received it
+    /// (<see cref="FunctionOptions.Inline"/>); <see langword="null"/> when a worker runs it.
+    /// </summary>
+    internal InMemoryJobQueue? InlineQueue(IpyRpcFunction function, FunctionOptions options, JobRequest request) =>
+        options.Inline == true && !request.Detached && request.Deadline is null && InlineRefusal(function, options) is null && _workers.Count > 0
+            ? (InMemoryJobQueue)QueueFor(options)
+            : null;
+
+    /// <summary>Names the receiving threads as a worker in job listings.</summary>
+    internal string InlineWorkerId => _inlineWorkerId ??= (_workers.Count > 0 ? _workers[0].Id : Environment.MachineName) + ":inline";
+
+    private string? _inlineWorkerId;
 
     internal IJobQueue QueueFor(FunctionOptions options) => options.Queue is { } name ? _queues[name] : Queue;
 

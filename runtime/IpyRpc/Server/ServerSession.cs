@@ -375,7 +375,7 @@ public sealed class ServerSession : IAsyncDisposable
     {
         DateTimeOffset received = DateTimeOffset.UtcNow;
         string name = message.Function!;
-        if (_server.Find(name) is null)
+        if (_server.Find(name) is not { } function)
         {
             await ReplyErrorAsync(message.Id, message.Serialization, _server.Registry.UnknownFunction(name)).ConfigureAwait(false);
             return;
@@ -432,7 +432,7 @@ public sealed class ServerSession : IAsyncDisposable
             IReadOnlyDictionary<string, object?> arguments;
             try
             {
-                arguments = CallArguments.Parse(message.Body, message.Serialization, name).Plain(_server.Find(name)!.Descriptor);
+                arguments = CallArguments.Parse(message.Body, message.Serialization, name).Plain(function.Descriptor);
             }
             catch (ArgumentBindingException e)
             {
@@ -497,7 +497,10 @@ public sealed class ServerSession : IAsyncDisposable
 
         try
         {
-            JobTicket ticket = await queue.SubmitAsync(request, relay).ConfigureAwait(false);
+            // A short synchronous function configured Inline runs here, on the thread that received the call.
+            JobTicket ticket = _server.InlineQueue(function, options, request) is { } inline
+                ? await inline.SubmitAndRunAsync(request, relay, _server.Registry, _server.InlineWorkerId).ConfigureAwait(false)
+                : await queue.SubmitAsync(request, relay).ConfigureAwait(false);
             relay.Subscription = ticket.Subscription;
         }
         catch (Exception e) when (e is ObjectDisposedException or OperationCanceledException or InvalidOperationException)
