@@ -30,7 +30,7 @@ public sealed class BenchSmokeTests
             JsonElement[] results = [.. all.Where(r => r.GetProperty("run").GetInt32() == 1)];
             string[] systems = [.. results.Where(r => r.GetProperty("scenario").GetString() == "small-call").Select(r => r.GetProperty("system").GetString()!).Distinct()];
             Assert.Equal(
-                ["aspnet-minimal-api", "ipyrpc-http-binary", "ipyrpc-http-jsonrpc", "ipyrpc-http-ws", "ipyrpc-inproc", "ipyrpc-inproc-floor", "ipyrpc-zmq-ipc", "ipyrpc-zmq-tcp", "python-pyro4", "python-rpyc", "raw-kestrel", "raw-libzmq", "signalr"],
+                ["aspnet-minimal-api", "ipyrpc-http-binary", "ipyrpc-http-jsonrpc", "ipyrpc-http-ws", "ipyrpc-inproc", "ipyrpc-inproc-floor", "ipyrpc-inproc-inline", "ipyrpc-zmq-ipc", "ipyrpc-zmq-tcp", "ipyrpc-zmq-tcp-inline", "python-pyro4", "python-rpyc", "raw-kestrel", "raw-libzmq", "signalr"],
                 systems.Order());
             foreach (JsonElement r in results.Where(r => r.GetProperty("scenario").GetString() == "small-call" && r.GetProperty("in_flight").GetInt32() == 1))
             {
@@ -47,6 +47,8 @@ public sealed class BenchSmokeTests
 
             string[] ratios = [.. root.GetProperty("ratios").EnumerateArray().Select(r => r.GetProperty("name").GetString()!)];
             Assert.Contains("zmq small-call p50 vs raw libzmq", ratios);
+            Assert.Contains("zmq small-call p50 vs raw libzmq, Inline function", ratios);
+            Assert.Contains("in-process small-call p50 in µs, Inline function", ratios);
             Assert.Contains("zmq small-call p50 vs SignalR", ratios);
             Assert.Contains("HTTP JSON-RPC calls/s at 64 in flight vs raw Kestrel", ratios);
             Assert.Contains("64 MB double[] MB/s over zmq vs raw libzmq", ratios);

@@ -20,6 +20,14 @@ public static class WorkFunctions
     [IpyRpcExport("work.square")]
     public static long Square(long x) => x * x;
 
+    /// <summary>The square of a number, after <paramref name="ms"/> milliseconds: a job too long for one worker to drain a burst alone.</summary>
+    [IpyRpcExport("work.square_after")]
+    public static long SquareAfter(long x, int ms)
+    {
+        Thread.Sleep(ms);
+        return x * x;
+    }
+
     /// <summary>The worker's process id.</summary>
     [IpyRpcExport("work.pid")]
     public static int Pid() => Environment.ProcessId;
