@@ -6,34 +6,44 @@ using IpyRpc.ZeroMq;
 //   --repeat N: run everything N times; each ratio is the median of the N runs' ratios (each run's value is listed)
 //   scenarios: small, payload, pointers, queues, serialization, python (default: all)
 // dotnet run -c Release --project bench/IpyRpc.Bench -- serve      the server process the harness starts
-// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq] [inline] [IN_FLIGHT]   small calls only, for a profiler
+// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|http] [inline] [IN_FLIGHT]   small calls only, for a profiler
 if (args.FirstOrDefault() == "serve")
 {
     return await Serve.RunAsync();
 }
 
-// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq] [inline] [IN_FLIGHT]
-//   N small calls and nothing else (in process, or over ZeroMQ tcp to a server in this process), IN_FLIGHT
+// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|http] [inline] [bytes=SIZE] [IN_FLIGHT]
+//   N small calls and nothing else (in process, or over ZeroMQ tcp or HTTP requests to a server in this process), IN_FLIGHT
 //   at a time (1 by default), to a function run by the queue's workers or (inline) on the receiving thread,
 //   to run under a profiler
 //   (dotnet-trace collect --profile dotnet-sampled-thread-time -- dotnet IpyRpc.Bench.dll loop 200000)
 if (args.FirstOrDefault() == "loop")
 {
-    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "inline")).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
+    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "http" or "inline") && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
     int count = numbers.Length > 0 ? numbers[0] : 200_000;
     int inFlight = numbers.Length > 1 ? numbers[1] : 1;
-    bool zmq = args.Contains("zmq"), inline = args.Contains("inline");
+    bool zmq = args.Contains("zmq"), http = args.Contains("http"), inline = args.Contains("inline");
+    // bytes=N: echo a byte[] of N bytes instead of the small call
+    int bytes = args.FirstOrDefault(a => a.StartsWith("bytes=", StringComparison.Ordinal)) is { } b ? int.Parse(b[6..], System.Globalization.CultureInfo.InvariantCulture) : 0;
+    byte[] payload = new byte[bytes];
     await using var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 1024 });
     BenchFunctions.Configure(server);
     await using IpyRpcZeroMqServer? host = zmq ? IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*") : null;
-    await using IpyRpcClient client = host is null ? await IpyRpcClient.ConnectInProcessAsync(server) : await IpyRpcZeroMqClient.ConnectAsync(host.Endpoint);
+    await using IpyRpc.Http.IpyRpcHttpServer? web = http ? await IpyRpc.Http.IpyRpcHttpServer.StartAsync(server) : null;
+    await using IpyRpcClient client = host is not null ? await IpyRpcZeroMqClient.ConnectAsync(host.Endpoint)
+        : web is not null ? await IpyRpc.Http.IpyRpcHttpClient.ConnectAsync(web.Address, IpyRpc.Http.HttpCarrier.Requests)
+        : await IpyRpcClient.ConnectInProcessAsync(server);
     BenchFunctionsClient functions = client.Proxy<BenchFunctionsClient>();
     var clock = System.Diagnostics.Stopwatch.StartNew();
     await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
     {
-        for (int i = lane; i < count; i += inFlight) await (inline ? functions.AddInline(2, 3) : functions.Add(2, 3));
+        for (int i = lane; i < count; i += inFlight)
+        {
+            if (bytes > 0) await functions.EchoBytes(payload);
+            else await (inline ? functions.AddInline(2, 3) : functions.Add(2, 3));
+        }
     }));
-    Console.WriteLine($"{count} small calls ({(zmq ? "ZeroMQ tcp" : "in process")}{(inline ? ", inline" : "")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "
+    Console.WriteLine($"{count} {(bytes > 0 ? $"echoes of {bytes} bytes" : "small calls")} ({(zmq ? "ZeroMQ tcp" : http ? "HTTP requests" : "in process")}{(inline ? ", inline" : "")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "
         + $"GC heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1e6:0} MB, gen2 collections {GC.CollectionCount(2)}");
     return 0;
 }

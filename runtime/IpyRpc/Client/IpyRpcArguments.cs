@@ -61,7 +61,7 @@ public sealed class IpyRpcArguments
         bool named = _entries.Count > 0 && _entries[0].Name is not null;
         int hint = 16;
         foreach (Entry e in _entries) hint += e.SizeHint;
-        var buffer = new ArrayBufferWriter<byte>(hint);
+        var buffer = new ByteBuffer(hint);
         if (serialization == Serialization.Json)
         {
             using var w = new Utf8JsonWriter(buffer);

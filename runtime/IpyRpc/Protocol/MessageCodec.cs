@@ -355,14 +355,28 @@ public static class MessageCodec
         }
     }
 
-    /// <summary>Encodes a whole message in the stream block format.</summary>
+    /// <summary>Encodes a whole message in the stream block format, into an array of exactly its size (each part copied once).</summary>
     public static byte[] EncodeFramed(IpyRpcMessage message)
     {
-        long size = FramePrefixBytes + 256;
-        foreach (ReadOnlyMemory<byte> p in message.Parts) size += 8 + p.Length;
-        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(size, int.MaxValue - 64));
-        WriteFramed(buffer, message);
-        return buffer.WrittenSpan.ToArray();
+        byte[] header = EncodeHeader(message);
+        long data = 0;
+        foreach (ReadOnlyMemory<byte> p in message.Parts) data += 8 + p.Length;
+        long size = FramePrefixBytes + header.Length + data;
+        if (size > Array.MaxLength) throw new ProtocolException(ErrorCodes.TooLarge, $"A message of {size} bytes cannot be framed in one block.", message.Id);
+        byte[] frame = GC.AllocateUninitializedArray<byte>((int)size);
+        Span<byte> rest = frame;
+        BinaryPrimitives.WriteUInt32LittleEndian(rest, (uint)header.Length);
+        BinaryPrimitives.WriteUInt64LittleEndian(rest[4..], (ulong)data);
+        header.CopyTo(rest[FramePrefixBytes..]);
+        rest = rest[(FramePrefixBytes + header.Length)..];
+        foreach (ReadOnlyMemory<byte> p in message.Parts)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(rest, (ulong)p.Length);
+            p.Span.CopyTo(rest[8..]);
+            rest = rest[(8 + p.Length)..];
+        }
+
+        return frame;
     }
 
     /// <summary>

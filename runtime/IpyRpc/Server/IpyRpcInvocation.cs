@@ -257,7 +257,7 @@ public sealed class IpyRpcInvocation
         Data?.Invoke(Jobs.JobData.Items, Jobs.JobData.Encode(OutputSerialization, framed));
     }
 
-    private void Encode<T>(ArrayBufferWriter<byte> buffer, T value, IpyRpcFormatter<T> formatter, string what)
+    private void Encode<T>(IBufferWriter<byte> buffer, T value, IpyRpcFormatter<T> formatter, string what)
     {
         try
         {
@@ -301,7 +301,7 @@ public sealed class IpyRpcInvocation
             return;
         }
 
-        var buffer = new ArrayBufferWriter<byte>(SizeHint.Of(value));
+        var buffer = new ByteBuffer(SizeHint.Of(value));
         Encode(buffer, value, formatter, "The result");
         Result = buffer.WrittenMemory;
         HasResult = true;

@@ -1,0 +1,51 @@
+using System.Buffers;
+
+namespace IpyRpc;
+
+/// <summary>
+/// A growable byte buffer for encoding, like <see cref="ArrayBufferWriter{T}"/> but without zeroing: its
+/// arrays are allocated uninitialized (every byte handed out is written before it is read), which saves a
+/// pass over memory for each megabyte-sized argument or result.
+/// </summary>
+internal sealed class ByteBuffer(int initialCapacity = 256) : IBufferWriter<byte>
+{
+    private byte[] _buffer = GC.AllocateUninitializedArray<byte>(Math.Max(initialCapacity, 16));
+    private int _written;
+
+    /// <summary>What was written.</summary>
+    public ReadOnlyMemory<byte> WrittenMemory => _buffer.AsMemory(0, _written);
+
+    /// <inheritdoc/>
+    public void Advance(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        if (count > _buffer.Length - _written) throw new InvalidOperationException("Advanced past the end of the buffer.");
+        _written += count;
+    }
+
+    /// <inheritdoc/>
+    public Memory<byte> GetMemory(int sizeHint = 0)
+    {
+        Ensure(sizeHint);
+        return _buffer.AsMemory(_written);
+    }
+
+    /// <inheritdoc/>
+    public Span<byte> GetSpan(int sizeHint = 0)
+    {
+        Ensure(sizeHint);
+        return _buffer.AsSpan(_written);
+    }
+
+    private void Ensure(int sizeHint)
+    {
+        int needed = Math.Max(sizeHint, 1);
+        if (_buffer.Length - _written >= needed) return;
+        long grown = Math.Max((long)_buffer.Length * 2, (long)_written + needed);
+        if (grown > Array.MaxLength) grown = Math.Max(Array.MaxLength, (long)_written + needed);
+        if (grown > Array.MaxLength) throw new OutOfMemoryException($"An encoded value cannot exceed {Array.MaxLength} bytes.");
+        byte[] larger = GC.AllocateUninitializedArray<byte>((int)grown);
+        _buffer.AsSpan(0, _written).CopyTo(larger);
+        _buffer = larger;
+    }
+}
