@@ -83,4 +83,20 @@ public sealed class GenericHostTests
         Assert.Equal([0, 1, 2, 3], await client.FetchAsync(pointer.As<List<int>>()));
         await server.DisposeAsync();
     }
+
+    [Fact]
+    public async Task InlineComesFromConfiguration()
+    {
+        Microsoft.Extensions.Hosting.HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Configuration["IpyRpc:Functions:work.square:Inline"] = "true";
+        Microsoft.Extensions.DependencyInjection.IpyRpcServiceCollectionExtensions.AddIpyRpc(builder.Services).Export(typeof(IpyRpc.TestWorker.WorkFunctions));
+        using Microsoft.Extensions.Hosting.IHost host = builder.Build();
+        var server = (IpyRpcServer)host.Services.GetService(typeof(IpyRpcServer))!;
+        Assert.True(server.OptionsFor("work.square").Inline);
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server);
+        Assert.Equal(16L, await client.CallAsync<long>("work.square", 4L));
+        IpyRpc.Jobs.JobInfo job = Assert.Single(await client.ListJobsAsync(new IpyRpc.Jobs.JobQuery { Function = "work.square" }));
+        Assert.EndsWith(":inline", job.Worker); // run by the thread that received the call
+        await server.DisposeAsync();
+    }
 }
