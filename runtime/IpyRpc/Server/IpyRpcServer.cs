@@ -30,7 +30,7 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
         Options = options ?? new IpyRpcServerOptions();
         ArgumentOutOfRangeException.ThrowIfNegative(Options.Concurrency, nameof(options));
         Log = (Options.LoggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance).CreateLogger("IpyRpc.Server");
-        _registry = new FunctionRegistry(Options.CaptureOutput, ValidateQueue, id => _connections.GetValueOrDefault(id), id => Flows.GetValueOrDefault(id), Options.CallScopes);
+        _registry = new FunctionRegistry(Options.CaptureOutput, Validate, id => _connections.GetValueOrDefault(id), id => Flows.GetValueOrDefault(id), Options.CallScopes);
         Data = Options.DataStore ?? new IpyRpcDataStore();
         _registry.Data = Data;
         _registry.HolderClientOptions = () => new IpyRpcClientOptions { SharedSecret = Options.SharedSecret, MaxMessageBytes = Options.MaxMessageBytes };
@@ -245,7 +245,8 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     /// <summary>The options in force for <paramref name="name"/>.</summary>
     public FunctionOptions OptionsFor(string name) => _registry.OptionsFor(name);
 
-    private void ValidateQueue(IpyRpcFunction function, FunctionOptions options)
+    /// <summary>Checks a function's options as the config resolves them: its queue must exist; Inline that cannot apply is logged.</summary>
+    private void Validate(IpyRpcFunction function, FunctionOptions options)
     {
         string name = function.Descriptor.Name;
         if (options.Queue is { } q && !_queues.ContainsKey(q))
@@ -272,12 +273,12 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     /// (<see cref="FunctionOptions.Inline"/>); <see langword="null"/> when a worker runs it.
     /// </summary>
     internal InMemoryJobQueue? InlineQueue(IpyRpcFunction function, FunctionOptions options, JobRequest request) =>
-        options.Inline == true && !request.Detached && request.Deadline is null && InlineRefusal(function, options) is null && _workers.Count > 0
+        options.Inline == true && !request.Detached && request.Deadline is null && InlineRefusal(function, options) is null
             ? (InMemoryJobQueue)QueueFor(options)
             : null;
 
-    /// <summary>Names the receiving threads as a worker in job listings.</summary>
-    internal string InlineWorkerId => _inlineWorkerId ??= (_workers.Count > 0 ? _workers[0].Id : Environment.MachineName) + ":inline";
+    /// <summary>Names the receiving threads as a worker in job listings (a server with an in-memory queue always has workers of its own).</summary>
+    internal string InlineWorkerId => _inlineWorkerId ??= _workers[0].Id + ":inline";
 
     private string? _inlineWorkerId;
 
