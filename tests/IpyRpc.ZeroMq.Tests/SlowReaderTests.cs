@@ -19,6 +19,24 @@ public static class Talkers
 
         return lines;
     }
+
+    /// <summary>How many lines <see cref="Flood"/> has printed so far.</summary>
+    public static int Flooded;
+
+    /// <summary>Prints <paramref name="lines"/> lines of a kilobyte as fast as it can, counting them in <see cref="Flooded"/>.</summary>
+    /// <param name="lines">How many lines.</param>
+    [IpyRpcExport("slow.flood")]
+    public static int Flood(int lines)
+    {
+        string line = new('x', 1023);
+        for (int i = 0; i < lines; i++)
+        {
+            Console.WriteLine(line);
+            Interlocked.Increment(ref Flooded);
+        }
+
+        return lines;
+    }
 }
 
 /// <summary>
@@ -46,6 +64,7 @@ public sealed class SlowReaderTests
         var start = new ProcessStartInfo(PythonPeer.Interpreter) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "python", "slow_reader.py"), host.Endpoint, "60", "100" }) start.ArgumentList.Add(a);
         using Process peer = Process.Start(start)!;
+        using var cleanup = new KillOnFailure(peer);
         Task<string> errors = peer.StandardError.ReadToEndAsync();
         string? sent = await peer.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30));
         Assert.StartsWith("SENT", sent);
@@ -62,5 +81,54 @@ public sealed class SlowReaderTests
         Assert.True(m.Success, report);
         Assert.Equal(("60", "6000", "", "False"), (m.Groups[1].Value, m.Groups[2].Value, m.Groups[3].Value, m.Groups[4].Value));
         lock (disconnects) Assert.Empty(disconnects);
+    }
+
+    [Fact]
+    public async Task AFunctionPrintingToAStoppedReaderIsSlowedToItsPaceAndLosesNothing()
+    {
+        // 30 MB of output: more than every buffer between the function and the stopped reader can hold (libzmq's
+        // queues of 100 messages on each side, the kernel's socket buffers, and the 256 KiB the server lets wait).
+        const int lines = 30_000;
+        Volatile.Write(ref Talkers.Flooded, 0);
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { MaxBufferedOutputBytesPerCall = 256 * 1024 });
+        server.Register(typeof(Talkers));
+        await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*", new ZeroMqOptions { HighWaterMark = 100 });
+
+        var start = new ProcessStartInfo(PythonPeer.Interpreter) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "python", "stalled_reader.py"), host.Endpoint, lines.ToString() }) start.ArgumentList.Add(a);
+        using Process peer = Process.Start(start)!;
+        using var cleanup = new KillOnFailure(peer); // a stopped peer left behind would keep the test run waiting
+        Task<string> errors = peer.StandardError.ReadToEndAsync();
+        Assert.StartsWith("SENT", await peer.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30)));
+        for (int i = 0; i < 100 && !File.ReadAllText($"/proc/{peer.Id}/stat").Split(' ')[2].StartsWith('T'); i++) await Task.Delay(20);
+
+        // The function stalls: its count stops moving, short of the end, while nothing is read.
+        int before = -1, now = Volatile.Read(ref Talkers.Flooded);
+        for (int i = 0; i < 60 && now != before; i++)
+        {
+            await Task.Delay(500);
+            (before, now) = (now, Volatile.Read(ref Talkers.Flooded));
+        }
+
+        Assert.Equal(before, now);
+        Assert.InRange(now, 1, lines / 2);
+
+        using (Process resume = Process.Start("kill", ["-CONT", peer.Id.ToString()])!) await resume.WaitForExitAsync();
+        string report = await peer.StandardOutput.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(120));
+        await peer.WaitForExitAsync();
+        Assert.True(peer.ExitCode == 0, report + await errors);
+        Assert.Equal($"results 1 output {lines} errors []", report.Trim());
+        Assert.Equal(lines, Volatile.Read(ref Talkers.Flooded));
+    }
+
+    /// <summary>Kills a peer process that has not exited by the end of the test (one still stopped after a failed assertion).</summary>
+    private sealed class KillOnFailure(Process peer) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (peer.HasExited) return;
+            peer.Kill(entireProcessTree: true);
+            peer.WaitForExit(5000);
+        }
     }
 }

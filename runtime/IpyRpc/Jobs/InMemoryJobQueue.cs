@@ -78,6 +78,8 @@ public sealed class InMemoryJobQueue : IJobQueue
             return new(ticket); // cancelled (or past its deadline) before it could start: it already has its outcome
         }
 
+        lease.NeverWaits = true; // the receiving thread must not wait for room: it may be the one that makes it
+
         ValueTask<JobOutcome> running;
         try
         {
@@ -356,6 +358,19 @@ public sealed class InMemoryJobQueue : IJobQueue
             }
         }
 
+        /// <summary>Waits while this job's caller (its relay) has too much of its output waiting to be read.</summary>
+        public void WaitForRoom(Lease lease, CancellationToken cancellationToken)
+        {
+            IJobObserver? observer;
+            lock (this)
+            {
+                if (_lease != lease) return;
+                observer = _observer;
+            }
+
+            (observer as IOutputBackpressure)?.WaitForRoom(cancellationToken); // outside the lock: a cancel must get in
+        }
+
         public void Write(Lease lease, OutputStream stream, string text)
         {
             lock (this)
@@ -522,7 +537,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         }
     }
 
-    private sealed class Lease : JobLease
+    private sealed class Lease : JobLease, IOutputBackpressure
     {
         private readonly Job _job;
         private readonly TimeSpan _duration;
@@ -566,6 +581,14 @@ public sealed class InMemoryJobQueue : IJobQueue
         }
 
         public override void Write(OutputStream stream, string text) => _job.Write(this, stream, text);
+
+        /// <summary>Set for a job run on the thread that received it, which must never wait for its own reader.</summary>
+        public bool NeverWaits { get; set; }
+
+        public void WaitForRoom(CancellationToken cancellationToken)
+        {
+            if (!NeverWaits) _job.WaitForRoom(this, cancellationToken);
+        }
 
         public override ValueTask<bool> RenewAsync(CancellationToken cancellationToken = default) => new(_job.Renew(this));
 

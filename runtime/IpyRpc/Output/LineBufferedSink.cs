@@ -8,7 +8,9 @@ namespace IpyRpc;
 /// per character. After <see cref="Close"/> further writes are dropped: a call that timed out
 /// and runs on in the background cannot add output to a finished job.
 /// </summary>
-public sealed class LineBufferedSink(Action<OutputStream, string> emit) : IOutputSink
+/// <param name="emit">Gets each chunk, in order.</param>
+/// <param name="waitForRoom">Called after a chunk is emitted, outside the sink's lock: may block the writer while its reader is behind (backpressure).</param>
+public sealed class LineBufferedSink(Action<OutputStream, string> emit, Action? waitForRoom = null) : IOutputSink
 {
     private const int MaxBuffered = 8 * 1024;
     // Most calls print nothing: the buffers come into being on first use.
@@ -42,6 +44,8 @@ public sealed class LineBufferedSink(Action<OutputStream, string> emit) : IOutpu
             // Emitting inside the lock keeps chunks of one stream in order.
             if (ready is not null) emit(stream, ready);
         }
+
+        if (ready is not null) waitForRoom?.Invoke();
     }
 
     /// <inheritdoc/>

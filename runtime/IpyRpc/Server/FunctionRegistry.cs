@@ -292,7 +292,10 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
             return JobOutcome.DeadlinePassed(request, whileQueued: true);
         }
 
-        LineBufferedSink? sink = captureOutput ? new LineBufferedSink(output.Write) : null;
+        // A caller that reads slowly slows the function's printing, rather than its backlog growing without bound.
+        LineBufferedSink? sink = !captureOutput ? null
+            : output is IOutputBackpressure pressure ? new LineBufferedSink(output.Write, () => pressure.WaitForRoom(cancellationToken))
+            : new LineBufferedSink(output.Write);
         (IServiceProvider Services, IAsyncDisposable Scope)? scope = null;
         OutputCapture.Scope capture = sink is null ? default : OutputCapture.Begin(sink);
         CancellationTokenSource? deadline = null;

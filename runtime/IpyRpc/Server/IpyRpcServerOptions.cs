@@ -76,6 +76,17 @@ public sealed record IpyRpcServerOptions
     public bool CaptureOutput { get; init; } = true;
 
     /// <summary>
+    /// How many bytes of a call's console output may wait for a caller that reads slowly (its network, or a
+    /// process that is stopped or busy) before the function's next line waits for room: a producer is slowed
+    /// to its reader's speed, and the server's memory does not grow with a slow reader's backlog. A caller
+    /// that goes away, a cancel or a shutdown releases a waiting function at once. Applies to calls run by this
+    /// server's own workers on an in-memory queue; output of jobs on durable queues is recorded in the store,
+    /// and functions configured <see cref="FunctionOptions.Inline"/> are never made to wait (they run on the
+    /// receiving thread, which sends what they wait for). Default 4 MiB.
+    /// </summary>
+    public long MaxBufferedOutputBytesPerCall { get; init; } = 4L * 1024 * 1024;
+
+    /// <summary>
     /// Where the server logs: every unexpected failure (with the connection, the function and the
     /// job it concerns) at Error, refusals at Warning, each call at Debug. Default: nowhere.
     /// </summary>

@@ -870,8 +870,10 @@ public sealed class ServerSession : IAsyncDisposable
     /// (ZeroMQ, in-process) happens right on the thread that reported the event: no hop. One that
     /// does not (an HTTP response write) queues the rest behind it.
     /// </summary>
-    private sealed class Relay(ServerSession session, ulong requestId, IJobQueue queue, bool cancelOnDisconnect, bool release, long bytes = 0) : IJobObserver
+    private sealed class Relay(ServerSession session, ulong requestId, IJobQueue queue, bool cancelOnDisconnect, bool release, long bytes = 0) : IJobObserver, IOutputBackpressure
     {
+        private long _buffered; // bytes of output posted and not yet handed to the transport; under _pending
+
         private int _finished;
 
         /// <summary>The argument bytes this call counts against its connection.</summary>
@@ -997,6 +999,24 @@ public sealed class ServerSession : IAsyncDisposable
             ? new IpyRpcMessage { Kind = MessageKind.Result, Id = requestId, JobId = JobId, Serialization = outcome.ResultSerialization, Parts = [outcome.Result] }
             : ErrorMessage(requestId, outcome.ResultSerialization, outcome.Error, JobId);
 
+        /// <summary>
+        /// Blocks the function's writer while more than <see cref="IpyRpcServerOptions.MaxBufferedOutputBytesPerCall"/>
+        /// of its output waits for the transport (the caller reads slowly), until half of it has gone, the call
+        /// ends or stops being followed, or <paramref name="cancellationToken"/> fires.
+        /// </summary>
+        public void WaitForRoom(CancellationToken cancellationToken)
+        {
+            long limit = session._server.Options.MaxBufferedOutputBytesPerCall;
+            lock (_pending)
+            {
+                if (_buffered <= limit) return;
+                while (_buffered > limit / 2 && !_done && !cancellationToken.IsCancellationRequested)
+                {
+                    Monitor.Wait(_pending, 50); // woken as the backlog drains; the timeout notices a cancel
+                }
+            }
+        }
+
         /// <summary>Stops following the job without an outcome; false when the outcome is already on its way.</summary>
         public bool StopFollowing()
         {
@@ -1004,6 +1024,7 @@ public sealed class ServerSession : IAsyncDisposable
             {
                 if (_done) return false;
                 _done = true;
+                Monitor.PulseAll(_pending); // a function waiting for room goes on: nobody reads its output any more
             }
 
             Measure("cancelled"); // the caller went away before the outcome
@@ -1022,7 +1043,13 @@ public sealed class ServerSession : IAsyncDisposable
             lock (_pending)
             {
                 if (_done) return;
-                if (message.Kind is MessageKind.Result or MessageKind.Error) _done = true;
+                if (message.Kind is MessageKind.Result or MessageKind.Error)
+                {
+                    _done = true;
+                    Monitor.PulseAll(_pending);
+                }
+
+                if (message.Kind == MessageKind.Output) _buffered += message.Body.Length;
                 _pending.Enqueue(message);
                 if (_sending) return;
                 _sending = true;
@@ -1046,6 +1073,15 @@ public sealed class ServerSession : IAsyncDisposable
                 }
 
                 bool sent = await session.SendAsync(next).ConfigureAwait(false);
+                if (next.Kind == MessageKind.Output)
+                {
+                    lock (_pending)
+                    {
+                        _buffered -= next.Body.Length;
+                        if (_buffered <= session._server.Options.MaxBufferedOutputBytesPerCall / 2) Monitor.PulseAll(_pending);
+                    }
+                }
+
                 if (next.Kind is MessageKind.Result or MessageKind.Error)
                 {
                     // In flight until its last message is handed to the transport, so a shutdown can wait for it.
