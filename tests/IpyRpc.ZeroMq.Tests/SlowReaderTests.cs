@@ -113,6 +113,17 @@ public sealed class SlowReaderTests
         Assert.Equal(before, now);
         Assert.InRange(now, 1, lines / 2);
 
+        // Meanwhile other callers' functions print and return as usual: the stalled one holds no lock they need
+        // (a line is written under the console's lock, which it lets go of while it waits).
+        var heard = new List<string>();
+        await using (IpyRpcClient other = await IpyRpcZeroMqClient.ConnectAsync(host.Endpoint, new IpyRpcClientOptions { Output = (_, t) => { lock (heard) heard.Add(t); } }))
+        {
+            Assert.Equal(3, await other.CallAsync<int>("slow.talk", 3).WaitAsync(TimeSpan.FromSeconds(20)));
+            lock (heard) Assert.Equal(3, heard.Count);
+        }
+
+        Assert.Equal(now, Volatile.Read(ref Talkers.Flooded)); // and the stalled one is still waiting
+
         using (Process resume = Process.Start("kill", ["-CONT", peer.Id.ToString()])!) await resume.WaitForExitAsync();
         string report = await peer.StandardOutput.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(120));
         await peer.WaitForExitAsync();

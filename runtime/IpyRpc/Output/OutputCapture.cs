@@ -33,6 +33,34 @@ public static class OutputCapture
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="wait"/> with the console writers' locks let go. <see cref="Console.Out"/> and
+    /// <see cref="Console.Error"/> are synchronized writers: a line is written under a lock that every thread's
+    /// output shares, so a writer that waits for its reader (backpressure) while holding it would stop all
+    /// output in the process. The locks are taken again, as often as they were held, before returning.
+    /// </summary>
+    internal static void WaitOutsideConsoleLocks(Action wait)
+    {
+        object output = Console.Out, error = Console.Error;
+        int outputHeld = Release(output), errorHeld = Release(error);
+        try
+        {
+            wait();
+        }
+        finally
+        {
+            for (; errorHeld > 0; errorHeld--) Monitor.Enter(error);
+            for (; outputHeld > 0; outputHeld--) Monitor.Enter(output);
+        }
+
+        static int Release(object writer)
+        {
+            int held = 0;
+            for (; Monitor.IsEntered(writer); held++) Monitor.Exit(writer);
+            return held;
+        }
+    }
+
     /// <summary>The sink this flow's console output goes to now (inside a call), or <see langword="null"/>.</summary>
     internal static IOutputSink? CurrentSink => Current.Value;
 

@@ -294,7 +294,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
 
         // A caller that reads slowly slows the function's printing, rather than its backlog growing without bound.
         LineBufferedSink? sink = !captureOutput ? null
-            : output is IOutputBackpressure pressure ? new LineBufferedSink(output.Write, () => pressure.WaitForRoom(cancellationToken))
+            : output is IOutputBackpressure pressure ? new LineBufferedSink(output.Write, () => OutputCapture.WaitOutsideConsoleLocks(() => pressure.WaitForRoom(cancellationToken)))
             : new LineBufferedSink(output.Write);
         (IServiceProvider Services, IAsyncDisposable Scope)? scope = null;
         OutputCapture.Scope capture = sink is null ? default : OutputCapture.Begin(sink);
