@@ -191,19 +191,26 @@ internal sealed unsafe class SocketLoop : IDisposable
 
     private int Events()
     {
-        int events = 0;
-        nuint size = sizeof(int);
-        return LibZmq.zmq_getsockopt(_socket, LibZmq.EVENTS, &events, &size) < 0 ? 0 : events;
+        while (true)
+        {
+            int events = 0;
+            nuint size = sizeof(int);
+            if (LibZmq.zmq_getsockopt(_socket, LibZmq.EVENTS, &events, &size) == 0) return events;
+            // Interrupted by a signal (the runtime uses them to suspend threads for the GC): ask again, or a
+            // waiting message would be taken for none, and the descriptor would never announce it.
+            if (LibZmq.zmq_errno() != LibZmq.EINTR) return 0; // the socket is closing
+        }
     }
 
     /// <summary>
     /// After using the socket from a thread other than the I/O thread: the descriptor will not announce a
-    /// message already waiting (nor room to send, when a message waits for it), so the I/O thread is woken.
+    /// message already waiting, so the I/O thread is woken. So it is while a message waits for room (a
+    /// DEALER's, or a ROUTER's parked peers): reading <c>ZMQ_EVENTS</c> here may have taken in the news that the
+    /// peer reads again, and only the I/O thread retries them, on a timer it sets when it sees them.
     /// </summary>
     private void WakeIfNeededLocked()
     {
-        int events = Events();
-        if ((events & LibZmq.POLLIN) != 0 || (_pending is not null && (events & LibZmq.POLLOUT) != 0)) Wake();
+        if ((Events() & LibZmq.POLLIN) != 0 || _pending is not null || _parked.Count > 0) Wake();
     }
 
     /// <summary>
@@ -263,7 +270,10 @@ internal sealed unsafe class SocketLoop : IDisposable
             byte b = 1;
             lock (_wakeLock)
             {
-                if (_wakeSender is { IsClosed: false }) LibZmq.zmq_send(_wakeSender, &b, 1, LibZmq.DONTWAIT);
+                // Retried when a signal interrupts it: with the flag set, a lost byte would never be sent again.
+                while (_wakeSender is { IsClosed: false } && LibZmq.zmq_send(_wakeSender, &b, 1, LibZmq.DONTWAIT) < 0 && LibZmq.zmq_errno() == LibZmq.EINTR)
+                {
+                }
             }
         }
     }
@@ -399,9 +409,16 @@ internal sealed unsafe class SocketLoop : IDisposable
             int flags = (i < frames.Length - 1 ? LibZmq.SNDMORE : 0) | (i == 0 ? LibZmq.DONTWAIT : 0);
             ZmqMessage message;
             InitMessage(&message, frames[i]);
-            if (LibZmq.zmq_msg_send(&message, _socket, flags) < 0)
+            int rc, errno = 0;
+            do
             {
-                int errno = LibZmq.zmq_errno();
+                // A signal (the runtime suspends threads for the GC with one) interrupts a send that did nothing: send it again.
+                rc = LibZmq.zmq_msg_send(&message, _socket, flags);
+            }
+            while (rc < 0 && (errno = LibZmq.zmq_errno()) == LibZmq.EINTR);
+
+            if (rc < 0)
+            {
                 LibZmq.zmq_msg_close(&message);
                 if (i == 0 && errno == LibZmq.EAGAIN) return false;
                 // EHOSTUNREACH: a ROUTER peer that is gone. Anything else: the message is lost, as
@@ -491,7 +508,7 @@ internal sealed unsafe class SocketLoop : IDisposable
                 LibZmq.zmq_msg_close(&message);
                 if (!more) break;
                 LibZmq.zmq_msg_init(&message);
-                if (LibZmq.zmq_msg_recv(&message, _socket, 0) < 0)
+                if (ReceiveMore(&message, _socket) < 0)
                 {
                     LibZmq.zmq_msg_close(&message);
                     break;
@@ -510,6 +527,20 @@ internal sealed unsafe class SocketLoop : IDisposable
                 _failed?.Invoke(e, "handling a received message");
             }
         }
+    }
+
+    /// <summary>
+    /// Receives the next frame of a message already begun (libzmq delivers messages whole, so it is there),
+    /// again when a signal interrupts the call: giving up would cut the message and misread the rest as another.
+    /// </summary>
+    private static int ReceiveMore(ZmqMessage* message, ZmqSocketHandle socket)
+    {
+        int rc;
+        while ((rc = LibZmq.zmq_msg_recv(message, socket, 0)) < 0 && LibZmq.zmq_errno() == LibZmq.EINTR)
+        {
+        }
+
+        return rc;
     }
 
     private static string? Property(ZmqMessage* message, string name)
@@ -539,7 +570,7 @@ internal sealed unsafe class SocketLoop : IDisposable
                 LibZmq.zmq_msg_close(&message);
                 if (!more) break;
                 LibZmq.zmq_msg_init(&message);
-                LibZmq.zmq_msg_recv(&message, _zap!, 0);
+                ReceiveMore(&message, _zap!);
             }
 
             // version, request id, domain, address, routing id, mechanism, credentials...
@@ -591,7 +622,7 @@ internal sealed unsafe class SocketLoop : IDisposable
             while (more)
             {
                 LibZmq.zmq_msg_init(&message);
-                LibZmq.zmq_msg_recv(&message, _monitor!, 0);
+                ReceiveMore(&message, _monitor!);
                 more = LibZmq.zmq_msg_more(&message) != 0;
                 LibZmq.zmq_msg_close(&message);
             }
