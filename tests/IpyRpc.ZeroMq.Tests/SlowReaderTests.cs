@@ -95,7 +95,7 @@ public sealed class SlowReaderTests
         await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*", new ZeroMqOptions { HighWaterMark = 100 });
 
         var start = new ProcessStartInfo(PythonPeer.Interpreter) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "python", "stalled_reader.py"), host.Endpoint, lines.ToString() }) start.ArgumentList.Add(a);
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "python", "slow_reader.py"), host.Endpoint, "1", lines.ToString(), "slow.flood" }) start.ArgumentList.Add(a);
         using Process peer = Process.Start(start)!;
         using var cleanup = new KillOnFailure(peer); // a stopped peer left behind would keep the test run waiting
         Task<string> errors = peer.StandardError.ReadToEndAsync();
@@ -128,7 +128,7 @@ public sealed class SlowReaderTests
         string report = await peer.StandardOutput.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(120));
         await peer.WaitForExitAsync();
         Assert.True(peer.ExitCode == 0, report + await errors);
-        Assert.Equal($"results 1 output {lines} errors []", report.Trim());
+        Assert.Equal($"results 1 output {lines} errors [] closed False", report.Trim());
         Assert.Equal(lines, Volatile.Read(ref Talkers.Flooded));
     }
 

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
-"""A ZeroMQ peer that starts 60 calls whose functions print as they run, then stops reading: it
-stops its own process (SIGSTOP) until the test continues it (SIGCONT), then reads everything.
-Prints how many output lines and results it got, and whether the server said goodbye."""
+"""A ZeroMQ peer that starts CALLS calls of FUNCTION (slow.talk by default) with LINES, whose functions
+print as they run; once the first line has arrived it stops reading: it stops its own process (SIGSTOP)
+until the test continues it (SIGCONT), then reads everything. Prints how many output lines and results
+it got, and whether the server said goodbye.
+
+Usage: slow_reader.py ENDPOINT CALLS LINES [FUNCTION]"""
 import os
 import signal
 import sys
@@ -10,8 +13,10 @@ import msgpack
 import zmq
 
 endpoint, calls, lines = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+function = sys.argv[4] if len(sys.argv) > 4 else "slow.talk"
 socket = zmq.Context.instance().socket(zmq.DEALER)
 socket.setsockopt(zmq.LINGER, 0)
+socket.setsockopt(zmq.RCVHWM, 100)
 socket.connect(endpoint)
 
 
@@ -30,11 +35,13 @@ send({"kind": "hello", "id": 1, "versions": [1]})
 header, _ = receive(10_000)
 assert header and header["kind"] == "hello", header
 for i in range(calls):
-    send({"kind": "call", "id": 100 + i, "fn": "slow.talk"}, [msgpack.packb([lines], use_bin_type=True)])
+    send({"kind": "call", "id": 100 + i, "fn": function}, [msgpack.packb([lines], use_bin_type=True)])
+header, body = receive(10_000)  # a function has started (so the calls have left this process) before we stop
+assert header and header["kind"] == "output", header
+output, results, errors, closed = body.decode("utf-8").count("\n"), 0, [], False
 print("SENT", os.getpid(), flush=True)
 os.kill(os.getpid(), signal.SIGSTOP)  # the test continues us after a while: meanwhile nothing is read
 
-output, results, errors, closed = 0, 0, [], False
 while results + len(errors) < calls:
     header, body = receive(30_000)
     if header is None:
