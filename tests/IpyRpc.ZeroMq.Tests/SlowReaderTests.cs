@@ -37,6 +37,22 @@ public static class Talkers
 
         return lines;
     }
+
+    /// <summary>Reports progress <paramref name="reports"/> times, a kilobyte each, as fast as it can, counting them in <see cref="Flooded"/>.</summary>
+    /// <param name="reports">How many reports.</param>
+    /// <param name="progress">Where they go.</param>
+    [IpyRpcExport("slow.flood_progress")]
+    public static int FloodProgress(int reports, IProgress<string> progress)
+    {
+        string report = new('x', 1024);
+        for (int i = 0; i < reports; i++)
+        {
+            progress.Report(report);
+            Interlocked.Increment(ref Flooded);
+        }
+
+        return reports;
+    }
 }
 
 /// <summary>
@@ -83,8 +99,10 @@ public sealed class SlowReaderTests
         lock (disconnects) Assert.Empty(disconnects);
     }
 
-    [Fact]
-    public async Task AFunctionPrintingToAStoppedReaderIsSlowedToItsPaceAndLosesNothing()
+    [Theory]
+    [InlineData("slow.flood")]
+    [InlineData("slow.flood_progress")]
+    public async Task AFunctionPrintingToAStoppedReaderIsSlowedToItsPaceAndLosesNothing(string function)
     {
         // 30 MB of output: more than every buffer between the function and the stopped reader can hold (libzmq's
         // queues of 100 messages on each side, the kernel's socket buffers, and the 256 KiB the server lets wait).
@@ -95,7 +113,7 @@ public sealed class SlowReaderTests
         await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*", new ZeroMqOptions { HighWaterMark = 100 });
 
         var start = new ProcessStartInfo(PythonPeer.Interpreter) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "python", "slow_reader.py"), host.Endpoint, "1", lines.ToString(), "slow.flood" }) start.ArgumentList.Add(a);
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "python", "slow_reader.py"), host.Endpoint, "1", lines.ToString(), function }) start.ArgumentList.Add(a);
         using Process peer = Process.Start(start)!;
         using var cleanup = new KillOnFailure(peer); // a stopped peer left behind would keep the test run waiting
         Task<string> errors = peer.StandardError.ReadToEndAsync();
@@ -128,7 +146,8 @@ public sealed class SlowReaderTests
         string report = await peer.StandardOutput.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(120));
         await peer.WaitForExitAsync();
         Assert.True(peer.ExitCode == 0, report + await errors);
-        Assert.Equal($"results 1 output {lines} errors [] closed False", report.Trim());
+        (int printed, int reported) = function == "slow.flood" ? (lines, 0) : (0, lines);
+        Assert.Equal($"results 1 output {printed} errors [] closed False progress {reported}", report.Trim());
         Assert.Equal(lines, Volatile.Read(ref Talkers.Flooded));
     }
 

@@ -292,10 +292,9 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
             return JobOutcome.DeadlinePassed(request, whileQueued: true);
         }
 
-        // A caller that reads slowly slows the function's printing, rather than its backlog growing without bound.
-        LineBufferedSink? sink = !captureOutput ? null
-            : output is IOutputBackpressure pressure ? new LineBufferedSink(output.Write, () => OutputCapture.WaitOutsideConsoleLocks(() => pressure.WaitForRoom(cancellationToken)))
-            : new LineBufferedSink(output.Write);
+        // A caller that reads slowly slows the function's printing and progress reports, rather than its backlog growing without bound.
+        Action? waitForRoom = output is IOutputBackpressure pressure ? () => OutputCapture.WaitOutsideConsoleLocks(() => pressure.WaitForRoom(cancellationToken)) : null;
+        LineBufferedSink? sink = captureOutput ? new LineBufferedSink(output.Write, waitForRoom) : null;
         (IServiceProvider Services, IAsyncDisposable Scope)? scope = null;
         OutputCapture.Scope capture = sink is null ? default : OutputCapture.Begin(sink);
         CancellationTokenSource? deadline = null;
@@ -315,6 +314,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
                 {
                     sink?.Flush(); // console output written before an item or report stays before it
                     output.Write(stream, text);
+                    if (stream == JobData.Progress) waitForRoom?.Invoke(); // stream items have their caller's credit window instead
                 },
             };
             if (request.Caller is { } caller)

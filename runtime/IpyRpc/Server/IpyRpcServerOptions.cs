@@ -76,8 +76,9 @@ public sealed record IpyRpcServerOptions
     public bool CaptureOutput { get; init; } = true;
 
     /// <summary>
-    /// How many bytes of a call's console output may wait for a caller that reads slowly (its network, or a
-    /// process that is stopped or busy) before the function's next line waits for room: a producer is slowed
+    /// How many bytes of a call's console output and progress reports may wait for a caller that reads slowly
+    /// (its network, or a process that is stopped or busy) before the function's next line or report waits for
+    /// room (stream items have the caller's credit window instead): a producer is slowed
     /// to its reader's speed, and the server's memory does not grow with a slow reader's backlog. A caller
     /// that goes away, a cancel or a shutdown releases a waiting function at once. Applies to calls run by this
     /// server's own workers on an in-memory queue; output of jobs on durable queues is recorded in the store,

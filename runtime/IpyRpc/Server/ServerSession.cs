@@ -872,7 +872,7 @@ public sealed class ServerSession : IAsyncDisposable
     /// </summary>
     private sealed class Relay(ServerSession session, ulong requestId, IJobQueue queue, bool cancelOnDisconnect, bool release, long bytes = 0) : IJobObserver, IOutputBackpressure
     {
-        private long _buffered; // bytes of output posted and not yet handed to the transport; under _pending
+        private long _buffered; // bytes of output and progress posted and not yet handed to the transport; under _pending
 
         private int _finished;
 
@@ -1049,7 +1049,7 @@ public sealed class ServerSession : IAsyncDisposable
                     Monitor.PulseAll(_pending);
                 }
 
-                if (message.Kind == MessageKind.Output) _buffered += message.Body.Length;
+                if (message.Kind is MessageKind.Output or MessageKind.Progress) _buffered += message.Body.Length;
                 _pending.Enqueue(message);
                 if (_sending) return;
                 _sending = true;
@@ -1073,7 +1073,7 @@ public sealed class ServerSession : IAsyncDisposable
                 }
 
                 bool sent = await session.SendAsync(next).ConfigureAwait(false);
-                if (next.Kind == MessageKind.Output)
+                if (next.Kind is MessageKind.Output or MessageKind.Progress)
                 {
                     lock (_pending)
                     {

@@ -2,7 +2,7 @@
 """A ZeroMQ peer that starts CALLS calls of FUNCTION (slow.talk by default) with LINES, whose functions
 print as they run; once the first line has arrived it stops reading: it stops its own process (SIGSTOP)
 until the test continues it (SIGCONT), then reads everything. Prints how many output lines and results
-it got, and whether the server said goodbye.
+it got, whether the server said goodbye, and how many progress reports it got.
 
 Usage: slow_reader.py ENDPOINT CALLS LINES [FUNCTION]"""
 import os
@@ -37,8 +37,12 @@ assert header and header["kind"] == "hello", header
 for i in range(calls):
     send({"kind": "call", "id": 100 + i, "fn": function}, [msgpack.packb([lines], use_bin_type=True)])
 header, body = receive(10_000)  # a function has started (so the calls have left this process) before we stop
-assert header and header["kind"] == "output", header
-output, results, errors, closed = body.decode("utf-8").count("\n"), 0, [], False
+assert header and header["kind"] in ("output", "progress"), header
+output, results, errors, closed, progress = 0, 0, [], False, 0
+if header["kind"] == "output":
+    output += body.decode("utf-8").count("\n")
+else:
+    progress += 1
 print("SENT", os.getpid(), flush=True)
 os.kill(os.getpid(), signal.SIGSTOP)  # the test continues us after a while: meanwhile nothing is read
 
@@ -49,6 +53,8 @@ while results + len(errors) < calls:
     kind = header["kind"]
     if kind == "output":
         output += body.decode("utf-8").count("\n")
+    elif kind == "progress":
+        progress += 1
     elif kind == "result":
         results += 1
     elif kind == "error":
@@ -58,4 +64,4 @@ while results + len(errors) < calls:
         break
     elif kind == "ping":
         send({"kind": "pong", "id": header.get("id", 0)})
-print(f"results {results} output {output} errors {sorted(set(errors))} closed {closed}", flush=True)
+print(f"results {results} output {output} errors {sorted(set(errors))} closed {closed} progress {progress}", flush=True)
