@@ -6,6 +6,10 @@ namespace IpyRpc.Jobs;
 /// </summary>
 internal interface IOutputBackpressure
 {
-    /// <summary>Blocks while too much of the output waits for its reader; returns when there is room, the reader is gone, or <paramref name="cancellationToken"/> fires.</summary>
+    /// <summary>
+    /// Blocks while too much of the output waits for its reader; returns when there is room, the reader is gone, or
+    /// <paramref name="cancellationToken"/> fires. It is called for every line, so it returns at once, holding
+    /// nothing, when there is room; when it must block it lets go of the console writers' locks first.
+    /// </summary>
     void WaitForRoom(CancellationToken cancellationToken);
 }

@@ -293,7 +293,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
         }
 
         // A caller that reads slowly slows the function's printing and progress reports, rather than its backlog growing without bound.
-        Action? waitForRoom = output is IOutputBackpressure pressure ? () => OutputCapture.WaitOutsideConsoleLocks(() => pressure.WaitForRoom(cancellationToken)) : null;
+        Action? waitForRoom = output is IOutputBackpressure pressure ? () => pressure.WaitForRoom(cancellationToken) : null;
         LineBufferedSink? sink = captureOutput ? new LineBufferedSink(output.Write, waitForRoom) : null;
         (IServiceProvider Services, IAsyncDisposable Scope)? scope = null;
         OutputCapture.Scope capture = sink is null ? default : OutputCapture.Begin(sink);

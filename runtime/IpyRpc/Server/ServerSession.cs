@@ -1009,12 +1009,20 @@ public sealed class ServerSession : IAsyncDisposable
             long limit = session._server.Options.MaxBufferedOutputBytesPerCall;
             lock (_pending)
             {
-                if (_buffered <= limit) return;
-                while (_buffered > limit / 2 && !_done && !cancellationToken.IsCancellationRequested)
-                {
-                    Monitor.Wait(_pending, 50); // woken as the backlog drains; the timeout notices a cancel
-                }
+                if (_buffered <= limit) return; // the common case: no waiting, and the writer keeps every lock it holds
             }
+
+            // The writer is usually inside Console.WriteLine, under the lock all the process's console output shares.
+            OutputCapture.WaitOutsideConsoleLocks(() =>
+            {
+                lock (_pending)
+                {
+                    while (_buffered > limit / 2 && !_done && !cancellationToken.IsCancellationRequested)
+                    {
+                        Monitor.Wait(_pending, 50); // woken as the backlog drains; the timeout notices a cancel
+                    }
+                }
+            });
         }
 
         /// <summary>Stops following the job without an outcome; false when the outcome is already on its way.</summary>
