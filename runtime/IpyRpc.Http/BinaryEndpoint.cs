@@ -76,7 +76,8 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         }
 
         long limit = _server.Options.MaxMessageBytes;
-        ReadOnlyMemory<byte>? body = await BodyReader.ReadAsync(context, limit + MessageCodec.FramePrefixBytes);
+        var pool = new PooledParts(); // a large call's arguments: given back when its job ends
+        ReadOnlyMemory<byte>? body = await BodyReader.ReadAsync(context, limit + MessageCodec.FramePrefixBytes, pool);
         if (body is null)
         {
             await WriteErrorAsync(response, StatusCodes.Status413PayloadTooLarge, 0, ErrorCodes.TooLarge, $"The message is larger than the server's limit of {limit} bytes.");
@@ -86,7 +87,7 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         IpyRpcMessage message;
         try
         {
-            message = MessageCodec.DecodeFramed(body.Value, limit);
+            message = MessageCodec.DecodeFramed(body.Value, limit, pool);
         }
         catch (ProtocolException e)
         {

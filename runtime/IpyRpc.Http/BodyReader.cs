@@ -1,4 +1,5 @@
 using System.Buffers;
+using IpyRpc.Protocol;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 
@@ -7,8 +8,8 @@ namespace IpyRpc.Http;
 /// <summary>Reads a request body up to a limit, refusing by Content-Length before reading when it can.</summary>
 internal static class BodyReader
 {
-    /// <summary>The body, or <see langword="null"/> when it is larger than <paramref name="limit"/>.</summary>
-    public static async Task<ReadOnlyMemory<byte>?> ReadAsync(HttpContext context, long limit)
+    /// <summary>The body, or <see langword="null"/> when it is larger than <paramref name="limit"/>; a large one of declared length in an array rented from <paramref name="pool"/> when given.</summary>
+    public static async Task<ReadOnlyMemory<byte>?> ReadAsync(HttpContext context, long limit, PooledParts? pool = null)
     {
         if (context.Request.ContentLength is long declared && declared > limit)
         {
@@ -24,14 +25,9 @@ internal static class BodyReader
         if (context.Request.ContentLength is long length)
         {
             // The usual case: read exactly the declared bytes into one array of that size.
-            byte[] exact = GC.AllocateUninitializedArray<byte>((int)length);
-            int read = await context.Request.Body.ReadAtLeastAsync(exact, exact.Length, throwOnEndOfStream: false, context.RequestAborted).ConfigureAwait(false);
-            if (read < exact.Length)
-            {
-                return exact.AsMemory(0, read);
-            }
-
-            return exact;
+            byte[] exact = pool is not null && PooledParts.ShouldPool(length) ? pool.Rent((int)length) : GC.AllocateUninitializedArray<byte>((int)length);
+            int read = await context.Request.Body.ReadAtLeastAsync(exact.AsMemory(0, (int)length), (int)length, throwOnEndOfStream: false, context.RequestAborted).ConfigureAwait(false);
+            return exact.AsMemory(0, read);
         }
 
         // Chunked: grow as bytes come, and stop counting past the limit.

@@ -67,6 +67,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
         try
         {
             using var content = new ByteArrayContent(MessageCodec.EncodeFramed(message));
+            message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
             content.Headers.ContentType = new MediaTypeHeaderValue("application/x-ipyrpc");
             using var request = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = content };
             if (_connection is { } connection) request.Headers.TryAddWithoutValidation(BinaryEndpoint.ConnectionHeader, connection);
@@ -83,6 +84,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
         try
         {
             using var content = new ByteArrayContent(MessageCodec.EncodeFramed(message));
+            message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
             content.Headers.ContentType = new MediaTypeHeaderValue("application/x-ipyrpc");
             using var request = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = content };
             if (_connection is { } connection && message.Kind != MessageKind.Hello)

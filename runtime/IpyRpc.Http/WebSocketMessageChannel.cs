@@ -99,6 +99,7 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     {
         if (Volatile.Read(ref _disposed) == 1) throw new IpyRpcConnectionException("The WebSocket connection is closed.");
         byte[] bytes = MessageCodec.EncodeFramed(message);
+        message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
         await _sendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {

@@ -82,12 +82,12 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
         => new(server, endpoint, options ?? new ZeroMqOptions());
 
     // Runs on the I/O thread: decode, find the peer's session, hand the message over.
-    private void Receive(List<byte[]> frames, ProtocolException? problem, PeerInfo? peer)
+    private void Receive(List<ReadOnlyMemory<byte>> frames, PooledParts? pooled, ProtocolException? problem, PeerInfo? peer)
     {
-        byte[] identity = frames[0];
+        byte[] identity = frames[0].ToArray(); // kept by the session for its replies
         if (problem is not null)
         {
-            Reply(identity, frames.Count > 1 ? TryId(frames[1]) : 0, problem.Code, problem.Message);
+            Reply(identity, frames.Count > 1 ? TryId(frames[1].Span) : 0, problem.Code, problem.Message);
             return;
         }
 
@@ -100,7 +100,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
         IpyRpcMessage message;
         try
         {
-            message = MessageCodec.DecodeHeader(frames[1], frames.Count == 2 ? [] : [.. frames.Skip(2).Select(f => (ReadOnlyMemory<byte>)f)]);
+            message = MessageCodec.DecodeHeader(frames[1].Span, frames.Count == 2 ? [] : frames.GetRange(2, frames.Count - 2), pooled);
         }
         catch (ProtocolException e)
         {
@@ -194,7 +194,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
         return new IpyRpcConnection("zeromq", address, principal);
     }
 
-    private static ulong TryId(byte[] header)
+    private static ulong TryId(ReadOnlySpan<byte> header)
     {
         try
         {
@@ -221,7 +221,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
         for (int i = 0; i < message.Parts.Count; i++) frames[2 + i] = message.Parts[i];
         try
         {
-            _loop.Send(frames);
+            _loop.Send(frames, message.Pooled);
         }
         catch (ObjectDisposedException)
         {

@@ -65,7 +65,7 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
         for (int i = 0; i < message.Parts.Count; i++) frames[1 + i] = message.Parts[i];
         try
         {
-            _loop.Send(frames);
+            _loop.Send(frames, message.Pooled);
         }
         catch (ObjectDisposedException e)
         {
@@ -75,20 +75,20 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
         return default;
     }
 
-    private void Receive(List<byte[]> frames, ProtocolException? problem, PeerInfo? peer)
+    private void Receive(List<ReadOnlyMemory<byte>> frames, PooledParts? pooled, ProtocolException? problem, PeerInfo? peer)
     {
         IpyRpcMessage message;
         try
         {
             if (problem is not null) throw problem;
-            message = MessageCodec.DecodeHeader(frames[0], frames.Count == 1 ? [] : [.. frames.Skip(1).Select(f => (ReadOnlyMemory<byte>)f)]);
+            message = MessageCodec.DecodeHeader(frames[0].Span, frames.Count == 1 ? [] : frames.GetRange(1, frames.Count - 1), pooled);
         }
         catch (ProtocolException e)
         {
             ulong id = e.Id;
             if (id == 0 && frames.Count > 0)
             {
-                try { id = MessageCodec.DecodeHeader(frames[0], []).Id; } catch (ProtocolException) { }
+                try { id = MessageCodec.DecodeHeader(frames[0].Span, []).Id; } catch (ProtocolException) { }
             }
 
             if (id != 0) Fail(id, e.Code, "The server's reply could not be read: " + e.Message);

@@ -16,9 +16,9 @@ public sealed class HeartbeatTests
         {
             if (LibZmq.zmq_bind(s, "tcp://127.0.0.1:*") < 0) throw new IOException("bind failed");
             bound = SocketLoop.ReadLastEndpoint(s);
-        }, (frames, _, _) =>
+        }, (frames, _, _, _) =>
         {
-            IpyRpcMessage m = MessageCodec.DecodeHeader(frames[1], [.. frames.Skip(2).Select(f => (ReadOnlyMemory<byte>)f)]);
+            IpyRpcMessage m = MessageCodec.DecodeHeader(frames[1].Span, frames.GetRange(2, frames.Count - 2));
             IpyRpcMessage? reply = m.Kind switch
             {
                 MessageKind.Hello => new IpyRpcMessage { Kind = MessageKind.Hello, Id = m.Id, Versions = [1], Agent = "silent" },

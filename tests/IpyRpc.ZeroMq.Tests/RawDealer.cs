@@ -16,7 +16,7 @@ internal sealed class RawDealer : IDisposable
         {
             SocketLoop.SetInt(s, LibZmq.RECONNECT_IVL, 50);
             if (LibZmq.zmq_connect(s, endpoint) < 0) throw new IOException("connect failed");
-        }, (frames, _, _) => _received.Add(frames), null, long.MaxValue / 4, 1000, 0);
+        }, (frames, _, _, _) => _received.Add([.. frames.Select(f => f.ToArray())]), null, long.MaxValue / 4, 1000, 0);
     }
 
     public void Send(params byte[][] frames) => _loop.Send([.. frames.Select(f => (ReadOnlyMemory<byte>)f)]);

@@ -30,7 +30,7 @@ public sealed class SocketLoopTests
             SocketLoop.SetInt(s, LibZmq.ROUTER_MANDATORY, 1);
             if (LibZmq.zmq_bind(s, "tcp://127.0.0.1:*") < 0) throw new IOException("bind failed");
             endpoint = SocketLoop.ReadLastEndpoint(s);
-        }, (frames, _, _) =>
+        }, (frames, _, _, _) =>
         {
             (int thread, int sequence) = Read(frames[1]);
             List<int> seen = arrived.GetOrAdd(thread, _ => []);
@@ -45,7 +45,7 @@ public sealed class SocketLoopTests
             SocketLoop.SetInt(s, LibZmq.SNDHWM, 16);
             SocketLoop.SetInt(s, LibZmq.RCVHWM, 16);
             if (LibZmq.zmq_connect(s, endpoint) < 0) throw new IOException("connect failed");
-        }, (frames, _, _) =>
+        }, (frames, _, _, _) =>
         {
             (int thread, int sequence) = Read(frames[0]);
             if (echoed.TryAdd(((long)thread << 32) | (uint)sequence, 0) && echoed.Count == Threads * perThread) allBack.Release();
@@ -86,13 +86,13 @@ public sealed class SocketLoopTests
         {
             if (LibZmq.zmq_bind(s, "tcp://127.0.0.1:*") < 0) throw new IOException("bind failed");
             endpoint = SocketLoop.ReadLastEndpoint(s);
-        }, (frames, _, _) => ThreadPool.UnsafeQueueUserWorkItem(_ => router!.Send([frames[0], frames[1]]), null), null, 1 << 20, 8, 0);
+        }, (frames, _, _, _) => ThreadPool.UnsafeQueueUserWorkItem(_ => router!.Send([frames[0], frames[1]]), null), null, 1 << 20, 8, 0);
 
         var replies = new BlockingCollection<byte[]>();
         using var dealer = new SocketLoop("test dealer", LibZmq.DEALER, s =>
         {
             if (LibZmq.zmq_connect(s, endpoint) < 0) throw new IOException("connect failed");
-        }, (frames, _, _) => replies.Add(frames[0]), null, 1 << 20, 8, 0);
+        }, (frames, _, _, _) => replies.Add(frames[0].ToArray()), null, 1 << 20, 8, 0);
 
         try
         {
@@ -120,5 +120,5 @@ public sealed class SocketLoopTests
         return bytes;
     }
 
-    private static (int Thread, int Sequence) Read(byte[] bytes) => (BinaryPrimitives.ReadInt32LittleEndian(bytes), BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(4)));
+    private static (int Thread, int Sequence) Read(ReadOnlyMemory<byte> bytes) => (BinaryPrimitives.ReadInt32LittleEndian(bytes.Span), BinaryPrimitives.ReadInt32LittleEndian(bytes.Span[4..]));
 }

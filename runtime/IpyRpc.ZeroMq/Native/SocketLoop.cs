@@ -32,16 +32,16 @@ internal sealed unsafe class SocketLoop : IDisposable
     private readonly object _wakeLock = new();
     private readonly object _socketLock = new(); // held by whichever thread is using _socket
     private readonly nint _socketFd; // the descriptor libzmq signals when the socket's state changes
-    private ReadOnlyMemory<byte>[]? _pending; // DEALER: a message the socket would not take yet (high-water mark); under _socketLock
+    private Outgoing? _pending; // DEALER: a message the socket would not take yet (high-water mark); under _socketLock
     private bool _socketClosed; // under _socketLock
-    private readonly ConcurrentQueue<ReadOnlyMemory<byte>[]> _outbound = new();
-    private readonly Action<List<byte[]>, ProtocolException?, PeerInfo?> _receive;
+    private readonly ConcurrentQueue<Outgoing> _outbound = new();
+    private readonly Action<List<ReadOnlyMemory<byte>>, PooledParts?, ProtocolException?, PeerInfo?> _receive;
     private readonly Action<int, int>? _onEvent;
     private readonly Action<Exception, string>? _failed; // where a handler's unexpected failure is reported (the server's log)
     private readonly bool _router;
     // ROUTER only: messages for peers whose queue in libzmq is full (high-water mark), in order, so one
     // slow peer never holds up the others. Touched under _socketLock only.
-    private readonly Dictionary<string, Queue<ReadOnlyMemory<byte>[]>> _parked = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Queue<Outgoing>> _parked = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _unparked = new(StringComparer.Ordinal);
     private readonly long _maxMessageBytes;
     private readonly int _maxFrames;
@@ -62,7 +62,7 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// <param name="authenticate">A ZAP handler (CURVE clients' keys), bound in this socket's context before <paramref name="setup"/> runs.</param>
     /// <param name="wantsPeer">Given a message's first frame, whether to read its peer's address and user id (for a new peer).</param>
     /// <param name="failed">Hears of a handler's unexpected failure (the socket goes on), with what was being done.</param>
-    public SocketLoop(string name, int socketType, Action<ZmqSocketHandle> setup, Action<List<byte[]>, ProtocolException?, PeerInfo?> receive, Action<int, int>? onEvent, long maxMessageBytes, int maxFrames, int lingerMs,
+    public SocketLoop(string name, int socketType, Action<ZmqSocketHandle> setup, Action<List<ReadOnlyMemory<byte>>, PooledParts?, ProtocolException?, PeerInfo?> receive, Action<int, int>? onEvent, long maxMessageBytes, int maxFrames, int lingerMs,
         Func<ZapRequest, ZapReply>? authenticate = null, Func<byte[], bool>? wantsPeer = null, Action<Exception, string>? failed = null)
     {
         _failed = failed;
@@ -144,10 +144,12 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// Sends a multipart message: on the calling thread when the socket is free, otherwise by the I/O
     /// thread, woken for it. Safe from any thread; messages sent by one thread keep their order.
     /// </summary>
-    public void Send(ReadOnlyMemory<byte>[] frames)
+    /// <param name="frames">The message's frames.</param>
+    /// <param name="pooled">Pooled arrays the frames are slices of: released once libzmq is done with the message (sent, or lost with its peer), never while it may still read them.</param>
+    public void Send(ReadOnlyMemory<byte>[] frames, PooledParts? pooled = null)
     {
         if (_stopping) throw Closed();
-        _outbound.Enqueue(frames);
+        _outbound.Enqueue(new Outgoing(frames, pooled));
         if (!Monitor.TryEnter(_socketLock))
         {
             Wake(); // the socket is busy (usually the I/O thread receiving): it sends this before it waits again
@@ -360,12 +362,12 @@ internal sealed unsafe class SocketLoop : IDisposable
     }
 
     /// <summary>ROUTER: sends the message, or queues it behind earlier ones for the same peer that are parked, or parks it when libzmq's queue for the peer is full.</summary>
-    private void SendOrPark(ReadOnlyMemory<byte>[] frames)
+    private void SendOrPark(Outgoing frames)
     {
         if (_parked.Count > 0)
         {
-            string key = Convert.ToBase64String(frames[0].Span);
-            if (_parked.TryGetValue(key, out Queue<ReadOnlyMemory<byte>[]>? waiting))
+            string key = Convert.ToBase64String(frames.Frames[0].Span);
+            if (_parked.TryGetValue(key, out Queue<Outgoing>? waiting))
             {
                 waiting.Enqueue(frames);
                 return;
@@ -373,8 +375,8 @@ internal sealed unsafe class SocketLoop : IDisposable
         }
 
         if (SendFrames(frames)) return;
-        string peer = Convert.ToBase64String(frames[0].Span);
-        var queue = new Queue<ReadOnlyMemory<byte>[]>();
+        string peer = Convert.ToBase64String(frames.Frames[0].Span);
+        var queue = new Queue<Outgoing>();
         queue.Enqueue(frames);
         _parked[peer] = queue;
         _unparked.TryAdd(peer, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
@@ -383,9 +385,9 @@ internal sealed unsafe class SocketLoop : IDisposable
     private void RetryParked()
     {
         List<string>? drained = null;
-        foreach ((string peer, Queue<ReadOnlyMemory<byte>[]> waiting) in _parked)
+        foreach ((string peer, Queue<Outgoing> waiting) in _parked)
         {
-            while (waiting.TryPeek(out ReadOnlyMemory<byte>[]? next) && SendFrames(next)) waiting.Dequeue();
+            while (waiting.TryPeek(out Outgoing? next) && SendFrames(next)) waiting.Dequeue();
             if (waiting.Count == 0) (drained ??= []).Add(peer);
         }
 
@@ -402,13 +404,21 @@ internal sealed unsafe class SocketLoop : IDisposable
         if (_unparked.TryRemove(peer, out TaskCompletionSource? signal)) signal.TrySetResult();
     }
 
-    private bool SendFrames(ReadOnlyMemory<byte>[] frames)
+    /// <summary>Sends one message; false when the socket would not take it (it is kept to try again), true once it is sent or lost.</summary>
+    private bool SendFrames(Outgoing outgoing)
+    {
+        if (!SendFrames(outgoing.Frames, outgoing.Pooled)) return false;
+        outgoing.Pooled?.Release(); // libzmq holds its own reference to any frame it has not finished with
+        return true;
+    }
+
+    private bool SendFrames(ReadOnlyMemory<byte>[] frames, PooledParts? pooled)
     {
         for (int i = 0; i < frames.Length; i++)
         {
             int flags = (i < frames.Length - 1 ? LibZmq.SNDMORE : 0) | (i == 0 ? LibZmq.DONTWAIT : 0);
             ZmqMessage message;
-            InitMessage(&message, frames[i]);
+            InitMessage(&message, frames[i], pooled);
             int rc, errno = 0;
             do
             {
@@ -430,27 +440,55 @@ internal sealed unsafe class SocketLoop : IDisposable
         return true;
     }
 
-    private static void InitMessage(ZmqMessage* message, ReadOnlyMemory<byte> frame)
+    private static void InitMessage(ZmqMessage* message, ReadOnlyMemory<byte> frame, PooledParts? pooled)
     {
         if (frame.Length >= ZeroCopyThreshold && MemoryMarshal.TryGetArray(frame, out ArraySegment<byte> segment))
         {
-            // Large frames go without a copy: pin the array until libzmq says it is done with it.
-            GCHandle handle = GCHandle.Alloc(segment.Array!, GCHandleType.Pinned);
-            byte* data = (byte*)handle.AddrOfPinnedObject() + segment.Offset;
-            if (LibZmq.zmq_msg_init_data(message, data, (nuint)segment.Count, &FreePinned, (void*)GCHandle.ToIntPtr(handle)) == 0)
+            // Large frames go without a copy: pin the array (and hold its pool) until libzmq says it is done with it.
+            var pinned = new PinnedFrame(GCHandle.Alloc(segment.Array!, GCHandleType.Pinned), pooled is not null && pooled.TryAcquire() ? pooled : null);
+            GCHandle hint = GCHandle.Alloc(pinned);
+            byte* data = (byte*)pinned.Pin.AddrOfPinnedObject() + segment.Offset;
+            if (LibZmq.zmq_msg_init_data(message, data, (nuint)segment.Count, &FreePinned, (void*)GCHandle.ToIntPtr(hint)) == 0)
             {
                 return;
             }
 
-            handle.Free();
+            hint.Free();
+            pinned.Free();
         }
 
         Check(LibZmq.zmq_msg_init_size(message, (nuint)frame.Length), "allocate a message");
         frame.Span.CopyTo(new Span<byte>(LibZmq.zmq_msg_data(message), frame.Length));
     }
 
+    // Called by libzmq (on whichever thread drops the message last) when it no longer reads the frame.
     [UnmanagedCallersOnly]
-    private static void FreePinned(void* data, void* hint) => GCHandle.FromIntPtr((nint)hint).Free();
+    private static void FreePinned(void* data, void* hint)
+    {
+        GCHandle handle = GCHandle.FromIntPtr((nint)hint);
+        var pinned = (PinnedFrame)handle.Target!;
+        handle.Free();
+        pinned.Free();
+    }
+
+    private sealed class PinnedFrame(GCHandle pin, PooledParts? pooled)
+    {
+        public GCHandle Pin { get; } = pin;
+
+        public void Free()
+        {
+            Pin.Free();
+            pooled?.Release();
+        }
+    }
+
+    /// <summary>A message waiting to be sent, with the pooled arrays its frames are slices of.</summary>
+    private sealed class Outgoing(ReadOnlyMemory<byte>[] frames, PooledParts? pooled)
+    {
+        public ReadOnlyMemory<byte>[] Frames { get; } = frames;
+
+        public PooledParts? Pooled { get; } = pooled;
+    }
 
     private void ReceiveAvailable()
     {
@@ -465,7 +503,8 @@ internal sealed unsafe class SocketLoop : IDisposable
                 return;
             }
 
-            var frames = new List<byte[]>(4);
+            var frames = new List<ReadOnlyMemory<byte>>(4);
+            PooledParts? pooled = null;
             long total = 0;
             ProtocolException? problem = null;
             PeerInfo? peer = null;
@@ -486,9 +525,10 @@ internal sealed unsafe class SocketLoop : IDisposable
                 // Keep the first frames (the ROUTER identity and the header) so a refusal can be answered.
                 if (problem is null || frames.Count < 2)
                 {
-                    byte[] bytes = GC.AllocateUninitializedArray<byte>(size);
+                    // A large frame (the arguments or result) goes into a pooled array, which its last reader gives back.
+                    byte[] bytes = PooledParts.ShouldPool(size) && frames.Count > 0 ? (pooled ??= new PooledParts()).Rent(size) : GC.AllocateUninitializedArray<byte>(size);
                     new ReadOnlySpan<byte>(LibZmq.zmq_msg_data(&message), size).CopyTo(bytes);
-                    frames.Add(bytes);
+                    frames.Add(bytes.AsMemory(0, size));
                     if (readPeer)
                     {
                         // Metadata rides on the frames that came over the wire, not on the routing id the ROUTER made up.
@@ -519,7 +559,7 @@ internal sealed unsafe class SocketLoop : IDisposable
             if (peer is not null && _monitor is not null) ReceiveMonitorEvents();
             try
             {
-                _receive(frames, problem, peer);
+                _receive(frames, pooled, problem, peer);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {

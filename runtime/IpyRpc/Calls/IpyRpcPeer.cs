@@ -77,6 +77,8 @@ public abstract partial class IpyRpcPeer
         Serialization serialization = options?.Serialization ?? DefaultSerialization;
         TimeSpan? timeout = options?.Timeout ?? DefaultTimeout;
         using Activity? span = IpyRpcTelemetry.StartDetached(function, ActivityKind.Client, null, function);
+        // Large arguments are encoded into pooled arrays: the transport gives them back once it has sent them.
+        var pool = new PooledParts();
         var call = new IpyRpcMessage
         {
             Kind = MessageKind.Call,
@@ -86,14 +88,22 @@ public abstract partial class IpyRpcPeer
             Trace = span?.Id,
             ReturnPointer = options?.ReturnPointer,
             PointerTtlMs = PointerTtlMs(options),
-            Parts = [arguments.Encode(serialization)],
+            Parts = [arguments.Encode(serialization, pool)],
+            Pooled = pool,
         };
 
         var pending = new PendingRequest(OutputFor(options)) { Progress = arguments.ProgressHandler };
         try
         {
             IpyRpcMessage reply = await CurrentLink().RequestAsync(call, function, pending, cancellationToken, timeout).ConfigureAwait(false);
-            return await ResultAsync(reply, result, function, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return await ResultAsync(reply, result, function, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                reply.Pooled?.Release(); // the result is decoded (formatters copy what they read): its frame can go back
+            }
         }
         catch (Exception e) when (span is not null)
         {

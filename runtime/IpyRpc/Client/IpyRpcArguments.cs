@@ -56,12 +56,15 @@ public sealed class IpyRpcArguments
     internal Action<IpyRpcMessage>? ProgressHandler { get; private set; }
 
     /// <summary>Encodes the arguments in <paramref name="serialization"/>.</summary>
-    public ReadOnlyMemory<byte> Encode(Serialization serialization)
+    public ReadOnlyMemory<byte> Encode(Serialization serialization) => Encode(serialization, null);
+
+    /// <summary>Encodes the arguments, renting large buffers from <paramref name="pool"/> when given (see <see cref="PooledParts"/>).</summary>
+    internal ReadOnlyMemory<byte> Encode(Serialization serialization, PooledParts? pool)
     {
         bool named = _entries.Count > 0 && _entries[0].Name is not null;
         int hint = 16;
         foreach (Entry e in _entries) hint += e.SizeHint;
-        var buffer = new ByteBuffer(hint);
+        var buffer = new ByteBuffer(hint, pool);
         if (serialization == Serialization.Json)
         {
             using var w = new Utf8JsonWriter(buffer);

@@ -407,7 +407,8 @@ public sealed class InMemoryJobQueue : IJobQueue
             _state = outcome.State;
             _lease = null;
             CompletedAt = DateTimeOffset.UtcNow;
-            Request = Request with { Arguments = default }; // the arguments are not needed any more
+            Request.ArgumentsPool?.Release(); // the queue's hold; a function still running keeps its own
+            Request = Request with { Arguments = default, ArgumentsPool = null }; // the arguments are not needed any more
             RetainedBytes = _recordedOutput + outcome.Result.Length;
             Publish(new JobEvent(++_sequence, JobEventKind.Completed, Outcome: outcome));
             _observer = null;

@@ -1,3 +1,5 @@
+using IpyRpc.Protocol;
+
 namespace IpyRpc.Jobs;
 
 /// <summary>Where a job is in its life.</summary>
@@ -61,6 +63,13 @@ public sealed record JobRequest
 
     /// <summary>The encoded arguments (an array or a map). Released as soon as the job finishes.</summary>
     public ReadOnlyMemory<byte> Arguments { get; init; }
+
+    /// <summary>
+    /// The pooled arrays <see cref="Arguments"/> is a slice of, when the call's transport rented them;
+    /// the queue holds one reference until the job ends (a durable queue until it has stored them),
+    /// an executor one while the function runs. Never stored or sent.
+    /// </summary>
+    public PooledParts? ArgumentsPool { get; init; }
 
     /// <summary>The serialization of <see cref="Arguments"/>.</summary>
     public Serialization InputSerialization { get; init; } = Serialization.MessagePack;

@@ -69,6 +69,13 @@ public sealed record IpyRpcMessage
     /// <summary>The binary parts.</summary>
     public IReadOnlyList<ReadOnlyMemory<byte>> Parts { get; init; } = [];
 
+    /// <summary>
+    /// The pooled arrays the parts are slices of, when a transport rented them (large parts only);
+    /// otherwise <see langword="null"/>. The last reader releases them (see <see cref="PooledParts"/>);
+    /// a copy made with <c>with</c> shares them.
+    /// </summary>
+    public PooledParts? Pooled { get; init; }
+
     /// <summary>The first part, or empty.</summary>
     public ReadOnlyMemory<byte> Body => Parts.Count > 0 ? Parts[0] : ReadOnlyMemory<byte>.Empty;
 

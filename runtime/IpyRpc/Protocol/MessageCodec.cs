@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using IpyRpc.MessagePack;
 
 namespace IpyRpc.Protocol;
@@ -160,7 +161,11 @@ public static class MessageCodec
 
     /// <summary>Decodes a header and attaches <paramref name="parts"/>.</summary>
     /// <exception cref="ProtocolException">The header is malformed.</exception>
-    public static IpyRpcMessage DecodeHeader(ReadOnlySpan<byte> header, IReadOnlyList<ReadOnlyMemory<byte>> parts)
+    public static IpyRpcMessage DecodeHeader(ReadOnlySpan<byte> header, IReadOnlyList<ReadOnlyMemory<byte>> parts) => DecodeHeader(header, parts, null);
+
+    /// <summary>Decodes a header and attaches <paramref name="parts"/>, slices of the <paramref name="pooled"/> arrays (see <see cref="IpyRpcMessage.Pooled"/>).</summary>
+    /// <exception cref="ProtocolException">The header is malformed.</exception>
+    public static IpyRpcMessage DecodeHeader(ReadOnlySpan<byte> header, IReadOnlyList<ReadOnlyMemory<byte>> parts, PooledParts? pooled)
     {
         if (header.Length > ProtocolVersion.MaxHeaderBytes)
         {
@@ -307,6 +312,7 @@ public static class MessageCodec
                 ReturnPointer = pointer,
                 PointerTtlMs = ttl,
                 Parts = parts,
+                Pooled = pooled,
             };
         }
         catch (MessagePackSerializationException e)
@@ -358,13 +364,23 @@ public static class MessageCodec
     /// <summary>Encodes a whole message in the stream block format, into an array of exactly its size (each part copied once).</summary>
     public static byte[] EncodeFramed(IpyRpcMessage message)
     {
+        ReadOnlyMemory<byte> framed = EncodeFramed(message, null);
+        return MemoryMarshal.TryGetArray(framed, out ArraySegment<byte> whole) && whole.Offset == 0 && whole.Count == whole.Array!.Length ? whole.Array : framed.ToArray();
+    }
+
+    /// <summary>
+    /// Encodes a whole message in the stream block format: a large one into an array rented from
+    /// <paramref name="pool"/> (the returned memory is a slice of it), otherwise into an array of exactly its size.
+    /// </summary>
+    public static ReadOnlyMemory<byte> EncodeFramed(IpyRpcMessage message, PooledParts? pool)
+    {
         byte[] header = EncodeHeader(message);
         long data = 0;
         foreach (ReadOnlyMemory<byte> p in message.Parts) data += 8 + p.Length;
         long size = FramePrefixBytes + header.Length + data;
         if (size > Array.MaxLength) throw new ProtocolException(ErrorCodes.TooLarge, $"A message of {size} bytes cannot be framed in one block.", message.Id);
-        byte[] frame = GC.AllocateUninitializedArray<byte>((int)size);
-        Span<byte> rest = frame;
+        byte[] frame = pool is not null && PooledParts.ShouldPool(size) ? pool.Rent((int)size) : GC.AllocateUninitializedArray<byte>((int)size);
+        Span<byte> rest = frame.AsSpan(0, (int)size);
         BinaryPrimitives.WriteUInt32LittleEndian(rest, (uint)header.Length);
         BinaryPrimitives.WriteUInt64LittleEndian(rest[4..], (ulong)data);
         header.CopyTo(rest[FramePrefixBytes..]);
@@ -376,7 +392,7 @@ public static class MessageCodec
             rest = rest[(8 + p.Length)..];
         }
 
-        return frame;
+        return frame.AsMemory(0, (int)size);
     }
 
     /// <summary>
@@ -387,6 +403,10 @@ public static class MessageCodec
     /// <returns>False when more bytes are needed; <paramref name="consumed"/> is then 0.</returns>
     /// <exception cref="ProtocolException">The frame is malformed or too large.</exception>
     public static bool TryReadFramed(ReadOnlyMemory<byte> buffer, long maxMessageBytes, out IpyRpcMessage? message, out int consumed)
+        => TryReadFramed(buffer, maxMessageBytes, null, out message, out consumed);
+
+    /// <summary>Reads one framed message, as <see cref="TryReadFramed(ReadOnlyMemory{byte}, long, out IpyRpcMessage?, out int)"/>, whose parts are slices of the <paramref name="pooled"/> arrays.</summary>
+    public static bool TryReadFramed(ReadOnlyMemory<byte> buffer, long maxMessageBytes, PooledParts? pooled, out IpyRpcMessage? message, out int consumed)
     {
         message = null;
         consumed = 0;
@@ -458,15 +478,19 @@ public static class MessageCodec
             data = data[(8 + (int)partSize)..];
         }
 
-        message = DecodeHeader(header.Span, parts);
+        message = DecodeHeader(header.Span, parts, pooled);
         consumed = (int)total;
         return true;
     }
 
     /// <summary>Decodes exactly one framed message; trailing bytes are an error.</summary>
-    public static IpyRpcMessage DecodeFramed(ReadOnlyMemory<byte> bytes, long maxMessageBytes = ProtocolVersion.DefaultMaxMessageBytes)
+    public static IpyRpcMessage DecodeFramed(ReadOnlyMemory<byte> bytes, long maxMessageBytes = ProtocolVersion.DefaultMaxMessageBytes) => DecodeFramed(bytes, maxMessageBytes, null);
+
+    /// <summary>Decodes exactly one framed message whose parts are slices of the <paramref name="pooled"/> arrays.</summary>
+    /// <exception cref="ProtocolException">The bytes are not exactly one valid message.</exception>
+    public static IpyRpcMessage DecodeFramed(ReadOnlyMemory<byte> bytes, long maxMessageBytes, PooledParts? pooled)
     {
-        if (!TryReadFramed(bytes, maxMessageBytes, out IpyRpcMessage? message, out int consumed))
+        if (!TryReadFramed(bytes, maxMessageBytes, pooled, out IpyRpcMessage? message, out int consumed))
         {
             throw new ProtocolException(ErrorCodes.BadMessage, $"Truncated message: {bytes.Length} bytes do not hold the frame they declare");
         }

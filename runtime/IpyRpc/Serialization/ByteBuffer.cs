@@ -1,4 +1,5 @@
 using System.Buffers;
+using IpyRpc.Protocol;
 
 namespace IpyRpc;
 
@@ -7,10 +8,18 @@ namespace IpyRpc;
 /// arrays are allocated uninitialized (every byte handed out is written before it is read), which saves a
 /// pass over memory for each megabyte-sized argument or result.
 /// </summary>
-internal sealed class ByteBuffer(int initialCapacity = 256) : IBufferWriter<byte>
+/// <remarks>Given a <see cref="PooledParts"/>, it rents its large arrays there instead (they go back when its holders release it).</remarks>
+internal sealed class ByteBuffer : IBufferWriter<byte>
 {
-    private byte[] _buffer = GC.AllocateUninitializedArray<byte>(Math.Max(initialCapacity, 16));
+    private readonly PooledParts? _pool;
+    private byte[] _buffer;
     private int _written;
+
+    public ByteBuffer(int initialCapacity = 256, PooledParts? pool = null)
+    {
+        _pool = pool;
+        _buffer = Allocate(Math.Max(initialCapacity, 16));
+    }
 
     /// <summary>What was written.</summary>
     public ReadOnlyMemory<byte> WrittenMemory => _buffer.AsMemory(0, _written);
@@ -44,8 +53,10 @@ internal sealed class ByteBuffer(int initialCapacity = 256) : IBufferWriter<byte
         long grown = Math.Max((long)_buffer.Length * 2, (long)_written + needed);
         if (grown > Array.MaxLength) grown = Math.Max(Array.MaxLength, (long)_written + needed);
         if (grown > Array.MaxLength) throw new OutOfMemoryException($"An encoded value cannot exceed {Array.MaxLength} bytes.");
-        byte[] larger = GC.AllocateUninitializedArray<byte>((int)grown);
+        byte[] larger = Allocate((int)grown);
         _buffer.AsSpan(0, _written).CopyTo(larger);
         _buffer = larger;
     }
+
+    private byte[] Allocate(int length) => _pool is not null && PooledParts.ShouldPool(length) ? _pool.Rent(length) : GC.AllocateUninitializedArray<byte>(length);
 }

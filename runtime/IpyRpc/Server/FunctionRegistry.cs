@@ -292,6 +292,15 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
             return JobOutcome.DeadlinePassed(request, whileQueued: true);
         }
 
+        // Arguments in pooled arrays stay readable while the function runs, even past its job's end (a function left behind by its deadline).
+        PooledParts? pool = request.ArgumentsPool;
+        if (pool is not null && !pool.TryAcquire())
+        {
+            return JobOutcome.CancelledBy(request, whileQueued: true); // the job ended before it started: its arguments are gone, and so is anyone waiting
+        }
+
+        bool poolHandedOn = false;
+
         // A caller that reads slowly slows the function's printing and progress reports, rather than its backlog growing without bound.
         Action? waitForRoom = output is IOutputBackpressure pressure ? () => pressure.WaitForRoom(cancellationToken) : null;
         LineBufferedSink? sink = captureOutput ? new LineBufferedSink(output.Write, waitForRoom) : null;
@@ -365,7 +374,9 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
                         // One that ignores its token is left behind, so the caller hears of the cancel or timeout on time.
                         if (function.IsSynchronous || await Task.WhenAny(run, Task.Delay(CancelGrace, CancellationToken.None)).ConfigureAwait(false) != run)
                         {
-                            _ = run.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default); // observe a late failure
+                            // Observe a late failure; the arguments stay readable until the function is done with them.
+                            _ = run.ContinueWith(static (t, p) => { _ = t.Exception; ((PooledParts?)p)?.Release(); }, pool, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+                            poolHandedOn = true;
                             return Stopped(request, deadline, cancellationToken);
                         }
                     }
@@ -403,6 +414,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
         }
         finally
         {
+            if (!poolHandedOn) pool?.Release();
             sink?.Close();
             capture.Dispose();
             deadline?.Dispose();

@@ -457,6 +457,7 @@ public sealed class ServerSession : IAsyncDisposable
             TraceParent = span?.Id ?? message.Trace,
             Function = name,
             Arguments = message.Body,
+            ArgumentsPool = message.Pooled, // the queue holds the arguments' pooled arrays until the job ends
             InputSerialization = message.Serialization,
             OutputSerialization = options.OutputSerialization is { } o and not Serialization.Auto ? o : message.Serialization,
             Deadline = timeout is { } limit && limit < DateTimeOffset.MaxValue - received ? received + limit : null,

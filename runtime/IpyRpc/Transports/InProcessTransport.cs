@@ -15,19 +15,22 @@ public static class InProcessTransport
         long clientMaxMessageBytes = ProtocolVersion.DefaultMaxMessageBytes,
         long serverMaxMessageBytes = ProtocolVersion.DefaultMaxMessageBytes)
     {
-        var toServer = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
-        var toClient = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
+        var toServer = Channel.CreateUnbounded<Frame>(new UnboundedChannelOptions { SingleReader = true });
+        var toClient = Channel.CreateUnbounded<Frame>(new UnboundedChannelOptions { SingleReader = true });
         return (new End(toServer.Writer, toClient.Reader, clientMaxMessageBytes), new End(toClient.Writer, toServer.Reader, serverMaxMessageBytes));
     }
+
+    /// <summary>A framed message on its way, with the pooled arrays it lives in.</summary>
+    internal readonly record struct Frame(ReadOnlyMemory<byte> Bytes, PooledParts? Pooled);
 
     /// <summary>One end of an in-process connection; <see cref="SendRawAsync"/> lets tests send arbitrary bytes.</summary>
     public sealed class End : IMessageChannel
     {
-        private readonly ChannelWriter<byte[]> _out;
-        private readonly ChannelReader<byte[]> _in;
+        private readonly ChannelWriter<Frame> _out;
+        private readonly ChannelReader<Frame> _in;
         private readonly long _maxMessageBytes;
 
-        internal End(ChannelWriter<byte[]> output, ChannelReader<byte[]> input, long maxMessageBytes)
+        internal End(ChannelWriter<Frame> output, ChannelReader<Frame> input, long maxMessageBytes)
         {
             _out = output;
             _in = input;
@@ -36,24 +39,30 @@ public static class InProcessTransport
 
         /// <inheritdoc/>
         public ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
-            => SendRawAsync(MessageCodec.EncodeFramed(message), cancellationToken);
+        {
+            // A large message is framed into a pooled array, which the receiving side's last reader gives back.
+            var pool = new PooledParts();
+            ReadOnlyMemory<byte> framed = MessageCodec.EncodeFramed(message, pool);
+            message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
+            return _out.TryWrite(new Frame(framed, pool)) ? default : throw new IpyRpcConnectionException("The in-process connection is closed.");
+        }
 
         /// <summary>In process, a closed end is known at once: no heartbeats needed.</summary>
         public bool NeedsHeartbeat => false;
 
         /// <summary>Sends bytes as they are, whether or not they are a valid message.</summary>
         public ValueTask SendRawAsync(byte[] bytes, CancellationToken cancellationToken = default)
-            => _out.TryWrite(bytes) ? default : throw new IpyRpcConnectionException("The in-process connection is closed.");
+            => _out.TryWrite(new Frame(bytes, null)) ? default : throw new IpyRpcConnectionException("The in-process connection is closed.");
 
         /// <inheritdoc/>
         public async ValueTask<IpyRpcMessage?> ReceiveAsync(CancellationToken cancellationToken = default)
         {
-            if (!await _in.WaitToReadAsync(cancellationToken).ConfigureAwait(false) || !_in.TryRead(out byte[]? bytes))
+            if (!await _in.WaitToReadAsync(cancellationToken).ConfigureAwait(false) || !_in.TryRead(out Frame frame))
             {
                 return null;
             }
 
-            return MessageCodec.DecodeFramed(bytes, _maxMessageBytes);
+            return MessageCodec.DecodeFramed(frame.Bytes, _maxMessageBytes, frame.Pooled);
         }
 
         /// <inheritdoc/>

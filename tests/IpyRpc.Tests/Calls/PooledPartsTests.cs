@@ -1,0 +1,71 @@
+using IpyRpc;
+using IpyRpc.Protocol;
+
+namespace IpyRpc.Tests.Calls;
+
+/// <summary>Large parts travel in pooled arrays: given back once, by the last reader, and never while anyone still reads them.</summary>
+public sealed class PooledPartsTests
+{
+    [Fact]
+    public void TheArraysGoBackOnceWhenTheLastReaderLetsGo()
+    {
+        var pooled = new PooledParts();
+        byte[] array = pooled.Rent(200_000);
+        Assert.True(array.Length >= 200_000);
+        Assert.True(pooled.TryAcquire()); // a second reader
+        long before = PooledParts.ReturnedArrays;
+        pooled.Release();
+        Assert.Equal(before, PooledParts.ReturnedArrays); // the second reader still holds it
+        Assert.True(pooled.TryAcquire());
+        pooled.Release();
+        pooled.Release();
+        Assert.True(PooledParts.ReturnedArrays >= before + 1);
+        Assert.False(pooled.TryAcquire()); // gone back: nobody may start reading now
+        pooled.Release(); // one release too many changes nothing
+        Assert.False(pooled.TryAcquire());
+    }
+
+    [Fact]
+    public void OnlyLargePartsUpToALimitArePooled()
+    {
+        Assert.False(PooledParts.ShouldPool(PooledParts.Threshold - 1));
+        Assert.True(PooledParts.ShouldPool(PooledParts.Threshold));
+        Assert.True(PooledParts.ShouldPool(PooledParts.MaxPooled));
+        Assert.False(PooledParts.ShouldPool(PooledParts.MaxPooled + 1L)); // the pool would keep such arrays for good
+        var message = new IpyRpcMessage { Kind = MessageKind.Result, Id = 7, Parts = [new byte[100_000]] };
+        var pool = new PooledParts();
+        ReadOnlyMemory<byte> framed = MessageCodec.EncodeFramed(message, pool);
+        IpyRpcMessage back = MessageCodec.DecodeFramed(framed, long.MaxValue, pool);
+        Assert.Same(pool, back.Pooled);
+        Assert.Equal(100_000, back.Body.Length);
+        Assert.Equal(MessageCodec.EncodeFramed(message), framed.ToArray()); // the same bytes as the unpooled framing
+    }
+
+    [Fact]
+    public async Task ManyLargeCallsAtOnceComeBackIntactAndTheirArraysGoBack()
+    {
+        // Each call's arguments are framed into pooled arrays on the way in and its result on the way out. An array
+        // given back while still read would be rented by another call and overwritten: some result would differ.
+        await using InProcess p = await InProcess.StartAsync();
+        const int Tasks = 6, CallsEach = 25;
+        long before = PooledParts.ReturnedArrays;
+        await Task.WhenAll(Enumerable.Range(0, Tasks).Select(t => Task.Run(async () =>
+        {
+            var random = new Random(t);
+            for (int i = 0; i < CallsEach; i++)
+            {
+                byte[] data = new byte[random.Next(70_000, 400_000)];
+                random.NextBytes(data);
+                // Some with a deadline: a synchronous function then runs on a thread of its own, holding its arguments there.
+                CallOptions? options = i % 3 == 0 ? new CallOptions { Timeout = TimeSpan.FromMinutes(1) } : null;
+                byte[]? back = await p.Client.InvokeAsync("reverse_bytes", new IpyRpcArguments().Add(data, Formatting.Formatters.ByteArray), Formatting.Formatters.ByteArray, options);
+                Assert.NotNull(back);
+                Array.Reverse(back);
+                Assert.True(data.AsSpan().SequenceEqual(back), $"call {i} of task {t} came back different");
+            }
+        })));
+
+        // Three arrays a call: the client's arguments (once framed), the server's copy (once the job ended), the reply (once decoded).
+        Assert.True(PooledParts.ReturnedArrays - before >= 3L * Tasks * CallsEach, $"only {PooledParts.ReturnedArrays - before} arrays went back to the pool for {Tasks * CallsEach} calls");
+    }
+}
