@@ -103,20 +103,7 @@ public sealed class BinaryTests(HttpFixture fixture) : IClassFixture<HttpFixture
         // rented by another call and overwritten while still read, and some echo would come back different.
         await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, carrier);
         const int Tasks = 4, CallsEach = 15;
-        long before = Protocol.PooledParts.ReturnedArrays;
-        await Task.WhenAll(Enumerable.Range(0, Tasks).Select(t => Task.Run(async () =>
-        {
-            var random = new Random(200 + t);
-            for (int i = 0; i < CallsEach; i++)
-            {
-                byte[] data = new byte[random.Next(70_000, 400_000)];
-                random.NextBytes(data);
-                byte[] back = await client.CallAsync<byte[]>("echo_bytes", data);
-                Assert.True(data.AsSpan().SequenceEqual(back), $"call {i} of task {t} came back different");
-            }
-        })));
-
-        long returned = Protocol.PooledParts.ReturnedArrays - before;
+        long returned = await LargeEchoes.RunAsync((data, _) => client.CallAsync<byte[]?>("echo_bytes", data), Tasks, CallsEach, seed: 200);
         int perCall = carrier == HttpCarrier.Requests ? 2 : 1; // the client's arguments; over requests the server's body too
         Assert.True(returned >= (long)perCall * Tasks * CallsEach, $"only {returned} arrays went back to the pool for {Tasks * CallsEach} calls");
     }
