@@ -87,7 +87,7 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         IpyRpcMessage message;
         try
         {
-            message = MessageCodec.DecodeFramed(body.Value, limit, pool);
+            message = MessageCodec.DecodeFramed(body.Value, limit, pool.IsEmpty ? null : pool);
         }
         catch (ProtocolException e)
         {

@@ -79,6 +79,7 @@ public abstract partial class IpyRpcPeer
         using Activity? span = IpyRpcTelemetry.StartDetached(function, ActivityKind.Client, null, function);
         // Large arguments are encoded into pooled arrays: the transport gives them back once it has sent them.
         var pool = new PooledParts();
+        ReadOnlyMemory<byte> encoded = arguments.Encode(serialization, pool);
         var call = new IpyRpcMessage
         {
             Kind = MessageKind.Call,
@@ -88,8 +89,8 @@ public abstract partial class IpyRpcPeer
             Trace = span?.Id,
             ReturnPointer = options?.ReturnPointer,
             PointerTtlMs = PointerTtlMs(options),
-            Parts = [arguments.Encode(serialization, pool)],
-            Pooled = pool,
+            Parts = [encoded],
+            Pooled = pool.IsEmpty ? null : pool,
         };
 
         var pending = new PendingRequest(OutputFor(options)) { Progress = arguments.ProgressHandler };

@@ -244,6 +244,7 @@ public sealed class InMemoryJobQueue : IJobQueue
             {
                 _finished.Dequeue();
                 _jobs.TryRemove(head.Request.Id, out _);
+                head.Forget();
                 Interlocked.Add(ref _retainedBytes, -(head.RetainedBytes + RecordOverheadBytes));
             }
         }
@@ -455,9 +456,22 @@ public sealed class InMemoryJobQueue : IJobQueue
                 if (!_state.IsFinished() || _released) return 0;
                 _released = true;
                 long freed = _outcome!.Result.Length;
+                _outcome.ResultPool?.Release(); // the queue's hold; a message still being sent holds its own
                 if (freed > 0) _outcome = _outcome.WithoutResult();
                 RetainedBytes -= freed;
                 return freed;
+            }
+        }
+
+        /// <summary>Evicted by the retention rules: a result still held goes back to its pool.</summary>
+        public void Forget()
+        {
+            lock (this)
+            {
+                if (_released || _outcome?.ResultPool is not { } pool) return;
+                _released = true;
+                pool.Release();
+                _outcome = _outcome.WithoutResult();
             }
         }
 
@@ -516,7 +530,7 @@ public sealed class InMemoryJobQueue : IJobQueue
                     Owner = Request.Caller?.Name,
                     LastSequence = _sequence,
                     Output = withOutput && _events is not null ? [.. _events.Where(e => e.Kind == JobEventKind.Output && JobData.IsConsole(e.Stream)).Select(e => new OutputChunk(e.Stream, e.Text!))] : [],
-                    Outcome = _outcome,
+                    Outcome = _outcome?.Detached(), // whoever asked may keep it: not a view into pooled arrays that go back on release
                     ResultReleased = _released,
                     RetainedBytes = _state.IsFinished() ? RetainedBytes : Request.Arguments.Length + _recordedOutput,
                 };

@@ -131,12 +131,24 @@ public sealed record JobOutcome
     /// <summary>The serialization of <see cref="Result"/>.</summary>
     public Serialization ResultSerialization { get; init; }
 
+    /// <summary>
+    /// The pooled arrays <see cref="Result"/> is a slice of, when the function's result was encoded into one
+    /// and the job is an in-memory queue's: the queue holds a reference until the result is released (delivered
+    /// or evicted). A reader that keeps <see cref="Result"/> past the event it came with takes a reference of its
+    /// own (<see cref="PooledParts.TryAcquire"/>) or copies it. Never stored or sent.
+    /// </summary>
+    public PooledParts? ResultPool { get; init; }
+
     /// <summary>The error, when it did not succeed.</summary>
     public RemoteError? Error { get; init; }
 
     /// <summary>A successful outcome.</summary>
     public static JobOutcome Success(ReadOnlyMemory<byte> result, Serialization serialization)
         => new() { State = JobState.Succeeded, Result = result, ResultSerialization = serialization };
+
+    /// <summary>A successful outcome whose result is a slice of the <paramref name="pool"/> arrays.</summary>
+    public static JobOutcome Success(ReadOnlyMemory<byte> result, Serialization serialization, PooledParts? pool)
+        => new() { State = JobState.Succeeded, Result = result, ResultSerialization = serialization, ResultPool = pool };
 
     /// <summary>An unsuccessful outcome.</summary>
     public static JobOutcome Failure(JobState state, RemoteError error) => new() { State = state, Error = error };
@@ -169,7 +181,10 @@ public sealed record JobOutcome
     };
 
     /// <summary>The same outcome without the result bytes, for a job whose result was released.</summary>
-    public JobOutcome WithoutResult() => this with { Result = ReadOnlyMemory<byte>.Empty };
+    public JobOutcome WithoutResult() => this with { Result = ReadOnlyMemory<byte>.Empty, ResultPool = null };
+
+    /// <summary>The same outcome with the result in an array of its own (for a reader that keeps it while the pooled one may go back).</summary>
+    internal JobOutcome Detached() => ResultPool is null ? this : this with { Result = Result.ToArray(), ResultPool = null };
 }
 
 /// <summary>What kind of <see cref="JobEvent"/> it is.</summary>

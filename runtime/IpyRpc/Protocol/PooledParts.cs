@@ -31,7 +31,7 @@ public sealed class PooledParts
     public const int MaxPooled = 4 * 1024 * 1024;
 
     private static long s_returned;
-    private readonly List<byte[]> _arrays = new(1);
+    private List<byte[]>? _arrays;
     private int _references = 1;
 
     /// <summary>Whether a part of <paramref name="length"/> bytes should be rented rather than allocated.</summary>
@@ -44,9 +44,12 @@ public sealed class PooledParts
     public byte[] Rent(int length)
     {
         byte[] array = ArrayPool<byte>.Shared.Rent(length);
-        _arrays.Add(array);
+        (_arrays ??= new List<byte[]>(1)).Add(array);
         return array;
     }
+
+    /// <summary>Whether anything was rented (a maker that rented nothing need not hand this on).</summary>
+    public bool IsEmpty => _arrays is null;
 
     /// <summary>Takes a reference for a reader that may outlive the current holders; false once the arrays have gone back (the parts must not be read).</summary>
     public bool TryAcquire()
@@ -73,8 +76,8 @@ public sealed class PooledParts
             return;
         }
 
-        foreach (byte[] array in _arrays) ArrayPool<byte>.Shared.Return(array);
-        Interlocked.Add(ref s_returned, _arrays.Count);
-        _arrays.Clear();
+        if (Interlocked.Exchange(ref _arrays, null) is not { } arrays) return;
+        foreach (byte[] array in arrays) ArrayPool<byte>.Shared.Return(array);
+        Interlocked.Add(ref s_returned, arrays.Count);
     }
 }

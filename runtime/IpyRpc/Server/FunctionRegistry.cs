@@ -390,7 +390,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
                 return JobOutcome.Failure(JobState.Failed, new RemoteError { Code = ErrorCodes.Internal, Message = $"The invoker of {function.Name} returned without a result." });
             }
 
-            return JobOutcome.Success(invocation.Result, request.OutputSerialization);
+            return JobOutcome.Success(invocation.Result, request.OutputSerialization, invocation.ResultPool);
         }
         catch (ArgumentBindingException e)
         {

@@ -46,6 +46,9 @@ public sealed class IpyRpcInvocation
     /// <summary>The encoded result, once <see cref="Return{T}"/> or <see cref="ReturnVoid"/> ran.</summary>
     public ReadOnlyMemory<byte> Result { get; private set; }
 
+    /// <summary>The pooled arrays a large <see cref="Result"/> was encoded into (see <see cref="Jobs.JobOutcome.ResultPool"/>).</summary>
+    internal PooledParts? ResultPool { get; private set; }
+
     /// <summary>Whether the invocation has a result.</summary>
     public bool HasResult { get; private set; }
 
@@ -301,9 +304,11 @@ public sealed class IpyRpcInvocation
             return;
         }
 
-        var buffer = new ByteBuffer(SizeHint.Of(value));
+        var pool = new PooledParts();
+        var buffer = new ByteBuffer(SizeHint.Of(value), pool);
         Encode(buffer, value, formatter, "The result");
         Result = buffer.WrittenMemory;
+        ResultPool = pool.IsEmpty ? null : pool;
         HasResult = true;
     }
 

@@ -996,9 +996,19 @@ public sealed class ServerSession : IAsyncDisposable
             });
         }
 
-        private IpyRpcMessage Final(JobOutcome outcome) => outcome.Error is null
-            ? new IpyRpcMessage { Kind = MessageKind.Result, Id = requestId, JobId = JobId, Serialization = outcome.ResultSerialization, Parts = [outcome.Result] }
-            : ErrorMessage(requestId, outcome.ResultSerialization, outcome.Error, JobId);
+        // Called as the job completes (or is watched once complete), while the queue still holds its result: a result
+        // in pooled arrays gets a reference of the message's own, which the transport gives back once it has sent it.
+        private IpyRpcMessage Final(JobOutcome outcome)
+        {
+            if (outcome.Error is not null) return ErrorMessage(requestId, outcome.ResultSerialization, outcome.Error, JobId);
+            PooledParts? pooled = outcome.ResultPool;
+            if (pooled is not null && !pooled.TryAcquire())
+            {
+                return ErrorMessage(requestId, outcome.ResultSerialization, new RemoteError { Code = ErrorCodes.NotFound, Message = $"The result of job {JobId} was released before it could be sent." }, JobId);
+            }
+
+            return new IpyRpcMessage { Kind = MessageKind.Result, Id = requestId, JobId = JobId, Serialization = outcome.ResultSerialization, Parts = [outcome.Result], Pooled = pooled };
+        }
 
         /// <summary>
         /// Blocks the function's writer while more than <see cref="IpyRpcServerOptions.MaxBufferedOutputBytesPerCall"/>

@@ -44,7 +44,7 @@ public static class InProcessTransport
             var pool = new PooledParts();
             ReadOnlyMemory<byte> framed = MessageCodec.EncodeFramed(message, pool);
             message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
-            return _out.TryWrite(new Frame(framed, pool)) ? default : throw new IpyRpcConnectionException("The in-process connection is closed.");
+            return _out.TryWrite(new Frame(framed, pool.IsEmpty ? null : pool)) ? default : throw new IpyRpcConnectionException("The in-process connection is closed.");
         }
 
         /// <summary>In process, a closed end is known at once: no heartbeats needed.</summary>

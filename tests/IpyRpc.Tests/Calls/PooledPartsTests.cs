@@ -1,4 +1,5 @@
 using IpyRpc;
+using IpyRpc.Jobs;
 using IpyRpc.Protocol;
 
 namespace IpyRpc.Tests.Calls;
@@ -42,6 +43,34 @@ public sealed class PooledPartsTests
     }
 
     [Fact]
+    public async Task ASubmittedJobsLargeResultStaysIntactWhileOtherCallsChurnThePool()
+    {
+        // A submitted job's result is kept for whoever attaches: its pooled array must not go back when the result is
+        // first delivered, or the calls after it would rent it, and the next attach would read their bytes.
+        await using InProcess p = await InProcess.StartAsync();
+        byte[] data = new byte[300_000];
+        new Random(7).NextBytes(data);
+        IpyRpcJob<byte[]> job = await p.Client.SubmitAsync<byte[]>("reverse_bytes", data);
+        byte[] expected = [.. data.Reverse()];
+        Assert.Equal(expected, await job);
+        await LargeEchoes.RunAsync(async (d, _) =>
+        {
+            byte[]? back = await p.Client.CallAsync<byte[]>("reverse_bytes", d);
+            if (back is not null) Array.Reverse(back);
+            return back;
+        }, tasks: 3, callsEach: 10, seed: 50);
+        for (int i = 0; i < 2; i++)
+        {
+            Assert.Equal(expected, await (await p.Client.AttachAsync<byte[]>(job.Id)).WaitAsync());
+        }
+
+        JobInfo? info = await p.Server.Queue.GetAsync(job.Id);
+        Assert.NotNull(info?.Outcome);
+        Assert.Equal(expected, info.Outcome.Result.ToArray()[5..]); // after its MessagePack header (bin 32)
+        Assert.Null(info.Outcome.ResultPool); // handed out as a copy: the caller may keep it
+    }
+
+    [Fact]
     public async Task ManyLargeCallsAtOnceComeBackIntactAndTheirArraysGoBack()
     {
         // Each call's arguments are framed into pooled arrays on the way in and its result on the way out. An array
@@ -57,7 +86,8 @@ public sealed class PooledPartsTests
             return back;
         }, Tasks, CallsEach, seed: 0);
 
-        // Three arrays a call: the client's arguments (once framed), the server's copy (once the job ended), the reply (once decoded).
-        Assert.True(returned >= 3L * Tasks * CallsEach, $"only {returned} arrays went back to the pool for {Tasks * CallsEach} calls");
+        // Four arrays a call: the client's arguments (once framed), the server's copy (once the job ended), the
+        // server's encoded result (once framed and released by the queue), the reply (once decoded).
+        Assert.True(returned >= 4L * Tasks * CallsEach, $"only {returned} arrays went back to the pool for {Tasks * CallsEach} calls");
     }
 }
