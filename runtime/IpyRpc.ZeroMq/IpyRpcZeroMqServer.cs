@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 using IpyRpc.Protocol;
 using IpyRpc.ZeroMq.Native;
 
@@ -84,7 +85,8 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
     // Runs on the I/O thread: decode, find the peer's session, hand the message over.
     private void Receive(List<ReadOnlyMemory<byte>> frames, PooledParts? pooled, ProtocolException? problem, PeerInfo? peer)
     {
-        byte[] identity = frames[0].ToArray(); // kept by the session for its replies
+        // Kept by the session for its replies: small frames arrive in arrays of their own size.
+        byte[] identity = MemoryMarshal.TryGetArray(frames[0], out ArraySegment<byte> own) && own.Offset == 0 && own.Count == own.Array!.Length ? own.Array : frames[0].ToArray();
         if (problem is not null)
         {
             Reply(identity, frames.Count > 1 ? TryId(frames[1].Span) : 0, problem.Code, problem.Message);

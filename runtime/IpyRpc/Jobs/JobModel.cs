@@ -65,9 +65,10 @@ public sealed record JobRequest
     public ReadOnlyMemory<byte> Arguments { get; init; }
 
     /// <summary>
-    /// The pooled arrays <see cref="Arguments"/> is a slice of, when the call's transport rented them;
-    /// the queue holds one reference until the job ends (a durable queue until it has stored them),
-    /// an executor one while the function runs. Never stored or sent.
+    /// The pooled arrays <see cref="Arguments"/> is a slice of, when the call's transport rented them:
+    /// an in-memory queue holds one reference until the job ends, an executor one while the function
+    /// runs (a durable queue copies the arguments into its store and leaves the arrays to the collector).
+    /// Never stored or sent.
     /// </summary>
     public PooledParts? ArgumentsPool { get; init; }
 

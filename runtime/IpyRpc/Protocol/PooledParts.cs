@@ -14,9 +14,11 @@ namespace IpyRpc.Protocol;
 /// back with <see cref="Release"/>. The arrays go back to the pool when the count reaches zero,
 /// and never before: a part must not be read after its reader's <see cref="Release"/>.</para>
 /// <para>Where it flows: a transport rents the arrays for a large frame it receives (or frames an
-/// outgoing message into); a client releases a reply once it has decoded the result; a server's
-/// queue holds a call's arguments until its job ends, and the executor holds them while the function
-/// runs. A holder that never releases loses nothing: the arrays are then simply collected.</para>
+/// outgoing message into) and gives back what it sent once sent; a client releases a reply once it
+/// has decoded the result; a server's in-memory queue holds a call's arguments until its job ends
+/// (the executor holds them while the function runs) and its result until released, while each
+/// message carrying the result holds its own reference. A holder that never releases loses nothing:
+/// the arrays are then simply collected.</para>
 /// </remarks>
 public sealed class PooledParts
 {
