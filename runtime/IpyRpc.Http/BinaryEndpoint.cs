@@ -305,13 +305,16 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
             {
                 if (Done.Task.IsCompleted) return;
                 bool final = reply.Kind is MessageKind.Result or MessageKind.Error or MessageKind.Hello or MessageKind.Pong;
-                byte[] bytes = MessageCodec.EncodeFramed(reply);
+                var pool = new PooledParts();
+                ReadOnlyMemory<byte> bytes = MessageCodec.EncodeFramed(reply, pool);
+                reply.Pooled?.Release(); // its parts are copied: the result's arrays can go back
                 if (final && !response.HasStarted)
                 {
                     response.ContentLength = bytes.Length; // a call that printed nothing: one plain response, no chunking
                 }
 
                 await response.Body.WriteAsync(bytes, aborted).ConfigureAwait(false);
+                pool.Release(); // written: the framing array can go back (not after a failure, when the response may still hold it)
                 if (final)
                 {
                     // End the response with the last message, so the client's connection is free for its next call at once.

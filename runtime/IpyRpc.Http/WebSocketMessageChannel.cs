@@ -98,12 +98,14 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     public override async ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
     {
         if (Volatile.Read(ref _disposed) == 1) throw new IpyRpcConnectionException("The WebSocket connection is closed.");
-        byte[] bytes = MessageCodec.EncodeFramed(message);
+        var pool = new PooledParts();
+        ReadOnlyMemory<byte> bytes = MessageCodec.EncodeFramed(message, pool);
         message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
         await _sendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             await _socket.SendAsync(bytes, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+            pool.Release(); // sent: the framing array can go back (not after a failure, when the socket may still hold it)
         }
         catch (Exception e) when (e is WebSocketException or ObjectDisposedException or IOException)
         {
@@ -164,12 +166,15 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
                     return;
                 }
 
-                // Parts are slices of the bytes they were read from: give each message its own array.
-                byte[] own = buffer.AsSpan(0, filled).ToArray();
+                // Parts are slices of the bytes they were read from: give each message its own array (a large one
+                // pooled, given back by its last reader).
+                var pool = new PooledParts();
+                byte[] own = PooledParts.ShouldPool(filled) ? pool.Rent(filled) : GC.AllocateUninitializedArray<byte>(filled);
+                buffer.AsSpan(0, filled).CopyTo(own);
                 IpyRpcMessage message;
                 try
                 {
-                    message = MessageCodec.DecodeFramed(own, _maxMessageBytes);
+                    message = MessageCodec.DecodeFramed(own.AsMemory(0, filled), _maxMessageBytes, pool.IsEmpty ? null : pool);
                 }
                 catch (ProtocolException e)
                 {

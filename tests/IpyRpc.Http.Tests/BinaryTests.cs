@@ -98,13 +98,15 @@ public sealed class BinaryTests(HttpFixture fixture) : IClassFixture<HttpFixture
     [InlineData(HttpCarrier.Requests)]
     public async Task ManyLargeCallsAtOnceComeBackIntactThroughPooledBuffers(HttpCarrier carrier)
     {
-        // The client's arguments are encoded into pooled arrays (given back once framed), and over plain requests the
-        // server reads each body into one (given back when the call's job ends). Given back early, an array would be
-        // rented by another call and overwritten while still read, and some echo would come back different.
+        // Large arguments, results, framed messages and received messages all live in pooled arrays on both sides, each
+        // given back by its last reader. Given back early, an array would be rented by another call and overwritten
+        // while still read or written, and some echo would come back different.
         await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, carrier);
         const int Tasks = 4, CallsEach = 15;
         long returned = await LargeEchoes.RunAsync((data, _) => client.CallAsync<byte[]?>("echo_bytes", data), Tasks, CallsEach, seed: 200);
-        int perCall = carrier == HttpCarrier.Requests ? 2 : 1; // the client's arguments; over requests the server's body too
+        // Each way, the arguments or result as encoded, the message as framed (WebSocket) or read (a request's body), and
+        // the message as received (the response's parts, a WebSocket message): five arrays a call over requests, six over a WebSocket.
+        int perCall = carrier == HttpCarrier.Requests ? 5 : 6;
         Assert.True(returned >= (long)perCall * Tasks * CallsEach, $"only {returned} arrays went back to the pool for {Tasks * CallsEach} calls");
     }
 
