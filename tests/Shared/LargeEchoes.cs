@@ -9,8 +9,12 @@ namespace IpyRpc.Tests;
 /// </summary>
 public static class LargeEchoes
 {
-    /// <summary>Runs <paramref name="tasks"/> tasks of <paramref name="callsEach"/> echoes of 70–400 KB; returns how many arrays went back to the pool meanwhile.</summary>
-    public static async Task<long> RunAsync(Func<byte[], int, Task<byte[]?>> echo, int tasks, int callsEach, int seed)
+    /// <summary>
+    /// Runs <paramref name="tasks"/> tasks of <paramref name="callsEach"/> echoes of 70–400 KB, then waits until at least
+    /// <paramref name="arraysPerCall"/> arrays a call have gone back to the pool (the last call's may still be on their
+    /// way: a server gives its result back once written, which can be after the caller has read it).
+    /// </summary>
+    public static async Task RunAsync(Func<byte[], int, Task<byte[]?>> echo, int tasks, int callsEach, int seed, int arraysPerCall)
     {
         long before = PooledParts.ReturnedArrays;
         await Task.WhenAll(Enumerable.Range(0, tasks).Select(t => Task.Run(async () =>
@@ -24,6 +28,10 @@ public static class LargeEchoes
                 Assert.True(back is not null && data.AsSpan().SequenceEqual(back), $"call {i} of task {t} came back different");
             }
         })));
-        return PooledParts.ReturnedArrays - before;
+
+        long expected = (long)arraysPerCall * tasks * callsEach;
+        for (int i = 0; i < 200 && PooledParts.ReturnedArrays - before < expected; i++) await Task.Delay(25);
+        long returned = PooledParts.ReturnedArrays - before;
+        Assert.True(returned >= expected, $"only {returned} arrays went back to the pool for {tasks * callsEach} calls ({arraysPerCall} a call expected)");
     }
 }

@@ -43,6 +43,66 @@ public sealed class PooledPartsTests
     }
 
     [Fact]
+    public async Task AFunctionLeftRunningPastItsDeadlineKeepsItsArgumentsUntilItReturns()
+    {
+        // The caller hears of the timeout at once and the job ends (the queue lets go of the arguments), but a
+        // synchronous function that ignores its token runs on: the executor's own hold keeps its arguments' arrays.
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(PooledArgumentFunctions));
+        string gate = Gates.NewName("pooled-hold");
+        (JobRequest request, PooledParts pool) = Request(gate, DateTimeOffset.UtcNow.AddMilliseconds(300));
+
+        JobOutcome outcome = await server.Registry.ExecuteAsync(request, new NoOutput(), CancellationToken.None);
+        Assert.Equal(JobState.TimedOut, outcome.State);
+        pool.Release(); // the queue's hold, given back as the job ends
+        await Gates.WaitAsync(gate + ".started");
+        Assert.True(Held(pool), "the arrays went back while the function was still running");
+
+        Gates.Open(gate);
+        for (int i = 0; i < 400 && Held(pool); i++) await Task.Delay(25);
+        Assert.False(Held(pool), "the arrays never went back after the function returned");
+    }
+
+    [Fact]
+    public async Task AJobWhoseArgumentsWentBackIsNotRun()
+    {
+        // A job cancelled while queued ends, and the queue gives its arguments back; a worker that had already taken
+        // it must not run the function on arrays that may now hold another call's bytes.
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(PooledArgumentFunctions));
+        string gate = Gates.NewName("pooled-gone");
+        (JobRequest request, PooledParts pool) = Request(gate, null);
+        pool.Release();
+
+        JobOutcome outcome = await server.Registry.ExecuteAsync(request, new NoOutput(), CancellationToken.None);
+        Assert.Equal(JobState.Cancelled, outcome.State);
+        Assert.False(Gates.Get(gate + ".started").Task.IsCompleted, "the function ran");
+    }
+
+    private static (JobRequest Request, PooledParts Pool) Request(string gate, DateTimeOffset? deadline)
+    {
+        var pool = new PooledParts();
+        ReadOnlyMemory<byte> arguments = new IpyRpcArguments().Add(gate, Formatting.Formatters.String).Add(new byte[200_000], Formatting.Formatters.ByteArray).Encode(Serialization.MessagePack, pool);
+        Assert.False(pool.IsEmpty);
+        return (new JobRequest { Function = "pooled.hold", Arguments = arguments, ArgumentsPool = pool, Deadline = deadline }, pool);
+    }
+
+    // Whether someone still holds the arrays (a reference taken and given straight back).
+    private static bool Held(PooledParts pool)
+    {
+        if (!pool.TryAcquire()) return false;
+        pool.Release();
+        return true;
+    }
+
+    private sealed class NoOutput : IJobOutput
+    {
+        public void Write(OutputStream stream, string text)
+        {
+        }
+    }
+
+    [Fact]
     public async Task ASubmittedJobsLargeResultStaysIntactWhileOtherCallsChurnThePool()
     {
         // A submitted job's result is kept for whoever attaches: its pooled array must not go back when the result is
@@ -58,7 +118,7 @@ public sealed class PooledPartsTests
             byte[]? back = await p.Client.CallAsync<byte[]>("reverse_bytes", d);
             if (back is not null) Array.Reverse(back);
             return back;
-        }, tasks: 3, callsEach: 10, seed: 50);
+        }, tasks: 3, callsEach: 10, seed: 50, arraysPerCall: 4);
         for (int i = 0; i < 2; i++)
         {
             Assert.Equal(expected, await (await p.Client.AttachAsync<byte[]>(job.Id)).WaitAsync());
@@ -76,18 +136,30 @@ public sealed class PooledPartsTests
         // Each call's arguments are framed into pooled arrays on the way in and its result on the way out. An array
         // given back while still read would be rented by another call and overwritten: some result would differ.
         await using InProcess p = await InProcess.StartAsync();
-        const int Tasks = 6, CallsEach = 25;
-        long returned = await LargeEchoes.RunAsync(async (data, i) =>
+        // Four arrays a call: the client's arguments (once framed), the server's copy (once the job ended), the
+        // server's encoded result (once framed and released by the queue), the reply (once decoded).
+        await LargeEchoes.RunAsync(async (data, i) =>
         {
             // Some with a deadline: a synchronous function then runs on a thread of its own, holding its arguments there.
             CallOptions? options = i % 3 == 0 ? new CallOptions { Timeout = TimeSpan.FromMinutes(1) } : null;
             byte[]? back = await p.Client.InvokeAsync("reverse_bytes", new IpyRpcArguments().Add(data, Formatting.Formatters.ByteArray), Formatting.Formatters.ByteArray, options);
             if (back is not null) Array.Reverse(back);
             return back;
-        }, Tasks, CallsEach, seed: 0);
+        }, tasks: 6, callsEach: 25, seed: 0, arraysPerCall: 4);
+    }
+}
 
-        // Four arrays a call: the client's arguments (once framed), the server's copy (once the job ended), the
-        // server's encoded result (once framed and released by the queue), the reply (once decoded).
-        Assert.True(returned >= 4L * Tasks * CallsEach, $"only {returned} arrays went back to the pool for {Tasks * CallsEach} calls");
+/// <summary>A synchronous function that blocks until its gate opens, ignoring its token.</summary>
+public static class PooledArgumentFunctions
+{
+    /// <summary>Waits for <paramref name="gate"/>, then returns the length of <paramref name="data"/>.</summary>
+    /// <param name="gate">The gate to wait for.</param>
+    /// <param name="data">Large enough to travel in a pooled array.</param>
+    [IpyRpcExport("pooled.hold")]
+    public static int Hold(string gate, byte[] data)
+    {
+        Gates.Open(gate + ".started");
+        Gates.Get(gate).Task.Wait(TimeSpan.FromSeconds(30));
+        return data.Length;
     }
 }
