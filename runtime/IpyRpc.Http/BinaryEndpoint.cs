@@ -76,7 +76,8 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         }
 
         long limit = _server.Options.MaxMessageBytes;
-        var pool = new PooledParts(); // a large call's arguments: given back when its job ends
+        // A large call's arguments: given back when its job ends.
+        PooledParts? pool = context.Request.ContentLength is long declared && PooledParts.ShouldPool(declared) ? new PooledParts() : null;
         ReadOnlyMemory<byte>? body = await BodyReader.ReadAsync(context, limit + MessageCodec.FramePrefixBytes, pool);
         if (body is null)
         {
@@ -87,7 +88,7 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         IpyRpcMessage message;
         try
         {
-            message = MessageCodec.DecodeFramed(body.Value, limit, pool.IsEmpty ? null : pool);
+            message = MessageCodec.DecodeFramed(body.Value, limit, pool);
         }
         catch (ProtocolException e)
         {
@@ -305,8 +306,7 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
             {
                 if (Done.Task.IsCompleted) return;
                 bool final = reply.Kind is MessageKind.Result or MessageKind.Error or MessageKind.Hello or MessageKind.Pong;
-                var pool = new PooledParts();
-                ReadOnlyMemory<byte> bytes = MessageCodec.EncodeFramed(reply, pool);
+                ReadOnlyMemory<byte> bytes = MessageCodec.EncodeFramed(reply, pooling: true, out PooledParts? pooled);
                 reply.Pooled?.Release(); // its parts are copied: the result's arrays can go back
                 if (final && !response.HasStarted)
                 {
@@ -314,7 +314,7 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
                 }
 
                 await response.Body.WriteAsync(bytes, aborted).ConfigureAwait(false);
-                pool.Release(); // written: the framing array can go back (not after a failure, when the response may still hold it)
+                pooled?.Release(); // written: the framing array can go back (not after a failure, when the response may still hold it)
                 if (final)
                 {
                     // End the response with the last message, so the client's connection is free for its next call at once.

@@ -201,17 +201,17 @@ public sealed class HttpMessageChannel : PushMessageChannel
     // Large parts go into pooled arrays, which the reader gives back (a client once it has decoded the result).
     private static IpyRpcMessage Detach(IpyRpcMessage m)
     {
-        var pool = new PooledParts();
+        PooledParts? pool = null;
         var parts = new ReadOnlyMemory<byte>[m.Parts.Count];
         for (int i = 0; i < parts.Length; i++)
         {
             ReadOnlyMemory<byte> part = m.Parts[i];
-            byte[] copy = PooledParts.ShouldPool(part.Length) ? pool.Rent(part.Length) : GC.AllocateUninitializedArray<byte>(part.Length);
+            byte[] copy = PooledParts.ShouldPool(part.Length) ? (pool ??= new PooledParts()).Rent(part.Length) : GC.AllocateUninitializedArray<byte>(part.Length);
             part.Span.CopyTo(copy);
             parts[i] = copy.AsMemory(0, part.Length);
         }
 
-        return m with { Parts = parts, Pooled = pool.IsEmpty ? null : pool };
+        return m with { Parts = parts, Pooled = pool };
     }
 
     private void Fail(ulong id, string code, string message) => DeliverError(id, code, message);

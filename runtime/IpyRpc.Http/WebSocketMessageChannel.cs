@@ -98,14 +98,13 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     public override async ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
     {
         if (Volatile.Read(ref _disposed) == 1) throw new IpyRpcConnectionException("The WebSocket connection is closed.");
-        var pool = new PooledParts();
-        ReadOnlyMemory<byte> bytes = MessageCodec.EncodeFramed(message, pool);
+        ReadOnlyMemory<byte> bytes = MessageCodec.EncodeFramed(message, pooling: true, out PooledParts? pooled);
         message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
         await _sendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             await _socket.SendAsync(bytes, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
-            pool.Release(); // sent: the framing array can go back (not after a failure, when the socket may still hold it)
+            pooled?.Release(); // sent: the framing array can go back (not after a failure, when the socket may still hold it)
         }
         catch (Exception e) when (e is WebSocketException or ObjectDisposedException or IOException)
         {
@@ -168,13 +167,13 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
 
                 // Parts are slices of the bytes they were read from: give each message its own array (a large one
                 // pooled, given back by its last reader).
-                var pool = new PooledParts();
-                byte[] own = PooledParts.ShouldPool(filled) ? pool.Rent(filled) : GC.AllocateUninitializedArray<byte>(filled);
+                PooledParts? pool = PooledParts.ShouldPool(filled) ? new PooledParts() : null;
+                byte[] own = pool is not null ? pool.Rent(filled) : GC.AllocateUninitializedArray<byte>(filled);
                 buffer.AsSpan(0, filled).CopyTo(own);
                 IpyRpcMessage message;
                 try
                 {
-                    message = MessageCodec.DecodeFramed(own.AsMemory(0, filled), _maxMessageBytes, pool.IsEmpty ? null : pool);
+                    message = MessageCodec.DecodeFramed(own.AsMemory(0, filled), _maxMessageBytes, pool);
                 }
                 catch (ProtocolException e)
                 {

@@ -78,8 +78,7 @@ public abstract partial class IpyRpcPeer
         TimeSpan? timeout = options?.Timeout ?? DefaultTimeout;
         using Activity? span = IpyRpcTelemetry.StartDetached(function, ActivityKind.Client, null, function);
         // Large arguments are encoded into pooled arrays: the transport gives them back once it has sent them.
-        var pool = new PooledParts();
-        ReadOnlyMemory<byte> encoded = arguments.Encode(serialization, pool);
+        ReadOnlyMemory<byte> encoded = arguments.Encode(serialization, pooling: true, out PooledParts? pooled);
         var call = new IpyRpcMessage
         {
             Kind = MessageKind.Call,
@@ -90,7 +89,7 @@ public abstract partial class IpyRpcPeer
             ReturnPointer = options?.ReturnPointer,
             PointerTtlMs = PointerTtlMs(options),
             Parts = [encoded],
-            Pooled = pool.IsEmpty ? null : pool,
+            Pooled = pooled,
         };
 
         var pending = new PendingRequest(OutputFor(options)) { Progress = arguments.ProgressHandler };

@@ -56,15 +56,15 @@ public sealed class IpyRpcArguments
     internal Action<IpyRpcMessage>? ProgressHandler { get; private set; }
 
     /// <summary>Encodes the arguments in <paramref name="serialization"/>.</summary>
-    public ReadOnlyMemory<byte> Encode(Serialization serialization) => Encode(serialization, null);
+    public ReadOnlyMemory<byte> Encode(Serialization serialization) => Encode(serialization, pooling: false, out _);
 
-    /// <summary>Encodes the arguments, renting large buffers from <paramref name="pool"/> when given (see <see cref="PooledParts"/>).</summary>
-    internal ReadOnlyMemory<byte> Encode(Serialization serialization, PooledParts? pool)
+    /// <summary>Encodes the arguments; large ones, when <paramref name="pooling"/>, into pooled arrays, in <paramref name="pooled"/> (see <see cref="PooledParts"/>).</summary>
+    internal ReadOnlyMemory<byte> Encode(Serialization serialization, bool pooling, out PooledParts? pooled)
     {
         bool named = _entries.Count > 0 && _entries[0].Name is not null;
         int hint = 16;
         foreach (Entry e in _entries) hint += e.SizeHint;
-        var buffer = new ByteBuffer(hint, pool);
+        var buffer = new ByteBuffer(hint, pooling);
         if (serialization == Serialization.Json)
         {
             using var w = new Utf8JsonWriter(buffer);
@@ -88,6 +88,7 @@ public sealed class IpyRpcArguments
             }
         }
 
+        pooled = buffer.Pooled;
         return buffer.WrittenMemory;
     }
 

@@ -364,22 +364,24 @@ public static class MessageCodec
     /// <summary>Encodes a whole message in the stream block format, into an array of exactly its size (each part copied once).</summary>
     public static byte[] EncodeFramed(IpyRpcMessage message)
     {
-        ReadOnlyMemory<byte> framed = EncodeFramed(message, null);
+        ReadOnlyMemory<byte> framed = EncodeFramed(message, pooling: false, out _);
         return MemoryMarshal.TryGetArray(framed, out ArraySegment<byte> whole) && whole.Offset == 0 && whole.Count == whole.Array!.Length ? whole.Array : framed.ToArray();
     }
 
     /// <summary>
-    /// Encodes a whole message in the stream block format: a large one into an array rented from
-    /// <paramref name="pool"/> (the returned memory is a slice of it), otherwise into an array of exactly its size.
+    /// Encodes a whole message in the stream block format: a large one, when <paramref name="pooling"/>, into a
+    /// pooled array (the returned memory is a slice of it, <paramref name="pooled"/> holds it), otherwise into an
+    /// array of exactly its size.
     /// </summary>
-    public static ReadOnlyMemory<byte> EncodeFramed(IpyRpcMessage message, PooledParts? pool)
+    public static ReadOnlyMemory<byte> EncodeFramed(IpyRpcMessage message, bool pooling, out PooledParts? pooled)
     {
         byte[] header = EncodeHeader(message);
         long data = 0;
         foreach (ReadOnlyMemory<byte> p in message.Parts) data += 8 + p.Length;
         long size = FramePrefixBytes + header.Length + data;
         if (size > Array.MaxLength) throw new ProtocolException(ErrorCodes.TooLarge, $"A message of {size} bytes cannot be framed in one block.", message.Id);
-        byte[] frame = pool is not null && PooledParts.ShouldPool(size) ? pool.Rent((int)size) : GC.AllocateUninitializedArray<byte>((int)size);
+        pooled = pooling && PooledParts.ShouldPool(size) ? new PooledParts() : null;
+        byte[] frame = pooled is not null ? pooled.Rent((int)size) : GC.AllocateUninitializedArray<byte>((int)size);
         Span<byte> rest = frame.AsSpan(0, (int)size);
         BinaryPrimitives.WriteUInt32LittleEndian(rest, (uint)header.Length);
         BinaryPrimitives.WriteUInt64LittleEndian(rest[4..], (ulong)data);

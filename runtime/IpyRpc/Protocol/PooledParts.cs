@@ -50,9 +50,6 @@ public sealed class PooledParts
         return array;
     }
 
-    /// <summary>Whether anything was rented (a maker that rented nothing need not hand this on).</summary>
-    public bool IsEmpty => _arrays is null;
-
     /// <summary>Takes a reference for a reader that may outlive the current holders; false once the arrays have gone back (the parts must not be read).</summary>
     public bool TryAcquire()
     {

@@ -8,18 +8,21 @@ namespace IpyRpc;
 /// arrays are allocated uninitialized (every byte handed out is written before it is read), which saves a
 /// pass over memory for each megabyte-sized argument or result.
 /// </summary>
-/// <remarks>Given a <see cref="PooledParts"/>, it rents its large arrays there instead (they go back when its holders release it).</remarks>
+/// <remarks>Told to pool, it rents its large arrays instead, in <see cref="Pooled"/> (they go back when its holders release it).</remarks>
 internal sealed class ByteBuffer : IBufferWriter<byte>
 {
-    private readonly PooledParts? _pool;
+    private readonly bool _pooling;
     private byte[] _buffer;
     private int _written;
 
-    public ByteBuffer(int initialCapacity = 256, PooledParts? pool = null)
+    public ByteBuffer(int initialCapacity = 256, bool pooling = false)
     {
-        _pool = pool;
+        _pooling = pooling;
         _buffer = Allocate(Math.Max(initialCapacity, 16));
     }
+
+    /// <summary>The pooled arrays rented so far (<see cref="WrittenMemory"/> is a slice of the last), or <see langword="null"/> when none were.</summary>
+    public PooledParts? Pooled { get; private set; }
 
     /// <summary>What was written.</summary>
     public ReadOnlyMemory<byte> WrittenMemory => _buffer.AsMemory(0, _written);
@@ -58,5 +61,5 @@ internal sealed class ByteBuffer : IBufferWriter<byte>
         _buffer = larger;
     }
 
-    private byte[] Allocate(int length) => _pool is not null && PooledParts.ShouldPool(length) ? _pool.Rent(length) : GC.AllocateUninitializedArray<byte>(length);
+    private byte[] Allocate(int length) => _pooling && PooledParts.ShouldPool(length) ? (Pooled ??= new PooledParts()).Rent(length) : GC.AllocateUninitializedArray<byte>(length);
 }

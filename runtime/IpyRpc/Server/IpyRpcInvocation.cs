@@ -304,11 +304,10 @@ public sealed class IpyRpcInvocation
             return;
         }
 
-        var pool = new PooledParts();
-        var buffer = new ByteBuffer(SizeHint.Of(value), pool);
+        var buffer = new ByteBuffer(SizeHint.Of(value), pooling: true);
         Encode(buffer, value, formatter, "The result");
         Result = buffer.WrittenMemory;
-        ResultPool = pool.IsEmpty ? null : pool;
+        ResultPool = buffer.Pooled;
         HasResult = true;
     }
 

@@ -41,10 +41,9 @@ public static class InProcessTransport
         public ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
         {
             // A large message is framed into a pooled array, which the receiving side's last reader gives back.
-            var pool = new PooledParts();
-            ReadOnlyMemory<byte> framed = MessageCodec.EncodeFramed(message, pool);
+            ReadOnlyMemory<byte> framed = MessageCodec.EncodeFramed(message, pooling: true, out PooledParts? pooled);
             message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
-            return _out.TryWrite(new Frame(framed, pool.IsEmpty ? null : pool)) ? default : throw new IpyRpcConnectionException("The in-process connection is closed.");
+            return _out.TryWrite(new Frame(framed, pooled)) ? default : throw new IpyRpcConnectionException("The in-process connection is closed.");
         }
 
         /// <summary>In process, a closed end is known at once: no heartbeats needed.</summary>

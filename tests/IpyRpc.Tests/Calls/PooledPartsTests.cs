@@ -34,10 +34,12 @@ public sealed class PooledPartsTests
         Assert.True(PooledParts.ShouldPool(PooledParts.MaxPooled));
         Assert.False(PooledParts.ShouldPool(PooledParts.MaxPooled + 1L)); // the pool would keep such arrays for good
         var message = new IpyRpcMessage { Kind = MessageKind.Result, Id = 7, Parts = [new byte[100_000]] };
-        var pool = new PooledParts();
-        ReadOnlyMemory<byte> framed = MessageCodec.EncodeFramed(message, pool);
+        ReadOnlyMemory<byte> framed = MessageCodec.EncodeFramed(message, pooling: true, out PooledParts? pool);
+        Assert.NotNull(pool);
         IpyRpcMessage back = MessageCodec.DecodeFramed(framed, long.MaxValue, pool);
         Assert.Same(pool, back.Pooled);
+        MessageCodec.EncodeFramed(message with { Parts = [new byte[1000]] }, pooling: true, out PooledParts? small);
+        Assert.Null(small); // a small message is framed into an array of its own
         Assert.Equal(100_000, back.Body.Length);
         Assert.Equal(MessageCodec.EncodeFramed(message), framed.ToArray()); // the same bytes as the unpooled framing
     }
@@ -81,9 +83,9 @@ public sealed class PooledPartsTests
 
     private static (JobRequest Request, PooledParts Pool) Request(string gate, DateTimeOffset? deadline)
     {
-        var pool = new PooledParts();
-        ReadOnlyMemory<byte> arguments = new IpyRpcArguments().Add(gate, Formatting.Formatters.String).Add(new byte[200_000], Formatting.Formatters.ByteArray).Encode(Serialization.MessagePack, pool);
-        Assert.False(pool.IsEmpty);
+        ReadOnlyMemory<byte> arguments = new IpyRpcArguments().Add(gate, Formatting.Formatters.String).Add(new byte[200_000], Formatting.Formatters.ByteArray)
+            .Encode(Serialization.MessagePack, pooling: true, out PooledParts? pool);
+        Assert.NotNull(pool);
         return (new JobRequest { Function = "pooled.hold", Arguments = arguments, ArgumentsPool = pool, Deadline = deadline }, pool);
     }
 
