@@ -27,7 +27,11 @@ public sealed class IpyRpcInvocation
     /// <summary>The function being called.</summary>
     public IpyRpcFunction Function { get; }
 
-    /// <summary>The arguments as they arrived.</summary>
+    /// <summary>
+    /// The arguments as they arrived. Read them while the invoker runs: large ones may live in pooled arrays
+    /// (<see cref="PooledParts"/>) that go back once the function has returned, so a value read later, from a
+    /// task the function left running, must be decoded (copied) before it returns.
+    /// </summary>
     public CallArguments Arguments { get; }
 
     /// <summary>How the result is encoded.</summary>
