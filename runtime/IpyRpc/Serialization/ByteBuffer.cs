@@ -21,7 +21,7 @@ internal sealed class ByteBuffer : IBufferWriter<byte>
         _buffer = Allocate(Math.Max(initialCapacity, 16));
     }
 
-    /// <summary>The pooled arrays rented so far (<see cref="WrittenMemory"/> is a slice of the last), or <see langword="null"/> when none were.</summary>
+    /// <summary>The pooled arrays rented as it grew (<see cref="WrittenMemory"/> is a slice of the last one rented, unless it then outgrew the pool), or <see langword="null"/> when none were.</summary>
     public PooledParts? Pooled { get; private set; }
 
     /// <summary>What was written.</summary>
