@@ -829,6 +829,28 @@ if __name__ == "__main__":
             print("ragged:", e.code)
         c.close()
         sys.exit(0)
+    if "--large" in sys.argv:
+        # For the tests: several connections at once echo distinct payloads of 70-400 KB; every byte must come back.
+        import random
+        import threading
+        failures = []
+
+        def echo_many(seed):
+            c = IpyRpcClient(sys.argv[1], output=lambda stream, text: None)
+            rng = random.Random(seed)
+            for i in range(10):
+                data = rng.randbytes(rng.randint(70_000, 400_000))
+                if c.call("echo_bytes", data) != data:
+                    failures.append(f"call {i} of connection {seed}")
+            c.close()
+
+        threads = [threading.Thread(target=echo_many, args=(seed,)) for seed in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print("large echoes:", "all intact" if not failures else "different: " + ", ".join(failures))
+        sys.exit(0)
     if "--pointers" in sys.argv:
         pointers_demo(sys.argv[1])
         sys.exit(0)

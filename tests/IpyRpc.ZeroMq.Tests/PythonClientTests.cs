@@ -106,6 +106,16 @@ public sealed class PythonClientTests
     }
 
     [Fact]
+    public async Task ThePythonClientEchoesLargePayloadsFromSeveralConnectionsIntact()
+    {
+        // An independent peer: its frames come from pyzmq, and the server's pooled arrays must still hold each call's bytes alone.
+        await using ZmqServer s = ZmqServer.Start();
+        (int code, string stdout, string stderr) = await PythonPeer.RunAsync("ipyrpc_client.py", s.Endpoint, "--large");
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Contains("large echoes: all intact", stdout);
+    }
+
+    [Fact]
     public async Task ThePythonClientInstallsWithPipOfflineAndShowsRemoteDocsCompletionLiveOutputAndTracebacks()
     {
         await using IpyRpcServer server = Quickstart.Demo.CreateServer();
