@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using System.Runtime.InteropServices;
 using IpyRpc.MessagePack;
 
 namespace IpyRpc.Protocol;
@@ -362,11 +361,7 @@ public static class MessageCodec
     }
 
     /// <summary>Encodes a whole message in the stream block format, into an array of exactly its size (each part copied once).</summary>
-    public static byte[] EncodeFramed(IpyRpcMessage message)
-    {
-        ReadOnlyMemory<byte> framed = EncodeFramed(message, pooling: false, out _);
-        return MemoryMarshal.TryGetArray(framed, out ArraySegment<byte> whole) && whole.Offset == 0 && whole.Count == whole.Array!.Length ? whole.Array : framed.ToArray();
-    }
+    public static byte[] EncodeFramed(IpyRpcMessage message) => Frame(message, pooling: false, out _, out _);
 
     /// <summary>
     /// Encodes a whole message in the stream block format: a large one, when <paramref name="pooling"/>, into a
@@ -374,15 +369,20 @@ public static class MessageCodec
     /// array of exactly its size.
     /// </summary>
     public static ReadOnlyMemory<byte> EncodeFramed(IpyRpcMessage message, bool pooling, out PooledParts? pooled)
+        => Frame(message, pooling, out pooled, out int size).AsMemory(0, size);
+
+    // The frame's bytes are the first size of the array returned (all of it unless it was rented).
+    private static byte[] Frame(IpyRpcMessage message, bool pooling, out PooledParts? pooled, out int size)
     {
         byte[] header = EncodeHeader(message);
         long data = 0;
         foreach (ReadOnlyMemory<byte> p in message.Parts) data += 8 + p.Length;
-        long size = FramePrefixBytes + header.Length + data;
-        if (size > Array.MaxLength) throw new ProtocolException(ErrorCodes.TooLarge, $"A message of {size} bytes cannot be framed in one block.", message.Id);
+        long total = FramePrefixBytes + header.Length + data;
+        if (total > Array.MaxLength) throw new ProtocolException(ErrorCodes.TooLarge, $"A message of {total} bytes cannot be framed in one block.", message.Id);
+        size = (int)total;
         pooled = pooling && PooledParts.ShouldPool(size) ? new PooledParts() : null;
-        byte[] frame = pooled is not null ? pooled.Rent((int)size) : GC.AllocateUninitializedArray<byte>((int)size);
-        Span<byte> rest = frame.AsSpan(0, (int)size);
+        byte[] frame = pooled is not null ? pooled.Rent(size) : GC.AllocateUninitializedArray<byte>(size);
+        Span<byte> rest = frame.AsSpan(0, size);
         BinaryPrimitives.WriteUInt32LittleEndian(rest, (uint)header.Length);
         BinaryPrimitives.WriteUInt64LittleEndian(rest[4..], (ulong)data);
         header.CopyTo(rest[FramePrefixBytes..]);
@@ -394,7 +394,7 @@ public static class MessageCodec
             rest = rest[(8 + p.Length)..];
         }
 
-        return frame.AsMemory(0, (int)size);
+        return frame;
     }
 
     /// <summary>
