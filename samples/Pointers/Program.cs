@@ -34,7 +34,7 @@ await using IpyRpcClient client = await IpyRpcZeroMqClient.ConnectAsync(host.End
 AnalysisClient.AnalysisNamespace analysis = client.Proxy<AnalysisClient>().Analysis;
 
 Heading("Compute 1,000,000 × 8 doubles on the worker; keep them there");
-RemotePointer<double[,]> walks = await analysis.SimulateAsPointerAsync(1_000_000, 8, options: new CallOptions { PointerTimeToLive = TimeSpan.FromMinutes(10) });
+RemotePointer<double[,]> walks = await client.AsPointerAsync(() => analysis.Simulate(1_000_000, 8, options: new CallOptions { PointerTimeToLive = TimeSpan.FromMinutes(10) }));
 Console.WriteLine($"pointer: {walks}");
 Console.WriteLine($"  expires {walks.ExpiresAt:HH:mm:ss}; the server holds {server.Data.Count} values");
 

@@ -38,7 +38,7 @@ if (args[0] == "quickstart")
         Console.WriteLine($"fail raised {e.RemoteType}: {e.RemoteMessage}");
     }
 
-    IpyRpcJob<int> job = await demo.SubmitAddAsync(1, 2);
+    IpyRpcJob<int> job = await client.SubmitAsync(() => demo.Add(1, 2));
     Console.WriteLine($"submitted add = {await job}");
 }
 else

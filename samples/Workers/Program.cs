@@ -65,7 +65,7 @@ Heading("A long job: submit it, watch a little, leave");
 string jobId;
 await using (IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(host.Address, new IpyRpcClientOptions { Output = (_, text) => Console.Write("  live: " + text) }))
 {
-    IpyRpcJob<string> job = await client.Proxy<SimulationClient>().SubmitSimulateAsync(12);
+    IpyRpcJob<string> job = await client.SubmitAsync(() => client.Proxy<SimulationClient>().Simulate(12));
     jobId = job.Id;
     Console.WriteLine($"submitted job {job.Id} ({job.State})");
     try

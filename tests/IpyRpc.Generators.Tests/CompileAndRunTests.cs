@@ -1,3 +1,4 @@
+using System.Linq.Expressions;
 using System.Reflection;
 using IpyRpc;
 using Microsoft.CodeAnalysis;
@@ -36,15 +37,23 @@ public sealed class CompileAndRunTests
         var add = (Task<int>)proxyType.GetMethod("Add")!.Invoke(proxy, [20, 22, null, CancellationToken.None])!;
         Assert.Equal(42, await add);
 
+        // A record parameter takes the value or a pointer to one (ValueOrPointer<Request>, converted implicitly in C#).
         Type requestType = assembly.GetType("Demo.Request")!;
         object request = Activator.CreateInstance(requestType, "w", new[] { 1, 2, 3 }, new Dictionary<string, double> { ["w"] = 2 })!;
-        var crunch = (Task)proxyType.GetMethod("Crunch", [requestType, typeof(CallOptions), typeof(CancellationToken)])!.Invoke(proxy, [request, null, CancellationToken.None])!;
+        Type argumentType = typeof(ValueOrPointer<>).MakeGenericType(requestType);
+        object argument = argumentType.GetMethod("op_Implicit", [requestType])!.Invoke(null, [request])!;
+        MethodInfo crunchMethod = proxyType.GetMethod("Crunch", [argumentType, typeof(CallOptions), typeof(CancellationToken)])!;
+        var crunch = (Task)crunchMethod.Invoke(proxy, [argument, null, CancellationToken.None])!;
         await crunch;
         object report = crunch.GetType().GetProperty("Result")!.GetValue(crunch)!;
         Assert.Equal(12.0, report.GetType().GetProperty("Total")!.GetValue(report));
 
-        // The same function for a pointer to its result: the report stays on the server.
-        var kept = (Task)proxyType.GetMethod("CrunchAsPointerAsync", [requestType, typeof(CallOptions), typeof(CancellationToken)])!.Invoke(proxy, [request, null, CancellationToken.None])!;
+        // The same call for a pointer to its result, client.AsPointerAsync(() => proxy.Crunch(request)): the report stays on the server.
+        Type reportType = report.GetType();
+        Type callType = typeof(Func<>).MakeGenericType(typeof(Task<>).MakeGenericType(reportType));
+        Delegate call = Expression.Lambda(callType, Expression.Call(Expression.Constant(proxy), crunchMethod,
+            Expression.Constant(argument), Expression.Constant(null, typeof(CallOptions)), Expression.Constant(CancellationToken.None))).Compile();
+        var kept = (Task)typeof(IpyRpcPeer).GetMethod(nameof(IpyRpcPeer.AsPointerAsync))!.MakeGenericMethod(reportType).Invoke(client, [call])!;
         await kept;
         var pointer = (RemotePointer)kept.GetType().GetProperty("Result")!.GetValue(kept)!;
         Assert.Equal("Report", pointer.ValueType);

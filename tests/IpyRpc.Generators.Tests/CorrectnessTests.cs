@@ -71,8 +71,8 @@ public sealed class CorrectnessTests
             """);
         Assert.Empty(Errors(r));
         string proxy = r.Sources["Demo.F.IpyRpc.g.cs"];
-        Assert.Contains(" ScaleIntRemote(int @x,", proxy);
-        Assert.Contains(" ScaleLongRemote(long @x,", proxy);
+        Assert.Contains(" ScaleIntRemote(int x,", proxy);
+        Assert.Contains(" ScaleLongRemote(long x,", proxy);
         Assert.Contains(" PeerRemote(", proxy); // not a second member named Peer
     }
 
@@ -148,24 +148,31 @@ public sealed class CorrectnessTests
     }
 
     [Fact]
-    public void VariantsAreNamedWithoutAsyncUnlessThatWouldNameTwoMethodsTheSame()
+    public void EachFunctionIsOneProxyMethodRecordsTakeAPointerInPlaceAndCollectionsGetAnOverload()
     {
         GeneratorHarness.Result r = Run("""
+            public sealed record Shape(double Width, double Height);
+
             public static class F
             {
                 /// <summary>x</summary>
                 [IpyRpcExport] public static Task<double[]> LoadAsync(int n) => Task.FromResult(new double[n]);
                 /// <summary>x</summary>
-                [IpyRpcExport] public static int Nothing() => 0;
+                [IpyRpcExport] public static double Area(Shape shape, double scale = 1) => shape.Width * shape.Height * scale;
                 /// <summary>x</summary>
-                [IpyRpcExport] public static Task<int> NothingAsync() => Task.FromResult(0);
+                [IpyRpcExport] public static double Sum(double[] values, Shape? shape = null) => values.Length;
             }
             """);
         Assert.Empty(Errors(r));
         string proxy = r.Sources["Demo.F.IpyRpc.g.cs"];
-        Assert.Contains(" SubmitLoadAsync(", proxy);
-        Assert.Contains(" LoadAsPointerAsync(", proxy);
-        Assert.Contains(" SubmitNothingAsync(", proxy);
-        Assert.Contains(" SubmitNothingAsyncAsync(", proxy);
+        // Submitting and pointers are the peer's (client.SubmitAsync(() => proxy.F(x))), not a method per function.
+        Assert.DoesNotContain(" SubmitLoadAsync(", proxy);
+        Assert.DoesNotContain(" LoadAsPointerAsync(", proxy);
+        Assert.Contains(" LoadAsync(int n, ", proxy);
+        Assert.Contains(" Area(__IpyRpc.ValueOrPointer<Shape> shape, double scale = 1D, ", proxy);
+        // A collection keeps its type (a collection expression can be passed); a pointer to one goes to the overload.
+        Assert.Contains(" Sum(double[] values, __IpyRpc.ValueOrPointer<Shape?> shape = default, ", proxy);
+        Assert.Contains(" Sum(__IpyRpc.RemotePointer<double[]> values, __IpyRpc.ValueOrPointer<Shape?> shape = default, ", proxy);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(proxy, @" Area\("));
     }
 }

@@ -196,7 +196,7 @@ public sealed class SnapshotTests
         // The CancellationToken parameter is replaced by the proxy's own, with its own doc.
         Assert.DoesNotContain("<param name=\"ct\">", proxy);
         Assert.Contains("/// <param name=\"cancellationToken\">", proxy);
-        Assert.Contains("public __Tasks.Task<int> Add(int @a, int @b,", proxy);
+        Assert.Contains("public __Tasks.Task<int> Add(int a, int b,", proxy);
     }
 
     [Fact]
@@ -211,8 +211,8 @@ public sealed class SnapshotTests
             .RunGenerators(compilation);
         Microsoft.CodeAnalysis.GeneratorRunResult run = driver.GetRunResult().Results.Single();
         string dispatch = run.GeneratedSources.Single(s => s.HintName == "Demo.Compute.IpyRpc.g.cs").SourceText.ToString();
-        Assert.Contains("Summary = \"Adds two integers.\"", dispatch);
-        Assert.Contains("Doc = \"The first addend.\"", dispatch);
+        Assert.Contains("new(\"add\", \"Adds two integers.\"", dispatch);
+        Assert.Contains(", \"The first addend.\")", dispatch);
         Assert.DoesNotContain(run.Diagnostics, d => d.Id == "IPYRPC0007" && d.GetMessage().Contains("Compute.Add"));
     }
 }

@@ -58,6 +58,9 @@ internal sealed class CodeWriter
         return this;
     }
 
+    /// <summary>A file-scoped namespace declaration (none for the global namespace): what follows is in it, unindented.</summary>
+    public CodeWriter Namespace(string name) => name.Length == 0 ? this : Line($"namespace {name};").Line();
+
     public CodeWriter Open(string line)
     {
         Line(line);

@@ -36,7 +36,7 @@ internal static class ConfigEmitter
             $"[{Names.Literal(p)}] = new string[] {{ {string.Join(", ", functions.Where(f => Glob.IsMatch(p, f)).OrderBy(f => f, System.StringComparer.Ordinal).Select(m => Names.Literal(m)))} }},"));
         var w = new CodeWriter();
         w.Line(CodeWriter.Header);
-        w.Open("namespace IpyRpc.Generated");
+        w.Namespace("IpyRpc.Generated");
         w.Block($$"""
             /// <summary>The config patterns written in this assembly and the exported functions each one selects, bound at compile time.</summary>
             {{CodeWriter.GeneratedCode}}
@@ -49,7 +49,6 @@ internal static class ConfigEmitter
                 };
             }
             """);
-        w.Close();
         return w.ToString();
     }
 }

@@ -48,8 +48,8 @@ internal static class FormatterEmitter
             """));
         string registrations = string.Join("\n", types.Values.OrderBy(t => Names.Field(t), StringComparer.Ordinal).Select(t => $"{Names.Formatting}.FormatterRegistry.TryRegister({Names.Field(t)});"));
         var w = new CodeWriter();
-        w.Line(CodeWriter.Header);
-        w.Open("namespace IpyRpc.Generated");
+        w.Block(CodeWriter.Header + Aliases);
+        w.Namespace("IpyRpc.Generated");
         w.Block($$"""
             /// <summary>Formatters for the types the exported functions of this assembly take and return.</summary>
             {{CodeWriter.GeneratedCode}}
@@ -71,9 +71,12 @@ internal static class FormatterEmitter
         }
 
         w.Close();
-        w.Close();
         return w.ToString();
     }
+
+    // The names this file's formatters use most, shortened.
+    private const string Aliases = "using __Formatting = global::IpyRpc.Formatting;\nusing __MessagePack = global::IpyRpc.MessagePack;\nusing __Json = global::System.Text.Json;\n"
+        + "using __JsonRead = global::IpyRpc.Formatting.Json.JsonRead;\nusing __Members = global::IpyRpc.Formatting.Members;\n";
 
     private static void Collect(TypeModel? type, Dictionary<string, TypeModel> types)
     {
@@ -118,25 +121,19 @@ internal static class FormatterEmitter
         string locals = string.Join("\n", read.Select((m, i) => $"{Names.FormatterArgument(m.Type)} m{i} = default!; bool has{i} = false;"));
         string create = $"return Create({string.Join(", ", Enumerable.Range(0, read.Length).Select(i => $"m{i}, has{i}"))});";
 
-        string packWrites = string.Join("\n", written.Select(m => $"""
-            writer.WriteString({Names.Utf8(m.WireName)});
-            {Names.LocalFormatter(m.Type)}.Write(ref writer, value.{m.Name});
-            """));
+        string packWrites = string.Join("\n", written.Select(m => $"writer.WriteString({Names.Utf8(m.WireName)}); {Names.LocalFormatter(m.Type)}.Write(ref writer, value.{m.Name});"));
         string packReads = string.Join("\n", read.Select((m, i) =>
-            $"{(i == 0 ? "if" : "else if")} ({(m.WireName == m.Name ? Equal("key", m.WireName) : Equal("key", m.WireName) + " || " + Equal("key", m.Name))}) {{ m{i} = {Names.LocalFormatter(m.Type)}.Read(ref reader); has{i} = true; }}")
+            $"{(i == 0 ? "if" : "else if")} (__Members.Is(key, {MemberNames(m)})) {{ m{i} = {Names.LocalFormatter(m.Type)}.Read(ref reader); has{i} = true; }}")
             .Append(read.Length == 0 ? "reader.Skip();" : "else reader.Skip();"));
-        string jsonWrites = string.Join("\n", written.Select(m => $"""
-            writer.WritePropertyName({Names.Utf8(m.WireName)});
-            {Names.LocalFormatter(m.Type)}.Write(writer, value.{m.Name});
-            """));
+        string jsonWrites = string.Join("\n", written.Select(m => $"writer.WritePropertyName({Names.Utf8(m.WireName)}); {Names.LocalFormatter(m.Type)}.Write(writer, value.{m.Name});"));
         string jsonReads = string.Join("\n", read.Select((m, i) =>
-            $"{(i == 0 ? "if" : "else if")} ({(m.WireName == m.Name ? $"reader.ValueTextEquals({Names.Utf8(m.WireName)})" : $"reader.ValueTextEquals({Names.Utf8(m.WireName)}) || reader.ValueTextEquals({Names.Utf8(m.Name)})")}) {{ {Names.Formatting}.Json.JsonRead.Next(ref reader); m{i} = {Names.LocalFormatter(m.Type)}.Read(ref reader); has{i} = true; }}")
-            .Append((read.Length == 0 ? "" : "else ") + $"{{ {Names.Formatting}.Json.JsonRead.Next(ref reader); reader.Skip(); }}"));
+            $"{(i == 0 ? "if" : "else if")} (__Members.At(ref reader, {MemberNames(m)})) {{ m{i} = {Names.LocalFormatter(m.Type)}.Read(ref reader); has{i} = true; }}")
+            .Append((read.Length == 0 ? "" : "else ") + "__Members.Skip(ref reader);"));
 
         // Construction: constructor parameters, then init-only members, then settable ones that were present.
         string parameters = string.Join(", ", read.Select((m, i) => $"{Names.FormatterArgument(m.Type)} m{i}, bool has{i}"));
         string requires = string.Join("\n", read.Select((m, i) => (m, i)).Where(x => x.m.Required).Select(x =>
-            $"if (!has{x.i}) throw new {Names.Formatting}.IpyRpcSerializationException({Names.Literal($"{o.Display} is missing its member '{x.m.WireName}' ({x.m.Type.Display}), which has no default")});"));
+            $"if (!has{x.i}) throw __Members.Missing({Names.Literal(o.Display)}, {Names.Literal(x.m.WireName)}, {Names.Literal(x.m.Type.Display)});"));
         var ctorArgs = new string[o.ConstructorArity];
         for (int i = 0; i < ctorArgs.Length; i++) ctorArgs[i] = "default!";
         for (int i = 0; i < read.Length; i++)
@@ -168,7 +165,7 @@ internal static class FormatterEmitter
             {{CodeWriter.Indent(locals, 8)}}
                     for (int i = 0; i < count; i++)
                     {
-                        global::System.ReadOnlySpan<byte> key = reader.ReadStringSpan();
+                        var key = reader.ReadStringSpan();
             {{CodeWriter.Indent(packReads, 12)}}
                     }
                     reader.Exit();
@@ -186,11 +183,11 @@ internal static class FormatterEmitter
                 public override {{arg}} Read(ref {{Names.Json}}.Utf8JsonReader reader)
                 {
                     {{JsonReadGuard(o)}}
-                    {{Names.Formatting}}.Json.JsonRead.Expect(ref reader, {{Names.Json}}.JsonTokenType.StartObject, {{Names.Literal("an object (" + o.Display + ")")}});
+                    __JsonRead.Expect(ref reader, {{Names.Json}}.JsonTokenType.StartObject, {{Names.Literal("an object (" + o.Display + ")")}});
             {{CodeWriter.Indent(locals, 8)}}
                     while (true)
                     {
-                        {{Names.Formatting}}.Json.JsonRead.Next(ref reader);
+                        __JsonRead.Next(ref reader);
                         if (reader.TokenType == {{Names.Json}}.JsonTokenType.EndObject) break;
             {{CodeWriter.Indent(jsonReads, 12)}}
                     }
@@ -225,7 +222,8 @@ internal static class FormatterEmitter
         ? $"if (reader.TokenType == {Names.Json}.JsonTokenType.Null) throw new {Names.Formatting}.IpyRpcSerializationException(\"Expected {o.Display} but found null\");"
         : $"if (reader.TokenType == {Names.Json}.JsonTokenType.Null) return null;";
 
-    private static string Equal(string span, string text) => $"global::System.MemoryExtensions.SequenceEqual({span}, {Names.Utf8(text)})";
+    // A member's wire name, and its C# name when that differs: the keys reading accepts.
+    private static string MemberNames(MemberModel m) => m.WireName == m.Name ? Names.Utf8(m.WireName) : Names.Utf8(m.WireName) + ", " + Names.Utf8(m.Name);
 
     // A tuple travels as an array of its items.
     private static string Tuple(ObjectModel o)
@@ -236,7 +234,7 @@ internal static class FormatterEmitter
         string packReads = string.Join("\n", items.Select((m, i) => $"var m{i} = {Names.LocalFormatter(m.Type)}.Read(ref reader);"));
         string jsonWrites = string.Join("\n", items.Select(m => $"{Names.LocalFormatter(m.Type)}.Write(writer, value.{m.Name});"));
         string jsonReads = string.Join("\n", items.Select((m, i) => $"""
-            {Names.Formatting}.Json.JsonRead.Next(ref reader);
+            __JsonRead.Next(ref reader);
             var m{i} = {Names.LocalFormatter(m.Type)}.Read(ref reader);
             """));
         return $$"""
@@ -270,10 +268,10 @@ internal static class FormatterEmitter
                 public override {{arg}} Read(ref {{Names.Json}}.Utf8JsonReader reader)
                 {
                     {{JsonReadGuard(o)}}
-                    {{Names.Formatting}}.Json.JsonRead.Expect(ref reader, {{Names.Json}}.JsonTokenType.StartArray, {{Names.Literal("an array (" + o.Display + ")")}});
+                    __JsonRead.Expect(ref reader, {{Names.Json}}.JsonTokenType.StartArray, {{Names.Literal("an array (" + o.Display + ")")}});
             {{CodeWriter.Indent(jsonReads, 8)}}
-                    {{Names.Formatting}}.Json.JsonRead.Next(ref reader);
-                    {{Names.Formatting}}.Json.JsonRead.Expect(ref reader, {{Names.Json}}.JsonTokenType.EndArray, {{Names.Literal("the end of the " + items.Length + "-element array")}});
+                    __JsonRead.Next(ref reader);
+                    __JsonRead.Expect(ref reader, {{Names.Json}}.JsonTokenType.EndArray, {{Names.Literal("the end of the " + items.Length + "-element array")}});
                     return {{Construct(o, items.Length)}};
                 }
             }

@@ -35,7 +35,10 @@ internal static class JsonSchema
     /// The expression for a schema in generated code: a constant of the assembly's schema class, named by the
     /// schema's hash, so a schema used by many functions (every <c>int</c>, a record taken by ten methods) is written once.
     /// </summary>
-    public static string Reference(string schema, string assemblyKey) => Names.Schemas(assemblyKey) + ".S_" + Fingerprint.Hash(schema);
+    public static string Reference(string schema, string assemblyKey) => Names.Schemas(assemblyKey) + "." + ConstantName(schema);
+
+    // 48 bits of the schema's hash: distinct schemas in one assembly collide with a chance of about n² / 2^49.
+    private static string ConstantName(string schema) => "S_" + Fingerprint.Hash(schema).Substring(0, 12);
 
     /// <summary>The class holding every distinct schema of the assembly's functions and events.</summary>
     public static string? Emit(IReadOnlyList<FunctionModel> functions, IReadOnlyList<EventModel> events, string assemblyKey)
@@ -43,20 +46,20 @@ internal static class JsonSchema
         var all = new SortedDictionary<string, string>(System.StringComparer.Ordinal);
         foreach (FunctionModel f in functions)
         {
-            foreach (string schema in Of(f)) all["S_" + Fingerprint.Hash(schema)] = schema;
+            foreach (string schema in Of(f)) all[ConstantName(schema)] = schema;
         }
 
         foreach (EventModel e in events)
         {
             string schema = Of(e.Payload, e.Objects);
-            all["S_" + Fingerprint.Hash(schema)] = schema;
+            all[ConstantName(schema)] = schema;
         }
 
         if (all.Count == 0) return null;
         string constants = string.Join("\n", all.Select(s => $"internal const string {s.Key} = {Names.Literal(s.Value)};"));
         var w = new CodeWriter();
         w.Line(CodeWriter.Header);
-        w.Open("namespace IpyRpc.Generated");
+        w.Namespace("IpyRpc.Generated");
         w.Block($$"""
             /// <summary>The JSON Schemas of this assembly's functions and events, each written once; descriptors refer to them.</summary>
             {{CodeWriter.GeneratedCode}}
@@ -65,7 +68,6 @@ internal static class JsonSchema
             {{CodeWriter.Indent(constants, 4)}}
             }
             """);
-        w.Close();
         return w.ToString();
     }
 

@@ -9,7 +9,8 @@ namespace IpyRpc.Generators.Emit;
 internal static class Names
 {
     public const string Runtime = "__IpyRpc";
-    public const string Formatting = "__IpyRpc.Formatting";
+    // The formatter file's own aliases (FormatterEmitter.Aliases).
+    public const string Formatting = "__Formatting";
 
     /// <summary>The built-in formatters (IpyRpc.Formatting.Formatters), by the alias every generated file declares.</summary>
     public const string Builtin = "__Builtin";
@@ -17,16 +18,21 @@ internal static class Names
     public const string Tasks = "__Tasks";
 
     public const string CancellationToken = "__CancellationToken";
-    public const string MessagePack = "__IpyRpc.MessagePack";
-    public const string Json = "global::System.Text.Json";
+    public const string MessagePack = "__MessagePack";
+    public const string Json = "__Json";
 
-    /// <summary>The class holding this assembly's generated formatters.</summary>
-    public static string Holder(string assemblyKey) => "__IpyRpc.Generated.Formatters_" + assemblyKey;
+    /// <summary>The class holding this assembly's generated formatters, by the alias <see cref="Aliases"/> declares.</summary>
+    public static string Holder(string assemblyKey) => "__Formatters";
 
     public static string HolderName(string assemblyKey) => "Formatters_" + assemblyKey;
 
-    /// <summary>The class holding this assembly's JSON Schemas.</summary>
-    public static string Schemas(string assemblyKey) => "__IpyRpc.Generated." + SchemasName(assemblyKey);
+    /// <summary>The class holding this assembly's JSON Schemas, by the alias <see cref="Aliases"/> declares.</summary>
+    public static string Schemas(string assemblyKey) => "__Schemas";
+
+    /// <summary>The aliases of this assembly's formatter and schema holders that <paramref name="code"/> refers to (each holder exists only when something needs it).</summary>
+    public static string Aliases(string assemblyKey, string code)
+        => (code.Contains("__Formatters.") ? $"using __Formatters = global::IpyRpc.Generated.{HolderName(assemblyKey)};\n" : "")
+            + (code.Contains("__Schemas.") ? $"using __Schemas = global::IpyRpc.Generated.{SchemasName(assemblyKey)};\n" : "");
 
     public static string SchemasName(string assemblyKey) => "Schemas_" + assemblyKey;
 
@@ -64,6 +70,9 @@ internal static class Names
 
     /// <summary>The formatted type as IpyRpcFormatter's type argument: reference types are nullable.</summary>
     public static string FormatterArgument(TypeModel type) => type.IsValueType ? type.FullName : type.FullName + "?";
+
+    /// <summary>A parameter's name as an identifier: with <c>@</c> when it is a keyword (<c>@class</c>).</summary>
+    public static string Id(string name) => SyntaxFacts.GetKeywordKind(name) == SyntaxKind.None ? name : "@" + name;
 
     public static string Literal(string? value) => value is null ? "null" : SymbolDisplay.FormatLiteral(value, quote: true);
 

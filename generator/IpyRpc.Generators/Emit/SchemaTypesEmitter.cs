@@ -15,7 +15,7 @@ internal static class SchemaTypesEmitter
         if (schema.Records.Count == 0 && schema.Enums.Count == 0) return null;
         var w = new CodeWriter();
         w.Line(CodeWriter.Header);
-        w.Open("namespace " + schema.Key.Namespace);
+        w.Namespace(schema.Key.Namespace);
         bool first = true;
         foreach (TypeModel e in schema.Enums)
         {
@@ -46,7 +46,6 @@ internal static class SchemaTypesEmitter
                 """);
         }
 
-        w.Close();
         return w.ToString();
     }
 

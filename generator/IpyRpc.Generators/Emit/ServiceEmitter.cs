@@ -15,9 +15,7 @@ internal static class ServiceEmitter
     {
         ServiceKey key = service.Key;
         var w = new CodeWriter();
-        w.Line(CodeWriter.Header);
-        bool hasNamespace = key.Namespace.Length > 0;
-        if (hasNamespace) w.Open("namespace " + key.Namespace);
+        w.Namespace(key.Namespace);
 
         // A client generated from a schema file has no implementation here to dispatch to: the proxy only.
         if (key.SchemaFile is null) EmitDispatch(w, service);
@@ -27,8 +25,69 @@ internal static class ServiceEmitter
             EmitProxy(w, service);
         }
 
-        if (hasNamespace) w.Close();
-        return w.ToString();
+        string code = key.Namespace.Length > 0 ? InNamespace(w.ToString(), key.Namespace, DeclaredNames(service)) : w.ToString();
+        return CodeWriter.Header + Names.Aliases(service.AssemblyKey, code) + "\n" + code;
+    }
+
+    /// <summary>
+    /// The generated code with the names of the file's own namespace written short: <c>global::Demo.Report</c> is
+    /// <c>Report</c> inside <c>namespace Demo;</c>, which finds it first, unless <paramref name="declared"/> (the
+    /// generated types and the dispatch's members) has that name. String and character literals are left as written.
+    /// </summary>
+    private static string InNamespace(string code, string ns, HashSet<string> declared)
+    {
+        string prefix = "global::" + ns + ".";
+        var text = new StringBuilder(code.Length);
+        int i = 0;
+        while (i < code.Length)
+        {
+            char c = code[i];
+            if (c is '"' or '\'')
+            {
+                // A literal, with its escapes (generated code writes regular literals only), or an apostrophe in a comment: to the line's end at most.
+                int end = i + 1;
+                while (end < code.Length && code[end] != c && code[end] != '\n') end += code[end] == '\\' ? 2 : 1;
+                end = System.Math.Min(end + 1, code.Length);
+                text.Append(code, i, end - i);
+                i = end;
+                continue;
+            }
+
+            if (c == 'g' && string.CompareOrdinal(code, i, prefix, 0, prefix.Length) == 0 && (i == 0 || !IsNameChar(code[i - 1])))
+            {
+                int start = i + prefix.Length, end = start;
+                while (end < code.Length && IsNameChar(code[end])) end++;
+                if (end > start && !declared.Contains(code.Substring(start, end - start)))
+                {
+                    i = start;
+                    continue;
+                }
+            }
+
+            text.Append(c);
+            i++;
+        }
+
+        return text.ToString();
+    }
+
+    private static bool IsNameChar(char c) => char.IsLetterOrDigit(c) || c == '_';
+
+    // The names a short name could find in this file before its namespace's types: the generated classes, nested ones included, and the dispatch's members.
+    private static HashSet<string> DeclaredNames(ServiceModel service)
+    {
+        var names = new HashSet<string>(System.StringComparer.Ordinal) { DispatchName(service.Key), ProxyName(service.Key), "Register", "CreateFunctions", "Events" };
+        foreach (FunctionModel f in service.Functions)
+        {
+            string[] segments = f.ExportName.Split('.');
+            for (int i = 0; i < segments.Length - 1; i++)
+            {
+                names.Add(Pascal(segments[i]) + "Namespace");
+                names.Add(Pascal(segments[i]) + "FunctionsNamespace");
+            }
+        }
+
+        return names;
     }
 
     public static string DispatchName(ServiceKey key) => key.ContainingPath + "_IpyRpcDispatch";
@@ -45,7 +104,7 @@ internal static class ServiceEmitter
         string events = string.Join("\n", service.Events.Select(e =>
             $"new() {{ Name = {Names.Literal(e.EventName)}, PayloadType = {Names.Literal(e.PayloadDisplay)}, PayloadSchema = {JsonSchema.Reference(JsonSchema.Of(e.Payload, e.Objects), service.AssemblyKey)}, Summary = {Names.Literal(e.Summary)}, Remarks = {Names.Literal(e.Remarks)} }},"));
         string functions = string.Join("\n", service.Functions.Select(f =>
-            $"new {Names.Runtime}.IpyRpcFunction({Member(f)}_Descriptor, Invoke_{Member(f)}, isSynchronous: {(f.ReturnKind is ReturnKind.Void or ReturnKind.Value ? "true" : "false")}, target: {(f.IsStatic ? "null" : "target")}),"));
+            $"new({CodeWriter.Indent(Descriptor(f, service.AssemblyKey), 4).TrimStart()},\n    {Invoker(f, service)}, {(f.ReturnKind is ReturnKind.Void or ReturnKind.Value ? "true" : "false")}, {(f.IsStatic ? "null" : "target")}),"));
         string registers = key.IsContract
             ? "Makes these functions known to servers that register an implementation of the contract (<c>server.Register(new Implementation())</c>)."
             : "Makes these functions known to <c>server.Register(typeof(...))</c>.";
@@ -78,92 +137,54 @@ internal static class ServiceEmitter
         }
 
         w.Block($$"""
-            /// <summary>The functions, bound to <paramref name="target"/> for instance methods.</summary>
-            public static global::System.Collections.Generic.IReadOnlyList<{{Names.Runtime}}.IpyRpcFunction> CreateFunctions(object? target)
+            /// <summary>The functions, bound to <paramref name="target"/> for instance methods: each a descriptor and a reflection-free invoker.</summary>
+            public static global::System.Collections.Generic.IReadOnlyList<{{Names.Runtime}}.IpyRpcFunction> CreateFunctions(object? target) => new {{Names.Runtime}}.IpyRpcFunction[]
             {
-                return new {{Names.Runtime}}.IpyRpcFunction[]
-                {
-            {{CodeWriter.Indent(functions, 8)}}
-                };
-            }
+            {{CodeWriter.Indent(functions, 4)}}
+            };
             """);
-        foreach (FunctionModel f in service.Functions)
-        {
-            w.Line();
-            EmitDescriptor(w, f, service.AssemblyKey);
-            w.Line();
-            EmitInvoker(w, f, service);
-        }
 
         w.Close();
     }
 
-    /// <summary>A member-name-safe form of the export name (two methods may share a C# name as overloads).</summary>
-    private static string Member(FunctionModel f)
-    {
-        var text = new StringBuilder();
-        foreach (char c in f.ExportName) text.Append(char.IsLetterOrDigit(c) ? c : '_');
-        return text.ToString();
-    }
-
-    private static void EmitDescriptor(CodeWriter w, FunctionModel f, string assemblyKey)
+    // The descriptor: name, docs, return, fingerprint and parameters (each optional exactly when it has a default), then what only some functions have.
+    private static string Descriptor(FunctionModel f, string assemblyKey)
     {
         string? returnSchema = JsonSchema.ReturnOf(f);
         ParameterModel? progress = f.Parameters.FirstOrDefault(p => p.IsProgress);
-        string parameters = string.Join("\n", f.Parameters.Where(p => p.IsArgument).Select(p =>
-            $"new() {{ Name = {Names.Literal(p.Name)}, Type = {Names.Literal(p.Display)}, Schema = {JsonSchema.Reference(JsonSchema.Of(p.Type!, f.Objects), assemblyKey)}, Doc = {Names.Literal(p.Doc)}, IsOptional = {(p.DefaultExpression is null ? "false" : "true")}, DefaultValue = {Names.Literal(p.DefaultDisplay ?? p.DefaultExpression)} }},"));
-        string exceptions = string.Join("\n", f.Docs.Exceptions.Select(e => $"new({Names.Literal(e.Name)}, {Names.Literal(e.Text)}),"));
-        w.Block($$"""
-            /// <summary>The descriptor of <c>{{f.ExportName}}</c>.</summary>
-            public static readonly {{Names.Runtime}}.FunctionDescriptor {{Member(f)}}_Descriptor = new()
-            {
-                Name = {{Names.Literal(f.ExportName)}},
-                Summary = {{Names.Literal(f.Docs.Summary)}},
-                Remarks = {{Names.Literal(f.Docs.Remarks)}},
-                Returns = {{Names.Literal(f.Docs.Returns)}},
-                ReturnType = {{Names.Literal(f.ReturnDisplay)}},
-                ReturnSchema = {{(returnSchema is null ? "null" : JsonSchema.Reference(returnSchema, assemblyKey))}},
-                {{CodeWriter.If(f.ReturnKind == ReturnKind.Stream, "IsStream = true,")}}
-                Fingerprint = {{Names.Literal(Fingerprint.Of(f))}},
-                {{CodeWriter.If(progress is not null, $"ProgressType = {Names.Literal(progress?.Type!.Display)},")}}
-                {{CodeWriter.If(progress is not null, $"ProgressSchema = {(progress is null ? "" : JsonSchema.Reference(JsonSchema.Of(progress.Type!, f.Objects), assemblyKey))},")}}
-                Parameters = new {{Names.Runtime}}.ParameterDescriptor[]
-                {
-            {{CodeWriter.Indent(parameters, 8)}}
-                },
-                Exceptions = new {{Names.Runtime}}.ExceptionDoc[]
-                {
-            {{CodeWriter.Indent(exceptions, 8)}}
-                },
-            };
-            """);
+        IEnumerable<string> parameters = f.Parameters.Where(p => p.IsArgument).Select(p =>
+            $"\nnew({Names.Literal(p.Name)}, {Names.Literal(p.Display)}, {JsonSchema.Reference(JsonSchema.Of(p.Type!, f.Objects), assemblyKey)}, {Names.Literal(p.Doc)}"
+            + (p.DefaultExpression is null ? ")" : $", {Names.Literal(p.DefaultDisplay ?? p.DefaultExpression)})"));
+        var extras = new List<string>();
+        if (f.ReturnKind == ReturnKind.Stream) extras.Add("IsStream = true");
+        if (progress is not null)
+        {
+            extras.Add($"ProgressType = {Names.Literal(progress.Type!.Display)}");
+            extras.Add($"ProgressSchema = {JsonSchema.Reference(JsonSchema.Of(progress.Type!, f.Objects), assemblyKey)}");
+        }
+
+        if (f.Docs.Exceptions.Count > 0)
+        {
+            extras.Add($"Exceptions = new {Names.Runtime}.ExceptionDoc[] {{ {string.Join(", ", f.Docs.Exceptions.Select(e => $"new({Names.Literal(e.Name)}, {Names.Literal(e.Text)})"))} }}");
+        }
+
+        return $"new({Names.Literal(f.ExportName)}, {Names.Literal(f.Docs.Summary)}, {Names.Literal(f.Docs.Remarks)}, {Names.Literal(f.Docs.Returns)}, {Names.Literal(f.ReturnDisplay)}, "
+            + $"{(returnSchema is null ? "null" : JsonSchema.Reference(returnSchema, assemblyKey))}, {Names.Literal(Fingerprint.Of(f))}, [{string.Join(",", parameters)}])"
+            + (extras.Count == 0 ? "" : $" {{ {string.Join(", ", extras)} }}");
     }
 
-    private static void EmitInvoker(CodeWriter w, FunctionModel f, ServiceModel service)
+    // The invoker: reads the arguments in order, each with its formatter (a missing optional one takes its default), calls the method, sets the result.
+    private static string Invoker(FunctionModel f, ServiceModel service)
     {
-        bool isAsync = f.ReturnKind is ReturnKind.Task or ReturnKind.TaskOfT or ReturnKind.ValueTask or ReturnKind.ValueTaskOfT or ReturnKind.Stream;
-        var reads = new List<string>();
         var arguments = new List<string>();
         int index = 0;
         foreach (ParameterModel p in f.Parameters)
         {
-            if (p.IsProgress)
-            {
-                arguments.Add($"call.Progress({Names.Formatter(p.Type!, service.AssemblyKey)})");
-            }
-            else if (p.FilledBy is { } filledBy)
-            {
-                arguments.Add(filledBy);
-            }
-            else
-            {
-                string formatter = Names.Formatter(p.Type!, service.AssemblyKey);
-                reads.Add(p.DefaultExpression is null
-                    ? $"{p.Source} arg_{p.Name} = call.Arg({index}, {formatter});"
-                    : $"{p.Source} arg_{p.Name} = call.ArgOrDefault({index}, {formatter}, {p.DefaultExpression});");
-                arguments.Add("arg_" + p.Name);
-                index++;
-            }
+            string formatter = p.Type is null ? "" : Names.Formatter(p.Type, service.AssemblyKey);
+            arguments.Add(p.IsProgress ? $"call.Progress({formatter})"
+                : p.FilledBy is { } filledBy ? filledBy
+                : p.DefaultExpression is null ? $"call.Arg({index++}, {formatter})"
+                : $"call.ArgOrDefault({index++}, {formatter}, {p.DefaultExpression})");
         }
 
         // An interface with static abstract members cannot be a type argument: cast instead.
@@ -172,31 +193,14 @@ internal static class ServiceEmitter
             : $"call.Target<{service.Key.FullName}>()";
         string invocation = $"{receiver}.{f.MethodName}({string.Join(", ", arguments)})";
         string? result = f.ReturnType is null ? null : Names.Formatter(f.ReturnType, service.AssemblyKey);
-        string body = f.ReturnKind switch
+        return "static call => " + f.ReturnKind switch
         {
-            ReturnKind.Void => $"""
-                {invocation};
-                call.ReturnVoid();
-                return default;
-                """,
-            ReturnKind.Value => $"""
-                call.Return({invocation}, {result});
-                return default;
-                """,
-            ReturnKind.Task or ReturnKind.ValueTask => $"""
-                await {invocation}.ConfigureAwait(false);
-                call.ReturnVoid();
-                """,
-            ReturnKind.Stream => $"await call.ReturnStreamAsync({invocation}, {result}).ConfigureAwait(false);",
-            _ => $"call.Return(await {invocation}.ConfigureAwait(false), {result});",
+            ReturnKind.Void => $"{{ {invocation}; return call.ReturnedVoid(); }}",
+            ReturnKind.Value => $"call.Returned({invocation}, {result})",
+            ReturnKind.Task or ReturnKind.ValueTask => $"call.ReturnVoidAsync({invocation})",
+            ReturnKind.Stream => $"call.ReturnStreamAsync({invocation}, {result})",
+            _ => $"call.ReturnAsync({invocation}, {result})",
         };
-        w.Block($$"""
-            private static {{(isAsync ? "async " : "")}}{{Names.Tasks}}.ValueTask Invoke_{{Member(f)}}({{Names.Runtime}}.IpyRpcInvocation call)
-            {
-            {{CodeWriter.Indent(string.Join("\n", reads), 4)}}
-            {{CodeWriter.Indent(body, 4)}}
-            }
-            """);
     }
 
     private static void EmitProxy(CodeWriter w, ServiceModel service)
@@ -210,6 +214,7 @@ internal static class ServiceEmitter
             : $"Typed client for the IpyRpc functions of <see cref=\"{key.FullName}\"/>. Create it with <c>client.Proxy&lt;{name}&gt;()</c>.";
         w.Block($$"""
             /// <summary>{{summary}}</summary>
+            /// <remarks>A data argument (an array, a collection, a record) takes the value or a <see cref="{{Names.Runtime}}.RemotePointer{T}"/> to it. Any call can be submitted as a job instead, <c>client.SubmitAsync(() =&gt; proxy.F(x))</c>, or made for a pointer to its result, <c>client.AsPointerAsync(() =&gt; proxy.F(x))</c>.</remarks>
             {{CodeWriter.GeneratedCode}}
             {{(key.IsPublic ? "public" : "internal")}} sealed partial class {{name}} : {{Names.Runtime}}.IIpyRpcProxy<{{name}}>
             {
@@ -302,13 +307,6 @@ internal static class ServiceEmitter
             }
         }
 
-        // Variants are named on the method's name without "Async" (SubmitSummarizeAsync), unless two methods would then share one.
-        var stems = new Dictionary<FunctionModel, string>();
-        foreach (IGrouping<string, KeyValuePair<FunctionModel, string>> group in methodNames.GroupBy(p => Stem(p.Value)))
-        {
-            foreach (KeyValuePair<FunctionModel, string> p in group) stems[p.Key] = group.Count() == 1 ? group.Key : p.Value;
-        }
-
         var taken = new HashSet<string>(methodNames.Values, System.StringComparer.Ordinal);
         var nested = new List<(Level Child, string Property, string Class)>();
         foreach (KeyValuePair<string, Level> child in level.Children)
@@ -333,7 +331,7 @@ internal static class ServiceEmitter
         foreach (FunctionModel f in level.Functions)
         {
             w.Line();
-            EmitProxyMethod(w, f, assemblyKey, methodNames[f], stems[f]);
+            EmitProxyMethod(w, f, assemblyKey, methodNames[f]);
         }
 
         foreach ((Level child, string property, string cls) in nested)
@@ -352,10 +350,6 @@ internal static class ServiceEmitter
             w.Close();
         }
     }
-
-    /// <summary>A method name without its <c>Async</c> suffix, to build the names of its variants on (<c>SubmitSummarizeAsync</c>, not <c>SubmitSummarizeAsyncAsync</c>).</summary>
-    private static string Stem(string methodName)
-        => methodName.Length > 5 && methodName.EndsWith("Async", System.StringComparison.Ordinal) ? methodName.Substring(0, methodName.Length - 5) : methodName;
 
     private static string Xml(string text) => System.Security.SecurityElement.Escape(text).Replace("\n", " ");
 
@@ -386,46 +380,42 @@ internal static class ServiceEmitter
         _ => false,
     };
 
-    // {Name}AsPointerAsync: the result stays with the process that computed it (for data results: a number or a text is cheaper to send than to point to).
     /// <summary>The peer a proxy method calls through: for a client generated from a schema file, after checking that the function still has the schema's signature.</summary>
     private static string Receiver(FunctionModel f)
         => f.Check is null ? "_client"
             : $"{Names.Runtime}.SchemaGuard.Checked(_client, {Names.Literal(f.ExportName)}, {Names.Literal(f.Check.Fingerprint)}, {Names.Literal(f.Check.Signature)}, {Names.Literal(f.Check.File)})";
 
-    private static void EmitAsPointerMethod(CodeWriter w, FunctionModel f, string stem, ParameterModel[] parameters,
-        List<string> signature, string args, string options, string token, HashSet<string> tokenParams, ParameterModel? progress)
-    {
-        string pointerType = $"{Names.Runtime}.RemotePointer<{f.ReturnSource}>";
-        string docs = CallDocs(f, parameters, tokenParams, progress, options, token,
-            $"Calls <c>{f.ExportName}</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.",
-            "timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization",
-            $"A pointer to the result of <c>{f.ExportName}</c>.");
-        w.Block($$"""
+    // A collection (an array, a list, a dictionary): its parameter keeps its own type, so a collection expression
+    // ([1, 2, 3]) can be passed, and a pointer goes to an overload. C# has no collection expression for ValueOrPointer<T>.
+    private static bool IsCollection(TypeModel type) => type.Kind is TypeKind.Sequence or TypeKind.Dictionary
+        || (type.Kind == TypeKind.Builtin && type.Builtin is { } b && b.EndsWith("Array", System.StringComparison.Ordinal));
 
-            {{docs}}
-            public {{Names.Tasks}}.Task<{{pointerType}}> {{stem}}AsPointerAsync({{string.Join(", ", signature)}})
-                => {{Receiver(f)}}.InvokeAsync<{{pointerType}}>({{Names.Literal(f.ExportName)}}, {{args}}, {{Names.Runtime}}.RemotePointerFormatter<{{f.ReturnSource}}>.Instance, {{Names.Runtime}}.CallOptions.ForPointer({{options}}), {{token}});
-            """);
-    }
+    // Other data (records, matrices, tensors, data frames) takes a value or a pointer to one (ValueOrPointer<T>), one method serving both.
+    private static bool TakesPointer(ParameterModel p) => IsData(p.Type) && !IsCollection(p.Type!);
 
-    // An overload of {Name} taking pointers for its data arguments, resolved where the function runs.
-    private static void EmitPointerArgumentsOverload(CodeWriter w, FunctionModel f, string assemblyKey, string methodName, string stem, ParameterModel[] parameters,
+    // The proxy's parameter: data as ValueOrPointer<T> (its default: default, the value's own), the rest as declared.
+    private static string ProxyParameter(ParameterModel p)
+        => TakesPointer(p) ? $"{Names.Runtime}.ValueOrPointer<{p.Source}> {Names.Id(p.Name)}{(p.DefaultExpression is null ? "" : " = default")}"
+            : p.DefaultExpression is null ? $"{p.Source} {Names.Id(p.Name)}" : $"{p.Source} {Names.Id(p.Name)} = {p.DefaultExpression}";
+
+    // An overload of {Name} taking pointers for its collection arguments (its other data arguments take pointers as they are).
+    private static void EmitPointerArgumentsOverload(CodeWriter w, FunctionModel f, string assemblyKey, string methodName, ParameterModel[] parameters,
         string options, string token, HashSet<string> tokenParams, ParameterModel? progress)
     {
         var pointerSignature = new List<string>();
         var pointerArgs = new StringBuilder($"new {Names.Runtime}.IpyRpcArguments()");
         foreach (ParameterModel p in parameters)
         {
-            if (IsData(p.Type))
+            if (IsData(p.Type) && IsCollection(p.Type!))
             {
-                string element = p.Source.EndsWith("?", System.StringComparison.Ordinal) && !p.Type!.IsValueType ? p.Source.Substring(0, p.Source.Length - 1) : p.Source;
-                pointerSignature.Add($"{Names.Runtime}.RemotePointer<{element}> @{p.Name}");
-                pointerArgs.Append($".Add(@{p.Name}, {Names.Runtime}.RemotePointerFormatter<{element}>.Instance)");
+                string element = p.Source.EndsWith("?", System.StringComparison.Ordinal) ? p.Source.Substring(0, p.Source.Length - 1) : p.Source;
+                pointerSignature.Add($"{Names.Runtime}.RemotePointer<{element}> {Names.Id(p.Name)}");
+                pointerArgs.Append($".Add({Names.Id(p.Name)}, {Names.Runtime}.RemotePointerFormatter<{element}>.Instance)");
             }
             else
             {
-                pointerSignature.Add(p.DefaultExpression is null ? $"{p.Source} @{p.Name}" : $"{p.Source} @{p.Name} = {p.DefaultExpression}");
-                pointerArgs.Append($".Add(@{p.Name}, {Names.Formatter(p.Type!, assemblyKey)})");
+                pointerSignature.Add(ProxyParameter(p));
+                pointerArgs.Append($".Add({Names.Id(p.Name)}, {Names.Formatter(p.Type!, assemblyKey)})");
             }
         }
 
@@ -441,9 +431,6 @@ internal static class ServiceEmitter
             public {{Names.Tasks}}.Task<{{f.ReturnSource}}> {{methodName}}({{string.Join(", ", pointerSignature)}})
                 => {{Receiver(f)}}.InvokeAsync<{{f.ReturnSource}}>({{Names.Literal(f.ExportName)}}, {{pointerArgs}}, {{Names.Formatter(f.ReturnType!, assemblyKey)}}, {{options}}, {{token}});
             """);
-
-        // Pointers in, a pointer out: a chain (compute, slice, reduce) that never brings the data to the caller.
-        if (IsData(f.ReturnType)) EmitAsPointerMethod(w, f, stem, parameters, pointerSignature, pointerArgs.ToString(), options, token, tokenParams, progress);
     }
 
     // The docs of a variant (a pointer, a pointer-argument overload): its own summary, the function's parameters, options, token, returns.
@@ -453,7 +440,7 @@ internal static class ServiceEmitter
             /// <summary>{{summary}}</summary>
             {{ParamDocs(f, parameters, tokenParams, progress)}}
             /// <param name="{{options}}">Per-call options: {{optionsDoc}}.</param>
-            /// <param name="{{token}}">Cancels the call; the remote function's token is cancelled too.</param>
+            /// <param name="{{token}}">Cancels the call and the remote function.</param>
             /// <returns>{{returns}}</returns>
             """;
 
@@ -469,7 +456,7 @@ internal static class ServiceEmitter
         return lines.Length == 0 ? CodeWriter.Omit : lines;
     }
 
-    private static void EmitProxyMethod(CodeWriter w, FunctionModel f, string assemblyKey, string methodName, string stem)
+    private static void EmitProxyMethod(CodeWriter w, FunctionModel f, string assemblyKey, string methodName)
     {
         ParameterModel[] parameters = f.Parameters.Where(p => p.IsArgument).ToArray();
         ParameterModel? progress = f.Parameters.FirstOrDefault(p => p.IsProgress);
@@ -494,33 +481,26 @@ internal static class ServiceEmitter
             {{CodeWriter.If(written.Length == 0, $"/// <summary>Calls the remote function <c>{f.ExportName}</c>.</summary>")}}
             {{(undocumented.Length == 0 ? CodeWriter.Omit : undocumented)}}
             {{CodeWriter.If(progressUndocumented, $"/// <param name=\"{progress?.Name}\">Receives the function's progress reports as they happen, before the call returns.</param>")}}
-            /// <param name="{{options}}">Per-call options: timeout, where remote output goes, serialization{{(stream ? ", how many items may arrive ahead of the enumeration (StreamWindow)" : "")}}.</param>
-            /// <param name="{{token}}">{{(stream ? "Cancels the call; stopping the enumeration early cancels it too." : "Cancels the call; the remote function's token is cancelled too.")}}</param>
+            /// <param name="{{options}}">Timeout, where output goes, serialization{{(stream ? ", how many items may arrive ahead of the enumeration (StreamWindow)" : "")}}.</param>
+            /// <param name="{{token}}">{{(stream ? "Cancels the call; stopping the enumeration early cancels it too." : "Cancels the call and the remote function.")}}</param>
             {{CodeWriter.If(returnsUndocumented, stream
                 ? $"/// <returns>The items of <c>{f.ExportName}</c>, as the remote function produces them.</returns>"
                 : $"/// <returns>The result of <c>{f.ExportName}</c>.</returns>")}}
             """;
 
-        var signature = new List<string>();
-        foreach (ParameterModel p in parameters)
-        {
-            signature.Add(p.DefaultExpression is null ? $"{p.Source} @{p.Name}" : $"{p.Source} @{p.Name} = {p.DefaultExpression}");
-        }
+        var signature = new List<string>(parameters.Select(ProxyParameter));
 
-        if (progress is not null) signature.Add($"{progress.Source.TrimEnd('?')}? @{progress.Name} = null");
+        if (progress is not null) signature.Add($"{progress.Source.TrimEnd('?')}? {Names.Id(progress.Name)} = null");
         signature.Add($"{Names.Runtime}.CallOptions? {options} = null");
         signature.Add($"{Names.CancellationToken} {token} = default");
 
         var args = new StringBuilder($"new {Names.Runtime}.IpyRpcArguments()");
         foreach (ParameterModel p in parameters)
         {
-            args.Append($".Add(@{p.Name}, {Names.Formatter(p.Type!, assemblyKey)})");
+            args.Append($".Add({Names.Id(p.Name)}, {Names.Formatter(p.Type!, assemblyKey)})");
         }
 
-        // A submitted job reports to no one in particular: its variant takes no IProgress (attach to follow it).
-        string submitArgs = args.ToString();
-        List<string> submitSignature = signature.Where(p => progress is null || !p.EndsWith("@" + progress.Name + " = null", System.StringComparison.Ordinal)).ToList();
-        if (progress is not null) args.Append($".Progress(@{progress.Name}, {Names.Formatter(progress.Type!, assemblyKey)})");
+        if (progress is not null) args.Append($".Progress({Names.Id(progress.Name)}, {Names.Formatter(progress.Type!, assemblyKey)})");
 
         if (stream)
         {
@@ -536,28 +516,13 @@ internal static class ServiceEmitter
         string returnType = f.ReturnType is null ? $"{Names.Tasks}.Task" : $"{Names.Tasks}.Task<{f.ReturnSource}>";
         string call = f.ReturnType is null
             ? $"{Receiver(f)}.InvokeAsync({Names.Literal(f.ExportName)}, {args}, {options}, {token})"
-            : $"{Receiver(f)}.InvokeAsync<{f.ReturnSource}>({Names.Literal(f.ExportName)}, {args}, {Names.Formatter(f.ReturnType, assemblyKey)}, {options}, {token})";
+            : $"{Receiver(f)}.InvokeAsync({Names.Literal(f.ExportName)}, {args}, {Names.Formatter(f.ReturnType, assemblyKey)}, {options}, {token})";
         w.Block($$"""
             {{docs}}
             public {{returnType}} {{methodName}}({{string.Join(", ", signature)}})
                 => {{call}};
             """);
 
-        if (IsData(f.ReturnType)) EmitAsPointerMethod(w, f, stem, parameters, submitSignature, submitArgs, options, token, tokenParams, progress);
-        if (f.ReturnType is not null && parameters.Any(p => IsData(p.Type))) EmitPointerArgumentsOverload(w, f, assemblyKey, methodName, stem, parameters, options, token, tokenParams, progress);
-
-        // The same call submitted as a job: a typed handle at once, the result when it is ready.
-        string resultSource = f.ReturnType is null ? "object?" : f.ReturnSource!;
-        string resultFormatter = f.ReturnType is null ? Names.Builtin + ".Object" : Names.Formatter(f.ReturnType, assemblyKey);
-        w.Block($$"""
-
-            /// <summary>Submits <c>{{f.ExportName}}</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-            {{ParamDocs(f, parameters, tokenParams, progress)}}
-            /// <param name="{{options}}">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-            /// <param name="{{token}}">Cancels the submission (not the job: cancel that with the handle).</param>
-            /// <returns>The job's handle.</returns>
-            public {{Names.Tasks}}.Task<{{Names.Runtime}}.IpyRpcJob<{{resultSource}}>> Submit{{stem}}Async({{string.Join(", ", submitSignature)}})
-                => {{Receiver(f)}}.SubmitAsync<{{resultSource}}>({{Names.Literal(f.ExportName)}}, {{submitArgs}}, {{resultFormatter}}, {{options}}, {{token}});
-            """);
+        if (f.ReturnType is not null && parameters.Any(p => IsData(p.Type) && IsCollection(p.Type!))) EmitPointerArgumentsOverload(w, f, assemblyKey, methodName, parameters, options, token, tokenParams, progress);
     }
 }

@@ -68,11 +68,16 @@ public abstract partial class IpyRpcPeer
         => InvokeAsync(function, Named(args), FormatterRegistry.Get<T>(), options, cancellationToken);
 
     /// <summary>Calls a function whose result is nil (a <see langword="void"/> method).</summary>
-    public async Task InvokeAsync(string function, IpyRpcArguments arguments, CallOptions? options = null, CancellationToken cancellationToken = default)
-        => await InvokeAsync(function, arguments, Formatters.Object, options, cancellationToken).ConfigureAwait(false);
+    public Task InvokeAsync(string function, IpyRpcArguments arguments, CallOptions? options = null, CancellationToken cancellationToken = default)
+        => t_capturing is { } capture ? capture.Take(this, function, arguments, Formatters.Object, options, cancellationToken)
+            : InvokeCoreAsync(function, arguments, Formatters.Object, options, cancellationToken);
 
     /// <summary>Calls a function with typed arguments and a typed result. Generated proxies use this.</summary>
-    public async Task<TResult> InvokeAsync<TResult>(string function, IpyRpcArguments arguments, IpyRpcFormatter<TResult> result, CallOptions? options = null, CancellationToken cancellationToken = default)
+    public Task<TResult> InvokeAsync<TResult>(string function, IpyRpcArguments arguments, IpyRpcFormatter<TResult> result, CallOptions? options = null, CancellationToken cancellationToken = default)
+        => t_capturing is { } capture ? capture.Take(this, function, arguments, result, options, cancellationToken)
+            : InvokeCoreAsync(function, arguments, result, options, cancellationToken);
+
+    private async Task<TResult> InvokeCoreAsync<TResult>(string function, IpyRpcArguments arguments, IpyRpcFormatter<TResult> result, CallOptions? options, CancellationToken cancellationToken)
     {
         Serialization serialization = options?.Serialization ?? DefaultSerialization;
         TimeSpan? timeout = options?.Timeout ?? DefaultTimeout;

@@ -29,6 +29,10 @@ public sealed class IpyRpcArguments
         return this;
     }
 
+    /// <summary>Adds a positional argument that is a value or a pointer to one (resolved where the function runs).</summary>
+    public IpyRpcArguments Add<T>(ValueOrPointer<T> value, IpyRpcFormatter<T> formatter)
+        => value.Pointer is { } pointer ? Add(pointer, RemotePointerFormatter<T>.Instance) : Add(value.Value, formatter);
+
     /// <summary>Adds a named argument.</summary>
     public IpyRpcArguments Add<T>(string name, T value, IpyRpcFormatter<T> formatter)
     {

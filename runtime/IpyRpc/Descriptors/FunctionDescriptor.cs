@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+
 namespace IpyRpc;
 
 /// <summary>
@@ -6,6 +8,33 @@ namespace IpyRpc;
 /// </summary>
 public sealed record FunctionDescriptor
 {
+    /// <summary>An empty descriptor, to fill with an object initializer (<see cref="Name"/> is required).</summary>
+    public FunctionDescriptor()
+    {
+    }
+
+    /// <summary>A descriptor with its name, docs, return and parameters: the form generated dispatch writes.</summary>
+    /// <param name="name">The exported name.</param>
+    /// <param name="summary">The summary doc.</param>
+    /// <param name="remarks">The remarks doc.</param>
+    /// <param name="returns">The returns doc.</param>
+    /// <param name="returnType">The C# return type as shown to people.</param>
+    /// <param name="returnSchema">A JSON Schema of the return value.</param>
+    /// <param name="fingerprint">The signature's fingerprint.</param>
+    /// <param name="parameters">The parameters, in order.</param>
+    [SetsRequiredMembers]
+    public FunctionDescriptor(string name, string? summary, string? remarks, string? returns, string returnType, string? returnSchema, string? fingerprint, IReadOnlyList<ParameterDescriptor> parameters)
+    {
+        Name = name;
+        Summary = summary;
+        Remarks = remarks;
+        Returns = returns;
+        ReturnType = returnType;
+        ReturnSchema = returnSchema;
+        Fingerprint = fingerprint;
+        Parameters = parameters;
+    }
+
     /// <summary>The exported name.</summary>
     public required string Name { get; init; }
 
@@ -100,6 +129,28 @@ public sealed record FunctionDescriptor
 /// <summary>One parameter of a remote function.</summary>
 public sealed record ParameterDescriptor
 {
+    /// <summary>An empty descriptor, to fill with an object initializer (<see cref="Name"/> and <see cref="Type"/> are required).</summary>
+    public ParameterDescriptor()
+    {
+    }
+
+    /// <summary>A parameter: optional exactly when it has a <paramref name="defaultValue"/> (the form generated dispatch writes).</summary>
+    /// <param name="name">The parameter's name.</param>
+    /// <param name="type">The C# type as shown to people.</param>
+    /// <param name="schema">A JSON Schema of the parameter.</param>
+    /// <param name="doc">The <c>&lt;param&gt;</c> documentation.</param>
+    /// <param name="defaultValue">The default value as C# source text; <see langword="null"/> for a required parameter.</param>
+    [SetsRequiredMembers]
+    public ParameterDescriptor(string name, string type, string? schema, string? doc, string? defaultValue = null)
+    {
+        Name = name;
+        Type = type;
+        Schema = schema;
+        Doc = doc;
+        IsOptional = defaultValue is not null;
+        DefaultValue = defaultValue;
+    }
+
     /// <summary>The parameter's name (arguments may be passed by it).</summary>
     public required string Name { get; init; }
 

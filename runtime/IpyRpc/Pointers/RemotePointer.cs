@@ -218,6 +218,9 @@ public class RemotePointer
 /// <typeparam name="T">What fetching it gives.</typeparam>
 public sealed class RemotePointer<T> : RemotePointer
 {
+    /// <summary>Passes the pointer where a typed proxy takes the value (a data parameter): the function gets the value it points to.</summary>
+    /// <param name="pointer">The pointer.</param>
+    public static implicit operator ValueOrPointer<T>(RemotePointer<T> pointer) => ValueOrPointer<T>.Of(pointer);
 }
 
 /// <summary>Reads and writes pointers as their wire map.</summary>

@@ -321,6 +321,41 @@ public sealed class IpyRpcInvocation
         Result = OutputSerialization == Serialization.Json ? "null"u8.ToArray() : [0xc0];
         HasResult = true;
     }
+
+    /// <summary>Sets the result of a synchronous function and completes: what a generated invoker returns.</summary>
+    /// <exception cref="ResultSerializationException">The value could not be written.</exception>
+    public ValueTask Returned<T>(T value, IpyRpcFormatter<T> formatter)
+    {
+        Return(value, formatter);
+        return default;
+    }
+
+    /// <summary>Completes a call to a synchronous <see langword="void"/> method: what a generated invoker returns.</summary>
+    public ValueTask ReturnedVoid()
+    {
+        ReturnVoid();
+        return default;
+    }
+
+    /// <summary>Sets the result once <paramref name="task"/> has it (a generated invoker of an <see langword="async"/> function returns this).</summary>
+    public async ValueTask ReturnAsync<T>(Task<T> task, IpyRpcFormatter<T> formatter) => Return(await task.ConfigureAwait(false), formatter);
+
+    /// <summary>Sets the result once <paramref name="task"/> has it.</summary>
+    public async ValueTask ReturnAsync<T>(ValueTask<T> task, IpyRpcFormatter<T> formatter) => Return(await task.ConfigureAwait(false), formatter);
+
+    /// <summary>Completes the call once <paramref name="task"/> has (a function returning <see cref="Task"/>).</summary>
+    public async ValueTask ReturnVoidAsync(Task task)
+    {
+        await task.ConfigureAwait(false);
+        ReturnVoid();
+    }
+
+    /// <summary>Completes the call once <paramref name="task"/> has (a function returning <see cref="ValueTask"/>).</summary>
+    public async ValueTask ReturnVoidAsync(ValueTask task)
+    {
+        await task.ConfigureAwait(false);
+        ReturnVoid();
+    }
 }
 
 /// <summary>A function's result could not be serialized: an internal error, reported as such rather than as the function's exception.</summary>

@@ -6,270 +6,111 @@ using __IpyRpc = global::IpyRpc;
 using __Builtin = global::IpyRpc.Formatting.Formatters;
 using __Tasks = global::System.Threading.Tasks;
 using __CancellationToken = global::System.Threading.CancellationToken;
+using __Formatters = global::IpyRpc.Generated.Formatters_Demo_Assembly;
+using __Schemas = global::IpyRpc.Generated.Schemas_Demo_Assembly;
 
-namespace Demo
+namespace Demo;
+
+/// <summary>IpyRpc dispatch for the exported methods of <see cref="global::Demo.Compute"/>: descriptors and reflection-free invokers.</summary>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+[global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
+internal static class Compute_IpyRpcDispatch
 {
-    /// <summary>IpyRpc dispatch for the exported methods of <see cref="global::Demo.Compute"/>: descriptors and reflection-free invokers.</summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
-    internal static class Compute_IpyRpcDispatch
+    /// <summary>Makes these functions known to <c>server.Register(typeof(...))</c>.</summary>
+    [global::System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void Register()
     {
-        /// <summary>Makes these functions known to <c>server.Register(typeof(...))</c>.</summary>
-        [global::System.Runtime.CompilerServices.ModuleInitializer]
-        internal static void Register()
-        {
-            __IpyRpc.GeneratedServices.Add(new __IpyRpc.GeneratedService(typeof(global::Demo.Compute), false, null, CreateFunctions));
-        }
-
-        /// <summary>The functions, bound to <paramref name="target"/> for instance methods.</summary>
-        public static global::System.Collections.Generic.IReadOnlyList<__IpyRpc.IpyRpcFunction> CreateFunctions(object? target)
-        {
-            return new __IpyRpc.IpyRpcFunction[]
-            {
-                new __IpyRpc.IpyRpcFunction(Crunch_Descriptor, Invoke_Crunch, isSynchronous: false, target: null),
-                new __IpyRpc.IpyRpcFunction(add_Descriptor, Invoke_add, isSynchronous: true, target: null),
-                new __IpyRpc.IpyRpcFunction(compute_json_Descriptor, Invoke_compute_json, isSynchronous: true, target: null),
-                new __IpyRpc.IpyRpcFunction(math_scale_Descriptor, Invoke_math_scale, isSynchronous: true, target: null),
-            };
-        }
-
-        /// <summary>The descriptor of <c>Crunch</c>.</summary>
-        public static readonly __IpyRpc.FunctionDescriptor Crunch_Descriptor = new()
-        {
-            Name = "Crunch",
-            Summary = "Prints progress while it works.",
-            Remarks = "Takes a while for large inputs.",
-            Returns = "A report on req.",
-            ReturnType = "Report",
-            ReturnSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_53a2ced48569426c,
-            Fingerprint = "cf3ddcb90a9500b5",
-            Parameters = new __IpyRpc.ParameterDescriptor[]
-            {
-                new() { Name = "req", Type = "Request", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_e0f9afc8fd2bcac7, Doc = "The request.", IsOptional = false, DefaultValue = null },
-            },
-            Exceptions = new __IpyRpc.ExceptionDoc[]
-            {
-                new("ArgumentException", "When the request is empty."),
-            },
-        };
-
-        private static async __Tasks.ValueTask Invoke_Crunch(__IpyRpc.IpyRpcInvocation call)
-        {
-            global::Demo.Request arg_req = call.Arg(0, __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Request);
-            call.Return(await global::Demo.Compute.Crunch(arg_req, call.CancellationToken).ConfigureAwait(false), __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Report);
-        }
-
-        /// <summary>The descriptor of <c>add</c>.</summary>
-        public static readonly __IpyRpc.FunctionDescriptor add_Descriptor = new()
-        {
-            Name = "add",
-            Summary = "Adds two integers.",
-            Remarks = null,
-            Returns = "The sum.",
-            ReturnType = "int",
-            ReturnSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_3483fdad3db760a4,
-            Fingerprint = "c19639815106f4a8",
-            Parameters = new __IpyRpc.ParameterDescriptor[]
-            {
-                new() { Name = "a", Type = "int", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_3483fdad3db760a4, Doc = "The first addend.", IsOptional = false, DefaultValue = null },
-                new() { Name = "b", Type = "int", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_3483fdad3db760a4, Doc = "The second addend.", IsOptional = false, DefaultValue = null },
-            },
-            Exceptions = new __IpyRpc.ExceptionDoc[]
-            {
-            },
-        };
-
-        private static __Tasks.ValueTask Invoke_add(__IpyRpc.IpyRpcInvocation call)
-        {
-            int arg_a = call.Arg(0, __Builtin.Int32);
-            int arg_b = call.Arg(1, __Builtin.Int32);
-            call.Return(global::Demo.Compute.Add(arg_a, arg_b), __Builtin.Int32);
-            return default;
-        }
-
-        /// <summary>The descriptor of <c>compute_json</c>.</summary>
-        public static readonly __IpyRpc.FunctionDescriptor compute_json_Descriptor = new()
-        {
-            Name = "compute_json",
-            Summary = "Echoes JSON text.",
-            Remarks = null,
-            Returns = null,
-            ReturnType = "string",
-            ReturnSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_68a5368d48c2480d,
-            Fingerprint = "48601f084d3a6ba4",
-            Parameters = new __IpyRpc.ParameterDescriptor[]
-            {
-                new() { Name = "text", Type = "string", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_68a5368d48c2480d, Doc = null, IsOptional = false, DefaultValue = null },
-            },
-            Exceptions = new __IpyRpc.ExceptionDoc[]
-            {
-            },
-        };
-
-        private static __Tasks.ValueTask Invoke_compute_json(__IpyRpc.IpyRpcInvocation call)
-        {
-            string arg_text = call.Arg(0, __Builtin.String);
-            call.Return(global::Demo.Compute.ComputeJson(arg_text), __Builtin.String);
-            return default;
-        }
-
-        /// <summary>The descriptor of <c>math.scale</c>.</summary>
-        public static readonly __IpyRpc.FunctionDescriptor math_scale_Descriptor = new()
-        {
-            Name = "math.scale",
-            Summary = "Scales with an optional factor.",
-            Remarks = null,
-            Returns = null,
-            ReturnType = "double",
-            ReturnSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_4e859fb409333b17,
-            Fingerprint = "0f03350c2ec9f3c5",
-            Parameters = new __IpyRpc.ParameterDescriptor[]
-            {
-                new() { Name = "value", Type = "double", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_4e859fb409333b17, Doc = null, IsOptional = false, DefaultValue = null },
-                new() { Name = "factor", Type = "double", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_4e859fb409333b17, Doc = null, IsOptional = true, DefaultValue = "2.5D" },
-                new() { Name = "label", Type = "string?", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_68a5368d48c2480d, Doc = null, IsOptional = true, DefaultValue = "null" },
-            },
-            Exceptions = new __IpyRpc.ExceptionDoc[]
-            {
-            },
-        };
-
-        private static __Tasks.ValueTask Invoke_math_scale(__IpyRpc.IpyRpcInvocation call)
-        {
-            double arg_value = call.Arg(0, __Builtin.Double);
-            double arg_factor = call.ArgOrDefault(1, __Builtin.Double, 2.5D);
-            string? arg_label = call.ArgOrDefault(2, __Builtin.String, null);
-            call.Return(global::Demo.Compute.Scale(arg_value, arg_factor, arg_label), __Builtin.Double);
-            return default;
-        }
+        __IpyRpc.GeneratedServices.Add(new __IpyRpc.GeneratedService(typeof(Compute), false, null, CreateFunctions));
     }
 
-    /// <summary>Typed client for the IpyRpc functions of <see cref="global::Demo.Compute"/>. Create it with <c>client.Proxy&lt;ComputeClient&gt;()</c>.</summary>
+    /// <summary>The functions, bound to <paramref name="target"/> for instance methods: each a descriptor and a reflection-free invoker.</summary>
+    public static global::System.Collections.Generic.IReadOnlyList<__IpyRpc.IpyRpcFunction> CreateFunctions(object? target) => new __IpyRpc.IpyRpcFunction[]
+    {
+        new(new("Crunch", "Prints progress while it works.", "Takes a while for large inputs.", "A report on req.", "Report", __Schemas.S_53a2ced48569, "cf3ddcb90a9500b5", [
+            new("req", "Request", __Schemas.S_e0f9afc8fd2b, "The request.")]) { Exceptions = new __IpyRpc.ExceptionDoc[] { new("ArgumentException", "When the request is empty.") } },
+            static call => call.ReturnAsync(Compute.Crunch(call.Arg(0, __Formatters.Demo_Request), call.CancellationToken), __Formatters.Demo_Report), false, null),
+        new(new("add", "Adds two integers.", null, "The sum.", "int", __Schemas.S_3483fdad3db7, "c19639815106f4a8", [
+            new("a", "int", __Schemas.S_3483fdad3db7, "The first addend."),
+            new("b", "int", __Schemas.S_3483fdad3db7, "The second addend.")]),
+            static call => call.Returned(Compute.Add(call.Arg(0, __Builtin.Int32), call.Arg(1, __Builtin.Int32)), __Builtin.Int32), true, null),
+        new(new("compute_json", "Echoes JSON text.", null, null, "string", __Schemas.S_68a5368d48c2, "48601f084d3a6ba4", [
+            new("text", "string", __Schemas.S_68a5368d48c2, null)]),
+            static call => call.Returned(Compute.ComputeJson(call.Arg(0, __Builtin.String)), __Builtin.String), true, null),
+        new(new("math.scale", "Scales with an optional factor.", null, null, "double", __Schemas.S_4e859fb40933, "0f03350c2ec9f3c5", [
+            new("value", "double", __Schemas.S_4e859fb40933, null),
+            new("factor", "double", __Schemas.S_4e859fb40933, null, "2.5D"),
+            new("label", "string?", __Schemas.S_68a5368d48c2, null, "null")]),
+            static call => call.Returned(Compute.Scale(call.Arg(0, __Builtin.Double), call.ArgOrDefault(1, __Builtin.Double, 2.5D), call.ArgOrDefault(2, __Builtin.String, null)), __Builtin.Double), true, null),
+    };
+}
+
+/// <summary>Typed client for the IpyRpc functions of <see cref="global::Demo.Compute"/>. Create it with <c>client.Proxy&lt;ComputeClient&gt;()</c>.</summary>
+/// <remarks>A data argument (an array, a collection, a record) takes the value or a <see cref="__IpyRpc.RemotePointer{T}"/> to it. Any call can be submitted as a job instead, <c>client.SubmitAsync(() =&gt; proxy.F(x))</c>, or made for a pointer to its result, <c>client.AsPointerAsync(() =&gt; proxy.F(x))</c>.</remarks>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+public sealed partial class ComputeClient : __IpyRpc.IIpyRpcProxy<ComputeClient>
+{
+    private readonly __IpyRpc.IpyRpcPeer _client;
+
+    /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
+    /// <param name="peer">The connection calls go through.</param>
+    public ComputeClient(__IpyRpc.IpyRpcPeer peer) => _client = peer;
+
+    /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
+    /// <param name="peer">The connection calls go through.</param>
+    /// <returns>The proxy.</returns>
+    public static ComputeClient Create(__IpyRpc.IpyRpcPeer peer) => new(peer);
+
+    /// <summary>The peer this proxy calls through.</summary>
+    public __IpyRpc.IpyRpcPeer Peer => _client;
+
+    private MathNamespace? _Math;
+
+    /// <summary>The remote functions under <c>math</c>: <c>scale</c>.</summary>
+    public MathNamespace Math => _Math ??= new MathNamespace(_client);
+
+    /// <summary>Prints progress while it works.</summary>
+    /// <remarks>Takes a while for large inputs.</remarks>
+    /// <param name="req">The request.</param>
+    /// <returns>A report on <paramref name="req" />.</returns>
+    /// <exception cref="__IpyRpc.RemoteException">The remote function threw <c>ArgumentException</c> (the exception's <c>RemoteType</c>): When the request is empty.</exception>
+    /// <param name="options">Timeout, where output goes, serialization.</param>
+    /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+    public __Tasks.Task<Report> Crunch(__IpyRpc.ValueOrPointer<Request> req, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+        => _client.InvokeAsync("Crunch", new __IpyRpc.IpyRpcArguments().Add(req, __Formatters.Demo_Request), __Formatters.Demo_Report, options, cancellationToken);
+
+    /// <summary>Adds two integers.</summary>
+    /// <param name="a">The first addend.</param>
+    /// <param name="b">The second addend.</param>
+    /// <returns>The sum.</returns>
+    /// <param name="options">Timeout, where output goes, serialization.</param>
+    /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+    public __Tasks.Task<int> Add(int a, int b, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+        => _client.InvokeAsync("add", new __IpyRpc.IpyRpcArguments().Add(a, __Builtin.Int32).Add(b, __Builtin.Int32), __Builtin.Int32, options, cancellationToken);
+
+    /// <summary>Echoes JSON text.</summary>
+    /// <param name="text">The <c>text</c> argument.</param>
+    /// <param name="options">Timeout, where output goes, serialization.</param>
+    /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+    /// <returns>The result of <c>compute_json</c>.</returns>
+    public __Tasks.Task<string> ComputeJson(string text, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+        => _client.InvokeAsync("compute_json", new __IpyRpc.IpyRpcArguments().Add(text, __Builtin.String), __Builtin.String, options, cancellationToken);
+
+    /// <summary>The remote functions under <c>math</c>: <c>scale</c>.</summary>
     [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    public sealed partial class ComputeClient : __IpyRpc.IIpyRpcProxy<ComputeClient>
+    public sealed partial class MathNamespace
     {
         private readonly __IpyRpc.IpyRpcPeer _client;
 
-        /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
-        /// <param name="peer">The connection calls go through.</param>
-        public ComputeClient(__IpyRpc.IpyRpcPeer peer) => _client = peer;
+        internal MathNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
 
-        /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
-        /// <param name="peer">The connection calls go through.</param>
-        /// <returns>The proxy.</returns>
-        public static ComputeClient Create(__IpyRpc.IpyRpcPeer peer) => new(peer);
-
-        /// <summary>The peer this proxy calls through.</summary>
-        public __IpyRpc.IpyRpcPeer Peer => _client;
-
-        private MathNamespace? _Math;
-
-        /// <summary>The remote functions under <c>math</c>: <c>scale</c>.</summary>
-        public MathNamespace Math => _Math ??= new MathNamespace(_client);
-
-        /// <summary>Prints progress while it works.</summary>
-        /// <remarks>Takes a while for large inputs.</remarks>
-        /// <param name="req">The request.</param>
-        /// <returns>A report on <paramref name="req" />.</returns>
-        /// <exception cref="__IpyRpc.RemoteException">The remote function threw <c>ArgumentException</c> (the exception's <c>RemoteType</c>): When the request is empty.</exception>
-        /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-        /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-        public __Tasks.Task<global::Demo.Report> Crunch(global::Demo.Request @req, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-            => _client.InvokeAsync<global::Demo.Report>("Crunch", new __IpyRpc.IpyRpcArguments().Add(@req, __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Request), __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Report, options, cancellationToken);
-
-        /// <summary>Calls <c>Crunch</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.</summary>
-        /// <param name="req">The request.</param>
-        /// <param name="options">Per-call options: timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization.</param>
-        /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-        /// <returns>A pointer to the result of <c>Crunch</c>.</returns>
-        public __Tasks.Task<__IpyRpc.RemotePointer<global::Demo.Report>> CrunchAsPointerAsync(global::Demo.Request @req, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-            => _client.InvokeAsync<__IpyRpc.RemotePointer<global::Demo.Report>>("Crunch", new __IpyRpc.IpyRpcArguments().Add(@req, __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Request), __IpyRpc.RemotePointerFormatter<global::Demo.Report>.Instance, __IpyRpc.CallOptions.ForPointer(options), cancellationToken);
-
-        /// <summary>Calls <c>Crunch</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>
-        /// <param name="req">The request.</param>
-        /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-        /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-        /// <returns>The result of <c>Crunch</c>.</returns>
-        public __Tasks.Task<global::Demo.Report> Crunch(__IpyRpc.RemotePointer<global::Demo.Request> @req, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-            => _client.InvokeAsync<global::Demo.Report>("Crunch", new __IpyRpc.IpyRpcArguments().Add(@req, __IpyRpc.RemotePointerFormatter<global::Demo.Request>.Instance), __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Report, options, cancellationToken);
-
-        /// <summary>Calls <c>Crunch</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.</summary>
-        /// <param name="req">The request.</param>
-        /// <param name="options">Per-call options: timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization.</param>
-        /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-        /// <returns>A pointer to the result of <c>Crunch</c>.</returns>
-        public __Tasks.Task<__IpyRpc.RemotePointer<global::Demo.Report>> CrunchAsPointerAsync(__IpyRpc.RemotePointer<global::Demo.Request> @req, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-            => _client.InvokeAsync<__IpyRpc.RemotePointer<global::Demo.Report>>("Crunch", new __IpyRpc.IpyRpcArguments().Add(@req, __IpyRpc.RemotePointerFormatter<global::Demo.Request>.Instance), __IpyRpc.RemotePointerFormatter<global::Demo.Report>.Instance, __IpyRpc.CallOptions.ForPointer(options), cancellationToken);
-
-        /// <summary>Submits <c>Crunch</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-        /// <param name="req">The request.</param>
-        /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-        /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-        /// <returns>The job's handle.</returns>
-        public __Tasks.Task<__IpyRpc.IpyRpcJob<global::Demo.Report>> SubmitCrunchAsync(global::Demo.Request @req, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-            => _client.SubmitAsync<global::Demo.Report>("Crunch", new __IpyRpc.IpyRpcArguments().Add(@req, __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Request), __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Report, options, cancellationToken);
-
-        /// <summary>Adds two integers.</summary>
-        /// <param name="a">The first addend.</param>
-        /// <param name="b">The second addend.</param>
-        /// <returns>The sum.</returns>
-        /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-        /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-        public __Tasks.Task<int> Add(int @a, int @b, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-            => _client.InvokeAsync<int>("add", new __IpyRpc.IpyRpcArguments().Add(@a, __Builtin.Int32).Add(@b, __Builtin.Int32), __Builtin.Int32, options, cancellationToken);
-
-        /// <summary>Submits <c>add</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-        /// <param name="a">The first addend.</param>
-        /// <param name="b">The second addend.</param>
-        /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-        /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-        /// <returns>The job's handle.</returns>
-        public __Tasks.Task<__IpyRpc.IpyRpcJob<int>> SubmitAddAsync(int @a, int @b, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-            => _client.SubmitAsync<int>("add", new __IpyRpc.IpyRpcArguments().Add(@a, __Builtin.Int32).Add(@b, __Builtin.Int32), __Builtin.Int32, options, cancellationToken);
-
-        /// <summary>Echoes JSON text.</summary>
-        /// <param name="text">The <c>text</c> argument.</param>
-        /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-        /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-        /// <returns>The result of <c>compute_json</c>.</returns>
-        public __Tasks.Task<string> ComputeJson(string @text, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-            => _client.InvokeAsync<string>("compute_json", new __IpyRpc.IpyRpcArguments().Add(@text, __Builtin.String), __Builtin.String, options, cancellationToken);
-
-        /// <summary>Submits <c>compute_json</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-        /// <param name="text">The <c>text</c> argument.</param>
-        /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-        /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-        /// <returns>The job's handle.</returns>
-        public __Tasks.Task<__IpyRpc.IpyRpcJob<string>> SubmitComputeJsonAsync(string @text, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-            => _client.SubmitAsync<string>("compute_json", new __IpyRpc.IpyRpcArguments().Add(@text, __Builtin.String), __Builtin.String, options, cancellationToken);
-
-        /// <summary>The remote functions under <c>math</c>: <c>scale</c>.</summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-        public sealed partial class MathNamespace
-        {
-            private readonly __IpyRpc.IpyRpcPeer _client;
-
-            internal MathNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
-
-            /// <summary>Scales with an optional factor.</summary>
-            /// <param name="value">The <c>value</c> argument.</param>
-            /// <param name="factor">The <c>factor</c> argument.</param>
-            /// <param name="label">The <c>label</c> argument.</param>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>The result of <c>math.scale</c>.</returns>
-            public __Tasks.Task<double> Scale(double @value, double @factor = 2.5D, string? @label = null, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync<double>("math.scale", new __IpyRpc.IpyRpcArguments().Add(@value, __Builtin.Double).Add(@factor, __Builtin.Double).Add(@label, __Builtin.String), __Builtin.Double, options, cancellationToken);
-
-            /// <summary>Submits <c>math.scale</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-            /// <param name="value">The <c>value</c> argument.</param>
-            /// <param name="factor">The <c>factor</c> argument.</param>
-            /// <param name="label">The <c>label</c> argument.</param>
-            /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-            /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-            /// <returns>The job's handle.</returns>
-            public __Tasks.Task<__IpyRpc.IpyRpcJob<double>> SubmitScaleAsync(double @value, double @factor = 2.5D, string? @label = null, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.SubmitAsync<double>("math.scale", new __IpyRpc.IpyRpcArguments().Add(@value, __Builtin.Double).Add(@factor, __Builtin.Double).Add(@label, __Builtin.String), __Builtin.Double, options, cancellationToken);
-        }
+        /// <summary>Scales with an optional factor.</summary>
+        /// <param name="value">The <c>value</c> argument.</param>
+        /// <param name="factor">The <c>factor</c> argument.</param>
+        /// <param name="label">The <c>label</c> argument.</param>
+        /// <param name="options">Timeout, where output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+        /// <returns>The result of <c>math.scale</c>.</returns>
+        public __Tasks.Task<double> Scale(double value, double factor = 2.5D, string? label = null, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+            => _client.InvokeAsync("math.scale", new __IpyRpc.IpyRpcArguments().Add(value, __Builtin.Double).Add(factor, __Builtin.Double).Add(label, __Builtin.String), __Builtin.Double, options, cancellationToken);
     }
 }

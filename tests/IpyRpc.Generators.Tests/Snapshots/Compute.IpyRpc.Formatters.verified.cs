@@ -6,184 +6,176 @@ using __IpyRpc = global::IpyRpc;
 using __Builtin = global::IpyRpc.Formatting.Formatters;
 using __Tasks = global::System.Threading.Tasks;
 using __CancellationToken = global::System.Threading.CancellationToken;
+using __Formatting = global::IpyRpc.Formatting;
+using __MessagePack = global::IpyRpc.MessagePack;
+using __Json = global::System.Text.Json;
+using __JsonRead = global::IpyRpc.Formatting.Json.JsonRead;
+using __Members = global::IpyRpc.Formatting.Members;
 
-namespace IpyRpc.Generated
+namespace IpyRpc.Generated;
+
+/// <summary>Formatters for the types the exported functions of this assembly take and return.</summary>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+internal static class Formatters_Demo_Assembly
 {
-    /// <summary>Formatters for the types the exported functions of this assembly take and return.</summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    internal static class Formatters_Demo_Assembly
+    /// <summary>Report</summary>
+    public static readonly __Formatting.IpyRpcFormatter<global::Demo.Report?> Demo_Report = new Formatter_Demo_Report();
+    /// <summary>Request</summary>
+    public static readonly __Formatting.IpyRpcFormatter<global::Demo.Request?> Demo_Request = new Formatter_Demo_Request();
+    /// <summary>Dictionary&lt;string, double&gt;</summary>
+    public static readonly __Formatting.IpyRpcFormatter<global::System.Collections.Generic.Dictionary<string, double>?> Dictionary_Of_string_double = new __Formatting.DictionaryFormatter<global::System.Collections.Generic.Dictionary<string, double>, double>(__Builtin.Double, static d => d);
+    /// <summary>List&lt;string&gt;</summary>
+    public static readonly __Formatting.IpyRpcFormatter<global::System.Collections.Generic.List<string>?> List_Of_string = new __Formatting.SequenceFormatter<global::System.Collections.Generic.List<string>, string>(__Builtin.String, static l => l);
+
+    /// <summary>Makes these formatters known to dynamic calls (client.CallAsync&lt;T&gt;).</summary>
+    [global::System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void Register()
     {
-        /// <summary>Report</summary>
-        public static readonly __IpyRpc.Formatting.IpyRpcFormatter<global::Demo.Report?> Demo_Report = new Formatter_Demo_Report();
-        /// <summary>Request</summary>
-        public static readonly __IpyRpc.Formatting.IpyRpcFormatter<global::Demo.Request?> Demo_Request = new Formatter_Demo_Request();
-        /// <summary>Dictionary&lt;string, double&gt;</summary>
-        public static readonly __IpyRpc.Formatting.IpyRpcFormatter<global::System.Collections.Generic.Dictionary<string, double>?> Dictionary_Of_string_double = new __IpyRpc.Formatting.DictionaryFormatter<global::System.Collections.Generic.Dictionary<string, double>, double>(__Builtin.Double, static d => d);
-        /// <summary>List&lt;string&gt;</summary>
-        public static readonly __IpyRpc.Formatting.IpyRpcFormatter<global::System.Collections.Generic.List<string>?> List_Of_string = new __IpyRpc.Formatting.SequenceFormatter<global::System.Collections.Generic.List<string>, string>(__Builtin.String, static l => l);
+        __Formatting.FormatterRegistry.TryRegister(Demo_Report);
+        __Formatting.FormatterRegistry.TryRegister(Demo_Request);
+        __Formatting.FormatterRegistry.TryRegister(Dictionary_Of_string_double);
+        __Formatting.FormatterRegistry.TryRegister(List_Of_string);
+    }
 
-        /// <summary>Makes these formatters known to dynamic calls (client.CallAsync&lt;T&gt;).</summary>
-        [global::System.Runtime.CompilerServices.ModuleInitializer]
-        internal static void Register()
+    /// <summary>Reads and writes Report as a map of its members.</summary>
+    private sealed class Formatter_Demo_Report : __Formatting.IpyRpcFormatter<global::Demo.Report?>
+    {
+        public override void Write(ref __MessagePack.MessagePackWriter writer, global::Demo.Report? value)
         {
-            __IpyRpc.Formatting.FormatterRegistry.TryRegister(Demo_Report);
-            __IpyRpc.Formatting.FormatterRegistry.TryRegister(Demo_Request);
-            __IpyRpc.Formatting.FormatterRegistry.TryRegister(Dictionary_Of_string_double);
-            __IpyRpc.Formatting.FormatterRegistry.TryRegister(List_Of_string);
+            if (value is null) { writer.WriteNil(); return; }
+            writer.WriteMapHeader(3);
+            writer.WriteString("name"u8); __Builtin.String.Write(ref writer, value.Name);
+            writer.WriteString("total"u8); __Builtin.Double.Write(ref writer, value.Total);
+            writer.WriteString("notes"u8); List_Of_string.Write(ref writer, value.Notes);
         }
 
-        /// <summary>Reads and writes Report as a map of its members.</summary>
-        private sealed class Formatter_Demo_Report : __IpyRpc.Formatting.IpyRpcFormatter<global::Demo.Report?>
+        public override global::Demo.Report? Read(ref __MessagePack.MessagePackReader reader)
         {
-            public override void Write(ref __IpyRpc.MessagePack.MessagePackWriter writer, global::Demo.Report? value)
+            if (reader.TryReadNil()) return null;
+            reader.Enter();
+            int count = reader.ReadMapHeader();
+            string? m0 = default!; bool has0 = false;
+            double m1 = default!; bool has1 = false;
+            global::System.Collections.Generic.List<string>? m2 = default!; bool has2 = false;
+            for (int i = 0; i < count; i++)
             {
-                if (value is null) { writer.WriteNil(); return; }
-                writer.WriteMapHeader(3);
-                writer.WriteString("name"u8);
-                __Builtin.String.Write(ref writer, value.Name);
-                writer.WriteString("total"u8);
-                __Builtin.Double.Write(ref writer, value.Total);
-                writer.WriteString("notes"u8);
-                List_Of_string.Write(ref writer, value.Notes);
+                var key = reader.ReadStringSpan();
+                if (__Members.Is(key, "name"u8, "Name"u8)) { m0 = __Builtin.String.Read(ref reader); has0 = true; }
+                else if (__Members.Is(key, "total"u8, "Total"u8)) { m1 = __Builtin.Double.Read(ref reader); has1 = true; }
+                else if (__Members.Is(key, "notes"u8, "Notes"u8)) { m2 = List_Of_string.Read(ref reader); has2 = true; }
+                else reader.Skip();
             }
-
-            public override global::Demo.Report? Read(ref __IpyRpc.MessagePack.MessagePackReader reader)
-            {
-                if (reader.TryReadNil()) return null;
-                reader.Enter();
-                int count = reader.ReadMapHeader();
-                string? m0 = default!; bool has0 = false;
-                double m1 = default!; bool has1 = false;
-                global::System.Collections.Generic.List<string>? m2 = default!; bool has2 = false;
-                for (int i = 0; i < count; i++)
-                {
-                    global::System.ReadOnlySpan<byte> key = reader.ReadStringSpan();
-                    if (global::System.MemoryExtensions.SequenceEqual(key, "name"u8) || global::System.MemoryExtensions.SequenceEqual(key, "Name"u8)) { m0 = __Builtin.String.Read(ref reader); has0 = true; }
-                    else if (global::System.MemoryExtensions.SequenceEqual(key, "total"u8) || global::System.MemoryExtensions.SequenceEqual(key, "Total"u8)) { m1 = __Builtin.Double.Read(ref reader); has1 = true; }
-                    else if (global::System.MemoryExtensions.SequenceEqual(key, "notes"u8) || global::System.MemoryExtensions.SequenceEqual(key, "Notes"u8)) { m2 = List_Of_string.Read(ref reader); has2 = true; }
-                    else reader.Skip();
-                }
-                reader.Exit();
-                return Create(m0, has0, m1, has1, m2, has2);
-            }
-
-            public override void Write(global::System.Text.Json.Utf8JsonWriter writer, global::Demo.Report? value)
-            {
-                if (value is null) { writer.WriteNullValue(); return; }
-                writer.WriteStartObject();
-                writer.WritePropertyName("name"u8);
-                __Builtin.String.Write(writer, value.Name);
-                writer.WritePropertyName("total"u8);
-                __Builtin.Double.Write(writer, value.Total);
-                writer.WritePropertyName("notes"u8);
-                List_Of_string.Write(writer, value.Notes);
-                writer.WriteEndObject();
-            }
-
-            public override global::Demo.Report? Read(ref global::System.Text.Json.Utf8JsonReader reader)
-            {
-                if (reader.TokenType == global::System.Text.Json.JsonTokenType.Null) return null;
-                __IpyRpc.Formatting.Json.JsonRead.Expect(ref reader, global::System.Text.Json.JsonTokenType.StartObject, "an object (Report)");
-                string? m0 = default!; bool has0 = false;
-                double m1 = default!; bool has1 = false;
-                global::System.Collections.Generic.List<string>? m2 = default!; bool has2 = false;
-                while (true)
-                {
-                    __IpyRpc.Formatting.Json.JsonRead.Next(ref reader);
-                    if (reader.TokenType == global::System.Text.Json.JsonTokenType.EndObject) break;
-                    if (reader.ValueTextEquals("name"u8) || reader.ValueTextEquals("Name"u8)) { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); m0 = __Builtin.String.Read(ref reader); has0 = true; }
-                    else if (reader.ValueTextEquals("total"u8) || reader.ValueTextEquals("Total"u8)) { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); m1 = __Builtin.Double.Read(ref reader); has1 = true; }
-                    else if (reader.ValueTextEquals("notes"u8) || reader.ValueTextEquals("Notes"u8)) { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); m2 = List_Of_string.Read(ref reader); has2 = true; }
-                    else { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); reader.Skip(); }
-                }
-                return Create(m0, has0, m1, has1, m2, has2);
-            }
-
-            private static global::Demo.Report Create(string? m0, bool has0, double m1, bool has1, global::System.Collections.Generic.List<string>? m2, bool has2)
-            {
-                if (!has0) throw new __IpyRpc.Formatting.IpyRpcSerializationException("Report is missing its member 'name' (string), which has no default");
-                if (!has1) throw new __IpyRpc.Formatting.IpyRpcSerializationException("Report is missing its member 'total' (double), which has no default");
-                if (!has2) throw new __IpyRpc.Formatting.IpyRpcSerializationException("Report is missing its member 'notes' (List<string>), which has no default");
-                var result = new global::Demo.Report(m0, m1, m2);
-                return result;
-            }
+            reader.Exit();
+            return Create(m0, has0, m1, has1, m2, has2);
         }
 
-        /// <summary>Reads and writes Request as a map of its members.</summary>
-        private sealed class Formatter_Demo_Request : __IpyRpc.Formatting.IpyRpcFormatter<global::Demo.Request?>
+        public override void Write(__Json.Utf8JsonWriter writer, global::Demo.Report? value)
         {
-            public override void Write(ref __IpyRpc.MessagePack.MessagePackWriter writer, global::Demo.Request? value)
-            {
-                if (value is null) { writer.WriteNil(); return; }
-                writer.WriteMapHeader(3);
-                writer.WriteString("name"u8);
-                __Builtin.String.Write(ref writer, value.Name);
-                writer.WriteString("values"u8);
-                __Builtin.Int32Array.Write(ref writer, value.Values);
-                writer.WriteString("weights"u8);
-                Dictionary_Of_string_double.Write(ref writer, value.Weights);
-            }
+            if (value is null) { writer.WriteNullValue(); return; }
+            writer.WriteStartObject();
+            writer.WritePropertyName("name"u8); __Builtin.String.Write(writer, value.Name);
+            writer.WritePropertyName("total"u8); __Builtin.Double.Write(writer, value.Total);
+            writer.WritePropertyName("notes"u8); List_Of_string.Write(writer, value.Notes);
+            writer.WriteEndObject();
+        }
 
-            public override global::Demo.Request? Read(ref __IpyRpc.MessagePack.MessagePackReader reader)
+        public override global::Demo.Report? Read(ref __Json.Utf8JsonReader reader)
+        {
+            if (reader.TokenType == __Json.JsonTokenType.Null) return null;
+            __JsonRead.Expect(ref reader, __Json.JsonTokenType.StartObject, "an object (Report)");
+            string? m0 = default!; bool has0 = false;
+            double m1 = default!; bool has1 = false;
+            global::System.Collections.Generic.List<string>? m2 = default!; bool has2 = false;
+            while (true)
             {
-                if (reader.TryReadNil()) return null;
-                reader.Enter();
-                int count = reader.ReadMapHeader();
-                string? m0 = default!; bool has0 = false;
-                int[]? m1 = default!; bool has1 = false;
-                global::System.Collections.Generic.Dictionary<string, double>? m2 = default!; bool has2 = false;
-                for (int i = 0; i < count; i++)
-                {
-                    global::System.ReadOnlySpan<byte> key = reader.ReadStringSpan();
-                    if (global::System.MemoryExtensions.SequenceEqual(key, "name"u8) || global::System.MemoryExtensions.SequenceEqual(key, "Name"u8)) { m0 = __Builtin.String.Read(ref reader); has0 = true; }
-                    else if (global::System.MemoryExtensions.SequenceEqual(key, "values"u8) || global::System.MemoryExtensions.SequenceEqual(key, "Values"u8)) { m1 = __Builtin.Int32Array.Read(ref reader); has1 = true; }
-                    else if (global::System.MemoryExtensions.SequenceEqual(key, "weights"u8) || global::System.MemoryExtensions.SequenceEqual(key, "Weights"u8)) { m2 = Dictionary_Of_string_double.Read(ref reader); has2 = true; }
-                    else reader.Skip();
-                }
-                reader.Exit();
-                return Create(m0, has0, m1, has1, m2, has2);
+                __JsonRead.Next(ref reader);
+                if (reader.TokenType == __Json.JsonTokenType.EndObject) break;
+                if (__Members.At(ref reader, "name"u8, "Name"u8)) { m0 = __Builtin.String.Read(ref reader); has0 = true; }
+                else if (__Members.At(ref reader, "total"u8, "Total"u8)) { m1 = __Builtin.Double.Read(ref reader); has1 = true; }
+                else if (__Members.At(ref reader, "notes"u8, "Notes"u8)) { m2 = List_Of_string.Read(ref reader); has2 = true; }
+                else __Members.Skip(ref reader);
             }
+            return Create(m0, has0, m1, has1, m2, has2);
+        }
 
-            public override void Write(global::System.Text.Json.Utf8JsonWriter writer, global::Demo.Request? value)
-            {
-                if (value is null) { writer.WriteNullValue(); return; }
-                writer.WriteStartObject();
-                writer.WritePropertyName("name"u8);
-                __Builtin.String.Write(writer, value.Name);
-                writer.WritePropertyName("values"u8);
-                __Builtin.Int32Array.Write(writer, value.Values);
-                writer.WritePropertyName("weights"u8);
-                Dictionary_Of_string_double.Write(writer, value.Weights);
-                writer.WriteEndObject();
-            }
+        private static global::Demo.Report Create(string? m0, bool has0, double m1, bool has1, global::System.Collections.Generic.List<string>? m2, bool has2)
+        {
+            if (!has0) throw __Members.Missing("Report", "name", "string");
+            if (!has1) throw __Members.Missing("Report", "total", "double");
+            if (!has2) throw __Members.Missing("Report", "notes", "List<string>");
+            var result = new global::Demo.Report(m0, m1, m2);
+            return result;
+        }
+    }
 
-            public override global::Demo.Request? Read(ref global::System.Text.Json.Utf8JsonReader reader)
-            {
-                if (reader.TokenType == global::System.Text.Json.JsonTokenType.Null) return null;
-                __IpyRpc.Formatting.Json.JsonRead.Expect(ref reader, global::System.Text.Json.JsonTokenType.StartObject, "an object (Request)");
-                string? m0 = default!; bool has0 = false;
-                int[]? m1 = default!; bool has1 = false;
-                global::System.Collections.Generic.Dictionary<string, double>? m2 = default!; bool has2 = false;
-                while (true)
-                {
-                    __IpyRpc.Formatting.Json.JsonRead.Next(ref reader);
-                    if (reader.TokenType == global::System.Text.Json.JsonTokenType.EndObject) break;
-                    if (reader.ValueTextEquals("name"u8) || reader.ValueTextEquals("Name"u8)) { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); m0 = __Builtin.String.Read(ref reader); has0 = true; }
-                    else if (reader.ValueTextEquals("values"u8) || reader.ValueTextEquals("Values"u8)) { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); m1 = __Builtin.Int32Array.Read(ref reader); has1 = true; }
-                    else if (reader.ValueTextEquals("weights"u8) || reader.ValueTextEquals("Weights"u8)) { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); m2 = Dictionary_Of_string_double.Read(ref reader); has2 = true; }
-                    else { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); reader.Skip(); }
-                }
-                return Create(m0, has0, m1, has1, m2, has2);
-            }
+    /// <summary>Reads and writes Request as a map of its members.</summary>
+    private sealed class Formatter_Demo_Request : __Formatting.IpyRpcFormatter<global::Demo.Request?>
+    {
+        public override void Write(ref __MessagePack.MessagePackWriter writer, global::Demo.Request? value)
+        {
+            if (value is null) { writer.WriteNil(); return; }
+            writer.WriteMapHeader(3);
+            writer.WriteString("name"u8); __Builtin.String.Write(ref writer, value.Name);
+            writer.WriteString("values"u8); __Builtin.Int32Array.Write(ref writer, value.Values);
+            writer.WriteString("weights"u8); Dictionary_Of_string_double.Write(ref writer, value.Weights);
+        }
 
-            private static global::Demo.Request Create(string? m0, bool has0, int[]? m1, bool has1, global::System.Collections.Generic.Dictionary<string, double>? m2, bool has2)
+        public override global::Demo.Request? Read(ref __MessagePack.MessagePackReader reader)
+        {
+            if (reader.TryReadNil()) return null;
+            reader.Enter();
+            int count = reader.ReadMapHeader();
+            string? m0 = default!; bool has0 = false;
+            int[]? m1 = default!; bool has1 = false;
+            global::System.Collections.Generic.Dictionary<string, double>? m2 = default!; bool has2 = false;
+            for (int i = 0; i < count; i++)
             {
-                if (!has0) throw new __IpyRpc.Formatting.IpyRpcSerializationException("Request is missing its member 'name' (string), which has no default");
-                if (!has1) throw new __IpyRpc.Formatting.IpyRpcSerializationException("Request is missing its member 'values' (int[]), which has no default");
-                if (!has2) throw new __IpyRpc.Formatting.IpyRpcSerializationException("Request is missing its member 'weights' (Dictionary<string, double>), which has no default");
-                var result = new global::Demo.Request(m0, m1, m2);
-                return result;
+                var key = reader.ReadStringSpan();
+                if (__Members.Is(key, "name"u8, "Name"u8)) { m0 = __Builtin.String.Read(ref reader); has0 = true; }
+                else if (__Members.Is(key, "values"u8, "Values"u8)) { m1 = __Builtin.Int32Array.Read(ref reader); has1 = true; }
+                else if (__Members.Is(key, "weights"u8, "Weights"u8)) { m2 = Dictionary_Of_string_double.Read(ref reader); has2 = true; }
+                else reader.Skip();
             }
+            reader.Exit();
+            return Create(m0, has0, m1, has1, m2, has2);
+        }
+
+        public override void Write(__Json.Utf8JsonWriter writer, global::Demo.Request? value)
+        {
+            if (value is null) { writer.WriteNullValue(); return; }
+            writer.WriteStartObject();
+            writer.WritePropertyName("name"u8); __Builtin.String.Write(writer, value.Name);
+            writer.WritePropertyName("values"u8); __Builtin.Int32Array.Write(writer, value.Values);
+            writer.WritePropertyName("weights"u8); Dictionary_Of_string_double.Write(writer, value.Weights);
+            writer.WriteEndObject();
+        }
+
+        public override global::Demo.Request? Read(ref __Json.Utf8JsonReader reader)
+        {
+            if (reader.TokenType == __Json.JsonTokenType.Null) return null;
+            __JsonRead.Expect(ref reader, __Json.JsonTokenType.StartObject, "an object (Request)");
+            string? m0 = default!; bool has0 = false;
+            int[]? m1 = default!; bool has1 = false;
+            global::System.Collections.Generic.Dictionary<string, double>? m2 = default!; bool has2 = false;
+            while (true)
+            {
+                __JsonRead.Next(ref reader);
+                if (reader.TokenType == __Json.JsonTokenType.EndObject) break;
+                if (__Members.At(ref reader, "name"u8, "Name"u8)) { m0 = __Builtin.String.Read(ref reader); has0 = true; }
+                else if (__Members.At(ref reader, "values"u8, "Values"u8)) { m1 = __Builtin.Int32Array.Read(ref reader); has1 = true; }
+                else if (__Members.At(ref reader, "weights"u8, "Weights"u8)) { m2 = Dictionary_Of_string_double.Read(ref reader); has2 = true; }
+                else __Members.Skip(ref reader);
+            }
+            return Create(m0, has0, m1, has1, m2, has2);
+        }
+
+        private static global::Demo.Request Create(string? m0, bool has0, int[]? m1, bool has1, global::System.Collections.Generic.Dictionary<string, double>? m2, bool has2)
+        {
+            if (!has0) throw __Members.Missing("Request", "name", "string");
+            if (!has1) throw __Members.Missing("Request", "values", "int[]");
+            if (!has2) throw __Members.Missing("Request", "weights", "Dictionary<string, double>");
+            var result = new global::Demo.Request(m0, m1, m2);
+            return result;
         }
     }
 }

@@ -7,16 +7,15 @@ using __Builtin = global::IpyRpc.Formatting.Formatters;
 using __Tasks = global::System.Threading.Tasks;
 using __CancellationToken = global::System.Threading.CancellationToken;
 
-namespace IpyRpc.Generated
+namespace IpyRpc.Generated;
+
+/// <summary>The JSON Schemas of this assembly's functions and events, each written once; descriptors refer to them.</summary>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+internal static class Schemas_Demo_Assembly
 {
-    /// <summary>The JSON Schemas of this assembly's functions and events, each written once; descriptors refer to them.</summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    internal static class Schemas_Demo_Assembly
-    {
-        internal const string S_3483fdad3db760a4 = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}";
-        internal const string S_4e859fb409333b17 = "{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\"}";
-        internal const string S_53a2ced48569426c = "{\"type\":\"object\",\"title\":\"Report\",\"x-ipyrpc\":\"object\",\"x-csharp-full-name\":\"Demo.Report\",\"description\":\"What crunching found.\",\"properties\":{\"name\":{\"type\":\"string\",\"x-ipyrpc\":\"String\",\"x-csharp-name\":\"Name\"},\"total\":{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\",\"x-csharp-name\":\"Total\"},\"notes\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"x-ipyrpc\":\"String\"},\"x-ipyrpc\":\"list\",\"x-csharp-name\":\"Notes\"}},\"required\":[\"name\",\"total\",\"notes\"]}";
-        internal const string S_68a5368d48c2480d = "{\"type\":\"string\",\"x-ipyrpc\":\"String\"}";
-        internal const string S_e0f9afc8fd2bcac7 = "{\"type\":\"object\",\"title\":\"Request\",\"x-ipyrpc\":\"object\",\"x-csharp-full-name\":\"Demo.Request\",\"description\":\"What to crunch.\",\"properties\":{\"name\":{\"type\":\"string\",\"x-ipyrpc\":\"String\",\"x-csharp-name\":\"Name\"},\"values\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"},\"x-ipyrpc\":\"Int32Array\",\"x-csharp-name\":\"Values\"},\"weights\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\"},\"x-ipyrpc\":\"map\",\"x-csharp-name\":\"Weights\"}},\"required\":[\"name\",\"values\",\"weights\"]}";
-    }
+    internal const string S_3483fdad3db7 = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}";
+    internal const string S_4e859fb40933 = "{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\"}";
+    internal const string S_53a2ced48569 = "{\"type\":\"object\",\"title\":\"Report\",\"x-ipyrpc\":\"object\",\"x-csharp-full-name\":\"Demo.Report\",\"description\":\"What crunching found.\",\"properties\":{\"name\":{\"type\":\"string\",\"x-ipyrpc\":\"String\",\"x-csharp-name\":\"Name\"},\"total\":{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\",\"x-csharp-name\":\"Total\"},\"notes\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"x-ipyrpc\":\"String\"},\"x-ipyrpc\":\"list\",\"x-csharp-name\":\"Notes\"}},\"required\":[\"name\",\"total\",\"notes\"]}";
+    internal const string S_68a5368d48c2 = "{\"type\":\"string\",\"x-ipyrpc\":\"String\"}";
+    internal const string S_e0f9afc8fd2b = "{\"type\":\"object\",\"title\":\"Request\",\"x-ipyrpc\":\"object\",\"x-csharp-full-name\":\"Demo.Request\",\"description\":\"What to crunch.\",\"properties\":{\"name\":{\"type\":\"string\",\"x-ipyrpc\":\"String\",\"x-csharp-name\":\"Name\"},\"values\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"},\"x-ipyrpc\":\"Int32Array\",\"x-csharp-name\":\"Values\"},\"weights\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\"},\"x-ipyrpc\":\"map\",\"x-csharp-name\":\"Weights\"}},\"required\":[\"name\",\"values\",\"weights\"]}";
 }

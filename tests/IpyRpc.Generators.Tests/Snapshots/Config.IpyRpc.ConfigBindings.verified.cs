@@ -7,19 +7,18 @@ using __Builtin = global::IpyRpc.Formatting.Formatters;
 using __Tasks = global::System.Threading.Tasks;
 using __CancellationToken = global::System.Threading.CancellationToken;
 
-namespace IpyRpc.Generated
+namespace IpyRpc.Generated;
+
+/// <summary>The config patterns written in this assembly and the exported functions each one selects, bound at compile time.</summary>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+internal static class ConfigBindings_Demo_Assembly
 {
-    /// <summary>The config patterns written in this assembly and the exported functions each one selects, bound at compile time.</summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    internal static class ConfigBindings_Demo_Assembly
+    /// <summary>Pattern to matching function names.</summary>
+    public static readonly global::System.Collections.Generic.IReadOnlyDictionary<string, string[]> Patterns = new global::System.Collections.Generic.Dictionary<string, string[]>
     {
-        /// <summary>Pattern to matching function names.</summary>
-        public static readonly global::System.Collections.Generic.IReadOnlyDictionary<string, string[]> Patterns = new global::System.Collections.Generic.Dictionary<string, string[]>
-        {
-            ["*_jsno"] = new string[] {  },
-            ["*_json"] = new string[] { "compute_json" },
-            ["add"] = new string[] { "add" },
-            ["math.*"] = new string[] { "math.scale" },
-        };
-    }
+        ["*_jsno"] = new string[] {  },
+        ["*_json"] = new string[] { "compute_json" },
+        ["add"] = new string[] { "add" },
+        ["math.*"] = new string[] { "math.scale" },
+    };
 }

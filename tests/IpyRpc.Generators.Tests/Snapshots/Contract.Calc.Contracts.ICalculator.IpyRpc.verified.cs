@@ -6,217 +6,106 @@ using __IpyRpc = global::IpyRpc;
 using __Builtin = global::IpyRpc.Formatting.Formatters;
 using __Tasks = global::System.Threading.Tasks;
 using __CancellationToken = global::System.Threading.CancellationToken;
+using __Formatters = global::IpyRpc.Generated.Formatters_Demo_Assembly;
+using __Schemas = global::IpyRpc.Generated.Schemas_Demo_Assembly;
 
-namespace Calc.Contracts
+namespace Calc.Contracts;
+
+/// <summary>IpyRpc dispatch for the exported methods of <see cref="global::Calc.Contracts.ICalculator"/>: descriptors and reflection-free invokers.</summary>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+[global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
+internal static class ICalculator_IpyRpcDispatch
 {
-    /// <summary>IpyRpc dispatch for the exported methods of <see cref="global::Calc.Contracts.ICalculator"/>: descriptors and reflection-free invokers.</summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
-    internal static class ICalculator_IpyRpcDispatch
+    /// <summary>Makes these functions known to servers that register an implementation of the contract (<c>server.Register(new Implementation())</c>).</summary>
+    [global::System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void Register()
     {
-        /// <summary>Makes these functions known to servers that register an implementation of the contract (<c>server.Register(new Implementation())</c>).</summary>
-        [global::System.Runtime.CompilerServices.ModuleInitializer]
-        internal static void Register()
-        {
-            __IpyRpc.GeneratedServices.Add(new __IpyRpc.GeneratedService(typeof(global::Calc.Contracts.ICalculator), true, null, CreateFunctions));
-        }
-
-        /// <summary>The functions, bound to <paramref name="target"/> for instance methods.</summary>
-        public static global::System.Collections.Generic.IReadOnlyList<__IpyRpc.IpyRpcFunction> CreateFunctions(object? target)
-        {
-            return new __IpyRpc.IpyRpcFunction[]
-            {
-                new __IpyRpc.IpyRpcFunction(Count_Descriptor, Invoke_Count, isSynchronous: false, target: target),
-                new __IpyRpc.IpyRpcFunction(calc_add_Descriptor, Invoke_calc_add, isSynchronous: true, target: target),
-                new __IpyRpc.IpyRpcFunction(calc_summarize_Descriptor, Invoke_calc_summarize, isSynchronous: false, target: target),
-            };
-        }
-
-        /// <summary>The descriptor of <c>Count</c>.</summary>
-        public static readonly __IpyRpc.FunctionDescriptor Count_Descriptor = new()
-        {
-            Name = "Count",
-            Summary = "Counts up to to.",
-            Remarks = null,
-            Returns = "The numbers.",
-            ReturnType = "IAsyncEnumerable<int>",
-            ReturnSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_e3b4484e22c1b3d9,
-            IsStream = true,
-            Fingerprint = "3c728bef17c3f0e6",
-            Parameters = new __IpyRpc.ParameterDescriptor[]
-            {
-                new() { Name = "to", Type = "int", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_3483fdad3db760a4, Doc = "The last number.", IsOptional = false, DefaultValue = null },
-            },
-            Exceptions = new __IpyRpc.ExceptionDoc[]
-            {
-            },
-        };
-
-        private static async __Tasks.ValueTask Invoke_Count(__IpyRpc.IpyRpcInvocation call)
-        {
-            int arg_to = call.Arg(0, __Builtin.Int32);
-            await call.ReturnStreamAsync(call.Target<global::Calc.Contracts.ICalculator>().Count(arg_to), __Builtin.Int32).ConfigureAwait(false);
-        }
-
-        /// <summary>The descriptor of <c>calc.add</c>.</summary>
-        public static readonly __IpyRpc.FunctionDescriptor calc_add_Descriptor = new()
-        {
-            Name = "calc.add",
-            Summary = "Adds two integers.",
-            Remarks = null,
-            Returns = "The sum.",
-            ReturnType = "int",
-            ReturnSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_3483fdad3db760a4,
-            Fingerprint = "c19639815106f4a8",
-            Parameters = new __IpyRpc.ParameterDescriptor[]
-            {
-                new() { Name = "a", Type = "int", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_3483fdad3db760a4, Doc = "The first addend.", IsOptional = false, DefaultValue = null },
-                new() { Name = "b", Type = "int", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_3483fdad3db760a4, Doc = "The second addend.", IsOptional = false, DefaultValue = null },
-            },
-            Exceptions = new __IpyRpc.ExceptionDoc[]
-            {
-            },
-        };
-
-        private static __Tasks.ValueTask Invoke_calc_add(__IpyRpc.IpyRpcInvocation call)
-        {
-            int arg_a = call.Arg(0, __Builtin.Int32);
-            int arg_b = call.Arg(1, __Builtin.Int32);
-            call.Return(call.Target<global::Calc.Contracts.ICalculator>().Add(arg_a, arg_b), __Builtin.Int32);
-            return default;
-        }
-
-        /// <summary>The descriptor of <c>calc.summarize</c>.</summary>
-        public static readonly __IpyRpc.FunctionDescriptor calc_summarize_Descriptor = new()
-        {
-            Name = "calc.summarize",
-            Summary = "Summarizes a series.",
-            Remarks = null,
-            Returns = "The summary.",
-            ReturnType = "Summary",
-            ReturnSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_f8cb57eef56b8853,
-            Fingerprint = "704fcbb2b8aa0ce3",
-            Parameters = new __IpyRpc.ParameterDescriptor[]
-            {
-                new() { Name = "values", Type = "double[]", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_ba36f39c9c22ac8b, Doc = "The values.", IsOptional = false, DefaultValue = null },
-                new() { Name = "rounding", Type = "Rounding", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_36e216835a2349c3, Doc = "How the mean is rounded.", IsOptional = true, DefaultValue = "Rounding.Nearest" },
-            },
-            Exceptions = new __IpyRpc.ExceptionDoc[]
-            {
-                new("ArgumentException", "The series is empty."),
-            },
-        };
-
-        private static async __Tasks.ValueTask Invoke_calc_summarize(__IpyRpc.IpyRpcInvocation call)
-        {
-            double[] arg_values = call.Arg(0, __Builtin.DoubleArray);
-            global::Calc.Contracts.Rounding arg_rounding = call.ArgOrDefault(1, __IpyRpc.Generated.Formatters_Demo_Assembly.Calc_Contracts_Rounding, (global::Calc.Contracts.Rounding)1);
-            call.Return(await call.Target<global::Calc.Contracts.ICalculator>().SummarizeAsync(arg_values, arg_rounding, call.CancellationToken).ConfigureAwait(false), __IpyRpc.Generated.Formatters_Demo_Assembly.Calc_Contracts_Summary);
-        }
+        __IpyRpc.GeneratedServices.Add(new __IpyRpc.GeneratedService(typeof(ICalculator), true, null, CreateFunctions));
     }
 
-    /// <summary>Typed client for the contract <see cref="global::Calc.Contracts.ICalculator"/>: calls whichever server implements it. Create it with <c>client.Proxy&lt;CalculatorClient&gt;()</c>.</summary>
+    /// <summary>The functions, bound to <paramref name="target"/> for instance methods: each a descriptor and a reflection-free invoker.</summary>
+    public static global::System.Collections.Generic.IReadOnlyList<__IpyRpc.IpyRpcFunction> CreateFunctions(object? target) => new __IpyRpc.IpyRpcFunction[]
+    {
+        new(new("Count", "Counts up to to.", null, "The numbers.", "IAsyncEnumerable<int>", __Schemas.S_e3b4484e22c1, "3c728bef17c3f0e6", [
+            new("to", "int", __Schemas.S_3483fdad3db7, "The last number.")]) { IsStream = true },
+            static call => call.ReturnStreamAsync(call.Target<ICalculator>().Count(call.Arg(0, __Builtin.Int32)), __Builtin.Int32), false, target),
+        new(new("calc.add", "Adds two integers.", null, "The sum.", "int", __Schemas.S_3483fdad3db7, "c19639815106f4a8", [
+            new("a", "int", __Schemas.S_3483fdad3db7, "The first addend."),
+            new("b", "int", __Schemas.S_3483fdad3db7, "The second addend.")]),
+            static call => call.Returned(call.Target<ICalculator>().Add(call.Arg(0, __Builtin.Int32), call.Arg(1, __Builtin.Int32)), __Builtin.Int32), true, target),
+        new(new("calc.summarize", "Summarizes a series.", null, "The summary.", "Summary", __Schemas.S_f8cb57eef56b, "704fcbb2b8aa0ce3", [
+            new("values", "double[]", __Schemas.S_ba36f39c9c22, "The values."),
+            new("rounding", "Rounding", __Schemas.S_36e216835a23, "How the mean is rounded.", "Rounding.Nearest")]) { Exceptions = new __IpyRpc.ExceptionDoc[] { new("ArgumentException", "The series is empty.") } },
+            static call => call.ReturnAsync(call.Target<ICalculator>().SummarizeAsync(call.Arg(0, __Builtin.DoubleArray), call.ArgOrDefault(1, __Formatters.Calc_Contracts_Rounding, (Rounding)1), call.CancellationToken), __Formatters.Calc_Contracts_Summary), false, target),
+    };
+}
+
+/// <summary>Typed client for the contract <see cref="global::Calc.Contracts.ICalculator"/>: calls whichever server implements it. Create it with <c>client.Proxy&lt;CalculatorClient&gt;()</c>.</summary>
+/// <remarks>A data argument (an array, a collection, a record) takes the value or a <see cref="__IpyRpc.RemotePointer{T}"/> to it. Any call can be submitted as a job instead, <c>client.SubmitAsync(() =&gt; proxy.F(x))</c>, or made for a pointer to its result, <c>client.AsPointerAsync(() =&gt; proxy.F(x))</c>.</remarks>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+public sealed partial class CalculatorClient : __IpyRpc.IIpyRpcProxy<CalculatorClient>
+{
+    private readonly __IpyRpc.IpyRpcPeer _client;
+
+    /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
+    /// <param name="peer">The connection calls go through.</param>
+    public CalculatorClient(__IpyRpc.IpyRpcPeer peer) => _client = peer;
+
+    /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
+    /// <param name="peer">The connection calls go through.</param>
+    /// <returns>The proxy.</returns>
+    public static CalculatorClient Create(__IpyRpc.IpyRpcPeer peer) => new(peer);
+
+    /// <summary>The peer this proxy calls through.</summary>
+    public __IpyRpc.IpyRpcPeer Peer => _client;
+
+    private CalcNamespace? _Calc;
+
+    /// <summary>The remote functions under <c>calc</c>: <c>add</c>, <c>summarize</c>.</summary>
+    public CalcNamespace Calc => _Calc ??= new CalcNamespace(_client);
+
+    /// <summary>Counts up to <paramref name="to" />.</summary>
+    /// <param name="to">The last number.</param>
+    /// <returns>The numbers.</returns>
+    /// <param name="options">Timeout, where output goes, serialization, how many items may arrive ahead of the enumeration (StreamWindow).</param>
+    /// <param name="cancellationToken">Cancels the call; stopping the enumeration early cancels it too.</param>
+    public global::System.Collections.Generic.IAsyncEnumerable<int> Count(int to, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+        => _client.StreamAsync<int>("Count", new __IpyRpc.IpyRpcArguments().Add(to, __Builtin.Int32), __Builtin.Int32, options, cancellationToken);
+
+    /// <summary>The remote functions under <c>calc</c>: <c>add</c>, <c>summarize</c>.</summary>
     [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    public sealed partial class CalculatorClient : __IpyRpc.IIpyRpcProxy<CalculatorClient>
+    public sealed partial class CalcNamespace
     {
         private readonly __IpyRpc.IpyRpcPeer _client;
 
-        /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
-        /// <param name="peer">The connection calls go through.</param>
-        public CalculatorClient(__IpyRpc.IpyRpcPeer peer) => _client = peer;
+        internal CalcNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
 
-        /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
-        /// <param name="peer">The connection calls go through.</param>
-        /// <returns>The proxy.</returns>
-        public static CalculatorClient Create(__IpyRpc.IpyRpcPeer peer) => new(peer);
+        /// <summary>Adds two integers.</summary>
+        /// <param name="a">The first addend.</param>
+        /// <param name="b">The second addend.</param>
+        /// <returns>The sum.</returns>
+        /// <param name="options">Timeout, where output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+        public __Tasks.Task<int> Add(int a, int b, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+            => _client.InvokeAsync("calc.add", new __IpyRpc.IpyRpcArguments().Add(a, __Builtin.Int32).Add(b, __Builtin.Int32), __Builtin.Int32, options, cancellationToken);
 
-        /// <summary>The peer this proxy calls through.</summary>
-        public __IpyRpc.IpyRpcPeer Peer => _client;
+        /// <summary>Summarizes a series.</summary>
+        /// <param name="values">The values.</param>
+        /// <param name="rounding">How the mean is rounded.</param>
+        /// <returns>The summary.</returns>
+        /// <exception cref="__IpyRpc.RemoteException">The remote function threw <c>ArgumentException</c> (the exception's <c>RemoteType</c>): The series is empty.</exception>
+        /// <param name="options">Timeout, where output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+        public __Tasks.Task<Summary> SummarizeAsync(double[] values, Rounding rounding = (Rounding)1, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+            => _client.InvokeAsync("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(values, __Builtin.DoubleArray).Add(rounding, __Formatters.Calc_Contracts_Rounding), __Formatters.Calc_Contracts_Summary, options, cancellationToken);
 
-        private CalcNamespace? _Calc;
-
-        /// <summary>The remote functions under <c>calc</c>: <c>add</c>, <c>summarize</c>.</summary>
-        public CalcNamespace Calc => _Calc ??= new CalcNamespace(_client);
-
-        /// <summary>Counts up to <paramref name="to" />.</summary>
-        /// <param name="to">The last number.</param>
-        /// <returns>The numbers.</returns>
-        /// <param name="options">Per-call options: timeout, where remote output goes, serialization, how many items may arrive ahead of the enumeration (StreamWindow).</param>
-        /// <param name="cancellationToken">Cancels the call; stopping the enumeration early cancels it too.</param>
-        public global::System.Collections.Generic.IAsyncEnumerable<int> Count(int @to, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-            => _client.StreamAsync<int>("Count", new __IpyRpc.IpyRpcArguments().Add(@to, __Builtin.Int32), __Builtin.Int32, options, cancellationToken);
-
-        /// <summary>The remote functions under <c>calc</c>: <c>add</c>, <c>summarize</c>.</summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-        public sealed partial class CalcNamespace
-        {
-            private readonly __IpyRpc.IpyRpcPeer _client;
-
-            internal CalcNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
-
-            /// <summary>Adds two integers.</summary>
-            /// <param name="a">The first addend.</param>
-            /// <param name="b">The second addend.</param>
-            /// <returns>The sum.</returns>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            public __Tasks.Task<int> Add(int @a, int @b, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync<int>("calc.add", new __IpyRpc.IpyRpcArguments().Add(@a, __Builtin.Int32).Add(@b, __Builtin.Int32), __Builtin.Int32, options, cancellationToken);
-
-            /// <summary>Submits <c>calc.add</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-            /// <param name="a">The first addend.</param>
-            /// <param name="b">The second addend.</param>
-            /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-            /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-            /// <returns>The job's handle.</returns>
-            public __Tasks.Task<__IpyRpc.IpyRpcJob<int>> SubmitAddAsync(int @a, int @b, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.SubmitAsync<int>("calc.add", new __IpyRpc.IpyRpcArguments().Add(@a, __Builtin.Int32).Add(@b, __Builtin.Int32), __Builtin.Int32, options, cancellationToken);
-
-            /// <summary>Summarizes a series.</summary>
-            /// <param name="values">The values.</param>
-            /// <param name="rounding">How the mean is rounded.</param>
-            /// <returns>The summary.</returns>
-            /// <exception cref="__IpyRpc.RemoteException">The remote function threw <c>ArgumentException</c> (the exception's <c>RemoteType</c>): The series is empty.</exception>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            public __Tasks.Task<global::Calc.Contracts.Summary> SummarizeAsync(double[] @values, global::Calc.Contracts.Rounding @rounding = (global::Calc.Contracts.Rounding)1, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync<global::Calc.Contracts.Summary>("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(@values, __Builtin.DoubleArray).Add(@rounding, __IpyRpc.Generated.Formatters_Demo_Assembly.Calc_Contracts_Rounding), __IpyRpc.Generated.Formatters_Demo_Assembly.Calc_Contracts_Summary, options, cancellationToken);
-
-            /// <summary>Calls <c>calc.summarize</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.</summary>
-            /// <param name="values">The values.</param>
-            /// <param name="rounding">How the mean is rounded.</param>
-            /// <param name="options">Per-call options: timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>A pointer to the result of <c>calc.summarize</c>.</returns>
-            public __Tasks.Task<__IpyRpc.RemotePointer<global::Calc.Contracts.Summary>> SummarizeAsPointerAsync(double[] @values, global::Calc.Contracts.Rounding @rounding = (global::Calc.Contracts.Rounding)1, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync<__IpyRpc.RemotePointer<global::Calc.Contracts.Summary>>("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(@values, __Builtin.DoubleArray).Add(@rounding, __IpyRpc.Generated.Formatters_Demo_Assembly.Calc_Contracts_Rounding), __IpyRpc.RemotePointerFormatter<global::Calc.Contracts.Summary>.Instance, __IpyRpc.CallOptions.ForPointer(options), cancellationToken);
-
-            /// <summary>Calls <c>calc.summarize</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>
-            /// <param name="values">The values.</param>
-            /// <param name="rounding">How the mean is rounded.</param>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>The result of <c>calc.summarize</c>.</returns>
-            public __Tasks.Task<global::Calc.Contracts.Summary> SummarizeAsync(__IpyRpc.RemotePointer<double[]> @values, global::Calc.Contracts.Rounding @rounding = (global::Calc.Contracts.Rounding)1, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync<global::Calc.Contracts.Summary>("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(@values, __IpyRpc.RemotePointerFormatter<double[]>.Instance).Add(@rounding, __IpyRpc.Generated.Formatters_Demo_Assembly.Calc_Contracts_Rounding), __IpyRpc.Generated.Formatters_Demo_Assembly.Calc_Contracts_Summary, options, cancellationToken);
-
-            /// <summary>Calls <c>calc.summarize</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.</summary>
-            /// <param name="values">The values.</param>
-            /// <param name="rounding">How the mean is rounded.</param>
-            /// <param name="options">Per-call options: timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>A pointer to the result of <c>calc.summarize</c>.</returns>
-            public __Tasks.Task<__IpyRpc.RemotePointer<global::Calc.Contracts.Summary>> SummarizeAsPointerAsync(__IpyRpc.RemotePointer<double[]> @values, global::Calc.Contracts.Rounding @rounding = (global::Calc.Contracts.Rounding)1, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync<__IpyRpc.RemotePointer<global::Calc.Contracts.Summary>>("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(@values, __IpyRpc.RemotePointerFormatter<double[]>.Instance).Add(@rounding, __IpyRpc.Generated.Formatters_Demo_Assembly.Calc_Contracts_Rounding), __IpyRpc.RemotePointerFormatter<global::Calc.Contracts.Summary>.Instance, __IpyRpc.CallOptions.ForPointer(options), cancellationToken);
-
-            /// <summary>Submits <c>calc.summarize</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-            /// <param name="values">The values.</param>
-            /// <param name="rounding">How the mean is rounded.</param>
-            /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-            /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-            /// <returns>The job's handle.</returns>
-            public __Tasks.Task<__IpyRpc.IpyRpcJob<global::Calc.Contracts.Summary>> SubmitSummarizeAsync(double[] @values, global::Calc.Contracts.Rounding @rounding = (global::Calc.Contracts.Rounding)1, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.SubmitAsync<global::Calc.Contracts.Summary>("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(@values, __Builtin.DoubleArray).Add(@rounding, __IpyRpc.Generated.Formatters_Demo_Assembly.Calc_Contracts_Rounding), __IpyRpc.Generated.Formatters_Demo_Assembly.Calc_Contracts_Summary, options, cancellationToken);
-        }
+        /// <summary>Calls <c>calc.summarize</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>
+        /// <param name="values">The values.</param>
+        /// <param name="rounding">How the mean is rounded.</param>
+        /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+        /// <returns>The result of <c>calc.summarize</c>.</returns>
+        public __Tasks.Task<Summary> SummarizeAsync(__IpyRpc.RemotePointer<double[]> values, Rounding rounding = (Rounding)1, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+            => _client.InvokeAsync<Summary>("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(values, __IpyRpc.RemotePointerFormatter<double[]>.Instance).Add(rounding, __Formatters.Calc_Contracts_Rounding), __Formatters.Calc_Contracts_Summary, options, cancellationToken);
     }
 }

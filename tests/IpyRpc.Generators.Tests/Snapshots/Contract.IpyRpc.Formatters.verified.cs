@@ -6,92 +6,92 @@ using __IpyRpc = global::IpyRpc;
 using __Builtin = global::IpyRpc.Formatting.Formatters;
 using __Tasks = global::System.Threading.Tasks;
 using __CancellationToken = global::System.Threading.CancellationToken;
+using __Formatting = global::IpyRpc.Formatting;
+using __MessagePack = global::IpyRpc.MessagePack;
+using __Json = global::System.Text.Json;
+using __JsonRead = global::IpyRpc.Formatting.Json.JsonRead;
+using __Members = global::IpyRpc.Formatting.Members;
 
-namespace IpyRpc.Generated
+namespace IpyRpc.Generated;
+
+/// <summary>Formatters for the types the exported functions of this assembly take and return.</summary>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+internal static class Formatters_Demo_Assembly
 {
-    /// <summary>Formatters for the types the exported functions of this assembly take and return.</summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    internal static class Formatters_Demo_Assembly
-    {
-        /// <summary>Rounding</summary>
-        public static readonly __IpyRpc.Formatting.IpyRpcFormatter<global::Calc.Contracts.Rounding> Calc_Contracts_Rounding = new __IpyRpc.Formatting.EnumFormatter<global::Calc.Contracts.Rounding>(static v => (long)v, static n => (global::Calc.Contracts.Rounding)n);
-        /// <summary>Summary</summary>
-        public static readonly __IpyRpc.Formatting.IpyRpcFormatter<global::Calc.Contracts.Summary?> Calc_Contracts_Summary = new Formatter_Calc_Contracts_Summary();
+    /// <summary>Rounding</summary>
+    public static readonly __Formatting.IpyRpcFormatter<global::Calc.Contracts.Rounding> Calc_Contracts_Rounding = new __Formatting.EnumFormatter<global::Calc.Contracts.Rounding>(static v => (long)v, static n => (global::Calc.Contracts.Rounding)n);
+    /// <summary>Summary</summary>
+    public static readonly __Formatting.IpyRpcFormatter<global::Calc.Contracts.Summary?> Calc_Contracts_Summary = new Formatter_Calc_Contracts_Summary();
 
-        /// <summary>Makes these formatters known to dynamic calls (client.CallAsync&lt;T&gt;).</summary>
-        [global::System.Runtime.CompilerServices.ModuleInitializer]
-        internal static void Register()
+    /// <summary>Makes these formatters known to dynamic calls (client.CallAsync&lt;T&gt;).</summary>
+    [global::System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void Register()
+    {
+        __Formatting.FormatterRegistry.TryRegister(Calc_Contracts_Rounding);
+        __Formatting.FormatterRegistry.TryRegister(Calc_Contracts_Summary);
+    }
+
+    /// <summary>Reads and writes Summary as a map of its members.</summary>
+    private sealed class Formatter_Calc_Contracts_Summary : __Formatting.IpyRpcFormatter<global::Calc.Contracts.Summary?>
+    {
+        public override void Write(ref __MessagePack.MessagePackWriter writer, global::Calc.Contracts.Summary? value)
         {
-            __IpyRpc.Formatting.FormatterRegistry.TryRegister(Calc_Contracts_Rounding);
-            __IpyRpc.Formatting.FormatterRegistry.TryRegister(Calc_Contracts_Summary);
+            if (value is null) { writer.WriteNil(); return; }
+            writer.WriteMapHeader(2);
+            writer.WriteString("count"u8); __Builtin.Int32.Write(ref writer, value.Count);
+            writer.WriteString("mean"u8); __Builtin.Double.Write(ref writer, value.Mean);
         }
 
-        /// <summary>Reads and writes Summary as a map of its members.</summary>
-        private sealed class Formatter_Calc_Contracts_Summary : __IpyRpc.Formatting.IpyRpcFormatter<global::Calc.Contracts.Summary?>
+        public override global::Calc.Contracts.Summary? Read(ref __MessagePack.MessagePackReader reader)
         {
-            public override void Write(ref __IpyRpc.MessagePack.MessagePackWriter writer, global::Calc.Contracts.Summary? value)
+            if (reader.TryReadNil()) return null;
+            reader.Enter();
+            int count = reader.ReadMapHeader();
+            int m0 = default!; bool has0 = false;
+            double m1 = default!; bool has1 = false;
+            for (int i = 0; i < count; i++)
             {
-                if (value is null) { writer.WriteNil(); return; }
-                writer.WriteMapHeader(2);
-                writer.WriteString("count"u8);
-                __Builtin.Int32.Write(ref writer, value.Count);
-                writer.WriteString("mean"u8);
-                __Builtin.Double.Write(ref writer, value.Mean);
+                var key = reader.ReadStringSpan();
+                if (__Members.Is(key, "count"u8, "Count"u8)) { m0 = __Builtin.Int32.Read(ref reader); has0 = true; }
+                else if (__Members.Is(key, "mean"u8, "Mean"u8)) { m1 = __Builtin.Double.Read(ref reader); has1 = true; }
+                else reader.Skip();
             }
+            reader.Exit();
+            return Create(m0, has0, m1, has1);
+        }
 
-            public override global::Calc.Contracts.Summary? Read(ref __IpyRpc.MessagePack.MessagePackReader reader)
-            {
-                if (reader.TryReadNil()) return null;
-                reader.Enter();
-                int count = reader.ReadMapHeader();
-                int m0 = default!; bool has0 = false;
-                double m1 = default!; bool has1 = false;
-                for (int i = 0; i < count; i++)
-                {
-                    global::System.ReadOnlySpan<byte> key = reader.ReadStringSpan();
-                    if (global::System.MemoryExtensions.SequenceEqual(key, "count"u8) || global::System.MemoryExtensions.SequenceEqual(key, "Count"u8)) { m0 = __Builtin.Int32.Read(ref reader); has0 = true; }
-                    else if (global::System.MemoryExtensions.SequenceEqual(key, "mean"u8) || global::System.MemoryExtensions.SequenceEqual(key, "Mean"u8)) { m1 = __Builtin.Double.Read(ref reader); has1 = true; }
-                    else reader.Skip();
-                }
-                reader.Exit();
-                return Create(m0, has0, m1, has1);
-            }
+        public override void Write(__Json.Utf8JsonWriter writer, global::Calc.Contracts.Summary? value)
+        {
+            if (value is null) { writer.WriteNullValue(); return; }
+            writer.WriteStartObject();
+            writer.WritePropertyName("count"u8); __Builtin.Int32.Write(writer, value.Count);
+            writer.WritePropertyName("mean"u8); __Builtin.Double.Write(writer, value.Mean);
+            writer.WriteEndObject();
+        }
 
-            public override void Write(global::System.Text.Json.Utf8JsonWriter writer, global::Calc.Contracts.Summary? value)
+        public override global::Calc.Contracts.Summary? Read(ref __Json.Utf8JsonReader reader)
+        {
+            if (reader.TokenType == __Json.JsonTokenType.Null) return null;
+            __JsonRead.Expect(ref reader, __Json.JsonTokenType.StartObject, "an object (Summary)");
+            int m0 = default!; bool has0 = false;
+            double m1 = default!; bool has1 = false;
+            while (true)
             {
-                if (value is null) { writer.WriteNullValue(); return; }
-                writer.WriteStartObject();
-                writer.WritePropertyName("count"u8);
-                __Builtin.Int32.Write(writer, value.Count);
-                writer.WritePropertyName("mean"u8);
-                __Builtin.Double.Write(writer, value.Mean);
-                writer.WriteEndObject();
+                __JsonRead.Next(ref reader);
+                if (reader.TokenType == __Json.JsonTokenType.EndObject) break;
+                if (__Members.At(ref reader, "count"u8, "Count"u8)) { m0 = __Builtin.Int32.Read(ref reader); has0 = true; }
+                else if (__Members.At(ref reader, "mean"u8, "Mean"u8)) { m1 = __Builtin.Double.Read(ref reader); has1 = true; }
+                else __Members.Skip(ref reader);
             }
+            return Create(m0, has0, m1, has1);
+        }
 
-            public override global::Calc.Contracts.Summary? Read(ref global::System.Text.Json.Utf8JsonReader reader)
-            {
-                if (reader.TokenType == global::System.Text.Json.JsonTokenType.Null) return null;
-                __IpyRpc.Formatting.Json.JsonRead.Expect(ref reader, global::System.Text.Json.JsonTokenType.StartObject, "an object (Summary)");
-                int m0 = default!; bool has0 = false;
-                double m1 = default!; bool has1 = false;
-                while (true)
-                {
-                    __IpyRpc.Formatting.Json.JsonRead.Next(ref reader);
-                    if (reader.TokenType == global::System.Text.Json.JsonTokenType.EndObject) break;
-                    if (reader.ValueTextEquals("count"u8) || reader.ValueTextEquals("Count"u8)) { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); m0 = __Builtin.Int32.Read(ref reader); has0 = true; }
-                    else if (reader.ValueTextEquals("mean"u8) || reader.ValueTextEquals("Mean"u8)) { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); m1 = __Builtin.Double.Read(ref reader); has1 = true; }
-                    else { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); reader.Skip(); }
-                }
-                return Create(m0, has0, m1, has1);
-            }
-
-            private static global::Calc.Contracts.Summary Create(int m0, bool has0, double m1, bool has1)
-            {
-                if (!has0) throw new __IpyRpc.Formatting.IpyRpcSerializationException("Summary is missing its member 'count' (int), which has no default");
-                if (!has1) throw new __IpyRpc.Formatting.IpyRpcSerializationException("Summary is missing its member 'mean' (double), which has no default");
-                var result = new global::Calc.Contracts.Summary(m0, m1);
-                return result;
-            }
+        private static global::Calc.Contracts.Summary Create(int m0, bool has0, double m1, bool has1)
+        {
+            if (!has0) throw __Members.Missing("Summary", "count", "int");
+            if (!has1) throw __Members.Missing("Summary", "mean", "double");
+            var result = new global::Calc.Contracts.Summary(m0, m1);
+            return result;
         }
     }
 }

@@ -6,292 +6,116 @@ using __IpyRpc = global::IpyRpc;
 using __Builtin = global::IpyRpc.Formatting.Formatters;
 using __Tasks = global::System.Threading.Tasks;
 using __CancellationToken = global::System.Threading.CancellationToken;
+using __Formatters = global::IpyRpc.Generated.Formatters_Demo_Assembly;
+using __Schemas = global::IpyRpc.Generated.Schemas_Demo_Assembly;
 
-namespace Demo
+namespace Demo;
+
+/// <summary>IpyRpc dispatch for the exported methods of <see cref="global::Demo.Data"/>: descriptors and reflection-free invokers.</summary>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+[global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
+internal static class Data_IpyRpcDispatch
 {
-    /// <summary>IpyRpc dispatch for the exported methods of <see cref="global::Demo.Data"/>: descriptors and reflection-free invokers.</summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
-    internal static class Data_IpyRpcDispatch
+    /// <summary>Makes these functions known to <c>server.Register(typeof(...))</c>.</summary>
+    [global::System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void Register()
     {
-        /// <summary>Makes these functions known to <c>server.Register(typeof(...))</c>.</summary>
-        [global::System.Runtime.CompilerServices.ModuleInitializer]
-        internal static void Register()
-        {
-            __IpyRpc.GeneratedServices.Add(new __IpyRpc.GeneratedService(typeof(global::Demo.Data), false, null, CreateFunctions));
-        }
-
-        /// <summary>The functions, bound to <paramref name="target"/> for instance methods.</summary>
-        public static global::System.Collections.Generic.IReadOnlyList<__IpyRpc.IpyRpcFunction> CreateFunctions(object? target)
-        {
-            return new __IpyRpc.IpyRpcFunction[]
-            {
-                new __IpyRpc.IpyRpcFunction(data_head_Descriptor, Invoke_data_head, isSynchronous: true, target: null),
-                new __IpyRpc.IpyRpcFunction(data_matrix_Descriptor, Invoke_data_matrix, isSynchronous: true, target: null),
-                new __IpyRpc.IpyRpcFunction(data_rows_Descriptor, Invoke_data_rows, isSynchronous: true, target: null),
-                new __IpyRpc.IpyRpcFunction(data_total_Descriptor, Invoke_data_total, isSynchronous: true, target: null),
-            };
-        }
-
-        /// <summary>The descriptor of <c>data.head</c>.</summary>
-        public static readonly __IpyRpc.FunctionDescriptor data_head_Descriptor = new()
-        {
-            Name = "data.head",
-            Summary = "The first rows of a matrix.",
-            Remarks = null,
-            Returns = null,
-            ReturnType = "double[,]",
-            ReturnSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_16c3871c732cfafc,
-            Fingerprint = "82416c647f277e8f",
-            Parameters = new __IpyRpc.ParameterDescriptor[]
-            {
-                new() { Name = "m", Type = "double[,]", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_16c3871c732cfafc, Doc = "The matrix.", IsOptional = false, DefaultValue = null },
-                new() { Name = "rows", Type = "int", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_3483fdad3db760a4, Doc = "How many rows.", IsOptional = false, DefaultValue = null },
-            },
-            Exceptions = new __IpyRpc.ExceptionDoc[]
-            {
-            },
-        };
-
-        private static __Tasks.ValueTask Invoke_data_head(__IpyRpc.IpyRpcInvocation call)
-        {
-            double[,] arg_m = call.Arg(0, __Builtin.DoubleArray2D);
-            int arg_rows = call.Arg(1, __Builtin.Int32);
-            call.Return(global::Demo.Data.Head(arg_m, arg_rows), __Builtin.DoubleArray2D);
-            return default;
-        }
-
-        /// <summary>The descriptor of <c>data.matrix</c>.</summary>
-        public static readonly __IpyRpc.FunctionDescriptor data_matrix_Descriptor = new()
-        {
-            Name = "data.matrix",
-            Summary = "A matrix.",
-            Remarks = null,
-            Returns = null,
-            ReturnType = "double[,]",
-            ReturnSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_16c3871c732cfafc,
-            Fingerprint = "95dbf9b7091d5430",
-            Parameters = new __IpyRpc.ParameterDescriptor[]
-            {
-                new() { Name = "rows", Type = "int", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_3483fdad3db760a4, Doc = "Rows.", IsOptional = false, DefaultValue = null },
-            },
-            Exceptions = new __IpyRpc.ExceptionDoc[]
-            {
-            },
-        };
-
-        private static __Tasks.ValueTask Invoke_data_matrix(__IpyRpc.IpyRpcInvocation call)
-        {
-            int arg_rows = call.Arg(0, __Builtin.Int32);
-            call.Return(global::Demo.Data.Matrix(arg_rows), __Builtin.DoubleArray2D);
-            return default;
-        }
-
-        /// <summary>The descriptor of <c>data.rows</c>.</summary>
-        public static readonly __IpyRpc.FunctionDescriptor data_rows_Descriptor = new()
-        {
-            Name = "data.rows",
-            Summary = "A data frame's row count.",
-            Remarks = null,
-            Returns = null,
-            ReturnType = "int",
-            ReturnSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_3483fdad3db760a4,
-            Fingerprint = "a4ff9702fc0f2547",
-            Parameters = new __IpyRpc.ParameterDescriptor[]
-            {
-                new() { Name = "frame", Type = "DataFrame", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_9746f9698155d63a, Doc = "The frame.", IsOptional = false, DefaultValue = null },
-                new() { Name = "labels", Type = "List<string>", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_b7ede1eb2727293c, Doc = "Labels.", IsOptional = false, DefaultValue = null },
-            },
-            Exceptions = new __IpyRpc.ExceptionDoc[]
-            {
-            },
-        };
-
-        private static __Tasks.ValueTask Invoke_data_rows(__IpyRpc.IpyRpcInvocation call)
-        {
-            global::IpyRpc.DataFrame arg_frame = call.Arg(0, __Builtin.DataFrame);
-            global::System.Collections.Generic.List<string> arg_labels = call.Arg(1, __IpyRpc.Generated.Formatters_Demo_Assembly.List_Of_string);
-            call.Return(global::Demo.Data.Rows(arg_frame, arg_labels), __Builtin.Int32);
-            return default;
-        }
-
-        /// <summary>The descriptor of <c>data.total</c>.</summary>
-        public static readonly __IpyRpc.FunctionDescriptor data_total_Descriptor = new()
-        {
-            Name = "data.total",
-            Summary = "A tensor's sum.",
-            Remarks = null,
-            Returns = null,
-            ReturnType = "double",
-            ReturnSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_4e859fb409333b17,
-            Fingerprint = "89004b9f5f60f6e5",
-            Parameters = new __IpyRpc.ParameterDescriptor[]
-            {
-                new() { Name = "t", Type = "Tensor<float>", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_add42c7bed8dedc7, Doc = "The tensor.", IsOptional = false, DefaultValue = null },
-            },
-            Exceptions = new __IpyRpc.ExceptionDoc[]
-            {
-            },
-        };
-
-        private static __Tasks.ValueTask Invoke_data_total(__IpyRpc.IpyRpcInvocation call)
-        {
-            global::System.Numerics.Tensors.Tensor<float> arg_t = call.Arg(0, __Builtin.SingleTensor);
-            call.Return(global::Demo.Data.Total(arg_t), __Builtin.Double);
-            return default;
-        }
+        __IpyRpc.GeneratedServices.Add(new __IpyRpc.GeneratedService(typeof(Data), false, null, CreateFunctions));
     }
 
-    /// <summary>Typed client for the IpyRpc functions of <see cref="global::Demo.Data"/>. Create it with <c>client.Proxy&lt;DataClient&gt;()</c>.</summary>
+    /// <summary>The functions, bound to <paramref name="target"/> for instance methods: each a descriptor and a reflection-free invoker.</summary>
+    public static global::System.Collections.Generic.IReadOnlyList<__IpyRpc.IpyRpcFunction> CreateFunctions(object? target) => new __IpyRpc.IpyRpcFunction[]
+    {
+        new(new("data.head", "The first rows of a matrix.", null, null, "double[,]", __Schemas.S_16c3871c732c, "82416c647f277e8f", [
+            new("m", "double[,]", __Schemas.S_16c3871c732c, "The matrix."),
+            new("rows", "int", __Schemas.S_3483fdad3db7, "How many rows.")]),
+            static call => call.Returned(Data.Head(call.Arg(0, __Builtin.DoubleArray2D), call.Arg(1, __Builtin.Int32)), __Builtin.DoubleArray2D), true, null),
+        new(new("data.matrix", "A matrix.", null, null, "double[,]", __Schemas.S_16c3871c732c, "95dbf9b7091d5430", [
+            new("rows", "int", __Schemas.S_3483fdad3db7, "Rows.")]),
+            static call => call.Returned(Data.Matrix(call.Arg(0, __Builtin.Int32)), __Builtin.DoubleArray2D), true, null),
+        new(new("data.rows", "A data frame's row count.", null, null, "int", __Schemas.S_3483fdad3db7, "a4ff9702fc0f2547", [
+            new("frame", "DataFrame", __Schemas.S_9746f9698155, "The frame."),
+            new("labels", "List<string>", __Schemas.S_b7ede1eb2727, "Labels.")]),
+            static call => call.Returned(Data.Rows(call.Arg(0, __Builtin.DataFrame), call.Arg(1, __Formatters.List_Of_string)), __Builtin.Int32), true, null),
+        new(new("data.total", "A tensor's sum.", null, null, "double", __Schemas.S_4e859fb40933, "89004b9f5f60f6e5", [
+            new("t", "Tensor<float>", __Schemas.S_add42c7bed8d, "The tensor.")]),
+            static call => call.Returned(Data.Total(call.Arg(0, __Builtin.SingleTensor)), __Builtin.Double), true, null),
+    };
+}
+
+/// <summary>Typed client for the IpyRpc functions of <see cref="global::Demo.Data"/>. Create it with <c>client.Proxy&lt;DataClient&gt;()</c>.</summary>
+/// <remarks>A data argument (an array, a collection, a record) takes the value or a <see cref="__IpyRpc.RemotePointer{T}"/> to it. Any call can be submitted as a job instead, <c>client.SubmitAsync(() =&gt; proxy.F(x))</c>, or made for a pointer to its result, <c>client.AsPointerAsync(() =&gt; proxy.F(x))</c>.</remarks>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+public sealed partial class DataClient : __IpyRpc.IIpyRpcProxy<DataClient>
+{
+    private readonly __IpyRpc.IpyRpcPeer _client;
+
+    /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
+    /// <param name="peer">The connection calls go through.</param>
+    public DataClient(__IpyRpc.IpyRpcPeer peer) => _client = peer;
+
+    /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
+    /// <param name="peer">The connection calls go through.</param>
+    /// <returns>The proxy.</returns>
+    public static DataClient Create(__IpyRpc.IpyRpcPeer peer) => new(peer);
+
+    /// <summary>The peer this proxy calls through.</summary>
+    public __IpyRpc.IpyRpcPeer Peer => _client;
+
+    private DataNamespace? _Data;
+
+    /// <summary>The remote functions under <c>data</c>: <c>head</c>, <c>matrix</c>, <c>rows</c>, <c>total</c>.</summary>
+    public DataNamespace Data => _Data ??= new DataNamespace(_client);
+
+    /// <summary>The remote functions under <c>data</c>: <c>head</c>, <c>matrix</c>, <c>rows</c>, <c>total</c>.</summary>
     [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    public sealed partial class DataClient : __IpyRpc.IIpyRpcProxy<DataClient>
+    public sealed partial class DataNamespace
     {
         private readonly __IpyRpc.IpyRpcPeer _client;
 
-        /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
-        /// <param name="peer">The connection calls go through.</param>
-        public DataClient(__IpyRpc.IpyRpcPeer peer) => _client = peer;
+        internal DataNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
 
-        /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
-        /// <param name="peer">The connection calls go through.</param>
-        /// <returns>The proxy.</returns>
-        public static DataClient Create(__IpyRpc.IpyRpcPeer peer) => new(peer);
+        /// <summary>The first rows of a matrix.</summary>
+        /// <param name="m">The matrix.</param>
+        /// <param name="rows">How many rows.</param>
+        /// <param name="options">Timeout, where output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+        /// <returns>The result of <c>data.head</c>.</returns>
+        public __Tasks.Task<double[,]> Head(__IpyRpc.ValueOrPointer<double[,]> m, int rows, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+            => _client.InvokeAsync("data.head", new __IpyRpc.IpyRpcArguments().Add(m, __Builtin.DoubleArray2D).Add(rows, __Builtin.Int32), __Builtin.DoubleArray2D, options, cancellationToken);
 
-        /// <summary>The peer this proxy calls through.</summary>
-        public __IpyRpc.IpyRpcPeer Peer => _client;
+        /// <summary>A matrix.</summary>
+        /// <param name="rows">Rows.</param>
+        /// <param name="options">Timeout, where output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+        /// <returns>The result of <c>data.matrix</c>.</returns>
+        public __Tasks.Task<double[,]> Matrix(int rows, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+            => _client.InvokeAsync("data.matrix", new __IpyRpc.IpyRpcArguments().Add(rows, __Builtin.Int32), __Builtin.DoubleArray2D, options, cancellationToken);
 
-        private DataNamespace? _Data;
+        /// <summary>A data frame's row count.</summary>
+        /// <param name="frame">The frame.</param>
+        /// <param name="labels">Labels.</param>
+        /// <param name="options">Timeout, where output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+        /// <returns>The result of <c>data.rows</c>.</returns>
+        public __Tasks.Task<int> Rows(__IpyRpc.ValueOrPointer<global::IpyRpc.DataFrame> frame, global::System.Collections.Generic.List<string> labels, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+            => _client.InvokeAsync("data.rows", new __IpyRpc.IpyRpcArguments().Add(frame, __Builtin.DataFrame).Add(labels, __Formatters.List_Of_string), __Builtin.Int32, options, cancellationToken);
 
-        /// <summary>The remote functions under <c>data</c>: <c>head</c>, <c>matrix</c>, <c>rows</c>, <c>total</c>.</summary>
-        public DataNamespace Data => _Data ??= new DataNamespace(_client);
+        /// <summary>Calls <c>data.rows</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>
+        /// <param name="frame">The frame.</param>
+        /// <param name="labels">Labels.</param>
+        /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+        /// <returns>The result of <c>data.rows</c>.</returns>
+        public __Tasks.Task<int> Rows(__IpyRpc.ValueOrPointer<global::IpyRpc.DataFrame> frame, __IpyRpc.RemotePointer<global::System.Collections.Generic.List<string>> labels, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+            => _client.InvokeAsync<int>("data.rows", new __IpyRpc.IpyRpcArguments().Add(frame, __Builtin.DataFrame).Add(labels, __IpyRpc.RemotePointerFormatter<global::System.Collections.Generic.List<string>>.Instance), __Builtin.Int32, options, cancellationToken);
 
-        /// <summary>The remote functions under <c>data</c>: <c>head</c>, <c>matrix</c>, <c>rows</c>, <c>total</c>.</summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-        public sealed partial class DataNamespace
-        {
-            private readonly __IpyRpc.IpyRpcPeer _client;
-
-            internal DataNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
-
-            /// <summary>The first rows of a matrix.</summary>
-            /// <param name="m">The matrix.</param>
-            /// <param name="rows">How many rows.</param>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>The result of <c>data.head</c>.</returns>
-            public __Tasks.Task<double[,]> Head(double[,] @m, int @rows, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync<double[,]>("data.head", new __IpyRpc.IpyRpcArguments().Add(@m, __Builtin.DoubleArray2D).Add(@rows, __Builtin.Int32), __Builtin.DoubleArray2D, options, cancellationToken);
-
-            /// <summary>Calls <c>data.head</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.</summary>
-            /// <param name="m">The matrix.</param>
-            /// <param name="rows">How many rows.</param>
-            /// <param name="options">Per-call options: timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>A pointer to the result of <c>data.head</c>.</returns>
-            public __Tasks.Task<__IpyRpc.RemotePointer<double[,]>> HeadAsPointerAsync(double[,] @m, int @rows, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync<__IpyRpc.RemotePointer<double[,]>>("data.head", new __IpyRpc.IpyRpcArguments().Add(@m, __Builtin.DoubleArray2D).Add(@rows, __Builtin.Int32), __IpyRpc.RemotePointerFormatter<double[,]>.Instance, __IpyRpc.CallOptions.ForPointer(options), cancellationToken);
-
-            /// <summary>Calls <c>data.head</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>
-            /// <param name="m">The matrix.</param>
-            /// <param name="rows">How many rows.</param>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>The result of <c>data.head</c>.</returns>
-            public __Tasks.Task<double[,]> Head(__IpyRpc.RemotePointer<double[,]> @m, int @rows, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync<double[,]>("data.head", new __IpyRpc.IpyRpcArguments().Add(@m, __IpyRpc.RemotePointerFormatter<double[,]>.Instance).Add(@rows, __Builtin.Int32), __Builtin.DoubleArray2D, options, cancellationToken);
-
-            /// <summary>Calls <c>data.head</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.</summary>
-            /// <param name="m">The matrix.</param>
-            /// <param name="rows">How many rows.</param>
-            /// <param name="options">Per-call options: timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>A pointer to the result of <c>data.head</c>.</returns>
-            public __Tasks.Task<__IpyRpc.RemotePointer<double[,]>> HeadAsPointerAsync(__IpyRpc.RemotePointer<double[,]> @m, int @rows, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync<__IpyRpc.RemotePointer<double[,]>>("data.head", new __IpyRpc.IpyRpcArguments().Add(@m, __IpyRpc.RemotePointerFormatter<double[,]>.Instance).Add(@rows, __Builtin.Int32), __IpyRpc.RemotePointerFormatter<double[,]>.Instance, __IpyRpc.CallOptions.ForPointer(options), cancellationToken);
-
-            /// <summary>Submits <c>data.head</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-            /// <param name="m">The matrix.</param>
-            /// <param name="rows">How many rows.</param>
-            /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-            /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-            /// <returns>The job's handle.</returns>
-            public __Tasks.Task<__IpyRpc.IpyRpcJob<double[,]>> SubmitHeadAsync(double[,] @m, int @rows, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.SubmitAsync<double[,]>("data.head", new __IpyRpc.IpyRpcArguments().Add(@m, __Builtin.DoubleArray2D).Add(@rows, __Builtin.Int32), __Builtin.DoubleArray2D, options, cancellationToken);
-
-            /// <summary>A matrix.</summary>
-            /// <param name="rows">Rows.</param>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>The result of <c>data.matrix</c>.</returns>
-            public __Tasks.Task<double[,]> Matrix(int @rows, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync<double[,]>("data.matrix", new __IpyRpc.IpyRpcArguments().Add(@rows, __Builtin.Int32), __Builtin.DoubleArray2D, options, cancellationToken);
-
-            /// <summary>Calls <c>data.matrix</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.</summary>
-            /// <param name="rows">Rows.</param>
-            /// <param name="options">Per-call options: timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>A pointer to the result of <c>data.matrix</c>.</returns>
-            public __Tasks.Task<__IpyRpc.RemotePointer<double[,]>> MatrixAsPointerAsync(int @rows, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync<__IpyRpc.RemotePointer<double[,]>>("data.matrix", new __IpyRpc.IpyRpcArguments().Add(@rows, __Builtin.Int32), __IpyRpc.RemotePointerFormatter<double[,]>.Instance, __IpyRpc.CallOptions.ForPointer(options), cancellationToken);
-
-            /// <summary>Submits <c>data.matrix</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-            /// <param name="rows">Rows.</param>
-            /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-            /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-            /// <returns>The job's handle.</returns>
-            public __Tasks.Task<__IpyRpc.IpyRpcJob<double[,]>> SubmitMatrixAsync(int @rows, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.SubmitAsync<double[,]>("data.matrix", new __IpyRpc.IpyRpcArguments().Add(@rows, __Builtin.Int32), __Builtin.DoubleArray2D, options, cancellationToken);
-
-            /// <summary>A data frame's row count.</summary>
-            /// <param name="frame">The frame.</param>
-            /// <param name="labels">Labels.</param>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>The result of <c>data.rows</c>.</returns>
-            public __Tasks.Task<int> Rows(global::IpyRpc.DataFrame @frame, global::System.Collections.Generic.List<string> @labels, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync<int>("data.rows", new __IpyRpc.IpyRpcArguments().Add(@frame, __Builtin.DataFrame).Add(@labels, __IpyRpc.Generated.Formatters_Demo_Assembly.List_Of_string), __Builtin.Int32, options, cancellationToken);
-
-            /// <summary>Calls <c>data.rows</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>
-            /// <param name="frame">The frame.</param>
-            /// <param name="labels">Labels.</param>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>The result of <c>data.rows</c>.</returns>
-            public __Tasks.Task<int> Rows(__IpyRpc.RemotePointer<global::IpyRpc.DataFrame> @frame, __IpyRpc.RemotePointer<global::System.Collections.Generic.List<string>> @labels, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync<int>("data.rows", new __IpyRpc.IpyRpcArguments().Add(@frame, __IpyRpc.RemotePointerFormatter<global::IpyRpc.DataFrame>.Instance).Add(@labels, __IpyRpc.RemotePointerFormatter<global::System.Collections.Generic.List<string>>.Instance), __Builtin.Int32, options, cancellationToken);
-
-            /// <summary>Submits <c>data.rows</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-            /// <param name="frame">The frame.</param>
-            /// <param name="labels">Labels.</param>
-            /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-            /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-            /// <returns>The job's handle.</returns>
-            public __Tasks.Task<__IpyRpc.IpyRpcJob<int>> SubmitRowsAsync(global::IpyRpc.DataFrame @frame, global::System.Collections.Generic.List<string> @labels, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.SubmitAsync<int>("data.rows", new __IpyRpc.IpyRpcArguments().Add(@frame, __Builtin.DataFrame).Add(@labels, __IpyRpc.Generated.Formatters_Demo_Assembly.List_Of_string), __Builtin.Int32, options, cancellationToken);
-
-            /// <summary>A tensor's sum.</summary>
-            /// <param name="t">The tensor.</param>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>The result of <c>data.total</c>.</returns>
-            public __Tasks.Task<double> Total(global::System.Numerics.Tensors.Tensor<float> @t, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync<double>("data.total", new __IpyRpc.IpyRpcArguments().Add(@t, __Builtin.SingleTensor), __Builtin.Double, options, cancellationToken);
-
-            /// <summary>Calls <c>data.total</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>
-            /// <param name="t">The tensor.</param>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>The result of <c>data.total</c>.</returns>
-            public __Tasks.Task<double> Total(__IpyRpc.RemotePointer<global::System.Numerics.Tensors.Tensor<float>> @t, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync<double>("data.total", new __IpyRpc.IpyRpcArguments().Add(@t, __IpyRpc.RemotePointerFormatter<global::System.Numerics.Tensors.Tensor<float>>.Instance), __Builtin.Double, options, cancellationToken);
-
-            /// <summary>Submits <c>data.total</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-            /// <param name="t">The tensor.</param>
-            /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-            /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-            /// <returns>The job's handle.</returns>
-            public __Tasks.Task<__IpyRpc.IpyRpcJob<double>> SubmitTotalAsync(global::System.Numerics.Tensors.Tensor<float> @t, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.SubmitAsync<double>("data.total", new __IpyRpc.IpyRpcArguments().Add(@t, __Builtin.SingleTensor), __Builtin.Double, options, cancellationToken);
-        }
+        /// <summary>A tensor's sum.</summary>
+        /// <param name="t">The tensor.</param>
+        /// <param name="options">Timeout, where output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+        /// <returns>The result of <c>data.total</c>.</returns>
+        public __Tasks.Task<double> Total(__IpyRpc.ValueOrPointer<global::System.Numerics.Tensors.Tensor<float>> t, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+            => _client.InvokeAsync("data.total", new __IpyRpc.IpyRpcArguments().Add(t, __Builtin.SingleTensor), __Builtin.Double, options, cancellationToken);
     }
 }

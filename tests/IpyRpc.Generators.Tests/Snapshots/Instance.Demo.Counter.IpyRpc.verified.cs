@@ -6,141 +6,77 @@ using __IpyRpc = global::IpyRpc;
 using __Builtin = global::IpyRpc.Formatting.Formatters;
 using __Tasks = global::System.Threading.Tasks;
 using __CancellationToken = global::System.Threading.CancellationToken;
+using __Schemas = global::IpyRpc.Generated.Schemas_Demo_Assembly;
 
-namespace Demo
+namespace Demo;
+
+/// <summary>IpyRpc dispatch for the exported methods of <see cref="global::Demo.Counter"/>: descriptors and reflection-free invokers.</summary>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+[global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
+internal static class Counter_IpyRpcDispatch
 {
-    /// <summary>IpyRpc dispatch for the exported methods of <see cref="global::Demo.Counter"/>: descriptors and reflection-free invokers.</summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
-    internal static class Counter_IpyRpcDispatch
+    /// <summary>Makes these functions known to <c>server.Register(typeof(...))</c>.</summary>
+    [global::System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void Register()
     {
-        /// <summary>Makes these functions known to <c>server.Register(typeof(...))</c>.</summary>
-        [global::System.Runtime.CompilerServices.ModuleInitializer]
-        internal static void Register()
-        {
-            __IpyRpc.GeneratedServices.Add(new __IpyRpc.GeneratedService(typeof(global::Demo.Counter), true, null, CreateFunctions));
-        }
-
-        /// <summary>The functions, bound to <paramref name="target"/> for instance methods.</summary>
-        public static global::System.Collections.Generic.IReadOnlyList<__IpyRpc.IpyRpcFunction> CreateFunctions(object? target)
-        {
-            return new __IpyRpc.IpyRpcFunction[]
-            {
-                new __IpyRpc.IpyRpcFunction(counter_add_Descriptor, Invoke_counter_add, isSynchronous: false, target: target),
-                new __IpyRpc.IpyRpcFunction(counter_reset_Descriptor, Invoke_counter_reset, isSynchronous: true, target: target),
-            };
-        }
-
-        /// <summary>The descriptor of <c>counter.add</c>.</summary>
-        public static readonly __IpyRpc.FunctionDescriptor counter_add_Descriptor = new()
-        {
-            Name = "counter.add",
-            Summary = "Adds to the count.",
-            Remarks = null,
-            Returns = "The new count.",
-            ReturnType = "int",
-            ReturnSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_3483fdad3db760a4,
-            Fingerprint = "9badc35e27a3027c",
-            Parameters = new __IpyRpc.ParameterDescriptor[]
-            {
-                new() { Name = "by", Type = "int", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_3483fdad3db760a4, Doc = "How much.", IsOptional = false, DefaultValue = null },
-            },
-            Exceptions = new __IpyRpc.ExceptionDoc[]
-            {
-            },
-        };
-
-        private static async __Tasks.ValueTask Invoke_counter_add(__IpyRpc.IpyRpcInvocation call)
-        {
-            int arg_by = call.Arg(0, __Builtin.Int32);
-            call.Return(await call.Target<global::Demo.Counter>().Add(arg_by, call.Connection, call.CancellationToken).ConfigureAwait(false), __Builtin.Int32);
-        }
-
-        /// <summary>The descriptor of <c>counter.reset</c>.</summary>
-        public static readonly __IpyRpc.FunctionDescriptor counter_reset_Descriptor = new()
-        {
-            Name = "counter.reset",
-            Summary = "Resets the count.",
-            Remarks = null,
-            Returns = null,
-            ReturnType = "void",
-            ReturnSchema = null,
-            Fingerprint = "b98c97f01cba5b43",
-            Parameters = new __IpyRpc.ParameterDescriptor[]
-            {
-            },
-            Exceptions = new __IpyRpc.ExceptionDoc[]
-            {
-            },
-        };
-
-        private static __Tasks.ValueTask Invoke_counter_reset(__IpyRpc.IpyRpcInvocation call)
-        {
-            call.Target<global::Demo.Counter>().Reset();
-            call.ReturnVoid();
-            return default;
-        }
+        __IpyRpc.GeneratedServices.Add(new __IpyRpc.GeneratedService(typeof(Counter), true, null, CreateFunctions));
     }
 
-    /// <summary>Typed client for the IpyRpc functions of <see cref="global::Demo.Counter"/>. Create it with <c>client.Proxy&lt;CounterClient&gt;()</c>.</summary>
+    /// <summary>The functions, bound to <paramref name="target"/> for instance methods: each a descriptor and a reflection-free invoker.</summary>
+    public static global::System.Collections.Generic.IReadOnlyList<__IpyRpc.IpyRpcFunction> CreateFunctions(object? target) => new __IpyRpc.IpyRpcFunction[]
+    {
+        new(new("counter.add", "Adds to the count.", null, "The new count.", "int", __Schemas.S_3483fdad3db7, "9badc35e27a3027c", [
+            new("by", "int", __Schemas.S_3483fdad3db7, "How much.")]),
+            static call => call.ReturnAsync(call.Target<Counter>().Add(call.Arg(0, __Builtin.Int32), call.Connection, call.CancellationToken), __Builtin.Int32), false, target),
+        new(new("counter.reset", "Resets the count.", null, null, "void", null, "b98c97f01cba5b43", []),
+            static call => { call.Target<Counter>().Reset(); return call.ReturnedVoid(); }, true, target),
+    };
+}
+
+/// <summary>Typed client for the IpyRpc functions of <see cref="global::Demo.Counter"/>. Create it with <c>client.Proxy&lt;CounterClient&gt;()</c>.</summary>
+/// <remarks>A data argument (an array, a collection, a record) takes the value or a <see cref="__IpyRpc.RemotePointer{T}"/> to it. Any call can be submitted as a job instead, <c>client.SubmitAsync(() =&gt; proxy.F(x))</c>, or made for a pointer to its result, <c>client.AsPointerAsync(() =&gt; proxy.F(x))</c>.</remarks>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+public sealed partial class CounterClient : __IpyRpc.IIpyRpcProxy<CounterClient>
+{
+    private readonly __IpyRpc.IpyRpcPeer _client;
+
+    /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
+    /// <param name="peer">The connection calls go through.</param>
+    public CounterClient(__IpyRpc.IpyRpcPeer peer) => _client = peer;
+
+    /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
+    /// <param name="peer">The connection calls go through.</param>
+    /// <returns>The proxy.</returns>
+    public static CounterClient Create(__IpyRpc.IpyRpcPeer peer) => new(peer);
+
+    /// <summary>The peer this proxy calls through.</summary>
+    public __IpyRpc.IpyRpcPeer Peer => _client;
+
+    private CounterNamespace? _Counter;
+
+    /// <summary>The remote functions under <c>counter</c>: <c>add</c>, <c>reset</c>.</summary>
+    public CounterNamespace Counter => _Counter ??= new CounterNamespace(_client);
+
+    /// <summary>The remote functions under <c>counter</c>: <c>add</c>, <c>reset</c>.</summary>
     [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    public sealed partial class CounterClient : __IpyRpc.IIpyRpcProxy<CounterClient>
+    public sealed partial class CounterNamespace
     {
         private readonly __IpyRpc.IpyRpcPeer _client;
 
-        /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
-        /// <param name="peer">The connection calls go through.</param>
-        public CounterClient(__IpyRpc.IpyRpcPeer peer) => _client = peer;
+        internal CounterNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
 
-        /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
-        /// <param name="peer">The connection calls go through.</param>
-        /// <returns>The proxy.</returns>
-        public static CounterClient Create(__IpyRpc.IpyRpcPeer peer) => new(peer);
+        /// <summary>Adds to the count.</summary>
+        /// <param name="by">How much.</param>
+        /// <returns>The new count.</returns>
+        /// <param name="options">Timeout, where output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+        public __Tasks.Task<int> Add(int by, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+            => _client.InvokeAsync("counter.add", new __IpyRpc.IpyRpcArguments().Add(by, __Builtin.Int32), __Builtin.Int32, options, cancellationToken);
 
-        /// <summary>The peer this proxy calls through.</summary>
-        public __IpyRpc.IpyRpcPeer Peer => _client;
-
-        private CounterNamespace? _Counter;
-
-        /// <summary>The remote functions under <c>counter</c>: <c>add</c>, <c>reset</c>.</summary>
-        public CounterNamespace Counter => _Counter ??= new CounterNamespace(_client);
-
-        /// <summary>The remote functions under <c>counter</c>: <c>add</c>, <c>reset</c>.</summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-        public sealed partial class CounterNamespace
-        {
-            private readonly __IpyRpc.IpyRpcPeer _client;
-
-            internal CounterNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
-
-            /// <summary>Adds to the count.</summary>
-            /// <param name="by">How much.</param>
-            /// <returns>The new count.</returns>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            public __Tasks.Task<int> Add(int @by, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync<int>("counter.add", new __IpyRpc.IpyRpcArguments().Add(@by, __Builtin.Int32), __Builtin.Int32, options, cancellationToken);
-
-            /// <summary>Submits <c>counter.add</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-            /// <param name="by">How much.</param>
-            /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-            /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-            /// <returns>The job's handle.</returns>
-            public __Tasks.Task<__IpyRpc.IpyRpcJob<int>> SubmitAddAsync(int @by, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.SubmitAsync<int>("counter.add", new __IpyRpc.IpyRpcArguments().Add(@by, __Builtin.Int32), __Builtin.Int32, options, cancellationToken);
-
-            /// <summary>Resets the count.</summary>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            public __Tasks.Task Reset(__IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.InvokeAsync("counter.reset", new __IpyRpc.IpyRpcArguments(), options, cancellationToken);
-
-            /// <summary>Submits <c>counter.reset</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-            /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-            /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-            /// <returns>The job's handle.</returns>
-            public __Tasks.Task<__IpyRpc.IpyRpcJob<object?>> SubmitResetAsync(__IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => _client.SubmitAsync<object?>("counter.reset", new __IpyRpc.IpyRpcArguments(), __Builtin.Object, options, cancellationToken);
-        }
+        /// <summary>Resets the count.</summary>
+        /// <param name="options">Timeout, where output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+        public __Tasks.Task Reset(__IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+            => _client.InvokeAsync("counter.reset", new __IpyRpc.IpyRpcArguments(), options, cancellationToken);
     }
 }

@@ -6,133 +6,84 @@ using __IpyRpc = global::IpyRpc;
 using __Builtin = global::IpyRpc.Formatting.Formatters;
 using __Tasks = global::System.Threading.Tasks;
 using __CancellationToken = global::System.Threading.CancellationToken;
+using __Formatters = global::IpyRpc.Generated.Formatters_Demo_Assembly;
 
-namespace Demo.Calc
+namespace Demo.Calc;
+
+/// <summary>Typed client for the server described by <c>Calc.ipyrpc.json</c> (generated from that file, with no reference to the server's code). Create it with <c>client.Proxy&lt;CalcClient&gt;()</c>. A call to a function whose signature changed since the file was written throws <see cref="__IpyRpc.SchemaMismatchException"/> before anything is sent.</summary>
+/// <remarks>A data argument (an array, a collection, a record) takes the value or a <see cref="__IpyRpc.RemotePointer{T}"/> to it. Any call can be submitted as a job instead, <c>client.SubmitAsync(() =&gt; proxy.F(x))</c>, or made for a pointer to its result, <c>client.AsPointerAsync(() =&gt; proxy.F(x))</c>.</remarks>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+public sealed partial class CalcClient : __IpyRpc.IIpyRpcProxy<CalcClient>
 {
-    /// <summary>Typed client for the server described by <c>Calc.ipyrpc.json</c> (generated from that file, with no reference to the server's code). Create it with <c>client.Proxy&lt;CalcClient&gt;()</c>. A call to a function whose signature changed since the file was written throws <see cref="__IpyRpc.SchemaMismatchException"/> before anything is sent.</summary>
+    private readonly __IpyRpc.IpyRpcPeer _client;
+
+    /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
+    /// <param name="peer">The connection calls go through.</param>
+    public CalcClient(__IpyRpc.IpyRpcPeer peer) => _client = peer;
+
+    /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
+    /// <param name="peer">The connection calls go through.</param>
+    /// <returns>The proxy.</returns>
+    public static CalcClient Create(__IpyRpc.IpyRpcPeer peer) => new(peer);
+
+    /// <summary>The peer this proxy calls through.</summary>
+    public __IpyRpc.IpyRpcPeer Peer => _client;
+
+    private CalcNamespace? _Calc;
+
+    /// <summary>The remote functions under <c>calc</c>: <c>add</c>, <c>count</c>, <c>operations</c>, <c>summarize</c>.</summary>
+    public CalcNamespace Calc => _Calc ??= new CalcNamespace(_client);
+
+    /// <summary>The remote functions under <c>calc</c>: <c>add</c>, <c>count</c>, <c>operations</c>, <c>summarize</c>.</summary>
     [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    public sealed partial class CalcClient : __IpyRpc.IIpyRpcProxy<CalcClient>
+    public sealed partial class CalcNamespace
     {
         private readonly __IpyRpc.IpyRpcPeer _client;
 
-        /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
-        /// <param name="peer">The connection calls go through.</param>
-        public CalcClient(__IpyRpc.IpyRpcPeer peer) => _client = peer;
+        internal CalcNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
 
-        /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
-        /// <param name="peer">The connection calls go through.</param>
-        /// <returns>The proxy.</returns>
-        public static CalcClient Create(__IpyRpc.IpyRpcPeer peer) => new(peer);
+        /// <summary>Adds two integers.</summary>
+        /// <param name="a">The first addend.</param>
+        /// <param name="b">The second addend.</param>
+        /// <returns>The sum of a and b.</returns>
+        /// <param name="options">Timeout, where output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+        public __Tasks.Task<int> Add(int a, int b, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+            => __IpyRpc.SchemaGuard.Checked(_client, "calc.add", "c19639815106f4a8", "calc.add(a: int, b: int) -> int", "Calc.ipyrpc.json").InvokeAsync("calc.add", new __IpyRpc.IpyRpcArguments().Add(a, __Builtin.Int32).Add(b, __Builtin.Int32), __Builtin.Int32, options, cancellationToken);
 
-        /// <summary>The peer this proxy calls through.</summary>
-        public __IpyRpc.IpyRpcPeer Peer => _client;
+        /// <summary>Counts from one up to to, one number at a time.</summary>
+        /// <param name="to">The last number.</param>
+        /// <returns>The numbers, as they are counted.</returns>
+        /// <param name="options">Timeout, where output goes, serialization, how many items may arrive ahead of the enumeration (StreamWindow).</param>
+        /// <param name="cancellationToken">Cancels the call; stopping the enumeration early cancels it too.</param>
+        public global::System.Collections.Generic.IAsyncEnumerable<int> Count(int to, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+            => __IpyRpc.SchemaGuard.Checked(_client, "calc.count", "3c728bef17c3f0e6", "calc.count(to: int) -> IAsyncEnumerable<int>", "Calc.ipyrpc.json").StreamAsync<int>("calc.count", new __IpyRpc.IpyRpcArguments().Add(to, __Builtin.Int32), __Builtin.Int32, options, cancellationToken);
 
-        private CalcNamespace? _Calc;
+        /// <summary>The operations this calculator supports, by kind.</summary>
+        /// <returns>Each kind of operation with its function names.</returns>
+        /// <param name="options">Timeout, where output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+        public __Tasks.Task<global::System.Collections.Generic.Dictionary<string, Operation[]>> Operations(__IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+            => __IpyRpc.SchemaGuard.Checked(_client, "calc.operations", "74200cd37755814d", "calc.operations() -> Dictionary<string, Operation[]>", "Calc.ipyrpc.json").InvokeAsync("calc.operations", new __IpyRpc.IpyRpcArguments(), __Formatters.Dictionary_Of_string_Demo_Calc_Operation_Array, options, cancellationToken);
 
-        /// <summary>The remote functions under <c>calc</c>: <c>add</c>, <c>count</c>, <c>operations</c>, <c>summarize</c>.</summary>
-        public CalcNamespace Calc => _Calc ??= new CalcNamespace(_client);
+        /// <summary>Summarizes a series of measurements: how many, their mean and their range.</summary>
+        /// <remarks>The server prints a line for every summary it computes; the caller sees it live.</remarks>
+        /// <param name="values">The measurements, in any order.</param>
+        /// <param name="rounding">How the mean is rounded.</param>
+        /// <returns>The summary, with the mean rounded as asked.</returns>
+        /// <exception cref="__IpyRpc.RemoteException">The remote function threw <c>ArgumentException</c> (the exception's <c>RemoteType</c>): The series is empty.</exception>
+        /// <param name="options">Timeout, where output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+        public __Tasks.Task<Summary> Summarize(double[] values, Rounding rounding = Rounding.Nearest, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+            => __IpyRpc.SchemaGuard.Checked(_client, "calc.summarize", "f23980e07af0eb71", "calc.summarize(values: double[], rounding: Rounding = Rounding.Nearest) -> Summary", "Calc.ipyrpc.json").InvokeAsync("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(values, __Builtin.DoubleArray).Add(rounding, __Formatters.Demo_Calc_Rounding), __Formatters.Demo_Calc_Summary, options, cancellationToken);
 
-        /// <summary>The remote functions under <c>calc</c>: <c>add</c>, <c>count</c>, <c>operations</c>, <c>summarize</c>.</summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-        public sealed partial class CalcNamespace
-        {
-            private readonly __IpyRpc.IpyRpcPeer _client;
-
-            internal CalcNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
-
-            /// <summary>Adds two integers.</summary>
-            /// <param name="a">The first addend.</param>
-            /// <param name="b">The second addend.</param>
-            /// <returns>The sum of a and b.</returns>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            public __Tasks.Task<int> Add(int @a, int @b, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => __IpyRpc.SchemaGuard.Checked(_client, "calc.add", "c19639815106f4a8", "calc.add(a: int, b: int) -> int", "Calc.ipyrpc.json").InvokeAsync<int>("calc.add", new __IpyRpc.IpyRpcArguments().Add(@a, __Builtin.Int32).Add(@b, __Builtin.Int32), __Builtin.Int32, options, cancellationToken);
-
-            /// <summary>Submits <c>calc.add</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-            /// <param name="a">The first addend.</param>
-            /// <param name="b">The second addend.</param>
-            /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-            /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-            /// <returns>The job's handle.</returns>
-            public __Tasks.Task<__IpyRpc.IpyRpcJob<int>> SubmitAddAsync(int @a, int @b, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => __IpyRpc.SchemaGuard.Checked(_client, "calc.add", "c19639815106f4a8", "calc.add(a: int, b: int) -> int", "Calc.ipyrpc.json").SubmitAsync<int>("calc.add", new __IpyRpc.IpyRpcArguments().Add(@a, __Builtin.Int32).Add(@b, __Builtin.Int32), __Builtin.Int32, options, cancellationToken);
-
-            /// <summary>Counts from one up to to, one number at a time.</summary>
-            /// <param name="to">The last number.</param>
-            /// <returns>The numbers, as they are counted.</returns>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization, how many items may arrive ahead of the enumeration (StreamWindow).</param>
-            /// <param name="cancellationToken">Cancels the call; stopping the enumeration early cancels it too.</param>
-            public global::System.Collections.Generic.IAsyncEnumerable<int> Count(int @to, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => __IpyRpc.SchemaGuard.Checked(_client, "calc.count", "3c728bef17c3f0e6", "calc.count(to: int) -> IAsyncEnumerable<int>", "Calc.ipyrpc.json").StreamAsync<int>("calc.count", new __IpyRpc.IpyRpcArguments().Add(@to, __Builtin.Int32), __Builtin.Int32, options, cancellationToken);
-
-            /// <summary>The operations this calculator supports, by kind.</summary>
-            /// <returns>Each kind of operation with its function names.</returns>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            public __Tasks.Task<global::System.Collections.Generic.Dictionary<string, global::Demo.Calc.Operation[]>> Operations(__IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => __IpyRpc.SchemaGuard.Checked(_client, "calc.operations", "74200cd37755814d", "calc.operations() -> Dictionary<string, Operation[]>", "Calc.ipyrpc.json").InvokeAsync<global::System.Collections.Generic.Dictionary<string, global::Demo.Calc.Operation[]>>("calc.operations", new __IpyRpc.IpyRpcArguments(), __IpyRpc.Generated.Formatters_Demo_Assembly.Dictionary_Of_string_Demo_Calc_Operation_Array, options, cancellationToken);
-
-            /// <summary>Calls <c>calc.operations</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.</summary>
-            /// <param name="options">Per-call options: timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>A pointer to the result of <c>calc.operations</c>.</returns>
-            public __Tasks.Task<__IpyRpc.RemotePointer<global::System.Collections.Generic.Dictionary<string, global::Demo.Calc.Operation[]>>> OperationsAsPointerAsync(__IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => __IpyRpc.SchemaGuard.Checked(_client, "calc.operations", "74200cd37755814d", "calc.operations() -> Dictionary<string, Operation[]>", "Calc.ipyrpc.json").InvokeAsync<__IpyRpc.RemotePointer<global::System.Collections.Generic.Dictionary<string, global::Demo.Calc.Operation[]>>>("calc.operations", new __IpyRpc.IpyRpcArguments(), __IpyRpc.RemotePointerFormatter<global::System.Collections.Generic.Dictionary<string, global::Demo.Calc.Operation[]>>.Instance, __IpyRpc.CallOptions.ForPointer(options), cancellationToken);
-
-            /// <summary>Submits <c>calc.operations</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-            /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-            /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-            /// <returns>The job's handle.</returns>
-            public __Tasks.Task<__IpyRpc.IpyRpcJob<global::System.Collections.Generic.Dictionary<string, global::Demo.Calc.Operation[]>>> SubmitOperationsAsync(__IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => __IpyRpc.SchemaGuard.Checked(_client, "calc.operations", "74200cd37755814d", "calc.operations() -> Dictionary<string, Operation[]>", "Calc.ipyrpc.json").SubmitAsync<global::System.Collections.Generic.Dictionary<string, global::Demo.Calc.Operation[]>>("calc.operations", new __IpyRpc.IpyRpcArguments(), __IpyRpc.Generated.Formatters_Demo_Assembly.Dictionary_Of_string_Demo_Calc_Operation_Array, options, cancellationToken);
-
-            /// <summary>Summarizes a series of measurements: how many, their mean and their range.</summary>
-            /// <remarks>The server prints a line for every summary it computes; the caller sees it live.</remarks>
-            /// <param name="values">The measurements, in any order.</param>
-            /// <param name="rounding">How the mean is rounded.</param>
-            /// <returns>The summary, with the mean rounded as asked.</returns>
-            /// <exception cref="__IpyRpc.RemoteException">The remote function threw <c>ArgumentException</c> (the exception's <c>RemoteType</c>): The series is empty.</exception>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            public __Tasks.Task<global::Demo.Calc.Summary> Summarize(double[] @values, global::Demo.Calc.Rounding @rounding = global::Demo.Calc.Rounding.Nearest, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => __IpyRpc.SchemaGuard.Checked(_client, "calc.summarize", "f23980e07af0eb71", "calc.summarize(values: double[], rounding: Rounding = Rounding.Nearest) -> Summary", "Calc.ipyrpc.json").InvokeAsync<global::Demo.Calc.Summary>("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(@values, __Builtin.DoubleArray).Add(@rounding, __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Calc_Rounding), __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Calc_Summary, options, cancellationToken);
-
-            /// <summary>Calls <c>calc.summarize</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.</summary>
-            /// <param name="values">The measurements, in any order.</param>
-            /// <param name="rounding">How the mean is rounded.</param>
-            /// <param name="options">Per-call options: timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>A pointer to the result of <c>calc.summarize</c>.</returns>
-            public __Tasks.Task<__IpyRpc.RemotePointer<global::Demo.Calc.Summary>> SummarizeAsPointerAsync(double[] @values, global::Demo.Calc.Rounding @rounding = global::Demo.Calc.Rounding.Nearest, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => __IpyRpc.SchemaGuard.Checked(_client, "calc.summarize", "f23980e07af0eb71", "calc.summarize(values: double[], rounding: Rounding = Rounding.Nearest) -> Summary", "Calc.ipyrpc.json").InvokeAsync<__IpyRpc.RemotePointer<global::Demo.Calc.Summary>>("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(@values, __Builtin.DoubleArray).Add(@rounding, __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Calc_Rounding), __IpyRpc.RemotePointerFormatter<global::Demo.Calc.Summary>.Instance, __IpyRpc.CallOptions.ForPointer(options), cancellationToken);
-
-            /// <summary>Calls <c>calc.summarize</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>
-            /// <param name="values">The measurements, in any order.</param>
-            /// <param name="rounding">How the mean is rounded.</param>
-            /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>The result of <c>calc.summarize</c>.</returns>
-            public __Tasks.Task<global::Demo.Calc.Summary> Summarize(__IpyRpc.RemotePointer<double[]> @values, global::Demo.Calc.Rounding @rounding = global::Demo.Calc.Rounding.Nearest, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => __IpyRpc.SchemaGuard.Checked(_client, "calc.summarize", "f23980e07af0eb71", "calc.summarize(values: double[], rounding: Rounding = Rounding.Nearest) -> Summary", "Calc.ipyrpc.json").InvokeAsync<global::Demo.Calc.Summary>("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(@values, __IpyRpc.RemotePointerFormatter<double[]>.Instance).Add(@rounding, __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Calc_Rounding), __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Calc_Summary, options, cancellationToken);
-
-            /// <summary>Calls <c>calc.summarize</c> for a pointer to its result: the value stays with the process that computed it, to be fetched (whole or by rows) from there or passed to another call.</summary>
-            /// <param name="values">The measurements, in any order.</param>
-            /// <param name="rounding">How the mean is rounded.</param>
-            /// <param name="options">Per-call options: timeout, how long the holder keeps the value (PointerTimeToLive), where remote output goes, serialization.</param>
-            /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-            /// <returns>A pointer to the result of <c>calc.summarize</c>.</returns>
-            public __Tasks.Task<__IpyRpc.RemotePointer<global::Demo.Calc.Summary>> SummarizeAsPointerAsync(__IpyRpc.RemotePointer<double[]> @values, global::Demo.Calc.Rounding @rounding = global::Demo.Calc.Rounding.Nearest, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => __IpyRpc.SchemaGuard.Checked(_client, "calc.summarize", "f23980e07af0eb71", "calc.summarize(values: double[], rounding: Rounding = Rounding.Nearest) -> Summary", "Calc.ipyrpc.json").InvokeAsync<__IpyRpc.RemotePointer<global::Demo.Calc.Summary>>("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(@values, __IpyRpc.RemotePointerFormatter<double[]>.Instance).Add(@rounding, __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Calc_Rounding), __IpyRpc.RemotePointerFormatter<global::Demo.Calc.Summary>.Instance, __IpyRpc.CallOptions.ForPointer(options), cancellationToken);
-
-            /// <summary>Submits <c>calc.summarize</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-            /// <param name="values">The measurements, in any order.</param>
-            /// <param name="rounding">How the mean is rounded.</param>
-            /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-            /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-            /// <returns>The job's handle.</returns>
-            public __Tasks.Task<__IpyRpc.IpyRpcJob<global::Demo.Calc.Summary>> SubmitSummarizeAsync(double[] @values, global::Demo.Calc.Rounding @rounding = global::Demo.Calc.Rounding.Nearest, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                => __IpyRpc.SchemaGuard.Checked(_client, "calc.summarize", "f23980e07af0eb71", "calc.summarize(values: double[], rounding: Rounding = Rounding.Nearest) -> Summary", "Calc.ipyrpc.json").SubmitAsync<global::Demo.Calc.Summary>("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(@values, __Builtin.DoubleArray).Add(@rounding, __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Calc_Rounding), __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Calc_Summary, options, cancellationToken);
-        }
+        /// <summary>Calls <c>calc.summarize</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>
+        /// <param name="values">The measurements, in any order.</param>
+        /// <param name="rounding">How the mean is rounded.</param>
+        /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
+        /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+        /// <returns>The result of <c>calc.summarize</c>.</returns>
+        public __Tasks.Task<Summary> Summarize(__IpyRpc.RemotePointer<double[]> values, Rounding rounding = Rounding.Nearest, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+            => __IpyRpc.SchemaGuard.Checked(_client, "calc.summarize", "f23980e07af0eb71", "calc.summarize(values: double[], rounding: Rounding = Rounding.Nearest) -> Summary", "Calc.ipyrpc.json").InvokeAsync<Summary>("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(values, __IpyRpc.RemotePointerFormatter<double[]>.Instance).Add(rounding, __Formatters.Demo_Calc_Rounding), __Formatters.Demo_Calc_Summary, options, cancellationToken);
     }
 }

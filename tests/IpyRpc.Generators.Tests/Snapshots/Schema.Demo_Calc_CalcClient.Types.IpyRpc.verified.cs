@@ -7,41 +7,40 @@ using __Builtin = global::IpyRpc.Formatting.Formatters;
 using __Tasks = global::System.Threading.Tasks;
 using __CancellationToken = global::System.Threading.CancellationToken;
 
-namespace Demo.Calc
+namespace Demo.Calc;
+
+/// <summary>Kinds of operations.</summary>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+public enum OperationKind
 {
-    /// <summary>Kinds of operations.</summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    public enum OperationKind
-    {
-        /// <summary>Arithmetic on numbers.</summary>
-        Arithmetic = 0,
-        /// <summary>Statistics over a series.</summary>
-        Statistics = 1,
-    }
-
-    /// <summary>How a mean is rounded.</summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    public enum Rounding
-    {
-        /// <summary>Not at all.</summary>
-        None = 0,
-        /// <summary>To the nearest hundredth.</summary>
-        Nearest = 1,
-        /// <summary>Down to a whole number.</summary>
-        Down = 2,
-    }
-
-    /// <summary>One operation a calculator offers.</summary>
-    /// <param name="Function">The remote function&apos;s name.</param>
-    /// <param name="Kind">What kind of operation it is.</param>
-    [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    public sealed record Operation(string Function, global::Demo.Calc.OperationKind Kind);
-
-    /// <summary>What SummarizeAsync found.</summary>
-    /// <param name="Count">How many values there were.</param>
-    /// <param name="Mean">Their mean, rounded as asked.</param>
-    /// <param name="Min">The smallest.</param>
-    /// <param name="Max">The largest.</param>
-    [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    public sealed record Summary(int Count, double Mean, double Min, double Max);
+    /// <summary>Arithmetic on numbers.</summary>
+    Arithmetic = 0,
+    /// <summary>Statistics over a series.</summary>
+    Statistics = 1,
 }
+
+/// <summary>How a mean is rounded.</summary>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+public enum Rounding
+{
+    /// <summary>Not at all.</summary>
+    None = 0,
+    /// <summary>To the nearest hundredth.</summary>
+    Nearest = 1,
+    /// <summary>Down to a whole number.</summary>
+    Down = 2,
+}
+
+/// <summary>One operation a calculator offers.</summary>
+/// <param name="Function">The remote function&apos;s name.</param>
+/// <param name="Kind">What kind of operation it is.</param>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+public sealed record Operation(string Function, global::Demo.Calc.OperationKind Kind);
+
+/// <summary>What SummarizeAsync found.</summary>
+/// <param name="Count">How many values there were.</param>
+/// <param name="Mean">Their mean, rounded as asked.</param>
+/// <param name="Min">The smallest.</param>
+/// <param name="Max">The largest.</param>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+public sealed record Summary(int Count, double Mean, double Min, double Max);

@@ -6,190 +6,182 @@ using __IpyRpc = global::IpyRpc;
 using __Builtin = global::IpyRpc.Formatting.Formatters;
 using __Tasks = global::System.Threading.Tasks;
 using __CancellationToken = global::System.Threading.CancellationToken;
+using __Formatting = global::IpyRpc.Formatting;
+using __MessagePack = global::IpyRpc.MessagePack;
+using __Json = global::System.Text.Json;
+using __JsonRead = global::IpyRpc.Formatting.Json.JsonRead;
+using __Members = global::IpyRpc.Formatting.Members;
 
-namespace IpyRpc.Generated
+namespace IpyRpc.Generated;
+
+/// <summary>Formatters for the types the exported functions of this assembly take and return.</summary>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+internal static class Formatters_Demo_Assembly
 {
-    /// <summary>Formatters for the types the exported functions of this assembly take and return.</summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    internal static class Formatters_Demo_Assembly
+    /// <summary>Operation</summary>
+    public static readonly __Formatting.IpyRpcFormatter<global::Demo.Calc.Operation?> Demo_Calc_Operation = new Formatter_Demo_Calc_Operation();
+    /// <summary>OperationKind</summary>
+    public static readonly __Formatting.IpyRpcFormatter<global::Demo.Calc.OperationKind> Demo_Calc_OperationKind = new __Formatting.EnumFormatter<global::Demo.Calc.OperationKind>(static v => (long)v, static n => (global::Demo.Calc.OperationKind)n);
+    /// <summary>Rounding</summary>
+    public static readonly __Formatting.IpyRpcFormatter<global::Demo.Calc.Rounding> Demo_Calc_Rounding = new __Formatting.EnumFormatter<global::Demo.Calc.Rounding>(static v => (long)v, static n => (global::Demo.Calc.Rounding)n);
+    /// <summary>Summary</summary>
+    public static readonly __Formatting.IpyRpcFormatter<global::Demo.Calc.Summary?> Demo_Calc_Summary = new Formatter_Demo_Calc_Summary();
+    /// <summary>Operation[]</summary>
+    public static readonly __Formatting.IpyRpcFormatter<global::Demo.Calc.Operation[]?> Demo_Calc_Operation_Array = new __Formatting.SequenceFormatter<global::Demo.Calc.Operation[], global::Demo.Calc.Operation>(Demo_Calc_Operation, static l => l.ToArray());
+    /// <summary>Dictionary&lt;string, Operation[]&gt;</summary>
+    public static readonly __Formatting.IpyRpcFormatter<global::System.Collections.Generic.Dictionary<string, global::Demo.Calc.Operation[]>?> Dictionary_Of_string_Demo_Calc_Operation_Array = new __Formatting.DictionaryFormatter<global::System.Collections.Generic.Dictionary<string, global::Demo.Calc.Operation[]>, global::Demo.Calc.Operation[]>(Demo_Calc_Operation_Array, static d => d);
+
+    /// <summary>Makes these formatters known to dynamic calls (client.CallAsync&lt;T&gt;).</summary>
+    [global::System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void Register()
     {
-        /// <summary>Operation</summary>
-        public static readonly __IpyRpc.Formatting.IpyRpcFormatter<global::Demo.Calc.Operation?> Demo_Calc_Operation = new Formatter_Demo_Calc_Operation();
-        /// <summary>OperationKind</summary>
-        public static readonly __IpyRpc.Formatting.IpyRpcFormatter<global::Demo.Calc.OperationKind> Demo_Calc_OperationKind = new __IpyRpc.Formatting.EnumFormatter<global::Demo.Calc.OperationKind>(static v => (long)v, static n => (global::Demo.Calc.OperationKind)n);
-        /// <summary>Rounding</summary>
-        public static readonly __IpyRpc.Formatting.IpyRpcFormatter<global::Demo.Calc.Rounding> Demo_Calc_Rounding = new __IpyRpc.Formatting.EnumFormatter<global::Demo.Calc.Rounding>(static v => (long)v, static n => (global::Demo.Calc.Rounding)n);
-        /// <summary>Summary</summary>
-        public static readonly __IpyRpc.Formatting.IpyRpcFormatter<global::Demo.Calc.Summary?> Demo_Calc_Summary = new Formatter_Demo_Calc_Summary();
-        /// <summary>Operation[]</summary>
-        public static readonly __IpyRpc.Formatting.IpyRpcFormatter<global::Demo.Calc.Operation[]?> Demo_Calc_Operation_Array = new __IpyRpc.Formatting.SequenceFormatter<global::Demo.Calc.Operation[], global::Demo.Calc.Operation>(Demo_Calc_Operation, static l => l.ToArray());
-        /// <summary>Dictionary&lt;string, Operation[]&gt;</summary>
-        public static readonly __IpyRpc.Formatting.IpyRpcFormatter<global::System.Collections.Generic.Dictionary<string, global::Demo.Calc.Operation[]>?> Dictionary_Of_string_Demo_Calc_Operation_Array = new __IpyRpc.Formatting.DictionaryFormatter<global::System.Collections.Generic.Dictionary<string, global::Demo.Calc.Operation[]>, global::Demo.Calc.Operation[]>(Demo_Calc_Operation_Array, static d => d);
+        __Formatting.FormatterRegistry.TryRegister(Demo_Calc_Operation);
+        __Formatting.FormatterRegistry.TryRegister(Demo_Calc_OperationKind);
+        __Formatting.FormatterRegistry.TryRegister(Demo_Calc_Operation_Array);
+        __Formatting.FormatterRegistry.TryRegister(Demo_Calc_Rounding);
+        __Formatting.FormatterRegistry.TryRegister(Demo_Calc_Summary);
+        __Formatting.FormatterRegistry.TryRegister(Dictionary_Of_string_Demo_Calc_Operation_Array);
+    }
 
-        /// <summary>Makes these formatters known to dynamic calls (client.CallAsync&lt;T&gt;).</summary>
-        [global::System.Runtime.CompilerServices.ModuleInitializer]
-        internal static void Register()
+    /// <summary>Reads and writes Operation as a map of its members.</summary>
+    private sealed class Formatter_Demo_Calc_Operation : __Formatting.IpyRpcFormatter<global::Demo.Calc.Operation?>
+    {
+        public override void Write(ref __MessagePack.MessagePackWriter writer, global::Demo.Calc.Operation? value)
         {
-            __IpyRpc.Formatting.FormatterRegistry.TryRegister(Demo_Calc_Operation);
-            __IpyRpc.Formatting.FormatterRegistry.TryRegister(Demo_Calc_OperationKind);
-            __IpyRpc.Formatting.FormatterRegistry.TryRegister(Demo_Calc_Operation_Array);
-            __IpyRpc.Formatting.FormatterRegistry.TryRegister(Demo_Calc_Rounding);
-            __IpyRpc.Formatting.FormatterRegistry.TryRegister(Demo_Calc_Summary);
-            __IpyRpc.Formatting.FormatterRegistry.TryRegister(Dictionary_Of_string_Demo_Calc_Operation_Array);
+            if (value is null) { writer.WriteNil(); return; }
+            writer.WriteMapHeader(2);
+            writer.WriteString("function"u8); __Builtin.String.Write(ref writer, value.Function);
+            writer.WriteString("kind"u8); Demo_Calc_OperationKind.Write(ref writer, value.Kind);
         }
 
-        /// <summary>Reads and writes Operation as a map of its members.</summary>
-        private sealed class Formatter_Demo_Calc_Operation : __IpyRpc.Formatting.IpyRpcFormatter<global::Demo.Calc.Operation?>
+        public override global::Demo.Calc.Operation? Read(ref __MessagePack.MessagePackReader reader)
         {
-            public override void Write(ref __IpyRpc.MessagePack.MessagePackWriter writer, global::Demo.Calc.Operation? value)
+            if (reader.TryReadNil()) return null;
+            reader.Enter();
+            int count = reader.ReadMapHeader();
+            string? m0 = default!; bool has0 = false;
+            global::Demo.Calc.OperationKind m1 = default!; bool has1 = false;
+            for (int i = 0; i < count; i++)
             {
-                if (value is null) { writer.WriteNil(); return; }
-                writer.WriteMapHeader(2);
-                writer.WriteString("function"u8);
-                __Builtin.String.Write(ref writer, value.Function);
-                writer.WriteString("kind"u8);
-                Demo_Calc_OperationKind.Write(ref writer, value.Kind);
+                var key = reader.ReadStringSpan();
+                if (__Members.Is(key, "function"u8, "Function"u8)) { m0 = __Builtin.String.Read(ref reader); has0 = true; }
+                else if (__Members.Is(key, "kind"u8, "Kind"u8)) { m1 = Demo_Calc_OperationKind.Read(ref reader); has1 = true; }
+                else reader.Skip();
             }
-
-            public override global::Demo.Calc.Operation? Read(ref __IpyRpc.MessagePack.MessagePackReader reader)
-            {
-                if (reader.TryReadNil()) return null;
-                reader.Enter();
-                int count = reader.ReadMapHeader();
-                string? m0 = default!; bool has0 = false;
-                global::Demo.Calc.OperationKind m1 = default!; bool has1 = false;
-                for (int i = 0; i < count; i++)
-                {
-                    global::System.ReadOnlySpan<byte> key = reader.ReadStringSpan();
-                    if (global::System.MemoryExtensions.SequenceEqual(key, "function"u8) || global::System.MemoryExtensions.SequenceEqual(key, "Function"u8)) { m0 = __Builtin.String.Read(ref reader); has0 = true; }
-                    else if (global::System.MemoryExtensions.SequenceEqual(key, "kind"u8) || global::System.MemoryExtensions.SequenceEqual(key, "Kind"u8)) { m1 = Demo_Calc_OperationKind.Read(ref reader); has1 = true; }
-                    else reader.Skip();
-                }
-                reader.Exit();
-                return Create(m0, has0, m1, has1);
-            }
-
-            public override void Write(global::System.Text.Json.Utf8JsonWriter writer, global::Demo.Calc.Operation? value)
-            {
-                if (value is null) { writer.WriteNullValue(); return; }
-                writer.WriteStartObject();
-                writer.WritePropertyName("function"u8);
-                __Builtin.String.Write(writer, value.Function);
-                writer.WritePropertyName("kind"u8);
-                Demo_Calc_OperationKind.Write(writer, value.Kind);
-                writer.WriteEndObject();
-            }
-
-            public override global::Demo.Calc.Operation? Read(ref global::System.Text.Json.Utf8JsonReader reader)
-            {
-                if (reader.TokenType == global::System.Text.Json.JsonTokenType.Null) return null;
-                __IpyRpc.Formatting.Json.JsonRead.Expect(ref reader, global::System.Text.Json.JsonTokenType.StartObject, "an object (Operation)");
-                string? m0 = default!; bool has0 = false;
-                global::Demo.Calc.OperationKind m1 = default!; bool has1 = false;
-                while (true)
-                {
-                    __IpyRpc.Formatting.Json.JsonRead.Next(ref reader);
-                    if (reader.TokenType == global::System.Text.Json.JsonTokenType.EndObject) break;
-                    if (reader.ValueTextEquals("function"u8) || reader.ValueTextEquals("Function"u8)) { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); m0 = __Builtin.String.Read(ref reader); has0 = true; }
-                    else if (reader.ValueTextEquals("kind"u8) || reader.ValueTextEquals("Kind"u8)) { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); m1 = Demo_Calc_OperationKind.Read(ref reader); has1 = true; }
-                    else { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); reader.Skip(); }
-                }
-                return Create(m0, has0, m1, has1);
-            }
-
-            private static global::Demo.Calc.Operation Create(string? m0, bool has0, global::Demo.Calc.OperationKind m1, bool has1)
-            {
-                if (!has0) throw new __IpyRpc.Formatting.IpyRpcSerializationException("Operation is missing its member 'function' (string), which has no default");
-                if (!has1) throw new __IpyRpc.Formatting.IpyRpcSerializationException("Operation is missing its member 'kind' (OperationKind), which has no default");
-                var result = new global::Demo.Calc.Operation(m0, m1);
-                return result;
-            }
+            reader.Exit();
+            return Create(m0, has0, m1, has1);
         }
 
-        /// <summary>Reads and writes Summary as a map of its members.</summary>
-        private sealed class Formatter_Demo_Calc_Summary : __IpyRpc.Formatting.IpyRpcFormatter<global::Demo.Calc.Summary?>
+        public override void Write(__Json.Utf8JsonWriter writer, global::Demo.Calc.Operation? value)
         {
-            public override void Write(ref __IpyRpc.MessagePack.MessagePackWriter writer, global::Demo.Calc.Summary? value)
-            {
-                if (value is null) { writer.WriteNil(); return; }
-                writer.WriteMapHeader(4);
-                writer.WriteString("count"u8);
-                __Builtin.Int32.Write(ref writer, value.Count);
-                writer.WriteString("mean"u8);
-                __Builtin.Double.Write(ref writer, value.Mean);
-                writer.WriteString("min"u8);
-                __Builtin.Double.Write(ref writer, value.Min);
-                writer.WriteString("max"u8);
-                __Builtin.Double.Write(ref writer, value.Max);
-            }
+            if (value is null) { writer.WriteNullValue(); return; }
+            writer.WriteStartObject();
+            writer.WritePropertyName("function"u8); __Builtin.String.Write(writer, value.Function);
+            writer.WritePropertyName("kind"u8); Demo_Calc_OperationKind.Write(writer, value.Kind);
+            writer.WriteEndObject();
+        }
 
-            public override global::Demo.Calc.Summary? Read(ref __IpyRpc.MessagePack.MessagePackReader reader)
+        public override global::Demo.Calc.Operation? Read(ref __Json.Utf8JsonReader reader)
+        {
+            if (reader.TokenType == __Json.JsonTokenType.Null) return null;
+            __JsonRead.Expect(ref reader, __Json.JsonTokenType.StartObject, "an object (Operation)");
+            string? m0 = default!; bool has0 = false;
+            global::Demo.Calc.OperationKind m1 = default!; bool has1 = false;
+            while (true)
             {
-                if (reader.TryReadNil()) return null;
-                reader.Enter();
-                int count = reader.ReadMapHeader();
-                int m0 = default!; bool has0 = false;
-                double m1 = default!; bool has1 = false;
-                double m2 = default!; bool has2 = false;
-                double m3 = default!; bool has3 = false;
-                for (int i = 0; i < count; i++)
-                {
-                    global::System.ReadOnlySpan<byte> key = reader.ReadStringSpan();
-                    if (global::System.MemoryExtensions.SequenceEqual(key, "count"u8) || global::System.MemoryExtensions.SequenceEqual(key, "Count"u8)) { m0 = __Builtin.Int32.Read(ref reader); has0 = true; }
-                    else if (global::System.MemoryExtensions.SequenceEqual(key, "mean"u8) || global::System.MemoryExtensions.SequenceEqual(key, "Mean"u8)) { m1 = __Builtin.Double.Read(ref reader); has1 = true; }
-                    else if (global::System.MemoryExtensions.SequenceEqual(key, "min"u8) || global::System.MemoryExtensions.SequenceEqual(key, "Min"u8)) { m2 = __Builtin.Double.Read(ref reader); has2 = true; }
-                    else if (global::System.MemoryExtensions.SequenceEqual(key, "max"u8) || global::System.MemoryExtensions.SequenceEqual(key, "Max"u8)) { m3 = __Builtin.Double.Read(ref reader); has3 = true; }
-                    else reader.Skip();
-                }
-                reader.Exit();
-                return Create(m0, has0, m1, has1, m2, has2, m3, has3);
+                __JsonRead.Next(ref reader);
+                if (reader.TokenType == __Json.JsonTokenType.EndObject) break;
+                if (__Members.At(ref reader, "function"u8, "Function"u8)) { m0 = __Builtin.String.Read(ref reader); has0 = true; }
+                else if (__Members.At(ref reader, "kind"u8, "Kind"u8)) { m1 = Demo_Calc_OperationKind.Read(ref reader); has1 = true; }
+                else __Members.Skip(ref reader);
             }
+            return Create(m0, has0, m1, has1);
+        }
 
-            public override void Write(global::System.Text.Json.Utf8JsonWriter writer, global::Demo.Calc.Summary? value)
-            {
-                if (value is null) { writer.WriteNullValue(); return; }
-                writer.WriteStartObject();
-                writer.WritePropertyName("count"u8);
-                __Builtin.Int32.Write(writer, value.Count);
-                writer.WritePropertyName("mean"u8);
-                __Builtin.Double.Write(writer, value.Mean);
-                writer.WritePropertyName("min"u8);
-                __Builtin.Double.Write(writer, value.Min);
-                writer.WritePropertyName("max"u8);
-                __Builtin.Double.Write(writer, value.Max);
-                writer.WriteEndObject();
-            }
+        private static global::Demo.Calc.Operation Create(string? m0, bool has0, global::Demo.Calc.OperationKind m1, bool has1)
+        {
+            if (!has0) throw __Members.Missing("Operation", "function", "string");
+            if (!has1) throw __Members.Missing("Operation", "kind", "OperationKind");
+            var result = new global::Demo.Calc.Operation(m0, m1);
+            return result;
+        }
+    }
 
-            public override global::Demo.Calc.Summary? Read(ref global::System.Text.Json.Utf8JsonReader reader)
-            {
-                if (reader.TokenType == global::System.Text.Json.JsonTokenType.Null) return null;
-                __IpyRpc.Formatting.Json.JsonRead.Expect(ref reader, global::System.Text.Json.JsonTokenType.StartObject, "an object (Summary)");
-                int m0 = default!; bool has0 = false;
-                double m1 = default!; bool has1 = false;
-                double m2 = default!; bool has2 = false;
-                double m3 = default!; bool has3 = false;
-                while (true)
-                {
-                    __IpyRpc.Formatting.Json.JsonRead.Next(ref reader);
-                    if (reader.TokenType == global::System.Text.Json.JsonTokenType.EndObject) break;
-                    if (reader.ValueTextEquals("count"u8) || reader.ValueTextEquals("Count"u8)) { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); m0 = __Builtin.Int32.Read(ref reader); has0 = true; }
-                    else if (reader.ValueTextEquals("mean"u8) || reader.ValueTextEquals("Mean"u8)) { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); m1 = __Builtin.Double.Read(ref reader); has1 = true; }
-                    else if (reader.ValueTextEquals("min"u8) || reader.ValueTextEquals("Min"u8)) { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); m2 = __Builtin.Double.Read(ref reader); has2 = true; }
-                    else if (reader.ValueTextEquals("max"u8) || reader.ValueTextEquals("Max"u8)) { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); m3 = __Builtin.Double.Read(ref reader); has3 = true; }
-                    else { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); reader.Skip(); }
-                }
-                return Create(m0, has0, m1, has1, m2, has2, m3, has3);
-            }
+    /// <summary>Reads and writes Summary as a map of its members.</summary>
+    private sealed class Formatter_Demo_Calc_Summary : __Formatting.IpyRpcFormatter<global::Demo.Calc.Summary?>
+    {
+        public override void Write(ref __MessagePack.MessagePackWriter writer, global::Demo.Calc.Summary? value)
+        {
+            if (value is null) { writer.WriteNil(); return; }
+            writer.WriteMapHeader(4);
+            writer.WriteString("count"u8); __Builtin.Int32.Write(ref writer, value.Count);
+            writer.WriteString("mean"u8); __Builtin.Double.Write(ref writer, value.Mean);
+            writer.WriteString("min"u8); __Builtin.Double.Write(ref writer, value.Min);
+            writer.WriteString("max"u8); __Builtin.Double.Write(ref writer, value.Max);
+        }
 
-            private static global::Demo.Calc.Summary Create(int m0, bool has0, double m1, bool has1, double m2, bool has2, double m3, bool has3)
+        public override global::Demo.Calc.Summary? Read(ref __MessagePack.MessagePackReader reader)
+        {
+            if (reader.TryReadNil()) return null;
+            reader.Enter();
+            int count = reader.ReadMapHeader();
+            int m0 = default!; bool has0 = false;
+            double m1 = default!; bool has1 = false;
+            double m2 = default!; bool has2 = false;
+            double m3 = default!; bool has3 = false;
+            for (int i = 0; i < count; i++)
             {
-                if (!has0) throw new __IpyRpc.Formatting.IpyRpcSerializationException("Summary is missing its member 'count' (int), which has no default");
-                if (!has1) throw new __IpyRpc.Formatting.IpyRpcSerializationException("Summary is missing its member 'mean' (double), which has no default");
-                if (!has2) throw new __IpyRpc.Formatting.IpyRpcSerializationException("Summary is missing its member 'min' (double), which has no default");
-                if (!has3) throw new __IpyRpc.Formatting.IpyRpcSerializationException("Summary is missing its member 'max' (double), which has no default");
-                var result = new global::Demo.Calc.Summary(m0, m1, m2, m3);
-                return result;
+                var key = reader.ReadStringSpan();
+                if (__Members.Is(key, "count"u8, "Count"u8)) { m0 = __Builtin.Int32.Read(ref reader); has0 = true; }
+                else if (__Members.Is(key, "mean"u8, "Mean"u8)) { m1 = __Builtin.Double.Read(ref reader); has1 = true; }
+                else if (__Members.Is(key, "min"u8, "Min"u8)) { m2 = __Builtin.Double.Read(ref reader); has2 = true; }
+                else if (__Members.Is(key, "max"u8, "Max"u8)) { m3 = __Builtin.Double.Read(ref reader); has3 = true; }
+                else reader.Skip();
             }
+            reader.Exit();
+            return Create(m0, has0, m1, has1, m2, has2, m3, has3);
+        }
+
+        public override void Write(__Json.Utf8JsonWriter writer, global::Demo.Calc.Summary? value)
+        {
+            if (value is null) { writer.WriteNullValue(); return; }
+            writer.WriteStartObject();
+            writer.WritePropertyName("count"u8); __Builtin.Int32.Write(writer, value.Count);
+            writer.WritePropertyName("mean"u8); __Builtin.Double.Write(writer, value.Mean);
+            writer.WritePropertyName("min"u8); __Builtin.Double.Write(writer, value.Min);
+            writer.WritePropertyName("max"u8); __Builtin.Double.Write(writer, value.Max);
+            writer.WriteEndObject();
+        }
+
+        public override global::Demo.Calc.Summary? Read(ref __Json.Utf8JsonReader reader)
+        {
+            if (reader.TokenType == __Json.JsonTokenType.Null) return null;
+            __JsonRead.Expect(ref reader, __Json.JsonTokenType.StartObject, "an object (Summary)");
+            int m0 = default!; bool has0 = false;
+            double m1 = default!; bool has1 = false;
+            double m2 = default!; bool has2 = false;
+            double m3 = default!; bool has3 = false;
+            while (true)
+            {
+                __JsonRead.Next(ref reader);
+                if (reader.TokenType == __Json.JsonTokenType.EndObject) break;
+                if (__Members.At(ref reader, "count"u8, "Count"u8)) { m0 = __Builtin.Int32.Read(ref reader); has0 = true; }
+                else if (__Members.At(ref reader, "mean"u8, "Mean"u8)) { m1 = __Builtin.Double.Read(ref reader); has1 = true; }
+                else if (__Members.At(ref reader, "min"u8, "Min"u8)) { m2 = __Builtin.Double.Read(ref reader); has2 = true; }
+                else if (__Members.At(ref reader, "max"u8, "Max"u8)) { m3 = __Builtin.Double.Read(ref reader); has3 = true; }
+                else __Members.Skip(ref reader);
+            }
+            return Create(m0, has0, m1, has1, m2, has2, m3, has3);
+        }
+
+        private static global::Demo.Calc.Summary Create(int m0, bool has0, double m1, bool has1, double m2, bool has2, double m3, bool has3)
+        {
+            if (!has0) throw __Members.Missing("Summary", "count", "int");
+            if (!has1) throw __Members.Missing("Summary", "mean", "double");
+            if (!has2) throw __Members.Missing("Summary", "min", "double");
+            if (!has3) throw __Members.Missing("Summary", "max", "double");
+            var result = new global::Demo.Calc.Summary(m0, m1, m2, m3);
+            return result;
         }
     }
 }

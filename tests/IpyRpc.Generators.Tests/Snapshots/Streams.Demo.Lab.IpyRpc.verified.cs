@@ -6,222 +6,133 @@ using __IpyRpc = global::IpyRpc;
 using __Builtin = global::IpyRpc.Formatting.Formatters;
 using __Tasks = global::System.Threading.Tasks;
 using __CancellationToken = global::System.Threading.CancellationToken;
+using __Formatters = global::IpyRpc.Generated.Formatters_Demo_Assembly;
+using __Schemas = global::IpyRpc.Generated.Schemas_Demo_Assembly;
 
-namespace Demo
+namespace Demo;
+
+/// <summary>IpyRpc dispatch for the exported methods of <see cref="global::Demo.Lab"/>: descriptors and reflection-free invokers.</summary>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+[global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
+internal static class Lab_IpyRpcDispatch
 {
-    /// <summary>IpyRpc dispatch for the exported methods of <see cref="global::Demo.Lab"/>: descriptors and reflection-free invokers.</summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
-    internal static class Lab_IpyRpcDispatch
+    /// <summary>Makes these functions known to <c>server.Register(typeof(...))</c>.</summary>
+    [global::System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void Register()
     {
-        /// <summary>Makes these functions known to <c>server.Register(typeof(...))</c>.</summary>
-        [global::System.Runtime.CompilerServices.ModuleInitializer]
-        internal static void Register()
-        {
-            __IpyRpc.GeneratedServices.Add(new __IpyRpc.GeneratedService(typeof(global::Demo.Lab), false, null, CreateFunctions));
-        }
-
-        /// <summary>The functions, bound to <paramref name="target"/> for instance methods.</summary>
-        public static global::System.Collections.Generic.IReadOnlyList<__IpyRpc.IpyRpcFunction> CreateFunctions(object? target)
-        {
-            return new __IpyRpc.IpyRpcFunction[]
-            {
-                new __IpyRpc.IpyRpcFunction(lab_math_linear_solve_Descriptor, Invoke_lab_math_linear_solve, isSynchronous: true, target: null),
-                new __IpyRpc.IpyRpcFunction(lab_sensors_read_Descriptor, Invoke_lab_sensors_read, isSynchronous: false, target: null),
-                new __IpyRpc.IpyRpcFunction(ping_Descriptor, Invoke_ping, isSynchronous: true, target: null),
-            };
-        }
-
-        /// <summary>The descriptor of <c>lab.math.linear.solve</c>.</summary>
-        public static readonly __IpyRpc.FunctionDescriptor lab_math_linear_solve_Descriptor = new()
-        {
-            Name = "lab.math.linear.solve",
-            Summary = "Solves a linear system, reporting how far it got.",
-            Remarks = null,
-            Returns = null,
-            ReturnType = "double",
-            ReturnSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_4e859fb409333b17,
-            Fingerprint = "c6e89cce78fac88e",
-            ProgressType = "double",
-            ProgressSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_4e859fb409333b17,
-            Parameters = new __IpyRpc.ParameterDescriptor[]
-            {
-                new() { Name = "size", Type = "int", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_3483fdad3db760a4, Doc = "The system's size.", IsOptional = false, DefaultValue = null },
-            },
-            Exceptions = new __IpyRpc.ExceptionDoc[]
-            {
-            },
-        };
-
-        private static __Tasks.ValueTask Invoke_lab_math_linear_solve(__IpyRpc.IpyRpcInvocation call)
-        {
-            int arg_size = call.Arg(0, __Builtin.Int32);
-            call.Return(global::Demo.Lab.Solve(arg_size, call.Progress(__Builtin.Double)), __Builtin.Double);
-            return default;
-        }
-
-        /// <summary>The descriptor of <c>lab.sensors.read</c>.</summary>
-        public static readonly __IpyRpc.FunctionDescriptor lab_sensors_read_Descriptor = new()
-        {
-            Name = "lab.sensors.read",
-            Summary = "Readings as the sensor produces them.",
-            Remarks = null,
-            Returns = null,
-            ReturnType = "IAsyncEnumerable<Reading>",
-            ReturnSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_d77001ad2028dcd3,
-            IsStream = true,
-            Fingerprint = "92507eb5ee52aaeb",
-            Parameters = new __IpyRpc.ParameterDescriptor[]
-            {
-                new() { Name = "count", Type = "int", Schema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_3483fdad3db760a4, Doc = "How many.", IsOptional = false, DefaultValue = null },
-            },
-            Exceptions = new __IpyRpc.ExceptionDoc[]
-            {
-            },
-        };
-
-        private static async __Tasks.ValueTask Invoke_lab_sensors_read(__IpyRpc.IpyRpcInvocation call)
-        {
-            int arg_count = call.Arg(0, __Builtin.Int32);
-            await call.ReturnStreamAsync(global::Demo.Lab.Read(arg_count, call.CancellationToken), __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Reading).ConfigureAwait(false);
-        }
-
-        /// <summary>The descriptor of <c>ping</c>.</summary>
-        public static readonly __IpyRpc.FunctionDescriptor ping_Descriptor = new()
-        {
-            Name = "ping",
-            Summary = "Pings.",
-            Remarks = null,
-            Returns = null,
-            ReturnType = "string",
-            ReturnSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_68a5368d48c2480d,
-            Fingerprint = "08b474311ab7176c",
-            Parameters = new __IpyRpc.ParameterDescriptor[]
-            {
-            },
-            Exceptions = new __IpyRpc.ExceptionDoc[]
-            {
-            },
-        };
-
-        private static __Tasks.ValueTask Invoke_ping(__IpyRpc.IpyRpcInvocation call)
-        {
-            call.Return(global::Demo.Lab.Ping(), __Builtin.String);
-            return default;
-        }
+        __IpyRpc.GeneratedServices.Add(new __IpyRpc.GeneratedService(typeof(Lab), false, null, CreateFunctions));
     }
 
-    /// <summary>Typed client for the IpyRpc functions of <see cref="global::Demo.Lab"/>. Create it with <c>client.Proxy&lt;LabClient&gt;()</c>.</summary>
+    /// <summary>The functions, bound to <paramref name="target"/> for instance methods: each a descriptor and a reflection-free invoker.</summary>
+    public static global::System.Collections.Generic.IReadOnlyList<__IpyRpc.IpyRpcFunction> CreateFunctions(object? target) => new __IpyRpc.IpyRpcFunction[]
+    {
+        new(new("lab.math.linear.solve", "Solves a linear system, reporting how far it got.", null, null, "double", __Schemas.S_4e859fb40933, "c6e89cce78fac88e", [
+            new("size", "int", __Schemas.S_3483fdad3db7, "The system's size.")]) { ProgressType = "double", ProgressSchema = __Schemas.S_4e859fb40933 },
+            static call => call.Returned(Lab.Solve(call.Arg(0, __Builtin.Int32), call.Progress(__Builtin.Double)), __Builtin.Double), true, null),
+        new(new("lab.sensors.read", "Readings as the sensor produces them.", null, null, "IAsyncEnumerable<Reading>", __Schemas.S_d77001ad2028, "92507eb5ee52aaeb", [
+            new("count", "int", __Schemas.S_3483fdad3db7, "How many.")]) { IsStream = true },
+            static call => call.ReturnStreamAsync(Lab.Read(call.Arg(0, __Builtin.Int32), call.CancellationToken), __Formatters.Demo_Reading), false, null),
+        new(new("ping", "Pings.", null, null, "string", __Schemas.S_68a5368d48c2, "08b474311ab7176c", []),
+            static call => call.Returned(Lab.Ping(), __Builtin.String), true, null),
+    };
+}
+
+/// <summary>Typed client for the IpyRpc functions of <see cref="global::Demo.Lab"/>. Create it with <c>client.Proxy&lt;LabClient&gt;()</c>.</summary>
+/// <remarks>A data argument (an array, a collection, a record) takes the value or a <see cref="__IpyRpc.RemotePointer{T}"/> to it. Any call can be submitted as a job instead, <c>client.SubmitAsync(() =&gt; proxy.F(x))</c>, or made for a pointer to its result, <c>client.AsPointerAsync(() =&gt; proxy.F(x))</c>.</remarks>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+public sealed partial class LabClient : __IpyRpc.IIpyRpcProxy<LabClient>
+{
+    private readonly __IpyRpc.IpyRpcPeer _client;
+
+    /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
+    /// <param name="peer">The connection calls go through.</param>
+    public LabClient(__IpyRpc.IpyRpcPeer peer) => _client = peer;
+
+    /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
+    /// <param name="peer">The connection calls go through.</param>
+    /// <returns>The proxy.</returns>
+    public static LabClient Create(__IpyRpc.IpyRpcPeer peer) => new(peer);
+
+    /// <summary>The peer this proxy calls through.</summary>
+    public __IpyRpc.IpyRpcPeer Peer => _client;
+
+    private LabNamespace? _Lab;
+
+    /// <summary>The remote functions under <c>lab</c>: <c>math.*</c>, <c>sensors.*</c>.</summary>
+    public LabNamespace Lab => _Lab ??= new LabNamespace(_client);
+
+    /// <summary>Pings.</summary>
+    /// <param name="options">Timeout, where output goes, serialization.</param>
+    /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+    /// <returns>The result of <c>ping</c>.</returns>
+    public __Tasks.Task<string> Ping(__IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+        => _client.InvokeAsync("ping", new __IpyRpc.IpyRpcArguments(), __Builtin.String, options, cancellationToken);
+
+    /// <summary>The remote functions under <c>lab</c>: <c>math.*</c>, <c>sensors.*</c>.</summary>
     [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    public sealed partial class LabClient : __IpyRpc.IIpyRpcProxy<LabClient>
+    public sealed partial class LabNamespace
     {
         private readonly __IpyRpc.IpyRpcPeer _client;
 
-        /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
-        /// <param name="peer">The connection calls go through.</param>
-        public LabClient(__IpyRpc.IpyRpcPeer peer) => _client = peer;
+        internal LabNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
 
-        /// <summary>Creates the proxy over a peer: a client (calls its server), or a server's connection (calls that client back).</summary>
-        /// <param name="peer">The connection calls go through.</param>
-        /// <returns>The proxy.</returns>
-        public static LabClient Create(__IpyRpc.IpyRpcPeer peer) => new(peer);
+        private MathNamespace? _Math;
 
-        /// <summary>The peer this proxy calls through.</summary>
-        public __IpyRpc.IpyRpcPeer Peer => _client;
+        /// <summary>The remote functions under <c>lab.math</c>: <c>linear.*</c>.</summary>
+        public MathNamespace Math => _Math ??= new MathNamespace(_client);
 
-        private LabNamespace? _Lab;
+        private SensorsNamespace? _Sensors;
 
-        /// <summary>The remote functions under <c>lab</c>: <c>math.*</c>, <c>sensors.*</c>.</summary>
-        public LabNamespace Lab => _Lab ??= new LabNamespace(_client);
+        /// <summary>The remote functions under <c>lab.sensors</c>: <c>read</c>.</summary>
+        public SensorsNamespace Sensors => _Sensors ??= new SensorsNamespace(_client);
 
-        /// <summary>Pings.</summary>
-        /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-        /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-        /// <returns>The result of <c>ping</c>.</returns>
-        public __Tasks.Task<string> Ping(__IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-            => _client.InvokeAsync<string>("ping", new __IpyRpc.IpyRpcArguments(), __Builtin.String, options, cancellationToken);
-
-        /// <summary>Submits <c>ping</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-        /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-        /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-        /// <returns>The job's handle.</returns>
-        public __Tasks.Task<__IpyRpc.IpyRpcJob<string>> SubmitPingAsync(__IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-            => _client.SubmitAsync<string>("ping", new __IpyRpc.IpyRpcArguments(), __Builtin.String, options, cancellationToken);
-
-        /// <summary>The remote functions under <c>lab</c>: <c>math.*</c>, <c>sensors.*</c>.</summary>
+        /// <summary>The remote functions under <c>lab.math</c>: <c>linear.*</c>.</summary>
         [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-        public sealed partial class LabNamespace
+        public sealed partial class MathNamespace
         {
             private readonly __IpyRpc.IpyRpcPeer _client;
 
-            internal LabNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
+            internal MathNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
 
-            private MathNamespace? _Math;
+            private LinearNamespace? _Linear;
 
-            /// <summary>The remote functions under <c>lab.math</c>: <c>linear.*</c>.</summary>
-            public MathNamespace Math => _Math ??= new MathNamespace(_client);
+            /// <summary>The remote functions under <c>lab.math.linear</c>: <c>solve</c>.</summary>
+            public LinearNamespace Linear => _Linear ??= new LinearNamespace(_client);
 
-            private SensorsNamespace? _Sensors;
-
-            /// <summary>The remote functions under <c>lab.sensors</c>: <c>read</c>.</summary>
-            public SensorsNamespace Sensors => _Sensors ??= new SensorsNamespace(_client);
-
-            /// <summary>The remote functions under <c>lab.math</c>: <c>linear.*</c>.</summary>
+            /// <summary>The remote functions under <c>lab.math.linear</c>: <c>solve</c>.</summary>
             [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-            public sealed partial class MathNamespace
+            public sealed partial class LinearNamespace
             {
                 private readonly __IpyRpc.IpyRpcPeer _client;
 
-                internal MathNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
+                internal LinearNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
 
-                private LinearNamespace? _Linear;
-
-                /// <summary>The remote functions under <c>lab.math.linear</c>: <c>solve</c>.</summary>
-                public LinearNamespace Linear => _Linear ??= new LinearNamespace(_client);
-
-                /// <summary>The remote functions under <c>lab.math.linear</c>: <c>solve</c>.</summary>
-                [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-                public sealed partial class LinearNamespace
-                {
-                    private readonly __IpyRpc.IpyRpcPeer _client;
-
-                    internal LinearNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
-
-                    /// <summary>Solves a linear system, reporting how far it got.</summary>
-                    /// <param name="size">The system's size.</param>
-                    /// <param name="progress">The fraction done.</param>
-                    /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
-                    /// <param name="cancellationToken">Cancels the call; the remote function's token is cancelled too.</param>
-                    /// <returns>The result of <c>lab.math.linear.solve</c>.</returns>
-                    public __Tasks.Task<double> Solve(int @size, global::System.IProgress<double>? @progress = null, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                        => _client.InvokeAsync<double>("lab.math.linear.solve", new __IpyRpc.IpyRpcArguments().Add(@size, __Builtin.Int32).Progress(@progress, __Builtin.Double), __Builtin.Double, options, cancellationToken);
-
-                    /// <summary>Submits <c>lab.math.linear.solve</c> as a job and returns at once with a handle to it: the job runs on if this client disconnects, and any client can attach to it by id. Await the handle (or <c>WaitAsync</c>) for the result.</summary>
-                    /// <param name="size">The system's size.</param>
-                    /// <param name="options">Per-call options: the job's timeout (counted from now), where its output goes when waited for, serialization.</param>
-                    /// <param name="cancellationToken">Cancels the submission (not the job: cancel that with the handle).</param>
-                    /// <returns>The job's handle.</returns>
-                    public __Tasks.Task<__IpyRpc.IpyRpcJob<double>> SubmitSolveAsync(int @size, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                        => _client.SubmitAsync<double>("lab.math.linear.solve", new __IpyRpc.IpyRpcArguments().Add(@size, __Builtin.Int32), __Builtin.Double, options, cancellationToken);
-                }
+                /// <summary>Solves a linear system, reporting how far it got.</summary>
+                /// <param name="size">The system's size.</param>
+                /// <param name="progress">The fraction done.</param>
+                /// <param name="options">Timeout, where output goes, serialization.</param>
+                /// <param name="cancellationToken">Cancels the call and the remote function.</param>
+                /// <returns>The result of <c>lab.math.linear.solve</c>.</returns>
+                public __Tasks.Task<double> Solve(int size, global::System.IProgress<double>? progress = null, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+                    => _client.InvokeAsync("lab.math.linear.solve", new __IpyRpc.IpyRpcArguments().Add(size, __Builtin.Int32).Progress(progress, __Builtin.Double), __Builtin.Double, options, cancellationToken);
             }
+        }
 
-            /// <summary>The remote functions under <c>lab.sensors</c>: <c>read</c>.</summary>
-            [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-            public sealed partial class SensorsNamespace
-            {
-                private readonly __IpyRpc.IpyRpcPeer _client;
+        /// <summary>The remote functions under <c>lab.sensors</c>: <c>read</c>.</summary>
+        [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+        public sealed partial class SensorsNamespace
+        {
+            private readonly __IpyRpc.IpyRpcPeer _client;
 
-                internal SensorsNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
+            internal SensorsNamespace(__IpyRpc.IpyRpcPeer peer) => _client = peer;
 
-                /// <summary>Readings as the sensor produces them.</summary>
-                /// <param name="count">How many.</param>
-                /// <param name="options">Per-call options: timeout, where remote output goes, serialization, how many items may arrive ahead of the enumeration (StreamWindow).</param>
-                /// <param name="cancellationToken">Cancels the call; stopping the enumeration early cancels it too.</param>
-                /// <returns>The items of <c>lab.sensors.read</c>, as the remote function produces them.</returns>
-                public global::System.Collections.Generic.IAsyncEnumerable<global::Demo.Reading> Read(int @count, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-                    => _client.StreamAsync<global::Demo.Reading>("lab.sensors.read", new __IpyRpc.IpyRpcArguments().Add(@count, __Builtin.Int32), __IpyRpc.Generated.Formatters_Demo_Assembly.Demo_Reading, options, cancellationToken);
-            }
+            /// <summary>Readings as the sensor produces them.</summary>
+            /// <param name="count">How many.</param>
+            /// <param name="options">Timeout, where output goes, serialization, how many items may arrive ahead of the enumeration (StreamWindow).</param>
+            /// <param name="cancellationToken">Cancels the call; stopping the enumeration early cancels it too.</param>
+            /// <returns>The items of <c>lab.sensors.read</c>, as the remote function produces them.</returns>
+            public global::System.Collections.Generic.IAsyncEnumerable<Reading> Read(int count, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
+                => _client.StreamAsync<Reading>("lab.sensors.read", new __IpyRpc.IpyRpcArguments().Add(count, __Builtin.Int32), __Formatters.Demo_Reading, options, cancellationToken);
         }
     }
 }

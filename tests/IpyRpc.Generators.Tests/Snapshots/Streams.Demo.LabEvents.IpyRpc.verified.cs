@@ -6,33 +6,30 @@ using __IpyRpc = global::IpyRpc;
 using __Builtin = global::IpyRpc.Formatting.Formatters;
 using __Tasks = global::System.Threading.Tasks;
 using __CancellationToken = global::System.Threading.CancellationToken;
+using __Schemas = global::IpyRpc.Generated.Schemas_Demo_Assembly;
 
-namespace Demo
+namespace Demo;
+
+/// <summary>IpyRpc dispatch for the exported methods of <see cref="global::Demo.LabEvents"/>: descriptors and reflection-free invokers.</summary>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+[global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
+internal static class LabEvents_IpyRpcDispatch
 {
-    /// <summary>IpyRpc dispatch for the exported methods of <see cref="global::Demo.LabEvents"/>: descriptors and reflection-free invokers.</summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
-    internal static class LabEvents_IpyRpcDispatch
+    /// <summary>Makes these functions known to <c>server.Register(typeof(...))</c>.</summary>
+    [global::System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void Register()
     {
-        /// <summary>Makes these functions known to <c>server.Register(typeof(...))</c>.</summary>
-        [global::System.Runtime.CompilerServices.ModuleInitializer]
-        internal static void Register()
-        {
-            __IpyRpc.GeneratedServices.Add(new __IpyRpc.GeneratedService(typeof(global::Demo.LabEvents), false, null, CreateFunctions, Events));
-        }
-
-        /// <summary>The events this type declares, with their docs.</summary>
-        public static readonly global::System.Collections.Generic.IReadOnlyList<__IpyRpc.EventDescriptor> Events = new __IpyRpc.EventDescriptor[]
-        {
-            new() { Name = "lab.reading_taken", PayloadType = "Reading", PayloadSchema = __IpyRpc.Generated.Schemas_Demo_Assembly.S_5ab3c3b71aaa417a, Summary = "A new reading was taken.", Remarks = "Published for every sensor." },
-        };
-
-        /// <summary>The functions, bound to <paramref name="target"/> for instance methods.</summary>
-        public static global::System.Collections.Generic.IReadOnlyList<__IpyRpc.IpyRpcFunction> CreateFunctions(object? target)
-        {
-            return new __IpyRpc.IpyRpcFunction[]
-            {
-            };
-        }
+        __IpyRpc.GeneratedServices.Add(new __IpyRpc.GeneratedService(typeof(LabEvents), false, null, CreateFunctions, Events));
     }
+
+    /// <summary>The events this type declares, with their docs.</summary>
+    public static readonly global::System.Collections.Generic.IReadOnlyList<__IpyRpc.EventDescriptor> Events = new __IpyRpc.EventDescriptor[]
+    {
+        new() { Name = "lab.reading_taken", PayloadType = "Reading", PayloadSchema = __Schemas.S_5ab3c3b71aaa, Summary = "A new reading was taken.", Remarks = "Published for every sensor." },
+    };
+
+    /// <summary>The functions, bound to <paramref name="target"/> for instance methods: each a descriptor and a reflection-free invoker.</summary>
+    public static global::System.Collections.Generic.IReadOnlyList<__IpyRpc.IpyRpcFunction> CreateFunctions(object? target) => new __IpyRpc.IpyRpcFunction[]
+    {
+    };
 }

@@ -6,89 +6,89 @@ using __IpyRpc = global::IpyRpc;
 using __Builtin = global::IpyRpc.Formatting.Formatters;
 using __Tasks = global::System.Threading.Tasks;
 using __CancellationToken = global::System.Threading.CancellationToken;
+using __Formatting = global::IpyRpc.Formatting;
+using __MessagePack = global::IpyRpc.MessagePack;
+using __Json = global::System.Text.Json;
+using __JsonRead = global::IpyRpc.Formatting.Json.JsonRead;
+using __Members = global::IpyRpc.Formatting.Members;
 
-namespace IpyRpc.Generated
+namespace IpyRpc.Generated;
+
+/// <summary>Formatters for the types the exported functions of this assembly take and return.</summary>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+internal static class Formatters_Demo_Assembly
 {
-    /// <summary>Formatters for the types the exported functions of this assembly take and return.</summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    internal static class Formatters_Demo_Assembly
-    {
-        /// <summary>Reading</summary>
-        public static readonly __IpyRpc.Formatting.IpyRpcFormatter<global::Demo.Reading?> Demo_Reading = new Formatter_Demo_Reading();
+    /// <summary>Reading</summary>
+    public static readonly __Formatting.IpyRpcFormatter<global::Demo.Reading?> Demo_Reading = new Formatter_Demo_Reading();
 
-        /// <summary>Makes these formatters known to dynamic calls (client.CallAsync&lt;T&gt;).</summary>
-        [global::System.Runtime.CompilerServices.ModuleInitializer]
-        internal static void Register()
+    /// <summary>Makes these formatters known to dynamic calls (client.CallAsync&lt;T&gt;).</summary>
+    [global::System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void Register()
+    {
+        __Formatting.FormatterRegistry.TryRegister(Demo_Reading);
+    }
+
+    /// <summary>Reads and writes Reading as a map of its members.</summary>
+    private sealed class Formatter_Demo_Reading : __Formatting.IpyRpcFormatter<global::Demo.Reading?>
+    {
+        public override void Write(ref __MessagePack.MessagePackWriter writer, global::Demo.Reading? value)
         {
-            __IpyRpc.Formatting.FormatterRegistry.TryRegister(Demo_Reading);
+            if (value is null) { writer.WriteNil(); return; }
+            writer.WriteMapHeader(2);
+            writer.WriteString("sensor"u8); __Builtin.String.Write(ref writer, value.Sensor);
+            writer.WriteString("value"u8); __Builtin.Double.Write(ref writer, value.Value);
         }
 
-        /// <summary>Reads and writes Reading as a map of its members.</summary>
-        private sealed class Formatter_Demo_Reading : __IpyRpc.Formatting.IpyRpcFormatter<global::Demo.Reading?>
+        public override global::Demo.Reading? Read(ref __MessagePack.MessagePackReader reader)
         {
-            public override void Write(ref __IpyRpc.MessagePack.MessagePackWriter writer, global::Demo.Reading? value)
+            if (reader.TryReadNil()) return null;
+            reader.Enter();
+            int count = reader.ReadMapHeader();
+            string? m0 = default!; bool has0 = false;
+            double m1 = default!; bool has1 = false;
+            for (int i = 0; i < count; i++)
             {
-                if (value is null) { writer.WriteNil(); return; }
-                writer.WriteMapHeader(2);
-                writer.WriteString("sensor"u8);
-                __Builtin.String.Write(ref writer, value.Sensor);
-                writer.WriteString("value"u8);
-                __Builtin.Double.Write(ref writer, value.Value);
+                var key = reader.ReadStringSpan();
+                if (__Members.Is(key, "sensor"u8, "Sensor"u8)) { m0 = __Builtin.String.Read(ref reader); has0 = true; }
+                else if (__Members.Is(key, "value"u8, "Value"u8)) { m1 = __Builtin.Double.Read(ref reader); has1 = true; }
+                else reader.Skip();
             }
+            reader.Exit();
+            return Create(m0, has0, m1, has1);
+        }
 
-            public override global::Demo.Reading? Read(ref __IpyRpc.MessagePack.MessagePackReader reader)
-            {
-                if (reader.TryReadNil()) return null;
-                reader.Enter();
-                int count = reader.ReadMapHeader();
-                string? m0 = default!; bool has0 = false;
-                double m1 = default!; bool has1 = false;
-                for (int i = 0; i < count; i++)
-                {
-                    global::System.ReadOnlySpan<byte> key = reader.ReadStringSpan();
-                    if (global::System.MemoryExtensions.SequenceEqual(key, "sensor"u8) || global::System.MemoryExtensions.SequenceEqual(key, "Sensor"u8)) { m0 = __Builtin.String.Read(ref reader); has0 = true; }
-                    else if (global::System.MemoryExtensions.SequenceEqual(key, "value"u8) || global::System.MemoryExtensions.SequenceEqual(key, "Value"u8)) { m1 = __Builtin.Double.Read(ref reader); has1 = true; }
-                    else reader.Skip();
-                }
-                reader.Exit();
-                return Create(m0, has0, m1, has1);
-            }
+        public override void Write(__Json.Utf8JsonWriter writer, global::Demo.Reading? value)
+        {
+            if (value is null) { writer.WriteNullValue(); return; }
+            writer.WriteStartObject();
+            writer.WritePropertyName("sensor"u8); __Builtin.String.Write(writer, value.Sensor);
+            writer.WritePropertyName("value"u8); __Builtin.Double.Write(writer, value.Value);
+            writer.WriteEndObject();
+        }
 
-            public override void Write(global::System.Text.Json.Utf8JsonWriter writer, global::Demo.Reading? value)
+        public override global::Demo.Reading? Read(ref __Json.Utf8JsonReader reader)
+        {
+            if (reader.TokenType == __Json.JsonTokenType.Null) return null;
+            __JsonRead.Expect(ref reader, __Json.JsonTokenType.StartObject, "an object (Reading)");
+            string? m0 = default!; bool has0 = false;
+            double m1 = default!; bool has1 = false;
+            while (true)
             {
-                if (value is null) { writer.WriteNullValue(); return; }
-                writer.WriteStartObject();
-                writer.WritePropertyName("sensor"u8);
-                __Builtin.String.Write(writer, value.Sensor);
-                writer.WritePropertyName("value"u8);
-                __Builtin.Double.Write(writer, value.Value);
-                writer.WriteEndObject();
+                __JsonRead.Next(ref reader);
+                if (reader.TokenType == __Json.JsonTokenType.EndObject) break;
+                if (__Members.At(ref reader, "sensor"u8, "Sensor"u8)) { m0 = __Builtin.String.Read(ref reader); has0 = true; }
+                else if (__Members.At(ref reader, "value"u8, "Value"u8)) { m1 = __Builtin.Double.Read(ref reader); has1 = true; }
+                else __Members.Skip(ref reader);
             }
+            return Create(m0, has0, m1, has1);
+        }
 
-            public override global::Demo.Reading? Read(ref global::System.Text.Json.Utf8JsonReader reader)
-            {
-                if (reader.TokenType == global::System.Text.Json.JsonTokenType.Null) return null;
-                __IpyRpc.Formatting.Json.JsonRead.Expect(ref reader, global::System.Text.Json.JsonTokenType.StartObject, "an object (Reading)");
-                string? m0 = default!; bool has0 = false;
-                double m1 = default!; bool has1 = false;
-                while (true)
-                {
-                    __IpyRpc.Formatting.Json.JsonRead.Next(ref reader);
-                    if (reader.TokenType == global::System.Text.Json.JsonTokenType.EndObject) break;
-                    if (reader.ValueTextEquals("sensor"u8) || reader.ValueTextEquals("Sensor"u8)) { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); m0 = __Builtin.String.Read(ref reader); has0 = true; }
-                    else if (reader.ValueTextEquals("value"u8) || reader.ValueTextEquals("Value"u8)) { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); m1 = __Builtin.Double.Read(ref reader); has1 = true; }
-                    else { __IpyRpc.Formatting.Json.JsonRead.Next(ref reader); reader.Skip(); }
-                }
-                return Create(m0, has0, m1, has1);
-            }
-
-            private static global::Demo.Reading Create(string? m0, bool has0, double m1, bool has1)
-            {
-                if (!has0) throw new __IpyRpc.Formatting.IpyRpcSerializationException("Reading is missing its member 'sensor' (string), which has no default");
-                if (!has1) throw new __IpyRpc.Formatting.IpyRpcSerializationException("Reading is missing its member 'value' (double), which has no default");
-                var result = new global::Demo.Reading(m0, m1);
-                return result;
-            }
+        private static global::Demo.Reading Create(string? m0, bool has0, double m1, bool has1)
+        {
+            if (!has0) throw __Members.Missing("Reading", "sensor", "string");
+            if (!has1) throw __Members.Missing("Reading", "value", "double");
+            var result = new global::Demo.Reading(m0, m1);
+            return result;
         }
     }
 }

@@ -7,16 +7,15 @@ using __Builtin = global::IpyRpc.Formatting.Formatters;
 using __Tasks = global::System.Threading.Tasks;
 using __CancellationToken = global::System.Threading.CancellationToken;
 
-namespace IpyRpc.Generated
+namespace IpyRpc.Generated;
+
+/// <summary>The JSON Schemas of this assembly's functions and events, each written once; descriptors refer to them.</summary>
+[global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
+internal static class Schemas_Demo_Assembly
 {
-    /// <summary>The JSON Schemas of this assembly's functions and events, each written once; descriptors refer to them.</summary>
-    [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
-    internal static class Schemas_Demo_Assembly
-    {
-        internal const string S_3483fdad3db760a4 = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}";
-        internal const string S_4e859fb409333b17 = "{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\"}";
-        internal const string S_5ab3c3b71aaa417a = "{\"type\":\"object\",\"title\":\"Reading\",\"x-ipyrpc\":\"object\",\"x-csharp-full-name\":\"Demo.Reading\",\"description\":\"A reading.\",\"properties\":{\"sensor\":{\"type\":\"string\",\"x-ipyrpc\":\"String\",\"x-csharp-name\":\"Sensor\"},\"value\":{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\",\"x-csharp-name\":\"Value\"}},\"required\":[\"sensor\",\"value\"]}";
-        internal const string S_68a5368d48c2480d = "{\"type\":\"string\",\"x-ipyrpc\":\"String\"}";
-        internal const string S_d77001ad2028dcd3 = "{\"type\":\"array\",\"items\":{\"type\":\"object\",\"title\":\"Reading\",\"x-ipyrpc\":\"object\",\"x-csharp-full-name\":\"Demo.Reading\",\"description\":\"A reading.\",\"properties\":{\"sensor\":{\"type\":\"string\",\"x-ipyrpc\":\"String\",\"x-csharp-name\":\"Sensor\"},\"value\":{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\",\"x-csharp-name\":\"Value\"}},\"required\":[\"sensor\",\"value\"]}}";
-    }
+    internal const string S_3483fdad3db7 = "{\"type\":\"integer\",\"format\":\"int32\",\"x-ipyrpc\":\"Int32\"}";
+    internal const string S_4e859fb40933 = "{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\"}";
+    internal const string S_5ab3c3b71aaa = "{\"type\":\"object\",\"title\":\"Reading\",\"x-ipyrpc\":\"object\",\"x-csharp-full-name\":\"Demo.Reading\",\"description\":\"A reading.\",\"properties\":{\"sensor\":{\"type\":\"string\",\"x-ipyrpc\":\"String\",\"x-csharp-name\":\"Sensor\"},\"value\":{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\",\"x-csharp-name\":\"Value\"}},\"required\":[\"sensor\",\"value\"]}";
+    internal const string S_68a5368d48c2 = "{\"type\":\"string\",\"x-ipyrpc\":\"String\"}";
+    internal const string S_d77001ad2028 = "{\"type\":\"array\",\"items\":{\"type\":\"object\",\"title\":\"Reading\",\"x-ipyrpc\":\"object\",\"x-csharp-full-name\":\"Demo.Reading\",\"description\":\"A reading.\",\"properties\":{\"sensor\":{\"type\":\"string\",\"x-ipyrpc\":\"String\",\"x-csharp-name\":\"Sensor\"},\"value\":{\"type\":\"number\",\"format\":\"double\",\"x-ipyrpc\":\"Double\",\"x-csharp-name\":\"Value\"}},\"required\":[\"sensor\",\"value\"]}}";
 }

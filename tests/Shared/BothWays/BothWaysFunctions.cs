@@ -100,13 +100,13 @@ public static class ServerSide
     [IpyRpcExport("bw.submit_to_caller")]
     public static async Task<string> SubmitToCaller(IpyRpcConnection caller)
     {
-        IpyRpcJob<string> job = await caller.Proxy<CallerSideClient>().Caller.SubmitAnswerAsync("a job");
+        IpyRpcJob<string> job = await caller.SubmitAsync(() => caller.Proxy<CallerSideClient>().Caller.Answer("a job"));
         var called = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         job.OnCompleted(j => called.TrySetResult(j.State.ToString()));
         string result = await job.WaitAsync(TimeSpan.FromSeconds(10));
         string state = await called.Task.WaitAsync(TimeSpan.FromSeconds(10));
         JobInfo info = await job.RefreshAsync();
-        IpyRpcJob<int> waiting = await caller.Proxy<CallerSideClient>().Caller.SubmitWaitAsync();
+        IpyRpcJob<int> waiting = await caller.SubmitAsync(() => caller.Proxy<CallerSideClient>().Caller.Wait());
         string timedOut;
         try
         {

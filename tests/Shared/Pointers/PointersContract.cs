@@ -196,9 +196,9 @@ public abstract class PointersContract : IAsyncLifetime
         await using IpyRpcClient client = await ConnectAsync();
         PointerFunctionsClient.PtrNamespace ptr = client.Proxy<PointerFunctionsClient>().Ptr;
         long before = client.BytesReceived;
-        RemotePointer<double[,]> made = await ptr.MatrixAsPointerAsync(Rows, Cols, new CallOptions { PointerTimeToLive = TimeSpan.FromMinutes(5) });
+        RemotePointer<double[,]> made = await client.AsPointerAsync(() => ptr.Matrix(Rows, Cols, new CallOptions { PointerTimeToLive = TimeSpan.FromMinutes(5) }));
         Assert.InRange(made.ExpiresAt!.Value, DateTimeOffset.UtcNow.AddMinutes(4), DateTimeOffset.UtcNow.AddMinutes(6));
-        RemotePointer<double[,]> head = await ptr.HeadAsPointerAsync(made, 10);
+        RemotePointer<double[,]> head = await client.AsPointerAsync(() => ptr.Head(made, 10));
         Assert.Equal(Enumerable.Range(0, 10 * Cols).Sum(), await ptr.Sum(head));
         Assert.Equal(Expected(3, Cols), await ptr.Head(made, 3));
         Assert.InRange(client.BytesReceived - before, 1, 4000);
