@@ -1,5 +1,6 @@
 using System.Collections.Generic;
 using System.Linq;
+using System.Runtime.CompilerServices;
 using System.Text;
 using IpyRpc.Generators.Model;
 
@@ -38,7 +39,7 @@ internal static class JsonSchema
     public static string Reference(string schema, string assemblyKey) => Names.Schemas(assemblyKey) + "." + ConstantName(schema);
 
     // 48 bits of the schema's hash: distinct schemas in one assembly collide with a chance of about n² / 2^49.
-    private static string ConstantName(string schema) => "S_" + Fingerprint.Hash(schema).Substring(0, 12);
+    private static string ConstantName(string schema) => Named.GetValue(schema, static text => "S_" + Fingerprint.Hash(text).Substring(0, 12));
 
     /// <summary>The class holding every distinct schema of the assembly's functions and events.</summary>
     public static string? Emit(IReadOnlyList<FunctionModel> functions, IReadOnlyList<EventModel> events, string assemblyKey)
@@ -71,7 +72,15 @@ internal static class JsonSchema
         return w.ToString();
     }
 
+    // A type's schema is the same wherever it is used (a compilation analyzes each type once, into one model):
+    // written once per model, and named once per schema, however many parameters share it.
+    private static readonly ConditionalWeakTable<TypeModel, string> Written = new();
+    private static readonly ConditionalWeakTable<string, string> Named = new();
+
     public static string Of(TypeModel type, EquatableArray<ObjectModel> objects)
+        => Written.GetValue(type, t => Write(t, objects));
+
+    private static string Write(TypeModel type, EquatableArray<ObjectModel> objects)
     {
         var map = new Dictionary<string, ObjectModel>();
         foreach (ObjectModel o in objects) map[o.FullName] = o;
