@@ -198,9 +198,9 @@ internal static class FormatterEmitter
                 {
             {{CodeWriter.Indent(requires, 8)}}
             {{CodeWriter.Indent(initLocals, 8)}}
-                    var result = new {{o.FullName}}({{string.Join(", ", ctorArgs)}}){{inits}};
+                    {{(sets.Length == 0 ? "return" : "var result =")}} new {{o.FullName}}({{string.Join(", ", ctorArgs)}}){{inits}};
             {{CodeWriter.Indent(sets, 8)}}
-                    return result;
+                    {{CodeWriter.If(sets.Length > 0, "return result;")}}
                 }
             }
             """;

@@ -338,7 +338,7 @@ internal static class ServiceEmitter
         {
             w.Block($$"""
 
-                /// <summary>The remote functions under <c>{{child.Path}}</c>: {{Listing(child)}}.</summary>
+                /// <summary>The proxy of the remote functions under <c>{{child.Path}}</c> (its property lists them).</summary>
                 {{CodeWriter.GeneratedCode}}
                 {{(isPublic ? "public" : "internal")}} sealed partial class {{cls}}
                 {

@@ -95,7 +95,7 @@ public sealed partial class ComputeClient : __IpyRpc.IIpyRpcProxy<ComputeClient>
     public __Tasks.Task<string> ComputeJson(string text, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
         => _client.InvokeAsync("compute_json", new __IpyRpc.IpyRpcArguments().Add(text, __Builtin.String), __Builtin.String, options, cancellationToken);
 
-    /// <summary>The remote functions under <c>math</c>: <c>scale</c>.</summary>
+    /// <summary>The proxy of the remote functions under <c>math</c> (its property lists them).</summary>
     [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
     public sealed partial class MathNamespace
     {

@@ -103,8 +103,7 @@ internal static class Formatters_Demo_Assembly
             if (!has0) throw __Members.Missing("Report", "name", "string");
             if (!has1) throw __Members.Missing("Report", "total", "double");
             if (!has2) throw __Members.Missing("Report", "notes", "List<string>");
-            var result = new global::Demo.Report(m0, m1, m2);
-            return result;
+            return new global::Demo.Report(m0, m1, m2);
         }
     }
 
@@ -174,8 +173,7 @@ internal static class Formatters_Demo_Assembly
             if (!has0) throw __Members.Missing("Request", "name", "string");
             if (!has1) throw __Members.Missing("Request", "values", "int[]");
             if (!has2) throw __Members.Missing("Request", "weights", "Dictionary<string, double>");
-            var result = new global::Demo.Request(m0, m1, m2);
-            return result;
+            return new global::Demo.Request(m0, m1, m2);
         }
     }
 }

@@ -72,7 +72,7 @@ public sealed partial class CalculatorClient : __IpyRpc.IIpyRpcProxy<CalculatorC
     public global::System.Collections.Generic.IAsyncEnumerable<int> Count(int to, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
         => _client.StreamAsync<int>("Count", new __IpyRpc.IpyRpcArguments().Add(to, __Builtin.Int32), __Builtin.Int32, options, cancellationToken);
 
-    /// <summary>The remote functions under <c>calc</c>: <c>add</c>, <c>summarize</c>.</summary>
+    /// <summary>The proxy of the remote functions under <c>calc</c> (its property lists them).</summary>
     [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
     public sealed partial class CalcNamespace
     {

@@ -90,8 +90,7 @@ internal static class Formatters_Demo_Assembly
         {
             if (!has0) throw __Members.Missing("Summary", "count", "int");
             if (!has1) throw __Members.Missing("Summary", "mean", "double");
-            var result = new global::Calc.Contracts.Summary(m0, m1);
-            return result;
+            return new global::Calc.Contracts.Summary(m0, m1);
         }
     }
 }

@@ -67,7 +67,7 @@ public sealed partial class DataClient : __IpyRpc.IIpyRpcProxy<DataClient>
     /// <summary>The remote functions under <c>data</c>: <c>head</c>, <c>matrix</c>, <c>rows</c>, <c>total</c>.</summary>
     public DataNamespace Data => _Data ??= new DataNamespace(_client);
 
-    /// <summary>The remote functions under <c>data</c>: <c>head</c>, <c>matrix</c>, <c>rows</c>, <c>total</c>.</summary>
+    /// <summary>The proxy of the remote functions under <c>data</c> (its property lists them).</summary>
     [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
     public sealed partial class DataNamespace
     {

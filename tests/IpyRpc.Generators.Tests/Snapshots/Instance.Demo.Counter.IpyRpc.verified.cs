@@ -57,7 +57,7 @@ public sealed partial class CounterClient : __IpyRpc.IIpyRpcProxy<CounterClient>
     /// <summary>The remote functions under <c>counter</c>: <c>add</c>, <c>reset</c>.</summary>
     public CounterNamespace Counter => _Counter ??= new CounterNamespace(_client);
 
-    /// <summary>The remote functions under <c>counter</c>: <c>add</c>, <c>reset</c>.</summary>
+    /// <summary>The proxy of the remote functions under <c>counter</c> (its property lists them).</summary>
     [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
     public sealed partial class CounterNamespace
     {

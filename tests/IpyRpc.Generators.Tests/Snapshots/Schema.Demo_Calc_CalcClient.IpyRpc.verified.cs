@@ -34,7 +34,7 @@ public sealed partial class CalcClient : __IpyRpc.IIpyRpcProxy<CalcClient>
     /// <summary>The remote functions under <c>calc</c>: <c>add</c>, <c>count</c>, <c>operations</c>, <c>summarize</c>.</summary>
     public CalcNamespace Calc => _Calc ??= new CalcNamespace(_client);
 
-    /// <summary>The remote functions under <c>calc</c>: <c>add</c>, <c>count</c>, <c>operations</c>, <c>summarize</c>.</summary>
+    /// <summary>The proxy of the remote functions under <c>calc</c> (its property lists them).</summary>
     [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
     public sealed partial class CalcNamespace
     {

@@ -102,8 +102,7 @@ internal static class Formatters_Demo_Assembly
         {
             if (!has0) throw __Members.Missing("Operation", "function", "string");
             if (!has1) throw __Members.Missing("Operation", "kind", "OperationKind");
-            var result = new global::Demo.Calc.Operation(m0, m1);
-            return result;
+            return new global::Demo.Calc.Operation(m0, m1);
         }
     }
 
@@ -180,8 +179,7 @@ internal static class Formatters_Demo_Assembly
             if (!has1) throw __Members.Missing("Summary", "mean", "double");
             if (!has2) throw __Members.Missing("Summary", "min", "double");
             if (!has3) throw __Members.Missing("Summary", "max", "double");
-            var result = new global::Demo.Calc.Summary(m0, m1, m2, m3);
-            return result;
+            return new global::Demo.Calc.Summary(m0, m1, m2, m3);
         }
     }
 }

@@ -68,7 +68,7 @@ public sealed partial class LabClient : __IpyRpc.IIpyRpcProxy<LabClient>
     public __Tasks.Task<string> Ping(__IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
         => _client.InvokeAsync("ping", new __IpyRpc.IpyRpcArguments(), __Builtin.String, options, cancellationToken);
 
-    /// <summary>The remote functions under <c>lab</c>: <c>math.*</c>, <c>sensors.*</c>.</summary>
+    /// <summary>The proxy of the remote functions under <c>lab</c> (its property lists them).</summary>
     [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
     public sealed partial class LabNamespace
     {
@@ -86,7 +86,7 @@ public sealed partial class LabClient : __IpyRpc.IIpyRpcProxy<LabClient>
         /// <summary>The remote functions under <c>lab.sensors</c>: <c>read</c>.</summary>
         public SensorsNamespace Sensors => _Sensors ??= new SensorsNamespace(_client);
 
-        /// <summary>The remote functions under <c>lab.math</c>: <c>linear.*</c>.</summary>
+        /// <summary>The proxy of the remote functions under <c>lab.math</c> (its property lists them).</summary>
         [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
         public sealed partial class MathNamespace
         {
@@ -99,7 +99,7 @@ public sealed partial class LabClient : __IpyRpc.IIpyRpcProxy<LabClient>
             /// <summary>The remote functions under <c>lab.math.linear</c>: <c>solve</c>.</summary>
             public LinearNamespace Linear => _Linear ??= new LinearNamespace(_client);
 
-            /// <summary>The remote functions under <c>lab.math.linear</c>: <c>solve</c>.</summary>
+            /// <summary>The proxy of the remote functions under <c>lab.math.linear</c> (its property lists them).</summary>
             [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
             public sealed partial class LinearNamespace
             {
@@ -118,7 +118,7 @@ public sealed partial class LabClient : __IpyRpc.IIpyRpcProxy<LabClient>
             }
         }
 
-        /// <summary>The remote functions under <c>lab.sensors</c>: <c>read</c>.</summary>
+        /// <summary>The proxy of the remote functions under <c>lab.sensors</c> (its property lists them).</summary>
         [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
         public sealed partial class SensorsNamespace
         {

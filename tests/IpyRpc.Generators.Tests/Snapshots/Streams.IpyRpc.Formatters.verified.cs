@@ -87,8 +87,7 @@ internal static class Formatters_Demo_Assembly
         {
             if (!has0) throw __Members.Missing("Reading", "sensor", "string");
             if (!has1) throw __Members.Missing("Reading", "value", "double");
-            var result = new global::Demo.Reading(m0, m1);
-            return result;
+            return new global::Demo.Reading(m0, m1);
         }
     }
 }
