@@ -77,6 +77,35 @@ public sealed class CorrectnessTests
     }
 
     [Fact]
+    public void NamesOfTheFilesOwnNamespaceAreShortUnlessAGeneratedTypeHasThem()
+    {
+        // "math.add" makes a nested class MathNamespace, and the dispatch class has a member named Register: user types
+        // of those names in the same namespace stay fully qualified; others are written short. Literals are left alone.
+        GeneratorHarness.Result r = Run("""
+            public sealed record MathNamespace(int A);
+            public sealed record Register(string Name);
+            public sealed record Report(double Total);
+            public enum Mode { Fast = 1, Exact = 2 }
+
+            public static class F
+            {
+                /// <summary>x</summary>
+                [IpyRpcExport("math.add")] public static Report Add(MathNamespace m, Register r, Mode mode = Mode.Exact, string note = "global::Demo.Report") => new(m.A);
+                /// <summary>x</summary>
+                [IpyRpcExport("math.report")] public static Report Report(Report report) => report;
+            }
+            """);
+        Assert.Empty(Errors(r));
+        string source = r.Sources["Demo.F.IpyRpc.g.cs"];
+        Assert.Contains("global::Demo.MathNamespace", source);
+        Assert.Contains("global::Demo.Register", source);
+        Assert.Contains("__IpyRpc.ValueOrPointer<Report> report", source);
+        Assert.Contains("Mode mode = (Mode)2", source);
+        Assert.Contains("\"global::Demo.Report\"", source);
+        Assert.DoesNotContain("global::Demo.Report)", source);
+    }
+
+    [Fact]
     public void AGenericMethodIsOneDiagnostic()
     {
         GeneratorHarness.Result r = Run("""
