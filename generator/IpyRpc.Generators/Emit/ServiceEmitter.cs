@@ -214,7 +214,7 @@ internal static class ServiceEmitter
             : $"Typed client for the IpyRpc functions of <see cref=\"{key.FullName}\"/>. Create it with <c>client.Proxy&lt;{name}&gt;()</c>.";
         w.Block($$"""
             /// <summary>{{summary}}</summary>
-            /// <remarks>A data argument (an array, a collection, a record) takes the value or a <see cref="{{Names.Runtime}}.RemotePointer{T}"/> to it. Any call can be submitted as a job instead, <c>client.SubmitAsync(() =&gt; proxy.F(x))</c>, or made for a pointer to its result, <c>client.AsPointerAsync(() =&gt; proxy.F(x))</c>.</remarks>
+            /// <remarks>A record (or matrix, tensor, data frame) argument takes the value or a <see cref="{{Names.Runtime}}.RemotePointer{T}"/> to it; a collection argument has an overload taking the pointer. Any call can be submitted as a job instead, <c>client.SubmitAsync(() =&gt; proxy.F(x))</c>, or made for a pointer to its result, <c>client.AsPointerAsync(() =&gt; proxy.F(x))</c>.</remarks>
             {{CodeWriter.GeneratedCode}}
             {{(key.IsPublic ? "public" : "internal")}} sealed partial class {{name}} : {{Names.Runtime}}.IIpyRpcProxy<{{name}}>
             {

@@ -118,7 +118,7 @@ public sealed record CallOptions
     /// </summary>
     public bool? ReturnPointer { get; init; }
 
-    /// <summary>The options with <see cref="ReturnPointer"/> on (generated <c>…AsPointerAsync</c> methods use it).</summary>
+    /// <summary>The options with <see cref="ReturnPointer"/> on (<see cref="IpyRpcPeer.AsPointerAsync{T}(Func{Task{T}})"/> uses it).</summary>
     public static CallOptions ForPointer(CallOptions? options) => (options ?? new CallOptions()) with { ReturnPointer = true };
 
     /// <summary>How long the holder keeps a pointer's value (<see cref="Timeout.InfiniteTimeSpan"/>: until released or evicted). Unset: as configured.</summary>

@@ -41,7 +41,7 @@ internal static class ICalculator_IpyRpcDispatch
 }
 
 /// <summary>Typed client for the contract <see cref="global::Calc.Contracts.ICalculator"/>: calls whichever server implements it. Create it with <c>client.Proxy&lt;CalculatorClient&gt;()</c>.</summary>
-/// <remarks>A data argument (an array, a collection, a record) takes the value or a <see cref="__IpyRpc.RemotePointer{T}"/> to it. Any call can be submitted as a job instead, <c>client.SubmitAsync(() =&gt; proxy.F(x))</c>, or made for a pointer to its result, <c>client.AsPointerAsync(() =&gt; proxy.F(x))</c>.</remarks>
+/// <remarks>A record (or matrix, tensor, data frame) argument takes the value or a <see cref="__IpyRpc.RemotePointer{T}"/> to it; a collection argument has an overload taking the pointer. Any call can be submitted as a job instead, <c>client.SubmitAsync(() =&gt; proxy.F(x))</c>, or made for a pointer to its result, <c>client.AsPointerAsync(() =&gt; proxy.F(x))</c>.</remarks>
 [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
 public sealed partial class CalculatorClient : __IpyRpc.IIpyRpcProxy<CalculatorClient>
 {

@@ -11,7 +11,7 @@ using __Formatters = global::IpyRpc.Generated.Formatters_Demo_Assembly;
 namespace Demo.Calc;
 
 /// <summary>Typed client for the server described by <c>Calc.ipyrpc.json</c> (generated from that file, with no reference to the server's code). Create it with <c>client.Proxy&lt;CalcClient&gt;()</c>. A call to a function whose signature changed since the file was written throws <see cref="__IpyRpc.SchemaMismatchException"/> before anything is sent.</summary>
-/// <remarks>A data argument (an array, a collection, a record) takes the value or a <see cref="__IpyRpc.RemotePointer{T}"/> to it. Any call can be submitted as a job instead, <c>client.SubmitAsync(() =&gt; proxy.F(x))</c>, or made for a pointer to its result, <c>client.AsPointerAsync(() =&gt; proxy.F(x))</c>.</remarks>
+/// <remarks>A record (or matrix, tensor, data frame) argument takes the value or a <see cref="__IpyRpc.RemotePointer{T}"/> to it; a collection argument has an overload taking the pointer. Any call can be submitted as a job instead, <c>client.SubmitAsync(() =&gt; proxy.F(x))</c>, or made for a pointer to its result, <c>client.AsPointerAsync(() =&gt; proxy.F(x))</c>.</remarks>
 [global::System.CodeDom.Compiler.GeneratedCode("IpyRpc.Generators", "1.0.0")]
 public sealed partial class CalcClient : __IpyRpc.IIpyRpcProxy<CalcClient>
 {
