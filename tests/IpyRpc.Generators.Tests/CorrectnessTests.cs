@@ -190,6 +190,10 @@ public sealed class CorrectnessTests
                 [IpyRpcExport] public static double Area(Shape shape, double scale = 1) => shape.Width * shape.Height * scale;
                 /// <summary>x</summary>
                 [IpyRpcExport] public static double Sum(double[] values, Shape? shape = null) => values.Length;
+                /// <summary>x</summary>
+                [IpyRpcExport] public static void Store(List<int> items) { }
+                /// <summary>x</summary>
+                [IpyRpcExport] public static async IAsyncEnumerable<int> Walk(int[] steps, IProgress<int> progress) { await Task.Yield(); yield return steps.Length; }
             }
             """);
         Assert.Empty(Errors(r));
@@ -203,5 +207,8 @@ public sealed class CorrectnessTests
         Assert.Contains(" Sum(double[] values, __IpyRpc.ValueOrPointer<Shape?> shape = default, ", proxy);
         Assert.Contains(" Sum(__IpyRpc.RemotePointer<double[]> values, __IpyRpc.ValueOrPointer<Shape?> shape = default, ", proxy);
         Assert.Single(System.Text.RegularExpressions.Regex.Matches(proxy, @" Area\("));
+        // So do functions that return nothing and streams, with their progress.
+        Assert.Contains("__Tasks.Task Store(__IpyRpc.RemotePointer<global::System.Collections.Generic.List<int>> items, ", proxy);
+        Assert.Contains(" Walk(__IpyRpc.RemotePointer<int[]> steps, global::System.IProgress<int>? progress = null, ", proxy);
     }
 }

@@ -398,50 +398,15 @@ internal static class ServiceEmitter
         => TakesPointer(p) ? $"{Names.Runtime}.ValueOrPointer<{p.Source}> {Names.Id(p.Name)}{(p.DefaultExpression is null ? "" : " = default")}"
             : p.DefaultExpression is null ? $"{p.Source} {Names.Id(p.Name)}" : $"{p.Source} {Names.Id(p.Name)} = {p.DefaultExpression}";
 
-    // An overload of {Name} taking pointers for its collection arguments (its other data arguments take pointers as they are).
-    private static void EmitPointerArgumentsOverload(CodeWriter w, FunctionModel f, string assemblyKey, string methodName, ParameterModel[] parameters,
-        string options, string token, HashSet<string> tokenParams, ParameterModel? progress)
-    {
-        var pointerSignature = new List<string>();
-        var pointerArgs = new StringBuilder($"new {Names.Runtime}.IpyRpcArguments()");
-        foreach (ParameterModel p in parameters)
-        {
-            if (IsData(p.Type) && IsCollection(p.Type!))
-            {
-                string element = p.Source.EndsWith("?", System.StringComparison.Ordinal) ? p.Source.Substring(0, p.Source.Length - 1) : p.Source;
-                pointerSignature.Add($"{Names.Runtime}.RemotePointer<{element}> {Names.Id(p.Name)}");
-                pointerArgs.Append($".Add({Names.Id(p.Name)}, {Names.Runtime}.RemotePointerFormatter<{element}>.Instance)");
-            }
-            else
-            {
-                pointerSignature.Add(ProxyParameter(p));
-                pointerArgs.Append($".Add({Names.Id(p.Name)}, {Names.Formatter(p.Type!, assemblyKey)})");
-            }
-        }
-
-        pointerSignature.Add($"{Names.Runtime}.CallOptions? {options} = null");
-        pointerSignature.Add($"{Names.CancellationToken} {token} = default");
-        string docs = CallDocs(f, parameters, tokenParams, progress, options, token,
-            $"Calls <c>{f.ExportName}</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.",
-            "timeout, where remote output goes, serialization",
-            $"The result of <c>{f.ExportName}</c>.");
-        w.Block($$"""
-
-            {{docs}}
-            public {{Names.Tasks}}.Task<{{f.ReturnSource}}> {{methodName}}({{string.Join(", ", pointerSignature)}})
-                => {{Receiver(f)}}.InvokeAsync<{{f.ReturnSource}}>({{Names.Literal(f.ExportName)}}, {{pointerArgs}}, {{Names.Formatter(f.ReturnType!, assemblyKey)}}, {{options}}, {{token}});
-            """);
-    }
-
-    // The docs of a variant (a pointer, a pointer-argument overload): its own summary, the function's parameters, options, token, returns.
-    private static string CallDocs(FunctionModel f, ParameterModel[] parameters, HashSet<string> tokenParams, ParameterModel? progress,
-        string options, string token, string summary, string optionsDoc, string returns)
+    // The docs of the pointer-argument overload: its own summary, the function's parameters, progress, options, token, returns.
+    private static string PointerOverloadDocs(FunctionModel f, ParameterModel[] parameters, HashSet<string> tokenParams, ParameterModel? progress, string options, string token, bool stream)
         => $$"""
-            /// <summary>{{summary}}</summary>
+            /// <summary>Calls <c>{{f.ExportName}}</c> with pointers for its collection arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>
             {{ParamDocs(f, parameters, tokenParams, progress)}}
-            /// <param name="{{options}}">Per-call options: {{optionsDoc}}.</param>
-            /// <param name="{{token}}">Cancels the call and the remote function.</param>
-            /// <returns>{{returns}}</returns>
+            {{CodeWriter.If(progress is not null, $"/// <param name=\"{progress?.Name}\">Receives the function's progress reports as they happen, before the call returns.</param>")}}
+            /// <param name="{{options}}">Timeout, where output goes, serialization.</param>
+            /// <param name="{{token}}">{{(stream ? "Cancels the call; stopping the enumeration early cancels it too." : "Cancels the call and the remote function.")}}</param>
+            {{CodeWriter.If(f.ReturnType is not null, $"/// <returns>The {(stream ? "items" : "result")} of <c>{f.ExportName}</c>.</returns>")}}
             """;
 
     // The function's documented parameters as written, then a line for each undocumented one (never the call-filled token or progress).
@@ -488,41 +453,54 @@ internal static class ServiceEmitter
                 : $"/// <returns>The result of <c>{f.ExportName}</c>.</returns>")}}
             """;
 
-        var signature = new List<string>(parameters.Select(ProxyParameter));
+        EmitCall(w, f, assemblyKey, methodName, parameters, progress, options, token, docs, pointers: false);
 
-        if (progress is not null) signature.Add($"{progress.Source.TrimEnd('?')}? {Names.Id(progress.Name)} = null");
-        signature.Add($"{Names.Runtime}.CallOptions? {options} = null");
-        signature.Add($"{Names.CancellationToken} {token} = default");
+        // Collections keep their type (so [1, 2, 3] can be passed); an overload takes pointers for them instead.
+        if (parameters.Any(p => IsData(p.Type) && IsCollection(p.Type!)))
+        {
+            w.Line();
+            EmitCall(w, f, assemblyKey, methodName, parameters, progress, options, token, PointerOverloadDocs(f, parameters, tokenParams, progress, options, token, stream), pointers: true);
+        }
+    }
 
+    // One proxy method: the function's parameters (with pointers for its collections, when asked), progress, options, token.
+    private static void EmitCall(CodeWriter w, FunctionModel f, string assemblyKey, string methodName, ParameterModel[] parameters, ParameterModel? progress,
+        string options, string token, string docs, bool pointers)
+    {
+        var signature = new List<string>();
         var args = new StringBuilder($"new {Names.Runtime}.IpyRpcArguments()");
         foreach (ParameterModel p in parameters)
         {
-            args.Append($".Add({Names.Id(p.Name)}, {Names.Formatter(p.Type!, assemblyKey)})");
+            if (pointers && IsData(p.Type) && IsCollection(p.Type!))
+            {
+                string element = p.Source.EndsWith("?", System.StringComparison.Ordinal) ? p.Source.Substring(0, p.Source.Length - 1) : p.Source;
+                signature.Add($"{Names.Runtime}.RemotePointer<{element}> {Names.Id(p.Name)}");
+                args.Append($".Add({Names.Id(p.Name)}, {Names.Runtime}.RemotePointerFormatter<{element}>.Instance)");
+            }
+            else
+            {
+                signature.Add(ProxyParameter(p));
+                args.Append($".Add({Names.Id(p.Name)}, {Names.Formatter(p.Type!, assemblyKey)})");
+            }
         }
 
-        if (progress is not null) args.Append($".Progress({Names.Id(progress.Name)}, {Names.Formatter(progress.Type!, assemblyKey)})");
-
-        if (stream)
+        if (progress is not null)
         {
-            // Streams are enumerated as they come; a submitted stream would have no one to flow to.
-            w.Block($$"""
-                {{docs}}
-                public global::System.Collections.Generic.IAsyncEnumerable<{{f.ReturnSource}}> {{methodName}}({{string.Join(", ", signature)}})
-                    => {{Receiver(f)}}.StreamAsync<{{f.ReturnSource}}>({{Names.Literal(f.ExportName)}}, {{args}}, {{Names.Formatter(f.ReturnType!, assemblyKey)}}, {{options}}, {{token}});
-                """);
-            return;
+            signature.Add($"{progress.Source.TrimEnd('?')}? {Names.Id(progress.Name)} = null");
+            args.Append($".Progress({Names.Id(progress.Name)}, {Names.Formatter(progress.Type!, assemblyKey)})");
         }
 
-        string returnType = f.ReturnType is null ? $"{Names.Tasks}.Task" : $"{Names.Tasks}.Task<{f.ReturnSource}>";
-        string call = f.ReturnType is null
-            ? $"{Receiver(f)}.InvokeAsync({Names.Literal(f.ExportName)}, {args}, {options}, {token})"
-            : $"{Receiver(f)}.InvokeAsync({Names.Literal(f.ExportName)}, {args}, {Names.Formatter(f.ReturnType, assemblyKey)}, {options}, {token})";
+        signature.Add($"{Names.Runtime}.CallOptions? {options} = null");
+        signature.Add($"{Names.CancellationToken} {token} = default");
+        string name = Names.Literal(f.ExportName);
+        (string returnType, string call) = f.ReturnKind == ReturnKind.Stream
+            ? ($"global::System.Collections.Generic.IAsyncEnumerable<{f.ReturnSource}>", $"StreamAsync<{f.ReturnSource}>({name}, {args}, {Names.Formatter(f.ReturnType!, assemblyKey)}, {options}, {token})")
+            : f.ReturnType is null ? ($"{Names.Tasks}.Task", $"InvokeAsync({name}, {args}, {options}, {token})")
+            : ($"{Names.Tasks}.Task<{f.ReturnSource}>", $"InvokeAsync({name}, {args}, {Names.Formatter(f.ReturnType, assemblyKey)}, {options}, {token})");
         w.Block($$"""
             {{docs}}
             public {{returnType}} {{methodName}}({{string.Join(", ", signature)}})
-                => {{call}};
+                => {{Receiver(f)}}.{{call}};
             """);
-
-        if (f.ReturnType is not null && parameters.Any(p => IsData(p.Type) && IsCollection(p.Type!))) EmitPointerArgumentsOverload(w, f, assemblyKey, methodName, parameters, options, token, tokenParams, progress);
     }
 }

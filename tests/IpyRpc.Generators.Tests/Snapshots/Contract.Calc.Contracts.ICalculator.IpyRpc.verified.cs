@@ -99,13 +99,13 @@ public sealed partial class CalculatorClient : __IpyRpc.IIpyRpcProxy<CalculatorC
         public __Tasks.Task<Summary> SummarizeAsync(double[] values, Rounding rounding = (Rounding)1, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
             => _client.InvokeAsync("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(values, __Builtin.DoubleArray).Add(rounding, __Formatters.Calc_Contracts_Rounding), __Formatters.Calc_Contracts_Summary, options, cancellationToken);
 
-        /// <summary>Calls <c>calc.summarize</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>
+        /// <summary>Calls <c>calc.summarize</c> with pointers for its collection arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>
         /// <param name="values">The values.</param>
         /// <param name="rounding">How the mean is rounded.</param>
-        /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
+        /// <param name="options">Timeout, where output goes, serialization.</param>
         /// <param name="cancellationToken">Cancels the call and the remote function.</param>
         /// <returns>The result of <c>calc.summarize</c>.</returns>
         public __Tasks.Task<Summary> SummarizeAsync(__IpyRpc.RemotePointer<double[]> values, Rounding rounding = (Rounding)1, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-            => _client.InvokeAsync<Summary>("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(values, __IpyRpc.RemotePointerFormatter<double[]>.Instance).Add(rounding, __Formatters.Calc_Contracts_Rounding), __Formatters.Calc_Contracts_Summary, options, cancellationToken);
+            => _client.InvokeAsync("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(values, __IpyRpc.RemotePointerFormatter<double[]>.Instance).Add(rounding, __Formatters.Calc_Contracts_Rounding), __Formatters.Calc_Contracts_Summary, options, cancellationToken);
     }
 }

@@ -101,14 +101,14 @@ public sealed partial class DataClient : __IpyRpc.IIpyRpcProxy<DataClient>
         public __Tasks.Task<int> Rows(__IpyRpc.ValueOrPointer<global::IpyRpc.DataFrame> frame, global::System.Collections.Generic.List<string> labels, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
             => _client.InvokeAsync("data.rows", new __IpyRpc.IpyRpcArguments().Add(frame, __Builtin.DataFrame).Add(labels, __Formatters.List_Of_string), __Builtin.Int32, options, cancellationToken);
 
-        /// <summary>Calls <c>data.rows</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>
+        /// <summary>Calls <c>data.rows</c> with pointers for its collection arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>
         /// <param name="frame">The frame.</param>
         /// <param name="labels">Labels.</param>
-        /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
+        /// <param name="options">Timeout, where output goes, serialization.</param>
         /// <param name="cancellationToken">Cancels the call and the remote function.</param>
         /// <returns>The result of <c>data.rows</c>.</returns>
         public __Tasks.Task<int> Rows(__IpyRpc.ValueOrPointer<global::IpyRpc.DataFrame> frame, __IpyRpc.RemotePointer<global::System.Collections.Generic.List<string>> labels, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-            => _client.InvokeAsync<int>("data.rows", new __IpyRpc.IpyRpcArguments().Add(frame, __Builtin.DataFrame).Add(labels, __IpyRpc.RemotePointerFormatter<global::System.Collections.Generic.List<string>>.Instance), __Builtin.Int32, options, cancellationToken);
+            => _client.InvokeAsync("data.rows", new __IpyRpc.IpyRpcArguments().Add(frame, __Builtin.DataFrame).Add(labels, __IpyRpc.RemotePointerFormatter<global::System.Collections.Generic.List<string>>.Instance), __Builtin.Int32, options, cancellationToken);
 
         /// <summary>A tensor's sum.</summary>
         /// <param name="t">The tensor.</param>

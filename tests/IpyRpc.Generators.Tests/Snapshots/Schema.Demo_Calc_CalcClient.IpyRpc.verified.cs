@@ -77,13 +77,13 @@ public sealed partial class CalcClient : __IpyRpc.IIpyRpcProxy<CalcClient>
         public __Tasks.Task<Summary> Summarize(double[] values, Rounding rounding = Rounding.Nearest, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
             => __IpyRpc.SchemaGuard.Checked(_client, "calc.summarize", "f23980e07af0eb71", "calc.summarize(values: double[], rounding: Rounding = Rounding.Nearest) -> Summary", "Calc.ipyrpc.json").InvokeAsync("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(values, __Builtin.DoubleArray).Add(rounding, __Formatters.Demo_Calc_Rounding), __Formatters.Demo_Calc_Summary, options, cancellationToken);
 
-        /// <summary>Calls <c>calc.summarize</c> with pointers for its data arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>
+        /// <summary>Calls <c>calc.summarize</c> with pointers for its collection arguments: each is resolved where the function runs (on the holder itself without a byte moving), never passing through this caller.</summary>
         /// <param name="values">The measurements, in any order.</param>
         /// <param name="rounding">How the mean is rounded.</param>
-        /// <param name="options">Per-call options: timeout, where remote output goes, serialization.</param>
+        /// <param name="options">Timeout, where output goes, serialization.</param>
         /// <param name="cancellationToken">Cancels the call and the remote function.</param>
         /// <returns>The result of <c>calc.summarize</c>.</returns>
         public __Tasks.Task<Summary> Summarize(__IpyRpc.RemotePointer<double[]> values, Rounding rounding = Rounding.Nearest, __IpyRpc.CallOptions? options = null, __CancellationToken cancellationToken = default)
-            => __IpyRpc.SchemaGuard.Checked(_client, "calc.summarize", "f23980e07af0eb71", "calc.summarize(values: double[], rounding: Rounding = Rounding.Nearest) -> Summary", "Calc.ipyrpc.json").InvokeAsync<Summary>("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(values, __IpyRpc.RemotePointerFormatter<double[]>.Instance).Add(rounding, __Formatters.Demo_Calc_Rounding), __Formatters.Demo_Calc_Summary, options, cancellationToken);
+            => __IpyRpc.SchemaGuard.Checked(_client, "calc.summarize", "f23980e07af0eb71", "calc.summarize(values: double[], rounding: Rounding = Rounding.Nearest) -> Summary", "Calc.ipyrpc.json").InvokeAsync("calc.summarize", new __IpyRpc.IpyRpcArguments().Add(values, __IpyRpc.RemotePointerFormatter<double[]>.Instance).Add(rounding, __Formatters.Demo_Calc_Rounding), __Formatters.Demo_Calc_Summary, options, cancellationToken);
     }
 }
