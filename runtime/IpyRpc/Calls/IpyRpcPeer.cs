@@ -132,6 +132,8 @@ public abstract partial class IpyRpcPeer
         TimeSpan? timeout = options?.Timeout ?? DefaultTimeout;
         int window = options?.StreamWindow ?? DefaultStreamWindow;
         if (window < 1) throw new ArgumentOutOfRangeException(nameof(options), "CallOptions.StreamWindow must be at least 1.");
+        // Items are enumerated as they come: a stream is neither submitted nor kept behind a pointer (SubmitAsync, AsPointerAsync).
+        if (t_capturing is not null) throw new InvalidOperationException($"{function} streams its items: enumerate it rather than submitting it or asking for a pointer.");
         var batches = Channel.CreateUnbounded<IpyRpcMessage>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         using Activity? span = IpyRpcTelemetry.StartDetached(function, ActivityKind.Client, null, function); // lives as long as the enumeration
         var pending = new PendingRequest(OutputFor(options))

@@ -36,6 +36,18 @@ public static class CaptureFunctions
     [IpyRpcExport("capture.log")]
     public static void Log(string line) => Interlocked.Increment(ref s_logged);
 
+    /// <summary>The numbers 1 to n, as a stream.</summary>
+    /// <param name="n">Where to stop.</param>
+    [IpyRpcExport("capture.upto")]
+    public static async IAsyncEnumerable<int> UpTo(int n)
+    {
+        for (int i = 1; i <= n; i++)
+        {
+            await Task.Yield();
+            yield return i;
+        }
+    }
+
     /// <summary>Counts to n, reporting each step.</summary>
     /// <param name="n">Where to stop.</param>
     /// <param name="progress">Each step.</param>
@@ -132,6 +144,14 @@ public sealed class CapturedCallTests
             // A job reports its progress to no one: passing an IProgress to a submitted call is refused, not ignored.
             var progress = await Assert.ThrowsAsync<ArgumentException>(() => client.SubmitAsync(() => f.Count(3, new Progress<int>())));
             Assert.Contains("IProgress", progress.Message);
+
+            // A stream is enumerated, not submitted: its call is not started.
+            var stream = await Assert.ThrowsAsync<ArgumentException>(() => client.SubmitAsync(async () =>
+            {
+                await foreach (int n in f.UpTo(3)) return n;
+                return 0;
+            }));
+            Assert.Contains("made no call", stream.Message);
 
             await Task.Delay(100);
             Assert.Equal(before, CaptureFunctions.Logged);
