@@ -3,14 +3,11 @@ namespace IpyRpc;
 /// <summary>
 /// An argument that is either a value sent with the call or a <see cref="RemotePointer{T}"/> to one
 /// held elsewhere, resolved where the function runs (by the holder itself without a byte moving).
-/// Typed proxies take their data parameters (arrays, collections, records) this way: pass the value,
-/// or pass a pointer; each converts implicitly.
+/// Typed proxies take their record, matrix, tensor and data-frame parameters this way: pass the value,
+/// or pass a pointer; each converts implicitly. (Collection parameters keep their own type, so a collection
+/// expression such as <c>[1.0, 2.0]</c> can be passed, and the proxy has an overload taking a pointer for them.)
 /// </summary>
 /// <typeparam name="T">The parameter's type.</typeparam>
-/// <remarks>
-/// A collection expression has no type of its own to convert from: write <c>new[] { 1.0, 2.0 }</c>
-/// (or a variable) rather than <c>[1.0, 2.0]</c> for such a parameter.
-/// </remarks>
 public readonly struct ValueOrPointer<T>
 {
     private ValueOrPointer(T value, RemotePointer<T>? pointer)
