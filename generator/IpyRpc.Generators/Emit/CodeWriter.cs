@@ -5,7 +5,7 @@ namespace IpyRpc.Generators.Emit;
 
 /// <summary>
 /// An indenting writer for generated source. Emitters write each generated member as one raw-string
-/// template with holes (<see cref="Block"/>), so an emitter reads like the code it makes; <see cref="Open"/>
+/// template with holes (<see cref="Block"/>), so an emitter reads like the code it makes; <see cref="Push"/>
 /// and <see cref="Close"/> nest them.
 /// </summary>
 internal sealed class CodeWriter
@@ -60,14 +60,6 @@ internal sealed class CodeWriter
 
     /// <summary>A file-scoped namespace declaration (none for the global namespace): what follows is in it, unindented.</summary>
     public CodeWriter Namespace(string name) => name.Length == 0 ? this : Line($"namespace {name};").Line();
-
-    public CodeWriter Open(string line)
-    {
-        Line(line);
-        Line("{");
-        _indent++;
-        return this;
-    }
 
     public CodeWriter Close(string suffix = "")
     {

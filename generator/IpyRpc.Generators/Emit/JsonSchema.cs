@@ -36,7 +36,7 @@ internal static class JsonSchema
     /// The expression for a schema in generated code: a constant of the assembly's schema class, named by the
     /// schema's hash, so a schema used by many functions (every <c>int</c>, a record taken by ten methods) is written once.
     /// </summary>
-    public static string Reference(string schema, string assemblyKey) => Names.Schemas(assemblyKey) + "." + ConstantName(schema);
+    public static string Reference(string schema) => Names.Schemas + "." + ConstantName(schema);
 
     // 48 bits of the schema's hash: distinct schemas in one assembly collide with a chance of about n² / 2^49.
     private static string ConstantName(string schema) => Named.GetValue(schema, static text => "S_" + Fingerprint.Hash(text).Substring(0, 12));

@@ -21,18 +21,18 @@ internal static class Names
     public const string MessagePack = "__MessagePack";
     public const string Json = "__Json";
 
-    /// <summary>The class holding this assembly's generated formatters, by the alias <see cref="Aliases"/> declares.</summary>
-    public static string Holder(string assemblyKey) => "__Formatters";
+    /// <summary>The class holding this assembly's generated formatters (a compilation has one), by the alias <see cref="Aliases"/> declares.</summary>
+    public const string Holder = "__Formatters";
 
     public static string HolderName(string assemblyKey) => "Formatters_" + assemblyKey;
 
     /// <summary>The class holding this assembly's JSON Schemas, by the alias <see cref="Aliases"/> declares.</summary>
-    public static string Schemas(string assemblyKey) => "__Schemas";
+    public const string Schemas = "__Schemas";
 
     /// <summary>The aliases of this assembly's formatter and schema holders that <paramref name="code"/> refers to (each holder exists only when something needs it).</summary>
     public static string Aliases(string assemblyKey, string code)
-        => (code.Contains("__Formatters.") ? $"using __Formatters = global::IpyRpc.Generated.{HolderName(assemblyKey)};\n" : "")
-            + (code.Contains("__Schemas.") ? $"using __Schemas = global::IpyRpc.Generated.{SchemasName(assemblyKey)};\n" : "");
+        => (code.Contains(Holder + ".") ? $"using {Holder} = global::IpyRpc.Generated.{HolderName(assemblyKey)};\n" : "")
+            + (code.Contains(Schemas + ".") ? $"using {Schemas} = global::IpyRpc.Generated.{SchemasName(assemblyKey)};\n" : "");
 
     public static string SchemasName(string assemblyKey) => "Schemas_" + assemblyKey;
 
@@ -61,8 +61,8 @@ internal static class Names
     }
 
     /// <summary>The expression for a type's formatter, from generated code outside the holder.</summary>
-    public static string Formatter(TypeModel type, string assemblyKey)
-        => type.Kind == TypeKind.Builtin ? Builtin + "." + type.Builtin : Holder(assemblyKey) + "." + Field(type);
+    public static string Formatter(TypeModel type)
+        => type.Kind == TypeKind.Builtin ? Builtin + "." + type.Builtin : Holder + "." + Field(type);
 
     /// <summary>The expression for a type's formatter from inside the holder.</summary>
     public static string LocalFormatter(TypeModel type)

@@ -102,9 +102,9 @@ internal static class ServiceEmitter
         bool instance = service.Functions.Any(f => !f.IsStatic);
         string factory = instance && key.HasParameterlessConstructor ? $"static () => new {key.FullName}()" : "null";
         string events = string.Join("\n", service.Events.Select(e =>
-            $"new() {{ Name = {Names.Literal(e.EventName)}, PayloadType = {Names.Literal(e.PayloadDisplay)}, PayloadSchema = {JsonSchema.Reference(JsonSchema.Of(e.Payload, e.Objects), service.AssemblyKey)}, Summary = {Names.Literal(e.Summary)}, Remarks = {Names.Literal(e.Remarks)} }},"));
+            $"new() {{ Name = {Names.Literal(e.EventName)}, PayloadType = {Names.Literal(e.PayloadDisplay)}, PayloadSchema = {JsonSchema.Reference(JsonSchema.Of(e.Payload, e.Objects))}, Summary = {Names.Literal(e.Summary)}, Remarks = {Names.Literal(e.Remarks)} }},"));
         string functions = string.Join("\n", service.Functions.Select(f =>
-            $"new({CodeWriter.Indent(Descriptor(f, service.AssemblyKey), 4).TrimStart()},\n    {Invoker(f, service)}, {(f.ReturnKind is ReturnKind.Void or ReturnKind.Value ? "true" : "false")}, {(f.IsStatic ? "null" : "target")}),"));
+            $"new({CodeWriter.Indent(Descriptor(f), 4).TrimStart()},\n    {Invoker(f, service)}, {(f.ReturnKind is ReturnKind.Void or ReturnKind.Value ? "true" : "false")}, {(f.IsStatic ? "null" : "target")}),"));
         string registers = key.IsContract
             ? "Makes these functions known to servers that register an implementation of the contract (<c>server.Register(new Implementation())</c>)."
             : "Makes these functions known to <c>server.Register(typeof(...))</c>.";
@@ -148,19 +148,19 @@ internal static class ServiceEmitter
     }
 
     // The descriptor: name, docs, return, fingerprint and parameters (each optional exactly when it has a default), then what only some functions have.
-    private static string Descriptor(FunctionModel f, string assemblyKey)
+    private static string Descriptor(FunctionModel f)
     {
         string? returnSchema = JsonSchema.ReturnOf(f);
         ParameterModel? progress = f.Parameters.FirstOrDefault(p => p.IsProgress);
         IEnumerable<string> parameters = f.Parameters.Where(p => p.IsArgument).Select(p =>
-            $"\nnew({Names.Literal(p.Name)}, {Names.Literal(p.Display)}, {JsonSchema.Reference(JsonSchema.Of(p.Type!, f.Objects), assemblyKey)}, {Names.Literal(p.Doc)}"
+            $"\nnew({Names.Literal(p.Name)}, {Names.Literal(p.Display)}, {JsonSchema.Reference(JsonSchema.Of(p.Type!, f.Objects))}, {Names.Literal(p.Doc)}"
             + (p.DefaultExpression is null ? ")" : $", {Names.Literal(p.DefaultDisplay ?? p.DefaultExpression)})"));
         var extras = new List<string>();
         if (f.ReturnKind == ReturnKind.Stream) extras.Add("IsStream = true");
         if (progress is not null)
         {
             extras.Add($"ProgressType = {Names.Literal(progress.Type!.Display)}");
-            extras.Add($"ProgressSchema = {JsonSchema.Reference(JsonSchema.Of(progress.Type!, f.Objects), assemblyKey)}");
+            extras.Add($"ProgressSchema = {JsonSchema.Reference(JsonSchema.Of(progress.Type!, f.Objects))}");
         }
 
         if (f.Docs.Exceptions.Count > 0)
@@ -169,7 +169,7 @@ internal static class ServiceEmitter
         }
 
         return $"new({Names.Literal(f.ExportName)}, {Names.Literal(f.Docs.Summary)}, {Names.Literal(f.Docs.Remarks)}, {Names.Literal(f.Docs.Returns)}, {Names.Literal(f.ReturnDisplay)}, "
-            + $"{(returnSchema is null ? "null" : JsonSchema.Reference(returnSchema, assemblyKey))}, {Names.Literal(Fingerprint.Of(f))}, [{string.Join(",", parameters)}])"
+            + $"{(returnSchema is null ? "null" : JsonSchema.Reference(returnSchema))}, {Names.Literal(Fingerprint.Of(f))}, [{string.Join(",", parameters)}])"
             + (extras.Count == 0 ? "" : $" {{ {string.Join(", ", extras)} }}");
     }
 
@@ -180,7 +180,7 @@ internal static class ServiceEmitter
         int index = 0;
         foreach (ParameterModel p in f.Parameters)
         {
-            string formatter = p.Type is null ? "" : Names.Formatter(p.Type, service.AssemblyKey);
+            string formatter = p.Type is null ? "" : Names.Formatter(p.Type);
             arguments.Add(p.IsProgress ? $"call.Progress({formatter})"
                 : p.FilledBy is { } filledBy ? filledBy
                 : p.DefaultExpression is null ? $"call.Arg({index++}, {formatter})"
@@ -192,7 +192,7 @@ internal static class ServiceEmitter
             : service.Key.HasStaticAbstractMembers ? $"(({service.Key.FullName})call.Target<object>())"
             : $"call.Target<{service.Key.FullName}>()";
         string invocation = $"{receiver}.{f.MethodName}({string.Join(", ", arguments)})";
-        string? result = f.ReturnType is null ? null : Names.Formatter(f.ReturnType, service.AssemblyKey);
+        string? result = f.ReturnType is null ? null : Names.Formatter(f.ReturnType);
         return "static call => " + f.ReturnKind switch
         {
             ReturnKind.Void => $"{{ {invocation}; return call.ReturnedVoid(); }}",
@@ -232,7 +232,7 @@ internal static class ServiceEmitter
                 /// <summary>The peer this proxy calls through.</summary>
                 public {{Names.Runtime}}.IpyRpcPeer Peer => _client;
             """).Push();
-        EmitLevel(w, Tree(service.Functions), service.AssemblyKey, key.IsPublic);
+        EmitLevel(w, Tree(service.Functions), key.IsPublic);
         w.Close();
     }
 
@@ -290,7 +290,7 @@ internal static class ServiceEmitter
     }
 
     // One level's members: its namespaces as properties (nested proxies, created once), its functions as methods.
-    private static void EmitLevel(CodeWriter w, Level level, string assemblyKey, bool isPublic)
+    private static void EmitLevel(CodeWriter w, Level level, bool isPublic)
     {
         // Two functions with one C# name (overloads, or methods of the same name exported twice) get
         // the last segment of their exported names instead, so the proxy never declares a member twice.
@@ -331,7 +331,7 @@ internal static class ServiceEmitter
         foreach (FunctionModel f in level.Functions)
         {
             w.Line();
-            EmitProxyMethod(w, f, assemblyKey, methodNames[f]);
+            EmitProxyMethod(w, f, methodNames[f]);
         }
 
         foreach ((Level child, string property, string cls) in nested)
@@ -346,7 +346,7 @@ internal static class ServiceEmitter
 
                     internal {{cls}}({{Names.Runtime}}.IpyRpcPeer peer) => _client = peer;
                 """).Push();
-            EmitLevel(w, child, assemblyKey, isPublic);
+            EmitLevel(w, child, isPublic);
             w.Close();
         }
     }
@@ -421,7 +421,7 @@ internal static class ServiceEmitter
         return lines.Length == 0 ? CodeWriter.Omit : lines;
     }
 
-    private static void EmitProxyMethod(CodeWriter w, FunctionModel f, string assemblyKey, string methodName)
+    private static void EmitProxyMethod(CodeWriter w, FunctionModel f, string methodName)
     {
         ParameterModel[] parameters = f.Parameters.Where(p => p.IsArgument).ToArray();
         ParameterModel? progress = f.Parameters.FirstOrDefault(p => p.IsProgress);
@@ -453,18 +453,18 @@ internal static class ServiceEmitter
                 : $"/// <returns>The result of <c>{f.ExportName}</c>.</returns>")}}
             """;
 
-        EmitCall(w, f, assemblyKey, methodName, parameters, progress, options, token, docs, pointers: false);
+        EmitCall(w, f, methodName, parameters, progress, options, token, docs, pointers: false);
 
         // Collections keep their type (so [1, 2, 3] can be passed); an overload takes pointers for them instead.
         if (parameters.Any(p => IsData(p.Type) && IsCollection(p.Type!)))
         {
             w.Line();
-            EmitCall(w, f, assemblyKey, methodName, parameters, progress, options, token, PointerOverloadDocs(f, parameters, tokenParams, progress, options, token, stream), pointers: true);
+            EmitCall(w, f, methodName, parameters, progress, options, token, PointerOverloadDocs(f, parameters, tokenParams, progress, options, token, stream), pointers: true);
         }
     }
 
     // One proxy method: the function's parameters (with pointers for its collections, when asked), progress, options, token.
-    private static void EmitCall(CodeWriter w, FunctionModel f, string assemblyKey, string methodName, ParameterModel[] parameters, ParameterModel? progress,
+    private static void EmitCall(CodeWriter w, FunctionModel f, string methodName, ParameterModel[] parameters, ParameterModel? progress,
         string options, string token, string docs, bool pointers)
     {
         var signature = new List<string>();
@@ -480,23 +480,23 @@ internal static class ServiceEmitter
             else
             {
                 signature.Add(ProxyParameter(p));
-                args.Append($".Add({Names.Id(p.Name)}, {Names.Formatter(p.Type!, assemblyKey)})");
+                args.Append($".Add({Names.Id(p.Name)}, {Names.Formatter(p.Type!)})");
             }
         }
 
         if (progress is not null)
         {
             signature.Add($"{progress.Source.TrimEnd('?')}? {Names.Id(progress.Name)} = null");
-            args.Append($".Progress({Names.Id(progress.Name)}, {Names.Formatter(progress.Type!, assemblyKey)})");
+            args.Append($".Progress({Names.Id(progress.Name)}, {Names.Formatter(progress.Type!)})");
         }
 
         signature.Add($"{Names.Runtime}.CallOptions? {options} = null");
         signature.Add($"{Names.CancellationToken} {token} = default");
         string name = Names.Literal(f.ExportName);
         (string returnType, string call) = f.ReturnKind == ReturnKind.Stream
-            ? ($"global::System.Collections.Generic.IAsyncEnumerable<{f.ReturnSource}>", $"StreamAsync<{f.ReturnSource}>({name}, {args}, {Names.Formatter(f.ReturnType!, assemblyKey)}, {options}, {token})")
+            ? ($"global::System.Collections.Generic.IAsyncEnumerable<{f.ReturnSource}>", $"StreamAsync<{f.ReturnSource}>({name}, {args}, {Names.Formatter(f.ReturnType!)}, {options}, {token})")
             : f.ReturnType is null ? ($"{Names.Tasks}.Task", $"InvokeAsync({name}, {args}, {options}, {token})")
-            : ($"{Names.Tasks}.Task<{f.ReturnSource}>", $"InvokeAsync({name}, {args}, {Names.Formatter(f.ReturnType, assemblyKey)}, {options}, {token})");
+            : ($"{Names.Tasks}.Task<{f.ReturnSource}>", $"InvokeAsync({name}, {args}, {Names.Formatter(f.ReturnType)}, {options}, {token})");
         w.Block($$"""
             {{docs}}
             public {{returnType}} {{methodName}}({{string.Join(", ", signature)}})
