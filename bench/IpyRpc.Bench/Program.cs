@@ -12,14 +12,15 @@ if (args.FirstOrDefault() == "serve")
     return await Serve.RunAsync();
 }
 
-// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|http] [inline] [bytes=SIZE] [IN_FLIGHT]
-//   N small calls and nothing else (in process, or over ZeroMQ tcp or HTTP requests to a server in this process), IN_FLIGHT
+// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|http|jsonrpc|kestrel] [inline] [bytes=SIZE] [IN_FLIGHT]
+//   N small calls and nothing else (in process, or over ZeroMQ tcp, HTTP requests or JSON-RPC to a server in this process,
+//   or the raw Kestrel echo the harness compares JSON-RPC with), IN_FLIGHT
 //   at a time (1 by default), to a function run by the queue's workers or (inline) on the receiving thread,
 //   to run under a profiler
 //   (dotnet-trace collect --profile dotnet-sampled-thread-time -- dotnet IpyRpc.Bench.dll loop 200000)
 if (args.FirstOrDefault() == "loop")
 {
-    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "http" or "inline") && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
+    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "http" or "jsonrpc" or "kestrel" or "inline" or "allocs") && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
     int count = numbers.Length > 0 ? numbers[0] : 200_000;
     int inFlight = numbers.Length > 1 ? numbers[1] : 1;
     bool zmq = args.Contains("zmq"), http = args.Contains("http"), inline = args.Contains("inline");
@@ -34,6 +35,41 @@ if (args.FirstOrDefault() == "loop")
         : web is not null ? await IpyRpc.Http.IpyRpcHttpClient.ConnectAsync(web.Address, IpyRpc.Http.HttpCarrier.Requests)
         : await IpyRpcClient.ConnectInProcessAsync(server);
     BenchFunctionsClient functions = client.Proxy<BenchFunctionsClient>();
+    // allocs: sample which types the calls allocate (the runtime's allocation ticks), after a warm-up
+    using AllocationCensus? census = args.Contains("allocs") ? new AllocationCensus() : null;
+    if (args.Contains("jsonrpc") || args.Contains("kestrel"))
+    {
+        // Plain HTTP posts, as the harness's JSON-RPC system and its raw Kestrel floor make them.
+        await using IpyRpc.Http.IpyRpcHttpServer rpc = await IpyRpc.Http.IpyRpcHttpServer.StartAsync(server);
+        Microsoft.AspNetCore.Builder.WebApplication? baseline = args.Contains("kestrel") ? await Serve.StartBaselineAsync() : null;
+        SystemUnderTest system = baseline is null ? Systems.HttpJsonRpc(rpc.Address.ToString())
+            : Systems.RawKestrel(Serve.BaselineAddress(baseline));
+        if (census is not null)
+        {
+            for (int i = 0; i < 2000; i++) await system.SmallCall();
+            census.Start();
+        }
+
+        long allocated = GC.GetTotalAllocatedBytes();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
+        {
+            for (int i = lane; i < count; i += inFlight) await system.SmallCall();
+        }));
+        census?.Print(count);
+        Console.WriteLine($"{count} small calls ({system.Name}, {inFlight} in flight): {count / watch.Elapsed.TotalSeconds:0} calls/s, {watch.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; {(GC.GetTotalAllocatedBytes() - allocated) / count} B allocated a call (both sides), GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
+        await system.DisposeAsync();
+        if (baseline is not null) await baseline.DisposeAsync();
+        return 0;
+    }
+
+    if (census is not null)
+    {
+        for (int i = 0; i < 2000; i++) await functions.Add(2, 3);
+        census.Start();
+    }
+
+    long before = GC.GetTotalAllocatedBytes();
     var clock = System.Diagnostics.Stopwatch.StartNew();
     await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
     {
@@ -43,8 +79,9 @@ if (args.FirstOrDefault() == "loop")
             else await (inline ? functions.AddInline(2, 3) : functions.Add(2, 3));
         }
     }));
+    census?.Print(count);
     Console.WriteLine($"{count} {(bytes > 0 ? $"echoes of {bytes} bytes" : "small calls")} ({(zmq ? "ZeroMQ tcp" : http ? "HTTP requests" : "in process")}{(inline ? ", inline" : "")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "
-        + $"GC heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1e6:0} MB, gen2 collections {GC.CollectionCount(2)}, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
+        + $"{(GC.GetTotalAllocatedBytes() - before) / count} B allocated a call, GC heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1e6:0} MB, gen2 collections {GC.CollectionCount(2)}, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
     return 0;
 }
 

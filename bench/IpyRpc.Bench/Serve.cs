@@ -40,8 +40,7 @@ internal static class Serve
         WebApplication baseline = await StartBaselineAsync();
         try
         {
-            string baselineAddress = baseline.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-            var endpoints = new Endpoints(http.Address.ToString(), zmqTcp.Endpoint, zmqIpc.Endpoint, raw.Endpoint, baselineAddress.TrimEnd('/') + "/");
+            var endpoints = new Endpoints(http.Address.ToString(), zmqTcp.Endpoint, zmqIpc.Endpoint, raw.Endpoint, BaselineAddress(baseline));
             Console.WriteLine("READY " + JsonSerializer.Serialize(endpoints, BenchReportJson.SingleLine.Endpoints));
             Console.Out.Flush();
             await Console.In.ReadToEndAsync(); // the harness closes our stdin to stop us
@@ -56,7 +55,11 @@ internal static class Serve
         return 0;
     }
 
-    private static async Task<WebApplication> StartBaselineAsync()
+    /// <summary>The baselines' address, ending in a slash.</summary>
+    public static string BaselineAddress(WebApplication baseline) =>
+        baseline.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/') + "/";
+
+    public static async Task<WebApplication> StartBaselineAsync()
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
