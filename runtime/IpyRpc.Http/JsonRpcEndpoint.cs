@@ -234,7 +234,14 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 return Error(id, -32600, $"Invalid Request: \"params\" must be an array or an object, not {Describe(paramsElement.ValueKind)}.");
             }
 
-            parameters = Encoding.UTF8.GetBytes(paramsElement.GetRawText());
+            // The params' own bytes, as they came: no string and re-encoding between the body and the decoder.
+            ReadOnlySpan<byte> raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(paramsElement);
+            if (!System.Text.Unicode.Utf8.IsValid(raw))
+            {
+                return Error(id, -32600, "Invalid Request: it contains text that is not valid UTF-8.");
+            }
+
+            parameters = raw.ToArray();
         }
 
         if (method == "rpc.discover")

@@ -43,14 +43,21 @@ public sealed class HostileInputTests(HttpFixture fixture) : IClassFixture<HttpF
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal(-32700, JsonDocument.Parse(body).RootElement.GetProperty("error").GetProperty("code").GetInt32());
 
-        byte[] batch = [.. "[{\"jsonrpc\":\"2.0\",\"method\":\"add\",\"params\":[1,2],\"id\":1},"u8, .. bad, .. ",{\"jsonrpc\":\"2.0\",\"method\":\"add\",\"params\":[3,4],\"id\":3}]"u8];
+        byte[] badParams = [.. "{\"jsonrpc\":\"2.0\",\"method\":\"add\",\"params\":[\"a"u8, 0xFF, .. "\",1],\"id\":4}"u8];
+        byte[] batch = [.. "[{\"jsonrpc\":\"2.0\",\"method\":\"add\",\"params\":[1,2],\"id\":1},"u8, .. bad, (byte)',', .. badParams, .. ",{\"jsonrpc\":\"2.0\",\"method\":\"add\",\"params\":[3,4],\"id\":3}]"u8];
         (status, body) = await PostJsonAsync(batch);
         Assert.Equal(HttpStatusCode.OK, status);
         JsonElement[] answers = [.. JsonDocument.Parse(body).RootElement.EnumerateArray()];
-        Assert.Equal(3, answers.Length); // each request gets its own answer
+        Assert.Equal(4, answers.Length); // each request gets its own answer
         Assert.Equal(3, answers.Single(a => a.GetProperty("id").ValueKind == JsonValueKind.Number && a.GetProperty("id").GetInt32() == 1).GetProperty("result").GetInt32());
         Assert.Equal(7, answers.Single(a => a.GetProperty("id").ValueKind == JsonValueKind.Number && a.GetProperty("id").GetInt32() == 3).GetProperty("result").GetInt32());
-        Assert.Equal(-32600, answers.Single(a => a.TryGetProperty("error", out _)).GetProperty("error").GetProperty("code").GetInt32());
+        JsonElement[] refused = [.. answers.Where(a => a.TryGetProperty("error", out _))];
+        Assert.Equal(2, refused.Length);
+        Assert.All(refused, a => Assert.Equal(-32600, a.GetProperty("error").GetProperty("code").GetInt32()));
+        // Invalid text in the params is found before the call is made (the function would have refused "a?" as an int otherwise: -32602).
+        JsonElement inParams = refused.Single(a => a.GetProperty("id").ValueKind == JsonValueKind.Number);
+        Assert.Equal(4, inParams.GetProperty("id").GetInt32());
+        Assert.Contains("UTF-8", inParams.GetProperty("error").GetProperty("message").GetString());
     }
 
     [Fact]

@@ -31,7 +31,7 @@ public sealed class IpyRpcConnection : IpyRpcPeer
     /// <param name="remoteAddress">Where the peer is, as the transport sees it (<c>127.0.0.1:50312</c>), or <see langword="null"/> in process.</param>
     /// <param name="principal">Who the peer is, when the transport already knows (HTTP authentication, a CURVE key); anonymous otherwise.</param>
     public IpyRpcConnection(string transport, string? remoteAddress, ClaimsPrincipal? principal = null)
-        : this(Convert.ToHexString(RandomNumberGenerator.GetBytes(16)).ToLowerInvariant(), transport, remoteAddress, principal)
+        : this(NewId(), transport, remoteAddress, principal)
     {
     }
 
@@ -43,6 +43,28 @@ public sealed class IpyRpcConnection : IpyRpcPeer
         RemoteAddress = remoteAddress;
         _principal = principal ?? Anonymous;
         IsLoopback = IsLoopbackAddress(remoteAddress);
+    }
+
+    // Random bytes for ids, drawn from the system's generator a few hundred ids at a time: a JSON-RPC request is a
+    // connection of its own, and one call into the generator per request cost more than the rest of the connection.
+    [ThreadStatic] private static byte[]? t_random;
+    [ThreadStatic] private static int t_randomUsed;
+
+    private static string NewId()
+    {
+        const int IdBytes = 16;
+        byte[] random = t_random ??= new byte[IdBytes * 256];
+        if (t_randomUsed == 0 || t_randomUsed == random.Length)
+        {
+            RandomNumberGenerator.Fill(random);
+            t_randomUsed = 0;
+        }
+
+        Span<byte> id = random.AsSpan(t_randomUsed, IdBytes);
+        t_randomUsed += IdBytes;
+        string hex = Convert.ToHexStringLower(id);
+        id.Clear(); // an id handed out is not left behind in the buffer
+        return hex;
     }
 
     /// <summary>A random id, unguessable (128 bits): over HTTP it is what ties requests to their connection.</summary>
@@ -67,7 +89,19 @@ public sealed class IpyRpcConnection : IpyRpcPeer
     public bool IsAuthenticated => _principal.Identity?.IsAuthenticated == true;
 
     /// <summary>State that lives as long as the connection (a session's cache, a user's choices).</summary>
-    public ConcurrentDictionary<string, object?> Items { get; } = new(StringComparer.Ordinal);
+    public ConcurrentDictionary<string, object?> Items
+    {
+        get
+        {
+            // Made on first use: most connections (every JSON-RPC request is one) never keep state.
+            ConcurrentDictionary<string, object?>? items = Volatile.Read(ref _items);
+            if (items is not null) return items;
+            Interlocked.CompareExchange(ref _items, new ConcurrentDictionary<string, object?>(StringComparer.Ordinal), null);
+            return _items!;
+        }
+    }
+
+    private ConcurrentDictionary<string, object?>? _items;
 
     /// <summary>Cancelled when the connection closes.</summary>
     public CancellationToken Closed => _closed.Token;
