@@ -20,14 +20,19 @@ if (args.FirstOrDefault() == "serve")
 //   (dotnet-trace collect --profile dotnet-sampled-thread-time -- dotnet IpyRpc.Bench.dll loop 200000)
 if (args.FirstOrDefault() == "loop")
 {
-    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "http" or "jsonrpc" or "kestrel" or "inline" or "allocs") && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
+    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "http" or "jsonrpc" or "kestrel" or "inline" or "allocs" or "forget") && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
     int count = numbers.Length > 0 ? numbers[0] : 200_000;
     int inFlight = numbers.Length > 1 ? numbers[1] : 1;
     bool zmq = args.Contains("zmq"), http = args.Contains("http"), inline = args.Contains("inline");
     // bytes=N: echo a byte[] of N bytes instead of the small call
     int bytes = args.FirstOrDefault(a => a.StartsWith("bytes=", StringComparison.Ordinal)) is { } b ? int.Parse(b[6..], System.Globalization.CultureInfo.InvariantCulture) : 0;
     byte[] payload = new byte[bytes];
-    await using var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 1024 });
+    // forget: the in-memory queue keeps finished calls' records within 1 MB instead of 256 MB (what retention costs)
+    await using var server = new IpyRpcServer(new IpyRpcServerOptions
+    {
+        MaxCallsInFlightPerConnection = 1024,
+        Queue = args.Contains("forget") ? new IpyRpc.Jobs.InMemoryJobQueue(new IpyRpc.Jobs.InMemoryJobQueueOptions { Retention = new IpyRpc.Jobs.JobRetention { MaxAge = TimeSpan.FromHours(1), MaxBytes = 1 << 20 } }) : null,
+    });
     BenchFunctions.Configure(server);
     await using IpyRpcZeroMqServer? host = zmq ? IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*") : null;
     await using IpyRpc.Http.IpyRpcHttpServer? web = http ? await IpyRpc.Http.IpyRpcHttpServer.StartAsync(server) : null;
@@ -50,14 +55,14 @@ if (args.FirstOrDefault() == "loop")
             census.Start();
         }
 
-        long allocated = GC.GetTotalAllocatedBytes();
+        long allocated = GC.GetTotalAllocatedBytes(), workItems = ThreadPool.CompletedWorkItemCount;
         var watch = System.Diagnostics.Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
         {
             for (int i = lane; i < count; i += inFlight) await system.SmallCall();
         }));
         census?.Print(count);
-        Console.WriteLine($"{count} small calls ({system.Name}, {inFlight} in flight): {count / watch.Elapsed.TotalSeconds:0} calls/s, {watch.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; {(GC.GetTotalAllocatedBytes() - allocated) / count} B allocated a call (both sides), GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
+        Console.WriteLine($"{count} small calls ({system.Name}, {inFlight} in flight): {count / watch.Elapsed.TotalSeconds:0} calls/s, {watch.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; {(GC.GetTotalAllocatedBytes() - allocated) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - workItems) / (double)count:0.00} thread-pool work items a call (both sides), {ThreadPool.ThreadCount} pool threads, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
         await system.DisposeAsync();
         if (baseline is not null) await baseline.DisposeAsync();
         return 0;
@@ -69,7 +74,7 @@ if (args.FirstOrDefault() == "loop")
         census.Start();
     }
 
-    long before = GC.GetTotalAllocatedBytes();
+    long before = GC.GetTotalAllocatedBytes(), items = ThreadPool.CompletedWorkItemCount;
     var clock = System.Diagnostics.Stopwatch.StartNew();
     await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
     {
@@ -81,7 +86,7 @@ if (args.FirstOrDefault() == "loop")
     }));
     census?.Print(count);
     Console.WriteLine($"{count} {(bytes > 0 ? $"echoes of {bytes} bytes" : "small calls")} ({(zmq ? "ZeroMQ tcp" : http ? "HTTP requests" : "in process")}{(inline ? ", inline" : "")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "
-        + $"{(GC.GetTotalAllocatedBytes() - before) / count} B allocated a call, GC heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1e6:0} MB, gen2 collections {GC.CollectionCount(2)}, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
+        + $"{(GC.GetTotalAllocatedBytes() - before) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - items) / (double)count:0.00} thread-pool work items a call, {ThreadPool.ThreadCount} pool threads, GC heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1e6:0} MB, gen2 collections {GC.CollectionCount(2)}, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
     return 0;
 }
 

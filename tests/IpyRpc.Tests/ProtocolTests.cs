@@ -38,6 +38,62 @@ public sealed class ProtocolTests
     }
 
     [Fact]
+    public void TheRarelySetFieldsRoundTripAbsentStaysAbsentAndACopyNeverChangesItsOriginal()
+    {
+        var hello = new IpyRpcMessage
+        {
+            Kind = MessageKind.Hello,
+            Versions = [1, 2],
+            Agent = "test/1",
+            Nonce = new byte[] { 9, 8, 7 },
+            Auth = ["secret"],
+            Window = 16,
+            ReturnPointer = false,
+            PointerTtlMs = 5000,
+        };
+        IpyRpcMessage back = MessageCodec.DecodeFramed(MessageCodec.EncodeFramed(hello));
+        Assert.Equal([1, 2], back.Versions!);
+        Assert.Equal("test/1", back.Agent);
+        Assert.Equal(new byte[] { 9, 8, 7 }, back.Nonce!.Value.ToArray());
+        Assert.Null(back.Proof); // not sent: absent, not an empty value (a decoded hello used to say it carried an empty proof)
+        Assert.Equal(16, back.Window);
+        Assert.False(back.ReturnPointer);
+        Assert.Equal(5000, back.PointerTtlMs);
+
+        IpyRpcMessage plain = MessageCodec.DecodeFramed(MessageCodec.EncodeFramed(new IpyRpcMessage { Kind = MessageKind.Call, Function = "f" }));
+        Assert.Null(plain.Nonce);
+        Assert.Null(plain.Proof);
+        Assert.Null(plain.Window);
+
+        // Those fields live apart from the message; a copy that sets one gets its own, and equality still compares them.
+        IpyRpcMessage copy = hello with { Window = 32, Agent = null };
+        Assert.Equal(16, hello.Window);
+        Assert.Equal("test/1", hello.Agent);
+        Assert.Equal(32, copy.Window);
+        Assert.Null(copy.Agent);
+        Assert.Equal([1, 2], copy.Versions!);
+        Assert.NotEqual(hello, copy);
+        Assert.Equal(hello, hello with { });
+        Assert.Equal(new IpyRpcMessage { Kind = MessageKind.Ping, Window = null }, new IpyRpcMessage { Kind = MessageKind.Ping });
+        Assert.NotEqual(new IpyRpcMessage { Kind = MessageKind.Ping, Window = 1 }, new IpyRpcMessage { Kind = MessageKind.Ping });
+    }
+
+    [Fact]
+    public void AFrameOfManyPartsKeepsThemInOrderAndABadPartSizeIsRefused()
+    {
+        ReadOnlyMemory<byte>[] parts = [.. Enumerable.Range(0, 5).Select(i => (ReadOnlyMemory<byte>)Enumerable.Repeat((byte)i, i * 3).ToArray())];
+        IpyRpcMessage back = MessageCodec.DecodeFramed(MessageCodec.EncodeFramed(new IpyRpcMessage { Kind = MessageKind.Result, Id = 3, Parts = parts }));
+        Assert.Equal(5, back.Parts.Count);
+        for (int i = 0; i < 5; i++) Assert.Equal(parts[i].ToArray(), back.Parts[i].ToArray());
+
+        byte[] bytes = MessageCodec.EncodeFramed(new IpyRpcMessage { Kind = MessageKind.Result, Id = 3, Parts = [new byte[4]] });
+        int firstPart = bytes.Length - 4 - 8;
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(firstPart), 5); // one more byte than remains
+        ProtocolException refused = Assert.Throws<ProtocolException>(() => MessageCodec.DecodeFramed(bytes));
+        Assert.Contains("declares 5 bytes but only 4 remain", refused.Message);
+    }
+
+    [Fact]
     public void APartialFrameWaitsForMoreBytesAndOversizedFramesAreRefusedUpFront()
     {
         byte[] bytes = MessageCodec.EncodeFramed(new IpyRpcMessage { Kind = MessageKind.Ping, Id = 7 });

@@ -176,6 +176,7 @@ public sealed class InMemoryJobQueue : IJobQueue
     }
 
     /// <inheritdoc/>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))] // a worker waits here once per job: its state is reused, not allocated each time
     public async ValueTask<JobLease?> TakeAsync(string workerId, TimeSpan leaseDuration, CancellationToken cancellationToken)
     {
         ChannelReader<Job> reader = _pending.Reader;

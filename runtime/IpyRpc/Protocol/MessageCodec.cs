@@ -150,6 +150,18 @@ public static class MessageCodec
         }
     }
 
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_header;
+
+    // The header written into this thread's scratch buffer, valid until the thread writes another: framing copies
+    // it straight into the frame, so a message costs no header array of its own.
+    private static ReadOnlySpan<byte> HeaderScratch(IpyRpcMessage message)
+    {
+        ArrayBufferWriter<byte> buffer = t_header ??= new ArrayBufferWriter<byte>(256);
+        buffer.ResetWrittenCount();
+        WriteHeader(buffer, message);
+        return buffer.WrittenSpan;
+    }
+
     /// <summary>Encodes the header on its own (for frame transports).</summary>
     public static byte[] EncodeHeader(IpyRpcMessage message)
     {
@@ -302,8 +314,9 @@ public static class MessageCodec
                 Trace = trace is { Length: > 0 and <= 256 } ? trace : null, // a malformed one is ignored, never trusted
                 Sequence = seq,
                 After = after,
-                Nonce = nonce,
-                Proof = proof,
+                // Absent stays absent: a null array would otherwise convert to an empty, present value.
+                Nonce = nonce is null ? default(ReadOnlyMemory<byte>?) : nonce,
+                Proof = proof is null ? default(ReadOnlyMemory<byte>?) : proof,
                 Auth = auth,
                 Window = window,
                 Credit = credit,
@@ -343,7 +356,7 @@ public static class MessageCodec
     /// <summary>Writes a whole message in the stream block format.</summary>
     public static void WriteFramed(IBufferWriter<byte> output, IpyRpcMessage message)
     {
-        byte[] header = EncodeHeader(message);
+        ReadOnlySpan<byte> header = HeaderScratch(message);
         long data = 0;
         foreach (ReadOnlyMemory<byte> p in message.Parts) data += 8 + p.Length;
         Span<byte> prefix = output.GetSpan(FramePrefixBytes);
@@ -374,7 +387,7 @@ public static class MessageCodec
     // The frame's bytes are the first size of the array returned (all of it unless it was rented).
     private static byte[] Frame(IpyRpcMessage message, bool pooling, out PooledParts? pooled, out int size)
     {
-        byte[] header = EncodeHeader(message);
+        ReadOnlySpan<byte> header = HeaderScratch(message);
         long data = 0;
         foreach (ReadOnlyMemory<byte> p in message.Parts) data += 8 + p.Length;
         long total = FramePrefixBytes + header.Length + data;
@@ -457,27 +470,35 @@ public static class MessageCodec
 
         ReadOnlyMemory<byte> header = buffer.Slice(FramePrefixBytes, (int)headerSize);
         ReadOnlyMemory<byte> data = buffer.Slice(FramePrefixBytes + (int)headerSize, (int)dataSize);
-        var parts = new List<ReadOnlyMemory<byte>>();
-        while (!data.IsEmpty)
+        // Parts are counted and checked first, so they land in an array of their number (most messages have one).
+        int count = 0;
+        for (ReadOnlySpan<byte> rest = data.Span; !rest.IsEmpty; count++)
         {
-            if (data.Length < 8)
+            if (rest.Length < 8)
             {
                 throw new ProtocolException(ErrorCodes.BadMessage, "A framed message's data ends inside a part's size");
             }
 
-            ulong partSize = BinaryPrimitives.ReadUInt64LittleEndian(data.Span);
-            if (partSize > (ulong)(data.Length - 8))
+            ulong partSize = BinaryPrimitives.ReadUInt64LittleEndian(rest);
+            if (partSize > (ulong)(rest.Length - 8))
             {
-                throw new ProtocolException(ErrorCodes.BadMessage, $"A part declares {partSize} bytes but only {data.Length - 8} remain in the message");
+                throw new ProtocolException(ErrorCodes.BadMessage, $"A part declares {partSize} bytes but only {rest.Length - 8} remain in the message");
             }
 
-            if (parts.Count == ProtocolVersion.MaxParts)
+            if (count == ProtocolVersion.MaxParts)
             {
                 throw new ProtocolException(ErrorCodes.BadMessage, $"A message may have at most {ProtocolVersion.MaxParts} parts");
             }
 
-            parts.Add(data.Slice(8, (int)partSize));
-            data = data[(8 + (int)partSize)..];
+            rest = rest[(8 + (int)partSize)..];
+        }
+
+        ReadOnlyMemory<byte>[] parts = count == 0 ? [] : new ReadOnlyMemory<byte>[count];
+        for (int i = 0; i < count; i++)
+        {
+            int partSize = (int)BinaryPrimitives.ReadUInt64LittleEndian(data.Span);
+            parts[i] = data.Slice(8, partSize);
+            data = data[(8 + partSize)..];
         }
 
         message = DecodeHeader(header.Span, parts, pooled);

@@ -54,6 +54,7 @@ public static class InProcessTransport
             => _out.TryWrite(new Frame(bytes, null)) ? default : throw new IpyRpcConnectionException("The in-process connection is closed.");
 
         /// <inheritdoc/>
+        [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))] // awaited once per message: its state is reused
         public async ValueTask<IpyRpcMessage?> ReceiveAsync(CancellationToken cancellationToken = default)
         {
             if (!await _in.WaitToReadAsync(cancellationToken).ConfigureAwait(false) || !_in.TryRead(out Frame frame))
