@@ -12,12 +12,15 @@ if (args.FirstOrDefault() == "serve")
     return await Serve.RunAsync();
 }
 
-// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|http|jsonrpc|kestrel] [inline] [bytes=SIZE] [IN_FLIGHT]
+// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|http|jsonrpc|kestrel] [inline] [bytes=SIZE] [allocs] [forget] [IN_FLIGHT]
 //   N small calls and nothing else (in process, or over ZeroMQ tcp, HTTP requests or JSON-RPC to a server in this process,
 //   or the raw Kestrel echo the harness compares JSON-RPC with), IN_FLIGHT
-//   at a time (1 by default), to a function run by the queue's workers or (inline) on the receiving thread,
-//   to run under a profiler
-//   (dotnet-trace collect --profile dotnet-sampled-thread-time -- dotnet IpyRpc.Bench.dll loop 200000)
+//   at a time (1 by default), to a function run by the queue's workers or (inline) on the receiving thread; prints
+//   calls/s, bytes allocated and thread-pool work items a call. allocs: also which types were allocated most (sampled);
+//   forget: the queue keeps finished calls' records within 1 MB instead of 256 MB, to show what retention costs.
+//   For a profiler: perf (DOTNET_PerfMapEnabled=1 perf record -g -- dotnet IpyRpc.Bench.dll loop 200000 64) sees CPU
+//   as it is; dotnet-trace's sampled thread time suspends the runtime for each sample, which sends lock entries and
+//   GC polls down their slow paths and inflates them (docs/PERFORMANCE.md, "Where a call's CPU goes").
 if (args.FirstOrDefault() == "loop")
 {
     int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "http" or "jsonrpc" or "kestrel" or "inline" or "allocs" or "forget") && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
