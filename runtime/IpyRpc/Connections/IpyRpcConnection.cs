@@ -106,6 +106,27 @@ public sealed class IpyRpcConnection : IpyRpcPeer
     /// <summary>Cancelled when the connection closes.</summary>
     public CancellationToken Closed => _closed.Token;
 
+    private Jobs.JobCaller? _caller;
+
+    /// <summary>
+    /// The connection as its jobs record their caller: one object while the principal stays the same, shared by
+    /// every job's record (a server keeps many finished ones).
+    /// </summary>
+    internal Jobs.JobCaller Caller
+    {
+        get
+        {
+            Jobs.JobCaller? caller = Volatile.Read(ref _caller);
+            if (caller is null || !ReferenceEquals(caller.Principal, _principal))
+            {
+                caller = Jobs.JobCaller.Of(this);
+                Volatile.Write(ref _caller, caller);
+            }
+
+            return caller;
+        }
+    }
+
     /// <summary>For transports and authenticators: sets who the peer is, once it has proven it.</summary>
     public void Authenticate(ClaimsPrincipal principal) => _principal = principal;
 

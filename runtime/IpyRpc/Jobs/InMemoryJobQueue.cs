@@ -22,11 +22,20 @@ public sealed class InMemoryJobQueue : IJobQueue
     // What a finished record costs beyond its result and output, counted against the byte budget: measured
     // as the heap 500,000 small calls leave behind (`bench/IpyRpc.Bench -- loop 500000 zmq 64`: 311 MB).
     private const int RecordOverheadBytes = 640;
+    // What a folded record costs (its slot in the finished ring and its entry in the index): measured the same way.
+    private const int FoldedOverheadBytes = 200;
     private readonly InMemoryJobQueueOptions _options;
     private readonly Channel<Job> _pending = Channel.CreateUnbounded<Job>(new UnboundedChannelOptions { SingleWriter = false, SingleReader = false });
     private readonly ConcurrentDictionary<string, Job> _jobs = new();
     private readonly object _retentionGate = new();
-    private readonly Queue<Job> _finished = new();
+    // Finished jobs in the order they finished, for retention: a job's record, or once a plain call has been
+    // delivered, its folded record (no objects of its own: a busy server keeps hundreds of thousands, and the
+    // collector would otherwise walk and promote every one). Under _retentionGate, as is _folded.
+    private RetainedSlot[] _ring = new RetainedSlot[64];
+    private long _ringHead;
+    private long _ringTail;
+    // Folded records by their id's number (ids are the queue's prefix and a number), to their place in the ring.
+    private readonly Dictionary<long, long> _folded = [];
     private readonly string _idPrefix = Convert.ToHexString(BitConverter.GetBytes(Random.Shared.NextInt64())).ToLowerInvariant()[..10] + "-";
     private long _retainedBytes;
     private long _nextId;
@@ -45,6 +54,15 @@ public sealed class InMemoryJobQueue : IJobQueue
 
     /// <inheritdoc/>
     public string Name => _options.Name;
+
+    /// <summary>How many finished records are kept folded (for tests).</summary>
+    internal int FoldedCount
+    {
+        get
+        {
+            lock (_retentionGate) return _folded.Count;
+        }
+    }
 
     /// <inheritdoc/>
     public bool IsDurable => false;
@@ -136,13 +154,20 @@ public sealed class InMemoryJobQueue : IJobQueue
 
     /// <inheritdoc/>
     public ValueTask<IDisposable?> WatchAsync(string jobId, long afterSequence, IJobObserver observer, CancellationToken cancellationToken = default)
-        => new(_jobs.TryGetValue(jobId, out Job? job) ? job.Watch(afterSequence, observer) : null);
+    {
+        if (_jobs.TryGetValue(jobId, out Job? job)) return new(job.Watch(afterSequence, observer));
+        if (FindFolded(jobId) is not { } folded) return new((IDisposable?)null);
+        observer.OnAccepted(jobId);
+        observer.OnEvent(new JobEvent(folded.LastSequence, JobEventKind.Completed, Outcome: JobOutcome.Released(jobId, folded.Function)));
+        return new(NoSubscription.Instance);
+    }
 
     /// <inheritdoc/>
     public ValueTask<JobInfo?> GetAsync(string jobId, bool withOutput = false, CancellationToken cancellationToken = default)
     {
         Trim();
-        return new(_jobs.TryGetValue(jobId, out Job? job) ? job.Info(withOutput) : null);
+        if (_jobs.TryGetValue(jobId, out Job? job)) return new(job.Info(withOutput));
+        return new(FindFolded(jobId) is { } folded ? folded.Info(jobId, Name) : null);
     }
 
     /// <inheritdoc/>
@@ -152,6 +177,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         query ??= new JobQuery();
         IReadOnlyList<JobInfo> jobs = [.. _jobs.Values
             .Select(j => j.Info(false))
+            .Concat(FoldedMatching(query))
             .Where(i => query.Matches(i.State, i.Function))
             .OrderByDescending(i => i.CreatedAt)
             .ThenByDescending(i => i.Id, StringComparer.Ordinal)
@@ -170,6 +196,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         {
             long freed = job.Release();
             if (freed > 0) Interlocked.Add(ref _retainedBytes, -freed);
+            if (job.Foldable) Fold(job);
         }
 
         return default;
@@ -230,8 +257,78 @@ public sealed class InMemoryJobQueue : IJobQueue
     private void Finished(Job job)
     {
         Interlocked.Add(ref _retainedBytes, job.RetainedBytes + RecordOverheadBytes);
-        lock (_retentionGate) _finished.Enqueue(job);
+        lock (_retentionGate)
+        {
+            if (_ringTail - _ringHead == _ring.Length) GrowRing();
+            job.Position = _ringTail;
+            _ring[_ringTail++ & (_ring.Length - 1)] = new RetainedSlot { Job = job, CompletedAt = job.CompletedAt };
+        }
+
+        // A result sent as the job completed (in process, a socket that was free) was released before now.
+        if (job.Foldable) Fold(job);
         Trim();
+    }
+
+    private void GrowRing()
+    {
+        var larger = new RetainedSlot[_ring.Length * 2];
+        for (long p = _ringHead; p < _ringTail; p++) larger[p & (larger.Length - 1)] = _ring[p & (_ring.Length - 1)];
+        _ring = larger;
+    }
+
+    /// <summary>
+    /// Folds a delivered call's record into its ring slot: it keeps what a status query or an attach reports
+    /// (that it succeeded, when, where, for whom, and that its result was delivered) without the job's objects.
+    /// </summary>
+    private void Fold(Job job)
+    {
+        lock (_retentionGate)
+        {
+            long position = job.Position;
+            if (position < _ringHead || position >= _ringTail || !TryNumber(job.Request.Id, out long number)) return; // already forgotten
+            ref RetainedSlot slot = ref _ring[position & (_ring.Length - 1)];
+            if (!ReferenceEquals(slot.Job, job) || !job.TryFold(out FoldedJob folded, out long retained)) return;
+            folded.Number = number;
+            slot.Folded = folded;
+            slot.Job = null;
+            _folded[number] = position; // before the job leaves the index, so a lookup that misses it finds this
+            _jobs.TryRemove(job.Request.Id, out _);
+            Interlocked.Add(ref _retainedBytes, FoldedOverheadBytes - (RecordOverheadBytes + retained));
+        }
+    }
+
+    private bool TryNumber(string jobId, out long number)
+    {
+        number = 0;
+        return jobId.StartsWith(_idPrefix, StringComparison.Ordinal)
+            && long.TryParse(jobId.AsSpan(_idPrefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out number);
+    }
+
+    private FoldedJob? FindFolded(string jobId)
+    {
+        if (!TryNumber(jobId, out long number)) return null;
+        lock (_retentionGate)
+        {
+            return _folded.TryGetValue(number, out long position) ? _ring[position & (_ring.Length - 1)].Folded : null;
+        }
+    }
+
+    private List<JobInfo> FoldedMatching(JobQuery query)
+    {
+        var found = new List<JobInfo>();
+        lock (_retentionGate)
+        {
+            for (long p = _ringHead; p < _ringTail; p++)
+            {
+                ref RetainedSlot slot = ref _ring[p & (_ring.Length - 1)];
+                if (slot.Job is null && query.Matches(JobState.Succeeded, slot.Folded.Function))
+                {
+                    found.Add(slot.Folded.Info(_idPrefix + slot.Folded.Number.ToString(System.Globalization.CultureInfo.InvariantCulture), Name));
+                }
+            }
+        }
+
+        return found;
     }
 
     /// <summary>Forgets finished jobs past the retention age, and the oldest while over the byte budget.</summary>
@@ -241,12 +338,24 @@ public sealed class InMemoryJobQueue : IJobQueue
         DateTimeOffset oldest = DateTimeOffset.UtcNow - retention.MaxAge;
         lock (_retentionGate)
         {
-            while (_finished.TryPeek(out Job? head) && (head.CompletedAt < oldest || Volatile.Read(ref _retainedBytes) > retention.MaxBytes))
+            while (_ringHead < _ringTail)
             {
-                _finished.Dequeue();
-                _jobs.TryRemove(head.Request.Id, out _);
-                head.Forget();
-                Interlocked.Add(ref _retainedBytes, -(head.RetainedBytes + RecordOverheadBytes));
+                ref RetainedSlot head = ref _ring[_ringHead & (_ring.Length - 1)];
+                if (!(head.CompletedAt < oldest || Volatile.Read(ref _retainedBytes) > retention.MaxBytes)) break;
+                if (head.Job is { } job)
+                {
+                    _jobs.TryRemove(job.Request.Id, out _);
+                    job.Forget();
+                    Interlocked.Add(ref _retainedBytes, -(job.RetainedBytes + RecordOverheadBytes));
+                }
+                else
+                {
+                    _folded.Remove(head.Folded.Number);
+                    Interlocked.Add(ref _retainedBytes, -FoldedOverheadBytes);
+                }
+
+                head = default; // nothing kept alive by a slot the ring no longer holds
+                _ringHead++;
             }
         }
     }
@@ -266,10 +375,57 @@ public sealed class InMemoryJobQueue : IJobQueue
         return default;
     }
 
+    /// <summary>A slot of the finished ring: a job's record, or (its job null) a folded one.</summary>
+    private struct RetainedSlot
+    {
+        public Job? Job;
+        public DateTimeOffset CompletedAt;
+        public FoldedJob Folded;
+    }
+
+    /// <summary>What a delivered call's record keeps once folded: no objects of its own (the strings and caller are shared).</summary>
+    private struct FoldedJob
+    {
+        public long Number;
+        public string Function;
+        public DateTimeOffset CreatedAt;
+        public DateTimeOffset StartedAt; // default: never started (cannot happen for a folded job, kept for the info)
+        public DateTimeOffset CompletedAt;
+        public DateTimeOffset Deadline; // default: none
+        public int Attempts;
+        public string? Worker;
+        public JobCaller? Caller;
+        public bool Detached;
+        public long LastSequence;
+        public Serialization ResultSerialization;
+
+        public readonly JobInfo Info(string id, string queue) => new()
+        {
+            Id = id,
+            Function = Function,
+            Queue = queue,
+            State = JobState.Succeeded,
+            CreatedAt = CreatedAt,
+            StartedAt = StartedAt == default ? null : StartedAt,
+            CompletedAt = CompletedAt,
+            Deadline = Deadline == default ? null : Deadline,
+            Attempts = Attempts,
+            Worker = Worker,
+            Detached = Detached,
+            Owner = Caller?.Name,
+            LastSequence = LastSequence,
+            Outcome = JobOutcome.Success(ReadOnlyMemory<byte>.Empty, ResultSerialization).WithoutResult(),
+            ResultReleased = true,
+            RetainedBytes = 0,
+        };
+    }
+
     /// <summary>One job: its request, state, recorded events and observers. Everything under its own lock.</summary>
     private sealed class Job(InMemoryJobQueue queue, JobRequest request, IJobObserver? observer) : IDisposable
     {
-        private readonly CancellationTokenSource _cancel = new();
+        // Dropped once the job has finished, with everything else a finished record does not need: a busy server
+        // keeps hundreds of thousands of finished calls for status queries, and the collector walks them all.
+        private CancellationTokenSource? _cancel = new();
         private IJobObserver? _observer = observer;
         private List<IJobObserver>? _watchers;
         private Queue<JobEvent>? _events;
@@ -287,6 +443,46 @@ public sealed class InMemoryJobQueue : IJobQueue
         public JobRequest Request { get; private set; } = request;
 
         public DateTimeOffset CompletedAt { get; private set; }
+
+        /// <summary>Its place in the queue's ring of finished jobs.</summary>
+        public long Position { get; set; }
+
+        /// <summary>
+        /// Whether its record can be folded: it succeeded, its result was delivered and released, and it has no
+        /// recorded output (a status query with output, or an attach, would replay it) nor anyone watching.
+        /// </summary>
+        public bool Foldable
+        {
+            get
+            {
+                lock (this) return _released && _state == JobState.Succeeded && _outcome?.Error is null && _events is not { Count: > 0 } && _watchers is null;
+            }
+        }
+
+        public bool TryFold(out FoldedJob folded, out long retained)
+        {
+            lock (this)
+            {
+                folded = default;
+                retained = RetainedBytes;
+                if (!(_released && _state == JobState.Succeeded && _outcome?.Error is null && _events is not { Count: > 0 } && _watchers is null)) return false;
+                folded = new FoldedJob
+                {
+                    Function = Request.Function,
+                    CreatedAt = Request.CreatedAt,
+                    StartedAt = _started ?? default,
+                    CompletedAt = CompletedAt,
+                    Deadline = Request.Deadline ?? default,
+                    Attempts = _attempts,
+                    Worker = _worker,
+                    Caller = Request.Caller,
+                    Detached = Request.Detached,
+                    LastSequence = _sequence,
+                    ResultSerialization = _outcome!.ResultSerialization,
+                };
+                return true;
+            }
+        }
 
         public long RetainedBytes { get; private set; }
 
@@ -416,7 +612,9 @@ public sealed class InMemoryJobQueue : IJobQueue
             _observer = null;
             _watchers = null;
             _deadlineTimer?.Dispose();
-            _cancel.Dispose();
+            _deadlineTimer = null;
+            _cancel?.Dispose();
+            _cancel = null;
             queue.Finished(this);
         }
 
@@ -458,7 +656,7 @@ public sealed class InMemoryJobQueue : IJobQueue
                 _released = true;
                 long freed = _outcome!.Result.Length;
                 _outcome.ResultPool?.Release(); // the queue's hold; a message still being sent holds its own
-                if (freed > 0) _outcome = _outcome.WithoutResult();
+                if (freed > 0 || _outcome.ResultPool is not null) _outcome = _outcome.WithoutResult();
                 RetainedBytes -= freed;
                 return freed;
             }
@@ -538,13 +736,13 @@ public sealed class InMemoryJobQueue : IJobQueue
             }
         }
 
-        public CancellationToken Token => _cancel.Token;
+        public CancellationToken Token => (Volatile.Read(ref _cancel) ?? throw new ObjectDisposedException(nameof(Job), "The job has finished.")).Token;
 
         public void CancelToken()
         {
             try
             {
-                _cancel.Cancel();
+                Volatile.Read(ref _cancel)?.Cancel();
             }
             catch (ObjectDisposedException)
             {

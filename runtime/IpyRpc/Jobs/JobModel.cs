@@ -171,18 +171,32 @@ public sealed record JobOutcome
     });
 
     /// <summary>What a watcher gets for a job that succeeded but whose result was delivered and released.</summary>
-    public static JobOutcome Released(JobRequest request) => new()
+    public static JobOutcome Released(JobRequest request) => Released(request.Id, request.Function);
+
+    internal static JobOutcome Released(string jobId, string function) => new()
     {
         State = JobState.Succeeded,
         Error = new RemoteError
         {
             Code = Protocol.ErrorCodes.NotFound,
-            Message = $"Job {request.Id} ({request.Function}) succeeded, but its result was delivered to its caller and released. Submit the call as a job to keep its result for later.",
+            Message = $"Job {jobId} ({function}) succeeded, but its result was delivered to its caller and released. Submit the call as a job to keep its result for later.",
         },
     };
 
     /// <summary>The same outcome without the result bytes, for a job whose result was released.</summary>
-    public JobOutcome WithoutResult() => this with { Result = ReadOnlyMemory<byte>.Empty, ResultPool = null };
+    public JobOutcome WithoutResult() => (State, Error, ResultSerialization) switch
+    {
+        // Shared: every delivered call's record keeps one.
+        (JobState.Succeeded, null, Serialization.MessagePack) => SucceededWithoutResult.MessagePack,
+        (JobState.Succeeded, null, Serialization.Json) => SucceededWithoutResult.Json,
+        _ => this with { Result = ReadOnlyMemory<byte>.Empty, ResultPool = null },
+    };
+
+    private static class SucceededWithoutResult
+    {
+        public static readonly JobOutcome MessagePack = new() { State = JobState.Succeeded, ResultSerialization = Serialization.MessagePack };
+        public static readonly JobOutcome Json = new() { State = JobState.Succeeded, ResultSerialization = Serialization.Json };
+    }
 
     /// <summary>The same outcome with the result in an array of its own (for a reader that keeps it while the pooled one may go back).</summary>
     internal JobOutcome Detached() => ResultPool is null ? this : this with { Result = Result.ToArray(), ResultPool = null };

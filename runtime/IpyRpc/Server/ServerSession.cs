@@ -463,7 +463,7 @@ public sealed class ServerSession : IAsyncDisposable
             Deadline = timeout is { } limit && limit < DateTimeOffset.MaxValue - received ? received + limit : null,
             CreatedAt = received,
             Detached = detached,
-            Caller = JobCaller.Of(Connection),
+            Caller = Connection.Caller,
             ReturnPointer = message.ReturnPointer ?? options.ReturnPointer ?? false,
             // A century or more stands for "until released or evicted" (a .NET caller's Timeout.InfiniteTimeSpan arrives as long.MaxValue).
             PointerTimeToLive = message.PointerTtlMs is long ttl ? (ttl >= 100L * 365 * 24 * 3600 * 1000 ? Timeout.InfiniteTimeSpan : TimeSpan.FromMilliseconds(ttl)) : options.PointerTimeToLive,

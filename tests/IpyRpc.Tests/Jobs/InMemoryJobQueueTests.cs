@@ -1,4 +1,6 @@
+using System.Security.Claims;
 using IpyRpc.Jobs;
+using IpyRpc.Protocol;
 
 namespace IpyRpc.Tests.Jobs;
 
@@ -6,4 +8,95 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
 {
     protected override Task<IJobQueue> CreateAsync(JobRetention retention)
         => Task.FromResult<IJobQueue>(new InMemoryJobQueue(new InMemoryJobQueueOptions { Retention = retention }));
+
+    private static JobCaller Ada { get; } = new("c1", "in-process", null, new ClaimsPrincipal(new ClaimsIdentity([new Claim(ClaimTypes.Name, "ada")], "test")));
+
+    private static async Task<string> DeliverAsync(InMemoryJobQueue queue, string function = "calc.add", Action<JobLease>? run = null, JobOutcome? outcome = null)
+    {
+        JobTicket ticket = await queue.SubmitAsync(new JobRequest { Function = function, Arguments = new byte[] { 0x92, 2, 3 }, Caller = Ada });
+        JobLease lease = await TakeAsync(queue);
+        run?.Invoke(lease);
+        Assert.True(await lease.CompleteAsync(outcome ?? Ok([5])));
+        await queue.ReleaseAsync(ticket.JobId); // what the server does once the result has reached the caller
+        return ticket.JobId;
+    }
+
+    [Fact]
+    public async Task ADeliveredCallsRecordIsFoldedAndStillAnswersStatusListingAndAttach()
+    {
+        var queue = (InMemoryJobQueue)await OpenAsync();
+        string id = await DeliverAsync(queue);
+        Assert.Equal(1, queue.FoldedCount);
+
+        JobInfo info = (await queue.GetAsync(id, withOutput: true))!;
+        Assert.Equal(id, info.Id);
+        Assert.Equal("calc.add", info.Function);
+        Assert.Equal(JobState.Succeeded, info.State);
+        Assert.True(info.ResultReleased);
+        Assert.Equal("ada", info.Owner);
+        Assert.Equal("w1", info.Worker);
+        Assert.Equal(1, info.Attempts);
+        Assert.NotNull(info.StartedAt);
+        Assert.True(info.CompletedAt >= info.StartedAt);
+        Assert.Equal(0, info.RetainedBytes);
+        Assert.Empty(info.Output);
+        Assert.Equal(JobState.Succeeded, info.Outcome!.State);
+        Assert.True(info.Outcome.Result.IsEmpty);
+
+        Assert.Equal([id], (await queue.ListAsync(new JobQuery { Function = "calc.*", State = JobState.Succeeded })).Select(j => j.Id));
+        Assert.Empty(await queue.ListAsync(new JobQuery { State = JobState.Failed }));
+
+        var late = new Recorder();
+        Assert.NotNull(await queue.WatchAsync(id, 0, late));
+        JobEvent outcome = await late.Completed.Task.WaitAsync(Patience);
+        Assert.Equal(ErrorCodes.NotFound, outcome.Outcome!.Error!.Code);
+        Assert.Contains(id, outcome.Outcome.Error.Message);
+        Assert.Contains("released", outcome.Outcome.Error.Message);
+
+        Assert.False(await queue.CancelAsync(id)); // finished: nothing to cancel
+        await queue.ReleaseAsync(id); // again: nothing happens
+        Assert.Equal(1, queue.FoldedCount);
+        Assert.Null(await queue.GetAsync(id + "0")); // another number of the same queue
+        Assert.Null(await queue.GetAsync("not-a-job"));
+    }
+
+    [Fact]
+    public async Task ARecordWithOutputOrAFailureOrAResultNobodyTookIsKeptWhole()
+    {
+        var queue = (InMemoryJobQueue)await OpenAsync();
+        string printed = await DeliverAsync(queue, run: lease => lease.Write(OutputStream.Stdout, "hello\n"));
+        string failed = await DeliverAsync(queue, outcome: JobOutcome.Failure(JobState.Failed, new RemoteError { Code = ErrorCodes.Internal, Message = "boom" }));
+        JobTicket kept = await queue.SubmitAsync(new JobRequest { Function = "calc.add", Detached = true });
+        Assert.True(await (await TakeAsync(queue)).CompleteAsync(Ok([7])));
+        Assert.Equal(0, queue.FoldedCount);
+
+        Assert.Equal("hello\n", Assert.Single((await queue.GetAsync(printed, withOutput: true))!.Output).Text);
+        Assert.Equal("boom", (await queue.GetAsync(failed))!.Outcome!.Error!.Message);
+        Assert.Equal(new byte[] { 7 }, (await queue.GetAsync(kept.JobId))!.Outcome!.Result.ToArray());
+    }
+
+    [Fact]
+    public async Task FoldedAndWholeRecordsAreForgottenTogetherOldestFirst()
+    {
+        // A record costs 640 bytes (and its result) whole, 200 folded. A call's record is whole while its result is
+        // on its way, so a budget of 1,400 bytes keeps four folded records: three, and the one being delivered.
+        var queue = (InMemoryJobQueue)await OpenAsync(new JobRetention { MaxBytes = 1_400 });
+        var ids = new List<string>();
+        for (int i = 0; i < 10; i++) ids.Add(await DeliverAsync(queue));
+        Assert.Equal(4, queue.FoldedCount);
+        Assert.All(ids[..6], id => Assert.Null(queue.GetAsync(id).AsTask().Result));
+        Assert.All(ids[6..], id => Assert.NotNull(queue.GetAsync(id).AsTask().Result));
+
+        // A whole record (its result kept) takes the room of several folded ones, and goes in finishing order too.
+        JobTicket kept = await queue.SubmitAsync(new JobRequest { Function = "calc.add", Detached = true });
+        Assert.True(await (await TakeAsync(queue)).CompleteAsync(Ok([7])));
+        Assert.NotNull(await queue.GetAsync(kept.JobId));
+        Assert.Equal(3, queue.FoldedCount); // 641 + 3 × 200 ≤ 1,400 < 641 + 4 × 200
+        Assert.Equal([kept.JobId, .. Enumerable.Reverse(ids[^3..])], (await queue.ListAsync()).Select(j => j.Id));
+
+        for (int i = 0; i < 8; i++) ids.Add(await DeliverAsync(queue));
+        Assert.Null(await queue.GetAsync(kept.JobId));
+        Assert.Equal(4, queue.FoldedCount);
+        Assert.Equal(ids[^4..], (await queue.ListAsync()).Select(j => j.Id).Reverse());
+    }
 }
