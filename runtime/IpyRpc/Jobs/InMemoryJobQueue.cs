@@ -158,7 +158,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         if (_jobs.TryGetValue(jobId, out Job? job)) return new(job.Watch(afterSequence, observer));
         if (FindFolded(jobId) is not { } folded) return new((IDisposable?)null);
         observer.OnAccepted(jobId);
-        observer.OnEvent(new JobEvent(folded.LastSequence, JobEventKind.Completed, Outcome: JobOutcome.Released(jobId, folded.Function)));
+        observer.OnEvent(new JobEvent(folded.Folded.LastSequence, JobEventKind.Completed, Outcome: JobOutcome.Released(jobId, folded.Folded.Function)));
         return new(NoSubscription.Instance);
     }
 
@@ -167,7 +167,7 @@ public sealed class InMemoryJobQueue : IJobQueue
     {
         Trim();
         if (_jobs.TryGetValue(jobId, out Job? job)) return new(job.Info(withOutput));
-        return new(FindFolded(jobId) is { } folded ? folded.Info(jobId, Name) : null);
+        return new(FindFolded(jobId) is { } folded ? folded.FoldedInfo(_idPrefix, Name) : null);
     }
 
     /// <inheritdoc/>
@@ -304,12 +304,12 @@ public sealed class InMemoryJobQueue : IJobQueue
             && long.TryParse(jobId.AsSpan(_idPrefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out number);
     }
 
-    private FoldedJob? FindFolded(string jobId)
+    private RetainedSlot? FindFolded(string jobId)
     {
         if (!TryNumber(jobId, out long number)) return null;
         lock (_retentionGate)
         {
-            return _folded.TryGetValue(number, out long position) ? _ring[position & (_ring.Length - 1)].Folded : null;
+            return _folded.TryGetValue(number, out long position) ? _ring[position & (_ring.Length - 1)] : null;
         }
     }
 
@@ -323,7 +323,7 @@ public sealed class InMemoryJobQueue : IJobQueue
                 ref RetainedSlot slot = ref _ring[p & (_ring.Length - 1)];
                 if (slot.Job is null && query.Matches(JobState.Succeeded, slot.Folded.Function))
                 {
-                    found.Add(slot.Folded.Info(_idPrefix + slot.Folded.Number.ToString(System.Globalization.CultureInfo.InvariantCulture), Name));
+                    found.Add(slot.FoldedInfo(_idPrefix, Name));
                 }
             }
         }
@@ -381,6 +381,9 @@ public sealed class InMemoryJobQueue : IJobQueue
         public Job? Job;
         public DateTimeOffset CompletedAt;
         public FoldedJob Folded;
+
+        public readonly JobInfo FoldedInfo(string idPrefix, string queue)
+            => Folded.Info(idPrefix + Folded.Number.ToString(System.Globalization.CultureInfo.InvariantCulture), queue, CompletedAt);
     }
 
     /// <summary>What a delivered call's record keeps once folded: no objects of its own (the strings and caller are shared).</summary>
@@ -390,7 +393,6 @@ public sealed class InMemoryJobQueue : IJobQueue
         public string Function;
         public DateTimeOffset CreatedAt;
         public DateTimeOffset StartedAt; // default: never started (cannot happen for a folded job, kept for the info)
-        public DateTimeOffset CompletedAt;
         public DateTimeOffset Deadline; // default: none
         public int Attempts;
         public string? Worker;
@@ -399,7 +401,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         public long LastSequence;
         public Serialization ResultSerialization;
 
-        public readonly JobInfo Info(string id, string queue) => new()
+        public readonly JobInfo Info(string id, string queue, DateTimeOffset completedAt) => new()
         {
             Id = id,
             Function = Function,
@@ -407,7 +409,7 @@ public sealed class InMemoryJobQueue : IJobQueue
             State = JobState.Succeeded,
             CreatedAt = CreatedAt,
             StartedAt = StartedAt == default ? null : StartedAt,
-            CompletedAt = CompletedAt,
+            CompletedAt = completedAt,
             Deadline = Deadline == default ? null : Deadline,
             Attempts = Attempts,
             Worker = Worker,
@@ -471,7 +473,6 @@ public sealed class InMemoryJobQueue : IJobQueue
                     Function = Request.Function,
                     CreatedAt = Request.CreatedAt,
                     StartedAt = _started ?? default,
-                    CompletedAt = CompletedAt,
                     Deadline = Request.Deadline ?? default,
                     Attempts = _attempts,
                     Worker = _worker,
