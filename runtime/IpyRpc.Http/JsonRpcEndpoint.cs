@@ -4,6 +4,8 @@ using System.Text.Json;
 using IpyRpc.Formatting;
 using IpyRpc.MessagePack;
 using IpyRpc.Protocol;
+using System.Security.Claims;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
@@ -19,6 +21,7 @@ namespace IpyRpc.Http;
 /// <c>IpyRpc-Output: include</c> to get an <c>output</c> member beside <c>result</c>, or
 /// <c>Accept: application/x-ndjson</c> to get each piece as an <c>ipyrpc.output</c> notification
 /// line while the call runs, then the response line. An error's <c>data</c> always carries the output.
+/// Requests on one HTTP connection from one principal share a server session (see <see cref="CallsFor"/>).
 /// </remarks>
 internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions options)
 {
@@ -88,83 +91,148 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             return;
         }
 
-        using (document)
+        (Calls calls, bool owned) = CallsFor(context);
+        try
         {
-            bool includeOutput = context.Request.Headers["IpyRpc-Output"].ToString().Equals("include", StringComparison.OrdinalIgnoreCase);
-            await using var calls = new Calls(server, new IpyRpcConnection("http", Address(context), context.User.Identity?.IsAuthenticated == true ? context.User : null))
+            using (document)
             {
-                // A JSON-RPC caller's W3C trace context comes as the standard header (or as the current request's span).
-                Trace = context.Request.Headers["traceparent"].ToString() is { Length: > 0 and <= 256 } traceparent ? traceparent : System.Diagnostics.Activity.Current?.Id,
+                await HandleDocumentAsync(context, document.RootElement, new Request(calls, context.RequestAborted,
+                    // A JSON-RPC caller's W3C trace context comes as the standard header (or as the current request's span).
+                    context.Request.Headers["traceparent"].ToString() is { Length: > 0 and <= 256 } traceparent ? traceparent : System.Diagnostics.Activity.Current?.Id));
+            }
+        }
+        finally
+        {
+            if (owned) await calls.DisposeAsync();
+        }
+    }
+
+    private async Task HandleDocumentAsync(HttpContext context, JsonElement root, Request request)
+    {
+        HttpResponse response = context.Response;
+        bool includeOutput = context.Request.Headers["IpyRpc-Output"].ToString().Equals("include", StringComparison.OrdinalIgnoreCase);
+        if (root.ValueKind == JsonValueKind.Array)
+        {
+            if (root.GetArrayLength() == 0)
+            {
+                await WriteAsync(response, StatusCodes.Status200OK, Error(null, -32600, "Invalid Request: an empty batch."));
+                return;
+            }
+
+            byte[]?[] replies = await Task.WhenAll(root.EnumerateArray().Select(r => HandleOneAsync(r, request, includeOutput, null)));
+            byte[][] sent = [.. replies.Where(r => r is not null)!];
+            if (sent.Length == 0)
+            {
+                response.StatusCode = StatusCodes.Status204NoContent;
+                return;
+            }
+
+            var batch = new ArrayBufferWriter<byte>();
+            batch.Write("["u8);
+            for (int i = 0; i < sent.Length; i++)
+            {
+                if (i > 0) batch.Write(","u8);
+                batch.Write(sent[i]);
+            }
+
+            batch.Write("]"u8);
+            await WriteAsync(response, StatusCodes.Status200OK, batch.WrittenMemory);
+            return;
+        }
+
+        bool stream = context.Request.Headers.Accept.ToString().Contains(NdJson, StringComparison.OrdinalIgnoreCase);
+        Func<OutputStream, string, Task>? live = null;
+        if (stream)
+        {
+            response.ContentType = NdJson;
+            response.Headers.CacheControl = "no-cache";
+            var gate = new SemaphoreSlim(1, 1);
+            live = async (s, text) =>
+            {
+                await gate.WaitAsync();
+                try
+                {
+                    await response.Body.WriteAsync(OutputNotification(s, text), context.RequestAborted);
+                    await response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
+                    await response.Body.FlushAsync(context.RequestAborted);
+                }
+                finally
+                {
+                    gate.Release();
+                }
             };
-            context.RequestAborted.Register(() => _ = calls.DisposeAsync().AsTask());
-            JsonElement root = document.RootElement;
-            if (root.ValueKind == JsonValueKind.Array)
+        }
+
+        byte[]? reply = await HandleOneAsync(root, request, includeOutput, live);
+        if (reply is null)
+        {
+            if (!response.HasStarted) response.StatusCode = StatusCodes.Status204NoContent;
+            return;
+        }
+
+        if (stream)
+        {
+            await response.Body.WriteAsync(reply, context.RequestAborted);
+            await response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
+            return;
+        }
+
+        await WriteAsync(response, StatusCodes.Status200OK, reply);
+    }
+
+    /// <summary>The calls of one request: what it carries, and on which session.</summary>
+    private readonly record struct Request(Calls Calls, CancellationToken Aborted, string? Trace);
+
+    private static readonly object SharedCallsKey = new();
+
+    /// <summary>
+    /// The session a request's calls run in. Requests on one HTTP connection (a kept-alive HTTP/1.1 connection, or
+    /// an HTTP/2 connection's streams) share one while they come from the same principal: it is made with the
+    /// connection's first request and ends when the connection closes, so a request costs no session of its own.
+    /// A request from another principal than the shared session's, or on a server that does not say when its
+    /// connections close, gets a session of its own for its duration (then <c>Owned</c> is true: the caller
+    /// disposes it).
+    /// </summary>
+    private (Calls Calls, bool Owned) CallsFor(HttpContext context)
+    {
+        ClaimsPrincipal? user = context.User.Identity?.IsAuthenticated == true ? context.User : null;
+        IDictionary<object, object?>? items = context.Features.Get<IConnectionItemsFeature>()?.Items;
+        CancellationToken closed = context.Features.Get<IConnectionLifetimeFeature>()?.ConnectionClosed ?? default;
+        if (items is null || !closed.CanBeCanceled || closed.IsCancellationRequested)
+        {
+            return (NewCalls(context, user), true);
+        }
+
+        lock (items)
+        {
+            if (items.TryGetValue(SharedCallsKey, out object? found) && found is Calls shared)
             {
-                if (root.GetArrayLength() == 0)
-                {
-                    await WriteAsync(response, StatusCodes.Status200OK, Error(null, -32600, "Invalid Request: an empty batch."));
-                    return;
-                }
-
-                byte[]?[] replies = await Task.WhenAll(root.EnumerateArray().Select(r => HandleOneAsync(r, calls, includeOutput, null)));
-                byte[][] sent = [.. replies.Where(r => r is not null)!];
-                if (sent.Length == 0)
-                {
-                    response.StatusCode = StatusCodes.Status204NoContent;
-                    return;
-                }
-
-                var batch = new ArrayBufferWriter<byte>();
-                batch.Write("["u8);
-                for (int i = 0; i < sent.Length; i++)
-                {
-                    if (i > 0) batch.Write(","u8);
-                    batch.Write(sent[i]);
-                }
-
-                batch.Write("]"u8);
-                await WriteAsync(response, StatusCodes.Status200OK, batch.WrittenMemory);
-                return;
+                return !shared.Closed && SamePrincipal(shared.Principal, user) ? (shared, false) : (NewCalls(context, user), true);
             }
 
-            bool stream = context.Request.Headers.Accept.ToString().Contains(NdJson, StringComparison.OrdinalIgnoreCase);
-            Func<OutputStream, string, Task>? live = null;
-            if (stream)
-            {
-                response.ContentType = NdJson;
-                response.Headers.CacheControl = "no-cache";
-                var gate = new SemaphoreSlim(1, 1);
-                live = async (s, text) =>
-                {
-                    await gate.WaitAsync();
-                    try
-                    {
-                        await response.Body.WriteAsync(OutputNotification(s, text), context.RequestAborted);
-                        await response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
-                        await response.Body.FlushAsync(context.RequestAborted);
-                    }
-                    finally
-                    {
-                        gate.Release();
-                    }
-                };
-            }
+            Calls created = NewCalls(context, user);
+            items[SharedCallsKey] = created;
+            closed.Register(static s => _ = ((Calls)s!).DisposeAsync().AsTask(), created);
+            return (created, false);
+        }
+    }
 
-            byte[]? reply = await HandleOneAsync(root, calls, includeOutput, live);
-            if (reply is null)
-            {
-                if (!response.HasStarted) response.StatusCode = StatusCodes.Status204NoContent;
-                return;
-            }
+    private Calls NewCalls(HttpContext context, ClaimsPrincipal? user) => new(server, new IpyRpcConnection("http", Address(context), user), user);
 
-            if (stream)
-            {
-                await response.Body.WriteAsync(reply, context.RequestAborted);
-                await response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
-                return;
-            }
-
-            await WriteAsync(response, StatusCodes.Status200OK, reply);
+    /// <summary>Whether two requests' principals are the same caller: both anonymous, or the same identities with the same claims.</summary>
+    internal static bool SamePrincipal(ClaimsPrincipal? a, ClaimsPrincipal? b)
+    {
+        if (a is null || b is null) return a is null && b is null;
+        if (ReferenceEquals(a, b)) return true;
+        using IEnumerator<ClaimsIdentity> left = a.Identities.GetEnumerator(), right = b.Identities.GetEnumerator();
+        while (true)
+        {
+            bool more = left.MoveNext();
+            if (more != right.MoveNext()) return false;
+            if (!more) return true;
+            ClaimsIdentity x = left.Current, y = right.Current;
+            if (x.IsAuthenticated != y.IsAuthenticated || x.AuthenticationType != y.AuthenticationType || x.Name != y.Name) return false;
+            if (!x.Claims.Select(c => (c.Type, c.Value, c.ValueType, c.Issuer)).SequenceEqual(y.Claims.Select(c => (c.Type, c.Value, c.ValueType, c.Issuer)))) return false;
         }
     }
 
@@ -183,11 +251,11 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     }
 
     /// <summary>Handles one request object; returns the response JSON, or null for a notification.</summary>
-    private async Task<byte[]?> HandleOneAsync(JsonElement request, Calls calls, bool includeOutput, Func<OutputStream, string, Task>? live)
+    private async Task<byte[]?> HandleOneAsync(JsonElement request, Request http, bool includeOutput, Func<OutputStream, string, Task>? live)
     {
         try
         {
-            return await HandleRequestAsync(request, calls, includeOutput, live);
+            return await HandleRequestAsync(request, http, includeOutput, live);
         }
         catch (InvalidOperationException e) when (e.InnerException is System.Text.DecoderFallbackException || e.Message.Contains("UTF-8", StringComparison.OrdinalIgnoreCase) || e.Message.Contains("transcod", StringComparison.OrdinalIgnoreCase))
         {
@@ -196,7 +264,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         }
     }
 
-    private async Task<byte[]?> HandleRequestAsync(JsonElement request, Calls calls, bool includeOutput, Func<OutputStream, string, Task>? live)
+    private async Task<byte[]?> HandleRequestAsync(JsonElement request, Request http, bool includeOutput, Func<OutputStream, string, Task>? live)
     {
         if (request.ValueKind != JsonValueKind.Object)
         {
@@ -246,12 +314,12 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 
         if (method == "rpc.discover")
         {
-            (IReadOnlyList<FunctionDescriptor>? functions, RemoteError? refusal) = await calls.DescribeAsync();
+            (IReadOnlyList<FunctionDescriptor>? functions, RemoteError? refusal) = await http.Calls.DescribeAsync();
             if (notification) return null;
             return refusal is null ? Result(id, OpenRpcDocument.Write(functions!, options.Title, options.Version), null) : Error(id, ErrorCodes.ToJsonRpc(refusal.Code), refusal.Message, refusal, null);
         }
 
-        CallOutcome outcome = await calls.CallAsync(method, parameters, live);
+        CallOutcome outcome = await http.Calls.CallAsync(method, parameters, live, http.Trace, http.Aborted);
         if (notification)
         {
             return null;
@@ -442,34 +510,45 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 
         private readonly long _maxCollectedBytes;
 
-        public Calls(IpyRpcServer server, IpyRpcConnection connection)
+        public Calls(IpyRpcServer server, IpyRpcConnection connection, ClaimsPrincipal? principal)
         {
             _session = server.CreateSession(ReceiveAsync, connection, duplex: false);
             _maxCollectedBytes = server.Options.MaxMessageBytes;
+            Principal = principal;
         }
 
         public ValueTask<(IReadOnlyList<FunctionDescriptor>? Functions, RemoteError? Refusal)> DescribeAsync() => _session.DescribeAsync();
 
-        /// <summary>The caller's trace context, for every call of this request.</summary>
-        public string? Trace { get; init; }
+        /// <summary>Who the session's connection is: a later request on the same HTTP connection shares it only as the same principal.</summary>
+        public ClaimsPrincipal? Principal { get; }
 
-        public async Task<CallOutcome> CallAsync(string method, byte[] parameters, Func<OutputStream, string, Task>? live)
+        public bool Closed => Volatile.Read(ref _disposed) == 1;
+
+        /// <summary>Makes one call; if <paramref name="aborted"/> fires first, the call is abandoned as a disconnect would abandon it.</summary>
+        public async Task<CallOutcome> CallAsync(string method, byte[] parameters, Func<OutputStream, string, Task>? live, string? trace, CancellationToken aborted)
         {
             ulong id = (ulong)Interlocked.Increment(ref _nextId);
-            var pending = new Pending(live);
+            var pending = new Pending(live) { Id = id, Owner = this };
             lock (_pending) _pending[id] = pending;
-            await _session.HandleAsync(new IpyRpcMessage
+            try
             {
-                Kind = MessageKind.Call,
-                Id = id,
-                Function = method,
-                Trace = Trace,
-                Serialization = Serialization.Json,
-                Parts = [parameters],
-            });
-            IpyRpcMessage final = await pending.Done.Task;
-            lock (_pending) _pending.Remove(id);
-            return new CallOutcome(final, pending.Output, pending.Items);
+                using CancellationTokenRegistration onAbort = aborted.Register(static s => ((Pending)s!).Abandon(), pending);
+                await _session.HandleAsync(new IpyRpcMessage
+                {
+                    Kind = MessageKind.Call,
+                    Id = id,
+                    Function = method,
+                    Trace = trace,
+                    Serialization = Serialization.Json,
+                    Parts = [parameters],
+                });
+                IpyRpcMessage final = await pending.Done.Task;
+                return new CallOutcome(final, pending.Output, pending.Items);
+            }
+            finally
+            {
+                lock (_pending) _pending.Remove(id);
+            }
         }
 
         private async ValueTask ReceiveAsync(IpyRpcMessage message, CancellationToken cancellationToken)
@@ -544,6 +623,22 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             public long ItemBytes;
 
             public Func<OutputStream, string, Task>? Live { get; } = live;
+
+            public ulong Id { get; init; }
+
+            public required Calls Owner { get; init; }
+
+            /// <summary>The request carrying the call was aborted: the call is abandoned as a disconnect would, and its request handler ends.</summary>
+            public void Abandon()
+            {
+                _ = Owner._session.AbandonAsync(Id).AsTask();
+                Done.TrySetResult(new IpyRpcMessage
+                {
+                    Kind = MessageKind.Error,
+                    Id = Id,
+                    Parts = [new RemoteError { Code = ErrorCodes.Cancelled, Message = "The HTTP request carrying this call was aborted." }.Encode(Serialization.MessagePack)],
+                });
+            }
         }
     }
 }

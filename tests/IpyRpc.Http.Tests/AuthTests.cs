@@ -25,6 +25,10 @@ public static class WhoFunctions
     [IpyRpcExport("who")]
     public static string Who(IpyRpcConnection connection) => $"{connection.Principal.Identity?.Name ?? "anonymous"} over {connection.Transport}";
 
+    /// <summary>The id of the caller's connection.</summary>
+    [IpyRpcExport("my_connection")]
+    public static string MyConnection(IpyRpcConnection connection) => connection.Id;
+
     /// <summary>For administrators only (by config).</summary>
     [IpyRpcExport("admin_only")]
     public static string AdminOnly() => "secret stuff";
@@ -141,6 +145,26 @@ public sealed class AuthTests : IAsyncLifetime
         Assert.DoesNotContain("admin_only", body.GetRawText());
         (_, body) = await PostAsync(http, """{"jsonrpc":"2.0","method":"rpc.discover","id":5}""", "root-token");
         Assert.Contains("admin_only", body.GetRawText());
+    }
+
+    [Fact]
+    public async Task RequestsOfDifferentPrincipalsOnOneConnectionNeverShareASession()
+    {
+        // One kept-alive connection, two callers taking turns: each call runs as its own caller, and only the
+        // requests of the caller who opened the connection's session share it.
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 1 }) { BaseAddress = _address };
+        var seen = new List<(string Token, string Who, string Connection)>();
+        foreach (string token in (string[])["alice-token", "root-token", "alice-token", "root-token", "alice-token"])
+        {
+            (_, JsonElement who) = await PostAsync(http, """{"jsonrpc":"2.0","method":"who","id":1}""", token);
+            (_, JsonElement connection) = await PostAsync(http, """{"jsonrpc":"2.0","method":"my_connection","id":2}""", token);
+            seen.Add((token, who.GetProperty("result").GetString()!, connection.GetProperty("result").GetString()!));
+        }
+
+        Assert.All(seen, s => Assert.Equal(s.Token == "alice-token" ? "alice over http" : "root over http", s.Who));
+        Assert.Single(seen.Where(s => s.Token == "alice-token").Select(s => s.Connection).Distinct()); // alice opened the connection's session
+        Assert.Equal(2, seen.Where(s => s.Token == "root-token").Select(s => s.Connection).Distinct().Count()); // root: a session per request
+        Assert.DoesNotContain(seen.First(s => s.Token == "alice-token").Connection, seen.Where(s => s.Token == "root-token").Select(s => s.Connection));
     }
 
     internal static async Task<(HttpStatusCode Status, JsonElement Body)> PostAsync(HttpClient http, string json, string? token)

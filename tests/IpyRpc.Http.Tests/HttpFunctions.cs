@@ -63,6 +63,10 @@ public static class HttpFunctions
     [IpyRpcExport("bad_result")]
     public static object BadResult() => new MemoryStream();
 
+    /// <summary>The id of the caller's connection.</summary>
+    [IpyRpcExport("connection_id")]
+    public static string ConnectionId(IpyRpcConnection connection) => connection.Id;
+
     /// <summary>Echoes bytes.</summary>
     [IpyRpcExport("echo_bytes")]
     public static byte[] EchoBytes(byte[] data) => data;

@@ -45,8 +45,8 @@ public sealed class IpyRpcConnection : IpyRpcPeer
         IsLoopback = IsLoopbackAddress(remoteAddress);
     }
 
-    // Random bytes for ids, drawn from the system's generator a few hundred ids at a time: a JSON-RPC request is a
-    // connection of its own, and one call into the generator per request cost more than the rest of the connection.
+    // Random bytes for ids, drawn from the system's generator a few hundred ids at a time: a connection can live as
+    // briefly as one HTTP request, and one call into the generator each cost more than the rest of the connection.
     [ThreadStatic] private static byte[]? t_random;
     [ThreadStatic] private static int t_randomUsed;
 
@@ -93,7 +93,7 @@ public sealed class IpyRpcConnection : IpyRpcPeer
     {
         get
         {
-            // Made on first use: most connections (every JSON-RPC request is one) never keep state.
+            // Made on first use: most connections never keep state.
             ConcurrentDictionary<string, object?>? items = Volatile.Read(ref _items);
             if (items is not null) return items;
             Interlocked.CompareExchange(ref _items, new ConcurrentDictionary<string, object?>(StringComparer.Ordinal), null);

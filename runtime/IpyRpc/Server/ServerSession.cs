@@ -1168,6 +1168,27 @@ public sealed class ServerSession : IAsyncDisposable
     }
 
     /// <summary>
+    /// The caller of one request went away while the session goes on (an HTTP request aborted on a connection
+    /// whose other requests continue): that call is treated as a disconnect would treat it. A plain call is
+    /// cancelled, unless <see cref="FunctionOptions.CancelOnDisconnect"/> is false (it runs on and waits to be
+    /// attached); an attach stops following.
+    /// </summary>
+    public async ValueTask AbandonAsync(ulong requestId)
+    {
+        Relay? relay;
+        lock (_inFlight) _inFlight.TryGetValue(requestId, out relay);
+        if (relay is null) return;
+        if (relay.Releases && relay.CancelOnDisconnect && relay.JobId is { } id)
+        {
+            await IgnoreFailures(new ValueTask(relay.Queue.CancelAsync(id).AsTask())).ConfigureAwait(false);
+        }
+        else if (relay.StopFollowing())
+        {
+            Remove(relay);
+        }
+    }
+
+    /// <summary>
     /// Ends the session because its transport ended without a goodbye (the peer vanished); see <see cref="CloseAsync"/>.
     /// </summary>
     public ValueTask DisposeAsync() => CloseAsync(new DisconnectInfo(DisconnectReason.ConnectionLost, "The connection ended without a goodbye."), notifyPeer: false);
