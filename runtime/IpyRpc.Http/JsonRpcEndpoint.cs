@@ -1,10 +1,10 @@
 using System.Buffers;
+using System.Security.Claims;
 using System.Text;
 using System.Text.Json;
 using IpyRpc.Formatting;
 using IpyRpc.MessagePack;
 using IpyRpc.Protocol;
-using System.Security.Claims;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
