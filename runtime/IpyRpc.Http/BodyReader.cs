@@ -9,7 +9,8 @@ namespace IpyRpc.Http;
 internal static class BodyReader
 {
     /// <summary>The body, or <see langword="null"/> when it is larger than <paramref name="limit"/>; a large one of declared length in an array rented from <paramref name="pool"/> when given.</summary>
-    public static async Task<ReadOnlyMemory<byte>?> ReadAsync(HttpContext context, long limit, PooledParts? pool = null)
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))] // once per request: its state is reused
+    public static async ValueTask<ReadOnlyMemory<byte>?> ReadAsync(HttpContext context, long limit, PooledParts? pool = null)
     {
         if (context.Request.ContentLength is long declared && declared > limit)
         {

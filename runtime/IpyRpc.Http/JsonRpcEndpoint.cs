@@ -29,155 +29,140 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 
     public async Task HandleAsync(HttpContext context)
     {
+        // One async method for the request and one for each call it carries: each level would keep its own state
+        // on the heap, since every request waits for its job.
+        HttpResponse response = context.Response;
         try
         {
-            await HandleCoreAsync(context);
+            if (!HttpMethods.IsPost(context.Request.Method))
+            {
+                response.Headers.Allow = "POST";
+                await WriteAsync(response, StatusCodes.Status405MethodNotAllowed, Error(null, -32600, $"JSON-RPC requests are sent with POST, not {context.Request.Method}."));
+                return;
+            }
+
+            string? contentType = context.Request.ContentType;
+            if (!IsJson(contentType))
+            {
+                await WriteAsync(response, StatusCodes.Status415UnsupportedMediaType, Error(null, -32600, $"Content-Type must be application/json, not {contentType ?? "missing"}."));
+                return;
+            }
+
+            ReadOnlyMemory<byte>? body = await BodyReader.ReadAsync(context, options.MaxJsonRequestBytes);
+            if (body is null)
+            {
+                await WriteAsync(response, StatusCodes.Status413PayloadTooLarge, Error(null, ErrorCodes.ToJsonRpc(ErrorCodes.TooLarge), $"The request is larger than the limit of {options.MaxJsonRequestBytes} bytes."));
+                return;
+            }
+
+            JsonDocument document;
+            try
+            {
+                document = JsonDocument.Parse(body.Value, new JsonDocumentOptions { MaxDepth = options.MaxJsonDepth });
+            }
+            catch (JsonException e)
+            {
+                string why = e.Message.Contains("depth", StringComparison.OrdinalIgnoreCase)
+                    ? $"the JSON is nested deeper than {options.MaxJsonDepth} levels"
+                    : e.Message;
+                await WriteAsync(response, StatusCodes.Status200OK, Error(null, -32700, "Parse error: " + why));
+                return;
+            }
+
+            // RFC 8259 JSON is UTF-8. A lone request with invalid UTF-8 is a parse error; in a batch, only
+            // the requests that hold it are invalid, and the others are answered.
+            if (!System.Text.Unicode.Utf8.IsValid(body.Value.Span) && document.RootElement.ValueKind != JsonValueKind.Array)
+            {
+                document.Dispose();
+                await WriteAsync(response, StatusCodes.Status200OK, Error(null, -32700, "Parse error: the request is not valid UTF-8."));
+                return;
+            }
+
+            using JsonDocument parsed = document;
+            (Calls calls, bool owned) = CallsFor(context);
+            await using Calls? own = owned ? calls : null; // a session of this request's own ends with it
+            // A JSON-RPC caller's W3C trace context comes as the standard header (or as the current request's span).
+            var request = new Request(calls, context.RequestAborted,
+                context.Request.Headers["traceparent"].ToString() is { Length: > 0 and <= 256 } traceparent ? traceparent : System.Diagnostics.Activity.Current?.Id);
+            JsonElement root = parsed.RootElement;
+            bool includeOutput = context.Request.Headers["IpyRpc-Output"].ToString().Equals("include", StringComparison.OrdinalIgnoreCase);
+            if (root.ValueKind == JsonValueKind.Array)
+            {
+                if (root.GetArrayLength() == 0)
+                {
+                    await WriteAsync(response, StatusCodes.Status200OK, Error(null, -32600, "Invalid Request: an empty batch."));
+                    return;
+                }
+
+                byte[]?[] replies = await Task.WhenAll(root.EnumerateArray().Select(r => HandleOneAsync(r, request, includeOutput, null)));
+                byte[][] sent = [.. replies.Where(r => r is not null)!];
+                if (sent.Length == 0)
+                {
+                    response.StatusCode = StatusCodes.Status204NoContent;
+                    return;
+                }
+
+                var batch = new ArrayBufferWriter<byte>();
+                batch.Write("["u8);
+                for (int i = 0; i < sent.Length; i++)
+                {
+                    if (i > 0) batch.Write(","u8);
+                    batch.Write(sent[i]);
+                }
+
+                batch.Write("]"u8);
+                await WriteAsync(response, StatusCodes.Status200OK, batch.WrittenMemory);
+                return;
+            }
+
+            bool stream = context.Request.Headers.Accept.ToString().Contains(NdJson, StringComparison.OrdinalIgnoreCase);
+            Func<OutputStream, string, Task>? live = null;
+            if (stream)
+            {
+                response.ContentType = NdJson;
+                response.Headers.CacheControl = "no-cache";
+                var gate = new SemaphoreSlim(1, 1);
+                live = async (s, text) =>
+                {
+                    await gate.WaitAsync();
+                    try
+                    {
+                        await response.Body.WriteAsync(OutputNotification(s, text), context.RequestAborted);
+                        await response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
+                        await response.Body.FlushAsync(context.RequestAborted);
+                    }
+                    finally
+                    {
+                        gate.Release();
+                    }
+                };
+            }
+
+            byte[]? reply = await HandleOneAsync(root, request, includeOutput, live);
+            if (reply is null)
+            {
+                if (!response.HasStarted) response.StatusCode = StatusCodes.Status204NoContent;
+                return;
+            }
+
+            if (stream)
+            {
+                await response.Body.WriteAsync(reply, context.RequestAborted);
+                await response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
+                return;
+            }
+
+            await WriteAsync(response, StatusCodes.Status200OK, reply);
         }
         catch (Exception e) when (e is not OperationCanceledException || !context.RequestAborted.IsCancellationRequested)
         {
             // Never an empty 500: log it, and answer in JSON-RPC while the response can still carry it.
             server.Log.LogError(e, "The JSON-RPC endpoint failed on a request from {Remote}", context.Connection.RemoteIpAddress);
-            if (!context.Response.HasStarted)
+            if (!response.HasStarted)
             {
-                await WriteAsync(context.Response, StatusCodes.Status200OK, Error(null, ErrorCodes.ToJsonRpc(ErrorCodes.Internal), $"Internal error: the server failed handling this request ({e.GetType().Name}: {e.Message})."));
+                await WriteAsync(response, StatusCodes.Status200OK, Error(null, ErrorCodes.ToJsonRpc(ErrorCodes.Internal), $"Internal error: the server failed handling this request ({e.GetType().Name}: {e.Message})."));
             }
         }
-    }
-
-    private async Task HandleCoreAsync(HttpContext context)
-    {
-        HttpResponse response = context.Response;
-        if (!HttpMethods.IsPost(context.Request.Method))
-        {
-            response.Headers.Allow = "POST";
-            await WriteAsync(response, StatusCodes.Status405MethodNotAllowed, Error(null, -32600, $"JSON-RPC requests are sent with POST, not {context.Request.Method}."));
-            return;
-        }
-
-        string? contentType = context.Request.ContentType;
-        if (!IsJson(contentType))
-        {
-            await WriteAsync(response, StatusCodes.Status415UnsupportedMediaType, Error(null, -32600, $"Content-Type must be application/json, not {contentType ?? "missing"}."));
-            return;
-        }
-
-        ReadOnlyMemory<byte>? body = await BodyReader.ReadAsync(context, options.MaxJsonRequestBytes);
-        if (body is null)
-        {
-            await WriteAsync(response, StatusCodes.Status413PayloadTooLarge, Error(null, ErrorCodes.ToJsonRpc(ErrorCodes.TooLarge), $"The request is larger than the limit of {options.MaxJsonRequestBytes} bytes."));
-            return;
-        }
-
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(body.Value, new JsonDocumentOptions { MaxDepth = options.MaxJsonDepth });
-        }
-        catch (JsonException e)
-        {
-            string why = e.Message.Contains("depth", StringComparison.OrdinalIgnoreCase)
-                ? $"the JSON is nested deeper than {options.MaxJsonDepth} levels"
-                : e.Message;
-            await WriteAsync(response, StatusCodes.Status200OK, Error(null, -32700, "Parse error: " + why));
-            return;
-        }
-
-        // RFC 8259 JSON is UTF-8. A lone request with invalid UTF-8 is a parse error; in a batch, only
-        // the requests that hold it are invalid, and the others are answered.
-        if (!System.Text.Unicode.Utf8.IsValid(body.Value.Span) && document.RootElement.ValueKind != JsonValueKind.Array)
-        {
-            document.Dispose();
-            await WriteAsync(response, StatusCodes.Status200OK, Error(null, -32700, "Parse error: the request is not valid UTF-8."));
-            return;
-        }
-
-        (Calls calls, bool owned) = CallsFor(context);
-        try
-        {
-            using (document)
-            {
-                await HandleDocumentAsync(context, document.RootElement, new Request(calls, context.RequestAborted,
-                    // A JSON-RPC caller's W3C trace context comes as the standard header (or as the current request's span).
-                    context.Request.Headers["traceparent"].ToString() is { Length: > 0 and <= 256 } traceparent ? traceparent : System.Diagnostics.Activity.Current?.Id));
-            }
-        }
-        finally
-        {
-            if (owned) await calls.DisposeAsync();
-        }
-    }
-
-    private async Task HandleDocumentAsync(HttpContext context, JsonElement root, Request request)
-    {
-        HttpResponse response = context.Response;
-        bool includeOutput = context.Request.Headers["IpyRpc-Output"].ToString().Equals("include", StringComparison.OrdinalIgnoreCase);
-        if (root.ValueKind == JsonValueKind.Array)
-        {
-            if (root.GetArrayLength() == 0)
-            {
-                await WriteAsync(response, StatusCodes.Status200OK, Error(null, -32600, "Invalid Request: an empty batch."));
-                return;
-            }
-
-            byte[]?[] replies = await Task.WhenAll(root.EnumerateArray().Select(r => HandleOneAsync(r, request, includeOutput, null)));
-            byte[][] sent = [.. replies.Where(r => r is not null)!];
-            if (sent.Length == 0)
-            {
-                response.StatusCode = StatusCodes.Status204NoContent;
-                return;
-            }
-
-            var batch = new ArrayBufferWriter<byte>();
-            batch.Write("["u8);
-            for (int i = 0; i < sent.Length; i++)
-            {
-                if (i > 0) batch.Write(","u8);
-                batch.Write(sent[i]);
-            }
-
-            batch.Write("]"u8);
-            await WriteAsync(response, StatusCodes.Status200OK, batch.WrittenMemory);
-            return;
-        }
-
-        bool stream = context.Request.Headers.Accept.ToString().Contains(NdJson, StringComparison.OrdinalIgnoreCase);
-        Func<OutputStream, string, Task>? live = null;
-        if (stream)
-        {
-            response.ContentType = NdJson;
-            response.Headers.CacheControl = "no-cache";
-            var gate = new SemaphoreSlim(1, 1);
-            live = async (s, text) =>
-            {
-                await gate.WaitAsync();
-                try
-                {
-                    await response.Body.WriteAsync(OutputNotification(s, text), context.RequestAborted);
-                    await response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
-                    await response.Body.FlushAsync(context.RequestAborted);
-                }
-                finally
-                {
-                    gate.Release();
-                }
-            };
-        }
-
-        byte[]? reply = await HandleOneAsync(root, request, includeOutput, live);
-        if (reply is null)
-        {
-            if (!response.HasStarted) response.StatusCode = StatusCodes.Status204NoContent;
-            return;
-        }
-
-        if (stream)
-        {
-            await response.Body.WriteAsync(reply, context.RequestAborted);
-            await response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
-            return;
-        }
-
-        await WriteAsync(response, StatusCodes.Status200OK, reply);
     }
 
     /// <summary>The calls of one request: what it carries, and on which session.</summary>
@@ -255,85 +240,80 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     {
         try
         {
-            return await HandleRequestAsync(request, http, includeOutput, live);
+            if (request.ValueKind != JsonValueKind.Object)
+            {
+                return Error(null, -32600, $"Invalid Request: a request must be an object, not {Describe(request.ValueKind)}.");
+            }
+
+            string? id = null; // raw JSON of the id, echoed exactly
+            bool notification = !request.TryGetProperty("id", out JsonElement idElement);
+            if (!notification)
+            {
+                if (idElement.ValueKind is not (JsonValueKind.String or JsonValueKind.Number or JsonValueKind.Null))
+                {
+                    return Error(null, -32600, $"Invalid Request: \"id\" must be a string, a number or null, not {Describe(idElement.ValueKind)}.");
+                }
+
+                id = idElement.GetRawText();
+            }
+
+            if (!request.TryGetProperty("jsonrpc", out JsonElement version) || version.ValueKind != JsonValueKind.String || version.GetString() != "2.0")
+            {
+                return Error(id, -32600, "Invalid Request: \"jsonrpc\" must be exactly \"2.0\".");
+            }
+
+            if (!request.TryGetProperty("method", out JsonElement methodElement) || methodElement.ValueKind != JsonValueKind.String)
+            {
+                return Error(id, -32600, "Invalid Request: \"method\" must be a string.");
+            }
+
+            string method = methodElement.GetString()!;
+            byte[] parameters = [];
+            if (request.TryGetProperty("params", out JsonElement paramsElement))
+            {
+                if (paramsElement.ValueKind is not (JsonValueKind.Array or JsonValueKind.Object))
+                {
+                    return Error(id, -32600, $"Invalid Request: \"params\" must be an array or an object, not {Describe(paramsElement.ValueKind)}.");
+                }
+
+                // The params' own bytes, as they came: no string and re-encoding between the body and the decoder.
+                ReadOnlySpan<byte> raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(paramsElement);
+                if (!System.Text.Unicode.Utf8.IsValid(raw))
+                {
+                    return Error(id, -32600, "Invalid Request: it contains text that is not valid UTF-8.");
+                }
+
+                parameters = raw.ToArray();
+            }
+
+            if (method == "rpc.discover")
+            {
+                (IReadOnlyList<FunctionDescriptor>? functions, RemoteError? refusal) = await http.Calls.DescribeAsync();
+                if (notification) return null;
+                return refusal is null ? Result(id, OpenRpcDocument.Write(functions!, options.Title, options.Version), null) : Error(id, ErrorCodes.ToJsonRpc(refusal.Code), refusal.Message, refusal, null);
+            }
+
+            CallOutcome outcome = await http.Calls.CallAsync(method, parameters, live, http.Trace, http.Aborted);
+            if (notification)
+            {
+                return null;
+            }
+
+            if (outcome.Message.Kind == MessageKind.Result)
+            {
+                // A streaming function's items, collected in order, are the JSON-RPC result.
+                byte[] value = server.Find(method)?.Descriptor.IsStream == true ? Collect(outcome.Items) : ToJson(outcome.Message);
+                return Result(id, value, includeOutput ? outcome.Output : null);
+            }
+
+            RemoteError error = RemoteError.Decode(outcome.Message.Body.Span, outcome.Message.Serialization);
+            return Error(id, ErrorCodes.ToJsonRpc(error.Code), error.Message, error, outcome.Output);
         }
         catch (InvalidOperationException e) when (e.InnerException is System.Text.DecoderFallbackException || e.Message.Contains("UTF-8", StringComparison.OrdinalIgnoreCase) || e.Message.Contains("transcod", StringComparison.OrdinalIgnoreCase))
         {
             // Reading a string of this request met bytes that are not UTF-8.
             return Error(null, -32600, "Invalid Request: it contains text that is not valid UTF-8.");
         }
-    }
-
-    private async Task<byte[]?> HandleRequestAsync(JsonElement request, Request http, bool includeOutput, Func<OutputStream, string, Task>? live)
-    {
-        if (request.ValueKind != JsonValueKind.Object)
-        {
-            return Error(null, -32600, $"Invalid Request: a request must be an object, not {Describe(request.ValueKind)}.");
-        }
-
-        string? id = null; // raw JSON of the id, echoed exactly
-        bool notification = !request.TryGetProperty("id", out JsonElement idElement);
-        if (!notification)
-        {
-            if (idElement.ValueKind is not (JsonValueKind.String or JsonValueKind.Number or JsonValueKind.Null))
-            {
-                return Error(null, -32600, $"Invalid Request: \"id\" must be a string, a number or null, not {Describe(idElement.ValueKind)}.");
-            }
-
-            id = idElement.GetRawText();
-        }
-
-        if (!request.TryGetProperty("jsonrpc", out JsonElement version) || version.ValueKind != JsonValueKind.String || version.GetString() != "2.0")
-        {
-            return Error(id, -32600, "Invalid Request: \"jsonrpc\" must be exactly \"2.0\".");
-        }
-
-        if (!request.TryGetProperty("method", out JsonElement methodElement) || methodElement.ValueKind != JsonValueKind.String)
-        {
-            return Error(id, -32600, "Invalid Request: \"method\" must be a string.");
-        }
-
-        string method = methodElement.GetString()!;
-        byte[] parameters = [];
-        if (request.TryGetProperty("params", out JsonElement paramsElement))
-        {
-            if (paramsElement.ValueKind is not (JsonValueKind.Array or JsonValueKind.Object))
-            {
-                return Error(id, -32600, $"Invalid Request: \"params\" must be an array or an object, not {Describe(paramsElement.ValueKind)}.");
-            }
-
-            // The params' own bytes, as they came: no string and re-encoding between the body and the decoder.
-            ReadOnlySpan<byte> raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(paramsElement);
-            if (!System.Text.Unicode.Utf8.IsValid(raw))
-            {
-                return Error(id, -32600, "Invalid Request: it contains text that is not valid UTF-8.");
-            }
-
-            parameters = raw.ToArray();
-        }
-
-        if (method == "rpc.discover")
-        {
-            (IReadOnlyList<FunctionDescriptor>? functions, RemoteError? refusal) = await http.Calls.DescribeAsync();
-            if (notification) return null;
-            return refusal is null ? Result(id, OpenRpcDocument.Write(functions!, options.Title, options.Version), null) : Error(id, ErrorCodes.ToJsonRpc(refusal.Code), refusal.Message, refusal, null);
-        }
-
-        CallOutcome outcome = await http.Calls.CallAsync(method, parameters, live, http.Trace, http.Aborted);
-        if (notification)
-        {
-            return null;
-        }
-
-        if (outcome.Message.Kind == MessageKind.Result)
-        {
-            // A streaming function's items, collected in order, are the JSON-RPC result.
-            byte[] value = server.Find(method)?.Descriptor.IsStream == true ? Collect(outcome.Items) : ToJson(outcome.Message);
-            return Result(id, value, includeOutput ? outcome.Output : null);
-        }
-
-        RemoteError error = RemoteError.Decode(outcome.Message.Body.Span, outcome.Message.Serialization);
-        return Error(id, ErrorCodes.ToJsonRpc(error.Code), error.Message, error, outcome.Output);
     }
 
     /// <summary>The items of a stream's batches as one JSON array.</summary>
