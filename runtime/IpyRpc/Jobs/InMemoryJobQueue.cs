@@ -254,8 +254,10 @@ public sealed class InMemoryJobQueue : IJobQueue
         }
     }
 
+    // Called as the job completes, under its lock.
     private void Finished(Job job)
     {
+        job.Counted = true;
         Interlocked.Add(ref _retainedBytes, job.RetainedBytes + RecordOverheadBytes);
         lock (_retentionGate)
         {
@@ -448,6 +450,9 @@ public sealed class InMemoryJobQueue : IJobQueue
 
         /// <summary>Its place in the queue's ring of finished jobs.</summary>
         public long Position { get; set; }
+
+        /// <summary>Whether the queue has counted its record against the byte budget (set under its lock, as it completes).</summary>
+        public bool Counted { get; set; }
 
         /// <summary>
         /// Whether its record can be folded: it succeeded, its result was delivered and released, and it has no
@@ -659,7 +664,9 @@ public sealed class InMemoryJobQueue : IJobQueue
                 _outcome.ResultPool?.Release(); // the queue's hold; a message still being sent holds its own
                 if (freed > 0 || _outcome.ResultPool is not null) _outcome = _outcome.WithoutResult();
                 RetainedBytes -= freed;
-                return freed;
+                // Released while it was completing (its result sent on the completing thread), before the queue
+                // counted its bytes: the queue counts what is left, and there is nothing to give back.
+                return Counted ? freed : 0;
             }
         }
 

@@ -76,6 +76,67 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
     }
 
     [Fact]
+    public async Task ManyCallsFoldWhileStatusQueriesListingAndRetentionRunAtTheSameTime()
+    {
+        // A budget of 64 KiB holds about 300 folded records: the ring wraps, grows and trims while calls finish,
+        // fold, and are looked up from another task.
+        var queue = new InMemoryJobQueue(new InMemoryJobQueueOptions { Retention = new JobRetention { MaxAge = TimeSpan.FromHours(1), MaxBytes = 64 * 1024 } });
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { Queue = queue, MaxCallsInFlightPerConnection = 256 });
+        server.Register(typeof(ShapeFunctions));
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server);
+        using var stop = new CancellationTokenSource();
+        int looked = 0;
+        Task watching = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                foreach (JobInfo listed in await client.ListJobsAsync(new JobQuery { Function = "add", Limit = 20 }))
+                {
+                    try
+                    {
+                        JobInfo again = await client.GetJobAsync(listed.Id);
+                        Assert.Equal("add", again.Function);
+                        Interlocked.Increment(ref looked);
+                    }
+                    catch (IpyRpcNotFoundException)
+                    {
+                        // forgotten between the listing and the look
+                    }
+                }
+            }
+        });
+
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(async lane =>
+        {
+            for (int i = 0; i < 300; i++) Assert.Equal(lane + i, await client.CallAsync<int>("add", lane, i));
+        }));
+        await stop.CancelAsync();
+        await watching;
+
+        Assert.True(looked > 0);
+        Assert.InRange(queue.FoldedCount, 200, 64 * 1024 / 200);
+        JobInfo newest = (await client.ListJobsAsync(new JobQuery { Function = "add", Limit = 1 })).Single();
+        Assert.Equal(JobState.Succeeded, newest.State);
+        Assert.True(newest.ResultReleased);
+    }
+
+    [Fact]
+    public async Task AResultDeliveredAsItsJobCompletesIsNotCountedTwiceAgainstTheBudget()
+    {
+        // In process the result is sent, and released, on the thread completing the job, before the queue has
+        // counted the record. Giving its bytes back then (when they were never counted) drove the budget below
+        // zero, 50 KB a call, and retention stopped forgetting anything until the records were an hour old.
+        var queue = new InMemoryJobQueue(new InMemoryJobQueueOptions { Retention = new JobRetention { MaxAge = TimeSpan.FromHours(1), MaxBytes = 5_000 } });
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { Queue = queue });
+        server.Register(typeof(JobFunctions));
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server);
+        for (int i = 0; i < 40; i++) Assert.Equal(50_000, (await client.CallAsync<byte[]>("job.echo_bytes", new byte[50_000])).Length);
+
+        Assert.InRange(queue.FoldedCount, 20, 5_000 / 200);
+        Assert.InRange((await client.ListJobsAsync()).Count, 20, 5_000 / 200);
+    }
+
+    [Fact]
     public async Task FoldedAndWholeRecordsAreForgottenTogetherOldestFirst()
     {
         // A record costs 640 bytes (and its result) whole, 200 folded. A call's record is whole while its result is
