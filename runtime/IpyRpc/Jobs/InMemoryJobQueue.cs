@@ -462,9 +462,11 @@ public sealed class InMemoryJobQueue : IJobQueue
         {
             get
             {
-                lock (this) return _released && _state == JobState.Succeeded && _outcome?.Error is null && _events is not { Count: > 0 } && _watchers is null;
+                lock (this) return FoldableLocked;
             }
         }
+
+        private bool FoldableLocked => _released && _state == JobState.Succeeded && _outcome?.Error is null && _events is not { Count: > 0 } && _watchers is null;
 
         public bool TryFold(out FoldedJob folded, out long retained)
         {
@@ -472,7 +474,7 @@ public sealed class InMemoryJobQueue : IJobQueue
             {
                 folded = default;
                 retained = RetainedBytes;
-                if (!(_released && _state == JobState.Succeeded && _outcome?.Error is null && _events is not { Count: > 0 } && _watchers is null)) return false;
+                if (!FoldableLocked) return false;
                 folded = new FoldedJob
                 {
                     Function = Request.Function,

@@ -1177,15 +1177,20 @@ public sealed class ServerSession : IAsyncDisposable
     {
         Relay? relay;
         lock (_inFlight) _inFlight.TryGetValue(requestId, out relay);
-        if (relay is null) return;
+        if (relay is not null) await AbandonAsync(relay).ConfigureAwait(false);
+    }
+
+    // What a caller going away does to one of its requests; true when it cancelled the request's job.
+    private async ValueTask<bool> AbandonAsync(Relay relay)
+    {
         if (relay.Releases && relay.CancelOnDisconnect && relay.JobId is { } id)
         {
             await IgnoreFailures(new ValueTask(relay.Queue.CancelAsync(id).AsTask())).ConfigureAwait(false);
+            return true;
         }
-        else if (relay.StopFollowing())
-        {
-            Remove(relay);
-        }
+
+        if (relay.StopFollowing()) Remove(relay);
+        return false;
     }
 
     /// <summary>
@@ -1216,15 +1221,7 @@ public sealed class ServerSession : IAsyncDisposable
         var cancelled = new List<Relay>();
         foreach (Relay relay in open)
         {
-            if (relay.Releases && relay.CancelOnDisconnect && relay.JobId is { } id)
-            {
-                cancelled.Add(relay);
-                await IgnoreFailures(new ValueTask(relay.Queue.CancelAsync(id).AsTask())).ConfigureAwait(false);
-            }
-            else if (relay.StopFollowing())
-            {
-                Remove(relay);
-            }
+            if (await AbandonAsync(relay).ConfigureAwait(false)) cancelled.Add(relay);
         }
 
         foreach ((IJobQueue queue, string jobId) in tied)
