@@ -12,9 +12,9 @@ if (args.FirstOrDefault() == "serve")
     return await Serve.RunAsync();
 }
 
-// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|http|jsonrpc|kestrel] [inline] [bytes=SIZE] [allocs] [forget] [IN_FLIGHT]
+// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|rawzmq|http|jsonrpc|kestrel] [inline] [bytes=SIZE] [allocs] [forget] [IN_FLIGHT]
 //   N small calls and nothing else (in process, or over ZeroMQ tcp, HTTP requests or JSON-RPC to a server in this process,
-//   or the raw Kestrel echo the harness compares JSON-RPC with), IN_FLIGHT
+//   or the raw libzmq ping-pong or raw Kestrel echo the harness compares ZeroMQ and JSON-RPC with), IN_FLIGHT
 //   at a time (1 by default), to a function run by the queue's workers or (inline) on the receiving thread; prints
 //   calls/s, bytes allocated and thread-pool work items a call. allocs: also which types were allocated most (sampled);
 //   forget: the queue keeps finished calls' records within 1 MB instead of 256 MB, to show what retention costs.
@@ -23,7 +23,7 @@ if (args.FirstOrDefault() == "serve")
 //   GC polls down their slow paths and inflates them (docs/PERFORMANCE.md, "Where a call's CPU goes").
 if (args.FirstOrDefault() == "loop")
 {
-    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "http" or "jsonrpc" or "kestrel" or "inline" or "allocs" or "forget") && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
+    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "rawzmq" or "http" or "jsonrpc" or "kestrel" or "inline" or "allocs" or "forget") && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
     int count = numbers.Length > 0 ? numbers[0] : 200_000;
     int inFlight = numbers.Length > 1 ? numbers[1] : 1;
     bool zmq = args.Contains("zmq"), http = args.Contains("http"), inline = args.Contains("inline");
@@ -45,6 +45,18 @@ if (args.FirstOrDefault() == "loop")
     BenchFunctionsClient functions = client.Proxy<BenchFunctionsClient>();
     // allocs: sample which types the calls allocate (the runtime's allocation ticks), after a warm-up
     using AllocationCensus? census = args.Contains("allocs") ? new AllocationCensus() : null;
+    if (args.Contains("rawzmq"))
+    {
+        // The ZeroMQ floor the harness compares with: a bare ROUTER echo and a DEALER ping-pong, one call at a time.
+        using var echo = new RawZmq.EchoServer("tcp://127.0.0.1:*");
+        await using SystemUnderTest raw = Systems.RawZeroMq(echo.Endpoint);
+        for (int i = 0; i < 2000; i++) await raw.SmallCall();
+        var timer = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; i < count; i++) await raw.SmallCall();
+        Console.WriteLine($"{count} small calls (raw libzmq ping-pong, 1 in flight): {count / timer.Elapsed.TotalSeconds:0} calls/s, {timer.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average");
+        return 0;
+    }
+
     if (args.Contains("jsonrpc") || args.Contains("kestrel"))
     {
         // Plain HTTP posts, as the harness's JSON-RPC system and its raw Kestrel floor make them.

@@ -8,14 +8,17 @@ namespace IpyRpc.ZeroMq.Tests;
 /// The socket loop lets any thread that finds the socket free send on it, while its own thread receives by
 /// waiting on the socket's file descriptor. These tests drive a real DEALER and ROUTER over loopback TCP
 /// from many threads at once, with queues small enough that sends push back, and check that no message is
-/// lost, stuck (a wake-up missed) or reordered among those one thread sent.
+/// lost, stuck (a wake-up missed) or reordered among those one thread sent. Each runs with both wake-up
+/// signals: Linux's <c>eventfd</c> and the inproc pair used where there is none.
 /// </summary>
 public sealed class SocketLoopTests
 {
     private const int Threads = 4;
 
-    [Fact]
-    public async Task SendersOnManyThreadsShareTheSocketWithItsReceiverAndNothingIsLostStuckOrReordered()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task SendersOnManyThreadsShareTheSocketWithItsReceiverAndNothingIsLostStuckOrReordered(bool wakeWithPair)
     {
         const int perThread = 5_000;
         // The server records each sender's sequence numbers as they arrive and echoes every message from a
@@ -36,7 +39,7 @@ public sealed class SocketLoopTests
             List<int> seen = arrived.GetOrAdd(thread, _ => []);
             lock (seen) seen.Add(sequence);
             ThreadPool.UnsafeQueueUserWorkItem(_ => router!.Send([frames[0], frames[1]]), null);
-        }, null, 1 << 20, 8, 0);
+        }, null, 1 << 20, 8, 0, wakeWithPair: wakeWithPair);
 
         var echoed = new ConcurrentDictionary<long, byte>();
         using var allBack = new SemaphoreSlim(0);
@@ -49,7 +52,7 @@ public sealed class SocketLoopTests
         {
             (int thread, int sequence) = Read(frames[0]);
             if (echoed.TryAdd(((long)thread << 32) | (uint)sequence, 0) && echoed.Count == Threads * perThread) allBack.Release();
-        }, null, 1 << 20, 8, 0);
+        }, null, 1 << 20, 8, 0, wakeWithPair: wakeWithPair);
 
         try
         {
@@ -74,25 +77,34 @@ public sealed class SocketLoopTests
         }
     }
 
-    [Fact]
-    public async Task PingPongWithRepliesSentFromOtherThreadsNeverMissesAWakeUp()
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public async Task PingPongWithRepliesSentFromAnyThreadNeverMissesAWakeUp(bool wakeWithPair, bool replyOnLoopThread)
     {
-        // One message in flight: each reply is sent by a thread-pool thread, and each request by the test's own
-        // thread, so the socket is used by a thread other than the one waiting on its descriptor every time.
-        // A missed wake-up leaves a message unread and this loop waits forever.
+        // One message in flight: each request is sent by the test's own thread, so the dealer is used by a thread
+        // other than the one waiting on its descriptor every time; each reply by a thread-pool thread, or by the
+        // router's I/O thread while it handles the request (as an Inline function's reply is), which then decides
+        // without ZMQ_EVENTS whether anything is left. A missed wake-up leaves a message unread and this loop waits forever.
         SocketLoop? router = null;
         string endpoint = "";
         router = new SocketLoop("test router", LibZmq.ROUTER, s =>
         {
             if (LibZmq.zmq_bind(s, "tcp://127.0.0.1:*") < 0) throw new IOException("bind failed");
             endpoint = SocketLoop.ReadLastEndpoint(s);
-        }, (frames, _, _, _) => ThreadPool.UnsafeQueueUserWorkItem(_ => router!.Send([frames[0], frames[1]]), null), null, 1 << 20, 8, 0);
+        }, (frames, _, _, _) =>
+        {
+            if (replyOnLoopThread) router!.Send([frames[0], frames[1]]);
+            else ThreadPool.UnsafeQueueUserWorkItem(_ => router!.Send([frames[0], frames[1]]), null);
+        }, null, 1 << 20, 8, 0, wakeWithPair: wakeWithPair);
 
         var replies = new BlockingCollection<byte[]>();
         using var dealer = new SocketLoop("test dealer", LibZmq.DEALER, s =>
         {
             if (LibZmq.zmq_connect(s, endpoint) < 0) throw new IOException("connect failed");
-        }, (frames, _, _, _) => replies.Add(frames[0].ToArray()), null, 1 << 20, 8, 0);
+        }, (frames, _, _, _) => replies.Add(frames[0].ToArray()), null, 1 << 20, 8, 0, wakeWithPair: wakeWithPair);
 
         try
         {

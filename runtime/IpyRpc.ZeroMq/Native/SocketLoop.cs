@@ -8,22 +8,27 @@ namespace IpyRpc.ZeroMq.Native;
 /// One ZeroMQ socket, used by one thread at a time (libzmq sockets are not thread-safe): whichever
 /// thread holds the socket's lock drives it. A thread that <see cref="Send"/>s and finds the socket free
 /// sends on its own thread, with no hand-off; one that finds it busy queues the message and wakes the I/O
-/// thread with a one-byte signal over an inproc PAIR. The I/O thread receives: it waits on the socket's
-/// file descriptor (<c>ZMQ_FD</c>), not inside the socket, so it holds nothing while it waits, together
-/// with the wake-up pair and (optionally) a monitor. No thread blocks per call. Received multipart
-/// messages are handed to a callback on the I/O thread, which must return quickly.
+/// thread (on Linux an <c>eventfd</c>, elsewhere a one-byte message over an inproc PAIR). The I/O thread
+/// receives: it waits on file descriptors only (<c>ZMQ_FD</c> of the socket, and of the monitor and ZAP
+/// handler when there are such, and the wake-up signal's), not inside any socket, so it holds nothing while
+/// it waits and each wait is one <c>poll</c>. No thread blocks per call. Received multipart messages are
+/// handed to a callback on the I/O thread, which must return quickly.
 /// </summary>
 /// <remarks>
 /// <c>ZMQ_FD</c> signals changes, not states: after any operation on the socket, by any thread, a message
 /// may already be waiting that the descriptor will not announce. So whoever used the socket reads
-/// <c>ZMQ_EVENTS</c> before letting go of it and wakes the I/O thread when there is something to do.
+/// <c>ZMQ_EVENTS</c> before letting go of it and wakes the I/O thread when there is something to do. Reading
+/// <c>ZMQ_EVENTS</c> costs two system calls, so the I/O thread skips it where the last thing it did was a
+/// receive that found nothing: that receive has already taken in every pending command.
 /// </remarks>
 internal sealed unsafe class SocketLoop : IDisposable
 {
     private const int ZeroCopyThreshold = 32 * 1024;
     private readonly ZmqContextHandle _context;
     private readonly ZmqSocketHandle _socket;
-    private readonly ZmqSocketHandle? _wakeReceiver;
+    private readonly int _wakeFd = -1; // Linux: the wake-up signal, an eventfd
+    private bool _wakeFdClosed; // under _wakeLock
+    private readonly ZmqSocketHandle? _wakeReceiver; // elsewhere: an inproc pair
     private ZmqSocketHandle? _wakeSender;
     private readonly ZmqSocketHandle? _monitor;
     private readonly ZmqSocketHandle? _zap;
@@ -33,6 +38,8 @@ internal sealed unsafe class SocketLoop : IDisposable
     private readonly object _socketLock = new(); // held by whichever thread is using _socket
     private readonly nint _socketFd; // the descriptor libzmq signals when the socket's state changes
     private Outgoing? _pending; // DEALER: a message the socket would not take yet (high-water mark); under _socketLock
+    private bool _commandsTaken; // the last use of _socket took in all its pending commands (ZMQ_EVENTS, or a receive that found nothing); under _socketLock
+    private int _loopThreadId;
     private bool _socketClosed; // under _socketLock
     private readonly ConcurrentQueue<Outgoing> _outbound = new();
     private readonly Action<List<ReadOnlyMemory<byte>>, PooledParts?, ProtocolException?, PeerInfo?> _receive;
@@ -62,8 +69,9 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// <param name="authenticate">A ZAP handler (CURVE clients' keys), bound in this socket's context before <paramref name="setup"/> runs.</param>
     /// <param name="wantsPeer">Given a message's first frame, whether to read its peer's address and user id (for a new peer).</param>
     /// <param name="failed">Hears of a handler's unexpected failure (the socket goes on), with what was being done.</param>
+    /// <param name="wakeWithPair">Wake the I/O thread over an inproc pair even where an <c>eventfd</c> is available (as on systems without one; for tests).</param>
     public SocketLoop(string name, int socketType, Action<ZmqSocketHandle> setup, Action<List<ReadOnlyMemory<byte>>, PooledParts?, ProtocolException?, PeerInfo?> receive, Action<int, int>? onEvent, long maxMessageBytes, int maxFrames, int lingerMs,
-        Func<ZapRequest, ZapReply>? authenticate = null, Func<byte[], bool>? wantsPeer = null, Action<Exception, string>? failed = null)
+        Func<ZapRequest, ZapReply>? authenticate = null, Func<byte[], bool>? wantsPeer = null, Action<Exception, string>? failed = null, bool wakeWithPair = false)
     {
         _failed = failed;
         LibZmq.EnsureLoaded();
@@ -96,11 +104,15 @@ internal sealed unsafe class SocketLoop : IDisposable
             Check(LibZmq.zmq_getsockopt(_socket, LibZmq.FD, &fd, &fdSize), "read the socket's file descriptor");
             _socketFd = OperatingSystem.IsWindows() ? fd : (int)fd;
 
-            string wake = $"inproc://ipyrpc-wake-{Guid.NewGuid():N}";
-            _wakeReceiver = Open(LibZmq.PAIR);
-            Check(LibZmq.zmq_bind(_wakeReceiver, wake), "bind wake-up pair");
-            _wakeSender = Open(LibZmq.PAIR);
-            Check(LibZmq.zmq_connect(_wakeSender, wake), "connect wake-up pair");
+            if (OperatingSystem.IsLinux() && !wakeWithPair) _wakeFd = LibC.eventfd(0, LibC.EFD_NONBLOCK | LibC.EFD_CLOEXEC);
+            if (_wakeFd < 0)
+            {
+                string wake = $"inproc://ipyrpc-wake-{Guid.NewGuid():N}";
+                _wakeReceiver = Open(LibZmq.PAIR);
+                Check(LibZmq.zmq_bind(_wakeReceiver, wake), "bind wake-up pair");
+                _wakeSender = Open(LibZmq.PAIR);
+                Check(LibZmq.zmq_connect(_wakeSender, wake), "connect wake-up pair");
+            }
 
             if (onEvent is not null)
             {
@@ -160,7 +172,8 @@ internal sealed unsafe class SocketLoop : IDisposable
         {
             if (_socketClosed) throw Closed();
             FlushLocked(); // what was queued before this message goes first
-            WakeIfNeededLocked();
+            // The I/O thread itself (a reply made while it handles a message) looks again before it waits.
+            if (Environment.CurrentManagedThreadId != _loopThreadId) WakeIfNeededLocked();
         }
         finally
         {
@@ -197,7 +210,12 @@ internal sealed unsafe class SocketLoop : IDisposable
         {
             int events = 0;
             nuint size = sizeof(int);
-            if (LibZmq.zmq_getsockopt(_socket, LibZmq.EVENTS, &events, &size) == 0) return events;
+            if (LibZmq.zmq_getsockopt(_socket, LibZmq.EVENTS, &events, &size) == 0)
+            {
+                _commandsTaken = true;
+                return events;
+            }
+
             // Interrupted by a signal (the runtime uses them to suspend threads for the GC): ask again, or a
             // waiting message would be taken for none, and the descriptor would never announce it.
             if (LibZmq.zmq_errno() != LibZmq.EINTR) return 0; // the socket is closing
@@ -227,11 +245,13 @@ internal sealed unsafe class SocketLoop : IDisposable
             if (_parked.Remove(gone)) Unpark(gone);
         }
 
+        _commandsTaken = false; // woken: the descriptor may have announced something
         while (true)
         {
             if (_parked.Count > 0) RetryParked();
             FlushLocked();
-            int events = Events();
+            // After a receive that found nothing, and no send since, there is nothing new to learn from ZMQ_EVENTS.
+            int events = _commandsTaken && _pending is null ? 0 : Events();
             if ((events & LibZmq.POLLIN) != 0)
             {
                 ReceiveAvailable(); // a batch at most, then sends queued meanwhile go out, so replies are not starved
@@ -269,6 +289,19 @@ internal sealed unsafe class SocketLoop : IDisposable
         // message queued after that point signals again and none is left waiting.
         if (Interlocked.Exchange(ref _signalled, 1) == 0)
         {
+            if (_wakeFd >= 0)
+            {
+                ulong one = 1;
+                lock (_wakeLock)
+                {
+                    while (!_wakeFdClosed && LibC.write(_wakeFd, &one, sizeof(ulong)) < 0 && Marshal.GetLastPInvokeError() == LibC.EINTR)
+                    {
+                    }
+                }
+
+                return;
+            }
+
             byte b = 1;
             lock (_wakeLock)
             {
@@ -282,21 +315,31 @@ internal sealed unsafe class SocketLoop : IDisposable
 
     private void Run()
     {
+        _loopThreadId = Environment.CurrentManagedThreadId;
         bool windows = OperatingSystem.IsWindows();
-        ZmqPollItem* items = stackalloc ZmqPollItem[4];
-        ZmqPollItemWindows* itemsWindows = stackalloc ZmqPollItemWindows[4];
-        // Waited on: the socket's descriptor (not the socket: other threads may use it meanwhile), the wake-up
-        // pair, then the monitor and the ZAP handler where there are such. The loop owns these handles and
-        // closes them only after it stops waiting.
-        var polled = new List<nint> { 0, _wakeReceiver!.DangerousGetHandle() };
+        // Waited on, all as file descriptors (a ZeroMQ socket's own is ZMQ_FD; polling the sockets themselves would cost
+        // two system calls each, before and after every wait): the socket (other threads may use it meanwhile), the
+        // wake-up signal, then the monitor and the ZAP handler where there are such. A ZeroMQ socket's descriptor
+        // announces changes, not states, so each is drained until it has nothing left whenever it is announced
+        // (and once at the start). The loop owns these handles and closes them only after it stops waiting.
+        var polled = new List<nint> { _socketFd, _wakeFd >= 0 ? _wakeFd : DescriptorOf(_wakeReceiver!) };
         int monitorAt = _monitor is null ? -1 : polled.Count;
-        if (_monitor is not null) polled.Add(_monitor.DangerousGetHandle());
+        if (_monitor is not null) polled.Add(DescriptorOf(_monitor));
         int zapAt = _zap is null ? -1 : polled.Count;
-        if (_zap is not null) polled.Add(_zap.DangerousGetHandle());
-        nint[] sockets = [.. polled];
-        int count = sockets.Length;
+        if (_zap is not null) polled.Add(DescriptorOf(_zap));
+        int count = polled.Count;
+        ZmqPollItem* items = stackalloc ZmqPollItem[count];
+        ZmqPollItemWindows* itemsWindows = stackalloc ZmqPollItemWindows[count];
+        for (int i = 0; i < count; i++)
+        {
+            items[i] = new ZmqPollItem { Fd = (int)polled[i], Events = LibZmq.POLLIN };
+            itemsWindows[i] = new ZmqPollItemWindows { Fd = polled[i], Events = LibZmq.POLLIN };
+        }
+
         try
         {
+            if (_monitor is not null) ReceiveMonitorEvents();
+            if (_zap is not null) AnswerZap();
             while (!_stopping)
             {
                 bool retrySoon;
@@ -306,18 +349,13 @@ internal sealed unsafe class SocketLoop : IDisposable
                 }
 
                 int timeout = retrySoon ? 2 : -1; // parked peers and a message the socket would not take are retried every 2 ms
-                int rc;
-                if (windows)
+                for (int i = 0; i < count; i++)
                 {
-                    for (int i = 0; i < count; i++) itemsWindows[i] = new ZmqPollItemWindows { Socket = sockets[i], Fd = i == 0 ? _socketFd : 0, Events = LibZmq.POLLIN };
-                    rc = LibZmq.zmq_poll(itemsWindows, count, timeout);
-                }
-                else
-                {
-                    for (int i = 0; i < count; i++) items[i] = new ZmqPollItem { Socket = sockets[i], Fd = i == 0 ? (int)_socketFd : 0, Events = LibZmq.POLLIN };
-                    rc = LibZmq.zmq_poll(items, count, timeout);
+                    items[i].ReturnedEvents = 0;
+                    itemsWindows[i].ReturnedEvents = 0;
                 }
 
+                int rc = windows ? LibZmq.zmq_poll(itemsWindows, count, timeout) : LibZmq.zmq_poll(items, count, timeout);
                 if (rc < 0)
                 {
                     int errno = LibZmq.zmq_errno();
@@ -329,8 +367,7 @@ internal sealed unsafe class SocketLoop : IDisposable
 
                 if ((Returned(1) & LibZmq.POLLIN) != 0)
                 {
-                    byte b;
-                    while (LibZmq.zmq_recv(_wakeReceiver!, &b, 1, LibZmq.DONTWAIT) >= 0) { }
+                    ClearWake();
                     Volatile.Write(ref _signalled, 0);
                 }
 
@@ -358,6 +395,34 @@ internal sealed unsafe class SocketLoop : IDisposable
         {
             CloseAll();
             ZeroMqDiagnostics.Thread(-1);
+        }
+    }
+
+    private static nint DescriptorOf(ZmqSocketHandle socket)
+    {
+        nint fd = 0;
+        nuint size = OperatingSystem.IsWindows() ? (nuint)sizeof(nint) : sizeof(int);
+        Check(LibZmq.zmq_getsockopt(socket, LibZmq.FD, &fd, &size), "read a socket's file descriptor");
+        return OperatingSystem.IsWindows() ? fd : (int)fd;
+    }
+
+    /// <summary>Takes in the wake-up signal, so the next <see cref="Wake"/> announces itself again.</summary>
+    private void ClearWake()
+    {
+        if (_wakeFd >= 0)
+        {
+            ulong value;
+            while (LibC.read(_wakeFd, &value, sizeof(ulong)) < 0 && Marshal.GetLastPInvokeError() == LibC.EINTR)
+            {
+            }
+
+            return;
+        }
+
+        // Until it finds nothing: that takes in the pair's pending commands, so its descriptor announces the next byte.
+        byte b;
+        while (LibZmq.zmq_recv(_wakeReceiver!, &b, 1, LibZmq.DONTWAIT) >= 0 || LibZmq.zmq_errno() == LibZmq.EINTR)
+        {
         }
     }
 
@@ -414,6 +479,7 @@ internal sealed unsafe class SocketLoop : IDisposable
 
     private bool SendFrames(ReadOnlyMemory<byte>[] frames, PooledParts? pooled)
     {
+        _commandsTaken = false; // a send may take in commands (a peer's message arriving) without receiving
         for (int i = 0; i < frames.Length; i++)
         {
             int flags = (i < frames.Length - 1 ? LibZmq.SNDMORE : 0) | (i == 0 ? LibZmq.DONTWAIT : 0);
@@ -493,12 +559,15 @@ internal sealed unsafe class SocketLoop : IDisposable
     private void ReceiveAvailable()
     {
         // Drain what is ready now, but yield to sends after a batch so replies are not starved.
+        _commandsTaken = false;
         for (int n = 0; n < 256; n++)
         {
             ZmqMessage message;
             LibZmq.zmq_msg_init(&message);
             if (LibZmq.zmq_msg_recv(&message, _socket, LibZmq.DONTWAIT) < 0)
             {
+                // Finding nothing (EAGAIN) took in the socket's pending commands; interrupted, it may not have.
+                _commandsTaken = LibZmq.zmq_errno() == LibZmq.EAGAIN;
                 LibZmq.zmq_msg_close(&message);
                 return;
             }
@@ -692,6 +761,11 @@ internal sealed unsafe class SocketLoop : IDisposable
         lock (_wakeLock)
         {
             _wakeSender?.Dispose();
+            if (_wakeFd >= 0 && !_wakeFdClosed)
+            {
+                _wakeFdClosed = true;
+                LibC.close(_wakeFd);
+            }
         }
 
         _wakeReceiver?.Dispose();
