@@ -1091,6 +1091,9 @@ public sealed class ServerSession : IAsyncDisposable
                     }
                 }
 
+                // The call's share of the connection's limits is given back before its reply goes: a caller that
+                // answers a reply with its next call at once (up to the limit in flight) must find the room there.
+                if (next.Kind is MessageKind.Result or MessageKind.Error) session.Finished(this);
                 bool sent = await session.SendAsync(next).ConfigureAwait(false);
                 if (next.Kind is MessageKind.Output or MessageKind.Progress)
                 {
@@ -1105,7 +1108,6 @@ public sealed class ServerSession : IAsyncDisposable
                 {
                     // In flight until its last message is handed to the transport, so a shutdown can wait for it.
                     session.Remove(this);
-                    session.Finished(this);
                     if (release && sent && JobId is { } id)
                     {
                         // Delivered to the only caller that wanted it: the queue need not keep the result.
