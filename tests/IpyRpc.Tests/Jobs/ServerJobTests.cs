@@ -29,6 +29,11 @@ public static class JobFunctions
     public static int CountBytes(byte[] data) => data.Length;
 }
 
+/// <summary>Runs apart from other tests: one of them measures the process's managed heap, which tests running beside it would grow.</summary>
+[CollectionDefinition(nameof(ProcessWideMemory), DisableParallelization = true)]
+public sealed class ProcessWideMemory;
+
+[Collection(nameof(ProcessWideMemory))]
 public sealed class ServerJobTests(ITestOutputHelper output)
 {
     private static IpyRpcServer Server(IpyRpcServerOptions? options = null, GlobConfig? config = null)
