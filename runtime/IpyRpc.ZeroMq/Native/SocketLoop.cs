@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using IpyRpc.Protocol;
+using IpyRpc.Transports;
 
 namespace IpyRpc.ZeroMq.Native;
 
@@ -39,7 +40,7 @@ internal sealed unsafe class SocketLoop : IDisposable
     private readonly nint _socketFd; // the descriptor libzmq signals when the socket's state changes
     private Outgoing? _pending; // DEALER: a message the socket would not take yet (high-water mark); under _socketLock
     private bool _commandsTaken; // the last use of _socket took in all its pending commands (ZMQ_EVENTS, or a receive that found nothing); under _socketLock
-    private int _loopThreadId;
+    private int _servicingThread; // the I/O thread while it services the socket; under _socketLock
     private bool _socketClosed; // under _socketLock
     private readonly ConcurrentQueue<Outgoing> _outbound = new();
     private readonly Action<List<ReadOnlyMemory<byte>>, PooledParts?, ProtocolException?, PeerInfo?> _receive;
@@ -53,7 +54,15 @@ internal sealed unsafe class SocketLoop : IDisposable
     private readonly long _maxMessageBytes;
     private readonly int _maxFrames;
     private readonly int _lingerMs;
-    private readonly Thread _thread;
+    // Lending the I/O thread (DEALER with lendThread): the thread that received a reply runs its caller's continuation,
+    // once a second I/O thread, idle until then, has taken over receiving (leader and follower). Followers wait here.
+    private readonly bool _lendThread;
+    private readonly object _leaderGate = new();
+    private readonly SemaphoreSlim _leadership = new(0);
+    private int _idleFollowers; // under _leaderGate
+    private bool _closing; // the last leader has stopped: followers stop too; under _leaderGate
+    private readonly ManualResetEventSlim _stopped = new(false); // set once the last leader has closed everything
+    private nint[] _polled = [];
     private int _signalled;
     private volatile bool _stopping;
     private bool _disposed;
@@ -70,8 +79,12 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// <param name="wantsPeer">Given a message's first frame, whether to read its peer's address and user id (for a new peer).</param>
     /// <param name="failed">Hears of a handler's unexpected failure (the socket goes on), with what was being done.</param>
     /// <param name="wakeWithPair">Wake the I/O thread over an inproc pair even where an <c>eventfd</c> is available (as on systems without one; for tests).</param>
+    /// <param name="lendThread">
+    /// Run a waiting caller's continuation on the I/O thread that received its reply, rather than waking a thread-pool
+    /// thread for it, handing receiving to a second I/O thread first (see <see cref="ReplyHandoff"/>). For a client's socket.
+    /// </param>
     public SocketLoop(string name, int socketType, Action<ZmqSocketHandle> setup, Action<List<ReadOnlyMemory<byte>>, PooledParts?, ProtocolException?, PeerInfo?> receive, Action<int, int>? onEvent, long maxMessageBytes, int maxFrames, int lingerMs,
-        Func<ZapRequest, ZapReply>? authenticate = null, Func<byte[], bool>? wantsPeer = null, Action<Exception, string>? failed = null, bool wakeWithPair = false)
+        Func<ZapRequest, ZapReply>? authenticate = null, Func<byte[], bool>? wantsPeer = null, Action<Exception, string>? failed = null, bool wakeWithPair = false, bool lendThread = false)
     {
         _failed = failed;
         LibZmq.EnsureLoaded();
@@ -129,9 +142,13 @@ internal sealed unsafe class SocketLoop : IDisposable
             throw;
         }
 
-        _thread = new Thread(Run) { IsBackground = true, Name = name };
-        ZeroMqDiagnostics.Thread(1);
-        _thread.Start();
+        _lendThread = lendThread;
+        for (int i = 0; i < (lendThread ? 2 : 1); i++)
+        {
+            var thread = new Thread(Run) { IsBackground = true, Name = name };
+            ZeroMqDiagnostics.Thread(1);
+            thread.Start(i == 0); // the first leads; a second waits to take over while the first is lent
+        }
     }
 
     /// <summary>The socket's last bound or connected endpoint (with the real port after binding port <c>*</c>).</summary>
@@ -173,7 +190,7 @@ internal sealed unsafe class SocketLoop : IDisposable
             if (_socketClosed) throw Closed();
             FlushLocked(); // what was queued before this message goes first
             // The I/O thread itself (a reply made while it handles a message) looks again before it waits.
-            if (Environment.CurrentManagedThreadId != _loopThreadId) WakeIfNeededLocked();
+            if (Environment.CurrentManagedThreadId != _servicingThread) WakeIfNeededLocked();
         }
         finally
         {
@@ -313,21 +330,100 @@ internal sealed unsafe class SocketLoop : IDisposable
         }
     }
 
-    private void Run()
+    private void Run(object? first)
     {
-        _loopThreadId = Environment.CurrentManagedThreadId;
+        bool leading = first is true;
+        bool stopped = false;
+        try
+        {
+            if (leading)
+            {
+                // Waited on, all as file descriptors (a ZeroMQ socket's own is ZMQ_FD; polling the sockets themselves would
+                // cost two system calls each, before and after every wait): the socket (other threads may use it meanwhile),
+                // the wake-up signal, then the monitor and the ZAP handler where there are such. A ZeroMQ socket's
+                // descriptor announces changes, not states, so each is drained until it has nothing left whenever it is
+                // announced, and once now. The loop owns these handles and closes them only after it stops waiting.
+                var polled = new List<nint> { _socketFd, _wakeFd >= 0 ? _wakeFd : DescriptorOf(_wakeReceiver!) };
+                if (_monitor is not null) polled.Add(DescriptorOf(_monitor));
+                if (_zap is not null) polled.Add(DescriptorOf(_zap));
+                Volatile.Write(ref _polled, [.. polled]);
+                if (_monitor is not null) ReceiveMonitorEvents();
+                if (_zap is not null) AnswerZap();
+            }
+
+            while (true)
+            {
+                if (!leading && !WaitToLead()) return; // stopping while this thread followed (or was lent)
+                leading = false;
+                if (Lead())
+                {
+                    stopped = true;
+                    return;
+                }
+
+                // Handed over: this thread ran a caller's continuation, and now follows until it leads again.
+            }
+        }
+        finally
+        {
+            if (stopped)
+            {
+                // The last leader: followers stop, then the sockets and context close.
+                int followers;
+                lock (_leaderGate)
+                {
+                    _closing = true;
+                    followers = _idleFollowers;
+                    _idleFollowers = 0;
+                }
+
+                if (followers > 0) _leadership.Release(followers);
+                CloseAll();
+                _stopped.Set();
+            }
+
+            ZeroMqDiagnostics.Thread(-1);
+        }
+    }
+
+    /// <summary>
+    /// A follower waits to take over receiving; false when the last leader has stopped instead. A follower handed
+    /// the lead leads even when stopping has begun: it is then the one that closes everything.
+    /// </summary>
+    private bool WaitToLead()
+    {
+        lock (_leaderGate)
+        {
+            if (_closing) return false;
+            _idleFollowers++;
+        }
+
+        _leadership.Wait();
+        return !Volatile.Read(ref _closing);
+    }
+
+    /// <summary>The leader hands receiving to an idle follower, if there is one.</summary>
+    private bool TryHandOver()
+    {
+        lock (_leaderGate)
+        {
+            if (_idleFollowers == 0 || _stopping) return false;
+            _idleFollowers--;
+        }
+
+        _leadership.Release();
+        return true;
+    }
+
+    /// <summary>
+    /// Drives the socket until the loop stops (true) or, lending this thread, it has handed receiving over and run a
+    /// caller's continuation (false).
+    /// </summary>
+    private bool Lead()
+    {
         bool windows = OperatingSystem.IsWindows();
-        // Waited on, all as file descriptors (a ZeroMQ socket's own is ZMQ_FD; polling the sockets themselves would cost
-        // two system calls each, before and after every wait): the socket (other threads may use it meanwhile), the
-        // wake-up signal, then the monitor and the ZAP handler where there are such. A ZeroMQ socket's descriptor
-        // announces changes, not states, so each is drained until it has nothing left whenever it is announced
-        // (and once at the start). The loop owns these handles and closes them only after it stops waiting.
-        var polled = new List<nint> { _socketFd, _wakeFd >= 0 ? _wakeFd : DescriptorOf(_wakeReceiver!) };
-        int monitorAt = _monitor is null ? -1 : polled.Count;
-        if (_monitor is not null) polled.Add(DescriptorOf(_monitor));
-        int zapAt = _zap is null ? -1 : polled.Count;
-        if (_zap is not null) polled.Add(DescriptorOf(_zap));
-        int count = polled.Count;
+        nint[] polled = Volatile.Read(ref _polled);
+        int count = polled.Length, monitorAt = _monitor is null ? -1 : 2, zapAt = _zap is null ? -1 : count - 1;
         ZmqPollItem* items = stackalloc ZmqPollItem[count];
         ZmqPollItemWindows* itemsWindows = stackalloc ZmqPollItemWindows[count];
         for (int i = 0; i < count; i++)
@@ -336,66 +432,81 @@ internal sealed unsafe class SocketLoop : IDisposable
             itemsWindows[i] = new ZmqPollItemWindows { Fd = polled[i], Events = LibZmq.POLLIN };
         }
 
-        try
+        while (!_stopping)
         {
-            if (_monitor is not null) ReceiveMonitorEvents();
-            if (_zap is not null) AnswerZap();
-            while (!_stopping)
+            // Lending: replies completed while the socket is serviced are held, and their callers' continuations
+            // run after it, on this thread if a follower takes over receiving, otherwise on the thread pool.
+            ReplyHandoff? handoff = _lendThread ? ReplyHandoff.Begin() : null;
+            bool retrySoon;
+            lock (_socketLock)
             {
-                bool retrySoon;
-                lock (_socketLock)
+                _servicingThread = Environment.CurrentManagedThreadId;
+                try
                 {
                     retrySoon = ServiceLocked();
                 }
-
-                int timeout = retrySoon ? 2 : -1; // parked peers and a message the socket would not take are retried every 2 ms
-                for (int i = 0; i < count; i++)
+                finally
                 {
-                    items[i].ReturnedEvents = 0;
-                    itemsWindows[i].ReturnedEvents = 0;
-                }
-
-                int rc = windows ? LibZmq.zmq_poll(itemsWindows, count, timeout) : LibZmq.zmq_poll(items, count, timeout);
-                if (rc < 0)
-                {
-                    int errno = LibZmq.zmq_errno();
-                    if (errno == LibZmq.EINTR) continue;
-                    break; // ETERM or a closed socket: shutting down
-                }
-
-                short Returned(int i) => windows ? itemsWindows[i].ReturnedEvents : items[i].ReturnedEvents;
-
-                if ((Returned(1) & LibZmq.POLLIN) != 0)
-                {
-                    ClearWake();
-                    Volatile.Write(ref _signalled, 0);
-                }
-
-                // ROUTER: monitor events first, so a peer's disconnect is seen before messages of whoever
-                // comes next on its file descriptor (the socket is serviced at the top of the loop). DEALER (one
-                // peer): what that peer sent before it went away (a goodbye, a last reply) is already queued;
-                // deliver it before the disconnect.
-                if (monitorAt >= 0 && (Returned(monitorAt) & LibZmq.POLLIN) != 0)
-                {
-                    if (!_router)
-                    {
-                        lock (_socketLock) ReceiveAvailable();
-                    }
-
-                    ReceiveMonitorEvents();
-                }
-
-                if (zapAt >= 0 && (Returned(zapAt) & LibZmq.POLLIN) != 0)
-                {
-                    AnswerZap();
+                    _servicingThread = 0;
+                    handoff?.End();
                 }
             }
+
+            if (handoff is { HasReplies: true })
+            {
+                if (TryHandOver())
+                {
+                    handoff.RunInline();
+                    return false;
+                }
+
+                handoff.RunQueued();
+            }
+
+            int timeout = retrySoon ? 2 : -1; // parked peers and a message the socket would not take are retried every 2 ms
+            for (int i = 0; i < count; i++)
+            {
+                items[i].ReturnedEvents = 0;
+                itemsWindows[i].ReturnedEvents = 0;
+            }
+
+            int rc = windows ? LibZmq.zmq_poll(itemsWindows, count, timeout) : LibZmq.zmq_poll(items, count, timeout);
+            if (rc < 0)
+            {
+                int errno = LibZmq.zmq_errno();
+                if (errno == LibZmq.EINTR) continue;
+                break; // ETERM or a closed socket: shutting down
+            }
+
+            short Returned(int i) => windows ? itemsWindows[i].ReturnedEvents : items[i].ReturnedEvents;
+
+            if ((Returned(1) & LibZmq.POLLIN) != 0)
+            {
+                ClearWake();
+                Volatile.Write(ref _signalled, 0);
+            }
+
+            // ROUTER: monitor events first, so a peer's disconnect is seen before messages of whoever
+            // comes next on its file descriptor (the socket is serviced at the top of the loop). DEALER (one
+            // peer): what that peer sent before it went away (a goodbye, a last reply) is already queued;
+            // deliver it before the disconnect.
+            if (monitorAt >= 0 && (Returned(monitorAt) & LibZmq.POLLIN) != 0)
+            {
+                if (!_router)
+                {
+                    lock (_socketLock) ReceiveAvailable();
+                }
+
+                ReceiveMonitorEvents();
+            }
+
+            if (zapAt >= 0 && (Returned(zapAt) & LibZmq.POLLIN) != 0)
+            {
+                AnswerZap();
+            }
         }
-        finally
-        {
-            CloseAll();
-            ZeroMqDiagnostics.Thread(-1);
-        }
+
+        return true;
     }
 
     private static nint DescriptorOf(ZmqSocketHandle socket)
@@ -791,11 +902,11 @@ internal sealed unsafe class SocketLoop : IDisposable
         _stopping = true;
         Volatile.Write(ref _signalled, 0);
         Wake();
-        if (!_thread.Join(TimeSpan.FromSeconds(10)))
+        if (!_stopped.Wait(TimeSpan.FromSeconds(10)))
         {
-            // The thread is stuck in libzmq; shutting the context down unblocks it.
+            // The I/O thread is stuck in libzmq; shutting the context down unblocks it.
             if (!_context.IsClosed) LibZmq.zmq_ctx_shutdown(_context);
-            _thread.Join(TimeSpan.FromSeconds(5));
+            _stopped.Wait(TimeSpan.FromSeconds(5));
         }
     }
 

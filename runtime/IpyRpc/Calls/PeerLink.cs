@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Threading.Tasks.Sources;
+using IpyRpc.Transports;
 using IpyRpc.Protocol;
 
 namespace IpyRpc;
@@ -49,13 +51,13 @@ internal sealed class PeerLink
         IpyRpcMessage withId = message with { Id = id };
 
         using var deadline = timeout is { } t ? new CancellationTokenSource(t) : null;
-        using CancellationTokenRegistration onCancel = cancellationToken.Register(static s => ((PendingRequest)s!).Result.TrySetCanceled(), pending);
+        using CancellationTokenRegistration onCancel = cancellationToken.Register(static s => ((PendingRequest)s!).TrySetCanceled(), pending);
         using CancellationTokenRegistration onDeadline = deadline?.Token.Register(static s => ((PendingRequest)s!).TimedOut(), pending) ?? default;
         try
         {
-            if (Broken is { } closed) pending.Result.TrySetException(closed);
+            if (Broken is { } closed) pending.TrySetException(closed);
             else await _send(withId, cancellationToken).ConfigureAwait(false);
-            IpyRpcMessage reply = await pending.Result.Task.ConfigureAwait(false);
+            IpyRpcMessage reply = await pending.Reply.ConfigureAwait(false);
             if (reply.Kind == MessageKind.Error)
             {
                 throw IpyRpcException.FromRemote(RemoteError.Decode(reply.Body.Span, reply.Serialization), message.Function ?? what);
@@ -126,7 +128,9 @@ internal sealed class PeerLink
                 Guard(pending, static (p, m) => p.Items?.Invoke(m), message);
                 break;
             default:
-                pending.Result.TrySetResult(message);
+                // On a receiving thread that lends itself (ReplyHandoff), the caller's continuation runs there, later. The
+                // reply is claimed now, so a failure after it (the connection closing just after) cannot overtake it.
+                if (pending.TryClaim() && !ReplyHandoff.TryDefer(pending, message)) pending.SetClaimed(message, inline: false);
                 break;
         }
 
@@ -151,14 +155,20 @@ internal sealed class PeerLink
         Interlocked.CompareExchange(ref _broken, reason, null);
         foreach (PendingRequest p in _pending.Values)
         {
-            p.Result.TrySetException(Volatile.Read(ref _broken)!);
+            p.TrySetException(Volatile.Read(ref _broken)!);
         }
     }
 }
 
-/// <summary>One request waiting for its reply, with where its output, progress and items go meanwhile.</summary>
-internal sealed class PendingRequest
+/// <summary>
+/// One request waiting for its reply, with where its output, progress and items go meanwhile. Awaited once,
+/// through <see cref="Reply"/>; the first completion wins. The caller's continuation runs on the thread pool,
+/// except when a receiving thread that lends itself completes it (<see cref="ReplyHandoff"/>): then it runs there.
+/// </summary>
+internal sealed class PendingRequest : IValueTaskSource<IpyRpcMessage>
 {
+    private ManualResetValueTaskSourceCore<IpyRpcMessage> _core = new() { RunContinuationsAsynchronously = true };
+    private int _completed;
     private int _timedOut;
 
     public PendingRequest(Action<OutputStream, string>? output = null, Action<IpyRpcMessage>? rawOutput = null)
@@ -170,7 +180,8 @@ internal sealed class PendingRequest
     /// <summary>The id the link gave the request.</summary>
     public ulong Id { get; set; }
 
-    public TaskCompletionSource<IpyRpcMessage> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>The final reply (or the failure), awaited once.</summary>
+    public ValueTask<IpyRpcMessage> Reply => new(this, _core.Version);
 
     public Action<OutputStream, string>? Output { get; }
 
@@ -184,9 +195,35 @@ internal sealed class PendingRequest
 
     public bool IsTimedOut => Volatile.Read(ref _timedOut) == 1;
 
+    /// <summary>Claims the completion for a reply that <see cref="SetClaimed"/> will give; false when it is already completed or claimed.</summary>
+    public bool TryClaim() => Interlocked.Exchange(ref _completed, 1) == 0;
+
+    /// <summary>Completes a claimed request with its reply; <paramref name="inline"/>: the caller's continuation runs on this thread, now, rather than on the thread pool.</summary>
+    public void SetClaimed(IpyRpcMessage reply, bool inline)
+    {
+        _core.RunContinuationsAsynchronously = !inline;
+        _core.SetResult(reply);
+    }
+
+    public bool TrySetException(Exception error)
+    {
+        if (Interlocked.Exchange(ref _completed, 1) == 1) return false;
+        _core.SetException(error);
+        return true;
+    }
+
+    public bool TrySetCanceled() => TrySetException(new TaskCanceledException());
+
     public void TimedOut()
     {
         Volatile.Write(ref _timedOut, 1);
-        Result.TrySetCanceled();
+        TrySetCanceled();
     }
+
+    IpyRpcMessage IValueTaskSource<IpyRpcMessage>.GetResult(short token) => _core.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource<IpyRpcMessage>.GetStatus(short token) => _core.GetStatus(token);
+
+    void IValueTaskSource<IpyRpcMessage>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+        => _core.OnCompleted(continuation, state, token, flags);
 }

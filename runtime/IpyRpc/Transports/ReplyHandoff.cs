@@ -1,0 +1,86 @@
+using IpyRpc.Protocol;
+
+namespace IpyRpc.Transports;
+
+/// <summary>
+/// Lets a transport's receiving thread run a waiting caller's continuation itself, instead of queueing it to the
+/// thread pool and waking a worker for it: the wake-up a small call otherwise pays on its way back.
+/// </summary>
+/// <remarks>
+/// Safe only for a receiving thread that can hand receiving over to another thread first, so that a caller's
+/// continuation that blocks or computes for long never stops the connection from receiving (and a caller that
+/// waits synchronously for another reply still gets it). The pattern: on the receiving thread,
+/// <see cref="Begin"/> before delivering what was received (replies completed meanwhile are held, not
+/// completed), <see cref="End"/> after; then, when <see cref="HasReplies"/>, either hand receiving to another
+/// thread and call <see cref="RunInline"/>, or call <see cref="RunQueued"/>. Only final replies to this side's
+/// own requests are held; output, progress and stream items are delivered as they arrive, before their reply.
+/// </remarks>
+public sealed class ReplyHandoff
+{
+    [ThreadStatic]
+    private static ReplyHandoff? t_current;
+
+    [ThreadStatic]
+    private static ReplyHandoff? t_cached;
+
+    private readonly List<(PendingRequest Request, IpyRpcMessage Reply)> _held = [];
+
+    private ReplyHandoff()
+    {
+    }
+
+    /// <summary>Starts holding the replies this thread completes, until <see cref="End"/>.</summary>
+    public static ReplyHandoff Begin()
+    {
+        ReplyHandoff handoff = t_cached ??= new ReplyHandoff();
+        t_current = handoff;
+        return handoff;
+    }
+
+    /// <summary>Whether replies were held.</summary>
+    public bool HasReplies => _held.Count > 0;
+
+    /// <summary>Stops holding replies (this thread completes them at once again); what was held stays held.</summary>
+    public void End()
+    {
+        if (ReferenceEquals(t_current, this)) t_current = null;
+    }
+
+    /// <summary>
+    /// Completes what was held: every reply but the last with its continuation queued to the thread pool, the
+    /// last with its continuation run on this thread, now (it returns when that caller next waits, or finishes).
+    /// </summary>
+    public void RunInline()
+    {
+        End();
+        if (_held.Count == 0) return;
+        (PendingRequest last, IpyRpcMessage reply) = _held[^1];
+        _held.RemoveAt(_held.Count - 1);
+        RunQueued();
+        try
+        {
+            last.SetClaimed(reply, inline: true);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A continuation's own failure belongs to its task; an awaiter that throws here must not take the receiving thread down.
+            System.Diagnostics.Debug.WriteLine(e);
+        }
+    }
+
+    /// <summary>Completes what was held, every continuation queued to the thread pool.</summary>
+    public void RunQueued()
+    {
+        End();
+        foreach ((PendingRequest request, IpyRpcMessage reply) in _held) request.SetClaimed(reply, inline: false);
+        _held.Clear();
+    }
+
+    /// <summary>Holds a claimed reply when this thread is between <see cref="Begin"/> and <see cref="End"/>.</summary>
+    internal static bool TryDefer(PendingRequest request, IpyRpcMessage reply)
+    {
+        if (t_current is not { } handoff) return false;
+        handoff._held.Add((request, reply));
+        return true;
+    }
+}

@@ -1,0 +1,136 @@
+using IpyRpc;
+
+namespace IpyRpc.ZeroMq.Tests;
+
+/// <summary>
+/// A ZeroMQ client runs a caller's continuation on the I/O thread that received the reply, once its second I/O
+/// thread has taken over receiving (no thread-pool wake-up on the way back). These tests prove it happens, and that
+/// it never costs the connection its receiving: a continuation that blocks, waits synchronously for another call,
+/// or computes for long leaves the client answering others. (That a reply is never overtaken by the connection's
+/// end, held as it is until the receiving round is over, is ZeroMqRobustnessTests' graceful shutdown.)
+/// </summary>
+public sealed class ReplyHandoffTests
+{
+    private const string ClientThread = "IpyRpc.ZeroMq client ";
+
+    private static bool OnClientIoThread() => Thread.CurrentThread.Name?.StartsWith(ClientThread, StringComparison.Ordinal) == true;
+
+    [Fact]
+    public async Task ACallersContinuationRunsOnTheClientsIoThreadNotTheThreadPool()
+    {
+        await using ZmqServer s = ZmqServer.Start();
+        await using IpyRpcClient client = await s.ConnectAsync();
+        int lent = await Task.Run(async () =>
+        {
+            int onIoThread = 0;
+            for (int i = 0; i < 20; i++)
+            {
+                Assert.Equal(i + 1, await client.CallAsync<int>("add", i, 1).ConfigureAwait(false));
+                if (OnClientIoThread()) onIoThread++;
+            }
+
+            return onIoThread;
+        });
+
+        // Each continuation runs where its reply was received, unless the other I/O thread was still busy (then the pool runs it).
+        Assert.True(lent >= 10, $"only {lent} of 20 continuations ran on the client's I/O thread");
+    }
+
+    [Fact]
+    public async Task AContinuationThatWaitsSynchronouslyForAnotherCallGetsItsReply()
+    {
+        await using ZmqServer s = ZmqServer.Start();
+        await using IpyRpcClient client = await s.ConnectAsync();
+        int blockedOnIoThread = await Task.Run(async () =>
+        {
+            int blocked = 0;
+            for (int i = 0; i < 20; i++)
+            {
+                await client.CallAsync<int>("add", 1, 1).ConfigureAwait(false);
+                if (OnClientIoThread()) blocked++;
+                // Blocking the lent I/O thread: the other one receives this reply and, with no thread left to take over
+                // receiving from it, hands the continuation to the thread pool rather than to itself.
+                Task<int> call = client.CallAsync<int>("add", i, 2);
+                Assert.True(call.Wait(TimeSpan.FromSeconds(10)), $"call {i} never answered while a continuation blocked");
+                Assert.Equal(i + 2, call.Result);
+            }
+
+            return blocked;
+        });
+        Assert.True(blockedOnIoThread > 0, "no continuation ran on the client's I/O thread, so none blocked it");
+    }
+
+    [Fact]
+    public async Task AContinuationThatComputesForLongDoesNotStopTheClientReceiving()
+    {
+        await using ZmqServer s = ZmqServer.Start();
+        await using IpyRpcClient client = await s.ConnectAsync();
+        using var release = new ManualResetEventSlim();
+        var holding = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task slow = Task.Run(async () =>
+        {
+            await client.CallAsync<int>("add", 1, 1).ConfigureAwait(false);
+            holding.SetResult(OnClientIoThread());
+            release.Wait(TimeSpan.FromSeconds(30)); // holds whichever thread ran the continuation (the lent I/O thread, usually)
+        });
+        await holding.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        // Meanwhile other calls on the same connection are answered, many of them.
+        for (int i = 0; i < 50; i++) Assert.Equal(i + 2, await client.CallAsync<int>("add", i, 2).WaitAsync(TimeSpan.FromSeconds(10)));
+        release.Set();
+        await slow.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task ManyCallersAtOnceAllGetTheirOwnReplies() // as many as the server lets one connection have in flight
+    {
+        await using ZmqServer s = ZmqServer.Start();
+        await using IpyRpcClient client = await s.ConnectAsync();
+        int[] sums = await Task.WhenAll(Enumerable.Range(0, 32).Select(lane => Task.Run(async () =>
+        {
+            int sum = 0;
+            for (int i = 0; i < 50; i++) sum += await client.CallAsync<int>("add", lane, i).ConfigureAwait(false) - lane;
+            return sum;
+        })));
+        Assert.All(sums, sum => Assert.Equal(Enumerable.Range(0, 50).Sum(), sum));
+    }
+
+    [Fact]
+    public async Task DisposingTheClientFromALentThreadReturns()
+    {
+        await using ZmqServer s = ZmqServer.Start();
+        IpyRpcClient client = await s.ConnectAsync();
+        bool lent = await Task.Run(async () =>
+        {
+            for (int i = 0; i < 50; i++)
+            {
+                await client.CallAsync<int>("add", 1, 1).ConfigureAwait(false);
+                if (!OnClientIoThread()) continue;
+                // The other I/O thread leads now; it closes the socket while this one, lent, waits for it.
+                await client.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(15)).ConfigureAwait(false);
+                return true;
+            }
+
+            return false;
+        });
+
+        Assert.True(lent, "no continuation ran on the client's I/O thread");
+        await Assert.ThrowsAnyAsync<IpyRpcException>(() => client.CallAsync<int>("add", 1, 1));
+    }
+
+    [Fact]
+    public async Task ACallerAtTheConnectionsLimitIsNotRefusedByTheCallItJustGotTheReplyTo()
+    {
+        // The server gives a call's room back before its reply goes, so a caller answering each reply with its next
+        // call at once (here, from the I/O thread that received the reply) never finds the connection full.
+        await using ZmqServer s = ZmqServer.Start(serverOptions: new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 1 });
+        await using IpyRpcClient client = await s.ConnectAsync();
+        int answered = await Task.Run(async () =>
+        {
+            int n = 0;
+            for (int i = 0; i < 500; i++) n += await client.CallAsync<int>("add", 0, 1).ConfigureAwait(false);
+            return n;
+        });
+        Assert.Equal(500, answered);
+    }
+}
