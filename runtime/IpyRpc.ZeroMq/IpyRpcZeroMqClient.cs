@@ -20,6 +20,14 @@ public static class IpyRpcZeroMqClient
     /// fetches the function list. After the connection is lost the client connects again by itself
     /// (<see cref="IpyRpcClientOptions.Reconnect"/>) on a fresh socket.
     /// </summary>
+    /// <remarks>
+    /// The client receives on an I/O thread of its own (named <c>IpyRpc.ZeroMq client</c> and the endpoint) and keeps a
+    /// second one idle. When a reply arrives, the second thread takes over receiving and the first runs the awaiting
+    /// caller's continuation itself, instead of waking a thread-pool thread for it (see
+    /// <see cref="Transports.ReplyHandoff"/>). So code after an <c>await</c> of a call may run on that thread; blocking or
+    /// computing there is safe (the connection goes on receiving, and a reply that finds no thread to take over from
+    /// the receiving one goes to the thread pool as usual).
+    /// </remarks>
     /// <exception cref="ZeroMqNotFoundException">libzmq is not installed.</exception>
     public static Task<IpyRpcClient> ConnectAsync(string endpoint, IpyRpcClientOptions? options = null, ZeroMqOptions? zeroMq = null, CancellationToken cancellationToken = default)
     {

@@ -13,7 +13,9 @@ namespace IpyRpc.ZeroMq.Native;
 /// receives: it waits on file descriptors only (<c>ZMQ_FD</c> of the socket, and of the monitor and ZAP
 /// handler when there are such, and the wake-up signal's), not inside any socket, so it holds nothing while
 /// it waits and each wait is one <c>poll</c>. No thread blocks per call. Received multipart messages are
-/// handed to a callback on the I/O thread, which must return quickly.
+/// handed to a callback on the I/O thread, which must return quickly. A client's loop may lend its I/O thread to
+/// the caller whose reply it received, once a second I/O thread has taken over receiving (leader and follower; see
+/// <see cref="ReplyHandoff"/>).
 /// </summary>
 /// <remarks>
 /// <c>ZMQ_FD</c> signals changes, not states: after any operation on the socket, by any thread, a message
