@@ -56,7 +56,9 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
         }, Receive, OnSocketEvent, max, ProtocolVersion.MaxParts + 2, ZeroMqOptions.Ms(options.Linger),
             authenticate: options.Curve is { } curve ? curve.Admit : null,
             wantsPeer: identity => !_sessions.ContainsKey(Convert.ToBase64String(identity)),
-            failed: (e, what) => Microsoft.Extensions.Logging.LoggerExtensions.LogError(server.Log, e, "ZeroMQ server at {Endpoint} failed {What}", endpoint, what));
+            failed: (e, what) => Microsoft.Extensions.Logging.LoggerExtensions.LogError(server.Log, e, "ZeroMQ server at {Endpoint} failed {What}", endpoint, what),
+            lendThread: true); // a call handed to a waiting in-memory worker runs on the receiving thread once the other receives
+
         Endpoint = bound;
         if (Uri.TryCreate(bound, UriKind.Absolute, out Uri? uri) && uri.Scheme == "tcp")
         {

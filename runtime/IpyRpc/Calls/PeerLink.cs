@@ -165,7 +165,7 @@ internal sealed class PeerLink
 /// through <see cref="Reply"/>; the first completion wins. The caller's continuation runs on the thread pool,
 /// except when a receiving thread that lends itself completes it (<see cref="ReplyHandoff"/>): then it runs there.
 /// </summary>
-internal sealed class PendingRequest : IValueTaskSource<IpyRpcMessage>
+internal sealed class PendingRequest : IValueTaskSource<IpyRpcMessage>, IHeldCompletion
 {
     private ManualResetValueTaskSourceCore<IpyRpcMessage> _core = new() { RunContinuationsAsynchronously = true };
     private int _completed;
@@ -204,6 +204,8 @@ internal sealed class PendingRequest : IValueTaskSource<IpyRpcMessage>
         _core.RunContinuationsAsynchronously = !inline;
         _core.SetResult(reply);
     }
+
+    void IHeldCompletion.Complete(object? value, bool inline) => SetClaimed((IpyRpcMessage)value!, inline);
 
     public bool TrySetException(Exception error)
     {

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Threading.Channels;
 
 namespace IpyRpc.Jobs;
 
@@ -25,7 +24,13 @@ public sealed class InMemoryJobQueue : IJobQueue
     // What a folded record costs (its slot in the finished ring and its entry in the index): measured the same way.
     private const int FoldedOverheadBytes = 200;
     private readonly InMemoryJobQueueOptions _options;
-    private readonly Channel<Job> _pending = Channel.CreateUnbounded<Job>(new UnboundedChannelOptions { SingleWriter = false, SingleReader = false });
+    // Jobs waiting for a worker, and workers waiting for a job (oldest first), under _takeGate. A job offered while a
+    // worker waits goes to that worker alone; on a receiving thread that lends itself (ReplyHandoff), the worker's
+    // continuation then runs on that thread after it has handed receiving over, instead of a thread-pool thread waking.
+    private readonly object _takeGate = new();
+    private readonly Queue<Job> _ready = new();
+    private readonly Queue<Taker> _takers = new();
+    private bool _closed;
     private readonly ConcurrentDictionary<string, Job> _jobs = new();
     private readonly object _retentionGate = new();
     // Finished jobs in the order they finished, for retention: a job's record, or once a plain call has been
@@ -50,7 +55,13 @@ public sealed class InMemoryJobQueue : IJobQueue
     }
 
     /// <summary>Jobs queued and not yet taken by a worker (the <c>ipyrpc.queue.depth</c> metric).</summary>
-    public int Waiting => _pending.Reader.Count;
+    public int Waiting
+    {
+        get
+        {
+            lock (_takeGate) return _ready.Count;
+        }
+    }
 
     /// <inheritdoc/>
     public string Name => _options.Name;
@@ -71,7 +82,7 @@ public sealed class InMemoryJobQueue : IJobQueue
     public ValueTask<JobTicket> SubmitAsync(JobRequest request, IJobObserver? observer = null, CancellationToken cancellationToken = default)
     {
         Job job = Add(request, observer);
-        if (!_pending.Writer.TryWrite(job))
+        if (!Offer(job))
         {
             _jobs.TryRemove(job.Request.Id, out _);
             throw new ObjectDisposedException(nameof(InMemoryJobQueue), "The queue is shutting down.");
@@ -206,32 +217,87 @@ public sealed class InMemoryJobQueue : IJobQueue
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))] // a worker waits here once per job: its state is reused, not allocated each time
     public async ValueTask<JobLease?> TakeAsync(string workerId, TimeSpan leaseDuration, CancellationToken cancellationToken)
     {
-        ChannelReader<Job> reader = _pending.Reader;
         while (true)
         {
-            // ReadAsync, not WaitToReadAsync: a job wakes the one worker it is handed to. Waiting to read would
-            // wake every idle worker for each job (a server has 64), and all but one would go back to sleep.
+            // A job wakes the one worker it is handed to, never every idle worker (a server has 64).
             if (cancellationToken.IsCancellationRequested) return null; // a worker that stopped taking takes nothing
-            Job job;
-            try
+            Job? job;
+            Taker? taker = null;
+            lock (_takeGate)
             {
-                job = reader.TryRead(out Job? ready) ? ready : await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return null;
-            }
-            catch (ChannelClosedException)
-            {
-                return null;
+                if (!_ready.TryDequeue(out job))
+                {
+                    if (_closed) return null;
+                    taker = new Taker();
+                    _takers.Enqueue(taker);
+                }
             }
 
-            if (job.TryLease(workerId, leaseDuration) is { } lease)
+            if (taker is not null)
+            {
+                using CancellationTokenRegistration stop = cancellationToken.UnsafeRegister(static t => ((Taker)t!).TryGive(null), taker);
+                job = await taker.Job.ConfigureAwait(false);
+                if (job is null) return null; // stopped taking, or the queue closed
+            }
+
+            if (job!.TryLease(workerId, leaseDuration) is { } lease)
             {
                 if (leaseDuration != Timeout.InfiniteTimeSpan) EnsureLeaseSweeper(leaseDuration);
                 return lease;
             }
         }
+    }
+
+    /// <summary>Hands a job to the longest-waiting worker, or queues it for the next; false once the queue has closed.</summary>
+    private bool Offer(Job job)
+    {
+        while (true)
+        {
+            Taker? taker;
+            lock (_takeGate)
+            {
+                if (_closed) return false;
+                if (!_takers.TryDequeue(out taker))
+                {
+                    _ready.Enqueue(job);
+                    return true;
+                }
+            }
+
+            if (!taker.TryClaim()) continue; // that worker stopped waiting: the next one
+            if (!Transports.ReplyHandoff.TryDefer(taker, job)) taker.Complete(job, inline: false);
+            return true;
+        }
+    }
+
+    /// <summary>One worker waiting for a job: given one job, or <see langword="null"/> when it stops waiting or the queue closes.</summary>
+    private sealed class Taker : System.Threading.Tasks.Sources.IValueTaskSource<Job?>, Transports.IHeldCompletion
+    {
+        private System.Threading.Tasks.Sources.ManualResetValueTaskSourceCore<Job?> _core = new() { RunContinuationsAsynchronously = true };
+        private int _claimed;
+
+        public ValueTask<Job?> Job => new(this, _core.Version);
+
+        public bool TryClaim() => Interlocked.Exchange(ref _claimed, 1) == 0;
+
+        /// <summary>Claims and completes at once (the worker's continuation on the thread pool).</summary>
+        public void TryGive(Job? job)
+        {
+            if (TryClaim()) Complete(job, inline: false);
+        }
+
+        public void Complete(object? value, bool inline)
+        {
+            _core.RunContinuationsAsynchronously = !inline;
+            _core.SetResult((Job?)value);
+        }
+
+        Job? System.Threading.Tasks.Sources.IValueTaskSource<Job?>.GetResult(short token) => _core.GetResult(token);
+
+        System.Threading.Tasks.Sources.ValueTaskSourceStatus System.Threading.Tasks.Sources.IValueTaskSource<Job?>.GetStatus(short token) => _core.GetStatus(token);
+
+        void System.Threading.Tasks.Sources.IValueTaskSource<Job?>.OnCompleted(Action<object?> continuation, object? state, short token, System.Threading.Tasks.Sources.ValueTaskSourceOnCompletedFlags flags)
+            => _core.OnCompleted(continuation, state, token, flags);
     }
 
     private void EnsureLeaseSweeper(TimeSpan leaseDuration)
@@ -249,7 +315,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         {
             if (job.LeaseLapsed(now))
             {
-                _pending.Writer.TryWrite(job); // delivered again, to the next worker that asks
+                Offer(job); // delivered again, to the next worker that asks
             }
         }
     }
@@ -367,7 +433,15 @@ public sealed class InMemoryJobQueue : IJobQueue
     {
         if (_disposed) return default;
         _disposed = true;
-        _pending.Writer.TryComplete();
+        Taker[] waiting;
+        lock (_takeGate)
+        {
+            _closed = true;
+            waiting = [.. _takers];
+            _takers.Clear();
+        }
+
+        foreach (Taker taker in waiting) taker.TryGive(null);
         _leaseSweeper?.Dispose();
         foreach (Job job in _jobs.Values)
         {
@@ -547,7 +621,7 @@ public sealed class InMemoryJobQueue : IJobQueue
                 if (_lease != lease) return;
                 _lease = null;
                 _state = JobState.Queued;
-                if (!queue._pending.Writer.TryWrite(this))
+                if (!queue.Offer(this))
                 {
                     CompleteLocked(JobOutcome.CancelledBy(Request, whileQueued: false) with { Error = new RemoteError { Code = Protocol.ErrorCodes.Cancelled, Message = "The server is shutting down." } });
                 }

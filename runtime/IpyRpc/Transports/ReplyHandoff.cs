@@ -1,5 +1,3 @@
-using IpyRpc.Protocol;
-
 namespace IpyRpc.Transports;
 
 /// <summary>
@@ -12,8 +10,9 @@ namespace IpyRpc.Transports;
 /// waits synchronously for another reply still gets it). The pattern: on the receiving thread,
 /// <see cref="Begin"/> before delivering what was received (replies completed meanwhile are held, not
 /// completed), <see cref="End"/> after; then, when <see cref="HasReplies"/>, either hand receiving to another
-/// thread and call <see cref="RunInline"/>, or call <see cref="RunQueued"/>. Only final replies to this side's
-/// own requests are held; output, progress and stream items are delivered as they arrive, before their reply.
+/// thread and call <see cref="RunInline"/>, or call <see cref="RunQueued"/>. What is held: final replies to this
+/// side's own requests (output, progress and stream items are delivered as they arrive, before their reply), and
+/// a job the in-memory queue hands to a waiting worker (that worker then runs the job on this thread).
 /// </remarks>
 public sealed class ReplyHandoff
 {
@@ -23,7 +22,7 @@ public sealed class ReplyHandoff
     [ThreadStatic]
     private static ReplyHandoff? t_cached;
 
-    private readonly List<(PendingRequest Request, IpyRpcMessage Reply)> _held = [];
+    private readonly List<(IHeldCompletion Target, object? Value)> _held = [];
 
     private ReplyHandoff()
     {
@@ -54,12 +53,12 @@ public sealed class ReplyHandoff
     {
         End();
         if (_held.Count == 0) return;
-        (PendingRequest last, IpyRpcMessage reply) = _held[^1];
+        (IHeldCompletion last, object? value) = _held[^1];
         _held.RemoveAt(_held.Count - 1);
         RunQueued();
         try
         {
-            last.SetClaimed(reply, inline: true);
+            last.Complete(value, inline: true);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -72,15 +71,22 @@ public sealed class ReplyHandoff
     public void RunQueued()
     {
         End();
-        foreach ((PendingRequest request, IpyRpcMessage reply) in _held) request.SetClaimed(reply, inline: false);
+        foreach ((IHeldCompletion target, object? value) in _held) target.Complete(value, inline: false);
         _held.Clear();
     }
 
-    /// <summary>Holds a claimed reply when this thread is between <see cref="Begin"/> and <see cref="End"/>.</summary>
-    internal static bool TryDefer(PendingRequest request, IpyRpcMessage reply)
+    /// <summary>Holds a claimed completion when this thread is between <see cref="Begin"/> and <see cref="End"/>.</summary>
+    internal static bool TryDefer(IHeldCompletion target, object? value)
     {
         if (t_current is not { } handoff) return false;
-        handoff._held.Add((request, reply));
+        handoff._held.Add((target, value));
         return true;
     }
+}
+
+/// <summary>Something waiting whose completion (already claimed) a <see cref="ReplyHandoff"/> may hold and run later.</summary>
+internal interface IHeldCompletion
+{
+    /// <summary>Completes with <paramref name="value"/>; <paramref name="inline"/>: the waiter's continuation runs on this thread, now.</summary>
+    void Complete(object? value, bool inline);
 }

@@ -1,0 +1,60 @@
+using IpyRpc;
+using IpyRpc.Jobs;
+
+namespace IpyRpc.ZeroMq.Tests;
+
+/// <summary>
+/// A ZeroMQ server hands a call to one of its in-memory queue's waiting workers; on the I/O thread that received
+/// the call, that worker's continuation runs there once the server's second I/O thread has taken over receiving,
+/// instead of a thread-pool thread being woken for it. The job is still the worker's: the queue's concurrency
+/// holds, its listing names the worker, and a job that waits leaves the server receiving.
+/// </summary>
+public sealed class ServerLendingTests
+{
+    private const string ServerThread = "IpyRpc.ZeroMq server tcp://127.0.0.1:*";
+
+    [Fact]
+    public async Task AWorkersJobRunsOnTheServersIoThreadWhenTheOtherReceives()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(ThreadFunctions));
+        await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
+        await using IpyRpcClient client = await IpyRpcZeroMqClient.ConnectAsync(host.Endpoint);
+        string[] names = new string[20];
+        for (int i = 0; i < names.Length; i++) names[i] = await client.CallAsync<string>("thread.name");
+        Assert.Contains(ServerThread, names);
+        // Still a worker's job, not an Inline one.
+        Assert.All(await server.Queue.ListAsync(new JobQuery { Function = "thread.name" }), j => Assert.DoesNotContain(":inline", j.Worker ?? "", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task TheQueuesConcurrencyHoldsForJobsRunOnALentThread()
+    {
+        // One worker: a second call waits for the first to finish, wherever the first runs.
+        await using ZmqServer s = ZmqServer.Start(serverOptions: new IpyRpcServerOptions { Concurrency = 1 });
+        await using IpyRpcClient client = await s.ConnectAsync();
+        string first = Gates.NewName("lend-first"), second = Gates.NewName("lend-second");
+        Task<int> one = client.CallAsync<int>("wait", first);
+        await Gates.WaitAsync(first + ".started");
+        Task<int> two = client.CallAsync<int>("wait", second);
+        await Task.Delay(300);
+        Assert.False(Gates.Get(second + ".started").Task.IsCompleted, "a second job started while the only worker was busy");
+        Gates.Open(first);
+        await Gates.WaitAsync(second + ".started");
+        Gates.Open(second);
+        await Task.WhenAll(one, two).WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task AJobThatWaitsOnALentThreadLeavesTheServerReceiving()
+    {
+        await using ZmqServer s = ZmqServer.Start();
+        await using IpyRpcClient client = await s.ConnectAsync();
+        string gate = Gates.NewName("lend-hold");
+        Task<int> holding = client.CallAsync<int>("wait", gate);
+        await Gates.WaitAsync(gate + ".started");
+        for (int i = 0; i < 50; i++) Assert.Equal(i + 1, await client.CallAsync<int>("add", i, 1).WaitAsync(TimeSpan.FromSeconds(10)));
+        Gates.Open(gate);
+        await holding.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+}
