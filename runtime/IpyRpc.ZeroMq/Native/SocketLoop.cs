@@ -13,9 +13,9 @@ namespace IpyRpc.ZeroMq.Native;
 /// receives: it waits on file descriptors only (<c>ZMQ_FD</c> of the socket, and of the monitor and ZAP
 /// handler when there are such, and the wake-up signal's), not inside any socket, so it holds nothing while
 /// it waits and each wait is one <c>poll</c>. No thread blocks per call. Received multipart messages are
-/// handed to a callback on the I/O thread, which must return quickly. A client's loop may lend its I/O thread to
-/// the caller whose reply it received, once a second I/O thread has taken over receiving (leader and follower; see
-/// <see cref="ReplyHandoff"/>).
+/// handed to a callback on the I/O thread, which must return quickly. A loop may lend its I/O thread, once a second
+/// I/O thread has taken over receiving (leader and follower; see <see cref="ReplyHandoff"/>): a client's to the
+/// caller whose reply it received, a server's to the queue worker it handed a call to.
 /// </summary>
 /// <remarks>
 /// <c>ZMQ_FD</c> signals changes, not states: after any operation on the socket, by any thread, a message
@@ -56,8 +56,9 @@ internal sealed unsafe class SocketLoop : IDisposable
     private readonly long _maxMessageBytes;
     private readonly int _maxFrames;
     private readonly int _lingerMs;
-    // Lending the I/O thread (DEALER with lendThread): the thread that received a reply runs its caller's continuation,
-    // once a second I/O thread, idle until then, has taken over receiving (leader and follower). Followers wait here.
+    // Lending the I/O thread (lendThread): the thread that received a reply, or handed a call to a waiting worker, runs
+    // that continuation once a second I/O thread, idle until then, has taken over receiving (leader and follower).
+    // Followers wait here.
     private readonly bool _lendThread;
     private readonly object _leaderGate = new();
     private readonly SemaphoreSlim _leadership = new(0);
@@ -82,8 +83,9 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// <param name="failed">Hears of a handler's unexpected failure (the socket goes on), with what was being done.</param>
     /// <param name="wakeWithPair">Wake the I/O thread over an inproc pair even where an <c>eventfd</c> is available (as on systems without one; for tests).</param>
     /// <param name="lendThread">
-    /// Run a waiting caller's continuation on the I/O thread that received its reply, rather than waking a thread-pool
-    /// thread for it, handing receiving to a second I/O thread first (see <see cref="ReplyHandoff"/>). For a client's socket.
+    /// Run what received messages complete (a waiting caller's continuation, a waiting queue worker's) on the I/O thread
+    /// that received them, rather than waking a thread-pool thread, handing receiving to a second I/O thread first (see
+    /// <see cref="ReplyHandoff"/>).
     /// </param>
     public SocketLoop(string name, int socketType, Action<ZmqSocketHandle> setup, Action<List<ReadOnlyMemory<byte>>, PooledParts?, ProtocolException?, PeerInfo?> receive, Action<int, int>? onEvent, long maxMessageBytes, int maxFrames, int lingerMs,
         Func<ZapRequest, ZapReply>? authenticate = null, Func<byte[], bool>? wantsPeer = null, Action<Exception, string>? failed = null, bool wakeWithPair = false, bool lendThread = false)
