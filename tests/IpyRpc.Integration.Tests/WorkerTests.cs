@@ -60,22 +60,31 @@ public abstract class WorkerTests(ITestOutputHelper log) : IAsyncLifetime
     {
         IpyRpcServer server = await StartServerAsync();
         WorkerProcess worker = await StartWorkerAsync();
-        var seen = new List<(DateTime At, string Text)>();
-        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server, new IpyRpcClientOptions
-        {
-            Output = (_, text) =>
-            {
-                lock (seen) seen.Add((DateTime.UtcNow, text));
-            },
-        });
+        var seen = new List<string>();
+        IpyRpcClient client = await ConnectAsync(server, seen);
 
         Assert.Equal(worker.Pid, await client.CallAsync<int>("work.pid"));
-        string result = await client.CallAsync<string>("work.slow", "live", 4, 250);
-        DateTime done = DateTime.UtcNow;
-        Assert.Equal($"live done by {worker.Pid}", result);
-        Assert.Equal(Enumerable.Range(1, 4).Select(i => $"live step {i} on {worker.Pid}\n"), seen.Select(s => s.Text));
-        // Live: the first line arrived well before the result, not all at the end.
-        Assert.True(done - seen[0].At > TimeSpan.FromMilliseconds(500), $"The first line came {(done - seen[0].At).TotalMilliseconds} ms before the result");
+
+        // Live, shown by cause rather than by clock: the job cannot finish until this test has seen its
+        // first line, so output that waited for the job's end would never arrive and the test would fail.
+        string gate = Path.Combine(Path.GetTempPath(), $"ipyrpc-gate-{Guid.NewGuid():N}");
+        try
+        {
+            Task<string> call = client.CallAsync<string>("work.gated", "live", gate);
+            await EventuallyAsync(() => Count(seen, "live waiting on") == 1);
+            Assert.False(call.IsCompleted);
+            await File.WriteAllTextAsync(gate, "");
+            Assert.Equal($"live done by {worker.Pid}", await call.WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Equal([$"live waiting on {worker.Pid}\n", $"live released on {worker.Pid}\n"], Texts(seen));
+        }
+        finally
+        {
+            File.Delete(gate);
+        }
+
+        // Several lines from a job that pauses between them arrive in order, each once.
+        Assert.Equal($"steps done by {worker.Pid}", await client.CallAsync<string>("work.slow", "steps", 4, 20));
+        Assert.Equal(Enumerable.Range(1, 4).Select(i => $"steps step {i} on {worker.Pid}\n"), Texts(seen).Where(t => t.StartsWith("steps ", StringComparison.Ordinal)));
     }
 
     [Fact]
@@ -193,6 +202,11 @@ public abstract class WorkerTests(ITestOutputHelper log) : IAsyncLifetime
         await EventuallyAsync(() => Count(seen, "drain step") >= 1);
         Assert.Equal(0, await worker.TerminateAsync()); // exits cleanly, after the job
         Assert.Equal($"drain done by {worker.Pid}", await call.WaitAsync(TimeSpan.FromSeconds(30)));
+    }
+
+    private static string[] Texts(List<string> lines)
+    {
+        lock (lines) return [.. lines];
     }
 
     protected static int Count(List<string> lines, string part)

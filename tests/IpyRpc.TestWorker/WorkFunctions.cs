@@ -16,6 +16,19 @@ public static class WorkFunctions
         return $"{tag} done by {Environment.ProcessId}";
     }
 
+    /// <summary>
+    /// Prints a line, then waits until the file <paramref name="gate"/> exists before it prints another
+    /// and returns: whoever creates the file has seen the first line while the job was still running.
+    /// </summary>
+    [IpyRpcExport("work.gated")]
+    public static async Task<string> Gated(string tag, string gate, CancellationToken ct)
+    {
+        Console.WriteLine($"{tag} waiting on {Environment.ProcessId}");
+        while (!File.Exists(gate)) await Task.Delay(10, ct);
+        Console.WriteLine($"{tag} released on {Environment.ProcessId}");
+        return $"{tag} done by {Environment.ProcessId}";
+    }
+
     /// <summary>Squares a number.</summary>
     [IpyRpcExport("work.square")]
     public static long Square(long x) => x * x;
