@@ -26,6 +26,8 @@ if (args.FirstOrDefault() == "loop")
     int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "rawzmq" or "http" or "jsonrpc" or "kestrel" or "inline" or "allocs" or "forget") && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
     int count = numbers.Length > 0 ? numbers[0] : 200_000;
     int inFlight = numbers.Length > 1 ? numbers[1] : 1;
+    // Calls made before the clock starts: enough for the JIT to finish tiering the call path up.
+    int warmUp = Math.Min(count, 20_000);
     bool zmq = args.Contains("zmq"), http = args.Contains("http"), inline = args.Contains("inline");
     // bytes=N: echo a byte[] of N bytes instead of the small call
     int bytes = args.FirstOrDefault(a => a.StartsWith("bytes=", StringComparison.Ordinal)) is { } b ? int.Parse(b[6..], System.Globalization.CultureInfo.InvariantCulture) : 0;
@@ -50,7 +52,8 @@ if (args.FirstOrDefault() == "loop")
         // The ZeroMQ floor the harness compares with: a bare ROUTER echo and a DEALER ping-pong, one call at a time.
         using var echo = new RawZmq.EchoServer("tcp://127.0.0.1:*");
         await using SystemUnderTest raw = Systems.RawZeroMq(echo.Endpoint);
-        for (int i = 0; i < 2000; i++) await raw.SmallCall();
+        for (int i = 0; i < warmUp; i++) await raw.SmallCall();
+        await Task.Delay(500);
         var timer = System.Diagnostics.Stopwatch.StartNew();
         for (int i = 0; i < count; i++) await raw.SmallCall();
         Console.WriteLine($"{count} small calls (raw libzmq ping-pong, 1 in flight): {count / timer.Elapsed.TotalSeconds:0} calls/s, {timer.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average");
@@ -64,11 +67,13 @@ if (args.FirstOrDefault() == "loop")
         Microsoft.AspNetCore.Builder.WebApplication? baseline = args.Contains("kestrel") ? await Serve.StartBaselineAsync() : null;
         SystemUnderTest system = baseline is null ? Systems.HttpJsonRpc(rpc.Address.ToString())
             : Systems.RawKestrel(Serve.BaselineAddress(baseline));
-        if (census is not null)
+        // Warmed up first, so the JIT's tiering is over before the clock starts (it otherwise takes a core for seconds).
+        await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
         {
-            for (int i = 0; i < 2000; i++) await system.SmallCall();
-            census.Start();
-        }
+            for (int i = lane; i < warmUp; i += inFlight) await system.SmallCall();
+        }));
+        await Task.Delay(500);
+        census?.Start();
 
         long allocated = GC.GetTotalAllocatedBytes(), workItems = ThreadPool.CompletedWorkItemCount;
         var watch = System.Diagnostics.Stopwatch.StartNew();
@@ -83,11 +88,16 @@ if (args.FirstOrDefault() == "loop")
         return 0;
     }
 
-    if (census is not null)
+    await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
     {
-        for (int i = 0; i < 2000; i++) await functions.Add(2, 3);
-        census.Start();
-    }
+        for (int i = lane; i < warmUp; i += inFlight)
+        {
+            if (bytes > 0) await functions.EchoBytes(payload);
+            else await (inline ? functions.AddInline(2, 3) : functions.Add(2, 3));
+        }
+    }));
+    await Task.Delay(500);
+    census?.Start();
 
     long before = GC.GetTotalAllocatedBytes(), items = ThreadPool.CompletedWorkItemCount;
     var clock = System.Diagnostics.Stopwatch.StartNew();

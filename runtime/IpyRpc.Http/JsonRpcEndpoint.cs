@@ -94,7 +94,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                     return;
                 }
 
-                byte[]?[] replies = await Task.WhenAll(root.EnumerateArray().Select(r => HandleOneAsync(r, request, includeOutput, null)));
+                byte[]?[] replies = await Task.WhenAll(root.EnumerateArray().Select(r => HandleOneAsync(r, request, includeOutput, null, lend: false)));
                 byte[][] sent = [.. replies.Where(r => r is not null)!];
                 if (sent.Length == 0)
                 {
@@ -138,7 +138,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 };
             }
 
-            byte[]? reply = await HandleOneAsync(root, request, includeOutput, live);
+            byte[]? reply = await HandleOneAsync(root, request, includeOutput, live, lend: true);
             if (reply is null)
             {
                 if (!response.HasStarted) response.StatusCode = StatusCodes.Status204NoContent;
@@ -236,7 +236,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     }
 
     /// <summary>Handles one request object; returns the response JSON, or null for a notification.</summary>
-    private async Task<byte[]?> HandleOneAsync(JsonElement request, Request http, bool includeOutput, Func<OutputStream, string, Task>? live)
+    private async Task<byte[]?> HandleOneAsync(JsonElement request, Request http, bool includeOutput, Func<OutputStream, string, Task>? live, bool lend)
     {
         try
         {
@@ -293,7 +293,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 return refusal is null ? Result(id, OpenRpcDocument.Write(functions!, options.Title, options.Version), null) : Error(id, ErrorCodes.ToJsonRpc(refusal.Code), refusal.Message, refusal, null);
             }
 
-            CallOutcome outcome = await http.Calls.CallAsync(method, parameters, live, http.Trace, http.Aborted);
+            CallOutcome outcome = await http.Calls.CallAsync(method, parameters, live, http.Trace, lend, http.Aborted);
             if (notification)
             {
                 return null;
@@ -505,7 +505,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         public bool Closed => Volatile.Read(ref _disposed) == 1;
 
         /// <summary>Makes one call; if <paramref name="aborted"/> fires first, the call is abandoned as a disconnect would abandon it.</summary>
-        public async Task<CallOutcome> CallAsync(string method, byte[] parameters, Func<OutputStream, string, Task>? live, string? trace, CancellationToken aborted)
+        public async Task<CallOutcome> CallAsync(string method, byte[] parameters, Func<OutputStream, string, Task>? live, string? trace, bool lend, CancellationToken aborted)
         {
             ulong id = (ulong)Interlocked.Increment(ref _nextId);
             var pending = new Pending(live) { Id = id, Owner = this };
@@ -513,7 +513,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             try
             {
                 using CancellationTokenRegistration onAbort = aborted.Register(static s => ((Pending)s!).Abandon(), pending);
-                await _session.HandleAsync(new IpyRpcMessage
+                var call = new IpyRpcMessage
                 {
                     Kind = MessageKind.Call,
                     Id = id,
@@ -521,7 +521,9 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                     Trace = trace,
                     Serialization = Serialization.Json,
                     Parts = [parameters],
-                });
+                };
+                // A request of one call lends its thread to that call's job; a batch's calls run side by side on workers.
+                await (lend ? BinaryEndpoint.HandleLendingAsync(_session, call) : _session.HandleAsync(call));
                 IpyRpcMessage final = await pending.Done.Task;
                 return new CallOutcome(final, pending.Output, pending.Items);
             }

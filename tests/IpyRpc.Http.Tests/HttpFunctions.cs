@@ -67,7 +67,43 @@ public static class HttpFunctions
     [IpyRpcExport("connection_id")]
     public static string ConnectionId(IpyRpcConnection connection) => connection.Id;
 
+    /// <summary>The mark of the HTTP request whose thread runs this call, if a request's thread runs it (see <see cref="RequestThread"/>).</summary>
+    [IpyRpcExport("request_mark")]
+    public static string RequestMark() => RequestThread.Mark ?? "";
+
+    /// <summary>Opens <c>{gate}.started</c>, then holds its thread (no await) until the gate opens.</summary>
+    [IpyRpcExport("hold")]
+    public static string Hold(string gate)
+    {
+        Gates.Open(gate + ".started");
+        if (!Gates.Get(gate).Task.Wait(TimeSpan.FromSeconds(30))) throw new TimeoutException($"gate {gate} never opened");
+        return gate;
+    }
+
     /// <summary>Echoes bytes.</summary>
     [IpyRpcExport("echo_bytes")]
     public static byte[] EchoBytes(byte[] data) => data;
+}
+
+/// <summary>What a test host's middleware marks a request's thread with while that request runs on it synchronously.</summary>
+public static class RequestThread
+{
+    [ThreadStatic]
+    private static string? t_mark;
+
+    public static string? Mark => t_mark;
+
+    /// <summary>Runs the rest of the pipeline with this thread marked until it first waits (a thread-pool thread never keeps a stale mark).</summary>
+    public static Task Marked(Microsoft.AspNetCore.Http.HttpContext context, Microsoft.AspNetCore.Http.RequestDelegate next)
+    {
+        t_mark = context.TraceIdentifier;
+        try
+        {
+            return next(context);
+        }
+        finally
+        {
+            t_mark = null;
+        }
+    }
 }

@@ -223,14 +223,26 @@ public sealed class InMemoryJobQueue : IJobQueue
             if (cancellationToken.IsCancellationRequested) return null; // a worker that stopped taking takes nothing
             Job? job;
             Taker? taker = null;
+            bool yieldFirst = false;
             lock (_takeGate)
             {
-                if (!_ready.TryDequeue(out job))
+                if (_ready.Count > 0 && Transports.ReplyHandoff.LentForOne)
+                {
+                    yieldFirst = true; // this thread was lent for one job and has its own response to write
+                    job = null;
+                }
+                else if (!_ready.TryDequeue(out job))
                 {
                     if (_closed) return null;
                     taker = new Taker();
                     _takers.Enqueue(taker);
                 }
+            }
+
+            if (yieldFirst)
+            {
+                await Task.Yield();
+                continue;
             }
 
             if (taker is not null)

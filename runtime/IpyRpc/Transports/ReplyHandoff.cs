@@ -10,7 +10,8 @@ namespace IpyRpc.Transports;
 /// waits synchronously for another reply still gets it). The pattern: on the receiving thread,
 /// <see cref="Begin"/> before delivering what was received (replies completed meanwhile are held, not
 /// completed), <see cref="End"/> after; then, when <see cref="HasReplies"/>, either hand receiving to another
-/// thread and call <see cref="RunInline"/>, or call <see cref="RunQueued"/>. What is held: final replies to this
+/// thread and call <see cref="RunInline"/>, or call <see cref="RunQueued"/>. A thread that serves one request and
+/// has nothing to receive (an HTTP request's) calls <see cref="RunInlineOnce"/> instead. What is held: final replies to this
 /// side's own requests (output, progress and stream items are delivered as they arrive, before their reply), and
 /// a job the in-memory queue hands to a waiting worker (that worker then runs the job on this thread).
 /// </remarks>
@@ -21,6 +22,9 @@ public sealed class ReplyHandoff
 
     [ThreadStatic]
     private static ReplyHandoff? t_cached;
+
+    [ThreadStatic]
+    private static bool t_lentForOne;
 
     private readonly List<(IHeldCompletion Target, object? Value)> _held = [];
 
@@ -66,6 +70,29 @@ public sealed class ReplyHandoff
             System.Diagnostics.Debug.WriteLine(e);
         }
     }
+
+    /// <summary>
+    /// Completes what was held as <see cref="RunInline"/> does, for a thread lent to one request only: a request's
+    /// own thread, which writes that request's response next (an HTTP request's). A queue worker whose continuation
+    /// runs here runs the job it was handed and then gives the thread back: when it asks for its next job and one
+    /// is already waiting, it goes on from the thread pool instead, so no response waits for another call's job.
+    /// </summary>
+    public void RunInlineOnce()
+    {
+        bool was = t_lentForOne;
+        t_lentForOne = true;
+        try
+        {
+            RunInline();
+        }
+        finally
+        {
+            t_lentForOne = was;
+        }
+    }
+
+    /// <summary>Whether this thread is lent for one job only (<see cref="RunInlineOnce"/>): a worker asking for its next job here yields first.</summary>
+    internal static bool LentForOne => t_lentForOne;
 
     /// <summary>Completes what was held, every continuation queued to the thread pool.</summary>
     public void RunQueued()
