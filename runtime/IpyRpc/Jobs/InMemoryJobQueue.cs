@@ -36,7 +36,13 @@ public sealed class InMemoryJobQueue : IJobQueue
     // Finished jobs in the order they finished, for retention: a job's record, or once a plain call has been
     // delivered, its folded record (no objects of its own: a busy server keeps hundreds of thousands, and the
     // collector would otherwise walk and promote every one). Under _retentionGate, as is _folded.
-    private RetainedSlot[] _ring = new RetainedSlot[64];
+    // The ring is kept in segments of fixed size, found by position through a small directory of them: it grows a
+    // segment at a time (a whole ring copied on growth would stall every completion behind this lock and put ever
+    // larger arrays on the large-object heap) and a segment the head has passed is reused for the tail.
+    private const int SegmentShift = 8;
+    private const int SegmentSize = 1 << SegmentShift;
+    private RetainedSlot[]?[] _segments = new RetainedSlot[]?[4];
+    private RetainedSlot[]? _spareSegment;
     private long _ringHead;
     private long _ringTail;
     // Folded records by their id's number (ids are the queue's prefix and a number), to their place in the ring.
@@ -339,9 +345,9 @@ public sealed class InMemoryJobQueue : IJobQueue
         Interlocked.Add(ref _retainedBytes, job.RetainedBytes + RecordOverheadBytes);
         lock (_retentionGate)
         {
-            if (_ringTail - _ringHead == _ring.Length) GrowRing();
+            if ((_ringTail & (SegmentSize - 1)) == 0) AddSegment();
             job.Position = _ringTail;
-            _ring[_ringTail++ & (_ring.Length - 1)] = new RetainedSlot { Job = job, CompletedAt = job.CompletedAt };
+            Slot(_ringTail++) = new RetainedSlot { Job = job, CompletedAt = job.CompletedAt };
         }
 
         // A result sent as the job completed (in process, a socket that was free) was released before now.
@@ -349,11 +355,23 @@ public sealed class InMemoryJobQueue : IJobQueue
         Trim();
     }
 
-    private void GrowRing()
+    /// <summary>The ring's slot at <paramref name="position"/> (between head and tail), under <see cref="_retentionGate"/>.</summary>
+    private ref RetainedSlot Slot(long position) => ref _segments[(position >> SegmentShift) & (_segments.Length - 1)]![position & (SegmentSize - 1)];
+
+    /// <summary>Makes room for the segment the tail enters, under <see cref="_retentionGate"/>.</summary>
+    private void AddSegment()
     {
-        var larger = new RetainedSlot[_ring.Length * 2];
-        for (long p = _ringHead; p < _ringTail; p++) larger[p & (larger.Length - 1)] = _ring[p & (_ring.Length - 1)];
-        _ring = larger;
+        long first = _ringHead >> SegmentShift, next = _ringTail >> SegmentShift;
+        if (next - first + 1 > _segments.Length)
+        {
+            // The directory holds only references to segments: doubling it copies a few thousand at most.
+            var larger = new RetainedSlot[]?[_segments.Length * 2];
+            for (long n = first; n < next; n++) larger[n & (larger.Length - 1)] = _segments[n & (_segments.Length - 1)];
+            _segments = larger;
+        }
+
+        _segments[next & (_segments.Length - 1)] = _spareSegment ?? new RetainedSlot[SegmentSize];
+        _spareSegment = null;
     }
 
     /// <summary>
@@ -366,7 +384,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         {
             long position = job.Position;
             if (position < _ringHead || position >= _ringTail || !TryNumber(job.Request.Id, out long number)) return; // already forgotten
-            ref RetainedSlot slot = ref _ring[position & (_ring.Length - 1)];
+            ref RetainedSlot slot = ref Slot(position);
             if (!ReferenceEquals(slot.Job, job) || !job.TryFold(out FoldedJob folded, out long retained)) return;
             folded.Number = number;
             slot.Folded = folded;
@@ -389,7 +407,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         if (!TryNumber(jobId, out long number)) return null;
         lock (_retentionGate)
         {
-            return _folded.TryGetValue(number, out long position) ? _ring[position & (_ring.Length - 1)] : null;
+            return _folded.TryGetValue(number, out long position) ? Slot(position) : null;
         }
     }
 
@@ -400,7 +418,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         {
             for (long p = _ringHead; p < _ringTail; p++)
             {
-                ref RetainedSlot slot = ref _ring[p & (_ring.Length - 1)];
+                ref RetainedSlot slot = ref Slot(p);
                 if (slot.Job is null && query.Matches(JobState.Succeeded, slot.Folded.Function))
                 {
                     found.Add(slot.FoldedInfo(_idPrefix, Name));
@@ -420,7 +438,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         {
             while (_ringHead < _ringTail)
             {
-                ref RetainedSlot head = ref _ring[_ringHead & (_ring.Length - 1)];
+                ref RetainedSlot head = ref Slot(_ringHead);
                 if (!(head.CompletedAt < oldest || Volatile.Read(ref _retainedBytes) > retention.MaxBytes)) break;
                 if (head.Job is { } job)
                 {
@@ -435,7 +453,13 @@ public sealed class InMemoryJobQueue : IJobQueue
                 }
 
                 head = default; // nothing kept alive by a slot the ring no longer holds
-                _ringHead++;
+                if ((++_ringHead & (SegmentSize - 1)) == 0)
+                {
+                    // The head left a segment (every slot of it cleared): it waits to be the tail's next.
+                    long passed = (_ringHead >> SegmentShift) - 1;
+                    _spareSegment = _segments[passed & (_segments.Length - 1)];
+                    _segments[passed & (_segments.Length - 1)] = null;
+                }
             }
         }
     }

@@ -160,4 +160,29 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
         Assert.Equal(4, queue.FoldedCount);
         Assert.Equal(ids[^4..], (await queue.ListAsync()).Select(j => j.Id).Reverse());
     }
+
+    [Fact]
+    public async Task ThousandsOfRecordsAcrossManySegmentsAreFoundInOrderAndForgottenOldestFirst()
+    {
+        // 2,000 folded records fit the budget: they span several of the ring's segments, so the ring's directory
+        // grows, and 6,000 deliveries make its head pass and hand back segments many times over.
+        var queue = (InMemoryJobQueue)await OpenAsync(new JobRetention { MaxBytes = 2_000 * 200 + 640 });
+        var ids = new List<string>();
+        for (int i = 0; i < 6_000; i++)
+        {
+            ids.Add(await DeliverAsync(queue));
+            if (i % 997 == 0) Assert.Equal(Math.Min(i + 1, 2_000), queue.FoldedCount);
+        }
+
+        Assert.Equal(2_000, queue.FoldedCount);
+        Assert.All(ids[..4_000].Where((_, i) => i % 50 == 0), id => Assert.Null(queue.GetAsync(id).AsTask().Result));
+        foreach (string id in ids[4_000..])
+        {
+            JobInfo found = Assert.IsType<JobInfo>(await queue.GetAsync(id));
+            Assert.Equal(id, found.Id);
+            Assert.Equal(JobState.Succeeded, found.State);
+        }
+
+        Assert.Equal(ids[^2_000..], (await queue.ListAsync(new JobQuery { Limit = 5_000 })).Select(j => j.Id).Reverse());
+    }
 }
