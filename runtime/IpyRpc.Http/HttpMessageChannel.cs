@@ -9,6 +9,8 @@ namespace IpyRpc.Http;
 /// The client side of the binary protocol over HTTP. Each request message is one POST whose
 /// response streams back that call's messages; many calls run at once over one
 /// <see cref="HttpClient"/>. Cancelling a call aborts its request, which cancels it on the server.
+/// A caller's continuation after its reply runs on the thread that read the reply, once that request's response
+/// has ended (no other thread is woken for it); that thread serves nothing else, so a continuation may block.
 /// </summary>
 public sealed class HttpMessageChannel : PushMessageChannel
 {
@@ -81,6 +83,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
 
     private async Task ExchangeAsync(IpyRpcMessage message, CancellationTokenSource cts)
     {
+        IpyRpcMessage? final = null;
         try
         {
             using var content = new ByteArrayContent(MessageCodec.EncodeFramed(message));
@@ -100,7 +103,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
             }
 
             await using Stream body = await response.Content.ReadAsStreamAsync(cts.Token).ConfigureAwait(false);
-            bool any = await ReadMessagesAsync(body, message.Id, cts.Token).ConfigureAwait(false);
+            (bool any, final) = await ReadMessagesAsync(body, message.Id, cts.Token).ConfigureAwait(false);
             if (!any && !response.IsSuccessStatusCode)
             {
                 (string code, string why) = (int)response.StatusCode is 401 or 403
@@ -122,12 +125,35 @@ public sealed class HttpMessageChannel : PushMessageChannel
             _requests.TryRemove(message.Id, out _);
             cts.Dispose();
         }
+
+        if (final is not null) DeliverFinal(final);
+    }
+
+    /// <summary>
+    /// Hands over a request's last reply once its response has ended (its connection is back in the pool before the
+    /// caller can start its next call), and runs the caller's continuation on this thread, now: the exchange is over
+    /// and this thread has nothing else to receive, so no other thread is woken for the caller.
+    /// </summary>
+    private void DeliverFinal(IpyRpcMessage final)
+    {
+        ReplyHandoff handoff = ReplyHandoff.Begin();
+        try
+        {
+            Deliver(final);
+        }
+        finally
+        {
+            handoff.End();
+        }
+
+        handoff.RunInline();
     }
 
     /// <summary>The connection id the server handed out at hello (<see langword="null"/> before it).</summary>
     public string? ConnectionId => _connection;
 
-    private async Task<bool> ReadMessagesAsync(Stream body, ulong requestId, CancellationToken cancellationToken)
+    /// <summary>Reads a response's messages, delivering each but the last reply, which it returns once the response has ended.</summary>
+    private async Task<(bool Any, IpyRpcMessage? Final)> ReadMessagesAsync(Stream body, ulong requestId, CancellationToken cancellationToken)
     {
         byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(4096);
         int filled = 0;
@@ -146,11 +172,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
             if (read == 0)
             {
                 if (filled > 0) throw new ProtocolException(ErrorCodes.BadMessage, $"The response ended inside a message ({filled} bytes left over).");
-
-                // The last reply is handed over once the response has ended, so the connection is
-                // back in the pool before the caller can start its next call.
-                if (final is not null) Deliver(final);
-                return any;
+                return (any, final);
             }
 
             filled += read;

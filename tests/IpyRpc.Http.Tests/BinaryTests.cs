@@ -109,6 +109,26 @@ public sealed class BinaryTests(HttpFixture fixture) : IClassFixture<HttpFixture
     }
 
     [Fact]
+    public async Task ContinuationsThatWaitSynchronouslyForAnotherCallGetItOverRequests()
+    {
+        // A caller's continuation runs on the thread that read its reply, once that exchange is over: one that blocks
+        // there for another call's reply must still get it, with several callers doing so at once (each blocks a pool thread).
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, HttpCarrier.Requests);
+        int[] sums = await Task.WhenAll(Enumerable.Range(0, 4).Select(i => Task.Run(async () =>
+        {
+            int total = i;
+            for (int step = 0; step < 20; step++)
+            {
+                total = await client.CallAsync<int>("add", total, 1);
+                total = client.CallAsync<int>("add", total, 1).GetAwaiter().GetResult();
+            }
+
+            return total;
+        })));
+        Assert.Equal(Enumerable.Range(0, 4).Select(i => i + 40), sums);
+    }
+
+    [Fact]
     public async Task GarbageOnTheBinaryEndpointGetsAFramedErrorAndTheServerKeepsServing()
     {
         using var content = new ByteArrayContent("not a frame at all"u8.ToArray());
