@@ -5,13 +5,14 @@ namespace IpyRpc.Transports;
 /// thread pool and waking a worker for it: the wake-up a small call otherwise pays on its way back.
 /// </summary>
 /// <remarks>
-/// Safe only for a receiving thread that can hand receiving over to another thread first, so that a caller's
-/// continuation that blocks or computes for long never stops the connection from receiving (and a caller that
-/// waits synchronously for another reply still gets it). The pattern: on the receiving thread,
+/// Safe only for a thread that nothing else waits on while the continuation runs, so that a continuation that
+/// blocks or computes for long never stops a connection from receiving (and a caller that waits synchronously for
+/// another reply still gets it): a receiving thread that hands receiving over to another thread first, or a thread
+/// that serves one exchange only (an HTTP client's read of one response). The pattern: on the receiving thread,
 /// <see cref="Begin"/> before delivering what was received (replies completed meanwhile are held, not
 /// completed), <see cref="End"/> after; then, when <see cref="HasReplies"/>, either hand receiving to another
 /// thread and call <see cref="RunInline"/>, or call <see cref="RunQueued"/>. A thread that serves one request and
-/// has nothing to receive (an HTTP request's) calls <see cref="RunInlineOnce"/> instead. What is held: final replies to this
+/// writes its response next (an HTTP request's) calls <see cref="RunInlineOnce"/> instead. What is held: final replies to this
 /// side's own requests (output, progress and stream items are delivered as they arrive, before their reply), and
 /// a job the in-memory queue hands to a waiting worker (that worker then runs the job on this thread).
 /// </remarks>
