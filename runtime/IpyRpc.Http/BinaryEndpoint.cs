@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using IpyRpc.Protocol;
-using IpyRpc.Transports;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
@@ -133,7 +132,7 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
 
         try
         {
-            await HandleLendingAsync(connection.Session, message).ConfigureAwait(false);
+            await RequestLending.HandleAsync(connection.Session, message).ConfigureAwait(false);
             await route.Done.Task.WaitAsync(context.RequestAborted).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
@@ -153,32 +152,6 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
                 await connection.Session.DisposeAsync().ConfigureAwait(false);
             }
         }
-    }
-
-    /// <summary>
-    /// Hands the message to the session on this request's thread, lending the thread to the job it submits: when a
-    /// worker of the in-memory queue is waiting, the job runs here, as that worker's, instead of on a thread-pool
-    /// thread woken for it, and its reply is written from here. The thread has nothing else to do until the reply
-    /// is written; the worker takes no further job on it (<see cref="ReplyHandoff.RunInlineOnce"/>). The job stays the
-    /// worker's in every way: it is listed with that worker, counts against the queue's concurrency, and may wait.
-    /// </summary>
-    internal static ValueTask HandleLendingAsync(ServerSession session, IpyRpcMessage message)
-    {
-        // Only a thread-pool thread: a host that runs requests on its socket threads (Kestrel's UnsafePreferInlineScheduling) must not have them run jobs.
-        if (!Thread.CurrentThread.IsThreadPoolThread) return session.HandleAsync(message);
-        ReplyHandoff handoff = ReplyHandoff.Begin();
-        ValueTask handled;
-        try
-        {
-            handled = session.HandleAsync(message);
-        }
-        finally
-        {
-            handoff.End();
-        }
-
-        if (handoff.HasReplies) handoff.RunInlineOnce();
-        return handled;
     }
 
     private bool _advertised;

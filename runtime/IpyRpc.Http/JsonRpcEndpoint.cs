@@ -523,7 +523,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                     Parts = [parameters],
                 };
                 // A request of one call lends its thread to that call's job; a batch's calls run side by side on workers.
-                await (lend ? BinaryEndpoint.HandleLendingAsync(_session, call) : _session.HandleAsync(call));
+                await (lend ? RequestLending.HandleAsync(_session, call) : _session.HandleAsync(call));
                 IpyRpcMessage final = await pending.Done.Task;
                 return new CallOutcome(final, pending.Output, pending.Items);
             }
