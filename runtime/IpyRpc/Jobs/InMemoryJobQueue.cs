@@ -193,9 +193,18 @@ public sealed class InMemoryJobQueue : IJobQueue
     {
         Trim();
         query ??= new JobQuery();
-        IReadOnlyList<JobInfo> jobs = [.. _jobs.Values
-            .Select(j => j.Info(false))
-            .Concat(FoldedMatching(query))
+        // Both taken under the lock a record folds under: one folding between the two would be listed twice.
+        Job[] live;
+        List<JobInfo> folded;
+        lock (_retentionGate)
+        {
+            live = [.. _jobs.Values];
+            folded = FoldedMatching(query);
+        }
+
+        IReadOnlyList<JobInfo> jobs = [.. live
+            .Select(j => j.Info(false)) // outside the lock: a job takes its own lock first, then this one, as it finishes
+            .Concat(folded)
             .Where(i => query.Matches(i.State, i.Function))
             .OrderByDescending(i => i.CreatedAt)
             .ThenByDescending(i => i.Id, StringComparer.Ordinal)
@@ -412,18 +421,16 @@ public sealed class InMemoryJobQueue : IJobQueue
         }
     }
 
+    /// <summary>The folded records that match, under <see cref="_retentionGate"/>.</summary>
     private List<JobInfo> FoldedMatching(JobQuery query)
     {
         var found = new List<JobInfo>();
-        lock (_retentionGate)
+        for (long p = _ringHead; p < _ringTail; p++)
         {
-            for (long p = _ringHead; p < _ringTail; p++)
+            ref RetainedSlot slot = ref Slot(p);
+            if (slot.Job is null && query.Matches(JobState.Succeeded, slot.Folded.Function))
             {
-                ref RetainedSlot slot = ref Slot(p);
-                if (slot.Job is null && query.Matches(JobState.Succeeded, slot.Folded.Function))
-                {
-                    found.Add(slot.FoldedInfo(_idPrefix, Name));
-                }
+                found.Add(slot.FoldedInfo(_idPrefix, Name));
             }
         }
 

@@ -133,7 +133,8 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
         for (int i = 0; i < 40; i++) Assert.Equal(50_000, (await client.CallAsync<byte[]>("job.echo_bytes", new byte[50_000])).Length);
 
         Assert.InRange(queue.FoldedCount, 20, 5_000 / 200);
-        Assert.InRange((await client.ListJobsAsync()).Count, 20, 5_000 / 200);
+        // The caller has its last result before the queue counts that call's record (and trims for it): one more may be listed.
+        Assert.InRange((await client.ListJobsAsync()).Count, 20, 5_000 / 200 + 1);
     }
 
     [Fact]
