@@ -17,6 +17,9 @@ namespace IpyRpc.Bench;
 /// <summary>How much to measure: <c>--quick</c> (about three minutes), the full run, or <c>--smoke</c> (seconds; only proves it runs).</summary>
 internal sealed record Settings(string Mode, int Warmup, int LatencyCalls, int ThroughputCalls, Func<long, int> PayloadCalls, int PythonCalls)
 {
+    /// <summary>The small-call systems to measure (<c>--systems</c>), or <see langword="null"/> for all.</summary>
+    public string[]? Systems { get; init; }
+
     public static Settings From(string[] args) =>
         args.Contains("--smoke") ? new("smoke", 5, 20, 40, size => size >= 1 << 20 ? 1 : 3, 20)
         : args.Contains("--quick") ? new("quick", 300, 2_000, 4_000, size => size switch { >= 64 << 20 => 3, >= 1 << 20 => 20, >= 64 << 10 => 200, _ => 1_000 }, 1_000)
@@ -36,7 +39,8 @@ internal static class Harness
         string[] chosen = [.. args.Where(a => AllScenarios.Contains(a))];
         if (chosen.Length == 0) chosen = AllScenarios;
         string? repeatText = Option(args, "--repeat");
-        foreach (string unknown in args.Where(a => !a.StartsWith("--", StringComparison.Ordinal) && a != jsonPath && a != repeatText && !AllScenarios.Contains(a)))
+        string? systemsText = Option(args, "--systems");
+        foreach (string unknown in args.Where(a => !a.StartsWith("--", StringComparison.Ordinal) && a != jsonPath && a != repeatText && a != systemsText && !AllScenarios.Contains(a)))
         {
             Console.Error.WriteLine($"Unknown scenario '{unknown}'; choose from {string.Join(", ", AllScenarios)}.");
             return 2;
@@ -49,6 +53,8 @@ internal static class Harness
             return 2;
         }
 
+        // --systems a,b: the small-call scenario measures only these systems (e.g. one and its floor, for a closer look)
+        if (systemsText is not null) settings = settings with { Systems = [.. systemsText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)] };
         var results = new List<BenchResult>();
         var perRun = new List<List<Ratio>>();
         MachineInfo machine = Machine(settings.Mode);
@@ -134,6 +140,13 @@ internal static class Harness
         try
         {
             foreach (Func<Task<SystemUnderTest>> make in systems) connected.Add(await make());
+            if (settings.Systems is { } only)
+            {
+                string[] unknown = [.. only.Where(name => !connected.Any(s => s.Name == name))];
+                if (unknown.Length > 0) throw new ArgumentException($"--systems: no small-call system named {string.Join(", ", unknown)}; choose from {string.Join(", ", connected.Select(s => s.Name))}.");
+                foreach (SystemUnderTest dropped in connected.Where(s => !only.Contains(s.Name))) await dropped.DisposeAsync();
+                connected.RemoveAll(s => !only.Contains(s.Name));
+            }
 
             // Latency: every system in turn, for several rounds, so the machine's drift (these are
             // shared, noisy machines) falls on all of them alike; the percentiles pool all rounds.
@@ -423,6 +436,9 @@ internal sealed class ServerProcess : IAsyncDisposable
     }
 
     public Endpoints Endpoints { get; }
+
+    /// <summary>The server process's id (to read what it spent from <c>/proc</c>).</summary>
+    public int Id => _process.Id;
 
     public static async Task<ServerProcess> StartAsync()
     {

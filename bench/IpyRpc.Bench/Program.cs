@@ -4,6 +4,7 @@ using IpyRpc.ZeroMq;
 
 // dotnet run -c Release --project bench/IpyRpc.Bench -- [--quick | --smoke] [--repeat N] [--json FILE] [scenario…]
 //   --repeat N: run everything N times; each ratio is the median of the N runs' ratios (each run's value is listed)
+//   --systems a,b: the small-call scenario measures only these systems (say ipyrpc-http-binary,raw-kestrel)
 //   scenarios: small, payload, pointers, queues, serialization, python (default: all)
 // dotnet run -c Release --project bench/IpyRpc.Bench -- serve      the server process the harness starts
 // dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|http] [inline] [IN_FLIGHT]   small calls only, for a profiler
@@ -12,18 +13,20 @@ if (args.FirstOrDefault() == "serve")
     return await Serve.RunAsync();
 }
 
-// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|rawzmq|http|jsonrpc|kestrel] [inline] [bytes=SIZE] [allocs] [forget] [IN_FLIGHT]
+// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|rawzmq|http|jsonrpc|kestrel] [remote] [inline] [bytes=SIZE] [allocs] [forget] [IN_FLIGHT]
 //   N small calls and nothing else (in process, or over ZeroMQ tcp, HTTP requests or JSON-RPC to a server in this process,
 //   or the raw libzmq ping-pong or raw Kestrel echo the harness compares ZeroMQ and JSON-RPC with), IN_FLIGHT
 //   at a time (1 by default), to a function run by the queue's workers or (inline) on the receiving thread; prints
 //   calls/s, bytes allocated and thread-pool work items a call. allocs: also which types were allocated most (sampled);
 //   forget: the queue keeps finished calls' records within 1 MB instead of 256 MB, to show what retention costs.
+//   remote: the server is a process of its own (the harness's), as in the harness; the loop then also prints the CPU
+//   time and context switches a call costs each process (Linux), which one process's counters cannot tell apart.
 //   For a profiler: perf (DOTNET_PerfMapEnabled=1 perf record -g -- dotnet IpyRpc.Bench.dll loop 200000 64) sees CPU
 //   as it is; dotnet-trace's sampled thread time suspends the runtime for each sample, which sends lock entries and
 //   GC polls down their slow paths and inflates them (docs/PERFORMANCE.md, "Where a call's CPU goes").
 if (args.FirstOrDefault() == "loop")
 {
-    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "rawzmq" or "http" or "jsonrpc" or "kestrel" or "inline" or "allocs" or "forget") && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
+    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "rawzmq" or "http" or "jsonrpc" or "kestrel" or "inline" or "allocs" or "forget" or "remote") && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
     int count = numbers.Length > 0 ? numbers[0] : 200_000;
     int inFlight = numbers.Length > 1 ? numbers[1] : 1;
     // Calls made before the clock starts: enough for the JIT to finish tiering the call path up.
@@ -39,10 +42,11 @@ if (args.FirstOrDefault() == "loop")
         Queue = args.Contains("forget") ? new IpyRpc.Jobs.InMemoryJobQueue(new IpyRpc.Jobs.InMemoryJobQueueOptions { Retention = new IpyRpc.Jobs.JobRetention { MaxAge = TimeSpan.FromHours(1), MaxBytes = 1 << 20 } }) : null,
     });
     BenchFunctions.Configure(server);
-    await using IpyRpcZeroMqServer? host = zmq ? IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*") : null;
-    await using IpyRpc.Http.IpyRpcHttpServer? web = http ? await IpyRpc.Http.IpyRpcHttpServer.StartAsync(server) : null;
-    await using IpyRpcClient client = host is not null ? await IpyRpcZeroMqClient.ConnectAsync(host.Endpoint)
-        : web is not null ? await IpyRpc.Http.IpyRpcHttpClient.ConnectAsync(web.Address, IpyRpc.Http.HttpCarrier.Requests)
+    await using ServerProcess? remote = args.Contains("remote") ? await ServerProcess.StartAsync() : null;
+    await using IpyRpcZeroMqServer? host = zmq && remote is null ? IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*") : null;
+    await using IpyRpc.Http.IpyRpcHttpServer? web = http && remote is null ? await IpyRpc.Http.IpyRpcHttpServer.StartAsync(server) : null;
+    await using IpyRpcClient client = zmq ? await IpyRpcZeroMqClient.ConnectAsync(remote?.Endpoints.ZmqTcp ?? host!.Endpoint)
+        : http ? await IpyRpc.Http.IpyRpcHttpClient.ConnectAsync(remote is not null ? new Uri(remote.Endpoints.Http) : web!.Address, IpyRpc.Http.HttpCarrier.Requests)
         : await IpyRpcClient.ConnectInProcessAsync(server);
     BenchFunctionsClient functions = client.Proxy<BenchFunctionsClient>();
     // allocs: sample which types the calls allocate (the runtime's allocation ticks), after a warm-up
@@ -63,10 +67,10 @@ if (args.FirstOrDefault() == "loop")
     if (args.Contains("jsonrpc") || args.Contains("kestrel"))
     {
         // Plain HTTP posts, as the harness's JSON-RPC system and its raw Kestrel floor make them.
-        await using IpyRpc.Http.IpyRpcHttpServer rpc = await IpyRpc.Http.IpyRpcHttpServer.StartAsync(server);
-        Microsoft.AspNetCore.Builder.WebApplication? baseline = args.Contains("kestrel") ? await Serve.StartBaselineAsync() : null;
-        SystemUnderTest system = baseline is null ? Systems.HttpJsonRpc(rpc.Address.ToString())
-            : Systems.RawKestrel(Serve.BaselineAddress(baseline));
+        await using IpyRpc.Http.IpyRpcHttpServer? rpc = remote is null ? await IpyRpc.Http.IpyRpcHttpServer.StartAsync(server) : null;
+        Microsoft.AspNetCore.Builder.WebApplication? baseline = args.Contains("kestrel") && remote is null ? await Serve.StartBaselineAsync() : null;
+        SystemUnderTest system = args.Contains("kestrel") ? Systems.RawKestrel(remote?.Endpoints.Baseline ?? Serve.BaselineAddress(baseline!))
+            : Systems.HttpJsonRpc(remote?.Endpoints.Http ?? rpc!.Address.ToString());
         // Warmed up first, so the JIT's tiering is over before the clock starts (it otherwise takes a core for seconds).
         await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
         {
@@ -76,13 +80,15 @@ if (args.FirstOrDefault() == "loop")
         census?.Start();
 
         long allocated = GC.GetTotalAllocatedBytes(), workItems = ThreadPool.CompletedWorkItemCount;
+        (ProcessCost? ours, ProcessCost? theirs) = (ProcessCost.Read(Environment.ProcessId), remote is null ? null : ProcessCost.Read(remote.Id));
         var watch = System.Diagnostics.Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
         {
             for (int i = lane; i < count; i += inFlight) await system.SmallCall();
         }));
         census?.Print(count);
-        Console.WriteLine($"{count} small calls ({system.Name}, {inFlight} in flight): {count / watch.Elapsed.TotalSeconds:0} calls/s, {watch.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; {(GC.GetTotalAllocatedBytes() - allocated) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - workItems) / (double)count:0.00} thread-pool work items a call (both sides), {ThreadPool.ThreadCount} pool threads, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
+        Console.WriteLine($"{count} small calls ({system.Name}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / watch.Elapsed.TotalSeconds:0} calls/s, {watch.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; {(GC.GetTotalAllocatedBytes() - allocated) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - workItems) / (double)count:0.00} thread-pool work items a call ({(remote is null ? "both sides" : "client")}), {ThreadPool.ThreadCount} pool threads, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
+        PrintCosts(ours, remote is null ? null : (theirs, remote.Id), count);
         await system.DisposeAsync();
         if (baseline is not null) await baseline.DisposeAsync();
         return 0;
@@ -100,6 +106,7 @@ if (args.FirstOrDefault() == "loop")
     census?.Start();
 
     long before = GC.GetTotalAllocatedBytes(), items = ThreadPool.CompletedWorkItemCount;
+    (ProcessCost? mine, ProcessCost? its) = (ProcessCost.Read(Environment.ProcessId), remote is null ? null : ProcessCost.Read(remote.Id));
     var clock = System.Diagnostics.Stopwatch.StartNew();
     await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
     {
@@ -110,9 +117,16 @@ if (args.FirstOrDefault() == "loop")
         }
     }));
     census?.Print(count);
-    Console.WriteLine($"{count} {(bytes > 0 ? $"echoes of {bytes} bytes" : "small calls")} ({(zmq ? "ZeroMQ tcp" : http ? "HTTP requests" : "in process")}{(inline ? ", inline" : "")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "
+    Console.WriteLine($"{count} {(bytes > 0 ? $"echoes of {bytes} bytes" : "small calls")} ({(zmq ? "ZeroMQ tcp" : http ? "HTTP requests" : "in process")}{(inline ? ", inline" : "")}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "
         + $"{(GC.GetTotalAllocatedBytes() - before) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - items) / (double)count:0.00} thread-pool work items a call, {ThreadPool.ThreadCount} pool threads, GC heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1e6:0} MB ({GC.GetTotalMemory(forceFullCollection: true) / 1e6:0} MB live), gen2 collections {GC.CollectionCount(2)}, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
+    PrintCosts(mine, remote is null ? null : (its, remote.Id), count);
     return 0;
 }
 
 return await Harness.RunAsync(args);
+
+static void PrintCosts(ProcessCost? client, (ProcessCost? Before, int Pid)? server, int calls)
+{
+    Console.WriteLine($"  {(server is null ? "this process" : "client")}: {ProcessCost.PerCall(client, ProcessCost.Read(Environment.ProcessId), calls)}");
+    if (server is { } s) Console.WriteLine($"  server: {ProcessCost.PerCall(s.Before, ProcessCost.Read(s.Pid), calls)}");
+}

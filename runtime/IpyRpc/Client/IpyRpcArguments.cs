@@ -68,7 +68,7 @@ public sealed class IpyRpcArguments
         bool named = _entries.Count > 0 && _entries[0].Name is not null;
         int hint = 16;
         foreach (Entry e in _entries) hint += e.SizeHint;
-        var buffer = new ByteBuffer(hint, pooling);
+        var buffer = new ByteBuffer(hint, pooling, compact: true);
         if (serialization == Serialization.Json)
         {
             using var w = new Utf8JsonWriter(buffer);
@@ -93,7 +93,7 @@ public sealed class IpyRpcArguments
         }
 
         pooled = buffer.Pooled;
-        return buffer.WrittenMemory;
+        return buffer.Detach();
     }
 
     private abstract class Entry(string? name)

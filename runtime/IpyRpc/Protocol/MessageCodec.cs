@@ -163,12 +163,7 @@ public static class MessageCodec
     }
 
     /// <summary>Encodes the header on its own (for frame transports).</summary>
-    public static byte[] EncodeHeader(IpyRpcMessage message)
-    {
-        var buffer = new ArrayBufferWriter<byte>(64);
-        WriteHeader(buffer, message);
-        return buffer.WrittenSpan.ToArray();
-    }
+    public static byte[] EncodeHeader(IpyRpcMessage message) => HeaderScratch(message).ToArray();
 
     /// <summary>Decodes a header and attaches <paramref name="parts"/>.</summary>
     /// <exception cref="ProtocolException">The header is malformed.</exception>

@@ -8,17 +8,51 @@ namespace IpyRpc;
 /// arrays are allocated uninitialized (every byte handed out is written before it is read), which saves a
 /// pass over memory for each megabyte-sized argument or result.
 /// </summary>
-/// <remarks>Told to pool, it rents its large arrays instead, in <see cref="Pooled"/> (they go back when its holders release it).</remarks>
+/// <remarks>
+/// Told to pool, it rents its large arrays instead, in <see cref="Pooled"/> (they go back when its holders release it).
+/// Told to be compact, a value expected to be small (up to <see cref="ScratchBytes"/>) is written into the thread's
+/// scratch array and <see cref="Detach"/> copies it out at its exact size: a small call's arguments or result cost
+/// one array of their own length, not one of the guessed size.
+/// </remarks>
 internal sealed class ByteBuffer : IBufferWriter<byte>
 {
+    /// <summary>The largest size hint a compact buffer starts in the thread's scratch array for.</summary>
+    public const int ScratchBytes = 4096;
+
+    // The scratch array of this thread while no compact buffer writes into it (a compact buffer made while another
+    // one holds it, say by a formatter that encodes a part on its own, gets a scratch array of its own).
+    [ThreadStatic] private static byte[]? t_scratch;
+
     private readonly bool _pooling;
     private byte[] _buffer;
+    private byte[]? _scratch;
     private int _written;
 
-    public ByteBuffer(int initialCapacity = 256, bool pooling = false)
+    public ByteBuffer(int initialCapacity = 256, bool pooling = false, bool compact = false)
     {
         _pooling = pooling;
+        if (compact && initialCapacity <= ScratchBytes)
+        {
+            _scratch = t_scratch ?? new byte[ScratchBytes];
+            t_scratch = null;
+            _buffer = _scratch;
+            return;
+        }
+
         _buffer = Allocate(Math.Max(initialCapacity, 16));
+    }
+
+    /// <summary>
+    /// What was written, in an array this buffer no longer writes to: a compact buffer's value that stayed in the
+    /// scratch array is copied out at its exact size, and the scratch array goes back to the thread. Call once, last.
+    /// </summary>
+    public ReadOnlyMemory<byte> Detach()
+    {
+        if (_scratch is null) return WrittenMemory;
+        if (ReferenceEquals(_buffer, _scratch)) _buffer = _buffer.AsSpan(0, _written).ToArray();
+        t_scratch = _scratch;
+        _scratch = null;
+        return WrittenMemory;
     }
 
     /// <summary>The pooled arrays rented as it grew (<see cref="WrittenMemory"/> is a slice of the last one rented, unless it then outgrew the pool), or <see langword="null"/> when none were.</summary>

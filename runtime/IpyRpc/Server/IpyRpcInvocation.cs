@@ -308,9 +308,9 @@ public sealed class IpyRpcInvocation
             return;
         }
 
-        var buffer = new ByteBuffer(SizeHint.Of(value), pooling: true);
+        var buffer = new ByteBuffer(SizeHint.Of(value), pooling: true, compact: true);
         Encode(buffer, value, formatter, "The result");
-        Result = buffer.WrittenMemory;
+        Result = buffer.Detach();
         ResultPool = buffer.Pooled;
         HasResult = true;
     }

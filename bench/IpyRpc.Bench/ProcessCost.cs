@@ -1,0 +1,44 @@
+using System.Globalization;
+
+namespace IpyRpc.Bench;
+
+/// <summary>
+/// What a process has spent so far, from Linux's <c>/proc</c>: its CPU time, and the context switches of its
+/// live threads (a thread that has ended takes its count with it). Loop mode reads it before and after the timed calls, for itself and for a server process, to show
+/// how many thread wake-ups a call costs on each side.
+/// </summary>
+internal readonly record struct ProcessCost(double CpuSeconds, long VoluntarySwitches, long InvoluntarySwitches)
+{
+    public static ProcessCost? Read(int pid)
+    {
+        string tasks = $"/proc/{pid}/task";
+        if (!Directory.Exists(tasks)) return null;
+        // stat: the fields after the command's closing parenthesis; utime and stime are the 12th and 13th of them
+        string stat = File.ReadAllText($"/proc/{pid}/stat");
+        string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        double ticks = double.Parse(fields[11], CultureInfo.InvariantCulture) + double.Parse(fields[12], CultureInfo.InvariantCulture);
+        long voluntary = 0, involuntary = 0;
+        foreach (string task in Directory.EnumerateDirectories(tasks))
+        {
+            try
+            {
+                foreach (string line in File.ReadLines(Path.Combine(task, "status")))
+                {
+                    if (line.StartsWith("voluntary_ctxt_switches:", StringComparison.Ordinal)) voluntary += long.Parse(line.AsSpan(24).Trim(), CultureInfo.InvariantCulture);
+                    else if (line.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal)) involuntary += long.Parse(line.AsSpan(27).Trim(), CultureInfo.InvariantCulture);
+                }
+            }
+            catch (IOException)
+            {
+                // the thread ended while we read it
+            }
+        }
+
+        return new ProcessCost(ticks / 100.0, voluntary, involuntary); // USER_HZ is 100 on Linux
+    }
+
+    /// <summary>"… µs CPU and … context switches a call" for what was spent between <paramref name="before"/> and <paramref name="after"/>.</summary>
+    public static string PerCall(ProcessCost? before, ProcessCost? after, int calls) => before is { } b && after is { } a
+        ? $"{(a.CpuSeconds - b.CpuSeconds) * 1e6 / calls:0} µs CPU and {(a.VoluntarySwitches - b.VoluntarySwitches) / (double)calls:0.00} + {(a.InvoluntarySwitches - b.InvoluntarySwitches) / (double)calls:0.00} (voluntary + not) context switches a call"
+        : "(no /proc here)";
+}
