@@ -54,13 +54,15 @@ if (args.FirstOrDefault() == "loop")
     if (args.Contains("rawzmq"))
     {
         // The ZeroMQ floor the harness compares with: a bare ROUTER echo and a DEALER ping-pong, one call at a time.
-        using var echo = new RawZmq.EchoServer("tcp://127.0.0.1:*");
-        await using SystemUnderTest raw = Systems.RawZeroMq(echo.Endpoint);
+        using RawZmq.EchoServer? echo = remote is null ? new RawZmq.EchoServer("tcp://127.0.0.1:*") : null;
+        await using SystemUnderTest raw = Systems.RawZeroMq(remote?.Endpoints.RawZmq ?? echo!.Endpoint);
         for (int i = 0; i < warmUp; i++) await raw.SmallCall();
         await Task.Delay(500);
+        (ProcessCost? self, ProcessCost? other) = (ProcessCost.Read(Environment.ProcessId), remote is null ? null : ProcessCost.Read(remote.Id));
         var timer = System.Diagnostics.Stopwatch.StartNew();
         for (int i = 0; i < count; i++) await raw.SmallCall();
-        Console.WriteLine($"{count} small calls (raw libzmq ping-pong, 1 in flight): {count / timer.Elapsed.TotalSeconds:0} calls/s, {timer.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average");
+        Console.WriteLine($"{count} small calls (raw libzmq ping-pong{(remote is null ? "" : ", server in its own process")}, 1 in flight): {count / timer.Elapsed.TotalSeconds:0} calls/s, {timer.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average");
+        PrintCosts(self, remote is null ? null : (other, remote.Id), count);
         return 0;
     }
 
