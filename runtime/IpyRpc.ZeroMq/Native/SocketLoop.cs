@@ -252,6 +252,9 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// DEALER's, or a ROUTER's parked peers): reading <c>ZMQ_EVENTS</c> here may have taken in the news that the
     /// peer reads again, and only the I/O thread retries them, on a timer it sets when it sees them.
     /// </summary>
+    /// <summary>Whether the socket needs no servicing before a wait: its commands taken in by its last use, and nothing queued to send, retry or forget.</summary>
+    private bool QuietLocked() => _commandsTaken && _pending is null && _parked.Count == 0 && _outbound.IsEmpty && _forget.IsEmpty;
+
     private void WakeIfNeededLocked()
     {
         if ((Events() & LibZmq.POLLIN) != 0 || _pending is not null || _parked.Count > 0) Wake();
@@ -360,9 +363,10 @@ internal sealed unsafe class SocketLoop : IDisposable
 
             while (true)
             {
-                if (!leading && !WaitToLead()) return; // stopping while this thread followed (or was lent)
+                bool handedOver = !leading;
+                if (handedOver && !WaitToLead()) return; // stopping while this thread followed (or was lent)
                 leading = false;
-                if (Lead())
+                if (Lead(handedOver))
                 {
                     stopped = true;
                     return;
@@ -423,9 +427,12 @@ internal sealed unsafe class SocketLoop : IDisposable
 
     /// <summary>
     /// Drives the socket until the loop stops (true) or, lending this thread, it has handed receiving over and run a
-    /// caller's continuation (false).
+    /// caller's continuation (false). A thread <paramref name="handedOver"/> the lead starts by waiting, not by
+    /// servicing, when the socket is quiet: the last use of it took in its commands and nothing is queued, so its
+    /// descriptor announces the next change (and whoever used it since looked at <c>ZMQ_EVENTS</c> and woke this
+    /// thread if it had to). That saves a call the two system calls of reading <c>ZMQ_EVENTS</c>.
     /// </summary>
-    private bool Lead()
+    private bool Lead(bool handedOver)
     {
         bool windows = OperatingSystem.IsWindows();
         nint[] polled = Volatile.Read(ref _polled);
@@ -438,18 +445,20 @@ internal sealed unsafe class SocketLoop : IDisposable
             itemsWindows[i] = new ZmqPollItemWindows { Fd = polled[i], Events = LibZmq.POLLIN };
         }
 
+        bool quietStart = handedOver;
         while (!_stopping)
         {
             // Lending: replies completed while the socket is serviced are held, and their callers' continuations
             // run after it, on this thread if a follower takes over receiving, otherwise on the thread pool.
             ReplyHandoff? handoff = _lendThread ? ReplyHandoff.Begin() : null;
-            bool retrySoon;
+            bool retrySoon = false;
             lock (_socketLock)
             {
                 _servicingThread = Environment.CurrentManagedThreadId;
                 try
                 {
-                    retrySoon = ServiceLocked();
+                    if (!quietStart || !QuietLocked()) retrySoon = ServiceLocked();
+                    quietStart = false;
                 }
                 finally
                 {
