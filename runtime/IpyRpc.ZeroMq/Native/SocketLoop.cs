@@ -60,11 +60,8 @@ internal sealed unsafe class SocketLoop : IDisposable
     // that continuation once a second I/O thread, idle until then, has taken over receiving (leader and follower).
     // Followers wait here.
     private readonly bool _lendThread;
-    // Followers wait on _leaderGate itself (Monitor.Wait), not on a semaphore: a semaphore spins and yields before it
-    // blocks, and a follower is never on a call's critical path (the leader that hands over runs the continuation), so
-    // that spinning only took a core from the peer process on a small machine.
     private readonly object _leaderGate = new();
-    private int _leadPermits; // hand-overs not yet taken by a follower; under _leaderGate
+    private readonly SemaphoreSlim _leadership = new(0);
     private int _idleFollowers; // under _leaderGate
     private bool _closing; // the last leader has stopped: followers stop too; under _leaderGate
     private readonly ManualResetEventSlim _stopped = new(false); // set once the last leader has closed everything
@@ -380,14 +377,15 @@ internal sealed unsafe class SocketLoop : IDisposable
             if (stopped)
             {
                 // The last leader: followers stop, then the sockets and context close.
+                int followers;
                 lock (_leaderGate)
                 {
                     _closing = true;
-                    _leadPermits += _idleFollowers;
+                    followers = _idleFollowers;
                     _idleFollowers = 0;
-                    Monitor.PulseAll(_leaderGate);
                 }
 
+                if (followers > 0) _leadership.Release(followers);
                 CloseAll();
                 _stopped.Set();
             }
@@ -406,10 +404,10 @@ internal sealed unsafe class SocketLoop : IDisposable
         {
             if (_closing) return false;
             _idleFollowers++;
-            while (_leadPermits == 0) Monitor.Wait(_leaderGate);
-            _leadPermits--;
-            return !_closing;
         }
+
+        _leadership.Wait();
+        return !Volatile.Read(ref _closing);
     }
 
     /// <summary>The leader hands receiving to an idle follower, if there is one.</summary>
@@ -419,10 +417,10 @@ internal sealed unsafe class SocketLoop : IDisposable
         {
             if (_idleFollowers == 0 || _stopping) return false;
             _idleFollowers--;
-            _leadPermits++;
-            Monitor.Pulse(_leaderGate);
-            return true;
         }
+
+        _leadership.Release();
+        return true;
     }
 
     /// <summary>
