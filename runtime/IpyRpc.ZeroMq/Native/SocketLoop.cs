@@ -61,6 +61,9 @@ internal sealed unsafe class SocketLoop : IDisposable
     // Followers wait here.
     private readonly bool _lendThread;
     private readonly object _leaderGate = new();
+    // A semaphore on purpose: it spins and yields before it blocks, and that is what hands the lead over quickly.
+    // A follower waiting on a monitor instead (no spinning) saved the client 50-80 µs of CPU a call across processes
+    // but made calls slower, by about 10 µs at one in flight and 9 % fewer calls/s at 64 (interleaved A/B runs).
     private readonly SemaphoreSlim _leadership = new(0);
     private int _idleFollowers; // under _leaderGate
     private bool _closing; // the last leader has stopped: followers stop too; under _leaderGate
