@@ -246,15 +246,15 @@ internal sealed unsafe class SocketLoop : IDisposable
         }
     }
 
+    /// <summary>Whether the socket needs no servicing before a wait: its commands taken in by its last use, and nothing queued to send, retry or forget.</summary>
+    private bool QuietLocked() => _commandsTaken && _pending is null && _parked.Count == 0 && _outbound.IsEmpty && _forget.IsEmpty;
+
     /// <summary>
     /// After using the socket from a thread other than the I/O thread: the descriptor will not announce a
     /// message already waiting, so the I/O thread is woken. So it is while a message waits for room (a
     /// DEALER's, or a ROUTER's parked peers): reading <c>ZMQ_EVENTS</c> here may have taken in the news that the
     /// peer reads again, and only the I/O thread retries them, on a timer it sets when it sees them.
     /// </summary>
-    /// <summary>Whether the socket needs no servicing before a wait: its commands taken in by its last use, and nothing queued to send, retry or forget.</summary>
-    private bool QuietLocked() => _commandsTaken && _pending is null && _parked.Count == 0 && _outbound.IsEmpty && _forget.IsEmpty;
-
     private void WakeIfNeededLocked()
     {
         if ((Events() & LibZmq.POLLIN) != 0 || _pending is not null || _parked.Count > 0) Wake();
