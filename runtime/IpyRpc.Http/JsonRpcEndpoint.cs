@@ -302,8 +302,8 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             if (outcome.Message.Kind == MessageKind.Result)
             {
                 // A streaming function's items, collected in order, are the JSON-RPC result.
-                byte[] value = server.Find(method)?.Descriptor.IsStream == true ? Collect(outcome.Items) : ToJson(outcome.Message);
-                return Result(id, value, includeOutput ? outcome.Output : null);
+                ReadOnlyMemory<byte> value = server.Find(method)?.Descriptor.IsStream == true ? Collect(outcome.Items) : ToJson(outcome.Message);
+                return Result(id, value.Span, includeOutput ? outcome.Output ?? [] : null);
             }
 
             RemoteError error = RemoteError.Decode(outcome.Message.Body.Span, outcome.Message.Serialization);
@@ -317,8 +317,9 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     }
 
     /// <summary>The items of a stream's batches as one JSON array.</summary>
-    private static byte[] Collect(List<IpyRpcMessage> batches)
+    private static byte[] Collect(List<IpyRpcMessage>? batches)
     {
+        batches ??= [];
         var buffer = new ArrayBufferWriter<byte>();
         using (var writer = new Utf8JsonWriter(buffer))
         {
@@ -335,11 +336,12 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         return buffer.WrittenSpan.ToArray();
     }
 
-    private static byte[] ToJson(IpyRpcMessage result)
+    /// <summary>A result or batch of items as JSON: its own body when it is JSON already (no copy), else converted.</summary>
+    private static ReadOnlyMemory<byte> ToJson(IpyRpcMessage result)
     {
         if (result.Serialization == Serialization.Json)
         {
-            return result.Body.ToArray();
+            return result.Body;
         }
 
         // A function configured for MessagePack output still answers JSON callers in JSON.
@@ -350,10 +352,17 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         return buffer.WrittenSpan.ToArray();
     }
 
+    // Each thread's response buffer and writer, reused: a response costs only its own bytes.
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_response;
+    [ThreadStatic] private static Utf8JsonWriter? t_writer;
+
     private static byte[] Result(string? id, ReadOnlySpan<byte> result, List<(OutputStream Stream, string Text)>? output)
     {
-        var buffer = new ArrayBufferWriter<byte>(result.Length + 64);
-        using (var w = new Utf8JsonWriter(buffer))
+        ArrayBufferWriter<byte> buffer = t_response ??= new ArrayBufferWriter<byte>(256);
+        buffer.ResetWrittenCount();
+        Utf8JsonWriter w = t_writer ??= new Utf8JsonWriter(buffer);
+        w.Reset(buffer);
+        try
         {
             w.WriteStartObject();
             w.WriteString("jsonrpc", "2.0");
@@ -367,9 +376,18 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 
             WriteId(w, id);
             w.WriteEndObject();
+            w.Flush();
+            return buffer.WrittenSpan.ToArray();
         }
-
-        return buffer.WrittenSpan.ToArray();
+        finally
+        {
+            if (buffer.Capacity > 64 * 1024)
+            {
+                // A large result's buffer is not kept for the thread's next response.
+                t_response = null;
+                t_writer = null;
+            }
+        }
     }
 
     private static byte[] Error(string? id, int code, string message, RemoteError? error = null, List<(OutputStream Stream, string Text)>? output = null)
@@ -478,7 +496,8 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         await response.Body.WriteAsync(json);
     }
 
-    private sealed record CallOutcome(IpyRpcMessage Message, List<(OutputStream Stream, string Text)> Output, List<IpyRpcMessage> Items);
+    /// <summary>A call's final message, with its output and a stream's items when there were any (null when none).</summary>
+    private sealed record CallOutcome(IpyRpcMessage Message, List<(OutputStream Stream, string Text)>? Output, List<IpyRpcMessage>? Items);
 
     /// <summary>The calls of one HTTP request, run through one server session.</summary>
     private sealed class Calls : IAsyncDisposable
@@ -525,7 +544,10 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 // A request of one call lends its thread to that call's job; a batch's calls run side by side on workers.
                 await (lend ? RequestLending.HandleAsync(_session, call) : _session.HandleAsync(call));
                 IpyRpcMessage final = await pending.Done.Task;
-                return new CallOutcome(final, pending.Output, pending.Items);
+                List<(OutputStream, string)>? output;
+                List<IpyRpcMessage>? items;
+                lock (pending) (output, items) = (pending.Output, pending.Items);
+                return new CallOutcome(final, output, items);
             }
             finally
             {
@@ -544,7 +566,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             if (message.Kind == MessageKind.Output)
             {
                 string text = Encoding.UTF8.GetString(message.Body.Span);
-                lock (pending.Output) pending.Output.Add((message.Stream, text));
+                lock (pending) (pending.Output ??= []).Add((message.Stream, text));
                 if (pending.Live is { } live)
                 {
                     try
@@ -575,7 +597,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                     return;
                 }
 
-                lock (pending.Items) pending.Items.Add(message);
+                lock (pending) (pending.Items ??= []).Add(message);
                 return;
             }
 
@@ -598,9 +620,10 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             // The request handler continues right where the result arrives: it only writes the response.
             public TaskCompletionSource<IpyRpcMessage> Done { get; } = new();
 
-            public List<(OutputStream Stream, string Text)> Output { get; } = [];
+            // Made with the first piece of output or batch of items (most calls have neither); under a lock on this Pending.
+            public List<(OutputStream Stream, string Text)>? Output { get; set; }
 
-            public List<IpyRpcMessage> Items { get; } = [];
+            public List<IpyRpcMessage>? Items { get; set; }
 
             public long ItemBytes;
 
