@@ -63,7 +63,16 @@ internal static class Harness
         {
             if (repeat > 1) Progress($"run {run} of {repeat}");
             var runResults = new List<BenchResult>();
-            await RunOnceAsync(chosen, settings, runResults);
+            try
+            {
+                await RunOnceAsync(chosen, settings, runResults);
+            }
+            catch (UnknownSystemException e)
+            {
+                Console.Error.WriteLine(e.Message);
+                return 2;
+            }
+
             perRun.Add(Ratios(runResults));
             results.AddRange(runResults.Select(r => r with { Run = run }));
         }
@@ -143,7 +152,7 @@ internal static class Harness
             if (settings.Systems is { } only)
             {
                 string[] unknown = [.. only.Where(name => !connected.Any(s => s.Name == name))];
-                if (unknown.Length > 0) throw new ArgumentException($"--systems: no small-call system named {string.Join(", ", unknown)}; choose from {string.Join(", ", connected.Select(s => s.Name))}.");
+                if (unknown.Length > 0) throw new UnknownSystemException($"--systems: no small-call system named {string.Join(", ", unknown)}; choose from {string.Join(", ", connected.Select(s => s.Name))}.");
                 foreach (SystemUnderTest dropped in connected.Where(s => !only.Contains(s.Name))) await dropped.DisposeAsync();
                 connected.RemoveAll(s => !only.Contains(s.Name));
             }
@@ -508,3 +517,6 @@ internal sealed class ServerProcess : IAsyncDisposable
         _process.Dispose();
     }
 }
+
+/// <summary><c>--systems</c> named a system the small-call scenario does not have.</summary>
+internal sealed class UnknownSystemException(string message) : Exception(message);

@@ -78,4 +78,39 @@ public sealed class BenchSmokeTests
             File.Delete(json);
         }
     }
+
+    [Fact]
+    public async Task SystemsNarrowsTheSmallCallScenarioToTheNamedSystemsAndRefusesUnknownOnes()
+    {
+        string json = Path.Combine(Path.GetTempPath(), $"ipyrpc-bench-{Guid.NewGuid():N}.json");
+        try
+        {
+            (int exit, string output) = await RunAsync("--smoke", "--systems", "ipyrpc-inproc,raw-kestrel", "--json", json, "small");
+            Assert.True(exit == 0, output);
+            using JsonDocument report = JsonDocument.Parse(await File.ReadAllTextAsync(json));
+            string[] systems = [.. report.RootElement.GetProperty("results").EnumerateArray().Select(r => r.GetProperty("system").GetString()!).Distinct()];
+            Assert.Equal(["ipyrpc-inproc", "raw-kestrel"], systems.Order());
+
+            (exit, output) = await RunAsync("--smoke", "--systems", "ipyrpc-inproc,no-such-system", "small");
+            Assert.Equal(2, exit);
+            Assert.Contains("no small-call system named no-such-system", output);
+            Assert.Contains("raw-libzmq", output); // the names it could have been
+        }
+        finally
+        {
+            File.Delete(json);
+        }
+    }
+
+    private static async Task<(int Exit, string Output)> RunAsync(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "IpyRpc.Bench.dll"));
+        foreach (string a in args) start.ArgumentList.Add(a);
+        using Process process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromMinutes(5)).Token);
+        return (process.ExitCode, await stdout + await stderr);
+    }
 }
