@@ -42,6 +42,12 @@ if (args.FirstOrDefault() == "loop")
         Queue = args.Contains("forget") ? new IpyRpc.Jobs.InMemoryJobQueue(new IpyRpc.Jobs.InMemoryJobQueueOptions { Retention = new IpyRpc.Jobs.JobRetention { MaxAge = TimeSpan.FromHours(1), MaxBytes = 1 << 20 } }) : null,
     });
     BenchFunctions.Configure(server);
+    if (args.Contains("remote") && !(zmq || http || args.Contains("jsonrpc") || args.Contains("kestrel") || args.Contains("rawzmq")))
+    {
+        Console.Error.WriteLine("remote needs a transport to reach the server process: zmq, http, jsonrpc, kestrel or rawzmq (in process is one process by definition).");
+        return 2;
+    }
+
     await using ServerProcess? remote = args.Contains("remote") ? await ServerProcess.StartAsync() : null;
     await using IpyRpcZeroMqServer? host = zmq && remote is null ? IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*") : null;
     await using IpyRpc.Http.IpyRpcHttpServer? web = http && remote is null ? await IpyRpc.Http.IpyRpcHttpServer.StartAsync(server) : null;
