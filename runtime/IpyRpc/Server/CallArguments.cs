@@ -13,8 +13,11 @@ namespace IpyRpc;
 public sealed class CallArguments
 {
     private readonly ReadOnlyMemory<byte> _bytes;
-    private readonly List<(int Offset, int Length)> _positional = [];
-    private readonly List<(string Name, int Offset, int Length)> _named = [];
+    // Made when the first argument of their kind is sliced (a call's arguments are all positional or all named).
+    private List<(int Offset, int Length)>? _positional;
+    private List<(string Name, int Offset, int Length)>? _named;
+    private static readonly List<(int Offset, int Length)> NoPositional = []; // read only, never added to
+    private static readonly List<(string Name, int Offset, int Length)> NoNamed = []; // read only, never added to
 
     private CallArguments(ReadOnlyMemory<byte> bytes, Serialization serialization)
     {
@@ -26,10 +29,14 @@ public sealed class CallArguments
     public Serialization Serialization { get; }
 
     /// <summary>How many positional arguments there are.</summary>
-    public int PositionalCount => _positional.Count;
+    public int PositionalCount => Positional.Count;
+
+    private List<(int Offset, int Length)> Positional => _positional ?? NoPositional;
+
+    private List<(string Name, int Offset, int Length)> Named => _named ?? NoNamed;
 
     /// <summary>The names of the named arguments.</summary>
-    public IEnumerable<string> Names => _named.Select(n => n.Name);
+    public IEnumerable<string> Names => Named.Select(n => n.Name);
 
     /// <summary>Slices an arguments part. Empty bytes or nil/null mean no arguments.</summary>
     /// <exception cref="ArgumentBindingException">The part is neither an array nor a map, or is malformed.</exception>
@@ -68,7 +75,8 @@ public sealed class CallArguments
                 break;
             case MessagePackType.Array:
                 int n = r.ReadArrayHeader();
-                for (int i = 0; i < n; i++) _positional.Add(r.ReadRawRange());
+                if (n > 0) _positional = new(Math.Min(n, 64)); // a count the reader checked against the bytes left, where one byte can be an element: past 64 the list grows as elements are read
+                for (int i = 0; i < n; i++) _positional!.Add(r.ReadRawRange());
                 break;
             case MessagePackType.Map:
                 int m = r.ReadMapHeader();
@@ -77,7 +85,7 @@ public sealed class CallArguments
                     int at = r.Position;
                     string name = r.ReadString() ?? throw new MessagePackSerializationException("An argument name must be a string", at);
                     (int offset, int length) = r.ReadRawRange();
-                    _named.Add((name, offset, length));
+                    (_named ??= new(Math.Min(m, 64))).Add((name, offset, length));
                 }
 
                 break;
@@ -106,7 +114,7 @@ public sealed class CallArguments
                     if (r.TokenType == JsonTokenType.EndArray) break;
                     int start = (int)r.TokenStartIndex;
                     r.Skip();
-                    _positional.Add((start, (int)r.BytesConsumed - start));
+                    (_positional ??= []).Add((start, (int)r.BytesConsumed - start));
                 }
 
                 break;
@@ -119,7 +127,7 @@ public sealed class CallArguments
                     Formatting.Json.JsonRead.Next(ref r);
                     int start = (int)r.TokenStartIndex;
                     r.Skip();
-                    _named.Add((name, start, (int)r.BytesConsumed - start));
+                    (_named ??= []).Add((name, start, (int)r.BytesConsumed - start));
                 }
 
                 break;
@@ -147,22 +155,22 @@ public sealed class CallArguments
     {
         if (descriptor.TakesAnyArguments) return [];
         IReadOnlyList<ParameterDescriptor> parameters = descriptor.Parameters;
-        if (_positional.Count > parameters.Count)
+        if (Positional.Count > parameters.Count)
         {
             throw new ArgumentBindingException(new RemoteError
             {
                 Code = ErrorCodes.InvalidArguments,
-                Message = $"{descriptor.Name} takes {Count(parameters.Count)} but {_positional.Count} were given. Signature: {descriptor.Signature}",
+                Message = $"{descriptor.Name} takes {Count(parameters.Count)} but {Positional.Count} were given. Signature: {descriptor.Signature}",
             });
         }
 
         var slots = new (int Offset, int Length)[parameters.Count];
         for (int i = 0; i < slots.Length; i++)
         {
-            slots[i] = i < _positional.Count ? _positional[i] : (-1, 0);
+            slots[i] = i < Positional.Count ? Positional[i] : (-1, 0);
         }
 
-        foreach ((string name, int offset, int length) in _named)
+        foreach ((string name, int offset, int length) in Named)
         {
             int index = -1;
             for (int i = 0; i < parameters.Count; i++)
@@ -231,9 +239,9 @@ public sealed class CallArguments
     {
         try
         {
-            var positional = _positional.Select(slot => Decode(slot, Formatters.Object)).ToList();
+            var positional = Positional.Select(slot => Decode(slot, Formatters.Object)).ToList();
             var named = new Dictionary<string, object?>(StringComparer.Ordinal);
-            foreach ((string name, int offset, int length) in _named) named[name] = Decode((offset, length), Formatters.Object);
+            foreach ((string name, int offset, int length) in Named) named[name] = Decode((offset, length), Formatters.Object);
             return (positional, named);
         }
         catch (Exception e) when (e is IpyRpcSerializationException or JsonException or InvalidOperationException)
