@@ -33,7 +33,10 @@ public sealed class JobWorker : IAsyncDisposable
     private readonly JobWorkerOptions _options;
     private readonly CancellationTokenSource _taking = new();
     private readonly CancellationTokenSource _abort = new();
-    private readonly ConcurrentDictionary<JobLease, CancellationTokenSource?> _running = new();
+    // Jobs running under leases that can be lost, with the token that stops each: the heartbeat renews them. Jobs
+    // under leases that never lapse (an in-memory queue's) are only counted, in _unrenewed.
+    private readonly ConcurrentDictionary<JobLease, CancellationTokenSource> _running = new();
+    private int _unrenewed;
     private Task[] _slots = [];
     private Task _heartbeat = Task.CompletedTask;
     private int _started;
@@ -56,7 +59,7 @@ public sealed class JobWorker : IAsyncDisposable
     public IJobQueue Queue => _queue;
 
     /// <summary>How many jobs it is running now.</summary>
-    public int Running => _running.Count;
+    public int Running => _running.Count + Volatile.Read(ref _unrenewed);
 
     /// <summary>Starts taking jobs.</summary>
     public void Start()
@@ -102,7 +105,8 @@ public sealed class JobWorker : IAsyncDisposable
     {
         // Leases that can be lost get a token of their own, so losing one (or aborting) stops the function.
         CancellationTokenSource? own = lease.RenewEvery is null ? null : CancellationTokenSource.CreateLinkedTokenSource(lease.CancellationToken, _abort.Token);
-        _running[lease] = own;
+        if (own is null) Interlocked.Increment(ref _unrenewed);
+        else _running[lease] = own;
         try
         {
             JobOutcome outcome;
@@ -133,7 +137,8 @@ public sealed class JobWorker : IAsyncDisposable
         }
         finally
         {
-            _running.TryRemove(lease, out _);
+            if (own is null) Interlocked.Decrement(ref _unrenewed);
+            else _running.TryRemove(lease, out _);
             own?.Dispose();
         }
     }
@@ -168,9 +173,8 @@ public sealed class JobWorker : IAsyncDisposable
         while (!_abort.IsCancellationRequested)
         {
             await DelayQuietly(every, _abort.Token).ConfigureAwait(false);
-            foreach ((JobLease lease, CancellationTokenSource? own) in _running)
+            foreach ((JobLease lease, CancellationTokenSource own) in _running)
             {
-                if (own is null) continue;
                 bool held;
                 try
                 {
@@ -218,11 +222,11 @@ public sealed class JobWorker : IAsyncDisposable
         }
 
         _abort.Cancel();
-        foreach (CancellationTokenSource? own in _running.Values)
+        foreach (CancellationTokenSource own in _running.Values)
         {
             try
             {
-                own?.Cancel();
+                own.Cancel();
             }
             catch (ObjectDisposedException)
             {

@@ -333,6 +333,49 @@ public abstract class JobQueueContract : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task AWorkersRunningCountIsTheJobsItIsRunningNow()
+    {
+        IJobQueue queue = await OpenAsync();
+        var executor = new GatedExecutor();
+        await using var worker = new JobWorker(queue, executor, new JobWorkerOptions { Concurrency = 4, LeaseDuration = TimeSpan.FromSeconds(5) });
+        Assert.Equal(0, worker.Running);
+        worker.Start();
+        var first = new Recorder();
+        var second = new Recorder();
+        await queue.SubmitAsync(Request("gated", args: [1]), first);
+        await queue.SubmitAsync(Request("gated", args: [2]), second);
+        await EventuallyAsync(() => Task.FromResult(executor.Started == 2));
+        Assert.Equal(2, worker.Running);
+
+        executor.Release(1);
+        await first.Completed.Task.WaitAsync(Patience);
+        await EventuallyAsync(() => Task.FromResult(worker.Running == 1));
+        executor.Release(2);
+        await second.Completed.Task.WaitAsync(Patience);
+        await EventuallyAsync(() => Task.FromResult(worker.Running == 0));
+    }
+
+    /// <summary>Holds each job (by its first argument byte) until released.</summary>
+    private sealed class GatedExecutor : IJobExecutor
+    {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<byte, TaskCompletionSource> _gates = new();
+        private int _started;
+
+        public int Started => Volatile.Read(ref _started);
+
+        public void Release(byte key) => Gate(key).TrySetResult();
+
+        private TaskCompletionSource Gate(byte key) => _gates.GetOrAdd(key, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+        public async ValueTask<JobOutcome> ExecuteAsync(JobRequest request, IJobOutput output, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _started);
+            await Gate(request.Arguments.Span[0]).Task.WaitAsync(cancellationToken);
+            return Ok([0xc0]);
+        }
+    }
+
     protected static async Task<long> WaitForSequenceAsync(IJobQueue queue, string jobId, long sequence)
     {
         long last = 0;
