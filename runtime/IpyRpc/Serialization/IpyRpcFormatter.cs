@@ -68,13 +68,29 @@ public abstract class IpyRpcFormatter<T> : IpyRpcFormatter
 /// <summary>Encoding a value in the serialization chosen for a call, in one place.</summary>
 public static class IpyRpcFormatterExtensions
 {
+    // This thread's JSON writer while no write holds it (a write nested in another gets one of its own); between
+    // writes it points at a buffer nothing writes to, so it keeps no value's bytes alive.
+    [ThreadStatic] private static Utf8JsonWriter? t_json;
+    private static readonly System.Buffers.ArrayBufferWriter<byte> Parked = new(1);
+
     /// <summary>Writes <paramref name="value"/> to <paramref name="output"/> as <paramref name="serialization"/> (JSON or MessagePack).</summary>
     public static void Write<T>(this IpyRpcFormatter<T> formatter, System.Buffers.IBufferWriter<byte> output, T value, Serialization serialization)
     {
         if (serialization == Serialization.Json)
         {
-            using var writer = new Utf8JsonWriter(output);
-            formatter.Write(writer, value);
+            Utf8JsonWriter writer = t_json ?? new Utf8JsonWriter(output);
+            t_json = null;
+            writer.Reset(output);
+            try
+            {
+                formatter.Write(writer, value);
+                writer.Flush();
+            }
+            finally
+            {
+                writer.Reset(Parked);
+                t_json = writer;
+            }
         }
         else
         {
