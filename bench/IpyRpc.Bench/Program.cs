@@ -2,12 +2,12 @@ using IpyRpc;
 using IpyRpc.Bench;
 using IpyRpc.ZeroMq;
 
-// dotnet run -c Release --project bench/IpyRpc.Bench -- [--quick | --smoke] [--repeat N] [--json FILE] [scenario…]
+// dotnet run -c Release --project bench/IpyRpc.Bench -- [--quick | --smoke] [--repeat N] [--systems a,b] [--json FILE] [scenario…]
 //   --repeat N: run everything N times; each ratio is the median of the N runs' ratios (each run's value is listed)
 //   --systems a,b: the small-call scenario measures only these systems (say ipyrpc-http-binary,raw-kestrel)
 //   scenarios: small, payload, pointers, queues, serialization, python (default: all)
 // dotnet run -c Release --project bench/IpyRpc.Bench -- serve      the server process the harness starts
-// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|http] [inline] [IN_FLIGHT]   small calls only, for a profiler
+// dotnet run -c Release --project bench/IpyRpc.Bench -- loop …   small calls only, for a profiler (options below)
 if (args.FirstOrDefault() == "serve")
 {
     return await Serve.RunAsync();
