@@ -159,7 +159,7 @@ public sealed class InMemoryJobQueue : IJobQueue
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         string id = _idPrefix + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var job = new Job(this, request with { Id = id }, observer);
+        var job = new Job(this, request.WithId(id), observer);
         _jobs[id] = job;
         observer?.OnAccepted(id);
         if (request.Deadline is { } deadline)
@@ -560,6 +560,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         private Lease? _lease;
         private JobOutcome? _outcome;
         private bool _released;
+        private bool _isFolded;
         private Timer? _deadlineTimer;
 
         public JobRequest Request { get; private set; } = request;
@@ -593,6 +594,7 @@ public sealed class InMemoryJobQueue : IJobQueue
                 folded = default;
                 retained = RetainedBytes;
                 if (!FoldableLocked) return false;
+                _isFolded = true;
                 folded = new FoldedJob
                 {
                     Function = Request.Function,
@@ -732,7 +734,6 @@ public sealed class InMemoryJobQueue : IJobQueue
             _lease = null;
             CompletedAt = DateTimeOffset.UtcNow;
             Request.ArgumentsPool?.Release(); // the queue's hold; a function still running keeps its own
-            Request = Request with { Arguments = default, ArgumentsPool = null }; // the arguments are not needed any more
             RetainedBytes = _recordedOutput + outcome.Result.Length;
             Publish(new JobEvent(++_sequence, JobEventKind.Completed, Outcome: outcome));
             _observer = null;
@@ -742,6 +743,11 @@ public sealed class InMemoryJobQueue : IJobQueue
             _cancel?.Dispose();
             _cancel = null;
             queue.Finished(this);
+            if (!_isFolded)
+            {
+                // A record kept whole does not keep the arguments (a folded one, the usual delivered call, kept nothing of the job).
+                Request = Request with { Arguments = default, ArgumentsPool = null };
+            }
         }
 
         private void Publish(in JobEvent e)

@@ -55,8 +55,24 @@ public static class JobStates
 /// </summary>
 public sealed record JobRequest
 {
+    private string _id = "";
+
     /// <summary>The job's id. Queues mint it on submit: whatever is set here is replaced.</summary>
-    public string Id { get; init; } = "";
+    public string Id { get => _id; init => _id = value; }
+
+    /// <summary>
+    /// Made by a server for one submit and used by nothing else after it: an in-memory queue may give it its id
+    /// in place instead of copying it (a request anyone else made, or one that already has an id, is copied).
+    /// </summary>
+    internal bool HandedOver { get; init; }
+
+    /// <summary>This request with the id <paramref name="id"/>: itself when it was handed over and has none yet, else a copy.</summary>
+    internal JobRequest WithId(string id)
+    {
+        if (!HandedOver || _id.Length != 0) return this with { Id = id };
+        _id = id;
+        return this;
+    }
 
     /// <summary>The exported function name.</summary>
     public required string Function { get; init; }

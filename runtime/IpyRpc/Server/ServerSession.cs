@@ -467,6 +467,7 @@ public sealed class ServerSession : IAsyncDisposable
             ReturnPointer = message.ReturnPointer ?? options.ReturnPointer ?? false,
             // A century or more stands for "until released or evicted" (a .NET caller's Timeout.InfiniteTimeSpan arrives as long.MaxValue).
             PointerTimeToLive = message.PointerTtlMs is long ttl ? (ttl >= 100L * 365 * 24 * 3600 * 1000 ? Timeout.InfiniteTimeSpan : TimeSpan.FromMilliseconds(ttl)) : options.PointerTimeToLive,
+            HandedOver = true, // submitted once, below: the queue may give it its id in place
         };
         if (_server.Log.IsEnabled(LogLevel.Debug))
         {

@@ -186,4 +186,60 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
 
         Assert.Equal(ids[^2_000..], (await queue.ListAsync(new JobQuery { Limit = 5_000 })).Select(j => j.Id).Reverse());
     }
+
+    [Fact]
+    public async Task ARequestAServerHandsOverGetsItsIdInPlaceAndAnyOtherIsCopied()
+    {
+        var queue = (InMemoryJobQueue)await OpenAsync();
+
+        // Anyone's request may be submitted again: each submit is a job of its own, and the request is left as it was.
+        var mine = new JobRequest { Function = "calc.add", Arguments = new byte[] { 0x92, 2, 3 } };
+        JobTicket first = await queue.SubmitAsync(mine), second = await queue.SubmitAsync(mine);
+        Assert.NotEqual(first.JobId, second.JobId);
+        Assert.Equal("", mine.Id);
+        JobLease a = await TakeAsync(queue), b = await TakeAsync(queue);
+        Assert.Equal([first.JobId, second.JobId], new[] { a.Request.Id, b.Request.Id }.Order());
+        Assert.NotSame(mine, a.Request);
+        Assert.NotSame(a.Request, b.Request);
+
+        // A server's own request (made for this one submit) becomes the job's, id and all; one that has an id is copied.
+        var handed = new JobRequest { Function = "calc.add", HandedOver = true };
+        JobTicket third = await queue.SubmitAsync(handed);
+        Assert.Equal(third.JobId, handed.Id);
+        Assert.Same(handed, (await TakeAsync(queue)).Request);
+        JobTicket fourth = await queue.SubmitAsync(handed);
+        JobLease d = await TakeAsync(queue);
+        Assert.Equal(fourth.JobId, d.Request.Id);
+        Assert.NotSame(handed, d.Request);
+        Assert.Equal(third.JobId, handed.Id);
+    }
+
+    [Fact]
+    public async Task AFinishedRecordKeepsNoneOfItsArgumentsWhetherFoldedOrKeptWhole()
+    {
+        var queue = (InMemoryJobQueue)await OpenAsync();
+        (string kept, WeakReference keptArguments) = await FinishAsync(queue, release: false);
+        (string folded, WeakReference foldedArguments) = await FinishAsync(queue, release: true);
+        Assert.Equal(1, queue.FoldedCount);
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        Assert.False(keptArguments.IsAlive, "a record kept whole (its result not yet released) still holds its arguments");
+        Assert.False(foldedArguments.IsAlive, "a folded record still holds its arguments");
+        Assert.Equal(JobState.Succeeded, (await queue.GetAsync(kept))!.State);
+        Assert.Equal(JobState.Succeeded, (await queue.GetAsync(folded))!.State);
+
+        // Made and let go of in a frame of its own, so that only the queue can keep the arguments alive.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        static async Task<(string Id, WeakReference Arguments)> FinishAsync(InMemoryJobQueue queue, bool release)
+        {
+            byte[] arguments = [0x91, 0xc4, 0x10, .. new byte[16]];
+            JobTicket ticket = await queue.SubmitAsync(new JobRequest { Function = "calc.echo", Arguments = arguments, HandedOver = true });
+            JobLease lease = await TakeAsync(queue);
+            Assert.True(await lease.CompleteAsync(Ok([5])));
+            if (release) await queue.ReleaseAsync(ticket.JobId);
+            return (ticket.JobId, new WeakReference(arguments));
+        }
+    }
 }
