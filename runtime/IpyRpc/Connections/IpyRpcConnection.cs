@@ -20,6 +20,9 @@ public sealed class IpyRpcConnection : IpyRpcPeer
     private readonly CancellationTokenSource _closed = new();
     private readonly object _gate = new();
     private ClaimsPrincipal _principal;
+    // Whether _principal is authenticated, as read when it was set: every call asks, and a principal's identity is
+    // looked up through an enumerator of its own each time.
+    private bool _authenticated;
     private PeerLink? _link;
     private string? _cannotCall;
     private Func<DisconnectInfo, ValueTask>? _close;
@@ -42,6 +45,7 @@ public sealed class IpyRpcConnection : IpyRpcPeer
         Transport = transport;
         RemoteAddress = remoteAddress;
         _principal = principal ?? Anonymous;
+        _authenticated = IsAuthenticatedPrincipal(_principal);
         IsLoopback = IsLoopbackAddress(remoteAddress);
     }
 
@@ -86,7 +90,9 @@ public sealed class IpyRpcConnection : IpyRpcPeer
     public ClaimsPrincipal Principal => _principal;
 
     /// <summary>Whether the peer has authenticated.</summary>
-    public bool IsAuthenticated => _principal.Identity?.IsAuthenticated == true;
+    public bool IsAuthenticated => Volatile.Read(ref _authenticated);
+
+    private static bool IsAuthenticatedPrincipal(ClaimsPrincipal principal) => principal.Identity?.IsAuthenticated == true;
 
     /// <summary>State that lives as long as the connection (a session's cache, a user's choices).</summary>
     public ConcurrentDictionary<string, object?> Items
@@ -128,7 +134,11 @@ public sealed class IpyRpcConnection : IpyRpcPeer
     }
 
     /// <summary>For transports and authenticators: sets who the peer is, once it has proven it.</summary>
-    public void Authenticate(ClaimsPrincipal principal) => _principal = principal;
+    public void Authenticate(ClaimsPrincipal principal)
+    {
+        _principal = principal;
+        Volatile.Write(ref _authenticated, IsAuthenticatedPrincipal(principal));
+    }
 
     /// <summary>Whether this connection can carry calls to the other side now (its transport keeps it open both ways, and it is open).</summary>
     public bool CanCall => _link is { Broken: null };

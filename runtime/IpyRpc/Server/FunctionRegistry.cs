@@ -301,11 +301,9 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
 
         bool poolHandedOn = false;
 
-        // A caller that reads slowly slows the function's printing and progress reports, rather than its backlog growing without bound.
-        Action? waitForRoom = output is IOutputBackpressure pressure ? () => pressure.WaitForRoom(cancellationToken) : null;
-        LineBufferedSink? sink = captureOutput ? new LineBufferedSink(output.Write, waitForRoom) : null;
+        var host = new CallHost(output, cancellationToken, request.Caller, liveConnections);
         (IServiceProvider Services, IAsyncDisposable Scope)? scope = null;
-        OutputCapture.Scope capture = sink is null ? default : OutputCapture.Begin(sink);
+        OutputCapture.Scope capture = captureOutput ? OutputCapture.Begin(host) : default;
         CancellationTokenSource? deadline = null;
         try
         {
@@ -319,19 +317,8 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
             {
                 Services = scope?.Services,
                 Flow = flows?.Invoke(request.Id),
-                Data = (stream, text) =>
-                {
-                    sink?.Flush(); // console output written before an item or report stays before it
-                    output.Write(stream, text);
-                    if (stream == JobData.Progress) waitForRoom?.Invoke(); // stream items have their caller's credit window instead
-                },
+                Host = host,
             };
-            if (request.Caller is { } caller)
-            {
-                // The live connection when the caller is connected to this process; otherwise (a worker elsewhere) its recorded identity.
-                invocation.ResolveConnection = () => liveConnections?.Invoke(caller.ConnectionId)
-                    ?? new IpyRpcConnection(caller.ConnectionId, caller.Transport, caller.RemoteAddress, caller.Principal);
-            }
             if (request.ReturnPointer)
             {
                 invocation.ReturnAsPointer = (Data ?? throw new PointerFault(new RemoteError { Code = ErrorCodes.Internal, Message = $"{function.Name} is to return a pointer, but this process keeps no data store." }),
@@ -415,7 +402,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
         finally
         {
             if (!poolHandedOn) pool?.Release();
-            sink?.Close();
+            host.Close();
             capture.Dispose();
             deadline?.Dispose();
             if (scope is { } s) await s.Scope.DisposeAsync().ConfigureAwait(false);

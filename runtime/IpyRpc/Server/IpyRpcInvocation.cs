@@ -38,9 +38,7 @@ public sealed class IpyRpcInvocation
     public Serialization OutputSerialization { get; }
 
     /// <summary>The caller's connection: who called, from where. A function asks for it with an <see cref="IpyRpcConnection"/> parameter.</summary>
-    public IpyRpcConnection Connection => _connection ??= ResolveConnection?.Invoke() ?? new IpyRpcConnection("none", null);
-
-    internal Func<IpyRpcConnection>? ResolveConnection { get; set; }
+    public IpyRpcConnection Connection => _connection ??= Host?.Connection() ?? new IpyRpcConnection("none", null);
 
     private IpyRpcConnection? _connection;
 
@@ -179,8 +177,8 @@ public sealed class IpyRpcInvocation
     /// <summary>When set, <see cref="Return{T}"/> keeps the value in this store and the result is a pointer to it.</summary>
     internal (IpyRpcDataStore Store, TimeSpan? TimeToLive, string? Protocol)? ReturnAsPointer { get; set; }
 
-    /// <summary>Where items and progress reports go: the job's record, after any console output written before them.</summary>
-    internal Action<OutputStream, string>? Data { get; set; }
+    /// <summary>The call's job and caller: where items and progress reports go (the job's record, after any console output written before them), and who called.</summary>
+    internal CallHost? Host { get; set; }
 
     /// <summary>The caller's flow control for a streaming call; <see langword="null"/> when the caller gave no window (the items are then only bounded by the transport).</summary>
     internal StreamFlow? Flow { get; set; }
@@ -261,7 +259,7 @@ public sealed class IpyRpcInvocation
         }
 
         batch.Clear();
-        Data?.Invoke(Jobs.JobData.Items, Jobs.JobData.Encode(OutputSerialization, framed));
+        Host?.Data(Jobs.JobData.Items, Jobs.JobData.Encode(OutputSerialization, framed));
     }
 
     private void Encode<T>(IBufferWriter<byte> buffer, T value, IpyRpcFormatter<T> formatter, string what)
@@ -282,7 +280,7 @@ public sealed class IpyRpcInvocation
         {
             var buffer = new ArrayBufferWriter<byte>(64);
             call.Encode(buffer, value, formatter, "A progress report");
-            call.Data?.Invoke(Jobs.JobData.Progress, Jobs.JobData.Encode(call.OutputSerialization, buffer.WrittenSpan));
+            call.Host?.Data(Jobs.JobData.Progress, Jobs.JobData.Encode(call.OutputSerialization, buffer.WrittenSpan));
         }
     }
 
