@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Security.Claims;
 using IpyRpc.Protocol;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -187,8 +188,7 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
             return;
         }
 
-        bool authenticated = context.User.Identity?.IsAuthenticated == true;
-        var connection = new IpyRpcConnection("websocket", Address(context), authenticated ? context.User : null);
+        var connection = new IpyRpcConnection("websocket", Address(context), RequestUser.Authenticated(context));
         await using var channel = new WebSocketMessageChannel(socket, _server.Options.MaxMessageBytes, isServer: true);
         try
         {
@@ -205,22 +205,22 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
     /// </summary>
     private (HttpConnection? Connection, bool Ephemeral) Find(HttpContext context, IpyRpcMessage message)
     {
-        bool authenticated = context.User.Identity?.IsAuthenticated == true;
+        ClaimsPrincipal? user = RequestUser.Authenticated(context);
         if (message.Kind != MessageKind.Hello
             && context.Request.Headers[ConnectionHeader].ToString() is { Length: > 0 } id
             && _connections.TryGetValue(id, out HttpConnection? known))
         {
-            if (authenticated)
+            if (user is not null)
             {
-                if (!known.Connection.IsAuthenticated) known.Connection.Authenticate(context.User);
-                else if (known.Connection.Principal.Identity?.Name != context.User.Identity!.Name) return (null, false);
+                if (!known.Connection.IsAuthenticated) known.Connection.Authenticate(user);
+                else if (known.Connection.Principal.Identity?.Name != user.Identity!.Name) return (null, false);
             }
 
             known.Touch();
             return (known, false);
         }
 
-        var opened = new HttpConnection(this, new IpyRpcConnection("http", Address(context), authenticated ? context.User : null));
+        var opened = new HttpConnection(this, new IpyRpcConnection("http", Address(context), user));
         _connections[opened.Id] = opened;
         return (opened, message.Kind != MessageKind.Hello);
     }

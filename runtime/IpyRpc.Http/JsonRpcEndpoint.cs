@@ -180,7 +180,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     /// </summary>
     private (Calls Calls, bool Owned) CallsFor(HttpContext context)
     {
-        ClaimsPrincipal? user = context.User.Identity?.IsAuthenticated == true ? context.User : null;
+        ClaimsPrincipal? user = RequestUser.Authenticated(context);
         IDictionary<object, object?>? items = context.Features.Get<IConnectionItemsFeature>()?.Items;
         CancellationToken closed = context.Features.Get<IConnectionLifetimeFeature>()?.ConnectionClosed ?? default;
         if (items is null || !closed.CanBeCanceled || closed.IsCancellationRequested)
