@@ -884,7 +884,10 @@ public sealed class ServerSession : IAsyncDisposable
         /// <summary>True the first time only: the call's in-flight count is given back once.</summary>
         public bool MarkFinished() => Interlocked.Exchange(ref _finished, 1) == 0;
 
-        private readonly Queue<IpyRpcMessage> _pending = new();
+        // The lock for what follows, and what waits behind a message being sent (made when one must wait: a call's
+        // one reply, sent at once, needs none).
+        private readonly object _pending = new();
+        private Queue<IpyRpcMessage>? _waiting;
         private bool _sending;
         private bool _done;
 
@@ -1070,28 +1073,23 @@ public sealed class ServerSession : IAsyncDisposable
                 }
 
                 if (message.Kind is MessageKind.Output or MessageKind.Progress) _buffered += message.Body.Length;
-                _pending.Enqueue(message);
-                if (_sending) return;
+                if (_sending)
+                {
+                    (_waiting ??= new Queue<IpyRpcMessage>()).Enqueue(message);
+                    return;
+                }
+
                 _sending = true;
             }
 
-            _ = DrainAsync();
+            _ = DrainAsync(message);
         }
 
-        private async Task DrainAsync()
+        /// <summary>Sends <paramref name="next"/>, then whatever was posted meanwhile, in order.</summary>
+        private async Task DrainAsync(IpyRpcMessage next)
         {
             while (true)
             {
-                IpyRpcMessage next;
-                lock (_pending)
-                {
-                    if (!_pending.TryDequeue(out next!))
-                    {
-                        _sending = false;
-                        return;
-                    }
-                }
-
                 // The call's share of the connection's limits is given back before its reply goes: a caller that
                 // answers a reply with its next call at once (up to the limit in flight) must find the room there.
                 if (next.Kind is MessageKind.Result or MessageKind.Error) session.Finished(this);
@@ -1113,6 +1111,15 @@ public sealed class ServerSession : IAsyncDisposable
                     {
                         // Delivered to the only caller that wanted it: the queue need not keep the result.
                         await IgnoreFailures(queue.ReleaseAsync(id)).ConfigureAwait(false);
+                    }
+                }
+
+                lock (_pending)
+                {
+                    if (_waiting is null || !_waiting.TryDequeue(out next!))
+                    {
+                        _sending = false;
+                        return;
                     }
                 }
             }
