@@ -94,24 +94,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                     return;
                 }
 
-                byte[]?[] replies = await Task.WhenAll(root.EnumerateArray().Select(r => HandleOneAsync(r, request, includeOutput, null, lend: false)));
-                byte[][] sent = [.. replies.Where(r => r is not null)!];
-                if (sent.Length == 0)
-                {
-                    response.StatusCode = StatusCodes.Status204NoContent;
-                    return;
-                }
-
-                var batch = new ArrayBufferWriter<byte>();
-                batch.Write("["u8);
-                for (int i = 0; i < sent.Length; i++)
-                {
-                    if (i > 0) batch.Write(","u8);
-                    batch.Write(sent[i]);
-                }
-
-                batch.Write("]"u8);
-                await WriteAsync(response, StatusCodes.Status200OK, batch.WrittenMemory);
+                await HandleBatchAsync(response, root, request, includeOutput);
                 return;
             }
 
@@ -121,21 +104,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             {
                 response.ContentType = NdJson;
                 response.Headers.CacheControl = "no-cache";
-                var gate = new SemaphoreSlim(1, 1);
-                live = async (s, text) =>
-                {
-                    await gate.WaitAsync();
-                    try
-                    {
-                        await response.Body.WriteAsync(OutputNotification(s, text), context.RequestAborted);
-                        await response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
-                        await response.Body.FlushAsync(context.RequestAborted);
-                    }
-                    finally
-                    {
-                        gate.Release();
-                    }
-                };
+                live = LiveOutput(context);
             }
 
             byte[]? reply = await HandleOneAsync(root, request, includeOutput, live, lend: true);
@@ -163,6 +132,51 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 await WriteAsync(response, StatusCodes.Status200OK, Error(null, ErrorCodes.ToJsonRpc(ErrorCodes.Internal), $"Internal error: the server failed handling this request ({e.GetType().Name}: {e.Message})."));
             }
         }
+    }
+
+    // The batch and live-output paths are methods of their own: lambdas in HandleAsync would make their closure for
+    // every request, batch or not.
+    private async Task HandleBatchAsync(HttpResponse response, JsonElement root, Request request, bool includeOutput)
+    {
+        byte[]?[] replies = await Task.WhenAll(root.EnumerateArray().Select(r => HandleOneAsync(r, request, includeOutput, null, lend: false)));
+        byte[][] sent = [.. replies.Where(r => r is not null)!];
+        if (sent.Length == 0)
+        {
+            response.StatusCode = StatusCodes.Status204NoContent;
+            return;
+        }
+
+        var batch = new ArrayBufferWriter<byte>();
+        batch.Write("["u8);
+        for (int i = 0; i < sent.Length; i++)
+        {
+            if (i > 0) batch.Write(","u8);
+            batch.Write(sent[i]);
+        }
+
+        batch.Write("]"u8);
+        await WriteAsync(response, StatusCodes.Status200OK, batch.WrittenMemory);
+    }
+
+    /// <summary>Writes each piece of a call's output to the response as a notification line, as it comes.</summary>
+    private static Func<OutputStream, string, Task> LiveOutput(HttpContext context)
+    {
+        HttpResponse response = context.Response;
+        var gate = new SemaphoreSlim(1, 1);
+        return async (s, text) =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                await response.Body.WriteAsync(OutputNotification(s, text), context.RequestAborted);
+                await response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
+                await response.Body.FlushAsync(context.RequestAborted);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        };
     }
 
     /// <summary>The calls of one request: what it carries, and on which session.</summary>
@@ -497,7 +511,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     }
 
     /// <summary>A call's final message, with its output and a stream's items when there were any (null when none).</summary>
-    private sealed record CallOutcome(IpyRpcMessage Message, List<(OutputStream Stream, string Text)>? Output, List<IpyRpcMessage>? Items);
+    private readonly record struct CallOutcome(IpyRpcMessage Message, List<(OutputStream Stream, string Text)>? Output, List<IpyRpcMessage>? Items);
 
     /// <summary>The calls of one HTTP request, run through one server session.</summary>
     private sealed class Calls : IAsyncDisposable
@@ -615,10 +629,11 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             await _session.DisposeAsync();
         }
 
-        private sealed class Pending(Func<OutputStream, string, Task>? live)
+        private sealed class Pending(Func<OutputStream, string, Task>? live) : TaskCompletionSource<IpyRpcMessage>
         {
-            // The request handler continues right where the result arrives: it only writes the response.
-            public TaskCompletionSource<IpyRpcMessage> Done { get; } = new();
+            // The request handler continues right where the result arrives: it only writes the response. (The pending
+            // call is its own completion source: one object less a call.)
+            public TaskCompletionSource<IpyRpcMessage> Done => this;
 
             // Made with the first piece of output or batch of items (most calls have neither); under a lock on this Pending.
             public List<(OutputStream Stream, string Text)>? Output { get; set; }
