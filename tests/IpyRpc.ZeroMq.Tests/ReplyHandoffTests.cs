@@ -3,8 +3,9 @@ using IpyRpc;
 namespace IpyRpc.ZeroMq.Tests;
 
 /// <summary>
-/// A ZeroMQ client runs a caller's continuation on the I/O thread that received the reply, once its second I/O
-/// thread has taken over receiving (no thread-pool wake-up on the way back). These tests prove it happens, and that
+/// A ZeroMQ client runs a caller's continuation on the I/O thread that received the reply (no thread-pool wake-up on
+/// the way back); its second I/O thread, which waits without spinning, takes over receiving from a continuation it
+/// finds still running when it next looks (or at once, when several replies arrived together). These tests prove it happens, and that
 /// it never costs the connection its receiving: a continuation that blocks, waits synchronously for another call,
 /// or computes for long leaves the client answering others. (That a reply is never overtaken by the connection's
 /// end, held as it is until the receiving round is over, is ZeroMqRobustnessTests' graceful shutdown.)
@@ -79,6 +80,37 @@ public sealed class ReplyHandoffTests
         for (int i = 0; i < 50; i++) Assert.Equal(i + 2, await client.CallAsync<int>("add", i, 2).WaitAsync(TimeSpan.FromSeconds(10)));
         release.Set();
         await slow.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task EveryContinuationThatBlocksIsTakenOverFromAndItsThreadReceivesAgainAfterwards()
+    {
+        // The client's I/O thread runs a caller's continuation without handing receiving over first; the other thread
+        // takes over from one it finds still running. Each round here blocks a continuation until other calls on the
+        // connection have been answered, so the threads swap roles round after round (the blocked one, released,
+        // becomes the one that waits to take over), and a round whose continuation the thread pool ran proves nothing.
+        await using ZmqServer s = ZmqServer.Start();
+        await using IpyRpcClient client = await s.ConnectAsync();
+        int blockedOnIoThread = 0;
+        for (int round = 0; round < 12; round++)
+        {
+            using var answered = new ManualResetEventSlim();
+            var blocking = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            Task blocker = Task.Run(async () =>
+            {
+                await client.CallAsync<int>("add", 1, 1).ConfigureAwait(false);
+                blocking.SetResult(OnClientIoThread());
+                Assert.True(answered.Wait(TimeSpan.FromSeconds(20)), "the other calls were never answered while this continuation blocked");
+            });
+            if (await blocking.Task.WaitAsync(TimeSpan.FromSeconds(10))) blockedOnIoThread++;
+
+            for (int i = 0; i < 5; i++) Assert.Equal(round + i, await client.CallAsync<int>("add", round, i).WaitAsync(TimeSpan.FromSeconds(10)));
+            answered.Set();
+            await blocker.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        Assert.True(blockedOnIoThread >= 3, $"only {blockedOnIoThread} of 12 continuations blocked the client's I/O thread");
+        Assert.Equal(7, await client.CallAsync<int>("add", 3, 4).WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
     [Fact]

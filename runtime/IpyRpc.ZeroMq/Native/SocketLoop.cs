@@ -61,11 +61,25 @@ internal sealed unsafe class SocketLoop : IDisposable
     // Followers wait here.
     private readonly bool _lendThread;
     private readonly object _leaderGate = new();
-    // A semaphore on purpose: it spins and yields before it blocks, and that is what hands the lead over quickly.
-    // A follower waiting on a monitor instead (no spinning) saved the client 50-80 µs of CPU a call across processes
-    // but made calls slower, by about 10 µs at one in flight and 9 % fewer calls/s at 64 (interleaved A/B runs).
+    // A semaphore on purpose (a server's loop, which hands over before every lent continuation): it spins and yields
+    // before it blocks, and that is what hands the lead over quickly. A follower waiting on a monitor instead (no
+    // spinning) saved 50-80 µs of CPU a call across processes but made calls slower, by about 10 µs at one in flight
+    // and 9 % fewer calls/s at 64 (interleaved A/B runs). A client's loop leads lazily instead (below): no hand-over
+    // for a single reply, so its follower can wait without spinning.
     private readonly SemaphoreSlim _leadership = new(0);
     private int _idleFollowers; // under _leaderGate
+    // Leading lazily (lazyLead, a client's loop): the leader runs a caller's continuation itself without handing
+    // receiving over first; the idle follower, which does not spin, looks every FollowerPeriodMs and takes over
+    // only from a continuation it finds still running at its next look (one that blocks or computes for long).
+    private const int FollowerPeriodMs = 1;
+    private const int FollowerChecksBeforeSleep = 200; // that many looks with no continuation at all: wait to be woken instead
+    private readonly bool _lazyLead;
+    private bool _inContinuation; // the leader runs a continuation now; under _leaderGate
+    private long _continuations; // how many the leader has begun; under _leaderGate
+    private bool _deposed; // the follower took over from the continuation running now; under _leaderGate
+    private bool _followerAsleep; // the follower waits to be woken (Monitor.Pulse), not on a timer; under _leaderGate
+    private bool _handedLead; // the leader handed receiving to the (already counted out) follower; under _leaderGate
+    private int _leaderThread; // the thread that leads (or last led); set under _socketLock
     private bool _closing; // the last leader has stopped: followers stop too; under _leaderGate
     private readonly ManualResetEventSlim _stopped = new(false); // set once the last leader has closed everything
     private nint[] _polled = [];
@@ -90,8 +104,13 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// that received them, rather than waking a thread-pool thread, handing receiving to a second I/O thread first (see
     /// <see cref="ReplyHandoff"/>).
     /// </param>
+    /// <param name="lazyLead">
+    /// With <paramref name="lendThread"/>: the receiving thread runs the continuation without handing receiving over
+    /// first; the second thread, which waits without spinning, takes over only from a continuation that is still
+    /// running when it next looks (within a millisecond or two). For a client, whose continuations are its callers'.
+    /// </param>
     public SocketLoop(string name, int socketType, Action<ZmqSocketHandle> setup, Action<List<ReadOnlyMemory<byte>>, PooledParts?, ProtocolException?, PeerInfo?> receive, Action<int, int>? onEvent, long maxMessageBytes, int maxFrames, int lingerMs,
-        Func<ZapRequest, ZapReply>? authenticate = null, Func<byte[], bool>? wantsPeer = null, Action<Exception, string>? failed = null, bool wakeWithPair = false, bool lendThread = false)
+        Func<ZapRequest, ZapReply>? authenticate = null, Func<byte[], bool>? wantsPeer = null, Action<Exception, string>? failed = null, bool wakeWithPair = false, bool lendThread = false, bool lazyLead = false)
     {
         _failed = failed;
         LibZmq.EnsureLoaded();
@@ -150,6 +169,7 @@ internal sealed unsafe class SocketLoop : IDisposable
         }
 
         _lendThread = lendThread;
+        _lazyLead = lendThread && lazyLead;
         for (int i = 0; i < (lendThread ? 2 : 1); i++)
         {
             var thread = new Thread(Run) { IsBackground = true, Name = name };
@@ -196,8 +216,11 @@ internal sealed unsafe class SocketLoop : IDisposable
         {
             if (_socketClosed) throw Closed();
             FlushLocked(); // what was queued before this message goes first
-            // The I/O thread itself (a reply made while it handles a message) looks again before it waits.
-            if (Environment.CurrentManagedThreadId != _servicingThread) WakeIfNeededLocked();
+            // The I/O thread itself (a reply made while it handles a message, or a lazy leader's continuation: it
+            // services the socket before it waits, and a follower that took over meanwhile finds the commands not
+            // taken) looks again before it waits.
+            int self = Environment.CurrentManagedThreadId;
+            if (self != _servicingThread && !(_lazyLead && self == _leaderThread)) WakeIfNeededLocked();
         }
         finally
         {
@@ -386,6 +409,7 @@ internal sealed unsafe class SocketLoop : IDisposable
                     _closing = true;
                     followers = _idleFollowers;
                     _idleFollowers = 0;
+                    Monitor.PulseAll(_leaderGate); // lazy followers wait on the gate
                 }
 
                 if (followers > 0) _leadership.Release(followers);
@@ -403,6 +427,7 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// </summary>
     private bool WaitToLead()
     {
+        if (_lazyLead) return WaitToTakeOver();
         lock (_leaderGate)
         {
             if (_closing) return false;
@@ -413,6 +438,84 @@ internal sealed unsafe class SocketLoop : IDisposable
         return !Volatile.Read(ref _closing);
     }
 
+    /// <summary>
+    /// A lazy follower: looks at the leader every <see cref="FollowerPeriodMs"/> and takes over receiving from a
+    /// continuation it finds still running at its next look; after a long time with no continuations at all it waits
+    /// to be woken by the next one instead. False when the last leader has stopped.
+    /// </summary>
+    private bool WaitToTakeOver()
+    {
+        lock (_leaderGate)
+        {
+            if (_closing) return false;
+            _idleFollowers++;
+            long running = -1, seen = _continuations;
+            int idleLooks = 0;
+            while (true)
+            {
+                if (_closing) return false; // the closer has counted this follower out
+                if (_handedLead)
+                {
+                    _handedLead = false; // the leader counted this follower out as it handed over
+                    return true;
+                }
+
+                if (_inContinuation && _continuations == running)
+                {
+                    // The same continuation as at the last look: it blocks or computes, and replies must not wait for it.
+                    _deposed = true;
+                    _idleFollowers--;
+                    return true;
+                }
+
+                running = _inContinuation ? _continuations : -1;
+                idleLooks = _continuations == seen ? idleLooks + 1 : 0;
+                seen = _continuations;
+                if (running < 0 && idleLooks >= FollowerChecksBeforeSleep)
+                {
+                    _followerAsleep = true;
+                    Monitor.Wait(_leaderGate);
+                    _followerAsleep = false;
+                    idleLooks = 0;
+                }
+                else
+                {
+                    Monitor.Wait(_leaderGate, FollowerPeriodMs);
+                }
+            }
+        }
+    }
+
+    /// <summary>A lazy leader is about to run a continuation itself: only while a follower is there to take over from it.</summary>
+    private bool TryBeginContinuation()
+    {
+        lock (_leaderGate)
+        {
+            if (_idleFollowers == 0 || _stopping) return false;
+            _inContinuation = true;
+            _continuations++;
+            if (_followerAsleep)
+            {
+                _followerAsleep = false;
+                Monitor.Pulse(_leaderGate); // the follower looks on its timer again while continuations run
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>The continuation has returned: true when this thread still leads, false when the follower took over.</summary>
+    private bool EndContinuation()
+    {
+        lock (_leaderGate)
+        {
+            _inContinuation = false;
+            if (!_deposed) return true;
+            _deposed = false;
+            return false;
+        }
+    }
+
     /// <summary>The leader hands receiving to an idle follower, if there is one.</summary>
     private bool TryHandOver()
     {
@@ -420,6 +523,13 @@ internal sealed unsafe class SocketLoop : IDisposable
         {
             if (_idleFollowers == 0 || _stopping) return false;
             _idleFollowers--;
+            if (_lazyLead)
+            {
+                // A lazy follower waits on the gate, not on the semaphore.
+                _handedLead = true;
+                Monitor.Pulse(_leaderGate);
+                return true;
+            }
         }
 
         _leadership.Release();
@@ -456,6 +566,7 @@ internal sealed unsafe class SocketLoop : IDisposable
             lock (_socketLock)
             {
                 _servicingThread = Environment.CurrentManagedThreadId;
+                _leaderThread = _servicingThread;
                 try
                 {
                     if (!quietStart || !QuietLocked()) retrySoon = ServiceLocked();
@@ -470,6 +581,15 @@ internal sealed unsafe class SocketLoop : IDisposable
 
             if (handoff is { HasReplies: true })
             {
+                if (_lazyLead && handoff.HeldReplies == 1 && TryBeginContinuation())
+                {
+                    // No hand-over: this thread runs the continuation and leads on (it services the socket first, as
+                    // the continuation has usually sent the caller's next request), unless the follower took over.
+                    handoff.RunInline();
+                    if (!EndContinuation()) return false;
+                    continue;
+                }
+
                 if (TryHandOver())
                 {
                     handoff.RunInline();

@@ -44,6 +44,9 @@ public sealed class ReplyHandoff
     /// <summary>Whether replies were held.</summary>
     public bool HasReplies => _held.Count > 0;
 
+    /// <summary>How many replies are held.</summary>
+    public int HeldReplies => _held.Count;
+
     /// <summary>Stops holding replies (this thread completes them at once again); what was held stays held.</summary>
     public void End()
     {
