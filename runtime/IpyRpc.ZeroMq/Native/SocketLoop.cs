@@ -13,9 +13,10 @@ namespace IpyRpc.ZeroMq.Native;
 /// receives: it waits on file descriptors only (<c>ZMQ_FD</c> of the socket, and of the monitor and ZAP
 /// handler when there are such, and the wake-up signal's), not inside any socket, so it holds nothing while
 /// it waits and each wait is one <c>poll</c>. No thread blocks per call. Received multipart messages are
-/// handed to a callback on the I/O thread, which must return quickly. A loop may lend its I/O thread, once a second
-/// I/O thread has taken over receiving (leader and follower; see <see cref="ReplyHandoff"/>): a client's to the
-/// caller whose reply it received, a server's to the queue worker it handed a call to.
+/// handed to a callback on the I/O thread, which must return quickly. A loop may lend its I/O thread (leader and
+/// follower; see <see cref="ReplyHandoff"/>): a server's to the queue worker it handed a call to, once a second I/O
+/// thread has taken over receiving; a client's to the caller whose reply it received, with the second thread taking
+/// over only from a continuation that runs long (lazy leading).
 /// </summary>
 /// <remarks>
 /// <c>ZMQ_FD</c> signals changes, not states: after any operation on the socket, by any thread, a message
