@@ -874,7 +874,7 @@ public sealed class ServerSession : IAsyncDisposable
     /// </summary>
     private sealed class Relay(ServerSession session, ulong requestId, IJobQueue queue, bool cancelOnDisconnect, bool release, long bytes = 0) : IJobObserver, IOutputBackpressure
     {
-        private long _buffered; // bytes of output and progress posted and not yet handed to the transport; under _pending
+        private long _buffered; // bytes of output and progress posted and not yet handed to the transport; under _gate
 
         private int _finished;
 
@@ -886,7 +886,7 @@ public sealed class ServerSession : IAsyncDisposable
 
         // The lock for what follows, and what waits behind a message being sent (made when one must wait: a call's
         // one reply, sent at once, needs none).
-        private readonly object _pending = new();
+        private readonly object _gate = new();
         private Queue<IpyRpcMessage>? _waiting;
         private bool _sending;
         private bool _done;
@@ -1022,7 +1022,7 @@ public sealed class ServerSession : IAsyncDisposable
         public void WaitForRoom(CancellationToken cancellationToken)
         {
             long limit = session._server.Options.MaxBufferedOutputBytesPerCall;
-            lock (_pending)
+            lock (_gate)
             {
                 if (_buffered <= limit) return; // the common case: no waiting, and the writer keeps every lock it holds
             }
@@ -1030,11 +1030,11 @@ public sealed class ServerSession : IAsyncDisposable
             // The writer is usually inside Console.WriteLine, under the lock all the process's console output shares.
             OutputCapture.WaitOutsideConsoleLocks(() =>
             {
-                lock (_pending)
+                lock (_gate)
                 {
                     while (_buffered > limit / 2 && !_done && !cancellationToken.IsCancellationRequested)
                     {
-                        Monitor.Wait(_pending, 50); // woken as the backlog drains; the timeout notices a cancel
+                        Monitor.Wait(_gate, 50); // woken as the backlog drains; the timeout notices a cancel
                     }
                 }
             });
@@ -1043,11 +1043,11 @@ public sealed class ServerSession : IAsyncDisposable
         /// <summary>Stops following the job without an outcome; false when the outcome is already on its way.</summary>
         public bool StopFollowing()
         {
-            lock (_pending)
+            lock (_gate)
             {
                 if (_done) return false;
                 _done = true;
-                Monitor.PulseAll(_pending); // a function waiting for room goes on: nobody reads its output any more
+                Monitor.PulseAll(_gate); // a function waiting for room goes on: nobody reads its output any more
             }
 
             Measure("cancelled"); // the caller went away before the outcome
@@ -1063,13 +1063,13 @@ public sealed class ServerSession : IAsyncDisposable
 
         private void Post(IpyRpcMessage message)
         {
-            lock (_pending)
+            lock (_gate)
             {
                 if (_done) return;
                 if (message.Kind is MessageKind.Result or MessageKind.Error)
                 {
                     _done = true;
-                    Monitor.PulseAll(_pending);
+                    Monitor.PulseAll(_gate);
                 }
 
                 if (message.Kind is MessageKind.Output or MessageKind.Progress) _buffered += message.Body.Length;
@@ -1096,10 +1096,10 @@ public sealed class ServerSession : IAsyncDisposable
                 bool sent = await session.SendAsync(next).ConfigureAwait(false);
                 if (next.Kind is MessageKind.Output or MessageKind.Progress)
                 {
-                    lock (_pending)
+                    lock (_gate)
                     {
                         _buffered -= next.Body.Length;
-                        if (_buffered <= session._server.Options.MaxBufferedOutputBytesPerCall / 2) Monitor.PulseAll(_pending);
+                        if (_buffered <= session._server.Options.MaxBufferedOutputBytesPerCall / 2) Monitor.PulseAll(_gate);
                     }
                 }
 
@@ -1114,7 +1114,7 @@ public sealed class ServerSession : IAsyncDisposable
                     }
                 }
 
-                lock (_pending)
+                lock (_gate)
                 {
                     if (_waiting is null || !_waiting.TryDequeue(out next!))
                     {
