@@ -57,7 +57,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
             authenticate: options.Curve is { } curve ? curve.Admit : null,
             wantsPeer: identity => !_sessions.ContainsKey(Convert.ToBase64String(identity)),
             failed: (e, what) => Microsoft.Extensions.Logging.LoggerExtensions.LogError(server.Log, e, "ZeroMQ server at {Endpoint} failed {What}", endpoint, what),
-            lendThread: true); // a call handed to a waiting in-memory worker runs on the receiving thread once the other receives
+            lendThread: true); // a call handed to a waiting in-memory worker runs on the thread that received it
 
         Endpoint = bound;
         if (Uri.TryCreate(bound, UriKind.Absolute, out Uri? uri) && uri.Scheme == "tcp")
@@ -69,6 +69,9 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
     }
 
     private readonly PointerEndpoint? _advertised;
+
+    /// <summary>The socket's loop (for tests).</summary>
+    internal SocketLoop Loop => _loop;
 
     private readonly string? _ipc;
 

@@ -35,7 +35,7 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
                 int errno = LibZmq.zmq_errno();
                 throw new IOException($"ZeroMQ could not connect to {endpoint}: {LibZmq.Error(errno)} (errno {errno}).");
             }
-        }, Receive, OnEvent, options.MaxMessageBytes, ProtocolVersion.MaxParts + 1, ZeroMqOptions.Ms(options.Linger), lendThread: true, lazyLead: true);
+        }, Receive, OnEvent, options.MaxMessageBytes, ProtocolVersion.MaxParts + 1, ZeroMqOptions.Ms(options.Linger), lendThread: true);
     }
 
     /// <summary>The endpoint connected to.</summary>

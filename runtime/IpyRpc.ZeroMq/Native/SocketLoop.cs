@@ -14,9 +14,9 @@ namespace IpyRpc.ZeroMq.Native;
 /// handler when there are such, and the wake-up signal's), not inside any socket, so it holds nothing while
 /// it waits and each wait is one <c>poll</c>. No thread blocks per call. Received multipart messages are
 /// handed to a callback on the I/O thread, which must return quickly. A loop may lend its I/O thread (leader and
-/// follower; see <see cref="ReplyHandoff"/>): a server's to the queue worker it handed a call to, once a second I/O
-/// thread has taken over receiving; a client's to the caller whose reply it received, with the second thread taking
-/// over only from a continuation that runs long (lazy leading).
+/// follower; see <see cref="ReplyHandoff"/>): a server's to the queue worker it handed a call to, a client's to the
+/// caller whose reply it received. The leader runs that continuation itself and then goes back to the socket; a
+/// second I/O thread takes over receiving only from a continuation that runs long (lazy leading).
 /// </summary>
 /// <remarks>
 /// <c>ZMQ_FD</c> signals changes, not states: after any operation on the socket, by any thread, a message
@@ -58,29 +58,24 @@ internal sealed unsafe class SocketLoop : IDisposable
     private readonly int _maxFrames;
     private readonly int _lingerMs;
     // Lending the I/O thread (lendThread): the thread that received a reply, or handed a call to a waiting worker, runs
-    // that continuation once a second I/O thread, idle until then, has taken over receiving (leader and follower).
-    // Followers wait here.
+    // that continuation itself without handing receiving over first (leading lazily). The idle follower, a second I/O
+    // thread that does not spin, waits on _leaderGate: it looks every FollowerPeriodMs and takes over only from a
+    // continuation it finds still running at its next look (one that blocks or computes for long). Several messages
+    // received together are handed over at once: the follower receives while the leader runs the last one's
+    // continuation. (Handing over before every continuation, as the server's loop once did, woke the follower for
+    // every call only for the leader to take the lead back, usually: 25-30 µs more CPU a call and slower calls.)
     private readonly bool _lendThread;
     private readonly object _leaderGate = new();
-    // A semaphore on purpose (a server's loop, which hands over before every lent continuation): it spins and yields
-    // before it blocks, and that is what hands the lead over quickly. A follower waiting on a monitor instead (no
-    // spinning) saved 50-80 µs of CPU a call across processes but made calls slower, by about 10 µs at one in flight
-    // and 9 % fewer calls/s at 64 (interleaved A/B runs). A client's loop leads lazily instead (below): no hand-over
-    // for a single reply, so its follower can wait without spinning.
-    private readonly SemaphoreSlim _leadership = new(0);
     private int _idleFollowers; // under _leaderGate
-    // Leading lazily (lazyLead, a client's loop): the leader runs a caller's continuation itself without handing
-    // receiving over first; the idle follower, which does not spin, looks every FollowerPeriodMs and takes over
-    // only from a continuation it finds still running at its next look (one that blocks or computes for long).
     private const int FollowerPeriodMs = 1;
     private const int FollowerChecksBeforeSleep = 200; // that many looks with no continuation at all: wait to be woken instead
-    private readonly bool _lazyLead;
     private bool _inContinuation; // the leader runs a continuation now; under _leaderGate
     private long _continuations; // how many the leader has begun; under _leaderGate
     private bool _deposed; // the follower took over from the continuation running now; under _leaderGate
     private bool _followerAsleep; // the follower waits to be woken (Monitor.Pulse), not on a timer; under _leaderGate
     private bool _handedLead; // the leader handed receiving to the (already counted out) follower; under _leaderGate
     private int _leaderThread; // the thread that leads (or last led); set under _socketLock
+    private long _handOvers; // receiving handed to a follower, or taken over by one; under _leaderGate
     private bool _closing; // the last leader has stopped: followers stop too; under _leaderGate
     private readonly ManualResetEventSlim _stopped = new(false); // set once the last leader has closed everything
     private nint[] _polled = [];
@@ -102,16 +97,12 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// <param name="wakeWithPair">Wake the I/O thread over an inproc pair even where an <c>eventfd</c> is available (as on systems without one; for tests).</param>
     /// <param name="lendThread">
     /// Run what received messages complete (a waiting caller's continuation, a waiting queue worker's) on the I/O thread
-    /// that received them, rather than waking a thread-pool thread, handing receiving to a second I/O thread first (see
-    /// <see cref="ReplyHandoff"/>).
-    /// </param>
-    /// <param name="lazyLead">
-    /// With <paramref name="lendThread"/>: the receiving thread runs the continuation without handing receiving over
-    /// first; the second thread, which waits without spinning, takes over only from a continuation that is still
-    /// running when it next looks (within a millisecond or two). For a client, whose continuations are its callers'.
+    /// that received them, rather than waking a thread-pool thread (see <see cref="ReplyHandoff"/>). A second I/O
+    /// thread, which waits without spinning, takes over receiving from a continuation still running when it next looks
+    /// (within a millisecond or two), and at once when several messages completed continuations together.
     /// </param>
     public SocketLoop(string name, int socketType, Action<ZmqSocketHandle> setup, Action<List<ReadOnlyMemory<byte>>, PooledParts?, ProtocolException?, PeerInfo?> receive, Action<int, int>? onEvent, long maxMessageBytes, int maxFrames, int lingerMs,
-        Func<ZapRequest, ZapReply>? authenticate = null, Func<byte[], bool>? wantsPeer = null, Action<Exception, string>? failed = null, bool wakeWithPair = false, bool lendThread = false, bool lazyLead = false)
+        Func<ZapRequest, ZapReply>? authenticate = null, Func<byte[], bool>? wantsPeer = null, Action<Exception, string>? failed = null, bool wakeWithPair = false, bool lendThread = false)
     {
         _failed = failed;
         LibZmq.EnsureLoaded();
@@ -170,7 +161,6 @@ internal sealed unsafe class SocketLoop : IDisposable
         }
 
         _lendThread = lendThread;
-        _lazyLead = lendThread && lazyLead;
         for (int i = 0; i < (lendThread ? 2 : 1); i++)
         {
             var thread = new Thread(Run) { IsBackground = true, Name = name };
@@ -217,11 +207,11 @@ internal sealed unsafe class SocketLoop : IDisposable
         {
             if (_socketClosed) throw Closed();
             FlushLocked(); // what was queued before this message goes first
-            // The I/O thread itself (a reply made while it handles a message, or a lazy leader's continuation: it
+            // The I/O thread itself (a reply made while it handles a message, or a lent leader's continuation: it
             // services the socket before it waits, and a follower that took over meanwhile finds the commands not
             // taken) looks again before it waits.
             int self = Environment.CurrentManagedThreadId;
-            if (self != _servicingThread && !(_lazyLead && self == _leaderThread)) WakeIfNeededLocked();
+            if (self != _servicingThread && !(_lendThread && self == _leaderThread)) WakeIfNeededLocked();
         }
         finally
         {
@@ -404,16 +394,13 @@ internal sealed unsafe class SocketLoop : IDisposable
             if (stopped)
             {
                 // The last leader: followers stop, then the sockets and context close.
-                int followers;
                 lock (_leaderGate)
                 {
                     _closing = true;
-                    followers = _idleFollowers;
                     _idleFollowers = 0;
-                    Monitor.PulseAll(_leaderGate); // lazy followers wait on the gate
+                    Monitor.PulseAll(_leaderGate);
                 }
 
-                if (followers > 0) _leadership.Release(followers);
                 CloseAll();
                 _stopped.Set();
             }
@@ -423,28 +410,12 @@ internal sealed unsafe class SocketLoop : IDisposable
     }
 
     /// <summary>
-    /// A follower waits to take over receiving; false when the last leader has stopped instead. A follower handed
-    /// the lead leads even when stopping has begun: it is then the one that closes everything.
+    /// A follower waits to take over receiving: it looks at the leader every <see cref="FollowerPeriodMs"/> and takes
+    /// over from a continuation it finds still running at its next look, or when handed the lead; after a long time
+    /// with no continuations at all it waits to be woken by the next one instead. False when the last leader has
+    /// stopped. A follower handed the lead leads even when stopping has begun: it is then the one that closes everything.
     /// </summary>
     private bool WaitToLead()
-    {
-        if (_lazyLead) return WaitToTakeOver();
-        lock (_leaderGate)
-        {
-            if (_closing) return false;
-            _idleFollowers++;
-        }
-
-        _leadership.Wait();
-        return !Volatile.Read(ref _closing);
-    }
-
-    /// <summary>
-    /// A lazy follower: looks at the leader every <see cref="FollowerPeriodMs"/> and takes over receiving from a
-    /// continuation it finds still running at its next look; after a long time with no continuations at all it waits
-    /// to be woken by the next one instead. False when the last leader has stopped.
-    /// </summary>
-    private bool WaitToTakeOver()
     {
         lock (_leaderGate)
         {
@@ -466,6 +437,7 @@ internal sealed unsafe class SocketLoop : IDisposable
                     // The same continuation as at the last look: it blocks or computes, and replies must not wait for it.
                     _deposed = true;
                     _idleFollowers--;
+                    _handOvers++;
                     return true;
                 }
 
@@ -487,7 +459,19 @@ internal sealed unsafe class SocketLoop : IDisposable
         }
     }
 
-    /// <summary>A lazy leader is about to run a continuation itself: only while a follower is there to take over from it.</summary>
+    /// <summary>
+    /// How often receiving has moved to another I/O thread (handed over, or taken over from a continuation), and how
+    /// many continuations the leader has run itself without handing over first. For tests.
+    /// </summary>
+    internal (long HandOvers, long RunInPlace) LeadCounts
+    {
+        get
+        {
+            lock (_leaderGate) return (_handOvers, _continuations);
+        }
+    }
+
+    /// <summary>The leader is about to run a continuation itself: only while a follower is there to take over from it.</summary>
     private bool TryBeginContinuation()
     {
         lock (_leaderGate)
@@ -524,17 +508,11 @@ internal sealed unsafe class SocketLoop : IDisposable
         {
             if (_idleFollowers == 0 || _stopping) return false;
             _idleFollowers--;
-            if (_lazyLead)
-            {
-                // A lazy follower waits on the gate, not on the semaphore.
-                _handedLead = true;
-                Monitor.Pulse(_leaderGate);
-                return true;
-            }
+            _handOvers++;
+            _handedLead = true;
+            Monitor.Pulse(_leaderGate);
+            return true;
         }
-
-        _leadership.Release();
-        return true;
     }
 
     /// <summary>
@@ -560,8 +538,9 @@ internal sealed unsafe class SocketLoop : IDisposable
         bool quietStart = handedOver;
         while (!_stopping)
         {
-            // Lending: replies completed while the socket is serviced are held, and their callers' continuations
-            // run after it, on this thread if a follower takes over receiving, otherwise on the thread pool.
+            // Lending: replies completed while the socket is serviced are held, and their callers' continuations run
+            // after it: a single one on this thread (the follower takes over if it runs long), several on this thread
+            // and the thread pool once the follower has taken over receiving, all on the thread pool when no follower is idle.
             ReplyHandoff? handoff = _lendThread ? ReplyHandoff.Begin() : null;
             bool retrySoon = false;
             lock (_socketLock)
@@ -582,7 +561,7 @@ internal sealed unsafe class SocketLoop : IDisposable
 
             if (handoff is { HasReplies: true })
             {
-                if (_lazyLead && handoff.HeldReplies == 1 && TryBeginContinuation())
+                if (handoff.HeldReplies == 1 && TryBeginContinuation())
                 {
                     // No hand-over: this thread runs the continuation and leads on (it services the socket first, as
                     // the continuation has usually sent the caller's next request), unless the follower took over.

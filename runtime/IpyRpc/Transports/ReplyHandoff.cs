@@ -7,7 +7,8 @@ namespace IpyRpc.Transports;
 /// <remarks>
 /// Safe only for a thread that nothing else waits on while the continuation runs, so that a continuation that
 /// blocks or computes for long never stops a connection from receiving (and a caller that waits synchronously for
-/// another reply still gets it): a receiving thread that hands receiving over to another thread first, or a thread
+/// another reply still gets it): a receiving thread that hands receiving over to another thread first, or one whose
+/// second thread takes receiving over from a continuation it finds still running (a ZeroMQ loop's), or a thread
 /// that serves one exchange only (an HTTP client's read of one response). The pattern: on the receiving thread,
 /// <see cref="Begin"/> before delivering what was received (replies completed meanwhile are held, not
 /// completed), <see cref="End"/> after; then, when <see cref="HasReplies"/>, either hand receiving to another
