@@ -116,7 +116,7 @@ internal static class Harness
         if (chosen.Contains("small") || chosen.Contains("payload") || chosen.Contains("pointers"))
         {
             await using ServerProcess server = await ServerProcess.StartAsync();
-            if (chosen.Contains("small")) await SmallCallsAsync(server.Endpoints, settings, results);
+            if (chosen.Contains("small")) await SmallCallsAsync(server, settings, results);
             if (chosen.Contains("payload")) await PayloadsAsync(server.Endpoints, settings, results);
             if (chosen.Contains("pointers")) await PointerBench.RunAsync(server.Endpoints, settings, results);
         }
@@ -126,8 +126,9 @@ internal static class Harness
         if (chosen.Contains("serialization")) Serialization(settings, results);
     }
 
-    private static async Task SmallCallsAsync(Endpoints endpoints, Settings settings, List<BenchResult> results)
+    private static async Task SmallCallsAsync(ServerProcess server, Settings settings, List<BenchResult> results)
     {
+        Endpoints endpoints = server.Endpoints;
         Func<Task<SystemUnderTest>>[] systems =
         [
             () => Task.FromResult(Systems.InProcessFloor()),
@@ -160,7 +161,7 @@ internal static class Harness
             // Latency: every system in turn, for several rounds, so the machine's drift (these are
             // shared, noisy machines) falls on all of them alike; the percentiles pool all rounds.
             var samples = connected.ToDictionary(s => s.Name, _ => new List<long>());
-            await WarmUpAsync(connected, settings);
+            await WarmUpAsync(connected, server, settings);
 
             int rounds = settings.Mode == "smoke" ? 1 : 5;
             for (int round = 0; round < rounds; round++)
@@ -218,18 +219,22 @@ internal static class Harness
     }
 
     /// <summary>
-    /// Warms every system up until the JIT has settled: passes of <see cref="Settings.Warmup"/> calls each, with a
-    /// pause after each for the runtime's background compiler (a method is recompiled optimized only some time
-    /// after its first calls, and with dynamic PGO twice), until a pass compiles next to nothing new in this
-    /// process. Without it the systems with the longest call paths were measured partly unoptimized: their p99
-    /// was the JIT's.
+    /// Warms every system up until the JIT has settled in both processes: passes of <see cref="Settings.Warmup"/>
+    /// calls each, with a pause after each for the runtime's background compiler (a method is recompiled optimized
+    /// only some time after its first calls, and with dynamic PGO twice), until a pass compiles next to nothing new
+    /// in this process and in the server's. Without it the systems with the longest call paths were measured partly
+    /// unoptimized: their p99 was the JIT's. The server's count matters from the second run of a <c>--repeat</c> on:
+    /// the server process is new while this one is warm, and measuring while the server still compiled gave its
+    /// systems slower calls, and every system faster wake-ups (a busy compiler thread keeps the other core from
+    /// idling).
     /// </summary>
-    private static async Task WarmUpAsync(List<SystemUnderTest> systems, Settings settings)
+    private static async Task WarmUpAsync(List<SystemUnderTest> systems, ServerProcess server, Settings settings)
     {
-        int maxPasses = settings.Mode == "smoke" ? 1 : 6;
+        int maxPasses = settings.Mode == "smoke" ? 1 : 8;
         for (int pass = 1; pass <= maxPasses; pass++)
         {
             long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
+            long serverCompiled = await server.CompiledMethodsAsync();
             foreach (SystemUnderTest system in systems)
             {
                 Progress($"small call warm-up, pass {pass}: {system.Name}");
@@ -239,8 +244,9 @@ internal static class Harness
             if (settings.Mode == "smoke") return;
             await Task.Delay(500);
             long fresh = System.Runtime.JitInfo.GetCompiledMethodCount() - compiled;
-            Progress($"small call warm-up, pass {pass}: {fresh} methods compiled");
-            if (pass >= 2 && fresh < 10) return;
+            long serverFresh = await server.CompiledMethodsAsync() - serverCompiled;
+            Progress($"small call warm-up, pass {pass}: {fresh} methods compiled here, {serverFresh} in the server");
+            if (pass >= 2 && fresh < 10 && serverFresh < 10) return;
         }
     }
 
@@ -498,6 +504,19 @@ internal sealed class ServerProcess : IAsyncDisposable
             {
                 return new ServerProcess(process, JsonSerializer.Deserialize(line[6..], BenchReportJson.SingleLine.Endpoints)!);
             }
+        }
+    }
+
+    /// <summary>How many methods the server process's JIT has compiled so far (it answers a <c>jit</c> line with a <c>JIT n</c> line).</summary>
+    public async Task<long> CompiledMethodsAsync()
+    {
+        await _process.StandardInput.WriteLineAsync("jit");
+        await _process.StandardInput.FlushAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            string line = await _process.StandardOutput.ReadLineAsync(timeout.Token) ?? throw new InvalidOperationException("The benchmark server exited.");
+            if (line.StartsWith("JIT ", StringComparison.Ordinal)) return long.Parse(line[4..], System.Globalization.CultureInfo.InvariantCulture);
         }
     }
 

@@ -17,7 +17,8 @@ internal sealed record Endpoints(string Http, string ZmqTcp, string ZmqIpc, stri
 /// <summary>
 /// The server process: IpyRpc over HTTP and ZeroMQ (tcp and ipc), and the baselines (raw libzmq
 /// echo, raw Kestrel echo, a minimal API, a SignalR hub). It prints one <c>READY {json}</c> line
-/// when every listener is up, and exits when its standard input closes.
+/// when every listener is up, answers a <c>jit</c> line with <c>JIT</c> and the number of methods its JIT has
+/// compiled, and exits when its standard input closes.
 /// </summary>
 internal static class Serve
 {
@@ -43,7 +44,16 @@ internal static class Serve
             var endpoints = new Endpoints(http.Address.ToString(), zmqTcp.Endpoint, zmqIpc.Endpoint, raw.Endpoint, BaselineAddress(baseline));
             Console.WriteLine("READY " + JsonSerializer.Serialize(endpoints, BenchReportJson.SingleLine.Endpoints));
             Console.Out.Flush();
-            await Console.In.ReadToEndAsync(); // the harness closes our stdin to stop us
+            // The harness asks how many methods the JIT has compiled here ("jit"), to warm up until it has settled, and
+            // closes our stdin to stop us.
+            while (await Console.In.ReadLineAsync() is { } command)
+            {
+                if (command == "jit")
+                {
+                    Console.WriteLine("JIT " + System.Runtime.JitInfo.GetCompiledMethodCount().ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    Console.Out.Flush();
+                }
+            }
         }
         finally
         {

@@ -102,6 +102,39 @@ public sealed class BenchSmokeTests
         }
     }
 
+    [Fact]
+    public async Task TheServerProcessSaysHowManyMethodsItsJitCompiledAndStopsWhenItsInputCloses()
+    {
+        // The harness warms up until the JIT has settled in the server process too: it asks with a "jit" line.
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "IpyRpc.Bench.dll"));
+        start.ArgumentList.Add("serve");
+        using Process process = Process.Start(start)!;
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        async Task<string> LineStartingAsync(string prefix)
+        {
+            while (true)
+            {
+                string line = await process.StandardOutput.ReadLineAsync(timeout.Token) ?? throw new InvalidOperationException("the server exited: " + await stderr);
+                if (line.StartsWith(prefix, StringComparison.Ordinal)) return line[prefix.Length..];
+            }
+        }
+
+        using JsonDocument endpoints = JsonDocument.Parse(await LineStartingAsync("READY "));
+        Assert.StartsWith("tcp://", endpoints.RootElement.GetProperty("zmq_tcp").GetString());
+        await process.StandardInput.WriteLineAsync("jit");
+        await process.StandardInput.FlushAsync();
+        long first = long.Parse(await LineStartingAsync("JIT "), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(first > 0, "the server reported no compiled methods");
+        await process.StandardInput.WriteLineAsync("jit");
+        await process.StandardInput.FlushAsync();
+        Assert.True(long.Parse(await LineStartingAsync("JIT "), System.Globalization.CultureInfo.InvariantCulture) >= first);
+        process.StandardInput.Close();
+        await process.WaitForExitAsync(timeout.Token);
+        Assert.Equal(0, process.ExitCode);
+    }
+
     private static async Task<(int Exit, string Output)> RunAsync(params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
