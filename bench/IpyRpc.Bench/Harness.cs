@@ -230,7 +230,7 @@ internal static class Harness
     /// </summary>
     private static async Task WarmUpAsync(List<SystemUnderTest> systems, ServerProcess server, Settings settings)
     {
-        int maxPasses = settings.Mode == "smoke" ? 1 : 8;
+        int maxPasses = settings.Mode == "smoke" ? 1 : 10;
         for (int pass = 1; pass <= maxPasses; pass++)
         {
             long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
