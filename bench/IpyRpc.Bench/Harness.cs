@@ -126,6 +126,9 @@ internal static class Harness
         if (chosen.Contains("serialization")) Serialization(settings, results);
     }
 
+    /// <summary>The pause before each system's turn in a latency round.</summary>
+    private const int QuietMs = 100;
+
     private static async Task SmallCallsAsync(ServerProcess server, Settings settings, List<BenchResult> results)
     {
         Endpoints endpoints = server.Endpoints;
@@ -167,8 +170,13 @@ internal static class Harness
             for (int round = 0; round < rounds; round++)
             {
                 Progress($"small call latency, round {round + 1} of {rounds}");
-                foreach (SystemUnderTest system in connected)
+                for (int i = 0; i < connected.Count; i++)
                 {
+                    // Each round starts with another system, so none always follows the same one; and each system's
+                    // turn starts on a quiet machine: thread-pool workers that spin after a busy system (an HTTP one)
+                    // keep a core from idling, and the next system's wake-ups were twice as fast while they did.
+                    SystemUnderTest system = connected[(i + round) % connected.Count];
+                    if (settings.Mode != "smoke") await Task.Delay(QuietMs);
                     samples[system.Name].AddRange(await Measure.SamplesAsync(system.SmallCall, settings.LatencyCalls / rounds));
                 }
             }
