@@ -269,27 +269,42 @@ internal static class Harness
             () => Task.FromResult(Systems.RawKestrel(endpoints.Baseline)),
         ];
 
-        foreach (Func<Task<SystemUnderTest>> make in systems)
+        // Size by size, every system in turn (each size starting with another one), each turn after a quiet pause as
+        // in the latency rounds: a system measured right after another's busy threads was measured on a machine that
+        // never idled.
+        var connected = new List<SystemUnderTest>();
+        try
         {
-            await using SystemUnderTest system = await make();
-            foreach (long size in PayloadSizes)
+            foreach (Func<Task<SystemUnderTest>> make in systems) connected.Add(await make());
+            for (int s = 0; s < PayloadSizes.Length; s++)
             {
+                long size = PayloadSizes[s];
                 int calls = settings.PayloadCalls(size);
                 byte[] bytes = new byte[size];
                 Random.Shared.NextBytes(bytes);
                 double[] doubles = [.. Enumerable.Range(0, (int)Math.Max(1, size / 8)).Select(i => i * 0.5)];
-                if (system.EchoBytes is { } echoBytes)
+                for (int i = 0; i < connected.Count; i++)
                 {
-                    Progress($"payload {Size(size)} byte[]: {system.Name}");
-                    results.Add(await PayloadAsync("payload-bytes", system.Name, size, () => echoBytes(bytes), calls));
-                }
+                    SystemUnderTest system = connected[(i + s) % connected.Count];
+                    if (system.EchoBytes is { } echoBytes)
+                    {
+                        Progress($"payload {Size(size)} byte[]: {system.Name}");
+                        if (settings.Mode != "smoke") await Task.Delay(QuietMs);
+                        results.Add(await PayloadAsync("payload-bytes", system.Name, size, () => echoBytes(bytes), calls));
+                    }
 
-                if (system.EchoDoubles is { } echoDoubles)
-                {
-                    Progress($"payload {Size(size)} double[]: {system.Name}");
-                    results.Add(await PayloadAsync("payload-doubles", system.Name, size, () => echoDoubles(doubles), calls));
+                    if (system.EchoDoubles is { } echoDoubles)
+                    {
+                        Progress($"payload {Size(size)} double[]: {system.Name}");
+                        if (settings.Mode != "smoke") await Task.Delay(QuietMs);
+                        results.Add(await PayloadAsync("payload-doubles", system.Name, size, () => echoDoubles(doubles), calls));
+                    }
                 }
             }
+        }
+        finally
+        {
+            foreach (SystemUnderTest system in connected) await system.DisposeAsync();
         }
     }
 
