@@ -223,7 +223,9 @@ public sealed class InMemoryJobQueue : IJobQueue
         {
             long freed = job.Release();
             if (freed > 0) Interlocked.Add(ref _retainedBytes, -freed);
-            if (job.Foldable) Fold(job);
+            // Not yet counted: released from within its own completion (its result sent on the completing thread),
+            // which files and folds its record next.
+            if (job.Counted && job.Foldable) Fold(job);
         }
 
         return default;
@@ -353,16 +355,17 @@ public sealed class InMemoryJobQueue : IJobQueue
     {
         job.Counted = true;
         Interlocked.Add(ref _retainedBytes, job.RetainedBytes + RecordOverheadBytes);
+        // A result sent as the job completed (in process, a socket that was free) was released before now.
+        bool foldable = job.Foldable;
+        DateTimeOffset oldest = job.CompletedAt - _options.Retention.MaxAge; // it completed just now
         lock (_retentionGate)
         {
             if ((_ringTail & (SegmentSize - 1)) == 0) AddSegment();
             job.Position = _ringTail;
             Slot(_ringTail++) = new RetainedSlot { Job = job, CompletedAt = job.CompletedAt };
+            if (foldable) FoldLocked(job);
+            TrimLocked(oldest);
         }
-
-        // A result sent as the job completed (in process, a socket that was free) was released before now.
-        if (job.Foldable) Fold(job);
-        Trim();
     }
 
     /// <summary>The ring's slot at <paramref name="position"/> (between head and tail), under <see cref="_retentionGate"/>.</summary>
@@ -390,19 +393,22 @@ public sealed class InMemoryJobQueue : IJobQueue
     /// </summary>
     private void Fold(Job job)
     {
-        lock (_retentionGate)
-        {
-            long position = job.Position;
-            if (position < _ringHead || position >= _ringTail || !TryNumber(job.Request.Id, out long number)) return; // already forgotten
-            ref RetainedSlot slot = ref Slot(position);
-            if (!ReferenceEquals(slot.Job, job) || !job.TryFold(out FoldedJob folded, out long retained)) return;
-            folded.Number = number;
-            slot.Folded = folded;
-            slot.Job = null;
-            _folded[number] = position; // before the job leaves the index, so a lookup that misses it finds this
-            _jobs.TryRemove(job.Request.Id, out _);
-            Interlocked.Add(ref _retainedBytes, FoldedOverheadBytes - (RecordOverheadBytes + retained));
-        }
+        lock (_retentionGate) FoldLocked(job);
+    }
+
+    /// <summary><see cref="Fold"/>, under <see cref="_retentionGate"/>.</summary>
+    private void FoldLocked(Job job)
+    {
+        long position = job.Position;
+        if (position < _ringHead || position >= _ringTail || !TryNumber(job.Request.Id, out long number)) return; // already forgotten
+        ref RetainedSlot slot = ref Slot(position);
+        if (!ReferenceEquals(slot.Job, job) || !job.TryFold(out FoldedJob folded, out long retained)) return;
+        folded.Number = number;
+        slot.Folded = folded;
+        slot.Job = null;
+        _folded[number] = position; // before the job leaves the index, so a lookup that misses it finds this
+        _jobs.TryRemove(job.Request.Id, out _);
+        Interlocked.Add(ref _retainedBytes, FoldedOverheadBytes - (RecordOverheadBytes + retained));
     }
 
     private bool TryNumber(string jobId, out long number)
@@ -440,34 +446,37 @@ public sealed class InMemoryJobQueue : IJobQueue
     /// <summary>Forgets finished jobs past the retention age, and the oldest while over the byte budget.</summary>
     private void Trim()
     {
-        JobRetention retention = _options.Retention;
-        DateTimeOffset oldest = DateTimeOffset.UtcNow - retention.MaxAge;
-        lock (_retentionGate)
-        {
-            while (_ringHead < _ringTail)
-            {
-                ref RetainedSlot head = ref Slot(_ringHead);
-                if (!(head.CompletedAt < oldest || Volatile.Read(ref _retainedBytes) > retention.MaxBytes)) break;
-                if (head.Job is { } job)
-                {
-                    _jobs.TryRemove(job.Request.Id, out _);
-                    job.Forget();
-                    Interlocked.Add(ref _retainedBytes, -(job.RetainedBytes + RecordOverheadBytes));
-                }
-                else
-                {
-                    _folded.Remove(head.Folded.Number);
-                    Interlocked.Add(ref _retainedBytes, -FoldedOverheadBytes);
-                }
+        DateTimeOffset oldest = DateTimeOffset.UtcNow - _options.Retention.MaxAge;
+        lock (_retentionGate) TrimLocked(oldest);
+    }
 
-                head = default; // nothing kept alive by a slot the ring no longer holds
-                if ((++_ringHead & (SegmentSize - 1)) == 0)
-                {
-                    // The head left a segment (every slot of it cleared): it waits to be the tail's next.
-                    long passed = (_ringHead >> SegmentShift) - 1;
-                    _spareSegment = _segments[passed & (_segments.Length - 1)];
-                    _segments[passed & (_segments.Length - 1)] = null;
-                }
+    /// <summary><see cref="Trim"/> with records that completed before <paramref name="oldest"/> too old, under <see cref="_retentionGate"/>.</summary>
+    private void TrimLocked(DateTimeOffset oldest)
+    {
+        JobRetention retention = _options.Retention;
+        while (_ringHead < _ringTail)
+        {
+            ref RetainedSlot head = ref Slot(_ringHead);
+            if (!(head.CompletedAt < oldest || Volatile.Read(ref _retainedBytes) > retention.MaxBytes)) break;
+            if (head.Job is { } job)
+            {
+                _jobs.TryRemove(job.Request.Id, out _);
+                job.Forget();
+                Interlocked.Add(ref _retainedBytes, -(job.RetainedBytes + RecordOverheadBytes));
+            }
+            else
+            {
+                _folded.Remove(head.Folded.Number);
+                Interlocked.Add(ref _retainedBytes, -FoldedOverheadBytes);
+            }
+
+            head = default; // nothing kept alive by a slot the ring no longer holds
+            if ((++_ringHead & (SegmentSize - 1)) == 0)
+            {
+                // The head left a segment (every slot of it cleared): it waits to be the tail's next.
+                long passed = (_ringHead >> SegmentShift) - 1;
+                _spareSegment = _segments[passed & (_segments.Length - 1)];
+                _segments[passed & (_segments.Length - 1)] = null;
             }
         }
     }
