@@ -22,7 +22,7 @@ public sealed class ZeroMqInlineTests
         await using IpyRpcClient client = await IpyRpcZeroMqClient.ConnectAsync(host.Endpoint);
 
         // Without the option the call is handed to one of the queue's workers: it runs on a thread-pool thread, or
-        // on the server's I/O thread lent to that worker once the other I/O thread receives (ServerLendingTests).
+        // on the server's I/O thread that received it, lent to that worker (ServerLendingTests).
         Assert.Contains(await client.CallAsync<string>("thread.name"), new[] { ".NET TP Worker", "IpyRpc.ZeroMq server tcp://127.0.0.1:*" });
         JobInfo plain = Assert.Single(await server.Queue.ListAsync(new JobQuery { Function = "thread.name" }));
         Assert.DoesNotContain(":inline", plain.Worker ?? "", StringComparison.Ordinal);

@@ -516,8 +516,8 @@ internal sealed unsafe class SocketLoop : IDisposable
     }
 
     /// <summary>
-    /// Drives the socket until the loop stops (true) or, lending this thread, it has handed receiving over and run a
-    /// caller's continuation (false). A thread <paramref name="handedOver"/> the lead starts by waiting, not by
+    /// Drives the socket until the loop stops (true) or, lending this thread, it has handed receiving over (or had it
+    /// taken over) and run a continuation (false). A thread <paramref name="handedOver"/> the lead starts by waiting, not by
     /// servicing, when the socket is quiet: the last use of it took in its commands and nothing is queued, so its
     /// descriptor announces the next change (and whoever used it since looked at <c>ZMQ_EVENTS</c> and woke this
     /// thread if it had to). That saves a call the two system calls of reading <c>ZMQ_EVENTS</c>.

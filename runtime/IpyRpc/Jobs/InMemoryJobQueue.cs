@@ -25,9 +25,8 @@ public sealed class InMemoryJobQueue : IJobQueue
     private const int FoldedOverheadBytes = 200;
     private readonly InMemoryJobQueueOptions _options;
     // Jobs waiting for a worker, and workers waiting for a job (oldest first), under _takeGate. A job offered while a
-    // worker waits goes to that worker alone; on a thread that lends itself (ReplyHandoff: a socket thread that has
-    // handed receiving over, an HTTP request's thread), the worker's continuation then runs on that thread instead of
-    // a thread-pool thread waking.
+    // worker waits goes to that worker alone; on a thread that lends itself (ReplyHandoff: a ZeroMQ socket thread, an
+    // HTTP request's thread), the worker's continuation then runs on that thread instead of a thread-pool thread waking.
     private readonly object _takeGate = new();
     private readonly Queue<Job> _ready = new();
     private readonly Queue<Taker> _takers = new();
