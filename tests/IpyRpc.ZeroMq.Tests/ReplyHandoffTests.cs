@@ -114,6 +114,42 @@ public sealed class ReplyHandoffTests
     }
 
     [Fact]
+    public async Task RepliesThatArriveWhileNoThreadIsFreeToTakeOverAreAllDelivered()
+    {
+        // A continuation blocks the thread that received its reply, and the other thread takes over receiving: none is
+        // left to take over from it. Two calls are then in flight at once, and nothing else is sent while their replies
+        // come. The receiving thread takes one reply at a time when replies have been coming one by one (asking for a
+        // second costs a system call), hands its continuation to the thread pool (no thread to lend), and must ask the
+        // socket for more before it waits: libzmq signals a new message only to a reader that has found its queue empty.
+        await using ZmqServer s = ZmqServer.Start();
+        await using IpyRpcClient client = await s.ConnectAsync();
+        int blockedOnIoThread = 0;
+        for (int round = 0; round < 12; round++)
+        {
+            for (int i = 0; i < 5; i++) await client.CallAsync<int>("add", i, i); // replies one by one
+            using var answered = new ManualResetEventSlim();
+            var blocking = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            Task blocker = Task.Run(async () =>
+            {
+                await client.CallAsync<int>("add", 1, 1).ConfigureAwait(false);
+                blocking.SetResult(OnClientIoThread());
+                answered.Wait(TimeSpan.FromSeconds(20));
+            });
+            if (await blocking.Task.WaitAsync(TimeSpan.FromSeconds(10))) blockedOnIoThread++;
+            await Task.Delay(20); // the other thread has taken over from the blocked one
+
+            Task<int> first = client.CallAsync<int>("add", round, 1), second = client.CallAsync<int>("add", round, 2);
+            // Without that look, the second reply waited until something else woke the socket: seconds.
+            int[] sums = await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(5));
+            Assert.Equal([round + 1, round + 2], sums);
+            answered.Set();
+            await blocker.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        Assert.True(blockedOnIoThread >= 3, $"only {blockedOnIoThread} of 12 continuations blocked the client's I/O thread");
+    }
+
+    [Fact]
     public async Task ManyCallersAtOnceAllGetTheirOwnReplies() // as many as the server lets one connection have in flight
     {
         await using ZmqServer s = ZmqServer.Start();

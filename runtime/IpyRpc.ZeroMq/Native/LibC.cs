@@ -3,8 +3,9 @@ using System.Runtime.InteropServices;
 namespace IpyRpc.ZeroMq.Native;
 
 /// <summary>
-/// The few Linux C library calls the socket loop uses for its wake-up signal: an <c>eventfd</c> costs one
-/// system call to raise and one to clear, where a ZeroMQ inproc pair costs several each way.
+/// The few Linux C library calls the socket loop uses: for its wake-up signal (an <c>eventfd</c> costs one system call
+/// to raise and one to clear, where a ZeroMQ inproc pair costs several each way), and <c>poll</c> to wait on its
+/// descriptors (<c>zmq_poll</c> polls once without waiting before it waits: two system calls a wait).
 /// </summary>
 internal static unsafe partial class LibC
 {
@@ -17,4 +18,14 @@ internal static unsafe partial class LibC
     [LibraryImport(Library, SetLastError = true)] public static partial nint read(int fd, void* buffer, nuint count);
     [LibraryImport(Library, SetLastError = true)] public static partial nint write(int fd, void* buffer, nuint count);
     [LibraryImport(Library, SetLastError = true)] public static partial int close(int fd);
+    [LibraryImport(Library, SetLastError = true)] public static partial int poll(PollFd* fds, nuint count, int timeoutMs);
+}
+
+/// <summary><c>struct pollfd</c>.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct PollFd
+{
+    public int Fd;
+    public short Events;
+    public short ReturnedEvents;
 }

@@ -23,7 +23,12 @@ namespace IpyRpc.ZeroMq.Native;
 /// may already be waiting that the descriptor will not announce. So whoever used the socket reads
 /// <c>ZMQ_EVENTS</c> before letting go of it and wakes the I/O thread when there is something to do. Reading
 /// <c>ZMQ_EVENTS</c> costs two system calls, so the I/O thread skips it where the last thing it did was a
-/// receive that found nothing: that receive has already taken in every pending command.
+/// receive that found nothing: that receive has already taken in every pending command. Likewise a lending loop
+/// whose messages have been coming one at a time takes one and runs its continuation before it asks for more (the
+/// receive that finds nothing costs the same two calls, and it looks after the continuation anyway), and it never
+/// waits before it has asked: libzmq announces a new message only to a reader that has found its queue empty. On
+/// Linux it waits in <c>poll</c> itself, one system call, where <c>zmq_poll</c> makes two (it polls once without
+/// waiting first).
 /// </remarks>
 internal sealed unsafe class SocketLoop : IDisposable
 {
@@ -43,6 +48,8 @@ internal sealed unsafe class SocketLoop : IDisposable
     private readonly nint _socketFd; // the descriptor libzmq signals when the socket's state changes
     private Outgoing? _pending; // DEALER: a message the socket would not take yet (high-water mark); under _socketLock
     private bool _commandsTaken; // the last use of _socket took in all its pending commands (ZMQ_EVENTS, or a receive that found nothing); under _socketLock
+    private bool _singles; // the last receive that drained the socket found one message: the next may stop after its first (lending); under _socketLock
+    private bool _deferred; // the last receive stopped after one message without asking for more; under _socketLock
     private int _servicingThread; // the I/O thread while it services the socket; under _socketLock
     private bool _socketClosed; // under _socketLock
     private readonly ConcurrentQueue<Outgoing> _outbound = new();
@@ -277,10 +284,14 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// <summary>
     /// The I/O thread's turn with the socket: forget gone peers, retry parked ones, send what is queued and
     /// receive what is waiting, until <c>ZMQ_EVENTS</c> shows nothing left to do, so the descriptor signals
-    /// the next change. Returns whether something waits to be retried on a timer (a full queue).
+    /// the next change. Returns whether something waits to be retried on a timer (a full queue). Lending
+    /// (<paramref name="handoff"/>), it may stop after a single message that left a continuation held, without asking
+    /// the socket for more (<paramref name="deferred"/>): the caller runs the continuation and services the socket again
+    /// before it waits.
     /// </summary>
-    private bool ServiceLocked()
+    private bool ServiceLocked(ReplyHandoff? handoff, out bool deferred)
     {
+        deferred = false;
         while (_forget.TryDequeue(out string? gone))
         {
             if (_parked.Remove(gone)) Unpark(gone);
@@ -293,9 +304,18 @@ internal sealed unsafe class SocketLoop : IDisposable
             FlushLocked();
             // After a receive that found nothing, and no send since, there is nothing new to learn from ZMQ_EVENTS.
             int events = _commandsTaken && _pending is null ? 0 : Events();
+            // More waiting right after a receive stopped at one message: a backlog, drained whole this time.
+            bool backlog = _deferred && (events & LibZmq.POLLIN) != 0;
+            _deferred = false;
             if ((events & LibZmq.POLLIN) != 0)
             {
-                ReceiveAvailable(); // a batch at most, then sends queued meanwhile go out, so replies are not starved
+                // A batch at most, then sends queued meanwhile go out, so replies are not starved.
+                if (ReceiveAvailable(stopAfterOne: handoff is not null && _singles && !backlog) && handoff is { HasReplies: true })
+                {
+                    _deferred = deferred = true;
+                    return _parked.Count > 0 || _pending is not null;
+                }
+
                 continue;
             }
 
@@ -524,15 +544,17 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// </summary>
     private bool Lead(bool handedOver)
     {
-        bool windows = OperatingSystem.IsWindows();
+        bool windows = OperatingSystem.IsWindows(), linux = OperatingSystem.IsLinux(); // Linux: poll(2) itself, one system call a wait
         nint[] polled = Volatile.Read(ref _polled);
         int count = polled.Length, monitorAt = _monitor is null ? -1 : 2, zapAt = _zap is null ? -1 : count - 1;
         ZmqPollItem* items = stackalloc ZmqPollItem[count];
         ZmqPollItemWindows* itemsWindows = stackalloc ZmqPollItemWindows[count];
+        PollFd* fds = stackalloc PollFd[count];
         for (int i = 0; i < count; i++)
         {
             items[i] = new ZmqPollItem { Fd = (int)polled[i], Events = LibZmq.POLLIN };
             itemsWindows[i] = new ZmqPollItemWindows { Fd = polled[i], Events = LibZmq.POLLIN };
+            fds[i] = new PollFd { Fd = (int)polled[i], Events = LibZmq.POLLIN }; // POLLIN is 1 in both
         }
 
         bool quietStart = handedOver;
@@ -542,14 +564,14 @@ internal sealed unsafe class SocketLoop : IDisposable
             // after it: a single one on this thread (the follower takes over if it runs long), several on this thread
             // and the thread pool once the follower has taken over receiving, all on the thread pool when no follower is idle.
             ReplyHandoff? handoff = _lendThread ? ReplyHandoff.Begin() : null;
-            bool retrySoon = false;
+            bool retrySoon = false, deferred = false;
             lock (_socketLock)
             {
                 _servicingThread = Environment.CurrentManagedThreadId;
                 _leaderThread = _servicingThread;
                 try
                 {
-                    if (!quietStart || !QuietLocked()) retrySoon = ServiceLocked();
+                    if (!quietStart || !QuietLocked()) retrySoon = ServiceLocked(handoff, out deferred);
                     quietStart = false;
                 }
                 finally
@@ -579,22 +601,25 @@ internal sealed unsafe class SocketLoop : IDisposable
                 handoff.RunQueued();
             }
 
+            if (deferred) continue; // the socket was not asked whether more waits: it is, before any wait
+
             int timeout = retrySoon ? 2 : -1; // parked peers and a message the socket would not take are retried every 2 ms
             for (int i = 0; i < count; i++)
             {
                 items[i].ReturnedEvents = 0;
                 itemsWindows[i].ReturnedEvents = 0;
+                fds[i].ReturnedEvents = 0;
             }
 
-            int rc = windows ? LibZmq.zmq_poll(itemsWindows, count, timeout) : LibZmq.zmq_poll(items, count, timeout);
+            int rc = linux ? LibC.poll(fds, (nuint)count, timeout) : windows ? LibZmq.zmq_poll(itemsWindows, count, timeout) : LibZmq.zmq_poll(items, count, timeout);
             if (rc < 0)
             {
-                int errno = LibZmq.zmq_errno();
-                if (errno == LibZmq.EINTR) continue;
+                int errno = linux ? Marshal.GetLastPInvokeError() : LibZmq.zmq_errno();
+                if (errno == (linux ? LibC.EINTR : LibZmq.EINTR)) continue;
                 break; // ETERM or a closed socket: shutting down
             }
 
-            short Returned(int i) => windows ? itemsWindows[i].ReturnedEvents : items[i].ReturnedEvents;
+            short Returned(int i) => linux ? fds[i].ReturnedEvents : windows ? itemsWindows[i].ReturnedEvents : items[i].ReturnedEvents;
 
             if ((Returned(1) & LibZmq.POLLIN) != 0)
             {
@@ -783,12 +808,24 @@ internal sealed unsafe class SocketLoop : IDisposable
         public PooledParts? Pooled { get; } = pooled;
     }
 
-    private void ReceiveAvailable()
+    /// <summary>
+    /// Receives and hands on what the socket holds, up to a batch; with <paramref name="stopAfterOne"/>, only the first
+    /// message, and then it returns true: the socket was not asked for more, so its commands were not taken in.
+    /// </summary>
+    private bool ReceiveAvailable(bool stopAfterOne = false)
     {
         // Drain what is ready now, but yield to sends after a batch so replies are not starved.
         _commandsTaken = false;
         for (int n = 0; n < 256; n++)
         {
+            if (n == 1 && stopAfterOne)
+            {
+                // One message at a time lately (a caller waiting for each reply): asking for a second would cost a
+                // system call that finds nothing (libzmq takes in its commands then), before the first is even
+                // handled. The caller asks after it has run the message's continuation, when it looks anyway.
+                return true;
+            }
+
             ZmqMessage message;
             LibZmq.zmq_msg_init(&message);
             if (LibZmq.zmq_msg_recv(&message, _socket, LibZmq.DONTWAIT) < 0)
@@ -796,7 +833,8 @@ internal sealed unsafe class SocketLoop : IDisposable
                 // Finding nothing (EAGAIN) took in the socket's pending commands; interrupted, it may not have.
                 _commandsTaken = LibZmq.zmq_errno() == LibZmq.EAGAIN;
                 LibZmq.zmq_msg_close(&message);
-                return;
+                if (_commandsTaken) _singles = n == 1;
+                return false;
             }
 
             var frames = new List<ReadOnlyMemory<byte>>(4);
@@ -863,6 +901,9 @@ internal sealed unsafe class SocketLoop : IDisposable
                 _failed?.Invoke(e, "handling a received message");
             }
         }
+
+        _singles = false; // a full batch: more wait, most likely
+        return false;
     }
 
     /// <summary>
