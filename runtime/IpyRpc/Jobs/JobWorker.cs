@@ -124,7 +124,7 @@ public sealed class JobWorker : IAsyncDisposable
             if (_abort.IsCancellationRequested && own is not null)
             {
                 // Shutting down past the drain time: hand the job back so another worker runs it now.
-                await IgnoreFailures(() => lease.AbandonAsync()).ConfigureAwait(false);
+                await AbandonQuietlyAsync(lease).ConfigureAwait(false);
                 return;
             }
 
@@ -256,11 +256,12 @@ public sealed class JobWorker : IAsyncDisposable
         }
     }
 
-    private static async Task IgnoreFailures(Func<ValueTask> action)
+    // Not a lambda in RunAsync: capturing the lease there made a closure for every job, abandoned or not.
+    private static async Task AbandonQuietlyAsync(JobLease lease)
     {
         try
         {
-            await action().ConfigureAwait(false);
+            await lease.AbandonAsync().ConfigureAwait(false);
         }
         catch (Exception)
         {
