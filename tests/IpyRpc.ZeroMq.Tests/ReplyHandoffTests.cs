@@ -95,14 +95,8 @@ public sealed class ReplyHandoffTests
         for (int round = 0; round < 12; round++)
         {
             using var answered = new ManualResetEventSlim();
-            var blocking = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-            Task blocker = Task.Run(async () =>
-            {
-                await client.CallAsync<int>("add", 1, 1).ConfigureAwait(false);
-                blocking.SetResult(OnClientIoThread());
-                Assert.True(answered.Wait(TimeSpan.FromSeconds(20)), "the other calls were never answered while this continuation blocked");
-            });
-            if (await blocking.Task.WaitAsync(TimeSpan.FromSeconds(10))) blockedOnIoThread++;
+            (Task blocker, bool onIoThread) = await BlockAContinuationAsync(client, answered, "the other calls were never answered while this continuation blocked");
+            if (onIoThread) blockedOnIoThread++;
 
             for (int i = 0; i < 5; i++) Assert.Equal(round + i, await client.CallAsync<int>("add", round, i).WaitAsync(TimeSpan.FromSeconds(10)));
             answered.Set();
@@ -111,6 +105,22 @@ public sealed class ReplyHandoffTests
 
         Assert.True(blockedOnIoThread >= 3, $"only {blockedOnIoThread} of 12 continuations blocked the client's I/O thread");
         Assert.Equal(7, await client.CallAsync<int>("add", 3, 4).WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    /// <summary>
+    /// Makes a call whose continuation blocks the thread that ran it (the client's I/O thread that received the reply,
+    /// usually) until <paramref name="release"/> is set; returns the blocked caller, and whether it blocks the I/O thread.
+    /// </summary>
+    private static async Task<(Task Blocker, bool OnIoThread)> BlockAContinuationAsync(IpyRpcClient client, ManualResetEventSlim release, string unreleased)
+    {
+        var blocking = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task blocker = Task.Run(async () =>
+        {
+            await client.CallAsync<int>("add", 1, 1).ConfigureAwait(false);
+            blocking.SetResult(OnClientIoThread());
+            Assert.True(release.Wait(TimeSpan.FromSeconds(20)), unreleased);
+        });
+        return (blocker, await blocking.Task.WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
     [Fact]
@@ -128,14 +138,8 @@ public sealed class ReplyHandoffTests
         {
             for (int i = 0; i < 5; i++) await client.CallAsync<int>("add", i, i); // replies one by one
             using var answered = new ManualResetEventSlim();
-            var blocking = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-            Task blocker = Task.Run(async () =>
-            {
-                await client.CallAsync<int>("add", 1, 1).ConfigureAwait(false);
-                blocking.SetResult(OnClientIoThread());
-                answered.Wait(TimeSpan.FromSeconds(20));
-            });
-            if (await blocking.Task.WaitAsync(TimeSpan.FromSeconds(10))) blockedOnIoThread++;
+            (Task blocker, bool onIoThread) = await BlockAContinuationAsync(client, answered, "the two calls were never answered while this continuation blocked");
+            if (onIoThread) blockedOnIoThread++;
             await Task.Delay(20); // the other thread has taken over from the blocked one
 
             Task<int> first = client.CallAsync<int>("add", round, 1), second = client.CallAsync<int>("add", round, 2);
