@@ -606,9 +606,10 @@ internal sealed unsafe class SocketLoop : IDisposable
             int timeout = retrySoon ? 2 : -1; // parked peers and a message the socket would not take are retried every 2 ms
             for (int i = 0; i < count; i++)
             {
-                items[i].ReturnedEvents = 0;
-                itemsWindows[i].ReturnedEvents = 0;
-                fds[i].ReturnedEvents = 0;
+                // Only the set this system waits with is read back.
+                if (linux) fds[i].ReturnedEvents = 0;
+                else if (windows) itemsWindows[i].ReturnedEvents = 0;
+                else items[i].ReturnedEvents = 0;
             }
 
             int rc = linux ? LibC.poll(fds, (nuint)count, timeout) : windows ? LibZmq.zmq_poll(itemsWindows, count, timeout) : LibZmq.zmq_poll(items, count, timeout);
