@@ -511,11 +511,13 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// <summary>The server process's id (to read what it spent from <c>/proc</c>).</summary>
     public int Id => _process.Id;
 
-    public static async Task<ServerProcess> StartAsync()
+    /// <summary>Starts the server process; with <paramref name="forget"/> its queue keeps finished calls' records within 1 MB (the loop's <c>forget</c>).</summary>
+    public static async Task<ServerProcess> StartAsync(bool forget = false)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
         start.ArgumentList.Add(typeof(ServerProcess).Assembly.Location);
         start.ArgumentList.Add("serve");
+        if (forget) start.ArgumentList.Add("forget");
         Process process = Process.Start(start)!;
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         while (true)

@@ -6,11 +6,11 @@ using IpyRpc.ZeroMq;
 //   --repeat N: run everything N times; each ratio is the median of the N runs' ratios (each run's value is listed)
 //   --systems a,b: the small-call scenario measures only these systems (say ipyrpc-http-binary,raw-kestrel)
 //   scenarios: small, payload, pointers, queues, serialization, python (default: all)
-// dotnet run -c Release --project bench/IpyRpc.Bench -- serve      the server process the harness starts
+// dotnet run -c Release --project bench/IpyRpc.Bench -- serve [forget]   the server process the harness starts
 // dotnet run -c Release --project bench/IpyRpc.Bench -- loop …   small calls only, for a profiler (options below)
 if (args.FirstOrDefault() == "serve")
 {
-    return await Serve.RunAsync();
+    return await Serve.RunAsync(forget: args.Contains("forget"));
 }
 
 // dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|rawzmq|http|jsonrpc|kestrel] [remote] [inline] [bytes=SIZE] [allocs] [forget] [IN_FLIGHT]
@@ -18,7 +18,8 @@ if (args.FirstOrDefault() == "serve")
 //   or the raw libzmq ping-pong or raw Kestrel echo the harness compares ZeroMQ and JSON-RPC with), IN_FLIGHT
 //   at a time (1 by default), to a function run by the queue's workers or (inline) on the receiving thread; prints
 //   calls/s, bytes allocated and thread-pool work items a call. allocs: also which types were allocated most (sampled);
-//   forget: the queue keeps finished calls' records within 1 MB instead of 256 MB, to show what retention costs.
+//   forget: the queue keeps finished calls' records within 1 MB instead of 256 MB, to show what retention costs (with
+//   remote, the server process's queue).
 //   remote: the server is a process of its own (the harness's), as in the harness; the loop then also prints the CPU
 //   time and context switches a call costs each process (Linux), which one process's counters cannot tell apart.
 //   For a profiler: perf (DOTNET_PerfMapEnabled=1 perf record -g -- dotnet IpyRpc.Bench.dll loop 200000 64) sees CPU
@@ -39,7 +40,7 @@ if (args.FirstOrDefault() == "loop")
     await using var server = new IpyRpcServer(new IpyRpcServerOptions
     {
         MaxCallsInFlightPerConnection = 1024,
-        Queue = args.Contains("forget") ? new IpyRpc.Jobs.InMemoryJobQueue(new IpyRpc.Jobs.InMemoryJobQueueOptions { Retention = new IpyRpc.Jobs.JobRetention { MaxAge = TimeSpan.FromHours(1), MaxBytes = 1 << 20 } }) : null,
+        Queue = args.Contains("forget") ? Serve.ForgetfulQueue() : null,
     });
     BenchFunctions.Configure(server);
     if (args.Contains("remote") && !(zmq || http || args.Contains("jsonrpc") || args.Contains("kestrel") || args.Contains("rawzmq")))
@@ -48,7 +49,7 @@ if (args.FirstOrDefault() == "loop")
         return 2;
     }
 
-    await using ServerProcess? remote = args.Contains("remote") ? await ServerProcess.StartAsync() : null;
+    await using ServerProcess? remote = args.Contains("remote") ? await ServerProcess.StartAsync(forget: args.Contains("forget")) : null;
     await using IpyRpcZeroMqServer? host = zmq && remote is null ? IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*") : null;
     await using IpyRpc.Http.IpyRpcHttpServer? web = http && remote is null ? await IpyRpc.Http.IpyRpcHttpServer.StartAsync(server) : null;
     await using IpyRpcClient client = zmq ? await IpyRpcZeroMqClient.ConnectAsync(remote?.Endpoints.ZmqTcp ?? host!.Endpoint)

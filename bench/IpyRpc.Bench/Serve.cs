@@ -22,7 +22,8 @@ internal sealed record Endpoints(string Http, string ZmqTcp, string ZmqIpc, stri
 /// </summary>
 internal static class Serve
 {
-    public static async Task<int> RunAsync()
+    /// <param name="forget">The queue keeps finished calls' records within 1 MB instead of 256 MB (the loop's <c>forget</c>).</param>
+    public static async Task<int> RunAsync(bool forget = false)
     {
         // The harness keeps up to 64 calls in flight on one connection: that is the measurement, not abuse.
         // Messages up to 1 GiB and a 2 GiB data store: the pointer scenario fetches a 640 MB array whole.
@@ -31,6 +32,7 @@ internal static class Serve
             MaxCallsInFlightPerConnection = 1024,
             MaxMessageBytes = 1L << 30,
             DataStore = new IpyRpcDataStore(new DataStoreOptions { MaxBytes = 2L << 30 }),
+            Queue = forget ? ForgetfulQueue() : null,
         });
         BenchFunctions.Configure(server);
         await using IpyRpcHttpServer http = await IpyRpcHttpServer.StartAsync(server, "http://127.0.0.1:0", new IpyRpcHttpOptions { MaxJsonRequestBytes = 512L * 1024 * 1024 });
@@ -64,6 +66,10 @@ internal static class Serve
 
         return 0;
     }
+
+    /// <summary>An in-memory queue that keeps finished calls' records within 1 MB instead of 256 MB: what retention costs shows beside the default.</summary>
+    public static IpyRpc.Jobs.InMemoryJobQueue ForgetfulQueue() =>
+        new(new IpyRpc.Jobs.InMemoryJobQueueOptions { Retention = new IpyRpc.Jobs.JobRetention { MaxAge = TimeSpan.FromHours(1), MaxBytes = 1 << 20 } });
 
     /// <summary>The baselines' address, ending in a slash.</summary>
     public static string BaselineAddress(WebApplication baseline) =>
