@@ -890,6 +890,9 @@ public sealed class ServerSession : IAsyncDisposable
         private Queue<IpyRpcMessage>? _waiting;
         private bool _sending;
         private bool _done;
+        // Writers waiting in WaitForRoom; under _gate. Waking nobody costs nothing: Monitor.PulseAll gives the object a
+        // sync block (a runtime-wide table entry, freed only by the collector), so it is called only when someone waits.
+        private int _waitingForRoom;
 
         public ulong RequestId => requestId;
 
@@ -1034,7 +1037,15 @@ public sealed class ServerSession : IAsyncDisposable
                 {
                     while (_buffered > limit / 2 && !_done && !cancellationToken.IsCancellationRequested)
                     {
-                        Monitor.Wait(_gate, 50); // woken as the backlog drains; the timeout notices a cancel
+                        _waitingForRoom++;
+                        try
+                        {
+                            Monitor.Wait(_gate, 50); // woken as the backlog drains; the timeout notices a cancel
+                        }
+                        finally
+                        {
+                            _waitingForRoom--;
+                        }
                     }
                 }
             });
@@ -1047,7 +1058,7 @@ public sealed class ServerSession : IAsyncDisposable
             {
                 if (_done) return false;
                 _done = true;
-                Monitor.PulseAll(_gate); // a function waiting for room goes on: nobody reads its output any more
+                WakeWritersLocked(); // a function waiting for room goes on: nobody reads its output any more
             }
 
             Measure("cancelled"); // the caller went away before the outcome
@@ -1061,6 +1072,12 @@ public sealed class ServerSession : IAsyncDisposable
             return true;
         }
 
+        /// <summary>Wakes the writers waiting for room, if any; under <see cref="_gate"/>.</summary>
+        private void WakeWritersLocked()
+        {
+            if (_waitingForRoom > 0) Monitor.PulseAll(_gate);
+        }
+
         private void Post(IpyRpcMessage message)
         {
             lock (_gate)
@@ -1069,7 +1086,7 @@ public sealed class ServerSession : IAsyncDisposable
                 if (message.Kind is MessageKind.Result or MessageKind.Error)
                 {
                     _done = true;
-                    Monitor.PulseAll(_gate);
+                    WakeWritersLocked();
                 }
 
                 if (message.Kind is MessageKind.Output or MessageKind.Progress) _buffered += message.Body.Length;
@@ -1099,7 +1116,7 @@ public sealed class ServerSession : IAsyncDisposable
                     lock (_gate)
                     {
                         _buffered -= next.Body.Length;
-                        if (_buffered <= session._server.Options.MaxBufferedOutputBytesPerCall / 2) Monitor.PulseAll(_gate);
+                        if (_buffered <= session._server.Options.MaxBufferedOutputBytesPerCall / 2) WakeWritersLocked();
                     }
                 }
 
