@@ -360,8 +360,12 @@ public sealed class InMemoryJobQueue : IJobQueue
         lock (_retentionGate)
         {
             if ((_ringTail & (SegmentSize - 1)) == 0) AddSegment();
-            job.Position = _ringTail;
-            Slot(_ringTail++) = new RetainedSlot { Job = job, CompletedAt = job.CompletedAt };
+            // Field by field into the slot (cleared when it was last given up): assigning a whole slot copies it
+            // through the runtime's bulk write barrier.
+            ref RetainedSlot slot = ref Slot(_ringTail);
+            job.Position = _ringTail++;
+            slot.Job = job;
+            slot.CompletedAt = job.CompletedAt;
             if (foldable) FoldLocked(job);
             TrimLocked(oldest);
         }
@@ -401,9 +405,8 @@ public sealed class InMemoryJobQueue : IJobQueue
         long position = job.Position;
         if (position < _ringHead || position >= _ringTail || !TryNumber(job.Request.Id, out long number)) return; // already forgotten
         ref RetainedSlot slot = ref Slot(position);
-        if (!ReferenceEquals(slot.Job, job) || !job.TryFold(out FoldedJob folded, out long retained)) return;
-        folded.Number = number;
-        slot.Folded = folded;
+        if (!ReferenceEquals(slot.Job, job) || !job.TryFold(ref slot.Folded, out long retained)) return;
+        slot.Folded.Number = number;
         slot.Job = null;
         _folded[number] = position; // before the job leaves the index, so a lookup that misses it finds this
         _jobs.TryRemove(job.Request.Id, out _);
@@ -595,27 +598,24 @@ public sealed class InMemoryJobQueue : IJobQueue
 
         private bool FoldableLocked => _released && _state == JobState.Succeeded && _outcome?.Error is null && _events is not { Count: > 0 } && _watchers is null;
 
-        public bool TryFold(out FoldedJob folded, out long retained)
+        /// <summary>Writes what the folded record keeps into <paramref name="folded"/> (a ring slot's, left untouched when false), field by field.</summary>
+        public bool TryFold(ref FoldedJob folded, out long retained)
         {
             lock (this)
             {
-                folded = default;
                 retained = RetainedBytes;
                 if (!FoldableLocked) return false;
                 _isFolded = true;
-                folded = new FoldedJob
-                {
-                    Function = Request.Function,
-                    CreatedAt = Request.CreatedAt,
-                    StartedAt = _started ?? default,
-                    Deadline = Request.Deadline ?? default,
-                    Attempts = _attempts,
-                    Worker = _worker,
-                    Caller = Request.Caller,
-                    Detached = Request.Detached,
-                    LastSequence = _sequence,
-                    ResultSerialization = _outcome!.ResultSerialization,
-                };
+                folded.Function = Request.Function;
+                folded.CreatedAt = Request.CreatedAt;
+                folded.StartedAt = _started ?? default;
+                folded.Deadline = Request.Deadline ?? default;
+                folded.Attempts = _attempts;
+                folded.Worker = _worker;
+                folded.Caller = Request.Caller;
+                folded.Detached = Request.Detached;
+                folded.LastSequence = _sequence;
+                folded.ResultSerialization = _outcome!.ResultSerialization;
                 return true;
             }
         }
