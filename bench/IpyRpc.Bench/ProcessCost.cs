@@ -39,6 +39,6 @@ internal readonly record struct ProcessCost(double CpuSeconds, long VoluntarySwi
 
     /// <summary>"… µs CPU and … context switches a call" for what was spent between <paramref name="before"/> and <paramref name="after"/>.</summary>
     public static string PerCall(ProcessCost? before, ProcessCost? after, int calls) => before is { } b && after is { } a
-        ? $"{(a.CpuSeconds - b.CpuSeconds) * 1e6 / calls:0} µs CPU and {(a.VoluntarySwitches - b.VoluntarySwitches) / (double)calls:0.00} + {(a.InvoluntarySwitches - b.InvoluntarySwitches) / (double)calls:0.00} (voluntary + not) context switches a call"
+        ? $"{(a.CpuSeconds - b.CpuSeconds) * 1e6 / calls:0.0} µs CPU and {(a.VoluntarySwitches - b.VoluntarySwitches) / (double)calls:0.00} + {(a.InvoluntarySwitches - b.InvoluntarySwitches) / (double)calls:0.00} (voluntary + not) context switches a call"
         : "(no /proc here)";
 }
