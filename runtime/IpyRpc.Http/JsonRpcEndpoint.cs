@@ -55,6 +55,15 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 return;
             }
 
+            // The usual request, one well-formed call, is read in one pass without building a document; anything
+            // else (a batch, an unknown or repeated member, a wrong type, malformed JSON) takes the document's path,
+            // which says precisely what is wrong.
+            if (LoneCall.TryRead(body.Value, options.MaxJsonDepth, out LoneCall lone))
+            {
+                await HandleLoneAsync(context, lone);
+                return;
+            }
+
             JsonDocument document;
             try
             {
@@ -81,11 +90,9 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             using JsonDocument parsed = document;
             (Calls calls, bool owned) = CallsFor(context);
             await using Calls? own = owned ? calls : null; // a session of this request's own ends with it
-            // A JSON-RPC caller's W3C trace context comes as the standard header (or as the current request's span).
-            var request = new Request(calls, context.RequestAborted,
-                context.Request.Headers["traceparent"].ToString() is { Length: > 0 and <= 256 } traceparent ? traceparent : System.Diagnostics.Activity.Current?.Id);
+            Request request = NewRequest(context, calls);
             JsonElement root = parsed.RootElement;
-            bool includeOutput = context.Request.Headers["IpyRpc-Output"].ToString().Equals("include", StringComparison.OrdinalIgnoreCase);
+            bool includeOutput = IncludeOutput(context);
             if (root.ValueKind == JsonValueKind.Array)
             {
                 if (root.GetArrayLength() == 0)
@@ -98,30 +105,8 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 return;
             }
 
-            bool stream = context.Request.Headers.Accept.ToString().Contains(NdJson, StringComparison.OrdinalIgnoreCase);
-            Func<OutputStream, string, Task>? live = null;
-            if (stream)
-            {
-                response.ContentType = NdJson;
-                response.Headers.CacheControl = "no-cache";
-                live = LiveOutput(context);
-            }
-
-            byte[]? reply = await HandleOneAsync(root, request, includeOutput, live, lend: true);
-            if (reply is null)
-            {
-                if (!response.HasStarted) response.StatusCode = StatusCodes.Status204NoContent;
-                return;
-            }
-
-            if (stream)
-            {
-                await response.Body.WriteAsync(reply, context.RequestAborted);
-                await response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
-                return;
-            }
-
-            await WriteAsync(response, StatusCodes.Status200OK, reply);
+            Func<OutputStream, string, Task>? live = StartLiveOutput(context);
+            await RespondAsync(context, await HandleOneAsync(root, request, includeOutput, live, lend: true), live is not null);
         }
         catch (Exception e) when (e is not OperationCanceledException || !context.RequestAborted.IsCancellationRequested)
         {
@@ -132,6 +117,51 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 await WriteAsync(response, StatusCodes.Status200OK, Error(null, ErrorCodes.ToJsonRpc(ErrorCodes.Internal), $"Internal error: the server failed handling this request ({e.GetType().Name}: {e.Message})."));
             }
         }
+    }
+
+    /// <summary>A lone call read in one pass (<see cref="LoneCall.TryRead"/>): the same call and response as through the document.</summary>
+    private async Task HandleLoneAsync(HttpContext context, LoneCall lone)
+    {
+        (Calls calls, bool owned) = CallsFor(context);
+        await using Calls? own = owned ? calls : null; // a session of this request's own ends with it
+        Func<OutputStream, string, Task>? live = StartLiveOutput(context);
+        byte[]? reply = await CallOneAsync(lone.Id, lone.Notification, lone.Method, lone.Parameters, NewRequest(context, calls), IncludeOutput(context), live, lend: true);
+        await RespondAsync(context, reply, live is not null);
+    }
+
+    /// <summary>The request's calls, on <paramref name="calls"/>; a JSON-RPC caller's W3C trace context comes as the standard header (or as the current request's span).</summary>
+    private static Request NewRequest(HttpContext context, Calls calls) => new(calls, context.RequestAborted,
+        context.Request.Headers["traceparent"].ToString() is { Length: > 0 and <= 256 } traceparent ? traceparent : System.Diagnostics.Activity.Current?.Id);
+
+    private static bool IncludeOutput(HttpContext context) => context.Request.Headers["IpyRpc-Output"].ToString().Equals("include", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>When the caller accepts NDJSON, starts the response as such and returns what writes each piece of output as it comes.</summary>
+    private static Func<OutputStream, string, Task>? StartLiveOutput(HttpContext context)
+    {
+        if (!context.Request.Headers.Accept.ToString().Contains(NdJson, StringComparison.OrdinalIgnoreCase)) return null;
+        context.Response.ContentType = NdJson;
+        context.Response.Headers.CacheControl = "no-cache";
+        return LiveOutput(context);
+    }
+
+    /// <summary>Writes a lone call's reply: nothing (204) for a notification, the response line after the output lines when streaming, else the response.</summary>
+    private static async Task RespondAsync(HttpContext context, byte[]? reply, bool streaming)
+    {
+        HttpResponse response = context.Response;
+        if (reply is null)
+        {
+            if (!response.HasStarted) response.StatusCode = StatusCodes.Status204NoContent;
+            return;
+        }
+
+        if (streaming)
+        {
+            await response.Body.WriteAsync(reply, context.RequestAborted);
+            await response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
+            return;
+        }
+
+        await WriteAsync(response, StatusCodes.Status200OK, reply);
     }
 
     // The batch and live-output paths are methods of their own: lambdas in HandleAsync would make their closure for
@@ -300,34 +330,40 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 parameters = raw.ToArray();
             }
 
-            if (method == "rpc.discover")
-            {
-                (IReadOnlyList<FunctionDescriptor>? functions, RemoteError? refusal) = await http.Calls.DescribeAsync();
-                if (notification) return null;
-                return refusal is null ? Result(id, OpenRpcDocument.Write(functions!, options.Title, options.Version), null) : Error(id, ErrorCodes.ToJsonRpc(refusal.Code), refusal.Message, refusal, null);
-            }
-
-            CallOutcome outcome = await http.Calls.CallAsync(method, parameters, live, http.Trace, lend, http.Aborted);
-            if (notification)
-            {
-                return null;
-            }
-
-            if (outcome.Message.Kind == MessageKind.Result)
-            {
-                // A streaming function's items, collected in order, are the JSON-RPC result.
-                ReadOnlyMemory<byte> value = server.Find(method)?.Descriptor.IsStream == true ? Collect(outcome.Items) : ToJson(outcome.Message);
-                return Result(id, value.Span, includeOutput ? outcome.Output ?? [] : null);
-            }
-
-            RemoteError error = RemoteError.Decode(outcome.Message.Body.Span, outcome.Message.Serialization);
-            return Error(id, ErrorCodes.ToJsonRpc(error.Code), error.Message, error, outcome.Output);
+            return await CallOneAsync(id, notification, method, parameters, http, includeOutput, live, lend);
         }
         catch (InvalidOperationException e) when (e.InnerException is System.Text.DecoderFallbackException || e.Message.Contains("UTF-8", StringComparison.OrdinalIgnoreCase) || e.Message.Contains("transcod", StringComparison.OrdinalIgnoreCase))
         {
             // Reading a string of this request met bytes that are not UTF-8.
             return Error(null, -32600, "Invalid Request: it contains text that is not valid UTF-8.");
         }
+    }
+
+    /// <summary>Makes one valid request's call; returns the response JSON, or null for a notification.</summary>
+    private async Task<byte[]?> CallOneAsync(string? id, bool notification, string method, byte[] parameters, Request http, bool includeOutput, Func<OutputStream, string, Task>? live, bool lend)
+    {
+        if (method == "rpc.discover")
+        {
+            (IReadOnlyList<FunctionDescriptor>? functions, RemoteError? refusal) = await http.Calls.DescribeAsync();
+            if (notification) return null;
+            return refusal is null ? Result(id, OpenRpcDocument.Write(functions!, options.Title, options.Version), null) : Error(id, ErrorCodes.ToJsonRpc(refusal.Code), refusal.Message, refusal, null);
+        }
+
+        CallOutcome outcome = await http.Calls.CallAsync(method, parameters, live, http.Trace, lend, http.Aborted);
+        if (notification)
+        {
+            return null;
+        }
+
+        if (outcome.Message.Kind == MessageKind.Result)
+        {
+            // A streaming function's items, collected in order, are the JSON-RPC result.
+            ReadOnlyMemory<byte> value = server.Find(method)?.Descriptor.IsStream == true ? Collect(outcome.Items) : ToJson(outcome.Message);
+            return Result(id, value.Span, includeOutput ? outcome.Output ?? [] : null);
+        }
+
+        RemoteError error = RemoteError.Decode(outcome.Message.Body.Span, outcome.Message.Serialization);
+        return Error(id, ErrorCodes.ToJsonRpc(error.Code), error.Message, error, outcome.Output);
     }
 
     /// <summary>The items of a stream's batches as one JSON array.</summary>

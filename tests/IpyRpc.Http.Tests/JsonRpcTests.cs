@@ -59,11 +59,28 @@ public sealed class JsonRpcTests(HttpFixture fixture) : IClassFixture<HttpFixtur
     [InlineData("1.5")]
     [InlineData("12345678901234567890")]
     [InlineData("null")]
+    [InlineData("\"a\\\"b\\u00e9\"")] // a string with escapes: echoed as sent, not re-encoded
     public async Task IdsOfEveryAllowedTypeAreEchoedExactly(string id)
     {
         (_, string body) = await PostAsync($$"""{"jsonrpc":"2.0","method":"add","params":[1,1],"id":{{id}}}""");
         Assert.EndsWith($"\"id\":{id}}}", body);
         Assert.Contains("\"result\":2", body);
+    }
+
+    // A lone call is read in one pass; whatever that pass does not take (an unknown or repeated member) goes through
+    // the whole document. Both must answer alike.
+    [Theory]
+    [InlineData("""{"id":"x","params":[2,3],"method":"add","jsonrpc":"2.0"}""")] // members in any order
+    [InlineData("""{"jsonrpc":"2.0","met\u0068od":"add","params":[2,3],"id":"x"}""")] // an escaped member name
+    [InlineData("""{"jsonrpc":"2\u002e0","method":"\u0061dd","params":[2,3],"id":"x"}""")] // escaped values
+    [InlineData("""{"jsonrpc":"2.0","method":"add","params":[2,3],"id":"x","extra":{"a":[1]}}""")] // an unknown member
+    [InlineData("""{"jsonrpc":"2.0","method":"nope","method":"add","params":[2,3],"id":"x"}""")] // repeated: the last one counts
+    [InlineData(" \r\n{ \"jsonrpc\" : \"2.0\" , \"method\" : \"add\" , \"params\" : [ 2 , 3 ] , \"id\" : \"x\" } \n")]
+    public async Task ALoneCallIsAnsweredAlikeHoweverItIsSpelled(string body)
+    {
+        JsonElement response = await CallAsync(body);
+        Assert.Equal(5, response.GetProperty("result").GetInt32());
+        Assert.Equal("x", response.GetProperty("id").GetString());
     }
 
     [Fact]
