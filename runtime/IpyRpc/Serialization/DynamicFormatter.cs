@@ -77,7 +77,7 @@ public sealed class DynamicFormatter : IpyRpcFormatter<object?>
             case MessagePackType.String:
                 return reader.ReadString();
             case MessagePackType.Binary:
-                return reader.ReadBinary().ToArray();
+                return Formatters.CopyOf(reader.ReadBinary());
             case MessagePackType.Array:
                 {
                     reader.Enter();
