@@ -10,11 +10,12 @@ namespace IpyRpc.Tests;
 public static class LargeEchoes
 {
     /// <summary>
-    /// Runs <paramref name="tasks"/> tasks of <paramref name="callsEach"/> echoes of 70–400 KB, then waits until at least
+    /// Runs <paramref name="tasks"/> tasks of <paramref name="callsEach"/> echoes of 70–400 KB (or
+    /// <paramref name="minBytes"/> to <paramref name="maxBytes"/>), then waits until at least
     /// <paramref name="arraysPerCall"/> arrays a call have gone back to the pool (the last call's may still be on their
     /// way: a server gives its result back once written, which can be after the caller has read it).
     /// </summary>
-    public static async Task RunAsync(Func<byte[], int, Task<byte[]?>> echo, int tasks, int callsEach, int seed, int arraysPerCall)
+    public static async Task RunAsync(Func<byte[], int, Task<byte[]?>> echo, int tasks, int callsEach, int seed, int arraysPerCall, int minBytes = 70_000, int maxBytes = 400_000)
     {
         long before = PooledParts.ReturnedArrays;
         await Task.WhenAll(Enumerable.Range(0, tasks).Select(t => Task.Run(async () =>
@@ -22,7 +23,7 @@ public static class LargeEchoes
             var random = new Random(seed + t);
             for (int i = 0; i < callsEach; i++)
             {
-                byte[] data = new byte[random.Next(70_000, 400_000)];
+                byte[] data = new byte[random.Next(minBytes, maxBytes)];
                 random.NextBytes(data);
                 byte[]? back = await echo(data, i);
                 Assert.True(back is not null && data.AsSpan().SequenceEqual(back), $"call {i} of task {t} came back different");

@@ -26,9 +26,10 @@ public sealed class PooledParts
     public const int Threshold = 64 * 1024;
 
     /// <summary>
-    /// Parts larger than this are allocated, not pooled: the shared pool keeps what it is given back (until
-    /// memory runs short), and a server that once echoed 64 MB should not hold several such arrays for ever;
-    /// at that size the copy and the transfer, not the allocation, are what a call costs.
+    /// Parts up to this size come from <see cref="ArrayPool{T}.Shared"/>, which keeps what it is given back (until
+    /// memory runs short). Larger ones are held only briefly once given back (<see cref="LargeArrays"/>): a server that
+    /// once echoed 64 MB must not hold such arrays for ever, but one echoing them call after call should not take fresh
+    /// pages from the system for every one (a fresh 64 MB array costs 16,000 page faults as it is first written).
     /// </summary>
     public const int MaxPooled = 4 * 1024 * 1024;
 
@@ -37,7 +38,10 @@ public sealed class PooledParts
     private int _references = 1;
 
     /// <summary>Whether a part of <paramref name="length"/> bytes should be rented rather than allocated.</summary>
-    public static bool ShouldPool(long length) => length is >= Threshold and <= MaxPooled;
+    public static bool ShouldPool(long length) => length >= Threshold && length <= Array.MaxLength;
+
+    /// <summary>How many bytes of large arrays given back are held for reuse now (for tests and diagnostics).</summary>
+    public static long LargeBytesHeld => LargeArrays.HeldBytes;
 
     /// <summary>How many arrays have gone back to the pool in this process (for tests and diagnostics).</summary>
     public static long ReturnedArrays => Interlocked.Read(ref s_returned);
@@ -45,7 +49,7 @@ public sealed class PooledParts
     /// <summary>Rents an array of at least <paramref name="length"/> bytes, to be returned with the others. Not thread-safe: the maker rents, then hands the parts on.</summary>
     public byte[] Rent(int length)
     {
-        byte[] array = ArrayPool<byte>.Shared.Rent(length);
+        byte[] array = length <= MaxPooled ? ArrayPool<byte>.Shared.Rent(length) : LargeArrays.Rent(length);
         (_arrays ??= new List<byte[]>(1)).Add(array);
         return array;
     }
@@ -76,7 +80,93 @@ public sealed class PooledParts
         }
 
         if (Interlocked.Exchange(ref _arrays, null) is not { } arrays) return;
-        foreach (byte[] array in arrays) ArrayPool<byte>.Shared.Return(array);
+        foreach (byte[] array in arrays)
+        {
+            // The shared pool's arrays are never longer than MaxPooled for a request within it; the large store's are.
+            if (array.Length <= MaxPooled) ArrayPool<byte>.Shared.Return(array);
+            else LargeArrays.Return(array);
+        }
+
         Interlocked.Add(ref s_returned, arrays.Count);
+    }
+
+    /// <summary>
+    /// Arrays larger than <see cref="MaxPooled"/>, held for reuse for <see cref="HeldFor"/> after they are given back
+    /// and then let go, at most <see cref="MaxHeldBytes"/> of them at a time: calls with large parts in a row reuse
+    /// the same memory, and a process that made one such call holds nothing a second later.
+    /// </summary>
+    internal static class LargeArrays
+    {
+        public const long MaxHeldBytes = 256L * 1024 * 1024;
+        public static readonly TimeSpan HeldFor = TimeSpan.FromSeconds(1);
+
+        private static readonly Lock s_gate = new();
+        private static readonly List<(byte[] Array, long ReturnedAt)> s_held = []; // oldest first; under s_gate
+        private static long s_heldBytes;
+        private static Timer? s_letGo; // armed while anything is held; under s_gate
+
+        public static long HeldBytes
+        {
+            get
+            {
+                lock (s_gate) return s_heldBytes;
+            }
+        }
+
+        /// <summary>A held array of at least <paramref name="length"/> bytes and at most twice that, else a new one.</summary>
+        public static byte[] Rent(int length)
+        {
+            lock (s_gate)
+            {
+                int best = -1;
+                for (int i = 0; i < s_held.Count; i++)
+                {
+                    int size = s_held[i].Array.Length;
+                    if (size >= length && size <= 2L * length && (best < 0 || size < s_held[best].Array.Length)) best = i;
+                }
+
+                if (best >= 0)
+                {
+                    byte[] array = s_held[best].Array;
+                    s_held.RemoveAt(best);
+                    s_heldBytes -= array.Length;
+                    return array;
+                }
+            }
+
+            return GC.AllocateUninitializedArray<byte>(length);
+        }
+
+        public static void Return(byte[] array)
+        {
+            if (array.Length > MaxHeldBytes) return;
+            lock (s_gate)
+            {
+                while (s_heldBytes + array.Length > MaxHeldBytes)
+                {
+                    s_heldBytes -= s_held[0].Array.Length; // the oldest makes room
+                    s_held.RemoveAt(0);
+                }
+
+                s_held.Add((array, Environment.TickCount64));
+                s_heldBytes += array.Length;
+                if (s_held.Count == 1) (s_letGo ??= new Timer(static _ => LetGoOfOld())).Change(HeldFor, Timeout.InfiniteTimeSpan);
+            }
+        }
+
+        private static void LetGoOfOld()
+        {
+            lock (s_gate)
+            {
+                long now = Environment.TickCount64;
+                while (s_held.Count > 0 && now - s_held[0].ReturnedAt >= (long)HeldFor.TotalMilliseconds)
+                {
+                    s_heldBytes -= s_held[0].Array.Length;
+                    s_held.RemoveAt(0);
+                }
+
+                if (s_held.Count > 0) s_letGo!.Change(TimeSpan.FromMilliseconds(Math.Max(1, s_held[0].ReturnedAt + (long)HeldFor.TotalMilliseconds - now)), Timeout.InfiniteTimeSpan);
+            }
+        }
     }
 }

@@ -27,12 +27,13 @@ public sealed class PooledPartsTests
     }
 
     [Fact]
-    public void OnlyLargePartsUpToALimitArePooled()
+    public void OnlyLargePartsArePooled()
     {
         Assert.False(PooledParts.ShouldPool(PooledParts.Threshold - 1));
         Assert.True(PooledParts.ShouldPool(PooledParts.Threshold));
         Assert.True(PooledParts.ShouldPool(PooledParts.MaxPooled));
-        Assert.False(PooledParts.ShouldPool(PooledParts.MaxPooled + 1L)); // the pool would keep such arrays for good
+        Assert.True(PooledParts.ShouldPool(PooledParts.MaxPooled + 1L)); // held briefly, not by the shared pool
+        Assert.False(PooledParts.ShouldPool(Array.MaxLength + 1L));
         var message = new IpyRpcMessage { Kind = MessageKind.Result, Id = 7, Parts = [new byte[100_000]] };
         ReadOnlyMemory<byte> framed = MessageCodec.EncodeFramed(message, pooling: true, out PooledParts? pool);
         Assert.NotNull(pool);
@@ -42,6 +43,36 @@ public sealed class PooledPartsTests
         Assert.Null(small); // a small message is framed into an array of its own
         Assert.Equal(100_000, back.Body.Length);
         Assert.Equal(MessageCodec.EncodeFramed(message), framed.ToArray()); // the same bytes as the unpooled framing
+    }
+
+    [Fact]
+    public async Task ArraysAboveTheSharedPoolsSizeAreReusedRightAwayAndLetGoOfSoonAfter()
+    {
+        // Sizes of their own, so no other test's arrays are taken here.
+        int length = PooledParts.MaxPooled + 12_345;
+        var first = new PooledParts();
+        byte[] array = first.Rent(length);
+        Assert.Equal(length, array.Length); // not a power-of-two bucket: exactly what was asked
+        first.Release();
+        Assert.True(PooledParts.LargeBytesHeld >= length);
+
+        var second = new PooledParts();
+        Assert.Same(array, second.Rent(length - 1000)); // the next call of about that size writes into the same memory
+        var third = new PooledParts();
+        Assert.NotSame(array, third.Rent(length)); // while the second holds it, a third gets another
+        Assert.NotSame(array, new PooledParts().Rent(3 * length)); // much larger asks for its own
+        second.Release();
+        third.Release();
+
+        // Held for about a second after its last use, then let go: nothing is kept for good.
+        DateTime giveUp = DateTime.UtcNow.AddSeconds(10);
+        while (PooledParts.LargeBytesHeld > 0)
+        {
+            Assert.True(DateTime.UtcNow < giveUp, $"{PooledParts.LargeBytesHeld} bytes of large arrays are still held");
+            await Task.Delay(50);
+        }
+
+        Assert.NotSame(array, new PooledParts().Rent(length));
     }
 
     [Fact]
