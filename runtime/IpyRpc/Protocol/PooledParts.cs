@@ -5,8 +5,8 @@ namespace IpyRpc.Protocol;
 /// <summary>
 /// Pooled arrays that a message's large parts are slices of, and who still reads them. A fresh
 /// array of a megabyte or more lives on the large-object heap, where each one costs a share of a
-/// full collection; these are rented from <see cref="ArrayPool{T}.Shared"/> instead and returned
-/// when the last reader lets go.
+/// full collection; these are rented instead (from <see cref="ArrayPool{T}.Shared"/> up to <see cref="MaxPooled"/>,
+/// beyond it from a store that holds them only briefly) and returned when the last reader lets go.
 /// </summary>
 /// <remarks>
 /// <para>Readers are counted: whoever makes the parts holds the first reference, and each reader

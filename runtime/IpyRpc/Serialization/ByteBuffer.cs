@@ -55,7 +55,7 @@ internal sealed class ByteBuffer : IBufferWriter<byte>
         return WrittenMemory;
     }
 
-    /// <summary>The pooled arrays rented as it grew (<see cref="WrittenMemory"/> is a slice of the last one rented, unless it then outgrew the pool), or <see langword="null"/> when none were.</summary>
+    /// <summary>The pooled arrays rented as it grew (<see cref="WrittenMemory"/> is a slice of the last one rented), or <see langword="null"/> when none were.</summary>
     public PooledParts? Pooled { get; private set; }
 
     /// <summary>What was written.</summary>
