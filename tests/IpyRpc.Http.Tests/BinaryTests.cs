@@ -1,5 +1,6 @@
 using IpyRpc;
 using IpyRpc.Http;
+using IpyRpc.Protocol;
 
 namespace IpyRpc.Http.Tests;
 
@@ -106,6 +107,18 @@ public sealed class BinaryTests(HttpFixture fixture) : IClassFixture<HttpFixture
         // the message as received (the response's parts, a WebSocket message): five arrays a call over requests, six over a WebSocket.
         await LargeEchoes.RunAsync((data, _) => client.CallAsync<byte[]?>("echo_bytes", data), tasks: 4, callsEach: 15, seed: 200,
             arraysPerCall: carrier == HttpCarrier.Requests ? 5 : 6);
+    }
+
+    [Theory]
+    [InlineData(HttpCarrier.WebSocket)]
+    [InlineData(HttpCarrier.Requests)]
+    public async Task LargeCallsAboveTheSharedPoolsSizeAtOnceComeBackIntact(HttpCarrier carrier)
+    {
+        // The same arrays above PooledParts.MaxPooled go to a store that hands them to the next call of about their size
+        // at once: one given back while still written or read would be overwritten.
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, carrier);
+        await LargeEchoes.RunAsync((data, _) => client.CallAsync<byte[]?>("echo_bytes", data), tasks: 3, callsEach: 3, seed: 400,
+            arraysPerCall: carrier == HttpCarrier.Requests ? 5 : 6, minBytes: PooledParts.MaxPooled + 1, maxBytes: 2 * PooledParts.MaxPooled);
     }
 
     [Fact]
