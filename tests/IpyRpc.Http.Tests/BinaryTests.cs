@@ -95,30 +95,24 @@ public sealed class BinaryTests(HttpFixture fixture) : IClassFixture<HttpFixture
     }
 
     [Theory]
-    [InlineData(HttpCarrier.WebSocket)]
-    [InlineData(HttpCarrier.Requests)]
-    public async Task ManyLargeCallsAtOnceComeBackIntactThroughPooledBuffers(HttpCarrier carrier)
+    [InlineData(HttpCarrier.WebSocket, false)]
+    [InlineData(HttpCarrier.Requests, false)]
+    [InlineData(HttpCarrier.WebSocket, true)]
+    [InlineData(HttpCarrier.Requests, true)]
+    public async Task ManyLargeCallsAtOnceComeBackIntactThroughPooledBuffers(HttpCarrier carrier, bool aboveTheSharedPoolsSize)
     {
         // Large arguments, results, framed messages and received messages all live in pooled arrays on both sides, each
         // given back by its last reader. Given back early, an array would be rented by another call and overwritten
-        // while still read or written, and some echo would come back different.
+        // while still read or written, and some echo would come back different. Arrays above PooledParts.MaxPooled go to
+        // a store of their own, which hands one to the next call of about its size at once.
         await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, carrier);
+        (int tasks, int callsEach, int minBytes, int maxBytes) = aboveTheSharedPoolsSize
+            ? (3, 3, PooledParts.MaxPooled + 1, 2 * PooledParts.MaxPooled)
+            : (4, 15, 70_000, 400_000);
         // Each way, the arguments or result as encoded, the message as framed (WebSocket) or read (a request's body), and
         // the message as received (the response's parts, a WebSocket message): five arrays a call over requests, six over a WebSocket.
-        await LargeEchoes.RunAsync((data, _) => client.CallAsync<byte[]?>("echo_bytes", data), tasks: 4, callsEach: 15, seed: 200,
-            arraysPerCall: carrier == HttpCarrier.Requests ? 5 : 6);
-    }
-
-    [Theory]
-    [InlineData(HttpCarrier.WebSocket)]
-    [InlineData(HttpCarrier.Requests)]
-    public async Task LargeCallsAboveTheSharedPoolsSizeAtOnceComeBackIntact(HttpCarrier carrier)
-    {
-        // The same arrays above PooledParts.MaxPooled go to a store that hands them to the next call of about their size
-        // at once: one given back while still written or read would be overwritten.
-        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, carrier);
-        await LargeEchoes.RunAsync((data, _) => client.CallAsync<byte[]?>("echo_bytes", data), tasks: 3, callsEach: 3, seed: 400,
-            arraysPerCall: carrier == HttpCarrier.Requests ? 5 : 6, minBytes: PooledParts.MaxPooled + 1, maxBytes: 2 * PooledParts.MaxPooled);
+        await LargeEchoes.RunAsync((data, _) => client.CallAsync<byte[]?>("echo_bytes", data), tasks, callsEach, seed: 200,
+            arraysPerCall: carrier == HttpCarrier.Requests ? 5 : 6, minBytes, maxBytes);
     }
 
     [Fact]

@@ -99,28 +99,24 @@ public sealed class ZeroMqCallTests
         Assert.True(doubles.AsSpan().SequenceEqual(doublesBack));
     }
 
-    [Fact]
-    public async Task ManyLargeCallsAtOnceComeBackIntactThroughPooledBuffers()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ManyLargeCallsAtOnceComeBackIntactThroughPooledBuffers(bool aboveTheSharedPoolsSize)
     {
         // Large frames are received into pooled arrays and the client's arguments encoded into one, sent without a
         // copy: each goes back only when libzmq has sent it or its last reader is done. One given back early would be
         // rented by another call and overwritten while still sent or read, and some echo would come back different.
+        // Arrays above PooledParts.MaxPooled go to a store of their own, which hands one to the next call of about its
+        // size at once.
         await using ZmqServer s = ZmqServer.Start();
         await using IpyRpcClient client = await s.ConnectAsync();
+        (int tasks, int callsEach, int minBytes, int maxBytes) = aboveTheSharedPoolsSize
+            ? (3, 4, PooledParts.MaxPooled + 1, 2 * PooledParts.MaxPooled)
+            : (6, 25, 70_000, 400_000);
         // Four arrays a call: the client's arguments (sent), the server's received copy (its job ended), the server's
         // encoded result (sent, and released by the queue), the reply (decoded).
-        await LargeEchoes.RunAsync((data, _) => client.CallAsync<byte[]?>("echo_bytes", data), tasks: 6, callsEach: 25, seed: 100, arraysPerCall: 4);
-    }
-
-    [Fact]
-    public async Task LargeCallsAboveTheSharedPoolsSizeAtOnceComeBackIntact()
-    {
-        // Parts above PooledParts.MaxPooled go back to a store that hands them to the next call of about their size
-        // right away: one given back while libzmq still sends it, or a reader still reads it, is overwritten.
-        await using ZmqServer s = ZmqServer.Start();
-        await using IpyRpcClient client = await s.ConnectAsync();
-        await LargeEchoes.RunAsync((data, _) => client.CallAsync<byte[]?>("echo_bytes", data), tasks: 3, callsEach: 4, seed: 300, arraysPerCall: 4,
-            minBytes: PooledParts.MaxPooled + 1, maxBytes: 2 * PooledParts.MaxPooled);
+        await LargeEchoes.RunAsync((data, _) => client.CallAsync<byte[]?>("echo_bytes", data), tasks, callsEach, seed: 100, arraysPerCall: 4, minBytes, maxBytes);
     }
 
     [Fact]
