@@ -58,55 +58,78 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             // The usual request, one well-formed call, is read in one pass without building a document; anything
             // else (a batch, an unknown or repeated member, a wrong type, malformed JSON) takes the document's path,
             // which says precisely what is wrong.
-            if (LoneCall.TryRead(body.Value, options.MaxJsonDepth, out LoneCall lone))
+            bool isLone = LoneCall.TryRead(body.Value, options.MaxJsonDepth, out LoneCall lone);
+            JsonDocument? document = null;
+            if (!isLone)
             {
-                await HandleLoneAsync(context, lone);
-                return;
+                try
+                {
+                    document = JsonDocument.Parse(body.Value, new JsonDocumentOptions { MaxDepth = options.MaxJsonDepth });
+                }
+                catch (JsonException e)
+                {
+                    string why = e.Message.Contains("depth", StringComparison.OrdinalIgnoreCase)
+                        ? $"the JSON is nested deeper than {options.MaxJsonDepth} levels"
+                        : e.Message;
+                    await WriteAsync(response, StatusCodes.Status200OK, Error(null, -32700, "Parse error: " + why));
+                    return;
+                }
+
+                // RFC 8259 JSON is UTF-8. A lone request with invalid UTF-8 is a parse error; in a batch, only
+                // the requests that hold it are invalid, and the others are answered.
+                if (!System.Text.Unicode.Utf8.IsValid(body.Value.Span) && document.RootElement.ValueKind != JsonValueKind.Array)
+                {
+                    document.Dispose();
+                    await WriteAsync(response, StatusCodes.Status200OK, Error(null, -32700, "Parse error: the request is not valid UTF-8."));
+                    return;
+                }
             }
 
-            JsonDocument document;
-            try
-            {
-                document = JsonDocument.Parse(body.Value, new JsonDocumentOptions { MaxDepth = options.MaxJsonDepth });
-            }
-            catch (JsonException e)
-            {
-                string why = e.Message.Contains("depth", StringComparison.OrdinalIgnoreCase)
-                    ? $"the JSON is nested deeper than {options.MaxJsonDepth} levels"
-                    : e.Message;
-                await WriteAsync(response, StatusCodes.Status200OK, Error(null, -32700, "Parse error: " + why));
-                return;
-            }
-
-            // RFC 8259 JSON is UTF-8. A lone request with invalid UTF-8 is a parse error; in a batch, only
-            // the requests that hold it are invalid, and the others are answered.
-            if (!System.Text.Unicode.Utf8.IsValid(body.Value.Span) && document.RootElement.ValueKind != JsonValueKind.Array)
-            {
-                document.Dispose();
-                await WriteAsync(response, StatusCodes.Status200OK, Error(null, -32700, "Parse error: the request is not valid UTF-8."));
-                return;
-            }
-
-            using JsonDocument parsed = document;
+            using JsonDocument? parsed = document;
             (Calls calls, bool owned) = CallsFor(context);
             await using Calls? own = owned ? calls : null; // a session of this request's own ends with it
-            Request request = NewRequest(context, calls);
-            JsonElement root = parsed.RootElement;
-            bool includeOutput = IncludeOutput(context);
-            if (root.ValueKind == JsonValueKind.Array)
+            // A JSON-RPC caller's W3C trace context comes as the standard header (or as the current request's span).
+            var request = new Request(calls, context.RequestAborted,
+                context.Request.Headers["traceparent"].ToString() is { Length: > 0 and <= 256 } traceparent ? traceparent : System.Diagnostics.Activity.Current?.Id);
+            bool includeOutput = context.Request.Headers["IpyRpc-Output"].ToString().Equals("include", StringComparison.OrdinalIgnoreCase);
+            if (parsed?.RootElement is { ValueKind: JsonValueKind.Array } batch)
             {
-                if (root.GetArrayLength() == 0)
+                if (batch.GetArrayLength() == 0)
                 {
                     await WriteAsync(response, StatusCodes.Status200OK, Error(null, -32600, "Invalid Request: an empty batch."));
                     return;
                 }
 
-                await HandleBatchAsync(response, root, request, includeOutput);
+                await HandleBatchAsync(response, batch, request, includeOutput);
                 return;
             }
 
-            Func<OutputStream, string, Task>? live = StartLiveOutput(context);
-            await RespondAsync(context, await HandleOneAsync(root, request, includeOutput, live, lend: true), live is not null);
+            bool stream = context.Request.Headers.Accept.ToString().Contains(NdJson, StringComparison.OrdinalIgnoreCase);
+            Func<OutputStream, string, Task>? live = null;
+            if (stream)
+            {
+                response.ContentType = NdJson;
+                response.Headers.CacheControl = "no-cache";
+                live = LiveOutput(context);
+            }
+
+            byte[]? reply = isLone
+                ? await CallOneAsync(lone.Id, lone.Notification, lone.Method, lone.Parameters, request, includeOutput, live, lend: true)
+                : await HandleOneAsync(parsed!.RootElement, request, includeOutput, live, lend: true);
+            if (reply is null)
+            {
+                if (!response.HasStarted) response.StatusCode = StatusCodes.Status204NoContent;
+                return;
+            }
+
+            if (stream)
+            {
+                await response.Body.WriteAsync(reply, context.RequestAborted);
+                await response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
+                return;
+            }
+
+            await WriteAsync(response, StatusCodes.Status200OK, reply);
         }
         catch (Exception e) when (e is not OperationCanceledException || !context.RequestAborted.IsCancellationRequested)
         {
@@ -117,51 +140,6 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 await WriteAsync(response, StatusCodes.Status200OK, Error(null, ErrorCodes.ToJsonRpc(ErrorCodes.Internal), $"Internal error: the server failed handling this request ({e.GetType().Name}: {e.Message})."));
             }
         }
-    }
-
-    /// <summary>A lone call read in one pass (<see cref="LoneCall.TryRead"/>): the same call and response as through the document.</summary>
-    private async Task HandleLoneAsync(HttpContext context, LoneCall lone)
-    {
-        (Calls calls, bool owned) = CallsFor(context);
-        await using Calls? own = owned ? calls : null; // a session of this request's own ends with it
-        Func<OutputStream, string, Task>? live = StartLiveOutput(context);
-        byte[]? reply = await CallOneAsync(lone.Id, lone.Notification, lone.Method, lone.Parameters, NewRequest(context, calls), IncludeOutput(context), live, lend: true);
-        await RespondAsync(context, reply, live is not null);
-    }
-
-    /// <summary>The request's calls, on <paramref name="calls"/>; a JSON-RPC caller's W3C trace context comes as the standard header (or as the current request's span).</summary>
-    private static Request NewRequest(HttpContext context, Calls calls) => new(calls, context.RequestAborted,
-        context.Request.Headers["traceparent"].ToString() is { Length: > 0 and <= 256 } traceparent ? traceparent : System.Diagnostics.Activity.Current?.Id);
-
-    private static bool IncludeOutput(HttpContext context) => context.Request.Headers["IpyRpc-Output"].ToString().Equals("include", StringComparison.OrdinalIgnoreCase);
-
-    /// <summary>When the caller accepts NDJSON, starts the response as such and returns what writes each piece of output as it comes.</summary>
-    private static Func<OutputStream, string, Task>? StartLiveOutput(HttpContext context)
-    {
-        if (!context.Request.Headers.Accept.ToString().Contains(NdJson, StringComparison.OrdinalIgnoreCase)) return null;
-        context.Response.ContentType = NdJson;
-        context.Response.Headers.CacheControl = "no-cache";
-        return LiveOutput(context);
-    }
-
-    /// <summary>Writes a lone call's reply: nothing (204) for a notification, the response line after the output lines when streaming, else the response.</summary>
-    private static async Task RespondAsync(HttpContext context, byte[]? reply, bool streaming)
-    {
-        HttpResponse response = context.Response;
-        if (reply is null)
-        {
-            if (!response.HasStarted) response.StatusCode = StatusCodes.Status204NoContent;
-            return;
-        }
-
-        if (streaming)
-        {
-            await response.Body.WriteAsync(reply, context.RequestAborted);
-            await response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
-            return;
-        }
-
-        await WriteAsync(response, StatusCodes.Status200OK, reply);
     }
 
     // The batch and live-output paths are methods of their own: lambdas in HandleAsync would make their closure for
