@@ -890,8 +890,8 @@ public sealed class ServerSession : IAsyncDisposable
         private Queue<IpyRpcMessage>? _waiting;
         private bool _sending;
         private bool _done;
-        // Writers waiting in WaitForRoom; under _gate. Waking nobody costs nothing: Monitor.PulseAll gives the object a
-        // sync block (a runtime-wide table entry, freed only by the collector), so it is called only when someone waits.
+        // Writers waiting in WaitForRoom; under _gate. Monitor.PulseAll is called only when one is: even with nobody to
+        // wake it gives the object a sync block (a runtime-wide table entry, freed only by the collector), on every call.
         private int _waitingForRoom;
 
         public ulong RequestId => requestId;
