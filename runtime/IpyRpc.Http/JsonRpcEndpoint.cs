@@ -48,6 +48,8 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 return;
             }
 
+            // The body in an array of its own, never a pooled one: a lone call's params are a slice of it that the
+            // call's job keeps as its arguments after the request.
             ReadOnlyMemory<byte>? body = await BodyReader.ReadAsync(context, options.MaxJsonRequestBytes);
             if (body is null)
             {
@@ -250,7 +252,9 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     private static bool IsJson(string? contentType)
     {
         if (contentType is null) return false;
-        string media = contentType.Split(';')[0].Trim();
+        ReadOnlySpan<char> media = contentType.AsSpan();
+        int parameters = media.IndexOf(';');
+        media = (parameters < 0 ? media : media[..parameters]).Trim();
         return media.Equals("application/json", StringComparison.OrdinalIgnoreCase)
             || media.Equals("application/json-rpc", StringComparison.OrdinalIgnoreCase)
             || media.Equals("application/jsonrequest", StringComparison.OrdinalIgnoreCase)
@@ -290,7 +294,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             }
 
             string method = methodElement.GetString()!;
-            byte[] parameters = [];
+            ReadOnlyMemory<byte> parameters = ReadOnlyMemory<byte>.Empty;
             if (request.TryGetProperty("params", out JsonElement paramsElement))
             {
                 if (paramsElement.ValueKind is not (JsonValueKind.Array or JsonValueKind.Object))
@@ -318,7 +322,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     }
 
     /// <summary>Makes one valid request's call; returns the response JSON, or null for a notification.</summary>
-    private async Task<byte[]?> CallOneAsync(string? id, bool notification, string method, byte[] parameters, Request http, bool includeOutput, Func<OutputStream, string, Task>? live, bool lend)
+    private async ValueTask<byte[]?> CallOneAsync(string? id, bool notification, string method, ReadOnlyMemory<byte> parameters, Request http, bool includeOutput, Func<OutputStream, string, Task>? live, bool lend)
     {
         if (method == "rpc.discover")
         {
@@ -552,7 +556,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         public bool Closed => Volatile.Read(ref _disposed) == 1;
 
         /// <summary>Makes one call; if <paramref name="aborted"/> fires first, the call is abandoned as a disconnect would abandon it.</summary>
-        public async Task<CallOutcome> CallAsync(string method, byte[] parameters, Func<OutputStream, string, Task>? live, string? trace, bool lend, CancellationToken aborted)
+        public async ValueTask<CallOutcome> CallAsync(string method, ReadOnlyMemory<byte> parameters, Func<OutputStream, string, Task>? live, string? trace, bool lend, CancellationToken aborted)
         {
             ulong id = (ulong)Interlocked.Increment(ref _nextId);
             var pending = new Pending(live) { Id = id, Owner = this };

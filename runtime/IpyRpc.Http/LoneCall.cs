@@ -9,7 +9,7 @@ namespace IpyRpc.Http;
 /// absent: a notification), each at most once and nothing else. Any other body is not one (<see cref="TryRead"/> is
 /// false) and goes the whole document's way, which answers a batch and says what is wrong with a bad request.
 /// </summary>
-internal readonly record struct LoneCall(string Method, byte[] Parameters, string? Id, bool Notification)
+internal readonly record struct LoneCall(string Method, ReadOnlyMemory<byte> Parameters, string? Id, bool Notification)
 {
     private const int SeenVersion = 1, SeenMethod = 2, SeenParams = 4, SeenId = 8;
 
@@ -26,7 +26,7 @@ internal readonly record struct LoneCall(string Method, byte[] Parameters, strin
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return false;
             int seen = 0;
             string? method = null, id = null;
-            byte[] parameters = [];
+            ReadOnlyMemory<byte> parameters = ReadOnlyMemory<byte>.Empty;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 int member = reader.ValueTextEquals("jsonrpc"u8) ? SeenVersion
@@ -49,8 +49,8 @@ internal readonly record struct LoneCall(string Method, byte[] Parameters, strin
                         if (reader.TokenType is not (JsonTokenType.StartArray or JsonTokenType.StartObject)) return false;
                         int start = (int)reader.TokenStartIndex;
                         reader.Skip();
-                        // The params' own bytes, as they came: no string and re-encoding between the body and the decoder.
-                        parameters = bytes[start..(int)reader.BytesConsumed].ToArray();
+                        // The params' own bytes, where they came: no copy, no string and re-encoding between the body and the decoder.
+                        parameters = body[start..(int)reader.BytesConsumed];
                         break;
                     default:
                         if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.Number or JsonTokenType.Null)) return false;

@@ -10,16 +10,20 @@ public sealed class LoneCallTests
     [Fact]
     public void AWellFormedCallIsReadWithItsParamsBytesAndRawId()
     {
-        Assert.True(TryRead("""{"jsonrpc":"2.0","method":"add","params":{"a":[1, 2]},"id":"a\"b"}""", out LoneCall call));
+        byte[] body = Encoding.UTF8.GetBytes("""{"jsonrpc":"2.0","method":"add","params":{"a":[1, 2]},"id":"a\"b"}""");
+        Assert.True(LoneCall.TryRead(body, 64, out LoneCall call));
         Assert.Equal("add", call.Method);
-        Assert.Equal("""{"a":[1, 2]}""", Encoding.UTF8.GetString(call.Parameters));
+        Assert.Equal("""{"a":[1, 2]}""", Encoding.UTF8.GetString(call.Parameters.Span));
+        // The params are the body's own bytes, not a copy.
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(call.Parameters, out ArraySegment<byte> segment));
+        Assert.Same(body, segment.Array);
         Assert.Equal("\"a\\\"b\"", call.Id);
         Assert.False(call.Notification);
 
         Assert.True(TryRead("""{"jsonrpc":"2.0","method":"ping"}""", out LoneCall notification));
         Assert.True(notification.Notification);
         Assert.Null(notification.Id);
-        Assert.Empty(notification.Parameters);
+        Assert.True(notification.Parameters.IsEmpty);
 
         Assert.True(TryRead("""{"jsonrpc":"2.0","method":"ping","id":null}""", out LoneCall nullId));
         Assert.False(nullId.Notification);

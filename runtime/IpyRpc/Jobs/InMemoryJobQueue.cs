@@ -157,7 +157,7 @@ public sealed class InMemoryJobQueue : IJobQueue
     private Job Add(JobRequest request, IJobObserver? observer)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        string id = _idPrefix + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string id = NewId(Interlocked.Increment(ref _nextId));
         var job = new Job(this, request.WithId(id), observer);
         _jobs[id] = job;
         observer?.OnAccepted(id);
@@ -411,6 +411,18 @@ public sealed class InMemoryJobQueue : IJobQueue
         _folded[number] = position; // before the job leaves the index, so a lookup that misses it finds this
         _jobs.TryRemove(job.Request.Id, out _);
         Interlocked.Add(ref _retainedBytes, FoldedOverheadBytes - (RecordOverheadBytes + retained));
+    }
+
+    /// <summary>The id of job <paramref name="number"/>: the queue's prefix and the number, made as one string.</summary>
+    private string NewId(long number)
+    {
+        int digits = 1;
+        for (long rest = number; rest >= 10; rest /= 10) digits++;
+        return string.Create(_idPrefix.Length + digits, (_idPrefix, number), static (span, state) =>
+        {
+            state._idPrefix.CopyTo(span);
+            state.number.TryFormat(span[state._idPrefix.Length..], out _, default, System.Globalization.CultureInfo.InvariantCulture);
+        });
     }
 
     private bool TryNumber(string jobId, out long number)

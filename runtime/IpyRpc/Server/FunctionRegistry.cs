@@ -339,7 +339,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
             // A synchronous method with a deadline runs on a worker of its own so the deadline can
             // answer the caller even if the method never looks at its token.
             ValueTask invoked = function.IsSynchronous && deadline is not null
-                ? new ValueTask(Task.Run(() => function.Invoker(invocation).AsTask(), CancellationToken.None))
+                ? new ValueTask(RunOnWorker(function, invocation))
                 : function.Invoker(invocation);
 
             if (invoked.IsCompleted)
@@ -419,6 +419,9 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
     };
 
     // Stopped by its deadline (ours, or the queue's, which cancels the lease at the same moment) or by a cancel.
+    // A method of its own: a lambda in ExecuteCoreAsync would capture its locals in a closure made on every call.
+    private static Task RunOnWorker(IpyRpcFunction function, IpyRpcInvocation invocation) => Task.Run(() => function.Invoker(invocation).AsTask(), CancellationToken.None);
+
     private static JobOutcome Stopped(JobRequest request, CancellationTokenSource? deadline, CancellationToken cancelled)
     {
         bool late = request.Deadline is { } d && DateTimeOffset.UtcNow >= d - TimeSpan.FromMilliseconds(20);

@@ -22,6 +22,19 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
     }
 
     [Fact]
+    public async Task JobIdsAreTheQueuesPrefixAndASequenceNumberAcrossEveryDigitCount()
+    {
+        var queue = (InMemoryJobQueue)await OpenAsync();
+        var ids = new List<string>();
+        for (int i = 0; i < 1001; i++) ids.Add(await DeliverAsync(queue));
+        string prefix = ids[0][..(ids[0].IndexOf('-') + 1)];
+        Assert.Matches("^[0-9a-f]{10}-$", prefix);
+        Assert.Equal(Enumerable.Range(1, 1001).Select(n => prefix + n.ToString(System.Globalization.CultureInfo.InvariantCulture)), ids);
+        // Each one still finds its folded record (found by the number in its id).
+        foreach (string id in new[] { ids[0], ids[8], ids[9], ids[98], ids[99], ids[999], ids[1000] }) Assert.Equal(id, (await queue.GetAsync(id))!.Id);
+    }
+
+    [Fact]
     public async Task ADeliveredCallsRecordIsFoldedAndStillAnswersStatusListingAndAttach()
     {
         var queue = (InMemoryJobQueue)await OpenAsync();
