@@ -34,14 +34,24 @@ public sealed class PooledParts
     public const int MaxPooled = 4 * 1024 * 1024;
 
     private static long s_returned;
+    private readonly LargeArrays _large;
     private List<byte[]>? _arrays;
     private int _references = 1;
+
+    /// <summary>Parts whose arrays above <see cref="MaxPooled"/> come from the process's store of large arrays.</summary>
+    public PooledParts()
+        : this(LargeArrays.Shared)
+    {
+    }
+
+    /// <summary>Parts whose arrays above <see cref="MaxPooled"/> come from <paramref name="large"/> (a test's own store, apart from other calls').</summary>
+    internal PooledParts(LargeArrays large) => _large = large;
 
     /// <summary>Whether a part of <paramref name="length"/> bytes should be rented rather than allocated.</summary>
     public static bool ShouldPool(long length) => length >= Threshold && length <= Array.MaxLength;
 
     /// <summary>How many bytes of large arrays given back are held for reuse now (for tests and diagnostics).</summary>
-    public static long LargeBytesHeld => LargeArrays.HeldBytes;
+    public static long LargeBytesHeld => LargeArrays.Shared.HeldBytes;
 
     /// <summary>How many arrays have gone back to the pool in this process (for tests and diagnostics).</summary>
     public static long ReturnedArrays => Interlocked.Read(ref s_returned);
@@ -49,7 +59,7 @@ public sealed class PooledParts
     /// <summary>Rents an array of at least <paramref name="length"/> bytes, to be returned with the others. Not thread-safe: the maker rents, then hands the parts on.</summary>
     public byte[] Rent(int length)
     {
-        byte[] array = length <= MaxPooled ? ArrayPool<byte>.Shared.Rent(length) : LargeArrays.Rent(length);
+        byte[] array = length <= MaxPooled ? ArrayPool<byte>.Shared.Rent(length) : _large.Rent(length);
         (_arrays ??= new List<byte[]>(1)).Add(array);
         return array;
     }
@@ -84,7 +94,7 @@ public sealed class PooledParts
         {
             // The shared pool's arrays are never longer than MaxPooled for a request within it; the large store's are.
             if (array.Length <= MaxPooled) ArrayPool<byte>.Shared.Return(array);
-            else LargeArrays.Return(array);
+            else _large.Return(array);
         }
 
         Interlocked.Add(ref s_returned, arrays.Count);
@@ -95,41 +105,44 @@ public sealed class PooledParts
     /// and then let go, at most <see cref="MaxHeldBytes"/> of them at a time: calls with large parts in a row reuse
     /// the same memory, and a process that made one such call holds nothing a second later.
     /// </summary>
-    internal static class LargeArrays
+    internal sealed class LargeArrays
     {
         public const long MaxHeldBytes = 256L * 1024 * 1024;
         public static readonly TimeSpan HeldFor = TimeSpan.FromSeconds(1);
 
-        private static readonly Lock s_gate = new();
-        private static readonly List<(byte[] Array, long ReturnedAt)> s_held = []; // oldest first; under s_gate
-        private static long s_heldBytes;
-        private static Timer? s_letGo; // armed while anything is held; under s_gate
+        /// <summary>The process's store, which every <see cref="PooledParts"/> made with the public constructor uses.</summary>
+        public static readonly LargeArrays Shared = new();
 
-        public static long HeldBytes
+        private readonly Lock _gate = new();
+        private readonly List<(byte[] Array, long ReturnedAt)> _held = []; // oldest first; under _gate
+        private long _heldBytes;
+        private Timer? _letGo; // armed while anything is held; under _gate
+
+        public long HeldBytes
         {
             get
             {
-                lock (s_gate) return s_heldBytes;
+                lock (_gate) return _heldBytes;
             }
         }
 
         /// <summary>A held array of at least <paramref name="length"/> bytes and at most twice that, else a new one.</summary>
-        public static byte[] Rent(int length)
+        public byte[] Rent(int length)
         {
-            lock (s_gate)
+            lock (_gate)
             {
                 int best = -1;
-                for (int i = 0; i < s_held.Count; i++)
+                for (int i = 0; i < _held.Count; i++)
                 {
-                    int size = s_held[i].Array.Length;
-                    if (size >= length && size <= 2L * length && (best < 0 || size < s_held[best].Array.Length)) best = i;
+                    int size = _held[i].Array.Length;
+                    if (size >= length && size <= 2L * length && (best < 0 || size < _held[best].Array.Length)) best = i;
                 }
 
                 if (best >= 0)
                 {
-                    byte[] array = s_held[best].Array;
-                    s_held.RemoveAt(best);
-                    s_heldBytes -= array.Length;
+                    byte[] array = _held[best].Array;
+                    _held.RemoveAt(best);
+                    _heldBytes -= array.Length;
                     return array;
                 }
             }
@@ -137,35 +150,35 @@ public sealed class PooledParts
             return GC.AllocateUninitializedArray<byte>(length);
         }
 
-        public static void Return(byte[] array)
+        public void Return(byte[] array)
         {
             if (array.Length > MaxHeldBytes) return;
-            lock (s_gate)
+            lock (_gate)
             {
-                while (s_heldBytes + array.Length > MaxHeldBytes)
+                while (_heldBytes + array.Length > MaxHeldBytes)
                 {
-                    s_heldBytes -= s_held[0].Array.Length; // the oldest makes room
-                    s_held.RemoveAt(0);
+                    _heldBytes -= _held[0].Array.Length; // the oldest makes room
+                    _held.RemoveAt(0);
                 }
 
-                s_held.Add((array, Environment.TickCount64));
-                s_heldBytes += array.Length;
-                if (s_held.Count == 1) (s_letGo ??= new Timer(static _ => LetGoOfOld())).Change(HeldFor, Timeout.InfiniteTimeSpan);
+                _held.Add((array, Environment.TickCount64));
+                _heldBytes += array.Length;
+                if (_held.Count == 1) (_letGo ??= new Timer(static store => ((LargeArrays)store!).LetGoOfOld(), this, Timeout.Infinite, Timeout.Infinite)).Change(HeldFor, Timeout.InfiniteTimeSpan);
             }
         }
 
-        private static void LetGoOfOld()
+        private void LetGoOfOld()
         {
-            lock (s_gate)
+            lock (_gate)
             {
                 long now = Environment.TickCount64;
-                while (s_held.Count > 0 && now - s_held[0].ReturnedAt >= (long)HeldFor.TotalMilliseconds)
+                while (_held.Count > 0 && now - _held[0].ReturnedAt >= (long)HeldFor.TotalMilliseconds)
                 {
-                    s_heldBytes -= s_held[0].Array.Length;
-                    s_held.RemoveAt(0);
+                    _heldBytes -= _held[0].Array.Length;
+                    _held.RemoveAt(0);
                 }
 
-                if (s_held.Count > 0) s_letGo!.Change(TimeSpan.FromMilliseconds(Math.Max(1, s_held[0].ReturnedAt + (long)HeldFor.TotalMilliseconds - now)), Timeout.InfiniteTimeSpan);
+                if (_held.Count > 0) _letGo!.Change(TimeSpan.FromMilliseconds(Math.Max(1, _held[0].ReturnedAt + (long)HeldFor.TotalMilliseconds - now)), Timeout.InfiniteTimeSpan);
             }
         }
     }

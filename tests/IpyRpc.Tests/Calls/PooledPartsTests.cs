@@ -48,31 +48,33 @@ public sealed class PooledPartsTests
     [Fact]
     public async Task ArraysAboveTheSharedPoolsSizeAreReusedRightAwayAndLetGoOfSoonAfter()
     {
-        // Sizes of their own, so no other test's arrays are taken here.
+        // A store of its own: other tests' large arrays, given back to the process's store meanwhile, are not taken here.
+        var store = new PooledParts.LargeArrays();
         int length = PooledParts.MaxPooled + 12_345;
-        var first = new PooledParts();
+        var first = new PooledParts(store);
         byte[] array = first.Rent(length);
         Assert.Equal(length, array.Length); // not a power-of-two bucket: exactly what was asked
         first.Release();
-        Assert.True(PooledParts.LargeBytesHeld >= length);
+        Assert.Equal(length, store.HeldBytes);
 
-        var second = new PooledParts();
+        var second = new PooledParts(store);
         Assert.Same(array, second.Rent(length - 1000)); // the next call of about that size writes into the same memory
-        var third = new PooledParts();
+        var third = new PooledParts(store);
         Assert.NotSame(array, third.Rent(length)); // while the second holds it, a third gets another
-        Assert.NotSame(array, new PooledParts().Rent(3 * length)); // much larger asks for its own
+        Assert.NotSame(array, new PooledParts(store).Rent(3 * length)); // much larger asks for its own
         second.Release();
         third.Release();
+        Assert.Equal(2L * length, store.HeldBytes);
 
         // Held for about a second after its last use, then let go: nothing is kept for good.
         DateTime giveUp = DateTime.UtcNow.AddSeconds(10);
-        while (PooledParts.LargeBytesHeld > 0)
+        while (store.HeldBytes > 0)
         {
-            Assert.True(DateTime.UtcNow < giveUp, $"{PooledParts.LargeBytesHeld} bytes of large arrays are still held");
+            Assert.True(DateTime.UtcNow < giveUp, $"{store.HeldBytes} bytes of large arrays are still held");
             await Task.Delay(50);
         }
 
-        Assert.NotSame(array, new PooledParts().Rent(length));
+        Assert.NotSame(array, new PooledParts(store).Rent(length));
     }
 
     [Fact]
