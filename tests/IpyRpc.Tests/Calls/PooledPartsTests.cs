@@ -16,8 +16,7 @@ public sealed class PooledPartsTests
         Assert.True(pooled.TryAcquire()); // a second reader
         long before = PooledParts.ReturnedArrays;
         pooled.Release();
-        Assert.Equal(before, PooledParts.ReturnedArrays); // the second reader still holds it
-        Assert.True(pooled.TryAcquire());
+        Assert.True(pooled.TryAcquire()); // the second reader still holds it: not gone back (the count is the process's, so other tests move it)
         pooled.Release();
         pooled.Release();
         Assert.True(PooledParts.ReturnedArrays >= before + 1);
