@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Security.Claims;
 using System.Text;
 using System.Text.Json;
+using System.Threading.Tasks.Sources;
 using IpyRpc.Formatting;
 using IpyRpc.MessagePack;
 using IpyRpc.Protocol;
@@ -575,7 +576,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 };
                 // A request of one call lends its thread to that call's job; a batch's calls run side by side on workers.
                 await (lend ? RequestLending.HandleAsync(_session, call) : _session.HandleAsync(call));
-                IpyRpcMessage final = await pending.Done.Task;
+                IpyRpcMessage final = await pending.Done;
                 List<(OutputStream, string)>? output;
                 List<IpyRpcMessage>? items;
                 lock (pending) (output, items) = (pending.Output, pending.Items);
@@ -619,7 +620,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 if (size > _maxCollectedBytes)
                 {
                     // Collected for one response: past the limit the call is cancelled rather than the server's memory spent.
-                    pending.Done.TrySetResult(new IpyRpcMessage
+                    pending.TrySetResult(new IpyRpcMessage
                     {
                         Kind = MessageKind.Error,
                         Id = message.Id,
@@ -638,7 +639,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 return; // JSON-RPC has no place for progress reports before the response
             }
 
-            pending.Done.TrySetResult(message);
+            pending.TrySetResult(message);
         }
 
         public async ValueTask DisposeAsync()
@@ -647,11 +648,30 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             await _session.DisposeAsync();
         }
 
-        private sealed class Pending(Func<OutputStream, string, Task>? live) : TaskCompletionSource<IpyRpcMessage>
+        private sealed class Pending(Func<OutputStream, string, Task>? live) : IValueTaskSource<IpyRpcMessage>
         {
-            // The request handler continues right where the result arrives: it only writes the response. (The pending
-            // call is its own completion source: one object less a call.)
-            public TaskCompletionSource<IpyRpcMessage> Done => this;
+            // The request handler continues right where the result arrives: it only writes the response. The pending
+            // call is its own awaitable, awaited once: no completion source and no Task a call.
+            private ManualResetValueTaskSourceCore<IpyRpcMessage> _done;
+            private int _completed;
+
+            /// <summary>The call's final message (its result or error), awaited once by the request handler.</summary>
+            public ValueTask<IpyRpcMessage> Done => new(this, _done.Version);
+
+            /// <summary>Completes the call with <paramref name="message"/>; false if it was completed already (a result racing an abort).</summary>
+            public bool TrySetResult(IpyRpcMessage message)
+            {
+                if (Interlocked.Exchange(ref _completed, 1) != 0) return false;
+                _done.SetResult(message);
+                return true;
+            }
+
+            IpyRpcMessage IValueTaskSource<IpyRpcMessage>.GetResult(short token) => _done.GetResult(token);
+
+            ValueTaskSourceStatus IValueTaskSource<IpyRpcMessage>.GetStatus(short token) => _done.GetStatus(token);
+
+            void IValueTaskSource<IpyRpcMessage>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+                => _done.OnCompleted(continuation, state, token, flags);
 
             // Made with the first piece of output or batch of items (most calls have neither); under a lock on this Pending.
             public List<(OutputStream Stream, string Text)>? Output { get; set; }
@@ -670,7 +690,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             public void Abandon()
             {
                 _ = Owner._session.AbandonAsync(Id).AsTask();
-                Done.TrySetResult(new IpyRpcMessage
+                TrySetResult(new IpyRpcMessage
                 {
                     Kind = MessageKind.Error,
                     Id = Id,

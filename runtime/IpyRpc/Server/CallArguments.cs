@@ -14,9 +14,10 @@ public sealed class CallArguments
 {
     private readonly ReadOnlyMemory<byte> _bytes;
     // Made when the first argument of their kind is sliced (a call's arguments are all positional or all named).
-    private List<(int Offset, int Length)>? _positional;
+    // The positional arguments' extents, in an array of about the function's parameter count (grown as needed).
+    private (int Offset, int Length)[]? _positional;
+    private int _positionalCount;
     private List<(string Name, int Offset, int Length)>? _named;
-    private static readonly List<(int Offset, int Length)> NoPositional = []; // read only, never added to
     private static readonly List<(string Name, int Offset, int Length)> NoNamed = []; // read only, never added to
 
     private CallArguments(ReadOnlyMemory<byte> bytes, Serialization serialization)
@@ -29,9 +30,7 @@ public sealed class CallArguments
     public Serialization Serialization { get; }
 
     /// <summary>How many positional arguments there are.</summary>
-    public int PositionalCount => Positional.Count;
-
-    private List<(int Offset, int Length)> Positional => _positional ?? NoPositional;
+    public int PositionalCount => _positionalCount;
 
     private List<(string Name, int Offset, int Length)> Named => _named ?? NoNamed;
 
@@ -40,7 +39,10 @@ public sealed class CallArguments
 
     /// <summary>Slices an arguments part. Empty bytes or nil/null mean no arguments.</summary>
     /// <exception cref="ArgumentBindingException">The part is neither an array nor a map, or is malformed.</exception>
-    public static CallArguments Parse(ReadOnlyMemory<byte> bytes, Serialization serialization, string function)
+    public static CallArguments Parse(ReadOnlyMemory<byte> bytes, Serialization serialization, string function) => Parse(bytes, serialization, function, expected: 0);
+
+    /// <summary><see cref="Parse(ReadOnlyMemory{byte}, Serialization, string)"/>, expecting about <paramref name="expected"/> positional arguments (the function's parameter count).</summary>
+    internal static CallArguments Parse(ReadOnlyMemory<byte> bytes, Serialization serialization, string function, int expected)
     {
         var args = new CallArguments(bytes, serialization);
         if (bytes.IsEmpty)
@@ -50,7 +52,7 @@ public sealed class CallArguments
 
         try
         {
-            if (serialization == Serialization.Json) args.SliceJson(function);
+            if (serialization == Serialization.Json) args.SliceJson(function, expected);
             else args.SliceMessagePack(function);
         }
         catch (Exception e) when (e is IpyRpcSerializationException or JsonException)
@@ -75,8 +77,8 @@ public sealed class CallArguments
                 break;
             case MessagePackType.Array:
                 int n = r.ReadArrayHeader();
-                if (n > 0) _positional = new(Math.Min(n, 64)); // a count the reader checked against the bytes left, where one byte can be an element: past 64 the list grows as elements are read
-                for (int i = 0; i < n; i++) _positional!.Add(r.ReadRawRange());
+                if (n > 0) _positional = new (int, int)[Math.Min(n, 64)]; // a count the reader checked against the bytes left, where one byte can be an element: past 64 the array grows as elements are read
+                for (int i = 0; i < n; i++) AddPositional(r.ReadRawRange());
                 break;
             case MessagePackType.Map:
                 int m = r.ReadMapHeader();
@@ -99,7 +101,13 @@ public sealed class CallArguments
         }
     }
 
-    private void SliceJson(string function)
+    private void AddPositional((int Offset, int Length) slot)
+    {
+        if (_positional is null || _positionalCount == _positional.Length) Array.Resize(ref _positional, Math.Max(4, 2 * _positionalCount));
+        _positional[_positionalCount++] = slot;
+    }
+
+    private void SliceJson(string function, int expected)
     {
         var r = new Utf8JsonReader(_bytes.Span, new JsonReaderOptions { MaxDepth = 64 });
         Formatting.Json.JsonRead.Next(ref r);
@@ -108,13 +116,14 @@ public sealed class CallArguments
             case JsonTokenType.Null:
                 break;
             case JsonTokenType.StartArray:
+                if (expected > 0) _positional = new (int, int)[expected];
                 while (true)
                 {
                     Formatting.Json.JsonRead.Next(ref r);
                     if (r.TokenType == JsonTokenType.EndArray) break;
                     int start = (int)r.TokenStartIndex;
                     r.Skip();
-                    (_positional ??= []).Add((start, (int)r.BytesConsumed - start));
+                    AddPositional((start, (int)r.BytesConsumed - start));
                 }
 
                 break;
@@ -153,21 +162,36 @@ public sealed class CallArguments
     /// </summary>
     public (int Offset, int Length)[] Bind(FunctionDescriptor descriptor)
     {
+        (int Offset, int Length)[] slots = BindShared(descriptor);
+        return ReferenceEquals(slots, _positional) ? [.. slots] : slots;
+    }
+
+    /// <summary>
+    /// <see cref="Bind"/>, but when every parameter was given positionally, in order, the slots are the
+    /// arguments' own array: not to be written to.
+    /// </summary>
+    internal (int Offset, int Length)[] BindShared(FunctionDescriptor descriptor)
+    {
         if (descriptor.TakesAnyArguments) return [];
         IReadOnlyList<ParameterDescriptor> parameters = descriptor.Parameters;
-        if (Positional.Count > parameters.Count)
+        if (_named is null && _positional is { } given && given.Length == parameters.Count && _positionalCount == given.Length)
+        {
+            return given; // nothing to match: the common call, with no array of its own
+        }
+
+        if (_positionalCount > parameters.Count)
         {
             throw new ArgumentBindingException(new RemoteError
             {
                 Code = ErrorCodes.InvalidArguments,
-                Message = $"{descriptor.Name} takes {Count(parameters.Count)} but {Positional.Count} were given. Signature: {descriptor.Signature}",
+                Message = $"{descriptor.Name} takes {Count(parameters.Count)} but {_positionalCount} were given. Signature: {descriptor.Signature}",
             });
         }
 
         var slots = new (int Offset, int Length)[parameters.Count];
         for (int i = 0; i < slots.Length; i++)
         {
-            slots[i] = i < Positional.Count ? Positional[i] : (-1, 0);
+            slots[i] = i < _positionalCount ? _positional![i] : (-1, 0);
         }
 
         foreach ((string name, int offset, int length) in Named)
@@ -239,7 +263,8 @@ public sealed class CallArguments
     {
         try
         {
-            var positional = Positional.Select(slot => Decode(slot, Formatters.Object)).ToList();
+            var positional = new List<object?>(_positionalCount);
+            for (int i = 0; i < _positionalCount; i++) positional.Add(Decode(_positional![i], Formatters.Object));
             var named = new Dictionary<string, object?>(StringComparer.Ordinal);
             foreach ((string name, int offset, int length) in Named) named[name] = Decode((offset, length), Formatters.Object);
             return (positional, named);

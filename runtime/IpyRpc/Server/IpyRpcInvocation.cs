@@ -21,7 +21,7 @@ public sealed class IpyRpcInvocation
         Arguments = arguments;
         OutputSerialization = outputSerialization;
         CancellationToken = cancellationToken;
-        _slots = arguments.Bind(function.Descriptor);
+        _slots = arguments.BindShared(function.Descriptor); // only read
     }
 
     /// <summary>The function being called.</summary>

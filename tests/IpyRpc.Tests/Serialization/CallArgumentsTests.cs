@@ -28,4 +28,49 @@ public sealed class CallArgumentsTests
         Assert.Equal(0, parsed.PositionalCount);
         Assert.Empty(CallArguments.Parse(positional.Encode(Serialization.MessagePack), Serialization.MessagePack, "f").Names);
     }
+
+    [Theory]
+    [InlineData(Serialization.MessagePack)]
+    [InlineData(Serialization.Json)]
+    public async Task ArgumentsBindToTheParametersWhateverTheirCountAgainstTheExpectedOne(Serialization serialization)
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(ShapeFunctions));
+        FunctionDescriptor scale = server.Find("scale")!.Descriptor; // (value, factor = 2.0)
+        ReadOnlyMemory<byte> Encode(params double[] values)
+        {
+            var args = new IpyRpcArguments();
+            foreach (double v in values) args.Add(v, Formatting.Formatters.Double);
+            return args.Encode(serialization);
+        }
+
+        double Read(CallArguments args, (int Offset, int Length) slot) => args.Decode(slot, Formatting.Formatters.Double);
+
+        foreach (int expected in new[] { 0, 1, 2, 3 })
+        {
+            // Both given, in order: every slot is its argument.
+            CallArguments both = CallArguments.Parse(Encode(3, 5), serialization, "scale", expected);
+            (int Offset, int Length)[] shared = both.BindShared(scale);
+            Assert.Equal([3.0, 5.0], shared.Select(slot => Read(both, slot)));
+
+            // The public binding is the caller's own array: writing to it changes no later binding.
+            (int Offset, int Length)[] own = both.Bind(scale);
+            Assert.NotSame(shared, own);
+            own[0] = (-1, 0);
+            Assert.Equal([3.0, 5.0], both.Bind(scale).Select(slot => Read(both, slot)));
+            Assert.Equal([3.0, 5.0], both.BindShared(scale).Select(slot => Read(both, slot)));
+
+            // One given: the other slot says it was not.
+            CallArguments one = CallArguments.Parse(Encode(7), serialization, "scale", expected);
+            (int Offset, int Length)[] slots = one.BindShared(scale);
+            Assert.Equal(2, slots.Length);
+            Assert.Equal(7.0, Read(one, slots[0]));
+            Assert.Equal((-1, 0), slots[1]);
+
+            // Three given to two parameters: refused, counted.
+            CallArguments three = CallArguments.Parse(Encode(1, 2, 3), serialization, "scale", expected);
+            var e = Assert.Throws<ArgumentBindingException>(() => three.BindShared(scale));
+            Assert.Contains("takes 2 arguments but 3 were given", e.Error.Message);
+        }
+    }
 }
