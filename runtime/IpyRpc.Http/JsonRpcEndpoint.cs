@@ -207,8 +207,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     {
         ClaimsPrincipal? user = RequestUser.Authenticated(context);
         IDictionary<object, object?>? items = context.Features.Get<IConnectionItemsFeature>()?.Items;
-        CancellationToken closed = context.Features.Get<IConnectionLifetimeFeature>()?.ConnectionClosed ?? default;
-        if (items is null || !closed.CanBeCanceled || closed.IsCancellationRequested)
+        if (items is null)
         {
             return (NewCalls(context, user), true);
         }
@@ -217,7 +216,14 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         {
             if (items.TryGetValue(SharedCallsKey, out object? found) && found is Calls shared)
             {
+                // A shared session is closed as its connection closes (below): no need to ask the connection again.
                 return !shared.Closed && SamePrincipal(shared.Principal, user) ? (shared, false) : (NewCalls(context, user), true);
+            }
+
+            CancellationToken closed = context.Features.Get<IConnectionLifetimeFeature>()?.ConnectionClosed ?? default;
+            if (!closed.CanBeCanceled || closed.IsCancellationRequested)
+            {
+                return (NewCalls(context, user), true);
             }
 
             Calls created = NewCalls(context, user);
