@@ -13,8 +13,9 @@ namespace IpyRpc;
 public sealed class CallArguments
 {
     private readonly ReadOnlyMemory<byte> _bytes;
-    // Made when the first argument of their kind is sliced (a call's arguments are all positional or all named).
-    // The positional arguments' extents, in an array of about the function's parameter count (grown as needed).
+    // A call's arguments are all positional or all named. The positional ones' extents go into an array made as
+    // slicing starts (of the MessagePack header's count, or the function's parameter count) and grown past it; the
+    // named ones' list is made with the first.
     private (int Offset, int Length)[]? _positional;
     private int _positionalCount;
     private List<(string Name, int Offset, int Length)>? _named;
