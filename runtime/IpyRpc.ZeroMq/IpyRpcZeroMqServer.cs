@@ -55,7 +55,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
             bound = SocketLoop.ReadLastEndpoint(socket);
         }, Receive, OnSocketEvent, max, ProtocolVersion.MaxParts + 2, ZeroMqOptions.Ms(options.Linger),
             authenticate: options.Curve is { } curve ? curve.Admit : null,
-            wantsPeer: identity => !_sessions.ContainsKey(Convert.ToBase64String(identity)),
+            wantsPeer: identity => !_sessions.ContainsKey(KeyOf(identity)),
             failed: (e, what) => Microsoft.Extensions.Logging.LoggerExtensions.LogError(server.Log, e, "ZeroMQ server at {Endpoint} failed {What}", endpoint, what),
             lendThread: true); // a call handed to a waiting in-memory worker runs on the thread that received it
 
@@ -115,7 +115,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
             return;
         }
 
-        string key = Convert.ToBase64String(identity);
+        string key = KeyOf(identity);
         if (!_sessions.TryGetValue(key, out ServerSession? session))
         {
             if (peer?.Fd is int fd && _closedFds.Contains(fd))
@@ -151,6 +151,29 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
         {
             _ = handled.AsTask();
         }
+    }
+
+    /// <summary>A peer's identity and the key its session is found by.</summary>
+    private sealed class PeerKey(byte[] identity, string key)
+    {
+        public byte[] Identity { get; } = identity;
+
+        public string Key { get; } = key;
+    }
+
+    private PeerKey? _lastPeer;
+
+    /// <summary>
+    /// The session key of a peer identity. Consecutive messages mostly come from one peer (its calls arrive in bursts):
+    /// the last peer's key is kept, so such a message costs a comparison of a few bytes instead of a new string.
+    /// </summary>
+    private string KeyOf(byte[] identity)
+    {
+        PeerKey? last = Volatile.Read(ref _lastPeer);
+        if (last is not null && last.Identity.AsSpan().SequenceEqual(identity)) return last.Key;
+        string key = Convert.ToBase64String(identity);
+        Volatile.Write(ref _lastPeer, new PeerKey(identity, key));
+        return key;
     }
 
     private static readonly DisconnectInfo ConnectionClosed = new(DisconnectReason.ConnectionLost,

@@ -291,4 +291,28 @@ public sealed class JsonRpcTests(HttpFixture fixture) : IClassFixture<HttpFixtur
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, chunked.StatusCode);
         await AssertStillServingAsync();
     }
+    [Fact]
+    public async Task ABodyThatArrivesInPiecesIsReadWholeBeforeTheCallIsMade()
+    {
+        // A raw HTTP/1.1 request whose declared body comes in three writes with pauses between them: the endpoint must
+        // wait for every byte it was promised, not decode the part that came with the headers.
+        byte[] body = Encoding.UTF8.GetBytes("""{"jsonrpc":"2.0","method":"add","params":[40,2],"id":"pieces"}""");
+        Uri address = fixture.Host.Address;
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(address.Host, address.Port);
+        System.Net.Sockets.NetworkStream stream = tcp.GetStream();
+        byte[] head = Encoding.ASCII.GetBytes($"POST /rpc HTTP/1.1\r\nHost: {address.Authority}\r\nContent-Type: application/json\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n");
+        await stream.WriteAsync(head.Concat(body[..10]).ToArray());
+        await Task.Delay(150);
+        await stream.WriteAsync(body.AsMemory(10, 20));
+        await Task.Delay(150);
+        await stream.WriteAsync(body.AsMemory(30));
+
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        string response = await reader.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.StartsWith("HTTP/1.1 200", response);
+        JsonElement reply = JsonDocument.Parse(response[(response.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)..]).RootElement;
+        Assert.Equal(42, reply.GetProperty("result").GetInt32());
+        Assert.Equal("pieces", reply.GetProperty("id").GetString());
+    }
 }
