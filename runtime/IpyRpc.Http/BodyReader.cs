@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.IO.Pipelines;
 using IpyRpc.Protocol;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -26,27 +25,10 @@ internal static class BodyReader
 
         if (context.Request.ContentLength is long length)
         {
-            // The usual case: read exactly the declared bytes into one array of that size, straight from the request's
-            // pipe. A small body has usually come with its headers, so the first read completes at once, and no stream
-            // adapter or read loop of its own stands between the pipe and the array.
+            // The usual case: read exactly the declared bytes into one array of that size.
             byte[] exact = pool is not null && PooledParts.ShouldPool(length) ? pool.Rent((int)length) : GC.AllocateUninitializedArray<byte>((int)length);
-            PipeReader reader = context.Request.BodyReader;
-            int filled = 0;
-            while (filled < length)
-            {
-                ReadResult result = await reader.ReadAsync(context.RequestAborted).ConfigureAwait(false);
-                ReadOnlySequence<byte> data = result.Buffer;
-                int take = (int)Math.Min(data.Length, length - filled);
-                data.Slice(0, take).CopyTo(exact.AsSpan(filled, take));
-                filled += take;
-                reader.AdvanceTo(data.GetPosition(take));
-                if (take == 0 && (result.IsCompleted || result.IsCanceled))
-                {
-                    break; // the body ended before its declared length
-                }
-            }
-
-            return exact.AsMemory(0, filled);
+            int read = await context.Request.Body.ReadAtLeastAsync(exact.AsMemory(0, (int)length), (int)length, throwOnEndOfStream: false, context.RequestAborted).ConfigureAwait(false);
+            return exact.AsMemory(0, read);
         }
 
         // Chunked: grow as bytes come, and stop counting past the limit.
