@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Net.Http.Headers;
 using IpyRpc.Protocol;
 using IpyRpc.Transports;
 
@@ -14,7 +13,9 @@ namespace IpyRpc.Http;
 /// </summary>
 public sealed class HttpMessageChannel : PushMessageChannel
 {
-    private readonly HttpClient _http;
+    // The channel's own: a message invoker over the handler, without HttpClient's layer (its linked cancellation
+    // source, timeout and buffering, a request each). A caller's HttpClient (its handlers, default headers) is used as is.
+    private readonly HttpMessageInvoker _http;
     private readonly bool _ownsHttp;
     private readonly Uri _endpoint;
     private readonly long _maxMessageBytes;
@@ -26,7 +27,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
     public HttpMessageChannel(Uri baseAddress, HttpClient? http = null, long maxMessageBytes = ProtocolVersion.DefaultMaxMessageBytes, string binaryPath = "ipyrpc")
     {
         _ownsHttp = http is null;
-        _http = http ?? new HttpClient(new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1) }) { Timeout = Timeout.InfiniteTimeSpan };
+        _http = http ?? new HttpMessageInvoker(new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1) });
         _endpoint = new Uri(baseAddress, binaryPath.TrimStart('/'));
         _maxMessageBytes = maxMessageBytes;
     }
@@ -45,7 +46,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
         {
             if (_requests.TryRemove(message.Id, out CancellationTokenSource? request))
             {
-                request.Cancel();
+                Abort(request);
             }
 
             return default;
@@ -58,8 +59,11 @@ public sealed class HttpMessageChannel : PushMessageChannel
             return default;
         }
 
-        var cts = CancellationTokenSource.CreateLinkedTokenSource(_closing.Token);
+        // A source of the request's own, not one linked to the channel's closing (a registration a request): closing
+        // cancels every request it finds, and one added while it did so cancels itself here.
+        var cts = new CancellationTokenSource();
         _requests[message.Id] = cts;
+        if (_closing.IsCancellationRequested) Abort(cts);
         _ = ExchangeAsync(message, cts);
         return default;
     }
@@ -68,12 +72,8 @@ public sealed class HttpMessageChannel : PushMessageChannel
     {
         try
         {
-            using var content = new ByteArrayContent(MessageCodec.EncodeFramed(message));
-            message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
-            content.Headers.ContentType = new MediaTypeHeaderValue("application/x-ipyrpc");
-            using var request = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = content };
-            if (_connection is { } connection) request.Headers.TryAddWithoutValidation(BinaryEndpoint.ConnectionHeader, connection);
-            using HttpResponseMessage response = await _http.SendAsync(request, _closing.Token).ConfigureAwait(false);
+            using HttpRequestMessage request = Request(message);
+            using HttpResponseMessage response = await SendAsync(request, _closing.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException)
         {
@@ -86,23 +86,16 @@ public sealed class HttpMessageChannel : PushMessageChannel
         IpyRpcMessage? final = null;
         try
         {
-            using var content = new ByteArrayContent(MessageCodec.EncodeFramed(message));
-            message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
-            content.Headers.ContentType = new MediaTypeHeaderValue("application/x-ipyrpc");
-            using var request = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = content };
-            if (_connection is { } connection && message.Kind != MessageKind.Hello)
-            {
-                // Ties this request to the logical connection the server opened at hello (its authentication, limits, state).
-                request.Headers.TryAddWithoutValidation(BinaryEndpoint.ConnectionHeader, connection);
-            }
-
-            using HttpResponseMessage response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token).ConfigureAwait(false);
-            if (response.Headers.TryGetValues(BinaryEndpoint.ConnectionHeader, out IEnumerable<string>? ids) && ids.FirstOrDefault() is { Length: > 0 } id)
+            using HttpRequestMessage request = Request(message);
+            using HttpResponseMessage response = await SendAsync(request, cts.Token).ConfigureAwait(false);
+            // The server names the connection in its answer to a hello, and repeats the name the request carried after.
+            if ((_connection is null || message.Kind == MessageKind.Hello)
+                && response.Headers.TryGetValues(BinaryEndpoint.ConnectionHeader, out IEnumerable<string>? ids) && ids.FirstOrDefault() is { Length: > 0 } id)
             {
                 _connection = id;
             }
 
-            await using Stream body = await response.Content.ReadAsStreamAsync(cts.Token).ConfigureAwait(false);
+            await using Stream body = response.Content.ReadAsStream(cts.Token); // the handler's response stream: there at once
             (bool any, final) = await ReadMessagesAsync(body, message.Id, cts.Token).ConfigureAwait(false);
             if (!any && !response.IsSuccessStatusCode)
             {
@@ -127,6 +120,39 @@ public sealed class HttpMessageChannel : PushMessageChannel
         }
 
         if (final is not null) DeliverFinal(final);
+    }
+
+    /// <summary>The POST carrying <paramref name="message"/>, framed; the message's pooled parts go back once copied into it.</summary>
+    private HttpRequestMessage Request(IpyRpcMessage message)
+    {
+        var content = new ByteArrayContent(MessageCodec.EncodeFramed(message));
+        message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
+        content.Headers.TryAddWithoutValidation("Content-Type", BinaryEndpoint.ContentType); // a constant: not parsed a request
+        var request = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = content };
+        if (_connection is { } connection && message.Kind != MessageKind.Hello)
+        {
+            // Ties this request to the logical connection the server opened at hello (its authentication, limits, state).
+            request.Headers.TryAddWithoutValidation(BinaryEndpoint.ConnectionHeader, connection);
+        }
+
+        return request;
+    }
+
+    /// <summary>Sends a request, its response's body read as it comes (never buffered: output streams live).</summary>
+    private Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) => _http is HttpClient client
+        ? client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken)
+        : _http.SendAsync(request, cancellationToken);
+
+    private static void Abort(CancellationTokenSource request)
+    {
+        try
+        {
+            request.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Its exchange ended meanwhile: nothing left to abort.
+        }
     }
 
     /// <summary>
@@ -243,6 +269,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
     {
         if (_closing.IsCancellationRequested) return default;
         _closing.Cancel();
+        foreach (CancellationTokenSource request in _requests.Values) Abort(request);
         if (_ownsHttp) _http.Dispose();
         CompleteReceiving();
         return default;

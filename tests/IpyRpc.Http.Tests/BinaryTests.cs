@@ -44,6 +44,68 @@ public sealed class BinaryTests(HttpFixture fixture) : IClassFixture<HttpFixture
         Assert.Equal(["L first" + Environment.NewLine, "L second" + Environment.NewLine], lines);
     }
 
+    [Fact]
+    public async Task OutputArrivesLiveThroughTheCallersOwnHttpClientOverRequests()
+    {
+        // A caller's HttpClient buffers whole responses unless told otherwise: the channel must read its calls' responses as they come.
+        using var http = new HttpClient();
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, HttpCarrier.Requests, null, http);
+        string gate = Gates.NewName("live-own");
+        var first = new TaskCompletionSource<string>();
+        Task<string> call = client.CallAsync<string>("print_wait_print", [gate, "M"], new CallOptions { Output = (_, text) => first.TrySetResult(text) });
+
+        Assert.Equal("M first" + Environment.NewLine, await first.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.False(call.IsCompleted);
+        Gates.Open(gate);
+        Assert.Equal("M", await call);
+    }
+
+    [Fact]
+    public async Task DisposingARequestsClientAbortsItsCallsInFlightAndTheServerHearsIt()
+    {
+        // With the caller's own HttpClient, which outlives the IpyRpc client: disposing the client must abort the requests itself.
+        using var http = new HttpClient();
+        IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, HttpCarrier.Requests, null, http);
+        string gate = Gates.NewName("http-dispose");
+        Task<int> call = client.CallAsync<int>("wait_for_cancel", gate);
+        await Gates.WaitAsync(gate + ".started");
+        await client.DisposeAsync();
+        await Assert.ThrowsAnyAsync<Exception>(() => call.WaitAsync(TimeSpan.FromSeconds(10)));
+        await Gates.WaitAsync(gate + ".cancelled");
+        Assert.Equal(5, await new HttpClientCall(http, fixture.Host.Address).AddAsync(2, 3)); // the HttpClient serves on
+    }
+
+    [Fact]
+    public async Task DisposingTheRequestsChannelAbortsTheRequestsItHasInFlight()
+    {
+        // The channel alone, with no client to cancel its calls first: closing it must abort what it sent.
+        using var http = new HttpClient();
+        var channel = new HttpMessageChannel(fixture.Host.Address, http);
+        string gate = Gates.NewName("channel-dispose");
+        await channel.SendAsync(new IpyRpcMessage
+        {
+            Kind = MessageKind.Call,
+            Id = 1,
+            Function = "wait_for_cancel",
+            Serialization = Serialization.Json,
+            Parts = [System.Text.Encoding.UTF8.GetBytes($"[\"{gate}\"]")],
+        });
+        await Gates.WaitAsync(gate + ".started");
+        await channel.DisposeAsync();
+        await Gates.WaitAsync(gate + ".cancelled");
+    }
+
+    /// <summary>A JSON-RPC call through a plain HttpClient.</summary>
+    private sealed class HttpClientCall(HttpClient http, Uri address)
+    {
+        public async Task<int> AddAsync(int a, int b)
+        {
+            using var content = new StringContent($$"""{"jsonrpc":"2.0","method":"add","params":[{{a}},{{b}}],"id":1}""", System.Text.Encoding.UTF8, "application/json");
+            using HttpResponseMessage response = await http.PostAsync(new Uri(address, "rpc"), content);
+            return System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("result").GetInt32();
+        }
+    }
+
     [Theory]
     [InlineData(HttpCarrier.WebSocket)]
     [InlineData(HttpCarrier.Requests)]
