@@ -73,7 +73,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
         try
         {
             using HttpRequestMessage request = Request(message);
-            using HttpResponseMessage response = await SendAsync(request, _closing.Token).ConfigureAwait(false);
+            using HttpResponseMessage response = await PostAsync(request, _closing.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException)
         {
@@ -87,7 +87,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
         try
         {
             using HttpRequestMessage request = Request(message);
-            using HttpResponseMessage response = await SendAsync(request, cts.Token).ConfigureAwait(false);
+            using HttpResponseMessage response = await PostAsync(request, cts.Token).ConfigureAwait(false);
             // The server names the connection in its answer to a hello, and repeats the name the request carried after.
             if ((_connection is null || message.Kind == MessageKind.Hello)
                 && response.Headers.TryGetValues(BinaryEndpoint.ConnectionHeader, out IEnumerable<string>? ids) && ids.FirstOrDefault() is { Length: > 0 } id)
@@ -139,7 +139,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
     }
 
     /// <summary>Sends a request, its response's body read as it comes (never buffered: output streams live).</summary>
-    private Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) => _http is HttpClient client
+    private Task<HttpResponseMessage> PostAsync(HttpRequestMessage request, CancellationToken cancellationToken) => _http is HttpClient client
         ? client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken)
         : _http.SendAsync(request, cancellationToken);
 

@@ -154,12 +154,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
     }
 
     /// <summary>A peer's identity and the key its session is found by.</summary>
-    private sealed class PeerKey(byte[] identity, string key)
-    {
-        public byte[] Identity { get; } = identity;
-
-        public string Key { get; } = key;
-    }
+    private sealed record PeerKey(byte[] Identity, string Key);
 
     private PeerKey? _lastPeer;
 

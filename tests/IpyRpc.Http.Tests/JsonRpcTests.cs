@@ -291,6 +291,7 @@ public sealed class JsonRpcTests(HttpFixture fixture) : IClassFixture<HttpFixtur
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, chunked.StatusCode);
         await AssertStillServingAsync();
     }
+
     [Fact]
     public async Task ABodyThatArrivesInPiecesIsReadWholeBeforeTheCallIsMade()
     {
