@@ -13,9 +13,9 @@ if (args.FirstOrDefault() == "serve")
     return await Serve.RunAsync(forget: args.Contains("forget"));
 }
 
-// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|rawzmq|http|jsonrpc|kestrel] [remote] [inline] [bytes=SIZE] [allocs] [forget] [IN_FLIGHT]
-//   N small calls and nothing else (in process, or over ZeroMQ tcp, HTTP requests or JSON-RPC to a server in this process,
-//   or the raw libzmq ping-pong or raw Kestrel echo the harness compares ZeroMQ and JSON-RPC with), IN_FLIGHT
+// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|rawzmq|http|ws|jsonrpc|kestrel|signalr] [remote] [inline] [bytes=SIZE] [allocs] [forget] [IN_FLIGHT]
+//   N small calls and nothing else (in process, or over ZeroMQ tcp, HTTP requests, a WebSocket or JSON-RPC to a server in this
+//   process, or the raw libzmq ping-pong, raw Kestrel echo or SignalR hub call the harness compares them with), IN_FLIGHT
 //   at a time (1 by default), to a function run by the queue's workers or (inline) on the receiving thread; prints
 //   calls/s, bytes allocated and thread-pool work items a call. allocs: also which types were allocated most (sampled);
 //   forget: the queue keeps finished calls' records within 1 MB instead of 256 MB, to show what retention costs (with
@@ -27,12 +27,12 @@ if (args.FirstOrDefault() == "serve")
 //   GC polls down their slow paths and inflates them (docs/PERFORMANCE.md, "Where a call's CPU goes").
 if (args.FirstOrDefault() == "loop")
 {
-    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "rawzmq" or "http" or "jsonrpc" or "kestrel" or "inline" or "allocs" or "forget" or "remote") && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
+    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "rawzmq" or "http" or "ws" or "jsonrpc" or "kestrel" or "signalr" or "inline" or "allocs" or "forget" or "remote") && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
     int count = numbers.Length > 0 ? numbers[0] : 200_000;
     int inFlight = numbers.Length > 1 ? numbers[1] : 1;
     // Calls made before the clock starts: enough for the JIT to finish tiering the call path up.
     int warmUp = Math.Min(count, 20_000);
-    bool zmq = args.Contains("zmq"), http = args.Contains("http"), inline = args.Contains("inline");
+    bool zmq = args.Contains("zmq"), ws = args.Contains("ws"), http = args.Contains("http") || ws, inline = args.Contains("inline");
     // bytes=N: echo a byte[] of N bytes instead of the small call
     int bytes = args.FirstOrDefault(a => a.StartsWith("bytes=", StringComparison.Ordinal)) is { } b ? int.Parse(b[6..], System.Globalization.CultureInfo.InvariantCulture) : 0;
     byte[] payload = new byte[bytes];
@@ -43,9 +43,9 @@ if (args.FirstOrDefault() == "loop")
         Queue = args.Contains("forget") ? Serve.ForgetfulQueue() : null,
     });
     BenchFunctions.Configure(server);
-    if (args.Contains("remote") && !(zmq || http || args.Contains("jsonrpc") || args.Contains("kestrel") || args.Contains("rawzmq")))
+    if (args.Contains("remote") && !(zmq || http || args.Contains("jsonrpc") || args.Contains("kestrel") || args.Contains("signalr") || args.Contains("rawzmq")))
     {
-        Console.Error.WriteLine("remote needs a transport to reach the server process: zmq, http, jsonrpc, kestrel or rawzmq (in process is one process by definition).");
+        Console.Error.WriteLine("remote needs a transport to reach the server process: zmq, http, ws, jsonrpc, kestrel, signalr or rawzmq (in process is one process by definition).");
         return 2;
     }
 
@@ -53,7 +53,7 @@ if (args.FirstOrDefault() == "loop")
     await using IpyRpcZeroMqServer? host = zmq && remote is null ? IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*") : null;
     await using IpyRpc.Http.IpyRpcHttpServer? web = http && remote is null ? await IpyRpc.Http.IpyRpcHttpServer.StartAsync(server) : null;
     await using IpyRpcClient client = zmq ? await IpyRpcZeroMqClient.ConnectAsync(remote?.Endpoints.ZmqTcp ?? host!.Endpoint)
-        : http ? await IpyRpc.Http.IpyRpcHttpClient.ConnectAsync(remote is not null ? new Uri(remote.Endpoints.Http) : web!.Address, IpyRpc.Http.HttpCarrier.Requests)
+        : http ? await IpyRpc.Http.IpyRpcHttpClient.ConnectAsync(remote is not null ? new Uri(remote.Endpoints.Http) : web!.Address, ws ? IpyRpc.Http.HttpCarrier.WebSocket : IpyRpc.Http.HttpCarrier.Requests)
         : await IpyRpcClient.ConnectInProcessAsync(server);
     BenchFunctionsClient functions = client.Proxy<BenchFunctionsClient>();
     // allocs: sample which types the calls allocate (the runtime's allocation ticks), after a warm-up
@@ -73,12 +73,14 @@ if (args.FirstOrDefault() == "loop")
         return 0;
     }
 
-    if (args.Contains("jsonrpc") || args.Contains("kestrel"))
+    if (args.Contains("jsonrpc") || args.Contains("kestrel") || args.Contains("signalr"))
     {
-        // Plain HTTP posts, as the harness's JSON-RPC system and its raw Kestrel floor make them.
+        // Plain HTTP posts, as the harness's JSON-RPC system and its raw Kestrel floor make them; or SignalR's hub call.
         await using IpyRpc.Http.IpyRpcHttpServer? rpc = remote is null ? await IpyRpc.Http.IpyRpcHttpServer.StartAsync(server) : null;
-        Microsoft.AspNetCore.Builder.WebApplication? baseline = args.Contains("kestrel") && remote is null ? await Serve.StartBaselineAsync() : null;
-        SystemUnderTest system = args.Contains("kestrel") ? Systems.RawKestrel(remote?.Endpoints.Baseline ?? Serve.BaselineAddress(baseline!))
+        Microsoft.AspNetCore.Builder.WebApplication? baseline = (args.Contains("kestrel") || args.Contains("signalr")) && remote is null ? await Serve.StartBaselineAsync() : null;
+        string baselineAddress = remote?.Endpoints.Baseline ?? (baseline is null ? "" : Serve.BaselineAddress(baseline));
+        SystemUnderTest system = args.Contains("kestrel") ? Systems.RawKestrel(baselineAddress)
+            : args.Contains("signalr") ? await Systems.SignalRAsync(baselineAddress)
             : Systems.HttpJsonRpc(remote?.Endpoints.Http ?? rpc!.Address.ToString());
         // Warmed up first, so the JIT's tiering is over before the clock starts (it otherwise takes a core for seconds).
         await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
@@ -126,7 +128,7 @@ if (args.FirstOrDefault() == "loop")
         }
     }));
     census?.Print(count);
-    Console.WriteLine($"{count} {(bytes > 0 ? $"echoes of {bytes} bytes" : "small calls")} ({(zmq ? "ZeroMQ tcp" : http ? "HTTP requests" : "in process")}{(inline ? ", inline" : "")}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "
+    Console.WriteLine($"{count} {(bytes > 0 ? $"echoes of {bytes} bytes" : "small calls")} ({(zmq ? "ZeroMQ tcp" : ws ? "HTTP WebSocket" : http ? "HTTP requests" : "in process")}{(inline ? ", inline" : "")}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "
         + $"{(GC.GetTotalAllocatedBytes() - before) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - items) / (double)count:0.00} thread-pool work items and {(Monitor.LockContentionCount - contentions) / (double)count:0.000} contended lock entries a call, {ThreadPool.ThreadCount} pool threads, GC heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1e6:0} MB ({GC.GetTotalMemory(forceFullCollection: true) / 1e6:0} MB live), gen2 collections {GC.CollectionCount(2)}, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
     PrintCosts(mine, remote is null ? null : (its, remote.Id), count);
     return 0;
