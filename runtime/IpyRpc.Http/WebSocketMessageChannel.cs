@@ -26,12 +26,30 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     private readonly Task _reader;
     private int _disposed;
 
+    // A client's own connection (see ConnectAsync): its stream gathers the messages queued while one is being sent,
+    // and the invoker that opened it, released with the channel.
+    private readonly BatchingStream? _batching;
+    private readonly IDisposable? _owned;
+    private readonly List<Outgoing> _outgoing = [];
+    private bool _sending; // under _outgoing: a caller is sending, and sends what queues meanwhile
+
+    /// <summary>The connection stream that gathers queued messages, when the channel opened the connection itself (for tests).</summary>
+    internal BatchingStream? Batching => _batching;
+
     /// <summary>Wraps an open WebSocket and starts reading from it.</summary>
     /// <param name="socket">The open socket.</param>
     /// <param name="maxMessageBytes">The largest message accepted from the other side; a bigger one closes the socket (1009, message too big).</param>
     /// <param name="isServer">Whether this is the server's end (an unreadable message is then answered with an error, as on other transports).</param>
     public WebSocketMessageChannel(WebSocket socket, long maxMessageBytes, bool isServer)
+        : this(socket, maxMessageBytes, isServer, batching: null, owned: null)
     {
+    }
+
+    /// <summary>A channel over a socket whose connection stream is <paramref name="batching"/>; <paramref name="owned"/> is released with it.</summary>
+    internal WebSocketMessageChannel(WebSocket socket, long maxMessageBytes, bool isServer, BatchingStream? batching, IDisposable? owned)
+    {
+        _batching = batching;
+        _owned = owned;
         _socket = socket;
         _maxMessageBytes = maxMessageBytes;
         _isServer = isServer;
@@ -63,15 +81,37 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
             }
         }
 
+        // Without a caller's HttpClient, the connection is opened through a handler of the channel's own, whose
+        // connection stream lets the channel send the messages that queue up behind one another in one write.
+        BatchingStream? batching = null;
+        HttpMessageInvoker? own = http is null ? new HttpMessageInvoker(new SocketsHttpHandler
+        {
+            UseCookies = false,
+            ConnectCallback = async (context, ct) =>
+            {
+                var tcp = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+                try
+                {
+                    await tcp.ConnectAsync(context.DnsEndPoint, ct).ConfigureAwait(false);
+                }
+                catch
+                {
+                    tcp.Dispose();
+                    throw;
+                }
+
+                return batching = new BatchingStream(new System.Net.Sockets.NetworkStream(tcp, ownsSocket: true));
+            },
+        }) : null;
         try
         {
-            if (http is not null) await socket.ConnectAsync(endpoint, http, cancellationToken).ConfigureAwait(false);
-            else await socket.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
+            await socket.ConnectAsync(endpoint, (HttpMessageInvoker?)http ?? own!, cancellationToken).ConfigureAwait(false);
         }
         catch (WebSocketException e)
         {
             var status = (int)socket.HttpStatusCode;
             socket.Dispose();
+            own?.Dispose();
             if (status is 401 or 403)
             {
                 throw new IpyRpcUnauthorizedException(new RemoteError
@@ -88,10 +128,17 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
         catch (HttpRequestException e)
         {
             socket.Dispose();
+            own?.Dispose();
             throw new IpyRpcConnectionException($"Could not reach {endpoint}: {e.Message}", e);
         }
+        catch
+        {
+            socket.Dispose();
+            own?.Dispose();
+            throw;
+        }
 
-        return new WebSocketMessageChannel(socket, maxMessageBytes, isServer: false);
+        return new WebSocketMessageChannel(socket, maxMessageBytes, isServer: false, batching, own);
     }
 
     /// <inheritdoc/>
@@ -100,6 +147,101 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
         if (Volatile.Read(ref _disposed) == 1) throw new IpyRpcConnectionException("The WebSocket connection is closed.");
         ReadOnlyMemory<byte> bytes = MessageCodec.EncodeFramed(message, pooling: true, out PooledParts? pooled);
         message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
+        if (_batching is null)
+        {
+            await SendNowAsync(bytes, pooled, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        // Group sending: the caller that finds nobody sending sends its message at once, then whatever other callers
+        // queued meanwhile, all of it in one write; each of those returns once its message is on its way.
+        Outgoing? queued = null;
+        lock (_outgoing)
+        {
+            if (_sending) _outgoing.Add(queued = new Outgoing(bytes, pooled));
+            else _sending = true;
+        }
+
+        if (queued is not null)
+        {
+            try
+            {
+                await queued.Sent.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // Still queued: it is not sent. Already taken into a batch: it goes, as a message being sent would.
+                bool removed;
+                lock (_outgoing) removed = _outgoing.Remove(queued);
+                if (removed) queued.Pooled?.Release();
+                throw;
+            }
+
+            return;
+        }
+
+        // The sender's own message first. Its cancellation is its own: what others queued is sent all the same.
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo? cancelled = null;
+        try
+        {
+            await SendNowAsync(bytes, pooled, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException e) when (cancellationToken.IsCancellationRequested)
+        {
+            cancelled = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e);
+        }
+        catch (Exception e)
+        {
+            FailQueued(e);
+            throw;
+        }
+
+        try
+        {
+            while (true)
+            {
+                Outgoing[] batch;
+                lock (_outgoing)
+                {
+                    if (_outgoing.Count == 0)
+                    {
+                        _sending = false;
+                        break;
+                    }
+
+                    batch = [.. _outgoing];
+                    _outgoing.Clear();
+                }
+
+                await SendBatchAsync(batch).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e)
+        {
+            FailQueued(e);
+            if (cancelled is null) throw;
+        }
+
+        cancelled?.Throw();
+    }
+
+    /// <summary>Fails what is still queued with the sender's failure, and lets the next caller send.</summary>
+    private void FailQueued(Exception failure)
+    {
+        Outgoing[] left;
+        lock (_outgoing)
+        {
+            left = [.. _outgoing];
+            _outgoing.Clear();
+            _sending = false;
+        }
+
+        foreach (Outgoing o in left) o.Sent.TrySetException(failure);
+    }
+
+    /// <summary>Sends one message now, after any send under way.</summary>
+    private async ValueTask SendNowAsync(ReadOnlyMemory<byte> bytes, PooledParts? pooled, CancellationToken cancellationToken)
+    {
         await _sendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -114,6 +256,64 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
         {
             _sendGate.Release();
         }
+    }
+
+    /// <summary>Sends queued messages as one write of the connection stream; each caller hears of its own.</summary>
+    private async ValueTask SendBatchAsync(Outgoing[] batch)
+    {
+        await _sendGate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            _batching!.Hold();
+            long gathered = 0;
+            foreach (Outgoing o in batch)
+            {
+                if (gathered + o.Bytes.Length > BatchingStream.MaxGathered)
+                {
+                    // A write gathers up to 64 KiB: what was gathered goes first, and a message larger than that goes
+                    // on its own, straight through, not copied.
+                    await _batching.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
+                    gathered = 0;
+                    bool alone = o.Bytes.Length > BatchingStream.MaxGathered;
+                    if (alone) await _socket.SendAsync(o.Bytes, WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
+                    _batching.Hold();
+                    if (alone) continue;
+                }
+
+                await _socket.SendAsync(o.Bytes, WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
+                gathered += o.Bytes.Length;
+            }
+
+            await _batching.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is WebSocketException or ObjectDisposedException or IOException)
+        {
+            _batching!.Drop();
+            var failure = new IpyRpcConnectionException("The WebSocket connection is closed: " + e.Message, e);
+            foreach (Outgoing o in batch) o.Sent.TrySetException(failure);
+            throw failure;
+        }
+        finally
+        {
+            _sendGate.Release();
+        }
+
+        foreach (Outgoing o in batch)
+        {
+            o.Pooled?.Release();
+            o.Sent.TrySetResult();
+        }
+    }
+
+    /// <summary>A message queued behind another caller's send.</summary>
+    private sealed class Outgoing(ReadOnlyMemory<byte> bytes, PooledParts? pooled)
+    {
+        public ReadOnlyMemory<byte> Bytes { get; } = bytes;
+
+        public PooledParts? Pooled { get; } = pooled;
+
+        // Its caller goes on from the thread pool, not inside the sender's loop.
+        public TaskCompletionSource Sent { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     private void Watch()
@@ -265,6 +465,7 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
 
         _socket.Abort();
         _socket.Dispose();
+        _owned?.Dispose();
         CompleteReceiving();
     }
 }
