@@ -8,7 +8,8 @@ namespace IpyRpc.Http;
 /// <summary>
 /// One IpyRpc connection over a WebSocket: each WebSocket binary message carries one message in the
 /// stream block format (docs/PROTOCOL.md), in both directions at any time, so the server can call
-/// the client back and push events. Used by both ends; sends from many threads are serialized.
+/// the client back and push events. Used by both ends; sends from many threads are serialized, and on a connection
+/// the client opened itself (no caller's HttpClient), messages that queue behind a send leave together in one write.
 /// </summary>
 public sealed class WebSocketMessageChannel : PushMessageChannel
 {
