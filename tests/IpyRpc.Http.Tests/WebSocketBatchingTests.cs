@@ -19,6 +19,7 @@ public sealed class WebSocketBatchingTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _server = new IpyRpcServer();
+        _server.Register(typeof(HttpFunctions));
         _host = await IpyRpcHttpServer.StartAsync(_server);
         _channel = await WebSocketMessageChannel.ConnectAsync(IpyRpcHttpClient.WebSocketAddress(_host.Address), null, 1 << 20);
         _stream = Assert.IsType<BatchingStream>(_channel.Batching);
@@ -109,6 +110,41 @@ public sealed class WebSocketBatchingTests : IAsyncLifetime
         // The held ping; 401 gathered; 402 straight through; 403 gathered after it.
         Assert.Equal(before + 4, _stream.InnerWrites);
         Assert.Equal([400UL, 401UL, 402UL, 403UL], await PongsAsync(4));
+    }
+
+    [Fact]
+    public async Task ManyCallersOnManyThreadsOverTheClientsOwnWebSocketEachGetTheirOwnReplies()
+    {
+        // Real calls through the client, some cancelled while they wait, from sixteen threads at once: every call that
+        // was not cancelled gets its own answer, and the connection serves on.
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(_host.Address);
+        int[] wrong = new int[1];
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(t => Task.Run(async () =>
+        {
+            for (int i = 0; i < 150; i++)
+            {
+                if (i % 10 == 9)
+                {
+                    using var cancel = new CancellationTokenSource();
+                    Task<int> call = client.CallAsync<int>("add", [t, i], null, cancel.Token);
+                    cancel.Cancel();
+                    try
+                    {
+                        if (await call != t + i) Interlocked.Increment(ref wrong[0]);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                    }
+
+                    continue;
+                }
+
+                if (await client.CallAsync<int>("add", t, i) != t + i) Interlocked.Increment(ref wrong[0]);
+            }
+        })));
+
+        Assert.Equal(0, wrong[0]);
+        Assert.Equal(7, await client.CallAsync<int>("add", 3, 4));
     }
 
     [Fact]
