@@ -174,17 +174,20 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
     private static bool IsWebSocketUpgrade(HttpRequest request)
         => request.Headers.Upgrade.ToString().Contains("websocket", StringComparison.OrdinalIgnoreCase);
 
+    // The packed form first: a client that offers it sends and receives several messages in one WebSocket message.
+    private static readonly string[] WebSocketSubProtocols = [WebSocketMessageChannel.PackedSubProtocol, WebSocketMessageChannel.SubProtocol];
+
     /// <summary>
     /// A WebSocket carries one whole connection: served like a ZeroMQ or in-process peer until either
     /// side closes it or the application stops (then the client hears <c>server_stopping</c>).
     /// </summary>
     private async Task ServeWebSocketAsync(HttpContext context)
     {
-        System.Net.WebSockets.WebSocket? socket = await WebSocketAcceptor.AcceptAsync(context, WebSocketMessageChannel.SubProtocol, _options.WebSocketKeepAlive, _options.WebSocketKeepAliveTimeout).ConfigureAwait(false);
+        System.Net.WebSockets.WebSocket? socket = await WebSocketAcceptor.AcceptAsync(context, WebSocketSubProtocols, _options.WebSocketKeepAlive, _options.WebSocketKeepAliveTimeout).ConfigureAwait(false);
         if (socket is null)
         {
             await WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest, 0, ErrorCodes.BadMessage,
-                $"This WebSocket request cannot be accepted: it must be an HTTP/1.1 upgrade (GET with Upgrade: websocket, Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key) and offer the subprotocol {WebSocketMessageChannel.SubProtocol}.").ConfigureAwait(false);
+                $"This WebSocket request cannot be accepted: it must be an HTTP/1.1 upgrade (GET with Upgrade: websocket, Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key) and offer the subprotocol {WebSocketMessageChannel.SubProtocol} or {WebSocketMessageChannel.PackedSubProtocol}.").ConfigureAwait(false);
             return;
         }
 

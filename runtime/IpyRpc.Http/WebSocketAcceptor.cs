@@ -15,9 +15,10 @@ internal static class WebSocketAcceptor
 {
     private const string Rfc6455Guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-    public static async Task<WebSocket?> AcceptAsync(HttpContext context, string subProtocol, TimeSpan keepAlive, TimeSpan keepAliveTimeout)
+    /// <summary>Accepts the upgrade with the first of <paramref name="subProtocols"/> (in the server's order of preference) that the client offers; null if it offers none.</summary>
+    public static async Task<WebSocket?> AcceptAsync(HttpContext context, string[] subProtocols, TimeSpan keepAlive, TimeSpan keepAliveTimeout)
     {
-        if (!OffersSubProtocol(context.Request, subProtocol)) return null;
+        if (Chosen(context.Request, subProtocols) is not { } subProtocol) return null;
         if (context.WebSockets.IsWebSocketRequest)
         {
             return await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { SubProtocol = subProtocol, KeepAliveInterval = keepAlive, KeepAliveTimeout = keepAliveTimeout }).ConfigureAwait(false);
@@ -38,18 +39,21 @@ internal static class WebSocketAcceptor
         return WebSocket.CreateFromStream(stream, new WebSocketCreationOptions { IsServer = true, SubProtocol = subProtocol, KeepAliveInterval = keepAlive, KeepAliveTimeout = keepAliveTimeout });
     }
 
-    private static bool OffersSubProtocol(HttpRequest request, string subProtocol)
+    private static string? Chosen(HttpRequest request, string[] subProtocols)
     {
-        foreach (string? value in request.Headers.SecWebSocketProtocol)
+        foreach (string subProtocol in subProtocols)
         {
-            if (value is null) continue;
-            foreach (string offered in value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            foreach (string? value in request.Headers.SecWebSocketProtocol)
             {
-                if (offered == subProtocol) return true;
+                if (value is null) continue;
+                foreach (string offered in value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+                {
+                    if (offered == subProtocol) return subProtocol;
+                }
             }
         }
 
-        return false;
+        return null;
     }
 
     /// <summary>The Sec-WebSocket-Accept value: base64 of SHA-1 over the client's key and the RFC's GUID.</summary>

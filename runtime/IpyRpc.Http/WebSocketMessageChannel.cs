@@ -6,19 +6,28 @@ using IpyRpc.Transports;
 namespace IpyRpc.Http;
 
 /// <summary>
-/// One IpyRpc connection over a WebSocket: each WebSocket binary message carries one message in the
+/// One IpyRpc connection over a WebSocket: each WebSocket binary message carries a message in the
 /// stream block format (docs/PROTOCOL.md), in both directions at any time, so the server can call
-/// the client back and push events. Used by both ends; sends from many threads are serialized, and on a connection
-/// the client opened itself (no caller's HttpClient), messages that queue behind a send leave together in one write.
+/// the client back and push events. Used by both ends; sends from many threads are serialized. Under the packed
+/// subprotocol (<see cref="PackedSubProtocol"/>, which the client offers first and the server prefers) the messages
+/// that queue behind a send leave together in one WebSocket message; under <see cref="SubProtocol"/>, on a connection
+/// the client opened itself (no caller's HttpClient), they leave as WebSocket messages gathered into one write.
 /// </summary>
 public sealed class WebSocketMessageChannel : PushMessageChannel
 {
     /// <summary>The WebSocket subprotocol IpyRpc speaks.</summary>
     public const string SubProtocol = "ipyrpc.v1";
 
+    /// <summary>The same protocol with several IpyRpc messages allowed in one WebSocket message, one after another.</summary>
+    public const string PackedSubProtocol = "ipyrpc.v1.packed";
+
+    /// <summary>The most bytes of messages packed into one WebSocket message; a larger message goes in one of its own, not copied.</summary>
+    internal const int MaxPacked = 64 * 1024;
+
     private readonly WebSocket _socket;
     private readonly long _maxMessageBytes;
     private readonly bool _isServer;
+    private readonly bool _packed;
     private readonly SemaphoreSlim _sendGate = new(1, 1);
     private readonly CancellationTokenSource _closing = new();
     private readonly CancellationTokenSource _aborted = new();
@@ -31,14 +40,28 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     // and the invoker that opened it, released with the channel.
     private readonly BatchingStream? _batching;
     private readonly IDisposable? _owned;
-    private readonly List<Outgoing> _outgoing = [];
-    private bool _sending; // under _outgoing: a caller is sending, and sends what queues meanwhile
+
+    // Grouped sending (see SendAsync): the queue, its bytes, whether a flush is scheduled or running, all under _queueGate.
+    private readonly bool _grouping;
+    private readonly object _queueGate = new();
+    private readonly Flusher _flusher;
+    private List<Outgoing> _queue = [];
+    private List<Outgoing>? _spareQueue;
+    private long _queuedBytes;
+    private bool _flushing;
+    private IpyRpcConnectionException? _sendFailure;
 
     /// <summary>The connection stream that gathers queued messages, when the channel opened the connection itself (for tests).</summary>
     internal BatchingStream? Batching => _batching;
 
+    /// <summary>For tests: queued messages wait for a flush that is not scheduled (closing the channel still writes them).</summary>
+    internal bool HoldFlushes { get; set; }
+
+    /// <summary>Whether the connection speaks the packed subprotocol (several messages in one WebSocket message).</summary>
+    public bool Packed => _packed;
+
     /// <summary>Wraps an open WebSocket and starts reading from it.</summary>
-    /// <param name="socket">The open socket.</param>
+    /// <param name="socket">The open socket; when its subprotocol is <see cref="PackedSubProtocol"/>, messages are packed both ways.</param>
     /// <param name="maxMessageBytes">The largest message accepted from the other side; a bigger one closes the socket (1009, message too big).</param>
     /// <param name="isServer">Whether this is the server's end (an unreadable message is then answered with an error, as on other transports).</param>
     public WebSocketMessageChannel(WebSocket socket, long maxMessageBytes, bool isServer)
@@ -54,6 +77,9 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
         _socket = socket;
         _maxMessageBytes = maxMessageBytes;
         _isServer = isServer;
+        _packed = socket.SubProtocol == PackedSubProtocol;
+        _grouping = _packed || batching is not null;
+        _flusher = new Flusher(this);
         _receiving = CancellationTokenSource.CreateLinkedTokenSource(_closing.Token, _aborted.Token);
         // A socket aborted by its keep-alive (no pong in time) does not always end a pending read on an
         // upgraded HTTP stream: watch its state, so a vanished peer ends the connection all the same.
@@ -68,9 +94,14 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     /// </summary>
     /// <exception cref="IpyRpcUnauthorizedException">The server answered 401 or 403.</exception>
     /// <exception cref="IpyRpcConnectionException">The server could not be reached or did not accept a WebSocket.</exception>
-    public static async Task<WebSocketMessageChannel> ConnectAsync(Uri endpoint, HttpClient? http, long maxMessageBytes, CancellationToken cancellationToken = default)
+    public static Task<WebSocketMessageChannel> ConnectAsync(Uri endpoint, HttpClient? http, long maxMessageBytes, CancellationToken cancellationToken = default)
+        => ConnectAsync(endpoint, http, maxMessageBytes, offerPacked: true, cancellationToken);
+
+    /// <summary>Opens a client connection, offering the packed subprotocol first when <paramref name="offerPacked"/> (a server that does not know it chooses the other).</summary>
+    internal static async Task<WebSocketMessageChannel> ConnectAsync(Uri endpoint, HttpClient? http, long maxMessageBytes, bool offerPacked, CancellationToken cancellationToken)
     {
         var socket = new ClientWebSocket();
+        if (offerPacked) socket.Options.AddSubProtocol(PackedSubProtocol);
         socket.Options.AddSubProtocol(SubProtocol);
         socket.Options.CollectHttpResponseDetails = true;
         socket.Options.KeepAliveInterval = TimeSpan.FromSeconds(15);
@@ -143,101 +174,130 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     }
 
     /// <inheritdoc/>
-    public override async ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
+    /// <remarks>
+    /// Where messages are grouped (the packed subprotocol, or a client's own connection), the message is queued and this
+    /// returns at once, as a write into a socket's buffer does; the queue is written by a flush that runs on the thread
+    /// pool after the work already queued there (typically the callers whose replies just arrived, sending their next
+    /// calls), so what they send meanwhile leaves together. While more than <see cref="QueueBudget"/> bytes wait, a
+    /// caller waits until its message is written, and one cancelled while it waits in the queue is not sent.
+    /// </remarks>
+    public override ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
     {
         if (Volatile.Read(ref _disposed) == 1) throw new IpyRpcConnectionException("The WebSocket connection is closed.");
+        if (_sendFailure is { } failed) throw failed;
+        cancellationToken.ThrowIfCancellationRequested();
         ReadOnlyMemory<byte> bytes = MessageCodec.EncodeFramed(message, pooling: true, out PooledParts? pooled);
         message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
-        if (_batching is null)
+        if (!_grouping)
         {
-            await SendNowAsync(bytes, pooled, cancellationToken).ConfigureAwait(false);
-            return;
+            return SendNowAsync(bytes, pooled, cancellationToken);
         }
 
-        // Group sending: the caller that finds nobody sending sends its message at once, then whatever other callers
-        // queued meanwhile, all of it in one write; each of those returns once its message is on its way.
-        Outgoing? queued = null;
-        lock (_outgoing)
+        TaskCompletionSource? sent = null;
+        bool schedule;
+        lock (_queueGate)
         {
-            if (_sending) _outgoing.Add(queued = new Outgoing(bytes, pooled));
-            else _sending = true;
+            _queuedBytes += bytes.Length;
+            if (_queuedBytes > QueueBudget) sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _queue.Add(new Outgoing(bytes, pooled, sent));
+            schedule = !_flushing;
+            _flushing = true;
         }
 
-        if (queued is not null)
-        {
-            try
-            {
-                await queued.Sent.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                // Still queued: it is not sent. Already taken into a batch: it goes, as a message being sent would.
-                bool removed;
-                lock (_outgoing) removed = _outgoing.Remove(queued);
-                if (removed) queued.Pooled?.Release();
-                throw;
-            }
+        if (schedule && !HoldFlushes) ThreadPool.UnsafeQueueUserWorkItem(_flusher, preferLocal: false);
+        return sent is null ? default : WaitWrittenAsync(sent, cancellationToken);
+    }
 
-            return;
-        }
+    /// <summary>The most bytes queued before a caller waits for its message to be written (the connection's backpressure).</summary>
+    internal const int QueueBudget = 1024 * 1024;
 
-        // The sender's own message first. Its cancellation is its own: what others queued is sent all the same.
-        System.Runtime.ExceptionServices.ExceptionDispatchInfo? cancelled = null;
+    /// <summary>Waits until a queued message is written; cancelled while it is still queued, it is taken out and not sent.</summary>
+    private async ValueTask WaitWrittenAsync(TaskCompletionSource sent, CancellationToken cancellationToken)
+    {
         try
         {
-            await SendNowAsync(bytes, pooled, cancellationToken).ConfigureAwait(false);
+            await sent.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (OperationCanceledException e) when (cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            cancelled = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e);
-        }
-        catch (Exception e)
-        {
-            FailQueued(e);
+            // Already taken to be written, it goes, as a message being sent would.
+            lock (_queueGate)
+            {
+                int at = _queue.FindIndex(o => o.Sent == sent);
+                if (at >= 0)
+                {
+                    _queuedBytes -= _queue[at].Bytes.Length;
+                    _queue[at].Pooled?.Release();
+                    _queue.RemoveAt(at);
+                }
+            }
+
             throw;
         }
+    }
 
+    /// <summary>Writes the queue, on the thread pool, until it is empty; also what closing the channel does first.</summary>
+    private async Task FlushAsync()
+    {
+        await _sendGate.WaitAsync().ConfigureAwait(false);
         try
         {
             while (true)
             {
-                Outgoing[] batch;
-                lock (_outgoing)
+                List<Outgoing> taken;
+                lock (_queueGate)
                 {
-                    if (_outgoing.Count == 0)
+                    if (_queue.Count == 0 || _sendFailure is not null)
                     {
-                        _sending = false;
-                        break;
+                        _flushing = false;
+                        return;
                     }
 
-                    batch = [.. _outgoing];
-                    _outgoing.Clear();
+                    taken = _queue;
+                    _queue = _spareQueue ?? [];
+                    _spareQueue = null;
+                    _queuedBytes = 0;
                 }
 
-                await SendBatchAsync(batch).ConfigureAwait(false);
+                try
+                {
+                    await (_packed ? WritePackedAsync(taken) : WriteGatheredAsync(taken)).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is WebSocketException or ObjectDisposedException or IOException)
+                {
+                    // The connection is gone (its reader hears of it too): whoever waits on a message hears it, and
+                    // every later send fails. The arrays stay out of the pools: the socket may still hold one.
+                    _batching?.Drop();
+                    var failure = new IpyRpcConnectionException("The WebSocket connection is closed: " + e.Message, e);
+                    List<Outgoing> left;
+                    lock (_queueGate)
+                    {
+                        _sendFailure = failure;
+                        left = _queue;
+                        _queue = [];
+                        _queuedBytes = 0;
+                        _flushing = false;
+                    }
+
+                    foreach (Outgoing o in taken) o.Sent?.TrySetException(failure);
+                    foreach (Outgoing o in left) o.Sent?.TrySetException(failure);
+                    return;
+                }
+
+                foreach (Outgoing o in taken)
+                {
+                    o.Pooled?.Release();
+                    o.Sent?.TrySetResult();
+                }
+
+                taken.Clear();
+                lock (_queueGate) _spareQueue ??= taken;
             }
         }
-        catch (Exception e)
+        finally
         {
-            FailQueued(e);
-            if (cancelled is null) throw;
+            _sendGate.Release();
         }
-
-        cancelled?.Throw();
-    }
-
-    /// <summary>Fails what is still queued with the sender's failure, and lets the next caller send.</summary>
-    private void FailQueued(Exception failure)
-    {
-        Outgoing[] left;
-        lock (_outgoing)
-        {
-            left = [.. _outgoing];
-            _outgoing.Clear();
-            _sending = false;
-        }
-
-        foreach (Outgoing o in left) o.Sent.TrySetException(failure);
     }
 
     /// <summary>Sends one message now, after any send under way.</summary>
@@ -259,62 +319,71 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
         }
     }
 
-    /// <summary>Sends queued messages as one write of the connection stream; each caller hears of its own.</summary>
-    private async ValueTask SendBatchAsync(Outgoing[] batch)
+    /// <summary>
+    /// Writes queued messages packed one after another into WebSocket messages of up to 64 KiB (a larger message in one
+    /// of its own, not copied).
+    /// </summary>
+    private async ValueTask WritePackedAsync(List<Outgoing> queued)
     {
-        await _sendGate.WaitAsync().ConfigureAwait(false);
-        try
+        long total = 0;
+        foreach (Outgoing o in queued) total += o.Bytes.Length <= MaxPacked ? o.Bytes.Length : 0;
+        byte[]? pack = total > 0 ? ArrayPool<byte>.Shared.Rent((int)Math.Min(total, MaxPacked)) : null;
+        int packed = 0;
+        foreach (Outgoing o in queued)
         {
-            _batching!.Hold();
-            long gathered = 0;
-            foreach (Outgoing o in batch)
+            if (packed > 0 && packed + o.Bytes.Length > MaxPacked)
             {
-                if (gathered + o.Bytes.Length > BatchingStream.MaxGathered)
-                {
-                    // A write gathers up to 64 KiB: what was gathered goes first, and a message larger than that goes
-                    // on its own, straight through, not copied.
-                    await _batching.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
-                    gathered = 0;
-                    bool alone = o.Bytes.Length > BatchingStream.MaxGathered;
-                    if (alone) await _socket.SendAsync(o.Bytes, WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
-                    _batching.Hold();
-                    if (alone) continue;
-                }
-
-                await _socket.SendAsync(o.Bytes, WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
-                gathered += o.Bytes.Length;
+                await _socket.SendAsync(pack.AsMemory(0, packed), WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
+                packed = 0;
             }
 
-            await _batching.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is WebSocketException or ObjectDisposedException or IOException)
-        {
-            _batching!.Drop();
-            var failure = new IpyRpcConnectionException("The WebSocket connection is closed: " + e.Message, e);
-            foreach (Outgoing o in batch) o.Sent.TrySetException(failure);
-            throw failure;
-        }
-        finally
-        {
-            _sendGate.Release();
+            if (o.Bytes.Length > MaxPacked)
+            {
+                await _socket.SendAsync(o.Bytes, WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
+                continue;
+            }
+
+            o.Bytes.Span.CopyTo(pack.AsSpan(packed));
+            packed += o.Bytes.Length;
         }
 
-        foreach (Outgoing o in batch)
-        {
-            o.Pooled?.Release();
-            o.Sent.TrySetResult();
-        }
+        if (packed > 0) await _socket.SendAsync(pack.AsMemory(0, packed), WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
+        if (pack is not null) ArrayPool<byte>.Shared.Return(pack); // written (after a failure, it stays out of the pool)
     }
 
-    /// <summary>A message queued behind another caller's send.</summary>
-    private sealed class Outgoing(ReadOnlyMemory<byte> bytes, PooledParts? pooled)
+    /// <summary>Writes queued messages, each a WebSocket message of its own, gathered into one write of the connection stream (up to 64 KiB).</summary>
+    private async ValueTask WriteGatheredAsync(List<Outgoing> queued)
     {
-        public ReadOnlyMemory<byte> Bytes { get; } = bytes;
+        _batching!.Hold();
+        long gathered = 0;
+        foreach (Outgoing o in queued)
+        {
+            if (gathered + o.Bytes.Length > BatchingStream.MaxGathered)
+            {
+                // What was gathered goes first, and a message larger than a write gathers goes on its own, straight
+                // through, not copied.
+                await _batching.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
+                gathered = 0;
+                bool alone = o.Bytes.Length > BatchingStream.MaxGathered;
+                if (alone) await _socket.SendAsync(o.Bytes, WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
+                _batching.Hold();
+                if (alone) continue;
+            }
 
-        public PooledParts? Pooled { get; } = pooled;
+            await _socket.SendAsync(o.Bytes, WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
+            gathered += o.Bytes.Length;
+        }
 
-        // Its caller goes on from the thread pool, not inside the sender's loop.
-        public TaskCompletionSource Sent { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        await _batching.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>A queued message; <c>Sent</c> is there when its caller waits until it is written.</summary>
+    private readonly record struct Outgoing(ReadOnlyMemory<byte> Bytes, PooledParts? Pooled, TaskCompletionSource? Sent);
+
+    /// <summary>Runs the channel's flush on the thread pool (one instance a channel: scheduling a flush allocates nothing).</summary>
+    private sealed class Flusher(WebSocketMessageChannel channel) : IThreadPoolWorkItem
+    {
+        public void Execute() => _ = channel.FlushAsync();
     }
 
     private void Watch()
@@ -366,15 +435,16 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
                     return;
                 }
 
-                // Parts are slices of the bytes they were read from: give each message its own array (a large one
-                // pooled, given back by its last reader).
-                PooledParts? pool = PooledParts.ShouldPool(filled) ? new PooledParts() : null;
-                byte[] own = pool is not null ? pool.Rent(filled) : GC.AllocateUninitializedArray<byte>(filled);
-                buffer.AsSpan(0, filled).CopyTo(own);
+                if (_packed)
+                {
+                    await DeliverPackedAsync(buffer.AsMemory(0, filled)).ConfigureAwait(false);
+                    continue;
+                }
+
                 IpyRpcMessage message;
                 try
                 {
-                    message = MessageCodec.DecodeFramed(own.AsMemory(0, filled), _maxMessageBytes, pool);
+                    message = DecodeOwn(buffer.AsSpan(0, filled));
                 }
                 catch (ProtocolException e)
                 {
@@ -401,6 +471,60 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
             ArrayPool<byte>.Shared.Return(buffer);
             CompleteReceiving(failure);
         }
+    }
+
+    /// <summary>
+    /// Delivers the messages a packed WebSocket message carries, in order. One that cannot be read is refused and the
+    /// next is read after it; one whose prefix does not fit in what is left (or cannot be read) is refused with the rest.
+    /// </summary>
+    private async ValueTask DeliverPackedAsync(ReadOnlyMemory<byte> packed)
+    {
+        while (!packed.IsEmpty)
+        {
+            long length = MessageCodec.DeclaredFrameLength(packed.Span);
+            if (length <= MessageCodec.FramePrefixBytes || length > packed.Length)
+            {
+                try
+                {
+                    // Says what is wrong with it: a prefix cut short, an empty or too large header, a size past the limit, or more bytes than came.
+                    MessageCodec.DecodeFramed(packed, _maxMessageBytes);
+                    throw new ProtocolException(ErrorCodes.BadMessage, "A packed WebSocket message ends inside a message.");
+                }
+                catch (ProtocolException e)
+                {
+                    await RefuseAsync(e).ConfigureAwait(false);
+                }
+
+                return;
+            }
+
+            IpyRpcMessage message;
+            try
+            {
+                message = DecodeOwn(packed.Span[..(int)length]);
+            }
+            catch (ProtocolException e)
+            {
+                await RefuseAsync(e).ConfigureAwait(false);
+                packed = packed[(int)length..];
+                continue;
+            }
+
+            Deliver(message);
+            packed = packed[(int)length..];
+        }
+    }
+
+    /// <summary>
+    /// Decodes one framed message into an array of its own: parts are slices of the bytes they were read from, and the
+    /// read buffer is reused (a large message's array is pooled, given back by its last reader).
+    /// </summary>
+    private IpyRpcMessage DecodeOwn(ReadOnlySpan<byte> framed)
+    {
+        PooledParts? pool = PooledParts.ShouldPool(framed.Length) ? new PooledParts() : null;
+        byte[] own = pool is not null ? pool.Rent(framed.Length) : GC.AllocateUninitializedArray<byte>(framed.Length);
+        framed.CopyTo(own);
+        return MessageCodec.DecodeFramed(own.AsMemory(0, framed.Length), _maxMessageBytes, pool);
     }
 
     // A message that cannot be read: the server answers it, as every transport does; the client fails the call it names.
@@ -449,11 +573,12 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
         }
     }
 
-    /// <summary>Closes the WebSocket (a normal close, then the socket is released).</summary>
+    /// <summary>Closes the WebSocket (what is queued is written, then a normal close, then the socket is released).</summary>
     public override async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await _watch.DisposeAsync().ConfigureAwait(false);
+        if (_grouping) await FlushAsync().ConfigureAwait(false); // what was queued goes before the close
         await CloseQuietlyAsync(WebSocketCloseStatus.NormalClosure, "closed").ConfigureAwait(false);
         _closing.Cancel();
         try

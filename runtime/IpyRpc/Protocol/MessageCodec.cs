@@ -501,6 +501,14 @@ public static class MessageCodec
         return true;
     }
 
+    /// <summary>
+    /// The whole length a framed message at the start of <paramref name="bytes"/> declares (its 12-byte prefix and
+    /// the header and data it announces), or -1 when fewer than 12 bytes are there. Nothing else is checked.
+    /// </summary>
+    public static long DeclaredFrameLength(ReadOnlySpan<byte> bytes) => bytes.Length < FramePrefixBytes
+        ? -1
+        : FramePrefixBytes + (long)BinaryPrimitives.ReadUInt32LittleEndian(bytes) + (long)Math.Min(BinaryPrimitives.ReadUInt64LittleEndian(bytes[4..]), long.MaxValue / 2);
+
     /// <summary>Decodes exactly one framed message; trailing bytes are an error.</summary>
     public static IpyRpcMessage DecodeFramed(ReadOnlyMemory<byte> bytes, long maxMessageBytes = ProtocolVersion.DefaultMaxMessageBytes) => DecodeFramed(bytes, maxMessageBytes, null);
 
