@@ -578,7 +578,18 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await _watch.DisposeAsync().ConfigureAwait(false);
-        if (_grouping) await FlushAsync().ConfigureAwait(false); // what was queued goes before the close
+        if (_grouping)
+        {
+            // What was queued goes before the close, unless the other side has stopped reading: then the write under
+            // way is given up on with the socket below.
+            try
+            {
+                await FlushAsync().WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+            }
+        }
         await CloseQuietlyAsync(WebSocketCloseStatus.NormalClosure, "closed").ConfigureAwait(false);
         _closing.Cancel();
         try

@@ -156,6 +156,23 @@ public sealed class WebSocketPackedTests
     }
 
     [Fact]
+    public async Task ClosingAChannelWhoseWriteNeverEndsStillCloses()
+    {
+        // The other side has stopped reading: the write under way never ends, and closing gives up on it in seconds.
+        Pair pair = await Pair.OpenAsync();
+        var never = new TaskCompletionSource();
+        Task held = HoldNextWrite(pair.Stream, never.Task);
+        await pair.Sender.SendAsync(Output(1, "stuck"));
+        await held.WaitAsync(TimeSpan.FromSeconds(10));
+        await pair.Sender.SendAsync(Output(2, "queued behind it"));
+
+        await pair.Sender.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(20));
+        await Assert.ThrowsAsync<IpyRpcConnectionException>(() => pair.Sender.SendAsync(Output(3, "after")).AsTask());
+        never.SetResult();
+        await pair.DisposeAsync();
+    }
+
+    [Fact]
     public async Task AServersChannelPacksWhatQueuesBehindAWriteAndTheOtherEndReadsEveryMessageInOrder()
     {
         await using Pair pair = await Pair.OpenAsync();
