@@ -6,8 +6,8 @@ using IpyRpc.Transports;
 namespace IpyRpc.Http;
 
 /// <summary>
-/// One IpyRpc connection over a WebSocket: each WebSocket binary message carries a message in the
-/// stream block format (docs/PROTOCOL.md), in both directions at any time, so the server can call
+/// One IpyRpc connection over a WebSocket: each WebSocket binary message carries one message (packed, one or more) in
+/// the stream block format (docs/PROTOCOL.md), in both directions at any time, so the server can call
 /// the client back and push events. Used by both ends; sends from many threads are serialized. Under the packed
 /// subprotocol (<see cref="PackedSubProtocol"/>, which the client offers first and the server prefers) the messages
 /// that queue behind a send leave together in one WebSocket message; under <see cref="SubProtocol"/>, on a connection
@@ -220,7 +220,7 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // Already taken to be written, it goes, as a message being sent would.
+            // Still queued, it is taken out; already taken to be written, it goes, as a message being sent would.
             lock (_queueGate)
             {
                 int at = _queue.FindIndex(o => o.Sent == sent);
