@@ -46,15 +46,20 @@ public sealed class WebSocketPackedTests
         return messages;
     }
 
+    private static async Task<ClientWebSocket> ConnectRawAsync(IpyRpcHttpServer host, params string[] offered)
+    {
+        var socket = new ClientWebSocket();
+        foreach (string subProtocol in offered) socket.Options.AddSubProtocol(subProtocol);
+        await socket.ConnectAsync(IpyRpcHttpClient.WebSocketAddress(host.Address), CancellationToken.None);
+        return socket;
+    }
+
     [Fact]
     public async Task ARawClientOfferingBothGetsThePackedFormAndItsPackedMessagesAreEachAnsweredInOrder()
     {
         await using var server = new IpyRpcServer();
         await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
-        using var socket = new ClientWebSocket();
-        socket.Options.AddSubProtocol("ipyrpc.v1");
-        socket.Options.AddSubProtocol("ipyrpc.v1.packed");
-        await socket.ConnectAsync(IpyRpcHttpClient.WebSocketAddress(host.Address), CancellationToken.None);
+        using ClientWebSocket socket = await ConnectRawAsync(host, "ipyrpc.v1", "ipyrpc.v1.packed");
         Assert.Equal("ipyrpc.v1.packed", socket.SubProtocol); // the server prefers it, whatever the client's order
 
         await socket.SendAsync(Pack([.. Enumerable.Range(1, 10).Select(i => new IpyRpcMessage { Kind = MessageKind.Ping, Id = (ulong)i })]), WebSocketMessageType.Binary, true, CancellationToken.None);
@@ -68,9 +73,7 @@ public sealed class WebSocketPackedTests
     {
         await using var server = new IpyRpcServer();
         await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
-        using var socket = new ClientWebSocket();
-        socket.Options.AddSubProtocol("ipyrpc.v1.packed");
-        await socket.ConnectAsync(IpyRpcHttpClient.WebSocketAddress(host.Address), CancellationToken.None);
+        using ClientWebSocket socket = await ConnectRawAsync(host, "ipyrpc.v1.packed");
 
         // A frame whose prefix is sound (so the next can be found) but whose header is not MessagePack.
         byte[] garbled = [.. BitConverter.GetBytes(3u), .. BitConverter.GetBytes(0ul), 0xc1, 0xc1, 0xc1];
