@@ -1,26 +1,6 @@
+using IpyRpc.Tests;
+
 namespace IpyRpc.Http.Tests;
-
-/// <summary>A function that prints fast, counting its lines.</summary>
-public static class WebSocketFlood
-{
-    /// <summary>How many lines <see cref="Flood"/> has printed so far.</summary>
-    public static int Printed;
-
-    /// <summary>Prints <paramref name="lines"/> lines of a kilobyte as fast as it can, counting them in <see cref="Printed"/>.</summary>
-    /// <param name="lines">How many lines.</param>
-    [IpyRpcExport("ws_flood.flood")]
-    public static int Flood(int lines)
-    {
-        string line = new('x', 1023);
-        for (int i = 0; i < lines; i++)
-        {
-            Console.WriteLine(line);
-            Interlocked.Increment(ref Printed);
-        }
-
-        return lines;
-    }
-}
 
 /// <summary>
 /// Over the WebSocket carrier (packed, its sends queued), a client that stops reading slows a printing function to
@@ -34,9 +14,9 @@ public sealed class WebSocketSlowReaderTests
         // 30 MB of output: more than the server's queue for the connection (1 MiB), Kestrel's and the kernel's buffers
         // and the 256 KiB of output a call may have waiting can hold.
         const int lines = 30_000;
-        Volatile.Write(ref WebSocketFlood.Printed, 0);
+        Volatile.Write(ref Talkers.Flooded, 0);
         await using var server = new IpyRpcServer(new IpyRpcServerOptions { MaxBufferedOutputBytesPerCall = 256 * 1024 });
-        server.Register(typeof(WebSocketFlood));
+        server.Register(typeof(Talkers));
         int disconnects = 0;
         server.ClientDisconnected += (_, _) => Interlocked.Increment(ref disconnects);
         await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
@@ -54,19 +34,10 @@ public sealed class WebSocketSlowReaderTests
         });
         try
         {
-            Task<int> call = client.CallAsync<int>("ws_flood.flood", lines);
+            Task<int> call = client.CallAsync<int>("slow.flood", lines);
 
-            // The function stalls: its count stops moving, short of the end, for two seconds.
-            int now = Volatile.Read(ref WebSocketFlood.Printed), still = 0;
-            for (int i = 0; i < 120 && still < 4; i++)
-            {
-                await Task.Delay(500);
-                int next = Volatile.Read(ref WebSocketFlood.Printed);
-                still = next == now ? still + 1 : 0;
-                now = next;
-            }
-
-            Assert.Equal(4, still);
+            // The function stalls: its count stops moving, short of the end.
+            int now = Assert.IsType<int>(await Talkers.FloodStalledAsync());
             Assert.InRange(now, 1, lines / 2);
             Assert.False(call.IsCompleted);
 
@@ -74,7 +45,7 @@ public sealed class WebSocketSlowReaderTests
             Assert.Equal(lines, await call.WaitAsync(TimeSpan.FromSeconds(60)));
             Assert.Equal(lines, Volatile.Read(ref heard)); // every line, once the client reads again
             Assert.Equal(0, Volatile.Read(ref disconnects));
-            Assert.Equal(7, await client.CallAsync<int>("ws_flood.flood", 7));
+            Assert.Equal(7, await client.CallAsync<int>("slow.flood", 7));
         }
         finally
         {
