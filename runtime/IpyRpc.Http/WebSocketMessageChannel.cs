@@ -24,6 +24,9 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     /// <summary>The most bytes of messages packed into one WebSocket message; a larger message goes in one of its own, not copied.</summary>
     internal const int MaxPacked = 64 * 1024;
 
+    /// <summary>The most bytes queued before a caller waits for its message to be written (the connection's backpressure).</summary>
+    internal const int QueueBudget = 1024 * 1024;
+
     private readonly WebSocket _socket;
     private readonly long _maxMessageBytes;
     private readonly bool _isServer;
@@ -178,7 +181,7 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     /// Where messages are grouped (the packed subprotocol, or a client's own connection), the message is queued and this
     /// returns at once, as a write into a socket's buffer does; the queue is written by a flush that runs on the thread
     /// pool after the work already queued there (typically the callers whose replies just arrived, sending their next
-    /// calls), so what they send meanwhile leaves together. While more than <see cref="QueueBudget"/> bytes wait, a
+    /// calls), so what they send meanwhile leaves together. While more than 1 MiB waits, a
     /// caller waits until its message is written, and one cancelled while it waits in the queue is not sent.
     /// </remarks>
     public override ValueTask SendAsync(IpyRpcMessage message, CancellationToken cancellationToken = default)
@@ -207,9 +210,6 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
         if (schedule && !HoldFlushes) ThreadPool.UnsafeQueueUserWorkItem(_flusher, preferLocal: false);
         return sent is null ? default : WaitWrittenAsync(sent, cancellationToken);
     }
-
-    /// <summary>The most bytes queued before a caller waits for its message to be written (the connection's backpressure).</summary>
-    internal const int QueueBudget = 1024 * 1024;
 
     /// <summary>Waits until a queued message is written; cancelled while it is still queued, it is taken out and not sent.</summary>
     private async ValueTask WaitWrittenAsync(TaskCompletionSource sent, CancellationToken cancellationToken)
