@@ -225,13 +225,8 @@ public sealed class RedisJobQueue : IJobQueue
     public async ValueTask<JobLease?> TakeAsync(string workerId, TimeSpan leaseDuration, CancellationToken cancellationToken)
     {
         var taker = new Taker(this, workerId, leaseDuration == Timeout.InfiniteTimeSpan ? TimeSpan.FromDays(3650) : leaseDuration);
-        lock (_gate)
-        {
-            if (_disposed == 1 || cancellationToken.IsCancellationRequested) return null; // a worker that stopped taking takes nothing
-            taker.Node = _takers.AddLast(taker);
-        }
-
-        Wake();
+        // Registered before the taker waits, so that once the stop's Cancel returns the taker is out of the list and
+        // takes nothing handed back after the stop (see SqliteJobQueue.TakeAsync).
         using CancellationTokenRegistration registration = cancellationToken.Register(static s =>
         {
             var t = (Taker)s!;
@@ -242,6 +237,13 @@ public sealed class RedisJobQueue : IJobQueue
 
             t.Result.TrySetResult(null);
         }, taker);
+        lock (_gate)
+        {
+            if (_disposed == 1 || cancellationToken.IsCancellationRequested) return null; // a worker that stopped taking takes nothing
+            taker.Node = _takers.AddLast(taker);
+        }
+
+        Wake();
         return await taker.Result.Task.ConfigureAwait(false);
     }
 

@@ -289,15 +289,9 @@ public sealed class SqliteJobQueue : IJobQueue
     public async ValueTask<JobLease?> TakeAsync(string workerId, TimeSpan leaseDuration, CancellationToken cancellationToken)
     {
         var taker = new Taker(this, workerId, leaseDuration == Timeout.InfiniteTimeSpan ? TimeSpan.FromDays(3650) : leaseDuration);
-        lock (_gate)
-        {
-            // A worker that stopped taking must not take what another of its slots just handed back: under the
-            // lock, any hand-back seen here came after the stop, so the token says so.
-            if (_disposed || cancellationToken.IsCancellationRequested) return null;
-            taker.Node = _takers.AddLast(taker);
-            DispatchTakers();
-        }
-
+        // Registered before the taker waits, so that once the stop's Cancel returns the taker is out of the list: a
+        // server stopping hands its running jobs back right after, and a slot that had just begun to wait must not
+        // take one (it would run it under a cancelled token and hand it back again, an attempt lost).
         using CancellationTokenRegistration registration = cancellationToken.Register(static s =>
         {
             var t = (Taker)s!;
@@ -307,6 +301,14 @@ public sealed class SqliteJobQueue : IJobQueue
                 t.Result.TrySetResult(null);
             }
         }, taker);
+        lock (_gate)
+        {
+            // Under the lock, a stop either shows in the token here or its callback waits for the lock and unlists.
+            if (_disposed || cancellationToken.IsCancellationRequested) return null;
+            taker.Node = _takers.AddLast(taker);
+            DispatchTakers();
+        }
+
         return await taker.Result.Task.ConfigureAwait(false);
     }
 

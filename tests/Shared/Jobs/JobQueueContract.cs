@@ -480,6 +480,35 @@ public abstract class DurableJobQueueContract : JobQueueContract
     }
 
     [Fact]
+    public async Task AWaitingWorkerThatStopsTakesNothingHandedInAfterItsStop()
+    {
+        // A server stopping cancels its slots' token and then hands its running jobs back. A slot that had just
+        // begun to wait must not take one of those: it would run it under a cancelled token and hand it back again,
+        // an attempt lost. Races a waiting take against a stop followed at once by a job; no round may take it.
+        IJobQueue queue = await OpenAsync();
+        for (int round = 0; round < 300; round++)
+        {
+            using var stop = new CancellationTokenSource();
+            var ready = new ManualResetEventSlim();
+            Task<JobLease?> waiting = Task.Run(async () =>
+            {
+                ready.Set();
+                return await queue.TakeAsync("stopping", TimeSpan.FromSeconds(30), stop.Token);
+            });
+            ready.Wait();
+            Thread.SpinWait(round % 50 * 20); // lands the stop at different points of the take
+            stop.Cancel();
+            JobTicket ticket = await queue.SubmitAsync(Request(detached: true));
+            JobLease? taken = await waiting.WaitAsync(Patience);
+            Assert.True(taken is null, $"round {round}: a worker that had stopped took job {taken?.Request.Id}");
+            JobLease next = await TakeAsync(queue);
+            Assert.Equal(ticket.JobId, next.Request.Id);
+            Assert.Equal(1, next.Attempt);
+            Assert.True(await next.CompleteAsync(Ok([1])));
+        }
+    }
+
+    [Fact]
     public async Task TwoQueueObjectsOnOneStoreShareItsJobsAndEvents()
     {
         // A server and a worker in different processes each open the store; here, two objects in one.
