@@ -267,6 +267,13 @@ public sealed class InMemoryJobQueue : IJobQueue
                 using CancellationTokenRegistration stop = cancellationToken.UnsafeRegister(static t => ((Taker)t!).TryGive(null), taker);
                 job = await taker.Job.ConfigureAwait(false);
                 if (job is null) return null; // stopped taking, or the queue closed
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    // Stopped while the job was on its way (handed over before the stop's callback could unlist this
+                    // taker): not leased yet, so it goes to another worker, or waits for one.
+                    Offer(job);
+                    return null;
+                }
             }
 
             if (job!.TryLease(workerId, leaseDuration) is { } lease)
