@@ -60,8 +60,11 @@ public interface IJobQueue : IAsyncDisposable
     /// </summary>
     /// <param name="workerId">Who takes it, for listings.</param>
     /// <param name="leaseDuration">How long the lease holds without renewal; <see cref="Timeout.InfiniteTimeSpan"/> for workers that live and die with the queue object.</param>
-    /// <param name="cancellationToken">Stops waiting.</param>
-    /// <returns>The lease, or <see langword="null"/> when the queue is shutting down.</returns>
+    /// <param name="cancellationToken">
+    /// Stops waiting: once its cancellation has returned, the call takes nothing submitted or handed back after it
+    /// (a job on its way to it then goes to another worker, unleased).
+    /// </param>
+    /// <returns>The lease, or <see langword="null"/> when the queue is shutting down or the wait was cancelled.</returns>
     ValueTask<JobLease?> TakeAsync(string workerId, TimeSpan leaseDuration, CancellationToken cancellationToken);
 }
 
