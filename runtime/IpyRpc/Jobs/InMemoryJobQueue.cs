@@ -270,8 +270,8 @@ public sealed class InMemoryJobQueue : IJobQueue
                 if (cancellationToken.IsCancellationRequested)
                 {
                     // Stopped while the job was on its way (handed over before the stop's callback could unlist this
-                    // taker): not leased yet, so it goes to another worker, or waits for one.
-                    Offer(job);
+                    // taker): not leased yet, so it goes to another worker, or waits for one; the queue closing ends it.
+                    if (!Offer(job)) job.Cancel(deadline: false, message: "The server is shutting down.");
                     return null;
                 }
             }

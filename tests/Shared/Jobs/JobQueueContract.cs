@@ -268,7 +268,7 @@ public abstract class JobQueueContract : IAsyncLifetime
         for (int round = 0; round < 300; round++)
         {
             using var stop = new CancellationTokenSource();
-            var ready = new ManualResetEventSlim();
+            using var ready = new ManualResetEventSlim();
             Task<JobLease?> waiting = Task.Run(async () =>
             {
                 ready.Set();
