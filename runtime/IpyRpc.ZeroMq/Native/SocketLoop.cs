@@ -278,6 +278,10 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// </summary>
     private void WakeIfNeededLocked()
     {
+        // A wake-up already signalled and not yet taken in: the I/O thread's next wait returns at once and it services
+        // the socket (ZMQ_EVENTS first) before it waits again, after this thread lets go. Asking here would cost two
+        // system calls for nothing.
+        if (Volatile.Read(ref _signalled) == 1) return;
         if ((Events() & LibZmq.POLLIN) != 0 || _pending is not null || _parked.Count > 0) Wake();
     }
 
@@ -302,8 +306,11 @@ internal sealed unsafe class SocketLoop : IDisposable
         {
             if (_parked.Count > 0) RetryParked();
             FlushLocked();
-            // After a receive that found nothing, and no send since, there is nothing new to learn from ZMQ_EVENTS.
-            int events = _commandsTaken && _pending is null ? 0 : Events();
+            // After a receive that found nothing, and no send since, there is nothing new to learn from ZMQ_EVENTS. With
+            // nothing waiting to be sent, a receive asks the socket directly: one that finds nothing takes in the pending
+            // commands as ZMQ_EVENTS would, so a batch costs one such look instead of two. (After a receive stopped at one
+            // message, ZMQ_EVENTS still says whether a backlog waits.)
+            int events = _commandsTaken && _pending is null ? 0 : _pending is null && !_deferred ? LibZmq.POLLIN : Events();
             // More waiting right after a receive stopped at one message: a backlog, drained whole this time.
             bool backlog = _deferred && (events & LibZmq.POLLIN) != 0;
             _deferred = false;
@@ -834,7 +841,7 @@ internal sealed unsafe class SocketLoop : IDisposable
                 // Finding nothing (EAGAIN) took in the socket's pending commands; interrupted, it may not have.
                 _commandsTaken = LibZmq.zmq_errno() == LibZmq.EAGAIN;
                 LibZmq.zmq_msg_close(&message);
-                if (_commandsTaken) _singles = n == 1;
+                if (_commandsTaken && n > 0) _singles = n == 1; // a look that found nothing says nothing of the pattern
                 return false;
             }
 
