@@ -21,9 +21,10 @@ namespace IpyRpc.ZeroMq.Native;
 /// <remarks>
 /// <c>ZMQ_FD</c> signals changes, not states: after any operation on the socket, by any thread, a message
 /// may already be waiting that the descriptor will not announce. So whoever used the socket reads
-/// <c>ZMQ_EVENTS</c> before letting go of it and wakes the I/O thread when there is something to do. Reading
-/// <c>ZMQ_EVENTS</c> costs two system calls, so the I/O thread skips it where the last thing it did was a
-/// receive that found nothing: that receive has already taken in every pending command. Likewise a lending loop
+/// <c>ZMQ_EVENTS</c> before letting go of it and wakes the I/O thread when there is something to do (unless a
+/// wake-up is already signalled: the I/O thread then looks itself). Reading <c>ZMQ_EVENTS</c> costs two system
+/// calls, so the I/O thread skips it where the last thing it did was a receive that found nothing (that receive has
+/// already taken in every pending command), and with nothing to send it receives instead of asking first. Likewise a lending loop
 /// whose messages have been coming one at a time takes one and runs its continuation before it asks for more (the
 /// receive that finds nothing costs the same two calls, and it looks after the continuation anyway), and it never
 /// waits before it has asked: libzmq announces a new message only to a reader that has found its queue empty. On
