@@ -280,8 +280,8 @@ internal sealed unsafe class SocketLoop : IDisposable
     private void WakeIfNeededLocked()
     {
         // A wake-up already signalled and not yet taken in: the I/O thread's next wait returns at once and it services
-        // the socket (ZMQ_EVENTS first) before it waits again, after this thread lets go. Asking here would cost two
-        // system calls for nothing.
+        // the socket (its commands taken in first) before it waits again, after this thread lets go. Asking here would
+        // cost two system calls for nothing.
         if (Volatile.Read(ref _signalled) == 1) return;
         if ((Events() & LibZmq.POLLIN) != 0 || _pending is not null || _parked.Count > 0) Wake();
     }
