@@ -269,7 +269,7 @@ public sealed class InMemoryJobQueue : IJobQueue
                 if (job is null) return null; // stopped taking, or the queue closed
                 if (cancellationToken.IsCancellationRequested)
                 {
-                    // Stopped while the job was on its way (handed over before the stop's callback could unlist this
+                    // Stopped while the job was on its way (handed over before the stop's callback could claim this
                     // taker): not leased yet, so it goes to another worker, or waits for one; the queue closing ends it.
                     if (!Offer(job)) job.Cancel(deadline: false, message: "The server is shutting down.");
                     return null;
