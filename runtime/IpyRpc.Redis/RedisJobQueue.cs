@@ -291,7 +291,9 @@ public sealed class RedisJobQueue : IJobQueue
 
                         if (taker is null || !taker.Result.TrySetResult(lease))
                         {
-                            await lease.AbandonAsync().ConfigureAwait(false); // the taker gave up meanwhile
+                            // The taker stopped waiting during the round trip: the job goes back as never taken, so
+                            // the worker that runs it counts the attempt the queue promised it.
+                            await UntakeAsync(lease).ConfigureAwait(false);
                         }
                     }
                 }
@@ -357,6 +359,15 @@ public sealed class RedisJobQueue : IJobQueue
         await EvalAsync(RedisScripts.Abandon, lease.Request.Id, lease.Attempt).ConfigureAwait(false);
         _leases.TryRemove(new KeyValuePair<string, Lease>(lease.Request.Id, lease));
         Wake();
+    }
+
+    private async Task UntakeAsync(Lease lease)
+    {
+        JobOutcome cancelled = JobOutcome.CancelledBy(lease.Request, whileQueued: true);
+        long n = (long)await EvalAsync(RedisScripts.Untake, lease.Request.Id, lease.Attempt, Now(), JobCodec.EncodeOutcome(cancelled)).ConfigureAwait(false);
+        _leases.TryRemove(new KeyValuePair<string, Lease>(lease.Request.Id, lease));
+        if (n > 0) Notify(lease.Request.Id, new JobEvent(n, JobEventKind.Completed, Outcome: cancelled)); // cancelled meanwhile
+        else Wake();
     }
 
     private void Lost(Lease lease)

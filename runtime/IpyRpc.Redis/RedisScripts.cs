@@ -93,9 +93,10 @@ internal static class RedisScripts
           redis.call('HSETNX', job, 'started', ARGV[4])
           redis.call('ZREM', P .. ':deadlines', id)
           redis.call('ZADD', P .. ':leases', now + tonumber(ARGV[3]), id)
-          if attempts > 1 then
+          if attempts > 1 and tonumber(redis.call('HGET', job, 'announced') or '0') < attempts then
             local n = append(id, 0, 0, '', attempts)
             publish(id, n, 0, 0, '', attempts, 0, '', '')
+            redis.call('HSET', job, 'announced', attempts)
           end
           local f = redis.call('HMGET', job, 'request', 'args')
           return {id, attempts, f[1], f[2] or '', entry}
@@ -168,6 +169,27 @@ internal static class RedisScripts
         redis.call('ZADD', P .. ':leases', 0, ARGV[2])
         redis.call('PUBLISH', P .. ':wake', ARGV[2])
         return 1
+        """;
+
+    /// <summary>
+    /// Puts back a job taken for a worker that had stopped waiting by the time it arrived: queued again as if never
+    /// taken, its attempt count one less and its deadline watched again (the redelivery's Started event, if its take
+    /// recorded one, stays: the attempt it announces is the next one). A cancel that came meanwhile ends it cancelled.
+    /// ARGV: prefix, id, attempt, now, cancelled outcome. Returns 0 when queued again, the Completed event's number when
+    /// cancelled, -1 when not held.
+    /// </summary>
+    public const string Untake = Library + """
+        local id = ARGV[2]
+        local job = jobkey(id)
+        if redis.call('HGET', job, 'state') ~= '1' or redis.call('HGET', job, 'attempts') ~= ARGV[3] then return -1 end
+        if redis.call('HGET', job, 'cancel') == '1' then return finish(id, '1', ARGV[3], '4', ARGV[4], ARGV[5], '', 0) end
+        if redis.call('HINCRBY', job, 'attempts', -1) == 0 then redis.call('HDEL', job, 'started', 'worker') end
+        redis.call('HSET', job, 'state', '0')
+        local deadline = redis.call('HGET', job, 'deadline')
+        if deadline then redis.call('ZADD', P .. ':deadlines', deadline, id) end
+        redis.call('ZADD', P .. ':leases', 0, id)
+        redis.call('PUBLISH', P .. ':wake', id)
+        return 0
         """;
 
     /// <summary>Records output. ARGV: prefix, id, attempt, per-job cap, then (stream, text) pairs. Returns the last event number, or -1 when the lease is gone.</summary>

@@ -1,5 +1,6 @@
 using IpyRpc.Jobs;
 using IpyRpc.Tests.Jobs;
+using StackExchange.Redis;
 
 namespace IpyRpc.Redis.Tests;
 
@@ -11,4 +12,99 @@ public sealed class RedisJobQueueTests(RedisFixture redis) : DurableJobQueueCont
 
     protected override async Task<IJobQueue> CreateAsync(JobRetention retention)
         => await RedisJobQueue.ConnectAsync(redis.Server.Configuration, new RedisJobQueueOptions { Name = _name, Retention = retention });
+
+    // The queue leases jobs for its waiting workers in one round trip; a worker can stop while that trip is on its
+    // way. These tests hold the trip up with CLIENT PAUSE WRITE (scripts wait, reads go on), stop the worker inside
+    // it, and check what becomes of the job the trip took for nobody.
+
+    [Fact]
+    public async Task AJobTakenForAWorkerThatStoppedOnTheWayGoesBackAsNeverTaken()
+    {
+        IJobQueue queue = await OpenAsync();
+        JobTicket ticket = await queue.SubmitAsync(Request(detached: true));
+        var seen = new Recorder();
+        using IDisposable? watch = await queue.WatchAsync(ticket.JobId, 0, seen);
+
+        // Attempt 1 is taken and its lease left to lapse, so the trip in the window takes attempt 2 and announces it.
+        JobLease first = await TakeAsync(queue, TimeSpan.FromMilliseconds(300));
+        await Task.Delay(500);
+
+        await using (await PauseWritesAsync(TimeSpan.FromMilliseconds(1500)))
+        {
+            using var stop = new CancellationTokenSource();
+            ValueTask<JobLease?> waiting = queue.TakeAsync("stopping", TimeSpan.FromSeconds(30), stop.Token);
+            await WaitForTripAsync();
+            stop.Cancel();
+            Assert.Null(await waiting.AsTask().WaitAsync(Patience));
+        }
+
+        // The trip took attempt 2 for the stopped worker (its Started event says so); the job went back, so the next
+        // worker runs attempt 2, not 3, and the redelivery is announced once.
+        JobLease next = await TakeAsync(queue);
+        Assert.Equal(ticket.JobId, next.Request.Id);
+        Assert.Equal(2, next.Attempt);
+        Assert.False(await first.CompleteAsync(Ok([1]))); // the lapsed attempt no longer holds it
+        Assert.True(await next.CompleteAsync(Ok([2])));
+        await seen.Completed.Task.WaitAsync(Patience);
+        Assert.Equal([2], seen.Snapshot().Where(e => e.Kind == JobEventKind.Started).Select(e => e.Attempt));
+        Assert.Equal(2, (await queue.GetAsync(ticket.JobId))!.Attempts);
+    }
+
+    [Fact]
+    public async Task ACancelThatLandsWhileAJobIsOnItsWayToAStoppedWorkerEndsIt()
+    {
+        IJobQueue queue = await OpenAsync();
+        JobTicket ticket = await queue.SubmitAsync(Request(detached: true));
+        var seen = new Recorder();
+        using IDisposable? watch = await queue.WatchAsync(ticket.JobId, 0, seen);
+
+        // The cancel goes over a connection of its own, so that it is not held up behind the trip. Its queue object
+        // trims the store as it opens and then once a second; the pause falls between the two, so nothing else of
+        // its own waits on the pause ahead of the cancel.
+        IJobQueue canceller = await OpenAsync();
+        await Task.Delay(200);
+
+        Task<bool> cancelling;
+        await using (await PauseWritesAsync(TimeSpan.FromMilliseconds(1500)))
+        {
+            using var stop = new CancellationTokenSource();
+            ValueTask<JobLease?> waiting = queue.TakeAsync("stopping", TimeSpan.FromSeconds(30), stop.Token);
+            await WaitForTripAsync();
+            stop.Cancel();
+            Assert.Null(await waiting.AsTask().WaitAsync(Patience));
+            // Its script waits on the pause behind the trip's, so it runs right after it: the job is running then,
+            // and the cancel only flags it.
+            cancelling = canceller.CancelAsync(ticket.JobId).AsTask();
+            await Task.Delay(200);
+        }
+
+        Assert.True(await cancelling.WaitAsync(Patience));
+        JobEvent done = await seen.Completed.Task.WaitAsync(Patience);
+        Assert.Equal(JobState.Cancelled, done.Outcome!.State);
+        JobInfo info = (await queue.GetAsync(ticket.JobId))!;
+        Assert.Equal(JobState.Cancelled, info.State);
+        Assert.InRange(info.Attempts, 0, 1); // 1 when the cancel came between the trip and the job's return, as intended
+        Assert.Null(await TakeNothingAsync(queue, TimeSpan.FromMilliseconds(500))); // nobody runs what was cancelled
+    }
+
+    /// <summary>Pauses the server's writes (scripts included) until the returned handle is disposed or the time is up.</summary>
+    private async Task<IAsyncDisposable> PauseWritesAsync(TimeSpan longest)
+    {
+        ConnectionMultiplexer admin = await ConnectionMultiplexer.ConnectAsync(redis.Server.Configuration + ",allowAdmin=true");
+        await admin.GetDatabase().ExecuteAsync("CLIENT", "PAUSE", (long)longest.TotalMilliseconds, "WRITE");
+        return new Unpause(admin);
+    }
+
+    /// <summary>Gives the queue's fetch loop time to send its take script, which then waits on the pause.</summary>
+    private static Task WaitForTripAsync() => Task.Delay(300);
+
+    private sealed class Unpause(ConnectionMultiplexer admin) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await admin.GetDatabase().ExecuteAsync("CLIENT", "UNPAUSE");
+            await admin.CloseAsync();
+            admin.Dispose();
+        }
+    }
 }
