@@ -293,7 +293,7 @@ public sealed class RedisJobQueue : IJobQueue
                         {
                             // The taker stopped waiting during the round trip: the job goes back as never taken, so
                             // the worker that runs it counts the attempt the queue promised it.
-                            await UntakeAsync(lease).ConfigureAwait(false);
+                            await HandBackAsync(lease, untake: true).ConfigureAwait(false);
                         }
                     }
                 }
@@ -318,6 +318,13 @@ public sealed class RedisJobQueue : IJobQueue
             string id = (string)fields[0]!;
             int attempt = (int)fields[1];
             JobRequest request = JobCodec.DecodeRequest(id, (byte[])fields[2]!, (byte[])fields[3]!);
+            if (fields.Length > 5)
+            {
+                // Lapsed after its cancel was asked for: its caller was told it is cancelled, so it does not run again.
+                await FinishAsync(id, JobState.Running, attempt, JobOutcome.CancelledBy(request, whileQueued: false)).ConfigureAwait(false);
+                continue;
+            }
+
             var lease = new Lease(this, request, attempt, taker.Duration, (string)fields[4]!);
             if (request.Deadline is { } deadline && deadline <= DateTimeOffset.UtcNow)
             {
@@ -356,17 +363,15 @@ public sealed class RedisJobQueue : IJobQueue
     private async Task AbandonAsync(Lease lease)
     {
         await FlushAsync(lease).ConfigureAwait(false);
-        await EvalAsync(RedisScripts.Abandon, lease.Request.Id, lease.Attempt).ConfigureAwait(false);
-        _leases.TryRemove(new KeyValuePair<string, Lease>(lease.Request.Id, lease));
-        Wake();
+        await HandBackAsync(lease, untake: false).ConfigureAwait(false);
     }
 
-    private async Task UntakeAsync(Lease lease)
+    private async Task HandBackAsync(Lease lease, bool untake)
     {
-        JobOutcome cancelled = JobOutcome.CancelledBy(lease.Request, whileQueued: true);
-        long n = (long)await EvalAsync(RedisScripts.Untake, lease.Request.Id, lease.Attempt, Now(), JobCodec.EncodeOutcome(cancelled)).ConfigureAwait(false);
+        JobOutcome cancelled = JobOutcome.CancelledBy(lease.Request, whileQueued: false);
+        long n = (long)await EvalAsync(RedisScripts.HandBack, lease.Request.Id, lease.Attempt, Now(), JobCodec.EncodeOutcome(cancelled), untake ? "1" : "0").ConfigureAwait(false);
         _leases.TryRemove(new KeyValuePair<string, Lease>(lease.Request.Id, lease));
-        if (n > 0) Notify(lease.Request.Id, new JobEvent(n, JobEventKind.Completed, Outcome: cancelled)); // cancelled meanwhile
+        if (n > 0) Notify(lease.Request.Id, new JobEvent(n, JobEventKind.Completed, Outcome: cancelled)); // its cancel was asked for meanwhile
         else Wake();
     }
 

@@ -74,7 +74,8 @@ internal static class RedisScripts
     /// <summary>
     /// Leases up to N jobs: first those whose lease lapsed (each lease's expiry is in <c>P:leases</c>;
     /// its stream entry is claimed over with XCLAIM), then new ones (XREADGROUP).
-    /// ARGV: prefix, consumer, lease ms, now, worker, (unused), how many. Returns an array of {id, attempt, request, args, entry}.
+    /// ARGV: prefix, consumer, lease ms, now, worker, (unused), how many. Returns an array of {id, attempt, request, args, entry},
+    /// and {id, attempt, request, '', '', 1} for a lapsed job whose cancel was asked for, for the caller to end cancelled.
     /// </summary>
     public const string Take = Library + """
         local stream = P .. ':stream'
@@ -110,7 +111,13 @@ internal static class RedisScripts
           local id = lapsed[1]
           redis.call('ZREM', P .. ':leases', id)
           local entry = redis.call('HGET', jobkey(id), 'entry')
-          if entry then
+          local f = redis.call('HMGET', jobkey(id), 'state', 'cancel', 'attempts', 'request')
+          if f[1] == '1' and f[2] == '1' then
+            -- Its cancel was asked for while it ran: it ends cancelled, not run again. The caller ends it (it
+            -- encodes the outcome); held meanwhile, so that a caller that fails leaves it to the next take.
+            redis.call('ZADD', P .. ':leases', now + tonumber(ARGV[3]), id)
+            table.insert(taken, {id, tonumber(f[3]), f[4], '', '', 1})
+          elseif entry then
             redis.call('XCLAIM', stream, 'workers', ARGV[2], 0, entry, 'JUSTID')
             local r = take(entry, id)
             if r then table.insert(taken, r) end
@@ -161,32 +168,26 @@ internal static class RedisScripts
         return tonumber(redis.call('HGET', job, 'cancel'))
         """;
 
-    /// <summary>Hands a job back: queued again, its lease expired at once so the next take claims it. ARGV: prefix, id, attempt.</summary>
-    public const string Abandon = Library + """
-        local job = jobkey(ARGV[2])
-        if redis.call('HGET', job, 'state') ~= '1' or redis.call('HGET', job, 'attempts') ~= ARGV[3] then return -1 end
-        redis.call('HSET', job, 'state', '0')
-        redis.call('ZADD', P .. ':leases', 0, ARGV[2])
-        redis.call('PUBLISH', P .. ':wake', ARGV[2])
-        return 1
-        """;
-
     /// <summary>
-    /// Puts back a job taken for a worker that had stopped waiting by the time it arrived: queued again as if never
-    /// taken, its attempt count one less and its deadline watched again (the redelivery's Started event, if its take
-    /// recorded one, stays: the attempt it announces is the next one). A cancel that came meanwhile ends it cancelled.
-    /// ARGV: prefix, id, attempt, now, cancelled outcome. Returns 0 when queued again, the Completed event's number when
-    /// cancelled, -1 when not held.
+    /// Hands a job back unfinished: queued again, its lease expired at once so the next take claims it. With
+    /// <c>untake</c> set, the job was taken for a worker that had stopped waiting by the time it arrived and goes back
+    /// as never taken: its attempt count one less (the redelivery's Started event, if its take recorded one, stays:
+    /// the attempt it announces is the next one) and its deadline watched again. A job whose cancel was asked for
+    /// while it was held ends cancelled instead (its caller was told so). ARGV: prefix, id, attempt, now, cancelled
+    /// outcome, untake ('1' or '0'). Returns 0 when queued again, the Completed event's number when cancelled, -1 when
+    /// not held.
     /// </summary>
-    public const string Untake = Library + """
+    public const string HandBack = Library + """
         local id = ARGV[2]
         local job = jobkey(id)
         if redis.call('HGET', job, 'state') ~= '1' or redis.call('HGET', job, 'attempts') ~= ARGV[3] then return -1 end
         if redis.call('HGET', job, 'cancel') == '1' then return finish(id, '1', ARGV[3], '4', ARGV[4], ARGV[5], '', 0) end
-        if redis.call('HINCRBY', job, 'attempts', -1) == 0 then redis.call('HDEL', job, 'started', 'worker') end
+        if ARGV[6] == '1' then
+          if redis.call('HINCRBY', job, 'attempts', -1) == 0 then redis.call('HDEL', job, 'started', 'worker') end
+          local deadline = redis.call('HGET', job, 'deadline')
+          if deadline then redis.call('ZADD', P .. ':deadlines', deadline, id) end
+        end
         redis.call('HSET', job, 'state', '0')
-        local deadline = redis.call('HGET', job, 'deadline')
-        if deadline then redis.call('ZADD', P .. ':deadlines', deadline, id) end
         redis.call('ZADD', P .. ':leases', 0, id)
         redis.call('PUBLISH', P .. ':wake', id)
         return 0

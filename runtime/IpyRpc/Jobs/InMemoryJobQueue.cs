@@ -589,6 +589,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         private DateTimeOffset? _started;
         private Lease? _lease;
         private JobOutcome? _outcome;
+        private JobOutcome? _cancelledWhileRunning; // the outcome a cancel asked for while it ran: handed back or lapsed, it ends so
         private bool _released;
         private bool _isFolded;
         private Timer? _deadlineTimer;
@@ -682,6 +683,12 @@ public sealed class InMemoryJobQueue : IJobQueue
                 if (_state != JobState.Running || _lease is not { } lease || lease.ExpiresAt > now) return false;
                 lease.Lose();
                 _lease = null;
+                if (_cancelledWhileRunning is { } cancelled)
+                {
+                    CompleteLocked(cancelled); // its caller was told it is cancelled: it does not run again
+                    return false;
+                }
+
                 _state = JobState.Queued;
                 return true;
             }
@@ -693,6 +700,12 @@ public sealed class InMemoryJobQueue : IJobQueue
             {
                 if (_lease != lease) return;
                 _lease = null;
+                if (_cancelledWhileRunning is { } cancelled)
+                {
+                    CompleteLocked(cancelled); // its caller was told it is cancelled: it does not run again elsewhere
+                    return;
+                }
+
                 _state = JobState.Queued;
                 if (!queue.Offer(this))
                 {
@@ -800,6 +813,8 @@ public sealed class InMemoryJobQueue : IJobQueue
                 }
 
                 running = _lease;
+                JobOutcome asked = deadline ? JobOutcome.DeadlinePassed(Request, whileQueued: false) : JobOutcome.CancelledBy(Request, whileQueued: false);
+                _cancelledWhileRunning ??= message is null ? asked : asked with { Error = asked.Error! with { Message = message } };
             }
 
             // Outside the lock: the token's callbacks run the function's own cancellation code.

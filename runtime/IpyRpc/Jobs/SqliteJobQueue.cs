@@ -347,11 +347,16 @@ public sealed class SqliteJobQueue : IJobQueue
                 using SqliteRows r = Query("""
                     UPDATE ipyrpc_jobs
                     SET state = 1, attempts = attempts + 1, worker = $worker, lease_until = $until, cancel = 0, started = coalesce(started, $now)
-                    WHERE seq = $seq AND (state = 0 OR (state = 1 AND lease_until < $now))
+                    WHERE seq = $seq AND (state = 0 OR (state = 1 AND lease_until < $now AND cancel = 0))
                     RETURNING id, request, args, attempts
                     """,
                     ("$worker", taker.WorkerId), ("$until", now + (long)taker.Duration.TotalMilliseconds), ("$now", now), ("$seq", candidate.Value));
-                if (!r.Read()) return null;
+                if (!r.Read())
+                {
+                    r.Close();
+                    return EndLapsedCancelled(candidate.Value, now);
+                }
+
                 string id = r.GetString(0);
                 JobRequest request = JobCodec.DecodeRequest(id, r.GetBytes(1), r.IsDBNull(2) ? ReadOnlyMemory<byte>.Empty : r.GetBytes(2));
                 int attempt = r.GetInt32(3);
@@ -375,6 +380,23 @@ public sealed class SqliteJobQueue : IJobQueue
             _leases[lease.Request.Id] = lease;
             return lease;
         }
+    }
+
+    /// <summary>
+    /// A lapsed job whose cancel was asked for while it ran ends cancelled rather than running again (its caller was
+    /// told it is cancelled). Returns an expired marker when it ended one, else null (taken by another process).
+    /// </summary>
+    private Lease? EndLapsedCancelled(long seq, long now)
+    {
+        using SqliteRows r = Query("SELECT id, request, attempts FROM ipyrpc_jobs WHERE seq = $seq AND state = 1 AND lease_until < $now AND cancel = 1",
+            ("$seq", seq), ("$now", now));
+        if (!r.Read()) return null;
+        string id = r.GetString(0);
+        JobRequest request = JobCodec.DecodeRequest(id, r.GetBytes(1), ReadOnlyMemory<byte>.Empty);
+        int attempt = r.GetInt32(2);
+        r.Close();
+        Finish(id, Running, attempt, JobOutcome.CancelledBy(request, whileQueued: false));
+        return new Lease(this, request, attempt, TimeSpan.Zero).Expired();
     }
 
     private bool Renew(Lease lease)
@@ -413,7 +435,13 @@ public sealed class SqliteJobQueue : IJobQueue
         {
             if (_disposed) return;
             Flush(lease);
-            Execute("UPDATE ipyrpc_jobs SET state = 0, lease_until = NULL WHERE id = $id AND state = 1 AND attempts = $attempt", ("$id", lease.Request.Id), ("$attempt", lease.Attempt));
+            InTransaction(() =>
+            {
+                // A job whose cancel was asked for while it ran ends cancelled rather than running again elsewhere.
+                long? cancel = Scalar<long?>("SELECT cancel FROM ipyrpc_jobs WHERE id = $id AND state = 1 AND attempts = $attempt", ("$id", lease.Request.Id), ("$attempt", lease.Attempt));
+                if (cancel == 1) return Finish(lease.Request.Id, Running, lease.Attempt, JobOutcome.CancelledBy(lease.Request, whileQueued: false));
+                return Execute("UPDATE ipyrpc_jobs SET state = 0, lease_until = NULL WHERE id = $id AND state = 1 AND attempts = $attempt", ("$id", lease.Request.Id), ("$attempt", lease.Attempt)) == 1;
+            });
             _leases.TryRemove(new KeyValuePair<string, Lease>(lease.Request.Id, lease));
             DispatchTakers();
         }

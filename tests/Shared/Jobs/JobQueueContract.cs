@@ -139,6 +139,46 @@ public abstract class JobQueueContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ARunningJobCancelledAndThenHandedBackEndsCancelledAndRunsNoMore()
+    {
+        // A worker that stops hands its running jobs back; one whose cancel it had been told of, but which did not
+        // end in time, must not run again elsewhere: the caller was told it is cancelled.
+        IJobQueue queue = await OpenAsync();
+        var seen = new Recorder();
+        JobTicket ticket = await queue.SubmitAsync(Request(), seen);
+        JobLease lease = await TakeAsync(queue);
+        Assert.True(await queue.CancelAsync(ticket.JobId));
+        await lease.AbandonAsync();
+
+        JobEvent done = await seen.Completed.Task.WaitAsync(Patience);
+        Assert.Equal(JobState.Cancelled, done.Outcome!.State);
+        Assert.Equal(ErrorCodes.Cancelled, done.Outcome.Error!.Code);
+        Assert.Null(await TakeNothingAsync(queue, TimeSpan.FromMilliseconds(500)));
+        JobInfo info = (await queue.GetAsync(ticket.JobId))!;
+        Assert.Equal(JobState.Cancelled, info.State);
+        Assert.Equal(1, info.Attempts);
+    }
+
+    [Fact]
+    public async Task ARunningJobCancelledWhoseLeaseThenLapsesEndsCancelledAndRunsNoMore()
+    {
+        // The worker told of the cancel dies before it ends the job: the job is not delivered again.
+        IJobQueue queue = await OpenAsync();
+        var seen = new Recorder();
+        JobTicket ticket = await queue.SubmitAsync(Request(), seen);
+        JobLease lease = await TakeAsync(queue, TimeSpan.FromMilliseconds(300));
+        Assert.True(await queue.CancelAsync(ticket.JobId));
+        await Task.Delay(500); // the lease lapses
+
+        Assert.Null(await TakeNothingAsync(queue, TimeSpan.FromMilliseconds(700), TimeSpan.FromMilliseconds(300)));
+        JobEvent done = await seen.Completed.Task.WaitAsync(Patience);
+        Assert.Equal(JobState.Cancelled, done.Outcome!.State);
+        Assert.Equal(1, (await queue.GetAsync(ticket.JobId))!.Attempts);
+        Assert.False(await lease.CompleteAsync(Ok([1]))); // the outcome is the cancel's
+        Assert.DoesNotContain(seen.Snapshot(), e => e.Kind == JobEventKind.Started);
+    }
+
+    [Fact]
     public async Task ALapsedLeaseIsDeliveredAgainAndOnlyTheCurrentLeaseCompletes()
     {
         IJobQueue queue = await OpenAsync();
