@@ -49,7 +49,7 @@ internal sealed unsafe class SocketLoop : IDisposable
     private readonly nint _socketFd; // the descriptor libzmq signals when the socket's state changes
     private Outgoing? _pending; // DEALER: a message the socket would not take yet (high-water mark); under _socketLock
     private bool _commandsTaken; // the last use of _socket took in all its pending commands (ZMQ_EVENTS, or a receive that found nothing); under _socketLock
-    private bool _singles; // the last receive that drained the socket found one message: the next may stop after its first (lending); under _socketLock
+    private bool _singles; // the last receive that drained the socket found one message: the next may stop after its first (lending), and senders send themselves; written under _socketLock, read by senders as a hint
     private bool _deferred; // the last receive stopped after one message without asking for more; under _socketLock
     private int _servicingThread; // the I/O thread while it services the socket; under _socketLock
     private bool _socketClosed; // under _socketLock
@@ -196,8 +196,9 @@ internal sealed unsafe class SocketLoop : IDisposable
     public static void SetLong(ZmqSocketHandle socket, int option, long value) => Check(LibZmq.zmq_setsockopt(socket, option, &value, sizeof(long)), $"set option {option}");
 
     /// <summary>
-    /// Sends a multipart message: on the calling thread when the socket is free, otherwise by the I/O
-    /// thread, woken for it. Safe from any thread; messages sent by one thread keep their order.
+    /// Sends a multipart message: on the calling thread when the socket is free and messages lately arrive one at a
+    /// time, otherwise by the I/O thread, woken for it (once for all the messages queued meanwhile). Safe from any
+    /// thread; messages sent by one thread keep their order.
     /// </summary>
     /// <param name="frames">The message's frames.</param>
     /// <param name="pooled">Pooled arrays the frames are slices of: released once libzmq is done with the message (sent, or lost with its peer), never while it may still read them.</param>
@@ -205,6 +206,16 @@ internal sealed unsafe class SocketLoop : IDisposable
     {
         if (_stopping) throw Closed();
         _outbound.Enqueue(new Outgoing(frames, pooled));
+        if (!Volatile.Read(ref _singles) && Environment.CurrentManagedThreadId != Volatile.Read(ref _leaderThread))
+        {
+            // Messages lately arrive in batches (many calls in flight): the callers' threads leave their messages to the
+            // I/O thread, woken once for all of them, which sends them together. Each sending its own would take the
+            // socket's lock, wake libzmq's I/O thread for its one message, and look at the socket's commands after it.
+            // A lone call's message (one at a time lately) goes out from its own thread, with no hop added.
+            Wake();
+            return;
+        }
+
         if (!Monitor.TryEnter(_socketLock))
         {
             Wake(); // the socket is busy (usually the I/O thread receiving): it sends this before it waits again
