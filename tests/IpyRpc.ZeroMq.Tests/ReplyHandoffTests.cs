@@ -107,6 +107,41 @@ public sealed class ReplyHandoffTests
         Assert.Equal(7, await client.CallAsync<int>("add", 3, 4).WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
+    [Fact]
+    public async Task AContinuationThatWaitsForAnotherOfItsBatchOfRepliesGetsItAndEveryCallerGoesOn()
+    {
+        // Replies that arrive together have their continuations run in turn on the I/O thread that received them. One
+        // that blocks until all the others have run must not wait for ever behind itself: the other I/O thread takes
+        // over receiving and queues the rest of the batch to the thread pool. Eight calls wait on the server and are
+        // released at once, so their replies come together; whichever continuation runs first waits for the others.
+        await using ZmqServer s = ZmqServer.Start();
+        await using IpyRpcClient client = await s.ConnectAsync();
+        const int Calls = 8;
+        int firstOnIoThread = 0;
+        for (int round = 0; round < 10; round++)
+        {
+            string[] gates = [.. Enumerable.Range(0, Calls).Select(i => Gates.NewName($"batch-{round}-{i}"))];
+            int ran = 0;
+            using var all = new ManualResetEventSlim();
+            Task[] callers = [.. gates.Select(gate => Task.Run(async () =>
+            {
+                await client.CallAsync<int>("wait", gate).ConfigureAwait(false);
+                bool onIoThread = OnClientIoThread();
+                int order = Interlocked.Increment(ref ran);
+                if (order == Calls) all.Set();
+                if (order != 1) return;
+                if (onIoThread) Interlocked.Increment(ref firstOnIoThread);
+                Assert.True(all.Wait(TimeSpan.FromSeconds(10)), "the other continuations never ran while the first one waited for them");
+            }))];
+            foreach (string gate in gates) await Gates.WaitAsync(gate + ".started");
+            foreach (string gate in gates) Gates.Open(gate);
+            await Task.WhenAll(callers).WaitAsync(TimeSpan.FromSeconds(20));
+        }
+
+        Assert.True(firstOnIoThread > 0, "no first continuation ran on the client's I/O thread, so none blocked it");
+        Assert.Equal(3, await client.CallAsync<int>("add", 1, 2).WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
     /// <summary>
     /// Makes a call whose continuation blocks the thread that ran it (the client's I/O thread that received the reply,
     /// usually) until <paramref name="release"/> is set; returns the blocked caller, and whether it blocks the I/O thread.

@@ -83,6 +83,7 @@ internal sealed unsafe class SocketLoop : IDisposable
     private bool _followerAsleep; // the follower waits to be woken (Monitor.Pulse), not on a timer; under _leaderGate
     private bool _handedLead; // the leader handed receiving to the (already counted out) follower; under _leaderGate
     private int _leaderThread; // the thread that leads (or last led); set under _socketLock
+    private HeldBatch? _batch; // the batch of continuations the leader runs in turn, for a follower that takes over to queue the rest; under _leaderGate
     private long _handOvers; // receiving handed to a follower, or taken over by one; under _leaderGate
     private bool _closing; // the last leader has stopped: followers stop too; under _leaderGate
     private readonly ManualResetEventSlim _stopped = new(false); // set once the last leader has closed everything
@@ -473,8 +474,11 @@ internal sealed unsafe class SocketLoop : IDisposable
 
                 if (_inContinuation && _continuations == running)
                 {
-                    // The same continuation as at the last look: it blocks or computes, and replies must not wait for it.
+                    // The same continuation as at the last look: it blocks or computes, and replies must not wait for it,
+                    // nor the continuations of its batch not yet begun (it may be waiting for one of them): the pool runs those.
                     _deposed = true;
+                    _batch?.QueueRest();
+                    _batch = null;
                     _idleFollowers--;
                     _handOvers++;
                     return true;
@@ -510,13 +514,17 @@ internal sealed unsafe class SocketLoop : IDisposable
         }
     }
 
-    /// <summary>The leader is about to run a continuation itself: only while a follower is there to take over from it.</summary>
-    private bool TryBeginContinuation()
+    /// <summary>
+    /// The leader is about to run a continuation (or a <paramref name="batch"/> of them) itself: only while a follower
+    /// is there to take over from it.
+    /// </summary>
+    private bool TryBeginContinuation(HeldBatch? batch)
     {
         lock (_leaderGate)
         {
             if (_idleFollowers == 0 || _stopping) return false;
             _inContinuation = true;
+            _batch = batch;
             _continuations++;
             if (_followerAsleep)
             {
@@ -534,6 +542,7 @@ internal sealed unsafe class SocketLoop : IDisposable
         lock (_leaderGate)
         {
             _inContinuation = false;
+            _batch = null;
             if (!_deposed) return true;
             _deposed = false;
             return false;
@@ -580,8 +589,8 @@ internal sealed unsafe class SocketLoop : IDisposable
         while (!_stopping)
         {
             // Lending: replies completed while the socket is serviced are held, and their callers' continuations run
-            // after it: a single one on this thread (the follower takes over if it runs long), several on this thread
-            // and the thread pool once the follower has taken over receiving, all on the thread pool when no follower is idle.
+            // after it, on this thread, in turn (the follower takes over receiving if one runs long, and queues those of
+            // the batch not yet begun to the thread pool); all on the thread pool when no follower is idle.
             ReplyHandoff? handoff = _lendThread ? ReplyHandoff.Begin() : null;
             bool retrySoon = false, deferred = false;
             lock (_socketLock)
@@ -600,9 +609,25 @@ internal sealed unsafe class SocketLoop : IDisposable
                 }
             }
 
-            if (handoff is { HasReplies: true })
+            if (handoff is { HeldReplies: > 1 })
             {
-                if (handoff.HeldReplies == 1 && TryBeginContinuation())
+                // Several replies at once (many calls in flight): this thread runs their continuations in turn, as it
+                // would a single one, instead of waking pool threads for them (the continuations mostly send their
+                // callers' next requests, which this thread, leading, sends at once). A follower that finds the batch
+                // still running takes over receiving and queues the continuations not yet begun to the thread pool.
+                HeldBatch batch = handoff.TakeBatch();
+                if (TryBeginContinuation(batch))
+                {
+                    batch.RunInline();
+                    if (!EndContinuation()) return false;
+                    continue;
+                }
+
+                batch.QueueRest(); // no follower to take over (it is receiving, or the loop stops)
+            }
+            else if (handoff is { HasReplies: true })
+            {
+                if (TryBeginContinuation(null))
                 {
                     // No hand-over: this thread runs the continuation and leads on (it services the socket first, as
                     // the continuation has usually sent the caller's next request), unless the follower took over.

@@ -12,7 +12,8 @@ namespace IpyRpc.Transports;
 /// that serves one exchange only (an HTTP client's read of one response). The pattern: on the receiving thread,
 /// <see cref="Begin"/> before delivering what was received (replies completed meanwhile are held, not
 /// completed), <see cref="End"/> after; then, when <see cref="HasReplies"/>, either hand receiving to another
-/// thread and call <see cref="RunInline"/>, or call <see cref="RunQueued"/>. A thread that serves one request and
+/// thread and call <see cref="RunInline"/>, or call <see cref="RunQueued"/> (or, with a second thread that takes
+/// over from a continuation it finds running, run them all in turn: <see cref="TakeBatch"/>). A thread that serves one request and
 /// writes its response next (an HTTP request's) calls <see cref="RunInlineOnce"/> instead. What is held: final replies to this
 /// side's own requests (output, progress and stream items are delivered as they arrive, before their reply), and
 /// a job the in-memory queue hands to a waiting worker (that worker then runs the job on this thread).
@@ -99,6 +100,20 @@ public sealed class ReplyHandoff
     /// <summary>Whether this thread is lent for one job only (<see cref="RunInlineOnce"/>): a worker asking for its next job here yields first.</summary>
     internal static bool LentForOne => t_lentForOne;
 
+    /// <summary>
+    /// Takes what was held as a batch whose continuations a receiving thread runs one after another
+    /// (<see cref="HeldBatch.RunInline"/>), for a thread whose second thread takes over receiving from it when it finds
+    /// it still running: that thread then queues the batch's remaining continuations to the thread pool
+    /// (<see cref="HeldBatch.QueueRest"/>), so that none waits behind one that blocks (it may be waiting for one of them).
+    /// </summary>
+    public HeldBatch TakeBatch()
+    {
+        End();
+        var batch = new HeldBatch([.. _held]);
+        _held.Clear();
+        return batch;
+    }
+
     /// <summary>Completes what was held, every continuation queued to the thread pool.</summary>
     public void RunQueued()
     {
@@ -113,6 +128,46 @@ public sealed class ReplyHandoff
         if (t_current is not { } handoff) return false;
         handoff._held.Add((target, value));
         return true;
+    }
+}
+
+/// <summary>
+/// Replies taken from a <see cref="ReplyHandoff"/> together: one thread runs their continuations in turn, and another
+/// may queue the ones not yet begun to the thread pool at any moment; each runs once, in one way or the other.
+/// </summary>
+public sealed class HeldBatch
+{
+    private readonly (IHeldCompletion Target, object? Value)[] _items;
+    private int _next;
+
+    internal HeldBatch((IHeldCompletion Target, object? Value)[] items) => _items = items;
+
+    /// <summary>How many replies the batch holds.</summary>
+    public int Count => _items.Length;
+
+    /// <summary>Runs the continuations on this thread, one after another, until none is left (or the rest were queued).</summary>
+    public void RunInline()
+    {
+        int i;
+        while ((i = Interlocked.Increment(ref _next) - 1) < _items.Length)
+        {
+            try
+            {
+                _items[i].Target.Complete(_items[i].Value, inline: true);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // A continuation's own failure belongs to its task; an awaiter that throws here must not take the receiving thread down.
+                System.Diagnostics.Debug.WriteLine(e);
+            }
+        }
+    }
+
+    /// <summary>Queues the continuations not yet begun to the thread pool.</summary>
+    public void QueueRest()
+    {
+        int i;
+        while ((i = Interlocked.Increment(ref _next) - 1) < _items.Length) _items[i].Target.Complete(_items[i].Value, inline: false);
     }
 }
 
