@@ -24,11 +24,12 @@ public static class IpyRpcZeroMqClient
     /// The client receives on an I/O thread of its own (named <c>IpyRpc.ZeroMq client</c> and the endpoint) and keeps a
     /// second one idle. When a reply arrives, the receiving thread runs the awaiting caller's continuation itself,
     /// instead of waking a thread-pool thread for it (see <see cref="Transports.ReplyHandoff"/>), and receives again
-    /// when it returns; the second thread takes over receiving from a continuation it finds still running when it
-    /// next looks (about a millisecond later), and at once when several replies arrived together. So code after an
+    /// when it returns; several replies that arrived together have their continuations run in turn. The second thread
+    /// takes over receiving from a continuation it finds still running when it next looks (about a millisecond
+    /// later), and queues to the thread pool the continuations of that batch not yet begun. So code after an
     /// <c>await</c> of a call may run on that thread; blocking or computing there is safe (the connection goes on
-    /// receiving, and a reply that finds no thread to take over from the receiving one goes to the thread pool as
-    /// usual).
+    /// receiving, the other callers of its batch go on from the thread pool, and a reply that finds no thread to take
+    /// over from the receiving one goes to the thread pool as usual).
     /// </remarks>
     /// <exception cref="ZeroMqNotFoundException">libzmq is not installed.</exception>
     public static Task<IpyRpcClient> ConnectAsync(string endpoint, IpyRpcClientOptions? options = null, ZeroMqOptions? zeroMq = null, CancellationToken cancellationToken = default)

@@ -5,9 +5,10 @@ namespace IpyRpc.ZeroMq.Tests;
 /// <summary>
 /// A ZeroMQ client runs a caller's continuation on the I/O thread that received the reply (no thread-pool wake-up on
 /// the way back); its second I/O thread, which waits without spinning, takes over receiving from a continuation it
-/// finds still running when it next looks (or at once, when several replies arrived together). These tests prove it happens, and that
-/// it never costs the connection its receiving: a continuation that blocks, waits synchronously for another call,
-/// or computes for long leaves the client answering others. (That a reply is never overtaken by the connection's
+/// finds still running when it next looks (several replies that arrived together have their continuations run in turn, and
+/// the ones not yet begun go to the thread pool when the other thread takes over). These tests prove it happens, and that
+/// it never costs the connection its receiving: a continuation that blocks, waits synchronously for another call (one of
+/// its own batch, too), or computes for long leaves the client answering others. (That a reply is never overtaken by the connection's
 /// end, held as it is until the receiving round is over, is ZeroMqRobustnessTests' graceful shutdown.)
 /// </summary>
 public sealed class ReplyHandoffTests
