@@ -457,6 +457,14 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// </summary>
     private bool WaitToLead()
     {
+        bool lead = WaitToLead(out HeldBatch? rest);
+        rest?.QueueRest(); // outside the gate: queuing a continuation may post it to its caller's synchronization context
+        return lead;
+    }
+
+    private bool WaitToLead(out HeldBatch? rest)
+    {
+        rest = null;
         lock (_leaderGate)
         {
             if (_closing) return false;
@@ -477,7 +485,7 @@ internal sealed unsafe class SocketLoop : IDisposable
                     // The same continuation as at the last look: it blocks or computes, and replies must not wait for it,
                     // nor the continuations of its batch not yet begun (it may be waiting for one of them): the pool runs those.
                     _deposed = true;
-                    _batch?.QueueRest();
+                    rest = _batch;
                     _batch = null;
                     _idleFollowers--;
                     _handOvers++;
