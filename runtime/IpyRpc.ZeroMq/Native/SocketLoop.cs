@@ -512,7 +512,8 @@ internal sealed unsafe class SocketLoop : IDisposable
 
     /// <summary>
     /// How often receiving has moved to another I/O thread (handed over, or taken over from a continuation), and how
-    /// many continuations the leader has run itself without handing over first. For tests.
+    /// many times the leader has run continuations itself without handing over first (a single one, or a batch in turn).
+    /// For tests.
     /// </summary>
     internal (long HandOvers, long RunInPlace) LeadCounts
     {
