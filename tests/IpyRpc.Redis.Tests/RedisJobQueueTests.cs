@@ -29,14 +29,7 @@ public sealed class RedisJobQueueTests(RedisFixture redis) : DurableJobQueueCont
         JobLease first = await TakeAsync(queue, TimeSpan.FromMilliseconds(300));
         await Task.Delay(500);
 
-        await using (await PauseWritesAsync(TimeSpan.FromMilliseconds(1500)))
-        {
-            using var stop = new CancellationTokenSource();
-            ValueTask<JobLease?> waiting = queue.TakeAsync("stopping", TimeSpan.FromSeconds(30), stop.Token);
-            await WaitForTripAsync();
-            stop.Cancel();
-            Assert.Null(await waiting.AsTask().WaitAsync(Patience));
-        }
+        await StopAWorkerWhileItsTakeIsOnItsWayAsync(queue);
 
         // The trip took attempt 2 for the stopped worker (its Started event says so); the job went back, so the next
         // worker runs attempt 2, not 3, and the redelivery is announced once.
@@ -64,19 +57,14 @@ public sealed class RedisJobQueueTests(RedisFixture redis) : DurableJobQueueCont
         IJobQueue canceller = await OpenAsync();
         await Task.Delay(200);
 
-        Task<bool> cancelling;
-        await using (await PauseWritesAsync(TimeSpan.FromMilliseconds(1500)))
+        Task<bool> cancelling = null!;
+        await StopAWorkerWhileItsTakeIsOnItsWayAsync(queue, async () =>
         {
-            using var stop = new CancellationTokenSource();
-            ValueTask<JobLease?> waiting = queue.TakeAsync("stopping", TimeSpan.FromSeconds(30), stop.Token);
-            await WaitForTripAsync();
-            stop.Cancel();
-            Assert.Null(await waiting.AsTask().WaitAsync(Patience));
             // Its script waits on the pause behind the trip's, so it runs right after it: the job is running then,
             // and the cancel only flags it.
             cancelling = canceller.CancelAsync(ticket.JobId).AsTask();
             await Task.Delay(200);
-        }
+        });
 
         Assert.True(await cancelling.WaitAsync(Patience));
         JobEvent done = await seen.Completed.Task.WaitAsync(Patience);
@@ -85,6 +73,23 @@ public sealed class RedisJobQueueTests(RedisFixture redis) : DurableJobQueueCont
         Assert.Equal(JobState.Cancelled, info.State);
         Assert.InRange(info.Attempts, 0, 1); // 1 when the cancel came between the trip and the job's return, as intended
         Assert.Null(await TakeNothingAsync(queue, TimeSpan.FromMilliseconds(500))); // nobody runs what was cancelled
+    }
+
+    /// <summary>
+    /// Holds the queue's take script up, has a worker begin to wait and stop inside that window, then does
+    /// <paramref name="meanwhile"/> before the script runs.
+    /// </summary>
+    private async Task StopAWorkerWhileItsTakeIsOnItsWayAsync(IJobQueue queue, Func<Task>? meanwhile = null)
+    {
+        await using (await PauseWritesAsync(TimeSpan.FromMilliseconds(1500)))
+        {
+            using var stop = new CancellationTokenSource();
+            ValueTask<JobLease?> waiting = queue.TakeAsync("stopping", TimeSpan.FromSeconds(30), stop.Token);
+            await WaitForTripAsync();
+            stop.Cancel();
+            Assert.Null(await waiting.AsTask().WaitAsync(Patience));
+            if (meanwhile is not null) await meanwhile();
+        }
     }
 
     /// <summary>Pauses the server's writes (scripts included) until the returned handle is disposed or the time is up.</summary>
