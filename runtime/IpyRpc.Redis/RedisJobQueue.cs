@@ -226,7 +226,8 @@ public sealed class RedisJobQueue : IJobQueue
     {
         var taker = new Taker(this, workerId, leaseDuration == Timeout.InfiniteTimeSpan ? TimeSpan.FromDays(3650) : leaseDuration);
         // Registered before the taker waits, so that once the stop's Cancel returns the taker is out of the list and
-        // takes nothing handed back after the stop (see SqliteJobQueue.TakeAsync).
+        // takes nothing handed back after the stop (see SqliteJobQueue.TakeAsync). A job already fetched for it, the
+        // round trip on its way, goes back as never taken (FetchLoopAsync).
         using CancellationTokenRegistration registration = cancellationToken.Register(static s =>
         {
             var t = (Taker)s!;

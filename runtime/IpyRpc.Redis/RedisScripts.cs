@@ -110,13 +110,13 @@ internal static class RedisScripts
           if #lapsed == 0 then break end
           local id = lapsed[1]
           redis.call('ZREM', P .. ':leases', id)
-          local entry = redis.call('HGET', jobkey(id), 'entry')
-          local f = redis.call('HMGET', jobkey(id), 'state', 'cancel', 'attempts', 'request')
-          if f[1] == '1' and f[2] == '1' then
+          local f = redis.call('HMGET', jobkey(id), 'entry', 'state', 'cancel', 'attempts')
+          local entry = f[1]
+          if f[2] == '1' and f[3] == '1' then
             -- Its cancel was asked for while it ran: it ends cancelled, not run again. The caller ends it (it
             -- encodes the outcome); held meanwhile, so that a caller that fails leaves it to the next take.
             redis.call('ZADD', P .. ':leases', now + tonumber(ARGV[3]), id)
-            table.insert(taken, {id, tonumber(f[3]), f[4], '', '', 1})
+            table.insert(taken, {id, tonumber(f[4]), redis.call('HGET', jobkey(id), 'request'), '', '', 1})
           elseif entry then
             redis.call('XCLAIM', stream, 'workers', ARGV[2], 0, entry, 'JUSTID')
             local r = take(entry, id)

@@ -62,7 +62,7 @@ public interface IJobQueue : IAsyncDisposable
     /// <param name="leaseDuration">How long the lease holds without renewal; <see cref="Timeout.InfiniteTimeSpan"/> for workers that live and die with the queue object.</param>
     /// <param name="cancellationToken">
     /// Stops waiting: once its cancellation has returned, the call takes nothing submitted or handed back after it
-    /// (a job on its way to it then goes to another worker, unleased).
+    /// (a job on its way to it then goes to another worker as if never taken: its attempts not counted).
     /// </param>
     /// <returns>The lease, or <see langword="null"/> when the queue is shutting down or the wait was cancelled.</returns>
     ValueTask<JobLease?> TakeAsync(string workerId, TimeSpan leaseDuration, CancellationToken cancellationToken);

@@ -142,9 +142,6 @@ public sealed class HeldBatch
 
     internal HeldBatch((IHeldCompletion Target, object? Value)[] items) => _items = items;
 
-    /// <summary>How many replies the batch holds.</summary>
-    public int Count => _items.Length;
-
     /// <summary>Runs the continuations on this thread, one after another, until none is left (or the rest were queued).</summary>
     public void RunInline()
     {
