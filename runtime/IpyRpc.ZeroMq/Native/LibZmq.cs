@@ -76,6 +76,7 @@ internal static unsafe partial class LibZmq
     [LibraryImport(Library)] public static partial int zmq_setsockopt(ZmqSocketHandle socket, int option, void* value, nuint length);
     [LibraryImport(Library, EntryPoint = "zmq_setsockopt")] public static partial int zmq_setsockopt_raw(nint socket, int option, void* value, nuint length);
     [LibraryImport(Library)] public static partial int zmq_getsockopt(ZmqSocketHandle socket, int option, void* value, nuint* length);
+    [LibraryImport(Library, EntryPoint = "zmq_getsockopt")] public static partial int zmq_getsockopt_raw(nint socket, int option, void* value, nuint* length);
     [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)] public static partial int zmq_bind(ZmqSocketHandle socket, string endpoint);
     [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)] public static partial int zmq_connect(ZmqSocketHandle socket, string endpoint);
     [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)] public static partial int zmq_socket_monitor(ZmqSocketHandle socket, string? endpoint, int events);
@@ -86,6 +87,11 @@ internal static unsafe partial class LibZmq
     [LibraryImport(Library)] public static partial int zmq_msg_init_data(ZmqMessage* message, void* data, nuint size, delegate* unmanaged<void*, void*, void> free, void* hint);
     [LibraryImport(Library)] public static partial int zmq_msg_send(ZmqMessage* message, ZmqSocketHandle socket, int flags);
     [LibraryImport(Library)] public static partial int zmq_msg_recv(ZmqMessage* message, ZmqSocketHandle socket, int flags);
+
+    // The same two by the socket's raw pointer: no reference count taken and given back around the call (two
+    // interlocked operations, about 25 ns a call), for a caller that holds the socket's lock, under which it is closed.
+    [LibraryImport(Library, EntryPoint = "zmq_msg_send")] public static partial int zmq_msg_send_raw(ZmqMessage* message, nint socket, int flags);
+    [LibraryImport(Library, EntryPoint = "zmq_msg_recv")] public static partial int zmq_msg_recv_raw(ZmqMessage* message, nint socket, int flags);
     [LibraryImport(Library)] public static partial int zmq_msg_close(ZmqMessage* message);
     [LibraryImport(Library)] public static partial void* zmq_msg_data(ZmqMessage* message);
     [LibraryImport(Library)] public static partial nuint zmq_msg_size(ZmqMessage* message);

@@ -36,6 +36,9 @@ internal sealed unsafe class SocketLoop : IDisposable
     private const int ZeroCopyThreshold = 32 * 1024;
     private readonly ZmqContextHandle _context;
     private readonly ZmqSocketHandle _socket;
+    // The socket's raw pointer, for the calls made a message under _socketLock: the handle is closed only under that
+    // lock, after which _socketClosed is set and nothing uses this, so it needs no reference count taken a call.
+    private readonly nint _socketPtr;
     private readonly int _wakeFd = -1; // Linux: the wake-up signal, an eventfd
     private bool _wakeFdClosed; // under _wakeLock
     private readonly ZmqSocketHandle? _wakeReceiver; // elsewhere: an inproc pair
@@ -138,6 +141,7 @@ internal sealed unsafe class SocketLoop : IDisposable
 
             _socket = Open(socketType);
             _socket.LingerMs = lingerMs;
+            _socketPtr = _socket.DangerousGetHandle();
             setup(_socket);
             nint fd = 0;
             nuint fdSize = OperatingSystem.IsWindows() ? (nuint)sizeof(nint) : sizeof(int);
@@ -268,7 +272,7 @@ internal sealed unsafe class SocketLoop : IDisposable
         {
             int events = 0;
             nuint size = sizeof(int);
-            if (LibZmq.zmq_getsockopt(_socket, LibZmq.EVENTS, &events, &size) == 0)
+            if (LibZmq.zmq_getsockopt_raw(_socketPtr, LibZmq.EVENTS, &events, &size) == 0)
             {
                 _commandsTaken = true;
                 return events;
@@ -795,7 +799,7 @@ internal sealed unsafe class SocketLoop : IDisposable
             do
             {
                 // A signal (the runtime suspends threads for the GC with one) interrupts a send that did nothing: send it again.
-                rc = LibZmq.zmq_msg_send(&message, _socket, flags);
+                rc = LibZmq.zmq_msg_send_raw(&message, _socketPtr, flags);
             }
             while (rc < 0 && (errno = LibZmq.zmq_errno()) == LibZmq.EINTR);
 
@@ -882,7 +886,7 @@ internal sealed unsafe class SocketLoop : IDisposable
 
             ZmqMessage message;
             LibZmq.zmq_msg_init(&message);
-            if (LibZmq.zmq_msg_recv(&message, _socket, LibZmq.DONTWAIT) < 0)
+            if (LibZmq.zmq_msg_recv_raw(&message, _socketPtr, LibZmq.DONTWAIT) < 0)
             {
                 // Finding nothing (EAGAIN) took in the socket's pending commands; interrupted, it may not have.
                 _commandsTaken = LibZmq.zmq_errno() == LibZmq.EAGAIN;
@@ -936,7 +940,7 @@ internal sealed unsafe class SocketLoop : IDisposable
                 LibZmq.zmq_msg_close(&message);
                 if (!more) break;
                 LibZmq.zmq_msg_init(&message);
-                if (ReceiveMore(&message, _socket) < 0)
+                if (ReceiveMore(&message, _socketPtr) < 0)
                 {
                     LibZmq.zmq_msg_close(&message);
                     break;
@@ -964,10 +968,10 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// Receives the next frame of a message already begun (libzmq delivers messages whole, so it is there),
     /// again when a signal interrupts the call: giving up would cut the message and misread the rest as another.
     /// </summary>
-    private static int ReceiveMore(ZmqMessage* message, ZmqSocketHandle socket)
+    private static int ReceiveMore(ZmqMessage* message, nint socket)
     {
         int rc;
-        while ((rc = LibZmq.zmq_msg_recv(message, socket, 0)) < 0 && LibZmq.zmq_errno() == LibZmq.EINTR)
+        while ((rc = LibZmq.zmq_msg_recv_raw(message, socket, 0)) < 0 && LibZmq.zmq_errno() == LibZmq.EINTR)
         {
         }
 
@@ -1001,7 +1005,7 @@ internal sealed unsafe class SocketLoop : IDisposable
                 LibZmq.zmq_msg_close(&message);
                 if (!more) break;
                 LibZmq.zmq_msg_init(&message);
-                ReceiveMore(&message, _zap!);
+                ReceiveMore(&message, _zap!.DangerousGetHandle()); // the leader's own, closed by the last leader after it stops
             }
 
             // version, request id, domain, address, routing id, mechanism, credentials...
@@ -1053,7 +1057,7 @@ internal sealed unsafe class SocketLoop : IDisposable
             while (more)
             {
                 LibZmq.zmq_msg_init(&message);
-                ReceiveMore(&message, _monitor!);
+                ReceiveMore(&message, _monitor!.DangerousGetHandle()); // the leader's own, closed by the last leader after it stops
                 more = LibZmq.zmq_msg_more(&message) != 0;
                 LibZmq.zmq_msg_close(&message);
             }
