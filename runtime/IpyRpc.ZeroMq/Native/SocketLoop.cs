@@ -37,7 +37,8 @@ internal sealed unsafe class SocketLoop : IDisposable
     private readonly ZmqContextHandle _context;
     private readonly ZmqSocketHandle _socket;
     // The socket's raw pointer, for the calls made a message under _socketLock: the handle is closed only under that
-    // lock, after which _socketClosed is set and nothing uses this, so it needs no reference count taken a call.
+    // lock, by the last leader once it has stopped servicing the socket, and other threads check _socketClosed under it
+    // before they send, so it needs no reference count taken a call.
     private readonly nint _socketPtr;
     private readonly int _wakeFd = -1; // Linux: the wake-up signal, an eventfd
     private bool _wakeFdClosed; // under _wakeLock

@@ -66,9 +66,15 @@ public sealed class ReplyHandoff
         (IHeldCompletion last, object? value) = _held[^1];
         _held.RemoveAt(_held.Count - 1);
         RunQueued();
+        RunHere(last, value);
+    }
+
+    /// <summary>Runs <paramref name="target"/>'s continuation on this thread, now.</summary>
+    internal static void RunHere(IHeldCompletion target, object? value)
+    {
         try
         {
-            last.Complete(value, inline: true);
+            target.Complete(value, inline: true);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -146,18 +152,7 @@ public sealed class HeldBatch
     public void RunInline()
     {
         int i;
-        while ((i = Interlocked.Increment(ref _next) - 1) < _items.Length)
-        {
-            try
-            {
-                _items[i].Target.Complete(_items[i].Value, inline: true);
-            }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                // A continuation's own failure belongs to its task; an awaiter that throws here must not take the receiving thread down.
-                System.Diagnostics.Debug.WriteLine(e);
-            }
-        }
+        while ((i = Interlocked.Increment(ref _next) - 1) < _items.Length) ReplyHandoff.RunHere(_items[i].Target, _items[i].Value);
     }
 
     /// <summary>Queues the continuations not yet begun to the thread pool.</summary>
