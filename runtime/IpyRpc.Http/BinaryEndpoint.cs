@@ -105,6 +105,12 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
             return;
         }
 
+        if (message.Kind == MessageKind.Close)
+        {
+            await CloseAsync(context, message).ConfigureAwait(false);
+            return;
+        }
+
         (HttpConnection? connection, bool ephemeral) = Find(context, message);
         if (connection is null)
         {
@@ -153,6 +159,36 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
                 await connection.Session.DisposeAsync().ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>
+    /// A client's <c>close</c>: the connection its header names ends now, as the client said (its calls still running are
+    /// cancelled, and the server hears of the disconnect), instead of when the idle sweep finds it. Answered with 204; a
+    /// close that names no connection this endpoint holds changes nothing.
+    /// </summary>
+    private async Task CloseAsync(HttpContext context, IpyRpcMessage message)
+    {
+        if (context.Request.Headers[ConnectionHeader].ToString() is not { Length: > 0 } id || !_connections.ContainsKey(id))
+        {
+            context.Response.StatusCode = StatusCodes.Status204NoContent;
+            return;
+        }
+
+        (HttpConnection? connection, _) = Find(context, message);
+        if (connection is null)
+        {
+            await WriteErrorAsync(context.Response, StatusCodes.Status403Forbidden, message.Id, ErrorCodes.Unauthorized,
+                $"This connection belongs to another principal than the one this request authenticated as ({context.User.Identity?.Name}); it cannot close it.");
+            return;
+        }
+
+        if (_connections.TryRemove(KeyValuePair.Create(connection.Id, connection)))
+        {
+            await connection.Session.HandleAsync(message).ConfigureAwait(false);
+            await connection.Session.DisposeAsync().ConfigureAwait(false);
+        }
+
+        context.Response.StatusCode = StatusCodes.Status204NoContent;
     }
 
     private bool _advertised;

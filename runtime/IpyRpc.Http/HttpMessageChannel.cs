@@ -52,6 +52,13 @@ public sealed class HttpMessageChannel : PushMessageChannel
             return default;
         }
 
+        if (message.Kind == MessageKind.Close)
+        {
+            // The client goes: told before the channel closes (closing aborts every request in flight), so the server ends
+            // this connection now rather than when its idle sweep finds it (ConnectionIdleTimeout, minutes later).
+            return _connection is null ? default : new ValueTask(CloseAsync(message));
+        }
+
         if (message.Kind == MessageKind.Credit)
         {
             // About a stream another request carries (same id): a request of its own, answered with 204, tracked by none.
@@ -66,6 +73,24 @@ public sealed class HttpMessageChannel : PushMessageChannel
         if (_closing.IsCancellationRequested) Abort(cts);
         _ = ExchangeAsync(message, cts);
         return default;
+    }
+
+    /// <summary>How long a client's dispose waits for the server to take its <c>close</c> (after that the idle sweep ends the connection).</summary>
+    internal static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
+
+    private async Task CloseAsync(IpyRpcMessage message)
+    {
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_closing.Token);
+            timeout.CancelAfter(CloseTimeout);
+            using HttpRequestMessage request = Request(message);
+            using HttpResponseMessage response = await PostAsync(request, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException)
+        {
+            // The server is gone or does not answer in time: its idle sweep ends the connection instead.
+        }
     }
 
     private async Task CreditAsync(IpyRpcMessage message)
