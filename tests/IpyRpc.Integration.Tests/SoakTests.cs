@@ -1,0 +1,332 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using IpyRpc.Http;
+using IpyRpc.Jobs;
+using IpyRpc.TestWorker;
+using IpyRpc.ZeroMq;
+using Xunit.Abstractions;
+
+namespace IpyRpc.Integration.Tests;
+
+/// <summary>
+/// One server on every transport at once, called for a while by clients on all of them with a mix of quick calls,
+/// echoes, calls that talk, calls that throw and calls cancelled or timed out while they run; each client connects,
+/// keeps eight calls in flight for a few hundred calls, and goes, over and over. Every answer is checked, and at the
+/// end nothing is left behind: no connection, no running call, no more threads, heap, sockets, pipes or event descriptors
+/// than a little over those at the start. <c>IPYRPC_SOAK_SECONDS</c> sets how long it runs (a few seconds in an ordinary
+/// test run; docs/TESTING.md has the long one).
+/// </summary>
+[Collection(nameof(SoakCollection))]
+public sealed class SoakTests(ITestOutputHelper output)
+{
+    private const int InFlightPerClient = 8;
+
+    private static int Seconds => int.TryParse(Environment.GetEnvironmentVariable("IPYRPC_SOAK_SECONDS"), out int s) && s > 0 ? s : 6;
+
+    [Fact]
+    public async Task EveryTransportAtOnceForAWhileAnswersEveryCallRightAndLeavesNothingBehind()
+    {
+        var watch = new Watch();
+        int sleepingAtStart = Volatile.Read(ref SoakFunctions.Sleeping);
+        string ipc = Path.Combine(Path.GetTempPath(), $"ipyrpc-soak-{Guid.NewGuid():N}.sock");
+        var stats = new Stats();
+        await using (var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 4 * InFlightPerClient }))
+        {
+            server.Register(typeof(SoakFunctions));
+            await using IpyRpcZeroMqServer tcp = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
+            await using IpyRpcZeroMqServer unix = IpyRpcZeroMqServer.Start(server, "ipc://" + ipc);
+            await using IpyRpcHttpServer http = await IpyRpcHttpServer.StartAsync(server);
+            Uri address = http.Address;
+
+            var lanes = new (string Carrier, Func<Task<IpyRpcClient>> Connect)[]
+            {
+                ("zeromq-tcp", () => IpyRpcZeroMqClient.ConnectAsync(tcp.Endpoint)),
+                ("zeromq-ipc", () => IpyRpcZeroMqClient.ConnectAsync(unix.Endpoint)),
+                ("websocket", () => IpyRpcHttpClient.ConnectAsync(address, HttpCarrier.WebSocket)),
+                ("http-requests", () => IpyRpcHttpClient.ConnectAsync(address, HttpCarrier.Requests)),
+            };
+
+            var until = Stopwatch.StartNew();
+            TimeSpan length = TimeSpan.FromSeconds(Seconds);
+            var running = new List<Task>();
+            foreach ((string carrier, Func<Task<IpyRpcClient>> connect) in lanes)
+            {
+                running.Add(Task.Run(() => ClientLaneAsync(carrier, connect, stats, until, length)));
+            }
+
+            running.Add(Task.Run(() => JsonRpcLaneAsync(address, stats, until, length)));
+            Task all = Task.WhenAll(running);
+            while (!all.IsCompleted)
+            {
+                await Task.WhenAny(all, Task.Delay(1000));
+                watch.Check(stats.Calls);
+            }
+
+            await all.WaitAsync(TimeSpan.FromMinutes(2));
+            double elapsed = until.Elapsed.TotalSeconds;
+
+            // Every client is gone: the server holds no connection and runs nothing for them.
+            Assert.True(await EventuallyAsync(() => server.Connections.Count == 0), $"connections left: {string.Join(", ", server.Connections.Select(c => c.Transport))}");
+            Assert.True(await EventuallyAsync(() => Volatile.Read(ref SoakFunctions.Sleeping) == sleepingAtStart), $"{SoakFunctions.Sleeping} cancelled or timed-out calls still running on the server");
+            Assert.True(await EventuallyAsync(async () => (await server.Queue.ListAsync(new JobQuery { State = JobState.Running })).Count == 0 && (await server.Queue.ListAsync(new JobQuery { State = JobState.Queued })).Count == 0), "jobs left running or queued");
+
+            output.WriteLine($"{Seconds} s: {stats.Calls} calls in {elapsed:F1} s ({stats.Calls / elapsed:F0} a second), {stats.Connections} connections");
+            foreach ((string key, int count) in stats.ByKind.OrderBy(k => k.Key)) output.WriteLine($"  {key}: {count}");
+            Assert.True(stats.Errors.IsEmpty, $"{stats.Errors.Count} wrong answers, the first: {string.Join(" | ", stats.Errors.Take(5))}");
+            foreach (string carrier in lanes.Select(l => l.Carrier).Append("jsonrpc"))
+            {
+                foreach (string kind in carrier == "jsonrpc" ? new[] { "add", "fail", "unknown" } : ["add", "echo", "talk", "fail", "cancel", "timeout"])
+                {
+                    Assert.True(stats.ByKind.GetValueOrDefault($"{carrier} {kind}") > 0, $"no {kind} over {carrier}");
+                }
+            }
+        }
+
+        // With the server and its hosts gone too: threads, heap and descriptors back near where they started.
+        File.Delete(ipc);
+        Assert.True(await EventuallyAsync(() => Watch.DescriptorsNow() - watch.Descriptors < 16), $"descriptors (not files): {watch.Descriptors} at the start, {Watch.DescriptorsNow()} at the end ({Watch.DescriptorKinds()})");
+        watch.Check(stats.Calls);
+        output.WriteLine($"peak heap {watch.PeakHeap / 1048576} MiB (start {watch.Heap / 1048576}), peak threads {watch.PeakThreads} (start {watch.Threads}), peak descriptors {watch.PeakDescriptors} (start {watch.Descriptors})");
+    }
+
+    private static async Task ClientLaneAsync(string carrier, Func<Task<IpyRpcClient>> connect, Stats stats, Stopwatch clock, TimeSpan length)
+    {
+        var random = new Random(carrier.GetHashCode());
+        while (clock.Elapsed < length)
+        {
+            await using IpyRpcClient client = await connect();
+            Interlocked.Increment(ref stats.Connections);
+            int callsEach = random.Next(20, 120);
+            int seed = random.Next();
+            await Task.WhenAll(Enumerable.Range(0, InFlightPerClient).Select(i => Task.Run(async () =>
+            {
+                var mine = new Random(seed + i);
+                for (int n = 0; n < callsEach && clock.Elapsed < length; n++) await OneCallAsync(carrier, client, mine, stats);
+            })));
+        }
+    }
+
+    private static async Task OneCallAsync(string carrier, IpyRpcClient client, Random random, Stats stats)
+    {
+        int pick = random.Next(100);
+        string kind = pick < 50 ? "add" : pick < 68 ? "echo" : pick < 80 ? "talk" : pick < 90 ? "fail" : pick < 95 ? "cancel" : "timeout";
+        try
+        {
+            switch (kind)
+            {
+                case "add":
+                {
+                    int a = random.Next(-1_000_000, 1_000_000), b = random.Next(-1_000_000, 1_000_000);
+                    int sum = await client.CallAsync<int>("soak.add", a, b);
+                    if (sum != a + b) stats.Wrong(carrier, kind, $"{a} + {b} came back {sum}");
+                    break;
+                }
+                case "echo":
+                {
+                    // Mostly small, now and then a few hundred kilobytes (pooled and sent without a copy).
+                    byte[] data = new byte[random.Next(20) == 0 ? random.Next(64 * 1024, 400 * 1024) : random.Next(0, 2048)];
+                    random.NextBytes(data);
+                    byte[] back = await client.CallAsync<byte[]>("soak.echo", data);
+                    if (!back.AsSpan().SequenceEqual(data)) stats.Wrong(carrier, kind, $"{data.Length} bytes came back as {back.Length} different ones");
+                    break;
+                }
+                case "talk":
+                {
+                    int lines = random.Next(1, 40);
+                    var heard = new StringBuilder();
+                    int count = await client.CallAsync<int>("soak.talk", [lines], new CallOptions { Output = (_, text) => { lock (heard) heard.Append(text); } });
+                    string expected = string.Concat(Enumerable.Range(0, lines).Select(i => $"soak line {i}{Environment.NewLine}"));
+                    string got;
+                    lock (heard) got = heard.ToString();
+                    if (count != lines || got != expected) stats.Wrong(carrier, kind, $"{lines} lines: returned {count}, heard {got.Length} characters against {expected.Length}");
+                    break;
+                }
+                case "fail":
+                {
+                    string message = $"soak failure {random.Next()}";
+                    try
+                    {
+                        await client.CallAsync<int>("soak.fail", message);
+                        stats.Wrong(carrier, kind, "no exception");
+                    }
+                    catch (RemoteException e) when (e.RemoteType == typeof(InvalidOperationException).FullName && e.RemoteMessage == message)
+                    {
+                    }
+
+                    break;
+                }
+                case "cancel":
+                {
+                    // The caller gives up while the function waits; the server's function sees it (the test's end finds none left).
+                    using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(random.Next(2, 40)));
+                    try
+                    {
+                        await client.CallAsync<int>("soak.sleep", [60_000], null, cancel.Token);
+                        stats.Wrong(carrier, kind, "a cancelled call returned");
+                    }
+                    catch (OperationCanceledException)
+                    {
+                    }
+
+                    break;
+                }
+                case "timeout":
+                {
+                    try
+                    {
+                        await client.CallAsync<int>("soak.sleep", [60_000], new CallOptions { Timeout = TimeSpan.FromMilliseconds(random.Next(5, 60)) });
+                        stats.Wrong(carrier, kind, "a timed-out call returned");
+                    }
+                    catch (IpyRpcTimeoutException)
+                    {
+                    }
+
+                    break;
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            stats.Wrong(carrier, kind, e.GetType().Name + ": " + e.Message);
+        }
+
+        stats.Count(carrier, kind);
+    }
+
+    private static async Task JsonRpcLaneAsync(Uri address, Stats stats, Stopwatch clock, TimeSpan length)
+    {
+        var random = new Random(7);
+        while (clock.Elapsed < length)
+        {
+            using var http = new HttpClient { BaseAddress = address };
+            Interlocked.Increment(ref stats.Connections);
+            int callsEach = random.Next(20, 120);
+            int seed = random.Next();
+            await Task.WhenAll(Enumerable.Range(0, InFlightPerClient).Select(i => Task.Run(async () =>
+            {
+                var mine = new Random(seed + i);
+                for (int n = 0; n < callsEach && clock.Elapsed < length; n++) await OneJsonRpcCallAsync(http, mine, stats);
+            })));
+        }
+    }
+
+    private static async Task OneJsonRpcCallAsync(HttpClient http, Random random, Stats stats)
+    {
+        int pick = random.Next(100);
+        string kind = pick < 80 ? "add" : pick < 92 ? "fail" : "unknown";
+        int id = random.Next();
+        int a = random.Next(-1_000_000, 1_000_000), b = random.Next(-1_000_000, 1_000_000);
+        object request = kind switch
+        {
+            "add" => new { jsonrpc = "2.0", method = "soak.add", @params = new[] { a, b }, id },
+            "fail" => new { jsonrpc = "2.0", method = "soak.fail", @params = new[] { $"soak failure {a}" }, id },
+            _ => (object)new { jsonrpc = "2.0", method = "soak.nothing_here", @params = Array.Empty<int>(), id },
+        };
+        try
+        {
+            using HttpResponseMessage response = await http.PostAsJsonAsync("rpc", request);
+            using JsonDocument reply = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+            JsonElement root = reply.RootElement;
+            bool right = root.GetProperty("id").GetInt32() == id && kind switch
+            {
+                "add" => root.GetProperty("result").GetInt32() == a + b,
+                "fail" => root.GetProperty("error").GetProperty("message").GetString()!.Contains($"soak failure {a}"),
+                _ => root.GetProperty("error").GetProperty("code").GetInt32() == -32601,
+            };
+            if (!right) stats.Wrong("jsonrpc", kind, root.GetRawText());
+        }
+        catch (Exception e)
+        {
+            stats.Wrong("jsonrpc", kind, e.GetType().Name + ": " + e.Message);
+        }
+
+        stats.Count("jsonrpc", kind);
+    }
+
+    private static async Task<bool> EventuallyAsync(Func<bool> condition) => await EventuallyAsync(() => Task.FromResult(condition()));
+
+    private static async Task<bool> EventuallyAsync(Func<Task<bool>> condition)
+    {
+        for (var clock = Stopwatch.StartNew(); clock.Elapsed < TimeSpan.FromSeconds(20); await Task.Delay(50))
+        {
+            if (await condition()) return true;
+        }
+
+        return await condition();
+    }
+
+    private sealed class Stats
+    {
+        public int Connections;
+        private int _calls;
+
+        public int Calls => Volatile.Read(ref _calls);
+
+        public ConcurrentDictionary<string, int> ByKind { get; } = new();
+
+        public ConcurrentQueue<string> Errors { get; } = new();
+
+        public void Count(string carrier, string kind)
+        {
+            Interlocked.Increment(ref _calls);
+            ByKind.AddOrUpdate($"{carrier} {kind}", 1, (_, n) => n + 1);
+        }
+
+        public void Wrong(string carrier, string kind, string what) => Errors.Enqueue($"{carrier} {kind}: {what}");
+    }
+
+    /// <summary>This process's threads, heap and open descriptors (other than files): their start, their peaks, and bounds on their growth.</summary>
+    private sealed class Watch
+    {
+        public long Heap { get; } = GC.GetTotalMemory(forceFullCollection: true);
+
+        public int Threads { get; } = ThreadsNow();
+
+        public int Descriptors { get; } = DescriptorsNow();
+
+        public long PeakHeap { get; private set; }
+
+        public int PeakThreads { get; private set; }
+
+        public int PeakDescriptors { get; private set; }
+
+        /// <summary>
+        /// The open descriptors that are not files: sockets, pipes, event and epoll descriptors, what a connection or a
+        /// socket left open would leave (the runtime keeps each assembly it loads open as a file, and loads some as it goes).
+        /// </summary>
+        public static int DescriptorsNow() => Directory.GetFiles("/proc/self/fd").Count(fd => new FileInfo(fd).LinkTarget is { } target && !target.StartsWith('/'));
+
+        /// <summary>What the open descriptors that are not files are, counted by kind (sockets, pipes, event and epoll descriptors).</summary>
+        public static string DescriptorKinds() => string.Join(", ", Directory.GetFiles("/proc/self/fd")
+            .Select(fd => new FileInfo(fd).LinkTarget ?? "?")
+            .Where(target => !target.StartsWith('/'))
+            .GroupBy(target => target.Split(':', '[')[0] + (target.StartsWith("anon_inode") ? target[target.IndexOf(':')..] : ""))
+            .OrderByDescending(g => g.Count())
+            .Select(g => $"{g.Key} {g.Count()}"));
+
+        public void Check(int calls)
+        {
+            long heap = GC.GetTotalMemory(forceFullCollection: true);
+            int threads = ThreadsNow(), descriptors = DescriptorsNow();
+            PeakHeap = Math.Max(PeakHeap, heap);
+            PeakThreads = Math.Max(PeakThreads, threads);
+            PeakDescriptors = Math.Max(PeakDescriptors, descriptors);
+            Assert.True(heap - Heap < 256L * 1024 * 1024, $"the heap grew from {Heap / 1048576} MiB to {heap / 1048576} MiB after {calls} calls");
+            Assert.True(threads - Threads < 64, $"threads grew from {Threads} to {threads} after {calls} calls");
+            Assert.True(descriptors - Descriptors < 512, $"descriptors (not files) grew from {Descriptors} to {descriptors} after {calls} calls");
+        }
+
+        private static int ThreadsNow()
+        {
+            using var self = Process.GetCurrentProcess();
+            return self.Threads.Count;
+        }
+    }
+}
+
+/// <summary>The soak runs alone: the threads, heap and descriptors it watches are the whole process's.</summary>
+[CollectionDefinition(nameof(SoakCollection), DisableParallelization = true)]
+public sealed class SoakCollection;

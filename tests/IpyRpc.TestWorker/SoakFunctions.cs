@@ -1,0 +1,64 @@
+namespace IpyRpc.TestWorker;
+
+/// <summary>What the integration tests' soak calls (in process, beside its server): quick answers, echoes, talk, failures and waits that are cancelled.</summary>
+public static class SoakFunctions
+{
+    /// <summary>How many <see cref="Sleep"/> calls are running now (the soak waits for none at its end).</summary>
+    public static int Sleeping;
+
+    /// <summary>How many <see cref="Sleep"/> calls saw their cancellation.</summary>
+    public static int SleepsCancelled;
+
+    /// <summary>Adds two numbers.</summary>
+    /// <param name="a">The first.</param>
+    /// <param name="b">The second.</param>
+    [IpyRpcExport("soak.add")]
+    public static int Add(int a, int b) => a + b;
+
+    /// <summary>Returns the bytes it was given.</summary>
+    /// <param name="data">The bytes.</param>
+    [IpyRpcExport("soak.echo")]
+    public static byte[] Echo(byte[] data) => data;
+
+    /// <summary>Prints <paramref name="lines"/> numbered lines, yielding now and then, and returns how many.</summary>
+    /// <param name="lines">How many lines.</param>
+    [IpyRpcExport("soak.talk")]
+    public static async Task<int> Talk(int lines)
+    {
+        for (int i = 0; i < lines; i++)
+        {
+            Console.WriteLine($"soak line {i}");
+            if (i % 8 == 7) await Task.Yield();
+        }
+
+        return lines;
+    }
+
+    /// <summary>Throws <see cref="InvalidOperationException"/> with <paramref name="message"/>.</summary>
+    /// <param name="message">The message.</param>
+    [IpyRpcExport("soak.fail")]
+    public static int Fail(string message) => throw new InvalidOperationException(message);
+
+    /// <summary>Waits <paramref name="ms"/> milliseconds, or until cancelled, and returns <paramref name="ms"/>.</summary>
+    /// <param name="ms">How long.</param>
+    /// <param name="cancellationToken">The call's cancellation.</param>
+    [IpyRpcExport("soak.sleep")]
+    public static async Task<int> Sleep(int ms, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref Sleeping);
+        try
+        {
+            await Task.Delay(ms, cancellationToken);
+            return ms;
+        }
+        catch (OperationCanceledException)
+        {
+            Interlocked.Increment(ref SleepsCancelled);
+            throw;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref Sleeping);
+        }
+    }
+}
