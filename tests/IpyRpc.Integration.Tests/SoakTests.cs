@@ -13,7 +13,8 @@ namespace IpyRpc.Integration.Tests;
 
 /// <summary>
 /// One server on every transport at once, called for a while by clients on all of them with a mix of quick calls,
-/// echoes, calls that talk, calls that throw and calls cancelled or timed out while they run; each client connects,
+/// echoes, calls that talk, streams, calls the server answers by calling the caller back, calls that throw and calls
+/// cancelled or timed out while they run; each client connects,
 /// keeps eight calls in flight for a few hundred calls, and goes, over and over. Every answer is checked, and at the
 /// end nothing is left behind: no connection, no running call, no more threads, heap, sockets, pipes or event descriptors
 /// than a little over those at the start. <c>IPYRPC_SOAK_SECONDS</c> sets how long it runs (a few seconds in an ordinary
@@ -23,6 +24,10 @@ namespace IpyRpc.Integration.Tests;
 public sealed class SoakTests(ITestOutputHelper output)
 {
     private const int InFlightPerClient = 8;
+    private const long RetentionBytes = 16L * 1024 * 1024;
+
+    // The server calls these clients back (over the carriers that go both ways); the output of those calls is not checked.
+    private static readonly IpyRpcClientOptions Exporting = new() { Exports = [typeof(SoakClientSide)], Output = (_, _) => { } };
 
     private static int Seconds => int.TryParse(Environment.GetEnvironmentVariable("IPYRPC_SOAK_SECONDS"), out int s) && s > 0 ? s : 6;
 
@@ -33,7 +38,10 @@ public sealed class SoakTests(ITestOutputHelper output)
         int sleepingAtStart = Volatile.Read(ref SoakFunctions.Sleeping);
         string ipc = Path.Combine(Path.GetTempPath(), $"ipyrpc-soak-{Guid.NewGuid():N}.sock");
         var stats = new Stats();
-        await using (var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 4 * InFlightPerClient }))
+        // Finished calls' records are kept within a budget; a small one, so that a long run reaches it and the heap's
+        // bound below says the budget holds (the default, 256 MiB, would take a few minutes to fill).
+        var queue = new InMemoryJobQueue(new InMemoryJobQueueOptions { Retention = new JobRetention { MaxAge = TimeSpan.FromHours(1), MaxBytes = RetentionBytes } });
+        await using (var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 4 * InFlightPerClient, Queue = queue }))
         {
             server.Register(typeof(SoakFunctions));
             await using IpyRpcZeroMqServer tcp = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
@@ -43,10 +51,10 @@ public sealed class SoakTests(ITestOutputHelper output)
 
             var lanes = new (string Carrier, Func<Task<IpyRpcClient>> Connect)[]
             {
-                ("zeromq-tcp", () => IpyRpcZeroMqClient.ConnectAsync(tcp.Endpoint)),
-                ("zeromq-ipc", () => IpyRpcZeroMqClient.ConnectAsync(unix.Endpoint)),
-                ("websocket", () => IpyRpcHttpClient.ConnectAsync(address, HttpCarrier.WebSocket)),
-                ("http-requests", () => IpyRpcHttpClient.ConnectAsync(address, HttpCarrier.Requests)),
+                ("zeromq-tcp", () => IpyRpcZeroMqClient.ConnectAsync(tcp.Endpoint, Exporting)),
+                ("zeromq-ipc", () => IpyRpcZeroMqClient.ConnectAsync(unix.Endpoint, Exporting)),
+                ("websocket", () => IpyRpcHttpClient.ConnectAsync(address, HttpCarrier.WebSocket, Exporting)),
+                ("http-requests", () => IpyRpcHttpClient.ConnectAsync(address, HttpCarrier.Requests)), // one way: nothing to call back
             };
 
             var until = Stopwatch.StartNew();
@@ -78,7 +86,13 @@ public sealed class SoakTests(ITestOutputHelper output)
             Assert.True(stats.Errors.IsEmpty, $"{stats.Errors.Count} wrong answers, the first: {string.Join(" | ", stats.Errors.Take(5))}");
             foreach (string carrier in lanes.Select(l => l.Carrier).Append("jsonrpc"))
             {
-                foreach (string kind in carrier == "jsonrpc" ? new[] { "add", "fail", "unknown" } : ["add", "echo", "talk", "fail", "cancel", "timeout"])
+                string[] kinds = carrier switch
+                {
+                    "jsonrpc" => ["add", "fail", "unknown"],
+                    "http-requests" => ["add", "echo", "talk", "fail", "stream", "cancel", "timeout"],
+                    _ => ["add", "echo", "talk", "fail", "stream", "back", "cancel", "timeout"],
+                };
+                foreach (string kind in kinds)
                 {
                     Assert.True(stats.ByKind.GetValueOrDefault($"{carrier} {kind}") > 0, $"no {kind} over {carrier}");
                 }
@@ -112,7 +126,8 @@ public sealed class SoakTests(ITestOutputHelper output)
     private static async Task OneCallAsync(string carrier, IpyRpcClient client, Random random, Stats stats)
     {
         int pick = random.Next(100);
-        string kind = pick < 50 ? "add" : pick < 68 ? "echo" : pick < 80 ? "talk" : pick < 90 ? "fail" : pick < 95 ? "cancel" : "timeout";
+        string kind = pick < 40 ? "add" : pick < 55 ? "echo" : pick < 65 ? "talk" : pick < 73 ? "fail" : pick < 81 ? "stream"
+            : pick < 89 ? (carrier == "http-requests" ? "add" : "back") : pick < 95 ? "cancel" : "timeout";
         try
         {
             switch (kind)
@@ -142,6 +157,25 @@ public sealed class SoakTests(ITestOutputHelper output)
                     string got;
                     lock (heard) got = heard.ToString();
                     if (count != lines || got != expected) stats.Wrong(carrier, kind, $"{lines} lines: returned {count}, heard {got.Length} characters against {expected.Length}");
+                    break;
+                }
+                case "stream":
+                {
+                    // Long enough, now and then, to need the caller's credit on the way.
+                    int count = random.Next(8) == 0 ? random.Next(1000, 5000) : random.Next(0, 100), next = 0;
+                    await foreach (int item in client.StreamAsync<int>("soak.count", count))
+                    {
+                        if (item != next++) stats.Wrong(carrier, kind, $"item {next - 1} of {count} came as {item}");
+                    }
+
+                    if (next != count) stats.Wrong(carrier, kind, $"{next} items of {count}");
+                    break;
+                }
+                case "back":
+                {
+                    int x = random.Next(-1_000_000, 1_000_000);
+                    int y = await client.CallAsync<int>("soak.ask_back", x);
+                    if (y != 3 * x + 1) stats.Wrong(carrier, kind, $"{x} came back {y}");
                     break;
                 }
                 case "fail":
@@ -314,7 +348,7 @@ public sealed class SoakTests(ITestOutputHelper output)
             PeakHeap = Math.Max(PeakHeap, heap);
             PeakThreads = Math.Max(PeakThreads, threads);
             PeakDescriptors = Math.Max(PeakDescriptors, descriptors);
-            Assert.True(heap - Heap < 256L * 1024 * 1024, $"the heap grew from {Heap / 1048576} MiB to {heap / 1048576} MiB after {calls} calls");
+            Assert.True(heap - Heap < RetentionBytes + 128L * 1024 * 1024, $"the heap grew from {Heap / 1048576} MiB to {heap / 1048576} MiB after {calls} calls");
             Assert.True(threads - Threads < 64, $"threads grew from {Threads} to {threads} after {calls} calls");
             Assert.True(descriptors - Descriptors < 512, $"descriptors (not files) grew from {Descriptors} to {descriptors} after {calls} calls");
         }

@@ -1,6 +1,8 @@
+using System.Runtime.CompilerServices;
+
 namespace IpyRpc.TestWorker;
 
-/// <summary>What the integration tests' soak calls (in process, beside its server): quick answers, echoes, talk, failures and waits that are cancelled.</summary>
+/// <summary>What the integration tests' soak calls (in process, beside its server): quick answers, echoes, talk, streams, calls back to the caller, failures and waits that are cancelled.</summary>
 public static class SoakFunctions
 {
     /// <summary>How many <see cref="Sleep"/> calls are running now (the soak waits for none at its end).</summary>
@@ -34,6 +36,25 @@ public static class SoakFunctions
         return lines;
     }
 
+    /// <summary>Yields 0 to <paramref name="count"/> − 1 as a stream.</summary>
+    /// <param name="count">How many.</param>
+    /// <param name="cancellationToken">Stops it.</param>
+    [IpyRpcExport("soak.count")]
+    public static async IAsyncEnumerable<int> Count(int count, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            if ((i & 255) == 255) await Task.Yield();
+            yield return i;
+        }
+    }
+
+    /// <summary>Asks the caller to triple <paramref name="x"/> (its <c>soak_client.triple</c>) and returns that plus one.</summary>
+    /// <param name="x">The number.</param>
+    /// <param name="caller">The caller's connection.</param>
+    [IpyRpcExport("soak.ask_back")]
+    public static async Task<int> AskBack(int x, IpyRpcConnection caller) => await caller.CallAsync<int>("soak_client.triple", x) + 1;
+
     /// <summary>Throws <see cref="InvalidOperationException"/> with <paramref name="message"/>.</summary>
     /// <param name="message">The message.</param>
     [IpyRpcExport("soak.fail")]
@@ -60,5 +81,18 @@ public static class SoakFunctions
         {
             Interlocked.Decrement(ref Sleeping);
         }
+    }
+}
+
+/// <summary>What the soak's clients export for the server to call back.</summary>
+public static class SoakClientSide
+{
+    /// <summary>Triples a number, saying so.</summary>
+    /// <param name="x">The number.</param>
+    [IpyRpcExport("soak_client.triple")]
+    public static int Triple(int x)
+    {
+        Console.WriteLine("tripling");
+        return 3 * x;
     }
 }
