@@ -29,7 +29,8 @@ public sealed class SoakTests(ITestOutputHelper output)
     // The server calls these clients back (over the carriers that go both ways); the output of those calls is not checked.
     private static readonly IpyRpcClientOptions Exporting = new() { Exports = [typeof(SoakClientSide)], Output = (_, _) => { } };
 
-    private static int Seconds => int.TryParse(Environment.GetEnvironmentVariable("IPYRPC_SOAK_SECONDS"), out int s) && s > 0 ? s : 6;
+    /// <summary>How long a soak runs: <c>IPYRPC_SOAK_SECONDS</c>, or a few seconds in an ordinary test run.</summary>
+    internal static int Seconds => int.TryParse(Environment.GetEnvironmentVariable("IPYRPC_SOAK_SECONDS"), out int s) && s > 0 ? s : 6;
 
     [Fact]
     public async Task EveryTransportAtOnceForAWhileAnswersEveryCallRightAndLeavesNothingBehind()
@@ -76,14 +77,15 @@ public sealed class SoakTests(ITestOutputHelper output)
             await all.WaitAsync(TimeSpan.FromMinutes(2));
             double elapsed = until.Elapsed.TotalSeconds;
 
-            // Every client is gone: the server holds no connection and runs nothing for them.
-            Assert.True(await EventuallyAsync(() => server.Connections.Count == 0), $"connections left: {string.Join(", ", server.Connections.Select(c => c.Transport))}");
-            Assert.True(await EventuallyAsync(() => Volatile.Read(ref SoakFunctions.Sleeping) == sleepingAtStart), $"{SoakFunctions.Sleeping} cancelled or timed-out calls still running on the server");
-            Assert.True(await EventuallyAsync(async () => (await server.Queue.ListAsync(new JobQuery { State = JobState.Running })).Count == 0 && (await server.Queue.ListAsync(new JobQuery { State = JobState.Queued })).Count == 0), "jobs left running or queued");
-
             output.WriteLine($"{Seconds} s: {stats.Calls} calls in {elapsed:F1} s ({stats.Calls / elapsed:F0} a second), {stats.Connections} connections");
             foreach ((string key, int count) in stats.ByKind.OrderBy(k => k.Key)) output.WriteLine($"  {key}: {count}");
             Assert.True(stats.Errors.IsEmpty, $"{stats.Errors.Count} wrong answers, the first: {string.Join(" | ", stats.Errors.Take(5))}");
+
+            // Every client is gone: the server holds no connection and runs nothing for them.
+            Assert.True(await EventuallyAsync(() => server.Connections.Count == 0), $"connections left: {string.Join(", ", server.Connections)}");
+            Assert.True(await EventuallyAsync(() => Volatile.Read(ref SoakFunctions.Sleeping) == sleepingAtStart), $"{SoakFunctions.Sleeping} cancelled or timed-out calls still running on the server");
+            Assert.True(await EventuallyAsync(async () => (await server.Queue.ListAsync(new JobQuery { State = JobState.Running })).Count == 0 && (await server.Queue.ListAsync(new JobQuery { State = JobState.Queued })).Count == 0), "jobs left running or queued");
+
             foreach (string carrier in lanes.Select(l => l.Carrier).Append("jsonrpc"))
             {
                 string[] kinds = carrier switch
@@ -113,6 +115,13 @@ public sealed class SoakTests(ITestOutputHelper output)
         {
             await using IpyRpcClient client = await connect();
             Interlocked.Increment(ref stats.Connections);
+            bool leaving = false;
+            // Nothing drops a connection on loopback: a client that hears its link end before it leaves is a finding.
+            client.Disconnected += info =>
+            {
+                if (!Volatile.Read(ref leaving)) stats.Wrong(carrier, "link", $"the connection ended: {info.Reason}: {info.Message}");
+            };
+            client.Reconnecting += attempt => stats.Wrong(carrier, "link", $"reconnecting (attempt {attempt.Attempt}): {attempt.LastError?.Message}");
             int callsEach = random.Next(20, 120);
             int seed = random.Next();
             await Task.WhenAll(Enumerable.Range(0, InFlightPerClient).Select(i => Task.Run(async () =>
@@ -120,6 +129,7 @@ public sealed class SoakTests(ITestOutputHelper output)
                 var mine = new Random(seed + i);
                 for (int n = 0; n < callsEach && clock.Elapsed < length; n++) await OneCallAsync(carrier, client, mine, stats);
             })));
+            Volatile.Write(ref leaving, true);
         }
     }
 

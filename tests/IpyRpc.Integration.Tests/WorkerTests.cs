@@ -151,6 +151,63 @@ public abstract class WorkerTests(ITestOutputHelper log) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task CallsGoOnWhileWorkersAreKilledAndReplacedAndEachCallerGetsItsOneRightAnswer()
+    {
+        // The soak's length (IPYRPC_SOAK_SECONDS; docs/TESTING.md): 32 calls in flight through three worker processes
+        // while, every second and a half, one of them is killed (kill -9, mid-job as likely as not) and another started.
+        IpyRpcServer server = await StartServerAsync();
+        var workers = new List<WorkerProcess>(await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => StartWorkerAsync(concurrency: 8, leaseMs: 1000))));
+        IpyRpcClient client = await ConnectAsync(server);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        TimeSpan length = TimeSpan.FromSeconds(SoakTests.Seconds);
+        var outcomes = new System.Collections.Concurrent.ConcurrentDictionary<long, int>();
+        var wrong = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        long next = -1;
+        Task[] callers = [.. Enumerable.Range(0, 32).Select(_ => Task.Run(async () =>
+        {
+            while (clock.Elapsed < length)
+            {
+                long x = Interlocked.Increment(ref next);
+                try
+                {
+                    long square = await client.CallAsync<long>("work.square_after", x, 2);
+                    if (square != x * x) wrong.Enqueue($"{x}² came back {square}");
+                }
+                catch (Exception e)
+                {
+                    wrong.Enqueue($"{x}: {e.GetType().Name}: {e.Message}");
+                }
+
+                outcomes.AddOrUpdate(x, 1, (_, n) => n + 1);
+            }
+        }))];
+
+        int killed = 0;
+        var random = new Random(11);
+        while (clock.Elapsed < length)
+        {
+            await Task.Delay(1500);
+            int at = random.Next(workers.Count);
+            workers[at].Kill();
+            killed++;
+            workers[at] = await StartWorkerAsync(concurrency: 8, leaseMs: 1000);
+        }
+
+        await Task.WhenAll(callers).WaitAsync(TimeSpan.FromMinutes(2));
+        long calls = next + 1;
+        Assert.True(wrong.IsEmpty, $"{wrong.Count} wrong outcomes of {calls}, the first: {string.Join(" | ", wrong.Take(5))}");
+        Assert.Equal(calls, outcomes.Count);
+        Assert.All(outcomes, o => Assert.Equal(1, o.Value));
+
+        // One job a call, every one succeeded; those a killed worker held were delivered again (attempts above one).
+        IReadOnlyList<JobInfo> jobs = await server.Queue.ListAsync(new JobQuery { Function = "work.square_after", Limit = (int)calls + 100 });
+        Assert.Equal(calls, jobs.Count);
+        Assert.All(jobs, j => Assert.Equal(JobState.Succeeded, j.State));
+        int again = jobs.Count(j => j.Attempts > 1);
+        log.WriteLine($"{calls} calls in {clock.Elapsed.TotalSeconds:F0} s through {workers.Count} workers, {killed} killed and replaced; {again} jobs delivered again");
+    }
+
+    [Fact]
     public async Task QueuedJobsRunAfterAServerRestartAndTheirCallersAttach()
     {
         string[] ids;
