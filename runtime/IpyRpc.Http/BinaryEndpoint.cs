@@ -105,9 +105,9 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
             return;
         }
 
-        if (message.Kind == MessageKind.Close)
+        if (message.Kind is MessageKind.Close or MessageKind.Credit)
         {
-            await CloseAsync(context, message).ConfigureAwait(false);
+            await ToKnownConnectionAsync(context, message).ConfigureAwait(false);
             return;
         }
 
@@ -116,14 +116,6 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         {
             await WriteErrorAsync(response, StatusCodes.Status403Forbidden, message.Id, ErrorCodes.Unauthorized,
                 $"This connection belongs to another principal than the one this request authenticated as ({context.User.Identity?.Name}); open a connection of your own.");
-            return;
-        }
-
-        if (message.Kind == MessageKind.Credit)
-        {
-            // Credit for a stream another request of this connection carries: no reply of its own.
-            await connection.Session.HandleAsync(message).ConfigureAwait(false);
-            response.StatusCode = StatusCodes.Status204NoContent;
             return;
         }
 
@@ -162,11 +154,13 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
     }
 
     /// <summary>
-    /// A client's <c>close</c>: the connection its header names ends now, as the client said (its calls still running are
-    /// cancelled, and the server hears of the disconnect), instead of when the idle sweep finds it. Answered with 204; a
-    /// close that names no connection this endpoint holds changes nothing.
+    /// A message about a connection the client already has, answered with 204 and no reply of its own: a <c>close</c>
+    /// ends the connection its header names now, as the client said (its calls still running are cancelled, and the
+    /// server hears of the disconnect), instead of when the idle sweep finds it; a <c>credit</c> is for a stream another
+    /// request of that connection carries. One that names no connection this endpoint holds (it closed, perhaps while
+    /// the message was on its way) changes nothing, and opens none.
     /// </summary>
-    private async Task CloseAsync(HttpContext context, IpyRpcMessage message)
+    private async Task ToKnownConnectionAsync(HttpContext context, IpyRpcMessage message)
     {
         if (context.Request.Headers[ConnectionHeader].ToString() is not { Length: > 0 } id || !_connections.ContainsKey(id))
         {
@@ -178,11 +172,15 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         if (connection is null)
         {
             await WriteErrorAsync(context.Response, StatusCodes.Status403Forbidden, message.Id, ErrorCodes.Unauthorized,
-                $"This connection belongs to another principal than the one this request authenticated as ({context.User.Identity?.Name}); it cannot close it.");
+                $"This connection belongs to another principal than the one this request authenticated as ({context.User.Identity?.Name}).");
             return;
         }
 
-        if (_connections.TryRemove(KeyValuePair.Create(connection.Id, connection)))
+        if (message.Kind == MessageKind.Credit)
+        {
+            await connection.Session.HandleAsync(message).ConfigureAwait(false);
+        }
+        else if (_connections.TryRemove(KeyValuePair.Create(connection.Id, connection)))
         {
             await connection.Session.HandleAsync(message).ConfigureAwait(false);
             await connection.Session.DisposeAsync().ConfigureAwait(false);

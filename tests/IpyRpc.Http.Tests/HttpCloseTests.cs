@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Net;
 using IpyRpc.Http;
 using IpyRpc.Protocol;
 
@@ -6,7 +7,7 @@ namespace IpyRpc.Http.Tests;
 
 /// <summary>
 /// A client over HTTP requests that is disposed tells the server, which ends its connection then: not minutes later,
-/// when the idle sweep would have found it.
+/// when the idle sweep would have found it. A message about a connection that is gone opens no new one.
 /// </summary>
 public sealed class HttpCloseTests
 {
@@ -35,29 +36,49 @@ public sealed class HttpCloseTests
     }
 
     [Fact]
-    public async Task ACloseThatNamesNoConnectionOfTheServerClosesNothing()
+    public async Task ACloseOrCreditForAConnectionThatIsGoneOrUnnamedOpensNoneAndClosesNothing()
     {
         await using var server = new IpyRpcServer();
         server.Register(typeof(HttpFunctions));
         await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
         await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.Requests);
         Assert.Equal(3, await client.CallAsync<int>("add", 1, 2));
-        IpyRpcConnection connection = Assert.Single(server.Connections);
+        IpyRpcConnection kept = Assert.Single(server.Connections);
 
+        // A connection of its own, opened by a hello and closed again.
         using var http = new HttpClient { BaseAddress = host.Address };
-        foreach (string? named in new[] { "no-such-connection", null })
+        string id;
+        using (HttpResponseMessage hello = await PostAsync(http, new IpyRpcMessage { Kind = MessageKind.Hello, Id = 1, Versions = [1] }, null))
         {
-            using var request = new HttpRequestMessage(HttpMethod.Post, "ipyrpc")
-            {
-                Content = new ByteArrayContent(MessageCodec.EncodeFramed(new DisconnectInfo(DisconnectReason.Closed, "bye").ToMessage())),
-            };
-            request.Content.Headers.ContentType = new(BinaryEndpoint.ContentType);
-            if (named is not null) request.Headers.Add(BinaryEndpoint.ConnectionHeader, named);
-            using HttpResponseMessage response = await http.SendAsync(request);
-            Assert.Equal(System.Net.HttpStatusCode.NoContent, response.StatusCode);
+            id = hello.Headers.GetValues(BinaryEndpoint.ConnectionHeader).Single();
         }
 
-        Assert.Same(connection, Assert.Single(server.Connections));
+        Assert.Equal(2, server.Connections.Count);
+        using (HttpResponseMessage closed = await PostAsync(http, Close(), id)) Assert.Equal(HttpStatusCode.NoContent, closed.StatusCode);
+        Assert.Same(kept, Assert.Single(server.Connections));
+
+        // Late or stray: a credit that was still on its way when its connection closed (the client sends them without
+        // waiting), a close sent twice, or either naming no connection at all.
+        foreach (IpyRpcMessage message in new[] { new IpyRpcMessage { Kind = MessageKind.Credit, Id = 3, Credit = 64 }, Close() })
+        {
+            foreach (string? named in new[] { id, "no-such-connection", null })
+            {
+                using HttpResponseMessage response = await PostAsync(http, message, named);
+                Assert.Equal(HttpStatusCode.NoContent, response.StatusCode);
+                Assert.Same(kept, Assert.Single(server.Connections));
+            }
+        }
+
         Assert.Equal(5, await client.CallAsync<int>("add", 2, 3));
+    }
+
+    private static IpyRpcMessage Close() => new DisconnectInfo(DisconnectReason.Closed, "bye").ToMessage();
+
+    private static async Task<HttpResponseMessage> PostAsync(HttpClient http, IpyRpcMessage message, string? connection)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "ipyrpc") { Content = new ByteArrayContent(MessageCodec.EncodeFramed(message)) };
+        request.Content.Headers.ContentType = new(BinaryEndpoint.ContentType);
+        if (connection is not null) request.Headers.Add(BinaryEndpoint.ConnectionHeader, connection);
+        return await http.SendAsync(request);
     }
 }
