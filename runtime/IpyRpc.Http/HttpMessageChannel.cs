@@ -76,7 +76,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
     }
 
     /// <summary>How long a client's dispose waits for the server to take its <c>close</c> (after that the idle sweep ends the connection).</summary>
-    internal static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
 
     private async Task CloseAsync(IpyRpcMessage message)
     {

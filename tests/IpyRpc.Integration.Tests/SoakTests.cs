@@ -14,9 +14,9 @@ namespace IpyRpc.Integration.Tests;
 /// <summary>
 /// One server on every transport at once, called for a while by clients on all of them with a mix of quick calls,
 /// echoes, calls that talk, streams, calls the server answers by calling the caller back, calls that throw and calls
-/// cancelled or timed out while they run; each client connects,
+/// cancelled or timed out while they run, with events published to the subscribed clients all along; each client connects,
 /// keeps eight calls in flight for a few hundred calls, and goes, over and over. Every answer is checked, and at the
-/// end nothing is left behind: no connection, no running call, no more threads, heap, sockets, pipes or event descriptors
+/// end nothing is left behind: no connection, no subscription, no running call, no more threads, heap, sockets, pipes or event descriptors
 /// than a little over those at the start. <c>IPYRPC_SOAK_SECONDS</c> sets how long it runs (a few seconds in an ordinary
 /// test run; docs/TESTING.md has the long one).
 /// </summary>
@@ -44,7 +44,7 @@ public sealed class SoakTests(ITestOutputHelper output)
         var queue = new InMemoryJobQueue(new InMemoryJobQueueOptions { Retention = new JobRetention { MaxAge = TimeSpan.FromHours(1), MaxBytes = RetentionBytes } });
         await using (var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 4 * InFlightPerClient, Queue = queue }))
         {
-            server.Register(typeof(SoakFunctions));
+            server.Register(typeof(SoakFunctions)).Register(typeof(SoakEvents));
             await using IpyRpcZeroMqServer tcp = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
             await using IpyRpcZeroMqServer unix = IpyRpcZeroMqServer.Start(server, "ipc://" + ipc);
             await using IpyRpcHttpServer http = await IpyRpcHttpServer.StartAsync(server);
@@ -68,6 +68,16 @@ public sealed class SoakTests(ITestOutputHelper output)
 
             running.Add(Task.Run(() => JsonRpcLaneAsync(address, stats, until, length)));
             Task all = Task.WhenAll(running);
+
+            // Events all along, to whoever is subscribed at the time (every client over a carrier that goes both ways).
+            Task publishing = Task.Run(async () =>
+            {
+                for (long tick = 0; !all.IsCompleted; tick++)
+                {
+                    server.Publish(SoakEvents.Ticked, tick);
+                    await Task.Delay(1);
+                }
+            });
             while (!all.IsCompleted)
             {
                 await Task.WhenAny(all, Task.Delay(1000));
@@ -75,6 +85,7 @@ public sealed class SoakTests(ITestOutputHelper output)
             }
 
             await all.WaitAsync(TimeSpan.FromMinutes(2));
+            await publishing;
             double elapsed = until.Elapsed.TotalSeconds;
 
             output.WriteLine($"{Seconds} s: {stats.Calls} calls in {elapsed:F1} s ({stats.Calls / elapsed:F0} a second), {stats.Connections} connections");
@@ -83,6 +94,7 @@ public sealed class SoakTests(ITestOutputHelper output)
 
             // Every client is gone: the server holds no connection and runs nothing for them.
             Assert.True(await EventuallyAsync(() => server.Connections.Count == 0), $"connections left: {string.Join(", ", server.Connections)}");
+            Assert.True(await EventuallyAsync(() => server.Publish(SoakEvents.Ticked, long.MaxValue) == 0), "subscriptions left");
             Assert.True(await EventuallyAsync(() => Volatile.Read(ref SoakFunctions.Sleeping) == sleepingAtStart), $"{SoakFunctions.Sleeping} cancelled or timed-out calls still running on the server");
             Assert.True(await EventuallyAsync(async () => (await server.Queue.ListAsync(new JobQuery { State = JobState.Running })).Count == 0 && (await server.Queue.ListAsync(new JobQuery { State = JobState.Queued })).Count == 0), "jobs left running or queued");
 
@@ -92,7 +104,7 @@ public sealed class SoakTests(ITestOutputHelper output)
                 {
                     "jsonrpc" => ["add", "fail", "unknown"],
                     "http-requests" => ["add", "echo", "talk", "fail", "stream", "cancel", "timeout"],
-                    _ => ["add", "echo", "talk", "fail", "stream", "back", "cancel", "timeout"],
+                    _ => ["add", "echo", "talk", "fail", "stream", "back", "cancel", "timeout", "event"],
                 };
                 foreach (string kind in kinds)
                 {
@@ -122,6 +134,20 @@ public sealed class SoakTests(ITestOutputHelper output)
                 if (!Volatile.Read(ref leaving)) stats.Wrong(carrier, "link", $"the connection ended: {info.Reason}: {info.Message}");
             };
             client.Reconnecting += attempt => stats.Wrong(carrier, "link", $"reconnecting (attempt {attempt.Attempt}): {attempt.LastError?.Message}");
+            IpyRpcSubscription? ticks = null;
+            if (carrier != "http-requests")
+            {
+                // Events come in the order they were published: a subscriber may miss some (its buffer is bounded), never
+                // see one twice or an older one after a newer.
+                long last = -1;
+                ticks = await client.SubscribeAsync(SoakEvents.Ticked, tick =>
+                {
+                    if (tick <= last) stats.Wrong(carrier, "event", $"tick {tick} after {last}");
+                    last = tick;
+                    stats.Heard(carrier);
+                });
+            }
+
             int callsEach = random.Next(20, 120);
             int seed = random.Next();
             await Task.WhenAll(Enumerable.Range(0, InFlightPerClient).Select(i => Task.Run(async () =>
@@ -130,6 +156,8 @@ public sealed class SoakTests(ITestOutputHelper output)
                 for (int n = 0; n < callsEach && clock.Elapsed < length; n++) await OneCallAsync(carrier, client, mine, stats);
             })));
             Volatile.Write(ref leaving, true);
+            // Half the clients end their subscription themselves; the others leave it to their connection's end.
+            if (ticks is not null && random.Next(2) == 0) await ticks.DisposeAsync();
         }
     }
 
@@ -318,6 +346,8 @@ public sealed class SoakTests(ITestOutputHelper output)
             Interlocked.Increment(ref _calls);
             ByKind.AddOrUpdate($"{carrier} {kind}", 1, (_, n) => n + 1);
         }
+
+        public void Heard(string carrier) => ByKind.AddOrUpdate($"{carrier} event", 1, (_, n) => n + 1);
 
         public void Wrong(string carrier, string kind, string what) => Errors.Enqueue($"{carrier} {kind}: {what}");
     }

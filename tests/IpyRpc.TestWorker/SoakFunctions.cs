@@ -84,6 +84,13 @@ public static class SoakFunctions
     }
 }
 
+/// <summary>What the soak's server publishes to its clients while they call it.</summary>
+public static class SoakEvents
+{
+    /// <summary>A number that only grows: a subscriber must see it grow in every event it gets.</summary>
+    [IpyRpcEvent] public static readonly IpyRpcEvent<long> Ticked = new("soak.ticked");
+}
+
 /// <summary>What the soak's clients export for the server to call back.</summary>
 public static class SoakClientSide
 {
