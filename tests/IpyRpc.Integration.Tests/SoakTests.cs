@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using IpyRpc.Http;
 using IpyRpc.Jobs;
+using IpyRpc.Tests;
 using IpyRpc.TestWorker;
 using IpyRpc.ZeroMq;
 using Xunit.Abstractions;
@@ -14,7 +15,8 @@ namespace IpyRpc.Integration.Tests;
 /// <summary>
 /// One server on every transport at once, called for a while by clients on all of them with a mix of quick calls,
 /// echoes, calls that talk, streams, calls the server answers by calling the caller back, calls that throw and calls
-/// cancelled or timed out while they run, with events published to the subscribed clients all along; each client connects,
+/// cancelled or timed out while they run, with events published to the subscribed clients all along, and the Python
+/// client of samples/python as one more lane; each client connects,
 /// keeps eight calls in flight for a few hundred calls, and goes, over and over. Every answer is checked, and at the
 /// end nothing is left behind: no connection, no subscription, no running call, no more threads, heap, sockets, pipes or event descriptors
 /// than a little over those at the start. <c>IPYRPC_SOAK_SECONDS</c> sets how long it runs (a few seconds in an ordinary
@@ -67,6 +69,7 @@ public sealed class SoakTests(ITestOutputHelper output)
             }
 
             running.Add(Task.Run(() => JsonRpcLaneAsync(address, stats, until, length)));
+            Task<(int ExitCode, string Report)> python = PythonLaneAsync(tcp.Endpoint, length);
             Task all = Task.WhenAll(running);
 
             // Events all along, to whoever is subscribed at the time (every client over a carrier that goes both ways).
@@ -86,11 +89,14 @@ public sealed class SoakTests(ITestOutputHelper output)
 
             await all.WaitAsync(TimeSpan.FromMinutes(2));
             await publishing;
+            (int pythonExit, string pythonReport) = await python.WaitAsync(TimeSpan.FromMinutes(2));
             double elapsed = until.Elapsed.TotalSeconds;
 
             output.WriteLine($"{Seconds} s: {stats.Calls} calls in {elapsed:F1} s ({stats.Calls / elapsed:F0} a second), {stats.Connections} connections");
             foreach ((string key, int count) in stats.ByKind.OrderBy(k => k.Key)) output.WriteLine($"  {key}: {count}");
+            output.WriteLine("  python over zeromq-tcp: " + pythonReport.Trim());
             Assert.True(stats.Errors.IsEmpty, $"{stats.Errors.Count} wrong answers, the first: {string.Join(" | ", stats.Errors.Take(5))}");
+            Assert.True(pythonExit == 0 && System.Text.RegularExpressions.Regex.IsMatch(pythonReport, @"calls [1-9]\d* wrong 0 connections [1-9]"), "the Python peer: " + pythonReport);
 
             // Every client is gone: the server holds no connection and runs nothing for them.
             Assert.True(await EventuallyAsync(() => server.Connections.Count == 0), $"connections left: {string.Join(", ", server.Connections)}");
@@ -266,6 +272,29 @@ public sealed class SoakTests(ITestOutputHelper output)
         }
 
         stats.Count(carrier, kind);
+    }
+
+    /// <summary>
+    /// The Python client from samples/python (written from docs/PROTOCOL.md alone, on Debian's pyzmq and msgpack) as one
+    /// more lane: its own connections, calls and checks, in a process of its own (tests/…/python/soak_peer.py).
+    /// </summary>
+    private static async Task<(int ExitCode, string Report)> PythonLaneAsync(string endpoint, TimeSpan length)
+    {
+        Assert.True(File.Exists(PythonPeer.Interpreter), "Debian's /usr/bin/python3 is required (apt-get install python3 python3-msgpack python3-zmq)");
+        var start = new ProcessStartInfo(PythonPeer.Interpreter) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "python", "soak_peer.py"), endpoint, ((int)length.TotalSeconds).ToString() }) start.ArgumentList.Add(a);
+        using Process process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync(), stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(length + TimeSpan.FromMinutes(2));
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+
+        return (process.ExitCode, await stdout + await stderr);
     }
 
     private static async Task JsonRpcLaneAsync(Uri address, Stats stats, Stopwatch clock, TimeSpan length)

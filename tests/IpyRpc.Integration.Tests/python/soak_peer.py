@@ -1,0 +1,65 @@
+"""The soak's independent peer: the Python client written from docs/PROTOCOL.md alone (samples/python), calling over
+ZeroMQ for as long as the soak runs, connecting and leaving over and over, checking every answer.
+
+    soak_peer.py ENDPOINT SECONDS
+
+Prints "calls N wrong N connections N" (and each wrong answer on stderr); exits 1 when any answer was wrong."""
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ipyrpc_client import IpyRpcClient, RemoteError  # noqa: E402
+
+endpoint, seconds = sys.argv[1], float(sys.argv[2])
+rnd = random.Random(5)
+calls = wrong = connections = 0
+until = time.monotonic() + seconds
+
+
+def check(ok, what):
+    global wrong
+    if not ok:
+        wrong += 1
+        print("WRONG", what, file=sys.stderr)
+
+
+while time.monotonic() < until:
+    client = IpyRpcClient(endpoint, output=lambda stream, text: None)
+    connections += 1
+    try:
+        for _ in range(rnd.randint(20, 120)):
+            if time.monotonic() >= until:
+                break
+            pick = rnd.randrange(100)
+            if pick < 45:
+                a, b = rnd.randint(-1000000, 1000000), rnd.randint(-1000000, 1000000)
+                got = client.call("soak.add", a, b)
+                check(got == a + b, f"{a} + {b} came back {got}")
+            elif pick < 65:
+                data = os.urandom(rnd.randrange(0, 2048))
+                got = client.call("soak.echo", data)
+                check(got == data, f"{len(data)} bytes came back as {len(got)} different ones")
+            elif pick < 80:
+                lines, heard = rnd.randint(1, 40), []
+                got = client.invoke("soak.talk", [lines], output=lambda stream, text: heard.append(text))
+                expected = "".join(f"soak line {i}\n" for i in range(lines))
+                check(got == lines and "".join(heard) == expected, f"{lines} lines: returned {got}, heard {len(''.join(heard))} characters against {len(expected)}")
+            elif pick < 90:
+                message = f"soak failure {rnd.randrange(1 << 30)}"
+                try:
+                    client.call("soak.fail", message)
+                    check(False, "no exception")
+                except RemoteError as e:
+                    check(e.remote_type == "System.InvalidOperationException" and e.message == message, f"{e.remote_type}: {e.message}")
+            else:
+                count = rnd.randrange(0, 3000)
+                items = list(client.stream("soak.count", count))
+                check(items == list(range(count)), f"{len(items)} items of {count}")
+            calls += 1
+    finally:
+        client.close()
+
+print(f"calls {calls} wrong {wrong} connections {connections}")
+sys.exit(1 if wrong else 0)
