@@ -280,21 +280,8 @@ public sealed class SoakTests(ITestOutputHelper output)
     /// </summary>
     private static async Task<(int ExitCode, string Report)> PythonLaneAsync(string endpoint, TimeSpan length)
     {
-        Assert.True(File.Exists(PythonPeer.Interpreter), "Debian's /usr/bin/python3 is required (apt-get install python3 python3-msgpack python3-zmq)");
-        var start = new ProcessStartInfo(PythonPeer.Interpreter) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "python", "soak_peer.py"), endpoint, ((int)length.TotalSeconds).ToString() }) start.ArgumentList.Add(a);
-        using Process process = Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync(), stderr = process.StandardError.ReadToEndAsync();
-        try
-        {
-            await process.WaitForExitAsync().WaitAsync(length + TimeSpan.FromMinutes(2));
-        }
-        finally
-        {
-            if (!process.HasExited) process.Kill(entireProcessTree: true);
-        }
-
-        return (process.ExitCode, await stdout + await stderr);
+        (int exit, string stdout, string stderr) = await PythonPeer.RunAsync(length + TimeSpan.FromMinutes(2), "soak_peer.py", endpoint, ((int)length.TotalSeconds).ToString());
+        return (exit, stdout + stderr);
     }
 
     private static async Task JsonRpcLaneAsync(Uri address, Stats stats, Stopwatch clock, TimeSpan length)

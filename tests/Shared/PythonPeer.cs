@@ -7,7 +7,10 @@ internal static class PythonPeer
 {
     public const string Interpreter = "/usr/bin/python3";
 
-    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string script, params string[] args)
+    public static Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string script, params string[] args) => RunAsync(TimeSpan.FromSeconds(60), script, args);
+
+    /// <summary>Runs <paramref name="script"/>, killing it if it is still running after <paramref name="timeout"/>.</summary>
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(TimeSpan timeout, string script, params string[] args)
     {
         Assert.True(File.Exists(Interpreter), "Debian's /usr/bin/python3 is required (apt-get install python3 python3-msgpack python3-zmq)");
         var start = new ProcessStartInfo(Interpreter)
@@ -21,10 +24,10 @@ internal static class PythonPeer
         using Process process = Process.Start(start)!;
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         Task<string> stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var giveUp = new CancellationTokenSource(timeout);
         try
         {
-            await process.WaitForExitAsync(timeout.Token);
+            await process.WaitForExitAsync(giveUp.Token);
         }
         catch (OperationCanceledException)
         {
