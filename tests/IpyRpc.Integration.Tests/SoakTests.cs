@@ -14,7 +14,8 @@ namespace IpyRpc.Integration.Tests;
 
 /// <summary>
 /// One server on every transport at once, called for a while by clients on all of them with a mix of quick calls,
-/// echoes, calls that talk, streams, calls the server answers by calling the caller back, calls that throw and calls
+/// echoes, calls that talk, streams, calls the server answers by calling the caller back, jobs submitted and attached
+/// to, results kept as pointers and fetched by rows, calls that throw and calls
 /// cancelled or timed out while they run, with events published to the subscribed clients all along, and the Python
 /// client of samples/python as one more lane; each client connects,
 /// keeps eight calls in flight for a few hundred calls, and goes, over and over. Every answer is checked, and at the
@@ -109,8 +110,8 @@ public sealed class SoakTests(ITestOutputHelper output)
                 string[] kinds = carrier switch
                 {
                     "jsonrpc" => ["add", "fail", "unknown"],
-                    "http-requests" => ["add", "echo", "talk", "fail", "stream", "cancel", "timeout"],
-                    _ => ["add", "echo", "talk", "fail", "stream", "back", "cancel", "timeout", "event"],
+                    "http-requests" => ["add", "echo", "talk", "fail", "stream", "job", "pointer", "cancel", "timeout"],
+                    _ => ["add", "echo", "talk", "fail", "stream", "back", "job", "pointer", "cancel", "timeout", "event"],
                 };
                 foreach (string kind in kinds)
                 {
@@ -170,8 +171,8 @@ public sealed class SoakTests(ITestOutputHelper output)
     private static async Task OneCallAsync(string carrier, IpyRpcClient client, Random random, Stats stats)
     {
         int pick = random.Next(100);
-        string kind = pick < 40 ? "add" : pick < 55 ? "echo" : pick < 65 ? "talk" : pick < 73 ? "fail" : pick < 81 ? "stream"
-            : pick < 89 ? (carrier == "http-requests" ? "add" : "back") : pick < 95 ? "cancel" : "timeout";
+        string kind = pick < 35 ? "add" : pick < 48 ? "echo" : pick < 57 ? "talk" : pick < 64 ? "fail" : pick < 71 ? "stream"
+            : pick < 78 ? (carrier == "http-requests" ? "add" : "back") : pick < 84 ? "job" : pick < 90 ? "pointer" : pick < 95 ? "cancel" : "timeout";
         try
         {
             switch (kind)
@@ -213,6 +214,35 @@ public sealed class SoakTests(ITestOutputHelper output)
                     }
 
                     if (next != count) stats.Wrong(carrier, kind, $"{next} items of {count}");
+                    break;
+                }
+                case "job":
+                {
+                    // Submitted, waited for, and now and then attached to again by its id.
+                    int a = random.Next(-1_000_000, 1_000_000), b = random.Next(-1_000_000, 1_000_000);
+                    IpyRpcJob<int> job = await client.SubmitAsync<int>("soak.add", a, b);
+                    int sum = await job.WaitAsync(TimeSpan.FromMinutes(1));
+                    if (sum != a + b) stats.Wrong(carrier, kind, $"job {job.Id}: {a} + {b} came back {sum}");
+                    if (random.Next(4) == 0)
+                    {
+                        int again = await (await client.AttachAsync<int>(job.Id)).WaitAsync(TimeSpan.FromMinutes(1));
+                        if (again != a + b) stats.Wrong(carrier, kind, $"job {job.Id} attached again came back {again}");
+                    }
+
+                    break;
+                }
+                case "pointer":
+                {
+                    // The result stays on the server; a slice of its rows is fetched from there, and the pointer released.
+                    int count = random.Next(1, 5000), start = random.Next(count), stop = random.Next(start, count + 1);
+                    RemotePointer<double[]> pointer = await client.CallPointerAsync<double[]>("soak.range", count);
+                    double[] rows = await client.FetchAsync(pointer, start, stop);
+                    if (pointer.Length != count || !rows.SequenceEqual(Enumerable.Range(start, stop - start).Select(i => (double)i)))
+                    {
+                        stats.Wrong(carrier, kind, $"rows [{start}, {stop}) of {count} (pointer of {pointer.Length}) came back as {rows.Length} others");
+                    }
+
+                    await client.ReleaseAsync(pointer);
                     break;
                 }
                 case "back":

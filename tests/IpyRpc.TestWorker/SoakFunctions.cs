@@ -36,6 +36,16 @@ public static class SoakFunctions
         return lines;
     }
 
+    /// <summary>The numbers 0 to <paramref name="count"/> − 1 as doubles (a result to keep where it was made and fetch by rows).</summary>
+    /// <param name="count">How many.</param>
+    [IpyRpcExport("soak.range")]
+    public static double[] Range(int count)
+    {
+        var values = new double[count];
+        for (int i = 0; i < count; i++) values[i] = i;
+        return values;
+    }
+
     /// <summary>Yields 0 to <paramref name="count"/> − 1 as a stream.</summary>
     /// <param name="count">How many.</param>
     /// <param name="cancellationToken">Stops it.</param>
