@@ -13,7 +13,16 @@ if (args.FirstOrDefault() == "serve")
     return await Serve.RunAsync(forget: args.Contains("forget"));
 }
 
+// dotnet run -c Release --project bench/IpyRpc.Bench -- worker REDIS QUEUE   a worker process for the queues scenario
+if (args.FirstOrDefault() == "worker")
+{
+    return await Queues.RunWorkerAsync(args[1], args[2]);
+}
+
 // dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|rawzmq|http|ws|jsonrpc|kestrel|signalr] [remote] [inline] [bytes=SIZE] [allocs] [forget] [IN_FLIGHT]
+// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] redis [workers=K] [IN_FLIGHT]
+//   redis: N small calls in process through a Redis queue (a redis-server of the loop's own) to K worker processes (1 by
+//   default); prints calls/s and the CPU and context switches a call costs this process, each worker and redis-server.
 //   N small calls and nothing else (in process, or over ZeroMQ tcp, HTTP requests, a WebSocket or JSON-RPC to a server in this
 //   process, or the raw libzmq ping-pong, raw Kestrel echo or SignalR hub call the harness compares them with), IN_FLIGHT
 //   at a time (1 by default), to a function run by the queue's workers or (inline) on the receiving thread; prints
@@ -27,7 +36,7 @@ if (args.FirstOrDefault() == "serve")
 //   GC polls down their slow paths and inflates them (docs/PERFORMANCE.md, "Where a call's CPU goes").
 if (args.FirstOrDefault() == "loop")
 {
-    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "rawzmq" or "http" or "ws" or "jsonrpc" or "kestrel" or "signalr" or "inline" or "allocs" or "forget" or "remote") && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
+    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "rawzmq" or "http" or "ws" or "jsonrpc" or "kestrel" or "signalr" or "inline" or "allocs" or "forget" or "remote" or "redis") && !a.StartsWith("workers=", StringComparison.Ordinal) && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
     int count = numbers.Length > 0 ? numbers[0] : 200_000;
     int inFlight = numbers.Length > 1 ? numbers[1] : 1;
     // Calls made before the clock starts: enough for the JIT to finish tiering the call path up.
@@ -47,6 +56,13 @@ if (args.FirstOrDefault() == "loop")
     {
         Console.Error.WriteLine("remote needs a transport to reach the server process: zmq, http, ws, jsonrpc, kestrel, signalr or rawzmq (in process is one process by definition).");
         return 2;
+    }
+
+    if (args.Contains("redis"))
+    {
+        // Calls through a Redis queue (a redis-server of the loop's own) to worker processes.
+        int workers = args.FirstOrDefault(a => a.StartsWith("workers=", StringComparison.Ordinal)) is { } w ? int.Parse(w[8..], System.Globalization.CultureInfo.InvariantCulture) : 1;
+        return await Queues.LoopAsync(count, inFlight, workers);
     }
 
     await using ServerProcess? remote = args.Contains("remote") ? await ServerProcess.StartAsync(forget: args.Contains("forget")) : null;

@@ -33,11 +33,17 @@ internal static class Queues
                 RedisJobQueue serverSide = await RedisJobQueue.ConnectAsync(redis.Configuration, new RedisJobQueueOptions { Name = "bench" });
                 RedisJobQueue workerSide = await RedisJobQueue.ConnectAsync(redis.Configuration, new RedisJobQueueOptions { Name = "bench" });
                 systems.Add(await ServerOverAsync("ipyrpc-inproc-redis", serverSide, workerSide));
+                // Workers as production runs them: processes of their own; with three, every job has more than one taker.
+                systems.Add(await WorkerProcessesAsync("ipyrpc-worker-redis", redis.Configuration, 1));
+                systems.Add(await WorkerProcessesAsync("ipyrpc-3workers-redis", redis.Configuration, 3));
                 systems.Add(await RawRedisAsync(redis.Configuration));
             }
             else
             {
-                results.Add(new BenchResult("queue-call", "ipyrpc-inproc-redis", 0, 1, null, null, null, null) { Note = "not measured: no redis-server (apt-get install redis-server)" });
+                foreach (string name in new[] { "ipyrpc-inproc-redis", "ipyrpc-worker-redis", "ipyrpc-3workers-redis" })
+                {
+                    results.Add(new BenchResult("queue-call", name, 0, 1, null, null, null, null) { Note = "not measured: no redis-server (apt-get install redis-server)" });
+                }
             }
 
             foreach (SystemUnderTest s in systems)
@@ -123,6 +129,99 @@ internal static class Queues
                 if (worker is not null) await worker.DisposeAsync();
             },
         };
+    }
+
+    /// <summary>
+    /// A server whose calls go through a Redis queue to <paramref name="count"/> worker processes (this
+    /// program's <c>worker</c> mode), each with 16 calls at a time.
+    /// </summary>
+    private static async Task<SystemUnderTest> WorkerProcessesAsync(string name, string configuration, int count)
+    {
+        RedisJobQueue queue = await RedisJobQueue.ConnectAsync(configuration, new RedisJobQueueOptions { Name = name });
+        var server = new IpyRpcServer(new IpyRpcServerOptions { Queue = queue, Concurrency = 0, MaxCallsInFlightPerConnection = 1024 });
+        server.Register(typeof(BenchFunctions));
+        var workers = new List<Process>();
+        for (int i = 0; i < count; i++)
+        {
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+            foreach (string a in new[] { typeof(Queues).Assembly.Location, "worker", configuration, name }) start.ArgumentList.Add(a);
+            Process process = Process.Start(start)!;
+            workers.Add(process);
+            string? line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            if (line != "READY") throw new InvalidOperationException($"The benchmark's worker process said {line ?? "nothing"} instead of READY.");
+        }
+
+        IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server);
+        BenchFunctionsClient f = client.Proxy<BenchFunctionsClient>();
+        return new SystemUnderTest
+        {
+            Name = name,
+            SmallCall = () => f.Add(2, 3),
+            Processes = [.. workers.Select(p => p.Id)],
+            Dispose = async () =>
+            {
+                await client.DisposeAsync();
+                foreach (Process p in workers)
+                {
+                    p.StandardInput.Close();
+                    if (!p.WaitForExit(15_000)) p.Kill();
+                    p.Dispose();
+                }
+
+                await server.DisposeAsync();
+                await queue.DisposeAsync();
+            },
+        };
+    }
+
+    /// <summary>The loop's <c>redis</c> mode: <paramref name="count"/> small calls, <paramref name="inFlight"/> at a time, through <paramref name="workers"/> worker processes.</summary>
+    public static async Task<int> LoopAsync(int count, int inFlight, int workers)
+    {
+        string folder = Directory.CreateTempSubdirectory("ipyrpc-bench-loop-").FullName;
+        try
+        {
+            await using PrivateRedis redis = await PrivateRedis.TryStartAsync(folder) ?? throw new InvalidOperationException("No redis-server here (apt-get install redis-server).");
+            await using SystemUnderTest system = await WorkerProcessesAsync("loop", redis.Configuration, workers);
+            int warmUp = Math.Min(count, 5_000);
+            await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
+            {
+                for (int i = lane; i < warmUp; i += inFlight) await system.SmallCall();
+            }));
+            await Task.Delay(500);
+            int[] pids = [Environment.ProcessId, .. system.Processes, redis.Id];
+            ProcessCost?[] before = [.. pids.Select(ProcessCost.Read)];
+            var clock = Stopwatch.StartNew();
+            await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
+            {
+                for (int i = lane; i < count; i += inFlight) await system.SmallCall();
+            }));
+            Console.WriteLine($"{count} small calls (a Redis queue, {workers} worker process{(workers == 1 ? "" : "es")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average");
+            for (int i = 0; i < pids.Length; i++)
+            {
+                string who = i == 0 ? "caller (server and client)" : i == pids.Length - 1 ? "redis-server" : $"worker {i}";
+                Console.WriteLine($"  {who}: {ProcessCost.PerCall(before[i], ProcessCost.Read(pids[i]), count)}");
+            }
+
+            return 0;
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>The <c>worker</c> mode: an <see cref="IpyRpcWorker"/> on a Redis queue, until its standard input closes.</summary>
+    public static async Task<int> RunWorkerAsync(string configuration, string queueName)
+    {
+        await using RedisJobQueue queue = await RedisJobQueue.ConnectAsync(configuration, new RedisJobQueueOptions { Name = queueName });
+        await using IpyRpcWorker worker = new IpyRpcWorker(queue, new IpyRpcWorkerOptions { Concurrency = 16 }).Register(typeof(BenchFunctions)).Start();
+        Console.WriteLine("READY");
+        Console.Out.Flush();
+        while (await Console.In.ReadLineAsync() is not null)
+        {
+        }
+
+        return 0;
     }
 
     /// <summary>The SQLite floor: one transaction that inserts a row, reads it back and deletes it, on the same kind of file (WAL, synchronous=NORMAL).</summary>
@@ -218,7 +317,7 @@ internal static class Queues
     }
 
     /// <summary>A redis-server of the benchmark's own on a free loopback port; none when it is not installed.</summary>
-    private sealed class PrivateRedis : IAsyncDisposable
+    internal sealed class PrivateRedis : IAsyncDisposable
     {
         private readonly Process _process;
 
@@ -229,6 +328,8 @@ internal static class Queues
         }
 
         public string Configuration { get; }
+
+        public int Id => _process.Id;
 
         public static async Task<PrivateRedis?> TryStartAsync(string folder)
         {

@@ -31,6 +31,9 @@ internal sealed class SystemUnderTest : IAsyncDisposable
 
     public Func<ValueTask>? Dispose { get; init; }
 
+    /// <summary>The processes of its own it started (a queue's workers), to read what they spent.</summary>
+    public int[] Processes { get; init; } = [];
+
     public async ValueTask DisposeAsync()
     {
         if (Dispose is not null) await Dispose();

@@ -72,9 +72,6 @@ public sealed class RedisJobQueue : IJobQueue
         var config = ConfigurationOptions.Parse(configuration);
         config.AbortOnConnectFail = false; // reconnect by itself when Redis restarts
         ConnectionMultiplexer redis = await ConnectionMultiplexer.ConnectAsync(config).ConfigureAwait(false);
-        // 1.2.6 completes every async call (and pub/sub message) in order on one worker by default, so
-        // one slow continuation holds up all the others. Watchers order events by sequence number themselves.
-        redis.PreserveAsyncOrder = false;
         try
         {
             return await OpenAsync(redis, true, options).ConfigureAwait(false);
@@ -87,8 +84,8 @@ public sealed class RedisJobQueue : IJobQueue
     }
 
     /// <summary>
-    /// Opens the queue over an existing connection, which the caller keeps owning. Set its
-    /// <c>PreserveAsyncOrder</c> to false for throughput; the queue does not depend on that order.
+    /// Opens the queue over an existing connection, which the caller keeps owning. Pub/sub notices may
+    /// arrive in any order (watchers order events by their sequence numbers).
     /// </summary>
     public static Task<RedisJobQueue> OpenAsync(ConnectionMultiplexer redis, RedisJobQueueOptions? options = null) => OpenAsync(redis, false, options);
 
@@ -111,12 +108,12 @@ public sealed class RedisJobQueue : IJobQueue
         }
 
         ISubscriber subscriber = _redis.GetSubscriber();
-        await subscriber.SubscribeAsync(_prefix + ":events", (_, message) => OnEventNotice(message)).ConfigureAwait(false);
-        await subscriber.SubscribeAsync(_prefix + ":cancel", (_, message) =>
+        await subscriber.SubscribeAsync(RedisChannel.Literal(_prefix + ":events"), (_, message) => OnEventNotice(message)).ConfigureAwait(false);
+        await subscriber.SubscribeAsync(RedisChannel.Literal(_prefix + ":cancel"), (_, message) =>
         {
             if (_leases.TryGetValue((string)message!, out Lease? lease)) lease.Cancel();
         }).ConfigureAwait(false);
-        await subscriber.SubscribeAsync(_prefix + ":wake", (_, _) => Wake()).ConfigureAwait(false);
+        await subscriber.SubscribeAsync(RedisChannel.Literal(_prefix + ":wake"), (_, _) => Wake()).ConfigureAwait(false);
         _loops = [Task.Run(FetchLoopAsync), Task.Run(FlushLoopAsync), Task.Run(MaintenanceLoopAsync)];
     }
 
@@ -544,7 +541,7 @@ public sealed class RedisJobQueue : IJobQueue
                 {
                     case "k": kind = (int)fields[i + 1]; break;
                     case "s": stream = (int)fields[i + 1]; break;
-                    case "t": text = (string)fields[i + 1]; break;
+                    case "t": text = (string?)fields[i + 1]; break;
                     case "a": attempt = (int)fields[i + 1]; break;
                 }
             }
@@ -700,9 +697,9 @@ public sealed class RedisJobQueue : IJobQueue
         ISubscriber subscriber = _redis.GetSubscriber();
         try
         {
-            await subscriber.UnsubscribeAsync(_prefix + ":events").ConfigureAwait(false);
-            await subscriber.UnsubscribeAsync(_prefix + ":cancel").ConfigureAwait(false);
-            await subscriber.UnsubscribeAsync(_prefix + ":wake").ConfigureAwait(false);
+            await subscriber.UnsubscribeAsync(RedisChannel.Literal(_prefix + ":events")).ConfigureAwait(false);
+            await subscriber.UnsubscribeAsync(RedisChannel.Literal(_prefix + ":cancel")).ConfigureAwait(false);
+            await subscriber.UnsubscribeAsync(RedisChannel.Literal(_prefix + ":wake")).ConfigureAwait(false);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
