@@ -53,6 +53,9 @@ public sealed class RedisJobQueue : IJobQueue
     private readonly SemaphoreSlim _flush = new(0);
     private readonly CancellationTokenSource _stopping = new();
     private Task[] _loops = [];
+    private Task? _watching;
+    private Task? _working;
+    private volatile bool _idle; // the last take found the queue empty and recorded this consumer in P:idle
     private long _nextId;
     private int _disposed;
 
@@ -107,14 +110,41 @@ public sealed class RedisJobQueue : IJobQueue
             // The group exists: another server or worker created it.
         }
 
+        _loops = [Task.Run(FetchLoopAsync), Task.Run(FlushLoopAsync), Task.Run(MaintenanceLoopAsync)];
+    }
+
+    /// <summary>
+    /// Subscribes, once, to what this queue object's watchers need (the jobs' event notices). A queue
+    /// object that only works (a worker process) never watches, and so is not sent every job's events.
+    /// </summary>
+    private Task WatchingAsync() => SubscribedAsync(ref _watching, async () =>
+        await _redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(_prefix + ":events"), (_, message) => OnEventNotice(message)).ConfigureAwait(false));
+
+    /// <summary>
+    /// Subscribes, once, to what this queue object's takers need: its own wake-up channel (a submit wakes
+    /// one idle consumer) and the cancel notices for the jobs it runs. A queue object that only submits (a
+    /// server whose workers are elsewhere) is not woken by every submit.
+    /// </summary>
+    private Task WorkingAsync() => SubscribedAsync(ref _working, async () =>
+    {
         ISubscriber subscriber = _redis.GetSubscriber();
-        await subscriber.SubscribeAsync(RedisChannel.Literal(_prefix + ":events"), (_, message) => OnEventNotice(message)).ConfigureAwait(false);
         await subscriber.SubscribeAsync(RedisChannel.Literal(_prefix + ":cancel"), (_, message) =>
         {
             if (_leases.TryGetValue((string)message!, out Lease? lease)) lease.Cancel();
         }).ConfigureAwait(false);
-        await subscriber.SubscribeAsync(RedisChannel.Literal(_prefix + ":wake"), (_, _) => Wake()).ConfigureAwait(false);
-        _loops = [Task.Run(FetchLoopAsync), Task.Run(FlushLoopAsync), Task.Run(MaintenanceLoopAsync)];
+        await subscriber.SubscribeAsync(RedisChannel.Literal(_prefix + ":wake:" + _consumer), (_, _) => WakeUp()).ConfigureAwait(false);
+    });
+
+    private Task SubscribedAsync(ref Task? slot, Func<Task> subscribe)
+    {
+        Task? done = Volatile.Read(ref slot);
+        if (done is { IsCompletedSuccessfully: true }) return done;
+        lock (_gate)
+        {
+            // A subscription that failed (Redis unreachable) is tried again by the next caller that needs it.
+            if (slot is null || slot.IsFaulted || slot.IsCanceled) slot = subscribe();
+            return slot;
+        }
     }
 
     /// <inheritdoc/>
@@ -135,6 +165,7 @@ public sealed class RedisJobQueue : IJobQueue
         if (observer is not null)
         {
             // Watching before the job exists: no event can slip past between the two.
+            await WatchingAsync().ConfigureAwait(false);
             observer.OnAccepted(id);
             watcher = AddWatcher(id, observer, 0);
         }
@@ -151,7 +182,7 @@ public sealed class RedisJobQueue : IJobQueue
             throw;
         }
 
-        Wake(); // this process's own workers need no pub/sub round trip
+        WakeUp(); // this process's own workers need no pub/sub round trip
         return new JobTicket(id, watcher);
     }
 
@@ -159,6 +190,7 @@ public sealed class RedisJobQueue : IJobQueue
     public async ValueTask<IDisposable?> WatchAsync(string jobId, long afterSequence, IJobObserver observer, CancellationToken cancellationToken = default)
     {
         if (!await _db.KeyExistsAsync(JobKey(jobId)).ConfigureAwait(false)) return null;
+        await WatchingAsync().ConfigureAwait(false);
         observer.OnAccepted(jobId);
         Watcher watcher = AddWatcher(jobId, observer, afterSequence);
         watcher.Poke();
@@ -221,6 +253,16 @@ public sealed class RedisJobQueue : IJobQueue
     /// <inheritdoc/>
     public async ValueTask<JobLease?> TakeAsync(string workerId, TimeSpan leaseDuration, CancellationToken cancellationToken)
     {
+        if (_disposed == 1 || cancellationToken.IsCancellationRequested) return null; // a worker that stopped taking takes nothing
+        try
+        {
+            await WorkingAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+
         var taker = new Taker(this, workerId, leaseDuration == Timeout.InfiniteTimeSpan ? TimeSpan.FromDays(3650) : leaseDuration);
         // Registered before the taker waits, so that once the stop's Cancel returns the taker is out of the list and
         // takes nothing handed back after the stop (see SqliteJobQueue.TakeAsync). A job already fetched for it, the
@@ -241,11 +283,20 @@ public sealed class RedisJobQueue : IJobQueue
             taker.Node = _takers.AddLast(taker);
         }
 
-        Wake();
+        // While this consumer is idle (its last take found the queue empty), a submit wakes it: one more taker
+        // need not ask Redis again for what is not there.
+        if (!_idle) Wake();
         return await taker.Result.Task.ConfigureAwait(false);
     }
 
     // ---------------------------------------------------------------- workers' side
+
+    /// <summary>Work may have come: the next take asks Redis even for a taker that arrives while it is idle.</summary>
+    private void WakeUp()
+    {
+        _idle = false;
+        Wake();
+    }
 
     private void Wake()
     {
@@ -273,7 +324,6 @@ public sealed class RedisJobQueue : IJobQueue
                     lock (_gate) waiting = [.. _takers.Take(64)];
                     if (waiting.Length == 0) break;
                     (List<Lease> leases, int fetched) = await TryTakeAsync(waiting[0], waiting.Length).ConfigureAwait(false);
-                    if (fetched == 0) break;
                     foreach (Lease lease in leases)
                     {
                         Taker? taker;
@@ -294,6 +344,17 @@ public sealed class RedisJobQueue : IJobQueue
                             await HandBackAsync(lease, untake: true).ConfigureAwait(false);
                         }
                     }
+
+                    // Fewer than asked for: the queue is empty (the take recorded this consumer as idle, and the next
+                    // submit wakes it); asking again now would only find nothing. A wake-up that overtook this answer
+                    // has released _wake, so the loop takes once more whatever _idle says.
+                    if (fetched < waiting.Length)
+                    {
+                        _idle = true;
+                        break;
+                    }
+
+                    _idle = false;
                 }
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
@@ -370,7 +431,7 @@ public sealed class RedisJobQueue : IJobQueue
         long n = (long)await EvalAsync(RedisScripts.HandBack, lease.Request.Id, lease.Attempt, Now(), JobCodec.EncodeOutcome(cancelled), untake ? "1" : "0").ConfigureAwait(false);
         _leases.TryRemove(new KeyValuePair<string, Lease>(lease.Request.Id, lease));
         if (n > 0) Notify(lease.Request.Id, new JobEvent(n, JobEventKind.Completed, Outcome: cancelled)); // its cancel was asked for meanwhile
-        else Wake();
+        else WakeUp();
     }
 
     private void Lost(Lease lease)
@@ -697,9 +758,13 @@ public sealed class RedisJobQueue : IJobQueue
         ISubscriber subscriber = _redis.GetSubscriber();
         try
         {
-            await subscriber.UnsubscribeAsync(RedisChannel.Literal(_prefix + ":events")).ConfigureAwait(false);
-            await subscriber.UnsubscribeAsync(RedisChannel.Literal(_prefix + ":cancel")).ConfigureAwait(false);
-            await subscriber.UnsubscribeAsync(RedisChannel.Literal(_prefix + ":wake")).ConfigureAwait(false);
+            if (_watching is not null) await subscriber.UnsubscribeAsync(RedisChannel.Literal(_prefix + ":events")).ConfigureAwait(false);
+            if (_working is not null)
+            {
+                await subscriber.UnsubscribeAsync(RedisChannel.Literal(_prefix + ":cancel")).ConfigureAwait(false);
+                await subscriber.UnsubscribeAsync(RedisChannel.Literal(_prefix + ":wake:" + _consumer)).ConfigureAwait(false);
+                await _db.SortedSetRemoveAsync(_prefix + ":idle", _consumer).ConfigureAwait(false);
+            }
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {

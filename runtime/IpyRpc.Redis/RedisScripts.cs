@@ -9,7 +9,9 @@ namespace IpyRpc.Redis;
 /// <item><c>P:job:ID</c>: a hash per job (state, request, arguments, times, attempts, outcome, result…);</item>
 /// <item><c>P:ev:ID</c>: a stream per job of its events, entry id <c>N-0</c> for event number N;</item>
 /// <item><c>P:jobs</c>, <c>P:done</c>, <c>P:deadlines</c>, <c>P:leases</c>: sorted sets by creation, completion, deadline and lease expiry time;</item>
-/// <item><c>P:bytes</c>: the bytes finished jobs retain; channels <c>P:events</c>, <c>P:cancel</c>, <c>P:wake</c>.</item>
+/// <item><c>P:idle</c>: a sorted set of the consumers whose last take found the queue empty, by the time it did;</item>
+/// <item><c>P:bytes</c>: the bytes finished jobs retain; channels <c>P:events</c>, <c>P:cancel</c>, and <c>P:wake:CONSUMER</c>
+/// for each consumer (a submit wakes one idle consumer, not all).</item>
 /// </list>
 /// </summary>
 internal static class RedisScripts
@@ -26,6 +28,15 @@ internal static class RedisScripts
           local n = redis.call('HINCRBY', jobkey(id), 'last', 1)
           redis.call('XADD', evkey(id), n .. '-0', 'k', kind, 's', stream, 't', text, 'a', attempt)
           return n
+        end
+        -- Wakes one idle worker: the one idle longest (each registers itself in P:idle when its take finds the
+        -- queue empty), on its own channel; one that no longer listens (gone) is dropped and the next is tried.
+        local function wake()
+          for i = 1, 16 do
+            local w = redis.call('ZPOPMIN', P .. ':idle')
+            if #w == 0 then return end
+            if redis.call('PUBLISH', P .. ':wake:' .. w[1], '') > 0 then return end
+          end
         end
         local function finish(id, from, attempt, state, now, outcome, result, inlineLimit)
           local job = jobkey(id)
@@ -67,13 +78,14 @@ internal static class RedisScripts
         local entry = redis.call('XADD', P .. ':stream', '*', 'id', id)
         redis.call('HSET', job, 'entry', entry)
         redis.call('ZADD', P .. ':jobs', ARGV[6], id)
-        redis.call('PUBLISH', P .. ':wake', id)
+        wake()
         return entry
         """;
 
     /// <summary>
     /// Leases up to N jobs: first those whose lease lapsed (each lease's expiry is in <c>P:leases</c>;
-    /// its stream entry is claimed over with XCLAIM), then new ones (XREADGROUP).
+    /// its stream entry is claimed over with XCLAIM), then new ones (XREADGROUP). Taking fewer than N, the
+    /// consumer counts as idle (<c>P:idle</c>) until a submit wakes it.
     /// ARGV: prefix, consumer, lease ms, now, worker, (unused), how many. Returns an array of {id, attempt, request, args, entry},
     /// and {id, attempt, request, '', '', 1} for a lapsed job whose cancel was asked for, for the caller to end cancelled.
     /// </summary>
@@ -132,6 +144,12 @@ internal static class RedisScripts
             if r then table.insert(taken, r) end
           end
         end
+        -- Fewer than wanted: the queue is empty, so this consumer is idle until a submit wakes it.
+        if #taken < want then
+          redis.call('ZADD', P .. ':idle', now, ARGV[2])
+        else
+          redis.call('ZREM', P .. ':idle', ARGV[2])
+        end
         return taken
         """;
 
@@ -189,7 +207,7 @@ internal static class RedisScripts
         end
         redis.call('HSET', job, 'state', '0')
         redis.call('ZADD', P .. ':leases', 0, id)
-        redis.call('PUBLISH', P .. ':wake', id)
+        wake()
         return 0
         """;
 

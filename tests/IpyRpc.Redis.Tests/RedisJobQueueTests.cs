@@ -75,6 +75,98 @@ public sealed class RedisJobQueueTests(RedisFixture redis) : DurableJobQueueCont
         Assert.Null(await TakeNothingAsync(queue, TimeSpan.FromMilliseconds(500))); // nobody runs what was cancelled
     }
 
+    // Waking: a take that finds the queue empty records its consumer as idle; a submit wakes the one idle longest, on
+    // that consumer's own channel, instead of every worker (which would each run a take and all but one find nothing).
+    // The workers here never look for jobs by themselves (a 10-minute poll), so only a wake-up brings them one.
+
+    [Fact]
+    public async Task ASubmitWakesOneIdleWorkerAndItIsTheOneThatTakesTheJob()
+    {
+        await using RedisJobQueue submitter = await OpenQuietAsync();
+        RedisJobQueue[] workers = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => OpenQuietAsync()));
+        await using ConnectionMultiplexer monitor = await ConnectionMultiplexer.ConnectAsync(redis.Server.Configuration);
+        var woken = new List<string>();
+        await monitor.GetSubscriber().SubscribeAsync(RedisChannel.Pattern(Prefix + ":wake:*"), (channel, _) =>
+        {
+            lock (woken) woken.Add(((string)channel!)[(Prefix + ":wake:").Length..]);
+        });
+        IDatabase db = monitor.GetDatabase();
+        try
+        {
+            Task<JobLease?>[] waiting = [.. workers.Select(w => w.TakeAsync("w", TimeSpan.FromSeconds(30), CancellationToken.None).AsTask())];
+            var takers = new List<string>();
+            for (int i = 0; i < 30; i++)
+            {
+                await EventuallyAsync(async () => await db.SortedSetLengthAsync(Prefix + ":idle") == 3);
+                JobTicket ticket = await submitter.SubmitAsync(Request(args: [(byte)i], detached: true));
+                Task<JobLease?> first = await Task.WhenAny(waiting).WaitAsync(Patience);
+                int k = Array.IndexOf(waiting, first);
+                JobLease lease = (await first)!;
+                Assert.Equal(ticket.JobId, lease.Request.Id);
+                Assert.True(await lease.CompleteAsync(Ok([1])));
+                takers.Add(workers[k].Consumer);
+                waiting[k] = workers[k].TakeAsync("w", TimeSpan.FromSeconds(30), CancellationToken.None).AsTask();
+            }
+
+            await EventuallyAsync(() => Task.FromResult(Count(woken) >= 30));
+            await Task.Delay(200);
+            lock (woken) Assert.Equal(takers, woken); // one wake-up a job, to the worker that took it
+            Assert.All(workers, w => Assert.Contains(w.Consumer, takers)); // the longest idle first: each has its turn
+        }
+        finally
+        {
+            foreach (RedisJobQueue w in workers) await w.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task AnIdleWorkerThatIsGoneIsPassedOverForOneThatListens()
+    {
+        await using RedisJobQueue submitter = await OpenQuietAsync();
+        await using RedisJobQueue worker = await OpenQuietAsync();
+        await using ConnectionMultiplexer monitor = await ConnectionMultiplexer.ConnectAsync(redis.Server.Configuration);
+        IDatabase db = monitor.GetDatabase();
+        ValueTask<JobLease?> waiting = worker.TakeAsync("w", TimeSpan.FromSeconds(30), CancellationToken.None);
+        await EventuallyAsync(async () => await db.SortedSetScoreAsync(Prefix + ":idle", worker.Consumer) is not null);
+
+        // What a worker killed while idle leaves behind: its entry, idle longer than anyone.
+        await db.SortedSetAddAsync(Prefix + ":idle", "gone:1:00000000", 0);
+        JobTicket ticket = await submitter.SubmitAsync(Request(detached: true));
+
+        JobLease lease = (await waiting.AsTask().WaitAsync(TimeSpan.FromSeconds(5)))!;
+        Assert.Equal(ticket.JobId, lease.Request.Id);
+        Assert.Null(await db.SortedSetScoreAsync(Prefix + ":idle", "gone:1:00000000"));
+        Assert.True(await lease.CompleteAsync(Ok([1])));
+    }
+
+    [Fact]
+    public async Task AQueueThatOnlySubmitsIsSentNoWakeUpsAndOneThatOnlyWorksNoEvents()
+    {
+        await using RedisJobQueue submitter = await OpenQuietAsync();
+        await using RedisJobQueue worker = await OpenQuietAsync();
+        var seen = new Recorder();
+        await submitter.SubmitAsync(Request(), seen);
+        JobLease lease = await TakeAsync(worker);
+        Assert.True(await lease.CompleteAsync(Ok([1])));
+        Assert.Equal(JobState.Succeeded, (await seen.Completed.Task.WaitAsync(Patience)).Outcome!.State);
+
+        await using ConnectionMultiplexer monitor = await ConnectionMultiplexer.ConnectAsync(redis.Server.Configuration);
+        string[] channels = [Prefix + ":events", Prefix + ":cancel", Prefix + ":wake:" + worker.Consumer, Prefix + ":wake:" + submitter.Consumer];
+        var counts = (RedisResult[])(await monitor.GetDatabase().ExecuteAsync("PUBSUB", ["NUMSUB", .. channels]))!;
+        Assert.Equal([1L, 1, 1, 0], Enumerable.Range(0, channels.Length).Select(i => (long)counts[2 * i + 1]));
+    }
+
+    private string Prefix => "ipyrpc:{" + _name + "}";
+
+    /// <summary>A queue object on this test's queue whose workers look for jobs only when woken (every 10 minutes otherwise).</summary>
+    private Task<RedisJobQueue> OpenQuietAsync()
+        => RedisJobQueue.ConnectAsync(redis.Server.Configuration, new RedisJobQueueOptions { Name = _name, PollInterval = TimeSpan.FromMinutes(10) });
+
+    private static int Count(List<string> list)
+    {
+        lock (list) return list.Count;
+    }
+
     /// <summary>
     /// Holds the queue's take script up, has a worker begin to wait and stop inside that window, then does
     /// <paramref name="meanwhile"/> before the script runs.
