@@ -286,7 +286,9 @@ internal static class Queues
             {
                 await db.ExecuteAsync("XADD", "raw", "*", "id", "job");
                 var read = (RedisResult[])(await db.ExecuteAsync("XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", "raw", ">"))!;
-                var entry = (RedisResult[])((RedisResult[])((RedisResult[])read[0]!)[1]!)[0]!;
+                // RESP3 (what StackExchange.Redis 3 speaks to Redis 7) answers a map {stream: entries}; RESP2 [[stream, entries]].
+                RedisResult entries = read[0].Resp2Type == ResultType.Array ? ((RedisResult[])read[0]!)[1] : read[1];
+                var entry = (RedisResult[])((RedisResult[])entries!)[0]!;
                 await db.ExecuteAsync("XACK", "raw", "g", (string)entry[0]!);
             },
             Dispose = async () => await redis.CloseAsync(),
