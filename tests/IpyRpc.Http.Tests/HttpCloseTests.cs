@@ -6,8 +6,9 @@ using IpyRpc.Protocol;
 namespace IpyRpc.Http.Tests;
 
 /// <summary>
-/// A client over HTTP requests that is disposed tells the server, which ends its connection then: not minutes later,
-/// when the idle sweep would have found it. A message about a connection that is gone opens no new one.
+/// A client over HTTP requests that is disposed, or gives up connecting, tells the server, which ends its connection
+/// then: not minutes later, when the idle sweep would have found it. A message about a connection that is gone opens no
+/// new one.
 /// </summary>
 public sealed class HttpCloseTests
 {
@@ -33,6 +34,24 @@ public sealed class HttpCloseTests
 
         Assert.Equal(seen, gone.Select(g => g.Connection));
         Assert.All(gone, g => Assert.Equal(DisconnectReason.Closed, g.Info.Reason));
+    }
+
+    [Fact]
+    public async Task AClientRefusedAtConnectLeavesNoConnectionOnTheServer()
+    {
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "right" });
+        server.Register(typeof(HttpFunctions));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
+        for (int i = 0; i < 5; i++)
+        {
+            // The server answers hello, so it holds a connection; the proof is wrong, and the client gives up.
+            await Assert.ThrowsAsync<IpyRpcUnauthorizedException>(() => IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.Requests, new IpyRpcClientOptions { SharedSecret = "wrong" }));
+            Assert.Empty(server.Connections); // the client said goodbye before its connect failed
+        }
+
+        await using IpyRpcClient good = await IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.Requests, new IpyRpcClientOptions { SharedSecret = "right" });
+        Assert.Equal(3, await good.CallAsync<int>("add", 1, 2));
+        Assert.Single(server.Connections);
     }
 
     [Fact]

@@ -157,12 +157,14 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
         }
 
         link.Start();
+        bool greeted = false;
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closing.Token);
             timeout.CancelAfter(Options.ConnectTimeout);
             byte[]? clientNonce = Options.SharedSecret is null ? null : SharedSecretProof.NewNonce();
             IpyRpcMessage hello = await link.RequestAsync(new IpyRpcMessage { Kind = MessageKind.Hello, Versions = ProtocolVersion.Supported, Agent = "ipyrpc-dotnet-client/" + ProtocolVersion.Current, Nonce = clientNonce }, "hello", timeout.Token).ConfigureAwait(false);
+            greeted = true;
             ProtocolVersionInUse = hello.Versions is [int v, ..] ? v : ProtocolVersion.Current;
             ServerAgent = hello.Agent;
             if (hello.Auth?.Contains(SharedSecretProof.Scheme) == true)
@@ -176,6 +178,19 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
         }
         catch (Exception e)
         {
+            if (greeted && link.Calls.Broken is null)
+            {
+                // The server holds a connection for this link since its hello (a refused secret included): say goodbye,
+                // so that a carrier without a socket of its own to close (HTTP requests) does not leave it to the idle sweep.
+                try
+                {
+                    await link.Calls.SendQuietlyAsync(new DisconnectInfo(DisconnectReason.Closed, "The client gave up connecting: " + e.Message).ToMessage()).WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                }
+            }
+
             End(link, new DisconnectInfo(DisconnectReason.ConnectionLost, "Connecting failed: " + e.Message, e), announce: false);
             if (e is OperationCanceledException && !cancellationToken.IsCancellationRequested && !_closing.IsCancellationRequested)
             {
