@@ -29,14 +29,32 @@ public sealed class SoakTests(ITestOutputHelper output)
     private const int InFlightPerClient = 8;
     private const long RetentionBytes = 16L * 1024 * 1024;
 
-    // The server calls these clients back (over the carriers that go both ways); the output of those calls is not checked.
-    private static readonly IpyRpcClientOptions Exporting = new() { Exports = [typeof(SoakClientSide)], Output = (_, _) => { } };
+    private const string Secret = "soak secret";
+
+    /// <summary>
+    /// A lane's client options: the server calls these clients back (over the carriers that go both ways; the output of
+    /// those calls is not checked), and with a shared secret each lane proves it under a name of its own.
+    /// </summary>
+    private static IpyRpcClientOptions Options(string lane, bool secret, bool exports = true) => new()
+    {
+        Exports = exports ? [typeof(SoakClientSide)] : [],
+        Output = (_, _) => { },
+        SharedSecret = secret ? Secret : null,
+        ClientName = secret ? "soak-" + lane : null,
+    };
 
     /// <summary>How long a soak runs: <c>IPYRPC_SOAK_SECONDS</c>, or a few seconds in an ordinary test run.</summary>
     internal static int Seconds => int.TryParse(Environment.GetEnvironmentVariable("IPYRPC_SOAK_SECONDS"), out int s) && s > 0 ? s : 6;
 
-    [Fact]
-    public async Task EveryTransportAtOnceForAWhileAnswersEveryCallRightAndLeavesNothingBehind()
+    /// <param name="secret">
+    /// The server requires a shared secret: every lane proves it under a name of its own and the server must say, call
+    /// after call, that name called; JSON-RPC requests, which cannot prove it, are refused every time; and an impostor
+    /// lane connects over and over with a wrong secret or none, and must be refused at once each time.
+    /// </param>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task EveryTransportAtOnceForAWhileAnswersEveryCallRightAndLeavesNothingBehind(bool secret)
     {
         var watch = new Watch();
         int sleepingAtStart = Volatile.Read(ref SoakFunctions.Sleeping);
@@ -45,7 +63,7 @@ public sealed class SoakTests(ITestOutputHelper output)
         // Finished calls' records are kept within a budget; a small one, so that a long run reaches it and the heap's
         // bound below says the budget holds (the default, 256 MiB, would take a few minutes to fill).
         var queue = new InMemoryJobQueue(new InMemoryJobQueueOptions { Retention = new JobRetention { MaxAge = TimeSpan.FromHours(1), MaxBytes = RetentionBytes } });
-        await using (var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 4 * InFlightPerClient, Queue = queue }))
+        await using (var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 4 * InFlightPerClient, Queue = queue, SharedSecret = secret ? Secret : null }))
         {
             server.Register(typeof(SoakFunctions)).Register(typeof(SoakEvents));
             await using IpyRpcZeroMqServer tcp = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
@@ -55,10 +73,10 @@ public sealed class SoakTests(ITestOutputHelper output)
 
             var lanes = new (string Carrier, Func<Task<IpyRpcClient>> Connect)[]
             {
-                ("zeromq-tcp", () => IpyRpcZeroMqClient.ConnectAsync(tcp.Endpoint, Exporting)),
-                ("zeromq-ipc", () => IpyRpcZeroMqClient.ConnectAsync(unix.Endpoint, Exporting)),
-                ("websocket", () => IpyRpcHttpClient.ConnectAsync(address, HttpCarrier.WebSocket, Exporting)),
-                ("http-requests", () => IpyRpcHttpClient.ConnectAsync(address, HttpCarrier.Requests)), // one way: nothing to call back
+                ("zeromq-tcp", () => IpyRpcZeroMqClient.ConnectAsync(tcp.Endpoint, Options("zeromq-tcp", secret))),
+                ("zeromq-ipc", () => IpyRpcZeroMqClient.ConnectAsync(unix.Endpoint, Options("zeromq-ipc", secret))),
+                ("websocket", () => IpyRpcHttpClient.ConnectAsync(address, HttpCarrier.WebSocket, Options("websocket", secret))),
+                ("http-requests", () => IpyRpcHttpClient.ConnectAsync(address, HttpCarrier.Requests, Options("http-requests", secret, exports: false))), // one way: nothing to call back
             };
 
             var until = Stopwatch.StartNew();
@@ -66,11 +84,12 @@ public sealed class SoakTests(ITestOutputHelper output)
             var running = new List<Task>();
             foreach ((string carrier, Func<Task<IpyRpcClient>> connect) in lanes)
             {
-                running.Add(Task.Run(() => ClientLaneAsync(carrier, connect, stats, until, length)));
+                running.Add(Task.Run(() => ClientLaneAsync(carrier, connect, stats, until, length, secret)));
             }
 
-            running.Add(Task.Run(() => JsonRpcLaneAsync(address, stats, until, length)));
-            Task<(int ExitCode, string Report)> python = PythonLaneAsync(tcp.Endpoint, length);
+            running.Add(Task.Run(() => JsonRpcLaneAsync(address, stats, until, length, secret)));
+            if (secret) running.Add(Task.Run(() => ImpostorLaneAsync(tcp.Endpoint, address, stats, until, length)));
+            Task<(int ExitCode, string Report)> python = PythonLaneAsync(tcp.Endpoint, length, secret);
             Task all = Task.WhenAll(running);
 
             // Events all along, to whoever is subscribed at the time (every client over a carrier that goes both ways).
@@ -93,7 +112,7 @@ public sealed class SoakTests(ITestOutputHelper output)
             (int pythonExit, string pythonReport) = await python.WaitAsync(TimeSpan.FromMinutes(2));
             double elapsed = until.Elapsed.TotalSeconds;
 
-            output.WriteLine($"{Seconds} s: {stats.Calls} calls in {elapsed:F1} s ({stats.Calls / elapsed:F0} a second), {stats.Connections} connections");
+            output.WriteLine($"{Seconds} s{(secret ? ", a shared secret" : "")}: {stats.Calls} calls in {elapsed:F1} s ({stats.Calls / elapsed:F0} a second), {stats.Connections} connections");
             foreach ((string key, int count) in stats.ByKind.OrderBy(k => k.Key)) output.WriteLine($"  {key}: {count}");
             output.WriteLine("  python over zeromq-tcp: " + pythonReport.Trim());
             Assert.True(stats.Errors.IsEmpty, $"{stats.Errors.Count} wrong answers, the first: {string.Join(" | ", stats.Errors.Take(5))}");
@@ -105,14 +124,16 @@ public sealed class SoakTests(ITestOutputHelper output)
             Assert.True(await EventuallyAsync(() => Volatile.Read(ref SoakFunctions.Sleeping) == sleepingAtStart), $"{SoakFunctions.Sleeping} cancelled or timed-out calls still running on the server");
             Assert.True(await EventuallyAsync(async () => (await server.Queue.ListAsync(new JobQuery { State = JobState.Running })).Count == 0 && (await server.Queue.ListAsync(new JobQuery { State = JobState.Queued })).Count == 0), "jobs left running or queued");
 
-            foreach (string carrier in lanes.Select(l => l.Carrier).Append("jsonrpc"))
+            foreach (string carrier in lanes.Select(l => l.Carrier).Append("jsonrpc").Concat(secret ? ["impostor"] : []))
             {
                 string[] kinds = carrier switch
                 {
-                    "jsonrpc" => ["add", "fail", "unknown"],
+                    "jsonrpc" => secret ? ["refused"] : ["add", "fail", "unknown"],
+                    "impostor" => ["zeromq-tcp wrong secret", "zeromq-tcp no secret", "websocket wrong secret", "http-requests wrong secret"],
                     "http-requests" => ["add", "echo", "talk", "fail", "stream", "job", "pointer", "cancel", "timeout"],
                     _ => ["add", "echo", "talk", "fail", "stream", "back", "job", "pointer", "cancel", "timeout", "event"],
                 };
+                if (secret && carrier is not ("jsonrpc" or "impostor")) kinds = [.. kinds, "who"];
                 foreach (string kind in kinds)
                 {
                     Assert.True(stats.ByKind.GetValueOrDefault($"{carrier} {kind}") > 0, $"no {kind} over {carrier}");
@@ -127,7 +148,7 @@ public sealed class SoakTests(ITestOutputHelper output)
         output.WriteLine($"peak heap {watch.PeakHeap / 1048576} MiB (start {watch.Heap / 1048576}), peak threads {watch.PeakThreads} (start {watch.Threads}), peak descriptors {watch.PeakDescriptors} (start {watch.Descriptors})");
     }
 
-    private static async Task ClientLaneAsync(string carrier, Func<Task<IpyRpcClient>> connect, Stats stats, Stopwatch clock, TimeSpan length)
+    private static async Task ClientLaneAsync(string carrier, Func<Task<IpyRpcClient>> connect, Stats stats, Stopwatch clock, TimeSpan length, bool secret)
     {
         var random = new Random(carrier.GetHashCode());
         while (clock.Elapsed < length)
@@ -160,7 +181,7 @@ public sealed class SoakTests(ITestOutputHelper output)
             await Task.WhenAll(Enumerable.Range(0, InFlightPerClient).Select(i => Task.Run(async () =>
             {
                 var mine = new Random(seed + i);
-                for (int n = 0; n < callsEach && clock.Elapsed < length; n++) await OneCallAsync(carrier, client, mine, stats);
+                for (int n = 0; n < callsEach && clock.Elapsed < length; n++) await OneCallAsync(carrier, client, mine, stats, secret);
             })));
             Volatile.Write(ref leaving, true);
             // Half the clients end their subscription themselves; the others leave it to their connection's end.
@@ -168,10 +189,10 @@ public sealed class SoakTests(ITestOutputHelper output)
         }
     }
 
-    private static async Task OneCallAsync(string carrier, IpyRpcClient client, Random random, Stats stats)
+    private static async Task OneCallAsync(string carrier, IpyRpcClient client, Random random, Stats stats, bool secret)
     {
         int pick = random.Next(100);
-        string kind = pick < 35 ? "add" : pick < 48 ? "echo" : pick < 57 ? "talk" : pick < 64 ? "fail" : pick < 71 ? "stream"
+        string kind = secret && pick < 5 ? "who" : pick < 35 ? "add" : pick < 48 ? "echo" : pick < 57 ? "talk" : pick < 64 ? "fail" : pick < 71 ? "stream"
             : pick < 78 ? (carrier == "http-requests" ? "add" : "back") : pick < 84 ? "job" : pick < 90 ? "pointer" : pick < 95 ? "cancel" : "timeout";
         try
         {
@@ -182,6 +203,14 @@ public sealed class SoakTests(ITestOutputHelper output)
                     int a = random.Next(-1_000_000, 1_000_000), b = random.Next(-1_000_000, 1_000_000);
                     int sum = await client.CallAsync<int>("soak.add", a, b);
                     if (sum != a + b) stats.Wrong(carrier, kind, $"{a} + {b} came back {sum}");
+                    break;
+                }
+                case "who":
+                {
+                    // The principal the secret's proof named, on every call of the connection (the HTTP requests carrier
+                    // carries it on each request's session).
+                    string who = await client.CallAsync<string>("soak.whoami");
+                    if (who != "soak-" + carrier) stats.Wrong(carrier, kind, $"the server says {who} called");
                     break;
                 }
                 case "echo":
@@ -308,13 +337,51 @@ public sealed class SoakTests(ITestOutputHelper output)
     /// The Python client from samples/python (written from docs/PROTOCOL.md alone, on Debian's pyzmq and msgpack) as one
     /// more lane: its own connections, calls and checks, in a process of its own (tests/…/python/soak_peer.py).
     /// </summary>
-    private static async Task<(int ExitCode, string Report)> PythonLaneAsync(string endpoint, TimeSpan length)
+    private static async Task<(int ExitCode, string Report)> PythonLaneAsync(string endpoint, TimeSpan length, bool secret)
     {
-        (int exit, string stdout, string stderr) = await PythonPeer.RunAsync(length + TimeSpan.FromMinutes(2), "soak_peer.py", endpoint, ((int)length.TotalSeconds).ToString());
+        string[] args = [endpoint, ((int)length.TotalSeconds).ToString(), .. secret ? [Secret, "soak-python"] : Array.Empty<string>()];
+        (int exit, string stdout, string stderr) = await PythonPeer.RunAsync(length + TimeSpan.FromMinutes(2), "soak_peer.py", args);
         return (exit, stdout + stderr);
     }
 
-    private static async Task JsonRpcLaneAsync(Uri address, Stats stats, Stopwatch clock, TimeSpan length)
+    /// <summary>
+    /// Connects, over and over, with a wrong secret (over ZeroMQ, a WebSocket and HTTP requests) or none (over ZeroMQ):
+    /// each attempt must fail at connect with <see cref="IpyRpcUnauthorizedException"/>, in well under the 5 s allowed
+    /// here, while the other lanes go on being served.
+    /// </summary>
+    private static async Task ImpostorLaneAsync(string endpoint, Uri address, Stats stats, Stopwatch clock, TimeSpan length)
+    {
+        var wrong = new IpyRpcClientOptions { SharedSecret = "not the soak secret", ClientName = "impostor" };
+        var attempts = new (string Kind, Func<CancellationToken, Task<IpyRpcClient>> Connect)[]
+        {
+            ("zeromq-tcp wrong secret", token => IpyRpcZeroMqClient.ConnectAsync(endpoint, wrong, cancellationToken: token)),
+            ("zeromq-tcp no secret", token => IpyRpcZeroMqClient.ConnectAsync(endpoint, cancellationToken: token)),
+            ("websocket wrong secret", token => IpyRpcHttpClient.ConnectAsync(address, HttpCarrier.WebSocket, wrong, cancellationToken: token)),
+            ("http-requests wrong secret", token => IpyRpcHttpClient.ConnectAsync(address, HttpCarrier.Requests, wrong, cancellationToken: token)),
+        };
+        for (int n = 0; clock.Elapsed < length; n++)
+        {
+            (string kind, Func<CancellationToken, Task<IpyRpcClient>> connect) = attempts[n % attempts.Length];
+            using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            try
+            {
+                await using IpyRpcClient client = await connect(patience.Token);
+                stats.Wrong("impostor", kind, "connected");
+            }
+            catch (IpyRpcUnauthorizedException)
+            {
+            }
+            catch (Exception e)
+            {
+                stats.Wrong("impostor", kind, e.GetType().Name + ": " + e.Message);
+            }
+
+            stats.Count("impostor", kind);
+            await Task.Delay(10);
+        }
+    }
+
+    private static async Task JsonRpcLaneAsync(Uri address, Stats stats, Stopwatch clock, TimeSpan length, bool secret)
     {
         var random = new Random(7);
         while (clock.Elapsed < length)
@@ -326,18 +393,19 @@ public sealed class SoakTests(ITestOutputHelper output)
             await Task.WhenAll(Enumerable.Range(0, InFlightPerClient).Select(i => Task.Run(async () =>
             {
                 var mine = new Random(seed + i);
-                for (int n = 0; n < callsEach && clock.Elapsed < length; n++) await OneJsonRpcCallAsync(http, mine, stats);
+                for (int n = 0; n < callsEach && clock.Elapsed < length; n++) await OneJsonRpcCallAsync(http, mine, stats, secret);
             })));
         }
     }
 
-    private static async Task OneJsonRpcCallAsync(HttpClient http, Random random, Stats stats)
+    /// <summary>One JSON-RPC request; to a server that requires a shared secret (which JSON-RPC cannot prove), refused.</summary>
+    private static async Task OneJsonRpcCallAsync(HttpClient http, Random random, Stats stats, bool secret)
     {
         int pick = random.Next(100);
-        string kind = pick < 80 ? "add" : pick < 92 ? "fail" : "unknown";
+        string call = pick < 80 ? "add" : pick < 92 ? "fail" : "unknown", kind = secret ? "refused" : call;
         int id = random.Next();
         int a = random.Next(-1_000_000, 1_000_000), b = random.Next(-1_000_000, 1_000_000);
-        object request = kind switch
+        object request = call switch
         {
             "add" => new { jsonrpc = "2.0", method = "soak.add", @params = new[] { a, b }, id },
             "fail" => new { jsonrpc = "2.0", method = "soak.fail", @params = new[] { $"soak failure {a}" }, id },
@@ -350,6 +418,7 @@ public sealed class SoakTests(ITestOutputHelper output)
             JsonElement root = reply.RootElement;
             bool right = root.GetProperty("id").GetInt32() == id && kind switch
             {
+                "refused" => root.GetProperty("error").GetProperty("code").GetInt32() == -32004,
                 "add" => root.GetProperty("result").GetInt32() == a + b,
                 "fail" => root.GetProperty("error").GetProperty("message").GetString()!.Contains($"soak failure {a}"),
                 _ => root.GetProperty("error").GetProperty("code").GetInt32() == -32601,

@@ -62,6 +62,11 @@ public static class SoakFunctions
     [IpyRpcExport("soak.ask_back")]
     public static async Task<int> AskBack(int x, IpyRpcConnection caller) => await caller.CallAsync<int>("soak_client.triple", x) + 1;
 
+    /// <summary>Who the server says called: the connection's principal, or "anonymous".</summary>
+    /// <param name="connection">The caller's connection.</param>
+    [IpyRpcExport("soak.whoami")]
+    public static string WhoAmI(IpyRpcConnection connection) => connection.Principal.Identity?.Name ?? "anonymous";
+
     /// <summary>Throws <see cref="InvalidOperationException"/> with <paramref name="message"/>.</summary>
     /// <param name="message">The message.</param>
     [IpyRpcExport("soak.fail")]

@@ -1,7 +1,9 @@
 """The soak's independent peer: the Python client written from docs/PROTOCOL.md alone (samples/python), calling over
 ZeroMQ for as long as the soak runs, connecting and leaving over and over, checking every answer.
 
-    soak_peer.py ENDPOINT SECONDS
+    soak_peer.py ENDPOINT SECONDS [SECRET NAME]
+
+With a shared secret, every connection proves it and every tenth call asks the server who called (it must be NAME).
 
 Prints "calls N wrong N connections N" (and each wrong answer on stderr); exits 1 when any answer was wrong."""
 import os
@@ -13,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ipyrpc_client import IpyRpcClient, RemoteError  # noqa: E402
 
 endpoint, seconds = sys.argv[1], float(sys.argv[2])
+secret, name = (sys.argv[3], sys.argv[4]) if len(sys.argv) > 4 else (None, None)
 rnd = random.Random(5)
 calls = wrong = connections = 0
 until = time.monotonic() + seconds
@@ -26,14 +29,17 @@ def check(ok, what):
 
 
 while time.monotonic() < until:
-    client = IpyRpcClient(endpoint, output=lambda stream, text: None)
+    client = IpyRpcClient(endpoint, output=lambda stream, text: None, secret=secret, name=name)
     connections += 1
     try:
         for _ in range(rnd.randint(20, 120)):
             if time.monotonic() >= until:
                 break
             pick = rnd.randrange(100)
-            if pick < 45:
+            if secret is not None and pick < 10:
+                got = client.call("soak.whoami")
+                check(got == name, f"the server says {got!r} called, not {name!r}")
+            elif pick < 45:
                 a, b = rnd.randint(-1000000, 1000000), rnd.randint(-1000000, 1000000)
                 got = client.call("soak.add", a, b)
                 check(got == a + b, f"{a} + {b} came back {got}")
