@@ -118,7 +118,7 @@ public sealed class RedisJobQueue : IJobQueue
     /// object that only works (a worker process) never watches, and so is not sent every job's events.
     /// </summary>
     private Task WatchingAsync() => SubscribedAsync(ref _watching, async () =>
-        await _redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(_prefix + ":events"), (_, message) => OnEventNotice(message)).ConfigureAwait(false));
+        (await _redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(_prefix + ":events")).ConfigureAwait(false)).OnMessage(m => OnEventNotice(m.Message)));
 
     /// <summary>
     /// Subscribes, once, to what this queue object's takers need: its own wake-up channel (a submit wakes
@@ -168,6 +168,7 @@ public sealed class RedisJobQueue : IJobQueue
             await WatchingAsync().ConfigureAwait(false);
             observer.OnAccepted(id);
             watcher = AddWatcher(id, observer, 0);
+            watcher.Pending = true; // until the job exists, its absence does not mean it was forgotten
         }
 
         try
@@ -181,6 +182,8 @@ public sealed class RedisJobQueue : IJobQueue
             watcher?.Dispose();
             throw;
         }
+
+        if (watcher is not null) watcher.Pending = false; // its events come by notice, and by the next look if one is lost
 
         WakeUp(); // this process's own workers need no pub/sub round trip
         return new JobTicket(id, watcher);
@@ -802,6 +805,9 @@ public sealed class RedisJobQueue : IJobQueue
     {
         private readonly object _gate = new();
         private long _last = after;
+
+        /// <summary>The job is being submitted: until it is, finding it absent says nothing.</summary>
+        public volatile bool Pending;
         private bool _pumping;
         private bool _again;
         private bool _done;
@@ -868,7 +874,9 @@ public sealed class RedisJobQueue : IJobQueue
                         }
                     }
 
-                    if (events.Count == 0 && !await queue._db.KeyExistsAsync(queue.JobKey(jobId)).ConfigureAwait(false))
+                    // No events and no job: forgotten, unless the job is still on its way in (a look taken between the
+                    // watcher's start and the submit, by the maintenance loop's periodic poke).
+                    if (events.Count == 0 && !Pending && !await queue._db.KeyExistsAsync(queue.JobKey(jobId)).ConfigureAwait(false))
                     {
                         lock (_gate)
                         {
