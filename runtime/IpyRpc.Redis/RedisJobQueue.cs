@@ -87,8 +87,8 @@ public sealed class RedisJobQueue : IJobQueue
     }
 
     /// <summary>
-    /// Opens the queue over an existing connection, which the caller keeps owning. Pub/sub notices may
-    /// arrive in any order (watchers order events by their sequence numbers).
+    /// Opens the queue over an existing connection (RESP2 or RESP3), which the caller keeps owning. The queue
+    /// subscribes on it as it needs: to job events once it watches a job, to its own wake-ups once it takes.
     /// </summary>
     public static Task<RedisJobQueue> OpenAsync(ConnectionMultiplexer redis, RedisJobQueueOptions? options = null) => OpenAsync(redis, false, options);
 
