@@ -95,9 +95,11 @@ public sealed class RedisJobQueueTests(RedisFixture redis) : DurableJobQueueCont
         {
             Task<JobLease?>[] waiting = [.. workers.Select(w => w.TakeAsync("w", TimeSpan.FromSeconds(30), CancellationToken.None).AsTask())];
             var takers = new List<string>();
+            var longestIdle = new List<string>();
             for (int i = 0; i < 30; i++)
             {
                 await EventuallyAsync(async () => await db.SortedSetLengthAsync(Prefix + ":idle") == 3);
+                longestIdle.Add((string)(await db.SortedSetRangeByRankAsync(Prefix + ":idle", 0, 0))[0]!);
                 JobTicket ticket = await submitter.SubmitAsync(Request(args: [(byte)i], detached: true));
                 Task<JobLease?> first = await Task.WhenAny(waiting).WaitAsync(Patience);
                 int k = Array.IndexOf(waiting, first);
@@ -111,7 +113,8 @@ public sealed class RedisJobQueueTests(RedisFixture redis) : DurableJobQueueCont
             await EventuallyAsync(() => Task.FromResult(Count(woken) >= 30));
             await Task.Delay(200);
             lock (woken) Assert.Equal(takers, woken); // one wake-up a job, to the worker that took it
-            Assert.All(workers, w => Assert.Contains(w.Consumer, takers)); // the longest idle first: each has its turn
+            Assert.Equal(longestIdle, takers); // the one idle longest
+            Assert.All(workers, w => Assert.Contains(w.Consumer, takers)); // so each has its turn
         }
         finally
         {
