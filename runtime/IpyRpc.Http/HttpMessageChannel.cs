@@ -75,19 +75,33 @@ public sealed class HttpMessageChannel : PushMessageChannel
         return default;
     }
 
-    /// <summary>How long a client's dispose waits for the server to take its <c>close</c> (after that the idle sweep ends the connection).</summary>
+    /// <summary>How long a client's dispose waits for the server to take its <c>close</c>; the <c>close</c> itself goes on.</summary>
     private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long the <c>close</c> may take before it is given up (the server's idle sweep then ends the connection).</summary>
+    private static readonly TimeSpan CloseGiveUp = TimeSpan.FromSeconds(30);
+
+    /// <summary>The <c>close</c> on its way, if any: the channel's own HTTP client is disposed only once it is done.</summary>
+    private Task? _closeSent;
 
     private async Task CloseAsync(IpyRpcMessage message)
     {
+        // A server slow to answer (a busy machine) still gets the close: the dispose that sent it stops waiting after
+        // CloseTimeout, the request does not.
+        Task sending = SendCloseAsync(message);
+        _closeSent = sending;
+        await Task.WhenAny(sending, Task.Delay(CloseTimeout)).ConfigureAwait(false);
+    }
+
+    private async Task SendCloseAsync(IpyRpcMessage message)
+    {
         try
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_closing.Token);
-            timeout.CancelAfter(CloseTimeout);
+            using var timeout = new CancellationTokenSource(CloseGiveUp);
             using HttpRequestMessage request = Request(message);
             using HttpResponseMessage response = await PostAsync(request, timeout.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException)
+        catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException or ObjectDisposedException)
         {
             // The server is gone or does not answer in time: its idle sweep ends the connection instead.
         }
@@ -295,7 +309,12 @@ public sealed class HttpMessageChannel : PushMessageChannel
         if (_closing.IsCancellationRequested) return default;
         _closing.Cancel();
         foreach (CancellationTokenSource request in _requests.Values) Abort(request);
-        if (_ownsHttp) _http.Dispose();
+        if (_ownsHttp)
+        {
+            if (_closeSent is { IsCompleted: false } sending) _ = sending.ContinueWith(_ => _http.Dispose(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+            else _http.Dispose();
+        }
+
         CompleteReceiving();
         return default;
     }

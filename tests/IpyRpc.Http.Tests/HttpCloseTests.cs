@@ -37,6 +37,40 @@ public sealed class HttpCloseTests
     }
 
     [Fact]
+    public async Task AClosePostThatTakesLongerThanTheDisposeWaitsStillReachesTheServer()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(HttpFunctions));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
+        var slow = new SlowHandler { InnerHandler = new SocketsHttpHandler() };
+        using var http = new HttpClient(slow);
+        IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.Requests, http: http);
+        Assert.Equal(3, await client.CallAsync<int>("add", 1, 2));
+        Assert.Single(server.Connections);
+
+        // A busy machine: every request from now on takes 3 s to leave; the dispose waits 2 s for its close.
+        slow.Delay = TimeSpan.FromSeconds(3);
+        var disposing = System.Diagnostics.Stopwatch.StartNew();
+        await client.DisposeAsync();
+        Assert.InRange(disposing.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(2.9)); // it did not wait for the close
+        DateTime giveUp = DateTime.UtcNow.AddSeconds(20);
+        while (server.Connections.Count > 0 && DateTime.UtcNow < giveUp) await Task.Delay(50);
+        Assert.Empty(server.Connections); // the close went on, and landed
+    }
+
+    /// <summary>Holds every request up by <see cref="Delay"/> before it is sent (or until it is cancelled).</summary>
+    private sealed class SlowHandler : DelegatingHandler
+    {
+        public TimeSpan Delay { get; set; }
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (Delay > TimeSpan.Zero) await Task.Delay(Delay, cancellationToken);
+            return await base.SendAsync(request, cancellationToken);
+        }
+    }
+
+    [Fact]
     public async Task AClientRefusedAtConnectLeavesNoConnectionOnTheServer()
     {
         await using var server = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "right" });
