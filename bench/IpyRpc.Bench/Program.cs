@@ -20,9 +20,6 @@ if (args.FirstOrDefault() == "worker")
 }
 
 // dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|rawzmq|http|ws|jsonrpc|kestrel|signalr] [remote] [inline] [bytes=SIZE] [allocs] [forget] [IN_FLIGHT]
-// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] redis [workers=K] [IN_FLIGHT]
-//   redis: N small calls in process through a Redis queue (a redis-server of the loop's own) to K worker processes (1 by
-//   default); prints calls/s and the CPU and context switches a call costs this process, each worker and redis-server.
 //   N small calls and nothing else (in process, or over ZeroMQ tcp, HTTP requests, a WebSocket or JSON-RPC to a server in this
 //   process, or the raw libzmq ping-pong, raw Kestrel echo or SignalR hub call the harness compares them with), IN_FLIGHT
 //   at a time (1 by default), to a function run by the queue's workers or (inline) on the receiving thread; prints
@@ -34,6 +31,9 @@ if (args.FirstOrDefault() == "worker")
 //   For a profiler: perf (DOTNET_PerfMapEnabled=1 perf record -g -- dotnet IpyRpc.Bench.dll loop 200000 64) sees CPU
 //   as it is; dotnet-trace's sampled thread time suspends the runtime for each sample, which sends lock entries and
 //   GC polls down their slow paths and inflates them (docs/PERFORMANCE.md, "Where a call's CPU goes").
+// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] redis [workers=K] [IN_FLIGHT]
+//   redis: N small calls in process through a Redis queue (a redis-server of the loop's own) to K worker processes (1 by
+//   default); prints calls/s and the CPU and context switches a call costs this process, each worker and redis-server.
 if (args.FirstOrDefault() == "loop")
 {
     int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "rawzmq" or "http" or "ws" or "jsonrpc" or "kestrel" or "signalr" or "inline" or "allocs" or "forget" or "remote" or "redis") && !a.StartsWith("workers=", StringComparison.Ordinal) && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];

@@ -319,7 +319,7 @@ internal static class Queues
     }
 
     /// <summary>A redis-server of the benchmark's own on a free loopback port; none when it is not installed.</summary>
-    internal sealed class PrivateRedis : IAsyncDisposable
+    private sealed class PrivateRedis : IAsyncDisposable
     {
         private readonly Process _process;
 
