@@ -22,7 +22,7 @@ if (args.FirstOrDefault() == "worker")
 // dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|rawzmq|http|ws|jsonrpc|kestrel|signalr] [remote] [inline] [bytes=SIZE] [allocs] [forget] [IN_FLIGHT]
 //   N small calls and nothing else (in process, or over ZeroMQ tcp, HTTP requests, a WebSocket or JSON-RPC to a server in this
 //   process, or the raw libzmq ping-pong, raw Kestrel echo or SignalR hub call the harness compares them with), IN_FLIGHT
-//   at a time (1 by default), to a function run by the queue's workers or (inline) on the receiving thread; prints
+//   at a time (1 by default; raw libzmq's are pipelined on one thread, as in the harness), to a function run by the queue's workers or (inline) on the receiving thread; prints
 //   calls/s, bytes allocated and thread-pool work items a call. allocs: also which types were allocated most (sampled);
 //   forget: the queue keeps finished calls' records within 1 MB instead of 256 MB, to show what retention costs (with
 //   remote, the server process's queue).
@@ -76,15 +76,25 @@ if (args.FirstOrDefault() == "loop")
     using AllocationCensus? census = args.Contains("allocs") ? new AllocationCensus() : null;
     if (args.Contains("rawzmq"))
     {
-        // The ZeroMQ floor the harness compares with: a bare ROUTER echo and a DEALER ping-pong, one call at a time.
+        // The ZeroMQ floor the harness compares with: a bare ROUTER echo and a DEALER ping-pong, one call at a time, or
+        // pipelining IN_FLIGHT requests on one thread.
         using RawZmq.EchoServer? echo = remote is null ? new RawZmq.EchoServer("tcp://127.0.0.1:*") : null;
         await using SystemUnderTest raw = Systems.RawZeroMq(remote?.Endpoints.RawZmq ?? echo!.Endpoint);
         for (int i = 0; i < warmUp; i++) await raw.SmallCall();
         await Task.Delay(500);
         (ProcessCost? self, ProcessCost? other) = (ProcessCost.Read(Environment.ProcessId), remote is null ? null : ProcessCost.Read(remote.Id));
         var timer = System.Diagnostics.Stopwatch.StartNew();
-        for (int i = 0; i < count; i++) await raw.SmallCall();
-        Console.WriteLine($"{count} small calls (raw libzmq ping-pong{(remote is null ? "" : ", server in its own process")}, 1 in flight): {count / timer.Elapsed.TotalSeconds:0} calls/s, {timer.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average");
+        if (inFlight > 1)
+        {
+            // The harness's raw floor at many in flight: one thread pipelining that many requests.
+            raw.PipelinedThroughput!(inFlight, count);
+        }
+        else
+        {
+            for (int i = 0; i < count; i++) await raw.SmallCall();
+        }
+
+        Console.WriteLine($"{count} small calls (raw libzmq {(inFlight > 1 ? "pipelined" : "ping-pong")}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / timer.Elapsed.TotalSeconds:0} calls/s, {timer.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average");
         PrintCosts(self, remote is null ? null : (other, remote.Id), count);
         return 0;
     }
