@@ -1,5 +1,8 @@
+using System.Collections.Concurrent;
 using System.Net;
+using System.Net.WebSockets;
 using System.Text.Json;
+using IpyRpc.Jobs;
 using IpyRpc.Protocol;
 using IpyRpc.Tests.Fuzz;
 using Xunit.Abstractions;
@@ -12,7 +15,9 @@ public sealed class Serial;
 /// <summary>
 /// Mutated and random bodies against the binary endpoint and JSON-RPC: no answer may be an HTTP 500
 /// or an empty body (a 204 for notifications aside), every answer must be well formed, and after every
-/// batch the server answers a real call and stays bounded. <c>IPYRPC_FUZZ_COUNT</c>, <c>IPYRPC_FUZZ_SEED</c>.
+/// batch the server answers a real call and stays bounded. Mutated and random WebSocket messages likewise, under both
+/// subprotocols: every message the server sends must be well formed, and the fuzzed connection itself must still
+/// answer a real call after every batch. <c>IPYRPC_FUZZ_COUNT</c>, <c>IPYRPC_FUZZ_SEED</c>.
 /// Runs alone: the heap it watches is the whole process's.
 /// </summary>
 [Collection(nameof(Serial))]
@@ -48,13 +53,7 @@ public sealed class FuzzTests(ITestOutputHelper output) : IAsyncLifetime
         var statuses = new Dictionary<HttpStatusCode, int>();
         for (int sent = 0; sent < total; sent++)
         {
-            // Mostly well-framed messages with mutated insides (to reach the decoders), some with mutated framing, some noise.
-            byte[] body = mutator.Next(10) switch
-            {
-                0 => mutator.Random(mutator.Next(400)),
-                < 4 => mutator.Bytes(Corpus.Framed[mutator.Next(Corpus.Framed.Count)]),
-                _ => Corpus.Frame(mutator.Frames(Corpus.Frames[mutator.Next(Corpus.Frames.Count)])),
-            };
+            byte[] body = FuzzedFramed(mutator);
             using var content = new ByteArrayContent(body);
             content.Headers.ContentType = new("application/x-ipyrpc");
             using HttpResponseMessage response = await _http.PostAsync("ipyrpc", content);
@@ -79,6 +78,281 @@ public sealed class FuzzTests(ITestOutputHelper output) : IAsyncLifetime
         }
 
         output.WriteLine(string.Join(", ", statuses.OrderBy(s => s.Key).Select(s => $"{(int)s.Key}: {s.Value}")) + $"; peak heap {watch.PeakMemory / 1048576} MiB, peak threads {watch.PeakThreads}, peak RSS {ResourceWatch.PeakRssMiB} MiB");
+    }
+
+    /// <summary>Mostly well-framed messages with mutated insides (to reach the decoders), some with mutated framing, some noise.</summary>
+    private static byte[] FuzzedFramed(Mutator mutator) => mutator.Next(10) switch
+    {
+        0 => mutator.Random(mutator.Next(400)),
+        < 4 => mutator.Bytes(Corpus.Framed[mutator.Next(Corpus.Framed.Count)]),
+        _ => Corpus.Frame(mutator.Frames(Corpus.Frames[mutator.Next(Corpus.Frames.Count)])),
+    };
+
+    [Theory]
+    [InlineData(WebSocketMessageChannel.SubProtocol)]
+    [InlineData(WebSocketMessageChannel.PackedSubProtocol)]
+    public async Task TheWebSocketAnswersFuzzedMessagesWithWellFormedOnesAndTheFuzzedConnectionKeepsServing(string subProtocol)
+    {
+        var mutator = new Mutator(Mutator.NewSeed);
+        int total = Mutator.CountPerSurface;
+        bool packed = subProtocol == WebSocketMessageChannel.PackedSubProtocol;
+        output.WriteLine($"seed {mutator.Seed}, {total} WebSocket messages, {subProtocol}");
+        await using IpyRpcClient probe = await IpyRpcHttpClient.ConnectAsync(_host.Address, HttpCarrier.WebSocket, new IpyRpcClientOptions { Output = (_, _) => { } });
+        var watch = new ResourceWatch();
+        FuzzedWebSocket link = await FuzzedWebSocket.OpenAsync(_host.Address, subProtocol);
+        var closes = new Dictionary<string, int>();
+        int probes = 0, retried = 0;
+        try
+        {
+            for (int sent = 0; sent < total; sent++)
+            {
+                if (link.Closed)
+                {
+                    link = await ReopenAsync(link);
+                }
+
+                // Packed: one to four bodies one after another (a broken one spoils the rest of its pack, as it would).
+                byte[] message = packed
+                    ? [.. Enumerable.Range(0, 1 + mutator.Next(4)).SelectMany(_ => FuzzedFramed(mutator))]
+                    : FuzzedFramed(mutator);
+                bool oversized = mutator.Next(500) == 0;
+                if (oversized)
+                {
+                    // Far past the server's limit: it closes the WebSocket (1009) before reading the rest. Sent on a
+                    // connection known to be open (a text message before may have closed it, with 1007).
+                    message = mutator.Random(2 << 20);
+                    if (link.Closed || await link.AddAsync(0, 0, TimeSpan.FromSeconds(15)) is null) link = await ReopenAsync(link);
+                }
+
+                bool text = !oversized && mutator.Next(250) == 0;
+                await link.SendAsync(message, text, pieces: mutator.Next(8) == 0 ? 2 + mutator.Next(3) : 1);
+                if (oversized)
+                {
+                    Assert.True(await link.WaitClosedAsync(TimeSpan.FromSeconds(10)), $"an oversized message #{sent} did not close the WebSocket (seed {mutator.Seed})");
+                    Assert.Equal(WebSocketCloseStatus.MessageTooBig, link.CloseStatus);
+                }
+                else if (text && await link.AddAsync(0, 0, TimeSpan.FromSeconds(15)) is null)
+                {
+                    // A text message that is not UTF-8 closes the WebSocket (1007): what follows goes on a new one, not lost on this one.
+                    link = await ReopenAsync(link);
+                }
+
+                if ((sent + 1) % 500 == 0 || sent == total - 1)
+                {
+                    link.ThrowIfBroken(mutator.Seed);
+                    // The fuzzed connection still answers a real call, after all it was sent. The server may have
+                    // closed it meanwhile (a close status, never silence): then a new connection must.
+                    int? sum = link.Closed ? null : await link.AddAsync(sent, 1, TimeSpan.FromSeconds(15));
+                    if (sum is null)
+                    {
+                        Assert.True(link.Closed, $"the fuzzed WebSocket neither answered a call nor was closed after #{sent} (seed {mutator.Seed})");
+                        retried++;
+                        link = await ReopenAsync(link);
+                        sum = await link.AddAsync(sent, 1, TimeSpan.FromSeconds(15));
+                    }
+
+                    Assert.Equal(sent + 1, sum);
+                    probes++;
+                    Assert.Equal(sent + 1, await probe.CallAsync<int>("fuzz.add", sent, 1));
+                    watch.Check("websocket " + subProtocol, sent + 1);
+                }
+            }
+
+            link.ThrowIfBroken(mutator.Seed);
+        }
+        finally
+        {
+            await link.DisposeAsync();
+        }
+
+        output.WriteLine($"{link.Counts(closes)}; {probes} calls on the fuzzed connection answered ({retried} after it was closed); peak heap {watch.PeakMemory / 1048576} MiB, peak threads {watch.PeakThreads}, peak RSS {ResourceWatch.PeakRssMiB} MiB");
+
+        async Task<FuzzedWebSocket> ReopenAsync(FuzzedWebSocket closed)
+        {
+            closed.ThrowIfBroken(mutator.Seed);
+            // A message it cannot read is answered, not a reason to close: the server closes only for what no reply can
+            // follow (a message too large to read, a text message that is not UTF-8), and always with a status.
+            Assert.True(closed.CloseStatus is WebSocketCloseStatus.MessageTooBig or WebSocketCloseStatus.InvalidPayloadData,
+                $"the server closed the fuzzed WebSocket with {closed.CloseStatus?.ToString() ?? "no close status"} (seed {mutator.Seed})");
+            string why = closed.CloseStatus.ToString()!;
+            closes[why] = closes.GetValueOrDefault(why) + 1;
+            await closed.DisposeAsync();
+            return await FuzzedWebSocket.OpenAsync(_host.Address, subProtocol, closed);
+        }
+    }
+
+    /// <summary>
+    /// A raw WebSocket sending whatever it is given, and reading everything the server sends: each WebSocket message
+    /// must be binary and hold whole, well-formed IpyRpc messages (one, or under the packed subprotocol one or more).
+    /// </summary>
+    private sealed class FuzzedWebSocket : IAsyncDisposable
+    {
+        private const ulong FirstCallId = 1UL << 62; // beyond the ids the mutated messages use
+        private readonly ClientWebSocket _socket;
+        private readonly bool _packed;
+        private readonly Task _reader;
+        private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly ConcurrentDictionary<ulong, TaskCompletionSource<IpyRpcMessage>> _calls = new();
+        private readonly ConcurrentDictionary<MessageKind, int> _kinds;
+        private ulong _nextId;
+        private volatile string? _broken;
+
+        private FuzzedWebSocket(ClientWebSocket socket, ulong nextId, ConcurrentDictionary<MessageKind, int> kinds)
+        {
+            _socket = socket;
+            _packed = socket.SubProtocol == WebSocketMessageChannel.PackedSubProtocol;
+            _nextId = nextId;
+            _kinds = kinds;
+            _reader = Task.Run(ReadAsync);
+        }
+
+        public bool Closed => _closed.Task.IsCompleted;
+
+        public WebSocketCloseStatus? CloseStatus { get; private set; }
+
+        public static async Task<FuzzedWebSocket> OpenAsync(Uri address, string subProtocol, FuzzedWebSocket? before = null)
+        {
+            var socket = new ClientWebSocket();
+            socket.Options.AddSubProtocol(subProtocol);
+            await socket.ConnectAsync(IpyRpcHttpClient.WebSocketAddress(address), CancellationToken.None);
+            Assert.Equal(subProtocol, socket.SubProtocol);
+            return new FuzzedWebSocket(socket, before?._nextId ?? FirstCallId, before?._kinds ?? new());
+        }
+
+        public async Task SendAsync(byte[] message, bool text, int pieces)
+        {
+            try
+            {
+                WebSocketMessageType type = text ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
+                for (int i = 0, at = 0; i < pieces; i++)
+                {
+                    int end = i == pieces - 1 ? message.Length : message.Length * (i + 1) / pieces;
+                    await _socket.SendAsync(message.AsMemory(at, end - at), type, endOfMessage: i == pieces - 1, CancellationToken.None);
+                    at = end;
+                }
+            }
+            catch (WebSocketException) when (Closed || _socket.State != WebSocketState.Open)
+            {
+                // The server closed the connection (what it sent before is being read): the caller opens another.
+                await WaitClosedAsync(TimeSpan.FromSeconds(10));
+            }
+        }
+
+        /// <summary>Calls <c>fuzz.add</c> on this connection; null when the connection closed before the answer came.</summary>
+        public async Task<int?> AddAsync(int a, int b, TimeSpan timeout)
+        {
+            ulong id = Interlocked.Increment(ref _nextId);
+            var answer = new TaskCompletionSource<IpyRpcMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _calls[id] = answer;
+            var call = new IpyRpcMessage { Kind = MessageKind.Call, Id = id, Function = "fuzz.add", Parts = [JobCodec.Encode(new object?[] { (long)a, (long)b }, Serialization.MessagePack)] };
+            await SendAsync(MessageCodec.EncodeFramed(call), text: false, pieces: 1);
+            Task done = await Task.WhenAny(answer.Task, _closed.Task, Task.Delay(timeout));
+            if (!answer.Task.IsCompleted)
+            {
+                Assert.True(done == _closed.Task, $"no answer to a call on the fuzzed WebSocket within {timeout.TotalSeconds} s, and it is still open");
+                return null;
+            }
+
+            IpyRpcMessage reply = answer.Task.Result;
+            Assert.True(reply.Kind == MessageKind.Result, $"a call on the fuzzed WebSocket got {reply.Kind}: {(reply.Kind == MessageKind.Error ? RemoteError.Decode(reply.Body.Span, reply.Serialization).Message : "")}");
+            return Convert.ToInt32(JobCodec.Decode(reply.Body.Span, reply.Serialization), System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        public async Task<bool> WaitClosedAsync(TimeSpan timeout) => await Task.WhenAny(_closed.Task, Task.Delay(timeout)) == _closed.Task;
+
+        public void ThrowIfBroken(int seed)
+        {
+            if (_broken is { } why) Assert.Fail($"{why} (seed {seed})");
+        }
+
+        public string Counts(Dictionary<string, int> closes) =>
+            "server's messages: " + string.Join(", ", _kinds.OrderBy(k => k.Key.ToString()).Select(k => $"{k.Key}: {k.Value}"))
+            + "; connections the server closed: " + (closes.Count == 0 ? "none" : string.Join(", ", closes.Select(c => $"{c.Key}: {c.Value}")));
+
+        private async Task ReadAsync()
+        {
+            var buffer = new byte[256 * 1024];
+            try
+            {
+                while (true)
+                {
+                    int filled = 0;
+                    ValueWebSocketReceiveResult result;
+                    do
+                    {
+                        if (filled == buffer.Length) Array.Resize(ref buffer, buffer.Length * 2);
+                        result = await _socket.ReceiveAsync(buffer.AsMemory(filled), CancellationToken.None);
+                        filled += result.Count;
+                    }
+                    while (!result.EndOfMessage && result.MessageType != WebSocketMessageType.Close);
+
+                    if (result.MessageType == WebSocketMessageType.Close)
+                    {
+                        CloseStatus = _socket.CloseStatus;
+                        return;
+                    }
+
+                    if (result.MessageType != WebSocketMessageType.Binary)
+                    {
+                        _broken = "the server sent a text WebSocket message";
+                        return;
+                    }
+
+                    ReadOnlyMemory<byte> rest = buffer.AsMemory(0, filled).ToArray();
+                    int count = 0;
+                    while (!rest.IsEmpty)
+                    {
+                        if (!MessageCodec.TryReadFramed(rest, 1 << 24, out IpyRpcMessage? message, out int consumed))
+                        {
+                            _broken = $"the server sent a WebSocket message that is not whole IpyRpc messages ({filled} bytes, {count} read)";
+                            return;
+                        }
+
+                        count++;
+                        _kinds.AddOrUpdate(message!.Kind, 1, (_, n) => n + 1);
+                        if (message.Kind is MessageKind.Result or MessageKind.Error && _calls.TryRemove(message.Id, out TaskCompletionSource<IpyRpcMessage>? waiting))
+                        {
+                            waiting.TrySetResult(message);
+                        }
+
+                        rest = rest[consumed..];
+                    }
+
+                    if (!_packed && count != 1)
+                    {
+                        _broken = $"the server sent {count} messages in one WebSocket message under {WebSocketMessageChannel.SubProtocol}";
+                        return;
+                    }
+                }
+            }
+            catch (Exception e) when (e is WebSocketException or ObjectDisposedException or OperationCanceledException)
+            {
+                // Aborted: counted as closed without a status.
+            }
+            finally
+            {
+                _closed.TrySetResult();
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_socket.State == WebSocketState.Open)
+            {
+                try
+                {
+                    using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                    await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "done", grace.Token);
+                }
+                catch (Exception e) when (e is WebSocketException or OperationCanceledException)
+                {
+                }
+            }
+
+            await Task.WhenAny(_reader, Task.Delay(TimeSpan.FromSeconds(5)));
+            _socket.Abort();
+            _socket.Dispose();
+        }
     }
 
     [Fact]
