@@ -24,6 +24,9 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     /// <summary>The most bytes of messages packed into one WebSocket message; a larger message goes in one of its own, not copied.</summary>
     internal const int MaxPacked = 64 * 1024;
 
+    /// <summary>The buffer a connection reads its messages into; a larger message is read into an array of its own.</summary>
+    internal const int ReadBufferBytes = 64 * 1024;
+
     /// <summary>The most bytes queued before a caller waits for its message to be written (the connection's backpressure).</summary>
     internal const int QueueBudget = 1024 * 1024;
 
@@ -391,28 +394,43 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
         if (_socket.State == WebSocketState.Aborted && !_aborted.IsCancellationRequested) _aborted.Cancel();
     }
 
+    /// <summary>
+    /// Reads messages into a 64 KiB buffer, the connection's for its life. A message that does not fit is read into an
+    /// array of its own, sized by its frame's prefix (pooled, as large parts are) and handed to the message whole, so it
+    /// is neither copied afterwards nor kept by the connection once it has been read; a WebSocket message whose prefix
+    /// does not say its size (several packed messages, or bytes that are no message) grows an array of its own instead.
+    /// </summary>
     private async Task ReadLoopAsync()
     {
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(ReadBufferBytes);
+        long limit = _maxMessageBytes + MessageCodec.FramePrefixBytes + ProtocolVersion.MaxHeaderBytes;
         Exception? failure = null;
+        byte[] target = buffer; // where the message being read goes: the buffer, or an array of its own
+        PooledParts? own = null; // the pooled arrays target is, when it is one
         try
         {
             while (true)
             {
                 int filled = 0;
+                long declared = -1; // the length target was sized for from the first frame's prefix
                 ValueWebSocketReceiveResult result;
                 bool tooBig = false;
                 do
                 {
-                    if (filled == buffer.Length)
+                    if (filled == target.Length)
                     {
-                        byte[] bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min((long)buffer.Length * 2, int.MaxValue - 64));
-                        buffer.AsSpan(0, filled).CopyTo(bigger);
-                        ArrayPool<byte>.Shared.Return(buffer);
-                        buffer = bigger;
+                        // Sized by the first frame's prefix the first time (when it is within the limit), doubled after.
+                        long next = declared < 0 ? MessageCodec.DeclaredFrameLength(target.AsSpan(0, filled)) : -1;
+                        declared = next > filled && next <= Math.Min(limit, Array.MaxLength) ? next : -1;
+                        long size = declared > 0 ? declared : Math.Min(Math.Min((long)target.Length * 2, limit + 1), Array.MaxLength);
+                        PooledParts? pool = PooledParts.ShouldPool(size) ? new PooledParts() : null;
+                        byte[] bigger = pool is not null ? pool.Rent((int)size) : GC.AllocateUninitializedArray<byte>((int)size);
+                        target.AsSpan(0, filled).CopyTo(bigger);
+                        own?.Release();
+                        (target, own) = (bigger, pool);
                     }
 
-                    result = await _socket.ReceiveAsync(buffer.AsMemory(filled), _receiving.Token).ConfigureAwait(false);
+                    result = await _socket.ReceiveAsync(target.AsMemory(filled), _receiving.Token).ConfigureAwait(false);
                     if (result.MessageType == WebSocketMessageType.Close)
                     {
                         await CloseQuietlyAsync(WebSocketCloseStatus.NormalClosure, "bye").ConfigureAwait(false);
@@ -420,7 +438,7 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
                     }
 
                     filled += result.Count;
-                    if (filled > _maxMessageBytes + MessageCodec.FramePrefixBytes + ProtocolVersion.MaxHeaderBytes)
+                    if (filled > limit)
                     {
                         tooBig = true; // refused before the rest is read
                         break;
@@ -435,24 +453,11 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
                     return;
                 }
 
-                if (_packed)
-                {
-                    await DeliverPackedAsync(buffer.AsMemory(0, filled)).ConfigureAwait(false);
-                    continue;
-                }
-
-                IpyRpcMessage message;
-                try
-                {
-                    message = DecodeOwn(buffer.AsSpan(0, filled));
-                }
-                catch (ProtocolException e)
-                {
-                    await RefuseAsync(e).ConfigureAwait(false);
-                    continue;
-                }
-
-                Deliver(message);
+                // The message leaves the array it was read into (in a method of its own, so this loop keeps no reference
+                // to that array while it waits for the next).
+                (byte[] read, PooledParts? readPool) = (target, own);
+                (target, own) = (buffer, null);
+                await DeliverReadAsync(read, filled, read != buffer && filled == declared, readPool).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (_closing.IsCancellationRequested)
@@ -468,8 +473,61 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
         }
         finally
         {
+            own?.Release(); // a message cut off by the close, or refused as too large
             ArrayPool<byte>.Shared.Return(buffer);
             CompleteReceiving(failure);
+        }
+    }
+
+    /// <summary>
+    /// Delivers what one WebSocket message held: the message whose array <paramref name="read"/> is, when it is
+    /// <paramref name="whole"/> (exactly the message its prefix declared, in an array of its own: no copy), or else the
+    /// messages copied out of it; <paramref name="pool"/>, the arrays <paramref name="read"/> is, then goes back.
+    /// </summary>
+    private async ValueTask DeliverReadAsync(byte[] read, int filled, bool whole, PooledParts? pool)
+    {
+        if (whole)
+        {
+            IpyRpcMessage message;
+            try
+            {
+                message = MessageCodec.DecodeFramed(read.AsMemory(0, filled), _maxMessageBytes, pool);
+            }
+            catch (ProtocolException e)
+            {
+                pool?.Release();
+                await RefuseAsync(e).ConfigureAwait(false);
+                return;
+            }
+
+            Deliver(message);
+            return;
+        }
+
+        try
+        {
+            if (_packed)
+            {
+                await DeliverPackedAsync(read.AsMemory(0, filled)).ConfigureAwait(false);
+                return;
+            }
+
+            IpyRpcMessage message;
+            try
+            {
+                message = DecodeOwn(read.AsSpan(0, filled));
+            }
+            catch (ProtocolException e)
+            {
+                await RefuseAsync(e).ConfigureAwait(false);
+                return;
+            }
+
+            Deliver(message);
+        }
+        finally
+        {
+            pool?.Release();
         }
     }
 
