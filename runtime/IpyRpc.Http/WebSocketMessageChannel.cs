@@ -419,11 +419,14 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
                 {
                     if (filled == target.Length)
                     {
-                        // Sized by the first frame's prefix the first time (when it is within the limit), doubled after.
+                        // Sized by the first frame's prefix the first time (when it is within the limit), and rented as a
+                        // large part's array is. Otherwise doubled, and not pooled: what a prefix cannot size is several
+                        // packed messages from a sender that packs large ones (rare), or bytes that are no message, which
+                        // must not fill the shared pool with arrays it keeps.
                         long next = declared < 0 ? MessageCodec.DeclaredFrameLength(target.AsSpan(0, filled)) : -1;
                         declared = next > filled && next <= Math.Min(limit, Array.MaxLength) ? next : -1;
                         long size = declared > 0 ? declared : Math.Min(Math.Min((long)target.Length * 2, limit + 1), Array.MaxLength);
-                        PooledParts? pool = PooledParts.ShouldPool(size) ? new PooledParts() : null;
+                        PooledParts? pool = declared > 0 && PooledParts.ShouldPool(size) ? new PooledParts() : null;
                         byte[] bigger = pool is not null ? pool.Rent((int)size) : GC.AllocateUninitializedArray<byte>((int)size);
                         target.AsSpan(0, filled).CopyTo(bigger);
                         own?.Release();
@@ -450,6 +453,7 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
                 {
                     await CloseQuietlyAsync(WebSocketCloseStatus.MessageTooBig, $"A message is larger than the limit of {_maxMessageBytes} bytes.").ConfigureAwait(false);
                     failure = new ProtocolException(ErrorCodes.TooLarge, $"A message larger than the limit of {_maxMessageBytes} bytes arrived; the WebSocket was closed.");
+                    await DrainAfterCloseAsync(buffer).ConfigureAwait(false);
                     return;
                 }
 
@@ -476,6 +480,26 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
             own?.Release(); // a message cut off by the close, or refused as too large
             ArrayPool<byte>.Shared.Return(buffer);
             CompleteReceiving(failure);
+        }
+    }
+
+    /// <summary>
+    /// After this end has sent its close while the other may still be sending (the rest of a message too large, what it
+    /// sent before it read the close): reads and drops what comes until the other side's close, for 2 s at most. Closing
+    /// the connection with bytes unread would reset it, and the other side could lose the close, and with it the reason.
+    /// </summary>
+    private async Task DrainAfterCloseAsync(byte[] buffer)
+    {
+        try
+        {
+            using var grace = CancellationTokenSource.CreateLinkedTokenSource(_aborted.Token);
+            grace.CancelAfter(TimeSpan.FromSeconds(2));
+            while ((await _socket.ReceiveAsync(buffer.AsMemory(), grace.Token).ConfigureAwait(false)).MessageType != WebSocketMessageType.Close)
+            {
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
         }
     }
 

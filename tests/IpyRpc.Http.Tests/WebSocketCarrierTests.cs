@@ -52,6 +52,42 @@ public sealed class WebSocketCarrierTests
         Assert.Equal(WebSocketCloseStatus.MessageTooBig, closing.CloseStatus);
     }
 
+    [Theory]
+    [InlineData("ipyrpc.v1")]
+    [InlineData("ipyrpc.v1.packed")]
+    public async Task AClientStillSendingAMessageTooLargeGetsTheCloseThatSaysSo(string subProtocol)
+    {
+        // The server stops reading 64 KiB past its limit and closes with 1009 while the client still sends megabytes (more
+        // than the sockets' buffers take in, so that the server's end still has bytes to read when it closes): it
+        // drops what still comes until the client's close, so the connection is not reset and the close reaches the client.
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { MaxMessageBytes = 4096 });
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
+        using var socket = new ClientWebSocket();
+        socket.Options.AddSubProtocol(subProtocol);
+        await socket.ConnectAsync(IpyRpcHttpClient.WebSocketAddress(host.Address), CancellationToken.None);
+        byte[] huge = MessageCodec.EncodeFramed(new IpyRpcMessage { Kind = MessageKind.Call, Id = 1, Function = "x", Parts = [new byte[8 << 20]] });
+        Task<WebSocketReceiveResult> closing = ReceiveCloseAsync(socket);
+        for (int at = 0; at < huge.Length; at += 64 * 1024)
+        {
+            int length = Math.Min(64 * 1024, huge.Length - at);
+            await socket.SendAsync(huge.AsMemory(at, length), WebSocketMessageType.Binary, at + length == huge.Length, CancellationToken.None);
+        }
+
+        WebSocketReceiveResult closed = await closing;
+        Assert.Equal(WebSocketMessageType.Close, closed.MessageType);
+        Assert.Equal(WebSocketCloseStatus.MessageTooBig, closed.CloseStatus);
+        await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None);
+    }
+
+    private static async Task<WebSocketReceiveResult> ReceiveCloseAsync(ClientWebSocket socket)
+    {
+        var buffer = new byte[1024];
+        WebSocketReceiveResult result;
+        do result = await socket.ReceiveAsync(buffer, new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
+        while (result.MessageType != WebSocketMessageType.Close);
+        return result;
+    }
+
     [Fact]
     public async Task AnAppWithAspNetCoresWebSocketMiddlewareServesTheCarrierToo()
     {
