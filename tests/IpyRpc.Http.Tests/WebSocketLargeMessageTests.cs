@@ -1,4 +1,3 @@
-using System.Net;
 using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Security.Cryptography;
@@ -38,13 +37,25 @@ public sealed class WebSocketLargeMessageTests
 
         public static async Task<Link> OpenAsync(string subProtocol)
         {
-            var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            var far = new TcpClient();
-            await far.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
-            TcpClient near = await listener.AcceptTcpClientAsync();
-            listener.Stop();
+            (TcpClient near, TcpClient far) = await LoopbackTcp.ConnectAsync();
             return new Link(near, far, subProtocol);
+        }
+
+        /// <summary>The server's end answered what it was sent last with a <c>bad_message</c> error.</summary>
+        public async Task AssertRefusedAsync()
+        {
+            IpyRpcMessage refusal = await ReadReplyAsync();
+            Assert.Equal(MessageKind.Error, refusal.Kind);
+            Assert.Equal(ErrorCodes.BadMessage, RemoteError.Decode(refusal.Body.Span, refusal.Serialization).Code);
+        }
+
+        /// <summary>Sends a result with <paramref name="body"/> and checks that the server's end reads it whole.</summary>
+        public async Task AssertReadWholeAsync(ulong id, byte[] body)
+        {
+            await SendAsync(Result(id, body));
+            IpyRpcMessage read = await ReceiveAsync();
+            Assert.Equal(id, read.Id);
+            Assert.True(body.AsSpan().SequenceEqual(read.Body.Span));
         }
 
         /// <summary>Sends one WebSocket message in pieces of 64 KiB (so the sender rents no array of the message's size).</summary>
@@ -161,16 +172,10 @@ public sealed class WebSocketLargeMessageTests
         await using Link link = await Link.OpenAsync(subProtocol);
         byte[] whole = Result(1, RandomBytes(300_000, 13));
         await link.SendAsync(whole[..200_000]);
-        IpyRpcMessage refusal = await link.ReadReplyAsync();
-        Assert.Equal(MessageKind.Error, refusal.Kind);
-        Assert.Equal(ErrorCodes.BadMessage, RemoteError.Decode(refusal.Body.Span, refusal.Serialization).Code);
+        await link.AssertRefusedAsync();
 
         // A large one that is whole is read after it, and so is a small one.
-        byte[] body = RandomBytes(150_000, 14);
-        await link.SendAsync(Result(5, body));
-        IpyRpcMessage next = await link.ReceiveAsync();
-        Assert.Equal(5UL, next.Id);
-        Assert.True(body.AsSpan().SequenceEqual(next.Body.Span));
+        await link.AssertReadWholeAsync(5, RandomBytes(150_000, 14));
         await link.SendAsync(Ping(6));
         Assert.Equal(6UL, (await link.ReceiveAsync()).Id);
     }
@@ -185,14 +190,7 @@ public sealed class WebSocketLargeMessageTests
         byte[] garbled = Result(1, RandomBytes(100_000, 15));
         garbled[MessageCodec.FramePrefixBytes] = 0xc1; // the header's first byte: never valid MessagePack
         await link.SendAsync(garbled);
-        IpyRpcMessage refusal = await link.ReadReplyAsync();
-        Assert.Equal(MessageKind.Error, refusal.Kind);
-        Assert.Equal(ErrorCodes.BadMessage, RemoteError.Decode(refusal.Body.Span, refusal.Serialization).Code);
-
-        byte[] body = RandomBytes(120_000, 16);
-        await link.SendAsync(Result(2, body));
-        IpyRpcMessage next = await link.ReceiveAsync();
-        Assert.Equal(2UL, next.Id);
-        Assert.True(body.AsSpan().SequenceEqual(next.Body.Span));
+        await link.AssertRefusedAsync();
+        await link.AssertReadWholeAsync(2, RandomBytes(120_000, 16));
     }
 }

@@ -125,12 +125,7 @@ public sealed class WebSocketPackedTests
 
         public static async Task<Pair> OpenAsync()
         {
-            var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            var far = new TcpClient();
-            await far.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
-            TcpClient near = await listener.AcceptTcpClientAsync();
-            listener.Stop();
+            (TcpClient near, TcpClient far) = await LoopbackTcp.ConnectAsync();
             return new Pair(near, far, new BatchingStream(near.GetStream()));
         }
 
