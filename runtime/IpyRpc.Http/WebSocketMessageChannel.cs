@@ -398,7 +398,8 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     /// Reads messages into a 64 KiB buffer, the connection's for its life. A message that does not fit is read into an
     /// array of its own, sized by its frame's prefix (pooled, as large parts are) and handed to the message whole, so it
     /// is neither copied afterwards nor kept by the connection once it has been read; a WebSocket message whose prefix
-    /// does not say its size (several packed messages, or bytes that are no message) grows an array of its own instead.
+    /// does not say its size (several packed messages, or bytes that are no message) grows an array of its own instead,
+    /// not pooled, which the messages are copied out of.
     /// </summary>
     private async Task ReadLoopAsync()
     {
@@ -484,9 +485,9 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     }
 
     /// <summary>
-    /// After this end has sent its close while the other may still be sending (the rest of a message too large, what it
-    /// sent before it read the close): reads and drops what comes until the other side's close, for 2 s at most. Closing
-    /// the connection with bytes unread would reset it, and the other side could lose the close, and with it the reason.
+    /// After this end has closed for a message too large while the other may still be sending the rest of it: reads and
+    /// drops what comes until the other side's close, for 2 s at most. Closing the connection with bytes unread would
+    /// reset it, and the other side could lose the close, and with it the reason.
     /// </summary>
     private async Task DrainAfterCloseAsync(byte[] buffer)
     {
