@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Collections.Concurrent;
+using System.IO.Pipelines;
 using System.Security.Claims;
 using IpyRpc.Protocol;
 using Microsoft.AspNetCore.Http;
@@ -332,6 +334,8 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
     /// <summary>The response of one request: replies are written to it in order; the final one ends it.</summary>
     private sealed class Route(HttpResponse response, CancellationToken aborted)
     {
+        private const int WriteChunkBytes = 1024 * 1024;
+
         private readonly SemaphoreSlim _gate = new(1, 1);
 
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -343,15 +347,23 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
             {
                 if (Done.Task.IsCompleted) return;
                 bool final = reply.Kind is MessageKind.Result or MessageKind.Error or MessageKind.Hello or MessageKind.Pong;
-                ReadOnlyMemory<byte> bytes = MessageCodec.EncodeFramed(reply, pooling: true, out PooledParts? pooled);
-                reply.Pooled?.Release(); // its parts are copied: the result's arrays can go back
-                if (final && !response.HasStarted)
+                if (HttpMessageChannel.PartBytes(reply) >= PooledParts.Threshold)
                 {
-                    response.ContentLength = bytes.Length; // a call that printed nothing: one plain response, no chunking
+                    await WriteLargeAsync(reply, final).ConfigureAwait(false);
+                }
+                else
+                {
+                    ReadOnlyMemory<byte> bytes = MessageCodec.EncodeFramed(reply, pooling: true, out PooledParts? pooled);
+                    reply.Pooled?.Release(); // its parts are copied: the result's arrays can go back
+                    if (final && !response.HasStarted)
+                    {
+                        response.ContentLength = bytes.Length; // a call that printed nothing: one plain response, no chunking
+                    }
+
+                    await response.Body.WriteAsync(bytes, aborted).ConfigureAwait(false);
+                    pooled?.Release(); // written: the framing array can go back (not after a failure, when the response may still hold it)
                 }
 
-                await response.Body.WriteAsync(bytes, aborted).ConfigureAwait(false);
-                pooled?.Release(); // written: the framing array can go back (not after a failure, when the response may still hold it)
                 if (final)
                 {
                     // End the response with the last message, so the client's connection is free for its next call at once.
@@ -366,6 +378,43 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
             finally
             {
                 _gate.Release();
+            }
+        }
+
+        /// <summary>
+        /// Writes a large message from its own parts into the response's pipe, a megabyte at a time (the pipe
+        /// copies them, and each flush waits for the connection to take them, so the pipe never holds the whole message),
+        /// instead of copying it into one array of its size first.
+        /// </summary>
+        private async ValueTask WriteLargeAsync(IpyRpcMessage reply, bool final)
+        {
+            try
+            {
+                FramedPieces pieces = MessageCodec.FramePieces(reply);
+                if (final && !response.HasStarted) response.ContentLength = pieces.Length;
+                PipeWriter writer = response.BodyWriter;
+                int unflushed = 0;
+                for (int i = 0; i < pieces.Count; i++)
+                {
+                    for (ReadOnlyMemory<byte> piece = pieces[i]; !piece.IsEmpty;)
+                    {
+                        int n = Math.Min(piece.Length, WriteChunkBytes - unflushed);
+                        writer.Write(piece.Span[..n]);
+                        piece = piece[n..];
+                        unflushed += n;
+                        if (unflushed == WriteChunkBytes)
+                        {
+                            await writer.FlushAsync(aborted).ConfigureAwait(false);
+                            unflushed = 0;
+                        }
+                    }
+                }
+
+                await writer.FlushAsync(aborted).ConfigureAwait(false);
+            }
+            finally
+            {
+                reply.Pooled?.Release(); // copied into the pipe, or never to be
             }
         }
     }

@@ -161,11 +161,23 @@ public sealed class HttpMessageChannel : PushMessageChannel
         if (final is not null) DeliverFinal(final);
     }
 
-    /// <summary>The POST carrying <paramref name="message"/>, framed; the message's pooled parts go back once copied into it.</summary>
+    /// <summary>
+    /// The POST carrying <paramref name="message"/>, framed: a small one copied into one array (its pooled parts go back
+    /// at once), a large one written from its own parts (they go back once the request is disposed and not being written).
+    /// </summary>
     private HttpRequestMessage Request(IpyRpcMessage message)
     {
-        var content = new ByteArrayContent(MessageCodec.EncodeFramed(message));
-        message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
+        HttpContent content;
+        if (PartBytes(message) >= PooledParts.Threshold)
+        {
+            content = new FramedContent(message);
+        }
+        else
+        {
+            content = new ByteArrayContent(MessageCodec.EncodeFramed(message));
+            message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
+        }
+
         content.Headers.TryAddWithoutValidation("Content-Type", BinaryEndpoint.ContentType); // a constant: not parsed a request
         var request = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = content };
         if (_connection is { } connection && message.Kind != MessageKind.Hello)
@@ -217,59 +229,60 @@ public sealed class HttpMessageChannel : PushMessageChannel
     /// <summary>The connection id the server handed out at hello (<see langword="null"/> before it).</summary>
     public string? ConnectionId => _connection;
 
-    /// <summary>Reads a response's messages, delivering each but the last reply, which it returns once the response has ended.</summary>
+    /// <summary>What a response is read into: messages that fit are copied out of it, larger ones read into arrays of their own.</summary>
+    private const int ReadBufferBytes = PooledParts.Threshold;
+
+    /// <summary>
+    /// Reads a response's messages, delivering each but the last reply, which it returns once the response has ended.
+    /// Messages are read into a buffer of the response's (from the shared pool; their parts copied out, small as they
+    /// are), except one that does not fit it, which is read into an array of its own sized by its frame's prefix (pooled,
+    /// as large parts are) and handed to the message whole: no copy, and nothing of its size kept by anyone once it is read.
+    /// </summary>
     private async Task<(bool Any, IpyRpcMessage? Final)> ReadMessagesAsync(Stream body, ulong requestId, CancellationToken cancellationToken)
     {
-        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(4096);
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(ReadBufferBytes);
         int filled = 0;
         bool any = false;
         IpyRpcMessage? final = null;
         try
         {
-        while (true)
-        {
-            if (filled == buffer.Length)
+            while (true)
             {
-                Grow(ref buffer, buffer.Length * 2);
-            }
-
-            int read = await body.ReadAsync(buffer.AsMemory(filled), cancellationToken).ConfigureAwait(false);
-            if (read == 0)
-            {
-                if (filled > 0) throw new ProtocolException(ErrorCodes.BadMessage, $"The response ended inside a message ({filled} bytes left over).");
-                return (any, final);
-            }
-
-            filled += read;
-            int start = 0;
-            while (MessageCodec.TryReadFramed(buffer.AsMemory(start, filled - start), _maxMessageBytes, out IpyRpcMessage? message, out int consumed))
-            {
-                // Parts are slices of the buffer, which is reused: copy them out. A refusal written before the
-                // server read the request (id 0) answers this request all the same.
-                IpyRpcMessage detached = Detach(message!);
-                if (detached.Id == 0) detached = detached with { Id = requestId };
-                if (detached.Kind is MessageKind.Result or MessageKind.Error or MessageKind.Hello or MessageKind.Pong) final = detached;
-                else Deliver(detached);
-                any = true;
-                start += consumed;
-            }
-
-            if (start > 0)
-            {
-                Buffer.BlockCopy(buffer, start, buffer, 0, filled - start);
-                filled -= start;
-            }
-
-            // Grow to fit a large message whose size the prefix declares.
-            if (filled >= MessageCodec.FramePrefixBytes)
-            {
-                long needed = MessageCodec.FramePrefixBytes + BitConverter.ToUInt32(buffer, 0) + (long)BitConverter.ToUInt64(buffer, 4);
-                if (needed > buffer.Length && needed <= _maxMessageBytes + MessageCodec.FramePrefixBytes + ProtocolVersion.MaxHeaderBytes)
+                int start = 0;
+                while (MessageCodec.TryReadFramed(buffer.AsMemory(start, filled - start), _maxMessageBytes, out IpyRpcMessage? message, out int consumed))
                 {
-                    Grow(ref buffer, (int)needed);
+                    // Parts are slices of the buffer, which is reused: copy them out.
+                    final = Take(Detach(message!), requestId, final);
+                    any = true;
+                    start += consumed;
                 }
+
+                if (start > 0)
+                {
+                    Buffer.BlockCopy(buffer, start, buffer, 0, filled - start);
+                    filled -= start;
+                }
+
+                // A message the buffer cannot hold (its size was checked against the limit as its prefix was read).
+                long declared = MessageCodec.DeclaredFrameLength(buffer.AsSpan(0, filled));
+                if (declared > buffer.Length)
+                {
+                    IpyRpcMessage large = await ReadLargeAsync(body, buffer.AsMemory(0, filled), declared, cancellationToken).ConfigureAwait(false);
+                    final = Take(large, requestId, final);
+                    any = true;
+                    filled = 0;
+                    continue;
+                }
+
+                int read = await body.ReadAsync(buffer.AsMemory(filled), cancellationToken).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    if (filled > 0) throw new ProtocolException(ErrorCodes.BadMessage, $"The response ended inside a message ({filled} bytes left over).");
+                    return (any, final);
+                }
+
+                filled += read;
             }
-        }
         }
         finally
         {
@@ -277,12 +290,43 @@ public sealed class HttpMessageChannel : PushMessageChannel
         }
     }
 
-    private static void Grow(ref byte[] buffer, int size)
+    /// <summary>Delivers a message of a response, or returns it when it is the response's last reply (the final one so far otherwise).</summary>
+    private IpyRpcMessage? Take(IpyRpcMessage message, ulong requestId, IpyRpcMessage? final)
     {
-        byte[] bigger = System.Buffers.ArrayPool<byte>.Shared.Rent(size);
-        buffer.AsSpan().CopyTo(bigger);
-        System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-        buffer = bigger;
+        // A refusal written before the server read the request (id 0) answers this request all the same.
+        if (message.Id == 0) message = message with { Id = requestId };
+        if (message.Kind is MessageKind.Result or MessageKind.Error or MessageKind.Hello or MessageKind.Pong) return message;
+        Deliver(message);
+        return final;
+    }
+
+    /// <summary>Reads the message of <paramref name="declared"/> bytes that starts with <paramref name="begun"/> into an array of its own.</summary>
+    private async Task<IpyRpcMessage> ReadLargeAsync(Stream body, ReadOnlyMemory<byte> begun, long declared, CancellationToken cancellationToken)
+    {
+        if (declared > Array.MaxLength)
+        {
+            throw new ProtocolException(ErrorCodes.TooLarge, $"A message of {declared} bytes cannot be read as one block.");
+        }
+
+        int size = (int)declared;
+        PooledParts? pool = PooledParts.ShouldPool(size) ? new PooledParts() : null;
+        byte[] own = pool is not null ? pool.Rent(size) : GC.AllocateUninitializedArray<byte>(size);
+        try
+        {
+            begun.CopyTo(own);
+            int read = await body.ReadAtLeastAsync(own.AsMemory(begun.Length, size - begun.Length), size - begun.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+            if (begun.Length + read < size)
+            {
+                throw new ProtocolException(ErrorCodes.BadMessage, $"The response ended inside a message ({begun.Length + read} of its {size} bytes).");
+            }
+
+            return MessageCodec.DecodeFramed(own.AsMemory(0, size), _maxMessageBytes, pool);
+        }
+        catch
+        {
+            pool?.Release(); // not handed to a message
+            throw;
+        }
     }
 
     // Large parts go into pooled arrays, which the reader gives back (a client once it has decoded the result).
@@ -302,6 +346,14 @@ public sealed class HttpMessageChannel : PushMessageChannel
     }
 
     private void Fail(ulong id, string code, string message) => DeliverError(id, code, message);
+
+    /// <summary>The bytes of a message's parts, all together.</summary>
+    internal static long PartBytes(IpyRpcMessage message)
+    {
+        long bytes = 0;
+        foreach (ReadOnlyMemory<byte> part in message.Parts) bytes += part.Length;
+        return bytes;
+    }
 
     /// <summary>Aborts every request in flight and closes the channel.</summary>
     public override ValueTask DisposeAsync()

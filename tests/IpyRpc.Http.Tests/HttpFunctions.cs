@@ -83,6 +83,15 @@ public static class HttpFunctions
     /// <summary>Echoes bytes.</summary>
     [IpyRpcExport("echo_bytes")]
     public static byte[] EchoBytes(byte[] data) => data;
+
+    /// <summary>Prints a line before and after, and returns the data back.</summary>
+    [IpyRpcExport("print_echo_bytes")]
+    public static byte[] PrintEchoBytes(byte[] data)
+    {
+        Console.WriteLine($"echoing {data.Length} bytes");
+        Console.WriteLine("done");
+        return data;
+    }
 }
 
 /// <summary>What a test host's middleware marks a request's thread with while that request runs on it synchronously.</summary>

@@ -406,6 +406,32 @@ public static class MessageCodec
     }
 
     /// <summary>
+    /// A message in the stream block format as the pieces a writer sends one after another, its parts not copied: for
+    /// a large message, which <see cref="EncodeFramed(IpyRpcMessage)"/> would copy into one more array of its size.
+    /// </summary>
+    /// <exception cref="ProtocolException">The message is too large to be read as one block.</exception>
+    public static FramedPieces FramePieces(IpyRpcMessage message)
+    {
+        ReadOnlySpan<byte> header = HeaderScratch(message);
+        IReadOnlyList<ReadOnlyMemory<byte>> parts = message.Parts;
+        long data = 0;
+        byte[] sizes = new byte[8 * parts.Count];
+        for (int i = 0; i < parts.Count; i++)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(sizes.AsSpan(8 * i), (ulong)parts[i].Length);
+            data += 8 + parts[i].Length;
+        }
+
+        long total = FramePrefixBytes + header.Length + data;
+        if (total > Array.MaxLength) throw new ProtocolException(ErrorCodes.TooLarge, $"A message of {total} bytes cannot be framed in one block.", message.Id);
+        byte[] head = new byte[FramePrefixBytes + header.Length];
+        BinaryPrimitives.WriteUInt32LittleEndian(head, (uint)header.Length);
+        BinaryPrimitives.WriteUInt64LittleEndian(head.AsSpan(4), (ulong)data);
+        header.CopyTo(head.AsSpan(FramePrefixBytes));
+        return new FramedPieces(head, sizes, parts, total);
+    }
+
+    /// <summary>
     /// Reads one framed message from the start of <paramref name="buffer"/> if it is all there.
     /// Sizes are checked against <paramref name="maxMessageBytes"/> before anything waits for or
     /// allocates the bytes they declare. Parts are slices of <paramref name="buffer"/>'s memory.

@@ -43,15 +43,18 @@ public abstract class PushMessageChannel : IPushMessageChannel
     }
 
     /// <inheritdoc/>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<IpyRpcMessage?> ReceiveAsync(CancellationToken cancellationToken = default)
     {
-        try
+        // Nothing may keep a message handed over, and with it its parts (a large result's array), until the next comes:
+        // a single reader's ReadAsync keeps the last one it handed to a waiting reader in the operation it reuses, so
+        // this waits with WaitToReadAsync; that operation keeps the continuation it last ran, this method's state, which
+        // a pooled builder clears (the message with it) once its result has been taken.
+        ChannelReader<IpyRpcMessage> reader = _incoming.Reader;
+        while (true)
         {
-            return await _incoming.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (ChannelClosedException)
-        {
-            return null;
+            if (reader.TryRead(out IpyRpcMessage? message)) return message;
+            if (!await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false)) return null;
         }
     }
 
