@@ -30,6 +30,9 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     /// <summary>The most bytes queued before a caller waits for its message to be written (the connection's backpressure).</summary>
     internal const int QueueBudget = 1024 * 1024;
 
+    /// <summary>The largest frame a large message is sent in (its header included, it stays within the shared pool's 1 MiB arrays).</summary>
+    internal const int FrameBytes = (1024 * 1024) - 16;
+
     private readonly WebSocket _socket;
     private readonly long _maxMessageBytes;
     private readonly bool _isServer;
@@ -192,20 +195,32 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
         if (Volatile.Read(ref _disposed) == 1) throw new IpyRpcConnectionException("The WebSocket connection is closed.");
         if (_sendFailure is { } failed) throw failed;
         cancellationToken.ThrowIfCancellationRequested();
-        ReadOnlyMemory<byte> bytes = MessageCodec.EncodeFramed(message, pooling: true, out PooledParts? pooled);
-        message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
+        Outgoing outgoing;
+        if (HttpMessageChannel.PartBytes(message) > FrameBytes)
+        {
+            // Larger than a frame: sent from its own parts (they go back once it is sent), in frames of at most FrameBytes.
+            // A smaller one is framed into one array (pooled), one frame, one write.
+            outgoing = new Outgoing(default, MessageCodec.FramePieces(message), message.Pooled, null);
+        }
+        else
+        {
+            ReadOnlyMemory<byte> bytes = MessageCodec.EncodeFramed(message, pooling: true, out PooledParts? pooled);
+            message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
+            outgoing = new Outgoing(bytes, null, pooled, null);
+        }
+
         if (!_grouping)
         {
-            return SendNowAsync(bytes, pooled, cancellationToken);
+            return SendNowAsync(outgoing, cancellationToken);
         }
 
         TaskCompletionSource? sent = null;
         bool schedule;
         lock (_queueGate)
         {
-            _queuedBytes += bytes.Length;
+            _queuedBytes += outgoing.Length;
             if (_queuedBytes > QueueBudget) sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            _queue.Add(new Outgoing(bytes, pooled, sent));
+            _queue.Add(outgoing with { Sent = sent });
             schedule = !_flushing;
             _flushing = true;
         }
@@ -229,7 +244,7 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
                 int at = _queue.FindIndex(o => o.Sent == sent);
                 if (at >= 0)
                 {
-                    _queuedBytes -= _queue[at].Bytes.Length;
+                    _queuedBytes -= _queue[at].Length;
                     _queue[at].Pooled?.Release();
                     _queue.RemoveAt(at);
                 }
@@ -304,13 +319,13 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     }
 
     /// <summary>Sends one message now, after any send under way.</summary>
-    private async ValueTask SendNowAsync(ReadOnlyMemory<byte> bytes, PooledParts? pooled, CancellationToken cancellationToken)
+    private async ValueTask SendNowAsync(Outgoing outgoing, CancellationToken cancellationToken)
     {
         await _sendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await _socket.SendAsync(bytes, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
-            pooled?.Release(); // sent: the framing array can go back (not after a failure, when the socket may still hold it)
+            await SendOneAsync(outgoing, cancellationToken).ConfigureAwait(false);
+            outgoing.Pooled?.Release(); // sent: its arrays can go back (not after a failure, when the socket may still hold one)
         }
         catch (Exception e) when (e is WebSocketException or ObjectDisposedException or IOException)
         {
@@ -323,26 +338,53 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
     }
 
     /// <summary>
+    /// Sends one message as a WebSocket message of its own: one frame when it is framed already; a large one from its
+    /// own parts, in frames of at most <see cref="FrameBytes"/>. The socket copies each frame into a send buffer it
+    /// rents from the shared pool, which keeps what it is given back: one frame the size of the message would leave an
+    /// array that large with the pool, a sending thread each.
+    /// </summary>
+    private async ValueTask SendOneAsync(Outgoing outgoing, CancellationToken cancellationToken)
+    {
+        if (outgoing.Pieces is not { } pieces)
+        {
+            await _socket.SendAsync(outgoing.Bytes, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        ReadOnlyMemory<byte> frame = default; // held back until the next, so that the last one can say it ends the message
+        for (int i = 0; i < pieces.Count; i++)
+        {
+            for (ReadOnlyMemory<byte> piece = pieces[i]; !piece.IsEmpty; piece = piece[Math.Min(piece.Length, FrameBytes)..])
+            {
+                if (!frame.IsEmpty) await _socket.SendAsync(frame, WebSocketMessageType.Binary, endOfMessage: false, cancellationToken).ConfigureAwait(false);
+                frame = piece[..Math.Min(piece.Length, FrameBytes)];
+            }
+        }
+
+        await _socket.SendAsync(frame, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Writes queued messages packed one after another into WebSocket messages of up to 64 KiB (a larger message in one
     /// of its own, not copied).
     /// </summary>
     private async ValueTask WritePackedAsync(List<Outgoing> queued)
     {
         long total = 0;
-        foreach (Outgoing o in queued) total += o.Bytes.Length <= MaxPacked ? o.Bytes.Length : 0;
+        foreach (Outgoing o in queued) total += o.Pieces is null && o.Length <= MaxPacked ? o.Length : 0;
         byte[]? pack = total > 0 ? ArrayPool<byte>.Shared.Rent((int)Math.Min(total, MaxPacked)) : null;
         int packed = 0;
         foreach (Outgoing o in queued)
         {
-            if (packed > 0 && packed + o.Bytes.Length > MaxPacked)
+            if (packed > 0 && (o.Pieces is not null || packed + o.Length > MaxPacked))
             {
                 await _socket.SendAsync(pack.AsMemory(0, packed), WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
                 packed = 0;
             }
 
-            if (o.Bytes.Length > MaxPacked)
+            if (o.Pieces is not null || o.Length > MaxPacked)
             {
-                await _socket.SendAsync(o.Bytes, WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
+                await SendOneAsync(o, CancellationToken.None).ConfigureAwait(false);
                 continue;
             }
 
@@ -361,27 +403,33 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
         long gathered = 0;
         foreach (Outgoing o in queued)
         {
-            if (gathered + o.Bytes.Length > BatchingStream.MaxGathered)
+            if (o.Pieces is not null || gathered + o.Length > BatchingStream.MaxGathered)
             {
                 // What was gathered goes first, and a message larger than a write gathers goes on its own, straight
                 // through, not copied.
                 await _batching.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
                 gathered = 0;
-                bool alone = o.Bytes.Length > BatchingStream.MaxGathered;
-                if (alone) await _socket.SendAsync(o.Bytes, WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
+                bool alone = o.Pieces is not null || o.Length > BatchingStream.MaxGathered;
+                if (alone) await SendOneAsync(o, CancellationToken.None).ConfigureAwait(false);
                 _batching.Hold();
                 if (alone) continue;
             }
 
             await _socket.SendAsync(o.Bytes, WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
-            gathered += o.Bytes.Length;
+            gathered += o.Length;
         }
 
         await _batching.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
-    /// <summary>A queued message; <c>Sent</c> is there when its caller waits until it is written.</summary>
-    private readonly record struct Outgoing(ReadOnlyMemory<byte> Bytes, PooledParts? Pooled, TaskCompletionSource? Sent);
+    /// <summary>
+    /// A message to send: framed into <c>Bytes</c>, or a large one as its <c>Pieces</c>; <c>Pooled</c>, the arrays either
+    /// is, go back once it is sent. <c>Sent</c> is there when its caller waits until it is written.
+    /// </summary>
+    private readonly record struct Outgoing(ReadOnlyMemory<byte> Bytes, FramedPieces? Pieces, PooledParts? Pooled, TaskCompletionSource? Sent)
+    {
+        public long Length => Pieces?.Length ?? Bytes.Length;
+    }
 
     /// <summary>Runs the channel's flush on the thread pool (one instance a channel: scheduling a flush allocates nothing).</summary>
     private sealed class Flusher(WebSocketMessageChannel channel) : IThreadPoolWorkItem

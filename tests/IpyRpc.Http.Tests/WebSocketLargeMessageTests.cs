@@ -136,6 +136,60 @@ public sealed class WebSocketLargeMessageTests
         Assert.True(after - before < 8L << 20, $"the heap grew by {(after - before) >> 20} MiB after one 40 MiB message on a connection still open");
     }
 
+    [Theory]
+    [InlineData(WebSocketMessageChannel.SubProtocol)]
+    [InlineData(WebSocketMessageChannel.PackedSubProtocol)]
+    public async Task ALargeMessageSentLeavesNothingOfItsSizeBehindOnceItIsSent(string subProtocol)
+    {
+        // Sent from its own parts in frames of at most a megabyte: not framed into one array of its size first, nor
+        // copied whole into a send buffer that the socket rents from the shared pool (which would keep it).
+        await using Link link = await Link.OpenAsync(subProtocol);
+        await link.Channel.SendAsync(new IpyRpcMessage { Kind = MessageKind.Ping, Id = 1 });
+        Assert.Equal(1UL, (await link.ReadReplyAsync()).Id);
+        long before = GC.GetTotalMemory(forceFullCollection: true);
+
+        Task<(long, byte[])> reading = ReadHashedAsync(link.Raw); // a send this large waits until it is written
+        byte[] hash = await SendLargeFromChannelAsync(link, 40 << 20);
+        (long length, byte[] received) = await reading;
+        Assert.Equal(hash, received);
+        Assert.True(length > 40 << 20);
+        for (int i = 0; i < 100 && PooledParts.LargeBytesHeld > 0; i++) await Task.Delay(50);
+        long after = GC.GetTotalMemory(forceFullCollection: true);
+        Assert.True(after - before < 8L << 20, $"the heap grew by {(after - before) >> 20} MiB after one 40 MiB message sent");
+
+        await link.Channel.SendAsync(new IpyRpcMessage { Kind = MessageKind.Ping, Id = 3 }); // and the connection goes on
+        Assert.Equal(3UL, (await link.ReadReplyAsync()).Id);
+    }
+
+    /// <summary>The server's end sends a result of <paramref name="length"/> random bytes (id 2) from pooled parts, as a call's result is; returns the framed message's hash.</summary>
+    private static async Task<byte[]> SendLargeFromChannelAsync(Link link, int length)
+    {
+        var pool = new PooledParts();
+        byte[] part = pool.Rent(length);
+        new Random(9).NextBytes(part.AsSpan(0, length));
+        var message = new IpyRpcMessage { Kind = MessageKind.Result, Id = 2, Parts = [part.AsMemory(0, length)], Pooled = pool };
+        byte[] hash = SHA256.HashData(MessageCodec.EncodeFramed(message));
+        await link.Channel.SendAsync(message);
+        return hash;
+    }
+
+    /// <summary>Reads one WebSocket message through a 64 KiB buffer, hashing it as it comes: its length and hash.</summary>
+    private static async Task<(long Length, byte[] Hash)> ReadHashedAsync(WebSocket socket)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[64 * 1024];
+        long length = 0;
+        ValueWebSocketReceiveResult result;
+        do
+        {
+            result = await socket.ReceiveAsync(buffer.AsMemory(), new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+            hash.AppendData(buffer, 0, result.Count);
+            length += result.Count;
+        }
+        while (!result.EndOfMessage);
+        return (length, hash.GetHashAndReset());
+    }
+
     /// <summary>Sends a result of <paramref name="length"/> random bytes (id 2) and returns the bytes' hash; the test keeps no reference to them.</summary>
     private static async Task<byte[]> SendLargeAsync(Link link, int length)
     {
