@@ -8,9 +8,6 @@ using IpyRpc.Http;
 using IpyRpc.Protocol;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -65,9 +62,7 @@ public sealed class AuthTests : IAsyncLifetime
         _server = new IpyRpcServer();
         _server.Register(typeof(WhoFunctions));
         _server.Config(new GlobConfig { ["admin_only"] = new FunctionOptions { Auth = Authorize.Role("admin") } });
-        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        WebApplicationBuilder builder = LoopbackKestrel.CreateBuilder();
         builder.Services.AddAuthentication("Bearer").AddScheme<AuthenticationSchemeOptions, TokenHandler>("Bearer", null);
         builder.Services.AddAuthorization();
         builder.Services.AddIpyRpcHttp();
@@ -76,8 +71,7 @@ public sealed class AuthTests : IAsyncLifetime
         _app.UseAuthorization();
         _app.MapIpyRpc(_server).RequireAuthorization();
         await _app.StartAsync();
-        string bound = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        _address = new Uri(bound + "/");
+        _address = LoopbackKestrel.AddressOf(_app);
     }
 
     public async Task DisposeAsync()
@@ -222,14 +216,12 @@ public sealed class SharedSecretOverHttpTests
         // address the connection's: here 203.0.113.9, from another machine.
         await using var server = new IpyRpcServer();
         server.Register(typeof(WhoFunctions));
-        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        WebApplicationBuilder builder = LoopbackKestrel.CreateBuilder();
         await using WebApplication app = builder.Build();
         app.UseForwardedHeaders(new ForwardedHeadersOptions { ForwardedHeaders = ForwardedHeaders.XForwardedFor });
         app.MapIpyRpc(server);
         await app.StartAsync();
-        var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/");
+        var address = LoopbackKestrel.AddressOf(app);
 
         using var proxied = new HttpClient();
         proxied.DefaultRequestHeaders.Add("X-Forwarded-For", "203.0.113.9");

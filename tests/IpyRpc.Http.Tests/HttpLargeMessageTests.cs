@@ -2,11 +2,7 @@ using System.Security.Cryptography;
 using IpyRpc.Protocol;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace IpyRpc.Http.Tests;
 
@@ -40,9 +36,7 @@ public sealed class HttpLargeMessageTests
 
         public static async Task<ScriptedServer> StartAsync()
         {
-            WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
-            builder.Logging.ClearProviders();
-            builder.WebHost.UseUrls("http://127.0.0.1:0");
+            WebApplicationBuilder builder = LoopbackKestrel.CreateBuilder();
             builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = null);
             WebApplication app = builder.Build();
             ScriptedServer? server = null;
@@ -55,8 +49,7 @@ public sealed class HttpLargeMessageTests
                 await server.Answer(MessageCodec.DecodeFramed(bytes, 256L << 20), context.Response);
             });
             await app.StartAsync();
-            var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/");
-            server = new ScriptedServer(app, address);
+            server = new ScriptedServer(app, LoopbackKestrel.AddressOf(app));
             return server;
         }
 

@@ -3,11 +3,6 @@ using System.Text.Json;
 using IpyRpc.Http;
 using IpyRpc.Jobs;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace IpyRpc.Http.Tests;
 
@@ -26,14 +21,12 @@ public sealed class HttpLendingTests : IAsyncLifetime
     {
         _server = new IpyRpcServer(new IpyRpcServerOptions { Concurrency = 1 });
         _server.Register(typeof(HttpFunctions));
-        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        WebApplicationBuilder builder = LoopbackKestrel.CreateBuilder();
         _app = builder.Build();
         _app.Use(RequestThread.Marked);
         _app.MapIpyRpc(_server);
         await _app.StartAsync();
-        _address = new Uri(_app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/");
+        _address = LoopbackKestrel.AddressOf(_app);
     }
 
     public async Task DisposeAsync()

@@ -4,11 +4,7 @@ using System.Text.Json;
 using IpyRpc.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace IpyRpc.Http.Tests;
 
@@ -46,14 +42,12 @@ public sealed class JsonRpcSessionTests(HttpFixture fixture) : IClassFixture<Htt
     {
         await using var server = new IpyRpcServer();
         server.Register(typeof(HttpFunctions));
-        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        WebApplicationBuilder builder = LoopbackKestrel.CreateBuilder();
         builder.WebHost.ConfigureKestrel(k => k.ConfigureEndpointDefaults(l => l.Protocols = HttpProtocols.Http2)); // cleartext HTTP/2: streams on one connection
         await using WebApplication app = builder.Build();
         app.MapIpyRpc(server);
         await app.StartAsync();
-        var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/");
+        var address = LoopbackKestrel.AddressOf(app);
         using var http = new HttpClient(new SocketsHttpHandler()) { DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
 
         string before = (await CallAsync(http, address, "connection_id", "[]")).GetString()!;

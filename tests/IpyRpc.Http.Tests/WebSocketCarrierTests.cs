@@ -3,11 +3,6 @@ using IpyRpc.Http;
 using IpyRpc.Protocol;
 using IpyRpc.Tests.BothWays;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace IpyRpc.Http.Tests;
 
@@ -93,14 +88,12 @@ public sealed class WebSocketCarrierTests
     {
         await using var server = new IpyRpcServer();
         server.Register(typeof(ServerSide));
-        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        WebApplicationBuilder builder = LoopbackKestrel.CreateBuilder();
         await using WebApplication app = builder.Build();
         app.UseWebSockets();
         app.MapIpyRpc(server);
         await app.StartAsync();
-        var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/");
+        var address = LoopbackKestrel.AddressOf(app);
 
         await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(address, HttpCarrier.WebSocket, new IpyRpcClientOptions { Exports = [typeof(CallerSide)], Output = (_, _) => { } });
         Assert.StartsWith("answer to middleware", await client.CallAsync<string>("bw.ask_caller", "middleware")); // a call back to the client
