@@ -347,7 +347,7 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
             {
                 if (Done.Task.IsCompleted) return;
                 bool final = reply.Kind is MessageKind.Result or MessageKind.Error or MessageKind.Hello or MessageKind.Pong;
-                if (HttpMessageChannel.PartBytes(reply) >= PooledParts.Threshold)
+                if (reply.PartBytes >= PooledParts.Threshold)
                 {
                     await WriteLargeAsync(reply, final).ConfigureAwait(false);
                 }

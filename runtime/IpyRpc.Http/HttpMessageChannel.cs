@@ -168,7 +168,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
     private HttpRequestMessage Request(IpyRpcMessage message)
     {
         HttpContent content;
-        if (PartBytes(message) >= PooledParts.Threshold)
+        if (message.PartBytes >= PooledParts.Threshold)
         {
             content = new FramedContent(message);
         }
@@ -346,14 +346,6 @@ public sealed class HttpMessageChannel : PushMessageChannel
     }
 
     private void Fail(ulong id, string code, string message) => DeliverError(id, code, message);
-
-    /// <summary>The bytes of a message's parts, all together.</summary>
-    internal static long PartBytes(IpyRpcMessage message)
-    {
-        long bytes = 0;
-        foreach (ReadOnlyMemory<byte> part in message.Parts) bytes += part.Length;
-        return bytes;
-    }
 
     /// <summary>Aborts every request in flight and closes the channel.</summary>
     public override ValueTask DisposeAsync()

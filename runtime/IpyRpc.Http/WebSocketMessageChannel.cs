@@ -196,7 +196,7 @@ public sealed class WebSocketMessageChannel : PushMessageChannel
         if (_sendFailure is { } failed) throw failed;
         cancellationToken.ThrowIfCancellationRequested();
         Outgoing outgoing;
-        if (HttpMessageChannel.PartBytes(message) > FrameBytes)
+        if (message.PartBytes > FrameBytes)
         {
             // Larger than a frame: sent from its own parts (they go back once it is sent), in frames of at most FrameBytes.
             // A smaller one is framed into one array (pooled), one frame, one write.

@@ -330,8 +330,7 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
     private void OnMessage(Link link, IpyRpcMessage message)
     {
         link.Heard();
-        long bytes = 0;
-        foreach (ReadOnlyMemory<byte> part in message.Parts) bytes += part.Length;
+        long bytes = message.PartBytes;
         if (bytes > 0) Interlocked.Add(ref _bytesReceived, bytes);
         switch (message.Kind)
         {

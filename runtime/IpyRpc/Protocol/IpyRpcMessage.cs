@@ -123,6 +123,17 @@ public sealed record IpyRpcMessage
     /// <summary>The first part, or empty.</summary>
     public ReadOnlyMemory<byte> Body => Parts.Count > 0 ? Parts[0] : ReadOnlyMemory<byte>.Empty;
 
+    /// <summary>The bytes of all the parts together.</summary>
+    public long PartBytes
+    {
+        get
+        {
+            long bytes = 0;
+            foreach (ReadOnlyMemory<byte> part in Parts) bytes += part.Length;
+            return bytes;
+        }
+    }
+
     // The fields only handshakes, attaches, flow control, events and pointer calls carry live apart, so the
     // messages of every call (a few per call, each side) stay small. A copy made with `with` shares them until
     // one is set, which makes new ones: a message never changes another's.
