@@ -109,6 +109,14 @@ public sealed record JobRequest
     /// </summary>
     public bool Detached { get; init; }
 
+    /// <summary>
+    /// A plain call that is cancelled when its caller's connection drops (not submitted, and its function not set to outlive
+    /// the connection). Nothing outside the server holding that connection can know of such a job before a message of it
+    /// reaches the caller, so a durable queue whose own worker takes it at once may write it to its store only when it ends,
+    /// when it has output, or when it has run for a while (<see cref="SqliteJobQueue"/> does). Not stored or sent.
+    /// </summary>
+    public bool EndsWithCaller { get; init; }
+
     /// <summary>Who called: the job's owner, and what a function taking an <see cref="IpyRpcConnection"/> sees on whichever worker runs it.</summary>
     public JobCaller? Caller { get; init; }
 

@@ -99,6 +99,7 @@ public sealed class SqliteJobQueue : IJobQueue
     private readonly Task _loop;
     private bool _inTransaction;
     private List<(string Job, JobEvent Event)>? _deferred;
+    private List<string>? _releases; // delivered results not yet marked released (WriteReleases)
     private long _nextId;
     private long _lastEvent;
     private long _dataVersion;
@@ -158,15 +159,14 @@ public sealed class SqliteJobQueue : IJobQueue
             }
 
             long now = Now();
-            Execute("""
-                INSERT INTO ipyrpc_jobs (id, queue, function, state, request, args, created, deadline, detached, retained, attempts, worker, lease_until, started, owner)
-                VALUES ($id, $queue, $function, $state, $request, $args, $created, $deadline, $detached, $retained, $attempts, $worker, $until, $started, $owner)
-                """,
-                ("$id", id), ("$queue", Name), ("$function", request.Function), ("$request", JobCodec.EncodeRequest(request)),
-                ("$args", request.Arguments.ToArray()), ("$created", request.CreatedAt.ToUnixTimeMilliseconds()),
-                ("$deadline", request.Deadline?.ToUnixTimeMilliseconds()), ("$detached", request.Detached), ("$retained", (long)request.Arguments.Length),
-                ("$state", (long)(taker is null ? Queued : Running)), ("$attempts", taker is null ? 0L : 1L), ("$worker", taker?.WorkerId),
-                ("$until", taker is null ? null : now + (long)taker.Duration.TotalMilliseconds), ("$started", taker is null ? null : now), ("$owner", request.Caller?.Name));
+            // A call that ends with its caller's connection, taken by this object's own worker, is written when it ends (one
+            // commit for the whole call) unless it has output or runs for a while first: nothing elsewhere can know of it before.
+            bool unwritten = taker is not null && request.EndsWithCaller;
+            if (!unwritten)
+            {
+                Insert(id, request, taker is null ? Queued : Running, taker?.WorkerId, taker is null ? null : now + (long)taker.Duration.TotalMilliseconds, taker is null ? null : now);
+            }
+
             if (observer is not null)
             {
                 observer.OnAccepted(id);
@@ -177,7 +177,7 @@ public sealed class SqliteJobQueue : IJobQueue
             {
                 _takers.Remove(taker.Node!);
                 taker.Node = null;
-                var lease = new Lease(this, request with { Id = id }, 1, taker.Duration);
+                var lease = new Lease(this, request with { Id = id }, 1, taker.Duration) { UnwrittenSince = unwritten ? now : null, WorkerId = taker.WorkerId };
                 _leases[id] = lease;
                 if (!taker.Result.TrySetResult(lease)) Abandon(lease);
             }
@@ -194,6 +194,7 @@ public sealed class SqliteJobQueue : IJobQueue
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            WriteBehind();
             if (Scalar<long?>("SELECT state FROM ipyrpc_jobs WHERE id = $id AND queue = $queue", ("$id", jobId), ("$queue", Name)) is null)
             {
                 return new((IDisposable?)null);
@@ -213,6 +214,7 @@ public sealed class SqliteJobQueue : IJobQueue
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            WriteBehind();
             using SqliteRows r = Query($"SELECT {JobColumns} FROM ipyrpc_jobs WHERE id = $id AND queue = $queue", ("$id", jobId), ("$queue", Name));
             if (!r.Read()) return new((JobInfo?)null);
             JobInfo info = ReadInfo(r);
@@ -234,6 +236,7 @@ public sealed class SqliteJobQueue : IJobQueue
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            WriteBehind();
             using SqliteRows r = query.State is { } state
                 ? Query($"SELECT {JobColumns} FROM ipyrpc_jobs WHERE queue = $queue AND state = $state ORDER BY created DESC, seq DESC", ("$queue", Name), ("$state", (long)state))
                 : Query($"SELECT {JobColumns} FROM ipyrpc_jobs WHERE queue = $queue ORDER BY created DESC, seq DESC", ("$queue", Name));
@@ -253,6 +256,7 @@ public sealed class SqliteJobQueue : IJobQueue
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            WriteBehind();
             bool cancelled = InTransaction(() =>
             {
                 using SqliteRows r = Query("SELECT state, function FROM ipyrpc_jobs WHERE id = $id AND queue = $queue", ("$id", jobId), ("$queue", Name));
@@ -278,8 +282,11 @@ public sealed class SqliteJobQueue : IJobQueue
     {
         lock (_gate)
         {
+            // Written with the next write (usually the next call's outcome), or by the background loop, or before this
+            // object reads: a release lost to a crash only keeps a result until retention forgets it.
             if (_disposed) return default;
-            Execute("UPDATE ipyrpc_jobs SET released = 1, result = NULL, retained = output_bytes WHERE id = $id AND state >= 2 AND released = 0", ("$id", jobId));
+            (_releases ??= []).Add(jobId);
+            if (_releases.Count >= 256) InTransaction(WriteReleases);
         }
 
         return default;
@@ -313,6 +320,59 @@ public sealed class SqliteJobQueue : IJobQueue
     }
 
     // ---------------------------------------------------------------- workers' side, under _gate
+
+    private void Insert(string id, JobRequest request, int state, string? worker, long? until, long? started) => Execute("""
+        INSERT INTO ipyrpc_jobs (id, queue, function, state, request, args, created, deadline, detached, retained, attempts, worker, lease_until, started, owner)
+        VALUES ($id, $queue, $function, $state, $request, $args, $created, $deadline, $detached, $retained, $attempts, $worker, $until, $started, $owner)
+        """,
+        ("$id", id), ("$queue", Name), ("$function", request.Function), ("$request", JobCodec.EncodeRequest(request)),
+        ("$args", request.Arguments.ToArray()), ("$created", request.CreatedAt.ToUnixTimeMilliseconds()),
+        ("$deadline", request.Deadline?.ToUnixTimeMilliseconds()), ("$detached", request.Detached), ("$retained", (long)request.Arguments.Length),
+        ("$state", (long)state), ("$attempts", state == Queued ? 0L : 1L), ("$worker", worker), ("$until", until), ("$started", started), ("$owner", request.Caller?.Name));
+
+    /// <summary>Writes a job this object's worker runs and has not written yet (see <see cref="SubmitAsync"/>) as running, its lease from now.</summary>
+    private void Write(Lease lease)
+    {
+        if (lease.UnwrittenSince is not { } started) return;
+        InTransaction(() => Insert(lease.Request.Id, lease.Request, Running, lease.WorkerId, Now() + (long)lease.Duration.TotalMilliseconds, started));
+        lease.UnwrittenSince = null;
+    }
+
+    /// <summary>
+    /// Writes what this object has kept back: the jobs its workers run that are not written yet (all of them, or those
+    /// running for <paramref name="olderThan"/> and more), and the releases of delivered results.
+    /// </summary>
+    private void WriteBehind(TimeSpan? olderThan = null)
+    {
+        long cutoff = olderThan is { } age ? Now() - (long)age.TotalMilliseconds : long.MaxValue;
+        bool any = _releases is { Count: > 0 };
+        foreach (Lease lease in _leases.Values)
+        {
+            any |= lease.UnwrittenSince <= cutoff;
+        }
+
+        if (!any) return;
+        InTransaction(() =>
+        {
+            WriteReleases();
+            foreach (Lease lease in _leases.Values)
+            {
+                if (lease.UnwrittenSince <= cutoff) Write(lease);
+            }
+        });
+    }
+
+    /// <summary>Marks the results delivered since the last write released (inside a transaction).</summary>
+    private void WriteReleases()
+    {
+        if (_releases is not { Count: > 0 } releases) return;
+        foreach (string id in releases)
+        {
+            Execute("UPDATE ipyrpc_jobs SET released = 1, result = NULL, retained = output_bytes WHERE id = $id AND state >= 2 AND released = 0", ("$id", id));
+        }
+
+        releases.Clear();
+    }
 
     private void DispatchTakers()
     {
@@ -404,6 +464,12 @@ public sealed class SqliteJobQueue : IJobQueue
         lock (_gate)
         {
             if (_disposed) return false;
+            if (lease.UnwrittenSince is not null)
+            {
+                Write(lease); // with its lease from now
+                return true;
+            }
+
             using SqliteRows r = Query("UPDATE ipyrpc_jobs SET lease_until = $until WHERE id = $id AND state = 1 AND attempts = $attempt RETURNING cancel",
                 ("$until", Now() + (long)lease.Duration.TotalMilliseconds), ("$id", lease.Request.Id), ("$attempt", lease.Attempt));
             if (!r.Read())
@@ -423,7 +489,11 @@ public sealed class SqliteJobQueue : IJobQueue
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             Flush(lease);
-            bool done = InTransaction(() => Finish(lease.Request.Id, Running, lease.Attempt, outcome));
+            bool done = InTransaction(() =>
+            {
+                WriteReleases();
+                return lease.UnwrittenSince is { } started ? WriteFinished(lease, started, outcome) : Finish(lease.Request.Id, Running, lease.Attempt, outcome);
+            });
             _leases.TryRemove(new KeyValuePair<string, Lease>(lease.Request.Id, lease));
             return done;
         }
@@ -434,6 +504,7 @@ public sealed class SqliteJobQueue : IJobQueue
         lock (_gate)
         {
             if (_disposed) return;
+            Write(lease);
             Flush(lease);
             InTransaction(() =>
             {
@@ -461,6 +532,7 @@ public sealed class SqliteJobQueue : IJobQueue
         long bytes = chunks.Sum(c => (long)c.Text.Length);
         bool written = InTransaction(() =>
         {
+            Write(lease); // its output goes on disk, so the job does first
             long? last = Scalar<long?>("""
                 UPDATE ipyrpc_jobs SET last_event = last_event + $count, output_bytes = output_bytes + $bytes, retained = retained + $bytes
                 WHERE id = $id AND state = 1 AND attempts = $attempt RETURNING last_event
@@ -522,6 +594,25 @@ public sealed class SqliteJobQueue : IJobQueue
         if (last is null) return false;
         Execute("INSERT INTO ipyrpc_events (job, n, kind) VALUES ($job, $n, 2)", ("$job", jobId), ("$n", last.Value));
         Deliver(jobId, new JobEvent(last.Value, JobEventKind.Completed, Outcome: outcome));
+        return true;
+    }
+
+    /// <summary>Writes a job that ran unwritten as ended with <paramref name="outcome"/>, in one row (inside a transaction).</summary>
+    private bool WriteFinished(Lease lease, long started, JobOutcome outcome)
+    {
+        JobRequest request = lease.Request;
+        byte[] result = outcome.Error is null ? outcome.Result.ToArray() : [];
+        Execute("""
+            INSERT INTO ipyrpc_jobs (id, queue, function, state, request, created, started, completed, deadline, attempts, worker, detached, owner, last_event, outcome, result, retained)
+            VALUES ($id, $queue, $function, $state, $request, $created, $started, $completed, $deadline, 1, $worker, 0, $owner, 1, $outcome, $result, $size)
+            """,
+            ("$id", request.Id), ("$queue", Name), ("$function", request.Function), ("$state", (long)outcome.State), ("$request", JobCodec.EncodeRequest(request)),
+            ("$created", request.CreatedAt.ToUnixTimeMilliseconds()), ("$started", started), ("$completed", Now()), ("$deadline", request.Deadline?.ToUnixTimeMilliseconds()),
+            ("$worker", lease.WorkerId), ("$owner", request.Caller?.Name), ("$outcome", JobCodec.EncodeOutcome(outcome.WithoutResult())), ("$result", result), ("$size", (long)result.Length));
+        lease.UnwrittenSince = null;
+        // No event row: no one outside this object can be watching a job that was not on disk, and a watcher that comes
+        // later finds it ended by its state (Replay).
+        Deliver(request.Id, new JobEvent(1, JobEventKind.Completed, Outcome: outcome));
         return true;
     }
 
@@ -694,6 +785,7 @@ public sealed class SqliteJobQueue : IJobQueue
                 lock (_gate)
                 {
                     if (_disposed) return;
+                    WriteBehind(_options.PollInterval);
                     foreach (Lease lease in _leases.Values) Flush(lease);
 
                     long version = Scalar<long>("PRAGMA data_version");
@@ -882,6 +974,7 @@ public sealed class SqliteJobQueue : IJobQueue
         lock (_gate)
         {
             if (_disposed) return;
+            WriteBehind();
             foreach (Lease lease in _leases.Values) Flush(lease);
             _disposed = true;
             foreach (Taker t in _takers) t.Result.TrySetResult(null);
@@ -975,6 +1068,12 @@ public sealed class SqliteJobQueue : IJobQueue
         }
 
         public TimeSpan Duration { get; }
+
+        /// <summary>When this object's worker took the job, while the job is not written yet (see <see cref="SubmitAsync"/>).</summary>
+        public long? UnwrittenSince { get; set; }
+
+        /// <summary>The worker that holds it.</summary>
+        public string? WorkerId { get; init; }
 
         public bool IsExpired => _expired;
 

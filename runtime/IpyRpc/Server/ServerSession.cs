@@ -463,6 +463,7 @@ public sealed class ServerSession : IAsyncDisposable
             Deadline = timeout is { } limit && limit < DateTimeOffset.MaxValue - received ? received + limit : null,
             CreatedAt = received,
             Detached = detached,
+            EndsWithCaller = !detached && (options.CancelOnDisconnect ?? true),
             Caller = Connection.Caller,
             ReturnPointer = message.ReturnPointer ?? options.ReturnPointer ?? false,
             // A century or more stands for "until released or evicted" (a .NET caller's Timeout.InfiniteTimeSpan arrives as long.MaxValue).

@@ -1,4 +1,5 @@
 using IpyRpc.Jobs;
+using IpyRpc.Protocol;
 
 namespace IpyRpc.Tests.Jobs;
 
@@ -9,6 +10,174 @@ public sealed class SqliteJobQueueTests : DurableJobQueueContract
 
     protected override Task<IJobQueue> CreateAsync(JobRetention retention)
         => Task.FromResult<IJobQueue>(new SqliteJobQueue(Path.Combine(_folder, "jobs.db"), new SqliteJobQueueOptions { Retention = retention }));
+
+    // ---------------------------------------------------------------- a call that ends with its caller, taken at once
+
+    /// <summary>This test's file opened by another queue object, as another process would (default options).</summary>
+    private SqliteJobQueue Open(TimeSpan? pollInterval = null)
+        => new(Path.Combine(_folder, "jobs.db"), new SqliteJobQueueOptions { PollInterval = pollInterval ?? TimeSpan.FromMilliseconds(20) });
+
+    private static JobRequest Call(string function = "f") => new() { Function = function, Arguments = new byte[] { 0x91, 0x07 }, EndsWithCaller = true };
+
+    [Fact]
+    public async Task ACallThatEndsWithItsCallerAndIsTakenAtOnceIsWrittenOnlyWhenItEnds()
+    {
+        // One commit for the whole call: the job goes to disk with its outcome. Until then no other process can see it,
+        // nor could it know of it: its caller is connected to this process and has heard nothing of it yet.
+        await using SqliteJobQueue server = Open(TimeSpan.FromSeconds(30)); // no timed write during the test
+        await using SqliteJobQueue elsewhere = Open();
+        Task<JobLease> taking = TakeAsync(server);
+        await Task.Delay(100);
+        var seen = new Recorder();
+        JobTicket ticket = await server.SubmitAsync(Call(), seen);
+        JobLease lease = await taking.WaitAsync(Patience);
+        Assert.Equal(new byte[] { 0x91, 0x07 }, lease.Request.Arguments.ToArray());
+        await Task.Delay(200);
+        Assert.Null(await elsewhere.GetAsync(ticket.JobId));
+
+        Assert.True(await lease.CompleteAsync(Ok([0x2a])));
+        JobEvent done = await seen.Completed.Task.WaitAsync(Patience);
+        Assert.Equal(new byte[] { 0x2a }, done.Outcome!.Result.ToArray());
+        JobInfo info = (await elsewhere.GetAsync(ticket.JobId))!;
+        Assert.Equal(JobState.Succeeded, info.State);
+        Assert.Equal((1, "w1", false), (info.Attempts, info.Worker, info.Detached));
+        Assert.NotNull(info.StartedAt);
+        Assert.True(info.CompletedAt >= info.StartedAt);
+
+        // Attaching afterwards, from anywhere, gives the outcome; the job appears in listings; nothing runs it again.
+        var late = new Recorder();
+        Assert.NotNull(await elsewhere.WatchAsync(ticket.JobId, 0, late));
+        Assert.Equal(new byte[] { 0x2a }, (await late.Completed.Task.WaitAsync(Patience)).Outcome!.Result.ToArray());
+        Assert.Contains(await elsewhere.ListAsync(), j => j.Id == ticket.JobId && j.State == JobState.Succeeded);
+        Assert.Null(await TakeNothingAsync(elsewhere, TimeSpan.FromMilliseconds(300)));
+        Assert.Single(seen.Snapshot(), e => e.Kind == JobEventKind.Completed);
+    }
+
+    [Fact]
+    public async Task ACallThatRunsForAPollIntervalIsWrittenAsRunning()
+    {
+        await using SqliteJobQueue server = Open(TimeSpan.FromMilliseconds(50));
+        await using SqliteJobQueue elsewhere = Open();
+        Task<JobLease> taking = TakeAsync(server);
+        await Task.Delay(100);
+        var seen = new Recorder();
+        JobTicket ticket = await server.SubmitAsync(Call(), seen);
+        JobLease lease = await taking.WaitAsync(Patience);
+
+        JobInfo? running = null;
+        await EventuallyAsync(async () => (running = await elsewhere.GetAsync(ticket.JobId)) is not null);
+        Assert.Equal((JobState.Running, 1, "w1"), (running!.State, running.Attempts, running.Worker));
+
+        // Written, it is a job like any other: its lease renews, and another process's cancel reaches its worker.
+        Assert.True(await lease.RenewAsync());
+        var fired = new TaskCompletionSource();
+        lease.CancellationToken.Register(() => fired.TrySetResult());
+        Assert.True(await elsewhere.CancelAsync(ticket.JobId));
+        await fired.Task.WaitAsync(Patience);
+        Assert.True(await lease.CompleteAsync(JobOutcome.CancelledBy(lease.Request, whileQueued: false)));
+        Assert.Equal(JobState.Cancelled, (await seen.Completed.Task.WaitAsync(Patience)).Outcome!.State);
+        Assert.Equal(JobState.Cancelled, (await elsewhere.GetAsync(ticket.JobId))!.State);
+    }
+
+    [Fact]
+    public async Task ACallsOutputGoesToDiskWithTheCallAndOtherProcessesWatchingHearIt()
+    {
+        await using SqliteJobQueue server = Open(TimeSpan.FromSeconds(30)); // only the output writes the job
+        await using SqliteJobQueue elsewhere = Open();
+        Task<JobLease> taking = TakeAsync(server);
+        await Task.Delay(100);
+        var seen = new Recorder();
+        JobTicket ticket = await server.SubmitAsync(Call(), seen);
+        JobLease lease = await taking.WaitAsync(Patience);
+        lease.Write(OutputStream.Stdout, "first line\n");
+        await seen.WaitForOutputAsync(1);
+
+        var attached = new Recorder();
+        Assert.NotNull(await elsewhere.WatchAsync(ticket.JobId, 0, attached));
+        await attached.WaitForOutputAsync(1);
+        lease.Write(OutputStream.Stderr, "second line\n");
+        Assert.True(await lease.CompleteAsync(Ok([0x01])));
+        JobEvent done = await attached.Completed.Task.WaitAsync(Patience);
+        Assert.Equal(new byte[] { 0x01 }, done.Outcome!.Result.ToArray());
+        Assert.Equal(["first line\n", "second line\n"], attached.OutputTexts());
+        Assert.Equal(["first line\n", "second line\n"], seen.OutputTexts());
+        Assert.Equal(JobState.Succeeded, (await seen.Completed.Task.WaitAsync(Patience)).Outcome!.State);
+    }
+
+    [Fact]
+    public async Task TheQueueThatRunsAnUnwrittenCallFindsListsAndCancelsIt()
+    {
+        await using SqliteJobQueue server = Open(TimeSpan.FromSeconds(30));
+        Task<JobLease> taking = TakeAsync(server);
+        await Task.Delay(100);
+        var seen = new Recorder();
+        JobTicket ticket = await server.SubmitAsync(Call("listed"), seen);
+        JobLease lease = await taking.WaitAsync(Patience);
+
+        Assert.Equal(JobState.Running, (await server.GetAsync(ticket.JobId))!.State);
+        Assert.Contains(await server.ListAsync(new JobQuery { State = JobState.Running }), j => j.Id == ticket.JobId && j.Function == "listed");
+        var fired = new TaskCompletionSource();
+        lease.CancellationToken.Register(() => fired.TrySetResult());
+        Assert.True(await server.CancelAsync(ticket.JobId));
+        await fired.Task.WaitAsync(Patience);
+        Assert.True(await lease.CompleteAsync(JobOutcome.CancelledBy(lease.Request, whileQueued: false)));
+        Assert.Equal(JobState.Cancelled, (await seen.Completed.Task.WaitAsync(Patience)).Outcome!.State);
+    }
+
+    [Fact]
+    public async Task AnUnwrittenCallStillRunningWhenTheQueueClosesIsWrittenAndRunsAgainAfterItsLeaseLapses()
+    {
+        SqliteJobQueue server = Open(TimeSpan.FromSeconds(30));
+        Task<JobLease> taking = TakeAsync(server, TimeSpan.FromMilliseconds(300));
+        await Task.Delay(100);
+        JobTicket ticket = await server.SubmitAsync(Call());
+        await taking.WaitAsync(Patience);
+        await server.DisposeAsync();
+
+        await using SqliteJobQueue after = Open();
+        JobLease again = await TakeAsync(after);
+        Assert.Equal((ticket.JobId, 2), (again.Request.Id, again.Attempt));
+        Assert.Equal(new byte[] { 0x91, 0x07 }, again.Request.Arguments.ToArray());
+        Assert.True(await again.CompleteAsync(Ok([0x02])));
+    }
+
+    [Fact]
+    public async Task ADeliveredResultsReleaseIsSeenAtOnceHereAndSoonElsewhere()
+    {
+        await using SqliteJobQueue server = Open(TimeSpan.FromSeconds(30)); // written before a read, or with the next write
+        await using SqliteJobQueue ticking = Open(TimeSpan.FromMilliseconds(20)); // or by the background loop
+        await using SqliteJobQueue elsewhere = Open();
+        foreach (SqliteJobQueue queue in new[] { server, ticking })
+        {
+            Task<JobLease> taking = TakeAsync(queue);
+            await Task.Delay(100);
+            JobTicket ticket = await queue.SubmitAsync(Call());
+            JobLease lease = await taking.WaitAsync(Patience);
+            Assert.True(await lease.CompleteAsync(Ok(new byte[3000])));
+            Assert.Equal(3000, (await elsewhere.GetAsync(ticket.JobId))!.RetainedBytes);
+            await queue.ReleaseAsync(ticket.JobId);
+            if (queue == server)
+            {
+                Assert.True((await server.GetAsync(ticket.JobId))!.ResultReleased);
+            }
+
+            await EventuallyAsync(async () => (await elsewhere.GetAsync(ticket.JobId))!.ResultReleased);
+            Assert.Equal(0, (await elsewhere.GetAsync(ticket.JobId))!.RetainedBytes);
+        }
+    }
+
+    [Fact]
+    public async Task ACallThatDoesNotEndWithItsCallerIsWrittenAtOnce()
+    {
+        await using SqliteJobQueue server = Open(TimeSpan.FromSeconds(30));
+        await using SqliteJobQueue elsewhere = Open();
+        Task<JobLease> taking = TakeAsync(server);
+        await Task.Delay(100);
+        JobTicket ticket = await server.SubmitAsync(Call() with { EndsWithCaller = false });
+        JobLease lease = await taking.WaitAsync(Patience);
+        Assert.Equal(JobState.Running, (await elsewhere.GetAsync(ticket.JobId))!.State);
+        Assert.True(await lease.CompleteAsync(Ok([0x03])));
+    }
 
     public override async Task DisposeAsync()
     {
