@@ -13,7 +13,7 @@ if (args.FirstOrDefault() == "serve")
     return await Serve.RunAsync(forget: args.Contains("forget"));
 }
 
-// dotnet run -c Release --project bench/IpyRpc.Bench -- worker REDIS QUEUE   a worker process for the queues scenario
+// dotnet run -c Release --project bench/IpyRpc.Bench -- worker REDIS|sqlite:PATH QUEUE   a worker process for the queues scenario
 if (args.FirstOrDefault() == "worker")
 {
     return await Queues.RunWorkerAsync(args[1], args[2]);

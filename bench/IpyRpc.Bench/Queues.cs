@@ -25,8 +25,12 @@ internal static class Queues
         {
             systems.Add(InMemoryQueueOnly());
             systems.Add(await ServerOverAsync("ipyrpc-inproc-memory", new InMemoryJobQueue(), worker: null));
-            systems.Add(await ServerOverAsync("ipyrpc-inproc-sqlite", new SqliteJobQueue(Path.Combine(folder, "queue.db")), worker: null));
-            systems.Add(RawSqlite(Path.Combine(folder, "raw.db")));
+            // Each file in a folder of its own: a queue object watches its file's folder for other processes' writes.
+            systems.Add(await ServerOverAsync("ipyrpc-inproc-sqlite", new SqliteJobQueue(Path.Combine(Directory.CreateDirectory(Path.Combine(folder, "inproc")).FullName, "queue.db")), worker: null));
+            systems.Add(RawSqlite(Path.Combine(Directory.CreateDirectory(Path.Combine(folder, "raw")).FullName, "raw.db")));
+            // A worker process of its own on the same file: the server only takes calls, as with Redis below.
+            string shared = Path.Combine(Directory.CreateDirectory(Path.Combine(folder, "shared")).FullName, "shared.db");
+            systems.Add(await WorkerProcessesAsync("ipyrpc-worker-sqlite", new SqliteJobQueue(shared), ["sqlite:" + shared, "ipyrpc-worker-sqlite"], 1));
             if (redis is not null)
             {
                 // The worker has a queue object (a connection) of its own, as a worker process would.
@@ -136,15 +140,21 @@ internal static class Queues
     /// program's <c>worker</c> mode), each with 16 calls at a time.
     /// </summary>
     private static async Task<SystemUnderTest> WorkerProcessesAsync(string name, string configuration, int count)
+        => await WorkerProcessesAsync(name, await RedisJobQueue.ConnectAsync(configuration, new RedisJobQueueOptions { Name = name }), [configuration, name], count);
+
+    /// <summary>
+    /// A server whose calls go through <paramref name="queue"/> to <paramref name="count"/> worker processes (this program's
+    /// <c>worker</c> mode, given <paramref name="workerArguments"/>), each with 16 calls at a time.
+    /// </summary>
+    private static async Task<SystemUnderTest> WorkerProcessesAsync(string name, IJobQueue queue, string[] workerArguments, int count)
     {
-        RedisJobQueue queue = await RedisJobQueue.ConnectAsync(configuration, new RedisJobQueueOptions { Name = name });
         var server = new IpyRpcServer(new IpyRpcServerOptions { Queue = queue, Concurrency = 0, MaxCallsInFlightPerConnection = 1024 });
         server.Register(typeof(BenchFunctions));
         var workers = new List<Process>();
         for (int i = 0; i < count; i++)
         {
             var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
-            foreach (string a in new[] { typeof(Queues).Assembly.Location, "worker", configuration, name }) start.ArgumentList.Add(a);
+            foreach (string a in (string[])[typeof(Queues).Assembly.Location, "worker", .. workerArguments]) start.ArgumentList.Add(a);
             Process process = Process.Start(start)!;
             workers.Add(process);
             string? line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
@@ -210,10 +220,15 @@ internal static class Queues
         }
     }
 
-    /// <summary>The <c>worker</c> mode: an <see cref="IpyRpcWorker"/> on a Redis queue, until its standard input closes.</summary>
+    /// <summary>
+    /// The <c>worker</c> mode: an <see cref="IpyRpcWorker"/> on a Redis queue (<paramref name="configuration"/>) or on a
+    /// SQLite file (<c>sqlite:PATH</c>), until its standard input closes.
+    /// </summary>
     public static async Task<int> RunWorkerAsync(string configuration, string queueName)
     {
-        await using RedisJobQueue queue = await RedisJobQueue.ConnectAsync(configuration, new RedisJobQueueOptions { Name = queueName });
+        await using IJobQueue queue = configuration.StartsWith("sqlite:", StringComparison.Ordinal)
+            ? new SqliteJobQueue(configuration["sqlite:".Length..])
+            : await RedisJobQueue.ConnectAsync(configuration, new RedisJobQueueOptions { Name = queueName });
         await using IpyRpcWorker worker = new IpyRpcWorker(queue, new IpyRpcWorkerOptions { Concurrency = 16 }).Register(typeof(BenchFunctions)).Start();
         Console.WriteLine("READY");
         Console.Out.Flush();

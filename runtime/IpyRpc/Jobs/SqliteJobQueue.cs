@@ -14,10 +14,20 @@ public sealed record SqliteJobQueueOptions
 
     /// <summary>
     /// How often the file is checked for what other processes wrote (new jobs, output, outcomes,
-    /// cancels). The check is one <c>PRAGMA data_version</c>, which costs no disk I/O. Writes from
-    /// this queue object itself are seen at once.
+    /// cancels), besides the checks the file's change notices bring (<see cref="WatchFile"/>). The check
+    /// is one <c>PRAGMA data_version</c>, which costs no disk I/O. Writes from this queue object itself
+    /// are seen at once.
     /// </summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>
+    /// Whether a write to the file by another process wakes this queue object at once (the file system's change notices:
+    /// inotify on Linux), so a worker elsewhere takes a new job, and a server hears of a job's output and outcome, within a
+    /// fraction of a millisecond rather than at the next <see cref="PollInterval"/>. On by default. The poll goes on
+    /// either way: it covers file systems that give no notices (network shares), and a process whose notices cannot be
+    /// had (the system's limit on inotify instances reached) polls only.
+    /// </summary>
+    public bool WatchFile { get; init; } = true;
 
     /// <summary>
     /// Whether every commit waits for the disk (<c>synchronous=FULL</c>). Off by default
@@ -35,8 +45,9 @@ public sealed record SqliteJobQueueOptions
 /// from the same file. WAL mode; every state change is one short transaction.
 /// </summary>
 /// <remarks>
-/// Processes see each other's writes by polling <c>PRAGMA data_version</c> every
-/// <see cref="SqliteJobQueueOptions.PollInterval"/> and reading new events by a file-wide sequence
+/// Processes see each other's writes by checking <c>PRAGMA data_version</c> when the file's change
+/// notices say it was written (<see cref="SqliteJobQueueOptions.WatchFile"/>) and every
+/// <see cref="SqliteJobQueueOptions.PollInterval"/>, and reading new events by a file-wide sequence
 /// number; a queue object's own writes reach its own watchers and workers at once.
 /// </remarks>
 public sealed class SqliteJobQueue : IJobQueue
@@ -97,10 +108,12 @@ public sealed class SqliteJobQueue : IJobQueue
     private readonly CancellationTokenSource _stopping = new();
     private readonly string _idPrefix = Convert.ToHexString(BitConverter.GetBytes(Random.Shared.NextInt64())).ToLowerInvariant()[..10] + "-";
     private readonly Task _loop;
+    private readonly FileSystemWatcher? _fileWatch;
     private bool _inTransaction;
     private List<(string Job, JobEvent Event)>? _deferred;
     private List<string>? _releases; // delivered results not yet marked released (WriteReleases)
     private long _nextId;
+    private bool _runsOwnCalls; // its own workers took a job it submitted: it stops watching the file (WatchWal)
     private long _lastEvent;
     private long _dataVersion;
     private int _kicked;
@@ -131,11 +144,15 @@ public sealed class SqliteJobQueue : IJobQueue
         _checkpoints.Open();
         _lastEvent = Scalar<long?>("SELECT max(gseq) FROM ipyrpc_events") ?? 0;
         _dataVersion = Scalar<long>("PRAGMA data_version");
+        _fileWatch = _options.WatchFile ? WatchWal() : null;
         _loop = Task.Run(LoopAsync);
     }
 
     /// <summary>The database file.</summary>
     public string Path { get; }
+
+    /// <summary>Whether a write by another process wakes this object at once now (<see cref="SqliteJobQueueOptions.WatchFile"/>).</summary>
+    internal bool IsWatchingFile => _fileWatch is { EnableRaisingEvents: true };
 
     /// <inheritdoc/>
     public string Name => _options.Name;
@@ -162,6 +179,7 @@ public sealed class SqliteJobQueue : IJobQueue
             // A call that ends with its caller's connection, taken by this object's own worker, is written when it ends (one
             // commit for the whole call) unless it has output or runs for a while first: nothing elsewhere can know of it before.
             bool unwritten = taker is not null && request.EndsWithCaller;
+            _runsOwnCalls |= taker is not null;
             if (!unwritten)
             {
                 Insert(id, request, taker is null ? Queued : Running, taker?.WorkerId, taker is null ? null : now + (long)taker.Duration.TotalMilliseconds, taker is null ? null : now);
@@ -753,6 +771,40 @@ public sealed class SqliteJobQueue : IJobQueue
 
     // ---------------------------------------------------------------- the background loop
 
+    /// <summary>
+    /// Kicks the background loop whenever the file's write-ahead log changes. Every commit writes to it, this object's own
+    /// too, and each notice wakes a thread: so once this object's own workers take a job it submitted (a server that runs
+    /// its own calls, whose notices would nearly all be its own commits) the loop stops watching, and what other processes
+    /// write reaches it at the next poll. A worker process, and a server whose calls workers elsewhere run, keep watching.
+    /// Null when the file system gives no notices.
+    /// </summary>
+    private FileSystemWatcher? WatchWal()
+    {
+        FileSystemWatcher? watcher = null;
+        try
+        {
+            watcher = new FileSystemWatcher(System.IO.Path.GetDirectoryName(Path)!, System.IO.Path.GetFileName(Path) + "-wal")
+            {
+                NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.Size,
+                IncludeSubdirectories = false,
+            };
+            watcher.Changed += (_, _) =>
+            {
+                if (AwaitsOthers) Kick();
+            };
+            watcher.EnableRaisingEvents = true;
+            return watcher;
+        }
+        catch (Exception e) when (e is IOException or PlatformNotSupportedException or UnauthorizedAccessException or ArgumentException)
+        {
+            watcher?.Dispose(); // no notices to be had (inotify's limit, a file system without them): polling only
+            return null;
+        }
+    }
+
+    /// <summary>Whether this object waits for anything (a job to take, an event of a job watched). Read without the lock: a hint.</summary>
+    private bool AwaitsOthers => _takers.Count > 0 || _watchers.Count > 0;
+
     private void Kick()
     {
         if (Interlocked.Exchange(ref _kicked, 1) == 0) _kick.Release();
@@ -761,11 +813,16 @@ public sealed class SqliteJobQueue : IJobQueue
     private async Task LoopAsync()
     {
         DateTime nextLapseCheck = DateTime.UtcNow, nextDeadlines = DateTime.UtcNow, nextRetention = DateTime.UtcNow, nextCheckpoint = DateTime.UtcNow;
+        TimeSpan wait = _options.PollInterval;
+        long ownChanges = 0; // this connection's total_changes() at the last look
+        int looksAgain = 0; // the looks left after a notice whose write did not show (see below)
         while (!_stopping.IsCancellationRequested)
         {
+            bool kicked;
             try
             {
-                await _kick.WaitAsync(_options.PollInterval, _stopping.Token).ConfigureAwait(false);
+                kicked = await _kick.WaitAsync(wait, _stopping.Token).ConfigureAwait(false);
+                wait = _options.PollInterval;
             }
             catch (OperationCanceledException)
             {
@@ -782,6 +839,11 @@ public sealed class SqliteJobQueue : IJobQueue
 
             try
             {
+                if (_fileWatch is { EnableRaisingEvents: true } watching && Volatile.Read(ref _runsOwnCalls))
+                {
+                    watching.EnableRaisingEvents = false;
+                }
+
                 lock (_gate)
                 {
                     if (_disposed) return;
@@ -791,10 +853,22 @@ public sealed class SqliteJobQueue : IJobQueue
                     long version = Scalar<long>("PRAGMA data_version");
                     bool changed = version != _dataVersion;
                     _dataVersion = version;
+                    long changes = Scalar<long>("SELECT total_changes()");
+                    bool wrote = changes != ownChanges;
+                    ownChanges = changes;
                     if (changed)
                     {
+                        looksAgain = 0;
                         Pump();
                         SignalCancels();
+                    }
+                    else if (_fileWatch is { EnableRaisingEvents: true } && ((kicked && !wrote && (looksAgain = 3) > 0) || looksAgain > 0))
+                    {
+                        // A notice of another process's write came (this object wrote nothing since its last look), but the
+                        // write does not show: SQLite writes the log, then marks the commit in the shared index, which gives
+                        // no notice. Look again in 1, 10 and 100 ms rather than only at the next poll.
+                        wait = TimeSpan.FromMilliseconds(looksAgain switch { 3 => 1, 2 => 10, _ => 100 });
+                        looksAgain--;
                     }
 
                     if (changed || (now >= nextLapseCheck && _takers.Count > 0))
@@ -989,6 +1063,7 @@ public sealed class SqliteJobQueue : IJobQueue
 
         _stopping.Cancel();
         await _loop.ConfigureAwait(false);
+        _fileWatch?.Dispose(); // after the loop, which may switch it off
         lock (_gate)
         {
             foreach (SqliteStatement statement in _statements.Values) statement.Dispose();

@@ -179,6 +179,67 @@ public sealed class SqliteJobQueueTests : DurableJobQueueContract
         Assert.True(await lease.CompleteAsync(Ok([0x03])));
     }
 
+    // ---------------------------------------------------------------- other processes' writes, noticed at once
+
+    [Fact]
+    public async Task AWorkerElsewhereTakesANewJobAndTheServerHearsItsOutcomeWithoutWaitingForTheirPolls()
+    {
+        // Polls a minute apart: only the file's change notices can bring either side the other's write within the test.
+        var slow = new SqliteJobQueueOptions { PollInterval = TimeSpan.FromMinutes(1) };
+        await using var server = new SqliteJobQueue(Path.Combine(_folder, "jobs.db"), slow);
+        await using var worker = new SqliteJobQueue(Path.Combine(_folder, "jobs.db"), slow);
+        Assert.True(server.IsWatchingFile);
+        Assert.True(worker.IsWatchingFile);
+        await Task.Delay(300); // both loops past their first look
+
+        for (int i = 0; i < 3; i++)
+        {
+            Task<JobLease> taking = TakeAsync(worker);
+            var seen = new Recorder();
+            JobTicket ticket = await server.SubmitAsync(Request(args: [(byte)i]), seen);
+            JobLease lease = await taking.WaitAsync(Patience);
+            Assert.Equal(ticket.JobId, lease.Request.Id);
+            lease.Write(OutputStream.Stdout, $"line {i}\n");
+            await seen.WaitForOutputAsync(1);
+            Assert.True(await lease.CompleteAsync(Ok([(byte)i])));
+            Assert.Equal(new[] { (byte)i }, (await seen.Completed.Task.WaitAsync(Patience)).Outcome!.Result.ToArray());
+        }
+
+        Assert.True(server.IsWatchingFile); // it runs none of its jobs itself
+    }
+
+    [Fact]
+    public async Task AQueueWhoseOwnWorkersRunItsCallsStopsWatchingAndStillTakesOtherProcessesJobsAtItsPoll()
+    {
+        await using var server = new SqliteJobQueue(Path.Combine(_folder, "jobs.db"), new SqliteJobQueueOptions { PollInterval = TimeSpan.FromMilliseconds(50) });
+        await using var elsewhere = await OpenAsync();
+        Assert.True(server.IsWatchingFile);
+        Task<JobLease> taking = TakeAsync(server);
+        await Task.Delay(100);
+        JobTicket own = await server.SubmitAsync(Request());
+        Assert.Equal(own.JobId, (await taking.WaitAsync(Patience)).Request.Id);
+        await EventuallyAsync(() => Task.FromResult(!server.IsWatchingFile));
+
+        JobTicket theirs = await elsewhere.SubmitAsync(Request("theirs", detached: true));
+        JobLease lease = await TakeAsync(server);
+        Assert.Equal((theirs.JobId, "theirs"), (lease.Request.Id, lease.Request.Function));
+    }
+
+    [Fact]
+    public async Task WithoutWatchingTheFileAQueueHearsOtherProcessesAtItsPoll()
+    {
+        var polling = new SqliteJobQueueOptions { WatchFile = false, PollInterval = TimeSpan.FromMilliseconds(50) };
+        await using var server = new SqliteJobQueue(Path.Combine(_folder, "jobs.db"), polling);
+        await using var worker = new SqliteJobQueue(Path.Combine(_folder, "jobs.db"), polling);
+        Assert.False(server.IsWatchingFile);
+        Task<JobLease> taking = TakeAsync(worker);
+        var seen = new Recorder();
+        await server.SubmitAsync(Request(), seen);
+        JobLease lease = await taking.WaitAsync(Patience);
+        Assert.True(await lease.CompleteAsync(Ok([0x07])));
+        Assert.Equal(JobState.Succeeded, (await seen.Completed.Task.WaitAsync(Patience)).Outcome!.State);
+    }
+
     public override async Task DisposeAsync()
     {
         await base.DisposeAsync();
