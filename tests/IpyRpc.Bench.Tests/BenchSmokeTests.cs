@@ -42,7 +42,7 @@ public sealed class BenchSmokeTests
             Assert.Equal(12, results.Count(r => r.GetProperty("scenario").GetString()!.StartsWith("serialization-", StringComparison.Ordinal)));
             string[] queues = [.. results.Where(r => r.GetProperty("scenario").GetString() == "queue-call").Select(r => r.GetProperty("system").GetString()!).Distinct()];
             Assert.Equal(
-                ["ipyrpc-3workers-redis", "ipyrpc-inproc-memory", "ipyrpc-inproc-redis", "ipyrpc-inproc-sqlite", "ipyrpc-worker-redis", "queue-memory-alone", "raw-redis-xadd-xreadgroup-xack", "raw-sqlite-transaction"],
+                ["ipyrpc-3workers-redis", "ipyrpc-inproc-memory", "ipyrpc-inproc-redis", "ipyrpc-inproc-sqlite", "ipyrpc-worker-redis", "ipyrpc-worker-sqlite", "queue-memory-alone", "raw-redis-xadd-xreadgroup-xack", "raw-sqlite-transaction"],
                 queues.Order());
 
             string[] ratios = [.. root.GetProperty("ratios").EnumerateArray().Select(r => r.GetProperty("name").GetString()!)];

@@ -862,13 +862,17 @@ public sealed class SqliteJobQueue : IJobQueue
                         Pump();
                         SignalCancels();
                     }
-                    else if (_fileWatch is { EnableRaisingEvents: true } && ((kicked && !wrote && (looksAgain = 3) > 0) || looksAgain > 0))
+                    else if (_fileWatch is { EnableRaisingEvents: true })
                     {
                         // A notice of another process's write came (this object wrote nothing since its last look), but the
                         // write does not show: SQLite writes the log, then marks the commit in the shared index, which gives
                         // no notice. Look again in 1, 10 and 100 ms rather than only at the next poll.
-                        wait = TimeSpan.FromMilliseconds(looksAgain switch { 3 => 1, 2 => 10, _ => 100 });
-                        looksAgain--;
+                        if (kicked && !wrote) looksAgain = 3;
+                        if (looksAgain > 0)
+                        {
+                            wait = TimeSpan.FromMilliseconds(looksAgain switch { 3 => 1, 2 => 10, _ => 100 });
+                            looksAgain--;
+                        }
                     }
 
                     if (changed || (now >= nextLapseCheck && _takers.Count > 0))
