@@ -19,6 +19,14 @@ public sealed class SqliteJobQueueTests : DurableJobQueueContract
 
     private static JobRequest Call(string function = "f") => new() { Function = function, Arguments = new byte[] { 0x91, 0x07 }, EndsWithCaller = true };
 
+    /// <summary>Submits <paramref name="request"/> (a call that ends with its caller) to <paramref name="queue"/> with a worker of its own waiting, so that it is taken at once.</summary>
+    private static async Task<(JobTicket Ticket, JobLease Lease)> CallTakenAtOnceAsync(SqliteJobQueue queue, IJobObserver? seen = null, JobRequest? request = null, TimeSpan? lease = null)
+    {
+        Task<JobLease> taking = TakeAsync(queue, lease); // the worker waits before the submit comes (TakeAsync lists it at once)
+        JobTicket ticket = await queue.SubmitAsync(request ?? Call(), seen);
+        return (ticket, await taking.WaitAsync(Patience));
+    }
+
     [Fact]
     public async Task ACallThatEndsWithItsCallerAndIsTakenAtOnceIsWrittenOnlyWhenItEnds()
     {
@@ -26,11 +34,8 @@ public sealed class SqliteJobQueueTests : DurableJobQueueContract
         // nor could it know of it: its caller is connected to this process and has heard nothing of it yet.
         await using SqliteJobQueue server = Open(TimeSpan.FromSeconds(30)); // no timed write during the test
         await using SqliteJobQueue elsewhere = Open();
-        Task<JobLease> taking = TakeAsync(server);
-        await Task.Delay(100);
         var seen = new Recorder();
-        JobTicket ticket = await server.SubmitAsync(Call(), seen);
-        JobLease lease = await taking.WaitAsync(Patience);
+        (JobTicket ticket, JobLease lease) = await CallTakenAtOnceAsync(server, seen);
         Assert.Equal(new byte[] { 0x91, 0x07 }, lease.Request.Arguments.ToArray());
         await Task.Delay(200);
         Assert.Null(await elsewhere.GetAsync(ticket.JobId));
@@ -58,11 +63,8 @@ public sealed class SqliteJobQueueTests : DurableJobQueueContract
     {
         await using SqliteJobQueue server = Open(TimeSpan.FromMilliseconds(50));
         await using SqliteJobQueue elsewhere = Open();
-        Task<JobLease> taking = TakeAsync(server);
-        await Task.Delay(100);
         var seen = new Recorder();
-        JobTicket ticket = await server.SubmitAsync(Call(), seen);
-        JobLease lease = await taking.WaitAsync(Patience);
+        (JobTicket ticket, JobLease lease) = await CallTakenAtOnceAsync(server, seen);
 
         JobInfo? running = null;
         await EventuallyAsync(async () => (running = await elsewhere.GetAsync(ticket.JobId)) is not null);
@@ -84,11 +86,8 @@ public sealed class SqliteJobQueueTests : DurableJobQueueContract
     {
         await using SqliteJobQueue server = Open(TimeSpan.FromSeconds(30)); // only the output writes the job
         await using SqliteJobQueue elsewhere = Open();
-        Task<JobLease> taking = TakeAsync(server);
-        await Task.Delay(100);
         var seen = new Recorder();
-        JobTicket ticket = await server.SubmitAsync(Call(), seen);
-        JobLease lease = await taking.WaitAsync(Patience);
+        (JobTicket ticket, JobLease lease) = await CallTakenAtOnceAsync(server, seen);
         lease.Write(OutputStream.Stdout, "first line\n");
         await seen.WaitForOutputAsync(1);
 
@@ -108,11 +107,8 @@ public sealed class SqliteJobQueueTests : DurableJobQueueContract
     public async Task TheQueueThatRunsAnUnwrittenCallFindsListsAndCancelsIt()
     {
         await using SqliteJobQueue server = Open(TimeSpan.FromSeconds(30));
-        Task<JobLease> taking = TakeAsync(server);
-        await Task.Delay(100);
         var seen = new Recorder();
-        JobTicket ticket = await server.SubmitAsync(Call("listed"), seen);
-        JobLease lease = await taking.WaitAsync(Patience);
+        (JobTicket ticket, JobLease lease) = await CallTakenAtOnceAsync(server, seen, Call("listed"));
 
         Assert.Equal(JobState.Running, (await server.GetAsync(ticket.JobId))!.State);
         Assert.Contains(await server.ListAsync(new JobQuery { State = JobState.Running }), j => j.Id == ticket.JobId && j.Function == "listed");
@@ -128,10 +124,7 @@ public sealed class SqliteJobQueueTests : DurableJobQueueContract
     public async Task AnUnwrittenCallStillRunningWhenTheQueueClosesIsWrittenAndRunsAgainAfterItsLeaseLapses()
     {
         SqliteJobQueue server = Open(TimeSpan.FromSeconds(30));
-        Task<JobLease> taking = TakeAsync(server, TimeSpan.FromMilliseconds(300));
-        await Task.Delay(100);
-        JobTicket ticket = await server.SubmitAsync(Call());
-        await taking.WaitAsync(Patience);
+        (JobTicket ticket, _) = await CallTakenAtOnceAsync(server, lease: TimeSpan.FromMilliseconds(300));
         await server.DisposeAsync();
 
         await using SqliteJobQueue after = Open();
@@ -149,10 +142,7 @@ public sealed class SqliteJobQueueTests : DurableJobQueueContract
         await using SqliteJobQueue elsewhere = Open();
         foreach (SqliteJobQueue queue in new[] { server, ticking })
         {
-            Task<JobLease> taking = TakeAsync(queue);
-            await Task.Delay(100);
-            JobTicket ticket = await queue.SubmitAsync(Call());
-            JobLease lease = await taking.WaitAsync(Patience);
+            (JobTicket ticket, JobLease lease) = await CallTakenAtOnceAsync(queue);
             Assert.True(await lease.CompleteAsync(Ok(new byte[3000])));
             Assert.Equal(3000, (await elsewhere.GetAsync(ticket.JobId))!.RetainedBytes);
             await queue.ReleaseAsync(ticket.JobId);
@@ -171,10 +161,7 @@ public sealed class SqliteJobQueueTests : DurableJobQueueContract
     {
         await using SqliteJobQueue server = Open(TimeSpan.FromSeconds(30));
         await using SqliteJobQueue elsewhere = Open();
-        Task<JobLease> taking = TakeAsync(server);
-        await Task.Delay(100);
-        JobTicket ticket = await server.SubmitAsync(Call() with { EndsWithCaller = false });
-        JobLease lease = await taking.WaitAsync(Patience);
+        (JobTicket ticket, JobLease lease) = await CallTakenAtOnceAsync(server, request: Call() with { EndsWithCaller = false });
         Assert.Equal(JobState.Running, (await elsewhere.GetAsync(ticket.JobId))!.State);
         Assert.True(await lease.CompleteAsync(Ok([0x03])));
     }
@@ -214,10 +201,8 @@ public sealed class SqliteJobQueueTests : DurableJobQueueContract
         await using var server = new SqliteJobQueue(Path.Combine(_folder, "jobs.db"), new SqliteJobQueueOptions { PollInterval = TimeSpan.FromMilliseconds(50) });
         await using var elsewhere = await OpenAsync();
         Assert.True(server.IsWatchingFile);
-        Task<JobLease> taking = TakeAsync(server);
-        await Task.Delay(100);
-        JobTicket own = await server.SubmitAsync(Request());
-        Assert.Equal(own.JobId, (await taking.WaitAsync(Patience)).Request.Id);
+        (JobTicket own, JobLease taken) = await CallTakenAtOnceAsync(server, request: Request());
+        Assert.Equal(own.JobId, taken.Request.Id);
         await EventuallyAsync(() => Task.FromResult(!server.IsWatchingFile));
 
         JobTicket theirs = await elsewhere.SubmitAsync(Request("theirs", detached: true));
