@@ -790,7 +790,14 @@ public sealed class SqliteJobQueue : IJobQueue
             };
             watcher.Changed += (_, _) =>
             {
-                if (AwaitsOthers) Kick();
+                try
+                {
+                    if (AwaitsOthers) Kick();
+                }
+                catch (ObjectDisposedException)
+                {
+                    // A notice that came as the queue closed: nothing is waiting for it.
+                }
             };
             watcher.EnableRaisingEvents = true;
             return watcher;
