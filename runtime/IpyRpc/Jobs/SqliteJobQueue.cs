@@ -212,7 +212,7 @@ public sealed class SqliteJobQueue : IJobQueue
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            WriteBehind();
+            WriteBehind(jobId);
             if (Scalar<long?>("SELECT state FROM ipyrpc_jobs WHERE id = $id AND queue = $queue", ("$id", jobId), ("$queue", Name)) is null)
             {
                 return new((IDisposable?)null);
@@ -232,7 +232,7 @@ public sealed class SqliteJobQueue : IJobQueue
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            WriteBehind();
+            WriteBehind(jobId);
             using SqliteRows r = Query($"SELECT {JobColumns} FROM ipyrpc_jobs WHERE id = $id AND queue = $queue", ("$id", jobId), ("$queue", Name));
             if (!r.Read()) return new((JobInfo?)null);
             JobInfo info = ReadInfo(r);
@@ -274,7 +274,7 @@ public sealed class SqliteJobQueue : IJobQueue
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            WriteBehind();
+            WriteBehind(jobId);
             bool cancelled = InTransaction(() =>
             {
                 using SqliteRows r = Query("SELECT state, function FROM ipyrpc_jobs WHERE id = $id AND queue = $queue", ("$id", jobId), ("$queue", Name));
@@ -377,6 +377,18 @@ public sealed class SqliteJobQueue : IJobQueue
             {
                 if (lease.UnwrittenSince <= cutoff) Write(lease);
             }
+        });
+    }
+
+    /// <summary>Writes what this object has kept back of one job: the job itself, if its worker runs it unwritten, or its release.</summary>
+    private void WriteBehind(string jobId)
+    {
+        Lease? unwritten = _leases.TryGetValue(jobId, out Lease? lease) && lease.UnwrittenSince is not null ? lease : null;
+        if (unwritten is null && _releases?.Contains(jobId) != true) return; // nothing of it kept back: no commit
+        InTransaction(() =>
+        {
+            WriteReleases();
+            if (unwritten is not null) Write(unwritten);
         });
     }
 
