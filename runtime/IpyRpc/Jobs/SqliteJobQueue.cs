@@ -23,9 +23,11 @@ public sealed record SqliteJobQueueOptions
     /// <summary>
     /// Whether a write to the file by another process wakes this queue object at once (the file system's change notices:
     /// inotify on Linux), so a worker elsewhere takes a new job, and a server hears of a job's output and outcome, within a
-    /// fraction of a millisecond rather than at the next <see cref="PollInterval"/>. On by default. The poll goes on
-    /// either way: it covers file systems that give no notices (network shares), and a process whose notices cannot be
-    /// had (the system's limit on inotify instances reached) polls only.
+    /// fraction of a millisecond rather than at the next <see cref="PollInterval"/>. On by default. A queue object whose
+    /// own workers take the calls it submits (a server that runs its own calls) stops watching once they do: nearly every
+    /// notice it would get is one of its own commits, and each costs a thread's wake-up; it hears of other processes'
+    /// writes at its poll. The poll goes on either way: it covers file systems that give no notices (network shares), and
+    /// a process whose notices cannot be had (the system's limit on inotify instances reached) polls only.
     /// </summary>
     public bool WatchFile { get; init; } = true;
 
@@ -363,13 +365,7 @@ public sealed class SqliteJobQueue : IJobQueue
     private void WriteBehind(TimeSpan? olderThan = null)
     {
         long cutoff = olderThan is { } age ? Now() - (long)age.TotalMilliseconds : long.MaxValue;
-        bool any = _releases is { Count: > 0 };
-        foreach (Lease lease in _leases.Values)
-        {
-            any |= lease.UnwrittenSince <= cutoff;
-        }
-
-        if (!any) return;
+        if (_releases is not { Count: > 0 } && !_leases.Values.Any(l => l.UnwrittenSince <= cutoff)) return; // nothing kept back: no commit
         InTransaction(() =>
         {
             WriteReleases();
@@ -858,9 +854,9 @@ public sealed class SqliteJobQueue : IJobQueue
 
             try
             {
-                if (_fileWatch is { EnableRaisingEvents: true } watching && Volatile.Read(ref _runsOwnCalls))
+                if (_fileWatch is { EnableRaisingEvents: true } ownNotices && Volatile.Read(ref _runsOwnCalls))
                 {
-                    watching.EnableRaisingEvents = false;
+                    ownNotices.EnableRaisingEvents = false;
                 }
 
                 lock (_gate)
@@ -872,16 +868,22 @@ public sealed class SqliteJobQueue : IJobQueue
                     long version = Scalar<long>("PRAGMA data_version");
                     bool changed = version != _dataVersion;
                     _dataVersion = version;
-                    long changes = Scalar<long>("SELECT total_changes()");
-                    bool wrote = changes != ownChanges;
-                    ownChanges = changes;
+                    bool watching = _fileWatch is { EnableRaisingEvents: true };
+                    bool wrote = false; // whether this connection wrote since the last look (read only while watching)
+                    if (watching)
+                    {
+                        long changes = Scalar<long>("SELECT total_changes()");
+                        wrote = changes != ownChanges;
+                        ownChanges = changes;
+                    }
+
                     if (changed)
                     {
                         looksAgain = 0;
                         Pump();
                         SignalCancels();
                     }
-                    else if (_fileWatch is { EnableRaisingEvents: true })
+                    else if (watching)
                     {
                         // A notice of another process's write came (this object wrote nothing since its last look), but the
                         // write does not show: SQLite writes the log, then marks the commit in the shared index, which gives
