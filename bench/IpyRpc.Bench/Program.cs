@@ -119,12 +119,9 @@ if (args.FirstOrDefault() == "loop")
         long allocated = GC.GetTotalAllocatedBytes(), workItems = ThreadPool.CompletedWorkItemCount, contended = Monitor.LockContentionCount;
         (ProcessCost? ours, ProcessCost? theirs) = (ProcessCost.Read(Environment.ProcessId), remote is null ? null : ProcessCost.Read(remote.Id));
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
-        {
-            for (int i = lane; i < count; i += inFlight) await system.SmallCall();
-        }));
+        TimeSpan slowestCall = await LanesAsync(count, inFlight, system.SmallCall);
         census?.Print(count);
-        Console.WriteLine($"{count} small calls ({system.Name}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / watch.Elapsed.TotalSeconds:0} calls/s, {watch.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; {(GC.GetTotalAllocatedBytes() - allocated) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - workItems) / (double)count:0.00} thread-pool work items and {(Monitor.LockContentionCount - contended) / (double)count:0.000} contended lock entries a call ({(remote is null ? "both sides" : "client")}), {ThreadPool.ThreadCount} pool threads, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
+        Console.WriteLine($"{count} small calls ({system.Name}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / watch.Elapsed.TotalSeconds:0} calls/s, {watch.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; {(GC.GetTotalAllocatedBytes() - allocated) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - workItems) / (double)count:0.00} thread-pool work items and {(Monitor.LockContentionCount - contended) / (double)count:0.000} contended lock entries a call ({(remote is null ? "both sides" : "client")}), the slowest call {slowestCall.TotalMilliseconds:0.0} ms, {ThreadPool.ThreadCount} pool threads, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
         PrintCosts(ours, remote is null ? null : (theirs, remote.Id), count);
         await system.DisposeAsync();
         if (baseline is not null) await baseline.DisposeAsync();
@@ -145,22 +142,36 @@ if (args.FirstOrDefault() == "loop")
     long before = GC.GetTotalAllocatedBytes(), items = ThreadPool.CompletedWorkItemCount, contentions = Monitor.LockContentionCount;
     (ProcessCost? mine, ProcessCost? its) = (ProcessCost.Read(Environment.ProcessId), remote is null ? null : ProcessCost.Read(remote.Id));
     var clock = System.Diagnostics.Stopwatch.StartNew();
-    await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
-    {
-        for (int i = lane; i < count; i += inFlight)
-        {
-            if (bytes > 0) await functions.EchoBytes(payload);
-            else await (inline ? functions.AddInline(2, 3) : functions.Add(2, 3));
-        }
-    }));
+    TimeSpan slowest = await LanesAsync(count, inFlight, () => bytes > 0 ? functions.EchoBytes(payload) : inline ? functions.AddInline(2, 3) : functions.Add(2, 3));
     census?.Print(count);
     Console.WriteLine($"{count} {(bytes > 0 ? $"echoes of {bytes} bytes" : "small calls")} ({(zmq ? "ZeroMQ tcp" : ws ? "HTTP WebSocket" : http ? "HTTP requests" : "in process")}{(inline ? ", inline" : "")}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "
-        + $"{(GC.GetTotalAllocatedBytes() - before) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - items) / (double)count:0.00} thread-pool work items and {(Monitor.LockContentionCount - contentions) / (double)count:0.000} contended lock entries a call, {ThreadPool.ThreadCount} pool threads, GC heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1e6:0} MB ({GC.GetTotalMemory(forceFullCollection: true) / 1e6:0} MB live), gen2 collections {GC.CollectionCount(2)}, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
+        + $"{(GC.GetTotalAllocatedBytes() - before) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - items) / (double)count:0.00} thread-pool work items and {(Monitor.LockContentionCount - contentions) / (double)count:0.000} contended lock entries a call, the slowest call {slowest.TotalMilliseconds:0.0} ms, {ThreadPool.ThreadCount} pool threads, GC heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1e6:0} MB ({GC.GetTotalMemory(forceFullCollection: true) / 1e6:0} MB live), gen2 collections {GC.CollectionCount(2)}, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
     PrintCosts(mine, remote is null ? null : (its, remote.Id), count);
     return 0;
 }
 
 return await Harness.RunAsync(args);
+
+// The loop's lanes: inFlight of them, each making its share of the calls one after another. Returns the slowest call
+// (a stall anywhere on the call path shows here, where the average hides it).
+static async Task<TimeSpan> LanesAsync(int count, int inFlight, Func<Task> call)
+{
+    long slowest = 0;
+    var lanes = new object();
+    await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
+    {
+        long mine = 0;
+        for (int i = lane; i < count; i += inFlight)
+        {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            await call();
+            mine = Math.Max(mine, System.Diagnostics.Stopwatch.GetTimestamp() - start);
+        }
+
+        lock (lanes) slowest = Math.Max(slowest, mine);
+    }));
+    return System.Diagnostics.Stopwatch.GetElapsedTime(0, slowest);
+}
 
 static void PrintCosts(ProcessCost? client, (ProcessCost? Before, int Pid)? server, int calls)
 {

@@ -207,6 +207,34 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
     }
 
     [Fact]
+    public async Task TheIndexOfFoldedRecordsKeepsBlocksOnlyForNumbersStillKept()
+    {
+        // The index keeps folded records in blocks of 64 consecutive job numbers. A budget of 100 folded records: the
+        // index holds the blocks of the last 100 numbers, whatever came before, and a call that finished long after
+        // its neighbours (its block long given up) is found in a block of its own, given up again once it is forgotten.
+        var queue = (InMemoryJobQueue)await OpenAsync(new JobRetention { MaxBytes = 100 * 200 + 640 });
+        JobTicket straggler = await queue.SubmitAsync(new JobRequest { Function = "calc.slow", Arguments = new byte[] { 0x90 }, Caller = Ada });
+        JobLease running = await TakeAsync(queue);
+        var ids = new List<string>();
+        for (int i = 0; i < 1_000; i++) ids.Add(await DeliverAsync(queue));
+        Assert.Equal(100, queue.FoldedCount);
+        long Number(string id) => long.Parse(id[(id.IndexOf('-') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        int Blocks(IEnumerable<string> kept) => kept.Select(id => Number(id) / 64).Distinct().Count();
+        Assert.Equal(Blocks(ids[^100..]), queue.FoldedIndexBlocks);
+
+        Assert.True(await running.CompleteAsync(Ok([1])));
+        await queue.ReleaseAsync(straggler.JobId);
+        Assert.Equal(JobState.Succeeded, (await queue.GetAsync(straggler.JobId))!.State);
+        Assert.Equal(Blocks([straggler.JobId, .. ids[^99..]]), queue.FoldedIndexBlocks); // the oldest went to make room
+        Assert.Null(await queue.GetAsync(ids[^100]));
+
+        for (int i = 0; i < 100; i++) ids.Add(await DeliverAsync(queue));
+        Assert.Null(await queue.GetAsync(straggler.JobId));
+        Assert.Equal(Blocks(ids[^100..]), queue.FoldedIndexBlocks);
+        Assert.All(ids[^100..], id => Assert.Equal(id, queue.GetAsync(id).AsTask().Result!.Id));
+    }
+
+    [Fact]
     public async Task ARequestAServerHandsOverGetsItsIdInPlaceAndAnyOtherIsCopied()
     {
         var queue = (InMemoryJobQueue)await OpenAsync();
