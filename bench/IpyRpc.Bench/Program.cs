@@ -118,10 +118,11 @@ if (args.FirstOrDefault() == "loop")
 
         long allocated = GC.GetTotalAllocatedBytes(), workItems = ThreadPool.CompletedWorkItemCount, contended = Monitor.LockContentionCount;
         (ProcessCost? ours, ProcessCost? theirs) = (ProcessCost.Read(Environment.ProcessId), remote is null ? null : ProcessCost.Read(remote.Id));
+        using var collections = new PauseProbe();
         var watch = System.Diagnostics.Stopwatch.StartNew();
         TimeSpan slowestCall = await LanesAsync(count, inFlight, system.SmallCall);
         census?.Print(count);
-        Console.WriteLine($"{count} small calls ({system.Name}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / watch.Elapsed.TotalSeconds:0} calls/s, {watch.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; {(GC.GetTotalAllocatedBytes() - allocated) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - workItems) / (double)count:0.00} thread-pool work items and {(Monitor.LockContentionCount - contended) / (double)count:0.000} contended lock entries a call ({(remote is null ? "both sides" : "client")}), the slowest call {slowestCall.TotalMilliseconds:0.0} ms, {ThreadPool.ThreadCount} pool threads, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
+        Console.WriteLine($"{count} small calls ({system.Name}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / watch.Elapsed.TotalSeconds:0} calls/s, {watch.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; {(GC.GetTotalAllocatedBytes() - allocated) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - workItems) / (double)count:0.00} thread-pool work items and {(Monitor.LockContentionCount - contended) / (double)count:0.000} contended lock entries a call ({(remote is null ? "both sides" : "client")}), the slowest call {slowestCall.TotalMilliseconds:0.0} ms (the longest GC pause {collections.Longest}{(remote is null ? "" : " in this process")}), {ThreadPool.ThreadCount} pool threads, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
         PrintCosts(ours, remote is null ? null : (theirs, remote.Id), count);
         await system.DisposeAsync();
         if (baseline is not null) await baseline.DisposeAsync();
@@ -141,11 +142,12 @@ if (args.FirstOrDefault() == "loop")
 
     long before = GC.GetTotalAllocatedBytes(), items = ThreadPool.CompletedWorkItemCount, contentions = Monitor.LockContentionCount;
     (ProcessCost? mine, ProcessCost? its) = (ProcessCost.Read(Environment.ProcessId), remote is null ? null : ProcessCost.Read(remote.Id));
+    using var pauses = new PauseProbe();
     var clock = System.Diagnostics.Stopwatch.StartNew();
     TimeSpan slowest = await LanesAsync(count, inFlight, () => bytes > 0 ? functions.EchoBytes(payload) : inline ? functions.AddInline(2, 3) : functions.Add(2, 3));
     census?.Print(count);
     Console.WriteLine($"{count} {(bytes > 0 ? $"echoes of {bytes} bytes" : "small calls")} ({(zmq ? "ZeroMQ tcp" : ws ? "HTTP WebSocket" : http ? "HTTP requests" : "in process")}{(inline ? ", inline" : "")}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "
-        + $"{(GC.GetTotalAllocatedBytes() - before) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - items) / (double)count:0.00} thread-pool work items and {(Monitor.LockContentionCount - contentions) / (double)count:0.000} contended lock entries a call, the slowest call {slowest.TotalMilliseconds:0.0} ms, {ThreadPool.ThreadCount} pool threads, GC heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1e6:0} MB ({GC.GetTotalMemory(forceFullCollection: true) / 1e6:0} MB live), gen2 collections {GC.CollectionCount(2)}, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
+        + $"{(GC.GetTotalAllocatedBytes() - before) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - items) / (double)count:0.00} thread-pool work items and {(Monitor.LockContentionCount - contentions) / (double)count:0.000} contended lock entries a call, the slowest call {slowest.TotalMilliseconds:0.0} ms (the longest GC pause {pauses.Longest}), {ThreadPool.ThreadCount} pool threads, GC heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1e6:0} MB ({GC.GetTotalMemory(forceFullCollection: true) / 1e6:0} MB live), gen2 collections {GC.CollectionCount(2)}, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
     PrintCosts(mine, remote is null ? null : (its, remote.Id), count);
     return 0;
 }

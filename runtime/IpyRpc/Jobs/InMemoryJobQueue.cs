@@ -54,6 +54,7 @@ public sealed class InMemoryJobQueue : IJobQueue
     private const int IndexBlockSize = 1 << IndexShift;
     private readonly Dictionary<long, IndexBlock> _foldedIndex = [];
     private IndexBlock? _lastBlock; // the block folded into last (folds mostly come in order of number)
+    private readonly NameTable _names = new();
     private int _foldedCount;
     private readonly string _idPrefix = Convert.ToHexString(BitConverter.GetBytes(Random.Shared.NextInt64())).ToLowerInvariant()[..10] + "-";
     private long _retainedBytes;
@@ -95,6 +96,15 @@ public sealed class InMemoryJobQueue : IJobQueue
         get
         {
             lock (_retentionGate) return _foldedIndex.Count;
+        }
+    }
+
+    /// <summary>How many distinct names (functions, workers, owners) the folded records hold (for tests).</summary>
+    internal int FoldedNames
+    {
+        get
+        {
+            lock (_retentionGate) return _names.Count;
         }
     }
 
@@ -192,7 +202,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         if (_jobs.TryGetValue(jobId, out Job? job)) return new(job.Watch(afterSequence, observer));
         if (FindFolded(jobId) is not { } folded) return new((IDisposable?)null);
         observer.OnAccepted(jobId);
-        observer.OnEvent(new JobEvent(folded.Folded.LastSequence, JobEventKind.Completed, Outcome: JobOutcome.Released(jobId, folded.Folded.Function)));
+        observer.OnEvent(new JobEvent(folded.LastSequence, JobEventKind.Completed, Outcome: JobOutcome.Released(jobId, folded.Function)));
         return new(NoSubscription.Instance);
     }
 
@@ -201,7 +211,7 @@ public sealed class InMemoryJobQueue : IJobQueue
     {
         Trim();
         if (_jobs.TryGetValue(jobId, out Job? job)) return new(job.Info(withOutput));
-        return new(FindFolded(jobId) is { } folded ? folded.FoldedInfo(_idPrefix, Name) : null);
+        return new(FindFolded(jobId));
     }
 
     /// <inheritdoc/>
@@ -429,7 +439,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         long position = job.Position;
         if (position < _ringHead || position >= _ringTail || !TryNumber(job.Request.Id, out long number)) return; // already forgotten
         ref RetainedSlot slot = ref Slot(position);
-        if (!ReferenceEquals(slot.Job, job) || !job.TryFold(ref slot.Folded, out long retained)) return;
+        if (!ReferenceEquals(slot.Job, job) || !job.TryFold(ref slot.Folded, _names, out long retained)) return;
         slot.Folded.Number = number;
         slot.Job = null;
         IndexAdd(number, position); // before the job leaves the index, so a lookup that misses it finds this
@@ -504,13 +514,39 @@ public sealed class InMemoryJobQueue : IJobQueue
             && long.TryParse(jobId.AsSpan(_idPrefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out number);
     }
 
-    private RetainedSlot? FindFolded(string jobId)
+    /// <summary>The folded record of <paramref name="jobId"/>, if there is one.</summary>
+    private JobInfo? FindFolded(string jobId)
     {
         if (!TryNumber(jobId, out long number)) return null;
         lock (_retentionGate)
         {
-            return IndexFind(number) is long position ? Slot(position) : null;
+            return IndexFind(number) is long position ? FoldedInfo(ref Slot(position)) : null;
         }
+    }
+
+    /// <summary>What a folded record reports, under <see cref="_retentionGate"/> (its names are numbers in <see cref="_names"/>).</summary>
+    private JobInfo FoldedInfo(ref RetainedSlot slot)
+    {
+        ref FoldedJob folded = ref slot.Folded;
+        return new JobInfo
+        {
+            Id = _idPrefix + folded.Number.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            Function = _names[folded.Function]!,
+            Queue = Name,
+            State = JobState.Succeeded,
+            CreatedAt = folded.CreatedAt,
+            StartedAt = folded.StartedAt == default ? null : folded.StartedAt,
+            CompletedAt = slot.CompletedAt,
+            Deadline = folded.Deadline == default ? null : folded.Deadline,
+            Attempts = folded.Attempts,
+            Worker = _names[folded.Worker],
+            Detached = folded.Detached,
+            Owner = _names[folded.Owner],
+            LastSequence = folded.LastSequence,
+            Outcome = JobOutcome.Success(ReadOnlyMemory<byte>.Empty, folded.ResultSerialization).WithoutResult(),
+            ResultReleased = true,
+            RetainedBytes = 0,
+        };
     }
 
     /// <summary>The folded records that match, under <see cref="_retentionGate"/>.</summary>
@@ -520,9 +556,9 @@ public sealed class InMemoryJobQueue : IJobQueue
         for (long p = _ringHead; p < _ringTail; p++)
         {
             ref RetainedSlot slot = ref Slot(p);
-            if (slot.Job is null && query.Matches(JobState.Succeeded, slot.Folded.Function))
+            if (slot.Job is null && query.Matches(JobState.Succeeded, _names[slot.Folded.Function]!))
             {
-                found.Add(slot.FoldedInfo(_idPrefix, Name));
+                found.Add(FoldedInfo(ref slot));
             }
         }
 
@@ -553,6 +589,9 @@ public sealed class InMemoryJobQueue : IJobQueue
             else
             {
                 IndexRemove(head.Folded.Number);
+                _names.Release(head.Folded.Function);
+                _names.Release(head.Folded.Worker);
+                _names.Release(head.Folded.Owner);
                 Interlocked.Add(ref _retainedBytes, -FoldedOverheadBytes);
             }
 
@@ -604,45 +643,75 @@ public sealed class InMemoryJobQueue : IJobQueue
         public Job? Job;
         public DateTimeOffset CompletedAt;
         public FoldedJob Folded;
-
-        public readonly JobInfo FoldedInfo(string idPrefix, string queue)
-            => Folded.Info(idPrefix + Folded.Number.ToString(System.Globalization.CultureInfo.InvariantCulture), queue, CompletedAt);
     }
 
-    /// <summary>What a delivered call's record keeps once folded: no objects of its own (the strings and caller are shared).</summary>
+    /// <summary>
+    /// The names folded records share (functions, workers, owners), each by a number, counted: a name is forgotten
+    /// when the last record that holds it is. Under <see cref="_retentionGate"/>. Number 0 is no name.
+    /// </summary>
+    private sealed class NameTable
+    {
+        private readonly List<string?> _names = [null];
+        private readonly List<int> _holders = [0];
+        private readonly Dictionary<string, int> _numbers = new(StringComparer.Ordinal);
+        private readonly Stack<int> _free = new();
+
+        public string? this[int number] => _names[number];
+
+        /// <summary>How many names are held (for tests).</summary>
+        public int Count => _numbers.Count;
+
+        /// <summary><paramref name="name"/>'s number, held once more.</summary>
+        public int Hold(string? name)
+        {
+            if (name is null) return 0;
+            if (!_numbers.TryGetValue(name, out int number))
+            {
+                if (_free.TryPop(out number))
+                {
+                    _names[number] = name;
+                }
+                else
+                {
+                    number = _names.Count;
+                    _names.Add(name);
+                    _holders.Add(0);
+                }
+
+                _numbers.Add(name, number);
+            }
+
+            _holders[number]++;
+            return number;
+        }
+
+        /// <summary>Lets go of <paramref name="number"/> once; the name goes when nothing holds it.</summary>
+        public void Release(int number)
+        {
+            if (number == 0 || --_holders[number] > 0) return;
+            _numbers.Remove(_names[number]!);
+            _names[number] = null;
+            _free.Push(number);
+        }
+    }
+
+    /// <summary>
+    /// What a delivered call's record keeps once folded: no references, so the collector never follows any (a busy
+    /// server keeps a million of them), and its names as numbers in the queue's <see cref="NameTable"/>.
+    /// </summary>
     private struct FoldedJob
     {
         public long Number;
-        public string Function;
+        public int Function;
         public DateTimeOffset CreatedAt;
         public DateTimeOffset StartedAt; // default: never started (cannot happen for a folded job, kept for the info)
         public DateTimeOffset Deadline; // default: none
         public int Attempts;
-        public string? Worker;
-        public JobCaller? Caller;
+        public int Worker;
+        public int Owner;
         public bool Detached;
         public long LastSequence;
         public Serialization ResultSerialization;
-
-        public readonly JobInfo Info(string id, string queue, DateTimeOffset completedAt) => new()
-        {
-            Id = id,
-            Function = Function,
-            Queue = queue,
-            State = JobState.Succeeded,
-            CreatedAt = CreatedAt,
-            StartedAt = StartedAt == default ? null : StartedAt,
-            CompletedAt = completedAt,
-            Deadline = Deadline == default ? null : Deadline,
-            Attempts = Attempts,
-            Worker = Worker,
-            Detached = Detached,
-            Owner = Caller?.Name,
-            LastSequence = LastSequence,
-            Outcome = JobOutcome.Success(ReadOnlyMemory<byte>.Empty, ResultSerialization).WithoutResult(),
-            ResultReleased = true,
-            RetainedBytes = 0,
-        };
     }
 
     /// <summary>One job: its request, state, recorded events and observers. Everything under its own lock.</summary>
@@ -692,20 +761,20 @@ public sealed class InMemoryJobQueue : IJobQueue
         private bool FoldableLocked => _released && _state == JobState.Succeeded && _outcome?.Error is null && _events is not { Count: > 0 } && _watchers is null;
 
         /// <summary>Writes what the folded record keeps into <paramref name="folded"/> (a ring slot's, left untouched when false), field by field.</summary>
-        public bool TryFold(ref FoldedJob folded, out long retained)
+        public bool TryFold(ref FoldedJob folded, NameTable names, out long retained)
         {
             lock (this)
             {
                 retained = RetainedBytes;
                 if (!FoldableLocked) return false;
                 _isFolded = true;
-                folded.Function = Request.Function;
+                folded.Function = names.Hold(Request.Function);
                 folded.CreatedAt = Request.CreatedAt;
                 folded.StartedAt = _started ?? default;
                 folded.Deadline = Request.Deadline ?? default;
                 folded.Attempts = _attempts;
-                folded.Worker = _worker;
-                folded.Caller = Request.Caller;
+                folded.Worker = names.Hold(_worker);
+                folded.Owner = names.Hold(Request.Caller?.Name);
                 folded.Detached = Request.Detached;
                 folded.LastSequence = _sequence;
                 folded.ResultSerialization = _outcome!.ResultSerialization;

@@ -235,6 +235,32 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
     }
 
     [Fact]
+    public async Task AFoldedRecordsNamesAreSharedAndForgottenWithTheLastRecordThatHoldsThem()
+    {
+        // A folded record keeps its function, worker and owner as numbers in a table of names it shares with the
+        // others: each name once, whatever the number of records, and gone when the last record holding it is.
+        var queue = (InMemoryJobQueue)await OpenAsync(new JobRetention { MaxBytes = 50 * 200 + 640 });
+        var ids = new List<string>();
+        for (int i = 0; i < 40; i++) ids.Add(await DeliverAsync(queue, function: "calc.f" + (i % 4)));
+        Assert.Equal(4 + 2, queue.FoldedNames); // four functions, worker w1 and owner ada
+        JobInfo first = (await queue.GetAsync(ids[0]))!;
+        Assert.Equal(("calc.f0", "w1", "ada"), (first.Function, first.Worker, first.Owner));
+        Assert.Equal(10, (await queue.ListAsync(new JobQuery { Function = "calc.f3" })).Count);
+
+        for (int i = 0; i < 60; i++) ids.Add(await DeliverAsync(queue, function: "calc.other"));
+        Assert.Equal(1 + 2, queue.FoldedNames); // the f0 to f3 records are forgotten, and their names with them
+        Assert.Empty(await queue.ListAsync(new JobQuery { Function = "calc.f*" }));
+        JobInfo last = (await queue.GetAsync(ids[^1]))!;
+        Assert.Equal(("calc.other", "w1", "ada"), (last.Function, last.Worker, last.Owner));
+
+        // A name given up and then used again gets a number again; the records that use it read it back.
+        for (int i = 0; i < 10; i++) ids.Add(await DeliverAsync(queue, function: "calc.f" + (i % 2)));
+        Assert.Equal(3 + 2, queue.FoldedNames);
+        Assert.Equal(["calc.f1", "calc.f0"], (await queue.ListAsync(new JobQuery { Function = "calc.f*", Limit = 2 })).Select(j => j.Function));
+        Assert.Equal("calc.other", (await queue.GetAsync(ids[^11]))!.Function);
+    }
+
+    [Fact]
     public async Task ARequestAServerHandsOverGetsItsIdInPlaceAndAnyOtherIsCopied()
     {
         var queue = (InMemoryJobQueue)await OpenAsync();
