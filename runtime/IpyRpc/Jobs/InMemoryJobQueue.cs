@@ -20,9 +20,10 @@ public sealed class InMemoryJobQueue : IJobQueue
 {
     // What a finished record costs beyond its result and output, counted against the byte budget: measured
     // as the heap 500,000 small calls leave behind (`bench/IpyRpc.Bench -- loop 500000 zmq 64`: 311 MB).
-    private const int RecordOverheadBytes = 640;
-    // What a folded record costs (its slot in the finished ring and its entry in the index): measured the same way.
-    private const int FoldedOverheadBytes = 200;
+    internal const int RecordOverheadBytes = 640;
+    // What a folded record costs (its slot in the finished ring and its entry in the index): measured as the live heap
+    // a full budget of folded records leaves (`loop 1500000 64`: 175 MB for 1,342,177 records, 130 bytes each).
+    internal const int FoldedOverheadBytes = 136;
     private readonly InMemoryJobQueueOptions _options;
     // Jobs waiting for a worker, and workers waiting for a job (oldest first), under _takeGate. A job offered while a
     // worker waits goes to that worker alone; on a thread that lends itself (ReplyHandoff: a ZeroMQ socket thread, an

@@ -9,6 +9,9 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
     protected override Task<IJobQueue> CreateAsync(JobRetention retention)
         => Task.FromResult<IJobQueue>(new InMemoryJobQueue(new InMemoryJobQueueOptions { Retention = retention }));
 
+    // What the queue counts for a record against its budget: whole, and folded.
+    private const int Whole = InMemoryJobQueue.RecordOverheadBytes, Folded = InMemoryJobQueue.FoldedOverheadBytes;
+
     private static JobCaller Ada { get; } = new("c1", "in-process", null, new ClaimsPrincipal(new ClaimsIdentity([new Claim(ClaimTypes.Name, "ada")], "test")));
 
     private static async Task<string> DeliverAsync(InMemoryJobQueue queue, string function = "calc.add", Action<JobLease>? run = null, JobOutcome? outcome = null)
@@ -127,7 +130,7 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
         await watching;
 
         Assert.True(looked > 0);
-        Assert.InRange(queue.FoldedCount, 200, 64 * 1024 / 200);
+        Assert.InRange(queue.FoldedCount, 200, 64 * 1024 / Folded);
         JobInfo newest = (await client.ListJobsAsync(new JobQuery { Function = "add", Limit = 1 })).Single();
         Assert.Equal(JobState.Succeeded, newest.State);
         Assert.True(newest.ResultReleased);
@@ -151,17 +154,18 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
             Assert.Equal(50_000, (await client.CallAsync<byte[]>("job.echo_bytes", new byte[50_000])).Length);
         }
 
-        Assert.InRange(queue.FoldedCount, 20, 5_000 / 200);
+        Assert.InRange(queue.FoldedCount, 20, 5_000 / Folded);
         // The caller has its last result before the queue counts that call's record (and trims for it): one more may be listed.
-        Assert.InRange((await client.ListJobsAsync()).Count, 20, 5_000 / 200 + 1);
+        Assert.InRange((await client.ListJobsAsync()).Count, 20, 5_000 / Folded + 1);
     }
 
     [Fact]
     public async Task FoldedAndWholeRecordsAreForgottenTogetherOldestFirst()
     {
-        // A record costs 640 bytes (and its result) whole, 200 folded. A call's record is whole while its result is
-        // on its way, so a budget of 1,400 bytes keeps four folded records: three, and the one being delivered.
-        var queue = (InMemoryJobQueue)await OpenAsync(new JobRetention { MaxBytes = 1_400 });
+        // A record costs 640 bytes (and its result) whole, 136 folded. A call's record is whole while its result is
+        // on its way, so a budget of a whole record and three and a half folded ones keeps four folded records:
+        // three, and the one being delivered.
+        var queue = (InMemoryJobQueue)await OpenAsync(new JobRetention { MaxBytes = Whole + 3 * Folded + Folded / 2 });
         var ids = new List<string>();
         for (int i = 0; i < 10; i++) ids.Add(await DeliverAsync(queue));
         Assert.Equal(4, queue.FoldedCount);
@@ -172,7 +176,7 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
         JobTicket kept = await queue.SubmitAsync(new JobRequest { Function = "calc.add", Detached = true });
         Assert.True(await (await TakeAsync(queue)).CompleteAsync(Ok([7])));
         Assert.NotNull(await queue.GetAsync(kept.JobId));
-        Assert.Equal(3, queue.FoldedCount); // 641 + 3 × 200 ≤ 1,400 < 641 + 4 × 200
+        Assert.Equal(3, queue.FoldedCount); // whole with its 1-byte result, and three folded: within the budget; and four: over
         Assert.Equal([kept.JobId, .. Enumerable.Reverse(ids[^3..])], (await queue.ListAsync()).Select(j => j.Id));
 
         for (int i = 0; i < 8; i++) ids.Add(await DeliverAsync(queue));
@@ -186,7 +190,7 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
     {
         // 2,000 folded records fit the budget: they span several of the ring's segments, so the ring's directory
         // grows, and 6,000 deliveries make its head pass and hand back segments many times over.
-        var queue = (InMemoryJobQueue)await OpenAsync(new JobRetention { MaxBytes = 2_000 * 200 + 640 });
+        var queue = (InMemoryJobQueue)await OpenAsync(new JobRetention { MaxBytes = 2_000 * Folded + Whole });
         var ids = new List<string>();
         for (int i = 0; i < 6_000; i++)
         {
@@ -212,7 +216,7 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
         // The index keeps folded records in blocks of 64 consecutive job numbers. A budget of 100 folded records: the
         // index holds the blocks of the last 100 numbers, whatever came before, and a call that finished long after
         // its neighbours (its block long given up) is found in a block of its own, given up again once it is forgotten.
-        var queue = (InMemoryJobQueue)await OpenAsync(new JobRetention { MaxBytes = 100 * 200 + 640 });
+        var queue = (InMemoryJobQueue)await OpenAsync(new JobRetention { MaxBytes = 100 * Folded + Whole });
         JobTicket straggler = await queue.SubmitAsync(new JobRequest { Function = "calc.slow", Arguments = new byte[] { 0x90 }, Caller = Ada });
         JobLease running = await TakeAsync(queue);
         var ids = new List<string>();
@@ -239,7 +243,7 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
     {
         // A folded record keeps its function, worker and owner as numbers in a table of names it shares with the
         // others: each name once, whatever the number of records, and gone when the last record holding it is.
-        var queue = (InMemoryJobQueue)await OpenAsync(new JobRetention { MaxBytes = 50 * 200 + 640 });
+        var queue = (InMemoryJobQueue)await OpenAsync(new JobRetention { MaxBytes = 50 * Folded + Whole });
         var ids = new List<string>();
         for (int i = 0; i < 40; i++) ids.Add(await DeliverAsync(queue, function: "calc.f" + (i % 4)));
         Assert.Equal(4 + 2, queue.FoldedNames); // four functions, worker w1 and owner ada
