@@ -23,7 +23,7 @@ if (args.FirstOrDefault() == "worker")
 //   N small calls and nothing else (in process, or over ZeroMQ tcp, HTTP requests, a WebSocket or JSON-RPC to a server in this
 //   process, or the raw libzmq ping-pong, raw Kestrel echo or SignalR hub call the harness compares them with), IN_FLIGHT
 //   at a time (1 by default; raw libzmq's are pipelined on one thread, as in the harness), to a function run by the queue's workers or (inline) on the receiving thread; prints
-//   calls/s, bytes allocated and thread-pool work items a call. allocs: also which types were allocated most (sampled);
+//   calls/s, bytes allocated and thread-pool work items a call, the slowest call and this process's longest GC pause. allocs: also which types were allocated most (sampled);
 //   forget: the queue keeps finished calls' records within 1 MB instead of 256 MB, to show what retention costs (with
 //   remote, the server process's queue).
 //   remote: the server is a process of its own (the harness's), as in the harness; the loop then also prints the CPU
