@@ -22,6 +22,14 @@ public static class BenchFunctions
         ["add_inline"] = new FunctionOptions { Inline = true },
     });
 
+    /// <summary>Adds two integers and prints a line on the way: a call whose record keeps its output (not folded).</summary>
+    [IpyRpcExport("add_print")]
+    public static int AddPrint(int a, int b)
+    {
+        Console.WriteLine("adding");
+        return a + b;
+    }
+
     /// <summary>Returns the bytes it was given.</summary>
     [IpyRpcExport("echo_bytes")]
     public static byte[] EchoBytes(byte[] data) => data;

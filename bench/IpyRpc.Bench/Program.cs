@@ -36,12 +36,12 @@ if (args.FirstOrDefault() == "worker")
 //   default); prints calls/s and the CPU and context switches a call costs this process, each worker and redis-server.
 if (args.FirstOrDefault() == "loop")
 {
-    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "rawzmq" or "http" or "ws" or "jsonrpc" or "kestrel" or "signalr" or "inline" or "allocs" or "forget" or "remote" or "redis") && !a.StartsWith("workers=", StringComparison.Ordinal) && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
+    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "rawzmq" or "http" or "ws" or "jsonrpc" or "kestrel" or "signalr" or "inline" or "print" or "allocs" or "forget" or "remote" or "redis") && !a.StartsWith("workers=", StringComparison.Ordinal) && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
     int count = numbers.Length > 0 ? numbers[0] : 200_000;
     int inFlight = numbers.Length > 1 ? numbers[1] : 1;
     // Calls made before the clock starts: enough for the JIT to finish tiering the call path up.
     int warmUp = Math.Min(count, 20_000);
-    bool zmq = args.Contains("zmq"), ws = args.Contains("ws"), http = args.Contains("http") || ws, inline = args.Contains("inline");
+    bool zmq = args.Contains("zmq"), ws = args.Contains("ws"), http = args.Contains("http") || ws, inline = args.Contains("inline"), print = args.Contains("print");
     // bytes=N: echo a byte[] of N bytes instead of the small call
     int bytes = args.FirstOrDefault(a => a.StartsWith("bytes=", StringComparison.Ordinal)) is { } b ? int.Parse(b[6..], System.Globalization.CultureInfo.InvariantCulture) : 0;
     byte[] payload = new byte[bytes];
@@ -68,9 +68,11 @@ if (args.FirstOrDefault() == "loop")
     await using ServerProcess? remote = args.Contains("remote") ? await ServerProcess.StartAsync(forget: args.Contains("forget")) : null;
     await using IpyRpcZeroMqServer? host = zmq && remote is null ? IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*") : null;
     await using IpyRpc.Http.IpyRpcHttpServer? web = http && remote is null ? await IpyRpc.Http.IpyRpcHttpServer.StartAsync(server) : null;
-    await using IpyRpcClient client = zmq ? await IpyRpcZeroMqClient.ConnectAsync(remote?.Endpoints.ZmqTcp ?? host!.Endpoint)
-        : http ? await IpyRpc.Http.IpyRpcHttpClient.ConnectAsync(remote is not null ? new Uri(remote.Endpoints.Http) : web!.Address, ws ? IpyRpc.Http.HttpCarrier.WebSocket : IpyRpc.Http.HttpCarrier.Requests)
-        : await IpyRpcClient.ConnectInProcessAsync(server);
+    // print: the function prints a line each call; the client drops it (printing it would time the console).
+    IpyRpcClientOptions? clientOptions = print ? new IpyRpcClientOptions { Output = static (_, _) => { } } : null;
+    await using IpyRpcClient client = zmq ? await IpyRpcZeroMqClient.ConnectAsync(remote?.Endpoints.ZmqTcp ?? host!.Endpoint, clientOptions)
+        : http ? await IpyRpc.Http.IpyRpcHttpClient.ConnectAsync(remote is not null ? new Uri(remote.Endpoints.Http) : web!.Address, ws ? IpyRpc.Http.HttpCarrier.WebSocket : IpyRpc.Http.HttpCarrier.Requests, clientOptions)
+        : await IpyRpcClient.ConnectInProcessAsync(server, clientOptions);
     BenchFunctionsClient functions = client.Proxy<BenchFunctionsClient>();
     // allocs: sample which types the calls allocate (the runtime's allocation ticks), after a warm-up
     using AllocationCensus? census = args.Contains("allocs") ? new AllocationCensus() : null;
@@ -134,7 +136,7 @@ if (args.FirstOrDefault() == "loop")
         for (int i = lane; i < warmUp; i += inFlight)
         {
             if (bytes > 0) await functions.EchoBytes(payload);
-            else await (inline ? functions.AddInline(2, 3) : functions.Add(2, 3));
+            else await (inline ? functions.AddInline(2, 3) : print ? functions.AddPrint(2, 3) : functions.Add(2, 3));
         }
     }));
     await Task.Delay(500);
@@ -144,9 +146,9 @@ if (args.FirstOrDefault() == "loop")
     (ProcessCost? mine, ProcessCost? its) = (ProcessCost.Read(Environment.ProcessId), remote is null ? null : ProcessCost.Read(remote.Id));
     using var pauses = new PauseProbe();
     var clock = System.Diagnostics.Stopwatch.StartNew();
-    TimeSpan slowest = await LanesAsync(count, inFlight, () => bytes > 0 ? functions.EchoBytes(payload) : inline ? functions.AddInline(2, 3) : functions.Add(2, 3));
+    TimeSpan slowest = await LanesAsync(count, inFlight, () => bytes > 0 ? functions.EchoBytes(payload) : inline ? functions.AddInline(2, 3) : print ? functions.AddPrint(2, 3) : functions.Add(2, 3));
     census?.Print(count);
-    Console.WriteLine($"{count} {(bytes > 0 ? $"echoes of {bytes} bytes" : "small calls")} ({(zmq ? "ZeroMQ tcp" : ws ? "HTTP WebSocket" : http ? "HTTP requests" : "in process")}{(inline ? ", inline" : "")}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "
+    Console.WriteLine($"{count} {(bytes > 0 ? $"echoes of {bytes} bytes" : "small calls")} ({(zmq ? "ZeroMQ tcp" : ws ? "HTTP WebSocket" : http ? "HTTP requests" : "in process")}{(inline ? ", inline" : print ? ", printing a line" : "")}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "
         + $"{(GC.GetTotalAllocatedBytes() - before) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - items) / (double)count:0.00} thread-pool work items and {(Monitor.LockContentionCount - contentions) / (double)count:0.000} contended lock entries a call, the slowest call {slowest.TotalMilliseconds:0.0} ms (the longest GC pause {pauses.Longest}), {ThreadPool.ThreadCount} pool threads, GC heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1e6:0} MB ({GC.GetTotalMemory(forceFullCollection: true) / 1e6:0} MB live), gen2 collections {GC.CollectionCount(2)}, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
     PrintCosts(mine, remote is null ? null : (its, remote.Id), count);
     return 0;

@@ -201,8 +201,14 @@ public sealed class InMemoryJobQueue : IJobQueue
     public ValueTask<IDisposable?> WatchAsync(string jobId, long afterSequence, IJobObserver observer, CancellationToken cancellationToken = default)
     {
         if (_jobs.TryGetValue(jobId, out Job? job)) return new(job.Watch(afterSequence, observer));
-        if (FindFolded(jobId) is not { } folded) return new((IDisposable?)null);
+        (JobInfo? found, byte[]? output) = FindFolded(jobId, withOutput: false);
+        if (found is not { } folded) return new((IDisposable?)null);
         observer.OnAccepted(jobId);
+        foreach (JobEvent e in FoldedOutput.Read(output))
+        {
+            if (e.Sequence > afterSequence) observer.OnEvent(e);
+        }
+
         observer.OnEvent(new JobEvent(folded.LastSequence, JobEventKind.Completed, Outcome: JobOutcome.Released(jobId, folded.Function)));
         return new(NoSubscription.Instance);
     }
@@ -212,7 +218,7 @@ public sealed class InMemoryJobQueue : IJobQueue
     {
         Trim();
         if (_jobs.TryGetValue(jobId, out Job? job)) return new(job.Info(withOutput));
-        return new(FindFolded(jobId));
+        return new(FindFolded(jobId, withOutput).Info);
     }
 
     /// <inheritdoc/>
@@ -445,7 +451,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         slot.Job = null;
         IndexAdd(number, position); // before the job leaves the index, so a lookup that misses it finds this
         _jobs.TryRemove(job.Request.Id, out _);
-        Interlocked.Add(ref _retainedBytes, FoldedOverheadBytes - (RecordOverheadBytes + retained));
+        Interlocked.Add(ref _retainedBytes, FoldedOverheadBytes + FoldedOutput.Cost(slot.Folded.Output) - (RecordOverheadBytes + retained));
     }
 
     /// <summary>Files folded record <paramref name="number"/> at ring <paramref name="position"/>, under <see cref="_retentionGate"/>.</summary>
@@ -515,18 +521,20 @@ public sealed class InMemoryJobQueue : IJobQueue
             && long.TryParse(jobId.AsSpan(_idPrefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out number);
     }
 
-    /// <summary>The folded record of <paramref name="jobId"/>, if there is one.</summary>
-    private JobInfo? FindFolded(string jobId)
+    /// <summary>The folded record of <paramref name="jobId"/>, if there is one, and its recorded output (never changed once folded).</summary>
+    private (JobInfo? Info, byte[]? Output) FindFolded(string jobId, bool withOutput)
     {
-        if (!TryNumber(jobId, out long number)) return null;
+        if (!TryNumber(jobId, out long number)) return default;
         lock (_retentionGate)
         {
-            return IndexFind(number) is long position ? FoldedInfo(ref Slot(position)) : null;
+            if (IndexFind(number) is not long position) return default;
+            ref RetainedSlot slot = ref Slot(position);
+            return (FoldedInfo(ref slot, withOutput), slot.Folded.Output);
         }
     }
 
     /// <summary>What a folded record reports, under <see cref="_retentionGate"/> (its names are numbers in <see cref="_names"/>).</summary>
-    private JobInfo FoldedInfo(ref RetainedSlot slot)
+    private JobInfo FoldedInfo(ref RetainedSlot slot, bool withOutput = false)
     {
         ref FoldedJob folded = ref slot.Folded;
         return new JobInfo
@@ -544,9 +552,10 @@ public sealed class InMemoryJobQueue : IJobQueue
             Detached = folded.Detached,
             Owner = _names[folded.Owner],
             LastSequence = folded.LastSequence,
+            Output = withOutput ? [.. FoldedOutput.Read(folded.Output).Where(e => JobData.IsConsole(e.Stream)).Select(e => new OutputChunk(e.Stream, e.Text!))] : [],
             Outcome = JobOutcome.Success(ReadOnlyMemory<byte>.Empty, folded.ResultSerialization).WithoutResult(),
             ResultReleased = true,
-            RetainedBytes = 0,
+            RetainedBytes = folded.Output?.Length ?? 0,
         };
     }
 
@@ -593,7 +602,7 @@ public sealed class InMemoryJobQueue : IJobQueue
                 _names.Release(head.Folded.Function);
                 _names.Release(head.Folded.Worker);
                 _names.Release(head.Folded.Owner);
-                Interlocked.Add(ref _retainedBytes, -FoldedOverheadBytes);
+                Interlocked.Add(ref _retainedBytes, -(FoldedOverheadBytes + FoldedOutput.Cost(head.Folded.Output)));
             }
 
             head = default; // nothing kept alive by a slot the ring no longer holds
@@ -647,6 +656,98 @@ public sealed class InMemoryJobQueue : IJobQueue
     }
 
     /// <summary>
+    /// A folded record's recorded output in one array: for each piece, its sequence number's step from the one before
+    /// (a varint), its stream (a byte), and its text's UTF-8 length (a varint) and bytes.
+    /// </summary>
+    private static class FoldedOutput
+    {
+        /// <summary>What an output array counts against the byte budget: its bytes and the array's own header.</summary>
+        public static long Cost(byte[]? output) => output is null ? 0 : output.Length + 24;
+
+        public static byte[]? Write(Queue<JobEvent>? events)
+        {
+            if (events is not { Count: > 0 }) return null;
+            int size = 0;
+            long previous = 0;
+            foreach (JobEvent e in events)
+            {
+                int length = System.Text.Encoding.UTF8.GetByteCount(e.Text ?? "");
+                size += VarintSize((ulong)(e.Sequence - previous)) + 1 + VarintSize((ulong)length) + length;
+                previous = e.Sequence;
+            }
+
+            byte[] output = GC.AllocateUninitializedArray<byte>(size);
+            int at = 0;
+            previous = 0;
+            foreach (JobEvent e in events)
+            {
+                at += WriteVarint(output.AsSpan(at), (ulong)(e.Sequence - previous));
+                previous = e.Sequence;
+                output[at++] = (byte)e.Stream;
+                int length = System.Text.Encoding.UTF8.GetByteCount(e.Text ?? "");
+                at += WriteVarint(output.AsSpan(at), (ulong)length);
+                at += System.Text.Encoding.UTF8.GetBytes(e.Text ?? "", output.AsSpan(at));
+            }
+
+            return output;
+        }
+
+        public static List<JobEvent> Read(byte[]? output)
+        {
+            var events = new List<JobEvent>();
+            if (output is null) return events;
+            long sequence = 0;
+            int at = 0;
+            while (at < output.Length)
+            {
+                sequence += (long)ReadVarint(output, ref at);
+                var stream = (OutputStream)output[at++];
+                int length = (int)ReadVarint(output, ref at);
+                events.Add(new JobEvent(sequence, JobEventKind.Output, stream, System.Text.Encoding.UTF8.GetString(output, at, length)));
+                at += length;
+            }
+
+            return events;
+        }
+
+        private static int VarintSize(ulong value)
+        {
+            int size = 1;
+            while (value >= 0x80)
+            {
+                value >>= 7;
+                size++;
+            }
+
+            return size;
+        }
+
+        private static int WriteVarint(Span<byte> target, ulong value)
+        {
+            int i = 0;
+            while (value >= 0x80)
+            {
+                target[i++] = (byte)(value | 0x80);
+                value >>= 7;
+            }
+
+            target[i++] = (byte)value;
+            return i;
+        }
+
+        private static ulong ReadVarint(byte[] source, ref int at)
+        {
+            ulong value = 0;
+            for (int shift = 0; ; shift += 7)
+            {
+                byte b = source[at++];
+                value |= (ulong)(b & 0x7F) << shift;
+                if (b < 0x80) return value;
+            }
+        }
+    }
+
+    /// <summary>
     /// The names folded records share (functions, workers, owners), each by a number, counted: a name is forgotten
     /// when the last record that holds it is. Under <see cref="_retentionGate"/>. Number 0 is no name.
     /// </summary>
@@ -697,11 +798,13 @@ public sealed class InMemoryJobQueue : IJobQueue
     }
 
     /// <summary>
-    /// What a delivered call's record keeps once folded: no references, so the collector never follows any (a busy
-    /// server keeps a million of them), and its names as numbers in the queue's <see cref="NameTable"/>.
+    /// What a delivered call's record keeps once folded: its names as numbers in the queue's <see cref="NameTable"/>,
+    /// and what it printed as one array of bytes, so the collector has nothing to follow in it but that one array (a
+    /// busy server keeps a million of them).
     /// </summary>
     private struct FoldedJob
     {
+        public byte[]? Output; // its recorded output (FoldedOutput), null when it recorded none
         public long Number;
         public int Function;
         public DateTimeOffset CreatedAt;
@@ -748,8 +851,8 @@ public sealed class InMemoryJobQueue : IJobQueue
         public bool Counted { get; set; }
 
         /// <summary>
-        /// Whether its record can be folded: it succeeded, its result was delivered and released, and it has no
-        /// recorded output (a status query with output, or an attach, would replay it) nor anyone watching.
+        /// Whether its record can be folded: it succeeded, its result was delivered and released, and nobody watches
+        /// it. Its recorded output, if any, is folded with it.
         /// </summary>
         public bool Foldable
         {
@@ -759,7 +862,7 @@ public sealed class InMemoryJobQueue : IJobQueue
             }
         }
 
-        private bool FoldableLocked => _released && _state == JobState.Succeeded && _outcome?.Error is null && _events is not { Count: > 0 } && _watchers is null;
+        private bool FoldableLocked => _released && _state == JobState.Succeeded && _outcome?.Error is null && _watchers is null;
 
         /// <summary>Writes what the folded record keeps into <paramref name="folded"/> (a ring slot's, left untouched when false), field by field.</summary>
         public bool TryFold(ref FoldedJob folded, NameTable names, out long retained)
@@ -779,6 +882,8 @@ public sealed class InMemoryJobQueue : IJobQueue
                 folded.Detached = Request.Detached;
                 folded.LastSequence = _sequence;
                 folded.ResultSerialization = _outcome!.ResultSerialization;
+                folded.Output = FoldedOutput.Write(_events);
+                _events = null;
                 return true;
             }
         }

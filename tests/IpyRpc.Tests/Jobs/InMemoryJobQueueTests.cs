@@ -77,18 +77,78 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
     }
 
     [Fact]
-    public async Task ARecordWithOutputOrAFailureOrAResultNobodyTookIsKeptWhole()
+    public async Task AFailureOrAResultNobodyTookIsKeptWholeAndADeliveredCallThatPrintedFoldsWithItsOutput()
     {
         var queue = (InMemoryJobQueue)await OpenAsync();
-        string printed = await DeliverAsync(queue, run: lease => lease.Write(OutputStream.Stdout, "hello\n"));
         string failed = await DeliverAsync(queue, outcome: JobOutcome.Failure(JobState.Failed, new RemoteError { Code = ErrorCodes.Internal, Message = "boom" }));
         JobTicket kept = await queue.SubmitAsync(new JobRequest { Function = "calc.add", Detached = true });
         Assert.True(await (await TakeAsync(queue)).CompleteAsync(Ok([7])));
         Assert.Equal(0, queue.FoldedCount);
-
-        Assert.Equal("hello\n", Assert.Single((await queue.GetAsync(printed, withOutput: true))!.Output).Text);
         Assert.Equal("boom", (await queue.GetAsync(failed))!.Outcome!.Error!.Message);
         Assert.Equal(new byte[] { 7 }, (await queue.GetAsync(kept.JobId))!.Outcome!.Result.ToArray());
+
+        string printed = await DeliverAsync(queue, run: lease => lease.Write(OutputStream.Stdout, "hello\n"));
+        Assert.Equal(1, queue.FoldedCount);
+        Assert.Equal("hello\n", Assert.Single((await queue.GetAsync(printed, withOutput: true))!.Output).Text);
+    }
+
+    [Fact]
+    public async Task AFoldedRecordReplaysWhatItPrintedToStatusAndAttachAsItsWholeRecordDid()
+    {
+        // Stdout and stderr in their order, text in any script, and the items and progress a call streams (recorded as
+        // output of their own streams: replayed on attach, never shown as console output), each with its sequence number.
+        var queue = (InMemoryJobQueue)await OpenAsync();
+        string[] texts = ["one\n", "dva ✓ два\n", "", new string('x', 300) + "\n", "🙂 done"];
+        string printed = await DeliverAsync(queue, run: lease =>
+        {
+            lease.Write(OutputStream.Stdout, texts[0]);
+            lease.Write(OutputStream.Stderr, texts[1]);
+            lease.Write(JobData.Items, JobData.Encode(Serialization.MessagePack, [0x92, 1, 2]));
+            lease.Write(OutputStream.Stdout, texts[2]);
+            lease.Write(JobData.Progress, "j{\"done\":1}");
+            lease.Write(OutputStream.Stdout, texts[3]);
+            lease.Write(OutputStream.Stderr, texts[4]);
+        });
+        Assert.Equal(1, queue.FoldedCount);
+
+        JobInfo info = (await queue.GetAsync(printed, withOutput: true))!;
+        Assert.Equal(
+            [(OutputStream.Stdout, texts[0]), (OutputStream.Stderr, texts[1]), (OutputStream.Stdout, texts[2]), (OutputStream.Stdout, texts[3]), (OutputStream.Stderr, texts[4])],
+            info.Output.Select(c => (c.Stream, c.Text)));
+        Assert.Equal(8, info.LastSequence); // seven pieces and the outcome
+        Assert.True(info.RetainedBytes > texts.Sum(t => t.Length)); // the output is counted (UTF-8, and the items)
+        Assert.Empty((await queue.GetAsync(printed))!.Output);
+
+        var attach = new Recorder();
+        Assert.NotNull(await queue.WatchAsync(printed, 0, attach));
+        JobEvent outcome = await attach.Completed.Task.WaitAsync(Patience);
+        Assert.Equal(ErrorCodes.NotFound, outcome.Outcome!.Error!.Code); // released, as for a whole record
+        Assert.Equal(8, outcome.Sequence);
+        Assert.Equal(Enumerable.Range(1, 7).Select(n => (long)n), attach.Snapshot().Where(e => e.Kind == JobEventKind.Output).Select(e => e.Sequence));
+        Assert.Equal(JobData.Encode(Serialization.MessagePack, [0x92, 1, 2]), attach.Snapshot().Single(e => e.Stream == JobData.Items).Text);
+        Assert.Equal("j{\"done\":1}", attach.Snapshot().Single(e => e.Stream == JobData.Progress).Text);
+        Assert.Equal(texts[4], attach.Snapshot().Last(e => e.Kind == JobEventKind.Output).Text);
+
+        var later = new Recorder();
+        Assert.NotNull(await queue.WatchAsync(printed, 5, later)); // after the fifth piece: the last two
+        await later.Completed.Task.WaitAsync(Patience);
+        Assert.Equal([6L, 7L], later.Snapshot().Where(e => e.Kind == JobEventKind.Output).Select(e => e.Sequence));
+    }
+
+    [Fact]
+    public async Task AFoldedRecordsOutputCountsAgainstTheBudget()
+    {
+        // Room for ten folded records that printed 1,000 bytes each, or for about 90 that printed nothing.
+        var queue = (InMemoryJobQueue)await OpenAsync(new JobRetention { MaxBytes = Whole + 10 * (Folded + 1_000 + 8 + 24) });
+        var ids = new List<string>();
+        for (int i = 0; i < 30; i++) ids.Add(await DeliverAsync(queue, run: lease => lease.Write(OutputStream.Stdout, new string('p', 1_000))));
+        Assert.InRange(queue.FoldedCount, 9, 10);
+        Assert.Equal(new string('p', 1_000), Assert.Single((await queue.GetAsync(ids[^1], withOutput: true))!.Output).Text);
+        Assert.Null(await queue.GetAsync(ids[^12]));
+
+        for (int i = 0; i < 100; i++) ids.Add(await DeliverAsync(queue));
+        Assert.InRange(queue.FoldedCount, 80, 90); // the printing records went, each freeing its output's room
+        Assert.All(ids[..30], id => Assert.Null(queue.GetAsync(id).AsTask().Result));
     }
 
     [Fact]
