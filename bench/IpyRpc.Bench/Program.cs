@@ -19,10 +19,10 @@ if (args.FirstOrDefault() == "worker")
     return await Queues.RunWorkerAsync(args[1], args[2]);
 }
 
-// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|rawzmq|http|ws|jsonrpc|kestrel|signalr] [remote] [inline] [bytes=SIZE] [allocs] [forget] [IN_FLIGHT]
+// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|rawzmq|http|ws|jsonrpc|kestrel|signalr] [remote] [inline|print] [bytes=SIZE] [allocs] [forget] [IN_FLIGHT]
 //   N small calls and nothing else (in process, or over ZeroMQ tcp, HTTP requests, a WebSocket or JSON-RPC to a server in this
 //   process, or the raw libzmq ping-pong, raw Kestrel echo or SignalR hub call the harness compares them with), IN_FLIGHT
-//   at a time (1 by default; raw libzmq's are pipelined on one thread, as in the harness), to a function run by the queue's workers or (inline) on the receiving thread; prints
+//   at a time (1 by default; raw libzmq's are pipelined on one thread, as in the harness), to a function run by the queue's workers or (inline) on the receiving thread, or (print) one that prints a line each call, whose output the client drops; prints
 //   calls/s, bytes allocated and thread-pool work items a call, the slowest call and this process's longest GC pause. allocs: also which types were allocated most (sampled);
 //   forget: the queue keeps finished calls' records within 1 MB instead of 256 MB, to show what retention costs (with
 //   remote, the server process's queue).
