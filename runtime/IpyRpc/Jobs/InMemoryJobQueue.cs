@@ -657,7 +657,8 @@ public sealed class InMemoryJobQueue : IJobQueue
 
     /// <summary>
     /// A folded record's recorded output in one array: for each piece, its sequence number's step from the one before
-    /// (a varint), its stream (a byte), and its text's UTF-8 length (a varint) and bytes.
+    /// (a varint), its stream (a byte), and its text's UTF-8 length (a varint) and bytes. (A lone surrogate, which no
+    /// transport carries either, as every one encodes text in UTF-8, becomes U+FFFD.)
     /// </summary>
     private static class FoldedOutput
     {
@@ -882,8 +883,7 @@ public sealed class InMemoryJobQueue : IJobQueue
                 folded.Detached = Request.Detached;
                 folded.LastSequence = _sequence;
                 folded.ResultSerialization = _outcome!.ResultSerialization;
-                folded.Output = FoldedOutput.Write(_events);
-                _events = null;
+                folded.Output = FoldedOutput.Write(_events); // the events stay: someone may hold this job still, to read or watch it
                 return true;
             }
         }
