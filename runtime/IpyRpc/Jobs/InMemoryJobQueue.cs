@@ -24,6 +24,9 @@ public sealed class InMemoryJobQueue : IJobQueue
     // What a folded record costs (its slot in the finished ring and its entry in the index): measured as the live heap
     // a full budget of folded records leaves (`loop 1500000 64`: 175 MB for 1,342,177 records, 130 bytes each).
     internal const int FoldedOverheadBytes = 136;
+    // The most output (in characters) a record folds with: folding copies it under the retention lock, and a record that
+    // printed more is large enough that its objects matter little beside its text.
+    internal const int FoldedOutputLimit = 16 * 1024;
     private readonly InMemoryJobQueueOptions _options;
     // Jobs waiting for a worker, and workers waiting for a job (oldest first), under _takeGate. A job offered while a
     // worker waits goes to that worker alone; on a thread that lends itself (ReplyHandoff: a ZeroMQ socket thread, an
@@ -852,8 +855,8 @@ public sealed class InMemoryJobQueue : IJobQueue
         public bool Counted { get; set; }
 
         /// <summary>
-        /// Whether its record can be folded: it succeeded, its result was delivered and released, and nobody watches
-        /// it. Its recorded output, if any, is folded with it.
+        /// Whether its record can be folded: it succeeded, its result was delivered and released, nobody watches it,
+        /// and it printed at most <see cref="FoldedOutputLimit"/> characters, which are folded with it.
         /// </summary>
         public bool Foldable
         {
@@ -863,7 +866,7 @@ public sealed class InMemoryJobQueue : IJobQueue
             }
         }
 
-        private bool FoldableLocked => _released && _state == JobState.Succeeded && _outcome?.Error is null && _watchers is null;
+        private bool FoldableLocked => _released && _state == JobState.Succeeded && _outcome?.Error is null && _watchers is null && _recordedOutput <= FoldedOutputLimit;
 
         /// <summary>Writes what the folded record keeps into <paramref name="folded"/> (a ring slot's, left untouched when false), field by field.</summary>
         public bool TryFold(ref FoldedJob folded, NameTable names, out long retained)

@@ -90,6 +90,12 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
         string printed = await DeliverAsync(queue, run: lease => lease.Write(OutputStream.Stdout, "hello\n"));
         Assert.Equal(1, queue.FoldedCount);
         Assert.Equal("hello\n", Assert.Single((await queue.GetAsync(printed, withOutput: true))!.Output).Text);
+
+        // One that printed more than folding copies stays whole, its output whole with it.
+        string lines = string.Concat(Enumerable.Repeat("0123456789abcde\n", InMemoryJobQueue.FoldedOutputLimit / 16 + 1));
+        string loud = await DeliverAsync(queue, run: lease => lease.Write(OutputStream.Stdout, lines));
+        Assert.Equal(1, queue.FoldedCount);
+        Assert.Equal(lines, Assert.Single((await queue.GetAsync(loud, withOutput: true))!.Output).Text);
     }
 
     [Fact]
