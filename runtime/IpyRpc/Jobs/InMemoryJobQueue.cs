@@ -397,7 +397,7 @@ public sealed class InMemoryJobQueue : IJobQueue
     private void Finished(Job job)
     {
         job.Counted = true;
-        Interlocked.Add(ref _retainedBytes, job.RetainedBytes + RecordOverheadBytes);
+        Interlocked.Add(ref _retainedBytes, job.BudgetBytes);
         // A result sent as the job completed (in process, a socket that was free) was released before now.
         bool foldable = job.Foldable;
         DateTimeOffset oldest = job.CompletedAt - _options.Retention.MaxAge; // it completed just now
@@ -454,7 +454,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         slot.Job = null;
         IndexAdd(number, position); // before the job leaves the index, so a lookup that misses it finds this
         _jobs.TryRemove(job.Request.Id, out _);
-        Interlocked.Add(ref _retainedBytes, FoldedOverheadBytes + FoldedOutput.Cost(slot.Folded.Output) - (RecordOverheadBytes + retained));
+        Interlocked.Add(ref _retainedBytes, FoldedOverheadBytes + FoldedOutput.Cost(slot.Folded.Output) - retained);
     }
 
     /// <summary>Files folded record <paramref name="number"/> at ring <paramref name="position"/>, under <see cref="_retentionGate"/>.</summary>
@@ -597,7 +597,7 @@ public sealed class InMemoryJobQueue : IJobQueue
             {
                 _jobs.TryRemove(job.Request.Id, out _);
                 job.Forget();
-                Interlocked.Add(ref _retainedBytes, -(job.RetainedBytes + RecordOverheadBytes));
+                Interlocked.Add(ref _retainedBytes, -job.BudgetBytes);
             }
             else
             {
@@ -831,7 +831,8 @@ public sealed class InMemoryJobQueue : IJobQueue
         private IJobObserver? _observer = observer;
         private List<IJobObserver>? _watchers;
         private Queue<JobEvent>? _events;
-        private long _recordedOutput;
+        private long _recordedOutput; // characters, for MaxOutputBytesPerJob and what status reports
+        private long _outputMemory; // what the recorded output takes of the heap (OutputPieceBytes), for the byte budget
         private long _sequence;
         private JobState _state = JobState.Queued;
         private int _attempts;
@@ -873,7 +874,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         {
             lock (this)
             {
-                retained = RetainedBytes;
+                retained = BudgetBytes;
                 if (!FoldableLocked) return false;
                 _isFolded = true;
                 folded.Function = names.Hold(Request.Function);
@@ -892,6 +893,16 @@ public sealed class InMemoryJobQueue : IJobQueue
         }
 
         public long RetainedBytes { get; private set; }
+
+        /// <summary>
+        /// What this finished record counts against the byte budget: its overhead, its result, and its output as the heap
+        /// holds it (two bytes a character and each piece's event and string), not as status reports it (characters).
+        /// Fixed once it has finished but for the result's release, which the queue gives back itself.
+        /// </summary>
+        public long BudgetBytes => RecordOverheadBytes + RetainedBytes - _recordedOutput + _outputMemory;
+
+        /// <summary>What a recorded piece of output of <paramref name="text"/> takes of the heap: its string and its place in the queue of events.</summary>
+        private static long OutputPieceBytes(string text) => 2L * text.Length + 64;
 
         public void ArmDeadline(DateTimeOffset deadline)
         {
@@ -997,9 +1008,11 @@ public sealed class InMemoryJobQueue : IJobQueue
                 _events ??= new Queue<JobEvent>();
                 _events.Enqueue(e);
                 _recordedOutput += text.Length;
+                _outputMemory += OutputPieceBytes(text);
                 while (_recordedOutput > queue._options.Retention.MaxOutputBytesPerJob && _events.TryDequeue(out JobEvent dropped))
                 {
                     _recordedOutput -= dropped.Text?.Length ?? 0;
+                    _outputMemory -= OutputPieceBytes(dropped.Text ?? "");
                 }
 
                 Publish(e);

@@ -142,6 +142,30 @@ public sealed class InMemoryJobQueueTests : JobQueueContract
     }
 
     [Fact]
+    public async Task ARecordKeptWholeCountsItsOutputAsTheHeapHoldsIt()
+    {
+        // A submitted job's record stays whole (its result is kept). Its output is counted as the heap holds it: two
+        // bytes a character, and each piece's event and string; counted a byte a character, twice as many would fit.
+        const int PieceBytes = 2 * 100 + 64;
+        var queue = (InMemoryJobQueue)await OpenAsync(new JobRetention { MaxBytes = 10 * (Whole + 1 + 10 * PieceBytes) });
+        var ids = new List<string>();
+        for (int i = 0; i < 30; i++)
+        {
+            JobTicket ticket = await queue.SubmitAsync(new JobRequest { Function = "calc.report", Detached = true });
+            JobLease lease = await TakeAsync(queue);
+            for (int piece = 0; piece < 10; piece++) lease.Write(OutputStream.Stdout, new string((char)('a' + piece), 99) + "\n");
+            Assert.True(await lease.CompleteAsync(Ok([7])));
+            ids.Add(ticket.JobId);
+        }
+
+        Assert.Equal(0, queue.FoldedCount);
+        Assert.InRange((await queue.ListAsync(new JobQuery { Limit = 100 })).Count, 9, 10);
+        JobInfo last = (await queue.GetAsync(ids[^1], withOutput: true))!;
+        Assert.Equal(10, last.Output.Count);
+        Assert.Equal(1_000 + 1, last.RetainedBytes); // status still reports its output in characters, and its result
+    }
+
+    [Fact]
     public async Task AFoldedRecordsOutputCountsAgainstTheBudget()
     {
         // Room for ten folded records that printed 1,000 bytes each, or for about 90 that printed nothing.
