@@ -111,10 +111,7 @@ if (args.FirstOrDefault() == "loop")
             : args.Contains("signalr") ? await Systems.SignalRAsync(baselineAddress)
             : Systems.HttpJsonRpc(remote?.Endpoints.Http ?? rpc!.Address.ToString());
         // Warmed up first, so the JIT's tiering is over before the clock starts (it otherwise takes a core for seconds).
-        await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
-        {
-            for (int i = lane; i < warmUp; i += inFlight) await system.SmallCall();
-        }));
+        await LanesAsync(warmUp, inFlight, system.SmallCall);
         await Task.Delay(500);
         census?.Start();
 
@@ -131,14 +128,8 @@ if (args.FirstOrDefault() == "loop")
         return 0;
     }
 
-    await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
-    {
-        for (int i = lane; i < warmUp; i += inFlight)
-        {
-            if (bytes > 0) await functions.EchoBytes(payload);
-            else await (inline ? functions.AddInline(2, 3) : print ? functions.AddPrint(2, 3) : functions.Add(2, 3));
-        }
-    }));
+    Func<Task> call = () => bytes > 0 ? functions.EchoBytes(payload) : inline ? functions.AddInline(2, 3) : print ? functions.AddPrint(2, 3) : functions.Add(2, 3);
+    await LanesAsync(warmUp, inFlight, call);
     await Task.Delay(500);
     census?.Start();
 
@@ -146,7 +137,7 @@ if (args.FirstOrDefault() == "loop")
     (ProcessCost? mine, ProcessCost? its) = (ProcessCost.Read(Environment.ProcessId), remote is null ? null : ProcessCost.Read(remote.Id));
     using var pauses = new PauseProbe();
     var clock = System.Diagnostics.Stopwatch.StartNew();
-    TimeSpan slowest = await LanesAsync(count, inFlight, () => bytes > 0 ? functions.EchoBytes(payload) : inline ? functions.AddInline(2, 3) : print ? functions.AddPrint(2, 3) : functions.Add(2, 3));
+    TimeSpan slowest = await LanesAsync(count, inFlight, call);
     census?.Print(count);
     Console.WriteLine($"{count} {(bytes > 0 ? $"echoes of {bytes} bytes" : "small calls")} ({(zmq ? "ZeroMQ tcp" : ws ? "HTTP WebSocket" : http ? "HTTP requests" : "in process")}{(inline ? ", inline" : print ? ", printing a line" : "")}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "
         + $"{(GC.GetTotalAllocatedBytes() - before) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - items) / (double)count:0.00} thread-pool work items and {(Monitor.LockContentionCount - contentions) / (double)count:0.000} contended lock entries a call, the slowest call {slowest.TotalMilliseconds:0.0} ms (the longest GC pause {pauses.Longest}), {ThreadPool.ThreadCount} pool threads, GC heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1e6:0} MB ({GC.GetTotalMemory(forceFullCollection: true) / 1e6:0} MB live), gen2 collections {GC.CollectionCount(2)}, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
