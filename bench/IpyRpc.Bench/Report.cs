@@ -21,7 +21,8 @@ internal sealed record BenchResult(string Scenario, string System, long PayloadB
 /// <summary>
 /// A comparison against a baseline measured in the same run: <see cref="Value"/> (p50s, rates) and,
 /// for latencies, <see cref="P99"/> too. With <c>--repeat N</c> they are the medians of the N runs'
-/// ratios, each run's in <see cref="Runs"/>; <see cref="Met"/> judges the median.
+/// ratios, each run's in <see cref="Runs"/>; <see cref="Met"/> judges the median. An empty <see cref="Target"/>: a ratio
+/// shown for what it tells (the in-process call against its floor), with nothing to meet.
 /// </summary>
 internal sealed record Ratio(string Name, string Ours, string Baseline, double? Value, string Target, bool? Met)
 {
