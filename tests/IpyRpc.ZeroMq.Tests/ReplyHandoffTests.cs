@@ -146,6 +146,45 @@ public sealed class ReplyHandoffTests
         Assert.Equal(3, await client.CallAsync<int>("add", 1, 2).WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
+    [Fact]
+    public async Task AContinuationOfABatchThatWaitsSynchronouslyForItsOwnNextCallGetsItsReply()
+    {
+        // The messages that a batch's continuations send are held until the batch ends (a few at a time), so that they go
+        // out together. A continuation that sends a call and then blocks until its reply comes must not wait for ever
+        // behind its own held message: the other I/O thread takes over from it and sends what was held. Every other round
+        // the continuation first computes long enough to be taken over from, and only then sends: its message must not be
+        // held by a thread that no longer leads. Eight calls wait on the server and are released at once, so their replies
+        // come together; the first continuation to run does this, the others return. The client sends no heartbeats here:
+        // one would send whatever was held (every five seconds), hiding a message held for good.
+        await using ZmqServer s = ZmqServer.Start();
+        await using IpyRpcClient client = await s.ConnectAsync(new IpyRpcClientOptions { Output = (_, _) => { }, HeartbeatInterval = null });
+        const int Calls = 8;
+        int firstOnIoThread = 0;
+        for (int round = 0; round < 10; round++)
+        {
+            string[] gates = [.. Enumerable.Range(0, Calls).Select(i => Gates.NewName($"held-{round}-{i}"))];
+            int ran = 0;
+            bool computeFirst = round % 2 == 1;
+            int expected = round + 100;
+            Task[] callers = [.. gates.Select(gate => Task.Run(async () =>
+            {
+                await client.CallAsync<int>("wait", gate).ConfigureAwait(false);
+                if (Interlocked.Increment(ref ran) != 1) return;
+                if (OnClientIoThread()) Interlocked.Increment(ref firstOnIoThread);
+                if (computeFirst) Thread.Sleep(50); // the other I/O thread looks every millisecond or so
+                Task<int> next = client.CallAsync<int>("add", round, 100);
+                Assert.True(next.Wait(TimeSpan.FromSeconds(10)), $"round {round}: a call sent from a batch's continuation was never answered while that continuation waited for it");
+                Assert.Equal(expected, next.Result);
+            }))];
+            foreach (string gate in gates) await Gates.WaitAsync(gate + ".started");
+            foreach (string gate in gates) Gates.Open(gate);
+            await Task.WhenAll(callers).WaitAsync(TimeSpan.FromSeconds(30));
+        }
+
+        Assert.True(firstOnIoThread > 0, "no first continuation ran on the client's I/O thread, so none was held");
+        Assert.Equal(3, await client.CallAsync<int>("add", 1, 2).WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
     /// <summary>
     /// Makes a call whose continuation blocks the thread that ran it (the client's I/O thread that received the reply,
     /// usually) until <paramref name="release"/> is set; returns the blocked caller, and whether it blocks the I/O thread.

@@ -93,6 +93,10 @@ internal sealed unsafe class SocketLoop : IDisposable
     private readonly ManualResetEventSlim _stopped = new(false); // set once the last leader has closed everything
     private nint[] _polled = [];
     private int _signalled;
+    // Holding (see Send): the leader's thread while it runs a batch of continuations, whose messages it holds; 0 otherwise.
+    private int _holdingThread;
+    private int _held; // messages held since the last went out; touched by the holding thread only
+    private const int HoldGroup = 8;
     private volatile bool _stopping;
     private bool _disposed;
 
@@ -212,7 +216,21 @@ internal sealed unsafe class SocketLoop : IDisposable
     {
         if (_stopping) throw Closed();
         _outbound.Enqueue(new Outgoing(frames, pooled));
-        if (!Volatile.Read(ref _singles) && Environment.CurrentManagedThreadId != Volatile.Read(ref _leaderThread))
+        int self = Environment.CurrentManagedThreadId;
+        if (self == Volatile.Read(ref _holdingThread))
+        {
+            // The leader runs a batch of continuations: their messages go out together, HoldGroup at a time and the rest
+            // when the batch ends, so libzmq's I/O thread is woken once for several (each wake-up of it costs a handful of
+            // system calls). A follower that takes over from a continuation of the batch stops the holding first and then
+            // sends what was held; the barrier orders this message's enqueueing before the look at _holdingThread, so a
+            // message either is sent by that follower or is not held.
+            Interlocked.MemoryBarrier();
+            if (++_held < HoldGroup && self == Volatile.Read(ref _holdingThread)) return;
+            _held = 0;
+        }
+
+
+        if (!Volatile.Read(ref _singles) && self != Volatile.Read(ref _leaderThread))
         {
             // Messages lately arrive in batches (many calls in flight): the callers' threads leave their messages to the
             // I/O thread, woken once for all of them, which sends them together. Each sending its own would take the
@@ -235,7 +253,6 @@ internal sealed unsafe class SocketLoop : IDisposable
             // The I/O thread itself (a reply made while it handles a message, or a lent leader's continuation: it
             // services the socket before it waits, and a follower that took over meanwhile finds the commands not
             // taken) looks again before it waits.
-            int self = Environment.CurrentManagedThreadId;
             if (self != _servicingThread && !(_lendThread && self == _leaderThread)) WakeIfNeededLocked();
         }
         finally
@@ -490,6 +507,7 @@ internal sealed unsafe class SocketLoop : IDisposable
                     // The same continuation as at the last look: it blocks or computes, and replies must not wait for it,
                     // nor the continuations of its batch not yet begun (it may be waiting for one of them): the pool runs those.
                     _deposed = true;
+                    Volatile.Write(ref _holdingThread, 0); // what the batch held goes out with this thread's first service
                     rest = _batch;
                     _batch = null;
                     _idleFollowers--;
@@ -632,8 +650,25 @@ internal sealed unsafe class SocketLoop : IDisposable
                 HeldBatch batch = handoff.TakeBatch();
                 if (TryBeginContinuation(batch))
                 {
-                    batch.RunInline();
-                    if (!EndContinuation()) return false;
+                    _held = 0;
+                    Volatile.Write(ref _holdingThread, Environment.CurrentManagedThreadId);
+                    try
+                    {
+                        batch.RunInline();
+                    }
+                    finally
+                    {
+                        Volatile.Write(ref _holdingThread, 0);
+                    }
+
+                    // Still leading, this thread sends what it held when it services the socket next, at once; taken over
+                    // from, the follower sent it, but not what a continuation sent after that one was taken over from.
+                    if (!EndContinuation())
+                    {
+                        if (!_outbound.IsEmpty) Wake();
+                        return false;
+                    }
+
                     continue;
                 }
 
