@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Text;
 
 namespace IpyRpc.Jobs;
 
@@ -831,7 +832,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         private IJobObserver? _observer = observer;
         private List<IJobObserver>? _watchers;
         private Queue<JobEvent>? _events;
-        private long _recordedOutput; // characters, for MaxOutputBytesPerJob and what status reports
+        private long _recordedOutput; // UTF-8 bytes, for MaxOutputBytesPerJob and what status reports
         private long _outputMemory; // what the recorded output takes of the heap (OutputPieceBytes), for the byte budget
         private long _sequence;
         private JobState _state = JobState.Queued;
@@ -857,7 +858,7 @@ public sealed class InMemoryJobQueue : IJobQueue
 
         /// <summary>
         /// Whether its record can be folded: it succeeded, its result was delivered and released, nobody watches it,
-        /// and it printed at most <see cref="FoldedOutputLimit"/> characters, which are folded with it.
+        /// and it printed at most <see cref="FoldedOutputLimit"/> bytes (in UTF-8), which are folded with it.
         /// </summary>
         public bool Foldable
         {
@@ -1007,11 +1008,11 @@ public sealed class InMemoryJobQueue : IJobQueue
                 var e = new JobEvent(++_sequence, JobEventKind.Output, stream, text);
                 _events ??= new Queue<JobEvent>();
                 _events.Enqueue(e);
-                _recordedOutput += text.Length;
+                _recordedOutput += Encoding.UTF8.GetByteCount(text);
                 _outputMemory += OutputPieceBytes(text);
                 while (_recordedOutput > queue._options.Retention.MaxOutputBytesPerJob && _events.TryDequeue(out JobEvent dropped))
                 {
-                    _recordedOutput -= dropped.Text?.Length ?? 0;
+                    _recordedOutput -= Encoding.UTF8.GetByteCount(dropped.Text ?? "");
                     _outputMemory -= OutputPieceBytes(dropped.Text ?? "");
                 }
 

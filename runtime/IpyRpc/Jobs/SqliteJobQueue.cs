@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Text;
 using Microsoft.Data.Sqlite;
 
 namespace IpyRpc.Jobs;
@@ -555,7 +556,7 @@ public sealed class SqliteJobQueue : IJobQueue
     {
         List<OutputChunk>? chunks = lease.TakePending();
         if (chunks is null) return;
-        long bytes = chunks.Sum(c => (long)c.Text.Length);
+        long bytes = chunks.Sum(c => (long)Encoding.UTF8.GetByteCount(c.Text)); // as the text is stored (UTF-8)
         bool written = InTransaction(() =>
         {
             Write(lease); // its output goes on disk, so the job does first
@@ -588,7 +589,7 @@ public sealed class SqliteJobQueue : IJobQueue
         long kept = Scalar<long>("SELECT output_bytes FROM ipyrpc_jobs WHERE id = $id", ("$id", jobId));
         if (kept <= cap) return;
         var drop = new List<(long N, long Bytes)>();
-        using (SqliteRows r = Query("SELECT n, length(text) FROM ipyrpc_events WHERE job = $id AND kind = 1 ORDER BY n", ("$id", jobId)))
+        using (SqliteRows r = Query("SELECT n, length(CAST(text AS BLOB)) FROM ipyrpc_events WHERE job = $id AND kind = 1 ORDER BY n", ("$id", jobId)))
         {
             while (kept > cap && r.Read())
             {

@@ -282,6 +282,26 @@ public abstract class JobQueueContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AJobsRecordedOutputIsCappedInUtf8BytesTheOldestDroppedFirst()
+    {
+        // Twenty pieces of 32 characters, 61 bytes in UTF-8 each ("é" takes two): 1,220 bytes in 640 characters. A cap
+        // of 1,000 bytes keeps the last sixteen (976 bytes); counted in characters, all twenty would fit.
+        IJobQueue queue = await OpenAsync(new JobRetention { MaxOutputBytesPerJob = 1000 });
+        JobTicket ticket = await queue.SubmitAsync(Request(detached: true));
+        JobLease lease = await TakeAsync(queue);
+        string[] pieces = [.. Enumerable.Range(0, 20).Select(i => $"{i:00}" + new string('é', 29) + "\n")];
+        foreach (string piece in pieces) lease.Write(OutputStream.Stdout, piece);
+        Assert.True(await lease.CompleteAsync(Ok(new byte[10])));
+
+        var attach = new Recorder();
+        await queue.WatchAsync(ticket.JobId, 0, attach);
+        await attach.Completed.Task.WaitAsync(Patience);
+        Assert.Equal(pieces[4..], attach.OutputTexts());
+        // What status reports counts the output as kept, in bytes, with the result.
+        Assert.Equal(16 * 61 + 10, (await queue.GetAsync(ticket.JobId))!.RetainedBytes);
+    }
+
+    [Fact]
     public async Task AWorkerThatStoppedTakingTakesNothingEvenWithAJobWaiting()
     {
         // A worker stopping cancels its slots' token; a slot that asks only after that (late to start, or just
