@@ -229,7 +229,6 @@ internal sealed unsafe class SocketLoop : IDisposable
             _held = 0;
         }
 
-
         if (!Volatile.Read(ref _singles) && self != Volatile.Read(ref _leaderThread))
         {
             // Messages lately arrive in batches (many calls in flight): the callers' threads leave their messages to the
@@ -661,8 +660,9 @@ internal sealed unsafe class SocketLoop : IDisposable
                         Volatile.Write(ref _holdingThread, 0);
                     }
 
-                    // Still leading, this thread sends what it held when it services the socket next, at once; taken over
-                    // from, the follower sent it, but not what a continuation sent after that one was taken over from.
+                    // Still leading, this thread sends what it held when it services the socket next, at once. Taken over
+                    // from, it held nothing since (the follower stopped the holding, then sent what was held); a wake-up
+                    // covers whatever its continuations queued meanwhile.
                     if (!EndContinuation())
                     {
                         if (!_outbound.IsEmpty) Wake();
