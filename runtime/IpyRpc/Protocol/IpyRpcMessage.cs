@@ -128,8 +128,9 @@ public sealed record IpyRpcMessage
     {
         get
         {
+            IReadOnlyList<ReadOnlyMemory<byte>> parts = Parts;
             long bytes = 0;
-            foreach (ReadOnlyMemory<byte> part in Parts) bytes += part.Length;
+            for (int i = 0; i < parts.Count; i++) bytes += parts[i].Length; // indexed: a foreach over the interface allocates
             return bytes;
         }
     }

@@ -352,16 +352,18 @@ public static class MessageCodec
     public static void WriteFramed(IBufferWriter<byte> output, IpyRpcMessage message)
     {
         ReadOnlySpan<byte> header = HeaderScratch(message);
+        IReadOnlyList<ReadOnlyMemory<byte>> parts = message.Parts; // indexed: a foreach over the interface would allocate its enumerator
         long data = 0;
-        foreach (ReadOnlyMemory<byte> p in message.Parts) data += 8 + p.Length;
+        for (int i = 0; i < parts.Count; i++) data += 8 + parts[i].Length;
         Span<byte> prefix = output.GetSpan(FramePrefixBytes);
         BinaryPrimitives.WriteUInt32LittleEndian(prefix, (uint)header.Length);
         BinaryPrimitives.WriteUInt64LittleEndian(prefix[4..], (ulong)data);
         output.Advance(FramePrefixBytes);
         var w = new MessagePackWriter(output);
         w.WriteRaw(header);
-        foreach (ReadOnlyMemory<byte> p in message.Parts)
+        for (int i = 0; i < parts.Count; i++)
         {
+            ReadOnlyMemory<byte> p = parts[i];
             BinaryPrimitives.WriteUInt64LittleEndian(output.GetSpan(8), (ulong)p.Length);
             output.Advance(8);
             w.WriteRaw(p.Span);
@@ -383,8 +385,9 @@ public static class MessageCodec
     private static byte[] Frame(IpyRpcMessage message, bool pooling, out PooledParts? pooled, out int size)
     {
         ReadOnlySpan<byte> header = HeaderScratch(message);
+        IReadOnlyList<ReadOnlyMemory<byte>> parts = message.Parts; // indexed: a foreach over the interface would allocate its enumerator
         long data = 0;
-        foreach (ReadOnlyMemory<byte> p in message.Parts) data += 8 + p.Length;
+        for (int i = 0; i < parts.Count; i++) data += 8 + parts[i].Length;
         long total = FramePrefixBytes + header.Length + data;
         if (total > Array.MaxLength) throw new ProtocolException(ErrorCodes.TooLarge, $"A message of {total} bytes cannot be framed in one block.", message.Id);
         size = (int)total;
@@ -395,8 +398,9 @@ public static class MessageCodec
         BinaryPrimitives.WriteUInt64LittleEndian(rest[4..], (ulong)data);
         header.CopyTo(rest[FramePrefixBytes..]);
         rest = rest[(FramePrefixBytes + header.Length)..];
-        foreach (ReadOnlyMemory<byte> p in message.Parts)
+        for (int i = 0; i < parts.Count; i++)
         {
+            ReadOnlyMemory<byte> p = parts[i];
             BinaryPrimitives.WriteUInt64LittleEndian(rest, (ulong)p.Length);
             p.Span.CopyTo(rest[8..]);
             rest = rest[(8 + p.Length)..];
