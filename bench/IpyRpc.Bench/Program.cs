@@ -23,7 +23,7 @@ if (args.FirstOrDefault() == "worker")
 //   N small calls and nothing else (in process, or over ZeroMQ tcp, HTTP requests, a WebSocket or JSON-RPC to a server in this
 //   process, or the raw libzmq ping-pong, raw Kestrel echo or SignalR hub call the harness compares them with), IN_FLIGHT
 //   at a time (1 by default; raw libzmq's are pipelined on one thread, as in the harness), to a function run by the queue's workers or (inline) on the receiving thread, or (print) one that prints a line each call, whose output the client drops; prints
-//   calls/s, bytes allocated and thread-pool work items a call, the slowest call and this process's longest GC pause. allocs: also which types were allocated most (sampled);
+//   calls/s, bytes allocated and thread-pool work items a call, a call's p50 and p99 (and for IpyRpc the p50 of each tenth of the run), the slowest call and this process's longest GC pause. allocs: also which types were allocated most (sampled);
 //   forget: the queue keeps finished calls' records within 1 MB instead of 256 MB, to show what retention costs (with
 //   remote, the server process's queue).
 //   remote: the server is a process of its own (the harness's), as in the harness; the loop then also prints the CPU
@@ -119,9 +119,11 @@ if (args.FirstOrDefault() == "loop")
         (ProcessCost? ours, ProcessCost? theirs) = (ProcessCost.Read(Environment.ProcessId), remote is null ? null : ProcessCost.Read(remote.Id));
         using var collections = new PauseProbe();
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        TimeSpan slowestCall = await LanesAsync(count, inFlight, system.SmallCall);
+        long[] times = await LanesAsync(count, inFlight, system.SmallCall);
+        TimeSpan slowestCall = System.Diagnostics.Stopwatch.GetElapsedTime(0, times.Max());
+        (double median, double tail) = Measure.Percentiles(times);
         census?.Print(count);
-        Console.WriteLine($"{count} small calls ({system.Name}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / watch.Elapsed.TotalSeconds:0} calls/s, {watch.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; {(GC.GetTotalAllocatedBytes() - allocated) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - workItems) / (double)count:0.00} thread-pool work items and {(Monitor.LockContentionCount - contended) / (double)count:0.000} contended lock entries a call ({(remote is null ? "both sides" : "client")}), the slowest call {slowestCall.TotalMilliseconds:0.0} ms (the longest GC pause {collections.Longest}{(remote is null ? "" : " in this process")}), {ThreadPool.ThreadCount} pool threads, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
+        Console.WriteLine($"{count} small calls ({system.Name}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / watch.Elapsed.TotalSeconds:0} calls/s, {watch.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; {(GC.GetTotalAllocatedBytes() - allocated) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - workItems) / (double)count:0.00} thread-pool work items and {(Monitor.LockContentionCount - contended) / (double)count:0.000} contended lock entries a call ({(remote is null ? "both sides" : "client")}), a call's p50 {median:0.0} µs and p99 {tail:0.0} µs, the slowest call {slowestCall.TotalMilliseconds:0.0} ms (the longest GC pause {collections.Longest}{(remote is null ? "" : " in this process")}), {ThreadPool.ThreadCount} pool threads, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
         PrintCosts(ours, remote is null ? null : (theirs, remote.Id), count);
         await system.DisposeAsync();
         if (baseline is not null) await baseline.DisposeAsync();
@@ -137,35 +139,44 @@ if (args.FirstOrDefault() == "loop")
     (ProcessCost? mine, ProcessCost? its) = (ProcessCost.Read(Environment.ProcessId), remote is null ? null : ProcessCost.Read(remote.Id));
     using var pauses = new PauseProbe();
     var clock = System.Diagnostics.Stopwatch.StartNew();
-    TimeSpan slowest = await LanesAsync(count, inFlight, call);
+    long[] ticks = await LanesAsync(count, inFlight, call);
+    TimeSpan slowest = System.Diagnostics.Stopwatch.GetElapsedTime(0, ticks.Max());
+    string tenths = TenthsP50(ticks);
+    (double p50, double p99) = Measure.Percentiles(ticks);
     census?.Print(count);
     Console.WriteLine($"{count} {(bytes > 0 ? $"echoes of {bytes} bytes" : "small calls")} ({(zmq ? "ZeroMQ tcp" : ws ? "HTTP WebSocket" : http ? "HTTP requests" : "in process")}{(inline ? ", inline" : print ? ", printing a line" : "")}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "
-        + $"{(GC.GetTotalAllocatedBytes() - before) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - items) / (double)count:0.00} thread-pool work items and {(Monitor.LockContentionCount - contentions) / (double)count:0.000} contended lock entries a call, the slowest call {slowest.TotalMilliseconds:0.0} ms (the longest GC pause {pauses.Longest}), {ThreadPool.ThreadCount} pool threads, GC heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1e6:0} MB ({GC.GetTotalMemory(forceFullCollection: true) / 1e6:0} MB live), gen2 collections {GC.CollectionCount(2)}, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
+        + $"{(GC.GetTotalAllocatedBytes() - before) / count} B allocated and {(ThreadPool.CompletedWorkItemCount - items) / (double)count:0.00} thread-pool work items and {(Monitor.LockContentionCount - contentions) / (double)count:0.000} contended lock entries a call, a call's p50 {p50:0.0} µs and p99 {p99:0.0} µs (p50 by tenths of the run: {tenths}), the slowest call {slowest.TotalMilliseconds:0.0} ms (the longest GC pause {pauses.Longest}), {ThreadPool.ThreadCount} pool threads, GC heap {GC.GetGCMemoryInfo().HeapSizeBytes / 1e6:0} MB ({GC.GetTotalMemory(forceFullCollection: true) / 1e6:0} MB live), gen2 collections {GC.CollectionCount(2)}, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms");
     PrintCosts(mine, remote is null ? null : (its, remote.Id), count);
     return 0;
 }
 
 return await Harness.RunAsync(args);
 
-// The loop's lanes: inFlight of them, each making its share of the calls one after another. Returns the slowest call
-// (a stall anywhere on the call path shows here, where the average hides it).
-static async Task<TimeSpan> LanesAsync(int count, int inFlight, Func<Task> call)
+// The loop's lanes: inFlight of them, each making its share of the calls one after another. Returns every call's time,
+// in the order the calls were begun lane by lane (a stall anywhere on the call path shows in the slowest, where the
+// average hides it).
+static async Task<long[]> LanesAsync(int count, int inFlight, Func<Task> call)
 {
-    long slowest = 0;
-    var lanes = new object();
+    long[] ticks = new long[count];
     await Task.WhenAll(Enumerable.Range(0, inFlight).Select(async lane =>
     {
-        long mine = 0;
         for (int i = lane; i < count; i += inFlight)
         {
             long start = System.Diagnostics.Stopwatch.GetTimestamp();
             await call();
-            mine = Math.Max(mine, System.Diagnostics.Stopwatch.GetTimestamp() - start);
+            ticks[i] = System.Diagnostics.Stopwatch.GetTimestamp() - start;
         }
-
-        lock (lanes) slowest = Math.Max(slowest, mine);
     }));
-    return System.Diagnostics.Stopwatch.GetElapsedTime(0, slowest);
+    return ticks;
+}
+
+// The median call of each tenth of the run, in µs: whether calls slow down as a run goes on (a queue's retained records
+// growing, the thread pool's threads settling) or not.
+static string TenthsP50(long[] ticks)
+{
+    int tenth = ticks.Length / 10;
+    if (tenth == 0) return "";
+    return string.Join(", ", Enumerable.Range(0, 10).Select(t => Measure.Percentiles(ticks[(t * tenth)..((t + 1) * tenth)]).P50.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)));
 }
 
 static void PrintCosts(ProcessCost? client, (ProcessCost? Before, int Pid)? server, int calls)
