@@ -141,7 +141,7 @@ if (args.FirstOrDefault() == "loop")
     var clock = System.Diagnostics.Stopwatch.StartNew();
     long[] ticks = await LanesAsync(count, inFlight, call);
     TimeSpan slowest = System.Diagnostics.Stopwatch.GetElapsedTime(0, ticks.Max());
-    string tenths = TenthsP50(ticks);
+    string tenths = TenthsP50(ticks); // before the percentiles of the whole run, which sort the times in place
     (double p50, double p99) = Measure.Percentiles(ticks);
     census?.Print(count);
     Console.WriteLine($"{count} {(bytes > 0 ? $"echoes of {bytes} bytes" : "small calls")} ({(zmq ? "ZeroMQ tcp" : ws ? "HTTP WebSocket" : http ? "HTTP requests" : "in process")}{(inline ? ", inline" : print ? ", printing a line" : "")}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / clock.Elapsed.TotalSeconds:0} calls/s, {clock.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average; "

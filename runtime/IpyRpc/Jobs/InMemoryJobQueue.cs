@@ -676,7 +676,7 @@ public sealed class InMemoryJobQueue : IJobQueue
             long previous = 0;
             foreach (JobEvent e in events)
             {
-                int length = System.Text.Encoding.UTF8.GetByteCount(e.Text ?? "");
+                int length = Encoding.UTF8.GetByteCount(e.Text ?? "");
                 size += VarintSize((ulong)(e.Sequence - previous)) + 1 + VarintSize((ulong)length) + length;
                 previous = e.Sequence;
             }
@@ -689,9 +689,9 @@ public sealed class InMemoryJobQueue : IJobQueue
                 at += WriteVarint(output.AsSpan(at), (ulong)(e.Sequence - previous));
                 previous = e.Sequence;
                 output[at++] = (byte)e.Stream;
-                int length = System.Text.Encoding.UTF8.GetByteCount(e.Text ?? "");
+                int length = Encoding.UTF8.GetByteCount(e.Text ?? "");
                 at += WriteVarint(output.AsSpan(at), (ulong)length);
-                at += System.Text.Encoding.UTF8.GetBytes(e.Text ?? "", output.AsSpan(at));
+                at += Encoding.UTF8.GetBytes(e.Text ?? "", output.AsSpan(at));
             }
 
             return output;
@@ -708,7 +708,7 @@ public sealed class InMemoryJobQueue : IJobQueue
                 sequence += (long)ReadVarint(output, ref at);
                 var stream = (OutputStream)output[at++];
                 int length = (int)ReadVarint(output, ref at);
-                events.Add(new JobEvent(sequence, JobEventKind.Output, stream, System.Text.Encoding.UTF8.GetString(output, at, length)));
+                events.Add(new JobEvent(sequence, JobEventKind.Output, stream, Encoding.UTF8.GetString(output, at, length)));
                 at += length;
             }
 
