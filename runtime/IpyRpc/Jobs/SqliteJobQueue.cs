@@ -830,7 +830,6 @@ public sealed class SqliteJobQueue : IJobQueue
     {
         DateTime nextLapseCheck = DateTime.UtcNow, nextDeadlines = DateTime.UtcNow, nextRetention = DateTime.UtcNow, nextCheckpoint = DateTime.UtcNow;
         TimeSpan wait = _options.PollInterval;
-        long ownChanges = 0; // this connection's total_changes() at the last look
         int looksAgain = 0; // the looks left after a notice whose write did not show (see below)
         while (!_stopping.IsCancellationRequested)
         {
@@ -870,13 +869,6 @@ public sealed class SqliteJobQueue : IJobQueue
                     bool changed = version != _dataVersion;
                     _dataVersion = version;
                     bool watching = _fileWatch is { EnableRaisingEvents: true };
-                    bool wrote = false; // whether this connection wrote since the last look (read only while watching)
-                    if (watching)
-                    {
-                        long changes = Scalar<long>("SELECT total_changes()");
-                        wrote = changes != ownChanges;
-                        ownChanges = changes;
-                    }
 
                     if (changed)
                     {
@@ -886,10 +878,12 @@ public sealed class SqliteJobQueue : IJobQueue
                     }
                     else if (watching)
                     {
-                        // A notice of another process's write came (this object wrote nothing since its last look), but the
-                        // write does not show: SQLite writes the log, then marks the commit in the shared index, which gives
-                        // no notice. Look again in 1, 10 and 100 ms rather than only at the next poll.
-                        if (kicked && !wrote) looksAgain = 3;
+                        // A notice came, but no other process's write shows: SQLite writes the log, then marks the commit in
+                        // the shared index, which gives no notice. Look again in 1, 10 and 100 ms rather than only at the
+                        // next poll. Also when this object wrote since its last look: the notice may be its own, or another
+                        // process's that came with it (a worker that wrote a job's outcome, looked at nothing since, and then
+                        // was told of the server's next job missed that job until its poll).
+                        if (kicked) looksAgain = 3;
                         if (looksAgain > 0)
                         {
                             wait = TimeSpan.FromMilliseconds(looksAgain switch { 3 => 1, 2 => 10, _ => 100 });
