@@ -547,6 +547,7 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
         private async Task ReadLoopAsync()
         {
             DisconnectInfo info = new(DisconnectReason.ConnectionLost, "The server closed the connection.");
+            ReplyHandoff? held = null;
             try
             {
                 while (true)
@@ -554,7 +555,10 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
                     IpyRpcMessage? message;
                     try
                     {
-                        message = await Channel.ReceiveAsync(_stop.Token).ConfigureAwait(false);
+                        // A caller the last reply completed goes on on this thread once the next receive waits.
+                        LendingReceive next = LendingReceive.Next(Channel, held, _stop.Token);
+                        held = null;
+                        message = await next;
                     }
                     catch (ProtocolException e)
                     {
@@ -568,7 +572,19 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
                     }
 
                     if (message is null) break;
-                    _client.OnMessage(this, message);
+                    ReplyHandoff handoff = ReplyHandoff.Begin();
+                    try
+                    {
+                        _client.OnMessage(this, message);
+                    }
+                    catch
+                    {
+                        handoff.RunQueued(); // what it completed before failing still goes on
+                        throw;
+                    }
+
+                    handoff.End();
+                    held = handoff;
                 }
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)

@@ -37,6 +37,7 @@ public sealed partial class IpyRpcServer
         using var ended = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         _ = session.Ended.ContinueWith(static (_, s) => ((CancellationTokenSource)s!).Cancel(), ended, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         DisconnectInfo info = new(DisconnectReason.ConnectionLost, "The connection ended without a goodbye.");
+        ReplyHandoff? held = null;
         try
         {
             while (true)
@@ -44,7 +45,10 @@ public sealed partial class IpyRpcServer
                 IpyRpcMessage? message;
                 try
                 {
-                    message = await channel.ReceiveAsync(ended.Token).ConfigureAwait(false);
+                    // A job the last message started on a waiting worker runs on this thread once the next receive waits.
+                    LendingReceive next = LendingReceive.Next(channel, held, ended.Token);
+                    held = null;
+                    message = await next;
                 }
                 catch (ProtocolException e)
                 {
@@ -67,7 +71,27 @@ public sealed partial class IpyRpcServer
                     break;
                 }
 
-                await session.HandleAsync(message).ConfigureAwait(false);
+                ReplyHandoff handoff = ReplyHandoff.Begin();
+                ValueTask handled;
+                try
+                {
+                    handled = session.HandleAsync(message);
+                }
+                finally
+                {
+                    handoff.End();
+                }
+
+                if (handled.IsCompletedSuccessfully)
+                {
+                    handled.GetAwaiter().GetResult();
+                    held = handoff; // run by the next receive, lent this thread if it has to wait
+                }
+                else
+                {
+                    handoff.RunQueued();
+                    await handled.ConfigureAwait(false);
+                }
             }
         }
         finally

@@ -30,7 +30,7 @@ public static class JobFunctions
     public static int CountBytes(byte[] data) => data.Length;
 }
 
-/// <summary>Runs apart from other tests: one of them measures the process's managed heap, which tests running beside it would grow.</summary>
+/// <summary>Runs apart from other tests: its tests measure the process's managed heap or count its thread pool's work items, which tests running beside them would grow.</summary>
 [CollectionDefinition(nameof(ProcessWideMemory), DisableParallelization = true)]
 public sealed class ProcessWideMemory;
 
