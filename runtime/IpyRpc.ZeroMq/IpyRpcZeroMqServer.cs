@@ -8,8 +8,7 @@ namespace IpyRpc.ZeroMq;
 /// <summary>
 /// Serves an <see cref="IpyRpcServer"/> on a ZeroMQ ROUTER socket (<c>tcp://</c> or <c>ipc://</c>).
 /// Each DEALER peer gets a session of its own; protocol messages travel as frames (the header, then
-/// each part), or several small ones packed in one frame, between peers that both read packed frames
-/// (<see cref="ZeroMqOptions.PackMessages"/>). Malformed input gets an error reply where one is possible, and serving goes on.
+/// each part). Malformed input gets an error reply where one is possible, and serving goes on.
 /// A peer's session ends when it says goodbye, when its connection closes (its process died, its
 /// network went: libzmq's monitor reports it, and TCP keepalive notices a host that is gone), or when the
 /// server stops (it tells every peer first). A slow peer is never dropped for being slow: its messages wait in a queue of its own, so
@@ -26,8 +25,6 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
     private readonly SocketLoop _loop;
     private readonly TimeSpan _linger;
     private readonly ZeroMqCurve? _curve;
-    private readonly bool _packs;
-    private readonly long _maxMessageBytes;
     private int _disposed;
 
     private IpyRpcZeroMqServer(IpyRpcServer server, string endpoint, ZeroMqOptions options)
@@ -41,11 +38,9 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
         _server = server;
         _curve = options.Curve;
         _linger = options.Linger;
-        _packs = options.PackMessages;
         _ipc = endpoint.StartsWith("ipc://", StringComparison.Ordinal) ? endpoint : null;
         string bound = "";
         long max = Math.Min(options.MaxMessageBytes, server.Options.MaxMessageBytes);
-        _maxMessageBytes = max;
         _loop = new SocketLoop("IpyRpc.ZeroMq server " + endpoint, LibZmq.ROUTER, socket =>
         {
             (options with { MaxMessageBytes = max }).Apply(socket, server: true);
@@ -109,27 +104,6 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
             return;
         }
 
-        if (frames.Count == 2 && PackedMessages.IsPacked(frames[1].Span))
-        {
-            // Several messages in one frame: each is handled as if it had come alone; one that cannot be read is refused, and the rest go on.
-            ReadOnlyMemory<byte> rest = frames[1][1..];
-            while (true)
-            {
-                IpyRpcMessage? next;
-                try
-                {
-                    if (!PackedMessages.TryNext(ref rest, _maxMessageBytes, out next)) return;
-                }
-                catch (ProtocolException e)
-                {
-                    Reply(identity, e.Id, e.Code, e.Message);
-                    continue;
-                }
-
-                Handle(identity, next!, peer);
-            }
-        }
-
         IpyRpcMessage message;
         try
         {
@@ -141,12 +115,6 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
             return;
         }
 
-        Handle(identity, message, peer);
-    }
-
-    /// <summary>Hands a peer's message to its session, opening one for a new peer.</summary>
-    private void Handle(byte[] identity, IpyRpcMessage message, PeerInfo? peer)
-    {
         string key = KeyOf(identity);
         if (!_sessions.TryGetValue(key, out ServerSession? session))
         {
@@ -155,10 +123,9 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
                 return; // a straggler from a connection that has closed: no one is there to answer
             }
 
-            bool packs = _packs && peer?.ReadsPacked == true;
             session = _server.CreateSession((reply, _) =>
             {
-                Send(identity, reply, packs);
+                Send(identity, reply);
                 // Wait while libzmq's queue for this peer is full: the session's event buffer then fills instead.
                 return _loop.WhenPeerAccepts(key) is { } full ? new ValueTask(full) : default;
             }, NewConnection(peer));
@@ -271,7 +238,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
         Parts = [new RemoteError { Code = code, Message = message }.Encode(Serialization.MessagePack)],
     });
 
-    private void Send(byte[] identity, IpyRpcMessage message, bool packable = false)
+    private void Send(byte[] identity, IpyRpcMessage message)
     {
         var frames = new ReadOnlyMemory<byte>[2 + message.Parts.Count];
         frames[0] = identity;
@@ -279,7 +246,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
         for (int i = 0; i < message.Parts.Count; i++) frames[2 + i] = message.Parts[i];
         try
         {
-            _loop.Send(frames, message.Pooled, packable);
+            _loop.Send(frames, message.Pooled);
         }
         catch (ObjectDisposedException)
         {

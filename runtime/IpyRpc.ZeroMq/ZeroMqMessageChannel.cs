@@ -16,8 +16,6 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
     private readonly ConcurrentDictionary<ulong, byte> _inFlight = new();
     private readonly SocketLoop _loop;
     private readonly ZeroMqCurve? _curve;
-    private readonly bool _packs;
-    private readonly long _maxMessageBytes;
     private bool _handshook;
     private volatile string? _refused; // the last CURVE handshake failure, until a handshake succeeds
     private int _disposed;
@@ -28,8 +26,6 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
         options ??= new ZeroMqOptions();
         Endpoint = endpoint;
         _curve = options.Curve;
-        _packs = options.PackMessages;
-        _maxMessageBytes = options.MaxMessageBytes;
         _loop = new SocketLoop("IpyRpc.ZeroMq client " + endpoint, LibZmq.DEALER, socket =>
         {
             options.Apply(socket);
@@ -41,9 +37,6 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
             }
         }, Receive, OnEvent, options.MaxMessageBytes, ProtocolVersion.MaxParts + 1, ZeroMqOptions.Ms(options.Linger), lendThread: true);
     }
-
-    /// <summary>The socket's loop (for tests).</summary>
-    internal SocketLoop Loop => _loop;
 
     /// <summary>The endpoint connected to.</summary>
     public string Endpoint { get; }
@@ -72,7 +65,7 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
         for (int i = 0; i < message.Parts.Count; i++) frames[1 + i] = message.Parts[i];
         try
         {
-            _loop.Send(frames, message.Pooled, packable: _packs && _loop.PeerReadsPacked);
+            _loop.Send(frames, message.Pooled);
         }
         catch (ObjectDisposedException e)
         {
@@ -88,12 +81,6 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
         try
         {
             if (problem is not null) throw problem;
-            if (frames.Count == 1 && PackedMessages.IsPacked(frames[0].Span))
-            {
-                ReceivePacked(frames[0][1..]);
-                return;
-            }
-
             message = MessageCodec.DecodeHeader(frames[0].Span, frames.Count == 1 ? [] : frames.GetRange(1, frames.Count - 1), pooled);
         }
         catch (ProtocolException e)
@@ -104,40 +91,10 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
                 try { id = MessageCodec.DecodeHeader(frames[0].Span, []).Id; } catch (ProtocolException) { }
             }
 
-            Unreadable(id, e);
+            if (id != 0) Fail(id, e.Code, "The server's reply could not be read: " + e.Message);
             return;
         }
 
-        Receive(message);
-    }
-
-    /// <summary>The messages of a packed frame, in order; one that cannot be read fails the call it names, and the rest go on.</summary>
-    private void ReceivePacked(ReadOnlyMemory<byte> rest)
-    {
-        while (true)
-        {
-            IpyRpcMessage? message;
-            try
-            {
-                if (!PackedMessages.TryNext(ref rest, _maxMessageBytes, out message)) return;
-            }
-            catch (ProtocolException e)
-            {
-                Unreadable(e.Id, e);
-                continue;
-            }
-
-            Receive(message!);
-        }
-    }
-
-    private void Unreadable(ulong id, ProtocolException e)
-    {
-        if (id != 0) Fail(id, e.Code, "The server's reply could not be read: " + e.Message);
-    }
-
-    private void Receive(IpyRpcMessage message)
-    {
         if (message.Kind is MessageKind.Result or MessageKind.Error or MessageKind.Hello or MessageKind.Pong)
         {
             _inFlight.TryRemove(message.Id, out _);

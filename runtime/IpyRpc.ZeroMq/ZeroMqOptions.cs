@@ -48,14 +48,6 @@ public sealed record ZeroMqOptions
     /// <summary>CURVE security: encryption, and authentication by key (<see cref="ZeroMqCurve.ForServer"/>, <see cref="ZeroMqCurve.ForClient"/>).</summary>
     public ZeroMqCurve? Curve { get; init; }
 
-    /// <summary>
-    /// Whether small messages go out packed, several in one ZeroMQ frame, to a peer that reads them (docs/PROTOCOL.md,
-    /// "ZeroMQ"): each side says in its connection's handshake that it reads packed frames, and the other packs only
-    /// then, so a peer that does not say so (the Python client of PROTOCOL.md, an older IpyRpc) gets one ZeroMQ
-    /// message per IpyRpc message. False: this side neither says it nor packs. Default: true.
-    /// </summary>
-    public bool PackMessages { get; init; } = true;
-
     internal void Apply(Native.ZmqSocketHandle socket, bool server = false)
     {
         // A server never pings: an unanswered PING would drop a client that is alive but not reading
@@ -72,7 +64,6 @@ public sealed record ZeroMqOptions
         Native.SocketLoop.SetLong(socket, Native.LibZmq.MAXMSGSIZE, MaxMessageBytes + ProtocolVersion.MaxHeaderBytes);
         Native.SocketLoop.SetInt(socket, Native.LibZmq.RECONNECT_IVL, Ms(ReconnectInterval));
         Native.SocketLoop.SetInt(socket, Native.LibZmq.RECONNECT_IVL_MAX, Ms(ReconnectIntervalMax));
-        if (PackMessages) Native.SocketLoop.SetString(socket, Native.LibZmq.METADATA, Native.PackedMessages.Property + ":1");
     }
 
     internal static int Ms(TimeSpan t) => (int)Math.Clamp(t.TotalMilliseconds, 0, int.MaxValue);

@@ -28,11 +28,8 @@ public sealed class FuzzTests(ITestOutputHelper output)
         using var dealer = new RawDealer(host.Endpoint);
         for (int sent = 0; sent < total; sent++)
         {
-            int shape = mutator.Next(10);
-            byte[][] frames = shape == 0
+            byte[][] frames = mutator.Next(10) == 0
                 ? [.. Enumerable.Range(0, 1 + mutator.Next(4)).Select(_ => mutator.Random(mutator.Next(300)))]
-                : shape <= 2
-                ? [.. mutator.Frames([Packed(mutator)])] // several messages in one packed frame, the frame itself mutated
                 : [.. mutator.Frames(Corpus.Frames[mutator.Next(Corpus.Frames.Count)])];
             if (frames.Length == 0) frames = [[]];
             dealer.Send(frames);
@@ -51,23 +48,5 @@ public sealed class FuzzTests(ITestOutputHelper output)
 
         output.WriteLine($"{replies} replies; peak heap {watch.PeakMemory / 1048576} MiB, peak threads {watch.PeakThreads}, peak RSS {ResourceWatch.PeakRssMiB} MiB");
         Assert.True(replies > total / 10, $"only {replies} replies to {total} messages");
-    }
-
-    /// <summary>A packed frame (0xC1, then stream blocks) of one to four corpus messages, each possibly mutated first.</summary>
-    private static byte[] Packed(Mutator mutator)
-    {
-        var packed = new List<byte> { 0xC1 };
-        for (int i = 1 + mutator.Next(4); i > 0; i--)
-        {
-            byte[][] frames = Corpus.Frames[mutator.Next(Corpus.Frames.Count)];
-            if (mutator.Next(3) == 0) frames = [.. mutator.Frames(frames)];
-            if (frames.Length == 0) continue;
-            ReadOnlyMemory<byte>[] parts = [.. frames.Select(f => (ReadOnlyMemory<byte>)f)];
-            byte[] block = new byte[MessageCodec.BlockLength(frames[0].Length, parts, 1)];
-            MessageCodec.WriteBlock(block, frames[0], parts, 1);
-            packed.AddRange(block);
-        }
-
-        return [.. packed];
     }
 }

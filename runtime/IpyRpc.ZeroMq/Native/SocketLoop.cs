@@ -205,13 +205,6 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// <summary>Sets an int64 socket option.</summary>
     public static void SetLong(ZmqSocketHandle socket, int option, long value) => Check(LibZmq.zmq_setsockopt(socket, option, &value, sizeof(long)), $"set option {option}");
 
-    /// <summary>Sets a string socket option (its UTF-8 bytes, without a terminating zero).</summary>
-    public static void SetString(ZmqSocketHandle socket, int option, string value)
-    {
-        byte[] bytes = System.Text.Encoding.UTF8.GetBytes(value);
-        fixed (byte* p = bytes) Check(LibZmq.zmq_setsockopt(socket, option, p, (nuint)bytes.Length), $"set option {option}");
-    }
-
     /// <summary>
     /// Sends a multipart message: on the calling thread when the socket is free and messages lately arrive one at a
     /// time, otherwise by the I/O thread, woken for it (once for all the messages queued meanwhile). Safe from any
@@ -219,14 +212,10 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// </summary>
     /// <param name="frames">The message's frames.</param>
     /// <param name="pooled">Pooled arrays the frames are slices of: released once libzmq is done with the message (sent, or lost with its peer), never while it may still read them.</param>
-    /// <param name="packable">
-    /// The peer reads packed frames (<see cref="PackedMessages"/>): the message goes out in one, with the messages for the
-    /// same peer queued after it, when it is small enough.
-    /// </param>
-    public void Send(ReadOnlyMemory<byte>[] frames, PooledParts? pooled = null, bool packable = false)
+    public void Send(ReadOnlyMemory<byte>[] frames, PooledParts? pooled = null)
     {
         if (_stopping) throw Closed();
-        _outbound.Enqueue(new Outgoing(frames, pooled, packable && PackedLength(frames) <= PackedMessages.Limit - 1));
+        _outbound.Enqueue(new Outgoing(frames, pooled));
         int self = Environment.CurrentManagedThreadId;
         if (self == Volatile.Read(ref _holdingThread))
         {
@@ -278,7 +267,6 @@ internal sealed unsafe class SocketLoop : IDisposable
     {
         while (_pending is not null || _outbound.TryDequeue(out _pending))
         {
-            if (_pending.Packable) _pending = Pack(_pending);
             if (_router)
             {
                 SendOrPark(_pending); // a slow peer's message waits in that peer's own queue; the others go on
@@ -294,62 +282,6 @@ internal sealed unsafe class SocketLoop : IDisposable
             _pending = null;
         }
     }
-
-    /// <summary>The bytes a message's frames take in a packed frame (the stream block format; a ROUTER's first frame, the peer's identity, is not packed).</summary>
-    private long PackedLength(ReadOnlyMemory<byte>[] frames)
-    {
-        int header = _router ? 1 : 0;
-        return frames.Length <= header ? long.MaxValue : MessageCodec.BlockLength(frames[header].Length, frames, header + 1);
-    }
-
-    /// <summary>
-    /// <paramref name="first"/> and the packable messages queued right after it for the same peer, as many as fit, in
-    /// one packed frame: one ZeroMQ message to send, where each would have been two or three frames of its own.
-    /// Under <see cref="_socketLock"/> (the only thread that takes from the queue).
-    /// </summary>
-    private Outgoing Pack(Outgoing first)
-    {
-        int header = _router ? 1 : 0;
-        _packing.Clear();
-        _packing.Add(first);
-        long size = 1 + PackedLength(first.Frames);
-        while (_outbound.TryPeek(out Outgoing? next) && next.Packable && (!_router || next.Frames[0].Span.SequenceEqual(first.Frames[0].Span)))
-        {
-            long length = PackedLength(next.Frames);
-            if (size + length > PackedMessages.Limit) break;
-            _outbound.TryDequeue(out _);
-            _packing.Add(next);
-            size += length;
-        }
-
-        byte[] packed = GC.AllocateUninitializedArray<byte>((int)size);
-        packed[0] = PackedMessages.Marker;
-        int at = 1;
-        foreach (Outgoing message in _packing)
-        {
-            at += MessageCodec.WriteBlock(packed.AsSpan(at), message.Frames[header].Span, message.Frames, header + 1);
-            message.Pooled?.Release(); // copied: its arrays can go back
-        }
-
-        Interlocked.Add(ref _packedMessages, _packing.Count);
-        Interlocked.Increment(ref _packedFrames);
-        _packing.Clear();
-        return new Outgoing(_router ? [first.Frames[0], packed] : [packed], null, packable: false);
-    }
-
-    private readonly List<Outgoing> _packing = [];
-    private long _packedMessages, _packedFrames;
-
-    /// <summary>How many messages went out packed, in how many frames (for tests and the bench).</summary>
-    internal (long Messages, long Frames) PackedCounts => (Interlocked.Read(ref _packedMessages), Interlocked.Read(ref _packedFrames));
-
-    /// <summary>
-    /// DEALER: whether the peer reads packed frames, as the handshake metadata of the connection its first message came
-    /// over says (false until a message has come).
-    /// </summary>
-    public bool PeerReadsPacked => Volatile.Read(ref _peerReadsPacked);
-
-    private bool _peerReadsPacked, _peerPackingKnown;
 
     private int Events()
     {
@@ -963,14 +895,11 @@ internal sealed unsafe class SocketLoop : IDisposable
     }
 
     /// <summary>A message waiting to be sent, with the pooled arrays its frames are slices of.</summary>
-    private sealed class Outgoing(ReadOnlyMemory<byte>[] frames, PooledParts? pooled, bool packable)
+    private sealed class Outgoing(ReadOnlyMemory<byte>[] frames, PooledParts? pooled)
     {
         public ReadOnlyMemory<byte>[] Frames { get; } = frames;
 
         public PooledParts? Pooled { get; } = pooled;
-
-        /// <summary>Whether it may go out in a packed frame (the peer reads them, and it is small enough).</summary>
-        public bool Packable { get; } = packable;
     }
 
     /// <summary>
@@ -1032,19 +961,12 @@ internal sealed unsafe class SocketLoop : IDisposable
                     {
                         // Metadata rides on the frames that came over the wire, not on the routing id the ROUTER made up.
                         int fd = LibZmq.zmq_msg_get(&message, LibZmq.SRCFD);
-                        peer = new PeerInfo(Property(&message, "Peer-Address"), Property(&message, "User-Id"), fd >= 0 ? fd : null, Property(&message, PackedMessages.Property) == "1");
+                        peer = new PeerInfo(Property(&message, "Peer-Address"), Property(&message, "User-Id"), fd >= 0 ? fd : null);
                         readPeer = false;
                     }
                     else if (first && _wantsPeer?.Invoke(bytes) == true)
                     {
                         readPeer = true;
-                    }
-
-                    if (first && !_router && !_peerPackingKnown)
-                    {
-                        // The server's first message says, in its connection's handshake metadata, whether it reads packed frames.
-                        Volatile.Write(ref _peerReadsPacked, Property(&message, PackedMessages.Property) == "1");
-                        _peerPackingKnown = true;
                     }
                 }
 
@@ -1251,8 +1173,8 @@ internal sealed unsafe class SocketLoop : IDisposable
     }
 }
 
-/// <summary>What libzmq tells of a message's peer: its address, after CURVE with ZAP the user id the handler gave it, the connection's file descriptor, and whether the peer reads packed frames (<see cref="PackedMessages"/>).</summary>
-internal sealed record PeerInfo(string? Address, string? UserId, int? Fd = null, bool ReadsPacked = false);
+/// <summary>What libzmq tells of a message's peer: its address, after CURVE with ZAP the user id the handler gave it, and the connection's file descriptor.</summary>
+internal sealed record PeerInfo(string? Address, string? UserId, int? Fd = null);
 
 /// <summary>A ZAP request about one client: where from, which mechanism, its credentials (for CURVE, its 32-byte public key).</summary>
 internal sealed record ZapRequest(string Address, string Mechanism, byte[] Credentials);

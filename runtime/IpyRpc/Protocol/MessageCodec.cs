@@ -385,35 +385,20 @@ public static class MessageCodec
     private static byte[] Frame(IpyRpcMessage message, bool pooling, out PooledParts? pooled, out int size)
     {
         ReadOnlySpan<byte> header = HeaderScratch(message);
-        long total = BlockLength(header.Length, message.Parts);
+        IReadOnlyList<ReadOnlyMemory<byte>> parts = message.Parts; // indexed: a foreach over the interface would allocate its enumerator
+        long data = 0;
+        for (int i = 0; i < parts.Count; i++) data += 8 + parts[i].Length;
+        long total = FramePrefixBytes + header.Length + data;
         if (total > Array.MaxLength) throw new ProtocolException(ErrorCodes.TooLarge, $"A message of {total} bytes cannot be framed in one block.", message.Id);
         size = (int)total;
         pooled = pooling && PooledParts.ShouldPool(size) ? new PooledParts() : null;
         byte[] frame = pooled is not null ? pooled.Rent(size) : GC.AllocateUninitializedArray<byte>(size);
-        WriteBlock(frame.AsSpan(0, size), header, message.Parts);
-        return frame;
-    }
-
-    /// <summary>The length of a message in the stream block format, given its header's length and its parts (those from <paramref name="firstPart"/> on).</summary>
-    public static long BlockLength(int headerLength, IReadOnlyList<ReadOnlyMemory<byte>> parts, int firstPart = 0)
-    {
-        long total = FramePrefixBytes + headerLength;
-        for (int i = firstPart; i < parts.Count; i++) total += 8 + parts[i].Length; // indexed: a foreach over the interface would allocate its enumerator
-        return total;
-    }
-
-    /// <summary>
-    /// Writes a message in the stream block format from its encoded header and its parts (those from
-    /// <paramref name="firstPart"/> on) at the start of <paramref name="destination"/>, which must hold
-    /// <see cref="BlockLength"/> bytes; returns that length.
-    /// </summary>
-    public static int WriteBlock(Span<byte> destination, ReadOnlySpan<byte> header, IReadOnlyList<ReadOnlyMemory<byte>> parts, int firstPart = 0)
-    {
-        Span<byte> rest = destination;
+        Span<byte> rest = frame.AsSpan(0, size);
         BinaryPrimitives.WriteUInt32LittleEndian(rest, (uint)header.Length);
+        BinaryPrimitives.WriteUInt64LittleEndian(rest[4..], (ulong)data);
         header.CopyTo(rest[FramePrefixBytes..]);
         rest = rest[(FramePrefixBytes + header.Length)..];
-        for (int i = firstPart; i < parts.Count; i++)
+        for (int i = 0; i < parts.Count; i++)
         {
             ReadOnlyMemory<byte> p = parts[i];
             BinaryPrimitives.WriteUInt64LittleEndian(rest, (ulong)p.Length);
@@ -421,9 +406,7 @@ public static class MessageCodec
             rest = rest[(8 + p.Length)..];
         }
 
-        int written = destination.Length - rest.Length;
-        BinaryPrimitives.WriteUInt64LittleEndian(destination[4..], (ulong)(written - FramePrefixBytes - header.Length));
-        return written;
+        return frame;
     }
 
     /// <summary>
