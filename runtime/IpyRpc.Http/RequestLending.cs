@@ -17,17 +17,7 @@ internal static class RequestLending
     {
         // Only a thread-pool thread: a host that runs requests on its socket threads (Kestrel's UnsafePreferInlineScheduling) must not have them run jobs.
         if (!Thread.CurrentThread.IsThreadPoolThread) return session.HandleAsync(message);
-        ReplyHandoff handoff = ReplyHandoff.Begin();
-        ValueTask handled;
-        try
-        {
-            handled = session.HandleAsync(message);
-        }
-        finally
-        {
-            handoff.End();
-        }
-
+        ValueTask handled = session.HandleHolding(message, out ReplyHandoff handoff);
         if (handoff.HasReplies) handoff.RunInlineOnce();
         return handled;
     }

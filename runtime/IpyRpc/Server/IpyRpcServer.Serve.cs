@@ -71,17 +71,7 @@ public sealed partial class IpyRpcServer
                     break;
                 }
 
-                ReplyHandoff handoff = ReplyHandoff.Begin();
-                ValueTask handled;
-                try
-                {
-                    handled = session.HandleAsync(message);
-                }
-                finally
-                {
-                    handoff.End();
-                }
-
+                ValueTask handled = session.HandleHolding(message, out ReplyHandoff handoff);
                 if (handled.IsCompletedSuccessfully)
                 {
                     handled.GetAwaiter().GetResult();

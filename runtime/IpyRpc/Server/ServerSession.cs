@@ -61,6 +61,24 @@ public sealed class ServerSession : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Handles one message as <see cref="HandleAsync(IpyRpcMessage)"/> does, holding what its synchronous part completes
+    /// on this thread (a job handed to a waiting worker) in <paramref name="held"/>, for the caller to run there or queue
+    /// (<see cref="Transports.ReplyHandoff"/>).
+    /// </summary>
+    public ValueTask HandleHolding(IpyRpcMessage message, out Transports.ReplyHandoff held)
+    {
+        held = Transports.ReplyHandoff.Begin();
+        try
+        {
+            return HandleAsync(message);
+        }
+        finally
+        {
+            held.End();
+        }
+    }
+
     /// <summary>Handles one message from the peer. Never throws for bad input: the peer gets an error reply.</summary>
     public async ValueTask HandleAsync(IpyRpcMessage message)
     {
