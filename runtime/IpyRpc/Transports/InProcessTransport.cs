@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using IpyRpc.Protocol;
 
 namespace IpyRpc.Transports;
@@ -6,7 +5,9 @@ namespace IpyRpc.Transports;
 /// <summary>
 /// Two connected channels in one process. Every message is encoded to the stream block format on
 /// send and decoded on receive, exactly as over a socket, so in-process calls exercise the real
-/// protocol (and its limits) rather than passing objects.
+/// protocol (and its limits) rather than passing objects. While one call at a time is in flight, a request or
+/// reply sent by a thread a receive loop lent (a caller's continuation, a job) is taken in on that same thread once
+/// what it runs returns (<see cref="DeferredWakes"/>), so a run of calls wakes no other thread.
 /// </summary>
 public static class InProcessTransport
 {
@@ -15,26 +16,51 @@ public static class InProcessTransport
         long clientMaxMessageBytes = ProtocolVersion.DefaultMaxMessageBytes,
         long serverMaxMessageBytes = ProtocolVersion.DefaultMaxMessageBytes)
     {
-        var toServer = Channel.CreateUnbounded<Frame>(new UnboundedChannelOptions { SingleReader = true });
-        var toClient = Channel.CreateUnbounded<Frame>(new UnboundedChannelOptions { SingleReader = true });
-        return (new End(toServer.Writer, toClient.Reader, clientMaxMessageBytes), new End(toClient.Writer, toServer.Reader, serverMaxMessageBytes));
+        var toServer = new FrameQueue();
+        var toClient = new FrameQueue();
+        var calls = new CallCount();
+        return (new End(toServer, toClient, clientMaxMessageBytes, calls), new End(toClient, toServer, serverMaxMessageBytes, calls));
     }
 
     /// <summary>A framed message on its way, with the pooled arrays it lives in.</summary>
     internal readonly record struct Frame(ReadOnlyMemory<byte> Bytes, PooledParts? Pooled);
 
+    /// <summary>The calls in flight on a connection, either way, as its ends see them go by (an estimate: a call the peer never answers stays counted).</summary>
+    internal sealed class CallCount
+    {
+        private int _calls;
+
+        /// <summary>A call goes out; whether it is the only one in flight.</summary>
+        public bool Begin() => Interlocked.Increment(ref _calls) == 1;
+
+        /// <summary>A final reply goes out; whether its call was the only one in flight.</summary>
+        public bool End()
+        {
+            int calls;
+            do
+            {
+                calls = Volatile.Read(ref _calls);
+                if (calls <= 0) return false; // a reply to no call counted (an undecodable message's error)
+            }
+            while (Interlocked.CompareExchange(ref _calls, calls - 1, calls) != calls);
+            return calls == 1;
+        }
+    }
+
     /// <summary>One end of an in-process connection; <see cref="SendRawAsync"/> lets tests send arbitrary bytes.</summary>
     public sealed class End : IMessageChannel
     {
-        private readonly ChannelWriter<Frame> _out;
-        private readonly ChannelReader<Frame> _in;
+        private readonly FrameQueue _out;
+        private readonly FrameQueue _in;
         private readonly long _maxMessageBytes;
+        private readonly CallCount _calls;
 
-        internal End(ChannelWriter<Frame> output, ChannelReader<Frame> input, long maxMessageBytes)
+        internal End(FrameQueue output, FrameQueue input, long maxMessageBytes, CallCount calls)
         {
             _out = output;
             _in = input;
             _maxMessageBytes = maxMessageBytes;
+            _calls = calls;
         }
 
         /// <inheritdoc/>
@@ -43,7 +69,15 @@ public static class InProcessTransport
             // A large message is framed into a pooled array, which the receiving side's last reader gives back.
             ReadOnlyMemory<byte> framed = MessageCodec.EncodeFramed(message, pooling: true, out PooledParts? pooled);
             message.Pooled?.Release(); // its parts are copied: the sender's arrays can go back
-            return _out.TryWrite(new Frame(framed, pooled)) ? default : throw new IpyRpcConnectionException("The in-process connection is closed.");
+            // The request or reply of a lone call wakes its reader from this thread later, where this thread was lent
+            // by a receive loop (DeferredWakes); output and other messages wake it now.
+            bool lone = message.Kind switch
+            {
+                MessageKind.Call => _calls.Begin(),
+                MessageKind.Result or MessageKind.Error => _calls.End(),
+                _ => false,
+            };
+            return _out.TryWrite(new Frame(framed, pooled), deferWake: lone) ? default : throw new IpyRpcConnectionException("The in-process connection is closed.");
         }
 
         /// <summary>In process, a closed end is known at once: no heartbeats needed.</summary>
@@ -51,15 +85,16 @@ public static class InProcessTransport
 
         /// <summary>Sends bytes as they are, whether or not they are a valid message.</summary>
         public ValueTask SendRawAsync(byte[] bytes, CancellationToken cancellationToken = default)
-            => _out.TryWrite(new Frame(bytes, null)) ? default : throw new IpyRpcConnectionException("The in-process connection is closed.");
+            => _out.TryWrite(new Frame(bytes, null), deferWake: false) ? default : throw new IpyRpcConnectionException("The in-process connection is closed.");
 
         /// <inheritdoc/>
         [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))] // awaited once per message: its state is reused
         public async ValueTask<IpyRpcMessage?> ReceiveAsync(CancellationToken cancellationToken = default)
         {
-            if (!await _in.WaitToReadAsync(cancellationToken).ConfigureAwait(false) || !_in.TryRead(out Frame frame))
+            Frame frame;
+            while (!_in.TryRead(out frame))
             {
-                return null;
+                if (!await _in.WaitToReadAsync(cancellationToken).ConfigureAwait(false)) return null;
             }
 
             return MessageCodec.DecodeFramed(frame.Bytes, _maxMessageBytes, frame.Pooled);
@@ -68,7 +103,7 @@ public static class InProcessTransport
         /// <inheritdoc/>
         public ValueTask DisposeAsync()
         {
-            _out.TryComplete();
+            _out.Complete();
             return default;
         }
     }

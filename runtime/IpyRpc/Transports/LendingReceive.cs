@@ -59,17 +59,35 @@ internal readonly struct LendingReceive : ICriticalNotifyCompletion
     /// <summary>The message, or <see langword="null"/> at the end of the connection; throws what the receive threw.</summary>
     public IpyRpcMessage? GetResult() => _next.GetResult();
 
+    /// <summary>
+    /// Runs what was held on this thread. An in-process request or reply it sends for a lone call wakes its reader on
+    /// this thread once it returns (<see cref="DeferredWakes"/>).
+    /// </summary>
+    private void RunLent()
+    {
+        if (_lent is null) return;
+        DeferredWakes wakes = DeferredWakes.Enter();
+        try
+        {
+            _lent.RunInline();
+        }
+        finally
+        {
+            wakes.Exit();
+        }
+    }
+
     /// <inheritdoc/>
     public void OnCompleted(Action continuation)
     {
         _next.OnCompleted(continuation);
-        _lent?.RunInline();
+        RunLent();
     }
 
     /// <inheritdoc/>
     public void UnsafeOnCompleted(Action continuation)
     {
         _next.UnsafeOnCompleted(continuation);
-        _lent?.RunInline();
+        RunLent();
     }
 }
