@@ -17,6 +17,7 @@ internal sealed class FrameQueue : IValueTaskSource<bool>, IDeferredWake, IThrea
     private int _waiting; // 1 while the reader waits; whoever sets it to 0 (a writer, completion, cancellation) completes _core
     private volatile bool _completed;
     private CancellationTokenRegistration _cancel; // the reader's, while it waits
+    private CancellationToken _waitToken; // the token of the reader's current wait
 
     /// <summary>Adds <paramref name="frame"/>; false when the queue is completed. <paramref name="deferWake"/>: a waiting reader is woken by this thread later (see <see cref="DeferredWakes"/>), where it can be.</summary>
     public bool TryWrite(InProcessTransport.Frame frame, bool deferWake)
@@ -62,6 +63,7 @@ internal sealed class FrameQueue : IValueTaskSource<bool>, IDeferredWake, IThrea
 
         if (cancellationToken.CanBeCanceled)
         {
+            _waitToken = cancellationToken;
             _cancel = cancellationToken.UnsafeRegister(static (s, token) => ((FrameQueue)s!).Cancelled(token), this);
         }
 
@@ -70,7 +72,8 @@ internal sealed class FrameQueue : IValueTaskSource<bool>, IDeferredWake, IThrea
 
     private void Cancelled(CancellationToken token)
     {
-        if (Interlocked.Exchange(ref _waiting, 0) != 1) return;
+        // A registration of an earlier wait, whose callback ran late, cancels no later wait with another token.
+        if (token != _waitToken || Interlocked.Exchange(ref _waiting, 0) != 1) return;
         _core.RunContinuationsAsynchronously = true;
         _core.SetException(new OperationCanceledException(token));
     }
@@ -97,6 +100,7 @@ internal sealed class FrameQueue : IValueTaskSource<bool>, IDeferredWake, IThrea
     {
         _cancel.Unregister();
         _cancel = default;
+        _waitToken = default;
         return _core.GetResult(token);
     }
 
