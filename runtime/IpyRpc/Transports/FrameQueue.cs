@@ -15,6 +15,7 @@ internal sealed class FrameQueue : IValueTaskSource<bool>, IDeferredWake, IThrea
     private readonly object _writeGate = new(); // orders writes against completion
     private ManualResetValueTaskSourceCore<bool> _core; // the reader's wait; how its continuation runs is set per wake
     private int _waiting; // 1 while the reader waits; whoever sets it to 0 (a writer, completion, cancellation) completes _core
+    private int _wakeHeld; // 1 while a writer's thread holds the waiting reader's wake-up; whoever sets it to 0 performs it
     private volatile bool _completed;
     private CancellationTokenRegistration _cancel; // the reader's, while it waits
     private CancellationToken _waitToken; // the token of the reader's current wait
@@ -30,7 +31,14 @@ internal sealed class FrameQueue : IValueTaskSource<bool>, IDeferredWake, IThrea
 
         if (Volatile.Read(ref _waiting) == 1 && Interlocked.Exchange(ref _waiting, 0) == 1)
         {
-            if (!deferWake || !DeferredWakes.TryDefer(this)) Wake(inline: false);
+            Volatile.Write(ref _wakeHeld, 1);
+            if (!deferWake || !DeferredWakes.TryDefer(this)) Wake(inline: false); // unless a later write took it meanwhile
+        }
+        else if (Volatile.Read(ref _wakeHeld) == 1)
+        {
+            // The reader's wake-up is held by the thread that wrote before, for a lone call; this write means the call
+            // is no longer alone: the reader is woken now rather than when that thread gets to it.
+            Wake(inline: false);
         }
 
         return true;
@@ -43,7 +51,8 @@ internal sealed class FrameQueue : IValueTaskSource<bool>, IDeferredWake, IThrea
     public void Complete()
     {
         lock (_writeGate) _completed = true;
-        if (Interlocked.Exchange(ref _waiting, 0) == 1) Wake(inline: false);
+        if (Interlocked.Exchange(ref _waiting, 0) == 1) WakeNow(inline: false);
+        else Wake(inline: false); // a wake-up held for the last write: now
     }
 
     /// <summary>Waits until a frame may be there (true) or the queue is completed and empty (false). One reader, one wait at a time.</summary>
@@ -78,8 +87,14 @@ internal sealed class FrameQueue : IValueTaskSource<bool>, IDeferredWake, IThrea
         _core.SetException(new OperationCanceledException(token));
     }
 
-    /// <summary>Completes the reader's wait, which this thread has taken: its continuation runs here, now (<paramref name="inline"/>), or on the thread pool.</summary>
+    /// <summary>Performs the held wake-up, unless a later write or the watch did already: the reader's continuation runs here, now (<paramref name="inline"/>), or on the thread pool.</summary>
     public void Wake(bool inline)
+    {
+        if (Interlocked.Exchange(ref _wakeHeld, 0) == 1) WakeNow(inline);
+    }
+
+    /// <summary>Completes the reader's wait, which this thread has taken.</summary>
+    private void WakeNow(bool inline)
     {
         if (!inline)
         {
@@ -94,7 +109,7 @@ internal sealed class FrameQueue : IValueTaskSource<bool>, IDeferredWake, IThrea
         _core.SetResult(true);
     }
 
-    void IThreadPoolWorkItem.Execute() => Wake(inline: true);
+    void IThreadPoolWorkItem.Execute() => WakeNow(inline: true);
 
     bool IValueTaskSource<bool>.GetResult(short token)
     {

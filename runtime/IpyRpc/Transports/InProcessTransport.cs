@@ -77,7 +77,8 @@ public static class InProcessTransport
                 MessageKind.Result or MessageKind.Error => _calls.End(),
                 _ => false,
             };
-            return _out.TryWrite(new Frame(framed, pooled), deferWake: lone) ? default : throw new IpyRpcConnectionException("The in-process connection is closed.");
+            // Work already queued to the thread pool (other callers going on to their next calls) means it is not alone for long.
+            return _out.TryWrite(new Frame(framed, pooled), deferWake: lone && ThreadPool.PendingWorkItemCount == 0) ? default : throw new IpyRpcConnectionException("The in-process connection is closed.");
         }
 
         /// <summary>In process, a closed end is known at once: no heartbeats needed.</summary>
