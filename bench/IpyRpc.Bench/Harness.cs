@@ -112,7 +112,6 @@ internal static class Harness
 
     private static async Task RunOnceAsync(string[] chosen, Settings settings, List<BenchResult> results)
     {
-
         if (chosen.Contains("small") || chosen.Contains("payload") || chosen.Contains("pointers"))
         {
             await using ServerProcess server = await ServerProcess.StartAsync();
