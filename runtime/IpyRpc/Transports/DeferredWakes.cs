@@ -123,24 +123,14 @@ internal sealed class DeferredWakes
     /// <summary>The watch's look: queues the held wake-ups to the thread pool if none was performed since <paramref name="performedBefore"/>; true while some stay held.</summary>
     private bool Look(long performedBefore, out long performedNow)
     {
-        IDeferredWake[] stuck;
         lock (_gate)
         {
             performedNow = _performed;
-            if (_held.Count == 0)
-            {
-                _watched = false;
-                return false;
-            }
-
-            if (_performed != performedBefore) return true;
-            stuck = [.. _held];
-            _held.Clear();
-            _performed += stuck.Length;
+            if (_held.Count > 0 && _performed != performedBefore) return true;
             _watched = false;
         }
 
-        foreach (IDeferredWake wake in stuck) wake.Wake(inline: false);
+        QueueHeld(); // stuck (or nothing left to queue)
         return false;
     }
 
