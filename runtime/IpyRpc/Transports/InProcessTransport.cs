@@ -25,7 +25,11 @@ public static class InProcessTransport
     /// <summary>A framed message on its way, with the pooled arrays it lives in.</summary>
     internal readonly record struct Frame(ReadOnlyMemory<byte> Bytes, PooledParts? Pooled);
 
-    /// <summary>The calls in flight on a connection, either way, as its ends see them go by (an estimate: a call the peer never answers stays counted).</summary>
+    /// <summary>
+    /// The calls in flight on a connection, either way, as its ends see them go by. An estimate, good enough to tell a
+    /// lone call: a call the peer never answers stays counted, and a result or error that answers no call (a submit's,
+    /// a status request's, an undecodable message's) takes one off if any is counted.
+    /// </summary>
     internal sealed class CallCount
     {
         private int _calls;
@@ -40,7 +44,7 @@ public static class InProcessTransport
             do
             {
                 calls = Volatile.Read(ref _calls);
-                if (calls <= 0) return false; // a reply to no call counted (an undecodable message's error)
+                if (calls <= 0) return false; // a reply to no call counted
             }
             while (Interlocked.CompareExchange(ref _calls, calls - 1, calls) != calls);
             return calls == 1;

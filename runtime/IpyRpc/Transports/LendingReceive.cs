@@ -8,8 +8,9 @@ namespace IpyRpc.Transports;
 /// held while the loop handled the last one (a caller's continuation, a job handed to a waiting worker): once the
 /// loop's continuation is registered with the pending receive, the held continuations run on this thread, so the
 /// next message resumes the loop on another thread while the lent one still runs. A small call in process then wakes
-/// two thread-pool threads instead of four (the loop's, on each side), and nothing that runs here can keep the
-/// connection from receiving. When the next message is already there (calls arriving together), or the thread is
+/// two thread-pool threads instead of four (the loop's, on each side), or none when it is alone and the lent thread
+/// takes in what it sends itself (<see cref="DeferredWakes"/>); and nothing that runs here can keep the connection from
+/// receiving. When the next message is already there (calls arriving together), or the thread is
 /// not the thread pool's, nothing is lent: the held continuations are queued to the thread pool, as without a handoff.
 /// </summary>
 internal readonly struct LendingReceive : ICriticalNotifyCompletion
