@@ -25,8 +25,9 @@ public static class IpyRpcZeroMqClient
     /// second one idle. When a reply arrives, the receiving thread runs the awaiting caller's continuation itself,
     /// instead of waking a thread-pool thread for it (see <see cref="Transports.ReplyHandoff"/>), and receives again
     /// when it returns; several replies that arrived together have their continuations run in turn. The second thread
-    /// takes over receiving from a continuation it finds still running when it next looks (about a millisecond
-    /// later), and queues to the thread pool the continuations of that batch not yet begun. So code after an
+    /// takes over receiving from a continuation it finds still running when it next looks (a millisecond or two after
+    /// a look that finds it running; its looks come at most 16 ms apart), and queues to the thread pool the
+    /// continuations of that batch not yet begun. So code after an
     /// <c>await</c> of a call may run on that thread; blocking or computing there is safe (the connection goes on
     /// receiving, the other callers of its batch go on from the thread pool, and a reply that finds no thread to take
     /// over from the receiving one goes to the thread pool as usual).

@@ -171,7 +171,7 @@ public sealed class ReplyHandoffTests
                 await client.CallAsync<int>("wait", gate).ConfigureAwait(false);
                 if (Interlocked.Increment(ref ran) != 1) return;
                 if (OnClientIoThread()) Interlocked.Increment(ref firstOnIoThread);
-                if (computeFirst) Thread.Sleep(50); // the other I/O thread looks every millisecond or so
+                if (computeFirst) Thread.Sleep(50); // the other I/O thread takes over within about 17 ms (its looks come at most 16 ms apart)
                 Task<int> next = client.CallAsync<int>("add", round, 100);
                 Assert.True(next.Wait(TimeSpan.FromSeconds(10)), $"round {round}: a call sent from a batch's continuation was never answered while that continuation waited for it");
                 Assert.Equal(expected, next.Result);
@@ -218,7 +218,7 @@ public sealed class ReplyHandoffTests
             using var answered = new ManualResetEventSlim();
             (Task blocker, bool onIoThread) = await BlockAContinuationAsync(client, answered, "the two calls were never answered while this continuation blocked");
             if (onIoThread) blockedOnIoThread++;
-            await Task.Delay(20); // the other thread has taken over from the blocked one
+            await Task.Delay(40); // the other thread has taken over from the blocked one (its looks come at most 16 ms apart)
 
             Task<int> first = client.CallAsync<int>("add", round, 1), second = client.CallAsync<int>("add", round, 2);
             // Without that look, the second reply waited until something else woke the socket: seconds.

@@ -44,6 +44,41 @@ public sealed class ServerLendingTests
     }
 
     [Fact]
+    public async Task TheIdleThreadLooksLessOftenWhileJobsAreShortAndStillTakesOverFromOneThatWaits()
+    {
+        // Calls one at a time with pauses between them: the server's second I/O thread finds no job running at nearly
+        // every look, so it looks less often each time, up to 16 ms apart: about 20 looks in 900 ms here. Looking every
+        // millisecond, as it once did, made about 250 (a timed wait of a millisecond lasts longer on a busy machine).
+        await using ZmqServer s = ZmqServer.Start();
+        await using IpyRpcClient client = await s.ConnectAsync();
+        Assert.Equal(3, await client.CallAsync<int>("add", 1, 2)); // the first call compiles its path
+        long looksBefore = s.Host.Loop.FollowerLooks;
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; watch.ElapsedMilliseconds < 600; i++)
+        {
+            Assert.Equal(i + 1, await client.CallAsync<int>("add", i, 1));
+            await Task.Delay(3);
+        }
+
+        long looks = s.Host.Loop.FollowerLooks - looksBefore;
+        long elapsedMs = watch.ElapsedMilliseconds;
+        Assert.True(looks > 0, "the second thread never looked while calls were made");
+        Assert.True(looks < elapsedMs / 10, $"the second thread looked {looks} times in {elapsedMs} ms of short jobs");
+
+        // Looking seldom, it still takes receiving over from a job that holds its thread: the other calls are answered
+        // meanwhile.
+        (long handOversBefore, _) = s.Host.Loop.LeadCounts;
+        string gate = Gates.NewName("lend-after-quiet");
+        Task<int> holding = client.CallAsync<int>("block", gate);
+        await Gates.WaitAsync(gate + ".started");
+        for (int i = 0; i < 20; i++) Assert.Equal(i + 2, await client.CallAsync<int>("add", i, 2).WaitAsync(TimeSpan.FromSeconds(10)));
+        (long handOvers, _) = s.Host.Loop.LeadCounts;
+        Assert.True(handOvers > handOversBefore, "the second thread did not take over from the waiting job");
+        Gates.Open(gate);
+        Assert.Equal(1, await holding.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
     public async Task TheQueuesConcurrencyHoldsForJobsRunOnALentThread()
     {
         // One worker: a second call waits for the first to finish, wherever the first runs.

@@ -44,6 +44,14 @@ public static class ZmqFunctions
     [IpyRpcExport("fail")]
     public static void Fail(string message) => throw new InvalidOperationException(message, new ArgumentException("inner"));
 
+    /// <summary>Waits on a gate synchronously, holding the thread that runs it (at most 20 s); 1 once the gate opened.</summary>
+    [IpyRpcExport("block")]
+    public static int Block(string gate)
+    {
+        Gates.Open(gate + ".started");
+        return Gates.Get(gate).Task.Wait(TimeSpan.FromSeconds(20)) ? 1 : 0;
+    }
+
     /// <summary>Waits on a gate.</summary>
     [IpyRpcExport("wait")]
     public static async Task<int> Wait(string gate, CancellationToken ct)

@@ -71,16 +71,24 @@ internal sealed unsafe class SocketLoop : IDisposable
     private readonly int _lingerMs;
     // Lending the I/O thread (lendThread): the thread that received a reply, or handed a call to a waiting worker, runs
     // that continuation itself without handing receiving over first (leading lazily). The idle follower, a second I/O
-    // thread that does not spin, waits on _leaderGate: it looks every FollowerPeriodMs and takes over only from a
+    // thread that does not spin, waits on _leaderGate: it looks at the leader now and then and takes over only from a
     // continuation it finds still running at its next look (one that blocks or computes for long). Several messages
-    // received together are handed over at once: the follower receives while the leader runs the last one's
-    // continuation. (Handing over before every continuation, as the server's loop once did, woke the follower for
-    // every call only for the leader to take the lead back, usually: 25-30 µs more CPU a call and slower calls.)
+    // received together have their continuations run in turn the same way, as one batch. (Handing over before every
+    // continuation, as the server's loop once did, woke the follower for every call only for the leader to take the
+    // lead back, usually: 25-30 µs more CPU a call and slower calls.)
+    // How often it looks: FollowerPeriodMs after a look that found a continuation running (so one that runs long is taken
+    // over from a millisecond or two after it is first seen), and twice as long as the last time, up to
+    // FollowerLongestPeriodMs, after a look that found none. Calls made one at a time run continuations of some
+    // microseconds between waits of a hundred; looking every millisecond then woke this thread a thousand times a second
+    // in each process for nothing, at tens of microseconds of CPU a wake-up on a virtual machine, and cost such a call
+    // about a tenth of its time on two cores (PERFORMANCE.md, "The follower's looks").
     private readonly bool _lendThread;
     private readonly object _leaderGate = new();
     private int _idleFollowers; // under _leaderGate
     private const int FollowerPeriodMs = 1;
-    private const int FollowerChecksBeforeSleep = 200; // that many looks with no continuation at all: wait to be woken instead
+    private const int FollowerLongestPeriodMs = 16;
+    private const int FollowerIdleMsBeforeSleep = 200; // that long without a continuation at all: wait to be woken instead
+    private long _looks; // the follower's looks at the leader, for tests; under _leaderGate
     private bool _inContinuation; // the leader runs a continuation now; under _leaderGate
     private long _continuations; // how many the leader has begun; under _leaderGate
     private bool _deposed; // the follower took over from the continuation running now; under _leaderGate
@@ -115,8 +123,9 @@ internal sealed unsafe class SocketLoop : IDisposable
     /// <param name="lendThread">
     /// Run what received messages complete (a waiting caller's continuation, a waiting queue worker's) on the I/O thread
     /// that received them, rather than waking a thread-pool thread (see <see cref="ReplyHandoff"/>). A second I/O
-    /// thread, which waits without spinning, takes over receiving from a continuation still running when it next looks
-    /// (within a millisecond or two), and at once when several messages completed continuations together.
+    /// thread, which waits without spinning, takes over receiving from a continuation (or a batch of them, run in turn)
+    /// still running when it next looks: a millisecond or two after a look that finds it running, and the looks come at
+    /// most 16 ms apart.
     /// </param>
     public SocketLoop(string name, int socketType, Action<ZmqSocketHandle> setup, Action<List<ReadOnlyMemory<byte>>, PooledParts?, ProtocolException?, PeerInfo?> receive, Action<int, int>? onEvent, long maxMessageBytes, int maxFrames, int lingerMs,
         Func<ZapRequest, ZapReply>? authenticate = null, Func<byte[], bool>? wantsPeer = null, Action<Exception, string>? failed = null, bool wakeWithPair = false, bool lendThread = false)
@@ -471,8 +480,8 @@ internal sealed unsafe class SocketLoop : IDisposable
     }
 
     /// <summary>
-    /// A follower waits to take over receiving: it looks at the leader every <see cref="FollowerPeriodMs"/> and takes
-    /// over from a continuation it finds still running at its next look, or when handed the lead; after a long time
+    /// A follower waits to take over receiving: it looks at the leader now and then (see <see cref="FollowerPeriodMs"/>)
+    /// and takes over from a continuation it finds still running at its next look, or when handed the lead; after a while
     /// with no continuations at all it waits to be woken by the next one instead. False when the last leader has
     /// stopped. A follower handed the lead leads even when stopping has begun: it is then the one that closes everything.
     /// </summary>
@@ -491,7 +500,7 @@ internal sealed unsafe class SocketLoop : IDisposable
             if (_closing) return false;
             _idleFollowers++;
             long running = -1, seen = _continuations;
-            int idleLooks = 0;
+            int idleMs = 0, period = FollowerPeriodMs;
             while (true)
             {
                 if (_closing) return false; // the closer has counted this follower out
@@ -515,19 +524,24 @@ internal sealed unsafe class SocketLoop : IDisposable
                 }
 
                 running = _inContinuation ? _continuations : -1;
-                idleLooks = _continuations == seen ? idleLooks + 1 : 0;
+                idleMs = _continuations == seen ? idleMs + period : 0;
                 seen = _continuations;
-                if (running < 0 && idleLooks >= FollowerChecksBeforeSleep)
+                if (running < 0 && idleMs >= FollowerIdleMsBeforeSleep)
                 {
                     _followerAsleep = true;
                     Monitor.Wait(_leaderGate);
                     _followerAsleep = false;
-                    idleLooks = 0;
+                    idleMs = 0;
+                    period = FollowerPeriodMs;
                 }
                 else
                 {
-                    Monitor.Wait(_leaderGate, FollowerPeriodMs);
+                    // One running now: look again soon, to take over if it still is. None: look later each time.
+                    period = running >= 0 ? FollowerPeriodMs : Math.Min(period * 2, FollowerLongestPeriodMs);
+                    Monitor.Wait(_leaderGate, period);
                 }
+
+                _looks++;
             }
         }
     }
@@ -542,6 +556,15 @@ internal sealed unsafe class SocketLoop : IDisposable
         get
         {
             lock (_leaderGate) return (_handOvers, _continuations);
+        }
+    }
+
+    /// <summary>How many times an idle follower has looked at the leader (woken by its timer or a pulse). For tests.</summary>
+    internal long FollowerLooks
+    {
+        get
+        {
+            lock (_leaderGate) return _looks;
         }
     }
 
