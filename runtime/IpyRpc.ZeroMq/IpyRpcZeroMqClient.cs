@@ -29,8 +29,9 @@ public static class IpyRpcZeroMqClient
     /// a look that finds it running; its looks come at most 16 ms apart), and queues to the thread pool the
     /// continuations of that batch not yet begun. So code after an
     /// <c>await</c> of a call may run on that thread; blocking or computing there is safe (the connection goes on
-    /// receiving, the other callers of its batch go on from the thread pool, and a reply that finds no thread to take
-    /// over from the receiving one goes to the thread pool as usual).
+    /// receiving once the second thread has taken over, up to about 17 ms later after a quiet spell, the other callers
+    /// of its batch go on from the thread pool, and a reply that finds no thread to take over from the receiving one
+    /// goes to the thread pool as usual).
     /// </remarks>
     /// <exception cref="ZeroMqNotFoundException">libzmq is not installed.</exception>
     public static Task<IpyRpcClient> ConnectAsync(string endpoint, IpyRpcClientOptions? options = null, ZeroMqOptions? zeroMq = null, CancellationToken cancellationToken = default)

@@ -81,7 +81,7 @@ internal sealed unsafe class SocketLoop : IDisposable
     // FollowerLongestPeriodMs, after a look that found none. Calls made one at a time run continuations of some
     // microseconds between waits of a hundred; looking every millisecond then woke this thread a thousand times a second
     // in each process for nothing, at tens of microseconds of CPU a wake-up on a virtual machine, and cost such a call
-    // about a tenth of its time on two cores (PERFORMANCE.md, "The follower's looks").
+    // about a twentieth of its time on two cores (PERFORMANCE.md, "ZeroMQ: the follower looks less often").
     private readonly bool _lendThread;
     private readonly object _leaderGate = new();
     private int _idleFollowers; // under _leaderGate
