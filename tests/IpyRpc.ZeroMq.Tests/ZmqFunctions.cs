@@ -44,10 +44,14 @@ public static class ZmqFunctions
     [IpyRpcExport("fail")]
     public static void Fail(string message) => throw new InvalidOperationException(message, new ArgumentException("inner"));
 
-    /// <summary>Waits on a gate synchronously, holding the thread that runs it (at most 20 s); 1 once the gate opened.</summary>
+    /// <summary>
+    /// Waits on a gate synchronously, holding the thread that runs it (at most 20 s); 1 once the gate opened. Opens
+    /// <c>gate.started</c> first, and <c>gate.io</c> too when it runs on a ZeroMQ server's I/O thread.
+    /// </summary>
     [IpyRpcExport("block")]
     public static int Block(string gate)
     {
+        if (Thread.CurrentThread.Name?.StartsWith("IpyRpc.ZeroMq server", StringComparison.Ordinal) == true) Gates.Open(gate + ".io");
         Gates.Open(gate + ".started");
         return Gates.Get(gate).Task.Wait(TimeSpan.FromSeconds(20)) ? 1 : 0;
     }
