@@ -511,13 +511,18 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// <summary>The server process's id (to read what it spent from <c>/proc</c>).</summary>
     public int Id => _process.Id;
 
-    /// <summary>Starts the server process; with <paramref name="forget"/> its queue keeps finished calls' records within 1 MB (the loop's <c>forget</c>).</summary>
-    public static async Task<ServerProcess> StartAsync(bool forget = false)
+    /// <summary>
+    /// Starts the server process; with <paramref name="forget"/> its queue keeps finished calls' records within 1 MB (the
+    /// loop's <c>forget</c>); with <paramref name="polled"/> its raw libzmq echo waits as IpyRpc's socket thread does (the
+    /// loop's <c>polled</c>).
+    /// </summary>
+    public static async Task<ServerProcess> StartAsync(bool forget = false, bool polled = false)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
         start.ArgumentList.Add(typeof(ServerProcess).Assembly.Location);
         start.ArgumentList.Add("serve");
         if (forget) start.ArgumentList.Add("forget");
+        if (polled) start.ArgumentList.Add("polled");
         Process process = Process.Start(start)!;
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         while (true)

@@ -10,7 +10,7 @@ using IpyRpc.ZeroMq;
 // dotnet run -c Release --project bench/IpyRpc.Bench -- loop …   small calls only, for a profiler (options below)
 if (args.FirstOrDefault() == "serve")
 {
-    return await Serve.RunAsync(forget: args.Contains("forget"));
+    return await Serve.RunAsync(forget: args.Contains("forget"), polled: args.Contains("polled"));
 }
 
 // dotnet run -c Release --project bench/IpyRpc.Bench -- worker REDIS|sqlite:PATH QUEUE   a worker process for the queues scenario
@@ -19,13 +19,15 @@ if (args.FirstOrDefault() == "worker")
     return await Queues.RunWorkerAsync(args[1], args[2]);
 }
 
-// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|rawzmq|http|ws|jsonrpc|kestrel|signalr] [remote] [inline|print] [bytes=SIZE] [allocs] [forget] [IN_FLIGHT]
+// dotnet run -c Release --project bench/IpyRpc.Bench -- loop [N] [zmq|rawzmq|http|ws|jsonrpc|kestrel|signalr] [remote] [inline|print] [bytes=SIZE] [allocs] [forget] [polled] [IN_FLIGHT]
 //   N small calls and nothing else (in process, or over ZeroMQ tcp, HTTP requests, a WebSocket or JSON-RPC to a server in this
 //   process, or the raw libzmq ping-pong, raw Kestrel echo or SignalR hub call the harness compares them with), IN_FLIGHT
 //   at a time (1 by default; raw libzmq's are pipelined on one thread, as in the harness), to a function run by the queue's workers or (inline) on the receiving thread, or (print) one that prints a line each call, whose output the client drops; prints
 //   calls/s, bytes allocated and thread-pool work items a call, a call's p50 and p99 (and for IpyRpc the p50 of each tenth of the run), the slowest call and this process's longest GC pause. allocs: also which types were allocated most (sampled);
 //   forget: the queue keeps finished calls' records within 1 MB instead of 256 MB, to show what retention costs (with
 //   remote, the server process's queue).
+//   polled (with rawzmq): both raw libzmq threads wait as IpyRpc's socket threads do, in poll(2) on the
+//   socket's descriptor, and look at ZMQ_EVENTS after each send; what those three system calls a cycle cost a call.
 //   remote: the server is a process of its own (the harness's), as in the harness; the loop then also prints the CPU
 //   time and context switches a call costs each process (Linux), which one process's counters cannot tell apart.
 //   For a profiler: perf (DOTNET_PerfMapEnabled=1 perf record -g -- dotnet IpyRpc.Bench.dll loop 200000 64) sees CPU
@@ -36,7 +38,7 @@ if (args.FirstOrDefault() == "worker")
 //   default); prints calls/s and the CPU and context switches a call costs this process, each worker and redis-server.
 if (args.FirstOrDefault() == "loop")
 {
-    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "rawzmq" or "http" or "ws" or "jsonrpc" or "kestrel" or "signalr" or "inline" or "print" or "allocs" or "forget" or "remote" or "redis") && !a.StartsWith("workers=", StringComparison.Ordinal) && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
+    int[] numbers = [.. args.Skip(1).Where(a => a is not ("zmq" or "rawzmq" or "http" or "ws" or "jsonrpc" or "kestrel" or "signalr" or "inline" or "print" or "allocs" or "forget" or "polled" or "remote" or "redis") && !a.StartsWith("workers=", StringComparison.Ordinal) && !a.StartsWith("bytes=", StringComparison.Ordinal)).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture))];
     int count = numbers.Length > 0 ? numbers[0] : 200_000;
     int inFlight = numbers.Length > 1 ? numbers[1] : 1;
     // Calls made before the clock starts: enough for the JIT to finish tiering the call path up.
@@ -65,7 +67,7 @@ if (args.FirstOrDefault() == "loop")
         return await Queues.LoopAsync(count, inFlight, workers);
     }
 
-    await using ServerProcess? remote = args.Contains("remote") ? await ServerProcess.StartAsync(forget: args.Contains("forget")) : null;
+    await using ServerProcess? remote = args.Contains("remote") ? await ServerProcess.StartAsync(forget: args.Contains("forget"), polled: args.Contains("polled")) : null;
     await using IpyRpcZeroMqServer? host = zmq && remote is null ? IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*") : null;
     await using IpyRpc.Http.IpyRpcHttpServer? web = http && remote is null ? await IpyRpc.Http.IpyRpcHttpServer.StartAsync(server) : null;
     // print: the function prints a line each call; the client drops it (printing it would time the console).
@@ -80,8 +82,9 @@ if (args.FirstOrDefault() == "loop")
     {
         // The ZeroMQ floor the harness compares with: a bare ROUTER echo and a DEALER ping-pong, one call at a time, or
         // pipelining IN_FLIGHT requests on one thread.
-        using RawZmq.EchoServer? echo = remote is null ? new RawZmq.EchoServer("tcp://127.0.0.1:*") : null;
-        await using SystemUnderTest raw = Systems.RawZeroMq(remote?.Endpoints.RawZmq ?? echo!.Endpoint);
+        bool polled = args.Contains("polled");
+        using RawZmq.EchoServer? echo = remote is null ? new RawZmq.EchoServer("tcp://127.0.0.1:*", polled) : null;
+        await using SystemUnderTest raw = Systems.RawZeroMq(remote?.Endpoints.RawZmq ?? echo!.Endpoint, polled);
         for (int i = 0; i < warmUp; i++) await raw.SmallCall();
         await Task.Delay(500);
         (ProcessCost? self, ProcessCost? other) = (ProcessCost.Read(Environment.ProcessId), remote is null ? null : ProcessCost.Read(remote.Id));
@@ -96,7 +99,8 @@ if (args.FirstOrDefault() == "loop")
             for (int i = 0; i < count; i++) await raw.SmallCall();
         }
 
-        Console.WriteLine($"{count} small calls (raw libzmq {(inFlight > 1 ? "pipelined" : "ping-pong")}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / timer.Elapsed.TotalSeconds:0} calls/s, {timer.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average");
+        Console.WriteLine($"{count} small calls (raw libzmq {(inFlight > 1 ? "pipelined" : "ping-pong")}{(polled ? ", polled" : "")}{(remote is null ? "" : ", server in its own process")}, {inFlight} in flight): {count / timer.Elapsed.TotalSeconds:0} calls/s, {timer.Elapsed.TotalMilliseconds * 1000 / count:0.0} µs each on average");
+        if (raw.PollWaits is { } waits) Console.WriteLine($"  polled: the client waited in poll(2) {waits()} times");
         PrintCosts(self, remote is null ? null : (other, remote.Id), count);
         return 0;
     }

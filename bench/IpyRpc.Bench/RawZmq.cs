@@ -7,16 +7,54 @@ namespace IpyRpc.Bench;
 /// and a DEALER that ping-pongs (or pipelines) the same frames an IpyRpc call would send, both on
 /// one thread with blocking calls: no queues, no thread hops, no encoding.
 /// </summary>
+/// <remarks>
+/// Polled (the loop's <c>polled</c>, a probe and never the harness's floor), each side waits as IpyRpc's socket threads
+/// do: in <c>poll(2)</c> on the socket's descriptor, not inside libzmq's blocking receive, and with a look at
+/// <c>ZMQ_EVENTS</c> after each send (the descriptor is edge-triggered, so a thread that waits outside libzmq must ask).
+/// The difference from the plain floor is what those system calls cost a call.
+/// </remarks>
 internal static unsafe class RawZmq
 {
+    /// <summary>
+    /// Waits, as IpyRpc's socket loop does, until <paramref name="socket"/> has a message: in poll(2), unless the look
+    /// after the last send (<paramref name="ready"/>) found one, then a look that takes in the socket's commands.
+    /// Returns how many times it waited in poll(2).
+    /// </summary>
+    private static int WaitPolled(ZmqSocketHandle socket, bool ready)
+    {
+        int fd = 0, waits = 0;
+        nuint length = sizeof(int);
+        LibZmq.zmq_getsockopt(socket, LibZmq.FD, &fd, &length);
+        while (!ready)
+        {
+            var wait = new PollFd { Fd = fd, Events = LibZmq.POLLIN };
+            LibC.poll(&wait, 1, -1);
+            waits++;
+            ready = LookPolled(socket);
+        }
+
+        return waits;
+    }
+
+    /// <summary>Reads ZMQ_EVENTS (libzmq takes in the socket's pending commands to answer); true when a message waits.</summary>
+    private static bool LookPolled(ZmqSocketHandle socket)
+    {
+        int events = 0;
+        nuint length = sizeof(int);
+        LibZmq.zmq_getsockopt(socket, LibZmq.EVENTS, &events, &length);
+        return (events & LibZmq.POLLIN) != 0;
+    }
+
     public sealed class EchoServer : IDisposable
     {
         private readonly ZmqContextHandle _context = LibZmq.zmq_ctx_new();
         private readonly ZmqSocketHandle _socket;
         private readonly Thread _thread;
+        private readonly bool _polled;
 
-        public EchoServer(string endpoint)
+        public EchoServer(string endpoint, bool polled = false)
         {
+            _polled = polled;
             LibZmq.EnsureLoaded();
             _socket = LibZmq.zmq_socket(_context, LibZmq.ROUTER);
             SocketLoop.SetInt(_socket, LibZmq.SNDHWM, 100_000);
@@ -32,8 +70,10 @@ internal static unsafe class RawZmq
         private void Run()
         {
             ZmqMessage* parts = stackalloc ZmqMessage[16];
+            bool ready = false;
             while (true)
             {
+                if (_polled) WaitPolled(_socket, ready);
                 // Receive a whole multipart message into zmq_msg_t's and send them straight back (no copies).
                 int n = 0;
                 while (true)
@@ -50,6 +90,8 @@ internal static unsafe class RawZmq
                     LibZmq.zmq_msg_send(&parts[i], _socket, i < n - 1 ? LibZmq.SNDMORE : 0);
                     LibZmq.zmq_msg_close(&parts[i]);
                 }
+
+                if (_polled) ready = LookPolled(_socket);
             }
         }
 
@@ -67,9 +109,15 @@ internal static unsafe class RawZmq
     {
         private readonly ZmqContextHandle _context = LibZmq.zmq_ctx_new();
         private readonly ZmqSocketHandle _socket;
+        private readonly bool _polled;
+        private bool _ready; // polled: the look after the last send found a message
 
-        public Client(string endpoint)
+        /// <summary>Polled: how many times this client has waited in poll(2) for a reply.</summary>
+        public long PollWaits { get; private set; }
+
+        public Client(string endpoint, bool polled = false)
         {
+            _polled = polled;
             LibZmq.EnsureLoaded();
             _socket = LibZmq.zmq_socket(_context, LibZmq.DEALER);
             SocketLoop.SetInt(_socket, LibZmq.SNDHWM, 100_000);
@@ -86,6 +134,8 @@ internal static unsafe class RawZmq
                     LibZmq.zmq_send(_socket, p, (nuint)frames[i].Length, i < frames.Length - 1 ? LibZmq.SNDMORE : 0);
                 }
             }
+
+            if (_polled) _ready = LookPolled(_socket);
         }
 
         /// <summary>Receives one whole message, copying each frame out as the IpyRpc transport does.</summary>
@@ -93,6 +143,7 @@ internal static unsafe class RawZmq
         {
             int total = 0;
             ZmqMessage message;
+            if (_polled) PollWaits += WaitPolled(_socket, _ready);
             while (true)
             {
                 LibZmq.zmq_msg_init(&message);

@@ -23,7 +23,8 @@ internal sealed record Endpoints(string Http, string ZmqTcp, string ZmqIpc, stri
 internal static class Serve
 {
     /// <param name="forget">The queue keeps finished calls' records within 1 MB instead of 256 MB (the loop's <c>forget</c>).</param>
-    public static async Task<int> RunAsync(bool forget = false)
+    /// <param name="polled">The raw libzmq echo waits as IpyRpc's socket thread does (the loop's <c>polled</c>).</param>
+    public static async Task<int> RunAsync(bool forget = false, bool polled = false)
     {
         // The harness keeps up to 64 calls in flight on one connection: that is the measurement, not abuse.
         // Messages up to 1 GiB and a 2 GiB data store: the pointer scenario fetches a 640 MB array whole.
@@ -39,7 +40,7 @@ internal static class Serve
         string ipcPath = Path.Combine(Path.GetTempPath(), $"ipyrpc-bench-{Environment.ProcessId}.sock");
         await using IpyRpcZeroMqServer zmqTcp = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*", new ZeroMqOptions { MaxMessageBytes = 1L << 30 });
         await using IpyRpcZeroMqServer zmqIpc = IpyRpcZeroMqServer.Start(server, "ipc://" + ipcPath);
-        using var raw = new RawZmq.EchoServer("tcp://127.0.0.1:*");
+        using var raw = new RawZmq.EchoServer("tcp://127.0.0.1:*", polled);
         WebApplication baseline = await StartBaselineAsync();
         try
         {

@@ -29,6 +29,9 @@ internal sealed class SystemUnderTest : IAsyncDisposable
     /// <summary>For synchronous raw baselines: calls/s with N in flight, pipelined on one thread.</summary>
     public Func<int, int, double>? PipelinedThroughput { get; init; }
 
+    /// <summary>The raw libzmq floor, polled (the loop's probe): how many times its client has waited in poll(2).</summary>
+    public Func<long>? PollWaits { get; init; }
+
     public Func<ValueTask>? Dispose { get; init; }
 
     /// <summary>The processes of its own it started (a queue's workers), to read what they spent.</summary>
@@ -210,13 +213,14 @@ internal static class Systems
     }
 
     /// <summary>The floor for ZeroMQ: the same frames IpyRpc sends for add(2, 3), echoed by a bare ROUTER.</summary>
-    public static SystemUnderTest RawZeroMq(string endpoint)
+    public static SystemUnderTest RawZeroMq(string endpoint, bool polled = false)
     {
-        var client = new RawZmq.Client(endpoint);
+        var client = new RawZmq.Client(endpoint, polled);
         ReadOnlyMemory<byte>[] small = Frames("add", new IpyRpcArguments().Add(2, Formatters.Int32).Add(3, Formatters.Int32));
         return new SystemUnderTest
         {
             Name = "raw-libzmq",
+            PollWaits = polled ? () => client.PollWaits : null,
             SmallCall = () =>
             {
                 client.Send(small);

@@ -103,6 +103,26 @@ public sealed class BenchSmokeTests
     }
 
     [Fact]
+    public async Task TheLoopRunsTheRawLibzmqFloorPolledAsIpyRpcWaitsAndPlain()
+    {
+        // polled: both raw threads (the server process's echo and this client) wait in poll(2) on the socket's
+        // descriptor, as IpyRpc's socket threads do, instead of inside libzmq's blocking receive.
+        (int exit, string output) = await RunAsync("loop", "300", "rawzmq", "remote", "polled");
+        Assert.True(exit == 0, output);
+        Assert.Contains("300 small calls (raw libzmq ping-pong, polled, server in its own process, 1 in flight)", output);
+        System.Text.RegularExpressions.Match waits = System.Text.RegularExpressions.Regex.Match(output, @"the client waited in poll\(2\) (\d+) times");
+        Assert.True(waits.Success, output);
+        // One call in flight: nearly every reply comes after the look that follows the request's send, so the client waits
+        // for it in poll(2). The warm-up's calls count too (300 more).
+        Assert.InRange(long.Parse(waits.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), 300, 600);
+
+        (exit, output) = await RunAsync("loop", "300", "rawzmq", "remote");
+        Assert.True(exit == 0, output);
+        Assert.Contains("300 small calls (raw libzmq ping-pong, server in its own process, 1 in flight)", output);
+        Assert.DoesNotContain("poll(2)", output);
+    }
+
+    [Fact]
     public async Task TheServerProcessSaysHowManyMethodsItsJitCompiledAndStopsWhenItsInputCloses()
     {
         // The harness warms up until the JIT has settled in the server process too: it asks with a "jit" line.
