@@ -113,8 +113,8 @@ public sealed class BenchSmokeTests
         System.Text.RegularExpressions.Match waits = System.Text.RegularExpressions.Regex.Match(output, @"the client waited in poll\(2\) (\d+) times");
         Assert.True(waits.Success, output);
         // One call in flight: nearly every reply comes after the look that follows the request's send, so the client waits
-        // for it in poll(2). The warm-up's calls count too (300 more).
-        Assert.InRange(long.Parse(waits.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), 300, 600);
+        // for it in poll(2), for the 300 warm-up calls and the 300 measured (more when a wait wakes for a command, not a message).
+        Assert.True(long.Parse(waits.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) >= 300, output);
 
         (exit, output) = await RunAsync("loop", "300", "rawzmq", "remote");
         Assert.True(exit == 0, output);
