@@ -20,11 +20,9 @@ internal static unsafe class RawZmq
     /// after the last send (<paramref name="ready"/>) found one, then a look that takes in the socket's commands.
     /// Returns how many times it waited in poll(2).
     /// </summary>
-    private static int WaitPolled(ZmqSocketHandle socket, bool ready)
+    private static int WaitPolled(ZmqSocketHandle socket, int fd, bool ready)
     {
-        int fd = 0, waits = 0;
-        nuint length = sizeof(int);
-        LibZmq.zmq_getsockopt(socket, LibZmq.FD, &fd, &length);
+        int waits = 0;
         while (!ready)
         {
             var wait = new PollFd { Fd = fd, Events = LibZmq.POLLIN };
@@ -34,6 +32,15 @@ internal static unsafe class RawZmq
         }
 
         return waits;
+    }
+
+    /// <summary>The socket's ZMQ_FD, read once, as IpyRpc's socket loop reads it.</summary>
+    private static int DescriptorOf(ZmqSocketHandle socket)
+    {
+        int fd = 0;
+        nuint length = sizeof(int);
+        LibZmq.zmq_getsockopt(socket, LibZmq.FD, &fd, &length);
+        return fd;
     }
 
     /// <summary>Reads ZMQ_EVENTS (libzmq takes in the socket's pending commands to answer); true when a message waits.</summary>
@@ -51,12 +58,14 @@ internal static unsafe class RawZmq
         private readonly ZmqSocketHandle _socket;
         private readonly Thread _thread;
         private readonly bool _polled;
+        private readonly int _fd; // polled: ZMQ_FD
 
         public EchoServer(string endpoint, bool polled = false)
         {
             _polled = polled;
             LibZmq.EnsureLoaded();
             _socket = LibZmq.zmq_socket(_context, LibZmq.ROUTER);
+            if (polled) _fd = DescriptorOf(_socket);
             SocketLoop.SetInt(_socket, LibZmq.SNDHWM, 100_000);
             SocketLoop.SetInt(_socket, LibZmq.RCVHWM, 100_000);
             if (LibZmq.zmq_bind(_socket, endpoint) < 0) throw new IOException("raw echo: bind failed: " + LibZmq.Error(LibZmq.zmq_errno()));
@@ -73,7 +82,7 @@ internal static unsafe class RawZmq
             bool ready = false;
             while (true)
             {
-                if (_polled) WaitPolled(_socket, ready);
+                if (_polled) WaitPolled(_socket, _fd, ready);
                 // Receive a whole multipart message into zmq_msg_t's and send them straight back (no copies).
                 int n = 0;
                 while (true)
@@ -110,6 +119,7 @@ internal static unsafe class RawZmq
         private readonly ZmqContextHandle _context = LibZmq.zmq_ctx_new();
         private readonly ZmqSocketHandle _socket;
         private readonly bool _polled;
+        private readonly int _fd; // polled: ZMQ_FD
         private bool _ready; // polled: the look after the last send found a message
 
         /// <summary>Polled: how many times this client has waited in poll(2) for a reply.</summary>
@@ -120,6 +130,7 @@ internal static unsafe class RawZmq
             _polled = polled;
             LibZmq.EnsureLoaded();
             _socket = LibZmq.zmq_socket(_context, LibZmq.DEALER);
+            if (polled) _fd = DescriptorOf(_socket);
             SocketLoop.SetInt(_socket, LibZmq.SNDHWM, 100_000);
             SocketLoop.SetInt(_socket, LibZmq.RCVHWM, 100_000);
             if (LibZmq.zmq_connect(_socket, endpoint) < 0) throw new IOException("raw client: connect failed");
@@ -143,7 +154,7 @@ internal static unsafe class RawZmq
         {
             int total = 0;
             ZmqMessage message;
-            if (_polled) PollWaits += WaitPolled(_socket, _ready);
+            if (_polled) PollWaits += WaitPolled(_socket, _fd, _ready);
             while (true)
             {
                 LibZmq.zmq_msg_init(&message);
