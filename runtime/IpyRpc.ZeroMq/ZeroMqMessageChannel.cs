@@ -13,10 +13,13 @@ namespace IpyRpc.ZeroMq;
 /// </summary>
 public sealed class ZeroMqMessageChannel : PushMessageChannel
 {
+    // The requests made before the first handshake, failed by this channel when the handshake fails or the connection
+    // drops before it: after the handshake, a dropped connection ends the whole link, which fails every call in flight.
     private readonly ConcurrentDictionary<ulong, byte> _inFlight = new();
+    private int _tracked; // entries in _inFlight: a reply looks there only while there are some
     private readonly SocketLoop _loop;
     private readonly ZeroMqCurve? _curve;
-    private bool _handshook;
+    private volatile bool _handshook;
     private volatile string? _refused; // the last CURVE handshake failure, until a handshake succeeds
     private int _disposed;
 
@@ -41,6 +44,9 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
     /// <summary>The endpoint connected to.</summary>
     public string Endpoint { get; }
 
+    /// <summary>The requests this channel would fail itself if the first handshake failed or the connection dropped before it.</summary>
+    internal int TrackedRequests => Volatile.Read(ref _tracked);
+
     /// <summary>Whether the socket currently has a live connection.</summary>
     public bool IsConnected { get; private set; }
 
@@ -51,7 +57,7 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
             or MessageKind.Submit or MessageKind.Attach or MessageKind.Status or MessageKind.List or MessageKind.Auth
             || (message.Kind == MessageKind.Cancel && message.JobId is not null))
         {
-            _inFlight[message.Id] = 0;
+            if (!_handshook && _inFlight.TryAdd(message.Id, 0)) Interlocked.Increment(ref _tracked);
             if (_refused is { } why)
             {
                 // The handshake already failed (perhaps before this request was made): say so now rather than after libzmq's next retry.
@@ -95,9 +101,9 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
             return;
         }
 
-        if (message.Kind is MessageKind.Result or MessageKind.Error or MessageKind.Hello or MessageKind.Pong)
+        if ((message.Kind is MessageKind.Result or MessageKind.Error or MessageKind.Hello or MessageKind.Pong) && Volatile.Read(ref _tracked) > 0)
         {
-            _inFlight.TryRemove(message.Id, out _);
+            Untrack(message.Id);
         }
 
         Deliver(message);
@@ -123,8 +129,8 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
     {
         if (evt == LibZmq.EVENT_HANDSHAKE_SUCCEEDED)
         {
-            IsConnected = true;
             _handshook = true;
+            IsConnected = true;
             _refused = null;
         }
         else if (evt == LibZmq.EVENT_DISCONNECTED && _curve is not null && !_handshook)
@@ -157,8 +163,15 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
 
     private void Fail(ulong id, string code, string message)
     {
-        if (!_inFlight.TryRemove(id, out _)) return;
+        if (!Untrack(id)) return;
         DeliverError(id, code, message);
+    }
+
+    private bool Untrack(ulong id)
+    {
+        if (!_inFlight.TryRemove(id, out _)) return false;
+        Interlocked.Decrement(ref _tracked);
+        return true;
     }
 
     /// <summary>Closes the socket and releases its thread and context.</summary>
