@@ -137,8 +137,20 @@ public sealed record JobRequest
 /// <param name="Principal">Who it was: name, authentication type and claims.</param>
 public sealed record JobCaller(string ConnectionId, string Transport, string? RemoteAddress, System.Security.Claims.ClaimsPrincipal Principal)
 {
+    /// <summary>Who it was: name, authentication type and claims.</summary>
+    public System.Security.Claims.ClaimsPrincipal Principal
+    {
+        get;
+        init
+        {
+            field = value;
+            Name = value.Identity?.Name;
+        }
+    } = Principal;
+
     /// <summary>The principal's name, which owns the job.</summary>
-    public string? Name => Principal.Identity?.Name;
+    /// <remarks>Read once, as the caller is made: the principal's identity is found by going through its identities, each time it is asked for.</remarks>
+    public string? Name { get; private init; } = Principal.Identity?.Name;
 
     /// <summary>The caller of <paramref name="connection"/>.</summary>
     public static JobCaller Of(IpyRpcConnection connection) => new(connection.Id, connection.Transport, connection.RemoteAddress, connection.Principal);
