@@ -57,11 +57,13 @@ public sealed class ZeroMqMessageChannel : PushMessageChannel
             or MessageKind.Submit or MessageKind.Attach or MessageKind.Status or MessageKind.List or MessageKind.Auth
             || (message.Kind == MessageKind.Cancel && message.JobId is not null))
         {
-            if (!_handshook && _inFlight.TryAdd(message.Id, 0)) Interlocked.Increment(ref _tracked);
+            bool tracked = !_handshook && _inFlight.TryAdd(message.Id, 0);
+            if (tracked) Interlocked.Increment(ref _tracked);
             if (_refused is { } why)
             {
                 // The handshake already failed (perhaps before this request was made): say so now rather than after libzmq's next retry.
-                Fail(message.Id, ErrorCodes.Unauthorized, why);
+                if (tracked) Fail(message.Id, ErrorCodes.Unauthorized, why); // once, whether here or by the failure's own sweep
+                else DeliverError(message.Id, ErrorCodes.Unauthorized, why);
                 return default;
             }
         }
