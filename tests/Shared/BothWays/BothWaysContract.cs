@@ -335,15 +335,11 @@ public abstract class BothWaysContract : IAsyncLifetime
         await Eventually(() => Server.Connections.Count == 0);
         // Other test classes run beside this one and start and stop threads of their own, so the count is given time to
         // settle; a thread per connection left behind (30, or more with a transport's helpers) never would.
-        int threadsAfter = ThreadsOutsideThePool();
-        DateTime until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (threadsAfter > threadsBefore + 16 && DateTime.UtcNow < until)
-        {
-            await Task.Delay(100);
-            threadsAfter = ThreadsOutsideThePool();
-        }
-
-        Assert.True(threadsAfter <= threadsBefore + 16, $"threads outside the thread pool grew from {threadsBefore} to {threadsAfter} over 30 connections");
+        int threadsAfter = 0;
+        await Eventually(
+            () => (threadsAfter = ThreadsOutsideThePool()) <= threadsBefore + 16,
+            TimeSpan.FromSeconds(30),
+            () => $"threads outside the thread pool grew from {threadsBefore} to {threadsAfter} over 30 connections");
     }
 
     // The thread pool grows and shrinks with the load of every test in the process (an idle pool thread lingers for 20 s),
@@ -354,12 +350,12 @@ public abstract class BothWaysContract : IAsyncLifetime
         return process.Threads.Count - ThreadPool.ThreadCount;
     }
 
-    protected static async Task Eventually(Func<bool> condition, TimeSpan? within = null)
+    protected static async Task Eventually(Func<bool> condition, TimeSpan? within = null, Func<string>? why = null)
     {
         DateTime until = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(10));
         while (!condition())
         {
-            if (DateTime.UtcNow > until) Assert.Fail("The condition did not become true in time.");
+            if (DateTime.UtcNow > until) Assert.Fail(why?.Invoke() ?? "The condition did not become true in time.");
             await Task.Delay(10);
         }
     }
