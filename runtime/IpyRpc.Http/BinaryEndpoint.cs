@@ -164,14 +164,15 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
     /// </summary>
     private async Task ToKnownConnectionAsync(HttpContext context, IpyRpcMessage message)
     {
-        if (context.Request.Headers[ConnectionHeader].ToString() is not { Length: > 0 } id || !_connections.ContainsKey(id))
+        // Looked up once: a connection that closes meanwhile (its close racing this request) is found or not, and
+        // none is opened in its place.
+        if (context.Request.Headers[ConnectionHeader].ToString() is not { Length: > 0 } id || !_connections.TryGetValue(id, out HttpConnection? connection))
         {
             context.Response.StatusCode = StatusCodes.Status204NoContent;
             return;
         }
 
-        (HttpConnection? connection, _) = Find(context, message);
-        if (connection is null)
+        if (!Admit(context, connection))
         {
             await WriteErrorAsync(context.Response, StatusCodes.Status403Forbidden, message.Id, ErrorCodes.Unauthorized,
                 $"This connection belongs to another principal than the one this request authenticated as ({context.User.Identity?.Name}).");
@@ -244,24 +245,32 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
     /// </summary>
     private (HttpConnection? Connection, bool Ephemeral) Find(HttpContext context, IpyRpcMessage message)
     {
-        ClaimsPrincipal? user = RequestUser.Authenticated(context);
         if (message.Kind != MessageKind.Hello
             && context.Request.Headers[ConnectionHeader].ToString() is { Length: > 0 } id
             && _connections.TryGetValue(id, out HttpConnection? known))
         {
-            if (user is not null)
-            {
-                if (!known.Connection.IsAuthenticated) known.Connection.Authenticate(user);
-                else if (known.Connection.Principal.Identity?.Name != user.Identity!.Name) return (null, false);
-            }
-
-            known.Touch();
-            return (known, false);
+            return (Admit(context, known) ? known : null, false);
         }
 
-        var opened = new HttpConnection(this, new IpyRpcConnection("http", Address(context), user));
+        var opened = new HttpConnection(this, new IpyRpcConnection("http", Address(context), RequestUser.Authenticated(context)));
         _connections[opened.Id] = opened;
         return (opened, message.Kind != MessageKind.Hello);
+    }
+
+    /// <summary>
+    /// Whether this request may speak for <paramref name="known"/>: a request HTTP authentication vouches for
+    /// authenticates a connection that is not yet, and must be its principal once it is; an anonymous request adds nothing.
+    /// </summary>
+    private static bool Admit(HttpContext context, HttpConnection known)
+    {
+        if (RequestUser.Authenticated(context) is { } user)
+        {
+            if (!known.Connection.IsAuthenticated) known.Connection.Authenticate(user);
+            else if (known.Connection.Principal.Identity?.Name != user.Identity!.Name) return false;
+        }
+
+        known.Touch();
+        return true;
     }
 
     private static string? Address(HttpContext context) => context.Connection.RemoteIpAddress is { } ip

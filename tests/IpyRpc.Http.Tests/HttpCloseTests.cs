@@ -128,6 +128,40 @@ public sealed class HttpCloseTests
         Assert.Equal(5, await client.CallAsync<int>("add", 2, 3));
     }
 
+    [Fact]
+    public async Task CreditsOnTheirWayWhileTheirConnectionClosesOpenNoConnection()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(HttpFunctions));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 16 }) { BaseAddress = host.Address };
+
+        // The client sends credits without waiting for them, so one may reach the server as its connection's close does.
+        // Either goes first; neither may leave a connection behind (one left would wait for the idle sweep, minutes later).
+        // The moment where they cross is short, so there are many rounds of eight credits each.
+        for (int round = 0; round < 3000; round++)
+        {
+            string id;
+            using (HttpResponseMessage hello = await PostAsync(http, new IpyRpcMessage { Kind = MessageKind.Hello, Id = 1, Versions = [1] }, null))
+            {
+                id = hello.Headers.GetValues(BinaryEndpoint.ConnectionHeader).Single();
+            }
+
+            Task<HttpResponseMessage>[] racing =
+            [
+                .. Enumerable.Range(0, 8).Select(i => Task.Run(() => PostAsync(http, new IpyRpcMessage { Kind = MessageKind.Credit, Id = (ulong)(10 + i), Credit = 64 }, id))),
+                Task.Run(() => PostAsync(http, Close(), id)),
+            ];
+            foreach (HttpResponseMessage response in await Task.WhenAll(racing))
+            {
+                Assert.Equal(HttpStatusCode.NoContent, response.StatusCode);
+                response.Dispose();
+            }
+
+            Assert.True(server.Connections.Count == 0, $"round {round}: {string.Join(", ", server.Connections)} left behind");
+        }
+    }
+
     private static IpyRpcMessage Close() => new DisconnectInfo(DisconnectReason.Closed, "bye").ToMessage();
 
     private static async Task<HttpResponseMessage> PostAsync(HttpClient http, IpyRpcMessage message, string? connection)
