@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
-using System.Security.Claims;
 using IpyRpc.Protocol;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
