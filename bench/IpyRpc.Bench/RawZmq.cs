@@ -34,15 +34,6 @@ internal static unsafe class RawZmq
         return waits;
     }
 
-    /// <summary>The socket's ZMQ_FD, read once, as IpyRpc's socket loop reads it.</summary>
-    private static int DescriptorOf(ZmqSocketHandle socket)
-    {
-        int fd = 0;
-        nuint length = sizeof(int);
-        LibZmq.zmq_getsockopt(socket, LibZmq.FD, &fd, &length);
-        return fd;
-    }
-
     /// <summary>Reads ZMQ_EVENTS (libzmq takes in the socket's pending commands to answer); true when a message waits.</summary>
     private static bool LookPolled(ZmqSocketHandle socket)
     {
@@ -65,7 +56,7 @@ internal static unsafe class RawZmq
             _polled = polled;
             LibZmq.EnsureLoaded();
             _socket = LibZmq.zmq_socket(_context, LibZmq.ROUTER);
-            if (polled) _fd = DescriptorOf(_socket);
+            if (polled) _fd = (int)SocketLoop.DescriptorOf(_socket); // read once, as IpyRpc's socket loop reads it
             SocketLoop.SetInt(_socket, LibZmq.SNDHWM, 100_000);
             SocketLoop.SetInt(_socket, LibZmq.RCVHWM, 100_000);
             if (LibZmq.zmq_bind(_socket, endpoint) < 0) throw new IOException("raw echo: bind failed: " + LibZmq.Error(LibZmq.zmq_errno()));
@@ -130,7 +121,7 @@ internal static unsafe class RawZmq
             _polled = polled;
             LibZmq.EnsureLoaded();
             _socket = LibZmq.zmq_socket(_context, LibZmq.DEALER);
-            if (polled) _fd = DescriptorOf(_socket);
+            if (polled) _fd = (int)SocketLoop.DescriptorOf(_socket); // read once, as IpyRpc's socket loop reads it
             SocketLoop.SetInt(_socket, LibZmq.SNDHWM, 100_000);
             SocketLoop.SetInt(_socket, LibZmq.RCVHWM, 100_000);
             if (LibZmq.zmq_connect(_socket, endpoint) < 0) throw new IOException("raw client: connect failed");

@@ -157,10 +157,7 @@ internal sealed unsafe class SocketLoop : IDisposable
             _socket.LingerMs = lingerMs;
             _socketPtr = _socket.DangerousGetHandle();
             setup(_socket);
-            nint fd = 0;
-            nuint fdSize = OperatingSystem.IsWindows() ? (nuint)sizeof(nint) : sizeof(int);
-            Check(LibZmq.zmq_getsockopt(_socket, LibZmq.FD, &fd, &fdSize), "read the socket's file descriptor");
-            _socketFd = OperatingSystem.IsWindows() ? fd : (int)fd;
+            _socketFd = DescriptorOf(_socket);
 
             if (OperatingSystem.IsLinux() && !wakeWithPair) _wakeFd = LibC.eventfd(0, LibC.EFD_NONBLOCK | LibC.EFD_CLOEXEC);
             if (_wakeFd < 0)
@@ -767,7 +764,8 @@ internal sealed unsafe class SocketLoop : IDisposable
         return true;
     }
 
-    private static nint DescriptorOf(ZmqSocketHandle socket)
+    /// <summary>The socket's ZMQ_FD: a SOCKET on Windows, an int elsewhere.</summary>
+    internal static nint DescriptorOf(ZmqSocketHandle socket)
     {
         nint fd = 0;
         nuint size = OperatingSystem.IsWindows() ? (nuint)sizeof(nint) : sizeof(int);
