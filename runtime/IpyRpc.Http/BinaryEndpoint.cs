@@ -19,18 +19,37 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
     public const string ContentType = "application/x-ipyrpc";
     public const string ConnectionHeader = "IpyRpc-Connection";
 
+    /// <summary>The response header of a <c>hello</c> that says how long the connection may go without a request before it ends, in seconds (absent: never).</summary>
+    public const string IdleTimeoutHeader = "IpyRpc-Idle-Timeout";
+
     private readonly IpyRpcServer _server;
     private readonly IpyRpcHttpOptions _options;
     private readonly ConcurrentDictionary<string, HttpConnection> _connections = new(StringComparer.Ordinal);
     private readonly Timer _sweeper;
     private readonly CancellationTokenSource _stopping = new();
+    private int _held; // connections in _connections, counted as they are opened and forgotten (against MaxConnections)
+    private long _refusedWhileFull; // requests refused for want of room since the last warning about it
+    private long _fullWarnedAt = long.MinValue; // Environment.TickCount64 of that warning
 
     public BinaryEndpoint(IpyRpcServer server, IpyRpcHttpOptions options)
     {
+        CheckTimeout(options.ConnectionIdleTimeout, nameof(options.ConnectionIdleTimeout));
+        CheckTimeout(options.UnauthenticatedIdleTimeout, nameof(options.UnauthenticatedIdleTimeout));
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxConnections, 1, nameof(options.MaxConnections));
         _server = server;
         _options = options;
-        TimeSpan every = TimeSpan.FromMilliseconds(Math.Clamp(options.ConnectionIdleTimeout.TotalMilliseconds / 4, 100, 30_000));
+        // Often enough that a connection ends within a quarter of its timeout after it is due.
+        double shortest = new[] { options.ConnectionIdleTimeout, options.UnauthenticatedIdleTimeout }.Where(t => t != Timeout.InfiniteTimeSpan).Select(t => t.TotalMilliseconds).DefaultIfEmpty(120_000).Min();
+        TimeSpan every = TimeSpan.FromMilliseconds(Math.Clamp(shortest / 4, 100, 30_000));
         _sweeper = new Timer(static s => ((BinaryEndpoint)s!).Sweep(), this, every, every);
+    }
+
+    private static void CheckTimeout(TimeSpan timeout, string name)
+    {
+        if (timeout <= TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(name, timeout, "An idle timeout must be positive, or Timeout.InfiniteTimeSpan for none.");
+        }
     }
 
     public int Connections => _connections.Count;
@@ -112,15 +131,33 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
             return;
         }
 
-        (HttpConnection? connection, bool ephemeral) = Find(context, message);
-        if (connection is null)
+        (HttpConnection? held, Found found) = Find(context, message);
+        switch (found)
         {
-            await WriteErrorAsync(response, StatusCodes.Status403Forbidden, message.Id, ErrorCodes.Unauthorized,
-                $"This connection belongs to another principal than the one this request authenticated as ({context.User.Identity?.Name}); open a connection of your own.");
-            return;
+            case Found.Gone:
+                // Not a new connection in its place: the client would go on without what the old one held (its
+                // authentication above all). Nothing ran, so the client may connect again and send it again.
+                await WriteErrorAsync(response, StatusCodes.Status404NotFound, message.Id, ErrorCodes.ConnectionLost,
+                    "The server does not hold the connection this request names: it ended (closed, idle for longer than the server's timeout, or the server restarted). Connect again.");
+                return;
+            case Found.Forbidden:
+                await WriteErrorAsync(response, StatusCodes.Status403Forbidden, message.Id, ErrorCodes.Unauthorized,
+                    $"This connection belongs to another principal than the one this request authenticated as ({context.User.Identity?.Name}); open a connection of your own.");
+                return;
+            case Found.Full:
+                await WriteErrorAsync(response, StatusCodes.Status503ServiceUnavailable, message.Id, ErrorCodes.TooManyRequests,
+                    $"The server holds {_options.MaxConnections} connections over HTTP requests, as many as it allows (IpyRpcHttpOptions.MaxConnections); try again once some have closed.");
+                return;
         }
 
+        HttpConnection connection = held!; // found or opened
+        bool ephemeral = found == Found.ForThisRequest;
         if (!ephemeral) response.Headers[ConnectionHeader] = connection.Id;
+        if (message.Kind == MessageKind.Hello && _options.ConnectionIdleTimeout != Timeout.InfiniteTimeSpan)
+        {
+            response.Headers[IdleTimeoutHeader] = _options.ConnectionIdleTimeout.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
         response.ContentType = ContentType;
         response.Headers.CacheControl = "no-cache";
         var route = new Route(response, context.RequestAborted);
@@ -147,7 +184,7 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         {
             connection.Routes.TryRemove(message.Id, out _);
             connection.Touch();
-            if (ephemeral && _connections.TryRemove(connection.Id, out _))
+            if (ephemeral && Forget(connection))
             {
                 await connection.Session.DisposeAsync().ConfigureAwait(false);
             }
@@ -182,7 +219,7 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         {
             await connection.Session.HandleAsync(message).ConfigureAwait(false);
         }
-        else if (_connections.TryRemove(KeyValuePair.Create(connection.Id, connection)))
+        else if (Forget(connection))
         {
             await connection.Session.HandleAsync(message).ConfigureAwait(false);
             await connection.Session.DisposeAsync().ConfigureAwait(false);
@@ -238,22 +275,64 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         }
     }
 
-    /// <summary>
-    /// The request's connection: the one its header names; else a new one, kept for later requests
-    /// when the request is a hello, and for this request only (ephemeral) when the client sent none.
-    /// </summary>
-    private (HttpConnection? Connection, bool Ephemeral) Find(HttpContext context, IpyRpcMessage message)
+    private enum Found
     {
-        if (message.Kind != MessageKind.Hello
-            && context.Request.Headers[ConnectionHeader].ToString() is { Length: > 0 } id
-            && _connections.TryGetValue(id, out HttpConnection? known))
+        /// <summary>The connection the request names.</summary>
+        Held,
+
+        /// <summary>A new connection, kept for the client's later requests (the request is a <c>hello</c>).</summary>
+        Opened,
+
+        /// <summary>A new connection for this request only (it names none).</summary>
+        ForThisRequest,
+
+        /// <summary>None: the connection the request names is not held (it ended, or never was).</summary>
+        Gone,
+
+        /// <summary>None: the connection the request names belongs to another principal.</summary>
+        Forbidden,
+
+        /// <summary>None: a new one would be one more than <see cref="IpyRpcHttpOptions.MaxConnections"/>.</summary>
+        Full,
+    }
+
+    /// <summary>The request's connection: the one its header names; else a new one, kept when the request is a hello.</summary>
+    private (HttpConnection? Connection, Found How) Find(HttpContext context, IpyRpcMessage message)
+    {
+        if (message.Kind != MessageKind.Hello && context.Request.Headers[ConnectionHeader].ToString() is { Length: > 0 } id)
         {
-            return (Admit(context, known) ? known : null, false);
+            if (!_connections.TryGetValue(id, out HttpConnection? known)) return (null, Found.Gone);
+            return Admit(context, known) ? (known, Found.Held) : (null, Found.Forbidden);
+        }
+
+        if (Interlocked.Increment(ref _held) > _options.MaxConnections)
+        {
+            Interlocked.Decrement(ref _held);
+            WarnFull();
+            return (null, Found.Full);
         }
 
         var opened = new HttpConnection(this, new IpyRpcConnection("http", Address(context), RequestUser.Authenticated(context)));
         _connections[opened.Id] = opened;
-        return (opened, message.Kind != MessageKind.Hello);
+        return (opened, message.Kind == MessageKind.Hello ? Found.Opened : Found.ForThisRequest);
+    }
+
+    /// <summary>Says that connections are refused for want of room: once a minute at most, with how many, so a flood of them is one line a minute in the log.</summary>
+    private void WarnFull()
+    {
+        Interlocked.Increment(ref _refusedWhileFull);
+        long now = Environment.TickCount64, last = Interlocked.Read(ref _fullWarnedAt);
+        if ((last != long.MinValue && now - last < 60_000) || Interlocked.CompareExchange(ref _fullWarnedAt, now, last) != last) return;
+        _server.Log.LogWarning("The binary endpoint holds {Max} connections over HTTP requests, as many as IpyRpcHttpOptions.MaxConnections allows; it refused {Refused} requests that would have opened another since it last said so.",
+            _options.MaxConnections, Interlocked.Exchange(ref _refusedWhileFull, 0));
+    }
+
+    /// <summary>Takes <paramref name="connection"/> out of those held: true for the one caller that does, which then ends its session.</summary>
+    private bool Forget(HttpConnection connection)
+    {
+        if (!_connections.TryRemove(KeyValuePair.Create(connection.Id, connection))) return false;
+        Interlocked.Decrement(ref _held);
+        return true;
     }
 
     /// <summary>
@@ -276,25 +355,37 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         ? (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{ip}]" : ip.ToString()) + ":" + context.Connection.RemotePort
         : null;
 
-    /// <summary>Closes connections that have been idle (no request in flight) for longer than the timeout: their sessions end as a disconnect would end them.</summary>
+    /// <summary>
+    /// Closes connections that have been idle (no request in flight) for longer than their timeout: their sessions end
+    /// as a disconnect would end them. On a server that requires authentication, one that has not authenticated has the
+    /// shorter <see cref="IpyRpcHttpOptions.UnauthenticatedIdleTimeout"/>.
+    /// </summary>
     private void Sweep()
     {
-        DateTime cutoff = DateTime.UtcNow - _options.ConnectionIdleTimeout;
+        DateTime now = DateTime.UtcNow;
+        DateTime cutoff = Before(now, _options.ConnectionIdleTimeout);
+        DateTime unauthenticatedCutoff = _server.RequiresAuthentication ? Before(now, _options.UnauthenticatedIdleTimeout) : DateTime.MinValue;
         foreach (HttpConnection c in _connections.Values)
         {
-            if (c.Routes.IsEmpty && c.LastActivity < cutoff && _connections.TryRemove(c.Id, out _))
+            DateTime last = c.LastActivity;
+            if (c.Routes.IsEmpty && (last < cutoff || (last < unauthenticatedCutoff && !c.Connection.IsAuthenticated)) && Forget(c))
             {
                 _ = c.Session.DisposeAsync().AsTask();
             }
         }
+
+        static DateTime Before(DateTime now, TimeSpan timeout) => timeout == Timeout.InfiniteTimeSpan ? DateTime.MinValue : now - timeout;
     }
 
     public async ValueTask DisposeAsync()
     {
         _stopping.Cancel();
         await _sweeper.DisposeAsync().ConfigureAwait(false);
-        foreach (HttpConnection c in _connections.Values) await c.Session.DisposeAsync().ConfigureAwait(false);
-        _connections.Clear();
+        foreach (HttpConnection c in _connections.Values)
+        {
+            if (Forget(c)) await c.Session.DisposeAsync().ConfigureAwait(false);
+        }
+
     }
 
     private static async Task WriteErrorAsync(HttpResponse response, int status, ulong id, string code, string message)

@@ -10,6 +10,10 @@ namespace IpyRpc.Http;
 /// <see cref="HttpClient"/>. Cancelling a call aborts its request, which cancels it on the server.
 /// A caller's continuation after its reply runs on the thread that read the reply, once that request's response
 /// has ended (no other thread is woken for it); that thread serves nothing else, so a continuation may block.
+/// While no request is in flight the channel keeps its connection on the server with a <c>ping</c> now and then (the
+/// server ends a connection idle for longer than the timeout its answer to <c>hello</c> names); when the server says it
+/// no longer holds the connection (it restarted, or this process was suspended past the timeout), the channel closes,
+/// and a client reconnects.
 /// </summary>
 public sealed class HttpMessageChannel : PushMessageChannel
 {
@@ -22,6 +26,10 @@ public sealed class HttpMessageChannel : PushMessageChannel
     private readonly ConcurrentDictionary<ulong, CancellationTokenSource> _requests = new();
     private readonly CancellationTokenSource _closing = new();
     private volatile string? _connection;
+    private Timer? _keepAlive;
+    private long _lastActive = Environment.TickCount64; // when a request last started or ended
+    private long _keepAliveEvery; // ms: a ping when nothing has been sent for this long
+    private int _pinging;
 
     /// <summary>Creates the channel for the server at <paramref name="baseAddress"/> (its binary endpoint is <c>ipyrpc</c> under it).</summary>
     public HttpMessageChannel(Uri baseAddress, HttpClient? http = null, long maxMessageBytes = ProtocolVersion.DefaultMaxMessageBytes, string binaryPath = "ipyrpc")
@@ -66,6 +74,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
             return default;
         }
 
+        Volatile.Write(ref _lastActive, Environment.TickCount64);
         // A source of the request's own, not one linked to the channel's closing (a registration a request): closing
         // cancels every request it finds, and one added while it did so cancels itself here.
         var cts = new CancellationTokenSource();
@@ -123,15 +132,18 @@ public sealed class HttpMessageChannel : PushMessageChannel
     private async Task ExchangeAsync(IpyRpcMessage message, CancellationTokenSource cts)
     {
         IpyRpcMessage? final = null;
+        bool notFound = false;
         try
         {
             using HttpRequestMessage request = Request(message);
             using HttpResponseMessage response = await PostAsync(request, cts.Token).ConfigureAwait(false);
+            notFound = response.StatusCode == System.Net.HttpStatusCode.NotFound;
             // The server names the connection in its answer to a hello, and repeats the name the request carried after.
             if ((_connection is null || message.Kind == MessageKind.Hello)
                 && response.Headers.TryGetValues(BinaryEndpoint.ConnectionHeader, out IEnumerable<string>? ids) && ids.FirstOrDefault() is { Length: > 0 } id)
             {
                 _connection = id;
+                if (message.Kind == MessageKind.Hello) KeepAlive(response);
             }
 
             await using Stream body = response.Content.ReadAsStream(cts.Token); // the handler's response stream: there at once
@@ -156,9 +168,81 @@ public sealed class HttpMessageChannel : PushMessageChannel
         {
             _requests.TryRemove(message.Id, out _);
             cts.Dispose();
+            Volatile.Write(ref _lastActive, Environment.TickCount64);
         }
 
-        if (final is not null) DeliverFinal(final);
+        if (final is not null)
+        {
+            bool lost = notFound && IsConnectionLost(final);
+            DeliverFinal(final);
+            if (lost) Lost();
+        }
+    }
+
+    /// <summary>
+    /// Pings the server whenever the connection its <c>hello</c> answer named has gone a third of the idle timeout that
+    /// answer gave without a request, so that a client that is merely quiet keeps its connection (and with it its
+    /// authentication). A server that names no timeout ends no connection for idling.
+    /// </summary>
+    private void KeepAlive(HttpResponseMessage hello)
+    {
+        if (_keepAlive is not null
+            || !hello.Headers.TryGetValues(BinaryEndpoint.IdleTimeoutHeader, out IEnumerable<string>? values)
+            || !double.TryParse(values.FirstOrDefault(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double seconds)
+            || !(seconds > 0))
+        {
+            return;
+        }
+
+        long every = (long)Math.Clamp(seconds * 1000 / 3, 10, int.MaxValue);
+        _keepAliveEvery = every;
+        _keepAlive = new Timer(static s => ((HttpMessageChannel)s!).Tick(), this, every / 2, every / 2);
+    }
+
+    private void Tick()
+    {
+        if (_closing.IsCancellationRequested || !_requests.IsEmpty || Environment.TickCount64 - Volatile.Read(ref _lastActive) < _keepAliveEvery) return;
+        if (Interlocked.Exchange(ref _pinging, 1) == 0) _ = PingAsync();
+    }
+
+    private async Task PingAsync()
+    {
+        try
+        {
+            // Id 0, about no call of the client's: its pong is the channel's own and goes no further.
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_closing.Token);
+            timeout.CancelAfter(CloseGiveUp);
+            using HttpRequestMessage request = Request(new IpyRpcMessage { Kind = MessageKind.Ping, Id = 0 });
+            using HttpResponseMessage response = await PostAsync(request, timeout.Token).ConfigureAwait(false);
+            await using Stream body = response.Content.ReadAsStream(timeout.Token);
+            byte[] bytes = new byte[64 * 1024];
+            int filled = await body.ReadAtLeastAsync(bytes, bytes.Length, throwOnEndOfStream: false, timeout.Token).ConfigureAwait(false);
+            if (response.StatusCode == System.Net.HttpStatusCode.NotFound
+                && MessageCodec.TryReadFramed(bytes.AsMemory(0, filled), _maxMessageBytes, out IpyRpcMessage? answer, out _) && IsConnectionLost(answer!))
+            {
+                Lost();
+            }
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException or ObjectDisposedException or ProtocolException)
+        {
+            // The server cannot be reached now: the client's next request finds out what it is told.
+        }
+        finally
+        {
+            Volatile.Write(ref _lastActive, Environment.TickCount64);
+            Volatile.Write(ref _pinging, 0);
+        }
+    }
+
+    /// <summary>Whether a <c>404</c>'s reply is the endpoint's word that it does not hold the connection the request named.</summary>
+    private static bool IsConnectionLost(IpyRpcMessage reply)
+        => reply.Kind == MessageKind.Error && reply.Parts.Count > 0 && RemoteError.Decode(reply.Parts[0].Span, reply.Serialization).Code == ErrorCodes.ConnectionLost;
+
+    /// <summary>The server does not hold this channel's connection any more: the channel ends, and a client connects again.</summary>
+    private void Lost()
+    {
+        _keepAlive?.Dispose();
+        CompleteReceiving(new IOException("The server no longer holds this connection (it restarted, or the connection was idle for longer than its timeout)."));
     }
 
     /// <summary>
@@ -352,6 +436,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
     {
         if (_closing.IsCancellationRequested) return default;
         _closing.Cancel();
+        _keepAlive?.Dispose();
         foreach (CancellationTokenSource request in _requests.Values) Abort(request);
         if (_ownsHttp)
         {

@@ -51,7 +51,9 @@ public static class IpyRpcHttpClient
         options ??= new IpyRpcClientOptions();
         if (carrier == HttpCarrier.Requests)
         {
-            return IpyRpcClient.ConnectAsync(new HttpMessageChannel(address, http, options.MaxMessageBytes), options, cancellationToken);
+            // Dialled again (hello, authentication, the function list) when the server says it no longer holds the connection.
+            long maxBytes = options.MaxMessageBytes;
+            return IpyRpcClient.ConnectAsync(_ => new ValueTask<IpyRpc.Transports.IMessageChannel>(new HttpMessageChannel(address, http, maxBytes)), options, onDispose: null, cancellationToken);
         }
 
         return ConnectWebSocketAsync(address, "ipyrpc", options, http, cancellationToken);

@@ -26,10 +26,30 @@ public sealed record IpyRpcHttpOptions
 
     /// <summary>
     /// How long a binary-protocol connection (the requests of one client, tied by the
-    /// <c>IpyRpc-Connection</c> header) lives without any request in flight. After it the connection
-    /// ends as a disconnect would, and the client's next request opens a new one.
+    /// <c>IpyRpc-Connection</c> header) lives without any request in flight: how a client that vanished without a
+    /// <c>close</c> is forgotten. After it the connection ends as a disconnect would. The answer to <c>hello</c> names
+    /// this timeout (<c>IpyRpc-Idle-Timeout</c>), and a live client that is quiet pings within it, so it keeps its
+    /// connection; a request that names an ended connection is answered <c>404</c> with <c>connection_lost</c>, and the
+    /// client connects again. <see cref="Timeout.InfiniteTimeSpan"/>: only when the client closes it.
     /// </summary>
     public TimeSpan ConnectionIdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// How long a binary-protocol connection over HTTP requests that has not authenticated, on a server that requires
+    /// authentication, lives without any request in flight: a client proves itself right after its <c>hello</c>, so one
+    /// that says hello and nothing more gives its place back in seconds rather than after
+    /// <see cref="ConnectionIdleTimeout"/>. <see cref="Timeout.InfiniteTimeSpan"/> leaves such connections to that timeout.
+    /// </summary>
+    public TimeSpan UnauthenticatedIdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The most binary-protocol connections over HTTP requests the endpoint holds at once (each is a session the server
+    /// keeps between requests, until the client closes it or it idles out). Past it, a <c>hello</c>, or a request that
+    /// names no connection (a connection for that request only), is answered <c>503</c> with <c>too_many_requests</c>,
+    /// and the connections already held are served as before. WebSocket connections are TCP connections of their own,
+    /// which Kestrel's limits bound (<c>MaxConcurrentUpgradedConnections</c>), and do not count here.
+    /// </summary>
+    public int MaxConnections { get; init; } = 10_000;
 
     /// <summary>
     /// How often the server's end of a WebSocket connection pings the client (a WebSocket ping frame),

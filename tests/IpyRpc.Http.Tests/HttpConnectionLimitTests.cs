@@ -1,0 +1,260 @@
+using System.Collections.Concurrent;
+using System.Net;
+using IpyRpc.Http;
+using IpyRpc.Jobs;
+using IpyRpc.Protocol;
+using IpyRpc.Tests;
+using Microsoft.Extensions.Logging;
+
+namespace IpyRpc.Http.Tests;
+
+/// <summary>
+/// The connections the binary endpoint keeps between requests are bounded: each ends after its idle timeout (sooner
+/// when it must authenticate and has not), and past <see cref="IpyRpcHttpOptions.MaxConnections"/> no new one opens,
+/// so clients that say hello and go cannot grow the server's memory without end.
+/// </summary>
+public sealed class HttpConnectionLimitTests
+{
+    [Fact]
+    public async Task AConnectionIdleForItsTimeoutEndsAndOneWithARequestInFlightDoesNot()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(HttpFunctions));
+        var gone = new ConcurrentQueue<(IpyRpcConnection Connection, DisconnectInfo Info)>();
+        server.ClientDisconnected += (c, info) => gone.Enqueue((c, info));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { ConnectionIdleTimeout = TimeSpan.FromSeconds(1) });
+        using var http = new HttpClient { BaseAddress = host.Address };
+
+        // Two clients that vanish without a close (no pings, as a live client sends): one right after its hello, the
+        // other once a call it left running has ended. The hello's answer names the timeout, for clients to keep within.
+        string silent, busy;
+        using (HttpResponseMessage hello = await HelloAsync(http))
+        {
+            silent = hello.Headers.GetValues(BinaryEndpoint.ConnectionHeader).Single();
+            Assert.Equal("1", hello.Headers.GetValues(BinaryEndpoint.IdleTimeoutHeader).Single());
+        }
+
+        using (HttpResponseMessage hello = await HelloAsync(http)) busy = hello.Headers.GetValues(BinaryEndpoint.ConnectionHeader).Single();
+        string gate = Gates.NewName("idle");
+        Task<HttpResponseMessage> held = PostAsync(http, new IpyRpcMessage { Kind = MessageKind.Call, Id = 2, Function = "print_wait_print", Parts = [JobCodec.Encode(new object?[] { gate, "held" }, Serialization.MessagePack)] }, busy);
+
+        await WaitUntil(() => server.Connections.Count == 1, "the silent connection was still held");
+        var (ended, info) = Assert.Single(gone);
+        Assert.Equal(silent, ended.Id);
+        Assert.Equal(DisconnectReason.ConnectionLost, info.Reason);
+
+        // The call outlasts the timeout several times over, and keeps its connection: it is not idle.
+        await Task.Delay(3000);
+        Assert.Equal(busy, Assert.Single(server.Connections).Id);
+        Gates.Open(gate);
+        using (HttpResponseMessage answer = await held) Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+        await WaitUntil(() => server.Connections.Count == 0, "the connection whose call had ended was still held");
+    }
+
+    [Fact]
+    public async Task OnAServerThatRequiresAuthenticationAConnectionThatHasNotAuthenticatedEndsSooner()
+    {
+        var options = new IpyRpcHttpOptions { UnauthenticatedIdleTimeout = TimeSpan.FromMilliseconds(300) };
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "right" });
+        server.Register(typeof(HttpFunctions));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: options);
+        await using IpyRpcClient proven = await IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.Requests, new IpyRpcClientOptions { SharedSecret = "right" });
+        IpyRpcConnection kept = Assert.Single(server.Connections);
+
+        using var http = new HttpClient { BaseAddress = host.Address };
+        for (int i = 0; i < 20; i++) (await HelloAsync(http)).Dispose(); // a hello each, and nothing more
+        Assert.Equal(21, server.Connections.Count);
+
+        // The twenty go within a few sweeps; the client that proved the secret stays, and is served, well past that.
+        await WaitUntil(() => server.Connections.Count == 1, "connections that never authenticated were still held");
+        await Task.Delay(1000);
+        Assert.Same(kept, Assert.Single(server.Connections));
+        Assert.Equal(5, await proven.CallAsync<int>("add", 2, 3));
+
+        // Where no authentication is required, a connection that has none is a whole one, and keeps the longer timeout.
+        await using var open = new IpyRpcServer();
+        await using IpyRpcHttpServer openHost = await IpyRpcHttpServer.StartAsync(open, options: options);
+        using var openHttp = new HttpClient { BaseAddress = openHost.Address };
+        (await HelloAsync(openHttp)).Dispose();
+        await Task.Delay(1500);
+        Assert.Single(open.Connections);
+    }
+
+    [Fact]
+    public async Task PastMaxConnectionsANewConnectionIsRefusedAndThoseHeldAreServed()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(HttpFunctions));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { MaxConnections = 3 });
+        IpyRpcClient[] clients = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.Requests)));
+        try
+        {
+            var refused = await Assert.ThrowsAsync<IpyRpcTooManyRequestsException>(() => IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.Requests));
+            Assert.Contains("MaxConnections", refused.Message);
+
+            // A request that names no connection would open one for itself: refused the same way, with the error framed.
+            using var http = new HttpClient { BaseAddress = host.Address };
+            using (HttpResponseMessage lone = await PostAsync(http, new IpyRpcMessage { Kind = MessageKind.Ping, Id = 9 }, null))
+            {
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, lone.StatusCode);
+                IpyRpcMessage error = MessageCodec.DecodeFramed(await lone.Content.ReadAsByteArrayAsync(), ProtocolVersion.DefaultMaxMessageBytes);
+                Assert.Equal((MessageKind.Error, 9ul), (error.Kind, error.Id));
+                Assert.Equal(ErrorCodes.TooManyRequests, RemoteError.Decode(error.Parts[0].Span, Serialization.MessagePack).Code);
+            }
+
+            for (int i = 0; i < clients.Length; i++) Assert.Equal(i + 10, await clients[i].CallAsync<int>("add", i, 10));
+            Assert.Equal(3, server.Connections.Count);
+
+            // A place given back is a place to take.
+            await clients[0].DisposeAsync();
+            clients[0] = await IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.Requests);
+            Assert.Equal(2, await clients[0].CallAsync<int>("add", 1, 1));
+        }
+        finally
+        {
+            foreach (IpyRpcClient c in clients) await c.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task AFloodOfHellosOpensExactlyTheLimitAndEveryPlaceComesBack()
+    {
+        var log = new ListLogger();
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { LoggerFactory = log });
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { MaxConnections = 50 });
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 32 }) { BaseAddress = host.Address };
+        for (int round = 0; round < 3; round++)
+        {
+            HttpResponseMessage[] answers = await Task.WhenAll(Enumerable.Range(0, 200).Select(_ => Task.Run(() => HelloAsync(http))));
+            string[] opened = [.. answers.Where(a => a.StatusCode == HttpStatusCode.OK).Select(a => a.Headers.GetValues(BinaryEndpoint.ConnectionHeader).Single())];
+            Assert.Equal(50, opened.Length);
+            Assert.Equal(150, answers.Count(a => a.StatusCode == HttpStatusCode.ServiceUnavailable));
+            Assert.Equal(50, server.Connections.Count);
+            foreach (HttpResponseMessage a in answers) a.Dispose();
+
+            // Closed, every place is free again: the next round opens fifty as well.
+            await Task.WhenAll(opened.Select(async id =>
+            {
+                using HttpResponseMessage closed = await PostAsync(http, new DisconnectInfo(DisconnectReason.Closed, "bye").ToMessage(), id);
+                Assert.Equal(HttpStatusCode.NoContent, closed.StatusCode);
+            }));
+            Assert.Empty(server.Connections);
+        }
+
+        // 450 refusals, and one warning about them (at most one a minute): a flood does not flood the log too.
+        (LogLevel Level, string Message, Exception? _) warned;
+        lock (log.Entries) warned = Assert.Single(log.Entries, e => e.Message.Contains("MaxConnections"));
+        Assert.Equal(LogLevel.Warning, warned.Level);
+        Assert.Contains("holds 50 connections", warned.Message);
+    }
+
+    [Fact]
+    public async Task OptionsThatCannotWorkAreRefusedAtStart()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(HttpFunctions));
+        foreach (IpyRpcHttpOptions bad in new[]
+        {
+            new IpyRpcHttpOptions { ConnectionIdleTimeout = TimeSpan.Zero },
+            new IpyRpcHttpOptions { UnauthenticatedIdleTimeout = TimeSpan.FromSeconds(-5) },
+            new IpyRpcHttpOptions { MaxConnections = 0 },
+        })
+        {
+            await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => IpyRpcHttpServer.StartAsync(server, options: bad));
+        }
+
+        // No timeout at all is a choice, not a mistake.
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { ConnectionIdleTimeout = Timeout.InfiniteTimeSpan, UnauthenticatedIdleTimeout = Timeout.InfiniteTimeSpan });
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.Requests);
+        Assert.Equal(3, await client.CallAsync<int>("add", 1, 2));
+    }
+
+    [Fact]
+    public async Task AQuietClientKeepsItsConnectionAndItsAuthenticationPastTheIdleTimeout()
+    {
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "right" });
+        server.Register(typeof(HttpFunctions));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { ConnectionIdleTimeout = TimeSpan.FromSeconds(2) });
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.Requests, new IpyRpcClientOptions { SharedSecret = "right" });
+        Assert.Equal(3, await client.CallAsync<int>("add", 1, 2));
+        IpyRpcConnection connection = Assert.Single(server.Connections);
+
+        // Three timeouts with nothing to say: the client's pings keep the connection, which is still the one it proved
+        // the secret on (a new one, unauthenticated, would refuse the call).
+        await Task.Delay(6000);
+        Assert.Same(connection, Assert.Single(server.Connections));
+        Assert.Equal(5, await client.CallAsync<int>("add", 2, 3));
+    }
+
+    [Fact]
+    public async Task ARequestNamingAConnectionTheServerDoesNotHoldIsToldSoAndRunsNothing()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(HttpFunctions));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
+        using var http = new HttpClient { BaseAddress = host.Address };
+        string gate = Gates.NewName("gone");
+        using HttpResponseMessage response = await PostAsync(http, new IpyRpcMessage
+        {
+            Kind = MessageKind.Call,
+            Id = 4,
+            Function = "open_gate",
+            Parts = [JobCodec.Encode(new object?[] { gate }, Serialization.MessagePack)],
+        }, "0123456789abcdef0123456789abcdef");
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        IpyRpcMessage error = MessageCodec.DecodeFramed(await response.Content.ReadAsByteArrayAsync(), ProtocolVersion.DefaultMaxMessageBytes);
+        Assert.Equal((MessageKind.Error, 4ul), (error.Kind, error.Id));
+        Assert.Equal(ErrorCodes.ConnectionLost, RemoteError.Decode(error.Parts[0].Span, Serialization.MessagePack).Code);
+        Assert.False(Gates.Get(gate).Task.IsCompleted); // the call did not run
+        Assert.Empty(server.Connections); // and no connection was opened in its place
+    }
+
+    [Fact]
+    public async Task AfterTheServerRestartsAClientOverRequestsConnectsAgainAndProvesItsSecretAgain()
+    {
+        var options = new IpyRpcServerOptions { SharedSecret = "right" };
+        IpyRpcServer first = new(options);
+        first.Register(typeof(HttpFunctions));
+        IpyRpcHttpServer firstHost = await IpyRpcHttpServer.StartAsync(first);
+        Uri address = firstHost.Address;
+        int reconnected = 0;
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(address, HttpCarrier.Requests, new IpyRpcClientOptions { SharedSecret = "right" });
+        client.Reconnected += () => Interlocked.Increment(ref reconnected);
+        Assert.Equal(3, await client.CallAsync<int>("add", 1, 2));
+        await firstHost.DisposeAsync();
+        await first.DisposeAsync();
+
+        await using var second = new IpyRpcServer(options);
+        second.Register(typeof(HttpFunctions));
+        await using IpyRpcHttpServer secondHost = await IpyRpcHttpServer.StartAsync(second, $"http://127.0.0.1:{address.Port}");
+
+        // The first call after the restart learns that the connection is gone (it ran nowhere); the client says hello
+        // and proves its secret again, and goes on.
+        await Assert.ThrowsAsync<IpyRpcConnectionException>(() => client.CallAsync<int>("add", 2, 3));
+        await WaitUntil(() => Volatile.Read(ref reconnected) == 1, "the client did not reconnect");
+        Assert.Equal(9, await client.CallAsync<int>("add", 4, 5));
+        IpyRpcConnection connection = Assert.Single(second.Connections);
+        Assert.True(connection.IsAuthenticated);
+    }
+
+    private static Task<HttpResponseMessage> HelloAsync(HttpClient http)
+        => PostAsync(http, new IpyRpcMessage { Kind = MessageKind.Hello, Id = 1, Versions = [1] }, null);
+
+    private static async Task<HttpResponseMessage> PostAsync(HttpClient http, IpyRpcMessage message, string? connection)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "ipyrpc") { Content = new ByteArrayContent(MessageCodec.EncodeFramed(message)) };
+        request.Content.Headers.ContentType = new(BinaryEndpoint.ContentType);
+        if (connection is not null) request.Headers.Add(BinaryEndpoint.ConnectionHeader, connection);
+        return await http.SendAsync(request);
+    }
+
+    private static async Task WaitUntil(Func<bool> condition, string why)
+    {
+        DateTime giveUp = DateTime.UtcNow.AddSeconds(30);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < giveUp, why);
+            await Task.Delay(25);
+        }
+    }
+}
