@@ -215,7 +215,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
             using HttpRequestMessage request = Request(new IpyRpcMessage { Kind = MessageKind.Ping, Id = 0 });
             using HttpResponseMessage response = await PostAsync(request, timeout.Token).ConfigureAwait(false);
             await using Stream body = response.Content.ReadAsStream(timeout.Token);
-            byte[] bytes = new byte[64 * 1024];
+            byte[] bytes = new byte[4096]; // a pong, or a refusal: small
             int filled = await body.ReadAtLeastAsync(bytes, bytes.Length, throwOnEndOfStream: false, timeout.Token).ConfigureAwait(false);
             if (response.StatusCode == System.Net.HttpStatusCode.NotFound
                 && MessageCodec.TryReadFramed(bytes.AsMemory(0, filled), _maxMessageBytes, out IpyRpcMessage? answer, out _) && IsConnectionLost(answer!))

@@ -22,28 +22,30 @@ public sealed class HttpConnectionLimitTests
         server.Register(typeof(HttpFunctions));
         var gone = new ConcurrentQueue<(IpyRpcConnection Connection, DisconnectInfo Info)>();
         server.ClientDisconnected += (c, info) => gone.Enqueue((c, info));
-        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { ConnectionIdleTimeout = TimeSpan.FromSeconds(1) });
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { ConnectionIdleTimeout = TimeSpan.FromSeconds(2) });
         using var http = new HttpClient { BaseAddress = host.Address };
 
-        // Two clients that vanish without a close (no pings, as a live client sends): one right after its hello, the
-        // other once a call it left running has ended. The hello's answer names the timeout, for clients to keep within.
-        string silent, busy;
+        // Two clients that vanish without a close (no pings, as a live client sends): one once a call it left running
+        // has ended, the other right after its hello. The hello's answer names the timeout, for clients to keep within.
+        string busy, silent;
         using (HttpResponseMessage hello = await HelloAsync(http))
         {
-            silent = hello.Headers.GetValues(BinaryEndpoint.ConnectionHeader).Single();
-            Assert.Equal("1", hello.Headers.GetValues(BinaryEndpoint.IdleTimeoutHeader).Single());
+            busy = hello.Headers.GetValues(BinaryEndpoint.ConnectionHeader).Single();
+            Assert.Equal("2", hello.Headers.GetValues(BinaryEndpoint.IdleTimeoutHeader).Single());
         }
 
-        using (HttpResponseMessage hello = await HelloAsync(http)) busy = hello.Headers.GetValues(BinaryEndpoint.ConnectionHeader).Single();
         string gate = Gates.NewName("idle");
-        Task<HttpResponseMessage> held = PostAsync(http, new IpyRpcMessage { Kind = MessageKind.Call, Id = 2, Function = "print_wait_print", Parts = [JobCodec.Encode(new object?[] { gate, "held" }, Serialization.MessagePack)] }, busy);
+        Task<HttpResponseMessage> held = PostAsync(http, new IpyRpcMessage { Kind = MessageKind.Call, Id = 2, Function = "hold", Parts = [JobCodec.Encode(new object?[] { gate }, Serialization.MessagePack)] }, busy);
+        await Gates.WaitAsync(gate + ".started");
+        using (HttpResponseMessage hello = await HelloAsync(http)) silent = hello.Headers.GetValues(BinaryEndpoint.ConnectionHeader).Single();
 
         await WaitUntil(() => server.Connections.Count == 1, "the silent connection was still held");
+        await WaitUntil(() => !gone.IsEmpty, "its end was not announced");
         var (ended, info) = Assert.Single(gone);
         Assert.Equal(silent, ended.Id);
         Assert.Equal(DisconnectReason.ConnectionLost, info.Reason);
 
-        // The call outlasts the timeout several times over, and keeps its connection: it is not idle.
+        // The call outlasts the timeout, and keeps its connection: it is not idle.
         await Task.Delay(3000);
         Assert.Equal(busy, Assert.Single(server.Connections).Id);
         Gates.Open(gate);
@@ -54,7 +56,8 @@ public sealed class HttpConnectionLimitTests
     [Fact]
     public async Task OnAServerThatRequiresAuthenticationAConnectionThatHasNotAuthenticatedEndsSooner()
     {
-        var options = new IpyRpcHttpOptions { UnauthenticatedIdleTimeout = TimeSpan.FromMilliseconds(300) };
+        // Long enough that the client below proves its secret within it, on a loaded machine too.
+        var options = new IpyRpcHttpOptions { UnauthenticatedIdleTimeout = TimeSpan.FromSeconds(1) };
         await using var server = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "right" });
         server.Register(typeof(HttpFunctions));
         await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: options);
@@ -67,7 +70,7 @@ public sealed class HttpConnectionLimitTests
 
         // The twenty go within a few sweeps; the client that proved the secret stays, and is served, well past that.
         await WaitUntil(() => server.Connections.Count == 1, "connections that never authenticated were still held");
-        await Task.Delay(1000);
+        await Task.Delay(1500);
         Assert.Same(kept, Assert.Single(server.Connections));
         Assert.Equal(5, await proven.CallAsync<int>("add", 2, 3));
 
@@ -76,7 +79,7 @@ public sealed class HttpConnectionLimitTests
         await using IpyRpcHttpServer openHost = await IpyRpcHttpServer.StartAsync(open, options: options);
         using var openHttp = new HttpClient { BaseAddress = openHost.Address };
         (await HelloAsync(openHttp)).Dispose();
-        await Task.Delay(1500);
+        await Task.Delay(2500);
         Assert.Single(open.Connections);
     }
 
