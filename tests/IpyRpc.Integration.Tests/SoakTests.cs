@@ -68,7 +68,9 @@ public sealed class SoakTests(ITestOutputHelper output)
             server.Register(typeof(SoakFunctions)).Register(typeof(SoakEvents));
             await using IpyRpcZeroMqServer tcp = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
             await using IpyRpcZeroMqServer unix = IpyRpcZeroMqServer.Start(server, "ipc://" + ipc);
-            await using IpyRpcHttpServer http = await IpyRpcHttpServer.StartAsync(server);
+            // A short idle timeout for connections over HTTP requests, so that the quiet lane's pings keep its connection
+            // while the idle sweep runs every half second among the others.
+            await using IpyRpcHttpServer http = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { ConnectionIdleTimeout = QuietTimeout });
             Uri address = http.Address;
 
             var lanes = new (string Carrier, Func<Task<IpyRpcClient>> Connect)[]
@@ -88,6 +90,7 @@ public sealed class SoakTests(ITestOutputHelper output)
             }
 
             running.Add(Task.Run(() => JsonRpcLaneAsync(address, stats, until, length, secret)));
+            running.Add(Task.Run(() => QuietLaneAsync(address, stats, until, length, secret)));
             if (secret) running.Add(Task.Run(() => ImpostorLaneAsync(tcp.Endpoint, address, stats, until, length)));
             Task<(int ExitCode, string Report)> python = PythonLaneAsync(tcp.Endpoint, length, secret);
             Task all = Task.WhenAll(running);
@@ -124,16 +127,17 @@ public sealed class SoakTests(ITestOutputHelper output)
             Assert.True(await EventuallyAsync(() => Volatile.Read(ref SoakFunctions.Sleeping) == sleepingAtStart), $"{SoakFunctions.Sleeping} cancelled or timed-out calls still running on the server");
             Assert.True(await EventuallyAsync(async () => (await server.Queue.ListAsync(new JobQuery { State = JobState.Running })).Count == 0 && (await server.Queue.ListAsync(new JobQuery { State = JobState.Queued })).Count == 0), "jobs left running or queued");
 
-            foreach (string carrier in lanes.Select(l => l.Carrier).Append("jsonrpc").Concat(secret ? ["impostor"] : []))
+            foreach (string carrier in lanes.Select(l => l.Carrier).Append("jsonrpc").Append("http-quiet").Concat(secret ? ["impostor"] : []))
             {
                 string[] kinds = carrier switch
                 {
                     "jsonrpc" => secret ? ["refused"] : ["add", "fail", "unknown"],
+                    "http-quiet" => ["add"],
                     "impostor" => ["zeromq-tcp wrong secret", "zeromq-tcp no secret", "websocket wrong secret", "http-requests wrong secret"],
                     "http-requests" => ["add", "echo", "talk", "fail", "stream", "job", "pointer", "cancel", "timeout"],
                     _ => ["add", "echo", "talk", "fail", "stream", "back", "job", "pointer", "cancel", "timeout", "event"],
                 };
-                if (secret && carrier is not ("jsonrpc" or "impostor")) kinds = [.. kinds, "who"];
+                if (secret && carrier is not ("jsonrpc" or "impostor" or "http-quiet")) kinds = [.. kinds, "who"]; // the quiet lane asks with every call
                 foreach (string kind in kinds)
                 {
                     Assert.True(stats.ByKind.GetValueOrDefault($"{carrier} {kind}") > 0, $"no {kind} over {carrier}");
@@ -187,6 +191,49 @@ public sealed class SoakTests(ITestOutputHelper output)
             // Half the clients end their subscription themselves; the others leave it to their connection's end.
             if (ticks is not null && random.Next(2) == 0) await ticks.DisposeAsync();
         }
+    }
+
+    /// <summary>The soak's idle timeout for connections over HTTP requests.</summary>
+    private static readonly TimeSpan QuietTimeout = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// One client over HTTP requests, connected all along, that calls now and then, each time after a quiet spell longer
+    /// than the idle timeout: its pings must keep its connection (with the secret, the name it proved: a connection lost
+    /// and opened again would be a reconnect, which is a finding, and a new one not yet proven would refuse the call).
+    /// </summary>
+    private static async Task QuietLaneAsync(Uri address, Stats stats, Stopwatch clock, TimeSpan length, bool secret)
+    {
+        const string carrier = "http-quiet";
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(address, HttpCarrier.Requests, Options(carrier, secret, exports: false));
+        Interlocked.Increment(ref stats.Connections);
+        bool leaving = false;
+        client.Disconnected += info =>
+        {
+            if (!Volatile.Read(ref leaving)) stats.Wrong(carrier, "link", $"the connection ended: {info.Reason}: {info.Message}");
+        };
+        client.Reconnecting += attempt => stats.Wrong(carrier, "link", $"reconnecting (attempt {attempt.Attempt}): {attempt.LastError?.Message}");
+        var random = new Random(11);
+        while (true)
+        {
+            try
+            {
+                int a = random.Next(1000), b = random.Next(1000);
+                int sum = await client.CallAsync<int>("soak.add", a, b);
+                if (sum != a + b) stats.Wrong(carrier, "add", $"{a} + {b} came back {sum}");
+                if (secret && await client.CallAsync<string>("soak.whoami") is var who && who != "soak-" + carrier) stats.Wrong(carrier, "add", $"the server says {who} called");
+                stats.Count(carrier, "add");
+            }
+            catch (Exception e)
+            {
+                stats.Wrong(carrier, "add", $"{e.GetType().Name}: {e.Message}");
+            }
+
+            TimeSpan quiet = QuietTimeout * (1.5 + random.NextDouble());
+            if (clock.Elapsed + quiet > length) break;
+            await Task.Delay(quiet);
+        }
+
+        Volatile.Write(ref leaving, true);
     }
 
     private static async Task OneCallAsync(string carrier, IpyRpcClient client, Random random, Stats stats, bool secret)
