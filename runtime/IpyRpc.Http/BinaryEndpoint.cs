@@ -31,6 +31,12 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
     private long _refusedWhileFull; // requests refused for want of room since the last warning about it
     private long _fullWarnedAt = long.MinValue; // Environment.TickCount64 of that warning
 
+    // Connections the server closed on purpose (IpyRpcConnection.CloseAsync), with the close their client is told when it
+    // next names them: it must not connect again in silence (as it would after a restart) when its access was revoked.
+    private const int RememberedCloses = 1024;
+    private readonly ConcurrentDictionary<string, IpyRpcMessage> _closedByServer = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<string> _closedInOrder = new();
+
     public BinaryEndpoint(IpyRpcServer server, IpyRpcHttpOptions options)
     {
         CheckTimeout(options.ConnectionIdleTimeout, nameof(options.ConnectionIdleTimeout));
@@ -134,6 +140,10 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         (HttpConnection? held, Found found) = Find(context, message);
         switch (found)
         {
+            case Found.Gone when _closedByServer.TryGetValue(context.Request.Headers[ConnectionHeader].ToString(), out IpyRpcMessage? close):
+                // Closed by the server on purpose: the client hears the close, and why, as a duplex client would.
+                await WriteAsync(response, StatusCodes.Status404NotFound, close).ConfigureAwait(false);
+                return;
             case Found.Gone:
                 // Not a new connection in its place: the client would go on without what the old one held (its
                 // authentication above all). Nothing ran, so the client may connect again and send it again.
@@ -327,6 +337,21 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
             _options.MaxConnections, Interlocked.Exchange(ref _refusedWhileFull, 0));
     }
 
+    /// <summary>
+    /// A connection's session has ended, however it ended: the connection is no longer held. One the server closed on
+    /// purpose is remembered (the last <see cref="RememberedCloses"/> of them) with the close its client is to hear.
+    /// </summary>
+    private void Ended(HttpConnection connection)
+    {
+        Forget(connection);
+        if (connection.Connection.Disconnect is { Reason: DisconnectReason.ClosedByServer or DisconnectReason.Unauthorized } info)
+        {
+            _closedByServer[connection.Id] = info.ToMessage();
+            _closedInOrder.Enqueue(connection.Id);
+            while (_closedInOrder.Count > RememberedCloses && _closedInOrder.TryDequeue(out string? oldest)) _closedByServer.TryRemove(oldest, out _);
+        }
+    }
+
     /// <summary>Takes <paramref name="connection"/> out of those held: true for the one caller that does, which then ends its session.</summary>
     private bool Forget(HttpConnection connection)
     {
@@ -368,9 +393,12 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         foreach (HttpConnection c in _connections.Values)
         {
             DateTime last = c.LastActivity;
-            if (c.Routes.IsEmpty && (last < cutoff || (last < unauthenticatedCutoff && !c.Connection.IsAuthenticated)) && Forget(c))
+            bool unauthenticated = last < unauthenticatedCutoff && !c.Connection.IsAuthenticated;
+            if (c.Routes.IsEmpty && (last < cutoff || unauthenticated) && Forget(c))
             {
-                _ = c.Session.DisposeAsync().AsTask();
+                TimeSpan timeout = last < cutoff ? _options.ConnectionIdleTimeout : _options.UnauthenticatedIdleTimeout;
+                var info = new DisconnectInfo(DisconnectReason.IdleTimeout, $"No request for {timeout.TotalSeconds:0.###} s{(last < cutoff ? "" : " and not authenticated")}.");
+                _ = c.Session.CloseAsync(info, notifyPeer: false).AsTask();
             }
         }
 
@@ -388,16 +416,18 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
 
     }
 
-    private static async Task WriteErrorAsync(HttpResponse response, int status, ulong id, string code, string message)
+    private static Task WriteErrorAsync(HttpResponse response, int status, ulong id, string code, string message) => WriteAsync(response, status, new IpyRpcMessage
+    {
+        Kind = MessageKind.Error,
+        Id = id,
+        Parts = [new RemoteError { Code = code, Message = message }.Encode(Serialization.MessagePack)],
+    });
+
+    private static async Task WriteAsync(HttpResponse response, int status, IpyRpcMessage message)
     {
         response.StatusCode = status;
         response.ContentType = ContentType;
-        byte[] bytes = MessageCodec.EncodeFramed(new IpyRpcMessage
-        {
-            Kind = MessageKind.Error,
-            Id = id,
-            Parts = [new RemoteError { Code = code, Message = message }.Encode(Serialization.MessagePack)],
-        });
+        byte[] bytes = MessageCodec.EncodeFramed(message);
         response.ContentLength = bytes.Length;
         await response.Body.WriteAsync(bytes).ConfigureAwait(false);
     }
@@ -411,6 +441,8 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         {
             Connection = connection;
             Session = endpoint._server.CreateSession(SendAsync, connection, duplex: false);
+            // However the session ends (the client's close, the idle sweep, the server closing it), the endpoint lets go.
+            connection.Closed.Register(static s => { var (e, c) = ((BinaryEndpoint, HttpConnection))s!; e.Ended(c); }, (endpoint, this));
         }
 
         public string Id => Connection.Id;

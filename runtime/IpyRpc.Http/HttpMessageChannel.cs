@@ -215,13 +215,9 @@ public sealed class HttpMessageChannel : PushMessageChannel
             using HttpRequestMessage request = Request(new IpyRpcMessage { Kind = MessageKind.Ping, Id = 0 });
             using HttpResponseMessage response = await PostAsync(request, timeout.Token).ConfigureAwait(false);
             await using Stream body = response.Content.ReadAsStream(timeout.Token);
-            byte[] bytes = new byte[4096]; // a pong, or a refusal: small
-            int filled = await body.ReadAtLeastAsync(bytes, bytes.Length, throwOnEndOfStream: false, timeout.Token).ConfigureAwait(false);
-            if (response.StatusCode == System.Net.HttpStatusCode.NotFound
-                && MessageCodec.TryReadFramed(bytes.AsMemory(0, filled), _maxMessageBytes, out IpyRpcMessage? answer, out _) && IsConnectionLost(answer!))
-            {
-                Lost();
-            }
+            // A close the server sends (it closed this connection on purpose) goes on to the client; the pong stops here.
+            (_, IpyRpcMessage? answer) = await ReadMessagesAsync(body, 0, timeout.Token).ConfigureAwait(false);
+            if (response.StatusCode == System.Net.HttpStatusCode.NotFound && answer is not null && IsConnectionLost(answer)) Lost();
         }
         catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException or ObjectDisposedException or ProtocolException)
         {

@@ -43,7 +43,8 @@ public sealed class HttpConnectionLimitTests
         await WaitUntil(() => !gone.IsEmpty, "its end was not announced");
         var (ended, info) = Assert.Single(gone);
         Assert.Equal(silent, ended.Id);
-        Assert.Equal(DisconnectReason.ConnectionLost, info.Reason);
+        Assert.Equal(DisconnectReason.IdleTimeout, info.Reason);
+        Assert.Equal("No request for 2 s.", info.Message);
 
         // The call outlasts the timeout, and keeps its connection: it is not idle.
         await Task.Delay(3000);
@@ -238,6 +239,57 @@ public sealed class HttpConnectionLimitTests
         Assert.Equal(9, await client.CallAsync<int>("add", 4, 5));
         IpyRpcConnection connection = Assert.Single(second.Connections);
         Assert.True(connection.IsAuthenticated);
+    }
+
+    [Theory]
+    [InlineData(DisconnectReason.Unauthorized, "Your access was revoked.")]
+    [InlineData(DisconnectReason.ClosedByServer, "Closed by the operator.")]
+    public async Task AConnectionTheServerClosesIsToldWhyAtItsNextRequestAndDoesNotComeBackOnItsOwn(DisconnectReason reason, string why)
+    {
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "right" });
+        server.Register(typeof(HttpFunctions));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.Requests, new IpyRpcClientOptions { SharedSecret = "right" });
+        var heard = new ConcurrentQueue<DisconnectInfo>();
+        int reconnects = 0;
+        client.Disconnected += heard.Enqueue;
+        client.Reconnecting += _ => Interlocked.Increment(ref reconnects);
+        Assert.Equal(3, await client.CallAsync<int>("add", 1, 2));
+
+        await Assert.Single(server.Connections).CloseAsync(why, reason);
+        Assert.Empty(server.Connections);
+
+        // Over requests the server cannot speak first: the client's next request hears the close, and the reason.
+        var failed = await Assert.ThrowsAnyAsync<IpyRpcException>(() => client.CallAsync<int>("add", 2, 3));
+        Assert.Contains(why, failed.Message);
+        await WaitUntil(() => !heard.IsEmpty, "the client did not hear of the close");
+        DisconnectInfo info = Assert.Single(heard);
+        Assert.Equal((reason, why), (info.Reason, info.Message));
+        Assert.False(client.IsConnected);
+
+        // Closed on purpose: the client does not connect again by itself, and later calls fail at once, saying why.
+        await Task.Delay(500);
+        Assert.Equal(0, Volatile.Read(ref reconnects));
+        Assert.Empty(server.Connections);
+        Assert.Contains(why, (await Assert.ThrowsAnyAsync<IpyRpcException>(() => client.CallAsync<int>("add", 4, 5))).Message);
+    }
+
+    [Fact]
+    public async Task AQuietClientWhoseConnectionTheServerClosedHearsOfItFromItsPing()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(HttpFunctions));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { ConnectionIdleTimeout = TimeSpan.FromSeconds(1) });
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.Requests);
+        var heard = new ConcurrentQueue<DisconnectInfo>();
+        client.Disconnected += heard.Enqueue;
+        Assert.Equal(3, await client.CallAsync<int>("add", 1, 2));
+        await Assert.Single(server.Connections).CloseAsync("Maintenance.");
+
+        // No call of the client's: its next ping, within a third of the timeout, brings the close back.
+        await WaitUntil(() => !heard.IsEmpty, "the client did not hear of the close");
+        Assert.Equal((DisconnectReason.ClosedByServer, "Maintenance."), (Assert.Single(heard).Reason, Assert.Single(heard).Message));
+        Assert.False(client.IsConnected);
     }
 
     private static Task<HttpResponseMessage> HelloAsync(HttpClient http)

@@ -52,8 +52,8 @@ public sealed record DisconnectInfo(DisconnectReason Reason, string Message, Exc
         _ => DisconnectReason.Closed,
     };
 
-    /// <summary>The <c>close</c> message that tells the other side of this.</summary>
-    internal Protocol.IpyRpcMessage ToMessage() => new()
+    /// <summary>The <c>close</c> message that tells the other side of this (for a transport that tells it itself, as HTTP requests do).</summary>
+    public Protocol.IpyRpcMessage ToMessage() => new()
     {
         Kind = Protocol.MessageKind.Close,
         Parts = [Jobs.JobCodec.Encode(new Dictionary<string, object?> { ["reason"] = WireName(Reason), ["message"] = Message }, Serialization.MessagePack)],
