@@ -393,11 +393,11 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         foreach (HttpConnection c in _connections.Values)
         {
             DateTime last = c.LastActivity;
-            bool unauthenticated = last < unauthenticatedCutoff && !c.Connection.IsAuthenticated;
-            if (c.Routes.IsEmpty && (last < cutoff || unauthenticated) && Forget(c))
+            bool idle = last < cutoff, unauthenticated = !idle && last < unauthenticatedCutoff && !c.Connection.IsAuthenticated;
+            if (c.Routes.IsEmpty && (idle || unauthenticated) && Forget(c))
             {
-                TimeSpan timeout = last < cutoff ? _options.ConnectionIdleTimeout : _options.UnauthenticatedIdleTimeout;
-                var info = new DisconnectInfo(DisconnectReason.IdleTimeout, $"No request for {timeout.TotalSeconds:0.###} s{(last < cutoff ? "" : " and not authenticated")}.");
+                TimeSpan timeout = idle ? _options.ConnectionIdleTimeout : _options.UnauthenticatedIdleTimeout;
+                var info = new DisconnectInfo(DisconnectReason.IdleTimeout, $"No request for {timeout.TotalSeconds:0.###} s{(idle ? "" : " and not authenticated")}.");
                 _ = c.Session.CloseAsync(info, notifyPeer: false).AsTask();
             }
         }
@@ -413,7 +413,6 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         {
             if (Forget(c)) await c.Session.DisposeAsync().ConfigureAwait(false);
         }
-
     }
 
     private static Task WriteErrorAsync(HttpResponse response, int status, ulong id, string code, string message) => WriteAsync(response, status, new IpyRpcMessage
