@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using IpyRpc.Http;
 using IpyRpc.Protocol;
+using static IpyRpc.Http.Tests.BinaryRequests;
 
 namespace IpyRpc.Http.Tests;
 
@@ -104,7 +105,7 @@ public sealed class HttpCloseTests
         // A connection of its own, opened by a hello and closed again.
         using var http = new HttpClient { BaseAddress = host.Address };
         string id;
-        using (HttpResponseMessage hello = await PostAsync(http, new IpyRpcMessage { Kind = MessageKind.Hello, Id = 1, Versions = [1] }, null))
+        using (HttpResponseMessage hello = await HelloAsync(http))
         {
             id = hello.Headers.GetValues(BinaryEndpoint.ConnectionHeader).Single();
         }
@@ -142,7 +143,7 @@ public sealed class HttpCloseTests
         for (int round = 0; round < 3000; round++)
         {
             string id;
-            using (HttpResponseMessage hello = await PostAsync(http, new IpyRpcMessage { Kind = MessageKind.Hello, Id = 1, Versions = [1] }, null))
+            using (HttpResponseMessage hello = await HelloAsync(http))
             {
                 id = hello.Headers.GetValues(BinaryEndpoint.ConnectionHeader).Single();
             }
@@ -163,12 +164,4 @@ public sealed class HttpCloseTests
     }
 
     private static IpyRpcMessage Close() => new DisconnectInfo(DisconnectReason.Closed, "bye").ToMessage();
-
-    private static async Task<HttpResponseMessage> PostAsync(HttpClient http, IpyRpcMessage message, string? connection)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "ipyrpc") { Content = new ByteArrayContent(MessageCodec.EncodeFramed(message)) };
-        request.Content.Headers.ContentType = new(BinaryEndpoint.ContentType);
-        if (connection is not null) request.Headers.Add(BinaryEndpoint.ConnectionHeader, connection);
-        return await http.SendAsync(request);
-    }
 }

@@ -5,6 +5,7 @@ using IpyRpc.Jobs;
 using IpyRpc.Protocol;
 using IpyRpc.Tests;
 using Microsoft.Extensions.Logging;
+using static IpyRpc.Http.Tests.BinaryRequests;
 
 namespace IpyRpc.Http.Tests;
 
@@ -290,17 +291,6 @@ public sealed class HttpConnectionLimitTests
         await WaitUntil(() => !heard.IsEmpty, "the client did not hear of the close");
         Assert.Equal((DisconnectReason.ClosedByServer, "Maintenance."), (Assert.Single(heard).Reason, Assert.Single(heard).Message));
         Assert.False(client.IsConnected);
-    }
-
-    private static Task<HttpResponseMessage> HelloAsync(HttpClient http)
-        => PostAsync(http, new IpyRpcMessage { Kind = MessageKind.Hello, Id = 1, Versions = [1] }, null);
-
-    private static async Task<HttpResponseMessage> PostAsync(HttpClient http, IpyRpcMessage message, string? connection)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "ipyrpc") { Content = new ByteArrayContent(MessageCodec.EncodeFramed(message)) };
-        request.Content.Headers.ContentType = new(BinaryEndpoint.ContentType);
-        if (connection is not null) request.Headers.Add(BinaryEndpoint.ConnectionHeader, connection);
-        return await http.SendAsync(request);
     }
 
     private static async Task WaitUntil(Func<bool> condition, string why)
