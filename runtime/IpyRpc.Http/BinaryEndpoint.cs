@@ -39,23 +39,18 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
 
     public BinaryEndpoint(IpyRpcServer server, IpyRpcHttpOptions options)
     {
-        CheckTimeout(options.ConnectionIdleTimeout, nameof(options.ConnectionIdleTimeout));
-        CheckTimeout(options.UnauthenticatedIdleTimeout, nameof(options.UnauthenticatedIdleTimeout));
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxConnections, 1, nameof(options.MaxConnections));
+        if (options.ConnectionIdleTimeout <= TimeSpan.Zero && options.ConnectionIdleTimeout != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.ConnectionIdleTimeout, "ConnectionIdleTimeout must be positive, or Timeout.InfiniteTimeSpan for none.");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxConnections, 1, nameof(options));
         _server = server;
         _options = options;
         // Often enough that a connection ends within a quarter of its timeout after it is due.
-        double shortest = new[] { options.ConnectionIdleTimeout, options.UnauthenticatedIdleTimeout }.Where(t => t != Timeout.InfiniteTimeSpan).Select(t => t.TotalMilliseconds).DefaultIfEmpty(120_000).Min();
-        TimeSpan every = TimeSpan.FromMilliseconds(Math.Clamp(shortest / 4, 100, 30_000));
+        double idle = options.ConnectionIdleTimeout == Timeout.InfiniteTimeSpan ? 120_000 : options.ConnectionIdleTimeout.TotalMilliseconds;
+        TimeSpan every = TimeSpan.FromMilliseconds(Math.Clamp(idle / 4, 100, 30_000));
         _sweeper = new Timer(static s => ((BinaryEndpoint)s!).Sweep(), this, every, every);
-    }
-
-    private static void CheckTimeout(TimeSpan timeout, string name)
-    {
-        if (timeout <= TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan)
-        {
-            throw new ArgumentOutOfRangeException(name, timeout, "An idle timeout must be positive, or Timeout.InfiniteTimeSpan for none.");
-        }
     }
 
     public int Connections => _connections.Count;
@@ -381,28 +376,21 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
         : null;
 
     /// <summary>
-    /// Closes connections that have been idle (no request in flight) for longer than their timeout: their sessions end
-    /// as a disconnect would end them. On a server that requires authentication, one that has not authenticated has the
-    /// shorter <see cref="IpyRpcHttpOptions.UnauthenticatedIdleTimeout"/>.
+    /// Closes connections that have been idle (no request in flight) for longer than the timeout: their sessions end
+    /// as <see cref="DisconnectReason.IdleTimeout"/>.
     /// </summary>
     private void Sweep()
     {
-        DateTime now = DateTime.UtcNow;
-        DateTime cutoff = Before(now, _options.ConnectionIdleTimeout);
-        DateTime unauthenticatedCutoff = _server.RequiresAuthentication ? Before(now, _options.UnauthenticatedIdleTimeout) : DateTime.MinValue;
+        if (_options.ConnectionIdleTimeout == Timeout.InfiniteTimeSpan) return;
+        DateTime cutoff = DateTime.UtcNow - _options.ConnectionIdleTimeout;
         foreach (HttpConnection c in _connections.Values)
         {
-            DateTime last = c.LastActivity;
-            bool idle = last < cutoff, unauthenticated = !idle && last < unauthenticatedCutoff && !c.Connection.IsAuthenticated;
-            if (c.Routes.IsEmpty && (idle || unauthenticated) && Forget(c))
+            if (c.Routes.IsEmpty && c.LastActivity < cutoff && Forget(c))
             {
-                TimeSpan timeout = idle ? _options.ConnectionIdleTimeout : _options.UnauthenticatedIdleTimeout;
-                var info = new DisconnectInfo(DisconnectReason.IdleTimeout, $"No request for {timeout.TotalSeconds:0.###} s{(idle ? "" : " and not authenticated")}.");
+                var info = new DisconnectInfo(DisconnectReason.IdleTimeout, $"No request for {_options.ConnectionIdleTimeout.TotalSeconds:0.###} s.");
                 _ = c.Session.CloseAsync(info, notifyPeer: false).AsTask();
             }
         }
-
-        static DateTime Before(DateTime now, TimeSpan timeout) => timeout == Timeout.InfiniteTimeSpan ? DateTime.MinValue : now - timeout;
     }
 
     public async ValueTask DisposeAsync()

@@ -35,14 +35,6 @@ public sealed record IpyRpcHttpOptions
     public TimeSpan ConnectionIdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
-    /// How long a binary-protocol connection over HTTP requests that has not authenticated, on a server that requires
-    /// authentication, lives without any request in flight: a client proves itself right after its <c>hello</c>, so one
-    /// that says hello and nothing more gives its place back in seconds rather than after
-    /// <see cref="ConnectionIdleTimeout"/>. <see cref="Timeout.InfiniteTimeSpan"/> leaves such connections to that timeout.
-    /// </summary>
-    public TimeSpan UnauthenticatedIdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
-
-    /// <summary>
     /// The most binary-protocol connections over HTTP requests the endpoint holds at once (each is a session the server
     /// keeps between requests, until the client closes it or it idles out). Past it, a <c>hello</c>, or a request that
     /// names no connection (a connection for that request only), is answered <c>503</c> with <c>too_many_requests</c>,

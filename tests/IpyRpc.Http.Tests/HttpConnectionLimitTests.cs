@@ -56,29 +56,44 @@ public sealed class HttpConnectionLimitTests
     }
 
     [Fact]
-    public async Task OnAServerThatRequiresAuthenticationAConnectionThatHasNotAuthenticatedEndsSooner()
+    public async Task OnAServerThatRequiresAuthenticationAConnectionThatDoesNotAuthenticateInTimeIsClosedAndToldSo()
     {
         // Long enough that the client below proves its secret within it, on a loaded machine too.
-        var options = new IpyRpcHttpOptions { UnauthenticatedIdleTimeout = TimeSpan.FromSeconds(1) };
-        await using var server = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "right" });
+        var options = new IpyRpcServerOptions { SharedSecret = "right", AuthenticationTimeout = TimeSpan.FromSeconds(1) };
+        await using var server = new IpyRpcServer(options);
         server.Register(typeof(HttpFunctions));
-        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: options);
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
         await using IpyRpcClient proven = await IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.Requests, new IpyRpcClientOptions { SharedSecret = "right" });
         IpyRpcConnection kept = Assert.Single(server.Connections);
 
         using var http = new HttpClient { BaseAddress = host.Address };
-        for (int i = 0; i < 20; i++) (await HelloAsync(http)).Dispose(); // a hello each, and nothing more
+        var ids = new List<string>();
+        for (int i = 0; i < 20; i++)
+        {
+            using HttpResponseMessage hello = await HelloAsync(http); // a hello each, and nothing more
+            ids.Add(hello.Headers.GetValues(BinaryEndpoint.ConnectionHeader).Single());
+        }
+
         Assert.Equal(21, server.Connections.Count);
 
-        // The twenty go within a few sweeps; the client that proved the secret stays, and is served, well past that.
+        // The twenty are closed; the client that proved the secret stays, and is served, well past that.
         await WaitUntil(() => server.Connections.Count == 1, "connections that never authenticated were still held");
         await Task.Delay(1500);
         Assert.Same(kept, Assert.Single(server.Connections));
         Assert.Equal(5, await proven.CallAsync<int>("add", 2, 3));
 
-        // Where no authentication is required, a connection that has none is a whole one, and keeps the longer timeout.
-        await using var open = new IpyRpcServer();
-        await using IpyRpcHttpServer openHost = await IpyRpcHttpServer.StartAsync(open, options: options);
+        // One of them comes back: it is told why it was closed.
+        using (HttpResponseMessage late = await PostAsync(http, new IpyRpcMessage { Kind = MessageKind.Ping, Id = 2 }, ids[7]))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, late.StatusCode);
+            IpyRpcMessage close = MessageCodec.DecodeFramed(await late.Content.ReadAsByteArrayAsync(), ProtocolVersion.DefaultMaxMessageBytes);
+            Assert.Equal(MessageKind.Close, close.Kind);
+            Assert.Equal(DisconnectReason.Unauthorized, DisconnectInfo.FromMessage(close, "the server").Reason);
+        }
+
+        // Where no authentication is required, a connection that has none is a whole one, and stays.
+        await using var open = new IpyRpcServer(new IpyRpcServerOptions { AuthenticationTimeout = TimeSpan.FromSeconds(1) });
+        await using IpyRpcHttpServer openHost = await IpyRpcHttpServer.StartAsync(open);
         using var openHttp = new HttpClient { BaseAddress = openHost.Address };
         (await HelloAsync(openHttp)).Dispose();
         await Task.Delay(2500);
@@ -161,15 +176,16 @@ public sealed class HttpConnectionLimitTests
         foreach (IpyRpcHttpOptions bad in new[]
         {
             new IpyRpcHttpOptions { ConnectionIdleTimeout = TimeSpan.Zero },
-            new IpyRpcHttpOptions { UnauthenticatedIdleTimeout = TimeSpan.FromSeconds(-5) },
             new IpyRpcHttpOptions { MaxConnections = 0 },
         })
         {
             await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => IpyRpcHttpServer.StartAsync(server, options: bad));
         }
 
+        Assert.Throws<ArgumentOutOfRangeException>(() => new IpyRpcServer(new IpyRpcServerOptions { AuthenticationTimeout = TimeSpan.FromSeconds(-5) }));
+
         // No timeout at all is a choice, not a mistake.
-        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { ConnectionIdleTimeout = Timeout.InfiniteTimeSpan, UnauthenticatedIdleTimeout = Timeout.InfiniteTimeSpan });
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { ConnectionIdleTimeout = Timeout.InfiniteTimeSpan });
         await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.Requests);
         Assert.Equal(3, await client.CallAsync<int>("add", 1, 2));
     }

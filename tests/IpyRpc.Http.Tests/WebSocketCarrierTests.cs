@@ -74,6 +74,33 @@ public sealed class WebSocketCarrierTests
         await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None);
     }
 
+    [Fact]
+    public async Task OnAServerThatRequiresAuthenticationAWebSocketThatDoesNotAuthenticateInTimeIsClosed()
+    {
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "right", AuthenticationTimeout = TimeSpan.FromSeconds(1) });
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
+        using var socket = new ClientWebSocket();
+        socket.Options.AddSubProtocol("ipyrpc.v1");
+        await socket.ConnectAsync(IpyRpcHttpClient.WebSocketAddress(host.Address), CancellationToken.None);
+        await socket.SendAsync(MessageCodec.EncodeFramed(new IpyRpcMessage { Kind = MessageKind.Hello, Id = 1, Versions = [1] }), WebSocketMessageType.Binary, true, CancellationToken.None);
+        Assert.Equal(["secret"], (await ReceiveAsync(socket)).Auth);
+
+        // It says hello and nothing more: once the timeout has passed, the server says why it closes, and closes.
+        IpyRpcMessage close = await ReceiveAsync(socket);
+        Assert.Equal(MessageKind.Close, close.Kind);
+        DisconnectInfo why = DisconnectInfo.FromMessage(close, "the server");
+        Assert.Equal(DisconnectReason.Unauthorized, why.Reason);
+        Assert.Contains("did not authenticate within 1 s", why.Message);
+        Assert.Equal(WebSocketMessageType.Close, (await ReceiveCloseAsync(socket)).MessageType);
+        Assert.Empty(server.Connections);
+
+        // A client that proves the secret at once stays past the timeout.
+        await using IpyRpcClient proven = await IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.WebSocket, new IpyRpcClientOptions { SharedSecret = "right" });
+        await Task.Delay(2000);
+        Assert.True(proven.IsConnected);
+        Assert.Single(server.Connections);
+    }
+
     private static async Task<WebSocketReceiveResult> ReceiveCloseAsync(ClientWebSocket socket)
     {
         var buffer = new byte[1024];

@@ -34,6 +34,26 @@ public sealed class AuthTests
     }
 
     [Fact]
+    public async Task APeerThatDoesNotProveTheSecretInTimeIsToldWhyAndLetGoWhileOneThatDidStays()
+    {
+        await using IpyRpcServer server = Server(new IpyRpcServerOptions { SharedSecret = "over zeromq", AuthenticationTimeout = TimeSpan.FromSeconds(1) });
+        await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
+        await using IpyRpcClient proven = await IpyRpcZeroMqClient.ConnectAsync(host.Endpoint, new IpyRpcClientOptions { SharedSecret = "over zeromq", ClientName = "erin" });
+
+        // A peer written from PROTOCOL.md says hello and nothing more: it hears the close, and why.
+        (int code, string stdout, string stderr) = await IpyRpc.Tests.PythonPeer.RunAsync("unproven.py", host.Endpoint);
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Contains("hello secret", stdout);
+        Assert.Contains("then close unauthorized | The connection did not authenticate within 1 s", stdout);
+        for (int i = 0; i < 400 && (host.Peers > 1 || server.Connections.Count > 1); i++) await Task.Delay(25);
+        Assert.Equal(1, host.Peers);
+        Assert.Single(server.Connections);
+
+        Assert.Equal("erin over zeromq from loopback", await proven.CallAsync<string>("who"));
+        Assert.True(proven.IsConnected);
+    }
+
+    [Fact]
     public async Task CurveAdmitsTheClientsOnTheListByNameAndRefusesOthersAtConnect()
     {
         (string serverPublic, string serverSecret) = ZeroMqCurve.GenerateKeyPair();

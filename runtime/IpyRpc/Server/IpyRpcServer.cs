@@ -29,6 +29,11 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     {
         Options = options ?? new IpyRpcServerOptions();
         ArgumentOutOfRangeException.ThrowIfNegative(Options.Concurrency, nameof(options));
+        if (Options.AuthenticationTimeout <= TimeSpan.Zero && Options.AuthenticationTimeout != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), Options.AuthenticationTimeout, "AuthenticationTimeout must be positive, or Timeout.InfiniteTimeSpan for none.");
+        }
+
         Log = (Options.LoggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance).CreateLogger("IpyRpc.Server");
         _registry = new FunctionRegistry(Options.CaptureOutput, Validate, id => _connections.GetValueOrDefault(id), id => Flows.GetValueOrDefault(id), Options.CallScopes);
         Data = Options.DataStore ?? new IpyRpcDataStore();

@@ -53,6 +53,15 @@ public sealed record IpyRpcServerOptions
     public bool? RequireAuthentication { get; init; }
 
     /// <summary>
+    /// On a server that requires authentication, how long a connection may go unauthenticated: one that has not proved
+    /// itself this long after it opened (over HTTP requests, after its <c>hello</c>) is closed as
+    /// <see cref="DisconnectReason.Unauthorized"/>, so that callers who cannot authenticate do not hold connections open.
+    /// A connection that fetches or releases pointers by their keys (which need no authentication) counts from its last
+    /// such request. Default 30 s; <see cref="Timeout.InfiniteTimeSpan"/> for no limit.
+    /// </summary>
+    public TimeSpan AuthenticationTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
     /// Serves unauthenticated callers from other machines. Off by default: a server with no
     /// authentication answers only this machine (loopback, ipc, in process), and refuses to bind a
     /// non-loopback address at all. Turning it on is logged at startup as a warning.

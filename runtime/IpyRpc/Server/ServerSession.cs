@@ -44,6 +44,49 @@ public sealed class ServerSession : IAsyncDisposable
         _link = duplex ? new PeerLink(send, "the client") : null;
         connection.Attach(_link ?? callsBack, info => CloseAsync(info, notifyPeer: true),
             duplex ? null : $"its transport ({connection.Transport}) carries separate requests from the client, not one connection both ways (over HTTP, clients connect with WebSockets for that)");
+        // A connection of separate requests has begun once it says hello (a request without one is a connection of its own).
+        if (duplex) AwaitAuthentication();
+    }
+
+    private int _awaitingAuthentication;
+    private long _unauthenticatedSince; // Environment.TickCount64: the connection's start, or its last fetch or release by a pointer's key
+
+    /// <summary>
+    /// On a server that requires authentication, closes this connection unless it authenticates within
+    /// <see cref="IpyRpcServerOptions.AuthenticationTimeout"/> (counted again from each fetch or release it makes by a
+    /// pointer's key, which needs no authentication).
+    /// </summary>
+    private void AwaitAuthentication()
+    {
+        TimeSpan limit = _server.Options.AuthenticationTimeout;
+        if (!_server.RequiresAuthentication || Connection.IsAuthenticated || limit == Timeout.InfiniteTimeSpan || Interlocked.Exchange(ref _awaitingAuthentication, 1) == 1) return;
+        Volatile.Write(ref _unauthenticatedSince, Environment.TickCount64);
+        _ = CloseUnlessAuthenticatedAsync(limit);
+    }
+
+    /// <summary>A pointer's key was right: its own credential, so an unauthenticated connection that uses keys is about its business.</summary>
+    private void KeyUsed()
+    {
+        if (!Connection.IsAuthenticated) Volatile.Write(ref _unauthenticatedSince, Environment.TickCount64);
+    }
+
+    private async Task CloseUnlessAuthenticatedAsync(TimeSpan limit)
+    {
+        for (TimeSpan wait = limit; wait > TimeSpan.Zero; wait = limit - TimeSpan.FromMilliseconds(Environment.TickCount64 - Volatile.Read(ref _unauthenticatedSince)))
+        {
+            try
+            {
+                await Task.Delay(wait, Connection.Closed).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return; // the connection ended first
+            }
+
+            if (Connection.IsAuthenticated) return;
+        }
+        _server.Log.LogWarning("Closing {Connection}: not authenticated within {Seconds} s", Connection, limit.TotalSeconds);
+        await CloseAsync(new DisconnectInfo(DisconnectReason.Unauthorized, $"The connection did not authenticate within {limit.TotalSeconds:0.###} s of opening, as this server requires."), notifyPeer: true).ConfigureAwait(false);
     }
 
     /// <summary>The connection this session serves: who is on the other side.</summary>
@@ -244,11 +287,13 @@ public sealed class ServerSession : IAsyncDisposable
             if (message.Kind == MessageKind.Fetch)
             {
                 byte[] value = _server.Data.Fetch(path, key, Row("start"), Row("stop"), message.Serialization);
+                KeyUsed();
                 await ReplyAsync(message, value).ConfigureAwait(false);
             }
             else
             {
                 _server.Data.Release(path, key);
+                KeyUsed();
                 await ReplyAsync(message, message.Serialization == Serialization.Json ? "true"u8.ToArray() : [0xc3]).ConfigureAwait(false);
             }
         }
@@ -288,6 +333,7 @@ public sealed class ServerSession : IAsyncDisposable
 
         ValueTask sent = IgnoreResult(SendAsync(reply));
         if (reply.Auth is null && AccessDenied() is null) Announce();
+        AwaitAuthentication();
         return sent;
     }
 
