@@ -38,8 +38,9 @@ public sealed record IpyRpcHttpOptions
     /// The most binary-protocol connections over HTTP requests the endpoint holds at once (each is a session the server
     /// keeps between requests, until the client closes it or it idles out). Past it, a <c>hello</c>, or a request that
     /// names no connection (a connection for that request only), is answered <c>503</c> with <c>too_many_requests</c>,
-    /// and the connections already held are served as before. WebSocket connections are TCP connections of their own,
-    /// which Kestrel's limits bound (<c>MaxConcurrentUpgradedConnections</c>), and do not count here.
+    /// and the connections already held are served as before. WebSocket connections are TCP connections of their own
+    /// and do not count here (Kestrel's <c>MaxConcurrentUpgradedConnections</c> can bound them; on a server that requires
+    /// authentication, those that do not authenticate end after <see cref="IpyRpcServerOptions.AuthenticationTimeout"/>).
     /// </summary>
     public int MaxConnections { get; init; } = 10_000;
 

@@ -58,8 +58,9 @@ public sealed record IpyRpcClientOptions
 
     /// <summary>
     /// Reconnects after the connection is lost, where the transport can dial again (ZeroMQ, HTTP with
-    /// WebSockets or requests; over requests, once the server says it no longer holds the connection): hello, authentication, the function list and event subscriptions are all done again,
-    /// and <see cref="IpyRpcClient.Reconnected"/> is raised. Calls in flight when the connection was lost
+    /// WebSockets or requests; over requests, once the server says it no longer holds the connection): hello,
+    /// authentication, the function list and event subscriptions are all done again, and
+    /// <see cref="IpyRpcClient.Reconnected"/> is raised. Calls in flight when the connection was lost
     /// fail, and calls made while it is down fail at once (a job submitted with <c>SubmitAsync</c> can be
     /// attached again). On by default (retrying until disposed); <see langword="null"/> turns it off.
     /// The client does not reconnect after the server closed the connection on purpose or refused its credentials.

@@ -85,8 +85,9 @@ public sealed class ServerSession : IAsyncDisposable
 
             if (Connection.IsAuthenticated) return;
         }
+
         _server.Log.LogWarning("Closing {Connection}: not authenticated within {Seconds} s", Connection, limit.TotalSeconds);
-        await CloseAsync(new DisconnectInfo(DisconnectReason.Unauthorized, $"The connection did not authenticate within {limit.TotalSeconds:0.###} s of opening, as this server requires."), notifyPeer: true).ConfigureAwait(false);
+        await CloseAsync(new DisconnectInfo(DisconnectReason.Unauthorized, $"The connection did not authenticate within {limit.TotalSeconds:0.###} s, as this server requires."), notifyPeer: true).ConfigureAwait(false);
     }
 
     /// <summary>The connection this session serves: who is on the other side.</summary>
