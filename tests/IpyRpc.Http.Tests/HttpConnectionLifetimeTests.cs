@@ -10,11 +10,13 @@ using static IpyRpc.Http.Tests.BinaryRequests;
 namespace IpyRpc.Http.Tests;
 
 /// <summary>
-/// The connections the binary endpoint keeps between requests are bounded: each ends after its idle timeout (sooner
-/// when it must authenticate and has not), and past <see cref="IpyRpcHttpOptions.MaxConnections"/> no new one opens,
-/// so clients that say hello and go cannot grow the server's memory without end.
+/// How the connections the binary endpoint keeps between requests live and end. A client that vanished is forgotten
+/// after the idle timeout, and one that never authenticates after the authentication timeout; past
+/// <see cref="IpyRpcHttpOptions.MaxConnections"/> no new one opens, so clients that say hello and go cannot grow the
+/// server's memory without end. A live client keeps its connection with pings, learns when the server no longer
+/// holds it (and connects again), and hears a close the server made, with its reason.
 /// </summary>
-public sealed class HttpConnectionLimitTests
+public sealed class HttpConnectionLifetimeTests
 {
     [Fact]
     public async Task AConnectionIdleForItsTimeoutEndsAndOneWithARequestInFlightDoesNot()
