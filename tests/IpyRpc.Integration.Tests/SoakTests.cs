@@ -159,13 +159,7 @@ public sealed class SoakTests(ITestOutputHelper output)
         {
             await using IpyRpcClient client = await connect();
             Interlocked.Increment(ref stats.Connections);
-            bool leaving = false;
-            // Nothing drops a connection on loopback: a client that hears its link end before it leaves is a finding.
-            client.Disconnected += info =>
-            {
-                if (!Volatile.Read(ref leaving)) stats.Wrong(carrier, "link", $"the connection ended: {info.Reason}: {info.Message}");
-            };
-            client.Reconnecting += attempt => stats.Wrong(carrier, "link", $"reconnecting (attempt {attempt.Attempt}): {attempt.LastError?.Message}");
+            Leaving leaving = WatchLink(client, carrier, stats);
             IpyRpcSubscription? ticks = null;
             if (carrier != "http-requests")
             {
@@ -187,10 +181,34 @@ public sealed class SoakTests(ITestOutputHelper output)
                 var mine = new Random(seed + i);
                 for (int n = 0; n < callsEach && clock.Elapsed < length; n++) await OneCallAsync(carrier, client, mine, stats, secret);
             })));
-            Volatile.Write(ref leaving, true);
+            leaving.Now();
             // Half the clients end their subscription themselves; the others leave it to their connection's end.
             if (ticks is not null && random.Next(2) == 0) await ticks.DisposeAsync();
         }
+    }
+
+    /// <summary>
+    /// Nothing drops a connection on loopback: a client that hears its link end, or reconnects, before it leaves is a
+    /// finding. The client says it is leaving with <see cref="Leaving.Now"/>.
+    /// </summary>
+    private static Leaving WatchLink(IpyRpcClient client, string carrier, Stats stats)
+    {
+        var leaving = new Leaving();
+        client.Disconnected += info =>
+        {
+            if (!leaving.Is) stats.Wrong(carrier, "link", $"the connection ended: {info.Reason}: {info.Message}");
+        };
+        client.Reconnecting += attempt => stats.Wrong(carrier, "link", $"reconnecting (attempt {attempt.Attempt}): {attempt.LastError?.Message}");
+        return leaving;
+    }
+
+    private sealed class Leaving
+    {
+        private int _leaving;
+
+        public bool Is => Volatile.Read(ref _leaving) == 1;
+
+        public void Now() => Volatile.Write(ref _leaving, 1);
     }
 
     /// <summary>The soak's idle timeout for connections over HTTP requests.</summary>
@@ -206,12 +224,7 @@ public sealed class SoakTests(ITestOutputHelper output)
         const string carrier = "http-quiet";
         await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(address, HttpCarrier.Requests, Options(carrier, secret, exports: false));
         Interlocked.Increment(ref stats.Connections);
-        bool leaving = false;
-        client.Disconnected += info =>
-        {
-            if (!Volatile.Read(ref leaving)) stats.Wrong(carrier, "link", $"the connection ended: {info.Reason}: {info.Message}");
-        };
-        client.Reconnecting += attempt => stats.Wrong(carrier, "link", $"reconnecting (attempt {attempt.Attempt}): {attempt.LastError?.Message}");
+        Leaving leaving = WatchLink(client, carrier, stats);
         var random = new Random(11);
         while (true)
         {
@@ -233,7 +246,7 @@ public sealed class SoakTests(ITestOutputHelper output)
             await Task.Delay(quiet);
         }
 
-        Volatile.Write(ref leaving, true);
+        leaving.Now();
     }
 
     private static async Task OneCallAsync(string carrier, IpyRpcClient client, Random random, Stats stats, bool secret)
