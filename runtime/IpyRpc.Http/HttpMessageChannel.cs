@@ -146,15 +146,16 @@ public sealed class HttpMessageChannel : PushMessageChannel
                 if (message.Kind == MessageKind.Hello) KeepAlive(response);
             }
 
+            if (!response.IsSuccessStatusCode && response.Content.Headers.ContentType?.MediaType is not BinaryEndpoint.ContentType)
+            {
+                // A refusal that is not the endpoint's (a proxy's or a gateway's page): said by its status, not read as messages.
+                FailWithoutReply(message.Id, response, $"with {response.Content.Headers.ContentType?.MediaType ?? "no content type"}, not IpyRpc messages");
+                return;
+            }
+
             await using Stream body = response.Content.ReadAsStream(cts.Token); // the handler's response stream: there at once
             (bool any, final) = await ReadMessagesAsync(body, message.Id, cts.Token).ConfigureAwait(false);
-            if (!any && !response.IsSuccessStatusCode)
-            {
-                (string code, string why) = (int)response.StatusCode is 401 or 403
-                    ? (ErrorCodes.Unauthorized, "missing or wrong credentials")
-                    : (ErrorCodes.Internal, "no IpyRpc reply");
-                Fail(message.Id, code, $"The server answered HTTP {(int)response.StatusCode} {response.ReasonPhrase} ({why}).");
-            }
+            if (!any && !response.IsSuccessStatusCode) FailWithoutReply(message.Id, response, "and no IpyRpc reply");
         }
         catch (OperationCanceledException) when (cts.IsCancellationRequested)
         {
@@ -162,7 +163,8 @@ public sealed class HttpMessageChannel : PushMessageChannel
         }
         catch (Exception e) when (e is HttpRequestException or IOException or ProtocolException)
         {
-            Fail(message.Id, e is ProtocolException p ? p.Code : ErrorCodes.Internal, "The HTTP exchange failed: " + e.Message);
+            // The server could not be reached, or the exchange broke off: a connection failure, as on the other transports.
+            Fail(message.Id, e is ProtocolException p ? p.Code : ErrorCodes.ConnectionLost, "The HTTP exchange failed: " + e.Message);
         }
         finally
         {
@@ -177,6 +179,18 @@ public sealed class HttpMessageChannel : PushMessageChannel
             DeliverFinal(final);
             if (lost) Lost();
         }
+    }
+
+    /// <summary>Fails a request whose response carried no IpyRpc reply, by its HTTP status.</summary>
+    private void FailWithoutReply(ulong id, HttpResponseMessage response, string what)
+    {
+        (string code, string why) = (int)response.StatusCode switch
+        {
+            401 or 403 => (ErrorCodes.Unauthorized, ": missing or wrong credentials"),
+            502 or 503 or 504 => (ErrorCodes.ConnectionLost, ": a gateway in between could not reach the server"),
+            _ => (ErrorCodes.Internal, ""),
+        };
+        Fail(id, code, $"The server answered HTTP {(int)response.StatusCode} {response.ReasonPhrase} {what}{why}.");
     }
 
     /// <summary>

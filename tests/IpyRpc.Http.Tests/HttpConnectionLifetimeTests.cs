@@ -247,6 +247,10 @@ public sealed class HttpConnectionLifetimeTests
         await firstHost.DisposeAsync();
         await first.DisposeAsync();
 
+        // While the server is down, a call fails as a connection failure, at once.
+        var down = await Assert.ThrowsAsync<IpyRpcConnectionException>(() => client.CallAsync<int>("add", 1, 1));
+        Assert.Contains("The HTTP exchange failed", down.Message);
+
         await using var second = new IpyRpcServer(options);
         second.Register(typeof(HttpFunctions));
         await using IpyRpcHttpServer secondHost = await IpyRpcHttpServer.StartAsync(second, $"http://127.0.0.1:{address.Port}");
@@ -258,6 +262,40 @@ public sealed class HttpConnectionLifetimeTests
         Assert.Equal(9, await client.CallAsync<int>("add", 4, 5));
         IpyRpcConnection connection = Assert.Single(second.Connections);
         Assert.True(connection.IsAuthenticated);
+    }
+
+    [Theory]
+    [InlineData(502, typeof(IpyRpcConnectionException))]
+    [InlineData(504, typeof(IpyRpcConnectionException))]
+    [InlineData(500, typeof(IpyRpcException))]
+    public async Task AGatewaysErrorPageIsAConnectionFailureAndAServersIsNot(int status, Type expected)
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(HttpFunctions));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
+        var gateway = new GatewayHandler { InnerHandler = new SocketsHttpHandler() };
+        using var http = new HttpClient(gateway);
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.Requests, http: http);
+        Assert.Equal(3, await client.CallAsync<int>("add", 1, 2));
+
+        // A proxy in between answers for the server with a page of its own, no IpyRpc reply in it.
+        gateway.Status = status;
+        Exception failed = await Assert.ThrowsAnyAsync<IpyRpcException>(() => client.CallAsync<int>("add", 2, 3));
+        Assert.Equal(expected, failed.GetType());
+        Assert.Contains($"HTTP {status}", failed.Message);
+        gateway.Status = null;
+        Assert.Equal(5, await client.CallAsync<int>("add", 2, 3));
+    }
+
+    /// <summary>Answers every request with <see cref="Status"/> and an HTML page, when set, as a gateway does.</summary>
+    private sealed class GatewayHandler : DelegatingHandler
+    {
+        public int? Status { get; set; }
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+            => Status is int status
+                ? Task.FromResult(new HttpResponseMessage((HttpStatusCode)status) { Content = new StringContent("<html><body>Bad Gateway</body></html>", System.Text.Encoding.UTF8, "text/html") })
+                : base.SendAsync(request, cancellationToken);
     }
 
     [Theory]
