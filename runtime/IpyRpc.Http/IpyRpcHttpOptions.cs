@@ -30,7 +30,8 @@ public sealed record IpyRpcHttpOptions
     /// <c>close</c> is forgotten. After it the connection ends as a disconnect would. The answer to <c>hello</c> names
     /// this timeout (<c>IpyRpc-Idle-Timeout</c>), and a live client that is quiet pings within it, so it keeps its
     /// connection; a request that names an ended connection is answered <c>404</c> with <c>connection_lost</c>, and the
-    /// client connects again. <see cref="Timeout.InfiniteTimeSpan"/>: only when the client closes it.
+    /// client connects again (one the server closed on purpose is answered with that <c>close</c> instead, and the client
+    /// stays closed). <see cref="Timeout.InfiniteTimeSpan"/>: only when the client closes it.
     /// </summary>
     public TimeSpan ConnectionIdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
