@@ -447,6 +447,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 w.WriteString("code", error.Code);
                 if (error.Type is not null) w.WriteString("type", error.Type);
                 if (error.Parameter is not null) w.WriteString("parameter", error.Parameter);
+                if (error.Job is not null) w.WriteString("job", error.Job);
                 if (error.StackTrace is not null) w.WriteString("stack", error.StackTrace);
                 if (error.Inner is not null)
                 {

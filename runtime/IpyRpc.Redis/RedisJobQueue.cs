@@ -23,6 +23,16 @@ public sealed record RedisJobQueueOptions
 
     /// <summary>Results up to this size ride along with the completion notice; larger ones are read by whoever waits for them.</summary>
     public int InlineResultBytes { get; init; } = 64 * 1024;
+
+    /// <summary>
+    /// How long a submit, a job lookup or a release waits for Redis to come back when it is out of reach (restarting,
+    /// loading its data, a broken connection) before it fails with <see cref="JobQueueUnavailableException"/>, which the
+    /// server sends as <c>unavailable</c>. Within it the request is made again; a submit whose answer was lost is made
+    /// again without queueing its job twice. Each try may itself wait for the connection up to its timeout (the
+    /// configuration's <c>asyncTimeout</c>, 5 s by default), so the longest wait is about this plus that.
+    /// <see cref="TimeSpan.Zero"/> tries once.
+    /// </summary>
+    public TimeSpan ReconnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>
@@ -165,7 +175,7 @@ public sealed class RedisJobQueue : IJobQueue
         if (observer is not null)
         {
             // Watching before the job exists: no event can slip past between the two.
-            await WatchingAsync().ConfigureAwait(false);
+            await ReachingAsync(async () => { await WatchingAsync().ConfigureAwait(false); return true; }, "the call was not queued and did not run; make it again once Redis is back", cancellationToken).ConfigureAwait(false);
             observer.OnAccepted(id);
             watcher = AddWatcher(id, observer, 0);
             watcher.Pending = true; // until the job exists, its absence does not mean it was forgotten
@@ -173,9 +183,32 @@ public sealed class RedisJobQueue : IJobQueue
 
         try
         {
-            await EvalAsync(RedisScripts.Submit, id, request.Function, JobCodec.EncodeRequest(request), request.Arguments.ToArray(),
-                request.CreatedAt.ToUnixTimeMilliseconds(), request.Deadline?.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture) ?? "", request.Detached ? 1 : 0,
-                request.Caller?.Name ?? "").ConfigureAwait(false);
+            RedisValue[] values = [_prefix, id, request.Function, JobCodec.EncodeRequest(request), request.Arguments.ToArray(), request.CreatedAt.ToUnixTimeMilliseconds(),
+                request.Deadline?.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture) ?? "", request.Detached ? 1 : 0, request.Caller?.Name ?? ""];
+            long start = Environment.TickCount64;
+            bool mayHaveBeenQueued = false;
+            for (int attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    // The script queues the job once: made again after an answer was lost, it finds the job and adds nothing.
+                    await _db.ScriptEvaluateAsync(RedisScripts.Submit, null, values).ConfigureAwait(false);
+                    break;
+                }
+                catch (Exception e) when (OutOfReach(e))
+                {
+                    mayHaveBeenQueued |= MayHaveReached(e);
+                    if (watcher?.HasHeard == true) break; // it was queued: its events are arriving
+                    if (!TryAgain(start, attempt, cancellationToken, out TimeSpan wait))
+                    {
+                        throw Unavailable(e, start, mayHaveBeenQueued
+                            ? $"the connection broke after the request was sent, so the call may have been queued as job {id} (it then runs when Redis is back): look it up before calling again"
+                            : "the call was not queued and did not run; make it again once Redis is back", id, mayHaveBeenQueued);
+                    }
+
+                    await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
+                }
+            }
         }
         catch
         {
@@ -192,8 +225,13 @@ public sealed class RedisJobQueue : IJobQueue
     /// <inheritdoc/>
     public async ValueTask<IDisposable?> WatchAsync(string jobId, long afterSequence, IJobObserver observer, CancellationToken cancellationToken = default)
     {
-        if (!await _db.KeyExistsAsync(JobKey(jobId)).ConfigureAwait(false)) return null;
-        await WatchingAsync().ConfigureAwait(false);
+        bool known = await ReachingAsync(async () =>
+        {
+            if (!await _db.KeyExistsAsync(JobKey(jobId)).ConfigureAwait(false)) return false;
+            await WatchingAsync().ConfigureAwait(false);
+            return true;
+        }, $"job {jobId} could not be looked up", cancellationToken).ConfigureAwait(false);
+        if (!known) return null;
         observer.OnAccepted(jobId);
         Watcher watcher = AddWatcher(jobId, observer, afterSequence);
         watcher.Poke();
@@ -202,6 +240,9 @@ public sealed class RedisJobQueue : IJobQueue
 
     /// <inheritdoc/>
     public async ValueTask<JobInfo?> GetAsync(string jobId, bool withOutput = false, CancellationToken cancellationToken = default)
+        => await ReachingAsync(() => GetOnceAsync(jobId, withOutput), $"job {jobId} could not be looked up", cancellationToken).ConfigureAwait(false);
+
+    private async Task<JobInfo?> GetOnceAsync(string jobId, bool withOutput)
     {
         RedisValue[] fields = await _db.HashGetAsync(JobKey(jobId), InfoFields).ConfigureAwait(false);
         if (fields[0].IsNull) return null;
@@ -217,8 +258,10 @@ public sealed class RedisJobQueue : IJobQueue
 
     /// <inheritdoc/>
     public async ValueTask<IReadOnlyList<JobInfo>> ListAsync(JobQuery? query = null, CancellationToken cancellationToken = default)
+        => await ReachingAsync(() => ListOnceAsync(query ?? new JobQuery()), "its jobs could not be listed", cancellationToken).ConfigureAwait(false);
+
+    private async Task<IReadOnlyList<JobInfo>> ListOnceAsync(JobQuery query)
     {
-        query ??= new JobQuery();
         var jobs = new List<JobInfo>();
         const int Page = 256;
         for (long start = 0; jobs.Count < query.Limit; start += Page)
@@ -241,17 +284,27 @@ public sealed class RedisJobQueue : IJobQueue
     /// <inheritdoc/>
     public async ValueTask<bool> CancelAsync(string jobId, CancellationToken cancellationToken = default)
     {
-        RedisValue function = await _db.HashGetAsync(JobKey(jobId), "function").ConfigureAwait(false);
+        RedisValue function = await ReachingAsync(() => _db.HashGetAsync(JobKey(jobId), "function"), $"job {jobId} was not cancelled", cancellationToken).ConfigureAwait(false);
         if (function.IsNull) return false;
         JobOutcome cancelled = JobOutcome.CancelledBy(new JobRequest { Id = jobId, Function = (string)function! }, whileQueued: true);
-        long result = (long)await EvalAsync(RedisScripts.Cancel, jobId, Now(), JobCodec.EncodeOutcome(cancelled)).ConfigureAwait(false);
+        long result;
+        try
+        {
+            // Not made again: a cancel whose answer was lost would then say it found the job already ended.
+            result = (long)await EvalAsync(RedisScripts.Cancel, jobId, Now(), JobCodec.EncodeOutcome(cancelled)).ConfigureAwait(false);
+        }
+        catch (Exception e) when (OutOfReach(e))
+        {
+            throw Unavailable(e, Environment.TickCount64, MayHaveReached(e) ? $"the cancel of job {jobId} was sent but not answered: look the job up once Redis is back" : $"job {jobId} was not cancelled");
+        }
+
         if (result == 1 && _leases.TryGetValue(jobId, out Lease? local)) local.Cancel();
         return result == 1;
     }
 
     /// <inheritdoc/>
     public async ValueTask ReleaseAsync(string jobId, CancellationToken cancellationToken = default)
-        => await EvalAsync(RedisScripts.Release, jobId).ConfigureAwait(false);
+        => await ReachingAsync(() => EvalAsync(RedisScripts.Release, jobId), $"job {jobId} was not released", cancellationToken).ConfigureAwait(false);
 
     /// <inheritdoc/>
     public async ValueTask<JobLease?> TakeAsync(string workerId, TimeSpan leaseDuration, CancellationToken cancellationToken)
@@ -721,6 +774,67 @@ public sealed class RedisJobQueue : IJobQueue
 
     private static DateTimeOffset? Time(RedisValue v) => v.IsNull ? null : DateTimeOffset.FromUnixTimeMilliseconds((long)v);
 
+    /// <summary>
+    /// Runs a request that may be made again (a read, or a change that is the same made twice), trying again while Redis
+    /// is out of reach, for up to <see cref="RedisJobQueueOptions.ReconnectTimeout"/>; past it, <see cref="JobQueueUnavailableException"/>
+    /// saying <paramref name="consequence"/>.
+    /// </summary>
+    private async Task<T> ReachingAsync<T>(Func<Task<T>> request, string consequence, CancellationToken cancellationToken)
+    {
+        long start = Environment.TickCount64;
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await request().ConfigureAwait(false);
+            }
+            catch (Exception e) when (OutOfReach(e))
+            {
+                if (!TryAgain(start, attempt, cancellationToken, out TimeSpan wait)) throw Unavailable(e, start, consequence);
+                await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Whether to try a request again after it found Redis out of reach, and after how long (50 ms, doubling to 1 s).</summary>
+    private bool TryAgain(long start, int attempt, CancellationToken cancellationToken, out TimeSpan wait)
+    {
+        wait = TimeSpan.FromMilliseconds(Math.Min(1000, 50 << Math.Min(attempt - 1, 5)));
+        long left = (long)_options.ReconnectTimeout.TotalMilliseconds - (Environment.TickCount64 - start);
+        return left > 0 && _disposed == 0 && !cancellationToken.IsCancellationRequested;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="e"/> says Redis is out of reach for now (down, restarting, loading its data after a
+    /// restart, a broken connection, a replica not yet promoted) rather than that the request was wrong.
+    /// </summary>
+    internal static bool OutOfReach(Exception e) => e is RedisConnectionException or RedisTimeoutException
+        || (e is RedisServerException server && (server.Message.StartsWith("LOADING", StringComparison.Ordinal) || server.Message.StartsWith("BUSY", StringComparison.Ordinal)
+            || server.Message.StartsWith("MASTERDOWN", StringComparison.Ordinal) || server.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal)
+            || server.Message.StartsWith("READONLY", StringComparison.Ordinal)));
+
+    /// <summary>Whether the request that failed with <paramref name="e"/> may have reached Redis and run there (sent, its answer lost).</summary>
+    internal static bool MayHaveReached(Exception e) => e switch
+    {
+        RedisConnectionException c => c.CommandStatus is CommandStatus.Sent or CommandStatus.Unknown,
+        RedisTimeoutException t => t.Commandstatus is CommandStatus.Sent or CommandStatus.Unknown,
+        _ => false, // Redis answered, with an error: it ran nothing
+    };
+
+    /// <summary>The failure a caller is told of: why Redis is out of reach and what that did to the request, without Redis' address or its client's state.</summary>
+    private JobQueueUnavailableException Unavailable(Exception e, long start, string consequence, string? jobId = null, bool mayHaveBeenQueued = false)
+    {
+        string why = e switch
+        {
+            RedisConnectionException c => $"no connection ({c.FailureType})",
+            RedisTimeoutException => "no connection within the timeout",
+            _ => "Redis answered " + e.Message.Split(' ', 2)[0],
+        };
+        double seconds = (Environment.TickCount64 - start) / 1000.0;
+        string waited = seconds >= 0.1 ? string.Create(CultureInfo.InvariantCulture, $", after trying for {seconds:0.#} s") : "";
+        return new JobQueueUnavailableException(Name, $"The job queue \"{Name}\" cannot reach Redis ({why}{waited}): {consequence}.", e, jobId, mayHaveBeenQueued);
+    }
+
     private Task<RedisResult> EvalAsync(string script, params RedisValue[] args)
     {
         var values = new RedisValue[args.Length + 1];
@@ -813,6 +927,15 @@ public sealed class RedisJobQueue : IJobQueue
         private bool _done;
 
         public string JobId => jobId;
+
+        /// <summary>For a watcher made at the job's submit (from event 0): whether an event of the job has been delivered, so it exists.</summary>
+        public bool HasHeard
+        {
+            get
+            {
+                lock (_gate) return _last > 0;
+            }
+        }
 
         public void Notify(JobEvent e)
         {

@@ -65,10 +65,14 @@ internal static class RedisScripts
 
         """;
 
-    /// <summary>ARGV: prefix, id, function, request, args, created, deadline ('' for none), detached, owner ('' for none).</summary>
+    /// <summary>
+    /// ARGV: prefix, id, function, request, args, created, deadline ('' for none), detached, owner ('' for none). Made again
+    /// after its answer was lost (the connection broke), it finds the job and adds nothing: ids are never reused.
+    /// </summary>
     public const string Submit = Library + """
         local id = ARGV[2]
         local job = jobkey(id)
+        if redis.call('EXISTS', job) == 1 then return redis.call('HGET', job, 'entry') or '' end
         redis.call('HSET', job, 'function', ARGV[3], 'request', ARGV[4], 'args', ARGV[5], 'state', '0', 'created', ARGV[6],
           'detached', ARGV[8], 'last', '0', 'attempts', '0', 'output_bytes', '0', 'retained', string.len(ARGV[5]), 'released', '0', 'cancel', '0', 'owner', ARGV[9])
         if ARGV[7] ~= '' then

@@ -1,3 +1,5 @@
+using System.Text.Json;
+using IpyRpc.Http;
 using IpyRpc.Jobs;
 using IpyRpc.Redis;
 using IpyRpc.Tests;
@@ -332,6 +334,46 @@ public sealed class RedisWorkerTests(ITestOutputHelper log) : WorkerTests(log)
         }
     }
 
+    [Fact]
+    public async Task WhileRedisIsDownCallsFailAsUnavailableOnEveryCarrierAndAllServesOnWhenItIsBack()
+    {
+        // Each try waits up to 1 s for a connection, and the queue tries for 1 s: a short test of a long outage.
+        IJobQueue queue = Track(await RedisJobQueue.ConnectAsync(_redis.Configuration + ",syncTimeout=1000", new RedisJobQueueOptions { Name = _queue, ReconnectTimeout = TimeSpan.FromSeconds(1) }));
+        IpyRpcServer server = Track(new IpyRpcServer(new IpyRpcServerOptions { Queue = queue, Concurrency = 0 }));
+        server.Register(typeof(WorkFunctions));
+        IpyRpcHttpServer http = Track(await IpyRpcHttpServer.StartAsync(server, "http://127.0.0.1:0"));
+        using var web = new HttpClient { BaseAddress = http.Address };
+        WorkerProcess worker = await StartWorkerAsync();
+        IpyRpcClient client = await ConnectAsync(server);
+        Assert.Equal(4L, await client.CallAsync<long>("work.square", 2L));
+
+        _redis.Kill();
+        var refused = await Assert.ThrowsAsync<IpyRpcUnavailableException>(() => client.CallAsync<long>("work.square", 3L).WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Null(refused.JobId); // Redis was gone before the call: it was not queued
+        Assert.Contains("make it again once Redis is back", refused.Message);
+        using (JsonDocument reply = await PostJsonRpcAsync(web, """{"jsonrpc":"2.0","method":"work.square","params":[3],"id":7}"""))
+        {
+            JsonElement error = reply.RootElement.GetProperty("error");
+            Assert.Equal(-32016, error.GetProperty("code").GetInt32());
+            Assert.Equal("unavailable", error.GetProperty("data").GetProperty("code").GetString());
+        }
+
+        // Back: the same connection, a JSON-RPC caller and the worker that lived through it all go on.
+        await _redis.StartAgainAsync();
+        Assert.Equal(9L, await RetryAsync(() => client.CallAsync<long>("work.square", 3L)));
+        Assert.Equal(worker.Pid, await client.CallAsync<int>("work.pid"));
+        using (JsonDocument reply = await PostJsonRpcAsync(web, """{"jsonrpc":"2.0","method":"work.square","params":[5],"id":8}"""))
+        {
+            Assert.Equal(25, reply.RootElement.GetProperty("result").GetInt64());
+        }
+    }
+
+    private static async Task<JsonDocument> PostJsonRpcAsync(HttpClient web, string request)
+    {
+        using HttpResponseMessage response = await web.PostAsync("rpc", new StringContent(request, System.Text.Encoding.UTF8, "application/json"));
+        return JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+    }
+
     private static async Task<T> RetryAsync<T>(Func<Task<T>> action)
     {
         for (int attempt = 0; ; attempt++)
@@ -340,7 +382,7 @@ public sealed class RedisWorkerTests(ITestOutputHelper log) : WorkerTests(log)
             {
                 return await action();
             }
-            catch (IpyRpcException e) when (e.Code == Protocol.ErrorCodes.Internal && attempt < 50)
+            catch (IpyRpcUnavailableException) when (attempt < 50)
             {
                 await Task.Delay(100); // the server's connection to Redis is coming back
             }

@@ -80,6 +80,10 @@ public sealed class RedisServer : IAsyncDisposable
         await RunAsync();
     }
 
+    /// <summary>Starts the server again after <see cref="Kill"/>, on the same port and folder: it reloads its append-only file.</summary>
+    public Task StartAgainAsync() => RunAsync();
+
+    /// <summary>Kills the server (SIGKILL, as a crash); its folder stays.</summary>
     public void Kill()
     {
         if (_process is { HasExited: false } p)

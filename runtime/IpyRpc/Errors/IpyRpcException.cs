@@ -37,6 +37,7 @@ public class IpyRpcException : Exception
         ErrorCodes.ConnectionLost => new IpyRpcConnectionException(error, function),
         ErrorCodes.NotFound => new IpyRpcNotFoundException(error, function),
         ErrorCodes.TooManyRequests => new IpyRpcTooManyRequestsException(error, function),
+        ErrorCodes.Unavailable => new IpyRpcUnavailableException(error, function),
         ErrorCodes.PointerExpired or ErrorCodes.PointerReleased or ErrorCodes.PointerEvicted or ErrorCodes.PointerDenied or ErrorCodes.HolderUnreachable
             => new IpyRpcPointerException(error, function),
         ErrorCodes.SchemaMismatch => new SchemaMismatchException(error, function),
@@ -124,6 +125,17 @@ public sealed class IpyRpcNotFoundException(RemoteError error, string? function 
 
 /// <summary>The connection already has as many calls in flight as the server allows one connection; retry once some have finished.</summary>
 public sealed class IpyRpcTooManyRequestsException(RemoteError error, string? function = null) : IpyRpcException(error, function);
+
+/// <summary>
+/// The server could not take the request now: its job queue's store (Redis) is out of reach. The call was not queued and did
+/// not run, so it can be made again once the store is back; unless <see cref="JobId"/> is set, when it may have been queued
+/// under that id before the store went out of reach: look the job up (<see cref="IpyRpcPeer.GetJobAsync"/>) before calling again.
+/// </summary>
+public sealed class IpyRpcUnavailableException(RemoteError error, string? function = null) : IpyRpcException(error, function)
+{
+    /// <summary>The id of the job the call may have been queued as; <see langword="null"/> when it certainly was not queued.</summary>
+    public string? JobId => Error.Job;
+}
 
 /// <summary>Credentials were missing or wrong.</summary>
 public sealed class IpyRpcUnauthorizedException(RemoteError error, string? function = null) : IpyRpcException(error, function);

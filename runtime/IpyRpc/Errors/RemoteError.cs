@@ -31,6 +31,9 @@ public sealed record RemoteError
     /// <summary>The parameter an argument error is about.</summary>
     public string? Parameter { get; init; }
 
+    /// <summary>For <see cref="ErrorCodes.Unavailable"/>: the id of the job the call may have been queued as before the queue's store went out of reach.</summary>
+    public string? Job { get; init; }
+
     /// <summary>Public properties of the remote exception's own type (not <see cref="Exception"/>'s), as plain data: what a caller can act on.</summary>
     public IReadOnlyDictionary<string, object?>? Data { get; init; }
 
@@ -93,13 +96,14 @@ public sealed record RemoteError
     /// <summary>Writes the error as a JSON object.</summary>
     public void WriteJson(Utf8JsonWriter w) => Formatters.Object.Write(w, ToMap());
 
-    /// <summary>The error as the map the wire carries (<c>code</c>, <c>message</c>, <c>type</c>, <c>stack</c>, <c>parameter</c>, <c>inner</c>).</summary>
+    /// <summary>The error as the map the wire carries (<c>code</c>, <c>message</c>, <c>type</c>, <c>stack</c>, <c>parameter</c>, <c>job</c>, <c>inner</c>).</summary>
     public Dictionary<string, object?> ToMap()
     {
         var map = new Dictionary<string, object?>(6) { ["code"] = Code, ["message"] = Message };
         if (Type is not null) map["type"] = Type;
         if (StackTrace is not null) map["stack"] = StackTrace;
         if (Parameter is not null) map["parameter"] = Parameter;
+        if (Job is not null) map["job"] = Job;
         if (Inner is not null) map["inner"] = Inner.ToMap();
         if (Data is { Count: > 0 }) map["properties"] = Data;
         return map;
@@ -116,6 +120,7 @@ public sealed record RemoteError
             Type = map.GetValueOrDefault("type") as string,
             StackTrace = map.GetValueOrDefault("stack") as string,
             Parameter = map.GetValueOrDefault("parameter") as string,
+            Job = map.GetValueOrDefault("job") as string,
             Data = map.GetValueOrDefault("properties") as Dictionary<string, object?>,
             Inner = FromMap(map.GetValueOrDefault("inner"), depth + 1),
         };

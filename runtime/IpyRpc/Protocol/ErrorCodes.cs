@@ -58,6 +58,12 @@ public static class ErrorCodes
     /// <summary>Raised by a client generated from a schema file, never sent: the server's function no longer has the signature the schema recorded (JSON-RPC -32015).</summary>
     public const string SchemaMismatch = "schema_mismatch";
 
+    /// <summary>
+    /// The server cannot take the request now: the job queue's store (Redis) cannot be reached. The call was not queued and
+    /// did not run, unless the error names a <c>job</c> it may have been queued as (JSON-RPC -32016).
+    /// </summary>
+    public const string Unavailable = "unavailable";
+
     /// <summary>The JSON-RPC 2.0 error code for an IpyRpc error code.</summary>
     public static int ToJsonRpc(string code) => code switch
     {
@@ -82,6 +88,7 @@ public static class ErrorCodes
         PointerDenied => -32013,
         HolderUnreachable => -32014,
         SchemaMismatch => -32015,
+        Unavailable => -32016,
         _ => -32603,
     };
 }

@@ -208,9 +208,15 @@ public sealed class ServerSession : IAsyncDisposable
         {
             await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = e.Code, Message = e.Message }).ConfigureAwait(false);
         }
+        catch (JobQueueUnavailableException e)
+        {
+            // A job store that is unreachable for now: the caller is told so, without the store's internals, and the connection goes on.
+            _server.Log.LogWarning(e, "Handling a {Kind} (id {Id}) from {Connection} failed: the queue {Queue} is out of reach", MessageCodec.KindName(message.Kind), message.Id, Connection, e.Queue);
+            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.Unavailable, Message = e.Message }).ConfigureAwait(false);
+        }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            // Not the caller's fault (a job store that is unreachable for now, say): it gets an answer and the connection goes on.
+            // Not the caller's fault: it gets an answer and the connection goes on.
             _server.Log.LogError(e, "Handling a {Kind} (id {Id}, function {Function}) from {Connection} failed", MessageCodec.KindName(message.Kind), message.Id, message.Function, Connection);
             await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError
             {
@@ -219,6 +225,11 @@ public sealed class ServerSession : IAsyncDisposable
             }).ConfigureAwait(false);
         }
     }
+
+    /// <summary>The answer to a call or job request whose queueing failed: <c>unavailable</c> when the queue's store is out of reach.</summary>
+    private static RemoteError QueueingFailed(Exception e, string what, IJobQueue queue) => e is JobQueueUnavailableException unavailable
+        ? new RemoteError { Code = ErrorCodes.Unavailable, Message = unavailable.Message, Job = unavailable.MayHaveBeenQueued ? unavailable.JobId : null }
+        : new RemoteError { Code = ErrorCodes.Internal, Message = $"The {what} could not be queued on \"{queue.Name}\": {e.Message}" };
 
     /// <summary>Answers a message that could not be decoded, so the peer learns why.</summary>
     public ValueTask ReplyProtocolErrorAsync(ProtocolException error)
@@ -580,12 +591,12 @@ public sealed class ServerSession : IAsyncDisposable
         }
         catch (Exception e)
         {
-            // A durable queue's store is unreachable: the call was not queued.
+            // A durable queue's store is unreachable (the call was not queued, or may have been: the error says which), or failed.
             _server.Log.LogError(e, "Queueing {Function} on {Queue} failed", name, queue.Name);
             Remove(relay);
             Finished(relay);
             relay.Measure("failed");
-            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.Internal, Message = $"The call could not be queued on \"{queue.Name}\": {e.Message}" }).ConfigureAwait(false);
+            await ReplyErrorAsync(message.Id, message.Serialization, QueueingFailed(e, "call", queue)).ConfigureAwait(false);
         }
     }
 
@@ -606,7 +617,8 @@ public sealed class ServerSession : IAsyncDisposable
         }
         catch (Exception e) when (e is not ProtocolException)
         {
-            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.Internal, Message = $"The job could not be queued on \"{queue.Name}\": {e.Message}" }).ConfigureAwait(false);
+            _server.Log.LogError(e, "Queueing job {Function} on {Queue} failed", message.Function, queue.Name);
+            await ReplyErrorAsync(message.Id, message.Serialization, QueueingFailed(e, "job", queue)).ConfigureAwait(false);
             return;
         }
 

@@ -305,8 +305,84 @@ internal sealed class UnreachableLookups(IJobQueue inner) : IJobQueue
     public ValueTask DisposeAsync() => inner.DisposeAsync();
 }
 
+/// <summary>A queue whose store is out of reach while <see cref="Down"/>, as a Redis queue reports it: every request fails with <see cref="JobQueueUnavailableException"/>.</summary>
+internal sealed class OutOfReach(IJobQueue inner) : IJobQueue
+{
+    public volatile bool Down;
+
+    /// <summary>Whether a submit, when down, says its request was sent and its answer lost (so its job may have been queued).</summary>
+    public volatile bool AnswerLost;
+
+    public string Name => inner.Name;
+
+    public bool IsDurable => inner.IsDurable;
+
+    public ValueTask<JobTicket> SubmitAsync(JobRequest request, IJobObserver? observer = null, CancellationToken cancellationToken = default)
+        => Down ? throw Unavailable(AnswerLost ? "it may have been queued as job lost-1" : "the call was not queued and did not run", AnswerLost ? "lost-1" : null) : inner.SubmitAsync(request, observer, cancellationToken);
+
+    public ValueTask<IDisposable?> WatchAsync(string jobId, long afterSequence, IJobObserver observer, CancellationToken cancellationToken = default)
+        => Down ? throw Unavailable($"job {jobId} could not be looked up") : inner.WatchAsync(jobId, afterSequence, observer, cancellationToken);
+
+    public ValueTask<JobInfo?> GetAsync(string jobId, bool withOutput = false, CancellationToken cancellationToken = default)
+        => Down ? throw Unavailable($"job {jobId} could not be looked up") : inner.GetAsync(jobId, withOutput, cancellationToken);
+
+    public ValueTask<IReadOnlyList<JobInfo>> ListAsync(JobQuery? query = null, CancellationToken cancellationToken = default)
+        => Down ? throw Unavailable("its jobs could not be listed") : inner.ListAsync(query, cancellationToken);
+
+    public ValueTask<bool> CancelAsync(string jobId, CancellationToken cancellationToken = default)
+        => Down ? throw Unavailable($"job {jobId} was not cancelled") : inner.CancelAsync(jobId, cancellationToken);
+
+    public ValueTask ReleaseAsync(string jobId, CancellationToken cancellationToken = default) => inner.ReleaseAsync(jobId, cancellationToken);
+
+    public ValueTask<JobLease?> TakeAsync(string workerId, TimeSpan leaseDuration, CancellationToken cancellationToken) => inner.TakeAsync(workerId, leaseDuration, cancellationToken);
+
+    public ValueTask DisposeAsync() => inner.DisposeAsync();
+
+    private JobQueueUnavailableException Unavailable(string consequence, string? jobId = null)
+        => new(Name, $"The job queue \"{Name}\" cannot reach its store: {consequence}.", new IOException("secret-internals at 10.0.0.7:6379"), jobId, jobId is not null);
+}
+
 public sealed class StoreFailureTests
 {
+    [Fact]
+    public async Task AStoreOutOfReachGetsTheCallerUnavailableWithoutTheStoresInternalsAndTheConnectionGoesOn()
+    {
+        var store = new OutOfReach(new InMemoryJobQueue());
+        var log = new ListLogger();
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { Queue = store, LoggerFactory = log });
+        server.Register(typeof(ShapeFunctions));
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server);
+        string job = (await client.SubmitAsync<int>("add", 1, 2)).Id;
+
+        store.Down = true;
+        var call = await Assert.ThrowsAsync<IpyRpcUnavailableException>(() => client.CallAsync<int>("add", 2, 3).WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(Protocol.ErrorCodes.Unavailable, call.Code);
+        Assert.Null(call.JobId); // not queued: the call can be made again
+        Assert.Contains("the call was not queued and did not run", call.Message);
+        var submit = await Assert.ThrowsAsync<IpyRpcUnavailableException>(() => client.SubmitAsync<int>("add", 2, 3).WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Null(submit.JobId);
+
+        store.AnswerLost = true;
+        var maybe = await Assert.ThrowsAsync<IpyRpcUnavailableException>(() => client.CallAsync<int>("add", 2, 3).WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal("lost-1", maybe.JobId); // what to look up once the store is back
+
+        // Lookups too; none of it names what only the server's log should (the store's own exception).
+        IpyRpcException[] lookups =
+        [
+            await Assert.ThrowsAsync<IpyRpcUnavailableException>(() => client.GetJobAsync(job).WaitAsync(TimeSpan.FromSeconds(20))),
+            await Assert.ThrowsAsync<IpyRpcUnavailableException>(() => client.ListJobsAsync().WaitAsync(TimeSpan.FromSeconds(20))),
+            await Assert.ThrowsAsync<IpyRpcUnavailableException>(() => client.AttachAsync<int>(job).WaitAsync(TimeSpan.FromSeconds(20))),
+            await Assert.ThrowsAsync<IpyRpcUnavailableException>(() => client.CancelJobAsync(job).WaitAsync(TimeSpan.FromSeconds(20))),
+        ];
+        Assert.Contains($"job {job} could not be looked up", lookups[0].Message);
+        Assert.All([call, submit, maybe, .. lookups], e => Assert.DoesNotContain("secret-internals", e.Message));
+        Assert.Contains(log.Entries, e => e.Exception?.InnerException?.Message == "secret-internals at 10.0.0.7:6379");
+
+        store.Down = false;
+        Assert.Equal(5, await client.CallAsync<int>("add", 2, 3));
+        Assert.Equal(job, (await client.GetJobAsync(job)).Id);
+    }
+
     [Fact]
     public async Task AFailingJobStoreGetsTheCallerAnInternalErrorAndTheConnectionGoesOn()
     {

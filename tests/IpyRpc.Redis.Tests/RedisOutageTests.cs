@@ -1,0 +1,194 @@
+using IpyRpc.Jobs;
+using IpyRpc.Protocol;
+using IpyRpc.Tests;
+using StackExchange.Redis;
+
+namespace IpyRpc.Redis.Tests;
+
+/// <summary>
+/// Redis out of reach: killed and started again, or a connection that breaks after a request reached it. Each test has
+/// a redis-server of its own (it kills it), and where a connection must break, a TCP proxy in front of it.
+/// </summary>
+public sealed class RedisOutageTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+    private readonly string _name = "outage-" + Guid.NewGuid().ToString("N")[..8];
+    private readonly List<IAsyncDisposable> _opened = [];
+    private RedisServer _redis = null!;
+
+    public async Task InitializeAsync() => _redis = await RedisServer.StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        for (int i = _opened.Count - 1; i >= 0; i--) await _opened[i].DisposeAsync();
+        await _redis.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task ASubmitWhoseAnswerIsLostIsMadeAgainAndQueuesItsJobOnce()
+    {
+        TcpProxy proxy = Open(TcpProxy.Start(_redis.Port));
+        RedisJobQueue queue = await OpenAsync($"127.0.0.1:{proxy.Port}");
+        RedisJobQueue worker = await OpenAsync(_redis.Configuration);
+        IDatabase direct = await DirectAsync();
+
+        // The submit's script reaches Redis and runs (its entry is on the stream); then its connection breaks before the
+        // answer comes back. The queue cannot know whether it ran, so it sends it again on the next connection.
+        string function = "lost-answer-" + Guid.NewGuid().ToString("N")[..8];
+        Task cut = proxy.CutAfterAsync(function, () => UntilAsync(async () => await direct.StreamLengthAsync(Prefix + ":stream") == 1));
+        var seen = new Seen();
+        JobTicket ticket = await queue.SubmitAsync(new JobRequest { Function = function, Arguments = new byte[] { 0x90 } }, seen).AsTask().WaitAsync(Patience);
+        await cut.WaitAsync(Patience); // the cut was made, so the answer the submit returned with came from a second try
+
+        // Sent twice, queued once: one entry, one job, taken once.
+        Assert.Equal(1, await direct.StreamLengthAsync(Prefix + ":stream"));
+        Assert.Equal(1, await direct.SortedSetLengthAsync(Prefix + ":jobs"));
+        JobLease lease = (await worker.TakeAsync("w", TimeSpan.FromSeconds(30), new CancellationTokenSource(Patience).Token))!;
+        Assert.Equal(ticket.JobId, lease.Request.Id);
+        Assert.True(await lease.CompleteAsync(JobOutcome.Success(new byte[] { 7 }, Serialization.MessagePack)));
+        Assert.Equal(JobState.Succeeded, (await seen.Completed.Task.WaitAsync(Patience)).Outcome!.State);
+        using var nothing = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        Assert.Null(await worker.TakeAsync("w", TimeSpan.FromSeconds(30), nothing.Token));
+        Assert.Equal(1, (await worker.GetAsync(ticket.JobId))!.Attempts);
+    }
+
+    [Fact]
+    public async Task ARestartShorterThanTheReconnectTimeoutIsNotSeenBySubmitters()
+    {
+        // Each try waits for a connection up to 1 s (syncTimeout), so a restart of more than that is the queue's to hide.
+        RedisJobQueue queue = await OpenAsync(_redis.Configuration + ",syncTimeout=1000", TimeSpan.FromSeconds(20));
+        RedisJobQueue worker = await OpenAsync(_redis.Configuration, TimeSpan.FromSeconds(20));
+        await queue.SubmitAsync(new JobRequest { Function = "before", Arguments = new byte[] { 0x90 }, Detached = true });
+
+        _redis.Kill();
+        var seen = new Seen();
+        Task<JobTicket> submitting = queue.SubmitAsync(new JobRequest { Function = "during", Arguments = new byte[] { 0x90 } }, seen).AsTask();
+        Task<JobInfo?> looking = queue.GetAsync("none").AsTask();
+        await Task.Delay(2500);
+        Assert.False(submitting.IsCompleted); // it waits for Redis
+        await _redis.StartAgainAsync();
+
+        JobTicket ticket = await submitting.WaitAsync(Patience);
+        Assert.Null(await looking.WaitAsync(Patience));
+        JobLease first = (await worker.TakeAsync("w", TimeSpan.FromSeconds(30), new CancellationTokenSource(Patience).Token))!;
+        JobLease second = (await worker.TakeAsync("w", TimeSpan.FromSeconds(30), new CancellationTokenSource(Patience).Token))!;
+        Assert.Equal(["before", "during"], new[] { first.Request.Function, second.Request.Function });
+        Assert.True(await second.CompleteAsync(JobOutcome.Success(new byte[] { 7 }, Serialization.MessagePack)));
+        Assert.Equal(ticket.JobId, second.Request.Id);
+        Assert.Equal(ticket.JobId, seen.AcceptedId);
+        Assert.Equal(JobState.Succeeded, (await seen.Completed.Task.WaitAsync(Patience)).Outcome!.State);
+    }
+
+    [Fact]
+    public async Task RedisDownPastTheReconnectTimeoutFailsRequestsAsUnavailableWithoutItsInternalsAndTheyWorkWhenItIsBack()
+    {
+        RedisJobQueue queue = await OpenAsync(_redis.Configuration + ",syncTimeout=1000", TimeSpan.FromSeconds(1));
+        JobTicket before = await queue.SubmitAsync(new JobRequest { Function = "before", Arguments = new byte[] { 0x90 }, Detached = true });
+
+        _redis.Kill();
+        var refused = await Assert.ThrowsAsync<JobQueueUnavailableException>(() => queue.SubmitAsync(new JobRequest { Function = "during", Arguments = new byte[] { 0x90 } }, new Seen()).AsTask().WaitAsync(Patience));
+        Assert.False(refused.MayHaveBeenQueued); // Redis was down before it was sent: nothing was queued
+        Assert.Equal(_name, refused.Queue);
+        Assert.Contains("the call was not queued and did not run", refused.Message);
+        Assert.DoesNotContain(_redis.Port.ToString(), refused.Message); // the caller is not told where Redis is
+        Assert.IsAssignableFrom<RedisException>(refused.InnerException); // the server's log is
+
+        // Every other request a server makes of the queue for a caller, side by side.
+        Task[] others =
+        [
+            Assert.ThrowsAsync<JobQueueUnavailableException>(() => queue.GetAsync(before.JobId).AsTask()),
+            Assert.ThrowsAsync<JobQueueUnavailableException>(() => queue.ListAsync().AsTask()),
+            Assert.ThrowsAsync<JobQueueUnavailableException>(() => queue.WatchAsync(before.JobId, 0, new Seen()).AsTask()),
+            Assert.ThrowsAsync<JobQueueUnavailableException>(() => queue.CancelAsync(before.JobId).AsTask()),
+            Assert.ThrowsAsync<JobQueueUnavailableException>(() => queue.ReleaseAsync(before.JobId).AsTask()),
+        ];
+        await Task.WhenAll(others).WaitAsync(Patience);
+        Assert.Contains($"job {before.JobId} could not be looked up", (await (Task<JobQueueUnavailableException>)others[0]).Message);
+
+        await _redis.StartAgainAsync();
+        JobTicket after = await UntilReachedAsync(() => queue.SubmitAsync(new JobRequest { Function = "after", Arguments = new byte[] { 0x90 }, Detached = true }).AsTask());
+        Assert.Equal(["after", "before"], (await queue.ListAsync()).Select(j => j.Function)); // "during" was never queued
+        Assert.Equal(JobState.Queued, (await queue.GetAsync(after.JobId))!.State);
+    }
+
+    [Fact]
+    public async Task ASubmitWhoseAnswerIsLostWhileRedisStaysAwaySaysItMayHaveBeenQueuedUnderItsId()
+    {
+        TcpProxy proxy = Open(TcpProxy.Start(_redis.Port));
+        RedisJobQueue queue = await OpenAsync($"127.0.0.1:{proxy.Port},syncTimeout=1000", TimeSpan.FromSeconds(1));
+        IDatabase direct = await DirectAsync();
+
+        string function = "lost-for-good-" + Guid.NewGuid().ToString("N")[..8];
+        _ = proxy.CutAfterAsync(function, async () =>
+        {
+            await UntilAsync(async () => await direct.StreamLengthAsync(Prefix + ":stream") == 1);
+            proxy.Refusing = true; // and Redis stays out of reach past the queue's reconnect timeout
+        });
+        var refused = await Assert.ThrowsAsync<JobQueueUnavailableException>(() => queue.SubmitAsync(new JobRequest { Function = function, Arguments = new byte[] { 0x90 } }, new Seen()).AsTask().WaitAsync(Patience));
+
+        Assert.True(refused.MayHaveBeenQueued);
+        Assert.NotNull(refused.JobId);
+        Assert.Contains($"may have been queued as job {refused.JobId}", refused.Message);
+
+        // It was: once Redis is in reach again, the job is there under that id, queued, to run.
+        proxy.Refusing = false;
+        JobInfo info = (await UntilReachedAsync(() => queue.GetAsync(refused.JobId!).AsTask()))!;
+        Assert.Equal(function, info.Function);
+        Assert.Equal(JobState.Queued, info.State);
+    }
+
+    private string Prefix => "ipyrpc:{" + _name + "}";
+
+    private async Task<RedisJobQueue> OpenAsync(string configuration, TimeSpan? reconnect = null)
+        => Open(await RedisJobQueue.ConnectAsync(configuration, new RedisJobQueueOptions { Name = _name, ReconnectTimeout = reconnect ?? TimeSpan.FromSeconds(10) }));
+
+    /// <summary>A connection straight to Redis, past any proxy, to see what it holds.</summary>
+    private async Task<IDatabase> DirectAsync() => Open(await ConnectionMultiplexer.ConnectAsync(_redis.Configuration)).GetDatabase();
+
+    private T Open<T>(T disposable) where T : IAsyncDisposable
+    {
+        _opened.Add(disposable);
+        return disposable;
+    }
+
+    private static async Task UntilAsync(Func<Task<bool>> condition)
+    {
+        DateTime giveUp = DateTime.UtcNow + Patience;
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < giveUp, "The condition did not become true in time");
+            await Task.Delay(20);
+        }
+    }
+
+    /// <summary>Makes a request until it no longer finds Redis out of reach (the queue's connection is coming back).</summary>
+    private static async Task<T> UntilReachedAsync<T>(Func<Task<T>> request)
+    {
+        DateTime giveUp = DateTime.UtcNow + Patience;
+        while (true)
+        {
+            try
+            {
+                return await request();
+            }
+            catch (JobQueueUnavailableException) when (DateTime.UtcNow < giveUp)
+            {
+                await Task.Delay(100);
+            }
+        }
+    }
+
+    private sealed class Seen : IJobObserver
+    {
+        public TaskCompletionSource<JobEvent> Completed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public string? AcceptedId { get; private set; }
+
+        public void OnAccepted(string jobId) => AcceptedId = jobId;
+
+        public void OnEvent(in JobEvent e)
+        {
+            if (e.Kind == JobEventKind.Completed) Completed.TrySetResult(e);
+        }
+    }
+}
