@@ -29,7 +29,7 @@ public sealed record RedisJobQueueOptions
     /// loading its data, a broken connection) before it fails with <see cref="JobQueueUnavailableException"/>, which the
     /// server sends as <c>unavailable</c>. Within it the request is made again; a submit whose answer was lost is made
     /// again without queueing its job twice. Each try may itself wait for the connection up to its timeout (the
-    /// configuration's <c>asyncTimeout</c>, 5 s by default), so the longest wait is about this plus that.
+    /// configuration's <c>syncTimeout</c>, 5 s by default), so the longest wait is about this plus that.
     /// <see cref="TimeSpan.Zero"/> tries once.
     /// </summary>
     public TimeSpan ReconnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
