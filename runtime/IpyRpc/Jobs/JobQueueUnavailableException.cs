@@ -1,8 +1,9 @@
 namespace IpyRpc.Jobs;
 
 /// <summary>
-/// A queue's store could not be reached (Redis restarting, a broken network) for as long as the queue
-/// waits for it. The server answers the call, or the job request, with <see cref="Protocol.ErrorCodes.Unavailable"/>
+/// A queue's store could not be reached for as long as the queue waits for it: Redis restarting or cut off (past
+/// <c>RedisJobQueueOptions.ReconnectTimeout</c>), a SQLite file another process holds locked (past
+/// <see cref="SqliteJobQueueOptions.BusyTimeout"/>). The server answers the call, or the job request, with <see cref="Protocol.ErrorCodes.Unavailable"/>
 /// and this exception's message, and goes on serving; the store's own exception, with its details (addresses,
 /// its client's state), stays in <see cref="Exception.InnerException"/> for the server's log.
 /// </summary>

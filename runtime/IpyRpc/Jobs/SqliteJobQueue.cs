@@ -38,7 +38,11 @@ public sealed record SqliteJobQueueOptions
     /// </summary>
     public bool FullSync { get; init; }
 
-    /// <summary>How long a write waits for another process holding the file's write lock.</summary>
+    /// <summary>
+    /// How long a write waits for another process holding the file's write lock. Past it, what a server asks of the
+    /// queue for a caller fails with <see cref="JobQueueUnavailableException"/> (the caller's <c>unavailable</c>), having
+    /// changed nothing.
+    /// </summary>
     public TimeSpan BusyTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }
 
@@ -165,6 +169,9 @@ public sealed class SqliteJobQueue : IJobQueue
 
     /// <inheritdoc/>
     public ValueTask<JobTicket> SubmitAsync(JobRequest request, IJobObserver? observer = null, CancellationToken cancellationToken = default)
+        => Locked(() => Submit(request, observer), "the call was not queued and did not run; make it again");
+
+    private ValueTask<JobTicket> Submit(JobRequest request, IJobObserver? observer)
     {
         string id = _idPrefix + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
         Watcher? watcher = null;
@@ -211,6 +218,9 @@ public sealed class SqliteJobQueue : IJobQueue
 
     /// <inheritdoc/>
     public ValueTask<IDisposable?> WatchAsync(string jobId, long afterSequence, IJobObserver observer, CancellationToken cancellationToken = default)
+        => Locked(() => Watch(jobId, afterSequence, observer), $"job {jobId} could not be looked up");
+
+    private ValueTask<IDisposable?> Watch(string jobId, long afterSequence, IJobObserver observer)
     {
         lock (_gate)
         {
@@ -231,6 +241,9 @@ public sealed class SqliteJobQueue : IJobQueue
 
     /// <inheritdoc/>
     public ValueTask<JobInfo?> GetAsync(string jobId, bool withOutput = false, CancellationToken cancellationToken = default)
+        => Locked(() => Get(jobId, withOutput), $"job {jobId} could not be looked up");
+
+    private ValueTask<JobInfo?> Get(string jobId, bool withOutput)
     {
         lock (_gate)
         {
@@ -251,8 +264,10 @@ public sealed class SqliteJobQueue : IJobQueue
 
     /// <inheritdoc/>
     public ValueTask<IReadOnlyList<JobInfo>> ListAsync(JobQuery? query = null, CancellationToken cancellationToken = default)
+        => Locked(() => List(query ?? new JobQuery()), "its jobs could not be listed");
+
+    private ValueTask<IReadOnlyList<JobInfo>> List(JobQuery query)
     {
-        query ??= new JobQuery();
         var jobs = new List<JobInfo>();
         lock (_gate)
         {
@@ -273,6 +288,9 @@ public sealed class SqliteJobQueue : IJobQueue
 
     /// <inheritdoc/>
     public ValueTask<bool> CancelAsync(string jobId, CancellationToken cancellationToken = default)
+        => Locked(() => Cancel(jobId), $"job {jobId} was not cancelled");
+
+    private ValueTask<bool> Cancel(string jobId)
     {
         lock (_gate)
         {
@@ -295,6 +313,24 @@ public sealed class SqliteJobQueue : IJobQueue
 
             if (cancelled && _leases.TryGetValue(jobId, out Lease? local)) local.Cancel();
             return new(cancelled);
+        }
+    }
+
+    /// <summary>
+    /// Runs what a server asks of the queue for a caller. The file's write lock held by another process past
+    /// <see cref="SqliteJobQueueOptions.BusyTimeout"/> fails it as <see cref="JobQueueUnavailableException"/> (the caller's
+    /// <c>unavailable</c>): the transaction that met the lock rolled back, so <paramref name="consequence"/> is certain.
+    /// </summary>
+    private ValueTask<T> Locked<T>(Func<ValueTask<T>> request, string consequence)
+    {
+        try
+        {
+            return request();
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode is 5 or 6) // SQLITE_BUSY, SQLITE_LOCKED
+        {
+            throw new JobQueueUnavailableException(Name, string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"The job queue \"{Name}\" could not write its file: another process held it locked past the busy timeout ({_options.BusyTimeout.TotalSeconds:0.###} s): {consequence}."), e);
         }
     }
 

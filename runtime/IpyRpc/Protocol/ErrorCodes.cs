@@ -59,8 +59,9 @@ public static class ErrorCodes
     public const string SchemaMismatch = "schema_mismatch";
 
     /// <summary>
-    /// The server cannot take the request now: the job queue's store (Redis) cannot be reached. The call was not queued and
-    /// did not run, unless the error names a <c>job</c> it may have been queued as (JSON-RPC -32016).
+    /// The server cannot take the request now: the job queue's store is out of reach (Redis down or cut off; a SQLite file
+    /// another process holds locked). The call was not queued and did not run, unless the error names a <c>job</c> it may
+    /// have been queued as (JSON-RPC -32016).
     /// </summary>
     public const string Unavailable = "unavailable";
 

@@ -1,5 +1,6 @@
 using IpyRpc.Jobs;
 using IpyRpc.Protocol;
+using Microsoft.Data.Sqlite;
 
 namespace IpyRpc.Tests.Jobs;
 
@@ -25,6 +26,36 @@ public sealed class SqliteJobQueueTests : DurableJobQueueContract
         Task<JobLease> taking = TakeAsync(queue, lease); // the worker waits before the submit comes (TakeAsync lists it at once)
         JobTicket ticket = await queue.SubmitAsync(request ?? Call(), seen);
         return (ticket, await taking.WaitAsync(Patience));
+    }
+
+    [Fact]
+    public async Task TheFileLockedByAnotherWriterPastTheBusyTimeoutFailsRequestsAsUnavailableAndQueuesNothing()
+    {
+        string path = Path.Combine(_folder, "jobs.db");
+        await using var queue = new SqliteJobQueue(path, new SqliteJobQueueOptions { BusyTimeout = TimeSpan.FromMilliseconds(200) });
+        JobTicket before = await queue.SubmitAsync(Request("before", detached: true));
+        using (var other = new SqliteConnection($"Data Source={path};Pooling=False"))
+        {
+            // Another writer (another process, as far as SQLite's locks go) holds the write lock.
+            other.Open();
+            using SqliteCommand begin = other.CreateCommand();
+            begin.CommandText = "BEGIN IMMEDIATE";
+            begin.ExecuteNonQuery();
+
+            var refused = await Assert.ThrowsAsync<JobQueueUnavailableException>(() => queue.SubmitAsync(Request("during", detached: true)).AsTask());
+            Assert.False(refused.MayHaveBeenQueued);
+            Assert.Contains("another process held it locked past the busy timeout (0.2 s): the call was not queued and did not run", refused.Message);
+            Assert.IsType<SqliteException>(refused.InnerException);
+            var cancel = await Assert.ThrowsAsync<JobQueueUnavailableException>(() => queue.CancelAsync(before.JobId).AsTask());
+            Assert.Contains($"job {before.JobId} was not cancelled", cancel.Message);
+            begin.CommandText = "ROLLBACK";
+            begin.ExecuteNonQuery();
+        }
+
+        // The lock is gone: the refused job was never queued, the one before was never cancelled.
+        await queue.SubmitAsync(Request("after", detached: true));
+        Assert.Equal(["after", "before"], (await queue.ListAsync()).Select(j => j.Function));
+        Assert.Equal(JobState.Queued, (await queue.GetAsync(before.JobId))!.State);
     }
 
     [Fact]
