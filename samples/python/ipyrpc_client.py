@@ -67,7 +67,11 @@ def _nest(flat, shape):
 
 
 class RemoteError(Exception):
-    """A failure reported by the server: `code`, `message`, and for exceptions `remote_type`, `stack`, `inner`."""
+    """A failure reported by the server: `code`, `message`, and for exceptions `remote_type`, `stack`, `inner`.
+
+    For `unavailable` (the server's job store is out of reach; the call was not queued), `job` is the id the call
+    may have been queued as after all, to look up with `status(id)` once the store is back; None when it certainly was not.
+    """
 
     def __init__(self, error, function=None):
         self.code = error.get("code", "internal")
@@ -75,6 +79,7 @@ class RemoteError(Exception):
         self.remote_type = error.get("type")
         self.stack = error.get("stack")
         self.parameter = error.get("parameter")
+        self.job = error.get("job")
         self.inner = RemoteError(error["inner"]) if error.get("inner") else None
         self.function = function
         where = f"{function}: " if function else ""
