@@ -149,7 +149,20 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     // every request, batch or not.
     private async Task HandleBatchAsync(HttpResponse response, JsonElement root, Request request, bool includeOutput)
     {
-        byte[]?[] replies = await Task.WhenAll(root.EnumerateArray().Select(r => HandleOneAsync(r, request, includeOutput, null, lend: false)));
+        // The batch's calls run side by side, but no more at once than the connection may have in flight: the rest
+        // wait for room rather than being refused (too_many_requests is for a client's own excess, not the server's).
+        JsonElement[] entries = [.. root.EnumerateArray()];
+        var replies = new byte[]?[entries.Length];
+        int next = -1;
+        async Task LaneAsync()
+        {
+            for (int i; (i = Interlocked.Increment(ref next)) < entries.Length;)
+            {
+                replies[i] = await HandleOneAsync(entries[i], request, includeOutput, null, lend: false);
+            }
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, Math.Min(entries.Length, server.MaxCallsInFlightPerConnection)).Select(_ => LaneAsync()));
         byte[][] sent = [.. replies.Where(r => r is not null)!];
         if (sent.Length == 0)
         {

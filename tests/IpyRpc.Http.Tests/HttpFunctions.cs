@@ -80,6 +80,29 @@ public static class HttpFunctions
         return gate;
     }
 
+    /// <summary>Counts itself in under <paramref name="key"/> for a few milliseconds; <see cref="MostAtOnce"/> says how many overlapped.</summary>
+    [IpyRpcExport("overlap")]
+    public static async Task<int> Overlap(string key)
+    {
+        Overlaps counts = OverlapsByKey.GetOrAdd(key, _ => new Overlaps());
+        int now = Interlocked.Increment(ref counts.Now);
+        lock (counts) counts.Most = Math.Max(counts.Most, now);
+        Interlocked.Increment(ref counts.Calls);
+        await Task.Delay(5);
+        Interlocked.Decrement(ref counts.Now);
+        return now;
+    }
+
+    /// <summary>The most <c>overlap</c> calls under <paramref name="key"/> that ran at once, and how many ran in all.</summary>
+    public static (int Most, int Calls) MostAtOnce(string key) => OverlapsByKey.TryGetValue(key, out Overlaps? c) ? (c.Most, c.Calls) : (0, 0);
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Overlaps> OverlapsByKey = new();
+
+    private sealed class Overlaps
+    {
+        public int Now, Most, Calls;
+    }
+
     /// <summary>Echoes bytes.</summary>
     [IpyRpcExport("echo_bytes")]
     public static byte[] EchoBytes(byte[] data) => data;

@@ -317,3 +317,29 @@ public sealed class JsonRpcTests(HttpFixture fixture) : IClassFixture<HttpFixtur
         Assert.Equal("pieces", reply.GetProperty("id").GetString());
     }
 }
+
+/// <summary>A batch larger than the calls one connection may have in flight, on a server of its own that allows four.</summary>
+public sealed class JsonRpcBatchTests
+{
+    [Fact]
+    public async Task ABatchLargerThanTheConnectionsLimitRunsWholeNoMoreThanTheLimitAtOnce()
+    {
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 4 });
+        server.Register(typeof(HttpFunctions));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, "http://127.0.0.1:0");
+        using var http = new HttpClient { BaseAddress = host.Address };
+        string key = Gates.NewName("batch-width");
+
+        // 40 calls and 5 notifications: every one runs (a notification refused would be lost without a word).
+        string calls = string.Join(",", Enumerable.Range(0, 40).Select(i => $$"""{"jsonrpc":"2.0","method":"overlap","params":["{{key}}"],"id":{{i}}}"""));
+        string notifications = string.Join(",", Enumerable.Range(0, 5).Select(_ => $$"""{"jsonrpc":"2.0","method":"overlap","params":["{{key}}"]}"""));
+        using HttpResponseMessage response = await http.PostAsync("rpc", new StringContent($"[{calls},{notifications}]", Encoding.UTF8, "application/json"));
+        JsonElement[] replies = [.. JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.EnumerateArray()];
+
+        Assert.Equal(Enumerable.Range(0, 40), replies.Select(r => r.GetProperty("id").GetInt32()));
+        Assert.All(replies, r => Assert.InRange(r.GetProperty("result").GetInt32(), 1, 4));
+        (int most, int ran) = HttpFunctions.MostAtOnce(key);
+        Assert.Equal(45, ran);
+        Assert.InRange(most, 1, 4);
+    }
+}

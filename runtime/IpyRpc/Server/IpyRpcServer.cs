@@ -29,6 +29,7 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     {
         Options = options ?? new IpyRpcServerOptions();
         ArgumentOutOfRangeException.ThrowIfNegative(Options.Concurrency, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfNegative(Options.MaxCallsWaitingPerConnection, nameof(options));
         if (Options.AuthenticationTimeout <= TimeSpan.Zero && Options.AuthenticationTimeout != Timeout.InfiniteTimeSpan)
         {
             throw new ArgumentOutOfRangeException(nameof(options), Options.AuthenticationTimeout, "AuthenticationTimeout must be positive, or Timeout.InfiniteTimeSpan for none.");
@@ -112,8 +113,8 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     /// <summary>Whether every caller must authenticate.</summary>
     public bool RequiresAuthentication { get; }
 
-    /// <summary>How many calls one connection may have in flight.</summary>
-    internal int MaxCallsInFlightPerConnection { get; }
+    /// <summary>How many calls one connection may have queued or running at once: <see cref="IpyRpcServerOptions.MaxCallsInFlightPerConnection"/>, or its default.</summary>
+    public int MaxCallsInFlightPerConnection { get; }
 
     /// <summary>The connections open now, on every transport.</summary>
     public IReadOnlyCollection<IpyRpcConnection> Connections => (IReadOnlyCollection<IpyRpcConnection>)_connections.Values;

@@ -72,13 +72,22 @@ public sealed record IpyRpcServerOptions
     public bool ListOnlyAllowedFunctions { get; init; } = true;
 
     /// <summary>
-    /// The most calls one connection may have queued or running at once; past it a call gets
-    /// <c>too_many_requests</c>. Default: half of <see cref="Concurrency"/> (at least 8), so one client
-    /// cannot take every execution slot from the others; 256 on a server that runs no jobs itself.
+    /// The most calls one connection may have queued or running at once. Past it a call waits to start, in the
+    /// connection's line (<see cref="MaxCallsWaitingPerConnection"/>), until one of them ends. Default: half of
+    /// <see cref="Concurrency"/> (at least 8), so one client cannot take every execution slot from the others; 256 on a
+    /// server that runs no jobs itself.
     /// </summary>
     public int? MaxCallsInFlightPerConnection { get; init; }
 
-    /// <summary>The most argument bytes one connection may have in calls queued or running at once; past it, <c>too_many_requests</c>.</summary>
+    /// <summary>
+    /// How many calls may wait to start on one connection that has <see cref="MaxCallsInFlightPerConnection"/> running:
+    /// they start in the order they came as those end, their time waiting counted in their timeout; a caller can cancel
+    /// one that waits. Past it (or past <see cref="MaxBytesInFlightPerConnection"/>, which counts their arguments too) a
+    /// call gets <c>too_many_requests</c>. 0 refuses a call at once when the connection has no room.
+    /// </summary>
+    public int MaxCallsWaitingPerConnection { get; init; } = 10_000;
+
+    /// <summary>The most argument bytes one connection may have in calls queued, running or waiting to start at once; past it, <c>too_many_requests</c>.</summary>
     public long MaxBytesInFlightPerConnection { get; init; } = 1024L * 1024 * 1024;
 
     /// <summary>Whether console output of calls is captured and sent to callers.</summary>

@@ -34,6 +34,10 @@ public sealed class ServerSession : IAsyncDisposable
     private int _failedProofs;
     private int _callsInFlight;
     private long _bytesInFlight;
+    // Calls that came while the connection had as many running as it may: they start, in order, as those end. Under _inFlight.
+    private Queue<Parked>? _waiting;
+    private int _waitingCount;
+    private long _bytesWaiting;
 
     internal ServerSession(IpyRpcServer server, Func<IpyRpcMessage, CancellationToken, ValueTask> send, IpyRpcConnection connection, bool duplex, PeerLink? callsBack = null)
     {
@@ -124,7 +128,10 @@ public sealed class ServerSession : IAsyncDisposable
     }
 
     /// <summary>Handles one message from the peer. Never throws for bad input: the peer gets an error reply.</summary>
-    public async ValueTask HandleAsync(IpyRpcMessage message)
+    public ValueTask HandleAsync(IpyRpcMessage message) => HandleAsync(message, null);
+
+    /// <summary>Handles a message; a call that waited for room on its connection keeps the time it <paramref name="arrived"/>.</summary>
+    private async ValueTask HandleAsync(IpyRpcMessage message, DateTimeOffset? arrived)
     {
         try
         {
@@ -162,7 +169,7 @@ public sealed class ServerSession : IAsyncDisposable
                     break;
                 case MessageKind.Call:
                 case MessageKind.Submit:
-                    await CallAsync(message).ConfigureAwait(false);
+                    await CallAsync(message, arrived).ConfigureAwait(false);
                     break;
                 case MessageKind.Attach:
                     await AttachAsync(message).ConfigureAwait(false);
@@ -447,9 +454,9 @@ public sealed class ServerSession : IAsyncDisposable
         return UnknownJob(job.Id); // another principal's job: as if it did not exist
     }
 
-    private async ValueTask CallAsync(IpyRpcMessage message)
+    private async ValueTask CallAsync(IpyRpcMessage message, DateTimeOffset? arrived)
     {
-        DateTimeOffset received = DateTimeOffset.UtcNow;
+        DateTimeOffset received = arrived ?? DateTimeOffset.UtcNow;
         string name = message.Function!;
         if (_server.Find(name) is not { } function)
         {
@@ -491,14 +498,26 @@ public sealed class ServerSession : IAsyncDisposable
             timeout = timeout is { } t && t < asked ? t : asked;
         }
 
+        if (arrived is not null && timeout is { } allowed && DateTimeOffset.UtcNow - received >= allowed)
+        {
+            // It waited for room on its connection past its timeout (its timer and its start crossed): it never starts.
+            await ReplyErrorAsync(message.Id, message.Serialization, NeverStarted(name, allowed, _server.MaxCallsInFlightPerConnection)).ConfigureAwait(false);
+            return;
+        }
+
         int callLimit = _server.MaxCallsInFlightPerConnection;
         long byteLimit = _server.Options.MaxBytesInFlightPerConnection;
-        if (Volatile.Read(ref _callsInFlight) >= callLimit || Interlocked.Read(ref _bytesInFlight) + message.Body.Length > byteLimit)
+        bool roomForBytes = Interlocked.Read(ref _bytesInFlight) + Interlocked.Read(ref _bytesWaiting) + message.Body.Length <= byteLimit;
+        if (Volatile.Read(ref _callsInFlight) >= callLimit || !roomForBytes)
         {
+            // As many calls running as the connection may have: this one waits for one of them to end, in a bounded line.
+            if (roomForBytes && Park(message, received, name, timeout)) return;
             await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError
             {
                 Code = ErrorCodes.TooManyRequests,
-                Message = $"This connection has {Volatile.Read(ref _callsInFlight)} calls ({Interlocked.Read(ref _bytesInFlight)} argument bytes) queued or running; the server allows {callLimit} calls and {byteLimit} bytes per connection. Wait for some to finish.",
+                Message = $"This connection has {Volatile.Read(ref _callsInFlight)} calls queued or running and {Volatile.Read(ref _waitingCount)} waiting to start "
+                    + $"({Interlocked.Read(ref _bytesInFlight) + Interlocked.Read(ref _bytesWaiting)} argument bytes); the server allows {callLimit} calls at once, "
+                    + $"{_server.Options.MaxCallsWaitingPerConnection} more waiting, and {byteLimit} bytes per connection. Wait for some to finish.",
             }).ConfigureAwait(false);
             return;
         }
@@ -651,6 +670,7 @@ public sealed class ServerSession : IAsyncDisposable
             if (jobEvent.Kind != JobEventKind.Completed || Interlocked.Exchange(ref _done, 1) == 1) return;
             Interlocked.Decrement(ref _session._callsInFlight);
             Interlocked.Add(ref _session._bytesInFlight, -_bytes);
+            _session.Unpark();
             Subscription?.Dispose();
         }
     }
@@ -773,7 +793,16 @@ public sealed class ServerSession : IAsyncDisposable
         // Cancel one of this connection's requests by its id: a call stops its job; an attach stops following (the job goes on).
         Relay? relay;
         lock (_inFlight) _inFlight.TryGetValue(message.Id, out relay);
-        if (relay is null) return;
+        if (relay is null)
+        {
+            if (Unqueue(message.Id))
+            {
+                await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.Cancelled, Message = "The call was cancelled before it started: it was waiting for room on its connection." }).ConfigureAwait(false);
+            }
+
+            return;
+        }
+
         if (relay.Releases)
         {
             if (relay.JobId is { } id) await relay.Queue.CancelAsync(id).ConfigureAwait(false);
@@ -920,13 +949,95 @@ public sealed class ServerSession : IAsyncDisposable
         return added;
     }
 
-    /// <summary>Gives a finished call's share of the connection's in-flight limits back.</summary>
+    /// <summary>Gives a finished call's share of the connection's in-flight limits back, and starts a call waiting for it.</summary>
     private void Finished(Relay relay)
     {
         if (relay.Releases && relay.MarkFinished())
         {
             Interlocked.Decrement(ref _callsInFlight);
             Interlocked.Add(ref _bytesInFlight, -relay.Bytes);
+            Unpark();
+        }
+    }
+
+    /// <summary>A call waiting for room on its connection, when it came, and the timer that answers it should its timeout pass first.</summary>
+    private sealed class Parked(IpyRpcMessage message, DateTimeOffset arrived)
+    {
+        public IpyRpcMessage Message => message;
+
+        public DateTimeOffset Arrived => arrived;
+
+        public Timer? Deadline;
+    }
+
+    /// <summary>Puts a call in the connection's line of calls waiting to start; false when the line is full or the connection closing.</summary>
+    private bool Park(IpyRpcMessage message, DateTimeOffset arrived, string function, TimeSpan? timeout)
+    {
+        var parked = new Parked(message, arrived);
+        lock (_inFlight)
+        {
+            if (_closed || _waitingCount >= _server.Options.MaxCallsWaitingPerConnection) return false;
+            (_waiting ??= new Queue<Parked>()).Enqueue(parked);
+            Volatile.Write(ref _waitingCount, _waiting.Count);
+            Interlocked.Add(ref _bytesWaiting, message.Body.Length);
+            if (timeout is { } t)
+            {
+                // Answered when its timeout passes, not only once room is made: it never starts then.
+                TimeSpan left = arrived + t - DateTimeOffset.UtcNow;
+                parked.Deadline = new Timer(static state =>
+                {
+                    var (session, waiting, name, allowed) = ((ServerSession, Parked, string, TimeSpan))state!;
+                    if (session.Unqueue(waiting)) _ = session.ReplyErrorAsync(waiting.Message.Id, waiting.Message.Serialization, NeverStarted(name, allowed, session._server.MaxCallsInFlightPerConnection));
+                }, (this, parked, function, t), left > TimeSpan.Zero ? left : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+            }
+        }
+
+        // A call may have ended between the count's check and the line, and found nobody in it.
+        Unpark();
+        return true;
+    }
+
+    private static RemoteError NeverStarted(string function, TimeSpan timeout, int limit) => new()
+    {
+        Code = ErrorCodes.Timeout,
+        Message = $"{function} did not start within its timeout of {timeout.TotalMilliseconds:0} ms: it waited for room among this connection's calls ({limit} may run at once).",
+    };
+
+    /// <summary>Starts the call that has waited longest, if the connection has room for it now.</summary>
+    private void Unpark()
+    {
+        if (Volatile.Read(ref _waitingCount) == 0) return;
+        Parked next;
+        lock (_inFlight)
+        {
+            if (_waiting is not { Count: > 0 } || Volatile.Read(ref _callsInFlight) >= _server.MaxCallsInFlightPerConnection) return;
+            next = _waiting.Dequeue();
+            Volatile.Write(ref _waitingCount, _waiting.Count);
+            Interlocked.Add(ref _bytesWaiting, -next.Message.Body.Length);
+            next.Deadline?.Dispose();
+        }
+
+        // Not on the thread that ended the last call (a worker's, or a transport's): the call goes through the checks again,
+        // and waits again should another have taken the room meanwhile.
+        ThreadPool.UnsafeQueueUserWorkItem(static state => _ = state.Session.HandleAsync(state.Next.Message, state.Next.Arrived), (Session: this, Next: next), preferLocal: false);
+    }
+
+    /// <summary>Takes a call out of the line before it started (its caller cancelled it, or its timeout passed); false when it is not there.</summary>
+    private bool Unqueue(Parked parked) => Unqueue(p => p == parked);
+
+    /// <inheritdoc cref="Unqueue(Parked)"/>
+    private bool Unqueue(ulong requestId) => Unqueue(p => p.Message.Id == requestId);
+
+    private bool Unqueue(Func<Parked, bool> which)
+    {
+        lock (_inFlight)
+        {
+            if (_waiting is not { Count: > 0 } || _waiting.FirstOrDefault(which) is not { } gone) return false;
+            _waiting = new Queue<Parked>(_waiting.Where(p => p != gone));
+            Volatile.Write(ref _waitingCount, _waiting.Count);
+            Interlocked.Add(ref _bytesWaiting, -gone.Message.Body.Length);
+            gone.Deadline?.Dispose();
+            return true;
         }
     }
 
@@ -1315,12 +1426,22 @@ public sealed class ServerSession : IAsyncDisposable
         if (Interlocked.Exchange(ref _closing, 1) == 1) return;
         Relay[] open;
         (IJobQueue Queue, string JobId)[] tied;
+        Parked[] waiting;
         lock (_inFlight)
         {
             _closed = true;
             open = [.. _inFlight.Values];
             tied = _tiedJobs is null ? [] : [.. _tiedJobs];
             _tiedJobs = null;
+            waiting = _waiting is null ? [] : [.. _waiting];
+            _waiting = null;
+            Volatile.Write(ref _waitingCount, 0);
+        }
+
+        foreach (Parked p in waiting)
+        {
+            p.Deadline?.Dispose();
+            await ReplyErrorAsync(p.Message.Id, p.Message.Serialization, new RemoteError { Code = ErrorCodes.Cancelled, Message = "The connection is closing; this call had not started." }).ConfigureAwait(false);
         }
 
         var cancelled = new List<Relay>();

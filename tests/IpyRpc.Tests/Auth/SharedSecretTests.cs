@@ -191,23 +191,85 @@ public sealed class SharedSecretTests
     }
 
     [Fact]
-    public async Task OneConnectionCannotHaveMoreThanItsShareOfCallsInFlight()
+    public async Task OneConnectionRunsNoMoreThanItsShareOfCallsAndTheRestWaitInABoundedLine()
     {
-        await using IpyRpcServer server = Server(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 2, MaxBytesInFlightPerConnection = 10_000 });
+        await using IpyRpcServer server = Server(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 2, MaxCallsWaitingPerConnection = 3, MaxBytesInFlightPerConnection = 10_000 });
         await using IpyRpcClient greedy = await ConnectAsync(server, secret: null);
         string[] gates = [Gates.NewName("slot"), Gates.NewName("slot")];
         Task<string>[] held = [.. gates.Select(g => greedy.CallAsync<string>("auth.wait", g))];
         foreach (string g in gates) await Gates.WaitAsync(g + ".started");
 
-        var e = await Assert.ThrowsAsync<IpyRpcTooManyRequestsException>(() => greedy.CallAsync<string>("auth.whoami"));
-        Assert.Contains("allows 2 calls", e.Message);
+        // Past its share, a call waits to start; a caller may give up on one that waits; the line is bounded.
+        using var giveUp = new CancellationTokenSource();
+        string first = Gates.NewName("first"), abandoned = Gates.NewName("abandoned"), last = Gates.NewName("last");
+        Task<string> waitingFirst = greedy.CallAsync<string>("auth.wait", [first], null);
+        Task<string> waitingAbandoned = greedy.CallAsync<string>("auth.wait", [abandoned], null, giveUp.Token);
+        Task<string> waitingLast = greedy.CallAsync<string>("auth.wait", [last], null);
+        var refused = await Assert.ThrowsAsync<IpyRpcTooManyRequestsException>(() => greedy.CallAsync<string>("auth.whoami"));
+        Assert.Contains("2 calls queued or running and 3 waiting to start", refused.Message);
+        Assert.Contains("allows 2 calls at once, 3 more waiting", refused.Message);
+        await giveUp.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waitingAbandoned);
+        await greedy.PingAsync(); // the cancel it sent has been handled: it went first
         await using IpyRpcClient other = await ConnectAsync(server, secret: null);
         Assert.Equal("anonymous over in-process", await other.CallAsync<string>("auth.whoami")); // others are not starved
+        Assert.False(Gates.Get(first + ".started").Task.IsCompleted); // nothing past the share started
 
-        foreach (string g in gates) Gates.Open(g);
+        // As the running calls end, the waiting ones start in the order they came; the one given up on never does.
+        Gates.Open(gates[0]);
+        await Gates.WaitAsync(first + ".started");
+        Gates.Open(gates[1]);
+        await Gates.WaitAsync(last + ".started");
+        Assert.False(Gates.Get(abandoned + ".started").Task.IsCompleted);
+        Gates.Open(first);
+        Gates.Open(last);
+        Assert.Equal([first, last], await Task.WhenAll(waitingFirst, waitingLast));
         await Task.WhenAll(held);
         Assert.Equal("anonymous over in-process", await greedy.CallAsync<string>("auth.whoami")); // its share is back
+        Assert.False(Gates.Get(abandoned + ".started").Task.IsCompleted);
+
+        // Arguments count against the connection's bytes whether their call runs or waits.
         await Assert.ThrowsAsync<IpyRpcTooManyRequestsException>(() => greedy.CallAsync<int>("auth.size", new byte[20_000]));
+    }
+
+    [Fact]
+    public async Task ACallThatWaitsForRoomPastItsTimeoutIsAnsweredThenAndNeverStarts()
+    {
+        // auth.size's timeout is the server's (configured), so only the server can answer it: the caller sets none.
+        await using IpyRpcServer server = Server(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 1 }, new GlobConfig
+        {
+            ["auth.size"] = new FunctionOptions { Timeout = TimeSpan.FromMilliseconds(200) },
+        });
+        await using IpyRpcClient client = await ConnectAsync(server, secret: null);
+        string holding = Gates.NewName("holding"), late = Gates.NewName("late");
+        Task<string> held = client.CallAsync<string>("auth.wait", holding);
+        await Gates.WaitAsync(holding + ".started");
+
+        // Answered while the call that holds the room still runs: its timer, not the room, ends its wait.
+        var e = await Assert.ThrowsAsync<IpyRpcTimeoutException>(() => client.CallAsync<int>("auth.size", new byte[3]).WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Contains("auth.size did not start within its timeout of 200 ms", e.Message);
+        Assert.False(held.IsCompleted);
+
+        // A caller's own timeout takes its call out of the line (the caller tells the server it gave up).
+        await Assert.ThrowsAsync<IpyRpcTimeoutException>(() => client.CallAsync<string>("auth.wait", [late], new CallOptions { Timeout = TimeSpan.FromMilliseconds(200) }));
+        await client.PingAsync(); // the cancel it sent has been handled: it went first
+        Gates.Open(holding);
+        Assert.Equal(holding, await held);
+        Assert.Equal(3, await client.CallAsync<int>("auth.size", new byte[3])); // the room is back, and nobody waits in line before it
+        Assert.False(Gates.Get(late + ".started").Task.IsCompleted);
+    }
+
+    [Fact]
+    public async Task WithNoLineACallPastTheShareIsRefusedAtOnce()
+    {
+        await using IpyRpcServer server = Server(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 1, MaxCallsWaitingPerConnection = 0 });
+        await using IpyRpcClient client = await ConnectAsync(server, secret: null);
+        string holding = Gates.NewName("holding");
+        Task<string> held = client.CallAsync<string>("auth.wait", holding);
+        await Gates.WaitAsync(holding + ".started");
+        await Assert.ThrowsAsync<IpyRpcTooManyRequestsException>(() => client.CallAsync<string>("auth.whoami"));
+        Gates.Open(holding);
+        await held;
     }
 
     [Fact]
