@@ -37,6 +37,8 @@ public static class IpyRpcTelemetry
 
     internal static readonly UpDownCounter<long> Active = Meter.CreateUpDownCounter<long>("ipyrpc.server.calls.active", "{call}", "Calls queued or running.");
 
+    internal static readonly UpDownCounter<long> Waiting = Meter.CreateUpDownCounter<long>("ipyrpc.server.calls.waiting", "{call}", "Calls waiting to start for room among their connection's calls.");
+
     internal static readonly Histogram<double> Duration = Meter.CreateHistogram<double>("ipyrpc.server.call.duration", "s", "From receiving a call to sending its outcome.");
 
     internal static readonly Counter<long> Failures = Meter.CreateCounter<long>("ipyrpc.server.call.failures", "{call}", "Calls that ended other than with a result.");

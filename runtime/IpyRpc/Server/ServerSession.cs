@@ -961,9 +961,11 @@ public sealed class ServerSession : IAsyncDisposable
     }
 
     /// <summary>A call waiting for room on its connection, when it came, and the timer that answers it should its timeout pass first.</summary>
-    private sealed class Parked(IpyRpcMessage message, DateTimeOffset arrived)
+    private sealed class Parked(IpyRpcMessage message, DateTimeOffset arrived, string function)
     {
         public IpyRpcMessage Message => message;
+
+        public KeyValuePair<string, object?> MethodTag => new("rpc.method", function);
 
         public DateTimeOffset Arrived => arrived;
 
@@ -973,11 +975,12 @@ public sealed class ServerSession : IAsyncDisposable
     /// <summary>Puts a call in the connection's line of calls waiting to start; false when the line is full or the connection closing.</summary>
     private bool Park(IpyRpcMessage message, DateTimeOffset arrived, string function, TimeSpan? timeout)
     {
-        var parked = new Parked(message, arrived);
+        var parked = new Parked(message, arrived, function);
         lock (_inFlight)
         {
             if (_closed || _waitingCount >= _server.Options.MaxCallsWaitingPerConnection) return false;
             (_waiting ??= new Queue<Parked>()).Enqueue(parked);
+            IpyRpcTelemetry.Waiting.Add(1, parked.MethodTag);
             Volatile.Write(ref _waitingCount, _waiting.Count);
             Interlocked.Add(ref _bytesWaiting, message.Body.Length);
             if (timeout is { } t)
@@ -1015,6 +1018,7 @@ public sealed class ServerSession : IAsyncDisposable
             Volatile.Write(ref _waitingCount, _waiting.Count);
             Interlocked.Add(ref _bytesWaiting, -next.Message.Body.Length);
             next.Deadline?.Dispose();
+            IpyRpcTelemetry.Waiting.Add(-1, next.MethodTag);
         }
 
         // Not on the thread that ended the last call (a worker's, or a transport's): the call goes through the checks again,
@@ -1037,6 +1041,7 @@ public sealed class ServerSession : IAsyncDisposable
             Volatile.Write(ref _waitingCount, _waiting.Count);
             Interlocked.Add(ref _bytesWaiting, -gone.Message.Body.Length);
             gone.Deadline?.Dispose();
+            IpyRpcTelemetry.Waiting.Add(-1, gone.MethodTag);
             return true;
         }
     }
@@ -1441,6 +1446,7 @@ public sealed class ServerSession : IAsyncDisposable
         foreach (Parked p in waiting)
         {
             p.Deadline?.Dispose();
+            IpyRpcTelemetry.Waiting.Add(-1, p.MethodTag);
             await ReplyErrorAsync(p.Message.Id, p.Message.Serialization, new RemoteError { Code = ErrorCodes.Cancelled, Message = "The connection is closing; this call had not started." }).ConfigureAwait(false);
         }
 

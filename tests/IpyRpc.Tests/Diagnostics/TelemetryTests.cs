@@ -23,6 +23,10 @@ public static class TraceFunctions
     /// <summary>Fails.</summary>
     [IpyRpcExport("trace.fail")]
     public static int Fail() => throw new InvalidOperationException("no");
+
+    /// <summary>Waits for a gate.</summary>
+    [IpyRpcExport("trace.wait")]
+    public static Task Wait(string gate) => Gates.WaitAsync(gate);
 }
 
 public sealed class TelemetryTests
@@ -114,6 +118,36 @@ public sealed class TelemetryTests
 
         listener.RecordObservableInstruments();
         Assert.Contains(longs, m => m.Name == "ipyrpc.queue.depth" && Equals(m.Tags.GetValueOrDefault("ipyrpc.queue"), server.Queue.Name));
+    }
+
+    [Fact]
+    public async Task CallsWaitingForRoomOnTheirConnectionAreCounted()
+    {
+        var longs = new ConcurrentQueue<(string Name, long Value, Dictionary<string, object?> Tags)>();
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == IpyRpcTelemetry.Name) l.EnableMeasurementEvents(instrument);
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((i, v, tags, _) => longs.Enqueue((i.Name, v, Tags(tags))));
+        listener.Start();
+        long Waiting() => longs.Where(m => m.Name == "ipyrpc.server.calls.waiting" && Equals(m.Tags.GetValueOrDefault("rpc.method"), "trace.double")).Sum(m => m.Value);
+
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 1 });
+        server.Register(typeof(TraceFunctions));
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server);
+        string gate = Gates.NewName("telemetry-room");
+        Task holding = client.CallAsync<object?>("trace.wait", gate);
+        Task<int>[] waiting = [.. Enumerable.Range(1, 3).Select(i => client.CallAsync<int>("trace.double", i))];
+        await client.PingAsync(); // the three have been handled: they wait
+        Assert.Equal(3, Waiting());
+
+        Gates.Open(gate);
+        Assert.Equal(new[] { 2, 4, 6 }, await Task.WhenAll(waiting));
+        await holding;
+        Assert.Equal(0, Waiting());
     }
 
     private static Dictionary<string, object?> Tags(ReadOnlySpan<KeyValuePair<string, object?>> tags)
