@@ -19,6 +19,8 @@ internal static class ExitCodes
     public const int Timeout = 4;
     /// <summary>Credentials were missing or refused.</summary>
     public const int Unauthorized = 5;
+    /// <summary>The server could not take the call now (its job store out of reach, or the connection's line of calls full): try again.</summary>
+    public const int Unavailable = 6;
     /// <summary>Interrupted (Ctrl+C): the remote call was cancelled.</summary>
     public const int Cancelled = 130;
 
@@ -30,6 +32,7 @@ internal static class ExitCodes
         IpyRpcException { Code: ErrorCodes.Timeout } => (Timeout, "timeout"),
         IpyRpcException { Code: ErrorCodes.Cancelled } or OperationCanceledException => (Cancelled, "cancelled"),
         IpyRpcException { Code: ErrorCodes.UnknownFunction or ErrorCodes.InvalidArguments or ErrorCodes.NotFound } => (Usage, "usage"),
+        IpyRpcUnavailableException or IpyRpcTooManyRequestsException => (Unavailable, "unavailable"),
         IpyRpcException => (RemoteError, "error"),
         UriFormatException or ArgumentException or FormatException => (Usage, "usage"),
         IOException => (Connection, "connection"),

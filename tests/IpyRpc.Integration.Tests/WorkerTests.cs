@@ -358,6 +358,11 @@ public sealed class RedisWorkerTests(ITestOutputHelper log) : WorkerTests(log)
             Assert.Equal("unavailable", error.GetProperty("data").GetProperty("code").GetString());
         }
 
+        // A script sees it by the command's exit code: try again later.
+        (int exit, string said) = await Repository.RunAsync("dotnet", AppContext.BaseDirectory, [Path.Combine(AppContext.BaseDirectory, "IpyRpc.Cli.dll"), "call", http.Address.ToString(), "work.square", "3"]);
+        Assert.True(exit == 6, said);
+        Assert.Contains("cannot reach Redis", said);
+
         // Back: the same connection, a JSON-RPC caller and the worker that lived through it all go on.
         await _redis.StartAgainAsync();
         Assert.Equal(9L, await RetryAsync(() => client.CallAsync<long>("work.square", 3L)));
