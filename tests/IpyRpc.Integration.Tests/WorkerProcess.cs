@@ -12,6 +12,9 @@ public sealed class WorkerProcess : IAsyncDisposable
 
     public int Pid => _process.Id;
 
+    /// <summary>Whether the process has ended (killed, or failed).</summary>
+    public bool HasExited => _process.HasExited;
+
     public IReadOnlyList<string> Output
     {
         get

@@ -16,6 +16,8 @@ public abstract class WorkerTests(ITestOutputHelper log) : IAsyncLifetime
 {
     private readonly List<IAsyncDisposable> _cleanup = [];
 
+    protected ITestOutputHelper Log => log;
+
     /// <summary>Opens the queue on this test's store (every call opens the same store again).</summary>
     protected abstract Task<IJobQueue> OpenQueueAsync();
 
@@ -371,6 +373,84 @@ public sealed class RedisWorkerTests(ITestOutputHelper log) : WorkerTests(log)
         {
             Assert.Equal(25, reply.RootElement.GetProperty("result").GetInt64());
         }
+    }
+
+    [Fact]
+    public async Task CallsGoOnWhileRedisIsKilledAndStartedAgainAndEachCallerLearnsWhatBecameOfItsCall()
+    {
+        // The soak's length (IPYRPC_SOAK_SECONDS; docs/TESTING.md): 32 calls in flight through two worker processes while
+        // Redis is killed (kill -9) every two seconds or so and started again from its append-only file after 0.2 to 2.5 s.
+        // The server's queue tries for 1 s (each try waiting up to 1 s): some outages are hidden from callers, some not.
+        IJobQueue queue = Track(await RedisJobQueue.ConnectAsync(_redis.Configuration + ",syncTimeout=1000", new RedisJobQueueOptions { Name = _queue, ReconnectTimeout = TimeSpan.FromSeconds(1) }));
+        IpyRpcServer server = Track(new IpyRpcServer(new IpyRpcServerOptions { Queue = queue, Concurrency = 0 }));
+        server.Register(typeof(WorkFunctions));
+        WorkerProcess[] workers = await Task.WhenAll(Enumerable.Range(0, 2).Select(_ => StartWorkerAsync(concurrency: 8, leaseMs: 1000)));
+        IpyRpcClient client = await ConnectAsync(server);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        TimeSpan length = TimeSpan.FromSeconds(SoakTests.Seconds);
+        var wrong = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var maybe = new System.Collections.Concurrent.ConcurrentQueue<(string Id, long X)>();
+        long next = -1, answered = 0, notQueued = 0;
+        Task[] callers = [.. Enumerable.Range(0, 32).Select(_ => Task.Run(async () =>
+        {
+            while (clock.Elapsed < length)
+            {
+                long x = Interlocked.Increment(ref next);
+                try
+                {
+                    long square = await client.CallAsync<long>("work.square", x);
+                    if (square != x * x) wrong.Enqueue($"{x}² came back {square}");
+                    Interlocked.Increment(ref answered);
+                }
+                catch (IpyRpcUnavailableException e)
+                {
+                    if (e.JobId is { } id) maybe.Enqueue((id, x));
+                    else Interlocked.Increment(ref notQueued);
+                    await Task.Delay(100);
+                }
+                catch (Exception e)
+                {
+                    wrong.Enqueue($"{x}: {e.GetType().Name}: {e.Message}");
+                }
+            }
+        }))];
+
+        int outages = 0;
+        var random = new Random(7);
+        while (clock.Elapsed < length)
+        {
+            await Task.Delay(1500 + random.Next(1000));
+            _redis.Kill();
+            await Task.Delay(200 + random.Next(2300));
+            await _redis.StartAgainAsync();
+            outages++;
+        }
+
+        await Task.WhenAll(callers).WaitAsync(TimeSpan.FromMinutes(2));
+        long calls = next + 1;
+        Assert.True(wrong.IsEmpty, $"{wrong.Count} wrong outcomes of {calls}, the first: {string.Join(" | ", wrong.Take(5))}");
+        Assert.Equal(calls, answered + notQueued + maybe.Count);
+
+        // Each call that may have been queued was, and then ran, or was not; none ran twice, and none that was answered is missing.
+        int ranAnyway = 0;
+        foreach ((string id, long x) in maybe)
+        {
+            try
+            {
+                IpyRpcJob<long> job = await RetryAsync(() => client.AttachAsync<long>(id));
+                Assert.Equal(x * x, await job.WaitAsync(TimeSpan.FromSeconds(60)));
+                ranAnyway++;
+            }
+            catch (IpyRpcNotFoundException)
+            {
+            }
+        }
+
+        IReadOnlyList<JobInfo> jobs = await RetryAsync(() => client.ListJobsAsync(new JobQuery { Function = "work.square", Limit = (int)calls + 100 }));
+        Assert.Equal(answered + ranAnyway, jobs.Count);
+        Assert.All(workers, w => Assert.False(w.HasExited));
+        Log.WriteLine($"{calls} calls in {clock.Elapsed.TotalSeconds:F0} s, {outages} Redis outages: {answered} answered, {notQueued} not queued, "
+            + $"{maybe.Count} that may have been ({ranAnyway} were, and ran)");
     }
 
     private static async Task<JsonDocument> PostJsonRpcAsync(HttpClient web, string request)
