@@ -1,6 +1,7 @@
 using IpyRpc.Jobs;
 using IpyRpc.Protocol;
 using IpyRpc.Tests;
+using IpyRpc.Tests.Jobs;
 using StackExchange.Redis;
 
 namespace IpyRpc.Redis.Tests;
@@ -35,7 +36,7 @@ public sealed class RedisOutageTests : IAsyncLifetime
         // The submit's script reaches Redis and runs (its entry is on the stream); then its connection breaks before the
         // answer comes back. The queue cannot know whether it ran, so it sends it again on the next connection.
         string function = "lost-answer-" + Guid.NewGuid().ToString("N")[..8];
-        Task cut = proxy.CutAfterAsync(function, () => UntilAsync(async () => await direct.StreamLengthAsync(Prefix + ":stream") == 1));
+        Task cut = proxy.CutAfterAsync(function, () => JobQueueContract.EventuallyAsync(async () => await direct.StreamLengthAsync(Prefix + ":stream") == 1));
         var seen = new Seen();
         JobTicket ticket = await queue.SubmitAsync(new JobRequest { Function = function, Arguments = new byte[] { 0x90 } }, seen).AsTask().WaitAsync(Patience);
         await cut.WaitAsync(Patience); // the cut was made, so the answer the submit returned with came from a second try
@@ -121,7 +122,7 @@ public sealed class RedisOutageTests : IAsyncLifetime
         string function = "lost-for-good-" + Guid.NewGuid().ToString("N")[..8];
         _ = proxy.CutAfterAsync(function, async () =>
         {
-            await UntilAsync(async () => await direct.StreamLengthAsync(Prefix + ":stream") == 1);
+            await JobQueueContract.EventuallyAsync(async () => await direct.StreamLengthAsync(Prefix + ":stream") == 1);
             proxy.Refusing = true; // and Redis stays out of reach past the queue's reconnect timeout
         });
         var refused = await Assert.ThrowsAsync<JobQueueUnavailableException>(() => queue.SubmitAsync(new JobRequest { Function = function, Arguments = new byte[] { 0x90 } }, new Seen()).AsTask().WaitAsync(Patience));
@@ -149,16 +150,6 @@ public sealed class RedisOutageTests : IAsyncLifetime
     {
         _opened.Add(disposable);
         return disposable;
-    }
-
-    private static async Task UntilAsync(Func<Task<bool>> condition)
-    {
-        DateTime giveUp = DateTime.UtcNow + Patience;
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < giveUp, "The condition did not become true in time");
-            await Task.Delay(20);
-        }
     }
 
     /// <summary>Makes a request until it no longer finds Redis out of reach (the queue's connection is coming back).</summary>

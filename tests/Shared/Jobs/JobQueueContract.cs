@@ -473,7 +473,7 @@ public abstract class JobQueueContract : IAsyncLifetime
         return last;
     }
 
-    protected static async Task EventuallyAsync(Func<Task<bool>> condition)
+    public static async Task EventuallyAsync(Func<Task<bool>> condition)
     {
         DateTime giveUp = DateTime.UtcNow + Patience;
         while (!await condition())
