@@ -1042,6 +1042,7 @@ public sealed class ServerSession : IAsyncDisposable
             Interlocked.Add(ref _bytesWaiting, -gone.Message.Body.Length);
             gone.Deadline?.Dispose();
             IpyRpcTelemetry.Waiting.Add(-1, gone.MethodTag);
+            gone.Message.Pooled?.Release(); // its arguments' arrays, which no job will hold
             return true;
         }
     }
@@ -1447,6 +1448,7 @@ public sealed class ServerSession : IAsyncDisposable
         {
             p.Deadline?.Dispose();
             IpyRpcTelemetry.Waiting.Add(-1, p.MethodTag);
+            p.Message.Pooled?.Release();
             await ReplyErrorAsync(p.Message.Id, p.Message.Serialization, new RemoteError { Code = ErrorCodes.Cancelled, Message = "The connection is closing; this call had not started." }).ConfigureAwait(false);
         }
 
