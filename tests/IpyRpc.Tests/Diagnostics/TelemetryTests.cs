@@ -148,6 +148,27 @@ public sealed class TelemetryTests
         Assert.Equal(new[] { 2, 4, 6 }, await Task.WhenAll(waiting));
         await holding;
         Assert.Equal(0, Waiting());
+
+        // A connection that ends leaves none of its waiting calls behind.
+        IpyRpcClient leaving = await IpyRpcClient.ConnectInProcessAsync(server);
+        string never = Gates.NewName("telemetry-never");
+        Task stuck = leaving.CallAsync<object?>("trace.wait", never);
+        Task<int>[] orphans = [.. Enumerable.Range(1, 5).Select(i => leaving.CallAsync<int>("trace.double", i))];
+        await leaving.PingAsync();
+        Assert.Equal(5, Waiting());
+        await leaving.DisposeAsync();
+        await Task.WhenAll(orphans.Select(o => Assert.ThrowsAnyAsync<Exception>(() => o)));
+        await Eventually(() => Waiting() == 0);
+        Gates.Open(never);
+        await Assert.ThrowsAnyAsync<Exception>(() => stuck);
+    }
+
+    private static async Task Eventually(Func<bool> condition)
+    {
+        for (DateTime giveUp = DateTime.UtcNow.AddSeconds(20); !condition(); await Task.Delay(20))
+        {
+            Assert.True(DateTime.UtcNow < giveUp, "The condition did not become true in time");
+        }
     }
 
     private static Dictionary<string, object?> Tags(ReadOnlySpan<KeyValuePair<string, object?>> tags)
