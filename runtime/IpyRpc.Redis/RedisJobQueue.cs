@@ -27,7 +27,8 @@ public sealed record RedisJobQueueOptions
     /// <summary>
     /// How long a submit, a job lookup or a release waits for Redis to come back when it is out of reach (restarting,
     /// loading its data, a broken connection) before it fails with <see cref="JobQueueUnavailableException"/>, which the
-    /// server sends as <c>unavailable</c>. Within it the request is made again; a submit whose answer was lost is made
+    /// server sends as <c>unavailable</c>; and how long opening the queue waits for a Redis that is still starting.
+    /// Credentials Redis refuses fail at once. Within it the request is made again; a submit whose answer was lost is made
     /// again without queueing its job twice. Each try may itself wait for the connection up to its timeout (the
     /// configuration's <c>syncTimeout</c>, 5 s by default), so the longest wait is about this plus that.
     /// <see cref="TimeSpan.Zero"/> tries once.
@@ -111,14 +112,20 @@ public sealed class RedisJobQueue : IJobQueue
 
     private async Task StartAsync()
     {
-        try
+        // Redis may be starting with this process (one compose file for both): the queue waits for it as a request would.
+        await ReachingAsync(async () =>
         {
-            await _db.ExecuteAsync("XGROUP", "CREATE", _prefix + ":stream", "workers", "0", "MKSTREAM").ConfigureAwait(false);
-        }
-        catch (RedisServerException e) when (e.Message.Contains("BUSYGROUP", StringComparison.Ordinal))
-        {
-            // The group exists: another server or worker created it.
-        }
+            try
+            {
+                await _db.ExecuteAsync("XGROUP", "CREATE", _prefix + ":stream", "workers", "0", "MKSTREAM").ConfigureAwait(false);
+            }
+            catch (RedisServerException e) when (e.Message.Contains("BUSYGROUP", StringComparison.Ordinal))
+            {
+                // The group exists: another server or worker created it.
+            }
+
+            return true;
+        }, "the queue was not opened", CancellationToken.None).ConfigureAwait(false);
 
         _loops = [Task.Run(FetchLoopAsync), Task.Run(FlushLoopAsync), Task.Run(MaintenanceLoopAsync)];
     }
@@ -199,7 +206,7 @@ public sealed class RedisJobQueue : IJobQueue
                 {
                     mayHaveBeenQueued |= MayHaveReached(e);
                     if (watcher?.HasHeard == true) break; // it was queued: its events are arriving
-                    if (!TryAgain(start, attempt, cancellationToken, out TimeSpan wait))
+                    if (!TryAgain(e, start, attempt, cancellationToken, out TimeSpan wait))
                     {
                         throw Unavailable(e, start, mayHaveBeenQueued
                             ? $"the connection broke after the request was sent, so the call may have been queued as job {id} (it then runs when Redis is back): look it up before calling again"
@@ -790,16 +797,20 @@ public sealed class RedisJobQueue : IJobQueue
             }
             catch (Exception e) when (OutOfReach(e))
             {
-                if (!TryAgain(start, attempt, cancellationToken, out TimeSpan wait)) throw Unavailable(e, start, consequence);
+                if (!TryAgain(e, start, attempt, cancellationToken, out TimeSpan wait)) throw Unavailable(e, start, consequence);
                 await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
             }
         }
     }
 
-    /// <summary>Whether to try a request again after it found Redis out of reach, and after how long (50 ms, doubling to 1 s).</summary>
-    private bool TryAgain(long start, int attempt, CancellationToken cancellationToken, out TimeSpan wait)
+    /// <summary>
+    /// Whether to try a request again after it found Redis out of reach, and after how long (50 ms, doubling to 1 s).
+    /// Credentials Redis refused are not tried again: they will not change by waiting.
+    /// </summary>
+    private bool TryAgain(Exception e, long start, int attempt, CancellationToken cancellationToken, out TimeSpan wait)
     {
         wait = TimeSpan.FromMilliseconds(Math.Min(1000, 50 << Math.Min(attempt - 1, 5)));
+        if (e is RedisConnectionException { FailureType: ConnectionFailureType.AuthenticationFailure }) return false;
         long left = (long)_options.ReconnectTimeout.TotalMilliseconds - (Environment.TickCount64 - start);
         return left > 0 && _disposed == 0 && !cancellationToken.IsCancellationRequested;
     }
@@ -826,6 +837,7 @@ public sealed class RedisJobQueue : IJobQueue
     {
         string why = e switch
         {
+            RedisConnectionException { FailureType: ConnectionFailureType.AuthenticationFailure } => "it refused the password or user of the queue's configuration",
             RedisConnectionException c => $"no connection ({c.FailureType})",
             RedisTimeoutException => "no connection within the timeout",
             _ => "Redis answered " + e.Message.Split(' ', 2)[0],

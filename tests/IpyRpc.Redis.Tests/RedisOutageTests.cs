@@ -138,6 +138,38 @@ public sealed class RedisOutageTests : IAsyncLifetime
         Assert.Equal(JobState.Queued, info.State);
     }
 
+    [Fact]
+    public async Task AQueueOpenedWhileRedisIsStillStartingWaitsForIt()
+    {
+        _redis.Kill();
+        Task<RedisJobQueue> opening = OpenAsync(_redis.Configuration + ",syncTimeout=1000,connectTimeout=1000", TimeSpan.FromSeconds(20));
+        await Task.Delay(2500);
+        Assert.False(opening.IsCompleted);
+        await _redis.StartAgainAsync();
+        RedisJobQueue queue = await opening.WaitAsync(Patience);
+        JobTicket ticket = await queue.SubmitAsync(new JobRequest { Function = "f", Arguments = new byte[] { 0x90 }, Detached = true });
+        Assert.Equal(JobState.Queued, (await queue.GetAsync(ticket.JobId))!.State);
+    }
+
+    [Fact]
+    public async Task CredentialsRedisRefusesFailTheQueuesOpeningAtOnceAndSaySo()
+    {
+        IDatabase admin = Open(await ConnectionMultiplexer.ConnectAsync(_redis.Configuration + ",allowAdmin=true")).GetDatabase();
+        await admin.ExecuteAsync("CONFIG", "SET", "requirepass", "s3cret");
+        try
+        {
+            var wrong = await Assert.ThrowsAsync<JobQueueUnavailableException>(() => OpenAsync(_redis.Configuration + ",password=wrong,syncTimeout=1000,connectTimeout=1000", TimeSpan.FromSeconds(30)).WaitAsync(Patience));
+            Assert.Contains("it refused the password or user of the queue's configuration", wrong.Message);
+            Assert.Contains("the queue was not opened", wrong.Message);
+            RedisJobQueue right = await OpenAsync(_redis.Configuration + ",password=s3cret");
+            Assert.Empty(await right.ListAsync());
+        }
+        finally
+        {
+            await admin.ExecuteAsync("CONFIG", "SET", "requirepass", "");
+        }
+    }
+
     private string Prefix => "ipyrpc:{" + _name + "}";
 
     private async Task<RedisJobQueue> OpenAsync(string configuration, TimeSpan? reconnect = null)
