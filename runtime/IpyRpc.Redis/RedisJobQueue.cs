@@ -884,19 +884,24 @@ public sealed class RedisJobQueue : IJobQueue
 
         _stopping.Cancel();
         await Task.WhenAll(_loops).ConfigureAwait(false);
-        ISubscriber subscriber = _redis.GetSubscriber();
-        try
+        // With Redis out of reach each goodbye would wait out its timeout; what they tidy is tidied without them (the
+        // subscriptions end with the connection, and a consumer that is gone is passed over when waking).
+        if (_redis.IsConnected)
         {
-            if (_watching is not null) await subscriber.UnsubscribeAsync(RedisChannel.Literal(_prefix + ":events")).ConfigureAwait(false);
-            if (_working is not null)
+            ISubscriber subscriber = _redis.GetSubscriber();
+            try
             {
-                await subscriber.UnsubscribeAsync(RedisChannel.Literal(_prefix + ":cancel")).ConfigureAwait(false);
-                await subscriber.UnsubscribeAsync(RedisChannel.Literal(_prefix + ":wake:" + _consumer)).ConfigureAwait(false);
-                await _db.SortedSetRemoveAsync(_prefix + ":idle", _consumer).ConfigureAwait(false);
+                if (_watching is not null) await subscriber.UnsubscribeAsync(RedisChannel.Literal(_prefix + ":events")).ConfigureAwait(false);
+                if (_working is not null)
+                {
+                    await subscriber.UnsubscribeAsync(RedisChannel.Literal(_prefix + ":cancel")).ConfigureAwait(false);
+                    await subscriber.UnsubscribeAsync(RedisChannel.Literal(_prefix + ":wake:" + _consumer)).ConfigureAwait(false);
+                    await _db.SortedSetRemoveAsync(_prefix + ":idle", _consumer).ConfigureAwait(false);
+                }
             }
-        }
-        catch (Exception e) when (e is RedisException or TimeoutException)
-        {
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+            }
         }
 
         foreach (Lease lease in _leases.Values) lease.Cancel();
