@@ -123,14 +123,17 @@ public sealed class IpyRpcCancelledException(RemoteError error, string? function
 /// <summary>Something asked for by id (a job) is not known, or no longer kept; the message says which and why.</summary>
 public sealed class IpyRpcNotFoundException(RemoteError error, string? function = null) : IpyRpcException(error, function);
 
-/// <summary>The connection already has as many calls in flight as the server allows one connection; retry once some have finished.</summary>
+/// <summary>
+/// The connection already has as many calls running as the server allows one connection and as many more waiting to start
+/// (or as many argument bytes in both); retry once some have finished.
+/// </summary>
 public sealed class IpyRpcTooManyRequestsException(RemoteError error, string? function = null) : IpyRpcException(error, function);
 
 /// <summary>
 /// The server could not take the request now: its job queue's store is out of reach (Redis down or cut off, a SQLite file
-/// another process holds locked). The call was not queued and did
-/// not run, so it can be made again once the store is back; unless <see cref="JobId"/> is set, when it may have been queued
-/// under that id before the store went out of reach: look the job up (<see cref="IpyRpcPeer.GetJobAsync"/>) before calling again.
+/// another process holds locked). The call was not queued and did not run, so it can be made again once the store is back;
+/// unless <see cref="JobId"/> is set, when it may have been queued under that id before the store went out of reach: look
+/// the job up (<see cref="IpyRpcPeer.GetJobAsync"/>) before calling again.
 /// </summary>
 public sealed class IpyRpcUnavailableException(RemoteError error, string? function = null) : IpyRpcException(error, function)
 {

@@ -1442,6 +1442,7 @@ public sealed class ServerSession : IAsyncDisposable
             waiting = _waiting is null ? [] : [.. _waiting];
             _waiting = null;
             Volatile.Write(ref _waitingCount, 0);
+            Interlocked.Exchange(ref _bytesWaiting, 0);
         }
 
         foreach (Parked p in waiting)
