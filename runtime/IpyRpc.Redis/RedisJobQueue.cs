@@ -47,6 +47,7 @@ public sealed class RedisJobQueue : IJobQueue
 {
     // A stream entry pending this long with no lease record belongs to a consumer that vanished between reading and taking it.
     private static readonly TimeSpan OrphanIdle = TimeSpan.FromMinutes(10);
+    private const string NotQueued = "the call was not queued and did not run; make it again once Redis is back";
     private static readonly RedisValue[] InfoFields = ["function", "state", "created", "started", "completed", "deadline", "attempts", "worker", "detached", "last", "outcome", "released", "retained", "owner"];
 
     private readonly ConnectionMultiplexer _redis;
@@ -182,7 +183,7 @@ public sealed class RedisJobQueue : IJobQueue
         if (observer is not null)
         {
             // Watching before the job exists: no event can slip past between the two.
-            await ReachingAsync(async () => { await WatchingAsync().ConfigureAwait(false); return true; }, "the call was not queued and did not run; make it again once Redis is back", cancellationToken).ConfigureAwait(false);
+            await ReachingAsync(async () => { await WatchingAsync().ConfigureAwait(false); return true; }, NotQueued, cancellationToken).ConfigureAwait(false);
             observer.OnAccepted(id);
             watcher = AddWatcher(id, observer, 0);
             watcher.Pending = true; // until the job exists, its absence does not mean it was forgotten
@@ -210,7 +211,7 @@ public sealed class RedisJobQueue : IJobQueue
                     {
                         throw Unavailable(e, start, mayHaveBeenQueued
                             ? $"the connection broke after the request was sent, so the call may have been queued as job {id} (it then runs when Redis is back): look it up before calling again"
-                            : "the call was not queued and did not run; make it again once Redis is back", id, mayHaveBeenQueued);
+                            : NotQueued, id, mayHaveBeenQueued);
                     }
 
                     await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
@@ -295,14 +296,21 @@ public sealed class RedisJobQueue : IJobQueue
         if (function.IsNull) return false;
         JobOutcome cancelled = JobOutcome.CancelledBy(new JobRequest { Id = jobId, Function = (string)function! }, whileQueued: true);
         long result;
-        try
+        for (long start = Environment.TickCount64, attempt = 1; ; attempt++)
         {
-            // Not made again: a cancel whose answer was lost would then say it found the job already ended.
-            result = (long)await EvalAsync(RedisScripts.Cancel, jobId, Now(), JobCodec.EncodeOutcome(cancelled)).ConfigureAwait(false);
-        }
-        catch (Exception e) when (OutOfReach(e))
-        {
-            throw Unavailable(e, Environment.TickCount64, MayHaveReached(e) ? $"the cancel of job {jobId} was sent but not answered: look the job up once Redis is back" : $"job {jobId} was not cancelled");
+            try
+            {
+                result = (long)await EvalAsync(RedisScripts.Cancel, jobId, Now(), JobCodec.EncodeOutcome(cancelled)).ConfigureAwait(false);
+                break;
+            }
+            catch (Exception e) when (OutOfReach(e))
+            {
+                // Made again only while it certainly did not reach Redis: one whose answer was lost would, made again,
+                // say it found the job already ended.
+                if (MayHaveReached(e)) throw Unavailable(e, start, $"the cancel of job {jobId} was sent but not answered: look the job up once Redis is back");
+                if (!TryAgain(e, start, (int)attempt, cancellationToken, out TimeSpan wait)) throw Unavailable(e, start, $"job {jobId} was not cancelled");
+                await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
+            }
         }
 
         if (result == 1 && _leases.TryGetValue(jobId, out Lease? local)) local.Cancel();
@@ -819,13 +827,13 @@ public sealed class RedisJobQueue : IJobQueue
     /// Whether <paramref name="e"/> says Redis is out of reach for now (down, restarting, loading its data after a
     /// restart, a broken connection, a replica not yet promoted) rather than that the request was wrong.
     /// </summary>
-    internal static bool OutOfReach(Exception e) => e is RedisConnectionException or RedisTimeoutException
+    private static bool OutOfReach(Exception e) => e is RedisConnectionException or RedisTimeoutException
         || (e is RedisServerException server && (server.Message.StartsWith("LOADING", StringComparison.Ordinal) || server.Message.StartsWith("BUSY", StringComparison.Ordinal)
             || server.Message.StartsWith("MASTERDOWN", StringComparison.Ordinal) || server.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal)
             || server.Message.StartsWith("READONLY", StringComparison.Ordinal)));
 
     /// <summary>Whether the request that failed with <paramref name="e"/> may have reached Redis and run there (sent, its answer lost).</summary>
-    internal static bool MayHaveReached(Exception e) => e switch
+    private static bool MayHaveReached(Exception e) => e switch
     {
         RedisConnectionException c => c.CommandStatus is CommandStatus.Sent or CommandStatus.Unknown,
         RedisTimeoutException t => t.Commandstatus is CommandStatus.Sent or CommandStatus.Unknown,

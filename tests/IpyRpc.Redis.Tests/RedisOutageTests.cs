@@ -139,6 +139,25 @@ public sealed class RedisOutageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ACancelWhoseAnswerIsLostIsNotMadeAgainAndSaysItMayHaveBeenMade()
+    {
+        TcpProxy proxy = Open(TcpProxy.Start(_redis.Port));
+        RedisJobQueue queue = await OpenAsync($"127.0.0.1:{proxy.Port}");
+        string function = "cancel-lost-" + Guid.NewGuid().ToString("N")[..8];
+        JobTicket ticket = await queue.SubmitAsync(new JobRequest { Function = function, Arguments = new byte[] { 0x90 }, Detached = true });
+
+        // The cancel script carries the outcome it writes ("… was cancelled before it started"): the cut follows it, once
+        // Redis has run it. Made again, it would find the job ended and say it had cancelled nothing.
+        IDatabase direct = await DirectAsync();
+        _ = proxy.CutAfterAsync($"{function} was cancelled", () => JobQueueContract.EventuallyAsync(async () =>
+            (string?)await direct.HashGetAsync($"{Prefix}:job:{ticket.JobId}", "state") == ((int)JobState.Cancelled).ToString()));
+        var lost = await Assert.ThrowsAsync<JobQueueUnavailableException>(() => queue.CancelAsync(ticket.JobId).AsTask().WaitAsync(Patience));
+
+        Assert.Contains($"the cancel of job {ticket.JobId} was sent but not answered", lost.Message);
+        Assert.Equal(JobState.Cancelled, (await UntilReachedAsync(() => queue.GetAsync(ticket.JobId).AsTask()))!.State); // it was made
+    }
+
+    [Fact]
     public async Task AQueueOpenedWhileRedisIsStillStartingWaitsForIt()
     {
         _redis.Kill();
