@@ -71,6 +71,20 @@ public abstract class BothWaysContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ACallToACallerThatLeavesFailsAsConnectionLostRatherThanWaiting()
+    {
+        var calling = new TaskCompletionSource<Task<int>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Server.ClientConnected += c => calling.TrySetResult(c.CallAsync<int>("caller.wait"));
+        IpyRpcClient client = await ConnectAsync();
+        Task<int> call = await calling.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await client.PingAsync();
+
+        // The caller's function never returns; the caller goes away. The server's call has no timeout of its own.
+        await client.DisposeAsync();
+        await Assert.ThrowsAsync<IpyRpcConnectionException>(() => call.WaitAsync(TimeSpan.FromSeconds(20)));
+    }
+
+    [Fact]
     public async Task ACallerWithoutExportsAnswersUnknownFunction()
     {
         await using IpyRpcClient client = await ConnectAsync(exports: false);
