@@ -106,6 +106,25 @@ public sealed class PythonClientTests
     }
 
     [Fact]
+    public async Task APeerThatSendsMoreCallsThanItsShareHasThemWaitAndItsTimeoutAnsweredWhileTheyDo()
+    {
+        // A raw peer written from PROTOCOL.md (python/crowd.py): one place on its connection, 52 calls sent at once.
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 1 });
+        server.Register(typeof(ZmqFunctions));
+        await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
+        string gate = Gates.NewName("crowd");
+        (int code, string stdout, string stderr) = await PythonPeer.RunAsync("crowd.py", host.Endpoint, gate);
+        Assert.True(code == 0, stdout + stderr);
+
+        // The call with a timeout is answered when it passes, while the place is still held; it never ran.
+        Assert.Matches(@"first 3 error timeout \d+ ms \| add did not start within its timeout of 300 ms", stdout);
+        Assert.False(Gates.Get(gate).Task.IsCompleted);
+        Assert.Contains("held error cancelled", stdout);
+        Assert.Contains("in order True", stdout);
+        Assert.Contains("right True", stdout);
+    }
+
+    [Fact]
     public async Task ThePythonClientEchoesLargePayloadsFromSeveralConnectionsIntact()
     {
         // An independent peer: its frames come from pyzmq, and the server's pooled arrays must still hold each call's bytes alone.
