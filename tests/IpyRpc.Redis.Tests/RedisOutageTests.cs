@@ -158,6 +158,29 @@ public sealed class RedisOutageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ASubmitToARedisThatIsAReplicaForAMomentWaitsForItsPromotion()
+    {
+        // A failover as the queue sees it: its Redis answers writes with READONLY until it is made a primary.
+        RedisJobQueue queue = await OpenAsync(_redis.Configuration, TimeSpan.FromSeconds(20));
+        IDatabase admin = Open(await ConnectionMultiplexer.ConnectAsync(_redis.Configuration + ",allowAdmin=true")).GetDatabase();
+        await admin.ExecuteAsync("REPLICAOF", "127.0.0.1", "1"); // a primary that is not there: it stays a read-only replica
+        try
+        {
+            await JobQueueContract.EventuallyAsync(async () => ((string)(await admin.ExecuteAsync("ROLE"))[0]!) == "slave");
+            Task<JobTicket> submitting = queue.SubmitAsync(new JobRequest { Function = "during-failover", Arguments = new byte[] { 0x90 }, Detached = true }).AsTask();
+            await Task.Delay(1500);
+            Assert.False(submitting.IsCompleted);
+            await admin.ExecuteAsync("REPLICAOF", "NO", "ONE");
+            JobTicket ticket = await submitting.WaitAsync(Patience);
+            Assert.Equal(JobState.Queued, (await queue.GetAsync(ticket.JobId))!.State);
+        }
+        finally
+        {
+            await admin.ExecuteAsync("REPLICAOF", "NO", "ONE");
+        }
+    }
+
+    [Fact]
     public async Task AQueueOpenedWhileRedisIsStillStartingWaitsForIt()
     {
         _redis.Kill();
