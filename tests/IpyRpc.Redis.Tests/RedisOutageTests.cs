@@ -194,7 +194,7 @@ public sealed class RedisOutageTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task CredentialsRedisRefusesFailTheQueuesOpeningAtOnceAndSaySo()
+    public async Task CredentialsRedisRefusesFailTheQueuesOpeningWithoutRetriesAndSaySo()
     {
         IDatabase admin = Open(await ConnectionMultiplexer.ConnectAsync(_redis.Configuration + ",allowAdmin=true")).GetDatabase();
         await admin.ExecuteAsync("CONFIG", "SET", "requirepass", "s3cret");
