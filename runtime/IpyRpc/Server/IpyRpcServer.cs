@@ -87,6 +87,34 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     /// <summary>The values this server holds for pointers: its transports serve them and advertise themselves here.</summary>
     public IpyRpcDataStore Data { get; }
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, UnavailableWarning> _unavailable = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Says that a queue's store is out of reach: at most once every 10 s a queue, with how many requests failed for it
+    /// since, so an outage under load is a few lines in the log rather than one a call.
+    /// </summary>
+    internal void WarnUnavailable(JobQueueUnavailableException e)
+    {
+        if (!_unavailable.GetOrAdd(e.Queue, _ => new UnavailableWarning()).Due(out long failed)) return;
+        Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(Log, e, "The job queue {Queue} is out of reach: {Failed} requests failed as unavailable since this was last said. The latest: {Message}", e.Queue, failed, e.Message);
+    }
+
+    private sealed class UnavailableWarning
+    {
+        private long _failed;
+        private long _saidAt = long.MinValue; // Environment.TickCount64 of the last warning
+
+        public bool Due(out long failed)
+        {
+            Interlocked.Increment(ref _failed);
+            long now = Environment.TickCount64, last = Interlocked.Read(ref _saidAt);
+            failed = 0;
+            if ((last != long.MinValue && now - last < 10_000) || Interlocked.CompareExchange(ref _saidAt, now, last) != last) return false;
+            failed = Interlocked.Exchange(ref _failed, 0);
+            return true;
+        }
+    }
+
     /// <summary>The default job queue.</summary>
     public IJobQueue Queue { get; }
 

@@ -218,7 +218,7 @@ public sealed class ServerSession : IAsyncDisposable
         catch (JobQueueUnavailableException e)
         {
             // A job store that is unreachable for now: the caller is told so, without the store's internals, and the connection goes on.
-            _server.Log.LogWarning(e, "Handling a {Kind} (id {Id}) from {Connection} failed: the queue {Queue} is out of reach", MessageCodec.KindName(message.Kind), message.Id, Connection, e.Queue);
+            _server.WarnUnavailable(e);
             await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.Unavailable, Message = e.Message }).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -231,6 +231,13 @@ public sealed class ServerSession : IAsyncDisposable
                 Message = $"The server could not handle this {MessageCodec.KindName(message.Kind)}: {e.GetType().Name}: {e.Message}",
             }).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Logs a failed queueing: a store out of reach as the server's throttled warning, anything else as an error.</summary>
+    private void Failed(Exception e, string? function, IJobQueue queue)
+    {
+        if (e is JobQueueUnavailableException unavailable) _server.WarnUnavailable(unavailable);
+        else _server.Log.LogError(e, "Queueing {Function} on {Queue} failed", function, queue.Name);
     }
 
     /// <summary>The answer to a call or job request whose queueing failed: <c>unavailable</c> when the queue's store is out of reach.</summary>
@@ -611,7 +618,7 @@ public sealed class ServerSession : IAsyncDisposable
         catch (Exception e)
         {
             // A durable queue's store is unreachable (the call was not queued, or may have been: the error says which), or failed.
-            _server.Log.LogError(e, "Queueing {Function} on {Queue} failed", name, queue.Name);
+            Failed(e, name, queue);
             Remove(relay);
             Finished(relay);
             relay.Measure("failed");
@@ -636,7 +643,7 @@ public sealed class ServerSession : IAsyncDisposable
         }
         catch (Exception e) when (e is not ProtocolException)
         {
-            _server.Log.LogError(e, "Queueing job {Function} on {Queue} failed", message.Function, queue.Name);
+            Failed(e, message.Function, queue);
             await ReplyErrorAsync(message.Id, message.Serialization, QueueingFailed(e, "job", queue)).ConfigureAwait(false);
             return;
         }

@@ -378,6 +378,10 @@ public sealed class StoreFailureTests
         Assert.All([call, submit, maybe, .. lookups], e => Assert.DoesNotContain("secret-internals", e.Message));
         Assert.Contains(log.Entries, e => e.Exception?.InnerException?.Message == "secret-internals at 10.0.0.7:6379");
 
+        // An outage under load is a line in the log now and then, not one a call.
+        await Task.WhenAll(Enumerable.Range(0, 30).Select(_ => Assert.ThrowsAsync<IpyRpcUnavailableException>(() => client.CallAsync<int>("add", 2, 3))));
+        Assert.Single(log.Entries, e => e.Message.Contains("is out of reach"));
+
         store.Down = false;
         Assert.Equal(5, await client.CallAsync<int>("add", 2, 3));
         Assert.Equal(job, (await client.GetJobAsync(job)).Id);
