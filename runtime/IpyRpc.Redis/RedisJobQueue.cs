@@ -28,9 +28,9 @@ public sealed record RedisJobQueueOptions
     /// How long a submit, a job lookup or a release waits for Redis to come back when it is out of reach (restarting,
     /// loading its data, a broken connection) before it fails with <see cref="JobQueueUnavailableException"/>, which the
     /// server sends as <c>unavailable</c>; and how long opening the queue waits for a Redis that is still starting.
-    /// Credentials Redis refuses are not tried again. Within it the request is made again; a submit whose answer was lost is made
-    /// again without queueing its job twice. Each try may itself wait for the connection up to its timeout (the
-    /// configuration's <c>syncTimeout</c>, 5 s by default), so the longest wait is about this plus that.
+    /// Credentials Redis refuses are not tried again. Within it the request is made again; a submit whose answer was
+    /// lost is made again without queueing its job twice. Each try may itself wait for the connection up to its timeout
+    /// (the configuration's <c>syncTimeout</c>, 5 s by default), so the longest wait is about this plus that.
     /// <see cref="TimeSpan.Zero"/> tries once.
     /// </summary>
     public TimeSpan ReconnectTimeout { get; init; } = TimeSpan.FromSeconds(10);

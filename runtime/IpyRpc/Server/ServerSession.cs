@@ -234,7 +234,7 @@ public sealed class ServerSession : IAsyncDisposable
     }
 
     /// <summary>Logs a failed queueing: a store out of reach as the server's throttled warning, anything else as an error.</summary>
-    private void Failed(Exception e, string? function, IJobQueue queue)
+    private void LogQueueingFailure(Exception e, string? function, IJobQueue queue)
     {
         if (e is JobQueueUnavailableException unavailable) _server.WarnUnavailable(unavailable);
         else _server.Log.LogError(e, "Queueing {Function} on {Queue} failed", function, queue.Name);
@@ -618,7 +618,7 @@ public sealed class ServerSession : IAsyncDisposable
         catch (Exception e)
         {
             // A durable queue's store is unreachable (the call was not queued, or may have been: the error says which), or failed.
-            Failed(e, name, queue);
+            LogQueueingFailure(e, name, queue);
             Remove(relay);
             Finished(relay);
             relay.Measure("failed");
@@ -643,7 +643,7 @@ public sealed class ServerSession : IAsyncDisposable
         }
         catch (Exception e) when (e is not ProtocolException)
         {
-            Failed(e, message.Function, queue);
+            LogQueueingFailure(e, message.Function, queue);
             await ReplyErrorAsync(message.Id, message.Serialization, QueueingFailed(e, "job", queue)).ConfigureAwait(false);
             return;
         }
