@@ -34,6 +34,13 @@ public sealed record RedisJobQueueOptions
     /// <see cref="TimeSpan.Zero"/> tries once.
     /// </summary>
     public TimeSpan ReconnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Where the queue says that Redis went out of reach (a warning, once an outage, with why) and that it is reachable
+    /// again (with how long it was away). A worker process's take and report simply wait meanwhile: this is how its log
+    /// shows an outage.
+    /// </summary>
+    public Microsoft.Extensions.Logging.ILogger? Logger { get; init; }
 }
 
 /// <summary>
@@ -79,6 +86,28 @@ public sealed class RedisJobQueue : IJobQueue
         _options = options;
         _prefix = "ipyrpc:{" + options.Name + "}";
         _consumer = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}";
+        if (options.Logger is not null)
+        {
+            redis.ConnectionFailed += OnConnectionFailed;
+            redis.ConnectionRestored += OnConnectionRestored;
+        }
+    }
+
+    private long _outOfReachSince; // Environment.TickCount64 when the connection for commands failed; 0 while it holds
+
+    /// <summary>Says, once an outage, that the connection for commands failed (every attempt to reconnect fails again too).</summary>
+    private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e)
+    {
+        if (e.ConnectionType != ConnectionType.Interactive || Interlocked.CompareExchange(ref _outOfReachSince, Math.Max(1, Environment.TickCount64), 0) != 0) return;
+        Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(_options.Logger!, e.Exception, "The job queue {Queue} cannot reach Redis ({Failure}); it waits for it, and tries again", Name, e.FailureType);
+    }
+
+    private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
+    {
+        if (e.ConnectionType != ConnectionType.Interactive) return;
+        long since = Interlocked.Exchange(ref _outOfReachSince, 0);
+        if (since == 0) return;
+        Microsoft.Extensions.Logging.LoggerExtensions.LogInformation(_options.Logger!, "The job queue {Queue} reaches Redis again, after {Seconds:0.#} s", Name, (Environment.TickCount64 - since) / 1000.0);
     }
 
     /// <summary>Connects to Redis (a StackExchange.Redis configuration string, for example <c>127.0.0.1:6379</c>) and opens the queue.</summary>
@@ -913,6 +942,8 @@ public sealed class RedisJobQueue : IJobQueue
         }
 
         foreach (Lease lease in _leases.Values) lease.Cancel();
+        _redis.ConnectionFailed -= OnConnectionFailed;
+        _redis.ConnectionRestored -= OnConnectionRestored;
         if (_ownsConnection)
         {
             await _redis.CloseAsync().ConfigureAwait(false);

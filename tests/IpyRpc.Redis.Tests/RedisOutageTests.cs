@@ -181,6 +181,26 @@ public sealed class RedisOutageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnOutageIsOneWarningInTheQueuesLogAndItsEndAnotherLine()
+    {
+        var log = new ListLogger();
+        RedisJobQueue queue = Open(await RedisJobQueue.ConnectAsync(_redis.Configuration, new RedisJobQueueOptions { Name = _name, Logger = log }));
+        bool Said(Microsoft.Extensions.Logging.LogLevel level, string text)
+        {
+            lock (log.Entries) return log.Entries.Any(e => e.Level == level && e.Message.Contains(text));
+        }
+
+        _redis.Kill();
+        await JobQueueContract.EventuallyAsync(() => Task.FromResult(Said(Microsoft.Extensions.Logging.LogLevel.Warning, $"The job queue {_name} cannot reach Redis")));
+        await Task.Delay(3000); // its connection tries again meanwhile, and fails each time
+        await _redis.StartAgainAsync();
+        await JobQueueContract.EventuallyAsync(() => Task.FromResult(Said(Microsoft.Extensions.Logging.LogLevel.Information, $"The job queue {_name} reaches Redis again, after")));
+
+        lock (log.Entries) Assert.Single(log.Entries, e => e.Message.Contains("cannot reach Redis"));
+        Assert.Empty(await UntilReachedAsync(() => queue.ListAsync().AsTask()));
+    }
+
+    [Fact]
     public async Task AQueueOpenedWhileRedisIsStillStartingWaitsForIt()
     {
         _redis.Kill();
