@@ -17,7 +17,8 @@ switch (args.FirstOrDefault())
 {
     case "worker":
     {
-        await using RedisJobQueue queue = await RedisJobQueue.ConnectAsync(redis ?? "127.0.0.1:6379", new RedisJobQueueOptions { Name = "simulations" });
+        // The queue says when Redis goes out of reach and when it is back; the worker's take simply waits meanwhile.
+        await using RedisJobQueue queue = await RedisJobQueue.ConnectAsync(redis ?? "127.0.0.1:6379", new RedisJobQueueOptions { Name = "simulations", Logger = new ConsoleLog() });
         await using var worker = new IpyRpcWorker(queue, new IpyRpcWorkerOptions { Concurrency = 4, LeaseDuration = TimeSpan.FromSeconds(5) });
         worker.Register(typeof(Simulation)).Start();
         Console.WriteLine($"worker {Environment.ProcessId} ready ({worker.Id})");
@@ -119,6 +120,19 @@ static string? Option(string[] args, string name)
 }
 
 /// <summary>This program again, in a process of its own (a worker), stopped with SIGTERM.</summary>
+/// <summary>Writes what the queue has to say (Redis out of reach, and back) to the console, one line each.</summary>
+internal sealed class ConsoleLog : Microsoft.Extensions.Logging.ILogger
+{
+    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+    public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => logLevel >= Microsoft.Extensions.Logging.LogLevel.Information;
+
+    public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        if (IsEnabled(logLevel)) Console.WriteLine($"[{logLevel}] {formatter(state, exception)}");
+    }
+}
+
 internal sealed class ChildProcess : IAsyncDisposable
 {
     private readonly Process _process;
