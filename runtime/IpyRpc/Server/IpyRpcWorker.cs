@@ -23,7 +23,11 @@ public sealed record IpyRpcWorkerOptions
     /// <summary>Names the worker in job listings. Default: host, process id and a random suffix.</summary>
     public string? WorkerId { get; init; }
 
-    /// <summary>Where the worker logs what goes wrong around jobs (an unreachable store, an outcome it could not record).</summary>
+    /// <summary>
+    /// Where the worker logs what goes wrong around jobs: a take that fails (a SQLite file another process holds
+    /// locked), an outcome it could not record. A Redis queue's take waits out an outage instead; the queue itself says
+    /// so through <c>RedisJobQueueOptions.Logger</c>.
+    /// </summary>
     public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; init; }
 
     /// <summary>
