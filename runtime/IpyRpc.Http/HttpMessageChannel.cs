@@ -74,6 +74,14 @@ public sealed class HttpMessageChannel : PushMessageChannel
             return default;
         }
 
+        if (Volatile.Read(ref _lost) == 1)
+        {
+            // The server said it no longer holds this connection: the request would be refused unread. The client is
+            // connecting again, and makes it again over the new connection.
+            DeliverError(message.Id, ErrorCodes.ConnectionLost, LostMessage, notDelivered: true);
+            return default;
+        }
+
         Volatile.Write(ref _lastActive, Environment.TickCount64);
         // A source of the request's own, not one linked to the channel's closing (a registration a request): closing
         // cancels every request it finds, and one added while it did so cancels itself here.
@@ -131,6 +139,19 @@ public sealed class HttpMessageChannel : PushMessageChannel
 
     private async Task ExchangeAsync(IpyRpcMessage message, CancellationTokenSource cts)
     {
+        try
+        {
+            await ExchangeCoreAsync(message, cts).ConfigureAwait(false);
+        }
+        finally
+        {
+            // The last request in flight when the server said it no longer holds the connection has its answer: the channel ends.
+            if (Volatile.Read(ref _lost) == 1 && _requests.IsEmpty) EndLost();
+        }
+    }
+
+    private async Task ExchangeCoreAsync(IpyRpcMessage message, CancellationTokenSource cts)
+    {
         IpyRpcMessage? final = null;
         bool notFound = false;
         try
@@ -161,9 +182,14 @@ public sealed class HttpMessageChannel : PushMessageChannel
         {
             // Cancelled by the caller (the client has already given up on the call) or by dispose.
         }
+        catch (HttpRequestException e) when (e.HttpRequestError == HttpRequestError.ConnectionError)
+        {
+            // No connection to the server could be made for the request: it was not sent, so the caller may make it again.
+            DeliverError(message.Id, ErrorCodes.ConnectionLost, "The HTTP exchange failed: " + e.Message, notDelivered: true);
+        }
         catch (Exception e) when (e is HttpRequestException or IOException or ProtocolException)
         {
-            // The server could not be reached, or the exchange broke off: a connection failure, as on the other transports.
+            // The exchange broke off, or the server could not be reached: a connection failure, as on the other transports.
             Fail(message.Id, e is ProtocolException p ? p.Code : ErrorCodes.ConnectionLost, "The HTTP exchange failed: " + e.Message);
         }
         finally
@@ -175,8 +201,10 @@ public sealed class HttpMessageChannel : PushMessageChannel
 
         if (final is not null)
         {
+            // The server refused the request unread: it does not hold the connection any more (it restarted, say). The
+            // request did not run, and the client makes it again once it has connected again.
             bool lost = notFound && IsConnectionLost(final);
-            DeliverFinal(final);
+            DeliverFinal(lost ? final with { NotDelivered = true } : final);
             if (lost) Lost();
         }
     }
@@ -248,12 +276,28 @@ public sealed class HttpMessageChannel : PushMessageChannel
     private static bool IsConnectionLost(IpyRpcMessage reply)
         => reply.Kind == MessageKind.Error && reply.Parts.Count > 0 && RemoteError.Decode(reply.Parts[0].Span, reply.Serialization).Code == ErrorCodes.ConnectionLost;
 
-    /// <summary>The server does not hold this channel's connection any more: the channel ends, and a client connects again.</summary>
+    private const string LostMessage = "The server no longer holds this connection (it restarted, or the connection was idle for longer than its timeout).";
+
+    /// <summary>How long the channel waits, once the server no longer holds its connection, for the answers of requests still in flight.</summary>
+    private static readonly TimeSpan LostGrace = TimeSpan.FromSeconds(5);
+
+    /// <summary>Set once the server said it no longer holds this channel's connection.</summary>
+    private int _lost;
+
+    /// <summary>
+    /// The server does not hold this channel's connection any more: the channel ends, and a client connects again. It
+    /// ends once the requests in flight have their own answers (the server refuses each unread, and says so, so their
+    /// callers can make them again) rather than failing them at once as lost, which would say they may have run.
+    /// </summary>
     private void Lost()
     {
+        if (Interlocked.Exchange(ref _lost, 1) == 1) return;
         _keepAlive?.Dispose();
-        CompleteReceiving(new IOException("The server no longer holds this connection (it restarted, or the connection was idle for longer than its timeout)."));
+        if (_requests.IsEmpty) EndLost();
+        else _ = Task.Delay(LostGrace).ContinueWith(static (_, c) => ((HttpMessageChannel)c!).EndLost(), this, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
     }
+
+    private void EndLost() => CompleteReceiving(new IOException(LostMessage));
 
     /// <summary>
     /// The POST carrying <paramref name="message"/>, framed: a small one copied into one array (its pooled parts go back

@@ -128,15 +128,18 @@ public sealed class ZeroMqRobustnessTests
         Assert.Contains("may or may not have run", lost.Message);
         Assert.Equal(DisconnectReason.ConnectionLost, (await disconnected.Task.WaitAsync(TimeSpan.FromSeconds(15))).Reason);
 
-        // While the server is away, calls fail at once instead of hanging.
-        var down = await Assert.ThrowsAsync<IpyRpcConnectionException>(() => client.CallAsync<int>("add", 1, 2).WaitAsync(TimeSpan.FromSeconds(5)));
+        // While the server is away, a call waits for it; one that cannot wait so long fails at once, unsent.
+        Task<int> waiting = client.CallAsync<int>("add", 1, 2);
+        var down = await Assert.ThrowsAsync<IpyRpcConnectionException>(() => client.CallAsync<int>("add", [1, 2], new CallOptions { Timeout = TimeSpan.FromMilliseconds(200) }).WaitAsync(TimeSpan.FromSeconds(5)));
         Assert.Contains("reconnecting", down.Message);
+        Assert.True(down.NotDelivered);
 
         using Process second = await QuickstartServer.StartAsync(endpoint);
         try
         {
             await reconnected.Task.WaitAsync(TimeSpan.FromSeconds(30));
             Assert.True(client.IsConnected);
+            Assert.Equal(3, await waiting.WaitAsync(TimeSpan.FromSeconds(15)));
             Assert.Equal(9, await client.CallAsync<int>("add", 4, 5).WaitAsync(TimeSpan.FromSeconds(15)));
         }
         finally

@@ -27,6 +27,63 @@ public abstract partial class IpyRpcPeer
     /// <exception cref="IpyRpcConnectionException">There is none: the connection is closed, or cannot carry calls this way.</exception>
     private protected abstract PeerLink CurrentLink();
 
+    /// <summary>
+    /// The live link for a request made at <paramref name="started"/> (a <see cref="Stopwatch"/> timestamp) with
+    /// <paramref name="timeout"/>: at once when the connection is up; a client that is reconnecting makes the request
+    /// wait for it (<see cref="ReconnectOptions.WaitForReconnect"/>).
+    /// </summary>
+    private protected virtual ValueTask<PeerLink> LinkAsync(long started, TimeSpan? timeout, CancellationToken cancellationToken) => new(CurrentLink());
+
+    /// <summary>
+    /// Whether a request that failed on <paramref name="failedOn"/> without reaching the peer
+    /// (<see cref="IpyRpcConnectionException.NotDelivered"/>) is to be made again, after whatever pause this waits; the
+    /// next <see cref="LinkAsync"/> waits for a reconnect in progress.
+    /// </summary>
+    private protected virtual ValueTask<bool> AgainAsync(PeerLink failedOn, IpyRpcConnectionException failure, int attempt, long started, TimeSpan? timeout, CancellationToken cancellationToken) => new(false);
+
+    /// <summary>
+    /// Sends a request and waits for its final reply; a request that certainly did not reach the peer is made again
+    /// while <see cref="AgainAsync"/> says so, its message made anew by <paramref name="make"/> (given the time left of
+    /// <paramref name="timeout"/>: the wait counts against it), since a sent message's pooled parts are gone.
+    /// </summary>
+    private async Task<IpyRpcMessage> RequestWithRetryAsync(Func<TimeSpan?, IpyRpcMessage> make, string what, Func<PendingRequest> pending, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        long started = Stopwatch.GetTimestamp();
+        for (int attempt = 0; ; attempt++)
+        {
+            ValueTask<PeerLink> next = LinkAsync(started, timeout, cancellationToken);
+            PeerLink link = next.IsCompletedSuccessfully ? next.Result : await next.ConfigureAwait(false);
+            TimeSpan? left = attempt == 0 && next.IsCompletedSuccessfully ? timeout : Left(timeout, started);
+            IpyRpcConnectionException undelivered;
+            try
+            {
+                return await link.RequestAsync(make(left), what, pending(), cancellationToken, left).ConfigureAwait(false);
+            }
+            catch (IpyRpcConnectionException e) when (e.NotDelivered)
+            {
+                undelivered = e;
+            }
+
+            if (!await AgainAsync(link, undelivered, attempt, started, timeout, cancellationToken).ConfigureAwait(false))
+            {
+                throw GaveUp(undelivered, attempt, started);
+            }
+        }
+    }
+
+    /// <summary>The failure of a request that was made again until it was time to stop: the last failure, saying how long that was.</summary>
+    private static IpyRpcConnectionException GaveUp(IpyRpcConnectionException last, int attempt, long started) => attempt == 0 ? last
+        : new IpyRpcConnectionException(last.Error with { Message = $"{last.Error.Message} (made {attempt + 1} times over {Stopwatch.GetElapsedTime(started).TotalSeconds:0.#} s; it never reached the server)" }, last.Function, last.InnerException)
+        {
+            Reason = last.Reason,
+            NotDelivered = true,
+        };
+
+    /// <summary>What is left of <paramref name="timeout"/> since <paramref name="started"/> (at least a millisecond, so that it is still sent as a deadline).</summary>
+    private static TimeSpan? Left(TimeSpan? timeout, long started) => timeout is { } t
+        ? TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerMillisecond, (t - Stopwatch.GetElapsedTime(started)).Ticks))
+        : null;
+
     /// <summary>How calls encode their arguments unless told otherwise.</summary>
     private protected abstract Serialization DefaultSerialization { get; }
 
@@ -82,32 +139,50 @@ public abstract partial class IpyRpcPeer
         Serialization serialization = options?.Serialization ?? DefaultSerialization;
         TimeSpan? timeout = options?.Timeout ?? DefaultTimeout;
         using Activity? span = IpyRpcTelemetry.StartDetached(function, ActivityKind.Client, null, function);
-        // Large arguments are encoded into pooled arrays: the transport gives them back once it has sent them.
-        ReadOnlyMemory<byte> encoded = arguments.Encode(serialization, pooling: true, out PooledParts? pooled);
-        var call = new IpyRpcMessage
-        {
-            Kind = MessageKind.Call,
-            Function = function,
-            Serialization = serialization,
-            TimeoutMs = TimeoutMs(timeout),
-            Trace = span?.Id,
-            ReturnPointer = options?.ReturnPointer,
-            PointerTtlMs = PointerTtlMs(options),
-            Parts = [encoded],
-            Pooled = pooled,
-        };
-
-        var pending = new PendingRequest(OutputFor(options)) { Progress = arguments.ProgressHandler };
+        long started = Stopwatch.GetTimestamp();
         try
         {
-            IpyRpcMessage reply = await CurrentLink().RequestAsync(call, function, pending, cancellationToken, timeout).ConfigureAwait(false);
-            try
+            // Made again only when it certainly did not reach the server (AgainAsync): a client reconnecting.
+            for (int attempt = 0; ; attempt++)
             {
-                return await ResultAsync(reply, result, function, cancellationToken).ConfigureAwait(false);
-            }
-            finally
-            {
-                reply.Pooled?.Release(); // the result is decoded (formatters copy what they read): its frame can go back
+                ValueTask<PeerLink> next = LinkAsync(started, timeout, cancellationToken);
+                PeerLink link = next.IsCompletedSuccessfully ? next.Result : await next.ConfigureAwait(false);
+                TimeSpan? left = attempt == 0 && next.IsCompletedSuccessfully ? timeout : Left(timeout, started);
+                // Large arguments are encoded into pooled arrays: the transport gives them back once it has sent them.
+                ReadOnlyMemory<byte> encoded = arguments.Encode(serialization, pooling: true, out PooledParts? pooled);
+                var call = new IpyRpcMessage
+                {
+                    Kind = MessageKind.Call,
+                    Function = function,
+                    Serialization = serialization,
+                    TimeoutMs = TimeoutMs(left),
+                    Trace = span?.Id,
+                    ReturnPointer = options?.ReturnPointer,
+                    PointerTtlMs = PointerTtlMs(options),
+                    Parts = [encoded],
+                    Pooled = pooled,
+                };
+
+                var pending = new PendingRequest(OutputFor(options)) { Progress = arguments.ProgressHandler };
+                IpyRpcMessage reply;
+                try
+                {
+                    reply = await link.RequestAsync(call, function, pending, cancellationToken, left).ConfigureAwait(false);
+                }
+                catch (IpyRpcConnectionException e) when (e.NotDelivered)
+                {
+                    if (!await AgainAsync(link, e, attempt, started, timeout, cancellationToken).ConfigureAwait(false)) throw GaveUp(e, attempt, started);
+                    continue;
+                }
+
+                try
+                {
+                    return await ResultAsync(reply, result, function, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    reply.Pooled?.Release(); // the result is decoded (formatters copy what they read): its frame can go back
+                }
             }
         }
         catch (Exception e) when (span is not null)
@@ -134,65 +209,90 @@ public abstract partial class IpyRpcPeer
         if (window < 1) throw new ArgumentOutOfRangeException(nameof(options), "CallOptions.StreamWindow must be at least 1.");
         // Items are enumerated as they come: a stream is neither submitted nor kept behind a pointer (SubmitAsync, AsPointerAsync).
         if (t_capturing is not null) throw new InvalidOperationException($"{function} streams its items: enumerate it rather than submitting it or asking for a pointer.");
-        var batches = Channel.CreateUnbounded<IpyRpcMessage>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         using Activity? span = IpyRpcTelemetry.StartDetached(function, ActivityKind.Client, null, function); // lives as long as the enumeration
-        var pending = new PendingRequest(OutputFor(options))
+        long started = Stopwatch.GetTimestamp();
+        // Made again only when it certainly did not reach the server (AgainAsync): then no item has come either.
+        for (int attempt = 0; ; attempt++)
         {
-            Progress = arguments.ProgressHandler,
-            Items = m => batches.Writer.TryWrite(m),
-        };
-        var call = new IpyRpcMessage
-        {
-            Kind = MessageKind.Call,
-            Function = function,
-            Serialization = serialization,
-            TimeoutMs = TimeoutMs(timeout),
-            Window = window,
-            Trace = span?.Id,
-            Parts = [arguments.Encode(serialization)],
-        };
-
-        PeerLink link = CurrentLink();
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        Task<IpyRpcMessage> done = link.RequestAsync(call, function, pending, stop.Token, timeout);
-        // Items come before the final reply on the same link, so every one is queued before this completes the queue.
-        _ = done.ContinueWith(static (_, w) => ((ChannelWriter<IpyRpcMessage>)w!).TryComplete(), batches.Writer, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        long unacknowledged = 0;
-        try
-        {
-            while (await batches.Reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
+            ValueTask<PeerLink> next = LinkAsync(started, timeout, cancellationToken);
+            PeerLink link = next.IsCompletedSuccessfully ? next.Result : await next.ConfigureAwait(false);
+            TimeSpan? left = attempt == 0 && next.IsCompletedSuccessfully ? timeout : Left(timeout, started);
+            var batches = Channel.CreateUnbounded<IpyRpcMessage>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+            var pending = new PendingRequest(OutputFor(options))
             {
-                while (batches.Reader.TryRead(out IpyRpcMessage? batch))
+                Progress = arguments.ProgressHandler,
+                Items = m => batches.Writer.TryWrite(m),
+            };
+            var call = new IpyRpcMessage
+            {
+                Kind = MessageKind.Call,
+                Function = function,
+                Serialization = serialization,
+                TimeoutMs = TimeoutMs(left),
+                Window = window,
+                Trace = span?.Id,
+                Parts = [arguments.Encode(serialization)],
+            };
+
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            Task<IpyRpcMessage> done = link.RequestAsync(call, function, pending, stop.Token, left);
+            // Items come before the final reply on the same link, so every one is queued before this completes the queue.
+            _ = done.ContinueWith(static (_, w) => ((ChannelWriter<IpyRpcMessage>)w!).TryComplete(), batches.Writer, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            long unacknowledged = 0;
+            IpyRpcConnectionException? undelivered;
+            try
+            {
+                while (await batches.Reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
                 {
-                    foreach (TItem value in DecodeItems(batch, item, function))
+                    while (batches.Reader.TryRead(out IpyRpcMessage? batch))
                     {
-                        yield return value;
-                        if (++unacknowledged >= Math.Max(1, window / 2))
+                        foreach (TItem value in DecodeItems(batch, item, function))
                         {
-                            // Consumed half the window: let the callee run ahead again.
-                            _ = link.SendQuietlyAsync(new IpyRpcMessage { Kind = MessageKind.Credit, Id = pending.Id, Credit = unacknowledged });
-                            unacknowledged = 0;
+                            yield return value;
+                            if (++unacknowledged >= Math.Max(1, window / 2))
+                            {
+                                // Consumed half the window: let the callee run ahead again.
+                                _ = link.SendQuietlyAsync(new IpyRpcMessage { Kind = MessageKind.Credit, Id = pending.Id, Credit = unacknowledged });
+                                unacknowledged = 0;
+                            }
                         }
+                    }
+                }
+
+                undelivered = await UndeliveredAsync(done).ConfigureAwait(false); // the function's failure, timeout or cancellation surfaces here
+            }
+            finally
+            {
+                if (!done.IsCompleted)
+                {
+                    // Stopped early: cancel the function and wait for it to be told.
+                    stop.Cancel();
+                    try
+                    {
+                        await done.ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is OperationCanceledException or IpyRpcException)
+                    {
                     }
                 }
             }
 
-            await done.ConfigureAwait(false); // the function's failure, timeout or cancellation surfaces here
+            if (undelivered is null) yield break;
+            if (!await AgainAsync(link, undelivered, attempt, started, timeout, cancellationToken).ConfigureAwait(false)) throw GaveUp(undelivered, attempt, started);
         }
-        finally
+    }
+
+    /// <summary>Waits for a request's end: <see langword="null"/> when it succeeded, the failure when it certainly did not reach the peer; any other failure is thrown.</summary>
+    private static async Task<IpyRpcConnectionException?> UndeliveredAsync(Task<IpyRpcMessage> done)
+    {
+        try
         {
-            if (!done.IsCompleted)
-            {
-                // Stopped early: cancel the function and wait for it to be told.
-                stop.Cancel();
-                try
-                {
-                    await done.ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is OperationCanceledException or IpyRpcException)
-                {
-                }
-            }
+            await done.ConfigureAwait(false);
+            return null;
+        }
+        catch (IpyRpcConnectionException e) when (e.NotDelivered)
+        {
+            return e;
         }
     }
 
@@ -259,8 +359,9 @@ public abstract partial class IpyRpcPeer
     }
 
     /// <summary>Sends a request over the current link and waits for its result (its error is thrown as the matching <see cref="IpyRpcException"/>).</summary>
+    /// <remarks>A request that certainly did not reach the peer is made again while a client reconnects (see <see cref="AgainAsync"/>).</remarks>
     internal Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, Action<IpyRpcMessage>? output, CancellationToken cancellationToken)
-        => CurrentLink().RequestAsync(message, what, new PendingRequest(null, output), cancellationToken, null);
+        => RequestWithRetryAsync(_ => message, what, () => new PendingRequest(null, output), null, cancellationToken);
 
     private static long? PointerTtlMs(CallOptions? options) => options?.PointerTimeToLive is { } ttl
         ? (ttl == Timeout.InfiniteTimeSpan ? long.MaxValue : Math.Max(1, (long)Math.Ceiling(ttl.TotalMilliseconds)))

@@ -40,10 +40,7 @@ internal sealed class PeerLink
     /// <summary>Sends a request and waits for its final reply; an error reply is thrown as the matching <see cref="IpyRpcException"/>.</summary>
     public async Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, PendingRequest pending, CancellationToken cancellationToken, TimeSpan? timeout)
     {
-        if (Broken is { } broken)
-        {
-            throw broken as IpyRpcConnectionException ?? new IpyRpcConnectionException($"The connection to {PeerName} is closed: {broken.Message}", broken);
-        }
+        if (Broken is { } broken) throw Undelivered(broken);
 
         ulong id = NextId();
         pending.Id = id;
@@ -55,12 +52,18 @@ internal sealed class PeerLink
         using CancellationTokenRegistration onDeadline = deadline?.Token.Register(static s => ((PendingRequest)s!).TimedOut(), pending) ?? default;
         try
         {
-            if (Broken is { } closed) pending.TrySetException(closed);
-            else await _send(withId, cancellationToken).ConfigureAwait(false);
+            if (Broken is { } closed) throw Undelivered(closed);
+            await _send(withId, cancellationToken).ConfigureAwait(false);
             IpyRpcMessage reply = await pending.Reply.ConfigureAwait(false);
             if (reply.Kind == MessageKind.Error)
             {
-                throw IpyRpcException.FromRemote(RemoteError.Decode(reply.Body.Span, reply.Serialization), message.Function ?? what);
+                RemoteError error = RemoteError.Decode(reply.Body.Span, reply.Serialization);
+                if (reply.NotDelivered && error.Code == ErrorCodes.ConnectionLost)
+                {
+                    throw new IpyRpcConnectionException(error, message.Function ?? what) { NotDelivered = true };
+                }
+
+                throw IpyRpcException.FromRemote(error, message.Function ?? what);
             }
 
             return reply;
@@ -89,6 +92,11 @@ internal sealed class PeerLink
             _pending.TryRemove(id, out _);
         }
     }
+
+    /// <summary>The failure of a request that met the link already closed: it was never sent.</summary>
+    private IpyRpcConnectionException Undelivered(Exception broken) => broken is IpyRpcConnectionException lost
+        ? new IpyRpcConnectionException(lost.Error, null, lost.InnerException) { Reason = lost.Reason, NotDelivered = true }
+        : new IpyRpcConnectionException(new RemoteError { Code = ErrorCodes.ConnectionLost, Message = $"The connection to {PeerName} is closed: {broken.Message}" }, null, broken) { NotDelivered = true };
 
     /// <summary>Sends a message that expects no reply; a closed link swallows it.</summary>
     public async Task SendQuietlyAsync(IpyRpcMessage message)
@@ -149,13 +157,17 @@ internal sealed class PeerLink
         }
     }
 
-    /// <summary>Closes the link: every request still waiting fails with <paramref name="reason"/>, and so does every later one.</summary>
-    public void Close(Exception reason)
+    /// <summary>
+    /// Closes the link: every request still waiting fails with <paramref name="reason"/>, and so does every later one;
+    /// those with ids past <paramref name="readUpTo"/> (what the peer said it had read) fail as never delivered.
+    /// </summary>
+    public void Close(Exception reason, ulong? readUpTo = null)
     {
         Interlocked.CompareExchange(ref _broken, reason, null);
+        Exception broken = Volatile.Read(ref _broken)!;
         foreach (PendingRequest p in _pending.Values)
         {
-            p.TrySetException(Volatile.Read(ref _broken)!);
+            p.TrySetException(p.Id > readUpTo ? Undelivered(broken) : broken);
         }
     }
 }

@@ -33,6 +33,12 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
     private volatile string? _gaveUp;
     private int _disposed;
 
+    // Calls that wait for the connection to come back: they wake the reconnect loop, and the loop wakes them when a
+    // link is ready or it stops trying. Each signal is a task completed once and replaced.
+    private int _callsWaiting;
+    private TaskCompletionSource _dialSoon = NewSignal();
+    private TaskCompletionSource _linkChanged = NewSignal();
+
     private IpyRpcClient(IpyRpcClientOptions options, Func<CancellationToken, ValueTask<IMessageChannel>>? dial, Func<ValueTask>? onDispose)
     {
         Options = options;
@@ -64,7 +70,7 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
     public string? ServerAgent { get; private set; }
 
     /// <summary>Whether the connection is up now (false after it was lost, while reconnecting, and after dispose).</summary>
-    public bool IsConnected => _link is { Calls.Broken: null };
+    public bool IsConnected => _link is { Ready: true, Calls.Broken: null };
 
     /// <summary>
     /// Raised once each time the connection ends, with why: the server closed it or is stopping, it was
@@ -175,6 +181,8 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
             await RefreshAsync(link, timeout.Token).ConfigureAwait(false);
             await _events.ResubscribeAsync((pattern, token) => SubscribeOnServerAsync(link, pattern, token), timeout.Token).ConfigureAwait(false);
             link.StartHeartbeat();
+            link.Ready = true; // calls go through it from now on, never before its hello and authentication are done
+            Signal(ref _linkChanged);
         }
         catch (Exception e)
         {
@@ -291,25 +299,120 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
 
     private protected override PeerLink CurrentLink() => CurrentClientLink().Calls;
 
-    private Link CurrentClientLink()
+    private Link CurrentClientLink(bool waiting = false)
     {
         Link? link = _link;
         if (link is null || Volatile.Read(ref _disposed) == 1)
         {
-            throw new IpyRpcConnectionException("The client was disposed.") { Reason = DisconnectReason.Disposed };
+            throw new IpyRpcConnectionException("The client was disposed.") { Reason = DisconnectReason.Disposed, NotDelivered = true };
         }
 
-        if (link.Calls.Broken is { } broken && !_reconnecting.IsCompleted)
+        if (link.Ready && link.Calls.Broken is null) return link;
+        if (ReconnectInProgress())
         {
-            throw new IpyRpcConnectionException($"The connection to the server was lost ({broken.Message}); reconnecting (attempt {Volatile.Read(ref _reconnectAttempt)}).", broken);
+            if (waiting) return link;
+            throw ReconnectingFailure(link, null);
         }
 
         if (link.Calls.Broken is { } lost && _gaveUp is { } why)
         {
-            throw new IpyRpcConnectionException($"The connection to the server was lost ({lost.Message}) and {why}", lost);
+            throw new IpyRpcConnectionException($"The connection to the server was lost ({lost.Message}) and {why}", lost) { NotDelivered = true };
         }
 
         return link; // a broken link throws its reason on use
+    }
+
+    /// <summary>Whether the client is reconnecting now. Under the lock that <see cref="End"/> ends a link and starts reconnecting in, so a link seen broken is never seen without its reconnect.</summary>
+    private bool ReconnectInProgress()
+    {
+        lock (_gate) return !_reconnecting.IsCompleted;
+    }
+
+    /// <summary>The failure of a call made while the client reconnects, which it did not send.</summary>
+    private IpyRpcConnectionException ReconnectingFailure(Link link, TimeSpan? waited)
+    {
+        Exception? broken = link.Calls.Broken;
+        string why = broken is null ? "The connection to the server is being opened again" : $"The connection to the server was lost ({broken.Message})";
+        string wait = waited is { } w ? $"; the call waited {w.TotalSeconds:0.#} s for it and was not sent" : "";
+        return new IpyRpcConnectionException($"{why}; reconnecting (attempt {Volatile.Read(ref _reconnectAttempt)}){wait}.", broken) { NotDelivered = true };
+    }
+
+    private protected override ValueTask<PeerLink> LinkAsync(long started, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        Link? link = _link;
+        if (link is { Ready: true, Calls.Broken: null } && Volatile.Read(ref _disposed) == 0) return new(link.Calls);
+        return WaitForLinkAsync(started, timeout, cancellationToken);
+    }
+
+    /// <summary>
+    /// The link a call goes through when the connection is not up: while the client reconnects, the call waits for it (up
+    /// to <see cref="ReconnectOptions.WaitForReconnect"/> and its own timeout, both counted from when it was made), and
+    /// its waiting makes the client dial again soon. Otherwise, or when the wait runs out, it fails without being sent.
+    /// </summary>
+    private async ValueTask<PeerLink> WaitForLinkAsync(long started, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        bool counted = false;
+        try
+        {
+            while (true)
+            {
+                Task changed = Volatile.Read(ref _linkChanged).Task;
+                Link link = CurrentClientLink(waiting: true); // throws when the client was disposed or gave up
+                if (link.Ready && link.Calls.Broken is null) return link.Calls;
+                if (!ReconnectInProgress()) return link.Calls; // closed for good: the request fails with why, unsent
+                TimeSpan left = WaitLeft(started, timeout);
+                if (left <= TimeSpan.Zero) throw ReconnectingFailure(link, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+                if (!counted)
+                {
+                    counted = true;
+                    Interlocked.Increment(ref _callsWaiting);
+                    Signal(ref _dialSoon);
+                }
+
+                try
+                {
+                    await changed.WaitAsync(left, cancellationToken).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    // Checked again above: it may have come back just then.
+                }
+            }
+        }
+        finally
+        {
+            if (counted) Interlocked.Decrement(ref _callsWaiting);
+        }
+    }
+
+    /// <summary>How much longer a call made at <paramref name="started"/> may wait for the connection to come back.</summary>
+    private TimeSpan WaitLeft(long started, TimeSpan? timeout)
+    {
+        if (Options.Reconnect is not { } policy || Volatile.Read(ref _disposed) == 1) return TimeSpan.Zero;
+        TimeSpan limit = timeout is { } t && t < policy.WaitForReconnect ? t : policy.WaitForReconnect;
+        return limit - System.Diagnostics.Stopwatch.GetElapsedTime(started);
+    }
+
+    private protected override async ValueTask<bool> AgainAsync(PeerLink failedOn, IpyRpcConnectionException failure, int attempt, long started, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        if (!failure.NotDelivered || _dial is null) return false;
+        TimeSpan left = WaitLeft(started, timeout);
+        if (left <= TimeSpan.Zero) return false;
+        Link? link = _link;
+        if (link is { Ready: true, Calls.Broken: null })
+        {
+            if (link.Calls != failedOn) return true; // a new connection is up: at once
+
+            // The connection is up but the request did not get through (the server could not be dialled for it, over HTTP
+            // requests): tried again after a pause that grows, as reconnecting does, at most a second.
+            TimeSpan first = Options.Reconnect!.FirstDelay;
+            double ms = Math.Min(1000, Math.Max(1, first.TotalMilliseconds) * Math.Pow(2, Math.Min(attempt, 10)));
+            TimeSpan pause = TimeSpan.FromMilliseconds(Math.Min(ms, left.TotalMilliseconds));
+            await Task.Delay(pause, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+
+        return ReconnectInProgress(); // the next LinkAsync waits for it
     }
 
     private protected override Serialization DefaultSerialization => Options.Serialization;
@@ -371,19 +474,27 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
     /// </summary>
     private void End(Link link, DisconnectInfo info, bool announce = true)
     {
-        if (!link.TryEnd(info)) return;
         bool reconnect;
         lock (_gate)
         {
+            if (!link.TryEnd(info)) return;
             bool current = _link == link;
             announce &= current;
             reconnect = current && announce && _dial is not null && Options.Reconnect is not null && _disposed == 0
                 && info.Reason is DisconnectReason.ConnectionLost or DisconnectReason.HeartbeatLost or DisconnectReason.ServerStopping or DisconnectReason.Closed;
-            if (reconnect) _reconnecting = ReconnectAsync();
+            if (reconnect)
+            {
+                _reconnecting = ReconnectAsync();
+                // Once it is over (back, refused, given up or disposed), calls waiting for the connection see how it went.
+                _reconnecting.ContinueWith(static (_, c) => Signal(ref ((IpyRpcClient)c!)._linkChanged), this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
         }
 
         if (announce) Announce(() => Disconnected?.Invoke(info));
     }
+
+    /// <summary>The longest pause between attempts while calls wait for the connection to come back.</summary>
+    private static readonly TimeSpan WaitingCallsDialEvery = TimeSpan.FromSeconds(1);
 
     private async Task ReconnectAsync()
     {
@@ -391,11 +502,22 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
         ReconnectOptions policy = Options.Reconnect!;
         TimeSpan delay = policy.FirstDelay;
         Exception? last = null;
+        long lastTry = System.Diagnostics.Stopwatch.GetTimestamp(); // the connection was just lost
         for (int attempt = 1; policy.MaxAttempts is not { } max || attempt <= max; attempt++)
         {
             try
             {
-                await Task.Delay(delay, _closing.Token).ConfigureAwait(false);
+                // The pause grows as attempts fail; while calls wait for the connection it is at most a second, and a call
+                // that starts waiting cuts a longer one short.
+                while (true)
+                {
+                    Task soon = Volatile.Read(ref _dialSoon).Task;
+                    TimeSpan pause = Volatile.Read(ref _callsWaiting) > 0 && delay > WaitingCallsDialEvery ? WaitingCallsDialEvery : delay;
+                    TimeSpan left = pause - System.Diagnostics.Stopwatch.GetElapsedTime(lastTry);
+                    if (left <= TimeSpan.Zero) break;
+                    await Task.WhenAny(soon, Task.Delay(left, _closing.Token)).ConfigureAwait(false);
+                    _closing.Token.ThrowIfCancellationRequested();
+                }
             }
             catch (OperationCanceledException)
             {
@@ -425,12 +547,18 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
             catch (Exception e)
             {
                 last = e;
+                lastTry = System.Diagnostics.Stopwatch.GetTimestamp();
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, policy.MaxDelay.Ticks));
             }
         }
 
         _gaveUp = $"the client gave up reconnecting after {policy.MaxAttempts} attempts (the last failed with: {last?.Message}). Connect a new client.";
     }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes a signal and puts a fresh one in its place, so that whoever waits on it goes on and later waiters wait for the next.</summary>
+    private static void Signal(ref TaskCompletionSource signal) => Interlocked.Exchange(ref signal, NewSignal()).TrySetResult();
 
     /// <summary>Runs the client's events one after another, off the transport's threads.</summary>
     private void Announce(Action action)
@@ -463,6 +591,7 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
         }
 
         _closing.Cancel();
+        Signal(ref _linkChanged); // calls waiting for a reconnect fail now
         await DisposeHoldersAsync().ConfigureAwait(false);
         if (link is not null)
         {
@@ -517,6 +646,15 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
         }
 
         public IMessageChannel Channel { get; }
+
+        /// <summary>Whether the link is open for calls: hello, authentication, the function list and subscriptions are done.</summary>
+        public bool Ready
+        {
+            get => Volatile.Read(ref _ready);
+            set => Volatile.Write(ref _ready, value);
+        }
+
+        private bool _ready;
 
         /// <summary>The calls this client makes to the server.</summary>
         public PeerLink Calls { get; }
@@ -636,7 +774,7 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
         public bool TryEnd(DisconnectInfo info)
         {
             if (Interlocked.Exchange(ref _ended, 1) == 1) return false;
-            Calls.Close(info.ToException("the server"));
+            Calls.Close(info.ToException("the server"), info.ReadUpTo);
             _heartbeat?.Dispose();
             _ = ShutDownAsync(info);
             return true;

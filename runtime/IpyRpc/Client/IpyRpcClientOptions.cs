@@ -61,8 +61,9 @@ public sealed record IpyRpcClientOptions
     /// WebSockets or requests; over requests, once the server says it no longer holds the connection): hello,
     /// authentication, the function list and event subscriptions are all done again, and
     /// <see cref="IpyRpcClient.Reconnected"/> is raised. Calls in flight when the connection was lost
-    /// fail, and calls made while it is down fail at once (a job submitted with <c>SubmitAsync</c> can be
-    /// attached again). On by default (retrying until disposed); <see langword="null"/> turns it off.
+    /// fail (a job submitted with <c>SubmitAsync</c> can be attached again); calls made while it is down wait
+    /// for it and are sent once it is back (<see cref="ReconnectOptions.WaitForReconnect"/>), and so are calls
+    /// that certainly did not reach the server. On by default (retrying until disposed); <see langword="null"/> turns it off.
     /// The client does not reconnect after the server closed the connection on purpose or refused its credentials.
     /// </summary>
     public ReconnectOptions? Reconnect { get; init; } = new();
@@ -86,6 +87,17 @@ public sealed record ReconnectOptions
 
     /// <summary>How many attempts before giving up (the client then stays closed); <see langword="null"/>: keep trying until disposed.</summary>
     public int? MaxAttempts { get; init; }
+
+    /// <summary>
+    /// How long a call made while the client is reconnecting waits for the connection to come back before it fails with
+    /// <see cref="IpyRpcConnectionException"/> (<see cref="IpyRpcConnectionException.NotDelivered"/>: it was not sent).
+    /// Counted from when the call was made, and never past the call's own timeout, which the wait uses up. A waiting
+    /// call makes the client try at least once a second. The same holds for a call that certainly did not reach the
+    /// server (the connection was lost just before it was sent, the server refused it unread because it no longer held
+    /// the connection, or over HTTP requests the server could not be dialled): it is made again, once the connection is
+    /// up, within this time. Calls that may have reached the server are never made again. Zero: such calls fail at once.
+    /// </summary>
+    public TimeSpan WaitForReconnect { get; init; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>One attempt to reconnect, as <see cref="IpyRpcClient.Reconnecting"/> reports it.</summary>

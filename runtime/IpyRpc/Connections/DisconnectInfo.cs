@@ -27,6 +27,14 @@ public enum DisconnectReason
 /// <param name="Exception">The transport's failure, where there was one.</param>
 public sealed record DisconnectInfo(DisconnectReason Reason, string Message, Exception? Exception = null)
 {
+    /// <summary>
+    /// In a <c>close</c>: the highest request id the closing side had read on this connection. A request of the other
+    /// side with a higher id was never read and never runs: its caller learns it was not delivered
+    /// (<see cref="IpyRpcConnectionException.NotDelivered"/>) and a reconnecting client makes it again.
+    /// <see langword="null"/> when not said.
+    /// </summary>
+    public ulong? ReadUpTo { get; init; }
+
     /// <summary>The wire name of <see cref="Reason"/> in a <c>close</c> message: <c>closed</c>, <c>closed_by_server</c>, <c>server_stopping</c>, <c>unauthorized</c>…</summary>
     public static string WireName(DisconnectReason reason) => reason switch
     {
@@ -56,7 +64,9 @@ public sealed record DisconnectInfo(DisconnectReason Reason, string Message, Exc
     public Protocol.IpyRpcMessage ToMessage() => new()
     {
         Kind = Protocol.MessageKind.Close,
-        Parts = [Jobs.JobCodec.Encode(new Dictionary<string, object?> { ["reason"] = WireName(Reason), ["message"] = Message }, Serialization.MessagePack)],
+        Parts = [Jobs.JobCodec.Encode(ReadUpTo is { } read
+            ? new Dictionary<string, object?> { ["reason"] = WireName(Reason), ["message"] = Message, ["read"] = read }
+            : new Dictionary<string, object?> { ["reason"] = WireName(Reason), ["message"] = Message }, Serialization.MessagePack)],
     };
 
     /// <summary>Reads a <c>close</c> message (a malformed one still closes: as <see cref="DisconnectReason.Closed"/>).</summary>
@@ -73,7 +83,14 @@ public sealed record DisconnectInfo(DisconnectReason Reason, string Message, Exc
 
         DisconnectReason reason = Parse(fields?.GetValueOrDefault("reason") as string);
         string text = fields?.GetValueOrDefault("message") as string is { Length: > 0 } m ? m : $"{who} closed the connection.";
-        return new DisconnectInfo(reason, text);
+        ulong? read = fields?.GetValueOrDefault("read") switch
+        {
+            long l and >= 0 => (ulong)l,
+            ulong u => u,
+            int i and >= 0 => (ulong)i,
+            _ => null,
+        };
+        return new DisconnectInfo(reason, text) { ReadUpTo = read };
     }
 
     /// <summary>The exception calls still waiting get when the connection ends like this.</summary>

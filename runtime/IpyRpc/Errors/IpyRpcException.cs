@@ -147,7 +147,10 @@ public sealed class IpyRpcUnauthorizedException(RemoteError error, string? funct
 /// <summary>A peer broke the protocol, or a message was too large, or no version or serialization was in common.</summary>
 public sealed class IpyRpcProtocolException(RemoteError error, string? function = null) : IpyRpcException(error, function);
 
-/// <summary>The connection to the server was lost or closed while calls were in flight; such a call may or may not have run.</summary>
+/// <summary>
+/// The connection to the server was lost or closed, or could not be made. A call that was in flight may or may not
+/// have run; one that certainly never reached the server says so in <see cref="NotDelivered"/>.
+/// </summary>
 public sealed class IpyRpcConnectionException : IpyRpcException
 {
     /// <summary>Creates the exception.</summary>
@@ -157,11 +160,19 @@ public sealed class IpyRpcConnectionException : IpyRpcException
     }
 
     /// <summary>Creates the exception from an error a transport reported for a call.</summary>
-    public IpyRpcConnectionException(RemoteError error, string? function)
-        : base(error, function)
+    public IpyRpcConnectionException(RemoteError error, string? function, Exception? inner = null)
+        : base(error, function, inner)
     {
     }
 
     /// <summary>Why the connection ended, when it is known.</summary>
     public DisconnectReason? Reason { get; init; }
+
+    /// <summary>
+    /// The request certainly never reached the server's functions: it was not sent (the connection was already down),
+    /// the server could not be dialled, or the server refused it unread (it no longer held the connection). It did not
+    /// run, so making it again cannot run it twice. A client that reconnects makes such calls again by itself, within
+    /// <see cref="ReconnectOptions.WaitForReconnect"/>; this is what it throws when that ran out.
+    /// </summary>
+    public bool NotDelivered { get; init; }
 }

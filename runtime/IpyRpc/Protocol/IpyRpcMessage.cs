@@ -110,6 +110,17 @@ public sealed record IpyRpcMessage
         init => Rare(_rare is { } r ? r with { PointerTtlMs = value } : value is null ? null : new RareFields { PointerTtlMs = value });
     }
 
+    /// <summary>
+    /// On an error a transport made for one of its requests (never read from or written to the wire): the request
+    /// certainly did not reach the peer's functions (it could not be sent, or the peer refused it unread), so making it
+    /// again cannot run it twice. The caller's exception says so (<see cref="IpyRpcConnectionException.NotDelivered"/>).
+    /// </summary>
+    public bool NotDelivered
+    {
+        get => _rare?.NotDelivered ?? false;
+        init => Rare(_rare is { } r ? r with { NotDelivered = value } : !value ? null : new RareFields { NotDelivered = value });
+    }
+
     /// <summary>The binary parts.</summary>
     public IReadOnlyList<ReadOnlyMemory<byte>> Parts { get; init; } = [];
 
@@ -167,6 +178,8 @@ public sealed record IpyRpcMessage
         public bool? ReturnPointer { get; init; }
 
         public long? PointerTtlMs { get; init; }
+
+        public bool NotDelivered { get; init; }
     }
 
     /// <inheritdoc/>

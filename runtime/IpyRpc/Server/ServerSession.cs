@@ -128,7 +128,35 @@ public sealed class ServerSession : IAsyncDisposable
     }
 
     /// <summary>Handles one message from the peer. Never throws for bad input: the peer gets an error reply.</summary>
-    public ValueTask HandleAsync(IpyRpcMessage message) => HandleAsync(message, null);
+    public ValueTask HandleAsync(IpyRpcMessage message)
+    {
+        // Noted before the session's closing is looked at, and the close reads it after marking the session closing: a
+        // request is either under the close's mark or refused here, never both run and said unread.
+        if (message.Id != 0) NoteRead(message.Id);
+        if (Volatile.Read(ref _closing) == 1 && message.Kind is MessageKind.Call or MessageKind.Submit)
+        {
+            // Past the close's mark: not run, and not answered either. The close that follows fails it at the peer as
+            // never delivered, where an answer could arrive before the close and say only that it was cancelled.
+            message.Pooled?.Release();
+            return default;
+        }
+
+        return HandleAsync(message, null);
+    }
+
+    /// <summary>The highest request id read from the peer, which a <c>close</c> tells it (<see cref="DisconnectInfo.ReadUpTo"/>).</summary>
+    private long _readUpTo;
+
+    private void NoteRead(ulong id)
+    {
+        long seen = Volatile.Read(ref _readUpTo);
+        while ((ulong)seen < id)
+        {
+            long was = Interlocked.CompareExchange(ref _readUpTo, (long)id, seen);
+            if (was == seen) return;
+            seen = was;
+        }
+    }
 
     /// <summary>Handles a message; a call that waited for room on its connection keeps the time it <paramref name="arrived"/>.</summary>
     private async ValueTask HandleAsync(IpyRpcMessage message, DateTimeOffset? arrived)
@@ -1481,7 +1509,8 @@ public sealed class ServerSession : IAsyncDisposable
             }
 
             while (cancelled.Count > 0 && Waiting() && Environment.TickCount64 < giveUp) await Task.Delay(5).ConfigureAwait(false);
-            await SendAsync(info.ToMessage()).ConfigureAwait(false);
+            // With the mark of what was read: the peer's requests after it never ran, and it may make them again.
+            await SendAsync((info with { ReadUpTo = (ulong)Interlocked.Read(ref _readUpTo) }).ToMessage()).ConfigureAwait(false);
         }
 
         lock (_subscriptionGate)

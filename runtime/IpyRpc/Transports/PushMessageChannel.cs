@@ -69,11 +69,18 @@ public abstract class PushMessageChannel : IPushMessageChannel
     }
 
     /// <summary>Reports a call's failure as an error message about it.</summary>
-    protected void DeliverError(ulong id, string code, string message) => Deliver(new IpyRpcMessage
+    protected void DeliverError(ulong id, string code, string message) => DeliverError(id, code, message, notDelivered: false);
+
+    /// <summary>
+    /// Reports a call's failure as an error message about it; <paramref name="notDelivered"/>: the request certainly did
+    /// not reach the peer's functions (see <see cref="IpyRpcMessage.NotDelivered"/>).
+    /// </summary>
+    protected void DeliverError(ulong id, string code, string message, bool notDelivered) => Deliver(new IpyRpcMessage
     {
         Kind = MessageKind.Error,
         Id = id,
         Parts = [new RemoteError { Code = code, Message = message }.Encode(Serialization.MessagePack)],
+        NotDelivered = notDelivered,
     });
 
     /// <summary>Ends receiving: readers see the end, the push callback hears of the close.</summary>

@@ -1,0 +1,21 @@
+using IpyRpc.Tests.BothWays;
+
+namespace IpyRpc.Http.Tests;
+
+public sealed class WebSocketReconnectContractTests : ReconnectContract
+{
+    private readonly string _url = $"http://127.0.0.1:{FreePort()}";
+
+    protected override async Task<IAsyncDisposable> ServeAsync(IpyRpcServer server) => await IpyRpcHttpServer.StartAsync(server, _url);
+
+    protected override Task<IpyRpcClient> ConnectAsync(IpyRpcClientOptions options) => IpyRpcHttpClient.ConnectAsync(new Uri(_url), HttpCarrier.WebSocket, options);
+}
+
+public sealed class HttpRequestsReconnectTests : ReconnectContract
+{
+    private readonly string _url = $"http://127.0.0.1:{FreePort()}";
+
+    protected override async Task<IAsyncDisposable> ServeAsync(IpyRpcServer server) => await IpyRpcHttpServer.StartAsync(server, _url);
+
+    protected override Task<IpyRpcClient> ConnectAsync(IpyRpcClientOptions options) => IpyRpcHttpClient.ConnectAsync(new Uri(_url), HttpCarrier.Requests, options);
+}
