@@ -371,7 +371,7 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
 
                 try
                 {
-                    await changed.WaitAsync(left, cancellationToken).ConfigureAwait(false);
+                    await changed.WaitAsync(left < MaxWait ? left : MaxWait, cancellationToken).ConfigureAwait(false);
                 }
                 catch (TimeoutException)
                 {
@@ -389,7 +389,9 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
     private TimeSpan WaitLeft(long started, TimeSpan? timeout)
     {
         if (Options.Reconnect is not { } policy || Volatile.Read(ref _disposed) == 1) return TimeSpan.Zero;
-        TimeSpan limit = timeout is { } t && t < policy.WaitForReconnect ? t : policy.WaitForReconnect;
+        bool endless = policy.WaitForReconnect == Timeout.InfiniteTimeSpan;
+        if (endless && timeout is null) return MaxWait; // each wait looks again after it
+        TimeSpan limit = endless ? timeout!.Value : timeout is { } t && t < policy.WaitForReconnect ? t : policy.WaitForReconnect;
         return limit - System.Diagnostics.Stopwatch.GetElapsedTime(started);
     }
 
@@ -492,6 +494,9 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
 
         if (announce) Announce(() => Disconnected?.Invoke(info));
     }
+
+    /// <summary>The longest a call waits for the connection in one go (so that an endless wait fits a timer): it looks again after it.</summary>
+    private static readonly TimeSpan MaxWait = TimeSpan.FromDays(1);
 
     /// <summary>The longest pause between attempts while calls wait for the connection to come back.</summary>
     private static readonly TimeSpan WaitingCallsDialEvery = TimeSpan.FromSeconds(1);

@@ -95,7 +95,8 @@ public sealed record ReconnectOptions
     /// call makes the client try at least once a second. The same holds for a call that certainly did not reach the
     /// server (the connection was lost just before it was sent, the server refused it unread because it no longer held
     /// the connection, or over HTTP requests the server could not be dialled): it is made again, once the connection is
-    /// up, within this time. Calls that may have reached the server are never made again. Zero: such calls fail at once.
+    /// up, within this time. Calls that may have reached the server are never made again. Zero: such calls fail at once;
+    /// <see cref="Timeout.InfiniteTimeSpan"/>: they wait as long as the client keeps trying (and their own timeouts allow).
     /// </summary>
     public TimeSpan WaitForReconnect { get; init; } = TimeSpan.FromSeconds(30);
 }

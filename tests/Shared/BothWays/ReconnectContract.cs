@@ -92,6 +92,7 @@ public abstract class ReconnectContract
         string tag = Guid.NewGuid().ToString("N");
         IAsyncDisposable first = await StartAsync();
         await using IpyRpcClient client = await ConnectAsync();
+        await using IpyRpcClient patient = await ConnectAsync(waitForReconnect: Timeout.InfiniteTimeSpan);
         var dialling = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         client.Reconnecting += _ => dialling.TrySetResult();
         Assert.Equal(2, await client.CallAsync<int>("restart.add_one", tag, 1));
@@ -103,6 +104,7 @@ public abstract class ReconnectContract
         await Task.Delay(100);
         Task<int> waiting = client.CallAsync<int>("restart.add_one", tag, 10);
         Task<List<int>> stream = client.StreamAsync<int>("restart.count", tag, 3).ToListAsync().AsTask();
+        Task<int> endless = patient.CallAsync<int>("restart.add_one", tag, 20);
         await Task.Delay(500);
         Assert.False(waiting.IsCompleted, waiting.Exception?.ToString());
         Assert.False(stream.IsCompleted, stream.Exception?.ToString());
@@ -110,7 +112,8 @@ public abstract class ReconnectContract
         await using IAsyncDisposable second = await StartAsync();
         Assert.Equal(11, await waiting.WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Equal([0, 1, 2], await stream.WaitAsync(TimeSpan.FromSeconds(30)));
-        Assert.Equal(3, RestartFunctions.Runs(tag)); // one before the restart, and each waiting call once after it
+        Assert.Equal(21, await endless.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(4, RestartFunctions.Runs(tag)); // one before the restart, and each waiting call once after it
         Assert.True(client.IsConnected);
     }
 
