@@ -123,6 +123,15 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
                 return; // a straggler from a connection that has closed: no one is there to answer
             }
 
+            if (Volatile.Read(ref _disposed) == 1)
+            {
+                // Stopping: no new connection starts (a client that heard the close says hello again at once, and would be
+                // answered by a server about to go). It hears the close, saying nothing of its was read, and tries again.
+                pooled?.Release();
+                Send(identity, (Stopping with { ReadUpTo = 0 }).ToMessage());
+                return;
+            }
+
             session = _server.CreateSession((reply, _) =>
             {
                 Send(identity, reply);
@@ -204,6 +213,8 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
 
     private static readonly TimeSpan DisconnectGrace = TimeSpan.FromMilliseconds(100);
 
+    private static readonly DisconnectInfo Stopping = new(DisconnectReason.ServerStopping, "The server is stopping.");
+
     /// <summary>A new peer's connection: its address, and with CURVE the principal its key was admitted as.</summary>
     private IpyRpcConnection NewConnection(PeerInfo? peer)
     {
@@ -259,8 +270,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         if (_advertised is not null) _server.Data.Withdraw(_advertised);
-        var stopping = new DisconnectInfo(DisconnectReason.ServerStopping, "The server is stopping.");
-        await Task.WhenAll(_sessions.Values.Select(s => s.CloseAsync(stopping, notifyPeer: true).AsTask())).ConfigureAwait(false);
+        await Task.WhenAll(_sessions.Values.Select(s => s.CloseAsync(Stopping, notifyPeer: true).AsTask())).ConfigureAwait(false);
 
         // Cancelled calls get the linger time to tell their callers so before the socket closes.
         DateTime deadline = DateTime.UtcNow + _linger;

@@ -94,6 +94,20 @@ class RemoteError(Exception):
             cause = cause.inner
 
 
+class ConnectionClosed(ConnectionError):
+    """The server closed the connection: `reason` (`server_stopping`, `closed_by_server`, `unauthorized`...) and why.
+
+    `not_delivered` is True when the request that was waiting had not been read by the server (it did not run); a
+    request that may have run says so. The client says hello again (and proves its secret) at its next request.
+    """
+
+    def __init__(self, reason, message, not_delivered=False):
+        self.reason = reason
+        self.not_delivered = not_delivered
+        fate = "; the request was never read by the server and did not run" if not_delivered else ""
+        super().__init__(f"the server closed the connection ({reason}): {message}{fate}")
+
+
 class _Default:
     """A parameter's default as the server wrote it (C# source text); shown in signatures, never sent."""
 
@@ -301,6 +315,7 @@ class IpyRpcClient:
         self.endpoint = endpoint
         self.timeout = timeout
         self._secret = secret
+        self._name = name
         self.output = output or self._print_output
         self._ids = itertools.count(1)
         self._socket = zmq.Context.instance().socket(zmq.DEALER)
@@ -310,13 +325,47 @@ class IpyRpcClient:
         self.events = collections.deque(maxlen=10000)  # (name, payload) pushed by the server, oldest dropped
         self.on_event = None                          # or a callable(name, payload), instead of the deque
         self.events_dropped_by_server = 0
-        nonce = os.urandom(32) if secret is not None else None
-        hello = self._request({"kind": "hello", "versions": [1], **({"nonce": nonce} if nonce else {})})
-        self.server = hello.get("agent")
-        self.version = hello["versions"][0]
-        if "secret" in hello.get("auth", []):
-            self._prove_secret(hello, secret, nonce, name)
-        self.functions = {f["name"]: f for f in self._request({"kind": "describe"}, result=True)}
+        self._subscriptions = set()
+        self._connected = False
+        self._connect()
+
+    def _connect(self):
+        """Says hello (proving the secret), fetches the functions and renews subscriptions: at first, and at the first
+        request after the server closed the connection (a restarted server knows nothing of this client)."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            self._connected = True  # the handshake's own requests go out as they are
+            try:
+                hello, nonce = self._hello(deadline)
+                self.server = hello.get("agent")
+                self.version = hello["versions"][0]
+                if "secret" in hello.get("auth", []):
+                    self._prove_secret(hello, self._secret, nonce, self._name)
+                self.functions = {f["name"]: f for f in self._request({"kind": "describe"}, result=True)}
+                for pattern in sorted(self._subscriptions):
+                    self._request({"kind": "subscribe", "fn": pattern}, result=True, function="subscribe")
+                return
+            except ConnectionClosed as closed:
+                self._connected = False
+                # A server still stopping answers with its close: the next one at this address will take the hello.
+                if closed.reason != "server_stopping" or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+            except BaseException:
+                self._connected = False
+                raise
+
+    def _hello(self, deadline):
+        """Says hello until answered: one said to a server in its last moments is lost with it, and ZeroMQ takes the
+        next to whichever server listens at the address by then. Returns the answer and the nonce it answers."""
+        while True:
+            nonce = os.urandom(32) if self._secret is not None else None
+            try:
+                wait = max(0.05, min(1.0, deadline - time.monotonic()))
+                return self._request({"kind": "hello", "versions": [1], **({"nonce": nonce} if nonce else {})}, wait=wait), nonce
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"no reply to hello within {self.timeout} s") from None
 
     def _prove_secret(self, hello, secret, nonce, name):
         """The shared-secret challenge-response (PROTOCOL.md, Authentication): check the server's proof, send ours."""
@@ -349,15 +398,23 @@ class IpyRpcClient:
         frames = self._socket.recv_multipart()
         return msgpack.unpackb(frames[0], raw=False), (frames[1] if len(frames) > 1 else b"")
 
-    def _request(self, header, parts=(), result=False, function=None, output=None, progress=None, items=None):
+    def _request(self, header, parts=(), result=False, function=None, output=None, progress=None, items=None, again=3, wait=None):
+        if not self._connected:
+            self._connect()
         output = output or (lambda reply, text: self.output(reply.get("stream", "stdout"), text))
         message_id = next(self._ids)
         self._send(dict(header, id=message_id), parts)
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + (wait or self.timeout)
         while True:
             reply, body = self._receive(deadline, function or header["kind"])
             if reply.get("id") != message_id or reply["kind"] in ("call", "event", "ping", "close"):
-                self._unsolicited(reply, body)
+                try:
+                    self._unsolicited(reply, body, waiting=message_id)
+                except ConnectionClosed as closed:
+                    # Never read by the server: it did not run, so it is made again once this client has said hello anew.
+                    if closed.not_delivered and closed.reason != "unauthorized" and again > 0 and header["kind"] not in ("hello", "auth"):
+                        return self._request(header, parts, result, function, output, progress, items, again - 1)
+                    raise
                 continue
             kind = reply["kind"]
             if kind == "output":
@@ -376,8 +433,9 @@ class IpyRpcClient:
             else:
                 return reply
 
-    def _unsolicited(self, message, body):
-        """What the server sends on its own: calls to this client's exports, events, pings, a goodbye."""
+    def _unsolicited(self, message, body, waiting=None):
+        """What the server sends on its own: calls to this client's exports, events, pings, a goodbye (`waiting`: the
+        id of the request waiting for its answer, which the goodbye's `read` says whether the server read)."""
         kind = message["kind"]
         if kind == "call":
             self._serve(message, body)
@@ -392,7 +450,10 @@ class IpyRpcClient:
             self._send({"kind": "pong", "id": message["id"]})
         elif kind == "close":
             reason = self._decode(body, message) or {}
-            raise ConnectionError(f"the server closed the connection ({reason.get('reason')}): {reason.get('message')}")
+            self._connected = False
+            read = reason.get("read")
+            unread = waiting is not None and read is not None and waiting > read
+            raise ConnectionClosed(reason.get("reason"), reason.get("message"), not_delivered=unread)
         # anything else is a late reply to an abandoned request
 
     def _serve(self, call, body):
@@ -424,10 +485,14 @@ class IpyRpcClient:
         self.exports[name] = function
 
     def subscribe(self, pattern):
-        """Subscribes to the server's events named by `pattern` (a name or glob); returns the names it matches now."""
-        return self._request({"kind": "subscribe", "fn": pattern}, result=True, function="subscribe")
+        """Subscribes to the server's events named by `pattern` (a name or glob); returns the names it matches now.
+        Renewed when the client connects again after the server closed the connection."""
+        names = self._request({"kind": "subscribe", "fn": pattern}, result=True, function="subscribe")
+        self._subscriptions.add(pattern)
+        return names
 
     def unsubscribe(self, pattern):
+        self._subscriptions.discard(pattern)
         return self._request({"kind": "unsubscribe", "fn": pattern}, result=True, function="unsubscribe")
 
     def poll(self, seconds):
@@ -448,6 +513,8 @@ class IpyRpcClient:
 
     def stream(self, function, *args, window=256, **kwargs):
         """Yields a streaming function's items as they arrive. The server runs at most `window` items ahead; closing the generator early cancels the function."""
+        if not self._connected:
+            self._connect()
         message_id = next(self._ids)
         self._send({"kind": "call", "fn": function, "id": message_id, "window": window}, [_pack(kwargs if kwargs else list(args))])
         consumed, finished = 0, False
@@ -456,7 +523,7 @@ class IpyRpcClient:
             while True:
                 reply, body = self._receive(deadline, function)
                 if reply.get("id") != message_id or reply["kind"] in ("call", "event", "ping", "close"):
-                    self._unsolicited(reply, body)
+                    self._unsolicited(reply, body, waiting=message_id)
                     continue
                 kind = reply["kind"]
                 if kind == "items":

@@ -31,6 +31,53 @@ public sealed class PythonClientTests
     }
 
     [Fact]
+    public async Task ThePythonClientCarriesOnAcrossAServerRestartProvingItsSecretAgain()
+    {
+        string endpoint = $"tcp://127.0.0.1:{IpyRpc.Tests.BothWays.ReconnectContractPorts.Free()}";
+        string tag = Guid.NewGuid().ToString("N");
+        async Task<(IpyRpcServer, IpyRpcZeroMqServer)> StartAsync()
+        {
+            var server = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "restart" });
+            server.Register(typeof(IpyRpc.Tests.BothWays.RestartFunctions));
+            return (server, IpyRpcZeroMqServer.Start(server, endpoint));
+        }
+
+        (IpyRpcServer first, IpyRpcZeroMqServer firstHost) = await StartAsync();
+        Task<(int Code, string Stdout, string Stderr)> run = PythonPeer.RunAsync("restart_client.py", endpoint, "restart", tag);
+        DateTime until = DateTime.UtcNow.AddSeconds(30);
+        while (IpyRpc.Tests.BothWays.RestartFunctions.Runs(tag) == 0 && !run.IsCompleted && DateTime.UtcNow < until) await Task.Delay(20);
+        await firstHost.DisposeAsync(); // tells the client: server_stopping
+        await first.DisposeAsync();
+        (IpyRpcServer second, IpyRpcZeroMqServer secondHost) = await StartAsync();
+        try
+        {
+            (int code, string stdout, string stderr) = await run;
+            Assert.True(code == 0, stdout + stderr);
+            Assert.Contains("before: 2", stdout);
+            Assert.Contains("closed: server_stopping", stdout);
+            Assert.Contains("after: 11", stdout);
+            Assert.Equal(2, IpyRpc.Tests.BothWays.RestartFunctions.Runs(tag)); // the second server requires the secret: proven again
+        }
+        finally
+        {
+            await secondHost.DisposeAsync();
+            await second.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task ThePythonClientMakesACallTheServerNeverReadAgainAndSaysWhenOneMayHaveRun()
+    {
+        (int code, string stdout, string stderr) = await PythonPeer.RunAsync("closing_server.py");
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Contains("made again: 42", stdout);
+        Assert.Contains("second: ConnectionClosed not_delivered=False reason=server_stopping", stdout);
+        Assert.Contains("after: 100", stdout);
+        Assert.Contains("hellos: 3", stdout);      // at first, and after each close
+        Assert.Contains("inc calls seen: 4", stdout); // the unread one twice
+    }
+
+    [Fact]
     public async Task ThePythonClientSubmitsLeavesAttachesFromAnotherConnectionAndCancels()
     {
         await using IpyRpcServer server = Quickstart.Demo.CreateServer();

@@ -133,12 +133,14 @@ public sealed class ServerSession : IAsyncDisposable
         // Noted before the session's closing is looked at, and the close reads it after marking the session closing: a
         // request is either under the close's mark or refused here, never both run and said unread.
         if (message.Id != 0) NoteRead(message.Id);
-        if (Volatile.Read(ref _closing) == 1 && message.Kind is MessageKind.Call or MessageKind.Submit)
+        if (Volatile.Read(ref _closing) == 1 && message.Id != 0 && message.Kind is not (MessageKind.Result or MessageKind.Error
+                or MessageKind.Output or MessageKind.Progress or MessageKind.Items or MessageKind.Pong or MessageKind.Credit or MessageKind.Cancel))
         {
-            // Past the close's mark: not run, and not answered either. The close that follows fails it at the peer as
-            // never delivered, where an answer could arrive before the close and say only that it was cancelled.
+            // A request past the close's mark: not run, and answered only by the close again (once it has gone), which says
+            // it was not read. An answer of its own could arrive before the close and say only that it was cancelled; and a
+            // peer that heard the close and says hello again on the same connection learns to wait for the next server.
             message.Pooled?.Release();
-            return default;
+            return Volatile.Read(ref _closeSent) is { } close ? SendQuietlyAsync(close) : default;
         }
 
         return HandleAsync(message, null);
@@ -146,6 +148,9 @@ public sealed class ServerSession : IAsyncDisposable
 
     /// <summary>The highest request id read from the peer, which a <c>close</c> tells it (<see cref="DisconnectInfo.ReadUpTo"/>).</summary>
     private long _readUpTo;
+
+    /// <summary>The <c>close</c> this session sent, once sent: the answer to any request that comes after it.</summary>
+    private IpyRpcMessage? _closeSent;
 
     private void NoteRead(ulong id)
     {
@@ -1395,6 +1400,8 @@ public sealed class ServerSession : IAsyncDisposable
     };
 
     /// <summary>Sends a message; false when the connection closed under us (nothing is left to tell).</summary>
+    private async ValueTask SendQuietlyAsync(IpyRpcMessage message) => await SendAsync(message).ConfigureAwait(false);
+
     private async ValueTask<bool> SendAsync(IpyRpcMessage message)
     {
         try
@@ -1510,7 +1517,9 @@ public sealed class ServerSession : IAsyncDisposable
 
             while (cancelled.Count > 0 && Waiting() && Environment.TickCount64 < giveUp) await Task.Delay(5).ConfigureAwait(false);
             // With the mark of what was read: the peer's requests after it never ran, and it may make them again.
-            await SendAsync((info with { ReadUpTo = (ulong)Interlocked.Read(ref _readUpTo) }).ToMessage()).ConfigureAwait(false);
+            IpyRpcMessage close = (info with { ReadUpTo = (ulong)Interlocked.Read(ref _readUpTo) }).ToMessage();
+            await SendAsync(close).ConfigureAwait(false);
+            Volatile.Write(ref _closeSent, close);
         }
 
         lock (_subscriptionGate)

@@ -56,12 +56,7 @@ public abstract class ReconnectContract
     protected abstract Task<IpyRpcClient> ConnectAsync(IpyRpcClientOptions options);
 
     /// <summary>A free port on loopback for a test's address.</summary>
-    protected static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    protected static int FreePort() => ReconnectContractPorts.Free();
 
     private sealed class Running(IpyRpcServer server, IAsyncDisposable host) : IAsyncDisposable
     {
@@ -156,5 +151,16 @@ public abstract class ReconnectContract
         await using IAsyncDisposable second = await StartAsync();
         Assert.Equal(5, await client.CallAsync<int>("restart.add_one", tag, 4).WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Equal(2, RestartFunctions.Runs(tag)); // the two that failed never ran anywhere
+    }
+}
+
+/// <summary>Free ports on loopback, for servers that restart at the same address.</summary>
+public static class ReconnectContractPorts
+{
+    public static int Free()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
