@@ -131,7 +131,8 @@ public sealed class IpyRpcTooManyRequestsException(RemoteError error, string? fu
 
 /// <summary>
 /// The server could not take the request now: its job queue's store is out of reach (Redis down or cut off, a SQLite file
-/// another process holds locked). The call was not queued and did not run, so it can be made again once the store is back;
+/// another process holds locked), or the server is shutting down and its queue goes with it. The call was not queued and
+/// did not run, so it can be made again once the store (or the server) is back;
 /// unless <see cref="JobId"/> is set, when it may have been queued under that id before the store went out of reach: look
 /// the job up (<see cref="IpyRpcPeer.GetJobAsync"/>) before calling again.
 /// </summary>

@@ -60,8 +60,8 @@ public static class ErrorCodes
 
     /// <summary>
     /// The server cannot take the request now: the job queue's store is out of reach (Redis down or cut off; a SQLite file
-    /// another process holds locked). The call was not queued and did not run, unless the error names a <c>job</c> it may
-    /// have been queued as (JSON-RPC -32016).
+    /// another process holds locked), or the server is shutting down with an in-memory queue. The call was not queued and
+    /// did not run, unless the error names a <c>job</c> it may have been queued as (JSON-RPC -32016).
     /// </summary>
     public const string Unavailable = "unavailable";
 

@@ -21,7 +21,10 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     private readonly List<JobWorker> _workers = [];
     private readonly FunctionRegistry _registry;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, IpyRpcConnection> _connections = new(StringComparer.Ordinal);
-    private bool _disposed;
+    private volatile bool _disposed;
+
+    /// <summary>Whether the server is stopping (or has stopped): calls whose queue goes with it are refused as <c>unavailable</c>.</summary>
+    internal bool IsStopping => _disposed;
 
     /// <summary>Creates a server. Its workers start at once.</summary>
     /// <exception cref="ArgumentException">Two queues share a name, or an in-memory queue would have no worker.</exception>

@@ -583,6 +583,13 @@ public sealed class ServerSession : IAsyncDisposable
             }
         }
 
+        if (_server.IsStopping && !_server.QueueFor(options).IsDurable)
+        {
+            // Its queue goes with this server: it would never run. (A durable queue's call is queued for the next server.)
+            await ReplyErrorAsync(message.Id, message.Serialization, ShuttingDown).ConfigureAwait(false);
+            return;
+        }
+
         bool detached = message.Kind == MessageKind.Submit;
         System.Diagnostics.Activity? span = IpyRpcTelemetry.StartDetached(name, System.Diagnostics.ActivityKind.Server, message.Trace, name);
         var methodTag = new KeyValuePair<string, object?>("rpc.method", name);
@@ -646,7 +653,7 @@ public sealed class ServerSession : IAsyncDisposable
             Remove(relay);
             Finished(relay);
             relay.Measure("cancelled");
-            await ReplyErrorAsync(message.Id, message.Serialization, new RemoteError { Code = ErrorCodes.Cancelled, Message = "The server is shutting down: " + e.Message }).ConfigureAwait(false);
+            await ReplyErrorAsync(message.Id, message.Serialization, ShuttingDown).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -955,6 +962,13 @@ public sealed class ServerSession : IAsyncDisposable
 
     /// <summary>How many published events wait for this connection's transport to take them.</summary>
     public int EventsWaiting => _outbox?.Waiting ?? 0;
+
+    /// <summary>The answer to a call that came while the server was stopping, with nothing left to run it.</summary>
+    private static readonly RemoteError ShuttingDown = new()
+    {
+        Code = ErrorCodes.Unavailable,
+        Message = "The server is shutting down: the call was not queued and did not run. Make it again once the server is back (a client that reconnects waits for it).",
+    };
 
     private static RemoteError UnknownJob(string jobId) => new()
     {

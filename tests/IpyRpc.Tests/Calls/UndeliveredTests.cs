@@ -57,4 +57,27 @@ public sealed class UndeliveredTests
         Assert.True(e.NotDelivered);
         Assert.Equal(DisconnectReason.Disposed, e.Reason);
     }
+
+    [Fact]
+    public async Task ACallMadeWhileTheServerDrainsIsRefusedAsUnavailableAndTheRunningOneFinishes()
+    {
+        var server = new IpyRpcServer(new IpyRpcServerOptions { ShutdownTimeout = TimeSpan.FromSeconds(20) });
+        server.Register(typeof(BehaviourFunctions)).Register(typeof(ShapeFunctions));
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server, new IpyRpcClientOptions { Output = (_, _) => { } });
+        string gate = Gates.NewName("drain");
+        Task<string> running = client.CallAsync<string>("print_wait_print", gate, "running");
+        await Gates.WaitAsync(gate + ".printed");
+
+        Task stopping = server.DisposeAsync().AsTask(); // waits for the running call, up to ShutdownTimeout
+        var refused = await Assert.ThrowsAsync<IpyRpcUnavailableException>(() => client.CallAsync<int>("add", 1, 2));
+        Assert.Contains("shutting down", refused.Message);
+        Assert.Contains("did not run", refused.Message);
+        Assert.Null(refused.JobId);
+        Assert.DoesNotContain("disposed", refused.Message);
+        Assert.False(stopping.IsCompleted);
+
+        Gates.Open(gate);
+        Assert.Equal("running", await running.WaitAsync(TimeSpan.FromSeconds(20)));
+        await stopping.WaitAsync(TimeSpan.FromSeconds(20));
+    }
 }
