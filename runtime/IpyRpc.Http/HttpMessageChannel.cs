@@ -74,19 +74,24 @@ public sealed class HttpMessageChannel : PushMessageChannel
             return default;
         }
 
-        if (Volatile.Read(ref _lost) == 1)
-        {
-            // The server said it no longer holds this connection: the request would be refused unread. The client is
-            // connecting again, and makes it again over the new connection.
-            DeliverError(message.Id, ErrorCodes.ConnectionLost, LostMessage, notDelivered: true);
-            return default;
-        }
-
         Volatile.Write(ref _lastActive, Environment.TickCount64);
         // A source of the request's own, not one linked to the channel's closing (a registration a request): closing
         // cancels every request it finds, and one added while it did so cancels itself here.
         var cts = new CancellationTokenSource();
         _requests[message.Id] = cts;
+        // Looked at after the request is counted in flight, as Lost looks at what is in flight after marking the channel
+        // lost: a request is either refused here or waited for there, never failed by the channel's end unanswered.
+        if (Volatile.Read(ref _lost) == 1)
+        {
+            // The server said it no longer holds this connection (or could not be reached): the request would be refused
+            // unread. The client is connecting again, and makes it again over the new connection.
+            _requests.TryRemove(message.Id, out _);
+            cts.Dispose();
+            DeliverError(message.Id, ErrorCodes.ConnectionLost, _lostBecause, notDelivered: true);
+            if (_requests.IsEmpty) EndLost();
+            return default;
+        }
+
         if (_closing.IsCancellationRequested) Abort(cts);
         _ = ExchangeAsync(message, cts);
         return default;
@@ -185,7 +190,10 @@ public sealed class HttpMessageChannel : PushMessageChannel
         catch (HttpRequestException e) when (e.HttpRequestError == HttpRequestError.ConnectionError)
         {
             // No connection to the server could be made for the request: it was not sent, so the caller may make it again.
+            // The server is down or out of reach: the connection counts as lost (once the requests still in flight have
+            // their answers), and the client dials again, its calls waiting for it as over the other transports.
             DeliverError(message.Id, ErrorCodes.ConnectionLost, "The HTTP exchange failed: " + e.Message, notDelivered: true);
+            Lost(e.Message);
         }
         catch (Exception e) when (e is HttpRequestException or IOException or ProtocolException)
         {
@@ -289,15 +297,19 @@ public sealed class HttpMessageChannel : PushMessageChannel
     /// ends once the requests in flight have their own answers (the server refuses each unread, and says so, so their
     /// callers can make them again) rather than failing them at once as lost, which would say they may have run.
     /// </summary>
-    private void Lost()
+    private void Lost(string? unreachable = null)
     {
+        if (Volatile.Read(ref _lost) == 1) return;
+        _lostBecause = unreachable is null ? LostMessage : "The server could not be reached: " + unreachable; // before it is seen lost
         if (Interlocked.Exchange(ref _lost, 1) == 1) return;
         _keepAlive?.Dispose();
         if (_requests.IsEmpty) EndLost();
         else _ = Task.Delay(LostGrace).ContinueWith(static (_, c) => ((HttpMessageChannel)c!).EndLost(), this, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
     }
 
-    private void EndLost() => CompleteReceiving(new IOException(LostMessage));
+    private string _lostBecause = LostMessage;
+
+    private void EndLost() => CompleteReceiving(new IOException(_lostBecause));
 
     /// <summary>
     /// The POST carrying <paramref name="message"/>, framed: a small one copied into one array (its pooled parts go back

@@ -28,6 +28,8 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 {
     private const string NdJson = "application/x-ndjson";
 
+    private const string StoppingMessage = "The server is shutting down: the call was not queued and did not run. Make it again once the server is back.";
+
     public async Task HandleAsync(HttpContext context)
     {
         // One async method for the request and one for each call it carries: each level would keep its own state
@@ -88,6 +90,14 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 }
             }
 
+            if (isLone && server.IsStopping)
+            {
+                // Stopping: it opens no session for a call it would not run.
+                if (lone.Notification) response.StatusCode = StatusCodes.Status204NoContent;
+                else await WriteAsync(response, StatusCodes.Status200OK, Error(lone.Id, ErrorCodes.ToJsonRpc(ErrorCodes.Unavailable), StoppingMessage));
+                return;
+            }
+
             using JsonDocument? parsed = document;
             (Calls calls, bool owned) = CallsFor(context);
             await using Calls? own = owned ? calls : null; // a session of this request's own ends with it
@@ -133,6 +143,14 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             }
 
             await WriteAsync(response, StatusCodes.Status200OK, reply);
+        }
+        catch (ObjectDisposedException) when (server.IsStopping)
+        {
+            // The server stopped taking calls while this one came: nothing of it ran.
+            if (!response.HasStarted)
+            {
+                await WriteAsync(response, StatusCodes.Status200OK, Error(null, ErrorCodes.ToJsonRpc(ErrorCodes.Unavailable), StoppingMessage));
+            }
         }
         catch (Exception e) when (e is not OperationCanceledException || !context.RequestAborted.IsCancellationRequested)
         {
@@ -565,6 +583,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         public Calls(IpyRpcServer server, IpyRpcConnection connection, ClaimsPrincipal? principal)
         {
             _session = server.CreateSession(ReceiveAsync, connection, duplex: false);
+            _session.PeerHearsClose = false; // JSON-RPC has no close: a call the stopping server cannot run is answered at once
             _maxCollectedBytes = server.Options.MaxMessageBytes;
             Principal = principal;
         }

@@ -123,7 +123,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
                 return; // a straggler from a connection that has closed: no one is there to answer
             }
 
-            if (Volatile.Read(ref _disposed) == 1)
+            if (Volatile.Read(ref _disposed) == 1 || _server.IsStopping)
             {
                 // Stopping: no new connection starts (a client that heard the close says hello again at once, and would be
                 // answered by a server about to go). It hears the close, saying nothing of its was read, and tries again.

@@ -408,8 +408,8 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
             // The connection is up but the request did not get through (the server could not be dialled for it, over HTTP
             // requests): tried again after a pause that grows, as reconnecting does, at most a second.
             TimeSpan first = Options.Reconnect!.FirstDelay;
-            double ms = Math.Min(1000, Math.Max(1, first.TotalMilliseconds) * Math.Pow(2, Math.Min(attempt, 10)));
-            TimeSpan pause = TimeSpan.FromMilliseconds(Math.Min(ms, left.TotalMilliseconds));
+            var pause = TimeSpan.FromMilliseconds(Math.Min(1000, Math.Max(1, first.TotalMilliseconds) * Math.Pow(2, Math.Min(attempt, 10))));
+            if (pause >= left) return false; // no time left to make it again after the pause: it fails now, unsent
             await Task.Delay(pause, cancellationToken).ConfigureAwait(false);
             return true;
         }
@@ -480,9 +480,11 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
         lock (_gate)
         {
             if (!link.TryEnd(info)) return;
-            bool current = _link == link;
+            // A link still opening (hello, authentication) that ends is the opening's failure, which its caller (a connect,
+            // or the reconnect loop's attempt) reports and acts on: it is neither announced nor a reason to reconnect.
+            bool current = _link == link && link.Ready;
             announce &= current;
-            reconnect = current && announce && _dial is not null && Options.Reconnect is not null && _disposed == 0
+            reconnect = current && announce && _dial is not null && Options.Reconnect is not null && _disposed == 0 && _reconnecting.IsCompleted
                 && info.Reason is DisconnectReason.ConnectionLost or DisconnectReason.HeartbeatLost or DisconnectReason.ServerStopping or DisconnectReason.Closed;
             if (reconnect)
             {

@@ -309,7 +309,7 @@ public sealed class InMemoryJobQueue : IJobQueue
                 {
                     // Stopped while the job was on its way (handed over before the stop's callback could claim this
                     // taker): not leased yet, so it goes to another worker, or waits for one; the queue closing ends it.
-                    if (!Offer(job)) job.Cancel(deadline: false, message: "The server is shutting down.");
+                    if (!Offer(job)) job.ShutDown();
                     return null;
                 }
             }
@@ -637,7 +637,7 @@ public sealed class InMemoryJobQueue : IJobQueue
         _leaseSweeper?.Dispose();
         foreach (Job job in _jobs.Values)
         {
-            job.Cancel(deadline: false, message: "The server is shutting down.");
+            job.ShutDown();
         }
 
         return default;
@@ -1062,6 +1062,31 @@ public sealed class InMemoryJobQueue : IJobQueue
             {
                 foreach (IJobObserver w in watchers) w.OnEvent(e);
             }
+        }
+
+        /// <summary>
+        /// Ends the job as the queue closes: one that never started is <c>unavailable</c> (it did not run, and can be made
+        /// again once the server is back); one that is running is cancelled.
+        /// </summary>
+        public void ShutDown()
+        {
+            lock (this)
+            {
+                if (_state == JobState.Queued)
+                {
+                    CompleteLocked(JobOutcome.CancelledBy(Request, whileQueued: true) with
+                    {
+                        Error = new RemoteError
+                        {
+                            Code = Protocol.ErrorCodes.Unavailable,
+                            Message = $"The server is shutting down: {Request.Function} was queued but never started, and did not run. Make it again once the server is back (a client that reconnects waits for it).",
+                        },
+                    });
+                    return;
+                }
+            }
+
+            Cancel(deadline: false, message: "The server is shutting down.");
         }
 
         public bool Cancel(bool deadline, string? message)

@@ -23,8 +23,12 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, IpyRpcConnection> _connections = new(StringComparer.Ordinal);
     private volatile bool _disposed;
 
-    /// <summary>Whether the server is stopping (or has stopped): calls whose queue goes with it are refused as <c>unavailable</c>.</summary>
-    internal bool IsStopping => _disposed;
+    /// <summary>
+    /// Whether the server is stopping (its dispose has begun: running calls drain for up to
+    /// <see cref="IpyRpcServerOptions.ShutdownTimeout"/>) or has stopped. It opens no new connection then, and runs no new
+    /// call whose queue goes with it; a readiness check can report it.
+    /// </summary>
+    public bool IsStopping => _disposed;
 
     /// <summary>Creates a server. Its workers start at once.</summary>
     /// <exception cref="ArgumentException">Two queues share a name, or an in-memory queue would have no worker.</exception>

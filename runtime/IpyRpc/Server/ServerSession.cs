@@ -130,9 +130,19 @@ public sealed class ServerSession : IAsyncDisposable
     /// <summary>Handles one message from the peer. Never throws for bad input: the peer gets an error reply.</summary>
     public ValueTask HandleAsync(IpyRpcMessage message)
     {
+        if (message.Kind is MessageKind.Call or MessageKind.Submit && PeerHearsClose && _server.IsStopping
+            && !_server.QueueFor(_server.OptionsFor(message.Function ?? "")).IsDurable)
+        {
+            // The server is stopping and the call's queue goes with it: it will not run. Neither read nor answered: the
+            // close that ends this connection once the server has stopped says so (an answer could come after that close,
+            // and the caller would not know it did not run), and a client that reconnects makes it again with the next server.
+            message.Pooled?.Release();
+            return default;
+        }
+
         // Noted before the session's closing is looked at, and the close reads it after marking the session closing: a
-        // request is either under the close's mark or refused here, never both run and said unread.
-        if (message.Id != 0) NoteRead(message.Id);
+        // request is either under the close's mark or refused here, never both run and said unread. A ping runs nothing.
+        if (message.Id != 0 && message.Kind != MessageKind.Ping) NoteRead(message.Id);
         if (Volatile.Read(ref _closing) == 1 && message.Id != 0 && message.Kind is not (MessageKind.Result or MessageKind.Error
                 or MessageKind.Output or MessageKind.Progress or MessageKind.Items or MessageKind.Pong or MessageKind.Credit or MessageKind.Cancel))
         {
@@ -145,6 +155,14 @@ public sealed class ServerSession : IAsyncDisposable
 
         return HandleAsync(message, null);
     }
+
+    /// <summary>
+    /// Whether the peer hears the <c>close</c> this session sends and what its <c>read</c> mark says (true for the
+    /// protocol's own transports). Then a call that comes while the server stops, with nothing left to run it, is left
+    /// for the close to tell of, and a client that reconnects makes it again with the next server. Otherwise (JSON-RPC,
+    /// which has no close) it is answered <c>unavailable</c> at once.
+    /// </summary>
+    public bool PeerHearsClose { get; set; } = true;
 
     /// <summary>The highest request id read from the peer, which a <c>close</c> tells it (<see cref="DisconnectInfo.ReadUpTo"/>).</summary>
     private long _readUpTo;
