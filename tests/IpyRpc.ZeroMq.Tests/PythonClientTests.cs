@@ -167,7 +167,7 @@ public sealed class PythonClientTests
         Assert.Matches(@"first 3 error timeout \d+ ms \| add did not start within its timeout of 300 ms", stdout);
         Assert.False(Gates.Get(gate).Task.IsCompleted);
         Assert.Contains("held error cancelled", stdout);
-        Assert.Contains("in order True", stdout);
+        Assert.Contains("all answered True", stdout); // started in order (SharedSecretTests); replies may overtake each other
         Assert.Contains("right True", stdout);
     }
 

@@ -2,7 +2,7 @@
 
 It holds the one place with `wait`, sends `add` with a 300 ms timeout_ms and fifty more `add`s behind it, and prints:
 when the timed-out call was answered (while the place is still held), then, after cancelling the `wait`, whether
-every other call was answered, rightly and in the order sent.
+every other call was answered, rightly.
 """
 import sys
 import time
@@ -53,6 +53,7 @@ while len(answers) < 50 or held is None:
     else:
         print("unexpected", header, body, flush=True)
 print("held", held[0], held[1], flush=True)
-print("in order", [a[0] for a in answers] == list(range(100, 150)), flush=True)
+# They start in the order sent; a reply may overtake the one before it (a call gives its place back before its reply goes).
+print("all answered", sorted(a[0] for a in answers) == list(range(100, 150)), flush=True)
 print("right", all(value == (call - 100) + 1 for call, value in answers), flush=True)
 socket.close(0)
