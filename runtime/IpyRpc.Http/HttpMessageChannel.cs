@@ -150,7 +150,9 @@ public sealed class HttpMessageChannel : PushMessageChannel
         }
         finally
         {
-            // The last request in flight when the server said it no longer holds the connection has its answer: the channel ends.
+            // No longer in flight once its answer is delivered (not before: the channel's end must not overtake it). The
+            // last request in flight when the server said it no longer holds the connection has its answer: the channel ends.
+            _requests.TryRemove(message.Id, out _);
             if (Volatile.Read(ref _lost) == 1 && _requests.IsEmpty) EndLost();
         }
     }
@@ -202,8 +204,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
         }
         finally
         {
-            _requests.TryRemove(message.Id, out _);
-            cts.Dispose();
+            cts.Dispose(); // still listed in flight until its answer is delivered: an abort finds it disposed, and lets it be
             Volatile.Write(ref _lastActive, Environment.TickCount64);
         }
 

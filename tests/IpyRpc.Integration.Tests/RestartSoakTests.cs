@@ -14,7 +14,8 @@ namespace IpyRpc.Integration.Tests;
 /// shared secret) stops, draining, every second or two and a new one starts at the same addresses 0.1 to 1 s later. Each
 /// call must end one of the ways a caller can act on: answered right, having run once; refused as <c>unavailable</c> by
 /// the draining server, or failed as never delivered, and then it never ran; or lost with the connection ("may or may
-/// not have run"), when it ran at most once. No call may run twice. <c>IPYRPC_SOAK_SECONDS</c> sets how long (docs/TESTING.md).
+/// not have run") or cancelled by its closing, when it ran at most once. No call may run twice.
+/// <c>IPYRPC_SOAK_SECONDS</c> sets how long (docs/TESTING.md).
 /// </summary>
 [Collection(nameof(SoakCollection))]
 public sealed class RestartSoakTests(ITestOutputHelper output)
@@ -42,6 +43,7 @@ public sealed class RestartSoakTests(ITestOutputHelper output)
         var wrong = new ConcurrentQueue<string>();
         var lost = new ConcurrentQueue<long>();
         var lostWhy = new ConcurrentQueue<string>();
+        var cancelled = new ConcurrentQueue<long>();
         long next = -1, answered = 0, refused = 0, notDelivered = 0;
         var byCarrier = new long[carriers.Length];
         Task[] callers = [.. Enumerable.Range(0, 24).Select(i => Task.Run(async () =>
@@ -68,6 +70,10 @@ public sealed class RestartSoakTests(ITestOutputHelper output)
                 {
                     Interlocked.Increment(ref notDelivered);
                     if (RestartSoakFunctions.Runs(x) != 0) wrong.Enqueue($"{carriers[lane]}: {x} never delivered ({e.Message}), and ran");
+                }
+                catch (IpyRpcCancelledException)
+                {
+                    cancelled.Enqueue(x); // ended by the closing connection, started or not: checked at the end
                 }
                 catch (IpyRpcConnectionException e)
                 {
@@ -102,19 +108,20 @@ public sealed class RestartSoakTests(ITestOutputHelper output)
         }
 
         long calls = next + 1;
-        foreach (long x in lost)
+        foreach (long x in lost.Concat(cancelled))
         {
-            if (RestartSoakFunctions.Runs(x) > 1) wrong.Enqueue($"{x} lost with its connection, and ran {RestartSoakFunctions.Runs(x)} times");
+            if (RestartSoakFunctions.Runs(x) > 1) wrong.Enqueue($"{x} lost or cancelled with its connection, and ran {RestartSoakFunctions.Runs(x)} times");
         }
 
         string summary = $"{calls} calls in {clock.Elapsed.TotalSeconds:F0} s, {restarts} restarts: {answered} answered "
             + $"({string.Join(", ", carriers.Select((c, i) => $"{byCarrier[i]} over {c}"))}), {refused} refused by a draining server, "
             + $"{notDelivered} never delivered (waited past 30 s), {lost.Count} lost with their connection "
-            + $"({lost.Count(x => RestartSoakFunctions.Runs(x) == 1)} of them had run)";
+            + $"({lost.Count(x => RestartSoakFunctions.Runs(x) == 1)} of them had run), {cancelled.Count} cancelled by it "
+            + $"({cancelled.Count(x => RestartSoakFunctions.Runs(x) == 1)} had run)";
         output.WriteLine(summary);
         foreach (string why in lostWhy.Distinct().Take(8)) output.WriteLine("lost: " + why);
         Assert.True(wrong.IsEmpty, $"{wrong.Count} wrong outcomes of {calls}, the first: {string.Join(" | ", wrong.Take(5))}. {summary}");
-        Assert.Equal(calls, answered + refused + notDelivered + lost.Count);
+        Assert.Equal(calls, answered + refused + notDelivered + lost.Count + cancelled.Count);
         Assert.All(byCarrier, n => Assert.True(n > 0, summary)); // every carrier got through restarts
     }
 

@@ -18,6 +18,7 @@ internal sealed class PeerLink
     private readonly ConcurrentDictionary<ulong, PendingRequest> _pending = new();
     private long _nextId;
     private Exception? _broken;
+    private ulong _readUpTo = ulong.MaxValue; // what the peer said it read when the link closed; all, unless it said
 
     public PeerLink(Func<IpyRpcMessage, CancellationToken, ValueTask> send, string peerName)
     {
@@ -53,7 +54,19 @@ internal sealed class PeerLink
         try
         {
             if (Broken is { } closed) throw Undelivered(closed);
-            await _send(withId, cancellationToken).ConfigureAwait(false);
+            // Claimed for sending, unless the link's close got to it first (and failed it as never delivered).
+            if (!pending.TryStartSending()) throw Undelivered(Broken ?? new IOException("The link closed."));
+            try
+            {
+                await _send(withId, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                // The link closed while it was being sent: the close left it to this, since the transport may have
+                // answered it meanwhile (a refusal that says it was never delivered, which then stands).
+                if (!pending.TrySent() && Broken is { } during) pending.TrySetException(id > _readUpTo ? Undelivered(during) : during);
+            }
+
             IpyRpcMessage reply = await pending.Reply.ConfigureAwait(false);
             if (reply.Kind == MessageKind.Error)
             {
@@ -163,11 +176,21 @@ internal sealed class PeerLink
     /// </summary>
     public void Close(Exception reason, ulong? readUpTo = null)
     {
+        if (readUpTo is { } read) _readUpTo = read;
         Interlocked.CompareExchange(ref _broken, reason, null);
         Exception broken = Volatile.Read(ref _broken)!;
         foreach (PendingRequest p in _pending.Values)
         {
-            p.TrySetException(p.Id > readUpTo ? Undelivered(broken) : broken);
+            switch (p.Stop())
+            {
+                case SendState.NotSent:
+                    p.TrySetException(Undelivered(broken)); // and now never to be
+                    break;
+                case SendState.Sent:
+                    p.TrySetException(p.Id > readUpTo ? Undelivered(broken) : broken); // past what the peer read: never reached it
+                    break;
+                // Being sent: its sender settles it once the transport has it.
+            }
         }
     }
 }
@@ -210,6 +233,22 @@ internal sealed class PendingRequest : IValueTaskSource<IpyRpcMessage>, IHeldCom
     /// <summary>Claims the completion for a reply that <see cref="SetClaimed"/> will give; false when it is already completed or claimed.</summary>
     public bool TryClaim() => Interlocked.Exchange(ref _completed, 1) == 0;
 
+    private int _sending; // a SendState
+
+    /// <summary>Marks the request as being sent; false when the link's close got to it first (it never will be).</summary>
+    public bool TryStartSending() => Interlocked.CompareExchange(ref _sending, (int)SendState.Sending, (int)SendState.NotSent) == (int)SendState.NotSent;
+
+    /// <summary>Marks the request as handed to the transport; false when the link closed while it was being sent.</summary>
+    public bool TrySent() => Interlocked.CompareExchange(ref _sending, (int)SendState.Sent, (int)SendState.Sending) == (int)SendState.Sending;
+
+    /// <summary>For the link's close: where the request was (not sent: now it never will be; being sent: its sender is told).</summary>
+    public SendState Stop()
+    {
+        int was = Interlocked.CompareExchange(ref _sending, (int)SendState.Closed, (int)SendState.NotSent);
+        if (was == (int)SendState.Sending) was = Interlocked.CompareExchange(ref _sending, (int)SendState.ClosedWhileSending, (int)SendState.Sending);
+        return (SendState)was;
+    }
+
     /// <summary>Completes a claimed request with its reply; <paramref name="inline"/>: the caller's continuation runs on this thread, now, rather than on the thread pool.</summary>
     public void SetClaimed(IpyRpcMessage reply, bool inline)
     {
@@ -240,4 +279,23 @@ internal sealed class PendingRequest : IValueTaskSource<IpyRpcMessage>, IHeldCom
 
     void IValueTaskSource<IpyRpcMessage>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
         => _core.OnCompleted(continuation, state, token, flags);
+}
+
+/// <summary>Where a request is in being sent, as its link's close finds it.</summary>
+internal enum SendState
+{
+    /// <summary>Registered, not sent yet.</summary>
+    NotSent,
+
+    /// <summary>Being handed to the transport.</summary>
+    Sending,
+
+    /// <summary>Handed to the transport.</summary>
+    Sent,
+
+    /// <summary>The link closed before it was sent: it never will be.</summary>
+    Closed,
+
+    /// <summary>The link closed while it was being handed to the transport.</summary>
+    ClosedWhileSending,
 }
