@@ -199,7 +199,7 @@ public sealed class HttpMessageChannel : PushMessageChannel
         }
         catch (Exception e) when (e is HttpRequestException or IOException or ProtocolException)
         {
-            // The exchange broke off, or the server could not be reached: a connection failure, as on the other transports.
+            // The exchange broke off: a connection failure, as on the other transports (the request may have been read).
             Fail(message.Id, e is ProtocolException p ? p.Code : ErrorCodes.ConnectionLost, "The HTTP exchange failed: " + e.Message);
         }
         finally
@@ -290,11 +290,12 @@ public sealed class HttpMessageChannel : PushMessageChannel
     /// <summary>How long the channel waits, once the server no longer holds its connection, for the answers of requests still in flight.</summary>
     private static readonly TimeSpan LostGrace = TimeSpan.FromSeconds(5);
 
-    /// <summary>Set once the server said it no longer holds this channel's connection.</summary>
+    /// <summary>Set once the server said it no longer holds this channel's connection, or could not be reached.</summary>
     private int _lost;
 
     /// <summary>
-    /// The server does not hold this channel's connection any more: the channel ends, and a client connects again. It
+    /// The server does not hold this channel's connection any more (or, with <paramref name="unreachable"/>, could not be
+    /// dialled: it is down or out of reach): the channel ends, and a client connects again. It
     /// ends once the requests in flight have their own answers (the server refuses each unread, and says so, so their
     /// callers can make them again) rather than failing them at once as lost, which would say they may have run.
     /// </summary>

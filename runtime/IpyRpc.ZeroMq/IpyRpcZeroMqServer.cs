@@ -126,7 +126,7 @@ public sealed class IpyRpcZeroMqServer : IAsyncDisposable
             if (Volatile.Read(ref _disposed) == 1 || _server.IsStopping)
             {
                 // Stopping: no new connection starts (a client that heard the close says hello again at once, and would be
-                // answered by a server about to go). It hears the close, saying nothing of its was read, and tries again.
+                // answered by a server about to go). It hears the close, saying none of what it sent was read, and tries again.
                 pooled?.Release();
                 Send(identity, (Stopping with { ReadUpTo = 0 }).ToMessage());
                 return;

@@ -42,31 +42,36 @@ public abstract partial class IpyRpcPeer
     private protected virtual ValueTask<bool> AgainAsync(PeerLink failedOn, IpyRpcConnectionException failure, int attempt, long started, TimeSpan? timeout, CancellationToken cancellationToken) => new(false);
 
     /// <summary>
-    /// Sends a request and waits for its final reply; a request that certainly did not reach the peer is made again
-    /// while <see cref="AgainAsync"/> says so, its message made anew by <paramref name="make"/> (given the time left of
-    /// <paramref name="timeout"/>: the wait counts against it), since a sent message's pooled parts are gone.
+    /// The link an attempt at a request goes through, and what is left of its <paramref name="timeout"/> (the wait for
+    /// the link, and earlier attempts, count against it). At once, and the whole timeout, when the connection is up.
     /// </summary>
-    private async Task<IpyRpcMessage> RequestWithRetryAsync(Func<TimeSpan?, IpyRpcMessage> make, string what, Func<PendingRequest> pending, TimeSpan? timeout, CancellationToken cancellationToken)
+    private ValueTask<(PeerLink Link, TimeSpan? Left)> AttemptAsync(int attempt, long started, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        ValueTask<PeerLink> next = LinkAsync(started, timeout, cancellationToken);
+        return attempt == 0 && next.IsCompletedSuccessfully ? new((next.Result, timeout)) : Waited(next, started, timeout);
+
+        static async ValueTask<(PeerLink, TimeSpan?)> Waited(ValueTask<PeerLink> next, long started, TimeSpan? timeout)
+            => (await next.ConfigureAwait(false), Left(timeout, started));
+    }
+
+    /// <summary>
+    /// Sends a request over the current link and waits for its result (its error is thrown as the matching
+    /// <see cref="IpyRpcException"/>). Its parts are not pooled, so it can be sent as it is again: one that certainly did
+    /// not reach the peer is made again while <see cref="AgainAsync"/> says so (a client reconnecting).
+    /// </summary>
+    internal async Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, Action<IpyRpcMessage>? output, CancellationToken cancellationToken)
     {
         long started = Stopwatch.GetTimestamp();
         for (int attempt = 0; ; attempt++)
         {
-            ValueTask<PeerLink> next = LinkAsync(started, timeout, cancellationToken);
-            PeerLink link = next.IsCompletedSuccessfully ? next.Result : await next.ConfigureAwait(false);
-            TimeSpan? left = attempt == 0 && next.IsCompletedSuccessfully ? timeout : Left(timeout, started);
-            IpyRpcConnectionException undelivered;
+            (PeerLink link, _) = await AttemptAsync(attempt, started, null, cancellationToken).ConfigureAwait(false);
             try
             {
-                return await link.RequestAsync(make(left), what, pending(), cancellationToken, left).ConfigureAwait(false);
+                return await link.RequestAsync(message, what, new PendingRequest(null, output), cancellationToken, null).ConfigureAwait(false);
             }
             catch (IpyRpcConnectionException e) when (e.NotDelivered)
             {
-                undelivered = e;
-            }
-
-            if (!await AgainAsync(link, undelivered, attempt, started, timeout, cancellationToken).ConfigureAwait(false))
-            {
-                throw GaveUp(undelivered, attempt, started);
+                if (!await AgainAsync(link, e, attempt, started, null, cancellationToken).ConfigureAwait(false)) throw GaveUp(e, attempt, started);
             }
         }
     }
@@ -145,9 +150,7 @@ public abstract partial class IpyRpcPeer
             // Made again only when it certainly did not reach the server (AgainAsync): a client reconnecting.
             for (int attempt = 0; ; attempt++)
             {
-                ValueTask<PeerLink> next = LinkAsync(started, timeout, cancellationToken);
-                PeerLink link = next.IsCompletedSuccessfully ? next.Result : await next.ConfigureAwait(false);
-                TimeSpan? left = attempt == 0 && next.IsCompletedSuccessfully ? timeout : Left(timeout, started);
+                (PeerLink link, TimeSpan? left) = await AttemptAsync(attempt, started, timeout, cancellationToken).ConfigureAwait(false);
                 // Large arguments are encoded into pooled arrays: the transport gives them back once it has sent them.
                 ReadOnlyMemory<byte> encoded = arguments.Encode(serialization, pooling: true, out PooledParts? pooled);
                 var call = new IpyRpcMessage
@@ -214,9 +217,7 @@ public abstract partial class IpyRpcPeer
         // Made again only when it certainly did not reach the server (AgainAsync): then no item has come either.
         for (int attempt = 0; ; attempt++)
         {
-            ValueTask<PeerLink> next = LinkAsync(started, timeout, cancellationToken);
-            PeerLink link = next.IsCompletedSuccessfully ? next.Result : await next.ConfigureAwait(false);
-            TimeSpan? left = attempt == 0 && next.IsCompletedSuccessfully ? timeout : Left(timeout, started);
+            (PeerLink link, TimeSpan? left) = await AttemptAsync(attempt, started, timeout, cancellationToken).ConfigureAwait(false);
             var batches = Channel.CreateUnbounded<IpyRpcMessage>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
             var pending = new PendingRequest(OutputFor(options))
             {
@@ -357,11 +358,6 @@ public abstract partial class IpyRpcPeer
             }, function, e);
         }
     }
-
-    /// <summary>Sends a request over the current link and waits for its result (its error is thrown as the matching <see cref="IpyRpcException"/>).</summary>
-    /// <remarks>A request that certainly did not reach the peer is made again while a client reconnects (see <see cref="AgainAsync"/>).</remarks>
-    internal Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, Action<IpyRpcMessage>? output, CancellationToken cancellationToken)
-        => RequestWithRetryAsync(_ => message, what, () => new PendingRequest(null, output), null, cancellationToken);
 
     private static long? PointerTtlMs(CallOptions? options) => options?.PointerTimeToLive is { } ttl
         ? (ttl == Timeout.InfiniteTimeSpan ? long.MaxValue : Math.Max(1, (long)Math.Ceiling(ttl.TotalMilliseconds)))

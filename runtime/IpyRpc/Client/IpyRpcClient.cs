@@ -405,8 +405,9 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
         {
             if (link.Calls != failedOn) return true; // a new connection is up: at once
 
-            // The connection is up but the request did not get through (the server could not be dialled for it, over HTTP
-            // requests): tried again after a pause that grows, as reconnecting does, at most a second.
+            // The connection is up but the request did not get through: over HTTP requests, the channel refuses requests
+            // once the server said it no longer holds the connection, until those in flight have their answers and the
+            // link ends. Tried again after a pause that grows, as reconnecting does, at most a second.
             TimeSpan first = Options.Reconnect!.FirstDelay;
             var pause = TimeSpan.FromMilliseconds(Math.Min(1000, Math.Max(1, first.TotalMilliseconds) * Math.Pow(2, Math.Min(attempt, 10))));
             if (pause >= left) return false; // no time left to make it again after the pause: it fails now, unsent

@@ -131,7 +131,7 @@ public sealed class ServerSession : IAsyncDisposable
     public ValueTask HandleAsync(IpyRpcMessage message)
     {
         if (message.Kind is MessageKind.Call or MessageKind.Submit && PeerHearsClose && _server.IsStopping
-            && !_server.QueueFor(_server.OptionsFor(message.Function ?? "")).IsDurable)
+            && NothingWillRun(_server.OptionsFor(message.Function ?? "")))
         {
             // The server is stopping and the call's queue goes with it: it will not run. Neither read nor answered: the
             // close that ends this connection once the server has stopped says so (an answer could come after that close,
@@ -601,9 +601,9 @@ public sealed class ServerSession : IAsyncDisposable
             }
         }
 
-        if (_server.IsStopping && !_server.QueueFor(options).IsDurable)
+        if (NothingWillRun(options))
         {
-            // Its queue goes with this server: it would never run. (A durable queue's call is queued for the next server.)
+            // Came as the server began to stop (a peer that hears the close had it left to the close, above).
             await ReplyErrorAsync(message.Id, message.Serialization, ShuttingDown).ConfigureAwait(false);
             return;
         }
@@ -980,6 +980,12 @@ public sealed class ServerSession : IAsyncDisposable
 
     /// <summary>How many published events wait for this connection's transport to take them.</summary>
     public int EventsWaiting => _outbox?.Waiting ?? 0;
+
+    /// <summary>
+    /// Whether a call of a function with these options would never run: the server is stopping and the function's queue
+    /// goes with it. (A durable queue's call is queued for whoever serves the queue next.)
+    /// </summary>
+    private bool NothingWillRun(FunctionOptions options) => _server.IsStopping && !_server.QueueFor(options).IsDurable;
 
     /// <summary>The answer to a call that came while the server was stopping, with nothing left to run it.</summary>
     private static readonly RemoteError ShuttingDown = new()
