@@ -357,11 +357,14 @@ class IpyRpcClient:
 
     def _hello(self, deadline):
         """Says hello until answered: one said to a server in its last moments is lost with it, and ZeroMQ takes the
-        next to whichever server listens at the address by then. Returns the answer and the nonce it answers."""
+        next to whichever server listens at the address by then. Each wait is twice the last (from a second), so a server
+        slow to answer is not asked again faster than it answers. Returns the answer and the nonce it answers."""
+        patience = 1.0
         while True:
             nonce = os.urandom(32) if self._secret is not None else None
             try:
-                wait = max(0.05, min(1.0, deadline - time.monotonic()))
+                wait = max(0.05, min(patience, deadline - time.monotonic()))
+                patience *= 2
                 return self._request({"kind": "hello", "versions": [1], **({"nonce": nonce} if nonce else {})}, wait=wait), nonce
             except TimeoutError:
                 if time.monotonic() >= deadline:
