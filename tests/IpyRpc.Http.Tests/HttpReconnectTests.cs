@@ -18,4 +18,6 @@ public sealed class HttpRequestsReconnectTests : ReconnectContract
     protected override async Task<IAsyncDisposable> ServeAsync(IpyRpcServer server) => await IpyRpcHttpServer.StartAsync(server, _url);
 
     protected override Task<IpyRpcClient> ConnectAsync(IpyRpcClientOptions options) => IpyRpcHttpClient.ConnectAsync(new Uri(_url), HttpCarrier.Requests, options);
+
+    protected override bool CarriesEvents => false;
 }

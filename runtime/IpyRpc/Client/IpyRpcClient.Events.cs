@@ -65,8 +65,47 @@ public sealed partial class IpyRpcClient
     /// <summary>How many events the server dropped for this client because it fell behind (see <see cref="IpyRpcServerOptions.EventBufferSize"/>).</summary>
     public long EventsDroppedByServer => _events.DroppedByServer;
 
-    internal Task<IReadOnlyList<string>> SubscribeOnServerAsync(string pattern, CancellationToken cancellationToken)
-        => SubscribeOnServerAsync(CurrentClientLink(), pattern, cancellationToken);
+    /// <summary>
+    /// Refuses a subscription over a transport that cannot carry events (HTTP requests: the server cannot speak first),
+    /// before it is listed: a listed one is renewed at every reconnect, which the server would refuse each time.
+    /// </summary>
+    internal void EnsureEventsCarried()
+    {
+        if (_link is { Channel.IsDuplex: false })
+        {
+            throw new IpyRpcProtocolException(new RemoteError
+            {
+                Code = ErrorCodes.BadMessage,
+                Message = "Events need a connection that carries messages both ways (in process, ZeroMQ, WebSockets); this one carries separate HTTP requests, which the server cannot speak over first. Connect with HttpCarrier.WebSocket for events.",
+            }, "subscribe");
+        }
+    }
+
+    /// <summary>
+    /// Subscribes on the server; while the client reconnects, once it is back (as calls wait, up to
+    /// <see cref="ReconnectOptions.WaitForReconnect"/>). A subscription can be asked for again whatever became of the
+    /// last ask: one lost with its connection is asked for again over the next. It is listed already, so a reconnect that
+    /// completes meanwhile renews it too, which the server takes once.
+    /// </summary>
+    internal async Task<IReadOnlyList<string>> SubscribeOnServerAsync(string pattern, CancellationToken cancellationToken)
+    {
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        while (true)
+        {
+            PeerLink calls = await LinkAsync(started, null, cancellationToken).ConfigureAwait(false);
+            Link link = CurrentClientLink();
+            try
+            {
+                return await SubscribeOnServerAsync(link, pattern, cancellationToken).ConfigureAwait(false);
+            }
+            catch (IpyRpcConnectionException) when (_dial is not null && WaitLeft(started, null) > TimeSpan.Zero && (ReconnectInProgress() || link.Calls.Broken is null))
+            {
+                // Lost with the connection (or, over HTTP requests, not sent while the server is out of reach): again, once
+                // the connection is back; a link still up gets a moment first, for its end to be noticed.
+                if (link.Calls.Broken is null && _link?.Calls == calls) await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
 
     private async Task<IReadOnlyList<string>> SubscribeOnServerAsync(Link link, string pattern, CancellationToken cancellationToken)
     {

@@ -32,6 +32,7 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
     public async Task<IpyRpcSubscription> SubscribeAsync(string pattern, Func<IpyRpcMessage, CancellationToken, ValueTask>? handler, CancellationToken cancellationToken)
     {
         Glob.Validate(pattern);
+        client.EnsureEventsCarried();
         var subscription = new IpyRpcSubscription(pattern, client.Options.EventBufferSize, UnsubscribeAsync);
         lock (_subscriptions)
         {

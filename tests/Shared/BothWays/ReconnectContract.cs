@@ -39,6 +39,13 @@ public static class RestartFunctions
     }
 }
 
+/// <summary>The event the reconnect contract's servers publish.</summary>
+public static class RestartEvents
+{
+    /// <summary>A number, published by the test.</summary>
+    [IpyRpcEvent] public static readonly IpyRpcEvent<int> Ticked = new("restart.ticked");
+}
+
 /// <summary>
 /// What a client does when its server restarts, on every transport that dials again (ZeroMQ, WebSocket, HTTP
 /// requests): a call made while the server is away waits for it and is answered by the next one, once; a call that
@@ -55,11 +62,16 @@ public abstract class ReconnectContract
     /// <summary>Connects a client to this test's address.</summary>
     protected abstract Task<IpyRpcClient> ConnectAsync(IpyRpcClientOptions options);
 
+    /// <summary>Whether the transport carries events (HTTP requests do not: the server cannot speak first).</summary>
+    protected virtual bool CarriesEvents => true;
+
     /// <summary>A free port on loopback for a test's address.</summary>
     protected static int FreePort() => ReconnectContractPorts.Free();
 
     private sealed class Running(IpyRpcServer server, IAsyncDisposable host) : IAsyncDisposable
     {
+        public IpyRpcServer Server => server;
+
         public async ValueTask DisposeAsync()
         {
             await host.DisposeAsync();
@@ -67,10 +79,10 @@ public abstract class ReconnectContract
         }
     }
 
-    private async Task<IAsyncDisposable> StartAsync()
+    private async Task<Running> StartAsync()
     {
         var server = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = Secret });
-        server.Register(typeof(RestartFunctions));
+        server.Register(typeof(RestartFunctions)).Register(typeof(RestartEvents));
         return new Running(server, await ServeAsync(server));
     }
 
@@ -151,6 +163,41 @@ public abstract class ReconnectContract
         await using IAsyncDisposable second = await StartAsync();
         Assert.Equal(5, await client.CallAsync<int>("restart.add_one", tag, 4).WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Equal(2, RestartFunctions.Runs(tag)); // the two that failed never ran anywhere
+    }
+
+    [Fact]
+    public async Task ASubscriptionMadeWhileTheServerIsAwayIsMadeWithTheNextServer()
+    {
+        IAsyncDisposable first = await StartAsync();
+        await using IpyRpcClient client = await ConnectAsync();
+        Assert.Equal(2, await client.CallAsync<int>("restart.add_one", Guid.NewGuid().ToString("N"), 1));
+        await first.DisposeAsync();
+
+        var ticks = new ConcurrentQueue<int>();
+        if (!CarriesEvents)
+        {
+            // Refused at once, for what it is, and not renewed at the next connection (which would then fail for it).
+            var refused = await Assert.ThrowsAsync<IpyRpcProtocolException>(() => client.SubscribeAsync(RestartEvents.Ticked, ticks.Enqueue));
+            Assert.Contains("both ways", refused.Message);
+            await using Running back = await StartAsync();
+            Assert.Equal(4, await client.CallAsync<int>("restart.add_one", Guid.NewGuid().ToString("N"), 3).WaitAsync(TimeSpan.FromSeconds(30)));
+            return;
+        }
+
+        Task<IpyRpcSubscription> subscribing = client.SubscribeAsync(RestartEvents.Ticked, ticks.Enqueue); // waits, as calls do
+        await Task.Delay(300);
+        Assert.False(subscribing.IsCompleted, subscribing.Exception?.ToString());
+        await using Running second = await StartAsync();
+
+        await using IpyRpcSubscription subscription = await subscribing.WaitAsync(TimeSpan.FromSeconds(30));
+        DateTime until = DateTime.UtcNow.AddSeconds(20);
+        while (ticks.IsEmpty && DateTime.UtcNow < until)
+        {
+            second.Server.Publish(RestartEvents.Ticked, 7);
+            await Task.Delay(20);
+        }
+
+        Assert.Contains(7, ticks);
     }
 }
 
