@@ -92,7 +92,7 @@ public sealed partial class IpyRpcClient
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         while (true)
         {
-            PeerLink calls = await LinkAsync(started, null, cancellationToken).ConfigureAwait(false);
+            await LinkAsync(started, null, cancellationToken).ConfigureAwait(false);
             Link link = CurrentClientLink();
             try
             {
@@ -102,7 +102,7 @@ public sealed partial class IpyRpcClient
             {
                 // Lost with the connection (or, over HTTP requests, not sent while the server is out of reach): again, once
                 // the connection is back; a link still up gets a moment first, for its end to be noticed.
-                if (link.Calls.Broken is null && _link?.Calls == calls) await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+                if (link.Calls.Broken is null && _link == link) await Task.Delay(100, cancellationToken).ConfigureAwait(false);
             }
         }
     }
