@@ -1,6 +1,7 @@
 using IpyRpc.Jobs;
 using IpyRpc.Protocol;
 using IpyRpc.Tests;
+using IpyRpc.Tests.BothWays;
 using IpyRpc.Tests.Jobs;
 using StackExchange.Redis;
 
@@ -232,6 +233,29 @@ public sealed class RedisOutageTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task JobRequestsRefusedWhileRedisIsDownLeaveTheConnectionsRoomFree()
+    {
+        // A connection may hold two calls or jobs at once. Each refused request must give its room back: had they kept
+        // it, the third would wait for room that never comes, and the connection could make no call again.
+        RedisJobQueue queue = await OpenAsync(_redis.Configuration + ",syncTimeout=1000", TimeSpan.FromSeconds(1));
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { Queue = queue, MaxCallsInFlightPerConnection = 2 });
+        server.Register(typeof(RestartFunctions));
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server, new IpyRpcClientOptions { Output = (_, _) => { } });
+        string tag = "refused-" + _name;
+
+        _redis.Kill();
+        for (int i = 0; i < 3; i++)
+        {
+            var refused = await Assert.ThrowsAsync<IpyRpcUnavailableException>(() => client.SubmitAsync<int>("restart.add_one", tag, i).WaitAsync(Patience));
+            Assert.Contains("not queued", refused.Message);
+        }
+
+        await _redis.StartAgainAsync();
+        int[] answers = await UntilReachedAsync(() => Task.WhenAll(client.CallAsync<int>("restart.add_one", tag, 1), client.CallAsync<int>("restart.add_one", tag, 2)));
+        Assert.Equal([2, 3], answers);
+    }
+
     private string Prefix => "ipyrpc:{" + _name + "}";
 
     private async Task<RedisJobQueue> OpenAsync(string configuration, TimeSpan? reconnect = null)
@@ -256,7 +280,7 @@ public sealed class RedisOutageTests : IAsyncLifetime
             {
                 return await request();
             }
-            catch (JobQueueUnavailableException) when (DateTime.UtcNow < giveUp)
+            catch (Exception e) when (e is JobQueueUnavailableException or IpyRpcUnavailableException && DateTime.UtcNow < giveUp)
             {
                 await Task.Delay(100);
             }

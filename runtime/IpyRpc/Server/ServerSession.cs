@@ -565,8 +565,9 @@ public sealed class ServerSession : IAsyncDisposable
 
         int callLimit = _server.MaxCallsInFlightPerConnection;
         long byteLimit = _server.Options.MaxBytesInFlightPerConnection;
-        bool roomForBytes = Interlocked.Read(ref _bytesInFlight) + Interlocked.Read(ref _bytesWaiting) + message.Body.Length <= byteLimit;
-        if (Volatile.Read(ref _callsInFlight) >= callLimit || !roomForBytes)
+        // Taken here, at the check, and given back below unless a call or job comes to hold it: calls on one connection
+        // are handled concurrently (HTTP requests each on their own, a waiting call beside the connection's reader).
+        if (!TryTakeRoom(message.Body.Length, behindWaiting: arrived is null, out bool roomForBytes))
         {
             // As many calls running as the connection may have: this one waits for one of them to end, in a bounded line.
             if (roomForBytes && Park(message, received, name, timeout)) return;
@@ -580,6 +581,41 @@ public sealed class ServerSession : IAsyncDisposable
             return;
         }
 
+        bool held = false; // whether a relay or a submitted job holds the room taken, and gives it back when it ends
+        try
+        {
+            held = await StartAsync(message, name, function, options, received, timeout).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (!held) GiveRoomBack(message.Body.Length);
+        }
+    }
+
+    /// <summary>Takes room for a call among the connection's calls in flight; false when there is none (or others wait for it first).</summary>
+    private bool TryTakeRoom(long bytes, bool behindWaiting, out bool roomForBytes)
+    {
+        lock (_inFlight)
+        {
+            roomForBytes = Interlocked.Read(ref _bytesInFlight) + Interlocked.Read(ref _bytesWaiting) + bytes <= _server.Options.MaxBytesInFlightPerConnection;
+            if (!roomForBytes || Volatile.Read(ref _callsInFlight) >= _server.MaxCallsInFlightPerConnection || (behindWaiting && Volatile.Read(ref _waitingCount) > 0)) return false;
+            Interlocked.Increment(ref _callsInFlight);
+            Interlocked.Add(ref _bytesInFlight, bytes);
+            return true;
+        }
+    }
+
+    /// <summary>Gives back the room a call or job held, and starts a call waiting for it.</summary>
+    private void GiveRoomBack(long bytes)
+    {
+        Interlocked.Decrement(ref _callsInFlight);
+        Interlocked.Add(ref _bytesInFlight, -bytes);
+        Unpark();
+    }
+
+    /// <summary>Authorizes and queues a call that has room on its connection; true once a relay or a submitted job holds that room.</summary>
+    private async ValueTask<bool> StartAsync(IpyRpcMessage message, string name, IpyRpcFunction function, FunctionOptions options, DateTimeOffset received, TimeSpan? timeout)
+    {
         if (options.Auth is not null)
         {
             IReadOnlyDictionary<string, object?> arguments;
@@ -590,14 +626,14 @@ public sealed class ServerSession : IAsyncDisposable
             catch (ArgumentBindingException e)
             {
                 await ReplyErrorAsync(message.Id, message.Serialization, e.Error).ConfigureAwait(false);
-                return;
+                return false;
             }
 
             if (await AuthorizeAsync(name, arguments, AuthorizationPurpose.Call).ConfigureAwait(false) is { } denied)
             {
                 _server.Log.LogWarning("Refused {Function} to {Connection}: {Reason}", name, Connection, denied.Message);
                 await ReplyErrorAsync(message.Id, message.Serialization, denied).ConfigureAwait(false);
-                return;
+                return false;
             }
         }
 
@@ -605,7 +641,7 @@ public sealed class ServerSession : IAsyncDisposable
         {
             // Came as the server began to stop (a peer that hears the close had it left to the close, above).
             await ReplyErrorAsync(message.Id, message.Serialization, ShuttingDown).ConfigureAwait(false);
-            return;
+            return false;
         }
 
         bool detached = message.Kind == MessageKind.Submit;
@@ -639,7 +675,7 @@ public sealed class ServerSession : IAsyncDisposable
         {
             span?.Stop(); // the job's own span carries on in the worker
             await SubmitAsync(message, queue, request, options).ConfigureAwait(false);
-            return;
+            return true; // the submitted job holds the room until it ends
         }
 
         var relay = new Relay(this, message.Id, queue, cancelOnDisconnect: options.CancelOnDisconnect ?? true, release: true, message.Body.Length)
@@ -652,12 +688,10 @@ public sealed class ServerSession : IAsyncDisposable
         if (!TryAdd(relay))
         {
             relay.Measure("failed");
-            return;
+            return false;
         }
 
-        Interlocked.Increment(ref _callsInFlight);
-        Interlocked.Add(ref _bytesInFlight, message.Body.Length);
-
+        // From here the relay holds the room, and gives it back when the call ends (Finished).
         try
         {
             // A short synchronous function configured Inline runs here, on the thread that received the call.
@@ -682,15 +716,17 @@ public sealed class ServerSession : IAsyncDisposable
             relay.Measure("failed");
             await ReplyErrorAsync(message.Id, message.Serialization, QueueingFailed(e, "call", queue)).ConfigureAwait(false);
         }
+
+        return true;
     }
 
     private async ValueTask SubmitAsync(IpyRpcMessage message, IJobQueue queue, JobRequest request, FunctionOptions options)
     {
         JobInfo info;
+        // A submitted job holds its room on the connection until it ends, like a call; one never queued gives it back at once.
+        var tracker = new SubmittedJob(this, request.Arguments.Length);
         try
         {
-            // A submitted job counts against its connection until it ends, like a call.
-            var tracker = new SubmittedJob(this, request.Arguments.Length);
             JobTicket ticket = await queue.SubmitAsync(request, tracker).ConfigureAwait(false);
             tracker.Subscription = ticket.Subscription;
             info = await queue.GetAsync(ticket.JobId).ConfigureAwait(false) ?? new JobInfo { Id = ticket.JobId, Function = request.Function, Queue = queue.Name, State = JobState.Queued, CreatedAt = request.CreatedAt, Detached = true };
@@ -699,8 +735,10 @@ public sealed class ServerSession : IAsyncDisposable
                 lock (_inFlight) (_tiedJobs ??= []).Add((queue, ticket.JobId));
             }
         }
-        catch (Exception e) when (e is not ProtocolException)
+        catch (Exception e)
         {
+            tracker.Ended();
+            if (e is ProtocolException) throw;
             LogQueueingFailure(e, message.Function, queue);
             await ReplyErrorAsync(message.Id, message.Serialization, QueueingFailed(e, "job", queue)).ConfigureAwait(false);
             return;
@@ -716,12 +754,11 @@ public sealed class ServerSession : IAsyncDisposable
         private readonly long _bytes;
         private int _done;
 
+        /// <summary>Holds the room already taken for the job on <paramref name="session"/>.</summary>
         public SubmittedJob(ServerSession session, long bytes)
         {
             _session = session;
             _bytes = bytes;
-            Interlocked.Increment(ref session._callsInFlight);
-            Interlocked.Add(ref session._bytesInFlight, bytes);
         }
 
         public IDisposable? Subscription { get; set; }
@@ -732,10 +769,14 @@ public sealed class ServerSession : IAsyncDisposable
 
         public void OnEvent(in JobEvent jobEvent)
         {
-            if (jobEvent.Kind != JobEventKind.Completed || Interlocked.Exchange(ref _done, 1) == 1) return;
-            Interlocked.Decrement(ref _session._callsInFlight);
-            Interlocked.Add(ref _session._bytesInFlight, -_bytes);
-            _session.Unpark();
+            if (jobEvent.Kind == JobEventKind.Completed) Ended();
+        }
+
+        /// <summary>Gives the job's room back, once: it ended, or was never queued.</summary>
+        public void Ended()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 1) return;
+            _session.GiveRoomBack(_bytes);
             Subscription?.Dispose();
         }
     }
@@ -1030,12 +1071,7 @@ public sealed class ServerSession : IAsyncDisposable
     /// <summary>Gives a finished call's share of the connection's in-flight limits back, and starts a call waiting for it.</summary>
     private void Finished(Relay relay)
     {
-        if (relay.Releases && relay.MarkFinished())
-        {
-            Interlocked.Decrement(ref _callsInFlight);
-            Interlocked.Add(ref _bytesInFlight, -relay.Bytes);
-            Unpark();
-        }
+        if (relay.Releases && relay.MarkFinished()) GiveRoomBack(relay.Bytes);
     }
 
     /// <summary>A call waiting for room on its connection, when it came, and the timer that answers it should its timeout pass first.</summary>
