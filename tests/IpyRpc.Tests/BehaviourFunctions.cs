@@ -70,6 +70,16 @@ public static class BehaviourFunctions
         return "not cancelled";
     }
 
+    /// <summary>Fails after an await, two frames deep in its own code.</summary>
+    [IpyRpcExport("fail_later")]
+    public static async Task FailLater(string message)
+    {
+        await Task.Yield();
+        ThrowArgument(message);
+    }
+
+    private static void ThrowArgument(string message) => throw new ArgumentException(message);
+
     /// <summary>For config tests: a JSON-only function.</summary>
     [IpyRpcExport("compute_value_json")]
     public static int ComputeValueJson(int x) => x * 10;

@@ -52,14 +52,42 @@ public sealed record RemoteError
             Type = e.GetType().FullName,
             StackTrace = detail switch
             {
-                ErrorDetail.Full => e.StackTrace,
-                ErrorDetail.StackWithoutPaths => WithoutPaths(e.StackTrace),
+                ErrorDetail.Full => EndingAtTheFunction(e.StackTrace),
+                ErrorDetail.StackWithoutPaths => WithoutPaths(EndingAtTheFunction(e.StackTrace)),
                 _ => null,
             },
             Data = ExceptionData.Of(e),
             Inner = e.InnerException is { } inner && depth < 16 ? FromException(inner, code, detail, depth + 1) : null,
         };
     }
+
+    /// <summary>
+    /// A function's stack trace without the frames that called it: the generated dispatch (<c>*_IpyRpcDispatch</c>),
+    /// IpyRpc's invocation and job runner, and the thread pool under them, which are the same for every call and say
+    /// nothing of the failure. A stack that starts in them (the arguments did not bind) is kept whole.
+    /// </summary>
+    public static string? EndingAtTheFunction(string? stack)
+    {
+        if (stack is null) return null;
+        int caller = -1;
+        foreach (string frame in CallerFrames)
+        {
+            int at = stack.IndexOf(frame, StringComparison.Ordinal);
+            if (at >= 0 && (caller < 0 || at < caller)) caller = at;
+        }
+
+        if (caller < 0) return stack;
+        int line = stack.LastIndexOf('\n', caller);
+        if (line < 0) return stack; // the first frame is the dispatch's own
+        string kept = stack[..line].TrimEnd();
+        const string Seam = "--- End of stack trace from previous location ---";
+        while (kept.EndsWith(Seam, StringComparison.Ordinal)) kept = kept[..^Seam.Length].TrimEnd();
+        return kept.Length > 0 ? kept : stack;
+    }
+
+    // What runs every function: the generated dispatch, and the runtime's types that call it (an async function's
+    // stack shows the frames that awaited it, which are these, not the dispatch).
+    private static readonly string[] CallerFrames = ["_IpyRpcDispatch.", " at IpyRpc.IpyRpcInvocation.", " at IpyRpc.FunctionRegistry."];
 
     /// <summary>A stack trace without the " in /path/File.cs:line 12" each frame carries when the build recorded sources.</summary>
     public static string? WithoutPaths(string? stack)

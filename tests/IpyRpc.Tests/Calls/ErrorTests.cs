@@ -27,6 +27,31 @@ public sealed class ErrorTests
     }
 
     [Fact]
+    public async Task TheRemoteStackEndsAtTheFunctionWithoutTheFramesThatCalledIt()
+    {
+        await using InProcess p = await InProcess.StartAsync();
+        foreach ((string function, string[] frames) in new[] { ("fail", new[] { "BehaviourFunctions.Fail(" }), ("fail_later", ["BehaviourFunctions.ThrowArgument(", "BehaviourFunctions.FailLater("]) })
+        {
+            var e = await Assert.ThrowsAsync<RemoteException>(() => p.Client.CallAsync<object>(function, "boom"));
+            string stack = e.RemoteStackTrace!;
+            foreach (string frame in frames) Assert.Contains(frame, stack);
+            Assert.DoesNotContain("_IpyRpcDispatch", stack); // the generated dispatch,
+            Assert.DoesNotContain("IpyRpc.FunctionRegistry", stack); // the job runner,
+            Assert.DoesNotContain("System.Threading", stack); // and the thread pool under them
+            Assert.DoesNotContain("previous location", stack.Split('\n')[^1]);
+        }
+    }
+
+    [Fact]
+    public void AStackThatStartsInTheDispatchIsKeptWhole()
+    {
+        const string Stack = "   at Demo_IpyRpcDispatch.<>c.<CreateFunctions>b__1_2(IpyRpcInvocation call)\n   at IpyRpc.FunctionRegistry.Run()";
+        Assert.Equal(Stack, RemoteError.EndingAtTheFunction(Stack));
+        Assert.Equal("   at Demo.Fail()", RemoteError.EndingAtTheFunction("   at Demo.Fail()\n--- End of stack trace from previous location ---\n   at Demo_IpyRpcDispatch.<>c.B()\n   at X.Y()"));
+        Assert.Equal("   at Demo.Fail()", RemoteError.EndingAtTheFunction("   at Demo.Fail()")); // no dispatch: a fallback's, a worker's own
+    }
+
+    [Fact]
     public async Task AnUnknownFunctionGetsASpecificErrorWithAHint()
     {
         await using InProcess p = await InProcess.StartAsync();
