@@ -47,7 +47,9 @@ internal static class Arguments
     public static string ToJson(object? value)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true })) IpyRpc.Formatting.Formatters.Object.Write(writer, value);
+        // For people and scripts, not for HTML: "é", "<" and "'" print as themselves, not as \u escapes.
+        var options = new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+        using (var writer = new Utf8JsonWriter(buffer, options)) IpyRpc.Formatting.Formatters.Object.Write(writer, value);
         return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 

@@ -50,7 +50,7 @@ internal static class Session
             Console.WriteLine($"  echo(\"hello\")    = {await client.CallAsync<string>("echo", "hello")}");
             double[] samples = [1.5, 2.5, 3.5, 4.5];
             Console.WriteLine($"  mean_binary(...) = {await client.CallAsync<double>("mean_binary", samples)}   (MessagePack, numbers as one raw block)");
-            Console.WriteLine($"  mean_json(...)   = {await client.CallAsync<double>("mean_json", [samples], new CallOptions { Serialization = Serialization.Json })}   (JSON only, by the *_json rule)");
+            Console.WriteLine($"  mean_json(...)   = {await client.CallAsync<double>("mean_json", [samples])}   (in JSON: the *_json rule accepts nothing else, and its descriptor says so)");
 
             Heading("Remote stdout, live (print_lines(4): each line appears as the server prints it)");
             DateTime started = DateTime.Now;

@@ -26,7 +26,7 @@ if (args[0] == "quickstart")
     Console.WriteLine($"add(40, 2) = {await demo.Add(40, 2)}");
     Console.WriteLine($"echo = {await demo.Echo("from a schema")}");
     Console.WriteLine($"mean_binary = {await demo.MeanBinary([1.5, 2.5, 3.5, 4.5])}");
-    Console.WriteLine($"mean_json = {await demo.MeanJson([1.0, 2.0, 6.0], new CallOptions { Serialization = Serialization.Json })}");
+    Console.WriteLine($"mean_json = {await demo.MeanJson([1.0, 2.0, 6.0])}"); // in JSON, which the server says is all it accepts
     int printed = await demo.PrintLines(2, new CallOptions { Output = (stream, text) => Console.Write($"[remote {stream}] {text}") });
     Console.WriteLine($"print_lines = {printed}");
     try

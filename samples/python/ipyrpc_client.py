@@ -289,6 +289,12 @@ def _pack(value):
     return msgpack.packb(value, use_bin_type=True, default=_pack_default)
 
 
+def _json_default(value):
+    if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic)):
+        return value.tolist()
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
 class RemotePointer(dict):
     """A result that stayed where it was computed (docs/POINTERS.md): the seeds' map, as a dict.
 
@@ -508,18 +514,26 @@ class IpyRpcClient:
             frames = self._socket.recv_multipart()
             self._unsolicited(msgpack.unpackb(frames[0], raw=False), frames[1] if len(frames) > 1 else b"")
 
+    def _arguments(self, header, function, arguments):
+        """The request's header and parts for `arguments`: in JSON when the function accepts nothing else (its descriptor's
+        input_serialization), else in MessagePack."""
+        if self.__dict__.get("functions", {}).get(function, {}).get("input_serialization") == "json":
+            import json
+            return dict(header, ser="json"), [json.dumps(arguments, default=_json_default).encode()]
+        return header, [_pack(arguments)]
+
     def invoke(self, function, args=(), kwargs=None, progress=None, output=None):
         """A call with everything: positional `args` or named `kwargs`, `progress` called with each report, `output(stream, text)`."""
         arguments = kwargs if kwargs else list(args)
         out = (lambda reply, text: output(reply.get("stream", "stdout"), text)) if output else None
-        return self._request({"kind": "call", "fn": function}, [_pack(arguments)], result=True, function=function, output=out, progress=progress)
+        return self._request(*self._arguments({"kind": "call", "fn": function}, function, arguments), result=True, function=function, output=out, progress=progress)
 
     def stream(self, function, *args, window=256, **kwargs):
         """Yields a streaming function's items as they arrive. The server runs at most `window` items ahead; closing the generator early cancels the function."""
         if not self._connected:
             self._connect()
         message_id = next(self._ids)
-        self._send({"kind": "call", "fn": function, "id": message_id, "window": window}, [_pack(kwargs if kwargs else list(args))])
+        self._send(*self._arguments({"kind": "call", "fn": function, "id": message_id, "window": window}, function, kwargs if kwargs else list(args)))
         consumed, finished = 0, False
         try:
             deadline = time.monotonic() + self.timeout
@@ -565,7 +579,7 @@ class IpyRpcClient:
         if args and kwargs:
             raise TypeError("pass arguments either by position or by name")
         arguments = kwargs if kwargs else list(args)
-        return self._request({"kind": "call", "fn": function}, [_pack(arguments)], result=True, function=function)
+        return self._request(*self._arguments({"kind": "call", "fn": function}, function, arguments), result=True, function=function)
 
     def call_pointer(self, function, *args, ttl=None, **kwargs):
         """Calls a function for a pointer to its result: the value stays with the process that computed it.
@@ -575,7 +589,7 @@ class IpyRpcClient:
         header = {"kind": "call", "fn": function, "pointer": True}
         if ttl is not None:
             header["ttl_ms"] = max(1, int(ttl * 1000))
-        return self._request(header, [_pack(kwargs if kwargs else list(args))], result=True, function=function)
+        return self._request(*self._arguments(header, function, kwargs if kwargs else list(args)), result=True, function=function)
 
     def _holder(self, pointer):
         """A connection to the pointer's holder: this client when the holder is its server, else one kept per address."""
@@ -646,7 +660,7 @@ class IpyRpcClient:
         header = {"kind": "submit", "fn": function}
         if timeout_ms is not None:
             header["timeout_ms"] = timeout_ms
-        info = self._request(header, [_pack(kwargs if kwargs else list(args))], result=True, function=function)
+        info = self._request(*self._arguments(header, function, kwargs if kwargs else list(args)), result=True, function=function)
         return Job(self, info)
 
     def attach(self, job_id):
@@ -684,6 +698,8 @@ class IpyRpcClient:
             lines.append(f"      {p['name']} ({p['type']}): {p.get('doc') or ''}")
         if f.get("returns"):
             lines.append(f"    returns: {f['returns']}")
+        if f.get("input_serialization"):
+            lines.append(f"    accepts {'JSON' if f['input_serialization'] == 'json' else 'MessagePack'} arguments only")
         return "\n".join(lines)
 
     def _resolve(self, name):
@@ -781,6 +797,9 @@ def demo(client):
         print("  " + client.help(name).replace("\n", "\n  "))
     print("add(2, 3) =", client.call("add", 2, 3))
     print("add(a=40, b=2) =", client.call("add", a=40, b=2))
+    print("mean_json([1, 2, 6]) =", client.call("mean_json", [1.0, 2.0, 6.0]))  # sent in JSON, all it accepts
+    if numpy is not None:
+        print("mean_json(numpy) =", client.call("mean_json", numpy.array([2.0, 4.0])))
     print("print_lines(3), live:")
     started = time.monotonic()
 

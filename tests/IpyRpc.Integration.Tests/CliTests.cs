@@ -15,6 +15,7 @@ public sealed class CliTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _server.Register(typeof(WorkFunctions));
+        _server.Config(new() { ["work.slow"] = new() { InputSerialization = Serialization.Json } });
         _server.RegisterFallback("boom.*", (_, _) => throw new InvalidOperationException("kaboom"));
         _zmq = IpyRpcZeroMqServer.Start(_server, "tcp://127.0.0.1:*");
         _http = await IpyRpcHttpServer.StartAsync(_server);
@@ -89,6 +90,28 @@ public sealed class CliTests : IAsyncLifetime
         Assert.True(code == 0, text);
         int step = text.IndexOf("cli step 3 on", StringComparison.Ordinal);
         Assert.True(step >= 0 && step < text.IndexOf("\"cli done by", StringComparison.Ordinal), text); // output before the result
+    }
+
+    [Fact]
+    public async Task AJsonOnlyFunctionIsCalledInJsonAndTextPrintsAsItselfNotEscaped()
+    {
+        // work.slow accepts JSON only (the config above): the command, which sends MessagePack otherwise, was refused.
+        string tag = "h\u00e9llo <b> & 'it' \"\u65e5\u672c\"";
+        foreach (string server in new[] { _zmq.Endpoint, _http.Address.ToString() })
+        {
+            (int code, string text) = await Cli("call", server, "work.slow", tag, "0", "0");
+            Assert.True(code == 0, text);
+            Assert.StartsWith("\"h\u00e9llo <b> & 'it' \\\"\u65e5\u672c\\\" done by ", text.Trim()); // JSON, with only what JSON must escape escaped
+
+            (code, text) = await Cli("call", server, "work.slow", $"tag={tag}", "steps=0", "pauseMs=0", "--json");
+            Assert.True(code == 0, text);
+            Assert.StartsWith(tag + " done by", JsonDocument.Parse(text).RootElement.GetProperty("result").GetString());
+            Assert.Contains("\u00e9", text);
+        }
+
+        (int helpCode, string help) = await Cli("help", _zmq.Endpoint, "work.slow");
+        Assert.True(helpCode == 0, help);
+        Assert.Contains("JSON arguments only", help);
     }
 
     [Fact]

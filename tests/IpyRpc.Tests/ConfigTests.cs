@@ -64,20 +64,37 @@ public sealed class ConfigTests
     }
 
     [Fact]
-    public async Task AJsonOnlyFunctionRefusesMessagePackCallsAndAnswersInJson()
+    public async Task AFunctionThatAcceptsOneSerializationSaysSoAndClientsCallItInThatOneUnlessTheyInsist()
     {
-        await using InProcess msgpack = await InProcess.StartAsync(Serialization.MessagePack, s => s.Config(new()
+        void Configure(IpyRpcServer s) => s.Config(new()
         {
             ["*_json"] = new() { InputSerialization = Serialization.Json, OutputSerialization = Serialization.Json },
             ["*_binary"] = new() { InputSerialization = Serialization.MessagePack, OutputSerialization = Serialization.MessagePack },
-        }));
-        var e = await Assert.ThrowsAsync<IpyRpcProtocolException>(() => msgpack.Client.CallAsync<int>("compute_value_json", 1));
+        });
+        await using InProcess msgpack = await InProcess.StartAsync(Serialization.MessagePack, Configure);
+        await using InProcess json = await InProcess.StartAsync(Serialization.Json, Configure);
+
+        // Its descriptor says so, read from either serialization's describe, and its help.
+        foreach (IpyRpcClient client in new[] { msgpack.Client, json.Client })
+        {
+            Assert.Equal(Serialization.Json, client.Describe("compute_value_json").InputSerialization);
+            Assert.Equal(Serialization.MessagePack, client.Describe("compute_value_binary").InputSerialization);
+            Assert.Null(client.Describe("add").InputSerialization); // no rule: either
+        }
+
+        Assert.Contains("JSON arguments only", msgpack.Client.Help("compute_value_json"));
+
+        // A caller not told otherwise calls each in the one it accepts (a call, a job), whatever its own default.
+        Assert.Equal(20, await msgpack.Client.CallAsync<int>("compute_value_json", 2));
+        Assert.Equal(30, await (await msgpack.Client.SubmitAsync<int>("compute_value_json", 3)).WaitAsync());
+        Assert.Equal(100, await json.Client.CallAsync<int>("compute_value_binary", 1));
+
+        // One that insists on the other is refused, and a JSON-only output is still readable by a MessagePack caller.
+        var e = await Assert.ThrowsAsync<IpyRpcProtocolException>(() => msgpack.Client.CallAsync<int>("compute_value_json", [1], new CallOptions { Serialization = Serialization.MessagePack }));
         Assert.Equal(ErrorCodes.UnsupportedSerialization, e.Code);
         Assert.Contains("accepts json arguments only", e.Message);
-        Assert.Equal(100, await msgpack.Client.CallAsync<int>("compute_value_binary", 1));
-
-        // A JSON call to it works, and a JSON-only output to a MessagePack caller is still readable.
-        Assert.Equal(20, await msgpack.Client.CallAsync<int>("compute_value_json", [2], new CallOptions { Serialization = Serialization.Json }));
+        var refused = await Assert.ThrowsAsync<IpyRpcProtocolException>(() => json.Client.CallAsync<int>("compute_value_binary", [1], new CallOptions { Serialization = Serialization.Json }));
+        Assert.Contains("accepts msgpack arguments only", refused.Message);
     }
 
     [Fact]

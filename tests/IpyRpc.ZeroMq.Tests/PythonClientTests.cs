@@ -21,6 +21,9 @@ public sealed class PythonClientTests
         Assert.Contains("a (int): The first addend.", stdout);
         Assert.Contains("add(2, 3) = 5", stdout);
         Assert.Contains("add(a=40, b=2) = 42", stdout);
+        Assert.Contains("accepts JSON arguments only", stdout); // mean_json's help: its descriptor says so
+        Assert.Contains("mean_json([1, 2, 6]) = 3", stdout); // and the client sent it JSON, which it alone accepts
+        Assert.Contains("mean_json(numpy) = 3", stdout);
         Assert.Contains("print_lines returned 3", stdout);
         Assert.Contains("caught RemoteError: type=System.InvalidOperationException message=raised on the server", stdout);
 

@@ -34,7 +34,7 @@ public abstract partial class IpyRpcPeer
     /// </summary>
     public async Task<IpyRpcJob<TResult>> SubmitAsync<TResult>(string function, IpyRpcArguments arguments, IpyRpcFormatter<TResult> result, CallOptions? options = null, CancellationToken cancellationToken = default)
     {
-        Serialization serialization = options?.Serialization ?? DefaultSerialization;
+        Serialization serialization = options?.Serialization ?? SerializationFor(function);
         TimeSpan? timeout = options?.Timeout ?? DefaultTimeout;
         var submit = new IpyRpcMessage
         {

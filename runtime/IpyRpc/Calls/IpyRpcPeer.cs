@@ -92,6 +92,9 @@ public abstract partial class IpyRpcPeer
     /// <summary>How calls encode their arguments unless told otherwise.</summary>
     private protected abstract Serialization DefaultSerialization { get; }
 
+    /// <summary>How a call of <paramref name="function"/> encodes its arguments when the call does not say: the one the function accepts, when its descriptor names one, else <see cref="DefaultSerialization"/>.</summary>
+    private protected virtual Serialization SerializationFor(string function) => DefaultSerialization;
+
     /// <summary>The deadline of calls that set none.</summary>
     private protected abstract TimeSpan? DefaultTimeout { get; }
 
@@ -141,7 +144,7 @@ public abstract partial class IpyRpcPeer
 
     private async Task<TResult> InvokeCoreAsync<TResult>(string function, IpyRpcArguments arguments, IpyRpcFormatter<TResult> result, CallOptions? options, CancellationToken cancellationToken)
     {
-        Serialization serialization = options?.Serialization ?? DefaultSerialization;
+        Serialization serialization = options?.Serialization ?? SerializationFor(function);
         TimeSpan? timeout = options?.Timeout ?? DefaultTimeout;
         using Activity? span = IpyRpcTelemetry.StartDetached(function, ActivityKind.Client, null, function);
         long started = Stopwatch.GetTimestamp();
@@ -206,7 +209,7 @@ public abstract partial class IpyRpcPeer
     /// </summary>
     public async IAsyncEnumerable<TItem> StreamAsync<TItem>(string function, IpyRpcArguments arguments, IpyRpcFormatter<TItem> item, CallOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        Serialization serialization = options?.Serialization ?? DefaultSerialization;
+        Serialization serialization = options?.Serialization ?? SerializationFor(function);
         TimeSpan? timeout = options?.Timeout ?? DefaultTimeout;
         int window = options?.StreamWindow ?? DefaultStreamWindow;
         if (window < 1) throw new ArgumentOutOfRangeException(nameof(options), "CallOptions.StreamWindow must be at least 1.");

@@ -420,6 +420,8 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
 
     private protected override Serialization DefaultSerialization => Options.Serialization;
 
+    private protected override Serialization SerializationFor(string function) => Find(function)?.InputSerialization ?? Options.Serialization;
+
     private protected override TimeSpan? DefaultTimeout => Options.DefaultTimeout;
 
     private protected override Action<OutputStream, string>? DefaultOutput => Options.Output;

@@ -7,7 +7,11 @@ namespace IpyRpc;
 /// </summary>
 public sealed record FunctionOptions
 {
-    /// <summary>The serialization calls must use. <see cref="Serialization.Auto"/> (the default) accepts both.</summary>
+    /// <summary>
+    /// The serialization calls must use; a call in the other is refused <c>unsupported_serialization</c>.
+    /// <see cref="Serialization.Auto"/> (the default) accepts both. The function's descriptor says so
+    /// (<see cref="FunctionDescriptor.InputSerialization"/>), and clients call it in this one unless told otherwise.
+    /// </summary>
     public Serialization? InputSerialization { get; init; }
 
     /// <summary>The serialization results are sent in. <see cref="Serialization.Auto"/> (the default) answers in the call's own.</summary>

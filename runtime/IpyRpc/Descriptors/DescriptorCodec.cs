@@ -3,6 +3,7 @@ using System.Text.Json;
 using IpyRpc.Formatting;
 using IpyRpc.Formatting.Json;
 using IpyRpc.MessagePack;
+using IpyRpc.Protocol;
 
 namespace IpyRpc;
 
@@ -106,6 +107,7 @@ public static class DescriptorCodec
             ProgressType = Str(map, "progress_type"),
             ProgressSchema = SchemaText(map, "progress_schema"),
             Fingerprint = Str(map, "fingerprint"),
+            InputSerialization = Str(map, "input_serialization") switch { "json" => Serialization.Json, "msgpack" => Serialization.MessagePack, _ => null },
             Parameters = map.TryGetValue("parameters", out object? ps) && ps is object?[] list
                 ? [.. list.OfType<Dictionary<string, object?>>().Select(p => new ParameterDescriptor
                 {
@@ -136,8 +138,13 @@ public static class DescriptorCodec
 
     private static void WriteMessagePack(ref MessagePackWriter w, FunctionDescriptor f)
     {
-        w.WriteMapHeader(12);
+        w.WriteMapHeader(f.InputSerialization is null ? 12 : 13);
         w.Write("name"); w.Write(f.Name);
+        if (f.InputSerialization is { } input)
+        {
+            w.Write("input_serialization"); w.Write(MessageCodec.SerializationName(input));
+        }
+
         w.Write("summary"); w.Write(f.Summary);
         w.Write("remarks"); w.Write(f.Remarks);
         w.Write("returns"); w.Write(f.Returns);
@@ -182,6 +189,7 @@ public static class DescriptorCodec
         w.WriteBoolean("stream", f.IsStream);
         w.WriteString("progress_type", f.ProgressType);
         w.WriteString("fingerprint", f.Fingerprint);
+        if (f.InputSerialization is { } input) w.WriteString("input_serialization", MessageCodec.SerializationName(input));
         WriteSchema(w, "progress_schema", f.ProgressSchema);
         w.WriteStartArray("parameters");
         foreach (ParameterDescriptor p in f.Parameters)

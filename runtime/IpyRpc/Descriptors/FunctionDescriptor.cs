@@ -68,6 +68,13 @@ public sealed record FunctionDescriptor
     /// </summary>
     public string? Fingerprint { get; init; }
 
+    /// <summary>
+    /// The one serialization the function accepts its arguments in, when its config restricts it
+    /// (<see cref="FunctionOptions.InputSerialization"/>); null when it takes either. A client that
+    /// is not told otherwise (<see cref="CallOptions.Serialization"/>) calls it in this one.
+    /// </summary>
+    public Serialization? InputSerialization { get; init; }
+
     /// <summary>A fallback's stand-in: any arguments bind, and the handler reads them as plain data.</summary>
     internal bool TakesAnyArguments { get; init; }
 
@@ -108,6 +115,12 @@ public sealed record FunctionDescriptor
         {
             text.AppendLine("    Returns");
             text.AppendLine(Returns is null ? $"      {ReturnType}" : $"      {ReturnType}: {Returns}");
+        }
+
+        if (InputSerialization is { } only)
+        {
+            text.AppendLine("    Accepts");
+            text.AppendLine($"      {(only == Serialization.Json ? "JSON" : "MessagePack")} arguments only");
         }
 
         if (Exceptions.Count > 0)

@@ -55,6 +55,7 @@ public static class OpenRpcDocument
         w.WriteString("x-ipyrpc-signature", f.Signature);
         if (f.Fingerprint is not null) w.WriteString("x-ipyrpc-fingerprint", f.Fingerprint);
         if (f.IsStream) w.WriteBoolean("x-ipyrpc-stream", true);
+        if (f.InputSerialization is { } input) w.WriteString("x-ipyrpc-input-serialization", Protocol.MessageCodec.SerializationName(input));
         if (f.ProgressType is not null)
         {
             w.WritePropertyName("x-ipyrpc-progress");

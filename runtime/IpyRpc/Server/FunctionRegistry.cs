@@ -206,7 +206,10 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
         }
 
         _options = options;
-        _descriptors = [.. functions.Values.Select(f => f.Descriptor).OrderBy(d => d.Name, StringComparer.Ordinal)];
+        // A config that restricts a function's input serialization is part of what callers are told of it.
+        _descriptors = [.. functions.Select(f => options[f.Key].InputSerialization is { } only and not Serialization.Auto
+                ? f.Value.Descriptor with { InputSerialization = only }
+                : f.Value.Descriptor).OrderBy(d => d.Name, StringComparer.Ordinal)];
         _functions = functions; // published last: readers take the dictionaries without the lock
     }
 
@@ -254,7 +257,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
         {
             Code = ErrorCodes.UnknownFunction,
             Message = hint is null
-                ? $"No function is named '{name}'. The server has {_functions.Count} functions; list them with client.Functions."
+                ? $"No function is named '{name}'. The server has {_functions.Count} functions; describe lists them (client.Functions in .NET, client.functions in Python, rpc.discover over JSON-RPC, ipyrpc ls from a shell)."
                 : $"No function is named '{name}'. Did you mean '{hint}'?",
         };
     }
