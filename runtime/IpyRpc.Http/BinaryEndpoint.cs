@@ -172,6 +172,15 @@ internal sealed class BinaryEndpoint : IAsyncDisposable
             return;
         }
 
+        // A call cancelled (its request aborted) while it starts (an authorizer deciding, a durable queue's round trip) is
+        // cancelled at once, so that it never starts; the cancel below covers a request aborted before it was read.
+        using CancellationTokenRegistration abortedWhileStarting = message.Kind == MessageKind.Call
+            ? context.RequestAborted.UnsafeRegister(static state =>
+            {
+                var (session, id) = ((ServerSession, ulong))state!;
+                _ = session.HandleAsync(new IpyRpcMessage { Kind = MessageKind.Cancel, Id = id }).AsTask();
+            }, (connection.Session, message.Id))
+            : default;
         try
         {
             await RequestLending.HandleAsync(connection.Session, message).ConfigureAwait(false);

@@ -22,36 +22,4 @@ public sealed class WaitingCallsTests
         Assert.Equal(100, ran);
         Assert.InRange(most, 1, 4);
     }
-
-    [Theory]
-    [InlineData(HttpCarrier.WebSocket)]
-    [InlineData(HttpCarrier.Requests)]
-    public async Task CallsWhoseAuthorizerTakesTimeStillRunNoMoreAtOnceThanTheConnectionsShare(HttpCarrier carrier)
-    {
-        // An authorizer that looks something up: the calls handled side by side all wait in it before any of them starts.
-        var config = new GlobConfig
-        {
-            ["overlap"] = new FunctionOptions
-            {
-                Auth = async _ =>
-                {
-                    await Task.Delay(30);
-                    return AuthorizationResult.Allow();
-                },
-            },
-        };
-        await using var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 2 });
-        server.Register(typeof(HttpFunctions));
-        server.Config(config);
-        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, "http://127.0.0.1:0");
-        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(host.Address, carrier);
-        string key = Gates.NewName("authorized-" + carrier);
-
-        int[] seen = await Task.WhenAll(Enumerable.Range(0, 24).Select(_ => client.CallAsync<int>("overlap", key))).WaitAsync(TimeSpan.FromSeconds(60));
-
-        (int most, int ran) = HttpFunctions.MostAtOnce(key);
-        Assert.Equal(24, ran);
-        Assert.InRange(most, 1, 2);
-        Assert.All(seen, n => Assert.InRange(n, 1, 2));
-    }
 }

@@ -38,6 +38,7 @@ public sealed partial class IpyRpcServer
         _ = session.Ended.ContinueWith(static (_, s) => ((CancellationTokenSource)s!).Cancel(), ended, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         DisconnectInfo info = new(DisconnectReason.ConnectionLost, "The connection ended without a goodbye.");
         ReplyHandoff? held = null;
+        var starting = new System.Runtime.CompilerServices.StrongBox<int>(); // calls read past while they start
         try
         {
             while (true)
@@ -77,6 +78,16 @@ public sealed partial class IpyRpcServer
                     handled.GetAwaiter().GetResult();
                     held = handoff; // run by the next receive, lent this thread if it has to wait
                 }
+                else if (message.Kind is MessageKind.Call or MessageKind.Submit && Volatile.Read(ref starting.Value) < MaxCallsInFlightPerConnection)
+                {
+                    // A call whose start waits (an authorizer that looks something up, a durable queue's round trip): the
+                    // connection's next messages are read meanwhile, as over ZeroMQ. It answers for itself and never
+                    // throws. At most as many as the connection's share of calls are read past at once (a refusal
+                    // waiting to be sent to a peer that does not read holds no share): past that, reading waits.
+                    handoff.RunQueued();
+                    Interlocked.Increment(ref starting.Value);
+                    _ = ReadPastAsync(handled, starting);
+                }
                 else
                 {
                     handoff.RunQueued();
@@ -87,6 +98,18 @@ public sealed partial class IpyRpcServer
         finally
         {
             await session.CloseAsync(info, notifyPeer: info.Reason == DisconnectReason.ServerStopping).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task ReadPastAsync(ValueTask handled, System.Runtime.CompilerServices.StrongBox<int> starting)
+    {
+        try
+        {
+            await handled.ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref starting.Value);
         }
     }
 }

@@ -582,15 +582,44 @@ public sealed class ServerSession : IAsyncDisposable
         }
 
         bool held = false; // whether a relay or a submitted job holds the room taken, and gives it back when it ends
+        Starting? starting = message.Kind == MessageKind.Call ? BeginStarting(message.Id) : null;
         try
         {
-            held = await StartAsync(message, name, function, options, received, timeout).ConfigureAwait(false);
+            held = await StartAsync(message, name, function, options, received, timeout, starting).ConfigureAwait(false);
         }
         finally
         {
             if (!held) GiveRoomBack(message.Body.Length);
+            if (starting is not null) EndStarting(message.Id, starting);
         }
     }
+
+    /// <summary>
+    /// A call between taking its room and being listed in flight (its authorizer deciding, a durable queue's round trip):
+    /// a cancel that comes meanwhile is kept here for it, and it never starts.
+    /// </summary>
+    private sealed class Starting
+    {
+        public volatile bool Cancelled;
+    }
+
+    private Dictionary<ulong, Starting>? _starting; // under _inFlight
+
+    private Starting? BeginStarting(ulong id)
+    {
+        var starting = new Starting();
+        lock (_inFlight) return !_inFlight.ContainsKey(id) && (_starting ??= []).TryAdd(id, starting) ? starting : null;
+    }
+
+    private void EndStarting(ulong id, Starting starting)
+    {
+        lock (_inFlight)
+        {
+            if (_starting is not null && _starting.TryGetValue(id, out Starting? current) && current == starting) _starting.Remove(id);
+        }
+    }
+
+    private static readonly RemoteError CancelledBeforeStart = new() { Code = ErrorCodes.Cancelled, Message = "The call was cancelled before it started." };
 
     /// <summary>Takes room for a call among the connection's calls in flight; false when there is none (or others wait for it first).</summary>
     private bool TryTakeRoom(long bytes, bool behindWaiting, out bool roomForBytes)
@@ -614,7 +643,7 @@ public sealed class ServerSession : IAsyncDisposable
     }
 
     /// <summary>Authorizes and queues a call that has room on its connection; true once a relay or a submitted job holds that room.</summary>
-    private async ValueTask<bool> StartAsync(IpyRpcMessage message, string name, IpyRpcFunction function, FunctionOptions options, DateTimeOffset received, TimeSpan? timeout)
+    private async ValueTask<bool> StartAsync(IpyRpcMessage message, string name, IpyRpcFunction function, FunctionOptions options, DateTimeOffset received, TimeSpan? timeout, Starting? starting)
     {
         if (options.Auth is not null)
         {
@@ -641,6 +670,12 @@ public sealed class ServerSession : IAsyncDisposable
         {
             // Came as the server began to stop (a peer that hears the close had it left to the close, above).
             await ReplyErrorAsync(message.Id, message.Serialization, ShuttingDown).ConfigureAwait(false);
+            return false;
+        }
+
+        if (starting is { Cancelled: true })
+        {
+            await ReplyErrorAsync(message.Id, message.Serialization, CancelledBeforeStart).ConfigureAwait(false);
             return false;
         }
 
@@ -685,9 +720,9 @@ public sealed class ServerSession : IAsyncDisposable
             Function = name,
         };
         IpyRpcTelemetry.Active.Add(1, methodTag);
-        if (!TryAdd(relay))
+        if (!TryAdd(relay, starting))
         {
-            relay.Measure("failed");
+            relay.Measure(starting is { Cancelled: true } ? "cancelled" : "failed");
             return false;
         }
 
@@ -699,6 +734,8 @@ public sealed class ServerSession : IAsyncDisposable
                 ? await inline.SubmitAndRunAsync(request, relay, _server.Registry, _server.InlineWorkerId).ConfigureAwait(false)
                 : await queue.SubmitAsync(request, relay).ConfigureAwait(false);
             relay.Subscription = ticket.Subscription;
+            // Cancelled while it was being queued: the cancel may have come before the queue held the job, and missed it.
+            if (relay.CancelRequested) await queue.CancelAsync(ticket.JobId).ConfigureAwait(false);
         }
         catch (Exception e) when (e is ObjectDisposedException or OperationCanceledException or InvalidOperationException)
         {
@@ -898,7 +935,15 @@ public sealed class ServerSession : IAsyncDisposable
 
         // Cancel one of this connection's requests by its id: a call stops its job; an attach stops following (the job goes on).
         Relay? relay;
-        lock (_inFlight) _inFlight.TryGetValue(message.Id, out relay);
+        lock (_inFlight)
+        {
+            if (!_inFlight.TryGetValue(message.Id, out relay) && _starting?.GetValueOrDefault(message.Id) is { } starting)
+            {
+                starting.Cancelled = true; // it answers, as it ends before starting
+                return;
+            }
+        }
+
         if (relay is null)
         {
             if (Unqueue(message.Id))
@@ -911,6 +956,7 @@ public sealed class ServerSession : IAsyncDisposable
 
         if (relay.Releases)
         {
+            relay.CancelRequested = true; // seen by the call once queued, should the queue not hold the job yet
             if (relay.JobId is { } id) await relay.Queue.CancelAsync(id).ConfigureAwait(false);
         }
         else if (relay.StopFollowing())
@@ -1041,18 +1087,21 @@ public sealed class ServerSession : IAsyncDisposable
         Message = $"No queue of this server knows job '{jobId}': it never existed here, or it finished longer ago than the queue's retention keeps jobs.",
     };
 
-    private bool TryAdd(Relay relay)
+    private bool TryAdd(Relay relay, Starting? starting = null)
     {
-        bool added, closed;
+        bool added, closed, cancelled = false;
         lock (_inFlight)
         {
             closed = _closed;
-            added = !closed && _inFlight.TryAdd(relay.RequestId, relay);
+            // Listed, or cancelled while starting: a cancel finds the one or the other, never neither.
+            cancelled = !closed && starting is { Cancelled: true };
+            added = !closed && !cancelled && _inFlight.TryAdd(relay.RequestId, relay);
+            if (added && starting is not null) _starting!.Remove(relay.RequestId);
         }
 
-        if (closed)
+        if (closed || cancelled)
         {
-            _ = ReplyErrorAsync(relay.RequestId, Serialization.MessagePack, new RemoteError { Code = ErrorCodes.Cancelled, Message = "The connection is closing." });
+            _ = ReplyErrorAsync(relay.RequestId, Serialization.MessagePack, closed ? new RemoteError { Code = ErrorCodes.Cancelled, Message = "The connection is closing." } : CancelledBeforeStart);
             return false;
         }
 
@@ -1212,6 +1261,9 @@ public sealed class ServerSession : IAsyncDisposable
         public IDisposable? Subscription { get; set; }
 
         public bool CancelOnDisconnect => cancelOnDisconnect;
+
+        /// <summary>The caller cancelled the call (its job is cancelled too once queued).</summary>
+        public volatile bool CancelRequested;
 
         /// <summary>Whether this is a call whose result is released once delivered (an attach leaves it for others).</summary>
         public bool Releases => release;
