@@ -74,7 +74,7 @@ public sealed class FunctionConfig
 /// <summary>Says what the hosted server exports.</summary>
 public sealed class IpyRpcHostBuilder
 {
-    private readonly List<Action<IpyRpcServer>> _registrations = [];
+    private readonly List<Action<IpyRpcServer, IServiceProvider>> _registrations = [];
     private readonly List<Func<IpyRpcServerOptions, IServiceProvider, IpyRpcServerOptions>> _serverOptions = [];
 
     internal IpyRpcHostBuilder(IServiceCollection services) => Services = services;
@@ -83,17 +83,42 @@ public sealed class IpyRpcHostBuilder
     public IServiceCollection Services { get; }
 
     /// <summary>Exports the <c>[IpyRpcExport]</c> methods of <typeparamref name="TService"/>, resolved per call from a scope of its own (registered as scoped unless it is registered already).</summary>
+    /// <exception cref="InvalidOperationException">On the server's creation (the host's start): the container would create <typeparamref name="TService"/> itself, and none of its public constructors has services for all its parameters.</exception>
     public IpyRpcHostBuilder Export<[System.Diagnostics.CodeAnalysis.DynamicallyAccessedMembers(System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.PublicConstructors)] TService>() where TService : class
     {
         Services.TryAddScoped<TService>();
-        _registrations.Add(server => server.RegisterFromServices<TService>());
+        bool madeByTheContainer = Services.LastOrDefault(d => d.ServiceType == typeof(TService)) is { ImplementationType: { } made } && made == typeof(TService);
+        _registrations.Add((server, services) =>
+        {
+            // Found now, at the start, rather than by every call failing with the container's complaint.
+            if (madeByTheContainer && services.GetService<IServiceProviderIsService>() is { } known) EnsureCreatable(typeof(TService), known);
+            server.RegisterFromServices<TService>();
+        });
         return this;
+    }
+
+    private static void EnsureCreatable([System.Diagnostics.CodeAnalysis.DynamicallyAccessedMembers(System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.PublicConstructors)] Type type, IServiceProviderIsService known)
+    {
+        System.Reflection.ConstructorInfo[] constructors = type.GetConstructors();
+        if (constructors.Length == 0) return; // the container says why
+        var missing = new List<string>();
+        foreach (System.Reflection.ConstructorInfo constructor in constructors)
+        {
+            string[] lacking = [.. constructor.GetParameters().Where(p => !p.HasDefaultValue && !known.IsService(p.ParameterType)).Select(p => $"{p.ParameterType.Name} (parameter '{p.Name}')")];
+            if (lacking.Length == 0) return;
+            missing.Add(lacking.Length == 1 ? lacking[0] : string.Join(", ", lacking[..^1]) + " and " + lacking[^1]);
+        }
+
+        throw new InvalidOperationException(
+            $"{type.Name} is exported with Export<{type.Name}>(), but no call could create it: its constructor needs {string.Join("; or another needs ", missing)}, "
+            + "which the app's services do not have. Register them (builder.Services.AddSingleton<...>() or the like), or register "
+            + $"{type.Name} with a factory of your own before Export<{type.Name}>().");
     }
 
     /// <summary>Exports a type's static methods, or a given instance, as <see cref="IpyRpcServer.Register(Type)"/> would.</summary>
     public IpyRpcHostBuilder Export(object typeOrInstance)
     {
-        _registrations.Add(server =>
+        _registrations.Add((server, _) =>
         {
             if (typeOrInstance is Type type) server.Register(type);
             else server.Register(typeOrInstance);
@@ -130,12 +155,18 @@ public sealed class IpyRpcHostBuilder
         };
         foreach (Func<IpyRpcServerOptions, IServiceProvider, IpyRpcServerOptions> configure in _serverOptions) options = configure(options, services);
         var server = new IpyRpcServer(options);
-        foreach (Action<IpyRpcServer> register in _registrations) register(server);
+        foreach (Action<IpyRpcServer, IServiceProvider> register in _registrations) register(server, services);
         if (o.Functions.Count > 0)
         {
             var config = new GlobConfig();
             foreach ((string pattern, FunctionConfig f) in o.Functions) config[pattern] = f.ToOptions();
             server.Config(config);
+            // A pattern from configuration is not seen by the generator's check (IPYRPC0008): most likely a typo.
+            foreach (string unmatched in server.UnmatchedPatterns.Where(o.Functions.ContainsKey))
+            {
+                server.Log.LogWarning("The configuration's {Section}:Functions pattern '{Pattern}' matches none of the exported functions ({Functions})",
+                    IpyRpcHostingOptions.Section, unmatched, string.Join(", ", server.Functions.Select(f => f.Name)));
+            }
         }
 
         return server;

@@ -99,4 +99,43 @@ public sealed class GenericHostTests
         Assert.EndsWith(":inline", job.Worker); // run by the thread that received the call
         await server.DisposeAsync();
     }
+
+    [Fact]
+    public async Task AnExportedServiceTheContainerCannotCreateFailsTheStartRatherThanEveryCall()
+    {
+        Microsoft.Extensions.Hosting.HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        Microsoft.Extensions.DependencyInjection.IpyRpcServiceCollectionExtensions.AddIpyRpc(builder.Services).Export<IpyRpc.TestWorker.NeedsUnregistered>();
+        using Microsoft.Extensions.Hosting.IHost host = builder.Build();
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => host.StartAsync());
+        Assert.Contains("NeedsUnregistered is exported with Export<NeedsUnregistered>(), but no call could create it: its constructor needs Unregistered (parameter 'dependency')", e.Message);
+
+        // Made by a factory of the app's own, it is the app's to make: the server starts, and calls create it so.
+        Microsoft.Extensions.Hosting.HostApplicationBuilder own = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        Microsoft.Extensions.DependencyInjection.ServiceCollectionServiceExtensions.AddScoped(own.Services, _ => new IpyRpc.TestWorker.NeedsUnregistered(null!));
+        Microsoft.Extensions.DependencyInjection.IpyRpcServiceCollectionExtensions.AddIpyRpc(own.Services).Export<IpyRpc.TestWorker.NeedsUnregistered>();
+        using Microsoft.Extensions.Hosting.IHost started = own.Build();
+        await started.StartAsync();
+        var server = (IpyRpcServer)started.Services.GetService(typeof(IpyRpcServer))!;
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server);
+        Assert.Equal("made without it", await client.CallAsync<string>("di.needs_unregistered"));
+        await started.StopAsync();
+    }
+
+    [Fact]
+    public void AConfigurationPatternThatMatchesNoFunctionIsLoggedAsLikelyATypo()
+    {
+        var log = new IpyRpc.Tests.ListLogger();
+        Microsoft.Extensions.Hosting.HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Configuration["IpyRpc:Functions:work.square:Timeout"] = "00:00:05";
+        builder.Configuration["IpyRpc:Functions:wrok.*:Timeout"] = "00:00:05";
+        builder.Logging.Services.Add(Microsoft.Extensions.DependencyInjection.ServiceDescriptor.Singleton<Microsoft.Extensions.Logging.ILoggerProvider>(log));
+        Microsoft.Extensions.DependencyInjection.IpyRpcServiceCollectionExtensions.AddIpyRpc(builder.Services).Export(typeof(IpyRpc.TestWorker.WorkFunctions));
+        using Microsoft.Extensions.Hosting.IHost host = builder.Build();
+        _ = host.Services.GetService(typeof(IpyRpcServer));
+
+        (Microsoft.Extensions.Logging.LogLevel level, string message, _) = Assert.Single(log.Entries, e => e.Message.Contains("matches none"));
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Warning, level);
+        Assert.Contains("IpyRpc:Functions pattern 'wrok.*' matches none of the exported functions (work.gated, work.pid", message);
+        Assert.DoesNotContain("'work.square'", string.Join("\n", log.Entries.Select(e => e.Message)));
+    }
 }

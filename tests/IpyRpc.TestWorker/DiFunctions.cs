@@ -21,3 +21,16 @@ public sealed class DiFunctions(PerCall first, PerCall second)
     [IpyRpcExport("di.scope")]
     public string Scope() => $"scope {first.Id}, shared {ReferenceEquals(first, second)}";
 }
+
+/// <summary>A dependency no test app registers.</summary>
+public sealed class Unregistered
+{
+}
+
+/// <summary>An exported service whose constructor needs what the app's services do not have.</summary>
+public sealed class NeedsUnregistered(Unregistered dependency)
+{
+    /// <summary>Says that it was created.</summary>
+    [IpyRpcExport("di.needs_unregistered")]
+    public string Made() => dependency is null ? "made without it" : "made with it";
+}
