@@ -98,6 +98,23 @@ public sealed class ConfigTests
     }
 
     [Fact]
+    public async Task AClientThatConnectedBeforeARestrictingConfigLearnsItFromTheRefusalAndCallsAgain()
+    {
+        await using InProcess p = await InProcess.StartAsync(Serialization.MessagePack);
+        Assert.Null(p.Client.Describe("compute_value_json").InputSerialization);
+
+        // The server's config changes under a connected client: its call in MessagePack is refused unread, the client
+        // fetches the function list again and makes the call in JSON.
+        p.Server.Config(new() { ["compute_value_json"] = new() { InputSerialization = Serialization.Json } });
+        Assert.Equal(40, await p.Client.CallAsync<int>("compute_value_json", 4));
+        Assert.Equal(Serialization.Json, p.Client.Describe("compute_value_json").InputSerialization);
+        Assert.Equal(1, Assert.Single(await p.Client.ListJobsAsync(new IpyRpc.Jobs.JobQuery { Function = "compute_value_json" })).Attempts); // ran once
+
+        // A caller that named the serialization is not second-guessed.
+        await Assert.ThrowsAsync<IpyRpcProtocolException>(() => p.Client.CallAsync<int>("compute_value_json", [1], new CallOptions { Serialization = Serialization.MessagePack }));
+    }
+
+    [Fact]
     public async Task ThePatternsThatMatchNothingAreListed()
     {
         string typo = "*_jsno"; // as a literal, the generator warns at compile time (IPYRPC0008)

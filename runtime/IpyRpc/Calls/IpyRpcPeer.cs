@@ -92,6 +92,12 @@ public abstract partial class IpyRpcPeer
     /// <summary>How calls encode their arguments unless told otherwise.</summary>
     private protected abstract Serialization DefaultSerialization { get; }
 
+    /// <summary>
+    /// After a call of <paramref name="function"/> in <paramref name="used"/> was refused as a serialization it does not
+    /// accept: fetches the function list again, and says whether the function now asks for another one.
+    /// </summary>
+    private protected virtual Task<bool> RelearnAsync(string function, Serialization used, CancellationToken cancellationToken) => Task.FromResult(false);
+
     /// <summary>How a call of <paramref name="function"/> encodes its arguments when the call does not say: the one the function accepts, when its descriptor names one, else <see cref="DefaultSerialization"/>.</summary>
     private protected virtual Serialization SerializationFor(string function) => DefaultSerialization;
 
@@ -179,6 +185,13 @@ public abstract partial class IpyRpcPeer
                 {
                     if (!await AgainAsync(link, e, attempt, started, timeout, cancellationToken).ConfigureAwait(false)) throw GaveUp(e, attempt, started);
                     continue;
+                }
+                catch (IpyRpcProtocolException e) when (e.Code == ErrorCodes.UnsupportedSerialization && options?.Serialization is null)
+                {
+                    // Refused unread, by a config given since the function list was fetched: the list again, and the call
+                    // again in what the function accepts now (once; a caller that named a serialization is not second-guessed).
+                    if (!await RelearnAsync(function, serialization, cancellationToken).ConfigureAwait(false)) throw;
+                    return await InvokeCoreAsync(function, arguments, result, (options ?? new CallOptions()) with { Serialization = SerializationFor(function) }, cancellationToken).ConfigureAwait(false);
                 }
 
                 try

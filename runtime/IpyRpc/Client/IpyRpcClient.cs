@@ -422,6 +422,12 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
 
     private protected override Serialization SerializationFor(string function) => Find(function)?.InputSerialization ?? Options.Serialization;
 
+    private protected override async Task<bool> RelearnAsync(string function, Serialization used, CancellationToken cancellationToken)
+    {
+        await RefreshAsync(cancellationToken).ConfigureAwait(false);
+        return SerializationFor(function) != used;
+    }
+
     private protected override TimeSpan? DefaultTimeout => Options.DefaultTimeout;
 
     private protected override Action<OutputStream, string>? DefaultOutput => Options.Output;
