@@ -85,6 +85,12 @@ call.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 {
     string fn = r.GetValue(name)!;
     string[] given = r.GetValue(callArgs) ?? [];
+    if (r.GetValue(timeout) is double seconds && !(seconds > 0))
+    {
+        console.Error($"--timeout is a number of seconds greater than zero, not {seconds}.");
+        return ExitCodes.Usage;
+    }
+
     var options = new CallOptions
     {
         Timeout = r.GetValue(timeout) is double s ? TimeSpan.FromSeconds(s) : null,

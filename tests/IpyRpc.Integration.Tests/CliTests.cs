@@ -132,6 +132,10 @@ public sealed class CliTests : IAsyncLifetime
         (code, text) = await Cli("call", _zmq.Endpoint, "work.wait_for_cancel", "--timeout", "0.3");
         Assert.Equal(4, code);
 
+        (code, text) = await Cli("call", _zmq.Endpoint, "work.square", "2", "--timeout", "-1");
+        Assert.Equal(2, code);
+        Assert.Contains("--timeout is a number of seconds greater than zero, not -1", text);
+
         (code, text) = await Cli("ping", "http://127.0.0.1:1/");
         Assert.Equal(3, code);
 

@@ -35,7 +35,7 @@ public abstract partial class IpyRpcPeer
     public async Task<IpyRpcJob<TResult>> SubmitAsync<TResult>(string function, IpyRpcArguments arguments, IpyRpcFormatter<TResult> result, CallOptions? options = null, CancellationToken cancellationToken = default)
     {
         Serialization serialization = options?.Serialization ?? SerializationFor(function);
-        TimeSpan? timeout = options?.Timeout ?? DefaultTimeout;
+        TimeSpan? timeout = TimeoutFor(options);
         var submit = new IpyRpcMessage
         {
             Kind = MessageKind.Submit,

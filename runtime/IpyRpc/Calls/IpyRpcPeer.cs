@@ -151,7 +151,7 @@ public abstract partial class IpyRpcPeer
     private async Task<TResult> InvokeCoreAsync<TResult>(string function, IpyRpcArguments arguments, IpyRpcFormatter<TResult> result, CallOptions? options, CancellationToken cancellationToken)
     {
         Serialization serialization = options?.Serialization ?? SerializationFor(function);
-        TimeSpan? timeout = options?.Timeout ?? DefaultTimeout;
+        TimeSpan? timeout = TimeoutFor(options);
         using Activity? span = IpyRpcTelemetry.StartDetached(function, ActivityKind.Client, null, function);
         long started = Stopwatch.GetTimestamp();
         try
@@ -223,7 +223,7 @@ public abstract partial class IpyRpcPeer
     public async IAsyncEnumerable<TItem> StreamAsync<TItem>(string function, IpyRpcArguments arguments, IpyRpcFormatter<TItem> item, CallOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         Serialization serialization = options?.Serialization ?? SerializationFor(function);
-        TimeSpan? timeout = options?.Timeout ?? DefaultTimeout;
+        TimeSpan? timeout = TimeoutFor(options);
         int window = options?.StreamWindow ?? DefaultStreamWindow;
         if (window < 1) throw new ArgumentOutOfRangeException(nameof(options), "CallOptions.StreamWindow must be at least 1.");
         // Items are enumerated as they come: a stream is neither submitted nor kept behind a pointer (SubmitAsync, AsPointerAsync).
@@ -378,6 +378,20 @@ public abstract partial class IpyRpcPeer
     private static long? PointerTtlMs(CallOptions? options) => options?.PointerTimeToLive is { } ttl
         ? (ttl == Timeout.InfiniteTimeSpan ? long.MaxValue : Math.Max(1, (long)Math.Ceiling(ttl.TotalMilliseconds)))
         : null;
+
+    /// <summary>A call's timeout: its own, else the peer's default; <see cref="Timeout.InfiniteTimeSpan"/> is none.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Zero or negative.</exception>
+    private protected TimeSpan? TimeoutFor(CallOptions? options)
+    {
+        TimeSpan? timeout = options?.Timeout ?? DefaultTimeout;
+        if (timeout == Timeout.InfiniteTimeSpan) return null;
+        if (timeout is { } t && t <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), t, $"A call's timeout must be positive (or null, or Timeout.InfiniteTimeSpan, for none), not {t}.");
+        }
+
+        return timeout;
+    }
 
     private static long? TimeoutMs(TimeSpan? timeout) => timeout is { } t ? (long)Math.Ceiling(t.TotalMilliseconds) : null;
 

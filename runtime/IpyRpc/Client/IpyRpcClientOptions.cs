@@ -109,7 +109,11 @@ public sealed record ReconnectAttempt(int Attempt, Exception? LastError);
 /// <summary>Options of one call.</summary>
 public sealed record CallOptions
 {
-    /// <summary>The call's deadline; the server is told too, so it stops the work.</summary>
+    /// <summary>
+    /// The call's deadline; the server is told too, so it stops the work. Unset: the client's
+    /// <see cref="IpyRpcClientOptions.DefaultTimeout"/>; <see cref="System.Threading.Timeout.InfiniteTimeSpan"/>: none,
+    /// whatever the default. Zero or negative is refused (<see cref="ArgumentOutOfRangeException"/>).
+    /// </summary>
     public TimeSpan? Timeout { get; init; }
 
     /// <summary>Where this call's remote output goes, instead of the client's handler.</summary>

@@ -102,6 +102,11 @@ public sealed class NdArrayFormatter<TArray, T> : IpyRpcFormatter<TArray?>
             }
         }
 
+        if (reader.NextType != MessagePackType.Extension)
+        {
+            throw reader.Error($"Expected a {_rank}-dimensional array of numbers (nested arrays, or an ndarray) but found {MessagePackReader.Describe(reader.NextType)}");
+        }
+
         ReadOnlySpan<byte> data = reader.ReadExtension(out sbyte type);
         if (type != WireExtensions.NdArray)
         {

@@ -77,6 +77,11 @@ public sealed class NumericArrayFormatter<T> : IpyRpcFormatter<T[]?>
         }
 
         int start = reader.Position;
+        if (reader.NextType != MessagePackType.Extension)
+        {
+            throw reader.Error($"Expected an array of numbers but found {MessagePackReader.Describe(reader.NextType)}");
+        }
+
         ReadOnlySpan<byte> data = reader.ReadExtension(out sbyte type);
         if (type != WireExtensions.NumericArray)
         {

@@ -79,6 +79,11 @@ public sealed class TensorFormatter<T> : IpyRpcFormatter<Tensor<T>?>, IRowSlicer
     {
         if (reader.TryReadNil()) return null;
         int start = reader.Position;
+        if (reader.NextType != MessagePackType.Extension)
+        {
+            throw reader.Error($"Expected a tensor (an ndarray) but found {MessagePackReader.Describe(reader.NextType)}");
+        }
+
         ReadOnlySpan<byte> data = reader.ReadExtension(out sbyte type);
         if (type is not (WireExtensions.NdArray or WireExtensions.NumericArray) || data.Length < 1 || data.Length < 1 + data[0])
         {

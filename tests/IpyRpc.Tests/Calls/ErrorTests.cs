@@ -74,6 +74,32 @@ public sealed class ErrorTests
     }
 
     [Fact]
+    public async Task AScalarWhereAnArrayIsExpectedSaysAnArrayOfNumbers()
+    {
+        await using InProcess p = await InProcess.StartAsync();
+        var e = await Assert.ThrowsAsync<InvalidArgumentsException>(() => p.Client.CallAsync<double>("sum", 3));
+        Assert.Contains("Argument 'values' of sum must be double[]: Expected an array of numbers but found an integer", e.Message);
+        Assert.Equal(6.0, await p.Client.CallAsync<double>("sum", [new[] { 1.0, 2.0, 3.0 }]));
+    }
+
+    [Fact]
+    public async Task ATimeoutThatIsNotPositiveIsRefusedByNameAndInfiniteMeansNone()
+    {
+        await using IpyRpcServer server = new();
+        server.Register(typeof(ShapeFunctions)).Register(typeof(BehaviourFunctions));
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server, new IpyRpcClientOptions { DefaultTimeout = TimeSpan.FromMilliseconds(100), Output = (_, _) => { } });
+        foreach (TimeSpan wrong in new[] { TimeSpan.Zero, TimeSpan.FromSeconds(-1) })
+        {
+            var e = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => client.CallAsync<int>("add", [1, 2], new CallOptions { Timeout = wrong }));
+            Assert.Contains("A call's timeout must be positive", e.Message);
+        }
+
+        // The client's default of 100 ms holds, unless a call says it has none.
+        await Assert.ThrowsAsync<IpyRpcTimeoutException>(() => client.CallAsync<int>("sleep", 300));
+        Assert.Equal(300, await client.CallAsync<int>("sleep", [300], new CallOptions { Timeout = Timeout.InfiniteTimeSpan }));
+    }
+
+    [Fact]
     public async Task MissingExtraAndUnknownArgumentsAreReportedByName()
     {
         await using InProcess p = await InProcess.StartAsync();
