@@ -342,4 +342,50 @@ public sealed class JsonRpcBatchTests
         Assert.Equal(45, ran);
         Assert.InRange(most, 1, 4);
     }
+
+    [Fact]
+    public async Task ACallWhoseRequestIsAbortedWhileItsAuthorizerDecidesNeverRuns()
+    {
+        string cancelled = Guid.NewGuid().ToString("N"), after = Guid.NewGuid().ToString("N");
+        var deciding = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var decide = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(IpyRpc.Tests.Calls.StartFunctions));
+        server.Config(new GlobConfig
+        {
+            ["start.run"] = new FunctionOptions
+            {
+                Auth = async context =>
+                {
+                    if (context.Purpose == AuthorizationPurpose.Call && (string)context.Arguments!["tag"]! == cancelled)
+                    {
+                        deciding.TrySetResult();
+                        await decide.Task; // a rule that looks something up, slowly
+                    }
+
+                    return AuthorizationResult.Allow();
+                },
+            },
+        });
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, "http://127.0.0.1:0");
+        using var http = new HttpClient { BaseAddress = host.Address };
+        try
+        {
+            using var abort = new CancellationTokenSource();
+            Task<HttpResponseMessage> request = http.PostAsync("rpc", new StringContent($$"""{"jsonrpc":"2.0","method":"start.run","params":["{{cancelled}}"],"id":1}""", Encoding.UTF8, "application/json"), abort.Token);
+            await deciding.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            abort.Cancel();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => request);
+            await Task.Delay(500); // the abort reaches the server while the rule decides
+        }
+        finally
+        {
+            decide.TrySetResult();
+        }
+
+        using HttpResponseMessage next = await http.PostAsync("rpc", new StringContent($$"""{"jsonrpc":"2.0","method":"start.run","params":["{{after}}"],"id":2}""", Encoding.UTF8, "application/json"));
+        Assert.Contains("\"result\":1", await next.Content.ReadAsStringAsync());
+        await Task.Delay(100);
+        Assert.Equal(0, IpyRpc.Tests.Calls.StartFunctions.Runs(cancelled));
+    }
 }

@@ -582,7 +582,7 @@ public sealed class ServerSession : IAsyncDisposable
         }
 
         bool held = false; // whether a relay or a submitted job holds the room taken, and gives it back when it ends
-        Starting? starting = message.Kind == MessageKind.Call ? BeginStarting(message.Id) : null;
+        Starting? starting = message.Kind == MessageKind.Call ? BeginStarting(message.Id, endsWithCaller: options.CancelOnDisconnect ?? true) : null;
         try
         {
             held = await StartAsync(message, name, function, options, received, timeout, starting).ConfigureAwait(false);
@@ -598,16 +598,19 @@ public sealed class ServerSession : IAsyncDisposable
     /// A call between taking its room and being listed in flight (its authorizer deciding, a durable queue's round trip):
     /// a cancel that comes meanwhile is kept here for it, and it never starts.
     /// </summary>
-    private sealed class Starting
+    private sealed class Starting(bool endsWithCaller)
     {
         public volatile bool Cancelled;
+
+        /// <summary>Whether its caller going away cancels it too (<see cref="FunctionOptions.CancelOnDisconnect"/>).</summary>
+        public bool EndsWithCaller => endsWithCaller;
     }
 
     private Dictionary<ulong, Starting>? _starting; // under _inFlight
 
-    private Starting? BeginStarting(ulong id)
+    private Starting? BeginStarting(ulong id, bool endsWithCaller)
     {
-        var starting = new Starting();
+        var starting = new Starting(endsWithCaller);
         lock (_inFlight) return !_inFlight.ContainsKey(id) && (_starting ??= []).TryAdd(id, starting) ? starting : null;
     }
 
@@ -1566,17 +1569,29 @@ public sealed class ServerSession : IAsyncDisposable
     public async ValueTask AbandonAsync(ulong requestId)
     {
         Relay? relay;
-        lock (_inFlight) _inFlight.TryGetValue(requestId, out relay);
+        lock (_inFlight)
+        {
+            if (!_inFlight.TryGetValue(requestId, out relay) && _starting?.GetValueOrDefault(requestId) is { EndsWithCaller: true } starting)
+            {
+                starting.Cancelled = true; // still starting: it never will
+                return;
+            }
+        }
+
         if (relay is not null) await AbandonAsync(relay).ConfigureAwait(false);
     }
 
     // What a caller going away does to one of its requests; true when it cancelled the request's job.
     private async ValueTask<bool> AbandonAsync(Relay relay)
     {
-        if (relay.Releases && relay.CancelOnDisconnect && relay.JobId is { } id)
+        if (relay.Releases && relay.CancelOnDisconnect)
         {
-            await IgnoreFailures(new ValueTask(relay.Queue.CancelAsync(id).AsTask())).ConfigureAwait(false);
-            return true;
+            relay.CancelRequested = true; // seen by the call once queued, should the queue not hold the job yet
+            if (relay.JobId is { } id)
+            {
+                await IgnoreFailures(new ValueTask(relay.Queue.CancelAsync(id).AsTask())).ConfigureAwait(false);
+                return true;
+            }
         }
 
         if (relay.StopFollowing()) Remove(relay);
