@@ -140,6 +140,31 @@ public sealed class SharedSecretTests
     }
 
     [Fact]
+    public async Task ListingRulesThatLookSomethingUpAreAskedSideBySide()
+    {
+        // Each listing rule waits until three are deciding at once: asked one function after another, none would get there.
+        int deciding = 0, most = 0;
+        var three = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        async ValueTask<AuthorizationResult> SlowRule(AuthorizationContext context)
+        {
+            if (context.Purpose != AuthorizationPurpose.Listing) return AuthorizationResult.Allow();
+            int now = Interlocked.Increment(ref deciding);
+            lock (three) most = Math.Max(most, now);
+            if (now >= 3) three.TrySetResult();
+            await Task.WhenAny(three.Task, Task.Delay(TimeSpan.FromSeconds(3)));
+            Interlocked.Decrement(ref deciding);
+            return context.Function == "auth.admin" ? AuthorizationResult.Deny("not for listing") : AuthorizationResult.Allow();
+        }
+
+        var config = new GlobConfig { ["auth.*"] = new FunctionOptions { Auth = SlowRule } };
+        await using IpyRpcServer server = Server(config: config);
+        await using IpyRpcClient alice = await ConnectAsync(server, name: "alice");
+        Assert.True(most >= 3, $"at most {most} listing rules decided at once");
+        Assert.DoesNotContain(alice.Functions, f => f.Name == "auth.admin");
+        Assert.Contains(alice.Functions, f => f.Name == "auth.whoami");
+    }
+
+    [Fact]
     public async Task JobsBelongToTheirSubmitterUnlessShared()
     {
         await using IpyRpcServer server = Server(config: new GlobConfig { ["auth.transfer"] = new FunctionOptions { SharedJobs = true } });
