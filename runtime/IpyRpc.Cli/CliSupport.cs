@@ -44,11 +44,11 @@ internal static class ExitCodes
 internal static class Arguments
 {
     /// <summary>Plain data (what IpyRpc's dynamic formatter reads and writes) as indented JSON, with no reflection.</summary>
-    public static string ToJson(object? value)
+    public static string ToJson(object? value, bool indented = true)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>();
         // For people and scripts, not for HTML: "é", "<" and "'" print as themselves, not as \u escapes.
-        var options = new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+        var options = new JsonWriterOptions { Indented = indented, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
         using (var writer = new Utf8JsonWriter(buffer, options)) IpyRpc.Formatting.Formatters.Object.Write(writer, value);
         return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }

@@ -97,7 +97,25 @@ call.SetAction((r, ct) => Run(r, ct, async (client, console) =>
         Output = (stream, text) => console.Output(stream, text),
     };
     var watch = Stopwatch.StartNew();
-    Task<object?> running = given.Any(a => Arguments.IsNamed(a))
+    bool named = given.Any(a => Arguments.IsNamed(a));
+    if (client.Functions.FirstOrDefault(f => f.Name == fn) is { IsStream: true })
+    {
+        // A stream's items print as they come, one JSON value a line (with --json, one document once it has ended).
+        IAsyncEnumerable<object?> items = named
+            ? client.StreamNamedAsync<object?>(fn, Arguments.Named(given), options, ct)
+            : client.StreamAsync<object?>(fn, Arguments.Positional(given), options, ct);
+        var collected = new List<object?>();
+        await foreach (object? item in items)
+        {
+            if (r.GetValue(json)) collected.Add(item);
+            else Console.WriteLine(Arguments.ToJson(item, indented: false));
+        }
+
+        if (r.GetValue(json)) console.Json(Arguments.Map(("items", collected), ("seconds", Math.Round(watch.Elapsed.TotalSeconds, 3))));
+        return ExitCodes.Ok;
+    }
+
+    Task<object?> running = named
         ? client.CallNamedAsync<object?>(fn, Arguments.Named(given), options, ct)
         : client.CallAsync<object?>(fn, Arguments.Positional(given), options, ct);
     object? result = await console.WhileWaiting(running, watch, fn);

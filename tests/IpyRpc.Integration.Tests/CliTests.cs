@@ -93,6 +93,18 @@ public sealed class CliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AStreamsItemsPrintOneALineOrAsOneDocumentWithJson()
+    {
+        (int code, string text) = await Cli("call", _zmq.Endpoint, "work.stream", "3");
+        Assert.True(code == 0, text);
+        Assert.Equal(["1", "2", "3"], text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+
+        (code, text) = await Cli("call", _http.Address.ToString(), "work.stream", "to=2", "--json");
+        Assert.True(code == 0, text);
+        Assert.Equal([1, 2], JsonDocument.Parse(text).RootElement.GetProperty("items").EnumerateArray().Select(e => e.GetInt32()));
+    }
+
+    [Fact]
     public async Task AJsonOnlyFunctionIsCalledInJsonAndTextPrintsAsItselfNotEscaped()
     {
         // work.slow accepts JSON only (the config above): the command, which sends MessagePack otherwise, was refused.

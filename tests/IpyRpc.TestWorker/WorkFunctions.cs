@@ -29,6 +29,17 @@ public static class WorkFunctions
         return $"{tag} done by {Environment.ProcessId}";
     }
 
+    /// <summary>Counts from one up to a number, an item at a time.</summary>
+    [IpyRpcExport("work.stream")]
+    public static async IAsyncEnumerable<int> Stream(int to)
+    {
+        for (int i = 1; i <= to; i++)
+        {
+            await Task.Yield();
+            yield return i;
+        }
+    }
+
     /// <summary>Squares a number.</summary>
     [IpyRpcExport("work.square")]
     public static long Square(long x) => x * x;

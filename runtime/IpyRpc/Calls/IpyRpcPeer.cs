@@ -214,6 +214,14 @@ public abstract partial class IpyRpcPeer
     /// <summary>Calls a streaming function (one that returns <c>IAsyncEnumerable&lt;T&gt;</c>) with positional arguments; items arrive as the function produces them.</summary>
     public IAsyncEnumerable<T> StreamAsync<T>(string function, params object?[] args) => StreamAsync(function, Positional(args), FormatterRegistry.Get<T>(), null, CancellationToken.None);
 
+    /// <summary>Calls a streaming function with positional arguments, options and cancellation.</summary>
+    public IAsyncEnumerable<T> StreamAsync<T>(string function, object?[] args, CallOptions? options, CancellationToken cancellationToken = default)
+        => StreamAsync(function, Positional(args), FormatterRegistry.Get<T>(), options, cancellationToken);
+
+    /// <summary>Calls a streaming function with named arguments.</summary>
+    public IAsyncEnumerable<T> StreamNamedAsync<T>(string function, IReadOnlyDictionary<string, object?> args, CallOptions? options = null, CancellationToken cancellationToken = default)
+        => StreamAsync(function, Named(args), FormatterRegistry.Get<T>(), options, cancellationToken);
+
     /// <summary>
     /// Calls a streaming function: its items arrive as it produces them, in order. The callee
     /// may run at most <see cref="CallOptions.StreamWindow"/> items ahead of this enumerator (flow
