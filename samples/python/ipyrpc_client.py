@@ -155,10 +155,15 @@ class RemoteFunction:
             lines += ["", "Raises", "------"]
             for e in f["exceptions"]:
                 lines += [e["type"], "    " + e["description"]]
+        if f.get("stream"):
+            lines += ["", "Streams its items: calling it returns a generator of them as they are produced."]
         lines += ["", f"Runs remotely as {f['name']}; a remote failure raises RemoteError with the remote traceback."]
         return "\n".join(lines)
 
     def __call__(self, *args, **kwargs):
+        if self.descriptor.get("stream"):
+            # As a Python generator function: a generator of the items as the function produces them.
+            return self._client.stream(self.descriptor["name"], *args, **kwargs)
         return self._client.call(self.descriptor["name"], *args, **kwargs)
 
     def __repr__(self):
@@ -880,6 +885,8 @@ def both_ways_demo(endpoint):
     print("events:", " ".join(map(str, seen)))
     items = list(client.stream("bw.count", 5000, window=64))
     print(f"stream: {len(items)} items, in order: {items == list(range(5000))}")
+    attribute = client.bw.count(3)  # called as a function: a generator, as a Python generator function gives
+    print(f"stream as a function: {type(attribute).__name__} {list(attribute)}")
     reports = []
     result = client.invoke("bw.work", [3], progress=lambda tick: reports.append(tick["number"]))
     print("progress:", " ".join(map(str, reports)), "then", result)

@@ -138,6 +138,7 @@ public sealed class PythonClientTests
         Assert.Contains("matched: ['bw.ticked']", stdout);
         Assert.Contains("events: 0 1 2 3 4 5 6 7 8 9", stdout);
         Assert.Contains("stream: 5000 items, in order: True", stdout);
+        Assert.Contains("stream as a function: generator [0, 1, 2]", stdout);
         Assert.Contains("progress: 1 2 3 then done", stdout);
         Assert.Contains("stopped early; still serving: done", stdout);
     }
