@@ -54,6 +54,13 @@ public sealed class AuthorizationContext
 
     /// <summary>Why the authorizer is asked.</summary>
     public AuthorizationPurpose Purpose { get; }
+
+    /// <summary>
+    /// For <see cref="AuthorizationPurpose.Call"/>: fires when the call is cancelled, its caller goes away or its timeout
+    /// passes, for a rule that looks something up to stop. The server stops waiting for the rule then either way: the
+    /// call never starts, and its room on the connection is given back.
+    /// </summary>
+    public CancellationToken CancellationToken { get; init; }
 }
 
 /// <summary>An authorizer's answer.</summary>

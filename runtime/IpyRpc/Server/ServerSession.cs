@@ -486,13 +486,17 @@ public sealed class ServerSession : IAsyncDisposable
     }
 
     /// <summary>Asks the function's authorizer; the refusal the caller gets, or <see langword="null"/> when allowed.</summary>
-    private async ValueTask<RemoteError?> AuthorizeAsync(string function, IReadOnlyDictionary<string, object?>? arguments, AuthorizationPurpose purpose)
+    private async ValueTask<RemoteError?> AuthorizeAsync(string function, IReadOnlyDictionary<string, object?>? arguments, AuthorizationPurpose purpose, CancellationToken stop = default)
     {
         if (_server.OptionsFor(function).Auth is not { } authorizer) return null;
         AuthorizationResult result;
         try
         {
-            result = await authorizer(new AuthorizationContext(Connection, function, arguments, purpose)).ConfigureAwait(false);
+            result = await authorizer(new AuthorizationContext(Connection, function, arguments, purpose) { CancellationToken = stop }).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            throw; // the call ended before its rule decided (its caller no longer waits for the answer)
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -603,10 +607,36 @@ public sealed class ServerSession : IAsyncDisposable
     /// </summary>
     private sealed class Starting(bool endsWithCaller)
     {
-        public volatile bool Cancelled;
+        private CancellationTokenSource? _stop;
+        private volatile bool _cancelled;
+
+        public bool Cancelled => _cancelled;
 
         /// <summary>Whether its caller going away cancels it too (<see cref="FunctionOptions.CancelOnDisconnect"/>).</summary>
         public bool EndsWithCaller => endsWithCaller;
+
+        /// <summary>Marks it cancelled, and stops what it waits on (its authorizer).</summary>
+        public void Cancel()
+        {
+            _cancelled = true;
+            CancellationTokenSource? stop;
+            lock (this) stop = _stop;
+            try
+            {
+                stop?.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // it stopped waiting meanwhile
+            }
+        }
+
+        /// <summary>What a cancel stops while it waits (null once it no longer waits).</summary>
+        public void StopWith(CancellationTokenSource? stop)
+        {
+            lock (this) _stop = stop;
+            if (stop is not null && _cancelled) stop.Cancel();
+        }
     }
 
     private Dictionary<ulong, Starting>? _starting; // under _inFlight
@@ -664,7 +694,36 @@ public sealed class ServerSession : IAsyncDisposable
                 return false;
             }
 
-            if (await AuthorizeAsync(name, arguments, AuthorizationPurpose.Call).ConfigureAwait(false) is { } denied)
+            RemoteError? denied;
+            using (var stop = new CancellationTokenSource())
+            {
+                // The rule is not waited for past the call's timeout, nor once the call is cancelled: a rule that never
+                // decides would hold the call's room on the connection for good.
+                if (timeout is { } allowed && received + allowed - DateTimeOffset.UtcNow is var left && left < TimeSpan.FromDays(24)) stop.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
+                starting?.StopWith(stop);
+                try
+                {
+                    ValueTask<RemoteError?> deciding = AuthorizeAsync(name, arguments, AuthorizationPurpose.Call, stop.Token);
+                    denied = deciding.IsCompleted ? await deciding.ConfigureAwait(false) : await deciding.AsTask().WaitAsync(stop.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                {
+                    bool cancelled = starting is { Cancelled: true };
+                    _server.Log.LogWarning("The authorizer of {Function} had not decided when the call was {Ended}", name, cancelled ? "cancelled" : "past its timeout");
+                    await ReplyErrorAsync(message.Id, message.Serialization, cancelled ? CancelledBeforeStart : new RemoteError
+                    {
+                        Code = ErrorCodes.Timeout,
+                        Message = $"{name} did not start within its timeout of {timeout!.Value.TotalMilliseconds:0} ms: its authorizer had not decided.",
+                    }).ConfigureAwait(false);
+                    return false;
+                }
+                finally
+                {
+                    starting?.StopWith(null);
+                }
+            }
+
+            if (denied is not null)
             {
                 _server.Log.LogWarning("Refused {Function} to {Connection}: {Reason}", name, Connection, denied.Message);
                 await ReplyErrorAsync(message.Id, message.Serialization, denied).ConfigureAwait(false);
@@ -941,13 +1000,16 @@ public sealed class ServerSession : IAsyncDisposable
 
         // Cancel one of this connection's requests by its id: a call stops its job; an attach stops following (the job goes on).
         Relay? relay;
+        Starting? starting;
         lock (_inFlight)
         {
-            if (!_inFlight.TryGetValue(message.Id, out relay) && _starting?.GetValueOrDefault(message.Id) is { } starting)
-            {
-                starting.Cancelled = true; // it answers, as it ends before starting
-                return;
-            }
+            starting = _inFlight.TryGetValue(message.Id, out relay) ? null : _starting?.GetValueOrDefault(message.Id);
+        }
+
+        if (starting is not null)
+        {
+            starting.Cancel(); // it answers, as it ends before starting
+            return;
         }
 
         if (relay is null)
@@ -1572,13 +1634,16 @@ public sealed class ServerSession : IAsyncDisposable
     public async ValueTask AbandonAsync(ulong requestId)
     {
         Relay? relay;
+        Starting? starting;
         lock (_inFlight)
         {
-            if (!_inFlight.TryGetValue(requestId, out relay) && _starting?.GetValueOrDefault(requestId) is { EndsWithCaller: true } starting)
-            {
-                starting.Cancelled = true; // still starting: it never will
-                return;
-            }
+            starting = _inFlight.TryGetValue(requestId, out relay) ? null : _starting?.GetValueOrDefault(requestId);
+        }
+
+        if (starting is { EndsWithCaller: true })
+        {
+            starting.Cancel(); // still starting: it never will
+            return;
         }
 
         if (relay is not null) await AbandonAsync(relay).ConfigureAwait(false);

@@ -121,6 +121,34 @@ public abstract class CallStartContract
     }
 
     [Fact]
+    public async Task ARuleThatNeverDecidesIsNotWaitedForPastTheCallsTimeoutOrItsCancelAndTheRoomComesBack()
+    {
+        // One call at a time on this connection: a call whose rule never decides would, waited for, hold it for good.
+        string hangs = Guid.NewGuid().ToString("N"), after = Guid.NewGuid().ToString("N");
+        var never = new TaskCompletionSource();
+        int asked = 0;
+        await using Opened opened = await StartAsync(async tag =>
+        {
+            if (tag != hangs) return;
+            Interlocked.Increment(ref asked);
+            await never.Task; // a lookup that hangs, and does not watch the context's token
+        }, share: 1);
+
+        // Its timeout passes: the caller hears so, and the connection's one place is free again.
+        await Assert.ThrowsAsync<IpyRpcTimeoutException>(() => opened.Client.CallAsync<int>("start.run", [hangs], new CallOptions { Timeout = TimeSpan.FromMilliseconds(300) }).WaitAsync(Patience));
+        Assert.Equal(1, await opened.Client.CallAsync<int>("start.run", after).WaitAsync(Patience));
+
+        // Cancelled by its caller: the same.
+        using var cancel = new CancellationTokenSource();
+        Task<int> call = opened.Client.CallAsync<int>("start.run", [hangs], null, cancel.Token);
+        while (Volatile.Read(ref asked) < 2) await Task.Delay(10).WaitAsync(Patience);
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
+        Assert.Equal(2, await opened.Client.CallAsync<int>("start.run", after).WaitAsync(Patience));
+        Assert.Equal(0, StartFunctions.Runs(hangs));
+    }
+
+    [Fact]
     public async Task CallsWhoseAuthorizerTakesTimeRunNoMoreAtOnceThanTheConnectionsShare()
     {
         // The share is taken when the call is looked at, not once its authorizer has decided: calls read side by side
