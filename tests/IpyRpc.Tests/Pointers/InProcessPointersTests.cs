@@ -34,6 +34,19 @@ public sealed class InProcessPointersTests : PointersContract
     }
 
     [Fact]
+    public async Task APointerPassedToAJsonOnlyFunctionIsResolvedThere()
+    {
+        await using var server = new IpyRpcServer();
+        server.Config(new() { ["ptr.sum"] = new() { InputSerialization = Serialization.Json } });
+        server.Register(typeof(PointerFunctions));
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server, new IpyRpcClientOptions { Output = (_, _) => { } });
+
+        RemotePointer<double[,]> matrix = await client.AsPointerAsync(() => client.CallAsync<double[,]>("ptr.matrix", 3, 2));
+        Assert.Equal(15.0, await client.CallAsync<double>("ptr.sum", matrix)); // sent in JSON, which it alone accepts
+        server.Data.Dispose();
+    }
+
+    [Fact]
     public async Task WithoutAnyTimeToLiveTheStoresDefaultApplies()
     {
         await using var server = new IpyRpcServer(new IpyRpcServerOptions { DataStore = new IpyRpcDataStore(new DataStoreOptions { DefaultTimeToLive = TimeSpan.FromMinutes(7) }) });
