@@ -160,3 +160,9 @@ internal sealed class CliConsole(bool json)
         return await call;
     }
 }
+
+/// <summary>Progress reports handled as they arrive, in order (<see cref="Progress{T}"/> would post them to the thread pool).</summary>
+internal sealed class Reports(Action<object?> report) : IProgress<object?>
+{
+    public void Report(object? value) => report(value);
+}

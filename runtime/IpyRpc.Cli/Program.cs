@@ -115,9 +115,19 @@ call.SetAction((r, ct) => Run(r, ct, async (client, console) =>
         return ExitCodes.Ok;
     }
 
-    Task<object?> running = named
-        ? client.CallNamedAsync<object?>(fn, Arguments.Named(given), options, ct)
-        : client.CallAsync<object?>(fn, Arguments.Positional(given), options, ct);
+    // Its progress reports (a function that takes an IProgress<T>) go to stderr as they come, one JSON value a line.
+    var arguments = new IpyRpcArguments();
+    if (named)
+    {
+        foreach ((string key, object? value) in Arguments.Named(given)) arguments.Add(key, value, IpyRpc.Formatting.Formatters.Object);
+    }
+    else
+    {
+        foreach (object? value in Arguments.Positional(given)) arguments.Add(value, IpyRpc.Formatting.Formatters.Object);
+    }
+
+    arguments.Progress(new Reports(report => console.Output(OutputStream.Stderr, $"progress: {Arguments.ToJson(report, indented: false)}\n")), IpyRpc.Formatting.Formatters.Object);
+    Task<object?> running = client.InvokeAsync(fn, arguments, IpyRpc.Formatting.Formatters.Object, options, ct);
     object? result = await console.WhileWaiting(running, watch, fn);
     if (r.GetValue(json)) console.Json(Arguments.Map(("result", result), ("seconds", Math.Round(watch.Elapsed.TotalSeconds, 3))));
     else Console.WriteLine(Arguments.ToJson(result));

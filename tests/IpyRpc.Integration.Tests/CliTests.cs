@@ -105,6 +105,21 @@ public sealed class CliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ProgressReportsGoToStderrAsTheyComeAndTheResultToStdout()
+    {
+        (int code, string text) = await Cli("call", _zmq.Endpoint, "work.steps", "3");
+        Assert.True(code == 0, text);
+        int first = text.IndexOf("progress: 1", StringComparison.Ordinal), second = text.IndexOf("progress: 2", StringComparison.Ordinal), third = text.IndexOf("progress: 3", StringComparison.Ordinal);
+        Assert.True(first >= 0 && first < second && second < third, text);
+
+        (code, text) = await Cli("call", _http.Address.ToString(), "work.steps", "count=2", "--json");
+        Assert.True(code == 0, text);
+        Assert.Contains("progress: 2", text);
+        string json = text[text.IndexOf('{')..(text.LastIndexOf('}') + 1)]; // stdout's document, before stderr's lines
+        Assert.Equal(2, JsonDocument.Parse(json).RootElement.GetProperty("result").GetInt32());
+    }
+
+    [Fact]
     public async Task AJsonOnlyFunctionIsCalledInJsonAndTextPrintsAsItselfNotEscaped()
     {
         // work.slow accepts JSON only (the config above): the command, which sends MessagePack otherwise, was refused.

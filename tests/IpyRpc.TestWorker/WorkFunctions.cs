@@ -29,6 +29,19 @@ public static class WorkFunctions
         return $"{tag} done by {Environment.ProcessId}";
     }
 
+    /// <summary>Takes a number of steps, reporting each as progress; says how many it took.</summary>
+    [IpyRpcExport("work.steps")]
+    public static async Task<int> Steps(int count, IProgress<int> progress)
+    {
+        for (int i = 1; i <= count; i++)
+        {
+            await Task.Yield();
+            progress.Report(i);
+        }
+
+        return count;
+    }
+
     /// <summary>Counts from one up to a number, an item at a time.</summary>
     [IpyRpcExport("work.stream")]
     public static async IAsyncEnumerable<int> Stream(int to)
