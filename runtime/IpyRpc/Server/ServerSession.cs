@@ -615,10 +615,12 @@ public sealed class ServerSession : IAsyncDisposable
         /// <summary>Whether its caller going away cancels it too (<see cref="FunctionOptions.CancelOnDisconnect"/>).</summary>
         public bool EndsWithCaller => endsWithCaller;
 
-        /// <summary>Marks it cancelled, and stops what it waits on (its authorizer).</summary>
-        public void Cancel()
+        /// <summary>Marks it cancelled: under the session's lock, so that the call, listing itself under that lock too, sees it or is found listed.</summary>
+        public void MarkCancelled() => _cancelled = true;
+
+        /// <summary>Stops what it waits on (its authorizer), once marked cancelled; outside the session's lock, as what waits goes on at once.</summary>
+        public void StopWaiting()
         {
-            _cancelled = true;
             CancellationTokenSource? stop;
             lock (this) stop = _stop;
             try
@@ -1004,11 +1006,12 @@ public sealed class ServerSession : IAsyncDisposable
         lock (_inFlight)
         {
             starting = _inFlight.TryGetValue(message.Id, out relay) ? null : _starting?.GetValueOrDefault(message.Id);
+            starting?.MarkCancelled();
         }
 
         if (starting is not null)
         {
-            starting.Cancel(); // it answers, as it ends before starting
+            starting.StopWaiting(); // it answers, as it ends before starting
             return;
         }
 
@@ -1157,7 +1160,7 @@ public sealed class ServerSession : IAsyncDisposable
 
     private bool TryAdd(Relay relay, Starting? starting = null)
     {
-        bool added, closed, cancelled = false;
+        bool added, closed, cancelled;
         lock (_inFlight)
         {
             closed = _closed;
@@ -1638,11 +1641,12 @@ public sealed class ServerSession : IAsyncDisposable
         lock (_inFlight)
         {
             starting = _inFlight.TryGetValue(requestId, out relay) ? null : _starting?.GetValueOrDefault(requestId);
+            if (starting is { EndsWithCaller: true }) starting.MarkCancelled();
         }
 
         if (starting is { EndsWithCaller: true })
         {
-            starting.Cancel(); // still starting: it never will
+            starting.StopWaiting(); // still starting: it never will
             return;
         }
 
