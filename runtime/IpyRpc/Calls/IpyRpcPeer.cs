@@ -389,7 +389,7 @@ public abstract partial class IpyRpcPeer
 
     /// <summary>A call's timeout: its own, else the peer's default; <see cref="Timeout.InfiniteTimeSpan"/> is none.</summary>
     /// <exception cref="ArgumentOutOfRangeException">Zero or negative.</exception>
-    private protected TimeSpan? TimeoutFor(CallOptions? options)
+    private TimeSpan? TimeoutFor(CallOptions? options)
     {
         TimeSpan? timeout = options?.Timeout ?? DefaultTimeout;
         if (timeout == Timeout.InfiniteTimeSpan) return null;

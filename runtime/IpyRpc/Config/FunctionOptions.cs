@@ -12,7 +12,8 @@ public sealed record FunctionOptions
     /// <see cref="Serialization.Auto"/> (the default) accepts both. The function's descriptor says so
     /// (<see cref="FunctionDescriptor.InputSerialization"/>), and clients call it in this one unless told otherwise.
     /// A .NET client that fetched the function list before this was configured has its call refused unread; it fetches
-    /// the list again and makes the call once more in the serialization now asked for.
+    /// the list again and makes the call once more in the serialization now asked for. (A stream or a job request so
+    /// refused fails <c>unsupported_serialization</c>; <see cref="IpyRpcClient.RefreshAsync(CancellationToken)"/> mends the next.)
     /// </summary>
     public Serialization? InputSerialization { get; init; }
 
