@@ -589,7 +589,9 @@ public sealed class ServerSession : IAsyncDisposable
         }
 
         bool held = false; // whether a relay or a submitted job holds the room taken, and gives it back when it ends
-        Starting? starting = message.Kind == MessageKind.Call ? BeginStarting(message.Id, endsWithCaller: options.CancelOnDisconnect ?? true) : null;
+        // Only an authorizer can keep a call waiting before it is listed in flight (after that, a cancel finds its relay):
+        // a call without one is not listed as starting, which keeps that off the path of every other call.
+        Starting? starting = message.Kind == MessageKind.Call && options.Auth is not null ? BeginStarting(message.Id, endsWithCaller: options.CancelOnDisconnect ?? true) : null;
         try
         {
             held = await StartAsync(message, name, function, options, received, timeout, starting).ConfigureAwait(false);
@@ -602,8 +604,8 @@ public sealed class ServerSession : IAsyncDisposable
     }
 
     /// <summary>
-    /// A call between taking its room and being listed in flight (its authorizer deciding, a durable queue's round trip):
-    /// a cancel that comes meanwhile is kept here for it, and it never starts.
+    /// A call between taking its room and being listed in flight (its authorizer deciding): a cancel that comes meanwhile
+    /// is kept here for it, and it never starts.
     /// </summary>
     private sealed class Starting(bool endsWithCaller)
     {
