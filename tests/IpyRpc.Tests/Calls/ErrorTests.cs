@@ -94,9 +94,16 @@ public sealed class ErrorTests
             Assert.Contains("A call's timeout must be positive", e.Message);
         }
 
-        // The client's default of 100 ms holds, unless a call says it has none.
-        await Assert.ThrowsAsync<IpyRpcTimeoutException>(() => client.CallAsync<int>("sleep", 300));
-        Assert.Equal(300, await client.CallAsync<int>("sleep", [300], new CallOptions { Timeout = Timeout.InfiniteTimeSpan }));
+        // The client's default of 100 ms holds, unless a call says it has none: that one is still running well after it.
+        await Assert.ThrowsAsync<IpyRpcTimeoutException>(() => client.CallAsync<string>("wait_for_cancel", Gates.NewName("default")));
+        string gate = Gates.NewName("infinite");
+        using var stop = new CancellationTokenSource();
+        Task<string> endless = client.CallAsync<string>("wait_for_cancel", [gate], new CallOptions { Timeout = Timeout.InfiniteTimeSpan }, stop.Token);
+        await Gates.WaitAsync(gate + ".started");
+        await Task.Delay(400);
+        Assert.False(endless.IsCompleted);
+        stop.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => endless);
     }
 
     [Fact]
