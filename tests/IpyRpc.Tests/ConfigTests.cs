@@ -100,7 +100,7 @@ public sealed class ConfigTests
     [Fact]
     public async Task AClientThatConnectedBeforeARestrictingConfigLearnsItFromTheRefusalAndCallsAgain()
     {
-        await using InProcess p = await InProcess.StartAsync(Serialization.MessagePack);
+        await using InProcess p = await InProcess.StartAsync(Serialization.MessagePack, s => s.Register(typeof(IpyRpc.Tests.BothWays.RestartFunctions)));
         Assert.Null(p.Client.Describe("compute_value_json").InputSerialization);
 
         // The server's config changes under a connected client: its call in MessagePack is refused unread, the client
@@ -109,6 +109,16 @@ public sealed class ConfigTests
         Assert.Equal(40, await p.Client.CallAsync<int>("compute_value_json", 4));
         Assert.Equal(Serialization.Json, p.Client.Describe("compute_value_json").InputSerialization);
         Assert.Equal(1, Assert.Single(await p.Client.ListJobsAsync(new IpyRpc.Jobs.JobQuery { Function = "compute_value_json" })).Attempts); // ran once
+
+        // A job request and a stream, the same (each configured after the last refetch).
+        p.Server.Config(new() { ["compute_value_binary"] = new() { InputSerialization = Serialization.Json } });
+        Assert.Equal(200, await (await p.Client.SubmitAsync<int>("compute_value_binary", 2)).WaitAsync());
+        p.Server.Config(new() { ["restart.count"] = new() { InputSerialization = Serialization.Json } });
+        string tag = Guid.NewGuid().ToString("N");
+        var items = new List<int>();
+        await foreach (int item in p.Client.StreamAsync<int>("restart.count", tag, 3)) items.Add(item);
+        Assert.Equal([0, 1, 2], items);
+        Assert.Equal(1, IpyRpc.Tests.BothWays.RestartFunctions.Runs(tag));
 
         // A caller that named the serialization is not second-guessed.
         await Assert.ThrowsAsync<IpyRpcProtocolException>(() => p.Client.CallAsync<int>("compute_value_json", [1], new CallOptions { Serialization = Serialization.MessagePack }));

@@ -48,7 +48,18 @@ public abstract partial class IpyRpcPeer
             Parts = [arguments.Encode(serialization)],
         };
 
-        IpyRpcMessage reply = await RequestAsync(submit, function, (Action<IpyRpcMessage>?)null, cancellationToken).ConfigureAwait(false);
+        IpyRpcMessage reply;
+        try
+        {
+            reply = await RequestAsync(submit, function, (Action<IpyRpcMessage>?)null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (IpyRpcProtocolException e) when (e.Code == ErrorCodes.UnsupportedSerialization && options?.Serialization is null)
+        {
+            // Refused unread, as a call can be (InvokeCoreAsync): the function list again, and the request once more.
+            if (!await RelearnAsync(function, serialization, cancellationToken).ConfigureAwait(false)) throw;
+            return await SubmitAsync(function, arguments, result, (options ?? new CallOptions()) with { Serialization = SerializationFor(function) }, cancellationToken).ConfigureAwait(false);
+        }
+
         return new IpyRpcJob<TResult>(this, ReadInfo(reply, function), result, options);
     }
 

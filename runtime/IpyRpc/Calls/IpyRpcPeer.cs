@@ -238,7 +238,9 @@ public abstract partial class IpyRpcPeer
         if (t_capturing is not null) throw new InvalidOperationException($"{function} streams its items: enumerate it rather than submitting it or asking for a pointer.");
         using Activity? span = IpyRpcTelemetry.StartDetached(function, ActivityKind.Client, null, function); // lives as long as the enumeration
         long started = Stopwatch.GetTimestamp();
-        // Made again only when it certainly did not reach the server (AgainAsync): then no item has come either.
+        bool relearned = options?.Serialization is not null; // a caller that named a serialization is not second-guessed
+        // Made again only when it certainly did not reach the server (AgainAsync), or was refused unread for its
+        // serialization (once, as a call is): then no item has come either.
         for (int attempt = 0; ; attempt++)
         {
             (PeerLink link, TimeSpan? left) = await AttemptAsync(attempt, started, timeout, cancellationToken).ConfigureAwait(false);
@@ -264,7 +266,7 @@ public abstract partial class IpyRpcPeer
             // Items come before the final reply on the same link, so every one is queued before this completes the queue.
             _ = done.ContinueWith(static (_, w) => ((ChannelWriter<IpyRpcMessage>)w!).TryComplete(), batches.Writer, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             long unacknowledged = 0;
-            IpyRpcConnectionException? undelivered;
+            IpyRpcException? undelivered;
             try
             {
                 while (await batches.Reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
@@ -284,7 +286,7 @@ public abstract partial class IpyRpcPeer
                     }
                 }
 
-                undelivered = await UndeliveredAsync(done).ConfigureAwait(false); // the function's failure, timeout or cancellation surfaces here
+                undelivered = await UndeliveredAsync(done, refusedSerialization: !relearned).ConfigureAwait(false); // the function's failure, timeout or cancellation surfaces here
             }
             finally
             {
@@ -303,12 +305,25 @@ public abstract partial class IpyRpcPeer
             }
 
             if (undelivered is null) yield break;
-            if (!await AgainAsync(link, undelivered, attempt, started, timeout, cancellationToken).ConfigureAwait(false)) throw GaveUp(undelivered, attempt, started);
+            if (undelivered is IpyRpcProtocolException refused)
+            {
+                if (!await RelearnAsync(function, serialization, cancellationToken).ConfigureAwait(false)) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(refused);
+                relearned = true;
+                serialization = SerializationFor(function);
+                continue;
+            }
+
+            var lost = (IpyRpcConnectionException)undelivered;
+            if (!await AgainAsync(link, lost, attempt, started, timeout, cancellationToken).ConfigureAwait(false)) throw GaveUp(lost, attempt, started);
         }
     }
 
-    /// <summary>Waits for a request's end: <see langword="null"/> when it succeeded, the failure when it certainly did not reach the peer; any other failure is thrown.</summary>
-    private static async Task<IpyRpcConnectionException?> UndeliveredAsync(Task<IpyRpcMessage> done)
+    /// <summary>
+    /// Waits for a request's end: <see langword="null"/> when it succeeded; the failure when it certainly did not reach the
+    /// peer, or (with <paramref name="refusedSerialization"/>) when it was refused unread for its serialization; any other
+    /// failure is thrown.
+    /// </summary>
+    private static async Task<IpyRpcException?> UndeliveredAsync(Task<IpyRpcMessage> done, bool refusedSerialization)
     {
         try
         {
@@ -316,6 +331,10 @@ public abstract partial class IpyRpcPeer
             return null;
         }
         catch (IpyRpcConnectionException e) when (e.NotDelivered)
+        {
+            return e;
+        }
+        catch (IpyRpcProtocolException e) when (refusedSerialization && e.Code == ErrorCodes.UnsupportedSerialization)
         {
             return e;
         }

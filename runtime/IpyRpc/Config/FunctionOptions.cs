@@ -11,9 +11,8 @@ public sealed record FunctionOptions
     /// The serialization calls must use; a call in the other is refused <c>unsupported_serialization</c>.
     /// <see cref="Serialization.Auto"/> (the default) accepts both. The function's descriptor says so
     /// (<see cref="FunctionDescriptor.InputSerialization"/>), and clients call it in this one unless told otherwise.
-    /// A .NET client that fetched the function list before this was configured has its call refused unread; it fetches
-    /// the list again and makes the call once more in the serialization now asked for. (A stream or a job request so
-    /// refused fails <c>unsupported_serialization</c>; <see cref="IpyRpcClient.RefreshAsync(CancellationToken)"/> mends the next.)
+    /// A .NET client that fetched the function list before this was configured has its call (or stream, or job request)
+    /// refused unread; it fetches the list again and makes it once more in the serialization now asked for.
     /// </summary>
     public Serialization? InputSerialization { get; init; }
 
