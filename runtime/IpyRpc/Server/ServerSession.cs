@@ -1690,10 +1690,14 @@ public sealed class ServerSession : IAsyncDisposable
         Relay[] open;
         (IJobQueue Queue, string JobId)[] tied;
         Parked[] waiting;
+        Starting[] starting;
         lock (_inFlight)
         {
             _closed = true;
             open = [.. _inFlight.Values];
+            // Calls whose authorizer still decides: none will be listed now (TryAdd sees the close), so none waits on.
+            starting = _starting is null ? [] : [.. _starting.Values];
+            foreach (Starting s in starting) s.MarkCancelled();
             tied = _tiedJobs is null ? [] : [.. _tiedJobs];
             _tiedJobs = null;
             waiting = _waiting is null ? [] : [.. _waiting];
@@ -1701,6 +1705,8 @@ public sealed class ServerSession : IAsyncDisposable
             Volatile.Write(ref _waitingCount, 0);
             Interlocked.Exchange(ref _bytesWaiting, 0);
         }
+
+        foreach (Starting s in starting) s.StopWaiting();
 
         foreach (Parked p in waiting)
         {
