@@ -36,6 +36,7 @@ import io
 import hashlib
 import hmac
 import itertools
+import math
 import os
 import struct
 import sys
@@ -315,8 +316,17 @@ class RemotePointer(dict):
         return f"tcp://{self['host']}:{self['port']}" if self["protocol"] == "zmq" else None
 
     def __repr__(self):
-        shape = "x".join(str(s) for s in self.get("shape") or [])
-        return f"<pointer to {self.get('value_type')} [{shape}] ({self.get('bytes')} bytes) at {self['protocol']}://{self['host']}:{self['port']}{self['path']}>"
+        shape = f" [{'x'.join(str(s) for s in self['shape'])}]" if self.get("shape") else ""
+        return f"<pointer to {self.get('value_type')}{shape} ({self.get('bytes')} bytes) at {self['protocol']}://{self['host']}:{self['port']}{self['path']}>"
+
+
+def _as_pointer(value):
+    """A pointer given as a plain dict (one decoded from JSON, or copied) works as one the client made."""
+    if isinstance(value, RemotePointer):
+        return value
+    if not isinstance(value, dict) or value.get("type") != "ipyrpc_data_pointer":
+        raise TypeError(f"expected a pointer (a dict with type 'ipyrpc_data_pointer'), not {type(value).__name__}")
+    return RemotePointer(value)
 
 
 class IpyRpcClient:
@@ -588,17 +598,19 @@ class IpyRpcClient:
 
     def call_pointer(self, function, *args, ttl=None, **kwargs):
         """Calls a function for a pointer to its result: the value stays with the process that computed it.
-        `ttl` (seconds) is how long the holder keeps it."""
+        `ttl` (seconds, positive; math.inf for until released) is how long the holder keeps it."""
         if args and kwargs:
             raise TypeError("pass arguments either by position or by name")
         header = {"kind": "call", "fn": function, "pointer": True}
         if ttl is not None:
-            header["ttl_ms"] = max(1, int(ttl * 1000))
+            if not ttl > 0:  # also refuses NaN
+                raise ValueError(f"ttl must be a positive number of seconds (or math.inf), not {ttl!r}")
+            header["ttl_ms"] = 2**63 - 1 if ttl == float("inf") else max(1, math.ceil(ttl * 1000))
         return self._request(*self._arguments(header, function, kwargs if kwargs else list(args)), result=True, function=function)
 
     def _holder(self, pointer):
         """A connection to the pointer's holder: this client when the holder is its server, else one kept per address."""
-        endpoint = pointer.endpoint
+        endpoint = _as_pointer(pointer).endpoint
         if endpoint is None:
             raise RemoteError({"code": "holder_unreachable", "message": f"this client speaks ZeroMQ only; the holder serves {pointer['protocol']}"}, "fetch")
         if endpoint == self.endpoint:
@@ -614,6 +626,7 @@ class IpyRpcClient:
     def fetch(self, pointer, start=None, stop=None):
         """The value a pointer points to, or rows [start, stop) of it, straight from its holder (negative indices count from the end).
         Over ZeroMQ when the holder serves it, else with a plain HTTP GET of the value's path."""
+        pointer = _as_pointer(pointer)
         if pointer["protocol"] != "zmq":
             http = next((e for e in [{"protocol": pointer["protocol"], "host": pointer["host"], "port": pointer["port"], "path": pointer["path"].rsplit("/data/", 1)[0]}]
                          + list(pointer.get("alternates") or []) if e["protocol"] in ("http", "https")), None)
@@ -865,6 +878,20 @@ def pointers_demo(endpoint):
         c.fetch(forged)
     except RemoteError as e:
         print("wrong key:", e.code)
+    import json
+    plain = json.loads(json.dumps(dict(h)))  # a pointer that went through JSON: a plain dict
+    print("plain dict rows equal:", bool((c.fetch(plain, 1, 3) == expected[1:3]).all()), c.call("ptr.sum", plain) == expected[:10].sum())
+    for ttl in (0, -1, float("nan")):
+        try:
+            c.call_pointer("ptr.range", 5, ttl=ttl)
+        except ValueError as e:
+            print("ttl refused:", ttl, "must be a positive number" in str(e))
+    print("ttl forever:", c.call_pointer("ptr.range", 5, ttl=math.inf).get("expires_at"))
+    c.release(plain)
+    try:
+        c.fetch(h)
+    except RemoteError as e:
+        print("released by plain dict:", e.code)
     c.close()
 
 

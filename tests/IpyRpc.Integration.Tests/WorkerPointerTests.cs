@@ -137,6 +137,12 @@ public sealed class WorkerPointerTests : IAsyncLifetime
         Assert.Contains("tensor rows: ndarray (2, 2, 3) True", stdout);
         Assert.Contains("http rows equal: True", stdout); // a plain GET of the worker's HTTP address
         Assert.Contains("tensor argument: 2x2x3 sum 66", stdout);
+        Assert.Contains("plain dict rows equal: True True", stdout); // a pointer decoded from JSON works as one the client made
+        Assert.Contains("ttl refused: 0 True", stdout);
+        Assert.Contains("ttl refused: -1 True", stdout);
+        Assert.Contains("ttl refused: nan True", stdout);
+        Assert.Contains("ttl forever: None", stdout);
+        Assert.Contains("released by plain dict: pointer_released", stdout);
     }
 
     [Fact]

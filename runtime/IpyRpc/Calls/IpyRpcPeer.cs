@@ -402,9 +402,14 @@ public abstract partial class IpyRpcPeer
         }
     }
 
-    private static long? PointerTtlMs(CallOptions? options) => options?.PointerTimeToLive is { } ttl
-        ? (ttl == Timeout.InfiniteTimeSpan ? long.MaxValue : Math.Max(1, (long)Math.Ceiling(ttl.TotalMilliseconds)))
-        : null;
+    /// <exception cref="ArgumentOutOfRangeException">Zero or negative.</exception>
+    private static long? PointerTtlMs(CallOptions? options) => options?.PointerTimeToLive switch
+    {
+        null => null,
+        { } ttl when ttl == Timeout.InfiniteTimeSpan => long.MaxValue,
+        { } ttl when ttl > TimeSpan.Zero => (long)Math.Ceiling(ttl.TotalMilliseconds),
+        { } ttl => throw new ArgumentOutOfRangeException(nameof(options), ttl, "CallOptions.PointerTimeToLive must be positive, or Timeout.InfiniteTimeSpan for until released or evicted."),
+    };
 
     /// <summary>A call's timeout: its own, else the peer's default; <see cref="Timeout.InfiniteTimeSpan"/> is none.</summary>
     /// <exception cref="ArgumentOutOfRangeException">Zero or negative.</exception>

@@ -139,7 +139,11 @@ public sealed record CallOptions
     /// <summary>The options with <see cref="ReturnPointer"/> on (<see cref="IpyRpcPeer.AsPointerAsync{T}(Func{Task{T}})"/> uses it).</summary>
     public static CallOptions ForPointer(CallOptions? options) => (options ?? new CallOptions()) with { ReturnPointer = true };
 
-    /// <summary>How long the holder keeps a pointer's value (<see cref="Timeout.InfiniteTimeSpan"/>: until released or evicted). Unset: as configured.</summary>
+    /// <summary>
+    /// How long the holder keeps a pointer's value: positive, or <see cref="Timeout.InfiniteTimeSpan"/> for until released
+    /// or evicted. Unset: as configured. A call given zero or a negative time fails with an <see cref="ArgumentOutOfRangeException"/>
+    /// before anything is sent.
+    /// </summary>
     public TimeSpan? PointerTimeToLive { get; init; }
 }
 

@@ -27,17 +27,32 @@ public sealed record FunctionOptions
     /// </summary>
     public bool? ReturnPointer { get; init; }
 
-    /// <summary>How long the holder keeps a pointer's value (unless the caller asks for another time). Unset: the data store's default (<see cref="DataStoreOptions.DefaultTimeToLive"/>).</summary>
-    public TimeSpan? PointerTimeToLive { get; init; }
+    /// <summary>
+    /// How long the holder keeps a pointer's value (unless the caller asks for another time): positive, or
+    /// <see cref="System.Threading.Timeout.InfiniteTimeSpan"/> for until released or evicted. Unset: the data store's
+    /// default (<see cref="DataStoreOptions.DefaultTimeToLive"/>).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Zero or negative (other than <see cref="System.Threading.Timeout.InfiniteTimeSpan"/>).</exception>
+    public TimeSpan? PointerTimeToLive { get; init => field = PositiveOrInfinite(value, nameof(PointerTimeToLive)); }
 
-    /// <summary>How long a call may run before it fails with a timeout error. Unset: no limit.</summary>
-    public TimeSpan? Timeout { get; init; }
+    /// <summary>
+    /// How long a call may run before it fails with a timeout error, counted from its arrival (time spent queued
+    /// counts): positive, or <see cref="System.Threading.Timeout.InfiniteTimeSpan"/> for no limit (which lifts a
+    /// limit a broader pattern sets). A caller's own shorter timeout still applies. Unset: no limit.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Zero or negative (other than <see cref="System.Threading.Timeout.InfiniteTimeSpan"/>).</exception>
+    public TimeSpan? Timeout { get; init => field = PositiveOrInfinite(value, nameof(Timeout)); }
 
     /// <summary>The job queue to run on, by name. Unset: the server's default queue.</summary>
     public string? Queue { get; init; }
 
-    /// <summary>The largest argument payload accepted, in bytes. Unset: the server's message limit.</summary>
-    public long? MaxArgumentBytes { get; init; }
+    /// <summary>The largest argument payload accepted, in bytes (positive). Unset: the server's message limit.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Zero or negative.</exception>
+    public long? MaxArgumentBytes
+    {
+        get;
+        init => field = value is <= 0 ? throw new ArgumentOutOfRangeException(nameof(MaxArgumentBytes), value, "MaxArgumentBytes must be a positive number of bytes.") : value;
+    }
 
     /// <summary>
     /// Whether a dropped connection cancels its calls. Unset (the default): plain calls are
@@ -75,6 +90,11 @@ public sealed record FunctionOptions
     /// functions that return in microseconds, never for ones that wait or compute for long. Unset: <see langword="false"/>.
     /// </summary>
     public bool? Inline { get; init; }
+
+    private static TimeSpan? PositiveOrInfinite(TimeSpan? value, string name)
+        => value is { } t && t <= TimeSpan.Zero && t != System.Threading.Timeout.InfiniteTimeSpan
+            ? throw new ArgumentOutOfRangeException(name, t, $"{name} must be positive, or Timeout.InfiniteTimeSpan for none.")
+            : value;
 }
 
 /// <summary>How much of a function's exception travels to the caller.</summary>

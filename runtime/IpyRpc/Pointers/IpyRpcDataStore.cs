@@ -13,10 +13,21 @@ public sealed record DataStoreOptions
     /// counted). A value that would go over evicts the least recently used values first (a fetch or
     /// a resolve counts as a use); a value larger than the whole budget is refused. Default 1 GiB.
     /// </summary>
-    public long MaxBytes { get; init; } = 1L << 30;
+    /// <exception cref="ArgumentOutOfRangeException">Zero or negative.</exception>
+    public long MaxBytes
+    {
+        get;
+        init => field = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(MaxBytes), value, "MaxBytes must be a positive number of bytes.");
+    } = 1L << 30;
 
     /// <summary>How long a value is kept when neither its function's config nor its caller says: default one hour. <see cref="Timeout.InfiniteTimeSpan"/>: until released or evicted.</summary>
-    public TimeSpan DefaultTimeToLive { get; init; } = TimeSpan.FromHours(1);
+    /// <exception cref="ArgumentOutOfRangeException">Zero or negative (other than <see cref="Timeout.InfiniteTimeSpan"/>).</exception>
+    public TimeSpan DefaultTimeToLive
+    {
+        get;
+        init => field = value > TimeSpan.Zero || value == Timeout.InfiniteTimeSpan ? value
+            : throw new ArgumentOutOfRangeException(nameof(DefaultTimeToLive), value, "DefaultTimeToLive must be positive, or Timeout.InfiniteTimeSpan for none.");
+    } = TimeSpan.FromHours(1);
 
     /// <summary>
     /// The host name pointers give for transports bound to every interface (<c>tcp://0.0.0.0:…</c>,

@@ -191,6 +191,21 @@ public class RemotePointer
         return pointer is not null;
     }
 
+    /// <summary>What is wrong with a map that says it is a data pointer but cannot be read as one; <see langword="null"/> for anything else.</summary>
+    internal static string? ProblemWith(ReadOnlySpan<byte> bytes, Serialization serialization)
+    {
+        if (!LooksLikePointer(bytes, serialization)) return null;
+        try
+        {
+            _ = FromMap(JobCodec.Decode(bytes, serialization));
+            return null;
+        }
+        catch (Exception e) when (e is IpyRpcSerializationException or JsonException or MessagePackSerializationException or OverflowException or InvalidCastException or FormatException)
+        {
+            return e.Message;
+        }
+    }
+
     // The first key and value of a pointer map in MessagePack: fixstr "type", fixstr "ipyrpc_data_pointer".
     private static readonly byte[] TypeKeyMessagePack = [0xa4, .. "type"u8, 0xb3, .. "ipyrpc_data_pointer"u8];
 

@@ -96,7 +96,7 @@ internal sealed class StoredValue<T>(T value, IpyRpcFormatter<T> formatter) : St
                 throw new PointerFault(new RemoteError
                 {
                     Code = ErrorCodes.BadMessage,
-                    Message = $"The value is a {ValueType}, which has no rows: fetch it whole (no start or stop).",
+                    Message = $"The value ({ValueType}) has no rows: fetch it whole (no start or stop).",
                 });
         }
     }
@@ -167,7 +167,7 @@ internal sealed class StoredValue<T>(T value, IpyRpcFormatter<T> formatter) : St
     private PointerFault NotRows() => new(new RemoteError
     {
         Code = ErrorCodes.BadMessage,
-        Message = $"The value is a {ValueType}, whose encoding is not a list of rows: fetch it whole.",
+        Message = $"The value ({ValueType}) is not a list of rows: fetch it whole (no start or stop).",
     });
 }
 

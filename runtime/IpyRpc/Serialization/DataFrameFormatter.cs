@@ -142,7 +142,7 @@ public sealed class DataFrameFormatter : IpyRpcFormatter<DataFrame?>
             if (!pandas) throw new IpyRpcSerializationException("A data frame is a map with \"type\": \"pandas\".");
             return Assemble(index, names, columns);
         }
-        catch (IpyRpcSerializationException e)
+        catch (IpyRpcSerializationException e) when (e is not MessagePackSerializationException)
         {
             throw new MessagePackSerializationException(e.Message, at);
         }

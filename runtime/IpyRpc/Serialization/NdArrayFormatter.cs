@@ -96,7 +96,7 @@ public sealed class NdArrayFormatter<TArray, T> : IpyRpcFormatter<TArray?>
                 ReadNested(ref reader, 0, nestedShape, new bool[_rank], values);
                 return Fill(nestedShape, values);
             }
-            catch (IpyRpcSerializationException e)
+            catch (IpyRpcSerializationException e) when (e is not MessagePackSerializationException)
             {
                 throw new MessagePackSerializationException(e.Message, start);
             }
@@ -146,7 +146,7 @@ public sealed class NdArrayFormatter<TArray, T> : IpyRpcFormatter<TArray?>
         {
             result = Create(shape);
         }
-        catch (IpyRpcSerializationException e)
+        catch (IpyRpcSerializationException e) when (e is not MessagePackSerializationException)
         {
             throw new MessagePackSerializationException(e.Message, start);
         }

@@ -556,7 +556,7 @@ public sealed class ServerSession : IAsyncDisposable
         }
 
         // Deadlines are absolute and count from now: time spent queued is part of the timeout.
-        TimeSpan? timeout = options.Timeout;
+        TimeSpan? timeout = options.Timeout == Timeout.InfiniteTimeSpan ? null : options.Timeout;
         if (message.TimeoutMs is long ms and > 0 && ms < (long)(DateTimeOffset.MaxValue - received).TotalMilliseconds)
         {
             TimeSpan asked = TimeSpan.FromMilliseconds(ms);

@@ -136,6 +136,35 @@ public sealed class ErrorTests
     }
 
     [Fact]
+    public async Task AnInfiniteTimeoutInTheConfigLiftsABroaderPatternsLimit()
+    {
+        await using InProcess p = await InProcess.StartAsync(configure: s => s.Config(new()
+        {
+            ["*"] = new() { Timeout = TimeSpan.FromMilliseconds(200) },
+            ["sleep"] = new() { Timeout = Timeout.InfiniteTimeSpan },
+        }));
+        Assert.Equal(600, await p.Client.CallAsync<int>("sleep", 600));
+        var limited = await Assert.ThrowsAsync<IpyRpcTimeoutException>(() => p.Client.CallAsync<string>("wait_for_cancel", Gates.NewName("limited")));
+        Assert.Equal(ErrorCodes.Timeout, limited.Code);
+    }
+
+    [Fact]
+    public void OptionsThatCouldNeverWorkAreRefusedWhenTheyAreSet()
+    {
+        foreach (TimeSpan bad in new[] { TimeSpan.Zero, TimeSpan.FromSeconds(-1) })
+        {
+            Assert.Contains("Timeout must be positive", Assert.Throws<ArgumentOutOfRangeException>(() => new FunctionOptions { Timeout = bad }).Message);
+            Assert.Contains("PointerTimeToLive must be positive", Assert.Throws<ArgumentOutOfRangeException>(() => new FunctionOptions { PointerTimeToLive = bad }).Message);
+            Assert.Contains("DefaultTimeToLive must be positive", Assert.Throws<ArgumentOutOfRangeException>(() => new DataStoreOptions { DefaultTimeToLive = bad }).Message);
+        }
+
+        Assert.Contains("MaxArgumentBytes must be a positive", Assert.Throws<ArgumentOutOfRangeException>(() => new FunctionOptions { MaxArgumentBytes = 0 }).Message);
+        Assert.Contains("MaxBytes must be a positive", Assert.Throws<ArgumentOutOfRangeException>(() => new DataStoreOptions { MaxBytes = -1 }).Message);
+        Assert.Equal(Timeout.InfiniteTimeSpan, new FunctionOptions { PointerTimeToLive = Timeout.InfiniteTimeSpan }.PointerTimeToLive);
+        Assert.Equal(Timeout.InfiniteTimeSpan, new DataStoreOptions { DefaultTimeToLive = Timeout.InfiniteTimeSpan }.DefaultTimeToLive);
+    }
+
+    [Fact]
     public async Task ACallerSideTimeoutFailsTheCallAndCancelsTheRemoteWork()
     {
         await using InProcess p = await InProcess.StartAsync();

@@ -67,6 +67,21 @@ public sealed class MalformedInputTests
         Assert.Contains("Expected an integer but found a string", e.Message);
     }
 
+    [Theory]
+    [InlineData("92-a1-78-01")]        // a data frame given ["x", 1]: the frame reads a map
+    [InlineData("92-92-01-02-92-03-a1-78")] // a matrix given [[1, 2], [3, "x"]]: nested arrays, one cell a string
+    public void AnErrorInsideANestedReadSaysWhereOnce(string hex)
+    {
+        byte[] input = MessagePackSuiteTests.Hex(hex);
+        var e = Assert.Throws<MessagePackSerializationException>(() =>
+        {
+            var r = new MessagePackReader(input);
+            if (input[1] == 0xa1) Formatters.DataFrame.Read(ref r);
+            else Formatters.DoubleArray2D.Read(ref r);
+        });
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(e.Message, "at byte"));
+    }
+
     [Fact]
     public void OutOfRangeIntegersAreRejected()
     {

@@ -273,6 +273,45 @@ public abstract class PointersContract : IAsyncLifetime
         Assert.Equal(Enumerable.Range(0, 16).Sum(), await client.CallAsync<double>("ptr.sum", pointer)); // the value is still there
     }
 
+    [Theory]
+    [InlineData(Serialization.MessagePack)]
+    [InlineData(Serialization.Json)]
+    public async Task APointerWhoseValueIsOfAnotherTypeIsRefusedNamingWhatItHolds(Serialization serialization)
+    {
+        await using IpyRpcClient client = await ConnectAsync(serialization);
+        RemotePointer<double[,]> matrix = await client.CallPointerAsync<double[,]>("ptr.matrix", 4, 3);
+
+        var e = await Assert.ThrowsAsync<InvalidArgumentsException>(() => client.CallAsync<int>("ptr.count", matrix));
+        Assert.Equal(ErrorCodes.InvalidArguments, e.Code);
+        Assert.Equal("items", e.Error.Parameter);
+        Assert.Contains("Argument 'items' of ptr.count must be List<int>, and was given a pointer to a double[,] of shape [4, 3]", e.Message);
+
+        // A map that says it is a pointer but lacks its key: named as such, not described as "a map".
+        Dictionary<string, object?> broken = new(matrix.ToMap()) { ["secret_key"] = 5L };
+        var malformed = await Assert.ThrowsAsync<InvalidArgumentsException>(() => client.CallAsync<double>("ptr.sum", broken));
+        Assert.Contains("was given a data pointer that is not well formed", malformed.Message);
+        Assert.Contains("secret_key", malformed.Message);
+
+        Assert.Equal(Enumerable.Range(0, 12).Sum(), await client.CallAsync<double>("ptr.sum", matrix)); // the value is untouched
+    }
+
+    [Fact]
+    public async Task ATimeToLiveThatIsNotPositiveIsRefusedBeforeAnythingRuns()
+    {
+        await using IpyRpcClient client = await ConnectAsync();
+        int made = Server.Data.Count;
+        foreach (TimeSpan ttl in new[] { TimeSpan.Zero, TimeSpan.FromSeconds(-5) })
+        {
+            var e = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => client.CallPointerAsync<List<int>>("ptr.range", [3], new CallOptions { PointerTimeToLive = ttl }));
+            Assert.Contains("PointerTimeToLive must be positive", e.Message);
+        }
+
+        Assert.Equal(made, Server.Data.Count);
+        RemotePointer<List<int>> forever = await client.CallPointerAsync<List<int>>("ptr.range", [3], new CallOptions { PointerTimeToLive = Timeout.InfiniteTimeSpan });
+        Assert.Null(forever.ExpiresAt);
+        Assert.Equal([0, 1, 2], await client.FetchAsync(forever));
+    }
+
     [Fact]
     public async Task AGoneHolderIsReportedUnreachable()
     {
