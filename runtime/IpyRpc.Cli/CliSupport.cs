@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using IpyRpc.Jobs;
 using IpyRpc.Protocol;
 using Spectre.Console;
 
@@ -64,6 +65,22 @@ internal static class Arguments
     public static bool IsNamed(string text) => text.IndexOf('=') is > 0 and var i && text[..i].All(c => char.IsLetterOrDigit(c) || c == '_');
 
     public static object?[] Positional(string[] given) => [.. given.Select(Parse)];
+
+    /// <summary>The command line's arguments for a call: all by name (name=value) or all by position.</summary>
+    public static IpyRpcArguments For(string[] given)
+    {
+        var arguments = new IpyRpcArguments();
+        if (given.Any(IsNamed))
+        {
+            foreach ((string key, object? value) in Named(given)) arguments.Add(key, value, IpyRpc.Formatting.Formatters.Object);
+        }
+        else
+        {
+            foreach (object? value in Positional(given)) arguments.Add(value, IpyRpc.Formatting.Formatters.Object);
+        }
+
+        return arguments;
+    }
 
     public static Dictionary<string, object?> Named(string[] given)
     {
@@ -165,4 +182,53 @@ internal sealed class CliConsole(bool json)
 internal sealed class Reports(Action<object?> report) : IProgress<object?>
 {
     public void Report(object? value) => report(value);
+}
+
+/// <summary>How the command shows jobs.</summary>
+internal static class JobViews
+{
+    /// <summary>Seconds from a job's first start to its end; <see langword="null"/> until it has both.</summary>
+    public static double? Took(JobInfo j) => j is { StartedAt: { } started, CompletedAt: { } completed } ? Math.Round((completed - started).TotalSeconds, 3) : null;
+
+    /// <summary>A job for scripts: its fields, with times as ISO 8601 and the error of a job that did not succeed.</summary>
+    public static Dictionary<string, object?> Summary(JobInfo j, bool withOutput)
+    {
+        Dictionary<string, object?> map = Arguments.Map(
+            ("id", j.Id), ("function", j.Function), ("queue", j.Queue), ("state", j.State.WireName()),
+            ("created", j.CreatedAt.ToString("O")), ("started", j.StartedAt?.ToString("O")), ("completed", j.CompletedAt?.ToString("O")),
+            ("seconds", Took(j)), ("attempts", (long)j.Attempts), ("worker", j.Worker), ("owner", j.Owner), ("detached", j.Detached));
+        if (j.Outcome?.Error is { } error) map["error"] = Arguments.Map(("code", error.Code), ("message", error.Message), ("remoteType", error.Type));
+        if (j.State == JobState.Succeeded) map["resultKept"] = !j.ResultReleased;
+        if (withOutput) map["output"] = string.Concat(j.Output.Select(o => o.Text));
+        return map;
+    }
+
+    /// <summary>A job for people: a line each for what is known, then its output so far.</summary>
+    public static string Describe(JobInfo j, string url)
+    {
+        var text = new System.Text.StringBuilder();
+        text.Append($"{j.Id} {j.Function} {j.State.WireName()}\n");
+        text.Append($"  created    {j.CreatedAt:u}{(j.Queue is { Length: > 0 } queue ? $" on queue {queue}" : "")}\n");
+        if (j.StartedAt is { } started) text.Append($"  started    {started:u}{(j.Worker is { } worker ? $" by {worker}" : "")}{(j.Attempts > 1 ? $", attempt {j.Attempts}" : "")}\n");
+        if (j.CompletedAt is { } completed) text.Append($"  completed  {completed:u}{(Took(j) is { } took ? $" after {took:0.###} s" : "")}\n");
+        if (j.Deadline is { } deadline && !j.State.IsFinished()) text.Append($"  deadline   {deadline:u}\n");
+        if (j.Owner is { } owner) text.Append($"  owner      {owner}\n");
+        if (j.Outcome?.Error is { } error) text.Append($"  error      {error.Code}{(error.Type is { } type ? $" ({type})" : "")}: {error.Message}\n");
+        if (j.State == JobState.Succeeded)
+        {
+            text.Append(j.ResultReleased
+                ? "  result     delivered to its caller and released\n"
+                : $"  result     kept: ipyrpc jobs attach {url} {j.Id}\n");
+        }
+
+        string output = string.Concat(j.Output.Select(o => o.Text));
+        if (output.Length > 0)
+        {
+            text.Append("  output\n");
+            text.Append(output);
+            if (!output.EndsWith('\n')) text.Append('\n');
+        }
+
+        return text.ToString();
+    }
 }

@@ -8,7 +8,7 @@ using IpyRpc.Protocol;
 using IpyRpc.ZeroMq;
 using Spectre.Console;
 
-// ipyrpc ls URL | help URL NAME | schema URL [-o FILE] | call URL NAME [ARGS...] | ping URL | jobs (list|show|attach|cancel) URL ...
+// ipyrpc ls URL | help URL NAME | schema URL [-o FILE] | call URL NAME [ARGS...] | ping URL | jobs (submit|list|show|attach|cancel) URL ...
 // URL: http(s)://host:port (WebSocket) or tcp://host:port, ipc://path (ZeroMQ). Exit codes: see ExitCodes.
 var url = new Argument<string>("url") { Description = "The server: http://host:port, tcp://host:port or ipc:///path." };
 var name = new Argument<string>("name") { Description = "The function's exported name." };
@@ -85,15 +85,10 @@ call.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 {
     string fn = r.GetValue(name)!;
     string[] given = r.GetValue(callArgs) ?? [];
-    if (r.GetValue(timeout) is double seconds && !(seconds > 0))
-    {
-        console.Error($"--timeout is a number of seconds greater than zero, not {seconds}.");
-        return ExitCodes.Usage;
-    }
-
+    if (!TimeoutGiven(r, console, out TimeSpan? limit)) return ExitCodes.Usage;
     var options = new CallOptions
     {
-        Timeout = r.GetValue(timeout) is double s ? TimeSpan.FromSeconds(s) : null,
+        Timeout = limit,
         Output = (stream, text) => console.Output(stream, text),
     };
     var watch = Stopwatch.StartNew();
@@ -116,16 +111,7 @@ call.SetAction((r, ct) => Run(r, ct, async (client, console) =>
     }
 
     // Its progress reports (a function that takes an IProgress<T>) go to stderr as they come, one JSON value a line.
-    var arguments = new IpyRpcArguments();
-    if (named)
-    {
-        foreach ((string key, object? value) in Arguments.Named(given)) arguments.Add(key, value, IpyRpc.Formatting.Formatters.Object);
-    }
-    else
-    {
-        foreach (object? value in Arguments.Positional(given)) arguments.Add(value, IpyRpc.Formatting.Formatters.Object);
-    }
-
+    IpyRpcArguments arguments = Arguments.For(given);
     arguments.Progress(new Reports(report => console.Output(OutputStream.Stderr, $"progress: {Arguments.ToJson(report, indented: false)}\n")), IpyRpc.Formatting.Formatters.Object);
     Task<object?> running = client.InvokeAsync(fn, arguments, IpyRpc.Formatting.Formatters.Object, options, ct);
     object? result = await console.WhileWaiting(running, watch, fn);
@@ -143,28 +129,60 @@ ping.SetAction((r, ct) => Run(r, ct, async (client, console) =>
     return ExitCodes.Ok;
 }));
 
+var jobsSubmit = new Command("submit", "Queue a call as a job that runs on without this command: prints the job's id (follow it with jobs attach).") { url, name, callArgs, json, timeout, secret };
+jobsSubmit.SetAction((r, ct) => Run(r, ct, async (client, console) =>
+{
+    string fn = r.GetValue(name)!;
+    if (!TimeoutGiven(r, console, out TimeSpan? limit)) return ExitCodes.Usage;
+    if (client.Functions.FirstOrDefault(f => f.Name == fn) is { IsStream: true })
+    {
+        console.Error($"{fn} is a stream: its items go to a caller as they come, so it cannot run as a job without one. Call it with: ipyrpc call {r.GetValue(url)} {fn} ...");
+        return ExitCodes.Usage;
+    }
+
+    // The job's deadline is --timeout from now; its output is recorded, not printed here.
+    IpyRpcJob<object?> job = await client.SubmitAsync(fn, Arguments.For(r.GetValue(callArgs) ?? []), IpyRpc.Formatting.Formatters.Object, new CallOptions { Timeout = limit, Output = (_, _) => { } }, ct);
+    if (r.GetValue(json))
+    {
+        console.Json(Arguments.Map(("id", job.Id), ("function", fn)));
+    }
+    else
+    {
+        Console.WriteLine(job.Id);
+        Console.Error.WriteLine($"queued {fn} as job {job.Id}; follow it with: ipyrpc jobs attach {r.GetValue(url)} {job.Id}");
+    }
+
+    return ExitCodes.Ok;
+}));
+
 var jobsList = new Command("list", "The jobs the server remembers, newest first.") { url, state, json, secret };
 jobsList.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 {
-    JobState? wanted = r.GetValue(state) is { } text ? JobStates.Parse(text) : null;
+    JobState? wanted = null;
+    if (r.GetValue(state) is { } text && (wanted = JobStates.Parse(text)) is null)
+    {
+        console.Error($"--state is one of queued, running, succeeded, failed, cancelled, timed_out; not '{text}'.");
+        return ExitCodes.Usage;
+    }
+
     IReadOnlyList<JobInfo> jobs = await client.ListJobsAsync(new JobQuery { State = wanted }, ct);
     if (r.GetValue(json))
     {
-        console.Json(jobs.Select(j => (object?)Arguments.Map(("id", j.Id), ("function", j.Function), ("state", j.State.WireName()), ("created", j.CreatedAt.ToString("O")))).ToList());
+        console.Json(jobs.Select(j => (object?)JobViews.Summary(j, withOutput: false)).ToList());
         return ExitCodes.Ok;
     }
 
-    var table = new Table().AddColumn("job").AddColumn("function").AddColumn("state").AddColumn("created");
-    foreach (JobInfo j in jobs) table.AddRow(Markup.Escape(j.Id), Markup.Escape(j.Function), j.State.WireName(), j.CreatedAt.ToString("u"));
+    var table = new Table().AddColumn("job").AddColumn("function").AddColumn("state").AddColumn("created").AddColumn("took");
+    foreach (JobInfo j in jobs) table.AddRow(Markup.Escape(j.Id), Markup.Escape(j.Function), j.State.WireName(), j.CreatedAt.ToString("u"), JobViews.Took(j) is { } took ? $"{took:0.###} s" : "");
     AnsiConsole.Write(table);
     return ExitCodes.Ok;
 }));
-var jobsShow = new Command("show", "One job's state, times and output so far.") { url, jobId, json, secret };
+var jobsShow = new Command("show", "One job's state, times, error and output so far.") { url, jobId, json, secret };
 jobsShow.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 {
     JobInfo j = await client.GetJobAsync(r.GetValue(jobId)!, withOutput: true, ct);
-    if (r.GetValue(json)) console.Json(Arguments.Map(("id", j.Id), ("function", j.Function), ("state", j.State.WireName()), ("created", j.CreatedAt.ToString("O")), ("output", string.Concat(j.Output.Select(o => o.Text)))));
-    else Console.WriteLine($"{j.Id} {j.Function} {j.State.WireName()} (created {j.CreatedAt:u})\n{string.Concat(j.Output.Select(o => o.Text))}");
+    if (r.GetValue(json)) console.Json(JobViews.Summary(j, withOutput: true));
+    else Console.Write(JobViews.Describe(j, r.GetValue(url)!));
     return ExitCodes.Ok;
 }));
 var jobsAttach = new Command("attach", "Follow a job: its output so far, then live, then its result.") { url, jobId, json, secret };
@@ -183,10 +201,25 @@ jobsCancel.SetAction((r, ct) => Run(r, ct, async (client, console) =>
     Console.WriteLine(cancelled ? "cancelled" : "it had already finished");
     return cancelled ? ExitCodes.Ok : ExitCodes.RemoteError;
 }));
-var jobs = new Command("jobs", "List, show, follow and cancel jobs.") { jobsList, jobsShow, jobsAttach, jobsCancel };
+var jobs = new Command("jobs", "Submit, list, show, follow and cancel jobs.") { jobsSubmit, jobsList, jobsShow, jobsAttach, jobsCancel };
 
 var root = new RootCommand("ipyrpc: call IpyRpc servers from the command line.") { ls, help, schema, call, ping, jobs };
 return await root.Parse(args).InvokeAsync();
+
+// --timeout: seconds greater than zero, or absent.
+static bool TimeoutGiven(ParseResult r, CliConsole console, out TimeSpan? limit)
+{
+    limit = null;
+    if (r.GetValue<double?>("--timeout") is not double seconds) return true;
+    if (!(seconds > 0))
+    {
+        console.Error($"--timeout is a number of seconds greater than zero, not {seconds}.");
+        return false;
+    }
+
+    limit = TimeSpan.FromSeconds(seconds);
+    return true;
+}
 
 async Task<int> Run(ParseResult r, CancellationToken ct, Func<IpyRpcClient, CliConsole, Task<int>> action)
 {

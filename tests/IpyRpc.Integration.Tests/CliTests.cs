@@ -203,4 +203,48 @@ public sealed class CliTests : IAsyncLifetime
         Assert.True(code == 0, text);
         Assert.Contains("cancelled", text);
     }
+
+    [Fact]
+    public async Task JobsSubmitQueuesACallThatRunsOnAndShowSaysHowItEnded()
+    {
+        // submit prints the id alone on stdout, for $(...); the hint goes to stderr.
+        (int code, string stdout, string stderr) = await Repository.RunWithStreamsAsync("dotnet", AppContext.BaseDirectory,
+            [Path.Combine(AppContext.BaseDirectory, "IpyRpc.Cli.dll"), "jobs", "submit", _zmq.Endpoint, "work.slow", "tag=cli", "steps=2", "pauseMs=10"]);
+        Assert.True(code == 0, stdout + stderr);
+        string id = stdout.Trim();
+        Assert.Contains($"jobs attach {_zmq.Endpoint} {id}", stderr);
+
+        await using IpyRpcClient client = await IpyRpcZeroMqClient.ConnectAsync(_zmq.Endpoint, new IpyRpcClientOptions { Output = (_, _) => { } });
+        IpyRpcJob<string> job = await client.AttachAsync<string>(id);
+        Assert.StartsWith("cli done by", await job.WaitAsync(TimeSpan.FromSeconds(10))); // it ran, with the arguments given by name
+
+        (code, string text) = await Cli("jobs", "show", _zmq.Endpoint, id);
+        Assert.True(code == 0, text);
+        Assert.Contains($"{id} work.slow succeeded", text);
+        Assert.Contains("completed", text);
+        Assert.Contains("cli step 2 on", text);
+
+        // A job that fails: show names its error; --json carries it for scripts.
+        (code, text) = await Cli("jobs", "submit", _zmq.Endpoint, "boom.now", "--json");
+        Assert.True(code == 0, text);
+        string failing = JsonDocument.Parse(text).RootElement.GetProperty("id").GetString()!;
+        await Assert.ThrowsAsync<RemoteException>(async () => await (await client.AttachAsync<object?>(failing)).WaitAsync(TimeSpan.FromSeconds(10)));
+        (code, text) = await Cli("jobs", "show", _zmq.Endpoint, failing);
+        Assert.True(code == 0, text);
+        Assert.Contains("failed", text);
+        Assert.Contains("kaboom", text);
+        (code, text) = await Cli("jobs", "show", _zmq.Endpoint, failing, "--json");
+        Assert.True(code == 0, text);
+        JsonElement error = JsonDocument.Parse(text).RootElement.GetProperty("error");
+        Assert.Equal("remote_exception", error.GetProperty("code").GetString());
+        Assert.Contains("kaboom", error.GetProperty("message").GetString());
+
+        // A stream has no caller to go to as a job; a misspelt state is named.
+        (code, text) = await Cli("jobs", "submit", _zmq.Endpoint, "work.stream", "3");
+        Assert.Equal(2, code);
+        Assert.Contains("is a stream", text);
+        (code, text) = await Cli("jobs", "list", _zmq.Endpoint, "--state", "done");
+        Assert.Equal(2, code);
+        Assert.Contains("not 'done'", text);
+    }
 }

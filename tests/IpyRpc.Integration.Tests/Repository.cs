@@ -21,6 +21,13 @@ internal static class Repository
     /// <summary>Runs <paramref name="file"/> in <paramref name="directory"/> with no input; returns its exit code and everything it wrote.</summary>
     public static async Task<(int Code, string Output)> RunAsync(string file, string directory, params string[] args)
     {
+        (int code, string stdout, string stderr) = await RunWithStreamsAsync(file, directory, args);
+        return (code, stdout + stderr);
+    }
+
+    /// <summary>Runs <paramref name="file"/> as <see cref="RunAsync"/> does; returns its exit code, its stdout and its stderr apart.</summary>
+    public static async Task<(int Code, string Stdout, string Stderr)> RunWithStreamsAsync(string file, string directory, params string[] args)
+    {
         var start = new ProcessStartInfo(file) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
         foreach (string a in args) start.ArgumentList.Add(a);
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
@@ -30,7 +37,7 @@ internal static class Repository
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         Task<string> stderr = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(6));
-        return (process.ExitCode, await stdout + await stderr);
+        return (process.ExitCode, await stdout, await stderr);
     }
 }
 
