@@ -136,7 +136,7 @@ jobsSubmit.SetAction((r, ct) => Run(r, ct, async (client, console) =>
     if (!TimeoutGiven(r, console, out TimeSpan? limit)) return ExitCodes.Usage;
     if (client.Functions.FirstOrDefault(f => f.Name == fn) is { IsStream: true })
     {
-        console.Error($"{fn} is a stream: its items go to a caller as they come, so it cannot run as a job without one. Call it with: ipyrpc call {r.GetValue(url)} {fn} ...");
+        console.Error($"{fn} is a stream, whose items this command prints only as a call makes them (jobs attach shows a job's output and result, not its items). Call it with: ipyrpc call {r.GetValue(url)} {fn} ...");
         return ExitCodes.Usage;
     }
 
