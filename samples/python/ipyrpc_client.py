@@ -29,6 +29,9 @@ Or install it (offline, from this folder) and import it anywhere:
 
 Arrays arrive as numpy arrays when numpy is installed (Debian's python3-numpy), nested lists
 otherwise; numpy arrays can be passed as arguments.
+
+One client can be shared: calls made while a stream is being read, and calls from several threads,
+go over its one connection and each gets its own answers.
 """
 import collections
 import contextlib
@@ -40,6 +43,7 @@ import math
 import os
 import struct
 import sys
+import threading
 import time
 
 import msgpack
@@ -348,7 +352,13 @@ class IpyRpcClient:
         self.events_dropped_by_server = 0
         self._subscriptions = set()
         self._connected = False
-        self._connect()
+        # One socket, shared: requests may overlap (a call made while a stream is read, or from several threads). Each
+        # request in flight has an inbox; whoever reads the socket puts what it reads in the inbox of the request it
+        # answers. The lock keeps the socket to one thread at a time (ZeroMQ sockets are not thread-safe).
+        self._lock = threading.RLock()
+        self._inboxes = {}
+        with self._lock:
+            self._connect()
 
     def _connect(self):
         """Says hello (proving the secret), fetches the functions and renews subscriptions: at first, and at the first
@@ -413,49 +423,99 @@ class IpyRpcClient:
 
     def _send(self, header, parts=()):
         header = dict(header, v=1, ser=header.get("ser", "msgpack"))
-        self._socket.send_multipart([msgpack.packb(header, use_bin_type=True)] + [bytes(p) for p in parts])
+        frames = [msgpack.packb(header, use_bin_type=True)] + [bytes(p) for p in parts]
+        with self._lock:
+            self._socket.send_multipart(frames)
 
-    def _receive(self, deadline, what):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not self._socket.poll(int(remaining * 1000)):
-            raise TimeoutError(f"no reply to {what} within {self.timeout} s")
-        frames = self._socket.recv_multipart()
-        return msgpack.unpackb(frames[0], raw=False), (frames[1] if len(frames) > 1 else b"")
+    def _open(self, header, parts=()):
+        """Sends a request with a new id and opens its inbox; returns the id. Close the inbox with _done(id)."""
+        with self._lock:
+            message_id = next(self._ids)
+            self._inboxes[message_id] = collections.deque()
+            try:
+                self._send(dict(header, id=message_id), parts)
+            except BaseException:
+                del self._inboxes[message_id]
+                raise
+            return message_id
+
+    def _done(self, message_id):
+        with self._lock:
+            self._inboxes.pop(message_id, None)
+
+    def _receive(self, message_id, deadline, what):
+        """The next message for request `message_id`: from its inbox, else from the socket. Whatever else is read on the
+        way goes to its own request's inbox, or (calls to this client's exports, events, pings) is served here. The lock
+        is let go between short waits, so other threads can send and read their own answers meanwhile."""
+        while True:
+            with self._lock:
+                inbox = self._inboxes.get(message_id)
+                if inbox:
+                    return inbox.popleft()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no reply to {what} within {self.timeout} s")
+                if not self._socket.poll(max(1, int(min(remaining, 0.02) * 1000))):
+                    continue
+                frames = self._socket.recv_multipart()
+                message, body = msgpack.unpackb(frames[0], raw=False), (frames[1] if len(frames) > 1 else b"")
+                kind, to = message.get("kind"), message.get("id")
+                if kind == "close":
+                    # Every request waiting learns it, each with whether the server had read it; the next says hello anew.
+                    self._connected = False
+                    for other, box in self._inboxes.items():
+                        if other != message_id:
+                            box.append((message, body))
+                    return message, body
+                if kind in ("call", "event", "ping") or to not in self._inboxes:
+                    self._unsolicited(message, body)  # a late reply to an abandoned request is dropped
+                    continue
+                if to == message_id:
+                    return message, body
+                self._inboxes[to].append((message, body))
+
+    def _ensure_connected(self):
+        if not self._connected:
+            with self._lock:
+                if not self._connected:
+                    self._connect()
 
     def _request(self, header, parts=(), result=False, function=None, output=None, progress=None, items=None, again=3, wait=None):
-        if not self._connected:
-            self._connect()
+        self._ensure_connected()
         output = output or (lambda reply, text: self.output(reply.get("stream", "stdout"), text))
-        message_id = next(self._ids)
-        self._send(dict(header, id=message_id), parts)
-        deadline = time.monotonic() + (wait or self.timeout)
-        while True:
-            reply, body = self._receive(deadline, function or header["kind"])
-            if reply.get("id") != message_id or reply["kind"] in ("call", "event", "ping", "close"):
-                try:
-                    self._unsolicited(reply, body, waiting=message_id)
-                except ConnectionClosed as closed:
-                    # Never read by the server: it did not run, so it is made again once this client has said hello anew.
-                    if closed.not_delivered and closed.reason != "unauthorized" and again > 0 and header["kind"] not in ("hello", "auth"):
-                        return self._request(header, parts, result, function, output, progress, items, again - 1)
-                    raise
-                continue
-            kind = reply["kind"]
-            if kind == "output":
-                output(reply, body.decode("utf-8"))
-            elif kind == "progress":
-                if progress:
-                    progress(self._decode(body, reply))
-            elif kind == "items":
-                if items:
-                    items(self._decode(body, reply))
-                deadline = time.monotonic() + self.timeout  # a stream is alive while items come
-            elif kind == "error":
-                raise RemoteError(self._decode(body, reply), function)
-            elif result:
-                return self._decode(body, reply)
-            else:
-                return reply
+        message_id = self._open(header, parts)
+        try:
+            deadline = time.monotonic() + (wait or self.timeout)
+            while True:
+                reply, body = self._receive(message_id, deadline, function or header["kind"])
+                kind = reply["kind"]
+                if kind == "close":
+                    try:
+                        self._unsolicited(reply, body, waiting=message_id)
+                    except ConnectionClosed as closed:
+                        # Never read by the server: it did not run, so it is made again once this client has said hello anew.
+                        if closed.not_delivered and closed.reason != "unauthorized" and again > 0 and header["kind"] not in ("hello", "auth"):
+                            self._done(message_id)
+                            return self._request(header, parts, result, function, output, progress, items, again - 1)
+                        raise
+                    continue
+                if kind == "output":
+                    output(reply, body.decode("utf-8"))
+                elif kind == "progress":
+                    if progress:
+                        progress(self._decode(body, reply))
+                elif kind == "items":
+                    if items:
+                        items(self._decode(body, reply))
+                    deadline = time.monotonic() + self.timeout  # a stream is alive while items come
+                elif kind == "error":
+                    raise RemoteError(self._decode(body, reply), function)
+                elif result:
+                    return self._decode(body, reply)
+                else:
+                    return reply
+        finally:
+            self._done(message_id)
 
     def _unsolicited(self, message, body, waiting=None):
         """What the server sends on its own: calls to this client's exports, events, pings, a goodbye (`waiting`: the
@@ -474,7 +534,8 @@ class IpyRpcClient:
             self._send({"kind": "pong", "id": message["id"]})
         elif kind == "close":
             reason = self._decode(body, message) or {}
-            self._connected = False
+            if waiting is None:
+                self._connected = False  # (a request's reader marked it when it read the close)
             read = reason.get("read")
             unread = waiting is not None and read is not None and waiting > read
             raise ConnectionClosed(reason.get("reason"), reason.get("message"), not_delivered=unread)
@@ -524,10 +585,17 @@ class IpyRpcClient:
         deadline = time.monotonic() + seconds
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._socket.poll(int(remaining * 1000)):
+            if remaining <= 0:
                 return
-            frames = self._socket.recv_multipart()
-            self._unsolicited(msgpack.unpackb(frames[0], raw=False), frames[1] if len(frames) > 1 else b"")
+            with self._lock:
+                if not self._socket.poll(max(1, int(min(remaining, 0.02) * 1000))):
+                    continue
+                frames = self._socket.recv_multipart()
+                message, body = msgpack.unpackb(frames[0], raw=False), frames[1] if len(frames) > 1 else b""
+                if message.get("kind") not in ("call", "event", "ping", "close") and message.get("id") in self._inboxes:
+                    self._inboxes[message["id"]].append((message, body))  # an answer to a request another thread waits for
+                else:
+                    self._unsolicited(message, body)
 
     def _arguments(self, header, function, arguments):
         """The request's header and parts for `arguments`: in JSON when the function accepts nothing else (its descriptor's
@@ -545,19 +613,17 @@ class IpyRpcClient:
 
     def stream(self, function, *args, window=256, **kwargs):
         """Yields a streaming function's items as they arrive. The server runs at most `window` items ahead; closing the generator early cancels the function."""
-        if not self._connected:
-            self._connect()
-        message_id = next(self._ids)
-        self._send(*self._arguments({"kind": "call", "fn": function, "id": message_id, "window": window}, function, kwargs if kwargs else list(args)))
+        self._ensure_connected()
+        message_id = self._open(*self._arguments({"kind": "call", "fn": function, "window": window}, function, kwargs if kwargs else list(args)))
         consumed, finished = 0, False
         try:
             deadline = time.monotonic() + self.timeout
             while True:
-                reply, body = self._receive(deadline, function)
-                if reply.get("id") != message_id or reply["kind"] in ("call", "event", "ping", "close"):
-                    self._unsolicited(reply, body, waiting=message_id)
-                    continue
+                reply, body = self._receive(message_id, deadline, function)
                 kind = reply["kind"]
+                if kind == "close":
+                    finished = True
+                    self._unsolicited(reply, body, waiting=message_id)
                 if kind == "items":
                     for item in self._decode(body, reply):
                         yield item
@@ -575,7 +641,8 @@ class IpyRpcClient:
                     finished = True
                     return
         finally:
-            if not finished:
+            self._done(message_id)
+            if not finished and self._connected:
                 self._send({"kind": "cancel", "id": message_id})
 
     @staticmethod
@@ -744,7 +811,8 @@ class IpyRpcClient:
     def close(self):
         for holder in self.__dict__.get("_holders", {}).values():
             holder.close()
-        self._socket.close(0)
+        with self._lock:
+            self._socket.close(0)
 
 
 class Job:
@@ -921,6 +989,28 @@ def both_ways_demo(endpoint):
         if i == 4:
             break
     print("stopped early; still serving:", client.call("bw.work", 1))
+    # Calls made while a stream is read, and from several threads at once, share the connection: each gets its own answers.
+    interleaved = [(item, client.call("bw.work", 1), client.call("bw.ask_caller", str(item))) for item in client.stream("bw.count", 600, window=16)]
+    print("calls inside a stream:", len(interleaved), all(w == "done" and a.startswith(f"python says hi to {i} |") for i, w, a in interleaved),
+          [i for i, _, _ in interleaved] == list(range(600)))
+    import threading
+    failures, counted = [], []
+
+    def caller(k):
+        for n in range(40):
+            answer = client.call("bw.ask_caller", f"{k}-{n}")
+            if not answer.startswith(f"python says hi to {k}-{n} |"):
+                failures.append((k, n, answer))
+
+    def streamer():
+        counted.append(list(client.stream("bw.count", 2000, window=32)) == list(range(2000)))
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(6)] + [threading.Thread(target=streamer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    print("threads:", "all answered" if not failures and not any(t.is_alive() for t in threads) else failures[:3], "| streams whole:", counted)
     client.close()
 
 

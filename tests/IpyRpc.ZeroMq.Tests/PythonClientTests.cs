@@ -141,6 +141,10 @@ public sealed class PythonClientTests
         Assert.Contains("stream as a function: generator [0, 1, 2]", stdout);
         Assert.Contains("progress: 1 2 3 then done", stdout);
         Assert.Contains("stopped early; still serving: done", stdout);
+        // One connection, requests that overlap: a stream's items are kept for it while calls are made between them,
+        // and threads sharing the client each get their own answers (before, both hung until the timeout).
+        Assert.Contains("calls inside a stream: 600 True True", stdout);
+        Assert.Contains("threads: all answered | streams whole: [True, True]", stdout);
     }
 
     [Fact]
