@@ -52,6 +52,46 @@ public sealed class DiagnosticsTests
         Assert.Contains("member Outer.Inner: member Inner.Handle: nint is a framework type without a wire format", d.GetMessage());
     }
 
+    [Theory]
+    [InlineData("[IpyRpcFormatter(typeof(NoDefault))]", "NoDefault needs a public parameterless constructor")]
+    [InlineData("[IpyRpcFormatter(typeof(OfText))]", "names OfText, a formatter of string, not of Money")]
+    [InlineData("[IpyRpcFormatter(typeof(NotOne))]", "names NotOne, which does not derive from IpyRpc.Formatting.IpyRpcFormatter<Money>")]
+    [InlineData("[IpyRpcFormatter(typeof(Half))]", "names Half, which is not a concrete, non-generic class")]
+    [InlineData("[IpyRpcFormatter(typeof(Good))][IpyRpcFormatter(typeof(Good2))]", "Money is given 2 formatters with [IpyRpcFormatter] (Good, Good2)")]
+    public void AFormatterOfTheUsersOwnThatCannotBeUsedSaysWhy(string attributes, string expected)
+    {
+        Diagnostic d = Single("IPYRPC0001", Diagnose($$"""
+            {{attributes}}
+            public readonly record struct Money(long Cents);
+            public abstract class Base : IpyRpcFormatter<Money>
+            {
+                public override void Write(ref MessagePackWriter writer, Money value) => writer.Write(value.Cents);
+                public override Money Read(ref MessagePackReader reader) => new(reader.ReadInt64());
+                public override void Write(System.Text.Json.Utf8JsonWriter writer, Money value) => writer.WriteNumberValue(value.Cents);
+                public override Money Read(ref System.Text.Json.Utf8JsonReader reader) => new(reader.GetInt64());
+            }
+            public sealed class Good : Base { }
+            public sealed class Good2 : Base { }
+            public abstract class Half : Base { }
+            public sealed class NoDefault(int scale) : Base { public int Scale => scale; }
+            public sealed class NotOne { }
+            public sealed class OfText : IpyRpcFormatter<string>
+            {
+                public override void Write(ref MessagePackWriter writer, string value) => writer.Write(value);
+                public override string Read(ref MessagePackReader reader) => reader.ReadString()!;
+                public override void Write(System.Text.Json.Utf8JsonWriter writer, string value) => writer.WriteStringValue(value);
+                public override string Read(ref System.Text.Json.Utf8JsonReader reader) => reader.GetString()!;
+            }
+            public static class F
+            {
+                /// <summary>x</summary>
+                [IpyRpcExport] public static long Run(Money m) => m.Cents;
+            }
+            """, "using IpyRpc.Formatting;\nusing IpyRpc.MessagePack;"));
+        Assert.Contains("Parameter 'm' of 'F.Run' has type 'Money'", d.GetMessage());
+        Assert.Contains(expected, d.GetMessage());
+    }
+
     [Fact]
     public void AnUnsupportedReturnTypeIsAnError()
     {

@@ -241,6 +241,65 @@ public sealed class SchemaClientTests
     }
 
     [Fact]
+    public async Task ATypeWithTheServersOwnFormatterReachesASchemaClientAsThePlainDataItsFormatterWrites()
+    {
+        GeneratorHarness.Result server = GeneratorHarness.Run("""
+            using System.Text.Json;
+            using IpyRpc;
+            using IpyRpc.Formatting;
+            using IpyRpc.MessagePack;
+
+            namespace Server.Shop;
+
+            /// <summary>Cents, travelling as "12.50".</summary>
+            [IpyRpcFormatter(typeof(CentsFormatter))]
+            public readonly record struct Cents(long Value);
+
+            public sealed class CentsFormatter : IpyRpcFormatter<Cents>
+            {
+                public override void Write(ref MessagePackWriter writer, Cents value) => writer.Write((value.Value / 100m).ToString("0.00", System.Globalization.CultureInfo.InvariantCulture));
+                public override Cents Read(ref MessagePackReader reader) => new((long)(decimal.Parse(reader.ReadString()!, System.Globalization.CultureInfo.InvariantCulture) * 100));
+                public override void Write(Utf8JsonWriter writer, Cents value) => writer.WriteStringValue((value.Value / 100m).ToString("0.00", System.Globalization.CultureInfo.InvariantCulture));
+                public override Cents Read(ref Utf8JsonReader reader) => new((long)(decimal.Parse(reader.GetString()!, System.Globalization.CultureInfo.InvariantCulture) * 100));
+            }
+
+            public static class Functions
+            {
+                /// <summary>Twice the amount.</summary>
+                [IpyRpcExport("shop.double")]
+                public static Cents Double(Cents amount) => new(amount.Value * 2);
+            }
+            """);
+        Assert.Empty(server.GeneratorDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+        Assert.Empty(server.CompileDiagnostics);
+        await using var host = new IpyRpcServer();
+        host.Register(GeneratorHarness.Load(server.Output).GetType("Server.Shop.Functions")!);
+        string schema;
+        await using (IpyRpcClient describing = await IpyRpcClient.ConnectInProcessAsync(host))
+        {
+            schema = Encoding.UTF8.GetString(OpenRpcDocument.Write(describing.Functions, "Shop", "1.0.0", indented: true));
+        }
+
+        Assert.Contains("\"x-ipyrpc\": \"custom\"", schema);
+        GeneratorHarness.Result client = GeneratorHarness.RunWithSchemas([new("/project/Shop.ipyrpc.json", schema, ns: "Client.Shop")], """
+            using System.Threading.Tasks;
+            using IpyRpc;
+            using Client.Shop;
+
+            public static class Driver
+            {
+                public static async Task<string> Run(IpyRpcPeer peer) => $"{await peer.Proxy<ShopClient>().Shop.Double("12.50")}";
+            }
+            """);
+        Assert.Empty(client.GeneratorDiagnostics);
+        Assert.Empty(client.CompileDiagnostics);
+        Assert.Contains("public __Tasks.Task<object> Double(object amount,", client.Sources["Client_Shop_ShopClient.IpyRpc.g.cs"]);
+        await using IpyRpcClient connection = await IpyRpcClient.ConnectInProcessAsync(host);
+        var run = (Task<string>)GeneratorHarness.Load(client.Output).GetType("Driver")!.GetMethod("Run")!.Invoke(null, [connection])!;
+        Assert.Equal("25.00", await run);
+    }
+
+    [Fact]
     public async Task TheGeneratedTypesAndProxyCarryTheServersDocs()
     {
         (IpyRpcServer server, string schema) = await ShapesServerAsync();

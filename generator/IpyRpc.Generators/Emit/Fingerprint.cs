@@ -45,6 +45,9 @@ internal static class Fingerprint
             case TypeKind.Builtin:
                 text.Append(type.Builtin);
                 return;
+            case TypeKind.Custom:
+                text.Append("custom(").Append(type.FullName).Append(')');
+                return;
             case TypeKind.Enum:
                 text.Append("enum(").Append(string.Join("|", type.EnumMembers.Select(m => m.Name))).Append(')');
                 return;

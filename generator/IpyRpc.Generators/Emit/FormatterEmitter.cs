@@ -86,7 +86,7 @@ internal static class FormatterEmitter
     }
 
     // Objects, tuples and enums construct without touching other fields; composites need their elements first.
-    private static int Depth(TypeModel t) => t.Kind is TypeKind.Object or TypeKind.Tuple or TypeKind.Enum or TypeKind.Builtin ? 0 : 1 + t.Arguments.Select(Depth).DefaultIfEmpty(0).Max();
+    private static int Depth(TypeModel t) => t.Kind is TypeKind.Object or TypeKind.Tuple or TypeKind.Enum or TypeKind.Builtin or TypeKind.Custom ? 0 : 1 + t.Arguments.Select(Depth).DefaultIfEmpty(0).Max();
 
     private static string Create(TypeModel t)
     {
@@ -103,6 +103,8 @@ internal static class FormatterEmitter
             case TypeKind.Object:
             case TypeKind.Tuple:
                 return $"new {ClassName(t.FullName)}()";
+            case TypeKind.Custom:
+                return $"new {t.Create}()";
             default:
                 throw new InvalidOperationException("No formatter to create for " + t.Kind);
         }

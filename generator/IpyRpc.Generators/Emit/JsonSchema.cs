@@ -141,6 +141,11 @@ internal static class JsonSchema
                 }
 
                 break;
+            case TypeKind.Custom:
+                // Its format is the user's formatter's: any JSON value, named for people and for clients with the type.
+                text.Append("{\"title\":").Append(Quote(type.Display)).Append(",\"x-ipyrpc\":\"custom\",\"x-csharp-full-name\":").Append(Quote(CSharpName(type.FullName)));
+                if (type.Doc is not null) text.Append(",\"description\":").Append(Quote(type.Doc));
+                break;
             case TypeKind.Object:
                 text.Append("{\"type\":\"object\",\"title\":").Append(Quote(type.Display)).Append(",\"x-ipyrpc\":\"object\",\"x-csharp-full-name\":").Append(Quote(CSharpName(type.FullName)));
                 if (type.IsValueType) text.Append(",\"x-csharp-struct\":true");
@@ -173,7 +178,7 @@ internal static class JsonSchema
     private static void WriteMember(MemberModel m, Dictionary<string, ObjectModel> objects, StringBuilder text, HashSet<string> path)
     {
         // An object or enum node carries its type's description; a documented member of such a type wraps it, so neither doc is lost.
-        if (m.Doc is not null && m.Type.Kind is TypeKind.Object or TypeKind.Enum)
+        if (m.Doc is not null && m.Type.Kind is TypeKind.Object or TypeKind.Enum or TypeKind.Custom)
         {
             text.Append("{\"allOf\":[");
             Write(m.Type, objects, text, path);

@@ -376,7 +376,7 @@ internal static class ServiceEmitter
     {
         TypeKind.Builtin => type.Builtin is { } b && (b.EndsWith("Array", System.StringComparison.Ordinal) || b.EndsWith("Array2D", System.StringComparison.Ordinal)
             || b.EndsWith("Array3D", System.StringComparison.Ordinal) || b.EndsWith("Tensor", System.StringComparison.Ordinal) || b == "DataFrame"),
-        TypeKind.Sequence or TypeKind.Dictionary or TypeKind.Object => true,
+        TypeKind.Sequence or TypeKind.Dictionary or TypeKind.Object or TypeKind.Custom => true,
         _ => false,
     };
 

@@ -20,6 +20,8 @@ internal enum TypeKind
     Object,
     /// <summary>A value tuple or System.Tuple: a generated formatter writing an array.</summary>
     Tuple,
+    /// <summary>A type with a formatter of the user's own ([IpyRpcFormatter]): <see cref="TypeModel.Create"/> names the formatter class.</summary>
+    Custom,
 }
 
 /// <summary>

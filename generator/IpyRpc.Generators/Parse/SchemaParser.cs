@@ -269,6 +269,9 @@ internal sealed class SchemaParser
                 return Tuple(node);
             case "object":
                 return Object(node);
+            case "custom":
+                // A type with the server's own formatter: this client has only its plain data.
+                return Builtin("Object")!;
             default:
                 if (Builtin(kind) is { } builtin) return builtin;
                 throw new ShapeException($"\"x-ipyrpc\": \"{kind}\" is not a kind this generator knows", node);

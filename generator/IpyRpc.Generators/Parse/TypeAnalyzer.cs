@@ -87,6 +87,17 @@ internal sealed class TypeAnalyzer
             return new TypeModel(TypeKind.Builtin, full, display, type.IsValueType, builtin, EquatableArray<TypeModel>.Empty, null, null);
         }
 
+        if (CustomFormatter(type, out error) is { } formatter)
+        {
+            return new TypeModel(TypeKind.Custom, full, display, type.IsValueType, null, EquatableArray<TypeModel>.Empty, formatter, null,
+                Doc: type is INamedTypeSymbol documented ? DocParser.Summary(documented) : null);
+        }
+
+        if (error is not null)
+        {
+            return null;
+        }
+
         switch (type)
         {
             case ITypeParameterSymbol:
@@ -330,6 +341,89 @@ internal sealed class TypeAnalyzer
 
         _objects[full] = new ObjectModel(full, display, named.IsValueType, false, models.ToEquatableArray(), constructor.Parameters.Length, DocParser.Summary(named));
         return reference;
+    }
+
+    private const string FormatterAttribute = "global::IpyRpc.IpyRpcFormatterAttribute";
+
+    /// <summary>
+    /// The formatter class the user gave <paramref name="type"/> ([IpyRpcFormatter] on the type, or on this assembly
+    /// for a type it cannot annotate), as a fully qualified name; <see langword="null"/> with no error when there is none.
+    /// </summary>
+    private string? CustomFormatter(ITypeSymbol type, out string? error)
+    {
+        error = null;
+        if (type is not INamedTypeSymbol named || named.TypeKind == Microsoft.CodeAnalysis.TypeKind.Enum) return null;
+        INamedTypeSymbol plain = (INamedTypeSymbol)named.WithNullableAnnotation(NullableAnnotation.NotAnnotated);
+        var given = new List<ITypeSymbol>();
+        foreach (AttributeData a in plain.GetAttributes())
+        {
+            if (IsFormatterAttribute(a) && a.ConstructorArguments.Length == 1 && a.ConstructorArguments[0].Value is ITypeSymbol f) given.Add(f);
+        }
+
+        if (given.Count == 0)
+        {
+            foreach (AttributeData a in _compilation.Assembly.GetAttributes())
+            {
+                if (IsFormatterAttribute(a) && a.ConstructorArguments.Length == 1 && a.ConstructorArguments[0].Value is INamedTypeSymbol f
+                    && FormattedType(f) is { } formatted && SymbolEqualityComparer.Default.Equals(formatted, plain))
+                {
+                    given.Add(f);
+                }
+            }
+        }
+
+        if (given.Count == 0) return null;
+        string display = plain.ToDisplayString(ShortFormat);
+        if (given.Count > 1)
+        {
+            error = $"{display} is given {given.Count} formatters with [IpyRpcFormatter] ({string.Join(", ", given.Select(g => g.ToDisplayString(ShortFormat)))}); give it one";
+            return null;
+        }
+
+        if (given[0] is not INamedTypeSymbol formatter || formatter.TypeKind != Microsoft.CodeAnalysis.TypeKind.Class || formatter.IsAbstract || formatter.IsUnboundGenericType
+            || formatter.TypeParameters.Length > 0)
+        {
+            error = $"its [IpyRpcFormatter] names {given[0].ToDisplayString(ShortFormat)}, which is not a concrete, non-generic class";
+            return null;
+        }
+
+        string name = formatter.ToDisplayString(ShortFormat);
+        if (FormattedType(formatter) is not { } handles)
+        {
+            error = $"its [IpyRpcFormatter] names {name}, which does not derive from IpyRpc.Formatting.IpyRpcFormatter<{display}>";
+            return null;
+        }
+
+        if (!SymbolEqualityComparer.Default.Equals(handles, plain))
+        {
+            error = $"its [IpyRpcFormatter] names {name}, a formatter of {handles.ToDisplayString(ShortFormat)}, not of {display}";
+            return null;
+        }
+
+        if (!IsAccessible(formatter) || !formatter.InstanceConstructors.Any(c => c.Parameters.Length == 0
+            && (c.DeclaredAccessibility == Accessibility.Public || (c.DeclaredAccessibility == Accessibility.Internal && SymbolEqualityComparer.Default.Equals(formatter.ContainingAssembly, _assembly)))))
+        {
+            error = $"its [IpyRpcFormatter] {name} needs a public parameterless constructor (and to be public, or internal to this assembly) for generated code to make it";
+            return null;
+        }
+
+        return FullName(formatter);
+    }
+
+    private static bool IsFormatterAttribute(AttributeData a) => a.AttributeClass?.ToDisplayString(FullFormat) == FormatterAttribute;
+
+    // The T of the IpyRpcFormatter<T> a class derives from, without nullable annotations.
+    private static ITypeSymbol? FormattedType(INamedTypeSymbol formatter)
+    {
+        for (INamedTypeSymbol? t = formatter.BaseType; t is not null; t = t.BaseType)
+        {
+            if (t.IsGenericType && t.ConstructedFrom.ToDisplayString(FullFormat) == "global::IpyRpc.Formatting.IpyRpcFormatter<T>")
+            {
+                return t.TypeArguments[0].WithNullableAnnotation(NullableAnnotation.NotAnnotated);
+            }
+        }
+
+        return null;
     }
 
     private static bool IsFrameworkNamespace(INamespaceSymbol? ns)
