@@ -99,10 +99,10 @@ public sealed class DiagnosticsTests
             public static class F
             {
                 /// <summary>x</summary>
-                [IpyRpcExport] public static Task<Dictionary<int, string>> Run() => null!;
+                [IpyRpcExport] public static Task<Dictionary<double, string>> Run() => null!;
             }
             """));
-        Assert.Contains("dictionary keys must be strings", d.GetMessage());
+        Assert.Contains("dictionary keys must be strings, integers, GUIDs or enums", d.GetMessage());
     }
 
     [Fact]

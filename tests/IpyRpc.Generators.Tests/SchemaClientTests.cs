@@ -270,16 +270,8 @@ public sealed class SchemaClientTests
                 public static Cents Double(Cents amount) => new(amount.Value * 2);
             }
             """);
-        Assert.Empty(server.GeneratorDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
-        Assert.Empty(server.CompileDiagnostics);
-        await using var host = new IpyRpcServer();
-        host.Register(GeneratorHarness.Load(server.Output).GetType("Server.Shop.Functions")!);
-        string schema;
-        await using (IpyRpcClient describing = await IpyRpcClient.ConnectInProcessAsync(host))
-        {
-            schema = Encoding.UTF8.GetString(OpenRpcDocument.Write(describing.Functions, "Shop", "1.0.0", indented: true));
-        }
-
+        await using IpyRpcServer host = HostOf(server, "Server.Shop.Functions");
+        string schema = await SchemaOfAsync(host, "Shop");
         Assert.Contains("\"x-ipyrpc\": \"custom\"", schema);
         GeneratorHarness.Result client = GeneratorHarness.RunWithSchemas([new("/project/Shop.ipyrpc.json", schema, ns: "Client.Shop")], """
             using System.Threading.Tasks;
@@ -294,9 +286,85 @@ public sealed class SchemaClientTests
         Assert.Empty(client.GeneratorDiagnostics);
         Assert.Empty(client.CompileDiagnostics);
         Assert.Contains("public __Tasks.Task<object> Double(object amount,", client.Sources["Client_Shop_ShopClient.IpyRpc.g.cs"]);
+        Assert.Equal("25.00", await RunDriverAsync(client, host));
+    }
+
+    [Fact]
+    public async Task MapsKeyedByIntegersEnumsAndGuidsKeepTheirKeyTypesInASchemaClient()
+    {
+        GeneratorHarness.Result server = GeneratorHarness.Run("""
+            using System;
+            using System.Collections.Generic;
+            using System.Linq;
+            using IpyRpc;
+
+            namespace Server.Keys;
+
+            /// <summary>A season.</summary>
+            public enum Season { Spring, Summer }
+
+            public static class Functions
+            {
+                /// <summary>How often each number occurs.</summary>
+                [IpyRpcExport("keys.histogram")]
+                public static Dictionary<long, int> Histogram(int[] numbers) => numbers.GroupBy(n => (long)n).ToDictionary(g => g.Key, g => g.Count());
+
+                /// <summary>Rain by season, doubled.</summary>
+                [IpyRpcExport("keys.rain")]
+                public static Dictionary<Season, double> Rain(Dictionary<Season, double> rain) => rain.ToDictionary(r => r.Key, r => r.Value * 2);
+
+                /// <summary>Names by id.</summary>
+                [IpyRpcExport("keys.names")]
+                public static Dictionary<Guid, string> Names(Dictionary<Guid, string> names) => names;
+            }
+            """);
+        Assert.Empty(server.GeneratorDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+        Assert.Empty(server.CompileDiagnostics);
+        await using IpyRpcServer host = HostOf(server, "Server.Keys.Functions");
+        string schema = await SchemaOfAsync(host, "Keys");
+        GeneratorHarness.Result client = GeneratorHarness.RunWithSchemas([new("/project/Keys.ipyrpc.json", schema, ns: "Client.Keys")], """
+            using System;
+            using System.Collections.Generic;
+            using System.Linq;
+            using System.Threading.Tasks;
+            using IpyRpc;
+            using Client.Keys;
+
+            public static class Driver
+            {
+                public static async Task<string> Run(IpyRpcPeer peer)
+                {
+                    var keys = peer.Proxy<KeysClient>().Keys;
+                    Dictionary<long, int> histogram = await keys.Histogram(new[] { 7, 7, -1 });
+                    Dictionary<Season, double> rain = await keys.Rain(new Dictionary<Season, double> { [Season.Summer] = 1.5 });
+                    var id = Guid.Parse("6f9619ff-8b86-d011-b42d-00cf4fc964ff");
+                    Dictionary<Guid, string> names = await keys.Names(new Dictionary<Guid, string> { [id] = "six" });
+                    return $"{histogram[7]} {histogram[-1]} {rain[Season.Summer]} {names[id]}";
+                }
+            }
+            """);
+        Assert.Empty(client.GeneratorDiagnostics);
+        Assert.Empty(client.CompileDiagnostics);
+        Assert.Equal("2 1 3 six", await RunDriverAsync(client, host));
+    }
+
+    private static IpyRpcServer HostOf(GeneratorHarness.Result server, string type)
+    {
+        var host = new IpyRpcServer();
+        host.Register(GeneratorHarness.Load(server.Output).GetType(type)!);
+        return host;
+    }
+
+    private static async Task<string> SchemaOfAsync(IpyRpcServer host, string title)
+    {
+        await using IpyRpcClient describing = await IpyRpcClient.ConnectInProcessAsync(host);
+        return Encoding.UTF8.GetString(OpenRpcDocument.Write(describing.Functions, title, "1.0.0", indented: true));
+    }
+
+    private static async Task<string> RunDriverAsync(GeneratorHarness.Result client, IpyRpcServer host)
+    {
         await using IpyRpcClient connection = await IpyRpcClient.ConnectInProcessAsync(host);
-        var run = (Task<string>)GeneratorHarness.Load(client.Output).GetType("Driver")!.GetMethod("Run")!.Invoke(null, [connection])!;
-        Assert.Equal("25.00", await run);
+        return await (Task<string>)GeneratorHarness.Load(client.Output).GetType("Driver")!.GetMethod("Run")!.Invoke(null, [connection])!;
     }
 
     [Fact]

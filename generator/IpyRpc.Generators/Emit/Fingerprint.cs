@@ -61,7 +61,17 @@ internal static class Fingerprint
                 text.Append(']');
                 return;
             case TypeKind.Dictionary:
-                text.Append("{*:");
+                if (type.Arguments.Count > 1)
+                {
+                    text.Append("{[");
+                    Shape(type.Arguments[1], objects, text, path);
+                    text.Append("]:");
+                }
+                else
+                {
+                    text.Append("{*:");
+                }
+
                 Shape(type.Arguments[0], objects, text, path);
                 text.Append('}');
                 return;

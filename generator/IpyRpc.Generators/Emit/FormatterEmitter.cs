@@ -98,6 +98,14 @@ internal static class FormatterEmitter
                 return $"new {Names.Formatting}.NullableFormatter<{t.Arguments[0].FullName}>({Names.LocalFormatter(t.Arguments[0])})";
             case TypeKind.Sequence:
                 return $"new {Names.Formatting}.SequenceFormatter<{t.FullName}, {t.Arguments[0].FullName}>({Names.LocalFormatter(t.Arguments[0])}, {t.Create})";
+            case TypeKind.Dictionary when t.Arguments.Count > 1:
+                {
+                    // Keys that are not strings: integers, GUIDs, enums.
+                    TypeModel key = t.Arguments[1];
+                    string keys = key.Kind == TypeKind.Enum ? $"{Names.Formatting}.DictionaryKeys.Enum<{key.FullName}>()" : $"{Names.Formatting}.DictionaryKeys.{key.Builtin}";
+                    return $"new {Names.Formatting}.KeyedDictionaryFormatter<{t.FullName}, {key.FullName}, {t.Arguments[0].FullName}>({keys}, {Names.LocalFormatter(t.Arguments[0])}, {t.Create})";
+                }
+
             case TypeKind.Dictionary:
                 return $"new {Names.Formatting}.DictionaryFormatter<{t.FullName}, {t.Arguments[0].FullName}>({Names.LocalFormatter(t.Arguments[0])}, {t.Create})";
             case TypeKind.Object:

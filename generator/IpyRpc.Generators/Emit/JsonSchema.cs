@@ -123,6 +123,17 @@ internal static class JsonSchema
                 text.Append("{\"type\":\"object\",\"additionalProperties\":");
                 Write(type.Arguments[0], objects, text, path);
                 text.Append(",\"x-ipyrpc\":\"map\"");
+                if (type.Arguments.Count > 1)
+                {
+                    // Keys that are not strings: JSON keys are their text (an integer's digits, an enum's member name, a GUID).
+                    TypeModel key = type.Arguments[1];
+                    text.Append(",\"propertyNames\":");
+                    if (key.Kind == TypeKind.Enum) text.Append("{\"enum\":[").Append(string.Join(",", key.EnumMembers.Select(m => Quote(m.Name)))).Append("]}");
+                    else if (key.Builtin == "Guid") text.Append("{\"format\":\"uuid\"}");
+                    else text.Append(key.Builtin!.StartsWith("U", System.StringComparison.Ordinal) || key.Builtin == "Byte" ? "{\"pattern\":\"^[0-9]+$\"}" : "{\"pattern\":\"^-?[0-9]+$\"}");
+                    text.Append(",\"x-ipyrpc-key\":");
+                    Write(key, objects, text, path);
+                }
                 break;
             case TypeKind.Tuple:
                 text.Append("{\"type\":\"array\",\"x-ipyrpc\":\"tuple\"");

@@ -21,7 +21,8 @@ internal static class SchemaTypesEmitter
         {
             if (!first) w.Line();
             first = false;
-            string members = string.Join("\n", e.EnumMembers.Select(m => (m.Doc is null ? "" : $"/// <summary>{Xml(m.Doc)}</summary>\n") + $"{m.Name} = {m.Value},"));
+            // Every member has a doc, so a client project that writes its documentation file gets no warning for one the server left bare.
+            string members = string.Join("\n", e.EnumMembers.Select(m => $"/// <summary>{Xml(m.Doc ?? $"{e.Display}.{m.Name} on the server ({m.Value}).")}</summary>\n{m.Name} = {m.Value},"));
             w.Block($$"""
                 /// <summary>{{Xml(e.Doc ?? $"The server's enum {e.Display} (from {schema.Key.SchemaFile}).")}}</summary>
                 {{CodeWriter.GeneratedCode}}

@@ -261,6 +261,19 @@ internal sealed class SchemaParser
             case "map":
                 {
                     TypeModel value = Map(node["additionalProperties"] as JsonObject ?? throw new ShapeException("a map needs its values' schema", node));
+                    if (node["x-ipyrpc-key"] is JsonObject keyNode)
+                    {
+                        // Keys that are not strings (integers, GUIDs, enums).
+                        TypeModel key = Map(keyNode);
+                        if (key.Kind != TypeKind.Enum && key.Builtin is not ("SByte" or "Byte" or "Int16" or "UInt16" or "Int32" or "UInt32" or "Int64" or "UInt64" or "Guid"))
+                        {
+                            throw new ShapeException($"a map's keys are strings, integers, GUIDs or enums, not {key.Display}", node);
+                        }
+
+                        return new TypeModel(TypeKind.Dictionary, $"global::System.Collections.Generic.Dictionary<{key.FullName}, {value.FullName}>", $"Dictionary<{key.Display}, {value.Display}>",
+                            false, null, new[] { value, key }.ToEquatableArray(), "static d => d", null);
+                    }
+
                     return new TypeModel(TypeKind.Dictionary, $"global::System.Collections.Generic.Dictionary<string, {value.FullName}>", $"Dictionary<string, {value.Display}>",
                         false, null, new[] { value }.ToEquatableArray(), "static d => d", null);
                 }

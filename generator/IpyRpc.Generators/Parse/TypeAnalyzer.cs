@@ -176,14 +176,21 @@ internal sealed class TypeAnalyzer
                 case "global::System.Collections.Generic.IDictionary<TKey, TValue>":
                 case "global::System.Collections.Generic.IReadOnlyDictionary<TKey, TValue>":
                     {
+                        TypeModel? key = null;
                         if (args[0].SpecialType != SpecialType.System_String)
                         {
-                            error = "dictionary keys must be strings (maps and JSON objects have string keys)";
-                            return null;
+                            // Integers, GUIDs and enums: themselves in MessagePack, their text in JSON.
+                            key = IsKeyType(args[0]) ? Analyze(args[0], depth + 1, out error) : null;
+                            if (key is null)
+                            {
+                                error = "dictionary keys must be strings, integers, GUIDs or enums (JSON object keys are text)";
+                                return null;
+                            }
                         }
 
                         TypeModel? value = Analyze(args[1], depth + 1, out error);
-                        return value is null ? null : new TypeModel(TypeKind.Dictionary, full, display, false, null, new[] { value }.ToEquatableArray(), "static d => d", null);
+                        return value is null ? null : new TypeModel(TypeKind.Dictionary, full, display, false, null,
+                            (key is null ? new[] { value } : new[] { value, key }).ToEquatableArray(), "static d => d", null);
                     }
             }
 
@@ -194,7 +201,7 @@ internal sealed class TypeAnalyzer
 
             if (definition.StartsWith("global::System.", StringComparison.Ordinal))
             {
-                error = $"{named.ConstructedFrom.Name}<...> is not one of the supported collections (arrays, List<T>, IReadOnlyList<T>, IEnumerable<T>, HashSet<T>, Dictionary<string, T>, tuples)";
+                error = $"{named.ConstructedFrom.Name}<...> is not one of the supported collections (arrays, List<T>, IReadOnlyList<T>, IEnumerable<T>, HashSet<T>, Dictionary<K, T> with string, integer, GUID or enum keys, tuples)";
                 return null;
             }
         }
@@ -425,6 +432,13 @@ internal sealed class TypeAnalyzer
 
         return null;
     }
+
+    // The dictionary keys besides strings: integer types, Guid and enums (DictionaryKeys has one for each).
+    private static bool IsKeyType(ITypeSymbol key)
+        => key.SpecialType is SpecialType.System_SByte or SpecialType.System_Byte or SpecialType.System_Int16 or SpecialType.System_UInt16
+            or SpecialType.System_Int32 or SpecialType.System_UInt32 or SpecialType.System_Int64 or SpecialType.System_UInt64
+            || key.TypeKind == Microsoft.CodeAnalysis.TypeKind.Enum
+            || FullName(key) == "global::System.Guid";
 
     private static bool IsFrameworkNamespace(INamespaceSymbol? ns)
     {

@@ -76,6 +76,21 @@ public static class ShopFunctions
     [IpyRpcExport("shop.dearer")]
     public static Purchase Dearer(Purchase p) => p with { Price = p.Price with { Cents = p.Price.Cents + 1 } };
 
+    /// <summary>How many times each number occurs.</summary>
+    /// <param name="numbers">The numbers.</param>
+    [IpyRpcExport("shop.histogram")]
+    public static Dictionary<int, int> Histogram(int[] numbers) => numbers.GroupBy(n => n).ToDictionary(g => g.Key, g => g.Count());
+
+    /// <summary>Each shade's count, doubled; keyed by an enum.</summary>
+    /// <param name="counts">Counts by shade.</param>
+    [IpyRpcExport("shop.shades")]
+    public static IReadOnlyDictionary<Shade, long> Shades(Dictionary<Shade, long> counts) => counts.ToDictionary(c => c.Key, c => c.Value * 2);
+
+    /// <summary>Names by id, echoed.</summary>
+    /// <param name="names">Names by id.</param>
+    [IpyRpcExport("shop.names")]
+    public static Dictionary<Guid, string> Names(IDictionary<Guid, string> names) => new(names);
+
     /// <summary>n factorial, exactly.</summary>
     /// <param name="n">n.</param>
     [IpyRpcExport("shop.factorial")]
@@ -84,6 +99,42 @@ public static class ShopFunctions
         BigInteger f = BigInteger.One;
         for (int i = 2; i <= n; i++) f *= i;
         return f;
+    }
+}
+
+/// <summary>Shades, for enum keys.</summary>
+public enum Shade
+{
+    Dark,
+    Light,
+}
+
+public sealed class KeyedDictionaryTests
+{
+    [Theory]
+    [InlineData(Serialization.MessagePack)]
+    [InlineData(Serialization.Json)]
+    public async Task DictionariesKeyedByIntegersEnumsAndGuidsTravelWithTheirKeys(Serialization serialization)
+    {
+        await using InProcess p = await InProcess.StartAsync(serialization, s => s.Register(typeof(ShopFunctions)));
+        ShopFunctionsClient.ShopNamespace shop = p.Client.Proxy<ShopFunctionsClient>().Shop;
+
+        Assert.Equal(new Dictionary<int, int> { [1] = 1, [-2] = 2, [3] = 1 }, await shop.Histogram([1, -2, -2, 3]));
+        Assert.Equal(new Dictionary<Shade, long> { [Shade.Dark] = 2, [(Shade)7] = 6 }, await shop.Shades(new Dictionary<Shade, long> { [Shade.Dark] = 1, [(Shade)7] = 3 }));
+        var id = Guid.Parse("6f9619ff-8b86-d011-b42d-00cf4fc964ff");
+        Assert.Equal("six", (await shop.Names(new Dictionary<Guid, string> { [id] = "six" }))[id]);
+
+        // A caller without the types sends keys as text (as JSON must); names in any case and numbers are read.
+        var fromText = (Dictionary<string, object?>)(await p.Client.CallAsync<object?>("shop.shades", new Dictionary<string, object?> { ["light"] = 5L, ["0"] = 1L }))!;
+        Assert.Equal(10L, Convert.ToInt64(fromText["Light"]));
+        Assert.Equal(2L, Convert.ToInt64(fromText["Dark"]));
+
+        var wrongKey = await Assert.ThrowsAsync<InvalidArgumentsException>(() => p.Client.CallAsync<object?>("shop.shades", new Dictionary<string, object?> { ["dim"] = 1L }));
+        Assert.Contains("The key \"dim\" is not a member of Shade (Dark, Light)", wrongKey.Message);
+        var twice = await Assert.ThrowsAsync<InvalidArgumentsException>(() => p.Client.CallAsync<object?>("shop.shades", new Dictionary<string, object?> { ["light"] = 1L, ["1"] = 2L }));
+        Assert.Contains("Duplicate", twice.Message);
+        var notANumber = await Assert.ThrowsAsync<InvalidArgumentsException>(() => p.Client.CallAsync<object?>("shop.names", new Dictionary<string, object?> { ["seven"] = "x" }));
+        Assert.Contains("is not a GUID", notANumber.Message);
     }
 }
 
