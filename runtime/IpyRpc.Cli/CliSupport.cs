@@ -209,7 +209,8 @@ internal static class JobViews
         var text = new System.Text.StringBuilder();
         text.Append($"{j.Id} {j.Function} {j.State.WireName()}\n");
         text.Append($"  created    {j.CreatedAt:u}{(j.Queue is { Length: > 0 } queue ? $" on queue {queue}" : "")}\n");
-        if (j.StartedAt is { } started) text.Append($"  started    {started:u}{(j.Worker is { } worker ? $" by {worker}" : "")}{(j.Attempts > 1 ? $", attempt {j.Attempts}" : "")}\n");
+        if (j.StartedAt is { } started) text.Append($"  started    {started:u}\n");
+        if (j.Worker is { } worker) text.Append($"  worker     {worker}{(j.Attempts > 1 ? $" (attempt {j.Attempts}: delivered again after an earlier worker stopped answering)" : "")}\n");
         if (j.CompletedAt is { } completed) text.Append($"  completed  {completed:u}{(Took(j) is { } took ? $" after {took:0.###} s" : "")}\n");
         if (j.Deadline is { } deadline && !j.State.IsFinished()) text.Append($"  deadline   {deadline:u}\n");
         if (j.Owner is { } owner) text.Append($"  owner      {owner}\n");
