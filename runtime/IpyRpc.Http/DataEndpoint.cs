@@ -11,6 +11,7 @@ namespace IpyRpc.Http;
 /// secret key in the <c>IpyRpc-Key</c> header (never in the URL, which logs keep). JSON when the
 /// request accepts <c>application/json</c>, MessagePack otherwise. Errors are
 /// <c>{"code", "message"}</c> with 403 (wrong key), 410 (expired, released, evicted), 404 (unknown) or 400.
+/// <c>HEAD</c> answers the same status and headers (the length of the value, or of the rows asked for) without the body.
 /// </summary>
 internal static class DataEndpoint
 {
@@ -28,7 +29,7 @@ internal static class DataEndpoint
         }
         catch (FormatException e)
         {
-            await ErrorAsync(response, StatusCodes.Status400BadRequest, ErrorCodes.BadMessage, e.Message).ConfigureAwait(false);
+            await ErrorAsync(context, StatusCodes.Status400BadRequest, ErrorCodes.BadMessage, e.Message).ConfigureAwait(false);
             return;
         }
 
@@ -46,12 +47,13 @@ internal static class DataEndpoint
                 ErrorCodes.NotFound => StatusCodes.Status404NotFound,
                 _ => StatusCodes.Status400BadRequest,
             };
-            await ErrorAsync(response, status, e.Code, e.Error.Message).ConfigureAwait(false);
+            await ErrorAsync(context, status, e.Code, e.Error.Message).ConfigureAwait(false);
             return;
         }
 
         response.ContentType = json ? "application/json" : "application/msgpack";
         response.ContentLength = value.Length;
+        if (HttpMethods.IsHead(context.Request.Method)) return;
         await response.Body.WriteAsync(value, context.RequestAborted).ConfigureAwait(false);
     }
 
@@ -59,12 +61,15 @@ internal static class DataEndpoint
         : long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long row) ? row
         : throw new FormatException($"start and stop are row indices (whole numbers), not '{text}'.");
 
-    private static Task ErrorAsync(HttpResponse response, int status, string code, string message)
+    private static Task ErrorAsync(HttpContext context, int status, string code, string message)
     {
+        HttpResponse response = context.Response;
         response.StatusCode = status;
         response.ContentType = "application/json";
+        if (HttpMethods.IsHead(context.Request.Method)) return Task.CompletedTask;
         var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var w = new Utf8JsonWriter(buffer))
+        // Not for HTML: quotes and apostrophes in messages stay as themselves.
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
             w.WriteString("code", code);

@@ -28,9 +28,9 @@ public static class IpyRpcEndpointRouteBuilderExtensions
         endpoints.ServiceProvider.GetService<IHostApplicationLifetime>()?.ApplicationStopping.Register(() => binary.DisposeAsync().AsTask().GetAwaiter().GetResult());
         IEndpointConventionBuilder jsonEndpoint = endpoints.Map(options.JsonRpcPath, json.HandleAsync).WithMetadata(new IpyRpcEndpointMetadata(IpyRpcEndpointKind.JsonRpc));
         IEndpointConventionBuilder binaryEndpoint = endpoints.Map(options.BinaryPath, binary.HandleAsync).WithMetadata(new IpyRpcEndpointMetadata(IpyRpcEndpointKind.Binary));
-        // Values kept for pointers, at their pointers' own paths: GET {BinaryPath}/data/{id} with the key in a header.
+        // Values kept for pointers, at their pointers' own paths: GET (or HEAD) {BinaryPath}/data/{id} with the key in a header.
         string dataPath = options.BinaryPath.TrimEnd('/') + "/data/";
-        endpoints.MapGet(dataPath + "{id}", (RequestDelegate)(context => DataEndpoint.GetAsync(context, server, dataPath + context.Request.RouteValues["id"])));
+        endpoints.MapMethods(dataPath + "{id}", [HttpMethods.Get, HttpMethods.Head], (RequestDelegate)(context => DataEndpoint.GetAsync(context, server, dataPath + context.Request.RouteValues["id"])));
         return new Both(jsonEndpoint, binaryEndpoint);
     }
 

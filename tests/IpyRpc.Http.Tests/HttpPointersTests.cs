@@ -22,9 +22,9 @@ public sealed class HttpPointersTests : PointersContract
         RemotePointer<double[,]> pointer = await client.CallPointerAsync<double[,]>("ptr.matrix", 100, 3);
         using var http = new HttpClient { BaseAddress = new Uri($"http://{pointer.Host}:{pointer.Port}") };
 
-        async Task<HttpResponseMessage> Get(string query, string? key, string accept = "application/json")
+        async Task<HttpResponseMessage> Get(string query, string? key, string accept = "application/json", string method = "GET")
         {
-            var request = new HttpRequestMessage(HttpMethod.Get, pointer.Path + query);
+            var request = new HttpRequestMessage(new HttpMethod(method), pointer.Path + query);
             request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(accept));
             if (key is not null) request.Headers.Add("IpyRpc-Key", key);
             return await http.SendAsync(request);
@@ -56,7 +56,22 @@ public sealed class HttpPointersTests : PointersContract
             Assert.Contains("\"code\":\"pointer_denied\"", await denied.Content.ReadAsStringAsync());
         }
 
-        using (HttpResponseMessage noKey = await Get("", null)) Assert.Equal(HttpStatusCode.Forbidden, noKey.StatusCode);
+        // HEAD: the same status and length, no body (curl -I).
+        using (HttpResponseMessage head = await Get("?start=2&stop=4", pointer.SecretKey, "application/msgpack", "HEAD"))
+        {
+            Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+            using HttpResponseMessage get = await Get("?start=2&stop=4", pointer.SecretKey, "application/msgpack");
+            Assert.Equal((await get.Content.ReadAsByteArrayAsync()).Length, head.Content.Headers.ContentLength);
+            Assert.Empty(await head.Content.ReadAsByteArrayAsync());
+        }
+
+        using (HttpResponseMessage headDenied = await Get("", null, method: "HEAD")) Assert.Equal(HttpStatusCode.Forbidden, headDenied.StatusCode);
+        using (HttpResponseMessage noKey = await Get("", null))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, noKey.StatusCode);
+            Assert.Contains("the pointer's own secret_key", await noKey.Content.ReadAsStringAsync()); // an apostrophe as itself, not \u0027
+        }
+
         using (HttpResponseMessage badRow = await Get("?start=x", pointer.SecretKey)) Assert.Equal(HttpStatusCode.BadRequest, badRow.StatusCode);
         await client.ReleaseAsync(pointer);
         using (HttpResponseMessage gone = await Get("", pointer.SecretKey))
