@@ -369,6 +369,11 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             return refusal is null ? Result(id, OpenRpcDocument.Write(functions!, options.Title, options.Version), null) : Error(id, ErrorCodes.ToJsonRpc(refusal.Code), refusal.Message, refusal, null);
         }
 
+        if (method is "rpc.fetch" or "rpc.release")
+        {
+            return await PointerAsync(id, notification, method, parameters, http.Aborted);
+        }
+
         CallOutcome outcome = await http.Calls.CallAsync(method, parameters, live, http.Trace, lend, http.Aborted);
         if (notification)
         {
@@ -384,6 +389,86 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 
         RemoteError error = RemoteError.Decode(outcome.Message.Body.Span, outcome.Message.Serialization);
         return Error(id, ErrorCodes.ToJsonRpc(error.Code), error.Message, error, outcome.Output);
+    }
+
+    /// <summary>
+    /// <c>rpc.fetch</c> (the value a pointer points to, or rows of it, as JSON) and <c>rpc.release</c>: the pointer's
+    /// holder is reached by the server, so a JSON-RPC caller needs no other connection. The key is the only credential.
+    /// Params: <c>[pointer, start?, stop?]</c> or <c>{"pointer", "start"?, "stop"?}</c>.
+    /// </summary>
+    private async ValueTask<byte[]?> PointerAsync(string? id, bool notification, string method, ReadOnlyMemory<byte> parameters, CancellationToken aborted)
+    {
+        RemotePointer? pointer = null;
+        long? start = null, stop = null;
+        string? problem = null;
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(parameters.IsEmpty ? "[]"u8.ToArray() : parameters);
+            JsonElement root = document.RootElement;
+            JsonElement? given = null, from = null, to = null;
+            if (root.ValueKind == JsonValueKind.Array)
+            {
+                int n = root.GetArrayLength();
+                if (n > (method == "rpc.fetch" ? 3 : 1)) problem = $"{method} takes {(method == "rpc.fetch" ? "a pointer, then optionally start and stop" : "a pointer")}, not {n} values.";
+                if (n > 0) given = root[0];
+                if (n > 1) from = root[1];
+                if (n > 2) to = root[2];
+            }
+            else
+            {
+                foreach (JsonProperty p in root.EnumerateObject())
+                {
+                    switch (p.Name)
+                    {
+                        case "pointer": given = p.Value; break;
+                        case "start" when method == "rpc.fetch": from = p.Value; break;
+                        case "stop" when method == "rpc.fetch": to = p.Value; break;
+                        default: problem ??= $"{method} has no parameter named '{p.Name}'."; break;
+                    }
+                }
+            }
+
+            if (given is not { } g || !RemotePointer.TryRead(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(g), Serialization.Json, out pointer))
+            {
+                problem ??= $"{method} needs a pointer: the object a function returned, with \"type\": \"ipyrpc_data_pointer\", its \"path\", \"secret_key\", \"holder\" and address.";
+            }
+
+            start = Row(from, "start", ref problem);
+            stop = Row(to, "stop", ref problem);
+        }
+        catch (JsonException e)
+        {
+            problem = e.Message;
+        }
+
+        if (problem is not null)
+        {
+            return notification ? null : Error(id, -32602, "Invalid params: " + problem, new RemoteError { Code = ErrorCodes.InvalidArguments, Message = problem, Parameter = "pointer" });
+        }
+
+        try
+        {
+            if (method == "rpc.release")
+            {
+                await server.ReleasePointerAsync(pointer!, aborted);
+                return notification ? null : Result(id, "true"u8, null);
+            }
+
+            ReadOnlyMemory<byte> value = await server.FetchPointerAsync(pointer!, start, stop, Serialization.Json, aborted);
+            return notification ? null : Result(id, value.Span, null);
+        }
+        catch (IpyRpcException e) when (e is not RemoteException)
+        {
+            return notification ? null : Error(id, ErrorCodes.ToJsonRpc(e.Code), e.Error.Message, e.Error, null);
+        }
+    }
+
+    private static long? Row(JsonElement? given, string name, ref string? problem)
+    {
+        if (given is not { } value || value.ValueKind == JsonValueKind.Null) return null;
+        if (value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out long row)) return row;
+        problem ??= $"{name} is a row index (a whole number, negative from the end), not {value.GetRawText()}.";
+        return null;
     }
 
     /// <summary>The items of a stream's batches as one JSON array.</summary>

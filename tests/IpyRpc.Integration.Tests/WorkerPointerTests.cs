@@ -1,3 +1,5 @@
+using System.Text.Json;
+using IpyRpc.Http;
 using IpyRpc.Jobs;
 using IpyRpc.Protocol;
 using IpyRpc.ZeroMq;
@@ -143,6 +145,53 @@ public sealed class WorkerPointerTests : IAsyncLifetime
         Assert.Contains("ttl refused: nan True", stdout);
         Assert.Contains("ttl forever: None", stdout);
         Assert.Contains("released by plain dict: pointer_released", stdout);
+    }
+
+    [Fact]
+    public async Task AJsonRpcCallerFetchesAndReleasesAWorkersPointerThroughTheServer()
+    {
+        // The worker serves its values over ZeroMQ (and HTTP GET); a JSON-RPC caller reaches only the server, which fetches for it.
+        await using IpyRpcHttpServer http = await IpyRpcHttpServer.StartAsync(_server);
+        using var web = new HttpClient { BaseAddress = http.Address };
+        async Task<JsonElement> Rpc(string body)
+        {
+            using HttpResponseMessage response = await web.PostAsync("rpc", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+            return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
+        }
+
+        JsonElement made = await Rpc("""{"jsonrpc":"2.0","id":1,"method":"ptr.range","params":[5]}""");
+        Assert.Equal(JsonValueKind.Array, made.GetProperty("result").ValueKind); // not configured for a pointer: the value
+
+        _server.Config(new() { ["ptr.matrix"] = new() { ReturnPointer = true } });
+        JsonElement pointer = (await Rpc($$"""{"jsonrpc":"2.0","id":2,"method":"ptr.matrix","params":[{{Rows}},{{Cols}}]}""")).GetProperty("result");
+        Assert.Equal("ipyrpc_data_pointer", pointer.GetProperty("type").GetString());
+        Assert.Equal("http", pointer.GetProperty("protocol").GetString()); // the worker's address for the caller's transport
+        Assert.Contains(pointer.GetProperty("alternates").EnumerateArray(), a => a.GetProperty("port").GetInt32() == DataPort(_holder));
+        Assert.Equal(0, _server.Data.Count); // held by the worker, not the server
+
+        JsonElement rows = (await Rpc("""{"jsonrpc":"2.0","id":3,"method":"rpc.fetch","params":{"pointer":""" + pointer.GetRawText() + ""","start":2,"stop":4}}""")).GetProperty("result");
+        Assert.Equal([2, Cols], rows.GetProperty("shape").EnumerateArray().Select(e => e.GetInt32()));
+        Assert.Equal(2 * Cols, rows.GetProperty("data")[0][0].GetDouble());
+        JsonElement last = (await Rpc($$"""{"jsonrpc":"2.0","id":4,"method":"rpc.fetch","params":[{{pointer.GetRawText()}},-1]}""")).GetProperty("result");
+        Assert.Equal((Rows * Cols) - 1, last.GetProperty("data")[0][Cols - 1].GetDouble());
+
+        // A value held by a worker that serves it over ZeroMQ alone: no HTTP GET could reach it.
+        _server.Config(new() { ["ptr.pid"] = new() { ReturnPointer = true, Queue = "b" } }); // a pattern set again is replaced whole
+        JsonElement behindZeroMq = (await Rpc("""{"jsonrpc":"2.0","id":9,"method":"ptr.pid"}""")).GetProperty("result");
+        Assert.Equal("zmq", behindZeroMq.GetProperty("protocol").GetString());
+        Assert.False(behindZeroMq.TryGetProperty("alternates", out _)); // no other address
+        Assert.Equal(_other.Pid, (await Rpc("""{"jsonrpc":"2.0","id":10,"method":"rpc.fetch","params":[""" + behindZeroMq.GetRawText() + "]}")).GetProperty("result").GetInt32());
+
+        JsonElement bad = await Rpc("""{"jsonrpc":"2.0","id":5,"method":"rpc.fetch","params":[{"type":"ipyrpc_data_pointer"}]}""");
+        Assert.Equal(-32602, bad.GetProperty("error").GetProperty("code").GetInt32());
+        Assert.Contains("needs a pointer", bad.GetProperty("error").GetProperty("message").GetString());
+        JsonElement badRow = await Rpc($$"""{"jsonrpc":"2.0","id":6,"method":"rpc.fetch","params":[{{pointer.GetRawText()}},"x"]}""");
+        Assert.Contains("start is a row index", badRow.GetProperty("error").GetProperty("message").GetString());
+
+        Assert.True((await Rpc("""{"jsonrpc":"2.0","id":7,"method":"rpc.release","params":{"pointer":""" + pointer.GetRawText() + "}}")).GetProperty("result").GetBoolean());
+        JsonElement gone = await Rpc($$"""{"jsonrpc":"2.0","id":8,"method":"rpc.fetch","params":[{{pointer.GetRawText()}}]}""");
+        Assert.Equal(-32011, gone.GetProperty("error").GetProperty("code").GetInt32());
+        Assert.Equal("pointer_released", gone.GetProperty("error").GetProperty("data").GetProperty("code").GetString());
     }
 
     [Fact]

@@ -29,7 +29,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
 
     private HolderConnections? _holders;
 
-    private HolderConnections Holders => HolderConnections.Ensure(ref _holders, HolderClientOptions);
+    internal HolderConnections Holders => HolderConnections.Ensure(ref _holders, HolderClientOptions);
 
     public ValueTask DisposeAsync() => _holders?.DisposeAsync() ?? default;
 

@@ -94,6 +94,26 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     /// <summary>The values this server holds for pointers: its transports serve them and advertise themselves here.</summary>
     public IpyRpcDataStore Data { get; }
 
+    /// <summary>
+    /// The value a pointer points to, or rows <c>[start, stop)</c> of it, encoded in <paramref name="serialization"/>:
+    /// read from its store when it is held in this process, else fetched from its holder over the connections the server
+    /// keeps for pointer arguments. For callers that reach the server but not the holder (JSON-RPC's <c>rpc.fetch</c>).
+    /// </summary>
+    /// <exception cref="IpyRpcPointerException">Gone (expired, released, evicted), a wrong key, no rows, or the holder could not be reached.</exception>
+    public Task<ReadOnlyMemory<byte>> FetchPointerAsync(RemotePointer pointer, long? start, long? stop, Serialization serialization, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(pointer);
+        return _registry.Holders.FetchAsync(pointer, start, stop, serialization == Serialization.Auto ? Serialization.MessagePack : serialization, cancellationToken);
+    }
+
+    /// <summary>Drops the value a pointer points to at its holder, as <see cref="FetchPointerAsync"/> reaches it. Releasing twice is not an error.</summary>
+    /// <exception cref="IpyRpcPointerException">A wrong key, or the holder could not be reached.</exception>
+    public Task ReleasePointerAsync(RemotePointer pointer, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(pointer);
+        return _registry.Holders.ReleaseAsync(pointer, cancellationToken);
+    }
+
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, UnavailableWarning> _unavailable = new(StringComparer.Ordinal);
 
     /// <summary>
