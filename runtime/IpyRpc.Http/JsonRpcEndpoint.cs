@@ -371,7 +371,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 
         if (method is "rpc.fetch" or "rpc.release")
         {
-            return await PointerAsync(id, notification, method, parameters, http.Aborted);
+            return await PointerAsync(id, notification, method, parameters, http);
         }
 
         CallOutcome outcome = await http.Calls.CallAsync(method, parameters, live, http.Trace, lend, http.Aborted);
@@ -396,8 +396,16 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     /// holder is reached by the server, so a JSON-RPC caller needs no other connection. The key is the only credential.
     /// Params: <c>[pointer, start?, stop?]</c> or <c>{"pointer", "start"?, "stop"?}</c>.
     /// </summary>
-    private async ValueTask<byte[]?> PointerAsync(string? id, bool notification, string method, ReadOnlyMemory<byte> parameters, CancellationToken aborted)
+    private async ValueTask<byte[]?> PointerAsync(string? id, bool notification, string method, ReadOnlyMemory<byte> parameters, Request http)
     {
+        // The server connects to the holder the pointer names for its caller: only a caller it would let call functions may
+        // ask, as with a pointer passed as an argument (a holder's own fetch, which connects nowhere, needs only the key).
+        if (http.Calls.AccessDenied() is { } refusal)
+        {
+            return notification ? null : Error(id, ErrorCodes.ToJsonRpc(refusal.Code), refusal.Message, refusal, null);
+        }
+
+        CancellationToken aborted = http.Aborted;
         RemotePointer? pointer = null;
         long? start = null, stop = null;
         string? problem = null;
@@ -674,6 +682,9 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         }
 
         public ValueTask<(IReadOnlyList<FunctionDescriptor>? Functions, RemoteError? Refusal)> DescribeAsync() => _session.DescribeAsync();
+
+        /// <summary>Why the session's caller may not call anything; <see langword="null"/> when it may.</summary>
+        public RemoteError? AccessDenied() => _session.AccessDenied();
 
         /// <summary>Who the session's connection is: a later request on the same HTTP connection shares it only as the same principal.</summary>
         public ClaimsPrincipal? Principal { get; }

@@ -263,6 +263,19 @@ public sealed class NothingWithoutCredentialsOverHttpTests
             Assert.All(answers, a => Assert.Equal(-32004, a.GetProperty("error").GetProperty("code").GetInt32()));
         }
 
+        // rpc.fetch and rpc.release would have the server connect to the address a pointer names: refused before that.
+        using var bait = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        bait.Start();
+        int port = ((IPEndPoint)bait.LocalEndpoint).Port;
+        string pointer = $$"""{"type":"ipyrpc_data_pointer","protocol":"zmq","host":"127.0.0.1","port":{{port}},"path":"/data/{{new string('a', 32)}}","secret_key":"{{new string('b', 32)}}","holder":"{{new string('c', 32)}}"}""";
+        foreach (string method in new[] { "rpc.fetch", "rpc.release" })
+        {
+            (_, JsonElement refused) = await AuthTests.PostAsync(http, $$"""{"jsonrpc":"2.0","id":1,"method":"{{method}}","params":[{{pointer}}]}""", null);
+            Assert.Equal(-32004, refused.GetProperty("error").GetProperty("code").GetInt32());
+        }
+
+        await Task.Delay(200);
+        Assert.False(bait.Pending()); // nothing connected to the pointer's address
         Assert.Empty(await server.Queue.ListAsync());
     }
 }

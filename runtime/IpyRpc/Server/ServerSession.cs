@@ -301,7 +301,7 @@ public sealed class ServerSession : IAsyncDisposable
         => ReplyErrorAsync(error.Id, Serialization.MessagePack, new RemoteError { Code = error.Code, Message = error.Message });
 
     /// <summary>Why this connection may not do anything but hello, auth and ping; <see langword="null"/> when it may.</summary>
-    private RemoteError? AccessDenied()
+    public RemoteError? AccessDenied()
     {
         if (Connection.IsAuthenticated) return null;
         if (_server.RequiresAuthentication)
