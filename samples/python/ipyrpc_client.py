@@ -1045,6 +1045,7 @@ if __name__ == "__main__":
             c.call("nd.transpose", [[1.0, 2.0], [3.0]])
         except RemoteError as e:
             print("ragged:", e.code)
+        print("histogram:", c.call("nd.histogram", {5: 2, -1: 1}))  # a dict with int keys, both ways
         c.close()
         sys.exit(0)
     if "--large" in sys.argv:

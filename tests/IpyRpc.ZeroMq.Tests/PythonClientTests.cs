@@ -158,6 +158,7 @@ public sealed class PythonClientTests
         Assert.Contains("transpose: [[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]]", stdout);
         Assert.Contains("describe: 2x2x2 sum 36", stdout);
         Assert.Contains("ragged: invalid_arguments", stdout);
+        Assert.Contains("histogram: {15: 4, 9: 2}", stdout); // integer keys as integers, both ways
     }
 
     [Fact]

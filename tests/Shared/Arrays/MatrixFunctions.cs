@@ -28,4 +28,9 @@ public static class MatrixFunctions
         foreach (int v in cube) sum += v;
         return $"{cube.GetLength(0)}x{cube.GetLength(1)}x{cube.GetLength(2)} sum {sum}";
     }
+
+    /// <summary>Counts doubled, keyed by integers, each key shifted by ten.</summary>
+    /// <param name="counts">Counts by number.</param>
+    [IpyRpcExport("nd.histogram")]
+    public static Dictionary<int, long> Histogram(Dictionary<int, long> counts) => counts.ToDictionary(c => c.Key + 10, c => c.Value * 2);
 }
