@@ -235,6 +235,27 @@ public sealed class CallArguments
 
     private static string Count(int n) => n == 1 ? "1 argument" : $"{n} arguments";
 
+    /// <summary>
+    /// Checks that the arguments fit <paramref name="descriptor"/>'s parameters (no extra or unknown ones, every required
+    /// one given) without decoding them: for a job that will run elsewhere, so its submitter hears of a misfit at once.
+    /// </summary>
+    /// <exception cref="ArgumentBindingException">They do not fit; the error says how, as the invocation would.</exception>
+    internal void CheckFits(FunctionDescriptor descriptor)
+    {
+        (int Offset, int Length)[] slots = BindShared(descriptor);
+        for (int i = 0; i < slots.Length; i++)
+        {
+            ParameterDescriptor p = descriptor.Parameters[i];
+            if (slots[i].Offset >= 0 || p.IsOptional) continue;
+            throw new ArgumentBindingException(new RemoteError
+            {
+                Code = ErrorCodes.InvalidArguments,
+                Parameter = p.Name,
+                Message = $"{descriptor.Name} is missing the required argument '{p.Name}' ({p.Type}). Signature: {descriptor.Signature}",
+            });
+        }
+    }
+
     /// <summary>The arguments by parameter name, decoded as plain data (for authorizers); parameters left to their defaults are absent.</summary>
     /// <exception cref="ArgumentBindingException">They do not fit the parameters.</exception>
     public IReadOnlyDictionary<string, object?> Plain(FunctionDescriptor descriptor)

@@ -749,6 +749,21 @@ public sealed class ServerSession : IAsyncDisposable
         }
 
         bool detached = message.Kind == MessageKind.Submit;
+        if (detached)
+        {
+            // A job runs on without its submitter, perhaps on another machine: arguments that cannot fit the function are
+            // refused now, not found by the worker after the submitter has gone.
+            try
+            {
+                CallArguments.Parse(message.Body, message.Serialization, name).CheckFits(function.Descriptor);
+            }
+            catch (ArgumentBindingException e)
+            {
+                await ReplyErrorAsync(message.Id, message.Serialization, e.Error).ConfigureAwait(false);
+                return false;
+            }
+        }
+
         System.Diagnostics.Activity? span = IpyRpcTelemetry.StartDetached(name, System.Diagnostics.ActivityKind.Server, message.Trace, name);
         var methodTag = new KeyValuePair<string, object?>("rpc.method", name);
         IpyRpcTelemetry.Calls.Add(1, methodTag);

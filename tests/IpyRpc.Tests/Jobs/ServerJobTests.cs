@@ -80,6 +80,40 @@ public sealed class ServerJobTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task ASubmitWhoseArgumentsCannotFitIsRefusedAtOnceAndQueuesNothing()
+    {
+        // No worker takes jobs here (they would run elsewhere): a misfit found only when one ran would reach nobody.
+        string folder = Directory.CreateTempSubdirectory("ipyrpc-submit-").FullName;
+        try
+        {
+            await using var store = new SqliteJobQueue(Path.Combine(folder, "jobs.db"));
+            await using IpyRpcServer server = Server(new IpyRpcServerOptions { Queue = store, Concurrency = 0 });
+            await using IpyRpcClient client = await ConnectAsync(server);
+
+            var missing = await Assert.ThrowsAsync<InvalidArgumentsException>(() => client.SubmitAsync<int>("job.steps", "only-a-name"));
+            Assert.Equal("steps", missing.Parameter);
+            Assert.Contains("missing the required argument 'steps' (int)", missing.Message);
+            var extra = await Assert.ThrowsAsync<InvalidArgumentsException>(() => client.SubmitAsync<int>("job.steps", "a", 1, 2));
+            Assert.Contains("takes 2 arguments but 3 were given", extra.Message);
+            var unknown = await Assert.ThrowsAsync<InvalidArgumentsException>(() => client.SubmitNamedAsync<int>("job.steps", new Dictionary<string, object?> { ["name"] = "a", ["count"] = 1 }));
+            Assert.Equal("count", unknown.Parameter);
+            Assert.Empty(await server.Queue.ListAsync());
+
+            // Arguments that fit are queued (their types are the worker's to check), and an optional one may be left out.
+            IpyRpcJob<int> queued = await client.SubmitAsync<int>("job.steps", "a", 1);
+            IpyRpcJob<string> greeting = await client.SubmitAsync<string>("greet", "ann");
+            Assert.Equal(2, (await server.Queue.ListAsync()).Count);
+            Assert.Equal(JobState.Queued, queued.State);
+            Assert.Equal(JobState.Queued, greeting.State);
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task AJobOutlivesItsSubmittersConnectionAndAnotherClientAttachesToIt()
     {
         await using IpyRpcServer server = Server();
