@@ -8,7 +8,7 @@ using IpyRpc.Protocol;
 using IpyRpc.ZeroMq;
 using Spectre.Console;
 
-// ipyrpc ls URL | help URL NAME | schema URL [-o FILE] | call URL NAME [ARGS...] | ping URL | jobs (submit|list|show|attach|cancel) URL ...
+// ipyrpc ls URL | help URL NAME | schema URL [-o FILE] | call URL NAME [ARGS...] | ping URL | jobs (submit|list|show|attach|cancel) URL ... | fetch|release URL POINTER
 // URL: http(s)://host:port (WebSocket) or tcp://host:port, ipc://path (ZeroMQ). Exit codes: see ExitCodes.
 var url = new Argument<string>("url") { Description = "The server: http://host:port, tcp://host:port or ipc:///path." };
 var name = new Argument<string>("name") { Description = "The function's exported name." };
@@ -80,16 +80,26 @@ schema.SetAction((r, ct) => Run(r, ct, async (client, console) =>
     return ExitCodes.Ok;
 }));
 
-var call = new Command("call", "Call a function; its output prints as it is written.") { url, name, callArgs, json, timeout, secret };
+var asPointer = new Option<bool>("--pointer") { Description = "Keep the result where it is computed and print a pointer to it (for fetch, release, or another call)." };
+var ttl = new Option<double?>("--ttl") { Description = "With --pointer: seconds the holder keeps the value (default: as the server is configured)." };
+var call = new Command("call", "Call a function; its output prints as it is written.") { url, name, callArgs, json, timeout, asPointer, ttl, secret };
 call.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 {
     string fn = r.GetValue(name)!;
     string[] given = r.GetValue(callArgs) ?? [];
     if (!TimeoutGiven(r, console, out TimeSpan? limit)) return ExitCodes.Usage;
+    if (r.GetValue(ttl) is double keep && !(keep > 0))
+    {
+        console.Error($"--ttl is a number of seconds greater than zero, not {keep}.");
+        return ExitCodes.Usage;
+    }
+
     var options = new CallOptions
     {
         Timeout = limit,
         Output = (stream, text) => console.Output(stream, text),
+        ReturnPointer = r.GetValue(asPointer) ? true : null,
+        PointerTimeToLive = r.GetValue(ttl) is double seconds ? TimeSpan.FromSeconds(seconds) : null,
     };
     var watch = Stopwatch.StartNew();
     bool named = given.Any(a => Arguments.IsNamed(a));
@@ -126,6 +136,26 @@ ping.SetAction((r, ct) => Run(r, ct, async (client, console) =>
     TimeSpan rtt = await client.PingAsync(ct);
     if (r.GetValue(json)) console.Json(Arguments.Map(("server", client.ServerAgent), ("milliseconds", Math.Round(rtt.TotalMilliseconds, 3))));
     else Console.WriteLine($"{client.ServerAgent} answered in {rtt.TotalMilliseconds:0.###} ms");
+    return ExitCodes.Ok;
+}));
+
+var pointerText = new Argument<string>("pointer") { Description = "The pointer a call returned, as JSON (\"-\" reads it from stdin)." };
+var start = new Option<long?>("--start") { Description = "The first row (negative counts from the end)." };
+var stop = new Option<long?>("--stop") { Description = "The row to stop before." };
+var fetch = new Command("fetch", "Print the value a pointer points to, or some of its rows, fetched straight from its holder.") { url, pointerText, start, stop, secret };
+fetch.SetAction((r, ct) => Run(r, ct, async (client, console) =>
+{
+    if (!ReadPointer(r.GetValue(pointerText)!, console, out RemotePointer? pointer)) return ExitCodes.Usage;
+    object? value = await client.FetchAsync(pointer!, r.GetValue(start), r.GetValue(stop), IpyRpc.Formatting.Formatters.Object, ct);
+    Console.WriteLine(Arguments.ToJson(value));
+    return ExitCodes.Ok;
+}));
+var release = new Command("release", "Drop the value a pointer points to at its holder.") { url, pointerText, secret };
+release.SetAction((r, ct) => Run(r, ct, async (client, console) =>
+{
+    if (!ReadPointer(r.GetValue(pointerText)!, console, out RemotePointer? pointer)) return ExitCodes.Usage;
+    await client.ReleaseAsync(pointer!, ct);
+    Console.WriteLine("released");
     return ExitCodes.Ok;
 }));
 
@@ -203,8 +233,31 @@ jobsCancel.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 }));
 var jobs = new Command("jobs", "Submit, list, show, follow and cancel jobs.") { jobsSubmit, jobsList, jobsShow, jobsAttach, jobsCancel };
 
-var root = new RootCommand("ipyrpc: call IpyRpc servers from the command line.") { ls, help, schema, call, ping, jobs };
+var root = new RootCommand("ipyrpc: call IpyRpc servers from the command line.") { ls, help, schema, call, ping, jobs, fetch, release };
 return await root.Parse(args).InvokeAsync();
+
+// A pointer as JSON text (the map a call printed), or "-" for stdin; {"result": pointer} as `call --json` prints it is taken too.
+static bool ReadPointer(string text, CliConsole console, out RemotePointer? pointer)
+{
+    pointer = null;
+    if (text == "-") text = Console.In.ReadToEnd();
+    // What `ipyrpc call` printed may begin with the function's own output: the pointer is the object after it.
+    if (!text.TrimStart().StartsWith('{') && text.IndexOf("\n{", StringComparison.Ordinal) is var at and >= 0) text = text[(at + 1)..];
+    try
+    {
+        object? value = IpyRpc.Jobs.JobCodec.Decode(System.Text.Encoding.UTF8.GetBytes(text.Trim()), Serialization.Json);
+        if (value is Dictionary<string, object?> map && map.TryGetValue("result", out object? inner) && inner is Dictionary<string, object?>) value = inner;
+        pointer = RemotePointer.FromMap(value);
+    }
+    catch (Exception e) when (e is System.Text.Json.JsonException or IpyRpc.Formatting.IpyRpcSerializationException or InvalidCastException or OverflowException or FormatException)
+    {
+        console.Error($"That is not a pointer: {e.Message}");
+        return false;
+    }
+
+    if (pointer is null) console.Error("That is not a pointer: give the JSON object a call printed, with \"type\": \"ipyrpc_data_pointer\".");
+    return pointer is not null;
+}
 
 // --timeout: seconds greater than zero, or absent.
 static bool TimeoutGiven(ParseResult r, CliConsole console, out TimeSpan? limit)

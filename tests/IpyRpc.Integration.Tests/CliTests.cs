@@ -14,7 +14,7 @@ public sealed class CliTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _server.Register(typeof(WorkFunctions));
+        _server.Register(typeof(WorkFunctions)).Register(typeof(IpyRpc.Tests.Pointers.PointerFunctions));
         _server.Config(new() { ["work.slow"] = new() { InputSerialization = Serialization.Json } });
         _server.RegisterFallback("boom.*", (_, _) => throw new InvalidOperationException("kaboom"));
         _zmq = IpyRpcZeroMqServer.Start(_server, "tcp://127.0.0.1:*");
@@ -202,6 +202,47 @@ public sealed class CliTests : IAsyncLifetime
         (code, text) = await Cli("jobs", "cancel", _zmq.Endpoint, waiting.Id);
         Assert.True(code == 0, text);
         Assert.Contains("cancelled", text);
+    }
+
+    [Fact]
+    public async Task ArraysPrintAsNdarraysAndAPointerGoesFromCallToFetchToAnotherCallToRelease()
+    {
+        // A matrix prints as the seeds' ndarray object, not as an opaque extension.
+        (int code, string text) = await Cli("call", _zmq.Endpoint, "ptr.matrix", "2", "3", "--json");
+        Assert.True(code == 0, text);
+        JsonElement matrix = JsonDocument.Parse(text).RootElement.GetProperty("result");
+        Assert.Equal("ndarray", matrix.GetProperty("type").GetString());
+        Assert.Equal(5.0, matrix.GetProperty("data")[1][2].GetDouble());
+
+        (code, text) = await Cli("call", _zmq.Endpoint, "ptr.matrix", "4", "3", "--pointer", "--ttl", "600", "--json");
+        Assert.True(code == 0, text);
+        JsonElement pointer = JsonDocument.Parse(text).RootElement.GetProperty("result");
+        Assert.Equal("ipyrpc_data_pointer", pointer.GetProperty("type").GetString());
+        Assert.InRange(DateTimeOffset.FromUnixTimeMilliseconds(pointer.GetProperty("expires_at").GetInt64()), DateTimeOffset.UtcNow.AddMinutes(9), DateTimeOffset.UtcNow.AddMinutes(11));
+        string given = pointer.GetRawText();
+
+        (code, text) = await Cli("fetch", _zmq.Endpoint, given, "--start", "1", "--stop", "2");
+        Assert.True(code == 0, text);
+        JsonElement row = JsonDocument.Parse(text).RootElement;
+        Assert.Equal([1, 3], row.GetProperty("shape").EnumerateArray().Select(e => e.GetInt32()));
+        Assert.Equal([3.0, 4.0, 5.0], row.GetProperty("data")[0].EnumerateArray().Select(e => e.GetDouble()));
+
+        (code, text) = await Cli("call", _zmq.Endpoint, "ptr.sum", given); // the pointer as an argument, resolved where it is held
+        Assert.True(code == 0, text);
+        Assert.Equal(Enumerable.Range(0, 12).Sum(), double.Parse(text.Trim(), System.Globalization.CultureInfo.InvariantCulture));
+
+        (code, text) = await Cli("release", _http.Address.ToString(), given);
+        Assert.True(code == 0, text);
+        (code, text) = await Cli("fetch", _zmq.Endpoint, given);
+        Assert.Equal(1, code);
+        Assert.Contains("was released", text);
+
+        (code, text) = await Cli("fetch", _zmq.Endpoint, "{\"a\": 1}");
+        Assert.Equal(2, code);
+        Assert.Contains("That is not a pointer", text);
+        (code, text) = await Cli("call", _zmq.Endpoint, "ptr.matrix", "2", "2", "--pointer", "--ttl", "-1");
+        Assert.Equal(2, code);
+        Assert.Contains("--ttl is a number of seconds greater than zero", text);
     }
 
     [Fact]

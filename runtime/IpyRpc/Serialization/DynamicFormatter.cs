@@ -155,6 +155,87 @@ public sealed class DynamicFormatter : IpyRpcFormatter<object?>
         return new MessagePackExtension(t, body.ToArray());
     }
 
+    // An n-dimensional array (ext 2: u8 N, dtype, u8 rank, rank × u32 shape, raw little-endian elements in C order) as
+    // {"type": "ndarray", "dtype", "shape", "data": nested arrays}; false (and nothing written) when it is not well formed.
+    private static bool TryWriteNdArray(Utf8JsonWriter writer, byte[] data)
+    {
+        if (data.Length < 2 || data.Length < 1 + data[0] + 1) return false;
+        string dtype = System.Text.Encoding.ASCII.GetString(data, 1, data[0]);
+        int at = 1 + data[0];
+        int rank = data[at++];
+        if (data.Length < at + (4 * rank)) return false;
+        var shape = new long[rank];
+        long count = 1;
+        for (int d = 0; d < rank; d++, at += 4)
+        {
+            shape[d] = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(at));
+            count *= shape[d];
+        }
+
+        int size = dtype.Length == 3 && char.IsDigit(dtype[2]) ? dtype[2] - '0' : 0;
+        if (size == 0 || dtype[1] is not ('f' or 'i' or 'u') || (long)(data.Length - at) != count * size) return false;
+        writer.WriteStartObject();
+        writer.WriteString("type", "ndarray");
+        writer.WriteString("dtype", dtype);
+        writer.WriteStartArray("shape");
+        foreach (long n in shape) writer.WriteNumberValue(n);
+        writer.WriteEndArray();
+        writer.WritePropertyName("data");
+        ReadOnlySpan<byte> raw = data.AsSpan(at);
+        int index = 0;
+        if (rank == 0) WriteElement(writer, raw[..size], dtype[1], size);
+        else WriteLevel(writer, raw, dtype[1], size, shape, 0, ref index);
+        writer.WriteEndObject();
+        return true;
+    }
+
+    private static void WriteLevel(Utf8JsonWriter writer, ReadOnlySpan<byte> raw, char kind, int size, long[] shape, int level, ref int index)
+    {
+        writer.WriteStartArray();
+        for (long i = 0; i < shape[level]; i++)
+        {
+            if (level == shape.Length - 1)
+            {
+                WriteElement(writer, raw.Slice(index * size, size), kind, size);
+                index++;
+            }
+            else
+            {
+                WriteLevel(writer, raw, kind, size, shape, level + 1, ref index);
+            }
+        }
+
+        writer.WriteEndArray();
+    }
+
+    private static void WriteElement(Utf8JsonWriter writer, ReadOnlySpan<byte> e, char kind, int size)
+    {
+        switch (kind, size)
+        {
+            case ('f', 8): WriteFloat(writer, System.Buffers.Binary.BinaryPrimitives.ReadDoubleLittleEndian(e)); break;
+            case ('f', 4):
+                float single = System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(e);
+                if (float.IsFinite(single)) writer.WriteNumberValue(single);
+                else WriteFloat(writer, single);
+                break;
+            case ('i', 8): writer.WriteNumberValue(System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(e)); break;
+            case ('i', 4): writer.WriteNumberValue(System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(e)); break;
+            case ('i', 2): writer.WriteNumberValue(System.Buffers.Binary.BinaryPrimitives.ReadInt16LittleEndian(e)); break;
+            case ('i', 1): writer.WriteNumberValue((sbyte)e[0]); break;
+            case ('u', 8): writer.WriteNumberValue(System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(e)); break;
+            case ('u', 4): writer.WriteNumberValue(System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(e)); break;
+            case ('u', 2): writer.WriteNumberValue(System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(e)); break;
+            default: writer.WriteNumberValue(e[0]); break;
+        }
+    }
+
+    // Non-finite values as the JSON shapes of PROTOCOL.md ("NaN", "Infinity", "-Infinity").
+    private static void WriteFloat(Utf8JsonWriter writer, double v)
+    {
+        if (double.IsFinite(v)) writer.WriteNumberValue(v);
+        else writer.WriteStringValue(double.IsNaN(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
+    }
+
     /// <inheritdoc/>
     public override void Write(Utf8JsonWriter writer, object? value)
     {
@@ -198,6 +279,8 @@ public sealed class DynamicFormatter : IpyRpcFormatter<object?>
                 foreach (object? item in sequence) Write(writer, item);
                 writer.WriteEndArray();
                 return;
+            case MessagePackExtension { Type: WireExtensions.NdArray } nd when TryWriteNdArray(writer, nd.Data):
+                return; // as the seeds' ndarray object, the shape a JSON caller of the function gets
             case MessagePackExtension ext:
                 writer.WriteStartObject();
                 writer.WriteNumber("ext", ext.Type);

@@ -52,6 +52,37 @@ public sealed class NdArrayTests
         Assert.Equal(new double[,] { { 1, 3 }, { 2, 4 } }, t);
     }
 
+    [Fact]
+    public void AnNdarrayReadAsPlainDataWritesAsTheSameJsonItsOwnFormatterWrites()
+    {
+        // What the command and JSON-RPC print for an array that arrived in MessagePack: the seeds' ndarray object.
+        static string Json<T>(IpyRpcFormatter<T> formatter, T value)
+        {
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+            using (var w = new System.Text.Json.Utf8JsonWriter(buffer)) formatter.Write(w, value);
+            return Encoding.UTF8.GetString(buffer.WrittenSpan);
+        }
+
+        static string ThroughPlainData<T>(IpyRpcFormatter<T> formatter, T value)
+        {
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+            var w = new MessagePackWriter(buffer);
+            formatter.Write(ref w, value);
+            var r = new MessagePackReader(buffer.WrittenSpan.ToArray());
+            return Json(Formatters.Object, Formatters.Object.Read(ref r));
+        }
+
+        double[,] m = { { 1.5, -2 }, { double.NaN, double.PositiveInfinity } };
+        Assert.Equal(Json(Formatters.DoubleArray2D, m), ThroughPlainData(Formatters.DoubleArray2D, m));
+        int[,,] cube = { { { 1, -2 }, { 3, 4 } }, { { 5, 6 }, { 7, int.MinValue } } };
+        Assert.Equal(Json(Formatters.Int32Array3D, cube), ThroughPlainData(Formatters.Int32Array3D, cube));
+        float[,] tenths = { { 0.1f, 0.7f }, { float.NegativeInfinity, 3e-8f } };
+        Assert.Equal(Json(Formatters.SingleArray2D, tenths), ThroughPlainData(Formatters.SingleArray2D, tenths));
+        float[,] empty = new float[0, 3];
+        Assert.Equal(Json(Formatters.SingleArray2D, empty), ThroughPlainData(Formatters.SingleArray2D, empty));
+        Assert.Contains("\"type\":\"ndarray\"", ThroughPlainData(Formatters.DoubleArray2D, m));
+    }
+
     [Theory]
     [InlineData("""[[1,2],[3]]""", "rectangular")]
     [InlineData("""{"dtype":"<i4","shape":[2,2],"data":[1,2,3,4]}""", "dtype")]
