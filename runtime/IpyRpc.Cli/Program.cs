@@ -285,6 +285,9 @@ async Task<int> Run(ParseResult r, CancellationToken ct, Func<IpyRpcClient, CliC
             SharedSecret = r.GetValue(secret) ?? Environment.GetEnvironmentVariable("IPYRPC_SECRET"),
             Reconnect = null,
             ConnectTimeout = TimeSpan.FromSeconds(10),
+            // Results print as JSON: asked for in JSON, they come in the documented JSON shapes (ndarrays, data frames)
+            // made by their own formatters. A function that accepts only MessagePack is still called in it.
+            Serialization = Serialization.Json,
         };
         await using IpyRpcClient client = address.StartsWith("tcp://", StringComparison.Ordinal) || address.StartsWith("ipc://", StringComparison.Ordinal)
             ? await IpyRpcZeroMqClient.ConnectAsync(address, options, cancellationToken: ct)

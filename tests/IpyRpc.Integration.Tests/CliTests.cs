@@ -214,6 +214,14 @@ public sealed class CliTests : IAsyncLifetime
         Assert.Equal("ndarray", matrix.GetProperty("type").GetString());
         Assert.Equal(5.0, matrix.GetProperty("data")[1][2].GetDouble());
 
+        // A data frame prints in the JSON shape of PROTOCOL.md: a record array, not raw column blocks.
+        (code, text) = await Cli("call", _zmq.Endpoint, "ptr.frame", "3", "--json");
+        Assert.True(code == 0, text);
+        JsonElement frame = JsonDocument.Parse(text).RootElement.GetProperty("result");
+        Assert.Equal("pandas", frame.GetProperty("type").GetString());
+        Assert.Equal(3, frame.GetProperty("data").GetProperty("data").GetArrayLength());
+        Assert.Equal(JsonValueKind.Array, frame.GetProperty("data").GetProperty("data")[0].ValueKind);
+
         (code, text) = await Cli("call", _zmq.Endpoint, "ptr.matrix", "4", "3", "--pointer", "--ttl", "600", "--json");
         Assert.True(code == 0, text);
         JsonElement pointer = JsonDocument.Parse(text).RootElement.GetProperty("result");
