@@ -134,6 +134,9 @@ class RemoteFunction:
         self.__qualname__ = descriptor["name"]
         parameters = []
         for p in descriptor["parameters"]:
+            if p.get("params"):  # a params array: the positional arguments past the others, as *args
+                parameters.append(inspect.Parameter(p["name"], inspect.Parameter.VAR_POSITIONAL, annotation=p["type"]))
+                continue
             default = _Default(p["default"]) if p.get("optional") and p.get("default") is not None else (_Default("...") if p.get("optional") else inspect.Parameter.empty)
             parameters.append(inspect.Parameter(p["name"], inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=p["type"]))
         self.__signature__ = inspect.Signature(parameters, return_annotation=descriptor.get("return_type", "void"))
@@ -1046,6 +1049,8 @@ if __name__ == "__main__":
         except RemoteError as e:
             print("ragged:", e.code)
         print("histogram:", c.call("nd.histogram", {5: 2, -1: 1}))  # a dict with int keys, both ways
+        import inspect
+        print("sum_all:", inspect.signature(c.nd.sum_all), c.nd.sum_all(1, 2, 3.5), c.nd.sum_all())  # a params array is *args
         c.close()
         sys.exit(0)
     if "--large" in sys.argv:

@@ -41,6 +41,17 @@ public static class ShapeFunctions
     [IpyRpcExport("add")]
     public static int Add(int a, int b) => a + b;
 
+    /// <summary>Joins texts with a separator.</summary>
+    /// <param name="separator">Goes between them.</param>
+    /// <param name="parts">The texts, as many as are given.</param>
+    [IpyRpcExport("join")]
+    public static string Join(string separator, params string[] parts) => parts is null ? "(null)" : $"{parts.Length}:{string.Join(separator, parts)}";
+
+    /// <summary>The sum of as many numbers as are given.</summary>
+    /// <param name="values">The numbers.</param>
+    [IpyRpcExport("sum_of")]
+    public static double SumOf(params double[] values) => values.Sum();
+
     /// <summary>Scales a value; the factor is optional.</summary>
     /// <param name="value">What to scale.</param>
     /// <param name="factor">By how much.</param>

@@ -159,6 +159,7 @@ public sealed class PythonClientTests
         Assert.Contains("describe: 2x2x2 sum 36", stdout);
         Assert.Contains("ragged: invalid_arguments", stdout);
         Assert.Contains("histogram: {15: 4, 9: 2}", stdout); // integer keys as integers, both ways
+        Assert.Contains("sum_all: (*values: 'double[]') -> 'double' 6.5 0.0", stdout);
     }
 
     [Fact]

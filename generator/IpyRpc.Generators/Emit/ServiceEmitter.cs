@@ -154,7 +154,8 @@ internal static class ServiceEmitter
         ParameterModel? progress = f.Parameters.FirstOrDefault(p => p.IsProgress);
         IEnumerable<string> parameters = f.Parameters.Where(p => p.IsArgument).Select(p =>
             $"\nnew({Names.Literal(p.Name)}, {Names.Literal(p.Display)}, {JsonSchema.Reference(JsonSchema.Of(p.Type!, f.Objects))}, {Names.Literal(p.Doc)}"
-            + (p.DefaultExpression is null ? ")" : $", {Names.Literal(p.DefaultDisplay ?? p.DefaultExpression)})"));
+            + (p.DefaultExpression is null ? ")" : $", {Names.Literal(p.DefaultDisplay ?? p.DefaultExpression)})")
+            + (p.ParamsEmpty is null ? "" : " { IsParams = true, IsOptional = true }"));
         var extras = new List<string>();
         if (f.ReturnKind == ReturnKind.Stream) extras.Add("IsStream = true");
         if (progress is not null)
@@ -183,6 +184,7 @@ internal static class ServiceEmitter
             string formatter = p.Type is null ? "" : Names.Formatter(p.Type);
             arguments.Add(p.IsProgress ? $"call.Progress({formatter})"
                 : p.FilledBy is { } filledBy ? filledBy
+                : p.ParamsEmpty is { } empty ? $"call.ArgOrDefault({index++}, {formatter}, {empty})"
                 : p.DefaultExpression is null ? $"call.Arg({index++}, {formatter})"
                 : $"call.ArgOrDefault({index++}, {formatter}, {p.DefaultExpression})");
         }

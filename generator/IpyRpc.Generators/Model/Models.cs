@@ -59,7 +59,8 @@ internal sealed record ObjectModel(string FullName, string Display, bool IsValue
 /// </summary>
 /// A parameter of type <c>IProgress&lt;T&gt;</c> has <see cref="IsProgress"/>, <see cref="Type"/> T and is filled
 /// by the call on the server; the proxy takes it as an optional <c>IProgress&lt;T&gt;?</c>.
-internal sealed record ParameterModel(string Name, TypeModel? Type, string? FilledBy, string? DefaultExpression, string? Doc, string Display, string Source, bool IsProgress = false, string? DefaultDisplay = null)
+/// A <c>params T[]</c> parameter has <see cref="ParamsEmpty"/>: the empty array it takes when no argument is gathered into it.
+internal sealed record ParameterModel(string Name, TypeModel? Type, string? FilledBy, string? DefaultExpression, string? Doc, string Display, string Source, bool IsProgress = false, string? DefaultDisplay = null, string? ParamsEmpty = null)
 {
     /// <summary>Whether the caller passes it (it is not filled by the call).</summary>
     public bool IsArgument => FilledBy is null;

@@ -204,7 +204,9 @@ internal static class FunctionParser
             }
 
             string? defaultExpression = p.HasExplicitDefaultValue ? DefaultExpression(p) : null;
-            parameters.Add(new ParameterModel(p.Name, type, null, defaultExpression, null, pDisplay, Source(p.Type), DefaultDisplay: p.HasExplicitDefaultValue ? DefaultDisplay(p, defaultExpression!) : null));
+            // A params array gathers the positional arguments past the others (and is empty when there are none).
+            string? paramsEmpty = p.IsParams && p.Type is IArrayTypeSymbol { Rank: 1 } gathered ? $"global::System.Array.Empty<{TypeAnalyzer.FullName(gathered.ElementType)}>()" : null;
+            parameters.Add(new ParameterModel(p.Name, type, null, defaultExpression, null, pDisplay, Source(p.Type), DefaultDisplay: p.HasExplicitDefaultValue ? DefaultDisplay(p, defaultExpression!) : null, ParamsEmpty: paramsEmpty));
         }
 
         (ReturnKind kind, ITypeSymbol? resultType) = ReturnShape(method.ReturnType);

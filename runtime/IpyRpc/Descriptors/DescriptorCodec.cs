@@ -117,6 +117,7 @@ public static class DescriptorCodec
                     Schema = SchemaText(p, "schema"),
                     IsOptional = p.TryGetValue("optional", out object? o) && o is true,
                     DefaultValue = Str(p, "default"),
+                    IsParams = p.TryGetValue("params", out object? gathered) && gathered is true,
                 })]
                 : [],
             Exceptions = map.TryGetValue("exceptions", out object? es) && es is object?[] elist
@@ -158,13 +159,17 @@ public static class DescriptorCodec
         w.WriteArrayHeader(f.Parameters.Count);
         foreach (ParameterDescriptor p in f.Parameters)
         {
-            w.WriteMapHeader(6);
+            w.WriteMapHeader(p.IsParams ? 7 : 6);
             w.Write("name"); w.Write(p.Name);
             w.Write("type"); w.Write(p.Type);
             w.Write("schema"); w.Write(p.Schema);
             w.Write("doc"); w.Write(p.Doc);
             w.Write("optional"); w.Write(p.IsOptional);
             w.Write("default"); w.Write(p.DefaultValue);
+            if (p.IsParams)
+            {
+                w.Write("params"); w.Write(true);
+            }
         }
 
         w.Write("exceptions");
@@ -201,6 +206,7 @@ public static class DescriptorCodec
             w.WriteString("doc", p.Doc);
             w.WriteBoolean("optional", p.IsOptional);
             w.WriteString("default", p.DefaultValue);
+            if (p.IsParams) w.WriteBoolean("params", true);
             w.WriteEndObject();
         }
 

@@ -90,9 +90,9 @@ public sealed record FunctionDescriptor
     /// <summary>The documented exceptions (<c>&lt;exception cref="…"&gt;</c>).</summary>
     public IReadOnlyList<ExceptionDoc> Exceptions { get; init; } = [];
 
-    /// <summary>The signature in a Python-like form: <c>add(a: int, b: int = 5) -&gt; int</c>.</summary>
+    /// <summary>The signature in a Python-like form: <c>add(a: int, b: int = 5) -&gt; int</c>; a <c>params</c> array is <c>*values: int[]</c>.</summary>
     public string Signature =>
-        $"{Name}({string.Join(", ", Parameters.Select(p => p.DefaultValue is null ? $"{p.Name}: {p.Type}" : $"{p.Name}: {p.Type} = {p.DefaultValue}"))}) -> {ReturnType}";
+        $"{Name}({string.Join(", ", Parameters.Select(p => p.IsParams ? $"*{p.Name}: {p.Type}" : p.DefaultValue is null ? $"{p.Name}: {p.Type}" : $"{p.Name}: {p.Type} = {p.DefaultValue}"))}) -> {ReturnType}";
 
     /// <summary>Readable help text, as Python's <c>help()</c> gives.</summary>
     public string Help()
@@ -181,6 +181,12 @@ public sealed record ParameterDescriptor
 
     /// <summary>The default value as C# source text (<c>5</c>, <c>"x"</c>, <c>null</c>), when optional.</summary>
     public string? DefaultValue { get; init; }
+
+    /// <summary>
+    /// Whether the parameter is a <c>params</c> array, last of all: positional arguments past the others are gathered
+    /// into it (<c>concat("a", "b", "c")</c>), as are none (an empty array); one array in its place is taken as it is.
+    /// </summary>
+    public bool IsParams { get; init; }
 }
 
 /// <summary>An exception a function documents that it throws.</summary>

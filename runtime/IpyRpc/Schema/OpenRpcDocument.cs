@@ -69,6 +69,7 @@ public static class OpenRpcDocument
             w.WriteString("name", p.Name);
             if (p.Doc is not null) w.WriteString("description", p.Doc);
             w.WriteBoolean("required", !p.IsOptional);
+            if (p.IsParams) w.WriteBoolean("x-ipyrpc-params", true); // positional arguments past the others gather into it
             w.WritePropertyName("schema");
             WriteSchema(w, p.Schema, p.Type, p.DefaultValue);
             w.WriteEndObject();

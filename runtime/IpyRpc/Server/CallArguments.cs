@@ -42,6 +42,75 @@ public sealed class CallArguments
     /// <exception cref="ArgumentBindingException">The part is neither an array nor a map, or is malformed.</exception>
     public static CallArguments Parse(ReadOnlyMemory<byte> bytes, Serialization serialization, string function) => Parse(bytes, serialization, function, expected: 0);
 
+    /// <summary>
+    /// Slices the arguments of a call to the function <paramref name="descriptor"/> describes; positional arguments
+    /// past its others go into its <c>params</c> array, when it has one (<see cref="ParameterDescriptor.IsParams"/>).
+    /// </summary>
+    internal static CallArguments Parse(ReadOnlyMemory<byte> bytes, Serialization serialization, FunctionDescriptor descriptor)
+    {
+        CallArguments args = Parse(bytes, serialization, descriptor.Name, descriptor.Parameters.Count);
+        return descriptor.Parameters is [.., { IsParams: true }] ? args.Gathered(descriptor) : args;
+    }
+
+    // The arguments again with the positional ones from the params parameter's place on made into one array; the same
+    // arguments when they are named, or when one array (or null) stands in that place already.
+    private CallArguments Gathered(FunctionDescriptor descriptor)
+    {
+        int k = descriptor.Parameters.Count - 1;
+        if (_named is not null || _positionalCount < k) return this;
+        if (_positionalCount == k + 1 && IsArrayOrNull(_positional![k])) return this;
+        int extra = _positionalCount - k;
+        var output = new System.Buffers.ArrayBufferWriter<byte>(_bytes.Length + 8);
+        void Put(ReadOnlySpan<byte> bytes) => System.Buffers.BuffersExtensions.Write(output, bytes);
+        if (Serialization == Serialization.Json)
+        {
+            Put("["u8);
+            for (int i = 0; i < k; i++)
+            {
+                Put(Raw(_positional![i]));
+                Put(","u8);
+            }
+
+            Put("["u8);
+            for (int i = k; i < _positionalCount; i++)
+            {
+                if (i > k) Put(","u8);
+                Put(Raw(_positional![i]));
+            }
+
+            Put("]]"u8);
+        }
+        else
+        {
+            var w = new MessagePackWriter(output);
+            w.WriteArrayHeader(k + 1);
+            for (int i = 0; i < k; i++) w.WriteRaw(Raw(_positional![i]));
+            w.WriteArrayHeader(extra);
+            for (int i = k; i < _positionalCount; i++) w.WriteRaw(Raw(_positional![i]));
+        }
+
+        return Parse(output.WrittenSpan.ToArray(), Serialization, descriptor.Name, k + 1);
+    }
+
+    // An array in any of its encodings (a MessagePack array, a raw numeric array extension, bin; a JSON array, an ndarray object), or null.
+    private bool IsArrayOrNull((int Offset, int Length) slot)
+    {
+        ReadOnlySpan<byte> raw = Raw(slot);
+        if (Serialization == Serialization.Json)
+        {
+            ReadOnlySpan<byte> text = raw.TrimStart(" \t\r\n"u8);
+            return text.Length > 0 && (text[0] is (byte)'[' or (byte)'n' || (text[0] == (byte)'{' && text.IndexOf("\"ndarray\""u8) >= 0));
+        }
+
+        var r = new MessagePackReader(raw);
+        return r.NextType switch
+        {
+            MessagePackType.Array or MessagePackType.Nil or MessagePackType.Binary => true,
+            MessagePackType.Extension => r.ReadExtensionHeader().Type is WireExtensions.NumericArray or WireExtensions.NdArray,
+            _ => false,
+        };
+    }
+
     /// <summary><see cref="Parse(ReadOnlyMemory{byte}, Serialization, string)"/>, expecting about <paramref name="expected"/> positional arguments (the function's parameter count).</summary>
     internal static CallArguments Parse(ReadOnlyMemory<byte> bytes, Serialization serialization, string function, int expected)
     {

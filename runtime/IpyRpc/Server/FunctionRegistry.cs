@@ -310,7 +310,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
         CancellationTokenSource? deadline = null;
         try
         {
-            var arguments = CallArguments.Parse(request.Arguments, request.InputSerialization, function.Name, function.Descriptor.Parameters.Count);
+            var arguments = CallArguments.Parse(request.Arguments, request.InputSerialization, function.Descriptor);
             if (callScopes is not null && function.Target is ServicesTarget)
             {
                 scope = callScopes();

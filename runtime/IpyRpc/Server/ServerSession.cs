@@ -690,7 +690,7 @@ public sealed class ServerSession : IAsyncDisposable
             IReadOnlyDictionary<string, object?> arguments;
             try
             {
-                arguments = CallArguments.Parse(message.Body, message.Serialization, name).Plain(function.Descriptor);
+                arguments = CallArguments.Parse(message.Body, message.Serialization, function.Descriptor).Plain(function.Descriptor);
             }
             catch (ArgumentBindingException e)
             {
@@ -755,7 +755,7 @@ public sealed class ServerSession : IAsyncDisposable
             // refused now, not found by the worker after the submitter has gone.
             try
             {
-                CallArguments.Parse(message.Body, message.Serialization, name).CheckFits(function.Descriptor);
+                CallArguments.Parse(message.Body, message.Serialization, function.Descriptor).CheckFits(function.Descriptor);
             }
             catch (ArgumentBindingException e)
             {

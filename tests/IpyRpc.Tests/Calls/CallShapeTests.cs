@@ -19,6 +19,35 @@ public sealed class CallShapeTests
 
     [Theory]
     [MemberData(nameof(Serializations))]
+    public async Task AParamsArrayGathersThePositionalArgumentsPastTheOthers(Serialization serialization)
+    {
+        await using InProcess p = await InProcess.StartAsync(serialization);
+        FunctionDescriptor join = p.Client.Functions.Single(f => f.Name == "join");
+        Assert.Equal("join(separator: string, *parts: string[]) -> string", join.Signature);
+        Assert.True(join.Parameters[1].IsParams);
+
+        Assert.Equal("3:a-b-c", await p.Client.CallAsync<string>("join", "-", "a", "b", "c"));
+        Assert.Equal("1:a", await p.Client.CallAsync<string>("join", "-", "a"));
+        Assert.Equal("0:", await p.Client.CallAsync<string>("join", "-")); // none gathered: an empty array
+        Assert.Equal("2:a-b", await p.Client.CallAsync<string>("join", "-", new[] { "a", "b" })); // one array in its place: taken as it is
+        Assert.Equal("(null)", await p.Client.CallAsync<string>("join", ["-", null]));
+        Assert.Equal("2:a+b", await p.Client.CallNamedAsync<string>("join", new Dictionary<string, object?> { ["separator"] = "+", ["parts"] = new[] { "a", "b" } }));
+        Assert.Equal("0:", await p.Client.CallNamedAsync<string>("join", new Dictionary<string, object?> { ["separator"] = "+" }));
+        Assert.Equal("2:x/y", await p.Client.Proxy<ShapeFunctionsClient>().Join("/", ["x", "y"]));
+
+        Assert.Equal(6.5, await p.Client.CallAsync<double>("sum_of", 1, 2.0, 3.5));
+        Assert.Equal(4.0, await p.Client.CallAsync<double>("sum_of", new[] { 1.5, 2.5 })); // a raw numeric array, as it is
+        Assert.Equal(0.0, await p.Client.CallAsync<double>("sum_of"));
+
+        // Each gathered value must still be of the element type, and says so.
+        var e = await Assert.ThrowsAsync<InvalidArgumentsException>(() => p.Client.CallAsync<string>("join", "-", "a", 5));
+        Assert.Equal("parts", e.Parameter);
+        var missing = await Assert.ThrowsAsync<InvalidArgumentsException>(() => p.Client.CallAsync<string>("join"));
+        Assert.Equal("separator", missing.Parameter);
+    }
+
+    [Theory]
+    [MemberData(nameof(Serializations))]
     public async Task ARecordWithEverySupportedMemberTypeRoundTrips(Serialization serialization)
     {
         await using InProcess p = await InProcess.StartAsync(serialization);

@@ -29,6 +29,11 @@ public static class MatrixFunctions
         return $"{cube.GetLength(0)}x{cube.GetLength(1)}x{cube.GetLength(2)} sum {sum}";
     }
 
+    /// <summary>The sum of as many numbers as are given.</summary>
+    /// <param name="values">The numbers.</param>
+    [IpyRpcExport("nd.sum_all")]
+    public static double SumAll(params double[] values) => values.Sum();
+
     /// <summary>Counts doubled, keyed by integers, each key shifted by ten.</summary>
     /// <param name="counts">Counts by number.</param>
     [IpyRpcExport("nd.histogram")]
