@@ -19,6 +19,10 @@ public static class FuzzFunctions
         return values.Sum() * scale;
     }
 
+    /// <summary>Joins texts: a params array gathers the positional arguments past the separator.</summary>
+    [IpyRpcExport("fuzz.join")]
+    public static string Join(string separator, params string[] parts) => string.Join(separator, parts ?? []);
+
     /// <summary>Throws.</summary>
     [IpyRpcExport("fuzz.fail")]
     public static void Fail(string message) => throw new InvalidOperationException(message);
