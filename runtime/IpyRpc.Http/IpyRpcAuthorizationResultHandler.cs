@@ -57,7 +57,7 @@ internal sealed class IpyRpcAuthorizationResultHandler(AuthorizationMiddlewareRe
         }
 
         var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var w = new Utf8JsonWriter(buffer))
+        using (var w = new Utf8JsonWriter(buffer, global::IpyRpc.Formatting.Json.JsonWire.Options))
         {
             w.WriteStartObject();
             w.WriteString("jsonrpc", "2.0");

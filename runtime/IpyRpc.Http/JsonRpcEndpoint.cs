@@ -484,7 +484,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     {
         batches ??= [];
         var buffer = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer))
+        using (var writer = new Utf8JsonWriter(buffer, global::IpyRpc.Formatting.Json.JsonWire.Options))
         {
             writer.WriteStartArray();
             foreach (IpyRpcMessage batch in batches)
@@ -511,7 +511,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         var reader = new MessagePackReader(result.Body.Span);
         object? value = Formatters.Object.Read(ref reader);
         var buffer = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer)) Formatters.Object.Write(writer, value);
+        using (var writer = new Utf8JsonWriter(buffer, global::IpyRpc.Formatting.Json.JsonWire.Options)) Formatters.Object.Write(writer, value);
         return buffer.WrittenSpan.ToArray();
     }
 
@@ -523,7 +523,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     {
         ArrayBufferWriter<byte> buffer = t_response ??= new ArrayBufferWriter<byte>(256);
         buffer.ResetWrittenCount();
-        Utf8JsonWriter w = t_writer ??= new Utf8JsonWriter(buffer);
+        Utf8JsonWriter w = t_writer ??= new Utf8JsonWriter(buffer, global::IpyRpc.Formatting.Json.JsonWire.Options);
         w.Reset(buffer);
         try
         {
@@ -556,7 +556,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     private static byte[] Error(string? id, int code, string message, RemoteError? error = null, List<(OutputStream Stream, string Text)>? output = null)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
-        using (var w = new Utf8JsonWriter(buffer))
+        using (var w = new Utf8JsonWriter(buffer, global::IpyRpc.Formatting.Json.JsonWire.Options))
         {
             w.WriteStartObject();
             w.WriteString("jsonrpc", "2.0");
@@ -626,7 +626,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     private static byte[] OutputNotification(OutputStream stream, string text)
     {
         var buffer = new ArrayBufferWriter<byte>(text.Length + 96);
-        using (var w = new Utf8JsonWriter(buffer))
+        using (var w = new Utf8JsonWriter(buffer, global::IpyRpc.Formatting.Json.JsonWire.Options))
         {
             w.WriteStartObject();
             w.WriteString("jsonrpc", "2.0");

@@ -71,7 +71,7 @@ public sealed class IpyRpcArguments
         var buffer = new ByteBuffer(hint, pooling, compact: true);
         if (serialization == Serialization.Json)
         {
-            using var w = new Utf8JsonWriter(buffer);
+            using var w = new Utf8JsonWriter(buffer, global::IpyRpc.Formatting.Json.JsonWire.Options);
             if (named) w.WriteStartObject(); else w.WriteStartArray();
             foreach (Entry e in _entries)
             {

@@ -16,7 +16,7 @@ public static class DescriptorCodec
         var buffer = new ArrayBufferWriter<byte>(4096);
         if (serialization == Serialization.Json)
         {
-            using var w = new Utf8JsonWriter(buffer);
+            using var w = new Utf8JsonWriter(buffer, global::IpyRpc.Formatting.Json.JsonWire.Options);
             w.WriteStartArray();
             foreach (FunctionDescriptor f in functions) WriteJson(w, f);
             w.WriteEndArray();
@@ -133,7 +133,7 @@ public static class DescriptorCodec
         if (!map.TryGetValue(key, out object? v) || v is null) return null;
         if (v is string s) return s;
         var buffer = new ArrayBufferWriter<byte>();
-        using (var w = new Utf8JsonWriter(buffer)) Formatters.Object.Write(w, v);
+        using (var w = new Utf8JsonWriter(buffer, global::IpyRpc.Formatting.Json.JsonWire.Options)) Formatters.Object.Write(w, v);
         return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 

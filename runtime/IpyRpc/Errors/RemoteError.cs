@@ -109,7 +109,7 @@ public sealed record RemoteError
         var buffer = new ArrayBufferWriter<byte>(256);
         if (serialization == Serialization.Json)
         {
-            using var writer = new Utf8JsonWriter(buffer);
+            using var writer = new Utf8JsonWriter(buffer, global::IpyRpc.Formatting.Json.JsonWire.Options);
             WriteJson(writer);
         }
         else

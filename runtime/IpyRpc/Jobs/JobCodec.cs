@@ -84,7 +84,7 @@ public static class JobCodec
         var buffer = new ArrayBufferWriter<byte>(256);
         if (serialization == Serialization.Json)
         {
-            using var w = new Utf8JsonWriter(buffer);
+            using var w = new Utf8JsonWriter(buffer, global::IpyRpc.Formatting.Json.JsonWire.Options);
             Formatters.Object.Write(w, value);
         }
         else

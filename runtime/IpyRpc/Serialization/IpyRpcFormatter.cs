@@ -78,7 +78,7 @@ public static class IpyRpcFormatterExtensions
     {
         if (serialization == Serialization.Json)
         {
-            Utf8JsonWriter writer = t_json ?? new Utf8JsonWriter(output);
+            Utf8JsonWriter writer = t_json ?? new Utf8JsonWriter(output, global::IpyRpc.Formatting.Json.JsonWire.Options);
             t_json = null;
             writer.Reset(output);
             try

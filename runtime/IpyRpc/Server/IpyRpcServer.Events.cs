@@ -50,7 +50,7 @@ public sealed partial class IpyRpcServer
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(SizeHint.Of(value));
         if (serialization == Serialization.Json)
         {
-            using var w = new System.Text.Json.Utf8JsonWriter(buffer);
+            using var w = new System.Text.Json.Utf8JsonWriter(buffer, IpyRpc.Formatting.Json.JsonWire.Options);
             formatter.Write(w, value);
         }
         else

@@ -22,7 +22,12 @@ public sealed class JsonWriterReuseTests
         // A formatter that encodes a part on its own while the outer write holds the thread's writer.
         var outer = new ArrayBufferWriter<byte>();
         new Nesting().Write(outer, "x", Serialization.Json);
-        Assert.Equal("{\"inner\":\"\\u0022x\\u0022\",\"after\":true}", Encoding.UTF8.GetString(outer.WrittenSpan));
+        Assert.Equal("{\"inner\":\"\\\"x\\\"\",\"after\":true}", Encoding.UTF8.GetString(outer.WrittenSpan));
+
+        // Text as itself: only what JSON requires is escaped.
+        var text = new ArrayBufferWriter<byte>();
+        Formatters.String.Write(text, "<f8> h\u00e9llo 'it'", Serialization.Json);
+        Assert.Equal("\"<f8> h\u00e9llo 'it'\"", Encoding.UTF8.GetString(text.WrittenSpan));
 
         // A write that fails half way leaves nothing behind for the next one.
         Assert.Throws<InvalidOperationException>(() => new Failing().Write(new ArrayBufferWriter<byte>(), 1, Serialization.Json));
