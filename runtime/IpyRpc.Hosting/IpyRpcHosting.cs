@@ -159,7 +159,19 @@ public sealed class IpyRpcHostBuilder
         if (o.Functions.Count > 0)
         {
             var config = new GlobConfig();
-            foreach ((string pattern, FunctionConfig f) in o.Functions) config[pattern] = f.ToOptions();
+            foreach ((string pattern, FunctionConfig f) in o.Functions)
+            {
+                try
+                {
+                    config[pattern] = f.ToOptions();
+                }
+                catch (ArgumentException e)
+                {
+                    // A value that could never work (a zero timeout, a bad glob): named by its place in the configuration.
+                    throw new InvalidOperationException($"{IpyRpcHostingOptions.Section}:Functions:{pattern}: {e.Message}", e);
+                }
+            }
+
             server.Config(config);
             // A pattern from configuration is not seen by the generator's check (IPYRPC0008): most likely a typo.
             foreach (string unmatched in server.UnmatchedPatterns.Where(o.Functions.ContainsKey))

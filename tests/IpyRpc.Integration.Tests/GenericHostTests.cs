@@ -122,6 +122,17 @@ public sealed class GenericHostTests
     }
 
     [Fact]
+    public void AConfiguredValueThatCouldNeverWorkFailsTheStartNamingItsPlace()
+    {
+        Microsoft.Extensions.Hosting.HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Configuration["IpyRpc:Functions:work.*:Timeout"] = "00:00:00";
+        Microsoft.Extensions.DependencyInjection.IpyRpcServiceCollectionExtensions.AddIpyRpc(builder.Services).Export(typeof(IpyRpc.TestWorker.WorkFunctions));
+        using Microsoft.Extensions.Hosting.IHost host = builder.Build();
+        var e = Assert.Throws<InvalidOperationException>(() => host.Services.GetService(typeof(IpyRpcServer)));
+        Assert.Contains("IpyRpc:Functions:work.*: Timeout must be positive, or Timeout.InfiniteTimeSpan for none.", e.Message);
+    }
+
+    [Fact]
     public void AConfigurationPatternThatMatchesNoFunctionIsLoggedAsLikelyATypo()
     {
         var log = new IpyRpc.Tests.ListLogger();
