@@ -369,6 +369,9 @@ public sealed class CallArguments
     /// <summary>The encoded bytes of the argument in <paramref name="slot"/>.</summary>
     internal ReadOnlySpan<byte> Raw((int Offset, int Length) slot) => _bytes.Span.Slice(slot.Offset, slot.Length);
 
+    /// <summary><see cref="Raw"/>, as memory that can be held across an await.</summary>
+    internal ReadOnlyMemory<byte> RawMemory((int Offset, int Length) slot) => _bytes.Slice(slot.Offset, slot.Length);
+
     /// <summary>Decodes the argument in <paramref name="slot"/> with <paramref name="formatter"/>.</summary>
     internal T Decode<T>((int Offset, int Length) slot, IpyRpcFormatter<T> formatter)
     {

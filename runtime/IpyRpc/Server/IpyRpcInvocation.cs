@@ -99,8 +99,16 @@ public sealed class IpyRpcInvocation
         {
             if (_fetched?[index] is { } fetched)
             {
-                // A pointer whose holder is another process: its value was fetched before the call started.
-                var reader = new MessagePackReader(fetched.Span) { MaxDepth = 128 };
+                // A pointer whose holder is another process (its value fetched before the call started), or an argument
+                // with pointers inside it (each replaced by its value's encoding).
+                if (fetched.Serialization == Serialization.Json)
+                {
+                    var json = new Utf8JsonReader(fetched.Bytes.Span, new JsonReaderOptions { MaxDepth = 128 });
+                    json.Read();
+                    return formatter.Read(ref json);
+                }
+
+                var reader = new MessagePackReader(fetched.Bytes.Span) { MaxDepth = 128 };
                 return formatter.Read(ref reader);
             }
 
@@ -155,7 +163,7 @@ public sealed class IpyRpcInvocation
         }
     }
 
-    private ReadOnlyMemory<byte>?[]? _fetched;
+    private (ReadOnlyMemory<byte> Bytes, Serialization Serialization)?[]? _fetched;
 
     /// <summary>
     /// Fetches, from their holders, the values of pointer arguments held by other processes (in
@@ -170,16 +178,46 @@ public sealed class IpyRpcInvocation
             if (slot.Offset < 0) continue;
             ParameterDescriptor p = Function.Descriptor.Parameters[i];
             if (p.Type.StartsWith("RemotePointer", StringComparison.Ordinal)) continue; // the function wants the pointer itself
-            if (!RemotePointer.TryRead(Arguments.Raw(slot), Arguments.Serialization, out RemotePointer? pointer) || IpyRpcDataStore.Find(pointer!.Holder) is not null) continue;
+            if (!RemotePointer.TryRead(Arguments.Raw(slot), Arguments.Serialization, out RemotePointer? pointer))
+            {
+                if (NestedPointers.Find(Arguments.Raw(slot), Arguments.Serialization) is { } nested)
+                {
+                    (_fetched ??= new (ReadOnlyMemory<byte>, Serialization)?[_slots.Length])[i] = (await ResolveNestedAsync(p, slot, nested, holders, cancellationToken).ConfigureAwait(false), Arguments.Serialization);
+                }
+
+                continue;
+            }
+
+            if (IpyRpcDataStore.Find(pointer!.Holder) is not null) continue;
             try
             {
-                (_fetched ??= new ReadOnlyMemory<byte>?[_slots.Length])[i] = await holders.FetchAsync(pointer, null, null, Serialization.MessagePack, cancellationToken).ConfigureAwait(false);
+                (_fetched ??= new (ReadOnlyMemory<byte>, Serialization)?[_slots.Length])[i] = (await holders.FetchAsync(pointer, null, null, Serialization.MessagePack, cancellationToken).ConfigureAwait(false), Serialization.MessagePack);
             }
             catch (IpyRpcException e) when (e is not RemoteException)
             {
                 throw new ArgumentBindingException(e.Error with { Parameter = p.Name, Message = $"Argument '{p.Name}' of {Function.Name} is a pointer whose value could not be fetched: {e.Error.Message}" });
             }
         }
+    }
+
+    // The argument in the slot with each pointer inside it replaced by its value, in the argument's own serialization:
+    // read from its store when held here (a copy, unlike a pointer that is the whole argument), else fetched from its holder.
+    private async Task<byte[]> ResolveNestedAsync(ParameterDescriptor p, (int Offset, int Length) slot, List<(int Offset, int Length, RemotePointer Pointer)> nested, HolderConnections holders, CancellationToken cancellationToken)
+    {
+        var values = new ReadOnlyMemory<byte>[nested.Count];
+        for (int k = 0; k < nested.Count; k++)
+        {
+            try
+            {
+                values[k] = await holders.FetchAsync(nested[k].Pointer, null, null, Arguments.Serialization, cancellationToken).ConfigureAwait(false);
+            }
+            catch (IpyRpcException e) when (e is not RemoteException)
+            {
+                throw new ArgumentBindingException(e.Error with { Parameter = p.Name, Message = $"Argument '{p.Name}' of {Function.Name} holds a pointer whose value could not be had: {e.Error.Message}" });
+            }
+        }
+
+        return NestedPointers.Splice(Arguments.RawMemory(slot).Span, nested, values);
     }
 
     /// <summary>When set, <see cref="Return{T}"/> keeps the value in this store and the result is a pointer to it.</summary>

@@ -3,6 +3,11 @@ using IpyRpc;
 
 namespace IpyRpc.Tests.Pointers;
 
+/// <summary>A matrix with a label.</summary>
+/// <param name="Label">Its label.</param>
+/// <param name="Matrix">The matrix.</param>
+public sealed record Labelled(string Label, double[,] Matrix);
+
 /// <summary>Functions whose results are worth keeping where they were computed.</summary>
 public static class PointerFunctions
 {
@@ -36,6 +41,17 @@ public static class PointerFunctions
         Array.Copy(m, head, n * cols);
         return head;
     }
+
+    /// <summary>The sums of several matrices' elements, by name; given inline, by pointer, or both.</summary>
+    /// <param name="named">Matrices by name.</param>
+    [IpyRpcExport("ptr.sums")]
+    public static Dictionary<string, double> Sums(Dictionary<string, List<double[,]>> named)
+        => named.ToDictionary(n => n.Key, n => n.Value.Sum(Sum));
+
+    /// <summary>A labelled matrix's label and sum: a record with a matrix member (which may be a pointer).</summary>
+    /// <param name="item">The labelled matrix.</param>
+    [IpyRpcExport("ptr.labelled")]
+    public static string LabelledSum(Labelled item) => $"{item.Label} {Sum(item.Matrix)}";
 
     /// <summary>The sum of a matrix's elements.</summary>
     /// <param name="m">The matrix.</param>

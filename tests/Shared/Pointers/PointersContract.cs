@@ -295,6 +295,33 @@ public abstract class PointersContract : IAsyncLifetime
         Assert.Equal(Enumerable.Range(0, 12).Sum(), await client.CallAsync<double>("ptr.sum", matrix)); // the value is untouched
     }
 
+    [Theory]
+    [InlineData(Serialization.MessagePack)]
+    [InlineData(Serialization.Json)]
+    public async Task PointersInsideListsMapsAndRecordsAreResolvedWhereTheFunctionRuns(Serialization serialization)
+    {
+        await using IpyRpcClient client = await ConnectAsync(serialization);
+        RemotePointer<double[,]> small = await client.CallPointerAsync<double[,]>("ptr.matrix", 2, 2); // 0+1+2+3 = 6
+        RemotePointer<double[,]> large = await client.CallPointerAsync<double[,]>("ptr.matrix", 3, 3); // 0..8 = 36
+        double[,] inline = { { 10, 20 } };
+
+        // In a list, beside a value sent inline, and in a map of lists.
+        var named = new Dictionary<string, object?> { ["both"] = new object?[] { small, inline, large }, ["one"] = new object?[] { large } };
+        Dictionary<string, double> sums = await client.CallAsync<Dictionary<string, double>>("ptr.sums", named);
+        Assert.Equal(6 + 30 + 36, sums["both"]);
+        Assert.Equal(36, sums["one"]);
+
+        // As a record's member.
+        Assert.Equal("big 36", await client.CallAsync<string>("ptr.labelled", new Dictionary<string, object?> { ["label"] = "big", ["matrix"] = large }));
+
+        // A pointer inside that is gone says so, naming the parameter.
+        await client.ReleaseAsync(small);
+        var gone = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.CallAsync<Dictionary<string, double>>("ptr.sums", named));
+        Assert.Equal(ErrorCodes.PointerReleased, gone.Code);
+        Assert.Contains("Argument 'named' of ptr.sums holds a pointer", gone.Message);
+        Assert.Equal("big 36", await client.CallAsync<string>("ptr.labelled", new Dictionary<string, object?> { ["label"] = "big", ["matrix"] = large }));
+    }
+
     [Fact]
     public async Task ATimeToLiveThatIsNotPositiveIsRefusedBeforeAnythingRuns()
     {
