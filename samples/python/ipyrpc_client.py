@@ -917,6 +917,8 @@ def pointers_demo(endpoint):
     print("sum by pointer:", c.call("ptr.sum", p) == expected.sum())
     h = c.call_pointer("ptr.head", p, 10)
     print("chain:", c.call("ptr.sum", h) == expected[:10].sum())
+    sums = c.call("ptr.sums", {"mixed": [h, expected[:2]]})  # a pointer inside a list, beside an array sent inline
+    print("pointer in a list:", sums["mixed"] == expected[:10].sum() + expected[:2].sum())
     print("numpy argument:", c.call("ptr.sum", expected[:2]) == expected[:2].sum())
     c.release(p)
     try:

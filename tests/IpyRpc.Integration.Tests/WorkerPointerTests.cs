@@ -128,6 +128,7 @@ public sealed class WorkerPointerTests : IAsyncLifetime
         Assert.Contains("whole equal: True", stdout);
         Assert.Contains("sum by pointer: True", stdout);
         Assert.Contains("chain: True", stdout);
+        Assert.Contains("pointer in a list: True", stdout);
         Assert.Contains("numpy argument: True", stdout);
         Assert.Contains("after release: pointer_released", stdout);
         Assert.Contains("after ttl: pointer_expired", stdout);
