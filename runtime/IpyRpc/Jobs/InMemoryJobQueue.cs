@@ -281,6 +281,9 @@ public sealed class InMemoryJobQueue : IJobQueue
             bool yieldFirst = false;
             lock (_takeGate)
             {
+                // Looked at again under the lock a job is queued under: a stop that came before a job was handed in
+                // (between the look above and this lock) must not take that job from the ready queue.
+                if (cancellationToken.IsCancellationRequested) return null;
                 if (_ready.Count > 0 && Transports.ReplyHandoff.LentForOne)
                 {
                     yieldFirst = true; // this thread was lent for one job and has its own response to write
