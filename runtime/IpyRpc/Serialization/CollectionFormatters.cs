@@ -103,99 +103,25 @@ public sealed class SequenceFormatter<TSequence, TElement>(IpyRpcFormatter<TElem
 
 /// <summary>
 /// A dictionary with string keys (<c>Dictionary&lt;string, T&gt;</c>, <c>IReadOnlyDictionary&lt;string, T&gt;</c>, …):
-/// a map (MessagePack) or an object (JSON).
+/// a map (MessagePack) or an object (JSON); <see cref="KeyedDictionaryFormatter{TDictionary, TKey, TValue}"/> with
+/// <see cref="DictionaryKeys.String"/>.
 /// </summary>
 public sealed class DictionaryFormatter<TDictionary, TValue>(IpyRpcFormatter<TValue> value, Func<Dictionary<string, TValue>, TDictionary> create) : IpyRpcFormatter<TDictionary?>
     where TDictionary : IEnumerable<KeyValuePair<string, TValue>>
 {
-    /// <inheritdoc/>
-    public override void Write(ref MessagePackWriter writer, TDictionary? dictionary)
-    {
-        if (dictionary is null)
-        {
-            writer.WriteNil();
-            return;
-        }
-
-        IReadOnlyCollection<KeyValuePair<string, TValue>> pairs = dictionary as IReadOnlyCollection<KeyValuePair<string, TValue>> ?? [.. dictionary];
-        writer.WriteMapHeader(pairs.Count);
-        foreach (KeyValuePair<string, TValue> pair in pairs)
-        {
-            writer.Write(pair.Key);
-            value.Write(ref writer, pair.Value);
-        }
-    }
+    private readonly KeyedDictionaryFormatter<TDictionary, string, TValue> _keyed = new(DictionaryKeys.String, value, create);
 
     /// <inheritdoc/>
-    public override TDictionary? Read(ref MessagePackReader reader)
-    {
-        if (reader.TryReadNil())
-        {
-            return default;
-        }
-
-        reader.Enter();
-        int n = reader.ReadMapHeader();
-        var result = new Dictionary<string, TValue>(n);
-        for (int i = 0; i < n; i++)
-        {
-            int start = reader.Position;
-            string key = reader.ReadString() ?? throw new MessagePackSerializationException("A map key must be a string, not nil", start);
-            if (!result.TryAdd(key, value.Read(ref reader)))
-            {
-                throw new MessagePackSerializationException($"Duplicate map key \"{key}\"", start);
-            }
-        }
-
-        reader.Exit();
-        return create(result);
-    }
+    public override void Write(ref MessagePackWriter writer, TDictionary? dictionary) => _keyed.Write(ref writer, dictionary);
 
     /// <inheritdoc/>
-    public override void Write(Utf8JsonWriter writer, TDictionary? dictionary)
-    {
-        if (dictionary is null)
-        {
-            writer.WriteNullValue();
-            return;
-        }
-
-        writer.WriteStartObject();
-        foreach (KeyValuePair<string, TValue> pair in dictionary)
-        {
-            writer.WritePropertyName(pair.Key);
-            value.Write(writer, pair.Value);
-        }
-
-        writer.WriteEndObject();
-    }
+    public override TDictionary? Read(ref MessagePackReader reader) => _keyed.Read(ref reader);
 
     /// <inheritdoc/>
-    public override TDictionary? Read(ref Utf8JsonReader reader)
-    {
-        if (reader.TokenType == JsonTokenType.Null)
-        {
-            return default;
-        }
+    public override void Write(Utf8JsonWriter writer, TDictionary? dictionary) => _keyed.Write(writer, dictionary);
 
-        JsonRead.Expect(ref reader, JsonTokenType.StartObject, "an object");
-        var result = new Dictionary<string, TValue>();
-        while (true)
-        {
-            JsonRead.Next(ref reader);
-            if (reader.TokenType == JsonTokenType.EndObject)
-            {
-                return create(result);
-            }
-
-            string key = reader.GetString()!;
-            JsonRead.Next(ref reader);
-            if (!result.TryAdd(key, value.Read(ref reader)))
-            {
-                throw new IpyRpcSerializationException($"Duplicate object key \"{key}\"");
-            }
-        }
-    }
+    /// <inheritdoc/>
+    public override TDictionary? Read(ref Utf8JsonReader reader) => _keyed.Read(ref reader);
 }
 
 /// <summary><c>T?</c> for a value type: nil/null or the value.</summary>

@@ -10,20 +10,23 @@ namespace IpyRpc.Formatting;
 /// enum key its member name, a <see cref="System.Guid"/> its text), and as its text in JSON, whose object keys are
 /// strings. A MessagePack key given as text is read from the text too.
 /// </summary>
-/// <typeparam name="TKey">An integer type, <see cref="System.Guid"/> or an enum.</typeparam>
+/// <typeparam name="TKey">A string, an integer type, <see cref="System.Guid"/> or an enum.</typeparam>
 public sealed class DictionaryKey<TKey>
-    where TKey : struct
+    where TKey : notnull
 {
     private readonly IpyRpcFormatter<TKey> _formatter;
     private readonly Func<TKey, string> _text;
-    private readonly Func<string, TKey?> _parse;
+    private readonly TryParse _parse;
+
+    /// <summary>The key from its text; false when the text is not one.</summary>
+    public delegate bool TryParse(string text, out TKey key);
 
     /// <summary>Creates a key from its formatter and its text form.</summary>
     /// <param name="formatter">Reads and writes the key in MessagePack.</param>
     /// <param name="text">The key as text (JSON object keys).</param>
-    /// <param name="parse">The key from its text, or <see langword="null"/> when the text is not one.</param>
+    /// <param name="parse">The key from its text.</param>
     /// <param name="what">What a key is, for errors ("a 32-bit integer").</param>
-    public DictionaryKey(IpyRpcFormatter<TKey> formatter, Func<TKey, string> text, Func<string, TKey?> parse, string what)
+    public DictionaryKey(IpyRpcFormatter<TKey> formatter, Func<TKey, string> text, TryParse parse, string what)
     {
         _formatter = formatter;
         _text = text;
@@ -39,7 +42,7 @@ public sealed class DictionaryKey<TKey>
 
     /// <summary>The key from its text.</summary>
     /// <exception cref="IpyRpcSerializationException">The text is not a key.</exception>
-    public TKey Parse(string text) => _parse(text) ?? throw new IpyRpcSerializationException($"The key \"{text}\" is not {What}");
+    public TKey Parse(string text) => _parse(text, out TKey key) ? key : throw new IpyRpcSerializationException($"The key \"{text}\" is not {What}");
 
     /// <summary>Writes the key in MessagePack.</summary>
     public void Write(ref MessagePackWriter writer, TKey key) => _formatter.Write(ref writer, key);
@@ -47,16 +50,20 @@ public sealed class DictionaryKey<TKey>
     /// <summary>Reads a key in MessagePack: the key itself, or its text.</summary>
     public TKey Read(ref MessagePackReader reader)
     {
-        if (reader.NextType != MessagePackType.String) return _formatter.Read(ref reader);
         int start = reader.Position;
-        string? text = reader.ReadString();
-        return (text is null ? null : _parse(text)) ?? throw new MessagePackSerializationException($"The key \"{text}\" is not {What}", start);
+        if (reader.NextType == MessagePackType.Nil) throw new MessagePackSerializationException($"A map key must be {What}, not nil", start);
+        if (reader.NextType != MessagePackType.String) return _formatter.Read(ref reader) ?? throw new MessagePackSerializationException($"A map key must be {What}", start);
+        string text = reader.ReadString()!;
+        return _parse(text, out TKey key) ? key : throw new MessagePackSerializationException($"The key \"{text}\" is not {What}", start);
     }
 }
 
-/// <summary>The keys dictionaries may have besides strings: integers, <see cref="System.Guid"/>s and enums.</summary>
+/// <summary>The keys dictionaries may have: strings, integers, <see cref="System.Guid"/>s and enums.</summary>
 public static class DictionaryKeys
 {
+    /// <summary>String keys, as themselves.</summary>
+    public static readonly DictionaryKey<string> String = new(Formatters.String!, static s => s, static (string s, out string v) => { v = s; return true; }, "a string");
+
     /// <summary><see cref="sbyte"/> keys.</summary>
     public static readonly DictionaryKey<sbyte> SByte = Integer(Formatters.SByte, "an 8-bit integer", static (string s, out sbyte v) => sbyte.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out v));
 
@@ -82,18 +89,16 @@ public static class DictionaryKeys
     public static readonly DictionaryKey<ulong> UInt64 = Integer(Formatters.UInt64, "an unsigned 64-bit integer", static (string s, out ulong v) => ulong.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out v));
 
     /// <summary><see cref="System.Guid"/> keys, as their text ("d2f4…-…").</summary>
-    public static readonly DictionaryKey<Guid> Guid = new(Formatters.Guid, static g => g.ToString("D"), static s => System.Guid.TryParse(s, out Guid g) ? g : null, "a GUID");
+    public static readonly DictionaryKey<Guid> Guid = new(Formatters.Guid, static g => g.ToString("D"), static (string s, out Guid g) => System.Guid.TryParse(s, out g), "a GUID");
 
     /// <summary>Keys of an enum: its member names (a number for a value that is no single member); names in any case and numbers are read.</summary>
     public static DictionaryKey<TEnum> Enum<TEnum>()
         where TEnum : struct, System.Enum
         => EnumKeys<TEnum>.Key;
 
-    private delegate bool TryParse<T>(string text, out T value);
-
-    private static DictionaryKey<T> Integer<T>(IpyRpcFormatter<T> formatter, string what, TryParse<T> parse)
+    private static DictionaryKey<T> Integer<T>(IpyRpcFormatter<T> formatter, string what, DictionaryKey<T>.TryParse parse)
         where T : struct, IFormattable
-        => new(formatter, static v => v.ToString(null, CultureInfo.InvariantCulture), s => parse(s, out T v) ? v : null, what);
+        => new(formatter, static v => v.ToString(null, CultureInfo.InvariantCulture), parse, what);
 
     private static class EnumKeys<TEnum>
         where TEnum : struct, System.Enum
@@ -101,20 +106,19 @@ public static class DictionaryKeys
         public static readonly DictionaryKey<TEnum> Key = new(
             new EnumFormatter<TEnum>(static v => Convert.ToInt64(v, CultureInfo.InvariantCulture), static n => (TEnum)System.Enum.ToObject(typeof(TEnum), n)),
             static v => System.Enum.IsDefined(v) ? v.ToString() : Convert.ToInt64(v, CultureInfo.InvariantCulture).ToString(CultureInfo.InvariantCulture),
-            static s => s.Length > 0 && System.Enum.TryParse(s, ignoreCase: true, out TEnum v) ? v : null,
+            static (string s, out TEnum v) => System.Enum.TryParse(s, ignoreCase: true, out v) && s.Length > 0,
             $"a member of {typeof(TEnum).Name} ({string.Join(", ", System.Enum.GetNames<TEnum>())})");
     }
 }
 
 /// <summary>
-/// A dictionary whose keys are integers, <see cref="Guid"/>s or enums (<c>Dictionary&lt;int, T&gt;</c>,
-/// <c>IReadOnlyDictionary&lt;Color, T&gt;</c>, …): a map with those keys (MessagePack), or an object whose keys are
-/// their text (JSON).
+/// A dictionary (<c>Dictionary&lt;string, T&gt;</c>, <c>Dictionary&lt;int, T&gt;</c>, <c>IReadOnlyDictionary&lt;Color, T&gt;</c>, …):
+/// a map with its keys as themselves (MessagePack), or an object whose keys are their text (JSON).
 /// </summary>
 public sealed class KeyedDictionaryFormatter<TDictionary, TKey, TValue>(DictionaryKey<TKey> key, IpyRpcFormatter<TValue> value, Func<Dictionary<TKey, TValue>, TDictionary> create)
     : IpyRpcFormatter<TDictionary?>
     where TDictionary : IEnumerable<KeyValuePair<TKey, TValue>>
-    where TKey : struct
+    where TKey : notnull
 {
     /// <inheritdoc/>
     public override void Write(ref MessagePackWriter writer, TDictionary? dictionary)
@@ -151,7 +155,7 @@ public sealed class KeyedDictionaryFormatter<TDictionary, TKey, TValue>(Dictiona
             TKey k = key.Read(ref reader);
             if (!result.TryAdd(k, value.Read(ref reader)))
             {
-                throw new MessagePackSerializationException($"Duplicate map key {key.Text(k)}", start);
+                throw new MessagePackSerializationException($"Duplicate map key \"{key.Text(k)}\"", start);
             }
         }
 
