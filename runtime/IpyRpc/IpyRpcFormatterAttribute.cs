@@ -19,6 +19,7 @@ namespace IpyRpc;
 /// </code>
 /// </para>
 /// <para>
+/// A generic type may name its formatter's open form (<c>typeof(PairFormatter&lt;,&gt;)</c>), made with the type's arguments.
 /// The formatter is made once and shared: it must be safe to use from several threads. Types IpyRpc already
 /// formats (numbers, text, dates, arrays, collections, <see cref="DataFrame"/>…) keep their own format.
 /// Descriptors show the type by name with <c>x-ipyrpc: custom</c> in its schema; clients that have only the

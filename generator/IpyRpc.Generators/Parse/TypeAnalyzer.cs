@@ -387,8 +387,14 @@ internal sealed class TypeAnalyzer
             return null;
         }
 
+        // A generic type may name its formatter's open form (Formatter<>): it is made with the type's own arguments.
+        if (given[0] is INamedTypeSymbol { IsUnboundGenericType: true } open && plain.IsGenericType && open.Arity == plain.Arity)
+        {
+            given[0] = open.OriginalDefinition.Construct([.. plain.TypeArguments]);
+        }
+
         if (given[0] is not INamedTypeSymbol formatter || formatter.TypeKind != Microsoft.CodeAnalysis.TypeKind.Class || formatter.IsAbstract || formatter.IsUnboundGenericType
-            || formatter.TypeParameters.Length > 0)
+            || (formatter.TypeParameters.Length > 0 && formatter.TypeArguments.Any(t => t is ITypeParameterSymbol)))
         {
             error = $"its [IpyRpcFormatter] names {given[0].ToDisplayString(ShortFormat)}, which is not a concrete, non-generic class";
             return null;

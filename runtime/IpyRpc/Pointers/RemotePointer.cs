@@ -31,6 +31,7 @@ public sealed record PointerEndpoint(string Protocol, string Host, int Port, str
 /// The secret key is a bearer capability, like a pre-signed URL: anyone who has the pointer can
 /// read and release the value until it expires. <see cref="ToString"/> leaves the key out.
 /// </remarks>
+[IpyRpcFormatter(typeof(RemotePointerMapFormatter))] // a function may take pointers themselves: as their wire map
 public class RemotePointer
 {
     /// <summary>The <c>type</c> field that marks a map as a pointer.</summary>
@@ -231,11 +232,31 @@ public class RemotePointer
 
 /// <summary>A <see cref="RemotePointer"/> to a value of type <typeparamref name="T"/>.</summary>
 /// <typeparam name="T">What fetching it gives.</typeparam>
+[IpyRpcFormatter(typeof(RemotePointerFormatter<>))]
 public sealed class RemotePointer<T> : RemotePointer
 {
     /// <summary>Passes the pointer where a typed proxy takes the value (a data parameter): the function gets the value it points to.</summary>
     /// <param name="pointer">The pointer.</param>
     public static implicit operator ValueOrPointer<T>(RemotePointer<T> pointer) => ValueOrPointer<T>.Of(pointer);
+}
+
+/// <summary>Reads and writes pointers of any value type as their wire map.</summary>
+public sealed class RemotePointerMapFormatter : IpyRpcFormatter<RemotePointer>
+{
+    /// <inheritdoc/>
+    public override void Write(ref MessagePackWriter writer, RemotePointer value) => Formatters.Object.Write(ref writer, value.ToMap());
+
+    /// <inheritdoc/>
+    public override RemotePointer Read(ref MessagePackReader reader) => Convert(Formatters.Object.Read(ref reader));
+
+    /// <inheritdoc/>
+    public override void Write(Utf8JsonWriter writer, RemotePointer value) => Formatters.Object.Write(writer, value.ToMap());
+
+    /// <inheritdoc/>
+    public override RemotePointer Read(ref Utf8JsonReader reader) => Convert(Formatters.Object.Read(ref reader));
+
+    private static RemotePointer Convert(object? plain) => RemotePointer.FromMap(plain)
+        ?? throw new IpyRpcSerializationException($"Expected a data pointer (a map with type \"{RemotePointer.TypeName}\"), got {(plain is null ? "nil" : plain.GetType().Name)}.");
 }
 
 /// <summary>Reads and writes pointers as their wire map.</summary>

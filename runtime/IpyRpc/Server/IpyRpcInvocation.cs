@@ -177,7 +177,7 @@ public sealed class IpyRpcInvocation
             (int Offset, int Length) slot = _slots[i];
             if (slot.Offset < 0) continue;
             ParameterDescriptor p = Function.Descriptor.Parameters[i];
-            if (p.Type.StartsWith("RemotePointer", StringComparison.Ordinal)) continue; // the function wants the pointer itself
+            if (p.Type.Contains("RemotePointer", StringComparison.Ordinal)) continue; // the function wants pointers themselves (one, or a list of them)
             if (!RemotePointer.TryRead(Arguments.Raw(slot), Arguments.Serialization, out RemotePointer? pointer))
             {
                 if (NestedPointers.Find(Arguments.Raw(slot), Arguments.Serialization) is { } nested)

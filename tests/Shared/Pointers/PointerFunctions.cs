@@ -48,6 +48,11 @@ public static class PointerFunctions
     public static Dictionary<string, double> Sums(Dictionary<string, List<double[,]>> named)
         => named.ToDictionary(n => n.Key, n => n.Value.Sum(Sum));
 
+    /// <summary>The value types of the pointers given: a function that takes pointers themselves, which are not resolved.</summary>
+    /// <param name="pointers">The pointers.</param>
+    [IpyRpcExport("ptr.types")]
+    public static string Types(List<RemotePointer> pointers) => string.Join(",", pointers.Select(p => p.ValueType));
+
     /// <summary>A labelled matrix's label and sum: a record with a matrix member (which may be a pointer).</summary>
     /// <param name="item">The labelled matrix.</param>
     [IpyRpcExport("ptr.labelled")]

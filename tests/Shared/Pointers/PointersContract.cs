@@ -311,6 +311,9 @@ public abstract class PointersContract : IAsyncLifetime
         Assert.Equal(6 + 30 + 36, sums["both"]);
         Assert.Equal(36, sums["one"]);
 
+        // A function that takes a list of pointers gets the pointers, not their values.
+        Assert.Equal("double[,],double[,]", await client.CallAsync<string>("ptr.types", new object?[] { new object?[] { small, large } }));
+
         // As a record's member.
         Assert.Equal("big 36", await client.CallAsync<string>("ptr.labelled", new Dictionary<string, object?> { ["label"] = "big", ["matrix"] = large }));
 
