@@ -20,8 +20,9 @@ namespace IpyRpc;
 /// </para>
 /// <para>
 /// A generic type may name its formatter's open form (<c>typeof(PairFormatter&lt;,&gt;)</c>), made with the type's arguments.
-/// The formatter is made once and shared: it must be safe to use from several threads. Types IpyRpc already
-/// formats (numbers, text, dates, arrays, collections, <see cref="DataFrame"/>…) keep their own format.
+/// The formatter is made once and shared: it must be safe to use from several threads. Given for a type IpyRpc
+/// formats itself (<see cref="DateTime"/>, an enum, <c>int[]</c>…), it replaces that format in the functions of the
+/// assembly that names it.
 /// Descriptors show the type by name with <c>x-ipyrpc: custom</c> in its schema; clients that have only the
 /// schema (a generated schema client, Python) see the value as the plain data the formatter writes.
 /// </para>

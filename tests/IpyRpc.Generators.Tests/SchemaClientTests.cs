@@ -290,6 +290,59 @@ public sealed class SchemaClientTests
     }
 
     [Fact]
+    public async Task AFormatterGivenForATypeWithABuiltInFormatReplacesIt()
+    {
+        // A date and an enum, each given a format of the assembly's own: used, not passed over for the built-in one.
+        GeneratorHarness.Result server = GeneratorHarness.Run("""
+            using System;
+            using System.Text.Json;
+            using IpyRpc;
+            using IpyRpc.Formatting;
+            using IpyRpc.MessagePack;
+
+            [assembly: IpyRpcFormatter(typeof(Server.Days.DayFormatter))]
+            [assembly: IpyRpcFormatter(typeof(Server.Days.MoodFormatter))]
+
+            namespace Server.Days;
+
+            public enum Mood { Low, High }
+
+            public sealed class DayFormatter : IpyRpcFormatter<DateTime>
+            {
+                public override void Write(ref MessagePackWriter writer, DateTime value) => writer.Write("day " + value.ToString("yyyy-MM-dd"));
+                public override DateTime Read(ref MessagePackReader reader) => DateTime.Parse(reader.ReadString()!.Substring(4));
+                public override void Write(Utf8JsonWriter writer, DateTime value) => writer.WriteStringValue("day " + value.ToString("yyyy-MM-dd"));
+                public override DateTime Read(ref Utf8JsonReader reader) => DateTime.Parse(reader.GetString()!.Substring(4));
+            }
+
+            public sealed class MoodFormatter : IpyRpcFormatter<Mood>
+            {
+                public override void Write(ref MessagePackWriter writer, Mood value) => writer.Write(value == Mood.High ? "up" : "down");
+                public override Mood Read(ref MessagePackReader reader) => reader.ReadString() == "up" ? Mood.High : Mood.Low;
+                public override void Write(Utf8JsonWriter writer, Mood value) => writer.WriteStringValue(value == Mood.High ? "up" : "down");
+                public override Mood Read(ref Utf8JsonReader reader) => reader.GetString() == "up" ? Mood.High : Mood.Low;
+            }
+
+            public static class Functions
+            {
+                /// <summary>The next day.</summary>
+                [IpyRpcExport("days.next")]
+                public static DateTime Next(DateTime day) => day.AddDays(1);
+
+                /// <summary>The other mood.</summary>
+                [IpyRpcExport("days.flip")]
+                public static Mood Flip(Mood mood) => mood == Mood.High ? Mood.Low : Mood.High;
+            }
+            """);
+        Assert.Empty(server.GeneratorDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+        Assert.Empty(server.CompileDiagnostics);
+        await using IpyRpcServer host = HostOf(server, "Server.Days.Functions");
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(host);
+        Assert.Equal("day 2026-12-08", await client.CallAsync<object?>("days.next", "day 2026-12-07"));
+        Assert.Equal("up", await client.CallAsync<object?>("days.flip", "down"));
+    }
+
+    [Fact]
     public async Task MapsKeyedByIntegersEnumsAndGuidsKeepTheirKeyTypesInASchemaClient()
     {
         GeneratorHarness.Result server = GeneratorHarness.Run("""

@@ -81,12 +81,7 @@ internal sealed class TypeAnalyzer
         string full = FullName(type);
         string display = type.WithNullableAnnotation(NullableAnnotation.NotAnnotated).ToDisplayString(ShortFormat);
 
-        string? builtin = BuiltinName(type);
-        if (builtin is not null)
-        {
-            return new TypeModel(TypeKind.Builtin, full, display, type.IsValueType, builtin, EquatableArray<TypeModel>.Empty, null, null);
-        }
-
+        // A formatter the user named for the type comes first: it replaces a built-in format too (DateTime, an enum, int[]).
         if (CustomFormatter(type, out error) is { } formatter)
         {
             return new TypeModel(TypeKind.Custom, full, display, type.IsValueType, null, EquatableArray<TypeModel>.Empty, formatter, null,
@@ -96,6 +91,12 @@ internal sealed class TypeAnalyzer
         if (error is not null)
         {
             return null;
+        }
+
+        string? builtin = BuiltinName(type);
+        if (builtin is not null)
+        {
+            return new TypeModel(TypeKind.Builtin, full, display, type.IsValueType, builtin, EquatableArray<TypeModel>.Empty, null, null);
         }
 
         switch (type)
@@ -359,10 +360,10 @@ internal sealed class TypeAnalyzer
     private string? CustomFormatter(ITypeSymbol type, out string? error)
     {
         error = null;
-        if (type is not INamedTypeSymbol named || named.TypeKind == Microsoft.CodeAnalysis.TypeKind.Enum) return null;
-        INamedTypeSymbol plain = (INamedTypeSymbol)named.WithNullableAnnotation(NullableAnnotation.NotAnnotated);
+        if (type is ITypeParameterSymbol or IPointerTypeSymbol or IFunctionPointerTypeSymbol or IDynamicTypeSymbol) return null;
+        ITypeSymbol plain = type.WithNullableAnnotation(NullableAnnotation.NotAnnotated);
         var given = new List<ITypeSymbol>();
-        foreach (AttributeData a in plain.GetAttributes())
+        foreach (AttributeData a in plain is INamedTypeSymbol ? plain.GetAttributes() : System.Collections.Immutable.ImmutableArray<AttributeData>.Empty)
         {
             if (IsFormatterAttribute(a) && a.ConstructorArguments.Length == 1 && a.ConstructorArguments[0].Value is ITypeSymbol f) given.Add(f);
         }
@@ -388,9 +389,9 @@ internal sealed class TypeAnalyzer
         }
 
         // A generic type may name its formatter's open form (Formatter<>): it is made with the type's own arguments.
-        if (given[0] is INamedTypeSymbol { IsUnboundGenericType: true } open && plain.IsGenericType && open.Arity == plain.Arity)
+        if (given[0] is INamedTypeSymbol { IsUnboundGenericType: true } open && plain is INamedTypeSymbol { IsGenericType: true } generic && open.Arity == generic.Arity)
         {
-            given[0] = open.OriginalDefinition.Construct([.. plain.TypeArguments]);
+            given[0] = open.OriginalDefinition.Construct([.. generic.TypeArguments]);
         }
 
         if (given[0] is not INamedTypeSymbol formatter || formatter.TypeKind != Microsoft.CodeAnalysis.TypeKind.Class || formatter.IsAbstract || formatter.IsUnboundGenericType

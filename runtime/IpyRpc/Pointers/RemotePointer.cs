@@ -255,8 +255,11 @@ public sealed class RemotePointerMapFormatter : IpyRpcFormatter<RemotePointer>
     /// <inheritdoc/>
     public override RemotePointer Read(ref Utf8JsonReader reader) => Convert(Formatters.Object.Read(ref reader));
 
-    private static RemotePointer Convert(object? plain) => RemotePointer.FromMap(plain)
-        ?? throw new IpyRpcSerializationException($"Expected a data pointer (a map with type \"{RemotePointer.TypeName}\"), got {(plain is null ? "nil" : plain.GetType().Name)}.");
+    private static RemotePointer Convert(object? plain) => FromPlain(plain, null);
+
+    /// <summary>A pointer from its wire map read as plain data; <paramref name="advice"/> ends the error for anything else.</summary>
+    internal static RemotePointer FromPlain(object? plain, string? advice) => RemotePointer.FromMap(plain)
+        ?? throw new IpyRpcSerializationException($"Expected a data pointer (a map with type \"{RemotePointer.TypeName}\"), got {(plain is null ? "nil" : plain.GetType().Name)}.{(advice is null ? "" : " " + advice)}");
 }
 
 /// <summary>Reads and writes pointers as their wire map.</summary>
@@ -277,6 +280,6 @@ public sealed class RemotePointerFormatter<T> : IpyRpcFormatter<RemotePointer<T>
     /// <inheritdoc/>
     public override RemotePointer<T> Read(ref Utf8JsonReader reader) => Convert(Formatters.Object.Read(ref reader));
 
-    private static RemotePointer<T> Convert(object? plain) => RemotePointer.FromMap(plain)?.As<T>()
-        ?? throw new IpyRpcSerializationException($"Expected a data pointer (a map with type \"{RemotePointer.TypeName}\"), got {(plain is null ? "nil" : plain.GetType().Name)}. Did the function return its value instead? Ask for a pointer with CallOptions.ReturnPointer, or configure ReturnPointer for it on the server.");
+    private static RemotePointer<T> Convert(object? plain) => RemotePointerMapFormatter.FromPlain(plain,
+        "Did the function return its value instead? Ask for a pointer with CallOptions.ReturnPointer, or configure ReturnPointer for it on the server.").As<T>();
 }

@@ -315,15 +315,17 @@ public sealed class CallArguments
         for (int i = 0; i < slots.Length; i++)
         {
             ParameterDescriptor p = descriptor.Parameters[i];
-            if (slots[i].Offset >= 0 || p.IsOptional) continue;
-            throw new ArgumentBindingException(new RemoteError
-            {
-                Code = ErrorCodes.InvalidArguments,
-                Parameter = p.Name,
-                Message = $"{descriptor.Name} is missing the required argument '{p.Name}' ({p.Type}). Signature: {descriptor.Signature}",
-            });
+            if (slots[i].Offset < 0 && !p.IsOptional) throw Missing(descriptor, p);
         }
     }
+
+    /// <summary>The error for a required argument the call left out.</summary>
+    internal static ArgumentBindingException Missing(FunctionDescriptor descriptor, ParameterDescriptor p) => new(new RemoteError
+    {
+        Code = ErrorCodes.InvalidArguments,
+        Parameter = p.Name,
+        Message = $"{descriptor.Name} is missing the required argument '{p.Name}' ({p.Type}). Signature: {descriptor.Signature}",
+    });
 
     /// <summary>The arguments by parameter name, decoded as plain data (for authorizers); parameters left to their defaults are absent.</summary>
     /// <exception cref="ArgumentBindingException">They do not fit the parameters.</exception>

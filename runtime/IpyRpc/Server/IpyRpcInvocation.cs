@@ -74,13 +74,7 @@ public sealed class IpyRpcInvocation
         (int Offset, int Length) slot = _slots[index];
         if (slot.Offset < 0)
         {
-            ParameterDescriptor p = Function.Descriptor.Parameters[index];
-            throw new ArgumentBindingException(new RemoteError
-            {
-                Code = ErrorCodes.InvalidArguments,
-                Parameter = p.Name,
-                Message = $"{Function.Name} is missing the required argument '{p.Name}' ({p.Type}). Signature: {Function.Descriptor.Signature}",
-            });
+            throw CallArguments.Missing(Function.Descriptor, Function.Descriptor.Parameters[index]);
         }
 
         return Decode(index, slot, formatter);
