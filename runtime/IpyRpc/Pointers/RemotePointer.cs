@@ -173,8 +173,8 @@ public class RemotePointer
     }
 
     /// <summary>
-    /// Whether encoded bytes are a pointer map: a cheap look at the first key (every IpyRpc holder
-    /// writes <c>type</c> first), then a full read.
+    /// Whether encoded bytes are a pointer map: a cheap look for its <c>type</c> key (every IpyRpc holder writes it
+    /// first; other writers may put it anywhere), then a full read.
     /// </summary>
     public static bool TryRead(ReadOnlySpan<byte> bytes, Serialization serialization, out RemotePointer? pointer)
     {
@@ -207,26 +207,68 @@ public class RemotePointer
         }
     }
 
-    // The first key and value of a pointer map in MessagePack: fixstr "type", fixstr "ipyrpc_data_pointer".
-    private static readonly byte[] TypeKeyMessagePack = [0xa4, .. "type"u8, 0xb3, .. "ipyrpc_data_pointer"u8];
+    // How far into a value its "type": "ipyrpc_data_pointer" pair is looked for. Holders write it first; other writers
+    // (a client that sorts keys, a hand-made map) may put it last, after at most a few hundred bytes of other fields.
+    private const int PointerWindow = 4096;
 
+    /// <summary>
+    /// Whether the bytes are a map with the key <c>type</c> naming a data pointer at its top level, in any position:
+    /// a search for the name in the first few kilobytes (vectorized, so a map that names no pointer costs little), then a
+    /// walk over the top-level keys within them. A holder writes <c>type</c> first, which the walk finds at once.
+    /// </summary>
     internal static bool LooksLikePointer(ReadOnlySpan<byte> bytes, Serialization serialization)
     {
         if (bytes.Length < 8) return false;
-        if (serialization == Serialization.Json)
+        if (serialization == Serialization.Json) return LooksLikeJsonPointer(bytes);
+        if (bytes[0] is not ((>= 0x80 and <= 0x8f) or 0xde or 0xdf)) return false;
+        ReadOnlySpan<byte> window = bytes[..Math.Min(bytes.Length, PointerWindow)];
+        if (window.IndexOf("ipyrpc_data_pointer"u8) < 0) return false;
+        try
         {
-            ReadOnlySpan<byte> trimmed = bytes.TrimStart(" \t\r\n"u8);
-            return trimmed.Length > 0 && trimmed[0] == (byte)'{' && trimmed[..Math.Min(trimmed.Length, 96)].IndexOf("\"ipyrpc_data_pointer\""u8) >= 0;
+            var reader = new MessagePackReader(window); // no further than the window, however large the map
+            int count = reader.ReadMapHeader();
+            for (int i = 0; i < count; i++)
+            {
+                bool isType = false;
+                if (reader.NextType == MessagePackType.String) isType = reader.ReadStringSpan().SequenceEqual("type"u8);
+                else reader.Skip();
+                if (isType) return reader.NextType == MessagePackType.String && reader.ReadStringSpan().SequenceEqual("ipyrpc_data_pointer"u8);
+                reader.Skip(); // the value of a key that is not "type"
+            }
+        }
+        catch (MessagePackSerializationException)
+        {
         }
 
-        int header = bytes[0] switch
+        return false;
+    }
+
+    private static bool LooksLikeJsonPointer(ReadOnlySpan<byte> bytes)
+    {
+        ReadOnlySpan<byte> trimmed = bytes.TrimStart(" \t\r\n"u8);
+        if (trimmed.IsEmpty || trimmed[0] != (byte)'{') return false;
+        ReadOnlySpan<byte> window = trimmed[..Math.Min(trimmed.Length, PointerWindow)];
+        if (window.IndexOf("\"ipyrpc_data_pointer\""u8) < 0) return false;
+        try
         {
-            >= 0x80 and <= 0x8f => 1,
-            0xde => 3,
-            0xdf => 5,
-            _ => 0,
-        };
-        return header > 0 && bytes.Length > header + TypeKeyMessagePack.Length && bytes[header..].StartsWith(TypeKeyMessagePack);
+            // No further than the window, however large the object: a value that runs past it ends the look.
+            var reader = new Utf8JsonReader(window, isFinalBlock: window.Length == trimmed.Length, state: default);
+            reader.Read(); // {
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("type"u8))
+                {
+                    return reader.Read() && reader.TokenType == JsonTokenType.String && reader.ValueTextEquals(TypeName);
+                }
+
+                if (!reader.Read() || !reader.TrySkip()) return false;
+            }
+        }
+        catch (JsonException)
+        {
+        }
+
+        return false;
     }
 }
 

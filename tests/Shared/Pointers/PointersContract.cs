@@ -325,6 +325,34 @@ public abstract class PointersContract : IAsyncLifetime
         Assert.Equal("big 36", await client.CallAsync<string>("ptr.labelled", new Dictionary<string, object?> { ["label"] = "big", ["matrix"] = large }));
     }
 
+    [Theory]
+    [InlineData(Serialization.MessagePack)]
+    [InlineData(Serialization.Json)]
+    public async Task APointerMapWithItsKeysInAnotherOrderIsStillAPointer(Serialization serialization)
+    {
+        // Holders write "type" first; a client that sorts keys (or builds the map by hand) puts it last.
+        await using IpyRpcClient client = await ConnectAsync(serialization);
+        RemotePointer<double[,]> matrix = await client.CallPointerAsync<double[,]>("ptr.matrix", 3, 3); // 0..8 = 36
+        Dictionary<string, object?> sorted = matrix.ToMap().OrderBy(static kv => kv.Key, StringComparer.Ordinal).ToDictionary();
+        Assert.NotEqual("type", sorted.Keys.First());
+
+        Assert.Equal(36, await client.CallAsync<double>("ptr.sum", sorted));
+        Assert.Equal("big 36", await client.CallAsync<string>("ptr.labelled", new Dictionary<string, object?> { ["label"] = "big", ["matrix"] = sorted }));
+        Dictionary<string, double> sums = await client.CallAsync<Dictionary<string, double>>("ptr.sums", new Dictionary<string, object?> { ["one"] = new object?[] { sorted } });
+        Assert.Equal(36, sums["one"]);
+
+        // Sorted and broken: still named a pointer that is not well formed.
+        sorted["holder"] = 5L;
+        var malformed = await Assert.ThrowsAsync<InvalidArgumentsException>(() => client.CallAsync<double>("ptr.sum", sorted));
+        Assert.Contains("was given a data pointer that is not well formed", malformed.Message);
+        Assert.Contains("holder", malformed.Message);
+
+        // A map whose own "type" is something else is not a pointer, even with a pointer's name among its values.
+        var impostor = new Dictionary<string, object?> { ["kind"] = "ipyrpc_data_pointer", ["type"] = "table" };
+        var refused = await Assert.ThrowsAsync<InvalidArgumentsException>(() => client.CallAsync<double>("ptr.sum", impostor));
+        Assert.DoesNotContain("pointer", refused.Message);
+    }
+
     [Fact]
     public async Task ATimeToLiveThatIsNotPositiveIsRefusedBeforeAnythingRuns()
     {
