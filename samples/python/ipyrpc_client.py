@@ -31,11 +31,12 @@ Arrays arrive as numpy arrays when numpy is installed (Debian's python3-numpy), 
 otherwise; numpy arrays can be passed as arguments.
 
 One client can be shared: calls made while a stream is being read, and calls from several threads,
-go over its one connection and each gets its own answers.
+go over its one connection and each gets its own answers. An export the server calls runs on whichever
+thread was reading the connection, without holding it: other threads' calls go on meanwhile, and what the
+export prints (stdout and stderr, a line at a time) goes back to the server as that call's output while
+other threads print as usual. `on_event` is called for one event at a time, in the order they came.
 """
 import collections
-import contextlib
-import io
 import hashlib
 import hmac
 import itertools
@@ -336,6 +337,70 @@ def _as_pointer(value):
     return RemotePointer(value)
 
 
+class _ThreadRouted:
+    """Stands in for sys.stdout or sys.stderr: a thread running an export writes to its call's output; any other thread
+    writes where the stream wrote before."""
+
+    _local = threading.local()
+
+    def __init__(self, stream, underlying):
+        self._stream, self._underlying = stream, underlying
+
+    def write(self, text):
+        sink = getattr(_ThreadRouted._local, "sink", None)
+        if sink is None:
+            return self._underlying.write(text)
+        sink.write(self._stream, text)
+        return len(text)
+
+    def flush(self):
+        sink = getattr(_ThreadRouted._local, "sink", None)
+        if sink is None:
+            self._underlying.flush()
+        else:
+            sink.flush(self._stream)
+
+    def __getattr__(self, name):
+        return getattr(self._underlying, name)
+
+
+class _CallOutput:
+    """While an export runs on this thread: its stdout and stderr go to `send(stream, text)`, a line at a time."""
+
+    _install = threading.Lock()
+
+    def __init__(self, send):
+        self._send, self._pending = send, {"stdout": "", "stderr": ""}
+
+    def write(self, stream, text):
+        self._pending[stream] += text
+        if "\n" in self._pending[stream]:
+            complete, _, rest = self._pending[stream].rpartition("\n")
+            self._pending[stream] = rest
+            self._send(stream, complete + "\n")
+
+    def flush(self, stream):
+        if self._pending[stream]:
+            text, self._pending[stream] = self._pending[stream], ""
+            self._send(stream, text)
+
+    def __enter__(self):
+        with _CallOutput._install:  # once, and again if the program replaced the stream since
+            if not isinstance(sys.stdout, _ThreadRouted):
+                sys.stdout = _ThreadRouted("stdout", sys.stdout)
+            if not isinstance(sys.stderr, _ThreadRouted):
+                sys.stderr = _ThreadRouted("stderr", sys.stderr)
+        self._outer = getattr(_ThreadRouted._local, "sink", None)  # an export that calls the server, which calls back
+        _ThreadRouted._local.sink = self
+        return self
+
+    def __exit__(self, *exc):
+        _ThreadRouted._local.sink = self._outer
+        self.flush("stdout")
+        self.flush("stderr")
+        return False
+
+
 class IpyRpcClient:
     """Connects a DEALER socket, says hello, and fetches every function with its docs."""
 
@@ -360,6 +425,10 @@ class IpyRpcClient:
         # answers. The lock keeps the socket to one thread at a time (ZeroMQ sockets are not thread-safe).
         self._lock = threading.RLock()
         self._inboxes = {}
+        # Exports and event callbacks run without the lock (a slow one must not stop other threads' calls); events reach
+        # on_event one at a time, in the order they came, through this queue.
+        self._pending_events = collections.deque()
+        self._delivering = threading.Lock()
         with self._lock:
             self._connect()
 
@@ -470,12 +539,12 @@ class IpyRpcClient:
                         if other != message_id:
                             box.append((message, body))
                     return message, body
-                if kind in ("call", "event", "ping") or to not in self._inboxes:
-                    self._unsolicited(message, body)  # a late reply to an abandoned request is dropped
-                    continue
-                if to == message_id:
+                if to == message_id and kind not in ("call", "event", "ping"):
                     return message, body
-                self._inboxes[to].append((message, body))
+                if kind not in ("call", "event", "ping") and to in self._inboxes:
+                    self._inboxes[to].append((message, body))
+                    continue
+            self._unsolicited(message, body)  # outside the lock; a late reply to an abandoned request is dropped
 
     def _ensure_connected(self):
         if not self._connected:
@@ -527,12 +596,14 @@ class IpyRpcClient:
         if kind == "call":
             self._serve(message, body)
         elif kind == "event":
-            self.events_dropped_by_server += message.get("dropped", 0)
             payload = self._decode(body, message)
-            if self.on_event:
-                self.on_event(message["fn"], payload)
-            else:
-                self.events.append((message["fn"], payload))
+            with self._lock:
+                self.events_dropped_by_server += message.get("dropped", 0)
+                if self.on_event is None:
+                    self.events.append((message["fn"], payload))
+                    return
+                self._pending_events.append((message["fn"], payload))
+            self._deliver_events()
         elif kind == "ping":
             self._send({"kind": "pong", "id": message["id"]})
         elif kind == "close":
@@ -544,8 +615,27 @@ class IpyRpcClient:
             raise ConnectionClosed(reason.get("reason"), reason.get("message"), not_delivered=unread)
         # anything else is a late reply to an abandoned request
 
+    def _deliver_events(self):
+        """Hands pending events to on_event, outside the lock, one thread at a time and in the order they came."""
+        while True:
+            if not self._delivering.acquire(blocking=False):
+                return  # the thread delivering now takes this one too
+            try:
+                while True:
+                    with self._lock:
+                        if not self._pending_events:
+                            break
+                        name, payload = self._pending_events.popleft()
+                    self.on_event(name, payload)
+            finally:
+                self._delivering.release()
+            with self._lock:
+                if not self._pending_events:
+                    return  # else one came after the last look and before the release: deliver it
+
     def _serve(self, call, body):
-        """Runs one of this client's exports for the server; what it prints goes back as output, then the result or the error."""
+        """Runs one of this client's exports for the server, outside the lock: what it prints goes back live, line by
+        line, as the call's output (other threads' printing is left alone), then the result or the error."""
         name = call.get("fn")
         reply = {"id": call["id"], "ser": "msgpack"}
         function = self.exports.get(name)
@@ -554,18 +644,13 @@ class IpyRpcClient:
             self._send(dict(reply, kind="error"), [msgpack.packb(error, use_bin_type=True)])
             return
         arguments = self._decode(body, call)
-        printed = io.StringIO()
         try:
-            with contextlib.redirect_stdout(printed):
+            with _CallOutput(lambda stream, text: self._send({"kind": "output", "id": call["id"], "stream": stream}, [text.encode("utf-8")])):
                 value = function(**arguments) if isinstance(arguments, dict) else function(*(arguments or []))
         except Exception as e:  # the server gets it as a RemoteException
-            if printed.getvalue():
-                self._send({"kind": "output", "id": call["id"], "stream": "stdout"}, [printed.getvalue().encode("utf-8")])
             error = {"code": "remote_exception", "message": str(e), "type": type(e).__name__}
             self._send(dict(reply, kind="error"), [msgpack.packb(error, use_bin_type=True)])
             return
-        if printed.getvalue():
-            self._send({"kind": "output", "id": call["id"], "stream": "stdout"}, [printed.getvalue().encode("utf-8")])
         self._send(dict(reply, kind="result"), [_pack(value)])
 
     def export(self, name, function):
@@ -597,8 +682,8 @@ class IpyRpcClient:
                 message, body = msgpack.unpackb(frames[0], raw=False), frames[1] if len(frames) > 1 else b""
                 if message.get("kind") not in ("call", "event", "ping", "close") and message.get("id") in self._inboxes:
                     self._inboxes[message["id"]].append((message, body))  # an answer to a request another thread waits for
-                else:
-                    self._unsolicited(message, body)
+                    continue
+            self._unsolicited(message, body)
 
     def _arguments(self, header, function, arguments):
         """The request's header and parts for `arguments`: in JSON when the function accepts nothing else (its descriptor's
@@ -975,13 +1060,14 @@ def both_ways_demo(endpoint):
     print("asked back:", client.call("bw.ask_caller", "the server"))
     print("matched:", client.subscribe("bw.ticked"))
     seen = []
+
+    def ticked(name, tick):  # called in the order events came, one at a time
+        if not seen or seen[-1] != tick["number"]:
+            seen.append(tick["number"])
+    client.on_event = ticked
     deadline = time.monotonic() + 20
     while (not seen or seen[-1] != 9) and time.monotonic() < deadline:
         client.poll(0.1)
-        while client.events:
-            name, tick = client.events.popleft()
-            if not seen or seen[-1] != tick["number"]:
-                seen.append(tick["number"])
     print("events:", " ".join(map(str, seen)))
     items = list(client.stream("bw.count", 5000, window=64))
     print(f"stream: {len(items)} items, in order: {items == list(range(5000))}")
@@ -1004,7 +1090,7 @@ def both_ways_demo(endpoint):
     def caller(k):
         for n in range(40):
             answer = client.call("bw.ask_caller", f"{k}-{n}")
-            if not answer.startswith(f"python says hi to {k}-{n} |"):
+            if answer != f"python says hi to {k}-{n} | printed: pondering {k}-{n}":  # each export's printing is its own
                 failures.append((k, n, answer))
 
     def streamer():
@@ -1016,6 +1102,23 @@ def both_ways_demo(endpoint):
     for t in threads:
         t.join(60)
     print("threads:", "all answered" if not failures and not any(t.is_alive() for t in threads) else failures[:3], "| streams whole:", counted)
+    # An export that takes its time does not hold the connection: another thread's call is answered meanwhile.
+    started, other_done, others = threading.Event(), threading.Event(), []
+
+    def slow(question):
+        started.set()
+        print("waiting for", question)
+        return "slow, " + ("and not alone" if other_done.wait(10) else "and alone")
+
+    def other():
+        if started.wait(10):
+            others.append(client.call("bw.work", 1))
+        other_done.set()
+    client.export("caller.answer", slow)
+    helper = threading.Thread(target=other)
+    helper.start()
+    print("a slow export:", client.call("bw.ask_caller", "the others"), others)
+    helper.join(30)
     client.close()
 
 

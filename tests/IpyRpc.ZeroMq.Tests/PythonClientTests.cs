@@ -145,6 +145,9 @@ public sealed class PythonClientTests
         // and threads sharing the client each get their own answers (before, both hung until the timeout).
         Assert.Contains("calls inside a stream: 600 True True", stdout);
         Assert.Contains("threads: all answered | streams whole: [True, True]", stdout);
+        // Exports run outside the socket's lock: while one waits, another thread's call is answered (before, it waited
+        // for the export, which gave up after 10 s "and alone").
+        Assert.Contains("a slow export: slow, and not alone | printed: waiting for the others ['done']", stdout);
     }
 
     [Fact]
