@@ -37,6 +37,8 @@ export prints (stdout and stderr, a line at a time) goes back to the server as t
 other threads print as usual. `on_event` is called for one event at a time, in the order they came.
 """
 import collections
+import datetime
+import decimal
 import hashlib
 import hmac
 import itertools
@@ -46,6 +48,7 @@ import struct
 import sys
 import threading
 import time
+import uuid
 
 import msgpack
 import zmq
@@ -296,7 +299,22 @@ def _pack_default(value):
         return value.item()
     if pandas is not None and isinstance(value, pandas.DataFrame):
         return _from_pandas(value)
+    plain = _plain_scalar(value)
+    if plain is not None:
+        return plain
     raise TypeError(f"cannot send {type(value).__name__}")
+
+
+def _plain_scalar(value):
+    """The text (or number) the protocol gives dates, times, durations, UUIDs and decimals; None for anything else.
+    DateTime, DateTimeOffset, DateOnly and TimeOnly read ISO 8601 text, TimeSpan a number of seconds, Guid its text."""
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (uuid.UUID, decimal.Decimal)):
+        return str(value)
+    return None
 
 
 def _pack(value):
@@ -306,6 +324,9 @@ def _pack(value):
 def _json_default(value):
     if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic)):
         return value.tolist()
+    plain = _plain_scalar(value)
+    if plain is not None:
+        return plain
     raise TypeError(f"cannot send {type(value).__name__} as JSON")
 
 
@@ -1154,6 +1175,10 @@ if __name__ == "__main__":
         except RemoteError as e:
             print("ragged:", e.code)
         print("histogram:", c.call("nd.histogram", {5: 2, -1: 1}))  # a dict with int keys, both ways
+        # Dates, times, durations, UUIDs and decimals go as the text (or seconds) the protocol gives them.
+        stamp = datetime.datetime(2026, 12, 7, 18, 30, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
+        print("when:", c.call("nd.when", datetime.date(2026, 12, 31), datetime.time(23, 45, 0, 500000), stamp,
+                              datetime.timedelta(minutes=90), uuid.UUID("6f9619ff-8b86-d011-b42d-00cf4fc964ff"), decimal.Decimal("12.50")))
         import inspect
         print("sum_all:", inspect.signature(c.nd.sum_all), c.nd.sum_all(1, 2, 3.5), c.nd.sum_all())  # a params array is *args
         c.close()

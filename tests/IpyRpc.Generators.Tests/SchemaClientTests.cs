@@ -401,6 +401,65 @@ public sealed class SchemaClientTests
         Assert.Equal("2 1 3 six", await RunDriverAsync(client, host));
     }
 
+    [Fact]
+    public async Task DatesTimesWideIntegersAndJsonValuesKeepTheirTypesInASchemaClient()
+    {
+        GeneratorHarness.Result server = GeneratorHarness.Run("""
+            using System;
+            using System.Collections.Immutable;
+            using System.Numerics;
+            using System.Text.Json;
+            using IpyRpc;
+
+            namespace Server.Framework;
+
+            public static class Functions
+            {
+                /// <summary>The next day at the time given, an hour on.</summary>
+                [IpyRpcExport("fw.later")]
+                public static (DateOnly Day, TimeOnly At) Later(DateOnly day, TimeOnly at) => (day.AddDays(1), at.AddHours(1));
+
+                /// <summary>Twice the number.</summary>
+                [IpyRpcExport("fw.twice")]
+                public static Int128 Twice(Int128 n, BigInteger unused, Half h) => n * 2;
+
+                /// <summary>The value's "name", and the address's host.</summary>
+                [IpyRpcExport("fw.describe")]
+                public static string Describe(JsonElement value, Uri address, Version version, ImmutableArray<int> numbers, ReadOnlyMemory<byte> bytes)
+                    => $"{value.GetProperty("name").GetString()} {address.Host} {version.Major} {numbers.Length} {bytes.Length}";
+            }
+            """);
+        Assert.Empty(server.GeneratorDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+        Assert.Empty(server.CompileDiagnostics);
+        await using IpyRpcServer host = HostOf(server, "Server.Framework.Functions");
+        string schema = await SchemaOfAsync(host, "Framework");
+        Assert.Contains("\"format\": \"date\"", schema);
+        GeneratorHarness.Result client = GeneratorHarness.RunWithSchemas([new("/project/Framework.ipyrpc.json", schema, ns: "Client.Framework")], """
+            using System;
+            using System.Numerics;
+            using System.Text.Json;
+            using System.Threading.Tasks;
+            using IpyRpc;
+            using Client.Framework;
+
+            public static class Driver
+            {
+                public static async Task<string> Run(IpyRpcPeer peer)
+                {
+                    var fw = peer.Proxy<FrameworkClient>().Fw;
+                    (DateOnly day, TimeOnly at) = await fw.Later(new DateOnly(2026, 12, 31), new TimeOnly(23, 30));
+                    Int128 twice = await fw.Twice(Int128.MaxValue / 4, BigInteger.One, (Half)0.5);
+                    string described = await fw.Describe(JsonDocument.Parse("{\"name\": \"ann\"}").RootElement, new Uri("https://example.com/"),
+                        new Version(3, 1), new[] { 1, 2 }, new byte[] { 9 });
+                    return $"{day:yyyy-MM-dd} {at:HH:mm} {twice == (Int128.MaxValue / 4) * 2} {described}";
+                }
+            }
+            """);
+        Assert.Empty(client.GeneratorDiagnostics);
+        Assert.Empty(client.CompileDiagnostics);
+        Assert.Equal("2027-01-01 00:30 True ann example.com 3 2 1", await RunDriverAsync(client, host));
+    }
+
     private static IpyRpcServer HostOf(GeneratorHarness.Result server, string type)
     {
         var host = new IpyRpcServer();

@@ -173,26 +173,42 @@ internal sealed class TypeAnalyzer
                 case "global::System.Collections.Generic.ISet<T>":
                 case "global::System.Collections.Generic.IReadOnlySet<T>":
                     return Sequence(full, display, args[0], "static l => new global::System.Collections.Generic.HashSet<" + FullName(args[0]) + ">(l)", depth, out error);
+                case "global::System.Collections.Generic.SortedSet<T>":
+                case "global::System.Collections.Generic.Queue<T>":
+                case "global::System.Collections.Generic.LinkedList<T>":
+                case "global::System.Collections.ObjectModel.Collection<T>":
+                case "global::System.Collections.ObjectModel.ObservableCollection<T>":
+                    return Sequence(full, display, args[0], "static l => new " + full + "(l)", depth, out error);
+                case "global::System.Collections.Generic.Stack<T>":
+                    // Written top first (as it enumerates), so pushed back in the reverse order to stand as it stood.
+                    return Sequence(full, display, args[0], "static l => { l.Reverse(); return new " + full + "(l); }", depth, out error);
+                case "global::System.Collections.ObjectModel.ReadOnlyCollection<T>":
+                    return Sequence(full, display, args[0], "static l => l.AsReadOnly()", depth, out error);
+                case "global::System.Collections.Immutable.ImmutableArray<T>":
+                    return Sequence(full, display, args[0], "static l => global::System.Collections.Immutable.ImmutableArray.CreateRange(l)", depth, out error, valueType: true);
+                case "global::System.Collections.Immutable.ImmutableList<T>":
+                case "global::System.Collections.Immutable.IImmutableList<T>":
+                    return Sequence(full, display, args[0], "static l => global::System.Collections.Immutable.ImmutableList.CreateRange(l)", depth, out error);
+                case "global::System.Collections.Immutable.ImmutableHashSet<T>":
+                case "global::System.Collections.Immutable.IImmutableSet<T>":
+                    return Sequence(full, display, args[0], "static l => global::System.Collections.Immutable.ImmutableHashSet.CreateRange(l)", depth, out error);
+                case "global::System.Collections.Immutable.ImmutableSortedSet<T>":
+                    return Sequence(full, display, args[0], "static l => global::System.Collections.Immutable.ImmutableSortedSet.CreateRange(l)", depth, out error);
                 case "global::System.Collections.Generic.Dictionary<TKey, TValue>":
                 case "global::System.Collections.Generic.IDictionary<TKey, TValue>":
                 case "global::System.Collections.Generic.IReadOnlyDictionary<TKey, TValue>":
-                    {
-                        TypeModel? key = null;
-                        if (args[0].SpecialType != SpecialType.System_String)
-                        {
-                            // Integers, GUIDs and enums: themselves in MessagePack, their text in JSON.
-                            key = IsKeyType(args[0]) ? Analyze(args[0], depth + 1, out error) : null;
-                            if (key is null)
-                            {
-                                error = "dictionary keys must be strings, integers, GUIDs or enums (JSON object keys are text)";
-                                return null;
-                            }
-                        }
-
-                        TypeModel? value = Analyze(args[1], depth + 1, out error);
-                        return value is null ? null : new TypeModel(TypeKind.Dictionary, full, display, false, null,
-                            (key is null ? new[] { value } : new[] { value, key }).ToEquatableArray(), "static d => d", null);
-                    }
+                    return Dictionary(full, display, args, "static d => d", depth, out error);
+                case "global::System.Collections.Generic.SortedDictionary<TKey, TValue>":
+                case "global::System.Collections.Generic.SortedList<TKey, TValue>":
+                case "global::System.Collections.Concurrent.ConcurrentDictionary<TKey, TValue>":
+                    return Dictionary(full, display, args, "static d => new " + full + "(d)", depth, out error);
+                case "global::System.Collections.ObjectModel.ReadOnlyDictionary<TKey, TValue>":
+                    return Dictionary(full, display, args, "static d => d.AsReadOnly()", depth, out error);
+                case "global::System.Collections.Immutable.ImmutableDictionary<TKey, TValue>":
+                case "global::System.Collections.Immutable.IImmutableDictionary<TKey, TValue>":
+                    return Dictionary(full, display, args, "static d => global::System.Collections.Immutable.ImmutableDictionary.CreateRange(d)", depth, out error);
+                case "global::System.Collections.Immutable.ImmutableSortedDictionary<TKey, TValue>":
+                    return Dictionary(full, display, args, "static d => global::System.Collections.Immutable.ImmutableSortedDictionary.CreateRange(d)", depth, out error);
             }
 
             if (named.IsTupleType || definition.StartsWith("global::System.Tuple<", StringComparison.Ordinal))
@@ -202,7 +218,7 @@ internal sealed class TypeAnalyzer
 
             if (definition.StartsWith("global::System.", StringComparison.Ordinal))
             {
-                error = $"{named.ConstructedFrom.Name}<...> is not one of the supported collections (arrays, List<T>, IReadOnlyList<T>, IEnumerable<T>, HashSet<T>, Dictionary<K, T> with string, integer, GUID or enum keys, tuples)";
+                error = $"{named.ConstructedFrom.Name}<...> is not one of the supported collections ({SupportedCollections})";
                 return null;
             }
         }
@@ -216,10 +232,33 @@ internal sealed class TypeAnalyzer
         return Object(named, full, display, depth, out error);
     }
 
-    private TypeModel? Sequence(string full, string display, ITypeSymbol element, string create, int depth, out string? error)
+    private const string SupportedCollections = "arrays, List<T>, IReadOnlyList<T>, IEnumerable<T>, sets, queues, stacks, immutable and read-only collections, "
+        + "dictionaries with string, integer, GUID or enum keys, tuples";
+
+    private TypeModel? Dictionary(string full, string display, ImmutableArrayView args, string create, int depth, out string? error)
+    {
+        error = null;
+        TypeModel? key = null;
+        if (args[0].SpecialType != SpecialType.System_String)
+        {
+            // Integers, GUIDs and enums: themselves in MessagePack, their text in JSON.
+            key = IsKeyType(args[0]) ? Analyze(args[0], depth + 1, out error) : null;
+            if (key is null)
+            {
+                error = "dictionary keys must be strings, integers, GUIDs or enums (JSON object keys are text)";
+                return null;
+            }
+        }
+
+        TypeModel? value = Analyze(args[1], depth + 1, out error);
+        return value is null ? null : new TypeModel(TypeKind.Dictionary, full, display, false, null,
+            (key is null ? new[] { value } : new[] { value, key }).ToEquatableArray(), create, null);
+    }
+
+    private TypeModel? Sequence(string full, string display, ITypeSymbol element, string create, int depth, out string? error, bool valueType = false)
     {
         TypeModel? inner = Analyze(element, depth + 1, out error);
-        return inner is null ? null : new TypeModel(TypeKind.Sequence, full, display, false, null, new[] { inner }.ToEquatableArray(), create, null);
+        return inner is null ? null : new TypeModel(TypeKind.Sequence, full, display, valueType, null, new[] { inner }.ToEquatableArray(), create, null);
     }
 
     private TypeModel? Tuple(INamedTypeSymbol named, string full, string display, int depth, out string? error)
@@ -541,6 +580,17 @@ internal sealed class TypeAnalyzer
             case "global::System.Guid": return "Guid";
             case "global::System.DateTimeOffset": return "DateTimeOffset";
             case "global::System.TimeSpan": return "TimeSpan";
+            case "global::System.DateOnly": return "DateOnly";
+            case "global::System.TimeOnly": return "TimeOnly";
+            case "global::System.Half": return "Half";
+            case "global::System.Int128": return "Int128";
+            case "global::System.UInt128": return "UInt128";
+            case "global::System.Numerics.BigInteger": return "BigInteger";
+            case "global::System.Uri": return "Uri";
+            case "global::System.Version": return "Version";
+            case "global::System.ReadOnlyMemory<byte>": return "ReadOnlyByteMemory";
+            case "global::System.Memory<byte>": return "ByteMemory";
+            case "global::System.Text.Json.JsonElement": return "JsonElement";
             case "global::IpyRpc.DataFrame": return "DataFrame";
         }
 

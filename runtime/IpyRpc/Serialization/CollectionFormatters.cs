@@ -15,7 +15,7 @@ public sealed class SequenceFormatter<TSequence, TElement>(IpyRpcFormatter<TElem
     /// <inheritdoc/>
     public override void Write(ref MessagePackWriter writer, TSequence? value)
     {
-        if (value is null)
+        if (value is null or System.Collections.Immutable.ImmutableArray<TElement> { IsDefault: true })
         {
             writer.WriteNil();
             return;
@@ -63,7 +63,7 @@ public sealed class SequenceFormatter<TSequence, TElement>(IpyRpcFormatter<TElem
     /// <inheritdoc/>
     public override void Write(Utf8JsonWriter writer, TSequence? value)
     {
-        if (value is null)
+        if (value is null or System.Collections.Immutable.ImmutableArray<TElement> { IsDefault: true }) // default(ImmutableArray) cannot be enumerated
         {
             writer.WriteNullValue();
             return;

@@ -22,6 +22,8 @@ public static class FormatterRegistry
             Formatters.DoubleArray, Formatters.SingleArray, Formatters.Int32Array, Formatters.Int64Array,
             Formatters.Int16Array, Formatters.UInt16Array, Formatters.UInt32Array, Formatters.UInt64Array,
             Formatters.SByteArray, Formatters.DataFrame,
+            Formatters.DateOnly, Formatters.TimeOnly, Formatters.Half, Formatters.Int128, Formatters.UInt128, Formatters.BigInteger,
+            Formatters.Uri, Formatters.Version, Formatters.ReadOnlyByteMemory, Formatters.ByteMemory, Formatters.JsonElement,
             Formatters.DoubleTensor, Formatters.SingleTensor, Formatters.Int64Tensor, Formatters.Int32Tensor, Formatters.Int16Tensor, Formatters.SByteTensor,
             Formatters.UInt64Tensor, Formatters.UInt32Tensor, Formatters.UInt16Tensor, Formatters.ByteTensor,
             Formatters.DoubleArray2D, Formatters.DoubleArray3D, Formatters.SingleArray2D, Formatters.SingleArray3D, Formatters.Int32Array2D, Formatters.Int32Array3D, Formatters.Int64Array2D, Formatters.Int64Array3D, Formatters.Int16Array2D, Formatters.Int16Array3D,

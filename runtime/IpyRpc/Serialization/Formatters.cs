@@ -6,7 +6,7 @@ using IpyRpc.MessagePack;
 namespace IpyRpc.Formatting;
 
 /// <summary>The built-in formatters, one instance each. Generated code composes them.</summary>
-public static class Formatters
+public static partial class Formatters
 {
     /// <summary><see cref="bool"/>.</summary>
     public static readonly IpyRpcFormatter<bool> Boolean = new BooleanFormatter();

@@ -38,4 +38,15 @@ public static class MatrixFunctions
     /// <param name="counts">Counts by number.</param>
     [IpyRpcExport("nd.histogram")]
     public static Dictionary<int, long> Histogram(Dictionary<int, long> counts) => counts.ToDictionary(c => c.Key + 10, c => c.Value * 2);
+
+    /// <summary>What a peer's dates, times, durations, ids and prices arrived as, and the day after.</summary>
+    /// <param name="day">A day.</param>
+    /// <param name="at">A time of day.</param>
+    /// <param name="stamp">A date and time with its offset.</param>
+    /// <param name="step">A duration.</param>
+    /// <param name="id">An id.</param>
+    /// <param name="price">A price.</param>
+    [IpyRpcExport("nd.when")]
+    public static (string Read, DateOnly Next, TimeOnly Later) When(DateOnly day, TimeOnly at, DateTimeOffset stamp, TimeSpan step, Guid id, decimal price)
+        => ($"{day:yyyy-MM-dd} {at:HH:mm:ss.fff} {stamp:yyyy-MM-ddTHH:mm:sszzz} {step.TotalMinutes} {id.ToString()[..8]} {price}", day.AddDays(1), at.AddMinutes(30));
 }
