@@ -104,7 +104,7 @@ internal static class ServiceEmitter
         string events = string.Join("\n", service.Events.Select(e =>
             $"new() {{ Name = {Names.Literal(e.EventName)}, PayloadType = {Names.Literal(e.PayloadDisplay)}, PayloadSchema = {JsonSchema.Reference(JsonSchema.Of(e.Payload, e.Objects))}, Summary = {Names.Literal(e.Summary)}, Remarks = {Names.Literal(e.Remarks)} }},"));
         string functions = string.Join("\n", service.Functions.Select(f =>
-            $"new({CodeWriter.Indent(Descriptor(f), 4).TrimStart()},\n    {Invoker(f, service)}, {(f.ReturnKind is ReturnKind.Void or ReturnKind.Value ? "true" : "false")}, {(f.IsStatic ? "null" : "target")}),"));
+            $"new({CodeWriter.Indent(Descriptor(f), 4).TrimStart()},\n    {Invoker(f, service)}, {(f.ReturnKind is ReturnKind.Void or ReturnKind.Value ? "true" : "false")}, {(f.IsStatic ? "null" : "target")}){ArgumentFormatters(f)},"));
         string registers = key.IsContract
             ? "Makes these functions known to servers that register an implementation of the contract (<c>server.Register(new Implementation())</c>)."
             : "Makes these functions known to <c>server.Register(typeof(...))</c>.";
@@ -172,6 +172,13 @@ internal static class ServiceEmitter
         return $"new({Names.Literal(f.ExportName)}, {Names.Literal(f.Docs.Summary)}, {Names.Literal(f.Docs.Remarks)}, {Names.Literal(f.Docs.Returns)}, {Names.Literal(f.ReturnDisplay)}, "
             + $"{(returnSchema is null ? "null" : JsonSchema.Reference(returnSchema))}, {Names.Literal(Fingerprint.Of(f))}, [{string.Join(",", parameters)}])"
             + (extras.Count == 0 ? "" : $" {{ {string.Join(", ", extras)} }}");
+    }
+
+    // Each argument's formatter, in the descriptor's order, for reading a job's arguments when it is submitted.
+    private static string ArgumentFormatters(FunctionModel f)
+    {
+        string[] formatters = f.Parameters.Where(p => p.IsArgument).Select(p => Names.Formatter(p.Type!)).ToArray();
+        return formatters.Length == 0 ? "" : $" {{ ArgumentFormatters = new {Names.Runtime}.Formatting.IpyRpcFormatter[] {{ {string.Join(", ", formatters)} }} }}";
     }
 
     // The invoker: reads the arguments in order, each with its formatter (a missing optional one takes its default), calls the method, sets the result.

@@ -319,6 +319,50 @@ public sealed class CallArguments
         }
     }
 
+    /// <summary>
+    /// Reads each argument given with its parameter's formatter and drops the value: for a job submitted to run later,
+    /// perhaps elsewhere, so a value of the wrong type is refused while its submitter waits. A pointer (or an argument
+    /// with pointers inside) is left to be resolved and read where the job runs.
+    /// </summary>
+    /// <exception cref="ArgumentBindingException">An argument cannot be read as its parameter's type; the error is the invocation's.</exception>
+    internal void CheckTypes(FunctionDescriptor descriptor, IReadOnlyList<IpyRpcFormatter> formatters)
+    {
+        (int Offset, int Length)[] slots = BindShared(descriptor);
+        for (int i = 0; i < slots.Length && i < formatters.Count; i++)
+        {
+            if (slots[i].Offset < 0) continue;
+            ReadOnlySpan<byte> raw = Raw(slots[i]);
+            if (raw.IndexOf("ipyrpc_data_pointer"u8) >= 0) continue;
+            try
+            {
+                if (Serialization == Serialization.Json)
+                {
+                    var reader = new Utf8JsonReader(raw, new JsonReaderOptions { MaxDepth = 64 });
+                    reader.Read();
+                    formatters[i].ReadObject(ref reader);
+                }
+                else
+                {
+                    var reader = new MessagePackReader(raw);
+                    formatters[i].ReadObject(ref reader);
+                    if (!reader.End) throw new MessagePackSerializationException("Unexpected bytes after the value", reader.Position);
+                }
+            }
+            catch (Exception e) when (e is IpyRpcSerializationException or JsonException or FormatException or OverflowException or InvalidOperationException)
+            {
+                throw WrongType(descriptor, descriptor.Parameters[i], ": " + e.Message);
+            }
+        }
+    }
+
+    /// <summary>The error for an argument that cannot be read as its parameter's type; <paramref name="why"/> ends the sentence (": …").</summary>
+    internal static ArgumentBindingException WrongType(FunctionDescriptor descriptor, ParameterDescriptor p, string why) => new(new RemoteError
+    {
+        Code = ErrorCodes.InvalidArguments,
+        Parameter = p.Name,
+        Message = $"Argument '{p.Name}' of {descriptor.Name} must be {p.Type}{why}",
+    });
+
     /// <summary>The error for a required argument the call left out.</summary>
     internal static ArgumentBindingException Missing(FunctionDescriptor descriptor, ParameterDescriptor p) => new(new RemoteError
     {

@@ -34,6 +34,13 @@ public sealed class IpyRpcFunction
     /// <summary>The service instance for instance methods; <see langword="null"/> for static ones.</summary>
     public object? Target { get; }
 
+    /// <summary>
+    /// The formatter of each parameter in <see cref="FunctionDescriptor.Parameters"/>, in order (generated dispatch sets
+    /// them): a job's arguments are read with them when it is submitted, so a wrong type is refused then rather than
+    /// found where the job runs. <see langword="null"/>: arguments are checked where the function runs only.
+    /// </summary>
+    public IReadOnlyList<Formatting.IpyRpcFormatter>? ArgumentFormatters { get; init; }
+
     /// <summary>The same function under another exported name (the seed's <c>server.register(name, fn)</c>).</summary>
-    public IpyRpcFunction WithName(string name) => new(Descriptor with { Name = name }, Invoker, IsSynchronous, Target);
+    public IpyRpcFunction WithName(string name) => new(Descriptor with { Name = name }, Invoker, IsSynchronous, Target) { ArgumentFormatters = ArgumentFormatters };
 }

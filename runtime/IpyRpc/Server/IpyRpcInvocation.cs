@@ -115,7 +115,6 @@ public sealed class IpyRpcInvocation
         }
         catch (Exception e) when (e is IpyRpcSerializationException or JsonException or FormatException or OverflowException or InvalidOperationException)
         {
-            ParameterDescriptor p = Function.Descriptor.Parameters[index];
             // A pointer whose value is of another type, or a pointer map that is not well formed: say so, rather than
             // describe the value's encoding alone.
             ReadOnlySpan<byte> raw = Arguments.Raw(slot);
@@ -124,12 +123,7 @@ public sealed class IpyRpcInvocation
                 : RemotePointer.ProblemWith(raw, Arguments.Serialization) is { } problem
                     ? $", and was given a data pointer that is not well formed: {problem}"
                     : $": {e.Message}";
-            throw new ArgumentBindingException(new RemoteError
-            {
-                Code = ErrorCodes.InvalidArguments,
-                Parameter = p.Name,
-                Message = $"Argument '{p.Name}' of {Function.Name} must be {p.Type}{why}",
-            });
+            throw CallArguments.WrongType(Function.Descriptor, Function.Descriptor.Parameters[index], why);
         }
     }
 

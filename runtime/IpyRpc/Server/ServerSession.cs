@@ -751,11 +751,13 @@ public sealed class ServerSession : IAsyncDisposable
         bool detached = message.Kind == MessageKind.Submit;
         if (detached)
         {
-            // A job runs on without its submitter, perhaps on another machine: arguments that cannot fit the function are
-            // refused now, not found by the worker after the submitter has gone.
+            // A job runs on without its submitter, perhaps on another machine: arguments that cannot fit the function, or
+            // cannot be read as its parameters' types, are refused now, not found by the worker after the submitter has gone.
             try
             {
-                CallArguments.Parse(message.Body, message.Serialization, function.Descriptor).CheckFits(function.Descriptor);
+                CallArguments arguments = CallArguments.Parse(message.Body, message.Serialization, function.Descriptor);
+                arguments.CheckFits(function.Descriptor);
+                if (function.ArgumentFormatters is { } formatters) arguments.CheckTypes(function.Descriptor, formatters);
             }
             catch (ArgumentBindingException e)
             {

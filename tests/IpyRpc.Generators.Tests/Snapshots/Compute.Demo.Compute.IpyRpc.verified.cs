@@ -28,19 +28,19 @@ internal static class Compute_IpyRpcDispatch
     {
         new(new("Crunch", "Prints progress while it works.", "Takes a while for large inputs.", "A report on req.", "Report", __Schemas.S_53a2ced48569, "cf3ddcb90a9500b5", [
             new("req", "Request", __Schemas.S_e0f9afc8fd2b, "The request.")]) { Exceptions = new __IpyRpc.ExceptionDoc[] { new("ArgumentException", "When the request is empty.") } },
-            static call => call.ReturnAsync(Compute.Crunch(call.Arg(0, __Formatters.Demo_Request), call.CancellationToken), __Formatters.Demo_Report), false, null),
+            static call => call.ReturnAsync(Compute.Crunch(call.Arg(0, __Formatters.Demo_Request), call.CancellationToken), __Formatters.Demo_Report), false, null) { ArgumentFormatters = new __IpyRpc.Formatting.IpyRpcFormatter[] { __Formatters.Demo_Request } },
         new(new("add", "Adds two integers.", null, "The sum.", "int", __Schemas.S_3483fdad3db7, "c19639815106f4a8", [
             new("a", "int", __Schemas.S_3483fdad3db7, "The first addend."),
             new("b", "int", __Schemas.S_3483fdad3db7, "The second addend.")]),
-            static call => call.Returned(Compute.Add(call.Arg(0, __Builtin.Int32), call.Arg(1, __Builtin.Int32)), __Builtin.Int32), true, null),
+            static call => call.Returned(Compute.Add(call.Arg(0, __Builtin.Int32), call.Arg(1, __Builtin.Int32)), __Builtin.Int32), true, null) { ArgumentFormatters = new __IpyRpc.Formatting.IpyRpcFormatter[] { __Builtin.Int32, __Builtin.Int32 } },
         new(new("compute_json", "Echoes JSON text.", null, null, "string", __Schemas.S_68a5368d48c2, "48601f084d3a6ba4", [
             new("text", "string", __Schemas.S_68a5368d48c2, null)]),
-            static call => call.Returned(Compute.ComputeJson(call.Arg(0, __Builtin.String)), __Builtin.String), true, null),
+            static call => call.Returned(Compute.ComputeJson(call.Arg(0, __Builtin.String)), __Builtin.String), true, null) { ArgumentFormatters = new __IpyRpc.Formatting.IpyRpcFormatter[] { __Builtin.String } },
         new(new("math.scale", "Scales with an optional factor.", null, null, "double", __Schemas.S_4e859fb40933, "0f03350c2ec9f3c5", [
             new("value", "double", __Schemas.S_4e859fb40933, null),
             new("factor", "double", __Schemas.S_4e859fb40933, null, "2.5D"),
             new("label", "string?", __Schemas.S_68a5368d48c2, null, "null")]),
-            static call => call.Returned(Compute.Scale(call.Arg(0, __Builtin.Double), call.ArgOrDefault(1, __Builtin.Double, 2.5D), call.ArgOrDefault(2, __Builtin.String, null)), __Builtin.Double), true, null),
+            static call => call.Returned(Compute.Scale(call.Arg(0, __Builtin.Double), call.ArgOrDefault(1, __Builtin.Double, 2.5D), call.ArgOrDefault(2, __Builtin.String, null)), __Builtin.Double), true, null) { ArgumentFormatters = new __IpyRpc.Formatting.IpyRpcFormatter[] { __Builtin.Double, __Builtin.Double, __Builtin.String } },
     };
 }
 

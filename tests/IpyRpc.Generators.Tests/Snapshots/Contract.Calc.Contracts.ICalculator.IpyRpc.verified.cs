@@ -28,15 +28,15 @@ internal static class ICalculator_IpyRpcDispatch
     {
         new(new("Count", "Counts up to to.", null, "The numbers.", "IAsyncEnumerable<int>", __Schemas.S_e3b4484e22c1, "3c728bef17c3f0e6", [
             new("to", "int", __Schemas.S_3483fdad3db7, "The last number.")]) { IsStream = true },
-            static call => call.ReturnStreamAsync(call.Target<ICalculator>().Count(call.Arg(0, __Builtin.Int32)), __Builtin.Int32), false, target),
+            static call => call.ReturnStreamAsync(call.Target<ICalculator>().Count(call.Arg(0, __Builtin.Int32)), __Builtin.Int32), false, target) { ArgumentFormatters = new __IpyRpc.Formatting.IpyRpcFormatter[] { __Builtin.Int32 } },
         new(new("calc.add", "Adds two integers.", null, "The sum.", "int", __Schemas.S_3483fdad3db7, "c19639815106f4a8", [
             new("a", "int", __Schemas.S_3483fdad3db7, "The first addend."),
             new("b", "int", __Schemas.S_3483fdad3db7, "The second addend.")]),
-            static call => call.Returned(call.Target<ICalculator>().Add(call.Arg(0, __Builtin.Int32), call.Arg(1, __Builtin.Int32)), __Builtin.Int32), true, target),
+            static call => call.Returned(call.Target<ICalculator>().Add(call.Arg(0, __Builtin.Int32), call.Arg(1, __Builtin.Int32)), __Builtin.Int32), true, target) { ArgumentFormatters = new __IpyRpc.Formatting.IpyRpcFormatter[] { __Builtin.Int32, __Builtin.Int32 } },
         new(new("calc.summarize", "Summarizes a series.", null, "The summary.", "Summary", __Schemas.S_f8cb57eef56b, "704fcbb2b8aa0ce3", [
             new("values", "double[]", __Schemas.S_ba36f39c9c22, "The values."),
             new("rounding", "Rounding", __Schemas.S_36e216835a23, "How the mean is rounded.", "Rounding.Nearest")]) { Exceptions = new __IpyRpc.ExceptionDoc[] { new("ArgumentException", "The series is empty.") } },
-            static call => call.ReturnAsync(call.Target<ICalculator>().SummarizeAsync(call.Arg(0, __Builtin.DoubleArray), call.ArgOrDefault(1, __Formatters.Calc_Contracts_Rounding, (Rounding)1), call.CancellationToken), __Formatters.Calc_Contracts_Summary), false, target),
+            static call => call.ReturnAsync(call.Target<ICalculator>().SummarizeAsync(call.Arg(0, __Builtin.DoubleArray), call.ArgOrDefault(1, __Formatters.Calc_Contracts_Rounding, (Rounding)1), call.CancellationToken), __Formatters.Calc_Contracts_Summary), false, target) { ArgumentFormatters = new __IpyRpc.Formatting.IpyRpcFormatter[] { __Builtin.DoubleArray, __Formatters.Calc_Contracts_Rounding } },
     };
 }
 

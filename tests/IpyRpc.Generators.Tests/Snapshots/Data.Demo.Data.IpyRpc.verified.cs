@@ -29,17 +29,17 @@ internal static class Data_IpyRpcDispatch
         new(new("data.head", "The first rows of a matrix.", null, null, "double[,]", __Schemas.S_16c3871c732c, "82416c647f277e8f", [
             new("m", "double[,]", __Schemas.S_16c3871c732c, "The matrix."),
             new("rows", "int", __Schemas.S_3483fdad3db7, "How many rows.")]),
-            static call => call.Returned(Data.Head(call.Arg(0, __Builtin.DoubleArray2D), call.Arg(1, __Builtin.Int32)), __Builtin.DoubleArray2D), true, null),
+            static call => call.Returned(Data.Head(call.Arg(0, __Builtin.DoubleArray2D), call.Arg(1, __Builtin.Int32)), __Builtin.DoubleArray2D), true, null) { ArgumentFormatters = new __IpyRpc.Formatting.IpyRpcFormatter[] { __Builtin.DoubleArray2D, __Builtin.Int32 } },
         new(new("data.matrix", "A matrix.", null, null, "double[,]", __Schemas.S_16c3871c732c, "95dbf9b7091d5430", [
             new("rows", "int", __Schemas.S_3483fdad3db7, "Rows.")]),
-            static call => call.Returned(Data.Matrix(call.Arg(0, __Builtin.Int32)), __Builtin.DoubleArray2D), true, null),
+            static call => call.Returned(Data.Matrix(call.Arg(0, __Builtin.Int32)), __Builtin.DoubleArray2D), true, null) { ArgumentFormatters = new __IpyRpc.Formatting.IpyRpcFormatter[] { __Builtin.Int32 } },
         new(new("data.rows", "A data frame's row count.", null, null, "int", __Schemas.S_3483fdad3db7, "a4ff9702fc0f2547", [
             new("frame", "DataFrame", __Schemas.S_9746f9698155, "The frame."),
             new("labels", "List<string>", __Schemas.S_b7ede1eb2727, "Labels.")]),
-            static call => call.Returned(Data.Rows(call.Arg(0, __Builtin.DataFrame), call.Arg(1, __Formatters.List_Of_string)), __Builtin.Int32), true, null),
+            static call => call.Returned(Data.Rows(call.Arg(0, __Builtin.DataFrame), call.Arg(1, __Formatters.List_Of_string)), __Builtin.Int32), true, null) { ArgumentFormatters = new __IpyRpc.Formatting.IpyRpcFormatter[] { __Builtin.DataFrame, __Formatters.List_Of_string } },
         new(new("data.total", "A tensor's sum.", null, null, "double", __Schemas.S_4e859fb40933, "89004b9f5f60f6e5", [
             new("t", "Tensor<float>", __Schemas.S_add42c7bed8d, "The tensor.")]),
-            static call => call.Returned(Data.Total(call.Arg(0, __Builtin.SingleTensor)), __Builtin.Double), true, null),
+            static call => call.Returned(Data.Total(call.Arg(0, __Builtin.SingleTensor)), __Builtin.Double), true, null) { ArgumentFormatters = new __IpyRpc.Formatting.IpyRpcFormatter[] { __Builtin.SingleTensor } },
     };
 }
 

@@ -27,7 +27,7 @@ internal static class Counter_IpyRpcDispatch
     {
         new(new("counter.add", "Adds to the count.", null, "The new count.", "int", __Schemas.S_3483fdad3db7, "9badc35e27a3027c", [
             new("by", "int", __Schemas.S_3483fdad3db7, "How much.")]),
-            static call => call.ReturnAsync(call.Target<Counter>().Add(call.Arg(0, __Builtin.Int32), call.Connection, call.CancellationToken), __Builtin.Int32), false, target),
+            static call => call.ReturnAsync(call.Target<Counter>().Add(call.Arg(0, __Builtin.Int32), call.Connection, call.CancellationToken), __Builtin.Int32), false, target) { ArgumentFormatters = new __IpyRpc.Formatting.IpyRpcFormatter[] { __Builtin.Int32 } },
         new(new("counter.reset", "Resets the count.", null, null, "void", null, "b98c97f01cba5b43", []),
             static call => { call.Target<Counter>().Reset(); return call.ReturnedVoid(); }, true, target),
     };

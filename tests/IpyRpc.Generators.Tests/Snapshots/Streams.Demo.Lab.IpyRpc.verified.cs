@@ -28,10 +28,10 @@ internal static class Lab_IpyRpcDispatch
     {
         new(new("lab.math.linear.solve", "Solves a linear system, reporting how far it got.", null, null, "double", __Schemas.S_4e859fb40933, "c6e89cce78fac88e", [
             new("size", "int", __Schemas.S_3483fdad3db7, "The system's size.")]) { ProgressType = "double", ProgressSchema = __Schemas.S_4e859fb40933 },
-            static call => call.Returned(Lab.Solve(call.Arg(0, __Builtin.Int32), call.Progress(__Builtin.Double)), __Builtin.Double), true, null),
+            static call => call.Returned(Lab.Solve(call.Arg(0, __Builtin.Int32), call.Progress(__Builtin.Double)), __Builtin.Double), true, null) { ArgumentFormatters = new __IpyRpc.Formatting.IpyRpcFormatter[] { __Builtin.Int32 } },
         new(new("lab.sensors.read", "Readings as the sensor produces them.", null, null, "IAsyncEnumerable<Reading>", __Schemas.S_d77001ad2028, "92507eb5ee52aaeb", [
             new("count", "int", __Schemas.S_3483fdad3db7, "How many.")]) { IsStream = true },
-            static call => call.ReturnStreamAsync(Lab.Read(call.Arg(0, __Builtin.Int32), call.CancellationToken), __Formatters.Demo_Reading), false, null),
+            static call => call.ReturnStreamAsync(Lab.Read(call.Arg(0, __Builtin.Int32), call.CancellationToken), __Formatters.Demo_Reading), false, null) { ArgumentFormatters = new __IpyRpc.Formatting.IpyRpcFormatter[] { __Builtin.Int32 } },
         new(new("ping", "Pings.", null, null, "string", __Schemas.S_68a5368d48c2, "08b474311ab7176c", []),
             static call => call.Returned(Lab.Ping(), __Builtin.String), true, null),
     };

@@ -97,9 +97,13 @@ public sealed class ServerJobTests(ITestOutputHelper output)
             Assert.Contains("takes 2 arguments but 3 were given", extra.Message);
             var unknown = await Assert.ThrowsAsync<InvalidArgumentsException>(() => client.SubmitNamedAsync<int>("job.steps", new Dictionary<string, object?> { ["name"] = "a", ["count"] = 1 }));
             Assert.Equal("count", unknown.Parameter);
+            // A value that cannot be read as its parameter's type, as a call would be told.
+            var wrongType = await Assert.ThrowsAsync<InvalidArgumentsException>(() => client.SubmitAsync<int>("job.steps", "a", "three"));
+            Assert.Equal("steps", wrongType.Parameter);
+            Assert.Contains("Argument 'steps' of job.steps must be int: Expected an integer but found a string", wrongType.Message);
             Assert.Empty(await server.Queue.ListAsync());
 
-            // Arguments that fit are queued (their types are the worker's to check), and an optional one may be left out.
+            // Arguments that fit and read as their types are queued, and an optional one may be left out.
             IpyRpcJob<int> queued = await client.SubmitAsync<int>("job.steps", "a", 1);
             IpyRpcJob<string> greeting = await client.SubmitAsync<string>("greet", "ann");
             Assert.Equal(2, (await server.Queue.ListAsync()).Count);
