@@ -220,9 +220,7 @@ def _ext_hook(code, data):
             return numpy.frombuffer(raw, dtype=dtype).reshape(shape).copy()
         fmt = _STRUCT_CODES[dtype]
         return _nest(struct.unpack("<%d%s" % (len(raw) // struct.calcsize(fmt), fmt), raw), shape)
-    if code == -1:
-        return msgpack.Timestamp.from_bytes(data)
-    return msgpack.ExtType(code, data)
+    return msgpack.ExtType(code, data)  # (the timestamp, -1, is msgpack's own: see _unpack)
 
 
 def _frame_column(column, dtype=None, cells=None):
@@ -261,7 +259,8 @@ def _frame_object_hook(value):
 
 
 def _unpack(data):
-    return msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False, object_hook=_frame_object_hook)
+    # timestamp=3: a DateTime (the timestamp extension) arrives as an aware datetime in UTC, not msgpack.Timestamp.
+    return msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False, object_hook=_frame_object_hook, timestamp=3)
 
 
 def _from_pandas(frame):

@@ -47,6 +47,6 @@ public static class MatrixFunctions
     /// <param name="id">An id.</param>
     /// <param name="price">A price.</param>
     [IpyRpcExport("nd.when")]
-    public static (string Read, DateOnly Next, TimeOnly Later) When(DateOnly day, TimeOnly at, DateTimeOffset stamp, TimeSpan step, Guid id, decimal price)
-        => ($"{day:yyyy-MM-dd} {at:HH:mm:ss.fff} {stamp:yyyy-MM-ddTHH:mm:sszzz} {step.TotalMinutes} {id.ToString()[..8]} {price}", day.AddDays(1), at.AddMinutes(30));
+    public static (string Read, DateOnly Next, TimeOnly Later, DateTime Utc) When(DateOnly day, TimeOnly at, DateTimeOffset stamp, TimeSpan step, Guid id, decimal price)
+        => ($"{day:yyyy-MM-dd} {at:HH:mm:ss.fff} {stamp:yyyy-MM-ddTHH:mm:sszzz} {step.TotalMinutes} {id.ToString()[..8]} {price}", day.AddDays(1), at.AddMinutes(30), stamp.UtcDateTime);
 }
