@@ -71,7 +71,20 @@ public abstract partial class IpyRpcPeer
     {
         if (typeof(RemotePointer).IsAssignableFrom(typeof(T)) || !RemotePointer.TryRead(reply.Body.Span, reply.Serialization, out RemotePointer? pointer))
         {
-            return Decode(reply, formatter, function);
+            try
+            {
+                return Decode(reply, formatter, function);
+            }
+            catch (IpyRpcException e) when (e.Code == ErrorCodes.BadMessage && Streams(function))
+            {
+                // A call of a streaming function is answered with how many items there were, not the items.
+                throw new IpyRpcException(new RemoteError
+                {
+                    Code = ErrorCodes.BadMessage,
+                    Message = $"{e.Error.Message}. {function} streams its items, and a call's result is only how many there were: "
+                        + $"read the items with StreamAsync<TItem>(\"{function}\", ...) or the typed proxy's method",
+                }, function, e.InnerException);
+            }
         }
 
         if (typeof(T) == typeof(object)) return (T)(object)pointer!;

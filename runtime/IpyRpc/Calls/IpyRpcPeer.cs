@@ -101,6 +101,9 @@ public abstract partial class IpyRpcPeer
     /// <summary>How a call of <paramref name="function"/> encodes its arguments when the call does not say: the one the function accepts, when its descriptor names one, else <see cref="DefaultSerialization"/>.</summary>
     private protected virtual Serialization SerializationFor(string function) => DefaultSerialization;
 
+    /// <summary>Whether the other side describes <paramref name="function"/> as streaming its items (false when it is not known).</summary>
+    private protected virtual bool Streams(string function) => false;
+
     /// <summary>The deadline of calls that set none.</summary>
     private protected abstract TimeSpan? DefaultTimeout { get; }
 

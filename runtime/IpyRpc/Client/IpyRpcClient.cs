@@ -422,6 +422,8 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
 
     private protected override Serialization SerializationFor(string function) => Find(function)?.InputSerialization ?? Options.Serialization;
 
+    private protected override bool Streams(string function) => Find(function)?.IsStream == true;
+
     private protected override async Task<bool> RelearnAsync(string function, Serialization used, CancellationToken cancellationToken)
     {
         await RefreshAsync(cancellationToken).ConfigureAwait(false);

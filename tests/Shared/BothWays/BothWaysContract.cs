@@ -274,6 +274,16 @@ public abstract class BothWaysContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ACallOfAStreamingFunctionGetsHowManyItemsThereWereAndIsToldWhereTheItemsAre()
+    {
+        await using IpyRpcClient client = await ConnectAsync(exports: false);
+        Assert.Equal(5L, await client.CallAsync<long>("bw.count", 5));
+        var e = await Assert.ThrowsAsync<IpyRpcException>(() => client.CallAsync<long[]>("bw.count", 5));
+        Assert.Contains("bw.count streams its items, and a call's result is only how many there were: read the items with StreamAsync<TItem>(\"bw.count\"", e.Message);
+        Assert.Equal([0L, 1L], await client.StreamAsync<long>("bw.count", 2).ToListAsync());
+    }
+
+    [Fact]
     public async Task StoppingTheEnumerationCancelsTheProducer()
     {
         ServerSide.ProducerStopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
