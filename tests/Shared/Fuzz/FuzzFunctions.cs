@@ -23,6 +23,11 @@ public static class FuzzFunctions
     [IpyRpcExport("fuzz.join")]
     public static string Join(string separator, params string[] parts) => string.Join(separator, parts ?? []);
 
+    /// <summary>Describes framework values: text formats, a wide integer, any JSON value, an immutable array.</summary>
+    [IpyRpcExport("fuzz.stamp")]
+    public static string Stamp(DateOnly day, TimeOnly at, Int128 n, System.Text.Json.JsonElement value, Uri link, System.Collections.Immutable.ImmutableArray<int> xs)
+        => $"{day:O} {at:O} {n} {value.ValueKind} {link.OriginalString} {xs.Length}";
+
     /// <summary>Throws.</summary>
     [IpyRpcExport("fuzz.fail")]
     public static void Fail(string message) => throw new InvalidOperationException(message);
