@@ -720,38 +720,51 @@ class IpyRpcClient:
         return self._request(*self._arguments({"kind": "call", "fn": function}, function, arguments), result=True, function=function, output=out, progress=progress)
 
     def stream(self, function, *args, window=256, **kwargs):
-        """Yields a streaming function's items as they arrive. The server runs at most `window` items ahead; closing the generator early cancels the function."""
-        self._ensure_connected()
-        message_id = self._open(*self._arguments({"kind": "call", "fn": function, "window": window}, function, kwargs if kwargs else list(args)))
-        consumed, finished = 0, False
-        try:
-            deadline = time.monotonic() + self.timeout
-            while True:
-                reply, body = self._receive(message_id, deadline, function)
-                kind = reply["kind"]
-                if kind == "close":
-                    finished = True
-                    self._unsolicited(reply, body, waiting=message_id)
-                if kind == "items":
-                    for item in self._decode(body, reply):
-                        yield item
-                        consumed += 1
-                        if consumed >= max(1, window // 2):
-                            self._send({"kind": "credit", "id": message_id, "credit": consumed})
-                            consumed = 0
-                    deadline = time.monotonic() + self.timeout
-                elif kind == "output":
-                    self.output(reply.get("stream", "stdout"), body.decode("utf-8"))
-                elif kind == "error":
-                    finished = True
-                    raise RemoteError(self._decode(body, reply), function)
-                elif kind == "result":
-                    finished = True
-                    return
-        finally:
-            self._done(message_id)
-            if not finished and self._connected:
-                self._send({"kind": "cancel", "id": message_id})
+        """Yields a streaming function's items as they arrive. The server runs at most `window` items ahead; closing the
+        generator early cancels the function. A stream the server closed without reading is made again once this client
+        has said hello anew, as a call is; one that had sent items raises ConnectionClosed."""
+        header, parts = self._arguments({"kind": "call", "fn": function, "window": window}, function, kwargs if kwargs else list(args))
+        for again in (3, 2, 1, 0):
+            self._ensure_connected()
+            message_id = self._open(header, parts)
+            consumed, finished, yielded, unread = 0, False, False, False
+            try:
+                deadline = time.monotonic() + self.timeout
+                while True:
+                    reply, body = self._receive(message_id, deadline, function)
+                    kind = reply["kind"]
+                    if kind == "close":
+                        finished = True
+                        try:
+                            self._unsolicited(reply, body, waiting=message_id)
+                        except ConnectionClosed as closed:
+                            if closed.not_delivered and not yielded and closed.reason != "unauthorized" and again > 0:
+                                unread = True
+                                break
+                            raise
+                    if kind == "items":
+                        for item in self._decode(body, reply):
+                            yielded = True
+                            yield item
+                            consumed += 1
+                            if consumed >= max(1, window // 2):
+                                self._send({"kind": "credit", "id": message_id, "credit": consumed})
+                                consumed = 0
+                        deadline = time.monotonic() + self.timeout
+                    elif kind == "output":
+                        self.output(reply.get("stream", "stdout"), body.decode("utf-8"))
+                    elif kind == "error":
+                        finished = True
+                        raise RemoteError(self._decode(body, reply), function)
+                    elif kind == "result":
+                        finished = True
+                        return
+            finally:
+                self._done(message_id)
+                if not finished and self._connected:
+                    self._send({"kind": "cancel", "id": message_id})
+            if not unread:
+                return
 
     @staticmethod
     def _decode(body, header):

@@ -76,7 +76,10 @@ public sealed class PythonClientTests
         Assert.Contains("made again: 42", stdout);
         Assert.Contains("second: ConnectionClosed not_delivered=False reason=server_stopping", stdout);
         Assert.Contains("after: 100", stdout);
-        Assert.Contains("hellos: 3", stdout);      // at first, and after each close
+        Assert.Contains("stream made again: [0, 1, 2]", stdout); // a stream the server never read, as a call
+        Assert.Contains("stream cut after [0]: ConnectionClosed not_delivered=False", stdout);
+        Assert.Contains("count calls seen: 3", stdout);
+        Assert.Contains("hellos: 5", stdout);      // at first, and after each close
         Assert.Contains("inc calls seen: 4", stdout); // the unread one twice
     }
 

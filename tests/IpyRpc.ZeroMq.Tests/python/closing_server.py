@@ -28,7 +28,7 @@ def reply(peer, header, body=None, **fields):
 
 
 def serve():
-    calls = 0
+    calls, streams = 0, 0
     while True:
         frames = router.recv_multipart()
         peer, header = frames[0], msgpack.unpackb(frames[1], raw=False)
@@ -41,6 +41,16 @@ def serve():
         elif kind == "call" and header["fn"] == "stop":
             reply(peer, header, None, kind="result", id=mid)
             return
+        elif kind == "call" and header["fn"] == "count":
+            streams += 1
+            if streams == 1:  # a stream the server never read: made again
+                reply(peer, header, {"reason": "server_stopping", "message": "restarting", "read": mid - 1}, kind="close", id=0)
+            elif streams == 2:
+                reply(peer, header, [0, 1, 2], kind="items", id=mid)
+                reply(peer, header, 3, kind="result", id=mid)
+            else:             # read, an item sent, then closed: its caller has items already, so it is not made again
+                reply(peer, header, [0], kind="items", id=mid)
+                reply(peer, header, {"reason": "server_stopping", "message": "restarting", "read": mid}, kind="close", id=0)
         elif kind == "call":
             calls += 1
             if calls == 1:    # not read: the close's mark is below this call's id
@@ -62,8 +72,17 @@ try:
 except ConnectionClosed as e:
     print(f"second: ConnectionClosed not_delivered={e.not_delivered} reason={e.reason}")
 print("after:", client.call("inc", 99))
+print("stream made again:", list(client.stream("count", 3)))
+got = []
+try:
+    for item in client.stream("count", 3):
+        got.append(item)
+    print("stream cut: finished")
+except ConnectionClosed as e:
+    print(f"stream cut after {got}: ConnectionClosed not_delivered={e.not_delivered}")
 client.call("stop")
 server.join(5)
 print("hellos:", sum(1 for kind, _, _ in seen if kind == "hello"))
+print("count calls seen:", sum(1 for kind, _, fn in seen if kind == "call" and fn == "count"))
 print("inc calls seen:", sum(1 for kind, _, fn in seen if kind == "call" and fn == "inc"))
 client.close()
