@@ -102,7 +102,7 @@ public sealed class DiagnosticsTests
                 [IpyRpcExport] public static Task<Dictionary<double, string>> Run() => null!;
             }
             """));
-        Assert.Contains("dictionary keys must be strings, integers, GUIDs or enums", d.GetMessage());
+        Assert.Contains("dictionary keys must be strings, integers, GUIDs, enums, DateOnly or DateTime", d.GetMessage());
     }
 
     [Fact]

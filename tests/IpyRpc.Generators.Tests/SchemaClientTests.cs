@@ -427,6 +427,11 @@ public sealed class SchemaClientTests
                 [IpyRpcExport("fw.describe")]
                 public static string Describe(JsonElement value, Uri address, Version version, ImmutableArray<int> numbers, ReadOnlyMemory<byte> bytes)
                     => $"{value.GetProperty("name").GetString()} {address.Host} {version.Major} {numbers.Length} {bytes.Length}";
+
+                /// <summary>Counts by day, a day later.</summary>
+                [IpyRpcExport("fw.shift")]
+                public static System.Collections.Generic.Dictionary<DateOnly, int> Shift(System.Collections.Generic.Dictionary<DateOnly, int> counts)
+                    => System.Linq.Enumerable.ToDictionary(counts, c => c.Key.AddDays(1), c => c.Value);
             }
             """);
         Assert.Empty(server.GeneratorDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
@@ -451,13 +456,14 @@ public sealed class SchemaClientTests
                     Int128 twice = await fw.Twice(Int128.MaxValue / 4, BigInteger.One, (Half)0.5);
                     string described = await fw.Describe(JsonDocument.Parse("{\"name\": \"ann\"}").RootElement, new Uri("https://example.com/"),
                         new Version(3, 1), new[] { 1, 2 }, new byte[] { 9 });
-                    return $"{day:yyyy-MM-dd} {at:HH:mm} {twice == (Int128.MaxValue / 4) * 2} {described}";
+                    System.Collections.Generic.Dictionary<DateOnly, int> shifted = await fw.Shift(new System.Collections.Generic.Dictionary<DateOnly, int> { [new DateOnly(2026, 1, 31)] = 4 });
+                    return $"{day:yyyy-MM-dd} {at:HH:mm} {twice == (Int128.MaxValue / 4) * 2} {described} {shifted[new DateOnly(2026, 2, 1)]}";
                 }
             }
             """);
         Assert.Empty(client.GeneratorDiagnostics);
         Assert.Empty(client.CompileDiagnostics);
-        Assert.Equal("2027-01-01 00:30 True ann example.com 3 2 1", await RunDriverAsync(client, host));
+        Assert.Equal("2027-01-01 00:30 True ann example.com 3 2 1 4", await RunDriverAsync(client, host));
     }
 
     private static IpyRpcServer HostOf(GeneratorHarness.Result server, string type)

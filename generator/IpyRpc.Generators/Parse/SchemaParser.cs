@@ -263,11 +263,11 @@ internal sealed class SchemaParser
                     TypeModel value = Map(node["additionalProperties"] as JsonObject ?? throw new ShapeException("a map needs its values' schema", node));
                     if (node["x-ipyrpc-key"] is JsonObject keyNode)
                     {
-                        // Keys that are not strings (integers, GUIDs, enums).
+                        // Keys that are not strings (integers, GUIDs, enums, dates).
                         TypeModel key = Map(keyNode);
-                        if (key.Kind != TypeKind.Enum && key.Builtin is not ("SByte" or "Byte" or "Int16" or "UInt16" or "Int32" or "UInt32" or "Int64" or "UInt64" or "Guid"))
+                        if (key.Kind != TypeKind.Enum && key.Builtin is not ("SByte" or "Byte" or "Int16" or "UInt16" or "Int32" or "UInt32" or "Int64" or "UInt64" or "Guid" or "DateOnly" or "DateTime"))
                         {
-                            throw new ShapeException($"a map's keys are strings, integers, GUIDs or enums, not {key.Display}", node);
+                            throw new ShapeException($"a map's keys are strings, integers, GUIDs, enums or dates, not {key.Display}", node);
                         }
 
                         return new TypeModel(TypeKind.Dictionary, $"global::System.Collections.Generic.Dictionary<{key.FullName}, {value.FullName}>", $"Dictionary<{key.Display}, {value.Display}>",

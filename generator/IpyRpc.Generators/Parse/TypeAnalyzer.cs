@@ -233,7 +233,7 @@ internal sealed class TypeAnalyzer
     }
 
     private const string SupportedCollections = "arrays, List<T>, IReadOnlyList<T>, IEnumerable<T>, sets, queues, stacks, immutable and read-only collections, "
-        + "dictionaries with string, integer, GUID or enum keys, tuples";
+        + "dictionaries with string, integer, GUID, enum or date keys, tuples";
 
     private TypeModel? Dictionary(string full, string display, ImmutableArrayView args, string create, int depth, out string? error)
     {
@@ -245,7 +245,7 @@ internal sealed class TypeAnalyzer
             key = IsKeyType(args[0]) ? Analyze(args[0], depth + 1, out error) : null;
             if (key is null)
             {
-                error = "dictionary keys must be strings, integers, GUIDs or enums (JSON object keys are text)";
+                error = "dictionary keys must be strings, integers, GUIDs, enums, DateOnly or DateTime (JSON object keys are text)";
                 return null;
             }
         }
@@ -484,7 +484,8 @@ internal sealed class TypeAnalyzer
         => key.SpecialType is SpecialType.System_SByte or SpecialType.System_Byte or SpecialType.System_Int16 or SpecialType.System_UInt16
             or SpecialType.System_Int32 or SpecialType.System_UInt32 or SpecialType.System_Int64 or SpecialType.System_UInt64
             || key.TypeKind == Microsoft.CodeAnalysis.TypeKind.Enum
-            || FullName(key) == "global::System.Guid";
+            || FullName(key) is "global::System.Guid" or "global::System.DateOnly"
+            || key.SpecialType == SpecialType.System_DateTime;
 
     private static bool IsFrameworkNamespace(INamespaceSymbol? ns)
     {

@@ -58,7 +58,7 @@ public sealed class DictionaryKey<TKey>
     }
 }
 
-/// <summary>The keys dictionaries may have: strings, integers, <see cref="System.Guid"/>s and enums.</summary>
+/// <summary>The keys dictionaries may have: strings, integers, <see cref="System.Guid"/>s, enums, <see cref="System.DateOnly"/>s and <see cref="System.DateTime"/>s.</summary>
 public static class DictionaryKeys
 {
     /// <summary>String keys, as themselves.</summary>
@@ -87,6 +87,19 @@ public static class DictionaryKeys
 
     /// <summary><see cref="ulong"/> keys.</summary>
     public static readonly DictionaryKey<ulong> UInt64 = Integer(Formatters.UInt64, "an unsigned 64-bit integer", static (string s, out ulong v) => ulong.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out v));
+
+    /// <summary><see cref="System.DateOnly"/> keys, as their text (<c>yyyy-MM-dd</c>) in both serializations.</summary>
+    public static readonly DictionaryKey<DateOnly> DateOnly = new(
+        Formatters.DateOnly, static d => d.ToString("O", CultureInfo.InvariantCulture),
+        static (string s, out DateOnly d) => System.DateOnly.TryParseExact(s, "O", CultureInfo.InvariantCulture, DateTimeStyles.None, out d), "a date (yyyy-MM-dd)");
+
+    /// <summary>
+    /// <see cref="System.DateTime"/> keys: the timestamp extension in MessagePack (as the value is), ISO 8601 text in JSON
+    /// (round-trip form, <c>2026-12-07T10:30:00.0000000Z</c>); text is read in both.
+    /// </summary>
+    public static readonly DictionaryKey<DateTime> DateTime = new(
+        Formatters.DateTime, static d => d.ToString("O", CultureInfo.InvariantCulture),
+        static (string s, out DateTime d) => System.DateTime.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out d), "an ISO 8601 date and time");
 
     /// <summary><see cref="System.Guid"/> keys, as their text ("d2f4…-…").</summary>
     public static readonly DictionaryKey<Guid> Guid = new(Formatters.Guid, static g => g.ToString("D"), static (string s, out Guid g) => System.Guid.TryParse(s, out g), "a GUID");

@@ -97,6 +97,13 @@ public static class FrameworkTypeFunctions
         return stack;
     }
 
+    /// <summary>Totals by day, each day moved on by one; readings by time, the earliest.</summary>
+    /// <param name="totals">Totals by day.</param>
+    /// <param name="readings">Readings by time.</param>
+    [IpyRpcExport("fw.days")]
+    public static (Dictionary<DateOnly, decimal> Totals, DateTime First) Days(Dictionary<DateOnly, decimal> totals, SortedDictionary<DateTime, double> readings)
+        => (totals.ToDictionary(t => t.Key.AddDays(1), t => t.Value), readings.Keys.First());
+
     /// <summary>An immutable array never made (its default), and read-only views.</summary>
     [IpyRpcExport("fw.unmade")]
     public static (ImmutableArray<int> Unmade, ReadOnlyCollection<int> View, ReadOnlyDictionary<string, int> Map) Unmade()
@@ -223,6 +230,32 @@ public sealed class FrameworkTypesTests
 
         Assert.Equal(new byte[] { 1, 2, 3, 1, 2, 3 }, (await fw.Twice(new byte[] { 1, 2, 3 })).ToArray());
         Assert.Empty((await fw.Twice(Memory<byte>.Empty)).ToArray());
+    }
+
+    [Theory]
+    [InlineData(Serialization.MessagePack)]
+    [InlineData(Serialization.Json)]
+    public async Task DictionariesKeyedByDaysAndTimesKeepTheirKeys(Serialization serialization)
+    {
+        await using InProcess p = await StartAsync(serialization);
+        FrameworkTypeFunctionsClient.FwNamespace fw = p.Client.Proxy<FrameworkTypeFunctionsClient>().Fw;
+
+        var early = new DateTime(2026, 12, 7, 8, 0, 0, DateTimeKind.Utc);
+        (Dictionary<DateOnly, decimal> totals, DateTime first) = await fw.Days(
+            new Dictionary<DateOnly, decimal> { [new DateOnly(2026, 12, 31)] = 12.5m, [new DateOnly(2026, 2, 28)] = 1m },
+            new SortedDictionary<DateTime, double> { [early.AddHours(2)] = 2, [early] = 1 });
+        Assert.Equal(12.5m, totals[new DateOnly(2027, 1, 1)]);
+        Assert.Equal(1m, totals[new DateOnly(2026, 3, 1)]);
+        Assert.Equal(early, first);
+
+        // A caller without the types sends the keys as text.
+        var plain = (object?[])(await p.Client.CallAsync<object?>("fw.days",
+            new Dictionary<string, object?> { ["2026-01-31"] = 2L },
+            new Dictionary<string, object?> { ["2026-12-07T08:00:00Z"] = 1.0 }))!;
+        Assert.Equal(2m, Convert.ToDecimal(((Dictionary<string, object?>)plain[0]!)["2026-02-01"], System.Globalization.CultureInfo.InvariantCulture));
+        var wrong = await Assert.ThrowsAsync<InvalidArgumentsException>(() => p.Client.CallAsync<object?>("fw.days",
+            new Dictionary<string, object?> { ["31/01/2026"] = 2L }, new Dictionary<string, object?>()));
+        Assert.Contains("The key \"31/01/2026\" is not a date (yyyy-MM-dd)", wrong.Message);
     }
 
     [Theory]
