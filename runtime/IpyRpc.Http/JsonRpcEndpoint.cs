@@ -374,6 +374,11 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             return await PointerAsync(id, notification, method, parameters, http);
         }
 
+        if (method is "rpc.submit" or "rpc.attach" or "rpc.status" or "rpc.jobs" or "rpc.cancel")
+        {
+            return await JobAsync(id, notification, method, parameters, http, includeOutput, live);
+        }
+
         CallOutcome outcome = await http.Calls.CallAsync(method, parameters, live, http.Trace, lend, http.Aborted);
         if (notification)
         {
@@ -389,6 +394,111 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 
         RemoteError error = RemoteError.Decode(outcome.Message.Body.Span, outcome.Message.Serialization);
         return Error(id, ErrorCodes.ToJsonRpc(error.Code), error.Message, error, outcome.Output);
+    }
+
+    /// <summary>
+    /// The job methods, each the binary protocol's message of the same purpose, run through the same session (so the same
+    /// authorization): <c>rpc.submit</c> (<c>{"method", "params"?, "timeout_ms"?}</c> or <c>[method, params?]</c>: the
+    /// job's info, at once), <c>rpc.attach</c> (<c>[job]</c>: waits for the job and answers with its result or error, its
+    /// output as a call's), <c>rpc.status</c> (<c>[job, output?]</c> or <c>{"job", "output"?}</c>: its info, with its
+    /// recorded output when asked), <c>rpc.jobs</c> (<c>{"state"?, "function"?, "limit"?}</c>: infos, newest first) and
+    /// <c>rpc.cancel</c> (<c>[job]</c>: whether it was cancelled).
+    /// </summary>
+    private async ValueTask<byte[]?> JobAsync(string? id, bool notification, string method, ReadOnlyMemory<byte> parameters, Request http, bool includeOutput, Func<OutputStream, string, Task>? live)
+    {
+        IpyRpcMessage message;
+        try
+        {
+            message = JobMessage(method, parameters.IsEmpty ? "[]"u8.ToArray() : parameters);
+        }
+        catch (Exception e) when (e is JsonException or FormatException)
+        {
+            string problem = e is JsonException ? "its params are not " + (method == "rpc.jobs" ? "a filter object" : "valid") + ": " + e.Message : e.Message;
+            return notification ? null : Error(id, -32602, $"Invalid params: {method}: {problem}", new RemoteError { Code = ErrorCodes.InvalidArguments, Message = $"{method}: {problem}" });
+        }
+
+        CallOutcome outcome = await http.Calls.SendAsync(message, method == "rpc.attach" ? live : null, http.Trace, http.Aborted);
+        if (notification) return null;
+        if (outcome.Message.Kind == MessageKind.Result)
+        {
+            return Result(id, ToJson(outcome.Message).Span, includeOutput && method == "rpc.attach" ? outcome.Output ?? [] : null);
+        }
+
+        RemoteError error = RemoteError.Decode(outcome.Message.Body.Span, outcome.Message.Serialization);
+        return Error(id, ErrorCodes.ToJsonRpc(error.Code), error.Message, error, outcome.Output);
+    }
+
+    /// <summary>The message a job method sends (its id is set when it is sent).</summary>
+    /// <exception cref="FormatException">The params are not the method's.</exception>
+    private static IpyRpcMessage JobMessage(string method, ReadOnlyMemory<byte> parameters)
+    {
+        using JsonDocument document = JsonDocument.Parse(parameters);
+        JsonElement root = document.RootElement;
+        if (method == "rpc.jobs")
+        {
+            if (root.ValueKind == JsonValueKind.Array && root.GetArrayLength() == 0) return new IpyRpcMessage { Kind = MessageKind.List, Serialization = Serialization.Json };
+            if (root.ValueKind != JsonValueKind.Object) throw new FormatException("params are a filter object: {\"state\"?, \"function\"?, \"limit\"?}.");
+            return new IpyRpcMessage { Kind = MessageKind.List, Serialization = Serialization.Json, Parts = [parameters.ToArray()] };
+        }
+
+        // Params by position or by name, each method's names in its positional order.
+        string[] names = method switch
+        {
+            "rpc.submit" => ["method", "params", "timeout_ms"],
+            "rpc.status" => ["job", "output"],
+            _ => ["job"],
+        };
+        var given = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+        if (root.ValueKind == JsonValueKind.Array)
+        {
+            if (root.GetArrayLength() > names.Length) throw new FormatException($"it takes at most {names.Length} params ({string.Join(", ", names)}), not {root.GetArrayLength()}.");
+            int i = 0;
+            foreach (JsonElement item in root.EnumerateArray()) given[names[i++]] = item.Clone();
+        }
+        else if (root.ValueKind == JsonValueKind.Object)
+        {
+            foreach (JsonProperty property in root.EnumerateObject())
+            {
+                if (Array.IndexOf(names, property.Name) < 0) throw new FormatException($"it has no param named '{property.Name}' (it takes {string.Join(", ", names)}).");
+                given[property.Name] = property.Value.Clone();
+            }
+        }
+
+        string Text(string name) => given.TryGetValue(name, out JsonElement e) && e.ValueKind == JsonValueKind.String && e.GetString() is { Length: > 0 } text ? text
+            : throw new FormatException($"it needs \"{name}\", {(name == "job" ? "a job's id (what rpc.submit answered with)" : "a function's name")}.");
+        switch (method)
+        {
+            case "rpc.submit":
+                {
+                    string function = Text("method");
+                    byte[] arguments = "[]"u8.ToArray();
+                    if (given.TryGetValue("params", out JsonElement args))
+                    {
+                        if (args.ValueKind is not (JsonValueKind.Array or JsonValueKind.Object)) throw new FormatException("\"params\" are the function's params: an array or an object.");
+                        arguments = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(args).ToArray();
+                    }
+
+                    long? timeout = null;
+                    if (given.TryGetValue("timeout_ms", out JsonElement t))
+                    {
+                        timeout = t.ValueKind == JsonValueKind.Number && t.TryGetInt64(out long ms) && ms >= 0 ? ms : throw new FormatException("\"timeout_ms\" is a whole number of milliseconds, not negative.");
+                    }
+
+                    return new IpyRpcMessage { Kind = MessageKind.Submit, Function = function, TimeoutMs = timeout, Serialization = Serialization.Json, Parts = [arguments] };
+                }
+
+            case "rpc.status":
+                {
+                    bool output = given.TryGetValue("output", out JsonElement o) && (o.ValueKind is JsonValueKind.True or JsonValueKind.False
+                        ? o.ValueKind == JsonValueKind.True : throw new FormatException("\"output\" is true or false."));
+                    return new IpyRpcMessage { Kind = MessageKind.Status, JobId = Text("job"), After = output ? 0 : null, Serialization = Serialization.Json };
+                }
+
+            case "rpc.attach":
+                return new IpyRpcMessage { Kind = MessageKind.Attach, JobId = Text("job"), After = 0, Serialization = Serialization.Json };
+            default:
+                return new IpyRpcMessage { Kind = MessageKind.Cancel, JobId = Text("job"), Serialization = Serialization.Json };
+        }
     }
 
     /// <summary>
@@ -692,7 +802,21 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         public bool Closed => Volatile.Read(ref _disposed) == 1;
 
         /// <summary>Makes one call; if <paramref name="aborted"/> fires first, the call is abandoned as a disconnect would abandon it.</summary>
-        public async ValueTask<CallOutcome> CallAsync(string method, ReadOnlyMemory<byte> parameters, Func<OutputStream, string, Task>? live, string? trace, bool lend, CancellationToken aborted)
+        public ValueTask<CallOutcome> CallAsync(string method, ReadOnlyMemory<byte> parameters, Func<OutputStream, string, Task>? live, string? trace, bool lend, CancellationToken aborted)
+            => SendAsync(
+                (method, parameters, trace),
+                static (id, c) => new IpyRpcMessage { Kind = MessageKind.Call, Id = id, Function = c.method, Trace = c.trace, Serialization = Serialization.Json, Parts = [c.parameters] },
+                live, aborted, lend);
+
+        /// <summary>Sends a job message (its id set here) and waits for its final answer, as <see cref="CallAsync"/> does.</summary>
+        public ValueTask<CallOutcome> SendAsync(IpyRpcMessage request, Func<OutputStream, string, Task>? live, string? trace, CancellationToken aborted)
+            => SendAsync((request, trace), static (id, r) => r.request with { Id = id, Trace = r.trace }, live, aborted, lend: false);
+
+        /// <summary>
+        /// Sends the request <paramref name="make"/> makes under a new id and waits for its final answer; if
+        /// <paramref name="aborted"/> fires first, the request is abandoned as a disconnect would abandon it.
+        /// </summary>
+        private async ValueTask<CallOutcome> SendAsync<TState>(TState state, Func<ulong, TState, IpyRpcMessage> make, Func<OutputStream, string, Task>? live, CancellationToken aborted, bool lend)
         {
             ulong id = (ulong)Interlocked.Increment(ref _nextId);
             var pending = new Pending(live) { Id = id, Owner = this };
@@ -700,15 +824,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             try
             {
                 using CancellationTokenRegistration onAbort = aborted.Register(static s => ((Pending)s!).Abandon(), pending);
-                var call = new IpyRpcMessage
-                {
-                    Kind = MessageKind.Call,
-                    Id = id,
-                    Function = method,
-                    Trace = trace,
-                    Serialization = Serialization.Json,
-                    Parts = [parameters],
-                };
+                IpyRpcMessage call = make(id, state);
                 // A request of one call lends its thread to that call's job; a batch's calls run side by side on workers.
                 await (lend ? RequestLending.HandleAsync(_session, call) : _session.HandleAsync(call));
                 IpyRpcMessage final = await pending.Done;

@@ -256,7 +256,15 @@ public sealed class NothingWithoutCredentialsOverHttpTests
             Assert.Equal(ErrorCodes.Unauthorized, RemoteError.Decode(reply.Body.Span, reply.Serialization).Code);
         }
 
-        foreach (string body in IpyRpc.Tests.Fuzz.Corpus.JsonRpc.Where(b => b.Contains("\"id\"")))
+        string[] jobMethods =
+        [
+            """{"jsonrpc":"2.0","method":"rpc.submit","params":["add",[1,2]],"id":1}""",
+            """{"jsonrpc":"2.0","method":"rpc.attach","params":["0123456789-1"],"id":2}""",
+            """{"jsonrpc":"2.0","method":"rpc.status","params":["0123456789-1"],"id":3}""",
+            """{"jsonrpc":"2.0","method":"rpc.jobs","id":4}""",
+            """{"jsonrpc":"2.0","method":"rpc.cancel","params":["0123456789-1"],"id":5}""",
+        ];
+        foreach (string body in IpyRpc.Tests.Fuzz.Corpus.JsonRpc.Where(b => b.Contains("\"id\"")).Concat(jobMethods))
         {
             (_, JsonElement reply) = await AuthTests.PostAsync(http, body, null);
             JsonElement[] answers = reply.ValueKind == JsonValueKind.Array ? [.. reply.EnumerateArray()] : [reply];

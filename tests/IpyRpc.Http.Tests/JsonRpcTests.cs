@@ -39,6 +39,56 @@ public sealed class JsonRpcTests(HttpFixture fixture) : IClassFixture<HttpFixtur
     }
 
     [Fact]
+    public async Task JobsAreSubmittedWatchedAttachedToListedAndCancelledOverJsonRpc()
+    {
+        // Submitted: answered at once with the job's info, while the function waits at its gate.
+        string gate = Gates.NewName("jsonrpc-job");
+        JsonElement submitted = await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.submit","params":{"method":"print_wait_print","params":["{{gate}}","j"]},"id":1}""");
+        JsonElement info = submitted.GetProperty("result");
+        string job = info.GetProperty("id").GetString()!;
+        Assert.Equal("print_wait_print", info.GetProperty("function").GetString());
+        Assert.Contains(info.GetProperty("state").GetString(), new[] { "queued", "running" });
+
+        // Its status, with the output recorded so far, from another request.
+        JsonElement status = default;
+        for (DateTime until = DateTime.UtcNow.AddSeconds(20); DateTime.UtcNow < until; await Task.Delay(20))
+        {
+            status = (await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.status","params":{"job":"{{job}}","output":true},"id":2}""")).GetProperty("result");
+            if (status.GetProperty("output").GetArrayLength() > 0) break;
+        }
+
+        Assert.Equal("running", status.GetProperty("state").GetString());
+        Assert.Equal("j first\n", status.GetProperty("output")[0].GetProperty("text").GetString());
+
+        // Attached: the request waits for the job's end and answers with its result, its output replayed and live.
+        Task<JsonElement> attach = CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.attach","params":["{{job}}"],"id":3}""", ("IpyRpc-Output", "include"));
+        await CallAsync($$"""{"jsonrpc":"2.0","method":"open_gate","params":["{{gate}}"],"id":4}""");
+        JsonElement attached = await attach;
+        Assert.Equal("j", attached.GetProperty("result").GetString());
+        Assert.Equal(["j first\n", "j second\n"], attached.GetProperty("output").EnumerateArray().Select(o => o.GetProperty("text").GetString()));
+
+        JsonElement listed = await CallAsync("""{"jsonrpc":"2.0","method":"rpc.jobs","params":{"function":"print_wait_print","state":"succeeded","limit":50},"id":5}""");
+        Assert.Contains(job, listed.GetProperty("result").EnumerateArray().Select(j => j.GetProperty("id").GetString()));
+        Assert.False((await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.cancel","params":["{{job}}"],"id":6}""")).GetProperty("result").GetBoolean()); // done already
+
+        // A job cancelled while it waits: true, and attaching tells how it ended.
+        string stuck = (await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.submit","params":["print_wait_print",["{{Gates.NewName("never")}}","k"]],"id":7}"""))
+            .GetProperty("result").GetProperty("id").GetString()!;
+        Assert.True((await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.cancel","params":{"job":"{{stuck}}"},"id":8}""")).GetProperty("result").GetBoolean());
+        AssertError(await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.attach","params":["{{stuck}}"],"id":9}"""), -32002);
+
+        // Refusals say what was wrong, and queue nothing.
+        AssertError(await CallAsync("""{"jsonrpc":"2.0","method":"rpc.submit","params":["add","x"],"id":10}"""), -32602, "\"params\" are the function's params");
+        AssertError(await CallAsync("""{"jsonrpc":"2.0","method":"rpc.submit","params":{"method":"add","params":["two",3]},"id":11}"""), -32602, "Argument 'a' of add must be int");
+        AssertError(await CallAsync("""{"jsonrpc":"2.0","method":"rpc.submit","params":{"method":"nope"},"id":12}"""), -32601, "No function is named 'nope'");
+        AssertError(await CallAsync("""{"jsonrpc":"2.0","method":"rpc.submit","params":{"function":"add"},"id":13}"""), -32602, "it has no param named 'function'");
+        AssertError(await CallAsync("""{"jsonrpc":"2.0","method":"rpc.status","params":["no-such-job"],"id":14}"""), -32008, "no-such-job");
+        AssertError(await CallAsync("""{"jsonrpc":"2.0","method":"rpc.status","params":[7],"id":15}"""), -32602, "it needs \"job\"");
+        AssertError(await CallAsync("""{"jsonrpc":"2.0","method":"rpc.jobs","params":{"state":"asleep"},"id":16}"""), -32602, "\"asleep\" is not a job state");
+        await AssertStillServingAsync();
+    }
+
+    [Fact]
     public async Task PositionalAndNamedParamsWorkAndDefaultsAreHonoured()
     {
         JsonElement positional = await CallAsync("""{"jsonrpc":"2.0","method":"add","params":[2,3],"id":1}""");

@@ -48,6 +48,10 @@ public static class Corpus
         """{"jsonrpc":"2.0","method":"fuzz.join","params":["+","x","y"],"id":4}""",
         """{"jsonrpc":"2.0","method":"fuzz.stamp","params":["2026-12-07","10:30",18446744073709551616,{"k":[true]},"https://example.com",[1,2]],"id":5}""",
         """{"jsonrpc":"2.0","method":"rpc.discover","id":2}""",
+        """{"jsonrpc":"2.0","method":"rpc.submit","params":{"method":"fuzz.add","params":[1,2]},"id":6}""",
+        """{"jsonrpc":"2.0","method":"rpc.status","params":{"job":"0123456789-1","output":true},"id":7}""",
+        """{"jsonrpc":"2.0","method":"rpc.jobs","params":{"state":"succeeded","limit":3},"id":8}""",
+        """{"jsonrpc":"2.0","method":"rpc.cancel","params":["0123456789-1"],"id":9}""",
         """{"jsonrpc":"2.0","method":"fuzz.fail","params":["boom"],"id":3}""",
         """[{"jsonrpc":"2.0","method":"fuzz.add","params":[1,1],"id":1},{"jsonrpc":"2.0","method":"fuzz.echo","params":["a"]},{"jsonrpc":"2.0","method":"nope","id":2}]""",
     ];
