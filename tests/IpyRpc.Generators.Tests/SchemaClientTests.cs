@@ -439,6 +439,13 @@ public sealed class SchemaClientTests
         await using IpyRpcServer host = HostOf(server, "Server.Framework.Functions");
         string schema = await SchemaOfAsync(host, "Framework");
         Assert.Contains("\"format\": \"date\"", schema);
+        // A map keyed by days says its keys are dates (JSON object keys are their text).
+        using (var document = System.Text.Json.JsonDocument.Parse(schema))
+        {
+            System.Text.Json.JsonElement shift = document.RootElement.GetProperty("methods").EnumerateArray().Single(m => m.GetProperty("name").GetString() == "fw.shift");
+            Assert.Equal("date", shift.GetProperty("params")[0].GetProperty("schema").GetProperty("propertyNames").GetProperty("format").GetString());
+        }
+
         GeneratorHarness.Result client = GeneratorHarness.RunWithSchemas([new("/project/Framework.ipyrpc.json", schema, ns: "Client.Framework")], """
             using System;
             using System.Numerics;

@@ -125,11 +125,13 @@ internal static class JsonSchema
                 text.Append(",\"x-ipyrpc\":\"map\"");
                 if (type.Arguments.Count > 1)
                 {
-                    // Keys that are not strings: JSON keys are their text (an integer's digits, an enum's member name, a GUID).
+                    // Keys that are not strings: JSON keys are their text (an integer's digits, an enum's member name, a GUID, a date).
                     TypeModel key = type.Arguments[1];
                     text.Append(",\"propertyNames\":");
                     if (key.Kind == TypeKind.Enum) text.Append("{\"enum\":[").Append(string.Join(",", key.EnumMembers.Select(m => Quote(m.Name)))).Append("]}");
                     else if (key.Builtin == "Guid") text.Append("{\"format\":\"uuid\"}");
+                    else if (key.Builtin == "DateOnly") text.Append("{\"format\":\"date\"}");
+                    else if (key.Builtin == "DateTime") text.Append("{\"format\":\"date-time\"}");
                     else text.Append(key.Builtin!.StartsWith("U", System.StringComparison.Ordinal) || key.Builtin == "Byte" ? "{\"pattern\":\"^[0-9]+$\"}" : "{\"pattern\":\"^-?[0-9]+$\"}");
                     text.Append(",\"x-ipyrpc-key\":");
                     Write(key, objects, text, path);
