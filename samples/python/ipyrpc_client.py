@@ -28,7 +28,10 @@ Or install it (offline, from this folder) and import it anywhere:
     >>> client.release(p)
 
 Arrays arrive as numpy arrays when numpy is installed (Debian's python3-numpy), nested lists
-otherwise; numpy arrays can be passed as arguments.
+otherwise; numpy arrays can be passed as arguments. Results (and a stream's items) come in Python's
+types where the function's schema names them: DateOnly a date, TimeOnly a time, DateTime and
+DateTimeOffset a datetime, TimeSpan a timedelta, decimal a Decimal, Int128 and BigInteger an int;
+and such values can be passed as arguments.
 
 One client can be shared: calls made while a stream is being read, and calls from several threads,
 go over its one connection and each gets its own answers. An export the server calls runs on whichever
@@ -44,6 +47,7 @@ import hmac
 import itertools
 import math
 import os
+import re
 import struct
 import sys
 import threading
@@ -320,6 +324,60 @@ def _pack(value):
     return msgpack.packb(value, use_bin_type=True, default=_pack_default)
 
 
+def _timedelta(text):
+    """A TimeSpan's "c" text, [-][d.]hh:mm:ss[.fffffff], as a timedelta."""
+    m = re.fullmatch(r"(-)?(?:(\d+)\.)?(\d+):(\d+):(\d+(?:\.\d+)?)", text)
+    if m is None:
+        raise ValueError(f"{text!r} is not a time span")
+    span = datetime.timedelta(days=int(m[2] or 0), hours=int(m[3]), minutes=int(m[4]), seconds=float(m[5]))
+    return -span if m[1] else span
+
+
+def _when(parse):
+    return lambda value: parse(value) if isinstance(value, str) else value
+
+
+# Values whose wire form is text (or a number) that Python has a type for, by the schema's "x-ipyrpc" name.
+_PYTHON_TYPES = {
+    "DateOnly": _when(datetime.date.fromisoformat),
+    "TimeOnly": _when(datetime.time.fromisoformat),
+    "DateTime": _when(datetime.datetime.fromisoformat),  # (a MessagePack timestamp is a datetime already)
+    "DateTimeOffset": _when(datetime.datetime.fromisoformat),
+    "TimeSpan": _when(_timedelta),
+    "Decimal": lambda value: decimal.Decimal(str(value)) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else value,
+    "Int128": _when(int), "UInt128": _when(int), "BigInteger": _when(int),
+}
+
+
+def _typed(value, schema, depth=0):
+    """`value` with dates, times, durations, decimals and wide integers as Python's own types, where `schema` (a
+    function's return or item schema) says what they are. Anything it cannot convert stays as it came."""
+    if value is None or not isinstance(schema, dict) or depth > 64:
+        return value
+    kind = schema.get("x-ipyrpc")
+    try:
+        if kind in _PYTHON_TYPES:
+            return _PYTHON_TYPES[kind](value)
+        if kind is None and isinstance(schema.get("allOf"), list) and schema["allOf"]:
+            return _typed(value, schema["allOf"][0], depth + 1)  # a documented member wraps its type's node
+        if kind == "nullable":
+            inner = next((s for s in schema.get("anyOf", []) if s.get("type") != "null"), None)
+            return _typed(value, inner, depth + 1)
+        if kind == "list" and isinstance(value, list):
+            return [_typed(v, schema.get("items"), depth + 1) for v in value]
+        if kind == "tuple" and isinstance(value, (list, tuple)) and isinstance(schema.get("prefixItems"), list):
+            return [_typed(v, s, depth + 1) for v, s in zip(value, schema["prefixItems"])] + list(value[len(schema["prefixItems"]):])
+        if kind == "map" and isinstance(value, dict):
+            keys, values = schema.get("x-ipyrpc-key"), schema.get("additionalProperties")
+            return {_typed(k, keys, depth + 1): _typed(v, values, depth + 1) for k, v in value.items()}
+        if kind == "object" and isinstance(value, dict) and isinstance(schema.get("properties"), dict):
+            properties = schema["properties"]
+            return {k: _typed(v, properties.get(k), depth + 1) for k, v in value.items()}
+    except (ValueError, TypeError, ArithmeticError):
+        pass
+    return value
+
+
 def _json_default(value):
     if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic)):
         return value.tolist()
@@ -465,6 +523,7 @@ class IpyRpcClient:
                 if "secret" in hello.get("auth", []):
                     self._prove_secret(hello, self._secret, nonce, self._name)
                 self.functions = {f["name"]: f for f in self._request({"kind": "describe"}, result=True)}
+                self._result_schemas = {}
                 for pattern in sorted(self._subscriptions):
                     self._request({"kind": "subscribe", "fn": pattern}, result=True, function="subscribe")
                 return
@@ -603,7 +662,7 @@ class IpyRpcClient:
                 elif kind == "error":
                     raise RemoteError(self._decode(body, reply), function)
                 elif result:
-                    return self._decode(body, reply)
+                    return self._typed_result(function, self._decode(body, reply))
                 else:
                     return reply
         finally:
@@ -743,7 +802,7 @@ class IpyRpcClient:
                                 break
                             raise
                     if kind == "items":
-                        for item in self._decode(body, reply):
+                        for item in self._typed_result(function, self._decode(body, reply), items=True):
                             yielded = True
                             yield item
                             consumed += 1
@@ -765,6 +824,26 @@ class IpyRpcClient:
                     self._send({"kind": "cancel", "id": message_id})
             if not unread:
                 return
+
+    def _typed_result(self, function, value, items=False):
+        """A function's result (or a stream's batch of items) as Python's types where its return schema names them: a
+        DateOnly is a date, a decimal a Decimal (docs/PROTOCOL.md has their wire forms). A pointer stays as it came."""
+        described = getattr(self, "functions", {}).get(function) if isinstance(function, str) else None
+        if described is None or isinstance(value, RemotePointer) or (isinstance(value, dict) and value.get("type") == "ipyrpc_data_pointer"):
+            return value
+        schemas = self.__dict__.setdefault("_result_schemas", {})
+        if function not in schemas:
+            text = described.get("return_schema")
+            try:
+                import json
+                schemas[function] = json.loads(text) if isinstance(text, str) else text
+            except ValueError:
+                schemas[function] = None
+        schema = schemas[function]
+        if items:  # a stream's return schema is an array of its items
+            item = schema.get("items") if isinstance(schema, dict) else None
+            return [_typed(v, item) for v in value] if isinstance(value, list) else value
+        return _typed(value, schema)
 
     @staticmethod
     def _decode(body, header):
@@ -1189,6 +1268,7 @@ if __name__ == "__main__":
         print("histogram:", c.call("nd.histogram", {5: 2, -1: 1}))  # a dict with int keys, both ways
         # Dates, times, durations, UUIDs and decimals go as the text (or seconds) the protocol gives them.
         stamp = datetime.datetime(2026, 12, 7, 18, 30, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
+        print("days:", list(c.stream("nd.days", datetime.date(2026, 12, 30), 3)))
         print("when:", c.call("nd.when", datetime.date(2026, 12, 31), datetime.time(23, 45, 0, 500000), stamp,
                               datetime.timedelta(minutes=90), uuid.UUID("6f9619ff-8b86-d011-b42d-00cf4fc964ff"), decimal.Decimal("12.50")))
         import inspect

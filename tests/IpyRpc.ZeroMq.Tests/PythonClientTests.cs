@@ -165,8 +165,11 @@ public sealed class PythonClientTests
         Assert.Contains("describe: 2x2x2 sum 36", stdout);
         Assert.Contains("ragged: invalid_arguments", stdout);
         Assert.Contains("histogram: {15: 4, 9: 2}", stdout); // integer keys as integers, both ways
-        Assert.Contains("when: ['2026-12-31 23:45:00.500 2026-12-07T18:30:05+01:00 90 6f9619ff 12.50', '2027-01-01', '00:15:00.5', "
-            + "datetime.datetime(2026, 12, 7, 17, 30, 5, tzinfo=datetime.timezone.utc)]", stdout); // a DateTime is a datetime in UTC
+        Assert.Contains("days: [datetime.date(2026, 12, 30), datetime.date(2026, 12, 31), datetime.date(2027, 1, 1)]", stdout); // a stream's items too
+        // Results in Python's types where the function's schema names them: a DateTime is a datetime in UTC.
+        Assert.Contains("when: ['2026-12-31 23:45:00.500 2026-12-07T18:30:05+01:00 90 6f9619ff 12.50', datetime.date(2027, 1, 1), datetime.time(0, 15, 0, 500000), "
+            + "datetime.datetime(2026, 12, 7, 17, 30, 5, tzinfo=datetime.timezone.utc), Decimal('25.00'), datetime.timedelta(days=1, seconds=5400), "
+            + "{datetime.date(2026, 12, 31): Decimal('12.50')}]", stdout);
         Assert.Contains("sum_all: (*values: 'double[]') -> 'double' 6.5 0.0", stdout);
     }
 

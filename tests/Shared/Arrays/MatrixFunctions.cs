@@ -39,6 +39,19 @@ public static class MatrixFunctions
     [IpyRpcExport("nd.histogram")]
     public static Dictionary<int, long> Histogram(Dictionary<int, long> counts) => counts.ToDictionary(c => c.Key + 10, c => c.Value * 2);
 
+    /// <summary>The days from one on, one after another.</summary>
+    /// <param name="from">The first day.</param>
+    /// <param name="count">How many.</param>
+    [IpyRpcExport("nd.days")]
+    public static async IAsyncEnumerable<DateOnly> Days(DateOnly from, int count)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            await Task.Yield();
+            yield return from.AddDays(i);
+        }
+    }
+
     /// <summary>What a peer's dates, times, durations, ids and prices arrived as, and the day after.</summary>
     /// <param name="day">A day.</param>
     /// <param name="at">A time of day.</param>
@@ -47,6 +60,8 @@ public static class MatrixFunctions
     /// <param name="id">An id.</param>
     /// <param name="price">A price.</param>
     [IpyRpcExport("nd.when")]
-    public static (string Read, DateOnly Next, TimeOnly Later, DateTime Utc) When(DateOnly day, TimeOnly at, DateTimeOffset stamp, TimeSpan step, Guid id, decimal price)
-        => ($"{day:yyyy-MM-dd} {at:HH:mm:ss.fff} {stamp:yyyy-MM-ddTHH:mm:sszzz} {step.TotalMinutes} {id.ToString()[..8]} {price}", day.AddDays(1), at.AddMinutes(30), stamp.UtcDateTime);
+    public static (string Read, DateOnly Next, TimeOnly Later, DateTime Utc, decimal Doubled, TimeSpan Longer, Dictionary<DateOnly, decimal> ByDay) When(
+        DateOnly day, TimeOnly at, DateTimeOffset stamp, TimeSpan step, Guid id, decimal price)
+        => ($"{day:yyyy-MM-dd} {at:HH:mm:ss.fff} {stamp:yyyy-MM-ddTHH:mm:sszzz} {step.TotalMinutes} {id.ToString()[..8]} {price}", day.AddDays(1), at.AddMinutes(30),
+            stamp.UtcDateTime, price * 2, step + TimeSpan.FromDays(1), new() { [day] = price });
 }
