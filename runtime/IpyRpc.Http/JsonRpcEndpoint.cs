@@ -417,15 +417,29 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             return notification ? null : Error(id, -32602, $"Invalid params: {method}: {problem}", new RemoteError { Code = ErrorCodes.InvalidArguments, Message = $"{method}: {problem}" });
         }
 
+        // A streaming function's job is answered, as its call is, with its items collected in order.
+        bool stream = method == "rpc.attach" && await StreamsAsync(message.JobId!, http);
         CallOutcome outcome = await http.Calls.SendAsync(message, method == "rpc.attach" ? live : null, http.Trace, http.Aborted);
         if (notification) return null;
         if (outcome.Message.Kind == MessageKind.Result)
         {
-            return Result(id, ToJson(outcome.Message).Span, includeOutput && method == "rpc.attach" ? outcome.Output ?? [] : null);
+            ReadOnlyMemory<byte> value = stream ? Collect(outcome.Items) : ToJson(outcome.Message);
+            return Result(id, value.Span, includeOutput && method == "rpc.attach" ? outcome.Output ?? [] : null);
         }
 
         RemoteError error = RemoteError.Decode(outcome.Message.Body.Span, outcome.Message.Serialization);
         return Error(id, ErrorCodes.ToJsonRpc(error.Code), error.Message, error, outcome.Output);
+    }
+
+    /// <summary>Whether the job runs a streaming function (false when it cannot be told: the attach then says why).</summary>
+    private async ValueTask<bool> StreamsAsync(string jobId, Request http)
+    {
+        CallOutcome status = await http.Calls.SendAsync(
+            new IpyRpcMessage { Kind = MessageKind.Status, JobId = jobId, Serialization = Serialization.Json }, null, http.Trace, http.Aborted);
+        if (status.Message.Kind != MessageKind.Result) return false;
+        using JsonDocument info = JsonDocument.Parse(ToJson(status.Message));
+        return info.RootElement.TryGetProperty("function", out JsonElement function) && function.GetString() is { } name
+            && server.Find(name)?.Descriptor.IsStream == true;
     }
 
     /// <summary>The message a job method sends (its id is set when it is sent).</summary>

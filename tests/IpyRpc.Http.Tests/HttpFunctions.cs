@@ -18,6 +18,17 @@ public static class HttpFunctions
     [IpyRpcExport("scale")]
     public static double Scale(double value, double factor = 2) => value * factor;
 
+    /// <summary>0, 1, … up to n - 1, streamed.</summary>
+    [IpyRpcExport("count_to")]
+    public static async IAsyncEnumerable<int> CountTo(int n)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            await Task.Yield();
+            yield return i;
+        }
+    }
+
     /// <summary>Opens a gate; used as a notification target.</summary>
     [IpyRpcExport("open_gate")]
     public static void OpenGate(string gate) => Gates.Open(gate);

@@ -77,6 +77,11 @@ public sealed class JsonRpcTests(HttpFixture fixture) : IClassFixture<HttpFixtur
         Assert.True((await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.cancel","params":{"job":"{{stuck}}"},"id":8}""")).GetProperty("result").GetBoolean());
         AssertError(await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.attach","params":["{{stuck}}"],"id":9}"""), -32002);
 
+        // A streaming function's job is answered with its items, as its call is.
+        string counting = (await CallAsync("""{"jsonrpc":"2.0","method":"rpc.submit","params":["count_to",[3]],"id":17}""")).GetProperty("result").GetProperty("id").GetString()!;
+        Assert.Equal([0, 1, 2], (await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.attach","params":["{{counting}}"],"id":18}""")).GetProperty("result").EnumerateArray().Select(i => i.GetInt32()));
+        Assert.Equal([0, 1, 2], (await CallAsync("""{"jsonrpc":"2.0","method":"count_to","params":[3],"id":19}""")).GetProperty("result").EnumerateArray().Select(i => i.GetInt32()));
+
         // Refusals say what was wrong, and queue nothing.
         AssertError(await CallAsync("""{"jsonrpc":"2.0","method":"rpc.submit","params":["add","x"],"id":10}"""), -32602, "\"params\" are the function's params");
         AssertError(await CallAsync("""{"jsonrpc":"2.0","method":"rpc.submit","params":{"method":"add","params":["two",3]},"id":11}"""), -32602, "Argument 'a' of add must be int");
