@@ -662,7 +662,8 @@ class IpyRpcClient:
                 elif kind == "error":
                     raise RemoteError(self._decode(body, reply), function)
                 elif result:
-                    return self._typed_result(function, self._decode(body, reply))
+                    value = self._decode(body, reply)
+                    return self._typed_result(function, value) if header["kind"] in ("call", "attach") else value
                 else:
                     return reply
         finally:
