@@ -60,6 +60,19 @@ public sealed class JsonRpcTests(HttpFixture fixture) : IClassFixture<HttpFixtur
         Assert.Equal("running", status.GetProperty("state").GetString());
         Assert.Equal("j first\n", status.GetProperty("output")[0].GetProperty("text").GetString());
 
+        // An attach whose request is aborted leaves the job running.
+        using (var abort = new CancellationTokenSource(TimeSpan.FromMilliseconds(300)))
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "rpc")
+            {
+                Content = new StringContent($$"""{"jsonrpc":"2.0","method":"rpc.attach","params":["{{job}}"],"id":20}""", Encoding.UTF8, "application/json"),
+            };
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => fixture.Http.SendAsync(request, abort.Token));
+        }
+
+        await Task.Delay(200);
+        Assert.Equal("running", (await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.status","params":["{{job}}"],"id":21}""")).GetProperty("result").GetProperty("state").GetString());
+
         // Attached: the request waits for the job's end and answers with its result, its output replayed and live.
         Task<JsonElement> attach = CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.attach","params":["{{job}}"],"id":3}""", ("IpyRpc-Output", "include"));
         await CallAsync($$"""{"jsonrpc":"2.0","method":"open_gate","params":["{{gate}}"],"id":4}""");
