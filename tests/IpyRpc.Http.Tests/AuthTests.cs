@@ -135,6 +135,25 @@ public sealed class AuthTests : IAsyncLifetime
 
         (_, body) = await PostAsync(http, """{"jsonrpc":"2.0","method":"admin_only","id":3}""", "alice-token");
         Assert.Equal(-32004, body.GetProperty("error").GetProperty("code").GetInt32());
+        // Submitting it as a job is refused the same way, and queues nothing.
+        (_, body) = await PostAsync(http, """{"jsonrpc":"2.0","method":"rpc.submit","params":["admin_only"],"id":6}""", "alice-token");
+        Assert.Equal(-32004, body.GetProperty("error").GetProperty("code").GetInt32());
+        (_, body) = await PostAsync(http, """{"jsonrpc":"2.0","method":"rpc.submit","params":["admin_only"],"id":7}""", "root-token");
+        string job = body.GetProperty("result").GetProperty("id").GetString()!;
+        (_, body) = await PostAsync(http, $$"""{"jsonrpc":"2.0","method":"rpc.attach","params":["{{job}}"],"id":8}""", "root-token");
+        Assert.Equal("secret stuff", body.GetProperty("result").GetString());
+        // Nor may alice see, wait for or cancel that job, nor find it listed.
+        foreach (string other in new[] { "rpc.status", "rpc.attach", "rpc.cancel" })
+        {
+            (_, body) = await PostAsync(http, $$"""{"jsonrpc":"2.0","method":"{{other}}","params":["{{job}}"],"id":9}""", "alice-token");
+            Assert.Equal(-32004, body.GetProperty("error").GetProperty("code").GetInt32());
+            Assert.Contains("alice may not see jobs of admin_only", body.GetProperty("error").GetProperty("message").GetString());
+        }
+
+        (_, body) = await PostAsync(http, """{"jsonrpc":"2.0","method":"rpc.jobs","id":10}""", "alice-token");
+        Assert.DoesNotContain(job, body.GetProperty("result").EnumerateArray().Select(j => j.GetProperty("id").GetString()));
+        (_, body) = await PostAsync(http, """{"jsonrpc":"2.0","method":"rpc.jobs","id":11}""", "root-token");
+        Assert.Contains(job, body.GetProperty("result").EnumerateArray().Select(j => j.GetProperty("id").GetString()));
         (_, body) = await PostAsync(http, """{"jsonrpc":"2.0","method":"rpc.discover","id":4}""", "alice-token");
         Assert.DoesNotContain("admin_only", body.GetRawText());
         (_, body) = await PostAsync(http, """{"jsonrpc":"2.0","method":"rpc.discover","id":5}""", "root-token");
