@@ -26,11 +26,16 @@ public static class IpyRpcEndpointRouteBuilderExtensions
         var json = new JsonRpcEndpoint(server, options);
         var binary = new BinaryEndpoint(server, options);
         endpoints.ServiceProvider.GetService<IHostApplicationLifetime>()?.ApplicationStopping.Register(() => binary.DisposeAsync().AsTask().GetAwaiter().GetResult());
-        IEndpointConventionBuilder jsonEndpoint = endpoints.Map(options.JsonRpcPath, json.HandleAsync).WithMetadata(new IpyRpcEndpointMetadata(IpyRpcEndpointKind.JsonRpc));
-        IEndpointConventionBuilder binaryEndpoint = endpoints.Map(options.BinaryPath, binary.HandleAsync).WithMetadata(new IpyRpcEndpointMetadata(IpyRpcEndpointKind.Binary));
+        // Web pages of other origins are refused before anything else (BrowserGuard); other clients pass untouched.
+        var guard = new BrowserGuard(options);
+        IEndpointConventionBuilder jsonEndpoint = endpoints.Map(options.JsonRpcPath, guard.Wrap(json.HandleAsync, json: true)).WithMetadata(new IpyRpcEndpointMetadata(IpyRpcEndpointKind.JsonRpc));
+        IEndpointConventionBuilder binaryEndpoint = endpoints.Map(options.BinaryPath, guard.Wrap(binary.HandleAsync, json: false)).WithMetadata(new IpyRpcEndpointMetadata(IpyRpcEndpointKind.Binary));
         // Values kept for pointers, at their pointers' own paths: GET (or HEAD) {BinaryPath}/data/{id} with the key in a header.
         string dataPath = options.BinaryPath.TrimEnd('/') + "/data/";
-        endpoints.MapMethods(dataPath + "{id}", [HttpMethods.Get, HttpMethods.Head], (RequestDelegate)(context => DataEndpoint.GetAsync(context, server, dataPath + context.Request.RouteValues["id"])));
+        endpoints.MapMethods(dataPath + "{id}", [HttpMethods.Get, HttpMethods.Head, HttpMethods.Options],
+            guard.Wrap(context => HttpMethods.IsOptions(context.Request.Method)
+                ? Results.StatusCode(StatusCodes.Status405MethodNotAllowed).ExecuteAsync(context) // (a listed origin's preflight is answered by the guard)
+                : DataEndpoint.GetAsync(context, server, dataPath + context.Request.RouteValues["id"]), json: false));
         return new Both(jsonEndpoint, binaryEndpoint);
     }
 

@@ -12,6 +12,16 @@ public sealed record IpyRpcHttpOptions
     /// </summary>
     public string BinaryPath { get; init; } = "/ipyrpc";
 
+    /// <summary>
+    /// Origins of web pages (<c>https://app.example.com</c>, <c>http://localhost:3000</c>; <c>*</c> for any) that may call
+    /// the server from a browser: their WebSocket connections and requests are served, with the CORS headers (and
+    /// preflight answers) their browser needs. Requests that name no <c>Origin</c> (curl, the .NET and Python clients)
+    /// are never affected, and a page of the server's own origin is allowed (on a loopback listener, only under a
+    /// loopback name such as <c>localhost</c>: another name resolving to it is a DNS-rebinding attack). A page of any
+    /// other origin is refused with <c>403</c>: otherwise any site its user visits could call a server on their machine.
+    /// </summary>
+    public IReadOnlyList<string> AllowedOrigins { get; init; } = [];
+
     /// <summary>The largest JSON-RPC request body, in bytes.</summary>
     public long MaxJsonRequestBytes { get; init; } = 16 * 1024 * 1024;
 
