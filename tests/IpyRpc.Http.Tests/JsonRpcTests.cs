@@ -90,6 +90,13 @@ public sealed class JsonRpcTests(HttpFixture fixture) : IClassFixture<HttpFixtur
         Assert.True((await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.cancel","params":{"job":"{{stuck}}"},"id":8}""")).GetProperty("result").GetBoolean());
         AssertError(await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.attach","params":["{{stuck}}"],"id":9}"""), -32002);
 
+        // A job's deadline: timeout_ms counts from its submit, as a call's does.
+        string late = (await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.submit","params":{"method":"print_wait_print","params":["{{Gates.NewName("late")}}","t"],"timeout_ms":200},"id":22}"""))
+            .GetProperty("result").GetProperty("id").GetString()!;
+        JsonElement timedOut = await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.attach","params":["{{late}}"],"id":23}""");
+        Assert.Equal("timeout", timedOut.GetProperty("error").GetProperty("data").GetProperty("code").GetString());
+        AssertError(await CallAsync("""{"jsonrpc":"2.0","method":"rpc.submit","params":{"method":"add","params":[1,2],"timeout_ms":-5},"id":24}"""), -32602, "\"timeout_ms\" is a whole number");
+
         // A streaming function's job is answered with its items, as its call is.
         string counting = (await CallAsync("""{"jsonrpc":"2.0","method":"rpc.submit","params":["count_to",[3]],"id":17}""")).GetProperty("result").GetProperty("id").GetString()!;
         Assert.Equal([0, 1, 2], (await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.attach","params":["{{counting}}"],"id":18}""")).GetProperty("result").EnumerateArray().Select(i => i.GetInt32()));
