@@ -27,6 +27,10 @@ Or install it (offline, from this folder) and import it anywhere:
     >>> client.call("sum", p)           # a pointer as an argument: resolved where the function runs
     >>> client.release(p)
 
+Without ZeroMQ (or msgpack), over a server's HTTP endpoint with the standard library alone:
+
+    >>> client = JsonRpcClient("http://127.0.0.1:7777")   # the same calls, help, jobs, pointers
+
 Arrays arrive as numpy arrays when numpy is installed (Debian's python3-numpy), nested lists
 otherwise; numpy arrays can be passed as arguments. Results (and a stream's items) come in Python's
 types where the function's schema names them: DateOnly a date, TimeOnly a time, DateTime and
@@ -54,8 +58,11 @@ import threading
 import time
 import uuid
 
-import msgpack
-import zmq
+try:  # the ZeroMQ client needs both; JsonRpcClient needs neither
+    import msgpack
+    import zmq
+except ImportError:  # pragma: no cover
+    msgpack = zmq = None
 
 try:
     import numpy
@@ -262,6 +269,16 @@ def _frame_object_hook(value):
     return value
 
 
+def _json_object_hook(value):
+    """JSON objects as the MessagePack path gives them: the seeds' ndarray object a numpy array (with numpy), a data frame."""
+    if numpy is not None and value.get("type") == "ndarray" and isinstance(value.get("shape"), list) and "data" in value:
+        try:
+            return numpy.array(value["data"], dtype=value.get("dtype")).reshape(value["shape"])
+        except (ValueError, TypeError):
+            return value
+    return _frame_object_hook(value)
+
+
 def _unpack(data):
     # timestamp=3: a DateTime (the timestamp extension) arrives as an aware datetime in UTC, not msgpack.Timestamp.
     return msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False, object_hook=_frame_object_hook, timestamp=3)
@@ -337,14 +354,46 @@ def _when(parse):
     return lambda value: parse(value) if isinstance(value, str) else value
 
 
+class _JsonFloat(float):
+    """A JSON number with a fraction or exponent: a float that keeps its text, so a decimal is read from it exactly."""
+    __slots__ = ("text",)
+
+    def __new__(cls, text):
+        value = super().__new__(cls, text)
+        value.text = text
+        return value
+
+
+def _decimal(value):
+    if isinstance(value, _JsonFloat):
+        return decimal.Decimal(value.text)  # "25.00" stays 25.00, every digit kept
+    return decimal.Decimal(str(value)) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else value
+
+
+def _floats(value):
+    """`value` with every _JsonFloat left a plain float (after _typed has read the decimals it wanted exactly)."""
+    if isinstance(value, _JsonFloat):
+        return float(value)
+    if isinstance(value, list):
+        return [_floats(v) for v in value]
+    if isinstance(value, dict) and not isinstance(value, RemotePointer):
+        return {k: _floats(v) for k, v in value.items()}
+    return value
+
+
+def _as_float(value):
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 # Values whose wire form is text (or a number) that Python has a type for, by the schema's "x-ipyrpc" name.
 _PYTHON_TYPES = {
+    "Double": _as_float, "Single": _as_float, "Half": _as_float,  # JSON writes 8.0 as 8
     "DateOnly": _when(datetime.date.fromisoformat),
     "TimeOnly": _when(datetime.time.fromisoformat),
     "DateTime": _when(datetime.datetime.fromisoformat),  # (a MessagePack timestamp is a datetime already)
     "DateTimeOffset": _when(datetime.datetime.fromisoformat),
     "TimeSpan": _when(_timedelta),
-    "Decimal": lambda value: decimal.Decimal(str(value)) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else value,
+    "Decimal": _decimal,
     "Int128": _when(int), "UInt128": _when(int), "BigInteger": _when(int),
 }
 
@@ -479,10 +528,54 @@ class _CallOutput:
         return False
 
 
-class IpyRpcClient:
+class _RemoteFunctions:
+    """What both clients share: the server's functions as attributes (dotted names as namespaces), `help`, completion."""
+
+    def help(self, function):
+        """The signature and docstring of one function, as text."""
+        f = self.functions[function]
+        params = ", ".join(p["name"] + ": " + p["type"] + (" = " + p["default"] if p.get("default") else "") for p in f["parameters"])
+        lines = [f"{f['name']}({params}) -> {f['return_type']}"]
+        if f.get("summary"):
+            lines.append("    " + f["summary"])
+        for p in f["parameters"]:
+            lines.append(f"      {p['name']} ({p['type']}): {p.get('doc') or ''}")
+        if f.get("returns"):
+            lines.append(f"    returns: {f['returns']}")
+        if f.get("input_serialization"):
+            lines.append(f"    accepts {'JSON' if f['input_serialization'] == 'json' else 'MessagePack'} arguments only")
+        return "\n".join(lines)
+
+    def _resolve(self, name):
+        functions = self.__dict__.get("functions", {})
+        if name in functions:
+            return RemoteFunction(self, functions[name])
+        if any(f.startswith(name + ".") for f in functions):
+            return _Namespace(self, name)
+        raise AttributeError(f"the server has no function or namespace named {name!r}")
+
+    def _children(self, prefix):
+        start = prefix + "." if prefix else ""
+        return sorted({f[len(start):].split(".", 1)[0] for f in self.__dict__.get("functions", {}) if f.startswith(start)})
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._resolve(name)
+
+    def __dir__(self):
+        """Tab completion lists the remote functions (and namespaces) beside the client's own members."""
+        return sorted(set(super().__dir__()) | set(self._children("")))
+
+
+
+class IpyRpcClient(_RemoteFunctions):
     """Connects a DEALER socket, says hello, and fetches every function with its docs."""
 
     def __init__(self, endpoint, timeout=30.0, output=None, secret=None, name=None):
+        if zmq is None or msgpack is None:
+            raise ImportError("IpyRpcClient needs pyzmq and msgpack (Debian: python3-zmq python3-msgpack); "
+                              "JsonRpcClient talks to a server's HTTP endpoint with the standard library alone")
         self.endpoint = endpoint
         self.timeout = timeout
         self._secret = secret
@@ -973,47 +1066,188 @@ class IpyRpcClient:
         """Cancels a job by id; False if it had already finished."""
         return self._request({"kind": "cancel", "job": job_id}, result=True, function="cancel")
 
-    def help(self, function):
-        """The signature and docstring of one function, as text."""
-        f = self.functions[function]
-        params = ", ".join(p["name"] + ": " + p["type"] + (" = " + p["default"] if p.get("default") else "") for p in f["parameters"])
-        lines = [f"{f['name']}({params}) -> {f['return_type']}"]
-        if f.get("summary"):
-            lines.append("    " + f["summary"])
-        for p in f["parameters"]:
-            lines.append(f"      {p['name']} ({p['type']}): {p.get('doc') or ''}")
-        if f.get("returns"):
-            lines.append(f"    returns: {f['returns']}")
-        if f.get("input_serialization"):
-            lines.append(f"    accepts {'JSON' if f['input_serialization'] == 'json' else 'MessagePack'} arguments only")
-        return "\n".join(lines)
-
-    def _resolve(self, name):
-        functions = self.__dict__.get("functions", {})
-        if name in functions:
-            return RemoteFunction(self, functions[name])
-        if any(f.startswith(name + ".") for f in functions):
-            return _Namespace(self, name)
-        raise AttributeError(f"the server has no function or namespace named {name!r}")
-
-    def _children(self, prefix):
-        start = prefix + "." if prefix else ""
-        return sorted({f[len(start):].split(".", 1)[0] for f in self.__dict__.get("functions", {}) if f.startswith(start)})
-
-    def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return self._resolve(name)
-
-    def __dir__(self):
-        """Tab completion lists the remote functions (and namespaces) beside the client's own members."""
-        return sorted(set(super().__dir__()) | set(self._children("")))
-
     def close(self):
         for holder in self.__dict__.get("_holders", {}).values():
             holder.close()
         with self._lock:
             self._socket.close(0)
+
+
+class JsonRpcClient(_RemoteFunctions):
+    """IpyRpc over HTTP (JSON-RPC 2.0 at the server's `/rpc`) with Python's standard library alone: no ZeroMQ, no
+    msgpack. Functions are attributes with their remote docs (`client.add(2, 3)`, `help(client.add)`), output prints
+    live as it comes (newline-delimited JSON), failures raise RemoteError, results come in Python's types where the
+    schema names them, and jobs, pointers and streams work as the server's JSON-RPC methods allow (a stream's items
+    arrive together, at its end). `token` is sent as a bearer token, for a server behind HTTP authentication.
+
+        client = JsonRpcClient("http://127.0.0.1:7777")
+        client.add(2, 3)
+        job = client.submit("print_lines", 20); job.wait()
+    """
+
+    def __init__(self, url, timeout=30.0, output=None, token=None, headers=None):
+        base = url.rstrip("/")
+        self.url = base if base.endswith("/rpc") else base + "/rpc"
+        self.timeout = timeout
+        self.output = output or IpyRpcClient._print_output
+        self._headers = dict(headers or {})
+        if token:
+            self._headers["Authorization"] = "Bearer " + token
+        self._ids = itertools.count(1)
+        self.refresh()
+
+    def refresh(self):
+        """Fetches the function list again (rpc.discover)."""
+        document = self._post("rpc.discover", None, "rpc.discover")
+        self.functions = {m["name"]: self._descriptor(m) for m in document.get("methods", [])}
+        self._result_schemas = {}
+
+    @staticmethod
+    def _descriptor(method):
+        """An OpenRPC method as the describe message's descriptor (what RemoteFunction and help read)."""
+        result = method.get("result") or {}
+        schema = result.get("schema") or {}
+        return {
+            "name": method["name"],
+            "summary": method.get("summary"),
+            "remarks": method.get("x-ipyrpc-remarks"),
+            "returns": result.get("description"),
+            "return_type": schema.get("x-csharp-type", "void") if result else "void",
+            "return_schema": schema,
+            "stream": bool(method.get("x-ipyrpc-stream")),
+            "exceptions": [{"type": e.get("type", ""), "description": e.get("description", "")} for e in method.get("x-ipyrpc-exceptions", [])],
+            "parameters": [{
+                "name": p["name"],
+                "type": (p.get("schema") or {}).get("x-csharp-type", "object"),
+                "doc": p.get("description"),
+                "optional": not p.get("required", False),
+                "default": (p.get("schema") or {}).get("x-csharp-default"),
+                "params": bool(p.get("x-ipyrpc-params")),
+            } for p in method.get("params", [])],
+        }
+
+    def _post(self, method, params, function, live=False, timeout=None):
+        """One JSON-RPC request; its result, or RemoteError. `live`: output printed as the call runs."""
+        import json
+        import urllib.error
+        import urllib.request
+        body = {"jsonrpc": "2.0", "method": method, "id": next(self._ids)}
+        if params is not None:
+            body["params"] = params
+        headers = dict(self._headers, **{"Content-Type": "application/json", "Accept": "application/x-ndjson" if live else "application/json"})
+        request = urllib.request.Request(self.url, json.dumps(body, default=_json_default).encode(), headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
+                answer = None
+                for line in response if live else [response.read()]:
+                    if not line.strip():
+                        continue
+                    message = json.loads(line, object_hook=_json_object_hook, parse_float=_JsonFloat)
+                    if message.get("method") == "ipyrpc.output":  # a piece of output, while the call runs
+                        self.output(message["params"].get("stream", "stdout"), message["params"].get("text", ""))
+                    else:
+                        answer = message
+        except urllib.error.HTTPError as e:  # a refusal before any call (403, 401, 413...): its body says why
+            try:
+                answer = json.loads(e.read(), object_hook=_json_object_hook, parse_float=_JsonFloat)
+            except ValueError:
+                raise RemoteError({"code": "unavailable" if e.code >= 500 else "bad_message", "message": f"HTTP {e.code}: {e.reason}"}, function) from None
+        if answer is None:
+            raise RemoteError({"code": "bad_message", "message": "the server's answer had no JSON-RPC response"}, function)
+        if "error" in answer:
+            error = _floats(answer["error"])
+            raise RemoteError(dict(error.get("data") or {}, message=error.get("message", "")), function)
+        return answer.get("result") if method not in ("rpc.status", "rpc.jobs", "rpc.fetch", "rpc.discover") else _floats(answer.get("result"))
+
+    def _params(self, args, kwargs):
+        if args and kwargs:
+            raise TypeError("pass arguments either by position or by name")
+        return kwargs if kwargs else list(args)
+
+    def call(self, function, *args, **kwargs):
+        """Calls a function with positional or named arguments (not both); its output prints as it arrives."""
+        value = self._post(function, self._params(args, kwargs), function, live=True)
+        return self._typed(function, value, items=self.functions.get(function, {}).get("stream", False))
+
+    def stream(self, function, *args, **kwargs):
+        """A streaming function's items (over JSON-RPC they arrive together, when the function has finished)."""
+        yield from self.call(function, *args, **kwargs)
+
+    def _typed(self, function, value, items=False):
+        described = self.functions.get(function)
+        if described is None or (isinstance(value, dict) and value.get("type") == "ipyrpc_data_pointer"):
+            return _floats(value)
+        schema = described.get("return_schema")
+        if items:
+            item = schema.get("items") if isinstance(schema, dict) else None
+            return _floats([_typed(v, item) for v in value]) if isinstance(value, list) else _floats(value)
+        return _floats(_typed(value, schema))
+
+    def submit(self, function, *args, timeout_ms=None, **kwargs):
+        """Queues the call as a job and returns at once with its handle (`wait()` for its result)."""
+        params = {"method": function, "params": self._params(args, kwargs)}
+        if timeout_ms is not None:
+            params["timeout_ms"] = timeout_ms
+        return JsonRpcJob(self, self._post("rpc.submit", params, function))
+
+    def attach(self, job_id):
+        return JsonRpcJob(self, self.status(job_id))
+
+    def status(self, job_id, output=False):
+        return self._post("rpc.status", {"job": job_id, "output": output}, "rpc.status")
+
+    def jobs(self, state=None, function=None, limit=100):
+        query = {"limit": limit}
+        if state:
+            query["state"] = state
+        if function:
+            query["function"] = function
+        return self._post("rpc.jobs", query, "rpc.jobs")
+
+    def cancel_job(self, job_id):
+        return self._post("rpc.cancel", [job_id], "rpc.cancel")
+
+    def fetch(self, pointer, start=None, stop=None):
+        """The value a pointer points to, or rows [start, stop) of it: the server fetches it from its holder."""
+        params = {"pointer": dict(pointer)}
+        if start is not None:
+            params["start"] = start
+        if stop is not None:
+            params["stop"] = stop
+        return self._post("rpc.fetch", params, "rpc.fetch")
+
+    def release(self, pointer):
+        return self._post("rpc.release", [dict(pointer)], "rpc.release")
+
+    def close(self):
+        pass  # each request is its own HTTP exchange
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class JsonRpcJob:
+    """A job submitted over JSON-RPC: `id`, `info`; `wait()` for its result (output printed live), `cancel()`."""
+
+    def __init__(self, client, info):
+        self.client, self.info, self.id = client, info, info["id"]
+
+    def refresh(self):
+        self.info = self.client.status(self.id)
+        return self.info
+
+    def wait(self, timeout=None):
+        """Waits for the job's end (however long it runs: `timeout` in seconds bounds the HTTP request, not the job)."""
+        function = self.info.get("function")
+        value = self.client._post("rpc.attach", [self.id], function, live=True, timeout=timeout or 24 * 3600)
+        return self.client._typed(function, value, items=self.client.functions.get(function, {}).get("stream", False))
+
+    def cancel(self):
+        return self.client.cancel_job(self.id)
 
 
 class Job:
@@ -1235,9 +1469,38 @@ def both_ways_demo(endpoint):
     client.close()
 
 
+def json_rpc_demo(url):
+    """Over HTTP with the standard library alone (for the tests): calls, live output, failures, streams, jobs, pointers, types."""
+    import inspect
+    printed = []
+    client = JsonRpcClient(url, output=lambda stream, text: printed.append((stream, text)))
+    print("signature:", inspect.signature(client.add), "|", client.add.__doc__.splitlines()[0])
+    print("add:", client.add(2, 3), "scale:", client.scale(value=4))
+    try:
+        client.fail("from json-rpc")
+    except RemoteError as e:
+        print("failed:", e.code, e.remote_type, e.message, "| printed live:", printed)
+    print("stream:", list(client.count_to(4)))
+    job = client.submit("add", 5, 6)
+    print("job:", job.wait(), client.status(job.id)["state"], any(j["id"] == job.id for j in client.jobs(function="add")))
+    pointer = client.ptr.matrix(3, 2)  # configured to answer with a pointer
+    rows = client.fetch(pointer, 1, 3)
+    print("pointer:", pointer["type"], pointer["shape"], type(rows).__name__, rows.tolist() if hasattr(rows, "tolist") else rows, client.release(pointer))
+    stamp = datetime.datetime(2026, 12, 7, 18, 30, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
+    when = client.nd.when(datetime.date(2026, 12, 31), datetime.time(23, 45), stamp, datetime.timedelta(minutes=90), uuid.uuid4(), decimal.Decimal("12.50"))
+    print("typed:", when[1:])
+    try:
+        client.call("no.such", 1)
+    except RemoteError as e:
+        print("unknown:", e.code)
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
+    if "--json-rpc" in sys.argv:
+        json_rpc_demo(sys.argv[1])
+        sys.exit(0)
     if "--interactive-check" in sys.argv:
         # For the tests: what help(), IPython's `?`, tab completion and a failing call show.
         import inspect

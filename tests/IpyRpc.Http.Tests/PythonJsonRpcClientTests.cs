@@ -1,0 +1,27 @@
+namespace IpyRpc.Http.Tests;
+
+/// <summary>The Python client's JSON-RPC class (standard library only) against a real Kestrel server.</summary>
+public sealed class PythonJsonRpcClientTests
+{
+    [Fact]
+    public async Task ThePythonJsonRpcClientCallsStreamsSubmitsFetchesAndTypesWithTheStandardLibraryAlone()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(HttpFunctions)).Register(typeof(IpyRpc.Tests.Pointers.PointerFunctions)).Register(typeof(IpyRpc.Tests.MatrixFunctions));
+        server.Config(new() { ["ptr.matrix"] = new() { ReturnPointer = true } });
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
+
+        (int code, string stdout, string stderr) = await PythonPeer.RunAsync("stdlib_only.py", host.Address.ToString());
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Contains("zeromq client: IpyRpcClient needs pyzmq and msgpack", stdout); // neither was importable
+        Assert.Contains("signature: (a: 'int', b: 'int') -> 'int' | Adds two integers.", stdout);
+        Assert.Contains("add: 5 scale: 8.0", stdout);
+        Assert.Contains("failed: remote_exception System.InvalidOperationException from json-rpc | printed live: [('stdout', 'about to fail\\n')]", stdout);
+        Assert.Contains("stream: [0, 1, 2, 3]", stdout);
+        Assert.Contains("job: 11 succeeded True", stdout);
+        Assert.Contains("pointer: ipyrpc_data_pointer [3, 2] ndarray [[2.0, 3.0], [4.0, 5.0]] True", stdout);
+        Assert.Contains("typed: [datetime.date(2027, 1, 1), datetime.time(0, 15), datetime.datetime(2026, 12, 7, 17, 30, 5, tzinfo=datetime.timezone.utc), "
+            + "Decimal('25.00'), datetime.timedelta(days=1, seconds=5400), {datetime.date(2026, 12, 31): Decimal('12.50')}]", stdout);
+        Assert.Contains("unknown: unknown_function", stdout);
+    }
+}
