@@ -102,8 +102,16 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             (Calls calls, bool owned) = CallsFor(context);
             await using Calls? own = owned ? calls : null; // a session of this request's own ends with it
             // A JSON-RPC caller's W3C trace context comes as the standard header (or as the current request's span).
+            (bool? pointer, long? ttlMs, string? headerProblem) = PointerHeaders(context.Request);
+            if (headerProblem is not null)
+            {
+                await WriteAsync(response, StatusCodes.Status200OK, Error(null, -32600, "Invalid Request: " + headerProblem));
+                return;
+            }
+
             var request = new Request(calls, context.RequestAborted,
-                context.Request.Headers["traceparent"].ToString() is { Length: > 0 and <= 256 } traceparent ? traceparent : System.Diagnostics.Activity.Current?.Id);
+                context.Request.Headers["traceparent"].ToString() is { Length: > 0 and <= 256 } traceparent ? traceparent : System.Diagnostics.Activity.Current?.Id,
+                pointer, ttlMs);
             bool includeOutput = context.Request.Headers["IpyRpc-Output"].ToString().Equals("include", StringComparison.OrdinalIgnoreCase);
             if (parsed?.RootElement is { ValueKind: JsonValueKind.Array } batch)
             {
@@ -222,7 +230,28 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     }
 
     /// <summary>The calls of one request: what it carries, and on which session.</summary>
-    private readonly record struct Request(Calls Calls, CancellationToken Aborted, string? Trace);
+    /// <summary>What a request's calls share: its session, its abort, its trace, and its pointer headers (<c>IpyRpc-Pointer</c>, <c>IpyRpc-Pointer-Ttl-Ms</c>).</summary>
+    private readonly record struct Request(Calls Calls, CancellationToken Aborted, string? Trace, bool? Pointer = null, long? PointerTtlMs = null);
+
+    /// <summary>The pointer headers: whether the request's calls answer with pointers, and for how long their values are kept; a problem's text when they are malformed.</summary>
+    private static (bool? Pointer, long? TtlMs, string? Problem) PointerHeaders(HttpRequest request)
+    {
+        string pointer = request.Headers["IpyRpc-Pointer"].ToString(), ttl = request.Headers["IpyRpc-Pointer-Ttl-Ms"].ToString();
+        bool? asked = pointer.Length == 0 ? null : bool.TryParse(pointer, out bool b) ? b : null;
+        if (pointer.Length > 0 && asked is null) return (null, null, $"the header IpyRpc-Pointer is true or false, not \"{pointer}\".");
+        long? ms = null;
+        if (ttl.Length > 0)
+        {
+            if (!long.TryParse(ttl, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long parsed) || parsed <= 0)
+            {
+                return (null, null, $"the header IpyRpc-Pointer-Ttl-Ms is a positive number of milliseconds, not \"{ttl}\".");
+            }
+
+            ms = parsed;
+        }
+
+        return (asked, ms, null);
+    }
 
     private static readonly object SharedCallsKey = new();
 
@@ -379,7 +408,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             return await JobAsync(id, notification, method, parameters, http, includeOutput, live);
         }
 
-        CallOutcome outcome = await http.Calls.CallAsync(method, parameters, live, http.Trace, lend, http.Aborted);
+        CallOutcome outcome = await http.Calls.CallAsync(method, parameters, live, http, lend);
         if (notification)
         {
             return null;
@@ -419,6 +448,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 
         // A streaming function's job is answered, as its call is, with its items collected in order.
         bool stream = method == "rpc.attach" && await StreamsAsync(message.JobId!, http);
+        if (message.Kind == MessageKind.Submit) message = message with { ReturnPointer = http.Pointer, PointerTtlMs = http.PointerTtlMs };
         CallOutcome outcome = await http.Calls.SendAsync(message, method == "rpc.attach" ? live : null, http.Trace, http.Aborted);
         if (notification) return null;
         if (outcome.Message.Kind == MessageKind.Result)
@@ -815,12 +845,16 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 
         public bool Closed => Volatile.Read(ref _disposed) == 1;
 
-        /// <summary>Makes one call; if <paramref name="aborted"/> fires first, the call is abandoned as a disconnect would abandon it.</summary>
-        public ValueTask<CallOutcome> CallAsync(string method, ReadOnlyMemory<byte> parameters, Func<OutputStream, string, Task>? live, string? trace, bool lend, CancellationToken aborted)
+        /// <summary>Makes one call of <paramref name="http"/>; if its request is aborted first, the call is abandoned as a disconnect would abandon it.</summary>
+        public ValueTask<CallOutcome> CallAsync(string method, ReadOnlyMemory<byte> parameters, Func<OutputStream, string, Task>? live, Request http, bool lend)
             => SendAsync(
-                (method, parameters, trace),
-                static (id, c) => new IpyRpcMessage { Kind = MessageKind.Call, Id = id, Function = c.method, Trace = c.trace, Serialization = Serialization.Json, Parts = [c.parameters] },
-                live, aborted, lend);
+                (method, parameters, http),
+                static (id, c) => new IpyRpcMessage
+                {
+                    Kind = MessageKind.Call, Id = id, Function = c.method, Trace = c.http.Trace, Serialization = Serialization.Json, Parts = [c.parameters],
+                    ReturnPointer = c.http.Pointer, PointerTtlMs = c.http.PointerTtlMs,
+                },
+                live, http.Aborted, lend);
 
         /// <summary>Sends a job message (its id set here) and waits for its final answer, as <see cref="CallAsync"/> does.</summary>
         public ValueTask<CallOutcome> SendAsync(IpyRpcMessage request, Func<OutputStream, string, Task>? live, string? trace, CancellationToken aborted)

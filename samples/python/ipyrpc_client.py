@@ -1126,15 +1126,15 @@ class JsonRpcClient(_RemoteFunctions):
             } for p in method.get("params", [])],
         }
 
-    def _post(self, method, params, function, live=False, timeout=None):
-        """One JSON-RPC request; its result, or RemoteError. `live`: output printed as the call runs."""
+    def _post(self, method, params, function, live=False, timeout=None, extra=None):
+        """One JSON-RPC request; its result, or RemoteError. `live`: output printed as the call runs; `extra`: headers."""
         import json
         import urllib.error
         import urllib.request
         body = {"jsonrpc": "2.0", "method": method, "id": next(self._ids)}
         if params is not None:
             body["params"] = params
-        headers = dict(self._headers, **{"Content-Type": "application/json", "Accept": "application/x-ndjson" if live else "application/json"})
+        headers = dict(self._headers, **(extra or {}), **{"Content-Type": "application/json", "Accept": "application/x-ndjson" if live else "application/json"})
         request = urllib.request.Request(self.url, json.dumps(body, default=_json_default).encode(), headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
@@ -1168,6 +1168,16 @@ class JsonRpcClient(_RemoteFunctions):
         """Calls a function with positional or named arguments (not both); its output prints as it arrives."""
         value = self._post(function, self._params(args, kwargs), function, live=True)
         return self._typed(function, value, items=self.functions.get(function, {}).get("stream", False))
+
+    def call_pointer(self, function, *args, ttl=None, **kwargs):
+        """Calls a function for a pointer to its result (the IpyRpc-Pointer header): the value stays where it was
+        computed; fetch rows of it with `fetch`. `ttl`: seconds its holder keeps it."""
+        headers = {"IpyRpc-Pointer": "true"}
+        if ttl is not None:
+            if not ttl > 0:
+                raise ValueError(f"ttl is a positive number of seconds, not {ttl!r}")
+            headers["IpyRpc-Pointer-Ttl-Ms"] = str(max(1, math.ceil(ttl * 1000)) if ttl != math.inf else 100 * 365 * 24 * 3600 * 1000)
+        return RemotePointer(self._post(function, self._params(args, kwargs), function, live=True, extra=headers))
 
     def stream(self, function, *args, **kwargs):
         """A streaming function's items (over JSON-RPC they arrive together, when the function has finished)."""
@@ -1486,6 +1496,8 @@ def json_rpc_demo(url):
     pointer = client.ptr.matrix(3, 2)  # configured to answer with a pointer
     rows = client.fetch(pointer, 1, 3)
     print("pointer:", pointer["type"], pointer["shape"], type(rows).__name__, rows.tolist() if hasattr(rows, "tolist") else rows, client.release(pointer))
+    asked = client.call_pointer("add", 20, 22, ttl=60)
+    print("asked for a pointer:", asked["value_type"], client.fetch(asked))
     stamp = datetime.datetime(2026, 12, 7, 18, 30, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
     when = client.nd.when(datetime.date(2026, 12, 31), datetime.time(23, 45), stamp, datetime.timedelta(minutes=90), uuid.uuid4(), decimal.Decimal("12.50"))
     print("typed:", when[1:])

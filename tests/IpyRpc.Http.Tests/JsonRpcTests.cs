@@ -114,6 +114,30 @@ public sealed class JsonRpcTests(HttpFixture fixture) : IClassFixture<HttpFixtur
     }
 
     [Fact]
+    public async Task TheIpyRpcPointerHeaderKeepsResultsAtTheServerAndRpcFetchReadsThem()
+    {
+        // A result kept where it was computed, for a function not configured so: the answer is its pointer.
+        JsonElement kept = await CallAsync("""{"jsonrpc":"2.0","method":"scale","params":[21],"id":1}""", ("IpyRpc-Pointer", "true"), ("IpyRpc-Pointer-Ttl-Ms", "60000"));
+        JsonElement pointer = kept.GetProperty("result");
+        Assert.Equal("ipyrpc_data_pointer", pointer.GetProperty("type").GetString());
+        Assert.Equal("double", pointer.GetProperty("value_type").GetString());
+        Assert.InRange(pointer.GetProperty("expires_at").GetInt64(), DateTimeOffset.UtcNow.AddSeconds(30).ToUnixTimeMilliseconds(), DateTimeOffset.UtcNow.AddSeconds(61).ToUnixTimeMilliseconds());
+        JsonElement fetched = await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.fetch","params":[{{pointer.GetRawText()}}],"id":2}""");
+        Assert.Equal(42.0, fetched.GetProperty("result").GetDouble());
+
+        // A submitted job's result too.
+        string job = (await CallAsync("""{"jsonrpc":"2.0","method":"rpc.submit","params":["scale",[5]],"id":3}""", ("IpyRpc-Pointer", "true")))
+            .GetProperty("result").GetProperty("id").GetString()!;
+        JsonElement attached = await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.attach","params":["{{job}}"],"id":4}""");
+        Assert.Equal("ipyrpc_data_pointer", attached.GetProperty("result").GetProperty("type").GetString());
+
+        // Without the header, the value; a malformed header is an invalid request that says which.
+        Assert.Equal(42.0, (await CallAsync("""{"jsonrpc":"2.0","method":"scale","params":[21],"id":5}""")).GetProperty("result").GetDouble());
+        AssertError(await CallAsync("""{"jsonrpc":"2.0","method":"scale","params":[21],"id":6}""", ("IpyRpc-Pointer", "yes")), -32600, "IpyRpc-Pointer is true or false");
+        AssertError(await CallAsync("""{"jsonrpc":"2.0","method":"scale","params":[21],"id":7}""", ("IpyRpc-Pointer-Ttl-Ms", "0")), -32600, "IpyRpc-Pointer-Ttl-Ms is a positive number");
+    }
+
+    [Fact]
     public async Task PositionalAndNamedParamsWorkAndDefaultsAreHonoured()
     {
         JsonElement positional = await CallAsync("""{"jsonrpc":"2.0","method":"add","params":[2,3],"id":1}""");
