@@ -19,6 +19,7 @@ public sealed record IpyRpcHttpOptions
     /// are never affected, and a page of the server's own origin is allowed (on a loopback listener, only under a
     /// loopback name such as <c>localhost</c>: another name resolving to it is a DNS-rebinding attack). A page of any
     /// other origin is refused with <c>403</c>: otherwise any site its user visits could call a server on their machine.
+    /// An app's own CORS policy (<c>UseCors</c>) does not open these endpoints: list the origins here as well.
     /// </summary>
     public IReadOnlyList<string> AllowedOrigins { get; init; } = [];
 
