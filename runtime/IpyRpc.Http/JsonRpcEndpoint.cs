@@ -229,7 +229,6 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         };
     }
 
-    /// <summary>The calls of one request: what it carries, and on which session.</summary>
     /// <summary>What a request's calls share: its session, its abort, its trace, and its pointer headers (<c>IpyRpc-Pointer</c>, <c>IpyRpc-Pointer-Ttl-Ms</c>).</summary>
     private readonly record struct Request(Calls Calls, CancellationToken Aborted, string? Trace, bool? Pointer = null, long? PointerTtlMs = null);
 
