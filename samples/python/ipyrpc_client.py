@@ -1100,7 +1100,6 @@ class JsonRpcClient(_RemoteFunctions):
         """Fetches the function list again (rpc.discover)."""
         document = self._post("rpc.discover", None, "rpc.discover")
         self.functions = {m["name"]: self._descriptor(m) for m in document.get("methods", [])}
-        self._result_schemas = {}
 
     @staticmethod
     def _descriptor(method):
