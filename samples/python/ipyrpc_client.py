@@ -398,6 +398,26 @@ _PYTHON_TYPES = {
 }
 
 
+_NEEDS = {}  # id(schema node) -> (node, whether a value of it can hold something _typed converts)
+
+
+def _needs(schema, depth=0):
+    """Whether a value of `schema` can hold a date, time, duration, decimal or wide integer: containers that cannot (a
+    list of a million doubles) are not walked. Remembered per node; the node is kept so its id is not reused."""
+    if not isinstance(schema, dict) or depth > 64:
+        return False
+    known = _NEEDS.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
+    kind = schema.get("x-ipyrpc")
+    children = [schema.get("items"), schema.get("additionalProperties"), schema.get("x-ipyrpc-key")]
+    children += schema.get("anyOf", []) + schema.get("allOf", []) + schema.get("prefixItems", [])
+    children += list((schema.get("properties") or {}).values())
+    needs = (kind in _PYTHON_TYPES and kind not in ("Double", "Single", "Half")) or any(_needs(c, depth + 1) for c in children)
+    _NEEDS[id(schema)] = (schema, needs)
+    return needs
+
+
 def _typed(value, schema, depth=0):
     """`value` with dates, times, durations, decimals and wide integers as Python's own types, where `schema` (a
     function's return or item schema) says what they are. Anything it cannot convert stays as it came."""
@@ -407,6 +427,8 @@ def _typed(value, schema, depth=0):
     try:
         if kind in _PYTHON_TYPES:
             return _PYTHON_TYPES[kind](value)
+        if not _needs(schema):
+            return value  # nothing inside to convert: not walked
         if kind is None and isinstance(schema.get("allOf"), list) and schema["allOf"]:
             return _typed(value, schema["allOf"][0], depth + 1)  # a documented member wraps its type's node
         if kind == "nullable":
