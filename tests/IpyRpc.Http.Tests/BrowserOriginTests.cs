@@ -79,6 +79,21 @@ public sealed class BrowserOriginTests : IAsyncLifetime
         Assert.Contains("Requests from web pages of https://evil.example are refused: add the origin to IpyRpcHttpOptions.AllowedOrigins", error.GetProperty("message").GetString());
         Assert.False(response.Headers.Contains("Access-Control-Allow-Origin"));
 
+        // The binary endpoint's requests and a pointer's data path likewise.
+        using (var framed = new HttpRequestMessage(HttpMethod.Post, "ipyrpc") { Content = new ByteArrayContent([]) })
+        {
+            framed.Headers.Add("Origin", "https://evil.example");
+            using HttpResponseMessage refused = await _http.SendAsync(framed);
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            Assert.Contains("IpyRpcHttpOptions.AllowedOrigins", await refused.Content.ReadAsStringAsync());
+        }
+
+        using (var data = new HttpRequestMessage(HttpMethod.Get, "ipyrpc/data/" + new string('a', 32)))
+        {
+            data.Headers.Add("Origin", "https://evil.example");
+            Assert.Equal(HttpStatusCode.Forbidden, (await _http.SendAsync(data)).StatusCode);
+        }
+
         // A client that is not a browser names no origin and is served as before.
         (HttpStatusCode plain, string answer, _) = await PostAsync(origin: null);
         Assert.Equal(HttpStatusCode.OK, plain);
