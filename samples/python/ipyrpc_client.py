@@ -449,6 +449,16 @@ def _typed(value, schema, depth=0):
     return value
 
 
+def _job_query(state, function, limit):
+    """A job list's filter (the `list` message's map, rpc.jobs' params)."""
+    query = {"limit": limit}
+    if state:
+        query["state"] = state
+    if function:
+        query["function"] = function
+    return query
+
+
 def _json_default(value):
     if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic)):
         return value.tolist()
@@ -1077,12 +1087,7 @@ class IpyRpcClient(_RemoteFunctions):
 
     def jobs(self, state=None, function=None, limit=100):
         """The jobs the server remembers, newest first; filter by state and by a glob on the function name."""
-        query = {"limit": limit}
-        if state:
-            query["state"] = state
-        if function:
-            query["function"] = function
-        return self._request({"kind": "list"}, [msgpack.packb(query)], result=True, function="list")
+        return self._request({"kind": "list"}, [msgpack.packb(_job_query(state, function, limit))], result=True, function="list")
 
     def cancel_job(self, job_id):
         """Cancels a job by id; False if it had already finished."""
@@ -1228,12 +1233,8 @@ class JsonRpcClient(_RemoteFunctions):
         return self._post("rpc.status", {"job": job_id, "output": output}, "rpc.status")
 
     def jobs(self, state=None, function=None, limit=100):
-        query = {"limit": limit}
-        if state:
-            query["state"] = state
-        if function:
-            query["function"] = function
-        return self._post("rpc.jobs", query, "rpc.jobs")
+        """The jobs the server remembers, newest first; filter by state and by a glob on the function name."""
+        return self._post("rpc.jobs", _job_query(state, function, limit), "rpc.jobs")
 
     def cancel_job(self, job_id):
         return self._post("rpc.cancel", [job_id], "rpc.cancel")
