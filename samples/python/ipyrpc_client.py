@@ -34,8 +34,9 @@ Without ZeroMQ (or msgpack), over a server's HTTP endpoint with the standard lib
 Arrays arrive as numpy arrays when numpy is installed (Debian's python3-numpy), nested lists
 otherwise; numpy arrays can be passed as arguments. Results (and a stream's items) come in Python's
 types where the function's schema names them: DateOnly a date, TimeOnly a time, DateTime and
-DateTimeOffset a datetime, TimeSpan a timedelta, decimal a Decimal, Int128 and BigInteger an int;
-and such values can be passed as arguments.
+DateTimeOffset a datetime, TimeSpan a timedelta, decimal a Decimal, Int128 and BigInteger an int.
+Dates, times, datetimes, timedeltas, UUIDs and Decimals can be passed as arguments; an integer past
+64 bits goes as its text, str(n) (MessagePack has no wider integer; JsonRpcClient sends it as it is).
 
 One client can be shared: calls made while a stream is being read, and calls from several threads,
 go over its one connection and each gets its own answers. An export the server calls runs on whichever
