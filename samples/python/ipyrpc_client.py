@@ -35,8 +35,8 @@ Arrays arrive as numpy arrays when numpy is installed (Debian's python3-numpy), 
 otherwise; numpy arrays can be passed as arguments. Results (and a stream's items) come in Python's
 types where the function's schema names them: DateOnly a date, TimeOnly a time, DateTime and
 DateTimeOffset a datetime, TimeSpan a timedelta, decimal a Decimal, Int128 and BigInteger an int.
-Dates, times, datetimes, timedeltas, UUIDs and Decimals can be passed as arguments; an integer past
-64 bits goes as its text, str(n) (MessagePack has no wider integer; JsonRpcClient sends it as it is).
+Dates, times, datetimes, timedeltas, UUIDs, Decimals and integers of any size can be passed as
+arguments (past 64 bits, as their text: MessagePack has no wider integer).
 
 One client can be shared: calls made while a stream is being read, and calls from several threads,
 go over its one connection and each gets its own answers. An export the server calls runs on whichever
@@ -320,6 +320,8 @@ def _pack_default(value):
         return value.item()
     if pandas is not None and isinstance(value, pandas.DataFrame):
         return _from_pandas(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # past what MessagePack holds (64 bits): its text, which Int128 and BigInteger read
     plain = _plain_scalar(value)
     if plain is not None:
         return plain
@@ -1568,6 +1570,7 @@ if __name__ == "__main__":
         # Dates, times, durations, UUIDs and decimals go as the text (or seconds) the protocol gives them.
         stamp = datetime.datetime(2026, 12, 7, 18, 30, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
         print("days:", list(c.stream("nd.days", datetime.date(2026, 12, 30), 3)))
+        print("wide:", c.call("nd.twice", 2**100) == 2**101, c.call("nd.twice", -5))
         print("when:", c.call("nd.when", datetime.date(2026, 12, 31), datetime.time(23, 45, 0, 500000), stamp,
                               datetime.timedelta(minutes=90), uuid.UUID("6f9619ff-8b86-d011-b42d-00cf4fc964ff"), decimal.Decimal("12.50")))
         import inspect

@@ -165,6 +165,7 @@ public sealed class PythonClientTests
         Assert.Contains("describe: 2x2x2 sum 36", stdout);
         Assert.Contains("ragged: invalid_arguments", stdout);
         Assert.Contains("histogram: {15: 4, 9: 2}", stdout); // integer keys as integers, both ways
+        Assert.Contains("wide: True -10", stdout); // 2**100 goes as its text and comes back an int
         Assert.Contains("days: [datetime.date(2026, 12, 30), datetime.date(2026, 12, 31), datetime.date(2027, 1, 1)]", stdout); // a stream's items too
         // Results in Python's types where the function's schema names them: a DateTime is a datetime in UTC.
         Assert.Contains("when: ['2026-12-31 23:45:00.500 2026-12-07T18:30:05+01:00 90 6f9619ff 12.50', datetime.date(2027, 1, 1), datetime.time(0, 15, 0, 500000), "

@@ -39,6 +39,11 @@ public static class MatrixFunctions
     [IpyRpcExport("nd.histogram")]
     public static Dictionary<int, long> Histogram(Dictionary<int, long> counts) => counts.ToDictionary(c => c.Key + 10, c => c.Value * 2);
 
+    /// <summary>Twice a 128-bit integer.</summary>
+    /// <param name="n">The integer.</param>
+    [IpyRpcExport("nd.twice")]
+    public static Int128 Twice(Int128 n) => n * 2;
+
     /// <summary>The days from one on, one after another.</summary>
     /// <param name="from">The first day.</param>
     /// <param name="count">How many.</param>
