@@ -11,10 +11,13 @@ namespace IpyRpc.Formatting;
 public static partial class Formatters
 {
     /// <summary><see cref="System.DateOnly"/>: ISO 8601 text, <c>yyyy-MM-dd</c>.</summary>
-    public static readonly IpyRpcFormatter<DateOnly> DateOnly = new TextFormatter<DateOnly>(
-        "a date (yyyy-MM-dd)",
-        static d => d.ToString("O", CultureInfo.InvariantCulture),
-        static (string s, out DateOnly d) => System.DateOnly.TryParseExact(s, "O", CultureInfo.InvariantCulture, DateTimeStyles.None, out d));
+    public static readonly IpyRpcFormatter<DateOnly> DateOnly = new TextFormatter<DateOnly>("a date (yyyy-MM-dd)", DateText, TryParseDate);
+
+    /// <summary>A date as its wire text, <c>yyyy-MM-dd</c> (values and dictionary keys alike).</summary>
+    internal static string DateText(DateOnly date) => date.ToString("O", CultureInfo.InvariantCulture);
+
+    /// <summary>A date from its wire text, <c>yyyy-MM-dd</c>.</summary>
+    internal static bool TryParseDate(string text, out DateOnly date) => System.DateOnly.TryParseExact(text, "O", CultureInfo.InvariantCulture, DateTimeStyles.None, out date);
 
     /// <summary><see cref="System.TimeOnly"/>: ISO 8601 text, <c>HH:mm:ss[.fffffff]</c> (<c>HH:mm</c> is read too).</summary>
     public static readonly IpyRpcFormatter<TimeOnly> TimeOnly = new TextFormatter<TimeOnly>(

@@ -89,9 +89,7 @@ public static class DictionaryKeys
     public static readonly DictionaryKey<ulong> UInt64 = Integer(Formatters.UInt64, "an unsigned 64-bit integer", static (string s, out ulong v) => ulong.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out v));
 
     /// <summary><see cref="System.DateOnly"/> keys, as their text (<c>yyyy-MM-dd</c>) in both serializations.</summary>
-    public static readonly DictionaryKey<DateOnly> DateOnly = new(
-        Formatters.DateOnly, static d => d.ToString("O", CultureInfo.InvariantCulture),
-        static (string s, out DateOnly d) => System.DateOnly.TryParseExact(s, "O", CultureInfo.InvariantCulture, DateTimeStyles.None, out d), "a date (yyyy-MM-dd)");
+    public static readonly DictionaryKey<DateOnly> DateOnly = new(Formatters.DateOnly, Formatters.DateText, Formatters.TryParseDate, "a date (yyyy-MM-dd)");
 
     /// <summary>
     /// <see cref="System.DateTime"/> keys: the timestamp extension in MessagePack (as the value is), ISO 8601 text in JSON
