@@ -88,42 +88,27 @@ public static partial class Formatters
         }
     }
 
-    /// <summary>A reference type that travels as text; null is nil/null.</summary>
+    /// <summary>A reference type that travels as text; null is nil/null, anything else as <see cref="TextFormatter{T}"/> reads and writes it.</summary>
     private sealed class ReferenceTextFormatter<T>(string what, Func<T, string> format, TryParseText<T> parse) : IpyRpcFormatter<T?>
         where T : class
     {
+        private readonly TextFormatter<T> _text = new(what, format, parse);
+
         public override void Write(ref MessagePackWriter writer, T? value)
         {
             if (value is null) writer.WriteNil();
-            else writer.Write(format(value));
+            else _text.Write(ref writer, value);
         }
 
-        public override T? Read(ref MessagePackReader reader)
-        {
-            if (reader.TryReadNil()) return null;
-            int start = reader.Position;
-            if (reader.NextType != MessagePackType.String)
-            {
-                throw reader.Error($"Expected {what} but found {MessagePackReader.Describe(reader.NextType)}");
-            }
-
-            string s = reader.ReadString()!;
-            return parse(s, out T value) ? value : throw new MessagePackSerializationException($"\"{s}\" is not {what}", start);
-        }
+        public override T? Read(ref MessagePackReader reader) => reader.TryReadNil() ? null : _text.Read(ref reader);
 
         public override void Write(Utf8JsonWriter writer, T? value)
         {
             if (value is null) writer.WriteNullValue();
-            else writer.WriteStringValue(format(value));
+            else _text.Write(writer, value);
         }
 
-        public override T? Read(ref Utf8JsonReader reader)
-        {
-            if (reader.TokenType == JsonTokenType.Null) return null;
-            JsonRead.Expect(ref reader, JsonTokenType.String, what);
-            string s = reader.GetString()!;
-            return parse(s, out T value) ? value : throw new IpyRpcSerializationException($"\"{s}\" is not {what}");
-        }
+        public override T? Read(ref Utf8JsonReader reader) => reader.TokenType == JsonTokenType.Null ? null : _text.Read(ref reader);
     }
 
     private sealed class HalfFormatter : IpyRpcFormatter<Half>
