@@ -402,6 +402,64 @@ public sealed class SchemaClientTests
     }
 
     [Fact]
+    public async Task AFlagsEnumStaysAFlagsEnumInItsSchemaAndItsSchemaClient()
+    {
+        GeneratorHarness.Result server = GeneratorHarness.Run("""
+            using System;
+            using System.Collections.Generic;
+            using System.Linq;
+            using IpyRpc;
+
+            namespace Server.Access;
+
+            /// <summary>What a file may be opened for.</summary>
+            [Flags]
+            public enum Rights : byte { None = 0, Read = 1, Write = 2, Execute = 4 }
+
+            public static class Functions
+            {
+                /// <summary>The rights without write.</summary>
+                [IpyRpcExport("access.read_only")]
+                public static Rights ReadOnly(Rights rights) => rights & ~Rights.Write;
+
+                /// <summary>Counts by rights, echoed.</summary>
+                [IpyRpcExport("access.counts")]
+                public static Dictionary<Rights, int> Counts(Dictionary<Rights, int> counts) => counts;
+            }
+            """);
+        Assert.Empty(server.GeneratorDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+        Assert.Empty(server.CompileDiagnostics);
+        await using IpyRpcServer host = HostOf(server, "Server.Access.Functions");
+        string schema = await SchemaOfAsync(host, "Access");
+        // The schema does not claim the value is one of the names: a number combining them is as valid.
+        string compact = string.Concat(schema.Where(c => !char.IsWhiteSpace(c)));
+        Assert.Contains("\"type\":[\"string\",\"integer\"],\"title\":\"Rights\"", compact);
+        Assert.Contains("\"x-enum-flags\":true,\"x-enum-names\":[\"None\",\"Read\",\"Write\",\"Execute\"]", compact);
+        GeneratorHarness.Result client = GeneratorHarness.RunWithSchemas([new("/project/Access.ipyrpc.json", schema, ns: "Client.Access")], """
+            using System;
+            using System.Collections.Generic;
+            using System.Threading.Tasks;
+            using IpyRpc;
+            using Client.Access;
+
+            public static class Driver
+            {
+                public static async Task<string> Run(IpyRpcPeer peer)
+                {
+                    var access = peer.Proxy<AccessClient>().Access;
+                    Rights back = await access.ReadOnly(Rights.Read | Rights.Write | Rights.Execute);
+                    Dictionary<Rights, int> counts = await access.Counts(new Dictionary<Rights, int> { [Rights.Read | Rights.Execute] = 2 });
+                    bool flags = typeof(Rights).IsDefined(typeof(FlagsAttribute), false);
+                    return $"{back} {counts[Rights.Read | Rights.Execute]} {flags}";
+                }
+            }
+            """);
+        Assert.Empty(client.GeneratorDiagnostics);
+        Assert.Empty(client.CompileDiagnostics);
+        Assert.Equal("Read, Execute 2 True", await RunDriverAsync(client, host));
+    }
+
+    [Fact]
     public async Task DatesTimesWideIntegersAndJsonValuesKeepTheirTypesInASchemaClient()
     {
         GeneratorHarness.Result server = GeneratorHarness.Run("""

@@ -49,7 +49,7 @@ internal static class Fingerprint
                 text.Append("custom(").Append(type.FullName).Append(')');
                 return;
             case TypeKind.Enum:
-                text.Append("enum(").Append(string.Join("|", type.EnumMembers.Select(m => m.Name))).Append(')');
+                text.Append(type.EnumFlags ? "flags(" : "enum(").Append(string.Join("|", type.EnumMembers.Select(m => m.Name))).Append(')');
                 return;
             case TypeKind.Nullable:
                 Shape(type.Arguments[0], objects, text, path);

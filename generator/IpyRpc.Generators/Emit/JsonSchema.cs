@@ -98,10 +98,12 @@ internal static class JsonSchema
                 text.Append(builtin, 0, builtin.Length - 1).Append(builtin.Length > 2 ? "," : "").Append("\"x-ipyrpc\":").Append(Quote(type.Builtin!));
                 break;
             case TypeKind.Enum:
-                text.Append("{\"type\":\"string\",\"title\":").Append(Quote(type.Display)).Append(",\"x-ipyrpc\":\"enum\",\"x-csharp-full-name\":").Append(Quote(CSharpName(type.FullName)));
+                // A [Flags] enum's value is a member's name or a number combining members' bits.
+                text.Append(type.EnumFlags ? "{\"type\":[\"string\",\"integer\"]" : "{\"type\":\"string\"").Append(",\"title\":").Append(Quote(type.Display)).Append(",\"x-ipyrpc\":\"enum\",\"x-csharp-full-name\":").Append(Quote(CSharpName(type.FullName)));
                 if (type.Doc is not null) text.Append(",\"description\":").Append(Quote(type.Doc));
                 if (type.EnumUnderlying is { } underlying && underlying != "int") text.Append(",\"x-enum-underlying\":").Append(Quote(underlying));
-                text.Append(",\"enum\":[").Append(string.Join(",", type.EnumMembers.Select(m => Quote(m.Name)))).Append(']');
+                if (type.EnumFlags) text.Append(",\"x-enum-flags\":true");
+                text.Append(type.EnumFlags ? ",\"x-enum-names\":[" : ",\"enum\":[").Append(string.Join(",", type.EnumMembers.Select(m => Quote(m.Name)))).Append(']');
                 text.Append(",\"x-enum-values\":[").Append(string.Join(",", type.EnumMembers.Select(m => m.Value))).Append(']');
                 if (type.EnumMembers.Any(m => m.Doc is not null))
                 {
@@ -128,7 +130,8 @@ internal static class JsonSchema
                     // Keys that are not strings: JSON keys are their text (an integer's digits, an enum's member name, a GUID, a date).
                     TypeModel key = type.Arguments[1];
                     text.Append(",\"propertyNames\":");
-                    if (key.Kind == TypeKind.Enum) text.Append("{\"enum\":[").Append(string.Join(",", key.EnumMembers.Select(m => Quote(m.Name)))).Append("]}");
+                    if (key.Kind == TypeKind.Enum && key.EnumFlags) text.Append("{\"anyOf\":[{\"enum\":[").Append(string.Join(",", key.EnumMembers.Select(m => Quote(m.Name)))).Append("]},{\"pattern\":\"^-?[0-9]+$\"}]}");
+                    else if (key.Kind == TypeKind.Enum) text.Append("{\"enum\":[").Append(string.Join(",", key.EnumMembers.Select(m => Quote(m.Name)))).Append("]}");
                     else if (key.Builtin == "Guid") text.Append("{\"format\":\"uuid\"}");
                     else if (key.Builtin == "DateOnly") text.Append("{\"format\":\"date\"}");
                     else if (key.Builtin == "DateTime") text.Append("{\"format\":\"date-time\"}");

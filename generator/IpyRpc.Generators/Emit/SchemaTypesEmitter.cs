@@ -25,7 +25,7 @@ internal static class SchemaTypesEmitter
             string members = string.Join("\n", e.EnumMembers.Select(m => $"/// <summary>{Xml(m.Doc ?? $"{e.Display}.{m.Name} on the server ({m.Value}).")}</summary>\n{m.Name} = {m.Value},"));
             w.Block($$"""
                 /// <summary>{{Xml(e.Doc ?? $"The server's enum {e.Display} (from {schema.Key.SchemaFile}).")}}</summary>
-                {{CodeWriter.GeneratedCode}}
+                {{CodeWriter.GeneratedCode}}{{(e.EnumFlags ? "\n[global::System.Flags]" : "")}}
                 public enum {{e.Display}}{{(e.EnumUnderlying is null or "int" ? "" : " : " + e.EnumUnderlying)}}
                 {
                 {{CodeWriter.Indent(members, 4)}}

@@ -38,7 +38,8 @@ internal sealed record TypeModel(
     string? Create,
     string? EnumUnderlying,
     EquatableArray<EnumMemberModel> EnumMembers = default,
-    string? Doc = null);
+    string? Doc = null,
+    bool EnumFlags = false);
 
 /// <summary>A named value of an enum, with its doc summary (schemas and schema-generated clients show them).</summary>
 internal sealed record EnumMemberModel(string Name, string Value, string? Doc);

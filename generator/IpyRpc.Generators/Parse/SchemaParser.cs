@@ -298,19 +298,20 @@ internal sealed class SchemaParser
     {
         string server = node.String("x-csharp-full-name") ?? throw new ShapeException("an enum needs \"x-csharp-full-name\"", node);
         if (_enums.TryGetValue(server, out TypeModel? known)) return known;
-        var names = (node["enum"] as JsonArray)?.Items.OfType<JsonString>().Select(s => s.Value).ToArray() ?? [];
+        bool flags = node.Bool("x-enum-flags");
+        var names = (node[flags ? "x-enum-names" : "enum"] as JsonArray)?.Items.OfType<JsonString>().Select(s => s.Value).ToArray() ?? [];
         var values = (node["x-enum-values"] as JsonArray)?.Items.OfType<JsonLiteral>().Select(l => l.Text).ToArray() ?? [];
         var docs = (node["x-enum-descriptions"] as JsonArray)?.Items.Select(d => (d as JsonString)?.Value).ToArray() ?? [];
         if (names.Length == 0 || values.Length != names.Length || names.Any(n => !IsIdentifier(n)) || values.Any(v => !Regex.IsMatch(v, "^-?[0-9]+$")))
         {
-            throw new ShapeException($"the enum {server} needs its names in \"enum\" and as many integer values in \"x-enum-values\"", node);
+            throw new ShapeException($"the enum {server} needs its names in \"{(flags ? "x-enum-names" : "enum")}\" and as many integer values in \"x-enum-values\"", node);
         }
 
         string underlying = node.String("x-enum-underlying") ?? "int";
         if (underlying is not ("byte" or "sbyte" or "short" or "ushort" or "int" or "uint" or "long" or "ulong")) throw new ShapeException($"'{underlying}' is not an enum's underlying type", node);
         string name = ClientName(server);
         var members = names.Select((n, i) => new EnumMemberModel(n, values[i], i < docs.Length && docs[i] is { Length: > 0 } d ? d : null)).ToEquatableArray();
-        var type = new TypeModel(TypeKind.Enum, $"global::{_namespace}.{name}", name, true, null, EquatableArray<TypeModel>.Empty, null, underlying, members, node.String("description"));
+        var type = new TypeModel(TypeKind.Enum, $"global::{_namespace}.{name}", name, true, null, EquatableArray<TypeModel>.Empty, null, underlying, members, node.String("description"), flags);
         _enums[server] = type;
         return type;
     }

@@ -135,7 +135,8 @@ internal sealed class TypeAnalyzer
                 .Where(f => f.IsConst && f.HasConstantValue)
                 .Select(f => new EnumMemberModel(f.Name, System.Convert.ToString(f.ConstantValue, System.Globalization.CultureInfo.InvariantCulture) ?? "0", DocParser.Summary(f)))
                 .ToEquatableArray();
-            return new TypeModel(TypeKind.Enum, full, display, true, null, EquatableArray<TypeModel>.Empty, null, underlying, values, DocParser.Summary(named));
+            bool flags = named.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == "System.FlagsAttribute");
+            return new TypeModel(TypeKind.Enum, full, display, true, null, EquatableArray<TypeModel>.Empty, null, underlying, values, DocParser.Summary(named), flags);
         }
 
         if (named.IsRefLikeType)

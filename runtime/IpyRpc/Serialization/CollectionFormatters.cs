@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using IpyRpc.Formatting.Json;
 using IpyRpc.MessagePack;
@@ -149,7 +150,11 @@ public sealed class NullableFormatter<T>(IpyRpcFormatter<T> inner) : IpyRpcForma
     public override T? Read(ref Utf8JsonReader reader) => reader.TokenType == JsonTokenType.Null ? null : inner.Read(ref reader);
 }
 
-/// <summary>An enum: its member name on the wire (a number for values that are not one member); a number, or a name in any case, is accepted on input.</summary>
+/// <summary>
+/// An enum: its member name on the wire (a number for values that are not one member, such as a combination of a
+/// <c>[Flags]</c> enum's members); a number, or a name in any case, is accepted on input when it is a value of the enum:
+/// one of its members, or for a <c>[Flags]</c> enum any combination of its members' bits. Anything else is refused.
+/// </summary>
 public sealed class EnumFormatter<TEnum>(Func<TEnum, long> toNumber, Func<long, TEnum> fromNumber) : IpyRpcFormatter<TEnum>
     where TEnum : struct, Enum
 {
@@ -166,7 +171,8 @@ public sealed class EnumFormatter<TEnum>(Func<TEnum, long> toNumber, Func<long, 
         int start = reader.Position;
         if (reader.NextType == MessagePackType.Integer)
         {
-            return fromNumber(reader.ReadInt64());
+            long number = reader.ReadInt64();
+            return FromNumber(number) ?? throw new MessagePackSerializationException(NotAValue(number), start);
         }
 
         string? name = reader.ReadString();
@@ -185,7 +191,8 @@ public sealed class EnumFormatter<TEnum>(Func<TEnum, long> toNumber, Func<long, 
     {
         if (reader.TokenType == JsonTokenType.Number)
         {
-            return fromNumber(JsonRead.Int64(ref reader, long.MinValue, long.MaxValue, "an enum value"));
+            long number = JsonRead.Int64(ref reader, long.MinValue, long.MaxValue, "an enum value");
+            return FromNumber(number) ?? throw new IpyRpcSerializationException(NotAValue(number));
         }
 
         JsonRead.Expect(ref reader, JsonTokenType.String, $"a {typeof(TEnum).Name} name");
@@ -193,9 +200,38 @@ public sealed class EnumFormatter<TEnum>(Func<TEnum, long> toNumber, Func<long, 
         return Parse(name) ?? throw new IpyRpcSerializationException(NotAMember(name));
     }
 
+    // A number past the underlying type's range is not truncated into one of its values.
+    private TEnum? FromNumber(long number)
+        => fromNumber(number) is var value && toNumber(value) == number && EnumValues<TEnum>.IsValue(value) ? value : null;
+
+    // Names only (a number in text is not a name); "A, B" only for a [Flags] enum.
     private static TEnum? Parse(string? name)
-        => name is not null && !char.IsDigit(name.Length > 0 ? name[0] : '0') && Enum.TryParse(name, ignoreCase: true, out TEnum v) ? v : null;
+        => name is not null && !char.IsDigit(name.Length > 0 ? name[0] : '0') && (EnumValues<TEnum>.Flags || !name.Contains(','))
+           && Enum.TryParse(name, ignoreCase: true, out TEnum v) && EnumValues<TEnum>.IsValue(v) ? v : null;
+
+    private string NotAValue(long number)
+        => $"{number} is not a value of {typeof(TEnum).Name} ({(EnumValues<TEnum>.Flags ? "a combination of " : "")}{string.Join(", ", Enum.GetValues<TEnum>().Select(v => $"{v}={toNumber(v)}"))})";
 
     private static string NotAMember(string? name)
-        => $"\"{name}\" is not a member of {typeof(TEnum).Name} (members: {string.Join(", ", Enum.GetNames<TEnum>())})";
+        => $"\"{name}\" is not a member of {typeof(TEnum).Name} (members: {string.Join(", ", Enum.GetNames<TEnum>())}{(EnumValues<TEnum>.Flags ? "; a combination is written \"A, B\"" : "")})";
+}
+
+/// <summary>Which values of an enum are its values: a member, or for a <c>[Flags]</c> enum any union of its members' bits.</summary>
+internal static class EnumValues<TEnum>
+    where TEnum : struct, Enum
+{
+    public static readonly bool Flags = typeof(TEnum).IsDefined(typeof(FlagsAttribute), inherit: false);
+
+    private static readonly ulong Mask = Enum.GetValues<TEnum>().Aggregate(0UL, static (mask, v) => mask | Bits(v));
+
+    public static bool IsValue(TEnum value) => Enum.IsDefined(value) || (Flags && (Bits(value) & ~Mask) == 0);
+
+    // The value's bits at the underlying type's width, whatever its sign.
+    private static ulong Bits(TEnum v) => Unsafe.SizeOf<TEnum>() switch
+    {
+        1 => Unsafe.As<TEnum, byte>(ref v),
+        2 => Unsafe.As<TEnum, ushort>(ref v),
+        4 => Unsafe.As<TEnum, uint>(ref v),
+        _ => Unsafe.As<TEnum, ulong>(ref v),
+    };
 }

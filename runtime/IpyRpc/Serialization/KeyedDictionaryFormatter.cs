@@ -117,7 +117,7 @@ public static class DictionaryKeys
         public static readonly DictionaryKey<TEnum> Key = new(
             new EnumFormatter<TEnum>(static v => Convert.ToInt64(v, CultureInfo.InvariantCulture), static n => (TEnum)System.Enum.ToObject(typeof(TEnum), n)),
             static v => System.Enum.IsDefined(v) ? v.ToString() : Convert.ToInt64(v, CultureInfo.InvariantCulture).ToString(CultureInfo.InvariantCulture),
-            static (string s, out TEnum v) => System.Enum.TryParse(s, ignoreCase: true, out v) && s.Length > 0,
+            static (string s, out TEnum v) => System.Enum.TryParse(s, ignoreCase: true, out v) && s.Length > 0 && EnumValues<TEnum>.IsValue(v),
             $"a member of {typeof(TEnum).Name} ({string.Join(", ", System.Enum.GetNames<TEnum>())})");
     }
 }

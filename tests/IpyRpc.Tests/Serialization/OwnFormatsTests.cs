@@ -120,7 +120,10 @@ public sealed class KeyedDictionaryTests
         ShopFunctionsClient.ShopNamespace shop = p.Client.Proxy<ShopFunctionsClient>().Shop;
 
         Assert.Equal(new Dictionary<int, int> { [1] = 1, [-2] = 2, [3] = 1 }, await shop.Histogram([1, -2, -2, 3]));
-        Assert.Equal(new Dictionary<Shade, long> { [Shade.Dark] = 2, [(Shade)7] = 6 }, await shop.Shades(new Dictionary<Shade, long> { [Shade.Dark] = 1, [(Shade)7] = 3 }));
+        Assert.Equal(new Dictionary<Shade, long> { [Shade.Dark] = 2, [Shade.Light] = 6 }, await shop.Shades(new Dictionary<Shade, long> { [Shade.Dark] = 1, [Shade.Light] = 3 }));
+        var notAShade = await Assert.ThrowsAsync<InvalidArgumentsException>(() => shop.Shades(new Dictionary<Shade, long> { [(Shade)7] = 3 }));
+        Assert.Contains("7", notAShade.Message);
+        Assert.Contains("Shade", notAShade.Message);
         var id = Guid.Parse("6f9619ff-8b86-d011-b42d-00cf4fc964ff");
         Assert.Equal("six", (await shop.Names(new Dictionary<Guid, string> { [id] = "six" }))[id]);
 
