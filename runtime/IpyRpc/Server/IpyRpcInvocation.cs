@@ -253,7 +253,20 @@ public sealed class IpyRpcInvocation
                     count = 0;
                 }
 
-                if (!await next.ConfigureAwait(false)) break;
+                bool more;
+                try
+                {
+                    more = await next.ConfigureAwait(false);
+                }
+                catch (Exception failure) when (count > 0 && !CancellationToken.IsCancellationRequested)
+                {
+                    // The function failed after items it made since it last paused: they go before its error.
+                    await SendBatchAsync(batch, count).ConfigureAwait(false);
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+                    throw;
+                }
+
+                if (!more) break;
                 if (OutputSerialization == Serialization.Json && count > 0) batch.Write(","u8);
                 Encode(batch, e.Current, formatter, "An item of the stream");
                 count++;

@@ -284,6 +284,21 @@ public abstract class BothWaysContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AStreamThatFailsDeliversTheItemsItMadeThenItsError()
+    {
+        await using IpyRpcClient client = await ConnectAsync(exports: false);
+        var items = new List<long>();
+        // Made without a pause, the items are still in their batch when the function fails: they go before the error.
+        var e = await Assert.ThrowsAsync<RemoteException>(async () =>
+        {
+            await foreach (long item in client.StreamAsync<long>("bw.count_then_fail", 5)) items.Add(item);
+        });
+        Assert.Equal([0L, 1L, 2L, 3L, 4L], items);
+        Assert.Equal("System.InvalidOperationException", e.RemoteType);
+        Assert.Contains("failed after 5 items", e.Message);
+    }
+
+    [Fact]
     public async Task StoppingTheEnumerationCancelsTheProducer()
     {
         ServerSide.ProducerStopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -135,6 +135,16 @@ public static class ServerSide
         }
     }
 
+    /// <summary>Counts up without a pause, then fails.</summary>
+    /// <param name="count">How many items before the failure.</param>
+    [IpyRpcExport("bw.count_then_fail")]
+    public static async IAsyncEnumerable<long> CountThenFail(long count)
+    {
+        await Task.CompletedTask;
+        for (long i = 0; i < count; i++) yield return i;
+        throw new InvalidOperationException($"failed after {count} items");
+    }
+
     /// <summary>Counts forever, slowly, remembering how far it got.</summary>
     /// <param name="cancellationToken">Stops it.</param>
     [IpyRpcExport("bw.count_forever")]
