@@ -164,11 +164,6 @@ jobsSubmit.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 {
     string fn = r.GetValue(name)!;
     if (!TimeoutGiven(r, console, out TimeSpan? limit)) return ExitCodes.Usage;
-    if (client.Functions.FirstOrDefault(f => f.Name == fn) is { IsStream: true })
-    {
-        console.Error($"{fn} is a stream, whose items this command prints only as a call makes them (jobs attach shows a job's output and result, not its items). Call it with: ipyrpc call {r.GetValue(url)} {fn} ...");
-        return ExitCodes.Usage;
-    }
 
     // The job's deadline is --timeout from now; its output is recorded, not printed here.
     IpyRpcJob<object?> job = await client.SubmitAsync(fn, Arguments.For(r.GetValue(callArgs) ?? []), IpyRpc.Formatting.Formatters.Object, new CallOptions { Timeout = limit, Output = (_, _) => { } }, ct);
@@ -215,10 +210,24 @@ jobsShow.SetAction((r, ct) => Run(r, ct, async (client, console) =>
     else Console.Write(JobViews.Describe(j, r.GetValue(url)!));
     return ExitCodes.Ok;
 }));
-var jobsAttach = new Command("attach", "Follow a job: its output so far, then live, then its result.") { url, jobId, json, secret };
+var jobsAttach = new Command("attach", "Follow a job: its output so far, then live, then its result (a stream's items, one a line).") { url, jobId, json, secret };
 jobsAttach.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 {
     IpyRpcJob<object?> job = await client.AttachAsync<object?>(r.GetValue(jobId)!, new CallOptions { Output = (stream, text) => console.Output(stream, text) }, ct);
+    if (client.Functions.FirstOrDefault(f => f.Name == job.Function) is { IsStream: true })
+    {
+        // Every item the job made so far, then the rest as it makes them, one JSON value a line (with --json, one document at its end).
+        var collected = new List<object?>();
+        await foreach (object? item in job.ReadItemsAsync<object?>(ct))
+        {
+            if (r.GetValue(json)) collected.Add(item);
+            else Console.WriteLine(Arguments.ToJson(item, indented: false));
+        }
+
+        if (r.GetValue(json)) console.Json(Arguments.Map(("id", job.Id), ("items", collected)));
+        return ExitCodes.Ok;
+    }
+
     object? result = await job.WaitAsync(ct);
     if (r.GetValue(json)) console.Json(Arguments.Map(("id", job.Id), ("result", result)));
     else Console.WriteLine(Arguments.ToJson(result));

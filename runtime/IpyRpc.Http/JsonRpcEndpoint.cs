@@ -450,10 +450,28 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         if (message.Kind == MessageKind.Submit) message = message with { ReturnPointer = http.Pointer, PointerTtlMs = http.PointerTtlMs };
         CallOutcome outcome = await http.Calls.SendAsync(message, method == "rpc.attach" ? live : null, http.Trace, http.Aborted);
         if (notification) return null;
+        if (outcome.Message.Kind == MessageKind.Result && stream)
+        {
+            byte[] items = Collect(outcome.Items, out long read);
+            // The result is how many items the job made: fewer in its record is said, not answered as the whole.
+            var count = new Utf8JsonReader(ToJson(outcome.Message).Span);
+            if (count.Read() && count.TokenType == JsonTokenType.Number && count.TryGetInt64(out long made) && read < made)
+            {
+                var gone = new RemoteError
+                {
+                    Code = ErrorCodes.NotFound,
+                    Message = $"Job {message.JobId} made {made} items, of which the first {made - read} are no longer recorded: a job's record keeps at most "
+                        + "JobRetention.MaxOutputBytesPerJob (8 MiB unless the server sets it) of output and items together, the oldest going first.",
+                };
+                return Error(id, ErrorCodes.ToJsonRpc(gone.Code), gone.Message, gone, outcome.Output);
+            }
+
+            return Result(id, items, includeOutput ? outcome.Output ?? [] : null);
+        }
+
         if (outcome.Message.Kind == MessageKind.Result)
         {
-            ReadOnlyMemory<byte> value = stream ? Collect(outcome.Items) : ToJson(outcome.Message);
-            return Result(id, value.Span, includeOutput && method == "rpc.attach" ? outcome.Output ?? [] : null);
+            return Result(id, ToJson(outcome.Message).Span, includeOutput && method == "rpc.attach" ? outcome.Output ?? [] : null);
         }
 
         RemoteError error = RemoteError.Decode(outcome.Message.Body.Span, outcome.Message.Serialization);
@@ -633,9 +651,12 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     }
 
     /// <summary>The items of a stream's batches as one JSON array.</summary>
-    private static byte[] Collect(List<IpyRpcMessage>? batches)
+    private static byte[] Collect(List<IpyRpcMessage>? batches) => Collect(batches, out _);
+
+    private static byte[] Collect(List<IpyRpcMessage>? batches, out long count)
     {
         batches ??= [];
+        count = 0;
         var buffer = new ArrayBufferWriter<byte>();
         using (var writer = new Utf8JsonWriter(buffer, global::IpyRpc.Formatting.Json.JsonWire.Options))
         {
@@ -643,7 +664,11 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             foreach (IpyRpcMessage batch in batches)
             {
                 using JsonDocument items = JsonDocument.Parse(ToJson(batch));
-                foreach (JsonElement item in items.RootElement.EnumerateArray()) item.WriteTo(writer);
+                foreach (JsonElement item in items.RootElement.EnumerateArray())
+                {
+                    item.WriteTo(writer);
+                    count++;
+                }
             }
 
             writer.WriteEndArray();

@@ -19,6 +19,7 @@ Or install it (offline, from this folder) and import it anywhere:
     >>> job.id, job.refresh()["state"]
     >>> client.attach(job.id).wait()              # from any client, later: output replayed, then live
     >>> for item in client.stream("count", 10): ...   # a streaming function's items, with flow control
+    >>> for item in client.submit("count", 10).items(): ...   # a stream as a job: its items, now or from any client later
     >>> client.invoke("solve", [8], progress=print)   # progress reports as they happen
     >>> client.export("shout", str.upper)             # the server may call this client back
     >>> client.subscribe("chat.*"); client.poll(1.0); client.events   # pushed events
@@ -915,43 +916,54 @@ class IpyRpcClient(_RemoteFunctions):
         for again in (3, 2, 1, 0):
             self._ensure_connected()
             message_id = self._open(header, parts)
-            consumed, finished, yielded, unread = 0, False, False, False
+            consumed, yielded, unread, ended = 0, False, False, [False]
             try:
-                deadline = time.monotonic() + self.timeout
-                while True:
-                    reply, body = self._receive(message_id, deadline, function)
-                    kind = reply["kind"]
-                    if kind == "close":
-                        finished = True
-                        try:
-                            self._unsolicited(reply, body, waiting=message_id)
-                        except ConnectionClosed as closed:
-                            if closed.not_delivered and not yielded and closed.reason != "unauthorized" and again > 0:
-                                unread = True
-                                break
-                            raise
-                    if kind == "items":
-                        for item in self._typed_result(function, self._decode(body, reply), items=True):
-                            yielded = True
-                            yield item
-                            consumed += 1
-                            if consumed >= max(1, window // 2):
-                                self._send({"kind": "credit", "id": message_id, "credit": consumed})
-                                consumed = 0
-                        deadline = time.monotonic() + self.timeout
-                    elif kind == "output":
-                        self.output(reply.get("stream", "stdout"), body.decode("utf-8"))
-                    elif kind == "error":
-                        finished = True
-                        raise RemoteError(self._decode(body, reply), function)
-                    elif kind == "result":
-                        finished = True
-                        return
+                for item in self._items_of(message_id, function, lambda reply, text: self.output(reply.get("stream", "stdout"), text), ended):
+                    yielded = True
+                    yield item
+                    consumed += 1
+                    if consumed >= max(1, window // 2):
+                        self._send({"kind": "credit", "id": message_id, "credit": consumed})
+                        consumed = 0
+            except ConnectionClosed as closed:
+                if not (closed.not_delivered and not yielded and closed.reason != "unauthorized" and again > 0):
+                    raise
+                unread = True
             finally:
                 self._done(message_id)
-                if not finished and self._connected:
+                if not ended[0] and self._connected:
                     self._send({"kind": "cancel", "id": message_id})
             if not unread:
+                return
+
+    def _items_of(self, message_id, function, output, ended):
+        """Yields the items request `message_id` receives, typed, until its result; raises its error, or ConnectionClosed.
+        Output goes to `output(reply, text)`; `ended[0]` becomes True once the request is over (nothing to cancel). The
+        result is how many items were made: fewer received (a job's record that lost its first ones) raises RemoteError."""
+        deadline = time.monotonic() + self.timeout
+        read = 0
+        while True:
+            reply, body = self._receive(message_id, deadline, function)
+            kind = reply["kind"]
+            if kind == "close":
+                ended[0] = True
+                self._unsolicited(reply, body, waiting=message_id)  # raises ConnectionClosed
+            elif kind == "items":
+                batch = self._typed_result(function, self._decode(body, reply), items=True)
+                read += len(batch)
+                yield from batch
+                deadline = time.monotonic() + self.timeout  # a stream is alive while items come
+            elif kind == "output":
+                output(reply, body.decode("utf-8"))
+            elif kind == "error":
+                ended[0] = True
+                raise RemoteError(self._decode(body, reply), function)
+            elif kind == "result":
+                ended[0] = True
+                made = self._decode(body, reply)
+                if isinstance(made, int) and read < made:
+                    raise RemoteError({"code": "not_found", "message": f"{made} items were made, of which the first {made - read} are no longer "
+                                       "recorded (a job's record keeps at most MaxOutputBytesPerJob of output and items, the oldest going first)"}, function)
                 return
 
     def _typed_result(self, function, value, items=False):
@@ -1281,6 +1293,10 @@ class JsonRpcJob:
         value = self.client._post("rpc.attach", [self.id], function, live=True, timeout=timeout or 24 * 3600)
         return self.client._typed(function, value, items=self.client.functions.get(function, {}).get("stream", False))
 
+    def items(self, timeout=None):
+        """A streaming function's job: its items, once the job has ended (JSON-RPC collects them into one answer)."""
+        return iter(self.wait(timeout))
+
     def cancel(self):
         return self.client.cancel_job(self.id)
 
@@ -1301,16 +1317,31 @@ class Job:
 
     def wait(self):
         """Replays the job's output so far, then the rest as it comes, then returns its result (or raises RemoteError)."""
-        def record(reply, text):
-            seq = reply.get("seq")
-            if seq is not None:
-                if seq <= self._last:
-                    return  # seen already, before a reconnect
-                self._last = seq
-            self.output.append((reply.get("stream", "stdout"), text))
-            self.client.output(reply.get("stream", "stdout"), text)
+        return self.client._request({"kind": "attach", "job": self.id, "from": self._last}, result=True, function=self.info["function"], output=self._record)
 
-        return self.client._request({"kind": "attach", "job": self.id, "from": self._last}, result=True, function=self.info["function"], output=record)
+    def items(self):
+        """A streaming function's job: yields every item it made so far, then the rest as it makes them, and ends with
+        the job (raising RemoteError if it failed). Its output is printed in its place, once, as wait() prints it.
+        Each call reads from the first item; closing the generator early stops the reading, not the job."""
+        client = self.client
+        client._ensure_connected()
+        message_id = client._open({"kind": "attach", "job": self.id, "from": 0})
+        ended = [False]
+        try:
+            yield from client._items_of(message_id, self.info["function"], self._record, ended)
+        finally:
+            client._done(message_id)
+            if not ended[0] and client._connected:
+                client._send({"kind": "cancel", "id": message_id})
+
+    def _record(self, reply, text):
+        seq = reply.get("seq")
+        if seq is not None:
+            if seq <= self._last:
+                return  # seen already (a replay, or before a reconnect)
+            self._last = seq
+        self.output.append((reply.get("stream", "stdout"), text))
+        self.client.output(reply.get("stream", "stdout"), text)
 
     def cancel(self):
         return self.client.cancel_job(self.id)
@@ -1453,6 +1484,24 @@ def both_ways_demo(endpoint):
     print("events:", " ".join(map(str, seen)))
     items = list(client.stream("bw.count", 5000, window=64))
     print(f"stream: {len(items)} items, in order: {items == list(range(5000))}")
+    # A stream submitted as a job: its items read as it makes them, and again later from another connection.
+    job = client.submit("bw.count", 300)
+    print("stream job:", list(job.items()) == list(range(300)), "then", job.wait())
+    other = IpyRpcClient(endpoint, output=lambda stream, text: None)
+    print("stream job from another connection:", list(other.attach(job.id).items()) == list(range(300)))
+    other.close()
+    got, failing = [], client.submit("bw.count_then_fail", 4)
+    try:
+        for item in failing.items():
+            got.append(item)
+    except RemoteError as e:
+        print("failed stream job:", got, e.remote_type, e.message)
+    long_job = client.submit("bw.count", 20000)
+    long_job.wait()
+    try:
+        print("long stream job:", len(list(long_job.items())))
+    except RemoteError as e:
+        print("long stream job:", e.code, e.message.split(":")[0])
     attribute = client.bw.count(3)  # called as a function: a generator, as a Python generator function gives
     print(f"stream as a function: {type(attribute).__name__} {list(attribute)}")
     reports = []
@@ -1518,6 +1567,7 @@ def json_rpc_demo(url):
     print("stream:", list(client.count_to(4)))
     job = client.submit("add", 5, 6)
     print("job:", job.wait(), client.status(job.id)["state"], any(j["id"] == job.id for j in client.jobs(function="add")))
+    print("stream job:", list(client.submit("count_to", 3).items()))
     pointer = client.ptr.matrix(3, 2)  # configured to answer with a pointer
     rows = client.fetch(pointer, 1, 3)
     print("pointer:", pointer["type"], pointer["shape"], type(rows).__name__, rows.tolist() if hasattr(rows, "tolist") else rows, client.release(pointer))

@@ -39,6 +39,36 @@ public sealed class JsonRpcTests(HttpFixture fixture) : IClassFixture<HttpFixtur
     }
 
     [Fact]
+    public async Task AStreamJobWhoseRecordLostItsFirstItemsIsAnErrorNotAShortList()
+    {
+        // A record of 2,000 bytes keeps only the last batches of 2,000 numbers.
+        var queue = new IpyRpc.Jobs.InMemoryJobQueue(new IpyRpc.Jobs.InMemoryJobQueueOptions { Retention = new IpyRpc.Jobs.JobRetention { MaxOutputBytesPerJob = 2000 } });
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { Queue = queue });
+        server.Register(typeof(HttpFunctions));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
+        using var http = new HttpClient { BaseAddress = host.Address };
+        async Task<JsonElement> Post(string body)
+        {
+            using HttpResponseMessage response = await http.PostAsync("rpc", new StringContent(body, Encoding.UTF8, "application/json"));
+            return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
+        }
+
+        string job = (await Post("""{"jsonrpc":"2.0","method":"rpc.submit","params":["count_to",[2000]],"id":1}""")).GetProperty("result").GetProperty("id").GetString()!;
+        for (DateTime until = DateTime.UtcNow.AddSeconds(20); DateTime.UtcNow < until; await Task.Delay(20))
+        {
+            // Attached once it has ended: from its record alone (one attached while it ran would get every item live).
+            if ((await Post($$"""{"jsonrpc":"2.0","method":"rpc.status","params":["{{job}}"],"id":5}""")).GetProperty("result").GetProperty("state").GetString() == "succeeded") break;
+        }
+
+        JsonElement attached = await Post($$"""{"jsonrpc":"2.0","method":"rpc.attach","params":["{{job}}"],"id":2}""");
+        AssertError(attached, -32008, $"Job {job} made 2000 items, of which the first");
+        Assert.Contains("MaxOutputBytesPerJob", attached.GetProperty("error").GetProperty("message").GetString());
+        // A stream short enough for the record is answered whole.
+        string small = (await Post("""{"jsonrpc":"2.0","method":"rpc.submit","params":["count_to",[5]],"id":3}""")).GetProperty("result").GetProperty("id").GetString()!;
+        Assert.Equal([0, 1, 2, 3, 4], (await Post($$"""{"jsonrpc":"2.0","method":"rpc.attach","params":["{{small}}"],"id":4}""")).GetProperty("result").EnumerateArray().Select(i => i.GetInt32()));
+    }
+
+    [Fact]
     public async Task JobsAreSubmittedWatchedAttachedToListedAndCancelledOverJsonRpc()
     {
         // Submitted: answered at once with the job's info, while the function waits at its gate.

@@ -288,10 +288,18 @@ public sealed class CliTests : IAsyncLifetime
         Assert.Equal("remote_exception", error.GetProperty("code").GetString());
         Assert.Contains("kaboom", error.GetProperty("message").GetString());
 
-        // A stream has no caller to go to as a job; a misspelt state is named.
-        (code, text) = await Cli("jobs", "submit", _zmq.Endpoint, "work.stream", "3");
-        Assert.Equal(2, code);
-        Assert.Contains("is a stream", text);
+        // A stream's job: attach prints its items, one JSON value a line, or all at its end with --json.
+        (code, text) = await Cli("jobs", "submit", _zmq.Endpoint, "work.stream", "3", "--json");
+        Assert.True(code == 0, text);
+        string streamJob = JsonDocument.Parse(text).RootElement.GetProperty("id").GetString()!;
+        (code, text) = await Cli("jobs", "attach", _zmq.Endpoint, streamJob);
+        Assert.True(code == 0, text);
+        Assert.Equal(["1", "2", "3"], text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        (code, text) = await Cli("jobs", "attach", _zmq.Endpoint, streamJob, "--json");
+        Assert.True(code == 0, text);
+        Assert.Equal([1, 2, 3], JsonDocument.Parse(text).RootElement.GetProperty("items").EnumerateArray().Select(i => i.GetInt32()));
+
+        // A misspelt state is named.
         (code, text) = await Cli("jobs", "list", _zmq.Endpoint, "--state", "done");
         Assert.Equal(2, code);
         Assert.Contains("not 'done'", text);

@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using IpyRpc.Http;
+using IpyRpc.Tests;
 using IpyRpc.TestWorker;
 using IpyRpc.ZeroMq;
 using Xunit.Abstractions;
@@ -25,8 +24,8 @@ public sealed class RestartSoakTests(ITestOutputHelper output)
     [Fact]
     public async Task CallsGoOnWhileTheServerRestartsAndNoneRunsTwice()
     {
-        string zmq = $"tcp://127.0.0.1:{FreePort()}";
-        string http = $"http://127.0.0.1:{FreePort()}";
+        string zmq = $"tcp://127.0.0.1:{LoopbackPorts.Free()}";
+        string http = $"http://127.0.0.1:{LoopbackPorts.Free()}";
         var random = new Random(11);
         Running server = await Running.StartAsync(zmq, http);
         IpyRpcClientOptions Options() => new() { SharedSecret = Secret, Output = (_, _) => { } };
@@ -123,13 +122,6 @@ public sealed class RestartSoakTests(ITestOutputHelper output)
         Assert.True(wrong.IsEmpty, $"{wrong.Count} wrong outcomes of {calls}, the first: {string.Join(" | ", wrong.Take(5))}. {summary}");
         Assert.Equal(calls, answered + refused + notDelivered + lost.Count + cancelled.Count);
         Assert.All(byCarrier, n => Assert.True(n > 0, summary)); // every carrier got through restarts
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>A server on ZeroMQ and HTTP; stopping it drains its running calls (up to a second), then closes the transports.</summary>

@@ -4,6 +4,7 @@ using IpyRpc.Jobs;
 using IpyRpc.Redis;
 using IpyRpc.Tests;
 using IpyRpc.TestWorker;
+using IpyRpc.ZeroMq;
 using Xunit.Abstractions;
 
 namespace IpyRpc.Integration.Tests;
@@ -233,6 +234,52 @@ public abstract class WorkerTests(ITestOutputHelper log) : IAsyncLifetime
             IpyRpcJob<string> job = await again.AttachAsync<string>(ids[i]);
             Assert.Equal($"restart{i} done by {worker.Pid}", await job.WaitAsync(TimeSpan.FromSeconds(60)));
             Assert.Equal([$"restart{i} step 1 on {worker.Pid}\n", $"restart{i} step 2 on {worker.Pid}\n"], job.Output.Select(o => o.Text));
+        }
+    }
+
+    [Fact]
+    public async Task AStreamJobsItemsComeFromTheWorkerAndAreReadOnAcrossAServerRestart()
+    {
+        string endpoint = $"tcp://127.0.0.1:{LoopbackPorts.Free()}";
+        string gate = Path.Combine(Path.GetTempPath(), $"ipyrpc-stream-gate-{Guid.NewGuid():N}");
+        async Task<(IpyRpcServer, IpyRpcZeroMqServer)> ServeAsync()
+        {
+            var server = new IpyRpcServer(new IpyRpcServerOptions { Queue = Track(await OpenQueueAsync()), Concurrency = 0 });
+            server.Register(typeof(WorkFunctions));
+            return (server, IpyRpcZeroMqServer.Start(server, endpoint));
+        }
+
+        (IpyRpcServer first, IpyRpcZeroMqServer firstHost) = await ServeAsync();
+        await StartWorkerAsync();
+        await using IpyRpcClient client = await IpyRpcZeroMqClient.ConnectAsync(endpoint, new IpyRpcClientOptions
+        {
+            Reconnect = new ReconnectOptions { FirstDelay = TimeSpan.FromMilliseconds(50), WaitForReconnect = TimeSpan.FromSeconds(30) },
+        });
+        IpyRpcJob<long> job = await client.SubmitAsync<long>("work.gated_stream", 400, gate);
+        await using IAsyncEnumerator<int> reading = job.ReadItemsAsync<int>().GetAsyncEnumerator();
+        var items = new List<int>();
+        while (items.Count < 200 && await reading.MoveNextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(60))) items.Add(reading.Current);
+
+        // The worker waits at the gate, in its own process, while the server goes away and another takes its place.
+        await firstHost.DisposeAsync();
+        await first.DisposeAsync();
+        (IpyRpcServer second, IpyRpcZeroMqServer secondHost) = await ServeAsync();
+        await using (second)
+        await using (secondHost)
+        {
+            File.WriteAllText(gate, "");
+            try
+            {
+                while (await reading.MoveNextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(60))) items.Add(reading.Current);
+            }
+            finally
+            {
+                File.Delete(gate);
+            }
+
+            // Every item once, in order: the reading went on after the last item it had.
+            Assert.Equal(Enumerable.Range(1, 400), items);
+            Assert.Equal(400L, await job.WaitAsync(TimeSpan.FromSeconds(30)));
         }
     }
 

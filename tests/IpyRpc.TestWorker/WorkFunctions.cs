@@ -53,6 +53,21 @@ public static class WorkFunctions
         }
     }
 
+    /// <summary>Counts from one up to a number; after the first half, waits until the file <paramref name="gate"/> exists.</summary>
+    [IpyRpcExport("work.gated_stream")]
+    public static async IAsyncEnumerable<int> GatedStream(int to, string gate, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        for (int i = 1; i <= to; i++)
+        {
+            if (i == to / 2 + 1)
+            {
+                while (!File.Exists(gate)) await Task.Delay(10, ct);
+            }
+
+            yield return i;
+        }
+    }
+
     /// <summary>Squares a number.</summary>
     [IpyRpcExport("work.square")]
     public static long Square(long x) => x * x;

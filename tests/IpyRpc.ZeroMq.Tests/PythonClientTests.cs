@@ -36,7 +36,7 @@ public sealed class PythonClientTests
     [Fact]
     public async Task ThePythonClientCarriesOnAcrossAServerRestartProvingItsSecretAgain()
     {
-        string endpoint = $"tcp://127.0.0.1:{IpyRpc.Tests.BothWays.ReconnectContractPorts.Free()}";
+        string endpoint = $"tcp://127.0.0.1:{LoopbackPorts.Free()}";
         string tag = Guid.NewGuid().ToString("N");
         async Task<(IpyRpcServer, IpyRpcZeroMqServer)> StartAsync()
         {
@@ -122,7 +122,9 @@ public sealed class PythonClientTests
     [Fact]
     public async Task ThePythonClientAnswersCallsBackReceivesEventsConsumesStreamsAndHearsProgress()
     {
-        await using var server = new IpyRpcServer();
+        // A job's record of 16 KiB holds a stream job of 300 items, not one of 20,000.
+        var queue = new IpyRpc.Jobs.InMemoryJobQueue(new IpyRpc.Jobs.InMemoryJobQueueOptions { Retention = new IpyRpc.Jobs.JobRetention { MaxOutputBytesPerJob = 16 * 1024 } });
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { Queue = queue });
         server.Register(typeof(IpyRpc.Tests.BothWays.ServerSide)).Register(typeof(IpyRpc.Tests.BothWays.BothWaysEvents));
         await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
 
@@ -142,6 +144,10 @@ public sealed class PythonClientTests
         Assert.Contains("events: 0 1 2 3 4 5 6 7 8 9", stdout);
         Assert.Contains("stream: 5000 items, in order: True", stdout);
         Assert.Contains("stream as a function: generator [0, 1, 2]", stdout);
+        Assert.Contains("stream job: True then 300", stdout);
+        Assert.Contains("stream job from another connection: True", stdout);
+        Assert.Contains("failed stream job: [0, 1, 2, 3] System.InvalidOperationException failed after 4 items", stdout);
+        Assert.Matches(@"long stream job: not_found 20000 items were made, of which the first \d+ are no longer recorded", stdout);
         Assert.Contains("progress: 1 2 3 then done", stdout);
         Assert.Contains("stopped early; still serving: done", stdout);
         // One connection, requests that overlap: a stream's items are kept for it while calls are made between them,

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 
 namespace IpyRpc.Tests;
 
@@ -30,7 +28,7 @@ public sealed class RedisServer : IAsyncDisposable
     public static async Task<RedisServer> StartAsync()
     {
         Assert.True(File.Exists(Executable), "redis-server is required for these tests (apt-get install redis-server); .ci/run installs it");
-        var server = new RedisServer(FreePort(), Directory.CreateTempSubdirectory("ipyrpc-redis-").FullName);
+        var server = new RedisServer(LoopbackPorts.Free(), Directory.CreateTempSubdirectory("ipyrpc-redis-").FullName);
         await server.RunAsync();
         return server;
     }
@@ -94,13 +92,6 @@ public sealed class RedisServer : IAsyncDisposable
 
         _process?.Dispose();
         _process = null;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public ValueTask DisposeAsync()

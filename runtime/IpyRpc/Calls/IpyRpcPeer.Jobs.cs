@@ -110,11 +110,14 @@ public abstract partial class IpyRpcPeer
         return JobCodec.Decode(reply.Body.Span, reply.Serialization) is true;
     }
 
-    /// <summary>Follows a job: replays its events after <paramref name="after"/>, then the rest live; returns the result message.</summary>
-    internal Task<IpyRpcMessage> FollowAsync(string jobId, string function, long after, Action<IpyRpcMessage> output, CancellationToken cancellationToken)
+    /// <summary>
+    /// Follows a job: replays its events after <paramref name="after"/>, then the rest live; returns the result message.
+    /// A stream's items go to <paramref name="items"/> (dropped without it: the result is then their count).
+    /// </summary>
+    internal Task<IpyRpcMessage> FollowAsync(string jobId, string function, long after, Action<IpyRpcMessage> output, CancellationToken cancellationToken, Action<IpyRpcMessage>? items = null)
     {
         var attach = new IpyRpcMessage { Kind = MessageKind.Attach, JobId = jobId, After = after, Serialization = DefaultSerialization };
-        return RequestAsync(attach, function, output, cancellationToken);
+        return RequestAsync(attach, function, output, cancellationToken, items);
     }
 
     private static JobInfo ReadInfo(IpyRpcMessage reply, string what)

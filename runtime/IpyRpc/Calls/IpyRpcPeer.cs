@@ -59,7 +59,7 @@ public abstract partial class IpyRpcPeer
     /// <see cref="IpyRpcException"/>). Its parts are not pooled, so it can be sent as it is again: one that certainly did
     /// not reach the peer is made again while <see cref="AgainAsync"/> says so (a client reconnecting).
     /// </summary>
-    internal async Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, Action<IpyRpcMessage>? output, CancellationToken cancellationToken)
+    internal async Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, Action<IpyRpcMessage>? output, CancellationToken cancellationToken, Action<IpyRpcMessage>? items = null)
     {
         long started = Stopwatch.GetTimestamp();
         for (int attempt = 0; ; attempt++)
@@ -67,7 +67,7 @@ public abstract partial class IpyRpcPeer
             (PeerLink link, _) = await AttemptAsync(attempt, started, null, cancellationToken).ConfigureAwait(false);
             try
             {
-                return await link.RequestAsync(message, what, new PendingRequest(null, output), cancellationToken, null).ConfigureAwait(false);
+                return await link.RequestAsync(message, what, new PendingRequest(null, output) { Items = items }, cancellationToken, null).ConfigureAwait(false);
             }
             catch (IpyRpcConnectionException e) when (e.NotDelivered)
             {
@@ -103,6 +103,12 @@ public abstract partial class IpyRpcPeer
 
     /// <summary>Whether the other side describes <paramref name="function"/> as streaming its items (false when it is not known).</summary>
     private protected virtual bool Streams(string function) => false;
+
+    /// <summary>Whether <paramref name="function"/> is known to the other side's function list, and streams its items.</summary>
+    internal bool? IsStream(string function) => Streams(function) ? true : IsDescribed(function) ? false : null;
+
+    /// <summary>Whether the other side's function list (as last fetched) has <paramref name="function"/>.</summary>
+    private protected virtual bool IsDescribed(string function) => false;
 
     /// <summary>The deadline of calls that set none.</summary>
     private protected abstract TimeSpan? DefaultTimeout { get; }
@@ -344,7 +350,7 @@ public abstract partial class IpyRpcPeer
     }
 
     /// <summary>Reads one <c>items</c> message: an array of items.</summary>
-    private static List<T> DecodeItems<T>(IpyRpcMessage batch, IpyRpcFormatter<T> formatter, string function)
+    internal static List<T> DecodeItems<T>(IpyRpcMessage batch, IpyRpcFormatter<T> formatter, string function)
     {
         try
         {

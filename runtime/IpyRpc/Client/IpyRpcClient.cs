@@ -424,6 +424,8 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
 
     private protected override bool Streams(string function) => Find(function)?.IsStream == true;
 
+    private protected override bool IsDescribed(string function) => Find(function) is not null;
+
     private protected override async Task<bool> RelearnAsync(string function, Serialization used, CancellationToken cancellationToken)
     {
         await RefreshAsync(cancellationToken).ConfigureAwait(false);

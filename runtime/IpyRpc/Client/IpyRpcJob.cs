@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Text;
+using System.Threading.Channels;
 using IpyRpc.Formatting;
 using IpyRpc.Jobs;
 using IpyRpc.Protocol;
@@ -94,6 +95,141 @@ public sealed class IpyRpcJob<T>
     public void OnCompleted(Action<IpyRpcJob<T>> callback)
         => WaitAsync().ContinueWith(_ => callback(this), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
+    /// <summary>
+    /// The items of a streaming function's job (one that returns <c>IAsyncEnumerable&lt;T&gt;</c>, submitted with
+    /// <see cref="IpyRpcPeer.SubmitAsync{T}(string, object?[])"/> and its item count as the result): every item recorded
+    /// so far, then the rest as the job makes them, in order, ending when the job ends. The job's output is replayed to
+    /// <see cref="CallOptions.Output"/> as <see cref="WaitAsync(CancellationToken)"/> would. A job that fails, times out or
+    /// is cancelled throws from the enumeration after the items it made. Each enumeration reads from the first item; a
+    /// connection lost meanwhile is made again and the reading goes on after the last item read. Stopping early (break,
+    /// dispose, <paramref name="cancellationToken"/>) stops the reading only: the job goes on.
+    /// </summary>
+    /// <typeparam name="TItem">The stream's item type.</typeparam>
+    /// <exception cref="InvalidOperationException">The server describes <see cref="Function"/> as a function that does not stream.</exception>
+    public async IAsyncEnumerable<TItem> ReadItemsAsync<TItem>([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        if (_client.IsStream(Function) == false)
+        {
+            throw new InvalidOperationException($"{Function} does not stream items: wait for the job's result with WaitAsync (or await the job).");
+        }
+
+        IpyRpcFormatter<TItem> formatter = FormatterRegistry.Get<TItem>();
+        long after = 0; // events read so far, items or output: a follow made again goes on after them
+        long read = 0;
+        for (int lost = 0; ; )
+        {
+            var batches = Channel.CreateUnbounded<IpyRpcMessage>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            long from = after;
+            Task<IpyRpcMessage> done = _client.FollowAsync(Id, Function, from, m =>
+            {
+                // Output and items are one sequence: output is written in its place between the batches.
+                batches.Writer.TryWrite(m);
+            }, stop.Token, m => batches.Writer.TryWrite(m));
+            _ = done.ContinueWith(static (_, w) => ((ChannelWriter<IpyRpcMessage>)w!).TryComplete(), batches.Writer, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            IpyRpcConnectionException? cut = null;
+            try
+            {
+                while (await batches.Reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
+                {
+                    while (batches.Reader.TryRead(out IpyRpcMessage? message))
+                    {
+                        if (message.Sequence is long seq)
+                        {
+                            if (seq <= after) continue;
+                            after = seq;
+                        }
+
+                        if (message.Kind != MessageKind.Items)
+                        {
+                            OnOutput(message);
+                            continue;
+                        }
+
+                        foreach (TItem item in IpyRpcPeer.DecodeItems(message, formatter, Function))
+                        {
+                            read++;
+                            yield return item;
+                        }
+                    }
+                }
+
+                cut = await Ended(done, read).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (!done.IsCompleted)
+                {
+                    // Stopped early: end the following (not the job) and wait for the server to be told.
+                    stop.Cancel();
+                    try
+                    {
+                        await done.ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is OperationCanceledException or IpyRpcException)
+                    {
+                    }
+                }
+            }
+
+            if (cut is null) yield break;
+            // Lost with the connection: follow again after what was read (the client reconnects), unless nothing came of the last tries.
+            lost = after > from ? 1 : lost + 1;
+            if (lost > 3) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(cut);
+        }
+    }
+
+    // The follow's end: null when the job succeeded (its state noted), the lost connection to follow again, or the job's
+    // failure thrown. A success whose item count says the record no longer had every item is a failure too.
+    private async Task<IpyRpcConnectionException?> Ended(Task<IpyRpcMessage> done, long read)
+    {
+        IpyRpcMessage result;
+        try
+        {
+            result = await done.ConfigureAwait(false);
+            Info = Info with { State = JobState.Succeeded };
+        }
+        catch (IpyRpcConnectionException e)
+        {
+            return e;
+        }
+        catch (IpyRpcException e)
+        {
+            Info = Info with { State = Failed(e) };
+            throw;
+        }
+
+        long made;
+        try
+        {
+            made = IpyRpcPeer.Decode(result, Formatters.Int64, Function);
+        }
+        finally
+        {
+            result.Pooled?.Release();
+        }
+
+        if (read < made)
+        {
+            throw new IpyRpcNotFoundException(new RemoteError
+            {
+                Code = ErrorCodes.NotFound,
+                Message = $"Job {Id} made {made} items, of which the first {made - read} are no longer recorded: a job's record keeps at most "
+                    + "JobRetention.MaxOutputBytesPerJob (8 MiB unless the server sets it) of output and items together, the oldest going first. "
+                    + "Raise it for stream jobs whose items are read back, or call the function to read its items as it makes them.",
+            }, Function);
+        }
+
+        return null;
+    }
+
+    private JobState Failed(IpyRpcException e) => e switch
+    {
+        IpyRpcCancelledException => JobState.Cancelled,
+        IpyRpcTimeoutException => JobState.TimedOut,
+        _ => Info.State.IsFinished() ? Info.State : JobState.Failed,
+    };
+
     /// <summary>Cancels the job on the server: a queued job never runs; a running one has its token cancelled.</summary>
     /// <returns>False when it had already finished.</returns>
     public Task<bool> CancelAsync(CancellationToken cancellationToken = default) => _client.CancelJobAsync(Id, cancellationToken);
@@ -109,12 +245,7 @@ public sealed class IpyRpcJob<T>
         }
         catch (IpyRpcException e) when (e is not IpyRpcConnectionException)
         {
-            Info = Info with { State = e switch
-            {
-                IpyRpcCancelledException => JobState.Cancelled,
-                IpyRpcTimeoutException => JobState.TimedOut,
-                _ => Info.State.IsFinished() ? Info.State : JobState.Failed,
-            } };
+            Info = Info with { State = Failed(e) };
             throw;
         }
 

@@ -1,6 +1,4 @@
 using System.Collections.Concurrent;
-using System.Net;
-using System.Net.Sockets;
 using IpyRpc;
 using IpyRpc.Protocol;
 
@@ -66,7 +64,7 @@ public abstract class ReconnectContract
     protected virtual bool CarriesEvents => true;
 
     /// <summary>A free port on loopback for a test's address.</summary>
-    protected static int FreePort() => ReconnectContractPorts.Free();
+    protected static int FreePort() => LoopbackPorts.Free();
 
     private sealed class Running(IpyRpcServer server, IAsyncDisposable host) : IAsyncDisposable
     {
@@ -198,16 +196,5 @@ public abstract class ReconnectContract
         }
 
         Assert.Contains(7, ticks);
-    }
-}
-
-/// <summary>Free ports on loopback, for servers that restart at the same address.</summary>
-public static class ReconnectContractPorts
-{
-    public static int Free()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
