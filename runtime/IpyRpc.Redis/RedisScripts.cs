@@ -110,6 +110,22 @@ internal static class RedisScripts
           redis.call('HSETNX', job, 'started', ARGV[4])
           redis.call('ZREM', P .. ':deadlines', id)
           redis.call('ZADD', P .. ':leases', now + tonumber(ARGV[3]), id)
+          if attempts > 1 then
+            -- Delivered again: an earlier attempt's items and progress (output of streams 2 and 3) are not this run's;
+            -- its console output stays.
+            local dropped = 0
+            for _, e in ipairs(redis.call('XRANGE', evkey(id), '-', '+')) do
+              local f = e[2]
+              if f[2] == '1' and tonumber(f[4]) > 1 then
+                dropped = dropped + string.len(f[6])
+                redis.call('XDEL', evkey(id), e[1])
+              end
+            end
+            if dropped > 0 then
+              redis.call('HINCRBY', job, 'output_bytes', -dropped)
+              redis.call('HINCRBY', job, 'retained', -dropped)
+            end
+          end
           if attempts > 1 and tonumber(redis.call('HGET', job, 'announced') or '0') < attempts then
             local n = append(id, 0, 0, '', attempts)
             publish(id, n, 0, 0, '', attempts, 0, '', '')

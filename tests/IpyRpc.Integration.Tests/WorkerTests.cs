@@ -1,6 +1,7 @@
 using System.Text.Json;
 using IpyRpc.Http;
 using IpyRpc.Jobs;
+using IpyRpc.Protocol;
 using IpyRpc.Redis;
 using IpyRpc.Tests;
 using IpyRpc.TestWorker;
@@ -113,6 +114,66 @@ public abstract class WorkerTests(ITestOutputHelper log) : IAsyncLifetime
         Assert.Equal(JobState.Succeeded, job.State);
         Assert.Equal(2, job.Attempts);
         log.WriteLine($"killed worker {doomed.Pid} after {Count(seen, $"on {doomed.Pid}")} steps; worker {rescuer.Pid} ran attempt 2");
+    }
+
+    [Fact]
+    public async Task AStreamWhoseJobIsDeliveredAgainAfterItsItemsBeganEndsRatherThanRepeatThem()
+    {
+        IpyRpcServer server = await StartServerAsync();
+        WorkerProcess worker = await StartWorkerAsync(leaseMs: 1000);
+        IpyRpcClient client = await ConnectAsync(server);
+        string gate = Path.Combine(Path.GetTempPath(), $"ipyrpc-stream-gate-{Guid.NewGuid():N}");
+        try
+        {
+            // A call: 200 items read, then its worker is killed at the gate and another runs the job from the start.
+            var items = new List<int>();
+            await using (IAsyncEnumerator<int> reading = client.StreamAsync<int>("work.gated_stream", 400, gate).GetAsyncEnumerator())
+            {
+                while (items.Count < 200 && await reading.MoveNextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(60))) items.Add(reading.Current);
+                worker.Kill();
+                worker = await StartWorkerAsync(leaseMs: 1000);
+                // The new run is told of before it makes an item (it waits at the gate after its first 200).
+                var ended = await Assert.ThrowsAsync<IpyRpcException>(async () =>
+                {
+                    while (await reading.MoveNextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(60))) items.Add(reading.Current);
+                });
+                Assert.Equal(ErrorCodes.DeliveredAgain, ended.Code);
+                Assert.Contains("delivered again", ended.Message);
+            }
+
+            Assert.Equal(Enumerable.Range(1, 200), items); // none twice
+            JobInfo call = Assert.Single(await server.Queue.ListAsync(new JobQuery { Function = "work.gated_stream" }));
+            DateTime giveUp = DateTime.UtcNow.AddSeconds(60);
+            while ((await server.Queue.GetAsync(call.Id))!.State != JobState.Cancelled) // nobody reads its new run
+            {
+                Assert.True(DateTime.UtcNow < giveUp, $"the call's job is {(await server.Queue.GetAsync(call.Id))!.State}");
+                await Task.Delay(20);
+            }
+
+            // A job: its reading ends the same way, the job runs on, and a reading from the start gets its one run's items.
+            IpyRpcJob<long> job = await client.SubmitAsync<long>("work.gated_stream", 400, gate);
+            var read = new List<int>();
+            await using (IAsyncEnumerator<int> reading = job.ReadItemsAsync<int>().GetAsyncEnumerator())
+            {
+                while (read.Count < 200 && await reading.MoveNextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(60))) read.Add(reading.Current);
+                worker.Kill();
+                worker = await StartWorkerAsync(leaseMs: 1000);
+                var ended = await Assert.ThrowsAsync<IpyRpcException>(async () =>
+                {
+                    while (await reading.MoveNextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(60))) read.Add(reading.Current);
+                });
+                Assert.Equal(ErrorCodes.DeliveredAgain, ended.Code);
+                File.WriteAllText(gate, "");
+            }
+
+            Assert.Equal(Enumerable.Range(1, 200), read);
+            Assert.Equal(400L, await job.WaitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Equal(Enumerable.Range(1, 400), await job.ReadItemsAsync<int>().ToListAsync());
+        }
+        finally
+        {
+            File.Delete(gate);
+        }
     }
 
     [Fact]

@@ -225,6 +225,7 @@ public sealed class IpyRpcJob<T>
 
     private JobState Failed(IpyRpcException e) => e switch
     {
+        { Code: ErrorCodes.DeliveredAgain } => Info.State, // the reading ended; the job runs on
         IpyRpcCancelledException => JobState.Cancelled,
         IpyRpcTimeoutException => JobState.TimedOut,
         _ => Info.State.IsFinished() ? Info.State : JobState.Failed,

@@ -937,9 +937,36 @@ public sealed class InMemoryJobQueue : IJobQueue
                 _worker = workerId;
                 _started ??= DateTimeOffset.UtcNow;
                 _lease = new Lease(this, Request, _attempts, duration);
-                if (_attempts > 1) Publish(new JobEvent(++_sequence, JobEventKind.Started, Attempt: _attempts));
+                if (_attempts > 1)
+                {
+                    DropEarlierDataLocked();
+                    Publish(new JobEvent(++_sequence, JobEventKind.Started, Attempt: _attempts));
+                }
+
                 return _lease;
             }
+        }
+
+        // Delivered again: the items and progress an earlier attempt recorded are not this run's (it makes its own from
+        // the start), so a reader from the first event gets one run's; the console output stays, for what happened.
+        private void DropEarlierDataLocked()
+        {
+            if (_events is null || _events.All(e => e.Kind != JobEventKind.Output || JobData.IsConsole(e.Stream))) return;
+            var kept = new Queue<JobEvent>(_events.Count);
+            foreach (JobEvent e in _events)
+            {
+                if (e.Kind == JobEventKind.Output && !JobData.IsConsole(e.Stream))
+                {
+                    _recordedOutput -= Encoding.UTF8.GetByteCount(e.Text ?? "");
+                    _outputMemory -= OutputPieceBytes(e.Text ?? "");
+                }
+                else
+                {
+                    kept.Enqueue(e);
+                }
+            }
+
+            _events = kept;
         }
 
         public bool LeaseLapsed(DateTimeOffset now)

@@ -493,7 +493,16 @@ public sealed class SqliteJobQueue : IJobQueue
 
                 if (attempt > 1)
                 {
-                    Append(id, KindStarted, OutputStream.Stdout, null, attempt);
+                    long started = Append(id, KindStarted, OutputStream.Stdout, null, attempt);
+                    // Delivered again: an earlier attempt's items and progress are not this run's; its console output stays.
+                    // Dropped after the announcement is added, so no event is ever numbered (gseq) as a dropped one was:
+                    // other processes read the events past the last number they saw.
+                    long dropped = Scalar<long?>("SELECT sum(length(CAST(text AS BLOB))) FROM ipyrpc_events WHERE job = $id AND kind = $k AND stream > 1 AND n < $n", ("$id", id), ("$k", KindOutput), ("$n", started)) ?? 0;
+                    if (dropped > 0)
+                    {
+                        Execute("DELETE FROM ipyrpc_events WHERE job = $id AND kind = $k AND stream > 1 AND n < $n", ("$id", id), ("$k", KindOutput), ("$n", started));
+                        Execute("UPDATE ipyrpc_jobs SET output_bytes = output_bytes - $b, retained = retained - $b WHERE id = $id", ("$b", dropped), ("$id", id));
+                    }
                 }
 
                 return taken;

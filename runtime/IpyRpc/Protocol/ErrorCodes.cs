@@ -65,6 +65,14 @@ public static class ErrorCodes
     /// </summary>
     public const string Unavailable = "unavailable";
 
+    /// <summary>
+    /// A stream's job was delivered again (its worker stopped answering) after this reader had received items of the
+    /// earlier run: the new run makes its items from the start, which would repeat them. The reading ends rather than
+    /// give items twice; a plain call's job is cancelled with it. A submitted job runs on: read its items again
+    /// (JSON-RPC -32017).
+    /// </summary>
+    public const string DeliveredAgain = "delivered_again";
+
     /// <summary>The JSON-RPC 2.0 error code for an IpyRpc error code.</summary>
     public static int ToJsonRpc(string code) => code switch
     {
@@ -90,6 +98,7 @@ public static class ErrorCodes
         HolderUnreachable => -32014,
         SchemaMismatch => -32015,
         Unavailable => -32016,
+        DeliveredAgain => -32017,
         _ => -32603,
     };
 }

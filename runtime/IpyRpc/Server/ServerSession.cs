@@ -1412,6 +1412,9 @@ public sealed class ServerSession : IAsyncDisposable
                         Parts = [System.Text.Encoding.UTF8.GetBytes(e.Text!)],
                     });
                     break;
+                case JobEventKind.Started when e.Attempt > 1 && _itemsPosted is { } serialization:
+                    StartedOver(e.Attempt, serialization);
+                    break;
                 case JobEventKind.Started when e.Attempt > 1:
                     Post(new IpyRpcMessage
                     {
@@ -1431,6 +1434,31 @@ public sealed class ServerSession : IAsyncDisposable
             }
         }
 
+        // Ends a reading that has items of a run the job was delivered again after: the new run's items would repeat them.
+        private void StartedOver(int attempt, Serialization serialization)
+        {
+            var error = new RemoteError
+            {
+                Code = ErrorCodes.DeliveredAgain,
+                Message = $"Job {JobId} was delivered again after its worker stopped answering (attempt {attempt}), when items of the earlier run had "
+                    + (release ? "been sent: its new run would make them again from the start, so the call ends here, and its job is cancelled. Call it again."
+                        : "been read: its new run makes them again from the start, so this reading ends here; the job goes on. Read its items again."),
+            };
+            Post(ErrorMessage(requestId, serialization, error, JobId));
+            Measure("failed");
+            if (Flow is { } flow)
+            {
+                if (JobId is { } id) session._server.Flows.TryRemove(id, out _);
+                flow.Grant(long.MaxValue / 2); // the new run must not wait for credit nobody will give
+            }
+
+            Subscription?.Dispose();
+            if (release && JobId is { } job) _ = IgnoreFailures(new ValueTask(queue.CancelAsync(job).AsTask())); // a plain call's run is for this caller alone
+        }
+
+        // The serialization of the items sent to the reader, once any were: a redelivery after them ends the reading.
+        private Serialization? _itemsPosted;
+
         private void PostData(in JobEvent e)
         {
             (Serialization serialization, byte[] bytes) data;
@@ -1443,6 +1471,7 @@ public sealed class ServerSession : IAsyncDisposable
                 return; // not data a worker of ours recorded
             }
 
+            if (e.Stream == JobData.Items) _itemsPosted ??= data.serialization;
             Post(new IpyRpcMessage
             {
                 Kind = e.Stream == JobData.Items ? MessageKind.Items : MessageKind.Progress,

@@ -209,6 +209,36 @@ public abstract class JobQueueContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AJobDeliveredAgainKeepsItsLastAttemptsItemsAndProgressAndAllItsConsoleOutput()
+    {
+        IJobQueue queue = await OpenAsync();
+        JobTicket ticket = await queue.SubmitAsync(Request(detached: true));
+        JobLease first = await TakeAsync(queue, TimeSpan.FromMilliseconds(400), "dies");
+        string Items(byte n) => JobData.Encode(Serialization.MessagePack, [0x91, n]); // [n]
+        first.Write(OutputStream.Stdout, "first attempt\n");
+        first.Write(JobData.Items, Items(1));
+        first.Write(JobData.Progress, JobData.Encode(Serialization.MessagePack, [0x07]));
+        first.Write(JobData.Items, Items(2));
+
+        // The first worker never renews: the job is delivered again, and its second run makes its items from the start.
+        JobLease second = await TakeAsync(queue, TimeSpan.FromSeconds(30), "lives");
+        Assert.Equal(2, second.Attempt);
+        second.Write(OutputStream.Stdout, "second attempt\n");
+        second.Write(JobData.Items, Items(9));
+        Assert.True(await second.CompleteAsync(Ok([0x01])));
+
+        var attach = new Recorder();
+        await queue.WatchAsync(ticket.JobId, 0, attach);
+        await attach.Completed.Task.WaitAsync(Patience);
+        JobEvent[] recorded = attach.Snapshot().Where(e => e.Kind == JobEventKind.Output).ToArray();
+        Assert.Equal(["first attempt\n", "second attempt\n"], recorded.Where(e => JobData.IsConsole(e.Stream)).Select(e => e.Text));
+        Assert.Equal([Items(9)], recorded.Where(e => !JobData.IsConsole(e.Stream)).Select(e => e.Text));
+        // What the record keeps is what status counts.
+        long kept = recorded.Sum(e => (long)System.Text.Encoding.UTF8.GetByteCount(e.Text!));
+        Assert.Equal(kept + 1, (await queue.GetAsync(ticket.JobId))!.RetainedBytes);
+    }
+
+    [Fact]
     public async Task RenewingALeaseKeepsTheJobFromBeingDeliveredAgain()
     {
         IJobQueue queue = await OpenAsync();
