@@ -26,6 +26,45 @@ public abstract partial class IpyRpcPeer
         return SubmitAsync(c.Function, c.Arguments, c.ResultAs<T>(), c.Options, c.Token);
     }
 
+    /// <summary>
+    /// Submits a typed proxy call of a streaming function (one that returns <c>IAsyncEnumerable&lt;T&gt;</c>) as a job,
+    /// <c>client.SubmitStreamAsync(() =&gt; proxy.Simulate(1_000_000))</c>: the call is recorded, not made. The job
+    /// records the items as it makes them; read them with <see cref="IpyRpcJob{T}.ReadItemsAsync{TItem}"/>, now or later,
+    /// from any client. Its result is how many items it made.
+    /// </summary>
+    /// <param name="call">One streaming call of a proxy over this peer, returned as it is (not filtered or transformed).</param>
+    /// <returns>The job's handle.</returns>
+    /// <exception cref="ArgumentException"><paramref name="call"/> is not exactly one streaming call through this peer, or passes an <see cref="IProgress{T}"/>.</exception>
+    public async Task<IpyRpcJob<long>> SubmitStreamAsync<TItem>(Func<IAsyncEnumerable<TItem>> call)
+    {
+        ArgumentNullException.ThrowIfNull(call);
+        CapturedCall? outer = t_capturing;
+        var capture = new CapturedCall();
+        t_capturing = capture;
+        IAsyncEnumerable<TItem> returned;
+        try
+        {
+            returned = call();
+        }
+        finally
+        {
+            t_capturing = outer;
+        }
+
+        if (capture.Count != 1 || !ReferenceEquals(returned, capture.Placeholder))
+        {
+            throw new ArgumentException("The lambda must be exactly one streaming typed proxy call, as () => proxy.Function(arguments), returning its items as they are (not filtered or transformed).", nameof(call));
+        }
+
+        if (!ReferenceEquals(capture.Peer, this))
+        {
+            throw new ArgumentException("The call goes through another connection than the one it is sent with: use that proxy's own peer.", nameof(call));
+        }
+
+        if (capture.Arguments.ProgressHandler is not null) throw new ArgumentException("A submitted job reports its progress to no one in particular: leave out the IProgress argument and attach to the job to follow it.", nameof(call));
+        return await SubmitAsync(capture.Function, capture.Arguments, capture.ResultAs<long>(), capture.Options, capture.Token).ConfigureAwait(false);
+    }
+
     /// <summary>Submits a typed proxy call of a function that returns nothing as a job (see <see cref="SubmitAsync{T}(Func{Task{T}})"/>).</summary>
     /// <param name="call">One call of a proxy over this peer, and nothing else.</param>
     /// <returns>The job's handle; its result is <see langword="null"/>.</returns>
@@ -88,7 +127,7 @@ public abstract partial class IpyRpcPeer
         public object? Result;
         public CallOptions? Options;
         public CancellationToken Token;
-        public Task? Placeholder;
+        public object? Placeholder;
         public int Count;
 
         public Task<TResult> Take<TResult>(IpyRpcPeer peer, string function, IpyRpcArguments arguments, IpyRpcFormatter<TResult> result, CallOptions? options, CancellationToken token)
@@ -98,6 +137,27 @@ public abstract partial class IpyRpcPeer
             Task<TResult> placeholder = Task.FromCanceled<TResult>(new CancellationToken(true));
             Placeholder = placeholder;
             return placeholder;
+        }
+
+        /// <summary>Records a streaming call (its result is the item count); the stream it returns has no items.</summary>
+        public IAsyncEnumerable<TItem> TakeStream<TItem>(IpyRpcPeer peer, string function, IpyRpcArguments arguments, CallOptions? options, CancellationToken token)
+        {
+            Count++;
+            (Peer, Function, Arguments, Result, Options, Token) = (peer, function, arguments, Formatters.Int64, options, token);
+            IAsyncEnumerable<TItem> placeholder = new Recorded<TItem>();
+            Placeholder = placeholder;
+            return placeholder;
+        }
+
+        private sealed class Recorded<TItem> : IAsyncEnumerable<TItem>, IAsyncEnumerator<TItem>
+        {
+            public TItem Current => default!;
+
+            public IAsyncEnumerator<TItem> GetAsyncEnumerator(CancellationToken cancellationToken = default) => this;
+
+            public ValueTask<bool> MoveNextAsync() => ValueTask.FromResult(false);
+
+            public ValueTask DisposeAsync() => ValueTask.CompletedTask;
         }
 
         public IpyRpcFormatter<T> ResultAs<T>() => Result as IpyRpcFormatter<T>

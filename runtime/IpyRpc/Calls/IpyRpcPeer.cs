@@ -237,14 +237,20 @@ public abstract partial class IpyRpcPeer
     /// control); stopping the enumeration early (break, dispose, or <paramref name="cancellationToken"/>)
     /// cancels the function. The function's failure is thrown from the enumeration. Generated proxies use this.
     /// </summary>
-    public async IAsyncEnumerable<TItem> StreamAsync<TItem>(string function, IpyRpcArguments arguments, IpyRpcFormatter<TItem> item, CallOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<TItem> StreamAsync<TItem>(string function, IpyRpcArguments arguments, IpyRpcFormatter<TItem> item, CallOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        // Recorded rather than made when it is being submitted as a job (SubmitStreamAsync); its result is the item count.
+        if (t_capturing is { } capture) return capture.TakeStream<TItem>(this, function, arguments, options, cancellationToken);
+        return StreamCoreAsync(function, arguments, item, options, cancellationToken);
+    }
+
+    private async IAsyncEnumerable<TItem> StreamCoreAsync<TItem>(string function, IpyRpcArguments arguments, IpyRpcFormatter<TItem> item, CallOptions? options, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         Serialization serialization = options?.Serialization ?? SerializationFor(function);
         TimeSpan? timeout = TimeoutFor(options);
         int window = options?.StreamWindow ?? DefaultStreamWindow;
         if (window < 1) throw new ArgumentOutOfRangeException(nameof(options), "CallOptions.StreamWindow must be at least 1.");
-        // Items are enumerated as they come: a stream is neither submitted nor kept behind a pointer (SubmitAsync, AsPointerAsync).
-        if (t_capturing is not null) throw new InvalidOperationException($"{function} streams its items: enumerate it rather than submitting it or asking for a pointer.");
+
         using Activity? span = IpyRpcTelemetry.StartDetached(function, ActivityKind.Client, null, function); // lives as long as the enumeration
         long started = Stopwatch.GetTimestamp();
         bool relearned = options?.Serialization is not null; // a caller that named a serialization is not second-guessed

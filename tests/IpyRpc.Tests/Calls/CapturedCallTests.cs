@@ -98,6 +98,24 @@ public sealed class CapturedCallTests
     }
 
     [Fact]
+    public async Task ASubmittedProxyStreamIsAJobWhoseItemsAreReadLater()
+    {
+        (IpyRpcServer server, IpyRpcClient client) = await StartAsync();
+        await using (server)
+        await using (client)
+        {
+            CaptureFunctionsClient.CaptureNamespace f = client.Proxy<CaptureFunctionsClient>().Capture;
+            IpyRpcJob<long> job = await client.SubmitStreamAsync(() => f.UpTo(5));
+            Assert.Equal("capture.upto", (await client.GetJobAsync(job.Id)).Function);
+            Assert.Equal(5L, await job.WaitAsync(TimeSpan.FromSeconds(10)));
+            Assert.Equal([1, 2, 3, 4, 5], await job.ReadItemsAsync<int>().ToListAsync());
+
+            // Nothing is left capturing: the stream is enumerated as usual afterwards.
+            Assert.Equal([1, 2], await f.UpTo(2).ToListAsync());
+        }
+    }
+
+    [Fact]
     public async Task AProxyCallForAPointerLeavesTheResultWhereItWasComputedAndThePointerPassesAsTheRecord()
     {
         (IpyRpcServer server, IpyRpcClient client) = await StartAsync();
@@ -145,13 +163,18 @@ public sealed class CapturedCallTests
             var progress = await Assert.ThrowsAsync<ArgumentException>(() => client.SubmitAsync(() => f.Count(3, new Progress<int>())));
             Assert.Contains("IProgress", progress.Message);
 
-            // A stream is enumerated, not submitted: its call is not started.
+            // A stream enumerated inside a submitted lambda is not the lambda's one call: its call is not started.
             var stream = await Assert.ThrowsAsync<ArgumentException>(() => client.SubmitAsync(async () =>
             {
                 await foreach (int n in f.UpTo(3)) return n;
                 return 0;
             }));
-            Assert.Contains("made no call", stream.Message);
+            Assert.Contains("exactly one typed proxy call", stream.Message);
+            // A stream submitted is exactly its one call, as it is.
+            var notAStream = await Assert.ThrowsAsync<ArgumentException>(() => client.SubmitStreamAsync(() => AsyncEnumerable.Range(1, 3)));
+            Assert.Contains("exactly one streaming typed proxy call", notAStream.Message);
+            var filtered = await Assert.ThrowsAsync<ArgumentException>(() => client.SubmitStreamAsync(() => f.UpTo(3).Where(n => n > 1)));
+            Assert.Contains("exactly one streaming typed proxy call", filtered.Message);
 
             await Task.Delay(100);
             Assert.Equal(before, CaptureFunctions.Logged);
