@@ -228,7 +228,8 @@ jobsAttach.SetAction((r, ct) => Run(r, ct, async (client, console) =>
         return ExitCodes.Ok;
     }
 
-    object? result = await job.WaitAsync(ct);
+    // Its progress reports (a function that takes an IProgress<T>) go to stderr, replayed then live, as a call's do.
+    object? result = await job.WaitAsync(new Reports(report => console.Output(OutputStream.Stderr, $"progress: {Arguments.ToJson(report, indented: false)}\n")), ct);
     if (r.GetValue(json)) console.Json(Arguments.Map(("id", job.Id), ("result", result)));
     else Console.WriteLine(Arguments.ToJson(result));
     return ExitCodes.Ok;

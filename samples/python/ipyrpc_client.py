@@ -17,7 +17,7 @@ Or install it (offline, from this folder) and import it anywhere:
     >>> client.fail("x")            # RemoteError; its traceback shows the remote one under the local one
     >>> job = client.submit("print_lines", 20)     # a job: returns at once, runs on if you leave
     >>> job.id, job.refresh()["state"]
-    >>> client.attach(job.id).wait()              # from any client, later: output replayed, then live
+    >>> client.attach(job.id).wait()              # from any client, later: output replayed, then live (progress=print for reports)
     >>> for item in client.stream("count", 10): ...   # a streaming function's items, with flow control
     >>> for item in client.submit("count", 10).items(): ...   # a stream as a job: its items, now or from any client later
     >>> client.invoke("solve", [8], progress=print)   # progress reports as they happen
@@ -1315,9 +1315,12 @@ class Job:
         self.info = self.client.status(self.id)
         return self.info
 
-    def wait(self):
-        """Replays the job's output so far, then the rest as it comes, then returns its result (or raises RemoteError)."""
-        return self.client._request({"kind": "attach", "job": self.id, "from": self._last}, result=True, function=self.info["function"], output=self._record)
+    def wait(self, progress=None):
+        """Replays the job's output so far, then the rest as it comes, then returns its result (or raises RemoteError).
+        `progress` (a function with an IProgress parameter) is called with each report: all made so far, then live."""
+        start = 0 if progress else self._last  # reports are replayed from the first; output seen already is skipped
+        return self.client._request({"kind": "attach", "job": self.id, "from": start}, result=True, function=self.info["function"],
+                                    output=self._record, progress=progress)
 
     def items(self):
         """A streaming function's job: yields every item it made so far, then the rest as it makes them, and ends with
@@ -1507,6 +1510,10 @@ def both_ways_demo(endpoint):
     reports = []
     result = client.invoke("bw.work", [3], progress=lambda tick: reports.append(tick["number"]))
     print("progress:", " ".join(map(str, reports)), "then", result)
+    job_reports = []
+    worked = client.submit("bw.work", 3)
+    worked.wait()  # ended; its reports are replayed to a later wait that asks for them
+    print("job progress:", worked.wait(progress=lambda tick: job_reports.append(tick["number"])), job_reports)
     for i, item in enumerate(client.stream("bw.count_forever", window=8)):
         if i == 4:
             break

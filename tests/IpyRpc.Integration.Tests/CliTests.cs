@@ -117,6 +117,18 @@ public sealed class CliTests : IAsyncLifetime
         Assert.Contains("progress: 2", text);
         string json = text[text.IndexOf('{')..(text.LastIndexOf('}') + 1)]; // stdout's document, before stderr's lines
         Assert.Equal(2, JsonDocument.Parse(json).RootElement.GetProperty("result").GetInt32());
+
+        // A job's reports, replayed to whoever attaches.
+        (code, text) = await Cli("jobs", "submit", _zmq.Endpoint, "work.steps", "3", "--json");
+        Assert.True(code == 0, text);
+        string job = JsonDocument.Parse(text).RootElement.GetProperty("id").GetString()!;
+        (code, text) = await Cli("jobs", "attach", _zmq.Endpoint, job);
+        Assert.True(code == 0, text);
+        first = text.IndexOf("progress: 1", StringComparison.Ordinal);
+        second = text.IndexOf("progress: 2", StringComparison.Ordinal);
+        third = text.IndexOf("progress: 3", StringComparison.Ordinal);
+        Assert.True(first >= 0 && first < second && second < third, text);
+        Assert.EndsWith("3", text.TrimEnd());
     }
 
     [Fact]

@@ -149,6 +149,7 @@ public sealed class PythonClientTests
         Assert.Contains("failed stream job: [0, 1, 2, 3] System.InvalidOperationException failed after 4 items", stdout);
         Assert.Matches(@"long stream job: not_found 20000 items were made, of which the first \d+ are no longer recorded", stdout);
         Assert.Contains("progress: 1 2 3 then done", stdout);
+        Assert.Contains("job progress: done [1, 2, 3]", stdout);
         Assert.Contains("stopped early; still serving: done", stdout);
         // One connection, requests that overlap: a stream's items are kept for it while calls are made between them,
         // and threads sharing the client each get their own answers (before, both hung until the timeout).

@@ -22,7 +22,7 @@ public abstract partial class IpyRpcPeer
     public Task<IpyRpcJob<T>> SubmitAsync<T>(Func<Task<T>> call)
     {
         CapturedCall c = Capture(call);
-        if (c.Arguments.ProgressHandler is not null) throw new ArgumentException("A submitted job reports its progress to no one in particular: leave out the IProgress argument and attach to the job to follow it.", nameof(call));
+        if (c.Arguments.ProgressHandler is not null) throw new ArgumentException("A submitted job reports its progress to no one in particular: leave out the IProgress argument, and follow its reports with the job's WaitAsync(progress).", nameof(call));
         return SubmitAsync(c.Function, c.Arguments, c.ResultAs<T>(), c.Options, c.Token);
     }
 
@@ -61,7 +61,7 @@ public abstract partial class IpyRpcPeer
             throw new ArgumentException("The call goes through another connection than the one it is sent with: use that proxy's own peer.", nameof(call));
         }
 
-        if (capture.Arguments.ProgressHandler is not null) throw new ArgumentException("A submitted job reports its progress to no one in particular: leave out the IProgress argument and attach to the job to follow it.", nameof(call));
+        if (capture.Arguments.ProgressHandler is not null) throw new ArgumentException("A submitted job reports its progress to no one in particular: leave out the IProgress argument, and follow its reports with the job's WaitAsync(progress).", nameof(call));
         return await SubmitAsync(capture.Function, capture.Arguments, capture.ResultAs<long>(), capture.Options, capture.Token).ConfigureAwait(false);
     }
 

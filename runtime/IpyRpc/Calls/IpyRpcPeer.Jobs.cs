@@ -112,12 +112,13 @@ public abstract partial class IpyRpcPeer
 
     /// <summary>
     /// Follows a job: replays its events after <paramref name="after"/>, then the rest live; returns the result message.
-    /// A stream's items go to <paramref name="items"/> (dropped without it: the result is then their count).
+    /// A stream's items go to <paramref name="items"/> (dropped without it: the result is then their count); its progress
+    /// reports to <paramref name="progress"/> (dropped without it).
     /// </summary>
-    internal Task<IpyRpcMessage> FollowAsync(string jobId, string function, long after, Action<IpyRpcMessage> output, CancellationToken cancellationToken, Action<IpyRpcMessage>? items = null)
+    internal Task<IpyRpcMessage> FollowAsync(string jobId, string function, long after, Action<IpyRpcMessage> output, CancellationToken cancellationToken, Action<IpyRpcMessage>? items = null, Action<IpyRpcMessage>? progress = null)
     {
         var attach = new IpyRpcMessage { Kind = MessageKind.Attach, JobId = jobId, After = after, Serialization = DefaultSerialization };
-        return RequestAsync(attach, function, output, cancellationToken, items);
+        return RequestAsync(attach, function, output, cancellationToken, items, progress);
     }
 
     private static JobInfo ReadInfo(IpyRpcMessage reply, string what)

@@ -59,7 +59,7 @@ public abstract partial class IpyRpcPeer
     /// <see cref="IpyRpcException"/>). Its parts are not pooled, so it can be sent as it is again: one that certainly did
     /// not reach the peer is made again while <see cref="AgainAsync"/> says so (a client reconnecting).
     /// </summary>
-    internal async Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, Action<IpyRpcMessage>? output, CancellationToken cancellationToken, Action<IpyRpcMessage>? items = null)
+    internal async Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, Action<IpyRpcMessage>? output, CancellationToken cancellationToken, Action<IpyRpcMessage>? items = null, Action<IpyRpcMessage>? progress = null)
     {
         long started = Stopwatch.GetTimestamp();
         for (int attempt = 0; ; attempt++)
@@ -67,7 +67,7 @@ public abstract partial class IpyRpcPeer
             (PeerLink link, _) = await AttemptAsync(attempt, started, null, cancellationToken).ConfigureAwait(false);
             try
             {
-                return await link.RequestAsync(message, what, new PendingRequest(null, output) { Items = items }, cancellationToken, null).ConfigureAwait(false);
+                return await link.RequestAsync(message, what, new PendingRequest(null, output) { Items = items, Progress = progress }, cancellationToken, null).ConfigureAwait(false);
             }
             catch (IpyRpcConnectionException e) when (e.NotDelivered)
             {

@@ -85,6 +85,54 @@ public sealed class IpyRpcJob<T>
         return cancellationToken.CanBeCanceled ? following.WaitAsync(cancellationToken) : following;
     }
 
+    /// <summary>
+    /// Waits for the job's result, as <see cref="WaitAsync(CancellationToken)"/> does, and gives its progress reports (a
+    /// function with an <see cref="IProgress{T}"/> parameter) to <paramref name="progress"/>: every report made so far, then
+    /// the rest as they come, in order. The output is replayed once per handle, as ever. A connection lost meanwhile is
+    /// made again and the following goes on after the last report. Cancelling <paramref name="cancellationToken"/> stops
+    /// this wait only.
+    /// </summary>
+    /// <typeparam name="TProgress">The type the function reports.</typeparam>
+    public async Task<T> WaitAsync<TProgress>(IProgress<TProgress> progress, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(progress);
+        IpyRpcFormatter<TProgress> formatter = FormatterRegistry.Get<TProgress>();
+        long after = 0; // events handled so far: a follow made again goes on after them
+        bool Fresh(IpyRpcMessage m)
+        {
+            if (m.Sequence is not long seq) return true;
+            if (seq <= Volatile.Read(ref after)) return false;
+            Volatile.Write(ref after, seq); // the handlers run one at a time, in order, on the receiving side
+            return true;
+        }
+
+        for (int lost = 0; ; )
+        {
+            long from = Volatile.Read(ref after);
+            try
+            {
+                IpyRpcMessage reply = await _client.FollowAsync(Id, Function, from, m =>
+                {
+                    if (Fresh(m)) OnOutput(m);
+                }, cancellationToken, progress: m =>
+                {
+                    if (Fresh(m)) progress.Report(IpyRpcPeer.Decode(m, formatter, Function));
+                }).ConfigureAwait(false);
+                Info = Info with { State = JobState.Succeeded };
+                return await _client.ResultAsync(reply, _formatter, Function, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (IpyRpcConnectionException) when ((lost = Volatile.Read(ref after) > from ? 1 : lost + 1) <= 3 && !cancellationToken.IsCancellationRequested)
+            {
+                // Lost with the connection: follow again after what was handled (the client reconnects).
+            }
+            catch (IpyRpcException e) when (e is not IpyRpcConnectionException)
+            {
+                Info = Info with { State = Failed(e) };
+                throw;
+            }
+        }
+    }
+
     /// <summary>Waits for the result for at most <paramref name="timeout"/>; a <see cref="TimeoutException"/> then, and the job goes on.</summary>
     public Task<T> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default) => WaitAsync(cancellationToken).WaitAsync(timeout, cancellationToken);
 
