@@ -18,6 +18,21 @@ public static class HttpFunctions
     [IpyRpcExport("scale")]
     public static double Scale(double value, double factor = 2) => value * factor;
 
+    /// <summary>Reports each of its steps, then says how many it worked.</summary>
+    /// <param name="steps">How many.</param>
+    /// <param name="progress">Each step.</param>
+    [IpyRpcExport("work_with_progress")]
+    public static async Task<string> WorkWithProgress(int steps, IProgress<int> progress)
+    {
+        for (int i = 1; i <= steps; i++)
+        {
+            await Task.Yield();
+            progress.Report(i);
+        }
+
+        return $"worked {steps}";
+    }
+
     /// <summary>0, 1, … up to n - 1, streamed.</summary>
     [IpyRpcExport("count_to")]
     public static async IAsyncEnumerable<int> CountTo(int n)

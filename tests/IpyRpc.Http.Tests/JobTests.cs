@@ -32,4 +32,28 @@ public sealed class JobTests(HttpFixture fixture) : IClassFixture<HttpFixture>
         await Gates.WaitAsync(waiting + ".cancelled");
         await Assert.ThrowsAsync<IpyRpcNotFoundException>(() => second.AttachAsync<int>("not-a-job"));
     }
+
+    [Theory]
+    [InlineData(HttpCarrier.WebSocket)]
+    [InlineData(HttpCarrier.Requests)]
+    public async Task AStreamJobsItemsAndAJobsProgressAreReadOverEitherCarrier(HttpCarrier carrier)
+    {
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(fixture.Host.Address, carrier);
+        IpyRpcJob<long> counting = await client.SubmitAsync<long>("count_to", 300);
+        Assert.Equal(Enumerable.Range(0, 300), await counting.ReadItemsAsync<int>().ToListAsync());
+        Assert.Equal(300L, await counting.WaitAsync(TimeSpan.FromSeconds(20)));
+
+        IpyRpcJob<string> working = await client.SubmitAsync<string>("work_with_progress", 4);
+        var reports = new List<int>();
+        Assert.Equal("worked 4", await working.WaitAsync(new SynchronousProgress(reports)).WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal([1, 2, 3, 4], reports);
+    }
+
+    private sealed class SynchronousProgress(List<int> values) : IProgress<int>
+    {
+        public void Report(int value)
+        {
+            lock (values) values.Add(value);
+        }
+    }
 }
