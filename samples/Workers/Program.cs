@@ -90,6 +90,20 @@ await using (IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(host.Addr
     string result = await job;
     Console.WriteLine($"result: {result}");
 
+    Heading("A stream as a job: a trajectory computed on a worker, read as it goes and again later");
+    IpyRpcJob<long> trajectory = await client.SubmitStreamAsync(() => client.Proxy<SimulationClient>().Trajectory(10));
+    var first = new List<double>();
+    await foreach (double energy in trajectory.ReadItemsAsync<double>())
+    {
+        first.Add(energy);
+        if (first.Count == 3) break; // this reading stops; the job goes on
+    }
+
+    Console.WriteLine($"first points, live: {string.Join(", ", first.Select(e => e.ToString("F4")))}");
+    Console.WriteLine($"the job made {await trajectory} points");
+    List<double> all = await trajectory.ReadItemsAsync<double>().ToListAsync();
+    Console.WriteLine($"all {all.Count} points again, from the job's record: the last {all[^1]:F4}");
+
     Heading("Every job the queue remembers");
     foreach (JobInfo j in await client.ListJobsAsync())
     {

@@ -23,6 +23,22 @@ public static class Simulation
         return $"final energy {energy:F4}, computed by worker process {Environment.ProcessId}";
     }
 
+    /// <summary>The energy after each step of a simulation, as the worker computes it: a stream.</summary>
+    /// <param name="steps">How many steps to simulate.</param>
+    /// <param name="cancellationToken">Stops the simulation.</param>
+    /// <returns>The energy after each step.</returns>
+    [IpyRpcExport("trajectory")]
+    public static async IAsyncEnumerable<double> Trajectory(int steps, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        double energy = 1.0;
+        for (int i = 1; i <= steps; i++)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
+            energy *= 0.9;
+            yield return energy;
+        }
+    }
+
     /// <summary>Squares a number: a short job, to see jobs spread over the workers.</summary>
     /// <param name="x">The number.</param>
     /// <returns>Its square, and the worker process that computed it.</returns>

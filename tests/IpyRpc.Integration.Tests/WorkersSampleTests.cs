@@ -19,6 +19,9 @@ public sealed class WorkersSampleTests
         Assert.True(result.Success, output);
         Assert.Contains(int.Parse(result.Groups[1].Value), workers);
         Assert.Equal(12, Regex.Matches(output, @"^  step \d+/12", RegexOptions.Multiline).Count); // replayed and live, each step once
+        Assert.Contains("first points, live: 0.9000, 0.8100, 0.7290", output);
+        Assert.Contains("the job made 10 points", output);
+        Assert.Contains("all 10 points again, from the job's record: the last 0.3487", output);
         Assert.All(workers, w => Assert.Contains($"worker {w} exited with 0", output));
     }
 }
