@@ -305,18 +305,7 @@ public abstract partial class IpyRpcPeer
             }
             finally
             {
-                if (!done.IsCompleted)
-                {
-                    // Stopped early: cancel the function and wait for it to be told.
-                    stop.Cancel();
-                    try
-                    {
-                        await done.ConfigureAwait(false);
-                    }
-                    catch (Exception e) when (e is OperationCanceledException or IpyRpcException)
-                    {
-                    }
-                }
+                await StopEarlyAsync(done, stop).ConfigureAwait(false); // cancels the function
             }
 
             if (undelivered is null) yield break;
@@ -352,6 +341,23 @@ public abstract partial class IpyRpcPeer
         catch (IpyRpcProtocolException e) when (refusedSerialization && e.Code == ErrorCodes.UnsupportedSerialization)
         {
             return e;
+        }
+    }
+
+    /// <summary>
+    /// For a reading stopped before its request ended (break, dispose, cancel): cancels the request (<paramref name="stop"/>)
+    /// and waits until the other side has been told. Nothing to do for one that ended.
+    /// </summary>
+    internal static async Task StopEarlyAsync(Task<IpyRpcMessage> done, CancellationTokenSource stop)
+    {
+        if (done.IsCompleted) return;
+        stop.Cancel();
+        try
+        {
+            await done.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or IpyRpcException)
+        {
         }
     }
 

@@ -206,18 +206,7 @@ public sealed class IpyRpcJob<T>
             }
             finally
             {
-                if (!done.IsCompleted)
-                {
-                    // Stopped early: end the following (not the job) and wait for the server to be told.
-                    stop.Cancel();
-                    try
-                    {
-                        await done.ConfigureAwait(false);
-                    }
-                    catch (Exception e) when (e is OperationCanceledException or IpyRpcException)
-                    {
-                    }
-                }
+                await IpyRpcPeer.StopEarlyAsync(done, stop).ConfigureAwait(false); // ends the following, not the job
             }
 
             if (cut is null) yield break;

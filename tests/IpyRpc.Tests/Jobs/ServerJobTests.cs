@@ -45,7 +45,8 @@ public sealed class ServerJobTests(ITestOutputHelper output)
         return server;
     }
 
-    private static Task<IpyRpcClient> ConnectAsync(IpyRpcServer server, List<string>? output = null)
+    /// <summary>An in-process client whose remote output goes to <paramref name="output"/> (or nowhere).</summary>
+    internal static Task<IpyRpcClient> ConnectAsync(IpyRpcServer server, List<string>? output = null)
         => IpyRpcClient.ConnectInProcessAsync(server, new IpyRpcClientOptions
         {
             Output = (_, text) =>

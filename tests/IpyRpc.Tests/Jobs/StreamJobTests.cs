@@ -45,15 +45,7 @@ public sealed class StreamJobTests
         return server;
     }
 
-    private static Task<IpyRpcClient> ConnectAsync(IpyRpcServer server, List<string>? output = null)
-        => IpyRpcClient.ConnectInProcessAsync(server, new IpyRpcClientOptions
-        {
-            Output = (_, text) =>
-            {
-                if (output is null) return;
-                lock (output) output.Add(text);
-            },
-        });
+    private static Task<IpyRpcClient> ConnectAsync(IpyRpcServer server, List<string>? output = null) => ServerJobTests.ConnectAsync(server, output);
 
     [Fact]
     public async Task AStreamJobsItemsAreReadAsTheyAreMadeAndAgainFromAnotherClientOnceItHasEnded()
