@@ -34,8 +34,11 @@ public sealed class IpyRpcHostingOptions
 /// <summary>The configurable part of <see cref="FunctionOptions"/>, as plain settings.</summary>
 public sealed class FunctionConfig
 {
-    /// <summary><see cref="FunctionOptions.Timeout"/>.</summary>
-    public TimeSpan? Timeout { get; set; }
+    /// <summary>
+    /// <see cref="FunctionOptions.Timeout"/>: a duration as .NET writes one (<c>"00:05:00"</c>, <c>"1.00:00:00"</c>), or
+    /// <c>"infinite"</c> for no limit (which lifts a wider pattern's).
+    /// </summary>
+    public string? Timeout { get; set; }
 
     /// <summary><see cref="FunctionOptions.CancelOnDisconnect"/>.</summary>
     public bool? CancelOnDisconnect { get; set; }
@@ -52,23 +55,36 @@ public sealed class FunctionConfig
     /// <summary><see cref="FunctionOptions.ReturnPointer"/>.</summary>
     public bool? ReturnPointer { get; set; }
 
-    /// <summary><see cref="FunctionOptions.PointerTimeToLive"/>.</summary>
-    public TimeSpan? PointerTimeToLive { get; set; }
+    /// <summary><see cref="FunctionOptions.PointerTimeToLive"/>: a duration, or <c>"infinite"</c> for until released or evicted.</summary>
+    public string? PointerTimeToLive { get; set; }
 
     /// <summary><see cref="FunctionOptions.Inline"/>.</summary>
     public bool? Inline { get; set; }
 
     internal FunctionOptions ToOptions() => new()
     {
-        Timeout = Timeout,
+        Timeout = Duration(Timeout, nameof(Timeout)),
         ReturnPointer = ReturnPointer,
-        PointerTimeToLive = PointerTimeToLive,
+        PointerTimeToLive = Duration(PointerTimeToLive, nameof(PointerTimeToLive)),
         CancelOnDisconnect = CancelOnDisconnect,
         Queue = Queue,
         InputSerialization = InputSerialization,
         OutputSerialization = OutputSerialization,
         Inline = Inline,
     };
+
+    // A duration as TimeSpan reads one, or "infinite" (Timeout.InfiniteTimeSpan, whose own text is "-00:00:00.001").
+    private static TimeSpan? Duration(string? text, string name)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return null;
+        if (text.Trim().Equals("infinite", StringComparison.OrdinalIgnoreCase)) return System.Threading.Timeout.InfiniteTimeSpan;
+        if (!TimeSpan.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out TimeSpan value))
+        {
+            throw new ArgumentException($"{name} is a duration such as \"00:05:00\" (hh:mm:ss) or \"1.00:00:00\" (a day), or \"infinite\"; not \"{text}\".", name);
+        }
+
+        return value > TimeSpan.Zero ? value : throw new ArgumentException($"{name} must be positive, or \"infinite\" for none; not \"{text}\".", name);
+    }
 }
 
 /// <summary>Says what the hosted server exports.</summary>

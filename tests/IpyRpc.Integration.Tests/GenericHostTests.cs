@@ -129,7 +129,31 @@ public sealed class GenericHostTests
         Microsoft.Extensions.DependencyInjection.IpyRpcServiceCollectionExtensions.AddIpyRpc(builder.Services).Export(typeof(IpyRpc.TestWorker.WorkFunctions));
         using Microsoft.Extensions.Hosting.IHost host = builder.Build();
         var e = Assert.Throws<InvalidOperationException>(() => host.Services.GetService(typeof(IpyRpcServer)));
-        Assert.Contains("IpyRpc:Functions:work.*: Timeout must be positive, or Timeout.InfiniteTimeSpan for none.", e.Message);
+        Assert.Contains("IpyRpc:Functions:work.*: Timeout must be positive, or \"infinite\" for none; not \"00:00:00\".", e.Message);
+
+        Microsoft.Extensions.Hosting.HostApplicationBuilder garbled = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        garbled.Configuration["IpyRpc:Functions:work.*:PointerTimeToLive"] = "5 minutes";
+        Microsoft.Extensions.DependencyInjection.IpyRpcServiceCollectionExtensions.AddIpyRpc(garbled.Services).Export(typeof(IpyRpc.TestWorker.WorkFunctions));
+        using Microsoft.Extensions.Hosting.IHost second = garbled.Build();
+        e = Assert.Throws<InvalidOperationException>(() => second.Services.GetService(typeof(IpyRpcServer)));
+        Assert.Contains("IpyRpc:Functions:work.*: PointerTimeToLive is a duration such as \"00:05:00\" (hh:mm:ss) or \"1.00:00:00\" (a day), or \"infinite\"; not \"5 minutes\".", e.Message);
+    }
+
+    [Fact]
+    public void AnInfiniteTimeoutIsWrittenAsInfiniteAndLiftsAWiderPatternsLimit()
+    {
+        Microsoft.Extensions.Hosting.HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Configuration["IpyRpc:Functions:work.*:Timeout"] = "00:00:05";
+        builder.Configuration["IpyRpc:Functions:work.slow:Timeout"] = "Infinite";
+        builder.Configuration["IpyRpc:Functions:work.square:PointerTimeToLive"] = "infinite";
+        builder.Configuration["IpyRpc:Functions:work.pid:Timeout"] = "1.00:00:00";
+        Microsoft.Extensions.DependencyInjection.IpyRpcServiceCollectionExtensions.AddIpyRpc(builder.Services).Export(typeof(IpyRpc.TestWorker.WorkFunctions));
+        using Microsoft.Extensions.Hosting.IHost host = builder.Build();
+        var server = (IpyRpcServer)host.Services.GetService(typeof(IpyRpcServer))!;
+        Assert.Equal(Timeout.InfiniteTimeSpan, server.OptionsFor("work.slow").Timeout);
+        Assert.Equal(TimeSpan.FromSeconds(5), server.OptionsFor("work.square").Timeout);
+        Assert.Equal(Timeout.InfiniteTimeSpan, server.OptionsFor("work.square").PointerTimeToLive);
+        Assert.Equal(TimeSpan.FromDays(1), server.OptionsFor("work.pid").Timeout);
     }
 
     [Fact]
