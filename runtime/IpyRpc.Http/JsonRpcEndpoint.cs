@@ -21,7 +21,8 @@ namespace IpyRpc.Http;
 /// The callee's output is available two ways without breaking plain clients: send the header
 /// <c>IpyRpc-Output: include</c> to get an <c>output</c> member beside <c>result</c>, or
 /// <c>Accept: application/x-ndjson</c> to get each piece as an <c>ipyrpc.output</c> notification
-/// line while the call runs, then the response line. An error's <c>data</c> always carries the output.
+/// line while the call runs (and a stream's items and progress reports as <c>ipyrpc.items</c> and
+/// <c>ipyrpc.progress</c> lines), then the response line. An error's <c>data</c> always carries the output.
 /// Requests on one HTTP connection from one principal share a server session (see <see cref="CallsFor"/>).
 /// </remarks>
 internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions options)
@@ -126,12 +127,12 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             }
 
             bool stream = context.Request.Headers.Accept.ToString().Contains(NdJson, StringComparison.OrdinalIgnoreCase);
-            Func<OutputStream, string, Task>? live = null;
+            Live? live = null;
             if (stream)
             {
                 response.ContentType = NdJson;
                 response.Headers.CacheControl = "no-cache";
-                live = LiveOutput(context);
+                live = new Live(context);
             }
 
             byte[]? reply = isLone
@@ -208,25 +209,54 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         await WriteAsync(response, StatusCodes.Status200OK, batch.WrittenMemory);
     }
 
-    /// <summary>Writes each piece of a call's output to the response as a notification line, as it comes.</summary>
-    private static Func<OutputStream, string, Task> LiveOutput(HttpContext context)
+    /// <summary>
+    /// Where an <c>application/x-ndjson</c> request's notifications go, a line each, as they come: each piece of output
+    /// (<c>ipyrpc.output</c>), each batch of a stream's items (<c>ipyrpc.items</c>) and each progress report (<c>ipyrpc.progress</c>).
+    /// </summary>
+    private sealed class Live(HttpContext context)
     {
-        HttpResponse response = context.Response;
-        var gate = new SemaphoreSlim(1, 1);
-        return async (s, text) =>
+        private readonly SemaphoreSlim _gate = new(1, 1);
+
+        public Task OutputAsync(OutputStream stream, string text) => WriteLineAsync(OutputNotification(stream, text));
+
+        /// <summary>A batch of items: <paramref name="items"/> is its JSON array.</summary>
+        public Task ItemsAsync(ReadOnlyMemory<byte> items) => WriteLineAsync(Notification("ipyrpc.items", "items", items.Span));
+
+        /// <summary>A progress report: <paramref name="value"/> is its JSON.</summary>
+        public Task ProgressAsync(ReadOnlyMemory<byte> value) => WriteLineAsync(Notification("ipyrpc.progress", "value", value.Span));
+
+        private async Task WriteLineAsync(byte[] line)
         {
-            await gate.WaitAsync();
+            await _gate.WaitAsync();
             try
             {
-                await response.Body.WriteAsync(OutputNotification(s, text), context.RequestAborted);
-                await response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
-                await response.Body.FlushAsync(context.RequestAborted);
+                await context.Response.Body.WriteAsync(line, context.RequestAborted);
+                await context.Response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
             }
             finally
             {
-                gate.Release();
+                _gate.Release();
             }
-        };
+        }
+
+        private static byte[] Notification(string method, string member, ReadOnlySpan<byte> json)
+        {
+            var buffer = new ArrayBufferWriter<byte>(json.Length + 64);
+            using (var w = new Utf8JsonWriter(buffer, global::IpyRpc.Formatting.Json.JsonWire.Options))
+            {
+                w.WriteStartObject();
+                w.WriteString("jsonrpc", "2.0");
+                w.WriteString("method", method);
+                w.WriteStartObject("params");
+                w.WritePropertyName(member);
+                w.WriteRawValue(json, skipInputValidation: true);
+                w.WriteEndObject();
+                w.WriteEndObject();
+            }
+
+            return buffer.WrittenSpan.ToArray();
+        }
     }
 
     /// <summary>What a request's calls share: its session, its abort, its trace, and its pointer headers (<c>IpyRpc-Pointer</c>, <c>IpyRpc-Pointer-Ttl-Ms</c>).</summary>
@@ -328,7 +358,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     }
 
     /// <summary>Handles one request object; returns the response JSON, or null for a notification.</summary>
-    private async Task<byte[]?> HandleOneAsync(JsonElement request, Request http, bool includeOutput, Func<OutputStream, string, Task>? live, bool lend)
+    private async Task<byte[]?> HandleOneAsync(JsonElement request, Request http, bool includeOutput, Live? live, bool lend)
     {
         try
         {
@@ -388,7 +418,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     }
 
     /// <summary>Makes one valid request's call; returns the response JSON, or null for a notification.</summary>
-    private async ValueTask<byte[]?> CallOneAsync(string? id, bool notification, string method, ReadOnlyMemory<byte> parameters, Request http, bool includeOutput, Func<OutputStream, string, Task>? live, bool lend)
+    private async ValueTask<byte[]?> CallOneAsync(string? id, bool notification, string method, ReadOnlyMemory<byte> parameters, Request http, bool includeOutput, Live? live, bool lend)
     {
         if (method == "rpc.discover")
         {
@@ -415,8 +445,8 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 
         if (outcome.Message.Kind == MessageKind.Result)
         {
-            // A streaming function's items, collected in order, are the JSON-RPC result.
-            ReadOnlyMemory<byte> value = server.Find(method)?.Descriptor.IsStream == true ? Collect(outcome.Items) : ToJson(outcome.Message);
+            // A streaming function's items, collected in order, are the JSON-RPC result; streamed as they came (NDJSON), their count is.
+            ReadOnlyMemory<byte> value = live is null && server.Find(method)?.Descriptor.IsStream == true ? Collect(outcome.Items) : ToJson(outcome.Message);
             return Result(id, value.Span, includeOutput ? outcome.Output ?? [] : null);
         }
 
@@ -432,7 +462,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     /// recorded output when asked), <c>rpc.jobs</c> (<c>{"state"?, "function"?, "limit"?}</c>: infos, newest first) and
     /// <c>rpc.cancel</c> (<c>[job]</c>: whether it was cancelled).
     /// </summary>
-    private async ValueTask<byte[]?> JobAsync(string? id, bool notification, string method, ReadOnlyMemory<byte> parameters, Request http, bool includeOutput, Func<OutputStream, string, Task>? live)
+    private async ValueTask<byte[]?> JobAsync(string? id, bool notification, string method, ReadOnlyMemory<byte> parameters, Request http, bool includeOutput, Live? live)
     {
         IpyRpcMessage message;
         try
@@ -452,7 +482,9 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         if (notification) return null;
         if (outcome.Message.Kind == MessageKind.Result && stream)
         {
-            byte[] items = Collect(outcome.Items, out long read);
+            // Collected into the answer, or (NDJSON) already sent as they came, the answer then their count.
+            long read = outcome.ItemsSent;
+            byte[] items = live is null ? Collect(outcome.Items, out read) : ToJson(outcome.Message).ToArray();
             // The result is how many items the job made: fewer in its record is said, not answered as the whole.
             var count = new Utf8JsonReader(ToJson(outcome.Message).Span);
             if (count.Read() && count.TokenType == JsonTokenType.Number && count.TryGetInt64(out long made) && read < made)
@@ -839,7 +871,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
     }
 
     /// <summary>A call's final message, with its output and a stream's items when there were any (null when none).</summary>
-    private readonly record struct CallOutcome(IpyRpcMessage Message, List<(OutputStream Stream, string Text)>? Output, List<IpyRpcMessage>? Items);
+    private readonly record struct CallOutcome(IpyRpcMessage Message, List<(OutputStream Stream, string Text)>? Output, List<IpyRpcMessage>? Items, long ItemsSent);
 
     /// <summary>The calls of one HTTP request, run through one server session.</summary>
     private sealed class Calls : IAsyncDisposable
@@ -870,7 +902,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         public bool Closed => Volatile.Read(ref _disposed) == 1;
 
         /// <summary>Makes one call of <paramref name="http"/>; if its request is aborted first, the call is abandoned as a disconnect would abandon it.</summary>
-        public ValueTask<CallOutcome> CallAsync(string method, ReadOnlyMemory<byte> parameters, Func<OutputStream, string, Task>? live, Request http, bool lend)
+        public ValueTask<CallOutcome> CallAsync(string method, ReadOnlyMemory<byte> parameters, Live? live, Request http, bool lend)
             => SendAsync(
                 (method, parameters, http),
                 static (id, c) => new IpyRpcMessage
@@ -881,14 +913,14 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 live, http.Aborted, lend);
 
         /// <summary>Sends a job message (its id set here) and waits for its final answer, as <see cref="CallAsync"/> does.</summary>
-        public ValueTask<CallOutcome> SendAsync(IpyRpcMessage request, Func<OutputStream, string, Task>? live, string? trace, CancellationToken aborted)
+        public ValueTask<CallOutcome> SendAsync(IpyRpcMessage request, Live? live, string? trace, CancellationToken aborted)
             => SendAsync((request, trace), static (id, r) => r.request with { Id = id, Trace = r.trace }, live, aborted, lend: false);
 
         /// <summary>
         /// Sends the request <paramref name="make"/> makes under a new id and waits for its final answer; if
         /// <paramref name="aborted"/> fires first, the request is abandoned as a disconnect would abandon it.
         /// </summary>
-        private async ValueTask<CallOutcome> SendAsync<TState>(TState state, Func<ulong, TState, IpyRpcMessage> make, Func<OutputStream, string, Task>? live, CancellationToken aborted, bool lend)
+        private async ValueTask<CallOutcome> SendAsync<TState>(TState state, Func<ulong, TState, IpyRpcMessage> make, Live? live, CancellationToken aborted, bool lend)
         {
             ulong id = (ulong)Interlocked.Increment(ref _nextId);
             var pending = new Pending(live) { Id = id, Owner = this };
@@ -903,7 +935,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 List<(OutputStream, string)>? output;
                 List<IpyRpcMessage>? items;
                 lock (pending) (output, items) = (pending.Output, pending.Items);
-                return new CallOutcome(final, output, items);
+                return new CallOutcome(final, output, items, Interlocked.Read(ref pending.ItemsSent));
             }
             finally
             {
@@ -927,11 +959,27 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 {
                     try
                     {
-                        await live(message.Stream, text);
+                        await live.OutputAsync(message.Stream, text);
                     }
                     catch (Exception e) when (e is OperationCanceledException or IOException)
                     {
                     }
+                }
+
+                return;
+            }
+
+            if (message.Kind == MessageKind.Items && pending.Live is { } itemsLive)
+            {
+                // Streamed as they come, a line a batch: nothing is collected, so no size limit applies.
+                ReadOnlyMemory<byte> batch = ToJson(message);
+                using (JsonDocument items = JsonDocument.Parse(batch)) Interlocked.Add(ref pending.ItemsSent, items.RootElement.GetArrayLength());
+                try
+                {
+                    await itemsLive.ItemsAsync(batch);
+                }
+                catch (Exception e) when (e is OperationCanceledException or IOException)
+                {
                 }
 
                 return;
@@ -947,7 +995,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                     {
                         Kind = MessageKind.Error,
                         Id = message.Id,
-                        Parts = [new RemoteError { Code = ErrorCodes.TooLarge, Message = $"The stream's items pass {_maxCollectedBytes} bytes, the most a JSON-RPC response collects; call it over the binary protocol to receive them as they come." }.Encode(Serialization.MessagePack)],
+                        Parts = [new RemoteError { Code = ErrorCodes.TooLarge, Message = $"The stream's items pass {_maxCollectedBytes} bytes, the most a JSON-RPC response collects; ask for them as they come with Accept: application/x-ndjson, or call it over the binary protocol." }.Encode(Serialization.MessagePack)],
                     });
                     await _session.HandleAsync(new IpyRpcMessage { Kind = MessageKind.Cancel, Id = message.Id });
                     return;
@@ -959,7 +1007,19 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 
             if (message.Kind == MessageKind.Progress)
             {
-                return; // JSON-RPC has no place for progress reports before the response
+                // Only a streamed response has a place for reports before its end.
+                if (pending.Live is { } progressLive)
+                {
+                    try
+                    {
+                        await progressLive.ProgressAsync(ToJson(message));
+                    }
+                    catch (Exception e) when (e is OperationCanceledException or IOException)
+                    {
+                    }
+                }
+
+                return;
             }
 
             pending.TrySetResult(message);
@@ -971,7 +1031,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             await _session.DisposeAsync();
         }
 
-        private sealed class Pending(Func<OutputStream, string, Task>? live) : IValueTaskSource<IpyRpcMessage>
+        private sealed class Pending(Live? live) : IValueTaskSource<IpyRpcMessage>
         {
             // The request handler continues right where the result arrives: it only writes the response. The pending
             // call is its own awaitable, awaited once: no completion source and no Task a call.
@@ -1003,7 +1063,10 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
 
             public long ItemBytes;
 
-            public Func<OutputStream, string, Task>? Live { get; } = live;
+            /// <summary>Items sent as <c>ipyrpc.items</c> lines (a streamed response collects none).</summary>
+            public long ItemsSent;
+
+            public Live? Live { get; } = live;
 
             public ulong Id { get; init; }
 

@@ -1127,11 +1127,12 @@ class JsonRpcClient(_RemoteFunctions):
         job = client.submit("print_lines", 20); job.wait()
     """
 
-    def __init__(self, url, timeout=30.0, output=None, token=None, headers=None):
+    def __init__(self, url, timeout=30.0, output=None, token=None, headers=None, progress=None):
         base = url.rstrip("/")
         self.url = base if base.endswith("/rpc") else base + "/rpc"
         self.timeout = timeout
         self.output = output or IpyRpcClient._print_output
+        self.progress = progress  # called with each progress report of a call or attached job, as it comes
         self._headers = dict(headers or {})
         if token:
             self._headers["Authorization"] = "Bearer " + token
@@ -1168,7 +1169,20 @@ class JsonRpcClient(_RemoteFunctions):
         }
 
     def _post(self, method, params, function, live=False, timeout=None, extra=None):
-        """One JSON-RPC request; its result, or RemoteError. `live`: output printed as the call runs; `extra`: headers."""
+        """One JSON-RPC request; its result, or RemoteError. `live`: output printed as the call runs (a stream's items,
+        sent as they come, are gathered into the result as a plain response has them); `extra`: headers."""
+        exchange, gathered = self._exchange(method, params, function, live, timeout, extra), []
+        while True:
+            try:
+                gathered.extend(next(exchange))
+            except StopIteration as end:
+                result, streamed = end.value
+                stream = live and getattr(self, "functions", {}).get(function, {}).get("stream", False)
+                return gathered if streamed or (stream and isinstance(result, int)) else result
+
+    def _exchange(self, method, params, function, live=False, timeout=None, extra=None):
+        """Makes one JSON-RPC request, yielding each batch of a stream's items as it comes (NDJSON); returns (result, whether
+        items were streamed), or raises RemoteError. Output and progress notifications go to self.output and self.progress."""
         import json
         import urllib.error
         import urllib.request
@@ -1177,15 +1191,22 @@ class JsonRpcClient(_RemoteFunctions):
             body["params"] = params
         headers = dict(self._headers, **(extra or {}), **{"Content-Type": "application/json", "Accept": "application/x-ndjson" if live else "application/json"})
         request = urllib.request.Request(self.url, json.dumps(body, default=_json_default).encode(), headers, method="POST")
+        answer, streamed = None, False
         try:
             with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
-                answer = None
                 for line in response if live else [response.read()]:
                     if not line.strip():
                         continue
                     message = json.loads(line, object_hook=_json_object_hook, parse_float=_JsonFloat)
-                    if message.get("method") == "ipyrpc.output":  # a piece of output, while the call runs
+                    kind = message.get("method")
+                    if kind == "ipyrpc.output":  # a piece of output, while the call runs
                         self.output(message["params"].get("stream", "stdout"), message["params"].get("text", ""))
+                    elif kind == "ipyrpc.items":  # a batch of a stream's items, as the function makes them
+                        streamed = True
+                        yield self._typed(function, message["params"]["items"], items=True)
+                    elif kind == "ipyrpc.progress":
+                        if self.progress:
+                            self.progress(_floats(message["params"]["value"]))
                     else:
                         answer = message
         except urllib.error.HTTPError as e:  # a refusal before any call (403, 401, 413...): its body says why
@@ -1198,7 +1219,8 @@ class JsonRpcClient(_RemoteFunctions):
         if "error" in answer:
             error = _floats(answer["error"])
             raise RemoteError(dict(error.get("data") or {}, message=error.get("message", "")), function)
-        return answer.get("result") if method not in ("rpc.status", "rpc.jobs", "rpc.fetch", "rpc.discover") else _floats(answer.get("result"))
+        result = answer.get("result") if method not in ("rpc.status", "rpc.jobs", "rpc.fetch", "rpc.discover") else _floats(answer.get("result"))
+        return result, streamed
 
     def _params(self, args, kwargs):
         if args and kwargs:
@@ -1206,9 +1228,11 @@ class JsonRpcClient(_RemoteFunctions):
         return kwargs if kwargs else list(args)
 
     def call(self, function, *args, **kwargs):
-        """Calls a function with positional or named arguments (not both); its output prints as it arrives."""
+        """Calls a function with positional or named arguments (not both); its output prints as it arrives (a streaming
+        function's result is its items, gathered: `stream` gives them as they come)."""
         value = self._post(function, self._params(args, kwargs), function, live=True)
-        return self._typed(function, value, items=self.functions.get(function, {}).get("stream", False))
+        streams = self.functions.get(function, {}).get("stream", False)
+        return value if streams else self._typed(function, value)
 
     def call_pointer(self, function, *args, ttl=None, **kwargs):
         """Calls a function for a pointer to its result (the IpyRpc-Pointer header): the value stays where it was
@@ -1221,8 +1245,9 @@ class JsonRpcClient(_RemoteFunctions):
         return RemotePointer(self._post(function, self._params(args, kwargs), function, live=True, extra=headers))
 
     def stream(self, function, *args, **kwargs):
-        """A streaming function's items (over JSON-RPC they arrive together, when the function has finished)."""
-        yield from self.call(function, *args, **kwargs)
+        """Yields a streaming function's items as the function makes them (NDJSON lines of the response)."""
+        for batch in self._exchange(function, self._params(args, kwargs), function, live=True):
+            yield from batch
 
     def _typed(self, function, value, items=False):
         described = self.functions.get(function)
@@ -1291,7 +1316,7 @@ class JsonRpcJob:
         """Waits for the job's end (however long it runs: `timeout` in seconds bounds the HTTP request, not the job)."""
         function = self.info.get("function")
         value = self.client._post("rpc.attach", [self.id], function, live=True, timeout=timeout or 24 * 3600)
-        return self.client._typed(function, value, items=self.client.functions.get(function, {}).get("stream", False))
+        return value if self.client.functions.get(function, {}).get("stream", False) else self.client._typed(function, value)
 
     def items(self, timeout=None):
         """A streaming function's job: its items, once the job has ended (JSON-RPC collects them into one answer)."""
@@ -1575,6 +1600,12 @@ def json_rpc_demo(url):
     job = client.submit("add", 5, 6)
     print("job:", job.wait(), client.status(job.id)["state"], any(j["id"] == job.id for j in client.jobs(function="add")))
     print("stream job:", list(client.submit("count_to", 3).items()))
+    counting = client.stream("count_to", 3000)
+    first = next(counting)  # the first batch comes as it is made, not with the last
+    print("live stream:", first, sum(1 for _ in counting) + 1)
+    reports = []
+    client.progress = reports.append
+    print("progress over json-rpc:", client.work_with_progress(3), reports)
     pointer = client.ptr.matrix(3, 2)  # configured to answer with a pointer
     rows = client.fetch(pointer, 1, 3)
     print("pointer:", pointer["type"], pointer["shape"], type(rows).__name__, rows.tolist() if hasattr(rows, "tolist") else rows, client.release(pointer))

@@ -369,6 +369,40 @@ public sealed class JsonRpcTests(HttpFixture fixture) : IClassFixture<HttpFixtur
     }
 
     [Fact]
+    public async Task TheNdjsonVariantStreamsItemsAndProgressAsTheyComeAndEndsWithTheirCount()
+    {
+        async Task<List<JsonElement>> LinesAsync(string body)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "rpc") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+            request.Headers.Accept.ParseAdd("application/x-ndjson");
+            using HttpResponseMessage response = await fixture.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            var lines = new List<JsonElement>();
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+            while (await reader.ReadLineAsync() is { } line) lines.Add(JsonDocument.Parse(line).RootElement.Clone());
+            return lines;
+        }
+
+        // A stream of 2,000 items: batches of them as notifications, then the response, whose result is how many there were.
+        List<JsonElement> counted = await LinesAsync("""{"jsonrpc":"2.0","method":"count_to","params":[2000],"id":1}""");
+        List<JsonElement> batches = counted.Where(l => l.TryGetProperty("method", out JsonElement m) && m.GetString() == "ipyrpc.items").ToList();
+        Assert.True(batches.Count > 1, $"{batches.Count} batch(es)"); // as the function made them, not one at the end
+        Assert.Equal(Enumerable.Range(0, 2000), batches.SelectMany(b => b.GetProperty("params").GetProperty("items").EnumerateArray()).Select(i => i.GetInt32()));
+        Assert.Equal(2000, counted[^1].GetProperty("result").GetInt32());
+        Assert.Equal(1, counted[^1].GetProperty("id").GetInt32());
+
+        // Progress reports, each a notification before the response.
+        List<JsonElement> worked = await LinesAsync("""{"jsonrpc":"2.0","method":"work_with_progress","params":[3],"id":2}""");
+        Assert.Equal([1, 2, 3], worked.Where(l => l.TryGetProperty("method", out JsonElement m) && m.GetString() == "ipyrpc.progress").Select(l => l.GetProperty("params").GetProperty("value").GetInt32()));
+        Assert.Equal("worked 3", worked[^1].GetProperty("result").GetString());
+
+        // A stream's job, attached: its items replayed the same way.
+        string job = (await CallAsync("""{"jsonrpc":"2.0","method":"rpc.submit","params":["count_to",[5]],"id":3}""")).GetProperty("result").GetProperty("id").GetString()!;
+        List<JsonElement> attached = await LinesAsync($$"""{"jsonrpc":"2.0","method":"rpc.attach","params":["{{job}}"],"id":4}""");
+        Assert.Equal([0, 1, 2, 3, 4], attached.Where(l => l.TryGetProperty("method", out JsonElement m) && m.GetString() == "ipyrpc.items").SelectMany(b => b.GetProperty("params").GetProperty("items").EnumerateArray()).Select(i => i.GetInt32()));
+        Assert.Equal(5, attached[^1].GetProperty("result").GetInt32());
+    }
+
+    [Fact]
     public async Task RpcDiscoverReturnsAnOpenRpcDocument()
     {
         JsonElement reply = await CallAsync("""{"jsonrpc":"2.0","method":"rpc.discover","id":1}""");

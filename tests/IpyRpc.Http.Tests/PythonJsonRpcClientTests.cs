@@ -20,6 +20,8 @@ public sealed class PythonJsonRpcClientTests
         Assert.Contains("stream: [0, 1, 2, 3]", stdout);
         Assert.Contains("job: 11 succeeded True", stdout);
         Assert.Contains("stream job: [0, 1, 2]", stdout);
+        Assert.Contains("live stream: 0 3000", stdout);
+        Assert.Contains("progress over json-rpc: worked 3 [1, 2, 3]", stdout);
         Assert.Contains("pointer: ipyrpc_data_pointer [3, 2] ndarray [[2.0, 3.0], [4.0, 5.0]] True", stdout);
         Assert.Contains("typed: [datetime.date(2027, 1, 1), datetime.time(0, 15), datetime.datetime(2026, 12, 7, 17, 30, 5, tzinfo=datetime.timezone.utc), "
             + "Decimal('25.00'), datetime.timedelta(days=1, seconds=5400), {datetime.date(2026, 12, 31): Decimal('12.50')}]", stdout);
