@@ -145,7 +145,7 @@ public sealed class IpyRpcJob<T>
 
     /// <summary>
     /// The items of a streaming function's job (one that returns <c>IAsyncEnumerable&lt;T&gt;</c>, submitted with
-    /// <see cref="IpyRpcPeer.SubmitAsync{T}(string, object?[])"/> and its item count as the result): every item recorded
+    /// <see cref="IpyRpcPeer.SubmitStreamAsync{TItem}"/> or by name, its item count the result): every item recorded
     /// so far, then the rest as the job makes them, in order, ending when the job ends. The job's output is replayed to
     /// <see cref="CallOptions.Output"/> as <see cref="WaitAsync(CancellationToken)"/> would. A job that fails, times out or
     /// is cancelled throws from the enumeration after the items it made. Each enumeration reads from the first item; a
