@@ -1319,8 +1319,10 @@ class JsonRpcJob:
         return value if self.client.functions.get(function, {}).get("stream", False) else self.client._typed(function, value)
 
     def items(self, timeout=None):
-        """A streaming function's job: its items, once the job has ended (JSON-RPC collects them into one answer)."""
-        return iter(self.wait(timeout))
+        """A streaming function's job: yields every item it made so far, then the rest as it makes them (NDJSON lines)."""
+        function = self.info.get("function")
+        for batch in self.client._exchange("rpc.attach", [self.id], function, live=True, timeout=timeout or 24 * 3600):
+            yield from batch
 
     def cancel(self):
         return self.client.cancel_job(self.id)
