@@ -225,6 +225,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         /// <summary>A progress report: <paramref name="value"/> is its JSON.</summary>
         public Task ProgressAsync(ReadOnlyMemory<byte> value) => WriteLineAsync(Notification("ipyrpc.progress", "value", value.Span));
 
+        // A reader gone meanwhile (the request aborted) is no failure of the call: the line is dropped.
         private async Task WriteLineAsync(byte[] line)
         {
             await _gate.WaitAsync();
@@ -233,6 +234,9 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 await context.Response.Body.WriteAsync(line, context.RequestAborted);
                 await context.Response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted);
                 await context.Response.Body.FlushAsync(context.RequestAborted);
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException)
+            {
             }
             finally
             {
@@ -483,10 +487,11 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         if (outcome.Message.Kind == MessageKind.Result && stream)
         {
             // Collected into the answer, or (NDJSON) already sent as they came, the answer then their count.
+            ReadOnlyMemory<byte> result = ToJson(outcome.Message);
             long read = outcome.ItemsSent;
-            byte[] items = live is null ? Collect(outcome.Items, out read) : ToJson(outcome.Message).ToArray();
+            byte[] items = live is null ? Collect(outcome.Items, out read) : result.ToArray();
             // The result is how many items the job made: fewer in its record is said, not answered as the whole.
-            var count = new Utf8JsonReader(ToJson(outcome.Message).Span);
+            var count = new Utf8JsonReader(result.Span);
             if (count.Read() && count.TokenType == JsonTokenType.Number && count.TryGetInt64(out long made) && read < made)
             {
                 var gone = new RemoteError
@@ -955,16 +960,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             {
                 string text = Encoding.UTF8.GetString(message.Body.Span);
                 lock (pending) (pending.Output ??= []).Add((message.Stream, text));
-                if (pending.Live is { } live)
-                {
-                    try
-                    {
-                        await live.OutputAsync(message.Stream, text);
-                    }
-                    catch (Exception e) when (e is OperationCanceledException or IOException)
-                    {
-                    }
-                }
+                if (pending.Live is { } live) await live.OutputAsync(message.Stream, text);
 
                 return;
             }
@@ -974,14 +970,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
                 // Streamed as they come, a line a batch: nothing is collected, so no size limit applies.
                 ReadOnlyMemory<byte> batch = ToJson(message);
                 using (JsonDocument items = JsonDocument.Parse(batch)) Interlocked.Add(ref pending.ItemsSent, items.RootElement.GetArrayLength());
-                try
-                {
-                    await itemsLive.ItemsAsync(batch);
-                }
-                catch (Exception e) when (e is OperationCanceledException or IOException)
-                {
-                }
-
+                await itemsLive.ItemsAsync(batch);
                 return;
             }
 
@@ -1008,17 +997,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
             if (message.Kind == MessageKind.Progress)
             {
                 // Only a streamed response has a place for reports before its end.
-                if (pending.Live is { } progressLive)
-                {
-                    try
-                    {
-                        await progressLive.ProgressAsync(ToJson(message));
-                    }
-                    catch (Exception e) when (e is OperationCanceledException or IOException)
-                    {
-                    }
-                }
-
+                if (pending.Live is { } progressLive) await progressLive.ProgressAsync(ToJson(message));
                 return;
             }
 

@@ -18,11 +18,10 @@ public abstract partial class IpyRpcPeer
     /// </summary>
     /// <param name="call">One call of a proxy over this peer (or of <see cref="CallAsync{T}(string, object?[])"/>), and nothing else.</param>
     /// <returns>The job's handle; await it (or <c>WaitAsync</c>) for the result.</returns>
-    /// <exception cref="ArgumentException"><paramref name="call"/> is not exactly one call through this peer, or passes an <see cref="IProgress{T}"/> (a job reports to no one in particular: attach to follow it).</exception>
+    /// <exception cref="ArgumentException"><paramref name="call"/> is not exactly one call through this peer, or passes an <see cref="IProgress{T}"/> (a job reports to no one in particular: follow its reports with the job's <c>WaitAsync(progress)</c>).</exception>
     public Task<IpyRpcJob<T>> SubmitAsync<T>(Func<Task<T>> call)
     {
-        CapturedCall c = Capture(call);
-        if (c.Arguments.ProgressHandler is not null) throw new ArgumentException("A submitted job reports its progress to no one in particular: leave out the IProgress argument, and follow its reports with the job's WaitAsync(progress).", nameof(call));
+        CapturedCall c = ForJob(Capture(call));
         return SubmitAsync(c.Function, c.Arguments, c.ResultAs<T>(), c.Options, c.Token);
     }
 
@@ -35,35 +34,16 @@ public abstract partial class IpyRpcPeer
     /// <param name="call">One streaming call of a proxy over this peer, returned as it is (not filtered or transformed).</param>
     /// <returns>The job's handle.</returns>
     /// <exception cref="ArgumentException"><paramref name="call"/> is not exactly one streaming call through this peer, or passes an <see cref="IProgress{T}"/>.</exception>
-    public async Task<IpyRpcJob<long>> SubmitStreamAsync<TItem>(Func<IAsyncEnumerable<TItem>> call)
+    public Task<IpyRpcJob<long>> SubmitStreamAsync<TItem>(Func<IAsyncEnumerable<TItem>> call)
     {
-        ArgumentNullException.ThrowIfNull(call);
-        CapturedCall? outer = t_capturing;
-        var capture = new CapturedCall();
-        t_capturing = capture;
-        IAsyncEnumerable<TItem> returned;
-        try
-        {
-            returned = call();
-        }
-        finally
-        {
-            t_capturing = outer;
-        }
-
-        if (capture.Count != 1 || !ReferenceEquals(returned, capture.Placeholder))
-        {
-            throw new ArgumentException("The lambda must be exactly one streaming typed proxy call, as () => proxy.Function(arguments), returning its items as they are (not filtered or transformed).", nameof(call));
-        }
-
-        if (!ReferenceEquals(capture.Peer, this))
-        {
-            throw new ArgumentException("The call goes through another connection than the one it is sent with: use that proxy's own peer.", nameof(call));
-        }
-
-        if (capture.Arguments.ProgressHandler is not null) throw new ArgumentException("A submitted job reports its progress to no one in particular: leave out the IProgress argument, and follow its reports with the job's WaitAsync(progress).", nameof(call));
-        return await SubmitAsync(capture.Function, capture.Arguments, capture.ResultAs<long>(), capture.Options, capture.Token).ConfigureAwait(false);
+        const string notOne = "The lambda must be exactly one streaming typed proxy call, as () => proxy.Function(arguments), returning its items as they are (not filtered or transformed).";
+        CapturedCall c = ForJob(Capture(call, notOne, notOne));
+        return SubmitAsync(c.Function, c.Arguments, c.ResultAs<long>(), c.Options, c.Token);
     }
+
+    // A job reports to no one in particular: an IProgress argument would report nowhere.
+    private static CapturedCall ForJob(CapturedCall c) => c.Arguments.ProgressHandler is null ? c
+        : throw new ArgumentException("A submitted job reports its progress to no one in particular: leave out the IProgress argument, and follow its reports with the job's WaitAsync(progress).", "call");
 
     /// <summary>Submits a typed proxy call of a function that returns nothing as a job (see <see cref="SubmitAsync{T}(Func{Task{T}})"/>).</summary>
     /// <param name="call">One call of a proxy over this peer, and nothing else.</param>
@@ -87,13 +67,20 @@ public abstract partial class IpyRpcPeer
         return InvokeCoreAsync(c.Function, c.Arguments, RemotePointerFormatter<T>.Instance, CallOptions.ForPointer(c.Options), c.Token);
     }
 
-    private CapturedCall Capture(Func<Task> call)
+    private CapturedCall Capture(Func<Task> call) => Capture(call,
+        "The lambda made no call: write one typed proxy call, as () => proxy.Function(arguments).",
+        "The lambda must be exactly one typed proxy call, as () => proxy.Function(arguments), returning that call's task (not awaiting it, not changing its result).");
+
+    // Runs the lambda with this thread recording proxy calls instead of making them: it must make exactly one, through
+    // this peer, and return what that call returned (the placeholder) untouched.
+    private CapturedCall Capture<TReturned>(Func<TReturned> call, string noCall, string notOne)
+        where TReturned : class
     {
         ArgumentNullException.ThrowIfNull(call);
         CapturedCall? outer = t_capturing;
         var capture = new CapturedCall();
         t_capturing = capture;
-        Task returned;
+        TReturned returned;
         try
         {
             returned = call();
@@ -105,9 +92,7 @@ public abstract partial class IpyRpcPeer
 
         if (capture.Count != 1 || !ReferenceEquals(returned, capture.Placeholder))
         {
-            throw new ArgumentException(capture.Count == 0
-                ? "The lambda made no call: write one typed proxy call, as () => proxy.Function(arguments)."
-                : "The lambda must be exactly one typed proxy call, as () => proxy.Function(arguments), returning that call's task (not awaiting it, not changing its result).", nameof(call));
+            throw new ArgumentException(capture.Count == 0 ? noCall : notOne, nameof(call));
         }
 
         if (!ReferenceEquals(capture.Peer, this))
