@@ -24,6 +24,9 @@ public sealed class IpyRpcHostingOptions
     /// <summary>A shared secret callers must prove (<see cref="IpyRpcServerOptions.SharedSecret"/>).</summary>
     public string? SharedSecret { get; set; }
 
+    /// <summary>Holders of other deployments the server resolves pointers from (<see cref="IpyRpcServerOptions.TrustedHolders"/>): globs over their addresses.</summary>
+    public List<string> TrustedHolders { get; set; } = [];
+
     /// <summary>On shutdown, how long running calls may finish before they are cancelled. Default 10 s (keep it under the host's own shutdown timeout).</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
@@ -161,6 +164,7 @@ public sealed class IpyRpcHostBuilder
             Concurrency = o.Concurrency ?? defaults.Concurrency,
             MaxMessageBytes = o.MaxMessageBytes ?? defaults.MaxMessageBytes,
             SharedSecret = o.SharedSecret,
+            TrustedHolders = o.TrustedHolders,
             ShutdownTimeout = o.ShutdownTimeout,
             LoggerFactory = services.GetService<ILoggerFactory>(),
             CallScopes = () =>

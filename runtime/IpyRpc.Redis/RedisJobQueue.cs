@@ -140,6 +140,13 @@ public sealed class RedisJobQueue : IJobQueue
         return queue;
     }
 
+    // One key for every queue of a Redis database, so pointers pass between queues of one deployment.
+    private const string PointerKeyName = "ipyrpc:pointer-key";
+
+    /// <inheritdoc/>
+    /// <remarks>Made by the first process to open a queue in the Redis database, and kept there (<c>ipyrpc:pointer-key</c>).</remarks>
+    public ReadOnlyMemory<byte> PointerKey { get; private set; }
+
     private async Task StartAsync()
     {
         // Redis may be starting with this process (one compose file for both): the queue waits for it as a request would.
@@ -154,6 +161,9 @@ public sealed class RedisJobQueue : IJobQueue
                 // The group exists: another server or worker created it.
             }
 
+            // The first process to open a queue in this database makes the pointer key; every later one reads it.
+            await _db.StringSetAsync(PointerKeyName, System.Security.Cryptography.RandomNumberGenerator.GetBytes(32), when: When.NotExists).ConfigureAwait(false);
+            PointerKey = (byte[]?)await _db.StringGetAsync(PointerKeyName).ConfigureAwait(false) ?? throw new InvalidOperationException("The queue's pointer key was not kept.");
             return true;
         }, "the queue was not opened", CancellationToken.None).ConfigureAwait(false);
 

@@ -168,6 +168,31 @@ public sealed class JsonRpcTests(HttpFixture fixture) : IClassFixture<HttpFixtur
     }
 
     [Fact]
+    public async Task RpcFetchOfAPointerThisDeploymentDidNotMakeConnectsNowhere()
+    {
+        // A caller may call, but may not have the server connect to an address of its choosing.
+        using var bait = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        bait.Start();
+        int port = ((IPEndPoint)bait.LocalEndpoint).Port;
+        JsonElement kept = (await CallAsync("""{"jsonrpc":"2.0","method":"scale","params":[21],"id":1}""", ("IpyRpc-Pointer", "true"))).GetProperty("result");
+        string written = $$"""{"type":"ipyrpc_data_pointer","protocol":"http","host":"127.0.0.1","port":{{port}},"path":"/latest/data/{{new string('a', 32)}}","secret_key":"{{new string('b', 32)}}","holder":"{{new string('c', 32)}}"}""";
+        string changed = kept.GetRawText().Replace($"\"holder\":\"{kept.GetProperty("holder").GetString()}\"", $"\"holder\":\"{new string('c', 32)}\"", StringComparison.Ordinal);
+        Assert.NotEqual(kept.GetRawText(), changed);
+        foreach (string pointer in new[] { written, changed })
+        {
+            foreach (string method in new[] { "rpc.fetch", "rpc.release" })
+            {
+                AssertError(await CallAsync($$"""{"jsonrpc":"2.0","method":"{{method}}","params":[{{pointer}}],"id":2}"""), -32013, "not one this process trusts");
+            }
+        }
+
+        await Task.Delay(200);
+        Assert.False(bait.Pending()); // nothing connected to the pointer's address
+        Assert.Equal(42.0, (await CallAsync($$"""{"jsonrpc":"2.0","method":"rpc.fetch","params":[{{kept.GetRawText()}}],"id":3}""")).GetProperty("result").GetDouble());
+        await AssertStillServingAsync();
+    }
+
+    [Fact]
     public async Task PositionalAndNamedParamsWorkAndDefaultsAreHonoured()
     {
         JsonElement positional = await CallAsync("""{"jsonrpc":"2.0","method":"add","params":[2,3],"id":1}""");

@@ -74,6 +74,7 @@ public sealed class GenericHostTests
         Microsoft.Extensions.Hosting.HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
         builder.Configuration["IpyRpc:Functions:ptr.*:ReturnPointer"] = "true";
         builder.Configuration["IpyRpc:Functions:ptr.*:PointerTimeToLive"] = "00:02:00";
+        builder.Configuration["IpyRpc:TrustedHolders:0"] = "zmq://10.0.0.*:5601";
         Microsoft.Extensions.DependencyInjection.IpyRpcServiceCollectionExtensions.AddIpyRpc(builder.Services).Export(typeof(IpyRpc.Tests.Pointers.PointerFunctions));
         using Microsoft.Extensions.Hosting.IHost host = builder.Build();
         var server = (IpyRpcServer)host.Services.GetService(typeof(IpyRpcServer))!;
@@ -81,6 +82,7 @@ public sealed class GenericHostTests
         var pointer = Assert.IsAssignableFrom<RemotePointer>(await client.CallAsync("ptr.range", 4));
         Assert.InRange(pointer.ExpiresAt!.Value - DateTimeOffset.UtcNow, TimeSpan.FromMinutes(1.9), TimeSpan.FromMinutes(2));
         Assert.Equal([0, 1, 2, 3], await client.FetchAsync(pointer.As<List<int>>()));
+        Assert.Equal(["zmq://10.0.0.*:5601"], server.Options.TrustedHolders);
         await server.DisposeAsync();
     }
 

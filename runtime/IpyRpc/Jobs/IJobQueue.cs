@@ -66,6 +66,14 @@ public interface IJobQueue : IAsyncDisposable
     /// </param>
     /// <returns>The lease, or <see langword="null"/> when the queue is shutting down or the wait was cancelled.</returns>
     ValueTask<JobLease?> TakeAsync(string workerId, TimeSpan leaseDuration, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The key the servers and workers that share this queue seal the pointers they make with, and check the pointers they
+    /// are given against before they connect to a holder (docs/SECURITY.md): kept in the queue's store (a SQLite file, a
+    /// Redis database), so every process that opens it has the same one. Empty: the queue has none, and pointers made
+    /// beside it carry no seal.
+    /// </summary>
+    ReadOnlyMemory<byte> PointerKey => ReadOnlyMemory<byte>.Empty;
 }
 
 /// <summary>

@@ -67,6 +67,10 @@ public sealed class InMemoryJobQueue : IJobQueue
     private Timer? _leaseSweeper;
     private volatile bool _disposed;
 
+    /// <inheritdoc/>
+    /// <remarks>Random, made with the queue: only the process this object lives in has it.</remarks>
+    public ReadOnlyMemory<byte> PointerKey { get; } = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+
     /// <summary>Creates the queue.</summary>
     public InMemoryJobQueue(InMemoryJobQueueOptions? options = null)
     {

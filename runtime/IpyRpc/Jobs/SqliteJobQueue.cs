@@ -99,6 +99,9 @@ public sealed class SqliteJobQueue : IJobQueue
             text TEXT,
             attempt INTEGER NOT NULL DEFAULT 0);
         CREATE UNIQUE INDEX IF NOT EXISTS ipyrpc_events_job ON ipyrpc_events (job, n);
+        CREATE TABLE IF NOT EXISTS ipyrpc_meta (
+            name TEXT PRIMARY KEY,
+            value BLOB NOT NULL);
         """;
 
     private const string JobColumns = "id, function, queue, state, created, started, completed, deadline, attempts, worker, detached, last_event, outcome, released, retained, owner";
@@ -147,6 +150,13 @@ public sealed class SqliteJobQueue : IJobQueue
         // background loop, not inside whichever commit crosses the threshold.
         SqliteStatement.Exec(_db.Handle!, "PRAGMA wal_autocheckpoint = 0;");
         InTransaction(() => SqliteStatement.Exec(_db.Handle!, Schema));
+        PointerKey = InTransaction(() =>
+        {
+            // The first process to open the file makes the key; every later one reads it.
+            Execute("INSERT OR IGNORE INTO ipyrpc_meta (name, value) VALUES ('pointer_key', $key)", ("$key", System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
+            using SqliteRows r = Query("SELECT value FROM ipyrpc_meta WHERE name = 'pointer_key'");
+            return r.Read() ? r.GetBytes(0) : throw new InvalidOperationException("The queue's pointer key was not kept.");
+        });
         _checkpoints = new SqliteConnection(builder.ToString());
         _checkpoints.Open();
         _lastEvent = Scalar<long?>("SELECT max(gseq) FROM ipyrpc_events") ?? 0;
@@ -157,6 +167,10 @@ public sealed class SqliteJobQueue : IJobQueue
 
     /// <summary>The database file.</summary>
     public string Path { get; }
+
+    /// <inheritdoc/>
+    /// <remarks>Made by the first process to open the file, and kept in it.</remarks>
+    public ReadOnlyMemory<byte> PointerKey { get; }
 
     /// <summary>Whether a write by another process wakes this object at once now (<see cref="SqliteJobQueueOptions.WatchFile"/>).</summary>
     internal bool IsWatchingFile => _fileWatch is { EnableRaisingEvents: true };

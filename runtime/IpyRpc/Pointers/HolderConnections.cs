@@ -61,7 +61,9 @@ public static class PointerConnectors
 /// disposed: what a client fetches through, and what a worker resolves another holder's pointers through.
 /// A pointer held in this very process is read from its store, with no connection at all.
 /// </summary>
-internal sealed class HolderConnections(Func<IpyRpcClientOptions> credentials) : IAsyncDisposable
+/// <param name="credentials">Its secret and limits, for the connections.</param>
+/// <param name="trust">Which holders it connects to (a server's or worker's, for its callers); <see langword="null"/>: any (a client's own fetches).</param>
+internal sealed class HolderConnections(Func<IpyRpcClientOptions> credentials, HolderTrust? trust = null) : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<PointerEndpoint, Lazy<Task<IpyRpcClient>>> _clients = new();
     private long _bytesFetched;
@@ -71,10 +73,10 @@ internal sealed class HolderConnections(Func<IpyRpcClientOptions> credentials) :
     internal static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
 
     /// <summary>The holders' connections of an owner, created on first use (<paramref name="credentials"/>: its secret and limits).</summary>
-    public static HolderConnections Ensure(ref HolderConnections? field, Func<IpyRpcClientOptions> credentials)
+    public static HolderConnections Ensure(ref HolderConnections? field, Func<IpyRpcClientOptions> credentials, HolderTrust? trust = null)
     {
         if (Volatile.Read(ref field) is { } existing) return existing;
-        var fresh = new HolderConnections(credentials);
+        var fresh = new HolderConnections(credentials, trust);
         return Interlocked.CompareExchange(ref field, fresh, null) ?? fresh;
     }
 
@@ -139,11 +141,21 @@ internal sealed class HolderConnections(Func<IpyRpcClientOptions> credentials) :
     {
         ObjectDisposedException.ThrowIf(_disposed == 1, this);
         var failures = new List<string>();
+        bool sealedHere = trust is null || trust.IsSealed(pointer);
+        bool refused = false, tried = false;
         foreach (PointerEndpoint endpoint in pointer.Alternates.Prepend(pointer.Endpoint))
         {
             if (endpoint.Protocol == PointerEndpoint.InProcess)
             {
                 failures.Add("inproc: the holder is not in this process (it is gone, or it serves no transport this process can reach)");
+                continue;
+            }
+
+            if (!sealedHere && !trust!.IsListed(endpoint))
+            {
+                // Not a holder of this deployment: connecting would let a caller point this process at any host and port.
+                failures.Add(trust.Refusal(pointer, endpoint));
+                refused = true;
                 continue;
             }
 
@@ -153,6 +165,7 @@ internal sealed class HolderConnections(Func<IpyRpcClientOptions> credentials) :
                 continue;
             }
 
+            tried = true;
             Lazy<Task<IpyRpcClient>> lazy = _clients.GetOrAdd(endpoint, e => new Lazy<Task<IpyRpcClient>>(() => connect(e, Options(), CancellationToken.None)));
             IpyRpcClient client;
             try
@@ -176,6 +189,15 @@ internal sealed class HolderConnections(Func<IpyRpcClientOptions> credentials) :
                 if (_clients.TryRemove(new KeyValuePair<PointerEndpoint, Lazy<Task<IpyRpcClient>>>(endpoint, lazy))) _ = client.DisposeAsync().AsTask();
                 failures.Add($"{endpoint}: {e.Message}");
             }
+        }
+
+        if (refused && !tried)
+        {
+            throw new IpyRpcPointerException(new RemoteError
+            {
+                Code = ErrorCodes.PointerDenied,
+                Message = $"The holder of {pointer} is not one this process trusts, so it was not contacted: {string.Join("; ", failures)}.",
+            });
         }
 
         throw new IpyRpcPointerException(new RemoteError

@@ -175,20 +175,39 @@ public sealed class IpyRpcDataStore : IDisposable
         PointerEndpoint main = endpoints.FirstOrDefault(e => e.Protocol == preferProtocol)
             ?? endpoints.FirstOrDefault()
             ?? new PointerEndpoint(PointerEndpoint.InProcess, "", 0);
+        string path = $"{main.BasePath}/data/{id}";
+        PointerEndpoint[] alternates = [.. endpoints.Where(e => e != main)];
+        ReadOnlyMemory<byte> sealKey = _sealKey;
         return new RemotePointer<T>
         {
             Protocol = main.Protocol,
             Host = main.Host,
             Port = main.Port,
-            Path = $"{main.BasePath}/data/{id}",
+            Path = path,
             SecretKey = Convert.ToHexStringLower(key),
             Holder = Id,
             ValueType = stored.ValueType,
             Shape = stored.Shape,
             Bytes = bytes,
             ExpiresAt = expires,
-            Alternates = [.. endpoints.Where(e => e != main)],
+            Alternates = alternates,
+            Seal = sealKey.IsEmpty ? null : PointerSeal.Compute(sealKey.Span, Id, path, main, alternates),
         };
+    }
+
+    private ReadOnlyMemory<byte> _sealKey;
+
+    /// <summary>
+    /// Seals the pointers the store makes from now on with <paramref name="key"/> (its job queue's
+    /// <see cref="Jobs.IJobQueue.PointerKey"/>), unless it seals with another already: the first owner to give one (the
+    /// worker or server it was made for) decides.
+    /// </summary>
+    internal void SealWith(ReadOnlyMemory<byte> key)
+    {
+        lock (_gate)
+        {
+            if (_sealKey.IsEmpty) _sealKey = key;
+        }
     }
 
     /// <summary>

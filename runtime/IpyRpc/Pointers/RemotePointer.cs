@@ -70,6 +70,13 @@ public class RemotePointer
     /// <summary>Other addresses the holder serves it at (another transport of the same process).</summary>
     public IReadOnlyList<PointerEndpoint> Alternates { get; init; } = [];
 
+    /// <summary>
+    /// The holder's seal over the pointer's addresses (32 hex digits), under the key of the job queue it works beside: the
+    /// servers and workers of the same deployment connect to the holder it names only when it is right (docs/SECURITY.md).
+    /// <see langword="null"/> for a pointer made by a holder without a queue (a client's exports).
+    /// </summary>
+    public string? Seal { get; init; }
+
     /// <summary>The value's id at its holder (the last segment of <see cref="Path"/>).</summary>
     public string Id => Path[(Path.LastIndexOf('/') + 1)..];
 
@@ -92,7 +99,7 @@ public class RemotePointer
     public RemotePointer<T> As<T>() => this as RemotePointer<T> ?? new RemotePointer<T>
     {
         Protocol = Protocol, Host = Host, Port = Port, Path = Path, SecretKey = SecretKey, Holder = Holder,
-        ValueType = ValueType, Shape = Shape, Bytes = Bytes, ExpiresAt = ExpiresAt, Alternates = Alternates,
+        ValueType = ValueType, Shape = Shape, Bytes = Bytes, ExpiresAt = ExpiresAt, Alternates = Alternates, Seal = Seal,
     };
 
     /// <inheritdoc/>
@@ -107,7 +114,7 @@ public class RemotePointer
     /// <summary>The wire map.</summary>
     public Dictionary<string, object?> ToMap()
     {
-        var map = new Dictionary<string, object?>(12)
+        var map = new Dictionary<string, object?>(14)
         {
             ["type"] = TypeName,
             ["host"] = Host,
@@ -132,6 +139,7 @@ public class RemotePointer
             }).ToArray();
         }
 
+        if (Seal is not null) map["seal"] = Seal;
         return map;
     }
 
@@ -169,6 +177,7 @@ public class RemotePointer
                     a.GetValueOrDefault("protocol") as string ?? "", a.GetValueOrDefault("host") as string ?? "",
                     a.GetValueOrDefault("port") is long p ? (int)p : 0, a.GetValueOrDefault("path") as string ?? ""))]
                 : [],
+            Seal = map.GetValueOrDefault("seal") as string,
         };
     }
 

@@ -29,7 +29,10 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
 
     private HolderConnections? _holders;
 
-    internal HolderConnections Holders => HolderConnections.Ensure(ref _holders, HolderClientOptions);
+    /// <summary>Which holders it connects to for its callers' pointers (a server's or worker's); <see langword="null"/>: any (a client's exports, whose caller is the server it chose).</summary>
+    public HolderTrust? HolderTrust { get; set; }
+
+    internal HolderConnections Holders => HolderConnections.Ensure(ref _holders, HolderClientOptions, HolderTrust);
 
     public ValueTask DisposeAsync() => _holders?.DisposeAsync() ?? default;
 

@@ -47,6 +47,7 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
         Data = Options.DataStore ?? new IpyRpcDataStore();
         _registry.Data = Data;
         _registry.HolderClientOptions = () => new IpyRpcClientOptions { SharedSecret = Options.SharedSecret, MaxMessageBytes = Options.MaxMessageBytes };
+        _registry.HolderTrust = new HolderTrust(() => _queues.Values.Select(static q => q.PointerKey), HolderTrust.Validate(Options.TrustedHolders, nameof(IpyRpcServerOptions.TrustedHolders)));
         SecretKey = Options.SharedSecret is { } secret ? SharedSecretProof.Key(secret) : null;
         RequiresAuthentication = Options.RequireAuthentication ?? SecretKey is not null;
         // Half the execution slots, so one client cannot take them all; a server that runs no jobs itself
@@ -57,6 +58,7 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
             Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(Log, "AllowUnauthenticatedRemote is on: this server answers anyone who can reach it, from any machine, without authentication.");
         }
         Queue = Options.Queue ?? new InMemoryJobQueue();
+        Data.SealWith(Queue.PointerKey);
         foreach (IJobQueue q in Options.AdditionalQueues.Prepend(Queue))
         {
             if (!_queues.TryAdd(q.Name, q))

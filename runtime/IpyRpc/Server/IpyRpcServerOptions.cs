@@ -130,6 +130,15 @@ public sealed record IpyRpcServerOptions
     /// <see cref="DataStoreOptions"/>, dropped when the server is disposed. A store given here is not disposed by the server.
     /// </summary>
     public IpyRpcDataStore? DataStore { get; init; }
+
+    /// <summary>
+    /// Holders of other deployments this server connects to when it resolves a pointer for a caller (an argument, a
+    /// JSON-RPC <c>rpc.fetch</c>): globs over their addresses, such as <c>zmq://10.0.0.*:5601</c> or
+    /// <c>http://data.example.com:443/ipyrpc</c> (<c>*</c>: any). Pointers its own deployment made (sealed under the key of
+    /// one of its queues, <see cref="IJobQueue.PointerKey"/>) need no entry here; any other is refused
+    /// <c>pointer_denied</c> without a connection. Empty by default.
+    /// </summary>
+    public IReadOnlyList<string> TrustedHolders { get; init; } = [];
 }
 
 /// <summary>What a server does when a subscriber's event buffer (<see cref="IpyRpcServerOptions.EventBufferSize"/>) is full.</summary>

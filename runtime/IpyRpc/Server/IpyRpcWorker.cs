@@ -36,6 +36,13 @@ public sealed record IpyRpcWorkerOptions
     /// so callers fetch from the worker directly.
     /// </summary>
     public IpyRpcDataStore? DataStore { get; init; }
+
+    /// <summary>
+    /// Holders of other deployments this worker connects to when it resolves a pointer argument: globs over their
+    /// addresses, as <see cref="IpyRpcServerOptions.TrustedHolders"/>. Pointers made beside its own queue (sealed under
+    /// its <see cref="Jobs.IJobQueue.PointerKey"/>) need no entry here. Empty by default.
+    /// </summary>
+    public IReadOnlyList<string> TrustedHolders { get; init; } = [];
 }
 
 /// <summary>
@@ -63,7 +70,9 @@ public sealed class IpyRpcWorker : IAsyncDisposable
         Options = options ?? new IpyRpcWorkerOptions();
         _registry = new FunctionRegistry(Options.CaptureOutput);
         Data = Options.DataStore ?? new IpyRpcDataStore();
+        Data.SealWith(queue.PointerKey);
         _registry.Data = Data;
+        _registry.HolderTrust = new HolderTrust(() => [queue.PointerKey], HolderTrust.Validate(Options.TrustedHolders, nameof(IpyRpcWorkerOptions.TrustedHolders)));
         _dataServer = new Lazy<IpyRpcServer>(() => new IpyRpcServer(new IpyRpcServerOptions
         {
             DataStore = Data,

@@ -68,4 +68,51 @@ public sealed class InProcessPointersTests : PointersContract
             new IpyRpcMessage { Kind = MessageKind.Fetch, Parts = [IpyRpc.Jobs.JobCodec.Encode(new Dictionary<string, object?> { ["path"] = "/data/feed", ["secret_key"] = new string('0', 32) }, Serialization.MessagePack)] }, "fetch", null, CancellationToken.None));
         Assert.Contains("No value is held at /data/feed", unknown.Message);
         Assert.Equal(3, (await client.CallAsync<List<int>>("ptr.range", 3)).Count);
-    }}
+    }
+
+    [Fact]
+    public async Task TrustedHoldersAreCheckedWhenTheServerOrWorkerIsMade()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new IpyRpcServer(new IpyRpcServerOptions { TrustedHolders = ["zmq://10.0.0.[1-3:5601"] }));
+        Assert.Contains("TrustedHolders has the pattern \"zmq://10.0.0.[1-3:5601\"", e.Message);
+        await using var queue = new IpyRpc.Jobs.InMemoryJobQueue();
+        e = Assert.Throws<ArgumentException>(() => new IpyRpcWorker(queue, new IpyRpcWorkerOptions { TrustedHolders = [" "] }));
+        Assert.Contains("it is empty", e.Message);
+    }
+
+    [Fact]
+    public async Task APointerIsSealedWithItsServersQueueKeyAndTheSealCoversEveryAddress()
+    {
+        await using IpyRpcClient client = await ConnectAsync();
+        RemotePointer<List<int>> pointer = await client.CallPointerAsync<List<int>>("ptr.range", 3);
+        Assert.True(PointerSeal.Verify(Server.Queue.PointerKey.Span, pointer));
+        await using var other = new IpyRpc.Jobs.InMemoryJobQueue();
+        Assert.False(PointerSeal.Verify(other.PointerKey.Span, pointer));
+
+        var alternates = new List<PointerEndpoint> { new("zmq", "10.0.0.7", 5601) };
+        string seal = PointerSeal.Compute(Server.Queue.PointerKey.Span, pointer.Holder, pointer.Path, pointer.Endpoint, alternates);
+        RemotePointer sealedWithAlternate = Changed(pointer, alternates: alternates, seal: seal);
+        Assert.True(PointerSeal.Verify(Server.Queue.PointerKey.Span, sealedWithAlternate));
+        foreach (RemotePointer changed in new RemotePointer[]
+        {
+            Changed(sealedWithAlternate, alternates: [new("zmq", "10.0.0.8", 5601)]),
+            Changed(sealedWithAlternate, alternates: []),
+            Changed(sealedWithAlternate, port: 5602),
+            Changed(sealedWithAlternate, host: "10.0.0.9"),
+            Changed(sealedWithAlternate, path: "/other" + pointer.Path),
+            Changed(sealedWithAlternate, holder: new string('0', 32)),
+            Changed(sealedWithAlternate, seal: seal[..^1] + (seal[^1] == '0' ? '1' : '0')),
+        })
+        {
+            Assert.False(PointerSeal.Verify(Server.Queue.PointerKey.Span, changed));
+        }
+
+        Assert.Equal(seal, RemotePointer.FromMap(sealedWithAlternate.ToMap())!.Seal); // it travels with the pointer
+    }
+
+    private static RemotePointer Changed(RemotePointer p, string? host = null, int? port = null, string? path = null, string? holder = null, IReadOnlyList<PointerEndpoint>? alternates = null, string? seal = null) => new()
+    {
+        Protocol = p.Protocol, Host = host ?? p.Host, Port = port ?? p.Port, Path = path ?? p.Path, SecretKey = p.SecretKey,
+        Holder = holder ?? p.Holder, Alternates = alternates ?? p.Alternates, Seal = seal ?? p.Seal,
+    };
+}

@@ -563,6 +563,24 @@ public abstract class JobQueueContract : IAsyncLifetime
 public abstract class DurableJobQueueContract : JobQueueContract
 {
     [Fact]
+    public async Task EveryObjectOnTheStoreHasTheSamePointerKeyAndItOutlivesThem()
+    {
+        // The servers and workers of a deployment tell its pointers from written ones by this key: they must all have it.
+        IJobQueue first = await OpenAsync();
+        byte[] key = first.PointerKey.ToArray();
+        Assert.Equal(32, key.Length);
+        Assert.NotEqual(new byte[32], key);
+        IJobQueue second = await OpenAsync();
+        Assert.Equal(key, second.PointerKey.ToArray());
+        await first.DisposeAsync();
+        await second.DisposeAsync();
+        Assert.Equal(key, (await OpenAsync()).PointerKey.ToArray());
+
+        await using var elsewhere = new InMemoryJobQueue();
+        Assert.NotEqual(key, elsewhere.PointerKey.ToArray());
+    }
+
+    [Fact]
     public async Task JobsSurviveTheQueueBeingClosedAndOpenedAgain()
     {
         IJobQueue before = await OpenAsync();

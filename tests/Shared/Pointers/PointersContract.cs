@@ -1,4 +1,5 @@
 using IpyRpc;
+using IpyRpc.Jobs;
 using IpyRpc.Protocol;
 
 namespace IpyRpc.Tests.Pointers;
@@ -38,9 +39,9 @@ public abstract class PointersContract : IAsyncLifetime
         Server.Data.Dispose(); // given to the server, so not the server's to dispose
     }
 
-    private static IpyRpcServer NewServer()
+    private static IpyRpcServer NewServer(IReadOnlyList<string>? trustedHolders = null)
     {
-        var server = new IpyRpcServer(new IpyRpcServerOptions { DataStore = new IpyRpcDataStore(new DataStoreOptions { MaxBytes = 4_000_000 }) });
+        var server = new IpyRpcServer(new IpyRpcServerOptions { DataStore = new IpyRpcDataStore(new DataStoreOptions { MaxBytes = 4_000_000 }), TrustedHolders = trustedHolders ?? [] });
         server.Config(new() { ["ptr.head"] = new() { ReturnPointer = true } });
         server.Register(typeof(PointerFunctions));
         return server;
@@ -389,7 +390,142 @@ public abstract class PointersContract : IAsyncLifetime
         var e = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.FetchAsync(pointer));
         Assert.Equal(ErrorCodes.HolderUnreachable, e.Code);
         Assert.Contains("could not be reached", e.Message);
+
+        // A server resolves it for a caller only when the holder is its deployment's, or listed as trusted.
+        // (An in-process holder's pointer names no address to connect to: it is just gone.)
         var argument = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.CallAsync<double>("ptr.sum", pointer));
-        Assert.Equal(ErrorCodes.HolderUnreachable, argument.Code);
+        Assert.Equal(Protocol == PointerEndpoint.InProcess ? ErrorCodes.HolderUnreachable : ErrorCodes.PointerDenied, argument.Code);
+        await using IpyRpcServer trusting = NewServer([$"{pointer.Protocol}://{pointer.Host}:*"]);
+        IAsyncDisposable? trustingHost = await ServeAsync(trusting);
+        try
+        {
+            await using IpyRpcClient caller = await ConnectAsync(trusting, trustingHost, new IpyRpcClientOptions { Output = (_, _) => { } });
+            argument = await Assert.ThrowsAsync<IpyRpcPointerException>(() => caller.CallAsync<double>("ptr.sum", pointer));
+            Assert.Equal(ErrorCodes.HolderUnreachable, argument.Code);
+        }
+        finally
+        {
+            if (trustingHost is not null) await trustingHost.DisposeAsync();
+            trusting.Data.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The pointer as a holder of the same deployment in another process would have made it: another holder id (so it
+    /// is not read from a store of this process) and the seal that deployment's key gives it.
+    /// </summary>
+    private static Dictionary<string, object?> HeldElsewhere(RemotePointer pointer, IJobQueue deployment)
+    {
+        const string elsewhere = "0123456789abcdef0123456789abcdef";
+        Dictionary<string, object?> map = pointer.ToMap();
+        map["holder"] = elsewhere;
+        map["seal"] = PointerSeal.Compute(deployment.PointerKey.Span, elsewhere, pointer.Path, pointer.Endpoint, pointer.Alternates);
+        return map;
+    }
+
+    [Fact]
+    public async Task APointerIsResolvedFromAHolderOfItsOwnDeploymentOrATrustedOne()
+    {
+        // The holder: a server with a queue (and so a pointer key) of its own, another deployment.
+        await using IpyRpcServer holder = NewServer();
+        IAsyncDisposable? holderHost = await ServeAsync(holder);
+        try
+        {
+            RemotePointer<double[,]> pointer;
+            await using (IpyRpcClient direct = await ConnectAsync(holder, holderHost, new IpyRpcClientOptions { Output = (_, _) => { } }))
+            {
+                pointer = await direct.CallPointerAsync<double[,]>("ptr.matrix", 4, 4);
+            }
+
+            Assert.Matches("^[0-9a-f]{32}$", pointer.Seal);
+            double expected = 0;
+            foreach (double x in Expected(4, 4)) expected += x;
+
+            await using IpyRpcClient client = await ConnectAsync();
+            if (Protocol == PointerEndpoint.InProcess)
+            {
+                // A store in the server's own process is read where it is: no connection, nothing to trust.
+                Assert.Equal(expected, await client.CallAsync<double>("ptr.sum", pointer));
+                return;
+            }
+
+            // Sealed by the holder's deployment, the server (which has its own key) does not connect to it...
+            var e = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.CallAsync<double>("ptr.sum", HeldElsewhere(pointer, holder.Queue)));
+            Assert.Equal(ErrorCodes.PointerDenied, e.Code);
+            Assert.Contains("not one this process trusts", e.Message);
+            Assert.Contains("TrustedHolders", e.Message);
+            Assert.Equal(4, (await client.FetchAsync(pointer)).GetLength(0)); // the client itself fetches from whoever it is given
+
+            // ...but resolves it sealed by its own deployment, over the network from the holder,
+            Assert.Equal(expected, await client.CallAsync<double>("ptr.sum", HeldElsewhere(pointer, Server.Queue)));
+
+            // and a server that lists the holder's address resolves it as the holder made it.
+            await using IpyRpcServer trusting = NewServer([$"{pointer.Protocol}://{pointer.Host}:{pointer.Port}*"]);
+            IAsyncDisposable? trustingHost = await ServeAsync(trusting);
+            try
+            {
+                await using IpyRpcClient caller = await ConnectAsync(trusting, trustingHost, new IpyRpcClientOptions { Output = (_, _) => { } });
+                Assert.Equal(expected, await caller.CallAsync<double>("ptr.sum", HeldElsewhere(pointer, holder.Queue)));
+            }
+            finally
+            {
+                if (trustingHost is not null) await trustingHost.DisposeAsync();
+                trusting.Data.Dispose();
+            }
+        }
+        finally
+        {
+            if (holderHost is not null) await holderHost.DisposeAsync();
+            holder.Data.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task AWrittenOrChangedPointerMakesTheServerConnectNowhere()
+    {
+        // A port that listens but is no holder: a caller would like the server to connect there for it.
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        try
+        {
+            int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+            string protocol = Protocol == PointerEndpoint.InProcess ? "http" : Protocol;
+            await using IpyRpcClient client = await ConnectAsync();
+            RemotePointer<double[,]> real = await client.CallPointerAsync<double[,]>("ptr.matrix", 4, 4);
+
+            var written = new Dictionary<string, object?>
+            {
+                ["type"] = RemotePointer.TypeName, ["protocol"] = protocol, ["host"] = "127.0.0.1", ["port"] = (long)port,
+                ["path"] = "/admin/data/" + real.Id, ["secret_key"] = real.SecretKey, ["holder"] = "0123456789abcdef0123456789abcdef",
+            };
+            var changed = real.ToMap();
+            changed["protocol"] = protocol;
+            changed["host"] = "127.0.0.1";
+            changed["port"] = (long)port;
+            changed["holder"] = "0123456789abcdef0123456789abcdef"; // not this process's store, so it must be reached over the network
+            var withAlternate = real.ToMap();
+            withAlternate["holder"] = "0123456789abcdef0123456789abcdef";
+            withAlternate["alternates"] = new object?[] { new Dictionary<string, object?> { ["protocol"] = protocol, ["host"] = "127.0.0.1", ["port"] = (long)port, ["path"] = "" } };
+
+            foreach ((Dictionary<string, object?> pointer, string why) in new[] { (written, "carries no seal"), (changed, "not its deployment's"), (withAlternate, "not its deployment's") })
+            {
+                var e = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.CallAsync<double>("ptr.sum", pointer));
+                Assert.Equal(ErrorCodes.PointerDenied, e.Code);
+                Assert.Contains(why, e.Message);
+            }
+
+            // Nothing connected to the port (a connection would be waiting to be accepted).
+            using var none = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await listener.AcceptSocketAsync(none.Token));
+
+            // The server keeps serving, and its own pointer still resolves.
+            double expected = 0;
+            foreach (double x in Expected(4, 4)) expected += x;
+            Assert.Equal(expected, await client.CallAsync<double>("ptr.sum", real));
+        }
+        finally
+        {
+            listener.Stop();
+        }
     }
 }
