@@ -210,4 +210,35 @@ public sealed class WorkerPointerTests : IAsyncLifetime
         Assert.Equal(ErrorCodes.HolderUnreachable, argument.Code);
         Assert.Contains("Argument 'm' of ptr.sum", argument.Message);
     }
+
+    [Fact]
+    public async Task AWorkerConnectsOnlyToHoldersItsQueueSealed()
+    {
+        // The worker running ptr.sum resolves the holder's pointer (sealed under the file's key, which both workers read)
+        // but not the same pointer pointed elsewhere, nor one from a store of another file.
+        await using IpyRpcClient client = await ConnectAsync();
+        RemotePointer<double[,]> made = await client.CallPointerAsync<double[,]>("ptr.matrix", 10, Cols);
+        Assert.Equal(Enumerable.Range(0, 10 * Cols).Sum(), await client.CallAsync<double>("ptr.sum", made));
+
+        using var bait = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        bait.Start();
+        Dictionary<string, object?> moved = made.ToMap();
+        moved["port"] = (long)((System.Net.IPEndPoint)bait.LocalEndpoint).Port;
+        moved.Remove("alternates");
+        await using var elsewhere = new SqliteJobQueue(Path.Combine(_folder, "another.db"));
+        await using var otherDeployment = new IpyRpcServer(new IpyRpcServerOptions { Queue = elsewhere, Concurrency = 0 });
+        otherDeployment.Data.Advertise(new PointerEndpoint("zmq", "127.0.0.1", ((System.Net.IPEndPoint)bait.LocalEndpoint).Port));
+        RemotePointer<double[,]> foreign = otherDeployment.Data.Put(new double[2, 2], IpyRpc.Formatting.FormatterRegistry.Get<double[,]>());
+        Assert.NotNull(foreign.Seal);
+
+        foreach (object pointer in new object[] { moved, foreign })
+        {
+            var e = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.CallAsync<double>("ptr.sum", pointer));
+            Assert.Equal(ErrorCodes.PointerDenied, e.Code);
+            Assert.Contains("Argument 'm' of ptr.sum", e.Message);
+        }
+
+        await Task.Delay(200);
+        Assert.False(bait.Pending()); // the worker connected nowhere
+    }
 }

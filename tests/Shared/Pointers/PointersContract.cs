@@ -514,6 +514,11 @@ public abstract class PointersContract : IAsyncLifetime
                 Assert.Contains(why, e.Message);
             }
 
+            // Inside an argument too.
+            var nested = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.CallAsync<Dictionary<string, double>>(
+                "ptr.sums", new Dictionary<string, object?> { ["a"] = new object?[] { real, written } }));
+            Assert.Equal(ErrorCodes.PointerDenied, nested.Code);
+
             // Nothing connected to the port (a connection would be waiting to be accepted).
             using var none = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
             await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await listener.AcceptSocketAsync(none.Token));
