@@ -768,7 +768,7 @@ public sealed class RedisJobQueue : IJobQueue
 
     private async Task MaintenanceLoopAsync()
     {
-        DateTime nextTrim = DateTime.UtcNow, nextPoke = DateTime.UtcNow, nextSweep = DateTime.UtcNow;
+        DateTime nextTrim = DateTime.UtcNow, nextPoke = DateTime.UtcNow, nextSweep = DateTime.UtcNow, nextKey = DateTime.UtcNow;
         while (!_stopping.IsCancellationRequested)
         {
             try
@@ -790,6 +790,14 @@ public sealed class RedisJobQueue : IJobQueue
                     long cutoff = Now() - (long)Math.Min(_options.Retention.MaxAge.TotalMilliseconds, long.MaxValue / 4);
                     await EvalAsync(RedisScripts.Trim, cutoff, _options.Retention.MaxBytes).ConfigureAwait(false);
                     nextTrim = now + TimeSpan.FromMilliseconds(Math.Clamp(_options.Retention.MaxAge.TotalMilliseconds / 4, 50, 1000));
+                }
+
+                if (now >= nextKey)
+                {
+                    // A Redis that lost the pointer key (restarted without persistence, or evicting under maxmemory) gets it
+                    // back from the processes that have it, before a process opening a queue there makes another.
+                    await _db.StringSetAsync(PointerKeyName, PointerKey.ToArray(), when: When.NotExists).ConfigureAwait(false);
+                    nextKey = now + TimeSpan.FromSeconds(1);
                 }
 
                 if (now >= nextSweep)

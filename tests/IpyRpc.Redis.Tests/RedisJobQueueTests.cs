@@ -13,6 +13,25 @@ public sealed class RedisJobQueueTests(RedisFixture redis) : DurableJobQueueCont
     protected override async Task<IJobQueue> CreateAsync(JobRetention retention)
         => await RedisJobQueue.ConnectAsync(redis.Server.Configuration, new RedisJobQueueOptions { Name = _name, Retention = retention });
 
+    [Fact]
+    public async Task APointerKeyRedisLostComesBackFromTheProcessesThatHaveIt()
+    {
+        // Redis restarted without persistence, or evicted the key: a process opening a queue then must not make another.
+        IJobQueue queue = await OpenAsync();
+        byte[] key = queue.PointerKey.ToArray();
+        using ConnectionMultiplexer admin = await ConnectionMultiplexer.ConnectAsync(redis.Server.Configuration);
+        IDatabase db = admin.GetDatabase();
+        Assert.True(await db.KeyDeleteAsync("ipyrpc:pointer-key"));
+        byte[]? back = null;
+        for (DateTime giveUp = DateTime.UtcNow + Patience; back is null && DateTime.UtcNow < giveUp; await Task.Delay(100))
+        {
+            back = (byte[]?)await db.StringGetAsync("ipyrpc:pointer-key");
+        }
+
+        Assert.Equal(key, back);
+        Assert.Equal(key, (await OpenAsync()).PointerKey.ToArray());
+    }
+
     // The queue leases jobs for its waiting workers in one round trip; a worker can stop while that trip is on its
     // way. These tests hold the trip up with CLIENT PAUSE WRITE (scripts wait, reads go on), stop the worker inside
     // it, and check what becomes of the job the trip took for nobody.
