@@ -53,6 +53,11 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
         // Half the execution slots, so one client cannot take them all; a server that runs no jobs itself
         // only protects its queue from one client flooding it.
         MaxCallsInFlightPerConnection = Options.MaxCallsInFlightPerConnection ?? (Options.Concurrency > 0 ? Math.Max(8, Options.Concurrency / 2) : 256);
+        if (Options.SharedSecret is { Length: < MinSecretLength } shortSecret)
+        {
+            Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(Log, "The shared secret is {Length} characters long: anyone who can reach this server can test guesses of it offline (the server proves it knows the secret before the caller does), so use a random one of {Min} characters or more, such as `openssl rand -base64 32` makes.", shortSecret.Length, MinSecretLength);
+        }
+
         if (Options.AllowUnauthenticatedRemote && !RequiresAuthentication)
         {
             Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(Log, "AllowUnauthenticatedRemote is on: this server answers anyone who can reach it, from any machine, without authentication.");
@@ -89,6 +94,9 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
 
     /// <summary>The options the server was created with.</summary>
     public IpyRpcServerOptions Options { get; }
+
+    // Below this, a shared secret is warned about: 16 random base64 characters are 96 bits.
+    private const int MinSecretLength = 16;
 
     /// <summary>The server's logger (from <see cref="IpyRpcServerOptions.LoggerFactory"/>); transports log through it too.</summary>
     public Microsoft.Extensions.Logging.ILogger Log { get; }

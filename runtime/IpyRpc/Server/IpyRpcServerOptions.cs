@@ -41,7 +41,9 @@ public sealed record IpyRpcServerOptions
     /// A secret every client must prove it knows before anything else, on every transport: each side
     /// sends a random nonce in its hello and answers the other's with an HMAC-SHA256 (the secret never
     /// travels, and the server proves itself too). A wrong secret fails at connect, loudly. Clients set
-    /// <see cref="IpyRpcClientOptions.SharedSecret"/>.
+    /// <see cref="IpyRpcClientOptions.SharedSecret"/>. Anyone who can reach the server gets its proof for a nonce of their
+    /// choosing and can test guesses against it offline, so the secret must be one nobody can guess: random, 16 characters
+    /// or more (<c>openssl rand -base64 32</c>); a shorter one is logged as a warning when the server is made.
     /// </summary>
     public string? SharedSecret { get; init; }
 

@@ -30,6 +30,23 @@ public sealed class SharedSecretTests
     }
 
     [Fact]
+    public async Task AShortSecretIsWarnedAboutWhenTheServerIsMade()
+    {
+        // Its proofs can be had by anyone who connects, and guesses tested against them offline.
+        var log = new ListLogger();
+        await using (var weak = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "hunter2", LoggerFactory = log }))
+        {
+            Assert.Contains(log.Entries, e => e.Level == Microsoft.Extensions.Logging.LogLevel.Warning && e.Message.Contains("7 characters long") && e.Message.Contains("offline"));
+        }
+
+        var quiet = new ListLogger();
+        await using (var strong = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = Secret, LoggerFactory = quiet }))
+        {
+            Assert.DoesNotContain(quiet.Entries, e => e.Message.Contains("shared secret"));
+        }
+    }
+
+    [Fact]
     public async Task AWrongSecretFailsAtConnectWithASpecificError()
     {
         await using IpyRpcServer server = Server();
