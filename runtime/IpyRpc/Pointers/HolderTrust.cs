@@ -66,6 +66,11 @@ internal sealed class HolderTrust(Func<IEnumerable<ReadOnlyMemory<byte>>> keys, 
             try
             {
                 if (string.IsNullOrWhiteSpace(pattern)) throw new ArgumentException("it is empty");
+                if (pattern != "*" && !pattern.Contains("://", StringComparison.Ordinal))
+                {
+                    throw new ArgumentException("it names no protocol (an address is protocol://host:port, with the base path for http)");
+                }
+
                 Glob.Validate(pattern);
             }
             catch (ArgumentException e)

@@ -78,6 +78,9 @@ public sealed class InProcessPointersTests : PointersContract
         await using var queue = new IpyRpc.Jobs.InMemoryJobQueue();
         e = Assert.Throws<ArgumentException>(() => new IpyRpcWorker(queue, new IpyRpcWorkerOptions { TrustedHolders = [" "] }));
         Assert.Contains("it is empty", e.Message);
+        e = Assert.Throws<ArgumentException>(() => new IpyRpcServer(new IpyRpcServerOptions { TrustedHolders = ["10.0.0.5:5601"] }));
+        Assert.Contains("it names no protocol", e.Message);
+        await using var any = new IpyRpcServer(new IpyRpcServerOptions { TrustedHolders = ["*", "http://data.example.com:443/ipyrpc"] });
     }
 
     [Fact]
