@@ -193,6 +193,7 @@ internal sealed class HolderConnections(Func<IpyRpcClientOptions> credentials, H
 
         if (refused && !tried)
         {
+            trust!.Refused(pointer);
             throw new IpyRpcPointerException(new RemoteError
             {
                 Code = ErrorCodes.PointerDenied,

@@ -55,7 +55,8 @@ internal static class PointerSeal
 /// </summary>
 /// <param name="keys">The keys of the queues the process works beside.</param>
 /// <param name="trusted">Globs over holder addresses (<c>zmq://10.0.0.*:5601</c>, <c>http://data.example.com:443/ipyrpc</c>, <c>*</c> for any).</param>
-internal sealed class HolderTrust(Func<IEnumerable<ReadOnlyMemory<byte>>> keys, IReadOnlyList<string> trusted)
+/// <param name="log">Where refusals are logged (as warnings: a caller tried to point the process somewhere, or a deployment is missing an entry).</param>
+internal sealed class HolderTrust(Func<IEnumerable<ReadOnlyMemory<byte>>> keys, IReadOnlyList<string> trusted, Microsoft.Extensions.Logging.ILogger? log)
 {
     /// <summary>Checks the patterns are well formed.</summary>
     /// <exception cref="ArgumentException">One is not, naming it and <paramref name="option"/>.</exception>
@@ -97,4 +98,13 @@ internal sealed class HolderTrust(Func<IEnumerable<ReadOnlyMemory<byte>>> keys, 
         => $"{endpoint}: this process connects only to holders of its own deployment, and the pointer "
             + (pointer.Seal is null ? "carries no seal" : "carries a seal that is not its deployment's (made beside another queue's store, or changed since)")
             + $", nor is the address listed as trusted (IpyRpcServerOptions.TrustedHolders, or IpyRpcWorkerOptions.TrustedHolders on a worker{(trusted.Count == 0 ? ", empty" : "")})";
+
+    /// <summary>Logs that a pointer's holder was not contacted.</summary>
+    public void Refused(RemotePointer pointer)
+    {
+        if (log is null) return;
+        Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(log,
+            "A pointer naming {Holder} was not resolved: it {Why}, and TrustedHolders lists none of its addresses. A pointer of another deployment's holder is resolved once its address is listed there.",
+            pointer.Endpoint, pointer.Seal is null ? "carries no seal" : "carries a seal that is not this deployment's");
+    }
 }

@@ -47,7 +47,7 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
         Data = Options.DataStore ?? new IpyRpcDataStore();
         _registry.Data = Data;
         _registry.HolderClientOptions = () => new IpyRpcClientOptions { SharedSecret = Options.SharedSecret, MaxMessageBytes = Options.MaxMessageBytes };
-        _registry.HolderTrust = new HolderTrust(() => _queues.Values.Select(static q => q.PointerKey), HolderTrust.Validate(Options.TrustedHolders, nameof(IpyRpcServerOptions.TrustedHolders)));
+        _registry.HolderTrust = new HolderTrust(() => _queues.Values.Select(static q => q.PointerKey), HolderTrust.Validate(Options.TrustedHolders, nameof(IpyRpcServerOptions.TrustedHolders)), Log);
         SecretKey = Options.SharedSecret is { } secret ? SharedSecretProof.Key(secret) : null;
         RequiresAuthentication = Options.RequireAuthentication ?? SecretKey is not null;
         // Half the execution slots, so one client cannot take them all; a server that runs no jobs itself

@@ -72,7 +72,7 @@ public sealed class IpyRpcWorker : IAsyncDisposable
         Data = Options.DataStore ?? new IpyRpcDataStore();
         Data.SealWith(queue.PointerKey);
         _registry.Data = Data;
-        _registry.HolderTrust = new HolderTrust(() => [queue.PointerKey], HolderTrust.Validate(Options.TrustedHolders, nameof(IpyRpcWorkerOptions.TrustedHolders)));
+        _registry.HolderTrust = new HolderTrust(() => [queue.PointerKey], HolderTrust.Validate(Options.TrustedHolders, nameof(IpyRpcWorkerOptions.TrustedHolders)), Options.LoggerFactory?.CreateLogger("IpyRpc.Worker"));
         _dataServer = new Lazy<IpyRpcServer>(() => new IpyRpcServer(new IpyRpcServerOptions
         {
             DataStore = Data,

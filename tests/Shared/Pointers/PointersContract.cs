@@ -26,9 +26,12 @@ public abstract class PointersContract : IAsyncLifetime
     /// <summary>The protocol pointers made by a server on this transport carry.</summary>
     protected abstract string Protocol { get; }
 
+    /// <summary>What <see cref="Server"/> logs.</summary>
+    protected ListLogger ServerLog { get; } = new();
+
     public async Task InitializeAsync()
     {
-        Server = NewServer();
+        Server = NewServer(log: ServerLog);
         _host = await ServeAsync(Server);
     }
 
@@ -39,9 +42,9 @@ public abstract class PointersContract : IAsyncLifetime
         Server.Data.Dispose(); // given to the server, so not the server's to dispose
     }
 
-    private static IpyRpcServer NewServer(IReadOnlyList<string>? trustedHolders = null)
+    private static IpyRpcServer NewServer(IReadOnlyList<string>? trustedHolders = null, ListLogger? log = null)
     {
-        var server = new IpyRpcServer(new IpyRpcServerOptions { DataStore = new IpyRpcDataStore(new DataStoreOptions { MaxBytes = 4_000_000 }), TrustedHolders = trustedHolders ?? [] });
+        var server = new IpyRpcServer(new IpyRpcServerOptions { DataStore = new IpyRpcDataStore(new DataStoreOptions { MaxBytes = 4_000_000 }), TrustedHolders = trustedHolders ?? [], LoggerFactory = log });
         server.Config(new() { ["ptr.head"] = new() { ReturnPointer = true } });
         server.Register(typeof(PointerFunctions));
         return server;
@@ -518,6 +521,11 @@ public abstract class PointersContract : IAsyncLifetime
             var nested = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.CallAsync<Dictionary<string, double>>(
                 "ptr.sums", new Dictionary<string, object?> { ["a"] = new object?[] { real, written } }));
             Assert.Equal(ErrorCodes.PointerDenied, nested.Code);
+
+            lock (ServerLog.Entries)
+            {
+                Assert.Contains(ServerLog.Entries, e => e.Level == Microsoft.Extensions.Logging.LogLevel.Warning && e.Message.Contains($"127.0.0.1:{port}") && e.Message.Contains("was not resolved"));
+            }
 
             // Nothing connected to the port (a connection would be waiting to be accepted).
             using var none = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
