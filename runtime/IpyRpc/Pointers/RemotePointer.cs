@@ -143,6 +143,9 @@ public class RemotePointer
         return map;
     }
 
+    // More addresses than any holder serves: a pointer naming more is refused, rather than tried address by address.
+    private const int MaxAlternates = 16;
+
     /// <summary>Reads the wire map (as plain data); <see langword="null"/> when it is not a pointer.</summary>
     /// <exception cref="IpyRpcSerializationException">It says it is a pointer but a field is missing or of the wrong type.</exception>
     public static RemotePointer? FromMap(object? plain)
@@ -160,6 +163,11 @@ public class RemotePointer
         };
 
         string protocol = Text("protocol");
+        if (map.GetValueOrDefault("alternates") is object?[] { Length: > MaxAlternates } many)
+        {
+            throw new IpyRpcSerializationException($"A data pointer names at most {MaxAlternates} alternates (a holder serves a few transports), not {many.Length}.");
+        }
+
         return new RemotePointer
         {
             Protocol = protocol,

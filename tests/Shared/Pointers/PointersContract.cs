@@ -517,6 +517,13 @@ public abstract class PointersContract : IAsyncLifetime
                 Assert.Contains(why, e.Message);
             }
 
+            // A pointer naming more addresses than any holder serves is refused as malformed, not tried one by one.
+            var many = real.ToMap();
+            many["holder"] = "0123456789abcdef0123456789abcdef";
+            many["alternates"] = Enumerable.Range(1, 1000).Select(i => (object?)new Dictionary<string, object?> { ["protocol"] = protocol, ["host"] = "127.0.0.1", ["port"] = (long)i, ["path"] = "" }).ToArray();
+            var tooMany = await Assert.ThrowsAsync<InvalidArgumentsException>(() => client.CallAsync<double>("ptr.sum", many));
+            Assert.Contains("at most 16 alternates", tooMany.Message);
+
             // Inside an argument too.
             var nested = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.CallAsync<Dictionary<string, double>>(
                 "ptr.sums", new Dictionary<string, object?> { ["a"] = new object?[] { real, written } }));
