@@ -95,9 +95,8 @@ internal sealed class HolderTrust(Func<IEnumerable<ReadOnlyMemory<byte>>> keys, 
 
     /// <summary>Why the process will not connect to <paramref name="endpoint"/> for this pointer.</summary>
     public string Refusal(RemotePointer pointer, PointerEndpoint endpoint)
-        => $"{endpoint}: this process connects only to holders of its own deployment, and the pointer "
-            + (pointer.Seal is null ? "carries no seal" : "carries a seal that is not its deployment's (made beside another queue's store, or changed since)")
-            + $", nor is the address listed as trusted (IpyRpcServerOptions.TrustedHolders, or IpyRpcWorkerOptions.TrustedHolders on a worker{(trusted.Count == 0 ? ", empty" : "")})";
+        => $"{endpoint}: this process connects only to holders of its own deployment, and the pointer {WhyNot(pointer)}, "
+            + $"nor is the address listed as trusted (IpyRpcServerOptions.TrustedHolders, or IpyRpcWorkerOptions.TrustedHolders on a worker{(trusted.Count == 0 ? ", empty" : "")})";
 
     /// <summary>Logs that a pointer's holder was not contacted.</summary>
     public void Refused(RemotePointer pointer)
@@ -105,6 +104,10 @@ internal sealed class HolderTrust(Func<IEnumerable<ReadOnlyMemory<byte>>> keys, 
         if (log is null) return;
         Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(log,
             "A pointer naming {Holder} was not resolved: it {Why}, and TrustedHolders lists none of its addresses. A pointer of another deployment's holder is resolved once its address is listed there.",
-            pointer.Endpoint, pointer.Seal is null ? "carries no seal" : "carries a seal that is not this deployment's");
+            pointer.Endpoint, WhyNot(pointer));
     }
+
+    private static string WhyNot(RemotePointer pointer) => pointer.Seal is null
+        ? "carries no seal"
+        : "carries a seal that is not its deployment's (made beside another queue's store, or changed since)";
 }

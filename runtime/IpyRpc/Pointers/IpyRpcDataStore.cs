@@ -177,7 +177,7 @@ public sealed class IpyRpcDataStore : IDisposable
             ?? new PointerEndpoint(PointerEndpoint.InProcess, "", 0);
         string path = $"{main.BasePath}/data/{id}";
         PointerEndpoint[] alternates = [.. endpoints.Where(e => e != main)];
-        ReadOnlyMemory<byte> sealKey = _sealKey;
+        byte[]? sealKey = Volatile.Read(ref _sealKey);
         return new RemotePointer<T>
         {
             Protocol = main.Protocol,
@@ -191,11 +191,11 @@ public sealed class IpyRpcDataStore : IDisposable
             Bytes = bytes,
             ExpiresAt = expires,
             Alternates = alternates,
-            Seal = sealKey.IsEmpty ? null : PointerSeal.Compute(sealKey.Span, Id, path, main, alternates),
+            Seal = sealKey is null ? null : PointerSeal.Compute(sealKey, Id, path, main, alternates),
         };
     }
 
-    private ReadOnlyMemory<byte> _sealKey;
+    private byte[]? _sealKey;
 
     /// <summary>
     /// Seals the pointers the store makes from now on with <paramref name="key"/> (its job queue's
@@ -204,10 +204,7 @@ public sealed class IpyRpcDataStore : IDisposable
     /// </summary>
     internal void SealWith(ReadOnlyMemory<byte> key)
     {
-        lock (_gate)
-        {
-            if (_sealKey.IsEmpty) _sealKey = key;
-        }
+        if (!key.IsEmpty) Interlocked.CompareExchange(ref _sealKey, key.ToArray(), null);
     }
 
     /// <summary>
