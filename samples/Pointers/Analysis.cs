@@ -41,4 +41,18 @@ public static class Analysis
         Console.WriteLine($"averaged {rows:N0} rows in process {Environment.ProcessId}");
         return means;
     }
+
+    /// <summary>The mean of each column over rows [start, stop) of data kept elsewhere: only those rows are read.</summary>
+    /// <param name="data">A pointer to rows × columns.</param>
+    /// <param name="start">The first row.</param>
+    /// <param name="stop">The row after the last (negative: from the end).</param>
+    /// <param name="pointers">Filled by the call: fetches the rows.</param>
+    /// <returns>One mean per column.</returns>
+    [IpyRpcExport("analysis.window_means")]
+    public static async Task<double[]> WindowMeans(RemotePointer<double[,]> data, long start, long stop, IpyRpcPointers pointers)
+    {
+        double[,] rows = await pointers.FetchAsync(data, start, stop);
+        Console.WriteLine($"fetched {rows.GetLength(0):N0} of {data.Length:N0} rows in process {Environment.ProcessId}");
+        return ColumnMeans(rows);
+    }
 }

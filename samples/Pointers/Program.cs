@@ -52,6 +52,10 @@ double[] means = await analysis.ColumnMeans(walks);
 Console.WriteLine("column means: " + string.Join(" ", means.Select(m => m.ToString("+0.000;-0.000"))));
 Console.WriteLine($"the client received {client.BytesReceived:N0} bytes from the server in all");
 
+Heading("A function that reads only the rows it needs: it takes the pointer, and fetches rows itself");
+double[] window = await analysis.WindowMeans(walks, 500_000, 500_100);
+Console.WriteLine("window means: " + string.Join(" ", window.Select(m => m.ToString("+0.000;-0.000"))));
+
 await client.ReleaseAsync(walks);
 try
 {

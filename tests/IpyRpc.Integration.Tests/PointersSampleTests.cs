@@ -21,6 +21,9 @@ public sealed class PointersSampleTests
         Assert.Matches(@"column means:( [+-]\d+\.\d{3}){8}", output);
         long received = long.Parse(Regex.Match(output, @"the client received ([\d,]+) bytes from the server in all").Groups[1].Value.Replace(",", ""));
         Assert.InRange(received, 1, 10_000);
+        Assert.Contains($"fetched 100 of 1,000,000 rows in process {worker}", output);
+        Assert.Contains("averaged 100 rows", output);
+        Assert.Matches(@"window means:( [+-]\d+\.\d{3}){8}", output);
         Assert.Contains("after release: pointer_released", output);
         Assert.Contains("worker exited with 0", output);
     }

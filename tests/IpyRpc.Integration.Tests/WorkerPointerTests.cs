@@ -28,7 +28,7 @@ public sealed class WorkerPointerTests : IAsyncLifetime
         var a = new SqliteJobQueue(File, new SqliteJobQueueOptions { Name = "a" });
         var b = new SqliteJobQueue(File, new SqliteJobQueueOptions { Name = "b" });
         _server = new IpyRpcServer(new IpyRpcServerOptions { Queue = a, AdditionalQueues = [b], Concurrency = 0 });
-        _server.Config(new() { ["ptr.sum"] = new() { Queue = "b" }, ["ptr.pid"] = new() { Queue = "b" } });
+        _server.Config(new() { ["ptr.sum"] = new() { Queue = "b" }, ["ptr.pid"] = new() { Queue = "b" }, ["ptr.rowsum"] = new() { Queue = "b" } });
         _server.Register(typeof(IpyRpc.Tests.Pointers.PointerFunctions));
         _host = IpyRpcZeroMqServer.Start(_server, "tcp://127.0.0.1:*");
         _holder = await WorkerProcess.StartAsync("--sqlite", File, "--queue", "a", "--data", "tcp://127.0.0.1:*", "--data-http", "http://127.0.0.1:0");
@@ -209,6 +209,18 @@ public sealed class WorkerPointerTests : IAsyncLifetime
         var argument = await Assert.ThrowsAsync<IpyRpcPointerException>(() => client.CallAsync<double>("ptr.sum", made));
         Assert.Equal(ErrorCodes.HolderUnreachable, argument.Code);
         Assert.Contains("Argument 'm' of ptr.sum", argument.Message);
+    }
+
+    [Fact]
+    public async Task AFunctionOnAnotherWorkerFetchesOnlyTheRowsItNeedsFromTheHolder()
+    {
+        await using IpyRpcClient client = await ConnectAsync();
+        RemotePointer<double[,]> made = await client.CallPointerAsync<double[,]>("ptr.matrix", Rows, Cols);
+        Assert.Equal(DataPort(_holder), made.Port); // held by the worker of queue "a"
+
+        // Rows 5000..5002 of 10,000, summed on the other worker, which fetched them (and only them) from the holder.
+        double expected = Enumerable.Range(5000 * Cols, 3 * Cols).Sum();
+        Assert.Equal(expected, await client.CallAsync<double>("ptr.rowsum", made, 5000, 5003));
     }
 
     [Fact]

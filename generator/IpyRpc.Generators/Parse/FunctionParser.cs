@@ -366,6 +366,7 @@ internal static class FunctionParser
     {
         "global::System.Threading.CancellationToken" => "call.CancellationToken",
         "global::IpyRpc.IpyRpcConnection" => "call.Connection",
+        "global::IpyRpc.IpyRpcPointers" => "call.Pointers",
         _ => null,
     };
 }

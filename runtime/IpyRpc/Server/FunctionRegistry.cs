@@ -324,11 +324,13 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
                 Services = scope?.Services,
                 Flow = flows?.Invoke(request.Id),
                 Host = host,
+                Registry = this,
+                PointerProtocol = ProtocolOf(request.Caller?.Transport),
             };
             if (request.ReturnPointer)
             {
                 invocation.ReturnAsPointer = (Data ?? throw new PointerFault(new RemoteError { Code = ErrorCodes.Internal, Message = $"{function.Name} is to return a pointer, but this process keeps no data store." }),
-                    request.PointerTimeToLive, ProtocolOf(request.Caller?.Transport));
+                    request.PointerTimeToLive, invocation.PointerProtocol);
             }
 
             CancellationToken token = cancellationToken;

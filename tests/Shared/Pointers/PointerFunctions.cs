@@ -58,6 +58,30 @@ public static class PointerFunctions
     [IpyRpcExport("ptr.labelled")]
     public static string LabelledSum(Labelled item) => $"{item.Label} {Sum(item.Matrix)}";
 
+    /// <summary>The sum of rows [start, stop) of a matrix kept elsewhere: only those rows are fetched.</summary>
+    /// <param name="m">The matrix's pointer.</param>
+    /// <param name="start">The first row.</param>
+    /// <param name="stop">The row after the last.</param>
+    /// <param name="pointers">Filled by the call.</param>
+    [IpyRpcExport("ptr.rowsum")]
+    public static async Task<double> RowSum(RemotePointer<double[,]> m, long start, long stop, IpyRpcPointers pointers)
+        => Sum(await pointers.FetchAsync(m, start, stop));
+
+    /// <summary>A matrix split at a row, both parts kept where they were made: two pointers.</summary>
+    /// <param name="m">The matrix.</param>
+    /// <param name="at">The first row of the second part.</param>
+    /// <param name="pointers">Filled by the call.</param>
+    [IpyRpcExport("ptr.split")]
+    public static List<RemotePointer<double[,]>> Split(double[,] m, int at, IpyRpcPointers pointers)
+    {
+        int rows = m.GetLength(0), cols = m.GetLength(1);
+        var head = new double[at, cols];
+        var tail = new double[rows - at, cols];
+        Array.Copy(m, head, at * cols);
+        Array.Copy(m, at * cols, tail, 0, (rows - at) * cols);
+        return [pointers.Keep(head), pointers.Keep(tail, TimeSpan.FromMinutes(5))];
+    }
+
     /// <summary>The sum of a matrix's elements.</summary>
     /// <param name="m">The matrix.</param>
     [IpyRpcExport("ptr.sum")]

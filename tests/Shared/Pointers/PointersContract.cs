@@ -413,6 +413,43 @@ public abstract class PointersContract : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task AFunctionFetchesOnlyTheRowsItNeedsAndKeepsWhatItMakes()
+    {
+        await using IpyRpcClient client = await ConnectAsync();
+        FunctionDescriptor rowsum = client.Functions.Single(f => f.Name == "ptr.rowsum");
+        Assert.Equal(["m", "start", "stop"], rowsum.Parameters.Select(p => p.Name)); // IpyRpcPointers is filled by the call
+
+        // Rows of a pointer, fetched by the function itself: a sum of rows 2..4 of a 1000-row matrix.
+        RemotePointer<double[,]> pointer = await client.CallPointerAsync<double[,]>("ptr.matrix", Rows, Cols);
+        double expected = 0;
+        foreach (double x in Expected(3, Cols, from: 2)) expected += x;
+        Assert.Equal(expected, await client.CallAsync<double>("ptr.rowsum", pointer, 2, 5));
+        expected = 0;
+        foreach (double x in Expected(2, Cols, from: Rows - 2)) expected += x;
+        Assert.Equal(expected, await client.CallAsync<double>("ptr.rowsum", pointer, -2, long.MaxValue)); // from the end, as in Python
+
+        // Two values kept by one call: pointers, sealed by the deployment, usable as arguments.
+        List<RemotePointer<double[,]>> parts = await client.CallAsync<List<RemotePointer<double[,]>>>("ptr.split", Expected(10, Cols), 4);
+        Assert.Equal(2, parts.Count);
+        Assert.All(parts, p => Assert.Equal(Server.Data.Id, p.Holder));
+        Assert.All(parts, p => Assert.True(PointerSeal.Verify(Server.Queue.PointerKey.Span, p)));
+        Assert.Equal([4L, Cols], parts[0].Shape);
+        Assert.Equal(Expected(6, Cols, from: 4), await client.FetchAsync(parts[1]));
+        Assert.InRange(parts[1].ExpiresAt!.Value - DateTimeOffset.UtcNow, TimeSpan.FromMinutes(4.9), TimeSpan.FromMinutes(5));
+        Assert.InRange(parts[0].ExpiresAt!.Value - DateTimeOffset.UtcNow, TimeSpan.FromMinutes(59), TimeSpan.FromMinutes(60)); // the store's default
+        expected = 0;
+        foreach (double x in Expected(4, Cols)) expected += x;
+        Assert.Equal(expected, await client.CallAsync<double>("ptr.sum", parts[0]));
+
+        // A pointer the function may not fetch: the caller hears why.
+        var written = parts[0].ToMap();
+        written["holder"] = "0123456789abcdef0123456789abcdef";
+        written["seal"] = null;
+        var e = await Assert.ThrowsAnyAsync<IpyRpcException>(() => client.CallAsync<double>("ptr.rowsum", written, 0, 1));
+        Assert.Contains(Protocol == PointerEndpoint.InProcess ? "could not be reached" : "not one this process trusts", e.Message);
+    }
+
     /// <summary>
     /// The pointer as a holder of the same deployment in another process would have made it: another holder id (so it
     /// is not read from a store of this process) and the seal that deployment's key gives it.
