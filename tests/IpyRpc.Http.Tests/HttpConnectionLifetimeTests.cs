@@ -197,14 +197,16 @@ public sealed class HttpConnectionLifetimeTests
     {
         await using var server = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "right" });
         server.Register(typeof(HttpFunctions));
-        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { ConnectionIdleTimeout = TimeSpan.FromSeconds(2) });
+        // 3 s: the client pings after a second of quiet, so a test machine that stalls its timers for under two seconds
+        // (a full parallel run on two cores) does not pass for a client gone quiet.
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { ConnectionIdleTimeout = TimeSpan.FromSeconds(3) });
         await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.Requests, new IpyRpcClientOptions { SharedSecret = "right" });
         Assert.Equal(3, await client.CallAsync<int>("add", 1, 2));
         IpyRpcConnection connection = Assert.Single(server.Connections);
 
         // Three timeouts with nothing to say: the client's pings keep the connection, which is still the one it proved
         // the secret on (a new one, unauthenticated, would refuse the call).
-        await Task.Delay(6000);
+        await Task.Delay(9000);
         Assert.Same(connection, Assert.Single(server.Connections));
         Assert.Equal(5, await client.CallAsync<int>("add", 2, 3));
     }
