@@ -325,12 +325,12 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
                 Flow = flows?.Invoke(request.Id),
                 Host = host,
                 Registry = this,
-                PointerProtocol = ProtocolOf(request.Caller?.Transport),
+                CallerTransport = request.Caller?.Transport,
             };
             if (request.ReturnPointer)
             {
                 invocation.ReturnAsPointer = (Data ?? throw new PointerFault(new RemoteError { Code = ErrorCodes.Internal, Message = $"{function.Name} is to return a pointer, but this process keeps no data store." }),
-                    request.PointerTimeToLive, invocation.PointerProtocol);
+                    request.PointerTimeToLive, ProtocolOf(request.Caller?.Transport));
             }
 
             CancellationToken token = cancellationToken;
@@ -418,7 +418,8 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
     }
 
     // The pointer protocol of the transport a caller came in on: a pointer's main address uses it when the holder serves it.
-    private static string? ProtocolOf(string? transport) => transport switch
+    /// <summary>The pointer protocol of a caller's transport: what a pointer made for it is addressed over first.</summary>
+    internal static string? ProtocolOf(string? transport) => transport switch
     {
         "zeromq" => "zmq",
         "websocket" or "http" => "http",

@@ -44,15 +44,16 @@ public sealed class IpyRpcInvocation
 
     /// <summary>Fetches rows of pointers, keeps values for new ones: a function asks for it with an <see cref="IpyRpcPointers"/> parameter.</summary>
     public IpyRpcPointers Pointers => _pointers ??= new IpyRpcPointers(
-        Registry ?? throw new InvalidOperationException("This invocation was not made by a server or worker, so it reaches no pointers."), PointerProtocol, CancellationToken);
+        Registry ?? throw new InvalidOperationException("This invocation was not made by a server or worker, so it reaches no pointers."),
+        FunctionRegistry.ProtocolOf(CallerTransport), CancellationToken);
 
     private IpyRpcPointers? _pointers;
 
     /// <summary>The registry that runs the call: its data store and its connections to holders.</summary>
     internal FunctionRegistry? Registry { get; init; }
 
-    /// <summary>The protocol of the caller's transport, for the pointers <see cref="Pointers"/> keeps.</summary>
-    internal string? PointerProtocol { get; init; }
+    /// <summary>The caller's transport, whose protocol the pointers <see cref="Pointers"/> keeps are addressed over first.</summary>
+    internal string? CallerTransport { get; init; }
 
     /// <summary>Cancelled when the caller cancels, the call times out, or the server stops.</summary>
     public CancellationToken CancellationToken { get; internal set; }
