@@ -417,8 +417,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
         }
     }
 
-    // The pointer protocol of the transport a caller came in on: a pointer's main address uses it when the holder serves it.
-    /// <summary>The pointer protocol of a caller's transport: what a pointer made for it is addressed over first.</summary>
+    /// <summary>The pointer protocol of the transport a caller came in on: a pointer made for it has its main address there when the holder serves it.</summary>
     internal static string? ProtocolOf(string? transport) => transport switch
     {
         "zeromq" => "zmq",
