@@ -70,8 +70,9 @@ public interface IJobQueue : IAsyncDisposable
     /// <summary>
     /// The key the servers and workers that share this queue seal the pointers they make with, and check the pointers they
     /// are given against before they connect to a holder (docs/SECURITY.md): kept in the queue's store (a SQLite file, a
-    /// Redis database), so every process that opens it has the same one. Empty: the queue has none, and pointers made
-    /// beside it carry no seal.
+    /// Redis database), so every process that opens it has the same one. Empty: the queue has none, pointers made beside
+    /// it carry no seal, and its servers and workers resolve pointers held in other processes only from the holders their
+    /// <c>TrustedHolders</c> list. A queue of your own keeps 32 random bytes, made once, where all its processes read them.
     /// </summary>
     ReadOnlyMemory<byte> PointerKey => ReadOnlyMemory<byte>.Empty;
 }
