@@ -422,11 +422,9 @@ public abstract class PointersContract : IAsyncLifetime
 
         // Rows of a pointer, fetched by the function itself: a sum of rows 2..4 of a 1000-row matrix.
         RemotePointer<double[,]> pointer = await client.CallPointerAsync<double[,]>("ptr.matrix", Rows, Cols);
-        double expected = 0;
-        foreach (double x in Expected(3, Cols, from: 2)) expected += x;
+        double expected = PointerFunctions.Sum(Expected(3, Cols, from: 2));
         Assert.Equal(expected, await client.CallAsync<double>("ptr.rowsum", pointer, 2, 5));
-        expected = 0;
-        foreach (double x in Expected(2, Cols, from: Rows - 2)) expected += x;
+        expected = PointerFunctions.Sum(Expected(2, Cols, from: Rows - 2));
         Assert.Equal(expected, await client.CallAsync<double>("ptr.rowsum", pointer, -2, long.MaxValue)); // from the end, as in Python
 
         // Two values kept by one call: pointers, sealed by the deployment, usable as arguments.
@@ -438,8 +436,7 @@ public abstract class PointersContract : IAsyncLifetime
         Assert.Equal(Expected(6, Cols, from: 4), await client.FetchAsync(parts[1]));
         Assert.InRange(parts[1].ExpiresAt!.Value - DateTimeOffset.UtcNow, TimeSpan.FromMinutes(4.9), TimeSpan.FromMinutes(5));
         Assert.InRange(parts[0].ExpiresAt!.Value - DateTimeOffset.UtcNow, TimeSpan.FromMinutes(59), TimeSpan.FromMinutes(60)); // the store's default
-        expected = 0;
-        foreach (double x in Expected(4, Cols)) expected += x;
+        expected = PointerFunctions.Sum(Expected(4, Cols));
         Assert.Equal(expected, await client.CallAsync<double>("ptr.sum", parts[0]));
 
         // A pointer the function may not fetch: the caller hears why.
@@ -478,8 +475,7 @@ public abstract class PointersContract : IAsyncLifetime
             }
 
             Assert.Matches("^[0-9a-f]{32}$", pointer.Seal);
-            double expected = 0;
-            foreach (double x in Expected(4, 4)) expected += x;
+            double expected = PointerFunctions.Sum(Expected(4, 4));
 
             await using IpyRpcClient client = await ConnectAsync();
             if (Protocol == PointerEndpoint.InProcess)
@@ -576,8 +572,7 @@ public abstract class PointersContract : IAsyncLifetime
             await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await listener.AcceptSocketAsync(none.Token));
 
             // The server keeps serving, and its own pointer still resolves.
-            double expected = 0;
-            foreach (double x in Expected(4, 4)) expected += x;
+            double expected = PointerFunctions.Sum(Expected(4, 4));
             Assert.Equal(expected, await client.CallAsync<double>("ptr.sum", real));
         }
         finally
