@@ -55,7 +55,7 @@ var title = new Option<string?>("--title") { Description = "The document's info.
 var schema = new Command("schema", "Write the server's schema (an OpenRPC document with IpyRpc's annotations): add it to a project as an AdditionalFile to generate a typed client.") { url, output, title, secret };
 schema.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 {
-    byte[] document = OpenRpcDocument.Write(client.Functions, r.GetValue(title) ?? client.ServerAgent ?? "IpyRpc server", "1.0.0", indented: true);
+    byte[] document = OpenRpcDocument.Write(client.Functions, r.GetValue(title) ?? client.ServerAgent ?? "IpyRpc server", "1.0.0", indented: true, client.Events);
     if (r.GetValue(output) is { } path)
     {
         try
@@ -68,7 +68,7 @@ schema.SetAction((r, ct) => Run(r, ct, async (client, console) =>
             return ExitCodes.Usage;
         }
 
-        Console.Error.WriteLine($"Wrote {client.Functions.Count} functions to {path}");
+        Console.Error.WriteLine($"Wrote {client.Functions.Count} functions{(client.Events.Count > 0 ? $" and {client.Events.Count} events" : "")} to {path}");
     }
     else
     {

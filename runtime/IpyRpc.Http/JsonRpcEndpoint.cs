@@ -428,7 +428,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         {
             (IReadOnlyList<FunctionDescriptor>? functions, RemoteError? refusal) = await http.Calls.DescribeAsync();
             if (notification) return null;
-            return refusal is null ? Result(id, OpenRpcDocument.Write(functions!, options.Title, options.Version), null) : Error(id, ErrorCodes.ToJsonRpc(refusal.Code), refusal.Message, refusal, null);
+            return refusal is null ? Result(id, OpenRpcDocument.Write(functions!, options.Title, options.Version, events: server.Events), null) : Error(id, ErrorCodes.ToJsonRpc(refusal.Code), refusal.Message, refusal, null);
         }
 
         if (method is "rpc.fetch" or "rpc.release")

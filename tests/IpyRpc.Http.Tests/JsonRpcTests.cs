@@ -447,6 +447,29 @@ public sealed class JsonRpcTests(HttpFixture fixture) : IClassFixture<HttpFixtur
     }
 
     [Fact]
+    public async Task RpcDiscoverListsTheEventsTheServerPublishesWithTheirPayloadSchemas()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(HttpFunctions)).Register(typeof(IpyRpc.Tests.BothWays.BothWaysEvents));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
+        using var http = new HttpClient { BaseAddress = host.Address };
+        using HttpResponseMessage response = await http.PostAsync("rpc", new StringContent("""{"jsonrpc":"2.0","method":"rpc.discover","id":1}""", Encoding.UTF8, "application/json"));
+        JsonElement doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("result");
+        JsonElement[] events = [.. doc.GetProperty("x-ipyrpc-events").EnumerateArray()];
+        Assert.Equal(["bw.other", "bw.ticked"], events.Select(e => e.GetProperty("name").GetString()));
+        Assert.Equal("A numbered tick.", events[1].GetProperty("summary").GetString());
+        JsonElement payload = events[1].GetProperty("schema");
+        Assert.Equal("object", payload.GetProperty("x-ipyrpc").GetString());
+        Assert.Equal("IpyRpc.Tests.BothWays.Tick", payload.GetProperty("x-csharp-full-name").GetString());
+        Assert.Equal(["note", "number"], payload.GetProperty("properties").EnumerateObject().Select(p => p.Name).Order());
+        Assert.Equal("String", events[0].GetProperty("schema").GetProperty("x-ipyrpc").GetString());
+
+        // A server without events lists none (the key is absent).
+        JsonElement plain = (await CallAsync("""{"jsonrpc":"2.0","method":"rpc.discover","id":2}""")).GetProperty("result");
+        Assert.False(plain.TryGetProperty("x-ipyrpc-events", out _));
+    }
+
+    [Fact]
     public async Task AWrongContentTypeIsRefusedWith415()
     {
         (HttpStatusCode status, string body) = await PostAsync("""{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}""", "text/plain");

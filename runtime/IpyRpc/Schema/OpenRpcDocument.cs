@@ -7,7 +7,8 @@ namespace IpyRpc;
 /// The OpenRPC document (https://spec.open-rpc.org) of a function list: what <c>rpc.discover</c> returns, and
 /// the schema file a client can be generated from (<c>ipyrpc schema URL</c>, docs/SCHEMA.md). Besides standard
 /// OpenRPC it keeps everything a typed client needs: each method's fingerprint and signature, whether it
-/// streams, its remarks and documented exceptions, and the schemas' annotations (docs/PROTOCOL.md).
+/// streams, its remarks and documented exceptions, the schemas' annotations, and the events the server
+/// publishes (<c>x-ipyrpc-events</c>) (docs/PROTOCOL.md).
 /// </summary>
 public static class OpenRpcDocument
 {
@@ -19,7 +20,8 @@ public static class OpenRpcDocument
     /// <param name="title">The document's <c>info.title</c>.</param>
     /// <param name="version">The document's <c>info.version</c>.</param>
     /// <param name="indented">Whether to indent (for a file people read and diff).</param>
-    public static byte[] Write(IReadOnlyList<FunctionDescriptor> functions, string title, string version, bool indented = false)
+    /// <param name="events">The events the server publishes (<c>client.Events</c>), listed under <c>x-ipyrpc-events</c>; a client generated from the document gets a typed declaration of each.</param>
+    public static byte[] Write(IReadOnlyList<FunctionDescriptor> functions, string title, string version, bool indented = false, IReadOnlyList<EventDescriptor>? events = null)
     {
         var buffer = new ArrayBufferWriter<byte>(4096);
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = indented, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
@@ -38,6 +40,13 @@ public static class OpenRpcDocument
             }
 
             w.WriteEndArray();
+            if (events is { Count: > 0 })
+            {
+                w.WriteStartArray("x-ipyrpc-events");
+                foreach (EventDescriptor e in events.OrderBy(e => e.Name, StringComparer.Ordinal)) WriteEvent(w, e);
+                w.WriteEndArray();
+            }
+
             w.WriteEndObject();
         }
 
@@ -48,10 +57,7 @@ public static class OpenRpcDocument
     {
         w.WriteStartObject();
         w.WriteString("name", f.Name);
-        if (f.Summary is not null) w.WriteString("summary", f.Summary);
-        string description = string.Join("\n\n", new[] { f.Summary, f.Remarks }.Where(s => s is not null));
-        if (description.Length > 0) w.WriteString("description", description);
-        if (f.Remarks is not null) w.WriteString("x-ipyrpc-remarks", f.Remarks);
+        WriteDocs(w, f.Summary, f.Remarks);
         w.WriteString("x-ipyrpc-signature", f.Signature);
         if (f.Fingerprint is not null) w.WriteString("x-ipyrpc-fingerprint", f.Fingerprint);
         if (f.IsStream) w.WriteBoolean("x-ipyrpc-stream", true);
@@ -94,6 +100,25 @@ public static class OpenRpcDocument
         }
 
         w.WriteEndObject();
+    }
+
+    private static void WriteEvent(Utf8JsonWriter w, EventDescriptor e)
+    {
+        w.WriteStartObject();
+        w.WriteString("name", e.Name);
+        WriteDocs(w, e.Summary, e.Remarks);
+        w.WritePropertyName("schema");
+        WriteSchema(w, e.PayloadSchema, e.PayloadType, null);
+        w.WriteEndObject();
+    }
+
+    // OpenRPC's summary and description, and the remarks apart so a generated client can put them in <remarks>.
+    private static void WriteDocs(Utf8JsonWriter w, string? summary, string? remarks)
+    {
+        if (summary is not null) w.WriteString("summary", summary);
+        string description = string.Join("\n\n", new[] { summary, remarks }.Where(s => s is not null));
+        if (description.Length > 0) w.WriteString("description", description);
+        if (remarks is not null) w.WriteString("x-ipyrpc-remarks", remarks);
     }
 
     private static void WriteSchema(Utf8JsonWriter w, string? schema, string type, string? defaultValue)
