@@ -398,8 +398,8 @@ public abstract partial class IpyRpcPeer
         }
     }
 
-    /// <summary>Decodes a reply's value.</summary>
-    internal static T Decode<T>(IpyRpcMessage reply, IpyRpcFormatter<T> formatter, string function)
+    /// <summary>Decodes a reply's value (<paramref name="what"/> names it in the error: the result, or an event's payload).</summary>
+    internal static T Decode<T>(IpyRpcMessage reply, IpyRpcFormatter<T> formatter, string function, string what = "The result")
     {
         try
         {
@@ -418,7 +418,7 @@ public abstract partial class IpyRpcPeer
             throw new IpyRpcException(new RemoteError
             {
                 Code = ErrorCodes.BadMessage,
-                Message = $"The result could not be read as {TypeNames.Display(typeof(T))}: {e.Message}",
+                Message = $"{what} could not be read as {TypeNames.Display(typeof(T))}: {e.Message}",
             }, function, e);
         }
     }

@@ -6,6 +6,9 @@ namespace IpyRpc;
 
 public sealed partial class IpyRpcClient
 {
+    // What a payload that cannot be read is called in its error.
+    private const string EventPayload = "The event's payload";
+
     /// <summary>
     /// Subscribes to a typed event: <paramref name="handler"/> runs for each one, in order, on a task
     /// of the subscription's own (never on the connection's thread, so a slow handler holds up nothing
@@ -19,7 +22,7 @@ public sealed partial class IpyRpcClient
         IpyRpcFormatter<T> formatter = ipyRpcEvent.Formatter;
         return _events.SubscribeAsync(ipyRpcEvent.Name, (m, _) =>
         {
-            handler(Decode(m, formatter, m.Function!));
+            handler(Decode(m, formatter, m.Function!, EventPayload));
             return default;
         }, cancellationToken);
     }
@@ -29,7 +32,7 @@ public sealed partial class IpyRpcClient
     {
         ArgumentNullException.ThrowIfNull(handler);
         IpyRpcFormatter<T> formatter = ipyRpcEvent.Formatter;
-        return _events.SubscribeAsync(ipyRpcEvent.Name, (m, token) => handler(Decode(m, formatter, m.Function!), token), cancellationToken);
+        return _events.SubscribeAsync(ipyRpcEvent.Name, (m, token) => handler(Decode(m, formatter, m.Function!, EventPayload), token), cancellationToken);
     }
 
     /// <summary>Subscribes to every event whose name matches <paramref name="pattern"/> (a name or a glob such as <c>chat.*</c>); payloads arrive as plain data.</summary>
@@ -38,7 +41,7 @@ public sealed partial class IpyRpcClient
         ArgumentNullException.ThrowIfNull(handler);
         return _events.SubscribeAsync(pattern, (m, _) =>
         {
-            handler(new ReceivedEvent(m.Function!, Decode(m, Formatters.Object, m.Function!)));
+            handler(new ReceivedEvent(m.Function!, Decode(m, Formatters.Object, m.Function!, EventPayload)));
             return default;
         }, cancellationToken);
     }
@@ -49,7 +52,7 @@ public sealed partial class IpyRpcClient
         IpyRpcFormatter<T> formatter = ipyRpcEvent.Formatter;
         await foreach (IpyRpcMessage m in _events.ReadAsync(ipyRpcEvent.Name, cancellationToken).ConfigureAwait(false))
         {
-            yield return Decode(m, formatter, m.Function!);
+            yield return Decode(m, formatter, m.Function!, EventPayload);
         }
     }
 
@@ -58,7 +61,7 @@ public sealed partial class IpyRpcClient
     {
         await foreach (IpyRpcMessage m in _events.ReadAsync(pattern, cancellationToken).ConfigureAwait(false))
         {
-            yield return new ReceivedEvent(m.Function!, Decode(m, Formatters.Object, m.Function!));
+            yield return new ReceivedEvent(m.Function!, Decode(m, Formatters.Object, m.Function!, EventPayload));
         }
     }
 
