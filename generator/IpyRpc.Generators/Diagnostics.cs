@@ -32,6 +32,7 @@ internal static class Diagnostics
     // Clients generated from schema files (0012-0013)
     public const string SchemaUnreadable = "IPYRPC0012";
     public const string SchemaMethodSkipped = "IPYRPC0013";
+    public const string SchemaEventSkipped = "IPYRPC0014";
 
     public static readonly DiagnosticDescriptor UnsupportedParameterTypeRule = new(
         id: "IPYRPC0001",
@@ -150,6 +151,15 @@ internal static class Diagnostics
         isEnabledByDefault: true,
         helpLinkUri: HelpRoot + "IPYRPC0013.md");
 
+    public static readonly DiagnosticDescriptor SchemaEventSkippedRule = new(
+        id: "IPYRPC0014",
+        title: "Schema event has no typed declaration",
+        messageFormat: "'{0}' in {1} gets no typed event: {2}; subscribe to it by name (client.SubscribeAsync(\"{0}\", ...)), or write the schema again from a current server",
+        category: "IpyRpc.Schema",
+        defaultSeverity: DiagnosticSeverity.Warning,
+        isEnabledByDefault: true,
+        helpLinkUri: HelpRoot + "IPYRPC0014.md");
+
     private static readonly Dictionary<string, DiagnosticDescriptor> ById = new()
     {
         [UnsupportedParameterType] = UnsupportedParameterTypeRule,
@@ -165,6 +175,7 @@ internal static class Diagnostics
         [InvalidEvent] = InvalidEventRule,
         [SchemaUnreadable] = SchemaUnreadableRule,
         [SchemaMethodSkipped] = SchemaMethodSkippedRule,
+        [SchemaEventSkipped] = SchemaEventSkippedRule,
     };
 
     public static DiagnosticDescriptor Get(string id) => ById[id];

@@ -126,6 +126,11 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
             .Collect()
             .Select(static (all, _) => all.SelectMany(f => f).ToEquatableArray());
 
+        IncrementalValueProvider<EquatableArray<EventModel>> schemaEvents = schemas
+            .Select(static (r, _) => r.Model?.Events ?? EquatableArray<EventModel>.Empty)
+            .Collect()
+            .Select(static (all, _) => all.SelectMany(e => e).ToEquatableArray());
+
         context.RegisterSourceOutput(schemas.Combine(assemblyKey), static (spc, input) =>
         {
             Report(spc, input.Left.Diagnostics);
@@ -134,6 +139,7 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
             {
                 spc.AddSource(schema.Key.HintName + ".IpyRpc.g.cs", ServiceEmitter.Emit(new ServiceModel(schema.Key, input.Right, schema.Functions, EquatableArray<EventModel>.Empty)));
                 if (SchemaTypesEmitter.Emit(schema) is { } types) spc.AddSource(schema.Key.HintName + ".Types.IpyRpc.g.cs", types);
+                if (SchemaTypesEmitter.EmitEvents(schema) is { } events) spc.AddSource(schema.Key.HintName + ".Events.IpyRpc.g.cs", events);
             });
         });
 
@@ -153,11 +159,12 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
         });
 
         // One formatter class for the assembly: its own exports' types and those of its schema clients.
-        context.RegisterSourceOutput(functions.Combine(schemaFunctions).Combine(events).Combine(assemblyKey), static (spc, input) =>
+        context.RegisterSourceOutput(functions.Combine(schemaFunctions).Combine(events.Combine(schemaEvents)).Combine(assemblyKey), static (spc, input) =>
             Guard(spc, "emitting formatters", () =>
             {
                 IReadOnlyList<FunctionModel> all = input.Left.Left.Right.Count == 0 ? input.Left.Left.Left : input.Left.Left.Left.Concat(input.Left.Left.Right).ToArray();
-                if (FormatterEmitter.Emit(all, input.Right, input.Left.Right) is { } source)
+                IReadOnlyList<EventModel> declared = input.Left.Right.Right.Count == 0 ? input.Left.Right.Left : input.Left.Right.Left.Concat(input.Left.Right.Right).ToArray();
+                if (FormatterEmitter.Emit(all, input.Right, declared) is { } source)
                 {
                     spc.AddSource("IpyRpc.Formatters.g.cs", source);
                 }

@@ -638,6 +638,174 @@ public sealed class SchemaClientTests
     private static GeneratorHarness.Result Generate(string schema)
         => GeneratorHarness.RunWithSchemas([new("/project/Broken.ipyrpc.json", schema)]);
 
+    /// <summary>A server that publishes events: one under a two-level namespace with a payload no function uses, one without a namespace, and names that clash with their classes.</summary>
+    private const string Feed = """
+        using System;
+        using IpyRpc;
+
+        namespace Server.Feed;
+
+        /// <summary>Which side of the book.</summary>
+        public enum Side { Bid, Ask }
+
+        /// <summary>A price tick.</summary>
+        /// <param name="Symbol">The instrument.</param>
+        /// <param name="Price">Its price.</param>
+        /// <param name="Side">Its side.</param>
+        public sealed record Tick(string Symbol, double Price, Side Side);
+
+        public static class FeedEvents
+        {
+            /// <summary>A price changed.</summary>
+            /// <remarks>Sent at most ten times a second.</remarks>
+            [IpyRpcEvent] public static readonly IpyRpcEvent<Tick> Ticked = new("feed.prices.ticked");
+
+            /// <summary>The feed restarted; the payload is how many times.</summary>
+            [IpyRpcEvent] public static readonly IpyRpcEvent<int> Restarted = new("restarted");
+
+            /// <summary>Named like its namespace.</summary>
+            [IpyRpcEvent] public static readonly IpyRpcEvent<string> Feed = new("feed.feed");
+
+            /// <summary>Named like the namespace beside it.</summary>
+            [IpyRpcEvent] public static readonly IpyRpcEvent<string[]> Prices = new("feed.prices");
+        }
+
+        public static class Functions
+        {
+            public static IpyRpcServer? Server { get; set; }
+
+            /// <summary>Publishes one of each event.</summary>
+            [IpyRpcExport("feed.publish_all")]
+            public static int PublishAll()
+                => Server!.Publish(FeedEvents.Ticked, new Tick("ABC", 1.5, Side.Ask)) + Server.Publish(FeedEvents.Restarted, 3)
+                    + Server.Publish(FeedEvents.Feed, "fed") + Server.Publish(FeedEvents.Prices, new[] { "ABC", "XYZ" });
+        }
+        """;
+
+    private static async Task<(IpyRpcServer Server, string Schema)> FeedServerAsync()
+    {
+        GeneratorHarness.Result server = GeneratorHarness.Run(Feed);
+        Assert.Empty(server.GeneratorDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
+        Assert.Empty(server.CompileDiagnostics);
+        Assembly assembly = GeneratorHarness.Load(server.Output);
+        var host = new IpyRpcServer();
+        host.Register(assembly.GetType("Server.Feed.Functions")!).Register(assembly.GetType("Server.Feed.FeedEvents")!);
+        assembly.GetType("Server.Feed.Functions")!.GetProperty("Server")!.SetValue(null, host);
+        await using IpyRpcClient describing = await IpyRpcClient.ConnectInProcessAsync(host);
+        Assert.Equal(4, describing.Events.Count);
+        return (host, Encoding.UTF8.GetString(OpenRpcDocument.Write(describing.Functions, "Feed", "1.0.0", indented: true, describing.Events)));
+    }
+
+    [Fact]
+    public async Task TheServersEventsBecomeTypedDeclarationsThatReceiveItsPayloads()
+    {
+        (IpyRpcServer server, string schema) = await FeedServerAsync();
+        await using IpyRpcServer _ = server;
+        GeneratorHarness.Result client = GeneratorHarness.RunWithSchemas([new("/project/Feed.ipyrpc.json", schema, ns: "Client.Feed")], """
+            using System;
+            using System.Collections.Generic;
+            using System.Threading.Tasks;
+            using IpyRpc;
+            using Client.Feed;
+
+            public static class Driver
+            {
+                public static async Task<string> Run(IpyRpcClient client)
+                {
+                    var heard = new List<string>();
+                    var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    void Heard(string what)
+                    {
+                        lock (heard)
+                        {
+                            heard.Add(what);
+                            if (heard.Count == 4) all.TrySetResult();
+                        }
+                    }
+
+                    // The payload types are the schema's: Tick and Side were declared from the event alone.
+                    IpyRpcEvent<Tick> ticked = FeedEvents.Feed.Prices.Ticked;
+                    await client.SubscribeAsync(ticked, t => Heard($"{ticked.Name} {t.Symbol} {t.Price} {t.Side}"));
+                    await client.SubscribeAsync(FeedEvents.Restarted, n => Heard($"restarted {n + 1}"));
+                    await client.SubscribeAsync(FeedEvents.Feed.FeedEvent, s => Heard($"feed.feed {s.ToUpperInvariant()}"));
+                    await client.SubscribeAsync(FeedEvents.Feed.PricesEvent, p => Heard($"feed.prices {string.Join("+", p)}"));
+                    int queued = await client.Proxy<FeedClient>().Feed.PublishAll();
+                    await all.Task.WaitAsync(TimeSpan.FromSeconds(10));
+                    heard.Sort(StringComparer.Ordinal);
+                    return $"{queued}: {string.Join(" | ", heard)}";
+                }
+            }
+            """);
+        Assert.Empty(client.GeneratorDiagnostics);
+        Assert.Empty(client.CompileDiagnostics);
+        Assert.Equal(["Client_Feed_FeedClient.Events.IpyRpc.g.cs", "Client_Feed_FeedClient.IpyRpc.g.cs", "Client_Feed_FeedClient.Types.IpyRpc.g.cs", "IpyRpc.Formatters.g.cs"], client.Sources.Keys.Order());
+        string events = client.Sources["Client_Feed_FeedClient.Events.IpyRpc.g.cs"];
+        Assert.Contains("/// <summary>A price changed.</summary>\n/// <remarks>Sent at most ten times a second.</remarks>", events.Replace("    ", ""));
+        Assert.Contains("/// <summary>A price tick.</summary>", client.Sources["Client_Feed_FeedClient.Types.IpyRpc.g.cs"]);
+
+        await using IpyRpcClient connection = await IpyRpcClient.ConnectInProcessAsync(server);
+        string result = await (Task<string>)GeneratorHarness.Load(client.Output).GetType("Driver")!.GetMethod("Run")!.Invoke(null, [connection])!;
+        Assert.Equal("4: feed.feed FED | feed.prices ABC+XYZ | feed.prices.ticked ABC 1.5 Ask | restarted 4", result);
+    }
+
+    [Fact]
+    public async Task AnEventWhosePayloadChangedOnTheServerIsSkippedWithItsErrorKeptAndTheOthersGoOn()
+    {
+        (IpyRpcServer server, string schema) = await FeedServerAsync();
+        await using IpyRpcServer _ = server;
+        // The schema was written when 'restarted' carried a string; the server now publishes an int.
+        string stale = schema.Replace("\"x-ipyrpc\": \"Int32\",\n        \"x-csharp-type\": \"int\"", "\"x-ipyrpc\": \"String\",\n        \"x-csharp-type\": \"string\"");
+        Assert.NotEqual(schema, stale);
+        GeneratorHarness.Result client = GeneratorHarness.RunWithSchemas([new("/project/Feed.ipyrpc.json", stale, ns: "Client.Feed")], """
+            using System;
+            using System.Threading.Tasks;
+            using IpyRpc;
+            using Client.Feed;
+
+            public static class Driver
+            {
+                public static async Task<string> Run(IpyRpcClient client)
+                {
+                    int handled = 0;
+                    var ticked = new TaskCompletionSource<Tick>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    IpyRpcEvent<string> restarted = FeedEvents.Restarted;
+                    await using IpyRpcSubscription subscription = await client.SubscribeAsync(restarted, s => handled++);
+                    await client.SubscribeAsync(FeedEvents.Feed.Prices.Ticked, t => ticked.TrySetResult(t));
+                    await client.Proxy<FeedClient>().Feed.PublishAll();
+                    Tick tick = await ticked.Task.WaitAsync(TimeSpan.FromSeconds(10));
+                    for (int i = 0; i < 400 && subscription.LastHandlerError is null; i++) await Task.Delay(25);
+                    return $"{tick.Symbol} handled {handled} received {subscription.Received}: {subscription.LastHandlerError?.GetType().Name}: {subscription.LastHandlerError?.Message}";
+                }
+            }
+            """);
+        Assert.Empty(client.GeneratorDiagnostics);
+        Assert.Empty(client.CompileDiagnostics);
+        await using IpyRpcClient connection = await IpyRpcClient.ConnectInProcessAsync(server);
+        string result = await (Task<string>)GeneratorHarness.Load(client.Output).GetType("Driver")!.GetMethod("Run")!.Invoke(null, [connection])!;
+        Assert.StartsWith("ABC handled 0 received 1: ", result);
+        Assert.EndsWith(": IpyRpcException: restarted: The event's payload could not be read as string: Expected a string but found an integer (0x03) (at byte 0)", result);
+    }
+
+    [Fact]
+    public async Task AnEventWhoseShapeIsUnknownIsAWarningAndTheRestIsGenerated()
+    {
+        (IpyRpcServer server, string schema) = await FeedServerAsync();
+        await server.DisposeAsync();
+        // The restarted event's payload loses its annotation, as in a document edited by hand.
+        string edited = schema.Replace("\"x-ipyrpc\": \"Int32\",\n        \"x-csharp-type\": \"int\"", "\"x-csharp-type\": \"int\"");
+        Assert.NotEqual(schema, edited);
+        GeneratorHarness.Result client = GeneratorHarness.RunWithSchemas([new("/project/Feed.ipyrpc.json", edited, ns: "Client.Feed")]);
+        Diagnostic warning = Assert.Single(client.GeneratorDiagnostics);
+        Assert.Equal("IPYRPC0014", warning.Id);
+        Assert.Equal(DiagnosticSeverity.Warning, warning.Severity);
+        Assert.StartsWith("'restarted' in Feed.ipyrpc.json gets no typed event: a schema has no \"x-ipyrpc\" annotation", warning.GetMessage());
+        Assert.Contains("client.SubscribeAsync(\"restarted\", ...)", warning.GetMessage());
+        Assert.Empty(client.CompileDiagnostics);
+        string events = client.Sources["Client_Feed_FeedClient.Events.IpyRpc.g.cs"];
+        Assert.Contains(" Ticked = new(\"feed.prices.ticked\");", events);
+        Assert.DoesNotContain("Restarted", events);
+    }
+
     [Theory]
     [InlineData("{\n  \"openrpc\": \"1.3.2\",\n  \"methods\": [ }", 2, 15, "it is not valid JSON: unexpected '}'")]
     [InlineData("[1, 2]", 0, 0, "it is not an OpenRPC document")]

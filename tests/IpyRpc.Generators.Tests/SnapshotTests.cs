@@ -119,14 +119,14 @@ public sealed class SnapshotTests
     {
         // One source that draws every diagnostic the generator reports from user code (IPYRPC0006 is a
         // generator failure, reported only when the generator itself breaks).
-        // Two schema files beside it: one is not JSON (IPYRPC0012), one has a method whose shape is unknown (IPYRPC0013).
+        // Two schema files beside it: one is not JSON (IPYRPC0012), one has a method and an event whose shapes are unknown (IPYRPC0013, IPYRPC0014).
         GeneratorHarness.Result result = GeneratorHarness.RunWithSchemas(
             [
                 new("/project/Broken.ipyrpc.json", "{\n  \"openrpc\": \"1.3.2\",\n  \"methods\": [,]\n}"),
                 new("/project/Odd.ipyrpc.json", """
                     {"openrpc": "1.3.2", "x-ipyrpc-schema": 1, "methods": [
                       {"name": "odd", "params": [{"name": "x", "schema": {"type": "integer"}}], "result": {"name": "result", "schema": {"type": "null"}}}
-                    ]}
+                    ], "x-ipyrpc-events": [{"name": "odd.happened", "schema": {"type": "integer"}}]}
                     """),
             ],
             """
@@ -170,7 +170,7 @@ public sealed class SnapshotTests
             .OrderBy(d => d.Id, StringComparer.Ordinal).ThenBy(d => d.Location.SourceSpan.Start)
             .Select(d => $"// {d.Id} {d.Severity} at {System.IO.Path.GetFileName(d.Location.GetLineSpan().Path)}:{d.Location.GetLineSpan().StartLinePosition.Line + 1}:{d.Location.GetLineSpan().StartLinePosition.Character + 1}: {d.GetMessage()}")) + "\n";
         string[] ids = [.. result.GeneratorDiagnostics.Select(d => d.Id).Distinct().Order()];
-        Assert.Equal(["IPYRPC0001", "IPYRPC0002", "IPYRPC0003", "IPYRPC0004", "IPYRPC0005", "IPYRPC0007", "IPYRPC0008", "IPYRPC0009", "IPYRPC0010", "IPYRPC0011", "IPYRPC0012", "IPYRPC0013"], ids);
+        Assert.Equal(["IPYRPC0001", "IPYRPC0002", "IPYRPC0003", "IPYRPC0004", "IPYRPC0005", "IPYRPC0007", "IPYRPC0008", "IPYRPC0009", "IPYRPC0010", "IPYRPC0011", "IPYRPC0012", "IPYRPC0013", "IPYRPC0014"], ids);
         Assert.Empty(result.CompileDiagnostics); // what the generator refuses never becomes a compiler error in generated code
         Snapshot.Verify("Diagnostics.report", report);
     }

@@ -1,3 +1,5 @@
+using System;
+using System.Collections.Generic;
 using System.Linq;
 using IpyRpc.Generators.Model;
 
@@ -48,6 +50,73 @@ internal static class SchemaTypesEmitter
         }
 
         return w.ToString();
+    }
+
+    /// <summary>
+    /// The events the server publishes, as typed declarations to subscribe with (<c>client.SubscribeAsync(ChatEvents.Chat.Said, ...)</c>):
+    /// a static class beside the client, dotted names as nested classes, each event a field with the server's docs.
+    /// </summary>
+    public static string? EmitEvents(SchemaModel schema)
+    {
+        if (schema.Events.Count == 0) return null;
+        var w = new CodeWriter();
+        w.Line(CodeWriter.Header);
+        w.Namespace(schema.Key.Namespace);
+        w.Block($$"""
+            /// <summary>The events the server of {{Xml(schema.Key.SchemaFile ?? schema.Key.Name)}} publishes: subscribe with <c>client.SubscribeAsync(event, handler)</c> or <c>client.EventsAsync(event)</c>.</summary>
+            {{CodeWriter.GeneratedCode}}
+            public static class {{schema.EventsClass}}
+            {
+            """).Push();
+        EmitEventLevel(w, schema.Events.Select(e => (e.EventName.Split('.'), e)).ToList(), 0, schema.EventsClass, schema.Key.SchemaFile ?? schema.Key.Name);
+        w.Close();
+        return w.ToString();
+    }
+
+    // One level of the events' dotted names: the events ending here as fields, the longer names in a nested class per segment.
+    private static void EmitEventLevel(CodeWriter w, List<(string[] Segments, EventModel Event)> events, int depth, string enclosing, string file)
+    {
+        var groups = events.Where(e => e.Segments.Length > depth + 1).GroupBy(e => e.Segments[depth], StringComparer.Ordinal).ToList();
+        var taken = new HashSet<string>(StringComparer.Ordinal) { enclosing };
+        var classes = new List<string>(groups.Count);
+        foreach (var group in groups)
+        {
+            string name = ServiceEmitter.Pascal(group.Key);
+            while (!taken.Add(name)) name += "_";
+            classes.Add(name);
+        }
+
+        bool first = true;
+        foreach ((string[] _, EventModel e) in events.Where(e => e.Segments.Length == depth + 1))
+        {
+            string field = e.MemberName;
+            if (taken.Contains(field)) field += "Event";
+            while (!taken.Add(field)) field += "_";
+            if (!first) w.Line();
+            first = false;
+            w.Block($$"""
+                /// <summary>{{Xml(e.Summary ?? $"The server's event {e.EventName} (from {file}).")}}</summary>
+                {{CodeWriter.If(e.Remarks is not null, $"/// <remarks>{Xml(e.Remarks ?? "")}</remarks>")}}
+                /// <value>The event <c>{{Xml(e.EventName)}}</c>, whose payload is {{Xml(e.PayloadDisplay)}}.</value>
+                public static readonly {{Names.Runtime}}.IpyRpcEvent<{{e.Payload.FullName}}> {{field}} = new({{Names.Literal(e.EventName)}});
+                """);
+        }
+
+        for (int i = 0; i < groups.Count; i++)
+        {
+            var group = groups[i];
+            string name = classes[i];
+            string prefix = string.Join(".", group.First().Segments.Take(depth + 1));
+            if (!first) w.Line();
+            first = false;
+            w.Block($$"""
+                /// <summary>The events named <c>{{Xml(prefix)}}.*</c>.</summary>
+                public static class {{name}}
+                {
+                """).Push();
+            EmitEventLevel(w, group.ToList(), depth + 1, name, file);
+            w.Close();
+        }
     }
 
     // A reference-typed member the server may leave out (or send as nil) is nullable.

@@ -128,7 +128,7 @@ internal sealed record ServiceKey(
 /// A client generated from a schema file (<see cref="ServiceKey.SchemaFile"/> names it): the proxy's functions,
 /// and the records and enums they use, declared in the client's namespace.
 /// </summary>
-internal sealed record SchemaModel(ServiceKey Key, EquatableArray<FunctionModel> Functions, EquatableArray<ObjectModel> Records, EquatableArray<TypeModel> Enums);
+internal sealed record SchemaModel(ServiceKey Key, EquatableArray<FunctionModel> Functions, EquatableArray<ObjectModel> Records, EquatableArray<TypeModel> Enums, EquatableArray<EventModel> Events, string EventsClass);
 
 /// <summary>What reading one schema file produced.</summary>
 internal sealed record SchemaResult(SchemaModel? Model, EquatableArray<DiagnosticInfo> Diagnostics);

@@ -78,6 +78,8 @@ internal sealed class SchemaParser
         }
 
         var parser = new SchemaParser(path, text, space);
+        parser._takenNames.Add(name); // the server's types take other names than the client's and its events'
+        parser._takenNames.Add(EventsClassName(name));
         if (root is not JsonObject document || document.String("openrpc") is null || document["methods"] is not JsonArray methods)
         {
             diagnostics.Add(Problem(path, text, root.Position, "it is not an OpenRPC document (an object with \"openrpc\" and a \"methods\" array)"));
@@ -115,6 +117,28 @@ internal sealed class SchemaParser
             }
         }
 
+        // The events it publishes: a static class of typed declarations, to subscribe with as with the server's own.
+        var events = new List<EventModel>();
+        if (document["x-ipyrpc-events"] is JsonArray eventItems)
+        {
+            var eventNames = new HashSet<string>(StringComparer.Ordinal);
+            foreach (JsonNode item in eventItems.Items)
+            {
+                try
+                {
+                    EventModel e = parser.Event(item, key);
+                    if (!eventNames.Add(e.EventName)) throw new ShapeException($"the event '{e.EventName}' is listed twice", item);
+                    events.Add(e);
+                }
+                catch (ShapeException e)
+                {
+                    string eventName = (item as JsonObject)?.String("name") ?? "(unnamed)";
+                    diagnostics.Add(new DiagnosticInfo(Diagnostics.SchemaEventSkipped, parser.Location(e.At ?? item),
+                        new[] { eventName, file, e.Message }.ToEquatableArray()));
+                }
+            }
+        }
+
         if (parser._objects.FirstOrDefault(o => o.Value is null) is { Key: { } undefined })
         {
             diagnostics.Add(Problem(path, text, 0, $"the type {undefined} is referred to but never described"));
@@ -127,7 +151,9 @@ internal sealed class SchemaParser
             key,
             functions.Select(f => f with { Objects = all }).OrderBy(f => f.ExportName, StringComparer.Ordinal).ToEquatableArray(),
             records,
-            parser._enums.Values.OrderBy(e => e.FullName, StringComparer.Ordinal).ToEquatableArray());
+            parser._enums.Values.OrderBy(e => e.FullName, StringComparer.Ordinal).ToEquatableArray(),
+            events.Select(e => e with { Objects = all }).OrderBy(e => e.EventName, StringComparer.Ordinal).ToEquatableArray(),
+            EventsClassName(name));
         return new SchemaResult(model, diagnostics.ToEquatableArray());
     }
 
@@ -234,6 +260,25 @@ internal sealed class SchemaParser
             EquatableArray<ObjectModel>.Empty,
             check);
     }
+
+    private EventModel Event(JsonNode item, ServiceKey key)
+    {
+        if (item is not JsonObject node || node.String("name") is not { Length: > 0 } name
+            || name.StartsWith(".", StringComparison.Ordinal) || name.EndsWith(".", StringComparison.Ordinal) || name.Contains("..")
+            || !name.All(c => char.IsLetterOrDigit(c) || c is '_' or '-' or '.'))
+        {
+            throw new ShapeException("an event needs a name of letters, digits, '_', '-', and dots between non-empty segments", item);
+        }
+
+        if (node["schema"] is not JsonObject schema) throw new ShapeException($"the event '{name}' has no payload schema", item);
+        TypeModel payload = Map(schema);
+        return new EventModel(name, ServiceEmitter.Pascal(name.Substring(name.LastIndexOf('.') + 1)), key, payload, payload.Display,
+            node.String("summary"), node.String("x-ipyrpc-remarks"), EquatableArray<ObjectModel>.Empty);
+    }
+
+    /// <summary>The events class beside a client: <c>ChatClient</c> gets <c>ChatEvents</c>, any other name <c>NameEvents</c>.</summary>
+    private static string EventsClassName(string client)
+        => (client.EndsWith("Client", StringComparison.Ordinal) && client.Length > "Client".Length ? client.Substring(0, client.Length - "Client".Length) : client) + "Events";
 
     /// <summary>The client's type for a schema node.</summary>
     private TypeModel Map(JsonObject node)

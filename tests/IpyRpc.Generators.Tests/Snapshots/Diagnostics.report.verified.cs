@@ -10,3 +10,4 @@
 // IPYRPC0011 Error at Source0.cs:31:37: The event 'Wrong.NotAnEvent' cannot be published: it must be a static field or property of type IpyRpcEvent<T>
 // IPYRPC0012 Error at Broken.ipyrpc.json:3:15: No client is generated from Broken.ipyrpc.json: it is not valid JSON: unexpected ','
 // IPYRPC0013 Warning at Odd.ipyrpc.json:2:54: 'odd' in Odd.ipyrpc.json gets no typed method: a schema has no "x-ipyrpc" annotation, so how its value travels is unknown (the server's IpyRpc may be older than this generator); call it with CallAsync, or write the schema again from a current server
+// IPYRPC0014 Warning at Odd.ipyrpc.json:3:59: 'odd.happened' in Odd.ipyrpc.json gets no typed event: a schema has no "x-ipyrpc" annotation, so how its value travels is unknown (the server's IpyRpc may be older than this generator); subscribe to it by name (client.SubscribeAsync("odd.happened", ...)), or write the schema again from a current server
