@@ -6,6 +6,7 @@ using IpyRpc.ZeroMq;
 // A chat room where the server calls back into its clients and broadcasts events.
 //   dotnet run --project samples/Chat            # over WebSocket (Kestrel on loopback)
 //   dotnet run --project samples/Chat -- --zmq   # over ZeroMQ
+//   dotnet run --project samples/Chat -- serve [URL]   # only the room, over WebSocket at URL (http://127.0.0.1:7780), until Ctrl+C
 // Three members join; the server learns each name by calling the member back, everyone hears what
 // is said, a vote asks every member by calling them back, and one member leaves.
 bool zmq = args.Contains("--zmq");
@@ -13,6 +14,22 @@ var room = new ChatRoom();
 await using var server = new IpyRpcServer();
 server.Register(room).Register(typeof(ChatEvents));
 room.Attach(server);
+
+if (args.FirstOrDefault() == "serve")
+{
+    // For clients of their own: samples/SchemaClient's chat mode, or `ipyrpc schema URL` to write the room's schema.
+    await using IpyRpcHttpServer served = await IpyRpcHttpServer.StartAsync(server, args.Length > 1 ? args[1] : "http://127.0.0.1:7780");
+    Console.WriteLine($"room open at {served.Address}; press Ctrl+C to close it");
+    Console.Out.Flush();
+    var closed = new TaskCompletionSource();
+    Console.CancelKeyPress += (_, e) =>
+    {
+        e.Cancel = true;
+        closed.TrySetResult();
+    };
+    await closed.Task;
+    return 0;
+}
 
 IAsyncDisposable host;
 Func<Member, Task<IpyRpcClient>> join;

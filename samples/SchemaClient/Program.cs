@@ -2,22 +2,27 @@ using IpyRpc;
 using IpyRpc.Http;
 using IpyRpc.ZeroMq;
 using SchemaClient.Calculator;
+using SchemaClient.Chat;
 using SchemaClient.Quickstart;
 
 // dotnet run --project samples/SchemaClient -- quickstart URL    every Quickstart function through QuickstartClient
 // dotnet run --project samples/SchemaClient -- calc URL          the calculator's functions through CalcClient
-// URL: http://host:port or tcp://host:port. Both clients were generated from schema files alone
-// (Quickstart.ipyrpc.json, Calc.ipyrpc.json); this project has no reference to either server.
-if (args.Length != 2 || args[0] is not ("quickstart" or "calc"))
+// dotnet run --project samples/SchemaClient -- chat URL          the chat room (samples/Chat -- serve): its typed events (ChatEvents)
+//                                                                and functions (ChatClient)
+// URL: http://host:port or tcp://host:port. The clients were generated from schema files alone
+// (Quickstart.ipyrpc.json, Calc.ipyrpc.json, Chat.ipyrpc.json); this project has no reference to any server.
+if (args.Length != 2 || args[0] is not ("quickstart" or "calc" or "chat"))
 {
-    Console.Error.WriteLine("usage: SchemaClient (quickstart|calc) URL");
+    Console.Error.WriteLine("usage: SchemaClient (quickstart|calc|chat) URL");
     return 2;
 }
 
 string url = args[1];
+// The room learns a member's nickname by calling it back, so the chat mode exports one.
+var options = new IpyRpcClientOptions { Exports = args[0] == "chat" ? [new ChatMember()] : [] };
 await using IpyRpcClient client = url.StartsWith("tcp://", StringComparison.Ordinal)
-    ? await IpyRpcZeroMqClient.ConnectAsync(url)
-    : await IpyRpcHttpClient.ConnectAsync(url);
+    ? await IpyRpcZeroMqClient.ConnectAsync(url, options)
+    : await IpyRpcHttpClient.ConnectAsync(url, options); // a WebSocket, which events and calls back need
 Console.WriteLine($"connected to {client.ServerAgent}");
 
 if (args[0] == "quickstart")
@@ -40,6 +45,21 @@ if (args[0] == "quickstart")
 
     IpyRpcJob<int> job = await client.SubmitAsync(() => demo.Add(1, 2));
     Console.WriteLine($"submitted add = {await job}");
+}
+else if (args[0] == "chat")
+{
+    // Typed events from the schema: ChatEvents.Chat.Said is an IpyRpcEvent<ChatLine>, as the server declared it.
+    var heard = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+    await using IpyRpcSubscription said = await client.SubscribeAsync(ChatEvents.Chat.Said, line =>
+    {
+        Console.WriteLine($"heard {line.From}: {line.Text}");
+        heard.TrySetResult();
+    });
+    ChatClient room = client.Proxy<ChatClient>();
+    int queued = await room.Chat.Say("hello from a schema client");
+    Console.WriteLine($"chat.say queued the line for {queued} subscriber(s)");
+    await heard.Task.WaitAsync(TimeSpan.FromSeconds(10));
+    await foreach (ChatLine line in room.Chat.History()) Console.WriteLine($"history {line.From}: {line.Text}");
 }
 else
 {
@@ -69,3 +89,11 @@ else
 }
 
 return 0;
+
+/// <summary>What the chat room calls back on this client when it joins.</summary>
+internal sealed class ChatMember
+{
+    /// <summary>This member's nickname.</summary>
+    [IpyRpcExport("member.nickname")]
+    public string Nickname() => "schema-client";
+}

@@ -6,16 +6,18 @@ using IpyRpc.ZeroMq;
 namespace IpyRpc.Integration.Tests;
 
 /// <summary>
-/// samples/SchemaClient: a project with two schema files and no reference to any server. Its generated
-/// clients call the Quickstart server and the calculator over HTTP and ZeroMQ; the committed schema files
-/// are what `ipyrpc schema` writes from those servers today.
+/// samples/SchemaClient: a project with three schema files and no reference to any server. Its generated
+/// clients call the Quickstart server, the calculator and the chat room over HTTP and ZeroMQ, and hear the
+/// room's events through the typed declarations its schema gave; the committed schema files are what
+/// `ipyrpc schema` writes from those servers today.
 /// </summary>
 public sealed class SchemaClientSampleTests : IAsyncLifetime
 {
     private readonly IpyRpcServer _quickstart = Quickstart.Demo.CreateServer();
     private readonly IpyRpcServer _calc = new();
+    private readonly IpyRpcServer _chat = new();
     private readonly List<IAsyncDisposable> _hosts = [];
-    private string _quickstartHttp = "", _quickstartZmq = "", _calcHttp = "", _calcZmq = "";
+    private string _quickstartHttp = "", _quickstartZmq = "", _calcHttp = "", _calcZmq = "", _chatHttp = "", _chatZmq = "";
 
     public async Task InitializeAsync()
     {
@@ -24,8 +26,14 @@ public sealed class SchemaClientSampleTests : IAsyncLifetime
         IpyRpcZeroMqServer qz = IpyRpcZeroMqServer.Start(_quickstart, "tcp://127.0.0.1:*");
         IpyRpcHttpServer ch = await IpyRpcHttpServer.StartAsync(_calc);
         IpyRpcZeroMqServer cz = IpyRpcZeroMqServer.Start(_calc, "tcp://127.0.0.1:*");
-        _hosts.AddRange([qh, qz, ch, cz]);
+        var room = new Chat.ChatRoom();
+        _chat.Register(room).Register(typeof(Chat.ChatEvents));
+        room.Attach(_chat);
+        IpyRpcHttpServer rh = await IpyRpcHttpServer.StartAsync(_chat);
+        IpyRpcZeroMqServer rz = IpyRpcZeroMqServer.Start(_chat, "tcp://127.0.0.1:*");
+        _hosts.AddRange([qh, qz, ch, cz, rh, rz]);
         (_quickstartHttp, _quickstartZmq, _calcHttp, _calcZmq) = (qh.Address.ToString(), qz.Endpoint, ch.Address.ToString(), cz.Endpoint);
+        (_chatHttp, _chatZmq) = (rh.Address.ToString(), rz.Endpoint);
     }
 
     public async Task DisposeAsync()
@@ -33,6 +41,7 @@ public sealed class SchemaClientSampleTests : IAsyncLifetime
         foreach (IAsyncDisposable host in _hosts) await host.DisposeAsync();
         await _quickstart.DisposeAsync();
         await _calc.DisposeAsync();
+        await _chat.DisposeAsync();
     }
 
     [Fact]
@@ -73,6 +82,20 @@ public sealed class SchemaClientSampleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheClientGeneratedFromTheChatSchemaHearsTheRoomsEventsThroughItsTypedDeclarations()
+    {
+        foreach (string address in new[] { _chatHttp, _chatZmq })
+        {
+            string output = await SampleProcess.RunAsync("SchemaClient.dll", "chat", address);
+            // The room called the client back for its nickname (an export of the sample's own), then published the line
+            // as chat.said; the client's handler, subscribed with ChatEvents.Chat.Said, printed the ChatLine it decoded.
+            Assert.Contains("chat.say queued the line for 1 subscriber(s)", output);
+            Assert.Contains("heard schema-client: hello from a schema client", output);
+            Assert.Contains("history schema-client: hello from a schema client", output);
+        }
+    }
+
+    [Fact]
     public void TheClientReferencesNoServerAndItsXmlDocFileHasTheServersDocs()
     {
         using JsonDocument deps = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "SchemaClient.deps.json")));
@@ -80,6 +103,7 @@ public sealed class SchemaClientSampleTests : IAsyncLifetime
         Assert.DoesNotContain("Quickstart", libraries);
         Assert.DoesNotContain("Calc.Server", libraries);
         Assert.DoesNotContain("Calc.Contracts", libraries);
+        Assert.DoesNotContain("Chat", libraries);
 
         XElement members = XDocument.Load(Path.Combine(AppContext.BaseDirectory, "SchemaClient.xml")).Root!.Element("members")!;
         XElement Member(string prefix) => members.Elements("member").Single(m => ((string)m.Attribute("name")!).StartsWith(prefix, StringComparison.Ordinal));
@@ -97,21 +121,23 @@ public sealed class SchemaClientSampleTests : IAsyncLifetime
         Assert.Equal("What SummarizeAsync found.", Member("T:SchemaClient.Calculator.Summary").Element("summary")!.Value);
         Assert.Equal("How many values there were.", Member("T:SchemaClient.Calculator.Summary").Elements("param").Single(p => (string)p.Attribute("name")! == "Count").Value);
         Assert.Equal("To the nearest hundredth.", Member("F:SchemaClient.Calculator.Rounding.Nearest").Element("summary")!.Value);
+        Assert.Equal("Someone said something.", Member("F:SchemaClient.Chat.ChatEvents.Chat.Said").Element("summary")!.Value);
     }
 
     [Theory]
     [InlineData("Quickstart")]
     [InlineData("Calc")]
+    [InlineData("Chat")]
     public async Task TheCommittedSchemaFilesAreWhatTheSchemaCommandWritesFromTheServers(string name)
     {
-        string address = name == "Quickstart" ? _quickstartZmq : _calcHttp;
+        string address = name switch { "Quickstart" => _quickstartZmq, "Calc" => _calcHttp, _ => _chatHttp };
         string written = Path.Combine(Path.GetTempPath(), $"ipyrpc-{Guid.NewGuid():N}.ipyrpc.json");
         try
         {
             (int code, string output) = await Repository.RunAsync("dotnet", AppContext.BaseDirectory,
                 Path.Combine(AppContext.BaseDirectory, "IpyRpc.Cli.dll"), "schema", address, "--title", name, "-o", written);
             Assert.True(code == 0, output);
-            Assert.Contains($"functions to {written}", output);
+            Assert.Contains(name == "Chat" ? $"functions and 3 events to {written}" : $"functions to {written}", output);
             string committed = File.ReadAllText(Path.Combine(Repository.Root, "samples", "SchemaClient", name + ".ipyrpc.json"));
             Assert.True(committed.Replace("\r", "") == File.ReadAllText(written).Replace("\r", ""),
                 $"samples/SchemaClient/{name}.ipyrpc.json is not what the server describes now; write it again with: ipyrpc schema URL --title {name} -o samples/SchemaClient/{name}.ipyrpc.json");
