@@ -8,7 +8,7 @@ using IpyRpc.Protocol;
 using IpyRpc.ZeroMq;
 using Spectre.Console;
 
-// ipyrpc ls URL | help URL NAME | schema URL [-o FILE] | call URL NAME [ARGS...] | ping URL | jobs (submit|list|show|attach|cancel) URL ... | fetch|release URL POINTER
+// ipyrpc ls URL | help URL NAME | schema URL [-o FILE] | call URL NAME [ARGS...] | ping URL | jobs (submit|list|show|attach|cancel) URL ... | fetch|release URL POINTER | listen URL [PATTERN...]
 // URL: http(s)://host:port (WebSocket) or tcp://host:port, ipc://path (ZeroMQ). Exit codes: see ExitCodes.
 var url = new Argument<string>("url") { Description = "The server: http://host:port, tcp://host:port or ipc:///path." };
 var name = new Argument<string>("name") { Description = "The function's exported name." };
@@ -31,6 +31,14 @@ ls.SetAction((r, ct) => Run(r, ct, async (client, console) =>
     var table = new Table().AddColumn("function").AddColumn("signature").AddColumn("summary");
     foreach (FunctionDescriptor f in client.Functions) table.AddRow(Markup.Escape(f.Name), Markup.Escape(f.Signature), Markup.Escape(f.Summary ?? ""));
     AnsiConsole.Write(table);
+    if (client.Events.Count > 0)
+    {
+        // What `ipyrpc listen` hears.
+        var events = new Table().AddColumn("event").AddColumn("payload").AddColumn("summary");
+        foreach (EventDescriptor e in client.Events) events.AddRow(Markup.Escape(e.Name), Markup.Escape(e.PayloadType), Markup.Escape(e.Summary ?? ""));
+        AnsiConsole.Write(events);
+    }
+
     await Task.CompletedTask;
     return ExitCodes.Ok;
 }));
@@ -159,6 +167,71 @@ release.SetAction((r, ct) => Run(r, ct, async (client, console) =>
     return ExitCodes.Ok;
 }));
 
+var patterns = new Argument<string[]>("patterns") { Description = "Event names or globs (chat.said, chat.*); default: every event the server publishes.", Arity = ArgumentArity.ZeroOrMore };
+var count = new Option<int?>("--count") { Description = "Stop after this many events." };
+var listen = new Command("listen", "Print the server's events as they come, one a line, until Ctrl+C (or --count of them, or --timeout seconds).") { url, patterns, count, json, timeout, secret };
+listen.SetAction((r, ct) => Run(r, ct, async (client, console) =>
+{
+    if (!TimeoutGiven(r, console, out TimeSpan? limit)) return ExitCodes.Usage;
+    int? wanted = r.GetValue(count);
+    if (wanted is <= 0)
+    {
+        console.Error($"--count is a number of events greater than zero, not {wanted}.");
+        return ExitCodes.Usage;
+    }
+
+    // Each event once, in the order they came, however many of the patterns it matches.
+    var heard = System.Threading.Channels.Channel.CreateUnbounded<ReceivedEvent>(new() { SingleReader = true });
+    var subscriptions = new List<IpyRpcSubscription>();
+    client.Disconnected += info => heard.Writer.TryComplete(new IpyRpcConnectionException($"The connection ended while listening: {info.Message}"));
+    try
+    {
+        foreach (string pattern in r.GetValue(patterns) is { Length: > 0 } given ? given : ["*"])
+        {
+            IpyRpcSubscription[] earlier = [.. subscriptions];
+            subscriptions.Add(await client.SubscribeAsync(pattern, e =>
+            {
+                if (!earlier.Any(s => s.Events.Contains(e.Name))) heard.Writer.TryWrite(e);
+            }, ct));
+        }
+
+        string[] names = [.. subscriptions.SelectMany(s => s.Events).Distinct().Order(StringComparer.Ordinal)];
+        Console.Error.WriteLine($"listening for {string.Join(", ", names)}{(limit is { } l ? $" for {l.TotalSeconds:0.###} s" : "")}; Ctrl+C to stop");
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        if (limit is { } span) stop.CancelAfter(span);
+        int seen = 0;
+        try
+        {
+            while (seen != wanted)
+            {
+                if (!await heard.Reader.WaitToReadAsync(stop.Token)) await heard.Reader.Completion; // the connection ended: says why
+                ReceivedEvent e = await heard.Reader.ReadAsync(stop.Token);
+                seen++;
+                Console.WriteLine(r.GetValue(json)
+                    ? Arguments.ToJson(Arguments.Map(("event", e.Name), ("payload", e.Payload)), indented: false)
+                    : $"{e.Name} {Arguments.ToJson(e.Payload, indented: false)}");
+            }
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            // --timeout ended the listening: only a --count that did not come is a failure.
+            if (wanted is { } n)
+            {
+                console.Failure(ExitCodes.Timeout, "timeout", new TimeoutException($"{seen} of the {n} events asked for came within {limit!.Value.TotalSeconds:0.###} s."));
+                return ExitCodes.Timeout;
+            }
+        }
+
+        long dropped = client.EventsDroppedByServer + subscriptions.Sum(s => s.Dropped);
+        if (dropped > 0) console.Error($"{dropped} events were dropped before they were printed (this command read more slowly than they came).");
+        return ExitCodes.Ok;
+    }
+    finally
+    {
+        foreach (IpyRpcSubscription s in subscriptions) await s.DisposeAsync();
+    }
+}));
+
 var jobsSubmit = new Command("submit", "Queue a call as a job that runs on without this command: prints the job's id (follow it with jobs attach).") { url, name, callArgs, json, timeout, secret };
 jobsSubmit.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 {
@@ -243,7 +316,7 @@ jobsCancel.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 }));
 var jobs = new Command("jobs", "Submit, list, show, follow and cancel jobs.") { jobsSubmit, jobsList, jobsShow, jobsAttach, jobsCancel };
 
-var root = new RootCommand("ipyrpc: call IpyRpc servers from the command line.") { ls, help, schema, call, ping, jobs, fetch, release };
+var root = new RootCommand("ipyrpc: call IpyRpc servers from the command line.") { ls, help, schema, call, ping, jobs, fetch, release, listen };
 return await root.Parse(args).InvokeAsync();
 
 // A pointer as JSON text (the map a call printed), or "-" for stdin; {"result": pointer} as `call --json` prints it is taken too.

@@ -55,6 +55,60 @@ public sealed class CliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ListenPrintsEachEventOnceAsItComesAndLsListsTheEvents()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(Chat.ChatEvents));
+        await using IpyRpcZeroMqServer zmq = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
+        await using IpyRpcHttpServer http = await IpyRpcHttpServer.StartAsync(server);
+
+        (int code, string text) = await Cli("ls", zmq.Endpoint);
+        Assert.True(code == 0, text);
+        Assert.Contains("chat.said", text);
+        Assert.Contains("ChatLine", text);
+        Assert.Contains("Someone said something.", text);
+
+        int said = 0;
+        Chat.ChatLine Line() => new("ann", $"line {++said}", new DateTimeOffset(2026, 12, 7, 20, 0, said, TimeSpan.Zero));
+        foreach (string address in new[] { zmq.Endpoint, http.Address.ToString() })
+        {
+            // Two patterns that both match chat.said: each event still prints once.
+            Task<(int Code, string Stdout, string Stderr)> listening = Repository.RunWithStreamsAsync("dotnet", AppContext.BaseDirectory,
+                Path.Combine(AppContext.BaseDirectory, "IpyRpc.Cli.dll"), "listen", address, "chat.*", "chat.said", "--count", "3", "--json", "--timeout", "120");
+            // Events published before the command subscribed reach nobody (Publish says for how many it was queued).
+            while (server.Publish(Chat.ChatEvents.Said, Line()) == 0)
+            {
+                Assert.False(listening.IsCompleted, listening.IsCompleted ? (await listening).Stdout + (await listening).Stderr : "");
+                await Task.Delay(50);
+            }
+
+            int first = said;
+            server.Publish(Chat.ChatEvents.Left, "bob (closed)");
+            server.Publish(Chat.ChatEvents.Said, Line());
+            (int exit, string stdout, string stderr) = await listening;
+            Assert.True(exit == 0, stdout + stderr);
+            Assert.Contains("listening for chat.joined, chat.left, chat.said", stderr);
+            JsonElement[] lines = [.. stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone())];
+            Assert.Equal(["chat.said", "chat.left", "chat.said"], lines.Select(l => l.GetProperty("event").GetString()));
+            Assert.Equal($"line {first}", lines[0].GetProperty("payload").GetProperty("text").GetString());
+            Assert.Equal("bob (closed)", lines[1].GetProperty("payload").GetString());
+            Assert.Equal($"line {first + 1}", lines[2].GetProperty("payload").GetProperty("text").GetString());
+        }
+
+        (code, text) = await Cli("listen", zmq.Endpoint, "nothing.*");
+        Assert.Equal(2, code);
+        Assert.Contains("No event matches 'nothing.*'. This server publishes: chat.joined, chat.left, chat.said.", text);
+
+        (code, text) = await Cli("listen", http.Address.ToString(), "chat.said", "--count", "1", "--timeout", "0.5");
+        Assert.Equal(4, code);
+        Assert.Contains("0 of the 1 events asked for came within 0.5 s.", text);
+
+        // Without --count, --timeout only ends the listening.
+        (code, text) = await Cli("listen", zmq.Endpoint, "--timeout", "0.5");
+        Assert.True(code == 0, text);
+    }
+
+    [Fact]
     public async Task SchemaWritesTheOpenRpcDocumentAClientIsGeneratedFrom()
     {
         (int code, string text) = await Cli("schema", _zmq.Endpoint);
