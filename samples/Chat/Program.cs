@@ -2,6 +2,7 @@ using Chat;
 using IpyRpc;
 using IpyRpc.Http;
 using IpyRpc.ZeroMq;
+using System.Runtime.InteropServices;
 
 // A chat room where the server calls back into its clients and broadcasts events.
 //   dotnet run --project samples/Chat            # over WebSocket (Kestrel on loopback)
@@ -21,14 +22,18 @@ if (args.FirstOrDefault() == "serve")
     await using IpyRpcHttpServer served = await IpyRpcHttpServer.StartAsync(server, args.Length > 1 ? args[1] : "http://127.0.0.1:7780");
     Console.WriteLine($"room open at {served.Address}; press Ctrl+C to close it");
     Console.Out.Flush();
+    // Ctrl+C and SIGTERM close the room cleanly: members are told the server is stopping.
     var closed = new TaskCompletionSource();
-    Console.CancelKeyPress += (_, e) =>
-    {
-        e.Cancel = true;
-        closed.TrySetResult();
-    };
+    using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Close);
+    using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Close);
     await closed.Task;
     return 0;
+
+    void Close(PosixSignalContext context)
+    {
+        context.Cancel = true;
+        closed.TrySetResult();
+    }
 }
 
 IAsyncDisposable host;
