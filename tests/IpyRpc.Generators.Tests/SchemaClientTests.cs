@@ -682,9 +682,9 @@ public sealed class SchemaClientTests
         }
         """;
 
-    private static async Task<(IpyRpcServer Server, string Schema)> FeedServerAsync()
+    private static async Task<(IpyRpcServer Server, string Schema)> FeedServerAsync(string source = Feed, int events = 4)
     {
-        GeneratorHarness.Result server = GeneratorHarness.Run(Feed);
+        GeneratorHarness.Result server = GeneratorHarness.Run(source);
         Assert.Empty(server.GeneratorDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
         Assert.Empty(server.CompileDiagnostics);
         Assembly assembly = GeneratorHarness.Load(server.Output);
@@ -692,7 +692,7 @@ public sealed class SchemaClientTests
         host.Register(assembly.GetType("Server.Feed.Functions")!).Register(assembly.GetType("Server.Feed.FeedEvents")!);
         assembly.GetType("Server.Feed.Functions")!.GetProperty("Server")!.SetValue(null, host);
         await using IpyRpcClient describing = await IpyRpcClient.ConnectInProcessAsync(host);
-        Assert.Equal(4, describing.Events.Count);
+        Assert.Equal(events, describing.Events.Count);
         return (host, Encoding.UTF8.GetString(OpenRpcDocument.Write(describing.Functions, "Feed", "1.0.0", indented: true, describing.Events)));
     }
 
@@ -749,11 +749,12 @@ public sealed class SchemaClientTests
     }
 
     [Fact]
-    public async Task AnEventWhosePayloadChangedOnTheServerIsSkippedWithItsErrorKeptAndTheOthersGoOn()
+    public async Task AnEventPayloadThatDoesNotReadAsTheSchemasTypeIsSkippedWithItsErrorKeptAndTheOthersGoOn()
     {
         (IpyRpcServer server, string schema) = await FeedServerAsync();
         await using IpyRpcServer _ = server;
-        // The schema was written when 'restarted' carried a string; the server now publishes an int.
+        // A schema edited by hand says 'restarted' carries a string (its fingerprint, still the server's, passes the check);
+        // the server publishes an int.
         string stale = schema.Replace("\"x-ipyrpc\": \"Int32\",\n        \"x-csharp-type\": \"int\"", "\"x-ipyrpc\": \"String\",\n        \"x-csharp-type\": \"string\"");
         Assert.NotEqual(schema, stale);
         GeneratorHarness.Result client = GeneratorHarness.RunWithSchemas([new("/project/Feed.ipyrpc.json", stale, ns: "Client.Feed")], """
@@ -787,6 +788,53 @@ public sealed class SchemaClientTests
     }
 
     [Fact]
+    public async Task SubscribingToAnEventTheServerChangedOrNoLongerPublishesFailsBeforeAnythingIsSent()
+    {
+        (IpyRpcServer old, string schema) = await FeedServerAsync();
+        await old.DisposeAsync();
+        Assert.Contains("\"x-ipyrpc-fingerprint\"", schema.Substring(schema.IndexOf("\"x-ipyrpc-events\"", StringComparison.Ordinal)));
+        // Since the schema was written, 'restarted' carries a string and 'feed.feed' is gone; 'feed.prices.ticked' is as it was.
+        string changed = Feed
+            .Replace("IpyRpcEvent<int> Restarted", "IpyRpcEvent<string> Restarted").Replace("Server.Publish(FeedEvents.Restarted, 3)", "Server.Publish(FeedEvents.Restarted, \"3\")")
+            .Replace("[IpyRpcEvent] public static readonly IpyRpcEvent<string> Feed = new(\"feed.feed\");", "").Replace("Server.Publish(FeedEvents.Feed, \"fed\")", "0");
+        (IpyRpcServer server, string _) = await FeedServerAsync(changed, events: 3);
+        await using IpyRpcServer host = server;
+        GeneratorHarness.Result client = GeneratorHarness.RunWithSchemas([new("/project/Feed.ipyrpc.json", schema, ns: "Client.Feed")], """
+            using System;
+            using System.Threading.Tasks;
+            using IpyRpc;
+            using Client.Feed;
+
+            public static class Driver
+            {
+                public static async Task<string> Run(IpyRpcClient client)
+                {
+                    string restarted, feed;
+                    Task<IpyRpcSubscription> subscribing = client.SubscribeAsync(FeedEvents.Restarted, n => { });
+                    try { await subscribing; restarted = "subscribed"; } catch (SchemaMismatchException e) { restarted = e.Code + ": " + e.Message; }
+                    try { await foreach (string s in client.EventsAsync(FeedEvents.Feed.FeedEvent)) { } feed = "enumerated"; } catch (SchemaMismatchException e) { feed = e.Message; }
+                    var ticked = new TaskCompletionSource<Tick>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    await client.SubscribeAsync(FeedEvents.Feed.Prices.Ticked, t => ticked.TrySetResult(t));
+                    await client.Proxy<FeedClient>().Feed.PublishAll();
+                    Tick tick = await ticked.Task.WaitAsync(TimeSpan.FromSeconds(10));
+                    return $"{restarted}\n{feed}\n{tick.Symbol} {tick.Side}";
+                }
+            }
+            """);
+        Assert.Empty(client.GeneratorDiagnostics);
+        Assert.Empty(client.CompileDiagnostics);
+        await using IpyRpcClient connection = await IpyRpcClient.ConnectInProcessAsync(server);
+        string[] lines = (await (Task<string>)GeneratorHarness.Load(client.Output).GetType("Driver")!.GetMethod("Run")!.Invoke(null, [connection])!).Split('\n');
+        Assert.Equal(
+            [
+                "schema_mismatch: restarted: The event 'restarted' changed on the server since Feed.ipyrpc.json was written: the schema has its payload as `int`, the server now publishes `string`. Write the schema again from the server (ipyrpc schema URL) and rebuild.",
+                "feed.feed: The server no longer publishes the event 'feed.feed' (Feed.ipyrpc.json lists it with a payload of `string`). Write the schema again from the server (ipyrpc schema URL) and rebuild.",
+                "ABC Ask",
+            ],
+            lines);
+    }
+
+    [Fact]
     public async Task AnEventWhoseShapeIsUnknownIsAWarningAndTheRestIsGenerated()
     {
         (IpyRpcServer server, string schema) = await FeedServerAsync();
@@ -802,7 +850,7 @@ public sealed class SchemaClientTests
         Assert.Contains("client.SubscribeAsync(\"restarted\", ...)", warning.GetMessage());
         Assert.Empty(client.CompileDiagnostics);
         string events = client.Sources["Client_Feed_FeedClient.Events.IpyRpc.g.cs"];
-        Assert.Contains(" Ticked = new(\"feed.prices.ticked\");", events);
+        Assert.Contains(" Ticked = new(\"feed.prices.ticked\") { Schema = new(", events);
         Assert.DoesNotContain("Restarted", events);
     }
 

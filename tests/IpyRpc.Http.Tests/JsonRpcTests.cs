@@ -458,6 +458,8 @@ public sealed class JsonRpcTests(HttpFixture fixture) : IClassFixture<HttpFixtur
         JsonElement[] events = [.. doc.GetProperty("x-ipyrpc-events").EnumerateArray()];
         Assert.Equal(["bw.other", "bw.ticked"], events.Select(e => e.GetProperty("name").GetString()));
         Assert.Equal("A numbered tick.", events[1].GetProperty("summary").GetString());
+        Assert.Matches("^[0-9a-f]{16}$", events[1].GetProperty("x-ipyrpc-fingerprint").GetString());
+        Assert.NotEqual(events[0].GetProperty("x-ipyrpc-fingerprint").GetString(), events[1].GetProperty("x-ipyrpc-fingerprint").GetString());
         JsonElement payload = events[1].GetProperty("schema");
         Assert.Equal("object", payload.GetProperty("x-ipyrpc").GetString());
         Assert.Equal("IpyRpc.Tests.BothWays.Tick", payload.GetProperty("x-csharp-full-name").GetString());

@@ -38,6 +38,16 @@ internal static class Fingerprint
         return Hash(text.ToString());
     }
 
+    /// <summary>An event's payload shape, hashed the same way (a client generated from a schema compares it when it subscribes).</summary>
+    public static string Of(EventModel e)
+    {
+        var objects = new Dictionary<string, ObjectModel>();
+        foreach (ObjectModel o in e.Objects) objects[o.FullName] = o;
+        var text = new StringBuilder("event ");
+        Shape(e.Payload, objects, text, new HashSet<string>());
+        return Hash(text.ToString());
+    }
+
     private static void Shape(TypeModel type, Dictionary<string, ObjectModel> objects, StringBuilder text, HashSet<string> path)
     {
         switch (type.Kind)

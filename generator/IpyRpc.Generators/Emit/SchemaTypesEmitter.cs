@@ -98,7 +98,7 @@ internal static class SchemaTypesEmitter
                 /// <summary>{{Xml(e.Summary ?? $"The server's event {e.EventName} (from {file}).")}}</summary>
                 {{CodeWriter.If(e.Remarks is not null, $"/// <remarks>{Xml(e.Remarks ?? "")}</remarks>")}}
                 /// <value>The event <c>{{Xml(e.EventName)}}</c>, whose payload is {{Xml(e.PayloadDisplay)}}.</value>
-                public static readonly {{Names.Runtime}}.IpyRpcEvent<{{e.Payload.FullName}}> {{field}} = new({{Names.Literal(e.EventName)}});
+                public static readonly {{Names.Runtime}}.IpyRpcEvent<{{e.Payload.FullName}}> {{field}} = new({{Names.Literal(e.EventName)}}){{Stamp(e)}};
                 """);
         }
 
@@ -118,6 +118,10 @@ internal static class SchemaTypesEmitter
             w.Close();
         }
     }
+
+    // What the schema recorded of the event, checked against the server when subscribing.
+    private static string Stamp(EventModel e)
+        => e.Check is { } c ? $" {{ Schema = new({Names.Literal(c.Fingerprint)}, {Names.Literal(c.Signature)}, {Names.Literal(c.File)}) }}" : "";
 
     // A reference-typed member the server may leave out (or send as nil) is nullable.
     private static string Source(MemberModel m)

@@ -102,7 +102,7 @@ internal static class ServiceEmitter
         bool instance = service.Functions.Any(f => !f.IsStatic);
         string factory = instance && key.HasParameterlessConstructor ? $"static () => new {key.FullName}()" : "null";
         string events = string.Join("\n", service.Events.Select(e =>
-            $"new() {{ Name = {Names.Literal(e.EventName)}, PayloadType = {Names.Literal(e.PayloadDisplay)}, PayloadSchema = {JsonSchema.Reference(JsonSchema.Of(e.Payload, e.Objects))}, Summary = {Names.Literal(e.Summary)}, Remarks = {Names.Literal(e.Remarks)} }},"));
+            $"new() {{ Name = {Names.Literal(e.EventName)}, PayloadType = {Names.Literal(e.PayloadDisplay)}, PayloadSchema = {JsonSchema.Reference(JsonSchema.Of(e.Payload, e.Objects))}, Summary = {Names.Literal(e.Summary)}, Remarks = {Names.Literal(e.Remarks)}, Fingerprint = {Names.Literal(Fingerprint.Of(e))} }},"));
         string functions = string.Join("\n", service.Functions.Select(f =>
             $"new({CodeWriter.Indent(Descriptor(f), 4).TrimStart()},\n    {Invoker(f, service)}, {(f.ReturnKind is ReturnKind.Void or ReturnKind.Value ? "true" : "false")}, {(f.IsStatic ? "null" : "target")}){ArgumentFormatters(f)},"));
         string registers = key.IsContract

@@ -142,7 +142,8 @@ internal sealed record EventModel(
     string PayloadDisplay,
     string? Summary,
     string? Remarks,
-    EquatableArray<ObjectModel> Objects);
+    EquatableArray<ObjectModel> Objects,
+    SchemaCheck? Check = null);
 
 /// <summary>What parsing one [IpyRpcEvent] member produced.</summary>
 internal sealed record EventResult(EventModel? Model, EquatableArray<DiagnosticInfo> Diagnostics);

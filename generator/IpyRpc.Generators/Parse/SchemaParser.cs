@@ -126,7 +126,7 @@ internal sealed class SchemaParser
             {
                 try
                 {
-                    EventModel e = parser.Event(item, key);
+                    EventModel e = parser.Event(item, key, file);
                     if (!eventNames.Add(e.EventName)) throw new ShapeException($"the event '{e.EventName}' is listed twice", item);
                     events.Add(e);
                 }
@@ -261,7 +261,7 @@ internal sealed class SchemaParser
             check);
     }
 
-    private EventModel Event(JsonNode item, ServiceKey key)
+    private EventModel Event(JsonNode item, ServiceKey key, string file)
     {
         if (item is not JsonObject node || node.String("name") is not { Length: > 0 } name
             || name.StartsWith(".", StringComparison.Ordinal) || name.EndsWith(".", StringComparison.Ordinal) || name.Contains("..")
@@ -272,8 +272,9 @@ internal sealed class SchemaParser
 
         if (node["schema"] is not JsonObject schema) throw new ShapeException($"the event '{name}' has no payload schema", item);
         TypeModel payload = Map(schema);
+        SchemaCheck? check = node.String("x-ipyrpc-fingerprint") is { } fingerprint ? new SchemaCheck(fingerprint, schema.String("x-csharp-type") ?? payload.Display, file) : null;
         return new EventModel(name, ServiceEmitter.Pascal(name.Substring(name.LastIndexOf('.') + 1)), key, payload, payload.Display,
-            node.String("summary"), node.String("x-ipyrpc-remarks"), EquatableArray<ObjectModel>.Empty);
+            node.String("summary"), node.String("x-ipyrpc-remarks"), EquatableArray<ObjectModel>.Empty, check);
     }
 
     /// <summary>The events class beside a client: <c>ChatClient</c> gets <c>ChatEvents</c>, any other name <c>NameEvents</c>.</summary>

@@ -16,9 +16,11 @@ public sealed partial class IpyRpcClient
     /// </summary>
     /// <exception cref="IpyRpcNotFoundException">The server publishes no such event.</exception>
     /// <exception cref="IpyRpcUnauthorizedException">The server's rules do not let this client receive it.</exception>
+    /// <exception cref="SchemaMismatchException">An event from a schema file that the server no longer publishes, or publishes with another payload.</exception>
     public Task<IpyRpcSubscription> SubscribeAsync<T>(IpyRpcEvent<T> ipyRpcEvent, Action<T> handler, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(handler);
+        if (SchemaGuard.EventMismatch(this, ipyRpcEvent.Name, ipyRpcEvent.Schema) is { } mismatch) return Task.FromException<IpyRpcSubscription>(mismatch);
         IpyRpcFormatter<T> formatter = ipyRpcEvent.Formatter;
         return _events.SubscribeAsync(ipyRpcEvent.Name, (m, _) =>
         {
@@ -31,6 +33,7 @@ public sealed partial class IpyRpcClient
     public Task<IpyRpcSubscription> SubscribeAsync<T>(IpyRpcEvent<T> ipyRpcEvent, Func<T, CancellationToken, ValueTask> handler, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(handler);
+        if (SchemaGuard.EventMismatch(this, ipyRpcEvent.Name, ipyRpcEvent.Schema) is { } mismatch) return Task.FromException<IpyRpcSubscription>(mismatch);
         IpyRpcFormatter<T> formatter = ipyRpcEvent.Formatter;
         return _events.SubscribeAsync(ipyRpcEvent.Name, (m, token) => handler(Decode(m, formatter, m.Function!, EventPayload), token), cancellationToken);
     }
@@ -49,6 +52,7 @@ public sealed partial class IpyRpcClient
     /// <summary>A typed event's occurrences as an async stream; the subscription ends when the enumeration does.</summary>
     public async IAsyncEnumerable<T> EventsAsync<T>(IpyRpcEvent<T> ipyRpcEvent, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
+        if (SchemaGuard.EventMismatch(this, ipyRpcEvent.Name, ipyRpcEvent.Schema) is { } mismatch) throw mismatch;
         IpyRpcFormatter<T> formatter = ipyRpcEvent.Formatter;
         await foreach (IpyRpcMessage m in _events.ReadAsync(ipyRpcEvent.Name, cancellationToken).ConfigureAwait(false))
         {

@@ -66,6 +66,7 @@ public static class DescriptorCodec
             ["payload_schema"] = e.PayloadSchema,
             ["summary"] = e.Summary,
             ["remarks"] = e.Remarks,
+            ["fingerprint"] = e.Fingerprint,
         })];
         return Jobs.JobCodec.Encode(maps, serialization);
     }
@@ -85,6 +86,7 @@ public static class DescriptorCodec
             PayloadSchema = Str(m, "payload_schema"),
             Summary = Str(m, "summary"),
             Remarks = Str(m, "remarks"),
+            Fingerprint = Str(m, "fingerprint"),
         })];
     }
 

@@ -44,6 +44,13 @@ public sealed class IpyRpcEvent<T>
     /// <summary>The payload's formatter (generated for the payload type).</summary>
     public IpyRpcFormatter<T> Formatter => FormatterRegistry.Get<T>();
 
+    /// <summary>
+    /// Set by a client generated from a schema file: the payload as the schema recorded it. Subscribing checks it
+    /// against the server's event (<see cref="SchemaMismatchException"/> when the server changed it or no longer publishes it).
+    /// </summary>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public SchemaStamp? Schema { get; init; }
+
     /// <inheritdoc/>
     public override string ToString() => Name;
 }
@@ -65,6 +72,12 @@ public sealed record EventDescriptor
 
     /// <summary>The <c>&lt;remarks&gt;</c>.</summary>
     public string? Remarks { get; init; }
+
+    /// <summary>
+    /// 16 hex digits hashing the payload's shape as it travels (as a function's fingerprint does its signature); a client
+    /// generated from a schema file compares it when it subscribes. Null when the server sent none, and then nothing is checked.
+    /// </summary>
+    public string? Fingerprint { get; init; }
 
     /// <inheritdoc/>
     public override string ToString() => $"{Name}: {PayloadType}";

@@ -107,6 +107,7 @@ public static class OpenRpcDocument
         w.WriteStartObject();
         w.WriteString("name", e.Name);
         WriteDocs(w, e.Summary, e.Remarks);
+        if (e.Fingerprint is not null) w.WriteString("x-ipyrpc-fingerprint", e.Fingerprint);
         w.WritePropertyName("schema");
         WriteSchema(w, e.PayloadSchema, e.PayloadType, null);
         w.WriteEndObject();

@@ -42,6 +42,35 @@ public static class SchemaGuard
         return peer;
     }
 
+    /// <summary>
+    /// The <see cref="SchemaMismatchException"/> for a typed event from a schema file (<paramref name="stamp"/>) that
+    /// <paramref name="client"/>'s server no longer publishes, or publishes with another payload; otherwise null. Nothing
+    /// is checked for an event without a stamp (declared in code the client shares) or one the server gave no fingerprint.
+    /// </summary>
+    internal static SchemaMismatchException? EventMismatch(IpyRpcClient client, string name, SchemaStamp? stamp)
+    {
+        if (stamp is null) return null;
+        EventDescriptor? now = null;
+        foreach (EventDescriptor e in client.Events)
+        {
+            if (e.Name == name) now = e;
+        }
+
+        if (now is null)
+        {
+            return Mismatch(name, $"The server no longer publishes the event '{name}' ({stamp.File} lists it with a payload of `{stamp.Shown}`). "
+                + "Write the schema again from the server (ipyrpc schema URL) and rebuild.");
+        }
+
+        if (now.Fingerprint is not null && now.Fingerprint != stamp.Fingerprint)
+        {
+            return Mismatch(name, $"The event '{name}' changed on the server since {stamp.File} was written: the schema has its payload as `{stamp.Shown}`, "
+                + $"the server now publishes `{now.PayloadType}`. Write the schema again from the server (ipyrpc schema URL) and rebuild.");
+        }
+
+        return null;
+    }
+
     private static SchemaMismatchException Mismatch(string function, string message)
         => new(new RemoteError { Code = ErrorCodes.SchemaMismatch, Message = message }, function);
 }

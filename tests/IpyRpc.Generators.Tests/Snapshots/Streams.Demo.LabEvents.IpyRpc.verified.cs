@@ -25,7 +25,7 @@ internal static class LabEvents_IpyRpcDispatch
     /// <summary>The events this type declares, with their docs.</summary>
     public static readonly global::System.Collections.Generic.IReadOnlyList<__IpyRpc.EventDescriptor> Events = new __IpyRpc.EventDescriptor[]
     {
-        new() { Name = "lab.reading_taken", PayloadType = "Reading", PayloadSchema = __Schemas.S_5ab3c3b71aaa, Summary = "A new reading was taken.", Remarks = "Published for every sensor." },
+        new() { Name = "lab.reading_taken", PayloadType = "Reading", PayloadSchema = __Schemas.S_5ab3c3b71aaa, Summary = "A new reading was taken.", Remarks = "Published for every sensor.", Fingerprint = "a0802142c3b86864" },
     };
 
     /// <summary>The functions, bound to <paramref name="target"/> for instance methods: each a descriptor and a reflection-free invoker.</summary>
