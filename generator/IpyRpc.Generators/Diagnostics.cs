@@ -100,7 +100,7 @@ internal static class Diagnostics
     public static readonly DiagnosticDescriptor PatternMatchesNothingRule = new(
         id: "IPYRPC0008",
         title: "Config pattern matches no exported function",
-        messageFormat: "The config pattern '{0}' matches none of the exported functions ({1})",
+        messageFormat: "The config pattern '{0}' matches none of the exported functions or events ({1})",
         category: "IpyRpc.Config",
         defaultSeverity: DiagnosticSeverity.Warning,
         isEnabledByDefault: true,

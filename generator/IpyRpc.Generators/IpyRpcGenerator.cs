@@ -182,7 +182,11 @@ public sealed class IpyRpcGenerator : IIncrementalGenerator
         IncrementalValueProvider<EquatableArray<string>> exportNames = functions
             .Select(static (all, _) => all.Select(f => f.ExportName).Distinct().ToEquatableArray()); // a duplicated name (IPYRPC0003) is listed once
 
-        context.RegisterSourceOutput(located.Combine(exportNames), static (spc, input) =>
+        // A pattern may name events too: its Auth decides who may subscribe.
+        IncrementalValueProvider<EquatableArray<string>> configurable = exportNames.Combine(events)
+            .Select(static (input, _) => input.Left.Concat(input.Right.Select(e => e.EventName)).Distinct().ToEquatableArray());
+
+        context.RegisterSourceOutput(located.Combine(configurable), static (spc, input) =>
         {
             foreach (DiagnosticInfo d in ConfigEmitter.Check(input.Left.ToArray(), input.Right.ToArray())) spc.ReportDiagnostic(Diagnostics.ToDiagnostic(d));
         });

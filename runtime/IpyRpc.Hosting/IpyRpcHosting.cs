@@ -196,8 +196,8 @@ public sealed class IpyRpcHostBuilder
             // A pattern from configuration is not seen by the generator's check (IPYRPC0008): most likely a typo.
             foreach (string unmatched in server.UnmatchedPatterns.Where(o.Functions.ContainsKey))
             {
-                server.Log.LogWarning("The configuration's {Section}:Functions pattern '{Pattern}' matches none of the exported functions ({Functions})",
-                    IpyRpcHostingOptions.Section, unmatched, string.Join(", ", server.Functions.Select(f => f.Name)));
+                server.Log.LogWarning("The configuration's {Section}:Functions pattern '{Pattern}' matches none of the exported functions or events ({Functions})",
+                    IpyRpcHostingOptions.Section, unmatched, string.Join(", ", server.Functions.Select(f => f.Name).Concat(server.Events.Select(e => e.Name))));
             }
         }
 

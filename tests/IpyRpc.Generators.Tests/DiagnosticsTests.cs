@@ -201,7 +201,7 @@ public sealed class DiagnosticsTests
             """);
         Diagnostic nothing = Single("IPYRPC0008", [.. result.GeneratorDiagnostics]);
         Assert.Equal(DiagnosticSeverity.Warning, nothing.Severity);
-        Assert.Contains("'*_jsno' matches none of the exported functions (Crunch, add, compute_json, math.scale)", nothing.GetMessage());
+        Assert.Contains("'*_jsno' matches none of the exported functions or events (Crunch, add, compute_json, math.scale)", nothing.GetMessage());
         Assert.Equal("Source1.cs", nothing.Location.GetLineSpan().Path);
         Assert.Equal(11, nothing.Location.GetLineSpan().StartLinePosition.Line);
         Diagnostic bad = Single("IPYRPC0010", [.. result.GeneratorDiagnostics]);
@@ -209,10 +209,30 @@ public sealed class DiagnosticsTests
     }
 
     [Fact]
+    public void AConfigPatternThatNamesOnlyEventsIsNoTypo()
+    {
+        // An event's pattern decides who may subscribe to it (its Auth): it matches something.
+        GeneratorHarness.Result result = GeneratorHarness.Run(Sources.Compute, """
+            using IpyRpc;
+            namespace Demo;
+            public static class Alerts
+            {
+                /// <summary>For administrators.</summary>
+                [IpyRpcEvent] public static readonly IpyRpcEvent<string> Raised = new("alerts.raised");
+
+                public static GlobConfig Make() => new() { ["alerts.*"] = new() { Auth = Authorize.Role("admin") }, ["alertz.*"] = new() };
+            }
+            """);
+        Diagnostic typo = Single("IPYRPC0008", [.. result.GeneratorDiagnostics]);
+        Assert.Contains("'alertz.*' matches none of the exported functions or events (", typo.GetMessage());
+        Assert.Contains("alerts.raised", typo.GetMessage());
+    }
+
+    [Fact]
     public void EveryDiagnosticHasAHelpPage()
     {
         string docs = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../docs/diagnostics"));
-        for (int i = 1; i <= 10; i++)
+        for (int i = 1; i <= 14; i++)
         {
             string id = $"IPYRPC{i:0000}";
             Assert.True(File.Exists(Path.Combine(docs, id + ".md")), $"docs/diagnostics/{id}.md is missing");

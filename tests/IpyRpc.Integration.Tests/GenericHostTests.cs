@@ -172,7 +172,7 @@ public sealed class GenericHostTests
 
         (Microsoft.Extensions.Logging.LogLevel level, string message, _) = Assert.Single(log.Entries, e => e.Message.Contains("matches none"));
         Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Warning, level);
-        Assert.Contains("IpyRpc:Functions pattern 'wrok.*' matches none of the exported functions (work.gated, work.gated_stream, work.pid", message);
+        Assert.Contains("IpyRpc:Functions pattern 'wrok.*' matches none of the exported functions or events (work.gated, work.gated_stream, work.pid", message);
         Assert.DoesNotContain("'work.square'", string.Join("\n", log.Entries.Select(e => e.Message)));
     }
 }

@@ -130,6 +130,11 @@ public sealed class ConfigTests
         string typo = "*_jsno"; // as a literal, the generator warns at compile time (IPYRPC0008)
         await using InProcess p = await InProcess.StartAsync(configure: s => s.Config(new() { [typo] = new(), ["add"] = new() }));
         Assert.Equal(["*_jsno"], p.Server.UnmatchedPatterns);
+
+        // A pattern that names events (its Auth decides who may subscribe) matches something.
+        p.Server.Register(typeof(IpyRpc.Tests.BothWays.BothWaysEvents));
+        p.Server.Config(new() { ["bw.*"] = new() { Auth = Authorize.Authenticated() } });
+        Assert.Equal(["*_jsno"], p.Server.UnmatchedPatterns);
     }
 
     [Fact]

@@ -49,7 +49,7 @@ internal sealed class FunctionRegistry(bool captureOutput, Action<IpyRpcFunction
     {
         get
         {
-            lock (_gate) return _config.Unmatched(_functions.Keys);
+            lock (_gate) return _config.Unmatched(_functions.Keys.Concat(_events.Keys)); // an event's pattern decides who may subscribe
         }
     }
 

@@ -164,7 +164,7 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
     /// <summary>The config as given so far.</summary>
     public GlobConfig Configuration => _registry.Configuration;
 
-    /// <summary>Config patterns that match no registered function (usually a typo).</summary>
+    /// <summary>Config patterns that match no registered function or event (usually a typo).</summary>
     public IReadOnlyList<string> UnmatchedPatterns => _registry.UnmatchedPatterns;
 
     internal FunctionRegistry Registry => _registry;

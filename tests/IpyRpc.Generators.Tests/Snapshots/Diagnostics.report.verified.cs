@@ -4,7 +4,7 @@
 // IPYRPC0004 Error at Source0.cs:21:53: 'Wrong.ByRef' cannot be exported: parameter 'x' is ref; remote calls pass values one way, so return the value instead
 // IPYRPC0005 Error at Source0.cs:24:39: 'Wrong.Hidden' cannot be exported because the method is private; generated code needs it public or internal
 // IPYRPC0007 Warning at Source0.cs:26:38: 'Wrong.Undocumented' has no <summary>; clients see the doc comment as the function's help text
-// IPYRPC0008 Warning at Source0.cs:34:51: The config pattern 'nothing_*' matches none of the exported functions (Undocumented, twice)
+// IPYRPC0008 Warning at Source0.cs:34:51: The config pattern 'nothing_*' matches none of the exported functions or events (Undocumented, twice)
 // IPYRPC0009 Error at Source0.cs:29:6: 'rpc.discover' is not a valid exported name: names starting with 'rpc.' are reserved by JSON-RPC
 // IPYRPC0010 Error at Source0.cs:34:74: The config pattern '[unclosed' is not a valid glob: the '[' at 0 has no closing ']'
 // IPYRPC0011 Error at Source0.cs:31:37: The event 'Wrong.NotAnEvent' cannot be published: it must be a static field or property of type IpyRpcEvent<T>
