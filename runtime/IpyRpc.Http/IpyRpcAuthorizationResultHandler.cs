@@ -11,6 +11,7 @@ internal enum IpyRpcEndpointKind
 {
     JsonRpc,
     Binary,
+    Events,
 }
 
 /// <summary>Marks IpyRpc's endpoints, so their refusals can be written in IpyRpc's own shapes.</summary>
@@ -53,6 +54,12 @@ internal sealed class IpyRpcAuthorizationResultHandler(AuthorizationMiddlewareRe
             context.Response.ContentType = BinaryEndpoint.ContentType;
             context.Response.ContentLength = bytes.Length;
             await context.Response.Body.WriteAsync(bytes).ConfigureAwait(false);
+            return;
+        }
+
+        if (endpoint.Kind == IpyRpcEndpointKind.Events)
+        {
+            await EventStreamEndpoint.ErrorAsync(context.Response, context.Response.StatusCode, error.Code, message).ConfigureAwait(false);
             return;
         }
 

@@ -14,9 +14,10 @@ namespace Microsoft.AspNetCore.Builder;
 public static class IpyRpcEndpointRouteBuilderExtensions
 {
     /// <summary>
-    /// Maps the JSON-RPC 2.0 endpoint (<see cref="IpyRpcHttpOptions.JsonRpcPath"/>, <c>/rpc</c>) and the
-    /// binary protocol endpoint (<see cref="IpyRpcHttpOptions.BinaryPath"/>, <c>/ipyrpc</c>) of <paramref name="server"/>.
-    /// The returned builder configures both, so ASP.NET Core conventions chain:
+    /// Maps the JSON-RPC 2.0 endpoint (<see cref="IpyRpcHttpOptions.JsonRpcPath"/>, <c>/rpc</c>), the
+    /// binary protocol endpoint (<see cref="IpyRpcHttpOptions.BinaryPath"/>, <c>/ipyrpc</c>) and the event stream
+    /// (<see cref="IpyRpcHttpOptions.EventsPath"/>, <c>/events</c>) of <paramref name="server"/>.
+    /// The returned builder configures all three, so ASP.NET Core conventions chain:
     /// <c>app.MapIpyRpc(server).RequireAuthorization("callers");</c> (the caller's <c>HttpContext.User</c>
     /// becomes its connection's principal).
     /// </summary>
@@ -30,13 +31,16 @@ public static class IpyRpcEndpointRouteBuilderExtensions
         var guard = new BrowserGuard(options);
         IEndpointConventionBuilder jsonEndpoint = endpoints.Map(options.JsonRpcPath, guard.Wrap(json.HandleAsync, json: true)).WithMetadata(new IpyRpcEndpointMetadata(IpyRpcEndpointKind.JsonRpc));
         IEndpointConventionBuilder binaryEndpoint = endpoints.Map(options.BinaryPath, guard.Wrap(binary.HandleAsync, json: false)).WithMetadata(new IpyRpcEndpointMetadata(IpyRpcEndpointKind.Binary));
+        var events = new EventStreamEndpoint(server, options);
+        endpoints.ServiceProvider.GetService<IHostApplicationLifetime>()?.ApplicationStopping.Register(events.Stop);
+        IEndpointConventionBuilder eventsEndpoint = endpoints.Map(options.EventsPath, guard.Wrap(events.HandleAsync, json: true)).WithMetadata(new IpyRpcEndpointMetadata(IpyRpcEndpointKind.Events));
         // Values kept for pointers, at their pointers' own paths: GET (or HEAD) {BinaryPath}/data/{id} with the key in a header.
         string dataPath = options.BinaryPath.TrimEnd('/') + "/data/";
         endpoints.MapMethods(dataPath + "{id}", [HttpMethods.Get, HttpMethods.Head, HttpMethods.Options],
             guard.Wrap(context => HttpMethods.IsOptions(context.Request.Method)
                 ? Results.StatusCode(StatusCodes.Status405MethodNotAllowed).ExecuteAsync(context) // (a listed origin's preflight is answered by the guard)
                 : DataEndpoint.GetAsync(context, server, dataPath + context.Request.RouteValues["id"]), json: false));
-        return new Both(jsonEndpoint, binaryEndpoint);
+        return new All([jsonEndpoint, binaryEndpoint, eventsEndpoint]);
     }
 
     /// <summary>
@@ -51,18 +55,16 @@ public static class IpyRpcEndpointRouteBuilderExtensions
         return services;
     }
 
-    private sealed class Both(IEndpointConventionBuilder first, IEndpointConventionBuilder second) : IEndpointConventionBuilder
+    private sealed class All(IEndpointConventionBuilder[] builders) : IEndpointConventionBuilder
     {
         public void Add(Action<EndpointBuilder> convention)
         {
-            first.Add(convention);
-            second.Add(convention);
+            foreach (IEndpointConventionBuilder b in builders) b.Add(convention);
         }
 
         public void Finally(Action<EndpointBuilder> finallyConvention)
         {
-            first.Finally(finallyConvention);
-            second.Finally(finallyConvention);
+            foreach (IEndpointConventionBuilder b in builders) b.Finally(finallyConvention);
         }
     }
 }

@@ -23,6 +23,16 @@ public sealed record IpyRpcHttpOptions
     /// </summary>
     public IReadOnlyList<string> AllowedOrigins { get; init; } = [];
 
+    /// <summary>
+    /// The path of the event stream: <c>GET</c> with <c>?pattern=NAME_OR_GLOB</c> (repeatable; none: every event) answers
+    /// <c>text/event-stream</c> (Server-Sent Events), each of the server's events as <c>event: NAME</c> and <c>data: JSON</c>,
+    /// for browsers (<c>EventSource</c>), <c>curl -N</c> and other clients without a connection both ways (docs/PROTOCOL.md).
+    /// </summary>
+    public string EventsPath { get; init; } = "/events";
+
+    /// <summary>How often an event stream that has nothing to send writes a comment line, so proxies and clients see it is alive.</summary>
+    public TimeSpan EventStreamKeepAlive { get; init; } = TimeSpan.FromSeconds(15);
+
     /// <summary>The largest JSON-RPC request body, in bytes.</summary>
     public long MaxJsonRequestBytes { get; init; } = 16 * 1024 * 1024;
 

@@ -345,7 +345,7 @@ internal sealed class JsonRpcEndpoint(IpyRpcServer server, IpyRpcHttpOptions opt
         }
     }
 
-    private static string? Address(HttpContext context) => context.Connection.RemoteIpAddress is { } ip
+    internal static string? Address(HttpContext context) => context.Connection.RemoteIpAddress is { } ip
         ? (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{ip}]" : ip.ToString()) + ":" + context.Connection.RemotePort
         : null;
 

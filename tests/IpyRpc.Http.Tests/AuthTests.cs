@@ -31,6 +31,16 @@ public static class WhoFunctions
     public static string AdminOnly() => "secret stuff";
 }
 
+/// <summary>Events for the HTTP authentication tests: one anyone authenticated hears, one for administrators (by config).</summary>
+public static class WhoEvents
+{
+    /// <summary>News for everyone.</summary>
+    [IpyRpcEvent] public static readonly IpyRpcEvent<string> News = new("news.posted");
+
+    /// <summary>For administrators only.</summary>
+    [IpyRpcEvent] public static readonly IpyRpcEvent<string> Audit = new("admin.audit");
+}
+
 /// <summary>A bearer-token scheme for the tests: a fixed table of tokens, through ASP.NET Core's real authentication pipeline.</summary>
 public sealed class TokenHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
@@ -60,8 +70,8 @@ public sealed class AuthTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _server = new IpyRpcServer();
-        _server.Register(typeof(WhoFunctions));
-        _server.Config(new GlobConfig { ["admin_only"] = new FunctionOptions { Auth = Authorize.Role("admin") } });
+        _server.Register(typeof(WhoFunctions)).Register(typeof(WhoEvents));
+        _server.Config(new GlobConfig { ["admin_only"] = new FunctionOptions { Auth = Authorize.Role("admin") }, ["admin.*"] = new FunctionOptions { Auth = Authorize.Role("admin") } });
         WebApplicationBuilder builder = LoopbackKestrel.CreateBuilder();
         builder.Services.AddAuthentication("Bearer").AddScheme<AuthenticationSchemeOptions, TokenHandler>("Bearer", null);
         builder.Services.AddAuthorization();
@@ -158,6 +168,53 @@ public sealed class AuthTests : IAsyncLifetime
         Assert.DoesNotContain("admin_only", body.GetRawText());
         (_, body) = await PostAsync(http, """{"jsonrpc":"2.0","method":"rpc.discover","id":5}""", "root-token");
         Assert.Contains("admin_only", body.GetRawText());
+    }
+
+    [Fact]
+    public async Task TheEventStreamNeedsTheEndpointsCredentialsAndHearsOnlyWhatItsCallerMay()
+    {
+        static async Task<string> Lines(StreamReader reader, int count)
+        {
+            var lines = new List<string?>();
+            for (int i = 0; i < count; i++) lines.Add(await reader.ReadLineAsync());
+            return string.Join("\n", lines);
+        }
+
+        async Task<(HttpStatusCode Status, string Body, HttpResponseMessage Response)> Open(string? token, string query)
+        {
+            var http = new HttpClient { BaseAddress = _address };
+            if (token is not null) http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            HttpResponseMessage response = await http.GetAsync("events" + query, HttpCompletionOption.ResponseHeadersRead);
+            return (response.StatusCode, response.StatusCode == HttpStatusCode.OK ? "" : await response.Content.ReadAsStringAsync(), response);
+        }
+
+        // No token: the endpoint's policy refuses before any session, in the stream's own error shape.
+        (HttpStatusCode status, string body, HttpResponseMessage r1) = await Open(null, "");
+        r1.Dispose();
+        Assert.Equal(HttpStatusCode.Unauthorized, status);
+        Assert.Equal("unauthorized", JsonDocument.Parse(body).RootElement.GetProperty("error").GetProperty("code").GetString());
+
+        // alice may not hear admin.audit: asked for it alone, she is refused; asked for everything, she gets the rest.
+        (status, body, HttpResponseMessage r2) = await Open("alice-token", "?pattern=admin.audit");
+        r2.Dispose();
+        Assert.Equal(HttpStatusCode.Forbidden, status);
+        Assert.Equal("unauthorized", JsonDocument.Parse(body).RootElement.GetProperty("error").GetProperty("code").GetString());
+        (status, _, HttpResponseMessage alice) = await Open("alice-token", "");
+        (status, _, HttpResponseMessage root) = await Open("root-token", "");
+        using (alice)
+        using (root)
+        {
+            using var aliceLines = new StreamReader(await alice.Content.ReadAsStreamAsync());
+            using var rootLines = new StreamReader(await root.Content.ReadAsStreamAsync());
+            Assert.Equal("event: ipyrpc.subscribed", await aliceLines.ReadLineAsync());
+            Assert.Equal("data: [\"news.posted\"]", await aliceLines.ReadLineAsync());
+            Assert.Equal("event: ipyrpc.subscribed", await rootLines.ReadLineAsync());
+            Assert.Equal("data: [\"admin.audit\",\"news.posted\"]", await rootLines.ReadLineAsync());
+            _server.Publish(WhoEvents.Audit, "root logged in");
+            _server.Publish(WhoEvents.News, "hello");
+            Assert.Equal("\nevent: admin.audit\ndata: \"root logged in\"\n\nevent: news.posted\ndata: \"hello\"", await Lines(rootLines, 6));
+            Assert.Equal("\nevent: news.posted\ndata: \"hello\"", await Lines(aliceLines, 3));
+        }
     }
 
     [Fact]
