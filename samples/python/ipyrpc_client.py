@@ -31,6 +31,7 @@ Or install it (offline, from this folder) and import it anywhere:
 Without ZeroMQ (or msgpack), over a server's HTTP endpoint with the standard library alone:
 
     >>> client = JsonRpcClient("http://127.0.0.1:7777")   # the same calls, help, jobs, pointers
+    >>> for name, payload in client.events("chat.*"): ...   # events, from the server's event stream (/events)
 
 Arrays arrive as numpy arrays when numpy is installed (Debian's python3-numpy), nested lists
 otherwise; numpy arrays can be passed as arguments. Results (and a stream's items) come in Python's
@@ -1290,6 +1291,56 @@ class JsonRpcClient(_RemoteFunctions):
 
     def release(self, pointer):
         return self._post("rpc.release", [dict(pointer)], "rpc.release")
+
+    def events(self, *patterns, events_url=None):
+        """The server's events as they come, from its event stream (GET /events, Server-Sent Events): yields
+        (name, payload) for each, once, in the order published, until the server stops (then the loop ends) or the
+        caller leaves the loop. `patterns`: event names or globs (none: every event). `events_url`: the stream's
+        address when it is not /events beside /rpc. A refusal (no such event, not allowed) raises RemoteError; a
+        stream silent for `timeout` seconds (the server writes a keep-alive every 15 s) raises TimeoutError.
+        `events_dropped` counts events the server dropped because this reader fell behind.
+
+            for name, line in client.events("chat.*"):
+                print(name, line["text"])
+        """
+        import json
+        import socket
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+        url = events_url or self.url[: -len("/rpc")] + "/events"
+        query = urllib.parse.urlencode([("pattern", p) for p in patterns])
+        request = urllib.request.Request(url + ("?" + query if query else ""), headers=dict(self._headers, Accept="text/event-stream"))
+        try:
+            response = urllib.request.urlopen(request, timeout=self.timeout)
+        except urllib.error.HTTPError as e:  # refused before the stream began: its body says why
+            try:
+                error = json.loads(e.read()).get("error") or {}
+            except ValueError:
+                error = {}
+            raise RemoteError({"code": error.get("code", "bad_message"), "message": error.get("message", f"HTTP {e.code}: {e.reason}")}, "events") from None
+        with response:
+            name, data = None, []
+            try:
+                for raw in response:
+                    line = raw.decode("utf-8").rstrip("\n").rstrip("\r")
+                    if line:
+                        field, _, value = line.partition(":")
+                        value = value[1:] if value.startswith(" ") else value
+                        if field == "event":
+                            name = value
+                        elif field == "data":
+                            data.append(value)
+                        continue  # a comment (": keep-alive") or a field
+                    if name == "ipyrpc.closed":
+                        return
+                    if name == "ipyrpc.dropped":
+                        self.events_dropped = getattr(self, "events_dropped", 0) + json.loads(data[0])["dropped"]
+                    elif name and name != "ipyrpc.subscribed":
+                        yield name, _floats(json.loads("\n".join(data), object_hook=_json_object_hook, parse_float=_JsonFloat))
+                    name, data = None, []
+            except socket.timeout:
+                raise TimeoutError(f"the event stream at {url} was silent for {self.timeout} s") from None
 
     def close(self):
         pass  # each request is its own HTTP exchange

@@ -28,4 +28,33 @@ public sealed class PythonJsonRpcClientTests
         Assert.Contains("asked for a pointer: int 42", stdout);
         Assert.Contains("unknown: unknown_function", stdout);
     }
+
+    [Fact]
+    public async Task ThePythonJsonRpcClientHearsTheServersEventsFromItsEventStream()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(IpyRpc.Tests.BothWays.BothWaysEvents));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
+
+        Task<(int Code, string Stdout, string Stderr)> running = PythonPeer.RunAsync("events_over_http.py", host.Address.ToString());
+        // Published before the stream subscribed, an event reaches nobody: the first one queued for it is the first it hears.
+        while (server.Publish(IpyRpc.Tests.BothWays.BothWaysEvents.Other, "first") == 0)
+        {
+            Assert.False(running.IsCompleted, running.IsCompleted ? (await running).Stdout + (await running).Stderr : "");
+            await Task.Delay(50);
+        }
+
+        server.Publish(IpyRpc.Tests.BothWays.BothWaysEvents.Ticked, new IpyRpc.Tests.BothWays.Tick(7, "seven"));
+        server.Publish(IpyRpc.Tests.BothWays.BothWaysEvents.Other, "third");
+        (int code, string stdout, string stderr) = await running;
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Equal(
+            [
+                "event: bw.other first",
+                "event: bw.ticked {'number': 7, 'note': 'seven'}",
+                "event: bw.other third",
+                "refused: not_found | No event matches 'nothing.*'. This server publishes: bw.other, bw.ticked.",
+            ],
+            stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
 }
