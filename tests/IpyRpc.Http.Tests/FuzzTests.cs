@@ -31,7 +31,7 @@ public sealed class FuzzTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 100_000, MaxMessageBytes = 1 << 20 });
-        _server.Register(typeof(FuzzFunctions));
+        _server.Register(typeof(FuzzFunctions)).Register(typeof(IpyRpc.Tests.BothWays.BothWaysEvents));
         _host = await IpyRpcHttpServer.StartAsync(_server, "http://127.0.0.1:0", new IpyRpcHttpOptions { MaxJsonRequestBytes = 1 << 20 });
         _http = new HttpClient { BaseAddress = _host.Address, Timeout = TimeSpan.FromSeconds(30) };
     }
@@ -394,6 +394,56 @@ public sealed class FuzzTests(ITestOutputHelper output) : IAsyncLifetime
                 using HttpResponseMessage ok = await _http.PostAsync("rpc", probe);
                 Assert.Equal(42, JsonDocument.Parse(await ok.Content.ReadAsStringAsync()).RootElement.GetProperty("result").GetInt32());
                 watch.Check("json-rpc", sent + 1);
+            }
+        }
+
+        output.WriteLine(string.Join(", ", statuses.OrderBy(s => s.Key).Select(s => $"{(int)s.Key}: {s.Value}")) + $"; peak heap {watch.PeakMemory / 1048576} MiB, peak threads {watch.PeakThreads}, peak RSS {ResourceWatch.PeakRssMiB} MiB");
+    }
+
+    [Fact]
+    public async Task TheEventStreamAnswersFuzzedQueriesWithAStreamOrAJsonRefusalAndNever500()
+    {
+        var mutator = new Mutator(Mutator.NewSeed);
+        int total = Mutator.CountPerSurface;
+        output.WriteLine($"seed {mutator.Seed}, {total} requests");
+        string[] corpus = ["bw.*", "bw.ticked", "*", "bw.[ot]*", "[!x]w.other", "fuzz.add", "b?.other", "bw.**", "[", "a..b", "\u00e9v\u00e9nement", new string('x', 300)];
+        var watch = new ResourceWatch();
+        var statuses = new Dictionary<HttpStatusCode, int>();
+        for (int sent = 0; sent < total; sent++)
+        {
+            var query = new List<string>();
+            for (int i = mutator.Next(10) == 0 ? 30 + mutator.Next(10) : mutator.Next(4); i > 0; i--)
+            {
+                byte[] pattern = mutator.Bytes(System.Text.Encoding.UTF8.GetBytes(corpus[mutator.Next(corpus.Length)]));
+                query.Add((mutator.Next(8) == 0 ? "patter" : "pattern") + "=" + (mutator.Next(12) == 0 ? "%" + (char)('A' + mutator.Next(30)) : Uri.EscapeDataString(System.Text.Encoding.Latin1.GetString(pattern))));
+            }
+
+            using var request = new HttpRequestMessage(mutator.Next(10) == 0 ? HttpMethod.Post : HttpMethod.Get, "events" + (query.Count > 0 ? "?" + string.Join("&", query) : ""));
+            using HttpResponseMessage response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            statuses[response.StatusCode] = statuses.GetValueOrDefault(response.StatusCode) + 1;
+            if (response.StatusCode == HttpStatusCode.OK)
+            {
+                // A stream: its first event names what it subscribed to; leaving it ends its session.
+                using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+                Assert.Equal("event: ipyrpc.subscribed", await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(20)));
+                Assert.StartsWith("data: [", await reader.ReadLineAsync());
+                continue;
+            }
+
+            string reply = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode != HttpStatusCode.InternalServerError, $"HTTP 500 for request #{sent} {request.RequestUri} (seed {mutator.Seed}): {reply}");
+            if (response.StatusCode != HttpStatusCode.BadRequest || reply.Length > 0)
+            {
+                // Every refusal of the endpoint's own is JSON (Kestrel's own 400 for a malformed request line has no body).
+                using JsonDocument parsed = JsonDocument.Parse(reply);
+                Assert.False(string.IsNullOrEmpty(parsed.RootElement.GetProperty("error").GetProperty("message").GetString()));
+            }
+
+            if ((sent + 1) % 500 == 0 || sent == total - 1)
+            {
+                using HttpResponseMessage ok = await _http.GetAsync("events?pattern=bw.other", HttpCompletionOption.ResponseHeadersRead);
+                Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+                watch.Check("event stream", sent + 1);
             }
         }
 
