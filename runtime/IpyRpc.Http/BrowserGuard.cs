@@ -17,8 +17,11 @@ internal sealed class BrowserGuard(IpyRpcHttpOptions options)
 {
     private readonly HashSet<string> _allowed = new(options.AllowedOrigins.Select(o => o.TrimEnd('/')), StringComparer.OrdinalIgnoreCase);
 
-    /// <summary><paramref name="next"/>, behind the guard; <paramref name="json"/>: refusals are JSON-RPC error objects.</summary>
-    public RequestDelegate Wrap(RequestDelegate next, bool json) => context =>
+    /// <summary>
+    /// <paramref name="next"/>, behind the guard; <paramref name="json"/>: refusals are JSON-RPC error objects;
+    /// <paramref name="eventStream"/>: the event stream's own (<c>{"error": {"code", "message"}}</c>).
+    /// </summary>
+    public RequestDelegate Wrap(RequestDelegate next, bool json, bool eventStream = false) => context =>
     {
         string? origin = context.Request.Headers.Origin;
         if (string.IsNullOrEmpty(origin)) return next(context); // not a web page
@@ -43,7 +46,7 @@ internal sealed class BrowserGuard(IpyRpcHttpOptions options)
         }
 
         if (SameOrigin(context, origin)) return next(context);
-        return RefuseAsync(context, origin, json);
+        return RefuseAsync(context, origin, json, eventStream);
     };
 
     private static bool SameOrigin(HttpContext context, string origin)
@@ -61,10 +64,16 @@ internal sealed class BrowserGuard(IpyRpcHttpOptions options)
             || host.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase)
             || (IPAddress.TryParse(host.Trim('[', ']'), out IPAddress? address) && IPAddress.IsLoopback(address));
 
-    private static async Task RefuseAsync(HttpContext context, string origin, bool json)
+    private static async Task RefuseAsync(HttpContext context, string origin, bool json, bool eventStream)
     {
         string message = $"Requests from web pages of {origin} are refused: add the origin to IpyRpcHttpOptions.AllowedOrigins to let them call this server.";
         context.Response.StatusCode = StatusCodes.Status403Forbidden;
+        if (eventStream)
+        {
+            await EventStreamEndpoint.ErrorAsync(context.Response, StatusCodes.Status403Forbidden, Protocol.ErrorCodes.Unauthorized, message);
+            return;
+        }
+
         if (json)
         {
             context.Response.ContentType = "application/json";

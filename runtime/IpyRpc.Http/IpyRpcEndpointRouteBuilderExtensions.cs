@@ -33,7 +33,7 @@ public static class IpyRpcEndpointRouteBuilderExtensions
         IEndpointConventionBuilder binaryEndpoint = endpoints.Map(options.BinaryPath, guard.Wrap(binary.HandleAsync, json: false)).WithMetadata(new IpyRpcEndpointMetadata(IpyRpcEndpointKind.Binary));
         var events = new EventStreamEndpoint(server, options);
         endpoints.ServiceProvider.GetService<IHostApplicationLifetime>()?.ApplicationStopping.Register(events.Stop);
-        IEndpointConventionBuilder eventsEndpoint = endpoints.Map(options.EventsPath, guard.Wrap(events.HandleAsync, json: true)).WithMetadata(new IpyRpcEndpointMetadata(IpyRpcEndpointKind.Events));
+        IEndpointConventionBuilder eventsEndpoint = endpoints.Map(options.EventsPath, guard.Wrap(events.HandleAsync, json: true, eventStream: true)).WithMetadata(new IpyRpcEndpointMetadata(IpyRpcEndpointKind.Events));
         // Values kept for pointers, at their pointers' own paths: GET (or HEAD) {BinaryPath}/data/{id} with the key in a header.
         string dataPath = options.BinaryPath.TrimEnd('/') + "/data/";
         endpoints.MapMethods(dataPath + "{id}", [HttpMethods.Get, HttpMethods.Head, HttpMethods.Options],

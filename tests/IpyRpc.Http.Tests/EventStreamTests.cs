@@ -212,4 +212,25 @@ public sealed class EventStreamTests
         Assert.Equal("server_stopping", JsonDocument.Parse(closed.Data!).RootElement.GetProperty("reason").GetString());
         await stopping.WaitAsync(TimeSpan.FromSeconds(4)); // not held up for Kestrel's shutdown timeout
     }
+
+    [Fact]
+    public async Task APageOfAnotherOriginIsRefusedUnlessListedAndAListedOneMayReadTheStream()
+    {
+        await using IpyRpcServer server = await EventServerAsync();
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { AllowedOrigins = ["http://app.example"] });
+        using var http = new HttpClient { BaseAddress = host.Address };
+        using var foreign = new HttpRequestMessage(HttpMethod.Get, "events") { Headers = { { "Origin", "http://evil.example" } } };
+        using HttpResponseMessage refused = await http.SendAsync(foreign);
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        JsonElement error = JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.Equal("unauthorized", error.GetProperty("code").GetString());
+        Assert.Contains("http://evil.example", error.GetProperty("message").GetString());
+
+        using var listed = new HttpRequestMessage(HttpMethod.Get, "events?pattern=bw.other") { Headers = { { "Origin", "http://app.example" } } };
+        using HttpResponseMessage allowed = await http.SendAsync(listed, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+        Assert.Equal("http://app.example", allowed.Headers.GetValues("Access-Control-Allow-Origin").Single());
+        using var sse = new SseReader(await allowed.Content.ReadAsStreamAsync());
+        Assert.Equal("ipyrpc.subscribed", (await sse.EventAsync()).Event);
+    }
 }
