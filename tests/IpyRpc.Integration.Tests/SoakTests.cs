@@ -90,6 +90,7 @@ public sealed class SoakTests(ITestOutputHelper output)
             }
 
             running.Add(Task.Run(() => JsonRpcLaneAsync(address, stats, until, length, secret)));
+            running.Add(Task.Run(() => EventStreamLaneAsync(address, stats, until, length, secret)));
             running.Add(Task.Run(() => QuietLaneAsync(address, stats, until, length, secret)));
             if (secret) running.Add(Task.Run(() => ImpostorLaneAsync(tcp.Endpoint, address, stats, until, length)));
             Task<(int ExitCode, string Report)> python = PythonLaneAsync(tcp.Endpoint, length, secret);
@@ -127,17 +128,18 @@ public sealed class SoakTests(ITestOutputHelper output)
             Assert.True(await EventuallyAsync(() => Volatile.Read(ref SoakFunctions.Sleeping) == sleepingAtStart), $"{SoakFunctions.Sleeping} cancelled or timed-out calls still running on the server");
             Assert.True(await EventuallyAsync(async () => (await server.Queue.ListAsync(new JobQuery { State = JobState.Running })).Count == 0 && (await server.Queue.ListAsync(new JobQuery { State = JobState.Queued })).Count == 0), "jobs left running or queued");
 
-            foreach (string carrier in lanes.Select(l => l.Carrier).Append("jsonrpc").Append("http-quiet").Concat(secret ? ["impostor"] : []))
+            foreach (string carrier in lanes.Select(l => l.Carrier).Append("jsonrpc").Append("event-stream").Append("http-quiet").Concat(secret ? ["impostor"] : []))
             {
                 string[] kinds = carrier switch
                 {
                     "jsonrpc" => secret ? ["refused"] : ["add", "fail", "unknown"],
+                    "event-stream" => secret ? ["refused"] : ["event"],
                     "http-quiet" => ["add"],
                     "impostor" => ["zeromq-tcp wrong secret", "zeromq-tcp no secret", "websocket wrong secret", "http-requests wrong secret"],
                     "http-requests" => ["add", "echo", "talk", "fail", "stream", "job", "pointer", "cancel", "timeout"],
                     _ => ["add", "echo", "talk", "fail", "stream", "back", "job", "pointer", "cancel", "timeout", "event"],
                 };
-                if (secret && carrier is not ("jsonrpc" or "impostor" or "http-quiet")) kinds = [.. kinds, "who"]; // the quiet lane asks with every call
+                if (secret && carrier is not ("jsonrpc" or "event-stream" or "impostor" or "http-quiet")) kinds = [.. kinds, "who"]; // the quiet lane asks with every call
                 foreach (string kind in kinds)
                 {
                     Assert.True(stats.ByKind.GetValueOrDefault($"{carrier} {kind}") > 0, $"no {kind} over {carrier}");
@@ -491,6 +493,54 @@ public sealed class SoakTests(ITestOutputHelper output)
         }
 
         stats.Count("jsonrpc", kind);
+    }
+
+    /// <summary>
+    /// Reads the server's events from its HTTP event stream (GET /events) a while, then goes, over and over: every tick
+    /// must be greater than the one before it (dropped ones said so), and a server that requires a shared secret, which
+    /// the stream cannot prove, refuses it every time with 401.
+    /// </summary>
+    private static async Task EventStreamLaneAsync(Uri address, Stats stats, Stopwatch clock, TimeSpan length, bool secret)
+    {
+        var random = new Random(11);
+        using var http = new HttpClient { BaseAddress = address };
+        while (clock.Elapsed < length)
+        {
+            Interlocked.Increment(ref stats.Connections);
+            try
+            {
+                using HttpResponseMessage response = await http.GetAsync("events?pattern=soak.*", HttpCompletionOption.ResponseHeadersRead);
+                if (secret)
+                {
+                    bool refused = response.StatusCode == System.Net.HttpStatusCode.Unauthorized
+                        && JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("code").GetString() == "unauthorized";
+                    if (!refused) stats.Wrong("event-stream", "refused", $"HTTP {(int)response.StatusCode}");
+                    stats.Count("event-stream", "refused");
+                    await Task.Delay(20);
+                    continue;
+                }
+
+                using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+                long last = -1;
+                string? name = null;
+                for (int events = random.Next(20, 200); events > 0 && clock.Elapsed < length;)
+                {
+                    string? line = await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(20));
+                    if (line is null) break;
+                    if (line.StartsWith("event: ", StringComparison.Ordinal)) name = line[7..];
+                    if (!line.StartsWith("data: ", StringComparison.Ordinal) || name != "soak.ticked") continue;
+                    long tick = long.Parse(line[6..]);
+                    if (tick <= last) stats.Wrong("event-stream", "event", $"tick {tick} after {last}");
+                    last = tick;
+                    events--;
+                    stats.Count("event-stream", "event");
+                }
+            }
+            catch (Exception e)
+            {
+                stats.Wrong("event-stream", secret ? "refused" : "event", e.GetType().Name + ": " + e.Message);
+            }
+        }
     }
 
     private static async Task<bool> EventuallyAsync(Func<bool> condition) => await EventuallyAsync(() => Task.FromResult(condition()));
