@@ -61,18 +61,17 @@ public sealed class EventStreamTests
         return (response, new SseReader(await response.Content.ReadAsStreamAsync()));
     }
 
-    private static async Task<IpyRpcServer> EventServerAsync(IpyRpcServerOptions? options = null)
+    private static IpyRpcServer EventServer(IpyRpcServerOptions? options = null)
     {
         var server = new IpyRpcServer(options);
         server.Register(typeof(BothWaysEvents));
-        await Task.CompletedTask;
         return server;
     }
 
     [Fact]
     public async Task EachEventComesOnceAsItsNameAndItsJsonPayloadInTheOrderPublished()
     {
-        await using IpyRpcServer server = await EventServerAsync();
+        await using IpyRpcServer server = EventServer();
         await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
         using var http = new HttpClient { BaseAddress = host.Address };
         // Two patterns that both match bw.ticked.
@@ -103,7 +102,7 @@ public sealed class EventStreamTests
     [Fact]
     public async Task AQuietStreamSaysItIsAliveAndWithoutAPatternGetsEveryEvent()
     {
-        await using IpyRpcServer server = await EventServerAsync();
+        await using IpyRpcServer server = EventServer();
         await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { EventStreamKeepAlive = TimeSpan.FromMilliseconds(100) });
         using var http = new HttpClient { BaseAddress = host.Address };
         (HttpResponseMessage response, SseReader sse) = await OpenAsync(http, "");
@@ -119,7 +118,7 @@ public sealed class EventStreamTests
     [InlineData("?pattern=%5Bunclosed", HttpStatusCode.BadRequest, "invalid_arguments", "\"[unclosed\" is not a valid event name or glob")]
     public async Task APatternThatMatchesNothingOrIsNoGlobIsRefusedWithAStatusAnEventSourceDoesNotRetry(string query, HttpStatusCode status, string code, string message)
     {
-        await using IpyRpcServer server = await EventServerAsync();
+        await using IpyRpcServer server = EventServer();
         await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
         using var http = new HttpClient { BaseAddress = host.Address };
         using HttpResponseMessage response = await http.GetAsync("events" + query);
@@ -144,7 +143,7 @@ public sealed class EventStreamTests
     [Fact]
     public async Task AReaderThatFallsBehindLosesOnlyWhatTheBufferCannotHoldAndIsToldHowMany()
     {
-        await using IpyRpcServer server = await EventServerAsync(new IpyRpcServerOptions { EventBufferSize = 4 });
+        await using IpyRpcServer server = EventServer(new IpyRpcServerOptions { EventBufferSize = 4 });
         await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
         using var http = new HttpClient { BaseAddress = host.Address };
         (HttpResponseMessage response, SseReader sse) = await OpenAsync(http, "?pattern=bw.ticked");
@@ -177,7 +176,7 @@ public sealed class EventStreamTests
     [Fact]
     public async Task AServerThatStopsTellsItsStreamsWhyAndEndsThem()
     {
-        IpyRpcServer server = await EventServerAsync();
+        IpyRpcServer server = EventServer();
         await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
         using var http = new HttpClient { BaseAddress = host.Address };
         (HttpResponseMessage response, SseReader sse) = await OpenAsync(http, "");
@@ -198,7 +197,7 @@ public sealed class EventStreamTests
     [Fact]
     public async Task AnHttpHostThatStopsEndsItsStreamsAtOnceRatherThanWaitingForThem()
     {
-        await using IpyRpcServer server = await EventServerAsync();
+        await using IpyRpcServer server = EventServer();
         IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server);
         using var http = new HttpClient { BaseAddress = host.Address };
         (HttpResponseMessage response, SseReader sse) = await OpenAsync(http, "");
@@ -216,7 +215,7 @@ public sealed class EventStreamTests
     [Fact]
     public async Task APageOfAnotherOriginIsRefusedUnlessListedAndAListedOneMayReadTheStream()
     {
-        await using IpyRpcServer server = await EventServerAsync();
+        await using IpyRpcServer server = EventServer();
         await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { AllowedOrigins = ["http://app.example"] });
         using var http = new HttpClient { BaseAddress = host.Address };
         using var foreign = new HttpRequestMessage(HttpMethod.Get, "events") { Headers = { { "Origin", "http://evil.example" } } };
