@@ -46,7 +46,7 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
             return;
         }
 
-        var stream = new Stream(response, context.RequestAborted);
+        var stream = new EventWriter(response, context.RequestAborted);
         ServerSession session = server.CreateSession(stream.SendAsync, new IpyRpcConnection("http", JsonRpcEndpoint.Address(context), RequestUser.Authenticated(context)));
         try
         {
@@ -61,7 +61,8 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
                     return;
                 }
 
-                foreach (JsonElement name in JsonDocument.Parse(reply.Body).RootElement.EnumerateArray()) names.Add(name.GetString()!);
+                using JsonDocument matched = JsonDocument.Parse(reply.Body);
+                foreach (JsonElement name in matched.RootElement.EnumerateArray()) names.Add(name.GetString()!);
             }
 
             response.StatusCode = StatusCodes.Status200OK;
@@ -150,7 +151,7 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
     /// One response's writer: the session's replies to its subscribes, then its events, one write at a time. Events that
     /// come before the response has begun (between two subscribes) are held and written after <c>ipyrpc.subscribed</c>.
     /// </summary>
-    private sealed class Stream(HttpResponse response, CancellationToken aborted)
+    private sealed class EventWriter(HttpResponse response, CancellationToken aborted)
     {
         private readonly SemaphoreSlim _writing = new(1, 1);
         private readonly List<ReadOnlyMemory<byte>> _held = [];
