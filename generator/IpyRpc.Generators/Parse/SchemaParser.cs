@@ -78,8 +78,9 @@ internal sealed class SchemaParser
         }
 
         var parser = new SchemaParser(path, text, space);
+        string eventsClass = EventsClassName(name);
         parser._takenNames.Add(name); // the server's types take other names than the client's and its events'
-        parser._takenNames.Add(EventsClassName(name));
+        parser._takenNames.Add(eventsClass);
         if (root is not JsonObject document || document.String("openrpc") is null || document["methods"] is not JsonArray methods)
         {
             diagnostics.Add(Problem(path, text, root.Position, "it is not an OpenRPC document (an object with \"openrpc\" and a \"methods\" array)"));
@@ -153,7 +154,7 @@ internal sealed class SchemaParser
             records,
             parser._enums.Values.OrderBy(e => e.FullName, StringComparer.Ordinal).ToEquatableArray(),
             events.Select(e => e with { Objects = all }).OrderBy(e => e.EventName, StringComparer.Ordinal).ToEquatableArray(),
-            EventsClassName(name));
+            eventsClass);
         return new SchemaResult(model, diagnostics.ToEquatableArray());
     }
 
