@@ -56,6 +56,8 @@ else if (args[0] == "chat")
         heard.TrySetResult();
     });
     ChatClient room = client.Proxy<ChatClient>();
+    // The room asks a member its nickname as it connects: it is a member once it has (and its lines carry the name).
+    for (int i = 0; i < 200 && !(await room.Chat.Members()).Contains("schema-client"); i++) await Task.Delay(25);
     int queued = await room.Chat.Say("hello from a schema client");
     Console.WriteLine($"chat.say queued the line for {queued} subscriber(s)");
     await heard.Task.WaitAsync(TimeSpan.FromSeconds(10));
