@@ -19,6 +19,15 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
 
     private readonly CancellationTokenSource _stopping = new();
 
+    // The server's latest events, numbered: each event goes out with an id, and a stream that reconnects with the last
+    // it had (Last-Event-ID, as an EventSource does by itself) first hears what was published meanwhile.
+    private readonly EventHistory? _history = options.EventStreamHistory switch
+    {
+        < 0 => throw new ArgumentOutOfRangeException(nameof(options), options.EventStreamHistory, "IpyRpcHttpOptions.EventStreamHistory is a count of events: 0 keeps none."),
+        0 => null,
+        var count => server.RetainEvents(count),
+    };
+
     /// <summary>Ends every stream, telling its client the server is stopping (the app is shutting down; requests that stream forever would hold it up).</summary>
     public void Stop() => _stopping.Cancel();
 
@@ -46,7 +55,21 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
             return;
         }
 
-        var stream = new EventWriter(response, context.RequestAborted);
+        // Where the stream starts: what is published after this number reaches it (published while it subscribes too).
+        long from = 0;
+        string? resumeFrom = context.Request.Headers["Last-Event-ID"].FirstOrDefault();
+        Missed? missed = null;
+        if (_history is not null)
+        {
+            from = _history.Last;
+            if (!string.IsNullOrEmpty(resumeFrom))
+            {
+                if (_history.NumberOf(resumeFrom) is { } number) from = number;
+                else missed = new Missed("unknown_id", $"This server did not give the event id {Shown(resumeFrom)} (it restarted since, or another server gave it): events published meanwhile may be lost; this stream starts now.");
+            }
+        }
+
+        var stream = new EventWriter(response, _history, context.RequestAborted);
         ServerSession session = server.CreateSession(stream.SendAsync, new IpyRpcConnection("http", JsonRpcEndpoint.Address(context), RequestUser.Authenticated(context)));
         try
         {
@@ -69,7 +92,18 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
             response.ContentType = "text/event-stream; charset=utf-8";
             response.Headers.CacheControl = "no-cache";
             response.Headers["X-Accel-Buffering"] = "no"; // a proxy in front (nginx) passes each event on at once
-            await stream.StartAsync(names);
+            List<OutgoingEvent> replay = [];
+            if (_history is not null)
+            {
+                replay = _history.After(from, out bool complete);
+                replay.RemoveAll(e => !names.Contains(e.Name));
+                if (!complete && missed is null && !string.IsNullOrEmpty(resumeFrom))
+                {
+                    missed = new Missed("expired", $"The server keeps its last {_history.Capacity} events, and more were published after {Shown(resumeFrom)}: some events this stream would have had are lost.");
+                }
+            }
+
+            await stream.StartAsync(names, from, missed, replay);
             using var keepAlive = new PeriodicTimer(options.EventStreamKeepAlive);
             using var wait = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _stopping.Token);
             Task<DisconnectInfo> ended = session.Ended;
@@ -103,6 +137,12 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
             await session.CloseAsync(new DisconnectInfo(DisconnectReason.ConnectionLost, "The event stream's client went."), notifyPeer: false);
         }
     }
+
+    /// <summary>Why a stream that asked to resume could not hear everything it missed (<c>ipyrpc.missed</c>).</summary>
+    private sealed record Missed(string Reason, string Message);
+
+    // A client's Last-Event-ID, shown back to it when it is short and plain.
+    private static string Shown(string id) => id.Length <= 40 && id.All(c => char.IsAsciiLetterOrDigit(c) || c == '-') ? $"'{id}'" : "the id given";
 
     // The statuses an EventSource gives up on (anything but 200): a refusal, not a failure worth retrying.
     private static int StatusOf(string code, HttpContext context) => code switch
@@ -149,14 +189,18 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
 
     /// <summary>
     /// One response's writer: the session's replies to its subscribes, then its events, one write at a time. Events that
-    /// come before the response has begun (between two subscribes) are held and written after <c>ipyrpc.subscribed</c>.
+    /// come before the response has begun (between two subscribes) are held and written after <c>ipyrpc.subscribed</c>
+    /// and the events replayed from the history. With a history, each event goes with its id, and an event whose number
+    /// is not past the last written (replayed already) is not written again.
     /// </summary>
-    private sealed class EventWriter(HttpResponse response, CancellationToken aborted)
+    private sealed class EventWriter(HttpResponse response, EventHistory? history, CancellationToken aborted)
     {
         private readonly SemaphoreSlim _writing = new(1, 1);
-        private readonly List<ReadOnlyMemory<byte>> _held = [];
+        private readonly List<IpyRpcMessage> _held = [];
         private TaskCompletionSource<IpyRpcMessage>? _reply;
         private bool _started;
+        private long _last; // the number of the last event written (under the _held lock)
+        private long _dropped; // events the server dropped, told with the next event written (under the _held lock)
 
         public async Task<IpyRpcMessage> RequestAsync(ServerSession session, IpyRpcMessage request)
         {
@@ -166,27 +210,41 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
             return await reply.Task.WaitAsync(aborted);
         }
 
-        public async Task StartAsync(IEnumerable<string> names)
+        /// <summary>Begins the stream: <c>ipyrpc.subscribed</c> (with the id of <paramref name="from"/>), <c>ipyrpc.missed</c>, the events replayed, the events held.</summary>
+        public async Task StartAsync(IEnumerable<string> names, long from, Missed? missed, List<OutgoingEvent> replay)
         {
-            byte[] subscribed = Event("ipyrpc.subscribed", w =>
+            var text = new ArrayBufferWriter<byte>();
+            if (history is not null) text.Write(Encoding.UTF8.GetBytes($"id: {history.IdOf(from)}\n"));
+            text.Write(Event("ipyrpc.subscribed", w =>
             {
                 w.WriteStartArray();
                 foreach (string name in names) w.WriteStringValue(name);
                 w.WriteEndArray();
-            });
+            }));
+            if (missed is not null)
+            {
+                text.Write(Event("ipyrpc.missed", w =>
+                {
+                    w.WriteStartObject();
+                    w.WriteString("reason", missed.Reason);
+                    w.WriteString("message", missed.Message);
+                    w.WriteEndObject();
+                }));
+            }
+
             await _writing.WaitAsync(aborted);
             try
             {
-                await WriteLockedAsync(subscribed);
-                ReadOnlyMemory<byte>[] held;
                 lock (_held)
                 {
-                    held = [.. _held];
+                    _last = from;
+                    foreach (OutgoingEvent e in replay) Append(text, e.Name, e.Number, e.Json.Span, 0);
+                    foreach (IpyRpcMessage message in _held) Append(text, message);
                     _held.Clear();
                     _started = true;
                 }
 
-                foreach (ReadOnlyMemory<byte> e in held) await WriteLockedAsync(e);
+                await WriteLockedAsync(text.WrittenMemory);
             }
             finally
             {
@@ -202,26 +260,44 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
                     Volatile.Read(ref _reply)?.TrySetResult(message);
                     return;
                 case MessageKind.Event:
-                    var text = new ArrayBufferWriter<byte>(message.Body.Length + 64);
-                    if (message.Dropped is > 0 and var dropped) text.Write(Encoding.UTF8.GetBytes($"event: ipyrpc.dropped\ndata: {{\"dropped\":{dropped}}}\n\n"));
-                    text.Write(Encoding.UTF8.GetBytes($"event: {message.Function}\ndata: "));
-                    // Compact JSON has no line breaks (they are escaped inside strings), so the payload is one data line.
-                    text.Write(message.Body.Span);
-                    text.Write("\n\n"u8);
+                    var text = new ArrayBufferWriter<byte>(message.Body.Length + 96);
                     lock (_held)
                     {
                         if (!_started)
                         {
-                            _held.Add(text.WrittenMemory);
+                            _held.Add(message);
                             return;
                         }
+
+                        Append(text, message);
                     }
 
-                    await WriteAsync(text.WrittenMemory);
+                    if (text.WrittenCount > 0) await WriteAsync(text.WrittenMemory);
                     return;
                 default:
                     return; // nothing else is sent to a connection that calls nothing and said no hello
             }
+        }
+
+        private void Append(ArrayBufferWriter<byte> text, IpyRpcMessage message) => Append(text, message.Function!, message.EventNumber, message.Body.Span, message.Dropped ?? 0);
+
+        // Writes one event (after an ipyrpc.dropped, when events were dropped before it), unless it was written already.
+        private void Append(ArrayBufferWriter<byte> text, string name, long number, ReadOnlySpan<byte> json, long dropped)
+        {
+            _dropped += dropped;
+            if (history is not null && number <= _last) return; // replayed already
+            if (_dropped > 0) text.Write(Encoding.UTF8.GetBytes($"event: ipyrpc.dropped\ndata: {{\"dropped\":{_dropped}}}\n\n"));
+            _dropped = 0;
+            if (history is not null)
+            {
+                text.Write(Encoding.UTF8.GetBytes($"id: {history.IdOf(number)}\n"));
+                _last = number;
+            }
+
+            text.Write(Encoding.UTF8.GetBytes($"event: {name}\ndata: "));
+            // Compact JSON has no line breaks (they are escaped inside strings), so the payload is one data line.
+            text.Write(json);
+            text.Write("\n\n"u8);
         }
 
         public async Task WriteAsync(ReadOnlyMemory<byte> bytes)

@@ -33,6 +33,14 @@ public sealed record IpyRpcHttpOptions
     /// <summary>How often an event stream that has nothing to send writes a comment line, so proxies and clients see it is alive.</summary>
     public TimeSpan EventStreamKeepAlive { get; init; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>
+    /// How many of the server's latest events it keeps for event streams that reconnect: each event goes out with an
+    /// <c>id:</c>, and a stream that comes back with the last one it had (<c>Last-Event-ID</c>, which a browser's
+    /// <c>EventSource</c> sends by itself) first hears the events it missed, or <c>ipyrpc.missed</c> when they are no
+    /// longer kept. 0 keeps none: events go without ids and a stream always starts at its request.
+    /// </summary>
+    public int EventStreamHistory { get; init; } = 256;
+
     /// <summary>The largest JSON-RPC request body, in bytes.</summary>
     public long MaxJsonRequestBytes { get; init; } = 16 * 1024 * 1024;
 

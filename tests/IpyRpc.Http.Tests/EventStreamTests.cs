@@ -11,8 +11,8 @@ namespace IpyRpc.Http.Tests;
 /// </summary>
 public sealed class EventStreamTests
 {
-    /// <summary>One item of a stream: an event with its data, or a comment (a keep-alive).</summary>
-    private sealed record Item(string? Event, string? Data, string? Comment);
+    /// <summary>One item of a stream: an event with its data (and its id, when it has one), or a comment (a keep-alive).</summary>
+    private sealed record Item(string? Event, string? Data, string? Comment, string? Id = null);
 
     /// <summary>Reads a text/event-stream response item by item, as an EventSource parses it.</summary>
     private sealed class SseReader(Stream body) : IDisposable
@@ -22,21 +22,23 @@ public sealed class EventStreamTests
         public async Task<Item?> NextAsync(TimeSpan within)
         {
             using var timeout = new CancellationTokenSource(within);
-            string? name = null, comment = null;
+            string? name = null, comment = null, id = null;
             var data = new List<string>();
             while (true)
             {
-                string? line = await _reader.ReadLineAsync(timeout.Token);
+                string? line = await _reader.ReadLineAsync(timeout.Token).AsTask().WaitAsync(timeout.Token); // (a chunked response's read does not always hear the token)
                 if (line is null) return null;
                 if (line.Length == 0)
                 {
                     if (name is null && data.Count == 0 && comment is null) continue;
-                    return new Item(name, data.Count > 0 ? string.Join("\n", data) : null, comment);
+                    if (id is not null) LastEventId = id; // as an EventSource keeps it, for its reconnect
+                    return new Item(name, data.Count > 0 ? string.Join("\n", data) : null, comment, id);
                 }
 
                 if (line.StartsWith(':')) comment = line[1..].Trim();
                 else if (line.StartsWith("event: ", StringComparison.Ordinal)) name = line["event: ".Length..];
                 else if (line.StartsWith("data: ", StringComparison.Ordinal)) data.Add(line["data: ".Length..]);
+                else if (line.StartsWith("id: ", StringComparison.Ordinal)) id = line["id: ".Length..];
                 else throw new InvalidDataException("Not a line of an event stream: " + line);
             }
         }
@@ -50,12 +52,17 @@ public sealed class EventStreamTests
             }
         }
 
+        /// <summary>The id of the last event read that had one.</summary>
+        public string? LastEventId { get; private set; }
+
         public void Dispose() => _reader.Dispose();
     }
 
-    private static async Task<(HttpResponseMessage Response, SseReader Reader)> OpenAsync(HttpClient http, string query)
+    private static async Task<(HttpResponseMessage Response, SseReader Reader)> OpenAsync(HttpClient http, string query, string? lastEventId = null)
     {
-        HttpResponseMessage response = await http.GetAsync("events" + query, HttpCompletionOption.ResponseHeadersRead);
+        using var request = new HttpRequestMessage(HttpMethod.Get, "events" + query);
+        if (lastEventId is not null) request.Headers.Add("Last-Event-ID", lastEventId);
+        HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
         return (response, new SseReader(await response.Content.ReadAsStreamAsync()));
@@ -231,5 +238,149 @@ public sealed class EventStreamTests
         Assert.Equal("http://app.example", allowed.Headers.GetValues("Access-Control-Allow-Origin").Single());
         using var sse = new SseReader(await allowed.Content.ReadAsStreamAsync());
         Assert.Equal("ipyrpc.subscribed", (await sse.EventAsync()).Event);
+    }
+
+    [Fact]
+    public async Task AStreamThatReconnectsWithItsLastEventIdHearsWhatItMissedOnceAndInOrderWhilePublishersRaceIt()
+    {
+        // Buffers that hold every event: what this checks is the resume, not a slow reader's losses.
+        await using IpyRpcServer server = EventServer(new IpyRpcServerOptions { EventBufferSize = 1_000_000 });
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { EventStreamHistory = 1_000_000 });
+        using var http = new HttpClient { BaseAddress = host.Address };
+        (HttpResponseMessage first, SseReader a) = await OpenAsync(http, "?pattern=bw.*");
+        Item subscribed = await a.EventAsync();
+        Assert.Equal("ipyrpc.subscribed", subscribed.Event);
+        Assert.NotNull(subscribed.Id); // a stream that drops before any event resumes from here
+
+        // Two publishers race each other and the reconnect: ticks numbered on one thread, "other" strings on another.
+        const int Each = 4000;
+        using var go = new ManualResetEventSlim();
+        Task ticks = Task.Run(() =>
+        {
+            go.Wait();
+            for (int i = 1; i <= Each; i++) server.Publish(BothWaysEvents.Ticked, new Tick(i, ""));
+        });
+        Task others = Task.Run(() =>
+        {
+            go.Wait();
+            for (int i = 1; i <= Each; i++) server.Publish(BothWaysEvents.Other, i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        });
+        go.Set();
+
+        var heard = new List<Item>();
+        for (int i = 0; i < 500; i++) heard.Add(Heard(await a.EventAsync()));
+        string lastId = a.LastEventId!;
+        first.Dispose(); // the connection drops mid-stream
+        a.Dispose();
+
+        (HttpResponseMessage second, SseReader b) = await OpenAsync(http, "?pattern=bw.*", lastId);
+        using HttpResponseMessage _ = second;
+        using SseReader __ = b;
+        Item resumed = await b.EventAsync();
+        Assert.Equal("ipyrpc.subscribed", resumed.Event);
+        Assert.Equal(lastId, resumed.Id);
+        await Task.WhenAll(ticks, others).WaitAsync(TimeSpan.FromSeconds(60));
+        while (heard.Count < 2 * Each) heard.Add(Heard(await b.EventAsync()));
+        long[] numbers = [.. heard.Select(e => long.Parse(e.Id!.Split('-')[1], System.Globalization.CultureInfo.InvariantCulture))];
+        Assert.Equal(numbers.Order(), numbers); // one order for all, as published
+        Assert.Equal(numbers.Length, numbers.Distinct().Count());
+        Assert.Equal(Enumerable.Range(1, Each), heard.Where(e => e.Event == "bw.ticked").Select(e => JsonDocument.Parse(e.Data!).RootElement.GetProperty("number").GetInt32()));
+        Assert.Equal(Enumerable.Range(1, Each), heard.Where(e => e.Event == "bw.other").Select(e => int.Parse(JsonDocument.Parse(e.Data!).RootElement.GetString()!, System.Globalization.CultureInfo.InvariantCulture)));
+
+        static Item Heard(Item e)
+        {
+            Assert.False(e.Event!.StartsWith("ipyrpc.", StringComparison.Ordinal), $"{e.Event}: {e.Data}"); // nothing missed, nothing dropped
+            return e;
+        }
+    }
+
+    [Fact]
+    public async Task AResumedStreamHearsOnlyItsPatternsAndIsToldWhenTheServerNoLongerHoldsWhatItMissed()
+    {
+        await using IpyRpcServer server = EventServer();
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { EventStreamHistory = 4 });
+        using var http = new HttpClient { BaseAddress = host.Address };
+        (HttpResponseMessage first, SseReader a) = await OpenAsync(http, "?pattern=bw.ticked");
+        Assert.Equal("ipyrpc.subscribed", (await a.EventAsync()).Event);
+        server.Publish(BothWaysEvents.Ticked, new Tick(1, ""));
+        Assert.Equal("bw.ticked", (await a.EventAsync()).Event);
+        string afterOne = a.LastEventId!;
+        first.Dispose();
+        a.Dispose();
+
+        // Missed: a tick, an event of another name, a tick; all within the four kept.
+        server.Publish(BothWaysEvents.Ticked, new Tick(2, ""));
+        server.Publish(BothWaysEvents.Other, "not asked for");
+        server.Publish(BothWaysEvents.Ticked, new Tick(3, ""));
+        (HttpResponseMessage second, SseReader b) = await OpenAsync(http, "?pattern=bw.ticked", afterOne);
+        using (second)
+        using (b)
+        {
+            Assert.Equal("ipyrpc.subscribed", (await b.EventAsync()).Event);
+            int[] missedTwo = [Number(await b.EventAsync()), Number(await b.EventAsync())];
+            Assert.Equal([2, 3], missedTwo);
+            server.Publish(BothWaysEvents.Ticked, new Tick(4, ""));
+            Assert.Equal(4, Number(await b.EventAsync()));
+        }
+
+        // Six more while away: the four kept are the last four, and the stream is told the rest are gone.
+        for (int i = 5; i <= 10; i++) server.Publish(BothWaysEvents.Ticked, new Tick(i, ""));
+        (HttpResponseMessage third, SseReader c) = await OpenAsync(http, "?pattern=bw.ticked", afterOne);
+        using (third)
+        using (c)
+        {
+            Assert.Equal("ipyrpc.subscribed", (await c.EventAsync()).Event);
+            Item missed = await c.EventAsync();
+            Assert.Equal("ipyrpc.missed", missed.Event);
+            Assert.Null(missed.Id);
+            Assert.Equal("expired", JsonDocument.Parse(missed.Data!).RootElement.GetProperty("reason").GetString());
+            Assert.Contains("keeps its last 4 events", JsonDocument.Parse(missed.Data!).RootElement.GetProperty("message").GetString());
+            int[] kept = [Number(await c.EventAsync()), Number(await c.EventAsync()), Number(await c.EventAsync()), Number(await c.EventAsync())];
+            Assert.Equal([7, 8, 9, 10], kept);
+        }
+
+        // An id this server never gave (another server's, or from before a restart): told so, and the stream starts now.
+        foreach (string foreign in new[] { "0badc0de-3", afterOne.Split('-')[0] + "-999999", "not an id at all", new string('x', 300) })
+        {
+            (HttpResponseMessage response, SseReader d) = await OpenAsync(http, "?pattern=bw.ticked", foreign);
+            using (response)
+            using (d)
+            {
+                Assert.Equal("ipyrpc.subscribed", (await d.EventAsync()).Event);
+                Item unknown = await d.EventAsync();
+                Assert.Equal("ipyrpc.missed", unknown.Event);
+                JsonElement data = JsonDocument.Parse(unknown.Data!).RootElement;
+                Assert.Equal("unknown_id", data.GetProperty("reason").GetString());
+                Assert.DoesNotContain("xxxxxxxxxx", data.GetProperty("message").GetString());
+                server.Publish(BothWaysEvents.Ticked, new Tick(11, ""));
+                Assert.Equal(11, Number(await d.EventAsync())); // not the history's 7..10
+            }
+        }
+
+        static int Number(Item e)
+        {
+            Assert.Equal("bw.ticked", e.Event);
+            return JsonDocument.Parse(e.Data!).RootElement.GetProperty("number").GetInt32();
+        }
+    }
+
+    [Fact]
+    public async Task WithoutAHistoryEventsGoWithoutIdsAndALastEventIdChangesNothing()
+    {
+        await using IpyRpcServer server = EventServer();
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { EventStreamHistory = 0 });
+        using var http = new HttpClient { BaseAddress = host.Address };
+        server.Publish(BothWaysEvents.Ticked, new Tick(1, "before"));
+        (HttpResponseMessage response, SseReader sse) = await OpenAsync(http, "?pattern=bw.ticked", "0badc0de-1");
+        using HttpResponseMessage _ = response;
+        using SseReader __ = sse;
+        Item subscribed = await sse.EventAsync();
+        Assert.Equal(("ipyrpc.subscribed", null), (subscribed.Event, subscribed.Id));
+        server.Publish(BothWaysEvents.Ticked, new Tick(2, "after"));
+        Item tick = await sse.EventAsync();
+        Assert.Equal(("bw.ticked", null), (tick.Event, tick.Id));
+        Assert.Equal(2, JsonDocument.Parse(tick.Data!).RootElement.GetProperty("number").GetInt32());
+
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { EventStreamHistory = -1 }));
     }
 }

@@ -24,11 +24,18 @@ internal sealed class EventOutbox(Func<IpyRpcMessage, ValueTask<bool>> send, Act
         }
     }
 
-    public void Post(IpyRpcMessage message)
+    public void Post(IpyRpcMessage message) => Then(Queue(message));
+
+    /// <summary>
+    /// Queues <paramref name="message"/> without sending anything: a publisher that numbers its events queues them for
+    /// every connection under one lock, so each connection gets them in number order, then calls <see cref="Then"/> on
+    /// what this returns once the lock is released (a send can run the transport's code).
+    /// </summary>
+    public Posted Queue(IpyRpcMessage message)
     {
         lock (_queue)
         {
-            if (_closed) return;
+            if (_closed) return Posted.Nothing;
             if (_queue.Count >= capacity)
             {
                 switch (policy)
@@ -39,29 +46,34 @@ internal sealed class EventOutbox(Func<IpyRpcMessage, ValueTask<bool>> send, Act
                         break;
                     case EventOverflow.DropNewest:
                         _dropped++;
-                        return;
+                        return Posted.Nothing;
                     default:
                         _closed = true;
                         _queue.Clear();
-                        break;
+                        return Posted.Overflowed;
                 }
             }
 
-            if (!_closed)
-            {
-                _queue.Enqueue(message);
-                if (_sending) return;
-                _sending = true;
-            }
+            _queue.Enqueue(message);
+            if (_sending) return Posted.Nothing;
+            _sending = true;
+            return Posted.Drain;
         }
+    }
 
-        if (_closed)
-        {
-            overflowed($"This connection fell {capacity} events behind, and the server disconnects subscribers that do (EventOverflow.Disconnect).");
-            return;
-        }
+    /// <summary>Does what <see cref="Queue"/> left to do: starts sending, or tells the connection it fell too far behind.</summary>
+    public void Then(Posted posted)
+    {
+        if (posted == Posted.Drain) _ = DrainAsync();
+        else if (posted == Posted.Overflowed) overflowed($"This connection fell {capacity} events behind, and the server disconnects subscribers that do (EventOverflow.Disconnect).");
+    }
 
-        _ = DrainAsync();
+    /// <summary>What is left to do after an event is queued.</summary>
+    public enum Posted
+    {
+        Nothing,
+        Drain,
+        Overflowed,
     }
 
     private async Task DrainAsync()

@@ -121,6 +121,16 @@ public sealed record IpyRpcMessage
         init => Rare(_rare is { } r ? r with { NotDelivered = value } : !value ? null : new RareFields { NotDelivered = value });
     }
 
+    /// <summary>
+    /// For an event a server keeps in its history (<see cref="IpyRpc.EventHistory"/>): its number there, which the HTTP event
+    /// stream gives its clients to resume from. Not on the wire; 0 for an event the server keeps no history of.
+    /// </summary>
+    internal long EventNumber
+    {
+        get => _rare?.EventNumber ?? 0;
+        init => Rare(_rare is { } r ? r with { EventNumber = value } : value == 0 ? null : new RareFields { EventNumber = value });
+    }
+
     /// <summary>The binary parts.</summary>
     public IReadOnlyList<ReadOnlyMemory<byte>> Parts { get; init; } = [];
 
@@ -180,6 +190,8 @@ public sealed record IpyRpcMessage
         public long? PointerTtlMs { get; init; }
 
         public bool NotDelivered { get; init; }
+
+        public long EventNumber { get; init; }
     }
 
     /// <inheritdoc/>

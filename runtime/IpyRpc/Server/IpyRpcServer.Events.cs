@@ -29,6 +29,7 @@ public sealed partial class IpyRpcServer
 
     private int Publish(OutgoingEvent e)
     {
+        if (Volatile.Read(ref _history) is { } history) return history.Publish(e, _queueEverywhere ??= QueueEverywhere);
         int queued = 0;
         foreach (ServerSession session in _subscribers.Keys)
         {
@@ -37,6 +38,43 @@ public sealed partial class IpyRpcServer
 
         return queued;
     }
+
+    // With a history, an event is numbered and queued for every subscriber under its lock, and sent after.
+    private int QueueEverywhere(OutgoingEvent e, List<(EventOutbox, EventOutbox.Posted)> then)
+    {
+        int queued = 0;
+        foreach (ServerSession session in _subscribers.Keys)
+        {
+            (EventOutbox? outbox, EventOutbox.Posted posted) = session.QueueEvent(e);
+            if (outbox is null) continue;
+            queued++;
+            if (posted != EventOutbox.Posted.Nothing) then.Add((outbox, posted));
+        }
+
+        return queued;
+    }
+
+    /// <summary>
+    /// Keeps the latest <paramref name="count"/> events published from now on (or more, when something asked for more
+    /// before), numbered, so that an event stream that reconnects hears what it missed: the HTTP event stream asks for
+    /// <c>IpyRpcHttpOptions.EventStreamHistory</c>. A server nothing asked keeps no history and numbers nothing.
+    /// </summary>
+    internal EventHistory RetainEvents(int count)
+    {
+        lock (_subscribers)
+        {
+            if (_history is { } history)
+            {
+                history.Grow(count);
+                return history;
+            }
+
+            return _history = new EventHistory(count);
+        }
+    }
+
+    private EventHistory? _history;
+    private Func<OutgoingEvent, List<(EventOutbox, EventOutbox.Posted)>, int>? _queueEverywhere;
 
     private string Registered(string name) => _registry.FindEvent(name)?.Name ?? throw new ArgumentException(
         $"The server has no event named '{name}'. Declare it with [IpyRpcEvent] on a static IpyRpcEvent<T> field and register the declaring type: server.Register(typeof(...)).", nameof(name));
@@ -69,11 +107,26 @@ internal sealed class OutgoingEvent(string name, Func<Serialization, ReadOnlyMem
     private IpyRpcMessage? _messagePack;
     private IpyRpcMessage? _json;
 
+    private System.Runtime.CompilerServices.StrongBox<ReadOnlyMemory<byte>>? _jsonPayload;
+
     public string Name => name;
+
+    /// <summary>Its number in the server's <see cref="EventHistory"/> (set before its messages are made), or 0.</summary>
+    public long Number { get; set; }
+
+    /// <summary>The payload as JSON, encoded once.</summary>
+    public ReadOnlyMemory<byte> Json => (_jsonPayload ??= new(encode(Serialization.Json))).Value;
 
     public IpyRpcMessage For(Serialization serialization)
     {
         ref IpyRpcMessage? slot = ref serialization == Serialization.Json ? ref _json : ref _messagePack;
-        return slot ??= new IpyRpcMessage { Kind = MessageKind.Event, Function = name, Serialization = serialization, Parts = [encode(serialization)] };
+        return slot ??= new IpyRpcMessage
+        {
+            Kind = MessageKind.Event,
+            Function = name,
+            Serialization = serialization,
+            Parts = [serialization == Serialization.Json ? Json : encode(serialization)],
+            EventNumber = Number,
+        };
     }
 }

@@ -1132,11 +1132,19 @@ public sealed class ServerSession : IAsyncDisposable
     /// <summary>Queues a published event for this connection if it subscribed to it; never waits.</summary>
     internal bool OfferEvent(OutgoingEvent e)
     {
+        (EventOutbox? outbox, EventOutbox.Posted posted) = QueueEvent(e);
+        outbox?.Then(posted);
+        return outbox is not null;
+    }
+
+    /// <summary>Queues a published event for this connection if it subscribed to it, sending nothing: the caller passes what this returns to the outbox's <see cref="EventOutbox.Then"/>.</summary>
+    internal (EventOutbox? Outbox, EventOutbox.Posted Posted) QueueEvent(OutgoingEvent e)
+    {
         EventOutbox? outbox;
         Serialization serialization = Serialization.MessagePack;
         lock (_subscriptionGate)
         {
-            if (_closed || _subscriptions is null || (outbox = _outbox) is null) return false;
+            if (_closed || _subscriptions is null || (outbox = _outbox) is null) return default;
             bool wanted = false;
             foreach ((Serialization ser, HashSet<string> events) in _subscriptions.Values)
             {
@@ -1148,11 +1156,10 @@ public sealed class ServerSession : IAsyncDisposable
                 }
             }
 
-            if (!wanted) return false;
+            if (!wanted) return default;
         }
 
-        outbox.Post(e.For(serialization));
-        return true;
+        return (outbox, outbox.Queue(e.For(serialization)));
     }
 
     /// <summary>How many published events wait for this connection's transport to take them.</summary>

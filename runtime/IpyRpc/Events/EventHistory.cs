@@ -1,0 +1,104 @@
+using System.Security.Cryptography;
+using IpyRpc.Protocol;
+
+namespace IpyRpc;
+
+/// <summary>
+/// The latest events a server published, numbered in the order published (from 1), kept so that an event stream that
+/// reconnects (the HTTP stream's <c>Last-Event-ID</c>) hears what it missed meanwhile. Each history has a random
+/// <see cref="Epoch"/>: a number given by another server, or by this one before it restarted, is told apart from this
+/// one's. Publishing holds the history's lock while it numbers the event and queues it for every connection, so every
+/// connection gets events in number order; sending happens after the lock is released.
+/// </summary>
+internal sealed class EventHistory
+{
+    private readonly Lock _gate = new();
+    private OutgoingEvent[] _ring;
+    private long _last;
+
+    public EventHistory(int capacity)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        _ring = new OutgoingEvent[capacity];
+    }
+
+    /// <summary>This history's random name (8 hex digits), part of every event id it gives.</summary>
+    public string Epoch { get; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
+
+    /// <summary>How many events it keeps.</summary>
+    public int Capacity
+    {
+        get
+        {
+            lock (_gate) return _ring.Length;
+        }
+    }
+
+    /// <summary>The number of the last event published (0: none yet).</summary>
+    public long Last
+    {
+        get
+        {
+            lock (_gate) return _last;
+        }
+    }
+
+    /// <summary>The id an event stream gives the event numbered <paramref name="number"/>: <c>EPOCH-NUMBER</c>.</summary>
+    public string IdOf(long number) => $"{Epoch}-{number}";
+
+    /// <summary>The number in an id this history gave, or <see langword="null"/> for an id it did not give (another server's, an earlier run's, a later number than it has given, not an id).</summary>
+    public long? NumberOf(string? id)
+    {
+        if (id is null || id.Length < Epoch.Length + 2 || id[Epoch.Length] != '-' || !id.StartsWith(Epoch, StringComparison.Ordinal)) return null;
+        if (!long.TryParse(id.AsSpan(Epoch.Length + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long number)) return null;
+        return number <= Last ? number : null;
+    }
+
+    /// <summary>Keeps at least <paramref name="capacity"/> events from now on (the events kept stay).</summary>
+    public void Grow(int capacity)
+    {
+        lock (_gate)
+        {
+            if (capacity <= _ring.Length) return;
+            var ring = new OutgoingEvent[capacity];
+            for (long n = Math.Max(1, _last - _ring.Length + 1); n <= _last; n++) ring[n % capacity] = _ring[n % _ring.Length];
+            _ring = ring;
+        }
+    }
+
+    /// <summary>
+    /// Numbers <paramref name="e"/>, keeps it, and has <paramref name="queue"/> queue it for every connection that wants
+    /// it, in one step no other publish comes between; then runs what the queueing left to do (sends), outside the lock.
+    /// </summary>
+    public int Publish(OutgoingEvent e, Func<OutgoingEvent, List<(EventOutbox, EventOutbox.Posted)>, int> queue)
+    {
+        _ = e.Json; // encoded now, once: a payload changed after it was published is kept as it was
+        var then = new List<(EventOutbox, EventOutbox.Posted)>();
+        int queued;
+        lock (_gate)
+        {
+            e.Number = ++_last;
+            _ring[_last % _ring.Length] = e;
+            queued = queue(e, then);
+        }
+
+        foreach ((EventOutbox outbox, EventOutbox.Posted posted) in then) outbox.Then(posted);
+        return queued;
+    }
+
+    /// <summary>
+    /// The events kept whose numbers are greater than <paramref name="after"/>, in order; <paramref name="complete"/>
+    /// says whether they are all the events published after it (false when the oldest kept came later).
+    /// </summary>
+    public List<OutgoingEvent> After(long after, out bool complete)
+    {
+        lock (_gate)
+        {
+            long oldest = Math.Max(1, _last - _ring.Length + 1);
+            complete = after >= oldest - 1;
+            var events = new List<OutgoingEvent>((int)Math.Max(0, Math.Min(_ring.Length, _last - after)));
+            for (long n = Math.Max(oldest, after + 1); n <= _last; n++) events.Add(_ring[n % _ring.Length]);
+            return events;
+        }
+    }
+}
