@@ -1292,7 +1292,7 @@ class JsonRpcClient(_RemoteFunctions):
     def release(self, pointer):
         return self._post("rpc.release", [dict(pointer)], "rpc.release")
 
-    def events(self, *patterns, events_url=None):
+    def events(self, *patterns, events_url=None, last_event_id=None, reconnect=5):
         """The server's events as they come, from its event stream (GET /events, Server-Sent Events): yields
         (name, payload) for each, once, in the order published, until the server stops (then the loop ends) or the
         caller leaves the loop. `patterns`: event names or globs (none: every event). `events_url`: the stream's
@@ -1300,47 +1300,83 @@ class JsonRpcClient(_RemoteFunctions):
         stream silent for `timeout` seconds (the server writes a keep-alive every 15 s) raises TimeoutError.
         `events_dropped` counts events the server dropped because this reader fell behind.
 
+        When the connection drops (not when the server says it is stopping), the loop connects again, up to
+        `reconnect` times in a row (waiting 0.5 s, 1 s, 2 s, ...), and asks for the events after the last one it
+        had (`events_last_id`): it hears what was published meanwhile, once and in order. `events_missed` counts the
+        times the server could no longer give all of it (a warning says why). `last_event_id` starts the loop after
+        that id, an earlier loop's `events_last_id`. ConnectionError when every try failed.
+
             for name, line in client.events("chat.*"):
                 print(name, line["text"])
         """
+        import http.client
         import json
         import socket
+        import time
         import urllib.error
         import urllib.parse
         import urllib.request
+        import warnings
         url = events_url or self.url[: -len("/rpc")] + "/events"
         query = urllib.parse.urlencode([("pattern", p) for p in patterns])
-        request = urllib.request.Request(url + ("?" + query if query else ""), headers=dict(self._headers, Accept="text/event-stream"))
-        try:
-            response = urllib.request.urlopen(request, timeout=self.timeout)
-        except urllib.error.HTTPError as e:  # refused before the stream began: its body says why
+        self.events_last_id = last_event_id
+        failures = 0
+        while True:
+            headers = dict(self._headers, Accept="text/event-stream")
+            if self.events_last_id:
+                headers["Last-Event-ID"] = self.events_last_id
+            request = urllib.request.Request(url + ("?" + query if query else ""), headers=headers)
             try:
-                error = json.loads(e.read()).get("error") or {}
-            except ValueError:
-                error = {}
-            raise RemoteError({"code": error.get("code", "bad_message"), "message": error.get("message", f"HTTP {e.code}: {e.reason}")}, "events") from None
-        with response:
-            name, data = None, []
-            try:
-                for raw in response:
-                    line = raw.decode("utf-8").rstrip("\n").rstrip("\r")
-                    if line:
-                        field, _, value = line.partition(":")
-                        value = value[1:] if value.startswith(" ") else value
-                        if field == "event":
-                            name = value
-                        elif field == "data":
-                            data.append(value)
-                        continue  # a comment (": keep-alive") or a field
-                    if name == "ipyrpc.closed":
-                        return
-                    if name == "ipyrpc.dropped":
-                        self.events_dropped = getattr(self, "events_dropped", 0) + json.loads(data[0])["dropped"]
-                    elif name and name != "ipyrpc.subscribed":
-                        yield name, _floats(json.loads("\n".join(data), object_hook=_json_object_hook, parse_float=_JsonFloat))
-                    name, data = None, []
-            except socket.timeout:
-                raise TimeoutError(f"the event stream at {url} was silent for {self.timeout} s") from None
+                response = urllib.request.urlopen(request, timeout=self.timeout)
+            except urllib.error.HTTPError as e:  # refused before the stream began: its body says why
+                try:
+                    error = json.loads(e.read()).get("error") or {}
+                except ValueError:
+                    error = {}
+                raise RemoteError({"code": error.get("code", "bad_message"), "message": error.get("message", f"HTTP {e.code}: {e.reason}")}, "events") from None
+            except (urllib.error.URLError, ConnectionError, http.client.HTTPException) as e:
+                failures += 1
+                if failures > reconnect:
+                    raise ConnectionError(f"the event stream at {url} could not be reached ({failures} tries): {e}") from None
+                time.sleep(0.5 * 2 ** (failures - 1))
+                continue
+            with response:
+                name, data, event_id = None, [], None
+                try:
+                    for raw in response:
+                        line = raw.decode("utf-8").rstrip("\n").rstrip("\r")
+                        if line:
+                            field, _, value = line.partition(":")
+                            value = value[1:] if value.startswith(" ") else value
+                            if field == "event":
+                                name = value
+                            elif field == "data":
+                                data.append(value)
+                            elif field == "id":
+                                event_id = value
+                            continue  # a comment (": keep-alive") or a field
+                        if event_id is not None:
+                            self.events_last_id = event_id
+                        if name == "ipyrpc.closed":
+                            return
+                        if name == "ipyrpc.subscribed":
+                            failures = 0
+                        elif name == "ipyrpc.dropped":
+                            self.events_dropped = getattr(self, "events_dropped", 0) + json.loads(data[0])["dropped"]
+                        elif name == "ipyrpc.missed":
+                            self.events_missed = getattr(self, "events_missed", 0) + 1
+                            warnings.warn(json.loads(data[0])["message"], RuntimeWarning, stacklevel=2)
+                        elif name:
+                            yield name, _floats(json.loads("\n".join(data), object_hook=_json_object_hook, parse_float=_JsonFloat))
+                        name, data, event_id = None, [], None
+                except socket.timeout:
+                    raise TimeoutError(f"the event stream at {url} was silent for {self.timeout} s") from None
+                except (ConnectionError, http.client.HTTPException):
+                    pass  # the connection dropped: connect again, after the last event heard
+            failures += 1
+            if failures > reconnect:
+                raise ConnectionError(f"the event stream at {url} dropped {failures} times in a row")
+            time.sleep(0.5 * 2 ** (failures - 1))
 
     def close(self):
         pass  # each request is its own HTTP exchange

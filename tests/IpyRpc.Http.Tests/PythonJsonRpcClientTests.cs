@@ -57,4 +57,65 @@ public sealed class PythonJsonRpcClientTests
             ],
             stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
+
+    [Fact]
+    public async Task ThePythonClientsEventLoopConnectsAgainWhenItsConnectionDropsAndHearsWhatItMissed()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(IpyRpc.Tests.BothWays.BothWaysEvents));
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { EventStreamHistory = 4 });
+        await using var proxy = new DroppingProxy(host.Address);
+
+        Task<(int Code, string Stdout, string Stderr)> running = PythonPeer.RunAsync("events_resumed.py", proxy.Address.ToString(), "17");
+        int tick = 0, published = 0;
+        while (Publish() == 0) // tick 0, published before the stream subscribed, reaches nobody; the one after is heard
+        {
+            tick = 0;
+            Assert.False(running.IsCompleted, running.IsCompleted ? (await running).Stdout + (await running).Stderr : "");
+            await Task.Delay(50);
+        }
+
+        for (int i = 1; i <= 3; i++) Publish();
+        await Relayed(3);
+
+        // The connection drops and the network refuses connections a while: 4 and 5 are published meanwhile.
+        await proxy.DropAsync(down: true);
+        Publish();
+        Publish();
+        proxy.Up();
+        await Relayed(5);
+        Publish();
+        await Relayed(6);
+
+        // Again, while ten are published: the server keeps four, so the loop is told the rest are gone.
+        await proxy.DropAsync(down: true);
+        for (int i = 7; i <= 16; i++) Publish();
+        proxy.Up();
+        await Relayed(16);
+        Publish();
+
+        (int code, string stdout, string stderr) = await running;
+        Assert.True(code == 0, stdout + stderr);
+        string[] lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal([.. new[] { 0, 1, 2, 3, 4, 5, 6, 13, 14, 15, 16, 17 }.Select(n => $"tick {n}")], lines[..^2]);
+        Assert.Matches("^missed 1 \\| The server keeps its last 4 events, and more were published after '[0-9a-f]{8}-[0-9]+': some events this stream would have had are lost\\.$", lines[^2]);
+        Assert.Equal($"last id {published}", lines[^1]); // the numbers count every event published, those that reached nobody too
+        Assert.True(proxy.Accepted >= 3, $"{proxy.Accepted} connections");
+
+        int Publish()
+        {
+            published++;
+            return server.Publish(IpyRpc.Tests.BothWays.BothWaysEvents.Ticked, new IpyRpc.Tests.BothWays.Tick(tick++, ""));
+        }
+
+        async Task Relayed(int number)
+        {
+            using var giveUp = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            while (!proxy.Relayed($"\"number\":{number},"))
+            {
+                Assert.False(running.IsCompleted, running.IsCompleted ? (await running).Stdout + (await running).Stderr : "");
+                await Task.Delay(20, giveUp.Token);
+            }
+        }
+    }
 }
