@@ -173,17 +173,25 @@ public sealed class AuthTests : IAsyncLifetime
     [Fact]
     public async Task TheEventStreamNeedsTheEndpointsCredentialsAndHearsOnlyWhatItsCallerMay()
     {
-        static async Task<string> Lines(StreamReader reader, int count)
+        string? aliceFrom = null; // the id alice's stream started from
+        async Task<string> Lines(StreamReader reader, int count)
         {
             var lines = new List<string?>();
-            for (int i = 0; i < count; i++) lines.Add(await reader.ReadLineAsync());
+            while (lines.Count < count)
+            {
+                string? line = await reader.ReadLineAsync();
+                if (line?.StartsWith("id: ", StringComparison.Ordinal) != true) lines.Add(line); // ids are not what this test reads
+                else aliceFrom ??= line[4..];
+            }
+
             return string.Join("\n", lines);
         }
 
-        async Task<(HttpStatusCode Status, string Body, HttpResponseMessage Response)> Open(string? token, string query)
+        async Task<(HttpStatusCode Status, string Body, HttpResponseMessage Response)> Open(string? token, string query, string? lastEventId = null)
         {
             var http = new HttpClient { BaseAddress = _address };
             if (token is not null) http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            if (lastEventId is not null) http.DefaultRequestHeaders.Add("Last-Event-ID", lastEventId);
             HttpResponseMessage response = await http.GetAsync("events" + query, HttpCompletionOption.ResponseHeadersRead);
             return (response.StatusCode, response.StatusCode == HttpStatusCode.OK ? "" : await response.Content.ReadAsStringAsync(), response);
         }
@@ -206,14 +214,25 @@ public sealed class AuthTests : IAsyncLifetime
         {
             using var aliceLines = new StreamReader(await alice.Content.ReadAsStreamAsync());
             using var rootLines = new StreamReader(await root.Content.ReadAsStreamAsync());
-            Assert.Equal("event: ipyrpc.subscribed", await aliceLines.ReadLineAsync());
-            Assert.Equal("data: [\"news.posted\"]", await aliceLines.ReadLineAsync());
-            Assert.Equal("event: ipyrpc.subscribed", await rootLines.ReadLineAsync());
-            Assert.Equal("data: [\"admin.audit\",\"news.posted\"]", await rootLines.ReadLineAsync());
+            Assert.Equal("event: ipyrpc.subscribed\ndata: [\"news.posted\"]", await Lines(aliceLines, 2));
+            Assert.Equal("event: ipyrpc.subscribed\ndata: [\"admin.audit\",\"news.posted\"]", await Lines(rootLines, 2));
             _server.Publish(WhoEvents.Audit, "root logged in");
             _server.Publish(WhoEvents.News, "hello");
             Assert.Equal("\nevent: admin.audit\ndata: \"root logged in\"\n\nevent: news.posted\ndata: \"hello\"", await Lines(rootLines, 6));
             Assert.Equal("\nevent: news.posted\ndata: \"hello\"", await Lines(aliceLines, 3));
+        }
+
+        // alice comes back from where her stream began: the events kept since are replayed, and only those she may hear.
+        Assert.NotNull(aliceFrom);
+        (status, _, HttpResponseMessage again) = await Open("alice-token", "", aliceFrom);
+        using (again)
+        {
+            Assert.Equal(HttpStatusCode.OK, status);
+            using var lines = new StreamReader(await again.Content.ReadAsStreamAsync());
+            Assert.Equal("event: ipyrpc.subscribed\ndata: [\"news.posted\"]\n\nevent: news.posted\ndata: \"hello\"", await Lines(lines, 5));
+            _server.Publish(WhoEvents.Audit, "root logged out");
+            _server.Publish(WhoEvents.News, "bye");
+            Assert.Equal("\nevent: news.posted\ndata: \"bye\"", await Lines(lines, 3));
         }
     }
 

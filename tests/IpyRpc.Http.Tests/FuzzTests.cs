@@ -409,6 +409,7 @@ public sealed class FuzzTests(ITestOutputHelper output) : IAsyncLifetime
         string[] corpus = ["bw.*", "bw.ticked", "*", "bw.[ot]*", "[!x]w.other", "fuzz.add", "b?.other", "bw.**", "[", "a..b", "\u00e9v\u00e9nement", new string('x', 300)];
         var watch = new ResourceWatch();
         var statuses = new Dictionary<HttpStatusCode, int>();
+        var ids = new List<string>();
         for (int sent = 0; sent < total; sent++)
         {
             var query = new List<string>();
@@ -419,13 +420,24 @@ public sealed class FuzzTests(ITestOutputHelper output) : IAsyncLifetime
             }
 
             using var request = new HttpRequestMessage(mutator.Next(10) == 0 ? HttpMethod.Post : HttpMethod.Get, "events" + (query.Count > 0 ? "?" + string.Join("&", query) : ""));
+            if (mutator.Next(3) == 0)
+            {
+                // Resuming: after an id a stream gave (the events kept since are replayed), or after a mutated one.
+                string id = ids.Count > 0 && mutator.Next(2) == 0 ? ids[mutator.Next(ids.Count)] : new string([.. mutator.Bytes(System.Text.Encoding.UTF8.GetBytes(ids.Count > 0 ? ids[^1] : "0badc0de-1")).Select(b => b is >= 0x20 and < 0x7f ? (char)b : (char)(0x20 + (b % 95)))]); // (a header is ASCII)
+                request.Headers.TryAddWithoutValidation("Last-Event-ID", id);
+            }
+
+            if (mutator.Next(4) == 0) _server.Publish(IpyRpc.Tests.BothWays.BothWaysEvents.Other, "fuzz " + sent);
             using HttpResponseMessage response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
             statuses[response.StatusCode] = statuses.GetValueOrDefault(response.StatusCode) + 1;
             if (response.StatusCode == HttpStatusCode.OK)
             {
-                // A stream: its first event names what it subscribed to; leaving it ends its session.
+                // A stream: its first event (with the id it starts from) names what it subscribed to; leaving it ends its session.
                 using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
-                Assert.Equal("event: ipyrpc.subscribed", await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(20)));
+                string first = (await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(20)))!;
+                Assert.StartsWith("id: ", first);
+                if (ids.Count < 64) ids.Add(first[4..]);
+                Assert.Equal("event: ipyrpc.subscribed", await reader.ReadLineAsync());
                 Assert.StartsWith("data: [", await reader.ReadLineAsync());
                 continue;
             }

@@ -133,7 +133,7 @@ public sealed class SoakTests(ITestOutputHelper output)
                 string[] kinds = carrier switch
                 {
                     "jsonrpc" => secret ? ["refused"] : ["add", "fail", "unknown"],
-                    "event-stream" => secret ? ["refused"] : ["event"],
+                    "event-stream" => secret ? ["refused"] : ["event", "resumed"],
                     "http-quiet" => ["add"],
                     "impostor" => ["zeromq-tcp wrong secret", "zeromq-tcp no secret", "websocket wrong secret", "http-requests wrong secret"],
                     "http-requests" => ["add", "echo", "talk", "fail", "stream", "job", "pointer", "cancel", "timeout"],
@@ -496,20 +496,27 @@ public sealed class SoakTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Reads the server's events from its HTTP event stream (GET /events) a while, then goes, over and over: every tick
-    /// must be greater than the one before it (dropped ones said so), and a server that requires a shared secret, which
-    /// the stream cannot prove, refuses it every time with 401.
+    /// Reads the server's events from its HTTP event stream (GET /events) a while, then goes and comes back with the last
+    /// id it had (Last-Event-ID), over and over: the ticks heard across all the connections must follow one another
+    /// without a gap or a repeat, except where the stream said events were dropped or missed; a server that requires a
+    /// shared secret, which the stream cannot prove, refuses it every time with 401.
     /// </summary>
     private static async Task EventStreamLaneAsync(Uri address, Stats stats, Stopwatch clock, TimeSpan length, bool secret)
     {
         var random = new Random(11);
         using var http = new HttpClient { BaseAddress = address };
+        string? lastId = null;
+        long last = -1;
+        bool gap = true; // the first tick may be any
         while (clock.Elapsed < length)
         {
             Interlocked.Increment(ref stats.Connections);
             try
             {
-                using HttpResponseMessage response = await http.GetAsync("events?pattern=soak.*", HttpCompletionOption.ResponseHeadersRead);
+                using var request = new HttpRequestMessage(HttpMethod.Get, "events?pattern=soak.*");
+                bool resuming = lastId is not null;
+                if (resuming) request.Headers.Add("Last-Event-ID", lastId);
+                using HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
                 if (secret)
                 {
                     bool refused = response.StatusCode == System.Net.HttpStatusCode.Unauthorized
@@ -521,20 +528,32 @@ public sealed class SoakTests(ITestOutputHelper output)
                 }
 
                 using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
-                long last = -1;
-                string? name = null;
+                string? name = null, id = null;
                 for (int events = random.Next(20, 200); events > 0 && clock.Elapsed < length;)
                 {
                     string? line = await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(20));
                     if (line is null) break;
+                    if (line.StartsWith("id: ", StringComparison.Ordinal)) id = line[4..];
                     if (line.StartsWith("event: ", StringComparison.Ordinal)) name = line[7..];
-                    if (!line.StartsWith("data: ", StringComparison.Ordinal) || name != "soak.ticked") continue;
+                    if (!line.StartsWith("data: ", StringComparison.Ordinal)) continue;
+                    if (name is "ipyrpc.dropped" or "ipyrpc.missed")
+                    {
+                        gap = true;
+                        stats.Count("event-stream", name[7..]);
+                    }
+
+                    if (id is not null) lastId = id;
+                    id = null;
+                    if (name != "soak.ticked") continue;
                     long tick = long.Parse(line[6..]);
-                    if (tick <= last) stats.Wrong("event-stream", "event", $"tick {tick} after {last}");
+                    if (tick <= last || (!gap && tick != last + 1)) stats.Wrong("event-stream", "event", $"tick {tick} after {last}");
                     last = tick;
+                    gap = false;
                     events--;
                     stats.Count("event-stream", "event");
                 }
+
+                if (resuming) stats.Count("event-stream", "resumed");
             }
             catch (Exception e)
             {
