@@ -26,12 +26,23 @@ public sealed class TcpProxy : IAsyncDisposable
     }
 
     /// <summary>Starts a proxy to <c>127.0.0.1:<paramref name="target"/></c>.</summary>
-    public static TcpProxy Start(int target) => new(target);
+    public static TcpProxy Start(int target, bool recording = false) => new(target) { Recording = recording };
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
     /// <summary>While true, a new connection is closed as soon as it is accepted, and nothing reaches the server.</summary>
     public volatile bool Refusing;
+
+    private readonly StringBuilder _passed = new();
+
+    /// <summary>Whether it keeps the text it passes to clients, for <see cref="PassedToClients"/> (off: tests move megabytes through it).</summary>
+    public bool Recording { get; init; }
+
+    /// <summary>Whether the text passed to clients so far (with <see cref="Recording"/>) holds <paramref name="text"/>.</summary>
+    public bool PassedToClients(string text)
+    {
+        lock (_passed) return _passed.ToString().Contains(text, StringComparison.Ordinal);
+    }
 
     /// <summary>
     /// Arms a cut: the next bytes a client sends that contain <paramref name="marker"/> are passed to the server; then,
@@ -109,6 +120,11 @@ public sealed class TcpProxy : IAsyncDisposable
             {
                 if (link.Doomed) continue; // the answers to what comes before the cut are lost with it
                 await to.WriteAsync(buffer.AsMemory(0, n), _stop.Token);
+                if (Recording)
+                {
+                    lock (_passed) _passed.Append(Encoding.UTF8.GetString(buffer, 0, n));
+                }
+
                 continue;
             }
 
