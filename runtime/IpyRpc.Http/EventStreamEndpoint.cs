@@ -25,7 +25,9 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
     {
         < 0 => throw new ArgumentOutOfRangeException(nameof(options), options.EventStreamHistory, "IpyRpcHttpOptions.EventStreamHistory is a count of events: 0 keeps none."),
         0 => null,
-        var count => server.RetainEvents(count),
+        var count => options.EventStreamHistoryBytes < 1
+            ? throw new ArgumentOutOfRangeException(nameof(options), options.EventStreamHistoryBytes, "IpyRpcHttpOptions.EventStreamHistoryBytes is a size in bytes, 1 or more.")
+            : server.RetainEvents(count, options.EventStreamHistoryBytes),
     };
 
     /// <summary>Ends every stream, telling its client the server is stopping (the app is shutting down; requests that stream forever would hold it up).</summary>
@@ -92,14 +94,14 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
             response.ContentType = "text/event-stream; charset=utf-8";
             response.Headers.CacheControl = "no-cache";
             response.Headers["X-Accel-Buffering"] = "no"; // a proxy in front (nginx) passes each event on at once
-            List<OutgoingEvent> replay = [];
+            List<KeptEvent> replay = [];
             if (_history is not null)
             {
                 replay = _history.After(from, out bool complete);
                 replay.RemoveAll(e => !names.Contains(e.Name));
                 if (!complete && missed is null && !string.IsNullOrEmpty(resumeFrom))
                 {
-                    missed = new Missed("expired", $"The server keeps its last {_history.Capacity} events, and more were published after {Shown(resumeFrom)}: some events this stream would have had are lost.");
+                    missed = new Missed("expired", $"The server keeps its last {_history.Capacity} events ({Size(_history.MaxBytes)} of payloads at most), and more were published after {Shown(resumeFrom)}: some events this stream would have had are lost.");
                 }
             }
 
@@ -140,6 +142,13 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
 
     /// <summary>Why a stream that asked to resume could not hear everything it missed (<c>ipyrpc.missed</c>).</summary>
     private sealed record Missed(string Reason, string Message);
+
+    private static string Size(long bytes) => bytes switch
+    {
+        >= 1 << 20 => $"{bytes / (1 << 20)} MiB",
+        >= 1 << 10 => $"{bytes / (1 << 10)} KiB",
+        _ => $"{bytes} bytes",
+    };
 
     // A client's Last-Event-ID, shown back to it when it is short and plain.
     private static string Shown(string id) => id.Length <= 40 && id.All(c => char.IsAsciiLetterOrDigit(c) || c == '-') ? $"'{id}'" : "the id given";
@@ -211,7 +220,7 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
         }
 
         /// <summary>Begins the stream: <c>ipyrpc.subscribed</c> (with the id of <paramref name="from"/>), <c>ipyrpc.missed</c>, the events replayed, the events held.</summary>
-        public async Task StartAsync(IEnumerable<string> names, long from, Missed? missed, List<OutgoingEvent> replay)
+        public async Task StartAsync(IEnumerable<string> names, long from, Missed? missed, List<KeptEvent> replay)
         {
             var text = new ArrayBufferWriter<byte>();
             if (history is not null) text.Write(Encoding.UTF8.GetBytes($"id: {history.IdOf(from)}\n"));
@@ -238,7 +247,7 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
                 lock (_held)
                 {
                     _last = from;
-                    foreach (OutgoingEvent e in replay) Append(text, e.Name, e.Number, e.Json.Span, 0);
+                    foreach (KeptEvent e in replay) Append(text, e.Name, e.Number, e.Json.Span, 0);
                     foreach (IpyRpcMessage message in _held) Append(text, message);
                     _held.Clear();
                     _started = true;

@@ -41,6 +41,12 @@ public sealed record IpyRpcHttpOptions
     /// </summary>
     public int EventStreamHistory { get; init; } = 256;
 
+    /// <summary>
+    /// The most bytes of payloads (as JSON) the events kept for <see cref="EventStreamHistory"/> take together: past it
+    /// the oldest go first, so a server whose events are large keeps fewer of them (one larger than this is not kept).
+    /// </summary>
+    public long EventStreamHistoryBytes { get; init; } = 16 * 1024 * 1024;
+
     /// <summary>The largest JSON-RPC request body, in bytes.</summary>
     public long MaxJsonRequestBytes { get; init; } = 16 * 1024 * 1024;
 

@@ -382,5 +382,35 @@ public sealed class EventStreamTests
         Assert.Equal(2, JsonDocument.Parse(tick.Data!).RootElement.GetProperty("number").GetInt32());
 
         await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { EventStreamHistory = -1 }));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { EventStreamHistoryBytes = 0 }));
+    }
+
+    [Fact]
+    public async Task LargeEventsTakeTheRoomOfManyInTheHistory()
+    {
+        await using IpyRpcServer server = EventServer();
+        await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { EventStreamHistory = 100, EventStreamHistoryBytes = 400 });
+        using var http = new HttpClient { BaseAddress = host.Address };
+        (HttpResponseMessage first, SseReader a) = await OpenAsync(http, "?pattern=bw.ticked");
+        Assert.Equal("ipyrpc.subscribed", (await a.EventAsync()).Event);
+        server.Publish(BothWaysEvents.Ticked, new Tick(1, ""));
+        Assert.Equal("bw.ticked", (await a.EventAsync()).Event);
+        string afterOne = a.LastEventId!;
+        first.Dispose();
+        a.Dispose();
+
+        // Three of 150 bytes and more, while away: 400 bytes hold two of them, so the first is gone.
+        for (int i = 2; i <= 4; i++) server.Publish(BothWaysEvents.Ticked, new Tick(i, new string('n', 150)));
+        (HttpResponseMessage second, SseReader b) = await OpenAsync(http, "?pattern=bw.ticked", afterOne);
+        using HttpResponseMessage _ = second;
+        using SseReader __ = b;
+        Assert.Equal("ipyrpc.subscribed", (await b.EventAsync()).Event);
+        Item missed = await b.EventAsync();
+        Assert.Equal("ipyrpc.missed", missed.Event);
+        Assert.Contains("keeps its last 100 events (400 bytes of payloads at most)", missed.Data);
+        int[] kept = [Number(await b.EventAsync()), Number(await b.EventAsync())];
+        Assert.Equal([3, 4], kept);
+
+        static int Number(Item e) => JsonDocument.Parse(e.Data!).RootElement.GetProperty("number").GetInt32();
     }
 }

@@ -98,7 +98,7 @@ public sealed class PythonJsonRpcClientTests
         Assert.True(code == 0, stdout + stderr);
         string[] lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal([.. new[] { 0, 1, 2, 3, 4, 5, 6, 13, 14, 15, 16, 17 }.Select(n => $"tick {n}")], lines[..^2]);
-        Assert.Matches("^missed 1 \\| The server keeps its last 4 events, and more were published after '[0-9a-f]{8}-[0-9]+': some events this stream would have had are lost\\.$", lines[^2]);
+        Assert.Matches("^missed 1 \\| The server keeps its last 4 events \\(16 MiB of payloads at most\\), and more were published after '[0-9a-f]{8}-[0-9]+': some events this stream would have had are lost\\.$", lines[^2]);
         Assert.Equal($"last id {published}", lines[^1]); // the numbers count every event published, those that reached nobody too
 
         void Drop()

@@ -4,7 +4,7 @@ using IpyRpc.Protocol;
 namespace IpyRpc;
 
 /// <summary>
-/// The latest events a server published, numbered in the order published (from 1), kept so that an event stream that
+/// The latest events a server published (up to a count and a size), numbered in the order published (from 1), kept so that an event stream that
 /// reconnects (the HTTP stream's <c>Last-Event-ID</c>) hears what it missed meanwhile. Each history has a random
 /// <see cref="Epoch"/>: a number given by another server, or by this one before it restarted, is told apart from this
 /// one's. Publishing holds the history's lock while it numbers the event and queues it for every connection, so every
@@ -13,24 +13,38 @@ namespace IpyRpc;
 internal sealed class EventHistory
 {
     private readonly Lock _gate = new();
-    private OutgoingEvent[] _ring;
+    private readonly Queue<KeptEvent> _kept = new(); // numbers one after another, the oldest first
+    private int _capacity;
+    private long _maxBytes;
+    private long _bytes;
     private long _last;
 
-    public EventHistory(int capacity)
+    public EventHistory(int capacity, long maxBytes)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
-        _ring = new OutgoingEvent[capacity];
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 1);
+        _capacity = capacity;
+        _maxBytes = maxBytes;
     }
 
     /// <summary>This history's random name (8 hex digits), part of every event id it gives.</summary>
     public string Epoch { get; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
 
-    /// <summary>How many events it keeps.</summary>
+    /// <summary>How many events it keeps at most.</summary>
     public int Capacity
     {
         get
         {
-            lock (_gate) return _ring.Length;
+            lock (_gate) return _capacity;
+        }
+    }
+
+    /// <summary>How many bytes of JSON payloads it keeps at most (the oldest go first).</summary>
+    public long MaxBytes
+    {
+        get
+        {
+            lock (_gate) return _maxBytes;
         }
     }
 
@@ -54,31 +68,32 @@ internal sealed class EventHistory
         return number <= Last ? number : null;
     }
 
-    /// <summary>Keeps at least <paramref name="capacity"/> events from now on (the events kept stay).</summary>
-    public void Grow(int capacity)
+    /// <summary>Keeps at least <paramref name="capacity"/> events and <paramref name="maxBytes"/> bytes from now on.</summary>
+    public void Grow(int capacity, long maxBytes)
     {
         lock (_gate)
         {
-            if (capacity <= _ring.Length) return;
-            var ring = new OutgoingEvent[capacity];
-            for (long n = Math.Max(1, _last - _ring.Length + 1); n <= _last; n++) ring[n % capacity] = _ring[n % _ring.Length];
-            _ring = ring;
+            _capacity = Math.Max(_capacity, capacity);
+            _maxBytes = Math.Max(_maxBytes, maxBytes);
         }
     }
 
     /// <summary>
-    /// Numbers <paramref name="e"/>, keeps it, and has <paramref name="queue"/> queue it for every connection that wants
-    /// it, in one step no other publish comes between; then runs what the queueing left to do (sends), outside the lock.
+    /// Numbers <paramref name="e"/>, keeps its JSON payload, and has <paramref name="queue"/> queue it for every
+    /// connection that wants it, in one step no other publish comes between; then runs what the queueing left to do
+    /// (sends), outside the lock.
     /// </summary>
     public int Publish(OutgoingEvent e, Func<OutgoingEvent, List<(EventOutbox, EventOutbox.Posted)>, int> queue)
     {
-        _ = e.Json; // encoded now, once: a payload changed after it was published is kept as it was
+        ReadOnlyMemory<byte> json = e.Json; // encoded now, once: a payload changed after it was published is kept as it was
         var then = new List<(EventOutbox, EventOutbox.Posted)>();
         int queued;
         lock (_gate)
         {
             e.Number = ++_last;
-            _ring[_last % _ring.Length] = e;
+            _kept.Enqueue(new KeptEvent(e.Number, e.Name, json));
+            _bytes += json.Length;
+            while (_kept.Count > _capacity || _bytes > _maxBytes) _bytes -= _kept.Dequeue().Json.Length;
             queued = queue(e, then);
         }
 
@@ -90,15 +105,22 @@ internal sealed class EventHistory
     /// The events kept whose numbers are greater than <paramref name="after"/>, in order; <paramref name="complete"/>
     /// says whether they are all the events published after it (false when the oldest kept came later).
     /// </summary>
-    public List<OutgoingEvent> After(long after, out bool complete)
+    public List<KeptEvent> After(long after, out bool complete)
     {
         lock (_gate)
         {
-            long oldest = Math.Max(1, _last - _ring.Length + 1);
+            long oldest = _kept.TryPeek(out KeptEvent? first) ? first.Number : _last + 1;
             complete = after >= oldest - 1;
-            var events = new List<OutgoingEvent>((int)Math.Max(0, Math.Min(_ring.Length, _last - after)));
-            for (long n = Math.Max(oldest, after + 1); n <= _last; n++) events.Add(_ring[n % _ring.Length]);
+            var events = new List<KeptEvent>((int)Math.Clamp(_last - after, 0, _kept.Count));
+            foreach (KeptEvent e in _kept)
+            {
+                if (e.Number > after) events.Add(e);
+            }
+
             return events;
         }
     }
 }
+
+/// <summary>An event a history keeps: its number, its name and its payload as JSON.</summary>
+internal sealed record KeptEvent(long Number, string Name, ReadOnlyMemory<byte> Json);

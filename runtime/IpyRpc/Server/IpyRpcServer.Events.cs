@@ -55,21 +55,21 @@ public sealed partial class IpyRpcServer
     }
 
     /// <summary>
-    /// Keeps the latest <paramref name="count"/> events published from now on (or more, when something asked for more
-    /// before), numbered, so that an event stream that reconnects hears what it missed: the HTTP event stream asks for
+    /// Keeps the latest <paramref name="count"/> events published from now on, their JSON payloads up to
+    /// <paramref name="maxBytes"/> together (or more, when something asked for more before), numbered, so that an event stream that reconnects hears what it missed: the HTTP event stream asks for
     /// <c>IpyRpcHttpOptions.EventStreamHistory</c>. A server nothing asked keeps no history and numbers nothing.
     /// </summary>
-    internal EventHistory RetainEvents(int count)
+    internal EventHistory RetainEvents(int count, long maxBytes)
     {
         lock (_subscribers)
         {
             if (_history is { } history)
             {
-                history.Grow(count);
+                history.Grow(count, maxBytes);
                 return history;
             }
 
-            return _history = new EventHistory(count);
+            return _history = new EventHistory(count, maxBytes);
         }
     }
 
