@@ -59,7 +59,9 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
 
         // Where the stream starts: what is published after this number reaches it (published while it subscribes too).
         long from = 0;
-        string? resumeFrom = context.Request.Headers["Last-Event-ID"].FirstOrDefault();
+        // The header an EventSource sends when it reconnects; else the query's, for a page that starts a new EventSource
+        // after an id it kept (an EventSource sets no headers of its own).
+        string? resumeFrom = context.Request.Headers["Last-Event-ID"].FirstOrDefault() is { Length: > 0 } header ? header : context.Request.Query["lastEventId"].FirstOrDefault();
         Missed? missed = null;
         if (_history is not null)
         {

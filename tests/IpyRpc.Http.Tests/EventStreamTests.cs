@@ -339,6 +339,21 @@ public sealed class EventStreamTests
             Assert.Equal([7, 8, 9, 10], kept);
         }
 
+        // The id in the query (a page that keeps it, for a new EventSource, which sets no headers) does the same; the
+        // header, which an EventSource sends when it reconnects, is the later and wins.
+        string afterTen = c.LastEventId!;
+        server.Publish(BothWaysEvents.Ticked, new Tick(11, ""));
+        foreach ((string query, string? header) in new[] { ("&lastEventId=" + afterTen, (string?)null), ("&lastEventId=" + afterOne, afterTen) })
+        {
+            (HttpResponseMessage response, SseReader fromQuery) = await OpenAsync(http, "?pattern=bw.ticked" + query, header);
+            using (response)
+            using (fromQuery)
+            {
+                Assert.Equal("ipyrpc.subscribed", (await fromQuery.EventAsync()).Event);
+                Assert.Equal(11, Number(await fromQuery.EventAsync()));
+            }
+        }
+
         // An id this server never gave (another server's, or from before a restart): told so, and the stream starts now.
         foreach (string foreign in new[] { "0badc0de-3", afterOne.Split('-')[0] + "-999999", "not an id at all", new string('x', 300) })
         {
@@ -352,8 +367,8 @@ public sealed class EventStreamTests
                 JsonElement data = JsonDocument.Parse(unknown.Data!).RootElement;
                 Assert.Equal("unknown_id", data.GetProperty("reason").GetString());
                 Assert.DoesNotContain("xxxxxxxxxx", data.GetProperty("message").GetString());
-                server.Publish(BothWaysEvents.Ticked, new Tick(11, ""));
-                Assert.Equal(11, Number(await d.EventAsync())); // not the history's 7..10
+                server.Publish(BothWaysEvents.Ticked, new Tick(12, ""));
+                Assert.Equal(12, Number(await d.EventAsync())); // not the history's 8..11
             }
         }
 
