@@ -68,6 +68,18 @@ public sealed class EventStreamTests
         return (response, new SseReader(await response.Content.ReadAsStreamAsync()));
     }
 
+    /// <summary>A stream of bw.ticked that hears tick 1 and goes: the id it would resume from.</summary>
+    private static async Task<string> HeardTickOneAsync(IpyRpcServer server, HttpClient http)
+    {
+        (HttpResponseMessage response, SseReader sse) = await OpenAsync(http, "?pattern=bw.ticked");
+        using HttpResponseMessage _ = response;
+        using SseReader __ = sse;
+        Assert.Equal("ipyrpc.subscribed", (await sse.EventAsync()).Event);
+        server.Publish(BothWaysEvents.Ticked, new Tick(1, ""));
+        Assert.Equal("bw.ticked", (await sse.EventAsync()).Event);
+        return sse.LastEventId!;
+    }
+
     private static IpyRpcServer EventServer(IpyRpcServerOptions? options = null)
     {
         var server = new IpyRpcServer(options);
@@ -300,13 +312,7 @@ public sealed class EventStreamTests
         await using IpyRpcServer server = EventServer();
         await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { EventStreamHistory = 4 });
         using var http = new HttpClient { BaseAddress = host.Address };
-        (HttpResponseMessage first, SseReader a) = await OpenAsync(http, "?pattern=bw.ticked");
-        Assert.Equal("ipyrpc.subscribed", (await a.EventAsync()).Event);
-        server.Publish(BothWaysEvents.Ticked, new Tick(1, ""));
-        Assert.Equal("bw.ticked", (await a.EventAsync()).Event);
-        string afterOne = a.LastEventId!;
-        first.Dispose();
-        a.Dispose();
+        string afterOne = await HeardTickOneAsync(server, http);
 
         // Missed: a tick, an event of another name, a tick; all within the four kept.
         server.Publish(BothWaysEvents.Ticked, new Tick(2, ""));
@@ -406,13 +412,7 @@ public sealed class EventStreamTests
         await using IpyRpcServer server = EventServer();
         await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { EventStreamHistory = 100, EventStreamHistoryBytes = 400 });
         using var http = new HttpClient { BaseAddress = host.Address };
-        (HttpResponseMessage first, SseReader a) = await OpenAsync(http, "?pattern=bw.ticked");
-        Assert.Equal("ipyrpc.subscribed", (await a.EventAsync()).Event);
-        server.Publish(BothWaysEvents.Ticked, new Tick(1, ""));
-        Assert.Equal("bw.ticked", (await a.EventAsync()).Event);
-        string afterOne = a.LastEventId!;
-        first.Dispose();
-        a.Dispose();
+        string afterOne = await HeardTickOneAsync(server, http);
 
         // Three of 150 bytes and more, while away: 400 bytes hold two of them, so the first is gone.
         for (int i = 2; i <= 4; i++) server.Publish(BothWaysEvents.Ticked, new Tick(i, new string('n', 150)));
