@@ -47,8 +47,17 @@ public sealed class IpyRpcHttpServer : IAsyncDisposable
         });
         WebApplication app = builder.Build();
         options ??= new IpyRpcHttpOptions();
-        app.MapIpyRpc(server, options);
-        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            app.MapIpyRpc(server, options);
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await app.DisposeAsync().ConfigureAwait(false); // an option out of range, a port taken: nothing is left behind
+            throw;
+        }
+
         string bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var address = new Uri(bound.EndsWith('/') ? bound : bound + "/");
         // Pointers to this server's values name this address (the host as bound; all interfaces: the advertised host name).
