@@ -7,7 +7,7 @@ namespace IpyRpc;
 /// The latest events a server published (up to a count and a size), numbered in the order published (from 1), kept so that an event stream that
 /// reconnects (the HTTP stream's <c>Last-Event-ID</c>) hears what it missed meanwhile. Each history has a random
 /// <see cref="Epoch"/>: a number given by another server, or by this one before it restarted, is told apart from this
-/// one's. Publishing holds the history's lock while it numbers the event and queues it for every connection, so every
+/// one's. A publisher holds <see cref="Gate"/> while it numbers the event and queues it for every connection, so every
 /// connection gets events in number order; sending happens after the lock is released.
 /// </summary>
 internal sealed class EventHistory
@@ -78,27 +78,17 @@ internal sealed class EventHistory
         }
     }
 
-    /// <summary>
-    /// Numbers <paramref name="e"/>, keeps its JSON payload, and has <paramref name="queue"/> queue it for every
-    /// connection that wants it, in one step no other publish comes between; then runs what the queueing left to do
-    /// (sends), outside the lock.
-    /// </summary>
-    public int Publish(OutgoingEvent e, Func<OutgoingEvent, List<(EventOutbox, EventOutbox.Posted)>, int> queue)
-    {
-        ReadOnlyMemory<byte> json = e.Json; // encoded now, once: a payload changed after it was published is kept as it was
-        var then = new List<(EventOutbox, EventOutbox.Posted)>();
-        int queued;
-        lock (_gate)
-        {
-            e.Number = ++_last;
-            _kept.Enqueue(new KeptEvent(e.Number, e.Name, json));
-            _bytes += json.Length;
-            while (_kept.Count > _capacity || _bytes > _maxBytes) _bytes -= _kept.Dequeue().Json.Length;
-            queued = queue(e, then);
-        }
+    /// <summary>The lock a publisher holds while it numbers an event (<see cref="Keep"/>) and queues it for every connection.</summary>
+    public Lock Gate => _gate;
 
-        foreach ((EventOutbox outbox, EventOutbox.Posted posted) in then) outbox.Then(posted);
-        return queued;
+    /// <summary>Numbers <paramref name="e"/> and keeps its JSON payload, the oldest going past the count or the size. Hold <see cref="Gate"/>.</summary>
+    public void Keep(OutgoingEvent e)
+    {
+        e.Number = ++_last;
+        ReadOnlyMemory<byte> json = e.Json;
+        _kept.Enqueue(new KeptEvent(e.Number, e.Name, json));
+        _bytes += json.Length;
+        while (_kept.Count > _capacity || _bytes > _maxBytes) _bytes -= _kept.Dequeue().Json.Length;
     }
 
     /// <summary>

@@ -24,12 +24,10 @@ internal sealed class EventOutbox(Func<IpyRpcMessage, ValueTask<bool>> send, Act
         }
     }
 
-    public void Post(IpyRpcMessage message) => Then(Queue(message));
-
     /// <summary>
-    /// Queues <paramref name="message"/> without sending anything: a publisher that numbers its events queues them for
-    /// every connection under one lock, so each connection gets them in number order, then calls <see cref="Then"/> on
-    /// what this returns once the lock is released (a send can run the transport's code).
+    /// Queues <paramref name="message"/> without sending anything: the publisher queues an event for every connection
+    /// (under the history's lock, when it numbers them), then calls <see cref="Then"/> on what this returns once it has
+    /// (a send can run the transport's code).
     /// </summary>
     public Posted Queue(IpyRpcMessage message)
     {

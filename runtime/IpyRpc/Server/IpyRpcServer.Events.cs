@@ -27,20 +27,36 @@ public sealed partial class IpyRpcServer
     public int Publish(string name, object? payload)
         => Publish(new OutgoingEvent(Registered(name), s => Encode(payload, Formatters.Object, s)));
 
+    // Queues the event for every subscriber first, then sends (on this thread, for transports that send at once). With a
+    // history, the numbering and the queueing are one step under its lock, so every connection gets events in the order
+    // of their numbers however many threads publish; the sends come after the lock is released.
     private int Publish(OutgoingEvent e)
     {
-        if (Volatile.Read(ref _history) is { } history) return history.Publish(e, _queueEverywhere ??= QueueEverywhere);
-        int queued = 0;
-        foreach (ServerSession session in _subscribers.Keys)
+        List<(EventOutbox, EventOutbox.Posted)>? then = null;
+        int queued;
+        if (Volatile.Read(ref _history) is { } history)
         {
-            if (session.OfferEvent(e)) queued++;
+            _ = e.Json; // encoded before the lock, once: a payload changed after it was published is kept as it was
+            lock (history.Gate)
+            {
+                history.Keep(e);
+                queued = QueueEverywhere(e, ref then);
+            }
+        }
+        else
+        {
+            queued = QueueEverywhere(e, ref then);
+        }
+
+        if (then is not null)
+        {
+            foreach ((EventOutbox outbox, EventOutbox.Posted posted) in then) outbox.Then(posted);
         }
 
         return queued;
     }
 
-    // With a history, an event is numbered and queued for every subscriber under its lock, and sent after.
-    private int QueueEverywhere(OutgoingEvent e, List<(EventOutbox, EventOutbox.Posted)> then)
+    private int QueueEverywhere(OutgoingEvent e, ref List<(EventOutbox, EventOutbox.Posted)>? then)
     {
         int queued = 0;
         foreach (ServerSession session in _subscribers.Keys)
@@ -48,7 +64,7 @@ public sealed partial class IpyRpcServer
             (EventOutbox? outbox, EventOutbox.Posted posted) = session.QueueEvent(e);
             if (outbox is null) continue;
             queued++;
-            if (posted != EventOutbox.Posted.Nothing) then.Add((outbox, posted));
+            if (posted != EventOutbox.Posted.Nothing) (then ??= []).Add((outbox, posted));
         }
 
         return queued;
@@ -56,7 +72,8 @@ public sealed partial class IpyRpcServer
 
     /// <summary>
     /// Keeps the latest <paramref name="count"/> events published from now on, their JSON payloads up to
-    /// <paramref name="maxBytes"/> together (or more, when something asked for more before), numbered, so that an event stream that reconnects hears what it missed: the HTTP event stream asks for
+    /// <paramref name="maxBytes"/> together (or more, when something asked for more before), numbered, so that an
+    /// event stream that reconnects hears what it missed: the HTTP event stream asks for
     /// <c>IpyRpcHttpOptions.EventStreamHistory</c>. A server nothing asked keeps no history and numbers nothing.
     /// </summary>
     internal EventHistory RetainEvents(int count, long maxBytes)
@@ -74,7 +91,6 @@ public sealed partial class IpyRpcServer
     }
 
     private EventHistory? _history;
-    private Func<OutgoingEvent, List<(EventOutbox, EventOutbox.Posted)>, int>? _queueEverywhere;
 
     private string Registered(string name) => _registry.FindEvent(name)?.Name ?? throw new ArgumentException(
         $"The server has no event named '{name}'. Declare it with [IpyRpcEvent] on a static IpyRpcEvent<T> field and register the declaring type: server.Register(typeof(...)).", nameof(name));

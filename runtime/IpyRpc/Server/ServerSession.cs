@@ -1129,15 +1129,7 @@ public sealed class ServerSession : IAsyncDisposable
         await ReplyAsync(message, JobCodec.Encode(removed, message.Serialization)).ConfigureAwait(false);
     }
 
-    /// <summary>Queues a published event for this connection if it subscribed to it; never waits.</summary>
-    internal bool OfferEvent(OutgoingEvent e)
-    {
-        (EventOutbox? outbox, EventOutbox.Posted posted) = QueueEvent(e);
-        outbox?.Then(posted);
-        return outbox is not null;
-    }
-
-    /// <summary>Queues a published event for this connection if it subscribed to it, sending nothing: the caller passes what this returns to the outbox's <see cref="EventOutbox.Then"/>.</summary>
+    /// <summary>Queues a published event for this connection if it subscribed to it, sending nothing (never waits): the caller passes what this returns to the outbox's <see cref="EventOutbox.Then"/>.</summary>
     internal (EventOutbox? Outbox, EventOutbox.Posted Posted) QueueEvent(OutgoingEvent e)
     {
         EventOutbox? outbox;
