@@ -1116,6 +1116,27 @@ class IpyRpcClient(_RemoteFunctions):
             self._socket.close(0)
 
 
+def _event_stream_items(response):
+    """The items of a text/event-stream response as they come: (its id or None, its event name or None, its data
+    lines joined); comments (": keep-alive") are skipped."""
+    name, data, event_id = None, [], None
+    for raw in response:
+        line = raw.decode("utf-8").rstrip("\n").rstrip("\r")
+        if not line:
+            if name is not None or data or event_id is not None:
+                yield event_id, name, "\n".join(data)
+            name, data, event_id = None, [], None
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "event":
+            name = value
+        elif field == "data":
+            data.append(value)
+        elif field == "id":
+            event_id = value
+
+
 class JsonRpcClient(_RemoteFunctions):
     """IpyRpc over HTTP (JSON-RPC 2.0 at the server's `/rpc`) with Python's standard library alone: no ZeroMQ, no
     msgpack. Functions are attributes with their remote docs (`client.add(2, 3)`, `help(client.add)`), output prints
@@ -1335,47 +1356,33 @@ class JsonRpcClient(_RemoteFunctions):
                     error = {}
                 raise RemoteError({"code": error.get("code", "bad_message"), "message": error.get("message", f"HTTP {e.code}: {e.reason}")}, "events") from None
             except (urllib.error.URLError, ConnectionError, http.client.HTTPException) as e:
-                failures += 1
-                if failures > reconnect:
-                    raise ConnectionError(f"the event stream at {url} could not be reached ({failures} tries): {e}") from None
-                time.sleep(0.5 * 2 ** (failures - 1))
-                continue
-            with response:
-                name, data, event_id = None, [], None
-                try:
-                    for raw in response:
-                        line = raw.decode("utf-8").rstrip("\n").rstrip("\r")
-                        if line:
-                            field, _, value = line.partition(":")
-                            value = value[1:] if value.startswith(" ") else value
-                            if field == "event":
-                                name = value
-                            elif field == "data":
-                                data.append(value)
-                            elif field == "id":
-                                event_id = value
-                            continue  # a comment (": keep-alive") or a field
-                        if event_id is not None:
-                            self.events_last_id = event_id
-                        if name == "ipyrpc.closed":
-                            return
-                        if name == "ipyrpc.subscribed":
-                            failures = 0
-                        elif name == "ipyrpc.dropped":
-                            self.events_dropped = getattr(self, "events_dropped", 0) + json.loads(data[0])["dropped"]
-                        elif name == "ipyrpc.missed":
-                            self.events_missed = getattr(self, "events_missed", 0) + 1
-                            warnings.warn(json.loads(data[0])["message"], RuntimeWarning, stacklevel=2)
-                        elif name:
-                            yield name, _floats(json.loads("\n".join(data), object_hook=_json_object_hook, parse_float=_JsonFloat))
-                        name, data, event_id = None, [], None
-                except socket.timeout:
-                    raise TimeoutError(f"the event stream at {url} was silent for {self.timeout} s") from None
-                except (ConnectionError, http.client.HTTPException):
-                    pass  # the connection dropped: connect again, after the last event heard
+                why = f"could not be reached ({e})"
+                response = None
+            if response is not None:
+                why = "dropped"
+                with response:
+                    try:
+                        for event_id, name, data in _event_stream_items(response):
+                            if event_id is not None:
+                                self.events_last_id = event_id
+                            if name == "ipyrpc.closed":
+                                return
+                            if name == "ipyrpc.subscribed":
+                                failures = 0
+                            elif name == "ipyrpc.dropped":
+                                self.events_dropped = getattr(self, "events_dropped", 0) + json.loads(data)["dropped"]
+                            elif name == "ipyrpc.missed":
+                                self.events_missed = getattr(self, "events_missed", 0) + 1
+                                warnings.warn(json.loads(data)["message"], RuntimeWarning, stacklevel=2)
+                            elif name:
+                                yield name, _floats(json.loads(data, object_hook=_json_object_hook, parse_float=_JsonFloat))
+                    except socket.timeout:
+                        raise TimeoutError(f"the event stream at {url} was silent for {self.timeout} s") from None
+                    except (ConnectionError, http.client.HTTPException):
+                        pass  # the connection dropped: connect again, after the last event heard
             failures += 1
             if failures > reconnect:
-                raise ConnectionError(f"the event stream at {url} dropped {failures} times in a row")
+                raise ConnectionError(f"the event stream at {url} {why}, {failures} times in a row")
             time.sleep(0.5 * 2 ** (failures - 1))
 
     def close(self):
