@@ -27,7 +27,7 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
         0 => null,
         var count => options.EventStreamHistoryBytes < 1
             ? throw new ArgumentOutOfRangeException(nameof(options), options.EventStreamHistoryBytes, "IpyRpcHttpOptions.EventStreamHistoryBytes is a size in bytes, 1 or more.")
-            : server.RetainEvents(count, options.EventStreamHistoryBytes),
+            : server.RetainEvents(count, options.EventStreamHistoryBytes, Serialization.Json),
     };
 
     /// <summary>Ends every stream, telling its client the server is stopping (the app is shutting down; requests that stream forever would hold it up).</summary>
@@ -69,7 +69,7 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
             if (!string.IsNullOrEmpty(resumeFrom))
             {
                 if (_history.NumberOf(resumeFrom) is { } number) from = number;
-                else missed = new Missed("unknown_id", $"This server did not give the event id {Shown(resumeFrom)} (it restarted since, or another server gave it): events published meanwhile may be lost; this stream starts now.");
+                else missed = new Missed("unknown_id", EventHistory.Unknown(resumeFrom, "stream"));
             }
         }
 
@@ -99,11 +99,11 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
             List<KeptEvent> replay = [];
             if (_history is not null)
             {
-                replay = _history.After(from, out bool complete);
+                replay = _history.After(from, Serialization.Json, out bool complete);
                 replay.RemoveAll(e => !names.Contains(e.Name));
                 if (!complete && missed is null && !string.IsNullOrEmpty(resumeFrom))
                 {
-                    missed = new Missed("expired", $"The server keeps its last {_history.Capacity} events ({Size(_history.MaxBytes)} of payloads at most), and more were published after {Shown(resumeFrom)}: some events this stream would have had are lost.");
+                    missed = new Missed("expired", _history.Expired(resumeFrom, "stream"));
                 }
             }
 
@@ -144,16 +144,6 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
 
     /// <summary>Why a stream that asked to resume could not hear everything it missed (<c>ipyrpc.missed</c>).</summary>
     private sealed record Missed(string Reason, string Message);
-
-    private static string Size(long bytes) => bytes switch
-    {
-        >= 1 << 20 => $"{bytes / (1 << 20)} MiB",
-        >= 1 << 10 => $"{bytes / (1 << 10)} KiB",
-        _ => $"{bytes} bytes",
-    };
-
-    // A client's Last-Event-ID, shown back to it when it is short and plain.
-    private static string Shown(string id) => id.Length <= 40 && id.All(c => char.IsAsciiLetterOrDigit(c) || c == '-') ? $"'{id}'" : "the id given";
 
     // The statuses an EventSource gives up on (anything but 200): a refusal, not a failure worth retrying.
     private static int StatusOf(string code, HttpContext context) => code switch
@@ -249,7 +239,7 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
                 lock (_held)
                 {
                     _last = from;
-                    foreach (KeptEvent e in replay) Append(text, e.Name, e.Number, e.Json.Span, 0);
+                    foreach (KeptEvent e in replay) Append(text, e.Name, e.Number, e.Json!.Value.Span, 0);
                     foreach (IpyRpcMessage message in _held) Append(text, message);
                     _held.Clear();
                     _started = true;
@@ -290,7 +280,7 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
             }
         }
 
-        private void Append(ArrayBufferWriter<byte> text, IpyRpcMessage message) => Append(text, message.Function!, message.EventNumber, message.Body.Span, message.Dropped ?? 0);
+        private void Append(ArrayBufferWriter<byte> text, IpyRpcMessage message) => Append(text, message.Function!, message.Sequence ?? 0, message.Body.Span, message.Dropped ?? 0);
 
         // Writes one event (after an ipyrpc.dropped, when events were dropped before it), unless it was written already.
         private void Append(ArrayBufferWriter<byte> text, string name, long number, ReadOnlySpan<byte> json, long dropped)

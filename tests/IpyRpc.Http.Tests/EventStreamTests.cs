@@ -309,7 +309,8 @@ public sealed class EventStreamTests
     [Fact]
     public async Task AResumedStreamHearsOnlyItsPatternsAndIsToldWhenTheServerNoLongerHoldsWhatItMissed()
     {
-        await using IpyRpcServer server = EventServer();
+        // The server keeps no history of its own for its clients' subscriptions: the stream's four are all it keeps.
+        await using IpyRpcServer server = EventServer(new IpyRpcServerOptions { EventHistory = 0 });
         await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { EventStreamHistory = 4 });
         using var http = new HttpClient { BaseAddress = host.Address };
         string afterOne = await HeardTickOneAsync(server, http);
@@ -409,7 +410,7 @@ public sealed class EventStreamTests
     [Fact]
     public async Task LargeEventsTakeTheRoomOfManyInTheHistory()
     {
-        await using IpyRpcServer server = EventServer();
+        await using IpyRpcServer server = EventServer(new IpyRpcServerOptions { EventHistory = 0 }); // JSON payloads alone, in the stream's 400 bytes
         await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { EventStreamHistory = 100, EventStreamHistoryBytes = 400 });
         using var http = new HttpClient { BaseAddress = host.Address };
         string afterOne = await HeardTickOneAsync(server, http);

@@ -21,3 +21,13 @@ public sealed class HttpRequestsReconnectTests : ReconnectContract
 
     protected override bool CarriesEvents => false;
 }
+
+public sealed class WebSocketEventResumeTests : EventResumeContract
+{
+    private readonly string _url = $"http://127.0.0.1:{FreePort()}";
+
+    // Without the event stream's history (which would make the server keep more than the test's EventHistory).
+    protected override async Task<IAsyncDisposable> ServeAsync(IpyRpcServer server) => await IpyRpcHttpServer.StartAsync(server, _url, new IpyRpcHttpOptions { EventStreamHistory = 0 });
+
+    protected override Task<IpyRpcClient> ConnectAsync(IpyRpcClientOptions options) => IpyRpcHttpClient.ConnectAsync(new Uri(_url), HttpCarrier.WebSocket, options);
+}

@@ -89,12 +89,12 @@ public sealed partial class IpyRpcClient
     }
 
     /// <summary>
-    /// Subscribes on the server; while the client reconnects, once it is back (as calls wait, up to
-    /// <see cref="ReconnectOptions.WaitForReconnect"/>). A subscription can be asked for again whatever became of the
-    /// last ask: one lost with its connection is asked for again over the next. It is listed already, so a reconnect that
-    /// completes meanwhile renews it too, which the server takes once.
+    /// Sends a subscribe (made afresh for each try by <paramref name="ask"/>); while the client reconnects, once it is back
+    /// (as calls wait, up to <see cref="ReconnectOptions.WaitForReconnect"/>). A subscription can be asked for again
+    /// whatever became of the last ask: one lost with its connection is asked for again over the next. It is listed
+    /// already, so a reconnect that completes meanwhile renews it too, which the server takes once.
     /// </summary>
-    internal async Task<IReadOnlyList<string>> SubscribeOnServerAsync(string pattern, CancellationToken cancellationToken)
+    internal async Task<IpyRpcMessage> SubscribeOnServerAsync(Func<(IpyRpcMessage Request, PendingRequest Ask)> ask, CancellationToken cancellationToken)
     {
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         while (true)
@@ -103,7 +103,8 @@ public sealed partial class IpyRpcClient
             Link link = CurrentClientLink();
             try
             {
-                return await SubscribeOnServerAsync(link, pattern, cancellationToken).ConfigureAwait(false);
+                (IpyRpcMessage request, PendingRequest pending) = ask();
+                return await link.RequestAsync(request, "subscribe", pending, cancellationToken).ConfigureAwait(false);
             }
             catch (IpyRpcConnectionException) when (_dial is not null && WaitLeft(started, null) > TimeSpan.Zero && (ReconnectInProgress() || link.Calls.Broken is null))
             {
@@ -112,12 +113,6 @@ public sealed partial class IpyRpcClient
                 if (link.Calls.Broken is null && _link == link) await Task.Delay(100, cancellationToken).ConfigureAwait(false);
             }
         }
-    }
-
-    private async Task<IReadOnlyList<string>> SubscribeOnServerAsync(Link link, string pattern, CancellationToken cancellationToken)
-    {
-        IpyRpcMessage reply = await link.RequestAsync(new IpyRpcMessage { Kind = MessageKind.Subscribe, Function = pattern, Serialization = Options.Serialization }, "subscribe", cancellationToken).ConfigureAwait(false);
-        return [.. Decode(reply, FormatterRegistry.Get<string?[]>(), "subscribe").Select(n => n ?? "")];
     }
 
     internal async Task UnsubscribeOnServerAsync(string pattern)

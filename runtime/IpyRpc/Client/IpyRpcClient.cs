@@ -179,7 +179,7 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
             }
 
             await RefreshAsync(link, timeout.Token).ConfigureAwait(false);
-            await _events.ResubscribeAsync((pattern, token) => SubscribeOnServerAsync(link, pattern, token), timeout.Token).ConfigureAwait(false);
+            await _events.ResubscribeAsync((request, ask, token) => link.RequestAsync(request, "subscribe", ask, token), timeout.Token).ConfigureAwait(false);
             link.StartHeartbeat();
             link.Ready = true; // calls go through it from now on, never before its hello and authentication are done
             Signal(ref _linkChanged);
@@ -701,6 +701,10 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
 
         public Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, CancellationToken cancellationToken)
             => Calls.RequestAsync(message, what, new PendingRequest(), cancellationToken, null);
+
+        /// <summary>Sends a request as <paramref name="pending"/>, whose <see cref="PendingRequest.Id"/> is the request's id once it is sent.</summary>
+        public Task<IpyRpcMessage> RequestAsync(IpyRpcMessage message, string what, PendingRequest pending, CancellationToken cancellationToken)
+            => Calls.RequestAsync(message, what, pending, cancellationToken, null);
 
         private async Task ReadLoopAsync()
         {

@@ -4,8 +4,9 @@ using IpyRpc.Protocol;
 namespace IpyRpc;
 
 /// <summary>
-/// The latest events a server published (up to a count and a size), numbered in the order published (from 1), kept so that an event stream that
-/// reconnects (the HTTP stream's <c>Last-Event-ID</c>) hears what it missed meanwhile. Each history has a random
+/// The latest events a server published (up to a count and a size), numbered in the order published (from 1), kept so that a
+/// subscriber that reconnects (a client's subscription after a reconnect, the HTTP stream's <c>Last-Event-ID</c>) hears what it
+/// missed meanwhile. It keeps each payload in the serializations asked for (<see cref="AlsoKeep"/>). Each history has a random
 /// <see cref="Epoch"/>: a number given by another server, or by this one before it restarted, is told apart from this
 /// one's. A publisher holds <see cref="Gate"/> while it numbers the event and queues it for every connection, so every
 /// connection gets events in number order; sending happens after the lock is released.
@@ -18,13 +19,16 @@ internal sealed class EventHistory
     private long _maxBytes;
     private long _bytes;
     private long _last;
+    private bool _json;
+    private bool _messagePack;
 
-    public EventHistory(int capacity, long maxBytes)
+    public EventHistory(int capacity, long maxBytes, Serialization serialization)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 1);
         _capacity = capacity;
         _maxBytes = maxBytes;
+        AlsoKeep(serialization);
     }
 
     /// <summary>This history's random name (8 hex digits), part of every event id it gives.</summary>
@@ -68,6 +72,41 @@ internal sealed class EventHistory
         return number <= Last ? number : null;
     }
 
+    /// <summary>Why a <paramref name="what"/> (a stream, a subscription) that asked to resume after <paramref name="id"/>, an id this history gave, cannot hear everything it missed.</summary>
+    public string Expired(string id, string what)
+        => $"The server keeps its last {Capacity} events ({Size(MaxBytes)} of payloads at most), and more were published after {Shown(id)}: some events this {what} would have had are lost.";
+
+    /// <summary>Why a <paramref name="what"/> that asked to resume after <paramref name="id"/>, an id this history did not give, starts now.</summary>
+    public static string Unknown(string id, string what)
+        => $"This server did not give the event id {Shown(id)} (it restarted since, or another server gave it): events published meanwhile may be lost; this {what} starts now.";
+
+    // An id, shown back to whoever gave it when it is short and plain.
+    private static string Shown(string id) => id.Length <= 40 && id.All(c => char.IsAsciiLetterOrDigit(c) || c == '-') ? $"'{id}'" : "the id given";
+
+    private static string Size(long bytes) => bytes switch
+    {
+        >= 1 << 20 => $"{bytes / (1 << 20)} MiB",
+        >= 1 << 10 => $"{bytes / (1 << 10)} KiB",
+        _ => $"{bytes} bytes",
+    };
+
+    /// <summary>Keeps the payloads of the events published from now on in <paramref name="serialization"/> too.</summary>
+    public void AlsoKeep(Serialization serialization)
+    {
+        lock (_gate)
+        {
+            if (serialization == Serialization.Json) _json = true;
+            else _messagePack = true;
+        }
+    }
+
+    /// <summary>Encodes <paramref name="e"/> in every serialization kept (before <see cref="Gate"/> is taken: encoding runs the payload's formatter).</summary>
+    public void Encode(OutgoingEvent e)
+    {
+        if (Volatile.Read(ref _json)) _ = e.Payload(Serialization.Json);
+        if (Volatile.Read(ref _messagePack)) _ = e.Payload(Serialization.MessagePack);
+    }
+
     /// <summary>Keeps at least <paramref name="capacity"/> events and <paramref name="maxBytes"/> bytes from now on.</summary>
     public void Grow(int capacity, long maxBytes)
     {
@@ -81,21 +120,25 @@ internal sealed class EventHistory
     /// <summary>The lock a publisher holds while it numbers an event (<see cref="Keep"/>) and queues it for every connection.</summary>
     public Lock Gate => _gate;
 
-    /// <summary>Numbers <paramref name="e"/> and keeps its JSON payload, the oldest going past the count or the size. Hold <see cref="Gate"/>.</summary>
+    /// <summary>
+    /// Numbers <paramref name="e"/> and keeps its payloads in the serializations kept (encoded by <see cref="Encode"/>; one
+    /// asked for since is not kept for this event), the oldest going past the count or the size. Hold <see cref="Gate"/>.
+    /// </summary>
     public void Keep(OutgoingEvent e)
     {
         e.Number = ++_last;
-        ReadOnlyMemory<byte> json = e.Json;
-        _kept.Enqueue(new KeptEvent(e.Number, e.Name, json));
-        _bytes += json.Length;
-        while (_kept.Count > _capacity || _bytes > _maxBytes) _bytes -= _kept.Dequeue().Json.Length;
+        var kept = new KeptEvent(e.Number, e.Name, _json ? e.Payload(Serialization.Json) : null, _messagePack ? e.Payload(Serialization.MessagePack) : null);
+        _kept.Enqueue(kept);
+        _bytes += kept.Bytes;
+        while (_kept.Count > _capacity || _bytes > _maxBytes) _bytes -= _kept.Dequeue().Bytes;
     }
 
     /// <summary>
-    /// The events kept whose numbers are greater than <paramref name="after"/>, in order; <paramref name="complete"/>
-    /// says whether they are all the events published after it (false when the oldest kept came later).
+    /// The events kept (with a payload in <paramref name="serialization"/>) whose numbers are greater than
+    /// <paramref name="after"/>, in order; <paramref name="complete"/> says whether they are all the events published
+    /// after it (false when the oldest kept came later, or some were kept without that serialization).
     /// </summary>
-    public List<KeptEvent> After(long after, out bool complete)
+    public List<KeptEvent> After(long after, Serialization serialization, out bool complete)
     {
         lock (_gate)
         {
@@ -104,7 +147,9 @@ internal sealed class EventHistory
             var events = new List<KeptEvent>((int)Math.Clamp(_last - after, 0, _kept.Count));
             foreach (KeptEvent e in _kept)
             {
-                if (e.Number > after) events.Add(e);
+                if (e.Number <= after) continue;
+                if (e.Payload(serialization) is null) complete = false;
+                else events.Add(e);
             }
 
             return events;
@@ -112,5 +157,12 @@ internal sealed class EventHistory
     }
 }
 
-/// <summary>An event a history keeps: its number, its name and its payload as JSON.</summary>
-internal sealed record KeptEvent(long Number, string Name, ReadOnlyMemory<byte> Json);
+/// <summary>An event a history keeps: its number, its name and its payload in the serializations kept when it was published.</summary>
+internal sealed record KeptEvent(long Number, string Name, ReadOnlyMemory<byte>? Json, ReadOnlyMemory<byte>? MessagePack)
+{
+    /// <summary>The bytes its payloads take.</summary>
+    public long Bytes => (Json?.Length ?? 0) + (MessagePack?.Length ?? 0);
+
+    /// <summary>Its payload in <paramref name="serialization"/>, or <see langword="null"/> when it was not kept so.</summary>
+    public ReadOnlyMemory<byte>? Payload(Serialization serialization) => serialization == Serialization.Json ? Json : MessagePack;
+}

@@ -1,12 +1,24 @@
 using System.Runtime.CompilerServices;
+using IpyRpc.Formatting;
+using IpyRpc.Jobs;
 using IpyRpc.Protocol;
 
 namespace IpyRpc;
 
 /// <summary>
-/// A client's event subscriptions: it asks the server for each pattern once, hands each arriving
-/// event to every subscription it matches, and subscribes again after a reconnect.
+/// A client's event subscriptions: it asks the server for each pattern, hands each arriving event to every subscription
+/// it matches, and subscribes again after a reconnect, asking a server that keeps a history of its events
+/// (<see cref="IpyRpcServerOptions.EventHistory"/>) for those each pattern missed meanwhile.
 /// </summary>
+/// <remarks>
+/// The events of a server that keeps a history are numbered (<c>seq</c>), and a connection hears them in number order.
+/// A subscription remembers the number of the last one it heard. After a reconnect, each pattern's subscribe asks to
+/// resume after the oldest of those (<c>{"resume": "EPOCH-N"}</c>); the server sends the events the pattern missed, as
+/// answers to that subscribe (they carry its id), then the live ones, and its answer says from which number the live ones
+/// start. Until that answer comes, the live events a subscription matches (sent for another pattern of this client) wait:
+/// the ones numbered up to the start come again in the replay, where they belong. Every subscription takes each number
+/// once, so an event two patterns match reaches each of their subscriptions once, in order.
+/// </remarks>
 internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
 {
     private readonly List<IpyRpcSubscription> _subscriptions = [];
@@ -20,11 +32,30 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
     {
         long dropped = message.Dropped ?? 0;
         if (dropped > 0) Interlocked.Add(ref _droppedByServer, dropped);
-        IpyRpcSubscription[] all;
-        lock (_subscriptions) all = [.. _subscriptions];
-        foreach (IpyRpcSubscription s in all)
+        string name = message.Function!;
+        lock (_subscriptions)
         {
-            if (s.Matches(message.Function!)) s.Offer(message, dropped);
+            foreach (IpyRpcSubscription s in _subscriptions)
+            {
+                if (!s.Matches(name)) continue;
+                if (dropped > 0) s.DroppedByServer(dropped);
+                if (message.Sequence is not long number)
+                {
+                    s.Offer(message); // from a server that numbers nothing: as they come
+                }
+                else if (message.Id != 0)
+                {
+                    s.TakeReplayed(message, number); // answering a subscribe: for the subscriptions that asked to resume with it
+                }
+                else if (s.Awaiting)
+                {
+                    s.Hold(message);
+                }
+                else
+                {
+                    s.TakeLive(message, number);
+                }
+            }
         }
     }
 
@@ -41,8 +72,8 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
 
         try
         {
-            IReadOnlyList<string> names = await client.SubscribeOnServerAsync(pattern, cancellationToken).ConfigureAwait(false);
-            subscription.Events = names;
+            IpyRpcMessage reply = await client.SubscribeOnServerAsync(() => Ask(pattern), cancellationToken).ConfigureAwait(false);
+            subscription.Events = Settle(pattern, reply);
         }
         catch
         {
@@ -52,6 +83,78 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
 
         if (handler is not null) subscription.Pump = PumpAsync(subscription, handler);
         return subscription;
+    }
+
+    // A subscribe for every subscription to `pattern`: they wait for its answer, and those that heard events from a server
+    // that numbers them ask to resume after the oldest number any of them heard last.
+    private (IpyRpcMessage Request, PendingRequest Ask) Ask(string pattern)
+    {
+        var ask = new PendingRequest();
+        string? resume = null;
+        lock (_subscriptions)
+        {
+            long oldest = long.MaxValue;
+            foreach (IpyRpcSubscription s in _subscriptions)
+            {
+                if (s.Pattern != pattern) continue;
+                s.Asked(ask);
+                if (s.Epoch is not null && s.Last < oldest)
+                {
+                    oldest = s.Last;
+                    resume = $"{s.Epoch}-{s.Last}";
+                }
+            }
+        }
+
+        Serialization serialization = client.Options.Serialization;
+        var request = new IpyRpcMessage
+        {
+            Kind = MessageKind.Subscribe,
+            Function = pattern,
+            Serialization = serialization,
+            Parts = resume is null ? [] : [JobCodec.Encode(new Dictionary<string, object?> { ["resume"] = resume }, serialization)],
+        };
+        return (request, ask);
+    }
+
+    // The server's answer to a subscribe: the names it matches (part 0) and, from a server that keeps a history, where the
+    // subscription starts and what it could not replay (part 1). Settles the subscriptions waiting for this answer.
+    private IReadOnlyList<string> Settle(string pattern, IpyRpcMessage reply)
+    {
+        IReadOnlyList<string> names = [.. IpyRpcPeer.Decode(reply, FormatterRegistry.Get<string?[]>(), "subscribe").Select(n => n ?? "")];
+        (string Epoch, long Start)? start = null;
+        EventGap? missed = null;
+        if (reply.Parts.Count > 1 && JobCodec.Decode(reply.Parts[1].Span, reply.Serialization) is Dictionary<string, object?> resumed)
+        {
+            if (resumed.GetValueOrDefault("start") is string id && id.LastIndexOf('-') is int dash and > 0
+                && long.TryParse(id.AsSpan(dash + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long number))
+            {
+                start = (id[..dash], number);
+            }
+
+            if (resumed.GetValueOrDefault("missed") is Dictionary<string, object?> gap)
+            {
+                missed = new EventGap(gap.GetValueOrDefault("reason") as string ?? "unknown", gap.GetValueOrDefault("message") as string ?? "");
+            }
+        }
+
+        List<(IpyRpcSubscription, EventGap)>? gaps = null;
+        lock (_subscriptions)
+        {
+            foreach (IpyRpcSubscription s in _subscriptions)
+            {
+                if (s.Pattern != pattern || !s.Answered(reply.Id)) continue;
+                EventGap? gap = s.Settle(start, missed);
+                if (gap is not null) (gaps ??= []).Add((s, gap));
+            }
+        }
+
+        if (gaps is not null)
+        {
+            foreach ((IpyRpcSubscription s, EventGap gap) in gaps) s.RaiseGap(gap);
+        }
+
+        return names;
     }
 
     private static async Task PumpAsync(IpyRpcSubscription subscription, Func<IpyRpcMessage, CancellationToken, ValueTask> handler)
@@ -107,14 +210,25 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
         if (last && client.IsConnected) await client.UnsubscribeOnServerAsync(subscription.Pattern).ConfigureAwait(false);
     }
 
-    /// <summary>After a reconnect: asks the new connection for every pattern again.</summary>
-    public async Task ResubscribeAsync(Func<string, CancellationToken, Task<IReadOnlyList<string>>> subscribe, CancellationToken cancellationToken)
+    /// <summary>
+    /// After a reconnect: asks the new connection for every pattern again, each resuming where its subscriptions left off.
+    /// Every subscription waits for its pattern's answer from the start, so that no live event sent meanwhile for another
+    /// pattern gets ahead of its replay.
+    /// </summary>
+    public async Task ResubscribeAsync(Func<IpyRpcMessage, PendingRequest, CancellationToken, Task<IpyRpcMessage>> send, CancellationToken cancellationToken)
     {
         string[] patterns;
-        lock (_subscriptions) patterns = [.. _subscriptions.Select(s => s.Pattern).Distinct()];
+        lock (_subscriptions)
+        {
+            foreach (IpyRpcSubscription s in _subscriptions) s.Asked(null);
+            patterns = [.. _subscriptions.Select(s => s.Pattern).Distinct()];
+        }
+
         foreach (string pattern in patterns)
         {
-            await subscribe(pattern, cancellationToken).ConfigureAwait(false);
+            (IpyRpcMessage request, PendingRequest ask) = Ask(pattern);
+            IpyRpcMessage reply = await send(request, ask, cancellationToken).ConfigureAwait(false);
+            Settle(pattern, reply);
         }
     }
 

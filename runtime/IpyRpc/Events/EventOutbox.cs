@@ -14,6 +14,9 @@ internal sealed class EventOutbox(Func<IpyRpcMessage, ValueTask<bool>> send, Act
     private bool _sending;
     private bool _closed;
     private long _dropped;
+    private long _queued; // events queued so far
+    private long _done; // of those, sent or dropped
+    private List<(long Upto, TaskCompletionSource Done)>? _waiters;
 
     /// <summary>How many events wait now.</summary>
     public int Waiting
@@ -41,18 +44,21 @@ internal sealed class EventOutbox(Func<IpyRpcMessage, ValueTask<bool>> send, Act
                     case EventOverflow.DropOldest:
                         _queue.Dequeue();
                         _dropped++;
+                        Done(1);
                         break;
                     case EventOverflow.DropNewest:
                         _dropped++;
+                        _queued++;
+                        Done(1);
                         return Posted.Nothing;
                     default:
-                        _closed = true;
-                        _queue.Clear();
+                        CloseLocked();
                         return Posted.Overflowed;
                 }
             }
 
             _queue.Enqueue(message);
+            _queued++;
             if (_sending) return Posted.Nothing;
             _sending = true;
             return Posted.Drain;
@@ -66,6 +72,31 @@ internal sealed class EventOutbox(Func<IpyRpcMessage, ValueTask<bool>> send, Act
         else if (posted == Posted.Overflowed) overflowed($"This connection fell {capacity} events behind, and the server disconnects subscribers that do (EventOverflow.Disconnect).");
     }
 
+    /// <summary>Completes when every event queued so far has been sent (or dropped, or the outbox closed).</summary>
+    public Task SentAsync()
+    {
+        lock (_queue)
+        {
+            if (_closed || _done >= _queued) return Task.CompletedTask;
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            (_waiters ??= []).Add((_queued, done));
+            return done.Task;
+        }
+    }
+
+    // Counts events sent or dropped, completing the waits they end. Hold the lock.
+    private void Done(long count)
+    {
+        _done += count;
+        if (_waiters is not { Count: > 0 } waiters) return;
+        for (int i = waiters.Count - 1; i >= 0; i--)
+        {
+            if (_done < waiters[i].Upto) continue;
+            waiters[i].Done.TrySetResult();
+            waiters.RemoveAt(i);
+        }
+    }
+
     /// <summary>What is left to do after an event is queued.</summary>
     public enum Posted
     {
@@ -76,11 +107,14 @@ internal sealed class EventOutbox(Func<IpyRpcMessage, ValueTask<bool>> send, Act
 
     private async Task DrainAsync()
     {
+        bool sentOne = false;
         while (true)
         {
             IpyRpcMessage next;
             lock (_queue)
             {
+                if (sentOne) Done(1);
+                sentOne = false;
                 if (_closed || !_queue.TryDequeue(out next!))
                 {
                     _sending = false;
@@ -102,15 +136,21 @@ internal sealed class EventOutbox(Func<IpyRpcMessage, ValueTask<bool>> send, Act
                 Close();
                 return;
             }
+
+            sentOne = true;
         }
     }
 
     public void Close()
     {
-        lock (_queue)
-        {
-            _closed = true;
-            _queue.Clear();
-        }
+        lock (_queue) CloseLocked();
+    }
+
+    private void CloseLocked()
+    {
+        _closed = true;
+        _queue.Clear();
+        foreach ((_, TaskCompletionSource done) in _waiters ?? []) done.TrySetResult();
+        _waiters = null;
     }
 }

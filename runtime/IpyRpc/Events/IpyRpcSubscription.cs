@@ -8,19 +8,38 @@ namespace IpyRpc;
 /// <see cref="IpyRpcClientOptions.EventBufferSize"/> for the handler (or the enumerator); when it is
 /// full the oldest is dropped, so a slow handler never holds up the connection. Dispose it to stop.
 /// </summary>
+/// <remarks>
+/// It survives reconnects: the client subscribes again, and a server that keeps a history of its events
+/// (<see cref="IpyRpcServerOptions.EventHistory"/>) first sends the events it matches that were published while the client
+/// was away, once and in order, then the live ones. When that cannot be everything it missed (more were published than
+/// the server keeps, the client came back to another server or a restarted one, the server keeps no history), it says
+/// so with <see cref="Gap"/>: the time to fetch afresh whatever state the events were keeping up to date.
+/// </remarks>
 public sealed class IpyRpcSubscription : IAsyncDisposable
 {
     private static readonly AsyncLocal<IpyRpcSubscription?> InHandler = new();
     private readonly Channel<IpyRpcMessage> _buffer;
     private readonly Func<IpyRpcSubscription, ValueTask> _unsubscribe;
     private readonly CancellationTokenSource _stop = new();
+    private readonly int _capacity;
     private long _received;
     private long _dropped;
+    private long _replayed;
+    private long _gaps;
     private int _disposed;
+
+    // Where it resumes after a reconnect (under the hub's lock): the epoch of the history its server numbers events in
+    // (null: its server numbers none), the number of the last event it heard (or where it started), the subscribe it waits
+    // for the answer of and the one whose replayed events it takes, the live events held meanwhile.
+    private PendingRequest? _ask;
+    private PendingRequest? _replays;
+    private List<IpyRpcMessage>? _held;
+    private bool _confirmed;
 
     internal IpyRpcSubscription(string pattern, int capacity, Func<IpyRpcSubscription, ValueTask> unsubscribe)
     {
         Pattern = pattern;
+        _capacity = Math.Max(1, capacity);
         _unsubscribe = unsubscribe;
         _buffer = Channel.CreateBounded<IpyRpcMessage>(
             new BoundedChannelOptions(Math.Max(1, capacity)) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = true },
@@ -39,6 +58,22 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
     /// <summary>How many events this subscription missed: dropped from its full buffer here, or by the server for a connection that fell behind.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
+    /// <summary>How many of its events came again after reconnects, from the server's history: events published while the client was away.</summary>
+    public long Replayed => Interlocked.Read(ref _replayed);
+
+    /// <summary>How many times, after a reconnect, the server could not give it every event it missed (<see cref="Gap"/>).</summary>
+    public long Gaps => Interlocked.Read(ref _gaps);
+
+    /// <summary>The last time the server could not give it every event it missed while the client was away, or <see langword="null"/>.</summary>
+    public EventGap? LastGap { get; private set; }
+
+    /// <summary>
+    /// Raised when the client has subscribed again after a reconnect and the server could not give this subscription every
+    /// event it missed meanwhile (on the thread that read the server's answer: return quickly). Events it did replay are
+    /// handed over as usual, some perhaps before the handler of this runs.
+    /// </summary>
+    public event Action<IpyRpcSubscription, EventGap>? Gap;
+
     /// <summary>The last exception a handler threw (handlers' failures do not end the subscription).</summary>
     public Exception? LastHandlerError { get; private set; }
 
@@ -51,11 +86,131 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
     internal bool Matches(string name) => Glob.IsLiteral(Pattern) ? Pattern == name : Internal.GlobMatcher.IsMatch(Pattern, name);
 
     /// <summary>Takes an event (on the receiving thread: never blocks).</summary>
-    internal void Offer(IpyRpcMessage message, long droppedByServer)
+    internal void Offer(IpyRpcMessage message)
     {
-        if (droppedByServer > 0) Interlocked.Add(ref _dropped, droppedByServer);
         Interlocked.Increment(ref _received);
         _buffer.Writer.TryWrite(message);
+    }
+
+    /// <summary>Counts events the server dropped for this connection (it fell behind).</summary>
+    internal void DroppedByServer(long count) => Interlocked.Add(ref _dropped, count);
+
+    // The rest runs under the hub's lock.
+
+    internal string? Epoch { get; private set; }
+
+    internal long Last { get; private set; }
+
+    /// <summary>Waiting for the answer to a subscribe: live events are held until it says where they start.</summary>
+    internal bool Awaiting { get; private set; }
+
+    private long _liveAfter;
+
+    /// <summary>A subscribe was asked for it (<paramref name="ask"/>; <see langword="null"/>: one will be, the connection is new).</summary>
+    internal void Asked(PendingRequest? ask)
+    {
+        Awaiting = true;
+        _ask = ask;
+        if (ask is not null) _replays = ask;
+    }
+
+    /// <summary>Whether <paramref name="id"/> answers the subscribe it waits for.</summary>
+    internal bool Answered(ulong id) => Awaiting && _ask is { } ask && ask.Id == id;
+
+    internal void Hold(IpyRpcMessage message)
+    {
+        _held ??= [];
+        if (_held.Count >= _capacity) // bounded as the buffer is: the oldest go
+        {
+            _held.RemoveAt(0);
+            Interlocked.Increment(ref _dropped);
+        }
+
+        _held.Add(message);
+    }
+
+    internal void TakeReplayed(IpyRpcMessage message, long number)
+    {
+        if (_replays is not { } ask || message.Id != ask.Id || Epoch is null || number <= Last) return;
+        Last = number;
+        Interlocked.Increment(ref _replayed);
+        Offer(message);
+    }
+
+    internal void TakeLive(IpyRpcMessage message, long number)
+    {
+        if (Epoch is null)
+        {
+            Offer(message); // its server gave no start: it resumes nothing
+            return;
+        }
+
+        if (number <= _liveAfter || number <= Last) return; // came (or comes) replayed
+        Last = number;
+        Offer(message);
+    }
+
+    /// <summary>
+    /// The answer it waited for: where its live events start (<paramref name="start"/>, from a server that keeps a history)
+    /// and what the server could not replay. Returns the gap to tell, when it was subscribed before (a reconnect renewed it).
+    /// </summary>
+    internal EventGap? Settle((string Epoch, long Start)? start, EventGap? missed)
+    {
+        bool renewed = _confirmed;
+        _confirmed = true;
+        Awaiting = false;
+        _ask = null;
+        EventGap? gap = null;
+        if (start is { } s)
+        {
+            if (Epoch != s.Epoch || missed?.Reason == "unknown_id")
+            {
+                // Subscribed for the first time, or to a history it did not resume from: it starts now.
+                if (renewed) gap = missed ?? new EventGap("not_kept", "The server this subscription was on kept no history of its events, so it could not ask for the ones published while the client was away: they may be lost.");
+                Epoch = s.Epoch;
+                Last = s.Start;
+            }
+            else
+            {
+                gap = missed;
+            }
+
+            _liveAfter = s.Start;
+        }
+        else
+        {
+            if (renewed) gap = new EventGap("not_kept", "The server keeps no history of its events (IpyRpcServerOptions.EventHistory is 0): events published while the client was away are lost.");
+            Epoch = null;
+        }
+
+        List<IpyRpcMessage>? held = _held;
+        _held = null;
+        foreach (IpyRpcMessage m in held ?? [])
+        {
+            if (m.Sequence is long number) TakeLive(m, number);
+            else Offer(m);
+        }
+
+        if (gap is not null)
+        {
+            Interlocked.Increment(ref _gaps);
+            LastGap = gap;
+        }
+
+        return gap;
+    }
+
+    /// <summary>Raises <see cref="Gap"/> (outside the hub's lock); a handler's exception is kept, as an event handler's is.</summary>
+    internal void RaiseGap(EventGap gap)
+    {
+        try
+        {
+            Gap?.Invoke(this, gap);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Failed(e);
+        }
     }
 
     internal void Failed(Exception e) => LastHandlerError = e;
@@ -99,3 +254,12 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
         if (InHandler.Value != this) await Pump.ConfigureAwait(false); // no handler runs after this returns (unless it is the one disposing)
     }
 }
+
+/// <summary>Why a subscription did not hear every event it missed while its client was away.</summary>
+/// <param name="Reason">
+/// <c>expired</c>: more were published than the server keeps (<see cref="IpyRpcServerOptions.EventHistory"/>);
+/// <c>unknown_id</c>: the client came back to another server, or to this one restarted; <c>not_kept</c>: the server keeps no
+/// history of its events.
+/// </param>
+/// <param name="Message">The same, for people.</param>
+public sealed record EventGap(string Reason, string Message);

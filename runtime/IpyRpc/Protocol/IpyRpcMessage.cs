@@ -27,7 +27,7 @@ public sealed record IpyRpcMessage
     /// <summary>The id of the job a call became (results, errors, output), or the job a submit, attach, status or cancel is about.</summary>
     public string? JobId { get; init; }
 
-    /// <summary>For output: its sequence number in the job's record (a later attach can continue after it).</summary>
+    /// <summary>For output, items and progress: its sequence number in the job's record (a later attach can continue after it). For an event: its number in the server's event history (a subscription that reconnects resumes after it).</summary>
     public long? Sequence { get; init; }
 
     /// <summary>For attach: replay the job's recorded events after this sequence number (0 or absent: all of them).</summary>
@@ -121,16 +121,6 @@ public sealed record IpyRpcMessage
         init => Rare(_rare is { } r ? r with { NotDelivered = value } : !value ? null : new RareFields { NotDelivered = value });
     }
 
-    /// <summary>
-    /// For an event a server keeps in its history (<see cref="IpyRpc.EventHistory"/>): its number there, which the HTTP event
-    /// stream gives its clients to resume from. Not on the wire; 0 for an event the server keeps no history of.
-    /// </summary>
-    internal long EventNumber
-    {
-        get => _rare?.EventNumber ?? 0;
-        init => Rare(_rare is { } r ? r with { EventNumber = value } : value == 0 ? null : new RareFields { EventNumber = value });
-    }
-
     /// <summary>The binary parts.</summary>
     public IReadOnlyList<ReadOnlyMemory<byte>> Parts { get; init; } = [];
 
@@ -190,8 +180,6 @@ public sealed record IpyRpcMessage
         public long? PointerTtlMs { get; init; }
 
         public bool NotDelivered { get; init; }
-
-        public long EventNumber { get; init; }
     }
 
     /// <inheritdoc/>

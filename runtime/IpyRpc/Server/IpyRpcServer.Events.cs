@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using IpyRpc.Formatting;
+using System.Runtime.CompilerServices;
 using IpyRpc.Protocol;
 
 namespace IpyRpc;
@@ -36,7 +37,7 @@ public sealed partial class IpyRpcServer
         int queued;
         if (Volatile.Read(ref _history) is { } history)
         {
-            _ = e.Json; // encoded before the lock, once: a payload changed after it was published is kept as it was
+            history.Encode(e); // before the lock, once: a payload changed after it was published is kept as it was
             lock (history.Gate)
             {
                 history.Keep(e);
@@ -71,23 +72,36 @@ public sealed partial class IpyRpcServer
     }
 
     /// <summary>
-    /// Keeps the latest <paramref name="count"/> events published from now on, their JSON payloads up to
-    /// <paramref name="maxBytes"/> together (or more, when something asked for more before), numbered, so that an
-    /// event stream that reconnects hears what it missed: the HTTP event stream asks for
-    /// <c>IpyRpcHttpOptions.EventStreamHistory</c>. A server nothing asked keeps no history and numbers nothing.
+    /// Keeps the latest <paramref name="count"/> events published from now on, their payloads up to
+    /// <paramref name="maxBytes"/> together (or more, when something asked for more before), in
+    /// <paramref name="serialization"/> too, numbered, so that a subscriber that reconnects hears what it missed: the
+    /// server asks for <see cref="IpyRpcServerOptions.EventHistory"/> (MessagePack) for its clients' subscriptions, the
+    /// HTTP event stream for <c>IpyRpcHttpOptions.EventStreamHistory</c> (JSON). A server nothing asked keeps no history
+    /// and numbers nothing.
     /// </summary>
-    internal EventHistory RetainEvents(int count, long maxBytes)
+    internal EventHistory RetainEvents(int count, long maxBytes, Serialization serialization)
     {
         lock (_subscribers)
         {
             if (_history is { } history)
             {
                 history.Grow(count, maxBytes);
+                history.AlsoKeep(serialization);
                 return history;
             }
 
-            return _history = new EventHistory(count, maxBytes);
+            return _history = new EventHistory(count, maxBytes, serialization);
         }
+    }
+
+    /// <summary>The history a client's subscription resumes from after a reconnect (<see cref="IpyRpcServerOptions.EventHistory"/>), or <see langword="null"/> when the server keeps none for them.</summary>
+    internal EventHistory? SubscriptionHistory { get; private set; }
+
+    private void RetainEventsForSubscriptions()
+    {
+        if (Options.EventHistory < 0) throw new ArgumentOutOfRangeException(nameof(IpyRpcServerOptions.EventHistory), Options.EventHistory, "IpyRpcServerOptions.EventHistory is a count of events: 0 keeps none.");
+        if (Options.EventHistoryBytes < 1) throw new ArgumentOutOfRangeException(nameof(IpyRpcServerOptions.EventHistoryBytes), Options.EventHistoryBytes, "IpyRpcServerOptions.EventHistoryBytes is a size in bytes, 1 or more.");
+        if (Options.EventHistory > 0) SubscriptionHistory = RetainEvents(Options.EventHistory, Options.EventHistoryBytes, Serialization.MessagePack);
     }
 
     private EventHistory? _history;
@@ -117,22 +131,27 @@ public sealed partial class IpyRpcServer
     }
 }
 
-/// <summary>An event being published: encoded once per serialization its subscribers asked for.</summary>
+/// <summary>An event being published: encoded once per serialization its subscribers (or the history) asked for.</summary>
 internal sealed class OutgoingEvent(string name, Func<Serialization, ReadOnlyMemory<byte>> encode)
 {
     private IpyRpcMessage? _messagePack;
     private IpyRpcMessage? _json;
-
-    private System.Runtime.CompilerServices.StrongBox<ReadOnlyMemory<byte>>? _jsonPayload;
+    private StrongBox<ReadOnlyMemory<byte>>? _messagePackPayload;
+    private StrongBox<ReadOnlyMemory<byte>>? _jsonPayload;
 
     public string Name => name;
 
     /// <summary>Its number in the server's <see cref="EventHistory"/> (set before its messages are made), or 0.</summary>
     public long Number { get; set; }
 
-    /// <summary>The payload as JSON, encoded once.</summary>
-    public ReadOnlyMemory<byte> Json => (_jsonPayload ??= new(encode(Serialization.Json))).Value;
+    /// <summary>The payload in <paramref name="serialization"/>, encoded once.</summary>
+    public ReadOnlyMemory<byte> Payload(Serialization serialization)
+    {
+        ref StrongBox<ReadOnlyMemory<byte>>? slot = ref serialization == Serialization.Json ? ref _jsonPayload : ref _messagePackPayload;
+        return (slot ??= new(encode(serialization))).Value;
+    }
 
+    /// <summary>The event as sent to a subscriber in <paramref name="serialization"/> (with its number as <c>seq</c>, when the history numbered it).</summary>
     public IpyRpcMessage For(Serialization serialization)
     {
         ref IpyRpcMessage? slot = ref serialization == Serialization.Json ? ref _json : ref _messagePack;
@@ -141,8 +160,8 @@ internal sealed class OutgoingEvent(string name, Func<Serialization, ReadOnlyMem
             Kind = MessageKind.Event,
             Function = name,
             Serialization = serialization,
-            Parts = [serialization == Serialization.Json ? Json : encode(serialization)],
-            EventNumber = Number,
+            Parts = [Payload(serialization)],
+            Sequence = Number == 0 ? null : Number,
         };
     }
 }

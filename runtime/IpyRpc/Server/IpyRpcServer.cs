@@ -37,6 +37,7 @@ public sealed partial class IpyRpcServer : IAsyncDisposable
         Options = options ?? new IpyRpcServerOptions();
         ArgumentOutOfRangeException.ThrowIfNegative(Options.Concurrency, nameof(options));
         ArgumentOutOfRangeException.ThrowIfNegative(Options.MaxCallsWaitingPerConnection, nameof(options));
+        RetainEventsForSubscriptions();
         if (Options.AuthenticationTimeout <= TimeSpan.Zero && Options.AuthenticationTimeout != Timeout.InfiniteTimeSpan)
         {
             throw new ArgumentOutOfRangeException(nameof(options), Options.AuthenticationTimeout, "AuthenticationTimeout must be positive, or Timeout.InfiniteTimeSpan for none.");

@@ -123,6 +123,21 @@ public sealed record IpyRpcServerOptions
     /// <summary>What happens to a connection whose event buffer is full.</summary>
     public EventOverflow EventOverflow { get; init; } = EventOverflow.DropOldest;
 
+    /// <summary>
+    /// How many of its latest events the server keeps, numbered, so that a client whose connection dropped hears the
+    /// events its subscriptions missed meanwhile when it reconnects, once and in order, before the live ones (the .NET
+    /// and Python clients ask for them by themselves). When more were published than are kept, or the client comes back
+    /// to another server (or this one restarted), its subscriptions say so (<see cref="IpyRpcSubscription.Gap"/>).
+    /// 0 keeps none: a reconnected client hears only what is published after it subscribed again.
+    /// </summary>
+    public int EventHistory { get; init; } = 256;
+
+    /// <summary>
+    /// The most bytes the payloads of the events kept for <see cref="EventHistory"/> take together: past it the oldest
+    /// go first, so a server whose events are large keeps fewer of them (one larger than this is not kept).
+    /// </summary>
+    public long EventHistoryBytes { get; init; } = 16 * 1024 * 1024;
+
     /// <summary>The name sent in the hello.</summary>
     public string Agent { get; init; } = "ipyrpc-dotnet/" + ProtocolVersion.Current;
 

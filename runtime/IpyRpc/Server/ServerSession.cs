@@ -1103,18 +1103,104 @@ public sealed class ServerSession : IAsyncDisposable
             return;
         }
 
+        object?[] names = [.. allowed.Order(StringComparer.Ordinal)];
+        if (_server.SubscriptionHistory is not { } history)
+        {
+            if (!Register(pattern, message.Serialization, allowed)) return;
+            await ReplyAsync(message, JobCodec.Encode(names, message.Serialization)).ConfigureAwait(false);
+            return;
+        }
+
+        // With a history: the subscription starts at the last event numbered (told in part 1, as an id), and one that asks
+        // to resume after an id first hears the events it matches published since (answering this request: they carry its
+        // id), all before the answer. Registering and queueing the replay are one step under the history's lock, as
+        // publishing is, so the replay comes before every later event and none falls between.
+        history.AlsoKeep(message.Serialization);
+        (string? resume, Dictionary<string, object?>? missed) = ResumePoint(message, history);
+        long? after = resume is null ? null : history.NumberOf(resume);
+        long start;
+        EventOutbox.Posted posted = EventOutbox.Posted.Nothing;
+        lock (history.Gate)
+        {
+            if (!Register(pattern, message.Serialization, allowed)) return;
+            start = history.Last;
+            if (after is { } from)
+            {
+                List<KeptEvent> replay = history.After(from, message.Serialization, out bool complete);
+                foreach (KeptEvent e in replay)
+                {
+                    if (!allowed.Contains(e.Name)) continue;
+                    EventOutbox.Posted p = _outbox!.Queue(new IpyRpcMessage
+                    {
+                        Kind = MessageKind.Event,
+                        Id = message.Id,
+                        Function = e.Name,
+                        Serialization = message.Serialization,
+                        Parts = [e.Payload(message.Serialization)!.Value],
+                        Sequence = e.Number,
+                    });
+                    if (p != EventOutbox.Posted.Nothing) posted = p;
+                }
+
+                if (!complete) missed = Missed("expired", history.Expired(resume!, "subscription"));
+            }
+        }
+
+        _outbox!.Then(posted);
+        if (after is not null) await _outbox.SentAsync().ConfigureAwait(false); // the replay goes before the answer
+        var resumed = new Dictionary<string, object?> { ["start"] = history.IdOf(start) };
+        if (missed is not null) resumed["missed"] = missed;
+        await IgnoreResult(SendAsync(new IpyRpcMessage
+        {
+            Kind = MessageKind.Result,
+            Id = message.Id,
+            Serialization = message.Serialization,
+            Parts = [JobCodec.Encode(names, message.Serialization), JobCodec.Encode(resumed, message.Serialization)],
+        })).ConfigureAwait(false);
+    }
+
+    // Adds a subscription (false: the connection closed meanwhile).
+    private bool Register(string pattern, Serialization serialization, HashSet<string> allowed)
+    {
         lock (_subscriptionGate)
         {
-            if (_closed) return;
-            (_subscriptions ??= new(StringComparer.Ordinal))[pattern] = (message.Serialization, allowed);
+            if (_closed) return false;
+            (_subscriptions ??= new(StringComparer.Ordinal))[pattern] = (serialization, allowed);
             _outbox ??= new EventOutbox(SendAsync, why => _ = CloseAsync(new DisconnectInfo(DisconnectReason.ClosedByServer, why), notifyPeer: true).AsTask(),
                 _server.Options.EventBufferSize, _server.Options.EventOverflow);
         }
 
         _server.Subscribed(this);
-        object?[] names = [.. allowed.Order(StringComparer.Ordinal)];
-        await ReplyAsync(message, JobCodec.Encode(names, message.Serialization)).ConfigureAwait(false);
+        return true;
     }
+
+    // The id a subscribe asks to resume after (part 0: {"resume": id}), and why it cannot when this server did not give it.
+    private static (string? Resume, Dictionary<string, object?>? Missed) ResumePoint(IpyRpcMessage message, EventHistory history)
+    {
+        if (message.Body.IsEmpty) return (null, null);
+        object? body;
+        try
+        {
+            body = JobCodec.Decode(message.Body.Span, message.Serialization);
+        }
+        catch (Exception e) when (e is Formatting.IpyRpcSerializationException or System.Text.Json.JsonException or MessagePack.MessagePackSerializationException)
+        {
+            throw new ProtocolException(ErrorCodes.BadMessage, $"The body of a subscribe could not be read: {e.Message}", message.Id);
+        }
+
+        object? resume = body is Dictionary<string, object?> fields ? fields.GetValueOrDefault("resume")
+            : body is null ? null
+            : throw new ProtocolException(ErrorCodes.BadMessage, "A subscribe's part 0, when there is one, is a map: {\"resume\": the id of the last event heard}.", message.Id);
+        if (resume is null) return (null, null);
+        if (resume is not string { Length: > 0 and <= 64 } id)
+        {
+            throw new ProtocolException(ErrorCodes.BadMessage, "\"resume\" of a subscribe is the id of the last event heard (a string such as \"1f2e3d4c-42\", from the subscribe's answer and the events' seq).", message.Id);
+        }
+
+        return history.NumberOf(id) is null ? (null, Missed("unknown_id", EventHistory.Unknown(id, "subscription"))) : (id, null);
+    }
+
+    private static Dictionary<string, object?> Missed(string reason, string message) => new() { ["reason"] = reason, ["message"] = message };
 
     private async ValueTask UnsubscribeAsync(IpyRpcMessage message)
     {
