@@ -626,7 +626,11 @@ class IpyRpcClient(_RemoteFunctions):
         self.events = collections.deque(maxlen=10000)  # (name, payload) pushed by the server, oldest dropped
         self.on_event = None                          # or a callable(name, payload), instead of the deque
         self.events_dropped_by_server = 0
-        self._subscriptions = set()
+        self.events_missed = []                       # (pattern, reason, message): what a reconnect could not replay
+        self._subscriptions = {}                      # pattern -> the number of the event it started after (or None)
+        self._event_epoch = None                      # the server's event history: its epoch and the last number heard
+        self._event_last = 0
+        self._replaying = None                        # events read while subscribing again, delivered once all are in
         self._connected = False
         # One socket, shared: requests may overlap (a call made while a stream is read, or from several threads). Each
         # request in flight has an inbox; whoever reads the socket puts what it reads in the inbox of the request it
@@ -654,8 +658,7 @@ class IpyRpcClient(_RemoteFunctions):
                     self._prove_secret(hello, self._secret, nonce, self._name)
                 self.functions = {f["name"]: f for f in self._request({"kind": "describe"}, result=True)}
                 self._result_schemas = {}
-                for pattern in sorted(self._subscriptions):
-                    self._request({"kind": "subscribe", "fn": pattern}, result=True, function="subscribe")
+                self._resubscribe()
                 return
             except ConnectionClosed as closed:
                 self._connected = False
@@ -666,6 +669,57 @@ class IpyRpcClient(_RemoteFunctions):
             except BaseException:
                 self._connected = False
                 raise
+
+    def _subscribe(self, pattern, resume=None, renewing=False):
+        """Subscribes (`renewing` it after a reconnect, asking to resume after the event id `resume`); returns the names
+        it matches. A server that keeps a history of its events says where the subscription starts (part 1: {"start": id,
+        "missed"?}); the events it replays come before its answer."""
+        parts = [msgpack.packb({"resume": resume}, use_bin_type=True)] if resume else []
+        reply = self._request({"kind": "subscribe", "fn": pattern}, parts, function="subscribe")
+        replied = reply.get("_parts", [])
+        names = self._decode(replied[0], reply) if replied else []
+        resumed = self._decode(replied[1], reply) if len(replied) > 1 else None
+        start = None
+        if resumed and "-" in resumed.get("start", ""):
+            epoch, number = resumed["start"].rsplit("-", 1)
+            start = int(number)
+            if epoch != self._event_epoch:  # the first subscription, or a server that is not the one heard before
+                self._event_epoch, self._event_last = epoch, start
+        else:
+            self._event_epoch = None  # a server that numbers no events: nothing to resume after
+        if renewing:
+            missed = (resumed or {}).get("missed")
+            if resumed is None:
+                missed = {"reason": "not_kept", "message": "The server keeps no history of its events: events published while this client was away are lost."}
+            elif resume is None:
+                missed = {"reason": "not_kept", "message": "The server this client was on kept no history of its events: events published while it was away may be lost."}
+            if missed:
+                import warnings
+                self.events_missed.append((pattern, missed.get("reason"), missed.get("message")))
+                warnings.warn(f"{pattern}: {missed.get('message')}", RuntimeWarning, stacklevel=3)
+        self._subscriptions[pattern] = start
+        return names
+
+    def _resubscribe(self):
+        """After a reconnect: every pattern again, each asking for the events published after the last one this client
+        heard (or after it subscribed, if later). What arrives meanwhile (replays and live events, which a pattern
+        subscribed again first may hear before another's replay) is delivered once all are answered, in number order,
+        each event once."""
+        resume = {pattern: f"{self._event_epoch}-{max(start, self._event_last)}"
+                  if self._event_epoch is not None and start is not None else None
+                  for pattern, start in self._subscriptions.items()}
+        self._replaying = []
+        try:
+            for pattern in sorted(resume):
+                self._subscribe(pattern, resume[pattern], renewing=True)
+        finally:
+            arrived, self._replaying = self._replaying, None
+        seen = set()
+        for number, message, payload in sorted(arrived, key=lambda a: a[0]):
+            if number in seen:
+                continue
+            seen.add(number)
+            self._event(message, payload)
 
     def _hello(self, deadline):
         """Says hello until answered: one said to a server in its last moments is lost with it, and ZeroMQ takes the
@@ -740,6 +794,7 @@ class IpyRpcClient(_RemoteFunctions):
                     continue
                 frames = self._socket.recv_multipart()
                 message, body = msgpack.unpackb(frames[0], raw=False), (frames[1] if len(frames) > 1 else b"")
+                message["_parts"] = frames[1:]
                 kind, to = message.get("kind"), message.get("id")
                 if kind == "close":
                     # Every request waiting learns it, each with whether the server had read it; the next says hello anew.
@@ -807,13 +862,10 @@ class IpyRpcClient(_RemoteFunctions):
             self._serve(message, body)
         elif kind == "event":
             payload = self._decode(body, message)
-            with self._lock:
-                self.events_dropped_by_server += message.get("dropped", 0)
-                if self.on_event is None:
-                    self.events.append((message["fn"], payload))
-                    return
-                self._pending_events.append((message["fn"], payload))
-            self._deliver_events()
+            if self._replaying is not None and "seq" in message:
+                self._replaying.append((message["seq"], message, payload))  # (the connecting thread holds the lock)
+                return
+            self._event(message, payload)
         elif kind == "ping":
             self._send({"kind": "pong", "id": message["id"]})
         elif kind == "close":
@@ -824,6 +876,17 @@ class IpyRpcClient(_RemoteFunctions):
             unread = waiting is not None and read is not None and waiting > read
             raise ConnectionClosed(reason.get("reason"), reason.get("message"), not_delivered=unread)
         # anything else is a late reply to an abandoned request
+
+    def _event(self, message, payload):
+        with self._lock:
+            self.events_dropped_by_server += message.get("dropped", 0)
+            if "seq" in message and self._event_epoch is not None:
+                self._event_last = max(self._event_last, message["seq"])
+            if self.on_event is None:
+                self.events.append((message["fn"], payload))
+                return
+            self._pending_events.append((message["fn"], payload))
+        self._deliver_events()
 
     def _deliver_events(self):
         """Hands pending events to on_event, outside the lock, one thread at a time and in the order they came."""
@@ -869,13 +932,13 @@ class IpyRpcClient(_RemoteFunctions):
 
     def subscribe(self, pattern):
         """Subscribes to the server's events named by `pattern` (a name or glob); returns the names it matches now.
-        Renewed when the client connects again after the server closed the connection."""
-        names = self._request({"kind": "subscribe", "fn": pattern}, result=True, function="subscribe")
-        self._subscriptions.add(pattern)
-        return names
+        Renewed when the client connects again after the server closed the connection: a server that keeps a history of
+        its events then sends those published meanwhile first, once and in order; what it could not (it keeps fewer, it
+        restarted, it keeps none) is told in `events_missed` and with a RuntimeWarning."""
+        return self._subscribe(pattern)
 
     def unsubscribe(self, pattern):
-        self._subscriptions.discard(pattern)
+        self._subscriptions.pop(pattern, None)
         return self._request({"kind": "unsubscribe", "fn": pattern}, result=True, function="unsubscribe")
 
     def poll(self, seconds):

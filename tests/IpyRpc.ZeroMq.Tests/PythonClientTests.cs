@@ -69,6 +69,62 @@ public sealed class PythonClientTests
     }
 
     [Fact]
+    public async Task ThePythonClientHearsWhatWasPublishedWhileItsConnectionWasDownAndIsToldWhatWasNotKept()
+    {
+        // One server, kept up with its history (256 events); its listener stops and starts, and events are published
+        // while the client is away. The client's calls tell the test where it is.
+        string endpoint = $"tcp://127.0.0.1:{LoopbackPorts.Free()}";
+        string tag = Guid.NewGuid().ToString("N");
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { SharedSecret = "resume-secret" });
+        server.Register(typeof(IpyRpc.Tests.BothWays.RestartFunctions)).Register(typeof(IpyRpc.Tests.BothWays.RestartEvents));
+        IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, endpoint);
+        Task<(int Code, string Stdout, string Stderr)> run = PythonPeer.RunAsync("events_resume.py", endpoint, "resume-secret", tag);
+        async Task StepAsync(int n)
+        {
+            DateTime until = DateTime.UtcNow.AddSeconds(30);
+            while (IpyRpc.Tests.BothWays.RestartFunctions.Runs(tag) < n && !run.IsCompleted && DateTime.UtcNow < until) await Task.Delay(10);
+            Assert.True(IpyRpc.Tests.BothWays.RestartFunctions.Runs(tag) >= n, $"the Python client did not reach step {n}: " + (run.IsCompleted ? (await run).Stdout + (await run).Stderr : "(running)"));
+        }
+
+        void Publish(int from, int to)
+        {
+            for (int i = from; i < to; i++) server.Publish(IpyRpc.Tests.BothWays.RestartEvents.Ticked, i);
+        }
+
+        try
+        {
+            await StepAsync(1);
+            Publish(0, 5);
+            await host.DisposeAsync(); // the client is told: server_stopping
+            Publish(5, 15);
+            host = IpyRpcZeroMqServer.Start(server, endpoint);
+            await StepAsync(2);
+            Publish(15, 20);
+
+            await StepAsync(3);
+            await host.DisposeAsync();
+            Publish(20, 320);
+            host = IpyRpcZeroMqServer.Start(server, endpoint);
+            await StepAsync(4);
+
+            (int code, string stdout, string stderr) = await run;
+            Assert.True(code == 0, stdout + stderr);
+            Assert.Contains("matched: ['restart.ticked']", stdout);
+            Assert.Contains("closed: server_stopping", stdout);
+            Assert.Contains("events: " + string.Join(" ", Enumerable.Range(0, 20)), stdout);
+            Assert.Contains("missed: [] 0", stdout);
+            Assert.Contains("after the gap: 256 64 319", stdout); // the latest 256 of the 300
+            Assert.Contains("gap: ['expired'] | restart.*: The server keeps its last 256 events", stdout);
+            Assert.Contains("bad resume: bad_message", stdout);
+            Assert.Contains("foreign id: unknown_id", stdout);
+        }
+        finally
+        {
+            await host.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task ThePythonClientMakesACallTheServerNeverReadAgainAndSaysWhenOneMayHaveRun()
     {
         (int code, string stdout, string stderr) = await PythonPeer.RunAsync("closing_server.py");
