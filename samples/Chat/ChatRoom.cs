@@ -82,6 +82,14 @@ public sealed class ChatRoom
         return _server!.Publish(ChatEvents.Said, line);
     }
 
+    /// <summary>The room itself says something (from the server's own code: no member calls this).</summary>
+    public void Announce(string text)
+    {
+        var line = new ChatLine("room", text, DateTimeOffset.UtcNow);
+        _history.Enqueue(line);
+        _server!.Publish(ChatEvents.Said, line);
+    }
+
     /// <summary>Who is in the room.</summary>
     [IpyRpcExport("chat.members")]
     public List<string> Members() => [.. _members.Values.Select(m => m.Nickname).Order()];

@@ -9,7 +9,8 @@ using System.Runtime.InteropServices;
 //   dotnet run --project samples/Chat -- --zmq   # over ZeroMQ
 //   dotnet run --project samples/Chat -- serve [URL]   # only the room, over WebSocket at URL (http://127.0.0.1:7780), until Ctrl+C
 // Three members join; the server learns each name by calling the member back, everyone hears what
-// is said, a vote asks every member by calling them back, and one member leaves.
+// is said, a vote asks every member by calling them back, the listener restarts while the room stays
+// up (members reconnect and hear what was said meanwhile), and one member leaves.
 bool zmq = args.Contains("--zmq");
 var room = new ChatRoom();
 await using var server = new IpyRpcServer();
@@ -38,21 +39,24 @@ if (args.FirstOrDefault() == "serve")
 
 IAsyncDisposable host;
 Func<Member, Task<IpyRpcClient>> join;
+Func<Task<IAsyncDisposable>> listenAgain; // at the same address
 if (zmq)
 {
     IpyRpcZeroMqServer zmqHost = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
     host = zmqHost;
     join = member => IpyRpcZeroMqClient.ConnectAsync(zmqHost.Endpoint, Options(member));
+    listenAgain = () => Task.FromResult<IAsyncDisposable>(IpyRpcZeroMqServer.Start(server, zmqHost.Endpoint));
 }
 else
 {
     IpyRpcHttpServer httpHost = await IpyRpcHttpServer.StartAsync(server);
     host = httpHost;
     join = member => IpyRpcHttpClient.ConnectAsync(httpHost.Address, HttpCarrier.WebSocket, Options(member));
+    listenAgain = async () => await IpyRpcHttpServer.StartAsync(server, httpHost.Address.ToString().TrimEnd('/'));
 }
 
 Console.WriteLine($"room open over {(zmq ? "ZeroMQ" : "WebSocket")}");
-await using (host)
+try
 {
     var members = new List<IpyRpcClient>();
     foreach ((string name, Func<string, bool> opinion) in new (string, Func<string, bool>)[]
@@ -87,9 +91,29 @@ await using (host)
         Console.WriteLine($"  {line.From}: {line.Text}");
     }
 
+    // The listener restarts (a deploy, a network blip) while the server and its room stay up. Members reconnect by
+    // themselves and subscribe again; the server keeps its latest events (IpyRpcServerOptions.EventHistory), so each
+    // first hears what was said while it was away. A subscription's Gap says when that cannot be everything.
+    Task[] back = [.. members.Select(m =>
+    {
+        var reconnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        m.Reconnected += () => reconnected.TrySetResult();
+        return reconnected.Task;
+    })];
+    Console.WriteLine("the listener restarts");
+    await host.DisposeAsync();
+    room.Announce("said while you were away");
+    host = await listenAgain();
+    await Task.WhenAll(back).WaitAsync(TimeSpan.FromSeconds(30));
+    await Task.Delay(300); // let the events arrive
+
     await members[2].DisposeAsync(); // cy leaves; the others are told why
     await Task.Delay(500);
     foreach (IpyRpcClient m in members.Take(2)) await m.DisposeAsync();
+}
+finally
+{
+    await host.DisposeAsync();
 }
 
 Console.WriteLine("room closed");

@@ -27,6 +27,14 @@ public sealed class ChatSampleTests
         Assert.True(history >= 0, output);
         int first = output.IndexOf("\n  ann: hello, room", history, StringComparison.Ordinal);
         Assert.True(first > history && output.IndexOf("\n  bob: hi ann", first, StringComparison.Ordinal) > first, output); // in the order said
+        // The listener restarted while the room stayed up: every member reconnected and heard what was said meanwhile.
+        int restart = output.IndexOf("the listener restarts", StringComparison.Ordinal);
+        Assert.True(restart > history, output);
+        foreach (string who in new[] { "ann", "bob", "cy" })
+        {
+            Assert.True(output.IndexOf($"  {who} hears room: said while you were away", restart, StringComparison.Ordinal) > restart, output);
+        }
+
         Assert.Contains("  ann sees cy (closed) leave", output);
         Assert.Contains("  bob sees cy (closed) leave", output);
         Assert.EndsWith("room closed", output.TrimEnd());
