@@ -11,10 +11,11 @@ public static class BenchEvents
 }
 
 /// <summary>
-/// Events: how many a second four in-process subscribers each hear, from a server that keeps no event history and
-/// from one that keeps its latest events for HTTP event streams that resume (served over HTTP: every event is numbered
-/// and its JSON kept as it is published), measured in turns in the same run. At most 256 events wait for the slowest
-/// subscriber, so none is dropped and the rate is one the subscribers keep up with.
+/// Events: how many a second four in-process subscribers each hear, from a server that keeps no event history
+/// (<c>EventHistory = 0</c>), from one that keeps its latest events for subscriptions that resume after a reconnect (the
+/// default: every event numbered and its MessagePack kept as it is published), and from one served over HTTP too (the
+/// event stream's history keeps each event's JSON as well), measured in turns in the same run. At most 256 events wait
+/// for the slowest subscriber, so none is dropped and the rate is one the subscribers keep up with.
 /// </summary>
 internal static class EventsBench
 {
@@ -26,8 +27,9 @@ internal static class EventsBench
         var systems = new List<Publisher>();
         try
         {
-            systems.Add(await Publisher.StartAsync("events-no-history", history: false));
-            systems.Add(await Publisher.StartAsync("events-history", history: true));
+            systems.Add(await Publisher.StartAsync("events-no-history", history: false, http: false));
+            systems.Add(await Publisher.StartAsync("events-history", history: true, http: false));
+            systems.Add(await Publisher.StartAsync("events-history-http", history: true, http: true));
             int count = settings.Mode == "smoke" ? 200 : settings.ThroughputCalls * 2;
             foreach (Publisher p in systems) await p.RunAsync(Math.Min(count, 1000)); // warm-up
             var rates = systems.ToDictionary(s => s.Name, _ => new List<double>());
@@ -60,12 +62,12 @@ internal static class EventsBench
 
         public string Name { get; private init; } = "";
 
-        public static async Task<Publisher> StartAsync(string name, bool history)
+        public static async Task<Publisher> StartAsync(string name, bool history, bool http)
         {
             var p = new Publisher { Name = name };
-            p._server = new IpyRpcServer();
+            p._server = new IpyRpcServer(new IpyRpcServerOptions { EventHistory = history ? 256 : 0 });
             p._server.Register(typeof(BenchEvents));
-            if (history) p._host = await IpyRpcHttpServer.StartAsync(p._server); // maps the event stream, which keeps the history
+            if (http) p._host = await IpyRpcHttpServer.StartAsync(p._server); // maps the event stream, whose history keeps JSON too
             for (int i = 0; i < Subscribers; i++)
             {
                 int slot = i;

@@ -46,7 +46,7 @@ public sealed class BenchSmokeTests
                 queues.Order());
 
             // Events, with and without the history, each heard by its four subscribers at some rate.
-            Assert.Equal(["events-history", "events-no-history"], results.Where(r => r.GetProperty("scenario").GetString() == "events" && r.GetProperty("calls_per_s").GetDouble() > 0).Select(r => r.GetProperty("system").GetString()!).Distinct().Order());
+            Assert.Equal(["events-history", "events-history-http", "events-no-history"], results.Where(r => r.GetProperty("scenario").GetString() == "events" && r.GetProperty("calls_per_s").GetDouble() > 0).Select(r => r.GetProperty("system").GetString()!).Distinct().Order());
 
             string[] ratios = [.. root.GetProperty("ratios").EnumerateArray().Select(r => r.GetProperty("name").GetString()!)];
             Assert.Contains("zmq small-call p50 vs raw libzmq", ratios);
