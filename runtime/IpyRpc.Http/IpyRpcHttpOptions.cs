@@ -37,7 +37,9 @@ public sealed record IpyRpcHttpOptions
     /// How many of the server's latest events it keeps for event streams that reconnect: each event goes out with an
     /// <c>id:</c>, and a stream that comes back with the last one it had (<c>Last-Event-ID</c>, which a browser's
     /// <c>EventSource</c> sends by itself) first hears the events it missed, or <c>ipyrpc.missed</c> when they are no
-    /// longer kept. 0 keeps none: events go without ids and a stream always starts at its request.
+    /// longer kept. 0 keeps none for streams: events go without ids and a stream always starts at its request. The
+    /// server keeps one history for streams and for its clients' subscriptions
+    /// (<see cref="IpyRpcServerOptions.EventHistory"/>), of the larger of the two counts and of the two sizes.
     /// </summary>
     public int EventStreamHistory { get; init; } = 256;
 

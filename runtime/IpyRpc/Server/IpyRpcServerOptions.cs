@@ -128,7 +128,9 @@ public sealed record IpyRpcServerOptions
     /// events its subscriptions missed meanwhile when it reconnects, once and in order, before the live ones (the .NET
     /// and Python clients ask for them by themselves). When more were published than are kept, or the client comes back
     /// to another server (or this one restarted), its subscriptions say so (<see cref="IpyRpcSubscription.Gap"/>).
-    /// 0 keeps none: a reconnected client hears only what is published after it subscribed again.
+    /// 0 keeps none: a reconnected client hears only what is published after it subscribed again. A server served over
+    /// HTTP keeps one history for this and for its event stream (<c>IpyRpcHttpOptions.EventStreamHistory</c>), of the
+    /// larger of the two counts and of the two sizes.
     /// </summary>
     public int EventHistory { get; init; } = 256;
 
