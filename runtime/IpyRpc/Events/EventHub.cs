@@ -39,22 +39,9 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
             {
                 if (!s.Matches(name)) continue;
                 if (dropped > 0) s.DroppedByServer(dropped);
-                if (message.Sequence is not long number)
-                {
-                    s.Offer(message); // from a server that numbers nothing: as they come
-                }
-                else if (message.Id != 0)
-                {
-                    s.TakeReplayed(message, number); // answering a subscribe: for the subscriptions that asked to resume with it
-                }
-                else if (s.Awaiting)
-                {
-                    s.Hold(message);
-                }
-                else
-                {
-                    s.TakeLive(message, number);
-                }
+                if (message.Sequence is null) s.Offer(message); // from a server that numbers nothing: as they come
+                else if (s.Awaiting) s.Hold(message); // until the answer says where it starts and what was missed
+                else s.Take(message);
             }
         }
     }
@@ -138,20 +125,25 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
             }
         }
 
-        List<(IpyRpcSubscription, EventGap)>? gaps = null;
+        // A gap is told before any event replayed or held is handed over, so a handler that hears it knows the events
+        // after it come after the gap.
+        List<(IpyRpcSubscription, EventGap?)> settled = [];
         lock (_subscriptions)
         {
             foreach (IpyRpcSubscription s in _subscriptions)
             {
-                if (s.Pattern != pattern || !s.Answered(reply.Id)) continue;
-                EventGap? gap = s.Settle(start, missed);
-                if (gap is not null) (gaps ??= []).Add((s, gap));
+                if (s.Pattern == pattern && s.Answered(reply.Id)) settled.Add((s, s.Settle(start, missed)));
             }
         }
 
-        if (gaps is not null)
+        foreach ((IpyRpcSubscription s, EventGap? gap) in settled)
         {
-            foreach ((IpyRpcSubscription s, EventGap gap) in gaps) s.RaiseGap(gap);
+            if (gap is not null) s.RaiseGap(gap);
+        }
+
+        lock (_subscriptions)
+        {
+            foreach ((IpyRpcSubscription s, _) in settled) s.Release();
         }
 
         return names;

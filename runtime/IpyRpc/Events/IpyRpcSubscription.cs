@@ -69,8 +69,8 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
 
     /// <summary>
     /// Raised when the client has subscribed again after a reconnect and the server could not give this subscription every
-    /// event it missed meanwhile (on the thread that read the server's answer: return quickly). Events it did replay are
-    /// handed over as usual, some perhaps before the handler of this runs.
+    /// event it missed meanwhile, before any event after the gap is handed over (on the thread that read the server's
+    /// answer: return quickly). The events the server did replay follow.
     /// </summary>
     public event Action<IpyRpcSubscription, EventGap>? Gap;
 
@@ -129,36 +129,41 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
         _held.Add(message);
     }
 
-    internal void TakeReplayed(IpyRpcMessage message, long number)
+    /// <summary>
+    /// Takes a numbered event it is not waiting for an answer for: replayed (answering the subscribe it asked to resume
+    /// with), or live (numbered after where its server said it starts); each number once, in order.
+    /// </summary>
+    internal void Take(IpyRpcMessage message)
     {
-        if (_replays is not { } ask || message.Id != ask.Id || Epoch is null || number <= Last) return;
-        Last = number;
-        Interlocked.Increment(ref _replayed);
-        Offer(message);
-    }
-
-    internal void TakeLive(IpyRpcMessage message, long number)
-    {
-        if (Epoch is null)
+        long number = message.Sequence!.Value;
+        if (message.Id != 0)
+        {
+            if (_replays is not { } ask || message.Id != ask.Id || Epoch is null || number <= Last) return;
+            Interlocked.Increment(ref _replayed);
+        }
+        else if (Epoch is null)
         {
             Offer(message); // its server gave no start: it resumes nothing
             return;
         }
+        else if (number <= _liveAfter || number <= Last)
+        {
+            return; // came (or comes) replayed
+        }
 
-        if (number <= _liveAfter || number <= Last) return; // came (or comes) replayed
         Last = number;
         Offer(message);
     }
 
     /// <summary>
     /// The answer it waited for: where its live events start (<paramref name="start"/>, from a server that keeps a history)
-    /// and what the server could not replay. Returns the gap to tell, when it was subscribed before (a reconnect renewed it).
+    /// and what the server could not replay. Returns the gap to tell, when it was subscribed before (a reconnect renewed it);
+    /// the events held are handed over by <see cref="Release"/>, after the gap is told.
     /// </summary>
     internal EventGap? Settle((string Epoch, long Start)? start, EventGap? missed)
     {
         bool renewed = _confirmed;
         _confirmed = true;
-        Awaiting = false;
         _ask = null;
         EventGap? gap = null;
         if (start is { } s)
@@ -183,14 +188,6 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
             Epoch = null;
         }
 
-        List<IpyRpcMessage>? held = _held;
-        _held = null;
-        foreach (IpyRpcMessage m in held ?? [])
-        {
-            if (m.Sequence is long number) TakeLive(m, number);
-            else Offer(m);
-        }
-
         if (gap is not null)
         {
             Interlocked.Increment(ref _gaps);
@@ -198,6 +195,16 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
         }
 
         return gap;
+    }
+
+    /// <summary>Hands over the events held while it waited for its answer (replayed, then live), unless it waits for another one now.</summary>
+    internal void Release()
+    {
+        if (_ask is not null) return; // asked again meanwhile (another reconnect): that answer releases them
+        Awaiting = false;
+        List<IpyRpcMessage>? held = _held;
+        _held = null;
+        foreach (IpyRpcMessage m in held ?? []) Take(m);
     }
 
     /// <summary>Raises <see cref="Gap"/> (outside the hub's lock); a handler's exception is kept, as an event handler's is.</summary>

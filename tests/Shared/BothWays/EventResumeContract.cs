@@ -141,9 +141,9 @@ public abstract class EventResumeContract
         IAsyncDisposable host = await ServeAsync(server);
         await using IpyRpcClient client = await ConnectAsync();
         var heard = new ConcurrentQueue<int>();
-        var gaps = new ConcurrentQueue<EventGap>();
+        var gaps = new ConcurrentQueue<(EventGap Gap, int[] HeardBefore)>();
         await using IpyRpcSubscription subscription = await client.SubscribeAsync(RestartEvents.Ticked, heard.Enqueue);
-        subscription.Gap += (_, gap) => gaps.Enqueue(gap);
+        subscription.Gap += (_, gap) => gaps.Enqueue((gap, [.. heard]));
         var watch = new Watch(client);
         for (int i = 0; i < 3; i++) server.Publish(RestartEvents.Ticked, i);
         await EventuallyAsync(() => heard.Count == 3, () => "the first three");
@@ -157,7 +157,8 @@ public abstract class EventResumeContract
 
         await EventuallyAsync(() => heard.Count == 8, () => $"the four kept and the live one (heard {string.Join(",", heard)})");
         Assert.Equal([0, 1, 2, 9, 10, 11, 12, 13], heard);
-        EventGap told = Assert.Single(gaps);
+        (EventGap told, int[] heardBefore) = Assert.Single(gaps);
+        Assert.Equal([0, 1, 2], heardBefore); // told before the events replayed are handed over
         Assert.Equal("expired", told.Reason);
         Assert.Contains("keeps its last 4 events", told.Message);
         Assert.Equal(told, subscription.LastGap);
