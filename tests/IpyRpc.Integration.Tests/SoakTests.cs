@@ -91,6 +91,7 @@ public sealed class SoakTests(ITestOutputHelper output)
 
             running.Add(Task.Run(() => JsonRpcLaneAsync(address, stats, until, length, secret)));
             running.Add(Task.Run(() => EventStreamLaneAsync(address, stats, until, length, secret)));
+            running.Add(Task.Run(() => ResumeLaneAsync(address, stats, until, length, secret)));
             running.Add(Task.Run(() => QuietLaneAsync(address, stats, until, length, secret)));
             if (secret) running.Add(Task.Run(() => ImpostorLaneAsync(tcp.Endpoint, address, stats, until, length)));
             Task<(int ExitCode, string Report)> python = PythonLaneAsync(tcp.Endpoint, length, secret);
@@ -561,6 +562,43 @@ public sealed class SoakTests(ITestOutputHelper output)
             }
         }
     }
+
+    /// <summary>
+    /// One WebSocket client through a proxy that drops its connection every few hundred milliseconds: it reconnects each
+    /// time and its subscription resumes, hearing what was published meanwhile. The ticks it hears follow one another
+    /// without a gap or a repeat, except right after the subscription told a gap (the server keeps its last 256 events)
+    /// or counted events dropped.
+    /// </summary>
+    private static async Task ResumeLaneAsync(Uri address, Stats stats, Stopwatch clock, TimeSpan length, bool secret)
+    {
+        const string carrier = "websocket-resume";
+        await using var proxy = TcpProxy.Start(address.Port);
+        var through = new UriBuilder(address) { Port = proxy.Port }.Uri;
+        IpyRpcClientOptions options = Options(carrier, secret) with { Reconnect = new ReconnectOptions { FirstDelay = TimeSpan.FromMilliseconds(20), MaxDelay = TimeSpan.FromMilliseconds(200) } };
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(through, HttpCarrier.WebSocket, options);
+        Interlocked.Increment(ref stats.Connections);
+        client.Reconnected += () => stats.ByKind.AddOrUpdate($"{carrier} resumed", 1, (_, n) => n + 1);
+        IpyRpcSubscription? subscription = null;
+        long last = -1, gapsSeen = 0, droppedSeen = 0;
+        subscription = await client.SubscribeAsync(SoakEvents.Ticked, tick =>
+        {
+            (long gaps, long dropped) = Volatile.Read(ref subscription) is { } s ? (s.Gaps, s.Dropped) : (0, 0);
+            if (tick <= last || (last >= 0 && tick != last + 1 && gaps == gapsSeen && dropped == droppedSeen)) stats.Wrong(carrier, "event", $"tick {tick} after {last}");
+            (last, gapsSeen, droppedSeen) = (tick, gaps, dropped);
+            stats.Heard(carrier);
+        });
+        var random = new Random(13);
+        while (clock.Elapsed < length)
+        {
+            await Task.Delay(random.Next(100, 600));
+            proxy.CloseAll();
+        }
+
+        ByKind(stats, carrier, "replayed", subscription.Replayed);
+        ByKind(stats, carrier, "gaps", subscription.Gaps);
+    }
+
+    private static void ByKind(Stats stats, string carrier, string kind, long count) => stats.ByKind[$"{carrier} {kind}"] = (int)count;
 
     private static async Task<bool> EventuallyAsync(Func<bool> condition) => await EventuallyAsync(() => Task.FromResult(condition()));
 
