@@ -45,16 +45,21 @@ public sealed class FuzzTests(ITestOutputHelper output)
         int total = Mutator.CountPerSurface;
         output.WriteLine($"seed {mutator.Seed}, {total} messages");
         await using var server = new IpyRpcServer(new IpyRpcServerOptions { MaxCallsInFlightPerConnection = 100_000 });
-        server.Register(typeof(FuzzFunctions));
+        server.Register(typeof(FuzzFunctions)).Register(typeof(IpyRpc.Tests.BothWays.BothWaysEvents));
         await using IpyRpcZeroMqServer host = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*", new ZeroMqOptions { MaxMessageBytes = 1 << 20 });
         await using IpyRpcClient probe = await IpyRpcZeroMqClient.ConnectAsync(host.Endpoint, new IpyRpcClientOptions { Output = (_, _) => { } });
         var watch = new ResourceWatch();
         int replies = 0;
         using var dealer = new RawDealer(host.Endpoint);
+        string epoch = EventEpoch(host.Endpoint);
         for (int sent = 0; sent < total; sent++)
         {
+            // Events are published all along (the server keeps the latest 256), and one message in twenty asks to resume
+            // after one of them, by an id the server gave: replays, among the mutated subscribes with ids it did not.
+            if (mutator.Next(4) == 0) server.Publish(IpyRpc.Tests.BothWays.BothWaysEvents.Ticked, new IpyRpc.Tests.BothWays.Tick(sent, "fuzz"));
             byte[][] frames = mutator.Next(10) == 0
                 ? [.. Enumerable.Range(0, 1 + mutator.Next(4)).Select(_ => mutator.Random(mutator.Next(300)))]
+                : mutator.Next(20) == 0 ? Corpus.Resume((ulong)sent + 1000, $"{epoch}-{mutator.Next(sent / 4 + 1)}")
                 : [.. mutator.Frames(Corpus.Frames[mutator.Next(Corpus.Frames.Count)])];
             if (frames.Length == 0) frames = [[]];
             dealer.Send(frames);
@@ -73,5 +78,20 @@ public sealed class FuzzTests(ITestOutputHelper output)
 
         output.WriteLine($"{replies} replies; peak heap {watch.PeakMemory / 1048576} MiB, peak threads {watch.PeakThreads}, peak RSS {ResourceWatch.PeakRssMiB} MiB");
         Assert.True(replies > total / 10, $"only {replies} replies to {total} messages");
+    }
+
+    // The epoch of the server's event history, from the answer to a subscribe (part 1: {"start": "EPOCH-N"}).
+    private static string EventEpoch(string endpoint)
+    {
+        using var dealer = new RawDealer(endpoint);
+        dealer.Send([.. Corpus.Frames[0]]); // hello
+        Assert.NotNull(dealer.Receive(TimeSpan.FromSeconds(10)));
+        var subscribe = new IpyRpcMessage { Kind = MessageKind.Subscribe, Id = 2, Function = "bw.*" };
+        dealer.Send([MessageCodec.EncodeHeader(subscribe)]);
+        byte[][] reply = [.. dealer.Receive(TimeSpan.FromSeconds(10)) ?? throw new TimeoutException("no answer to subscribe")];
+        Assert.Equal(3, reply.Length); // the header, the names, where it starts
+        var start = (Dictionary<string, object?>)IpyRpc.Jobs.JobCodec.Decode(reply[2], Serialization.MessagePack)!;
+        string id = (string)start["start"]!;
+        return id[..id.LastIndexOf('-')];
     }
 }

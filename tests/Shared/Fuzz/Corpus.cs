@@ -30,6 +30,9 @@ public static class Corpus
         new() { Kind = MessageKind.Output, Id = 15, Stream = OutputStream.Stderr, Parts = ["text"u8.ToArray()] },
         new() { Kind = MessageKind.Result, Id = 16, Parts = [new byte[] { 0xc0 }] },
         new() { Kind = MessageKind.Event, Id = 0, Function = "evt", Parts = [new byte[] { 0x01 }] },
+        new() { Kind = MessageKind.Subscribe, Id = 21, Function = "bw.*" },
+        new() { Kind = MessageKind.Subscribe, Id = 22, Function = "bw.ticked", Parts = [Pack(new Dictionary<string, object?> { ["resume"] = "0badc0de-1" })] },
+        new() { Kind = MessageKind.Unsubscribe, Id = 23, Function = "bw.*" },
     ];
 
     /// <summary>The messages as ZeroMQ frames: the header, then each part.</summary>
@@ -73,6 +76,13 @@ public static class Corpus
         }
 
         return [.. bytes];
+    }
+
+    /// <summary>A subscribe to every <c>bw.*</c> event that asks to resume after <paramref name="id"/>, as ZeroMQ frames.</summary>
+    public static byte[][] Resume(ulong requestId, string id)
+    {
+        var message = new IpyRpcMessage { Kind = MessageKind.Subscribe, Id = requestId, Function = "bw.*", Parts = [Pack(new Dictionary<string, object?> { ["resume"] = id })] };
+        return [MessageCodec.EncodeHeader(message), .. message.Parts.Select(p => p.ToArray())];
     }
 
     private static byte[] Pack(object? value) => JobCodec.Encode(value, Serialization.MessagePack);
