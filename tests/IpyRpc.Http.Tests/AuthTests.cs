@@ -237,6 +237,44 @@ public sealed class AuthTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ASubscriptionResumedAfterAReconnectIsReplayedOnlyWhatItsCallerMayHear()
+    {
+        // alice over a WebSocket through a proxy: the network breaks and stays down while root's audit event and a news
+        // item are published; she comes back with her token and hears the news item, never the audit.
+        await using var proxy = TcpProxy.Start(_address.Port);
+        using var http = new HttpClient();
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "alice-token");
+        var options = new IpyRpcClientOptions { Reconnect = new ReconnectOptions { FirstDelay = TimeSpan.FromMilliseconds(20), MaxDelay = TimeSpan.FromMilliseconds(100) } };
+        await using IpyRpcClient alice = await IpyRpcHttpClient.ConnectAsync(new UriBuilder(_address) { Port = proxy.Port }.Uri, HttpCarrier.WebSocket, options, http);
+        var heard = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        await using IpyRpcSubscription all = await alice.SubscribeAsync("*", e => heard.Enqueue($"{e.Name}: {e.Payload}"));
+        Assert.Equal(["news.posted"], all.Events);
+        var reconnecting = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var reconnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        alice.Reconnecting += _ => reconnecting.TrySetResult();
+        alice.Reconnected += () => reconnected.TrySetResult();
+        _server.Publish(WhoEvents.News, "one");
+        DateTime heardOne = DateTime.UtcNow.AddSeconds(20);
+        while (heard.IsEmpty && DateTime.UtcNow < heardOne) await Task.Delay(10);
+
+        proxy.Refusing = true;
+        proxy.CloseAll();
+        await reconnecting.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        _server.Publish(WhoEvents.Audit, "root logged in");
+        _server.Publish(WhoEvents.News, "two");
+        proxy.Refusing = false;
+        await reconnected.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        _server.Publish(WhoEvents.Audit, "root logged out");
+        _server.Publish(WhoEvents.News, "three");
+
+        DateTime until = DateTime.UtcNow.AddSeconds(20);
+        while (heard.Count < 3 && DateTime.UtcNow < until) await Task.Delay(10);
+        await Task.Delay(100); // nothing more comes
+        Assert.Equal(["news.posted: one", "news.posted: two", "news.posted: three"], heard);
+        Assert.Equal((1L, 0L), (all.Replayed, all.Gaps));
+    }
+
+    [Fact]
     public async Task RequestsOfDifferentPrincipalsOnOneConnectionNeverShareASession()
     {
         // One kept-alive connection, two callers taking turns: each call runs as its own caller, and only the

@@ -127,7 +127,11 @@ internal sealed class EventHistory
     public void Keep(OutgoingEvent e)
     {
         e.Number = ++_last;
-        var kept = new KeptEvent(e.Number, e.Name, _json ? e.Payload(Serialization.Json) : null, _messagePack ? e.Payload(Serialization.MessagePack) : null);
+        // (Not `? payload : null`: a null array converts to an empty ReadOnlyMemory, which would be kept as a payload.)
+        ReadOnlyMemory<byte>? json = null, messagePack = null;
+        if (_json) json = e.Payload(Serialization.Json);
+        if (_messagePack) messagePack = e.Payload(Serialization.MessagePack);
+        var kept = new KeptEvent(e.Number, e.Name, json, messagePack);
         _kept.Enqueue(kept);
         _bytes += kept.Bytes;
         while (_kept.Count > _capacity || _bytes > _maxBytes) _bytes -= _kept.Dequeue().Bytes;

@@ -1,0 +1,216 @@
+using System.Collections.Concurrent;
+using IpyRpc.Jobs;
+using IpyRpc.MessagePack;
+using IpyRpc.Protocol;
+using IpyRpc.Tests.BothWays;
+
+namespace IpyRpc.Tests;
+
+/// <summary>
+/// The server's side of subscriptions that resume (docs/PROTOCOL.md, "Events after a reconnect"), message by message: the
+/// numbers on events, the start in a subscribe's answer, the replay before the answer, the serializations kept.
+/// </summary>
+public sealed class EventResumeTests
+{
+    // A session whose transport records what it is sent, in order; until `open` completes, it is stuck on every event.
+    private sealed class Recorded
+    {
+        private Recorded(IpyRpcServer server, Task? open)
+        {
+            Session = server.CreateSession(async (message, _) =>
+            {
+                if (message.Kind == MessageKind.Event && open is not null) await open;
+                Sent.Enqueue(message);
+            }, new IpyRpcConnection("test", null));
+        }
+
+        public ConcurrentQueue<IpyRpcMessage> Sent { get; } = new();
+
+        public ServerSession Session { get; }
+
+        public static async Task<Recorded> StartAsync(IpyRpcServer server, Task? open = null)
+        {
+            var recorded = new Recorded(server, open);
+            await recorded.Session.HandleAsync(new IpyRpcMessage { Kind = MessageKind.Hello, Id = 1, Versions = [1] });
+            return recorded;
+        }
+
+        public Task SubscribeAsync(ulong id, string pattern, string? resume = null, Serialization serialization = Serialization.MessagePack) => Session.HandleAsync(new IpyRpcMessage
+        {
+            Kind = MessageKind.Subscribe,
+            Id = id,
+            Function = pattern,
+            Serialization = serialization,
+            Parts = resume is null ? [] : [JobCodec.Encode(new Dictionary<string, object?> { ["resume"] = resume }, serialization)],
+        }).AsTask();
+
+        public IpyRpcMessage[] Events => [.. Sent.Where(m => m.Kind == MessageKind.Event)];
+
+        public IpyRpcMessage Answer(ulong id) => Sent.Single(m => m.Id == id && m.Kind is MessageKind.Result or MessageKind.Error);
+
+        /// <summary>Part 1 of a subscribe's answer.</summary>
+        public Dictionary<string, object?> Resumed(ulong id)
+        {
+            IpyRpcMessage answer = Answer(id);
+            Assert.Equal(MessageKind.Result, answer.Kind);
+            Assert.Equal(2, answer.Parts.Count);
+            return (Dictionary<string, object?>)JobCodec.Decode(answer.Parts[1].Span, answer.Serialization)!;
+        }
+    }
+
+    private static IpyRpcServer NewServer(IpyRpcServerOptions? options = null)
+    {
+        var server = new IpyRpcServer(options);
+        server.Register(typeof(BothWaysEvents));
+        return server;
+    }
+
+    private static int Number(IpyRpcMessage e)
+    {
+        if (e.Serialization == Serialization.Json) return System.Text.Json.JsonDocument.Parse(e.Body).RootElement.GetProperty("number").GetInt32();
+        var reader = new MessagePackReader(e.Body.Span);
+        return BothWaysEvents.Ticked.Formatter.Read(ref reader).Number;
+    }
+
+    private static void Publish(IpyRpcServer server, int from, int to)
+    {
+        for (int n = from; n < to; n++) server.Publish(BothWaysEvents.Ticked, new Tick(n, ""));
+    }
+
+    [Fact]
+    public async Task EventsAreNumberedAndAResumedSubscribeHearsWhatItMissedAsItsAnswersBeforeTheAnswerThenLiveOnes()
+    {
+        await using IpyRpcServer server = NewServer();
+        Recorded first = await Recorded.StartAsync(server);
+        await first.SubscribeAsync(2, "bw.*");
+        string start = (string)first.Resumed(2)["start"]!;
+        string epoch = start[..start.LastIndexOf('-')];
+        Assert.Matches("^[0-9a-f]{8}-0$", start); // nothing published yet
+        Publish(server, 0, 5);
+        Assert.Equal([1L, 2L, 3L, 4L, 5L], first.Events.Select(e => e.Sequence!.Value));
+        Assert.All(first.Events, e => Assert.Equal(0UL, e.Id));
+
+        // Another connection resumes after the second: the third to the fifth come, answering its subscribe, before the answer.
+        Recorded second = await Recorded.StartAsync(server);
+        await second.SubscribeAsync(7, "bw.ticked", $"{epoch}-2");
+        IpyRpcMessage[] sent = [.. second.Sent.Where(m => m.Kind != MessageKind.Hello)];
+        Assert.Equal([MessageKind.Event, MessageKind.Event, MessageKind.Event, MessageKind.Result], sent.Select(m => m.Kind));
+        Assert.Equal([2, 3, 4], sent.Take(3).Select(Number));
+        Assert.All(sent.Take(3), e => Assert.Equal(7UL, e.Id));
+        Assert.Equal([3L, 4L, 5L], sent.Take(3).Select(e => e.Sequence!.Value));
+        Dictionary<string, object?> resumed = second.Resumed(7);
+        Assert.Equal($"{epoch}-5", resumed["start"]);
+        Assert.False(resumed.ContainsKey("missed"));
+
+        Publish(server, 5, 6);
+        IpyRpcMessage live = second.Events[^1];
+        Assert.Equal((0UL, 6L, 5), (live.Id, live.Sequence!.Value, Number(live)));
+        await first.Session.DisposeAsync();
+        await second.Session.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task TheAnswerWaitsUntilTheReplayIsSent()
+    {
+        await using IpyRpcServer server = NewServer();
+        Recorded publisherSide = await Recorded.StartAsync(server);
+        await publisherSide.SubscribeAsync(2, "bw.ticked");
+        string start = (string)publisherSide.Resumed(2)["start"]!;
+        Publish(server, 0, 3);
+
+        var open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Recorded stuck = await Recorded.StartAsync(server, open.Task);
+        Task subscribing = stuck.SubscribeAsync(3, "bw.ticked", start);
+        await Task.Delay(200);
+        Assert.DoesNotContain(stuck.Sent, m => m.Kind == MessageKind.Result); // its transport has not taken the replay yet
+        open.SetResult();
+        await subscribing.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal([MessageKind.Event, MessageKind.Event, MessageKind.Event, MessageKind.Result], stuck.Sent.Where(m => m.Kind != MessageKind.Hello).Select(m => m.Kind));
+        await publisherSide.Session.DisposeAsync();
+        await stuck.Session.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task WhatTheServerNoLongerKeepsOrDidNotGiveIsToldAndNothingOlderIsReplayed()
+    {
+        await using IpyRpcServer server = NewServer(new IpyRpcServerOptions { EventHistory = 3 });
+        Recorded first = await Recorded.StartAsync(server);
+        await first.SubscribeAsync(2, "bw.ticked");
+        string start = (string)first.Resumed(2)["start"]!;
+        string epoch = start[..start.LastIndexOf('-')];
+        Publish(server, 0, 10);
+
+        Recorded late = await Recorded.StartAsync(server);
+        await late.SubscribeAsync(3, "bw.ticked", start);
+        Assert.Equal([7, 8, 9], late.Events.Select(Number)); // the three kept
+        var missed = (Dictionary<string, object?>)late.Resumed(3)["missed"]!;
+        Assert.Equal("expired", missed["reason"]);
+        Assert.Contains("keeps its last 3 events", (string)missed["message"]!);
+
+        // An id from another server (or an earlier run), a number past the last, anything else: starts now, and says so.
+        foreach ((ulong id, string resume) in new[] { (4UL, "0badc0de-3"), (5UL, $"{epoch}-99"), (6UL, "not an id") })
+        {
+            Recorded foreign = await Recorded.StartAsync(server);
+            await foreign.SubscribeAsync(id, "bw.ticked", resume);
+            Assert.Empty(foreign.Events);
+            Dictionary<string, object?> resumed = foreign.Resumed(id);
+            Assert.Equal($"{epoch}-10", resumed["start"]);
+            Assert.Equal("unknown_id", ((Dictionary<string, object?>)resumed["missed"]!)["reason"]);
+            await foreign.Session.DisposeAsync();
+        }
+
+        // A part 0 that is not the resume map is refused, saying what it should be.
+        Recorded wrong = await Recorded.StartAsync(server);
+        await wrong.Session.HandleAsync(new IpyRpcMessage { Kind = MessageKind.Subscribe, Id = 9, Function = "bw.ticked", Parts = [JobCodec.Encode(new Dictionary<string, object?> { ["resume"] = 5L }, Serialization.MessagePack)] });
+        IpyRpcMessage refused = wrong.Answer(9);
+        Assert.Equal(MessageKind.Error, refused.Kind);
+        RemoteError error = RemoteError.Decode(refused.Body.Span, refused.Serialization);
+        Assert.Equal((ErrorCodes.BadMessage, true), (error.Code, error.Message.Contains("\"resume\"", StringComparison.Ordinal)));
+        await first.Session.DisposeAsync();
+        await late.Session.DisposeAsync();
+        await wrong.Session.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task AJsonSubscriberResumesFromTheFirstSubscribeInJsonOnEvenThoughTheServerKeptMessagePackBefore()
+    {
+        await using IpyRpcServer server = NewServer();
+        Recorded binary = await Recorded.StartAsync(server);
+        await binary.SubscribeAsync(2, "bw.ticked");
+        string start = (string)binary.Resumed(2)["start"]!;
+        string epoch = start[..start.LastIndexOf('-')];
+        Publish(server, 0, 3); // kept in MessagePack alone: nobody asked for JSON yet
+
+        Recorded json = await Recorded.StartAsync(server);
+        await json.SubscribeAsync(3, "bw.ticked", start, Serialization.Json);
+        Assert.Empty(json.Events);
+        Assert.Equal("expired", ((Dictionary<string, object?>)json.Resumed(3)["missed"]!)["reason"]);
+
+        Publish(server, 3, 5); // kept in JSON too from now on
+        Recorded again = await Recorded.StartAsync(server);
+        await again.SubscribeAsync(4, "bw.ticked", $"{epoch}-3", Serialization.Json);
+        Assert.Equal([3, 4], again.Events.Select(Number));
+        Assert.All(again.Events, e => Assert.Equal(Serialization.Json, e.Serialization));
+        Assert.False(again.Resumed(4).ContainsKey("missed"));
+        foreach (Recorded r in new[] { binary, json, again }) await r.Session.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task AServerWithoutAHistoryNumbersNothingAndIgnoresResume()
+    {
+        await using IpyRpcServer server = NewServer(new IpyRpcServerOptions { EventHistory = 0 });
+        Recorded first = await Recorded.StartAsync(server);
+        await first.SubscribeAsync(2, "bw.ticked", "0badc0de-1");
+        Assert.Single(first.Answer(2).Parts); // the names alone
+        Publish(server, 0, 2);
+        Assert.All(first.Events, e => Assert.Null(e.Sequence));
+        await first.Session.DisposeAsync();
+    }
+
+    [Fact]
+    public void HistoryOptionsOutOfRangeAreRefused()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new IpyRpcServer(new IpyRpcServerOptions { EventHistory = -1 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new IpyRpcServer(new IpyRpcServerOptions { EventHistoryBytes = 0 }));
+    }
+}
