@@ -61,7 +61,7 @@ public sealed class PythonJsonRpcClientTests
     [Fact]
     public async Task ThePythonClientsEventLoopConnectsAgainWhenItsConnectionDropsAndHearsWhatItMissed()
     {
-        await using var server = new IpyRpcServer();
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { EventHistory = 0 }); // the stream's four are all it keeps
         server.Register(typeof(IpyRpc.Tests.BothWays.BothWaysEvents));
         await using IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, options: new IpyRpcHttpOptions { EventStreamHistory = 4 });
         await using var proxy = TcpProxy.Start(host.Address.Port, recording: true);

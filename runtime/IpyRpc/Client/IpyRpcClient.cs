@@ -475,7 +475,9 @@ public sealed partial class IpyRpcClient : IpyRpcPeer, IAsyncDisposable
                 if (!handled.IsCompletedSuccessfully) _ = handled.AsTask();
                 break;
             case MessageKind.Event:
-                _events.Deliver(message);
+                // Not from a link that ended (read before it did, handled after): a newer link's subscriptions resume
+                // where they left off, and an event from the old one now would come out of its order, or twice.
+                if (link == Volatile.Read(ref _link)) _events.Deliver(message);
                 break;
             case MessageKind.Close:
                 End(link, DisconnectInfo.FromMessage(message, "The server"));

@@ -59,7 +59,7 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
 
         try
         {
-            IpyRpcMessage reply = await client.SubscribeOnServerAsync(() => Ask(pattern), cancellationToken).ConfigureAwait(false);
+            IpyRpcMessage reply = await client.SubscribeOnServerAsync(() => Ask(pattern, subscription), cancellationToken).ConfigureAwait(false);
             subscription.Events = Settle(pattern, reply);
         }
         catch
@@ -72,9 +72,10 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
         return subscription;
     }
 
-    // A subscribe for every subscription to `pattern`: they wait for its answer, and those that heard events from a server
-    // that numbers them ask to resume after the oldest number any of them heard last.
-    private (IpyRpcMessage Request, PendingRequest Ask) Ask(string pattern)
+    // A subscribe for every subscription to `pattern` (or for a new one alone, which the others need not wait for): they
+    // wait for its answer, and those that heard events from a server that numbers them ask to resume after the oldest
+    // number any of them heard last.
+    private (IpyRpcMessage Request, PendingRequest Ask) Ask(string pattern, IpyRpcSubscription? only = null)
     {
         var ask = new PendingRequest();
         string? resume = null;
@@ -83,7 +84,7 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
             long oldest = long.MaxValue;
             foreach (IpyRpcSubscription s in _subscriptions)
             {
-                if (s.Pattern != pattern) continue;
+                if (s.Pattern != pattern || (only is not null && s != only)) continue;
                 s.Asked(ask);
                 if (s.Epoch is not null && s.Last < oldest)
                 {

@@ -214,3 +214,37 @@ public sealed class EventResumeTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new IpyRpcServer(new IpyRpcServerOptions { EventHistoryBytes = 0 }));
     }
 }
+
+/// <summary>The .NET client's side, in process (where nothing reconnects): subscriptions that share a pattern.</summary>
+public sealed class SharedPatternSubscriptionTests
+{
+    [Theory]
+    [InlineData(256)]
+    [InlineData(0)]
+    public async Task ASecondSubscriptionToAPatternLeavesTheFirstAsItWas(int history)
+    {
+        // Buffers that hold everything: nothing is dropped for falling behind.
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { EventHistory = history, EventBufferSize = 10_000 });
+        server.Register(typeof(BothWaysEvents));
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server, new IpyRpcClientOptions { EventBufferSize = 10_000 });
+        var first = new ConcurrentQueue<int>();
+        var second = new ConcurrentQueue<int>();
+        await using IpyRpcSubscription a = await client.SubscribeAsync(BothWaysEvents.Ticked, t => first.Enqueue(t.Number));
+        for (int n = 0; n < 50; n++) server.Publish(BothWaysEvents.Ticked, new Tick(n, ""));
+        Task publishing = Task.Run(() =>
+        {
+            for (int n = 50; n < 2000; n++) server.Publish(BothWaysEvents.Ticked, new Tick(n, ""));
+        });
+        await using IpyRpcSubscription b = await client.SubscribeAsync(BothWaysEvents.Ticked, t => second.Enqueue(t.Number)); // while events come
+        await publishing;
+        for (int n = 2000; n < 2100; n++) server.Publish(BothWaysEvents.Ticked, new Tick(n, ""));
+        DateTime until = DateTime.UtcNow.AddSeconds(20);
+        while ((first.Count < 2100 || !second.Contains(2099)) && DateTime.UtcNow < until) await Task.Delay(10);
+
+        Assert.Equal(Enumerable.Range(0, 2100), first); // every one, once, in order: the second subscription did not disturb it
+        Assert.Equal((0L, 0L, 0L), (a.Gaps, a.Replayed, a.Dropped));
+        int from = second.First();
+        Assert.Equal(Enumerable.Range(from, 2100 - from), second); // the second hears from when it subscribed on, in order
+        Assert.Equal(0L, b.Gaps);
+    }
+}
