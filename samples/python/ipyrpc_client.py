@@ -22,7 +22,7 @@ Or install it (offline, from this folder) and import it anywhere:
     >>> for item in client.submit("count", 10).items(): ...   # a stream as a job: its items, now or from any client later
     >>> client.invoke("solve", [8], progress=print)   # progress reports as they happen
     >>> client.export("shout", str.upper)             # the server may call this client back
-    >>> client.subscribe("chat.*"); client.poll(1.0); client.events   # pushed events
+    >>> client.subscribe("chat.*"); client.poll(1.0); client.events   # pushed events (after a reconnect, those missed first)
     >>> p = client.call_pointer("matrix", 10_000_000, 8)   # the result stays where it was computed
     >>> client.fetch(p, 0, 10)          # the first 10 rows, straight from the holder (a numpy array)
     >>> client.call("sum", p)           # a pointer as an argument: resolved where the function runs
