@@ -183,16 +183,27 @@ listen.SetAction((r, ct) => Run(r, ct, async (client, console) =>
     // Each event once, in the order they came, however many of the patterns it matches.
     var heard = System.Threading.Channels.Channel.CreateUnbounded<ReceivedEvent>(new() { SingleReader = true });
     var subscriptions = new List<IpyRpcSubscription>();
-    client.Disconnected += info => heard.Writer.TryComplete(new IpyRpcConnectionException($"The connection ended while listening: {info.Message}"));
+    bool leaving = false;
+    // A connection that drops, or a server that restarts, is dialled again, and each subscription goes on after the last
+    // event it heard (saying on stderr what the server could not replay); one the server ends for good ends the command.
+    client.Disconnected += info =>
+    {
+        if (Volatile.Read(ref leaving)) return;
+        if (info.Reason is DisconnectReason.ConnectionLost or DisconnectReason.HeartbeatLost or DisconnectReason.ServerStopping or DisconnectReason.Closed) Console.Error.WriteLine($"the connection ended ({info.Message}); connecting again");
+        else heard.Writer.TryComplete(new IpyRpcConnectionException($"The connection ended while listening: {info.Message}"));
+    };
+    client.Reconnected += () => Console.Error.WriteLine("connected again; listening on");
     try
     {
         foreach (string pattern in r.GetValue(patterns) is { Length: > 0 } given ? given : ["*"])
         {
             IpyRpcSubscription[] earlier = [.. subscriptions];
-            subscriptions.Add(await client.SubscribeAsync(pattern, e =>
+            IpyRpcSubscription subscription = await client.SubscribeAsync(pattern, e =>
             {
                 if (!earlier.Any(s => s.Events.Contains(e.Name))) heard.Writer.TryWrite(e);
-            }, ct));
+            }, ct);
+            subscription.Gap += (_, gap) => Console.Error.WriteLine($"{pattern}: {gap.Message}");
+            subscriptions.Add(subscription);
         }
 
         string[] names = [.. subscriptions.SelectMany(s => s.Events).Distinct().Order(StringComparer.Ordinal)];
@@ -228,9 +239,10 @@ listen.SetAction((r, ct) => Run(r, ct, async (client, console) =>
     }
     finally
     {
+        Volatile.Write(ref leaving, true);
         foreach (IpyRpcSubscription s in subscriptions) await s.DisposeAsync();
     }
-}));
+}, reconnect: true));
 
 var jobsSubmit = new Command("submit", "Queue a call as a job that runs on without this command: prints the job's id (follow it with jobs attach).") { url, name, callArgs, json, timeout, secret };
 jobsSubmit.SetAction((r, ct) => Run(r, ct, async (client, console) =>
@@ -357,7 +369,8 @@ static bool TimeoutGiven(ParseResult r, CliConsole console, out TimeSpan? limit)
     return true;
 }
 
-async Task<int> Run(ParseResult r, CancellationToken ct, Func<IpyRpcClient, CliConsole, Task<int>> action)
+// `reconnect`: dial again when the connection drops (for `listen`, which goes on; other commands fail at once instead).
+async Task<int> Run(ParseResult r, CancellationToken ct, Func<IpyRpcClient, CliConsole, Task<int>> action, bool reconnect = false)
 {
     var console = new CliConsole(r.GetValue(json));
     string address = r.GetValue(url)!;
@@ -366,7 +379,7 @@ async Task<int> Run(ParseResult r, CancellationToken ct, Func<IpyRpcClient, CliC
         var options = new IpyRpcClientOptions
         {
             SharedSecret = r.GetValue(secret) ?? Environment.GetEnvironmentVariable("IPYRPC_SECRET"),
-            Reconnect = null,
+            Reconnect = reconnect ? new ReconnectOptions() : null,
             ConnectTimeout = TimeSpan.FromSeconds(10),
             // Results print as JSON: asked for in JSON, they come in the documented JSON shapes (ndarrays, data frames)
             // made by their own formatters. A function that accepts only MessagePack is still called in it.

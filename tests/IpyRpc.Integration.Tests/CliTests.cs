@@ -55,6 +55,46 @@ public sealed class CliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ListenGoesOnAcrossADroppedConnectionAndPrintsWhatWasPublishedMeanwhile()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(Chat.ChatEvents));
+        string endpoint = $"tcp://127.0.0.1:{IpyRpc.Tests.LoopbackPorts.Free()}";
+        IpyRpcZeroMqServer zmq = IpyRpcZeroMqServer.Start(server, endpoint);
+        try
+        {
+            Chat.ChatLine Line(string text) => new("ann", text, DateTimeOffset.UnixEpoch);
+            Task<(int Code, string Stdout, string Stderr)> listening = Repository.RunWithStreamsAsync("dotnet", AppContext.BaseDirectory,
+                Path.Combine(AppContext.BaseDirectory, "IpyRpc.Cli.dll"), "listen", endpoint, "chat.said", "--count", "3", "--timeout", "120");
+            while (server.Publish(Chat.ChatEvents.Said, Line("first")) == 0)
+            {
+                Assert.False(listening.IsCompleted, listening.IsCompleted ? (await listening).Stdout + (await listening).Stderr : "");
+                await Task.Delay(50);
+            }
+
+            await zmq.DisposeAsync(); // the command is told the server is stopping, and dials again
+            server.Publish(Chat.ChatEvents.Said, Line("while away"));
+            zmq = IpyRpcZeroMqServer.Start(server, endpoint);
+            for (int n = 1; !listening.IsCompleted && n < 600; n++)
+            {
+                server.Publish(Chat.ChatEvents.Said, Line($"after {n}")); // kept while nobody hears them: the first are replayed
+                await Task.Delay(50);
+            }
+
+            (int exit, string stdout, string stderr) = await listening;
+            Assert.True(exit == 0, stdout + stderr);
+            string[] lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(["first", "while away", "after 1"], lines.Select(l => JsonDocument.Parse(l["chat.said ".Length..]).RootElement.GetProperty("text").GetString()));
+            Assert.Contains("the connection ended (", stderr);
+            Assert.Contains("connected again; listening on", stderr);
+        }
+        finally
+        {
+            await zmq.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task ListenPrintsEachEventOnceAsItComesAndLsListsTheEvents()
     {
         await using var server = new IpyRpcServer();

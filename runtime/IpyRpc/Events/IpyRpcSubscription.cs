@@ -106,11 +106,14 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
 
     private long _liveAfter;
 
+    // What it waits for when a reconnect has begun renewing every subscription, before its own pattern's subscribe is made.
+    private static readonly PendingRequest Renewing = new();
+
     /// <summary>A subscribe was asked for it (<paramref name="ask"/>; <see langword="null"/>: one will be, the connection is new).</summary>
     internal void Asked(PendingRequest? ask)
     {
         Awaiting = true;
-        _ask = ask;
+        _ask = ask ?? Renewing;
         if (ask is not null) _replays = ask;
     }
 
