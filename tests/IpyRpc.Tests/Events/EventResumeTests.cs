@@ -58,6 +58,15 @@ public sealed class EventResumeTests
         }
     }
 
+    // A connection subscribed to `pattern` from the start, and the id it starts from with its epoch.
+    private static async Task<(Recorded Connection, string Start, string Epoch)> SubscribedAsync(IpyRpcServer server, string pattern = "bw.ticked")
+    {
+        Recorded connection = await Recorded.StartAsync(server);
+        await connection.SubscribeAsync(2, pattern);
+        string start = (string)connection.Resumed(2)["start"]!;
+        return (connection, start, start[..start.LastIndexOf('-')]);
+    }
+
     private static IpyRpcServer NewServer(IpyRpcServerOptions? options = null)
     {
         var server = new IpyRpcServer(options);
@@ -81,10 +90,7 @@ public sealed class EventResumeTests
     public async Task EventsAreNumberedAndAResumedSubscribeHearsWhatItMissedAsItsAnswersBeforeTheAnswerThenLiveOnes()
     {
         await using IpyRpcServer server = NewServer();
-        Recorded first = await Recorded.StartAsync(server);
-        await first.SubscribeAsync(2, "bw.*");
-        string start = (string)first.Resumed(2)["start"]!;
-        string epoch = start[..start.LastIndexOf('-')];
+        (Recorded first, string start, string epoch) = await SubscribedAsync(server, "bw.*");
         Assert.Matches("^[0-9a-f]{8}-0$", start); // nothing published yet
         Publish(server, 0, 5);
         Assert.Equal([1L, 2L, 3L, 4L, 5L], first.Events.Select(e => e.Sequence!.Value));
@@ -113,9 +119,7 @@ public sealed class EventResumeTests
     public async Task TheAnswerWaitsUntilTheReplayIsSent()
     {
         await using IpyRpcServer server = NewServer();
-        Recorded publisherSide = await Recorded.StartAsync(server);
-        await publisherSide.SubscribeAsync(2, "bw.ticked");
-        string start = (string)publisherSide.Resumed(2)["start"]!;
+        (Recorded publisherSide, string start, _) = await SubscribedAsync(server);
         Publish(server, 0, 3);
 
         var open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -134,10 +138,7 @@ public sealed class EventResumeTests
     public async Task WhatTheServerNoLongerKeepsOrDidNotGiveIsToldAndNothingOlderIsReplayed()
     {
         await using IpyRpcServer server = NewServer(new IpyRpcServerOptions { EventHistory = 3 });
-        Recorded first = await Recorded.StartAsync(server);
-        await first.SubscribeAsync(2, "bw.ticked");
-        string start = (string)first.Resumed(2)["start"]!;
-        string epoch = start[..start.LastIndexOf('-')];
+        (Recorded first, string start, string epoch) = await SubscribedAsync(server);
         Publish(server, 0, 10);
 
         Recorded late = await Recorded.StartAsync(server);
@@ -175,10 +176,7 @@ public sealed class EventResumeTests
     public async Task AJsonSubscriberResumesFromTheFirstSubscribeInJsonOnEvenThoughTheServerKeptMessagePackBefore()
     {
         await using IpyRpcServer server = NewServer();
-        Recorded binary = await Recorded.StartAsync(server);
-        await binary.SubscribeAsync(2, "bw.ticked");
-        string start = (string)binary.Resumed(2)["start"]!;
-        string epoch = start[..start.LastIndexOf('-')];
+        (Recorded binary, string start, string epoch) = await SubscribedAsync(server);
         Publish(server, 0, 3); // kept in MessagePack alone: nobody asked for JSON yet
 
         Recorded json = await Recorded.StartAsync(server);
