@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
-using IpyRpc.Formatting;
 using System.Runtime.CompilerServices;
+using IpyRpc.Formatting;
 using IpyRpc.Protocol;
 
 namespace IpyRpc;
