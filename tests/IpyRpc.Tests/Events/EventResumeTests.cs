@@ -160,13 +160,20 @@ public sealed class EventResumeTests
             await foreign.Session.DisposeAsync();
         }
 
-        // A part 0 that is not the resume map is refused, saying what it should be.
+        // A part 0 that is not the resume map (a number for the id, an id longer than 64 characters, an array) is refused,
+        // saying what it should be.
         Recorded wrong = await Recorded.StartAsync(server);
-        await wrong.Session.HandleAsync(new IpyRpcMessage { Kind = MessageKind.Subscribe, Id = 9, Function = "bw.ticked", Parts = [JobCodec.Encode(new Dictionary<string, object?> { ["resume"] = 5L }, Serialization.MessagePack)] });
-        IpyRpcMessage refused = wrong.Answer(9);
-        Assert.Equal(MessageKind.Error, refused.Kind);
-        RemoteError error = RemoteError.Decode(refused.Body.Span, refused.Serialization);
-        Assert.Equal((ErrorCodes.BadMessage, true), (error.Code, error.Message.Contains("\"resume\"", StringComparison.Ordinal)));
+        object?[] bodies = [new Dictionary<string, object?> { ["resume"] = 5L }, new Dictionary<string, object?> { ["resume"] = new string('a', 65) }, new object?[] { "x" }];
+        for (int i = 0; i < bodies.Length; i++)
+        {
+            ulong id = 9 + (ulong)i;
+            await wrong.Session.HandleAsync(new IpyRpcMessage { Kind = MessageKind.Subscribe, Id = id, Function = "bw.ticked", Parts = [JobCodec.Encode(bodies[i], Serialization.MessagePack)] });
+            IpyRpcMessage refused = wrong.Answer(id);
+            Assert.Equal(MessageKind.Error, refused.Kind);
+            RemoteError error = RemoteError.Decode(refused.Body.Span, refused.Serialization);
+            Assert.Equal((ErrorCodes.BadMessage, true), (error.Code, error.Message.Contains("resume", StringComparison.Ordinal)));
+        }
+
         await first.Session.DisposeAsync();
         await late.Session.DisposeAsync();
         await wrong.Session.DisposeAsync();
