@@ -59,4 +59,37 @@ public sealed class WebSocketReconnectTests
 
         Assert.Contains(42, ticks);
     }
+
+    [Fact]
+    public async Task WithoutAHistoryForSubscriptionsTheEventStreamsNumbersDoNotMakeAReconnectedSubscriptionResume()
+    {
+        // The server keeps its events for the HTTP event stream only (EventHistory = 0): they go out numbered, and a
+        // WebSocket subscription hears them as they come, but after a reconnect it is told what it may have missed.
+        string url = $"http://127.0.0.1:{LoopbackPorts.Free()}";
+        await using var server = new IpyRpcServer(new IpyRpcServerOptions { EventHistory = 0 });
+        server.Register(typeof(BothWaysEvents));
+        IpyRpcHttpServer host = await IpyRpcHttpServer.StartAsync(server, url);
+        await using IpyRpcClient client = await IpyRpcHttpClient.ConnectAsync(host.Address, HttpCarrier.WebSocket, new IpyRpcClientOptions
+        {
+            Reconnect = new ReconnectOptions { FirstDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(200) },
+        });
+        var ticks = new System.Collections.Concurrent.ConcurrentQueue<int>();
+        await using IpyRpcSubscription subscription = await client.SubscribeAsync(BothWaysEvents.Ticked, t => ticks.Enqueue(t.Number));
+        var reconnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.Reconnected += () => reconnected.TrySetResult();
+        server.Publish(BothWaysEvents.Ticked, new Tick(1, "before"));
+        DateTime until = DateTime.UtcNow.AddSeconds(20);
+        while (ticks.IsEmpty && DateTime.UtcNow < until) await Task.Delay(10);
+
+        await host.DisposeAsync();
+        server.Publish(BothWaysEvents.Ticked, new Tick(2, "while away")); // kept for event streams, not replayed to subscriptions
+        await using IpyRpcHttpServer again = await IpyRpcHttpServer.StartAsync(server, url);
+        await reconnected.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal("not_kept", subscription.LastGap?.Reason);
+        server.Publish(BothWaysEvents.Ticked, new Tick(3, "after"));
+        until = DateTime.UtcNow.AddSeconds(20);
+        while (ticks.Count < 2 && DateTime.UtcNow < until) await Task.Delay(10);
+        Assert.Equal([1, 3], ticks);
+        Assert.Equal((0L, 1L), (subscription.Replayed, subscription.Gaps));
+    }
 }
