@@ -930,12 +930,24 @@ class IpyRpcClient(_RemoteFunctions):
         """Lets the server call `function` under `name` while this client waits for anything (a call, poll)."""
         self.exports[name] = function
 
-    def subscribe(self, pattern):
+    def subscribe(self, pattern, after=None):
         """Subscribes to the server's events named by `pattern` (a name or glob); returns the names it matches now.
         Renewed when the client connects again after the server closed the connection: a server that keeps a history of
         its events then sends those published meanwhile first, once and in order; what it could not (it keeps fewer, it
-        restarted, it keeps none) is told in `events_missed` and with a RuntimeWarning."""
-        return self._subscribe(pattern)
+        restarted, it keeps none) is told in `events_missed` and with a RuntimeWarning. `after`: an event id kept from an
+        earlier client (`events_last_id`), to hear first what was published after it."""
+        if after is not None:
+            epoch, _, number = after.rpartition("-")
+            if not epoch or not number.isdigit():
+                raise ValueError(f"{after!r} is not an event id (EPOCH-NUMBER, such as events_last_id)")
+            self._event_epoch, self._event_last = epoch, int(number)
+        return self._subscribe(pattern, after, renewing=after is not None)
+
+    @property
+    def events_last_id(self):
+        """The id of the last event this client received (or of where its subscriptions started), from a server that
+        keeps a history of its events; keep it to go on from there with subscribe(pattern, after=...)."""
+        return f"{self._event_epoch}-{self._event_last}" if self._event_epoch is not None else None
 
     def unsubscribe(self, pattern):
         self._subscriptions.pop(pattern, None)

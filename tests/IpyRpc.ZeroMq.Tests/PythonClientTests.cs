@@ -106,6 +106,8 @@ public sealed class PythonClientTests
             Publish(20, 320);
             host = IpyRpcZeroMqServer.Start(server, endpoint);
             await StepAsync(4);
+            await StepAsync(5);
+            Publish(320, 325); // before or after a later client subscribes with the id the first kept: it hears them
 
             (int code, string stdout, string stderr) = await run;
             Assert.True(code == 0, stdout + stderr);
@@ -117,6 +119,7 @@ public sealed class PythonClientTests
             Assert.Contains("gap: ['expired'] | restart.*: The server keeps its last 256 events", stdout);
             Assert.Contains("bad resume: bad_message", stdout);
             Assert.Contains("foreign id: unknown_id", stdout);
+            Assert.Contains("later: [320, 321, 322, 323, 324] 0", stdout);
         }
         finally
         {

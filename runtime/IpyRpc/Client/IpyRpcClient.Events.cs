@@ -18,35 +18,48 @@ public sealed partial class IpyRpcClient
     /// <exception cref="IpyRpcUnauthorizedException">The server's rules do not let this client receive it.</exception>
     /// <exception cref="SchemaMismatchException">An event from a schema file that the server no longer publishes, or publishes with another payload.</exception>
     public Task<IpyRpcSubscription> SubscribeAsync<T>(IpyRpcEvent<T> ipyRpcEvent, Action<T> handler, CancellationToken cancellationToken = default)
+        => SubscribeAsync(ipyRpcEvent, handler, null, cancellationToken);
+
+    /// <summary>Subscribes to a typed event, starting as <paramref name="options"/> say (after an event heard before: <see cref="SubscribeOptions.ResumeAfter"/>).</summary>
+    /// <exception cref="ArgumentException"><see cref="SubscribeOptions.ResumeAfter"/> is not an event id.</exception>
+    public Task<IpyRpcSubscription> SubscribeAsync<T>(IpyRpcEvent<T> ipyRpcEvent, Action<T> handler, SubscribeOptions? options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(handler);
-        if (SchemaGuard.EventMismatch(this, ipyRpcEvent.Name, ipyRpcEvent.Schema) is { } mismatch) return Task.FromException<IpyRpcSubscription>(mismatch);
-        IpyRpcFormatter<T> formatter = ipyRpcEvent.Formatter;
-        return _events.SubscribeAsync(ipyRpcEvent.Name, (m, _) =>
+        return SubscribeAsync(ipyRpcEvent, (value, _) =>
         {
-            handler(Decode(m, formatter, m.Function!, EventPayload));
+            handler(value);
             return default;
-        }, cancellationToken);
+        }, options, cancellationToken);
     }
 
     /// <summary>Subscribes to a typed event with an asynchronous handler (awaited before the next event is handed over).</summary>
     public Task<IpyRpcSubscription> SubscribeAsync<T>(IpyRpcEvent<T> ipyRpcEvent, Func<T, CancellationToken, ValueTask> handler, CancellationToken cancellationToken = default)
+        => SubscribeAsync(ipyRpcEvent, handler, null, cancellationToken);
+
+    /// <summary>Subscribes to a typed event with an asynchronous handler, starting as <paramref name="options"/> say.</summary>
+    /// <exception cref="ArgumentException"><see cref="SubscribeOptions.ResumeAfter"/> is not an event id.</exception>
+    public Task<IpyRpcSubscription> SubscribeAsync<T>(IpyRpcEvent<T> ipyRpcEvent, Func<T, CancellationToken, ValueTask> handler, SubscribeOptions? options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(handler);
         if (SchemaGuard.EventMismatch(this, ipyRpcEvent.Name, ipyRpcEvent.Schema) is { } mismatch) return Task.FromException<IpyRpcSubscription>(mismatch);
         IpyRpcFormatter<T> formatter = ipyRpcEvent.Formatter;
-        return _events.SubscribeAsync(ipyRpcEvent.Name, (m, token) => handler(Decode(m, formatter, m.Function!, EventPayload), token), cancellationToken);
+        return _events.SubscribeAsync(ipyRpcEvent.Name, (m, token) => handler(Decode(m, formatter, m.Function!, EventPayload), token), options, cancellationToken);
     }
 
     /// <summary>Subscribes to every event whose name matches <paramref name="pattern"/> (a name or a glob such as <c>chat.*</c>); payloads arrive as plain data.</summary>
     public Task<IpyRpcSubscription> SubscribeAsync(string pattern, Action<ReceivedEvent> handler, CancellationToken cancellationToken = default)
+        => SubscribeAsync(pattern, handler, null, cancellationToken);
+
+    /// <summary>Subscribes to every event whose name matches <paramref name="pattern"/>, starting as <paramref name="options"/> say.</summary>
+    /// <exception cref="ArgumentException"><see cref="SubscribeOptions.ResumeAfter"/> is not an event id.</exception>
+    public Task<IpyRpcSubscription> SubscribeAsync(string pattern, Action<ReceivedEvent> handler, SubscribeOptions? options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(handler);
         return _events.SubscribeAsync(pattern, (m, _) =>
         {
             handler(new ReceivedEvent(m.Function!, Decode(m, Formatters.Object, m.Function!, EventPayload)));
             return default;
-        }, cancellationToken);
+        }, options, cancellationToken);
     }
 
     /// <summary>A typed event's occurrences as an async stream; the subscription ends when the enumeration does.</summary>
@@ -54,7 +67,7 @@ public sealed partial class IpyRpcClient
     {
         if (SchemaGuard.EventMismatch(this, ipyRpcEvent.Name, ipyRpcEvent.Schema) is { } mismatch) throw mismatch;
         IpyRpcFormatter<T> formatter = ipyRpcEvent.Formatter;
-        await foreach (IpyRpcMessage m in _events.ReadAsync(ipyRpcEvent.Name, cancellationToken).ConfigureAwait(false))
+        await foreach (IpyRpcMessage m in _events.ReadAsync(ipyRpcEvent.Name, null, cancellationToken).ConfigureAwait(false))
         {
             yield return Decode(m, formatter, m.Function!, EventPayload);
         }
@@ -63,7 +76,7 @@ public sealed partial class IpyRpcClient
     /// <summary>The events matching <paramref name="pattern"/> as an async stream of names and plain-data payloads.</summary>
     public async IAsyncEnumerable<ReceivedEvent> EventsAsync(string pattern, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        await foreach (IpyRpcMessage m in _events.ReadAsync(pattern, cancellationToken).ConfigureAwait(false))
+        await foreach (IpyRpcMessage m in _events.ReadAsync(pattern, null, cancellationToken).ConfigureAwait(false))
         {
             yield return new ReceivedEvent(m.Function!, Decode(m, Formatters.Object, m.Function!, EventPayload));
         }

@@ -47,11 +47,13 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
     }
 
     /// <summary>Subscribes to <paramref name="pattern"/>; with a handler, a pump runs it for each event, in order.</summary>
-    public async Task<IpyRpcSubscription> SubscribeAsync(string pattern, Func<IpyRpcMessage, CancellationToken, ValueTask>? handler, CancellationToken cancellationToken)
+    public async Task<IpyRpcSubscription> SubscribeAsync(string pattern, Func<IpyRpcMessage, CancellationToken, ValueTask>? handler, SubscribeOptions? options, CancellationToken cancellationToken)
     {
         Glob.Validate(pattern);
         client.EnsureEventsCarried();
         var subscription = new IpyRpcSubscription(pattern, client.Options.EventBufferSize, UnsubscribeAsync);
+        if (options?.ResumeAfter is { Length: > 0 } after) subscription.ResumeAfter(after);
+        if (options?.Gap is { } gap) subscription.Gap += gap;
         lock (_subscriptions)
         {
             _subscriptions.Add(subscription); // before asking, so no event published right after the answer is missed
@@ -155,23 +157,23 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
         await Task.Yield();
         while (await subscription.Reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
-            while (subscription.Reader.TryRead(out IpyRpcMessage? message))
+            while (subscription.Reader.TryRead(out IpyRpcSubscription.Heard heard))
             {
                 if (subscription.Stopping.IsCancellationRequested) return;
-                await subscription.HandleAsync(handler, message).ConfigureAwait(false);
+                await subscription.HandleAsync(handler, heard).ConfigureAwait(false);
             }
         }
     }
 
     /// <summary>Reads a subscription's events as an async stream, ending it when the enumeration stops.</summary>
-    public async IAsyncEnumerable<IpyRpcMessage> ReadAsync(string pattern, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<IpyRpcMessage> ReadAsync(string pattern, SubscribeOptions? options, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        IpyRpcSubscription subscription = await SubscribeAsync(pattern, null, cancellationToken).ConfigureAwait(false);
+        IpyRpcSubscription subscription = await SubscribeAsync(pattern, null, options, cancellationToken).ConfigureAwait(false);
         try
         {
             while (true)
             {
-                IpyRpcMessage? next = null;
+                IpyRpcSubscription.Heard next = default;
                 try
                 {
                     if (!await subscription.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false)) yield break;
@@ -182,7 +184,9 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
                     yield break;
                 }
 
-                if (next is not null) yield return next;
+                if (next.Message is null) continue;
+                subscription.Handed(next);
+                yield return next.Message;
             }
         }
         finally

@@ -14,11 +14,13 @@ namespace IpyRpc;
 /// was away, once and in order, then the live ones. When that cannot be everything it missed (more were published than
 /// the server keeps, the client came back to another server or a restarted one, the server keeps no history), it says
 /// so with <see cref="Gap"/>: the time to fetch afresh whatever state the events were keeping up to date.
+/// <see cref="LastEventId"/> says where it is, for a client started later to go on from there
+/// (<see cref="SubscribeOptions.ResumeAfter"/>).
 /// </remarks>
 public sealed class IpyRpcSubscription : IAsyncDisposable
 {
     private static readonly AsyncLocal<IpyRpcSubscription?> InHandler = new();
-    private readonly Channel<IpyRpcMessage> _buffer;
+    private readonly Channel<Heard> _buffer;
     private readonly Func<IpyRpcSubscription, ValueTask> _unsubscribe;
     private readonly CancellationTokenSource _stop = new();
     private readonly int _capacity;
@@ -35,13 +37,19 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
     private PendingRequest? _replays;
     private List<IpyRpcMessage>? _held;
     private bool _confirmed;
+    private bool _resumeAsked; // asked to resume after an id given when subscribing (SubscribeOptions.ResumeAfter)
+
+    // The id of the last event handed over (or of where it started), for LastEventId: its epoch and number.
+    private readonly Lock _position = new();
+    private string? _positionEpoch;
+    private long _positionNumber;
 
     internal IpyRpcSubscription(string pattern, int capacity, Func<IpyRpcSubscription, ValueTask> unsubscribe)
     {
         Pattern = pattern;
         _capacity = Math.Max(1, capacity);
         _unsubscribe = unsubscribe;
-        _buffer = Channel.CreateBounded<IpyRpcMessage>(
+        _buffer = Channel.CreateBounded<Heard>(
             new BoundedChannelOptions(Math.Max(1, capacity)) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = true },
             _ => Interlocked.Increment(ref _dropped));
     }
@@ -74,12 +82,26 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
     /// </summary>
     public event Action<IpyRpcSubscription, EventGap>? Gap;
 
+    /// <summary>
+    /// The id of the last event this subscription handed over (once its handler returned for it), or, before any, of where
+    /// it started; <see langword="null"/> when its server keeps no history of its events
+    /// (<see cref="IpyRpcServerOptions.EventHistory"/>). Keep it to go on from there later, from this client or another
+    /// one (<see cref="SubscribeOptions.ResumeAfter"/>), while the server still keeps what came after.
+    /// </summary>
+    public string? LastEventId
+    {
+        get
+        {
+            lock (_position) return _positionEpoch is null ? null : $"{_positionEpoch}-{_positionNumber}";
+        }
+    }
+
     /// <summary>The last exception a handler threw (handlers' failures do not end the subscription).</summary>
     public Exception? LastHandlerError { get; private set; }
 
     internal CancellationToken Stopping => _stop.Token;
 
-    internal ChannelReader<IpyRpcMessage> Reader => _buffer.Reader;
+    internal ChannelReader<Heard> Reader => _buffer.Reader;
 
     internal Task Pump { get; set; } = Task.CompletedTask;
 
@@ -89,7 +111,41 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
     internal void Offer(IpyRpcMessage message)
     {
         Interlocked.Increment(ref _received);
-        _buffer.Writer.TryWrite(message);
+        _buffer.Writer.TryWrite(new Heard(message, Epoch));
+    }
+
+    /// <summary>An event waiting to be handed over, with the epoch of the history that numbered it (for <see cref="LastEventId"/>).</summary>
+    internal readonly record struct Heard(IpyRpcMessage Message, string? Epoch);
+
+    /// <summary>An event was handed over: <see cref="LastEventId"/> is its id from now on.</summary>
+    internal void Handed(Heard heard)
+    {
+        if (heard is { Epoch: { } epoch, Message.Sequence: long number }) Position(epoch, number);
+    }
+
+    private void Position(string? epoch, long number)
+    {
+        lock (_position)
+        {
+            _positionEpoch = epoch;
+            _positionNumber = number;
+        }
+    }
+
+    /// <summary>Asks, at its first subscribe, to resume after <paramref name="id"/> (an event id: <c>EPOCH-NUMBER</c>).</summary>
+    /// <exception cref="ArgumentException">Not an event id.</exception>
+    internal void ResumeAfter(string id)
+    {
+        int dash = id.LastIndexOf('-');
+        if (dash < 1 || !long.TryParse(id.AsSpan(dash + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long number))
+        {
+            throw new ArgumentException($"'{id}' is not an event id (EPOCH-NUMBER, such as a subscription's LastEventId).", nameof(id));
+        }
+
+        Epoch = id[..dash];
+        Last = number;
+        _resumeAsked = true;
+        Position(Epoch, number);
     }
 
     /// <summary>Counts events the server dropped for this connection (it fell behind).</summary>
@@ -165,8 +221,9 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
     /// </summary>
     internal EventGap? Settle((string Epoch, long Start)? start, EventGap? missed)
     {
-        bool renewed = _confirmed;
+        bool renewed = _confirmed || _resumeAsked; // (asked to resume: told as a renewal is)
         _confirmed = true;
+        _resumeAsked = false;
         _ask = null;
         EventGap? gap = null;
         if (start is { } s)
@@ -177,6 +234,7 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
                 if (renewed) gap = missed ?? new EventGap("not_kept", "The server this subscription was on kept no history of its events, so it could not ask for the ones published while the client was away: they may be lost.");
                 Epoch = s.Epoch;
                 Last = s.Start;
+                Position(Epoch, Last);
             }
             else
             {
@@ -189,6 +247,7 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
         {
             if (renewed) gap = new EventGap("not_kept", "The server keeps no history of its events (IpyRpcServerOptions.EventHistory is 0): events published while the client was away are lost.");
             Epoch = null;
+            Position(null, 0);
         }
 
         if (gap is not null)
@@ -226,12 +285,13 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
     internal void Failed(Exception e) => LastHandlerError = e;
 
     /// <summary>Runs the handler for one event, noting that this flow is inside it (a handler may dispose its own subscription).</summary>
-    internal async ValueTask HandleAsync(Func<IpyRpcMessage, CancellationToken, ValueTask> handler, IpyRpcMessage message)
+    internal async ValueTask HandleAsync(Func<IpyRpcMessage, CancellationToken, ValueTask> handler, Heard heard)
     {
         InHandler.Value = this;
         try
         {
-            await handler(message, _stop.Token).ConfigureAwait(false);
+            await handler(heard.Message, _stop.Token).ConfigureAwait(false);
+            Handed(heard);
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
@@ -273,3 +333,22 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
 /// </param>
 /// <param name="Message">The same, for people.</param>
 public sealed record EventGap(string Reason, string Message);
+
+/// <summary>How a subscription starts.</summary>
+public sealed record SubscribeOptions
+{
+    /// <summary>
+    /// The id of an event heard before (a subscription's <see cref="IpyRpcSubscription.LastEventId"/>, kept by this client
+    /// or an earlier one, or an <c>id:</c> of the HTTP event stream): the subscription first hears the events it matches
+    /// that were published after it, once and in order, then the live ones. When the server no longer keeps them all,
+    /// did not give the id (it restarted, another server gave it) or keeps no history, <see cref="Gap"/> says so.
+    /// <see langword="null"/> (or empty): from now on.
+    /// </summary>
+    public string? ResumeAfter { get; init; }
+
+    /// <summary>
+    /// A handler for <see cref="IpyRpcSubscription.Gap"/>, attached before the subscribe is sent, so that a
+    /// <see cref="ResumeAfter"/> the server cannot replay in full is told before any event is handed over.
+    /// </summary>
+    public Action<IpyRpcSubscription, EventGap>? Gap { get; init; }
+}

@@ -253,3 +253,101 @@ public sealed class SharedPatternSubscriptionTests
         Assert.Equal(0L, b.Gaps);
     }
 }
+
+/// <summary>A client that starts later goes on from the id an earlier one kept (<see cref="SubscribeOptions.ResumeAfter"/>).</summary>
+public sealed class ResumeAfterTests
+{
+    private static IpyRpcServer NewServer(int history = 256)
+    {
+        var server = new IpyRpcServer(new IpyRpcServerOptions { EventHistory = history });
+        server.Register(typeof(BothWaysEvents));
+        return server;
+    }
+
+    private static void Publish(IpyRpcServer server, int from, int to)
+    {
+        for (int n = from; n < to; n++) server.Publish(BothWaysEvents.Ticked, new Tick(n, ""));
+    }
+
+    private static async Task EventuallyAsync(Func<bool> condition, string what)
+    {
+        DateTime until = DateTime.UtcNow.AddSeconds(20);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > until) Assert.Fail("Waited 20 s for " + what);
+            await Task.Delay(10);
+        }
+    }
+
+    // A first client hears `count` events (0, 1, ...) and leaves, keeping where its subscription was.
+    private static async Task<string> KeptByAFirstClientAsync(IpyRpcServer server, int count)
+    {
+        await using IpyRpcClient first = await IpyRpcClient.ConnectInProcessAsync(server);
+        var heard = new ConcurrentQueue<int>();
+        await using IpyRpcSubscription subscription = await first.SubscribeAsync(BothWaysEvents.Ticked, t => heard.Enqueue(t.Number));
+        Assert.Matches("^[0-9a-f]{8}-0$", subscription.LastEventId); // where it starts, before any event
+        Publish(server, 0, count);
+        await EventuallyAsync(() => heard.Count == count && subscription.LastEventId!.EndsWith($"-{count}", StringComparison.Ordinal), $"{count} events handled");
+        return subscription.LastEventId!;
+    }
+
+    [Fact]
+    public async Task AClientStartedLaterGoesOnFromTheIdAnEarlierOneKept()
+    {
+        await using IpyRpcServer server = NewServer();
+        string kept = await KeptByAFirstClientAsync(server, 5);
+        Publish(server, 5, 10); // while nobody listens
+
+        await using IpyRpcClient second = await IpyRpcClient.ConnectInProcessAsync(server);
+        var heard = new ConcurrentQueue<int>();
+        var gaps = new ConcurrentQueue<EventGap>();
+        await using IpyRpcSubscription subscription = await second.SubscribeAsync(BothWaysEvents.Ticked, t => heard.Enqueue(t.Number), new SubscribeOptions { ResumeAfter = kept, Gap = (_, gap) => gaps.Enqueue(gap) });
+        Publish(server, 10, 11);
+        await EventuallyAsync(() => heard.Count == 6, $"the five missed and a live one (heard {string.Join(",", heard)})");
+        Assert.Equal([5, 6, 7, 8, 9, 10], heard);
+        Assert.Empty(gaps);
+        Assert.Equal(5, subscription.Replayed);
+        await EventuallyAsync(() => subscription.LastEventId == kept[..kept.LastIndexOf('-')] + "-11", "the position after the live one");
+    }
+
+    [Fact]
+    public async Task AGapIsToldBeforeAnyEventWhenTheServerNoLongerKeepsWhatCameAfterTheId()
+    {
+        await using IpyRpcServer server = NewServer(history: 3);
+        string kept = await KeptByAFirstClientAsync(server, 2);
+        Publish(server, 2, 10);
+
+        await using IpyRpcClient second = await IpyRpcClient.ConnectInProcessAsync(server);
+        var heard = new ConcurrentQueue<int>();
+        var gaps = new ConcurrentQueue<(EventGap Gap, int HeardBefore)>();
+        await using IpyRpcSubscription subscription = await second.SubscribeAsync(BothWaysEvents.Ticked, t => heard.Enqueue(t.Number), new SubscribeOptions { ResumeAfter = kept, Gap = (_, gap) => gaps.Enqueue((gap, heard.Count)) });
+        await EventuallyAsync(() => heard.Count == 3, "the three kept");
+        Assert.Equal([7, 8, 9], heard);
+        (EventGap told, int heardBefore) = Assert.Single(gaps);
+        Assert.Equal(("expired", 0), (told.Reason, heardBefore));
+        Assert.Equal(told, subscription.LastGap);
+    }
+
+    [Fact]
+    public async Task AnIdThisServerDidNotGiveStartsNowAndSaysSoAndOneThatIsNoIdIsRefused()
+    {
+        await using IpyRpcServer server = NewServer();
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server);
+        var heard = new ConcurrentQueue<int>();
+        Publish(server, 0, 3);
+        await using IpyRpcSubscription subscription = await client.SubscribeAsync(BothWaysEvents.Ticked, t => heard.Enqueue(t.Number), new SubscribeOptions { ResumeAfter = "0badc0de-1" });
+        Assert.Equal("unknown_id", subscription.LastGap?.Reason);
+        Publish(server, 3, 4);
+        await EventuallyAsync(() => heard.Count == 1, "the live one");
+        Assert.Equal([3], heard);
+
+        var refused = await Assert.ThrowsAsync<ArgumentException>(() => client.SubscribeAsync(BothWaysEvents.Ticked, _ => { }, new SubscribeOptions { ResumeAfter = "yesterday" }));
+        Assert.Contains("is not an event id", refused.Message);
+
+        await using IpyRpcServer plain = NewServer(history: 0);
+        await using IpyRpcClient plainClient = await IpyRpcClient.ConnectInProcessAsync(plain);
+        await using IpyRpcSubscription without = await plainClient.SubscribeAsync(BothWaysEvents.Ticked, _ => { }, new SubscribeOptions { ResumeAfter = "0badc0de-1" });
+        Assert.Equal("not_kept", without.LastGap?.Reason);
+        Assert.Null(without.LastEventId);
+    }
+}

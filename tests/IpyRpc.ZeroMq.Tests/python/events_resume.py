@@ -66,4 +66,17 @@ with warnings.catch_warnings(record=True):
     warnings.simplefilter("always")
     client._subscribe("restart.*", "0badc0de-7", renewing=True)
 print("foreign id:", client.events_missed[-1][1], flush=True)
+
+# Another client, started later, goes on from the id this one kept.
+kept = client.events_last_id
+step(5)                          # the test publishes 320..324
 client.close()
+later = IpyRpcClient(endpoint, secret=secret, timeout=30, output=lambda stream, text: None)
+with warnings.catch_warnings(record=True) as told:
+    warnings.simplefilter("always")
+    later.subscribe("restart.*", after=kept)
+deadline = time.monotonic() + 30
+while len(later.events) < 5 and time.monotonic() < deadline:
+    later.poll(0.05)
+print("later:", [payload for _, payload in later.events], len(told), flush=True)
+later.close()
