@@ -116,11 +116,7 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
         EventGap? missed = null;
         if (reply.Parts.Count > 1 && JobCodec.Decode(reply.Parts[1].Span, reply.Serialization) is Dictionary<string, object?> resumed)
         {
-            if (resumed.GetValueOrDefault("start") is string id && id.LastIndexOf('-') is int dash and > 0
-                && long.TryParse(id.AsSpan(dash + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long number))
-            {
-                start = (id[..dash], number);
-            }
+            if (IpyRpcSubscription.TryParseEventId(resumed.GetValueOrDefault("start") as string, out string epoch, out long number)) start = (epoch, number);
 
             if (resumed.GetValueOrDefault("missed") is Dictionary<string, object?> gap)
             {

@@ -132,17 +132,25 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
         }
     }
 
+    /// <summary>Splits an event id (<c>EPOCH-NUMBER</c>) into the epoch of the history that gave it and the number.</summary>
+    internal static bool TryParseEventId(string? id, out string epoch, out long number)
+    {
+        int dash = id?.LastIndexOf('-') ?? -1;
+        epoch = dash > 0 ? id![..dash] : "";
+        number = 0;
+        return dash > 0 && long.TryParse(id.AsSpan(dash + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out number);
+    }
+
     /// <summary>Asks, at its first subscribe, to resume after <paramref name="id"/> (an event id: <c>EPOCH-NUMBER</c>).</summary>
     /// <exception cref="ArgumentException">Not an event id.</exception>
     internal void ResumeAfter(string id)
     {
-        int dash = id.LastIndexOf('-');
-        if (dash < 1 || !long.TryParse(id.AsSpan(dash + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long number))
+        if (!TryParseEventId(id, out string epoch, out long number))
         {
             throw new ArgumentException($"'{id}' is not an event id (EPOCH-NUMBER, such as a subscription's LastEventId).", nameof(id));
         }
 
-        Epoch = id[..dash];
+        Epoch = epoch;
         Last = number;
         _resumeAsked = true;
         Position(Epoch, number);
