@@ -13,8 +13,8 @@ public static class BenchEvents
 /// <summary>
 /// Events: how many a second four in-process subscribers each hear, from a server that keeps no event history
 /// (<c>EventHistory = 0</c>), from one that keeps its latest events for subscriptions that resume after a reconnect (the
-/// default: every event numbered and its MessagePack kept as it is published), and from one served over HTTP too (the
-/// event stream's history keeps each event's JSON as well), measured in turns in the same run. At most 256 events wait
+/// default: every event numbered and its MessagePack kept as it is published), and from one served over HTTP too (whose
+/// event stream shares that history), measured in turns in the same run. At most 256 events wait
 /// for the slowest subscriber, so none is dropped and the rate is one the subscribers keep up with.
 /// </summary>
 internal static class EventsBench

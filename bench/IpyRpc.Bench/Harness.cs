@@ -418,7 +418,7 @@ internal static class Harness
             Make("64 MB double[] MB/s over zmq vs raw libzmq", "ipyrpc-zmq-tcp", "raw-libzmq", Mbps("payload-doubles", "ipyrpc-zmq-tcp", 64 * MB), Mbps("payload-doubles", "raw-libzmq", 64 * MB), ">= 0.7", false),
             Make("events a second to 4 in-process subscribers, with the event history (the default) vs without", "events-history", "events-no-history",
                 Get("events", "events-history", 4, r => r.CallsPerS), Get("events", "events-no-history", 4, r => r.CallsPerS), "", false), // no target: what keeping events for subscriptions that resume costs
-            Make("events a second to 4 in-process subscribers, served over HTTP too (JSON kept as well) vs without a history", "events-history-http", "events-no-history",
+            Make("events a second to 4 in-process subscribers, served over HTTP too vs without a history", "events-history-http", "events-no-history",
                 Get("events", "events-history-http", 4, r => r.CallsPerS), Get("events", "events-no-history", 4, r => r.CallsPerS), "", false),
             Make("in-memory queue µs per job at 16 in flight (a function that does nothing)", "queue-memory-alone", "1 µs", MicrosPerJob("queue-memory-alone"), 1, "<= 5", true),
             Make("SQLite queue call p50 vs raw SQLite transaction", "ipyrpc-inproc-sqlite", "raw-sqlite-transaction", QueueP50("ipyrpc-inproc-sqlite"), QueueP50("raw-sqlite-transaction"), "<= 3", true, QueueP99("ipyrpc-inproc-sqlite"), QueueP99("raw-sqlite-transaction")),

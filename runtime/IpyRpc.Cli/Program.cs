@@ -169,7 +169,8 @@ release.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 
 var patterns = new Argument<string[]>("patterns") { Description = "Event names or globs (chat.said, chat.*); default: every event the server publishes.", Arity = ArgumentArity.ZeroOrMore };
 var count = new Option<int?>("--count") { Description = "Stop after this many events." };
-var listen = new Command("listen", "Print the server's events as they come, one a line, until Ctrl+C (or --count of them, or --timeout seconds).") { url, patterns, count, json, timeout, secret };
+var after = new Option<string?>("--after") { Description = "Start after this event id (an \"id\" --json printed, or an event stream's id:): first the events published since that the server still keeps." };
+var listen = new Command("listen", "Print the server's events as they come, one a line, until Ctrl+C (or --count of them, or --timeout seconds).") { url, patterns, count, after, json, timeout, secret };
 listen.SetAction((r, ct) => Run(r, ct, async (client, console) =>
 {
     if (!TimeoutGiven(r, console, out TimeSpan? limit)) return ExitCodes.Usage;
@@ -198,12 +199,10 @@ listen.SetAction((r, ct) => Run(r, ct, async (client, console) =>
         foreach (string pattern in r.GetValue(patterns) is { Length: > 0 } given ? given : ["*"])
         {
             IpyRpcSubscription[] earlier = [.. subscriptions];
-            IpyRpcSubscription subscription = await client.SubscribeAsync(pattern, e =>
+            subscriptions.Add(await client.SubscribeAsync(pattern, e =>
             {
                 if (!earlier.Any(s => s.Events.Contains(e.Name))) heard.Writer.TryWrite(e);
-            }, ct);
-            subscription.Gap += (_, gap) => Console.Error.WriteLine($"{pattern}: {gap.Message}");
-            subscriptions.Add(subscription);
+            }, new SubscribeOptions { ResumeAfter = r.GetValue(after), Gap = (_, gap) => Console.Error.WriteLine($"{pattern}: {gap.Message}") }, ct));
         }
 
         string[] names = [.. subscriptions.SelectMany(s => s.Events).Distinct().Order(StringComparer.Ordinal)];
@@ -219,7 +218,7 @@ listen.SetAction((r, ct) => Run(r, ct, async (client, console) =>
                 ReceivedEvent e = await heard.Reader.ReadAsync(stop.Token);
                 seen++;
                 Console.WriteLine(r.GetValue(json)
-                    ? Arguments.ToJson(Arguments.Map(("event", e.Name), ("payload", e.Payload)), indented: false)
+                    ? Arguments.ToJson(e.Id is null ? Arguments.Map(("event", e.Name), ("payload", e.Payload)) : Arguments.Map(("event", e.Name), ("payload", e.Payload), ("id", e.Id)), indented: false)
                     : $"{e.Name} {Arguments.ToJson(e.Payload, indented: false)}");
             }
         }

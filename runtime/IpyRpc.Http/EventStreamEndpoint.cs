@@ -27,7 +27,7 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
         0 => null,
         var count => options.EventStreamHistoryBytes < 1
             ? throw new ArgumentOutOfRangeException(nameof(options), options.EventStreamHistoryBytes, "IpyRpcHttpOptions.EventStreamHistoryBytes is a size in bytes, 1 or more.")
-            : server.RetainEvents(count, options.EventStreamHistoryBytes, Serialization.Json),
+            : server.RetainEvents(count, options.EventStreamHistoryBytes),
     };
 
     /// <summary>Ends every stream, telling its client the server is stopping (the app is shutting down; requests that stream forever would hold it up).</summary>
@@ -99,7 +99,7 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
             List<KeptEvent> replay = [];
             if (_history is not null)
             {
-                replay = _history.After(from, Serialization.Json, out bool complete);
+                replay = _history.After(from, out bool complete);
                 replay.RemoveAll(e => !names.Contains(e.Name));
                 if (!complete && missed is null && !string.IsNullOrEmpty(resumeFrom))
                 {
@@ -239,7 +239,7 @@ internal sealed class EventStreamEndpoint(IpyRpcServer server, IpyRpcHttpOptions
                 lock (_held)
                 {
                     _last = from;
-                    foreach (KeptEvent e in replay) Append(text, e.Name, e.Number, e.Json!.Value.Span, 0);
+                    foreach (KeptEvent e in replay) Append(text, e.Name, e.Number, e.Payload(Serialization.Json).Span, 0);
                     foreach (IpyRpcMessage message in _held) Append(text, message);
                     _held.Clear();
                     _started = true;

@@ -44,9 +44,9 @@ public sealed record IpyRpcHttpOptions
     public int EventStreamHistory { get; init; } = 256;
 
     /// <summary>
-    /// The most bytes of payloads the events kept for <see cref="EventStreamHistory"/> take together (as JSON, and as
-    /// MessagePack too when the server keeps them for its clients' subscriptions as well): past it the oldest go first, so
-    /// a server whose events are large keeps fewer of them (one larger than this is not kept).
+    /// The most bytes of payloads the events kept for <see cref="EventStreamHistory"/> take together (as MessagePack; a
+    /// stream that resumes is replayed JSON made from it): past it the oldest go first, so a server whose events are large
+    /// keeps fewer of them (one larger than this is not kept).
     /// </summary>
     public long EventStreamHistoryBytes { get; init; } = 16 * 1024 * 1024;
 

@@ -95,6 +95,31 @@ public sealed class CliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ListenAfterAnIdPrintsWhatCameSinceWithEachEventsId()
+    {
+        await using var server = new IpyRpcServer();
+        server.Register(typeof(Chat.ChatEvents));
+        await using IpyRpcZeroMqServer zmq = IpyRpcZeroMqServer.Start(server, "tcp://127.0.0.1:*");
+        string epoch;
+        await using (IpyRpcClient probe = await IpyRpcClient.ConnectInProcessAsync(server))
+        await using (IpyRpcSubscription where = await probe.SubscribeAsync(Chat.ChatEvents.Said, _ => { }))
+        {
+            epoch = where.LastEventId![..where.LastEventId!.LastIndexOf('-')];
+        }
+
+        for (int n = 1; n <= 5; n++) server.Publish(Chat.ChatEvents.Said, new Chat.ChatLine("ann", $"line {n}", DateTimeOffset.UnixEpoch));
+        (int code, string text) = await Cli("listen", zmq.Endpoint, "chat.said", "--after", $"{epoch}-2", "--count", "3", "--json", "--timeout", "60");
+        Assert.True(code == 0, text);
+        JsonElement[] lines = [.. text.Split('\n').Where(l => l.StartsWith('{')).Select(l => JsonDocument.Parse(l).RootElement.Clone())];
+        Assert.Equal(["line 3", "line 4", "line 5"], lines.Select(l => l.GetProperty("payload").GetProperty("text").GetString()));
+        Assert.Equal([$"{epoch}-3", $"{epoch}-4", $"{epoch}-5"], lines.Select(l => l.GetProperty("id").GetString()));
+
+        (code, text) = await Cli("listen", zmq.Endpoint, "--after", "yesterday", "--timeout", "1");
+        Assert.Equal(2, code);
+        Assert.Contains("is not an event id", text);
+    }
+
+    [Fact]
     public async Task ListenPrintsEachEventOnceAsItComesAndLsListsTheEvents()
     {
         await using var server = new IpyRpcServer();

@@ -43,7 +43,7 @@ public sealed partial class IpyRpcClient
         ArgumentNullException.ThrowIfNull(handler);
         if (SchemaGuard.EventMismatch(this, ipyRpcEvent.Name, ipyRpcEvent.Schema) is { } mismatch) return Task.FromException<IpyRpcSubscription>(mismatch);
         IpyRpcFormatter<T> formatter = ipyRpcEvent.Formatter;
-        return _events.SubscribeAsync(ipyRpcEvent.Name, (m, token) => handler(Decode(m, formatter, m.Function!, EventPayload), token), options, cancellationToken);
+        return _events.SubscribeAsync(ipyRpcEvent.Name, (heard, token) => handler(Decode(heard.Message, formatter, heard.Message.Function!, EventPayload), token), options, cancellationToken);
     }
 
     /// <summary>Subscribes to every event whose name matches <paramref name="pattern"/> (a name or a glob such as <c>chat.*</c>); payloads arrive as plain data.</summary>
@@ -55,9 +55,9 @@ public sealed partial class IpyRpcClient
     public Task<IpyRpcSubscription> SubscribeAsync(string pattern, Action<ReceivedEvent> handler, SubscribeOptions? options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(handler);
-        return _events.SubscribeAsync(pattern, (m, _) =>
+        return _events.SubscribeAsync(pattern, (heard, _) =>
         {
-            handler(new ReceivedEvent(m.Function!, Decode(m, Formatters.Object, m.Function!, EventPayload)));
+            handler(Received(heard));
             return default;
         }, options, cancellationToken);
     }
@@ -67,20 +67,31 @@ public sealed partial class IpyRpcClient
     {
         if (SchemaGuard.EventMismatch(this, ipyRpcEvent.Name, ipyRpcEvent.Schema) is { } mismatch) throw mismatch;
         IpyRpcFormatter<T> formatter = ipyRpcEvent.Formatter;
-        await foreach (IpyRpcMessage m in _events.ReadAsync(ipyRpcEvent.Name, null, cancellationToken).ConfigureAwait(false))
+        await foreach (IpyRpcSubscription.Heard heard in _events.ReadAsync(ipyRpcEvent.Name, null, cancellationToken).ConfigureAwait(false))
         {
-            yield return Decode(m, formatter, m.Function!, EventPayload);
+            yield return Decode(heard.Message, formatter, heard.Message.Function!, EventPayload);
         }
     }
 
-    /// <summary>The events matching <paramref name="pattern"/> as an async stream of names and plain-data payloads.</summary>
-    public async IAsyncEnumerable<ReceivedEvent> EventsAsync(string pattern, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    /// <summary>The events matching <paramref name="pattern"/> as an async stream of names, plain-data payloads and ids.</summary>
+    public IAsyncEnumerable<ReceivedEvent> EventsAsync(string pattern, CancellationToken cancellationToken = default) => EventsAsync(pattern, null, cancellationToken);
+
+    /// <summary>
+    /// The events matching <paramref name="pattern"/> as an async stream, starting as <paramref name="options"/> say: after
+    /// an event heard before (<see cref="SubscribeOptions.ResumeAfter"/>, such as the last <see cref="ReceivedEvent.Id"/>
+    /// an earlier enumeration gave).
+    /// </summary>
+    /// <exception cref="ArgumentException"><see cref="SubscribeOptions.ResumeAfter"/> is not an event id.</exception>
+    public async IAsyncEnumerable<ReceivedEvent> EventsAsync(string pattern, SubscribeOptions? options, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        await foreach (IpyRpcMessage m in _events.ReadAsync(pattern, null, cancellationToken).ConfigureAwait(false))
+        await foreach (IpyRpcSubscription.Heard heard in _events.ReadAsync(pattern, options, cancellationToken).ConfigureAwait(false))
         {
-            yield return new ReceivedEvent(m.Function!, Decode(m, Formatters.Object, m.Function!, EventPayload));
+            yield return Received(heard);
         }
     }
+
+    private static ReceivedEvent Received(IpyRpcSubscription.Heard heard)
+        => new(heard.Message.Function!, Decode(heard.Message, Formatters.Object, heard.Message.Function!, EventPayload)) { Id = heard.Id };
 
     /// <summary>How many events the server dropped for this client because it fell behind (see <see cref="IpyRpcServerOptions.EventBufferSize"/>).</summary>
     public long EventsDroppedByServer => _events.DroppedByServer;
@@ -144,4 +155,11 @@ public sealed partial class IpyRpcClient
 /// <summary>An event as an untyped subscription receives it.</summary>
 /// <param name="Name">The event's name.</param>
 /// <param name="Payload">Its payload as plain data (numbers, strings, arrays, dictionaries).</param>
-public readonly record struct ReceivedEvent(string Name, object? Payload);
+public readonly record struct ReceivedEvent(string Name, object? Payload)
+{
+    /// <summary>
+    /// Its id (<c>EPOCH-NUMBER</c>) from a server that keeps a history of its events, or <see langword="null"/>: keep the
+    /// last one handled to go on from there later (<see cref="SubscribeOptions.ResumeAfter"/>).
+    /// </summary>
+    public string? Id { get; init; }
+}

@@ -6,7 +6,8 @@ namespace IpyRpc;
 /// <summary>
 /// The latest events a server published (up to a count and a size), numbered in the order published (from 1), kept so that a
 /// subscriber that reconnects (a client's subscription after a reconnect, the HTTP stream's <c>Last-Event-ID</c>) hears what it
-/// missed meanwhile. It keeps each payload in the serializations asked for (<see cref="AlsoKeep"/>). Each history has a random
+/// missed meanwhile. It keeps each payload as MessagePack, and makes another serialization from it through the event's own
+/// formatter when a subscriber asks for one (<see cref="KeptEvent.Payload"/>). Each history has a random
 /// <see cref="Epoch"/>: a number given by another server, or by this one before it restarted, is told apart from this
 /// one's. A publisher holds <see cref="Gate"/> while it numbers the event and queues it for every connection, so every
 /// connection gets events in number order; sending happens after the lock is released.
@@ -19,16 +20,13 @@ internal sealed class EventHistory
     private long _maxBytes;
     private long _bytes;
     private long _last;
-    private bool _json;
-    private bool _messagePack;
 
-    public EventHistory(int capacity, long maxBytes, Serialization serialization)
+    public EventHistory(int capacity, long maxBytes)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 1);
         _capacity = capacity;
         _maxBytes = maxBytes;
-        AlsoKeep(serialization);
     }
 
     /// <summary>This history's random name (8 hex digits), part of every event id it gives.</summary>
@@ -90,23 +88,6 @@ internal sealed class EventHistory
         _ => $"{bytes} bytes",
     };
 
-    /// <summary>Keeps the payloads of the events published from now on in <paramref name="serialization"/> too.</summary>
-    public void AlsoKeep(Serialization serialization)
-    {
-        lock (_gate)
-        {
-            if (serialization == Serialization.Json) _json = true;
-            else _messagePack = true;
-        }
-    }
-
-    /// <summary>Encodes <paramref name="e"/> in every serialization kept (before <see cref="Gate"/> is taken: encoding runs the payload's formatter).</summary>
-    public void Encode(OutgoingEvent e)
-    {
-        if (Volatile.Read(ref _json)) _ = e.Payload(Serialization.Json);
-        if (Volatile.Read(ref _messagePack)) _ = e.Payload(Serialization.MessagePack);
-    }
-
     /// <summary>Keeps at least <paramref name="capacity"/> events and <paramref name="maxBytes"/> bytes from now on.</summary>
     public void Grow(int capacity, long maxBytes)
     {
@@ -121,28 +102,23 @@ internal sealed class EventHistory
     public Lock Gate => _gate;
 
     /// <summary>
-    /// Numbers <paramref name="e"/> and keeps its payloads in the serializations kept (encoded by <see cref="Encode"/>; one
-    /// asked for since is not kept for this event), the oldest going past the count or the size. Hold <see cref="Gate"/>.
+    /// Numbers <paramref name="e"/> and keeps its payload as MessagePack (encode it before taking <see cref="Gate"/>: that
+    /// runs the payload's formatter), the oldest going past the count or the size. Hold <see cref="Gate"/>.
     /// </summary>
     public void Keep(OutgoingEvent e)
     {
         e.Number = ++_last;
-        // (Not `? payload : null`: a null array converts to an empty ReadOnlyMemory, which would be kept as a payload.)
-        ReadOnlyMemory<byte>? json = null, messagePack = null;
-        if (_json) json = e.Payload(Serialization.Json);
-        if (_messagePack) messagePack = e.Payload(Serialization.MessagePack);
-        var kept = new KeptEvent(e.Number, e.Name, json, messagePack);
+        var kept = new KeptEvent(e.Number, e.Name, e.Payload(Serialization.MessagePack), e.Transcode);
         _kept.Enqueue(kept);
-        _bytes += kept.Bytes;
-        while (_kept.Count > _capacity || _bytes > _maxBytes) _bytes -= _kept.Dequeue().Bytes;
+        _bytes += kept.MessagePack.Length;
+        while (_kept.Count > _capacity || _bytes > _maxBytes) _bytes -= _kept.Dequeue().MessagePack.Length;
     }
 
     /// <summary>
-    /// The events kept (with a payload in <paramref name="serialization"/>) whose numbers are greater than
-    /// <paramref name="after"/>, in order; <paramref name="complete"/> says whether they are all the events published
-    /// after it (false when the oldest kept came later, or some were kept without that serialization).
+    /// The events kept whose numbers are greater than <paramref name="after"/>, in order; <paramref name="complete"/> says
+    /// whether they are all the events published after it (false when the oldest kept came later).
     /// </summary>
-    public List<KeptEvent> After(long after, Serialization serialization, out bool complete)
+    public List<KeptEvent> After(long after, out bool complete)
     {
         lock (_gate)
         {
@@ -151,9 +127,7 @@ internal sealed class EventHistory
             var events = new List<KeptEvent>((int)Math.Clamp(_last - after, 0, _kept.Count));
             foreach (KeptEvent e in _kept)
             {
-                if (e.Number <= after) continue;
-                if (e.Payload(serialization) is null) complete = false;
-                else events.Add(e);
+                if (e.Number > after) events.Add(e);
             }
 
             return events;
@@ -161,12 +135,12 @@ internal sealed class EventHistory
     }
 }
 
-/// <summary>An event a history keeps: its number, its name and its payload in the serializations kept when it was published.</summary>
-internal sealed record KeptEvent(long Number, string Name, ReadOnlyMemory<byte>? Json, ReadOnlyMemory<byte>? MessagePack)
+/// <summary>
+/// An event a history keeps: its number, its name, its payload as MessagePack and the way to make it in another
+/// serialization (read with the event's formatter, written again with it: what publishing would have sent).
+/// </summary>
+internal sealed record KeptEvent(long Number, string Name, ReadOnlyMemory<byte> MessagePack, Func<ReadOnlyMemory<byte>, Serialization, ReadOnlyMemory<byte>> Transcode)
 {
-    /// <summary>The bytes its payloads take.</summary>
-    public long Bytes => (Json?.Length ?? 0) + (MessagePack?.Length ?? 0);
-
-    /// <summary>Its payload in <paramref name="serialization"/>, or <see langword="null"/> when it was not kept so.</summary>
-    public ReadOnlyMemory<byte>? Payload(Serialization serialization) => serialization == Serialization.Json ? Json : MessagePack;
+    /// <summary>Its payload in <paramref name="serialization"/>.</summary>
+    public ReadOnlyMemory<byte> Payload(Serialization serialization) => serialization == Serialization.MessagePack ? MessagePack : Transcode(MessagePack, serialization);
 }

@@ -47,7 +47,7 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
     }
 
     /// <summary>Subscribes to <paramref name="pattern"/>; with a handler, a pump runs it for each event, in order.</summary>
-    public async Task<IpyRpcSubscription> SubscribeAsync(string pattern, Func<IpyRpcMessage, CancellationToken, ValueTask>? handler, SubscribeOptions? options, CancellationToken cancellationToken)
+    public async Task<IpyRpcSubscription> SubscribeAsync(string pattern, Func<IpyRpcSubscription.Heard, CancellationToken, ValueTask>? handler, SubscribeOptions? options, CancellationToken cancellationToken)
     {
         Glob.Validate(pattern);
         client.EnsureEventsCarried();
@@ -148,7 +148,7 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
         return names;
     }
 
-    private static async Task PumpAsync(IpyRpcSubscription subscription, Func<IpyRpcMessage, CancellationToken, ValueTask> handler)
+    private static async Task PumpAsync(IpyRpcSubscription subscription, Func<IpyRpcSubscription.Heard, CancellationToken, ValueTask> handler)
     {
         await Task.Yield();
         while (await subscription.Reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
@@ -162,7 +162,7 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
     }
 
     /// <summary>Reads a subscription's events as an async stream, ending it when the enumeration stops.</summary>
-    public async IAsyncEnumerable<IpyRpcMessage> ReadAsync(string pattern, SubscribeOptions? options, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<IpyRpcSubscription.Heard> ReadAsync(string pattern, SubscribeOptions? options, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         IpyRpcSubscription subscription = await SubscribeAsync(pattern, null, options, cancellationToken).ConfigureAwait(false);
         try
@@ -182,7 +182,7 @@ internal sealed class EventHub(IpyRpcClient client) : IAsyncDisposable
 
                 if (next.Message is null) continue;
                 subscription.Handed(next);
-                yield return next.Message;
+                yield return next;
             }
         }
         finally

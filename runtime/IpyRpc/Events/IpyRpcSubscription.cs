@@ -115,7 +115,11 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
     }
 
     /// <summary>An event waiting to be handed over, with the epoch of the history that numbered it (for <see cref="LastEventId"/>).</summary>
-    internal readonly record struct Heard(IpyRpcMessage Message, string? Epoch);
+    internal readonly record struct Heard(IpyRpcMessage Message, string? Epoch)
+    {
+        /// <summary>Its id (<c>EPOCH-NUMBER</c>), or <see langword="null"/> when no history numbered it.</summary>
+        public string? Id => Epoch is not null && Message.Sequence is long number ? $"{Epoch}-{number}" : null;
+    }
 
     /// <summary>An event was handed over: <see cref="LastEventId"/> is its id from now on.</summary>
     internal void Handed(Heard heard)
@@ -293,12 +297,12 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
     internal void Failed(Exception e) => LastHandlerError = e;
 
     /// <summary>Runs the handler for one event, noting that this flow is inside it (a handler may dispose its own subscription).</summary>
-    internal async ValueTask HandleAsync(Func<IpyRpcMessage, CancellationToken, ValueTask> handler, Heard heard)
+    internal async ValueTask HandleAsync(Func<Heard, CancellationToken, ValueTask> handler, Heard heard)
     {
         InHandler.Value = this;
         try
         {
-            await handler(heard.Message, _stop.Token).ConfigureAwait(false);
+            await handler(heard, _stop.Token).ConfigureAwait(false);
             Handed(heard);
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)

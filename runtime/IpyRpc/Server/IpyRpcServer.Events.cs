@@ -21,12 +21,12 @@ public sealed partial class IpyRpcServer
     /// <returns>How many connections the event was queued for.</returns>
     /// <exception cref="ArgumentException">The event is not registered: register the type that declares it.</exception>
     public int Publish<T>(IpyRpcEvent<T> ipyRpcEvent, T payload)
-        => Publish(new OutgoingEvent(Registered(ipyRpcEvent.Name), s => Encode(payload, ipyRpcEvent.Formatter, s)));
+        => Publish(new OutgoingEvent(Registered(ipyRpcEvent.Name), s => Encode(payload, ipyRpcEvent.Formatter, s), Transcoder<T>.Of(ipyRpcEvent.Formatter)));
 
     /// <summary>Publishes an event by name with a plain-data payload (numbers, strings, arrays, dictionaries).</summary>
     /// <returns>How many connections the event was queued for.</returns>
     public int Publish(string name, object? payload)
-        => Publish(new OutgoingEvent(Registered(name), s => Encode(payload, Formatters.Object, s)));
+        => Publish(new OutgoingEvent(Registered(name), s => Encode(payload, Formatters.Object, s), Transcoder<object?>.Of(Formatters.Object)));
 
     // Queues the event for every subscriber first, then sends (on this thread, for transports that send at once). With a
     // history, the numbering and the queueing are one step under its lock, so every connection gets events in the order
@@ -37,7 +37,7 @@ public sealed partial class IpyRpcServer
         int queued;
         if (Volatile.Read(ref _history) is { } history)
         {
-            history.Encode(e); // before the lock, once: a payload changed after it was published is kept as it was
+            _ = e.Payload(Serialization.MessagePack); // encoded before the lock, once: a payload changed after it was published is kept as it was
             lock (history.Gate)
             {
                 history.Keep(e);
@@ -73,24 +73,22 @@ public sealed partial class IpyRpcServer
 
     /// <summary>
     /// Keeps the latest <paramref name="count"/> events published from now on, their payloads up to
-    /// <paramref name="maxBytes"/> together (or more, when something asked for more before), in
-    /// <paramref name="serialization"/> too, numbered, so that a subscriber that reconnects hears what it missed: the
-    /// server asks for <see cref="IpyRpcServerOptions.EventHistory"/> (MessagePack) for its clients' subscriptions, the
-    /// HTTP event stream for <c>IpyRpcHttpOptions.EventStreamHistory</c> (JSON). A server nothing asked keeps no history
-    /// and numbers nothing.
+    /// <paramref name="maxBytes"/> together (or more, when something asked for more before), numbered, so that a
+    /// subscriber that reconnects hears what it missed: the server asks for <see cref="IpyRpcServerOptions.EventHistory"/>
+    /// for its clients' subscriptions, the HTTP event stream for <c>IpyRpcHttpOptions.EventStreamHistory</c>. A server
+    /// nothing asked keeps no history and numbers nothing.
     /// </summary>
-    internal EventHistory RetainEvents(int count, long maxBytes, Serialization serialization)
+    internal EventHistory RetainEvents(int count, long maxBytes)
     {
         lock (_subscribers)
         {
             if (_history is { } history)
             {
                 history.Grow(count, maxBytes);
-                history.AlsoKeep(serialization);
                 return history;
             }
 
-            return _history = new EventHistory(count, maxBytes, serialization);
+            return _history = new EventHistory(count, maxBytes);
         }
     }
 
@@ -101,7 +99,7 @@ public sealed partial class IpyRpcServer
     {
         if (Options.EventHistory < 0) throw new ArgumentOutOfRangeException(nameof(IpyRpcServerOptions.EventHistory), Options.EventHistory, "IpyRpcServerOptions.EventHistory is a count of events: 0 keeps none.");
         if (Options.EventHistoryBytes < 1) throw new ArgumentOutOfRangeException(nameof(IpyRpcServerOptions.EventHistoryBytes), Options.EventHistoryBytes, "IpyRpcServerOptions.EventHistoryBytes is a size in bytes, 1 or more.");
-        if (Options.EventHistory > 0) SubscriptionHistory = RetainEvents(Options.EventHistory, Options.EventHistoryBytes, Serialization.MessagePack);
+        if (Options.EventHistory > 0) SubscriptionHistory = RetainEvents(Options.EventHistory, Options.EventHistoryBytes);
     }
 
     private EventHistory? _history;
@@ -113,7 +111,7 @@ public sealed partial class IpyRpcServer
 
     internal void Unsubscribed(ServerSession session) => _subscribers.TryRemove(session, out _);
 
-    private static ReadOnlyMemory<byte> Encode<T>(T value, IpyRpcFormatter<T> formatter, Serialization serialization)
+    internal static ReadOnlyMemory<byte> Encode<T>(T value, IpyRpcFormatter<T> formatter, Serialization serialization)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(SizeHint.Of(value));
         if (serialization == Serialization.Json)
@@ -131,8 +129,31 @@ public sealed partial class IpyRpcServer
     }
 }
 
+/// <summary>
+/// Makes a payload kept as MessagePack in another serialization, through the event's formatter (one per formatter, made
+/// once): what publishing would have sent in it.
+/// </summary>
+internal static class Transcoder<T>
+{
+    private static Made? s_last;
+
+    public static Func<ReadOnlyMemory<byte>, Serialization, ReadOnlyMemory<byte>> Of(IpyRpcFormatter<T> formatter)
+    {
+        if (Volatile.Read(ref s_last) is { } last && ReferenceEquals(last.Formatter, formatter)) return last.Transcode;
+        var made = new Made(formatter, (bytes, serialization) =>
+        {
+            var reader = new MessagePack.MessagePackReader(bytes.Span);
+            return IpyRpcServer.Encode(formatter.Read(ref reader), formatter, serialization);
+        });
+        Volatile.Write(ref s_last, made);
+        return made.Transcode;
+    }
+
+    private sealed record Made(IpyRpcFormatter<T> Formatter, Func<ReadOnlyMemory<byte>, Serialization, ReadOnlyMemory<byte>> Transcode);
+}
+
 /// <summary>An event being published: encoded once per serialization its subscribers (or the history) asked for.</summary>
-internal sealed class OutgoingEvent(string name, Func<Serialization, ReadOnlyMemory<byte>> encode)
+internal sealed class OutgoingEvent(string name, Func<Serialization, ReadOnlyMemory<byte>> encode, Func<ReadOnlyMemory<byte>, Serialization, ReadOnlyMemory<byte>> transcode)
 {
     private IpyRpcMessage? _messagePack;
     private IpyRpcMessage? _json;
@@ -140,6 +161,9 @@ internal sealed class OutgoingEvent(string name, Func<Serialization, ReadOnlyMem
     private StrongBox<ReadOnlyMemory<byte>>? _jsonPayload;
 
     public string Name => name;
+
+    /// <summary>Makes its payload, kept as MessagePack, in another serialization (for a history that keeps it).</summary>
+    public Func<ReadOnlyMemory<byte>, Serialization, ReadOnlyMemory<byte>> Transcode => transcode;
 
     /// <summary>Its number in the server's <see cref="EventHistory"/> (set before its messages are made), or 0.</summary>
     public long Number { get; set; }

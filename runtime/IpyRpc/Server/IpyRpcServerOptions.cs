@@ -135,9 +135,9 @@ public sealed record IpyRpcServerOptions
     public int EventHistory { get; init; } = 256;
 
     /// <summary>
-    /// The most bytes the payloads of the events kept for <see cref="EventHistory"/> take together (in each serialization
-    /// kept: MessagePack, and JSON too once a subscriber asked for JSON or the server is served over HTTP): past it the
-    /// oldest go first, so a server whose events are large keeps fewer of them (one larger than this is not kept).
+    /// The most bytes the payloads of the events kept for <see cref="EventHistory"/> take together (as MessagePack; a
+    /// subscriber that asked for JSON is replayed JSON made from it): past it the oldest go first, so a server whose events
+    /// are large keeps fewer of them (one larger than this is not kept).
     /// </summary>
     public long EventHistoryBytes { get; init; } = 16 * 1024 * 1024;
 

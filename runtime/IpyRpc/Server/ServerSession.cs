@@ -1115,7 +1115,6 @@ public sealed class ServerSession : IAsyncDisposable
         // to resume after an id first hears the events it matches published since (answering this request: they carry its
         // id), all before the answer. Registering and queueing the replay are one step under the history's lock, as
         // publishing is, so the replay comes before every later event and none falls between.
-        history.AlsoKeep(message.Serialization);
         (string? resume, Dictionary<string, object?>? missed) = ResumePoint(message, history);
         long? after = resume is null ? null : history.NumberOf(resume);
         long start;
@@ -1126,7 +1125,7 @@ public sealed class ServerSession : IAsyncDisposable
             start = history.Last;
             if (after is { } from)
             {
-                List<KeptEvent> replay = history.After(from, message.Serialization, out bool complete);
+                List<KeptEvent> replay = history.After(from, out bool complete);
                 foreach (KeptEvent e in replay)
                 {
                     if (!allowed.Contains(e.Name)) continue;
@@ -1136,7 +1135,7 @@ public sealed class ServerSession : IAsyncDisposable
                         Id = message.Id,
                         Function = e.Name,
                         Serialization = message.Serialization,
-                        Parts = [e.Payload(message.Serialization)!.Value],
+                        Parts = [e.Payload(message.Serialization)],
                         Sequence = e.Number,
                     });
                     if (p != EventOutbox.Posted.Nothing) posted = p;

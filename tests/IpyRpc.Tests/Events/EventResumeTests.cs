@@ -8,7 +8,7 @@ namespace IpyRpc.Tests;
 
 /// <summary>
 /// The server's side of subscriptions that resume (docs/PROTOCOL.md, "Events after a reconnect"), message by message: the
-/// numbers on events, the start in a subscribe's answer, the replay before the answer, the serializations kept.
+/// numbers on events, the start in a subscribe's answer, the replay before the answer, JSON made from what is kept.
 /// </summary>
 public sealed class EventResumeTests
 {
@@ -180,24 +180,31 @@ public sealed class EventResumeTests
     }
 
     [Fact]
-    public async Task AJsonSubscriberResumesFromTheFirstSubscribeInJsonOnEvenThoughTheServerKeptMessagePackBefore()
+    public async Task AJsonSubscriberIsReplayedTheSameJsonALiveOneHeard()
     {
+        // The history keeps MessagePack; a JSON subscriber's replay is made from it through the event's formatter, and must
+        // be what publishing sent in JSON to a subscriber that was there.
         await using IpyRpcServer server = NewServer();
         (Recorded binary, string start, string epoch) = await SubscribedAsync(server);
-        Publish(server, 0, 3); // kept in MessagePack alone: nobody asked for JSON yet
+        Recorded live = await Recorded.StartAsync(server);
+        await live.SubscribeAsync(3, "bw.ticked", serialization: Serialization.Json);
+        server.Publish(BothWaysEvents.Ticked, new Tick(0, "zero"));
+        server.Publish(BothWaysEvents.Ticked, new Tick(1, "ünïcödé \"quoted\"\nline"));
+        server.Publish(BothWaysEvents.Ticked, new Tick(2, ""));
 
         Recorded json = await Recorded.StartAsync(server);
-        await json.SubscribeAsync(3, "bw.ticked", start, Serialization.Json);
-        Assert.Empty(json.Events);
-        Assert.Equal("expired", ((Dictionary<string, object?>)json.Resumed(3)["missed"]!)["reason"]);
+        await json.SubscribeAsync(4, "bw.ticked", start, Serialization.Json);
+        Assert.Equal([0, 1, 2], json.Events.Select(Number));
+        Assert.All(json.Events, e => Assert.Equal(Serialization.Json, e.Serialization));
+        Assert.Equal(live.Events.Select(e => Convert.ToHexString(e.Body.Span)), json.Events.Select(e => Convert.ToHexString(e.Body.Span)));
+        Assert.False(json.Resumed(4).ContainsKey("missed"));
 
-        Publish(server, 3, 5); // kept in JSON too from now on
-        Recorded again = await Recorded.StartAsync(server);
-        await again.SubscribeAsync(4, "bw.ticked", $"{epoch}-3", Serialization.Json);
-        Assert.Equal([3, 4], again.Events.Select(Number));
-        Assert.All(again.Events, e => Assert.Equal(Serialization.Json, e.Serialization));
-        Assert.False(again.Resumed(4).ContainsKey("missed"));
-        foreach (Recorded r in new[] { binary, json, again }) await r.Session.DisposeAsync();
+        // Published by name with plain data, too.
+        server.Publish("bw.other", new Dictionary<string, object?> { ["a"] = new object?[] { 1L, 2.5, "x", null } });
+        Recorded other = await Recorded.StartAsync(server);
+        await other.SubscribeAsync(5, "bw.other", $"{epoch}-3", Serialization.Json);
+        Assert.Equal("{\"a\":[1,2.5,\"x\",null]}", System.Text.Encoding.UTF8.GetString(Assert.Single(other.Events).Body.Span));
+        foreach (Recorded r in new[] { binary, live, json, other }) await r.Session.DisposeAsync();
     }
 
     [Fact]
@@ -349,5 +356,29 @@ public sealed class ResumeAfterTests
         await using IpyRpcSubscription without = await plainClient.SubscribeAsync(BothWaysEvents.Ticked, _ => { }, new SubscribeOptions { ResumeAfter = "0badc0de-1" });
         Assert.Equal("not_kept", without.LastGap?.Reason);
         Assert.Null(without.LastEventId);
+    }
+
+    [Fact]
+    public async Task TheUntypedFormsGiveEachEventsIdAndTheEnumeratorGoesOnFromOne()
+    {
+        await using IpyRpcServer server = NewServer();
+        await using IpyRpcClient client = await IpyRpcClient.ConnectInProcessAsync(server);
+        var heard = new ConcurrentQueue<ReceivedEvent>();
+        await using IpyRpcSubscription subscription = await client.SubscribeAsync("bw.*", heard.Enqueue);
+        string epoch = subscription.LastEventId![..subscription.LastEventId!.LastIndexOf('-')];
+        Publish(server, 0, 3);
+        await EventuallyAsync(() => heard.Count == 3 && subscription.LastEventId == $"{epoch}-3", "three events handled");
+        Assert.Equal([$"{epoch}-1", $"{epoch}-2", $"{epoch}-3"], heard.Select(e => e.Id));
+        Publish(server, 3, 5);
+
+        // An enumeration that goes on after the second: the third (tick 2), then the two published since.
+        var again = new List<(int Number, string? Id)>();
+        await foreach (ReceivedEvent e in client.EventsAsync("bw.*", new SubscribeOptions { ResumeAfter = heard.ElementAt(1).Id }))
+        {
+            again.Add((Convert.ToInt32(((Dictionary<string, object?>)e.Payload!)["number"]), e.Id));
+            if (again.Count == 3) break;
+        }
+
+        Assert.Equal([(2, $"{epoch}-3"), (3, $"{epoch}-4"), (4, $"{epoch}-5")], again);
     }
 }
