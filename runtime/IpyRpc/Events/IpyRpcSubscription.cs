@@ -35,7 +35,7 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
     // for the answer of and the one whose replayed events it takes, the live events held meanwhile.
     private PendingRequest? _ask;
     private PendingRequest? _replays;
-    private List<IpyRpcMessage>? _held;
+    private Queue<IpyRpcMessage>? _held;
     private bool _confirmed;
     private bool _resumeAsked; // asked to resume after an id given when subscribing (SubscribeOptions.ResumeAfter)
 
@@ -190,14 +190,14 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
 
     internal void Hold(IpyRpcMessage message)
     {
-        _held ??= [];
+        _held ??= new();
         if (_held.Count >= _capacity) // bounded as the buffer is: the oldest go
         {
-            _held.RemoveAt(0);
+            _held.Dequeue();
             Interlocked.Increment(ref _dropped);
         }
 
-        _held.Add(message);
+        _held.Enqueue(message);
     }
 
     /// <summary>
@@ -276,9 +276,10 @@ public sealed class IpyRpcSubscription : IAsyncDisposable
     {
         if (_ask is not null) return; // asked again meanwhile (another reconnect): that answer releases them
         Awaiting = false;
-        List<IpyRpcMessage>? held = _held;
+        Queue<IpyRpcMessage>? held = _held;
         _held = null;
-        foreach (IpyRpcMessage m in held ?? []) Take(m);
+        if (held is null) return;
+        foreach (IpyRpcMessage m in held) Take(m);
     }
 
     /// <summary>Raises <see cref="Gap"/> (outside the hub's lock); a handler's exception is kept, as an event handler's is.</summary>
